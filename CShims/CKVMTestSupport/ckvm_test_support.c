@@ -1,0 +1,1 @@
+#include "ckvm_test_support.h"

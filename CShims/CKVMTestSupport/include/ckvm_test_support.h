@@ -1,0 +1,3 @@
+#ifndef CKVM_TEST_SUPPORT_H
+#define CKVM_TEST_SUPPORT_H
+#endif

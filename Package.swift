@@ -1,0 +1,37 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "VMMKit",
+    products: [
+        .library(name: "VMMKit", targets: ["VMMKit"]),
+        .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // The raw KVM ABI: constants, layouts, ioctl wrappers. No logic.
+        .target(name: "CKVM", path: "CShims/CKVM"),
+        // A plain C run loop used as the baseline the Swift loop is measured against.
+        .target(name: "CKVMTestSupport", dependencies: ["CKVM"], path: "CShims/CKVMTestSupport"),
+        // Guest payloads: position-independent assembly assembled into .rodata.
+        .target(name: "GuestPayloads", path: "Examples/Guests"),
+        .target(
+            name: "VMMKit",
+            dependencies: [
+                "CKVM",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "EmbeddedVMM",
+            dependencies: ["VMMKit", "GuestPayloads"],
+            path: "Examples/EmbeddedVMM"
+        ),
+        .testTarget(
+            name: "VMMKitTests",
+            dependencies: ["VMMKit", "GuestPayloads", "CKVM", "CKVMTestSupport"]
+        ),
+    ]
+)

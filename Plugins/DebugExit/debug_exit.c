@@ -1,0 +1,171 @@
+/*
+ * debug-exit: a guest writes a code to one port (default 0xf4) or MMIO address and the
+ * VM stops with that code as its result. Reads return 0.
+ *
+ * This is also the template for third-party plugins: it uses nothing but
+ * vmm_plugin.h and the C library. Build it with
+ *   cc -std=c11 -Wall -Wextra -Werror -shared -fPIC \
+ *      -I CShims/CVMMPlugin/include Plugins/DebugExit/debug_exit.c -o libdebug_exit.so
+ * Config (comma-separated key=value): "port=0xf4" (default) or "mmio=0xfee00000".
+ */
+#include "vmm_plugin.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Per-instance state. The same library may be initialised several times (one per VM),
+ * so nothing lives in globals except the error buffer below. */
+typedef struct debug_exit {
+    const vmm_host_t *host; /* valid until destroy() */
+    uint64_t addr;          /* port or guest-physical address */
+    int is_mmio;
+} debug_exit_t;
+
+/* init()'s error message. The host serialises all init/destroy calls process-wide and
+ * copies the message right after init returns, so one static buffer is enough. */
+static char error_buf[200];
+
+/* Formats "debug-exit: <what> '<key>'<hint>" into error_buf and returns it. */
+static const char *key_error(const char *what, const char *key, const char *hint)
+{
+    snprintf(error_buf, sizeof error_buf, "debug-exit: %s '%s'%s", what, key, hint);
+    return error_buf;
+}
+
+/* [vcpu-thread] Called for every exit at our address. It may run on several vCPU
+ * threads at once; it reads only immutable state, so it needs no lock. */
+static vmm_verdict_t handle(void *user, vmm_exit_t *ex)
+{
+    debug_exit_t *dev = (debug_exit_t *)user;
+    int pio = ex->exit_class == VMM_EXIT_PIO; /* else VMM_EXIT_MMIO */
+    uint8_t *data = pio ? ex->pio.data : ex->mmio.data;
+    size_t len = pio ? ex->pio.size : ex->mmio.len; /* bytes of one access */
+    uint64_t value = 0;
+
+    if (!(pio ? ex->pio.is_write : ex->mmio.is_write)) {
+        /* A read returns 0 (for a `rep ins`, every element). */
+        memset(data, 0, pio ? len * ex->pio.count : len);
+        return VMM_HANDLED;
+    }
+    /* A write: data is little-endian; `rep outs` arrives one element per exit.
+     * The exit code is the low 32 bits of the value. */
+    for (size_t i = len; i > 0; i--)
+        value = (value << 8) | data[i - 1];
+
+    dev->host->request_stop(dev->host->host_data, -1, (int32_t)(uint32_t)value,
+                            "debug-exit");
+    return VMM_HANDLED;
+}
+
+/* Parses "key=value,key=value" in place. Returns NULL, or an error naming the key. */
+static const char *parse_config(debug_exit_t *dev, char *config)
+{
+    int have_port = 0, have_mmio = 0;
+
+    while (*config != '\0') {
+        char *item = config, *eq, *end;
+        size_t n = strcspn(config, ",");
+        unsigned long long v;
+
+        config += n + (config[n] == ',');
+        item[n] = '\0';
+        if (n == 0)
+            continue; /* tolerate empty items: "port=0xf4," */
+        if ((eq = strchr(item, '=')) == NULL)
+            return key_error("expected key=value, got", item, "");
+        *eq = '\0';
+        errno = 0;
+        v = strtoull(eq + 1, &end, 0); /* 0x.., 0.. (octal) or decimal */
+        if (strcmp(item, "port") != 0 && strcmp(item, "mmio") != 0)
+            return key_error("unknown key", item, " (known keys: port, mmio)");
+        if (eq[1] == '\0' || eq[1] == '-' || *end != '\0' || errno != 0 ||
+            (item[0] == 'p' && v > 0xffff))
+            return key_error("bad value for key", item,
+                             item[0] == 'p' ? " (a port, 0..0xffff)" : " (an address)");
+        dev->addr = v;
+        dev->is_mmio = item[0] == 'm';
+        have_port |= !dev->is_mmio;
+        have_mmio |= dev->is_mmio;
+    }
+    if (have_port && have_mmio)
+        return key_error("key", "mmio", " cannot be combined with 'port'");
+    return NULL;
+}
+
+/* [load-thread] Creates an instance: parse the config, register the handler. */
+static void *debug_exit_init(const vmm_host_t *host, const char *config,
+                             const char **error_out)
+{
+    debug_exit_t *dev;
+    vmm_handler_desc_t desc;
+    const char *err = NULL;
+    char line[96], cfg[256];
+
+    /* The host honours our ABI minor, so every 1.0 field is there; a plugin that uses
+     * fields added in a later minor checks them like this (ABI rule 3). */
+    if (!VMM_HAS_FIELD(host, vmm_host_t, request_stop)) {
+        *error_out = "debug-exit: host table too small";
+        return NULL;
+    }
+    dev = (debug_exit_t *)calloc(1, sizeof *dev);
+    if (dev == NULL) {
+        *error_out = "debug-exit: out of memory";
+        return NULL;
+    }
+    dev->host = host;
+    dev->addr = 0xf4;
+    if (strlen(config) >= sizeof cfg)
+        err = "debug-exit: config string too long";
+    else
+        err = parse_config(dev, strcpy(cfg, config)); /* parse a private copy */
+    if (err != NULL) {
+        free(dev);
+        *error_out = err;
+        return NULL;
+    }
+
+    memset(&desc, 0, sizeof desc); /* producer zero-fills (ABI rule 2) */
+    desc.struct_size = sizeof desc;
+    desc.exit_class = dev->is_mmio ? VMM_EXIT_MMIO : VMM_EXIT_PIO;
+    desc.base = dev->addr;
+    desc.length = 1; /* one register; any access width starting here matches */
+    desc.priority = 0;
+    desc.flags = VMM_HANDLER_EXCLUSIVE; /* we own this address */
+    desc.handle = handle;
+    desc.user = dev;
+    desc.name = "debug-exit";
+    if (host->register_handler(host->host_data, &desc, &err) != 0) {
+        free(dev); /* the host discards registrations of a failed init */
+        snprintf(error_buf, sizeof error_buf, "debug-exit: %s",
+                 err ? err : "cannot register the handler");
+        *error_out = error_buf;
+        return NULL;
+    }
+
+    snprintf(line, sizeof line, "debug-exit on %s 0x%llx", dev->is_mmio ? "mmio" : "port",
+             (unsigned long long)dev->addr);
+    host->log(host->host_data, VMM_LOG_DEBUG, line);
+    return dev;
+}
+
+/* [load-thread] No handler runs during or after this call. */
+static void debug_exit_destroy(void *instance)
+{
+    free(instance);
+}
+
+/* The one exported symbol (the header's declaration exports it); the host reads it
+ * with dlsym("vmm_plugin_entry") before calling any code. */
+const vmm_plugin_entry_t vmm_plugin_entry = {
+    sizeof(vmm_plugin_entry_t),
+    VMM_PLUGIN_ABI_MAJOR,
+    VMM_PLUGIN_ABI_MINOR,
+    "org.vmmkit.debug-exit",
+    "1.0.0",
+    "Guest writes a code to a port or MMIO address; the VM stops with that code",
+    debug_exit_init,
+    debug_exit_destroy,
+    NULL, /* get_extension: this plugin offers none */
+};

@@ -1,0 +1,64 @@
+/// Address ranges (ports or guest-physical addresses) mapped to prioritized handlers.
+///
+/// Registration is rare and rebuilds a flat table of disjoint segments, each listing the
+/// handlers covering it in priority order; lookup is a binary search over segments, so
+/// dispatch is O(log n) and allocates nothing.
+struct AddressRangeTable<Handler> {
+    struct Entry {
+        let start: UInt64
+        let end: UInt64 // exclusive
+        let priority: Int32
+        let exclusive: Bool
+        let owner: String
+        let handler: Handler
+        let order: Int
+    }
+
+    struct Segment {
+        let start: UInt64
+        let end: UInt64
+        let handlers: [Handler]
+    }
+
+    private(set) var entries: [Entry] = []
+    private(set) var segments: [Segment] = []
+
+    /// Adds a range; refuses an exclusive overlap, naming both owners.
+    mutating func insert(start: UInt64, length: UInt64, priority: Int32, exclusive: Bool, owner: String,
+                         unit: String, handler: Handler) throws(VMMError) {
+        guard length > 0, start <= UInt64.max - (length - 1) else {
+            throw .invalidArgument("\(owner): \(unit) range at \(hex(start)) has length \(length)")
+        }
+        let end = start &+ length
+        if let clash = entries.first(where: { $0.start < end && start < $0.end && ($0.exclusive || exclusive) }) {
+            throw .invalidArgument(
+                "\(owner): \(unit) range [\(hex(start))..<\(hex(end))] overlaps [\(hex(clash.start))..<\(hex(clash.end))] owned by \(clash.owner)"
+                    + " (an exclusive range cannot be shared)")
+        }
+        entries.append(Entry(start: start, end: end, priority: priority, exclusive: exclusive, owner: owner,
+                             handler: handler, order: entries.count))
+        rebuild()
+    }
+
+    private mutating func rebuild() {
+        let bounds = Set(entries.flatMap { [$0.start, $0.end] }).sorted()
+        var result: [Segment] = []
+        for (lo, hi) in zip(bounds, bounds.dropFirst()) {
+            let covering = entries.filter { $0.start <= lo && hi <= $0.end }
+                .sorted { ($0.priority, -$0.order) > ($1.priority, -$1.order) }
+            if !covering.isEmpty { result.append(Segment(start: lo, end: hi, handlers: covering.map(\.handler))) }
+        }
+        segments = result
+    }
+
+    @inline(__always)
+    func lookup(_ address: UInt64) -> [Handler]? {
+        var lo = 0, hi = segments.count
+        while lo < hi {
+            let mid = (lo &+ hi) >> 1
+            if segments[mid].end <= address { lo = mid &+ 1 } else { hi = mid }
+        }
+        guard lo < segments.count, segments[lo].start <= address else { return nil }
+        return segments[lo].handlers
+    }
+}

@@ -1,0 +1,142 @@
+import Synchronization
+
+/// Routes each decoded exit to the handlers registered for it, in priority order, and
+/// applies the documented default when nobody claims it.
+///
+/// PIO and MMIO handlers are registered by address range, all other exits by kind.
+/// Register everything before the vCPUs start: the tables are then frozen and read
+/// without locks on every exit (registration afterwards throws).
+///
+/// Defaults for unclaimed exits: HLT stops the vCPU as `.halted`, a triple fault as
+/// `.shutdown`, internal errors and failed entries with their details; every other
+/// exit (I/O, MMIO, MSR, debug, hypercall, memory fault, unknown) stops the vCPU with
+/// `.unhandled`, naming the exit, RIP and the address.
+public final class ExitDispatcher: @unchecked Sendable {
+    public typealias PIOHandler = (PIOAccess, VCPU) -> ExitVerdict
+    public typealias MMIOHandler = (inout MMIOAccess, VCPU) -> ExitVerdict
+    public typealias Handler = (inout VMExit, VCPU) -> ExitVerdict
+
+    private var pio = AddressRangeTable<PIOHandler>()
+    private var mmio = AddressRangeTable<MMIOHandler>()
+    private var byKind: [[(priority: Int32, handler: Handler)]] = Array(repeating: [], count: VMExitKind.allCases.count)
+    private let frozen = Atomic<Bool>(false)
+
+    public init() {}
+
+    /// Registers a port range [port, port+count).
+    public func registerPIO(port: UInt16, count: UInt16 = 1, priority: Int32 = 0, exclusive: Bool = true,
+                            owner: String, _ handler: @escaping PIOHandler) throws(VMMError) {
+        try checkMutable(owner)
+        guard UInt32(port) + UInt32(count) <= 0x10000 else {
+            throw .invalidArgument("\(owner): port range \(hex(port))+\(count) runs past port 0xffff")
+        }
+        try pio.insert(start: UInt64(port), length: UInt64(count), priority: priority, exclusive: exclusive,
+                       owner: owner, unit: "port", handler: handler)
+    }
+
+    /// Registers a guest-physical MMIO range [address, address+length).
+    public func registerMMIO(address: UInt64, length: UInt64, priority: Int32 = 0, exclusive: Bool = true,
+                             owner: String, _ handler: @escaping MMIOHandler) throws(VMMError) {
+        try checkMutable(owner)
+        try mmio.insert(start: address, length: length, priority: priority, exclusive: exclusive,
+                        owner: owner, unit: "MMIO", handler: handler)
+    }
+
+    /// Registers a handler for every exit of one kind (for I/O and MMIO: after the range
+    /// handlers, before the default).
+    public func register(_ kind: VMExitKind, priority: Int32 = 0, owner: String, _ handler: @escaping Handler) throws(VMMError) {
+        try checkMutable(owner)
+        let index = VMExitKind.allCases.firstIndex(of: kind)!
+        byKind[index].append((priority, handler))
+        byKind[index].sort { $0.priority > $1.priority }
+    }
+
+    private func checkMutable(_ owner: String) throws(VMMError) {
+        if frozen.load(ordering: .acquiring) {
+            throw .invalidArgument("\(owner): handlers must be registered before the vCPUs start")
+        }
+    }
+
+    func freeze() { frozen.store(true, ordering: .releasing) }
+
+    /// Dispatches one exit. Never returns `.notMine`: the default applies instead.
+    public func dispatch(_ exit: inout VMExit, on vcpu: VCPU) -> ExitVerdict {
+        switch exit {
+        case let .io(access):
+            if let handlers = pio.lookup(UInt64(access.port)) {
+                for handler in handlers {
+                    let verdict = handler(access, vcpu)
+                    if case .notMine = verdict { continue }
+                    return verdict
+                }
+            }
+        case var .mmio(access):
+            if let handlers = mmio.lookup(access.address) {
+                for handler in handlers {
+                    let verdict = handler(&access, vcpu)
+                    if case .notMine = verdict { continue }
+                    exit = .mmio(access)
+                    return verdict
+                }
+            }
+        default:
+            break
+        }
+        for entry in byKind[exit.kindIndex] {
+            let verdict = entry.handler(&exit, vcpu)
+            if case .notMine = verdict { continue }
+            return verdict
+        }
+        return Self.defaultVerdict(exit, vcpu: vcpu)
+    }
+
+    static func defaultVerdict(_ exit: VMExit, vcpu: VCPU) -> ExitVerdict {
+        let rip = (try? vcpu.registers().rip) ?? 0
+        let at = "vCPU \(vcpu.id) at RIP \(hex(rip))"
+        switch exit {
+        case .hlt: return .stop(.halted)
+        case .shutdown: return .stop(.shutdown)
+        case .interrupted, .irqWindowOpen: return .handled
+        case let .internalError(error): return .stop(.internalError(error, rip: rip))
+        case let .failEntry(reason, _): return .stop(.failEntry(hardwareReason: reason))
+        case let .io(a):
+            let what = a.isWrite ? "write of \(hex(a.value))" : "read"
+            return .stop(.unhandled("unhandled PIO \(what) (\(a.size) byte\(a.size == 1 ? "" : "s") x\(a.count)) at port \(hex(a.port)), \(at)"))
+        case let .mmio(a):
+            let what = a.isWrite ? "write of \(hex(a.data))" : "read"
+            return .stop(.unhandled("unhandled MMIO \(what) (\(a.length) bytes) at guest-physical \(hex(a.address)), \(at)"))
+        case let .rdmsr(m): return .stop(.unhandled("unhandled RDMSR of MSR \(hex(m.index)), \(at)"))
+        case let .wrmsr(m): return .stop(.unhandled("unhandled WRMSR of \(hex(m.data)) to MSR \(hex(m.index)), \(at)"))
+        case let .debug(d): return .stop(.unhandled("unhandled debug exit (exception \(d.exception), pc \(hex(d.pc))), \(at)"))
+        case let .hypercall(h): return .stop(.unhandled("unhandled hypercall \(h.number), \(at)"))
+        case let .systemEvent(type, _): return .stop(.unhandled("unhandled system event \(type), \(at)"))
+        case let .memoryFault(f):
+            let place = f.annotated ? "at guest-physical \(hex(f.gpa)) (\(f.size) bytes)" : "with no address (not annotated)"
+            return .stop(.memoryFault("unresolved memory fault \(place), errno \(f.errno), \(at)"))
+        case let .unknown(reason): return .stop(.unhandled("unknown exit reason \(reason), \(at)"))
+        }
+    }
+}
+
+extension VMExit {
+    @inline(__always)
+    var kindIndex: Int {
+        switch self {
+        case .io: 0
+        case .mmio: 1
+        case .hlt: 2
+        case .shutdown: 3
+        case .debug: 4
+        case .hypercall: 5
+        case .rdmsr: 6
+        case .wrmsr: 7
+        case .internalError: 8
+        case .failEntry: 9
+        case .systemEvent: 10
+        case .memoryFault: 11
+        case .irqWindowOpen: 12
+        case .interrupted: 13
+        case .unknown: 14
+        }
+    }
+}

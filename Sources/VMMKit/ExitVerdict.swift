@@ -1,0 +1,11 @@
+/// A handler's answer to one exit.
+public enum ExitVerdict: Sendable {
+    /// Done: the core completes the exit (copies IN/read data back) and re-enters the guest.
+    case handled
+    /// Not this handler's business: the dispatcher tries the next one, then the default.
+    case notMine
+    /// Stop this vCPU with the given reason (e.g. `.guestExit(code:)`).
+    case stop(StopReason)
+    /// The handler failed: the vCPU stops with this message.
+    case fail(String)
+}

@@ -1,0 +1,41 @@
+/// Why a vCPU thread stopped running its guest.
+public enum StopReason: Sendable, Equatable, CustomStringConvertible {
+    /// HLT with no in-kernel irqchip and no handler claiming it.
+    case halted
+    /// A triple fault (`KVM_EXIT_SHUTDOWN`).
+    case shutdown
+    /// `stop()` from another thread.
+    case requested
+    /// A device (debug-exit, a test port) ended the guest with a status code.
+    case guestExit(code: Int32)
+    /// A handler returned `.fail`; the message says why, prefixed by the handler's owner.
+    case handlerFailed(String)
+    /// An exit nobody claimed; the diagnostic names the exit, RIP and address.
+    case unhandled(String)
+    /// KVM could not go on with this vCPU.
+    case internalError(InternalError, rip: UInt64)
+    /// `KVM_EXIT_FAIL_ENTRY`.
+    case failEntry(hardwareReason: UInt64)
+    /// The same memory fault over and over: the diagnosis says where.
+    case stuck(String)
+    /// A memory fault nobody resolved.
+    case memoryFault(String)
+    /// KVM_RUN or another ioctl failed.
+    case error(VMMError)
+
+    public var description: String {
+        switch self {
+        case .halted: "halted"
+        case .shutdown: "shutdown (triple fault)"
+        case .requested: "stopped on request"
+        case let .guestExit(code): "guest exit with code \(code)"
+        case let .handlerFailed(message): "handler failed: \(message)"
+        case let .unhandled(message): message
+        case let .internalError(error, rip): "\(error) at RIP \(hex(rip))"
+        case let .failEntry(reason): "VM entry failed (hardware reason \(hex(reason)))"
+        case let .stuck(message): "stuck: \(message)"
+        case let .memoryFault(message): message
+        case let .error(error): error.description
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import CKVM
+import Glibc
+import SystemPackage
+
+extension VCPU {
+    /// One `KVM_RUN`: enters the guest and returns why it left, decoded into a value.
+    ///
+    /// Return values are never confused with errors: -1 with EFAULT/EHWPOISON is the
+    /// memory-fault path (and only then is the exit union read as memory_fault),
+    /// EINTR/EAGAIN is `.interrupted`, any other errno throws and `exit_reason` is not read.
+    /// Complete the previous exit with `complete(_:)` before calling this again.
+    public func run() throws(VMMError) -> VMExit {
+        let rc = ckvm_ioctl_value(fdStorage.load(ordering: .relaxed), CKVM_RUN, 0)
+        if rc == 0 { return decodeExit() }
+        let err = Errno.current
+        switch err {
+        case .interrupted, .resourceTemporarilyUnavailable:
+            return .interrupted
+        case .badAddress, Errno(rawValue: EHWPOISON):
+            return .memoryFault(decodeMemoryFault(errno: err.rawValue))
+        default:
+            throw .ioctlFailed(name: "KVM_RUN", errno: err)
+        }
+    }
+
+    func decodeMemoryFault(errno: Int32) -> MemoryFault {
+        guard runPage.pointee.exit_reason == UInt32(KVM_EXIT_MEMORY_FAULT) else {
+            return MemoryFault(errno: errno, annotated: false, gpa: 0, size: 0, flags: 0)
+        }
+        let mf = ckvm_run_memory_fault(runPage)!.pointee
+        return MemoryFault(errno: errno, annotated: true, gpa: mf.gpa, size: mf.size, flags: mf.flags)
+    }
+
+    /// Copies the exit out of `kvm_run`. Hot path: no allocation for I/O and MMIO.
+    func decodeExit() -> VMExit {
+        let reason = runPage.pointee.exit_reason
+        switch Int32(bitPattern: reason) {
+        case KVM_EXIT_IO:
+            let io = runPage.pointee.io
+            let bytes = Int(io.size) * Int(io.count)
+            let offset = Int(io.data_offset)
+            guard [1, 2, 4].contains(io.size), bytes > 0, offset >= 0, offset + bytes <= runSize else {
+                return .unknown(reason: reason)
+            }
+            let isWrite = io.direction == UInt8(KVM_EXIT_IO_OUT)
+            if isWrite { memcpy(scratch, UnsafeRawPointer(runPage) + offset, bytes) }
+            return .io(PIOAccess(port: io.port, size: Int(io.size), count: Int(io.count), isWrite: isWrite,
+                                 data: UnsafeMutableRawBufferPointer(start: scratch, count: bytes)))
+        case KVM_EXIT_MMIO:
+            let mmio = runPage.pointee.mmio
+            let length = Int(mmio.len)
+            var value: UInt64 = 0
+            if mmio.is_write != 0 {
+                withUnsafeBytes(of: mmio.data) { src in
+                    withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[0..<min(length, 8)])) }
+                }
+            }
+            return .mmio(MMIOAccess(address: mmio.phys_addr, length: length, isWrite: mmio.is_write != 0,
+                                    data: UInt64(littleEndian: value)))
+        case KVM_EXIT_HLT:
+            return .hlt
+        case KVM_EXIT_SHUTDOWN:
+            return .shutdown
+        case KVM_EXIT_DEBUG:
+            let a = runPage.pointee.debug.arch
+            return .debug(DebugExit(exception: a.exception, pc: a.pc, dr6: a.dr6, dr7: a.dr7))
+        case KVM_EXIT_HYPERCALL:
+            let h = runPage.pointee.hypercall
+            return .hypercall(Hypercall(number: h.nr, args: h.args))
+        case KVM_EXIT_X86_RDMSR, KVM_EXIT_X86_WRMSR:
+            let m = runPage.pointee.msr
+            let access = MSRAccess(index: m.index, reason: m.reason, data: m.data)
+            return Int32(reason) == KVM_EXIT_X86_RDMSR ? .rdmsr(access) : .wrmsr(access)
+        case KVM_EXIT_INTERNAL_ERROR:
+            return .internalError(decodeInternalError())
+        case KVM_EXIT_FAIL_ENTRY:
+            let f = runPage.pointee.fail_entry
+            return .failEntry(hardwareReason: f.hardware_entry_failure_reason, cpu: f.cpu)
+        case KVM_EXIT_SYSTEM_EVENT:
+            let e = runPage.pointee.system_event
+            let n = min(Int(e.ndata), 16)
+            let data = withUnsafeBytes(of: e.data) { Array($0.bindMemory(to: UInt64.self).prefix(n)) }
+            return .systemEvent(type: e.type, data: data)
+        case KVM_EXIT_IRQ_WINDOW_OPEN:
+            return .irqWindowOpen
+        case KVM_EXIT_INTR:
+            return .interrupted
+        default:
+            return .unknown(reason: reason)
+        }
+    }
+
+    private func decodeInternalError() -> InternalError {
+        let internalData = runPage.pointee.internal
+        let n = min(Int(internalData.ndata), 16)
+        let data = withUnsafeBytes(of: internalData.data) { Array($0.bindMemory(to: UInt64.self).prefix(n)) }
+        var bytes: [UInt8] = []
+        let failure = runPage.pointee.emulation_failure
+        if internalData.suberror == UInt32(KVM_INTERNAL_ERROR_EMULATION), failure.ndata >= 2,
+           failure.flags & UInt64(KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) != 0 {
+            let size = min(Int(failure.insn_size), 15)
+            bytes = withUnsafeBytes(of: failure.insn_bytes) { Array($0.prefix(size)) }
+        }
+        return InternalError(suberror: internalData.suberror, data: data, instructionBytes: bytes)
+    }
+
+    /// Writes a handler's answer back into `kvm_run` so the next `KVM_RUN` hands it to
+    /// the guest: IN data, MMIO-read data, RDMSR value or #GP, hypercall return.
+    public func complete(_ exit: VMExit) {
+        switch exit {
+        case let .io(access) where !access.isWrite:
+            let offset = Int(runPage.pointee.io.data_offset)
+            memcpy(UnsafeMutableRawPointer(runPage) + offset, access.data.baseAddress!, access.data.count)
+        case let .mmio(access) where !access.isWrite:
+            withUnsafeMutableBytes(of: &runPage.pointee.mmio.data) { dst in
+                withUnsafeBytes(of: access.data.littleEndian) { src in
+                    dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[0..<min(access.length, 8)]))
+                }
+            }
+        case let .rdmsr(access):
+            runPage.pointee.msr.data = access.data
+            runPage.pointee.msr.error = access.error ? 1 : 0
+        case let .wrmsr(access):
+            runPage.pointee.msr.error = access.error ? 1 : 0
+        case let .hypercall(call):
+            runPage.pointee.hypercall.ret = call.returnValue
+        default:
+            break
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import CKVM
+import Glibc
+
+extension VCPU {
+    /// Starts this vCPU's thread: KVM_RUN in a loop, each exit dispatched through
+    /// `dispatcher`, until a handler, the default policy or `stop()` ends it.
+    public func start(_ dispatcher: ExitDispatcher) throws(VMMError) {
+        _ = try liveFD()
+        dispatcher.freeze()
+        try control.start { [self] in runLoop(dispatcher) }
+    }
+
+    /// Runs the loop on the calling thread (for VMMs that manage their own threads).
+    public func runLoop(_ dispatcher: ExitDispatcher) -> StopReason {
+        dispatcher.freeze()
+        while true {
+            if control.pending.load(ordering: .sequentiallyConsistent),
+               let reason = control.checkpoint(clearKick: { runPage.pointee.immediate_exit = 0 }) {
+                return reason
+            }
+            var exit: VMExit
+            do { exit = try run() } catch { return .error(error) }
+            if case .interrupted = exit {
+                runPage.pointee.immediate_exit = 0
+                continue
+            }
+            switch dispatcher.dispatch(&exit, on: self) {
+            case .handled, .notMine:
+                complete(exit)
+            case let .stop(reason):
+                complete(exit)
+                return reason
+            case let .fail(message):
+                return .handlerFailed(message)
+            }
+        }
+    }
+
+    /// Waits for the thread to end and returns why it stopped.
+    @discardableResult
+    public func join() -> StopReason { control.join() }
+
+    /// Asks the vCPU to stop; returns at once (use `join()` to wait).
+    public func requestStop(_ reason: StopReason = .requested) {
+        control.requestStop(reason, kick: kick)
+    }
+
+    /// Stops the vCPU and waits for its thread.
+    @discardableResult
+    public func stop() -> StopReason {
+        requestStop(.requested)
+        return join()
+    }
+
+    /// Parks the vCPU outside KVM_RUN and returns once it is parked; its state can then
+    /// be read and written from this thread.
+    public func pause() { control.pause(kick: kick) }
+
+    public func resume() { control.resume() }
+
+    public var isPaused: Bool { control.isPaused }
+    public var isRunning: Bool { control.isRunning }
+
+    private func kick() {
+        // Plain store into the shared page: the kernel reads it at entry.
+        if fd >= 0 { runPage.pointee.immediate_exit = 1 }
+    }
+}

@@ -1,0 +1,205 @@
+import CKVM
+import Glibc
+import Synchronization
+import SystemPackage
+
+public typealias Registers = kvm_regs
+public typealias SpecialRegisters = kvm_sregs
+public typealias FPUState = kvm_fpu
+public typealias VCPUEvents = kvm_vcpu_events
+public typealias Segment = kvm_segment
+
+/// One virtual CPU: its fd, its `kvm_run` mapping and its architectural state.
+///
+/// State accessors may be called from the vCPU's own thread (inside handlers) or from
+/// any thread while the vCPU is not running (before `start`, after `join`, or paused).
+public final class VCPU: @unchecked Sendable {
+    public let id: UInt32
+    public let memory: GuestMemory
+    weak var vm: VirtualMachine?
+    let fdStorage: Atomic<Int32>
+    let runPage: UnsafeMutablePointer<kvm_run>
+    let runSize: Int
+    /// Private copy of I/O data: handlers fill this, never the shared page.
+    let scratch: UnsafeMutableRawPointer
+    let control = VCPUControl()
+
+    init(vm: VirtualMachine, id: UInt32, vmFD: Int32, mmapSize: Int) throws(VMMError) {
+        let fd = try ioctl(vmFD, CKVM_CREATE_VCPU, "KVM_CREATE_VCPU", value: UInt(id))
+        let map = mmap(nil, mmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        guard let map, map != MAP_FAILED else {
+            let err = Errno.current
+            Glibc.close(fd)
+            throw .systemCallFailed(name: "mmap of kvm_run for vCPU \(id)", errno: err)
+        }
+        self.id = id
+        self.vm = vm
+        self.memory = vm.memory
+        self.fdStorage = Atomic(fd)
+        self.runPage = map.bindMemory(to: kvm_run.self, capacity: 1)
+        self.runSize = mmapSize
+        self.scratch = .allocate(byteCount: mmapSize, alignment: 16)
+        VCPUControl.installKickHandler()
+    }
+
+    deinit {
+        close()
+        scratch.deallocate()
+    }
+
+    public var fd: Int32 { fdStorage.load(ordering: .acquiring) }
+
+    /// Unmaps `kvm_run` and closes the fd. The thread must have been joined.
+    func close() {
+        let fd = fdStorage.exchange(-1, ordering: .acquiringAndReleasing)
+        guard fd >= 0 else { return }
+        munmap(runPage, runSize)
+        Glibc.close(fd)
+    }
+
+    func liveFD() throws(VMMError) -> Int32 {
+        let value = fd
+        guard value >= 0 else { throw .closed("vCPU \(id)") }
+        return value
+    }
+
+    // MARK: State
+
+    public func registers() throws(VMMError) -> Registers {
+        var r = kvm_regs()
+        _ = try ioctl(try liveFD(), CKVM_GET_REGS, "KVM_GET_REGS", &r)
+        return r
+    }
+
+    public func setRegisters(_ regs: Registers) throws(VMMError) {
+        var r = regs
+        _ = try ioctl(try liveFD(), CKVM_SET_REGS, "KVM_SET_REGS", &r)
+    }
+
+    public func specialRegisters() throws(VMMError) -> SpecialRegisters {
+        var s = kvm_sregs()
+        _ = try ioctl(try liveFD(), CKVM_GET_SREGS, "KVM_GET_SREGS", &s)
+        return s
+    }
+
+    public func setSpecialRegisters(_ sregs: SpecialRegisters) throws(VMMError) {
+        var s = sregs
+        _ = try ioctl(try liveFD(), CKVM_SET_SREGS, "KVM_SET_SREGS", &s)
+    }
+
+    public func fpu() throws(VMMError) -> FPUState {
+        var f = kvm_fpu()
+        _ = try ioctl(try liveFD(), CKVM_GET_FPU, "KVM_GET_FPU", &f)
+        return f
+    }
+
+    public func setFPU(_ state: FPUState) throws(VMMError) {
+        var f = state
+        _ = try ioctl(try liveFD(), CKVM_SET_FPU, "KVM_SET_FPU", &f)
+    }
+
+    /// Reads MSRs by index. Throws if the kernel refuses any of them.
+    public func msrs(_ indices: [UInt32]) throws(VMMError) -> [UInt64] {
+        guard indices.count <= Int(CKVM_MAX_MSR_ENTRIES) else { throw .invalidArgument("at most \(CKVM_MAX_MSR_ENTRIES) MSRs per call") }
+        var buffer = ckvm_msrs()
+        buffer.nmsrs = UInt32(indices.count)
+        withUnsafeMutableBytes(of: &buffer.entries) { raw in
+            let entries = raw.bindMemory(to: kvm_msr_entry.self)
+            for (i, index) in indices.enumerated() { entries[i] = kvm_msr_entry(index: index, reserved: 0, data: 0) }
+        }
+        let got = try ioctl(try liveFD(), CKVM_GET_MSRS, "KVM_GET_MSRS", &buffer)
+        guard got == indices.count else {
+            throw .invalidArgument("KVM_GET_MSRS: MSR \(hex(indices[Int(got)])) is not readable")
+        }
+        return withUnsafeBytes(of: &buffer.entries) { raw in
+            raw.bindMemory(to: kvm_msr_entry.self).prefix(indices.count).map { $0.data }
+        }
+    }
+
+    public func setMSRs(_ values: [(index: UInt32, value: UInt64)]) throws(VMMError) {
+        guard values.count <= Int(CKVM_MAX_MSR_ENTRIES) else { throw .invalidArgument("at most \(CKVM_MAX_MSR_ENTRIES) MSRs per call") }
+        var buffer = ckvm_msrs()
+        buffer.nmsrs = UInt32(values.count)
+        withUnsafeMutableBytes(of: &buffer.entries) { raw in
+            let entries = raw.bindMemory(to: kvm_msr_entry.self)
+            for (i, v) in values.enumerated() { entries[i] = kvm_msr_entry(index: v.index, reserved: 0, data: v.value) }
+        }
+        let set = try ioctl(try liveFD(), CKVM_SET_MSRS, "KVM_SET_MSRS", &buffer)
+        guard set == values.count else {
+            throw .invalidArgument("KVM_SET_MSRS: MSR \(hex(values[Int(set)].index)) was refused")
+        }
+    }
+
+    /// `KVM_SET_CPUID2`; usually with `kvm.supportedCPUID()`, possibly edited.
+    public func setCPUID(_ entries: [CPUIDEntry]) throws(VMMError) {
+        guard entries.count <= Int(CKVM_MAX_CPUID_ENTRIES) else { throw .invalidArgument("too many CPUID entries (\(entries.count))") }
+        let buffer = UnsafeMutablePointer<ckvm_cpuid>.allocate(capacity: 1)
+        defer { buffer.deallocate() }
+        buffer.initialize(to: ckvm_cpuid())
+        buffer.pointee.nent = UInt32(entries.count)
+        withUnsafeMutableBytes(of: &buffer.pointee.entries) { raw in
+            let dst = raw.bindMemory(to: CPUIDEntry.self)
+            for (i, e) in entries.enumerated() { dst[i] = e }
+        }
+        _ = try ioctl(try liveFD(), CKVM_SET_CPUID2, "KVM_SET_CPUID2", UnsafeMutableRawPointer(buffer))
+    }
+
+    public func events() throws(VMMError) -> VCPUEvents {
+        var e = kvm_vcpu_events()
+        _ = try ioctl(try liveFD(), CKVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS", &e)
+        return e
+    }
+
+    public func setEvents(_ events: VCPUEvents) throws(VMMError) {
+        var e = events
+        _ = try ioctl(try liveFD(), CKVM_SET_VCPU_EVENTS, "KVM_SET_VCPU_EVENTS", &e)
+    }
+
+    /// KVM_MP_STATE_* (0 runnable, 1 uninitialized, 2 INIT received, 3 halted, 4 SIPI received).
+    public func mpState() throws(VMMError) -> UInt32 {
+        var s = kvm_mp_state()
+        _ = try ioctl(try liveFD(), CKVM_GET_MP_STATE, "KVM_GET_MP_STATE", &s)
+        return s.mp_state
+    }
+
+    public func setMPState(_ state: UInt32) throws(VMMError) {
+        var s = kvm_mp_state(mp_state: state)
+        _ = try ioctl(try liveFD(), CKVM_SET_MP_STATE, "KVM_SET_MP_STATE", &s)
+    }
+
+    /// `KVM_SET_GUEST_DEBUG`: single-step gives a `.debug` exit after each instruction.
+    public func setGuestDebug(enabled: Bool, singleStep: Bool = false) throws(VMMError) {
+        var d = kvm_guest_debug()
+        if enabled { d.control = UInt32(KVM_GUESTDBG_ENABLE) }
+        if singleStep { d.control |= UInt32(KVM_GUESTDBG_SINGLESTEP) }
+        _ = try ioctl(try liveFD(), CKVM_SET_GUEST_DEBUG, "KVM_SET_GUEST_DEBUG", &d)
+    }
+
+    /// `KVM_TRANSLATE`: the guest-physical address of a guest-virtual one, or nil if unmapped.
+    public func translate(_ virtualAddress: UInt64) throws(VMMError) -> UInt64? {
+        var t = kvm_translation()
+        t.linear_address = virtualAddress
+        _ = try ioctl(try liveFD(), CKVM_TRANSLATE, "KVM_TRANSLATE", &t)
+        return t.valid != 0 ? t.physical_address : nil
+    }
+
+    /// `KVM_INTERRUPT` (no in-kernel irqchip): queue an external interrupt vector.
+    public func interrupt(vector: UInt32) throws(VMMError) {
+        var i = kvm_interrupt(irq: vector)
+        _ = try ioctl(try liveFD(), CKVM_INTERRUPT, "KVM_INTERRUPT", &i)
+    }
+
+    /// Asks KVM to exit with `.irqWindowOpen` as soon as the guest can take an interrupt.
+    public var requestInterruptWindow: Bool {
+        get { runPage.pointee.request_interrupt_window != 0 }
+        set { runPage.pointee.request_interrupt_window = newValue ? 1 : 0 }
+    }
+
+    /// From the last exit: whether `KVM_INTERRUPT` would be accepted now.
+    public var readyForInterruptInjection: Bool { runPage.pointee.ready_for_interrupt_injection != 0 }
+
+    /// Stops the whole VM from inside a handler (e.g. a debug-exit device).
+    public func requestVMStop(_ reason: StopReason) {
+        if let vm { vm.requestStop(reason) } else { requestStop(reason) }
+    }
+}

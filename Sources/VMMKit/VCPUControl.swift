@@ -1,0 +1,175 @@
+import Glibc
+import Synchronization
+
+/// Cross-thread control of one vCPU thread: stop, pause, resume, and the kick that gets
+/// a vCPU out of KVM_RUN even while it spins in guest code.
+///
+/// The kick is `immediate_exit = 1` (covers a thread that is about to enter KVM_RUN)
+/// followed by a real-time signal with a no-op handler installed without SA_RESTART
+/// (covers a thread already inside it): KVM_RUN then returns EINTR.
+final class VCPUControl: @unchecked Sendable {
+    enum Request: Equatable { case run, pause, stop(StopReason) }
+
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    // Guarded by mutex:
+    private var request = Request.run
+    private var paused = false
+    private var thread: pthread_t?
+    private var finished = false
+    private var joined = false
+    private var result: StopReason?
+    /// Set whenever `request` is not `.run`: the run loop's only per-exit check.
+    let pending = Atomic<Bool>(false)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        cond.deallocate()
+    }
+
+    private func locked<T>(_ body: () throws(VMMError) -> T) throws(VMMError) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
+
+    static let kickSignal: Int32 = __libc_current_sigrtmin()
+
+    private static let installOnce: Void = {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0 // no SA_RESTART: KVM_RUN must return EINTR
+        sigaction(kickSignal, &action, nil)
+    }()
+
+    static func installKickHandler() { _ = installOnce }
+
+    func start(_ body: @escaping () -> StopReason) throws(VMMError) {
+        try locked { () throws(VMMError) in
+            guard thread == nil, !finished else { throw .invalidArgument("vCPU thread already started") }
+            final class Box { let body: () -> StopReason; let control: VCPUControl
+                init(_ b: @escaping () -> StopReason, _ c: VCPUControl) { body = b; control = c } }
+            let box = Unmanaged.passRetained(Box(body, self)).toOpaque()
+            var tid = pthread_t()
+            let rc = pthread_create(&tid, nil, { raw in
+                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+                var set = sigset_t()
+                sigemptyset(&set)
+                sigaddset(&set, VCPUControl.kickSignal)
+                pthread_sigmask(SIG_UNBLOCK, &set, nil)
+                let reason = box.body()
+                box.control.finish(reason)
+                return nil
+            }, box)
+            guard rc == 0 else {
+                Unmanaged<Box>.fromOpaque(box).release()
+                throw .systemCallFailed(name: "pthread_create", errno: .init(rawValue: rc))
+            }
+            thread = tid
+        }
+    }
+
+    private func finish(_ reason: StopReason) {
+        locked {
+            result = reason
+            finished = true
+            pthread_cond_broadcast(cond)
+        }
+    }
+
+    /// Waits for the thread; returns why it stopped (`.requested` if it never started).
+    func join() -> StopReason {
+        let tid: pthread_t? = locked {
+            guard let t = thread, !joined else { return nil }
+            joined = true
+            return t
+        }
+        if let tid { pthread_join(tid, nil) }
+        return locked {
+            while thread != nil && !finished { pthread_cond_wait(cond, mutex) }
+            return result ?? (request.stopReason ?? .requested)
+        }
+    }
+
+    /// Requests a stop (the first reason wins) and kicks.
+    func requestStop(_ reason: StopReason, kick: () -> Void) {
+        let shouldKick: Bool = locked {
+            if case .stop = request { return false }
+            request = .stop(reason)
+            pending.store(true, ordering: .sequentiallyConsistent)
+            pthread_cond_broadcast(cond)
+            return thread != nil && !finished
+        }
+        if shouldKick { kick(); signalThread() }
+    }
+
+    /// Requests a pause, kicks, and waits until the vCPU is parked (or has finished).
+    func pause(kick: () -> Void) {
+        let running: Bool = locked {
+            guard request == .run else { return false }
+            request = .pause
+            pending.store(true, ordering: .sequentiallyConsistent)
+            return thread != nil && !finished
+        }
+        guard running else { return }
+        kick()
+        signalThread()
+        locked { while !paused && !finished { pthread_cond_wait(cond, mutex) } }
+    }
+
+    func resume() {
+        locked {
+            guard request == .pause else { return }
+            request = .run
+            pthread_cond_broadcast(cond)
+        }
+    }
+
+    var isPaused: Bool { locked { paused } }
+    var isRunning: Bool { locked { thread != nil && !finished } }
+
+    /// Called on the vCPU thread when `pending` is set. Parks while paused; returns the
+    /// stop reason if asked to stop, nil to go on running.
+    func checkpoint(clearKick: () -> Void) -> StopReason? {
+        locked {
+            while true {
+                switch request {
+                case let .stop(reason):
+                    return reason
+                case .pause:
+                    if !paused { paused = true; pthread_cond_broadcast(cond) }
+                    pthread_cond_wait(cond, mutex)
+                case .run:
+                    paused = false
+                    pending.store(false, ordering: .sequentiallyConsistent)
+                    clearKick()
+                    return nil
+                }
+            }
+        }
+    }
+
+    private func signalThread() {
+        locked {
+            if let t = thread, !finished { pthread_kill(t, Self.kickSignal) }
+        }
+    }
+}
+
+extension VCPUControl.Request {
+    var stopReason: StopReason? { if case let .stop(r) = self { r } else { nil } }
+}

@@ -1,0 +1,111 @@
+import CKVM
+import Glibc
+import Synchronization
+import SystemPackage
+
+/// One VM: its memory slots, its vCPUs and the VM-wide devices KVM emulates.
+///
+/// Ownership: the VM owns its vCPUs and its `GuestMemory`; `close()` (or deinit) stops
+/// every vCPU thread, closes every vCPU fd and kvm_run mapping, unmaps every region and
+/// closes the VM fd, in that order.
+public final class VirtualMachine: @unchecked Sendable {
+    public let kvm: KVM
+    private let fdStorage: Atomic<Int32>
+    public let memory: GuestMemory
+    private let vcpuList = Mutex<[VCPU]>([])
+    public private(set) var hasIRQChip = false
+    /// Why the VM was asked to stop as a whole (first reason wins), if it was.
+    private let stopReasonStorage = Mutex<StopReason?>(nil)
+
+    init(kvm: KVM, fd: Int32) {
+        self.kvm = kvm
+        self.fdStorage = Atomic(fd)
+        self.memory = GuestMemory(vmFD: fd, kvm: kvm)
+        // Intel VMX needs a TSS area below 4 GiB for real mode; harmless elsewhere.
+        _ = ckvm_ioctl_value(fd, CKVM_SET_TSS_ADDR, 0xfffb_d000)
+    }
+
+    deinit { close() }
+
+    /// The VM fd, or -1 once closed.
+    public var fd: Int32 { fdStorage.load(ordering: .acquiring) }
+
+    public var vcpus: [VCPU] { vcpuList.withLock { $0 } }
+
+    /// Creates vCPU `id` and maps its `kvm_run` page.
+    @discardableResult
+    public func createVCPU(id: UInt32? = nil) throws(VMMError) -> VCPU {
+        let vmfd = try liveFD()
+        let cpuID = id ?? UInt32(vcpus.count)
+        let vcpu = try VCPU(vm: self, id: cpuID, vmFD: vmfd, mmapSize: kvm.vcpuMmapSize)
+        vcpuList.withLock { $0.append(vcpu) }
+        return vcpu
+    }
+
+    /// `KVM_ENABLE_CAP` on the VM.
+    public func enableCapability(_ cap: UInt32, args: [UInt64] = []) throws(VMMError) {
+        var request = kvm_enable_cap()
+        request.cap = cap
+        withUnsafeMutableBytes(of: &request.args) { raw in
+            for (i, a) in args.prefix(4).enumerated() { raw.storeBytes(of: a, toByteOffset: i * 8, as: UInt64.self) }
+        }
+        _ = try ioctl(try liveFD(), CKVM_ENABLE_CAP, "KVM_ENABLE_CAP", &request)
+    }
+
+    /// Routes RDMSR/WRMSR of MSRs the kernel does not know (or that a filter denies) to
+    /// user space as `.rdmsr`/`.wrmsr` exits (`KVM_CAP_X86_USER_SPACE_MSR`).
+    public func enableUserSpaceMSRExits(reasons: UInt64 = UInt64(KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_INVAL | KVM_MSR_EXIT_REASON_FILTER)) throws(VMMError) {
+        guard kvm.hasExtension(KVM_CAP_X86_USER_SPACE_MSR) else {
+            throw .capabilityMissing(name: "KVM_CAP_X86_USER_SPACE_MSR", what: "MSR exits to user space")
+        }
+        try enableCapability(UInt32(KVM_CAP_X86_USER_SPACE_MSR), args: [reasons])
+    }
+
+    /// Creates the in-kernel irqchip (PIC, IOAPIC, LAPICs). With it HLT never exits.
+    public func createIRQChip() throws(VMMError) {
+        _ = try ioctl(try liveFD(), CKVM_CREATE_IRQCHIP, "KVM_CREATE_IRQCHIP")
+        hasIRQChip = true
+    }
+
+    /// Drives a GSI of the in-kernel irqchip (`KVM_IRQ_LINE`).
+    public func setIRQLine(_ irq: UInt32, level: Bool) throws(VMMError) {
+        var line = kvm_irq_level()
+        line.irq = irq
+        line.level = level ? 1 : 0
+        _ = try ioctl(try liveFD(), CKVM_IRQ_LINE, "KVM_IRQ_LINE", &line)
+    }
+
+    /// Asks every vCPU to stop; the first reason given is kept as the VM's.
+    public func requestStop(_ reason: StopReason) {
+        stopReasonStorage.withLock { if $0 == nil { $0 = reason } }
+        for vcpu in vcpus { vcpu.requestStop(reason) }
+    }
+
+    /// The reason passed to the first `requestStop`, if any.
+    public var stopReason: StopReason? { stopReasonStorage.withLock { $0 } }
+
+    /// Starts one thread per vCPU, each running `dispatcher`, and waits for all of them.
+    /// Returns each vCPU's stop reason, indexed like `vcpus`.
+    public func run(_ dispatcher: ExitDispatcher) throws(VMMError) -> [StopReason] {
+        let all = vcpus
+        for vcpu in all { try vcpu.start(dispatcher) }
+        return all.map { $0.join() }
+    }
+
+    /// Stops every vCPU thread, then releases vCPUs, memory and the VM fd. Idempotent.
+    public func close() {
+        let vmfd = fdStorage.exchange(-1, ordering: .acquiringAndReleasing)
+        guard vmfd >= 0 else { return }
+        let all = vcpuList.withLock { list -> [VCPU] in defer { list = [] }; return list }
+        for vcpu in all { vcpu.requestStop(.requested) }
+        for vcpu in all { _ = vcpu.join(); vcpu.close() }
+        memory.close()
+        Glibc.close(vmfd)
+    }
+
+    func liveFD() throws(VMMError) -> Int32 {
+        let value = fd
+        guard value >= 0 else { throw .closed("virtual machine") }
+        return value
+    }
+}

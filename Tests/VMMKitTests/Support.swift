@@ -1,0 +1,82 @@
+import Glibc
+import GuestPayloads
+import Testing
+@testable import VMMKit
+
+/// The skip rule: KVM suites run whenever /dev/kvm exists (then any failure to use it
+/// fails the tests, so CI can never skip them silently) and are skipped, with this
+/// reason printed, where it does not.
+enum KVMAvailability {
+    static let present = access(KVM.defaultPath, F_OK) == 0
+    static let reason: Comment = "/dev/kvm is missing on this machine: KVM suites skipped"
+}
+
+enum Payload {
+    /// The machine code of a guest payload from Examples/Guests.
+    static func bytes(_ name: String) -> [UInt8] {
+        var size = 0
+        guard let start = guest_payload(name, &size) else { fatalError("no guest payload named \(name)") }
+        return Array(UnsafeBufferPointer(start: start, count: size))
+    }
+}
+
+/// A VM with `memoryMiB` of RAM at 0, a payload at `GuestLayout.codeStart`, and
+/// `vcpuCount` vCPUs in long mode at `ring`.
+final class TestGuest {
+    static let scratch: UInt64 = 0x20000
+    static let mmioBase: UInt64 = 0xd000_0000
+    let kvm: KVM
+    let vm: VirtualMachine
+    let dispatcher = ExitDispatcher()
+
+    init(_ payload: String, ring: Int = 0, vcpus vcpuCount: Int = 1, memoryMiB: UInt64 = 2,
+         backing: MemoryRegion.Backing = .anonymous) throws {
+        kvm = try KVM.open()
+        vm = try kvm.createVM()
+        try vm.memory.addRegion(name: "ram", guestAddress: 0, size: memoryMiB << 20, backing: backing)
+        try vm.memory.writeBytes(GuestLayout.codeStart, Payload.bytes(payload))
+        for i in 0..<vcpuCount {
+            let vcpu = try vm.createVCPU()
+            try vcpu.setupLongMode(entry: GuestLayout.codeStart, stack: 0x80000 - UInt64(i) * 0x1000, ring: ring)
+        }
+    }
+
+    var vcpu: VCPU { vm.vcpus[0] }
+
+    func run() throws -> StopReason { try vm.run(dispatcher)[0] }
+
+    deinit { vm.close() }
+}
+
+/// Open file descriptors of this process.
+func openFDCount() -> Int {
+    guard let dir = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(dir) }
+    var n = 0
+    while readdir(dir) != nil { n += 1 }
+    return n
+}
+
+/// Lines in /proc/self/maps: one per mapping.
+func mappingCount() -> Int {
+    guard let f = fopen("/proc/self/maps", "r") else { return -1 }
+    defer { fclose(f) }
+    var n = 0
+    while true {
+        let c = fgetc(f)
+        if c == EOF { break }
+        if c == 10 { n += 1 }
+    }
+    return n
+}
+
+/// Thread-safe recorder for values seen by handlers.
+final class Recorder<T>: @unchecked Sendable {
+    private var items: [T] = []
+    private var lock = pthread_mutex_t()
+    init() { pthread_mutex_init(&lock, nil) }
+    func append(_ item: T) { pthread_mutex_lock(&lock); items.append(item); pthread_mutex_unlock(&lock) }
+    var all: [T] { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return items }
+}
+
+func sleepMilliseconds(_ ms: Int) { usleep(useconds_t(ms * 1000)) }
