@@ -23,6 +23,7 @@ public final class VCPU: @unchecked Sendable {
     /// Private copy of I/O data: handlers fill this, never the shared page.
     let scratch: UnsafeMutableRawPointer
     let control = VCPUControl()
+    let exits = Atomic<UInt64>(0)
 
     init(vm: VirtualMachine, id: UInt32, vmFD: Int32, mmapSize: Int) throws(VMMError) {
         let fd = try ioctl(vmFD, CKVM_CREATE_VCPU, "KVM_CREATE_VCPU", value: UInt(id))
@@ -48,6 +49,9 @@ public final class VCPU: @unchecked Sendable {
     }
 
     public var fd: Int32 { fdStorage.load(ordering: .acquiring) }
+
+    /// Returns from KVM_RUN in this vCPU's loop so far (every exit, kicks included).
+    public var exitCount: UInt64 { exits.load(ordering: .relaxed) }
 
     /// Unmaps `kvm_run` and closes the fd. The thread must have been joined.
     func close() {
