@@ -24,6 +24,11 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The 16550A UART model: pure Swift, no VMMKit and no plugin SDK, so the same
+        // code is unit-tested, wired in-process and wrapped as a dlopen'd plugin.
+        .target(name: "UART16550", path: "Plugins/UART/Model"),
+        // The UART placed on a VMMKit VM: exit routing, IRQ line, coalesced THR.
+        .target(name: "UARTVMM", dependencies: ["UART16550", "VMMKit"], path: "Plugins/UART/InProcess"),
         .executableTarget(
             name: "EmbeddedVMM",
             dependencies: ["VMMKit", "GuestPayloads"],
@@ -32,6 +37,10 @@ let package = Package(
         .testTarget(
             name: "VMMKitTests",
             dependencies: ["VMMKit", "GuestPayloads", "CKVM", "CKVMTestSupport"]
+        ),
+        .testTarget(
+            name: "UARTTests",
+            dependencies: ["UART16550", "UARTVMM", "VMMKit", "GuestPayloads"]
         ),
     ]
 )
