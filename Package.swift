@@ -6,6 +6,9 @@ let package = Package(
     products: [
         .library(name: "VMMKit", targets: ["VMMKit"]),
         .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
+        // For Benchmarks/ and tools: the guest payloads and the raw C run loop baseline.
+        .library(name: "GuestPayloads", targets: ["GuestPayloads"]),
+        .library(name: "CKVMTestSupport", targets: ["CKVMTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
