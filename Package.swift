@@ -5,10 +5,16 @@ let package = Package(
     name: "VMMKit",
     products: [
         .library(name: "VMMKit", targets: ["VMMKit"]),
+        .executable(name: "vmm", targets: ["Launcher"]),
         .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
+        // For Benchmarks/ and tools: the guest payloads and the raw C run loop baseline.
+        .library(name: "GuestPayloads", targets: ["GuestPayloads"]),
+        .library(name: "CKVMTestSupport", targets: ["CKVMTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // The raw KVM ABI: constants, layouts, ioctl wrappers. No logic.
@@ -33,6 +39,17 @@ let package = Package(
             name: "EmbeddedVMM",
             dependencies: ["VMMKit", "GuestPayloads"],
             path: "Examples/EmbeddedVMM"
+        ),
+        // The `vmm` CLI launcher (may use Foundation: it parses JSON configs).
+        .executableTarget(
+            name: "Launcher",
+            dependencies: [
+                "VMMKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            path: "Examples/Launcher"
         ),
         .testTarget(
             name: "VMMKitTests",
