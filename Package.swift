@@ -7,9 +7,13 @@ let package = Package(
         .library(name: "VMMKit", targets: ["VMMKit"]),
         .executable(name: "vmm", targets: ["Launcher"]),
         .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
+        .executable(name: "uart-console", targets: ["UARTConsole"]),
         // For Benchmarks/ and tools: the guest payloads and the raw C run loop baseline.
         .library(name: "GuestPayloads", targets: ["GuestPayloads"]),
         .library(name: "CKVMTestSupport", targets: ["CKVMTestSupport"]),
+        // The 16550A model and its in-process wiring (Plugins/UART), for Benchmarks/ and VMMs.
+        .library(name: "UART16550", targets: ["UART16550"]),
+        .library(name: "UARTVMM", targets: ["UARTVMM"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -35,6 +39,12 @@ let package = Package(
         .target(name: "UART16550", path: "Plugins/UART/Model"),
         // The UART placed on a VMMKit VM: exit routing, IRQ line, coalesced THR.
         .target(name: "UARTVMM", dependencies: ["UART16550", "VMMKit"], path: "Plugins/UART/InProcess"),
+        // A guest console on the 16550A with the host terminal as keyboard (raw stdin).
+        .executableTarget(
+            name: "UARTConsole",
+            dependencies: ["VMMKit", "UART16550", "UARTVMM", "GuestPayloads"],
+            path: "Examples/UARTConsole"
+        ),
         .executableTarget(
             name: "EmbeddedVMM",
             dependencies: ["VMMKit", "GuestPayloads"],

@@ -13,6 +13,8 @@ let package = Package(
                 .product(name: "VMMKit", package: "VMMKit"),
                 .product(name: "GuestPayloads", package: "VMMKit"),
                 .product(name: "CKVMTestSupport", package: "VMMKit"),
+                .product(name: "UART16550", package: "VMMKit"),
+                .product(name: "UARTVMM", package: "VMMKit"),
             ]
         ),
     ]
