@@ -60,7 +60,6 @@ public final class CoalescedRing: @unchecked Sendable {
                 withUnsafeMutableBytes(of: &data) { dst in
                     withUnsafeBytes(of: entry.data) { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
                 }
-                ckvm_coalesced_ring_pop(ring, capacity)
                 replayedCount.add(1, ordering: .relaxed)
                 let verdict = withUnsafeMutableBytes(of: &data) { bytes -> ExitVerdict in
                     var exit: VMExit
@@ -73,6 +72,9 @@ public final class CoalescedRing: @unchecked Sendable {
                     }
                     return dispatcher.dispatch(&exit, on: vcpu)
                 }
+                // Freed only now: a vCPU that finds the ring non-empty waits on the lock
+                // until this write is handled, so its own next exit cannot overtake it.
+                ckvm_coalesced_ring_pop(ring, capacity)
                 switch verdict {
                 case .handled, .notMine: continue
                 case let .stop(reason): return reason

@@ -89,6 +89,32 @@ struct FastPathTests {
         #expect(fast.exits < UInt64(n))
     }
 
+    @Test("two vCPUs sharing the ring: each one's writes and exits keep that vCPU's order")
+    func twoVCPUs() throws {
+        let n = 3000
+        let guest = try TestGuest("coalesced_writes", ring: 3, vcpus: 2)
+        for (i, vcpu) in guest.vm.vcpus.enumerated() {
+            var regs = try vcpu.registers()
+            regs.rcx = UInt64(n)
+            regs.rbx = Self.mmioPort + UInt64(i) * 8
+            regs.r8 = 31
+            try vcpu.setRegisters(regs)
+        }
+        let streams = [Recorder<String>(), Recorder<String>()]
+        try guest.dispatcher.registerMMIO(address: Self.mmioPort, length: 16, owner: "test") { a, _ in
+            streams[Int(a.address - Self.mmioPort) / 8].append("m\(a.data)"); return .handled
+        }
+        try guest.dispatcher.registerPIO(port: 0x10, owner: "test") { io, vcpu in
+            streams[Int(vcpu.id)].append("x\(io.value)"); return .handled
+        }
+        try guest.dispatcher.registerPIO(port: 0xf4, owner: "test") { io, _ in .stop(.guestExit(code: Int32(io.value))) }
+        try guest.vm.registerCoalescedMMIO(address: Self.mmioPort, length: 16)
+        #expect(try guest.vm.run(guest.dispatcher) == [.guestExit(code: 0), .guestExit(code: 0)])
+        let want = expected(count: n, mmio: true, pio: false, markerMask: 31)
+        #expect(streams[0].all == want)
+        #expect(streams[1].all == want)
+    }
+
     @Test("the ring is drained before a stopped vCPU returns")
     func drainedOnStop() throws {
         let guest = try TestGuest("coalesced_writes", ring: 3)
