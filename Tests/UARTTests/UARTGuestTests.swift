@@ -114,6 +114,29 @@ struct UARTGuestTests {
         #expect(uart.uart.irqLevel == false)
     }
 
+    @Test("UARTs with file output, run and closed, leave no fd behind; the file holds the console")
+    func fileOutputNoLeak() throws {
+        let path = "/tmp/uart-guest-\(getpid()).log"
+        defer { unlink(path) }
+        func once() throws {
+            let guest = try UARTGuest("uart_probe")
+            let uart = try guest.attach("port=0x3f8,output=file:\(path)", "mmio=0xd0000000,output=file:\(path).2")[0]
+            try guest.target(uart.config)
+            #expect(try guest.run() == .guestExit(code: 0))
+        }
+        try once()
+        unlink(path + ".2")
+        let fds = openFDCount()
+        for _ in 0..<10 { try once() }
+        unlink(path + ".2")
+        #expect(openFDCount() == fds)
+        let f = try #require(fopen(path, "r"))
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        while true { let c = fgetc(f); if c == EOF { break }; bytes.append(UInt8(c)) }
+        #expect(text(bytes) == Self.probeReport)
+    }
+
     @Test("bad configurations are refused before anything is registered, naming the key")
     func badConfigs() throws {
         let guest = try UARTGuest("uart_probe")
@@ -140,4 +163,13 @@ final class Recorder: @unchecked Sendable {
     init() { pthread_mutex_init(&lock, nil) }
     func mark() { pthread_mutex_lock(&lock); flag = true; pthread_mutex_unlock(&lock) }
     var marked: Bool { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return flag }
+}
+
+/// Open file descriptors of this process.
+func openFDCount() -> Int {
+    guard let dir = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(dir) }
+    var n = 0
+    while readdir(dir) != nil { n += 1 }
+    return n
 }

@@ -224,6 +224,34 @@ struct FastPathTests {
         }
     }
 
+    @Test("doorbells, irqfds, notifiers and coalesced zones leave no fd or mapping behind")
+    func noLeaks() throws {
+        func once() throws {
+            let guest = try TestGuest("doorbell", ring: 3)
+            let bell = try guest.vm.addIOEventFD(space: .pio, address: 0x30, length: 4)
+            _ = try guest.vm.addIOEventFD(space: .mmio, address: Self.mmioPort + 0x100, length: 2, datamatch: 0x77)
+            try guest.vm.registerCoalescedMMIO(address: Self.mmioPort + 0x200, length: 8)
+            let notifier = try EventNotifier()
+            notifier.watch(bell) { _ in }
+            try notifier.start()
+            try guest.dispatcher.registerMMIO(address: Self.mmioPort, length: 0x1000, owner: "test") { _, _ in .handled }
+            try guest.dispatcher.registerPIO(port: 0xf4, owner: "test") { _, _ in .stop(.guestExit(code: 0)) }
+            #expect(try guest.run() == .guestExit(code: 0))
+            notifier.stop()
+            let chip = try guest.kvm.createVM()
+            defer { chip.close() }
+            try chip.createIRQChip()
+            let irq = try chip.addIRQFD(gsi: 4)
+            try irq.trigger()
+            bell.close() // explicit close and close-on-deinit both happen here
+        }
+        try once() // warm up process-wide state
+        let fds = openFDCount(), maps = mappingCount()
+        for _ in 0..<20 { try once() }
+        #expect(openFDCount() == fds)
+        #expect(mappingCount() == maps)
+    }
+
     @Test("irqfd without an in-kernel irqchip is refused, naming what is missing")
     func irqfdNeedsIRQChip() throws {
         let guest = try TestGuest("hlt")

@@ -73,7 +73,7 @@ enum RawTerminalState {
                 raise(sig)
             }
             sigemptyset(&action.sa_mask)
-            action.sa_flags = 0
+            action.sa_flags = Int32(SA_ONSTACK) // runs even on a stack overflow, if an alternate stack exists
             var old = sigaction()
             sigaction(sig, nil, &old)
             if let h = old.__sigaction_handler.sa_handler, unsafeBitCast(h, to: Int.self) == 1 { continue } // SIG_IGN: keep ignored signals ignored
