@@ -6,6 +6,10 @@ let package = Package(
     products: [
         .library(name: "VMMKit", targets: ["VMMKit"]),
         .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
+        // The Swift plugin SDK (no Foundation).
+        .library(name: "VMMPluginKit", targets: ["VMMPluginKit"]),
+        // A Swift plugin: a shared library loaded at run time (dlopen), never linked in.
+        .library(name: "ScratchDevice", type: .dynamic, targets: ["ScratchDevice", "ScratchDeviceEntry"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -17,13 +21,26 @@ let package = Package(
         .target(name: "CKVMTestSupport", dependencies: ["CKVM"], path: "CShims/CKVMTestSupport"),
         // Guest payloads: position-independent assembly assembled into .rodata.
         .target(name: "GuestPayloads", path: "Examples/Guests"),
+        // The stable plugin ABI: one header (vmm_plugin.h) plus layout asserts.
+        .target(name: "CVMMPlugin", path: "CShims/CVMMPlugin"),
+        // libffi, for hypercall handlers whose signature is declared at run time.
+        .systemLibrary(name: "CFFI", path: "CShims/CFFI", pkgConfig: "libffi",
+                       providers: [.apt(["libffi-dev"])]),
         .target(
             name: "VMMKit",
             dependencies: [
                 "CKVM",
+                "CVMMPlugin",
+                "CFFI",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The Swift plugin SDK: a protocol and the entry glue. Depends on the header only.
+        .target(name: "VMMPluginKit", dependencies: ["CVMMPlugin"]),
+        // The scratch-register test device, a Swift plugin: its Swift code and the one
+        // C file that defines the exported `vmm_plugin_entry` data symbol.
+        .target(name: "ScratchDevice", dependencies: ["VMMPluginKit", "CVMMPlugin"], path: "Plugins/ScratchDevice/Sources"),
+        .target(name: "ScratchDeviceEntry", dependencies: ["CVMMPlugin"], path: "Plugins/ScratchDevice/Entry", publicHeadersPath: "."),
         .executableTarget(
             name: "EmbeddedVMM",
             dependencies: ["VMMKit", "GuestPayloads"],

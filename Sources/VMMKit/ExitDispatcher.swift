@@ -16,8 +16,8 @@ public final class ExitDispatcher: @unchecked Sendable {
     public typealias MMIOHandler = (inout MMIOAccess, VCPU) -> ExitVerdict
     public typealias Handler = (inout VMExit, VCPU) -> ExitVerdict
 
-    private var pio = AddressRangeTable<PIOHandler>()
-    private var mmio = AddressRangeTable<MMIOHandler>()
+    private(set) var pio = AddressRangeTable<PIOHandler>()
+    private(set) var mmio = AddressRangeTable<MMIOHandler>()
     private var byKind: [[(priority: Int32, handler: Handler)]] = Array(repeating: [], count: VMExitKind.allCases.count)
     private let frozen = Atomic<Bool>(false)
 
