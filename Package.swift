@@ -5,7 +5,11 @@ let package = Package(
     name: "VMMKit",
     products: [
         .library(name: "VMMKit", targets: ["VMMKit"]),
+        .executable(name: "vmm", targets: ["Launcher"]),
         .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
+        // For Benchmarks/ and tools: the guest payloads and the raw C run loop baseline.
+        .library(name: "GuestPayloads", targets: ["GuestPayloads"]),
+        .library(name: "CKVMTestSupport", targets: ["CKVMTestSupport"]),
         // The Swift plugin SDK (no Foundation).
         .library(name: "VMMPluginKit", targets: ["VMMPluginKit"]),
         // A Swift plugin: a shared library loaded at run time (dlopen), never linked in.
@@ -13,6 +17,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // The raw KVM ABI: constants, layouts, ioctl wrappers. No logic.
@@ -45,6 +51,17 @@ let package = Package(
             name: "EmbeddedVMM",
             dependencies: ["VMMKit", "GuestPayloads"],
             path: "Examples/EmbeddedVMM"
+        ),
+        // The `vmm` CLI launcher (may use Foundation: it parses JSON configs).
+        .executableTarget(
+            name: "Launcher",
+            dependencies: [
+                "VMMKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            path: "Examples/Launcher"
         ),
         .testTarget(
             name: "VMMKitTests",

@@ -20,8 +20,15 @@ public final class ExitDispatcher: @unchecked Sendable {
     private(set) var mmio = AddressRangeTable<MMIOHandler>()
     private var byKind: [[(priority: Int32, handler: Handler)]] = Array(repeating: [], count: VMExitKind.allCases.count)
     private let frozen = Atomic<Bool>(false)
+    /// Optional tap on every exit the run loop dispatches (set before the vCPUs start).
+    public private(set) var observer: ExitObserver?
 
     public init() {}
+
+    public func setObserver(_ observer: ExitObserver?) throws(VMMError) {
+        try checkMutable("exit observer")
+        self.observer = observer
+    }
 
     /// Registers a port range [port, port+count).
     public func registerPIO(port: UInt16, count: UInt16 = 1, priority: Int32 = 0, exclusive: Bool = true,

@@ -24,7 +24,11 @@ extension VCPU {
                 runPage.pointee.immediate_exit = 0
                 continue
             }
-            switch dispatcher.dispatch(&exit, on: self) {
+            let observer = dispatcher.observer
+            observer?.willDispatch(exit, on: self)
+            let verdict = dispatcher.dispatch(&exit, on: self)
+            observer?.didDispatch(exit, verdict: verdict, on: self)
+            switch verdict {
             case .handled, .notMine:
                 complete(exit)
             case let .stop(reason):
