@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "CKVMTestSupport", targets: ["CKVMTestSupport"]),
         // The Swift plugin SDK (no Foundation).
         .library(name: "VMMPluginKit", targets: ["VMMPluginKit"]),
+        // The plugin ABI header alone, for C code built by SwiftPM (e.g. Benchmarks/).
+        .library(name: "CVMMPlugin", targets: ["CVMMPlugin"]),
         // A Swift plugin: a shared library loaded at run time (dlopen), never linked in.
         .library(name: "ScratchDevice", type: .dynamic, targets: ["ScratchDevice", "ScratchDeviceEntry"]),
     ],
