@@ -139,4 +139,31 @@ struct LauncherTests {
         #expect(v.status == 4)
         #expect(v.stderr == "vmm: \(vcpus): 'vcpus' must be an integer from 1 to 64\n")
     }
+
+    @Test("plugins: a handler's failure is status 8 with the plugin's message and path; a bad plugin is refused by name")
+    func pluginFailures() throws {
+        let fixtures = VMMProcess.root.appendingPathComponent(".build/plugins/fixtures").path
+        let guest = try VMMProcess.temp("cfail.bin", [0x66, 0xba, 0x30, 0x05, 0xb0, 0x07, 0xee, 0xf4]) // out 7 -> 0x530; hlt
+        let r = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", "\(fixtures)/libC_FAIL.so"])
+        #expect(r.status == 8)
+        #expect(r.stderr == "vmm: vCPU 0: handler failed: org.vmmkit.test.fixture 'fail-port' (\(fixtures)/libC_FAIL.so): c-fixture: refused value 7\n")
+        let initFails = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", "\(fixtures)/libINIT_FAILS.so,disk=none"])
+        #expect(initFails.status == 8)
+        #expect(initFails.stderr.hasPrefix("vmm: plugin 'org.vmmkit.test.fixture' (\(fixtures)/libINIT_FAILS.so): init failed:"))
+        let missing = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", "/nonexistent/libX.so"])
+        #expect(missing.status == 8)
+        #expect(missing.stderr == "vmm: plugin /nonexistent/libX.so: cannot open: No such file or directory (errno 2)\n")
+    }
+
+    @Test("vmm plugins lists id, version, ABI and handlers, and why a candidate was refused")
+    func pluginListing() throws {
+        let r = try VMMProcess.run(["plugins"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("org.vmmkit.debug-exit 1.0.0 (ABI 1.0)"))
+        #expect(r.stdout.contains("    handler: pio [0xf4..<0xf5] priority 0 exclusive"))
+        let fixtures = VMMProcess.root.appendingPathComponent(".build/plugins/fixtures").path
+        let f = try VMMProcess.run(["plugins", fixtures])
+        #expect(f.stdout.contains("refused  \(fixtures)/libMAJOR2.so: plugin \(fixtures)/libMAJOR2.so: built for plugin ABI 2.0, but this host implements ABI 1.0"))
+        #expect(f.stdout.contains("refused  \(fixtures)/not_a_library.so: plugin \(fixtures)/not_a_library.so: not a loadable shared library"))
+    }
 }
