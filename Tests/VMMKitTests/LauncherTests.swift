@@ -9,7 +9,7 @@ enum VMMProcess {
 
     struct Result { let status: Int32; let stdout: String; let stderr: String }
 
-    static func run(_ args: [String]) throws -> Result {
+    static func run(binary: String = binary, _ args: [String]) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
@@ -165,5 +165,17 @@ struct LauncherTests {
         let f = try VMMProcess.run(["plugins", fixtures])
         #expect(f.stdout.contains("refused  \(fixtures)/libMAJOR2.so: plugin \(fixtures)/libMAJOR2.so: built for plugin ABI 2.0, but this host implements ABI 1.0"))
         #expect(f.stdout.contains("refused  \(fixtures)/not_a_library.so: plugin \(fixtures)/not_a_library.so: not a loadable shared library"))
+    }
+}
+
+@Suite("Embedding example on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct EmbeddedExampleTests {
+    @Test("Examples/EmbeddedVMM builds, loads the debug-exit plugin, runs its guest and reports")
+    func embeddedVMM() throws {
+        let r = try VMMProcess.run(binary: VMMProcess.root.appendingPathComponent(".build/debug/embedded-vmm").path, [])
+        #expect(r.stdout == "Hello from a 64-bit guest on VMMKit!\n")
+        #expect(r.stderr.contains("embedded-vmm: loaded org.vmmkit.debug-exit 1.0.0 from "))
+        #expect(r.stderr.hasSuffix("embedded-vmm: vCPU 0: guest exit with code 0 after 37 console exits\n"))
+        #expect(r.status == 0)
     }
 }
