@@ -13,6 +13,8 @@ let package = Package(
     targets: [
         // The raw KVM ABI: constants, layouts, ioctl wrappers. No logic.
         .target(name: "CKVM", path: "CShims/CKVM"),
+        // userfaultfd(2) for the demand-paging engine: constants, layouts, wrappers.
+        .target(name: "CUFFD", path: "CShims/CUFFD"),
         // A plain C run loop used as the baseline the Swift loop is measured against.
         .target(name: "CKVMTestSupport", dependencies: ["CKVM"], path: "CShims/CKVMTestSupport"),
         // Guest payloads: position-independent assembly assembled into .rodata.
@@ -21,6 +23,7 @@ let package = Package(
             name: "VMMKit",
             dependencies: [
                 "CKVM",
+                "CUFFD",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

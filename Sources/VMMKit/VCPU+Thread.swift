@@ -24,6 +24,11 @@ extension VCPU {
                 runPage.pointee.immediate_exit = 0
                 continue
             }
+            if case let .memoryFault(fault) = exit {
+                if let stuck = checkRepeatedFault(fault) { return stuck }
+            } else {
+                canary.resetFaults()
+            }
             switch dispatcher.dispatch(&exit, on: self) {
             case .handled, .notMine:
                 complete(exit)
