@@ -27,6 +27,8 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // Demand paging of guest RAM through userfaultfd (the memory_fault engine).
+        .target(name: "VMMPaging", dependencies: ["VMMKit", "CUFFD"]),
         .executableTarget(
             name: "EmbeddedVMM",
             dependencies: ["VMMKit", "GuestPayloads"],
@@ -34,7 +36,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VMMKitTests",
-            dependencies: ["VMMKit", "GuestPayloads", "CKVM", "CKVMTestSupport"]
+            dependencies: ["VMMKit", "VMMPaging", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
         ),
     ]
 )

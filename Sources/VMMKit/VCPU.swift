@@ -27,6 +27,7 @@ public final class VCPU: @unchecked Sendable {
     let control = VCPUControl()
     /// The exit canary's state: poison decision, exit history, repeated-fault counter.
     public let canary = VCPUCanary()
+    public let hooks = VCPUHooks()
 
     init(vm: VirtualMachine, id: UInt32, vmFD: Int32, mmapSize: Int) throws(VMMError) {
         let kvmBackend = try KVMBackend(vmFD: vmFD, id: id, mmapSize: mmapSize)

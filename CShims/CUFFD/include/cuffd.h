@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -21,6 +22,8 @@
 static inline int cuffd_open(int flags) { return (int)syscall(SYS_userfaultfd, flags); }
 static inline int cuffd_ioctl(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
 static inline int cuffd_errno(void) { return errno; }
+/* A non-blocking, close-on-exec eventfd: how the router thread is told to stop. */
+static inline int cuffd_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 /* The thread id of the caller (gettid(2)): matched against uffd_msg.pagefault.feat.ptid. */
 static inline int cuffd_gettid(void) { return (int)syscall(SYS_gettid); }
 
