@@ -6,6 +6,9 @@ let package = Package(
     products: [
         .library(name: "VMMKit", targets: ["VMMKit"]),
         .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
+        // Demand paging, and what Benchmarks/Paging measures it against.
+        .library(name: "VMMPaging", targets: ["VMMPaging"]),
+        .library(name: "PagingBenchSupport", targets: ["GuestPayloads", "CPagingBaseline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -27,6 +30,8 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The raw C userfaultfd loop the demand pager is benchmarked against.
+        .target(name: "CPagingBaseline", path: "CShims/CPagingBaseline"),
         // Demand paging of guest RAM through userfaultfd (the memory_fault engine).
         .target(name: "VMMPaging", dependencies: ["VMMKit", "CUFFD"]),
         .executableTarget(
