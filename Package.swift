@@ -16,6 +16,9 @@ let package = Package(
         .library(name: "CVMMPlugin", targets: ["CVMMPlugin"]),
         // A Swift plugin: a shared library loaded at run time (dlopen), never linked in.
         .library(name: "ScratchDevice", type: .dynamic, targets: ["ScratchDevice", "ScratchDeviceEntry"]),
+        // Demand paging, and what Benchmarks/Paging measures it against.
+        .library(name: "VMMPaging", targets: ["VMMPaging"]),
+        .library(name: "PagingBenchSupport", targets: ["CPagingBaseline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -25,6 +28,8 @@ let package = Package(
     targets: [
         // The raw KVM ABI: constants, layouts, ioctl wrappers. No logic.
         .target(name: "CKVM", path: "CShims/CKVM"),
+        // userfaultfd(2) for the demand-paging engine: constants, layouts, wrappers.
+        .target(name: "CUFFD", path: "CShims/CUFFD"),
         // A plain C run loop used as the baseline the Swift loop is measured against.
         .target(name: "CKVMTestSupport", dependencies: ["CKVM"], path: "CShims/CKVMTestSupport"),
         // Guest payloads: position-independent assembly assembled into .rodata.
@@ -40,6 +45,7 @@ let package = Package(
                 "CKVM",
                 "CVMMPlugin",
                 "CFFI",
+                "CUFFD",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -49,6 +55,10 @@ let package = Package(
         // C file that defines the exported `vmm_plugin_entry` data symbol.
         .target(name: "ScratchDevice", dependencies: ["VMMPluginKit", "CVMMPlugin"], path: "Plugins/ScratchDevice/Sources"),
         .target(name: "ScratchDeviceEntry", dependencies: ["CVMMPlugin"], path: "Plugins/ScratchDevice/Entry", publicHeadersPath: "."),
+        // The raw C userfaultfd loop the demand pager is benchmarked against.
+        .target(name: "CPagingBaseline", path: "CShims/CPagingBaseline"),
+        // Demand paging of guest RAM through userfaultfd (the memory_fault engine).
+        .target(name: "VMMPaging", dependencies: ["VMMKit", "CUFFD"]),
         .executableTarget(
             name: "EmbeddedVMM",
             dependencies: ["VMMKit", "GuestPayloads"],
@@ -67,7 +77,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VMMKitTests",
-            dependencies: ["VMMKit", "GuestPayloads", "CKVM", "CKVMTestSupport"]
+            dependencies: ["VMMKit", "VMMPaging", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
         ),
     ]
 )
