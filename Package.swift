@@ -11,6 +11,15 @@ let package = Package(
         // For Benchmarks/ and tools: the guest payloads and the raw C run loop baseline.
         .library(name: "GuestPayloads", targets: ["GuestPayloads"]),
         .library(name: "CKVMTestSupport", targets: ["CKVMTestSupport"]),
+        // The Swift plugin SDK (no Foundation).
+        .library(name: "VMMPluginKit", targets: ["VMMPluginKit"]),
+        // The plugin ABI header alone, for C code built by SwiftPM (e.g. Benchmarks/).
+        .library(name: "CVMMPlugin", targets: ["CVMMPlugin"]),
+        // A Swift plugin: a shared library loaded at run time (dlopen), never linked in.
+        .library(name: "ScratchDevice", type: .dynamic, targets: ["ScratchDevice", "ScratchDeviceEntry"]),
+        // Demand paging, and what Benchmarks/Paging measures it against.
+        .library(name: "VMMPaging", targets: ["VMMPaging"]),
+        .library(name: "PagingBenchSupport", targets: ["CPagingBaseline"]),
         // The 16550A model and its in-process wiring (Plugins/UART), for Benchmarks/ and VMMs.
         .library(name: "UART16550", targets: ["UART16550"]),
         .library(name: "UARTVMM", targets: ["UARTVMM"]),
@@ -23,17 +32,37 @@ let package = Package(
     targets: [
         // The raw KVM ABI: constants, layouts, ioctl wrappers. No logic.
         .target(name: "CKVM", path: "CShims/CKVM"),
+        // userfaultfd(2) for the demand-paging engine: constants, layouts, wrappers.
+        .target(name: "CUFFD", path: "CShims/CUFFD"),
         // A plain C run loop used as the baseline the Swift loop is measured against.
         .target(name: "CKVMTestSupport", dependencies: ["CKVM"], path: "CShims/CKVMTestSupport"),
         // Guest payloads: position-independent assembly assembled into .rodata.
         .target(name: "GuestPayloads", path: "Examples/Guests"),
+        // The stable plugin ABI: one header (vmm_plugin.h) plus layout asserts.
+        .target(name: "CVMMPlugin", path: "CShims/CVMMPlugin"),
+        // libffi, for hypercall handlers whose signature is declared at run time.
+        .systemLibrary(name: "CFFI", path: "CShims/CFFI", pkgConfig: "libffi",
+                       providers: [.apt(["libffi-dev"])]),
         .target(
             name: "VMMKit",
             dependencies: [
                 "CKVM",
+                "CVMMPlugin",
+                "CFFI",
+                "CUFFD",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The Swift plugin SDK: a protocol and the entry glue. Depends on the header only.
+        .target(name: "VMMPluginKit", dependencies: ["CVMMPlugin"]),
+        // The scratch-register test device, a Swift plugin: its Swift code and the one
+        // C file that defines the exported `vmm_plugin_entry` data symbol.
+        .target(name: "ScratchDevice", dependencies: ["VMMPluginKit", "CVMMPlugin"], path: "Plugins/ScratchDevice/Sources"),
+        .target(name: "ScratchDeviceEntry", dependencies: ["CVMMPlugin"], path: "Plugins/ScratchDevice/Entry", publicHeadersPath: "."),
+        // The raw C userfaultfd loop the demand pager is benchmarked against.
+        .target(name: "CPagingBaseline", path: "CShims/CPagingBaseline"),
+        // Demand paging of guest RAM through userfaultfd (the memory_fault engine).
+        .target(name: "VMMPaging", dependencies: ["VMMKit", "CUFFD"]),
         // The 16550A UART model: pure Swift, no VMMKit and no plugin SDK, so the same
         // code is unit-tested, wired in-process and wrapped as a dlopen'd plugin.
         .target(name: "UART16550", path: "Plugins/UART/Model"),
@@ -63,7 +92,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VMMKitTests",
-            dependencies: ["VMMKit", "GuestPayloads", "CKVM", "CKVMTestSupport"]
+            dependencies: ["VMMKit", "VMMPaging", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
         ),
         .testTarget(
             name: "UARTTests",
