@@ -23,6 +23,8 @@ let package = Package(
         // The 16550A model and its in-process wiring (Plugins/UART), for Benchmarks/ and VMMs.
         .library(name: "UART16550", targets: ["UART16550"]),
         .library(name: "UARTVMM", targets: ["UARTVMM"]),
+        // The 16550A as a dlopen'd Swift plugin (libUART.so), built on VMMPluginKit.
+        .library(name: "UART", type: .dynamic, targets: ["UARTPlugin", "UARTPluginEntry"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -68,6 +70,8 @@ let package = Package(
         .target(name: "UART16550", path: "Plugins/UART/Model"),
         // The UART placed on a VMMKit VM: exit routing, IRQ line, coalesced THR.
         .target(name: "UARTVMM", dependencies: ["UART16550", "VMMKit"], path: "Plugins/UART/InProcess"),
+        .target(name: "UARTPlugin", dependencies: ["UART16550", "VMMPluginKit", "CVMMPlugin"], path: "Plugins/UART/Plugin/Sources"),
+        .target(name: "UARTPluginEntry", dependencies: ["CVMMPlugin"], path: "Plugins/UART/Plugin/Entry", publicHeadersPath: "."),
         // A guest console on the 16550A with the host terminal as keyboard (raw stdin).
         .executableTarget(
             name: "UARTConsole",

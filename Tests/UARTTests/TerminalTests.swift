@@ -48,6 +48,7 @@ struct TerminalTests {
         defer { pty.close() }
         #expect(pty.isCooked)
         let uart = UART16550(transmit: { _ in })
+        uart.write(4, 0x03) // the guest driver raised DTR|RTS: the host may send
         let pump = try InputPump(fd: pty.slave, into: uart)
         #expect(pty.isRaw)
         #expect(RawTerminal.isActive)

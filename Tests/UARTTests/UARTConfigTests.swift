@@ -33,7 +33,7 @@ struct UARTConfigTests {
         ("port=zz", "port", "uart: bad value 'zz' for key 'port' (a port base, 0..0xfff8)"),
         ("irq=4,irq=3", "irq", "uart: key 'irq' given twice"),
         ("output=printer", "output", "uart: bad value 'printer' for key 'output' (stdout, stderr, buffer, none or file:PATH)"),
-        ("input=keyboard", "input", "uart: bad value 'keyboard' for key 'input' (none, stdin or buffer)"),
+        ("input=keyboard", "input", "uart: bad value 'keyboard' for key 'input' (none, stdin, buffer or file:PATH)"),
         ("coalesce=maybe", "coalesce", "uart: bad value 'maybe' for key 'coalesce' (on or off)"),
         ("port", "port", "uart: expected key=value, got 'port'"),
     ])

@@ -120,10 +120,13 @@ struct UARTModelTests {
         #expect(u.read(5) == 0x60)
     }
 
-    @Test("host input waits for room: never an overrun, every byte arrives in order")
+    @Test("host input waits for RTS and for room: never an overrun, every byte arrives in order")
     func hostInputFlowControl() {
         let (u, _) = make()
         u.receive(Array(0..<40).map(UInt8.init))
+        #expect(u.queuedInput == 40) // RTS not asserted yet: the host holds its bytes
+        #expect(u.read(5) == 0x60)
+        u.write(4, 0x03)           // DTR|RTS: the driver opened the port
         #expect(u.queuedInput == 39) // FIFOs off: one byte in RBR
         var got: [UInt8] = []
         while u.read(5) & 1 != 0 { got.append(u.read(0)) }
@@ -155,14 +158,16 @@ struct UARTModelTests {
     func irqLine() {
         let (u, w) = make(gated: true)
         u.write(1, 0x01)
+        u.write(4, 0x02)
         u.receive([0x61])
         #expect(w.edges.isEmpty)    // OUT2 off: the PC gate holds the line low
-        u.write(4, 0x08)
+        u.write(4, 0x0a)
         #expect(w.edges == [true])
         _ = u.read(0)
         #expect(w.edges == [true, false])
         let (m, mw) = make(gated: false)
         m.write(1, 0x01)
+        m.write(4, 0x02)
         m.receive([0x61])
         #expect(mw.edges == [true]) // ns16550a on a device tree: no gate
     }

@@ -86,11 +86,12 @@ public final class UARTDevice: @unchecked Sendable {
             }
             if config.coalesce { try vm.registerCoalescedMMIO(address: address, length: 1 << UInt32(shift)) }
         }
-        if config.input == .stdin {
-            let pump = try InputPump(fd: STDIN_FILENO, into: uart)
-            try pump.start()
-            self.pump = pump
+        switch config.input {
+        case .stdin: pump = try InputPump(fd: STDIN_FILENO, into: uart)
+        case let .file(path): pump = try InputPump(path: path, into: uart)
+        case .none, .buffer: break
         }
+        try pump?.start()
     }
 
     /// Bytes from the host side, as if typed (for `input=buffer`, or on top of stdin).

@@ -11,8 +11,25 @@ public final class InputPump: @unchecked Sendable {
     private let wake: (read: Int32, write: Int32)
     private var thread: pthread_t?
     private var terminal: RawTerminal?
+    private let ownsFD: Bool
 
-    public init(fd: Int32 = STDIN_FILENO, into uart: UART16550, rawTerminal: Bool = true) throws(UARTConfigError) {
+    /// Reads the file at `path` (a FIFO works too) into `uart`; the pump owns the fd.
+    public convenience init(path: String, into uart: UART16550) throws(UARTConfigError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw UARTConfigError("uart: key 'input': cannot open '\(path)': \(String(cString: strerror(errno))) (errno \(errno))", key: "input")
+        }
+        do throws(UARTConfigError) { try self.init(fd: fd, into: uart, rawTerminal: false, ownsFD: true) } catch {
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    public init(fd: Int32 = STDIN_FILENO, into uart: UART16550, rawTerminal: Bool = true,
+                ownsFD: Bool = false) throws(UARTConfigError) {
+        // Everything that can fail comes before the object is whole, so a failure never
+        // runs deinit (which would close what the caller still owns).
+        let terminal = rawTerminal && isatty(fd) != 0 ? try RawTerminal(fd: fd) : nil
         var pipeFDs: [Int32] = [-1, -1]
         guard pipe(&pipeFDs) == 0 else {
             throw UARTConfigError("uart: key 'input': cannot create a pipe (errno \(errno))", key: "input")
@@ -20,20 +37,17 @@ public final class InputPump: @unchecked Sendable {
         fcntl(pipeFDs[0], F_SETFD, FD_CLOEXEC)
         fcntl(pipeFDs[1], F_SETFD, FD_CLOEXEC)
         self.fd = fd
+        self.ownsFD = ownsFD
         self.uart = uart
         self.wake = (pipeFDs[0], pipeFDs[1])
-        if rawTerminal, isatty(fd) != 0 {
-            do throws(UARTConfigError) { terminal = try RawTerminal(fd: fd) } catch {
-                Glibc.close(pipeFDs[0]); Glibc.close(pipeFDs[1])
-                throw error
-            }
-        }
+        self.terminal = terminal
     }
 
     deinit {
         stop()
         Glibc.close(wake.read)
         Glibc.close(wake.write)
+        if ownsFD { Glibc.close(fd) }
     }
 
     /// Starts the reader thread.

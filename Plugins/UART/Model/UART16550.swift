@@ -5,8 +5,10 @@ import Synchronization
 /// The line is infinitely fast: a byte written to THR leaves at once (THRE and TEMT
 /// stay set), so the transmit FIFO is never observable. Bytes from the host wait in a
 /// host-side queue and enter the receive FIFO (16 bytes, or the 1-byte RBR with FIFOs
-/// off) only as room frees up, like a flow-controlled line: host input never
-/// overruns. Overrun does happen where the guest can cause it: loopback mode.
+/// off) only while the guest asserts RTS and as room frees up, like a terminal with
+/// hardware flow control: host input never overruns, and input typed before the
+/// guest's driver opened the port (set MCR.RTS) is not lost in its FIFO reset.
+/// Overrun does happen where the guest can cause it: loopback mode.
 ///
 /// Bus-agnostic: `read(_:)`/`write(_:_:)` take a register index 0...7; the placement
 /// (PIO port or MMIO with a register shift) lives in the code that routes exits here.
@@ -124,10 +126,9 @@ public final class UART16550: @unchecked Sendable {
             case .lcr:
                 s.lcr = value
             case .mcr:
-                let wasLoop = s.mcr & Self.mcrLOOP != 0
                 s.mcr = value & 0x1f
                 Self.updateModemStatus(&s)
-                if wasLoop, s.mcr & Self.mcrLOOP == 0 { Self.refill(&s) }
+                Self.refill(&s) // RTS raised, or loopback left: the host may send again
             case .lsr, .msr:
                 break // read-only; the 16550A ignores writes (LSR writes are a factory test)
             case .scr:
@@ -164,10 +165,10 @@ public final class UART16550: @unchecked Sendable {
         }
     }
 
-    /// Moves host bytes into the receive FIFO while it has room (not in loopback: the
-    /// receiver then listens to the transmitter only).
+    /// Moves host bytes into the receive FIFO while it has room and RTS is asserted
+    /// (not in loopback: the receiver then listens to the transmitter only).
     private static func refill(_ s: inout State) {
-        guard s.mcr & mcrLOOP == 0 else { return }
+        guard s.mcr & mcrLOOP == 0, s.mcr & mcrRTS != 0 else { return }
         while !s.rx.isFull, let byte = s.hostQueue.pop() { _ = s.rx.push(byte) }
     }
 

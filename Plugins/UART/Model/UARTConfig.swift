@@ -3,8 +3,8 @@
 ///
 /// Keys: `port` (PIO base, default 0x3f8) or `mmio` (guest-physical base), `shift`
 /// (MMIO register shift 0, 1 or 2: registers 1, 2 or 4 bytes apart), `irq` (default 4),
-/// `output` (stdout, stderr, buffer, none or file:PATH), `input` (none, stdin or
-/// buffer), `coalesce` (on/off: queue THR writes in the kernel), `name`.
+/// `output` (stdout, stderr, buffer, none or file:PATH), `input` (none, stdin, buffer or
+/// file:PATH), `coalesce` (on/off: queue THR writes in the kernel), `name`.
 public struct UARTConfig: Sendable, Equatable {
     public enum Placement: Sendable, Equatable {
         case pio(port: UInt16)
@@ -16,8 +16,10 @@ public struct UARTConfig: Sendable, Equatable {
         case file(String)
     }
 
-    public enum Input: String, Sendable, Equatable {
+    public enum Input: Sendable, Equatable {
         case none, stdin, buffer
+        /// Bytes of a file (or a FIFO), as if typed.
+        case file(String)
     }
 
     public var name: String
@@ -94,10 +96,16 @@ public struct UARTConfig: Sendable, Equatable {
                 default: throw UARTConfigError("uart: bad value '\(value)' for key 'coalesce' (on or off)", key: key)
                 }
             case "input":
-                guard let input = Input(rawValue: value) else {
-                    throw UARTConfigError("uart: bad value '\(value)' for key 'input' (none, stdin or buffer)", key: key)
+                switch value {
+                case "none": config.input = .none
+                case "stdin": config.input = .stdin
+                case "buffer": config.input = .buffer
+                default:
+                    guard value.hasPrefix("file:"), value.count > 5 else {
+                        throw UARTConfigError("uart: bad value '\(value)' for key 'input' (none, stdin, buffer or file:PATH)", key: key)
+                    }
+                    config.input = .file(String(value.dropFirst(5)))
                 }
-                config.input = input
             default: // output
                 switch value {
                 case "stdout": config.output = .stdout
@@ -151,7 +159,7 @@ public struct UARTConfig: Sendable, Equatable {
 public struct UARTConfigError: Error, Equatable, CustomStringConvertible, Sendable {
     public let message: String
     public let key: String
-    init(_ message: String, key: String) { self.message = message; self.key = key }
+    public init(_ message: String, key: String) { self.message = message; self.key = key }
     public var description: String { message }
 }
 
