@@ -112,4 +112,17 @@ BEGIN(irq_wait)
     iretq
 END(irq_wait)
 
+/* Ring 3. Writes the 32-bit RDI to the debug-exit device: port 0xf4 when RSI == 0,
+ * else the MMIO address in RSI. Spins after (the device stops the VM). */
+BEGIN(debug_exit_value)
+    mov %edi, %eax
+    test %rsi, %rsi
+    jnz 1f
+    mov $0xf4, %dx
+    out %eax, %dx
+    jmp 2f
+1:  mov %eax, (%rsi)
+2:  jmp 2b
+END(debug_exit_value)
+
     .section .note.GNU-stack, "", @progbits

@@ -10,9 +10,19 @@ enum DefaultPlugins {
         let role: String
     }
 
-    static let all = [
-        Default(name: "DebugExit", config: "port=0xf4", role: "debug-exit"),
-    ]
+    static func all(serial: SerialTarget) -> [Default] {
+        // The 16550A plugin is COM1; --serial picks its output, and stdio also makes
+        // stdin its keyboard (a terminal is put in raw mode and restored on every exit).
+        let console = switch serial {
+        case .stdio: "port=0x3f8,output=stdout,input=stdin"
+        case let .file(path): "port=0x3f8,output=file:\(path)"
+        case .none: "port=0x3f8,output=none"
+        }
+        return [
+            Default(name: "DebugExit", config: "port=0xf4", role: "debug-exit"),
+            Default(name: "UART", config: console, role: "console"),
+        ]
+    }
 }
 
 extension Launcher {
@@ -22,7 +32,7 @@ extension Launcher {
     func loadPlugins(_ host: PluginHost, dispatcher: ExitDispatcher) throws(LauncherError) {
         var loadedRoles: Set<String> = []
         if !options.noDefaultPlugins {
-            for d in DefaultPlugins.all {
+            for d in DefaultPlugins.all(serial: options.serial) {
                 do {
                     _ = try host.searchPath.resolve(d.name)
                 } catch {
