@@ -76,7 +76,7 @@ extension VCPU {
             let io = runPage.pointee.io
             let bytes = Int(io.size) * Int(io.count)
             let offset = Int(io.data_offset)
-            guard [1, 2, 4].contains(io.size), bytes > 0, offset >= 0, offset + bytes <= runSize else {
+            guard io.size == 1 || io.size == 2 || io.size == 4, bytes > 0, offset >= 0, offset + bytes <= runSize else {
                 return .unknown(reason: reason)
             }
             let isWrite = io.direction == UInt8(KVM_EXIT_IO_OUT)

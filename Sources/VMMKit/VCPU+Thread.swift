@@ -32,7 +32,11 @@ extension VCPU {
             } else {
                 canary.resetFaults()
             }
-            switch dispatcher.dispatch(&exit, on: self) {
+            let observer = dispatcher.observer
+            observer?.willDispatch(exit, on: self)
+            let verdict = dispatcher.dispatch(&exit, on: self)
+            observer?.didDispatch(exit, verdict: verdict, on: self)
+            switch verdict {
             case .handled, .notMine:
                 complete(exit)
             case let .stop(reason):

@@ -61,6 +61,10 @@ public final class VCPU: @unchecked Sendable {
 
     public var fd: Int32 { backend.fd }
 
+    /// The raw shared `kvm_run` page, for baselines and tools that drive KVM_RUN
+    /// themselves. Handlers must not use it: the core owns it while the vCPU runs.
+    public var unsafeRunPage: UnsafeMutablePointer<kvm_run> { runPage }
+
     /// Unmaps `kvm_run` and closes the fd. The thread must have been joined.
     func close() { backend.close() }
 
