@@ -31,6 +31,9 @@ public final class PluginHost: @unchecked Sendable {
     var classRanges: [ClassRange] = []
     /// Async page fault event handlers (VMM_EXIT_ASYNC_PF), highest priority first.
     var asyncPFHandlers: [PluginHandler] = []
+    /// Memory-fault handlers (VMM_EXIT_MEMORY_FAULT), highest priority first: also asked
+    /// for pages directly by a demand pager (`fetchPage`).
+    var memoryFaultHandlers: [PluginHandler] = []
     /// Typed hypercalls by number; read without locks once the vCPUs run.
     var hypercalls: [UInt32: TypedHypercall] = [:]
     var hypercallPortInstalled = false

@@ -2,17 +2,23 @@ import Glibc
 import VMMKit
 
 extension DemandPager {
+    public static let handlerPriority: Int32 = 1 << 30
+
     /// Registers the pager's handlers on `dispatcher` (before the vCPUs start) and, in
     /// blocking mode, starts the fault router for `vcpus`.
+    /// Its handlers run before any plugin's (priority `handlerPriority`): faults in the
+    /// region are the pager's, and it asks its page source — possibly the plugins.
     public func attach(to dispatcher: ExitDispatcher, vcpus: [VCPU]) throws(VMMError) {
-        try dispatcher.registerMMIO(address: region.guestAddress, length: region.size, owner: "memory-fault") { [self] access, vcpu in
+        let priority = Self.handlerPriority
+        try dispatcher.registerMMIO(address: region.guestAddress, length: region.size, priority: priority,
+                                    owner: "memory-fault") { [self] access, vcpu in
             completeRAMAccess(&access, vcpu)
         }
-        try dispatcher.register(.memoryFault, owner: "memory-fault") { [self] exit, vcpu in
+        try dispatcher.register(.memoryFault, priority: priority, owner: "memory-fault") { [self] exit, vcpu in
             guard case let .memoryFault(fault) = exit else { return .notMine }
             return resolve(fault, vcpu)
         }
-        try dispatcher.register(.internalError, owner: "memory-fault") { [self] _, vcpu in
+        try dispatcher.register(.internalError, priority: priority, owner: "memory-fault") { [self] _, vcpu in
             // Ring-0 instruction fetch from a missing page (SIGBUS mode on this host).
             resolveInstructionFetch(vcpu) ?? .notMine
         }

@@ -14,12 +14,14 @@ final class PagedGuest {
     let snapshotPath: String
     let snapshot: [UInt8]
     var pager: DemandPager!
+    /// Plugins loaded by a test's page source; closed after the VM.
+    var plugins: PluginHost?
     private let low = Recorder<(UInt32, UInt32)>()
     private let high = Recorder<(UInt32, UInt32)>()
     let markers = Recorder<UInt32>()
 
     init(_ payload: String, ring: Int, vcpus: Int = 1, mode: DemandPager.Mode, attach: Bool = true,
-         source: ((String) throws -> any PageSource)? = nil,
+         source: ((PagedGuest) throws -> any PageSource)? = nil,
          patchSnapshot: (inout [UInt8]) -> Void = { _ in }, setup: (inout Registers, Int) -> Void) throws {
         kvm = try KVM.open()
         vm = try kvm.createVM()
@@ -42,7 +44,7 @@ final class PagedGuest {
             setup(&regs, i)
             try vcpu.setRegisters(regs)
         }
-        let pageSource = try source?(snapshotPath) ?? SnapshotFilePageSource(path: snapshotPath)
+        let pageSource = try source?(self) ?? SnapshotFilePageSource(path: snapshotPath)
         pager = try DemandPager(memory: vm.memory, region: "ram", source: pageSource, mode: mode)
         try dispatcher.registerPIO(port: 0x20, owner: "test") { [low] io, vcpu in low.append((vcpu.id, io.value)); return .handled }
         try dispatcher.registerPIO(port: 0x21, owner: "test") { [high] io, vcpu in high.append((vcpu.id, io.value)); return .handled }
@@ -54,6 +56,7 @@ final class PagedGuest {
     deinit {
         vm.close()
         pager?.close()
+        plugins?.close()
         unlink(snapshotPath)
     }
 
