@@ -24,7 +24,8 @@ extension DemandPager {
         }
         guard mode == .blocking else { return }
         for vcpu in vcpus {
-            vcpu.hooks.onInterrupt = { [self] vcpu in takePosted(for: vcpu) }
+            // Weak: the router holds the vCPUs, the vCPUs must not keep the pager alive.
+            vcpu.hooks.onInterrupt = { [weak self] vcpu in self?.takePosted(for: vcpu) }
         }
         let router = try FaultRouter(pager: self, vcpus: vcpus)
         self.router = router

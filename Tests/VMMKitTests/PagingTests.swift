@@ -148,4 +148,29 @@ struct PagingTests {
         #expect(attempts.count % 3 == 0 && !attempts.isEmpty && attempts.allSatisfy { $0 == 0x10_0000 })
         #expect(guest.pager.statistics.pagesFetched == 0)
     }
+
+    @Test("a paged VM leaves no fd, mapping or router thread behind", arguments: [DemandPager.Mode.blocking, .sigbus])
+    func noLeaks(mode: DemandPager.Mode) throws {
+        func once() throws {
+            let guest = try PagedGuest("dp_checksum", ring: mode == .blocking ? 3 : 0, mode: mode,
+                                       setup: Self.checksum(Self.dataStart, Self.dataStart + 0x4000, stride: 512, writes: 1))
+            #expect(try guest.run() == [.guestExit(code: 0)])
+        }
+        try once() // first use loads what stays loaded (signal handler, thread-locals)
+        let fds = openFDCount(), maps = mappingCount(), threads = threadCount()
+        try once()
+        #expect(openFDCount() == fds)
+        #expect(mappingCount() == maps)
+        #expect(threadCount() == threads)
+    }
 }
+
+/// Threads of this process (/proc/self/task entries).
+func threadCount() -> Int {
+    guard let dir = opendir("/proc/self/task") else { return -1 }
+    defer { closedir(dir) }
+    var n = 0
+    while readdir(dir) != nil { n += 1 }
+    return n
+}
+
