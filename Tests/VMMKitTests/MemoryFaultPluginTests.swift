@@ -4,7 +4,8 @@ import Testing
 @testable import VMMPaging
 
 /// The dlopen'd Plugins/MemoryFault plugin as the page source of a DemandPager.
-@Suite("MemoryFault plugin on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+@Suite("MemoryFault plugin on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason),
+       .enabled(if: UserfaultfdAvailability.present, UserfaultfdAvailability.reason))
 struct MemoryFaultPluginTests {
     /// Loads libMemoryFault.so (built by scripts/build-plugins) on the guest's dispatcher.
     static func pluginSource(config: String? = nil) -> (PagedGuest) throws -> any PageSource {

@@ -1,3 +1,4 @@
+import CUFFD
 import Glibc
 import GuestPayloads
 import Testing
@@ -97,4 +98,16 @@ final class BrokenPageSource: PageSource, @unchecked Sendable {
         attempts.append(gpa)
         throw .systemCallFailed(name: "fetch of page 0x\(String(gpa, radix: 16))", errno: .connectionReset)
     }
+}
+
+/// The skip rule for paging suites: userfaultfd must be usable by this process
+/// (root, or vm.unprivileged_userfaultfd=1). Where it is not, they are skipped with this
+/// reason printed, like the KVM suites without /dev/kvm.
+enum UserfaultfdAvailability {
+    static let present: Bool = {
+        let fd = cuffd_open(Int32(CUFFD_CLOEXEC))
+        if fd >= 0 { close(fd) }
+        return fd >= 0
+    }()
+    static let reason: Comment = "userfaultfd is not permitted here (set vm.unprivileged_userfaultfd=1 or run as root): paging suites skipped"
 }

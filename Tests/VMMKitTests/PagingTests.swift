@@ -4,7 +4,8 @@ import Testing
 @testable import VMMPaging
 
 /// Demand paging on real KVM, every fault path this host's kernel gives.
-@Suite("Demand paging on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+@Suite("Demand paging on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason),
+       .enabled(if: UserfaultfdAvailability.present, UserfaultfdAvailability.reason))
 struct PagingTests {
     static let dataStart: UInt64 = 0x10_0000
     static let writeStart: UInt64 = 0x30_0000

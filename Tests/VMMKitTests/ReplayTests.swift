@@ -98,7 +98,8 @@ struct RecordReplayKVMTests {
     }
 }
 
-@Suite("Replay a demand-paged run without KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+@Suite("Replay a demand-paged run without KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason),
+       .enabled(if: UserfaultfdAvailability.present, UserfaultfdAvailability.reason))
 struct PagingReplayTests {
     @Test("a SIGBUS-mode ring-0 paging run replays on detached memory: same pages fetched, same completions")
     func replayPagedRun() throws {
