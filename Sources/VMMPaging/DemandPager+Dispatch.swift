@@ -36,7 +36,8 @@ extension DemandPager {
     /// missing: install the page, then do the access on it as the guest would have.
     func completeRAMAccess(_ access: inout MMIOAccess, _ vcpu: VCPU) -> ExitVerdict {
         do {
-            try ensureRange(access.address, length: UInt64(access.length), by: .vcpu)
+            try ensureRange(access.address, length: UInt64(access.length), by: .vcpu,
+                            for: PageRequest(vcpu: vcpu.id, access: access.isWrite ? .write : .read))
         } catch {
             return .stop(stuck(vcpu, gpa: access.address, error))
         }
@@ -63,7 +64,7 @@ extension DemandPager {
             return .stop(.memoryFault("vCPU \(vcpu.id): hardware-poisoned memory at guest-physical 0x\(String(fault.gpa, radix: 16)) (EHWPOISON): reported, not retried"))
         }
         do {
-            try ensureRange(fault.gpa, length: fault.size, by: .vcpu)
+            try ensureRange(fault.gpa, length: fault.size, by: .vcpu, for: PageRequest(vcpu: vcpu.id, access: []))
         } catch {
             return .stop(stuck(vcpu, gpa: fault.gpa, error))
         }
@@ -82,7 +83,11 @@ extension DemandPager {
         }
         guard !missing.isEmpty else { return nil }
         for gpa in missing {
-            do { try ensureRange(gpa, length: 1, by: .vcpu) } catch { return .stop(stuck(vcpu, gpa: gpa, error)) }
+            do {
+                try ensureRange(gpa, length: 1, by: .vcpu, for: PageRequest(vcpu: vcpu.id, access: .execute))
+            } catch {
+                return .stop(stuck(vcpu, gpa: gpa, error))
+            }
         }
         return .handled
     }

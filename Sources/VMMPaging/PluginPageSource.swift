@@ -1,4 +1,3 @@
-import CUFFD
 import Glibc
 import VMMKit
 
@@ -17,10 +16,7 @@ public final class PluginPageSource: PageSource, @unchecked Sendable {
         return "memory-fault plugin" + (ids.isEmpty ? "" : " (\(ids.joined(separator: ", ")))")
     }
 
-    public func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VMMError) {
-        // On a vCPU thread the record names that vCPU; on the fault router, nobody's.
-        let tid = cuffd_gettid()
-        let vcpu = plugins.vm.vcpus.first { $0.hooks.threadID == tid }
-        try plugins.fetchPage(at: gpa, into: buffer, vcpuID: vcpu?.id ?? UInt32.max)
+    public func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError) {
+        try plugins.fetchPage(at: gpa, into: buffer, vcpuID: request.vcpu ?? UInt32.max, access: request.access.rawValue)
     }
 }

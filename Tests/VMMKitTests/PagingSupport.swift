@@ -93,9 +93,11 @@ final class PagedGuest {
 /// A page source that never delivers.
 final class BrokenPageSource: PageSource, @unchecked Sendable {
     let attempts = Recorder<UInt64>()
+    let requests = Recorder<PageRequest>()
     var name: String { "broken source" }
-    func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VMMError) {
+    func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError) {
         attempts.append(gpa)
+        requests.append(request)
         throw .systemCallFailed(name: "fetch of page 0x\(String(gpa, radix: 16))", errno: .connectionReset)
     }
 }

@@ -147,6 +147,10 @@ struct PagingTests {
         }
         let attempts = broken.attempts.all
         #expect(attempts.count % 3 == 0 && !attempts.isEmpty && attempts.allSatisfy { $0 == 0x10_0000 })
+        // The source is told who waits and how: a read by vCPU 0 (the kick path at ring 3
+        // only knows the page).
+        let expected = PageRequest(vcpu: 0, access: ring == 3 ? [] : .read)
+        #expect(broken.requests.all.allSatisfy { $0 == expected || ($0 == PageRequest(vcpu: 0, access: .read) && ring == 3) })
         #expect(guest.pager.statistics.pagesFetched == 0)
     }
 
