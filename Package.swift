@@ -16,9 +16,9 @@ let package = Package(
         .library(name: "CVMMPlugin", targets: ["CVMMPlugin"]),
         // A Swift plugin: a shared library loaded at run time (dlopen), never linked in.
         .library(name: "ScratchDevice", type: .dynamic, targets: ["ScratchDevice", "ScratchDeviceEntry"]),
-        // Demand paging, and the raw C loop Benchmarks/Paging measures it against.
+        // Demand paging, and what Benchmarks/Paging measures it against.
         .library(name: "VMMPaging", targets: ["VMMPaging"]),
-        .library(name: "CPagingBaseline", targets: ["CPagingBaseline"]),
+        .library(name: "PagingBenchSupport", targets: ["CPagingBaseline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -43,9 +43,9 @@ let package = Package(
             name: "VMMKit",
             dependencies: [
                 "CKVM",
-                "CUFFD",
                 "CVMMPlugin",
                 "CFFI",
+                "CUFFD",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

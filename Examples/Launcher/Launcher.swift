@@ -50,22 +50,14 @@ struct Launcher {
                 // Application processors stay uninitialised until the guest sends INIT/SIPI.
                 if i == 0 { try vcpu.boot(boot) }
             }
-            try BasicConsole(o.serial).register(on: dispatcher)
-            try FwCfg(cpus: o.vcpus, ramSize: o.memory).register(on: dispatcher)
-            try dispatcher.registerPIO(port: 0xf4, owner: "debug-exit") { io, vcpu in
-                let code = Int32(io.value & 0xff)
-                vcpu.requestVMStop(.guestExit(code: code))
-                return .stop(.guestExit(code: code))
-            }
             if let stats { try dispatcher.setObserver(stats) }
-        } catch let error as LauncherError {
-            throw error
+            try FwCfg(cpus: o.vcpus, ramSize: o.memory).register(on: dispatcher)
         } catch {
             throw LauncherError(.host, "\(error)")
         }
-        guard o.plugins.isEmpty else {
-            throw LauncherError(.plugin, "\(o.plugins[0]): this build cannot load plugins yet")
-        }
+        let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
+        defer { plugins.close() }
+        try loadPlugins(plugins, dispatcher: dispatcher)
 
         let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
         let reasons: [StopReason]
