@@ -66,6 +66,9 @@ public final class ExitDispatcher: @unchecked Sendable {
 
     func freeze() { frozen.store(true, ordering: .releasing) }
 
+    /// Whether a vCPU has started with this dispatcher (registration is then closed).
+    var isFrozen: Bool { frozen.load(ordering: .acquiring) }
+
     /// Dispatches one exit. Never returns `.notMine`: the default applies instead.
     public func dispatch(_ exit: inout VMExit, on vcpu: VCPU) -> ExitVerdict {
         switch exit {
