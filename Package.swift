@@ -69,6 +69,7 @@ let package = Package(
             name: "Launcher",
             dependencies: [
                 "VMMKit",
+                "VMMPaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),

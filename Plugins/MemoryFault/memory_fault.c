@@ -10,8 +10,12 @@
  * atomically and completes or retries the access. EHWPOISON is reported, not retried.
  *
  * Config (comma-separated key=value):
- *   snapshot=/path/to/guest.mem   required; byte 0 of the file is guest-physical `base`
+ *   snapshot=/path/to/guest.mem   byte 0 of the file is guest-physical `base`
  *   base=0x0                      optional, the guest-physical address of byte 0
+ *   fill=zero                     instead of a snapshot: every page is zero-filled on
+ *                                 first touch (demand-zero RAM; the launcher's default)
+ *   priority=N                    optional handler priority (default 0; higher first),
+ *                                 so a snapshot plugin can sit above a fill=zero one
  * Build: scripts/build-plugins (plain cc against vmm_plugin.h, like DebugExit).
  */
 #define _GNU_SOURCE
@@ -31,6 +35,8 @@ typedef struct memory_fault {
     const vmm_host_t *host;
     int fd;
     uint64_t base, size; /* the snapshot covers guest-physical [base, base+size) */
+    int zero_fill;       /* fill=zero: no snapshot, zero pages everywhere */
+    int32_t priority;
     char path[256];
 } memory_fault_t;
 
@@ -56,7 +62,11 @@ static vmm_verdict_t handle(void *user, vmm_exit_t *ex) {
         return VMM_NOT_MINE; /* not in the snapshot: another plugin's, or the host's default */
     static __thread unsigned char page[PAGE] __attribute__((aligned(PAGE)));
     for (uint64_t gpa = first; gpa < end; gpa += PAGE) {
-        ssize_t n = pread(mf->fd, page, PAGE, (off_t)(gpa - mf->base));
+        ssize_t n = PAGE;
+        if (mf->zero_fill)
+            memset(page, 0, PAGE);
+        else
+            n = pread(mf->fd, page, PAGE, (off_t)(gpa - mf->base));
         if (n != (ssize_t)PAGE)
             return fail(ex, "cannot read guest-physical page 0x%llx from the snapshot (errno %d)", gpa, n < 0 ? errno : EIO);
         int rc = mf->host->write_guest(mf->host->host_data, gpa, page, PAGE);
@@ -94,13 +104,28 @@ static int parse(memory_fault_t *mf, const char *config) {
                 snprintf(init_error, sizeof init_error, "base=%s is not a page-aligned number", value);
                 return -1;
             }
+        } else if (strcmp(item, "fill") == 0) {
+            if (strcmp(value, "zero") != 0) {
+                snprintf(init_error, sizeof init_error, "fill=%s: the only fill is 'zero'", value);
+                return -1;
+            }
+            mf->zero_fill = 1;
+        } else if (strcmp(item, "priority") == 0) {
+            char *stop;
+            long p = strtol(value, &stop, 0);
+            if (*value == 0 || *stop != 0 || p < INT32_MIN || p > INT32_MAX) {
+                snprintf(init_error, sizeof init_error, "priority=%s is not a 32-bit integer", value);
+                return -1;
+            }
+            mf->priority = (int32_t)p;
         } else {
-            snprintf(init_error, sizeof init_error, "unknown config key '%s' (known: snapshot, base)", item);
+            snprintf(init_error, sizeof init_error, "unknown config key '%s' (known: snapshot, base, fill, priority)", item);
             return -1;
         }
     }
-    if (mf->path[0] == 0) {
-        snprintf(init_error, sizeof init_error, "config needs snapshot=<path of a guest-memory snapshot file>");
+    if ((mf->path[0] == 0) == (mf->zero_fill == 0)) {
+        snprintf(init_error, sizeof init_error,
+                 "config needs snapshot=<path of a guest-memory snapshot file> or fill=zero (one of them)");
         return -1;
     }
     return 0;
@@ -118,21 +143,26 @@ static void *mf_init(const vmm_host_t *host, const char *config, const char **er
     struct stat st;
     if (parse(mf, config) != 0)
         goto fail;
-    mf->fd = open(mf->path, O_RDONLY | O_CLOEXEC);
-    if (mf->fd < 0 || fstat(mf->fd, &st) != 0) {
-        snprintf(init_error, sizeof init_error, "cannot open snapshot %s: %s", mf->path, strerror(errno));
-        goto fail;
+    if (mf->zero_fill) {
+        mf->size = UINT64_MAX - mf->base; /* all of guest-physical memory from base */
+    } else {
+        mf->fd = open(mf->path, O_RDONLY | O_CLOEXEC);
+        if (mf->fd < 0 || fstat(mf->fd, &st) != 0) {
+            snprintf(init_error, sizeof init_error, "cannot open snapshot %s: %s", mf->path, strerror(errno));
+            goto fail;
+        }
+        mf->size = (uint64_t)st.st_size & ~(uint64_t)(PAGE - 1);
     }
-    mf->size = (uint64_t)st.st_size & ~(uint64_t)(PAGE - 1);
     vmm_handler_desc_t d;
     memset(&d, 0, sizeof d);
     d.struct_size = sizeof d;
     d.exit_class = VMM_EXIT_MEMORY_FAULT;
     d.base = mf->base;
     d.length = mf->size;
+    d.priority = mf->priority;
     d.handle = handle;
     d.user = mf;
-    d.name = "snapshot";
+    d.name = mf->zero_fill ? "zero-fill" : "snapshot";
     const char *why = NULL;
     if (host->register_handler(host->host_data, &d, &why) != 0) {
         snprintf(init_error, sizeof init_error, "%s", why ? why : "register_handler failed");

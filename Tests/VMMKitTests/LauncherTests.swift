@@ -155,6 +155,26 @@ struct LauncherTests {
         #expect(missing.stderr == "vmm: plugin /nonexistent/libX.so: cannot open: No such file or directory (errno 2)\n")
     }
 
+    @Test("demand paging: RAM comes from a snapshot plugin where it has one, zero-filled elsewhere, counted in --stats")
+    func demandPaging() throws {
+        // mov $0x400000,%ebx; mov (%rbx),%eax; mov $0xf4,%dx; out %al,%dx; hlt
+        let reader = try VMMProcess.temp("reader.bin", [0xbb, 0x00, 0x00, 0x40, 0x00, 0x8b, 0x03, 0x66, 0xba, 0xf4, 0x00, 0xee, 0xf4])
+        var page = [UInt8](repeating: 0, count: 4096)
+        page[0] = 0x2a
+        let snapshot = try VMMProcess.temp("snap.mem", page)
+        let r = try VMMProcess.run(["run", reader, "--load-addr", "0x100000", "--stats",
+                                    "--plugin", "MemoryFault,snapshot=\(snapshot),base=0x400000"])
+        #expect(r.status == (0x2a << 1) | 1)
+        #expect(r.stderr.contains("demand paging: 1 pages fetched"))
+        // Without the snapshot plugin the default plugin zero-fills the page.
+        let z = try VMMProcess.run(["run", reader, "--load-addr", "0x100000", "--stats"])
+        #expect(z.status == 1)
+        #expect(z.stderr.contains("demand paging: 1 pages fetched"))
+        // --no-default-plugins: no demand paging (and no debug-exit: the guest halts).
+        let none = try VMMProcess.run(["run", reader, "--load-addr", "0x100000", "--no-default-plugins", "--stats"])
+        #expect(!none.stderr.contains("demand paging"))
+    }
+
     @Test("vmm plugins lists id, version, ABI and handlers, and why a candidate was refused")
     func pluginListing() throws {
         let r = try VMMProcess.run(["plugins"])

@@ -79,7 +79,7 @@ struct MemoryFaultPluginTests {
         let host = PluginHost(vm: guest.vm, dispatcher: guest.dispatcher)
         defer { host.close() }
         let missing = pluginError { () throws(PluginError) in try host.load("MemoryFault", config: "") }
-        #expect(missing?.description.contains("config needs snapshot=<path of a guest-memory snapshot file>") == true)
+        #expect(missing?.description.contains("config needs snapshot=<path of a guest-memory snapshot file> or fill=zero (one of them)") == true)
         let unreadable = pluginError { () throws(PluginError) in try host.load("MemoryFault", config: "snapshot=/nonexistent/guest.mem") }
         #expect(unreadable?.description.contains("cannot open snapshot /nonexistent/guest.mem: No such file or directory") == true)
     }
