@@ -21,7 +21,7 @@ _Static_assert(sizeof(struct kvm_msr_filter_range) == 24, "kvm_msr_filter_range 
 _Static_assert(offsetof(struct kvm_msr_filter_range, bitmap) == 16, "kvm_msr_filter_range.bitmap");
 _Static_assert(offsetof(struct kvm_msr_filter, ranges) == 8, "kvm_msr_filter.ranges");
 _Static_assert(KVM_MSR_FILTER_MAX_RANGES == 16, "kvm_msr_filter range count");
-_Static_assert(offsetof(struct kvm_vcpu_events, flags) == 24, "kvm_vcpu_events.flags");
+_Static_assert(offsetof(struct kvm_vcpu_events, flags) == 20, "kvm_vcpu_events.flags");
 _Static_assert(offsetof(struct kvm_vcpu_events, exception_has_payload) == 55, "kvm_vcpu_events payload flag");
 _Static_assert(offsetof(struct kvm_vcpu_events, exception_payload) == 56, "kvm_vcpu_events payload");
 _Static_assert(KVM_CAP_EXCEPTION_PAYLOAD == 164, "KVM_CAP_EXCEPTION_PAYLOAD");
