@@ -63,13 +63,20 @@ public final class KVMAsyncPFEnvironment: AsyncPFEnvironment {
     /// interrupt-window exit. Call before every entry.
     public func flushInterrupt() throws(VMMError) {
         guard let vector = pendingVector else { return }
-        if vcpu.readyForInterruptInjection {
+        // Never beside a queued exception (the async #PF itself): the #PF handler runs
+        // with IF = 0, and its iret opens the window for the interrupt.
+        if vcpu.readyForInterruptInjection, try !exceptionOrNMIQueued() {
             try vcpu.interrupt(vector: UInt32(vector))
             pendingVector = nil
             vcpu.requestInterruptWindow = false
         } else {
             vcpu.requestInterruptWindow = true
         }
+    }
+
+    private func exceptionOrNMIQueued() throws(VMMError) -> Bool {
+        let e = try vcpu.events()
+        return e.exception.injected != 0 || e.exception.pending != 0 || e.nmi.injected != 0 || e.nmi.pending != 0
     }
 
     public func injectNMI() throws(VMMError) { try vcpu.injectNMI() }
