@@ -5,36 +5,79 @@ let package = Package(
     name: "VMMKit",
     products: [
         .library(name: "VMMKit", targets: ["VMMKit"]),
+        .executable(name: "vmm", targets: ["Launcher"]),
         .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
         // For Benchmarks/ and tools: the guest payloads and the raw C run loop baseline.
         .library(name: "GuestPayloads", targets: ["GuestPayloads"]),
         .library(name: "CKVMTestSupport", targets: ["CKVMTestSupport"]),
+        // The Swift plugin SDK (no Foundation).
+        .library(name: "VMMPluginKit", targets: ["VMMPluginKit"]),
+        // The plugin ABI header alone, for C code built by SwiftPM (e.g. Benchmarks/).
+        .library(name: "CVMMPlugin", targets: ["CVMMPlugin"]),
+        // A Swift plugin: a shared library loaded at run time (dlopen), never linked in.
+        .library(name: "ScratchDevice", type: .dynamic, targets: ["ScratchDevice", "ScratchDeviceEntry"]),
+        // Demand paging, and the raw C loop Benchmarks/Paging measures it against.
+        .library(name: "VMMPaging", targets: ["VMMPaging"]),
+        .library(name: "CPagingBaseline", targets: ["CPagingBaseline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // The raw KVM ABI: constants, layouts, ioctl wrappers. No logic.
         .target(name: "CKVM", path: "CShims/CKVM"),
+        // userfaultfd(2) for the demand-paging engine: constants, layouts, wrappers.
+        .target(name: "CUFFD", path: "CShims/CUFFD"),
         // A plain C run loop used as the baseline the Swift loop is measured against.
         .target(name: "CKVMTestSupport", dependencies: ["CKVM"], path: "CShims/CKVMTestSupport"),
         // Guest payloads: position-independent assembly assembled into .rodata.
         .target(name: "GuestPayloads", path: "Examples/Guests"),
+        // The stable plugin ABI: one header (vmm_plugin.h) plus layout asserts.
+        .target(name: "CVMMPlugin", path: "CShims/CVMMPlugin"),
+        // libffi, for hypercall handlers whose signature is declared at run time.
+        .systemLibrary(name: "CFFI", path: "CShims/CFFI", pkgConfig: "libffi",
+                       providers: [.apt(["libffi-dev"])]),
         .target(
             name: "VMMKit",
             dependencies: [
                 "CKVM",
+                "CUFFD",
+                "CVMMPlugin",
+                "CFFI",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The Swift plugin SDK: a protocol and the entry glue. Depends on the header only.
+        .target(name: "VMMPluginKit", dependencies: ["CVMMPlugin"]),
+        // The scratch-register test device, a Swift plugin: its Swift code and the one
+        // C file that defines the exported `vmm_plugin_entry` data symbol.
+        .target(name: "ScratchDevice", dependencies: ["VMMPluginKit", "CVMMPlugin"], path: "Plugins/ScratchDevice/Sources"),
+        .target(name: "ScratchDeviceEntry", dependencies: ["CVMMPlugin"], path: "Plugins/ScratchDevice/Entry", publicHeadersPath: "."),
+        // The raw C userfaultfd loop the demand pager is benchmarked against.
+        .target(name: "CPagingBaseline", path: "CShims/CPagingBaseline"),
+        // Demand paging of guest RAM through userfaultfd (the memory_fault engine).
+        .target(name: "VMMPaging", dependencies: ["VMMKit", "CUFFD"]),
         .executableTarget(
             name: "EmbeddedVMM",
             dependencies: ["VMMKit", "GuestPayloads"],
             path: "Examples/EmbeddedVMM"
         ),
+        // The `vmm` CLI launcher (may use Foundation: it parses JSON configs).
+        .executableTarget(
+            name: "Launcher",
+            dependencies: [
+                "VMMKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            path: "Examples/Launcher"
+        ),
         .testTarget(
             name: "VMMKitTests",
-            dependencies: ["VMMKit", "GuestPayloads", "CKVM", "CKVMTestSupport"]
+            dependencies: ["VMMKit", "VMMPaging", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
         ),
     ]
 )

@@ -7,12 +7,16 @@ let package = Package(
     name: "VMMKitBenchmarks",
     dependencies: [.package(name: "VMMKit", path: "..")],
     targets: [
+        // The "direct C call" baseline of the plugin benchmark (PluginBench.swift).
+        .target(name: "CPluginBench", dependencies: [.product(name: "CVMMPlugin", package: "VMMKit")]),
         .executableTarget(
             name: "VMMBench",
             dependencies: [
                 .product(name: "VMMKit", package: "VMMKit"),
                 .product(name: "GuestPayloads", package: "VMMKit"),
                 .product(name: "CKVMTestSupport", package: "VMMKit"),
+                .product(name: "CVMMPlugin", package: "VMMKit"),
+                "CPluginBench",
             ]
         ),
     ]

@@ -89,6 +89,8 @@ VMM_ASSERT_SIZE(vmm_host_coalesced_mmio_t, 16);
 VMM_ASSERT_SIZE(vmm_host_ioeventfd_t, 24);
 VMM_ASSERT_OFFSET(vmm_host_ioeventfd_t, add_irqfd, 16);
 VMM_ASSERT_SIZE(vmm_host_hypercall_t, 16);
+VMM_ASSERT_SIZE(vmm_host_async_pf_t, 16);
+VMM_ASSERT_OFFSET(vmm_host_async_pf_t, raise, 8);
 
 _Static_assert(VMM_PLUGIN_ABI_LOADABLE(1, 0), "a 1.0 plugin must load in every 1.x host");
 

@@ -25,7 +25,7 @@ typedef struct debug_exit {
 
 /* init()'s error message. The host serialises all init/destroy calls process-wide and
  * copies the message right after init returns, so one static buffer is enough. */
-static char error_buf[200];
+static char error_buf[512]; /* host messages name both owners with their paths */
 
 /* Formats "debug-exit: <what> '<key>'<hint>" into error_buf and returns it. */
 static const char *key_error(const char *what, const char *key, const char *hint)

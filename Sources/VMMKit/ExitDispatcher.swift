@@ -16,12 +16,19 @@ public final class ExitDispatcher: @unchecked Sendable {
     public typealias MMIOHandler = (inout MMIOAccess, VCPU) -> ExitVerdict
     public typealias Handler = (inout VMExit, VCPU) -> ExitVerdict
 
-    private var pio = AddressRangeTable<PIOHandler>()
-    private var mmio = AddressRangeTable<MMIOHandler>()
+    private(set) var pio = AddressRangeTable<PIOHandler>()
+    private(set) var mmio = AddressRangeTable<MMIOHandler>()
     private var byKind: [[(priority: Int32, handler: Handler)]] = Array(repeating: [], count: VMExitKind.allCases.count)
     private let frozen = Atomic<Bool>(false)
+    /// Optional tap on every exit the run loop dispatches (set before the vCPUs start).
+    public private(set) var observer: ExitObserver?
 
     public init() {}
+
+    public func setObserver(_ observer: ExitObserver?) throws(VMMError) {
+        try checkMutable("exit observer")
+        self.observer = observer
+    }
 
     /// Registers a port range [port, port+count).
     public func registerPIO(port: UInt16, count: UInt16 = 1, priority: Int32 = 0, exclusive: Bool = true,
@@ -112,7 +119,8 @@ public final class ExitDispatcher: @unchecked Sendable {
         case let .systemEvent(type, _): return .stop(.unhandled("unhandled system event \(type), \(at)"))
         case let .memoryFault(f):
             let place = f.annotated ? "at guest-physical \(hex(f.gpa)) (\(f.size) bytes)" : "with no address (not annotated)"
-            return .stop(.memoryFault("unresolved memory fault \(place), errno \(f.errno), \(at)"))
+            return .stop(.memoryFault("unresolved memory fault \(place), \(errnoName(f.errno)), \(at)"
+                                      + ExitSummary.describe(vcpu.canary.recentExits)))
         case let .unknown(reason): return .stop(.unhandled("unknown exit reason \(reason), \(at)"))
         }
     }

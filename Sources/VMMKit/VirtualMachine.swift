@@ -109,3 +109,11 @@ public final class VirtualMachine: @unchecked Sendable {
         return value
     }
 }
+
+extension VirtualMachine {
+    /// The in-kernel PIT (`KVM_CREATE_PIT2`); needs the irqchip first.
+    public func createPIT() throws(VMMError) {
+        var config = kvm_pit_config()
+        _ = try ioctl(try liveFD(), CKVM_CREATE_PIT2, "KVM_CREATE_PIT2", &config)
+    }
+}

@@ -13,7 +13,8 @@
  * ABI CHANGELOG (each minor only adds; every minor is listed here)
  *   1.0  Initial: entry, host services, handler registration and exit records for
  *        pio, mmio, msr, memory_fault, async_pf, hlt, other; host extensions
- *        coalesced_mmio/1, ioeventfd/1, hypercall/1.
+ *        coalesced_mmio/1, ioeventfd/1, hypercall/1, async_pf/1 (one plugin raises
+ *        async page fault events that another plugin's handlers receive).
  *
  * COMPATIBILITY RULES
  *   1. Every struct starts with `uint32_t struct_size` (sizeof as its producer was
@@ -96,6 +97,7 @@ extern "C" {
 #define VMM_EXT_HOST_COALESCED_MMIO "org.vmmkit.host.coalesced_mmio/1" /* vmm_host_coalesced_mmio_t */
 #define VMM_EXT_HOST_IOEVENTFD      "org.vmmkit.host.ioeventfd/1"      /* vmm_host_ioeventfd_t */
 #define VMM_EXT_HOST_HYPERCALL      "org.vmmkit.host.hypercall/1"      /* vmm_host_hypercall_t */
+#define VMM_EXT_HOST_ASYNC_PF       "org.vmmkit.host.async_pf/1"       /* vmm_host_async_pf_t */
 
 /* ------------------------------------------------------------------ enums */
 
@@ -273,9 +275,11 @@ typedef struct vmm_handler_desc {
     uint64_t length;      /* range size, >= 1 for PIO/MMIO/MSR; 0 = the whole space for
                              MEMORY_FAULT/ASYNC_PF/OTHER; 0 for HLT */
     int32_t  priority;    /* higher runs first; 0 is normal */
-    uint32_t flags;       /* VMM_HANDLER_*. EXCLUSIVE: refused if the range overlaps another
-                             EXCLUSIVE handler of the same class (both owners named);
-                             non-exclusive handlers may still share it. Unknown bits: -EINVAL */
+    uint32_t flags;       /* VMM_HANDLER_*. EXCLUSIVE: this handler must be alone on its
+                             range: registering it over any handler of the same class, or any
+                             handler over it, is refused with -EEXIST and a message naming
+                             both owners. Non-exclusive handlers share ranges and run by
+                             priority. Unknown bits: -EINVAL */
     /* [vcpu-thread] Handles one exit. `ex` is valid only during the call. Must not
      * block for long, and must not call register_handler. */
     vmm_verdict_t (*handle)(void *user, vmm_exit_t *ex);
@@ -317,10 +321,12 @@ typedef struct vmm_host {
                             uint32_t has_error_code, uint32_t error_code,
                             uint32_t has_payload, uint64_t payload);
 
-    /* [any-thread] Delivers external interrupt `vector` (32..255) to a vCPU, as soon
-     * as it accepts interrupts (the host queues it and opens an interrupt window or
-     * kicks the vCPU). 0; -EINVAL bad vcpu/vector; -ENOTSUP on a VM whose interrupt
-     * path cannot take a bare vector (use set_irq_line). */
+    /* [vcpu-thread] Delivers external interrupt `vector` (32..255) to the calling
+     * thread's vCPU when it resumes (KVM_INTERRUPT; VMs without an in-kernel irqchip).
+     * 0; -EINVAL bad vector; -EBUSY vcpu_id is not the calling thread's vCPU; -EAGAIN
+     * the vCPU cannot take an interrupt now: the host has requested an interrupt window,
+     * so the vCPU exits (class OTHER, KVM exit reason 7) as soon as it can and the
+     * plugin retries then; -ENOTSUP the VM has an in-kernel irqchip (use set_irq_line). */
     int (*inject_interrupt)(void *host_data, uint32_t vcpu_id, uint32_t vector);
 
     /* [any-thread] Sets interrupt line `irq` of the in-kernel irqchip to level (0/1),
@@ -340,8 +346,10 @@ typedef struct vmm_host {
                          const char *reason);
 
     /* [any-thread] Looks up a host extension by id (VMM_EXT_*). Returns its table,
-     * valid until destroy() returns, or NULL when the host (or kernel) lacks it. A
-     * host may also answer with an extension another loaded plugin offers. */
+     * valid until destroy() returns, or NULL when the host (or kernel) lacks it.
+     * During init() the host also answers with an extension that a plugin loaded
+     * earlier into the same VM offers (its get_extension): look such tables up in
+     * init() and keep the pointer. */
     const void *(*get_extension)(void *host_data, const char *id);
 } vmm_host_t;
 
@@ -394,7 +402,7 @@ typedef struct vmm_host_ioeventfd {
 typedef struct vmm_host_hypercall {
     uint32_t struct_size; /* sizeof(vmm_host_hypercall_t) as the host was compiled */
     uint32_t reserved;    /* zero */
-    /* [load-thread] Registers fn for hypercall `number`. signature is
+    /* [load-thread] Registers fn for hypercall `number`; only during init(). signature is
      * "RET(ARG,...)" (spaces allowed): RET is void, i8..i64, u8..u64 or ptr; each ARG
      * (0 to 6) is i8, i16, i32, i64, u8, u16, u32, u64 or ptr. fn is called [vcpu-thread]
      * as RET fn(void *user, ARG...): integer arguments are the guest registers truncated
@@ -406,6 +414,27 @@ typedef struct vmm_host_hypercall {
     int (*register_hypercall)(void *host_data, uint32_t number, const char *signature,
                               void (*fn)(void), void *user, const char **error_out);
 } vmm_host_hypercall_t;
+
+/* VMM_EXT_HOST_ASYNC_PF: a plugin that learns about missing pages (demand paging,
+ * post-copy) raises async page fault events; the host hands each one to the handlers
+ * registered for VMM_EXIT_ASYNC_PF (an async-PF plugin), in priority order, exactly
+ * like an exit: the record has exit_class VMM_EXIT_ASYNC_PF, vcpu_id and async_pf set.
+ * Handlers of that class therefore run on the raiser's thread. */
+#define VMM_VCPU_NONE 0xffffffffu /* vcpu_id of an event raised off any vCPU thread */
+typedef struct vmm_host_async_pf {
+    uint32_t struct_size; /* sizeof(vmm_host_async_pf_t) as the host was compiled */
+    uint32_t reserved;    /* zero */
+    /* Raises one event and returns the verdict: VMM_HANDLED a handler took it (for
+     * PAGE_MISSING: the guest was told "not present"; the raiser must not stall the
+     * vCPU); VMM_NOT_MINE no handler took it (the raiser resolves the fault itself,
+     * synchronously); VMM_FAIL with *message_out (if not NULL) set to the handler's
+     * message, valid until the next call on this thread.
+     * PAGE_MISSING: [vcpu-thread], vcpu_id is the calling thread's vCPU, during its exit.
+     * PAGE_READY: [any-thread] (e.g. a fetcher thread); vcpu_id is the vCPU that
+     * faulted, or VMM_VCPU_NONE. Handlers must be thread-safe for this kind. */
+    vmm_verdict_t (*raise)(void *host_data, uint32_t vcpu_id,
+                           const vmm_exit_async_pf_t *event, const char **message_out);
+} vmm_host_async_pf_t;
 
 /* ------------------------------------------------------------- the entry */
 

@@ -1,0 +1,116 @@
+/* Guest payloads for the plugin tests (Tests/VMMKitTests/Plugin*.swift). Ring 0, a few
+ * dozen instructions each (ring-0 code is emulated on kvm_pvm). Loaded at 0x10000;
+ * results go to scratch RAM at 0x20000. */
+#define BEGIN(name) .section .rodata.guest_##name, "a"; .globl guest_##name##_start; guest_##name##_start:
+#define END(name) .globl guest_##name##_end; guest_##name##_end:
+
+    .code64
+
+/* The ScratchDevice plugin (ports 0x500.., MMIO 0xd0001000..): writes through both
+ * windows, reads back through the other one.
+ *   0x20000 <- in port 0x502 (4 bytes)   = register 2, written via MMIO
+ *   0x20008 <- MMIO read of 8 bytes at +0 = registers 0 and 1, written via PIO
+ *   0x20010 <- in port 0x501 (1 byte)    */
+BEGIN(plugin_scratch)
+    mov $0x500, %dx
+    mov $0x11223344, %eax
+    out %eax, %dx              /* register 0 */
+    inc %dx
+    mov $0x55, %al
+    out %al, %dx               /* register 1, low byte */
+    mov $0xd0001000, %ebx
+    movabs $0x8877665544332211, %rax
+    mov %rax, 8(%rbx)          /* registers 2 and 3 */
+    mov $0x502, %dx
+    in %dx, %eax
+    mov %rax, 0x20000
+    mov (%rbx), %rax
+    mov %rax, 0x20008
+    mov $0x501, %dx
+    xor %eax, %eax
+    in %dx, %al
+    mov %rax, 0x20010
+    hlt
+END(plugin_scratch)
+
+/* The scratch device's fault port (0x510): the handler fails; the hlt is never reached. */
+BEGIN(plugin_scratch_fault)
+    mov $0x510, %dx
+    mov $0xbad, %eax
+    out %eax, %dx
+    hlt
+END(plugin_scratch_fault)
+
+/* The DebugExit plugin on port 0xf4: a read returns 0 (0x20000 <- 0x123400), then
+ * the write of 42 stops the VM with code 42. The hlt is never reached. */
+BEGIN(plugin_debug_exit)
+    mov $0x1234ff, %eax
+    in $0xf4, %al
+    mov %rax, 0x20000
+    mov $42, %eax
+    out %eax, $0xf4
+    hlt
+END(plugin_debug_exit)
+
+/* The DebugExit plugin in MMIO mode at 0xd0002000: exit code 7. */
+BEGIN(plugin_debug_exit_mmio)
+    mov $0xd0002000, %ebx
+    movl $7, (%rbx)
+    hlt
+END(plugin_debug_exit_mmio)
+
+/* The v1.0 compatibility plugin on port 0x520: out 41, in -> 0x20000 (expects 42);
+ * the plugin stores RBX (0x7777) at 0x20100 via get_reg + write_guest. */
+BEGIN(plugin_compat)
+    mov $0x7777, %ebx
+    mov $0x520, %dx
+    mov $41, %eax
+    out %eax, %dx
+    xor %eax, %eax
+    in %dx, %eax
+    mov %rax, 0x20000
+    hlt
+END(plugin_compat)
+
+/* The C fixture whose handler fails (port 0x530). */
+BEGIN(plugin_c_fail)
+    mov $0x530, %dx
+    mov $5, %al
+    out %al, %dx
+    hlt
+END(plugin_c_fail)
+
+/* Typed hypercalls (number in EAX, args in RDI RSI RDX R10 R8 R9, out %eax to 0xe4,
+ * result in RAX), stored at 0x20000 + 8 * k for k = 0..7. The libHypercalls fixture
+ * defines the numbers 100..107. */
+#define HCALL(n, slot) mov $n, %eax; out %eax, $0xe4; mov %rax, 0x20000 + 8 * slot
+BEGIN(plugin_hypercalls)
+    movabs $0x0102030405060708, %rax
+    mov %rax, 0x20100          /* read by hypercall 106 through its ptr argument */
+    HCALL(100, 0)              /* u64() */
+    mov $1000, %edi
+    HCALL(101, 1)              /* u64(u64): 3 * a */
+    mov $5, %edi
+    mov $7, %esi
+    HCALL(102, 2)              /* i32(i32,i32): a - b = -2, sign-extended */
+    mov $0x1ff, %edi           /* truncated to u8: 0xff */
+    mov $0x30001, %esi         /* truncated to u16: 1 */
+    movabs $0x100000002, %rdx  /* truncated to u32: 2 */
+    HCALL(103, 3)              /* u64(u8,u16,u32): a + b + c */
+    mov $1, %edi
+    mov $2, %esi
+    mov $3, %edx
+    mov $4, %r10d
+    HCALL(104, 4)              /* u64(u64 x4): a + 2b + 3c + 4d */
+    mov $5, %r8d
+    HCALL(105, 5)              /* u64(u64 x5): a + 2b + 3c + 4d + 5e */
+    mov $0x20100, %edi
+    mov $0x10, %esi
+    mov $0x20, %edx
+    mov $0x30, %r10d
+    mov $0x40, %r8d
+    mov $0xff, %r9d            /* i8: -1 */
+    HCALL(106, 6)              /* i64(ptr,u64,u64,u64,u64,i8): *ptr + b + c + d + e + f */
+    HCALL(999, 7)              /* unregistered: -ENOSYS */
+    hlt
+END(plugin_hypercalls)

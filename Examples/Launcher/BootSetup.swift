@@ -1,0 +1,51 @@
+import VMMKit
+
+extension VCPU {
+    /// Enters `entry` the way a boot loader leaves it.
+    func boot(_ entry: BootEntry) throws(VMMError) {
+        switch entry {
+        case let .longMode(rip, stack):
+            try setupLongMode(entry: rip, stack: stack)
+        case let .realMode(segment, offset):
+            try setupRealMode(segment: segment, offset: offset)
+        case let .protected32(rip, eax, ebx):
+            try setupProtectedMode32(entry: rip, eax: eax, ebx: ebx)
+        }
+    }
+
+    /// 32-bit protected mode, flat segments, paging off, as Multiboot specifies.
+    func setupProtectedMode32(entry: UInt32, eax: UInt32, ebx: UInt32) throws(VMMError) {
+        // A flat GDT for guests that reload their segments before installing their own.
+        try memory.write(GuestLayout.gdt, UInt64(0))
+        try memory.write(GuestLayout.gdt + 8, UInt64(0x00cf_9b00_0000_ffff))
+        try memory.write(GuestLayout.gdt + 16, UInt64(0x00cf_9300_0000_ffff))
+        var sregs = try specialRegisters()
+        func flat(_ selector: UInt16, code: Bool) -> Segment {
+            var s = Segment()
+            s.limit = 0xffff_ffff
+            s.selector = selector
+            s.type = code ? 11 : 3
+            s.present = 1
+            s.db = 1
+            s.s = 1
+            s.g = 1
+            return s
+        }
+        sregs.cs = flat(0x08, code: true)
+        let data = flat(0x10, code: false)
+        sregs.ds = data; sregs.es = data; sregs.fs = data; sregs.gs = data; sregs.ss = data
+        sregs.gdt.base = GuestLayout.gdt
+        sregs.gdt.limit = 23
+        sregs.idt.limit = 0
+        sregs.cr0 = 0x11 // PE | ET
+        sregs.cr4 = 0
+        sregs.efer = 0
+        try setSpecialRegisters(sregs)
+        var regs = Registers()
+        regs.rip = UInt64(entry)
+        regs.rax = UInt64(eax)
+        regs.rbx = UInt64(ebx)
+        regs.rflags = 0x2
+        try setRegisters(regs)
+    }
+}

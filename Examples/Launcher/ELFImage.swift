@@ -1,0 +1,81 @@
+/// The parts of an ELF file a loader needs: class, machine, entry and PT_LOAD segments,
+/// every offset checked against the file's size so a truncated file is an error, not a crash.
+struct ELFImage {
+    struct Segment {
+        let index: Int
+        let fileOffset: UInt64
+        let physicalAddress: UInt64
+        let fileSize: UInt64
+        let memorySize: UInt64
+    }
+
+    let is64: Bool
+    let machine: UInt16
+    let entry: UInt64
+    let segments: [Segment]
+
+    static func isELF(_ bytes: [UInt8]) -> Bool { bytes.starts(with: [0x7f, 0x45, 0x4c, 0x46]) }
+
+    /// Parses `bytes` (from `path`, named in errors).
+    init(_ bytes: [UInt8], path: String) throws(LauncherError) {
+        func bad(_ why: String) -> LauncherError { LauncherError(.image, "\(path): \(why)") }
+        guard Self.isELF(bytes), bytes.count >= 52 else { throw bad("truncated ELF header (\(bytes.count) bytes)") }
+        guard bytes[4] == 1 || bytes[4] == 2 else { throw bad("unknown ELF class \(bytes[4])") }
+        guard bytes[5] == 1 else { throw bad("big-endian ELF is not supported") }
+        is64 = bytes[4] == 2
+        let reader = ByteReader(bytes)
+        machine = reader.u16(18)
+        let phoff: UInt64, phentsize: Int, phnum: Int
+        if is64 {
+            guard bytes.count >= 64 else { throw bad("truncated ELF64 header (\(bytes.count) bytes)") }
+            entry = reader.u64(24)
+            phoff = reader.u64(32)
+            phentsize = Int(reader.u16(54))
+            phnum = Int(reader.u16(56))
+        } else {
+            entry = UInt64(reader.u32(24))
+            phoff = UInt64(reader.u32(28))
+            phentsize = Int(reader.u16(42))
+            phnum = Int(reader.u16(44))
+        }
+        let minimum = is64 ? 56 : 32
+        guard phnum > 0 else { throw bad("no program headers") }
+        guard phentsize >= minimum else { throw bad("program header size \(phentsize) is below \(minimum)") }
+        let tableEnd = phoff + UInt64(phentsize * phnum)
+        guard phoff < UInt64(bytes.count), tableEnd <= UInt64(bytes.count) else {
+            throw bad("truncated: the program headers need bytes up to \(hex(tableEnd)) but the file has \(hex(bytes.count))")
+        }
+        var loads: [Segment] = []
+        for i in 0..<phnum {
+            let at = Int(phoff) + i * phentsize
+            guard reader.u32(at) == 1 else { continue } // PT_LOAD
+            let s: Segment
+            if is64 {
+                s = Segment(index: i, fileOffset: reader.u64(at + 8), physicalAddress: reader.u64(at + 24),
+                            fileSize: reader.u64(at + 32), memorySize: reader.u64(at + 40))
+            } else {
+                s = Segment(index: i, fileOffset: UInt64(reader.u32(at + 4)), physicalAddress: UInt64(reader.u32(at + 12)),
+                            fileSize: UInt64(reader.u32(at + 16)), memorySize: UInt64(reader.u32(at + 20)))
+            }
+            let (end, overflow) = s.fileOffset.addingReportingOverflow(s.fileSize)
+            guard !overflow, end <= UInt64(bytes.count) else {
+                throw bad("truncated: segment \(i) needs file bytes up to \(hex(end)) but the file has \(hex(bytes.count))")
+            }
+            guard s.memorySize >= s.fileSize else { throw bad("segment \(i) has memsz below filesz") }
+            loads.append(s)
+        }
+        guard !loads.isEmpty else { throw bad("no PT_LOAD segment") }
+        segments = loads
+    }
+}
+
+/// Little-endian reads at offsets the caller has bounds-checked.
+struct ByteReader {
+    let bytes: [UInt8]
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    func u16(_ at: Int) -> UInt16 { UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8 }
+    func u32(_ at: Int) -> UInt32 { UInt32(u16(at)) | UInt32(u16(at + 2)) << 16 }
+    func u64(_ at: Int) -> UInt64 { UInt64(u32(at)) | UInt64(u32(at + 4)) << 32 }
+}
+
+func hex<T: BinaryInteger>(_ value: T) -> String { "0x" + String(value, radix: 16) }

@@ -1,0 +1,92 @@
+import Glibc
+import VMMKit
+
+/// `--stats` and `--trace exits`: counts and times every exit per kind, per vCPU
+/// (each vCPU writes only its own row, so no lock), and prints one line per exit when tracing.
+final class ExitStats: ExitObserver, @unchecked Sendable {
+    struct Row {
+        var count = [Int](repeating: 0, count: VMExitKind.allCases.count)
+        var guestNanos = [UInt64](repeating: 0, count: VMExitKind.allCases.count)
+        var handlerNanos = [UInt64](repeating: 0, count: VMExitKind.allCases.count)
+        var lastResume: UInt64 = 0
+        var dispatchStart: UInt64 = 0
+    }
+
+    private var rows: [Row]
+    private let trace: Bool
+    private let started = ExitStats.now()
+
+    init(vcpus: Int, trace: Bool) {
+        rows = Array(repeating: Row(), count: vcpus)
+        self.trace = trace
+        for i in rows.indices { rows[i].lastResume = started }
+    }
+
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    func willDispatch(_ exit: VMExit, on vcpu: VCPU) {
+        let t = Self.now()
+        let k = VMExitKind.allCases.firstIndex(of: exit.kind)!
+        rows.withUnsafeMutableBufferPointer { r in
+            let i = Int(vcpu.id)
+            r[i].count[k] += 1
+            r[i].guestNanos[k] += t - r[i].lastResume
+            r[i].dispatchStart = t
+        }
+        if trace { Self.err("exit vcpu\(vcpu.id) \(Self.describe(exit))\n") }
+    }
+
+    func didDispatch(_ exit: VMExit, verdict: ExitVerdict, on vcpu: VCPU) {
+        let t = Self.now()
+        let k = VMExitKind.allCases.firstIndex(of: exit.kind)!
+        rows.withUnsafeMutableBufferPointer { r in
+            let i = Int(vcpu.id)
+            r[i].handlerNanos[k] += t - r[i].dispatchStart
+            r[i].lastResume = t
+        }
+    }
+
+    static func describe(_ exit: VMExit) -> String {
+        switch exit {
+        case let .io(a): "io \(a.isWrite ? "out" : "in") port=\(hex(a.port)) size=\(a.size) count=\(a.count)" + (a.isWrite ? " data=\(hex(a.value))" : "")
+        case let .mmio(a): "mmio \(a.isWrite ? "write" : "read") gpa=\(hex(a.address)) len=\(a.length)" + (a.isWrite ? " data=\(hex(a.data))" : "")
+        case let .rdmsr(m): "rdmsr index=\(hex(m.index))"
+        case let .wrmsr(m): "wrmsr index=\(hex(m.index)) data=\(hex(m.data))"
+        default: exit.kind.rawValue
+        }
+    }
+
+    /// The table printed at the end with `--stats` (on stderr).
+    func report() -> String {
+        var lines = ["exit kind        count   guest+kernel ms   handler ms"]
+        for (k, kind) in VMExitKind.allCases.enumerated() {
+            let count = rows.reduce(0) { $0 + $1.count[k] }
+            guard count > 0 else { continue }
+            let guest = rows.reduce(0) { $0 + $1.guestNanos[k] }
+            let handler = rows.reduce(0) { $0 + $1.handlerNanos[k] }
+            lines.append(pad(kind.rawValue, 14) + pad(String(count), 8, left: true)
+                + pad(ms(guest), 18, left: true) + pad(ms(handler), 13, left: true))
+        }
+        let total = rows.reduce(0) { $0 + $1.count.reduce(0, +) }
+        lines.append("total \(total) exits in \(ms(Self.now() - started)) ms")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func ms(_ nanos: UInt64) -> String {
+        let tenths = nanos / 100_000
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+
+    private func pad(_ s: String, _ width: Int, left: Bool = false) -> String {
+        let fill = String(repeating: " ", count: max(0, width - s.count))
+        return left ? fill + s : s + fill
+    }
+
+    static func err(_ text: String) {
+        _ = text.withCString { write(2, $0, strlen($0)) }
+    }
+}

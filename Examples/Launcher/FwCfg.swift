@@ -1,0 +1,50 @@
+import Glibc
+import VMMKit
+
+/// QEMU's fw_cfg legacy I/O interface: a 16-bit selector written to port 0x510, then
+/// the item's bytes read one at a time from port 0x511. Enough items for guests that
+/// ask QEMU for the CPU count and RAM size to work unchanged.
+final class FwCfg: @unchecked Sendable {
+    static let selectorPort: UInt16 = 0x510
+    static let dataPort: UInt16 = 0x511
+    enum Key: UInt16 { case signature = 0x00, id = 0x01, ramSize = 0x03, cpuCount = 0x05, maxCPUs = 0x0f, fileDirectory = 0x19 }
+
+    private var items: [UInt16: [UInt8]] = [:]
+    private var current: [UInt8] = []
+    private var offset = 0
+    private var lock = pthread_mutex_t()
+
+    init(cpus: Int, ramSize: UInt64) {
+        pthread_mutex_init(&lock, nil)
+        items[Key.signature.rawValue] = Array("QEMU".utf8)
+        items[Key.id.rawValue] = le(UInt32(1)) // traditional interface only, no DMA
+        items[Key.ramSize.rawValue] = le(ramSize)
+        items[Key.cpuCount.rawValue] = le(UInt16(cpus))
+        items[Key.maxCPUs.rawValue] = le(UInt16(cpus))
+        items[Key.fileDirectory.rawValue] = [0, 0, 0, 0] // no files (count is big-endian)
+    }
+
+    func register(on dispatcher: ExitDispatcher) throws(VMMError) {
+        try dispatcher.registerPIO(port: Self.selectorPort, count: 2, owner: "fw_cfg") { [self] io, _ in
+            pthread_mutex_lock(&lock)
+            defer { pthread_mutex_unlock(&lock) }
+            if io.port == Self.selectorPort {
+                if io.isWrite {
+                    current = items[UInt16(truncatingIfNeeded: io.value)] ?? []
+                    offset = 0
+                } else {
+                    io.value = 0
+                }
+            } else if !io.isWrite {
+                // Each data read returns the next bytes; past the end, zeros.
+                for i in 0..<(io.size * io.count) {
+                    io.data[i] = offset < current.count ? current[offset] : 0
+                    offset += 1
+                }
+            }
+            return .handled
+        }
+    }
+
+    private func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+}

@@ -1,0 +1,140 @@
+import Foundation
+
+/// Everything `vmm run` needs, merged from `--config FILE` (JSON) and flags (which win).
+///
+/// Config schema (every key optional; unknown keys are refused):
+///   image: string, memory: string ("64M"), vcpus: integer 1...64, irqchip: "kernel"|"none",
+///   plugins: [string "PATH[,key=value...]"], noDefaultPlugins: bool,
+///   serial: "stdio"|"none"|"file:PATH", trace: "exits", stats: bool, maxSeconds: number,
+///   append: string, initrd: string, loadAddr: string|integer, entry: string|integer,
+///   mode: 16|64, logLevel: "trace"|"debug"|"info"|"notice"|"warning"|"error"|"critical".
+struct LaunchOptions: Equatable {
+    var image: String?
+    var memory: UInt64 = 64 << 20
+    var vcpus = 1
+    var irqchip: Bool? // nil: kernel when vcpus > 1
+    var plugins: [String] = []
+    var noDefaultPlugins = false
+    var serial = SerialTarget.stdio
+    var trace = false
+    var stats = false
+    var maxSeconds: Double?
+    var append: String?
+    var initrd: String?
+    var loadAddress: UInt64?
+    var entry: UInt64?
+    var mode = 64
+    var logLevel = "warning"
+
+    static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial",
+                                    "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel"]
+    static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    var useIRQChip: Bool { irqchip ?? (vcpus > 1) }
+
+    /// Reads a JSON config file; every problem names the file and the key.
+    static func load(configFile path: String) throws(LauncherError) -> LaunchOptions {
+        func bad(_ why: String) -> LauncherError { LauncherError(.config, "\(path): \(why)") }
+        let bytes: [UInt8]
+        do { bytes = try FileBytes.read(path) } catch { throw bad("cannot read: \(error)") }
+        let dict: [String: JSONValue]
+        do { dict = try JSONDecoder().decode([String: JSONValue].self, from: Data(bytes)) } catch {
+            throw bad("malformed JSON or not an object (\(JSONValue.summary(of: error)))")
+        }
+        for key in dict.keys.sorted() where !keys.contains(key) {
+            throw bad("unknown key '\(key)' (known: \(keys.sorted().joined(separator: ", ")))")
+        }
+        func string(_ key: String) throws(LauncherError) -> String? {
+            guard let v = dict[key] else { return nil }
+            guard case let .string(s) = v else { throw bad("'\(key)' must be a string") }
+            return s
+        }
+        func bool(_ key: String) throws(LauncherError) -> Bool? {
+            guard let v = dict[key] else { return nil }
+            guard case let .bool(b) = v else { throw bad("'\(key)' must be true or false") }
+            return b
+        }
+        func number(_ key: String) -> Double? {
+            if case let .number(n) = dict[key] { return n }
+            return nil
+        }
+        func address(_ key: String) throws(LauncherError) -> UInt64? {
+            guard let v = dict[key] else { return nil }
+            if case let .string(s) = v, let a = Sizes.parseAddress(s) { return a }
+            if case let .number(n) = v, n >= 0, n < 1.8e19, n == n.rounded() { return UInt64(n) }
+            throw bad("'\(key)' must be an address (\"0x100000\" or a number)")
+        }
+        var o = LaunchOptions()
+        o.image = try string("image")
+        if let m = try string("memory") {
+            guard let size = Sizes.parseMemory(m) else { throw bad("'memory' is not a size: \"\(m)\" (e.g. \"64M\")") }
+            o.memory = size
+        }
+        if dict["vcpus"] != nil {
+            guard let n = number("vcpus"), n == n.rounded(), (1...64).contains(n) else { throw bad("'vcpus' must be an integer from 1 to 64") }
+            o.vcpus = Int(n)
+        }
+        if let i = try string("irqchip") {
+            guard i == "kernel" || i == "none" else { throw bad("'irqchip' must be \"kernel\" or \"none\", not \"\(i)\"") }
+            o.irqchip = i == "kernel"
+        }
+        if let p = dict["plugins"] {
+            guard case let .array(items) = p else { throw bad("'plugins' must be an array of strings \"PATH[,key=value...]\"") }
+            o.plugins = try items.map { item throws(LauncherError) in
+                guard case let .string(s) = item else { throw bad("'plugins' must be an array of strings \"PATH[,key=value...]\"") }
+                return s
+            }
+        }
+        o.noDefaultPlugins = try bool("noDefaultPlugins") ?? false
+        if let s = try string("serial") {
+            guard let target = SerialTarget(s) else { throw bad("'serial' must be \"stdio\", \"none\" or \"file:PATH\", not \"\(s)\"") }
+            o.serial = target
+        }
+        if let t = try string("trace") {
+            guard t == "exits" else { throw bad("'trace' must be \"exits\", not \"\(t)\"") }
+            o.trace = true
+        }
+        o.stats = try bool("stats") ?? false
+        if dict["maxSeconds"] != nil {
+            guard let n = number("maxSeconds"), n > 0 else { throw bad("'maxSeconds' must be a positive number") }
+            o.maxSeconds = n
+        }
+        o.append = try string("append")
+        o.initrd = try string("initrd")
+        o.loadAddress = try address("loadAddr")
+        o.entry = try address("entry")
+        if dict["mode"] != nil {
+            guard let n = number("mode"), n == 16 || n == 64 else { throw bad("'mode' must be 16 or 64") }
+            o.mode = Int(n)
+        }
+        if let l = try string("logLevel") {
+            guard logLevels.contains(l) else { throw bad("'logLevel' must be one of \(logLevels.joined(separator: ", "))") }
+            o.logLevel = l
+        }
+        return o
+    }
+}
+
+/// A JSON value, decoded strictly: true is never a number, 1 is never true.
+enum JSONValue: Decodable, Equatable {
+    case string(String), number(Double), bool(Bool), array([JSONValue]), object([String: JSONValue]), null
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let n = try? c.decode(Double.self) { self = .number(n) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    /// One line out of a DecodingError.
+    static func summary(of error: Error) -> String {
+        switch error as? DecodingError {
+        case let .dataCorrupted(ctx)?: return ctx.underlyingError.map { "\($0)" }.flatMap { $0.split(separator: "\n").first.map(String.init) } ?? ctx.debugDescription
+        case let .typeMismatch(_, ctx)?: return ctx.debugDescription
+        default: return "\(error)".split(separator: "\n").first.map(String.init) ?? "parse error"
+        }
+    }
+}

@@ -1,0 +1,33 @@
+/// Parses sizes like QEMU's `-m`: a number with an optional K, M, G suffix (binary
+/// units; a bare number means MiB, as QEMU reads it) and numbers in hex (0x...).
+enum Sizes {
+    static func parseMemory(_ text: String) -> UInt64? {
+        let t = text.uppercased().replacingSuffix("IB", with: "").replacingSuffix("B", with: "")
+        guard let last = t.last else { return nil }
+        let shifts: [Character: UInt64] = ["K": 10, "M": 20, "G": 30]
+        if let shift = shifts[last] {
+            guard let n = UInt64(t.dropLast()), n > 0, n <= (UInt64(1) << (63 - shift)) else { return nil }
+            return n << shift
+        }
+        guard let n = UInt64(t), n > 0, n < (1 << 43) else { return nil }
+        return n << 20
+    }
+
+    static func parseAddress(_ text: String) -> UInt64? {
+        let lower = text.lowercased()
+        if lower.hasPrefix("0x") { return UInt64(lower.dropFirst(2), radix: 16) }
+        return UInt64(lower)
+    }
+
+    static func describe(_ bytes: UInt64) -> String {
+        if bytes % (1 << 30) == 0 { return "\(bytes >> 30) GiB" }
+        if bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
+        return "\(bytes >> 10) KiB"
+    }
+}
+
+extension String {
+    func replacingSuffix(_ suffix: String, with other: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) + other : self
+    }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import Glibc
+
+@main
+struct VMM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vmm",
+        abstract: "Run guests on Linux KVM with VMMKit.",
+        discussion: """
+        Exit status: the guest's debug-exit code v gives (v << 1) | 1 (QEMU's isa-debug-exit);
+        otherwise \(LauncherStatus.allCases.map { "\($0.rawValue) \($0.meaning)" }.joined(separator: "; ")).
+        """,
+        subcommands: [Run.self]
+    )
+
+    /// Usage errors exit with the launcher's documented status 2 (not ArgumentParser's 64).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as LauncherError {
+            ExitStats.err("vmm: \(error.message)\n")
+            Glibc.exit(error.status.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success {
+                print(message)
+                Glibc.exit(0)
+            }
+            ExitStats.err(message.split(separator: "\n").first.map { "vmm: \($0)\n" } ?? "vmm: error\n")
+            Glibc.exit(LauncherStatus.usage.rawValue)
+        }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Load a guest image and run it until the guest stops.")
+
+    @Argument(help: "ELF64, Multiboot v1 (ELF32) or flat binary (with --load-addr).")
+    var image: String?
+    @Option(help: "Guest RAM, e.g. 64M, 1G (default 64M).") var memory: String?
+    @Option(help: "Number of vCPUs (default 1).") var vcpus: Int?
+    @Option(help: "kernel (LAPIC/IOAPIC/PIC/PIT in KVM) or none (default: kernel when --vcpus > 1).") var irqchip: String?
+    @Option(name: .customLong("plugin"), help: "PATH[,key=value...]; repeatable.") var plugins: [String] = []
+    @Flag(name: .customLong("no-default-plugins"), help: "Do not load the bundled plugins.") var noDefaultPlugins = false
+    @Option(help: "JSON file holding any of these options; flags override it.") var config: String?
+    @Option(help: "stdio, file:PATH or none (default stdio).") var serial: String?
+    @Option(help: "exits: one line per exit on stderr.") var trace: String?
+    @Flag(help: "Print exit counts and time per kind at the end (stderr).") var stats = false
+    @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
+    @Option(help: "Multiboot command line.") var append: String?
+    @Option(help: "A file passed as Multiboot module.") var initrd: String?
+    @Option(name: .customLong("load-addr"), help: "Flat binary: guest-physical load address.") var loadAddr: String?
+    @Option(help: "Flat binary: entry address (default: the load address).") var entry: String?
+    @Option(help: "Flat binary: 16 (real mode) or 64 (long mode, default).") var mode: Int?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
+
+    func run() throws {
+        let options = try resolve()
+        let status = try Launcher(options: options).run()
+        Glibc.exit(status)
+    }
+
+    /// Config file first, then every flag given on the command line.
+    func resolve() throws(LauncherError) -> LaunchOptions {
+        var o = try config.map { path throws(LauncherError) in try LaunchOptions.load(configFile: path) } ?? LaunchOptions()
+        if let image { o.image = image }
+        if let memory {
+            guard let size = Sizes.parseMemory(memory) else { throw LauncherError(.usage, "--memory: not a size: \(memory) (e.g. 64M)") }
+            o.memory = size
+        }
+        if let vcpus {
+            guard (1...64).contains(vcpus) else { throw LauncherError(.usage, "--vcpus must be from 1 to 64, not \(vcpus)") }
+            o.vcpus = vcpus
+        }
+        if let irqchip {
+            guard irqchip == "kernel" || irqchip == "none" else { throw LauncherError(.usage, "--irqchip must be kernel or none, not \(irqchip)") }
+            o.irqchip = irqchip == "kernel"
+        }
+        o.plugins += plugins
+        if noDefaultPlugins { o.noDefaultPlugins = true }
+        if let serial {
+            guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial)") }
+            o.serial = target
+        }
+        if let trace {
+            guard trace == "exits" else { throw LauncherError(.usage, "--trace must be exits, not \(trace)") }
+            o.trace = true
+        }
+        if stats { o.stats = true }
+        if let maxSeconds {
+            guard maxSeconds > 0 else { throw LauncherError(.usage, "--max-seconds must be positive") }
+            o.maxSeconds = maxSeconds
+        }
+        if let append { o.append = append }
+        if let initrd { o.initrd = initrd }
+        if let loadAddr {
+            guard let a = Sizes.parseAddress(loadAddr) else { throw LauncherError(.usage, "--load-addr: not an address: \(loadAddr)") }
+            o.loadAddress = a
+        }
+        if let entry {
+            guard let a = Sizes.parseAddress(entry) else { throw LauncherError(.usage, "--entry: not an address: \(entry)") }
+            o.entry = a
+        }
+        if let mode {
+            guard mode == 16 || mode == 64 else { throw LauncherError(.usage, "--mode must be 16 or 64, not \(mode)") }
+            o.mode = mode
+        }
+        if let logLevel {
+            guard LaunchOptions.logLevels.contains(logLevel) else {
+                throw LauncherError(.usage, "--log-level must be one of \(LaunchOptions.logLevels.joined(separator: ", "))")
+            }
+            o.logLevel = logLevel
+        }
+        guard o.image != nil else { throw LauncherError(.usage, "no image: give IMAGE or 'image' in --config") }
+        return o
+    }
+}

@@ -1,0 +1,16 @@
+import CVMMPlugin
+import VMMPluginKit
+
+// The two functions the C descriptor in ../Entry/entry.c points at. @c (Swift 6.3)
+// gives them these exact C names; on older compilers use @_cdecl("name") instead.
+
+@c func scratch_device_init(
+    _ host: UnsafePointer<vmm_host_t>?, _ config: UnsafePointer<CChar>?,
+    _ error: UnsafeMutablePointer<UnsafePointer<CChar>?>?
+) -> UnsafeMutableRawPointer? {
+    PluginEntry.create(ScratchDevice.self, id: ScratchDevice.id, host: host, config: config, error: error)
+}
+
+@c func scratch_device_destroy(_ instance: UnsafeMutableRawPointer?) {
+    PluginEntry.destroy(instance)
+}

@@ -1,0 +1,78 @@
+import CVMMPlugin
+import Glibc
+
+/// The host's extension tables, answered by `vmm_host_t.get_extension`. They hold only
+/// sizes and function pointers taking `host_data`, so one copy serves every instance
+/// and lives as long as the process (the header promises "until destroy()").
+enum HostExtensions {
+    private static func classInfo(_ cls: vmm_exit_class) -> UnsafeRawPointer {
+        let info = UnsafeMutablePointer<vmm_exit_class_info_t>.allocate(capacity: 1)
+        info.initialize(to: vmm_exit_class_info_t(struct_size: UInt32(MemoryLayout<vmm_exit_class_info_t>.size),
+                                                  exit_class: cls.rawValue))
+        return UnsafeRawPointer(info)
+    }
+
+    nonisolated(unsafe) private static let tables: [(String, UnsafeRawPointer)] = {
+        let hypercall = UnsafeMutablePointer<vmm_host_hypercall_t>.allocate(capacity: 1)
+        hypercall.initialize(to: vmm_host_hypercall_t())
+        hypercall.pointee.struct_size = UInt32(MemoryLayout<vmm_host_hypercall_t>.size)
+        hypercall.pointee.register_hypercall = { data, number, signature, fn, user, errorOut in
+            TypedHypercall.register(HostServices.instance(data), number: number, signature: signature,
+                                    fn: fn, user: user, errorOut: errorOut)
+        }
+        let asyncPF = UnsafeMutablePointer<vmm_host_async_pf_t>.allocate(capacity: 1)
+        asyncPF.initialize(to: vmm_host_async_pf_t())
+        asyncPF.pointee.struct_size = UInt32(MemoryLayout<vmm_host_async_pf_t>.size)
+        asyncPF.pointee.raise = { data, vcpuID, event, messageOut in
+            AsyncPFEvents.raise(HostServices.instance(data).host, vcpuID: vcpuID, event: event, messageOut: messageOut)
+        }
+        return [
+            (VMM_EXT_EXIT_PIO, classInfo(VMM_EXIT_PIO)),
+            (VMM_EXT_EXIT_MMIO, classInfo(VMM_EXIT_MMIO)),
+            (VMM_EXT_EXIT_MSR, classInfo(VMM_EXIT_MSR)),
+            (VMM_EXT_EXIT_MEMORY_FAULT, classInfo(VMM_EXIT_MEMORY_FAULT)),
+            (VMM_EXT_EXIT_ASYNC_PF, classInfo(VMM_EXIT_ASYNC_PF)),
+            (VMM_EXT_EXIT_HLT, classInfo(VMM_EXIT_HLT)),
+            (VMM_EXT_EXIT_OTHER, classInfo(VMM_EXIT_OTHER)),
+            (VMM_EXT_HOST_HYPERCALL, UnsafeRawPointer(hypercall)),
+            (VMM_EXT_HOST_ASYNC_PF, UnsafeRawPointer(asyncPF)),
+        ]
+    }()
+
+    /// The table for `id`, or nil (coalesced_mmio/1 and ioeventfd/1 are not served yet).
+    static func lookup(_ id: UnsafePointer<CChar>) -> UnsafeRawPointer? {
+        for (name, table) in tables where strcmp(name, id) == 0 { return table }
+        return nil
+    }
+}
+
+/// The async_pf/1 extension: events raised by one plugin, handled by the handlers of
+/// class VMM_EXIT_ASYNC_PF (another plugin), like an exit.
+enum AsyncPFEvents {
+    static func raise(_ host: PluginHost, vcpuID: UInt32, event: UnsafePointer<vmm_exit_async_pf_t>?,
+                      messageOut: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> vmm_verdict_t {
+        guard let event else { return VMM_NOT_MINE.rawValue }
+        // Events nest inside an exit (PAGE_MISSING) or come from any thread (PAGE_READY):
+        // use a private record, never the thread's exit record, which may be in use.
+        var record = vmm_exit_t()
+        record.struct_size = UInt32(MemoryLayout<vmm_exit_t>.size)
+        record.vcpu_id = vcpuID
+        record.exit_class = VMM_EXIT_ASYNC_PF.rawValue
+        record.async_pf = event.pointee
+        for h in host.asyncPFHandlers where h.covers(event.pointee.gpa) {
+            record.message = nil
+            let v = h.handle(h.user, &record)
+            if v == VMM_NOT_MINE.rawValue { continue }
+            if v != VMM_HANDLED.rawValue {
+                let state = PluginThreadState.current
+                free(state.lastMessage)
+                let text = "\(h.owner): " + (record.message.map { String(cString: $0) } ?? "(no message)")
+                state.lastMessage = strdup(text)
+                messageOut?.pointee = UnsafePointer(state.lastMessage)
+                return VMM_FAIL.rawValue
+            }
+            return v
+        }
+        return VMM_NOT_MINE.rawValue
+    }
+}

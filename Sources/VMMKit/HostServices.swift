@@ -1,0 +1,81 @@
+import CKVM
+import CVMMPlugin
+import Glibc
+
+/// The `vmm_host_t` table handed to each plugin's init: C entry points backed by the
+/// VMMKit objects of the instance's VM. `host_data` is the `PluginInstance`.
+enum HostServices {
+    @inline(__always)
+    static func instance(_ data: UnsafeMutableRawPointer?) -> PluginInstance {
+        Unmanaged<PluginInstance>.fromOpaque(data!).takeUnretainedValue()
+    }
+
+    static func fill(_ table: UnsafeMutablePointer<vmm_host_t>, hostData: UnsafeMutableRawPointer) {
+        table.pointee.struct_size = UInt32(MemoryLayout<vmm_host_t>.size)
+        table.pointee.abi_major = UInt16(VMM_PLUGIN_ABI_MAJOR)
+        table.pointee.abi_minor = UInt16(VMM_PLUGIN_ABI_MINOR)
+        table.pointee.host_data = hostData
+        table.pointee.log = { data, level, message in
+            let plugin = HostServices.instance(data)
+            plugin.log(PluginLogLevel(rawValue: min(level, 4)) ?? .trace, plugin.library.id,
+                       message.map { String(cString: $0) } ?? "")
+        }
+        table.pointee.read_guest = { data, gpa, buffer, length in
+            guard let buffer else { return length == 0 ? 0 : -EFAULT }
+            do { try HostServices.instance(data).host.vm.memory.read(gpa, into: UnsafeMutableRawBufferPointer(start: buffer, count: length)) }
+            catch { return -EFAULT }
+            return 0
+        }
+        table.pointee.write_guest = { data, gpa, buffer, length in
+            guard let buffer else { return length == 0 ? 0 : -EFAULT }
+            do { try HostServices.instance(data).host.vm.memory.write(gpa, from: UnsafeRawBufferPointer(start: buffer, count: length)) }
+            catch { return -EFAULT }
+            return 0
+        }
+        table.pointee.get_reg = { _, vcpuID, reg, value in
+            guard let state = PluginThreadState.active(vcpuID: vcpuID) else { return -EBUSY }
+            guard let value else { return -EINVAL }
+            return PluginRegisters.get(state, reg, value)
+        }
+        table.pointee.set_reg = { _, vcpuID, reg, value in
+            guard let state = PluginThreadState.active(vcpuID: vcpuID) else { return -EBUSY }
+            return PluginRegisters.set(state, reg, value)
+        }
+        table.pointee.inject_exception = { data, vcpuID, vector, hasCode, code, hasPayload, payload in
+            guard let state = PluginThreadState.active(vcpuID: vcpuID), let vcpu = state.vcpu else { return -EBUSY }
+            return PluginInjection.exception(vm: HostServices.instance(data).host.vm, vcpu: vcpu, vector: vector,
+                                             errorCode: hasCode != 0 ? code : nil,
+                                             payload: hasPayload != 0 ? payload : nil)
+        }
+        table.pointee.inject_interrupt = { data, vcpuID, vector in
+            guard let state = PluginThreadState.active(vcpuID: vcpuID), let vcpu = state.vcpu else { return -EBUSY }
+            return PluginInjection.interrupt(vm: HostServices.instance(data).host.vm, vcpu: vcpu, vector: vector)
+        }
+        table.pointee.set_irq_line = { data, irq, level in
+            let vm = HostServices.instance(data).host.vm
+            guard vm.hasIRQChip else { return -ENOTSUP }
+            do { try vm.setIRQLine(irq, level: level != 0) } catch { return -EINVAL }
+            return 0
+        }
+        table.pointee.register_handler = { data, desc, errorOut in
+            PluginRegistration.register(HostServices.instance(data), desc, errorOut)
+        }
+        table.pointee.request_stop = { data, vcpuID, code, reason in
+            let plugin = HostServices.instance(data)
+            let why = reason.map { String(cString: $0) } ?? ""
+            plugin.log(.info, plugin.library.id, "stop requested (code \(code))\(why.isEmpty ? "" : ": " + why)")
+            if vcpuID < 0 {
+                plugin.host.vm.requestStop(.guestExit(code: code))
+            } else if let vcpu = plugin.host.vm.vcpus.first(where: { $0.id == UInt32(vcpuID) }) {
+                vcpu.requestStop(.guestExit(code: code))
+            }
+        }
+        table.pointee.get_extension = { data, id in
+            guard let id else { return nil }
+            let plugin = HostServices.instance(data)
+            if let table = HostExtensions.lookup(id) { return table }
+            // Another loaded plugin may offer it (load thread only: plugins' get_extension is).
+            return plugin.initializing ? plugin.host.pluginExtension(id, excluding: plugin) : nil
+        }
+    }
+}

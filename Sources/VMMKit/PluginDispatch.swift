@@ -1,0 +1,127 @@
+import CVMMPlugin
+import Glibc
+
+/// Wires plugin handlers into the `ExitDispatcher` and marshals each exit into the
+/// thread's reused `vmm_exit_t` record and the verdict back. The hot path (PIO, MMIO)
+/// allocates nothing: one thread-local lookup, a few stores, an indirect call.
+enum PluginDispatch {
+    static func wire(_ h: PluginHandler, instance plugin: PluginInstance) throws(VMMError) {
+        let dispatcher = plugin.host.dispatcher
+        let fn = h.handle, user = h.user
+        switch h.exitClass {
+        case VMM_EXIT_PIO.rawValue:
+            try dispatcher.registerPIO(port: UInt16(h.start), count: UInt16(h.end - h.start), priority: h.priority,
+                                       exclusive: h.exclusive, owner: h.owner) { io, vcpu in
+                let state = PluginThreadState.current
+                let record = state.begin(vcpu, exitClass: VMM_EXIT_PIO.rawValue)
+                record.pointee.pio = vmm_exit_pio_t(
+                    port: io.port, size: UInt8(truncatingIfNeeded: io.size), is_write: io.isWrite ? 1 : 0,
+                    count: UInt32(truncatingIfNeeded: io.count),
+                    data: io.data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+                return verdict(fn(user, record), state, h)
+            }
+        case VMM_EXIT_MMIO.rawValue:
+            try dispatcher.registerMMIO(address: h.start, length: h.end - h.start, priority: h.priority,
+                                        exclusive: h.exclusive, owner: h.owner) { access, vcpu in
+                let state = PluginThreadState.current
+                let record = state.begin(vcpu, exitClass: VMM_EXIT_MMIO.rawValue)
+                record.pointee.mmio.gpa = access.address
+                record.pointee.mmio.len = UInt32(truncatingIfNeeded: access.length)
+                record.pointee.mmio.is_write = access.isWrite ? 1 : 0
+                withUnsafeMutableBytes(of: &record.pointee.mmio.data) {
+                    $0.storeBytes(of: access.isWrite ? access.data.littleEndian : 0, as: UInt64.self)
+                }
+                let result = verdict(fn(user, record), state, h)
+                if case .handled = result, !access.isWrite {
+                    access.data = UInt64(littleEndian: withUnsafeBytes(of: record.pointee.mmio.data) { $0.load(as: UInt64.self) })
+                }
+                return result
+            }
+        case VMM_EXIT_MSR.rawValue:
+            for kind in [VMExitKind.rdmsr, .wrmsr] {
+                try dispatcher.register(kind, priority: h.priority, owner: h.owner) { exit, vcpu in
+                    let (access, isWrite): (MSRAccess, Bool)
+                    switch exit {
+                    case let .rdmsr(m): (access, isWrite) = (m, false)
+                    case let .wrmsr(m): (access, isWrite) = (m, true)
+                    default: return .notMine
+                    }
+                    guard h.covers(UInt64(access.index)) else { return .notMine }
+                    let state = PluginThreadState.current
+                    let record = state.begin(vcpu, exitClass: VMM_EXIT_MSR.rawValue)
+                    record.pointee.msr = vmm_exit_msr_t(index: access.index, reason: access.reason, data: access.data,
+                                                        is_write: isWrite ? 1 : 0, error: 0, reserved: (0, 0, 0, 0, 0, 0))
+                    let result = verdict(fn(user, record), state, h)
+                    if case .handled = result {
+                        var m = access
+                        m.data = record.pointee.msr.data
+                        m.error = record.pointee.msr.error != 0
+                        exit = isWrite ? .wrmsr(m) : .rdmsr(m)
+                    }
+                    return result
+                }
+            }
+        case VMM_EXIT_MEMORY_FAULT.rawValue:
+            try dispatcher.register(.memoryFault, priority: h.priority, owner: h.owner) { exit, vcpu in
+                guard case let .memoryFault(f) = exit, h.covers(f.gpa) else { return .notMine }
+                let state = PluginThreadState.current
+                let record = state.begin(vcpu, exitClass: VMM_EXIT_MEMORY_FAULT.rawValue)
+                var mf = vmm_exit_memory_fault_t()
+                mf.gpa = f.gpa
+                mf.size = f.size
+                mf.flags = f.flags
+                mf.err_no = f.errno
+                mf.annotated = f.annotated ? 1 : 0
+                record.pointee.memory_fault = mf
+                return verdict(fn(user, record), state, h)
+            }
+        case VMM_EXIT_HLT.rawValue:
+            try dispatcher.register(.hlt, priority: h.priority, owner: h.owner) { _, vcpu in
+                let state = PluginThreadState.current
+                return verdict(fn(user, state.begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue)), state, h)
+            }
+        case VMM_EXIT_OTHER.rawValue:
+            for (kind, reason) in otherKinds {
+                guard h.covers(UInt64(reason)) || kind == .unknown else { continue }
+                try dispatcher.register(kind, priority: h.priority, owner: h.owner) { exit, vcpu in
+                    let number = if case let .unknown(r) = exit { r } else { reason }
+                    guard h.covers(UInt64(number)) else { return .notMine }
+                    let state = PluginThreadState.current
+                    let record = state.begin(vcpu, exitClass: VMM_EXIT_OTHER.rawValue)
+                    record.pointee.other = vmm_exit_other_t(kvm_exit_reason: number, reserved: 0)
+                    return verdict(fn(user, record), state, h)
+                }
+            }
+        case VMM_EXIT_ASYNC_PF.rawValue:
+            plugin.host.asyncPFHandlers.append(h)
+            plugin.host.asyncPFHandlers.sort { $0.priority > $1.priority }
+        default:
+            throw .invalidArgument("\(h.owner): unknown exit class \(h.exitClass)")
+        }
+        if h.exitClass != VMM_EXIT_PIO.rawValue, h.exitClass != VMM_EXIT_MMIO.rawValue {
+            plugin.host.classRanges.append(ClassRange(exitClass: h.exitClass, start: h.start, end: h.end,
+                                                      exclusive: h.exclusive, owner: h.owner))
+        }
+    }
+
+    /// Exits that reach plugins as class OTHER, with their KVM exit reason.
+    static let otherKinds: [(VMExitKind, UInt32)] = [
+        (.hypercall, 3), (.debug, 4), (.irqWindowOpen, 7), (.shutdown, 8), (.failEntry, 9),
+        (.internalError, 17), (.systemEvent, 24), (.unknown, 0),
+    ]
+
+    /// Turns the plugin's verdict into the dispatcher's, writing back registers first.
+    @inline(__always)
+    static func verdict(_ v: vmm_verdict_t, _ state: PluginThreadState, _ h: PluginHandler) -> ExitVerdict {
+        if let error = state.end() { return .fail("\(h.owner): registers could not be written back: \(error)") }
+        switch v {
+        case VMM_HANDLED.rawValue: return .handled
+        case VMM_NOT_MINE.rawValue: return .notMine
+        case VMM_FAIL.rawValue:
+            let message = state.record.pointee.message.map { String(cString: $0) } ?? "(no message)"
+            return .fail("\(h.owner): \(message)")
+        default:
+            return .fail("\(h.owner): returned an unknown verdict \(v)")
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import CVMMPlugin
+import Glibc
+
+/// Loads exit-handler plugins (shared libraries built against `vmm_plugin.h`) into
+/// one VM and wires their handlers into its `ExitDispatcher`.
+///
+/// ```swift
+/// let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
+/// try plugins.load("DebugExit", config: "port=0xf4")  // by name, on the search path
+/// try plugins.load("/opt/vmm/libmydev.so")            // or by path
+/// let reasons = try vm.run(dispatcher)
+/// plugins.close()                                     // destroy(), reverse load order
+/// ```
+///
+/// Threads: `load` and `close` on the control thread, before the vCPUs start and after
+/// they stopped (handlers cannot be added to a running dispatcher). Plugin handlers
+/// then run on the vCPU threads. Each plugin's `init`/`destroy` calls are serialised
+/// process-wide. Libraries are never unloaded (see `PluginLibrary`).
+public final class PluginHost: @unchecked Sendable {
+    public let vm: VirtualMachine
+    public let dispatcher: ExitDispatcher
+    public let searchPath: PluginSearchPath
+    /// Receives plugin log lines: (level, plugin id, message). Set it before loading;
+    /// it is called from any thread. By default errors and warnings go to stderr.
+    public var logHandler: @Sendable (PluginLogLevel, String, String) -> Void = PluginHost.standardLog
+
+    /// Loaded instances, in load order.
+    private(set) var instances: [PluginInstance] = []
+    /// Handlers registered for classes the dispatcher has no ranges for (MSR, OTHER,
+    /// memory fault, async PF, HLT), kept to apply the same exclusivity rule.
+    var classRanges: [ClassRange] = []
+    /// Async page fault event handlers (VMM_EXIT_ASYNC_PF), highest priority first.
+    var asyncPFHandlers: [PluginHandler] = []
+    /// Typed hypercalls by number; read without locks once the vCPUs run.
+    var hypercalls: [UInt32: TypedHypercall] = [:]
+    var hypercallPortInstalled = false
+    private var closed = false
+
+    public init(vm: VirtualMachine, dispatcher: ExitDispatcher, searchPath: PluginSearchPath = .standard()) {
+        self.vm = vm
+        self.dispatcher = dispatcher
+        self.searchPath = searchPath
+    }
+
+    deinit { close() }
+
+    /// The plugins loaded so far, in load order.
+    public var plugins: [LoadedPlugin] {
+        instances.map { LoadedPlugin(id: $0.library.id, version: $0.library.version, path: $0.library.path,
+                                     summary: $0.library.summary) }
+    }
+
+    /// Finds, opens, validates and initialises a plugin, then wires its handlers.
+    /// `nameOrPath`: a path (contains `/`) or a name looked up on `searchPath`.
+    /// `config` is handed to the plugin's `init` (by convention `key=value,key=value`).
+    /// On any error nothing of the plugin stays registered and the message names it.
+    @discardableResult
+    public func load(_ nameOrPath: String, config: String = "") throws(PluginError) -> LoadedPlugin {
+        guard !closed else { throw PluginError(plugin: nameOrPath, "the plugin host is closed") }
+        let library = try PluginLibrary.open(try searchPath.resolve(nameOrPath))
+        let instance = PluginInstance(library: library, host: self)
+        try instance.initialize(config: config)
+        instances.append(instance)
+        return plugins.last!
+    }
+
+    /// Destroys every instance in reverse load order. Call it once the VM's vCPUs have
+    /// stopped (after `vm.run` returned, or after `vm.close()`). Idempotent.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        for instance in instances.reversed() { instance.destroy() }
+        instances.removeAll()
+    }
+
+    /// Plugin-offered extensions, for the host's get_extension (load thread only).
+    func pluginExtension(_ id: UnsafePointer<CChar>, excluding caller: PluginInstance) -> UnsafeRawPointer? {
+        for instance in instances where instance !== caller {
+            if let table = instance.pluginExtension(id) { return table }
+        }
+        return nil
+    }
+
+    @Sendable static func standardLog(_ level: PluginLogLevel, _ plugin: String, _ message: String) {
+        guard level <= .warn else { return }
+        let line = "[\(level)] \(plugin): \(message)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+    }
+}
+
+/// What `PluginHost.load` returns: the plugin's identity as its descriptor states it.
+public struct LoadedPlugin: Sendable, Equatable {
+    public let id: String
+    public let version: String
+    public let path: String
+    public let summary: String
+}
+
+/// `enum vmm_log_level`, lower is more severe.
+public enum PluginLogLevel: UInt32, Sendable, Comparable, CustomStringConvertible {
+    case error = 0, warn, info, debug, trace
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { ["error", "warn", "info", "debug", "trace"][Int(rawValue)] }
+}

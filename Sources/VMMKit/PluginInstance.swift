@@ -1,0 +1,117 @@
+import CVMMPlugin
+import Glibc
+
+/// One plugin's handler, as its descriptor gave it; `owner` names it in diagnostics.
+struct PluginHandler {
+    let exitClass: UInt32
+    let start: UInt64
+    let end: UInt64 // exclusive; start == end == 0 means "everything"
+    let priority: Int32
+    let exclusive: Bool
+    let handle: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t
+    let user: UnsafeMutableRawPointer?
+    let owner: String
+
+    @inline(__always) func covers(_ address: UInt64) -> Bool {
+        start == end || (start <= address && address < end)
+    }
+}
+
+/// A range claimed by a handler of a class the dispatcher keeps no range table for.
+struct ClassRange {
+    let exitClass: UInt32
+    let start: UInt64
+    let end: UInt64
+    let exclusive: Bool
+    let owner: String
+}
+
+/// One initialised plugin: its host table, what it registered, its instance pointer.
+///
+/// Registrations made during `init` are staged and checked against the dispatcher
+/// (and each other) as they come, then wired in only if `init` succeeds, so a failed
+/// `init` leaves nothing behind.
+final class PluginInstance {
+    let library: PluginLibrary
+    unowned let host: PluginHost
+    let table: UnsafeMutablePointer<vmm_host_t>
+    private(set) var instance: UnsafeMutableRawPointer?
+    let log: @Sendable (PluginLogLevel, String, String) -> Void
+    /// "id (path)", the prefix of every diagnostic about this plugin.
+    let name: String
+
+    // Staging, valid during init only.
+    var initializing = false
+    var staged: [PluginHandler] = []
+    var stagedHypercalls: [TypedHypercall] = []
+    var dryPIO = AddressRangeTable<ExitDispatcher.PIOHandler>()
+    var dryMMIO = AddressRangeTable<ExitDispatcher.MMIOHandler>()
+    /// Storage behind the last error_out message handed to the plugin (strdup'ed).
+    private var errorText: UnsafeMutablePointer<CChar>?
+
+    init(library: PluginLibrary, host: PluginHost) {
+        self.library = library
+        self.host = host
+        self.log = host.logHandler
+        self.name = "'\(library.id)' (\(library.path))"
+        table = .allocate(capacity: 1)
+        table.initialize(to: vmm_host_t())
+        HostServices.fill(table, hostData: Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit {
+        table.deallocate()
+        free(errorText)
+    }
+
+    /// Calls the plugin's init and wires what it registered.
+    func initialize(config: String) throws(PluginError) {
+        let (initFn, destroyFn) = (library.entry.pointee.`init`!, library.entry.pointee.destroy!)
+        dryPIO = host.dispatcher.pio
+        dryMMIO = host.dispatcher.mmio
+        initializing = true
+        var message: UnsafePointer<CChar>?
+        let result = pluginLoadLock.withLock {
+            config.withCString { initFn(table, $0, &message) }
+        }
+        initializing = false
+        guard let result else {
+            let why = message.map { String(cString: $0) } ?? "(no message)"
+            throw PluginError(plugin: name, "init failed: \(why)")
+        }
+        instance = result
+        do {
+            try commit()
+        } catch {
+            pluginLoadLock.withLock { destroyFn(result) }
+            instance = nil
+            throw PluginError(plugin: name, "cannot wire its handlers: \(error)")
+        }
+        staged = []
+    }
+
+    func destroy() {
+        guard let instance, let destroyFn = library.entry.pointee.destroy else { return }
+        pluginLoadLock.withLock { destroyFn(instance) }
+        self.instance = nil
+    }
+
+    /// The plugin's own extension `id`, if it offers one.
+    func pluginExtension(_ id: UnsafePointer<CChar>) -> UnsafeRawPointer? {
+        guard let instance, let get = library.entry.pointee.get_extension else { return nil }
+        return get(instance, id)
+    }
+
+    /// Keeps `text` alive for the plugin (until the next message) and points at it.
+    func setError(_ text: String, _ out: UnsafeMutablePointer<UnsafePointer<CChar>?>?) {
+        free(errorText)
+        errorText = strdup(text)
+        out?.pointee = UnsafePointer(errorText)
+    }
+
+    private func commit() throws(VMMError) {
+        for handler in staged { try PluginDispatch.wire(handler, instance: self) }
+        for call in stagedHypercalls { host.hypercalls[call.number] = call }
+        if !stagedHypercalls.isEmpty { try TypedHypercall.installPort(host) }
+    }
+}

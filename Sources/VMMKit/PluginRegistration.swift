@@ -1,0 +1,95 @@
+import CVMMPlugin
+import Glibc
+
+/// register_handler: validates one `vmm_handler_desc_t` and stages it, refusing an
+/// exclusive overlap right away with both owners named.
+enum PluginRegistration {
+    static func register(_ plugin: PluginInstance, _ descPointer: UnsafePointer<vmm_handler_desc_t>?,
+                         _ errorOut: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
+        func refuse(_ code: Int32, _ text: String) -> Int32 {
+            plugin.setError(text, errorOut)
+            return -code
+        }
+        guard plugin.initializing else {
+            return refuse(EPERM, "\(plugin.name): register_handler is only allowed during init")
+        }
+        guard let descPointer else { return refuse(EINVAL, "\(plugin.name): register_handler got NULL") }
+        // Honour the plugin's struct_size (ABI rule 3): copy what it has, zero the rest.
+        var desc = vmm_handler_desc_t()
+        let have = min(Int(descPointer.pointee.struct_size), MemoryLayout<vmm_handler_desc_t>.size)
+        let required = MemoryLayout<vmm_handler_desc_t>.offset(of: \.user)!
+        guard have >= required else {
+            return refuse(EINVAL, "\(plugin.name): handler descriptor is \(have) bytes, smaller than ABI 1.0's")
+        }
+        withUnsafeMutableBytes(of: &desc) { $0.copyMemory(from: UnsafeRawBufferPointer(start: descPointer, count: have)) }
+        let label = desc.name.map { String(cString: $0) }
+        let owner = "\(plugin.library.id)" + (label.map { " '\($0)'" } ?? "") + " (\(plugin.library.path))"
+        guard let handle = desc.handle else { return refuse(EINVAL, "\(owner): handler descriptor has no handle function") }
+        guard desc.flags & ~UInt32(VMM_HANDLER_EXCLUSIVE) == 0 else {
+            return refuse(EINVAL, "\(owner): unknown handler flags \(hex(desc.flags))")
+        }
+        let exclusive = desc.flags & UInt32(VMM_HANDLER_EXCLUSIVE) != 0
+        let cls = desc.exit_class
+        var start = desc.base, length = desc.length
+        switch cls {
+        case VMM_EXIT_PIO.rawValue, VMM_EXIT_MMIO.rawValue, VMM_EXIT_MSR.rawValue:
+            guard length > 0, start <= UInt64.max - (length - 1) else {
+                return refuse(EINVAL, "\(owner): range at \(hex(start)) has length \(length) (must be at least 1)")
+            }
+        case VMM_EXIT_HLT.rawValue:
+            start = 0; length = 0
+        case VMM_EXIT_MEMORY_FAULT.rawValue, VMM_EXIT_ASYNC_PF.rawValue, VMM_EXIT_OTHER.rawValue:
+            break
+        default:
+            return refuse(EINVAL, "\(owner): unknown exit class \(cls)")
+        }
+        let handler = PluginHandler(exitClass: cls, start: start, end: length == 0 ? start : start &+ length,
+                                    priority: desc.priority, exclusive: exclusive, handle: handle, user: desc.user,
+                                    owner: owner)
+        do {
+            switch cls {
+            case VMM_EXIT_PIO.rawValue:
+                guard start + length <= 0x10000 else {
+                    return refuse(EINVAL, "\(owner): port range \(hex(start))+\(length) runs past port 0xffff")
+                }
+                try plugin.dryPIO.insert(start: start, length: length, priority: desc.priority, exclusive: exclusive,
+                                         owner: owner, unit: "port", handler: { _, _ in .notMine })
+            case VMM_EXIT_MMIO.rawValue:
+                try plugin.dryMMIO.insert(start: start, length: length, priority: desc.priority, exclusive: exclusive,
+                                          owner: owner, unit: "MMIO", handler: { _, _ in .notMine })
+            default:
+                if let clash = classClash(plugin, handler) {
+                    return refuse(EEXIST, "\(owner): \(className(cls)) range [\(hex(start))..<\(hex(handler.end))] overlaps "
+                        + "[\(hex(clash.start))..<\(hex(clash.end))] owned by \(clash.owner) (an exclusive range cannot be shared)")
+                }
+            }
+        } catch {
+            return refuse(EEXIST, error.description)
+        }
+        plugin.staged.append(handler)
+        return 0
+    }
+
+    /// The first registered or staged range of the same class that may not share with `h`.
+    private static func classClash(_ plugin: PluginInstance, _ h: PluginHandler) -> ClassRange? {
+        let mine = plugin.staged.map {
+            ClassRange(exitClass: $0.exitClass, start: $0.start, end: $0.end, exclusive: $0.exclusive, owner: $0.owner)
+        }
+        return (plugin.host.classRanges + mine).first { r in
+            guard r.exitClass == h.exitClass, r.exclusive || h.exclusive else { return false }
+            let whole = r.start == r.end || h.start == h.end // length 0: the whole space
+            return whole || (r.start < h.end && h.start < r.end)
+        }
+    }
+
+    static func className(_ cls: UInt32) -> String {
+        switch cls {
+        case VMM_EXIT_MSR.rawValue: "MSR"
+        case VMM_EXIT_MEMORY_FAULT.rawValue: "memory-fault"
+        case VMM_EXIT_ASYNC_PF.rawValue: "async-PF"
+        case VMM_EXIT_HLT.rawValue: "HLT"
+        case VMM_EXIT_OTHER.rawValue: "exit-reason"
+        default: "class \(cls)"
+        }
+    }
+}

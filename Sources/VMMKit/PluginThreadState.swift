@@ -1,0 +1,105 @@
+import CKVM
+import CVMMPlugin
+import Glibc
+
+/// What the plugin host keeps per vCPU thread: the one `vmm_exit_t` record every
+/// plugin handler on this thread receives (reused, so dispatch allocates nothing),
+/// which vCPU is in an exit right now, and a lazy cache of its registers so that a
+/// handler reading several registers costs one KVM_GET_REGS, and writing them one
+/// KVM_SET_REGS when it returns.
+///
+/// A vCPU runs on exactly one thread, so per thread is per vCPU. Created on the first
+/// plugin exit of a thread and freed when the thread ends (pthread key destructor).
+final class PluginThreadState {
+    let record: UnsafeMutablePointer<vmm_exit_t>
+    /// The vCPU in an exit on this thread, while a plugin handler runs; else nil.
+    unowned(unsafe) var vcpu: VCPU?
+    var regs = kvm_regs()
+    var sregs = kvm_sregs()
+    var regsLoaded = false, regsDirty = false
+    var sregsLoaded = false, sregsDirty = false
+    /// The message of the last failed async_pf event, kept alive for its raiser.
+    var lastMessage: UnsafeMutablePointer<CChar>?
+
+    private init() {
+        record = .allocate(capacity: 1)
+        record.initialize(to: vmm_exit_t())
+    }
+
+    deinit {
+        record.deallocate()
+        free(lastMessage)
+    }
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<PluginThreadState>.fromOpaque(pointer).release() }
+        }
+        return key
+    }()
+
+    /// This thread's state, created on first use.
+    @inline(__always)
+    static var current: PluginThreadState {
+        if let raw = pthread_getspecific(key) {
+            return Unmanaged<PluginThreadState>.fromOpaque(raw).takeUnretainedValue()
+        }
+        let state = PluginThreadState()
+        pthread_setspecific(key, Unmanaged.passRetained(state).toOpaque())
+        return state
+    }
+
+    /// The state of the thread if it is in an exit of vCPU `id` right now.
+    static func active(vcpuID id: UInt32) -> PluginThreadState? {
+        guard let raw = pthread_getspecific(key) else { return nil }
+        let state = Unmanaged<PluginThreadState>.fromOpaque(raw).takeUnretainedValue()
+        guard let vcpu = state.vcpu, vcpu.id == id else { return nil }
+        return state
+    }
+
+    /// Prepares the record for one handler call on `vcpu`.
+    @inline(__always)
+    func begin(_ vcpu: VCPU, exitClass: UInt32) -> UnsafeMutablePointer<vmm_exit_t> {
+        self.vcpu = vcpu
+        regsLoaded = false
+        sregsLoaded = false
+        record.pointee.struct_size = UInt32(MemoryLayout<vmm_exit_t>.size)
+        record.pointee.vcpu_id = vcpu.id
+        record.pointee.exit_class = exitClass
+        record.pointee.message = nil
+        return record
+    }
+
+    /// Ends the handler call: writes back registers the handler changed.
+    @inline(__always)
+    func end() -> VMMError? {
+        defer { vcpu = nil }
+        guard regsDirty || sregsDirty, let vcpu else { return nil }
+        return flush(vcpu)
+    }
+
+    private func flush(_ vcpu: VCPU) -> VMMError? {
+        do {
+            if regsDirty { regsDirty = false; try vcpu.setRegisters(regs) }
+            if sregsDirty { sregsDirty = false; try vcpu.setSpecialRegisters(sregs) }
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func loadRegs() throws(VMMError) {
+        if !regsLoaded, let vcpu { regs = try vcpu.registers(); regsLoaded = true }
+    }
+
+    func loadSregs() throws(VMMError) {
+        if !sregsLoaded, let vcpu { sregs = try vcpu.specialRegisters(); sregsLoaded = true }
+    }
+
+    /// Seeds the cache with registers the caller already read (typed hypercalls).
+    func preload(_ registers: kvm_regs) {
+        regs = registers
+        regsLoaded = true
+    }
+}

@@ -1,0 +1,71 @@
+import CVMMPlugin
+
+/// A plugin written in Swift: a class conforming to `VMMPlugin`, plus one exported
+/// entry (see `PluginEntry` and Plugins/README.md).
+///
+/// Only C types cross the boundary; the SDK turns thrown Swift errors into the ABI's
+/// failure answers (init refused with the message, handler verdict FAIL with the
+/// message) and never lets a Swift error unwind into the host.
+public protocol VMMPlugin: AnyObject {
+    /// [load-thread] Creates the instance and registers handlers through `host`.
+    /// Throwing refuses the load; the error's description becomes the message.
+    init(host: PluginServices, config: PluginConfig) throws
+
+    /// [load-thread] Called once before the instance is released, after the VM stopped.
+    func shutdown()
+}
+
+extension VMMPlugin {
+    public func shutdown() {}
+}
+
+/// A handler's answer.
+public enum PluginVerdict: Sendable {
+    /// Done: the host completes the exit (IN/read data go to the guest) and resumes it.
+    case handled
+    /// Not this handler's: the host tries the next one.
+    case notMine
+    /// Stop the vCPU; the host reports the message with the plugin's id and path.
+    case fail(String)
+}
+
+/// A plugin-side error with a message (any `Error` works; this one reads well).
+public struct VMMPluginError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+/// The plugin's configuration string, `key=value,key=value` by convention.
+public struct PluginConfig: Sendable {
+    public let text: String
+    public let pairs: [(key: String, value: String)]
+
+    public init(_ text: String) throws {
+        self.text = text
+        var pairs: [(String, String)] = []
+        for item in text.split(separator: ",") where !item.isEmpty {
+            guard let eq = item.firstIndex(of: "=") else {
+                throw VMMPluginError("config item '\(item)' is not key=value")
+            }
+            pairs.append((String(item[..<eq]), String(item[item.index(after: eq)...])))
+        }
+        self.pairs = pairs
+    }
+
+    public subscript(key: String) -> String? { pairs.last { $0.key == key }?.value }
+
+    /// Refuses keys outside `known`, naming the first one.
+    public func allowOnly(_ known: [String], plugin: String) throws {
+        if let bad = pairs.first(where: { !known.contains($0.key) }) {
+            throw VMMPluginError("\(plugin): unknown key '\(bad.key)' (known keys: \(known.joined(separator: ", ")))")
+        }
+    }
+
+    /// An integer value (decimal or 0x hex), `fallback` when absent.
+    public func integer(_ key: String, default fallback: UInt64, plugin: String) throws -> UInt64 {
+        guard let text = self[key] else { return fallback }
+        let parsed = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
+        guard let parsed else { throw VMMPluginError("\(plugin): bad value '\(text)' for key '\(key)' (an integer)") }
+        return parsed
+    }
+}

@@ -1,0 +1,90 @@
+/*
+ * Test fixtures for the plugin host's refusals, one library per variant (built by
+ * scripts/build-plugins with -DVARIANT_...). Each is wrong in exactly one way.
+ */
+#include "vmm_plugin.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int instance_token __attribute__((unused));
+
+#if defined(VARIANT_INIT_FAILS)
+static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
+{
+    (void)host; (void)config;
+    *error_out = "fixture: the device refuses to start (config missing 'disk')";
+    return NULL;
+}
+#elif defined(VARIANT_BAD_HYPERCALL)
+/* Registers a hypercall whose signature names a type that does not exist; forwards
+ * the host's message as its own error. */
+static uint64_t never_called(void *user, uint64_t a) { (void)user; return a; }
+static char message[400];
+static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
+{
+    const vmm_host_hypercall_t *hc = host->get_extension(host->host_data, VMM_EXT_HOST_HYPERCALL);
+    const char *err = NULL;
+    (void)config;
+    if (hc == NULL) { *error_out = "fixture: no hypercall extension"; return NULL; }
+    if (hc->register_hypercall(host->host_data, 200, "u64(u64, float)", (void (*)(void))never_called,
+                               NULL, &err) != 0) {
+        snprintf(message, sizeof message, "fixture: %s", err ? err : "?");
+        *error_out = message;
+        return NULL;
+    }
+    return &instance_token;
+}
+#elif defined(VARIANT_C_FAIL)
+/* A handler that fails on every write to port 0x530, with a message. */
+static char fail_text[64];
+static vmm_verdict_t fail_handler(void *user, vmm_exit_t *ex)
+{
+    (void)user;
+    snprintf(fail_text, sizeof fail_text, "c-fixture: refused value %u", ex->pio.data[0]);
+    ex->message = fail_text;
+    return VMM_FAIL;
+}
+static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
+{
+    vmm_handler_desc_t d;
+    (void)config;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.exit_class = VMM_EXIT_PIO;
+    d.base = 0x530;
+    d.length = 1;
+    d.flags = VMM_HANDLER_EXCLUSIVE;
+    d.handle = fail_handler;
+    d.name = "fail-port";
+    if (host->register_handler(host->host_data, &d, error_out) != 0)
+        return NULL;
+    return &instance_token;
+}
+#else
+static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
+{
+    (void)host; (void)config; (void)error_out;
+    return &instance_token;
+}
+#endif
+
+static void fixture_destroy(void *instance) { (void)instance; }
+
+#if defined(VARIANT_NO_ENTRY)
+/* Exports something, but not vmm_plugin_entry. */
+VMM_PLUGIN_EXPORT const vmm_plugin_entry_t not_the_entry = {
+#else
+const vmm_plugin_entry_t vmm_plugin_entry = {
+#endif
+    sizeof(vmm_plugin_entry_t),
+#if defined(VARIANT_MAJOR2)
+    2, 0,
+#elif defined(VARIANT_MINOR_NEWER)
+    VMM_PLUGIN_ABI_MAJOR, 99,
+#else
+    VMM_PLUGIN_ABI_MAJOR, VMM_PLUGIN_ABI_MINOR,
+#endif
+    "org.vmmkit.test.fixture", "0.0.1", "a broken plugin for tests",
+    fixture_init, fixture_destroy, NULL,
+};

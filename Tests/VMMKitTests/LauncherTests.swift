@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+
+/// Runs the built `vmm` launcher as a user would and checks console output, stderr and status.
+enum VMMProcess {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let binary = root.appendingPathComponent(".build/debug/vmm").path
+    static func guest(_ name: String) -> String { root.appendingPathComponent(".build/guests/\(name)").path }
+
+    struct Result { let status: Int32; let stdout: String; let stderr: String }
+
+    static func run(_ args: [String]) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        p.currentDirectoryURL = root
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func temp(_ name: String, _ bytes: [UInt8]) throws -> String {
+        let path = NSTemporaryDirectory() + "vmm-test-\(getpid())-\(name)"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+}
+
+@Suite("vmm launcher on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct LauncherTests {
+    @Test("an ELF64 guest prints on COM1 and its debug-exit code 0 gives status 1")
+    func elf64() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf")])
+        #expect(r.stdout == "Hello from an ELF64 guest\n")
+        #expect(r.status == 1)
+        #expect(r.stderr == "")
+    }
+
+    @Test("a Multiboot guest sees its command line, its module and fw_cfg's CPU count and RAM size")
+    func multiboot() throws {
+        let module = try VMMProcess.temp("module.txt", Array("module contents\n".utf8))
+        let image = VMMProcess.guest("multiboot.elf")
+        let r = try VMMProcess.run(["run", image, "--append", "console=ttyS0 quiet", "--initrd", module, "--memory", "48M"])
+        #expect(r.stdout == "cmdline: \(image) console=ttyS0 quiet\nmodule: module contents\ncpus: 1\nram: 48 MiB\n")
+        #expect(r.status == (0x10 << 1) | 1)
+    }
+
+    @Test("SMP: the BSP starts the APs with INIT/SIPI and counts them", arguments: [2, 3])
+    func smp(vcpus: Int) throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("smp.elf"), "--vcpus", "\(vcpus)"])
+        #expect(r.stdout == "smp: \(vcpus)\n")
+        #expect(r.status == (0x20 << 1) | 1)
+    }
+
+    @Test("a config file and the same flags give the same result; flags override the file")
+    func configFile() throws {
+        let module = try VMMProcess.temp("mod2.txt", Array("M".utf8))
+        let image = VMMProcess.guest("multiboot.elf")
+        let config = try VMMProcess.temp("config.json", Array("""
+            {"image": "\(image)", "memory": "40M", "append": "from-config", "initrd": "\(module)", "serial": "stdio"}
+            """.utf8))
+        let viaFile = try VMMProcess.run(["run", "--config", config])
+        let viaFlags = try VMMProcess.run(["run", image, "--memory", "40M", "--append", "from-config", "--initrd", module])
+        #expect(viaFile.stdout == viaFlags.stdout && viaFile.status == viaFlags.status)
+        #expect(viaFile.stdout.contains("ram: 40 MiB"))
+        let overridden = try VMMProcess.run(["run", "--config", config, "--memory", "24M"])
+        #expect(overridden.stdout.contains("ram: 24 MiB"))
+    }
+
+    @Test("--trace exits prints one line per exit; --stats a table; --serial file: writes the console there")
+    func traceStatsSerial() throws {
+        let out = NSTemporaryDirectory() + "vmm-test-\(getpid())-console.txt"
+        let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--trace", "exits", "--stats", "--serial", "file:\(out)"])
+        #expect(r.stdout == "")
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == "Hello from an ELF64 guest\n")
+        #expect(r.stderr.contains("exit vcpu0 io out port=0x3f8 size=1 count=1 data=0x48\n"))
+        #expect(r.stderr.contains("io                  27"))
+        #expect(r.status == 1)
+    }
+
+    @Test("flat binaries: 64-bit triple fault is status 10; a timeout is 16; an unclaimed port is 18")
+    func flatAndStatuses() throws {
+        let ud2 = try VMMProcess.temp("ud2.bin", [0x0f, 0x0b])
+        let r1 = try VMMProcess.run(["run", ud2, "--load-addr", "0x100000"])
+        #expect(r1.status == 10)
+        #expect(r1.stderr == "vmm: vCPU 0: shutdown (triple fault)\n")
+        let spin = try VMMProcess.temp("spin.bin", [0xeb, 0xfe])
+        let r2 = try VMMProcess.run(["run", spin, "--load-addr", "0x100000", "--max-seconds", "0.2"])
+        #expect(r2.status == 16)
+        #expect(r2.stderr == "vmm: stopped after --max-seconds 0.2\n")
+        let real = try VMMProcess.temp("real.bin", Payload.bytes("real_hello"))
+        let r3 = try VMMProcess.run(["run", real, "--load-addr", "0x7c00", "--mode", "16"])
+        #expect(r3.status == 18)
+        #expect(r3.stderr == "vmm: vCPU 0: unhandled PIO write of 0x48 (1 byte x1) at port 0x10, vCPU 0 at RIP 0x6\n")
+    }
+
+    @Test("bad input: each gets its documented status and one line naming the problem")
+    func badInput() throws {
+        let missing = try VMMProcess.run(["run", "/nonexistent/guest.elf"])
+        #expect(missing.status == 6)
+        #expect(missing.stderr == "vmm: /nonexistent/guest.elf: cannot read image: No such file or directory\n")
+
+        let whole = try [UInt8](Data(contentsOf: URL(fileURLWithPath: VMMProcess.guest("hello64.elf"))))
+        let truncated = try VMMProcess.temp("trunc.elf", Array(whole.prefix(100)))
+        let t = try VMMProcess.run(["run", truncated])
+        #expect(t.status == 6)
+        #expect(t.stderr.hasPrefix("vmm: \(truncated): truncated: the program headers need bytes up to"))
+
+        var far = whole // move the first PT_LOAD's p_paddr to 256 MiB
+        let phoff = Int(far[32]) | Int(far[33]) << 8
+        far[phoff + 24 + 3] = 0x10
+        let outside = try VMMProcess.temp("far.elf", far)
+        let o = try VMMProcess.run(["run", outside, "--memory", "64M"])
+        #expect(o.status == 6)
+        #expect(o.stderr.contains("lies outside guest RAM [0x0..<0x4000000] (--memory 64 MiB)"))
+
+        let unknown = try VMMProcess.run(["run", "--frobnicate", VMMProcess.guest("hello64.elf")])
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr == "vmm: Error: Unknown option '--frobnicate'\n")
+
+        let malformed = try VMMProcess.temp("bad.json", Array("{\"memory\": ".utf8))
+        let m = try VMMProcess.run(["run", "--config", malformed])
+        #expect(m.status == 4)
+        #expect(m.stderr.hasPrefix("vmm: \(malformed): malformed JSON"))
+
+        let typo = try VMMProcess.temp("typo.json", Array("{\"memroy\": \"64M\"}".utf8))
+        let k = try VMMProcess.run(["run", "--config", typo])
+        #expect(k.status == 4)
+        #expect(k.stderr.hasPrefix("vmm: \(typo): unknown key 'memroy'"))
+
+        let vcpus = try VMMProcess.temp("vcpus.json", Array("{\"vcpus\": true}".utf8))
+        let v = try VMMProcess.run(["run", "--config", vcpus, VMMProcess.guest("hello64.elf")])
+        #expect(v.status == 4)
+        #expect(v.stderr == "vmm: \(vcpus): 'vcpus' must be an integer from 1 to 64\n")
+    }
+}
