@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "ScratchDevice", type: .dynamic, targets: ["ScratchDevice", "ScratchDeviceEntry"]),
         // Demand paging, and the raw C loop Benchmarks/Paging measures it against.
         .library(name: "VMMPaging", targets: ["VMMPaging"]),
+        .library(name: "VMMAsyncPF", targets: ["VMMAsyncPF"]),
         .library(name: "CPagingBaseline", targets: ["CPagingBaseline"]),
     ],
     dependencies: [
@@ -59,6 +60,9 @@ let package = Package(
         .target(name: "CPagingBaseline", path: "CShims/CPagingBaseline"),
         // Demand paging of guest RAM through userfaultfd (the memory_fault engine).
         .target(name: "VMMPaging", dependencies: ["VMMKit", "CUFFD"]),
+        // User-space async page faults on top of the demand pager (state machine and KVM
+        // plumbing live in VMMKit/AsyncPF).
+        .target(name: "VMMAsyncPF", dependencies: ["VMMKit", "VMMPaging"]),
         .executableTarget(
             name: "EmbeddedVMM",
             dependencies: ["VMMKit", "GuestPayloads"],
@@ -77,7 +81,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VMMKitTests",
-            dependencies: ["VMMKit", "VMMPaging", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
+            dependencies: ["VMMKit", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
         ),
     ]
 )

@@ -1,7 +1,8 @@
 import Glibc
+import VMMKit
 
 /// State behind a pthread mutex with a condition variable on CLOCK_MONOTONIC: what the
-/// pager's threads and a halted vCPU wait on. (`Synchronization.Mutex` has no condition.)
+/// fetcher thread and a halted vCPU wait on. (`Synchronization.Mutex` has no condition.)
 final class AsyncPFMonitor<State>: @unchecked Sendable {
     private var state: State
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -69,10 +70,4 @@ func startAsyncPFThread(_ body: @escaping () -> Void) throws(VMMError) -> pthrea
         throw .systemCallFailed(name: "pthread_create", errno: .init(rawValue: rc))
     }
     return tid
-}
-
-func monotonicMicroseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1_000
 }
