@@ -11,11 +11,14 @@
  *   task A (ring 3): reads the first and last qword of pages 0x200000 + i * 4 KiB,
  *     i < [0x20158], into 0x21000 + 16 i, and B's progress meanwhile into 0x22000 + 8 i;
  *     then `out` to port 0xf4 (exit 0).
- *   task B (ring 3): increments 0x20110 forever.
+ *   task B (ring 3): increments 0x20110 forever, or (benchmark) until it reaches
+ *     [0x20160] when that is not 0, then waits for A; when A is done first it runs
+ *     B's remaining work itself. Whoever finishes last exits through port 0xf4.
  *   fatal: `out` of the vector to port 0xf5.
  * Kernel data: 0x20100 not-present count, 0x20108 ready count, 0x20110 B's counter,
  * 0x20118 current task (0 A, 1 B), 0x20120 A's wait token, 0x20128 A waiting,
- * 0x20130/0x20138 saved kernel rsp of A/B, 0x20140 fatal CR2, 0x20150 async PF on.
+ * 0x20130/0x20138 saved kernel rsp of A/B, 0x20140 fatal CR2, 0x20150 async PF on,
+ * 0x20158 page count, 0x20160 B's work target (0: none), 0x20168 A done.
  * Kernel stacks: A 0xd000, B 0xe000 (TSS.RSP0 at 0x8004 follows the current task).
  * Ring-0 code is emulated on kvm_pvm: the handlers are a few dozen instructions. */
 #define BEGIN(name) .section .rodata.guest_##name, "a"; .globl guest_##name##_start; guest_##name##_start:
@@ -163,14 +166,26 @@ task_a:
     inc %rsi
     cmp 0x20158, %rsi
     jb 1b
+    movq $1, 0x20168            /* A is done */
+    cmpq $0, 0x20160
+    jne task_b                  /* B has a fixed amount of work left: do it here */
+exit0:
     mov $0xf4, %dx
     xor %eax, %eax
     out %al, %dx
     hlt
 
 task_b:
-1:  incq 0x20110
+1:  mov 0x20160, %rax
+    test %rax, %rax
+    jz 2f                       /* no target: count forever */
+    cmp %rax, 0x20110
+    jae 3f
+2:  incq 0x20110
     jmp 1b
+3:  cmpq $0, 0x20168            /* B's work is done: wait for A */
+    je 3b
+    jmp exit0
 
 idtr:
     .word 0xfff
