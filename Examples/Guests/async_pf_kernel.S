@@ -19,6 +19,9 @@
  * 0x20118 current task (0 A, 1 B), 0x20120 A's wait token, 0x20128 A waiting,
  * 0x20130/0x20138 saved kernel rsp of A/B, 0x20140 fatal CR2, 0x20150 async PF on,
  * 0x20158 page count, 0x20160 B's work target (0: none), 0x20168 A done.
+ * Test hooks: [0x20170] a lazy address read at CPL 0 during boot (value to 0x20178);
+ * [0x20180] != 0: the #PF handler first does `out` to port 0x12 (an exit while
+ * flags is still set). NMI handler: count 0x20188, flags seen 0x20190, CR2 0x20198.
  * Kernel stacks: A 0xd000, B 0xe000 (TSS.RSP0 at 0x8004 follows the current task).
  * Ring-0 code is emulated on kvm_pvm: the handlers are a few dozen instructions. */
 #define BEGIN(name) .section .rodata.guest_##name, "a"; .globl guest_##name##_start; guest_##name##_start:
@@ -52,7 +55,14 @@ BEGIN(apf_kernel)
     SET_GATE(13, gp_handler)
     SET_GATE(8, df_handler)
     SET_GATE(APF_VECTOR, ready_handler)
+    SET_GATE(2, nmi_handler)
     lidt idtr(%rip)
+    mov 0x20170, %rax           /* test: a lazy page to read at CPL 0 (0: none) */
+    test %rax, %rax
+    jz 1f
+    mov (%rax), %rbx
+    mov %rbx, 0x20178
+1:
     mov $0x40000001, %eax
     cpuid
     and $0x4010, %eax
@@ -90,6 +100,11 @@ BEGIN(apf_kernel)
 
 pf_handler:
     SAVE_REGS
+    cmpq $0, 0x20180            /* test: an exit while flags is still set */
+    je 1f
+    mov $0x12, %dx
+    out %al, %dx
+1:
     mov %cr2, %rax
     mov 0x20040, %ebx
     cmp $1, %ebx
@@ -137,6 +152,16 @@ ready_handler:
     movq $0, 0x20118
 2:  RESTORE_REGS
     add $8, %rsp
+    iretq
+
+nmi_handler:                    /* records what an NMI handler would find */
+    push %rax
+    incq 0x20188
+    mov 0x20040, %eax
+    mov %rax, 0x20190
+    mov %cr2, %rax
+    mov %rax, 0x20198
+    pop %rax
     iretq
 
 gp_handler:

@@ -98,6 +98,21 @@ public final class AsyncPFController: @unchecked Sendable {
         }
     }
 
+    /// Gives vCPU `vcpuID` an NMI (any thread). It is held back while the guest has an
+    /// async "not present" it has not read (its handler could fault and clobber CR2 and
+    /// the reason) and delivered on the first exit after the guest cleared `flags`.
+    public func requestNMI(vcpuID: UInt32) throws(VMMError) {
+        guard let slot = slots[vcpuID] else { throw .invalidArgument("async PF: no vCPU \(vcpuID)") }
+        slot.post(.nmi)
+    }
+
+    /// Gives vCPU `vcpuID` a real #PF at `address` (any thread), under the same rule:
+    /// never while an async "not present" is unread, so CR2 is never clobbered.
+    public func requestPageFault(vcpuID: UInt32, address: UInt64, errorCode: UInt32) throws(VMMError) {
+        guard let slot = slots[vcpuID] else { throw .invalidArgument("async PF: no vCPU \(vcpuID)") }
+        slot.post(.pageFault(address: address, errorCode: errorCode))
+    }
+
     /// The vCPU's state machine: statistics and state, once the vCPU has stopped.
     public func state(of vcpuID: UInt32) -> AsyncPFVCPUState? { slots[vcpuID]?.state }
 

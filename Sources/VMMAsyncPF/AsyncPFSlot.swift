@@ -5,9 +5,14 @@ import VMMPaging
 /// One vCPU's share of the async-PF controller: its state machine and KVM environment
 /// (used on the vCPU thread only) and an inbox the fetcher posts completed pages to.
 final class AsyncPFSlot: @unchecked Sendable {
+    /// What other threads hand to the vCPU thread.
     enum Completion {
         case ready(token: UInt32)
         case failed(token: UInt32, gpa: UInt64, error: VMMError)
+        /// The VMM wants the guest to take an NMI / a real #PF (deferred while an async
+        /// "not present" is unread).
+        case nmi
+        case pageFault(address: UInt64, errorCode: UInt32)
     }
 
     let vcpu: VCPU
@@ -30,7 +35,7 @@ final class AsyncPFSlot: @unchecked Sendable {
     /// Posts a completion and kicks the vCPU out of the guest: `immediate_exit` covers a
     /// thread about to enter KVM_RUN, the signal one inside it. The vCPU thread picks
     /// it up in `onKick` (the core's interrupt hook).
-    private func post(_ completion: Completion) {
+    func post(_ completion: Completion) {
         inbox.update { $0.append(completion) }
         vcpu.unsafeRunPage.pointee.immediate_exit = 1
         vcpu.signalThread()
@@ -64,6 +69,10 @@ final class AsyncPFSlot: @unchecked Sendable {
                 try state.pageReady(token: token, env: env)
             case let .failed(_, gpa, error):
                 return .stuck("async-pf: vCPU \(vcpu.id): \(pager.source.name) could not deliver guest-physical page 0x\(String(gpa & ~0xfff, radix: 16)): \(error)")
+            case .nmi:
+                try state.injectNMI(env: env)
+            case let .pageFault(address, errorCode):
+                try state.injectPageFault(address: address, errorCode: errorCode, env: env)
             }
         }
         return nil

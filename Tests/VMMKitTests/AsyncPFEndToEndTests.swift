@@ -34,18 +34,38 @@ struct AsyncPFEndToEndTests {
         let bProgress: [UInt64]
         let firstLast: [(UInt64, UInt64)]
         let regionMatches: Bool
+        /// What the guest's NMI handler recorded: how often it ran, `flags` and CR2 then.
+        let nmiCount, nmiFlags, nmiCR2: UInt64
+        /// The qword the kernel read at CPL 0 from the extra lazy page, if asked to.
+        let cpl0Value: UInt64
     }
 
     /// Boots the kernel with `pages` lazy pages, each arriving `latency` µs after it is asked for.
-    static func run(advertise: Bool, pages: Int = pages, latency: UInt32 = 2_000) throws -> Outcome {
+    /// `cpl0Read`: the kernel also reads an extra lazy page at CPL 0 while booting.
+    /// `nmiAtFirstFault`: the guest's #PF handler exits before clearing `flags` and the
+    /// host asks for an NMI right then.
+    static func run(advertise: Bool, pages: Int = pages, latency: UInt32 = 2_000,
+                    cpl0Read: Bool = false, nmiAtFirstFault: Bool = false) throws -> Outcome {
         let guest = try TestGuest("apf_kernel", ring: 0)
-        try guest.vm.memory.addRegion(name: "lazy", guestAddress: lazyBase, size: UInt64(pages) * 4096, backing: .anonymous)
-        let image = snapshot(pages: pages)
+        let lazyPages = pages + (cpl0Read ? 1 : 0)
+        try guest.vm.memory.addRegion(name: "lazy", guestAddress: lazyBase, size: UInt64(lazyPages) * 4096, backing: .anonymous)
+        let image = snapshot(pages: lazyPages)
         let source = InMemoryPageSource(guestBase: lazyBase, bytes: image, latencyMicroseconds: latency)
         let pager = try DemandPager(memory: guest.vm.memory, region: "lazy", source: source)
         let controller = try AsyncPFController(pager: pager, policy: AsyncPFPolicy(featuresAdvertised: advertise))
         defer { controller.close() }
         try guest.vm.memory.write(0x20158, UInt64(pages))
+        if cpl0Read { try guest.vm.memory.write(0x20170, lazyBase + UInt64(pages) * 4096) }
+        if nmiAtFirstFault {
+            try guest.vm.memory.write(0x20180, UInt64(1))
+            let asked = Recorder<Bool>()
+            try guest.dispatcher.registerPIO(port: 0x12, owner: "test-nmi") { _, _ in
+                guard asked.all.isEmpty else { return .handled }
+                asked.append(true)
+                do throws(VMMError) { try controller.requestNMI(vcpuID: 0) } catch { return .fail("\(error)") }
+                return .handled
+            }
+        }
         try guest.dispatcher.registerPIO(port: 0xf4, owner: "exit") { io, _ in .stop(.guestExit(code: Int32(io.value))) }
         try guest.dispatcher.registerPIO(port: 0xf5, owner: "guest-fatal") { io, vcpu in
             let cr2 = (try? vcpu.memory.read(0x20140, as: UInt64.self)) ?? 0
@@ -55,7 +75,7 @@ struct AsyncPFEndToEndTests {
         let reason = try guest.run()
         controller.close()
         let m = guest.vm.memory
-        let installed = pager.presentPages == pages
+        let installed = pager.presentPages == lazyPages
         let regionMatches = try installed && m.readBytes(lazyBase, count: image.count) == image
         return Outcome(
             reason: reason,
@@ -65,7 +85,9 @@ struct AsyncPFEndToEndTests {
             bCounter: try m.read(0x20110),
             bProgress: try (0..<pages).map { try m.read(0x22000 + UInt64($0) * 8) },
             firstLast: try (0..<pages).map { (try m.read(0x21000 + UInt64($0) * 16), try m.read(0x21008 + UInt64($0) * 16)) },
-            regionMatches: regionMatches)
+            regionMatches: regionMatches,
+            nmiCount: try m.read(0x20188), nmiFlags: try m.read(0x20190), nmiCR2: try m.read(0x20198),
+            cpl0Value: try m.read(0x20178))
     }
 
     @Test("With async PF, task B runs while task A's pages are missing; every page arrives intact")
@@ -114,5 +136,29 @@ struct AsyncPFEndToEndTests {
         for i in 0..<4 { #expect(try Self.run(advertise: i % 2 == 0, pages: 2, latency: 100).reason == .guestExit(code: 0)) }
         #expect(openFDCount() == fds)
         #expect(mappingCount() == maps)
+    }
+
+    @Test("A CPL-0 access to a missing page is never made async: the router installs it while the vCPU waits")
+    func cpl0AccessStaysSynchronous() throws {
+        let o = try Self.run(advertise: true, cpl0Read: true)
+        #expect(o.reason == .guestExit(code: 0))
+        #expect(o.cpl0Value == Self.pattern(Self.pages, 0), "the kernel read the page's real contents")
+        #expect(o.paging.installedByRouter >= 1, "\(o.paging)")
+        #expect(o.stats.notPresentInjected + o.stats.synchronousFetches + o.paging.installedByRouter == Self.pages + 1, "\(o.stats) \(o.paging)")
+        #expect(o.guestNotPresent == UInt64(o.stats.notPresentInjected), "every not-present the guest saw came from task A's faults")
+        #expect(o.regionMatches)
+    }
+
+    @Test("An NMI requested while an async #PF is unread waits until the guest cleared flags; CR2 is intact")
+    func nmiIsDeferredUntilFlagsAreCleared() throws {
+        let o = try Self.run(advertise: true, nmiAtFirstFault: true)
+        #expect(o.reason == .guestExit(code: 0))
+        #expect(o.stats.deferredNMIs == 1, "the request came while flags was set: \(o.stats)")
+        #expect(o.nmiCount == 1, "delivered exactly once")
+        #expect(o.nmiFlags == 0, "the guest had read and cleared flags before the NMI arrived")
+        #expect(o.nmiCR2 == 0x1000, "CR2 still held the first async token (vCPU 0, sequence 1), never clobbered")
+        for (i, pair) in o.firstLast.enumerated() {
+            #expect(pair.0 == Self.pattern(i, 0) && pair.1 == Self.pattern(i, 511), "page \(i) as task A read it")
+        }
     }
 }
