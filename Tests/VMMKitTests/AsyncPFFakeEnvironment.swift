@@ -5,8 +5,10 @@
 /// part of the CPU the race is about: an injected #PF becomes "taken" (CR2 := payload)
 /// only when the test says the guest entered, so a clobbered CR2 is visible.
 ///
-/// A recording fake rather than a scripted KVM vCPU: issue 4's scripted backend had
-/// not landed when this was written, and none of these rules needs a kernel.
+/// A recording fake of the protocol rather than the scripted vCPU backend: that one
+/// replays exits, while these rules are about vCPU state and injections (CPL, IF,
+/// pending events, CR2), which it does not model. The KVM side of each rule is covered
+/// by AsyncPFPlumbingTests and AsyncPFEndToEndTests on real KVM.
 final class FakeAsyncPFEnvironment: AsyncPFEnvironment {
     enum Event: Equatable {
         case pageFault(address: UInt64, errorCode: UInt32)

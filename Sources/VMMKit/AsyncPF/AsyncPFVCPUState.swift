@@ -281,8 +281,9 @@ public final class AsyncPFVCPUState {
 
     /// Runs on every exit of this vCPU, before it re-enters: acknowledges the in-flight
     /// "not present" once the guest cleared `flags`, then delivers a deferred real #PF,
-    /// then a deferred NMI, then a queued "ready". Throws `AsyncPFConflict` (inside the
-    /// result) when the guest kept `flags` set past the bound while something waited.
+    /// then a deferred NMI, then a queued "ready". Returns an `AsyncPFConflict` (the
+    /// vCPU should stop with its message) when the guest kept `flags` set for more than
+    /// `policy.conflictExitBound` exits while something waited.
     public func exit(env: some AsyncPFEnvironment) throws(VMMError) -> AsyncPFConflict? {
         guard inFlight != nil || deferredPageFault != nil || deferredNMI || !readyQueue.isEmpty else { return nil }
         let unread = try asyncUnread(env)
