@@ -52,9 +52,8 @@ public final class KVMAsyncPFEnvironment: AsyncPFEnvironment {
         if vcpu.vm?.hasIRQChip == true {
             throw .invalidArgument("async PF: vCPU \(vcpu.id) has an in-kernel irqchip; 'page ready' through it is not implemented (KVM_INTERRUPT needs no irqchip)")
         }
-        guard pendingVector == nil else {
-            throw .invalidArgument("async PF: vCPU \(vcpu.id) already waits to inject vector \(pendingVector!)")
-        }
+        // A vector still waiting for its window is superseded: one interrupt tells the
+        // guest to look at the token slot (e.g. after a disable and re-enable).
         pendingVector = vector
         try flushInterrupt()
     }
