@@ -26,6 +26,8 @@ struct AsyncPFEndToEndTests {
         return bytes
     }
 
+    enum Request { case nmi, pageFault(address: UInt64, errorCode: UInt32) }
+
     struct Outcome {
         let reason: StopReason
         let stats: AsyncPFStatistics
@@ -38,14 +40,17 @@ struct AsyncPFEndToEndTests {
         let nmiCount, nmiFlags, nmiCR2: UInt64
         /// The qword the kernel read at CPL 0 from the extra lazy page, if asked to.
         let cpl0Value: UInt64
+        /// The token task A waits on (the CR2 the async handler read) and the CR2 of a
+        /// #PF the guest treated as real (fatal).
+        let waitToken, fatalCR2: UInt64
     }
 
     /// Boots the kernel with `pages` lazy pages, each arriving `latency` µs after it is asked for.
     /// `cpl0Read`: the kernel also reads an extra lazy page at CPL 0 while booting.
-    /// `nmiAtFirstFault`: the guest's #PF handler exits before clearing `flags` and the
-    /// host asks for an NMI right then.
+    /// `atFirstFault`: the guest's #PF handler exits before clearing `flags` and the
+    /// host asks for an NMI or a real #PF right then.
     static func run(advertise: Bool, pages: Int = pages, latency: UInt32 = 2_000,
-                    cpl0Read: Bool = false, nmiAtFirstFault: Bool = false) throws -> Outcome {
+                    cpl0Read: Bool = false, atFirstFault: Request? = nil) throws -> Outcome {
         let guest = try TestGuest("apf_kernel", ring: 0)
         let lazyPages = pages + (cpl0Read ? 1 : 0)
         try guest.vm.memory.addRegion(name: "lazy", guestAddress: lazyBase, size: UInt64(lazyPages) * 4096, backing: .anonymous)
@@ -56,13 +61,18 @@ struct AsyncPFEndToEndTests {
         defer { controller.close() }
         try guest.vm.memory.write(0x20158, UInt64(pages))
         if cpl0Read { try guest.vm.memory.write(0x20170, lazyBase + UInt64(pages) * 4096) }
-        if nmiAtFirstFault {
+        if let request = atFirstFault {
             try guest.vm.memory.write(0x20180, UInt64(1))
             let asked = Recorder<Bool>()
-            try guest.dispatcher.registerPIO(port: 0x12, owner: "test-nmi") { _, _ in
+            try guest.dispatcher.registerPIO(port: 0x12, owner: "test-request") { _, _ in
                 guard asked.all.isEmpty else { return .handled }
                 asked.append(true)
-                do throws(VMMError) { try controller.requestNMI(vcpuID: 0) } catch { return .fail("\(error)") }
+                do throws(VMMError) {
+                    switch request {
+                    case .nmi: try controller.requestNMI(vcpuID: 0)
+                    case let .pageFault(address, errorCode): try controller.requestPageFault(vcpuID: 0, address: address, errorCode: errorCode)
+                    }
+                } catch { return .fail("\(error)") }
                 return .handled
             }
         }
@@ -87,7 +97,7 @@ struct AsyncPFEndToEndTests {
             firstLast: try (0..<pages).map { (try m.read(0x21000 + UInt64($0) * 16), try m.read(0x21008 + UInt64($0) * 16)) },
             regionMatches: regionMatches,
             nmiCount: try m.read(0x20188), nmiFlags: try m.read(0x20190), nmiCR2: try m.read(0x20198),
-            cpl0Value: try m.read(0x20178))
+            cpl0Value: try m.read(0x20178), waitToken: try m.read(0x20120), fatalCR2: try m.read(0x20140))
     }
 
     @Test("With async PF, task B runs while task A's pages are missing; every page arrives intact")
@@ -151,7 +161,7 @@ struct AsyncPFEndToEndTests {
 
     @Test("An NMI requested while an async #PF is unread waits until the guest cleared flags; CR2 is intact")
     func nmiIsDeferredUntilFlagsAreCleared() throws {
-        let o = try Self.run(advertise: true, nmiAtFirstFault: true)
+        let o = try Self.run(advertise: true, atFirstFault: .nmi)
         #expect(o.reason == .guestExit(code: 0))
         #expect(o.stats.deferredNMIs == 1, "the request came while flags was set: \(o.stats)")
         #expect(o.nmiCount == 1, "delivered exactly once")
@@ -160,5 +170,16 @@ struct AsyncPFEndToEndTests {
         for (i, pair) in o.firstLast.enumerated() {
             #expect(pair.0 == Self.pattern(i, 0) && pair.1 == Self.pattern(i, 511), "page \(i) as task A read it")
         }
+    }
+
+    @Test("Seed 2's race on real KVM: a real #PF needed while the async one is unread waits; each handler reads its own CR2")
+    func realPageFaultIsDeferredUntilFlagsAreCleared() throws {
+        let o = try Self.run(advertise: true, atFirstFault: .pageFault(address: 0xdead_0000, errorCode: 2))
+        // The guest kernel treats any #PF with flags == 0 as fatal and reports its CR2.
+        #expect(o.reason == .handlerFailed("guest kernel took fatal vector 14 (CR2 0xdead0000)"))
+        #expect(o.stats.deferredPageFaults == 1, "the request came while flags was set: \(o.stats)")
+        #expect(o.waitToken == 0x1000, "the async handler read the token from CR2, not the real address")
+        #expect(o.fatalCR2 == 0xdead_0000, "the real #PF arrived after flags was cleared, with its own CR2")
+        #expect(o.guestNotPresent == 1 && o.stats.notPresentInjected == 1)
     }
 }
