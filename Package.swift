@@ -18,7 +18,8 @@ let package = Package(
         .library(name: "ScratchDevice", type: .dynamic, targets: ["ScratchDevice", "ScratchDeviceEntry"]),
         // Demand paging, and what Benchmarks/Paging measures it against.
         .library(name: "VMMPaging", targets: ["VMMPaging"]),
-        .library(name: "PagingBenchSupport", targets: ["CPagingBaseline"]),
+        .library(name: "VMMAsyncPF", targets: ["VMMAsyncPF"]),
+        .library(name: "CPagingBaseline", targets: ["CPagingBaseline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -59,6 +60,9 @@ let package = Package(
         .target(name: "CPagingBaseline", path: "CShims/CPagingBaseline"),
         // Demand paging of guest RAM through userfaultfd (the memory_fault engine).
         .target(name: "VMMPaging", dependencies: ["VMMKit", "CUFFD"]),
+        // User-space async page faults on top of the demand pager (state machine and KVM
+        // plumbing live in VMMKit/AsyncPF).
+        .target(name: "VMMAsyncPF", dependencies: ["VMMKit", "VMMPaging"]),
         .executableTarget(
             name: "EmbeddedVMM",
             dependencies: ["VMMKit", "GuestPayloads"],
@@ -78,7 +82,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VMMKitTests",
-            dependencies: ["VMMKit", "VMMPaging", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
+            dependencies: ["VMMKit", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
         ),
     ]
 )
