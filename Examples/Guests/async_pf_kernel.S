@@ -22,6 +22,9 @@
  * Test hooks: [0x20170] a lazy address read at CPL 0 during boot (value to 0x20178);
  * [0x20180] != 0: the #PF handler first does `out` to port 0x12 (an exit while
  * flags is still set). NMI handler: count 0x20188, flags seen 0x20190, CR2 0x20198.
+ * Demo hook: [0x201a0] != 0: instead of port 0xf4 the finishing task executes `hlt` at
+ * ring 3, and the #GP handler jumps to the ring-0 address [0x201a0] (a guest that
+ * reports and halts, so a launcher run can end with status 0).
  * Kernel stacks: A 0xd000, B 0xe000 (TSS.RSP0 at 0x8004 follows the current task).
  * Ring-0 code is emulated on kvm_pvm: the handlers are a few dozen instructions. */
 #define BEGIN(name) .section .rodata.guest_##name, "a"; .globl guest_##name##_start; guest_##name##_start:
@@ -165,7 +168,14 @@ nmi_handler:                    /* records what an NMI handler would find */
     iretq
 
 gp_handler:
-    mov $13, %al
+    mov 0x201a0, %rax           /* demo hook: finish at ring 0 */
+    test %rax, %rax
+    jz 1f
+    mov 8(%rsp), %rdx           /* the faulting RIP (after the error code) */
+    cmpb $0xf4, (%rdx)          /* only a ring-3 hlt is the finish */
+    jne 1f
+    jmp *%rax
+1:  mov $13, %al
     jmp fatal
 df_handler:
     mov $8, %al
@@ -195,7 +205,10 @@ task_a:
     cmpq $0, 0x20160
     jne task_b                  /* B has a fixed amount of work left: do it here */
 exit0:
-    mov $0xf4, %dx
+    cmpq $0, 0x201a0
+    je 4f
+    hlt                         /* ring 3: #GP, see the demo hook */
+4:  mov $0xf4, %dx
     xor %eax, %eax
     out %al, %dx
     hlt

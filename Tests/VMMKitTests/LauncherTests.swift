@@ -199,3 +199,20 @@ struct EmbeddedExampleTests {
         #expect(r.status == 0)
     }
 }
+
+@Suite("The README demo on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct DemoTests {
+    @Test("vmm run --config demo.json: console, MMIO, demand paging, async PF report, stats, status 0")
+    func demo() throws {
+        let r = try VMMProcess.run(["run", "--config", "Examples/GuestImages/demo.json"])
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "VMMKit demo: a 64-bit guest under the vmm launcher")
+        #expect(lines.contains("mmio: scratch register 2 holds 0x1234abcd after a write and a read"))
+        #expect(lines.contains("demand paging: task A read 16 pages from the snapshot, checksum 0x1A1AD2E25D269BE8"))
+        #expect(lines.contains { $0.hasPrefix("async page faults: ") })
+        #expect(lines.last == "demo: done, halting")
+        #expect(r.stderr.contains("exit kind        count"))
+        #expect(r.stderr.contains("demand paging: "))
+        #expect(r.status == 0)
+    }
+}

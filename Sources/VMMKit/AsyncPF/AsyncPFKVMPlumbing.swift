@@ -64,20 +64,7 @@ extension VCPU {
     /// `advertise: false` withdraws all three, for guests that must not use async PF.
     public func advertiseAsyncPF(_ advertise: Bool = true) throws(VMMError) {
         guard let kvm = vm?.kvm else { throw .closed("virtual machine") }
-        var entries = try kvm.supportedCPUID()
-        guard let leaf = entries.firstIndex(where: { $0.function == AsyncPFABI.featuresLeaf }) else {
-            throw .capabilityMissing(name: "CPUID leaf 0x40000001", what: "advertising async page faults")
-        }
-        for i in entries.indices {
-            switch entries[i].function {
-            case 1: entries[i].ebx = (entries[i].ebx & 0x00ff_ffff) | (id << 24)
-            case 0xb, 0x1f: entries[i].edx = id
-            default: break
-            }
-        }
-        entries[leaf].eax &= ~(AsyncPFABI.featureAsyncPF | AsyncPFABI.featureAsyncPFInt | AsyncPFABI.featureAsyncPFVMExit)
-        if advertise { entries[leaf].eax |= AsyncPFABI.featureAsyncPF | AsyncPFABI.featureAsyncPFInt }
-        try setCPUID(entries)
+        try configureCPUID(kvm, asyncPF: advertise)
     }
 
     /// Queues #PF for the next entry with CR2 = `address` as the exception payload: CR2
