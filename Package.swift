@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "ScratchDevice", type: .dynamic, targets: ["ScratchDevice", "ScratchDeviceEntry"]),
         // Demand paging, and what Benchmarks/Paging measures it against.
         .library(name: "VMMPaging", targets: ["VMMPaging"]),
+        .library(name: "VMMAsyncPF", targets: ["VMMAsyncPF"]),
+        .library(name: "CPagingBaseline", targets: ["CPagingBaseline"]),
         .library(name: "PagingBenchSupport", targets: ["CPagingBaseline"]),
         // The 16550A model and its in-process wiring (Plugins/UART), for Benchmarks/ and VMMs.
         .library(name: "UART16550", targets: ["UART16550"]),
@@ -65,6 +67,9 @@ let package = Package(
         .target(name: "CPagingBaseline", path: "CShims/CPagingBaseline"),
         // Demand paging of guest RAM through userfaultfd (the memory_fault engine).
         .target(name: "VMMPaging", dependencies: ["VMMKit", "CUFFD"]),
+        // User-space async page faults on top of the demand pager (state machine and KVM
+        // plumbing live in VMMKit/AsyncPF).
+        .target(name: "VMMAsyncPF", dependencies: ["VMMKit", "VMMPaging"]),
         // The 16550A UART model: pure Swift, no VMMKit and no plugin SDK, so the same
         // code is unit-tested, wired in-process and wrapped as a dlopen'd plugin.
         .target(name: "UART16550", path: "Plugins/UART/Model"),
@@ -88,6 +93,7 @@ let package = Package(
             name: "Launcher",
             dependencies: [
                 "VMMKit",
+                "VMMPaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -96,7 +102,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VMMKitTests",
-            dependencies: ["VMMKit", "VMMPaging", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
+            dependencies: ["VMMKit", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
         ),
         .testTarget(
             name: "UARTTests",

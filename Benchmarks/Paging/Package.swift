@@ -14,8 +14,8 @@ let package = Package(
             dependencies: [
                 .product(name: "VMMKit", package: "VMMKit"),
                 .product(name: "VMMPaging", package: "VMMKit"),
-                .product(name: "PagingBenchSupport", package: "VMMKit"),
                 .product(name: "GuestPayloads", package: "VMMKit"),
+                .product(name: "CPagingBaseline", package: "VMMKit"),
             ]
         ),
     ]

@@ -114,3 +114,29 @@ BEGIN(plugin_hypercalls)
     HCALL(999, 7)              /* unregistered: -ENOSYS */
     hlt
 END(plugin_hypercalls)
+
+/* Host services through the libServices fixture (port 0x540), see services_plugin.c:
+ *   0x20010 <- RCX after action 2 (async-PF raise verdict), 0x20018 <- RBX (set by
+ *   the receiver plugin), 0x20020 <- RCX after action 3 (EBUSY), then action 1
+ *   injects #PF: the handler at +0x80 stores CR2 at 0x20000 and the error code at
+ *   0x20008 and halts. The test writes the IDT gate and the IDTR at 0x20100. */
+BEGIN(plugin_services)
+    mov $0x540, %dx
+    mov $2, %eax
+    out %eax, %dx
+    mov %rcx, 0x20010
+    mov %rbx, 0x20018
+    mov $3, %eax
+    out %eax, %dx
+    mov %rcx, 0x20020
+    lidt 0x20100
+    mov $1, %eax
+    out %eax, %dx
+    hlt                        /* not reached: the #PF handler halts */
+    .org 0x80
+    mov %cr2, %rax
+    mov %rax, 0x20000
+    pop %rax                   /* the error code */
+    mov %rax, 0x20008
+    hlt
+END(plugin_services)

@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import VMMKit
+import VMMPaging
 
 /// Builds the VM `LaunchOptions` describe, runs it, and turns the outcome into a status.
 struct Launcher {
@@ -58,12 +59,18 @@ struct Launcher {
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         defer { plugins.close() }
         try loadPlugins(plugins, dispatcher: dispatcher)
+        let pager = try attachPager(plugins, vm: vm, dispatcher: dispatcher)
+        defer { pager?.close() }
 
         let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
         let reasons: [StopReason]
         do { reasons = try vm.run(dispatcher) } catch { throw LauncherError(.host, error.description) }
         let timedOut = timer?.cancel() ?? false
-        if let stats, o.stats { ExitStats.err(stats.report()) }
+        if let stats, o.stats {
+            var report = stats.report()
+            if let p = pager?.statistics { report += "demand paging: \(p.pagesFetched) pages fetched (\(p.installedByVCPU) by vCPUs, \(p.installedByRouter) by the fault router)\n" }
+            ExitStats.err(report)
+        }
         return status(reasons, vmReason: vm.stopReason, timedOut: timedOut)
     }
 

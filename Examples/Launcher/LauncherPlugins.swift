@@ -1,3 +1,4 @@
+import VMMPaging
 import VMMKit
 
 /// The plugins every `vmm run` loads unless `--no-default-plugins`, by name from the
@@ -20,6 +21,8 @@ enum DefaultPlugins {
         }
         return [
             Default(name: "DebugExit", config: "port=0xf4", role: "debug-exit"),
+            // Demand-zero RAM below any snapshot plugin the user adds (those use priority 0).
+            Default(name: "MemoryFault", config: "fill=zero,priority=-1000", role: "demand-paging"),
             Default(name: "UART", config: console, role: "console"),
         ]
     }
@@ -74,5 +77,21 @@ extension Launcher {
     static func split(_ spec: String) -> (String, String) {
         guard let comma = spec.firstIndex(of: ",") else { return (spec, "") }
         return (String(spec[..<comma]), String(spec[spec.index(after: comma)...]))
+    }
+}
+
+extension Launcher {
+    /// When a loaded plugin handles memory faults, guest RAM becomes demand-paged: every
+    /// page the loader did not write comes from the plugins (userfaultfd, blocking mode).
+    func attachPager(_ plugins: PluginHost, vm: VirtualMachine, dispatcher: ExitDispatcher) throws(LauncherError) -> DemandPager? {
+        guard plugins.plugins.contains(where: { $0.handlers.contains { $0.hasPrefix("memory_fault") } }) else { return nil }
+        do {
+            let pager = try DemandPager(memory: vm.memory, region: "ram", source: PluginPageSource(plugins))
+            try pager.attach(to: dispatcher, vcpus: vm.vcpus)
+            log.info("guest RAM is demand-paged through the memory-fault plugins")
+            return pager
+        } catch {
+            throw LauncherError(.host, "cannot demand-page guest RAM: \(error)")
+        }
     }
 }

@@ -53,12 +53,18 @@ struct AddressRangeTable<Handler> {
 
     @inline(__always)
     func lookup(_ address: UInt64) -> [Handler]? {
+        segmentIndex(address).map { segments[$0].handlers }
+    }
+
+    /// The index of the segment containing `address`, by binary search.
+    @inline(__always)
+    func segmentIndex(_ address: UInt64) -> Int? {
         var lo = 0, hi = segments.count
         while lo < hi {
             let mid = (lo &+ hi) >> 1
             if segments[mid].end <= address { lo = mid &+ 1 } else { hi = mid }
         }
         guard lo < segments.count, segments[lo].start <= address else { return nil }
-        return segments[lo].handlers
+        return lo
     }
 }

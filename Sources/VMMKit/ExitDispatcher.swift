@@ -64,10 +64,41 @@ public final class ExitDispatcher: @unchecked Sendable {
         }
     }
 
-    func freeze() { frozen.store(true, ordering: .releasing) }
+    func freeze() {
+        freezeLock.withLock { _ in
+            guard snapshotOwner == nil else { return }
+            let tables = FrozenTables(pio: pio, mmio: mmio)
+            snapshotOwner = tables
+            snapshot.store(UnsafeRawPointer(Unmanaged.passUnretained(tables).toOpaque()), ordering: .releasing)
+        }
+        frozen.store(true, ordering: .releasing)
+    }
+
+    // The range tables as the vCPUs see them, fixed at the first start (FrozenTables).
+    private let freezeLock = Mutex<Void>(())
+    private var snapshotOwner: FrozenTables?
+    private let snapshot = Atomic<UnsafeRawPointer?>(nil)
+
+    /// Whether a vCPU has started with this dispatcher (registration is then closed).
+    var isFrozen: Bool { frozen.load(ordering: .acquiring) }
 
     /// Dispatches one exit. Never returns `.notMine`: the default applies instead.
     public func dispatch(_ exit: inout VMExit, on vcpu: VCPU) -> ExitVerdict {
+        if let raw = snapshot.load(ordering: .acquiring) {
+            let tables = Unmanaged<FrozenTables>.fromOpaque(raw)
+            switch exit {
+            case let .io(access):
+                if let verdict = tables._withUnsafeGuaranteedRef({ $0.dispatch(access, vcpu) }) { return verdict }
+            case var .mmio(access):
+                if let verdict = tables._withUnsafeGuaranteedRef({ $0.dispatch(&access, vcpu) }) {
+                    exit = .mmio(access)
+                    return verdict
+                }
+            default:
+                break
+            }
+            return dispatchByKind(&exit, on: vcpu)
+        }
         switch exit {
         case let .io(access):
             if let handlers = pio.lookup(UInt64(access.port)) {
@@ -89,6 +120,10 @@ public final class ExitDispatcher: @unchecked Sendable {
         default:
             break
         }
+        return dispatchByKind(&exit, on: vcpu)
+    }
+
+    private func dispatchByKind(_ exit: inout VMExit, on vcpu: VCPU) -> ExitVerdict {
         for entry in byKind[exit.kindIndex] {
             let verdict = entry.handler(&exit, vcpu)
             if case .notMine = verdict { continue }

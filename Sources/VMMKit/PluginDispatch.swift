@@ -7,34 +7,39 @@ import Glibc
 enum PluginDispatch {
     static func wire(_ h: PluginHandler, instance plugin: PluginInstance) throws(VMMError) {
         let dispatcher = plugin.host.dispatcher
-        let fn = h.handle, user = h.user
+        // Captured: two trivial values and one class reference, so a call retains nothing.
+        let fn = h.handle, user = h.user, info = HandlerInfo(owner: h.owner)
         switch h.exitClass {
         case VMM_EXIT_PIO.rawValue:
             try dispatcher.registerPIO(port: UInt16(h.start), count: UInt16(h.end - h.start), priority: h.priority,
                                        exclusive: h.exclusive, owner: h.owner) { io, vcpu in
-                let state = PluginThreadState.current
-                let record = state.begin(vcpu, exitClass: VMM_EXIT_PIO.rawValue)
-                record.pointee.pio = vmm_exit_pio_t(
-                    port: io.port, size: UInt8(truncatingIfNeeded: io.size), is_write: io.isWrite ? 1 : 0,
-                    count: UInt32(truncatingIfNeeded: io.count),
-                    data: io.data.baseAddress?.assumingMemoryBound(to: UInt8.self))
-                return verdict(fn(user, record), state, h)
+                PluginThreadState.withCurrent { state in
+                    let record = state.begin(vcpu, exitClass: VMM_EXIT_PIO.rawValue)
+                    record.pointee.pio = vmm_exit_pio_t(
+                        port: io.port, size: UInt8(truncatingIfNeeded: io.size), is_write: io.isWrite ? 1 : 0,
+                        count: UInt32(truncatingIfNeeded: io.count),
+                        data: io.data.baseAddress?.assumingMemoryBound(to: UInt8.self))
+                    return verdict(fn(user, record), state, info)
+                }
             }
         case VMM_EXIT_MMIO.rawValue:
             try dispatcher.registerMMIO(address: h.start, length: h.end - h.start, priority: h.priority,
                                         exclusive: h.exclusive, owner: h.owner) { access, vcpu in
-                let state = PluginThreadState.current
-                let record = state.begin(vcpu, exitClass: VMM_EXIT_MMIO.rawValue)
-                record.pointee.mmio.gpa = access.address
-                record.pointee.mmio.len = UInt32(truncatingIfNeeded: access.length)
-                record.pointee.mmio.is_write = access.isWrite ? 1 : 0
-                withUnsafeMutableBytes(of: &record.pointee.mmio.data) {
-                    $0.storeBytes(of: access.isWrite ? access.data.littleEndian : 0, as: UInt64.self)
+                let (isWrite, address, length, data) = (access.isWrite, access.address, access.length, access.data)
+                var readBack: UInt64 = 0
+                let result = PluginThreadState.withCurrent { state in
+                    let record = state.begin(vcpu, exitClass: VMM_EXIT_MMIO.rawValue)
+                    record.pointee.mmio.gpa = address
+                    record.pointee.mmio.len = UInt32(truncatingIfNeeded: length)
+                    record.pointee.mmio.is_write = isWrite ? 1 : 0
+                    withUnsafeMutableBytes(of: &record.pointee.mmio.data) {
+                        $0.storeBytes(of: isWrite ? data.littleEndian : 0, as: UInt64.self)
+                    }
+                    let result = verdict(fn(user, record), state, info)
+                    readBack = withUnsafeBytes(of: record.pointee.mmio.data) { UInt64(littleEndian: $0.load(as: UInt64.self)) }
+                    return result
                 }
-                let result = verdict(fn(user, record), state, h)
-                if case .handled = result, !access.isWrite {
-                    access.data = UInt64(littleEndian: withUnsafeBytes(of: record.pointee.mmio.data) { $0.load(as: UInt64.self) })
-                }
+                if case .handled = result, !isWrite { access.data = readBack }
                 return result
             }
         case VMM_EXIT_MSR.rawValue:
@@ -51,7 +56,7 @@ enum PluginDispatch {
                     let record = state.begin(vcpu, exitClass: VMM_EXIT_MSR.rawValue)
                     record.pointee.msr = vmm_exit_msr_t(index: access.index, reason: access.reason, data: access.data,
                                                         is_write: isWrite ? 1 : 0, error: 0, reserved: (0, 0, 0, 0, 0, 0))
-                    let result = verdict(fn(user, record), state, h)
+                    let result = verdict(fn(user, record), state, info)
                     if case .handled = result {
                         var m = access
                         m.data = record.pointee.msr.data
@@ -62,6 +67,8 @@ enum PluginDispatch {
                 }
             }
         case VMM_EXIT_MEMORY_FAULT.rawValue:
+            plugin.host.memoryFaultHandlers.append(h)
+            plugin.host.memoryFaultHandlers.sort { $0.priority > $1.priority }
             try dispatcher.register(.memoryFault, priority: h.priority, owner: h.owner) { exit, vcpu in
                 guard case let .memoryFault(f) = exit, h.covers(f.gpa) else { return .notMine }
                 let state = PluginThreadState.current
@@ -73,12 +80,12 @@ enum PluginDispatch {
                 mf.err_no = f.errno
                 mf.annotated = f.annotated ? 1 : 0
                 record.pointee.memory_fault = mf
-                return verdict(fn(user, record), state, h)
+                return verdict(fn(user, record), state, info)
             }
         case VMM_EXIT_HLT.rawValue:
             try dispatcher.register(.hlt, priority: h.priority, owner: h.owner) { _, vcpu in
                 let state = PluginThreadState.current
-                return verdict(fn(user, state.begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue)), state, h)
+                return verdict(fn(user, state.begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue)), state, info)
             }
         case VMM_EXIT_OTHER.rawValue:
             for (kind, reason) in otherKinds {
@@ -89,7 +96,7 @@ enum PluginDispatch {
                     let state = PluginThreadState.current
                     let record = state.begin(vcpu, exitClass: VMM_EXIT_OTHER.rawValue)
                     record.pointee.other = vmm_exit_other_t(kvm_exit_reason: number, reserved: 0)
-                    return verdict(fn(user, record), state, h)
+                    return verdict(fn(user, record), state, info)
                 }
             }
         case VMM_EXIT_ASYNC_PF.rawValue:
@@ -112,16 +119,23 @@ enum PluginDispatch {
 
     /// Turns the plugin's verdict into the dispatcher's, writing back registers first.
     @inline(__always)
-    static func verdict(_ v: vmm_verdict_t, _ state: PluginThreadState, _ h: PluginHandler) -> ExitVerdict {
-        if let error = state.end() { return .fail("\(h.owner): registers could not be written back: \(error)") }
-        switch v {
-        case VMM_HANDLED.rawValue: return .handled
-        case VMM_NOT_MINE.rawValue: return .notMine
-        case VMM_FAIL.rawValue:
-            let message = state.record.pointee.message.map { String(cString: $0) } ?? "(no message)"
-            return .fail("\(h.owner): \(message)")
-        default:
-            return .fail("\(h.owner): returned an unknown verdict \(v)")
-        }
+    static func verdict(_ v: vmm_verdict_t, _ state: PluginThreadState, _ info: HandlerInfo) -> ExitVerdict {
+        if let error = state.end() { return .fail("\(info.owner): registers could not be written back: \(error)") }
+        if v == VMM_HANDLED.rawValue { return .handled }
+        if v == VMM_NOT_MINE.rawValue { return .notMine }
+        return failure(v, state, info)
     }
+
+    @inline(never)
+    static func failure(_ v: vmm_verdict_t, _ state: PluginThreadState, _ info: HandlerInfo) -> ExitVerdict {
+        guard v == VMM_FAIL.rawValue else { return .fail("\(info.owner): returned an unknown verdict \(v)") }
+        let message = state.record.pointee.message.map { String(cString: $0) } ?? "(no message)"
+        return .fail("\(info.owner): \(message)")
+    }
+}
+
+/// What a dispatch closure needs of its handler beyond the C pointers: for diagnostics.
+final class HandlerInfo {
+    let owner: String
+    init(owner: String) { self.owner = owner }
 }

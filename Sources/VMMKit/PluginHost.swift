@@ -16,6 +16,9 @@ import Glibc
 /// they stopped (handlers cannot be added to a running dispatcher). Plugin handlers
 /// then run on the vCPU threads. Each plugin's `init`/`destroy` calls are serialised
 /// process-wide. Libraries are never unloaded (see `PluginLibrary`).
+///
+/// Keep the host alive until the vCPUs have stopped: the dispatcher's plugin handlers
+/// call into instances that `close()` (or deinit) destroys.
 public final class PluginHost: @unchecked Sendable {
     public let vm: VirtualMachine
     public let dispatcher: ExitDispatcher
@@ -31,6 +34,9 @@ public final class PluginHost: @unchecked Sendable {
     var classRanges: [ClassRange] = []
     /// Async page fault event handlers (VMM_EXIT_ASYNC_PF), highest priority first.
     var asyncPFHandlers: [PluginHandler] = []
+    /// Memory-fault handlers (VMM_EXIT_MEMORY_FAULT), highest priority first: also asked
+    /// for pages directly by a demand pager (`fetchPage`).
+    var memoryFaultHandlers: [PluginHandler] = []
     /// Typed hypercalls by number; read without locks once the vCPUs run.
     var hypercalls: [UInt32: TypedHypercall] = [:]
     var hypercallPortInstalled = false
@@ -58,6 +64,10 @@ public final class PluginHost: @unchecked Sendable {
     @discardableResult
     public func load(_ nameOrPath: String, config: String = "") throws(PluginError) -> LoadedPlugin {
         guard !closed else { throw PluginError(plugin: nameOrPath, "the plugin host is closed") }
+        // The tables plugins extend are read without locks once a vCPU runs.
+        guard !dispatcher.isFrozen else {
+            throw PluginError(plugin: nameOrPath, "the VM's vCPUs have already started: load plugins before vm.run or vcpu.start")
+        }
         let library = try PluginLibrary.open(try searchPath.resolve(nameOrPath))
         let instance = PluginInstance(library: library, host: self)
         try instance.initialize(config: config)

@@ -20,6 +20,8 @@ final class PluginThreadState {
     var sregsLoaded = false, sregsDirty = false
     /// The message of the last failed async_pf event, kept alive for its raiser.
     var lastMessage: UnsafeMutablePointer<CChar>?
+    /// While `PluginHost.fetchPage` asks a plugin for a page: where its write_guest goes.
+    var staging: PageStaging?
 
     private init() {
         record = .allocate(capacity: 1)
@@ -40,14 +42,28 @@ final class PluginThreadState {
     }()
 
     /// This thread's state, created on first use.
-    @inline(__always)
     static var current: PluginThreadState {
-        if let raw = pthread_getspecific(key) {
-            return Unmanaged<PluginThreadState>.fromOpaque(raw).takeUnretainedValue()
-        }
-        let state = PluginThreadState()
-        pthread_setspecific(key, Unmanaged.passRetained(state).toOpaque())
-        return state
+        Unmanaged<PluginThreadState>.fromOpaque(currentRaw).takeUnretainedValue()
+    }
+
+    /// Runs `body` with this thread's state without retaining it: the hot path of
+    /// every plugin exit, where a retain/release pair would cost more than the rest.
+    @inline(__always)
+    static func withCurrent<R>(_ body: (PluginThreadState) -> R) -> R {
+        Unmanaged<PluginThreadState>.fromOpaque(currentRaw)._withUnsafeGuaranteedRef(body)
+    }
+
+    @inline(__always)
+    private static var currentRaw: UnsafeMutableRawPointer {
+        if let raw = pthread_getspecific(key) { return raw }
+        let raw = Unmanaged.passRetained(PluginThreadState()).toOpaque()
+        pthread_setspecific(key, raw)
+        return raw
+    }
+
+    /// This thread's state if it has one (never creates it).
+    static var existing: PluginThreadState? {
+        pthread_getspecific(key).map { Unmanaged<PluginThreadState>.fromOpaque($0).takeUnretainedValue() }
     }
 
     /// The state of the thread if it is in an exit of vCPU `id` right now.

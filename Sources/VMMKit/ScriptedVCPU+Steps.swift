@@ -62,6 +62,6 @@ extension ScriptedVCPU.Step {
 }
 
 /// Little-endian bytes of an integer.
-public func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
     withUnsafeBytes(of: value.littleEndian) { Array($0) }
 }

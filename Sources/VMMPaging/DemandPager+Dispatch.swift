@@ -2,23 +2,30 @@ import Glibc
 import VMMKit
 
 extension DemandPager {
+    public static let handlerPriority: Int32 = 1 << 30
+
     /// Registers the pager's handlers on `dispatcher` (before the vCPUs start) and, in
     /// blocking mode, starts the fault router for `vcpus`.
+    /// Its handlers run before any plugin's (priority `handlerPriority`): faults in the
+    /// region are the pager's, and it asks its page source — possibly the plugins.
     public func attach(to dispatcher: ExitDispatcher, vcpus: [VCPU]) throws(VMMError) {
-        try dispatcher.registerMMIO(address: region.guestAddress, length: region.size, owner: "memory-fault") { [self] access, vcpu in
+        let priority = Self.handlerPriority
+        try dispatcher.registerMMIO(address: region.guestAddress, length: region.size, priority: priority,
+                                    owner: "memory-fault") { [self] access, vcpu in
             completeRAMAccess(&access, vcpu)
         }
-        try dispatcher.register(.memoryFault, owner: "memory-fault") { [self] exit, vcpu in
+        try dispatcher.register(.memoryFault, priority: priority, owner: "memory-fault") { [self] exit, vcpu in
             guard case let .memoryFault(fault) = exit else { return .notMine }
             return resolve(fault, vcpu)
         }
-        try dispatcher.register(.internalError, owner: "memory-fault") { [self] _, vcpu in
+        try dispatcher.register(.internalError, priority: priority, owner: "memory-fault") { [self] _, vcpu in
             // Ring-0 instruction fetch from a missing page (SIGBUS mode on this host).
             resolveInstructionFetch(vcpu) ?? .notMine
         }
         guard mode == .blocking else { return }
         for vcpu in vcpus {
-            vcpu.hooks.onInterrupt = { [self] vcpu in takePosted(for: vcpu) }
+            // Weak: the router holds the vCPUs, the vCPUs must not keep the pager alive.
+            vcpu.hooks.onInterrupt = { [weak self] vcpu in self?.takePosted(for: vcpu) }
         }
         let router = try FaultRouter(pager: self, vcpus: vcpus)
         self.router = router
@@ -29,7 +36,8 @@ extension DemandPager {
     /// missing: install the page, then do the access on it as the guest would have.
     func completeRAMAccess(_ access: inout MMIOAccess, _ vcpu: VCPU) -> ExitVerdict {
         do {
-            try ensureRange(access.address, length: UInt64(access.length), by: .vcpu)
+            try ensureRange(access.address, length: UInt64(access.length), by: .vcpu,
+                            for: PageRequest(vcpu: vcpu.id, access: access.isWrite ? .write : .read))
         } catch {
             return .stop(stuck(vcpu, gpa: access.address, error))
         }
@@ -56,7 +64,7 @@ extension DemandPager {
             return .stop(.memoryFault("vCPU \(vcpu.id): hardware-poisoned memory at guest-physical 0x\(String(fault.gpa, radix: 16)) (EHWPOISON): reported, not retried"))
         }
         do {
-            try ensureRange(fault.gpa, length: fault.size, by: .vcpu)
+            try ensureRange(fault.gpa, length: fault.size, by: .vcpu, for: PageRequest(vcpu: vcpu.id, access: []))
         } catch {
             return .stop(stuck(vcpu, gpa: fault.gpa, error))
         }
@@ -75,7 +83,11 @@ extension DemandPager {
         }
         guard !missing.isEmpty else { return nil }
         for gpa in missing {
-            do { try ensureRange(gpa, length: 1, by: .vcpu) } catch { return .stop(stuck(vcpu, gpa: gpa, error)) }
+            do {
+                try ensureRange(gpa, length: 1, by: .vcpu, for: PageRequest(vcpu: vcpu.id, access: .execute))
+            } catch {
+                return .stop(stuck(vcpu, gpa: gpa, error))
+            }
         }
         return .handled
     }

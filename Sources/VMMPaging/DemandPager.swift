@@ -110,14 +110,14 @@ public final class DemandPager: @unchecked Sendable {
 
     /// Makes page `page` present: fetched once by whoever claims it first; the others
     /// wait for it. Throws the source's last error after `retryLimit` failed tries.
-    func ensurePresent(_ page: Int, by resolver: Resolver) throws(VMMError) {
+    func ensurePresent(_ page: Int, by resolver: Resolver, for request: PageRequest) throws(VMMError) {
         guard case .mine = tracker.claim(page) else { return }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(GuestMemory.pageSize), alignment: 4096)
         defer { buffer.deallocate() }
         var lastError: VMMError?
         for _ in 0..<max(1, retryLimit) {
             do {
-                try source.readPage(at: gpa(ofPage: page), into: buffer)
+                try source.readPage(at: gpa(ofPage: page), into: buffer, for: request)
                 lastError = nil
                 break
             } catch {
@@ -145,10 +145,10 @@ public final class DemandPager: @unchecked Sendable {
     }
 
     /// Every page of [gpa, gpa+length) that lies in the region.
-    func ensureRange(_ gpa: UInt64, length: UInt64, by resolver: Resolver) throws(VMMError) {
+    func ensureRange(_ gpa: UInt64, length: UInt64, by resolver: Resolver, for request: PageRequest) throws(VMMError) {
         var page = gpa & ~(GuestMemory.pageSize - 1)
         while page < gpa + max(1, length) {
-            if let index = pageIndex(page) { try ensurePresent(index, by: resolver) }
+            if let index = pageIndex(page) { try ensurePresent(index, by: resolver, for: request) }
             page += GuestMemory.pageSize
         }
     }

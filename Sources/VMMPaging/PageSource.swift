@@ -9,7 +9,31 @@ public protocol PageSource: AnyObject, Sendable {
     /// A name for diagnoses ("snapshot /var/vm.mem").
     var name: String { get }
     /// Fills `buffer` (one 4 KiB page) with the contents of guest-physical page `gpa`.
-    func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VMMError)
+    /// `request` says who waits for it and how it was touched (a network source may
+    /// prioritise by it).
+    func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError)
+}
+
+/// Who needs a page, and for what: the memory-fault event's vCPU and access.
+public struct PageRequest: Sendable, Equatable {
+    public struct Access: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// Same bits as VMM_ACCESS_READ/WRITE/EXEC in vmm_plugin.h.
+        public static let read = Access(rawValue: 1)
+        public static let write = Access(rawValue: 2)
+        public static let execute = Access(rawValue: 4)
+    }
+
+    /// The faulting vCPU, nil when unknown (a VMM thread touched the page).
+    public var vcpu: UInt32?
+    /// Empty when the kernel did not say.
+    public var access: Access
+
+    public init(vcpu: UInt32?, access: Access) {
+        self.vcpu = vcpu
+        self.access = access
+    }
 }
 
 /// A guest-memory snapshot file: byte `gpa - guestBase` of the file is guest-physical
@@ -39,7 +63,7 @@ public final class SnapshotFilePageSource: PageSource, @unchecked Sendable {
 
     public var name: String { "snapshot \(path)" }
 
-    public func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VMMError) {
+    public func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError) {
         guard gpa >= guestBase, gpa - guestBase + UInt64(buffer.count) <= fileSize else {
             throw .invalidArgument("guest-physical page 0x\(String(gpa, radix: 16)) lies outside \(name) (\(fileSize) bytes from guest-physical 0x\(String(guestBase, radix: 16)))")
         }

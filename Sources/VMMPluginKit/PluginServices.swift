@@ -120,9 +120,9 @@ final class HandlerBox {
     static let trampoline: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t = {
         user, record in
         guard let user, let record else { return VMM_FAIL.rawValue }
-        let box = Unmanaged<HandlerBox>.fromOpaque(user).takeUnretainedValue()
+        // The host keeps the box alive (PluginServices.boxes): borrow it, no retain.
         do {
-            switch try box.body(record) {
+            switch try Unmanaged<HandlerBox>.fromOpaque(user)._withUnsafeGuaranteedRef({ try $0.body(record) }) {
             case .handled: return VMM_HANDLED.rawValue
             case .notMine: return VMM_NOT_MINE.rawValue
             case let .fail(message): return fail(record, message)

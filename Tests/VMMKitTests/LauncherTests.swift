@@ -155,6 +155,26 @@ struct LauncherTests {
         #expect(missing.stderr == "vmm: plugin /nonexistent/libX.so: cannot open: No such file or directory (errno 2)\n")
     }
 
+    @Test("demand paging: RAM comes from a snapshot plugin where it has one, zero-filled elsewhere, counted in --stats")
+    func demandPaging() throws {
+        // mov $0x400000,%ebx; mov (%rbx),%eax; mov $0xf4,%dx; out %al,%dx; hlt
+        let reader = try VMMProcess.temp("reader.bin", [0xbb, 0x00, 0x00, 0x40, 0x00, 0x8b, 0x03, 0x66, 0xba, 0xf4, 0x00, 0xee, 0xf4])
+        var page = [UInt8](repeating: 0, count: 4096)
+        page[0] = 0x2a
+        let snapshot = try VMMProcess.temp("snap.mem", page)
+        let r = try VMMProcess.run(["run", reader, "--load-addr", "0x100000", "--stats",
+                                    "--plugin", "MemoryFault,snapshot=\(snapshot),base=0x400000"])
+        #expect(r.status == (0x2a << 1) | 1)
+        #expect(r.stderr.contains("demand paging: 1 pages fetched"))
+        // Without the snapshot plugin the default plugin zero-fills the page.
+        let z = try VMMProcess.run(["run", reader, "--load-addr", "0x100000", "--stats"])
+        #expect(z.status == 1)
+        #expect(z.stderr.contains("demand paging: 1 pages fetched"))
+        // --no-default-plugins: no demand paging (and no debug-exit: the guest halts).
+        let none = try VMMProcess.run(["run", reader, "--load-addr", "0x100000", "--no-default-plugins", "--stats"])
+        #expect(!none.stderr.contains("demand paging"))
+    }
+
     @Test("vmm plugins lists id, version, ABI and handlers, and why a candidate was refused")
     func pluginListing() throws {
         let r = try VMMProcess.run(["plugins"])
@@ -176,6 +196,23 @@ struct EmbeddedExampleTests {
         #expect(r.stdout == "Hello from a 64-bit guest on VMMKit!\n")
         #expect(r.stderr.contains("embedded-vmm: loaded org.vmmkit.debug-exit 1.0.0 from "))
         #expect(r.stderr.hasSuffix("embedded-vmm: vCPU 0: guest exit with code 0 after 37 console exits\n"))
+        #expect(r.status == 0)
+    }
+}
+
+@Suite("The README demo on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct DemoTests {
+    @Test("vmm run --config demo.json: console, MMIO, demand paging, async PF report, stats, status 0")
+    func demo() throws {
+        let r = try VMMProcess.run(["run", "--config", "Examples/GuestImages/demo.json"])
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "VMMKit demo: a 64-bit guest under the vmm launcher")
+        #expect(lines.contains("mmio: scratch register 2 holds 0x1234abcd after a write and a read"))
+        #expect(lines.contains("demand paging: task A read 16 pages from the snapshot, checksum 0x1A1AD2E25D269BE8"))
+        #expect(lines.contains { $0.hasPrefix("async page faults: ") })
+        #expect(lines.last == "demo: done, halting")
+        #expect(r.stderr.contains("exit kind        count"))
+        #expect(r.stderr.contains("demand paging: "))
         #expect(r.status == 0)
     }
 }

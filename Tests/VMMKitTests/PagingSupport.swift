@@ -1,3 +1,4 @@
+import CUFFD
 import Glibc
 import GuestPayloads
 import Testing
@@ -14,12 +15,14 @@ final class PagedGuest {
     let snapshotPath: String
     let snapshot: [UInt8]
     var pager: DemandPager!
+    /// Plugins loaded by a test's page source; closed after the VM.
+    var plugins: PluginHost?
     private let low = Recorder<(UInt32, UInt32)>()
     private let high = Recorder<(UInt32, UInt32)>()
     let markers = Recorder<UInt32>()
 
     init(_ payload: String, ring: Int, vcpus: Int = 1, mode: DemandPager.Mode, attach: Bool = true,
-         source: ((String) throws -> any PageSource)? = nil,
+         source: ((PagedGuest) throws -> any PageSource)? = nil,
          patchSnapshot: (inout [UInt8]) -> Void = { _ in }, setup: (inout Registers, Int) -> Void) throws {
         kvm = try KVM.open()
         vm = try kvm.createVM()
@@ -42,7 +45,7 @@ final class PagedGuest {
             setup(&regs, i)
             try vcpu.setRegisters(regs)
         }
-        let pageSource = try source?(snapshotPath) ?? SnapshotFilePageSource(path: snapshotPath)
+        let pageSource = try source?(self) ?? SnapshotFilePageSource(path: snapshotPath)
         pager = try DemandPager(memory: vm.memory, region: "ram", source: pageSource, mode: mode)
         try dispatcher.registerPIO(port: 0x20, owner: "test") { [low] io, vcpu in low.append((vcpu.id, io.value)); return .handled }
         try dispatcher.registerPIO(port: 0x21, owner: "test") { [high] io, vcpu in high.append((vcpu.id, io.value)); return .handled }
@@ -54,6 +57,7 @@ final class PagedGuest {
     deinit {
         vm.close()
         pager?.close()
+        plugins?.close()
         unlink(snapshotPath)
     }
 
@@ -89,9 +93,23 @@ final class PagedGuest {
 /// A page source that never delivers.
 final class BrokenPageSource: PageSource, @unchecked Sendable {
     let attempts = Recorder<UInt64>()
+    let requests = Recorder<PageRequest>()
     var name: String { "broken source" }
-    func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VMMError) {
+    func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError) {
         attempts.append(gpa)
+        requests.append(request)
         throw .systemCallFailed(name: "fetch of page 0x\(String(gpa, radix: 16))", errno: .connectionReset)
     }
+}
+
+/// The skip rule for paging suites: userfaultfd must be usable by this process
+/// (root, or vm.unprivileged_userfaultfd=1). Where it is not, they are skipped with this
+/// reason printed, like the KVM suites without /dev/kvm.
+enum UserfaultfdAvailability {
+    static let present: Bool = {
+        let fd = cuffd_open(Int32(CUFFD_CLOEXEC))
+        if fd >= 0 { close(fd) }
+        return fd >= 0
+    }()
+    static let reason: Comment = "userfaultfd is not permitted here (set vm.unprivileged_userfaultfd=1 or run as root): paging suites skipped"
 }

@@ -78,3 +78,18 @@ struct PluginRefusalTests {
         #expect(try guest.run() == .halted)
     }
 }
+
+@Suite("Plugin loading after start", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct PluginLateLoadTests {
+    @Test("loading once the vCPUs run is refused, and the running guest is unaffected")
+    func afterStart() throws {
+        let (guest, host) = try PluginFixtures.guest("plugin_debug_exit")
+        defer { host.close() }
+        try host.load("DebugExit")
+        try guest.vcpu.start(guest.dispatcher)
+        let error = pluginError { () throws(PluginError) in try host.load(PluginFixtures.fixture("Hypercalls")) }
+        #expect(error?.description == "plugin \(PluginFixtures.fixture("Hypercalls")): the VM's vCPUs have already "
+            + "started: load plugins before vm.run or vcpu.start")
+        #expect(guest.vcpu.join() == .guestExit(code: 42))
+    }
+}

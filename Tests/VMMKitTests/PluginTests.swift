@@ -94,4 +94,34 @@ struct PluginTests {
         #expect(throws: PluginError(plugin: "'Nope'",
             "not found; searched /nonexistent for libNope.so, Nope.so and Nope")) { try explicit.resolve("Nope") }
     }
+
+    @Test("a Swift plugin's thrown init error refuses the load with its message")
+    func swiftInitError() throws {
+        let (_, host) = try PluginFixtures.guest("hlt")
+        let path = PluginSearchPath.packageRoot! + "/.build/debug/libScratchDevice.so"
+        let error = pluginError { () throws(PluginError) in try host.load("ScratchDevice", config: "colour=red") }
+        #expect(error?.description == "plugin 'org.vmmkit.scratch-device' (\(path)): init failed: "
+            + "org.vmmkit.scratch-device: unknown key 'colour' (known keys: port, mmio)")
+    }
+
+    @Test("the Swift plugin shares the host's one dynamic Swift runtime (no second, static copy)")
+    func oneSwiftRuntime() throws {
+        let (_, host) = try PluginFixtures.guest("hlt")
+        defer { host.close() }
+        try host.load("ScratchDevice")
+        guard let maps = fopen("/proc/self/maps", "r") else { Issue.record("no /proc/self/maps"); return }
+        defer { fclose(maps) }
+        var runtimes = Set<String>(), line = [CChar](repeating: 0, count: 4096)
+        while fgets(&line, Int32(line.count), maps) != nil {
+            let text = String(cString: line)
+            if let path = text.split(separator: " ").last, path.contains("libswiftCore") { runtimes.insert(String(path)) }
+        }
+        #expect(runtimes.count == 1)
+        // The runtime the plugin binds to is that shared library, not a copy inside it.
+        let plugin = dlopen(PluginSearchPath.packageRoot! + "/.build/debug/libScratchDevice.so", RTLD_NOW | RTLD_NOLOAD)
+        // (dlsym on a library handle searches the library itself first.)
+        let process = dlopen(nil, RTLD_NOW)
+        #expect(plugin != nil && process != nil)
+        #expect(dlsym(plugin, "swift_retain") == dlsym(process, "swift_retain"))
+    }
 }

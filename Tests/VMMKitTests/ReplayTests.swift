@@ -2,6 +2,7 @@ import CKVM
 import Glibc
 import Testing
 @testable import VMMKit
+import VMMPaging
 
 /// Handlers that log every call and answer deterministically, installed the same way
 /// on a real run and on its replay.
@@ -94,5 +95,37 @@ struct RecordReplayKVMTests {
             #expect(script.mismatches == [])
             #expect(script.entries == recording.entries.count)
         }
+    }
+}
+
+@Suite("Replay a demand-paged run without KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason),
+       .enabled(if: UserfaultfdAvailability.present, UserfaultfdAvailability.reason))
+struct PagingReplayTests {
+    @Test("a SIGBUS-mode ring-0 paging run replays on detached memory: same pages fetched, same completions")
+    func replayPagedRun() throws {
+        let guest = try PagedGuest("dp_straddle", ring: 0, mode: .sigbus, setup: PagingTests.straddleSetup)
+        let recorder = guest.vm.vcpus[0].startRecording()
+        try #require(try guest.run() == [.guestExit(code: 0)])
+        let fetched = guest.pager.statistics.pagesFetched
+        let recording = try ExitRecording(parsing: recorder.recording.serialized())
+
+        // No VM: detached memory with the same region, the same pager and page source.
+        let memory = GuestMemory.detached()
+        try memory.addRegion(name: "ram", guestAddress: 0, size: PagedGuest.ramSize)
+        let pager = try DemandPager(memory: memory, region: "ram", source: SnapshotFilePageSource(path: guest.snapshotPath), mode: .sigbus)
+        let script = try ScriptedVCPU(replaying: recording, vcpu: 0)
+        let vcpu = VCPU(id: 0, backend: script, memory: memory)
+        let dispatcher = ExitDispatcher()
+        let values = Recorder<UInt32>()
+        try dispatcher.registerPIO(port: 0x20, count: 2, owner: "test") { io, _ in values.append(io.value); return .handled }
+        try dispatcher.registerPIO(port: 0xf4, owner: "test") { _, _ in .stop(.guestExit(code: 0)) }
+        try pager.attach(to: dispatcher, vcpus: [vcpu])
+        #expect(vcpu.runLoop(dispatcher) == .guestExit(code: 0))
+        #expect(script.mismatches == [])
+        #expect(pager.statistics.pagesFetched == fetched)
+        let value = guest.snapshotQword(0x10_1000 - 2)
+        #expect(values.all == [UInt32(truncatingIfNeeded: value), UInt32(value >> 32)])
+        // The writes the guest made through MMIO exits landed in the replayed memory too.
+        #expect(try memory.read(0x10_3000 - 2, as: UInt64.self) == 0x1122_3344_5566_7788)
     }
 }

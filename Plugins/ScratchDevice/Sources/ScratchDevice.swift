@@ -22,11 +22,11 @@ final class ScratchDevice: VMMPlugin {
             throw VMMPluginError("\(Self.id): port 0x\(String(port, radix: 16)) leaves no room for 17 ports")
         }
         try host.registerPIO(port: UInt16(port), count: UInt16(Self.registerCount + 1), name: "scratch-pio") {
-            [unowned self] io in try pio(io, base: UInt16(port))
+            [unowned(unsafe) self] io in try pio(io, base: UInt16(port)) // the host destroys us only after the VM stopped
         }
         if mmio != 0 {
             try host.registerMMIO(address: mmio, length: UInt64(Self.registerCount * 4), name: "scratch-mmio") {
-                [unowned self] access in self.mmio(access, base: mmio)
+                [unowned(unsafe) self] access in self.mmio(access, base: mmio)
             }
         }
         host.log(.debug, "scratch registers on port 0x\(String(port, radix: 16)), mmio 0x\(String(mmio, radix: 16))")

@@ -1,0 +1,98 @@
+/*
+ * Test fixture for host services beyond exits, in two roles (scripts/build-plugins
+ * builds both):
+ * - default ("services"): port 0x540; a guest OUT of
+ *     1: injects #PF with error code 2 and CR2 payload 0xdead000 (inject_exception);
+ *     2: raises an async-PF PAGE_MISSING event for gpa 0x5000 through the async_pf/1
+ *        extension and puts the verdict in RCX (set_reg);
+ *     3: calls get_reg for another vCPU id and puts -errno in RCX (expects EBUSY).
+ * - ROLE_RECEIVER ("async receiver"): handles VMM_EXIT_ASYNC_PF events by setting
+ *   RBX to gpa + kind on the event's vCPU.
+ */
+#include "vmm_plugin.h"
+
+#include <string.h>
+
+static const vmm_host_t *the_host; /* one instance per test VM; reset by each init */
+
+#ifdef ROLE_RECEIVER
+static vmm_verdict_t on_event(void *user, vmm_exit_t *ex)
+{
+    (void)user;
+    if (the_host->set_reg(the_host->host_data, ex->vcpu_id, VMM_REG_RBX,
+                          ex->async_pf.gpa + ex->async_pf.kind) != 0) {
+        ex->message = "receiver: set_reg failed";
+        return VMM_FAIL;
+    }
+    return VMM_HANDLED;
+}
+#define ROLE_CLASS VMM_EXIT_ASYNC_PF
+#define ROLE_BASE 0
+#define ROLE_LENGTH 0
+#define ROLE_HANDLER on_event
+#define ROLE_ID "org.vmmkit.test.async-receiver"
+#else
+static vmm_verdict_t on_port(void *user, vmm_exit_t *ex)
+{
+    const vmm_host_t *h = the_host;
+    uint32_t action = 0;
+    (void)user;
+    if (!ex->pio.is_write)
+        return VMM_NOT_MINE;
+    memcpy(&action, ex->pio.data, ex->pio.size < 4 ? ex->pio.size : 4);
+    if (action == 1) {
+        if (h->inject_exception(h->host_data, ex->vcpu_id, 14, 1, 2, 1, 0xdead000) != 0) {
+            ex->message = "services: inject_exception failed";
+            return VMM_FAIL;
+        }
+    } else if (action == 2) {
+        const vmm_host_async_pf_t *apf = h->get_extension(h->host_data, VMM_EXT_HOST_ASYNC_PF);
+        vmm_exit_async_pf_t ev;
+        vmm_verdict_t v;
+        if (apf == NULL) {
+            ex->message = "services: no async_pf extension";
+            return VMM_FAIL;
+        }
+        memset(&ev, 0, sizeof ev);
+        ev.gpa = 0x5000;
+        ev.size = 4096;
+        ev.kind = VMM_ASYNC_PF_PAGE_MISSING;
+        v = apf->raise(h->host_data, ex->vcpu_id, &ev, NULL);
+        h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RCX, v);
+    } else if (action == 3) {
+        uint64_t dummy = 0;
+        int rc = h->get_reg(h->host_data, ex->vcpu_id + 1, VMM_REG_RAX, &dummy);
+        h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RCX, (uint64_t)(int64_t)-rc);
+    }
+    return VMM_HANDLED;
+}
+#define ROLE_CLASS VMM_EXIT_PIO
+#define ROLE_BASE 0x540
+#define ROLE_LENGTH 1
+#define ROLE_HANDLER on_port
+#define ROLE_ID "org.vmmkit.test.services"
+#endif
+
+static void *svc_init(const vmm_host_t *host, const char *config, const char **error_out)
+{
+    vmm_handler_desc_t d;
+    (void)config;
+    the_host = host;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.exit_class = ROLE_CLASS;
+    d.base = ROLE_BASE;
+    d.length = ROLE_LENGTH;
+    d.handle = ROLE_HANDLER;
+    d.name = "svc";
+    if (host->register_handler(host->host_data, &d, error_out) != 0)
+        return NULL;
+    return (void *)host;
+}
+
+static void svc_destroy(void *instance) { (void)instance; }
+
+const vmm_plugin_entry_t vmm_plugin_entry = {
+    sizeof(vmm_plugin_entry_t), VMM_PLUGIN_ABI_MAJOR, VMM_PLUGIN_ABI_MINOR,
+    ROLE_ID, "1.0.0", "host services fixture", svc_init, svc_destroy, NULL,
+};

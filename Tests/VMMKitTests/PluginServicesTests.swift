@@ -1,0 +1,47 @@
+import Glibc
+import Testing
+@testable import VMMKit
+
+/// Host services a plugin calls from its handlers: exception injection with a
+/// payload, registers only on the vCPU's own thread, and async-PF events raised by
+/// one plugin and handled by another (the path issue 6's plugins use).
+@Suite("Plugin host services", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct PluginServicesTests {
+    static let handlerOffset: UInt64 = 0x80
+
+    func prepare(_ guest: TestGuest) throws {
+        // IDT at GuestLayout.idt with a #PF gate to the payload's handler; IDTR at 0x20100.
+        let h = GuestLayout.codeStart + Self.handlerOffset
+        let low = (h & 0xffff) | (0x08 << 16) | (0x8e << 40) | (((h >> 16) & 0xffff) << 48)
+        try guest.vm.memory.write(GuestLayout.idt + 14 * 16, low)
+        try guest.vm.memory.write(GuestLayout.idt + 14 * 16 + 8, h >> 32)
+        try guest.vm.memory.write(0x20100, UInt16(0xfff))
+        try guest.vm.memory.write(0x20102, GuestLayout.idt)
+    }
+
+    @Test("an async-PF event raised by one plugin reaches another's handler; registers and #PF injection work")
+    func withReceiver() throws {
+        let (guest, host) = try PluginFixtures.guest("plugin_services")
+        defer { host.close() }
+        try prepare(guest)
+        try host.load(PluginFixtures.fixture("AsyncReceiver"))
+        try host.load(PluginFixtures.fixture("Services"))
+        #expect(try guest.run() == .halted)
+        let m = guest.vm.memory
+        #expect(try m.read(0x20010, as: UInt64.self) == 0) // VMM_HANDLED by the receiver
+        #expect(try m.read(0x20018, as: UInt64.self) == 0x5001) // gpa + PAGE_MISSING, set by the receiver
+        #expect(try m.read(0x20020, as: UInt64.self) == UInt64(EBUSY)) // get_reg of another vCPU
+        #expect(try m.read(0x20000, as: UInt64.self) == 0xdead000) // CR2 from the payload
+        #expect(try m.read(0x20008, as: UInt64.self) == 2) // the error code
+    }
+
+    @Test("with no handler for async-PF events the raiser gets VMM_NOT_MINE")
+    func withoutReceiver() throws {
+        let (guest, host) = try PluginFixtures.guest("plugin_services")
+        defer { host.close() }
+        try prepare(guest)
+        try host.load(PluginFixtures.fixture("Services"))
+        #expect(try guest.run() == .halted)
+        #expect(try guest.vm.memory.read(0x20010, as: UInt64.self) == 1)
+    }
+}
