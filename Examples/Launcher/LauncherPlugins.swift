@@ -39,7 +39,7 @@ extension Launcher {
                 do {
                     _ = try host.searchPath.resolve(d.name)
                 } catch {
-                    log.warning("default plugin \(d.name) is not built (run scripts/build-plugins); using the built-in \(d.role)")
+                    log.warning("default plugin \(d.name) is not built (run scripts/build-plugins, or swift build --product \(d.name) for a Swift plugin); using the built-in \(d.role)")
                     continue
                 }
                 do {
