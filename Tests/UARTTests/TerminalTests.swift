@@ -1,4 +1,5 @@
 import Glibc
+import GuestPayloads
 import Testing
 @testable import UART16550
 
@@ -82,14 +83,14 @@ struct TerminalTests {
         }
     }
 
-    /// Starts `uart-console` (built beside this test binary) on the pty.
-    func spawnConsole(_ pty: PTY, _ args: [String] = []) throws -> pid_t {
+    /// Starts `program` (built beside this test binary: uart-console, vmm) on the pty.
+    func spawnConsole(_ pty: PTY, _ args: [String] = [], program: String = "uart-console") throws -> pid_t {
         var exe = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &exe, exe.count - 1)
         try #require(n > 0)
         var path = String(cString: exe)
-        path = String(path[..<path.lastIndex(of: "/")!]) + "/uart-console"
-        try #require(access(path, X_OK) == 0, "uart-console is not built at \(path)")
+        path = String(path[..<path.lastIndex(of: "/")!]) + "/" + program
+        try #require(access(path, X_OK) == 0, "\(program) is not built at \(path)")
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -154,6 +155,32 @@ struct TerminalTests {
         kill(pid, SIGTERM)
         let status = wait(pid)
         #expect(status & 0x7f == SIGTERM) // killed by the signal, as without us
+        #expect(pty.isCooked)
+    }
+
+    @Test("vmm launcher: its default COM1 (the UART plugin) takes stdin raw, and gives the terminal back at exit",
+          .enabled(if: access("/dev/kvm", F_OK) == 0))
+    func launcherConsole() throws {
+        // A flat 64-bit image: point the echo payload's helpers at COM1 (r12 = 0x3f8,
+        // r13 = shift 0, r14 = PIO), then the payload itself.
+        var size = 0
+        let echo = guest_payload("uart_echo", &size)!
+        let image: [UInt8] = [0x41, 0xbc, 0xf8, 0x03, 0x00, 0x00, 0x45, 0x31, 0xed, 0x45, 0x31, 0xf6]
+            + Array(UnsafeBufferPointer(start: echo, count: size))
+        let path = "/tmp/uart-launcher-\(getpid()).bin"
+        defer { unlink(path) }
+        let f = try #require(fopen(path, "w"))
+        fwrite(image, 1, image.count, f)
+        fclose(f)
+        let pty = try PTY()
+        defer { pty.close() }
+        let pid = try spawnConsole(pty, ["run", path, "--load-addr", "0x100000"], program: "vmm")
+        #expect(pty.read(until: "type a line: ").hasSuffix("type a line: "))
+        #expect(pty.isRaw)
+        pty.type("vmm\r")
+        #expect(pty.read(until: "you typed: vmm").contains("vmm\r\nyou typed: vmm"))
+        let status = wait(pid)
+        #expect(status & 0x7f == 0 && (status >> 8) & 0xff == (3 << 1 | 1)) // guest code 3, launcher status 7
         #expect(pty.isCooked)
     }
 }
