@@ -16,9 +16,14 @@ let package = Package(
         .library(name: "CVMMPlugin", targets: ["CVMMPlugin"]),
         // A Swift plugin: a shared library loaded at run time (dlopen), never linked in.
         .library(name: "ScratchDevice", type: .dynamic, targets: ["ScratchDevice", "ScratchDeviceEntry"]),
+        // User-space async page faults as a Swift plugin (ABI 1.1), loaded by `vmm run`.
+        .library(name: "AsyncPF", type: .dynamic, targets: ["AsyncPFPlugin", "AsyncPFPluginEntry"]),
         // Demand paging, and what Benchmarks/Paging measures it against.
         .library(name: "VMMPaging", targets: ["VMMPaging"]),
         .library(name: "VMMAsyncPF", targets: ["VMMAsyncPF"]),
+        // The async-PF state machine alone (no dependencies): linked by VMMKit and by
+        // the AsyncPF plugin.
+        .library(name: "AsyncPFCore", targets: ["AsyncPFCore"]),
         .library(name: "CPagingBaseline", targets: ["CPagingBaseline"]),
     ],
     dependencies: [
@@ -40,9 +45,13 @@ let package = Package(
         // libffi, for hypercall handlers whose signature is declared at run time.
         .systemLibrary(name: "CFFI", path: "CShims/CFFI", pkgConfig: "libffi",
                        providers: [.apt(["libffi-dev"])]),
+        // Linux's async page fault guest ABI and the per-vCPU state machine: pure logic,
+        // no dependencies, shared by the core (VMMAsyncPF) and Plugins/AsyncPF.
+        .target(name: "AsyncPFCore"),
         .target(
             name: "VMMKit",
             dependencies: [
+                "AsyncPFCore",
                 "CKVM",
                 "CVMMPlugin",
                 "CFFI",
@@ -56,6 +65,9 @@ let package = Package(
         // C file that defines the exported `vmm_plugin_entry` data symbol.
         .target(name: "ScratchDevice", dependencies: ["VMMPluginKit", "CVMMPlugin"], path: "Plugins/ScratchDevice/Sources"),
         .target(name: "ScratchDeviceEntry", dependencies: ["CVMMPlugin"], path: "Plugins/ScratchDevice/Entry", publicHeadersPath: "."),
+        // The async page fault plugin: the AsyncPFCore state machine over host services.
+        .target(name: "AsyncPFPlugin", dependencies: ["VMMPluginKit", "CVMMPlugin", "AsyncPFCore"], path: "Plugins/AsyncPF/Sources"),
+        .target(name: "AsyncPFPluginEntry", dependencies: ["CVMMPlugin"], path: "Plugins/AsyncPF/Entry", publicHeadersPath: "."),
         // The raw C userfaultfd loop the demand pager is benchmarked against.
         .target(name: "CPagingBaseline", path: "CShims/CPagingBaseline"),
         // Demand paging of guest RAM through userfaultfd (the memory_fault engine).
