@@ -86,6 +86,7 @@ let package = Package(
             dependencies: [
                 "VMMKit",
                 "VMMPaging",
+                "VMMAsyncPF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),

@@ -1,3 +1,4 @@
+import VMMAsyncPF
 import VMMPaging
 import VMMKit
 
@@ -15,6 +16,9 @@ enum DefaultPlugins {
         Default(name: "DebugExit", config: "port=0xf4", role: "debug-exit"),
         // Demand-zero RAM below any snapshot plugin the user adds (those use priority 0).
         Default(name: "MemoryFault", config: "fill=zero,priority=-1000", role: "demand-paging"),
+        // User-space async page faults (a Swift plugin, ABI 1.1). Harmless for guests that
+        // never enable it: they see the CPUID bits; the three MSRs are answered by it.
+        Default(name: "AsyncPF", config: "", role: "async-pf"),
     ]
 }
 
@@ -82,6 +86,22 @@ extension Launcher {
             return pager
         } catch {
             throw LauncherError(.host, "cannot demand-page guest RAM: \(error)")
+        }
+    }
+}
+
+extension Launcher {
+    /// When a loaded plugin handles async page faults (the AsyncPF default), ring-3
+    /// faults on demand-paged RAM reach it as PAGE_MISSING and it gets the pager/1
+    /// service. Call after `attachPager`; close the result after the run.
+    func attachAsyncPF(_ plugins: PluginHost, pager: DemandPager?) throws(LauncherError) -> PluginAsyncPF? {
+        guard let pager, plugins.handlesAsyncPF else { return nil }
+        do {
+            let bridge = try PluginAsyncPF(pager: pager)
+            try bridge.attach(to: plugins)
+            return bridge
+        } catch {
+            throw LauncherError(.host, "cannot attach async page faults to the demand pager: \(error)")
         }
     }
 }
