@@ -29,7 +29,9 @@ extension Launcher {
     func loadPlugins(_ host: PluginHost, dispatcher: ExitDispatcher) throws(LauncherError) {
         var loadedRoles: Set<String> = []
         if !options.noDefaultPlugins {
-            for d in DefaultPlugins.all {
+            // `--plugin AsyncPF,key=value` replaces the default of that name (one instance).
+            let named = Set(options.plugins.map { Self.split($0).0 })
+            for d in DefaultPlugins.all where !named.contains(d.name) {
                 do {
                     _ = try host.searchPath.resolve(d.name)
                 } catch {
