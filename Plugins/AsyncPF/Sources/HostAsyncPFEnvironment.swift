@@ -73,6 +73,9 @@ final class HostAsyncPFEnvironment: AsyncPFEnvironment {
         guard let vector = pendingVector else { return }
         let rc = host.raw.pointee.inject_interrupt(data, vcpuID, UInt32(vector))
         if rc == -EAGAIN { return }
+        if rc == -ENOTSUP {
+            throw VMMPluginError("vCPU \(vcpuID): the VM has an in-kernel irqchip; 'page ready' through it is not implemented (KVM_INTERRUPT needs no irqchip)")
+        }
         try check(rc, "inject_interrupt(\(vector))")
         pendingVector = nil
     }
