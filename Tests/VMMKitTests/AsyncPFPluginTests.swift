@@ -99,6 +99,15 @@ struct AsyncPFPluginTests {
         #expect(o.stats["not-present"] ?? 0 == 0, "\(o.stats)")
     }
 
+    @Test("Repeated runs through the plugin leak no fd and no mapping (userfaultfd, router, fetcher, plugin instance)")
+    func noLeaks() throws {
+        _ = try Self.run(pages: 2, latency: 100) // warm up process-wide caches (thread stacks, the dlopen)
+        let fds = openFDCount(), maps = mappingCount()
+        for i in 0..<4 { #expect(try Self.run(config: i % 2 == 0 ? "" : "advertise=0", pages: 2, latency: 100).reason == .guestExit(code: 0)) }
+        #expect(openFDCount() == fds)
+        #expect(mappingCount() == maps)
+    }
+
     @Test("Unknown config keys and bad values are refused, naming the key")
     func refusals() throws {
         let (guest, plugins) = try PluginFixtures.guest("apf_kernel")
