@@ -21,6 +21,8 @@ struct AsyncPFPluginTests {
         let bProgress: [UInt64]
         let firstLast: [(UInt64, UInt64)]
         let regionMatches: Bool
+        /// The qword the kernel read at CPL 0 from the extra lazy page, if asked to.
+        let cpl0Value: UInt64
     }
 
     /// "vCPU 0: not-present 5, ready 5, ..." -> ["not-present": 5, "ready": 5, ...]
@@ -33,14 +35,17 @@ struct AsyncPFPluginTests {
         return out
     }
 
-    static func run(config: String = "", pages: Int = E2E.pages, latency: UInt32 = 2_000) throws -> Outcome {
+    /// `cpl0Read`: the kernel also reads an extra lazy page at CPL 0 while booting.
+    static func run(config: String = "", pages: Int = E2E.pages, latency: UInt32 = 2_000, cpl0Read: Bool = false) throws -> Outcome {
         precondition(PluginFixtures.built, "scripts/build-plugins failed")
         let guest = try TestGuest("apf_kernel", ring: 0)
-        try guest.vm.memory.addRegion(name: "lazy", guestAddress: E2E.lazyBase, size: UInt64(pages) * 4096, backing: .anonymous)
-        let image = E2E.snapshot(pages: pages)
+        let lazyPages = pages + (cpl0Read ? 1 : 0)
+        try guest.vm.memory.addRegion(name: "lazy", guestAddress: E2E.lazyBase, size: UInt64(lazyPages) * 4096, backing: .anonymous)
+        let image = E2E.snapshot(pages: lazyPages)
         let source = InMemoryPageSource(guestBase: E2E.lazyBase, bytes: image, latencyMicroseconds: latency)
         let pager = try DemandPager(memory: guest.vm.memory, region: "lazy", source: source)
         try guest.vm.memory.write(0x20158, UInt64(pages))
+        if cpl0Read { try guest.vm.memory.write(0x20170, E2E.lazyBase + UInt64(pages) * 4096) }
         try guest.dispatcher.registerPIO(port: 0xf4, owner: "exit") { io, _ in .stop(.guestExit(code: Int32(io.value))) }
         try guest.dispatcher.registerPIO(port: 0xf5, owner: "guest-fatal") { io, _ in
             .fail("guest kernel took fatal vector \(io.value & 0xff)")
@@ -57,14 +62,14 @@ struct AsyncPFPluginTests {
         pager.close()
         plugins.close()
         let m = guest.vm.memory
-        let regionMatches = try pager.presentPages == pages && m.readBytes(E2E.lazyBase, count: image.count) == image
+        let regionMatches = try pager.presentPages == lazyPages && m.readBytes(E2E.lazyBase, count: image.count) == image
         return Outcome(
             reason: reason, stats: parse(lines.all.first { $0.hasPrefix("vCPU 0:") } ?? ""), paging: pager.statistics,
             guestNotPresent: try m.read(0x20100), guestReady: try m.read(0x20108), guestAsyncOn: try m.read(0x20150),
             bCounter: try m.read(0x20110),
             bProgress: try (0..<pages).map { try m.read(0x22000 + UInt64($0) * 8) },
             firstLast: try (0..<pages).map { (try m.read(0x21000 + UInt64($0) * 16), try m.read(0x21008 + UInt64($0) * 16)) },
-            regionMatches: regionMatches)
+            regionMatches: regionMatches, cpl0Value: try m.read(0x20178))
     }
 
     @Test("Through the plugin, task B runs while task A's pages are missing; every page arrives intact")
@@ -87,6 +92,18 @@ struct AsyncPFPluginTests {
         #expect(o.paging.pagesFetched == E2E.pages)
         #expect(o.bProgress.reduce(0, +) > 0, "task B ran while A waited: \(o.bProgress)")
         #expect(o.bCounter >= o.bProgress.reduce(0, +))
+    }
+
+    @Test("A CPL-0 access never reaches the plugin: the router installs the page while the vCPU waits")
+    func cpl0AccessStaysSynchronous() throws {
+        let o = try Self.run(cpl0Read: true)
+        #expect(o.reason == .guestExit(code: 0))
+        #expect(o.cpl0Value == E2E.pattern(E2E.pages, 0), "the kernel read the page's real contents")
+        #expect(o.paging.installedByRouter >= 1, "\(o.paging)")
+        let notPresent = o.stats["not-present"] ?? -1
+        #expect(notPresent + (o.stats["synchronous"] ?? 0) + o.paging.installedByRouter == E2E.pages + 1, "\(o.stats) \(o.paging)")
+        #expect(o.guestNotPresent == UInt64(notPresent), "every not-present the guest saw came from task A's faults")
+        #expect(o.regionMatches)
     }
 
     @Test("advertise=0: the plugin withdraws the CPUID bits, the guest stalls on every page and B never runs")
