@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "ScratchDevice", type: .dynamic, targets: ["ScratchDevice", "ScratchDeviceEntry"]),
         // User-space async page faults as a Swift plugin (ABI 1.1), loaded by `vmm run`.
         .library(name: "AsyncPF", type: .dynamic, targets: ["AsyncPFPlugin", "AsyncPFPluginEntry"]),
+        .library(name: "CAsyncPFPlugin", targets: ["CAsyncPFPlugin"]),
         // Demand paging, and what Benchmarks/Paging measures it against.
         .library(name: "VMMPaging", targets: ["VMMPaging"]),
         .library(name: "VMMAsyncPF", targets: ["VMMAsyncPF"]),
@@ -66,7 +67,9 @@ let package = Package(
         .target(name: "ScratchDevice", dependencies: ["VMMPluginKit", "CVMMPlugin"], path: "Plugins/ScratchDevice/Sources"),
         .target(name: "ScratchDeviceEntry", dependencies: ["CVMMPlugin"], path: "Plugins/ScratchDevice/Entry", publicHeadersPath: "."),
         // The async page fault plugin: the AsyncPFCore state machine over host services.
-        .target(name: "AsyncPFPlugin", dependencies: ["VMMPluginKit", "CVMMPlugin", "AsyncPFCore"], path: "Plugins/AsyncPF/Sources"),
+        .target(name: "AsyncPFPlugin", dependencies: ["VMMPluginKit", "CVMMPlugin", "AsyncPFCore", "CAsyncPFPlugin"], path: "Plugins/AsyncPF/Sources"),
+        // The extension the AsyncPF plugin offers (request an NMI / a real #PF under its rule).
+        .target(name: "CAsyncPFPlugin", path: "Plugins/AsyncPF/Header"),
         .target(name: "AsyncPFPluginEntry", dependencies: ["CVMMPlugin"], path: "Plugins/AsyncPF/Entry", publicHeadersPath: "."),
         // The raw C userfaultfd loop the demand pager is benchmarked against.
         .target(name: "CPagingBaseline", path: "CShims/CPagingBaseline"),
@@ -95,7 +98,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VMMKitTests",
-            dependencies: ["VMMKit", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
+            dependencies: ["VMMKit", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport", "CAsyncPFPlugin"]
         ),
     ]
 )

@@ -95,6 +95,17 @@ public final class PluginHost: @unchecked Sendable {
         instances.removeAll()
     }
 
+    /// The first loaded plugin's own extension table `id` (its entry's get_extension),
+    /// e.g. the AsyncPF plugin's "org.vmmkit.async-pf.events/1": for the VMM. Call on
+    /// the control thread while the plugins are loaded; the table stays valid until
+    /// `close()`.
+    public func pluginExtension(_ id: String) -> UnsafeRawPointer? {
+        pluginLoadLock.withLock {
+            for instance in instances { if let table = instance.pluginExtension(id) { return table } }
+            return nil
+        }
+    }
+
     /// Plugin-offered extensions, for the host's get_extension (load thread only).
     func pluginExtension(_ id: UnsafePointer<CChar>, excluding caller: PluginInstance) -> UnsafeRawPointer? {
         for instance in instances where instance !== caller {

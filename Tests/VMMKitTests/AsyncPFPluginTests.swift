@@ -1,3 +1,4 @@
+import CAsyncPFPlugin
 import Testing
 import VMMAsyncPF
 @testable import VMMKit
@@ -23,6 +24,9 @@ struct AsyncPFPluginTests {
         let regionMatches: Bool
         /// The qword the kernel read at CPL 0 from the extra lazy page, if asked to.
         let cpl0Value: UInt64
+        /// What the guest's NMI handler recorded (count, flags, CR2); the token task A
+        /// waits on and the CR2 of a #PF the guest treated as real (see E2E.Outcome).
+        let nmiCount, nmiFlags, nmiCR2, waitToken, fatalCR2: UInt64
     }
 
     /// "vCPU 0: not-present 5, ready 5, ..." -> ["not-present": 5, "ready": 5, ...]
@@ -36,7 +40,10 @@ struct AsyncPFPluginTests {
     }
 
     /// `cpl0Read`: the kernel also reads an extra lazy page at CPL 0 while booting.
-    static func run(config: String = "", pages: Int = E2E.pages, latency: UInt32 = 2_000, cpl0Read: Bool = false) throws -> Outcome {
+    /// `atFirstFault`: the guest's #PF handler exits before clearing `flags` and the test
+    /// asks the plugin (vmm_async_pf_events_t) for an NMI or a real #PF right then.
+    static func run(config: String = "", pages: Int = E2E.pages, latency: UInt32 = 2_000, cpl0Read: Bool = false,
+                    atFirstFault: E2E.Request? = nil) throws -> Outcome {
         precondition(PluginFixtures.built, "scripts/build-plugins failed")
         let guest = try TestGuest("apf_kernel", ring: 0)
         let lazyPages = pages + (cpl0Read ? 1 : 0)
@@ -47,13 +54,28 @@ struct AsyncPFPluginTests {
         try guest.vm.memory.write(0x20158, UInt64(pages))
         if cpl0Read { try guest.vm.memory.write(0x20170, E2E.lazyBase + UInt64(pages) * 4096) }
         try guest.dispatcher.registerPIO(port: 0xf4, owner: "exit") { io, _ in .stop(.guestExit(code: Int32(io.value))) }
-        try guest.dispatcher.registerPIO(port: 0xf5, owner: "guest-fatal") { io, _ in
-            .fail("guest kernel took fatal vector \(io.value & 0xff)")
+        try guest.dispatcher.registerPIO(port: 0xf5, owner: "guest-fatal") { io, vcpu in
+            let cr2 = (try? vcpu.memory.read(0x20140, as: UInt64.self)) ?? 0
+            return .fail("guest kernel took fatal vector \(io.value & 0xff) (CR2 \(hex(cr2)))")
         }
         let plugins = PluginHost(vm: guest.vm, dispatcher: guest.dispatcher)
         let lines = Recorder<String>()
         plugins.logHandler = { _, id, message in if id == "org.vmmkit.async-pf" { lines.append(message) } }
         try plugins.load("AsyncPF", config: config)
+        if let request = atFirstFault {
+            let raw = try #require(plugins.pluginExtension(VMM_ASYNC_PF_PLUGIN_EVENTS))
+            let events = raw.assumingMemoryBound(to: vmm_async_pf_events_t.self).pointee
+            try guest.vm.memory.write(0x20180, UInt64(1))
+            let asked = Recorder<Int32>()
+            try guest.dispatcher.registerPIO(port: 0x12, owner: "test-request") { _, _ in
+                guard asked.all.isEmpty else { return .handled }
+                switch request {
+                case .nmi: asked.append(events.request_nmi(events.instance, 0))
+                case let .pageFault(address, errorCode): asked.append(events.request_page_fault(events.instance, 0, address, errorCode))
+                }
+                return asked.all == [0] ? .handled : .fail("the plugin refused the request: \(asked.all)")
+            }
+        }
         try pager.attach(to: guest.dispatcher, vcpus: guest.vm.vcpus)
         let bridge = try PluginAsyncPF(pager: pager)
         try bridge.attach(to: plugins)
@@ -69,7 +91,9 @@ struct AsyncPFPluginTests {
             bCounter: try m.read(0x20110),
             bProgress: try (0..<pages).map { try m.read(0x22000 + UInt64($0) * 8) },
             firstLast: try (0..<pages).map { (try m.read(0x21000 + UInt64($0) * 16), try m.read(0x21008 + UInt64($0) * 16)) },
-            regionMatches: regionMatches, cpl0Value: try m.read(0x20178))
+            regionMatches: regionMatches, cpl0Value: try m.read(0x20178),
+            nmiCount: try m.read(0x20188), nmiFlags: try m.read(0x20190), nmiCR2: try m.read(0x20198),
+            waitToken: try m.read(0x20120), fatalCR2: try m.read(0x20140))
     }
 
     @Test("Through the plugin, task B runs while task A's pages are missing; every page arrives intact")

@@ -1,4 +1,5 @@
 import AsyncPFCore
+import CAsyncPFPlugin
 import CVMMPlugin
 import Glibc
 import Synchronization
@@ -24,6 +25,9 @@ import VMMPluginKit
 /// - `conflict_bound=N` (N >= 1, default 64): exits a real #PF or NMI may wait for the
 ///   guest to clear `flags` before the vCPU stops with an `async-pf conflict` diagnosis.
 /// - `advertise=0|1` (default 1): 0 withdraws the CPUID bits (the MSRs then #GP).
+///
+/// It offers `org.vmmkit.async-pf.events/1` (vmm_async_pf_events_t): the VMM's own NMIs
+/// and real #PFs, injected under the same rule (held back while "not present" is unread).
 final class AsyncPFPlugin: VMMPlugin {
     static let id = "org.vmmkit.async-pf"
     static let keys = ["send_always_cpl0", "conflict_bound", "advertise"]
@@ -34,6 +38,8 @@ final class AsyncPFPlugin: VMMPlugin {
     let policy: AsyncPFPolicy
     /// One slot per vCPU, created on its first record; each is used on its vCPU's thread.
     private let slots = Mutex<[UInt32: AsyncPFPluginSlot]>([:])
+    /// The events extension table (allocated once init cannot fail any more).
+    private var events: UnsafeMutablePointer<vmm_async_pf_events_t>?
 
     init(host: PluginServices, config: PluginConfig) throws {
         try config.allowOnly(Self.keys, plugin: Self.id)
@@ -59,6 +65,32 @@ final class AsyncPFPlugin: VMMPlugin {
         try host.registerRaw(VMM_EXIT_ASYNC_PF, base: 0, length: 0, priority: 100, name: "async-pf") {
             [unowned(unsafe) self] in try event($0)
         }
+        events = Self.makeEvents(for: self)
+    }
+
+    deinit { events?.deallocate() }
+
+    func pluginExtension(_ id: String) -> UnsafeRawPointer? {
+        id == VMM_ASYNC_PF_PLUGIN_EVENTS ? events.map { UnsafeRawPointer($0) } : nil
+    }
+
+    /// vmm_async_pf_events_t for this instance: requests go to the vCPU's inbox, and the
+    /// vCPU is kicked so its thread injects them (or holds them back).
+    private static func makeEvents(for plugin: AsyncPFPlugin) -> UnsafeMutablePointer<vmm_async_pf_events_t> {
+        let t = UnsafeMutablePointer<vmm_async_pf_events_t>.allocate(capacity: 1)
+        t.initialize(to: vmm_async_pf_events_t())
+        t.pointee.struct_size = UInt32(MemoryLayout<vmm_async_pf_events_t>.size)
+        t.pointee.instance = Unmanaged.passUnretained(plugin).toOpaque()
+        t.pointee.request_nmi = { instance, vcpuID in
+            guard let instance else { return -EINVAL }
+            return Unmanaged<AsyncPFPlugin>.fromOpaque(instance).takeUnretainedValue().slot(vcpuID).post(.nmi)
+        }
+        t.pointee.request_page_fault = { instance, vcpuID, address, errorCode in
+            guard let instance else { return -EINVAL }
+            return Unmanaged<AsyncPFPlugin>.fromOpaque(instance).takeUnretainedValue().slot(vcpuID)
+                .post(.pageFault(address: address, errorCode: errorCode))
+        }
+        return t
     }
 
     func shutdown() {

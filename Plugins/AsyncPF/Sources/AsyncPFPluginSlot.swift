@@ -5,9 +5,10 @@ import Synchronization
 import VMMPluginKit
 
 /// One vCPU's share of the plugin: its state machine and environment, used only on
-/// that vCPU's thread (the host raises every record there), plus an inbox for a
-/// PAGE_READY another plugin raises from some other thread. (Sendable: only the inbox
-/// is touched off that thread.)
+/// that vCPU's thread (the host raises every record there), plus an inbox for what
+/// other threads hand over (a PAGE_READY another plugin raised there, an NMI or real
+/// #PF requested through vmm_async_pf_events_t), delivered after a kick. (Sendable:
+/// only the inbox is touched off that thread.)
 final class AsyncPFPluginSlot: @unchecked Sendable {
     let state: AsyncPFVCPUState
     private let env: HostAsyncPFEnvironment
@@ -15,7 +16,12 @@ final class AsyncPFPluginSlot: @unchecked Sendable {
     private let vcpuExt: UnsafePointer<vmm_host_vcpu_t>
     private let pagerExt: UnsafePointer<vmm_host_pager_t>
     private let vcpuID: UInt32
-    private let foreignReady = Mutex<[UInt64]>([])
+    enum Inbound: Sendable {
+        case ready(gpa: UInt64)
+        case nmi
+        case pageFault(address: UInt64, errorCode: UInt32)
+    }
+    private let inbox = Mutex<[Inbound]>([])
 
     init(vcpuID: UInt32, policy: AsyncPFPolicy, host: PluginServices,
          vcpuExt: UnsafePointer<vmm_host_vcpu_t>, pagerExt: UnsafePointer<vmm_host_pager_t>) {
@@ -33,7 +39,13 @@ final class AsyncPFPluginSlot: @unchecked Sendable {
     /// pages made ready elsewhere, the in-flight acknowledgement, deferred events, and
     /// a conflict diagnosis that stops the vCPU.
     private func service() throws {
-        for page in foreignReady.withLock({ q in defer { q.removeAll() }; return q }) { _ = try ready(page) }
+        for item in inbox.withLock({ q in defer { q.removeAll() }; return q }) {
+            switch item {
+            case let .ready(gpa): _ = try ready(gpa)
+            case .nmi: try state.injectNMI(env: env)
+            case let .pageFault(address, errorCode): try state.injectPageFault(address: address, errorCode: errorCode, env: env)
+            }
+        }
         if let conflict = try state.exit(env: env) { throw VMMPluginError(conflict.message) }
         try env.flushInterrupt()
     }
@@ -67,9 +79,7 @@ final class AsyncPFPluginSlot: @unchecked Sendable {
             var bits: UInt32 = 0
             guard vcpuExt.pointee.pending_events(data, vcpuID, &bits) == 0 else {
                 // Not on this vCPU's thread (raised by another plugin): hand it over.
-                foreignReady.withLock { $0.append(gpa) }
-                _ = vcpuExt.pointee.kick(data, vcpuID)
-                return .handled
+                return post(.ready(gpa: gpa)) == 0 ? .handled : .notMine
             }
             guard try ready(gpa) else { return .notMine }
             try service()
@@ -80,6 +90,12 @@ final class AsyncPFPluginSlot: @unchecked Sendable {
         default:
             return .notMine
         }
+    }
+
+    /// [any-thread] Hands `item` to the vCPU thread and kicks it there. 0 or -errno.
+    func post(_ item: Inbound) -> Int32 {
+        inbox.withLock { $0.append(item) }
+        return vcpuExt.pointee.kick(data, vcpuID)
     }
 
     /// A ring-3 access to a missing page: "not present" and a background install, or

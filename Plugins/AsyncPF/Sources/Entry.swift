@@ -13,3 +13,7 @@ import VMMPluginKit
 @c func async_pf_destroy(_ instance: UnsafeMutableRawPointer?) {
     PluginEntry.destroy(instance)
 }
+
+@c func async_pf_get_extension(_ instance: UnsafeMutableRawPointer?, _ id: UnsafePointer<CChar>?) -> UnsafeRawPointer? {
+    PluginEntry.pluginExtension(instance, id)
+}
