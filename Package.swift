@@ -75,8 +75,9 @@ let package = Package(
         .target(name: "CPagingBaseline", path: "CShims/CPagingBaseline"),
         // Demand paging of guest RAM through userfaultfd (the memory_fault engine).
         .target(name: "VMMPaging", dependencies: ["VMMKit", "CUFFD"]),
-        // User-space async page faults on top of the demand pager (state machine and KVM
-        // plumbing live in VMMKit/AsyncPF).
+        // User-space async page faults on top of the demand pager: the in-process
+        // controller and the host side of the AsyncPF plugin (state machine in AsyncPFCore,
+        // KVM plumbing in VMMKit/AsyncPF).
         .target(name: "VMMAsyncPF", dependencies: ["VMMKit", "VMMPaging"]),
         .executableTarget(
             name: "EmbeddedVMM",
