@@ -352,7 +352,8 @@ typedef struct vmm_host {
     /* [vcpu-thread] Delivers external interrupt `vector` (32..255) to the calling
      * thread's vCPU when it resumes (KVM_INTERRUPT; VMs without an in-kernel irqchip).
      * 0; -EINVAL bad vector; -EBUSY vcpu_id is not the calling thread's vCPU; -EAGAIN
-     * the vCPU cannot take an interrupt now: the host has requested an interrupt window,
+     * the vCPU cannot take an interrupt now (since 1.1 this includes an exception or NMI
+     * already queued, e.g. a #PF just injected): the host has requested an interrupt window,
      * so the vCPU exits (class OTHER, KVM exit reason 7) as soon as it can and the
      * plugin retries then; -ENOTSUP the VM has an in-kernel irqchip (use set_irq_line). */
     int (*inject_interrupt)(void *host_data, uint32_t vcpu_id, uint32_t vector);
