@@ -17,9 +17,15 @@ let package = Package(
         .library(name: "CVMMPlugin", targets: ["CVMMPlugin"]),
         // A Swift plugin: a shared library loaded at run time (dlopen), never linked in.
         .library(name: "ScratchDevice", type: .dynamic, targets: ["ScratchDevice", "ScratchDeviceEntry"]),
+        // User-space async page faults as a Swift plugin (ABI 1.1), loaded by `vmm run`.
+        .library(name: "AsyncPF", type: .dynamic, targets: ["AsyncPFPlugin", "AsyncPFPluginEntry"]),
+        .library(name: "CAsyncPFPlugin", targets: ["CAsyncPFPlugin"]),
         // Demand paging, and what Benchmarks/Paging measures it against.
         .library(name: "VMMPaging", targets: ["VMMPaging"]),
         .library(name: "VMMAsyncPF", targets: ["VMMAsyncPF"]),
+        // The async-PF state machine alone (no dependencies): linked by VMMKit and by
+        // the AsyncPF plugin.
+        .library(name: "AsyncPFCore", targets: ["AsyncPFCore"]),
         .library(name: "CPagingBaseline", targets: ["CPagingBaseline"]),
         .library(name: "PagingBenchSupport", targets: ["CPagingBaseline"]),
         // The 16550A model and its in-process wiring (Plugins/UART), for Benchmarks/ and VMMs.
@@ -49,9 +55,13 @@ let package = Package(
         // libffi, for hypercall handlers whose signature is declared at run time.
         .systemLibrary(name: "CFFI", path: "CShims/CFFI", pkgConfig: "libffi",
                        providers: [.apt(["libffi-dev"])]),
+        // Linux's async page fault guest ABI and the per-vCPU state machine: pure logic,
+        // no dependencies, shared by the core (VMMAsyncPF) and Plugins/AsyncPF.
+        .target(name: "AsyncPFCore"),
         .target(
             name: "VMMKit",
             dependencies: [
+                "AsyncPFCore",
                 "CKVM",
                 "CVMMPlugin",
                 "CFFI",
@@ -65,12 +75,18 @@ let package = Package(
         // C file that defines the exported `vmm_plugin_entry` data symbol.
         .target(name: "ScratchDevice", dependencies: ["VMMPluginKit", "CVMMPlugin"], path: "Plugins/ScratchDevice/Sources"),
         .target(name: "ScratchDeviceEntry", dependencies: ["CVMMPlugin"], path: "Plugins/ScratchDevice/Entry", publicHeadersPath: "."),
+        // The async page fault plugin: the AsyncPFCore state machine over host services.
+        .target(name: "AsyncPFPlugin", dependencies: ["VMMPluginKit", "CVMMPlugin", "AsyncPFCore", "CAsyncPFPlugin"], path: "Plugins/AsyncPF/Sources"),
+        // The extension the AsyncPF plugin offers (request an NMI / a real #PF under its rule).
+        .target(name: "CAsyncPFPlugin", path: "Plugins/AsyncPF/Header"),
+        .target(name: "AsyncPFPluginEntry", dependencies: ["CVMMPlugin"], path: "Plugins/AsyncPF/Entry", publicHeadersPath: "."),
         // The raw C userfaultfd loop the demand pager is benchmarked against.
         .target(name: "CPagingBaseline", path: "CShims/CPagingBaseline"),
         // Demand paging of guest RAM through userfaultfd (the memory_fault engine).
         .target(name: "VMMPaging", dependencies: ["VMMKit", "CUFFD"]),
-        // User-space async page faults on top of the demand pager (state machine and KVM
-        // plumbing live in VMMKit/AsyncPF).
+        // User-space async page faults on top of the demand pager: the in-process
+        // controller and the host side of the AsyncPF plugin (state machine in AsyncPFCore,
+        // KVM plumbing in VMMKit/AsyncPF).
         .target(name: "VMMAsyncPF", dependencies: ["VMMKit", "VMMPaging"]),
         // The 16550A UART model: pure Swift, no VMMKit and no plugin SDK, so the same
         // code is unit-tested, wired in-process and wrapped as a dlopen'd plugin.
@@ -96,6 +112,7 @@ let package = Package(
             dependencies: [
                 "VMMKit",
                 "VMMPaging",
+                "VMMAsyncPF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -104,7 +121,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VMMKitTests",
-            dependencies: ["VMMKit", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
+            dependencies: ["VMMKit", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport", "CAsyncPFPlugin"]
         ),
         .testTarget(
             name: "UARTTests",

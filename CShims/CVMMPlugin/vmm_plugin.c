@@ -91,6 +91,16 @@ VMM_ASSERT_OFFSET(vmm_host_ioeventfd_t, add_irqfd, 16);
 VMM_ASSERT_SIZE(vmm_host_hypercall_t, 16);
 VMM_ASSERT_SIZE(vmm_host_async_pf_t, 16);
 VMM_ASSERT_OFFSET(vmm_host_async_pf_t, raise, 8);
+/* 1.1 */
+VMM_ASSERT_SIZE(vmm_host_vcpu_t, 48);
+VMM_ASSERT_OFFSET(vmm_host_vcpu_t, kick, 8);
+VMM_ASSERT_OFFSET(vmm_host_vcpu_t, inject_nmi, 16);
+VMM_ASSERT_OFFSET(vmm_host_vcpu_t, pending_events, 24);
+VMM_ASSERT_OFFSET(vmm_host_vcpu_t, route_msrs, 32);
+VMM_ASSERT_OFFSET(vmm_host_vcpu_t, set_cpuid_bits, 40);
+VMM_ASSERT_SIZE(vmm_host_pager_t, 24);
+VMM_ASSERT_OFFSET(vmm_host_pager_t, install_page, 8);
+VMM_ASSERT_OFFSET(vmm_host_pager_t, install_page_async, 16);
 
 _Static_assert(VMM_PLUGIN_ABI_LOADABLE(1, 0), "a 1.0 plugin must load in every 1.x host");
 

@@ -61,6 +61,8 @@ struct Launcher {
         try loadPlugins(plugins, dispatcher: dispatcher)
         let pager = try attachPager(plugins, vm: vm, dispatcher: dispatcher)
         defer { pager?.close() }
+        let asyncPF = try attachAsyncPF(plugins, pager: pager)
+        defer { asyncPF?.close() }
 
         let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
         let reasons: [StopReason]

@@ -1,3 +1,4 @@
+import VMMAsyncPF
 import VMMPaging
 import VMMKit
 
@@ -9,6 +10,9 @@ enum DefaultPlugins {
         let name: String
         let config: String
         let role: String
+        /// Whether a `--plugin` of the same name replaces it (one instance) or stacks above
+        /// it (the zero-fill pager stays below any snapshot MemoryFault the user adds).
+        var replaceable = true
     }
 
     static func all(serial: SerialTarget) -> [Default] {
@@ -22,8 +26,11 @@ enum DefaultPlugins {
         return [
             Default(name: "DebugExit", config: "port=0xf4", role: "debug-exit"),
             // Demand-zero RAM below any snapshot plugin the user adds (those use priority 0).
-            Default(name: "MemoryFault", config: "fill=zero,priority=-1000", role: "demand-paging"),
+            Default(name: "MemoryFault", config: "fill=zero,priority=-1000", role: "demand-paging", replaceable: false),
             Default(name: "UART", config: console, role: "console"),
+            // User-space async page faults (a Swift plugin, ABI 1.1). Harmless for guests that
+            // never enable it: they see the CPUID bits; the three MSRs are answered by it.
+            Default(name: "AsyncPF", config: "", role: "async-pf"),
         ]
     }
 }
@@ -35,7 +42,9 @@ extension Launcher {
     func loadPlugins(_ host: PluginHost, dispatcher: ExitDispatcher) throws(LauncherError) {
         var loadedRoles: Set<String> = []
         if !options.noDefaultPlugins {
-            for d in DefaultPlugins.all(serial: options.serial) {
+            // `--plugin AsyncPF,key=value` replaces the default of that name (one instance).
+            let named = Set(options.plugins.map { Self.split($0).0 })
+            for d in DefaultPlugins.all(serial: options.serial) where !(d.replaceable && named.contains(d.name)) {
                 do {
                     _ = try host.searchPath.resolve(d.name)
                 } catch {
@@ -92,6 +101,22 @@ extension Launcher {
             return pager
         } catch {
             throw LauncherError(.host, "cannot demand-page guest RAM: \(error)")
+        }
+    }
+}
+
+extension Launcher {
+    /// When a loaded plugin handles async page faults (the AsyncPF default), ring-3
+    /// faults on demand-paged RAM reach it as PAGE_MISSING and it gets the pager/1
+    /// service. Call after `attachPager`; close the result after the run.
+    func attachAsyncPF(_ plugins: PluginHost, pager: DemandPager?) throws(LauncherError) -> PluginAsyncPF? {
+        guard let pager, plugins.handlesAsyncPF else { return nil }
+        do {
+            let bridge = try PluginAsyncPF(pager: pager)
+            try bridge.attach(to: plugins)
+            return bridge
+        } catch {
+            throw LauncherError(.host, "cannot attach async page faults to the demand pager: \(error)")
         }
     }
 }

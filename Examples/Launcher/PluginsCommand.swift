@@ -46,8 +46,12 @@ struct Plugins: ParsableCommand {
         do { library = try PluginLibrary.open(file) } catch { return "refused  \(file): \(error)" }
         var lines = ["\(library.id) \(library.version) (ABI \(library.abiVersion))  \(file)", "    \(library.summary)"]
         do {
-            let vm = try KVM.open().createVM()
+            let kvm = try KVM.open()
+            let vm = try kvm.createVM()
             defer { vm.close() }
+            // A vCPU with its CPUID set, as `vmm run` has when it loads plugins: some
+            // plugins (AsyncPF) edit CPUID bits at init.
+            try vm.createVCPU().configureCPUID(kvm)
             let host = PluginHost(vm: vm, dispatcher: ExitDispatcher())
             host.logHandler = { _, _, _ in }
             defer { host.close() }

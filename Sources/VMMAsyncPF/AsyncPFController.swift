@@ -75,7 +75,7 @@ public final class AsyncPFController: @unchecked Sendable {
         try dispatcher.register(.wrmsr, priority: 100, owner: "async-pf") { [weak self] exit, vcpu in
             guard case var .wrmsr(access) = exit, let slot = self?.slots[vcpu.id] else { return .notMine }
             if let stop = slot.serviceOrStop() { return .stop(stop) }
-            do throws(VMMError) {
+            do {
                 guard let result = try slot.state.writeMSR(access.index, value: access.data, env: slot.env) else { return .notMine }
                 if case .generalProtection = result {
                     access.error = true

@@ -51,7 +51,7 @@ final class AsyncPFSlot: @unchecked Sendable {
 
     /// The same step, from any exit this controller handles. Returns a reason to stop.
     func serviceOrStop() -> StopReason? {
-        do throws(VMMError) {
+        do {
             let done = inbox.withLock { box in defer { box.removeAll() }; return box }
             if let stop = try apply(done) { return stop }
             if let conflict = try state.exit(env: env) { return .handlerFailed(conflict.message) }
@@ -62,7 +62,7 @@ final class AsyncPFSlot: @unchecked Sendable {
         }
     }
 
-    private func apply(_ completions: [Completion]) throws(VMMError) -> StopReason? {
+    private func apply(_ completions: [Completion]) throws -> StopReason? {
         for completion in completions {
             switch completion {
             case let .ready(token):
@@ -81,7 +81,7 @@ final class AsyncPFSlot: @unchecked Sendable {
     /// A ring-3 fault on a missing page, handed over by the demand pager's kick.
     func pageMissing(_ gpa: UInt64) -> ExitVerdict {
         if let stop = serviceOrStop() { return .stop(stop) }
-        do throws(VMMError) {
+        do {
             switch try state.pageMissing(gpa, env: env) {
             case let .notPresentInjected(token):
                 let pager = pager
@@ -107,7 +107,7 @@ final class AsyncPFSlot: @unchecked Sendable {
 
     /// The vCPU faulted on a page already being fetched for it: it stays out of the
     /// guest until that page's completion arrives (the fetch always completes or fails).
-    private func waitWhileHalted() throws(VMMError) -> StopReason? {
+    private func waitWhileHalted() throws -> StopReason? {
         while env.isHalted {
             let done = inbox.wait(timeoutMicroseconds: 100_000) { box -> [Completion]? in
                 guard !box.isEmpty else { return nil }

@@ -36,6 +36,8 @@ enum HostExtensions {
             (VMM_EXT_EXIT_OTHER, classInfo(VMM_EXIT_OTHER)),
             (VMM_EXT_HOST_HYPERCALL, UnsafeRawPointer(hypercall)),
             (VMM_EXT_HOST_ASYNC_PF, UnsafeRawPointer(asyncPF)),
+            (VMM_EXT_HOST_VCPU, PluginVCPUExtension.table),
+            (VMM_EXT_HOST_PAGER, PluginPagerExtension.table),
         ]
     }()
 

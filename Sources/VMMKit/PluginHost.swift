@@ -1,5 +1,6 @@
 import CVMMPlugin
 import Glibc
+import Synchronization
 
 /// Loads exit-handler plugins (shared libraries built against `vmm_plugin.h`) into
 /// one VM and wires their handlers into its `ExitDispatcher`.
@@ -40,6 +41,15 @@ public final class PluginHost: @unchecked Sendable {
     /// Typed hypercalls by number; read without locks once the vCPUs run.
     var hypercalls: [UInt32: TypedHypercall] = [:]
     var hypercallPortInstalled = false
+    /// Async-PF records waiting for their vCPU's thread (kicks, pages installed in the
+    /// background), by vCPU id; see PluginAsyncPFDelivery.swift.
+    let posted = Mutex<[UInt32: PostedAsyncPF]>([:])
+    /// vCPUs whose interrupt hook delivers `posted` (installed at load).
+    var hookedVCPUs: Set<UInt32> = []
+    /// MSRs plugins asked to see (vcpu/1 route_msrs), all plugins together.
+    var routedMSRs: Set<UInt32> = []
+    /// The demand pager behind the pager/1 extension; set it before the vCPUs start.
+    public var pageService: (any PluginPageService)?
     private var closed = false
 
     public init(vm: VirtualMachine, dispatcher: ExitDispatcher, searchPath: PluginSearchPath = .standard()) {
@@ -72,6 +82,7 @@ public final class PluginHost: @unchecked Sendable {
         let instance = PluginInstance(library: library, host: self)
         try instance.initialize(config: config)
         instances.append(instance)
+        installDeliveryHooks()
         return plugins.last!
     }
 
@@ -82,6 +93,17 @@ public final class PluginHost: @unchecked Sendable {
         closed = true
         for instance in instances.reversed() { instance.destroy() }
         instances.removeAll()
+    }
+
+    /// The first loaded plugin's own extension table `id` (its entry's get_extension),
+    /// e.g. the AsyncPF plugin's "org.vmmkit.async-pf.events/1": for the VMM. Call on
+    /// the control thread while the plugins are loaded; the table stays valid until
+    /// `close()`.
+    public func pluginExtension(_ id: String) -> UnsafeRawPointer? {
+        pluginLoadLock.withLock {
+            for instance in instances { if let table = instance.pluginExtension(id) { return table } }
+            return nil
+        }
     }
 
     /// Plugin-offered extensions, for the host's get_extension (load thread only).

@@ -117,7 +117,14 @@ enum PluginInjection {
     static func interrupt(vm: VirtualMachine, vcpu: VCPU, vector: UInt32) -> Int32 {
         guard (32...255).contains(vector) else { return -EINVAL }
         guard !vm.hasIRQChip else { return -ENOTSUP }
-        guard vcpu.readyForInterruptInjection else {
+        // Not beside a queued exception or NMI either (e.g. a #PF just injected): the
+        // window opens once the guest can take the interrupt (its handler's iret).
+        let busy: Bool
+        do {
+            let e = try vcpu.events()
+            busy = e.exception.injected != 0 || e.exception.pending != 0 || e.nmi.injected != 0 || e.nmi.pending != 0
+        } catch { return -EIO }
+        guard vcpu.readyForInterruptInjection, !busy else {
             vcpu.requestInterruptWindow = true
             return -EAGAIN
         }

@@ -24,8 +24,11 @@ extension DemandPager {
         }
         guard mode == .blocking else { return }
         for vcpu in vcpus {
-            // Weak: the router holds the vCPUs, the vCPUs must not keep the pager alive.
-            vcpu.hooks.onInterrupt = { [weak self] vcpu in self?.takePosted(for: vcpu) }
+            // Behind a hook already there (a plugin host delivering kicks), which sees
+            // every kick first. Weak: the router holds the vCPUs, the vCPUs must not
+            // keep the pager alive.
+            let earlier = vcpu.hooks.onInterrupt
+            vcpu.hooks.onInterrupt = { [weak self] vcpu in earlier?(vcpu) ?? self?.takePosted(for: vcpu) }
         }
         let router = try FaultRouter(pager: self, vcpus: vcpus)
         self.router = router

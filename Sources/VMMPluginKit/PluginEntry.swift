@@ -47,6 +47,13 @@ public enum PluginEntry {
         }
     }
 
+    /// [load-thread] The plugin's own extension table `id` (`VMMPlugin.pluginExtension`),
+    /// for a third exported function the C entry names as get_extension.
+    public static func pluginExtension(_ instance: UnsafeMutableRawPointer?, _ id: UnsafePointer<CChar>?) -> UnsafeRawPointer? {
+        guard let instance, let id else { return nil }
+        return Unmanaged<Instance>.fromOpaque(instance).takeUnretainedValue().plugin.pluginExtension(String(cString: id))
+    }
+
     /// [load-thread] Shuts the plugin down and releases it and its handlers.
     public static func destroy(_ instance: UnsafeMutableRawPointer?) {
         guard let instance else { return }

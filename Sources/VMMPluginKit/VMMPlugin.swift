@@ -13,10 +13,16 @@ public protocol VMMPlugin: AnyObject {
 
     /// [load-thread] Called once before the instance is released, after the VM stopped.
     func shutdown()
+
+    /// [load-thread] A table this plugin offers under a versioned extension id (valid
+    /// until `shutdown`), or nil. Reached through the entry's get_extension, which the C
+    /// entry must name (see `PluginEntry.pluginExtension`).
+    func pluginExtension(_ id: String) -> UnsafeRawPointer?
 }
 
 extension VMMPlugin {
     public func shutdown() {}
+    public func pluginExtension(_ id: String) -> UnsafeRawPointer? { nil }
 }
 
 /// A handler's answer.

@@ -45,11 +45,11 @@ struct AsyncPFPlumbingTests {
         #expect(try guest.run() == .halted)
         let filter = KVM_MSR_EXIT_REASON_FILTER
         #expect(seen.all == [
-            "wr 0x4b564d06 0xf3 reason \(filter) -> Optional(VMMKit.AsyncPFMSRResult.accepted)",
-            "wr 0x4b564d02 0x20049 reason \(filter) -> Optional(VMMKit.AsyncPFMSRResult.accepted)",
+            "wr 0x4b564d06 0xf3 reason \(filter) -> Optional(AsyncPFCore.AsyncPFMSRResult.accepted)",
+            "wr 0x4b564d02 0x20049 reason \(filter) -> Optional(AsyncPFCore.AsyncPFMSRResult.accepted)",
             "rd 0x4b564d02 reason \(filter)",
-            "wr 0x4b564d07 0x1 reason \(filter) -> Optional(VMMKit.AsyncPFMSRResult.accepted)",
-            "wr 0x4b564d02 0x20059 reason \(filter) -> Optional(VMMKit.AsyncPFMSRResult.generalProtection(\"MSR_KVM_ASYNC_PF_EN: reserved bits 5:4 set in 0x20059\"))",
+            "wr 0x4b564d07 0x1 reason \(filter) -> Optional(AsyncPFCore.AsyncPFMSRResult.accepted)",
+            "wr 0x4b564d02 0x20059 reason \(filter) -> Optional(AsyncPFCore.AsyncPFMSRResult.generalProtection(\"MSR_KVM_ASYNC_PF_EN: reserved bits 5:4 set in 0x20059\"))",
         ])
         let memory = guest.vm.memory
         #expect(try memory.read(0x20000, as: UInt64.self) == 0x20049)

@@ -15,6 +15,11 @@
  *        pio, mmio, msr, memory_fault, async_pf, hlt, other; host extensions
  *        coalesced_mmio/1, ioeventfd/1, hypercall/1, async_pf/1 (one plugin raises
  *        async page fault events that another plugin's handlers receive).
+ *   1.1  Host extensions vcpu/1 (kick [any-thread], inject_nmi and pending_events
+ *        [vcpu-thread], route_msrs and set_cpuid_bits [load-thread]) and pager/1
+ *        (install_page, install_page_async); async_pf record kind VMM_ASYNC_PF_KICK;
+ *        the host raises PAGE_MISSING itself when guest RAM is demand-paged (see
+ *        vmm_exit_async_pf_t). Nothing of 1.0 changed: v1.0 plugins load as before.
  *
  * COMPATIBILITY RULES
  *   1. Every struct starts with `uint32_t struct_size` (sizeof as its producer was
@@ -62,7 +67,7 @@ extern "C" {
 /* ---------------------------------------------------------------- versions */
 
 #define VMM_PLUGIN_ABI_MAJOR 1 /* incompatible changes */
-#define VMM_PLUGIN_ABI_MINOR 0 /* additions; see the changelog above */
+#define VMM_PLUGIN_ABI_MINOR 1 /* additions; see the changelog above */
 
 /* True when a plugin built for ABI major.minor may load in this host (rules 4-6). */
 #define VMM_PLUGIN_ABI_LOADABLE(major, minor) \
@@ -98,6 +103,8 @@ extern "C" {
 #define VMM_EXT_HOST_IOEVENTFD      "org.vmmkit.host.ioeventfd/1"      /* vmm_host_ioeventfd_t */
 #define VMM_EXT_HOST_HYPERCALL      "org.vmmkit.host.hypercall/1"      /* vmm_host_hypercall_t */
 #define VMM_EXT_HOST_ASYNC_PF       "org.vmmkit.host.async_pf/1"       /* vmm_host_async_pf_t */
+#define VMM_EXT_HOST_VCPU           "org.vmmkit.host.vcpu/1"           /* vmm_host_vcpu_t (1.1) */
+#define VMM_EXT_HOST_PAGER          "org.vmmkit.host.pager/1"          /* vmm_host_pager_t (1.1) */
 
 /* ------------------------------------------------------------------ enums */
 
@@ -168,6 +175,19 @@ enum vmm_reg {
 /* vmm_exit_async_pf_t.kind */
 #define VMM_ASYNC_PF_PAGE_MISSING 1u /* the vCPU touched a page that is not there yet */
 #define VMM_ASYNC_PF_PAGE_READY   2u /* a page reported missing has been installed */
+#define VMM_ASYNC_PF_KICK         3u /* (1.1) the vCPU was kicked (vmm_host_vcpu_t.kick);
+                                        gpa, size and access are 0 */
+
+/* vmm_host_vcpu_t.pending_events bits (1.1). */
+#define VMM_EVENT_EXCEPTION (1u << 0) /* an exception is queued for the next entry */
+#define VMM_EVENT_INTERRUPT (1u << 1) /* an external interrupt is being injected */
+#define VMM_EVENT_NMI       (1u << 2) /* an NMI is queued or being injected */
+
+/* vmm_host_vcpu_t.set_cpuid_bits reg (1.1). */
+#define VMM_CPUID_EAX 0u
+#define VMM_CPUID_EBX 1u
+#define VMM_CPUID_ECX 2u
+#define VMM_CPUID_EDX 3u
 
 /* Address spaces for the coalesced_mmio and ioeventfd extensions. */
 #define VMM_SPACE_MMIO 0u
@@ -220,7 +240,15 @@ typedef struct vmm_exit_memory_fault {
 } vmm_exit_memory_fault_t;
 
 /* Async page fault events for a vCPU whose access to a missing page may be reported
- * to the guest asynchronously. Produced by the host's memory-fault path. */
+ * to the guest asynchronously. Produced by the host's memory-fault path.
+ * (1.1) When the VMM demand-pages guest RAM (its pager, asking the memory_fault
+ * plugins for pages), the host itself raises PAGE_MISSING [vcpu-thread] for a vCPU
+ * stopped at a clean boundary on a missing page (a ring-3 access kicked out of
+ * KVM_RUN, the faulting instruction not executed; get_reg, inject_exception etc. work
+ * on it): VMM_HANDLED = the handler told the guest (e.g. an async "not present"): the
+ * vCPU resumes without the page; VMM_NOT_MINE = the host fetches the page before the
+ * vCPU resumes (waiting for a fetch already under way for that page). Handlers must
+ * return VMM_NOT_MINE for kinds they do not know. */
 typedef struct vmm_exit_async_pf {
     uint64_t gpa;    /* guest-physical address of the page */
     uint64_t size;   /* bytes from gpa */
@@ -324,7 +352,8 @@ typedef struct vmm_host {
     /* [vcpu-thread] Delivers external interrupt `vector` (32..255) to the calling
      * thread's vCPU when it resumes (KVM_INTERRUPT; VMs without an in-kernel irqchip).
      * 0; -EINVAL bad vector; -EBUSY vcpu_id is not the calling thread's vCPU; -EAGAIN
-     * the vCPU cannot take an interrupt now: the host has requested an interrupt window,
+     * the vCPU cannot take an interrupt now (since 1.1 this includes an exception or NMI
+     * already queued, e.g. a #PF just injected): the host has requested an interrupt window,
      * so the vCPU exits (class OTHER, KVM exit reason 7) as soon as it can and the
      * plugin retries then; -ENOTSUP the VM has an in-kernel irqchip (use set_irq_line). */
     int (*inject_interrupt)(void *host_data, uint32_t vcpu_id, uint32_t vector);
@@ -435,6 +464,66 @@ typedef struct vmm_host_async_pf {
     vmm_verdict_t (*raise)(void *host_data, uint32_t vcpu_id,
                            const vmm_exit_async_pf_t *event, const char **message_out);
 } vmm_host_async_pf_t;
+
+/* VMM_EXT_HOST_VCPU (1.1): vCPU control for plugins that run beside the guest (async
+ * page faults): get a vCPU out of the guest from another thread, NMIs, event state,
+ * MSRs routed to user space and CPUID bits. */
+typedef struct vmm_host_vcpu {
+    uint32_t struct_size; /* sizeof(vmm_host_vcpu_t) as the host was compiled */
+    uint32_t reserved;    /* zero */
+    /* [any-thread] Gets vCPU vcpu_id out of the guest (immediate_exit plus a signal).
+     * Then, on that vCPU's thread before it re-enters, the host raises one async_pf
+     * record of kind VMM_ASYNC_PF_KICK to every VMM_EXIT_ASYNC_PF handler (each is
+     * called whatever the others answer; VMM_FAIL stops the vCPU with the message).
+     * Kicks made before that record is raised coalesce into it. A vCPU blocked in the
+     * kernel at ring 0 on a missing page gets out only once the page is present.
+     * 0; -EINVAL no vCPU vcpu_id. */
+    int (*kick)(void *host_data, uint32_t vcpu_id);
+    /* [vcpu-thread] Queues an NMI (KVM_NMI) for the calling thread's vCPU, delivered
+     * when it resumes. 0; -EBUSY vcpu_id is not the calling thread's vCPU; -EIO. */
+    int (*inject_nmi)(void *host_data, uint32_t vcpu_id);
+    /* [vcpu-thread] Stores in *events_out the VMM_EVENT_* bits of the events already
+     * queued for the calling thread's vCPU's next entry (KVM_GET_VCPU_EVENTS): a new
+     * event injected now would merge with or replace them. 0; -EBUSY as above; -EIO. */
+    int (*pending_events)(void *host_data, uint32_t vcpu_id, uint32_t *events_out);
+    /* [load-thread] Routes guest RDMSR/WRMSR of msrs[0..count) to user space, as
+     * VMM_EXIT_MSR records with reason VMM_MSR_REASON_FILTER (KVM_X86_SET_MSR_FILTER
+     * with KVM_CAP_X86_USER_SPACE_MSR), so the kernel's own handling of them stays off.
+     * Requests of all plugins add up; only during init(). 0; -ENOTSUP the kernel lacks
+     * MSR filters; -EINVAL too many distinct MSR clusters (message says so). */
+    int (*route_msrs)(void *host_data, const uint32_t *msrs, uint32_t count,
+                      const char **error_out);
+    /* [load-thread] On every vCPU of the VM, sets the bits `set` and then clears the
+     * bits `clear` of register `reg` (VMM_CPUID_*) of CPUID leaf `function`, subleaf
+     * `index` (0 for leaves without subleaves). Applied at once to the vCPUs' current
+     * CPUID: load the plugin after the VMM created the vCPUs and set their CPUID, before
+     * they run. Only during init(). 0; -ENODEV the VM has no vCPU yet; -ENOENT no such
+     * leaf; -EINVAL bad reg. */
+    int (*set_cpuid_bits)(void *host_data, uint32_t function, uint32_t index, uint32_t reg,
+                          uint32_t set, uint32_t clear, const char **error_out);
+} vmm_host_vcpu_t;
+
+/* VMM_EXT_HOST_PAGER (1.1): the VMM's demand pager (guest RAM filled on first touch
+ * from the memory_fault plugins or another page source). The table is always offered;
+ * its calls answer -ENODEV while no pager is attached (a VMM attaches it after loading
+ * the plugins). */
+typedef struct vmm_host_pager {
+    uint32_t struct_size; /* sizeof(vmm_host_pager_t) as the host was compiled */
+    uint32_t reserved;    /* zero */
+    /* [any-thread] Makes the page containing gpa present: fetched from the pager's
+     * source and installed atomically, once however many threads ask (the others wait
+     * for it). Returns when it is present. 0; -ENODEV no pager; -EINVAL gpa outside the
+     * demand-paged region; -EIO the source could not deliver it. */
+    int (*install_page)(void *host_data, uint64_t gpa);
+    /* [any-thread] The same in the background, for vCPU vcpu_id: returns at once. Once
+     * the page is installed the host raises VMM_ASYNC_PF_PAGE_READY (gpa = the page,
+     * size 4096) to the VMM_EXIT_ASYNC_PF handlers, in priority order until one returns
+     * other than VMM_NOT_MINE, on vcpu_id's thread (kicking it out of the guest). If the
+     * source cannot deliver the page, that vCPU stops, the message naming the page.
+     * Pages are fetched one at a time, in request order. 0; -ENODEV; -EINVAL bad gpa or
+     * no vCPU vcpu_id. */
+    int (*install_page_async)(void *host_data, uint32_t vcpu_id, uint64_t gpa);
+} vmm_host_pager_t;
 
 /* ------------------------------------------------------------- the entry */
 

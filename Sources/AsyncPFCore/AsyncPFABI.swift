@@ -36,4 +36,6 @@ public enum AsyncPFABI {
     /// Error code of the "not present" #PF (CR2 carries the token instead of an address).
     public static let notPresentErrorCode: UInt32 = 0
     public static let pageFaultVector: UInt8 = 14
+    /// The granule of a missing page (x86 base page).
+    public static let pageSize: UInt64 = 4096
 }

@@ -36,6 +36,12 @@ public enum AsyncPFFaultOutcome: Sendable, Equatable {
     case fetchedSynchronously
 }
 
+/// A misuse of the state machine by its VMM (not a guest error).
+public struct AsyncPFError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
 /// The guest did not clear `flags` within the bound while a real event waited.
 public struct AsyncPFConflict: Error, Sendable, Equatable, CustomStringConvertible {
     public let message: String
@@ -103,7 +109,7 @@ public final class AsyncPFVCPUState {
     // MARK: MSRs
 
     /// Handles a guest WRMSR; nil if `index` is not one of the three MSRs.
-    public func writeMSR(_ index: UInt32, value: UInt64, env: some AsyncPFEnvironment) throws(VMMError) -> AsyncPFMSRResult? {
+    public func writeMSR(_ index: UInt32, value: UInt64, env: some AsyncPFEnvironment) throws -> AsyncPFMSRResult? {
         guard AsyncPFABI.msrs.contains(index) else { return nil }
         guard policy.featuresAdvertised else {
             return .generalProtection("MSR \(hex(index)) written but async PF is not advertised in CPUID")
@@ -125,7 +131,7 @@ public final class AsyncPFVCPUState {
         }
     }
 
-    private func writeEnable(_ value: UInt64, env: some AsyncPFEnvironment) throws(VMMError) -> AsyncPFMSRResult {
+    private func writeEnable(_ value: UInt64, env: some AsyncPFEnvironment) throws -> AsyncPFMSRResult {
         if value & AsyncPFABI.reservedEnableBits != 0 {
             return .generalProtection("MSR_KVM_ASYNC_PF_EN: reserved bits 5:4 set in \(hex(value))")
         }
@@ -137,7 +143,7 @@ public final class AsyncPFVCPUState {
         }
         if value & AsyncPFABI.enabled != 0 {
             let area = value & AsyncPFABI.areaAddressMask
-            do throws(VMMError) { _ = try env.readGuest32(area + UInt64(AsyncPFABI.areaSize) - 4) } catch {
+            do throws { _ = try env.readGuest32(area + UInt64(AsyncPFABI.areaSize) - 4) } catch {
                 return .generalProtection("MSR_KVM_ASYNC_PF_EN: area \(hex(area)) is not guest RAM")
             }
         }
@@ -149,7 +155,7 @@ public final class AsyncPFVCPUState {
 
     /// Disabling: nothing queued survives, and no vCPU may stay halted on a page whose
     /// "ready" will never be sent.
-    private func dropEverything(_ env: some AsyncPFEnvironment) throws(VMMError) {
+    private func dropEverything(_ env: some AsyncPFEnvironment) throws {
         readyQueue.removeAll()
         readyPending = nil
         outstanding.removeAll()
@@ -173,8 +179,8 @@ public final class AsyncPFVCPUState {
     // MARK: Faults
 
     /// The vCPU touched the missing page containing `gpa`.
-    public func pageMissing(_ gpa: UInt64, env: some AsyncPFEnvironment) throws(VMMError) -> AsyncPFFaultOutcome {
-        let page = gpa & ~(GuestMemory.pageSize - 1)
+    public func pageMissing(_ gpa: UInt64, env: some AsyncPFEnvironment) throws -> AsyncPFFaultOutcome {
+        let page = gpa & ~(AsyncPFABI.pageSize - 1)
         if outstanding.values.contains(page) {
             haltedOn = page
             statistics.halts += 1
@@ -195,7 +201,7 @@ public final class AsyncPFVCPUState {
         return .notPresentInjected(token: token)
     }
 
-    private func canInjectNotPresent(_ env: some AsyncPFEnvironment) throws(VMMError) -> Bool {
+    private func canInjectNotPresent(_ env: some AsyncPFEnvironment) throws -> Bool {
         guard isEnabled, inFlight == nil else { return false }
         let cpl = try env.currentPrivilegeLevel()
         let kernelAllowed = enableValue & AsyncPFABI.sendAlways != 0 && policy.allowKernelModeDelivery
@@ -216,7 +222,7 @@ public final class AsyncPFVCPUState {
 
     /// The page fetched for `token` is installed in guest memory. Unknown tokens (e.g.
     /// dropped by a disable meanwhile) are ignored.
-    public func pageReady(token: UInt32, env: some AsyncPFEnvironment) throws(VMMError) {
+    public func pageReady(token: UInt32, env: some AsyncPFEnvironment) throws {
         guard let page = outstanding.removeValue(forKey: token) else { return }
         if haltedOn == page {
             haltedOn = nil
@@ -229,7 +235,7 @@ public final class AsyncPFVCPUState {
 
     /// "Ready" goes out only when the previous one was acknowledged and the guest has
     /// emptied the token slot; otherwise it waits in the queue.
-    private func deliverNextReady(_ env: some AsyncPFEnvironment) throws(VMMError) {
+    private func deliverNextReady(_ env: some AsyncPFEnvironment) throws {
         guard isEnabled, readyPending == nil, let token = readyQueue.first, let vector else { return }
         guard try env.readGuest32(areaAddress + AsyncPFABI.tokenOffset) == 0 else { return }
         readyQueue.removeFirst()
@@ -242,7 +248,7 @@ public final class AsyncPFVCPUState {
     // MARK: Real events
 
     /// Whether the guest still has an async "not present" it has not read.
-    private func asyncUnread(_ env: some AsyncPFEnvironment) throws(VMMError) -> Bool {
+    private func asyncUnread(_ env: some AsyncPFEnvironment) throws -> Bool {
         guard isEnabled else { return false }
         return try env.readGuest32(areaAddress + AsyncPFABI.flagsOffset) != 0
     }
@@ -251,13 +257,13 @@ public final class AsyncPFVCPUState {
     /// read an async one (then CR2 would be clobbered): then deferred. Returns whether it
     /// was injected now.
     @discardableResult
-    public func injectPageFault(address: UInt64, errorCode: UInt32, env: some AsyncPFEnvironment) throws(VMMError) -> Bool {
+    public func injectPageFault(address: UInt64, errorCode: UInt32, env: some AsyncPFEnvironment) throws -> Bool {
         if deferredPageFault == nil, try !asyncUnread(env), try !env.eventPending() {
             try env.injectPageFault(address: address, errorCode: errorCode)
             return true
         }
         if deferredPageFault != nil {
-            throw .invalidArgument("async PF: vCPU \(vcpuID) already holds back a real #PF at \(hex(deferredPageFault!.address))")
+            throw AsyncPFError("async PF: vCPU \(vcpuID) already holds back a real #PF at \(hex(deferredPageFault!.address))")
         }
         deferredPageFault = (address, errorCode)
         statistics.deferredPageFaults += 1
@@ -267,7 +273,7 @@ public final class AsyncPFVCPUState {
     /// An NMI for the guest: its handler may fault and clobber an unread async reason,
     /// so it waits until the guest has cleared `flags`.
     @discardableResult
-    public func injectNMI(env: some AsyncPFEnvironment) throws(VMMError) -> Bool {
+    public func injectNMI(env: some AsyncPFEnvironment) throws -> Bool {
         if !deferredNMI, try !asyncUnread(env) {
             try env.injectNMI()
             return true
@@ -284,7 +290,7 @@ public final class AsyncPFVCPUState {
     /// then a deferred NMI, then a queued "ready". Returns an `AsyncPFConflict` (the
     /// vCPU should stop with its message) when the guest kept `flags` set for more than
     /// `policy.conflictExitBound` exits while something waited.
-    public func exit(env: some AsyncPFEnvironment) throws(VMMError) -> AsyncPFConflict? {
+    public func exit(env: some AsyncPFEnvironment) throws -> AsyncPFConflict? {
         guard inFlight != nil || deferredPageFault != nil || deferredNMI || !readyQueue.isEmpty else { return nil }
         let unread = try asyncUnread(env)
         if !unread { inFlight = nil }
@@ -317,3 +323,6 @@ public final class AsyncPFVCPUState {
             + "\(policy.conflictExitBound) exits while \(what.joined(separator: " and ")) waited; injecting it would clobber CR2 and the reason")
     }
 }
+
+/// "0x..." for messages (VMMKit has its own; this module depends on nothing).
+func hex<T: BinaryInteger>(_ value: T) -> String { "0x" + String(value, radix: 16) }

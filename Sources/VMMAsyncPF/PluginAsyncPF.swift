@@ -1,0 +1,66 @@
+import Glibc
+import VMMKit
+import VMMPaging
+
+/// Async page faults through a loaded plugin (Plugins/AsyncPF) instead of the
+/// in-process `AsyncPFController`: the host side of ABI 1.1's pager/1 extension and of
+/// PAGE_MISSING.
+///
+/// - Faults: the demand pager's fault router kicks a ring-3 vCPU blocked on a missing
+///   page; its memory-fault event reaches this handler first (ahead of the pager), which
+///   raises PAGE_MISSING to the plugins' async-PF handlers on the vCPU thread. HANDLED:
+///   the guest was told "not present" and resumes without the page; NOT_MINE: the pager
+///   fetches it synchronously (waiting for a background fetch of the same page).
+/// - Pages: install_page and install_page_async (one fetcher thread, in request
+///   order); a page installed in the background becomes PAGE_READY on its vCPU's
+///   thread (the host kicks it).
+///
+/// Usage: load the plugins, `pager.attach(...)`, then `attach(to:)` here, run, `close()`.
+public final class PluginAsyncPF: PluginPageService, @unchecked Sendable {
+    public let pager: DemandPager
+    private let fetcher: AsyncPFFetcher
+
+    public init(pager: DemandPager) throws(VMMError) {
+        guard pager.mode == .blocking else {
+            throw .invalidArgument("async PF needs the demand pager in blocking mode: in SIGBUS mode a ring-3 fault carries no address")
+        }
+        self.pager = pager
+        self.fetcher = try AsyncPFFetcher()
+    }
+
+    deinit { close() }
+
+    /// Serves pager/1 for `plugins` and routes the pager's faults to their async-PF
+    /// handlers. Before the vCPUs start.
+    public func attach(to plugins: PluginHost) throws(VMMError) {
+        plugins.pageService = self
+        let region = pager.region
+        try plugins.dispatcher.register(.memoryFault, priority: DemandPager.handlerPriority + 1, owner: "async-pf plugins") {
+            [weak plugins] exit, vcpu in
+            guard case let .memoryFault(fault) = exit, fault.annotated, region.contains(fault.gpa),
+                  let plugins, plugins.handlesAsyncPF else { return .notMine }
+            return plugins.raisePageMissing(gpa: fault.gpa, access: 0, vcpu: vcpu)
+        }
+    }
+
+    public func pages(_ gpa: UInt64) -> Bool { pager.region.contains(gpa) }
+
+    public func installPage(containing gpa: UInt64) throws(VMMError) {
+        try pager.installPage(containing: gpa)
+    }
+
+    public func installPageInBackground(containing gpa: UInt64, vcpuID: UInt32, host: PluginHost) {
+        let pager = pager
+        fetcher.enqueue { [weak host] in
+            do throws(VMMError) {
+                try pager.installPage(containing: gpa, for: PageRequest(vcpu: vcpuID, access: []))
+                host?.postPageReady(gpa: gpa, vcpuID: vcpuID)
+            } catch {
+                host?.postFailure("async-pf: vCPU \(vcpuID): \(pager.source.name) could not deliver guest-physical page 0x\(String(gpa & ~0xfff, radix: 16)): \(error)", vcpuID: vcpuID)
+            }
+        }
+    }
+
+    /// Finishes queued fetches and stops the fetcher thread. Idempotent.
+    public func close() { fetcher.close() }
+}
