@@ -5,7 +5,8 @@
  *     1: injects #PF with error code 2 and CR2 payload 0xdead000 (inject_exception);
  *     2: raises an async-PF PAGE_MISSING event for gpa 0x5000 through the async_pf/1
  *        extension and puts the verdict in RCX (set_reg);
- *     3: calls get_reg for another vCPU id and puts -errno in RCX (expects EBUSY).
+ *     3: calls get_reg for another vCPU id and puts -errno in RCX (expects EBUSY);
+ *     4: injects external interrupt 0x40 (inject_interrupt), -errno in RCX.
  * - ROLE_RECEIVER ("async receiver"): handles VMM_EXIT_ASYNC_PF events by setting
  *   RBX to gpa + kind on the event's vCPU.
  */
@@ -59,6 +60,9 @@ static vmm_verdict_t on_port(void *user, vmm_exit_t *ex)
         ev.kind = VMM_ASYNC_PF_PAGE_MISSING;
         v = apf->raise(h->host_data, ex->vcpu_id, &ev, NULL);
         h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RCX, v);
+    } else if (action == 4) {
+        int rc = h->inject_interrupt(h->host_data, ex->vcpu_id, 0x40);
+        h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RCX, (uint64_t)(int64_t)-rc);
     } else if (action == 3) {
         uint64_t dummy = 0;
         int rc = h->get_reg(h->host_data, ex->vcpu_id + 1, VMM_REG_RAX, &dummy);
