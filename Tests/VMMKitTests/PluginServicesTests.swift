@@ -55,4 +55,17 @@ struct PluginServicesTests {
         #expect(try guest.vm.memory.read(0x20000, as: UInt64.self) == 0x40) // the handler ran
         #expect(try guest.vm.memory.read(0x20008, as: UInt64.self) == 0) // injected at once
     }
+
+    @Test("MSR and HLT classes: RDMSR value into the guest, WRMSR value out, HLT seen then declined")
+    func msrAndHlt() throws {
+        let (guest, host) = try PluginFixtures.guest("msr")
+        defer { host.close() }
+        try guest.vm.enableUserSpaceMSRExits()
+        try host.load(PluginFixtures.fixture("Services"))
+        #expect(try guest.run() == .halted)
+        let m = guest.vm.memory
+        #expect(try m.read(TestGuest.scratch, as: UInt64.self) == 0x0102_0304_0506_0708)
+        #expect(try m.read(0x20100, as: UInt64.self) == 0x5566_7788_1122_3344)
+        #expect(try m.read(0x20108, as: UInt64.self) == 0x4c54)
+    }
 }
