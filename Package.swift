@@ -16,15 +16,23 @@ let package = Package(
         .library(name: "CVMMPlugin", targets: ["CVMMPlugin"]),
         // A Swift plugin: a shared library loaded at run time (dlopen), never linked in.
         .library(name: "ScratchDevice", type: .dynamic, targets: ["ScratchDevice", "ScratchDeviceEntry"]),
+        // Demand paging, and what Benchmarks/Paging measures it against.
+        .library(name: "VMMPaging", targets: ["VMMPaging"]),
+        .library(name: "VMMAsyncPF", targets: ["VMMAsyncPF"]),
+        .library(name: "CPagingBaseline", targets: ["CPagingBaseline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // Only for `swift package generate-documentation` (DocC); nothing links it.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // The raw KVM ABI: constants, layouts, ioctl wrappers. No logic.
         .target(name: "CKVM", path: "CShims/CKVM"),
+        // userfaultfd(2) for the demand-paging engine: constants, layouts, wrappers.
+        .target(name: "CUFFD", path: "CShims/CUFFD"),
         // A plain C run loop used as the baseline the Swift loop is measured against.
         .target(name: "CKVMTestSupport", dependencies: ["CKVM"], path: "CShims/CKVMTestSupport"),
         // Guest payloads: position-independent assembly assembled into .rodata.
@@ -40,6 +48,7 @@ let package = Package(
                 "CKVM",
                 "CVMMPlugin",
                 "CFFI",
+                "CUFFD",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -49,6 +58,13 @@ let package = Package(
         // C file that defines the exported `vmm_plugin_entry` data symbol.
         .target(name: "ScratchDevice", dependencies: ["VMMPluginKit", "CVMMPlugin"], path: "Plugins/ScratchDevice/Sources"),
         .target(name: "ScratchDeviceEntry", dependencies: ["CVMMPlugin"], path: "Plugins/ScratchDevice/Entry", publicHeadersPath: "."),
+        // The raw C userfaultfd loop the demand pager is benchmarked against.
+        .target(name: "CPagingBaseline", path: "CShims/CPagingBaseline"),
+        // Demand paging of guest RAM through userfaultfd (the memory_fault engine).
+        .target(name: "VMMPaging", dependencies: ["VMMKit", "CUFFD"]),
+        // User-space async page faults on top of the demand pager (state machine and KVM
+        // plumbing live in VMMKit/AsyncPF).
+        .target(name: "VMMAsyncPF", dependencies: ["VMMKit", "VMMPaging"]),
         .executableTarget(
             name: "EmbeddedVMM",
             dependencies: ["VMMKit", "GuestPayloads"],
@@ -59,6 +75,7 @@ let package = Package(
             name: "Launcher",
             dependencies: [
                 "VMMKit",
+                "VMMPaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -67,7 +84,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VMMKitTests",
-            dependencies: ["VMMKit", "GuestPayloads", "CKVM", "CKVMTestSupport"]
+            dependencies: ["VMMKit", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
         ),
     ]
 )

@@ -16,6 +16,8 @@ let package = Package(
                 .product(name: "GuestPayloads", package: "VMMKit"),
                 .product(name: "CKVMTestSupport", package: "VMMKit"),
                 .product(name: "CVMMPlugin", package: "VMMKit"),
+                .product(name: "VMMPaging", package: "VMMKit"),
+                .product(name: "VMMAsyncPF", package: "VMMKit"),
                 "CPluginBench",
             ]
         ),

@@ -1,4 +1,5 @@
-// A complete (tiny) custom VMM on VMMKit: RAM, a guest, a console port handler, run.
+// A complete (tiny) custom VMM on VMMKit: RAM, a guest, an in-process console handler,
+// the dlopen'd debug-exit plugin (C, built by scripts/build-plugins), run, report.
 import GuestPayloads
 import VMMKit
 
@@ -38,12 +39,15 @@ do {
         _ = write(1, &byte, 1)
         return .handled
     }
-    // isa-debug-exit style: the guest ends the run with a status code.
-    try dispatcher.registerPIO(port: 0xf4, owner: "debug-exit") { io, _ in .stop(.guestExit(code: Int32(io.value))) }
+    // isa-debug-exit style, from a plugin: the guest ends the run with a status code.
+    let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
+    let debugExit = try plugins.load("DebugExit", config: "port=0xf4")
+    log("loaded \(debugExit.id) \(debugExit.version) from \(debugExit.path)")
 
     let reasons = try vm.run(dispatcher)
+    plugins.close()
     log("vCPU 0: \(reasons[0]) after \(exits) console exits")
-    if case let .guestExit(code) = reasons[0] { exit(code) }
+    if case let .guestExit(code) = vm.stopReason ?? reasons[0] { exit(code) }
     exit(1)
 } catch {
     fail("\(error)")

@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import VMMKit
+import VMMPaging
 
 /// Builds the VM `LaunchOptions` describe, runs it, and turns the outcome into a status.
 struct Launcher {
@@ -50,28 +51,26 @@ struct Launcher {
                 // Application processors stay uninitialised until the guest sends INIT/SIPI.
                 if i == 0 { try vcpu.boot(boot) }
             }
-            try BasicConsole(o.serial).register(on: dispatcher)
-            try FwCfg(cpus: o.vcpus, ramSize: o.memory).register(on: dispatcher)
-            try dispatcher.registerPIO(port: 0xf4, owner: "debug-exit") { io, vcpu in
-                let code = Int32(io.value & 0xff)
-                vcpu.requestVMStop(.guestExit(code: code))
-                return .stop(.guestExit(code: code))
-            }
             if let stats { try dispatcher.setObserver(stats) }
-        } catch let error as LauncherError {
-            throw error
+            try FwCfg(cpus: o.vcpus, ramSize: o.memory).register(on: dispatcher)
         } catch {
             throw LauncherError(.host, "\(error)")
         }
-        guard o.plugins.isEmpty else {
-            throw LauncherError(.plugin, "\(o.plugins[0]): this build cannot load plugins yet")
-        }
+        let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
+        defer { plugins.close() }
+        try loadPlugins(plugins, dispatcher: dispatcher)
+        let pager = try attachPager(plugins, vm: vm, dispatcher: dispatcher)
+        defer { pager?.close() }
 
         let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
         let reasons: [StopReason]
         do { reasons = try vm.run(dispatcher) } catch { throw LauncherError(.host, error.description) }
         let timedOut = timer?.cancel() ?? false
-        if let stats, o.stats { ExitStats.err(stats.report()) }
+        if let stats, o.stats {
+            var report = stats.report()
+            if let p = pager?.statistics { report += "demand paging: \(p.pagesFetched) pages fetched (\(p.installedByVCPU) by vCPUs, \(p.installedByRouter) by the fault router)\n" }
+            ExitStats.err(report)
+        }
         return status(reasons, vmReason: vm.stopReason, timedOut: timedOut)
     }
 

@@ -10,7 +10,7 @@ struct VMM: ParsableCommand {
         Exit status: the guest's debug-exit code v gives (v << 1) | 1 (QEMU's isa-debug-exit);
         otherwise \(LauncherStatus.allCases.map { "\($0.rawValue) \($0.meaning)" }.joined(separator: "; ")).
         """,
-        subcommands: [Run.self]
+        subcommands: [Run.self, Plugins.self]
     )
 
     /// Usage errors exit with the launcher's documented status 2 (not ArgumentParser's 64).

@@ -154,7 +154,8 @@ public final class ExitDispatcher: @unchecked Sendable {
         case let .systemEvent(type, _): return .stop(.unhandled("unhandled system event \(type), \(at)"))
         case let .memoryFault(f):
             let place = f.annotated ? "at guest-physical \(hex(f.gpa)) (\(f.size) bytes)" : "with no address (not annotated)"
-            return .stop(.memoryFault("unresolved memory fault \(place), errno \(f.errno), \(at)"))
+            return .stop(.memoryFault("unresolved memory fault \(place), \(errnoName(f.errno)), \(at)"
+                                      + ExitSummary.describe(vcpu.canary.recentExits)))
         case let .unknown(reason): return .stop(.unhandled("unknown exit reason \(reason), \(at)"))
         }
     }

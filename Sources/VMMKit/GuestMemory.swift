@@ -10,13 +10,19 @@ import SystemPackage
 public final class GuestMemory: @unchecked Sendable {
     public static let pageSize: UInt64 = 4096
     private let vmFD: Int32
-    private let kvm: KVM
+    private let kvm: KVM?
     private let regionTable = Mutex<[MemoryRegion]>([])
 
-    init(vmFD: Int32, kvm: KVM) {
+    init(vmFD: Int32, kvm: KVM?) {
         self.vmFD = vmFD
         self.kvm = kvm
     }
+
+    deinit { close() }
+
+    /// Guest memory with no VM behind it, for scripted and replayed vCPUs: regions are
+    /// plain host mappings (no memslots), so handlers can be tested without /dev/kvm.
+    public static func detached() -> GuestMemory { GuestMemory(vmFD: -1, kvm: nil) }
 
     /// All regions, sorted by guest address.
     public var regions: [MemoryRegion] { regionTable.withLock { $0 } }
@@ -34,9 +40,10 @@ public final class GuestMemory: @unchecked Sendable {
         guard guestAddress % Self.pageSize == 0, size % Self.pageSize == 0 else {
             throw .invalidMemoryRegion("memory region \(wanted) is not aligned to the 4 KiB page size (address and size must both be multiples of 0x1000)")
         }
-        let limit: UInt64 = 1 << UInt64(kvm.physicalAddressBits)
+        let bits = kvm?.physicalAddressBits ?? 52
+        let limit: UInt64 = 1 << UInt64(bits)
         guard guestAddress < limit, size <= limit - guestAddress else {
-            throw .invalidMemoryRegion("memory region \(wanted) lies outside the \(kvm.physicalAddressBits)-bit guest-physical address space (limit \(hex(limit)))")
+            throw .invalidMemoryRegion("memory region \(wanted) lies outside the \(bits)-bit guest-physical address space (limit \(hex(limit)))")
         }
         if backing == .guestMemfd && readOnly {
             throw .invalidMemoryRegion("memory region \(wanted): a guest_memfd region cannot be read-only")
@@ -58,7 +65,7 @@ public final class GuestMemory: @unchecked Sendable {
     }
 
     private static func map(
-        vmFD: Int32, kvm: KVM, name: String, slot: UInt32, guestAddress: UInt64, size: UInt64,
+        vmFD: Int32, kvm: KVM?, name: String, slot: UInt32, guestAddress: UInt64, size: UInt64,
         backing: MemoryRegion.Backing, readOnly: Bool, logDirty: Bool
     ) throws(VMMError) -> MemoryRegion {
         var fd: Int32 = -1
@@ -75,7 +82,7 @@ public final class GuestMemory: @unchecked Sendable {
                 throw .systemCallFailed(name: "ftruncate of memfd for region '\(name)'", errno: err)
             }
         case .guestMemfd:
-            guard kvm.hasExtension(KVM_CAP_GUEST_MEMFD), kvm.hasExtension(KVM_CAP_USER_MEMORY2) else {
+            guard let kvm, kvm.hasExtension(KVM_CAP_GUEST_MEMFD), kvm.hasExtension(KVM_CAP_USER_MEMORY2) else {
                 throw .capabilityMissing(name: "KVM_CAP_GUEST_MEMFD", what: "guest_memfd region '\(name)'")
             }
             var create = kvm_create_guest_memfd()
@@ -97,7 +104,9 @@ public final class GuestMemory: @unchecked Sendable {
         if readOnly { kvmFlags |= UInt32(KVM_MEM_READONLY) }
         if logDirty { kvmFlags |= UInt32(KVM_MEM_LOG_DIRTY_PAGES) }
         do throws(VMMError) {
-            if backing == .guestMemfd {
+            if vmFD < 0 {
+                // Detached memory (scripted vCPUs): no VM, no memslot.
+            } else if backing == .guestMemfd {
                 var r = kvm_userspace_memory_region2()
                 r.slot = slot
                 r.flags = kvmFlags | UInt32(KVM_MEM_GUEST_MEMFD)
@@ -129,7 +138,7 @@ public final class GuestMemory: @unchecked Sendable {
             let region = table[index]
             var r = kvm_userspace_memory_region(slot: region.slot, flags: 0, guest_phys_addr: region.guestAddress,
                                                 memory_size: 0, userspace_addr: 0)
-            _ = try ioctl(vmFD, CKVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION (delete)", &r)
+            if vmFD >= 0 { _ = try ioctl(vmFD, CKVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION (delete)", &r) }
             Self.release(region)
             table.remove(at: index)
         }

@@ -61,7 +61,11 @@ extension GuestMemory {
 
 extension VCPU {
     /// Gives the vCPU the CPUID the kernel supports, with this vCPU's APIC id.
-    public func configureCPUID(_ kvm: KVM) throws(VMMError) {
+    /// The paravirtual async page fault bits (leaf 0x40000001) are withdrawn unless
+    /// `asyncPF` is set: async PF is done in user space (VMMAsyncPF, the AsyncPF plugin),
+    /// never by the kernel, and a guest must not try to enable what nobody serves.
+    /// With `asyncPF`, ASYNC_PF and ASYNC_PF_INT are advertised and ASYNC_PF_VMEXIT is not.
+    public func configureCPUID(_ kvm: KVM, asyncPF: Bool = false) throws(VMMError) {
         var entries = try kvm.supportedCPUID()
         for i in entries.indices {
             switch entries[i].function {
@@ -69,9 +73,15 @@ extension VCPU {
                 entries[i].ebx = (entries[i].ebx & 0x00ff_ffff) | (id << 24)
             case 0xb, 0x1f:
                 entries[i].edx = id
+            case AsyncPFABI.featuresLeaf:
+                entries[i].eax &= ~(AsyncPFABI.featureAsyncPF | AsyncPFABI.featureAsyncPFInt | AsyncPFABI.featureAsyncPFVMExit)
+                if asyncPF { entries[i].eax |= AsyncPFABI.featureAsyncPF | AsyncPFABI.featureAsyncPFInt }
             default:
                 break
             }
+        }
+        if asyncPF, !entries.contains(where: { $0.function == AsyncPFABI.featuresLeaf }) {
+            throw .capabilityMissing(name: "CPUID leaf 0x40000001", what: "advertising async page faults")
         }
         try setCPUID(entries)
     }

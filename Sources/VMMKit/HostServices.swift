@@ -28,6 +28,8 @@ enum HostServices {
         }
         table.pointee.write_guest = { data, gpa, buffer, length in
             guard let buffer else { return length == 0 ? 0 : -EFAULT }
+            // A demand pager is asking for this page: the bytes go to its staging buffer.
+            if let staging = PluginThreadState.existing?.staging, staging.take(gpa, buffer, length) { return 0 }
             do { try HostServices.instance(data).host.vm.memory.write(gpa, from: UnsafeRawBufferPointer(start: buffer, count: length)) }
             catch { return -EFAULT }
             return 0

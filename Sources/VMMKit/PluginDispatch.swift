@@ -67,6 +67,8 @@ enum PluginDispatch {
                 }
             }
         case VMM_EXIT_MEMORY_FAULT.rawValue:
+            plugin.host.memoryFaultHandlers.append(h)
+            plugin.host.memoryFaultHandlers.sort { $0.priority > $1.priority }
             try dispatcher.register(.memoryFault, priority: h.priority, owner: h.owner) { exit, vcpu in
                 guard case let .memoryFault(f) = exit, h.covers(f.gpa) else { return .notMine }
                 let state = PluginThreadState.current

@@ -34,6 +34,9 @@ public final class PluginHost: @unchecked Sendable {
     var classRanges: [ClassRange] = []
     /// Async page fault event handlers (VMM_EXIT_ASYNC_PF), highest priority first.
     var asyncPFHandlers: [PluginHandler] = []
+    /// Memory-fault handlers (VMM_EXIT_MEMORY_FAULT), highest priority first: also asked
+    /// for pages directly by a demand pager (`fetchPage`).
+    var memoryFaultHandlers: [PluginHandler] = []
     /// Typed hypercalls by number; read without locks once the vCPUs run.
     var hypercalls: [UInt32: TypedHypercall] = [:]
     var hypercallPortInstalled = false
@@ -50,7 +53,8 @@ public final class PluginHost: @unchecked Sendable {
     /// The plugins loaded so far, in load order.
     public var plugins: [LoadedPlugin] {
         instances.map { LoadedPlugin(id: $0.library.id, version: $0.library.version, path: $0.library.path,
-                                     summary: $0.library.summary) }
+                                     summary: $0.library.summary, abiVersion: $0.library.abiVersion,
+                                     handlers: $0.handlerSummaries) }
     }
 
     /// Finds, opens, validates and initialises a plugin, then wires its handlers.
@@ -101,6 +105,10 @@ public struct LoadedPlugin: Sendable, Equatable {
     public let version: String
     public let path: String
     public let summary: String
+    /// "major.minor" of the ABI the plugin was built against.
+    public let abiVersion: String
+    /// One line per handler the plugin registered ("pio [0xf4..<0xf5] priority 0 exclusive").
+    public let handlers: [String]
 }
 
 /// `enum vmm_log_level`, lower is more severe.

@@ -12,6 +12,13 @@ struct PluginHandler {
     let user: UnsafeMutableRawPointer?
     let owner: String
 
+    var summary: String {
+        let cls = ["invalid", "pio", "mmio", "msr", "memory_fault", "hlt", "other", "async_pf"]
+        let name = Int(exitClass) < cls.count ? cls[Int(exitClass)] : "class \(exitClass)"
+        let range = end > start ? " [\(hex(start))..<\(hex(end))]" : ""
+        return "\(name)\(range) priority \(priority)\(exclusive ? " exclusive" : "")"
+    }
+
     @inline(__always) func covers(_ address: UInt64) -> Bool {
         start == end || (start <= address && address < end)
     }
@@ -43,6 +50,8 @@ final class PluginInstance {
     // Staging, valid during init only.
     var initializing = false
     var staged: [PluginHandler] = []
+    /// One line per handler wired at init, for listings (`vmm plugins`).
+    private(set) var handlerSummaries: [String] = []
     var stagedHypercalls: [TypedHypercall] = []
     var dryPIO = AddressRangeTable<ExitDispatcher.PIOHandler>()
     var dryMMIO = AddressRangeTable<ExitDispatcher.MMIOHandler>()
@@ -115,6 +124,7 @@ final class PluginInstance {
     private func commit() throws(VMMError) {
         if !stagedHypercalls.isEmpty { try TypedHypercall.installPort(host) }
         for handler in staged { try PluginDispatch.wire(handler, instance: self) }
+        handlerSummaries = staged.map(\.summary) + stagedHypercalls.map { "hypercall \($0.number)" }
         for call in stagedHypercalls { host.hypercalls[call.number] = call }
     }
 }

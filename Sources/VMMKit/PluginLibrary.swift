@@ -18,6 +18,9 @@ public struct PluginLibrary: @unchecked Sendable {
     public let summary: String
     let entry: UnsafePointer<vmm_plugin_entry_t>
 
+    /// The ABI version the plugin was built against, as "major.minor".
+    public var abiVersion: String { "\(entry.pointee.abi_major).\(entry.pointee.abi_minor)" }
+
     /// The smallest descriptor a 1.x host accepts: ABI 1.0's (up to get_extension).
     static let minimumEntrySize = MemoryLayout<vmm_plugin_entry_t>.offset(of: \.get_extension)! + 8
 

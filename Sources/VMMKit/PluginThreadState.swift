@@ -20,6 +20,8 @@ final class PluginThreadState {
     var sregsLoaded = false, sregsDirty = false
     /// The message of the last failed async_pf event, kept alive for its raiser.
     var lastMessage: UnsafeMutablePointer<CChar>?
+    /// While `PluginHost.fetchPage` asks a plugin for a page: where its write_guest goes.
+    var staging: PageStaging?
 
     private init() {
         record = .allocate(capacity: 1)
@@ -57,6 +59,11 @@ final class PluginThreadState {
         let raw = Unmanaged.passRetained(PluginThreadState()).toOpaque()
         pthread_setspecific(key, raw)
         return raw
+    }
+
+    /// This thread's state if it has one (never creates it).
+    static var existing: PluginThreadState? {
+        pthread_getspecific(key).map { Unmanaged<PluginThreadState>.fromOpaque($0).takeUnretainedValue() }
     }
 
     /// The state of the thread if it is in an exit of vCPU `id` right now.

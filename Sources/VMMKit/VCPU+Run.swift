@@ -5,30 +5,67 @@ import SystemPackage
 extension VCPU {
     /// One `KVM_RUN`: enters the guest and returns why it left, decoded into a value.
     ///
-    /// Return values are never confused with errors: -1 with EFAULT/EHWPOISON is the
-    /// memory-fault path (and only then is the exit union read as memory_fault),
-    /// EINTR/EAGAIN is `.interrupted`, any other errno throws and `exit_reason` is not read.
+    /// The canary runs around the entry: when the previous exit needs no completion the
+    /// exit record is poisoned first, and afterwards `ExitCanary.classify` decides from
+    /// (rc, errno, bytes) whether the record is fresh. -1 EFAULT/EHWPOISON is
+    /// `.memoryFault` (annotated only with a fresh `KVM_EXIT_MEMORY_FAULT`), EINTR/EAGAIN
+    /// `.interrupted`; any other errno throws and `exit_reason` is not read; a record
+    /// that cannot be trusted throws `.exitAnomaly` with a diagnosis and is never decoded.
     /// Complete the previous exit with `complete(_:)` before calling this again.
     public func run() throws(VMMError) -> VMExit {
-        let rc = ckvm_ioctl_value(fdStorage.load(ordering: .relaxed), CKVM_RUN, 0)
-        if rc == 0 { return decodeExit() }
-        let err = Errno.current
-        switch err {
-        case .interrupted, .resourceTemporarilyUnavailable:
+        let raw = UnsafeMutableRawPointer(runPage)
+        let entry: ExitCanary.Entry
+        if canary.mayPoison {
+            ExitCanary.poison(raw)
+            entry = ExitCanary.Entry(poisoned: true, reasonBefore: ExitCanary.poisonReason)
+        } else {
+            entry = ExitCanary.Entry(poisoned: false, reasonBefore: runPage.pointee.exit_reason)
+        }
+        let (rc, err) = backend.enter()
+        switch ExitCanary.classify(rc: rc, errno: err, run: raw, size: runSize, entry: entry) {
+        case let .exit(reason):
+            canary.mayPoison = !ExitCanary.needsCompletion(reason: reason)
+            let exit = decodeExit()
+            canary.record(summary(of: exit, reason: reason))
+            return exit
+        case .interrupted:
+            // The pending completion (if any) may not have been consumed: keep mayPoison.
+            canary.record(ExitSummary(rc: rc, errno: err, reason: runPage.pointee.exit_reason, outcome: .interrupted))
             return .interrupted
-        case .badAddress, Errno(rawValue: EHWPOISON):
-            return .memoryFault(decodeMemoryFault(errno: err.rawValue))
-        default:
-            throw .ioctlFailed(name: "KVM_RUN", errno: err)
+        case let .annotatedFault(errno):
+            canary.mayPoison = true
+            let mf = ckvm_run_memory_fault(runPage)!.pointee
+            canary.record(ExitSummary(rc: rc, errno: errno, reason: runPage.pointee.exit_reason, address: mf.gpa,
+                                      length: UInt32(truncatingIfNeeded: mf.size), outcome: .annotatedFault))
+            return .memoryFault(MemoryFault(errno: errno, annotated: true, gpa: mf.gpa, size: mf.size, flags: mf.flags))
+        case let .unannotatedFault(errno):
+            canary.mayPoison = true
+            canary.record(ExitSummary(rc: rc, errno: errno, reason: runPage.pointee.exit_reason, outcome: .unannotatedFault))
+            return .memoryFault(MemoryFault(errno: errno, annotated: false, gpa: 0, size: 0, flags: 0))
+        case let .error(errno):
+            canary.record(ExitSummary(rc: rc, errno: errno, outcome: .error))
+            if let script = backend as? ScriptedVCPU, script.ranOut {
+                throw .invalidArgument("scripted vCPU \(id) has played all its \(script.stepCount) steps")
+            }
+            throw .ioctlFailed(name: "KVM_RUN", errno: Errno(rawValue: errno))
+        case let .anomaly(kind):
+            canary.mayPoison = true
+            canary.record(ExitSummary(rc: rc, errno: err, reason: runPage.pointee.exit_reason, outcome: .anomaly))
+            throw .exitAnomaly(ExitAnomaly(kind: kind, vcpu: id, rip: try? registers().rip, rc: rc, errno: err,
+                                           recentExits: canary.recentExits))
         }
     }
 
-    func decodeMemoryFault(errno: Int32) -> MemoryFault {
-        guard runPage.pointee.exit_reason == UInt32(KVM_EXIT_MEMORY_FAULT) else {
-            return MemoryFault(errno: errno, annotated: false, gpa: 0, size: 0, flags: 0)
+    @inline(__always)
+    private func summary(of exit: VMExit, reason: UInt32) -> ExitSummary {
+        switch exit {
+        case let .io(a):
+            ExitSummary(reason: reason, address: UInt64(a.port), length: UInt32(a.data.count), isWrite: a.isWrite)
+        case let .mmio(a):
+            ExitSummary(reason: reason, address: a.address, length: UInt32(a.length), isWrite: a.isWrite)
+        default:
+            ExitSummary(reason: reason)
         }
-        let mf = ckvm_run_memory_fault(runPage)!.pointee
-        return MemoryFault(errno: errno, annotated: true, gpa: mf.gpa, size: mf.size, flags: mf.flags)
     }
 
     /// Copies the exit out of `kvm_run`. Hot path: no allocation for I/O and MMIO.

@@ -1,4 +1,5 @@
 import CKVM
+import CUFFD
 import Glibc
 
 extension VCPU {
@@ -13,6 +14,7 @@ extension VCPU {
     /// Runs the loop on the calling thread (for VMMs that manage their own threads).
     public func runLoop(_ dispatcher: ExitDispatcher) -> StopReason {
         dispatcher.freeze()
+        hooks.tid.store(cuffd_gettid(), ordering: .releasing)
         while true {
             if control.pending.load(ordering: .sequentiallyConsistent),
                let reason = control.checkpoint(clearKick: { runPage.pointee.immediate_exit = 0 }) {
@@ -22,7 +24,13 @@ extension VCPU {
             do { exit = try run() } catch { return .error(error) }
             if case .interrupted = exit {
                 runPage.pointee.immediate_exit = 0
-                continue
+                guard let hook = hooks.onInterrupt, let event = hook(self) else { continue }
+                exit = event
+            }
+            if case let .memoryFault(fault) = exit {
+                if let stuck = checkRepeatedFault(fault) { return stuck }
+            } else {
+                canary.resetFaults()
             }
             let observer = dispatcher.observer
             observer?.willDispatch(exit, on: self)

@@ -17,28 +17,40 @@ public final class VCPU: @unchecked Sendable {
     public let id: UInt32
     public let memory: GuestMemory
     weak var vm: VirtualMachine?
-    let fdStorage: Atomic<Int32>
+    /// Who performs each entry: real KVM, or a scripted/replayed vCPU (see `VCPUBackend`).
+    /// Replaced only before the vCPU starts (e.g. by a recorder wrapping it).
+    var backend: any VCPUBackend
     let runPage: UnsafeMutablePointer<kvm_run>
     let runSize: Int
     /// Private copy of I/O data: handlers fill this, never the shared page.
     let scratch: UnsafeMutableRawPointer
     let control = VCPUControl()
+    /// The exit canary's state: poison decision, exit history, repeated-fault counter.
+    public let canary = VCPUCanary()
+    public let hooks = VCPUHooks()
 
     init(vm: VirtualMachine, id: UInt32, vmFD: Int32, mmapSize: Int) throws(VMMError) {
-        let fd = try ioctl(vmFD, CKVM_CREATE_VCPU, "KVM_CREATE_VCPU", value: UInt(id))
-        let map = mmap(nil, mmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-        guard let map, map != MAP_FAILED else {
-            let err = Errno.current
-            Glibc.close(fd)
-            throw .systemCallFailed(name: "mmap of kvm_run for vCPU \(id)", errno: err)
-        }
+        let kvmBackend = try KVMBackend(vmFD: vmFD, id: id, mmapSize: mmapSize)
         self.id = id
         self.vm = vm
         self.memory = vm.memory
-        self.fdStorage = Atomic(fd)
-        self.runPage = map.bindMemory(to: kvm_run.self, capacity: 1)
+        self.backend = kvmBackend
+        self.runPage = kvmBackend.runBuffer.bindMemory(to: kvm_run.self, capacity: 1)
         self.runSize = mmapSize
         self.scratch = .allocate(byteCount: mmapSize, alignment: 16)
+        VCPUControl.installKickHandler()
+    }
+
+    /// A vCPU driven by another backend (a `ScriptedVCPU`): no KVM, no VM. Handlers see
+    /// it like any vCPU; `memory` is the guest memory they may touch.
+    public init(id: UInt32, backend: any VCPUBackend, memory: GuestMemory) {
+        self.id = id
+        self.vm = nil
+        self.memory = memory
+        self.backend = backend
+        self.runPage = backend.runBuffer.bindMemory(to: kvm_run.self, capacity: 1)
+        self.runSize = backend.runBufferSize
+        self.scratch = .allocate(byteCount: backend.runBufferSize, alignment: 16)
         VCPUControl.installKickHandler()
     }
 
@@ -47,38 +59,29 @@ public final class VCPU: @unchecked Sendable {
         scratch.deallocate()
     }
 
-    public var fd: Int32 { fdStorage.load(ordering: .acquiring) }
+    public var fd: Int32 { backend.fd }
 
     /// The raw shared `kvm_run` page, for baselines and tools that drive KVM_RUN
     /// themselves. Handlers must not use it: the core owns it while the vCPU runs.
     public var unsafeRunPage: UnsafeMutablePointer<kvm_run> { runPage }
 
     /// Unmaps `kvm_run` and closes the fd. The thread must have been joined.
-    func close() {
-        let fd = fdStorage.exchange(-1, ordering: .acquiringAndReleasing)
-        guard fd >= 0 else { return }
-        munmap(runPage, runSize)
-        Glibc.close(fd)
-    }
+    func close() { backend.close() }
 
     func liveFD() throws(VMMError) -> Int32 {
         let value = fd
-        guard value >= 0 else { throw .closed("vCPU \(id)") }
+        guard value >= 0 else {
+            if !(backend is ScriptedVCPU) { throw .closed("vCPU \(id)") }
+            throw .invalidArgument("vCPU \(id) is not a KVM vCPU: only registers and address translation are available")
+        }
         return value
     }
 
     // MARK: State
 
-    public func registers() throws(VMMError) -> Registers {
-        var r = kvm_regs()
-        _ = try ioctl(try liveFD(), CKVM_GET_REGS, "KVM_GET_REGS", &r)
-        return r
-    }
+    public func registers() throws(VMMError) -> Registers { try backend.registers() }
 
-    public func setRegisters(_ regs: Registers) throws(VMMError) {
-        var r = regs
-        _ = try ioctl(try liveFD(), CKVM_SET_REGS, "KVM_SET_REGS", &r)
-    }
+    public func setRegisters(_ regs: Registers) throws(VMMError) { try backend.setRegisters(regs) }
 
     public func specialRegisters() throws(VMMError) -> SpecialRegisters {
         var s = kvm_sregs()
@@ -181,10 +184,7 @@ public final class VCPU: @unchecked Sendable {
 
     /// `KVM_TRANSLATE`: the guest-physical address of a guest-virtual one, or nil if unmapped.
     public func translate(_ virtualAddress: UInt64) throws(VMMError) -> UInt64? {
-        var t = kvm_translation()
-        t.linear_address = virtualAddress
-        _ = try ioctl(try liveFD(), CKVM_TRANSLATE, "KVM_TRANSLATE", &t)
-        return t.valid != 0 ? t.physical_address : nil
+        try backend.translate(virtualAddress)
     }
 
     /// `KVM_INTERRUPT` (no in-kernel irqchip): queue an external interrupt vector.

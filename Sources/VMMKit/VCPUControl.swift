@@ -163,6 +163,9 @@ final class VCPUControl: @unchecked Sendable {
         }
     }
 
+    /// The kick signal alone: no request, no `immediate_exit`.
+    func signal() { signalThread() }
+
     private func signalThread() {
         locked {
             if let t = thread, !finished { pthread_kill(t, Self.kickSignal) }

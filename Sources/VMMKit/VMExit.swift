@@ -164,6 +164,14 @@ public struct MemoryFault: Sendable, Equatable {
     public let size: UInt64
     /// KVM_MEMORY_EXIT_FLAG_PRIVATE and friends.
     public let flags: UInt64
+
+    public init(errno: Int32, annotated: Bool, gpa: UInt64, size: UInt64, flags: UInt64) {
+        self.errno = errno
+        self.annotated = annotated
+        self.gpa = gpa
+        self.size = size
+        self.flags = flags
+    }
 }
 
 extension String {

@@ -24,6 +24,9 @@ public enum VMMError: Error, Equatable, CustomStringConvertible, Sendable {
     case invalidArgument(String)
     /// The object was already closed.
     case closed(String)
+    /// The exit canary refused an exit record (stale, half-written or clobbered).
+    case exitAnomaly(ExitAnomaly)
+
 
     public var description: String {
         switch self {
@@ -56,6 +59,8 @@ public enum VMMError: Error, Equatable, CustomStringConvertible, Sendable {
             return message
         case let .closed(what):
             return "\(what) is already closed"
+        case let .exitAnomaly(anomaly):
+            return anomaly.description
         }
     }
 }

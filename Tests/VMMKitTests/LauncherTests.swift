@@ -9,7 +9,7 @@ enum VMMProcess {
 
     struct Result { let status: Int32; let stdout: String; let stderr: String }
 
-    static func run(_ args: [String]) throws -> Result {
+    static func run(binary: String = binary, _ args: [String]) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
@@ -138,5 +138,81 @@ struct LauncherTests {
         let v = try VMMProcess.run(["run", "--config", vcpus, VMMProcess.guest("hello64.elf")])
         #expect(v.status == 4)
         #expect(v.stderr == "vmm: \(vcpus): 'vcpus' must be an integer from 1 to 64\n")
+    }
+
+    @Test("plugins: a handler's failure is status 8 with the plugin's message and path; a bad plugin is refused by name")
+    func pluginFailures() throws {
+        let fixtures = VMMProcess.root.appendingPathComponent(".build/plugins/fixtures").path
+        let guest = try VMMProcess.temp("cfail.bin", [0x66, 0xba, 0x30, 0x05, 0xb0, 0x07, 0xee, 0xf4]) // out 7 -> 0x530; hlt
+        let r = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", "\(fixtures)/libC_FAIL.so"])
+        #expect(r.status == 8)
+        #expect(r.stderr == "vmm: vCPU 0: handler failed: org.vmmkit.test.fixture 'fail-port' (\(fixtures)/libC_FAIL.so): c-fixture: refused value 7\n")
+        let initFails = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", "\(fixtures)/libINIT_FAILS.so,disk=none"])
+        #expect(initFails.status == 8)
+        #expect(initFails.stderr.hasPrefix("vmm: plugin 'org.vmmkit.test.fixture' (\(fixtures)/libINIT_FAILS.so): init failed:"))
+        let missing = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", "/nonexistent/libX.so"])
+        #expect(missing.status == 8)
+        #expect(missing.stderr == "vmm: plugin /nonexistent/libX.so: cannot open: No such file or directory (errno 2)\n")
+    }
+
+    @Test("demand paging: RAM comes from a snapshot plugin where it has one, zero-filled elsewhere, counted in --stats")
+    func demandPaging() throws {
+        // mov $0x400000,%ebx; mov (%rbx),%eax; mov $0xf4,%dx; out %al,%dx; hlt
+        let reader = try VMMProcess.temp("reader.bin", [0xbb, 0x00, 0x00, 0x40, 0x00, 0x8b, 0x03, 0x66, 0xba, 0xf4, 0x00, 0xee, 0xf4])
+        var page = [UInt8](repeating: 0, count: 4096)
+        page[0] = 0x2a
+        let snapshot = try VMMProcess.temp("snap.mem", page)
+        let r = try VMMProcess.run(["run", reader, "--load-addr", "0x100000", "--stats",
+                                    "--plugin", "MemoryFault,snapshot=\(snapshot),base=0x400000"])
+        #expect(r.status == (0x2a << 1) | 1)
+        #expect(r.stderr.contains("demand paging: 1 pages fetched"))
+        // Without the snapshot plugin the default plugin zero-fills the page.
+        let z = try VMMProcess.run(["run", reader, "--load-addr", "0x100000", "--stats"])
+        #expect(z.status == 1)
+        #expect(z.stderr.contains("demand paging: 1 pages fetched"))
+        // --no-default-plugins: no demand paging (and no debug-exit: the guest halts).
+        let none = try VMMProcess.run(["run", reader, "--load-addr", "0x100000", "--no-default-plugins", "--stats"])
+        #expect(!none.stderr.contains("demand paging"))
+    }
+
+    @Test("vmm plugins lists id, version, ABI and handlers, and why a candidate was refused")
+    func pluginListing() throws {
+        let r = try VMMProcess.run(["plugins"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("org.vmmkit.debug-exit 1.0.0 (ABI 1.0)"))
+        #expect(r.stdout.contains("    handler: pio [0xf4..<0xf5] priority 0 exclusive"))
+        let fixtures = VMMProcess.root.appendingPathComponent(".build/plugins/fixtures").path
+        let f = try VMMProcess.run(["plugins", fixtures])
+        #expect(f.stdout.contains("refused  \(fixtures)/libMAJOR2.so: plugin \(fixtures)/libMAJOR2.so: built for plugin ABI 2.0, but this host implements ABI 1.0"))
+        #expect(f.stdout.contains("refused  \(fixtures)/not_a_library.so: plugin \(fixtures)/not_a_library.so: not a loadable shared library"))
+    }
+}
+
+@Suite("Embedding example on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct EmbeddedExampleTests {
+    @Test("Examples/EmbeddedVMM builds, loads the debug-exit plugin, runs its guest and reports")
+    func embeddedVMM() throws {
+        let r = try VMMProcess.run(binary: VMMProcess.root.appendingPathComponent(".build/debug/embedded-vmm").path, [])
+        #expect(r.stdout == "Hello from a 64-bit guest on VMMKit!\n")
+        #expect(r.stderr.contains("embedded-vmm: loaded org.vmmkit.debug-exit 1.0.0 from "))
+        #expect(r.stderr.hasSuffix("embedded-vmm: vCPU 0: guest exit with code 0 after 37 console exits\n"))
+        #expect(r.status == 0)
+    }
+}
+
+@Suite("The README demo on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct DemoTests {
+    @Test("vmm run --config demo.json: console, MMIO, demand paging, async PF report, stats, status 0")
+    func demo() throws {
+        let r = try VMMProcess.run(["run", "--config", "Examples/GuestImages/demo.json"])
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "VMMKit demo: a 64-bit guest under the vmm launcher")
+        #expect(lines.contains("mmio: scratch register 2 holds 0x1234abcd after a write and a read"))
+        #expect(lines.contains("demand paging: task A read 16 pages from the snapshot, checksum 0x1A1AD2E25D269BE8"))
+        #expect(lines.contains { $0.hasPrefix("async page faults: ") })
+        #expect(lines.last == "demo: done, halting")
+        #expect(r.stderr.contains("exit kind        count"))
+        #expect(r.stderr.contains("demand paging: "))
+        #expect(r.status == 0)
     }
 }

@@ -1,0 +1,2 @@
+/* Header-only shim; this file gives SwiftPM a source to build. */
+#include "cuffd.h"

@@ -1,0 +1,110 @@
+/* Guest payloads for the async page fault plumbing and end-to-end tests.
+ * Loaded at 0x10000; scratch results at 0x20000; IDT at 0xb000 (GuestLayout.idt).
+ * Ring-0 code is emulated on kvm_pvm (1-2 us per instruction): keep it short. */
+#define BEGIN(name) .section .rodata.guest_##name, "a"; .globl guest_##name##_start; guest_##name##_start:
+#define END(name) .globl guest_##name##_end; guest_##name##_end:
+
+/* IDT gate `vec` -> handler label `h` (64-bit interrupt gate, cs 0x08, DPL 0).
+ * Clobbers rax, rcx, rdx. Handlers live below 4 GiB, so the high half is 0. */
+#define SET_GATE(vec, h)                       \
+    lea h(%rip), %rax;                         \
+    mov %eax, %edx;                            \
+    and $0xffff, %edx;                         \
+    shr $16, %rax;                             \
+    shl $48, %rax;                             \
+    or %rax, %rdx;                             \
+    movabs $0x00008e0000080000, %rax;          \
+    or %rax, %rdx;                             \
+    mov %rdx, 0xb000 + (vec) * 16;             \
+    movq $0, 0xb008 + (vec) * 16
+
+#define MSR_APF_EN  0x4b564d02
+#define MSR_APF_INT 0x4b564d06
+#define MSR_APF_ACK 0x4b564d07
+
+    .code64
+
+/* CPUID 0x40000001 EAX stored at 0x20000. */
+BEGIN(apf_cpuid)
+    mov $0x40000001, %eax
+    cpuid
+    mov %eax, 0x20000
+    hlt
+END(apf_cpuid)
+
+/* The three MSRs through the filter: vector 0xf3, then enable with the area at
+ * 0x20040; reads EN back into 0x20000. Then a write with reserved bit 4 set, which
+ * the host refuses: the #GP handler stores 0x6770 ("gp") at 0x20008 and the error
+ * code at 0x20010. */
+BEGIN(apf_msr)
+    SET_GATE(13, 1f)
+    lidt 9f(%rip)
+    mov $MSR_APF_INT, %ecx
+    mov $0xf3, %eax
+    xor %edx, %edx
+    wrmsr
+    mov $MSR_APF_EN, %ecx
+    mov $0x20049, %eax
+    wrmsr
+    rdmsr
+    mov %eax, 0x20000
+    mov %edx, 0x20004
+    mov $MSR_APF_ACK, %ecx
+    mov $1, %eax
+    wrmsr
+    mov $MSR_APF_EN, %ecx
+    mov $0x20059, %eax
+    wrmsr
+    hlt
+1:  movq $0x6770, 0x20008
+    pop %rax
+    mov %rax, 0x20010
+    hlt
+9:  .word 0xfff
+    .quad 0xb000
+END(apf_msr)
+
+/* #PF injected by the host after `out` to port 0x10: the handler stores CR2 at
+ * 0x20000, the error code at 0x20008 and the return RIP at 0x20010; the address of
+ * the instruction after the `out` is at 0x20018 for comparison. */
+BEGIN(apf_inject_pf)
+    SET_GATE(14, 1f)
+    lidt 9f(%rip)
+    lea 2f(%rip), %rax
+    mov %rax, 0x20018
+    mov $0x10, %dx
+    out %al, %dx
+2:  hlt
+1:  mov %cr2, %rax
+    mov %rax, 0x20000
+    pop %rax
+    mov %rax, 0x20008
+    mov (%rsp), %rax
+    mov %rax, 0x20010
+    hlt
+9:  .word 0xfff
+    .quad 0xb000
+END(apf_inject_pf)
+
+/* External interrupt 0xf3 through KVM_INTERRUPT: first requested while IF = 0 (the
+ * host must wait for the interrupt window the `sti` opens), then while IF = 1. The
+ * handler counts at 0x20000; `out` to port 0x10 asks the host for an interrupt. */
+BEGIN(apf_interrupt)
+    SET_GATE(0xf3, 1f)
+    lidt 9f(%rip)
+    cli
+    mov $0x10, %dx
+    out %al, %dx
+    movl $0x1234, 0x20008
+    sti
+3:  cmpl $1, 0x20000
+    jne 3b
+    out %al, %dx
+4:  cmpl $2, 0x20000
+    jne 4b
+    hlt
+1:  incl 0x20000
+    iretq
+9:  .word 0xfff
+    .quad 0xb000
+END(apf_interrupt)

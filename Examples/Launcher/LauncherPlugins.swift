@@ -1,0 +1,87 @@
+import VMMPaging
+import VMMKit
+
+/// The plugins every `vmm run` loads unless `--no-default-plugins`, by name from the
+/// package's build folders (or `VMM_PLUGIN_PATH`): name, config, and the built-in
+/// stand-in used when the library has not been built.
+enum DefaultPlugins {
+    struct Default {
+        let name: String
+        let config: String
+        let role: String
+    }
+
+    static let all = [
+        Default(name: "DebugExit", config: "port=0xf4", role: "debug-exit"),
+        // Demand-zero RAM below any snapshot plugin the user adds (those use priority 0).
+        Default(name: "MemoryFault", config: "fill=zero,priority=-1000", role: "demand-paging"),
+    ]
+}
+
+extension Launcher {
+    /// Loads the defaults, then every `--plugin PATH[,key=value...]`. A default that is
+    /// not built falls back to a built-in device (with a warning); anything else that
+    /// fails is a plugin error naming the plugin.
+    func loadPlugins(_ host: PluginHost, dispatcher: ExitDispatcher) throws(LauncherError) {
+        var loadedRoles: Set<String> = []
+        if !options.noDefaultPlugins {
+            for d in DefaultPlugins.all {
+                do {
+                    _ = try host.searchPath.resolve(d.name)
+                } catch {
+                    log.warning("default plugin \(d.name) is not built (run scripts/build-plugins); using the built-in \(d.role)")
+                    continue
+                }
+                do {
+                    let p = try host.load(d.name, config: d.config)
+                    log.info("loaded default plugin \(p.id) \(p.version) from \(p.path)")
+                    loadedRoles.insert(d.role)
+                } catch { throw LauncherError(.plugin, error.description) }
+            }
+        }
+        for spec in options.plugins {
+            let (path, config) = Self.split(spec)
+            do {
+                let p = try host.load(path, config: config)
+                log.info("loaded plugin \(p.id) \(p.version) from \(p.path)")
+            } catch { throw LauncherError(.plugin, error.description) }
+        }
+        guard !options.noDefaultPlugins else { return }
+        do {
+            if !loadedRoles.contains("console") { try BasicConsole(options.serial).register(on: dispatcher) }
+            if !loadedRoles.contains("debug-exit") {
+                try dispatcher.registerPIO(port: 0xf4, owner: "debug-exit (built-in)") { io, vcpu in
+                    let code = Int32(io.value & 0xff)
+                    vcpu.requestVMStop(.guestExit(code: code))
+                    return .stop(.guestExit(code: code))
+                }
+            }
+        } catch let error as LauncherError {
+            throw error
+        } catch {
+            throw LauncherError(.plugin, "\(error)")
+        }
+    }
+
+    /// "PATH,key=value,key=value" -> ("PATH", "key=value,key=value").
+    static func split(_ spec: String) -> (String, String) {
+        guard let comma = spec.firstIndex(of: ",") else { return (spec, "") }
+        return (String(spec[..<comma]), String(spec[spec.index(after: comma)...]))
+    }
+}
+
+extension Launcher {
+    /// When a loaded plugin handles memory faults, guest RAM becomes demand-paged: every
+    /// page the loader did not write comes from the plugins (userfaultfd, blocking mode).
+    func attachPager(_ plugins: PluginHost, vm: VirtualMachine, dispatcher: ExitDispatcher) throws(LauncherError) -> DemandPager? {
+        guard plugins.plugins.contains(where: { $0.handlers.contains { $0.hasPrefix("memory_fault") } }) else { return nil }
+        do {
+            let pager = try DemandPager(memory: vm.memory, region: "ram", source: PluginPageSource(plugins))
+            try pager.attach(to: dispatcher, vcpus: vm.vcpus)
+            log.info("guest RAM is demand-paged through the memory-fault plugins")
+            return pager
+        } catch {
+            throw LauncherError(.host, "cannot demand-page guest RAM: \(error)")
+        }
+    }
+}

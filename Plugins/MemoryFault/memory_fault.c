@@ -1,0 +1,191 @@
+/*
+ * memory-fault: demand paging of guest RAM from a guest-memory snapshot file.
+ *
+ * For every memory-fault record (a guest access to RAM that is not backed yet), the
+ * plugin reads the page(s) of [gpa, gpa+size) from the snapshot and makes them present
+ * by writing them with host->write_guest. Everything else is the host's: with a
+ * VMMKit DemandPager (VMMPaging, PluginPageSource) the host registers the RAM with
+ * userfaultfd, turns each fault source (annotated KVM_EXIT_MEMORY_FAULT, ring-0 MMIO
+ * exits inside RAM, EFAULT, userfaultfd messages) into one record, installs the page
+ * atomically and completes or retries the access. EHWPOISON is reported, not retried.
+ *
+ * Config (comma-separated key=value):
+ *   snapshot=/path/to/guest.mem   byte 0 of the file is guest-physical `base`
+ *   base=0x0                      optional, the guest-physical address of byte 0
+ *   fill=zero                     instead of a snapshot: every page is zero-filled on
+ *                                 first touch (demand-zero RAM; the launcher's default)
+ *   priority=N                    optional handler priority (default 0; higher first),
+ *                                 so a snapshot plugin can sit above a fill=zero one
+ * Build: scripts/build-plugins (plain cc against vmm_plugin.h, like DebugExit).
+ */
+#define _GNU_SOURCE
+#include "vmm_plugin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PAGE 4096u
+
+typedef struct memory_fault {
+    const vmm_host_t *host;
+    int fd;
+    uint64_t base, size; /* the snapshot covers guest-physical [base, base+size) */
+    int zero_fill;       /* fill=zero: no snapshot, zero pages everywhere */
+    int32_t priority;
+    char path[256];
+} memory_fault_t;
+
+static char init_error[512];     /* [load-thread] calls are serialised by the host */
+static __thread char message[256]; /* per vCPU thread, valid until its next call */
+
+static vmm_verdict_t fail(vmm_exit_t *ex, const char *fmt, uint64_t a, int b) {
+    snprintf(message, sizeof message, fmt, (unsigned long long)a, b);
+    ex->message = message;
+    return VMM_FAIL;
+}
+
+/* [vcpu-thread] (or the host's fault router on behalf of a blocked vCPU) */
+static vmm_verdict_t handle(void *user, vmm_exit_t *ex) {
+    memory_fault_t *mf = user;
+    const vmm_exit_memory_fault_t *f = &ex->memory_fault;
+    if (f->err_no == EHWPOISON)
+        return fail(ex, "hardware-poisoned memory at guest-physical 0x%llx (EHWPOISON %d): reported, not retried",
+                    f->gpa, f->err_no);
+    uint64_t first = f->gpa & ~(uint64_t)(PAGE - 1);
+    uint64_t end = f->gpa + (f->size ? f->size : 1);
+    if (first < mf->base || end > mf->base + mf->size)
+        return VMM_NOT_MINE; /* not in the snapshot: another plugin's, or the host's default */
+    static __thread unsigned char page[PAGE] __attribute__((aligned(PAGE)));
+    for (uint64_t gpa = first; gpa < end; gpa += PAGE) {
+        ssize_t n = PAGE;
+        if (mf->zero_fill)
+            memset(page, 0, PAGE);
+        else
+            n = pread(mf->fd, page, PAGE, (off_t)(gpa - mf->base));
+        if (n != (ssize_t)PAGE)
+            return fail(ex, "cannot read guest-physical page 0x%llx from the snapshot (errno %d)", gpa, n < 0 ? errno : EIO);
+        int rc = mf->host->write_guest(mf->host->host_data, gpa, page, PAGE);
+        if (rc != 0)
+            return fail(ex, "write_guest of guest-physical page 0x%llx failed (%d)", gpa, rc);
+    }
+    return VMM_HANDLED;
+}
+
+static int parse(memory_fault_t *mf, const char *config) {
+    char copy[512];
+    if (strlen(config) >= sizeof copy) {
+        snprintf(init_error, sizeof init_error, "config is longer than %zu bytes", sizeof copy - 1);
+        return -1;
+    }
+    strcpy(copy, config);
+    for (char *save = NULL, *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        if (!eq) {
+            snprintf(init_error, sizeof init_error, "config item '%s' is not key=value", item);
+            return -1;
+        }
+        *eq = 0;
+        const char *value = eq + 1;
+        if (strcmp(item, "snapshot") == 0) {
+            if (strlen(value) >= sizeof mf->path) {
+                snprintf(init_error, sizeof init_error, "snapshot path is longer than %zu bytes", sizeof mf->path - 1);
+                return -1;
+            }
+            strcpy(mf->path, value);
+        } else if (strcmp(item, "base") == 0) {
+            char *stop;
+            mf->base = strtoull(value, &stop, 0);
+            if (*value == 0 || *stop != 0 || (mf->base & (PAGE - 1))) {
+                snprintf(init_error, sizeof init_error, "base=%s is not a page-aligned number", value);
+                return -1;
+            }
+        } else if (strcmp(item, "fill") == 0) {
+            if (strcmp(value, "zero") != 0) {
+                snprintf(init_error, sizeof init_error, "fill=%s: the only fill is 'zero'", value);
+                return -1;
+            }
+            mf->zero_fill = 1;
+        } else if (strcmp(item, "priority") == 0) {
+            char *stop;
+            long p = strtol(value, &stop, 0);
+            if (*value == 0 || *stop != 0 || p < INT32_MIN || p > INT32_MAX) {
+                snprintf(init_error, sizeof init_error, "priority=%s is not a 32-bit integer", value);
+                return -1;
+            }
+            mf->priority = (int32_t)p;
+        } else {
+            snprintf(init_error, sizeof init_error, "unknown config key '%s' (known: snapshot, base, fill, priority)", item);
+            return -1;
+        }
+    }
+    if ((mf->path[0] == 0) == (mf->zero_fill == 0)) {
+        snprintf(init_error, sizeof init_error,
+                 "config needs snapshot=<path of a guest-memory snapshot file> or fill=zero (one of them)");
+        return -1;
+    }
+    return 0;
+}
+
+/* [load-thread] */
+static void *mf_init(const vmm_host_t *host, const char *config, const char **error_out) {
+    memory_fault_t *mf = calloc(1, sizeof *mf);
+    if (!mf) {
+        *error_out = "out of memory";
+        return NULL;
+    }
+    mf->host = host;
+    mf->fd = -1;
+    struct stat st;
+    if (parse(mf, config) != 0)
+        goto fail;
+    if (mf->zero_fill) {
+        mf->size = UINT64_MAX - mf->base; /* all of guest-physical memory from base */
+    } else {
+        mf->fd = open(mf->path, O_RDONLY | O_CLOEXEC);
+        if (mf->fd < 0 || fstat(mf->fd, &st) != 0) {
+            snprintf(init_error, sizeof init_error, "cannot open snapshot %s: %s", mf->path, strerror(errno));
+            goto fail;
+        }
+        mf->size = (uint64_t)st.st_size & ~(uint64_t)(PAGE - 1);
+    }
+    vmm_handler_desc_t d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.exit_class = VMM_EXIT_MEMORY_FAULT;
+    d.base = mf->base;
+    d.length = mf->size;
+    d.priority = mf->priority;
+    d.handle = handle;
+    d.user = mf;
+    d.name = mf->zero_fill ? "zero-fill" : "snapshot";
+    const char *why = NULL;
+    if (host->register_handler(host->host_data, &d, &why) != 0) {
+        snprintf(init_error, sizeof init_error, "%s", why ? why : "register_handler failed");
+        goto fail;
+    }
+    return mf;
+fail:
+    if (mf->fd >= 0)
+        close(mf->fd);
+    free(mf);
+    *error_out = init_error;
+    return NULL;
+}
+
+/* [load-thread] */
+static void mf_destroy(void *instance) {
+    memory_fault_t *mf = instance;
+    close(mf->fd);
+    free(mf);
+}
+
+const vmm_plugin_entry_t vmm_plugin_entry = {
+    sizeof(vmm_plugin_entry_t), VMM_PLUGIN_ABI_MAJOR, VMM_PLUGIN_ABI_MINOR,
+    "org.vmmkit.memory-fault", "1.0.0", "demand paging of guest RAM from a snapshot file",
+    mf_init, mf_destroy, NULL,
+};

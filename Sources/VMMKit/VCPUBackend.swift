@@ -1,0 +1,88 @@
+import CKVM
+import Glibc
+import Synchronization
+import SystemPackage
+
+/// What the run loop drives: one entry into a guest, a `kvm_run`-sized buffer the
+/// "kernel" writes its exit record into, and the register state handlers may read.
+///
+/// Two implementations: `KVMBackend` (a real vCPU fd and its mapped `kvm_run`) and
+/// `ScriptedVCPU` (steps played from a test or a recording, for what the kernel cannot
+/// be made to do on demand). Everything above `enter()` — poison, classification,
+/// decoding, dispatch, completion — is the same code for both.
+public protocol VCPUBackend: AnyObject, Sendable {
+    /// The `kvm_run`-sized buffer shared with the kernel (or the script).
+    var runBuffer: UnsafeMutableRawPointer { get }
+    var runBufferSize: Int { get }
+    /// The vCPU fd, or -1 for a backend without one.
+    var fd: Int32 { get }
+    /// One `KVM_RUN`: its return value and, when it is -1, errno.
+    func enter() -> (rc: Int32, errno: Int32)
+    func registers() throws(VMMError) -> Registers
+    func setRegisters(_ regs: Registers) throws(VMMError)
+    /// `KVM_TRANSLATE`: guest-physical address of a guest-virtual one, nil if unmapped.
+    func translate(_ virtualAddress: UInt64) throws(VMMError) -> UInt64?
+    /// Releases the fd and mapping (the vCPU thread has been joined).
+    func close()
+}
+
+/// A real KVM vCPU: its fd and the `kvm_run` page mapped from it.
+public final class KVMBackend: VCPUBackend, @unchecked Sendable {
+    private let fdStorage: Atomic<Int32>
+    public let runBuffer: UnsafeMutableRawPointer
+    public let runBufferSize: Int
+    let id: UInt32
+
+    init(vmFD: Int32, id: UInt32, mmapSize: Int) throws(VMMError) {
+        let fd = try ioctl(vmFD, CKVM_CREATE_VCPU, "KVM_CREATE_VCPU", value: UInt(id))
+        let map = mmap(nil, mmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        guard let map, map != MAP_FAILED else {
+            let err = Errno.current
+            Glibc.close(fd)
+            throw .systemCallFailed(name: "mmap of kvm_run for vCPU \(id)", errno: err)
+        }
+        self.id = id
+        fdStorage = Atomic(fd)
+        runBuffer = map
+        runBufferSize = mmapSize
+    }
+
+    public var fd: Int32 { fdStorage.load(ordering: .acquiring) }
+
+    @inline(__always)
+    public func enter() -> (rc: Int32, errno: Int32) {
+        let rc = ckvm_ioctl_value(fdStorage.load(ordering: .relaxed), CKVM_RUN, 0)
+        return (rc, rc < 0 ? ckvm_errno() : 0)
+    }
+
+    func liveFD() throws(VMMError) -> Int32 {
+        let value = fd
+        guard value >= 0 else { throw .closed("vCPU \(id)") }
+        return value
+    }
+
+    public func registers() throws(VMMError) -> Registers {
+        var r = kvm_regs()
+        _ = try ioctl(try liveFD(), CKVM_GET_REGS, "KVM_GET_REGS", &r)
+        return r
+    }
+
+    public func setRegisters(_ regs: Registers) throws(VMMError) {
+        var r = regs
+        _ = try ioctl(try liveFD(), CKVM_SET_REGS, "KVM_SET_REGS", &r)
+    }
+
+    public func translate(_ virtualAddress: UInt64) throws(VMMError) -> UInt64? {
+        var t = kvm_translation()
+        t.linear_address = virtualAddress
+        _ = try ioctl(try liveFD(), CKVM_TRANSLATE, "KVM_TRANSLATE", &t)
+        return t.valid != 0 ? t.physical_address : nil
+    }
+
+    public func close() {
+        let fd = fdStorage.exchange(-1, ordering: .acquiringAndReleasing)
+        guard fd >= 0 else { return }
+        munmap(runBuffer, runBufferSize)
+        Glibc.close(fd)
+    }
+}

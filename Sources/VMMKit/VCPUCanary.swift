@@ -1,0 +1,66 @@
+import CKVM
+
+/// Per-vCPU canary state: whether the next entry may be poisoned, the last few exits
+/// (for diagnoses) and the repeated-fault counter. Touched only by the vCPU's thread
+/// (or while it is not running), so it needs no lock.
+public final class VCPUCanary: @unchecked Sendable {
+    /// How many exits the history keeps.
+    public static let historyCapacity = 8
+
+    /// The same memory fault this many times in a row, with no other exit in between,
+    /// stops the vCPU as `.stuck` (the handler is not called for the last one). Set it
+    /// before the vCPU starts; at least 1.
+    public var faultRepeatLimit = 3 {
+        didSet { faultRepeatLimit = max(1, faultRepeatLimit) }
+    }
+
+    /// Whether the last exit leaves nothing for the kernel to read back.
+    var mayPoison = true
+    private let ring: UnsafeMutablePointer<ExitSummary>
+    private var next = 0
+    private var filled = 0
+    private var lastFault: FaultKey?
+    private(set) var repeatCount = 0
+
+    init() {
+        ring = .allocate(capacity: Self.historyCapacity)
+        ring.initialize(repeating: ExitSummary(), count: Self.historyCapacity)
+    }
+
+    deinit { ring.deallocate() }
+
+    /// The last exits, oldest first.
+    public var recentExits: [ExitSummary] {
+        (0..<filled).map { ring[(next - filled + $0 + Self.historyCapacity) % Self.historyCapacity] }
+    }
+
+    @inline(__always)
+    func record(_ summary: ExitSummary) {
+        ring[next] = summary
+        next = next + 1 == Self.historyCapacity ? 0 : next + 1
+        if filled < Self.historyCapacity { filled += 1 }
+    }
+
+    /// Identity of a memory fault for the repeat check: the (gpa, size, flags,
+    /// errno), plus RIP for un-annotated faults, whose only identity is where they happen.
+    struct FaultKey: Equatable {
+        var gpa: UInt64, size: UInt64, flags: UInt64, errno: Int32, rip: UInt64
+    }
+
+    /// Counts a memory fault; returns how many times in a row it has now been seen.
+    func countFault(_ key: FaultKey) -> Int {
+        if key == lastFault { repeatCount += 1 } else { lastFault = key; repeatCount = 1 }
+        return repeatCount
+    }
+
+    /// Any exit other than a memory fault (or a kick) breaks a repeat.
+    @inline(__always)
+    func resetFaults() {
+        if repeatCount != 0 { repeatCount = 0; lastFault = nil }
+    }
+
+    /// Clears the history and counters (a recorded run replayed from the start).
+    public func reset() {
+        next = 0; filled = 0; repeatCount = 0; lastFault = nil; mayPoison = true
+    }
+}

@@ -1,0 +1,160 @@
+import CUFFD
+import Glibc
+import Synchronization
+import SystemPackage
+import VMMKit
+
+/// Demand paging of one guest RAM region from a `PageSource` through userfaultfd
+/// (MISSING mode): every page not present when the pager starts is fetched on first
+/// touch, installed atomically with UFFDIO_COPY, and fetched once however many vCPUs
+/// race for it (EEXIST is success).
+///
+/// Faults reach it, each as one event, from every path the kernels give:
+/// - an annotated `KVM_EXIT_MEMORY_FAULT` (fetch [gpa, gpa+size), retry; EHWPOISON is
+///   reported, not retried);
+/// - a ring-0 MMIO exit inside the region (SIGBUS mode on this host): install the page,
+///   then complete the access exactly — a read gets the bytes now in the page, a write
+///   lands in it;
+/// - an un-annotated EFAULT or an internal error from an instruction fetch: the GPA
+///   comes from translating RIP;
+/// - blocking mode: the fault router reads the messages; a ring-3 vCPU is kicked and
+///   resolves its own fault, a ring-0 one (which a kick cannot get out) is resolved by
+///   the router.
+/// A page the source cannot deliver after `retryLimit` tries stops the vCPU as `.stuck`.
+public final class DemandPager: @unchecked Sendable {
+    public enum Mode: Sendable, Equatable {
+        /// The default: faulting threads wait in the kernel (`UFFD_FEATURE_THREAD_ID`)
+        /// while the router thread and the vCPUs install pages. Works at any ring.
+        case blocking
+        /// `UFFD_FEATURE_SIGBUS`: no router; faults come back as exits. A ring-3 *data*
+        /// access to a missing page then carries no address at all (KVM_RUN = EFAULT,
+        /// exit reason 0), so this mode is not for guests that run ring-3 code: such a
+        /// fault stops the vCPU with a diagnosis saying so.
+        case sigbus
+    }
+
+    public struct Statistics: Sendable, Equatable {
+        /// Pages read from the source and installed.
+        public var pagesFetched = 0
+        /// Of those, installed on a vCPU thread / on the router thread.
+        public var installedByVCPU = 0
+        public var installedByRouter = 0
+        /// UFFDIO_COPY answered EEXIST (someone else installed the page first).
+        public var alreadyPresent = 0
+        /// userfaultfd messages read, and those about a page already present (folded).
+        public var messages = 0
+        public var foldedMessages = 0
+        /// vCPUs kicked to resolve their own fault.
+        public var kicks = 0
+        public var sourceFailures = 0
+    }
+
+    public let region: MemoryRegion
+    public let source: any PageSource
+    public let mode: Mode
+    /// Tries per page before the vCPU is stopped as stuck.
+    public var retryLimit = 3
+    /// Blocking mode: whether the router kicks a faulting vCPU so it resolves its own
+    /// fault (the vCPU-side path). Off: the router resolves every fault itself.
+    public var vcpusResolveOwnFaults = true
+
+    let uffd: Userfaultfd
+    let tracker: PageTracker
+    private let counters = Mutex(Statistics())
+    let mailbox = Mutex<[UInt32: UInt64]>([:])
+    var router: FaultRouter?
+
+    /// Registers region `name` of `memory` with a new userfaultfd. Pages already
+    /// resident (code and tables the VMM wrote) stay; every other page comes from `source`.
+    public init(memory: GuestMemory, region name: String, source: any PageSource, mode: Mode = .blocking) throws(VMMError) {
+        guard let region = memory.regions.first(where: { $0.name == name }) else {
+            throw .invalidArgument("demand paging: no memory region named '\(name)'")
+        }
+        guard region.backing != .guestMemfd else {
+            throw .invalidArgument("demand paging: region \(region) is guest_memfd-backed; userfaultfd needs anonymous or memfd memory")
+        }
+        self.region = region
+        self.source = source
+        self.mode = mode
+        self.uffd = try Userfaultfd(features: mode == .sigbus ? CUFFD_FEATURE_SIGBUS : CUFFD_FEATURE_THREAD_ID)
+        let pages = Int(region.size / GuestMemory.pageSize)
+        self.tracker = PageTracker(pages: pages)
+        var resident = [UInt8](repeating: 0, count: pages)
+        if mincore(region.hostAddress, Int(region.size), &resident) == 0 {
+            for (i, r) in resident.enumerated() where r & 1 != 0 { tracker.markPresent(i) }
+        }
+        try uffd.register(region.hostAddress, length: Int(region.size))
+    }
+
+    deinit { close() }
+
+    public var statistics: Statistics { counters.withLock { $0 } }
+    /// Pages present in the region now (resident at start plus installed).
+    public var presentPages: Int { tracker.presentCount }
+
+    func count(_ body: (inout Statistics) -> Void) { counters.withLock { body(&$0) } }
+
+    /// Stops the router. The userfaultfd stays registered until the pager goes away.
+    public func close() {
+        router?.stop()
+        router = nil
+    }
+
+    func pageIndex(_ gpa: UInt64) -> Int? {
+        region.contains(gpa) ? Int((gpa - region.guestAddress) / GuestMemory.pageSize) : nil
+    }
+
+    func gpa(ofPage page: Int) -> UInt64 { region.guestAddress + UInt64(page) * GuestMemory.pageSize }
+
+    enum Resolver { case vcpu, router }
+
+    /// Makes page `page` present: fetched once by whoever claims it first; the others
+    /// wait for it. Throws the source's last error after `retryLimit` failed tries.
+    func ensurePresent(_ page: Int, by resolver: Resolver, for request: PageRequest) throws(VMMError) {
+        guard case .mine = tracker.claim(page) else { return }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(GuestMemory.pageSize), alignment: 4096)
+        defer { buffer.deallocate() }
+        var lastError: VMMError?
+        for _ in 0..<max(1, retryLimit) {
+            do {
+                try source.readPage(at: gpa(ofPage: page), into: buffer, for: request)
+                lastError = nil
+                break
+            } catch {
+                lastError = error
+                count { $0.sourceFailures += 1 }
+            }
+        }
+        if let lastError {
+            tracker.abandon(page)
+            throw lastError
+        }
+        let dst = region.hostAddress + page * Int(GuestMemory.pageSize)
+        do {
+            let result = try uffd.copy(to: dst, from: buffer.baseAddress!, length: buffer.count)
+            count {
+                if result == .alreadyPresent { $0.alreadyPresent += 1; return }
+                $0.pagesFetched += 1
+                if resolver == .vcpu { $0.installedByVCPU += 1 } else { $0.installedByRouter += 1 }
+            }
+        } catch {
+            tracker.abandon(page)
+            throw error
+        }
+        tracker.markPresent(page)
+    }
+
+    /// Every page of [gpa, gpa+length) that lies in the region.
+    func ensureRange(_ gpa: UInt64, length: UInt64, by resolver: Resolver, for request: PageRequest) throws(VMMError) {
+        var page = gpa & ~(GuestMemory.pageSize - 1)
+        while page < gpa + max(1, length) {
+            if let index = pageIndex(page) { try ensurePresent(index, by: resolver, for: request) }
+            page += GuestMemory.pageSize
+        }
+    }
+
+    func stuck(_ vcpu: VCPU, gpa: UInt64, _ error: VMMError) -> StopReason {
+        let rip = (try? vcpu.registers().rip).map { "0x" + String($0, radix: 16) } ?? "unknown"
+        return .stuck("vCPU \(vcpu.id) at RIP \(rip): \(source.name) could not deliver guest-physical page 0x\(String(gpa & ~0xfff, radix: 16)) after \(max(1, retryLimit)) tries: \(error)")
+    }
+}

@@ -1,0 +1,62 @@
+import Glibc
+
+/// Which pages of the paged region are present, and who is fetching which: the first
+/// thread to claim a page fetches it, later ones wait for it instead of fetching twice
+/// (two vCPUs on one page, the router and a vCPU racing). Different pages proceed in
+/// parallel: the lock is never held while a page source works.
+final class PageTracker: @unchecked Sendable {
+    enum State: UInt8 { case absent, fetching, present }
+    enum Claim { case present, mine }
+
+    private var states: [State]
+    private var mutex = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+
+    init(pages: Int) {
+        states = Array(repeating: .absent, count: pages)
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&cond, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(&cond)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    func isPresent(_ page: Int) -> Bool {
+        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        return states[page] == .present
+    }
+
+    func markPresent(_ page: Int) {
+        pthread_mutex_lock(&mutex)
+        states[page] = .present
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// `.mine`: the caller must fetch and then call `markPresent` or `abandon`.
+    func claim(_ page: Int) -> Claim {
+        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        while true {
+            switch states[page] {
+            case .present: return .present
+            case .absent: states[page] = .fetching; return .mine
+            case .fetching: pthread_cond_wait(&cond, &mutex)
+            }
+        }
+    }
+
+    /// The fetch failed: someone may try again.
+    func abandon(_ page: Int) {
+        pthread_mutex_lock(&mutex)
+        states[page] = .absent
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    var presentCount: Int {
+        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        return states.reduce(0) { $0 + ($1 == .present ? 1 : 0) }
+    }
+}

@@ -1,0 +1,62 @@
+import CKVM
+import Glibc
+import Testing
+@testable import VMMKit
+@testable import VMMPaging
+
+/// The pager's annotated-fault path, which this host's kernel never produces
+/// (KVM_EXIT_MEMORY_FAULT), on a scripted vCPU over detached memory: real userfaultfd,
+/// no KVM.
+@Suite("Demand pager on a scripted vCPU", .enabled(if: UserfaultfdAvailability.present, UserfaultfdAvailability.reason))
+struct PagerScriptedTests {
+    final class Setup {
+        let memory = GuestMemory.detached()
+        let path = "/tmp/vmmkit-scripted-snapshot-\(getpid()).mem"
+        let pager: DemandPager
+        let script: ScriptedVCPU
+        let vcpu: VCPU
+        let dispatcher = ExitDispatcher()
+
+        init(_ steps: [ScriptedVCPU.Step]) throws {
+            try memory.addRegion(name: "ram", guestAddress: 0, size: 1 << 20)
+            var image = [UInt8](repeating: 0, count: 1 << 20)
+            for page in 0..<256 { image[page * 4096 + 5] = UInt8(page) }
+            let f = fopen(path, "w")!
+            fwrite(image, 1, image.count, f)
+            fclose(f)
+            pager = try DemandPager(memory: memory, region: "ram", source: SnapshotFilePageSource(path: path), mode: .sigbus)
+            script = ScriptedVCPU(steps: steps)
+            vcpu = VCPU(id: 0, backend: script, memory: memory)
+            try pager.attach(to: dispatcher, vcpus: [vcpu])
+        }
+
+        deinit { unlink(path) }
+    }
+
+    @Test("an annotated fault installs every page of [gpa, gpa+size) from the source, then the vCPU retries")
+    func annotatedRange() throws {
+        let s = try Setup([.annotatedFault(gpa: 0x3_0800, size: 0x2000), .hlt])
+        #expect(s.vcpu.runLoop(s.dispatcher) == .halted)
+        #expect(s.pager.statistics.pagesFetched == 3)
+        #expect(try s.memory.readBytes(0x3_0005, count: 1) == [0x30])
+        #expect(try s.memory.readBytes(0x3_2005, count: 1) == [0x32])
+    }
+
+    @Test("EHWPOISON is reported, not retried")
+    func hwPoison() throws {
+        let s = try Setup([.annotatedFault(errno: EHWPOISON, gpa: 0x5_0000, size: 0x1000), .hlt])
+        #expect(s.vcpu.runLoop(s.dispatcher) == .memoryFault("vCPU 0: hardware-poisoned memory at guest-physical 0x50000 (EHWPOISON): reported, not retried"))
+        #expect(s.pager.statistics.pagesFetched == 0)
+        #expect(s.script.entries == 1)
+    }
+
+    @Test("an MMIO read exit inside RAM completes with the bytes of the installed page")
+    func mmioInRAM() throws {
+        let s = try Setup([.mmio(address: 0x7_0004, length: 2, isWrite: false), .mmio(address: 0x7_0010, length: 4, isWrite: true, data: 0xdead_beef), .hlt])
+        #expect(s.vcpu.runLoop(s.dispatcher) == .halted)
+        // Entry 1 carries the completion in mmio.data: bytes 4..5 of page 0x70 (index 0x70).
+        #expect(Array(s.script.entrySnapshots[1][40..<42]) == [0x00, 0x70])
+        #expect(try s.memory.read(0x7_0010, as: UInt32.self) == 0xdead_beef)
+        #expect(s.pager.statistics.pagesFetched == 1)
+    }
+}

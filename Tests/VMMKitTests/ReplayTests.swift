@@ -1,0 +1,131 @@
+import CKVM
+import Glibc
+import Testing
+@testable import VMMKit
+import VMMPaging
+
+/// Handlers that log every call and answer deterministically, installed the same way
+/// on a real run and on its replay.
+final class LoggingHandlers {
+    let log = Recorder<String>()
+
+    func install(on dispatcher: ExitDispatcher) throws {
+        try dispatcher.registerPIO(port: 0x11, owner: "log") { [log] io, _ in
+            io.value = [1: 0xab, 2: 0xbeef, 4: 0x1234_5678][io.size]!
+            log.append("in \(io.size) -> \(hex(io.value))")
+            return .handled
+        }
+        try dispatcher.registerPIO(port: 0x12, owner: "log") { [log] io, _ in
+            log.append("out \(hex(io.value))"); return .handled
+        }
+        try dispatcher.registerMMIO(address: TestGuest.mmioBase, length: 0x1000, owner: "log") { [log] a, vcpu in
+            if !a.isWrite { a.data = 0x0102_0304_0506_0708 >> (64 - 8 * UInt64(a.length)) }
+            let rip = (try? vcpu.registers().rip) ?? 0
+            log.append("mmio \(a.isWrite ? "w" : "r") \(hex(a.address)) \(a.length) \(hex(a.data)) rip \(hex(rip))")
+            return .handled
+        }
+    }
+}
+
+@Suite("Record and replay")
+struct ReplayTests {
+    @Test("a recording survives its text form byte for byte, and bad files are refused with the line named")
+    func fileFormat() throws {
+        let entry = ExitRecording.Entry(vcpu: 1, rc: -1, errno: 14, coreWrites: [.init(8, [0xa5, 0xa5])],
+                                        kernelBytes: [.init(0, [1, 2, 3]), .init(4096, [0xff])],
+                                        registerReads: [[UInt8](repeating: 7, count: MemoryLayout<Registers>.size)])
+        let first = ExitRecording.Entry(vcpu: 1, rc: 0, errno: 0, coreWrites: nil, kernelBytes: [.init(8, [2, 0, 0, 0])], registerReads: [])
+        let recording = ExitRecording(entries: [first, entry])
+        #expect(try ExitRecording(parsing: recording.serialized()) == recording)
+        #expect(recording.serialized().hasPrefix("vmmkit-exit-recording v1\nentry 1 rc=0 errno=0 core=? kernel=8:02000000\nentry 1 rc=-1 errno=14 core=8:a5a5 kernel=0:010203,4096:ff\nregs 1 0707"))
+        #expect(throws: VMMError.invalidArgument("recording: line 1 is 'hello', expected 'vmmkit-exit-recording v1'")) {
+            try ExitRecording(parsing: "hello\n")
+        }
+        #expect(throws: VMMError.invalidArgument("recording line 2: '8:zz' is not <offset>:<hex bytes>")) {
+            try ExitRecording(parsing: "vmmkit-exit-recording v1\nentry 0 rc=0 errno=0 core=? kernel=8:zz\n")
+        }
+    }
+
+    @Test("replay checks that the core hands back the recorded data")
+    func replayDetectsDifferentAnswers() throws {
+        let recording = ExitRecording(entries: [
+            .init(vcpu: 0, rc: 0, errno: 0, coreWrites: nil,
+                  kernelBytes: ScriptedVCPU.Step.pioIn(port: 0x11, size: 1).writes, registerReads: []),
+            .init(vcpu: 0, rc: 0, errno: 0, coreWrites: [.init(4096, [0x42])],
+                  kernelBytes: ScriptedVCPU.Step.hlt.writes, registerReads: []),
+        ])
+        let script = try ScriptedVCPU(replaying: recording, vcpu: 0)
+        let vcpu = VCPU(id: 0, backend: script, memory: .detached())
+        let dispatcher = ExitDispatcher()
+        try dispatcher.registerPIO(port: 0x11, owner: "test") { io, _ in io.value = 0x43; return .handled }
+        #expect(vcpu.runLoop(dispatcher) == .halted)
+        #expect(script.mismatches == ["entry 1: the core wrote [4096:43] where the record has [4096:42]"])
+    }
+}
+
+@Suite("Record on real KVM, replay without it", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct RecordReplayKVMTests {
+    @Test("a recorded run replays with the same handler calls, completions and stop reason")
+    func recordThenReplay() throws {
+        let path = "/tmp/vmmkit-recording-\(getpid()).txt"
+        defer { unlink(path) }
+        var realLog: [String] = []
+        var realStop: StopReason?
+        for payload in ["pio_in", "mmio"] {
+            let guest = try TestGuest(payload)
+            let handlers = LoggingHandlers()
+            try handlers.install(on: guest.dispatcher)
+            let recorder = guest.vcpu.startRecording()
+            realStop = try guest.run()
+            realLog = handlers.log.all
+            #expect(realStop == .halted)
+            #expect(!realLog.isEmpty)
+            try recorder.recording.write(to: path)
+
+            // Replay: no /dev/kvm, no VM, same handlers.
+            let recording = try ExitRecording.load(from: path)
+            #expect(recording == recorder.recording)
+            let script = try ScriptedVCPU(replaying: recording, vcpu: 0)
+            let vcpu = VCPU(id: 0, backend: script, memory: .detached())
+            let dispatcher = ExitDispatcher()
+            let replayed = LoggingHandlers()
+            try replayed.install(on: dispatcher)
+            #expect(vcpu.runLoop(dispatcher) == realStop)
+            #expect(replayed.log.all == realLog)
+            #expect(script.mismatches == [])
+            #expect(script.entries == recording.entries.count)
+        }
+    }
+}
+
+@Suite("Replay a demand-paged run without KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason),
+       .enabled(if: UserfaultfdAvailability.present, UserfaultfdAvailability.reason))
+struct PagingReplayTests {
+    @Test("a SIGBUS-mode ring-0 paging run replays on detached memory: same pages fetched, same completions")
+    func replayPagedRun() throws {
+        let guest = try PagedGuest("dp_straddle", ring: 0, mode: .sigbus, setup: PagingTests.straddleSetup)
+        let recorder = guest.vm.vcpus[0].startRecording()
+        try #require(try guest.run() == [.guestExit(code: 0)])
+        let fetched = guest.pager.statistics.pagesFetched
+        let recording = try ExitRecording(parsing: recorder.recording.serialized())
+
+        // No VM: detached memory with the same region, the same pager and page source.
+        let memory = GuestMemory.detached()
+        try memory.addRegion(name: "ram", guestAddress: 0, size: PagedGuest.ramSize)
+        let pager = try DemandPager(memory: memory, region: "ram", source: SnapshotFilePageSource(path: guest.snapshotPath), mode: .sigbus)
+        let script = try ScriptedVCPU(replaying: recording, vcpu: 0)
+        let vcpu = VCPU(id: 0, backend: script, memory: memory)
+        let dispatcher = ExitDispatcher()
+        let values = Recorder<UInt32>()
+        try dispatcher.registerPIO(port: 0x20, count: 2, owner: "test") { io, _ in values.append(io.value); return .handled }
+        try dispatcher.registerPIO(port: 0xf4, owner: "test") { _, _ in .stop(.guestExit(code: 0)) }
+        try pager.attach(to: dispatcher, vcpus: [vcpu])
+        #expect(vcpu.runLoop(dispatcher) == .guestExit(code: 0))
+        #expect(script.mismatches == [])
+        #expect(pager.statistics.pagesFetched == fetched)
+        let value = guest.snapshotQword(0x10_1000 - 2)
+        #expect(values.all == [UInt32(truncatingIfNeeded: value), UInt32(value >> 32)])
+        // The writes the guest made through MMIO exits landed in the replayed memory too.
+        #expect(try memory.read(0x10_3000 - 2, as: UInt64.self) == 0x1122_3344_5566_7788)
+    }
+}
