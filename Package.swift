@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "VMMKit", targets: ["VMMKit"]),
         .executable(name: "vmm", targets: ["Launcher"]),
         .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
+        .executable(name: "uart-console", targets: ["UARTConsole"]),
         // For Benchmarks/ and tools: the guest payloads and the raw C run loop baseline.
         .library(name: "GuestPayloads", targets: ["GuestPayloads"]),
         .library(name: "CKVMTestSupport", targets: ["CKVMTestSupport"]),
@@ -20,6 +21,12 @@ let package = Package(
         .library(name: "VMMPaging", targets: ["VMMPaging"]),
         .library(name: "VMMAsyncPF", targets: ["VMMAsyncPF"]),
         .library(name: "CPagingBaseline", targets: ["CPagingBaseline"]),
+        .library(name: "PagingBenchSupport", targets: ["CPagingBaseline"]),
+        // The 16550A model and its in-process wiring (Plugins/UART), for Benchmarks/ and VMMs.
+        .library(name: "UART16550", targets: ["UART16550"]),
+        .library(name: "UARTVMM", targets: ["UARTVMM"]),
+        // The 16550A as a dlopen'd Swift plugin (libUART.so), built on VMMPluginKit.
+        .library(name: "UART", type: .dynamic, targets: ["UARTPlugin", "UARTPluginEntry"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -65,6 +72,19 @@ let package = Package(
         // User-space async page faults on top of the demand pager (state machine and KVM
         // plumbing live in VMMKit/AsyncPF).
         .target(name: "VMMAsyncPF", dependencies: ["VMMKit", "VMMPaging"]),
+        // The 16550A UART model: pure Swift, no VMMKit and no plugin SDK, so the same
+        // code is unit-tested, wired in-process and wrapped as a dlopen'd plugin.
+        .target(name: "UART16550", path: "Plugins/UART/Model"),
+        // The UART placed on a VMMKit VM: exit routing, IRQ line, coalesced THR.
+        .target(name: "UARTVMM", dependencies: ["UART16550", "VMMKit"], path: "Plugins/UART/InProcess"),
+        .target(name: "UARTPlugin", dependencies: ["UART16550", "VMMPluginKit", "CVMMPlugin"], path: "Plugins/UART/Plugin/Sources"),
+        .target(name: "UARTPluginEntry", dependencies: ["CVMMPlugin"], path: "Plugins/UART/Plugin/Entry", publicHeadersPath: "."),
+        // A guest console on the 16550A with the host terminal as keyboard (raw stdin).
+        .executableTarget(
+            name: "UARTConsole",
+            dependencies: ["VMMKit", "UART16550", "UARTVMM", "GuestPayloads"],
+            path: "Examples/UARTConsole"
+        ),
         .executableTarget(
             name: "EmbeddedVMM",
             dependencies: ["VMMKit", "GuestPayloads"],
@@ -85,6 +105,10 @@ let package = Package(
         .testTarget(
             name: "VMMKitTests",
             dependencies: ["VMMKit", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport"]
+        ),
+        .testTarget(
+            name: "UARTTests",
+            dependencies: ["UART16550", "UARTVMM", "VMMKit", "GuestPayloads"]
         ),
     ]
 )

@@ -19,6 +19,8 @@ let package = Package(
                 .product(name: "VMMPaging", package: "VMMKit"),
                 .product(name: "VMMAsyncPF", package: "VMMKit"),
                 "CPluginBench",
+                .product(name: "UART16550", package: "VMMKit"),
+                .product(name: "UARTVMM", package: "VMMKit"),
             ]
         ),
     ]

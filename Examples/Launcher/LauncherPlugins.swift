@@ -11,11 +11,21 @@ enum DefaultPlugins {
         let role: String
     }
 
-    static let all = [
-        Default(name: "DebugExit", config: "port=0xf4", role: "debug-exit"),
-        // Demand-zero RAM below any snapshot plugin the user adds (those use priority 0).
-        Default(name: "MemoryFault", config: "fill=zero,priority=-1000", role: "demand-paging"),
-    ]
+    static func all(serial: SerialTarget) -> [Default] {
+        // The 16550A plugin is COM1; --serial picks its output, and stdio also makes
+        // stdin its keyboard (a terminal is put in raw mode and restored on every exit).
+        let console = switch serial {
+        case .stdio: "port=0x3f8,output=stdout,input=stdin"
+        case let .file(path): "port=0x3f8,output=file:\(path)"
+        case .none: "port=0x3f8,output=none"
+        }
+        return [
+            Default(name: "DebugExit", config: "port=0xf4", role: "debug-exit"),
+            // Demand-zero RAM below any snapshot plugin the user adds (those use priority 0).
+            Default(name: "MemoryFault", config: "fill=zero,priority=-1000", role: "demand-paging"),
+            Default(name: "UART", config: console, role: "console"),
+        ]
+    }
 }
 
 extension Launcher {
@@ -25,11 +35,11 @@ extension Launcher {
     func loadPlugins(_ host: PluginHost, dispatcher: ExitDispatcher) throws(LauncherError) {
         var loadedRoles: Set<String> = []
         if !options.noDefaultPlugins {
-            for d in DefaultPlugins.all {
+            for d in DefaultPlugins.all(serial: options.serial) {
                 do {
                     _ = try host.searchPath.resolve(d.name)
                 } catch {
-                    log.warning("default plugin \(d.name) is not built (run scripts/build-plugins); using the built-in \(d.role)")
+                    log.warning("default plugin \(d.name) is not built (run scripts/build-plugins, or swift build --product \(d.name) for a Swift plugin); using the built-in \(d.role)")
                     continue
                 }
                 do {

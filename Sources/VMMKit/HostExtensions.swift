@@ -39,7 +39,7 @@ enum HostExtensions {
         ]
     }()
 
-    /// The table for `id`, or nil (coalesced_mmio/1 and ioeventfd/1 are not served yet).
+    /// The table for `id`, or nil (coalesced_mmio/1 and ioeventfd/1: HostFastPaths.swift).
     static func lookup(_ id: UnsafePointer<CChar>) -> UnsafeRawPointer? {
         for (name, table) in tables where strcmp(name, id) == 0 { return table }
         return nil

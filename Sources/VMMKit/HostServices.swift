@@ -76,6 +76,7 @@ enum HostServices {
             guard let id else { return nil }
             let plugin = HostServices.instance(data)
             if let table = HostExtensions.lookup(id) { return table }
+            if let table = HostFastPaths.lookup(id, plugin) { return table }
             // Another loaded plugin may offer it (load thread only: plugins' get_extension is).
             return plugin.initializing ? plugin.host.pluginExtension(id, excluding: plugin) : nil
         }

@@ -55,6 +55,8 @@ final class PluginInstance {
     var stagedHypercalls: [TypedHypercall] = []
     var dryPIO = AddressRangeTable<ExitDispatcher.PIOHandler>()
     var dryMMIO = AddressRangeTable<ExitDispatcher.MMIOHandler>()
+    /// Coalesced zones, doorbells and irqfds it asked for (HostFastPaths.swift).
+    let fastPaths = PluginFastPaths()
     /// Storage behind the last error_out message handed to the plugin (strdup'ed).
     private var errorText: UnsafeMutablePointer<CChar>?
 
@@ -86,6 +88,7 @@ final class PluginInstance {
         }
         initializing = false
         guard let result else {
+            fastPaths.close(vm: host.vm)
             let why = message.map { String(cString: $0) } ?? "(no message)"
             throw PluginError(plugin: name, "init failed: \(why)")
         }
@@ -93,7 +96,9 @@ final class PluginInstance {
         do {
             try commit()
         } catch {
+            fastPaths.quiesce()
             pluginLoadLock.withLock { destroyFn(result) }
+            fastPaths.close(vm: host.vm)
             instance = nil
             throw PluginError(plugin: name, "cannot wire its handlers: \(error)")
         }
@@ -101,7 +106,9 @@ final class PluginInstance {
 
     func destroy() {
         guard let instance, let destroyFn = library.entry.pointee.destroy else { return }
+        fastPaths.quiesce()
         pluginLoadLock.withLock { destroyFn(instance) }
+        fastPaths.close(vm: host.vm)
         self.instance = nil
     }
 

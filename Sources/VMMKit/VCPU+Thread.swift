@@ -15,13 +15,21 @@ extension VCPU {
     public func runLoop(_ dispatcher: ExitDispatcher) -> StopReason {
         dispatcher.freeze()
         hooks.tid.store(cuffd_gettid(), ordering: .releasing)
+        // Coalesced writes precede whatever made KVM_RUN return: replay them first.
+        let ring = vm?.coalescedRing
+        func drained() -> StopReason? {
+            guard let ring, ring.active.load(ordering: .acquiring) else { return nil }
+            return ring.drain(dispatcher, on: self)
+        }
         while true {
             if control.pending.load(ordering: .sequentiallyConsistent),
                let reason = control.checkpoint(clearKick: { runPage.pointee.immediate_exit = 0 }) {
-                return reason
+                return drained() ?? reason
             }
             var exit: VMExit
-            do { exit = try run() } catch { return .error(error) }
+            do { exit = try run() } catch { return drained() ?? .error(error) }
+            exits.add(1, ordering: .relaxed)
+            if let reason = drained() { return reason }
             if case .interrupted = exit {
                 runPage.pointee.immediate_exit = 0
                 guard let hook = hooks.onInterrupt, let event = hook(self) else { continue }

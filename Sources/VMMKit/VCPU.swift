@@ -28,6 +28,7 @@ public final class VCPU: @unchecked Sendable {
     /// The exit canary's state: poison decision, exit history, repeated-fault counter.
     public let canary = VCPUCanary()
     public let hooks = VCPUHooks()
+    let exits = Atomic<UInt64>(0)
 
     init(vm: VirtualMachine, id: UInt32, vmFD: Int32, mmapSize: Int) throws(VMMError) {
         let kvmBackend = try KVMBackend(vmFD: vmFD, id: id, mmapSize: mmapSize)
@@ -60,6 +61,9 @@ public final class VCPU: @unchecked Sendable {
     }
 
     public var fd: Int32 { backend.fd }
+
+    /// Returns from KVM_RUN in this vCPU's loop so far (every exit, kicks included).
+    public var exitCount: UInt64 { exits.load(ordering: .relaxed) }
 
     /// The raw shared `kvm_run` page, for baselines and tools that drive KVM_RUN
     /// themselves. Handlers must not use it: the core owns it while the vCPU runs.

@@ -16,6 +16,8 @@ public final class VirtualMachine: @unchecked Sendable {
     public private(set) var hasIRQChip = false
     /// Why the VM was asked to stop as a whole (first reason wins), if it was.
     private let stopReasonStorage = Mutex<StopReason?>(nil)
+    /// Coalesced writes queued by the kernel, replayed by the vCPU loops (CoalescedMMIO.swift).
+    public let coalescedRing = CoalescedRing()
 
     init(kvm: KVM, fd: Int32) {
         self.kvm = kvm

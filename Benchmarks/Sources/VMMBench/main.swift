@@ -1,6 +1,6 @@
 import Glibc
 
-// Usage: vmm-bench [section...]   (sections: runloop, plugins, asyncpf; default: all)
+// Usage: vmm-bench [section...]   (sections: runloop, plugins, asyncpf, uart; default: all)
 // VMM_BENCH_EXITS / VMM_BENCH_ROUNDS override the sizes.
 let args = Array(CommandLine.arguments.dropFirst())
 func wants(_ section: String) -> Bool { args.isEmpty || args.contains(section) }
@@ -11,6 +11,7 @@ do {
     if wants("runloop") { try RunLoopBench.run(exits: exits, rounds: rounds) }
     if wants("plugins") { try PluginBench.run(exits: exits, rounds: rounds) }
     if wants("asyncpf") { try AsyncPFBench.run(rounds: rounds) }
+    if wants("uart") { try UARTBench.run() }
 } catch {
     print("vmm-bench: \(error)")
     exit(1)

@@ -1,0 +1,96 @@
+import Glibc
+import Synchronization
+
+/// Feeds a UART from a file descriptor (stdin in a launcher) on its own thread, so
+/// typed bytes reach the guest (and raise its interrupt) while the vCPU runs.
+/// With `rawTerminal: true` and a terminal on the fd, the terminal is put in raw mode
+/// for the pump's life and restored when it stops, or on any way out of the process.
+public final class InputPump: @unchecked Sendable {
+    public let fd: Int32
+    private let uart: UART16550
+    private let wake: (read: Int32, write: Int32)
+    private var thread: pthread_t?
+    private var terminal: RawTerminal?
+    private let ownsFD: Bool
+
+    /// Reads the file at `path` (a FIFO works too) into `uart`; the pump owns the fd.
+    public convenience init(path: String, into uart: UART16550) throws(UARTConfigError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw UARTConfigError("uart: key 'input': cannot open '\(path)': \(String(cString: strerror(errno))) (errno \(errno))", key: "input")
+        }
+        do throws(UARTConfigError) { try self.init(fd: fd, into: uart, rawTerminal: false, ownsFD: true) } catch {
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    public init(fd: Int32 = STDIN_FILENO, into uart: UART16550, rawTerminal: Bool = true,
+                ownsFD: Bool = false) throws(UARTConfigError) {
+        // Everything that can fail comes before the object is whole, so a failure never
+        // runs deinit (which would close what the caller still owns).
+        let terminal = rawTerminal && isatty(fd) != 0 ? try RawTerminal(fd: fd) : nil
+        var pipeFDs: [Int32] = [-1, -1]
+        guard pipe(&pipeFDs) == 0 else {
+            throw UARTConfigError("uart: key 'input': cannot create a pipe (errno \(errno))", key: "input")
+        }
+        fcntl(pipeFDs[0], F_SETFD, FD_CLOEXEC)
+        fcntl(pipeFDs[1], F_SETFD, FD_CLOEXEC)
+        self.fd = fd
+        self.ownsFD = ownsFD
+        self.uart = uart
+        self.wake = (pipeFDs[0], pipeFDs[1])
+        self.terminal = terminal
+    }
+
+    deinit {
+        stop()
+        Glibc.close(wake.read)
+        Glibc.close(wake.write)
+        if ownsFD { Glibc.close(fd) }
+    }
+
+    /// Starts the reader thread.
+    public func start() throws(UARTConfigError) {
+        guard thread == nil else { return }
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { raw in
+            let me = Unmanaged<InputPump>.fromOpaque(raw!).takeRetainedValue()
+            me.loop()
+            return nil
+        }, box)
+        guard rc == 0 else {
+            Unmanaged<InputPump>.fromOpaque(box).release()
+            throw UARTConfigError("uart: key 'input': cannot start the input thread (error \(rc))", key: "input")
+        }
+        thread = tid
+    }
+
+    /// Stops the thread and restores the terminal. Idempotent.
+    public func stop() {
+        if let tid = thread {
+            var byte: UInt8 = 1
+            _ = Glibc.write(wake.write, &byte, 1)
+            pthread_join(tid, nil)
+            thread = nil
+        }
+        terminal?.restore()
+        terminal = nil
+    }
+
+    private func loop() {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while true {
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+            let rc = poll(&fds, 2, -1)
+            if rc < 0 { if errno == EINTR { continue } else { return } }
+            if fds[1].revents != 0 { return }
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if n < 0, errno == EINTR || errno == EAGAIN { continue }
+            if n <= 0 { return } // end of input: the guest just sees no more bytes
+            uart.receive(buffer[0..<n])
+        }
+    }
+}

@@ -1,0 +1,224 @@
+import Synchronization
+
+/// A 16550A UART, register-accurate as Linux's 8250 driver and polled guests use it.
+///
+/// The line is infinitely fast: a byte written to THR leaves at once (THRE and TEMT
+/// stay set), so the transmit FIFO is never observable. Bytes from the host wait in a
+/// host-side queue and enter the receive FIFO (16 bytes, or the 1-byte RBR with FIFOs
+/// off) only while the guest asserts RTS and as room frees up, like a terminal with
+/// hardware flow control: host input never overruns, and input typed before the
+/// guest's driver opened the port (set MCR.RTS) is not lost in its FIFO reset.
+/// Overrun does happen where the guest can cause it: loopback mode.
+///
+/// Bus-agnostic: `read(_:)`/`write(_:_:)` take a register index 0...7; the placement
+/// (PIO port or MMIO with a register shift) lives in the code that routes exits here.
+/// Thread-safe: vCPU threads, an input thread and the host may call it concurrently.
+public final class UART16550: @unchecked Sendable {
+    /// Register indexes (DLAB = 0 names first).
+    public enum Register: Int, Sendable {
+        case rbrTHR = 0, ier = 1, iirFCR = 2, lcr = 3, mcr = 4, lsr = 5, msr = 6, scr = 7
+    }
+
+    public static let fifoSize = 16
+
+    // Bits, as named in Linux's serial_reg.h.
+    static let ierRDI: UInt8 = 0x01, ierTHRI: UInt8 = 0x02, ierRLSI: UInt8 = 0x04, ierMSI: UInt8 = 0x08
+    static let lsrDR: UInt8 = 0x01, lsrOE: UInt8 = 0x02, lsrTHRE: UInt8 = 0x20, lsrTEMT: UInt8 = 0x40
+    static let lcrDLAB: UInt8 = 0x80
+    static let mcrDTR: UInt8 = 0x01, mcrRTS: UInt8 = 0x02, mcrOUT1: UInt8 = 0x04, mcrOUT2: UInt8 = 0x08, mcrLOOP: UInt8 = 0x10
+    static let iirNone: UInt8 = 0x01, iirTHRI: UInt8 = 0x02, iirRDI: UInt8 = 0x04, iirRLSI: UInt8 = 0x06
+    static let iirTimeout: UInt8 = 0x0c, iirFIFOs: UInt8 = 0xc0
+
+    struct State {
+        var rx = ByteRing(capacity: 1) // FIFOs are off after reset: RBR only
+        var hostQueue = ByteRing(capacity: 0)
+        var ier: UInt8 = 0
+        var lcr: UInt8 = 0
+        var mcr: UInt8 = 0
+        var scr: UInt8 = 0
+        var dll: UInt8 = 0x0c // 9600 baud at 1.8432 MHz, as firmware leaves it
+        var dlm: UInt8 = 0
+        var fifoEnabled = false
+        var rxTrigger = 1
+        var overrun = false
+        /// MSR bits 7:4 and the latched delta bits 3:0.
+        var msr: UInt8 = 0xb0
+        /// The THRE interrupt is pending (set when THR empties, cleared by an IIR read
+        /// that reports it or by a THR write).
+        var thrPending = false
+        var irqLevel = false
+    }
+
+    private let state = Mutex(State())
+    private let transmit: @Sendable (UInt8) -> Void
+    private let flushOutput: @Sendable () -> Void
+    private let irq: (@Sendable (Bool) -> Void)?
+    /// PC COM ports reach the 8259 through a gate driven by MCR.OUT2 (and loopback
+    /// forces the pin off); device-tree ns16550a parts wire INTR straight through.
+    public let irqGatedByOUT2: Bool
+
+    /// `transmit` gets every byte the guest sends (not loopback bytes); `flush` is called
+    /// when the guest reads any register (it is polling, so buffered output should show);
+    /// `irq` gets each change of the interrupt line.
+    public init(irqGatedByOUT2: Bool = true, transmit: @escaping @Sendable (UInt8) -> Void,
+                flush: @escaping @Sendable () -> Void = {}, irq: (@Sendable (Bool) -> Void)? = nil) {
+        self.irqGatedByOUT2 = irqGatedByOUT2
+        self.transmit = transmit
+        self.flushOutput = flush
+        self.irq = irq
+    }
+
+    /// A guest read of register `index` (0...7; higher bits are not decoded).
+    public func read(_ index: Int) -> UInt8 {
+        flushOutput()
+        return update { s in
+            switch Register(rawValue: index & 7)! {
+            case .rbrTHR:
+                if s.lcr & Self.lcrDLAB != 0 { return s.dll }
+                let byte = s.rx.pop() ?? 0
+                Self.refill(&s)
+                return byte
+            case .ier:
+                return s.lcr & Self.lcrDLAB != 0 ? s.dlm : s.ier
+            case .iirFCR:
+                let iir = Self.iir(s)
+                if iir & 0x0f == Self.iirTHRI { s.thrPending = false }
+                return iir
+            case .lcr: return s.lcr
+            case .mcr: return s.mcr
+            case .lsr:
+                let lsr = Self.lsr(s)
+                s.overrun = false // error bits clear on read
+                return lsr
+            case .msr:
+                let msr = s.msr
+                s.msr &= 0xf0 // delta bits clear on read
+                return msr
+            case .scr: return s.scr
+            }
+        }
+    }
+
+    /// A guest write of `value` to register `index` (0...7).
+    public func write(_ index: Int, _ value: UInt8) {
+        update { s in
+            switch Register(rawValue: index & 7)! {
+            case .rbrTHR:
+                if s.lcr & Self.lcrDLAB != 0 { s.dll = value; return }
+                if s.mcr & Self.mcrLOOP != 0 {
+                    Self.receive(value, into: &s)
+                } else {
+                    transmit(value)
+                }
+                s.thrPending = true // sent at once: THR is empty again
+            case .ier:
+                if s.lcr & Self.lcrDLAB != 0 { s.dlm = value; return }
+                let enabledTHRI = value & Self.ierTHRI != 0 && s.ier & Self.ierTHRI == 0
+                s.ier = value & 0x0f
+                if enabledTHRI { s.thrPending = true } // THR is empty: the interrupt fires now
+            case .iirFCR:
+                let enable = value & 0x01 != 0
+                if enable != s.fifoEnabled || value & 0x02 != 0 { s.rx.removeAll(); s.overrun = false }
+                s.fifoEnabled = enable
+                s.rx.capacity = enable ? Self.fifoSize : 1
+                s.rxTrigger = [1, 4, 8, 14][Int(value >> 6)]
+                Self.refill(&s)
+            case .lcr:
+                s.lcr = value
+            case .mcr:
+                s.mcr = value & 0x1f
+                Self.updateModemStatus(&s)
+                Self.refill(&s) // RTS raised, or loopback left: the host may send again
+            case .lsr, .msr:
+                break // read-only; the 16550A ignores writes (LSR writes are a factory test)
+            case .scr:
+                s.scr = value
+            }
+        }
+    }
+
+    /// Bytes from the host side (typed, piped, or a test buffer). Any thread.
+    public func receive(_ bytes: some Sequence<UInt8>) {
+        update { s in
+            for byte in bytes { s.hostQueue.pushGrowing(byte) }
+            Self.refill(&s)
+        }
+    }
+
+    /// Host bytes not yet in the receive FIFO.
+    public var queuedInput: Int { state.withLock { $0.hostQueue.count } }
+
+    /// The interrupt line as last driven.
+    public var irqLevel: Bool { state.withLock { $0.irqLevel } }
+
+    /// Runs `body` under the lock, then drives the IRQ line if its level changed.
+    private func update<T>(_ body: (inout State) -> T) -> T {
+        state.withLock { s in
+            let result = body(&s)
+            let level = Self.iir(s) & Self.iirNone == 0
+                && (!irqGatedByOUT2 || (s.mcr & Self.mcrOUT2 != 0 && s.mcr & Self.mcrLOOP == 0))
+            if level != s.irqLevel {
+                s.irqLevel = level
+                irq?(level)
+            }
+            return result
+        }
+    }
+
+    /// Moves host bytes into the receive FIFO while it has room and RTS is asserted
+    /// (not in loopback: the receiver then listens to the transmitter only).
+    private static func refill(_ s: inout State) {
+        guard s.mcr & mcrLOOP == 0, s.mcr & mcrRTS != 0 else { return }
+        while !s.rx.isFull, let byte = s.hostQueue.pop() { _ = s.rx.push(byte) }
+    }
+
+    /// A byte arriving at the receiver when there is no room latches overrun. With
+    /// FIFOs it is lost (the FIFO keeps its bytes); without, it overwrites the unread
+    /// RBR, as the datasheet describes.
+    private static func receive(_ byte: UInt8, into s: inout State) {
+        guard !s.rx.push(byte) else { return }
+        s.overrun = true
+        if !s.fifoEnabled { s.rx.removeAll(); _ = s.rx.push(byte) }
+    }
+
+    static func lsr(_ s: State) -> UInt8 {
+        var lsr = lsrTHRE | lsrTEMT
+        if !s.rx.isEmpty { lsr |= lsrDR }
+        if s.overrun { lsr |= lsrOE }
+        return lsr
+    }
+
+    /// The highest-priority pending interrupt, as IIR reports it.
+    static func iir(_ s: State) -> UInt8 {
+        let fifoBits = s.fifoEnabled ? iirFIFOs : 0
+        if s.ier & ierRLSI != 0, s.overrun { return fifoBits | iirRLSI }
+        if s.ier & ierRDI != 0, !s.rx.isEmpty {
+            // Below the trigger level the 16550A reports a character timeout once the
+            // line has been idle for four characters; this line is idle at once.
+            return fifoBits | (s.fifoEnabled && s.rx.count < s.rxTrigger ? iirTimeout : iirRDI)
+        }
+        if s.ier & ierTHRI != 0, s.thrPending { return fifoBits | iirTHRI }
+        if s.ier & ierMSI != 0, s.msr & 0x0f != 0 { return fifoBits }
+        return fifoBits | iirNone
+    }
+
+    /// MSR bits 7:4 follow MCR in loopback (DCD=OUT2, RI=OUT1, DSR=DTR, CTS=RTS), else
+    /// a connected host (DCD, DSR, CTS); changes latch the delta bits.
+    private static func updateModemStatus(_ s: inout State) {
+        let old = s.msr & 0xf0
+        var new: UInt8 = 0xb0
+        if s.mcr & mcrLOOP != 0 {
+            new = 0
+            if s.mcr & mcrRTS != 0 { new |= 0x10 }
+            if s.mcr & mcrDTR != 0 { new |= 0x20 }
+            if s.mcr & mcrOUT1 != 0 { new |= 0x40 }
+            if s.mcr & mcrOUT2 != 0 { new |= 0x80 }
+        }
+        var delta: UInt8 = 0
+        if (old ^ new) & 0x10 != 0 { delta |= 0x01 } // DCTS
+        if (old ^ new) & 0x20 != 0 { delta |= 0x02 } // DDSR
+        if old & 0x40 != 0, new & 0x40 == 0 { delta |= 0x04 } // TERI: trailing edge only
+        if (old ^ new) & 0x80 != 0 { delta |= 0x08 } // DDCD
+        s.msr = new | (s.msr & 0x0f) | delta
+    }
+}

@@ -1,0 +1,112 @@
+import CVMMPlugin
+import Glibc
+import UART16550
+import VMMPluginKit
+
+/// The 16550A as a dlopen'd plugin: one instance per UART, configured like the
+/// in-process `UARTDevice` ("port=0x3f8,output=stdout,input=stdin", see UARTConfig).
+/// IRQs go through the host's set_irq_line (polled when the VM has no irqchip), and
+/// `coalesce=on` asks the host's coalesced_mmio/1 extension to queue THR writes.
+/// Output and input are the process's (stdout, files, stdin); `buffer` is for
+/// in-process UARTs only, since a plugin's buffer would be out of the host's reach.
+final class UARTPlugin: VMMPlugin {
+    static let id = "org.vmmkit.uart16550"
+    let config: UARTConfig
+    let uart: UART16550
+    let output: UARTOutputSink
+    private var pump: InputPump?
+
+    init(host: PluginServices, config settings: PluginConfig) throws {
+        let config = try UARTConfig.parse(settings.text)
+        self.config = config
+        if config.output == .buffer || config.input == .buffer {
+            let key = config.output == .buffer ? "output" : "input"
+            throw UARTConfigError("uart: key '\(key)': 'buffer' is for in-process UARTs; a plugin uses stdout, stderr, stdin or file:PATH", key: key)
+        }
+        let sink = try UARTOutputSink(config.output)
+        output = sink
+        // The host table is [any-thread] for set_irq_line and lives until destroy().
+        nonisolated(unsafe) let raw = host.raw
+        let line = config.irq
+        // Probe the line once: -ENOTSUP means no in-kernel irqchip, so the UART is polled.
+        var irq: (@Sendable (Bool) -> Void)?
+        if raw.pointee.set_irq_line(raw.pointee.host_data, line, 0) == 0 {
+            irq = { level in _ = raw.pointee.set_irq_line(raw.pointee.host_data, line, level ? 1 : 0) }
+        }
+        let gated: Bool = if case .pio = config.placement { true } else { false }
+        let uart = UART16550(irqGatedByOUT2: gated, transmit: { sink.write($0) }, flush: { sink.flush() }, irq: irq)
+        self.uart = uart
+        try register(host, uart)
+        if config.coalesce { try coalesce(host) }
+        switch config.input {
+        case .stdin: pump = try InputPump(fd: STDIN_FILENO, into: uart)
+        case let .file(path): pump = try InputPump(path: path, into: uart)
+        case .none, .buffer: break
+        }
+        try pump?.start()
+    }
+
+    func shutdown() {
+        pump?.stop()
+        pump = nil
+        output.close()
+    }
+
+    private var placementKey: String { if case .pio = config.placement { "port" } else { "mmio" } }
+
+    /// The register window; a clash with another device names our key and theirs.
+    private func register(_ host: PluginServices, _ uart: UART16550) throws {
+        do {
+            switch config.placement {
+            case let .pio(port):
+                try host.registerPIO(port: port, count: 8, name: config.name) { io in
+                    let first = Int(io.port &- port)
+                    for element in 0..<io.count {
+                        var value: UInt32 = io.isWrite ? io.element(element) : 0
+                        for byte in 0..<io.size where first + byte < 8 {
+                            if io.isWrite {
+                                uart.write(first + byte, UInt8(truncatingIfNeeded: value >> (8 * byte)))
+                            } else {
+                                value |= UInt32(uart.read(first + byte)) << (8 * byte)
+                            }
+                        }
+                        if !io.isWrite { io.setElement(element, value) }
+                    }
+                    return .handled
+                }
+            case let .mmio(address, shift):
+                try host.registerMMIO(address: address, length: config.span, name: config.name) { access in
+                    let index = Int((access.address - address) >> UInt64(shift))
+                    if access.isWrite {
+                        uart.write(index, UInt8(truncatingIfNeeded: access.data))
+                    } else {
+                        access.data = UInt64(uart.read(index))
+                    }
+                    return .handled
+                }
+            }
+        } catch {
+            throw UARTConfigError("uart '\(config.name)': key '\(placementKey)' = \(hexString(config.base)): \(error)", key: placementKey)
+        }
+    }
+
+    /// THR (register 0) queued by the kernel through the host's coalesced_mmio/1.
+    private func coalesce(_ host: PluginServices) throws {
+        guard let table = host.hostExtension(VMM_EXT_HOST_COALESCED_MMIO)?
+            .assumingMemoryBound(to: vmm_host_coalesced_mmio_t.self) else {
+            throw UARTConfigError("uart: key 'coalesce': the host or the kernel offers no coalesced MMIO", key: "coalesce")
+        }
+        var error: UnsafePointer<CChar>?
+        let (space, length): (UInt32, UInt64) = switch config.placement {
+        case .pio: (VMM_SPACE_PIO, 1)
+        case let .mmio(_, shift): (VMM_SPACE_MMIO, 1 << UInt64(shift))
+        }
+        let rc = table.pointee.add(host.raw.pointee.host_data, space, config.base, length, &error)
+        guard rc == 0 else {
+            let why = error.map { String(cString: $0) } ?? "errno \(-rc)"
+            throw UARTConfigError("uart: key 'coalesce': \(why)", key: "coalesce")
+        }
+    }
+}
+
+func hexString(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }

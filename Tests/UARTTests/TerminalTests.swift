@@ -1,0 +1,186 @@
+import Glibc
+import GuestPayloads
+import Testing
+@testable import UART16550
+
+/// Raw terminal input on a pseudo-terminal: raw while the console runs, restored on
+/// every way out (stop, normal exit of the launcher, a fatal signal).
+@Suite("UART console terminal")
+struct TerminalTests {
+    struct PTY {
+        let master: Int32, slave: Int32
+        init() throws {
+            // posix_openpt/grantpt/unlockpt/ptsname, by hand (Glibc does not export them to Swift).
+            master = open("/dev/ptmx", O_RDWR | O_NOCTTY)
+            try #require(master >= 0)
+            var unlock: Int32 = 0, number: UInt32 = 0
+            try #require(ioctl(master, 0x4004_5431 /* TIOCSPTLCK */, &unlock) == 0)
+            try #require(ioctl(master, 0x8004_5430 /* TIOCGPTN */, &number) == 0)
+            slave = open("/dev/pts/\(number)", O_RDWR | O_NOCTTY)
+            try #require(slave >= 0)
+        }
+        func close() { Glibc.close(slave); Glibc.close(master) }
+        var lflag: tcflag_t { var t = termios(); tcgetattr(slave, &t); return t.c_lflag }
+        var isRaw: Bool { lflag & tcflag_t(ICANON | ECHO) == 0 }
+        var isCooked: Bool { lflag & tcflag_t(ICANON | ECHO) == tcflag_t(ICANON | ECHO) }
+
+        func type(_ text: String) { _ = Array(text.utf8).withUnsafeBytes { write(master, $0.baseAddress, $0.count) } }
+
+        /// Reads the child's output until it contains `needle` (or 60 s pass: a guard
+        /// against a hang, not a speed bound).
+        func read(until needle: String) -> String {
+            var got: [UInt8] = []
+            for _ in 0..<600 {
+                var p = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
+                if poll(&p, 1, 100) > 0 {
+                    var buf = [UInt8](repeating: 0, count: 512)
+                    let n = buf.withUnsafeMutableBytes { Glibc.read(master, $0.baseAddress, $0.count) }
+                    if n > 0 { got += buf[0..<n] } else { break }
+                }
+                if String(decoding: got, as: UTF8.self).contains(needle) { break }
+            }
+            return String(decoding: got, as: UTF8.self)
+        }
+    }
+
+    @Test("the input pump holds the terminal raw, delivers typed bytes, and restores it on stop")
+    func pumpRestoresOnStop() throws {
+        let pty = try PTY()
+        defer { pty.close() }
+        #expect(pty.isCooked)
+        let uart = UART16550(transmit: { _ in })
+        uart.write(4, 0x03) // the guest driver raised DTR|RTS: the host may send
+        let pump = try InputPump(fd: pty.slave, into: uart)
+        #expect(pty.isRaw)
+        #expect(RawTerminal.isActive)
+        try pump.start()
+        pty.type("ok\r")
+        var got: [UInt8] = []
+        for _ in 0..<6000 where got.count < 3 {
+            if uart.read(5) & 1 != 0 { got.append(uart.read(0)) } else { usleep(1000) }
+        }
+        #expect(got == Array("ok\r".utf8)) // raw: CR is not turned into LF
+        pump.stop()
+        #expect(pty.isCooked)
+        #expect(!RawTerminal.isActive)
+    }
+
+    @Test("a second raw terminal is refused; a non-terminal fd is refused, naming the key")
+    func refusals() throws {
+        let pty = try PTY()
+        defer { pty.close() }
+        let first = try RawTerminal(fd: pty.slave)
+        #expect(throws: UARTConfigError("uart: key 'input': another UART already holds the terminal in raw mode", key: "input")) {
+            _ = try RawTerminal(fd: pty.slave)
+        }
+        first.restore()
+        #expect(pty.isCooked)
+        var fds: [Int32] = [0, 0]
+        pipe(&fds)
+        defer { Glibc.close(fds[0]); Glibc.close(fds[1]) }
+        #expect(throws: UARTConfigError("uart: key 'input': fd \(fds[0]) is not a terminal (Inappropriate ioctl for device)", key: "input")) {
+            _ = try RawTerminal(fd: fds[0])
+        }
+    }
+
+    /// Starts `program` (built beside this test binary: uart-console, vmm) on the pty.
+    func spawnConsole(_ pty: PTY, _ args: [String] = [], program: String = "uart-console") throws -> pid_t {
+        var exe = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &exe, exe.count - 1)
+        try #require(n > 0)
+        var path = String(cString: exe)
+        path = String(path[..<path.lastIndex(of: "/")!]) + "/" + program
+        try #require(access(path, X_OK) == 0, "\(program) is not built at \(path)")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd in 0...2 { posix_spawn_file_actions_adddup2(&actions, pty.slave, Int32(fd)) }
+        let argv = ([path] + args).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        // The test runner's threads block signals; the child must start with none
+        // blocked and default actions, as from a shell.
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid = pid_t()
+        let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
+        try #require(rc == 0)
+        return pid
+    }
+
+    /// The child's wait status; after 60 s (a guard against a hang, not a speed bound)
+    /// it is killed and the failure recorded.
+    func wait(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        for _ in 0..<6000 {
+            if waitpid(pid, &status, WNOHANG) == pid { return status }
+            usleep(10_000)
+        }
+        Issue.record("uart-console did not end; killing it")
+        kill(pid, SIGKILL)
+        waitpid(pid, &status, 0)
+        return status
+    }
+
+    @Test("uart-console: a line typed at the terminal reaches the guest; the terminal is restored at exit",
+          .enabled(if: access("/dev/kvm", F_OK) == 0))
+    func consoleNormalExit() throws {
+        let pty = try PTY()
+        defer { pty.close() }
+        let pid = try spawnConsole(pty)
+        #expect(pty.read(until: "type a line: ").hasSuffix("type a line: "))
+        #expect(pty.isRaw)
+        pty.type("hi there\r")
+        let out = pty.read(until: "you typed: hi there")
+        #expect(out.contains("hi there\r\nyou typed: hi there"))
+        let status = wait(pid)
+        #expect(status & 0x7f == 0 && (status >> 8) & 0xff == 8) // exited with the line length
+        #expect(pty.isCooked)
+    }
+
+    @Test("uart-console: SIGTERM while the guest waits for input still restores the terminal",
+          .enabled(if: access("/dev/kvm", F_OK) == 0))
+    func consoleKilled() throws {
+        let pty = try PTY()
+        defer { pty.close() }
+        let pid = try spawnConsole(pty)
+        _ = pty.read(until: "type a line: ")
+        #expect(pty.isRaw)
+        kill(pid, SIGTERM)
+        let status = wait(pid)
+        #expect(status & 0x7f == SIGTERM) // killed by the signal, as without us
+        #expect(pty.isCooked)
+    }
+
+    @Test("vmm launcher: its default COM1 (the UART plugin) takes stdin raw, and gives the terminal back at exit",
+          .enabled(if: access("/dev/kvm", F_OK) == 0))
+    func launcherConsole() throws {
+        // A flat 64-bit image: point the echo payload's helpers at COM1 (r12 = 0x3f8,
+        // r13 = shift 0, r14 = PIO), then the payload itself.
+        var size = 0
+        let echo = guest_payload("uart_echo", &size)!
+        let image: [UInt8] = [0x41, 0xbc, 0xf8, 0x03, 0x00, 0x00, 0x45, 0x31, 0xed, 0x45, 0x31, 0xf6]
+            + Array(UnsafeBufferPointer(start: echo, count: size))
+        let path = "/tmp/uart-launcher-\(getpid()).bin"
+        defer { unlink(path) }
+        let f = try #require(fopen(path, "w"))
+        fwrite(image, 1, image.count, f)
+        fclose(f)
+        let pty = try PTY()
+        defer { pty.close() }
+        let pid = try spawnConsole(pty, ["run", path, "--load-addr", "0x100000"], program: "vmm")
+        #expect(pty.read(until: "type a line: ").hasSuffix("type a line: "))
+        #expect(pty.isRaw)
+        pty.type("vmm\r")
+        #expect(pty.read(until: "you typed: vmm").contains("vmm\r\nyou typed: vmm"))
+        let status = wait(pid)
+        #expect(status & 0x7f == 0 && (status >> 8) & 0xff == (3 << 1 | 1)) // guest code 3, launcher status 7
+        #expect(pty.isCooked)
+    }
+}
