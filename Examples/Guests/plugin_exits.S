@@ -140,3 +140,23 @@ BEGIN(plugin_services)
     mov %rax, 0x20008
     hlt
 END(plugin_services)
+
+/* inject_interrupt through the libServices fixture (action 4): with interrupts enabled
+ * the plugin queues vector 0x40; its handler at +0x80 stores 0x40 at 0x20000 and the
+ * plugin's result (RCX, 0 = injected) at 0x20008, then halts. The test writes the gate
+ * and the IDTR at 0x20100. */
+BEGIN(plugin_interrupt)
+    lidt 0x20100
+    mov $0x540, %dx
+    mov $-1, %rcx
+    sti
+    nop                        /* past the STI interrupt shadow */
+    mov $4, %eax
+    out %eax, %dx
+    cli
+    hlt                        /* not reached when the interrupt arrives */
+    .org 0x80
+    movq $0x40, 0x20000
+    mov %rcx, 0x20008
+    hlt
+END(plugin_interrupt)

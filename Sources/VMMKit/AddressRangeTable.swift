@@ -53,18 +53,28 @@ struct AddressRangeTable<Handler> {
 
     @inline(__always)
     func lookup(_ address: UInt64) -> [Handler]? {
-        segmentIndex(address).map { segments[$0].handlers }
+        segments.indexContaining(address).map { segments[$0].handlers }
     }
+}
 
+/// A half-open address range [start, end) in a sorted table of disjoint ranges.
+protocol AddressSegment {
+    var start: UInt64 { get }
+    var end: UInt64 { get }
+}
+
+extension AddressRangeTable.Segment: AddressSegment {}
+
+extension RandomAccessCollection where Element: AddressSegment, Index == Int {
     /// The index of the segment containing `address`, by binary search.
     @inline(__always)
-    func segmentIndex(_ address: UInt64) -> Int? {
-        var lo = 0, hi = segments.count
+    func indexContaining(_ address: UInt64) -> Int? {
+        var lo = startIndex, hi = endIndex
         while lo < hi {
             let mid = (lo &+ hi) >> 1
-            if segments[mid].end <= address { lo = mid &+ 1 } else { hi = mid }
+            if self[mid].end <= address { lo = mid &+ 1 } else { hi = mid }
         }
-        guard lo < segments.count, segments[lo].start <= address else { return nil }
+        guard lo < endIndex, self[lo].start <= address else { return nil }
         return lo
     }
 }

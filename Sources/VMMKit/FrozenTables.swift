@@ -3,7 +3,7 @@
 /// reference, so dispatch retains neither the handler list nor the handler closure
 /// per exit (through the live, mutable tables the compiler must retain both).
 final class FrozenTables {
-    struct Segment {
+    struct Segment: AddressSegment {
         let start: UInt64
         let end: UInt64
         let first: Int // index of its first handler in `handlers`
@@ -43,13 +43,7 @@ final class FrozenTables {
         /// The segment containing `address`, by binary search.
         @inline(__always)
         func segment(_ address: UInt64) -> Segment? {
-            var lo = 0, hi = segments.count
-            while lo < hi {
-                let mid = (lo &+ hi) >> 1
-                if segments[mid].end <= address { lo = mid &+ 1 } else { hi = mid }
-            }
-            guard lo < segments.count, segments[lo].start <= address else { return nil }
-            return segments[lo]
+            segments.indexContaining(address).map { segments[$0] }
         }
     }
 

@@ -81,6 +81,7 @@ final class PluginInstance {
         dryPIO = host.dispatcher.pio
         dryMMIO = host.dispatcher.mmio
         initializing = true
+        defer { (staged, stagedHypercalls, dryPIO, dryMMIO) = ([], [], .init(), .init()) }
         var message: UnsafePointer<CChar>?
         let result = pluginLoadLock.withLock {
             config.withCString { initFn(table, $0, &message) }
@@ -101,7 +102,6 @@ final class PluginInstance {
             instance = nil
             throw PluginError(plugin: name, "cannot wire its handlers: \(error)")
         }
-        staged = []
     }
 
     func destroy() {
@@ -125,10 +125,13 @@ final class PluginInstance {
         out?.pointee = UnsafePointer(errorText)
     }
 
+    /// Wires the staged registrations. Every check was made while staging (against
+    /// copies of the dispatcher's tables, the hypercall port included) and `load`
+    /// refuses a started dispatcher, so nothing here fails half-way in practice.
     private func commit() throws(VMMError) {
+        if !stagedHypercalls.isEmpty { try TypedHypercall.installPort(host) }
         for handler in staged { try PluginDispatch.wire(handler, instance: self) }
         handlerSummaries = staged.map(\.summary) + stagedHypercalls.map { "hypercall \($0.number)" }
         for call in stagedHypercalls { host.hypercalls[call.number] = call }
-        if !stagedHypercalls.isEmpty { try TypedHypercall.installPort(host) }
     }
 }

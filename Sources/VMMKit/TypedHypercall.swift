@@ -109,6 +109,16 @@ final class TypedHypercall: @unchecked Sendable {
             plugin.setError("\(owner): hypercall \(number) is already registered by \(taken.owner)", errorOut)
             return -EEXIST
         }
+        if !plugin.host.hypercallPortInstalled && plugin.stagedHypercalls.isEmpty {
+            // The port is claimed when this plugin's handlers are wired: check it now.
+            do {
+                try plugin.dryPIO.insert(start: UInt64(VMM_HYPERCALL_PORT), length: 1, priority: 0, exclusive: true,
+                                         owner: portOwner, unit: "port", handler: { _, _ in .notMine })
+            } catch {
+                plugin.setError("\(owner): hypercall \(number) needs the hypercall port: \(error)", errorOut)
+                return -EEXIST
+            }
+        }
         do {
             let call = try TypedHypercall(number: number, signature: text, result: parsed.0, args: parsed.1, fn: fn,
                                           user: user, owner: owner)
@@ -119,10 +129,12 @@ final class TypedHypercall: @unchecked Sendable {
         }
     }
 
+    static let portOwner = "VMMKit typed hypercalls"
+
     /// Claims the hypercall port in the dispatcher once per host.
     static func installPort(_ host: PluginHost) throws(VMMError) {
         guard !host.hypercallPortInstalled else { return }
-        try host.dispatcher.registerPIO(port: UInt16(VMM_HYPERCALL_PORT), owner: "VMMKit typed hypercalls") {
+        try host.dispatcher.registerPIO(port: UInt16(VMM_HYPERCALL_PORT), owner: portOwner) {
             [unowned host] io, vcpu in
             guard io.isWrite, io.size == 4 else { return .notMine }
             return dispatch(host, number: io.value, vcpu: vcpu)

@@ -20,7 +20,7 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
 /* Registers a hypercall whose signature names a type that does not exist; forwards
  * the host's message as its own error. */
 static uint64_t never_called(void *user, uint64_t a) { (void)user; return a; }
-static char message[400];
+static char message[1024];
 static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
 {
     const vmm_host_hypercall_t *hc = host->get_extension(host->host_data, VMM_EXT_HOST_HYPERCALL);

@@ -31,7 +31,7 @@ static int64_t h106(void *u, const void *p, uint64_t b, uint64_t c, uint64_t d, 
     return (int64_t)(v + b + c + d + e) + f;
 }
 
-static char message[300];
+static char message[1024];
 
 static void *hc_init(const vmm_host_t *host, const char *config, const char **error_out)
 {

@@ -5,7 +5,11 @@
  *     1: injects #PF with error code 2 and CR2 payload 0xdead000 (inject_exception);
  *     2: raises an async-PF PAGE_MISSING event for gpa 0x5000 through the async_pf/1
  *        extension and puts the verdict in RCX (set_reg);
- *     3: calls get_reg for another vCPU id and puts -errno in RCX (expects EBUSY).
+ *     3: calls get_reg for another vCPU id and puts -errno in RCX (expects EBUSY);
+ *     4: injects external interrupt 0x40 (inject_interrupt), -errno in RCX;
+ *   MSRs 0x4b564dfe..0x4b564dff: RDMSR reads 0x0102030405060708, WRMSR stores the
+ *   value at guest-physical 0x20100; HLT: stores 0x4c54 ("HLT") at 0x20108 and
+ *   declines (VMM_NOT_MINE), so the host's default still halts.
  * - ROLE_RECEIVER ("async receiver"): handles VMM_EXIT_ASYNC_PF events by setting
  *   RBX to gpa + kind on the event's vCPU.
  */
@@ -31,6 +35,7 @@ static vmm_verdict_t on_event(void *user, vmm_exit_t *ex)
 #define ROLE_LENGTH 0
 #define ROLE_HANDLER on_event
 #define ROLE_ID "org.vmmkit.test.async-receiver"
+#define REGISTER_MORE(host, error_out) 0
 #else
 static vmm_verdict_t on_port(void *user, vmm_exit_t *ex)
 {
@@ -59,6 +64,9 @@ static vmm_verdict_t on_port(void *user, vmm_exit_t *ex)
         ev.kind = VMM_ASYNC_PF_PAGE_MISSING;
         v = apf->raise(h->host_data, ex->vcpu_id, &ev, NULL);
         h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RCX, v);
+    } else if (action == 4) {
+        int rc = h->inject_interrupt(h->host_data, ex->vcpu_id, 0x40);
+        h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RCX, (uint64_t)(int64_t)-rc);
     } else if (action == 3) {
         uint64_t dummy = 0;
         int rc = h->get_reg(h->host_data, ex->vcpu_id + 1, VMM_REG_RAX, &dummy);
@@ -66,6 +74,49 @@ static vmm_verdict_t on_port(void *user, vmm_exit_t *ex)
     }
     return VMM_HANDLED;
 }
+static vmm_verdict_t on_msr(void *user, vmm_exit_t *ex)
+{
+    (void)user;
+    if (ex->msr.is_write) {
+        if (the_host->write_guest(the_host->host_data, 0x20100, &ex->msr.data, 8) != 0)
+            return VMM_FAIL;
+    } else {
+        ex->msr.data = 0x0102030405060708ull;
+    }
+    return VMM_HANDLED;
+}
+
+static vmm_verdict_t on_hlt(void *user, vmm_exit_t *ex)
+{
+    uint64_t mark = 0x4c54;
+    (void)user; (void)ex;
+    the_host->write_guest(the_host->host_data, 0x20108, &mark, sizeof mark);
+    return VMM_NOT_MINE;
+}
+
+/* Registers the MSR and HLT handlers too (the services role only). */
+static int register_more(const vmm_host_t *host, const char **error_out)
+{
+    vmm_handler_desc_t d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.exit_class = VMM_EXIT_MSR;
+    d.base = 0x4b564dfe;
+    d.length = 2;
+    d.flags = VMM_HANDLER_EXCLUSIVE;
+    d.handle = on_msr;
+    d.name = "msr";
+    if (host->register_handler(host->host_data, &d, error_out) != 0)
+        return -1;
+    d.exit_class = VMM_EXIT_HLT;
+    d.base = 0;
+    d.length = 0;
+    d.flags = 0;
+    d.handle = on_hlt;
+    d.name = "hlt";
+    return host->register_handler(host->host_data, &d, error_out);
+}
+#define REGISTER_MORE(host, error_out) register_more(host, error_out)
 #define ROLE_CLASS VMM_EXIT_PIO
 #define ROLE_BASE 0x540
 #define ROLE_LENGTH 1
@@ -85,7 +136,7 @@ static void *svc_init(const vmm_host_t *host, const char *config, const char **e
     d.length = ROLE_LENGTH;
     d.handle = ROLE_HANDLER;
     d.name = "svc";
-    if (host->register_handler(host->host_data, &d, error_out) != 0)
+    if (host->register_handler(host->host_data, &d, error_out) != 0 || REGISTER_MORE(host, error_out) != 0)
         return NULL;
     return (void *)host;
 }

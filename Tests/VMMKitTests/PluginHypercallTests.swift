@@ -25,6 +25,20 @@ struct PluginHypercallTests {
         #expect(results == expected)
     }
 
+    @Test("the hypercall port already taken by another device: refused at registration, naming both",
+          .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+    func portTaken() throws {
+        let (guest, host) = try PluginFixtures.guest("hlt")
+        defer { host.close() }
+        try guest.dispatcher.registerPIO(port: 0xe4, owner: "my-device") { _, _ in .handled }
+        let path = PluginFixtures.fixture("Hypercalls")
+        let error = pluginError { () throws(PluginError) in try host.load(path) }
+        #expect(error?.description == "plugin 'org.vmmkit.test.hypercalls' (\(path)): init failed: hypercalls: "
+            + "org.vmmkit.test.hypercalls (\(path)): hypercall 100 needs the hypercall port: VMMKit typed hypercalls: "
+            + "port range [0xe4..<0xe5] overlaps [0xe4..<0xe5] owned by my-device (an exclusive range cannot be shared)")
+        #expect(host.plugins.isEmpty)
+    }
+
     @Test("signature parsing: accepted forms and clear refusals")
     func parsing() {
         func parse(_ s: String) -> String {

@@ -9,12 +9,12 @@ import Testing
 struct PluginServicesTests {
     static let handlerOffset: UInt64 = 0x80
 
-    func prepare(_ guest: TestGuest) throws {
-        // IDT at GuestLayout.idt with a #PF gate to the payload's handler; IDTR at 0x20100.
+    func prepare(_ guest: TestGuest, vector: UInt64 = 14) throws {
+        // IDT at GuestLayout.idt with a gate to the payload's handler; IDTR at 0x20100.
         let h = GuestLayout.codeStart + Self.handlerOffset
         let low = (h & 0xffff) | (0x08 << 16) | (0x8e << 40) | (((h >> 16) & 0xffff) << 48)
-        try guest.vm.memory.write(GuestLayout.idt + 14 * 16, low)
-        try guest.vm.memory.write(GuestLayout.idt + 14 * 16 + 8, h >> 32)
+        try guest.vm.memory.write(GuestLayout.idt + vector * 16, low)
+        try guest.vm.memory.write(GuestLayout.idt + vector * 16 + 8, h >> 32)
         try guest.vm.memory.write(0x20100, UInt16(0xfff))
         try guest.vm.memory.write(0x20102, GuestLayout.idt)
     }
@@ -43,5 +43,29 @@ struct PluginServicesTests {
         try host.load(PluginFixtures.fixture("Services"))
         #expect(try guest.run() == .halted)
         #expect(try guest.vm.memory.read(0x20010, as: UInt64.self) == 1)
+    }
+
+    @Test("inject_interrupt (no irqchip) delivers the vector to the guest's handler when it resumes")
+    func interrupt() throws {
+        let (guest, host) = try PluginFixtures.guest("plugin_interrupt")
+        defer { host.close() }
+        try prepare(guest, vector: 0x40)
+        try host.load(PluginFixtures.fixture("Services"))
+        #expect(try guest.run() == .halted)
+        #expect(try guest.vm.memory.read(0x20000, as: UInt64.self) == 0x40) // the handler ran
+        #expect(try guest.vm.memory.read(0x20008, as: UInt64.self) == 0) // injected at once
+    }
+
+    @Test("MSR and HLT classes: RDMSR value into the guest, WRMSR value out, HLT seen then declined")
+    func msrAndHlt() throws {
+        let (guest, host) = try PluginFixtures.guest("msr")
+        defer { host.close() }
+        try guest.vm.enableUserSpaceMSRExits()
+        try host.load(PluginFixtures.fixture("Services"))
+        #expect(try guest.run() == .halted)
+        let m = guest.vm.memory
+        #expect(try m.read(TestGuest.scratch, as: UInt64.self) == 0x0102_0304_0506_0708)
+        #expect(try m.read(0x20100, as: UInt64.self) == 0x5566_7788_1122_3344)
+        #expect(try m.read(0x20108, as: UInt64.self) == 0x4c54)
     }
 }

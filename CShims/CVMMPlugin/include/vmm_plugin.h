@@ -226,9 +226,11 @@ typedef struct vmm_exit_msr {
 } vmm_exit_msr_t;
 
 /* A guest access to guest RAM that is not backed yet (demand paging). The host turns
- * every source (annotated KVM_EXIT_MEMORY_FAULT, an MMIO exit inside a RAM slot,
- * EFAULT, userfaultfd) into this record. On VMM_HANDLED the host retries or completes
- * the faulting access itself (the handler only makes the page present). */
+ * each source it detects into this record: KVM_RUN failing with EFAULT/EHWPOISON
+ * (annotated when exit_reason is KVM_EXIT_MEMORY_FAULT), and, where the host's
+ * memory-fault layer recognises them, an MMIO exit inside a RAM slot and userfaultfd
+ * events. On VMM_HANDLED the host retries or completes the faulting access itself
+ * (the handler only makes the page present). */
 typedef struct vmm_exit_memory_fault {
     uint64_t gpa;         /* first faulting guest-physical address */
     uint64_t size;        /* bytes from gpa (at least 1; a page when only that is known) */
@@ -343,7 +345,8 @@ typedef struct vmm_host {
     /* [vcpu-thread] Queues exception `vector` (0..31) on the calling thread's vCPU,
      * delivered when it resumes. payload is the exception payload (CR2 for #PF, DR6
      * for #DB); the host never writes CR2 itself before delivery. 0; -EINVAL bad
-     * vector; -EBUSY an exception is already pending (never overwritten);
+     * vector; -EBUSY an exception is already pending (never overwritten) or vcpu_id
+     * is not the calling thread's vCPU;
      * -ENOTSUP has_payload but the kernel lacks exception payloads. */
     int (*inject_exception)(void *host_data, uint32_t vcpu_id, uint32_t vector,
                             uint32_t has_error_code, uint32_t error_code,
