@@ -100,6 +100,21 @@ public final class UART16550: @unchecked Sendable {
     }
 
     /// A guest write of `value` to register `index` (0...7).
+    /// A port access of `size` bytes starting at register `first`: a wider access touches
+    /// consecutive registers, one byte each, as an 8-bit device on a 16/32-bit bus does.
+    /// `write` is the value written, nil for a read; returns the value read (0 for writes).
+    public func portAccess(first: Int, size: Int, write: UInt32?) -> UInt32 {
+        var value: UInt32 = 0
+        for byte in 0..<size where first + byte < 8 {
+            if let write {
+                self.write(first + byte, UInt8(truncatingIfNeeded: write >> (8 * byte)))
+            } else {
+                value |= UInt32(read(first + byte)) << (8 * byte)
+            }
+        }
+        return value
+    }
+
     public func write(_ index: Int, _ value: UInt8) {
         update { s in
             switch Register(rawValue: index & 7)! {

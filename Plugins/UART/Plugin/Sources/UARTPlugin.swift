@@ -62,14 +62,7 @@ final class UARTPlugin: VMMPlugin {
                 try host.registerPIO(port: port, count: 8, name: config.name) { io in
                     let first = Int(io.port &- port)
                     for element in 0..<io.count {
-                        var value: UInt32 = io.isWrite ? io.element(element) : 0
-                        for byte in 0..<io.size where first + byte < 8 {
-                            if io.isWrite {
-                                uart.write(first + byte, UInt8(truncatingIfNeeded: value >> (8 * byte)))
-                            } else {
-                                value |= UInt32(uart.read(first + byte)) << (8 * byte)
-                            }
-                        }
+                        let value = uart.portAccess(first: first, size: io.size, write: io.isWrite ? io.element(element) : nil)
                         if !io.isWrite { io.setElement(element, value) }
                     }
                     return .handled
