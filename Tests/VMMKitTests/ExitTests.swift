@@ -151,6 +151,8 @@ struct ExitTests {
         }
         #expect(error.suberror == 1)
         #expect(reason.description.contains("emulation failure"))
+        // A fetch from MMIO yields no instruction bytes here (nothing could be read).
+        #expect(error.instructionBytes.isEmpty)
         #expect(try guest.vcpu.registers().rip == TestGuest.mmioBase)
     }
 
@@ -163,7 +165,11 @@ struct ExitTests {
             return
         }
         #expect(error.suberror == 1)
-        #expect(rip >= GuestLayout.codeStart)
+        #expect(rip == GuestLayout.codeStart)
+        // The kernel hands over the bytes it could not emulate; they are the guest's.
+        let expected: [UInt8] = payload == "int3" ? [0xcc] : [0xcd, 0x80]
+        #expect(Array(error.instructionBytes.prefix(expected.count)) == expected)
+        #expect(reason.description.contains("instruction bytes " + expected.map { String($0, radix: 16) }.joined(separator: " ")))
     }
 
     @Test("an unclaimed exit stops the vCPU with a diagnostic naming exit, port and RIP")
