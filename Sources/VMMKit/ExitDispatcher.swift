@@ -64,7 +64,10 @@ public final class ExitDispatcher: @unchecked Sendable {
         }
     }
 
-    func freeze() {
+    /// Ends registration and switches dispatch to the frozen tables (no locks, no
+    /// retain/release per exit). `VCPU.start`/`runLoop` do this; call it yourself only
+    /// when dispatching exits without a vCPU loop (benchmarks, replay tools).
+    public func freeze() {
         freezeLock.withLock { _ in
             guard snapshotOwner == nil else { return }
             let tables = FrozenTables(pio: pio, mmio: mmio)
