@@ -129,7 +129,7 @@ struct TerminalTests {
     }
 
     @Test("uart-console: a line typed at the terminal reaches the guest; the terminal is restored at exit",
-          .enabled(if: access("/dev/kvm", F_OK) == 0))
+          .enabled(if: KVMAvailability.present, KVMAvailability.reason))
     func consoleNormalExit() throws {
         let pty = try PTY()
         defer { pty.close() }
@@ -145,7 +145,7 @@ struct TerminalTests {
     }
 
     @Test("uart-console: SIGTERM while the guest waits for input still restores the terminal",
-          .enabled(if: access("/dev/kvm", F_OK) == 0))
+          .enabled(if: KVMAvailability.present, KVMAvailability.reason))
     func consoleKilled() throws {
         let pty = try PTY()
         defer { pty.close() }
@@ -159,7 +159,7 @@ struct TerminalTests {
     }
 
     @Test("vmm launcher: its default COM1 (the UART plugin) takes stdin raw, and gives the terminal back at exit",
-          .enabled(if: access("/dev/kvm", F_OK) == 0))
+          .enabled(if: KVMAvailability.present, KVMAvailability.reason))
     func launcherConsole() throws {
         // A flat 64-bit image: point the echo payload's helpers at COM1 (r12 = 0x3f8,
         // r13 = shift 0, r14 = PIO), then the payload itself.
