@@ -108,3 +108,37 @@ BEGIN(apf_interrupt)
 9:  .word 0xfff
     .quad 0xb000
 END(apf_interrupt)
+
+/* The "ready" vector through the in-kernel LAPIC (an MSI from the host): enable the
+ * APIC, ask twice (port 0x10) with IF = 0 then IF = 1; the handler counts at 0x20000
+ * and sends EOI. With an irqchip HLT does not exit, so it ends on port 0xf4. */
+BEGIN(apf_interrupt_lapic)
+    SET_GATE(0xf3, 1f)
+    lidt 9f(%rip)
+    mov $0xfee00000, %ebx
+    movl $0x1ff, 0xf0(%rbx)     /* spurious-vector register: APIC software-enabled */
+    cli
+    mov $0x10, %dx
+    out %al, %dx
+    movl $0x1234, 0x20008
+    cmpl $0, 0x20000            /* IF = 0: nothing may have arrived yet */
+    jne 5f
+    sti
+3:  cmpl $1, 0x20000
+    jne 3b
+    out %al, %dx
+4:  cmpl $2, 0x20000
+    jne 4b
+5:  mov 0x20000, %eax
+    mov $0xf4, %dx
+    out %al, %dx
+    hlt
+1:  incl 0x20000
+    push %rbx
+    mov $0xfee000b0, %ebx
+    movl $0, (%rbx)             /* EOI */
+    pop %rbx
+    iretq
+9:  .word 0xfff
+    .quad 0xb000
+END(apf_interrupt_lapic)

@@ -116,7 +116,11 @@ enum PluginInjection {
 
     static func interrupt(vm: VirtualMachine, vcpu: VCPU, vector: UInt32) -> Int32 {
         guard (32...255).contains(vector) else { return -EINVAL }
-        guard !vm.hasIRQChip else { return -ENOTSUP }
+        if vm.hasIRQChip {
+            // The in-kernel LAPIC queues it and delivers when the guest can take it.
+            do { try vm.signalMSI(apicID: vcpu.id, vector: UInt8(vector)) } catch { return -EIO }
+            return 0
+        }
         // Not beside a queued exception or NMI either (e.g. a #PF just injected): the
         // window opens once the guest can take the interrupt (its handler's iret).
         let busy: Bool

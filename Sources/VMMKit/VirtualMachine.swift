@@ -77,6 +77,20 @@ public final class VirtualMachine: @unchecked Sendable {
         _ = try ioctl(try liveFD(), CKVM_IRQ_LINE, "KVM_IRQ_LINE", &line)
     }
 
+    /// Sends an MSI (`KVM_SIGNAL_MSI`) to the in-kernel local APIC of the vCPU whose APIC
+    /// id is `apicID`: a fixed, edge-triggered interrupt on `vector`. The LAPIC holds it
+    /// until the guest can take it (IF = 1, no higher-priority vector in service); the
+    /// guest must have its APIC software-enabled. Needs `createIRQChip()`.
+    public func signalMSI(apicID: UInt32, vector: UInt8) throws(VMMError) {
+        guard hasIRQChip else { throw .invalidArgument("KVM_SIGNAL_MSI needs the in-kernel irqchip (createIRQChip)") }
+        guard vector >= 32 else { throw .invalidArgument("MSI vector \(vector) is below 32 (exceptions)") }
+        var msi = kvm_msi()
+        msi.address_lo = 0xfee0_0000 | ((apicID & 0xff) << 12)
+        msi.data = UInt32(vector)
+        let delivered = try ioctl(try liveFD(), CKVM_SIGNAL_MSI, "KVM_SIGNAL_MSI", &msi)
+        guard delivered > 0 else { throw .ioctlFailed(name: "KVM_SIGNAL_MSI (vector \(vector), APIC \(apicID): blocked by the guest's APIC)", errno: .ioError) }
+    }
+
     /// Asks every vCPU to stop; the first reason given is kept as the VM's.
     public func requestStop(_ reason: StopReason) {
         stopReasonStorage.withLock { if $0 == nil { $0 = reason } }

@@ -104,6 +104,32 @@ struct AsyncPFPlumbingTests {
         #expect(!guest.vcpu.requestInterruptWindow)
     }
 
+    @Test("With an in-kernel irqchip the 'ready' vector goes to the local APIC as an MSI, held while IF = 0")
+    func interruptThroughLAPIC() throws {
+        let kvm = try KVM.open()
+        let vm = try kvm.createVM()
+        defer { vm.close() }
+        try vm.createIRQChip()
+        try vm.memory.addRegion(name: "ram", guestAddress: 0, size: 2 << 20)
+        try vm.memory.writeBytes(GuestLayout.codeStart, Payload.bytes("apf_interrupt_lapic"))
+        let vcpu = try vm.createVCPU()
+        try vcpu.setupLongMode(entry: GuestLayout.codeStart, stack: 0x80000)
+        let env = KVMAsyncPFEnvironment(vcpu: vcpu) { _ throws(VMMError) in }
+        let dispatcher = ExitDispatcher()
+        let requests = Recorder<Bool>()
+        try dispatcher.registerPIO(port: 0x10, owner: "test") { _, _ in
+            do throws(VMMError) { try env.injectInterrupt(vector: 0xf3) } catch { return .fail("\(error)") }
+            requests.append(env.pendingVector != nil)
+            return .handled
+        }
+        try dispatcher.registerPIO(port: 0xf4, owner: "test") { io, _ in .stop(.guestExit(code: Int32(io.value))) }
+        // Exit code = the handler count: 2 means each request was delivered exactly once,
+        // and the first not before the guest's `sti` (else the code would be 1).
+        #expect(try vm.run(dispatcher) == [.guestExit(code: 2)])
+        #expect(requests.all == [false, false], "nothing waits for a window: the LAPIC holds the vector")
+        #expect(!vcpu.requestInterruptWindow)
+    }
+
     @Test("denyMSRs refuses more ranges than KVM allows, naming the counts")
     func tooManyFilterRanges() throws {
         let guest = try TestGuest("hlt")

@@ -19,7 +19,9 @@
  *        [vcpu-thread], route_msrs and set_cpuid_bits [load-thread]) and pager/1
  *        (install_page, install_page_async); async_pf record kind VMM_ASYNC_PF_KICK;
  *        the host raises PAGE_MISSING itself when guest RAM is demand-paged (see
- *        vmm_exit_async_pf_t). Nothing of 1.0 changed: v1.0 plugins load as before.
+ *        vmm_exit_async_pf_t); inject_interrupt also works with an in-kernel irqchip
+ *        (an MSI to the vCPU's local APIC). No 1.0 layout changed: v1.0 plugins load
+ *        as before.
  *
  * COMPATIBILITY RULES
  *   1. Every struct starts with `uint32_t struct_size` (sizeof as its producer was
@@ -353,12 +355,15 @@ typedef struct vmm_host {
                             uint32_t has_payload, uint64_t payload);
 
     /* [vcpu-thread] Delivers external interrupt `vector` (32..255) to the calling
-     * thread's vCPU when it resumes (KVM_INTERRUPT; VMs without an in-kernel irqchip).
+     * thread's vCPU. Without an in-kernel irqchip: KVM_INTERRUPT when it resumes.
+     * With one (since 1.1): an MSI to the vCPU's local APIC, which holds the vector until
+     * the guest can take it (the guest must have its APIC enabled); never -EAGAIN there.
      * 0; -EINVAL bad vector; -EBUSY vcpu_id is not the calling thread's vCPU; -EAGAIN
-     * the vCPU cannot take an interrupt now (since 1.1 this includes an exception or NMI
-     * already queued, e.g. a #PF just injected): the host has requested an interrupt window,
-     * so the vCPU exits (class OTHER, KVM exit reason 7) as soon as it can and the
-     * plugin retries then; -ENOTSUP the VM has an in-kernel irqchip (use set_irq_line). */
+     * (no irqchip) the vCPU cannot take an interrupt now (since 1.1 this includes an
+     * exception or NMI already queued, e.g. a #PF just injected): the host has requested
+     * an interrupt window, so the vCPU exits (class OTHER, KVM exit reason 7) as soon as
+     * it can and the plugin retries then; -EIO the kernel refused the MSI. (1.0 hosts
+     * answered -ENOTSUP with an irqchip; plugins should still treat it as "not here".) */
     int (*inject_interrupt)(void *host_data, uint32_t vcpu_id, uint32_t vector);
 
     /* [any-thread] Sets interrupt line `irq` of the in-kernel irqchip to level (0/1),

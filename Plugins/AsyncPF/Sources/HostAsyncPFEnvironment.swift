@@ -74,7 +74,7 @@ final class HostAsyncPFEnvironment: AsyncPFEnvironment {
         let rc = host.raw.pointee.inject_interrupt(data, vcpuID, UInt32(vector))
         if rc == -EAGAIN { return }
         if rc == -ENOTSUP {
-            throw VMMPluginError("vCPU \(vcpuID): the VM has an in-kernel irqchip; 'page ready' through it is not implemented (KVM_INTERRUPT needs no irqchip)")
+            throw VMMPluginError("vCPU \(vcpuID): this host cannot deliver interrupts to a VM with an in-kernel irqchip (ABI 1.0 host)")
         }
         try check(rc, "inject_interrupt(\(vector))")
         pendingVector = nil

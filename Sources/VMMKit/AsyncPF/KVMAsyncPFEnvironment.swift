@@ -1,4 +1,5 @@
-/// `AsyncPFEnvironment` on a real KVM vCPU without an in-kernel irqchip.
+/// `AsyncPFEnvironment` on a real KVM vCPU: KVM_INTERRUPT with interrupt windows
+/// without an in-kernel irqchip, an MSI to the vCPU's local APIC with one.
 ///
 /// Queries read the vCPU's registers and events; #PF goes in through
 /// `KVM_SET_VCPU_EVENTS` with a CR2 payload, the "ready" interrupt through
@@ -49,8 +50,10 @@ public final class KVMAsyncPFEnvironment: AsyncPFEnvironment {
     }
 
     public func injectInterrupt(vector: UInt8) throws(VMMError) {
-        if vcpu.vm?.hasIRQChip == true {
-            throw .invalidArgument("async PF: vCPU \(vcpu.id) has an in-kernel irqchip; 'page ready' through it is not implemented (KVM_INTERRUPT needs no irqchip)")
+        if let vm = vcpu.vm, vm.hasIRQChip {
+            // The in-kernel LAPIC holds the vector until the guest can take it.
+            try vm.signalMSI(apicID: vcpu.id, vector: vector)
+            return
         }
         // A vector still waiting for its window is superseded: one interrupt tells the
         // guest to look at the token slot (e.g. after a disable and re-enable).
