@@ -44,7 +44,13 @@ public final class KVM: @unchecked Sendable {
         self.physicalAddressBits = bits
     }
 
-    deinit { Glibc.close(fd.rawValue) }
+    deinit { if fd.rawValue >= 0 { Glibc.close(fd.rawValue) } }
+
+    /// A stand-in for replaying recorded runs where there is no /dev/kvm: it reports no
+    /// capability, and anything that needs the kernel fails with EBADF.
+    public static func unavailable() -> KVM {
+        KVM(path: "(no KVM: replay)", fd: -1, vcpuMmapSize: 3 * 4096)
+    }
 
     /// `KVM_CHECK_EXTENSION`: 0 when absent, else the capability's value.
     public func checkExtension(_ capability: Int32) -> Int32 {

@@ -27,9 +27,31 @@ public final class VirtualMachine: @unchecked Sendable {
         _ = ckvm_ioctl_value(fd, CKVM_SET_TSS_ADDR, 0xfffb_d000)
     }
 
+    /// A VM without KVM, for replaying a recorded run with its plugins and no /dev/kvm:
+    /// `memory` is usually `GuestMemory.detached()`, vCPUs come from `adoptReplayVCPU`.
+    /// Plugins load on it as on a real VM; what needs the kernel reports it is absent.
+    public static func detached(memory: GuestMemory = .detached()) -> VirtualMachine {
+        VirtualMachine(kvm: .unavailable(), memory: memory)
+    }
+
+    private init(kvm: KVM, memory: GuestMemory) {
+        self.kvm = kvm
+        self.fdStorage = Atomic(-1)
+        self.memory = memory
+    }
+
+    /// Makes a vCPU built on another backend (a `ScriptedVCPU` replaying a recording)
+    /// part of this detached VM, so plugins find it by id (registers, stop requests).
+    public func adoptReplayVCPU(_ vcpu: VCPU) throws(VMMError) {
+        guard fd < 0 else { throw .invalidArgument("adoptReplayVCPU: only a detached VM takes replayed vCPUs") }
+        guard !vcpus.contains(where: { $0.id == vcpu.id }) else { throw .invalidArgument("adoptReplayVCPU: vCPU \(vcpu.id) is already there") }
+        vcpu.vm = self
+        vcpuList.withLock { $0.append(vcpu) }
+    }
+
     deinit { close() }
 
-    /// The VM fd, or -1 once closed.
+    /// The VM fd, or -1 once closed (always -1 for a detached VM).
     public var fd: Int32 { fdStorage.load(ordering: .acquiring) }
 
     public var vcpus: [VCPU] { vcpuList.withLock { $0 } }

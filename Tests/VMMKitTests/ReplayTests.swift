@@ -129,3 +129,41 @@ struct PagingReplayTests {
         #expect(try memory.read(0x10_3000 - 2, as: UInt64.self) == 0x1122_3344_5566_7788)
     }
 }
+
+@Suite("Record with plugins on real KVM, replay the plugins without it",
+       .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct PluginReplayTests {
+    /// What a plugin author does: record once on a machine with KVM, then test the
+    /// plugin against the recording anywhere (a detached VM: no /dev/kvm is opened).
+    @Test("a run through the C and Swift plugins replays through the same plugins, with the same completions",
+          arguments: [("plugin_scratch", ["ScratchDevice"]), ("plugin_debug_exit", ["DebugExit", "ScratchDevice,port=0x600,mmio=0"])])
+    func recordThenReplayPlugins(payload: String, plugins: [String]) throws {
+        let (guest, host) = try PluginFixtures.guest(payload)
+        for spec in plugins {
+            let parts = spec.split(separator: ",", maxSplits: 1).map(String.init)
+            try host.load(parts[0], config: parts.count > 1 ? parts[1] : "")
+        }
+        let recorder = guest.vcpu.startRecording()
+        let realStop = try guest.run()
+        host.close()
+        let text = recorder.recording.serialized()
+
+        let vm = VirtualMachine.detached()
+        defer { vm.close() }
+        let script = try ScriptedVCPU(replaying: ExitRecording(parsing: text), vcpu: 0)
+        let vcpu = VCPU(id: 0, backend: script, memory: vm.memory)
+        try vm.adoptReplayVCPU(vcpu)
+        let dispatcher = ExitDispatcher()
+        let replayHost = PluginHost(vm: vm, dispatcher: dispatcher)
+        defer { replayHost.close() }
+        for spec in plugins {
+            let parts = spec.split(separator: ",", maxSplits: 1).map(String.init)
+            try replayHost.load(parts[0], config: parts.count > 1 ? parts[1] : "")
+        }
+        #expect(vcpu.runLoop(dispatcher) == realStop)
+        #expect(vm.stopReason == guest.vm.stopReason)
+        #expect(script.mismatches == [], "the plugins handed back exactly what they did on KVM")
+        #expect(script.entries == recorder.recording.entries.count)
+        #expect(vm.fd == -1 && vm.kvm.fd.rawValue == -1, "no KVM was opened for the replay")
+    }
+}
