@@ -88,7 +88,7 @@ struct TerminalTests {
         var exe = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &exe, exe.count - 1)
         try #require(n > 0)
-        var path = String(cString: exe)
+        var path = String(decoding: exe.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         path = String(path[..<path.lastIndex(of: "/")!]) + "/" + program
         try #require(access(path, X_OK) == 0, "\(program) is not built at \(path)")
         var actions = posix_spawn_file_actions_t()

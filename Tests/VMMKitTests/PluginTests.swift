@@ -113,7 +113,7 @@ struct PluginTests {
         defer { fclose(maps) }
         var runtimes = Set<String>(), line = [CChar](repeating: 0, count: 4096)
         while fgets(&line, Int32(line.count), maps) != nil {
-            let text = String(cString: line)
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             if let path = text.split(separator: " ").last, path.contains("libswiftCore") { runtimes.insert(String(path)) }
         }
         #expect(runtimes.count == 1)

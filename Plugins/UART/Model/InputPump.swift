@@ -34,8 +34,8 @@ public final class InputPump: @unchecked Sendable {
         guard pipe(&pipeFDs) == 0 else {
             throw UARTConfigError("uart: key 'input': cannot create a pipe (errno \(errno))", key: "input")
         }
-        fcntl(pipeFDs[0], F_SETFD, FD_CLOEXEC)
-        fcntl(pipeFDs[1], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(pipeFDs[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(pipeFDs[1], F_SETFD, FD_CLOEXEC)
         self.fd = fd
         self.ownsFD = ownsFD
         self.uart = uart
