@@ -5,8 +5,16 @@ import PackageDescription
 
 let package = Package(
     name: "VMMKitBenchmarks",
+    products: [
+        // The Swift twin of the C null plugin: what the SDK path costs, no device work.
+        .library(name: "NullSwift", type: .dynamic, targets: ["NullSwift", "NullSwiftEntry"]),
+    ],
     dependencies: [.package(name: "VMMKit", path: "..")],
     targets: [
+        .target(name: "NullSwift", dependencies: [.product(name: "VMMPluginKit", package: "VMMKit"),
+                                                  .product(name: "CVMMPlugin", package: "VMMKit")]),
+        .target(name: "NullSwiftEntry", dependencies: [.product(name: "CVMMPlugin", package: "VMMKit")],
+                publicHeadersPath: "."),
         // The "direct C call" baseline of the plugin benchmark (PluginBench.swift).
         .target(name: "CPluginBench", dependencies: [.product(name: "CVMMPlugin", package: "VMMKit")]),
         .executableTarget(

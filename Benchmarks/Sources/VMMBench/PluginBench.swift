@@ -7,7 +7,8 @@ import VMMKit
 /// Issue 3's benchmark: the cost of reaching a handler in a dlopen'd plugin.
 /// 1. Synthetic exits (no kernel): an IN of one byte at port 0x10 fed straight to
 ///    `ExitDispatcher.dispatch`, handled by a direct C call (the floor), an in-process
-///    Swift closure, the C null plugin (libNull.so) and the Swift ScratchDevice plugin.
+///    Swift closure, the C null plugin (libNull.so), its Swift twin (NullSwift, this
+///    package) and the Swift ScratchDevice plugin (a real device: a lock per access).
 /// 2. Real PIO exits (`bench_pio`: N `out` exits): the raw C loop vs the Swift run loop
 ///    with each handler. Rounds alternate so drift on a shared machine hits all alike.
 enum PluginBench {
@@ -23,11 +24,13 @@ enum PluginBench {
     /// Where the plugins are: scripts/bench builds them (release Swift, cc for C).
     static var searchPath: PluginSearchPath {
         let root = PluginSearchPath.packageRoot ?? "."
-        return PluginSearchPath([root + "/.build/release", root + "/.build/plugins/fixtures", root + "/.build/debug"])
+        return PluginSearchPath([root + "/Benchmarks/.build/release", root + "/.build/release",
+                                 root + "/.build/plugins/fixtures", root + "/.build/debug"])
     }
 
     enum Handler: String, CaseIterable {
-        case swiftClosure = "Swift closure", cPlugin = "C plugin (dlopen)", swiftPlugin = "Swift plugin (dlopen)"
+        case swiftClosure = "Swift closure", cPlugin = "C plugin (dlopen)", swiftPlugin = "Swift null plugin (dlopen)"
+        case swiftDevice = "Swift ScratchDevice (dlopen)"
     }
 
     /// A dispatcher (and its plugin host, kept alive by the caller) with one handler on `port`.
@@ -42,7 +45,8 @@ enum PluginBench {
                 return .handled
             }
         case .cPlugin: try host.load("Null", config: "port=\(port)")
-        case .swiftPlugin: try host.load("ScratchDevice", config: "port=\(port),mmio=0")
+        case .swiftPlugin: try host.load("NullSwift", config: "port=\(port)")
+        case .swiftDevice: try host.load("ScratchDevice", config: "port=\(port),mmio=0")
         }
         return (d, host)
     }

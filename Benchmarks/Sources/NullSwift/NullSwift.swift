@@ -1,0 +1,30 @@
+import CVMMPlugin
+import VMMPluginKit
+
+/// The Swift twin of the C null plugin (Tests/PluginFixtures/null_plugin.c): on one port
+/// an IN reads 0 and an OUT is counted. It measures what the SDK's path costs, with no
+/// device work of its own (ScratchDevice, by contrast, takes a lock per access).
+final class NullSwift: VMMPlugin {
+    static let id = "org.vmmkit.bench.null-swift"
+    private var writes = 0 // one vCPU in the benchmark
+
+    init(host: PluginServices, config: PluginConfig) throws {
+        try config.allowOnly(["port"], plugin: Self.id)
+        let port = try config.integer("port", default: 0x10, plugin: Self.id)
+        try host.registerPIO(port: UInt16(port), name: "null") { [unowned(unsafe) self] io in
+            if io.isWrite { self.writes &+= 1 } else { io.value = 0 }
+            return .handled
+        }
+    }
+}
+
+@c func null_swift_init(
+    _ host: UnsafePointer<vmm_host_t>?, _ config: UnsafePointer<CChar>?,
+    _ error: UnsafeMutablePointer<UnsafePointer<CChar>?>?
+) -> UnsafeMutableRawPointer? {
+    PluginEntry.create(NullSwift.self, id: NullSwift.id, host: host, config: config, error: error)
+}
+
+@c func null_swift_destroy(_ instance: UnsafeMutableRawPointer?) {
+    PluginEntry.destroy(instance)
+}
