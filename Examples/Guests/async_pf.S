@@ -1,26 +1,7 @@
 /* Guest payloads for the async page fault plumbing and end-to-end tests.
  * Loaded at 0x10000; scratch results at 0x20000; IDT at 0xb000 (GuestLayout.idt).
  * Ring-0 code is emulated on kvm_pvm (1-2 us per instruction): keep it short. */
-#define BEGIN(name) .section .rodata.guest_##name, "a"; .globl guest_##name##_start; guest_##name##_start:
-#define END(name) .globl guest_##name##_end; guest_##name##_end:
-
-/* IDT gate `vec` -> handler label `h` (64-bit interrupt gate, cs 0x08, DPL 0).
- * Clobbers rax, rcx, rdx. Handlers live below 4 GiB, so the high half is 0. */
-#define SET_GATE(vec, h)                       \
-    lea h(%rip), %rax;                         \
-    mov %eax, %edx;                            \
-    and $0xffff, %edx;                         \
-    shr $16, %rax;                             \
-    shl $48, %rax;                             \
-    or %rax, %rdx;                             \
-    movabs $0x00008e0000080000, %rax;          \
-    or %rax, %rdx;                             \
-    mov %rdx, 0xb000 + (vec) * 16;             \
-    movq $0, 0xb008 + (vec) * 16
-
-#define MSR_APF_EN  0x4b564d02
-#define MSR_APF_INT 0x4b564d06
-#define MSR_APF_ACK 0x4b564d07
+#include "guest_asm.h"
 
     .code64
 
@@ -37,7 +18,7 @@ END(apf_cpuid)
  * the host refuses: the #GP handler stores 0x6770 ("gp") at 0x20008 and the error
  * code at 0x20010. */
 BEGIN(apf_msr)
-    SET_GATE(13, 1f)
+    IDT_GATE(13, 1f)
     lidt 9f(%rip)
     mov $MSR_APF_INT, %ecx
     mov $0xf3, %eax
@@ -68,7 +49,7 @@ END(apf_msr)
  * 0x20000, the error code at 0x20008 and the return RIP at 0x20010; the address of
  * the instruction after the `out` is at 0x20018 for comparison. */
 BEGIN(apf_inject_pf)
-    SET_GATE(14, 1f)
+    IDT_GATE(14, 1f)
     lidt 9f(%rip)
     lea 2f(%rip), %rax
     mov %rax, 0x20018
@@ -90,7 +71,7 @@ END(apf_inject_pf)
  * host must wait for the interrupt window the `sti` opens), then while IF = 1. The
  * handler counts at 0x20000; `out` to port 0x10 asks the host for an interrupt. */
 BEGIN(apf_interrupt)
-    SET_GATE(0xf3, 1f)
+    IDT_GATE(0xf3, 1f)
     lidt 9f(%rip)
     cli
     mov $0x10, %dx
@@ -113,7 +94,7 @@ END(apf_interrupt)
  * APIC, ask twice (port 0x10) with IF = 0 then IF = 1; the handler counts at 0x20000
  * and sends EOI. With an irqchip HLT does not exit, so it ends on port 0xf4. */
 BEGIN(apf_interrupt_lapic)
-    SET_GATE(0xf3, 1f)
+    IDT_GATE(0xf3, 1f)
     lidt 9f(%rip)
     mov $0xfee00000, %ebx
     movl $0x1ff, 0xf0(%rbx)     /* spurious-vector register: APIC software-enabled */

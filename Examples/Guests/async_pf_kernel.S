@@ -27,38 +27,22 @@
  * reports and halts, so a launcher run can end with status 0).
  * Kernel stacks: A 0xd000, B 0xe000 (TSS.RSP0 at 0x8004 follows the current task).
  * Ring-0 code is emulated on kvm_pvm: the handlers are a few dozen instructions. */
-#define BEGIN(name) .section .rodata.guest_##name, "a"; .globl guest_##name##_start; guest_##name##_start:
-#define END(name) .globl guest_##name##_end; guest_##name##_end:
-
-#define SET_GATE(vec, h)                       \
-    lea h(%rip), %rax;                         \
-    mov %eax, %edx;                            \
-    and $0xffff, %edx;                         \
-    shr $16, %rax;                             \
-    shl $48, %rax;                             \
-    or %rax, %rdx;                             \
-    movabs $0x00008e0000080000, %rax;          \
-    or %rax, %rdx;                             \
-    mov %rdx, 0xb000 + (vec) * 16;             \
-    movq $0, 0xb008 + (vec) * 16
+#include "guest_asm.h"
 
 #define SAVE_REGS push %rax; push %rbx; push %rcx; push %rdx; push %rsi; push %rdi; push %rbp; \
     push %r8; push %r9; push %r10; push %r11; push %r12; push %r13; push %r14; push %r15
 #define RESTORE_REGS pop %r15; pop %r14; pop %r13; pop %r12; pop %r11; pop %r10; pop %r9; pop %r8; \
     pop %rbp; pop %rdi; pop %rsi; pop %rdx; pop %rcx; pop %rbx; pop %rax
 
-#define MSR_APF_EN  0x4b564d02
-#define MSR_APF_INT 0x4b564d06
-#define MSR_APF_ACK 0x4b564d07
 #define APF_VECTOR  0xf3
 
     .code64
 BEGIN(apf_kernel)
-    SET_GATE(14, pf_handler)
-    SET_GATE(13, gp_handler)
-    SET_GATE(8, df_handler)
-    SET_GATE(APF_VECTOR, ready_handler)
-    SET_GATE(2, nmi_handler)
+    IDT_GATE(14, pf_handler)
+    IDT_GATE(13, gp_handler)
+    IDT_GATE(8, df_handler)
+    IDT_GATE(APF_VECTOR, ready_handler)
+    IDT_GATE(2, nmi_handler)
     lidt idtr(%rip)
     mov 0x20170, %rax           /* test: a lazy page to read at CPL 0 (0: none) */
     test %rax, %rax

@@ -3,8 +3,7 @@
  * Conventions: loaded at GuestLayout.codeStart (0x10000); scratch RAM at 0x20000;
  * test ports 0x10-0x1f; MMIO window at 0xd0000000 (loaded into a register: a disp32
  * absolute address would be sign-extended). */
-#define BEGIN(name) .section .rodata.guest_##name, "a"; .globl guest_##name##_start; guest_##name##_start:
-#define END(name) .globl guest_##name##_end; guest_##name##_end:
+#include "guest_asm.h"
 
     .code64
 

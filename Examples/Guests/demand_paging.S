@@ -1,8 +1,7 @@
 /* Guest payloads for the demand-paging tests (VMMPaging). Run at ring 3 (native) or
  * ring 0 (emulated: keep the work small). Results go out on port 0x20 (low 32 bits)
  * and 0x21 (high 32 bits); port 0xf4 ends the run; no stack is used. */
-#define BEGIN(name) .section .rodata.guest_##name, "a"; .globl guest_##name##_start; guest_##name##_start:
-#define END(name) .globl guest_##name##_end; guest_##name##_end:
+#include "guest_asm.h"
 
     .code64
 

@@ -1,8 +1,7 @@
 /* Guest payloads for the MMIO fast paths (coalesced writes, ioeventfd, irqfd).
  * Same conventions as core_exits.S: loaded at 0x10000, scratch RAM at 0x20000, test
  * ports 0x10-0x1f, exit code on port 0xf4. Bulk loops run at ring 3 (native speed). */
-#define BEGIN(name) .section .rodata.guest_##name, "a"; .globl guest_##name##_start; guest_##name##_start:
-#define END(name) .globl guest_##name##_end; guest_##name##_end:
+#include "guest_asm.h"
 
     .code64
 
@@ -62,16 +61,8 @@ BEGIN(doorbell)
 1:  jmp 1b
 END(doorbell)
 
-/* Installs 64-bit interrupt gate `vector` -> `handler` in the IDT at 0xb000 and loads
- * the IDT (256 gates). Clobbers rax, rcx, rdx. */
-#define SET_GATE(vector, handler) \
-    lea handler(%rip), %rax; \
-    mov %rax, %rcx; and $0xffff, %ecx; \
-    mov %rax, %rdx; shr $16, %rdx; and $0xffff, %edx; shl $48, %rdx; or %rdx, %rcx; \
-    movabs $0x00008e0000080000, %rdx; or %rdx, %rcx; \
-    mov %rcx, 0xb000 + (vector) * 16; \
-    shr $32, %rax; mov %rax, 0xb008 + (vector) * 16; \
-    sub $16, %rsp; movw $0xfff, (%rsp); movq $0xb000, 2(%rsp); lidt (%rsp); add $16, %rsp
+/* Gate `vector` -> `handler`, then the IDT loaded (guest_asm.h). */
+#define SET_GATE(vector, handler) IDT_GATE(vector, handler); LOAD_IDT
 
 /* 8259 pair: vectors 0x20-0x2f, every line masked but IRQ `irq` (< 8). */
 #define PIC_INIT(irq) \

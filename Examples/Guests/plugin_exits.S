@@ -1,8 +1,7 @@
 /* Guest payloads for the plugin tests (Tests/VMMKitTests/Plugin*.swift). Ring 0, a few
  * dozen instructions each (ring-0 code is emulated on kvm_pvm). Loaded at 0x10000;
  * results go to scratch RAM at 0x20000. */
-#define BEGIN(name) .section .rodata.guest_##name, "a"; .globl guest_##name##_start; guest_##name##_start:
-#define END(name) .globl guest_##name##_end; guest_##name##_end:
+#include "guest_asm.h"
 
     .code64
 

@@ -3,8 +3,7 @@
  * UART through two helpers, so one payload drives a PIO or an MMIO UART:
  *   r12 = base (port or guest-physical address), r13 = register shift (MMIO),
  *   r14 = 0 for PIO, 1 for MMIO. */
-#define BEGIN(name) .section .rodata.guest_##name, "a"; .globl guest_##name##_start; guest_##name##_start:
-#define END(name) .globl guest_##name##_end; guest_##name##_end:
+#include "guest_asm.h"
 
     .code64
 
@@ -228,14 +227,8 @@ BEGIN(uart_bulk)
 END(uart_bulk)
 
 /* 64-bit interrupt gate `vector` -> `handler` in the IDT at 0xb000, then lidt. */
-#define SET_GATE(vector, handler) \
-    lea handler(%rip), %rax; \
-    mov %rax, %rcx; and $0xffff, %ecx; \
-    mov %rax, %rdx; shr $16, %rdx; and $0xffff, %edx; shl $48, %rdx; or %rdx, %rcx; \
-    movabs $0x00008e0000080000, %rdx; or %rdx, %rcx; \
-    mov %rcx, 0xb000 + (vector) * 16; \
-    shr $32, %rax; mov %rax, 0xb008 + (vector) * 16; \
-    sub $16, %rsp; movw $0xfff, (%rsp); movq $0xb000, 2(%rsp); lidt (%rsp); add $16, %rsp
+/* Gate `vector` -> `handler`, then the IDT loaded (guest_asm.h). */
+#define SET_GATE(vector, handler) IDT_GATE(vector, handler); LOAD_IDT
 
 /* Ring 0, in-kernel irqchip, COM1 at 0x3f8 on IRQ 4 (vector 0x24). Interrupt-driven
  * receive: the handler drains the FIFO into 0x20100 (length at 0x20000), records each
