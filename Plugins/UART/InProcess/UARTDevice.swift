@@ -67,14 +67,9 @@ public final class UARTDevice: @unchecked Sendable {
             if config.coalesce { try vm.registerCoalescedPIO(port: port, count: 1) }
         case let .mmio(address, shift):
             try dispatcher.registerMMIO(address: address, length: config.span, owner: owner) { access, _ in
-                // Address bits below the register stride are not decoded; the register
-                // sits in the low byte of whatever width the guest uses (reg-io-width).
-                let index = Int((access.address - address) >> UInt64(shift))
-                if access.isWrite {
-                    uart.write(index, UInt8(truncatingIfNeeded: access.data))
-                } else {
-                    access.data = UInt64(uart.read(index))
-                }
+                let value = uart.mmioAccess(offset: access.address - address, shift: shift,
+                                            write: access.isWrite ? access.data : nil)
+                if !access.isWrite { access.data = value }
                 return .handled
             }
             if config.coalesce { try vm.registerCoalescedMMIO(address: address, length: 1 << UInt32(shift)) }

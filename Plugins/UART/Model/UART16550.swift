@@ -100,6 +100,19 @@ public final class UART16550: @unchecked Sendable {
     }
 
     /// A guest write of `value` to register `index` (0...7).
+    /// An MMIO access at byte `offset` into a window whose registers are `1 << shift`
+    /// bytes apart: address bits below the stride are not decoded and the register sits
+    /// in the low byte of whatever width the guest uses (reg-io-width). `write` is the
+    /// value written, nil for a read; returns the value read (0 for writes).
+    public func mmioAccess(offset: UInt64, shift: Int, write: UInt64?) -> UInt64 {
+        let index = Int(offset >> UInt64(shift))
+        if let write {
+            self.write(index, UInt8(truncatingIfNeeded: write))
+            return 0
+        }
+        return UInt64(read(index))
+    }
+
     /// A port access of `size` bytes starting at register `first`: a wider access touches
     /// consecutive registers, one byte each, as an 8-bit device on a 16/32-bit bus does.
     /// `write` is the value written, nil for a read; returns the value read (0 for writes).

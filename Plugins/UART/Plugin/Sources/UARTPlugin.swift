@@ -69,12 +69,9 @@ final class UARTPlugin: VMMPlugin {
                 }
             case let .mmio(address, shift):
                 try host.registerMMIO(address: address, length: config.span, name: config.name) { access in
-                    let index = Int((access.address - address) >> UInt64(shift))
-                    if access.isWrite {
-                        uart.write(index, UInt8(truncatingIfNeeded: access.data))
-                    } else {
-                        access.data = UInt64(uart.read(index))
-                    }
+                    let value = uart.mmioAccess(offset: access.address - address, shift: shift,
+                                                write: access.isWrite ? access.data : nil)
+                    if !access.isWrite { access.data = value }
                     return .handled
                 }
             }
