@@ -106,14 +106,8 @@ struct AsyncPFPlumbingTests {
 
     @Test("With an in-kernel irqchip the 'ready' vector goes to the local APIC as an MSI, held while IF = 0")
     func interruptThroughLAPIC() throws {
-        let kvm = try KVM.open()
-        let vm = try kvm.createVM()
-        defer { vm.close() }
-        try vm.createIRQChip()
-        try vm.memory.addRegion(name: "ram", guestAddress: 0, size: 2 << 20)
-        try vm.memory.writeBytes(GuestLayout.codeStart, Payload.bytes("apf_interrupt_lapic"))
-        let vcpu = try vm.createVCPU()
-        try vcpu.setupLongMode(entry: GuestLayout.codeStart, stack: 0x80000)
+        let guest = try TestGuest("apf_interrupt_lapic", irqchip: true)
+        let (vm, vcpu) = (guest.vm, guest.vcpu)
         let env = KVMAsyncPFEnvironment(vcpu: vcpu) { _ throws(VMMError) in }
         let dispatcher = ExitDispatcher()
         let requests = Recorder<Bool>()

@@ -262,14 +262,8 @@ struct FastPathTests {
 
     @Test("irqfd: a write to the eventfd reaches the guest's IRQ 4 handler through the 8259")
     func irqfd() throws {
-        let kvm = try KVM.open()
-        let vm = try kvm.createVM()
-        defer { vm.close() }
-        try vm.createIRQChip()
-        try vm.memory.addRegion(name: "ram", guestAddress: 0, size: 2 << 20)
-        try vm.memory.writeBytes(GuestLayout.codeStart, Payload.bytes("irq_wait"))
-        let vcpu = try vm.createVCPU()
-        try vcpu.setupLongMode(entry: GuestLayout.codeStart, stack: 0x80000)
+        let guest = try TestGuest("irq_wait", irqchip: true)
+        let (vm, vcpu) = (guest.vm, guest.vcpu)
         let irq = try vm.addIRQFD(gsi: 4)
         let dispatcher = ExitDispatcher()
         let seen = Recorder<String>()

@@ -70,14 +70,8 @@ struct PluginFastPathTests {
 
     @Test("ioeventfd/1 add_irqfd: a plugin raises IRQ 4 from its handler; the guest's 8259 handler runs")
     func irqfd() throws {
-        let kvm = try KVM.open()
-        let vm = try kvm.createVM()
-        defer { vm.close() }
-        try vm.createIRQChip()
-        try vm.memory.addRegion(name: "ram", guestAddress: 0, size: 2 << 20)
-        try vm.memory.writeBytes(GuestLayout.codeStart, Payload.bytes("irq_wait"))
-        let vcpu = try vm.createVCPU()
-        try vcpu.setupLongMode(entry: GuestLayout.codeStart, stack: 0x80000)
+        let guest = try TestGuest("irq_wait", irqchip: true)
+        let (vm, vcpu) = (guest.vm, guest.vcpu)
         let dispatcher = ExitDispatcher()
         precondition(PluginFixtures.built)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)

@@ -31,10 +31,12 @@ final class TestGuest {
     let vm: VirtualMachine
     let dispatcher = ExitDispatcher()
 
+    /// `irqchip`: the in-kernel PIC/IOAPIC/LAPICs, created before the vCPUs as KVM wants.
     init(_ payload: String, ring: Int = 0, vcpus vcpuCount: Int = 1, memoryMiB: UInt64 = 2,
-         backing: MemoryRegion.Backing = .anonymous) throws {
+         backing: MemoryRegion.Backing = .anonymous, irqchip: Bool = false) throws {
         kvm = try KVM.open()
         vm = try kvm.createVM()
+        if irqchip { try vm.createIRQChip() }
         try vm.memory.addRegion(name: "ram", guestAddress: 0, size: memoryMiB << 20, backing: backing)
         try vm.memory.writeBytes(GuestLayout.codeStart, Payload.bytes(payload))
         for i in 0..<vcpuCount {
