@@ -28,7 +28,7 @@ public struct PluginSearchPath: Sendable, Equatable {
     /// file's path at compile time), or nil if it has moved since.
     public static var packageRoot: String? {
         let file = #filePath
-        let suffix = "/Sources/VMMKit/PluginSearchPath.swift"
+        let suffix = "/Sources/VMMKit/PluginHost/PluginSearchPath.swift"
         guard file.hasSuffix(suffix) else { return nil }
         let root = String(file.dropLast(suffix.count))
         return access(root + "/Package.swift", F_OK) == 0 ? root : nil
