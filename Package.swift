@@ -5,6 +5,8 @@ let package = Package(
     name: "VMMKit",
     products: [
         .library(name: "VMMKit", targets: ["VMMKit"]),
+        // Guest image loading (ELF64, Multiboot v1, flat) and boot-state setup.
+        .library(name: "VMMLoader", targets: ["VMMLoader"]),
         .executable(name: "vmm", targets: ["Launcher"]),
         .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
         .executable(name: "uart-console", targets: ["UARTConsole"]),
@@ -69,6 +71,12 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // Image loading, a library as rust-vmm's linux-loader is: ELF64, Multiboot v1 and
+        // flat images into guest RAM, and the vCPU state each expects at entry.
+        .target(
+            name: "VMMLoader",
+            dependencies: ["VMMKit", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         // The Swift plugin SDK: a protocol and the entry glue. Depends on the header only.
         .target(name: "VMMPluginKit", dependencies: ["CVMMPlugin"]),
         // The scratch-register test device, a Swift plugin: its Swift code and the one
@@ -103,7 +111,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "EmbeddedVMM",
-            dependencies: ["VMMKit", "GuestPayloads"],
+            dependencies: ["VMMKit", "VMMLoader"],
             path: "Examples/EmbeddedVMM"
         ),
         // The `vmm` CLI launcher (may use Foundation: it parses JSON configs).
@@ -111,6 +119,7 @@ let package = Package(
             name: "Launcher",
             dependencies: [
                 "VMMKit",
+                "VMMLoader",
                 "VMMPaging",
                 "VMMAsyncPF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -121,7 +130,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VMMKitTests",
-            dependencies: ["VMMKit", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport", "CAsyncPFPlugin"]
+            dependencies: ["VMMKit", "VMMLoader", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport", "CAsyncPFPlugin"]
         ),
         .testTarget(
             name: "UARTTests",

@@ -1,11 +1,11 @@
-// A complete (tiny) custom VMM on VMMKit: RAM, a guest, an in-process console handler,
-// the dlopen'd debug-exit plugin (C, built by scripts/build-plugins), run, report.
-import GuestPayloads
-import VMMKit
-
-#if canImport(Glibc)
+// A complete (tiny) custom VMM on VMMKit: RAM, a guest image booted by VMMLoader in one
+// call, an in-process console handler, the dlopen'd debug-exit plugin (C, built by
+// scripts/build-plugins), run, report.
+//
+//     embedded-vmm [IMAGE]     (default: .build/guests/hello64.elf, from scripts/build-guests)
 import Glibc
-#endif
+import VMMKit
+import VMMLoader
 
 func log(_ message: String) {
     let line = "embedded-vmm: \(message)\n"
@@ -17,18 +17,17 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
+let image = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : ".build/guests/hello64.elf"
 do {
     let kvm = try KVM.open()
     let vm = try kvm.createVM()
     defer { vm.close() }
-    try vm.memory.addRegion(name: "ram", guestAddress: 0, size: 2 << 20)
-
-    var size = 0
-    guard let code = guest_payload("hello", &size) else { fail("the hello payload is missing from this build") }
-    try vm.memory.writeBytes(GuestLayout.codeStart, Array(UnsafeBufferPointer(start: code, count: size)))
-
+    let ramSize: UInt64 = 2 << 20
+    try vm.memory.addRegion(name: "ram", guestAddress: 0, size: ramSize)
     let vcpu = try vm.createVCPU()
-    try vcpu.setupLongMode(entry: GuestLayout.codeStart, stack: 0x80000)
+    // ELF64, Multiboot or flat: read, placed in RAM, and the vCPU set up to enter it.
+    let entry = try ImageLoader(memory: vm.memory, ramSize: ramSize).boot(ImageRequest(path: image), on: vcpu)
+    log("booting \(image): \(entry)")
 
     let dispatcher = ExitDispatcher()
     var exits = 0

@@ -1,4 +1,5 @@
 import Foundation
+import VMMLoader
 
 /// Everything `vmm run` needs, merged from `--config FILE` (JSON) and flags (which win).
 ///

@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import VMMKit
+import VMMLoader
 import VMMPaging
 
 /// Builds the VM `LaunchOptions` describe, runs it, and turns the outcome into a status.
@@ -39,7 +40,10 @@ struct Launcher {
 
         let request = ImageRequest(path: o.image!, append: o.append, initrd: o.initrd, loadAddress: o.loadAddress,
                                    entry: o.entry, flatMode: o.mode)
-        let boot = try ImageLoader(memory: vm.memory, ramSize: o.memory).load(request)
+        let boot: BootEntry
+        do { boot = try ImageLoader(memory: vm.memory, ramSize: o.memory).load(request) } catch {
+            throw LauncherError(error.kind == .image ? .image : .usage, error.message)
+        }
         log.info("loaded \(o.image!): \(boot)")
 
         let dispatcher = ExitDispatcher()

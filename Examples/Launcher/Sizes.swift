@@ -31,3 +31,5 @@ extension String {
         hasSuffix(suffix) ? String(dropLast(suffix.count)) + other : self
     }
 }
+
+func hex<T: BinaryInteger>(_ value: T) -> String { "0x" + String(value, radix: 16) }

@@ -118,7 +118,7 @@ struct LauncherTests {
         let outside = try VMMProcess.temp("far.elf", far)
         let o = try VMMProcess.run(["run", outside, "--memory", "64M"])
         #expect(o.status == 6)
-        #expect(o.stderr.contains("lies outside guest RAM [0x0..<0x4000000] (--memory 64 MiB)"))
+        #expect(o.stderr.contains("lies outside guest RAM [0x0..<0x4000000] (64 MiB)"))
 
         let unknown = try VMMProcess.run(["run", "--frobnicate", VMMProcess.guest("hello64.elf")])
         #expect(unknown.status == 2)
@@ -190,13 +190,24 @@ struct LauncherTests {
 
 @Suite("Embedding example on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
 struct EmbeddedExampleTests {
-    @Test("Examples/EmbeddedVMM builds, loads the debug-exit plugin, runs its guest and reports")
+    @Test("Examples/EmbeddedVMM boots an ELF64 image with VMMLoader, loads the debug-exit plugin, runs and reports")
     func embeddedVMM() throws {
         let r = try VMMProcess.run(binary: VMMProcess.root.appendingPathComponent(".build/debug/embedded-vmm").path, [])
-        #expect(r.stdout == "Hello from a 64-bit guest on VMMKit!\n")
+        #expect(r.stdout == "Hello from an ELF64 guest\n")
+        #expect(r.stderr.contains("embedded-vmm: booting .build/guests/hello64.elf: longMode(entry: 1048576, stack: 2097136)\n"))
         #expect(r.stderr.contains("embedded-vmm: loaded org.vmmkit.debug-exit 1.0.0 from "))
-        #expect(r.stderr.hasSuffix("embedded-vmm: vCPU 0: guest exit with code 0 after 37 console exits\n"))
+        #expect(r.stderr.hasSuffix("embedded-vmm: vCPU 0: guest exit with code 0 after 26 console exits\n"))
         #expect(r.status == 0)
+    }
+
+    @Test("embedded-vmm given a truncated image prints the loader's one-line reason and exits 2")
+    func embeddedVMMBadImage() throws {
+        let whole = try [UInt8](Data(contentsOf: URL(fileURLWithPath: VMMProcess.guest("hello64.elf"))))
+        let cut = try VMMProcess.temp("embedded-cut.elf", Array(whole.prefix(40)))
+        let r = try VMMProcess.run(binary: VMMProcess.root.appendingPathComponent(".build/debug/embedded-vmm").path, [cut])
+        #expect(r.stderr == "embedded-vmm: \(cut): truncated ELF header (40 bytes)\n")
+        #expect(r.stdout.isEmpty)
+        #expect(r.status == 2)
     }
 }
 

@@ -2,7 +2,7 @@ import VMMKit
 
 extension VCPU {
     /// Enters `entry` the way a boot loader leaves it.
-    func boot(_ entry: BootEntry) throws(VMMError) {
+    public func boot(_ entry: BootEntry) throws(VMMError) {
         switch entry {
         case let .longMode(rip, stack):
             try setupLongMode(entry: rip, stack: stack)
@@ -14,7 +14,7 @@ extension VCPU {
     }
 
     /// 32-bit protected mode, flat segments, paging off, as Multiboot specifies.
-    func setupProtectedMode32(entry: UInt32, eax: UInt32, ebx: UInt32) throws(VMMError) {
+    public func setupProtectedMode32(entry: UInt32, eax: UInt32, ebx: UInt32) throws(VMMError) {
         // A flat GDT for guests that reload their segments before installing their own.
         try memory.write(GuestLayout.gdt, UInt64(0))
         try memory.write(GuestLayout.gdt + 8, UInt64(0x00cf_9b00_0000_ffff))

@@ -1,24 +1,24 @@
 /// The parts of an ELF file a loader needs: class, machine, entry and PT_LOAD segments,
 /// every offset checked against the file's size so a truncated file is an error, not a crash.
-struct ELFImage {
-    struct Segment {
-        let index: Int
-        let fileOffset: UInt64
-        let physicalAddress: UInt64
-        let fileSize: UInt64
-        let memorySize: UInt64
+public struct ELFImage: Sendable {
+    public struct Segment: Sendable, Equatable {
+        public let index: Int
+        public let fileOffset: UInt64
+        public let physicalAddress: UInt64
+        public let fileSize: UInt64
+        public let memorySize: UInt64
     }
 
-    let is64: Bool
-    let machine: UInt16
-    let entry: UInt64
-    let segments: [Segment]
+    public let is64: Bool
+    public let machine: UInt16
+    public let entry: UInt64
+    public let segments: [Segment]
 
-    static func isELF(_ bytes: [UInt8]) -> Bool { bytes.starts(with: [0x7f, 0x45, 0x4c, 0x46]) }
+    public static func isELF(_ bytes: [UInt8]) -> Bool { bytes.starts(with: [0x7f, 0x45, 0x4c, 0x46]) }
 
     /// Parses `bytes` (from `path`, named in errors).
-    init(_ bytes: [UInt8], path: String) throws(LauncherError) {
-        func bad(_ why: String) -> LauncherError { LauncherError(.image, "\(path): \(why)") }
+    public init(_ bytes: [UInt8], path: String) throws(LoaderError) {
+        func bad(_ why: String) -> LoaderError { LoaderError(.image, "\(path): \(why)") }
         guard Self.isELF(bytes), bytes.count >= 52 else { throw bad("truncated ELF header (\(bytes.count) bytes)") }
         guard bytes[4] == 1 || bytes[4] == 2 else { throw bad("unknown ELF class \(bytes[4])") }
         guard bytes[5] == 1 else { throw bad("big-endian ELF is not supported") }
@@ -78,4 +78,3 @@ struct ByteReader {
     func u64(_ at: Int) -> UInt64 { UInt64(u32(at)) | UInt64(u32(at + 4)) << 32 }
 }
 
-func hex<T: BinaryInteger>(_ value: T) -> String { "0x" + String(value, radix: 16) }

@@ -1,0 +1,150 @@
+import VMMKit
+
+/// How the boot vCPU enters the guest.
+public enum BootEntry: Equatable, Sendable {
+    /// 64-bit long mode at ring 0, identity-mapped (`VCPU.setupLongMode`).
+    case longMode(entry: UInt64, stack: UInt64)
+    /// 32-bit protected mode, paging off, as Multiboot specifies (EAX and EBX set).
+    case protected32(entry: UInt32, eax: UInt32, ebx: UInt32)
+    /// Real mode at segment:offset.
+    case realMode(segment: UInt16, offset: UInt16)
+}
+
+/// What to boot: an image file and how to treat it.
+public struct ImageRequest: Sendable, Equatable {
+    /// The image file (named in every error).
+    public var path: String
+    /// Appended to the Multiboot command line after the image path (QEMU's `-append`).
+    public var append: String?
+    /// A file loaded as Multiboot module 0 (QEMU's `-initrd`).
+    public var initrd: String?
+    /// A flat binary's load address; giving it (or `entry`) makes the image flat.
+    public var loadAddress: UInt64?
+    /// A flat binary's entry point (default: its load address).
+    public var entry: UInt64?
+    /// A flat binary's mode: 16 (real mode) or 64 (long mode).
+    public var flatMode: Int
+
+    public init(path: String, append: String? = nil, initrd: String? = nil,
+                loadAddress: UInt64? = nil, entry: UInt64? = nil, flatMode: Int = 64) {
+        self.path = path
+        self.append = append
+        self.initrd = initrd
+        self.loadAddress = loadAddress
+        self.entry = entry
+        self.flatMode = flatMode
+    }
+}
+
+/// Loads an image into guest RAM: ELF64, Multiboot v1 (ELF32 or a.out kludge) or a
+/// flat binary, and says how to enter it. Every error names the file and the problem.
+///
+/// ```swift
+/// let entry = try ImageLoader(memory: vm.memory, ramSize: 64 << 20)
+///     .boot(ImageRequest(path: "kernel.elf"), on: vcpu)
+/// ```
+public struct ImageLoader: Sendable {
+    /// The low 64 KiB hold the loader's GDT, page tables, TSS and multiboot info.
+    public static let reservedEnd: UInt64 = 0x10000
+    public let memory: GuestMemory
+    /// Guest RAM is `[0, ramSize)`: every byte the image loads must lie inside it.
+    public let ramSize: UInt64
+
+    public init(memory: GuestMemory, ramSize: UInt64) {
+        self.memory = memory
+        self.ramSize = ramSize
+    }
+
+    /// Loads the image and sets up `vcpu` to enter it: one call from file to bootable vCPU.
+    @discardableResult
+    public func boot(_ request: ImageRequest, on vcpu: VCPU) throws -> BootEntry {
+        let entry = try load(request)
+        try vcpu.boot(entry)
+        return entry
+    }
+
+    /// Reads `request.path` and loads it; the returned entry state is for `VCPU.boot(_:)`.
+    public func load(_ request: ImageRequest) throws(LoaderError) -> BootEntry {
+        try load(readFile(request.path, what: "image"), request)
+    }
+
+    /// Loads an image already in memory (`request.path` only names it in errors).
+    public func load(_ bytes: [UInt8], _ request: ImageRequest) throws(LoaderError) -> BootEntry {
+        if request.loadAddress != nil || request.entry != nil {
+            return try loadFlat(bytes, request)
+        }
+        if let header = try MultibootHeader.find(in: bytes, path: request.path) {
+            return try Multiboot(loader: self, request: request).boot(bytes, header: header)
+        }
+        guard ELFImage.isELF(bytes) else {
+            throw LoaderError(.image, "\(request.path): not an ELF64 or Multiboot image; for a flat binary give a load address (and entry)")
+        }
+        let elf = try ELFImage(bytes, path: request.path)
+        guard elf.is64 else {
+            throw LoaderError(.image, "\(request.path): a 32-bit ELF without a Multiboot header cannot be booted")
+        }
+        guard elf.machine == 62 else { throw LoaderError(.image, "\(request.path): ELF machine \(elf.machine) is not x86-64") }
+        try loadSegments(elf, bytes, path: request.path)
+        return .longMode(entry: elf.entry, stack: defaultStack)
+    }
+
+    /// The long-mode stack top: the end of RAM below the 3 GiB MMIO hole.
+    var defaultStack: UInt64 { min(ramSize, 0xc000_0000) - 0x10 }
+
+    func loadSegments(_ elf: ELFImage, _ bytes: [UInt8], path: String) throws(LoaderError) {
+        for s in elf.segments {
+            try checkPlacement(s.physicalAddress, s.memorySize, what: "\(path): segment \(s.index)")
+            let start = Int(s.fileOffset)
+            try write(Array(bytes[start..<start + Int(s.fileSize)]), at: s.physicalAddress)
+            if s.memorySize > s.fileSize {
+                try write([UInt8](repeating: 0, count: Int(s.memorySize - s.fileSize)), at: s.physicalAddress + s.fileSize)
+            }
+        }
+    }
+
+    /// Refuses a range outside RAM or over the loader's reserved low 64 KiB.
+    func checkPlacement(_ address: UInt64, _ size: UInt64, what: String, avoidTables: Bool = true) throws(LoaderError) {
+        let (end, overflow) = address.addingReportingOverflow(size)
+        let range = "[\(hex(address))..<\(hex(end))]"
+        guard !overflow, end <= ramSize else {
+            throw LoaderError(.image, "\(what) \(range) lies outside guest RAM [0x0..<\(hex(ramSize))] (\(describeSize(ramSize)))")
+        }
+        guard !avoidTables || address >= Self.reservedEnd || size == 0 else {
+            throw LoaderError(.image, "\(what) \(range) overlaps the loader's tables in [0x0..<\(hex(Self.reservedEnd))]")
+        }
+    }
+
+    func write(_ bytes: [UInt8], at address: UInt64) throws(LoaderError) {
+        do { try memory.writeBytes(address, bytes) } catch {
+            throw LoaderError(.image, "cannot write \(bytes.count) bytes at \(hex(address)): \(error)")
+        }
+    }
+
+    private func loadFlat(_ bytes: [UInt8], _ r: ImageRequest) throws(LoaderError) -> BootEntry {
+        guard let load = r.loadAddress else { throw LoaderError(.request, "an entry point needs a load address for a flat binary") }
+        let entry = r.entry ?? load
+        // Real mode uses no loader tables, so a boot sector at 0x7c00 is fine.
+        try checkPlacement(load, UInt64(bytes.count), what: "\(r.path): flat image", avoidTables: r.flatMode != 16)
+        guard entry >= load, entry < load + UInt64(bytes.count) else {
+            throw LoaderError(.request, "entry \(hex(entry)) is outside the image loaded at [\(hex(load))..<\(hex(load + UInt64(bytes.count)))]")
+        }
+        try write(bytes, at: load)
+        switch r.flatMode {
+        case 16:
+            guard load % 16 == 0, load < 0x10_0000, entry - load <= 0xffff else {
+                throw LoaderError(.request, "a 16-bit flat image must load below 1 MiB at a 16-byte boundary, with the entry within 64 KiB")
+            }
+            return .realMode(segment: UInt16(load >> 4), offset: UInt16(entry - load))
+        case 64:
+            return .longMode(entry: entry, stack: defaultStack)
+        default:
+            throw LoaderError(.request, "flat image mode \(r.flatMode) is not 16 or 64")
+        }
+    }
+}
+
+func readFile(_ path: String, what: String) throws(LoaderError) -> [UInt8] {
+    do { return try FileBytes.read(path) } catch {
+        throw LoaderError(.image, "\(path): cannot read \(what): \(error)")
+    }
+}
