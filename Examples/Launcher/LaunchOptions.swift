@@ -13,7 +13,7 @@ struct LaunchOptions: Equatable {
     var image: String?
     var memory: UInt64 = 64 << 20
     var vcpus = 1
-    var irqchip: Bool? // nil: kernel when vcpus > 1
+    var irqchip: Bool? // nil: kernel (every VM gets LAPIC, IOAPIC, PIC and PIT, as on QEMU's pc)
     var plugins: [String] = []
     var noDefaultPlugins = false
     var serial = SerialTarget.stdio
@@ -31,7 +31,7 @@ struct LaunchOptions: Equatable {
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
-    var useIRQChip: Bool { irqchip ?? (vcpus > 1) }
+    var useIRQChip: Bool { irqchip ?? true }
 
     /// Reads a JSON config file; every problem names the file and the key.
     static func load(configFile path: String) throws(LauncherError) -> LaunchOptions {

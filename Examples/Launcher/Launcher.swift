@@ -69,39 +69,67 @@ struct Launcher {
         defer { asyncPF?.close() }
 
         let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
-        let reasons: [StopReason]
-        do { reasons = try vm.run(dispatcher) } catch { throw LauncherError(.host, error.description) }
+        // The machine stops as a whole on a vCPU's error; with an in-kernel irqchip HLT
+        // never reaches user space, so the supervisor detects a machine that halted for good.
+        let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
+        let outcome: VMSupervisor.Outcome
+        do { outcome = try supervisor.run(dispatcher) } catch { throw LauncherError(.host, error.description) }
         let timedOut = timer?.cancel() ?? false
         if let stats, o.stats {
             var report = stats.report()
             if let p = pager?.statistics { report += "demand paging: \(p.pagesFetched) pages fetched (\(p.installedByVCPU) by vCPUs, \(p.installedByRouter) by the fault router)\n" }
             ExitStats.err(report)
         }
-        return status(reasons, vmReason: vm.stopReason, timedOut: timedOut)
+        return status(outcome, vm: vm, timedOut: timedOut)
     }
 
-    func status(_ reasons: [StopReason], vmReason: StopReason?, timedOut: Bool) -> Int32 {
-        if case let .guestExit(code)? = vmReason { return (code << 1 | 1) & 0xff }
+    /// A guest exit wins, then the first vCPU error (even when --max-seconds elapsed
+    /// too), then the timeout; a clean halt is 0.
+    func status(_ outcome: VMSupervisor.Outcome, vm: VirtualMachine, timedOut: Bool) -> Int32 {
+        let reasons = outcome.reasons
+        if case let .guestExit(code)? = vm.stopReason { return (code << 1 | 1) & 0xff }
+        if let first = outcome.firstError {
+            let status = Self.status(of: reasons[first])
+            ExitStats.err("vmm: vCPU \(first): \(reasons[first])\n")
+            for (id, reason) in reasons.enumerated() where id != first {
+                ExitStats.err("vmm: vCPU \(id): \(Self.describeStopped(reason, vm.vcpus[id]))\n")
+            }
+            if timedOut { ExitStats.err("vmm: --max-seconds \(options.maxSeconds!) elapsed too\n") }
+            return status.rawValue
+        }
         if timedOut {
             ExitStats.err("vmm: stopped after --max-seconds \(options.maxSeconds!)\n")
             return LauncherStatus.timeout.rawValue
         }
-        for (id, reason) in reasons.enumerated() {
-            let status: LauncherStatus
-            switch reason {
-            case .halted, .requested: continue
-            case let .guestExit(code): return (code << 1 | 1) & 0xff
-            case .shutdown: status = .shutdown
-            case .internalError, .failEntry: status = .internalError
-            case .stuck, .memoryFault: status = .stuck
-            case .handlerFailed: status = .plugin
-            case .unhandled: status = .unhandled
-            case .error: status = .host
-            }
-            ExitStats.err("vmm: vCPU \(id): \(reason)\n")
-            return status.rawValue
+        for reason in reasons {
+            if case let .guestExit(code) = reason { return (code << 1 | 1) & 0xff }
         }
         return LauncherStatus.halted.rawValue
+    }
+
+    static func status(of reason: StopReason) -> LauncherStatus {
+        switch reason {
+        case .halted, .requested, .guestExit: .halted
+        case .shutdown: .shutdown
+        case .internalError, .failEntry: .internalError
+        case .stuck, .memoryFault: .stuck
+        case .handlerFailed: .plugin
+        case .unhandled: .unhandled
+        case .error: .host
+        }
+    }
+
+    /// A vCPU the machine's stop took with it: where it was and in what state.
+    static func describeStopped(_ reason: StopReason, _ vcpu: VCPU) -> String {
+        guard case .requested = reason else { return reason.description }
+        let rip = (try? vcpu.registers().rip).map { " at RIP \(hex($0))" } ?? ""
+        let state = switch try? vcpu.mpState() {
+        case 0?: "running"
+        case 1?, 2?: "waiting for INIT/SIPI"
+        case 3?: "halted"
+        default: "in an unknown state"
+        }
+        return "stopped with the machine (was \(state)\(rip))"
     }
 }
 

@@ -41,7 +41,7 @@ struct Run: ParsableCommand {
     var image: String?
     @Option(help: "Guest RAM, e.g. 64M, 1G (default 64M).") var memory: String?
     @Option(help: "Number of vCPUs (default 1).") var vcpus: Int?
-    @Option(help: "kernel (LAPIC/IOAPIC/PIC/PIT in KVM) or none (default: kernel when --vcpus > 1).") var irqchip: String?
+    @Option(help: "kernel (LAPIC/IOAPIC/PIC/PIT in KVM, the default) or none (HLT exits to the launcher; one vCPU only).") var irqchip: String?
     @Option(name: .customLong("plugin"), help: "PATH[,key=value...]; repeatable.") var plugins: [String] = []
     @Flag(name: .customLong("no-default-plugins"), help: "Do not load the bundled plugins.") var noDefaultPlugins = false
     @Option(help: "JSON file holding any of these options; flags override it.") var config: String?
@@ -49,7 +49,8 @@ struct Run: ParsableCommand {
     @Option(help: "exits: one line per exit on stderr.") var trace: String?
     @Flag(help: "Print exit counts and time per kind at the end (stderr).") var stats = false
     @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
-    @Option(help: "Multiboot command line.") var append: String?
+    // QEMU's -append takes "-flag value" too: the next argument is the value whatever it looks like.
+    @Option(parsing: .unconditional, help: "Multiboot command line (may begin with '-').") var append: String?
     @Option(help: "A file passed as Multiboot module.") var initrd: String?
     @Option(name: .customLong("load-addr"), help: "Flat binary: guest-physical load address.") var loadAddr: String?
     @Option(help: "Flat binary: entry address (default: the load address).") var entry: String?

@@ -4,21 +4,22 @@ extension VCPU {
     /// Enters `entry` the way a boot loader leaves it.
     public func boot(_ entry: BootEntry) throws(VMMError) {
         switch entry {
-        case let .longMode(rip, stack):
-            try setupLongMode(entry: rip, stack: stack)
+        case let .longMode(rip, stack, tables):
+            try setupLongMode(entry: rip, stack: stack, tables: tables)
         case let .realMode(segment, offset):
             try setupRealMode(segment: segment, offset: offset)
-        case let .protected32(rip, eax, ebx):
-            try setupProtectedMode32(entry: rip, eax: eax, ebx: ebx)
+        case let .protected32(rip, eax, ebx, gdt):
+            try setupProtectedMode32(entry: rip, eax: eax, ebx: ebx, gdt: gdt)
         }
     }
 
-    /// 32-bit protected mode, flat segments, paging off, as Multiboot specifies.
-    public func setupProtectedMode32(entry: UInt32, eax: UInt32, ebx: UInt32) throws(VMMError) {
-        // A flat GDT for guests that reload their segments before installing their own.
-        try memory.write(GuestLayout.gdt, UInt64(0))
-        try memory.write(GuestLayout.gdt + 8, UInt64(0x00cf_9b00_0000_ffff))
-        try memory.write(GuestLayout.gdt + 16, UInt64(0x00cf_9300_0000_ffff))
+    /// 32-bit protected mode, flat segments, paging off, as Multiboot specifies; a flat
+    /// GDT (null, code 0x08, data 0x10) is written at `gdt` for guests that reload their
+    /// segments before installing their own.
+    public func setupProtectedMode32(entry: UInt32, eax: UInt32, ebx: UInt32, gdt: UInt64 = GuestLayout.gdt) throws(VMMError) {
+        try memory.write(gdt, UInt64(0))
+        try memory.write(gdt + 8, UInt64(0x00cf_9b00_0000_ffff))
+        try memory.write(gdt + 16, UInt64(0x00cf_9300_0000_ffff))
         var sregs = try specialRegisters()
         func flat(_ selector: UInt16, code: Bool) -> Segment {
             var s = Segment()
@@ -34,7 +35,7 @@ extension VCPU {
         sregs.cs = flat(0x08, code: true)
         let data = flat(0x10, code: false)
         sregs.ds = data; sregs.es = data; sregs.fs = data; sregs.gs = data; sregs.ss = data
-        sregs.gdt.base = GuestLayout.gdt
+        sregs.gdt.base = gdt
         sregs.gdt.limit = 23
         sregs.idt.limit = 0
         sregs.cr0 = 0x11 // PE | ET

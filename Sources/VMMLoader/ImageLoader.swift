@@ -1,13 +1,26 @@
 import VMMKit
 
 /// How the boot vCPU enters the guest.
-public enum BootEntry: Equatable, Sendable {
-    /// 64-bit long mode at ring 0, identity-mapped (`VCPU.setupLongMode`).
-    case longMode(entry: UInt64, stack: UInt64)
-    /// 32-bit protected mode, paging off, as Multiboot specifies (EAX and EBX set).
-    case protected32(entry: UInt32, eax: UInt32, ebx: UInt32)
+public enum BootEntry: Equatable, Sendable, CustomStringConvertible {
+    /// 64-bit long mode at ring 0, identity-mapped (`VCPU.setupLongMode`), with the
+    /// loader's 64 KiB table window (GDT, page tables, TSS) at `tables`.
+    case longMode(entry: UInt64, stack: UInt64, tables: UInt64 = 0)
+    /// 32-bit protected mode, paging off, as Multiboot specifies (EAX and EBX set),
+    /// with a flat GDT at `gdt`.
+    case protected32(entry: UInt32, eax: UInt32, ebx: UInt32, gdt: UInt64 = GuestLayout.gdt)
     /// Real mode at segment:offset.
     case realMode(segment: UInt16, offset: UInt16)
+
+    /// The window is named only when it moved from its usual place.
+    public var description: String {
+        switch self {
+        case let .longMode(entry, stack, tables):
+            "longMode(entry: \(entry), stack: \(stack)" + (tables == 0 ? ")" : ", tables: \(hex(tables)))")
+        case let .protected32(entry, eax, ebx, gdt):
+            "protected32(entry: \(entry), eax: \(eax), ebx: \(ebx)" + (gdt == GuestLayout.gdt ? ")" : ", gdt: \(hex(gdt)))")
+        case let .realMode(segment, offset): "realMode(segment: \(segment), offset: \(offset))"
+        }
+    }
 }
 
 /// What to boot: an image file and how to treat it.
@@ -44,8 +57,12 @@ public struct ImageRequest: Sendable, Equatable {
 ///     .boot(ImageRequest(path: "kernel.elf"), on: vcpu)
 /// ```
 public struct ImageLoader: Sendable {
-    /// The low 64 KiB hold the loader's GDT, page tables, TSS and multiboot info.
-    public static let reservedEnd: UInt64 = 0x10000
+    /// The first page (real-mode IVT and BIOS data) is never loaded into.
+    public static let firstPageEnd: UInt64 = 0x1000
+    /// The loader's GDT, page tables, TSS, Multiboot info and command line live in one
+    /// 64 KiB window: [0x0, 0x10000) unless the image or a module is there, else the
+    /// first 64 KiB-aligned window of low RAM they leave free (`TableWindow`).
+    public static let tableWindowSize: UInt64 = 0x10000
     public let memory: GuestMemory
     /// Guest RAM is `[0, ramSize)`: every byte the image loads must lie inside it.
     public let ramSize: UInt64
@@ -84,33 +101,39 @@ public struct ImageLoader: Sendable {
             throw LoaderError(.image, "\(request.path): a 32-bit ELF without a Multiboot header cannot be booted")
         }
         guard elf.machine == 62 else { throw LoaderError(.image, "\(request.path): ELF machine \(elf.machine) is not x86-64") }
-        try loadSegments(elf, bytes, path: request.path)
-        return .longMode(entry: elf.entry, stack: defaultStack)
+        let used = try loadSegments(elf, bytes, path: request.path)
+        let tables = try tableWindow(avoiding: used, path: request.path)
+        return .longMode(entry: elf.entry, stack: defaultStack, tables: tables)
     }
 
     /// The long-mode stack top: the end of RAM below the 3 GiB MMIO hole.
     var defaultStack: UInt64 { min(ramSize, 0xc000_0000) - 0x10 }
 
-    func loadSegments(_ elf: ELFImage, _ bytes: [UInt8], path: String) throws(LoaderError) {
+    /// Places every segment; returns the guest ranges they occupy.
+    @discardableResult
+    func loadSegments(_ elf: ELFImage, _ bytes: [UInt8], path: String) throws(LoaderError) -> [Range<UInt64>] {
+        var used: [Range<UInt64>] = []
         for s in elf.segments {
             try checkPlacement(s.physicalAddress, s.memorySize, what: "\(path): segment \(s.index)")
+            used.append(s.physicalAddress..<s.physicalAddress + s.memorySize)
             let start = Int(s.fileOffset)
             try write(Array(bytes[start..<start + Int(s.fileSize)]), at: s.physicalAddress)
             if s.memorySize > s.fileSize {
                 try write([UInt8](repeating: 0, count: Int(s.memorySize - s.fileSize)), at: s.physicalAddress + s.fileSize)
             }
         }
+        return used
     }
 
-    /// Refuses a range outside RAM or over the loader's reserved low 64 KiB.
-    func checkPlacement(_ address: UInt64, _ size: UInt64, what: String, avoidTables: Bool = true) throws(LoaderError) {
+    /// Refuses a range outside RAM or in the first page.
+    func checkPlacement(_ address: UInt64, _ size: UInt64, what: String, avoidFirstPage: Bool = true) throws(LoaderError) {
         let (end, overflow) = address.addingReportingOverflow(size)
         let range = "[\(hex(address))..<\(hex(end))]"
         guard !overflow, end <= ramSize else {
             throw LoaderError(.image, "\(what) \(range) lies outside guest RAM [0x0..<\(hex(ramSize))] (\(describeSize(ramSize)))")
         }
-        guard !avoidTables || address >= Self.reservedEnd || size == 0 else {
-            throw LoaderError(.image, "\(what) \(range) overlaps the loader's tables in [0x0..<\(hex(Self.reservedEnd))]")
+        guard !avoidFirstPage || address >= Self.firstPageEnd || size == 0 else {
+            throw LoaderError(.image, "\(what) \(range) overlaps the first page [0x0..<\(hex(Self.firstPageEnd))] (real-mode interrupt vectors)")
         }
     }
 
@@ -123,8 +146,8 @@ public struct ImageLoader: Sendable {
     private func loadFlat(_ bytes: [UInt8], _ r: ImageRequest) throws(LoaderError) -> BootEntry {
         guard let load = r.loadAddress else { throw LoaderError(.request, "an entry point needs a load address for a flat binary") }
         let entry = r.entry ?? load
-        // Real mode uses no loader tables, so a boot sector at 0x7c00 is fine.
-        try checkPlacement(load, UInt64(bytes.count), what: "\(r.path): flat image", avoidTables: r.flatMode != 16)
+        // Real mode uses no loader tables and may own its first page.
+        try checkPlacement(load, UInt64(bytes.count), what: "\(r.path): flat image", avoidFirstPage: r.flatMode != 16)
         guard entry >= load, entry < load + UInt64(bytes.count) else {
             throw LoaderError(.request, "entry \(hex(entry)) is outside the image loaded at [\(hex(load))..<\(hex(load + UInt64(bytes.count)))]")
         }
@@ -136,7 +159,8 @@ public struct ImageLoader: Sendable {
             }
             return .realMode(segment: UInt16(load >> 4), offset: UInt16(entry - load))
         case 64:
-            return .longMode(entry: entry, stack: defaultStack)
+            let tables = try tableWindow(avoiding: [load..<load + UInt64(bytes.count)], path: r.path)
+            return .longMode(entry: entry, stack: defaultStack, tables: tables)
         default:
             throw LoaderError(.request, "flat image mode \(r.flatMode) is not 16 or 64")
         }

@@ -38,6 +38,8 @@ struct MultibootHeader {
 /// Loads a Multiboot kernel as QEMU's `-kernel` does and builds the info structure
 /// (memory size, command line, modules) in the reserved low memory.
 struct Multiboot {
+    // Offsets in the loader's table window (`ImageLoader.tableWindow`); the GDT is at
+    // GuestLayout.gdt in the same window.
     static let info: UInt64 = 0x9000
     static let cmdline: UInt64 = 0x9400
     static let moduleList: UInt64 = 0x9800
@@ -49,13 +51,14 @@ struct Multiboot {
         let path = request.path
         var kernelEnd: UInt64
         let entry: UInt64
+        var used: [Range<UInt64>] = []
         if header.addresses.isEmpty {
             guard ELFImage.isELF(bytes) else {
                 throw LoaderError(.image, "\(path): Multiboot image is neither ELF nor has load addresses (flag 16)")
             }
             let elf = try ELFImage(bytes, path: path)
             guard !elf.is64 else { throw LoaderError(.image, "\(path): Multiboot kernels must be ELF32 (this one is ELF64)") }
-            try loader.loadSegments(elf, bytes, path: path)
+            used = try loader.loadSegments(elf, bytes, path: path)
             kernelEnd = elf.segments.map { $0.physicalAddress + $0.memorySize }.max()!
             entry = elf.entry
         } else {
@@ -72,36 +75,50 @@ struct Multiboot {
             try loader.checkPlacement(loadAddr, max(size, bssEnd > loadAddr ? bssEnd - loadAddr : 0), what: "\(path): kernel")
             try loader.write(Array(bytes[Int(fileStart)..<Int(fileStart + size)]), at: loadAddr)
             kernelEnd = max(loadAddr + size, bssEnd)
+            used = [loadAddr..<kernelEnd]
             entry = a[4]
         }
         guard entry < 1 << 32 else { throw LoaderError(.image, "\(path): entry \(hex(entry)) is above 4 GiB") }
 
+        // The module goes on the first page boundary after the kernel, then the info
+        // structures into a window neither touches.
+        var module: (start: UInt64, bytes: [UInt8], name: String)?
+        if let initrd = request.initrd {
+            let bytes = try readFile(initrd, what: "module (initrd)")
+            let start = (kernelEnd + 0xfff) & ~0xfff
+            try loader.checkPlacement(start, UInt64(bytes.count), what: "\(initrd): module (initrd)")
+            try loader.write(bytes, at: start)
+            used.append(start..<start + UInt64(bytes.count))
+            module = (start, bytes, initrd)
+        }
+        let window = try loader.tableWindow(avoiding: used, path: path)
+        let info = window + Self.info
+
         var flags: UInt32 = 0x1 // mem_lower/mem_upper
         let ramKiB = loader.ramSize >> 10
-        try put(UInt32(639), at: Self.info + 4)
-        try put(UInt32(min(ramKiB - 1024, UInt64(UInt32.max))), at: Self.info + 8)
+        try put(UInt32(639), at: info + 4)
+        try put(UInt32(min(ramKiB - 1024, UInt64(UInt32.max))), at: info + 8)
         let cmdline = [path, request.append].compactMap { $0 }.joined(separator: " ")
         guard cmdline.utf8.count < 1024 else { throw LoaderError(.request, "the command line (image path and append) is longer than 1023 bytes") }
-        try loader.write(Array(cmdline.utf8) + [0], at: Self.cmdline)
-        try put(UInt32(Self.cmdline), at: Self.info + 16)
+        try loader.write(Array(cmdline.utf8) + [0], at: window + Self.cmdline)
+        try put(UInt32(window + Self.cmdline), at: info + 16)
         flags |= 0x4
-        if let initrd = request.initrd {
-            let module = try readFile(initrd, what: "module (initrd)")
-            let start = (kernelEnd + 0xfff) & ~0xfff
-            try loader.checkPlacement(start, UInt64(module.count), what: "\(initrd): module (initrd)")
-            try loader.write(module, at: start)
-            let name = Array(String(initrd.split(separator: "/").last ?? "").utf8.prefix(200)) + [0]
-            try loader.write(name, at: Self.moduleName)
-            try put(UInt32(start), at: Self.moduleList)
-            try put(UInt32(start + UInt64(module.count)), at: Self.moduleList + 4)
-            try put(UInt32(Self.moduleName), at: Self.moduleList + 8)
-            try put(UInt32(0), at: Self.moduleList + 12)
-            try put(UInt32(1), at: Self.info + 20)
-            try put(UInt32(Self.moduleList), at: Self.info + 24)
+        if let module {
+            let name = Array(String(module.name.split(separator: "/").last ?? "").utf8.prefix(200)) + [0]
+            let list = window + Self.moduleList
+            try loader.write(name, at: window + Self.moduleName)
+            try put(UInt32(module.start), at: list)
+            try put(UInt32(module.start + UInt64(module.bytes.count)), at: list + 4)
+            try put(UInt32(window + Self.moduleName), at: list + 8)
+            try put(UInt32(0), at: list + 12)
+            try put(UInt32(1), at: info + 20)
+            try put(UInt32(list), at: info + 24)
             flags |= 0x8
         }
-        try put(flags, at: Self.info)
-        return .protected32(entry: UInt32(entry), eax: MultibootHeader.bootloaderMagic, ebx: UInt32(Self.info))
+        try put(flags, at: info)
+        // VCPU.boot writes the flat GDT there.
+        return .protected32(entry: UInt32(entry), eax: MultibootHeader.bootloaderMagic, ebx: UInt32(info),
+                            gdt: window + GuestLayout.gdt)
     }
 
     private func put(_ value: UInt32, at address: UInt64) throws(LoaderError) {

@@ -2,6 +2,8 @@ import CKVM
 
 /// Where the long-mode helper puts its tables in guest RAM (the first 64 KiB, which
 /// must therefore be RAM and free for it). Guest code usually starts at `codeStart`.
+/// Every address is an offset from the table window's base (0 unless a loader moved
+/// the window away from an image: `writeLongModeTables(base:)`, `setupLongMode(tables:)`).
 public enum GuestLayout {
     public static let gdt: UInt64 = 0x1000
     public static let pml4: UInt64 = 0x2000
@@ -27,8 +29,13 @@ public enum GuestLayout {
 extension GuestMemory {
     /// Writes the GDT, the identity-mapped page tables (U bit set at every level, so
     /// ring 3 can use all of it) and the TSS into the first 64 KiB of guest RAM.
-    public func writeLongModeTables(kernelStackTop: UInt64 = GuestLayout.kernelStackTop) throws(VMMError) {
-        let tss = GuestLayout.tss
+    /// `base` moves the whole 64 KiB window (64 KiB-aligned, below 4 GiB - 64 KiB).
+    public func writeLongModeTables(kernelStackTop: UInt64? = nil, base: UInt64 = 0) throws(VMMError) {
+        guard base & 0xffff == 0, base < 0xffff_0000 else {
+            throw .invalidArgument("table window base \(base) must be 64 KiB-aligned and below 4 GiB")
+        }
+        let kernelStackTop = kernelStackTop ?? base + GuestLayout.kernelStackTop
+        let tss = base + GuestLayout.tss
         let tssDescriptorLow: UInt64 = (UInt64(GuestLayout.tssLimit) & 0xffff) | ((tss & 0xff_ffff) << 16)
             | (0x89 << 40) | ((UInt64(GuestLayout.tssLimit) >> 16 & 0xf) << 48) | ((tss >> 24 & 0xff) << 56)
         let gdt: [UInt64] = [
@@ -39,12 +46,12 @@ extension GuestMemory {
             0x00af_fb00_0000_ffff, // 0x20 code64, DPL 3
             tssDescriptorLow, tss >> 32, // 0x28 64-bit TSS (two slots)
         ]
-        for (i, entry) in gdt.enumerated() { try write(GuestLayout.gdt + UInt64(i * 8), entry) }
+        for (i, entry) in gdt.enumerated() { try write(base + GuestLayout.gdt + UInt64(i * 8), entry) }
         let userRW: UInt64 = 0x7 // present | writable | user
-        try write(GuestLayout.pml4, GuestLayout.pdpt | userRW)
+        try write(base + GuestLayout.pml4, (base + GuestLayout.pdpt) | userRW)
         for gib in 0..<4 {
-            let pd = GuestLayout.pageDirectories + UInt64(gib) * 0x1000
-            try write(GuestLayout.pdpt + UInt64(gib * 8), pd | userRW)
+            let pd = base + GuestLayout.pageDirectories + UInt64(gib) * 0x1000
+            try write(base + GuestLayout.pdpt + UInt64(gib * 8), pd | userRW)
             for entry in 0..<512 {
                 let address = UInt64(gib) << 30 | UInt64(entry) << 21
                 try write(pd + UInt64(entry * 8), address | userRW | 0x80) // 2 MiB page
@@ -89,12 +96,13 @@ extension VCPU {
     /// Puts the vCPU in 64-bit long mode with paging on, entering at `entry` with `stack`.
     /// `ring: 3` starts at CPL 3 with IOPL 3 (so port I/O works): ring-3 code runs
     /// natively on kvm_pvm, ring-0 code is emulated. The tables come from
-    /// `GuestMemory.writeLongModeTables()`, which this calls.
-    public func setupLongMode(entry: UInt64, stack: UInt64, ring: Int = 0, interruptsEnabled: Bool = false) throws(VMMError) {
+    /// `GuestMemory.writeLongModeTables(base: tables)`, which this calls.
+    public func setupLongMode(entry: UInt64, stack: UInt64, ring: Int = 0, interruptsEnabled: Bool = false,
+                              tables: UInt64 = 0) throws(VMMError) {
         guard ring == 0 || ring == 3 else { throw .invalidArgument("ring must be 0 or 3, not \(ring)") }
         guard let kvm = vm?.kvm else { throw .closed("virtual machine") }
         try configureCPUID(kvm)
-        try memory.writeLongModeTables()
+        try memory.writeLongModeTables(base: tables)
         var sregs = try specialRegisters()
         let user = ring == 3
         func segment(_ selector: UInt16, code: Bool) -> Segment {
@@ -115,18 +123,18 @@ extension VCPU {
         let data = segment(user ? GuestLayout.userDataSelector : GuestLayout.kernelDataSelector, code: false)
         sregs.ds = data; sregs.es = data; sregs.fs = data; sregs.gs = data; sregs.ss = data
         var tr = Segment()
-        tr.base = GuestLayout.tss
+        tr.base = tables + GuestLayout.tss
         tr.limit = GuestLayout.tssLimit
         tr.selector = GuestLayout.tssSelector
         tr.type = 11 // busy 64-bit TSS
         tr.present = 1
         sregs.tr = tr
-        sregs.gdt.base = GuestLayout.gdt
+        sregs.gdt.base = tables + GuestLayout.gdt
         sregs.gdt.limit = 0x37
-        sregs.idt.base = GuestLayout.idt
+        sregs.idt.base = tables + GuestLayout.idt
         sregs.idt.limit = 0 // no IDT until the guest installs one: any exception triple-faults
         sregs.cr0 = 0x8005_0033 // PG | AM | WP | NE | ET | MP | PE
-        sregs.cr3 = GuestLayout.pml4
+        sregs.cr3 = tables + GuestLayout.pml4
         sregs.cr4 = 0x20 // PAE
         sregs.efer = 0x500 // LME | LMA
         try setSpecialRegisters(sregs)

@@ -1,0 +1,65 @@
+import Glibc
+import VMMKit
+
+/// Unassigned I/O as on a PC (QEMU's default): a read of a port or MMIO address no
+/// device claims returns all-ones, a write is dropped. Registered as the last kind
+/// handler for I/O and MMIO exits, so every device and plugin comes first. Each
+/// address is counted per direction for `--stats`; `--trace exits` says which exits
+/// it answered. `--strict-io` leaves it out: such an exit then stops the VM (status 18).
+final class UnassignedIO: @unchecked Sendable {
+    struct Key: Hashable, Comparable {
+        let mmio: Bool
+        let address: UInt64
+        let write: Bool
+        static func < (a: Key, b: Key) -> Bool { (a.mmio ? 1 : 0, a.address, a.write ? 1 : 0) < (b.mmio ? 1 : 0, b.address, b.write ? 1 : 0) }
+    }
+
+    private var counts: [Key: Int] = [:]
+    private var lock = pthread_mutex_t()
+    private let trace: Bool
+
+    init(trace: Bool) {
+        self.trace = trace
+        pthread_mutex_init(&lock, nil)
+    }
+
+    func register(on dispatcher: ExitDispatcher) throws(VMMError) {
+        try dispatcher.register(.io, priority: .min, owner: "unassigned I/O") { [self] exit, vcpu in
+            guard case let .io(io) = exit else { return .notMine }
+            if !io.isWrite {
+                for i in 0..<io.data.count { io.data[i] = 0xff }
+            }
+            note(Key(mmio: false, address: UInt64(io.port), write: io.isWrite), vcpu)
+            return .handled
+        }
+        try dispatcher.register(.mmio, priority: .min, owner: "unassigned MMIO") { [self] exit, vcpu in
+            guard case var .mmio(access) = exit else { return .notMine }
+            if !access.isWrite {
+                access.data = access.length >= 8 ? .max : (1 << (UInt64(access.length) * 8)) - 1
+                exit = .mmio(access)
+            }
+            note(Key(mmio: true, address: access.address, write: access.isWrite), vcpu)
+            return .handled
+        }
+    }
+
+    private func note(_ key: Key, _ vcpu: VCPU) {
+        pthread_mutex_lock(&lock)
+        counts[key, default: 0] += 1
+        pthread_mutex_unlock(&lock)
+        if trace {
+            let what = key.mmio ? "mmio gpa=\(hex(key.address))" : "port=\(hex(key.address))"
+            ExitStats.err("unassigned vcpu\(vcpu.id) \(what) \(key.write ? "write dropped" : "read as all-ones")\n")
+        }
+    }
+
+    /// One line per address for `--stats` (empty when nothing was unassigned).
+    func report() -> String {
+        pthread_mutex_lock(&lock)
+        let sorted = counts.sorted { $0.key < $1.key }
+        pthread_mutex_unlock(&lock)
+        return sorted.map { key, count in
+            "unassigned \(key.mmio ? "mmio" : "io") \(key.write ? "write" : "read") \(key.mmio ? "gpa" : "port")=\(hex(key.address)): \(count)\n"
+        }.joined()
+    }
+}

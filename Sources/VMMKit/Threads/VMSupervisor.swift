@@ -1,0 +1,176 @@
+import Glibc
+
+/// Runs a VM's vCPUs as one machine, as a PC behaves:
+///
+/// - **Stop as a whole.** When one vCPU's loop ends on an error (anything but
+///   `.halted`, `.requested` or `.guestExit`: an unhandled exit, an internal error, a
+///   failed handler, a stuck fault, a triple fault), every other vCPU is kicked at once
+///   and stops with `.requested`. `Outcome.firstError` names the vCPU that stopped first.
+/// - **Halt detection** (`detectHalt`, for VMs with an in-kernel irqchip, where HLT
+///   never exits to user space): a monitor thread looks every `pollInterval` at the
+///   vCPU threads; only when every one of them sleeps in the kernel does it pause them
+///   all and read their state. The machine is dead — and every vCPU stops with
+///   `.halted` — when each vCPU is either halted (`KVM_MP_STATE_HALTED`) with
+///   interrupts off (RFLAGS.IF = 0) and no NMI pending or being injected, or still waits
+///   for INIT/SIPI (`UNINITIALIZED`, `INIT_RECEIVED`): nothing but an NMI, INIT or SIPI
+///   wakes such a vCPU, and no vCPU is left to send one. Otherwise they are resumed
+///   (a vCPU waiting in HLT with interrupts on, for a timer, is merely paused for a
+///   moment). Devices outside the VM that raise NMIs are not expected.
+public final class VMSupervisor: @unchecked Sendable {
+    public struct Outcome: Sendable {
+        /// Each vCPU's stop reason, indexed like `vm.vcpus`.
+        public let reasons: [StopReason]
+        /// The vCPU whose error stopped the machine, if one did.
+        public let firstError: Int?
+        /// Whether halt detection found every vCPU halted with nothing to wake it.
+        public let allHalted: Bool
+    }
+
+    private let vm: VirtualMachine
+    private let detectHalt: Bool
+    private let pollNanos: Int
+    private var lock = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+    // Guarded by lock:
+    private var firstError: Int?
+    private var running = 0
+    private var allHalted = false
+    /// How many times the monitor paused the machine to look (for tests and --stats).
+    public private(set) var inspections = 0
+
+    public init(vm: VirtualMachine, detectHalt: Bool, pollInterval seconds: Double = 0.01) {
+        self.vm = vm
+        self.detectHalt = detectHalt
+        pollNanos = Int(max(0.001, seconds) * 1e9)
+        pthread_mutex_init(&lock, nil)
+        pthread_cond_init(&cond, nil)
+    }
+
+    static func isError(_ reason: StopReason) -> Bool {
+        switch reason {
+        case .halted, .requested, .guestExit: false
+        default: true
+        }
+    }
+
+    /// Starts every vCPU on `dispatcher` and waits until all have stopped.
+    public func run(_ dispatcher: ExitDispatcher) throws(VMMError) -> Outcome {
+        let all = vm.vcpus
+        pthread_mutex_lock(&lock)
+        running = all.count
+        pthread_mutex_unlock(&lock)
+        dispatcher.freeze()
+        for (i, vcpu) in all.enumerated() {
+            do {
+                _ = try vcpu.liveFD()
+                try vcpu.control.start { [self] in
+                    let reason = vcpu.runLoop(dispatcher)
+                    stopped(i, reason)
+                    return reason
+                }
+            } catch {
+                for v in all { v.requestStop(.requested) }
+                for v in all { v.join() }
+                throw error
+            }
+        }
+        var monitor: pthread_t?
+        if detectHalt {
+            var t = pthread_t()
+            let me = Unmanaged.passRetained(self).toOpaque()
+            if pthread_create(&t, nil, { raw in
+                let s = Unmanaged<VMSupervisor>.fromOpaque(raw!).takeRetainedValue()
+                s.watch()
+                return nil
+            }, me) == 0 { monitor = t } else { Unmanaged<VMSupervisor>.fromOpaque(me).release() }
+        }
+        let reasons = all.map { $0.join() }
+        if let monitor { pthread_join(monitor, nil) }
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return Outcome(reasons: reasons, firstError: firstError, allHalted: allHalted)
+    }
+
+    /// On a vCPU thread whose loop just ended.
+    private func stopped(_ index: Int, _ reason: StopReason) {
+        pthread_mutex_lock(&lock)
+        running -= 1
+        let first = Self.isError(reason) && firstError == nil
+        if first { firstError = index }
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&lock)
+        guard first else { return }
+        for (i, v) in vm.vcpus.enumerated() where i != index { v.requestStop(.requested) }
+    }
+
+    private func watch() {
+        pthread_mutex_lock(&lock)
+        while running > 0 {
+            var deadline = timespec()
+            clock_gettime(CLOCK_REALTIME, &deadline)
+            deadline.tv_nsec += pollNanos
+            deadline.tv_sec += deadline.tv_nsec / 1_000_000_000
+            deadline.tv_nsec %= 1_000_000_000
+            pthread_cond_timedwait(&cond, &lock, &deadline)
+            guard running > 0, firstError == nil else { break }
+            pthread_mutex_unlock(&lock)
+            let dead = allSleeping() && inspect()
+            pthread_mutex_lock(&lock)
+            if dead {
+                allHalted = true
+                break
+            }
+        }
+        pthread_mutex_unlock(&lock)
+    }
+
+    /// Every live vCPU thread is asleep in the kernel (state S in /proc): cheap, no kick.
+    private func allSleeping() -> Bool {
+        for v in vm.vcpus where v.isRunning {
+            let tid = v.hooks.threadID
+            guard tid > 0, Self.threadState(tid) == UInt8(ascii: "S") else { return false }
+        }
+        return true
+    }
+
+    static func threadState(_ tid: Int32) -> UInt8? {
+        let fd = open("/proc/self/task/\(tid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 256)
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, 256) }
+        guard n > 0 else { return nil }
+        // "tid (comm) S ...": the state follows the last ')'.
+        guard let close = buf[0..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return nil }
+        return buf[close + 2]
+    }
+
+    /// Pauses every vCPU, decides whether the machine is dead, stops or resumes it.
+    private func inspect() -> Bool {
+        let all = vm.vcpus
+        for v in all { v.pause() }
+        pthread_mutex_lock(&lock)
+        inspections += 1
+        pthread_mutex_unlock(&lock)
+        var dead = true
+        var anyHalted = false
+        for v in all where v.isRunning {
+            guard let state = try? v.mpState() else { dead = false; break }
+            switch state {
+            case 1, 2: continue // waiting for INIT/SIPI
+            case 3:
+                guard let regs = try? v.registers(), let events = try? v.events(),
+                      regs.rflags & 0x200 == 0, events.nmi.pending == 0, events.nmi.injected == 0 else { dead = false; break }
+                anyHalted = true
+            default:
+                dead = false
+            }
+            if !dead { break }
+        }
+        dead = dead && anyHalted
+        for v in all {
+            if dead { v.requestStop(.halted) } else { v.resume() }
+        }
+        return dead
+    }
+}

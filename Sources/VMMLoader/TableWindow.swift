@@ -1,0 +1,24 @@
+extension ImageLoader {
+    /// The base of the 64 KiB window for the loader's own structures: 0 (its usual place,
+    /// where guests written for this loader expect the IDT slot at 0xb000) when the image
+    /// leaves [0x1000, 0x10000) free, else the lowest 64 KiB-aligned window of RAM below
+    /// the stack page, 4 GiB and the 3 GiB MMIO hole that no range in `used` touches.
+    /// The first page of the window at 0 is never used, so an image may sit there.
+    func tableWindow(avoiding used: [Range<UInt64>], path: String) throws(LoaderError) -> UInt64 {
+        let size = Self.tableWindowSize
+        // The long-mode stack's top page belongs to the guest too.
+        let limit = defaultStack & ~0xfff
+        var base: UInt64 = 0
+        while base + size <= limit {
+            let footprint = (base == 0 ? Self.firstPageEnd : base)..<base + size
+            if let clash = used.first(where: { $0.overlaps(footprint) && !$0.isEmpty }) {
+                // Jump past the range in the way, to the next window boundary.
+                let next = (clash.upperBound + size - 1) & ~(size - 1)
+                base = max(base + size, next)
+                continue
+            }
+            return base
+        }
+        throw LoaderError(.image, "\(path): no free 64 KiB of RAM below \(hex(limit)) for the loader's tables (the image and modules fill it)")
+    }
+}
