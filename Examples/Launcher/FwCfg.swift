@@ -14,14 +14,23 @@ final class FwCfg: @unchecked Sendable {
     private var offset = 0
     private var lock = pthread_mutex_t()
 
-    init(cpus: Int, ramSize: UInt64) {
+    /// `ramSize` is all RAM (QEMU's FW_CFG_RAM_SIZE); `lowRAM` of it lies below the MMIO
+    /// hole and the rest from 4 GiB up, as the "etc/e820" file says.
+    init(cpus: Int, ramSize: UInt64, lowRAM: UInt64? = nil) {
         pthread_mutex_init(&lock, nil)
         items[Key.signature.rawValue] = Array("QEMU".utf8)
         items[Key.id.rawValue] = le(UInt32(1)) // traditional interface only, no DMA
         items[Key.ramSize.rawValue] = le(ramSize)
         items[Key.cpuCount.rawValue] = le(UInt16(cpus))
         items[Key.maxCPUs.rawValue] = le(UInt16(cpus))
-        items[Key.fileDirectory.rawValue] = [0, 0, 0, 0] // no files (count is big-endian)
+        // One file, "etc/e820" (selector 0x20): the RAM ranges, 20-byte packed entries
+        // (address, length, type 1 = RAM), little-endian; the directory is big-endian.
+        let low = lowRAM ?? ramSize
+        var e820 = le(UInt64(0)) + le(low) + le(UInt32(1))
+        if ramSize > low { e820 += le(UInt64(1) << 32) + le(ramSize - low) + le(UInt32(1)) }
+        items[0x20] = e820
+        let name = Array("etc/e820".utf8) + [UInt8](repeating: 0, count: 56 - 8)
+        items[Key.fileDirectory.rawValue] = be(UInt32(1)) + be(UInt32(e820.count)) + be(UInt16(0x20)) + [0, 0] + name
     }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
@@ -47,4 +56,5 @@ final class FwCfg: @unchecked Sendable {
     }
 
     private func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+    private func be<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
 }

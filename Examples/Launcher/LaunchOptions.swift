@@ -8,7 +8,8 @@ import VMMLoader
 ///   plugins: [string "PATH[,key=value...]"], noDefaultPlugins: bool,
 ///   serial: "stdio"|"none"|"file:PATH", trace: "exits", stats: bool, maxSeconds: number,
 ///   append: string, initrd: string, loadAddr: string|integer, entry: string|integer,
-///   mode: 16|64, logLevel: "trace"|"debug"|"info"|"notice"|"warning"|"error"|"critical".
+///   mode: 16|64, logLevel: "trace"|"debug"|"info"|"notice"|"warning"|"error"|"critical",
+///   strictIO: bool (unassigned I/O stops the VM instead of reading all-ones).
 struct LaunchOptions: Equatable {
     var image: String?
     var memory: UInt64 = 64 << 20
@@ -26,9 +27,10 @@ struct LaunchOptions: Equatable {
     var entry: UInt64?
     var mode = 64
     var logLevel = "warning"
+    var strictIO = false
 
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial",
-                                    "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel"]
+                                    "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     var useIRQChip: Bool { irqchip ?? true }
@@ -96,6 +98,7 @@ struct LaunchOptions: Equatable {
             o.trace = true
         }
         o.stats = try bool("stats") ?? false
+        o.strictIO = try bool("strictIO") ?? false
         if dict["maxSeconds"] != nil {
             guard let n = number("maxSeconds"), n > 0 else { throw bad("'maxSeconds' must be a positive number") }
             o.maxSeconds = n

@@ -18,8 +18,12 @@ struct Launcher {
 
     func run() throws(LauncherError) -> Int32 {
         let o = options
-        guard o.memory <= 0xc000_0000 else {
-            throw LauncherError(.usage, "--memory \(Sizes.describe(o.memory)) is above the 3 GiB this launcher maps below the MMIO hole")
+        // As QEMU's pc machine (gigabyte-aligned): RAM up to 3 GiB below the MMIO hole,
+        // the rest from 4 GiB up.
+        let lowRAM = min(o.memory, Self.holeStart)
+        let highRAM = o.memory - lowRAM
+        guard highRAM <= Self.maxHighRAM else {
+            throw LauncherError(.usage, "--memory \(Sizes.describe(o.memory)) is above the \(Sizes.describe(Self.holeStart + Self.maxHighRAM)) this launcher maps")
         }
         guard o.memory >= 2 << 20 else { throw LauncherError(.usage, "--memory must be at least 2M") }
         if o.vcpus > 1 && !o.useIRQChip {
@@ -35,19 +39,21 @@ struct Launcher {
                 try vm.createIRQChip()
                 try vm.createPIT()
             }
-            try vm.memory.addRegion(name: "ram", guestAddress: 0, size: o.memory)
+            try vm.memory.addRegion(name: "ram", guestAddress: 0, size: lowRAM)
+            if highRAM > 0 { try vm.memory.addRegion(name: "ram-high", guestAddress: 1 << 32, size: highRAM) }
         } catch { throw LauncherError(.host, error.description) }
 
         let request = ImageRequest(path: o.image!, append: o.append, initrd: o.initrd, loadAddress: o.loadAddress,
                                    entry: o.entry, flatMode: o.mode)
         let boot: BootEntry
-        do { boot = try ImageLoader(memory: vm.memory, ramSize: o.memory).load(request) } catch {
+        do { boot = try ImageLoader(memory: vm.memory, ramSize: lowRAM, highRAMSize: highRAM).load(request) } catch {
             throw LauncherError(error.kind == .image ? .image : .usage, error.message)
         }
         log.info("loaded \(o.image!): \(boot)")
 
         let dispatcher = ExitDispatcher()
         let stats = (o.stats || o.trace) ? ExitStats(vcpus: o.vcpus, trace: o.trace) : nil
+        let unassigned = o.strictIO ? nil : UnassignedIO(trace: o.trace)
         do {
             for i in 0..<o.vcpus {
                 let vcpu = try vm.createVCPU()
@@ -56,7 +62,8 @@ struct Launcher {
                 if i == 0 { try vcpu.boot(boot) }
             }
             if let stats { try dispatcher.setObserver(stats) }
-            try FwCfg(cpus: o.vcpus, ramSize: o.memory).register(on: dispatcher)
+            try FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: lowRAM).register(on: dispatcher)
+            try unassigned?.register(on: dispatcher)
         } catch {
             throw LauncherError(.host, "\(error)")
         }
@@ -77,6 +84,7 @@ struct Launcher {
         let timedOut = timer?.cancel() ?? false
         if let stats, o.stats {
             var report = stats.report()
+            report += unassigned?.report() ?? ""
             if let p = pager?.statistics { report += "demand paging: \(p.pagesFetched) pages fetched (\(p.installedByVCPU) by vCPUs, \(p.installedByRouter) by the fault router)\n" }
             ExitStats.err(report)
         }
@@ -85,6 +93,10 @@ struct Launcher {
 
     /// A guest exit wins, then the first vCPU error (even when --max-seconds elapsed
     /// too), then the timeout; a clean halt is 0.
+    /// Where the MMIO hole starts (RAM below it) and how much RAM may go above 4 GiB.
+    static let holeStart: UInt64 = 0xc000_0000
+    static let maxHighRAM: UInt64 = 1 << 40
+
     func status(_ outcome: VMSupervisor.Outcome, vm: VirtualMachine, timedOut: Bool) -> Int32 {
         let reasons = outcome.reasons
         if case let .guestExit(code)? = vm.stopReason { return (code << 1 | 1) & 0xff }

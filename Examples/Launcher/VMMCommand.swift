@@ -48,6 +48,7 @@ struct Run: ParsableCommand {
     @Option(help: "stdio, file:PATH or none (default stdio).") var serial: String?
     @Option(help: "exits: one line per exit on stderr.") var trace: String?
     @Flag(help: "Print exit counts and time per kind at the end (stderr).") var stats = false
+    @Flag(name: .customLong("strict-io"), help: "Stop on I/O nobody claims (status 18) instead of reading all-ones and dropping writes.") var strictIO = false
     @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
     // QEMU's -append takes "-flag value" too: the next argument is the value whatever it looks like.
     @Option(parsing: .unconditional, help: "Multiboot command line (may begin with '-').") var append: String?
@@ -90,6 +91,7 @@ struct Run: ParsableCommand {
             o.trace = true
         }
         if stats { o.stats = true }
+        if strictIO { o.strictIO = true }
         if let maxSeconds {
             guard maxSeconds > 0 else { throw LauncherError(.usage, "--max-seconds must be positive") }
             o.maxSeconds = maxSeconds

@@ -64,12 +64,16 @@ public struct ImageLoader: Sendable {
     /// first 64 KiB-aligned window of low RAM they leave free (`TableWindow`).
     public static let tableWindowSize: UInt64 = 0x10000
     public let memory: GuestMemory
-    /// Guest RAM is `[0, ramSize)`: every byte the image loads must lie inside it.
+    /// Guest RAM below the MMIO hole is `[0, ramSize)`: every byte the image loads must lie inside it.
     public let ramSize: UInt64
+    /// RAM above the hole, `[4 GiB, 4 GiB + highRAMSize)` (QEMU's pc machine with 3.5 GiB
+    /// or more): only reported to the guest (the Multiboot memory map), never loaded into.
+    public let highRAMSize: UInt64
 
-    public init(memory: GuestMemory, ramSize: UInt64) {
+    public init(memory: GuestMemory, ramSize: UInt64, highRAMSize: UInt64 = 0) {
         self.memory = memory
         self.ramSize = ramSize
+        self.highRAMSize = highRAMSize
     }
 
     /// Loads the image and sets up `vcpu` to enter it: one call from file to bootable vCPU.

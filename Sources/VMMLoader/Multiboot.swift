@@ -44,6 +44,7 @@ struct Multiboot {
     static let cmdline: UInt64 = 0x9400
     static let moduleList: UInt64 = 0x9800
     static let moduleName: UInt64 = 0x9900
+    static let memoryMap: UInt64 = 0x9a00
     let loader: ImageLoader
     let request: ImageRequest
 
@@ -95,9 +96,10 @@ struct Multiboot {
         let info = window + Self.info
 
         var flags: UInt32 = 0x1 // mem_lower/mem_upper
-        let ramKiB = loader.ramSize >> 10
-        try put(UInt32(639), at: info + 4)
-        try put(UInt32(min(ramKiB - 1024, UInt64(UInt32.max))), at: info + 8)
+        // RAM from 1 MiB up (none when RAM ends below 1 MiB).
+        let upper = loader.ramSize > 0x10_0000 ? loader.ramSize - 0x10_0000 : 0
+        try put(UInt32(min(loader.ramSize, 0x9_fc00) >> 10), at: info + 4)
+        try put(UInt32(min(upper >> 10, UInt64(UInt32.max))), at: info + 8)
         let cmdline = [path, request.append].compactMap { $0 }.joined(separator: " ")
         guard cmdline.utf8.count < 1024 else { throw LoaderError(.request, "the command line (image path and append) is longer than 1023 bytes") }
         try loader.write(Array(cmdline.utf8) + [0], at: window + Self.cmdline)
@@ -115,11 +117,26 @@ struct Multiboot {
             try put(UInt32(list), at: info + 24)
             flags |= 0x8
         }
+        // The memory map (flag 6), as QEMU derives it from its e820 table: conventional
+        // memory, RAM from 1 MiB to the hole, RAM above 4 GiB. Entries: size (20), base, length, type.
+        var map: [(UInt64, UInt64)] = [(0, min(loader.ramSize, 0x9_fc00))]
+        if upper > 0 { map.append((0x10_0000, upper)) }
+        if loader.highRAMSize > 0 { map.append((1 << 32, loader.highRAMSize)) }
+        var entries: [UInt8] = []
+        for (base, length) in map {
+            entries += le(UInt32(20)) + le(base) + le(length) + le(UInt32(1)) // 1: available
+        }
+        try loader.write(entries, at: window + Self.memoryMap)
+        try put(UInt32(entries.count), at: info + 44)
+        try put(UInt32(window + Self.memoryMap), at: info + 48)
+        flags |= 0x40
         try put(flags, at: info)
         // VCPU.boot writes the flat GDT there.
         return .protected32(entry: UInt32(entry), eax: MultibootHeader.bootloaderMagic, ebx: UInt32(info),
                             gdt: window + GuestLayout.gdt)
     }
+
+    private func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
 
     private func put(_ value: UInt32, at address: UInt64) throws(LoaderError) {
         try loader.write(withUnsafeBytes(of: value.littleEndian) { Array($0) }, at: address)

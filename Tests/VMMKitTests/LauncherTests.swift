@@ -95,7 +95,7 @@ struct LauncherTests {
         #expect(r2.status == 16)
         #expect(r2.stderr == "vmm: stopped after --max-seconds 0.2\n")
         let real = try VMMProcess.temp("real.bin", Payload.bytes("real_hello"))
-        let r3 = try VMMProcess.run(["run", real, "--load-addr", "0x7c00", "--mode", "16"])
+        let r3 = try VMMProcess.run(["run", real, "--load-addr", "0x7c00", "--mode", "16", "--strict-io"])
         #expect(r3.status == 18)
         #expect(r3.stderr == "vmm: vCPU 0: unhandled PIO write of 0x48 (1 byte x1) at port 0x10, vCPU 0 at RIP 0x6\n")
     }

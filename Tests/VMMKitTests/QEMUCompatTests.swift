@@ -56,9 +56,83 @@ struct QEMUCompatTests {
         #expect(r.status == 0)
     }
 
+    /// in $0x99,%al; mov %al,%bl; out %al,$0x98; mov $0xd0000000,%ecx; mov (%rcx),%eax;
+    /// mov %eax,(%rcx); and %bl,%al; out %al,$0xf4 (debug-exit with the AND of both reads); hlt
+    static let unassignedProbe: [UInt8] = [0xe4, 0x99, 0x88, 0xc3, 0xe6, 0x98, 0xb9, 0x00, 0x00, 0x00, 0xd0,
+                                           0x8b, 0x01, 0x89, 0x01, 0x20, 0xd8, 0xe6, 0xf4, 0xf4]
+
+    @Test("unassigned I/O as on a PC: reads all-ones, writes dropped, counted per address in --stats and shown by --trace")
+    func unassignedIO() throws {
+        let probe = try VMMProcess.temp("unassigned.bin", Self.unassignedProbe)
+        let r = try VMMProcess.run(["run", probe, "--load-addr", "0x100000", "--stats", "--trace", "exits"])
+        #expect(r.status == 0xff) // (0xff << 1 | 1) & 0xff: both reads gave all-ones
+        #expect(r.stderr.contains("unassigned vcpu0 port=0x99 read as all-ones\n"))
+        #expect(r.stderr.contains("unassigned vcpu0 mmio gpa=0xd0000000 write dropped\n"))
+        #expect(r.stderr.contains("""
+            unassigned io write port=0x98: 1
+            unassigned io read port=0x99: 1
+            unassigned mmio read gpa=0xd0000000: 1
+            unassigned mmio write gpa=0xd0000000: 1
+
+            """))
+    }
+
+    @Test("--strict-io and the config key strictIO keep the stop with status 18")
+    func strictIO() throws {
+        let probe = try VMMProcess.temp("strict.bin", Self.unassignedProbe)
+        let flag = try VMMProcess.run(["run", probe, "--load-addr", "0x100000", "--strict-io"])
+        #expect(flag.status == 18)
+        #expect(flag.stderr == "vmm: vCPU 0: unhandled PIO read (1 byte x1) at port 0x99, vCPU 0 at RIP 0x100000\n")
+        let config = try VMMProcess.temp("strict.json", Array("{\"strictIO\": true, \"loadAddr\": \"0x100000\"}".utf8))
+        let viaConfig = try VMMProcess.run(["run", "--config", config, probe])
+        #expect(viaConfig.status == 18 && viaConfig.stderr == flag.stderr)
+    }
+
+    @Test("PCI configuration mechanism #1 by default: a bus scan finds exactly QEMU's i440FX host bridge; read-only fields ignore writes")
+    func pciScan() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("pciscan.elf"), "--max-seconds", Self.halfMinute])
+        #expect(r.stdout == "00:00.0 8086:1237 class 060000\nfunctions: 1\nafter writes: ids 12378086 command 0007\n")
+        #expect(r.stderr == "")
+        #expect(r.status == (0x15 << 1) | 1)
+        // Without the default plugins the ports are unassigned: all-ones, nothing found.
+        let bare = try VMMProcess.run(["run", VMMProcess.guest("pciscan.elf"), "--no-default-plugins",
+                                       "--plugin", "DebugExit", "--plugin", "UART,output=stdout"])
+        #expect(bare.stdout.hasPrefix("functions: 0\n"))
+    }
+
+    @Test("pc-testdev by name: scratch port, MMIO scratch, and IRQ line 10 through the IOAPIC to vector 0x50")
+    func testDevice() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("testdev.elf"), "--plugin", "PCTestDev", "--max-seconds", Self.halfMinute])
+        #expect(r.stdout == "scratch port: 12345678 mmio scratch: CAFEF00D\nirq line 10 -> ioapic -> vector 0x50\n")
+        #expect(r.stderr == "")
+        #expect(r.status == (0x17 << 1) | 1)
+        // Without an in-kernel irqchip the IRQ lines cannot work: the plugin says so.
+        let none = try VMMProcess.run(["run", VMMProcess.guest("testdev.elf"), "--plugin", "PCTestDev", "--irqchip", "none"])
+        #expect(none.status == 8)
+        #expect(none.stderr.contains("pc-testdev: IRQ lines need the in-kernel irqchip"))
+    }
+
+    @Test("--memory 5G: 3 GiB below the hole, 2 GiB from 4 GiB, in the Multiboot memory map and fw_cfg; the guest writes RAM at 4 GiB")
+    func memoryAbove4G() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("highmem.elf"), "--memory", "5G", "--max-seconds", Self.halfMinute])
+        #expect(r.stdout == """
+            mmap 0000000000000000 len 000000000009FC00 type 1
+            mmap 0000000000100000 len 00000000BFF00000 type 1
+            mmap 0000000100000000 len 0000000080000000 type 1
+            fw_cfg ram 0000000140000000
+            at 4 GiB: 600DCAFE 5CA1AB1E
+
+            """)
+        #expect(r.status == (0x19 << 1) | 1)
+        // With 64M there is no RAM at 4 GiB: the same stores are dropped, the loads read all-ones.
+        let small = try VMMProcess.run(["run", VMMProcess.guest("highmem.elf"), "--max-seconds", Self.halfMinute])
+        #expect(small.stdout.hasSuffix("fw_cfg ram 0000000004000000\nat 4 GiB: FFFFFFFF FFFFFFFF\n"))
+        #expect(!small.stdout.contains("mmap 0000000100000000"))
+    }
+
     @Test("--irqchip none opts out: the first LAPIC access is an exit nobody handles")
     func irqchipNone() throws {
-        let r = try VMMProcess.run(["run", VMMProcess.guest("lapic_timer.elf"), "--irqchip", "none"])
+        let r = try VMMProcess.run(["run", VMMProcess.guest("lapic_timer.elf"), "--irqchip", "none", "--strict-io"])
         #expect(r.status == 18)
         #expect(r.stderr.contains("at guest-physical 0xfee000f0"))
     }

@@ -1,0 +1,91 @@
+/* QEMU's pc-testdev from a test kernel (`--plugin PCTestDev`): the scratch port and
+ * MMIO window hold what is written; IRQ line 10, raised through port 0x200a, reaches
+ * the CPU through the IOAPIC (redirection entry 10 -> vector 0x50, edge, fixed, APIC 0;
+ * the PIC masked). Prints what it saw; ends with debug-exit 0x17. */
+#include "mb.h"
+#define IOAPIC 0xfec00000
+#define PIN 10
+    .code32
+    MULTIBOOT_HEADER
+    .text
+    .globl _start
+_start:
+    mov $0x80000, %esp
+    mov $0x12345678, %eax           /* scratch port */
+    mov $0xe0, %dx
+    out %eax, %dx
+    xor %eax, %eax
+    in %dx, %eax
+    push %eax
+    PUTS(s_port)
+    pop %eax
+    call puthex
+    movl $0xcafef00d, 0xff000010    /* MMIO scratch */
+    PUTS(s_mmio)
+    mov 0xff000010, %eax
+    call puthex
+    PUTS(s_nl)
+    mov $0x100000, %eax             /* flush page: accepted */
+    mov $0xe4, %dx
+    out %eax, %dx
+
+    mov $irq, %eax                  /* interrupt gate 0x50 */
+    mov $(idt + 0x50 * 8), %edi
+    mov %ax, (%edi)
+    movw $0x08, 2(%edi)
+    movw $0x8e00, 4(%edi)
+    shr $16, %eax
+    mov %ax, 6(%edi)
+    lidt idtr
+    mov $0xff, %al                  /* mask both PICs: the IOAPIC delivers */
+    out %al, $0x21
+    out %al, $0xa1
+    mov $LAPIC, %ebx
+    movl $0x1ff, 0xf0(%ebx)         /* LAPIC on */
+    movl $0x10000, 0x350(%ebx)      /* LINT0 masked */
+    movl $(0x10 + 2 * PIN), IOAPIC  /* redirection entry PIN, low: vector 0x50, edge, fixed */
+    movl $0x50, IOAPIC + 0x10
+    movl $(0x11 + 2 * PIN), IOAPIC  /* high: destination APIC 0 */
+    movl $0, IOAPIC + 0x10
+    mov $1, %al                     /* raise line PIN while interrupts are off */
+    mov $(0x2000 + PIN), %dx
+    out %al, %dx
+    sti
+1:  hlt
+    cmpl $0, taken
+    je 1b
+    cli
+    xor %al, %al                    /* lower it */
+    mov $(0x2000 + PIN), %dx
+    out %al, %dx
+    PUTS(s_irq)
+    DEBUG_EXIT(0x17)
+dead:
+    cli
+    hlt
+    jmp dead
+
+irq:
+    incl taken
+    movl $0, LAPIC + 0xb0           /* EOI */
+    pop %edi                        /* IRET spelled out (see lapic_timer.S) */
+    add $8, %esp
+    sti
+    jmp *%edi
+
+MB_HELPERS
+
+    .section .rodata
+s_port: .asciz "scratch port: "
+s_mmio: .asciz " mmio scratch: "
+s_irq:  .asciz "irq line 10 -> ioapic -> vector 0x50\n"
+s_nl:   .asciz "\n"
+    .data
+    .align 8
+idtr: .word 256 * 8 - 1
+      .long idt
+taken: .long 0
+    .bss
+    .align 8
+idt: .skip 256 * 8
+    .section .note.GNU-stack, "", @progbits

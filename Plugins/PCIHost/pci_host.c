@@ -1,0 +1,150 @@
+/*
+ * pci-host: PCI configuration mechanism #1 (ports 0xcf8 address, 0xcfc-0xcff data) with
+ * one device, the host bridge at 00:00.0 carrying the ids of QEMU's i440FX (8086:1237,
+ * revision 2, class 06:00:00, subsystem 1af4:1100), as `qemu-system-x86_64 -M pc`
+ * shows it. Every other bus/device/function reads all-ones (absent), as do data reads
+ * while the address register's enable bit (31) is clear. Writes reach only the bridge's
+ * writable fields (command, latency timer, the PAM and SMRAM registers); read-only
+ * fields ignore them. A `vmm run` default; config: none.
+ */
+#include "vmm_plugin.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_ADDRESS 0xcf8
+#define CONFIG_DATA 0xcfc
+
+typedef struct pci_host {
+    pthread_mutex_t lock; /* vCPUs may probe concurrently */
+    uint32_t address;     /* the last dword written to 0xcf8 */
+    uint8_t config[256];  /* 00:00.0's configuration space */
+    uint8_t wmask[256];   /* writable bits per byte */
+} pci_host_t;
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+
+static void reset(pci_host_t *h)
+{
+    memset(h->config, 0, sizeof h->config);
+    memset(h->wmask, 0, sizeof h->wmask);
+    put16(h->config + 0x00, 0x8086); /* vendor: Intel */
+    put16(h->config + 0x02, 0x1237); /* device: 82441FX (i440FX) */
+    h->config[0x08] = 0x02;          /* revision, as QEMU's */
+    h->config[0x0b] = 0x06;          /* class: bridge */
+    h->config[0x0a] = 0x00;          /* subclass: host bridge */
+    h->config[0x0e] = 0x00;          /* header type 0, single function */
+    put16(h->config + 0x2c, 0x1af4); /* subsystem vendor (QEMU's default) */
+    put16(h->config + 0x2e, 0x1100);
+    h->wmask[0x04] = 0x07;           /* command: I/O, memory, bus master */
+    h->wmask[0x0d] = 0xff;           /* latency timer */
+    memset(h->wmask + 0x59, 0xff, 7);/* PAM0-PAM6 */
+    h->wmask[0x72] = 0xff;           /* SMRAM */
+}
+
+/* The config-space byte offset addressed by a data access at `port`, or -1 if the
+ * address register selects nothing present. */
+static int target(const pci_host_t *h, uint16_t port)
+{
+    uint32_t a = h->address;
+    if (!(a & 0x80000000u))
+        return -1;
+    if (((a >> 16) & 0xff) != 0 || ((a >> 11) & 0x1f) != 0 || ((a >> 8) & 0x7) != 0)
+        return -1; /* only 00:00.0 exists */
+    return (int)((a & 0xfc) + (port - CONFIG_DATA));
+}
+
+/* [vcpu-thread] One element of a PIO access: `size` bytes at `data`. */
+static void access(pci_host_t *h, uint16_t port, int is_write, uint8_t *data, uint32_t size)
+{
+    if (port < CONFIG_DATA) {
+        /* The address register answers dword accesses at 0xcf8 only. */
+        if (port != CONFIG_ADDRESS || size != 4) {
+            if (!is_write)
+                memset(data, 0xff, size);
+        } else if (is_write) {
+            h->address = (uint32_t)data[0] | (uint32_t)data[1] << 8 |
+                         (uint32_t)data[2] << 16 | (uint32_t)data[3] << 24;
+        } else {
+            for (uint32_t i = 0; i < 4; i++)
+                data[i] = (uint8_t)(h->address >> (8 * i));
+        }
+        return;
+    }
+    int at = target(h, port);
+    for (uint32_t i = 0; i < size; i++) {
+        int off = at < 0 ? -1 : at + (int)i;
+        if (off < 0 || off > 0xff) {
+            if (!is_write)
+                data[i] = 0xff;
+        } else if (is_write) {
+            h->config[off] = (uint8_t)((h->config[off] & ~h->wmask[off]) | (data[i] & h->wmask[off]));
+        } else {
+            data[i] = h->config[off];
+        }
+    }
+}
+
+static vmm_verdict_t handle(void *user, vmm_exit_t *ex)
+{
+    pci_host_t *h = (pci_host_t *)user;
+    pthread_mutex_lock(&h->lock);
+    for (uint32_t i = 0; i < ex->pio.count; i++)
+        access(h, ex->pio.port, ex->pio.is_write, ex->pio.data + (size_t)i * ex->pio.size, ex->pio.size);
+    pthread_mutex_unlock(&h->lock);
+    return VMM_HANDLED;
+}
+
+static void *pci_host_init(const vmm_host_t *host, const char *config, const char **error_out)
+{
+    vmm_handler_desc_t desc;
+    const char *err = NULL;
+    pci_host_t *h;
+
+    if (config[0] != '\0') {
+        *error_out = "pci-host: takes no config";
+        return NULL;
+    }
+    if ((h = (pci_host_t *)calloc(1, sizeof *h)) == NULL) {
+        *error_out = "pci-host: out of memory";
+        return NULL;
+    }
+    pthread_mutex_init(&h->lock, NULL);
+    reset(h);
+    memset(&desc, 0, sizeof desc);
+    desc.struct_size = sizeof desc;
+    desc.exit_class = VMM_EXIT_PIO;
+    desc.base = CONFIG_ADDRESS;
+    desc.length = 8; /* 0xcf8-0xcff */
+    desc.flags = VMM_HANDLER_EXCLUSIVE;
+    desc.handle = handle;
+    desc.user = h;
+    desc.name = "pci-config";
+    if (host->register_handler(host->host_data, &desc, &err) != 0) {
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+        *error_out = err ? err : "pci-host: cannot register 0xcf8-0xcff";
+        return NULL;
+    }
+    return h;
+}
+
+static void pci_host_destroy(void *instance)
+{
+    pci_host_t *h = (pci_host_t *)instance;
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+const vmm_plugin_entry_t vmm_plugin_entry = {
+    sizeof(vmm_plugin_entry_t),
+    VMM_PLUGIN_ABI_MAJOR,
+    VMM_PLUGIN_ABI_MINOR,
+    "org.vmmkit.pci-host",
+    "1.0.0",
+    "PCI configuration mechanism #1 with QEMU's i440FX host bridge at 00:00.0",
+    pci_host_init,
+    pci_host_destroy,
+    NULL,
+};
