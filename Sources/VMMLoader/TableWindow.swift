@@ -6,8 +6,9 @@ extension ImageLoader {
     /// The first page of the window at 0 is never used, so an image may sit there.
     func tableWindow(avoiding used: [Range<UInt64>], path: String) throws(LoaderError) -> UInt64 {
         let size = Self.tableWindowSize
-        // The long-mode stack's top page belongs to the guest too.
-        let limit = defaultStack & ~0xfff
+        // The long-mode stack's top page belongs to the guest too (RAM below a page has none).
+        let top = min(ramSize, 0xc000_0000)
+        let limit = top >= 0x1000 ? (top - 0x10) & ~0xfff : 0
         var base: UInt64 = 0
         while base + size <= limit {
             let footprint = (base == 0 ? Self.firstPageEnd : base)..<base + size
