@@ -78,6 +78,9 @@ extension VCPU {
 
     public func resume() { control.resume() }
 
+    /// Pauses only a vCPU nobody else paused; true when this call did (VMSupervisor).
+    func pauseIfRunning() -> Bool { control.pauseIfRunning(kick: kick) }
+
     public var isPaused: Bool { control.isPaused }
     public var isRunning: Bool { control.isRunning }
 

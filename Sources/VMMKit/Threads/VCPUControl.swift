@@ -131,6 +131,23 @@ final class VCPUControl: @unchecked Sendable {
         locked { while !paused && !finished { pthread_cond_wait(cond, mutex) } }
     }
 
+    /// `pause`, but only when nobody else has paused or stopped the vCPU; returns whether
+    /// this call paused it (then only its caller resumes it). For monitors (VMSupervisor)
+    /// that must never undo another party's pause.
+    func pauseIfRunning(kick: () -> Void) -> Bool {
+        let running: Bool = locked {
+            guard request == .run, thread != nil, !finished else { return false }
+            request = .pause
+            pending.store(true, ordering: .sequentiallyConsistent)
+            return true
+        }
+        guard running else { return false }
+        kick()
+        signalThread()
+        locked { while !paused && !finished { pthread_cond_wait(cond, mutex) } }
+        return true
+    }
+
     func resume() {
         locked {
             guard request == .pause else { return }

@@ -35,8 +35,13 @@ public final class VMSupervisor: @unchecked Sendable {
     private var firstError: Int?
     private var running = 0
     private var allHalted = false
-    /// How many times the monitor paused the machine to look (for tests and --stats).
-    public private(set) var inspections = 0
+    private var inspected = 0
+    /// How many times the monitor looked at the vCPUs' state (any thread may read it).
+    public var inspections: Int {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return inspected
+    }
 
     public init(vm: VirtualMachine, detectHalt: Bool, pollInterval seconds: Double = 0.01) {
         self.vm = vm
@@ -148,13 +153,16 @@ public final class VMSupervisor: @unchecked Sendable {
     /// Pauses every vCPU, decides whether the machine is dead, stops or resumes it.
     private func inspect() -> Bool {
         let all = vm.vcpus
-        for v in all { v.pause() }
+        // A vCPU someone else paused (a control API, a plugin) is left alone, and the
+        // machine then counts as alive: only vCPUs paused here are inspected and resumed.
+        let mine = all.map { $0.pauseIfRunning() }
         pthread_mutex_lock(&lock)
-        inspections += 1
+        inspected += 1
         pthread_mutex_unlock(&lock)
         var dead = true
         var anyHalted = false
-        for v in all where v.isRunning {
+        for (v, paused) in zip(all, mine) where v.isRunning {
+            guard paused else { dead = false; break }
             guard let state = try? v.mpState() else { dead = false; break }
             switch state {
             case 1, 2: continue // waiting for INIT/SIPI
@@ -168,7 +176,7 @@ public final class VMSupervisor: @unchecked Sendable {
             if !dead { break }
         }
         dead = dead && anyHalted
-        for v in all {
+        for (v, paused) in zip(all, mine) where paused {
             if dead { v.requestStop(.halted) } else { v.resume() }
         }
         return dead
