@@ -112,6 +112,19 @@ struct QEMUCompatTests {
         #expect(none.stderr.contains("pc-testdev: IRQ lines need the in-kernel irqchip"))
     }
 
+    @Test("pc-testdev's port 0xe4 is also the typed-hypercall port: loading both is refused, naming both owners, in either order")
+    func testDeviceHypercallConflict() throws {
+        let hypercalls = VMMProcess.root.appendingPathComponent(".build/plugins/fixtures/libHypercalls.so").path
+        let image = VMMProcess.guest("testdev.elf")
+        let a = try VMMProcess.run(["run", image, "--plugin", "PCTestDev", "--plugin", hypercalls])
+        #expect(a.status == 8)
+        #expect(a.stderr.contains("needs the hypercall port: VMMKit typed hypercalls: port range [0xe4..<0xe5] overlaps [0xe4..<0xe5] owned by org.vmmkit.pc-testdev 'pc-testdev flush-page'"))
+        let b = try VMMProcess.run(["run", image, "--plugin", hypercalls, "--plugin", "PCTestDev"])
+        #expect(b.status == 8)
+        #expect(b.stderr.contains("'pc-testdev flush-page'") && b.stderr.contains("owned by VMMKit typed hypercalls"))
+        #expect(a.stdout.isEmpty && b.stdout.isEmpty)
+    }
+
     @Test("--memory 5G: 3 GiB below the hole, 2 GiB from 4 GiB, in the Multiboot memory map and fw_cfg; the guest writes RAM at 4 GiB")
     func memoryAbove4G() throws {
         let r = try VMMProcess.run(["run", VMMProcess.guest("highmem.elf"), "--memory", "5G", "--max-seconds", Self.halfMinute])
