@@ -158,7 +158,9 @@ struct QEMUCompatTests {
         #expect(lines.count == 3)
         #expect(lines.first == "vmm: vCPU 0: shutdown (triple fault)")
         for ap in 1...2 {
-            #expect(lines.contains { $0.hasPrefix("vmm: vCPU \(ap): stopped with the machine (was halted at RIP 0x") })
+            // Halted, normally; an AP the host has not scheduled since it checked in may still be running.
+            #expect(lines.contains { $0.hasPrefix("vmm: vCPU \(ap): stopped with the machine (was halted at RIP 0x")
+                || $0.hasPrefix("vmm: vCPU \(ap): stopped with the machine (was running at RIP 0x") })
         }
         #expect(r.status == 10) // the error's status, not --max-seconds' 16
     }
