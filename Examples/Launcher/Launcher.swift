@@ -89,7 +89,7 @@ struct Launcher {
             case let .guestExit(code): return (code << 1 | 1) & 0xff
             case .shutdown: status = .shutdown
             case .internalError, .failEntry: status = .internalError
-            case .stuck, .memoryFault: status = .stuck
+            case .stuck, .memoryFault, .hardwarePoison: status = .stuck
             case .handlerFailed: status = .plugin
             case .unhandled: status = .unhandled
             case .error: status = .host

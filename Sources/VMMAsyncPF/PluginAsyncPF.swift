@@ -37,9 +37,9 @@ public final class PluginAsyncPF: PluginPageService, @unchecked Sendable {
         let region = pager.region
         try plugins.dispatcher.register(.memoryFault, priority: DemandPager.handlerPriority + 1, owner: "async-pf plugins") {
             [weak plugins] exit, vcpu in
-            guard case let .memoryFault(fault) = exit, fault.annotated, region.contains(fault.gpa),
-                  let plugins, plugins.handlesAsyncPF else { return .notMine }
-            return plugins.raisePageMissing(gpa: fault.gpa, access: 0, vcpu: vcpu)
+            guard case let .memoryFault(fault) = exit, let at = fault.location, !fault.isHardwarePoison,
+                  region.contains(at.gpa), let plugins, plugins.handlesAsyncPF else { return .notMine }
+            return plugins.raisePageMissing(gpa: at.gpa, access: 0, vcpu: vcpu)
         }
     }
 

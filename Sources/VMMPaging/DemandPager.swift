@@ -11,7 +11,7 @@ import VMMKit
 ///
 /// Faults reach it, each as one event, from every path the kernels give:
 /// - an annotated `KVM_EXIT_MEMORY_FAULT` (fetch [gpa, gpa+size), retry; EHWPOISON is
-///   reported, not retried);
+///   left to the core, which stops the vCPU as `.hardwarePoison`);
 /// - a ring-0 MMIO exit inside the region (SIGBUS mode on this host): install the page,
 ///   then complete the access exactly — a read gets the bytes now in the page, a write
 ///   lands in it;

@@ -179,11 +179,11 @@ struct LauncherTests {
     func pluginListing() throws {
         let r = try VMMProcess.run(["plugins"])
         #expect(r.status == 0)
-        #expect(r.stdout.contains("org.vmmkit.debug-exit 1.0.0 (ABI 1.1)"))
+        #expect(r.stdout.contains("org.vmmkit.debug-exit 1.0.0 (ABI 1.2)"))
         #expect(r.stdout.contains("    handler: pio [0xf4..<0xf5] priority 0 exclusive"))
         let fixtures = VMMProcess.root.appendingPathComponent(".build/plugins/fixtures").path
         let f = try VMMProcess.run(["plugins", fixtures])
-        #expect(f.stdout.contains("refused  \(fixtures)/libMAJOR2.so: plugin \(fixtures)/libMAJOR2.so: built for plugin ABI 2.0, but this host implements ABI 1.1"))
+        #expect(f.stdout.contains("refused  \(fixtures)/libMAJOR2.so: plugin \(fixtures)/libMAJOR2.so: built for plugin ABI 2.0, but this host implements ABI 1.2"))
         #expect(f.stdout.contains("refused  \(fixtures)/not_a_library.so: plugin \(fixtures)/not_a_library.so: not a loadable shared library"))
     }
 }

@@ -42,10 +42,12 @@ struct PagerScriptedTests {
         #expect(try s.memory.readBytes(0x3_2005, count: 1) == [0x32])
     }
 
-    @Test("EHWPOISON is reported, not retried")
+    @Test("EHWPOISON is a typed hardware-poison stop: no page installed, not retried")
     func hwPoison() throws {
         let s = try Setup([.annotatedFault(errno: EHWPOISON, gpa: 0x5_0000, size: 0x1000), .hlt])
-        #expect(s.vcpu.runLoop(s.dispatcher) == .memoryFault("vCPU 0: hardware-poisoned memory at guest-physical 0x50000 (EHWPOISON): reported, not retried"))
+        #expect(s.vcpu.runLoop(s.dispatcher) == .hardwarePoison(
+            location: MemoryFault.Location(gpa: 0x5_0000, size: 0x1000),
+            diagnosis: "hardware-poisoned memory at guest-physical 0x50000 (4096 bytes, flags 0x0), EHWPOISON (errno 133), vCPU 0 at RIP 0x0: no handler replaced the backing; last exits (oldest first): rc -1 EHWPOISON (errno 133): memory fault at guest-physical 0x50000, 4096 bytes"))
         #expect(s.pager.statistics.pagesFetched == 0)
         #expect(s.script.entries == 1)
     }

@@ -29,8 +29,8 @@ final class PageStaging {
 
 extension PluginHost {
     /// Asks the memory-fault plugins, in priority order, for the 4 KiB page at `gpa`:
-    /// each handler covering it gets a memory_fault record (gpa, size 4096, not
-    /// annotated) and makes the page present by writing it with `write_guest`; the bytes
+    /// each handler covering it gets a memory_fault record (gpa, size 4096, annotated:
+    /// the address comes from the kernel) and makes the page present by writing it with `write_guest`; the bytes
     /// land in `buffer`. `vcpuID` names the faulting vCPU (`VMM_VCPU_NONE` if unknown);
     /// when the caller is not that vCPU's thread (a fault router), `get_reg` answers
     /// -EBUSY. Throws, naming the page, when no plugin delivers the whole page.
@@ -46,9 +46,10 @@ extension PluginHost {
         record.struct_size = UInt32(MemoryLayout<vmm_exit_t>.size)
         record.vcpu_id = vcpuID
         record.exit_class = VMM_EXIT_MEMORY_FAULT.rawValue
-        record.memory_fault.gpa = gpa
-        record.memory_fault.size = 4096
-        record.memory_fault.access = access
+        // Located by the kernel (a userfaultfd message or a fault the pager placed): annotated.
+        record.memory_fault = PluginDispatch.memoryFaultRecord(MemoryFault(errno: EFAULT, gpa: gpa, size: 4096), access: access)
+        record.memory_fault.err_no = 0 // no KVM_RUN error behind a userfaultfd message
+        record.memory_fault_known_flags = MemoryFault.knownFlags
         let page = "guest-physical page \(hex(gpa))"
         for h in memoryFaultHandlers where h.covers(gpa) {
             record.message = nil
@@ -56,7 +57,7 @@ extension PluginHost {
             switch verdict {
             case VMM_NOT_MINE.rawValue:
                 continue
-            case VMM_HANDLED.rawValue:
+            case VMM_HANDLED.rawValue, VMM_BACKING_REPLACED:
                 guard staging.complete else {
                     throw .invalidArgument("\(h.owner) handled the fault on \(page) but did not write the whole page with write_guest")
                 }
