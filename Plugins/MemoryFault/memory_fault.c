@@ -15,7 +15,10 @@
  *   snapshot=/path/to/guest.mem   byte 0 of the file is guest-physical `base`
  *   base=0x0                      optional, the guest-physical address of byte 0
  *   fill=zero                     instead of a snapshot: every page is zero-filled on
- *                                 first touch (demand-zero RAM; the launcher's default)
+ *                                 first touch (demand-zero RAM; the launcher's default).
+ *                                 Registered VMM_HANDLER_ZERO_FILL: a host leaves such RAM
+ *                                 to the kernel and calls it only inside ranges that a
+ *                                 snapshot plugin above it declines
  *   priority=N                    optional handler priority (default 0; higher first),
  *                                 so a snapshot plugin can sit above a fill=zero one
  * Build: scripts/build-plugins (plain cc against vmm_plugin.h, like DebugExit).
@@ -176,6 +179,9 @@ static void *mf_init(const vmm_host_t *host, const char *config, const char **er
     d.base = mf->base;
     d.length = mf->size;
     d.priority = mf->priority;
+    /* Demand-zero RAM is what the kernel gives anyway: let the host leave it to the
+     * kernel instead of a user-space round trip per page (ABI 1.2). */
+    d.flags = mf->zero_fill ? VMM_HANDLER_ZERO_FILL : 0;
     d.handle = handle;
     d.user = mf;
     d.name = mf->zero_fill ? "zero-fill" : "snapshot";

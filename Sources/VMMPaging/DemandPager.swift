@@ -66,7 +66,11 @@ public final class DemandPager: @unchecked Sendable {
 
     /// Registers region `name` of `memory` with a new userfaultfd. Pages already
     /// resident (code and tables the VMM wrote) stay; every other page comes from `source`.
-    public init(memory: GuestMemory, region name: String, source: any PageSource, mode: Mode = .blocking) throws(VMMError) {
+    /// With `ranges`, only the region's pages that overlap them are demand-paged; the
+    /// rest is left to the kernel (demand-zero for anonymous or memfd memory, no round
+    /// trip to user space) — see `PluginHost.pageSourceRanges`.
+    public init(memory: GuestMemory, region name: String, source: any PageSource, mode: Mode = .blocking,
+                only ranges: [Range<UInt64>]? = nil) throws(VMMError) {
         guard let region = memory.regions.first(where: { $0.name == name }) else {
             throw .invalidArgument("demand paging: no memory region named '\(name)'")
         }
@@ -83,8 +87,33 @@ public final class DemandPager: @unchecked Sendable {
         if mincore(region.hostAddress, Int(region.size), &resident) == 0 {
             for (i, r) in resident.enumerated() where r & 1 != 0 { tracker.markPresent(i) }
         }
-        try uffd.register(region.hostAddress, length: Int(region.size))
+        guard let ranges else {
+            pagedPages = pages
+            try uffd.register(region.hostAddress, length: Int(region.size))
+            return
+        }
+        // Pages outside `ranges` count as present (nobody fetches them); each run of
+        // paged pages is registered on its own.
+        var paged = [Bool](repeating: false, count: pages)
+        let base = region.guestAddress, end = region.guestAddress + (region.size - 1)
+        for r in ranges where !r.isEmpty && r.lowerBound <= end && r.upperBound > base {
+            let first = Int((max(r.lowerBound, base) - base) / GuestMemory.pageSize)
+            let last = Int((min(r.upperBound - 1, end) - base) / GuestMemory.pageSize)
+            for i in first...last { paged[i] = true }
+        }
+        pagedPages = paged.lazy.filter { $0 }.count
+        var i = 0
+        while i < pages {
+            guard paged[i] else { tracker.markPresent(i); i += 1; continue }
+            var j = i
+            while j < pages && paged[j] { j += 1 }
+            try uffd.register(region.hostAddress + i * Int(GuestMemory.pageSize), length: (j - i) * Int(GuestMemory.pageSize))
+            i = j
+        }
     }
+
+    /// How many pages of the region are demand-paged (all, unless `only` limited them).
+    public private(set) var pagedPages = 0
 
     deinit { close() }
 

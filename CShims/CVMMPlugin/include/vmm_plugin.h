@@ -26,7 +26,8 @@
  *        gpa VMM_MEMORY_FAULT_NO_GPA, size 0, and only whole-space handlers (length 0)
  *        see it; records the host locates itself (userfaultfd, the pager) are annotated.
  *        vmm_exit_t.memory_fault_known_flags (the flag bits this host understands);
- *        verdict VMM_BACKING_REPLACED (the only answer that resumes after EHWPOISON).
+ *        verdict VMM_BACKING_REPLACED (the only answer that resumes after EHWPOISON);
+ *        handler flag VMM_HANDLER_ZERO_FILL (demand-zero RAM is left to the kernel).
  *        No earlier layout changed.
  *
  * COMPATIBILITY RULES
@@ -189,6 +190,12 @@ enum vmm_reg {
  * After EHWPOISON it is the only verdict that resumes the vCPU; for other memory faults
  * it means VMM_HANDLED. Other classes: treated as an unknown verdict (the vCPU stops). */
 #define VMM_BACKING_REPLACED 3u
+/* vmm_handler_desc_t.flags (VMM_EXIT_MEMORY_FAULT only; -EINVAL for other classes): the
+ * handler fills every page it is asked for with zeros and nothing else. The host may then
+ * leave that range to the kernel's own demand-zero memory (no user-space round trip per
+ * first touch) and never call the handler there; ranges of other memory-fault handlers
+ * are still paged through them, this one below them by priority as registered. */
+#define VMM_HANDLER_ZERO_FILL (1u << 1)
 /* ---- end of 1.2 memory-fault additions ---- */
 
 /* vmm_exit_async_pf_t.kind */

@@ -70,3 +70,27 @@ extension PluginHost {
         throw .invalidArgument("no memory-fault plugin delivered \(page)")
     }
 }
+
+extension PluginHost {
+    /// The guest-physical ranges some memory-fault plugin fills with more than zeros
+    /// (handlers without VMM_HANDLER_ZERO_FILL), sorted and merged; a whole-space handler
+    /// gives `0..<UInt64.max`. Empty when every memory-fault handler only zero-fills, or
+    /// there is none. A VMM demand-pages just these ranges: elsewhere the kernel's own
+    /// demand-zero memory gives what a zero-fill plugin would, without a round trip to
+    /// user space per page (`DemandPager(memory:region:source:mode:only:)`).
+    public var pageSourceRanges: [Range<UInt64>] {
+        let ranges = memoryFaultHandlers.filter { !$0.zeroFill }.map { h -> Range<UInt64> in
+            // Whole space, or a range whose end wrapped past 2^64: up to the top.
+            h.start == h.end || h.end < h.start ? h.start..<UInt64.max : h.start..<h.end
+        }.sorted { $0.lowerBound < $1.lowerBound }
+        var merged: [Range<UInt64>] = []
+        for r in ranges {
+            if let last = merged.last, r.lowerBound <= last.upperBound {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound)
+            } else {
+                merged.append(r)
+            }
+        }
+        return merged
+    }
+}

@@ -1,0 +1,30 @@
+import Glibc
+import Testing
+@testable import VMMKit
+
+/// Which RAM a VMM has to demand-page through user space: only what a memory-fault
+/// plugin fills with more than zeros (VMM_HANDLER_ZERO_FILL, ABI 1.2).
+@Suite("Page-source ranges of memory-fault plugins (detached VM)")
+struct ZeroFillTests {
+    @Test("fill=zero leaves nothing to page; a snapshot plugin's range and a whole-space handler are paged")
+    func pageSourceRanges() throws {
+        precondition(PluginFixtures.built, "scripts/build-plugins failed")
+        let path = "/tmp/vmmkit-zero-fill-\(getpid()).mem"
+        let f = fopen(path, "w")!
+        fwrite([UInt8](repeating: 1, count: 0x2800), 1, 0x2800, f)
+        fclose(f)
+        defer { unlink(path) }
+        let vm = VirtualMachine.detached()
+        defer { vm.close() }
+        let host = PluginHost(vm: vm, dispatcher: ExitDispatcher())
+        defer { host.close() }
+        try host.load("MemoryFault", config: "fill=zero,priority=-1000")
+        #expect(host.pageSourceRanges == [])
+        #expect(host.plugins[0].handlers == ["memory_fault [0x0..<0xffffffffffffffff] priority -1000 zero-fill"])
+        try host.load("MemoryFault", config: "snapshot=\(path),base=0x400000")
+        try host.load("MemoryFault", config: "snapshot=\(path),base=0x401000")
+        #expect(host.pageSourceRanges == [0x40_0000..<0x40_3000], "page-aligned, overlapping ranges merged")
+        try host.load(PluginFixtures.fixture("FaultProbe"), config: "trace=0x1000")
+        #expect(host.pageSourceRanges == [0..<UInt64.max])
+    }
+}
