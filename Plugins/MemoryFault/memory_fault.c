@@ -182,6 +182,9 @@ static void *mf_init(const vmm_host_t *host, const char *config, const char **er
     /* Demand-zero RAM is what the kernel gives anyway: let the host leave it to the
      * kernel instead of a user-space round trip per page (ABI 1.2). */
     d.flags = mf->zero_fill ? VMM_HANDLER_ZERO_FILL : 0;
+    /* handle() keeps nothing between calls but per-thread buffers, and pread and
+     * write_guest are thread-safe: the host's fault router may call it (no kick). */
+    d.flags |= VMM_HANDLER_ANY_THREAD;
     d.handle = handle;
     d.user = mf;
     d.name = mf->zero_fill ? "zero-fill" : "snapshot";

@@ -57,6 +57,11 @@ public final class DemandPager: @unchecked Sendable {
     /// Blocking mode: whether the router kicks a faulting vCPU so it resolves its own
     /// fault (the vCPU-side path). Off: the router resolves every fault itself.
     public var vcpusResolveOwnFaults = true
+    /// Blocking mode, a source that may be called from any thread: asked per fault
+    /// whether the vCPU must see it anyway (async page faults enabled by its guest, whose
+    /// "not present" needs the vCPU out of the kernel). nil = never. Set before the vCPUs
+    /// start; called on the router thread.
+    public var vcpuWantsFaults: (@Sendable (UInt32) -> Bool)?
 
     let uffd: Userfaultfd
     let tracker: PageTracker
@@ -159,14 +164,22 @@ public final class DemandPager: @unchecked Sendable {
             throw lastError
         }
         let dst = region.hostAddress + page * Int(GuestMemory.pageSize)
-        do {
-            let result = try uffd.copy(to: dst, from: buffer.baseAddress!, length: buffer.count)
+        // Counted before the copy: it wakes the vCPU, which may finish and have its VMM
+        // read the statistics before this thread runs again. Undone if the page was not ours.
+        func counted(_ delta: Int) {
             count {
-                if result == .alreadyPresent { $0.alreadyPresent += 1; return }
-                $0.pagesFetched += 1
-                if resolver == .vcpu { $0.installedByVCPU += 1 } else { $0.installedByRouter += 1 }
+                $0.pagesFetched += delta
+                if resolver == .vcpu { $0.installedByVCPU += delta } else { $0.installedByRouter += delta }
+            }
+        }
+        counted(1)
+        do {
+            if try uffd.copy(to: dst, from: buffer.baseAddress!, length: buffer.count) == .alreadyPresent {
+                counted(-1)
+                count { $0.alreadyPresent += 1 }
             }
         } catch {
+            counted(-1)
             tracker.abandon(page)
             throw error
         }

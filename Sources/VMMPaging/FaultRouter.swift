@@ -10,7 +10,9 @@ import VMMKit
 /// funnelled through one thread). At ring 0 a kick is not honoured while the page is
 /// missing and the kernel re-faults: a second message for a posted page — or the post
 /// ageing past `postTimeout` — makes the router resolve it itself. Messages about pages
-/// already present are folded.
+/// already present are folded. A source that may be called from any thread skips the
+/// kick: the router installs the page itself and the vCPU never leaves the kernel
+/// (unless `vcpuWantsFaults` says its guest uses async page faults).
 final class FaultRouter: @unchecked Sendable {
     unowned let pager: DemandPager
     let vcpus: [VCPU]
@@ -100,7 +102,8 @@ final class FaultRouter: @unchecked Sendable {
             return
         }
         let tid = Int32(bitPattern: cuffd_msg_tid(message))
-        if pager.vcpusResolveOwnFaults, let vcpu = vcpus.first(where: { $0.hooks.threadID == tid }) {
+        if pager.vcpusResolveOwnFaults, let vcpu = vcpus.first(where: { $0.hooks.threadID == tid }),
+           !pager.source.mayBeCalledFromAnyThread || pager.vcpuWantsFaults?(vcpu.id) == true {
             pager.post(pager.gpa(ofPage: page), to: vcpu)
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)

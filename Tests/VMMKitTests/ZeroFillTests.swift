@@ -20,11 +20,25 @@ struct ZeroFillTests {
         defer { host.close() }
         try host.load("MemoryFault", config: "fill=zero,priority=-1000")
         #expect(host.pageSourceRanges == [])
-        #expect(host.plugins[0].handlers == ["memory_fault [0x0..<0xffffffffffffffff] priority -1000 zero-fill"])
+        #expect(host.plugins[0].handlers == ["memory_fault [0x0..<0xffffffffffffffff] priority -1000 zero-fill any-thread"])
         try host.load("MemoryFault", config: "snapshot=\(path),base=0x400000")
         try host.load("MemoryFault", config: "snapshot=\(path),base=0x401000")
         #expect(host.pageSourceRanges == [0x40_0000..<0x40_3000], "page-aligned, overlapping ranges merged")
         try host.load(PluginFixtures.fixture("FaultProbe"), config: "trace=0x1000")
         #expect(host.pageSourceRanges == [0..<UInt64.max])
+    }
+
+    @Test("a staged page is complete only when every byte was written, in any pieces; writes outside are refused")
+    func staging() {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { buffer.deallocate() }
+        let staging = PageStaging(gpa: 0x7000, buffer: buffer)
+        let bytes = [UInt8](repeating: 0xab, count: 4096)
+        #expect(!staging.take(0x7000 + 4000, bytes, 97), "one byte past the page")
+        #expect(!staging.take(UInt64.max, bytes, 2) && !staging.take(0x6fff, bytes, 2))
+        #expect(staging.take(0x7000 + 3, bytes, 4093))
+        #expect(!staging.complete)
+        #expect(staging.take(0x7000, bytes, 3))
+        #expect(staging.complete && buffer.allSatisfy { $0 == 0xab })
     }
 }

@@ -27,7 +27,8 @@
  *        see it; records the host locates itself (userfaultfd, the pager) are annotated.
  *        vmm_exit_t.memory_fault_known_flags (the flag bits this host understands);
  *        verdict VMM_BACKING_REPLACED (the only answer that resumes after EHWPOISON);
- *        handler flag VMM_HANDLER_ZERO_FILL (demand-zero RAM is left to the kernel).
+ *        handler flags VMM_HANDLER_ZERO_FILL (demand-zero RAM is left to the kernel) and
+ *        VMM_HANDLER_ANY_THREAD (pages resolved on the host's fault router, no kick).
  *        No earlier layout changed.
  *
  * COMPATIBILITY RULES
@@ -196,6 +197,14 @@ enum vmm_reg {
  * first touch) and never call the handler there; ranges of other memory-fault handlers
  * are still paged through them, this one below them by priority as registered. */
 #define VMM_HANDLER_ZERO_FILL (1u << 1)
+/* vmm_handler_desc_t.flags (VMM_EXIT_MEMORY_FAULT only; -EINVAL for other classes): handle
+ * is [any-thread] for memory-fault records: the host may call it on its fault router
+ * thread for a vCPU blocked in the kernel on the page (vcpu_id names that vCPU; get_reg
+ * and the other [vcpu-thread] calls answer -EBUSY there), concurrently with other calls.
+ * When every memory-fault handler says so, the host resolves ring-3 faults on demand-paged
+ * RAM without kicking the vCPU out of KVM_RUN (no signal, no re-entry per page), except
+ * for a vCPU whose guest enabled async page faults (those need the vCPU). */
+#define VMM_HANDLER_ANY_THREAD (1u << 2)
 /* ---- end of 1.2 memory-fault additions ---- */
 
 /* vmm_exit_async_pf_t.kind */

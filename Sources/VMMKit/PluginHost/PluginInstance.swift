@@ -13,12 +13,14 @@ struct PluginHandler {
     let owner: String
     /// VMM_HANDLER_ZERO_FILL (ABI 1.2): a memory-fault handler that only writes zeros.
     var zeroFill = false
+    /// VMM_HANDLER_ANY_THREAD (ABI 1.2): a memory-fault handler callable on any thread.
+    var anyThread = false
 
     var summary: String {
         let cls = ["invalid", "pio", "mmio", "msr", "memory_fault", "hlt", "other", "async_pf"]
         let name = Int(exitClass) < cls.count ? cls[Int(exitClass)] : "class \(exitClass)"
         let range = end > start ? " [\(hex(start))..<\(hex(end))]" : ""
-        return "\(name)\(range) priority \(priority)\(exclusive ? " exclusive" : "")\(zeroFill ? " zero-fill" : "")"
+        return "\(name)\(range) priority \(priority)\(exclusive ? " exclusive" : "")\(zeroFill ? " zero-fill" : "")\(anyThread ? " any-thread" : "")"
     }
 
     @inline(__always) func covers(_ address: UInt64) -> Bool {

@@ -17,10 +17,20 @@ final class PageStaging {
 
     /// Copies a write that lies inside the page; false (untouched) otherwise.
     func take(_ address: UInt64, _ source: UnsafeRawPointer, _ length: Int) -> Bool {
-        guard address >= gpa, address - gpa + UInt64(length) <= UInt64(buffer.count) else { return false }
+        let size = UInt64(buffer.count)
+        guard address >= gpa, address - gpa <= size, UInt64(length) <= size - (address - gpa) else { return false }
         let offset = Int(address - gpa)
         (buffer.baseAddress! + offset).copyMemory(from: source, byteCount: length)
-        for i in offset..<(offset + length) { written[i >> 6] |= 1 << UInt64(i & 63) }
+        // A word of the bitmap at a time (a whole page is 64 stores, not 4096).
+        written.withUnsafeMutableBufferPointer { w in
+            var i = offset
+            let end = offset + length
+            while i < end {
+                let bit = i & 63, n = min(64 - bit, end - i)
+                w[i >> 6] |= n == 64 ? ~0 : ((1 << UInt64(n)) - 1) << UInt64(bit)
+                i += n
+            }
+        }
         return true
     }
 
@@ -50,7 +60,7 @@ extension PluginHost {
         record.memory_fault = PluginDispatch.memoryFaultRecord(MemoryFault(errno: EFAULT, gpa: gpa, size: 4096), access: access)
         record.memory_fault.err_no = 0 // no KVM_RUN error behind a userfaultfd message
         record.memory_fault_known_flags = MemoryFault.knownFlags
-        let page = "guest-physical page \(hex(gpa))"
+        var page: String { "guest-physical page \(hex(gpa))" } // only for errors: not per fetch
         for h in memoryFaultHandlers where h.covers(gpa) {
             record.message = nil
             let verdict = h.handle(h.user, &record)
@@ -78,6 +88,12 @@ extension PluginHost {
     /// there is none. A VMM demand-pages just these ranges: elsewhere the kernel's own
     /// demand-zero memory gives what a zero-fill plugin would, without a round trip to
     /// user space per page (`DemandPager(memory:region:source:mode:only:)`).
+    /// Whether every memory-fault handler declared VMM_HANDLER_ANY_THREAD, so
+    /// `fetchPage` may run on a fault router for a vCPU still inside `KVM_RUN`.
+    public var memoryFaultHandlersRunOnAnyThread: Bool {
+        !memoryFaultHandlers.isEmpty && memoryFaultHandlers.allSatisfy(\.anyThread)
+    }
+
     public var pageSourceRanges: [Range<UInt64>] {
         let ranges = memoryFaultHandlers.filter { !$0.zeroFill }.map { h -> Range<UInt64> in
             // Whole space, or a range whose end wrapped past 2^64: up to the top.
