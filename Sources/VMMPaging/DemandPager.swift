@@ -47,6 +47,8 @@ public final class DemandPager: @unchecked Sendable {
         /// vCPUs kicked to resolve their own fault.
         public var kicks = 0
         public var sourceFailures = 0
+        /// Of `pagesFetched`, installed by read-ahead before anyone touched them.
+        public var readAhead = 0
     }
 
     public let region: MemoryRegion
@@ -62,6 +64,14 @@ public final class DemandPager: @unchecked Sendable {
     /// "not present" needs the vCPU out of the kernel). nil = never. Set before the vCPUs
     /// start; called on the router thread.
     public var vcpuWantsFaults: (@Sendable (UInt32) -> Bool)?
+    /// Read-ahead for sequential faults resolved by the fault router: when page p faults
+    /// right after page p-1 did, the router also installs up to this many missing pages
+    /// after p (after p itself, so the vCPU is not kept waiting). 0 = off (the default);
+    /// at most `maxReadAheadPages`. Set before the vCPUs start.
+    public var readAheadPages = 0 {
+        didSet { readAheadPages = min(max(0, readAheadPages), Self.maxReadAheadPages) }
+    }
+    public static let maxReadAheadPages = 256
 
     let uffd: Userfaultfd
     let tracker: PageTracker
