@@ -5,7 +5,8 @@
  * trace + 8 + 48 n: annotated, gpa, size, flags, memory_fault_known_flags, err_no) and
  * answers `verdict`.
  * Config: trace=GPA (required), verdict=handled|notmine|replaced (default notmine),
- *         base=N, length=N (default 0/0: the whole space), priority=N.
+ *         base=N, length=N (default 0/0: the whole space), priority=N,
+ *         class=N, flags=N (the descriptor's exit class and flags, for refusal tests).
  */
 #define _GNU_SOURCE
 #include "vmm_plugin.h"
@@ -19,6 +20,7 @@ typedef struct probe {
     uint64_t trace, base, length;
     vmm_verdict_t verdict;
     int32_t priority;
+    uint32_t exit_class, flags;
 } probe_t;
 
 static char init_error[256];
@@ -50,6 +52,7 @@ static void *probe_init(const vmm_host_t *host, const char *config, const char *
     }
     p->host = host;
     p->verdict = VMM_NOT_MINE;
+    p->exit_class = VMM_EXIT_MEMORY_FAULT;
     strcpy(copy, config);
     for (char *save = NULL, *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(item, '=');
@@ -61,13 +64,16 @@ static void *probe_init(const vmm_host_t *host, const char *config, const char *
         else if (strcmp(item, "base") == 0) p->base = strtoull(v, NULL, 0);
         else if (strcmp(item, "length") == 0) p->length = strtoull(v, NULL, 0);
         else if (strcmp(item, "priority") == 0) p->priority = (int32_t)strtol(v, NULL, 0);
+        else if (strcmp(item, "class") == 0) p->exit_class = (uint32_t)strtoul(v, NULL, 0);
+        else if (strcmp(item, "flags") == 0) p->flags = (uint32_t)strtoul(v, NULL, 0);
         else if (strcmp(item, "verdict") == 0)
             p->verdict = strcmp(v, "handled") == 0 ? VMM_HANDLED : strcmp(v, "replaced") == 0 ? VMM_BACKING_REPLACED : VMM_NOT_MINE;
     }
     vmm_handler_desc_t d;
     memset(&d, 0, sizeof d);
     d.struct_size = sizeof d;
-    d.exit_class = VMM_EXIT_MEMORY_FAULT;
+    d.exit_class = p->exit_class;
+    d.flags = p->flags;
     d.base = p->base;
     d.length = p->length;
     d.priority = p->priority;

@@ -28,6 +28,25 @@ struct ZeroFillTests {
         #expect(host.pageSourceRanges == [0..<UInt64.max])
     }
 
+    @Test("VMM_HANDLER_ZERO_FILL and VMM_HANDLER_ANY_THREAD are refused on other classes, unknown flag bits too")
+    func flagRefusals() throws {
+        precondition(PluginFixtures.built, "scripts/build-plugins failed")
+        let vm = VirtualMachine.detached()
+        defer { vm.close() }
+        let host = PluginHost(vm: vm, dispatcher: ExitDispatcher())
+        defer { host.close() }
+        let path = PluginFixtures.fixture("FaultProbe")
+        let owner = "org.vmmkit.test.fault-probe 'range' (\(path))"
+        for flags in [2, 4] {
+            let refused = pluginError { () throws(PluginError) in _ = try host.load(path, config: "trace=0x1000,class=3,base=0x10,length=1,flags=\(flags)") }
+            #expect(refused?.description.hasSuffix("\(owner): VMM_HANDLER_ZERO_FILL and VMM_HANDLER_ANY_THREAD are only for memory-fault handlers") == true, "\(String(describing: refused))")
+        }
+        let unknown = pluginError { () throws(PluginError) in _ = try host.load(path, config: "trace=0x1000,length=1,flags=8") }
+        #expect(unknown?.description.hasSuffix("\(owner): unknown handler flags 0x8") == true, "\(String(describing: unknown))")
+        let both = try host.load(path, config: "trace=0x1000,flags=6")
+        #expect(both.handlers == ["memory_fault priority 0 zero-fill any-thread"])
+    }
+
     @Test("a staged page is complete only when every byte was written, in any pieces; writes outside are refused")
     func staging() {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
