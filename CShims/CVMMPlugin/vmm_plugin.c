@@ -73,7 +73,7 @@ VMM_ASSERT_OFFSET(vmm_exit_async_pf_t, kind, 16);
 VMM_ASSERT_OFFSET(vmm_exit_async_pf_t, access, 20);
 VMM_ASSERT_SIZE(vmm_exit_other_t, 8);
 
-VMM_ASSERT_SIZE(vmm_exit_t, 160);
+VMM_ASSERT_SIZE(vmm_exit_t, 168);
 VMM_ASSERT_OFFSET(vmm_exit_t, vcpu_id, 4);
 VMM_ASSERT_OFFSET(vmm_exit_t, exit_class, 8);
 VMM_ASSERT_OFFSET(vmm_exit_t, message, 16);
@@ -83,6 +83,7 @@ VMM_ASSERT_OFFSET(vmm_exit_t, msr, 64);
 VMM_ASSERT_OFFSET(vmm_exit_t, memory_fault, 88);
 VMM_ASSERT_OFFSET(vmm_exit_t, async_pf, 128);
 VMM_ASSERT_OFFSET(vmm_exit_t, other, 152);
+VMM_ASSERT_OFFSET(vmm_exit_t, memory_fault_known_flags, 160); /* 1.2 */
 
 VMM_ASSERT_SIZE(vmm_exit_class_info_t, 8);
 VMM_ASSERT_SIZE(vmm_host_coalesced_mmio_t, 16);

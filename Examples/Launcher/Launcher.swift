@@ -124,7 +124,7 @@ struct Launcher {
         case .halted, .requested, .guestExit: .halted
         case .shutdown: .shutdown
         case .internalError, .failEntry: .internalError
-        case .stuck, .memoryFault: .stuck
+        case .stuck, .memoryFault, .hardwarePoison: .stuck
         case .handlerFailed: .plugin
         case .unhandled: .unhandled
         case .error: .host

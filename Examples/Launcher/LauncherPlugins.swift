@@ -92,14 +92,18 @@ extension Launcher {
 }
 
 extension Launcher {
-    /// When a loaded plugin handles memory faults, guest RAM becomes demand-paged: every
-    /// page the loader did not write comes from the plugins (userfaultfd, blocking mode).
+    /// When a loaded plugin supplies pages (a memory-fault handler not flagged zero-fill,
+    /// e.g. a snapshot), the RAM it covers becomes demand-paged: every page there the
+    /// loader did not write comes from the plugins (userfaultfd, blocking mode). The rest
+    /// — all of it with only the fill=zero default — is the kernel's demand-zero memory.
     func attachPager(_ plugins: PluginHost, vm: VirtualMachine, dispatcher: ExitDispatcher) throws(LauncherError) -> DemandPager? {
-        guard plugins.plugins.contains(where: { $0.handlers.contains { $0.hasPrefix("memory_fault") } }) else { return nil }
+        let ranges = plugins.pageSourceRanges
+        guard !ranges.isEmpty else { return nil }
         do {
-            let pager = try DemandPager(memory: vm.memory, region: "ram", source: PluginPageSource(plugins))
+            let pager = try DemandPager(memory: vm.memory, region: "ram", source: PluginPageSource(plugins), only: ranges)
+            guard pager.pagedPages > 0 else { return nil }
             try pager.attach(to: dispatcher, vcpus: vm.vcpus)
-            log.info("guest RAM is demand-paged through the memory-fault plugins")
+            log.info("guest RAM is demand-paged through the memory-fault plugins (\(pager.pagedPages) pages)")
             return pager
         } catch {
             throw LauncherError(.host, "cannot demand-page guest RAM: \(error)")

@@ -7,13 +7,18 @@
  * VMMKit DemandPager (VMMPaging, PluginPageSource) the host registers the RAM with
  * userfaultfd, turns each fault source (annotated KVM_EXIT_MEMORY_FAULT, ring-0 MMIO
  * exits inside RAM, EFAULT, userfaultfd messages) into one record, installs the page
- * atomically and completes or retries the access. EHWPOISON is reported, not retried.
+ * atomically and completes or retries the access. It refuses (VMM_NOT_MINE) what it
+ * cannot fill correctly: a fault with no address (not annotated), EHWPOISON (the host
+ * reports it as hardware poison), and any memory-fault flag (e.g. private memory).
  *
  * Config (comma-separated key=value):
  *   snapshot=/path/to/guest.mem   byte 0 of the file is guest-physical `base`
  *   base=0x0                      optional, the guest-physical address of byte 0
  *   fill=zero                     instead of a snapshot: every page is zero-filled on
- *                                 first touch (demand-zero RAM; the launcher's default)
+ *                                 first touch (demand-zero RAM; the launcher's default).
+ *                                 Registered VMM_HANDLER_ZERO_FILL: a host leaves such RAM
+ *                                 to the kernel and calls it only inside ranges that a
+ *                                 snapshot plugin above it declines
  *   priority=N                    optional handler priority (default 0; higher first),
  *                                 so a snapshot plugin can sit above a fill=zero one
  * Build: scripts/build-plugins (plain cc against vmm_plugin.h, like DebugExit).
@@ -53,15 +58,27 @@ static vmm_verdict_t fail(vmm_exit_t *ex, const char *fmt, uint64_t a, int b) {
 static vmm_verdict_t handle(void *user, vmm_exit_t *ex) {
     memory_fault_t *mf = user;
     const vmm_exit_memory_fault_t *f = &ex->memory_fault;
+    /* Only a located fault says which page to fill: an un-annotated one has no address
+     * (ABI 1.2: gpa VMM_MEMORY_FAULT_NO_GPA, size 0; a 1.0/1.1 host passed gpa 0, so
+     * filling "its" page would destroy guest page 0). */
+    if (!f->annotated || f->size == 0)
+        return VMM_NOT_MINE;
+    /* Poison is not a missing page: writing a page cannot replace the broken memory. The
+     * host stops the vCPU and reports it (a typed hardware-poison stop). */
     if (f->err_no == EHWPOISON)
-        return fail(ex, "hardware-poisoned memory at guest-physical 0x%llx (EHWPOISON %d): reported, not retried",
-                    f->gpa, f->err_no);
+        return VMM_NOT_MINE;
+    /* Flags this plugin does not understand (private memory, or anything the host does
+     * not know): refuse rather than fill the wrong memory. */
+    if (f->flags != 0)
+        return VMM_NOT_MINE;
+    if (f->gpa > UINT64_MAX - (f->size - 1))
+        return VMM_NOT_MINE;
     uint64_t first = f->gpa & ~(uint64_t)(PAGE - 1);
-    uint64_t end = f->gpa + (f->size ? f->size : 1);
-    if (first < mf->base || end > mf->base + mf->size)
+    uint64_t last = f->gpa + (f->size - 1);
+    if (first < mf->base || last - mf->base >= mf->size)
         return VMM_NOT_MINE; /* not in the snapshot: another plugin's, or the host's default */
     static __thread unsigned char page[PAGE] __attribute__((aligned(PAGE)));
-    for (uint64_t gpa = first; gpa < end; gpa += PAGE) {
+    for (uint64_t gpa = first;; gpa += PAGE) {
         ssize_t n = PAGE;
         if (mf->zero_fill)
             memset(page, 0, PAGE);
@@ -72,6 +89,8 @@ static vmm_verdict_t handle(void *user, vmm_exit_t *ex) {
         int rc = mf->host->write_guest(mf->host->host_data, gpa, page, PAGE);
         if (rc != 0)
             return fail(ex, "write_guest of guest-physical page 0x%llx failed (%d)", gpa, rc);
+        if (last - gpa < PAGE)
+            break;
     }
     return VMM_HANDLED;
 }
@@ -160,6 +179,12 @@ static void *mf_init(const vmm_host_t *host, const char *config, const char **er
     d.base = mf->base;
     d.length = mf->size;
     d.priority = mf->priority;
+    /* Demand-zero RAM is what the kernel gives anyway: let the host leave it to the
+     * kernel instead of a user-space round trip per page (ABI 1.2). */
+    d.flags = mf->zero_fill ? VMM_HANDLER_ZERO_FILL : 0;
+    /* handle() keeps nothing between calls but per-thread buffers, and pread and
+     * write_guest are thread-safe: the host's fault router may call it (no kick). */
+    d.flags |= VMM_HANDLER_ANY_THREAD;
     d.handle = handle;
     d.user = mf;
     d.name = mf->zero_fill ? "zero-fill" : "snapshot";

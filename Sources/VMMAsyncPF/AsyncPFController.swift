@@ -66,11 +66,14 @@ public final class AsyncPFController: @unchecked Sendable {
             }
         }
         let region = pager.region
+        // Every fault goes through the vCPU, whose slot decides (its state is the vCPU
+        // thread's alone, so the router cannot ask whether the guest enabled async PF).
+        pager.vcpuWantsFaults = { _ in true }
         // Ahead of the pager (which would fetch synchronously): async PF decides first.
         try dispatcher.register(.memoryFault, priority: DemandPager.handlerPriority + 1, owner: "async-pf") { [weak self] exit, vcpu in
-            guard case let .memoryFault(fault) = exit, fault.annotated, region.contains(fault.gpa),
-                  let slot = self?.slots[vcpu.id] else { return .notMine }
-            return slot.pageMissing(fault.gpa)
+            guard case let .memoryFault(fault) = exit, let at = fault.location, !fault.isHardwarePoison,
+                  region.contains(at.gpa), let slot = self?.slots[vcpu.id] else { return .notMine }
+            return slot.pageMissing(at.gpa)
         }
         try dispatcher.register(.wrmsr, priority: 100, owner: "async-pf") { [weak self] exit, vcpu in
             guard case var .wrmsr(access) = exit, let slot = self?.slots[vcpu.id] else { return .notMine }

@@ -1,4 +1,6 @@
+import AsyncPFCore
 import Glibc
+import Synchronization
 import VMMKit
 import VMMPaging
 
@@ -19,6 +21,8 @@ import VMMPaging
 public final class PluginAsyncPF: PluginPageService, @unchecked Sendable {
     public let pager: DemandPager
     private let fetcher: AsyncPFFetcher
+    /// vCPUs whose guest has async PF enabled (router thread reads, vCPU threads write).
+    private let guestEnabled = EnabledVCPUs()
 
     public init(pager: DemandPager) throws(VMMError) {
         guard pager.mode == .blocking else {
@@ -35,11 +39,23 @@ public final class PluginAsyncPF: PluginPageService, @unchecked Sendable {
     public func attach(to plugins: PluginHost) throws(VMMError) {
         plugins.pageService = self
         let region = pager.region
+        // A vCPU whose guest enabled async PF (MSR_KVM_ASYNC_PF_EN bit 0, seen on its way
+        // to the plugin) must see its faults; the others' the router may resolve alone.
+        let enabled = guestEnabled
+        try plugins.dispatcher.register(.wrmsr, priority: DemandPager.handlerPriority, owner: "async-pf plugins (enable watch)") { exit, vcpu in
+            if case let .wrmsr(access) = exit, access.index == AsyncPFABI.msrEnable {
+                enabled.set.withLock { set in
+                    if access.data & AsyncPFABI.enabled != 0 { set.insert(vcpu.id) } else { set.remove(vcpu.id) }
+                }
+            }
+            return .notMine
+        }
+        pager.vcpuWantsFaults = { id in enabled.set.withLock { $0.contains(id) } }
         try plugins.dispatcher.register(.memoryFault, priority: DemandPager.handlerPriority + 1, owner: "async-pf plugins") {
             [weak plugins] exit, vcpu in
-            guard case let .memoryFault(fault) = exit, fault.annotated, region.contains(fault.gpa),
-                  let plugins, plugins.handlesAsyncPF else { return .notMine }
-            return plugins.raisePageMissing(gpa: fault.gpa, access: 0, vcpu: vcpu)
+            guard case let .memoryFault(fault) = exit, let at = fault.location, !fault.isHardwarePoison,
+                  region.contains(at.gpa), let plugins, plugins.handlesAsyncPF else { return .notMine }
+            return plugins.raisePageMissing(gpa: at.gpa, access: 0, vcpu: vcpu)
         }
     }
 
@@ -63,4 +79,9 @@ public final class PluginAsyncPF: PluginPageService, @unchecked Sendable {
 
     /// Finishes queued fetches and stops the fetcher thread. Idempotent.
     public func close() { fetcher.close() }
+}
+
+/// The vCPUs whose guest enabled async page faults.
+final class EnabledVCPUs: Sendable {
+    let set = Mutex<Set<UInt32>>([])
 }

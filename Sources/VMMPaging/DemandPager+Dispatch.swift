@@ -57,19 +57,19 @@ extension DemandPager {
     }
 
     func resolve(_ fault: MemoryFault, _ vcpu: VCPU) -> ExitVerdict {
-        guard fault.annotated else {
+        // Poison is not a missing page: installing one cannot help, and the core's
+        // default stops the vCPU as .hardwarePoison.
+        if fault.isHardwarePoison { return .notMine }
+        guard let at = fault.location else {
             if let verdict = resolveInstructionFetch(vcpu) { return verdict }
             let rip = (try? vcpu.registers().rip).map { "0x" + String($0, radix: 16) } ?? "unknown"
             return .stop(.memoryFault("vCPU \(vcpu.id) at RIP \(rip): un-annotated EFAULT with no guest-physical address and no missing page at RIP: a ring-3 data access to a page that is not present yet carries no address in SIGBUS mode, so the pager cannot resolve it; use DemandPager.Mode.blocking (the default) for guests that run ring-3 code"))
         }
-        guard pageIndex(fault.gpa) != nil else { return .notMine }
-        if fault.errno == EHWPOISON {
-            return .stop(.memoryFault("vCPU \(vcpu.id): hardware-poisoned memory at guest-physical 0x\(String(fault.gpa, radix: 16)) (EHWPOISON): reported, not retried"))
-        }
+        guard pageIndex(at.gpa) != nil else { return .notMine }
         do {
-            try ensureRange(fault.gpa, length: fault.size, by: .vcpu, for: PageRequest(vcpu: vcpu.id, access: []))
+            try ensureRange(at.gpa, length: at.size, by: .vcpu, for: PageRequest(vcpu: vcpu.id, access: []))
         } catch {
-            return .stop(stuck(vcpu, gpa: fault.gpa, error))
+            return .stop(stuck(vcpu, gpa: at.gpa, error))
         }
         return .handled
     }
@@ -111,6 +111,6 @@ extension DemandPager {
     func takePosted(for vcpu: VCPU) -> VMExit? {
         guard let gpa = mailbox.withLock({ $0.removeValue(forKey: vcpu.id) }),
               let page = pageIndex(gpa), !tracker.isPresent(page) else { return nil }
-        return .memoryFault(MemoryFault(errno: EFAULT, annotated: true, gpa: gpa, size: GuestMemory.pageSize, flags: 0))
+        return .memoryFault(MemoryFault(errno: EFAULT, gpa: gpa, size: GuestMemory.pageSize))
     }
 }

@@ -11,7 +11,7 @@ import VMMKit
 ///
 /// Faults reach it, each as one event, from every path the kernels give:
 /// - an annotated `KVM_EXIT_MEMORY_FAULT` (fetch [gpa, gpa+size), retry; EHWPOISON is
-///   reported, not retried);
+///   left to the core, which stops the vCPU as `.hardwarePoison`);
 /// - a ring-0 MMIO exit inside the region (SIGBUS mode on this host): install the page,
 ///   then complete the access exactly — a read gets the bytes now in the page, a write
 ///   lands in it;
@@ -47,6 +47,8 @@ public final class DemandPager: @unchecked Sendable {
         /// vCPUs kicked to resolve their own fault.
         public var kicks = 0
         public var sourceFailures = 0
+        /// Of `pagesFetched`, installed by read-ahead before anyone touched them.
+        public var readAhead = 0
     }
 
     public let region: MemoryRegion
@@ -57,6 +59,19 @@ public final class DemandPager: @unchecked Sendable {
     /// Blocking mode: whether the router kicks a faulting vCPU so it resolves its own
     /// fault (the vCPU-side path). Off: the router resolves every fault itself.
     public var vcpusResolveOwnFaults = true
+    /// Blocking mode, a source that may be called from any thread: asked per fault
+    /// whether the vCPU must see it anyway (async page faults enabled by its guest, whose
+    /// "not present" needs the vCPU out of the kernel). nil = never. Set before the vCPUs
+    /// start; called on the router thread.
+    public var vcpuWantsFaults: (@Sendable (UInt32) -> Bool)?
+    /// Read-ahead for sequential faults resolved by the fault router: when page p faults
+    /// right after page p-1 did, the router also installs up to this many missing pages
+    /// after p (after p itself, so the vCPU is not kept waiting). 0 = off (the default);
+    /// at most `maxReadAheadPages`. Set before the vCPUs start.
+    public var readAheadPages = 0 {
+        didSet { readAheadPages = min(max(0, readAheadPages), Self.maxReadAheadPages) }
+    }
+    public static let maxReadAheadPages = 256
 
     let uffd: Userfaultfd
     let tracker: PageTracker
@@ -66,7 +81,11 @@ public final class DemandPager: @unchecked Sendable {
 
     /// Registers region `name` of `memory` with a new userfaultfd. Pages already
     /// resident (code and tables the VMM wrote) stay; every other page comes from `source`.
-    public init(memory: GuestMemory, region name: String, source: any PageSource, mode: Mode = .blocking) throws(VMMError) {
+    /// With `ranges`, only the region's pages that overlap them are demand-paged; the
+    /// rest is left to the kernel (demand-zero for anonymous or memfd memory, no round
+    /// trip to user space) — see `PluginHost.pageSourceRanges`.
+    public init(memory: GuestMemory, region name: String, source: any PageSource, mode: Mode = .blocking,
+                only ranges: [Range<UInt64>]? = nil) throws(VMMError) {
         guard let region = memory.regions.first(where: { $0.name == name }) else {
             throw .invalidArgument("demand paging: no memory region named '\(name)'")
         }
@@ -83,8 +102,33 @@ public final class DemandPager: @unchecked Sendable {
         if mincore(region.hostAddress, Int(region.size), &resident) == 0 {
             for (i, r) in resident.enumerated() where r & 1 != 0 { tracker.markPresent(i) }
         }
-        try uffd.register(region.hostAddress, length: Int(region.size))
+        guard let ranges else {
+            pagedPages = pages
+            try uffd.register(region.hostAddress, length: Int(region.size))
+            return
+        }
+        // Pages outside `ranges` count as present (nobody fetches them); each run of
+        // paged pages is registered on its own.
+        var paged = [Bool](repeating: false, count: pages)
+        let base = region.guestAddress, end = region.guestAddress + (region.size - 1)
+        for r in ranges where !r.isEmpty && r.lowerBound <= end && r.upperBound > base {
+            let first = Int((max(r.lowerBound, base) - base) / GuestMemory.pageSize)
+            let last = Int((min(r.upperBound - 1, end) - base) / GuestMemory.pageSize)
+            for i in first...last { paged[i] = true }
+        }
+        pagedPages = paged.lazy.filter { $0 }.count
+        var i = 0
+        while i < pages {
+            guard paged[i] else { tracker.markPresent(i); i += 1; continue }
+            var j = i
+            while j < pages && paged[j] { j += 1 }
+            try uffd.register(region.hostAddress + i * Int(GuestMemory.pageSize), length: (j - i) * Int(GuestMemory.pageSize))
+            i = j
+        }
     }
+
+    /// How many pages of the region are demand-paged (all, unless `only` limited them).
+    public private(set) var pagedPages = 0
 
     deinit { close() }
 
@@ -130,14 +174,22 @@ public final class DemandPager: @unchecked Sendable {
             throw lastError
         }
         let dst = region.hostAddress + page * Int(GuestMemory.pageSize)
-        do {
-            let result = try uffd.copy(to: dst, from: buffer.baseAddress!, length: buffer.count)
+        // Counted before the copy: it wakes the vCPU, which may finish and have its VMM
+        // read the statistics before this thread runs again. Undone if the page was not ours.
+        func counted(_ delta: Int) {
             count {
-                if result == .alreadyPresent { $0.alreadyPresent += 1; return }
-                $0.pagesFetched += 1
-                if resolver == .vcpu { $0.installedByVCPU += 1 } else { $0.installedByRouter += 1 }
+                $0.pagesFetched += delta
+                if resolver == .vcpu { $0.installedByVCPU += delta } else { $0.installedByRouter += delta }
+            }
+        }
+        counted(1)
+        do {
+            if try uffd.copy(to: dst, from: buffer.baseAddress!, length: buffer.count) == .alreadyPresent {
+                counted(-1)
+                count { $0.alreadyPresent += 1 }
             }
         } catch {
+            counted(-1)
             tracker.abandon(page)
             throw error
         }

@@ -10,12 +10,16 @@ import VMMKit
 /// funnelled through one thread). At ring 0 a kick is not honoured while the page is
 /// missing and the kernel re-faults: a second message for a posted page — or the post
 /// ageing past `postTimeout` — makes the router resolve it itself. Messages about pages
-/// already present are folded.
+/// already present are folded. A source that may be called from any thread skips the
+/// kick: the router installs the page itself and the vCPU never leaves the kernel
+/// (unless `vcpuWantsFaults` says its guest uses async page faults).
 final class FaultRouter: @unchecked Sendable {
     unowned let pager: DemandPager
     let vcpus: [VCPU]
     private let wakeFD: Int32
     private var thread: pthread_t?
+    /// The page the router resolved last (router thread only): read-ahead follows runs.
+    private var lastResolved = -2
     /// Page index → when and to whom it was posted (router thread only).
     private var posted: [Int: (at: timespec, vcpu: UInt32)] = [:]
     /// Fallback for a kick that was lost: ring 0 answers a kick with a second message at
@@ -100,7 +104,8 @@ final class FaultRouter: @unchecked Sendable {
             return
         }
         let tid = Int32(bitPattern: cuffd_msg_tid(message))
-        if pager.vcpusResolveOwnFaults, let vcpu = vcpus.first(where: { $0.hooks.threadID == tid }) {
+        if pager.vcpusResolveOwnFaults, let vcpu = vcpus.first(where: { $0.hooks.threadID == tid }),
+           !pager.source.mayBeCalledFromAnyThread || pager.vcpuWantsFaults?(vcpu.id) == true {
             pager.post(pager.gpa(ofPage: page), to: vcpu)
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)
@@ -140,6 +145,7 @@ final class FaultRouter: @unchecked Sendable {
         let vcpu = tid == 0 ? nil : vcpus.first { $0.hooks.threadID == tid }
         do {
             try pager.ensurePresent(page, by: .router, for: PageRequest(vcpu: vcpu?.id, access: access))
+            readAhead(after: page)
         } catch {
             let gpa = pager.gpa(ofPage: page)
             if let vcpu {
@@ -149,6 +155,26 @@ final class FaultRouter: @unchecked Sendable {
             }
             pager.installZeroPage(page)
         }
+    }
+}
+
+extension FaultRouter {
+    /// A sequential fault: install the next `readAheadPages` missing pages now, while the
+    /// vCPU runs on. A page the source cannot deliver is left for its own fault.
+    /// The run continues where the read-ahead stopped: the next fault after it counts
+    /// as sequential too.
+    private func readAhead(after page: Int) {
+        let limit = pager.readAheadPages
+        guard limit > 0, page == lastResolved + 1 else { lastResolved = page; return }
+        let pages = Int(pager.region.size / GuestMemory.pageSize)
+        var next = page + 1
+        while next <= page + limit && next < pages {
+            if !pager.tracker.isPresent(next), (try? pager.ensurePresent(next, by: .router, for: PageRequest(vcpu: nil, access: []))) != nil {
+                pager.count { $0.readAhead += 1 }
+            }
+            next += 1
+        }
+        lastResolved = next - 1
     }
 }
 

@@ -12,6 +12,14 @@ public protocol PageSource: AnyObject, Sendable {
     /// `request` says who waits for it and how it was touched (a network source may
     /// prioritise by it).
     func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError)
+    /// Whether `readPage` may be called on any thread, concurrently, for a vCPU that is
+    /// still blocked in the kernel on the page: then the fault router resolves ring-3
+    /// faults itself (no kick, no `KVM_RUN` re-entry per page). Default false.
+    var mayBeCalledFromAnyThread: Bool { get }
+}
+
+extension PageSource {
+    public var mayBeCalledFromAnyThread: Bool { false }
 }
 
 /// Who needs a page, and for what: the memory-fault event's vCPU and access.
@@ -62,6 +70,9 @@ public final class SnapshotFilePageSource: PageSource, @unchecked Sendable {
     deinit { close(fd) }
 
     public var name: String { "snapshot \(path)" }
+
+    /// pread on one fd: thread-safe.
+    public var mayBeCalledFromAnyThread: Bool { true }
 
     public func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError) {
         guard gpa >= guestBase, gpa - guestBase + UInt64(buffer.count) <= fileSize else {

@@ -16,6 +16,9 @@ public final class PluginPageSource: PageSource, @unchecked Sendable {
         return "memory-fault plugin" + (ids.isEmpty ? "" : " (\(ids.joined(separator: ", ")))")
     }
 
+    /// When every memory-fault plugin handler declared VMM_HANDLER_ANY_THREAD.
+    public var mayBeCalledFromAnyThread: Bool { plugins.memoryFaultHandlersRunOnAnyThread }
+
     public func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError) {
         try plugins.fetchPage(at: gpa, into: buffer, vcpuID: request.vcpu ?? UInt32.max, access: request.access.rawValue)
     }

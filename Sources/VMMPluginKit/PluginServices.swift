@@ -125,6 +125,7 @@ final class HandlerBox {
             switch try Unmanaged<HandlerBox>.fromOpaque(user)._withUnsafeGuaranteedRef({ try $0.body(record) }) {
             case .handled: return VMM_HANDLED.rawValue
             case .notMine: return VMM_NOT_MINE.rawValue
+            case .backingReplaced: return VMM_BACKING_REPLACED
             case let .fail(message): return fail(record, message)
             }
         } catch {

@@ -33,6 +33,9 @@ public enum PluginVerdict: Sendable {
     case notMine
     /// Stop the vCPU; the host reports the message with the plugin's id and path.
     case fail(String)
+    /// (ABI 1.2, memory faults only) The handler replaced the memory behind the faulting
+    /// range: the only answer that resumes a vCPU after EHWPOISON (VMM_BACKING_REPLACED).
+    case backingReplaced
 }
 
 /// A plugin-side error with a message (any `Error` works; this one reads well).

@@ -21,6 +21,7 @@ struct DispatcherTests {
         switch d.dispatch(&e, on: guest.vcpu) {
         case .handled: return "handled"
         case .notMine: return "notMine"
+        case .backingReplaced: return "backingReplaced"
         case let .stop(r): return "stop: \(r)"
         case let .fail(m): return "fail: \(m)"
         }
@@ -68,8 +69,8 @@ struct DispatcherTests {
         #expect(outcome(d, .mmio(MMIOAccess(address: 0xfee0_0000, length: 4, isWrite: true, data: 7)))
             == "stop: unhandled MMIO write of 0x7 (4 bytes) at guest-physical 0xfee00000, \(rip)")
         #expect(outcome(d, .rdmsr(MSRAccess(index: 0x1b, reason: 2, data: 0))) == "stop: unhandled RDMSR of MSR 0x1b, \(rip)")
-        #expect(outcome(d, .memoryFault(MemoryFault(errno: 14, annotated: true, gpa: 0x5000, size: 0x1000, flags: 0)))
-            == "stop: unresolved memory fault at guest-physical 0x5000 (4096 bytes), EFAULT (errno 14), \(rip)")
+        #expect(outcome(d, .memoryFault(MemoryFault(errno: 14, gpa: 0x5000, size: 0x1000, flags: 0)))
+            == "stop: unresolved memory fault at guest-physical 0x5000 (4096 bytes, flags 0x0), EFAULT (errno 14), \(rip)")
         #expect(outcome(d, .unknown(reason: 77)) == "stop: unknown exit reason 77, \(rip)")
         #expect(outcome(d, .hlt) == "stop: halted")
         #expect(outcome(d, .interrupted) == "handled")

@@ -17,14 +17,14 @@ struct PagerScriptedTests {
         let vcpu: VCPU
         let dispatcher = ExitDispatcher()
 
-        init(_ steps: [ScriptedVCPU.Step]) throws {
+        init(_ steps: [ScriptedVCPU.Step], only ranges: [Range<UInt64>]? = nil) throws {
             try memory.addRegion(name: "ram", guestAddress: 0, size: 1 << 20)
             var image = [UInt8](repeating: 0, count: 1 << 20)
             for page in 0..<256 { image[page * 4096 + 5] = UInt8(page) }
             let f = fopen(path, "w")!
             fwrite(image, 1, image.count, f)
             fclose(f)
-            pager = try DemandPager(memory: memory, region: "ram", source: SnapshotFilePageSource(path: path), mode: .sigbus)
+            pager = try DemandPager(memory: memory, region: "ram", source: SnapshotFilePageSource(path: path), mode: .sigbus, only: ranges)
             script = ScriptedVCPU(steps: steps)
             vcpu = VCPU(id: 0, backend: script, memory: memory)
             try pager.attach(to: dispatcher, vcpus: [vcpu])
@@ -42,10 +42,26 @@ struct PagerScriptedTests {
         #expect(try s.memory.readBytes(0x3_2005, count: 1) == [0x32])
     }
 
-    @Test("EHWPOISON is reported, not retried")
+    @Test("only the ranges a page source covers are paged: the rest is the kernel's demand-zero memory, never fetched")
+    func onlyRanges() throws {
+        let s = try Setup([.annotatedFault(gpa: 0x3_0800, size: 8), .annotatedFault(gpa: 0x5_0000, size: 8), .hlt],
+                          only: [0x3_0000..<0x3_1000, 0x3_1800..<0x3_2001, 0x10_0000..<0x20_0000])
+        #expect(s.pager.pagedPages == 3)
+        // Outside the ranges the host reads zeros straight from the kernel (in SIGBUS mode
+        // a registered missing page would raise SIGBUS instead).
+        #expect(try s.memory.read(0x5_0008, as: UInt64.self) == 0)
+        #expect(s.vcpu.runLoop(s.dispatcher) == .halted)
+        #expect(s.pager.statistics.pagesFetched == 1)
+        #expect(try s.memory.readBytes(0x3_0005, count: 1) == [0x30])
+        #expect(try s.memory.readBytes(0x5_0005, count: 1) == [0], "not from the snapshot")
+    }
+
+    @Test("EHWPOISON is a typed hardware-poison stop: no page installed, not retried")
     func hwPoison() throws {
         let s = try Setup([.annotatedFault(errno: EHWPOISON, gpa: 0x5_0000, size: 0x1000), .hlt])
-        #expect(s.vcpu.runLoop(s.dispatcher) == .memoryFault("vCPU 0: hardware-poisoned memory at guest-physical 0x50000 (EHWPOISON): reported, not retried"))
+        #expect(s.vcpu.runLoop(s.dispatcher) == .hardwarePoison(
+            location: MemoryFault.Location(gpa: 0x5_0000, size: 0x1000),
+            diagnosis: "hardware-poisoned memory at guest-physical 0x50000 (4096 bytes, flags 0x0), EHWPOISON (errno 133), vCPU 0 at RIP 0x0: no handler replaced the backing; last exits (oldest first): rc -1 EHWPOISON (errno 133): memory fault at guest-physical 0x50000, 4096 bytes"))
         #expect(s.pager.statistics.pagesFetched == 0)
         #expect(s.script.entries == 1)
     }

@@ -115,3 +115,14 @@ enum UserfaultfdAvailability {
     }()
     static let reason: Comment = "userfaultfd is not permitted here (set vm.unprivileged_userfaultfd=1 or run as root): paging suites skipped"
 }
+
+/// Wraps a source so that only the faulting vCPU's thread may call it (the default for a
+/// `PageSource`): the pager then kicks vCPUs to resolve their own ring-3 faults.
+final class VCPUThreadSource: PageSource, @unchecked Sendable {
+    let inner: any PageSource
+    init(_ inner: any PageSource) { self.inner = inner }
+    var name: String { inner.name }
+    func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError) {
+        try inner.readPage(at: gpa, into: buffer, for: request)
+    }
+}

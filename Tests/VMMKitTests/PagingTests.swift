@@ -49,13 +49,41 @@ struct PagingTests {
 
     @Test("blocking mode, ring 3: checksum of 256 lazily fetched pages matches the file, writes land, fetched == touched")
     func blockingRing3() throws {
+        // A source only the vCPU's own thread may call: the kick path, ring-3 vCPUs resolve
+        // their own faults (the router only on a timeout).
         let guest = try PagedGuest("dp_checksum", ring: 3, mode: .blocking,
+                                   source: { try VCPUThreadSource(SnapshotFilePageSource(path: $0.snapshotPath)) },
                                    setup: Self.checksum(Self.dataStart, Self.dataStart + 0x10_0000, stride: 8, writes: 4))
         try checkChecksumRun(guest, start: Self.dataStart, end: Self.dataStart + 0x10_0000, stride: 8, writes: 4)
         let s = guest.pager.statistics
         #expect(s.installedByVCPU + s.installedByRouter == 260)
-        // The kick path: ring-3 vCPUs resolve their own faults (the router only on a timeout).
         #expect(s.kicks > 0 && s.installedByVCPU > 0)
+    }
+
+    @Test("read-ahead: sequential ring-3 reads get pages installed ahead by the router, bounded by the region; checksum right")
+    func readAhead() throws {
+        let guest = try PagedGuest("dp_checksum", ring: 3, mode: .blocking, attach: false,
+                                   setup: Self.checksum(Self.dataStart, Self.dataStart + 0x10_0000, stride: 8, writes: 0))
+        guest.pager.readAheadPages = 100_000
+        #expect(guest.pager.readAheadPages == DemandPager.maxReadAheadPages)
+        guest.pager.readAheadPages = 16
+        try guest.pager.attach(to: guest.dispatcher, vcpus: guest.vm.vcpus)
+        try #require(try guest.run() == [.guestExit(code: 0)])
+        #expect(guest.reported(0) == guest.expectedSum(from: Self.dataStart, to: Self.dataStart + 0x10_0000, stride: 8))
+        let s = guest.pager.statistics
+        // The guest touched 256 pages; most came ahead of their fault. Pages past the
+        // guest's last are read ahead too (at most 16 of them).
+        #expect(s.readAhead > 128 && s.messages < 256, "fewer faults than pages: \(s)")
+        #expect(s.pagesFetched >= 256 && s.pagesFetched <= 256 + 16, "\(s)")
+    }
+
+    @Test("blocking mode, ring 3, a source callable from any thread: the router installs every page, no vCPU is kicked")
+    func blockingRing3AnyThread() throws {
+        let guest = try PagedGuest("dp_checksum", ring: 3, mode: .blocking,
+                                   setup: Self.checksum(Self.dataStart, Self.dataStart + 0x10_0000, stride: 8, writes: 4))
+        try checkChecksumRun(guest, start: Self.dataStart, end: Self.dataStart + 0x10_0000, stride: 8, writes: 4)
+        let s = guest.pager.statistics
+        #expect(s.kicks == 0 && s.installedByVCPU == 0 && s.installedByRouter == 260, "\(s)")
     }
 
     @Test("blocking mode, ring 0: the router resolves faults a kick cannot reach")

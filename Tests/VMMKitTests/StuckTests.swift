@@ -30,7 +30,7 @@ struct StuckTests {
         let other = ScriptedVCPU.Step.annotatedFault(gpa: 0x6000, size: 0x1000)
         let s = try Scripted([fault, fault, other, fault, .interrupted, fault, fault, .hlt])
         let reason = s.run()
-        #expect(s.faults.all.map(\.gpa) == [0x5000, 0x5000, 0x6000, 0x5000, 0x5000])
+        #expect(s.faults.all.map(\.location?.gpa) == [0x5000, 0x5000, 0x6000, 0x5000, 0x5000])
         guard case .stuck = reason else { Issue.record("expected stuck, got \(reason)"); return }
     }
 

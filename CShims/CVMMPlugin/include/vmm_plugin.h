@@ -22,6 +22,14 @@
  *        vmm_exit_async_pf_t); inject_interrupt also works with an in-kernel irqchip
  *        (an MSI to the vCPU's local APIC). No 1.0 layout changed: v1.0 plugins load
  *        as before.
+ *   1.2  (memory faults) A memory_fault record without an address says so: annotated 0,
+ *        gpa VMM_MEMORY_FAULT_NO_GPA, size 0, and only whole-space handlers (length 0)
+ *        see it; records the host locates itself (userfaultfd, the pager) are annotated.
+ *        vmm_exit_t.memory_fault_known_flags (the flag bits this host understands);
+ *        verdict VMM_BACKING_REPLACED (the only answer that resumes after EHWPOISON);
+ *        handler flags VMM_HANDLER_ZERO_FILL (demand-zero RAM is left to the kernel) and
+ *        VMM_HANDLER_ANY_THREAD (pages resolved on the host's fault router, no kick).
+ *        No earlier layout changed.
  *
  * COMPATIBILITY RULES
  *   1. Every struct starts with `uint32_t struct_size` (sizeof as its producer was
@@ -69,7 +77,7 @@ extern "C" {
 /* ---------------------------------------------------------------- versions */
 
 #define VMM_PLUGIN_ABI_MAJOR 1 /* incompatible changes */
-#define VMM_PLUGIN_ABI_MINOR 1 /* additions; see the changelog above */
+#define VMM_PLUGIN_ABI_MINOR 2 /* additions; see the changelog above */
 
 /* True when a plugin built for ABI major.minor may load in this host (rules 4-6). */
 #define VMM_PLUGIN_ABI_LOADABLE(major, minor) \
@@ -174,6 +182,31 @@ enum vmm_reg {
 /* vmm_exit_memory_fault_t.flags; same value as KVM_MEMORY_EXIT_FLAG_PRIVATE. */
 #define VMM_MEMORY_FAULT_PRIVATE (1u << 3)
 
+/* ---- ABI 1.2: memory faults (see vmm_exit_memory_fault_t, "WHO SEES WHICH FAULT") ---- */
+/* vmm_exit_memory_fault_t.gpa of a fault without an address (annotated 0, size 0): no
+ * guest-physical address is this large (x86 has at most 52 address bits). */
+#define VMM_MEMORY_FAULT_NO_GPA 0xffffffffffffffffull /* UINT64_MAX */
+/* Verdict (memory_fault records only): the handler replaced the memory behind the faulting
+ * range (e.g. a fresh page over hardware-poisoned memory), so the vCPU may re-enter.
+ * After EHWPOISON it is the only verdict that resumes the vCPU; for other memory faults
+ * it means VMM_HANDLED. Other classes: treated as an unknown verdict (the vCPU stops). */
+#define VMM_BACKING_REPLACED 3u
+/* vmm_handler_desc_t.flags (VMM_EXIT_MEMORY_FAULT only; -EINVAL for other classes): the
+ * handler fills every page it is asked for with zeros and nothing else. The host may then
+ * leave that range to the kernel's own demand-zero memory (no user-space round trip per
+ * first touch) and never call the handler there; ranges of other memory-fault handlers
+ * are still paged through them, this one below them by priority as registered. */
+#define VMM_HANDLER_ZERO_FILL (1u << 1)
+/* vmm_handler_desc_t.flags (VMM_EXIT_MEMORY_FAULT only; -EINVAL for other classes): handle
+ * is [any-thread] for memory-fault records: the host may call it on its fault router
+ * thread for a vCPU blocked in the kernel on the page (vcpu_id names that vCPU; get_reg
+ * and the other [vcpu-thread] calls answer -EBUSY there), concurrently with other calls.
+ * When every memory-fault handler says so, the host resolves ring-3 faults on demand-paged
+ * RAM without kicking the vCPU out of KVM_RUN (no signal, no re-entry per page), except
+ * for a vCPU whose guest enabled async page faults (those need the vCPU). */
+#define VMM_HANDLER_ANY_THREAD (1u << 2)
+/* ---- end of 1.2 memory-fault additions ---- */
+
 /* vmm_exit_async_pf_t.kind */
 #define VMM_ASYNC_PF_PAGE_MISSING 1u /* the vCPU touched a page that is not there yet */
 #define VMM_ASYNC_PF_PAGE_READY   2u /* a page reported missing has been installed */
@@ -232,14 +265,38 @@ typedef struct vmm_exit_msr {
  * (annotated when exit_reason is KVM_EXIT_MEMORY_FAULT), and, where the host's
  * memory-fault layer recognises them, an MMIO exit inside a RAM slot and userfaultfd
  * events. On VMM_HANDLED the host retries or completes the faulting access itself
- * (the handler only makes the page present). */
+ * (the handler only makes the page present).
+ *
+ * WHO SEES WHICH FAULT (since 1.2; the host enforces it before any handler runs):
+ *   - Located (annotated 1): the kernel said where, in a fresh KVM_EXIT_MEMORY_FAULT
+ *     annotation, a userfaultfd message or an MMIO exit inside RAM. size >= 1 and
+ *     gpa + size <= 2^64 (a record that breaks this stops the vCPU; no handler sees
+ *     it). Handlers whose range contains gpa see it, in priority order.
+ *   - Un-annotated (annotated 0): KVM_RUN failed with EFAULT/EHWPOISON and no fresh
+ *     annotation (stale or missing exit info). It has NO address: gpa is
+ *     VMM_MEMORY_FAULT_NO_GPA, size 0, flags 0. Range handlers never see it (there is
+ *     nothing to match); only whole-space handlers (length 0) do. A handler that cannot
+ *     find the address itself (e.g. by translating RIP) must return VMM_NOT_MINE.
+ *     Unhandled, the vCPU stops with a diagnosis naming vCPU, RIP and the last exits.
+ *   - EHWPOISON (err_no): the host memory behind the access is hardware-poisoned.
+ *     VMM_HANDLED does not resume the vCPU (it stops, reporting the poison); only
+ *     VMM_BACKING_REPLACED does, when the handler replaced the memory behind the range.
+ *   - Flags: the kernel's bits, raw. memory_fault_known_flags (1.2) says which bits this
+ *     host understands; refuse (VMM_NOT_MINE) a fault with bits you do not know.
+ * (1.0/1.1 hosts passed un-annotated faults as gpa 0, size 0 to every handler, and the
+ * pager's records with annotated 0.) */
 typedef struct vmm_exit_memory_fault {
-    uint64_t gpa;         /* first faulting guest-physical address */
-    uint64_t size;        /* bytes from gpa (at least 1; a page when only that is known) */
-    uint64_t flags;       /* VMM_MEMORY_FAULT_* (KVM memory_fault flags when annotated) */
+    uint64_t gpa;         /* first faulting guest-physical address; VMM_MEMORY_FAULT_NO_GPA
+                             when annotated is 0 */
+    uint64_t size;        /* bytes from gpa: at least 1 when annotated (a page when only
+                             that is known); 0 when annotated is 0 */
+    uint64_t flags;       /* VMM_MEMORY_FAULT_* (KVM memory_fault flags, raw, when
+                             annotated; bits beyond memory_fault_known_flags are unknown) */
     int32_t  err_no;      /* errno KVM_RUN returned (e.g. EFAULT, EHWPOISON), 0 if none */
     uint32_t access;      /* VMM_ACCESS_* bits, 0 when unknown */
-    uint8_t  annotated;   /* 1 if the kernel supplied gpa/size (KVM_EXIT_MEMORY_FAULT) */
+    uint8_t  annotated;   /* 1 if gpa/size locate the fault (the kernel supplied them:
+                             KVM_EXIT_MEMORY_FAULT, or since 1.2 a userfaultfd message or
+                             RAM MMIO exit); 0 = no address at all */
     uint8_t  reserved[7]; /* zero */
 } vmm_exit_memory_fault_t;
 
@@ -284,6 +341,10 @@ typedef struct vmm_exit {
     vmm_exit_memory_fault_t memory_fault; /* VMM_EXIT_MEMORY_FAULT */
     vmm_exit_async_pf_t     async_pf;     /* VMM_EXIT_ASYNC_PF */
     vmm_exit_other_t        other;        /* VMM_EXIT_OTHER */
+    /* ---- 1.2 (memory faults); check with VMM_HAS_FIELD before use ---- */
+    uint64_t memory_fault_known_flags; /* VMM_EXIT_MEMORY_FAULT: the memory_fault.flags
+                                          bits this host understands (e.g.
+                                          VMM_MEMORY_FAULT_PRIVATE); others are unknown */
 } vmm_exit_t;
 
 /* Returned by host->get_extension(VMM_EXT_EXIT_*): the host dispatches this class. */

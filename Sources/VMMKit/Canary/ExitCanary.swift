@@ -123,6 +123,11 @@ public enum ExitCanary {
             if entry.poisoned && (gpa == poisonWord || size == poisonWord) {
                 return .anomaly(.halfWrittenAnnotation)
             }
+            // The header promises a located fault covers at least one byte, inside the
+            // 64-bit space: a record that breaks it reaches no handler.
+            if !MemoryFault.Location(gpa: gpa, size: size).isValid {
+                return .anomaly(.clobberedRecord(reason: reason, detail: "memory fault of \(size) bytes at guest-physical \(hex(gpa)) (a fault covers 1 byte or more, below 2^64)"))
+            }
             return .annotatedFault(errno: errno)
         case KVM_EXIT_UNKNOWN:
             return .unannotatedFault(errno: errno)

@@ -127,9 +127,12 @@ public final class ExitDispatcher: @unchecked Sendable {
     }
 
     private func dispatchByKind(_ exit: inout VMExit, on vcpu: VCPU) -> ExitVerdict {
+        // Memory faults: invariants before any handler, poison rules after (MemoryFaultRules).
+        if case let .memoryFault(fault) = exit, let refusal = MemoryFaultRules.refuse(fault, vcpu) { return refusal }
         for entry in byKind[exit.kindIndex] {
             let verdict = entry.handler(&exit, vcpu)
             if case .notMine = verdict { continue }
+            if case let .memoryFault(fault) = exit { return MemoryFaultRules.settle(fault, verdict, vcpu) }
             return verdict
         }
         return Self.defaultVerdict(exit, vcpu: vcpu)
@@ -155,10 +158,7 @@ public final class ExitDispatcher: @unchecked Sendable {
         case let .debug(d): return .stop(.unhandled("unhandled debug exit (exception \(d.exception), pc \(hex(d.pc))), \(at)"))
         case let .hypercall(h): return .stop(.unhandled("unhandled hypercall \(h.number), \(at)"))
         case let .systemEvent(type, _): return .stop(.unhandled("unhandled system event \(type), \(at)"))
-        case let .memoryFault(f):
-            let place = f.annotated ? "at guest-physical \(hex(f.gpa)) (\(f.size) bytes)" : "with no address (not annotated)"
-            return .stop(.memoryFault("unresolved memory fault \(place), \(errnoName(f.errno)), \(at)"
-                                      + ExitSummary.describe(vcpu.canary.recentExits)))
+        case let .memoryFault(f): return MemoryFaultRules.unresolved(f, at: at, vcpu)
         case let .unknown(reason): return .stop(.unhandled("unknown exit reason \(reason), \(at)"))
         }
     }

@@ -4,6 +4,11 @@ public enum ExitVerdict: Sendable {
     case handled
     /// Not this handler's business: the dispatcher tries the next one, then the default.
     case notMine
+    /// For a memory fault: the handler replaced the memory behind the faulting range (a
+    /// fresh mapping or page over hardware-poisoned memory), so re-entering is safe.
+    /// The only answer on which the core re-enters after EHWPOISON; `.handled` there
+    /// stops the vCPU as `.hardwarePoison`. For any other exit it means `.handled`.
+    case backingReplaced
     /// Stop this vCPU with the given reason (e.g. `.guestExit(code:)`).
     case stop(StopReason)
     /// The handler failed: the vCPU stops with this message.

@@ -20,6 +20,10 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
     case stuck(String)
     /// A memory fault nobody resolved.
     case memoryFault(String)
+    /// The host memory behind a guest access is hardware-poisoned (EHWPOISON) and no
+    /// handler replaced it (`ExitVerdict.backingReplaced`); `location` is nil when the
+    /// kernel did not say where. The diagnosis names vCPU, RIP and the handler's answer.
+    case hardwarePoison(location: MemoryFault.Location?, diagnosis: String)
     /// KVM_RUN or another ioctl failed.
     case error(VMMError)
 
@@ -35,6 +39,7 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
         case let .failEntry(reason): "VM entry failed (hardware reason \(hex(reason)))"
         case let .stuck(message): "stuck: \(message)"
         case let .memoryFault(message): message
+        case let .hardwarePoison(_, diagnosis): diagnosis
         case let .error(error): error.description
         }
     }

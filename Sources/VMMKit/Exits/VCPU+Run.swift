@@ -37,11 +37,11 @@ extension VCPU {
             let mf = ckvm_run_memory_fault(runPage)!.pointee
             canary.record(ExitSummary(rc: rc, errno: errno, reason: runPage.pointee.exit_reason, address: mf.gpa,
                                       length: UInt32(truncatingIfNeeded: mf.size), outcome: .annotatedFault))
-            return .memoryFault(MemoryFault(errno: errno, annotated: true, gpa: mf.gpa, size: mf.size, flags: mf.flags))
+            return .memoryFault(MemoryFault(errno: errno, gpa: mf.gpa, size: mf.size, flags: mf.flags))
         case let .unannotatedFault(errno):
             canary.mayPoison = true
             canary.record(ExitSummary(rc: rc, errno: errno, reason: runPage.pointee.exit_reason, outcome: .unannotatedFault))
-            return .memoryFault(MemoryFault(errno: errno, annotated: false, gpa: 0, size: 0, flags: 0))
+            return .memoryFault(.unannotated(errno: errno))
         case let .error(errno):
             canary.record(ExitSummary(rc: rc, errno: errno, outcome: .error))
             if let script = backend as? ScriptedVCPU, script.ranOut {

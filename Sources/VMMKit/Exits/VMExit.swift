@@ -1,3 +1,6 @@
+import CKVM
+import Glibc
+
 /// Why a vCPU left the guest, decoded out of `kvm_run` into a value.
 ///
 /// Handlers never see the shared `kvm_run` page: the core copies the exit out before
@@ -153,24 +156,79 @@ public struct InternalError: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// A failed guest memory access reported by `KVM_RUN` = -1 with EFAULT/EHWPOISON.
+/// A failed guest memory access reported by `KVM_RUN` = -1 with EFAULT/EHWPOISON (or
+/// located by the host's memory-fault layer: a userfaultfd message, an MMIO exit inside
+/// RAM).
+///
+/// A fault has an address only when something the kernel freshly wrote says where it
+/// is (`location`); an un-annotated fault has none, and there is nothing in this value
+/// that could be mistaken for one. The dispatcher refuses a located fault whose
+/// location is impossible (size 0, or a range past 2^64) before any handler sees it.
 public struct MemoryFault: Sendable, Equatable {
+    /// Where a located fault is: [gpa, gpa + size).
+    public struct Location: Sendable, Equatable {
+        public let gpa: UInt64
+        /// Bytes from `gpa`; at least 1 for a valid location.
+        public let size: UInt64
+
+        public init(gpa: UInt64, size: UInt64) {
+            self.gpa = gpa
+            self.size = size
+        }
+
+        /// Size at least 1 and [gpa, gpa + size) inside the 64-bit space.
+        public var isValid: Bool { size >= 1 && gpa <= UInt64.max - (size - 1) }
+
+        /// Whether `address` lies in [gpa, gpa + size) (overflow-safe).
+        public func contains(_ address: UInt64) -> Bool { address >= gpa && address - gpa < size }
+    }
+
+    /// The `KVM_MEMORY_EXIT_FLAG_*` bits this host understands (upstream Linux defines
+    /// only PRIVATE, 1 << 3). Others (out-of-tree series propose 1 << 4 for KVM
+    /// userfault and 1 << 5 for user-space async PF) are passed on raw: a handler can
+    /// refuse what it does not know (`unknownFlags`).
+    public static let knownFlags: UInt64 = UInt64(KVM_MEMORY_EXIT_FLAG_PRIVATE)
+
     /// EFAULT or EHWPOISON.
     public let errno: Int32
-    /// Whether the kernel annotated it (`exit_reason == KVM_EXIT_MEMORY_FAULT`); only then
-    /// are `gpa`, `size` and `flags` meaningful.
-    public let annotated: Bool
-    public let gpa: UInt64
-    public let size: UInt64
-    /// KVM_MEMORY_EXIT_FLAG_PRIVATE and friends.
+    /// Where the fault is; nil when the kernel did not annotate it (no address).
+    public let location: Location?
+    /// The kernel's memory_fault flags, raw (0 for an un-annotated fault).
     public let flags: UInt64
 
-    public init(errno: Int32, annotated: Bool, gpa: UInt64, size: UInt64, flags: UInt64) {
+    /// A located fault: [gpa, gpa + size) with the kernel's flags.
+    public init(errno: Int32, gpa: UInt64, size: UInt64, flags: UInt64 = 0) {
         self.errno = errno
-        self.annotated = annotated
-        self.gpa = gpa
-        self.size = size
+        self.location = Location(gpa: gpa, size: size)
         self.flags = flags
+    }
+
+    /// A fault without an address (`KVM_RUN` failed with no fresh annotation).
+    public static func unannotated(errno: Int32) -> MemoryFault { MemoryFault(errno: errno) }
+
+    private init(errno: Int32) {
+        self.errno = errno
+        self.location = nil
+        self.flags = 0
+    }
+
+    /// Whether the fault has an address (the kernel annotated or otherwise located it).
+    public var annotated: Bool { location != nil }
+
+    /// Whether the host memory behind the access is hardware-poisoned (EHWPOISON):
+    /// re-entering is only right after a handler replaced the backing
+    /// (`ExitVerdict.backingReplaced`).
+    public var isHardwarePoison: Bool { errno == EHWPOISON }
+
+    /// Flags this host does not know.
+    public var unknownFlags: UInt64 { flags & ~Self.knownFlags }
+
+    /// "flags 0x8 (private)", "flags 0x0", "flags 0x18 (private; unknown to this host: 0x10)".
+    public var flagsDescription: String {
+        var names: [String] = []
+        if flags & UInt64(KVM_MEMORY_EXIT_FLAG_PRIVATE) != 0 { names.append("private") }
+        if unknownFlags != 0 { names.append("unknown to this host: \(hex(unknownFlags))") }
+        return "flags \(hex(flags))" + (names.isEmpty ? "" : " (" + names.joined(separator: "; ") + ")")
     }
 }
 

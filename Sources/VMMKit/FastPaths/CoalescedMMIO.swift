@@ -76,7 +76,7 @@ public final class CoalescedRing: @unchecked Sendable {
                 // until this write is handled, so its own next exit cannot overtake it.
                 ckvm_coalesced_ring_pop(ring, capacity)
                 switch verdict {
-                case .handled, .notMine: continue
+                case .handled, .notMine, .backingReplaced: continue
                 case let .stop(reason): return reason
                 case let .fail(message): return .handlerFailed(message)
                 }

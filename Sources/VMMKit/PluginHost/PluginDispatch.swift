@@ -69,18 +69,19 @@ enum PluginDispatch {
         case VMM_EXIT_MEMORY_FAULT.rawValue:
             plugin.host.memoryFaultHandlers.append(h)
             plugin.host.memoryFaultHandlers.sort { $0.priority > $1.priority }
+            // A located fault goes to the handlers whose range holds it; one without an
+            // address only to whole-space handlers (length 0), marked as such (ABI 1.2).
+            let wholeSpace = h.start == h.end
             try dispatcher.register(.memoryFault, priority: h.priority, owner: h.owner) { exit, vcpu in
-                guard case let .memoryFault(f) = exit, h.covers(f.gpa) else { return .notMine }
+                guard case let .memoryFault(f) = exit else { return .notMine }
+                if let at = f.location { guard h.covers(at.gpa) else { return .notMine } } else if !wholeSpace { return .notMine }
                 let state = PluginThreadState.current
                 let record = state.begin(vcpu, exitClass: VMM_EXIT_MEMORY_FAULT.rawValue)
-                var mf = vmm_exit_memory_fault_t()
-                mf.gpa = f.gpa
-                mf.size = f.size
-                mf.flags = f.flags
-                mf.err_no = f.errno
-                mf.annotated = f.annotated ? 1 : 0
-                record.pointee.memory_fault = mf
-                return verdict(fn(user, record), state, info)
+                record.pointee.memory_fault = memoryFaultRecord(f)
+                record.pointee.memory_fault_known_flags = MemoryFault.knownFlags
+                let answer = fn(user, record)
+                if answer == VMM_BACKING_REPLACED { return state.end().map { .fail("\(info.owner): registers could not be written back: \($0)") } ?? .backingReplaced }
+                return verdict(answer, state, info)
             }
         case VMM_EXIT_HLT.rawValue:
             try dispatcher.register(.hlt, priority: h.priority, owner: h.owner) { _, vcpu in
@@ -109,6 +110,18 @@ enum PluginDispatch {
             plugin.host.classRanges.append(ClassRange(exitClass: h.exitClass, start: h.start, end: h.end,
                                                       exclusive: h.exclusive, owner: h.owner))
         }
+    }
+
+    /// The C record of a memory fault: an un-annotated one carries no address (ABI 1.2).
+    static func memoryFaultRecord(_ f: MemoryFault, access: UInt32 = 0) -> vmm_exit_memory_fault_t {
+        var mf = vmm_exit_memory_fault_t()
+        mf.gpa = f.location?.gpa ?? VMM_MEMORY_FAULT_NO_GPA
+        mf.size = f.location?.size ?? 0
+        mf.flags = f.flags
+        mf.err_no = f.errno
+        mf.access = access
+        mf.annotated = f.annotated ? 1 : 0
+        return mf
     }
 
     /// Exits that reach plugins as class OTHER, with their KVM exit reason.

@@ -11,12 +11,16 @@ struct PluginHandler {
     let handle: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t
     let user: UnsafeMutableRawPointer?
     let owner: String
+    /// VMM_HANDLER_ZERO_FILL (ABI 1.2): a memory-fault handler that only writes zeros.
+    var zeroFill = false
+    /// VMM_HANDLER_ANY_THREAD (ABI 1.2): a memory-fault handler callable on any thread.
+    var anyThread = false
 
     var summary: String {
         let cls = ["invalid", "pio", "mmio", "msr", "memory_fault", "hlt", "other", "async_pf"]
         let name = Int(exitClass) < cls.count ? cls[Int(exitClass)] : "class \(exitClass)"
         let range = end > start ? " [\(hex(start))..<\(hex(end))]" : ""
-        return "\(name)\(range) priority \(priority)\(exclusive ? " exclusive" : "")"
+        return "\(name)\(range) priority \(priority)\(exclusive ? " exclusive" : "")\(zeroFill ? " zero-fill" : "")\(anyThread ? " any-thread" : "")"
     }
 
     @inline(__always) func covers(_ address: UInt64) -> Bool {

@@ -25,8 +25,12 @@ enum PluginRegistration {
         let label = desc.name.map { String(cString: $0) }
         let owner = "\(plugin.library.id)" + (label.map { " '\($0)'" } ?? "") + " (\(plugin.library.path))"
         guard let handle = desc.handle else { return refuse(EINVAL, "\(owner): handler descriptor has no handle function") }
-        guard desc.flags & ~UInt32(VMM_HANDLER_EXCLUSIVE) == 0 else {
+        guard desc.flags & ~(UInt32(VMM_HANDLER_EXCLUSIVE) | VMM_HANDLER_ZERO_FILL | VMM_HANDLER_ANY_THREAD) == 0 else {
             return refuse(EINVAL, "\(owner): unknown handler flags \(hex(desc.flags))")
+        }
+        let zeroFill = desc.flags & VMM_HANDLER_ZERO_FILL != 0, anyThread = desc.flags & VMM_HANDLER_ANY_THREAD != 0
+        guard !(zeroFill || anyThread) || desc.exit_class == VMM_EXIT_MEMORY_FAULT.rawValue else {
+            return refuse(EINVAL, "\(owner): VMM_HANDLER_ZERO_FILL and VMM_HANDLER_ANY_THREAD are only for memory-fault handlers")
         }
         let exclusive = desc.flags & UInt32(VMM_HANDLER_EXCLUSIVE) != 0
         let cls = desc.exit_class
@@ -45,7 +49,7 @@ enum PluginRegistration {
         }
         let handler = PluginHandler(exitClass: cls, start: start, end: length == 0 ? start : start &+ length,
                                     priority: desc.priority, exclusive: exclusive, handle: handle, user: desc.user,
-                                    owner: owner)
+                                    owner: owner, zeroFill: zeroFill, anyThread: anyThread)
         do {
             switch cls {
             case VMM_EXIT_PIO.rawValue:

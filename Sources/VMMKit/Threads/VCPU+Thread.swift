@@ -45,7 +45,7 @@ extension VCPU {
             let verdict = dispatcher.dispatch(&exit, on: self)
             observer?.didDispatch(exit, verdict: verdict, on: self)
             switch verdict {
-            case .handled, .notMine:
+            case .handled, .notMine, .backingReplaced:
                 complete(exit)
             case let .stop(reason):
                 complete(exit)

@@ -1,7 +1,8 @@
 import Glibc
 
-// Usage: paging-bench [paging] [canary]   (default: both)
-// PAGING_BENCH_PAGES / PAGING_BENCH_ROUNDS / CANARY_BENCH_ITERATIONS override the sizes.
+// Usage: paging-bench [paging] [canary] [first-touch]   (default: all)
+// PAGING_BENCH_PAGES / PAGING_BENCH_ROUNDS / CANARY_BENCH_ITERATIONS / FIRST_TOUCH_MIB
+// override the sizes.
 let args = Array(CommandLine.arguments.dropFirst())
 func wants(_ section: String) -> Bool { args.isEmpty || args.contains(section) }
 func env(_ name: String, _ fallback: Int) -> Int { getenv(name).flatMap { Int(String(cString: $0)) } ?? fallback }
@@ -9,6 +10,7 @@ func env(_ name: String, _ fallback: Int) -> Int { getenv(name).flatMap { Int(St
 do {
     if wants("canary") { CanaryBench.run(iterations: env("CANARY_BENCH_ITERATIONS", 20_000_000), rounds: env("PAGING_BENCH_ROUNDS", 5)) }
     if wants("paging") { try PagingBench.run(pages: env("PAGING_BENCH_PAGES", 8192), rounds: env("PAGING_BENCH_ROUNDS", 5)) }
+    if wants("first-touch") { try FirstTouchBench.run(megabytes: env("FIRST_TOUCH_MIB", 64), rounds: env("PAGING_BENCH_ROUNDS", 5)) }
 } catch {
     print("paging-bench: \(error)")
     exit(1)

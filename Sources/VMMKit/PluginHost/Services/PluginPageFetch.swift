@@ -17,10 +17,20 @@ final class PageStaging {
 
     /// Copies a write that lies inside the page; false (untouched) otherwise.
     func take(_ address: UInt64, _ source: UnsafeRawPointer, _ length: Int) -> Bool {
-        guard address >= gpa, address - gpa + UInt64(length) <= UInt64(buffer.count) else { return false }
+        let size = UInt64(buffer.count)
+        guard address >= gpa, address - gpa <= size, UInt64(length) <= size - (address - gpa) else { return false }
         let offset = Int(address - gpa)
         (buffer.baseAddress! + offset).copyMemory(from: source, byteCount: length)
-        for i in offset..<(offset + length) { written[i >> 6] |= 1 << UInt64(i & 63) }
+        // A word of the bitmap at a time (a whole page is 64 stores, not 4096).
+        written.withUnsafeMutableBufferPointer { w in
+            var i = offset
+            let end = offset + length
+            while i < end {
+                let bit = i & 63, n = min(64 - bit, end - i)
+                w[i >> 6] |= n == 64 ? ~0 : ((1 << UInt64(n)) - 1) << UInt64(bit)
+                i += n
+            }
+        }
         return true
     }
 
@@ -29,8 +39,8 @@ final class PageStaging {
 
 extension PluginHost {
     /// Asks the memory-fault plugins, in priority order, for the 4 KiB page at `gpa`:
-    /// each handler covering it gets a memory_fault record (gpa, size 4096, not
-    /// annotated) and makes the page present by writing it with `write_guest`; the bytes
+    /// each handler covering it gets a memory_fault record (gpa, size 4096, annotated:
+    /// the address comes from the kernel) and makes the page present by writing it with `write_guest`; the bytes
     /// land in `buffer`. `vcpuID` names the faulting vCPU (`VMM_VCPU_NONE` if unknown);
     /// when the caller is not that vCPU's thread (a fault router), `get_reg` answers
     /// -EBUSY. Throws, naming the page, when no plugin delivers the whole page.
@@ -46,17 +56,18 @@ extension PluginHost {
         record.struct_size = UInt32(MemoryLayout<vmm_exit_t>.size)
         record.vcpu_id = vcpuID
         record.exit_class = VMM_EXIT_MEMORY_FAULT.rawValue
-        record.memory_fault.gpa = gpa
-        record.memory_fault.size = 4096
-        record.memory_fault.access = access
-        let page = "guest-physical page \(hex(gpa))"
+        // Located by the kernel (a userfaultfd message or a fault the pager placed): annotated.
+        record.memory_fault = PluginDispatch.memoryFaultRecord(MemoryFault(errno: EFAULT, gpa: gpa, size: 4096), access: access)
+        record.memory_fault.err_no = 0 // no KVM_RUN error behind a userfaultfd message
+        record.memory_fault_known_flags = MemoryFault.knownFlags
+        var page: String { "guest-physical page \(hex(gpa))" } // only for errors: not per fetch
         for h in memoryFaultHandlers where h.covers(gpa) {
             record.message = nil
             let verdict = h.handle(h.user, &record)
             switch verdict {
             case VMM_NOT_MINE.rawValue:
                 continue
-            case VMM_HANDLED.rawValue:
+            case VMM_HANDLED.rawValue, VMM_BACKING_REPLACED:
                 guard staging.complete else {
                     throw .invalidArgument("\(h.owner) handled the fault on \(page) but did not write the whole page with write_guest")
                 }
@@ -67,5 +78,35 @@ extension PluginHost {
             }
         }
         throw .invalidArgument("no memory-fault plugin delivered \(page)")
+    }
+}
+
+extension PluginHost {
+    /// The guest-physical ranges some memory-fault plugin fills with more than zeros
+    /// (handlers without VMM_HANDLER_ZERO_FILL), sorted and merged; a whole-space handler
+    /// gives `0..<UInt64.max`. Empty when every memory-fault handler only zero-fills, or
+    /// there is none. A VMM demand-pages just these ranges: elsewhere the kernel's own
+    /// demand-zero memory gives what a zero-fill plugin would, without a round trip to
+    /// user space per page (`DemandPager(memory:region:source:mode:only:)`).
+    /// Whether every memory-fault handler declared VMM_HANDLER_ANY_THREAD, so
+    /// `fetchPage` may run on a fault router for a vCPU still inside `KVM_RUN`.
+    public var memoryFaultHandlersRunOnAnyThread: Bool {
+        !memoryFaultHandlers.isEmpty && memoryFaultHandlers.allSatisfy(\.anyThread)
+    }
+
+    public var pageSourceRanges: [Range<UInt64>] {
+        let ranges = memoryFaultHandlers.filter { !$0.zeroFill }.map { h -> Range<UInt64> in
+            // Whole space, or a range whose end wrapped past 2^64: up to the top.
+            h.start == h.end || h.end < h.start ? h.start..<UInt64.max : h.start..<h.end
+        }.sorted { $0.lowerBound < $1.lowerBound }
+        var merged: [Range<UInt64>] = []
+        for r in ranges {
+            if let last = merged.last, r.lowerBound <= last.upperBound {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound)
+            } else {
+                merged.append(r)
+            }
+        }
+        return merged
     }
 }
