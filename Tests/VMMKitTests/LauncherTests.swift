@@ -175,9 +175,9 @@ struct LauncherTests {
         #expect(!none.stderr.contains("demand paging"))
     }
 
-    @Test("vmm plugins lists id, version, ABI and handlers, and why a candidate was refused")
+    @Test("vmm plugins lists id, version, ABI (and handlers with --probe), and why a candidate was refused")
     func pluginListing() throws {
-        let r = try VMMProcess.run(["plugins"])
+        let r = try VMMProcess.run(["plugins", "--probe"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("org.vmmkit.debug-exit 1.0.0 (ABI 1.1)"))
         #expect(r.stdout.contains("    handler: pio [0xf4..<0xf5] priority 0 exclusive"))
