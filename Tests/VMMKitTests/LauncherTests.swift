@@ -79,7 +79,7 @@ struct LauncherTests {
         let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--trace", "exits", "--stats", "--serial", "file:\(out)"])
         #expect(r.stdout == "")
         #expect(try String(contentsOfFile: out, encoding: .utf8) == "Hello from an ELF64 guest\n")
-        #expect(r.stderr.contains("exit vcpu0 io out port=0x3f8 size=1 count=1 data=0x48\n"))
+        #expect(r.stderr.contains("exit vcpu0 io out port=0x3f8 size=1 count=1 data=0x48 by org.vmmkit.uart16550 '"))
         #expect(r.stderr.contains("io                  27"))
         #expect(r.status == 1)
     }

@@ -18,16 +18,19 @@ public final class ExitDispatcher: @unchecked Sendable {
 
     private(set) var pio = AddressRangeTable<PIOHandler>()
     private(set) var mmio = AddressRangeTable<MMIOHandler>()
-    private var byKind: [[(priority: Int32, handler: Handler)]] = Array(repeating: [], count: VMExitKind.allCases.count)
+    private(set) var byKind: [[(priority: Int32, owner: String, handler: Handler)]] = Array(repeating: [], count: VMExitKind.allCases.count)
     private let frozen = Atomic<Bool>(false)
     /// Optional tap on every exit the run loop dispatches (set before the vCPUs start).
     public private(set) var observer: ExitObserver?
+    /// The observer wants to know which handler took each exit (ExitDispatcher+Tracing).
+    private(set) var namesHandlers = false
 
     public init() {}
 
     public func setObserver(_ observer: ExitObserver?) throws(VMMError) {
         try checkMutable("exit observer")
         self.observer = observer
+        namesHandlers = observer?.observesHandlers ?? false
     }
 
     /// Registers a port range [port, port+count).
@@ -54,7 +57,7 @@ public final class ExitDispatcher: @unchecked Sendable {
     public func register(_ kind: VMExitKind, priority: Int32 = 0, owner: String, _ handler: @escaping Handler) throws(VMMError) {
         try checkMutable(owner)
         let index = VMExitKind.allCases.firstIndex(of: kind)!
-        byKind[index].append((priority, handler))
+        byKind[index].append((priority, owner, handler))
         byKind[index].sort { $0.priority > $1.priority }
     }
 
@@ -87,6 +90,7 @@ public final class ExitDispatcher: @unchecked Sendable {
 
     /// Dispatches one exit. Never returns `.notMine`: the default applies instead.
     public func dispatch(_ exit: inout VMExit, on vcpu: VCPU) -> ExitVerdict {
+        if namesHandlers { return dispatchNamingHandler(&exit, on: vcpu) }
         if let raw = snapshot.load(ordering: .acquiring) {
             let tables = Unmanaged<FrozenTables>.fromOpaque(raw)
             switch exit {
