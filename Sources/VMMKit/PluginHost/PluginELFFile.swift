@@ -38,7 +38,8 @@ struct PluginELFFile {
     /// Bounds on what a plausible plugin needs (refused beyond, never allocated).
     static let maxTable = 64 << 20
     static let maxString = 4096
-    static let maxChain = 1 << 22
+    /// Symbols in one hash chain (real ones hold a few; each is a read).
+    static let maxChain = 1 << 16
 
     init(path: String) throws(Malformed) {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
@@ -189,7 +190,9 @@ struct PluginELFFile {
         var index = Self.u32(try readVirtual(table &+ 8 &+ UInt64(hash % nbucket) &* 4, 4, what: "a SysV hash bucket"), 0)
         var steps: UInt32 = 0
         while index != 0 {
-            guard index < nchain, steps <= nchain else { throw Malformed("a SysV hash chain leaves the table") }
+            guard index < nchain, steps <= nchain, steps < UInt32(Self.maxChain) else {
+                throw Malformed("a SysV hash chain leaves the table or is longer than \(Self.maxChain) symbols")
+            }
             if let value = try match(index) { return value }
             index = Self.u32(try readVirtual(table &+ 8 &+ UInt64(nbucket) &* 4 &+ UInt64(index) &* 4, 4, what: "a SysV hash chain"), 0)
             steps += 1
