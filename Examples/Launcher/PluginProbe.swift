@@ -16,8 +16,8 @@ enum PluginProbe {
         case refused(String)
     }
 
-    /// How long the child may take before it is killed and the candidate refused.
-    static let seconds: Int32 = 10
+    /// How long the child may take by default before it is killed and the candidate refused.
+    static let defaultSeconds = 10.0
 
     /// Child side: loads `file` into a scratch VM and prints what it registered.
     static func child(_ file: String) {
@@ -46,7 +46,7 @@ enum PluginProbe {
     }
 
     /// Parent side: runs the child for `file` and interprets what it said and how it ended.
-    static func run(_ file: String) -> Outcome {
+    static func run(_ file: String, seconds: Double = defaultSeconds) -> Outcome {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { return .refused("cannot probe: pipe: \(String(cString: strerror(errno)))") }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
@@ -76,15 +76,15 @@ enum PluginProbe {
         guard rc == 0 else { return .refused("cannot probe: posix_spawn: \(String(cString: strerror(rc)))") }
 
         var output: [UInt8] = []
-        var deadline = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &deadline)
-        deadline.tv_sec += Int(seconds)
+        var start = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        let budget = Int(seconds * 1000)
         var timedOut = false
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)
-            let left = (deadline.tv_sec - now.tv_sec) * 1000 + (deadline.tv_nsec - now.tv_nsec) / 1_000_000
+            let left = budget - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1_000_000)
             if left <= 0 { timedOut = true; break }
             var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
             let ready = poll(&p, 1, Int32(min(left, 1000)))
@@ -98,7 +98,7 @@ enum PluginProbe {
         if timedOut { kill(pid, SIGKILL) }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        if timedOut { return .refused("init with an empty config did not return within \(seconds) s (probe killed)") }
+        if timedOut { return .refused("init with an empty config did not return within \(seconds) s (probe killed; see --probe-timeout)") }
         if status & 0x7f != 0 {
             let signal = status & 0x7f
             return .refused("crashed while loading or initialising (signal \(signal), \(String(cString: strsignal(signal))))")

@@ -13,17 +13,23 @@ struct Plugins: ParsableCommand {
 
     @Flag(help: "Also list handlers: runs each candidate's init (empty config) in a child process.")
     var probe = false
+    @Option(name: .customLong("probe-timeout"), help: "Seconds a candidate's load and init may take under --probe (default 10).")
+    var probeTimeout: Double?
     @Option(name: .customLong("probe-child"), help: .hidden) var probeChild: String?
     @Argument(help: "A plugin file or a directory to list instead of the search path.")
     var path: String?
 
     func run() throws {
         if let probeChild { PluginProbe.child(probeChild); return }
+        let timeout = probeTimeout ?? PluginProbe.defaultSeconds
+        guard timeout > 0, timeout <= 3600 else {
+            throw LauncherError(.usage, "--probe-timeout must be a number of seconds above 0 and at most 3600")
+        }
         let (candidates, named) = try Self.candidates(path)
         if candidates.isEmpty { print("no plugins found in \(path ?? PluginSearchPath.standard().directories.joined(separator: ", "))") }
         var refused = false
         for file in candidates {
-            let (text, ok) = Self.describe(file, probe: probe)
+            let (text, ok) = Self.describe(file, probe: probe ? timeout : nil)
             print(text)
             refused = refused || !ok
         }
@@ -54,12 +60,12 @@ struct Plugins: ParsableCommand {
     }
 
     /// The listing of one file, and whether it was accepted.
-    static func describe(_ file: String, probe: Bool) -> (String, Bool) {
+    static func describe(_ file: String, probe timeout: Double?) -> (String, Bool) {
         let d: PluginDescriptor
         do { d = try PluginDescriptor.read(file) } catch { return ("refused  \(file): \(error)", false) }
         var lines = ["\(d.id) \(d.version) (ABI \(d.abiVersion))  \(file)\(mark(file))", "    \(d.summary)"]
-        guard probe else { return (lines.joined(separator: "\n"), true) }
-        switch PluginProbe.run(file) {
+        guard let timeout else { return (lines.joined(separator: "\n"), true) }
+        switch PluginProbe.run(file, seconds: timeout) {
         case let .handlers(handlers):
             lines += handlers.isEmpty ? ["    handlers: none with an empty config"] : handlers.map { "    handler: \($0)" }
         case let .initFailed(why):

@@ -4,6 +4,7 @@
  * Their descriptors are valid; their code is not.
  *   INIT_CRASHES  init dereferences NULL (SIGSEGV)
  *   CTOR_EXITS    a library constructor ends the process with status 77
+ *   INIT_HANGS    init never returns
  */
 #include "vmm_plugin.h"
 
@@ -20,6 +21,10 @@ static void *hostile_init(const vmm_host_t *host, const char *config, const char
 #if defined(VARIANT_INIT_CRASHES)
     volatile int *nowhere = NULL;
     return (void *)(size_t)*nowhere;
+#elif defined(VARIANT_INIT_HANGS)
+    for (;;)
+        pause();
+    return NULL;
 #else
     return (void *)host;
 #endif

@@ -31,6 +31,8 @@ struct PluginListingTests {
                 runs hostile code when loaded
             org.vmmkit.test.hostile 6.6.6 (ABI 1.1)  \(Self.hostile)/libINIT_CRASHES.so
                 runs hostile code when loaded
+            org.vmmkit.test.hostile 6.6.6 (ABI 1.1)  \(Self.hostile)/libINIT_HANGS.so
+                runs hostile code when loaded
 
             """)
     }
@@ -73,7 +75,7 @@ struct PluginListingTests {
 
 @Suite("vmm plugins --probe on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
 struct PluginProbeTests {
-    @Test("--probe lists handlers from init in a child; a crash or an exit there refuses that candidate only")
+    @Test("--probe lists handlers from init in a child; a crash, an exit or a hang there refuses that candidate only")
     func probe() throws {
         let ok = try PluginListingTests.run(["plugins", "--probe", "\(PluginListingTests.plugins)/libDebugExit.so"])
         #expect(ok.status == 0)
@@ -83,10 +85,20 @@ struct PluginProbeTests {
         #expect(crashed.status == 8)
         #expect(crashed.stdout == "refused  \(crash): plugin 'org.vmmkit.test.hostile' (\(crash)): "
             + "crashed while loading or initialising (signal 11, Segmentation fault)\n")
-        let both = try PluginListingTests.run(["plugins", "--probe", PluginListingTests.hostile])
+        // The hanging candidate costs the listing its --probe-timeout, the others nothing.
+        let both = try PluginListingTests.run(["plugins", "--probe", "--probe-timeout", "3", PluginListingTests.hostile])
         #expect(both.status == 0)
+        #expect(both.stdout.contains("libINIT_HANGS.so): init with an empty config did not return within 3.0 s"))
         #expect(both.stdout.contains("libCTOR_EXITS.so): the probe exited with status 77 before reporting"))
         #expect(both.stdout.contains("libINIT_CRASHES.so): crashed while loading or initialising (signal 11"))
+        let hang = "\(PluginListingTests.hostile)/libINIT_HANGS.so"
+        let hung = try PluginListingTests.run(["plugins", "--probe", "--probe-timeout", "0.5", hang])
+        #expect(hung.status == 8)
+        #expect(hung.stdout == "refused  \(hang): plugin 'org.vmmkit.test.hostile' (\(hang)): "
+            + "init with an empty config did not return within 0.5 s (probe killed; see --probe-timeout)\n")
+        let badTimeout = try PluginListingTests.run(["plugins", "--probe", "--probe-timeout", "0", hang])
+        #expect(badTimeout.status == 2)
+        #expect(badTimeout.stderr == "vmm: --probe-timeout must be a number of seconds above 0 and at most 3600\n")
         let needsConfig = try PluginListingTests.run(["plugins", "--probe", "\(PluginListingTests.fixtures)/libINIT_FAILS.so"])
         #expect(needsConfig.status == 0)
         #expect(needsConfig.stdout.contains("    handlers: unknown (init with an empty config: "))
