@@ -22,7 +22,8 @@ public final class ExitDispatcher: @unchecked Sendable {
     private let frozen = Atomic<Bool>(false)
     /// Optional tap on every exit the run loop dispatches (set before the vCPUs start).
     public private(set) var observer: ExitObserver?
-    /// The observer wants to know which handler took each exit (ExitDispatcher+Tracing).
+    /// The observer wants to know which handler took each exit (ExitDispatcher+Tracing):
+    /// then `freeze()` installs no frozen tables, so the fast path stays as it was.
     private(set) var namesHandlers = false
 
     public init() {}
@@ -72,7 +73,8 @@ public final class ExitDispatcher: @unchecked Sendable {
     /// when dispatching exits without a vCPU loop (benchmarks, replay tools).
     public func freeze() {
         freezeLock.withLock { _ in
-            guard snapshotOwner == nil else { return }
+            // An observer naming handlers reads the live tables (which keep the owners).
+            guard snapshotOwner == nil, !namesHandlers else { return }
             let tables = FrozenTables(pio: pio, mmio: mmio)
             snapshotOwner = tables
             snapshot.store(UnsafeRawPointer(Unmanaged.passUnretained(tables).toOpaque()), ordering: .releasing)
@@ -90,7 +92,6 @@ public final class ExitDispatcher: @unchecked Sendable {
 
     /// Dispatches one exit. Never returns `.notMine`: the default applies instead.
     public func dispatch(_ exit: inout VMExit, on vcpu: VCPU) -> ExitVerdict {
-        if namesHandlers { return dispatchNamingHandler(&exit, on: vcpu) }
         if let raw = snapshot.load(ordering: .acquiring) {
             let tables = Unmanaged<FrozenTables>.fromOpaque(raw)
             switch exit {
@@ -106,6 +107,7 @@ public final class ExitDispatcher: @unchecked Sendable {
             }
             return dispatchByKind(&exit, on: vcpu)
         }
+        if namesHandlers { return dispatchNamingHandler(&exit, on: vcpu) }
         switch exit {
         case let .io(access):
             if let handlers = pio.lookup(UInt64(access.port)) {
