@@ -128,6 +128,10 @@ let package = Package(
             ],
             path: "Examples/Launcher"
         ),
+        // The code samples of README.md, Plugins/README.md and the DocC articles, compiled
+        // (see Examples/DocSamples/README.md; C samples: scripts/build-plugins).
+        .target(name: "DocSamples", dependencies: ["VMMKit", "VMMLoader", "VMMPaging"], path: "Examples/DocSamples/Swift"),
+        .target(name: "DocSamplePlugins", dependencies: ["VMMPluginKit", "CVMMPlugin"], path: "Examples/DocSamples/Plugins"),
         .testTarget(
             name: "VMMKitTests",
             dependencies: ["VMMKit", "VMMLoader", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport", "CAsyncPFPlugin"]

@@ -2,7 +2,9 @@ import Glibc
 import VMMKit
 
 /// `--stats` and `--trace exits`: counts and times every exit per kind, per vCPU
-/// (each vCPU writes only its own row, so no lock), and prints one line per exit when tracing.
+/// (each vCPU writes only its own row, so no lock), and prints one line per exit when
+/// tracing, once handled: what the guest read (IN, MMIO read) or wrote, and the owner
+/// of the handler that took it.
 final class ExitStats: ExitObserver, @unchecked Sendable {
     struct Row {
         var count = [Int](repeating: 0, count: VMExitKind.allCases.count)
@@ -10,6 +12,7 @@ final class ExitStats: ExitObserver, @unchecked Sendable {
         var handlerNanos = [UInt64](repeating: 0, count: VMExitKind.allCases.count)
         var lastResume: UInt64 = 0
         var dispatchStart: UInt64 = 0
+        var handler = ""
     }
 
     private var rows: [Row]
@@ -37,7 +40,12 @@ final class ExitStats: ExitObserver, @unchecked Sendable {
             r[i].guestNanos[k] += t - r[i].lastResume
             r[i].dispatchStart = t
         }
-        if trace { Self.err("exit vcpu\(vcpu.id) \(Self.describe(exit))\n") }
+    }
+
+    var observesHandlers: Bool { trace }
+
+    func handled(by owner: String, _ exit: VMExit, on vcpu: VCPU) {
+        rows.withUnsafeMutableBufferPointer { $0[Int(vcpu.id)].handler = owner }
     }
 
     func didDispatch(_ exit: VMExit, verdict: ExitVerdict, on vcpu: VCPU) {
@@ -48,16 +56,36 @@ final class ExitStats: ExitObserver, @unchecked Sendable {
             r[i].handlerNanos[k] += t - r[i].dispatchStart
             r[i].lastResume = t
         }
+        guard trace else { return }
+        let by = rows.withUnsafeMutableBufferPointer { r in
+            defer { r[Int(vcpu.id)].handler = "" }
+            return r[Int(vcpu.id)].handler
+        }
+        var line = "exit vcpu\(vcpu.id) \(Self.describe(exit))"
+        if !by.isEmpty { line += " by \(by)" }
+        switch verdict {
+        case let .stop(reason): line += " => stop: \(reason)"
+        case let .fail(message): line += " => fail: \(message)"
+        case .handled, .notMine: break
+        }
+        Self.err(line + "\n")
     }
 
+    /// One exit after its handler ran: the data of reads is what the guest will see.
     static func describe(_ exit: VMExit) -> String {
         switch exit {
-        case let .io(a): "io \(a.isWrite ? "out" : "in") port=\(hex(a.port)) size=\(a.size) count=\(a.count)" + (a.isWrite ? " data=\(hex(a.value))" : "")
-        case let .mmio(a): "mmio \(a.isWrite ? "write" : "read") gpa=\(hex(a.address)) len=\(a.length)" + (a.isWrite ? " data=\(hex(a.data))" : "")
-        case let .rdmsr(m): "rdmsr index=\(hex(m.index))"
+        case let .io(a): "io \(a.isWrite ? "out" : "in") port=\(hex(a.port)) size=\(a.size) count=\(a.count) data=\(elements(a))"
+        case let .mmio(a): "mmio \(a.isWrite ? "write" : "read") gpa=\(hex(a.address)) len=\(a.length) data=\(hex(a.data))"
+        case let .rdmsr(m): "rdmsr index=\(hex(m.index)) " + (m.error ? "#GP" : "data=\(hex(m.data))")
         case let .wrmsr(m): "wrmsr index=\(hex(m.index)) data=\(hex(m.data))"
         default: exit.kind.rawValue
         }
+    }
+
+    /// A string I/O's elements, comma-separated (the first 16).
+    static func elements(_ a: PIOAccess) -> String {
+        let shown = (0..<min(a.count, 16)).map { hex(a.element($0)) }.joined(separator: ",")
+        return a.count > 16 ? shown + ",..." : shown
     }
 
     /// The table printed at the end with `--stats` (on stderr).

@@ -68,6 +68,7 @@ struct Launcher {
             throw LauncherError(.host, "\(error)")
         }
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
+        plugins.logHandler = PluginLog.handler(log)
         defer { plugins.close() }
         try loadPlugins(plugins, dispatcher: dispatcher)
         let pager = try attachPager(plugins, vm: vm, dispatcher: dispatcher)

@@ -2,32 +2,50 @@ import ArgumentParser
 import Glibc
 import VMMKit
 
-/// `vmm plugins [PATH]`: what plugins can be found, what they are, and why any
-/// candidate was refused. Each is validated without running its code, then
-/// initialised once with an empty config in a scratch VM to list its handlers.
+/// `vmm plugins [--probe] [PATH]`: what plugins can be found, what they are, which file
+/// `--plugin NAME` loads, and why any candidate was refused. Each descriptor is read
+/// from the file, as data: listing runs no plugin code. `--probe` also lists handlers,
+/// by running each candidate's `init` in a child process (`PluginProbe`).
 struct Plugins: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the plugins found on the search path (or in PATH).")
+    static let configuration = CommandConfiguration(
+        abstract: "List the plugins found on the search path (or in PATH).",
+        discussion: "Exit status 8 when PATH is a file and it is refused.")
 
+    @Flag(help: "Also list handlers: runs each candidate's init (empty config) in a child process.")
+    var probe = false
+    @Option(name: .customLong("probe-timeout"), help: "Seconds a candidate's load and init may take under --probe (default 10).")
+    var probeTimeout: Double?
+    @Option(name: .customLong("probe-child"), help: .hidden) var probeChild: String?
     @Argument(help: "A plugin file or a directory to list instead of the search path.")
     var path: String?
 
     func run() throws {
-        let candidates = try Self.candidates(path)
-        if candidates.isEmpty { print("no plugins found in \(path ?? PluginSearchPath.standard().directories.joined(separator: ", "))") }
-        for file in candidates {
-            print(Self.describe(file))
+        if let probeChild { PluginProbe.child(probeChild); return }
+        let timeout = probeTimeout ?? PluginProbe.defaultSeconds
+        guard timeout > 0, timeout <= 3600 else {
+            throw LauncherError(.usage, "--probe-timeout must be a number of seconds above 0 and at most 3600")
         }
+        let (candidates, named) = try Self.candidates(path)
+        if candidates.isEmpty { print("no plugins found in \(path ?? PluginSearchPath.standard().directories.joined(separator: ", "))") }
+        var refused = false
+        for file in candidates {
+            let (text, ok) = Self.describe(file, probe: probe ? timeout : nil)
+            print(text)
+            refused = refused || !ok
+        }
+        if named && refused { Glibc.exit(LauncherStatus.plugin.rawValue) }
     }
 
-    static func candidates(_ path: String?) throws(LauncherError) -> [String] {
+    /// The files to list, and whether PATH named one file.
+    static func candidates(_ path: String?) throws(LauncherError) -> ([String], Bool) {
         var st = stat()
         if let path {
             guard stat(path, &st) == 0 else { throw LauncherError(.usage, "\(path): \(String(cString: strerror(errno)))") }
-            if st.st_mode & S_IFMT != S_IFDIR { return [path] }
-            return sharedObjects(in: path)
+            if st.st_mode & S_IFMT != S_IFDIR { return ([path], true) }
+            return (sharedObjects(in: path), false)
         }
         var seen: Set<String> = []
-        return PluginSearchPath.standard().directories.flatMap(sharedObjects).filter { seen.insert($0).inserted }
+        return (PluginSearchPath.standard().directories.flatMap(sharedObjects).filter { seen.insert($0).inserted }, false)
     }
 
     static func sharedObjects(in dir: String) -> [String] {
@@ -41,25 +59,37 @@ struct Plugins: ParsableCommand {
         return names.sorted()
     }
 
-    static func describe(_ file: String) -> String {
-        let library: PluginLibrary
-        do { library = try PluginLibrary.open(file) } catch { return "refused  \(file): \(error)" }
-        var lines = ["\(library.id) \(library.version) (ABI \(library.abiVersion))  \(file)", "    \(library.summary)"]
-        do {
-            let kvm = try KVM.open()
-            let vm = try kvm.createVM()
-            defer { vm.close() }
-            // A vCPU with its CPUID set, as `vmm run` has when it loads plugins: some
-            // plugins (AsyncPF) edit CPUID bits at init.
-            try vm.createVCPU().configureCPUID(kvm)
-            let host = PluginHost(vm: vm, dispatcher: ExitDispatcher())
-            host.logHandler = { _, _, _ in }
-            defer { host.close() }
-            let loaded = try host.load(file)
-            lines += loaded.handlers.map { "    handler: \($0)" }
-        } catch {
-            lines.append("    handlers: unknown (init with an empty config: \(error))")
+    /// The listing of one file, and whether it was accepted.
+    static func describe(_ file: String, probe timeout: Double?) -> (String, Bool) {
+        let d: PluginDescriptor
+        do { d = try PluginDescriptor.read(file) } catch { return ("refused  \(file): \(error)", false) }
+        var lines = ["\(d.id) \(d.version) (ABI \(d.abiVersion))  \(file)\(mark(file))", "    \(d.summary)"]
+        guard let timeout else { return (lines.joined(separator: "\n"), true) }
+        switch PluginProbe.run(file, seconds: timeout) {
+        case let .handlers(handlers):
+            lines += handlers.isEmpty ? ["    handlers: none with an empty config"] : handlers.map { "    handler: \($0)" }
+        case let .initFailed(why):
+            lines.append("    handlers: unknown (init with an empty config: \(why))")
+        case let .refused(why):
+            return ("refused  \(file): plugin '\(d.id)' (\(file)): \(why)", false)
         }
-        return lines.joined(separator: "\n")
+        return (lines.joined(separator: "\n"), true)
+    }
+
+    /// Which `--plugin NAME` loads `file`, or which file that name loads instead.
+    static func mark(_ file: String) -> String {
+        var name = String(file.split(separator: "/").last ?? "")
+        guard name.hasSuffix(".so") else { return "" }
+        name.removeLast(3)
+        if name.hasPrefix("lib") && name.count > 3 { name.removeFirst(3) }
+        guard let resolved = try? PluginSearchPath.standard().resolve(name) else { return "" }
+        if canonical(resolved) == canonical(file) { return "  [--plugin \(name)]" }
+        return "  [--plugin \(name) loads \(resolved)]"
+    }
+
+    static func canonical(_ path: String) -> String {
+        guard let real = realpath(path, nil) else { return path }
+        defer { free(real) }
+        return String(cString: real)
     }
 }

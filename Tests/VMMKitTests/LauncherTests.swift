@@ -79,7 +79,7 @@ struct LauncherTests {
         let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--trace", "exits", "--stats", "--serial", "file:\(out)"])
         #expect(r.stdout == "")
         #expect(try String(contentsOfFile: out, encoding: .utf8) == "Hello from an ELF64 guest\n")
-        #expect(r.stderr.contains("exit vcpu0 io out port=0x3f8 size=1 count=1 data=0x48\n"))
+        #expect(r.stderr.contains("exit vcpu0 io out port=0x3f8 size=1 count=1 data=0x48 by org.vmmkit.uart16550 '"))
         #expect(r.stderr.contains("io                  27"))
         #expect(r.status == 1)
     }
@@ -182,9 +182,9 @@ struct LauncherTests {
         #expect(!none.stderr.contains("demand paging"))
     }
 
-    @Test("vmm plugins lists id, version, ABI and handlers, and why a candidate was refused")
+    @Test("vmm plugins lists id, version, ABI (and handlers with --probe), and why a candidate was refused")
     func pluginListing() throws {
-        let r = try VMMProcess.run(["plugins"])
+        let r = try VMMProcess.run(["plugins", "--probe"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("org.vmmkit.debug-exit 1.0.0 (ABI 1.2)"))
         #expect(r.stdout.contains("    handler: pio [0xf4..<0xf5] priority 0 exclusive"))

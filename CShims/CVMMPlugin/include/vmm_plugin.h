@@ -139,7 +139,14 @@ enum vmm_verdict {
     VMM_FAIL     = 2  /* the vCPU stops; exit->message is reported with the plugin id */
 };
 
-/* Log levels (vmm_host_t.log); lower is more severe. */
+/* Log levels (vmm_host_t.log); lower is more severe. Every level reaches the VMM:
+ * what is shown is the VMM's choice. The `vmm` launcher writes plugin lines to its own
+ * log on stderr, mapped onto swift-log's levels (ERROR -> error, WARN -> warning,
+ * INFO -> info, DEBUG -> debug, TRACE -> trace), filtered by `--log-level` (default
+ * warning, so INFO and below need `--log-level info|debug|trace`), with the plugin
+ * id as the line's source. A VMM embedding VMMKit receives every line in
+ * PluginHost.logHandler (level, plugin id, message); its default prints ERROR and
+ * WARN to stderr and drops the rest. A level above TRACE is logged as TRACE. */
 enum vmm_log_level {
     VMM_LOG_ERROR = 0,
     VMM_LOG_WARN  = 1,
@@ -391,7 +398,8 @@ typedef struct vmm_host {
     void *host_data;      /* opaque, distinct per plugin instance: identifies the caller */
 
     /* [any-thread] Logs one line (no trailing newline needed) under the plugin's id.
-     * level: enum vmm_log_level. */
+     * level: enum vmm_log_level (which levels are shown: see there). The host copies
+     * msg before returning; NULL logs an empty line. */
     void (*log)(void *host_data, uint32_t level, const char *msg);
 
     /* [any-thread] Copies len bytes of guest-physical memory at gpa into buf, or buf

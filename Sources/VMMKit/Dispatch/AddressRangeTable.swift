@@ -51,6 +51,12 @@ struct AddressRangeTable<Handler> {
         segments = result
     }
 
+    /// The entries covering `address` in the order dispatch tries them (slow: traces).
+    func covering(_ address: UInt64) -> [Entry] {
+        entries.filter { $0.start <= address && address < $0.end }
+            .sorted { ($0.priority, -$0.order) > ($1.priority, -$1.order) }
+    }
+
     @inline(__always)
     func lookup(_ address: UInt64) -> [Handler]? {
         segments.indexContaining(address).map { segments[$0].handlers }

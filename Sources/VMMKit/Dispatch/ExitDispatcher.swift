@@ -18,16 +18,20 @@ public final class ExitDispatcher: @unchecked Sendable {
 
     private(set) var pio = AddressRangeTable<PIOHandler>()
     private(set) var mmio = AddressRangeTable<MMIOHandler>()
-    private var byKind: [[(priority: Int32, handler: Handler)]] = Array(repeating: [], count: VMExitKind.allCases.count)
+    private(set) var byKind: [[(priority: Int32, owner: String, handler: Handler)]] = Array(repeating: [], count: VMExitKind.allCases.count)
     private let frozen = Atomic<Bool>(false)
     /// Optional tap on every exit the run loop dispatches (set before the vCPUs start).
     public private(set) var observer: ExitObserver?
+    /// The observer wants to know which handler took each exit (ExitDispatcher+Tracing):
+    /// then `freeze()` installs no frozen tables, so the fast path stays as it was.
+    private(set) var namesHandlers = false
 
     public init() {}
 
     public func setObserver(_ observer: ExitObserver?) throws(VMMError) {
         try checkMutable("exit observer")
         self.observer = observer
+        namesHandlers = observer?.observesHandlers ?? false
     }
 
     /// Registers a port range [port, port+count).
@@ -54,7 +58,7 @@ public final class ExitDispatcher: @unchecked Sendable {
     public func register(_ kind: VMExitKind, priority: Int32 = 0, owner: String, _ handler: @escaping Handler) throws(VMMError) {
         try checkMutable(owner)
         let index = VMExitKind.allCases.firstIndex(of: kind)!
-        byKind[index].append((priority, handler))
+        byKind[index].append((priority, owner, handler))
         byKind[index].sort { $0.priority > $1.priority }
     }
 
@@ -69,7 +73,8 @@ public final class ExitDispatcher: @unchecked Sendable {
     /// when dispatching exits without a vCPU loop (benchmarks, replay tools).
     public func freeze() {
         freezeLock.withLock { _ in
-            guard snapshotOwner == nil else { return }
+            // An observer naming handlers reads the live tables (which keep the owners).
+            guard snapshotOwner == nil, !namesHandlers else { return }
             let tables = FrozenTables(pio: pio, mmio: mmio)
             snapshotOwner = tables
             snapshot.store(UnsafeRawPointer(Unmanaged.passUnretained(tables).toOpaque()), ordering: .releasing)
@@ -102,6 +107,7 @@ public final class ExitDispatcher: @unchecked Sendable {
             }
             return dispatchByKind(&exit, on: vcpu)
         }
+        if namesHandlers { return dispatchNamingHandler(&exit, on: vcpu) }
         switch exit {
         case let .io(access):
             if let handlers = pio.lookup(UInt64(access.port)) {

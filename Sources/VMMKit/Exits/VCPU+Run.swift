@@ -44,10 +44,7 @@ extension VCPU {
             return .memoryFault(.unannotated(errno: errno))
         case let .error(errno):
             canary.record(ExitSummary(rc: rc, errno: errno, outcome: .error))
-            if let script = backend as? ScriptedVCPU, script.ranOut {
-                throw .invalidArgument("scripted vCPU \(id) has played all its \(script.stepCount) steps")
-            }
-            throw .ioctlFailed(name: "KVM_RUN", errno: Errno(rawValue: errno))
+            throw backend.entryError(errno: errno, vcpu: id)
         case let .anomaly(kind):
             canary.mayPoison = true
             canary.record(ExitSummary(rc: rc, errno: err, reason: runPage.pointee.exit_reason, outcome: .anomaly))

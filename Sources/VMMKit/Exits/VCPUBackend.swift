@@ -24,6 +24,21 @@ public protocol VCPUBackend: AnyObject, Sendable {
     func translate(_ virtualAddress: UInt64) throws(VMMError) -> UInt64?
     /// Releases the fd and mapping (the vCPU thread has been joined).
     func close()
+    /// The error for an entry that returned -1 with `errno` other than EINTR, EAGAIN,
+    /// EFAULT or EHWPOISON, worded by the backend that knows why (a script that ran out
+    /// says so). Default: `.ioctlFailed("KVM_RUN", errno)`.
+    func entryError(errno: Int32, vcpu: UInt32) -> VMMError
+    /// The error for a request that needs the vCPU fd when `fd` is -1: closed, or a
+    /// backend that never had one. Default: `.closed("vCPU <id>")`.
+    func missingFDError(vcpu: UInt32) -> VMMError
+}
+
+extension VCPUBackend {
+    public func entryError(errno: Int32, vcpu: UInt32) -> VMMError {
+        .ioctlFailed(name: "KVM_RUN", errno: Errno(rawValue: errno))
+    }
+
+    public func missingFDError(vcpu: UInt32) -> VMMError { .closed("vCPU \(vcpu)") }
 }
 
 /// A real KVM vCPU: its fd and the `kvm_run` page mapped from it.

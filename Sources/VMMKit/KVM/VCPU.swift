@@ -74,10 +74,7 @@ public final class VCPU: @unchecked Sendable {
 
     func liveFD() throws(VMMError) -> Int32 {
         let value = fd
-        guard value >= 0 else {
-            if !(backend is ScriptedVCPU) { throw .closed("vCPU \(id)") }
-            throw .invalidArgument("vCPU \(id) is not a KVM vCPU: only registers and address translation are available")
-        }
+        guard value >= 0 else { throw backend.missingFDError(vcpu: id) }
         return value
     }
 

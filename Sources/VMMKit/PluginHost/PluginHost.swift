@@ -24,8 +24,11 @@ public final class PluginHost: @unchecked Sendable {
     public let vm: VirtualMachine
     public let dispatcher: ExitDispatcher
     public let searchPath: PluginSearchPath
-    /// Receives plugin log lines: (level, plugin id, message). Set it before loading;
-    /// it is called from any thread. By default errors and warnings go to stderr.
+    /// Receives every plugin log line, at every level: (level, plugin id, message).
+    /// Set it before loading; it is called from any thread, also from vCPU threads in
+    /// the middle of an exit, so keep it short. By default errors and warnings go to
+    /// stderr and lower levels are dropped; a VMM with its own logger forwards them
+    /// there (the `vmm` launcher maps them onto swift-log, filtered by `--log-level`).
     public var logHandler: @Sendable (PluginLogLevel, String, String) -> Void = PluginHost.standardLog
 
     /// Loaded instances, in load order.

@@ -21,9 +21,6 @@ public struct PluginLibrary: @unchecked Sendable {
     /// The ABI version the plugin was built against, as "major.minor".
     public var abiVersion: String { "\(entry.pointee.abi_major).\(entry.pointee.abi_minor)" }
 
-    /// The smallest descriptor a 1.x host accepts: ABI 1.0's (up to get_extension).
-    static let minimumEntrySize = MemoryLayout<vmm_plugin_entry_t>.offset(of: \.get_extension)! + 8
-
     /// Opens `path` and validates its `vmm_plugin_entry`. Runs no plugin code except
     /// the library's own constructors.
     public static func open(_ path: String) throws(PluginError) -> PluginLibrary {
@@ -51,45 +48,20 @@ public struct PluginLibrary: @unchecked Sendable {
         return try validate(entry, path: path)
     }
 
-    /// Checks the descriptor in the order that is safe to read it: size and version
-    /// first (a different major may lay out everything after them differently).
+    /// Checks the loaded descriptor (`PluginEntryFields.validate`): the header first,
+    /// the rest of the struct only when the header allows reading it.
     static func validate(_ entry: UnsafePointer<vmm_plugin_entry_t>, path: String) throws(PluginError) -> PluginLibrary {
         let raw = UnsafeRawPointer(entry)
-        let size = raw.load(as: UInt32.self)
-        let major = raw.load(fromByteOffset: 4, as: UInt16.self)
-        let minor = raw.load(fromByteOffset: 6, as: UInt16.self)
-        let host = "\(VMM_PLUGIN_ABI_MAJOR).\(VMM_PLUGIN_ABI_MINOR)"
-        guard major == VMM_PLUGIN_ABI_MAJOR else {
-            throw PluginError(plugin: path,
-                "built for plugin ABI \(major).\(minor), but this host implements ABI \(host): a different "
-                    + "major version is incompatible; rebuild the plugin against this host's vmm_plugin.h")
+        let header = PluginEntryFields(structSize: raw.load(as: UInt32.self),
+                                       abiMajor: raw.load(fromByteOffset: 4, as: UInt16.self),
+                                       abiMinor: raw.load(fromByteOffset: 6, as: UInt16.self))
+        let d = try header.validate(path: path) {
+            let e = entry.pointee
+            return .init(id: e.id.map { String(cString: $0) }, version: e.version.map { String(cString: $0) },
+                         summary: e.description.map { String(cString: $0) }, hasInit: e.`init` != nil,
+                         hasDestroy: e.destroy != nil)
         }
-        guard Int(size) >= minimumEntrySize else {
-            throw PluginError(plugin: path,
-                "its vmm_plugin_entry is \(size) bytes, smaller than the \(minimumEntrySize) bytes of ABI 1.0 "
-                    + "(struct_size must be sizeof(vmm_plugin_entry_t))")
-        }
-        let e = entry.pointee
-        guard let idPointer = e.id, idPointer.pointee != 0 else {
-            throw PluginError(plugin: path, "its vmm_plugin_entry has no id (a reverse-DNS name is required)")
-        }
-        let id = String(cString: idPointer)
-        guard minor <= VMM_PLUGIN_ABI_MINOR else {
-            throw PluginError(plugin: "'\(id)' (\(path))",
-                "built for plugin ABI \(major).\(minor), newer than this host's ABI \(host): update the host, "
-                    + "or rebuild the plugin against vmm_plugin.h \(host)")
-        }
-        guard id.contains("."), !id.contains(where: { $0 == " " || $0 == "/" }) else {
-            throw PluginError(plugin: path, "id '\(id)' is not a reverse-DNS name (e.g. org.example.device)")
-        }
-        guard let version = e.version else {
-            throw PluginError(plugin: "'\(id)' (\(path))", "its vmm_plugin_entry has no version")
-        }
-        guard e.`init` != nil, e.destroy != nil else {
-            throw PluginError(plugin: "'\(id)' (\(path))", "its vmm_plugin_entry lacks init or destroy")
-        }
-        return PluginLibrary(path: path, id: id, version: String(cString: version),
-                             summary: e.description.map { String(cString: $0) } ?? "", entry: entry)
+        return PluginLibrary(path: path, id: d.id, version: d.version, summary: d.summary, entry: entry)
     }
 }
 

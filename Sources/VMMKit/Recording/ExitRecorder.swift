@@ -53,6 +53,8 @@ public final class ExitRecorder: VCPUBackend, @unchecked Sendable {
     public func setRegisters(_ regs: Registers) throws(VMMError) { try inner.setRegisters(regs) }
     public func translate(_ virtualAddress: UInt64) throws(VMMError) -> UInt64? { try inner.translate(virtualAddress) }
     public func close() { inner.close() }
+    public func entryError(errno: Int32, vcpu: UInt32) -> VMMError { inner.entryError(errno: errno, vcpu: vcpu) }
+    public func missingFDError(vcpu: UInt32) -> VMMError { inner.missingFDError(vcpu: vcpu) }
 
     /// What has been recorded so far.
     public var recording: ExitRecording {

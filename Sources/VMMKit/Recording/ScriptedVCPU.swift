@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import SystemPackage
 
 /// A vCPU that plays steps instead of entering a guest: for each entry it writes the
 /// step's bytes into its own `kvm_run`-sized buffer (as the kernel would) and returns
@@ -125,4 +126,13 @@ public final class ScriptedVCPU: VCPUBackend, @unchecked Sendable {
     }
 
     public func close() {}
+
+    public func entryError(errno: Int32, vcpu: UInt32) -> VMMError {
+        if ranOut { return .invalidArgument("scripted vCPU \(vcpu) has played all its \(stepCount) steps") }
+        return .ioctlFailed(name: "KVM_RUN", errno: Errno(rawValue: errno))
+    }
+
+    public func missingFDError(vcpu: UInt32) -> VMMError {
+        .invalidArgument("vCPU \(vcpu) is not a KVM vCPU: only registers and address translation are available")
+    }
 }

@@ -1,0 +1,24 @@
+import Logging
+import VMMKit
+
+/// Plugin log lines (`vmm_host_t.log`) into the launcher's own swift-log logger: the
+/// plugin's level mapped onto swift-log's, filtered by the logger's `--log-level`, the
+/// plugin id as the line's source (`... debug vmm: [org.vmmkit.debug-exit] ...`).
+enum PluginLog {
+    static func level(_ level: PluginLogLevel) -> Logger.Level {
+        switch level {
+        case .error: .error
+        case .warn: .warning
+        case .info: .info
+        case .debug: .debug
+        case .trace: .trace
+        }
+    }
+
+    /// A `PluginHost.logHandler` writing to `logger`; called from any thread.
+    static func handler(_ logger: Logger) -> @Sendable (PluginLogLevel, String, String) -> Void {
+        { level, plugin, message in
+            logger.log(level: Self.level(level), "\(message)", source: plugin)
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import Glibc
+import VMMKit
+
+/// `vmm plugins --probe`: a candidate's handlers are only known by running its `init`,
+/// so that runs in a child process (`vmm plugins --probe-child FILE`, this binary
+/// again) with a scratch VM, and the listing reads the child's report. A candidate that
+/// crashes, hangs or exits in its constructor or `init` takes only the child down and
+/// is reported as refused.
+enum PluginProbe {
+    enum Outcome: Equatable {
+        /// One line per handler the plugin registered with an empty config.
+        case handlers([String])
+        /// `init("")` refused (many plugins need a config): not a broken plugin.
+        case initFailed(String)
+        /// The file cannot be loaded, or loading it killed the child.
+        case refused(String)
+    }
+
+    /// How long the child may take by default before it is killed and the candidate refused.
+    static let defaultSeconds = 10.0
+
+    /// Child side: loads `file` into a scratch VM and prints what it registered.
+    static func child(_ file: String) {
+        do {
+            let kvm = try KVM.open()
+            let vm = try kvm.createVM()
+            defer { vm.close() }
+            // A vCPU with its CPUID set, as `vmm run` has when it loads plugins: some
+            // plugins (AsyncPF) edit CPUID bits at init.
+            try vm.createVCPU().configureCPUID(kvm)
+            let host = PluginHost(vm: vm, dispatcher: ExitDispatcher())
+            host.logHandler = { _, _, _ in }
+            defer { host.close() }
+            let library: PluginLibrary
+            do { library = try PluginLibrary.open(file) } catch { print("refused: \(error)"); return }
+            do {
+                let loaded = try host.load(library.path)
+                for h in loaded.handlers { print("handler: \(h)") }
+                print("ok")
+            } catch {
+                print("init: \(error)")
+            }
+        } catch {
+            print("init: no scratch VM to probe in: \(error)")
+        }
+    }
+
+    /// Parent side: runs the child for `file` and interprets what it said and how it ended.
+    static func run(_ file: String, seconds: Double = defaultSeconds) -> Outcome {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return .refused("cannot probe: pipe: \(String(cString: strerror(errno)))") }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        defer { close(fds[0]) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let words: [String] = ["vmm", "plugins", "--probe-child", file]
+        let args: [UnsafeMutablePointer<CChar>?] = words.map { (word: String) in strdup(word) } + [nil]
+        defer { args.forEach { free($0) } }
+        // The child's crash is the expected outcome, not worth Swift's backtracer.
+        var environment: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no")]
+        var e = environ
+        while let entry = e.pointee {
+            if strncmp(entry, "SWIFT_BACKTRACE=", 16) != 0 { environment.append(strdup(entry)) }
+            e += 1
+        }
+        environment.append(nil)
+        defer { environment.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/proc/self/exe", &actions, nil, args, environment)
+        close(fds[1])
+        guard rc == 0 else { return .refused("cannot probe: posix_spawn: \(String(cString: strerror(rc)))") }
+
+        var output: [UInt8] = []
+        var start = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        let budget = Int(seconds * 1000)
+        var timedOut = false
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            let left = budget - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1_000_000)
+            if left <= 0 { timedOut = true; break }
+            var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+            let ready = poll(&p, 1, Int32(min(left, 1000)))
+            if ready < 0 && errno == EINTR { continue }
+            if ready <= 0 { continue }
+            let n = chunk.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            if output.count < 1 << 20 { output += chunk[0..<n] }
+        }
+        if timedOut { kill(pid, SIGKILL) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if timedOut { return .refused("init with an empty config did not return within \(seconds) s (probe killed; see --probe-timeout)") }
+        if status & 0x7f != 0 {
+            let signal = status & 0x7f
+            return .refused("crashed while loading or initialising (signal \(signal), \(String(cString: strsignal(signal))))")
+        }
+        let lines = String(decoding: output, as: UTF8.self).split(separator: "\n").map(String.init)
+        if let r = lines.first(where: { $0.hasPrefix("refused: ") }) { return .refused(String(r.dropFirst(9))) }
+        if let i = lines.first(where: { $0.hasPrefix("init: ") }) { return .initFailed(String(i.dropFirst(6))) }
+        let code = (status >> 8) & 0xff
+        guard code == 0, lines.last == "ok" else {
+            return .refused("the probe exited with status \(code) before reporting (the library's constructor or init ended the process)")
+        }
+        return .handlers(lines.filter { $0.hasPrefix("handler: ") }.map { String($0.dropFirst(9)) })
+    }
+}

@@ -1,0 +1,73 @@
+import CVMMPlugin
+
+/// A plugin's `vmm_plugin_entry` as data: what it says about itself, checked by the
+/// same rules whether it was read from a loaded library (`PluginLibrary.open`) or from
+/// the file without loading it (`PluginDescriptor.read`, for listings).
+public struct PluginDescriptor: Sendable, Equatable {
+    public let path: String
+    public let id: String
+    public let version: String
+    public let summary: String
+    public let abiMajor: UInt16
+    public let abiMinor: UInt16
+
+    /// "major.minor" of the ABI the plugin was built against.
+    public var abiVersion: String { "\(abiMajor).\(abiMinor)" }
+}
+
+/// The descriptor's fields before validation. Fields past the header are read only
+/// when the header allows it (same major, struct_size at least ABI 1.0's), so a
+/// reader fills them lazily through `body`.
+struct PluginEntryFields {
+    struct Body {
+        var id: String?
+        var version: String?
+        var summary: String?
+        var hasInit: Bool
+        var hasDestroy: Bool
+    }
+
+    var structSize: UInt32
+    var abiMajor: UInt16
+    var abiMinor: UInt16
+
+    /// The smallest descriptor a 1.x host accepts: ABI 1.0's (up to get_extension).
+    static let minimumSize = MemoryLayout<vmm_plugin_entry_t>.offset(of: \.get_extension)! + 8
+
+    /// Checks in the order that is safe to read a descriptor: size and version first (a
+    /// different major may lay out everything after them differently), then `body()`.
+    func validate(path: String, body: () throws(PluginError) -> Body) throws(PluginError) -> PluginDescriptor {
+        let (major, minor) = (abiMajor, abiMinor)
+        let host = "\(VMM_PLUGIN_ABI_MAJOR).\(VMM_PLUGIN_ABI_MINOR)"
+        guard major == VMM_PLUGIN_ABI_MAJOR else {
+            throw PluginError(plugin: path,
+                "built for plugin ABI \(major).\(minor), but this host implements ABI \(host): a different "
+                    + "major version is incompatible; rebuild the plugin against this host's vmm_plugin.h")
+        }
+        guard Int(structSize) >= Self.minimumSize else {
+            throw PluginError(plugin: path,
+                "its vmm_plugin_entry is \(structSize) bytes, smaller than the \(Self.minimumSize) bytes of ABI 1.0 "
+                    + "(struct_size must be sizeof(vmm_plugin_entry_t))")
+        }
+        let e = try body()
+        guard let id = e.id, !id.isEmpty else {
+            throw PluginError(plugin: path, "its vmm_plugin_entry has no id (a reverse-DNS name is required)")
+        }
+        guard minor <= VMM_PLUGIN_ABI_MINOR else {
+            throw PluginError(plugin: "'\(id)' (\(path))",
+                "built for plugin ABI \(major).\(minor), newer than this host's ABI \(host): update the host, "
+                    + "or rebuild the plugin against vmm_plugin.h \(host)")
+        }
+        guard id.contains("."), !id.contains(where: { $0 == " " || $0 == "/" }) else {
+            throw PluginError(plugin: path, "id '\(id)' is not a reverse-DNS name (e.g. org.example.device)")
+        }
+        guard let version = e.version else {
+            throw PluginError(plugin: "'\(id)' (\(path))", "its vmm_plugin_entry has no version")
+        }
+        guard e.hasInit, e.hasDestroy else {
+            throw PluginError(plugin: "'\(id)' (\(path))", "its vmm_plugin_entry lacks init or destroy")
+        }
+        return PluginDescriptor(path: path, id: id, version: version, summary: e.summary ?? "",
+                                abiMajor: major, abiMinor: minor)
+    }
+}

@@ -1,0 +1,51 @@
+import Glibc
+import SystemPackage
+import Testing
+@testable import VMMKit
+
+/// A backend of the test's own: every entry fails with EIO, and it words that itself.
+private final class FailingBackend: VCPUBackend, @unchecked Sendable {
+    let runBuffer: UnsafeMutableRawPointer = .allocate(byteCount: 4096, alignment: 64)
+    let runBufferSize = 4096
+    var fd: Int32 { -1 }
+    deinit { runBuffer.deallocate() }
+    func enter() -> (rc: Int32, errno: Int32) { (-1, EIO) }
+    func registers() throws(VMMError) -> Registers { Registers() }
+    func setRegisters(_ regs: Registers) throws(VMMError) {}
+    func translate(_ virtualAddress: UInt64) throws(VMMError) -> UInt64? { nil }
+    func close() {}
+    func entryError(errno: Int32, vcpu: UInt32) -> VMMError {
+        .invalidArgument("test backend of vCPU \(vcpu): the device went away (errno \(errno))")
+    }
+    func missingFDError(vcpu: UInt32) -> VMMError { .invalidArgument("test backend of vCPU \(vcpu) has no fd") }
+}
+
+@Suite("Backends word their own errors")
+struct BackendErrorTests {
+    @Test("the run loop stops with the error the backend words, not one the core guesses")
+    func customBackend() {
+        let vcpu = VCPU(id: 3, backend: FailingBackend(), memory: .detached())
+        #expect(vcpu.runLoop(ExitDispatcher()) == .error(.invalidArgument("test backend of vCPU 3: the device went away (errno 5)")))
+        #expect(throws: VMMError.invalidArgument("test backend of vCPU 3 has no fd")) { try vcpu.specialRegisters() }
+    }
+
+    @Test("a script's own failure step is a KVM_RUN error; running out is said as such")
+    func scriptedFailureVersusRunningOut() {
+        let failing = VCPU(id: 0, backend: ScriptedVCPU(steps: [.failure(errno: EIO)]), memory: .detached())
+        #expect(failing.runLoop(ExitDispatcher()) == .error(.ioctlFailed(name: "KVM_RUN", errno: .ioError)))
+        let empty = VCPU(id: 1, backend: ScriptedVCPU(steps: []), memory: .detached())
+        #expect(empty.runLoop(ExitDispatcher()) == .error(.invalidArgument("scripted vCPU 1 has played all its 0 steps")))
+    }
+
+    @Test("a recorded script that runs out still says so, and is still not a KVM vCPU")
+    func recorderForwards() throws {
+        let vcpu = VCPU(id: 0, backend: ScriptedVCPU(steps: [.hlt]), memory: .detached())
+        vcpu.startRecording()
+        let dispatcher = ExitDispatcher()
+        try dispatcher.register(.hlt, owner: "test") { _, _ in .handled }
+        #expect(vcpu.runLoop(dispatcher) == .error(.invalidArgument("scripted vCPU 0 has played all its 1 steps")))
+        #expect(throws: VMMError.invalidArgument("vCPU 0 is not a KVM vCPU: only registers and address translation are available")) {
+            try vcpu.specialRegisters()
+        }
+    }
+}
