@@ -66,6 +66,7 @@ final class ExitStats: ExitObserver, @unchecked Sendable {
         switch verdict {
         case let .stop(reason): line += " => stop: \(reason)"
         case let .fail(message): line += " => fail: \(message)"
+        case .backingReplaced: line += " => backing replaced"
         case .handled, .notMine: break
         }
         Self.err(line + "\n")

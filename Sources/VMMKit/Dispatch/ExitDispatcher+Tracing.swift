@@ -27,11 +27,8 @@ extension ExitDispatcher {
         default:
             break
         }
-        for entry in byKind[exit.kindIndex] {
-            let verdict = entry.handler(&exit, vcpu)
-            if case .notMine = verdict { continue }
-            return (verdict, entry.owner)
-        }
-        return (Self.defaultVerdict(exit, vcpu: vcpu), "default")
+        // The same kind dispatch (and memory-fault rules) as the untraced path.
+        let (verdict, entry) = dispatchByKindFindingEntry(&exit, on: vcpu)
+        return (verdict, entry.map { byKind[exit.kindIndex][$0].owner } ?? "default")
     }
 }

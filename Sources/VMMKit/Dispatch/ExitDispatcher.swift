@@ -133,15 +133,21 @@ public final class ExitDispatcher: @unchecked Sendable {
     }
 
     private func dispatchByKind(_ exit: inout VMExit, on vcpu: VCPU) -> ExitVerdict {
+        dispatchByKindFindingEntry(&exit, on: vcpu).verdict
+    }
+
+    /// The kind handlers, then the default; `entry` is the index in `byKind[exit.kindIndex]`
+    /// of the handler that answered (nil: the rules or the default did).
+    func dispatchByKindFindingEntry(_ exit: inout VMExit, on vcpu: VCPU) -> (verdict: ExitVerdict, entry: Int?) {
         // Memory faults: invariants before any handler, poison rules after (MemoryFaultRules).
-        if case let .memoryFault(fault) = exit, let refusal = MemoryFaultRules.refuse(fault, vcpu) { return refusal }
-        for entry in byKind[exit.kindIndex] {
+        if case let .memoryFault(fault) = exit, let refusal = MemoryFaultRules.refuse(fault, vcpu) { return (refusal, nil) }
+        for (index, entry) in byKind[exit.kindIndex].enumerated() {
             let verdict = entry.handler(&exit, vcpu)
             if case .notMine = verdict { continue }
-            if case let .memoryFault(fault) = exit { return MemoryFaultRules.settle(fault, verdict, vcpu) }
-            return verdict
+            if case let .memoryFault(fault) = exit { return (MemoryFaultRules.settle(fault, verdict, vcpu), index) }
+            return (verdict, index)
         }
-        return Self.defaultVerdict(exit, vcpu: vcpu)
+        return (Self.defaultVerdict(exit, vcpu: vcpu), nil)
     }
 
     static func defaultVerdict(_ exit: VMExit, vcpu: VCPU) -> ExitVerdict {
