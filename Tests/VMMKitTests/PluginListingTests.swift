@@ -27,11 +27,11 @@ struct PluginListingTests {
         let r = try Self.run(["plugins", Self.hostile])
         #expect(r.status == 0)
         #expect(r.stdout == """
-            org.vmmkit.test.hostile 6.6.6 (ABI 1.1)  \(Self.hostile)/libCTOR_EXITS.so
+            org.vmmkit.test.hostile 6.6.6 (ABI 1.2)  \(Self.hostile)/libCTOR_EXITS.so
                 runs hostile code when loaded
-            org.vmmkit.test.hostile 6.6.6 (ABI 1.1)  \(Self.hostile)/libINIT_CRASHES.so
+            org.vmmkit.test.hostile 6.6.6 (ABI 1.2)  \(Self.hostile)/libINIT_CRASHES.so
                 runs hostile code when loaded
-            org.vmmkit.test.hostile 6.6.6 (ABI 1.1)  \(Self.hostile)/libINIT_HANGS.so
+            org.vmmkit.test.hostile 6.6.6 (ABI 1.2)  \(Self.hostile)/libINIT_HANGS.so
                 runs hostile code when loaded
 
             """)
@@ -42,7 +42,7 @@ struct PluginListingTests {
         let major = try Self.run(["plugins", "\(Self.fixtures)/libMAJOR2.so"])
         #expect(major.status == 8)
         #expect(major.stdout == "refused  \(Self.fixtures)/libMAJOR2.so: plugin \(Self.fixtures)/libMAJOR2.so: built for plugin ABI 2.0, "
-            + "but this host implements ABI 1.1: a different major version is incompatible; rebuild the plugin against this host's vmm_plugin.h\n")
+            + "but this host implements ABI 1.2: a different major version is incompatible; rebuild the plugin against this host's vmm_plugin.h\n")
         let junk = try Self.run(["plugins", "\(Self.fixtures)/not_a_library.so"])
         #expect(junk.status == 8)
         #expect(junk.stdout == "refused  \(Self.fixtures)/not_a_library.so: plugin \(Self.fixtures)/not_a_library.so: "
@@ -58,13 +58,13 @@ struct PluginListingTests {
     @Test("each listed file says which --plugin NAME loads it, or which file that name loads instead")
     func marks() throws {
         let listing = try Self.run(["plugins"])
-        #expect(listing.stdout.contains("org.vmmkit.debug-exit 1.0.0 (ABI 1.1)  \(Self.plugins)/libDebugExit.so  [--plugin DebugExit]\n"))
+        #expect(listing.stdout.contains("org.vmmkit.debug-exit 1.0.0 (ABI 1.2)  \(Self.plugins)/libDebugExit.so  [--plugin DebugExit]\n"))
         let dir = NSTemporaryDirectory() + "vmm-marks-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.copyItem(atPath: "\(Self.plugins)/libDebugExit.so", toPath: "\(dir)/libDebugExit.so")
         let shadowed = try Self.run(["plugins", dir])
-        #expect(shadowed.stdout.hasPrefix("org.vmmkit.debug-exit 1.0.0 (ABI 1.1)  \(dir)/libDebugExit.so  "
+        #expect(shadowed.stdout.hasPrefix("org.vmmkit.debug-exit 1.0.0 (ABI 1.2)  \(dir)/libDebugExit.so  "
             + "[--plugin DebugExit loads \(Self.plugins)/libDebugExit.so]\n"))
         // VMM_PLUGIN_PATH comes before the build folders: now the copy is the one loaded.
         let first = try Self.run(["plugins"], environment: ["VMM_PLUGIN_PATH": dir])
