@@ -5,6 +5,7 @@ let package = Package(
     name: "VMMKit",
     products: [
         .library(name: "VMMKit", targets: ["VMMKit"]),
+        .library(name: "VMMSnapshot", targets: ["VMMSnapshot"]),
         .executable(name: "vmm", targets: ["Launcher"]),
         .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
         .executable(name: "uart-console", targets: ["UARTConsole"]),
@@ -88,6 +89,9 @@ let package = Package(
         // controller and the host side of the AsyncPF plugin (state machine in AsyncPFCore,
         // KVM plumbing in VMMKit/AsyncPF).
         .target(name: "VMMAsyncPF", dependencies: ["VMMKit", "VMMPaging"]),
+        // Snapshot and restore: VM and vCPU state, the on-disk format, eager and lazy
+        // (demand-paged) restore. Docs/SnapshotFormat.md.
+        .target(name: "VMMSnapshot", dependencies: ["VMMKit", "VMMPaging", "CKVM"]),
         // The 16550A UART model: pure Swift, no VMMKit and no plugin SDK, so the same
         // code is unit-tested, wired in-process and wrapped as a dlopen'd plugin.
         .target(name: "UART16550", path: "Plugins/UART/Model"),
@@ -119,9 +123,16 @@ let package = Package(
             ],
             path: "Examples/Launcher"
         ),
+        // Restores a snapshot of the snapshot tests' guest in a process of its own.
+        .executableTarget(
+            name: "SnapshotRunner",
+            dependencies: ["VMMKit", "VMMSnapshot"],
+            path: "Tests/SnapshotRunner"
+        ),
         .testTarget(
             name: "VMMKitTests",
-            dependencies: ["VMMKit", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport", "CAsyncPFPlugin"]
+            dependencies: ["VMMKit", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport", "CAsyncPFPlugin",
+                           "VMMSnapshot"]
         ),
         .testTarget(
             name: "UARTTests",
