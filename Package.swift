@@ -7,6 +7,8 @@ let package = Package(
         .library(name: "VMMKit", targets: ["VMMKit"]),
         // Guest image loading (ELF64, Multiboot v1, flat) and boot-state setup.
         .library(name: "VMMLoader", targets: ["VMMLoader"]),
+        // Snapshot and restore: state capture, the on-disk format, eager/lazy restore.
+        .library(name: "VMMSnapshot", targets: ["VMMSnapshot"]),
         .executable(name: "vmm", targets: ["Launcher"]),
         .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
         .executable(name: "uart-console", targets: ["UARTConsole"]),
@@ -96,6 +98,9 @@ let package = Package(
         // controller and the host side of the AsyncPF plugin (state machine in AsyncPFCore,
         // KVM plumbing in VMMKit/AsyncPF).
         .target(name: "VMMAsyncPF", dependencies: ["VMMKit", "VMMPaging"]),
+        // Snapshot and restore: VM and vCPU state, the on-disk format, eager and lazy
+        // (demand-paged) restore. Docs/SnapshotFormat.md.
+        .target(name: "VMMSnapshot", dependencies: ["VMMKit", "VMMPaging", "CKVM"]),
         // The 16550A UART model: pure Swift, no VMMKit and no plugin SDK, so the same
         // code is unit-tested, wired in-process and wrapped as a dlopen'd plugin.
         .target(name: "UART16550", path: "Plugins/UART/Model"),
@@ -130,11 +135,18 @@ let package = Package(
         ),
         // The code samples of README.md, Plugins/README.md and the DocC articles, compiled
         // (see Examples/DocSamples/README.md; C samples: scripts/build-plugins).
-        .target(name: "DocSamples", dependencies: ["VMMKit", "VMMLoader", "VMMPaging"], path: "Examples/DocSamples/Swift"),
+        .target(name: "DocSamples", dependencies: ["VMMKit", "VMMLoader", "VMMPaging", "VMMSnapshot"], path: "Examples/DocSamples/Swift"),
         .target(name: "DocSamplePlugins", dependencies: ["VMMPluginKit", "CVMMPlugin"], path: "Examples/DocSamples/Plugins"),
+        // Restores a snapshot of the snapshot tests' guest in a process of its own.
+        .executableTarget(
+            name: "SnapshotRunner",
+            dependencies: ["VMMKit", "VMMSnapshot"],
+            path: "Tests/SnapshotRunner"
+        ),
         .testTarget(
             name: "VMMKitTests",
-            dependencies: ["VMMKit", "VMMLoader", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport", "CAsyncPFPlugin"]
+            dependencies: ["VMMKit", "VMMLoader", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport", "CAsyncPFPlugin",
+                           "VMMSnapshot"]
         ),
         .testTarget(
             name: "UARTTests",

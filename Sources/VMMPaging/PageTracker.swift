@@ -55,6 +55,12 @@ final class PageTracker: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
+    /// Indices of the pages present now (a restore's working set, sampled).
+    var presentIndices: [Int] {
+        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        return states.indices.filter { states[$0] == .present }
+    }
+
     var presentCount: Int {
         pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
         return states.reduce(0) { $0 + ($1 == .present ? 1 : 0) }

@@ -201,5 +201,6 @@ _Static_assert(offsetof(struct ckvm_msrs, entries) == offsetof(struct kvm_msrs, 
  * this header notices when one of them changes or a new one is added. */
 #include "ckvm_async_pf.h"
 #include "ckvm_fastpath.h"
+#include "ckvm_snapshot.h"
 
 #endif /* CKVM_H */

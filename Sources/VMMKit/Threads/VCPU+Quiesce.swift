@@ -1,0 +1,34 @@
+import CKVM
+import Glibc
+import SystemPackage
+
+/// What a VMM does to a stopped or paused VM before reading its state for a snapshot.
+extension VCPU {
+    /// Finishes an I/O or MMIO exit whose completion is still in `kvm_run`: the kernel
+    /// applies IN/MMIO-read data (and advances RIP) only on the next `KVM_RUN`, so the
+    /// registers read before that are mid-instruction. One `KVM_RUN` with
+    /// `immediate_exit = 1` completes it and returns EINTR at once without running the
+    /// guest (Documentation/virt/kvm/api.rst, KVM_RUN). The vCPU must be paused or stopped.
+    public func completePendingIO() throws(VMMError) {
+        let fd = try liveFD()
+        guard !isRunning || isPaused else { throw .invalidArgument("vCPU \(id) is running: pause it before reading its state") }
+        runPage.pointee.immediate_exit = 1
+        let rc = ckvm_ioctl_value(fd, CKVM_RUN, 0)
+        let err = Errno.current
+        // Paused vCPUs keep immediate_exit set until resumed (the kick); stopped ones get it cleared.
+        if !isPaused { runPage.pointee.immediate_exit = 0 }
+        guard rc < 0, err == .interrupted || err == .resourceTemporarilyUnavailable else {
+            throw .ioctlFailed(name: "KVM_RUN with immediate_exit (vCPU \(id), completing pending I/O; rc \(rc))", errno: err)
+        }
+    }
+}
+
+extension VirtualMachine {
+    /// Replays the writes still queued in the coalesced ring through `dispatcher` (on
+    /// `vcpu`'s behalf), so a device's state includes them. Returns a handler's stop
+    /// reason, if one stopped. No-op without coalesced zones.
+    public func drainCoalescedRing(_ dispatcher: ExitDispatcher, on vcpu: VCPU) -> StopReason? {
+        guard coalescedRing.active.load(ordering: .acquiring) else { return nil }
+        return coalescedRing.drain(dispatcher, on: vcpu)
+    }
+}

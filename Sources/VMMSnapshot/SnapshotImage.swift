@@ -1,0 +1,109 @@
+import Glibc
+import VMMKit
+
+/// A snapshot directory opened for restore: the manifest, every state file read and
+/// verified (size, checksum, records), the memory file opened read-only and its size
+/// checked. Opening changes nothing on disk.
+public final class SnapshotImage: @unchecked Sendable {
+    public let path: String
+    public let manifest: SnapshotManifest
+    public let state: VMState
+    public let devices: [DeviceState]
+    /// Pages to prefetch at restore (guest-physical, page aligned), if recorded.
+    public let workingSet: [UInt64]
+    let memoryFD: Int32
+    public var memoryPath: String { path + "/" + SnapshotManifest.memoryFileName }
+
+    public init(path: String) throws(SnapshotError) {
+        self.path = path
+        let manifest = try SnapshotManifest.parse(
+            try SnapshotFiles.read(path + "/manifest", limit: SnapshotManifest.maxSize, in: path), path: path + "/manifest")
+        func load(_ f: SnapshotManifest.FileEntry) throws(SnapshotError) -> [UInt8] {
+            let file = path + "/" + f.name
+            let bytes = try SnapshotFiles.read(file, limit: SnapshotManifest.maxStateFileSize, in: path)
+            guard UInt64(bytes.count) == f.size else {
+                throw .invalid(path: path, "\(f.name) has \(bytes.count) bytes; the manifest says \(f.size) (truncated or replaced)")
+            }
+            let sum = bytes.withUnsafeBytes(fnv1a64)
+            guard sum == f.checksum else {
+                throw .invalid(path: path, "\(f.name) is corrupt: checksum \(hex(sum)), the manifest says \(hex(f.checksum))")
+            }
+            return bytes
+        }
+        var state = VMState(irqchip: nil, pit: nil, clock: nil, regions: manifest.regions, vcpus: [])
+        try state.decodeDevices(try load(manifest.stateFiles[0]), path: path + "/vm.state")
+        for (i, f) in manifest.stateFiles.dropFirst().enumerated() {
+            let v = try VCPUState.decode(try load(f), id: UInt32(i), path: path + "/" + f.name)
+            state.vcpus.append(v)
+        }
+        var ws: [UInt64] = []
+        if let w = manifest.workingSet {
+            var r = ByteReader(try load(w), path: path + "/" + w.name)
+            let count = Int(try r.read(UInt32.self))
+            guard r.remaining == count * 8 else { throw r.fail("working set counts \(count) pages but holds \(r.remaining) bytes") }
+            for _ in 0..<count {
+                let gpa: UInt64 = try r.read()
+                guard gpa % GuestMemory.pageSize == 0, manifest.regions.contains(where: { gpa >= $0.guestAddress && gpa - $0.guestAddress < $0.size }) else {
+                    throw r.fail("working-set page \(hex(gpa)) is not a page of a region")
+                }
+                ws.append(gpa)
+            }
+        }
+        self.workingSet = ws
+        self.devices = try manifest.devices.map { d throws(SnapshotError) in DeviceState(name: d.name, version: d.version, bytes: try load(d.file)) }
+        let memory = path + "/" + SnapshotManifest.memoryFileName
+        let fd = open(memory, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw .invalid(path: path, "\(SnapshotManifest.memoryFileName) is missing") }
+            throw SnapshotFiles.systemError("open of", memory)
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { close(fd); throw SnapshotFiles.systemError("fstat of", memory) }
+        guard st.st_size >= 0, UInt64(st.st_size) == manifest.memorySize else {
+            close(fd)
+            throw .invalid(path: path, "\(SnapshotManifest.memoryFileName) has \(st.st_size) bytes; the manifest says \(manifest.memorySize) (truncated?)")
+        }
+        self.memoryFD = fd
+        self.manifest = manifest
+        self.state = state
+    }
+
+    deinit { close(memoryFD) }
+
+    /// What a vCPU given the supported CPUID actually reports on this host. Some hosts
+    /// (kvm_pvm, whose ring 3 runs natively) report the real CPU's features there,
+    /// beyond `KVM_GET_SUPPORTED_CPUID`; a snapshot taken on such a host has them.
+    static func effectiveCPUID(_ kvm: KVM) throws(SnapshotError) -> [CPUIDEntry] {
+        do {
+            let vm = try kvm.createVM()
+            defer { vm.close() }
+            let vcpu = try vm.createVCPU()
+            try vcpu.configureCPUID(kvm)
+            return try VCPUState.captureCPUID(vcpu.fd)
+        } catch let error as SnapshotError {
+            throw error
+        } catch let error as VMMError {
+            throw .system(error)
+        } catch {
+            throw .refused("\(error)")
+        }
+    }
+
+    /// Refuses, naming the first mismatch, a snapshot this host cannot honour: a KVM
+    /// capability it lacks or a CPUID feature it cannot offer.
+    public func checkCompatibility(with kvm: KVM) throws(SnapshotError) {
+        for name in manifest.capabilities {
+            guard let cap = StateCapability(rawValue: name), kvm.hasExtension(cap.number) else {
+                throw .incompatible(path: path, "this kernel lacks \(name), which the snapshot's state needs")
+            }
+        }
+        let supported: [CPUIDEntry], effective: [CPUIDEntry]
+        do { supported = try kvm.supportedCPUID() } catch { throw .system(error) }
+        effective = try Self.effectiveCPUID(kvm)
+        for v in state.vcpus {
+            if let mismatch = CPUIDCompatibility.firstMismatch(saved: v.cpuid, supported: supported, effective: effective) {
+                throw .incompatible(path: path, "vCPU \(v.id): \(mismatch)")
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Glibc
+import VMMKit
+
+/// A device's or plugin's own state, saved next to the VM's (`device` lines).
+public struct DeviceState: Sendable, Equatable {
+    public var name: String
+    public var version: UInt32
+    public var bytes: [UInt8]
+    public init(name: String, version: UInt32, bytes: [UInt8]) {
+        self.name = name
+        self.version = version
+        self.bytes = bytes
+    }
+}
+
+/// Writes a snapshot directory: into `DIR.partial-PID` first, renamed to `DIR` only
+/// when every file is written and synced, so `DIR` either is a whole snapshot or does
+/// not exist. An existing `DIR` is never overwritten.
+public enum SnapshotWriter {
+    public struct Summary: Sendable, Equatable {
+        /// Bytes of guest memory and how many of them were written (non-zero pages).
+        public var memoryBytes: UInt64
+        public var dataBytes: UInt64
+    }
+
+    @discardableResult
+    public static func write(_ state: VMState, memory: GuestMemory, devices: [DeviceState] = [],
+                             workingSet: [UInt64]? = nil, to dir: String) throws(SnapshotError) -> Summary {
+        guard !SnapshotFiles.exists(dir) else { throw .refused("\(dir) already exists; a snapshot never overwrites one") }
+        var seen = Set<String>()
+        for d in devices where !seen.insert(d.name).inserted { throw .refused("two devices save state under the name '\(d.name)'") }
+        let partial = "\(dir).partial-\(getpid())"
+        guard mkdir(partial, 0o755) == 0 else { throw SnapshotFiles.systemError("mkdir of", partial) }
+        do throws(SnapshotError) {
+            var manifest = SnapshotManifest()
+            manifest.vcpuCount = state.vcpus.count
+            manifest.capabilities = state.requiredCapabilities.map(\.rawValue)
+            manifest.regions = state.regions
+            manifest.memorySize = state.regions.map { $0.fileOffset + $0.size }.max() ?? 0
+            let summary = try writeMemory(state.regions, memory, size: manifest.memorySize, to: partial + "/" + SnapshotManifest.memoryFileName)
+            func put(_ name: String, _ bytes: [UInt8]) throws(SnapshotError) -> SnapshotManifest.FileEntry {
+                try SnapshotFiles.create(partial + "/" + name, bytes)
+                return .init(name: name, size: UInt64(bytes.count), checksum: bytes.withUnsafeBytes(fnv1a64))
+            }
+            manifest.stateFiles.append(try put("vm.state", state.encodedDevices()))
+            for (i, v) in state.vcpus.enumerated() { manifest.stateFiles.append(try put("vcpu\(i).state", v.encoded())) }
+            for d in devices {
+                manifest.devices.append(.init(name: d.name, version: d.version, file: try put("device-\(d.name).state", d.bytes)))
+            }
+            if let workingSet {
+                var w = ByteWriter()
+                w.append(UInt32(workingSet.count))
+                for gpa in workingSet { w.append(gpa) }
+                manifest.workingSet = try put("working-set", w.bytes)
+            }
+            try SnapshotFiles.create(partial + "/manifest", Array(manifest.text().utf8))
+            guard rename(partial, dir) == 0 else { throw SnapshotFiles.systemError("rename to", dir) }
+            return summary
+        } catch {
+            SnapshotFiles.removeTree(partial)
+            throw error
+        }
+    }
+
+    /// Guest memory, sparse: runs of non-zero pages are written, zero pages left as
+    /// holes (the file is sized first, so a hole reads back as zeros).
+    static func writeMemory(_ regions: [RegionLayout], _ memory: GuestMemory, size: UInt64, to path: String) throws(SnapshotError) -> Summary {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SnapshotFiles.systemError("create of", path) }
+        defer { close(fd) }
+        guard ftruncate(fd, off_t(size)) == 0 else { throw SnapshotFiles.systemError("ftruncate of", path) }
+        let page = Int(GuestMemory.pageSize)
+        let zero = UnsafeMutableRawPointer.allocate(byteCount: page, alignment: page)
+        defer { zero.deallocate() }
+        memset(zero, 0, page)
+        var data: UInt64 = 0
+        for layout in regions {
+            guard let region = memory.regions.first(where: { $0.name == layout.name }), region.size == layout.size else {
+                throw .refused("memory region '\(layout.name)' changed while the snapshot was taken")
+            }
+            let pages = Int(region.size) / page
+            var runStart: Int? = nil
+            for p in 0...pages {
+                let isData = p < pages && memcmp(region.hostAddress + p * page, zero, page) != 0
+                if isData, runStart == nil { runStart = p }
+                if !isData, let start = runStart {
+                    let bytes = (p - start) * page
+                    try SnapshotFiles.writeAll(fd, region.hostAddress + start * page, bytes, at: layout.fileOffset + UInt64(start * page), path: path)
+                    data += UInt64(bytes)
+                    runStart = nil
+                }
+            }
+        }
+        guard fsync(fd) == 0 else { throw SnapshotFiles.systemError("fsync of", path) }
+        return Summary(memoryBytes: size, dataBytes: data)
+    }
+}
