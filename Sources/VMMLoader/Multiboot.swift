@@ -65,6 +65,9 @@ struct Multiboot {
                 throw LoaderError(.image, "\(path): Multiboot load addresses are inconsistent")
             }
             let fileStart = UInt64(header.offset) - (headerAddr - loadAddr)
+            guard loadEnd == 0 || loadEnd >= loadAddr else {
+                throw LoaderError(.image, "\(path): Multiboot load_end_addr \(hex(loadEnd)) is below load_addr \(hex(loadAddr))")
+            }
             let size = loadEnd == 0 ? UInt64(bytes.count) - fileStart : loadEnd - loadAddr
             guard fileStart + size <= UInt64(bytes.count) else {
                 throw LoaderError(.image, "\(path): truncated: Multiboot load_end_addr needs \(size) bytes from offset \(hex(fileStart))")
@@ -79,16 +82,20 @@ struct Multiboot {
         var flags: UInt32 = 0x1 // mem_lower/mem_upper
         let ramKiB = loader.ramSize >> 10
         try put(UInt32(639), at: Self.info + 4)
-        try put(UInt32(min(ramKiB - 1024, UInt64(UInt32.max))), at: Self.info + 8)
+        try put(UInt32(min(ramKiB > 1024 ? ramKiB - 1024 : 0, UInt64(UInt32.max))), at: Self.info + 8)
         let cmdline = [path, request.append].compactMap { $0 }.joined(separator: " ")
         guard cmdline.utf8.count < 1024 else { throw LoaderError(.request, "the command line (image path and append) is longer than 1023 bytes") }
         try loader.write(Array(cmdline.utf8) + [0], at: Self.cmdline)
         try put(UInt32(Self.cmdline), at: Self.info + 16)
         flags |= 0x4
         if let initrd = request.initrd {
-            let module = try readFile(initrd, what: "module (initrd)")
+            let module = try readFile(initrd, what: "module (initrd)", limit: loader.ramSize)
             let start = (kernelEnd + 0xfff) & ~0xfff
             try loader.checkPlacement(start, UInt64(module.count), what: "\(initrd): module (initrd)")
+            // The module list holds 32-bit addresses.
+            guard start + UInt64(module.count) <= 1 << 32 else {
+                throw LoaderError(.image, "\(initrd): module (initrd) [\(hex(start))..<\(hex(start + UInt64(module.count)))] ends above 4 GiB, out of Multiboot's reach")
+            }
             try loader.write(module, at: start)
             let name = Array(String(initrd.split(separator: "/").last ?? "").utf8.prefix(200)) + [0]
             try loader.write(name, at: Self.moduleName)

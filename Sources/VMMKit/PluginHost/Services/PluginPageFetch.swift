@@ -17,7 +17,8 @@ final class PageStaging {
 
     /// Copies a write that lies inside the page; false (untouched) otherwise.
     func take(_ address: UInt64, _ source: UnsafeRawPointer, _ length: Int) -> Bool {
-        guard address >= gpa, address - gpa + UInt64(length) <= UInt64(buffer.count) else { return false }
+        guard length >= 0, address >= gpa, address - gpa <= UInt64(buffer.count),
+              UInt64(length) <= UInt64(buffer.count) - (address - gpa) else { return false }
         let offset = Int(address - gpa)
         (buffer.baseAddress! + offset).copyMemory(from: source, byteCount: length)
         for i in offset..<(offset + length) { written[i >> 6] |= 1 << UInt64(i & 63) }
