@@ -201,3 +201,29 @@ struct HostileInputTests {
         #expect(r.status == 1)
     }
 }
+
+/// Hostile recordings (no KVM needed: replay runs on a scripted vCPU).
+@Suite("Hostile input: exit recordings")
+struct HostileRecordingTests {
+    @Test("a recording whose bytes land outside kvm_run is refused before replay, naming entry and offset")
+    func patchOutsideBuffer() throws {
+        for (offset, expected) in [("12287", "writes 2 bytes at offset 12287"), ("9223372036854775807", "writes 2 bytes at offset 9223372036854775807"),
+                                   ("-4", "writes 2 bytes at offset -4")] {
+            let recording = try ExitRecording(parsing: "vmmkit-exit-recording v1\nentry 0 rc=0 errno=0 core=? kernel=\(offset):0102\n")
+            #expect(throws: VMMError.invalidArgument("recording: entry 0 of vCPU 0 \(expected), outside kvm_run (12288 bytes)")) {
+                _ = try ScriptedVCPU(replaying: recording, vcpu: 0)
+            }
+        }
+    }
+
+    @Test("a FIFO given as a recording is refused at once, not waited on")
+    func fifoRecording() throws {
+        let fifo = NSTemporaryDirectory() + "vmm-fifo-\(getpid())-recording"
+        unlink(fifo)
+        try #require(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        #expect(throws: VMMError.invalidArgument("recording \(fifo): not a regular file")) {
+            _ = try ExitRecording.load(from: fifo)
+        }
+    }
+}
