@@ -15,7 +15,7 @@ public enum FileBytes {
             throw LoaderError(.image, "not a regular file (\(fileType(st.st_mode)))")
         }
         guard st.st_size >= 0, UInt64(st.st_size) <= limit else {
-            throw LoaderError(.image, "\(st.st_size) bytes, more than the \(limit) that fit")
+            throw LoaderError(.image, "too large: \(st.st_size) bytes (at most \(limit))")
         }
         let size = Int(st.st_size)
         var bytes = [UInt8](repeating: 0, count: size)

@@ -100,6 +100,17 @@ struct HostileInputTests {
         }
     }
 
+    @Test("an image larger than guest RAM is refused before it is read into memory")
+    func imageLargerThanRAM() throws {
+        let path = try VMMProcess.temp("huge.bin", [UInt8](repeating: 0xf4, count: 3 << 20))
+        defer { unlink(path) }
+        let (vm, loader) = try Self.vm(ram: 2 << 20)
+        defer { vm.close() }
+        #expect(throws: LoaderError(.image, "\(path): cannot read image: too large: 3145728 bytes (at most 2097152)")) {
+            try loader.load(ImageRequest(path: path, loadAddress: 0x10000))
+        }
+    }
+
     @Test("launcher: FIFOs as image, --config and --initrd end with their status and one line")
     func fifoLauncher() throws {
         let fifo = NSTemporaryDirectory() + "vmm-fifo-\(getpid())-launcher"
