@@ -91,7 +91,8 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
 #elif defined(VARIANT_RANGES)
 /* Claims one hostile range, picked by config: "" (the default, what `vmm plugins`
  * uses) an MMIO range ending exactly at 2^64, "pio" a port range ending at 2^64,
- * "ram" an MMIO range over guest RAM at 1 MiB. The host must refuse each. */
+ * "ram" an MMIO range over guest RAM at 1 MiB, "allpio" all 0x10000 ports. The host
+ * must refuse each. */
 static vmm_verdict_t never_handled(void *user, vmm_exit_t *ex) { (void)user; (void)ex; return VMM_NOT_MINE; }
 static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
 {
@@ -105,6 +106,10 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
         d.exit_class = VMM_EXIT_PIO;
     } else if (config && strcmp(config, "ram") == 0) {
         d.base = 0x100000;
+    } else if (config && strcmp(config, "allpio") == 0) {
+        d.exit_class = VMM_EXIT_PIO;
+        d.base = 0;
+        d.length = 0x10000;
     }
     d.flags = VMM_HANDLER_EXCLUSIVE;
     d.handle = never_handled;

@@ -174,6 +174,15 @@ struct HostileInputTests {
             + "\(space) range at 0xfffffffffffff000 with length 0x1000 runs past 0xffffffffffffffff\n")
     }
 
+    @Test("a plugin port range of all 0x10000 ports is refused (the dispatcher counts ports in 16 bits)")
+    func allPorts() throws {
+        let fixture = PluginFixtures.fixture("RANGES")
+        let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--plugin", "\(fixture),allpio"])
+        #expect(r.status == 8)
+        #expect(r.stderr == "vmm: plugin 'org.vmmkit.test.fixture' (\(fixture)): init failed: org.vmmkit.test.fixture 'hostile-range' (\(fixture)): "
+            + "port range 0x0+0x10000 covers more than 0xffff ports\n")
+    }
+
     @Test("vmm plugins on that plugin lists it and says why its handlers are unknown")
     func pluginsCommandOnRangeAtTop() throws {
         let fixture = PluginFixtures.fixture("RANGES")

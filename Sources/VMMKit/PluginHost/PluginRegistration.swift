@@ -60,6 +60,10 @@ enum PluginRegistration {
                 guard length <= 0x10000, start <= 0x10000 - length else {
                     return refuse(EINVAL, "\(owner): port range \(hex(start))+\(length) runs past port 0xffff")
                 }
+                // The dispatcher counts ports in 16 bits (found by Fuzz/fuzz-plugin-entry).
+                guard length <= 0xffff else {
+                    return refuse(EINVAL, "\(owner): port range \(hex(start))+\(hex(length)) covers more than 0xffff ports")
+                }
                 try plugin.dryPIO.insert(start: start, length: length, priority: desc.priority, exclusive: exclusive,
                                          owner: owner, unit: "port", handler: { _, _ in .notMine })
             case VMM_EXIT_MMIO.rawValue:
