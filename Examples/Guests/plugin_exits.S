@@ -5,13 +5,13 @@
 
     .code64
 
-/* The ScratchDevice plugin (ports 0x500.., MMIO 0xd0001000..): writes through both
+/* The ScratchDevice plugin (ports 0x540.., MMIO 0xd0001000..): writes through both
  * windows, reads back through the other one.
- *   0x20000 <- in port 0x502 (4 bytes)   = register 2, written via MMIO
+ *   0x20000 <- in port 0x542 (4 bytes)   = register 2, written via MMIO
  *   0x20008 <- MMIO read of 8 bytes at +0 = registers 0 and 1, written via PIO
- *   0x20010 <- in port 0x501 (1 byte)    */
+ *   0x20010 <- in port 0x541 (1 byte)    */
 BEGIN(plugin_scratch)
-    mov $0x500, %dx
+    mov $0x540, %dx
     mov $0x11223344, %eax
     out %eax, %dx              /* register 0 */
     inc %dx
@@ -20,21 +20,21 @@ BEGIN(plugin_scratch)
     mov $0xd0001000, %ebx
     movabs $0x8877665544332211, %rax
     mov %rax, 8(%rbx)          /* registers 2 and 3 */
-    mov $0x502, %dx
+    mov $0x542, %dx
     in %dx, %eax
     mov %rax, 0x20000
     mov (%rbx), %rax
     mov %rax, 0x20008
-    mov $0x501, %dx
+    mov $0x541, %dx
     xor %eax, %eax
     in %dx, %al
     mov %rax, 0x20010
     hlt
 END(plugin_scratch)
 
-/* The scratch device's fault port (0x510): the handler fails; the hlt is never reached. */
+/* The scratch device's fault port (0x550): the handler fails; the hlt is never reached. */
 BEGIN(plugin_scratch_fault)
-    mov $0x510, %dx
+    mov $0x550, %dx
     mov $0xbad, %eax
     out %eax, %dx
     hlt

@@ -1,23 +1,6 @@
 import Glibc
 import VMMKit
 
-/// Where the guest console goes (`--serial`).
-enum SerialTarget: Equatable {
-    case stdio
-    case file(String)
-    case none
-
-    init?(_ text: String) {
-        switch text {
-        case "stdio": self = .stdio
-        case "none": self = .none
-        default:
-            guard text.hasPrefix("file:"), text.count > 5 else { return nil }
-            self = .file(String(text.dropFirst(5)))
-        }
-    }
-}
-
 /// A minimal output-only COM1 used when the UART plugin is not loaded: THR writes go
 /// to the serial target; LSR always reads "transmitter empty"; DLAB is honoured so a
 /// divisor write does not print.

@@ -1,5 +1,4 @@
 import Foundation
-import VMMLoader
 
 /// Everything `vmm run` needs, merged from `--config FILE` (JSON) and flags (which win).
 ///
@@ -33,13 +32,23 @@ struct LaunchOptions: Equatable {
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
+    /// The config file these options came from, and the keys it set that no flag
+    /// overrode: a range error in one of them names the file's key (status 4), not a flag.
+    var configFile: String?
+    var fromConfig: Set<String> = []
+
     var useIRQChip: Bool { irqchip ?? true }
 
-    /// Reads a JSON config file; every problem names the file and the key.
-    static func load(configFile path: String) throws(LauncherError) -> LaunchOptions {
+    /// The longest `--max-seconds` / `maxSeconds` (about 31 years): any finite deadline
+    /// the watchdog can compute without overflow, and inf or NaN refused.
+    static let maxSecondsLimit = 1e9
+
+    static func validSeconds(_ s: Double) -> Bool { s > 0 && s <= maxSecondsLimit }
+
+    /// Parses a JSON config (the bytes of `path`, named in errors); every problem names
+    /// the file and the key. Pure: no I/O, so a fuzz target links it (Fuzz/).
+    static func parse(_ bytes: [UInt8], path: String) throws(LauncherError) -> LaunchOptions {
         func bad(_ why: String) -> LauncherError { LauncherError(.config, "\(path): \(why)") }
-        let bytes: [UInt8]
-        do { bytes = try FileBytes.read(path) } catch { throw bad("cannot read: \(error)") }
         let dict: [String: JSONValue]
         do { dict = try JSONDecoder().decode([String: JSONValue].self, from: Data(bytes)) } catch {
             throw bad("malformed JSON or not an object (\(JSONValue.summary(of: error)))")
@@ -100,7 +109,9 @@ struct LaunchOptions: Equatable {
         o.stats = try bool("stats") ?? false
         o.strictIO = try bool("strictIO") ?? false
         if dict["maxSeconds"] != nil {
-            guard let n = number("maxSeconds"), n > 0 else { throw bad("'maxSeconds' must be a positive number") }
+            guard let n = number("maxSeconds"), validSeconds(n) else {
+                throw bad("'maxSeconds' must be a positive number of seconds, at most \(Int(maxSecondsLimit))")
+            }
             o.maxSeconds = n
         }
         o.append = try string("append")
@@ -115,6 +126,8 @@ struct LaunchOptions: Equatable {
             guard logLevels.contains(l) else { throw bad("'logLevel' must be one of \(logLevels.joined(separator: ", "))") }
             o.logLevel = l
         }
+        o.configFile = path
+        o.fromConfig = Set(dict.keys)
         return o
     }
 }

@@ -23,11 +23,11 @@ struct Launcher {
         let lowRAM = min(o.memory, Self.holeStart)
         let highRAM = o.memory - lowRAM
         guard highRAM <= Self.maxHighRAM else {
-            throw LauncherError(.usage, "--memory \(Sizes.describe(o.memory)) is above the \(Sizes.describe(Self.holeStart + Self.maxHighRAM)) this launcher maps")
+            throw o.rangeError(key: "memory", flag: "memory", "\(Sizes.describe(o.memory)) is above the \(Sizes.describe(Self.holeStart + Self.maxHighRAM)) this launcher maps")
         }
-        guard o.memory >= 2 << 20 else { throw LauncherError(.usage, "--memory must be at least 2M") }
+        guard o.memory >= 2 << 20 else { throw o.rangeError(key: "memory", flag: "memory", "must be at least 2M") }
         if o.vcpus > 1 && !o.useIRQChip {
-            throw LauncherError(.usage, "--vcpus \(o.vcpus) needs --irqchip kernel: application processors are started with INIT/SIPI")
+            throw o.rangeError(key: "vcpus", flag: "vcpus", "\(o.vcpus) needs irqchip kernel: application processors are started with INIT/SIPI")
         }
         let kvm: KVM
         do { kvm = try KVM.open() } catch { throw LauncherError(.host, error.description) }
@@ -47,6 +47,12 @@ struct Launcher {
                                    entry: o.entry, flatMode: o.mode)
         let boot: BootEntry
         do { boot = try ImageLoader(memory: vm.memory, ramSize: lowRAM, highRAMSize: highRAM).load(request) } catch {
+            // A request error (entry, load address, mode, command line) is a config
+            // error when the config file alone asked for it.
+            let asked: Set<String> = ["loadAddr", "entry", "mode", "append"]
+            if error.kind == .request, let file = o.configFile, !o.fromConfig.isDisjoint(with: asked) {
+                throw LauncherError(.config, "\(file): \(error.message)")
+            }
             throw LauncherError(error.kind == .image ? .image : .usage, error.message)
         }
         log.info("loaded \(o.image!): \(boot)")
@@ -172,9 +178,15 @@ final class Watchdog: @unchecked Sendable {
     private func wait() {
         var deadline = timespec()
         clock_gettime(CLOCK_REALTIME, &deadline)
-        let total = Double(deadline.tv_sec) + Double(deadline.tv_nsec) / 1e9 + seconds
-        deadline.tv_sec = Int(total)
-        deadline.tv_nsec = Int((total - Double(Int(total))) * 1e9)
+        // Whole seconds and nanoseconds apart, clamped: no Double-to-Int conversion can
+        // trap, whatever `seconds` is (the options refuse more than 1e9 anyway).
+        let clamped = seconds.isFinite ? min(max(seconds, 0), LaunchOptions.maxSecondsLimit) : LaunchOptions.maxSecondsLimit
+        let whole = Int(clamped.rounded(.down))
+        var nanos = deadline.tv_nsec + Int((clamped - Double(whole)) * 1e9)
+        var secs = deadline.tv_sec + whole
+        if nanos >= 1_000_000_000 { nanos -= 1_000_000_000; secs += 1 }
+        deadline.tv_sec = secs
+        deadline.tv_nsec = nanos
         pthread_mutex_lock(&lock)
         while !done {
             if pthread_cond_timedwait(&cond, &lock, &deadline) == ETIMEDOUT { fired = true; break }

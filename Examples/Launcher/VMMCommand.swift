@@ -93,7 +93,9 @@ struct Run: ParsableCommand {
         if stats { o.stats = true }
         if strictIO { o.strictIO = true }
         if let maxSeconds {
-            guard maxSeconds > 0 else { throw LauncherError(.usage, "--max-seconds must be positive") }
+            guard LaunchOptions.validSeconds(maxSeconds) else {
+                throw LauncherError(.usage, "--max-seconds must be a positive number of seconds, at most \(Int(LaunchOptions.maxSecondsLimit)), not \(maxSeconds)")
+            }
             o.maxSeconds = maxSeconds
         }
         if let append { o.append = append }
@@ -116,6 +118,11 @@ struct Run: ParsableCommand {
             }
             o.logLevel = logLevel
         }
+        // A flag given overrides the file's key: errors in it name the flag.
+        let flagged: [(String, Bool)] = [("memory", memory != nil), ("vcpus", vcpus != nil), ("irqchip", irqchip != nil),
+                                         ("maxSeconds", maxSeconds != nil), ("append", append != nil),
+                                         ("loadAddr", loadAddr != nil), ("entry", entry != nil), ("mode", mode != nil)]
+        for (key, given) in flagged where given { o.fromConfig.remove(key) }
         guard o.image != nil else { throw LauncherError(.usage, "no image: give IMAGE or 'image' in --config") }
         return o
     }

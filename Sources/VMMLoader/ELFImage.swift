@@ -41,7 +41,11 @@ public struct ELFImage: Sendable {
         let minimum = is64 ? 56 : 32
         guard phnum > 0 else { throw bad("no program headers") }
         guard phentsize >= minimum else { throw bad("program header size \(phentsize) is below \(minimum)") }
-        let tableEnd = phoff + UInt64(phentsize * phnum)
+        // phentsize * phnum fits (both are 16-bit); phoff is the file's and may be anything.
+        let (tableEnd, overflow) = phoff.addingReportingOverflow(UInt64(phentsize * phnum))
+        guard !overflow else {
+            throw bad("program header offset \(hex(phoff)) plus \(phnum) entries of \(phentsize) bytes runs past 2^64")
+        }
         guard phoff < UInt64(bytes.count), tableEnd <= UInt64(bytes.count) else {
             throw bad("truncated: the program headers need bytes up to \(hex(tableEnd)) but the file has \(hex(bytes.count))")
         }

@@ -3,12 +3,20 @@ import SystemPackage
 
 /// Whole-file reads with swift-system (errors carry the errno).
 public enum FileBytes {
-    public static func read(_ path: String) throws -> [UInt8] {
-        let fd = try FileDescriptor.open(FilePath(path), .readOnly)
+    /// Reads a regular file of at most `limit` bytes. The file is opened with O_NONBLOCK
+    /// and checked with fstat before any read, so a FIFO, a device or a directory is
+    /// refused at once instead of blocking in open() or read() forever.
+    public static func read(_ path: String, limit: UInt64 = UInt64(Int.max)) throws -> [UInt8] {
+        let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.nonBlocking, .closeOnExec])
         defer { try? fd.close() }
         var st = stat()
         guard fstat(fd.rawValue, &st) == 0 else { throw Errno(rawValue: errno) }
-        guard st.st_mode & S_IFMT == S_IFREG else { throw LoaderError(.image, "not a regular file") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw LoaderError(.image, "not a regular file (\(fileType(st.st_mode)))")
+        }
+        guard st.st_size >= 0, UInt64(st.st_size) <= limit else {
+            throw LoaderError(.image, "too large: \(st.st_size) bytes (at most \(limit))")
+        }
         let size = Int(st.st_size)
         var bytes = [UInt8](repeating: 0, count: size)
         var done = 0
@@ -20,5 +28,16 @@ public enum FileBytes {
             done += n
         }
         return Array(bytes.prefix(done))
+    }
+
+    static func fileType(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: "a FIFO"
+        case S_IFDIR: "a directory"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFSOCK: "a socket"
+        default: "mode \(String(mode, radix: 8))"
+        }
     }
 }

@@ -86,7 +86,7 @@ public struct ImageLoader: Sendable {
 
     /// Reads `request.path` and loads it; the returned entry state is for `VCPU.boot(_:)`.
     public func load(_ request: ImageRequest) throws(LoaderError) -> BootEntry {
-        try load(readFile(request.path, what: "image"), request)
+        try load(readFile(request.path, what: "image", limit: ramSize), request)
     }
 
     /// Loads an image already in memory (`request.path` only names it in errors).
@@ -113,18 +113,26 @@ public struct ImageLoader: Sendable {
     /// The long-mode stack top: the end of RAM below the 3 GiB MMIO hole.
     var defaultStack: UInt64 { min(ramSize, 0xc000_0000) - 0x10 }
 
-    /// Places every segment; returns the guest ranges they occupy.
+    /// Copies each segment's file bytes and returns the guest ranges the segments occupy.
+    /// Guest RAM starts zeroed (a fresh memfd or anonymous mapping), so the zero tail
+    /// (memsz past filesz, the BSS) is written only where an earlier segment of this image
+    /// put bytes: the work is bounded by the file's size, never by memsz, and demand-paged
+    /// pages stay untouched.
     @discardableResult
     func loadSegments(_ elf: ELFImage, _ bytes: [UInt8], path: String) throws(LoaderError) -> [Range<UInt64>] {
         var used: [Range<UInt64>] = []
+        var written: [Range<UInt64>] = []
         for s in elf.segments {
             try checkPlacement(s.physicalAddress, s.memorySize, what: "\(path): segment \(s.index)")
             used.append(s.physicalAddress..<s.physicalAddress + s.memorySize)
             let start = Int(s.fileOffset)
             try write(Array(bytes[start..<start + Int(s.fileSize)]), at: s.physicalAddress)
-            if s.memorySize > s.fileSize {
-                try write([UInt8](repeating: 0, count: Int(s.memorySize - s.fileSize)), at: s.physicalAddress + s.fileSize)
+            let zeroes = (s.physicalAddress + s.fileSize)..<(s.physicalAddress + s.memorySize)
+            for earlier in written where earlier.overlaps(zeroes) {
+                let overlap = earlier.clamped(to: zeroes)
+                try write([UInt8](repeating: 0, count: Int(overlap.count)), at: overlap.lowerBound)
             }
+            written.append(s.physicalAddress..<(s.physicalAddress + s.fileSize))
         }
         return used
     }
@@ -171,8 +179,9 @@ public struct ImageLoader: Sendable {
     }
 }
 
-func readFile(_ path: String, what: String) throws(LoaderError) -> [UInt8] {
-    do { return try FileBytes.read(path) } catch {
+/// Reads a whole regular file of at most `limit` bytes (larger cannot fit in guest RAM).
+func readFile(_ path: String, what: String, limit: UInt64) throws(LoaderError) -> [UInt8] {
+    do { return try FileBytes.read(path, limit: limit) } catch {
         throw LoaderError(.image, "\(path): cannot read \(what): \(error)")
     }
 }

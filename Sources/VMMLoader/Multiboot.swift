@@ -69,6 +69,9 @@ struct Multiboot {
                 throw LoaderError(.image, "\(path): Multiboot load addresses are inconsistent")
             }
             let fileStart = UInt64(header.offset) - (headerAddr - loadAddr)
+            guard loadEnd == 0 || loadEnd >= loadAddr else {
+                throw LoaderError(.image, "\(path): Multiboot load_end_addr \(hex(loadEnd)) is below load_addr \(hex(loadAddr))")
+            }
             let size = loadEnd == 0 ? UInt64(bytes.count) - fileStart : loadEnd - loadAddr
             guard fileStart + size <= UInt64(bytes.count) else {
                 throw LoaderError(.image, "\(path): truncated: Multiboot load_end_addr needs \(size) bytes from offset \(hex(fileStart))")
@@ -85,9 +88,13 @@ struct Multiboot {
         // structures into a window neither touches.
         var module: (start: UInt64, bytes: [UInt8], name: String)?
         if let initrd = request.initrd {
-            let bytes = try readFile(initrd, what: "module (initrd)")
+            let bytes = try readFile(initrd, what: "module (initrd)", limit: loader.ramSize)
             let start = (kernelEnd + 0xfff) & ~0xfff
             try loader.checkPlacement(start, UInt64(bytes.count), what: "\(initrd): module (initrd)")
+            // The module list holds 32-bit addresses.
+            guard start + UInt64(bytes.count) <= 1 << 32 else {
+                throw LoaderError(.image, "\(initrd): module (initrd) [\(hex(start))..<\(hex(start + UInt64(bytes.count)))] ends above 4 GiB, out of Multiboot's reach")
+            }
             try loader.write(bytes, at: start)
             used.append(start..<start + UInt64(bytes.count))
             module = (start, bytes, initrd)

@@ -77,4 +77,15 @@ public struct PluginConfig: Sendable {
         guard let parsed else { throw VMMPluginError("\(plugin): bad value '\(text)' for key '\(key)' (an integer)") }
         return parsed
     }
+
+    /// An I/O port (0...0xffff) with room for `count` ports from it, `fallback` when
+    /// absent: a value that does not fit is an error naming the key, never a trap.
+    public func port(_ key: String, default fallback: UInt16, count: Int = 1, plugin: String) throws -> UInt16 {
+        let value = try integer(key, default: UInt64(fallback), plugin: plugin)
+        guard count >= 1, count <= 0x10000, value <= UInt64(0x10000 - count) else {
+            let span = count == 1 ? "a port (0 to 0xffff)" : "a first port with room for \(count) ports below 0x10000"
+            throw VMMPluginError("\(plugin): bad value '\(self[key] ?? "")' for key '\(key)' (\(span))")
+        }
+        return UInt16(value)
+    }
 }

@@ -61,6 +61,63 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
         return NULL;
     return &instance_token;
 }
+#elif defined(VARIANT_DIV0)
+/* A handler with a bug: divides by the byte the guest writes to port 0x531, so a
+ * guest writing 0 kills the VMM with SIGFPE (the terminal must still be restored). */
+static vmm_verdict_t divide(void *user, vmm_exit_t *ex)
+{
+    volatile unsigned quotient;
+    (void)user;
+    quotient = 1000u / ex->pio.data[0];
+    (void)quotient;
+    return VMM_HANDLED;
+}
+static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
+{
+    vmm_handler_desc_t d;
+    (void)config;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.exit_class = VMM_EXIT_PIO;
+    d.base = 0x531;
+    d.length = 1;
+    d.flags = VMM_HANDLER_EXCLUSIVE;
+    d.handle = divide;
+    d.name = "divide";
+    if (host->register_handler(host->host_data, &d, error_out) != 0)
+        return NULL;
+    return &instance_token;
+}
+#elif defined(VARIANT_RANGES)
+/* Claims one hostile range, picked by config: "" (the default, what `vmm plugins`
+ * uses) an MMIO range ending exactly at 2^64, "pio" a port range ending at 2^64,
+ * "ram" an MMIO range over guest RAM at 1 MiB, "allpio" all 0x10000 ports. The host
+ * must refuse each. */
+static vmm_verdict_t never_handled(void *user, vmm_exit_t *ex) { (void)user; (void)ex; return VMM_NOT_MINE; }
+static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
+{
+    vmm_handler_desc_t d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.exit_class = VMM_EXIT_MMIO;
+    d.base = 0xfffffffffffff000ull;
+    d.length = 0x1000;
+    if (config && strcmp(config, "pio") == 0) {
+        d.exit_class = VMM_EXIT_PIO;
+    } else if (config && strcmp(config, "ram") == 0) {
+        d.base = 0x100000;
+    } else if (config && strcmp(config, "allpio") == 0) {
+        d.exit_class = VMM_EXIT_PIO;
+        d.base = 0;
+        d.length = 0x10000;
+    }
+    d.flags = VMM_HANDLER_EXCLUSIVE;
+    d.handle = never_handled;
+    d.name = "hostile-range";
+    if (host->register_handler(host->host_data, &d, error_out) != 0)
+        return NULL;
+    return &instance_token;
+}
 #else
 static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
 {

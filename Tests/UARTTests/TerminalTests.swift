@@ -109,18 +109,35 @@ struct TerminalTests {
         posix_spawnattr_setsigdefault(&attr, &all)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid = pid_t()
-        let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
+        // The Swift runtime's crash reporter would wait for a key on a terminal (its
+        // interactive mode) before the process dies of a fault signal.
+        var env: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=interactive=no")]
+        var e = environ
+        while let entry = e.pointee { env.append(strdup(entry)); e += 1 }
+        env.append(nil)
+        defer { env.forEach { free($0) } }
+        let rc = posix_spawn(&pid, path, &actions, &attr, argv, env)
         try #require(rc == 0)
         return pid
     }
 
     /// The child's wait status; after 60 s (a guard against a hang, not a speed bound)
-    /// it is killed and the failure recorded.
-    func wait(_ pid: pid_t) -> Int32 {
+    /// it is killed and the failure recorded. With `draining`, what the child writes to
+    /// the terminal meanwhile is read and returned (a crash report must not block on a
+    /// full pty).
+    func wait(_ pid: pid_t, draining pty: PTY? = nil) -> Int32 {
         var status: Int32 = 0
         for _ in 0..<6000 {
             if waitpid(pid, &status, WNOHANG) == pid { return status }
-            usleep(10_000)
+            if let pty {
+                var p = pollfd(fd: pty.master, events: Int16(POLLIN), revents: 0)
+                if poll(&p, 1, 10) > 0 {
+                    var buf = [UInt8](repeating: 0, count: 4096)
+                    _ = buf.withUnsafeMutableBytes { Glibc.read(pty.master, $0.baseAddress, $0.count) }
+                }
+            } else {
+                usleep(10_000)
+            }
         }
         Issue.record("uart-console did not end; killing it")
         kill(pid, SIGKILL)
@@ -144,17 +161,26 @@ struct TerminalTests {
         #expect(pty.isCooked)
     }
 
-    @Test("uart-console: SIGTERM while the guest waits for input still restores the terminal",
-          .enabled(if: KVMAvailability.present, KVMAvailability.reason))
-    func consoleKilled() throws {
+    /// SIGILL is what a Swift runtime trap raises, SIGFPE a plugin's divide by zero.
+    @Test("uart-console: a fatal signal while the guest waits for input still restores the terminal",
+          .enabled(if: KVMAvailability.present, KVMAvailability.reason),
+          arguments: [SIGTERM, SIGILL, SIGFPE, SIGTRAP, SIGPIPE])
+    func consoleKilled(signal: Int32) throws {
+        // No core files from the faults: the child inherits this limit.
+        var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
+        var saved = rlimit()
+        getrlimit(Int32(RLIMIT_CORE.rawValue), &saved)
+        noCore.rlim_max = saved.rlim_max
+        setrlimit(Int32(RLIMIT_CORE.rawValue), &noCore)
+        defer { setrlimit(Int32(RLIMIT_CORE.rawValue), &saved) }
         let pty = try PTY()
         defer { pty.close() }
         let pid = try spawnConsole(pty)
         _ = pty.read(until: "type a line: ")
         #expect(pty.isRaw)
-        kill(pid, SIGTERM)
-        let status = wait(pid)
-        #expect(status & 0x7f == SIGTERM) // killed by the signal, as without us
+        kill(pid, signal)
+        let status = wait(pid, draining: pty)
+        #expect(status & 0x7f == signal) // killed by the signal, as without us
         #expect(pty.isCooked)
     }
 
@@ -181,6 +207,39 @@ struct TerminalTests {
         #expect(pty.read(until: "you typed: vmm").contains("vmm\r\nyou typed: vmm"))
         let status = wait(pid)
         #expect(status & 0x7f == 0 && (status >> 8) & 0xff == (3 << 1 | 1)) // guest code 3, launcher status 7
+        #expect(pty.isCooked)
+    }
+
+    @Test("vmm launcher: a plugin's divide by zero (a real SIGFPE) ends vmm by that signal, the terminal restored",
+          .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+    func launcherPluginCrash() throws {
+        // Raise RTS, wait for a typed byte (LSR bit 0), then write 0 to the buggy
+        // plugin's port 0x531: it divides by it.
+        let image: [UInt8] = [0x66, 0xba, 0xfc, 0x03, 0xb0, 0x03, 0xee,             // MCR = DTR|RTS
+                              0x66, 0xba, 0xfd, 0x03, 0xec, 0xa8, 0x01, 0x74, 0xfb, // poll LSR.DR
+                              0x66, 0xba, 0x31, 0x05, 0x30, 0xc0, 0xee, 0xf4]       // out 0 -> 0x531; hlt
+        let path = "/tmp/uart-div0-\(getpid()).bin"
+        defer { unlink(path) }
+        let f = try #require(fopen(path, "w"))
+        fwrite(image, 1, image.count, f)
+        fclose(f)
+        let root = String(#filePath.split(separator: "/").dropLast(3).joined(separator: "/"))
+        let plugin = "/" + root + "/.build/plugins/fixtures/libDIV0.so"
+        try #require(access(plugin, R_OK) == 0, "\(plugin) is not built (scripts/build-plugins)")
+        var noCore = rlimit(), saved = rlimit()
+        getrlimit(Int32(RLIMIT_CORE.rawValue), &saved)
+        noCore.rlim_max = saved.rlim_max
+        setrlimit(Int32(RLIMIT_CORE.rawValue), &noCore)
+        defer { setrlimit(Int32(RLIMIT_CORE.rawValue), &saved) }
+        let pty = try PTY()
+        defer { pty.close() }
+        let pid = try spawnConsole(pty, ["run", path, "--load-addr", "0x100000", "--plugin", plugin], program: "vmm")
+        // The UART plugin takes the terminal raw at load; wait for that, then type.
+        for _ in 0..<6000 where !pty.isRaw { usleep(10_000) }
+        #expect(pty.isRaw)
+        pty.type("x")
+        let status = wait(pid, draining: pty)
+        #expect(status & 0x7f == SIGFPE)
         #expect(pty.isCooked)
     }
 }

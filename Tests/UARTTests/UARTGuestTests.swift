@@ -102,11 +102,14 @@ struct UARTGuestTests {
         try guest.dispatcher.registerPIO(port: 0x10, owner: "test") { _, _ in ready.mark(); return .handled }
         try guest.vcpu.start(guest.dispatcher)
         while !ready.marked { sleepMilliseconds(1) }
-        // One byte at a time, each after the guest took the previous interrupt: three
-        // separate interrupts, each one an edge on the line.
+        // One byte at a time, each after the guest's handler drained the previous one and
+        // found the FIFO empty (its count at 0x2000c): three separate interrupts, each one
+        // an edge on the line. Waiting only for the interrupt count (0x20008, bumped on
+        // entry) raced: a byte sent while the handler still drained was read in the same
+        // interrupt, and the next IIR read said "none pending".
         for (i, byte) in "hi\n".utf8.enumerated() {
             uart.receive([byte])
-            while try guest.vm.memory.read(0x20008, as: UInt32.self) < UInt32(i + 1) { sleepMilliseconds(1) }
+            while try guest.vm.memory.read(0x2000c, as: UInt32.self) < UInt32(i + 1) { sleepMilliseconds(1) }
         }
         #expect(guest.vcpu.join() == .guestExit(code: 3))
         #expect(text(uart.captured) == "hi\n")

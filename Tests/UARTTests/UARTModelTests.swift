@@ -183,3 +183,31 @@ struct UARTModelTests {
         #expect(w.edges == [true, false, true])
     }
 }
+
+/// Decodes fed hostile values (a guest's offset, a config's shift, a caller's size):
+/// each picks a register or nothing, never traps.
+@Suite("16550A register model: hostile decodes")
+struct UARTHostileDecodeTests {
+    @Test("any MMIO offset and shift decode to one of the eight registers")
+    func mmioDecode() {
+        let uart = UART16550(transmit: { _ in })
+        uart.write(7, 0x5a) // SCR
+        #expect(uart.mmioAccess(offset: 7, shift: 0, write: nil) == 0x5a)
+        #expect(uart.mmioAccess(offset: UInt64.max, shift: 0, write: nil) == 0x5a) // low 3 bits: 7
+        #expect(uart.mmioAccess(offset: 0x1c, shift: 2, write: nil) == 0x5a)
+        #expect(uart.mmioAccess(offset: 7, shift: -1, write: nil) == 0x5a)         // a negative shift counts as 0
+        #expect(uart.mmioAccess(offset: 1 << 63 | 7, shift: 200, write: nil) == uart.read(1)) // clamped to 63
+    }
+
+    @Test("port accesses with any first register and size touch only registers 0...7")
+    func portDecode() {
+        let uart = UART16550(transmit: { _ in })
+        uart.write(7, 0x11)
+        #expect(uart.portAccess(first: 7, size: 4, write: nil) == 0x11)
+        #expect(uart.portAccess(first: -1, size: 4, write: nil) == 0)
+        #expect(uart.portAccess(first: Int.max, size: 4, write: 0xffff_ffff) == 0)
+        #expect(uart.portAccess(first: 7, size: -3, write: nil) == 0)
+        #expect(uart.portAccess(first: 6, size: Int.max, write: nil) == UInt32(uart.read(6)) | 0x11 << 8)
+        #expect(uart.read(7) == 0x11)
+    }
+}

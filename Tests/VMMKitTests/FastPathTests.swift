@@ -249,7 +249,9 @@ struct FastPathTests {
         let fds = openFDCount(), maps = mappingCount()
         for _ in 0..<20 { try once() }
         #expect(openFDCount() == fds)
-        #expect(mappingCount() == maps)
+        // A leak grows the count; malloc may also give an arena back meanwhile (seen on
+        // the loaded CI machine: 166 after, 168 before), which is not a leak.
+        #expect(mappingCount() <= maps)
     }
 
     @Test("irqfd without an in-kernel irqchip is refused, naming what is missing")

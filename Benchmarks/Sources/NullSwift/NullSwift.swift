@@ -10,8 +10,8 @@ final class NullSwift: VMMPlugin {
 
     init(host: PluginServices, config: PluginConfig) throws {
         try config.allowOnly(["port"], plugin: Self.id)
-        let port = try config.integer("port", default: 0x10, plugin: Self.id)
-        try host.registerPIO(port: UInt16(port), name: "null") { [unowned(unsafe) self] io in
+        let port = try config.port("port", default: 0x10, plugin: Self.id)
+        try host.registerPIO(port: port, name: "null") { [unowned(unsafe) self] io in
             if io.isWrite { self.writes &+= 1 } else { io.value = 0 }
             return .handled
         }

@@ -7,7 +7,7 @@ import VMMPluginKit
 ///   n bytes, a read returns them. Port `port + 16` is the fault port: a write makes
 ///   the handler fail (to exercise the failure path), with the value in the message.
 /// - MMIO: `[mmio, mmio + 64)` is the registers as little-endian bytes.
-/// Config: `port=0x500,mmio=0xd0001000` (the defaults); `mmio=0` disables MMIO.
+/// Config: `port=0x540,mmio=0xd0001000` (the defaults); `mmio=0` disables MMIO.
 final class ScratchDevice: VMMPlugin {
     static let id = "org.vmmkit.scratch-device"
     static let registerCount = 16
@@ -16,13 +16,14 @@ final class ScratchDevice: VMMPlugin {
 
     init(host: PluginServices, config: PluginConfig) throws {
         try config.allowOnly(["port", "mmio"], plugin: Self.id)
-        let port = try config.integer("port", default: 0x500, plugin: Self.id)
+        // 0x540: clear of the launcher's fw_cfg (0x510, 0x511) and of QEMU's pvpanic (0x505).
+        let port = try config.port("port", default: 0x540, count: Self.registerCount + 1, plugin: Self.id)
         let mmio = try config.integer("mmio", default: 0xd000_1000, plugin: Self.id)
-        guard port + UInt64(Self.registerCount) < 0x10000 else {
-            throw VMMPluginError("\(Self.id): port 0x\(String(port, radix: 16)) leaves no room for 17 ports")
+        guard mmio <= UInt64.max - UInt64(Self.registerCount * 4) else {
+            throw VMMPluginError("\(Self.id): bad value '\(config["mmio"] ?? "")' for key 'mmio' (the 64 register bytes run past 2^64)")
         }
-        try host.registerPIO(port: UInt16(port), count: UInt16(Self.registerCount + 1), name: "scratch-pio") {
-            [unowned(unsafe) self] io in try pio(io, base: UInt16(port)) // the host destroys us only after the VM stopped
+        try host.registerPIO(port: port, count: UInt16(Self.registerCount + 1), name: "scratch-pio") {
+            [unowned(unsafe) self] io in try pio(io, base: port) // the host destroys us only after the VM stopped
         }
         if mmio != 0 {
             try host.registerMMIO(address: mmio, length: UInt64(Self.registerCount * 4), name: "scratch-mmio") {

@@ -2,9 +2,13 @@ import Glibc
 import Synchronization
 
 /// Puts a terminal in raw input mode for a guest console and restores it on every way
-/// out: `restore()`, deinit, normal process exit (atexit) and the signals that end a
-/// process (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGABRT, SIGSEGV, SIGBUS), after which
-/// the signal's default action runs as if we had not been there.
+/// out: `restore()`, deinit, normal process exit (atexit) and every signal that ends a
+/// process: the faults (SIGSEGV, SIGBUS, SIGILL — a Swift runtime trap —, SIGFPE — a
+/// plugin's divide by zero —, SIGTRAP, SIGABRT) always, and the terminating signals
+/// (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGALRM, SIGXCPU, SIGXFSZ, SIGUSR1/2,
+/// SIGVTALRM, SIGPROF, SIGPWR...) unless something already handles or ignores them.
+/// After the restore the signal's earlier action runs as if we had not been there.
+/// SIGSYS is left to seccomp's reporting; SIGKILL cannot be caught.
 ///
 /// Input is raw (no line editing, no echo, bytes as typed); output keeps its newline
 /// translation so host-side text stays readable; ISIG stays on so Ctrl-C still ends
@@ -50,7 +54,10 @@ enum RawTerminalState {
     nonisolated(unsafe) static var fd: Int32 = -1
     nonisolated(unsafe) static var saved = termios()
     static let active = Atomic<Bool>(false)
-    static let fatalSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGABRT, SIGSEGV, SIGBUS]
+    static let fatalSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP]
+    /// Fatal only under their default action: hooked only while nobody handles them.
+    static let terminatingSignals: [Int32] = [SIGPIPE, SIGALRM, SIGXCPU, SIGXFSZ, SIGUSR1, SIGUSR2, SIGVTALRM, SIGPROF,
+                                              SIGSTKFLT, SIGPWR]
 
     /// The actions that were installed before ours, indexed by signal number, put back
     /// (and re-raised into) once the terminal is restored.
@@ -63,20 +70,31 @@ enum RawTerminalState {
     private static let hooksOnce: Void = {
         atexit { RawTerminalState.restoreNow() }
         _ = previous
-        for sig in fatalSignals {
+        for sig in fatalSignals + terminatingSignals {
             var action = sigaction()
-            action.__sigaction_handler.sa_handler = { sig in
+            action.__sigaction_handler.sa_sigaction = { sig, info, _ in
                 RawTerminalState.restoreNow()
                 // Whoever handled this signal before us (the default action, the Swift
                 // runtime's crash reporter) gets it next, as if we had not been there.
-                sigaction(sig, RawTerminalState.previous + Int(sig), nil)
+                // A fault signal sent with kill (si_code <= 0) is no crash: there is no
+                // faulting instruction to re-run once a crash reporter returns, so it
+                // gets the default action, which ends the process as the sender meant.
+                let fault = sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP
+                if let info, info.pointee.si_code <= 0, fault {
+                    var dfl = sigaction()
+                    sigaction(sig, &dfl, nil)
+                } else {
+                    sigaction(sig, RawTerminalState.previous + Int(sig), nil)
+                }
                 raise(sig)
             }
             sigemptyset(&action.sa_mask)
-            action.sa_flags = Int32(SA_ONSTACK) // runs even on a stack overflow, if an alternate stack exists
+            action.sa_flags = Int32(SA_ONSTACK | SA_SIGINFO) // SA_ONSTACK: runs even on a stack overflow, if an alternate stack exists
             var old = sigaction()
             sigaction(sig, nil, &old)
             if let h = old.__sigaction_handler.sa_handler, unsafeBitCast(h, to: Int.self) == 1 { continue } // SIG_IGN: keep ignored signals ignored
+            // A terminating signal someone handles is not fatal: leave it to them.
+            if terminatingSignals.contains(sig), old.__sigaction_handler.sa_handler != nil { continue }
             previous[Int(sig)] = old
             sigaction(sig, &action, nil)
         }

@@ -105,7 +105,8 @@ public final class UART16550: @unchecked Sendable {
     /// in the low byte of whatever width the guest uses (reg-io-width). `write` is the
     /// value written, nil for a read; returns the value read (0 for writes).
     public func mmioAccess(offset: UInt64, shift: Int, write: UInt64?) -> UInt64 {
-        let index = Int(offset >> UInt64(shift))
+        // Any offset and shift decode to a register (only 3 bits matter): no trap on input.
+        let index = Int(truncatingIfNeeded: (offset >> UInt64(min(max(shift, 0), 63))) & 7)
         if let write {
             self.write(index, UInt8(truncatingIfNeeded: write))
             return 0
@@ -118,7 +119,8 @@ public final class UART16550: @unchecked Sendable {
     /// `write` is the value written, nil for a read; returns the value read (0 for writes).
     public func portAccess(first: Int, size: Int, write: UInt32?) -> UInt32 {
         var value: UInt32 = 0
-        for byte in 0..<size where first + byte < 8 {
+        guard (0..<8).contains(first) else { return 0 }
+        for byte in 0..<min(max(size, 0), 4) where first + byte < 8 {
             if let write {
                 self.write(first + byte, UInt8(truncatingIfNeeded: write >> (8 * byte)))
             } else {

@@ -26,7 +26,8 @@ struct AddressRangeTable<Handler> {
     /// Adds a range; refuses an exclusive overlap, naming both owners.
     mutating func insert(start: UInt64, length: UInt64, priority: Int32, exclusive: Bool, owner: String,
                          unit: String, handler: Handler) throws(VMMError) {
-        guard length > 0, start <= UInt64.max - (length - 1) else {
+        // [start, end) with end in UInt64: a range ending exactly at 2^64 has no end to keep.
+        guard length > 0, start <= UInt64.max - length else {
             throw .invalidArgument("\(owner): \(unit) range at \(hex(start)) has length \(length)")
         }
         let end = start &+ length

@@ -16,10 +16,13 @@ enum PluginRegistration {
         guard let descPointer else { return refuse(EINVAL, "\(plugin.name): register_handler got NULL") }
         // Honour the plugin's struct_size (ABI rule 3): copy what it has, zero the rest.
         var desc = vmm_handler_desc_t()
-        let have = min(Int(descPointer.pointee.struct_size), MemoryLayout<vmm_handler_desc_t>.size)
+        // Whole fields only: the ones past `required` are 8-byte pointers, so a size that
+        // ends inside one (a malformed struct_size) must not build half a pointer.
+        let claimed = Int(UnsafeRawPointer(descPointer).load(as: UInt32.self))
+        let have = min(claimed, MemoryLayout<vmm_handler_desc_t>.size) & ~7
         let required = MemoryLayout<vmm_handler_desc_t>.offset(of: \.user)!
         guard have >= required else {
-            return refuse(EINVAL, "\(plugin.name): handler descriptor is \(have) bytes, smaller than ABI 1.0's")
+            return refuse(EINVAL, "\(plugin.name): handler descriptor is \(claimed) bytes, smaller than ABI 1.0's")
         }
         withUnsafeMutableBytes(of: &desc) { $0.copyMemory(from: UnsafeRawBufferPointer(start: descPointer, count: have)) }
         let label = desc.name.map { String(cString: $0) }
@@ -37,8 +40,13 @@ enum PluginRegistration {
         var start = desc.base, length = desc.length
         switch cls {
         case VMM_EXIT_PIO.rawValue, VMM_EXIT_MMIO.rawValue, VMM_EXIT_MSR.rawValue:
-            guard length > 0, start <= UInt64.max - (length - 1) else {
-                return refuse(EINVAL, "\(owner): range at \(hex(start)) has length \(length) (must be at least 1)")
+            guard length > 0 else {
+                return refuse(EINVAL, "\(owner): range at \(hex(start)) has length 0 (must be at least 1)")
+            }
+            // Ranges are kept as [start, end) with end in UInt64: one ending exactly at
+            // 2^64 has no end to keep, and no guest address is that high anyway.
+            guard start <= UInt64.max - length else {
+                return refuse(EINVAL, "\(owner): \(className(cls)) range at \(hex(start)) with length \(hex(length)) runs past 0xffffffffffffffff")
             }
         case VMM_EXIT_HLT.rawValue:
             start = 0; length = 0
@@ -53,12 +61,22 @@ enum PluginRegistration {
         do {
             switch cls {
             case VMM_EXIT_PIO.rawValue:
-                guard start + length <= 0x10000 else {
+                guard length <= 0x10000, start <= 0x10000 - length else {
                     return refuse(EINVAL, "\(owner): port range \(hex(start))+\(length) runs past port 0xffff")
+                }
+                // The dispatcher counts ports in 16 bits (found by Fuzz/fuzz-plugin-entry).
+                guard length <= 0xffff else {
+                    return refuse(EINVAL, "\(owner): port range \(hex(start))+\(hex(length)) covers more than 0xffff ports")
                 }
                 try plugin.dryPIO.insert(start: start, length: length, priority: desc.priority, exclusive: exclusive,
                                          owner: owner, unit: "port", handler: { _, _ in .notMine })
             case VMM_EXIT_MMIO.rawValue:
+                // KVM never exits for an access to writable RAM: such a claim is a plugin
+                // bug (and would collide with the demand pager's claim over RAM).
+                if let ram = plugin.host.vm.memory.regions.first(where: { !$0.readOnly && $0.overlaps(start, length) }) {
+                    return refuse(EINVAL, "\(owner): MMIO range [\(hex(start))..<\(hex(handler.end))] overlaps guest RAM "
+                        + "'\(ram.name)' [\(hex(ram.guestAddress))..<\(hex(ram.endAddress))]")
+                }
                 try plugin.dryMMIO.insert(start: start, length: length, priority: desc.priority, exclusive: exclusive,
                                           owner: owner, unit: "MMIO", handler: { _, _ in .notMine })
             default:
@@ -88,6 +106,8 @@ enum PluginRegistration {
 
     static func className(_ cls: UInt32) -> String {
         switch cls {
+        case VMM_EXIT_PIO.rawValue: "port"
+        case VMM_EXIT_MMIO.rawValue: "MMIO"
         case VMM_EXIT_MSR.rawValue: "MSR"
         case VMM_EXIT_MEMORY_FAULT.rawValue: "memory-fault"
         case VMM_EXIT_ASYNC_PF.rawValue: "async-PF"

@@ -73,14 +73,21 @@ extension ExitRecording {
         guard written == text.utf8.count, closed == 0 else { throw .systemCallFailed(name: "write of recording \(path)", errno: .current) }
     }
 
-    /// Reads a recording written by `write(to:)`.
+    /// Reads a recording written by `write(to:)`. Only a regular file is read: it is
+    /// opened O_NONBLOCK and checked with fstat first, so a FIFO is refused, not waited on.
     public static func load(from path: String) throws(VMMError) -> ExitRecording {
-        guard let file = fopen(path, "r") else { throw .systemCallFailed(name: "fopen of recording \(path)", errno: .current) }
-        defer { fclose(file) }
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw .systemCallFailed(name: "open of recording \(path)", errno: .current) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .systemCallFailed(name: "fstat of recording \(path)", errno: .current) }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw .invalidArgument("recording \(path): not a regular file") }
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = fread(&chunk, 1, chunk.count, file)
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw .systemCallFailed(name: "read of recording \(path)", errno: .current) }
             if n == 0 { break }
             data += chunk[0..<n]
         }

@@ -96,6 +96,12 @@ extension ScriptedVCPU {
     public convenience init(replaying recording: ExitRecording, vcpu: UInt32, bufferSize: Int = 3 * 4096) throws(VMMError) {
         let steps = try recording.steps(forVCPU: vcpu)
         guard !steps.isEmpty else { throw .invalidArgument("recording has no entries for vCPU \(vcpu)") }
+        // A recording is a file: every byte it writes must land inside the buffer.
+        for (i, step) in steps.enumerated() {
+            for patch in step.writes where patch.offset < 0 || patch.offset > bufferSize || patch.bytes.count > bufferSize - patch.offset {
+                throw .invalidArgument("recording: entry \(i) of vCPU \(vcpu) writes \(patch.bytes.count) bytes at offset \(patch.offset), outside kvm_run (\(bufferSize) bytes)")
+            }
+        }
         self.init(steps: steps, bufferSize: bufferSize)
         capturesEntries = false
     }

@@ -68,6 +68,10 @@ final class PluginFastPaths {
         }
         do {
             if kind == .pio {
+                // A handler may cover all 0x10000 ports; a coalesced zone's count is 16 bits.
+                guard length <= 0xffff else {
+                    return refuse(EINVAL, "coalesced_mmio add: pio range \(hex(address))+\(length) is more than 0xffff ports")
+                }
                 try plugin.host.vm.registerCoalescedPIO(port: UInt16(address), count: UInt16(length))
             } else {
                 try plugin.host.vm.registerCoalescedMMIO(address: address, length: UInt32(length))

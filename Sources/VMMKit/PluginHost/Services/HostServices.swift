@@ -20,13 +20,16 @@ enum HostServices {
             plugin.log(PluginLogLevel(rawValue: min(level, 4)) ?? .trace, plugin.library.id,
                        message.map { String(cString: $0) } ?? "")
         }
+        // size_t arrives as Int: a length above Int.max is negative here, refused.
         table.pointee.read_guest = { data, gpa, buffer, length in
+            guard length >= 0 else { return -EINVAL }
             guard let buffer else { return length == 0 ? 0 : -EFAULT }
             do { try HostServices.instance(data).host.vm.memory.read(gpa, into: UnsafeMutableRawBufferPointer(start: buffer, count: length)) }
             catch { return -EFAULT }
             return 0
         }
         table.pointee.write_guest = { data, gpa, buffer, length in
+            guard length >= 0 else { return -EINVAL }
             guard let buffer else { return length == 0 ? 0 : -EFAULT }
             // A demand pager is asking for this page: the bytes go to its staging buffer.
             if let staging = PluginThreadState.existing?.staging, staging.take(gpa, buffer, length) { return 0 }

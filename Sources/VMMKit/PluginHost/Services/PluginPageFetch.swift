@@ -18,7 +18,7 @@ final class PageStaging {
     /// Copies a write that lies inside the page; false (untouched) otherwise.
     func take(_ address: UInt64, _ source: UnsafeRawPointer, _ length: Int) -> Bool {
         let size = UInt64(buffer.count)
-        guard address >= gpa, address - gpa <= size, UInt64(length) <= size - (address - gpa) else { return false }
+        guard length >= 0, address >= gpa, address - gpa <= size, UInt64(length) <= size - (address - gpa) else { return false }
         let offset = Int(address - gpa)
         (buffer.baseAddress! + offset).copyMemory(from: source, byteCount: length)
         // A word of the bitmap at a time (a whole page is 64 stores, not 4096).

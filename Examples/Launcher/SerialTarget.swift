@@ -1,0 +1,16 @@
+/// Where the guest console goes (`--serial`).
+enum SerialTarget: Equatable {
+    case stdio
+    case file(String)
+    case none
+
+    init?(_ text: String) {
+        switch text {
+        case "stdio": self = .stdio
+        case "none": self = .none
+        default:
+            guard text.hasPrefix("file:"), text.count > 5 else { return nil }
+            self = .file(String(text.dropFirst(5)))
+        }
+    }
+}

@@ -1,0 +1,32 @@
+import Glibc
+
+// SwiftPM links an executable target's own main (renamed <module>_main), so libFuzzer's
+// main cannot be used; each target's top-level code calls runFuzzer, which enters
+// libFuzzer's driver (LLVMFuzzerRunDriver, the documented entry for this case) with
+// the process's arguments: every libFuzzer flag works as usual.
+public typealias FuzzTarget = @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: FuzzTarget) -> Int32
+
+nonisolated(unsafe) var currentTarget: FuzzTarget?
+
+/// libFuzzer's own main (linked from its archive, never called here) names this symbol.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    currentTarget?(data, size) ?? 0
+}
+
+public func runFuzzer(_ target: FuzzTarget) -> Never {
+    currentTarget = target
+    var argc = CommandLine.argc
+    var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+    exit(LLVMFuzzerRunDriver(&argc, &argv, target))
+}
+
+/// The input as a buffer (libFuzzer passes NULL for an empty input).
+public func fuzzInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> UnsafeBufferPointer<UInt8> {
+    UnsafeBufferPointer(start: data, count: data == nil ? 0 : size)
+}

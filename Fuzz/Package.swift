@@ -1,0 +1,30 @@
+// swift-tools-version:6.1
+// libFuzzer targets for VMMKit's input parsers and models (issue 12). A separate
+// package so the main build and test time do not pay for them: `scripts/fuzz` builds
+// it with -sanitize=fuzzer,address and runs each target. `VMMKit` is a symlink to the
+// repository root (a path dependency's identity is its folder's name).
+import PackageDescription
+
+// Each target's top-level code hands its test function to libFuzzer (Driver/).
+func target(_ name: String, _ deps: [Target.Dependency]) -> Target {
+    .executableTarget(name: name, dependencies: ["FuzzDriver"] + deps, path: "Targets/\(name)")
+}
+
+let loader: [Target.Dependency] = [.product(name: "VMMLoader", package: "VMMKit"), .product(name: "VMMKit", package: "VMMKit")]
+let core: [Target.Dependency] = [.product(name: "VMMKit", package: "VMMKit"), .product(name: "CVMMPlugin", package: "VMMKit")]
+
+let package = Package(
+    name: "VMMKitFuzz",
+    dependencies: [.package(path: "VMMKit")],
+    targets: [
+        .target(name: "FuzzDriver", path: "Driver"),
+        target("fuzz-elf", loader),
+        target("fuzz-multiboot", loader),
+        target("fuzz-flat", loader),
+        target("fuzz-config", []),
+        target("fuzz-canary", core),
+        target("fuzz-plugin-entry", core),
+        target("fuzz-uart", [.product(name: "UART16550", package: "VMMKit")]),
+        target("fuzz-recording", core),
+    ]
+)

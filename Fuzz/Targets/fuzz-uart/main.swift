@@ -1,0 +1,29 @@
+import FuzzDriver
+import UART16550
+
+// The 16550A register model: the input is a program of guest register accesses
+// (byte lane, MMIO and port decodes with any offset, shift and size) and host bytes.
+runFuzzer { data, size in
+    let input = fuzzInput(data, size)
+    let uart = UART16550(irqGatedByOUT2: input.first.map { $0 & 1 == 0 } ?? true, transmit: { _ in }, irq: { _ in })
+    var i = 1
+    func next() -> UInt8? { guard i < input.count else { return nil }; defer { i += 1 }; return input[i] }
+    func next64() -> UInt64 { (0..<8).reduce(0) { acc, k in acc | UInt64(next() ?? 0) << (8 * UInt64(k)) } }
+    while let op = next() {
+        switch op % 6 {
+        case 0: uart.write(Int(op >> 3), next() ?? 0)
+        case 1: _ = uart.read(Int(op >> 3))
+        case 2: _ = uart.mmioAccess(offset: next64(), shift: Int(Int8(bitPattern: next() ?? 0)), write: op & 8 != 0 ? next64() : nil)
+        case 3:
+            let first = Int(Int8(bitPattern: next() ?? 0)), width = Int(Int8(bitPattern: next() ?? 0))
+            _ = uart.portAccess(first: first, size: width, write: op & 8 != 0 ? UInt32(truncatingIfNeeded: next64()) : nil)
+        case 4:
+            let n = Int(next() ?? 0)
+            var bytes: [UInt8] = []
+            for _ in 0..<n { bytes.append(next() ?? 0) }
+            uart.receive(bytes)
+        default: _ = uart.irqLevel; _ = uart.queuedInput
+        }
+    }
+    return 0
+}

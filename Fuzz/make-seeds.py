@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in Fuzz/Corpus/<target>/ (run from the repository root after
+scripts/build-guests; the outputs are committed, this script says how they were made)."""
+import os, struct
+root = 'Fuzz/Corpus'
+def put(target, name, data):
+    d = os.path.join(root, target); os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, name), 'wb').write(data if isinstance(data, bytes) else data.encode())
+def guest(name): return open('.build/guests/' + name, 'rb').read()
+
+def elf64(segments, entry=0x100000):
+    h = bytearray(64); h[0:7] = b'\x7fELF\x02\x01\x01'
+    struct.pack_into('<HHIQQQIHHH', h, 16, 2, 62, 1, entry, 64, 0, 0, 64, 56, len(segments))
+    off = 64 + 56 * len(segments); ph = b''; body = b''
+    for paddr, data, memsz in segments:
+        ph += struct.pack('<IIQQQQQQ', 1, 7, off, paddr, paddr, len(data), memsz, 0x1000); off += len(data); body += data
+    return bytes(h) + ph + body
+
+# ELF
+put('fuzz-elf', 'hello64.elf', guest('hello64.elf'))
+put('fuzz-elf', 'smp.elf', guest('smp.elf'))
+put('fuzz-elf', 'tiny.elf', elf64([(0x100000, b'\xf4', 1)]))
+put('fuzz-elf', 'bss-overlap.elf', elf64([(0x200000, b'\xff' * 32, 32), (0x100000, b'\xf4', 0x100010)]))
+put('fuzz-elf', 'big-bss.elf', elf64([(0x100000, b'\xf4', 3 << 30)]))
+# Multiboot: 24 bytes of fields (flags, header_addr, load_addr, load_end, bss_end, entry) + body
+put('fuzz-multiboot', 'kludge', struct.pack('<6I', 0x10003, 0x100000, 0x100000, 0, 0x110000, 0x100020) + b'\xf4' * 64)
+put('fuzz-multiboot', 'kludge-end', struct.pack('<6I', 0x10000, 0x100000, 0x100000, 0x100040, 0, 0x100000) + b'\x90' * 96)
+put('fuzz-multiboot', 'elf32', struct.pack('<6I', 0x3, 0, 0, 0, 0, 0) + guest('multiboot.elf'))
+# Flat: load (8) entry (8) mode byte (bit0 16-bit, bit1 near RAM, bit2 no entry) + code
+put('fuzz-flat', 'long', struct.pack('<QQB', 0x100000, 0, 2) + b'\xb0\x00\xe6\xf4\xf4')
+put('fuzz-flat', 'real', struct.pack('<QQB', 0x7c00, 0, 3 | 4) + b'\xfa\xf4' + b'\0' * 508 + b'\x55\xaa')
+put('fuzz-flat', 'far', struct.pack('<QQB', 0xffff_ffff_ffff_f000, 0xffff_ffff_ffff_f001, 0) + b'\xf4' * 8)
+# Config
+put('fuzz-config', 'demo.json', open('Examples/GuestImages/demo.json').read())
+put('fuzz-config', 'all.json', '{"image": "x.elf", "memory": "64M", "vcpus": 2, "irqchip": "kernel", "plugins": ["A,k=v"], '
+    '"noDefaultPlugins": false, "serial": "file:/tmp/x", "trace": "exits", "stats": true, "maxSeconds": 1.5, '
+    '"append": "quiet", "initrd": "m", "loadAddr": "0x100000", "entry": 1048576, "mode": 64, "logLevel": "info"}')
+put('fuzz-config', 'bad.json', '{"maxSeconds": 1e300, "memory": "99999999999G", "vcpus": 1.5}')
+# Canary: steps of (rc/patch-count byte, errno byte, patches: offset lo, offset hi, len, bytes)
+def step(rc, err, patches):
+    out = bytes([(len(patches) << 1) | rc, err])
+    for off, data in patches: out += bytes([off & 0xff, 0 if off < 256 else 0x80 | (off >> 8), len(data) - 1]) + data
+    return out
+io_out = step(0, 0, [(8, struct.pack('<I', 2)), (32, struct.pack('<BBHI', 1, 1, 0x3f8, 1)), (40, struct.pack('<Q', 0x800))])
+io_in = step(0, 0, [(8, struct.pack('<I', 2)), (32, struct.pack('<BBHI', 0, 4, 0x60, 2)), (40, struct.pack('<Q', 0x1000))])
+mmio = step(0, 0, [(8, struct.pack('<I', 6)), (32, struct.pack('<Q', 0xd0000000) + b'\x11' * 8), (48, struct.pack('<IB', 4, 1))])
+fault = step(1, 3, [(8, struct.pack('<I', 39)), (32, struct.pack('<QQQ', 8, 0x5000, 0x1000))])
+hlt = step(0, 0, [(8, struct.pack('<I', 5))])
+put('fuzz-canary', 'io', io_out + io_in + hlt)
+put('fuzz-canary', 'mmio-fault', mmio + fault + fault + fault + hlt)
+put('fuzz-canary', 'eintr', step(1, 1, []) + step(1, 2, []) + hlt)
+# Plugin entry: claimed size, version (major | minor << 2), id, version, description, fns, then descriptors
+def desc(size, cls, base, length, prio=0, flags=None, handle=True):
+    f = b'\x00' if flags is None else b'\x40' + struct.pack('<I', flags)
+    return bytes([size, cls]) + struct.pack('<QQi', base, length, prio) + f + bytes([0 if handle else 1, 2])
+entry = bytes([64, 1 | (1 << 2), 2, 2, 0, 3])
+put('fuzz-plugin-entry', 'pio-mmio', entry + desc(56, 1, 0x3f8, 8) + desc(56, 2, 0xd0000000, 0x1000))
+put('fuzz-plugin-entry', 'top', entry + desc(56, 2, 0xfffffffffffff000, 0x1000) + desc(56, 1, 0xfff0, 0x20))
+put('fuzz-plugin-entry', 'ram', entry + desc(56, 2, 0x1000, 0x1000) + desc(40, 3, 0, 0))
+put('fuzz-plugin-entry', 'bad-entry', bytes([8, 2, 0, 0, 0, 0]))
+# UART: op byte (op % 6), operands
+put('fuzz-uart', 'init', bytes([0, 3 << 3 | 0, 0x03, 2 << 3 | 0, 0xc7, 4 << 3 | 0, 0x0b, 1 << 3 | 0, 0x01, 4, 3]) + b'hi\n' + bytes([5 << 3 | 1, 1, 2 << 3 | 1, 4]))
+put('fuzz-uart', 'mmio', bytes([2 | 8]) + struct.pack('<Q', 0x14) + bytes([2]) + struct.pack('<Q', 0x80) + bytes([2]) + struct.pack('<Q', 0x1c) + bytes([0]))
+put('fuzz-uart', 'port', bytes([3 | 8, 0, 4]) + struct.pack('<Q', 0x01020304) + bytes([3, 5, 4, 3, 0xff, 0xff]))
+# Recordings
+put('fuzz-recording', 'two', 'vmmkit-exit-recording v1\nentry 1 rc=0 errno=0 core=? kernel=8:02000000\n'
+    'entry 1 rc=-1 errno=14 core=8:a5a5 kernel=0:010203,4096:ff\nregs 1 ' + '07' * 144 + '\n')
+put('fuzz-recording', 'io', 'vmmkit-exit-recording v1\nentry 0 rc=0 errno=0 core=? kernel=8:02000000,32:0101f8030100000000080000\n'
+    'entry 0 rc=0 errno=0 core=none kernel=8:05000000\n')

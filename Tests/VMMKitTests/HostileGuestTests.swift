@@ -1,0 +1,141 @@
+import Foundation
+import Glibc
+import Testing
+import VMMKit
+
+/// Hostile guests on real KVM (issue 12, item 5): each ends with its documented status
+/// (launcher) or stop reason (library) and a diagnosis naming what the guest did, and
+/// none takes the VMM down or keeps it running.
+@Suite("Hostile guests on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct HostileGuestTests {
+    /// Runs a flat 64-bit image at 1 MiB under `vmm run` with `extra` flags.
+    static func run(_ name: String, _ code: [UInt8], _ extra: [String] = []) throws -> VMMProcess.Result {
+        let image = try VMMProcess.temp(name, code)
+        defer { unlink(image) }
+        return try VMMProcess.run(["run", image, "--load-addr", "0x100000"] + extra)
+    }
+
+    @Test("triple fault: #DE with an empty IDT escalates to shutdown, status 10")
+    func tripleFault() throws {
+        // push 0; push 0; lidt (%rsp); xor %ecx,%ecx; div %ecx
+        let r = try Self.run("triple.bin", [0x6a, 0x00, 0x6a, 0x00, 0x0f, 0x01, 0x1c, 0x24, 0x31, 0xc9, 0xf7, 0xf1])
+        #expect(r.status == 10)
+        #expect(r.stderr == "vmm: vCPU 0: shutdown (triple fault)\n")
+    }
+
+    @Test("an unclaimed MMIO storm stops at the first access, status 18, naming address and RIP")
+    func unclaimedMMIOStorm() throws {
+        // mov $0xe0000000,%eax; 1: movl $1,(%rax); add $4,%rax; jmp 1b
+        let r = try Self.run("storm.bin", [0xb8, 0x00, 0x00, 0x00, 0xe0, 0xc7, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                           0x48, 0x83, 0xc0, 0x04, 0xeb, 0xf4])
+        #expect(r.status == 18)
+        #expect(r.stderr == "vmm: vCPU 0: unhandled MMIO write of 0x1 (4 bytes) at guest-physical 0xe0000000, vCPU 0 at RIP 0x10000b\n")
+    }
+
+    @Test("a fault no plugin resolves (RAM outside the snapshot, no zero-fill default) stops as stuck, status 14")
+    func stuckFault() throws {
+        var page = [UInt8](repeating: 0, count: 4096)
+        page[0] = 0x2a
+        let snapshot = try VMMProcess.temp("stuck.mem", page)
+        defer { unlink(snapshot) }
+        // mov $0x800000,%ebx; mov (%rbx),%eax; hlt   (the snapshot covers 0x400000 only)
+        let r = try Self.run("stuck.bin", [0xbb, 0x00, 0x00, 0x80, 0x00, 0x8b, 0x03, 0xf4],
+                             ["--no-default-plugins", "--plugin", "MemoryFault,snapshot=\(snapshot),base=0x400000"])
+        #expect(r.status == 14)
+        #expect(r.stderr == "vmm: vCPU 0: stuck: vCPU 0 (blocked in the kernel on the page): memory-fault plugin (org.vmmkit.memory-fault) "
+            + "could not deliver guest-physical page 0x800000 after 3 tries: no memory-fault plugin delivered guest-physical page 0x800000\n")
+    }
+
+    @Test("an instruction fetch from unmapped memory stops with KVM's internal error, status 12")
+    func fetchFromUnmapped() throws {
+        // mov $0xe0000000,%eax; jmp *%rax
+        let r = try Self.run("fetch.bin", [0xb8, 0x00, 0x00, 0x00, 0xe0, 0xff, 0xe0])
+        #expect(r.status == 12)
+        #expect(r.stderr == "vmm: vCPU 0: KVM internal error: emulation failure (suberror 1), data [0x0, 0x1000, 0x0, 0x0, 0x0, 0x0] at RIP 0xe0000000\n")
+    }
+
+    @Test("a huge string PIO (rep outsb, 1 MiB) to an unclaimed port stops at its first element: status 18")
+    func hugeStringPIOUnclaimed() throws {
+        // mov $0x100000,%rcx; mov $0x100000,%esi; mov $0x99,%dx; rep outsb
+        let r = try Self.run("outs.bin", [0x48, 0xc7, 0xc1, 0x00, 0x00, 0x10, 0x00, 0xbe, 0x00, 0x00, 0x10, 0x00,
+                                          0x66, 0xba, 0x99, 0x00, 0xf3, 0x6e])
+        #expect(r.status == 18)
+        #expect(r.stderr == "vmm: vCPU 0: unhandled PIO write of 0x48 (1 byte x1) at port 0x99, vCPU 0 at RIP 0x100010\n")
+    }
+
+    @Test("a long string PIO (rep outsb, 16 KiB) to the console arrives whole, then the guest exits")
+    func longStringPIOClaimed() throws {
+        // mov $0x4000,%rcx; mov $0x100000,%esi; mov $0x3f8,%dx; rep outsb; xor %eax,%eax; out %al,$0xf4; hlt
+        let code: [UInt8] = [0x48, 0xc7, 0xc1, 0x00, 0x40, 0x00, 0x00, 0xbe, 0x00, 0x00, 0x10, 0x00,
+                             0x66, 0xba, 0xf8, 0x03, 0xf3, 0x6e, 0x31, 0xc0, 0xe6, 0xf4, 0xf4]
+        let console = NSTemporaryDirectory() + "vmm-outs-\(getpid()).txt"
+        defer { unlink(console) }
+        let r = try Self.run("outs-console.bin", code, ["--serial", "file:\(console)"])
+        #expect(r.status == 1)
+        #expect(r.stderr == "")
+        let written = try [UInt8](Data(contentsOf: URL(fileURLWithPath: console)))
+        #expect(written == code + [UInt8](repeating: 0, count: 0x4000 - code.count))
+    }
+
+    @Test("an endless loop of exits (polling the UART) under --max-seconds: status 16")
+    func endlessLoop() throws {
+        // mov $0x3fd,%dx; 1: in (%dx),%al; jmp 1b
+        let r = try Self.run("poll.bin", [0x66, 0xba, 0xfd, 0x03, 0xec, 0xeb, 0xfd], ["--max-seconds", "0.3", "--serial", "none"])
+        #expect(r.status == 16)
+        #expect(r.stderr == "vmm: stopped after --max-seconds 0.3\n")
+    }
+
+    @Test("a write to a read-only slot is an MMIO exit: unhandled, named, and the ROM keeps its bytes")
+    func writeToReadOnlySlot() throws {
+        let guest = try TestGuest("hlt")
+        try guest.vm.memory.addRegion(name: "rom", guestAddress: 0x300000, size: 0x1000, readOnly: true)
+        try guest.vm.memory.write(0x300000, UInt32(0x5a5a_5a5a))
+        // mov $0x300000,%eax; mov (%rax),%ebx; movl $0x1234,(%rax); hlt
+        try guest.vm.memory.writeBytes(GuestLayout.codeStart, [0xb8, 0x00, 0x00, 0x30, 0x00, 0x8b, 0x18,
+                                                               0xc7, 0x00, 0x34, 0x12, 0x00, 0x00, 0xf4])
+        let reason = try guest.run()
+        #expect(reason == .unhandled("unhandled MMIO write of 0x1234 (4 bytes) at guest-physical 0x300000, vCPU 0 at RIP 0x1000d"))
+        #expect(try guest.vcpu.registers().rbx == 0x5a5a_5a5a) // reads come from the slot
+        #expect(try guest.vm.memory.read(0x300000, as: UInt32.self) == 0x5a5a_5a5a)
+    }
+
+    @Test("guest addresses outside RAM handed to every host service get error codes, and the guest runs on",
+          arguments: [(0xffff_ffff_ffff_fff8, 8), (0x1ff_ffc, 8), (0x1_0000_0000, 8), (0xd000_0000, 4),
+                      (0x1000, UInt64.max), (0x1000, 1 << 63)] as [(UInt64, UInt64)])
+    func hostServicesOutsideRAM(gpa: UInt64, length: UInt64) throws {
+        let (guest, host) = try PluginFixtures.guest("hlt")
+        defer { host.close() }
+        try host.load(PluginFixtures.fixture("GPA"))
+        // mov $0x5b0,%dx; out %al,%dx; hlt  (RBX = gpa, RCX = length)
+        try guest.vm.memory.writeBytes(GuestLayout.codeStart, [0x66, 0xba, 0xb0, 0x05, 0xee, 0xf4])
+        var regs = try guest.vcpu.registers()
+        regs.rbx = gpa
+        regs.rcx = length
+        try guest.vcpu.setRegisters(regs)
+        #expect(try guest.run() == .halted)
+        let after = try guest.vcpu.registers()
+        let code = { (v: UInt64) in Int32(truncatingIfNeeded: v) }
+        let expected: Int32 = length > UInt64(Int.max) ? -EINVAL : -EFAULT
+        #expect(code(after.rax) == expected) // read_guest
+        #expect(code(after.rdx) == expected) // write_guest
+        #expect(code(after.rsi) == -ENODEV)  // pager/1 install_page: no pager in this VM
+        #expect(after.rdi == 1) // async_pf/1 raise: VMM_NOT_MINE, nobody handles it
+    }
+
+    @Test("the same services with an address inside RAM succeed (the fixture really calls them)")
+    func hostServicesInsideRAM() throws {
+        let (guest, host) = try PluginFixtures.guest("hlt")
+        defer { host.close() }
+        try host.load(PluginFixtures.fixture("GPA"))
+        try guest.vm.memory.writeBytes(GuestLayout.codeStart, [0x66, 0xba, 0xb0, 0x05, 0xee, 0xf4])
+        try guest.vm.memory.write(0x30000, UInt64(0x1122_3344_5566_7788))
+        var regs = try guest.vcpu.registers()
+        regs.rbx = 0x30000
+        regs.rcx = 8
+        try guest.vcpu.setRegisters(regs)
+        #expect(try guest.run() == .halted)
+        let after = try guest.vcpu.registers()
+        #expect(after.rax == 0 && after.rdx == 0)
+        #expect(try guest.vm.memory.read(0x30000, as: UInt64.self) == 0x1122_3344_5566_7788)
+    }
+}

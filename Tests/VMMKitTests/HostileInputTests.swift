@@ -1,0 +1,249 @@
+import Foundation
+import Testing
+import VMMKit
+import VMMLoader
+
+/// Regression tests for the inputs that crashed or hung the VMM (issue 12, "Defects
+/// found"): each ends with the documented status or error and one line naming what was
+/// wrong and where.
+@Suite("Hostile input: loader, config, flags and plugin ranges", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct HostileInputTests {
+    /// A little-endian ELF64 x86-64 executable: the header, then `segments` program
+    /// headers (paddr, file bytes, memsz), then the segments' bytes.
+    static func elf64(phoff: UInt64? = nil, entry: UInt64 = 0x100000, segments: [(UInt64, [UInt8], UInt64)]) -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: 64)
+        func put<T: FixedWidthInteger>(_ v: T, _ at: Int) { withUnsafeBytes(of: v.littleEndian) { for (i, x) in $0.enumerated() { b[at + i] = x } } }
+        b[0...5] = [0x7f, 0x45, 0x4c, 0x46, 2, 1]
+        b[6] = 1
+        put(UInt16(2), 16); put(UInt16(62), 18); put(UInt32(1), 20); put(entry, 24)
+        put(phoff ?? 64, 32); put(UInt16(64), 52); put(UInt16(56), 54); put(UInt16(segments.count), 56)
+        var offset = 64 + 56 * segments.count
+        for (paddr, bytes, memsz) in segments {
+            let at = b.count
+            b += [UInt8](repeating: 0, count: 56)
+            put(UInt32(1), at); put(UInt32(7), at + 4); put(UInt64(offset), at + 8); put(paddr, at + 16); put(paddr, at + 24)
+            put(UInt64(bytes.count), at + 32); put(memsz, at + 40); put(UInt64(0x1000), at + 48)
+            offset += bytes.count
+        }
+        for (_, bytes, _) in segments { b += bytes }
+        return b
+    }
+
+    static func vm(ram: UInt64) throws -> (VirtualMachine, ImageLoader) {
+        let vm = try KVM.open().createVM()
+        try vm.memory.addRegion(name: "ram", guestAddress: 0, size: ram)
+        return (vm, ImageLoader(memory: vm.memory, ramSize: ram))
+    }
+
+    @Test("an ELF whose e_phoff is near 2^64 is refused, not a trap")
+    func elfPhoffOverflow() throws {
+        let (vm, loader) = try Self.vm(ram: 2 << 20)
+        defer { vm.close() }
+        let bytes = Self.elf64(phoff: 0xffff_ffff_ffff_ffd0, segments: [(0x100000, [0xf4], 1)])
+        #expect(throws: LoaderError(.image, "x.elf: program header offset 0xffffffffffffffd0 plus 1 entries of 56 bytes runs past 2^64")) {
+            try loader.load(bytes, ImageRequest(path: "x.elf"))
+        }
+    }
+
+    @Test("a Multiboot a.out-kludge header with load_end_addr below load_addr is refused")
+    func multibootLoadEndBelowLoad() throws {
+        let (vm, loader) = try Self.vm(ram: 4 << 20)
+        defer { vm.close() }
+        let magic: UInt32 = 0x1BAD_B002, flags: UInt32 = 1 << 16
+        let words: [UInt32] = [magic, flags, 0 &- (magic &+ flags), 0x100000, 0x100000, 0xfffff, 0, 0x100000]
+        let bytes = words.flatMap { w in withUnsafeBytes(of: w.littleEndian) { Array($0) } } + [UInt8](repeating: 0xf4, count: 64)
+        #expect(throws: LoaderError(.image, "k.bin: Multiboot load_end_addr 0xfffff is below load_addr 0x100000")) {
+            try loader.load(bytes, ImageRequest(path: "k.bin"))
+        }
+    }
+
+    @Test("a small ELF with a 3 GiB p_memsz loads without touching the BSS: RAM is already zero")
+    func hugeBSSNotWritten() throws {
+        let ram: UInt64 = 0xd000_0000 // 3.25 GiB, demand-allocated by the kernel
+        let (vm, loader) = try Self.vm(ram: ram)
+        defer { vm.close() }
+        let bss: UInt64 = 3 << 30
+        let bytes = Self.elf64(segments: [(0x100000, [0xb0, 0x00, 0xe6, 0xf4], bss)])
+        #expect(try loader.load(bytes, ImageRequest(path: "big.elf")) == .longMode(entry: 0x100000, stack: 0xc000_0000 - 0x10))
+        // No page of the BSS past the first (which holds the code) was written: none is resident.
+        let region = try #require(vm.memory.regions.first)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = region.hostAddress + 0x101000, length = Int(bss) - 0x1000
+        var resident = [UInt8](repeating: 0, count: (length + page - 1) / page)
+        #expect(mincore(start, length, &resident) == 0)
+        #expect(resident.filter { $0 & 1 != 0 }.count == 0)
+        #expect(try vm.memory.read(0x100000 + bss - 8, as: UInt64.self) == 0)
+        #expect(try vm.memory.readBytes(0x100000, count: 5) == [0xb0, 0x00, 0xe6, 0xf4, 0])
+    }
+
+    @Test("a segment's BSS over bytes an earlier segment wrote zeroes exactly those bytes")
+    func bssOverEarlierSegment() throws {
+        let (vm, loader) = try Self.vm(ram: 4 << 20)
+        defer { vm.close() }
+        let bytes = Self.elf64(segments: [(0x200000, [UInt8](repeating: 0xff, count: 0x20), 0x20),
+                                          (0x100000, [0xf4], 0x100010)])
+        _ = try loader.load(bytes, ImageRequest(path: "two.elf"))
+        #expect(try vm.memory.readBytes(0x200000, count: 0x20) == [UInt8](repeating: 0, count: 0x10) + [UInt8](repeating: 0xff, count: 0x10))
+        #expect(try vm.memory.readBytes(0x100000, count: 2) == [0xf4, 0])
+    }
+
+    @Test("a FIFO as the image is refused at once (O_NONBLOCK, fstat), never waited on")
+    func fifoImage() throws {
+        let fifo = NSTemporaryDirectory() + "vmm-fifo-\(getpid())-lib"
+        unlink(fifo)
+        try #require(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        let (vm, loader) = try Self.vm(ram: 2 << 20)
+        defer { vm.close() }
+        #expect(throws: LoaderError(.image, "\(fifo): cannot read image: not a regular file (a FIFO)")) {
+            try loader.load(ImageRequest(path: fifo))
+        }
+    }
+
+    @Test("an image larger than guest RAM is refused before it is read into memory")
+    func imageLargerThanRAM() throws {
+        let path = try VMMProcess.temp("huge.bin", [UInt8](repeating: 0xf4, count: 3 << 20))
+        defer { unlink(path) }
+        let (vm, loader) = try Self.vm(ram: 2 << 20)
+        defer { vm.close() }
+        #expect(throws: LoaderError(.image, "\(path): cannot read image: too large: 3145728 bytes (at most 2097152)")) {
+            try loader.load(ImageRequest(path: path, loadAddress: 0x10000))
+        }
+    }
+
+    @Test("launcher: FIFOs as image, --config and --initrd end with their status and one line")
+    func fifoLauncher() throws {
+        let fifo = NSTemporaryDirectory() + "vmm-fifo-\(getpid())-launcher"
+        unlink(fifo)
+        try #require(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        let image = try VMMProcess.run(["run", fifo])
+        #expect(image.status == 6)
+        #expect(image.stderr == "vmm: \(fifo): cannot read image: not a regular file (a FIFO)\n")
+        let config = try VMMProcess.run(["run", "--config", fifo])
+        #expect(config.status == 4)
+        #expect(config.stderr == "vmm: \(fifo): cannot read: not a regular file (a FIFO)\n")
+        let initrd = try VMMProcess.run(["run", VMMProcess.guest("multiboot.elf"), "--initrd", fifo])
+        #expect(initrd.status == 6)
+        #expect(initrd.stderr == "vmm: \(fifo): cannot read module (initrd): not a regular file (a FIFO)\n")
+    }
+
+    @Test("--max-seconds inf / 1e19 / nan are usage errors naming the flag", arguments: [("inf", "inf"), ("1e19", "1e+19"), ("nan", "nan")])
+    func maxSecondsFlag(value: String, shown: String) throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--max-seconds", value])
+        #expect(r.status == 2)
+        #expect(r.stderr == "vmm: --max-seconds must be a positive number of seconds, at most 1000000000, not \(shown)\n")
+    }
+
+    @Test("range errors from a config file exit 4 naming the file's key; the same from a flag exit 2 naming the flag")
+    func configRangeErrors() throws {
+        let image = VMMProcess.guest("hello64.elf")
+        func config(_ name: String, _ json: String) throws -> String { try VMMProcess.temp(name, Array(json.utf8)) }
+        let seconds = try config("secs.json", #"{"image": "\#(image)", "maxSeconds": 1e300}"#)
+        let s = try VMMProcess.run(["run", "--config", seconds])
+        #expect(s.status == 4)
+        #expect(s.stderr == "vmm: \(seconds): 'maxSeconds' must be a positive number of seconds, at most 1000000000\n")
+        let memory = try config("mem.json", #"{"image": "\#(image)", "memory": "4G"}"#)
+        let m = try VMMProcess.run(["run", "--config", memory])
+        #expect(m.status == 4)
+        #expect(m.stderr == "vmm: \(memory): 'memory' 4 GiB is above the 3 GiB this launcher maps below the MMIO hole\n")
+        let flag = try VMMProcess.run(["run", "--config", memory, "--memory", "5G"])
+        #expect(flag.status == 2)
+        #expect(flag.stderr == "vmm: --memory 5 GiB is above the 3 GiB this launcher maps below the MMIO hole\n")
+        let small = try config("small.json", #"{"image": "\#(image)", "memory": "1M"}"#)
+        let sm = try VMMProcess.run(["run", "--config", small])
+        #expect(sm.status == 4)
+        #expect(sm.stderr == "vmm: \(small): 'memory' must be at least 2M\n")
+        let smp = try config("smp.json", #"{"image": "\#(image)", "vcpus": 2, "irqchip": "none"}"#)
+        let v = try VMMProcess.run(["run", "--config", smp])
+        #expect(v.status == 4)
+        #expect(v.stderr == "vmm: \(smp): 'vcpus' 2 needs irqchip kernel: application processors are started with INIT/SIPI\n")
+        let entry = try config("entry.json", #"{"image": "\#(image)", "loadAddr": "0x100000", "entry": "0x10"}"#)
+        let e = try VMMProcess.run(["run", "--config", entry])
+        #expect(e.status == 4)
+        #expect(e.stderr.hasPrefix("vmm: \(entry): entry 0x10 is outside the image loaded at [0x100000..<"))
+    }
+
+    @Test("a plugin range ending exactly at 2^64 is refused at registration, naming the plugin (status 8)", arguments: ["", "pio"])
+    func rangeAtTopOfSpace(config: String) throws {
+        let fixture = PluginFixtures.fixture("RANGES")
+        let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--plugin", config.isEmpty ? fixture : "\(fixture),\(config)"])
+        let space = config == "pio" ? "port" : "MMIO"
+        #expect(r.status == 8)
+        #expect(r.stderr == "vmm: plugin 'org.vmmkit.test.fixture' (\(fixture)): init failed: org.vmmkit.test.fixture 'hostile-range' (\(fixture)): "
+            + "\(space) range at 0xfffffffffffff000 with length 0x1000 runs past 0xffffffffffffffff\n")
+    }
+
+    @Test("a plugin port range of all 0x10000 ports is refused (the dispatcher counts ports in 16 bits)")
+    func allPorts() throws {
+        let fixture = PluginFixtures.fixture("RANGES")
+        let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--plugin", "\(fixture),allpio"])
+        #expect(r.status == 8)
+        #expect(r.stderr == "vmm: plugin 'org.vmmkit.test.fixture' (\(fixture)): init failed: org.vmmkit.test.fixture 'hostile-range' (\(fixture)): "
+            + "port range 0x0+0x10000 covers more than 0xffff ports\n")
+    }
+
+    @Test("vmm plugins on that plugin lists it and says why its handlers are unknown")
+    func pluginsCommandOnRangeAtTop() throws {
+        let fixture = PluginFixtures.fixture("RANGES")
+        let r = try VMMProcess.run(["plugins", fixture])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("org.vmmkit.test.fixture 0.0.1"))
+        #expect(r.stdout.contains("handlers: unknown (init with an empty config: "))
+        #expect(r.stdout.contains("MMIO range at 0xfffffffffffff000 with length 0x1000 runs past 0xffffffffffffffff"))
+    }
+
+    @Test("a plugin's MMIO claim over guest RAM is a plugin error (status 8) naming the plugin")
+    func mmioOverRAM() throws {
+        let fixture = PluginFixtures.fixture("RANGES")
+        let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--plugin", "\(fixture),ram"])
+        #expect(r.status == 8)
+        #expect(r.stderr == "vmm: plugin 'org.vmmkit.test.fixture' (\(fixture)): init failed: org.vmmkit.test.fixture 'hostile-range' (\(fixture)): "
+            + "MMIO range [0x100000..<0x101000] overlaps guest RAM 'ram' [0x0..<0x4000000]\n")
+    }
+
+    @Test("ScratchDevice given a port beyond 16 bits is refused naming the key", arguments: ["0xffffffffffffffff", "0x12345", "0xfff0"])
+    func scratchDevicePorts(port: String) throws {
+        let (guest, host) = try PluginFixtures.guest("hlt")
+        defer { host.close() }
+        let path = PluginSearchPath.packageRoot! + "/.build/debug/libScratchDevice.so"
+        let error = pluginError { () throws(PluginError) in try host.load("ScratchDevice", config: "port=\(port)") }
+        _ = guest
+        #expect(error?.description == "plugin 'org.vmmkit.scratch-device' (\(path)): init failed: "
+            + "org.vmmkit.scratch-device: bad value '\(port)' for key 'port' (a first port with room for 17 ports below 0x10000)")
+    }
+
+    @Test("ScratchDevice's default ports no longer collide with the launcher's fw_cfg at 0x510")
+    func scratchDeviceBesideFwCfg() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--plugin", "ScratchDevice"])
+        #expect(r.stdout == "Hello from an ELF64 guest\n")
+        #expect(r.stderr == "")
+        #expect(r.status == 1)
+    }
+}
+
+/// Hostile recordings (no KVM needed: replay runs on a scripted vCPU).
+@Suite("Hostile input: exit recordings")
+struct HostileRecordingTests {
+    @Test("a recording whose bytes land outside kvm_run is refused before replay, naming entry and offset")
+    func patchOutsideBuffer() throws {
+        for (offset, expected) in [("12287", "writes 2 bytes at offset 12287"), ("9223372036854775807", "writes 2 bytes at offset 9223372036854775807"),
+                                   ("-4", "writes 2 bytes at offset -4")] {
+            let recording = try ExitRecording(parsing: "vmmkit-exit-recording v1\nentry 0 rc=0 errno=0 core=? kernel=\(offset):0102\n")
+            #expect(throws: VMMError.invalidArgument("recording: entry 0 of vCPU 0 \(expected), outside kvm_run (12288 bytes)")) {
+                _ = try ScriptedVCPU(replaying: recording, vcpu: 0)
+            }
+        }
+    }
+
+    @Test("a FIFO given as a recording is refused at once, not waited on")
+    func fifoRecording() throws {
+        let fifo = NSTemporaryDirectory() + "vmm-fifo-\(getpid())-recording"
+        unlink(fifo)
+        try #require(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        #expect(throws: VMMError.invalidArgument("recording \(fifo): not a regular file")) {
+            _ = try ExitRecording.load(from: fifo)
+        }
+    }
+}
