@@ -14,7 +14,11 @@ final class UnassignedIO: @unchecked Sendable {
         static func < (a: Key, b: Key) -> Bool { (a.mmio ? 1 : 0, a.address, a.write ? 1 : 0) < (b.mmio ? 1 : 0, b.address, b.write ? 1 : 0) }
     }
 
+    /// Distinct addresses counted one by one; a guest sweeping more (an MMIO storm over
+    /// the hole) is counted in `others`, so the table's memory stays bounded.
+    static let maxAddresses = 1024
     private var counts: [Key: Int] = [:]
+    private var others = 0
     private var lock = pthread_mutex_t()
     private let trace: Bool
 
@@ -45,7 +49,11 @@ final class UnassignedIO: @unchecked Sendable {
 
     private func note(_ key: Key, _ vcpu: VCPU) {
         pthread_mutex_lock(&lock)
-        counts[key, default: 0] += 1
+        if counts.count < Self.maxAddresses || counts[key] != nil {
+            counts[key, default: 0] += 1
+        } else {
+            others += 1
+        }
         pthread_mutex_unlock(&lock)
         if trace {
             let what = key.mmio ? "mmio gpa=\(hex(key.address))" : "port=\(hex(key.address))"
@@ -57,9 +65,10 @@ final class UnassignedIO: @unchecked Sendable {
     func report() -> String {
         pthread_mutex_lock(&lock)
         let sorted = counts.sorted { $0.key < $1.key }
+        let rest = others
         pthread_mutex_unlock(&lock)
         return sorted.map { key, count in
             "unassigned \(key.mmio ? "mmio" : "io") \(key.write ? "write" : "read") \(key.mmio ? "gpa" : "port")=\(hex(key.address)): \(count)\n"
-        }.joined()
+        }.joined() + (rest > 0 ? "unassigned accesses at further addresses (past \(Self.maxAddresses)): \(rest)\n" : "")
     }
 }

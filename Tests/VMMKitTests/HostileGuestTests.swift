@@ -23,13 +23,24 @@ struct HostileGuestTests {
         #expect(r.stderr == "vmm: vCPU 0: shutdown (triple fault)\n")
     }
 
-    @Test("an unclaimed MMIO storm stops at the first access, status 18, naming address and RIP")
+    // mov $0xe0000000,%eax; 1: movl $1,(%rax); add $4,%rax; jmp 1b
+    static let storm: [UInt8] = [0xb8, 0x00, 0x00, 0x00, 0xe0, 0xc7, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                 0x48, 0x83, 0xc0, 0x04, 0xeb, 0xf4]
+
+    @Test("an unclaimed MMIO storm under --strict-io stops at the first access, status 18, naming address and RIP")
     func unclaimedMMIOStorm() throws {
-        // mov $0xe0000000,%eax; 1: movl $1,(%rax); add $4,%rax; jmp 1b
-        let r = try Self.run("storm.bin", [0xb8, 0x00, 0x00, 0x00, 0xe0, 0xc7, 0x00, 0x01, 0x00, 0x00, 0x00,
-                                           0x48, 0x83, 0xc0, 0x04, 0xeb, 0xf4])
+        let r = try Self.run("storm.bin", Self.storm, ["--strict-io"])
         #expect(r.status == 18)
         #expect(r.stderr == "vmm: vCPU 0: unhandled MMIO write of 0x1 (4 bytes) at guest-physical 0xe0000000, vCPU 0 at RIP 0x10000b\n")
+    }
+
+    @Test("an unclaimed MMIO storm by default is dropped, counted for a bounded set of addresses, and ends at --max-seconds")
+    func unclaimedMMIOStormDefault() throws {
+        let r = try Self.run("storm-default.bin", Self.storm, ["--max-seconds", "1", "--stats"])
+        #expect(r.status == 16)
+        #expect(r.stderr.contains("unassigned mmio write gpa=0xe0000000: 1\n"))
+        #expect(r.stderr.contains("unassigned accesses at further addresses (past 1024): "))
+        #expect(!r.stderr.contains("gpa=0xe0001000:"))
     }
 
     @Test("a fault no plugin resolves (RAM outside the snapshot, no zero-fill default) stops as stuck, status 14")

@@ -9,8 +9,9 @@ final class Counter: VMMPlugin {
 
     init(host: PluginServices, config: PluginConfig) throws {
         try config.allowOnly(["port"], plugin: Self.id)
-        let port = try config.integer("port", default: 0x600, plugin: Self.id)
-        try host.registerPIO(port: UInt16(port), name: "counter") { [unowned(unsafe) self] exit in
+        // port() refuses a value above 0xffff, naming the key (UInt16(value) would trap).
+        let port = try config.port("port", default: 0x600, plugin: Self.id)
+        try host.registerPIO(port: port, name: "counter") { [unowned(unsafe) self] exit in
             if exit.isWrite { self.count += 1 } else { exit.value = self.count }
             return .handled
         }

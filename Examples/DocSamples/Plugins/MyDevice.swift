@@ -6,8 +6,9 @@ import VMMPluginKit
 final class MyDevice: VMMPlugin {
     init(host: PluginServices, config: PluginConfig) throws {
         try config.allowOnly(["port"], plugin: "org.example.mydevice")
-        let port = try config.integer("port", default: 0x70, plugin: "org.example.mydevice")
-        try host.registerPIO(port: UInt16(port), name: "answer") { io in
+        // port() refuses a value above 0xffff, naming the key (UInt16(value) would trap).
+        let port = try config.port("port", default: 0x70, plugin: "org.example.mydevice")
+        try host.registerPIO(port: port, name: "answer") { io in
             if !io.isWrite { io.value = 42 }
             return .handled
         }
