@@ -127,6 +127,7 @@ let package = Package(
                 "VMMLoader",
                 "VMMPaging",
                 "VMMAsyncPF",
+                "VMMSnapshot",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),

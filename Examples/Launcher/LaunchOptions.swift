@@ -8,7 +8,8 @@ import Foundation
 ///   serial: "stdio"|"none"|"file:PATH", trace: "exits", stats: bool, maxSeconds: number,
 ///   append: string, initrd: string, loadAddr: string|integer, entry: string|integer,
 ///   mode: 16|64, logLevel: "trace"|"debug"|"info"|"notice"|"warning"|"error"|"critical",
-///   strictIO: bool (unassigned I/O stops the VM instead of reading all-ones).
+///   strictIO: bool (unassigned I/O stops the VM instead of reading all-ones),
+///   snapshotOnStop: string (a directory; see `--snapshot-on-stop`).
 struct LaunchOptions: Equatable {
     var image: String?
     var memory: UInt64 = 64 << 20
@@ -27,9 +28,11 @@ struct LaunchOptions: Equatable {
     var mode = 64
     var logLevel = "warning"
     var strictIO = false
+    var snapshotOnStop: String?
 
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial",
-                                    "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO"]
+                                    "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO",
+                                    "snapshotOnStop"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// The config file these options came from, and the keys it set that no flag
@@ -114,6 +117,7 @@ struct LaunchOptions: Equatable {
             }
             o.maxSeconds = n
         }
+        o.snapshotOnStop = try string("snapshotOnStop")
         o.append = try string("append")
         o.initrd = try string("initrd")
         o.loadAddress = try address("loadAddr")

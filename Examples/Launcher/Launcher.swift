@@ -81,6 +81,7 @@ struct Launcher {
         defer { pager?.close() }
         let asyncPF = try attachAsyncPF(plugins, pager: pager)
         defer { asyncPF?.close() }
+        let snapshot = LauncherSnapshot(vm: vm, dispatcher: dispatcher, plugins: plugins, options: o)
 
         let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
         // The machine stops as a whole on a vCPU's error; with an in-kernel irqchip HLT
@@ -95,6 +96,7 @@ struct Launcher {
             if let p = pager?.statistics { report += "demand paging: \(p.pagesFetched) pages fetched (\(p.installedByVCPU) by vCPUs, \(p.installedByRouter) by the fault router)\n" }
             ExitStats.err(report)
         }
+        if let saved = try snapshotOnStop(outcome, vm: vm, timedOut: timedOut, snapshot: snapshot) { return saved }
         return status(outcome, vm: vm, timedOut: timedOut)
     }
 

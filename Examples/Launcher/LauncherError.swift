@@ -13,6 +13,8 @@ enum LauncherStatus: Int32, CaseIterable {
     case timeout = 16        // --max-seconds elapsed
     case unhandled = 18      // an exit nobody handles (port, MMIO, MSR...)
     case host = 20           // /dev/kvm or another host resource is unusable
+    case snapshotSaved = 22  // stopped (--max-seconds or a stop request) and saved (--snapshot-on-stop)
+    case snapshot = 24       // a snapshot could not be written, or restore refused one (damaged, incompatible, plugin state missing)
 
     var meaning: String {
         switch self {
@@ -27,6 +29,8 @@ enum LauncherStatus: Int32, CaseIterable {
         case .timeout: "--max-seconds elapsed"
         case .unhandled: "unhandled exit"
         case .host: "host error (KVM unavailable, out of resources)"
+        case .snapshotSaved: "stopped and snapshotted (--snapshot-on-stop)"
+        case .snapshot: "snapshot not written, or refused by restore"
         }
     }
 }

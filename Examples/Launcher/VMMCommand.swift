@@ -10,7 +10,7 @@ struct VMM: ParsableCommand {
         Exit status: the guest's debug-exit code v gives (v << 1) | 1 (QEMU's isa-debug-exit);
         otherwise \(LauncherStatus.allCases.map { "\($0.rawValue) \($0.meaning)" }.joined(separator: "; ")).
         """,
-        subcommands: [Run.self, Plugins.self]
+        subcommands: [Run.self, Restore.self, Plugins.self]
     )
 
     /// Usage errors exit with the launcher's documented status 2 (not ArgumentParser's 64).
@@ -57,6 +57,7 @@ struct Run: ParsableCommand {
     @Option(help: "Flat binary: entry address (default: the load address).") var entry: String?
     @Option(help: "Flat binary: 16 (real mode) or 64 (long mode, default).") var mode: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
+    @Option(name: .customLong("snapshot-on-stop"), help: "When --max-seconds or a stop request ends the run, save a snapshot into this new directory (status 22); vmm restore DIR resumes it.") var snapshotOnStop: String?
 
     func run() throws {
         let options = try resolve()
@@ -98,6 +99,7 @@ struct Run: ParsableCommand {
             }
             o.maxSeconds = maxSeconds
         }
+        if let snapshotOnStop { o.snapshotOnStop = snapshotOnStop }
         if let append { o.append = append }
         if let initrd { o.initrd = initrd }
         if let loadAddr {
@@ -125,5 +127,37 @@ struct Run: ParsableCommand {
         for (key, given) in flagged where given { o.fromConfig.remove(key) }
         guard o.image != nil else { throw LauncherError(.usage, "no image: give IMAGE or 'image' in --config") }
         return o
+    }
+}
+
+struct Restore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Resume a snapshot of vmm run (--snapshot-on-stop) in this process and run it to the end.",
+        discussion: "The machine (RAM, vCPUs, irqchip, plugins and their configs) is rebuilt from the snapshot; exit statuses as vmm run. A damaged, incompatible or incomplete snapshot: status 24, nothing on disk changed.")
+
+    @Argument(help: "The snapshot directory.") var dir: String
+    @Flag(help: "Copy all memory in before the first instruction (default: page it in lazily through userfaultfd).") var eager = false
+    @Option(help: "stdio, file:PATH or none (default: as saved).") var serial: String?
+    @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
+    @Flag(help: "Print exit counts and pages fetched at the end (stderr).") var stats = false
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
+
+    func run() throws {
+        var r = RestoreRequest(dir: dir, eager: eager, stats: stats)
+        if let serial {
+            guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial)") }
+            r.serial = target
+        }
+        if let maxSeconds {
+            guard maxSeconds > 0 else { throw LauncherError(.usage, "--max-seconds must be positive") }
+            r.maxSeconds = maxSeconds
+        }
+        if let logLevel {
+            guard LaunchOptions.logLevels.contains(logLevel) else {
+                throw LauncherError(.usage, "--log-level must be one of \(LaunchOptions.logLevels.joined(separator: ", "))")
+            }
+            r.logLevel = logLevel
+        }
+        Glibc.exit(try Launcher.restore(r))
     }
 }

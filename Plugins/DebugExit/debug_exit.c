@@ -21,6 +21,7 @@ typedef struct debug_exit {
     const vmm_host_t *host; /* valid until destroy() */
     uint64_t addr;          /* port or guest-physical address */
     int is_mmio;
+    vmm_plugin_state_t state; /* ABI 1.2 state extension, user = this instance */
 } debug_exit_t;
 
 /* init()'s error message. The host serialises all init/destroy calls process-wide and
@@ -150,6 +151,58 @@ static void *debug_exit_init(const vmm_host_t *host, const char *config,
     return dev;
 }
 
+/* ---- ABI 1.2 state (snapshot/restore). The device keeps no run-time state; the blob
+ * is its placement (16 bytes: uint64 address, uint32 is_mmio, uint32 zero, little-endian
+ * on x86), so a restore into a differently configured instance is refused. Called on the
+ * control thread with every vCPU paused. */
+#define DEBUG_EXIT_STATE_SIZE 16u
+
+static int state_save(void *user, void *buffer, uint64_t capacity, uint64_t *size_out)
+{
+    const debug_exit_t *dev = (const debug_exit_t *)user;
+    uint32_t words[2] = {(uint32_t)dev->is_mmio, 0};
+
+    *size_out = DEBUG_EXIT_STATE_SIZE;
+    if (capacity < DEBUG_EXIT_STATE_SIZE)
+        return -ENOSPC;
+    memcpy(buffer, &dev->addr, 8);
+    memcpy((char *)buffer + 8, words, 8);
+    return 0;
+}
+
+static int state_restore(void *user, const void *bytes, uint64_t length, uint32_t version)
+{
+    const debug_exit_t *dev = (const debug_exit_t *)user;
+    uint64_t addr;
+    uint32_t words[2];
+
+    if (version != 1)
+        return -ENOTSUP;
+    if (length != DEBUG_EXIT_STATE_SIZE)
+        return -EINVAL;
+    memcpy(&addr, bytes, 8);
+    memcpy(words, (const char *)bytes + 8, 8);
+    if (addr != dev->addr || words[0] != (uint32_t)dev->is_mmio || words[1] != 0)
+        return -EINVAL; /* saved from a debug-exit at another address */
+    return 0;
+}
+
+/* [load-thread] The plugin's own extensions: only the state table. */
+static const void *debug_exit_get_extension(void *instance, const char *id)
+{
+    debug_exit_t *dev = (debug_exit_t *)instance;
+
+    if (strcmp(id, VMM_PLUGIN_EXT_STATE) != 0)
+        return NULL;
+    memset(&dev->state, 0, sizeof dev->state);
+    dev->state.struct_size = sizeof dev->state;
+    dev->state.version = 1;
+    dev->state.user = dev;
+    dev->state.save = state_save;
+    dev->state.restore = state_restore;
+    return &dev->state;
+}
+
 /* [load-thread] No handler runs during or after this call. */
 static void debug_exit_destroy(void *instance)
 {
@@ -167,5 +220,5 @@ const vmm_plugin_entry_t vmm_plugin_entry = {
     "Guest writes a code to a port or MMIO address; the VM stops with that code",
     debug_exit_init,
     debug_exit_destroy,
-    NULL, /* get_extension: this plugin offers none */
+    debug_exit_get_extension, /* the ABI 1.2 state extension */
 };

@@ -43,6 +43,7 @@ typedef struct memory_fault {
     int zero_fill;       /* fill=zero: no snapshot, zero pages everywhere */
     int32_t priority;
     char path[256];
+    vmm_plugin_state_t state; /* ABI 1.2 state extension */
 } memory_fault_t;
 
 static char init_error[512];     /* [load-thread] calls are serialised by the host */
@@ -209,8 +210,60 @@ static void mf_destroy(void *instance) {
     free(mf);
 }
 
+/* ---- ABI 1.2 state (snapshot/restore), version 1. The plugin keeps no run-time state
+ * (pages, once written, are guest memory, which the snapshot saves); the blob is its
+ * configuration: uint64 base, uint64 size, int32 priority, uint32 zero_fill. A restore
+ * into an instance configured otherwise is refused (-EINVAL). Control thread, vCPUs
+ * paused. */
+#define MF_STATE_SIZE 24u
+
+static int mf_state_save(void *user, void *buffer, uint64_t capacity, uint64_t *size_out) {
+    const memory_fault_t *mf = user;
+    uint32_t zero_fill = (uint32_t)mf->zero_fill;
+    *size_out = MF_STATE_SIZE;
+    if (capacity < MF_STATE_SIZE)
+        return -ENOSPC;
+    memcpy(buffer, &mf->base, 8);
+    memcpy((char *)buffer + 8, &mf->size, 8);
+    memcpy((char *)buffer + 16, &mf->priority, 4);
+    memcpy((char *)buffer + 20, &zero_fill, 4);
+    return 0;
+}
+
+static int mf_state_restore(void *user, const void *bytes, uint64_t length, uint32_t version) {
+    const memory_fault_t *mf = user;
+    uint64_t base, size;
+    int32_t priority;
+    uint32_t zero_fill;
+    if (version != 1)
+        return -ENOTSUP;
+    if (length != MF_STATE_SIZE)
+        return -EINVAL;
+    memcpy(&base, bytes, 8);
+    memcpy(&size, (const char *)bytes + 8, 8);
+    memcpy(&priority, (const char *)bytes + 16, 4);
+    memcpy(&zero_fill, (const char *)bytes + 20, 4);
+    if (base != mf->base || size != mf->size || priority != mf->priority || zero_fill != (uint32_t)mf->zero_fill)
+        return -EINVAL;
+    return 0;
+}
+
+/* [load-thread] */
+static const void *mf_get_extension(void *instance, const char *id) {
+    memory_fault_t *mf = instance;
+    if (strcmp(id, VMM_PLUGIN_EXT_STATE) != 0)
+        return NULL;
+    memset(&mf->state, 0, sizeof mf->state);
+    mf->state.struct_size = sizeof mf->state;
+    mf->state.version = 1;
+    mf->state.user = mf;
+    mf->state.save = mf_state_save;
+    mf->state.restore = mf_state_restore;
+    return &mf->state;
+}
+
 const vmm_plugin_entry_t vmm_plugin_entry = {
     sizeof(vmm_plugin_entry_t), VMM_PLUGIN_ABI_MAJOR, VMM_PLUGIN_ABI_MINOR,
     "org.vmmkit.memory-fault", "1.0.0", "demand paging of guest RAM from a snapshot file",
-    mf_init, mf_destroy, NULL,
+    mf_init, mf_destroy, mf_get_extension, /* ABI 1.2 state */
 };

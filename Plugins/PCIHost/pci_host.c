@@ -9,6 +9,8 @@
  */
 #include "vmm_plugin.h"
 
+#include <errno.h>
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@ typedef struct pci_host {
     uint32_t address;     /* the last dword written to 0xcf8 */
     uint8_t config[256];  /* 00:00.0's configuration space */
     uint8_t wmask[256];   /* writable bits per byte */
+    vmm_plugin_state_t state; /* ABI 1.2 state extension */
 } pci_host_t;
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
@@ -137,6 +140,62 @@ static void pci_host_destroy(void *instance)
     free(h);
 }
 
+/* ---- ABI 1.2 state (snapshot/restore), version 1: the uint32 CONFIG_ADDRESS latch, then
+ * the 256 bytes of configuration space. Called on the control thread, vCPUs paused. */
+#define PCI_HOST_STATE_SIZE (4u + 256u)
+
+static int state_save(void *user, void *buffer, uint64_t capacity, uint64_t *size_out)
+{
+    pci_host_t *h = (pci_host_t *)user;
+
+    *size_out = PCI_HOST_STATE_SIZE;
+    if (capacity < PCI_HOST_STATE_SIZE)
+        return -ENOSPC;
+    pthread_mutex_lock(&h->lock);
+    memcpy(buffer, &h->address, 4);
+    memcpy((uint8_t *)buffer + 4, h->config, 256);
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+static int state_restore(void *user, const void *bytes, uint64_t length, uint32_t version)
+{
+    pci_host_t *h = (pci_host_t *)user;
+    const uint8_t *config = (const uint8_t *)bytes + 4;
+
+    if (version != 1)
+        return -ENOTSUP;
+    if (length != PCI_HOST_STATE_SIZE)
+        return -EINVAL;
+    pthread_mutex_lock(&h->lock);
+    /* Read-only bits must be this bridge's: a blob of another device is refused whole. */
+    for (int i = 0; i < 256; i++) {
+        if ((config[i] & ~h->wmask[i]) != (h->config[i] & ~h->wmask[i])) {
+            pthread_mutex_unlock(&h->lock);
+            return -EINVAL;
+        }
+    }
+    memcpy(&h->address, bytes, 4);
+    memcpy(h->config, config, 256);
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+static const void *pci_host_get_extension(void *instance, const char *id)
+{
+    pci_host_t *h = (pci_host_t *)instance;
+
+    if (strcmp(id, VMM_PLUGIN_EXT_STATE) != 0)
+        return NULL;
+    memset(&h->state, 0, sizeof h->state);
+    h->state.struct_size = sizeof h->state;
+    h->state.version = 1;
+    h->state.user = h;
+    h->state.save = state_save;
+    h->state.restore = state_restore;
+    return &h->state;
+}
+
 const vmm_plugin_entry_t vmm_plugin_entry = {
     sizeof(vmm_plugin_entry_t),
     VMM_PLUGIN_ABI_MAJOR,
@@ -146,5 +205,5 @@ const vmm_plugin_entry_t vmm_plugin_entry = {
     "PCI configuration mechanism #1 with QEMU's i440FX host bridge at 00:00.0",
     pci_host_init,
     pci_host_destroy,
-    NULL,
+    pci_host_get_extension, /* ABI 1.2 state */
 };

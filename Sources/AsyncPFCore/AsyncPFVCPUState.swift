@@ -324,5 +324,39 @@ public final class AsyncPFVCPUState {
     }
 }
 
+/// What a snapshot keeps of one vCPU's state machine (in this file: the fields are
+/// private(set)). Statistics are not saved: they count this process's events.
+public struct AsyncPFSavedState: Sendable {
+    public var enableValue: UInt64 = 0
+    public var vector: UInt8?
+    public var inFlight: (token: UInt32, page: UInt64)?
+    public var outstanding: [UInt32: UInt64] = [:]
+    public var readyPending: UInt32?
+    public var readyQueue: [UInt32] = []
+    public var deferredPageFault: (address: UInt64, errorCode: UInt32)?
+    public var deferredNMI = false
+    public var haltedOn: UInt64?
+    public var conflictExits = 0
+    public var nextID: UInt32 = 1
+    public init() {}
+}
+
+extension AsyncPFVCPUState {
+    public var saved: AsyncPFSavedState {
+        var s = AsyncPFSavedState()
+        (s.enableValue, s.vector, s.inFlight, s.outstanding) = (enableValue, vector, inFlight, outstanding)
+        (s.readyPending, s.readyQueue, s.deferredPageFault, s.deferredNMI) = (readyPending, readyQueue, deferredPageFault, deferredNMI)
+        (s.haltedOn, s.conflictExits, s.nextID) = (haltedOn, conflictExits, nextID)
+        return s
+    }
+
+    /// Replaces the state with a saved one (before the vCPU runs again).
+    public func restore(_ s: AsyncPFSavedState) {
+        (enableValue, vector, inFlight, outstanding) = (s.enableValue, s.vector, s.inFlight, s.outstanding)
+        (readyPending, readyQueue, deferredPageFault, deferredNMI) = (s.readyPending, s.readyQueue, s.deferredPageFault, s.deferredNMI)
+        (haltedOn, conflictExits, nextID) = (s.haltedOn, s.conflictExits, s.nextID)
+    }
+}
+
 /// "0x..." for messages (VMMKit has its own; this module depends on nothing).
 func hex<T: BinaryInteger>(_ value: T) -> String { "0x" + String(value, radix: 16) }

@@ -16,6 +16,8 @@ public enum PluginEntry {
     final class Instance {
         let plugin: any VMMPlugin
         let services: PluginServices
+        /// ABI 1.2 state table, made on first request for a `PluginStateful` plugin.
+        var state: PluginStateTable?
         init(plugin: any VMMPlugin, services: PluginServices) { (self.plugin, self.services) = (plugin, services) }
     }
 
@@ -51,7 +53,17 @@ public enum PluginEntry {
     /// for a third exported function the C entry names as get_extension.
     public static func pluginExtension(_ instance: UnsafeMutableRawPointer?, _ id: UnsafePointer<CChar>?) -> UnsafeRawPointer? {
         guard let instance, let id else { return nil }
-        return Unmanaged<Instance>.fromOpaque(instance).takeUnretainedValue().plugin.pluginExtension(String(cString: id))
+        let box = Unmanaged<Instance>.fromOpaque(instance).takeUnretainedValue()
+        let name = String(cString: id)
+        if name == VMM_PLUGIN_EXT_STATE, let stateful = box.plugin as? any PluginStateful {
+            if box.state == nil {
+                let table = PluginStateTable(stateful)
+                table.plugin = stateful
+                box.state = table
+            }
+            return box.state.map { UnsafeRawPointer($0.table) }
+        }
+        return box.plugin.pluginExtension(name)
     }
 
     /// [load-thread] Shuts the plugin down and releases it and its handlers.

@@ -30,6 +30,10 @@
  *        handler flags VMM_HANDLER_ZERO_FILL (demand-zero RAM is left to the kernel) and
  *        VMM_HANDLER_ANY_THREAD (pages resolved on the host's fault router, no kick).
  *        No earlier layout changed.
+ *   1.2  (snapshot/restore) Plugin-offered extension "org.vmmkit.plugin.state/1"
+ *        (vmm_plugin_state_t, below the entry): a plugin saves and restores its own
+ *        versioned state blob; a host refuses to snapshot a VM with a plugin that does
+ *        not offer it. No earlier layout changed.
  *
  * COMPATIBILITY RULES
  *   1. Every struct starts with `uint32_t struct_size` (sizeof as its producer was
@@ -638,6 +642,36 @@ typedef struct vmm_plugin_entry {
  * This declaration gives it C linkage and default visibility, even with
  * -fvisibility=hidden; do not repeat VMM_PLUGIN_EXPORT on the definition. */
 VMM_PLUGIN_EXPORT extern const vmm_plugin_entry_t vmm_plugin_entry;
+
+/* ---- ABI 1.2: plugin state for snapshot and restore (a plugin-offered extension) ---- */
+/* entry->get_extension(instance, VMM_PLUGIN_EXT_STATE) returns a vmm_plugin_state_t,
+ * valid until destroy(). A host snapshotting a VM asks every loaded plugin for it and
+ * refuses the snapshot, naming the plugin, when one does not offer it: device state is
+ * never dropped silently (a plugin without state offers it with a save of 0 bytes).
+ *
+ * THREADING: save and restore are called on the host's control thread while every vCPU
+ * of the VM is paused or not yet started (no handler of the plugin runs concurrently);
+ * a plugin's own threads (input pumps, page fetchers) keep running, so guard what they
+ * share. restore is called after init() with the same config, before any vCPU runs. */
+#define VMM_PLUGIN_EXT_STATE "org.vmmkit.plugin.state/1" /* vmm_plugin_state_t */
+
+typedef struct vmm_plugin_state {
+    uint32_t struct_size; /* sizeof(vmm_plugin_state_t) as the plugin was compiled */
+    uint32_t version;     /* the version of the blob save() writes (the plugin's own
+                           * numbering, >= 1); the host stores it beside the blob */
+    void *user;           /* passed back as the first argument below */
+    /* Writes the state into buffer (capacity bytes; buffer may be NULL when capacity is
+     * 0). Returns 0 with *size_out = bytes written, or -ENOSPC with *size_out = the
+     * bytes needed (the host retries with a buffer that large), or another -errno.
+     * The host accepts at most 16 MiB. */
+    int (*save)(void *user, void *buffer, uint64_t capacity, uint64_t *size_out);
+    /* Replaces the instance's state with a blob a save() wrote: `length` bytes,
+     * `version` as stored. Returns 0, or -EINVAL (malformed blob; the plugin checks
+     * every size and count in it) or -ENOTSUP (a version it cannot read). The bytes are
+     * hostile input. */
+    int (*restore)(void *user, const void *bytes, uint64_t length, uint32_t version);
+} vmm_plugin_state_t;
+/* ---- end of 1.2 plugin-state additions ---- */
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -27,4 +27,15 @@
         sizeof(vmm_plugin_entry_t), VMM_PLUGIN_ABI_MAJOR, VMM_PLUGIN_ABI_MINOR,        \
         id, version, description, init_fn, destroy_fn, NULL};
 
+/* The same with a get_extension function (a Swift @c function forwarding to
+ * PluginEntry.pluginExtension), for plugins that offer extensions such as the ABI 1.2
+ * state table (PluginStateful). */
+#define VMM_SWIFT_PLUGIN_ENTRY_EXT(id, version, description, init_fn, destroy_fn, ext_fn) \
+    void *init_fn(const vmm_host_t *host, const char *config, const char **error_out); \
+    void destroy_fn(void *instance);                                                   \
+    const void *ext_fn(void *instance, const char *ext_id);                            \
+    const vmm_plugin_entry_t vmm_plugin_entry = {                                      \
+        sizeof(vmm_plugin_entry_t), VMM_PLUGIN_ABI_MAJOR, VMM_PLUGIN_ABI_MINOR,        \
+        id, version, description, init_fn, destroy_fn, ext_fn};
+
 #endif /* VMM_PLUGIN_SWIFT_H */

@@ -28,7 +28,7 @@ import VMMPluginKit
 ///
 /// It offers `org.vmmkit.async-pf.events/1` (vmm_async_pf_events_t): the VMM's own NMIs
 /// and real #PFs, injected under the same rule (held back while "not present" is unread).
-final class AsyncPFPlugin: VMMPlugin {
+final class AsyncPFPlugin: VMMPlugin, PluginStateful {
     static let id = "org.vmmkit.async-pf"
     static let keys = ["send_always_cpl0", "conflict_bound", "advertise"]
 
@@ -37,7 +37,7 @@ final class AsyncPFPlugin: VMMPlugin {
     private let pagerExt: UnsafePointer<vmm_host_pager_t>
     let policy: AsyncPFPolicy
     /// One slot per vCPU, created on its first record; each is used on its vCPU's thread.
-    private let slots = Mutex<[UInt32: AsyncPFPluginSlot]>([:])
+    let slots = Mutex<[UInt32: AsyncPFPluginSlot]>([:])
     /// The events extension table (allocated once init cannot fail any more).
     private var events: UnsafeMutablePointer<vmm_async_pf_events_t>?
 
@@ -139,7 +139,7 @@ final class AsyncPFPlugin: VMMPlugin {
         }
     }
 
-    private func slot(_ vcpuID: UInt32) -> AsyncPFPluginSlot {
+    func slot(_ vcpuID: UInt32) -> AsyncPFPluginSlot {
         slots.withLock { slots in
             if let slot = slots[vcpuID] { return slot }
             let slot = AsyncPFPluginSlot(vcpuID: vcpuID, policy: policy, host: host, vcpuExt: vcpuExt, pagerExt: pagerExt)

@@ -11,7 +11,7 @@ import VMMPluginKit
 /// only the inbox is touched off that thread.)
 final class AsyncPFPluginSlot: @unchecked Sendable {
     let state: AsyncPFVCPUState
-    private let env: HostAsyncPFEnvironment
+    let env: HostAsyncPFEnvironment
     private let host: PluginServices
     private let vcpuExt: UnsafePointer<vmm_host_vcpu_t>
     private let pagerExt: UnsafePointer<vmm_host_pager_t>

@@ -28,6 +28,9 @@ final class HostAsyncPFEnvironment: AsyncPFEnvironment {
 
     private var data: UnsafeMutableRawPointer? { host.raw.pointee.host_data }
 
+    /// For the plugin's state extension (snapshot/restore).
+    func restore(pendingVector: UInt8?, isHalted: Bool) { (self.pendingVector, self.isHalted) = (pendingVector, isHalted) }
+
     private func check(_ rc: Int32, _ what: String) throws {
         guard rc == 0 else { throw VMMPluginError("vCPU \(vcpuID): \(what) failed with errno \(-rc)") }
     }

@@ -49,7 +49,7 @@ public final class UART16550: @unchecked Sendable {
         var irqLevel = false
     }
 
-    private let state = Mutex(State())
+    let state = Mutex(State())
     private let transmit: @Sendable (UInt8) -> Void
     private let flushOutput: @Sendable () -> Void
     private let irq: (@Sendable (Bool) -> Void)?
@@ -182,7 +182,7 @@ public final class UART16550: @unchecked Sendable {
     public var irqLevel: Bool { state.withLock { $0.irqLevel } }
 
     /// Runs `body` under the lock, then drives the IRQ line if its level changed.
-    private func update<T>(_ body: (inout State) -> T) -> T {
+    func update<T>(_ body: (inout State) -> T) -> T {
         state.withLock { s in
             let result = body(&s)
             let level = Self.iir(s) & Self.iirNone == 0

@@ -13,3 +13,7 @@ import VMMPluginKit
 @c func uart16550_plugin_destroy(_ instance: UnsafeMutableRawPointer?) {
     PluginEntry.destroy(instance)
 }
+
+@c func uart16550_plugin_get_extension(_ instance: UnsafeMutableRawPointer?, _ id: UnsafePointer<CChar>?) -> UnsafeRawPointer? {
+    PluginEntry.pluginExtension(instance, id)
+}

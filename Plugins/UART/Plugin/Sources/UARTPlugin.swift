@@ -9,7 +9,7 @@ import VMMPluginKit
 /// `coalesce=on` asks the host's coalesced_mmio/1 extension to queue THR writes.
 /// Output and input are the process's (stdout, files, stdin); `buffer` is for
 /// in-process UARTs only, since a plugin's buffer would be out of the host's reach.
-final class UARTPlugin: VMMPlugin {
+final class UARTPlugin: VMMPlugin, PluginStateful {
     static let id = "org.vmmkit.uart16550"
     let config: UARTConfig
     let uart: UART16550
@@ -45,6 +45,11 @@ final class UARTPlugin: VMMPlugin {
         }
         try pump?.start()
     }
+
+    // ABI 1.2 state: the registers and queued input (UART16550+State.swift).
+    var stateVersion: UInt32 { UART16550.stateVersion }
+    func saveState() throws -> [UInt8] { uart.savedState() }
+    func restoreState(_ bytes: [UInt8], version: UInt32) throws { try uart.restoreState(bytes) }
 
     func shutdown() {
         pump?.stop()

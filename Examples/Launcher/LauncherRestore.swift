@@ -1,0 +1,100 @@
+import Glibc
+import VMMKit
+import VMMSnapshot
+
+/// `vmm restore DIR`: the machine a `vmm run --snapshot-on-stop` (or the control API)
+/// saved, rebuilt from its launcher blob with the same plugins, their states restored,
+/// memory paged in lazily through userfaultfd or copied up front (`--eager`), then run
+/// to the end with `vmm run`'s exit statuses.
+struct RestoreRequest {
+    var dir: String
+    var eager = false
+    var serial: SerialTarget?
+    var maxSeconds: Double?
+    var logLevel = "warning"
+    var stats = false
+}
+
+extension Launcher {
+    /// Checks the whole snapshot (every file, size and checksum) before building anything.
+    static func restore(_ r: RestoreRequest) throws(LauncherError) -> Int32 {
+        let image: SnapshotImage
+        do { image = try SnapshotImage(path: r.dir) } catch { throw LauncherError(.snapshot, "cannot restore: \(error)") }
+        guard let blob = image.devices.first(where: { $0.name == LauncherMachine.blobName }) else {
+            throw LauncherError(.snapshot, "cannot restore \(r.dir): it has no '\(LauncherMachine.blobName)' state (not a snapshot of vmm run)")
+        }
+        var o = try LauncherMachine.decode(blob.bytes, version: blob.version, where: r.dir).options
+        if let serial = r.serial { o.serial = serial }
+        o.maxSeconds = r.maxSeconds
+        o.logLevel = r.logLevel
+        o.stats = r.stats
+        o.image = r.dir
+        return try Launcher(options: o).resume(image, eager: r.eager)
+    }
+
+    func resume(_ image: SnapshotImage, eager: Bool) throws(LauncherError) -> Int32 {
+        let o = options, dir = image.path
+        guard image.manifest.vcpuCount == o.vcpus else {
+            throw LauncherError(.snapshot, "cannot restore \(dir): the launcher state says \(o.vcpus) vCPUs, the snapshot holds \(image.manifest.vcpuCount)")
+        }
+        let kvm: KVM
+        do { kvm = try KVM.open() } catch { throw LauncherError(.host, error.description) }
+        let restored: RestoredVM
+        do { restored = try image.restore(on: kvm, memory: eager ? .eager : .lazy) } catch {
+            throw LauncherError(.snapshot, "cannot restore: \(error)")
+        }
+        defer { restored.close() }
+        let vm = restored.vm
+        let dispatcher = ExitDispatcher()
+        let stats = o.stats ? ExitStats(vcpus: o.vcpus, trace: false) : nil
+        let unassigned = o.strictIO ? nil : UnassignedIO(trace: false)
+        do {
+            if let stats { try dispatcher.setObserver(stats) }
+            try FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: min(o.memory, Self.holeStart)).register(on: dispatcher)
+            try unassigned?.register(on: dispatcher)
+        } catch {
+            throw LauncherError(.host, "\(error)")
+        }
+        let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
+        plugins.logHandler = PluginLog.handler(log)
+        defer { plugins.close() }
+        try loadPlugins(plugins, dispatcher: dispatcher)
+        do { try plugins.restoreStates(image.devices) } catch {
+            throw LauncherError(.snapshot, "cannot restore \(dir): \(error)")
+        }
+        do { try restored.attach(to: dispatcher) } catch { throw LauncherError(.host, "cannot page the snapshot in: \(error)") }
+        // Ring-3 faults on lazily restored RAM reach the AsyncPF plugin as PAGE_MISSING.
+        let asyncPF = try attachAsyncPF(plugins, pager: restored.pagers.first { $0.region.name == "ram" })
+        defer { asyncPF?.close() }
+        log.info("restored \(dir) (\(eager ? "eager" : "lazy")), \(o.vcpus) vCPU(s), \(plugins.plugins.count) plugin(s)")
+
+        let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
+        let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
+        let outcome: VMSupervisor.Outcome
+        do { outcome = try supervisor.run(dispatcher) } catch { throw LauncherError(.host, error.description) }
+        let timedOut = timer?.cancel() ?? false
+        if let stats {
+            var report = stats.report() + (unassigned?.report() ?? "")
+            report += "restore: \(restored.pagesFetched) pages fetched from the snapshot\n"
+            ExitStats.err(report)
+        }
+        return status(outcome, vm: vm, timedOut: timedOut)
+    }
+}
+
+extension Launcher {
+    /// `--snapshot-on-stop DIR`: after a run that --max-seconds or a stop request ended
+    /// (no guest exit, no error, no halt), the machine is saved and the status is 22.
+    /// nil when the run ended otherwise (its own status stands).
+    func snapshotOnStop(_ outcome: VMSupervisor.Outcome, vm: VirtualMachine, timedOut: Bool,
+                        snapshot: LauncherSnapshot) throws(LauncherError) -> Int32? {
+        guard let dir = options.snapshotOnStop else { return nil }
+        if case .guestExit? = vm.stopReason { return nil }
+        guard outcome.firstError == nil, !outcome.allHalted else { return nil }
+        let stopped = outcome.reasons.allSatisfy { if case .requested = $0 { true } else { false } }
+        guard timedOut || stopped else { return nil }
+        let summary = try snapshot.snapshot(to: dir)
+        ExitStats.err("vmm: stopped\(timedOut ? " after --max-seconds \(options.maxSeconds!)" : ""); snapshot saved to \(dir) (\(summary.dataBytes) of \(summary.memoryBytes) memory bytes written)\n")
+        return LauncherStatus.snapshotSaved.rawValue
+    }
+}

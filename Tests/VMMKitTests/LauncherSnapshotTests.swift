@@ -1,0 +1,158 @@
+import Foundation
+import Testing
+@testable import VMMKit
+import VMMSnapshot
+
+/// `vmm run --snapshot-on-stop` and `vmm restore`, each in a process of its own, on the
+/// counter guest (lines 0000..03ff on COM1, then debug-exit 5 = status 11).
+@Suite("vmm snapshot and restore on real KVM", .serialized, .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct LauncherSnapshotTests {
+    static let counter = VMMProcess.guest("counter.elf")
+    static let fullOutput = (0..<0x400).map { String(format: "%04x\n", $0) }.joined()
+
+    func tempDir(_ name: String) throws -> String {
+        let dir = NSTemporaryDirectory() + "vmm-snap-\(getpid())-\(name)"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "<missing \(path)>" }
+
+    /// Every file of `dir` with its bytes: to show that a restore changed nothing.
+    func contents(_ dir: String) throws -> [String: Data] {
+        var all: [String: Data] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) {
+            all[name] = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name))
+        }
+        return all
+    }
+
+    /// Runs the counter until --max-seconds stops it and saves the snapshot into `dir/snap`.
+    func snapshotMidRun(_ dir: String, extra: [String] = []) throws -> (before: String, snap: String) {
+        let snap = dir + "/snap", out = dir + "/before.txt"
+        let r = try VMMProcess.run(["run", Self.counter, "--serial", "file:\(out)", "--max-seconds", "0.5",
+                                    "--snapshot-on-stop", snap] + extra)
+        #expect(r.status == 22, "stderr: \(r.stderr)")
+        #expect(r.stderr.hasPrefix("vmm: stopped after --max-seconds 0.5; snapshot saved to \(snap) ("))
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        return (read(out), snap)
+    }
+
+    @Test("stopped mid-run and restored lazily and eagerly in new processes: the console continues the uninterrupted sequence, same status")
+    func roundTrip() throws {
+        let dir = try tempDir("roundtrip")
+        let full = try VMMProcess.run(["run", Self.counter, "--serial", "file:\(dir)/full.txt"])
+        #expect(full.status == 11)
+        #expect(read(dir + "/full.txt") == Self.fullOutput)
+
+        let (before, snap) = try snapshotMidRun(dir)
+        #expect(before.count < Self.fullOutput.count, "the stop lands mid-run (the guest waits 2^32 TSC cycles half-way)")
+        #expect(Self.fullOutput.hasPrefix(before))
+        let saved = try contents(snap)
+
+        let lazy = try VMMProcess.run(["restore", snap, "--serial", "file:\(dir)/lazy.txt"])
+        #expect(lazy.status == 11, "stderr: \(lazy.stderr)")
+        #expect(lazy.stderr == "")
+        #expect(before + read(dir + "/lazy.txt") == Self.fullOutput)
+
+        let eager = try VMMProcess.run(["restore", snap, "--eager", "--serial", "file:\(dir)/eager.txt", "--stats"])
+        #expect(eager.status == lazy.status)
+        #expect(read(dir + "/eager.txt") == read(dir + "/lazy.txt"))
+        #expect(eager.stderr.contains("restore: 0 pages fetched from the snapshot"))
+        // Lazy: the guest's code and stack pages come through userfaultfd, once each.
+        let counted = try VMMProcess.run(["restore", snap, "--serial", "none", "--stats"])
+        #expect(counted.status == 11)
+        let fetched = counted.stderr.split(separator: "\n").first { $0.hasPrefix("restore: ") }
+            .flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+        #expect(fetched > 0 && fetched <= 16, "stderr: \(counted.stderr)")
+        #expect(try contents(snap) == saved, "a restore changes nothing on disk")
+    }
+
+    @Test("a truncated snapshot file is refused in one line with status 24, and nothing changes on disk")
+    func truncated() throws {
+        let dir = try tempDir("truncated")
+        let (_, snap) = try snapshotMidRun(dir)
+        let file = snap + "/vcpu0.state"
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int)
+        #expect(truncate(file, off_t(size - 1)) == 0)
+        let damaged = try contents(snap)
+        let r = try VMMProcess.run(["restore", snap, "--serial", "none"])
+        #expect(r.status == 24)
+        #expect(r.stderr.hasPrefix("vmm: cannot restore: "))
+        #expect(r.stderr.contains("vcpu0.state"))
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect(try contents(snap) == damaged)
+    }
+
+    @Test("a plugin the snapshot was taken with and that cannot be found any more: one line naming it, status 8")
+    func missingPlugin() throws {
+        let dir = try tempDir("missing-plugin")
+        let copy = dir + "/libDebugExitCopy.so"
+        try FileManager.default.copyItem(atPath: PluginFixtures.plugins + "/libDebugExit.so", toPath: copy)
+        let (_, snap) = try snapshotMidRun(dir, extra: ["--plugin", "\(copy),port=0x80"])
+        try FileManager.default.removeItem(atPath: copy)
+        let saved = try contents(snap)
+        let r = try VMMProcess.run(["restore", snap, "--serial", "none"])
+        #expect(r.status == 8)
+        #expect(r.stderr.contains(copy))
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect(try contents(snap) == saved)
+    }
+
+    @Test("a loaded plugin without the state extension: the snapshot is refused naming it (status 24), no directory left")
+    func pluginWithoutState() throws {
+        let dir = try tempDir("stateless")
+        let snap = dir + "/snap"
+        let r = try VMMProcess.run(["run", Self.counter, "--serial", "none", "--max-seconds", "0.3", "--snapshot-on-stop", snap,
+                                    "--plugin", PluginFixtures.fixture("Null") + ",port=0x80"])
+        #expect(r.status == 24)
+        #expect(r.stderr.contains("org.vmmkit.bench.null"))
+        #expect(r.stderr.contains("org.vmmkit.plugin.state/1"))
+        #expect(!FileManager.default.fileExists(atPath: snap))
+    }
+}
+
+@Suite("plugin state extension (ABI 1.2) with real plugins", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct PluginStateTests {
+    @Test("DebugExit and PCIHost save their state; a restore checks plugin, version and contents")
+    func saveRestore() throws {
+        let (guest, host) = try PluginFixtures.guest("pio_out")
+        defer { host.close(); withExtendedLifetime(guest) {} }
+        try host.load(PluginFixtures.plugins + "/libDebugExit.so", config: "port=0x80")
+        try host.load(PluginFixtures.plugins + "/libPCIHost.so")
+        let saved = try host.saveStates()
+        #expect(saved.map(\.name) == ["plugin0.org.vmmkit.debug-exit", "plugin1.org.vmmkit.pci-host"])
+        #expect(saved.map(\.bytes.count) == [16, 260])
+        try host.restoreStates(saved)
+
+        var wrongVersion = saved
+        wrongVersion[1].version = 7
+        let v = pluginError { () throws(PluginError) in try host.restoreStates(wrongVersion) }
+        #expect(v?.plugin == "org.vmmkit.pci-host")
+        #expect(v?.message.contains("version 7") == true)
+
+        let missing = pluginError { () throws(PluginError) in try host.restoreStates([saved[0]]) }
+        #expect(missing?.plugin == "org.vmmkit.pci-host")
+        #expect(missing?.message.contains("no state") == true)
+
+        // A blob of a debug-exit at another port does not fit this one.
+        let (guest2, other) = try PluginFixtures.guest("pio_out")
+        defer { other.close(); withExtendedLifetime(guest2) {} }
+        try other.load(PluginFixtures.plugins + "/libDebugExit.so", config: "port=0x81")
+        try other.load(PluginFixtures.plugins + "/libPCIHost.so")
+        let refused = pluginError { () throws(PluginError) in try other.restoreStates(saved) }
+        #expect(refused?.plugin == "org.vmmkit.debug-exit")
+        #expect(refused?.message.contains("refused") == true)
+    }
+
+    @Test("a plugin without the extension: saveStates refuses naming it")
+    func stateless() throws {
+        let (guest, host) = try PluginFixtures.guest("pio_out")
+        defer { host.close(); withExtendedLifetime(guest) {} }
+        try host.load(PluginFixtures.fixture("Null"), config: "port=0x80")
+        let e = pluginError { () throws(PluginError) in _ = try host.saveStates() }
+        #expect(e?.plugin == "org.vmmkit.bench.null")
+        #expect(e?.message.contains("org.vmmkit.plugin.state/1") == true)
+    }
+}
