@@ -8,7 +8,8 @@ import VMMLoader
 ///   plugins: [string "PATH[,key=value...]"], noDefaultPlugins: bool,
 ///   serial: "stdio"|"none"|"file:PATH", trace: "exits", stats: bool, maxSeconds: number,
 ///   append: string, initrd: string, loadAddr: string|integer, entry: string|integer,
-///   mode: 16|64, logLevel: "trace"|"debug"|"info"|"notice"|"warning"|"error"|"critical".
+///   mode: 16|64, logLevel: "trace"|"debug"|"info"|"notice"|"warning"|"error"|"critical",
+///   apiSock: string (the control API's Unix socket path).
 struct LaunchOptions: Equatable {
     var image: String?
     var memory: UInt64 = 64 << 20
@@ -26,9 +27,10 @@ struct LaunchOptions: Equatable {
     var entry: UInt64?
     var mode = 64
     var logLevel = "warning"
+    var apiSock: String?
 
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial",
-                                    "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel"]
+                                    "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "apiSock"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     var useIRQChip: Bool { irqchip ?? (vcpus > 1) }
@@ -112,6 +114,7 @@ struct LaunchOptions: Equatable {
             guard logLevels.contains(l) else { throw bad("'logLevel' must be one of \(logLevels.joined(separator: ", "))") }
             o.logLevel = l
         }
+        o.apiSock = try string("apiSock")
         return o
     }
 }

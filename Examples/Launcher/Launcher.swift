@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import VMMControl
 import VMMKit
 import VMMLoader
 import VMMPaging
@@ -48,6 +49,7 @@ struct Launcher {
 
         let dispatcher = ExitDispatcher()
         let stats = (o.stats || o.trace) ? ExitStats(vcpus: o.vcpus, trace: o.trace) : nil
+        let exitCounter = o.apiSock.map { _ in ExitKindCounter(vcpus: o.vcpus, chaining: stats) }
         do {
             for i in 0..<o.vcpus {
                 let vcpu = try vm.createVCPU()
@@ -55,7 +57,7 @@ struct Launcher {
                 // Application processors stay uninitialised until the guest sends INIT/SIPI.
                 if i == 0 { try vcpu.boot(boot) }
             }
-            if let stats { try dispatcher.setObserver(stats) }
+            if let observer: ExitObserver = exitCounter ?? stats { try dispatcher.setObserver(observer) }
             try FwCfg(cpus: o.vcpus, ramSize: o.memory).register(on: dispatcher)
         } catch {
             throw LauncherError(.host, "\(error)")
@@ -67,6 +69,9 @@ struct Launcher {
         defer { pager?.close() }
         let asyncPF = try attachAsyncPF(plugins, pager: pager)
         defer { asyncPF?.close() }
+
+        let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF)
+        defer { api?.stop() }
 
         let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
         let reasons: [StopReason]

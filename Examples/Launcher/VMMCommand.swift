@@ -10,7 +10,7 @@ struct VMM: ParsableCommand {
         Exit status: the guest's debug-exit code v gives (v << 1) | 1 (QEMU's isa-debug-exit);
         otherwise \(LauncherStatus.allCases.map { "\($0.rawValue) \($0.meaning)" }.joined(separator: "; ")).
         """,
-        subcommands: [Run.self, Plugins.self]
+        subcommands: [Run.self, Plugins.self, Ctl.self]
     )
 
     /// Usage errors exit with the launcher's documented status 2 (not ArgumentParser's 64).
@@ -55,6 +55,8 @@ struct Run: ParsableCommand {
     @Option(help: "Flat binary: entry address (default: the load address).") var entry: String?
     @Option(help: "Flat binary: 16 (real mode) or 64 (long mode, default).") var mode: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
+
+    @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: String?
 
     func run() throws {
         let options = try resolve()
@@ -113,6 +115,7 @@ struct Run: ParsableCommand {
             }
             o.logLevel = logLevel
         }
+        if let apiSock { o.apiSock = apiSock }
         guard o.image != nil else { throw LauncherError(.usage, "no image: give IMAGE or 'image' in --config") }
         return o
     }
