@@ -27,6 +27,8 @@ let package = Package(
         // Demand paging, and what Benchmarks/Paging measures it against.
         .library(name: "VMMPaging", targets: ["VMMPaging"]),
         .library(name: "VMMAsyncPF", targets: ["VMMAsyncPF"]),
+        // Control of a running VM as Swift calls (info, pause, resume, stop, metrics).
+        .library(name: "VMMControl", targets: ["VMMControl"]),
         // The async-PF state machine alone (no dependencies): linked by VMMKit and by
         // the AsyncPF plugin.
         .library(name: "AsyncPFCore", targets: ["AsyncPFCore"]),
@@ -42,6 +44,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // The control API's HTTP server (`vmm run --api-sock`); linked into the launcher only.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // Only for `swift package generate-documentation` (DocC); nothing links it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -101,6 +107,9 @@ let package = Package(
         // Snapshot and restore: VM and vCPU state, the on-disk format, eager and lazy
         // (demand-paged) restore. Docs/SnapshotFormat.md.
         .target(name: "VMMSnapshot", dependencies: ["VMMKit", "VMMPaging", "CKVM"]),
+        // A running VM's control surface for library users and the launcher's API server:
+        // info, pause/resume/stop, metrics, a snapshot hook, and the small JSON it speaks.
+        .target(name: "VMMControl", dependencies: ["VMMKit"]),
         // The 16550A UART model: pure Swift, no VMMKit and no plugin SDK, so the same
         // code is unit-tested, wired in-process and wrapped as a dlopen'd plugin.
         .target(name: "UART16550", path: "Plugins/UART/Model"),
@@ -128,7 +137,11 @@ let package = Package(
                 "VMMPaging",
                 "VMMAsyncPF",
                 "VMMSnapshot",
+                "VMMControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -147,7 +160,7 @@ let package = Package(
         .testTarget(
             name: "VMMKitTests",
             dependencies: ["VMMKit", "VMMLoader", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport", "CAsyncPFPlugin",
-                           "VMMSnapshot"]
+                           "VMMSnapshot", "VMMControl"]
         ),
         .testTarget(
             name: "UARTTests",

@@ -9,7 +9,8 @@ import Foundation
 ///   append: string, initrd: string, loadAddr: string|integer, entry: string|integer,
 ///   mode: 16|64, logLevel: "trace"|"debug"|"info"|"notice"|"warning"|"error"|"critical",
 ///   strictIO: bool (unassigned I/O stops the VM instead of reading all-ones),
-///   snapshotOnStop: string (a directory; see `--snapshot-on-stop`).
+///   snapshotOnStop: string (a directory; see `--snapshot-on-stop`),
+///   apiSock: string (the control API's Unix socket path).
 struct LaunchOptions: Equatable {
     var image: String?
     var memory: UInt64 = 64 << 20
@@ -29,10 +30,11 @@ struct LaunchOptions: Equatable {
     var logLevel = "warning"
     var strictIO = false
     var snapshotOnStop: String?
+    var apiSock: String?
 
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial",
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO",
-                                    "snapshotOnStop"]
+                                    "snapshotOnStop", "apiSock"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// The config file these options came from, and the keys it set that no flag
@@ -130,6 +132,7 @@ struct LaunchOptions: Equatable {
             guard logLevels.contains(l) else { throw bad("'logLevel' must be one of \(logLevels.joined(separator: ", "))") }
             o.logLevel = l
         }
+        o.apiSock = try string("apiSock")
         o.configFile = path
         o.fromConfig = Set(dict.keys)
         return o

@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import VMMControl
 import VMMKit
 import VMMLoader
 import VMMPaging
@@ -60,6 +61,7 @@ struct Launcher {
         let dispatcher = ExitDispatcher()
         let stats = (o.stats || o.trace) ? ExitStats(vcpus: o.vcpus, trace: o.trace) : nil
         let unassigned = o.strictIO ? nil : UnassignedIO(trace: o.trace)
+        let exitCounter = o.apiSock.map { _ in ExitKindCounter(vcpus: o.vcpus, chaining: stats) }
         do {
             for i in 0..<o.vcpus {
                 let vcpu = try vm.createVCPU()
@@ -67,7 +69,7 @@ struct Launcher {
                 // Application processors stay uninitialised until the guest sends INIT/SIPI.
                 if i == 0 { try vcpu.boot(boot) }
             }
-            if let stats { try dispatcher.setObserver(stats) }
+            if let observer: ExitObserver = exitCounter ?? stats { try dispatcher.setObserver(observer) }
             try FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: lowRAM).register(on: dispatcher)
             try unassigned?.register(on: dispatcher)
         } catch {
@@ -82,6 +84,9 @@ struct Launcher {
         let asyncPF = try attachAsyncPF(plugins, pager: pager)
         defer { asyncPF?.close() }
         let snapshot = LauncherSnapshot(vm: vm, dispatcher: dispatcher, plugins: plugins, options: o)
+
+        let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF, snapshot: snapshot)
+        defer { api?.stop() }
 
         let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
         // The machine stops as a whole on a vCPU's error; with an in-kernel irqchip HLT

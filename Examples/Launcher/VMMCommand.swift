@@ -10,7 +10,7 @@ struct VMM: ParsableCommand {
         Exit status: the guest's debug-exit code v gives (v << 1) | 1 (QEMU's isa-debug-exit);
         otherwise \(LauncherStatus.allCases.map { "\($0.rawValue) \($0.meaning)" }.joined(separator: "; ")).
         """,
-        subcommands: [Run.self, Restore.self, Plugins.self]
+        subcommands: [Run.self, Restore.self, Plugins.self, Ctl.self]
     )
 
     /// Usage errors exit with the launcher's documented status 2 (not ArgumentParser's 64).
@@ -58,6 +58,8 @@ struct Run: ParsableCommand {
     @Option(help: "Flat binary: 16 (real mode) or 64 (long mode, default).") var mode: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
     @Option(name: .customLong("snapshot-on-stop"), help: "When --max-seconds or a stop request ends the run, save a snapshot into this new directory (status 22); vmm restore DIR resumes it.") var snapshotOnStop: String?
+
+    @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: String?
 
     func run() throws {
         let options = try resolve()
@@ -120,6 +122,7 @@ struct Run: ParsableCommand {
             }
             o.logLevel = logLevel
         }
+        if let apiSock { o.apiSock = apiSock }
         // A flag given overrides the file's key: errors in it name the flag.
         let flagged: [(String, Bool)] = [("memory", memory != nil), ("vcpus", vcpus != nil), ("irqchip", irqchip != nil),
                                          ("maxSeconds", maxSeconds != nil), ("append", append != nil),

@@ -23,6 +23,17 @@ public final class PluginAsyncPF: PluginPageService, @unchecked Sendable {
     private let fetcher: AsyncPFFetcher
     /// vCPUs whose guest has async PF enabled (router thread reads, vCPU threads write).
     private let guestEnabled = EnabledVCPUs()
+    private let counts = Counts()
+
+    /// Ring-3 faults the plugins answered "not present" (async PFs the guest received),
+    /// and pages then installed in the background (PAGE_READY posted). For metrics.
+    public var asyncFaults: UInt64 { counts.notPresent.load(ordering: .relaxed) }
+    public var backgroundInstalls: UInt64 { counts.ready.load(ordering: .relaxed) }
+
+    private final class Counts: Sendable {
+        let notPresent = Atomic<UInt64>(0)
+        let ready = Atomic<UInt64>(0)
+    }
 
     public init(pager: DemandPager) throws(VMMError) {
         guard pager.mode == .blocking else {
@@ -56,6 +67,14 @@ public final class PluginAsyncPF: PluginPageService, @unchecked Sendable {
             guard case let .memoryFault(fault) = exit, let at = fault.location, !fault.isHardwarePoison,
                   region.contains(at.gpa), let plugins, plugins.handlesAsyncPF else { return .notMine }
             return plugins.raisePageMissing(gpa: at.gpa, access: 0, vcpu: vcpu)
+        let counts = counts
+        try plugins.dispatcher.register(.memoryFault, priority: DemandPager.handlerPriority + 1, owner: "async-pf plugins") {
+            [weak plugins] exit, vcpu in
+            guard case let .memoryFault(fault) = exit, fault.annotated, region.contains(fault.gpa),
+                  let plugins, plugins.handlesAsyncPF else { return .notMine }
+            let verdict = plugins.raisePageMissing(gpa: fault.gpa, access: 0, vcpu: vcpu)
+            if case .handled = verdict { counts.notPresent.add(1, ordering: .relaxed) }
+            return verdict
         }
     }
 
@@ -67,9 +86,11 @@ public final class PluginAsyncPF: PluginPageService, @unchecked Sendable {
 
     public func installPageInBackground(containing gpa: UInt64, vcpuID: UInt32, host: PluginHost) {
         let pager = pager
+        let counts = counts
         fetcher.enqueue { [weak host] in
             do throws(VMMError) {
                 try pager.installPage(containing: gpa, for: PageRequest(vcpu: vcpuID, access: []))
+                counts.ready.add(1, ordering: .relaxed)
                 host?.postPageReady(gpa: gpa, vcpuID: vcpuID)
             } catch {
                 host?.postFailure("async-pf: vCPU \(vcpuID): \(pager.source.name) could not deliver guest-physical page 0x\(String(gpa & ~0xfff, radix: 16)): \(error)", vcpuID: vcpuID)

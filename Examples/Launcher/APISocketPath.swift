@@ -1,0 +1,59 @@
+import Glibc
+
+/// Checks on `--api-sock PATH` before the server binds, so each refusal is one clear line:
+/// a path too long for `sun_path`, a path that exists and is not a socket (never
+/// replaced), or a socket a live server still answers on. A stale socket is removed.
+enum APISocketPath {
+    /// `sun_path` holds 108 bytes including the terminating NUL.
+    static let maxBytes = 107
+
+    static func prepare(_ path: String) throws(LauncherError) {
+        guard !path.isEmpty, path.utf8.count <= maxBytes, !path.utf8.contains(0) else {
+            throw LauncherError(.usage, "--api-sock: the path must be 1 to \(maxBytes) bytes (a Unix socket address), not \(path.utf8.count)")
+        }
+        var st = stat()
+        guard lstat(path, &st) == 0 else {
+            if errno == ENOENT { return }
+            throw LauncherError(.host, "--api-sock \(path): \(String(cString: strerror(errno)))")
+        }
+        guard st.st_mode & S_IFMT == S_IFSOCK else {
+            throw LauncherError(.usage, "--api-sock \(path): exists and is not a socket; refusing to replace it")
+        }
+        if answers(path) {
+            throw LauncherError(.host, "--api-sock \(path): another process is serving on this socket")
+        }
+        guard unlink(path) == 0 || errno == ENOENT else {
+            throw LauncherError(.host, "--api-sock \(path): cannot remove the stale socket: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Whether something accepts connections on the socket at `path`.
+    static func answers(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        guard fill(&addr, path) else { return false }
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+        }
+    }
+
+    /// Writes `path` into `addr`; false if it does not fit.
+    static func fill(_ addr: inout sockaddr_un, _ path: String) -> Bool {
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count <= maxBytes else { return false }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.initializeMemory(as: UInt8.self, repeating: 0)
+            raw.copyBytes(from: bytes)
+        }
+        return true
+    }
+
+    /// Removes the socket at exit if it is still a socket (never anything else put there).
+    static func remove(_ path: String) {
+        var st = stat()
+        if lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
+    }
+}

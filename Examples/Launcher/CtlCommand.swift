@@ -1,0 +1,156 @@
+import ArgumentParser
+import Glibc
+import VMMControl
+
+/// `vmm ctl PATH COMMAND`: the control API's client. One HTTP/1.1 request over the Unix
+/// socket (`Connection: close`), the answer's JSON body on stdout.
+struct Ctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Control a VM started with 'vmm run --api-sock PATH'.",
+        discussion: """
+        Commands: info, pause, resume, stop, metrics, snapshot DIR. The JSON answer is printed on stdout.
+        Exit status: \(CtlStatus.allCases.map { "\($0.rawValue) \($0.meaning)" }.joined(separator: "; ")).
+        """
+    )
+
+    @Argument(help: "The control socket given to 'vmm run --api-sock'.") var socket: String
+    @Argument(help: "info, pause, resume, stop, metrics or snapshot.") var command: String
+    @Argument(help: "snapshot: the directory to write.") var operands: [String] = []
+
+    func run() throws {
+        let (method, path, body) = try request()
+        let answer: HTTPAnswer
+        do { answer = try UnixHTTPClient.send(socket: socket, method: method, path: path, body: body) } catch {
+            ExitStats.err("vmm ctl: \(socket): \(error.message)\n")
+            Glibc.exit(error.status.rawValue)
+        }
+        if !answer.body.isEmpty { print(answer.body, terminator: answer.body.hasSuffix("\n") ? "" : "\n") }
+        guard (200..<300).contains(answer.status) else {
+            ExitStats.err("vmm ctl: \(command): HTTP \(answer.status)\n")
+            Glibc.exit(answer.status < 500 ? CtlStatus.refused.rawValue : CtlStatus.serverError.rawValue)
+        }
+        Glibc.exit(CtlStatus.ok.rawValue)
+    }
+
+    func request() throws(LauncherError) -> (String, String, String?) {
+        let operandCount = command == "snapshot" ? 1 : 0
+        guard operands.count == operandCount else {
+            throw LauncherError(.usage, command == "snapshot" ? "ctl snapshot needs one directory" : "ctl \(command) takes no operand")
+        }
+        switch command {
+        case "info": return ("GET", "/vm", nil)
+        case "metrics": return ("GET", "/metrics", nil)
+        case "pause": return ("PATCH", "/vm", "{\"state\": \"Paused\"}")
+        case "resume": return ("PATCH", "/vm", "{\"state\": \"Resumed\"}")
+        case "stop": return ("PUT", "/actions", "{\"action_type\": \"Stop\"}")
+        case "snapshot": return ("PUT", "/snapshot/create", "{\"snapshot_dir\": \(FlatJSON.quote(operands[0]))}")
+        default: throw LauncherError(.usage, "ctl: unknown command '\(command)' (info, pause, resume, stop, metrics, snapshot DIR)")
+        }
+    }
+}
+
+/// `vmm ctl`'s exit statuses (usage errors are 2, as for every subcommand).
+enum CtlStatus: Int32, CaseIterable {
+    case ok = 0            // the API answered 2xx
+    case usage = 2         // bad command line
+    case unreachable = 3   // no socket, connection refused, or no complete answer
+    case refused = 4       // the API answered 4xx (bad request, wrong state, unknown endpoint)
+    case serverError = 5   // the API answered 5xx (501: the operation is not in this build)
+
+    var meaning: String {
+        switch self {
+        case .ok: "done"
+        case .usage: "bad command line"
+        case .unreachable: "cannot reach the API"
+        case .refused: "request refused (HTTP 4xx)"
+        case .serverError: "server error or not available (HTTP 5xx)"
+        }
+    }
+}
+
+struct HTTPAnswer { let status: Int; let body: String }
+
+struct CtlError: Error {
+    let status: CtlStatus
+    let message: String
+}
+
+/// A minimal HTTP/1.1 client for one request on a Unix socket: it writes the request,
+/// reads until the server closes (bounded in size and time) and splits off the body.
+enum UnixHTTPClient {
+    static let maxAnswerBytes = 1 << 20
+    static let timeoutSeconds = 30
+
+    static func send(socket path: String, method: String, path target: String, body: String?) throws(CtlError) -> HTTPAnswer {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw CtlError(status: .unreachable, message: "socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_un()
+        guard APISocketPath.fill(&addr, path) else { throw CtlError(status: .usage, message: "path longer than \(APISocketPath.maxBytes) bytes") }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw CtlError(status: .unreachable, message: "cannot connect: \(String(cString: strerror(errno)))") }
+
+        let payload = Array((body ?? "").utf8)
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nConnection: close\r\n"
+        if body != nil { head += "Content-Type: application/json\r\n" }
+        head += "Content-Length: \(payload.count)\r\n\r\n"
+        let request = Array(head.utf8) + payload
+        var sent = 0
+        while sent < request.count {
+            let n = request.withUnsafeBytes { write(fd, $0.baseAddress! + sent, request.count - sent) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw CtlError(status: .unreachable, message: "write: \(String(cString: strerror(errno)))") }
+            sent += n
+        }
+
+        var answer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw CtlError(status: .unreachable, message: "no answer: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            answer += chunk[0..<n]
+            guard answer.count <= maxAnswerBytes else { throw CtlError(status: .unreachable, message: "answer larger than \(maxAnswerBytes) bytes") }
+        }
+        return try parse(answer)
+    }
+
+    /// Status line and body of a complete answer (Content-Length framed, as the server sends).
+    static func parse(_ bytes: [UInt8]) throws(CtlError) -> HTTPAnswer {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard let end = (0..<max(0, bytes.count - 3)).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) else {
+            throw CtlError(status: .unreachable, message: "incomplete HTTP answer (\(bytes.count) bytes)")
+        }
+        let head = String(decoding: bytes[..<end], as: UTF8.self)
+        let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
+        let statusWords = lines[0].split(separator: " ")
+        guard statusWords.count >= 2, statusWords[0].hasPrefix("HTTP/1."), let status = Int(statusWords[1]) else {
+            throw CtlError(status: .unreachable, message: "not an HTTP answer: \(lines[0].prefix(80))")
+        }
+        var body = Array(bytes[(end + 4)...])
+        for line in lines.dropFirst() {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "content-length",
+               let n = Int(parts[1].trimmed(" ")), n >= 0 {
+                guard n <= body.count else { throw CtlError(status: .unreachable, message: "answer body cut short (\(body.count) of \(n) bytes)") }
+                body = Array(body.prefix(n))
+            }
+        }
+        return HTTPAnswer(status: status, body: String(decoding: body, as: UTF8.self))
+    }
+}
+
+private extension Substring {
+    func trimmed(_ set: Character) -> Substring {
+        var s = self
+        while s.first == set { s = s.dropFirst() }
+        while s.last == set { s = s.dropLast() }
+        return s
+    }
+}

@@ -1,0 +1,32 @@
+import VMMControl
+import VMMAsyncPF
+import VMMKit
+import VMMPaging
+
+extension Launcher {
+    /// `--api-sock`: the VM's controller, served on the socket until the run ends.
+    /// PUT /snapshot/create saves the paused VM with every plugin's state
+    /// (`LauncherSnapshot`, as `--snapshot-on-stop` does); `vmm restore DIR` resumes it.
+    func startAPI(vm: VirtualMachine, exitCounter: ExitKindCounter?, pager: DemandPager?,
+                  asyncPF: PluginAsyncPF?, snapshot: LauncherSnapshot) throws(LauncherError) -> APIServer? {
+        guard let path = options.apiSock else { return nil }
+        let controller = VMController(vm: vm, exitCounter: exitCounter)
+        controller.setSnapshotHook { _, dir in try snapshot.snapshot(to: dir) }
+        if let pager {
+            controller.addCounters("demand_paging") {
+                let s = pager.statistics
+                return [("pages_fetched", UInt64(s.pagesFetched)), ("installed_by_vcpu", UInt64(s.installedByVCPU)),
+                        ("installed_by_router", UInt64(s.installedByRouter)), ("vcpu_kicks", UInt64(s.kicks)),
+                        ("source_failures", UInt64(s.sourceFailures))]
+            }
+        }
+        if let asyncPF {
+            controller.addCounters("async_pf") {
+                [("not_present_injected", asyncPF.asyncFaults), ("pages_ready", asyncPF.backgroundInstalls)]
+            }
+        }
+        let server = try APIServer.start(path: path, controller: controller, log: log)
+        log.info("control API on \(path)")
+        return server
+    }
+}

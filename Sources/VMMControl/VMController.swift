@@ -1,0 +1,165 @@
+import Synchronization
+import VMMKit
+
+/// The control surface of a running VM, as Swift calls: what `vmm run --api-sock` serves
+/// over HTTP, for library users without HTTP. Any thread may call it while the vCPUs run
+/// (`ARCHITECTURE.md`, threads); operations are serialised by one lock, so a pause and a
+/// resume from two clients never interleave. It never starts a thread of its own.
+public final class VMController: @unchecked Sendable {
+    public let vm: VirtualMachine
+    /// Exits by kind, when the VMM installed this counter as (or in front of) its observer.
+    public let exitCounter: ExitKindCounter?
+    private let operations = Mutex<Sources>(Sources())
+
+    private struct Sources {
+        var counters: [(group: String, read: @Sendable () -> [(String, UInt64)])] = []
+        var snapshotHook: SnapshotHook?
+        var pausedByController = false
+    }
+
+    public init(vm: VirtualMachine, exitCounter: ExitKindCounter? = nil) {
+        self.vm = vm
+        self.exitCounter = exitCounter
+    }
+
+    /// Adds a group of counters to `metrics()` (e.g. "demand_paging" from a `DemandPager`).
+    /// `read` is called on the caller's thread of `metrics()`, so it must be thread-safe.
+    public func addCounters(_ group: String, _ read: @escaping @Sendable () -> [(String, UInt64)]) {
+        operations.withLock { $0.counters.append((group, read)) }
+    }
+
+    /// Installs what `snapshot(to:)` calls. Without one, `snapshot(to:)` throws `.unavailable`.
+    public func setSnapshotHook(_ hook: SnapshotHook?) {
+        operations.withLock { $0.snapshotHook = hook }
+    }
+
+    public var hasSnapshotHook: Bool { operations.withLock { $0.snapshotHook != nil } }
+
+    // MARK: - Info
+
+    public func info() -> VMInfo {
+        let vcpus = vm.vcpus.map { VMInfo.VCPUInfo(id: $0.id, state: Self.state(of: $0)) }
+        let regions = vm.memory.regions.map {
+            VMInfo.Region(name: $0.name, guestAddress: $0.guestAddress, size: $0.size, backing: "\($0.backing)")
+        }
+        return VMInfo(vcpus: vcpus, memory: regions)
+    }
+
+    static func state(of vcpu: VCPU) -> VCPURunState {
+        if !vcpu.isRunning { return .stopped }
+        return vcpu.isPaused ? .paused : .running
+    }
+
+    // MARK: - Pause, resume, stop
+
+    /// Pauses every vCPU and returns once each is parked outside KVM_RUN (or has stopped).
+    /// Pausing a paused VM does nothing; a VM whose vCPUs have all stopped is refused.
+    public func pause() throws(ControlError) {
+        try operations.withLock { (s) throws(ControlError) in
+            let vcpus = vm.vcpus
+            guard vcpus.contains(where: { $0.isRunning }) else { throw .conflict("the VM has stopped") }
+            for vcpu in vcpus { vcpu.pause() }
+            s.pausedByController = true
+        }
+    }
+
+    /// Resumes the vCPUs a `pause()` parked and returns at once (each reports `.running`
+    /// in `info()` as soon as its thread wakes). Resuming a running VM does nothing.
+    public func resume() throws(ControlError) {
+        try operations.withLock { (s) throws(ControlError) in
+            let vcpus = vm.vcpus
+            guard vcpus.contains(where: { $0.isRunning }) else { throw .conflict("the VM has stopped") }
+            guard s.pausedByController else { return }
+            for vcpu in vcpus { vcpu.resume() }
+            s.pausedByController = false
+        }
+    }
+
+    /// Asks every vCPU to stop (paused ones too) and returns at once; the VMM's
+    /// `vm.run` then returns with `.requested` for each.
+    public func stop() {
+        operations.withLock { _ in vm.requestStop(.requested) }
+    }
+
+    /// Whether the VM is paused through this controller.
+    public var isPaused: Bool { operations.withLock { $0.pausedByController } }
+
+    // MARK: - Snapshot
+
+    /// Saves the paused VM into `directory` through the installed hook; the VM stays paused.
+    public func snapshot(to directory: String) throws(ControlError) {
+        try operations.withLock { (s) throws(ControlError) in
+            guard let hook = s.snapshotHook else {
+                throw .unavailable("snapshotting is not available in this build (no snapshot hook installed)")
+            }
+            guard vm.vcpus.contains(where: { $0.isRunning }) else { throw .conflict("the VM has stopped") }
+            guard s.pausedByController else { throw .conflict("the VM must be paused before a snapshot (PATCH /vm {\"state\": \"Paused\"})") }
+            do { try hook(vm, directory) } catch { throw .failed("snapshot to \(directory) failed: \(error)") }
+        }
+    }
+
+    // MARK: - Metrics
+
+    public func metrics() -> VMMetrics {
+        let groups = operations.withLock { $0.counters }
+        return VMMetrics(
+            exitsPerVCPU: vm.vcpus.map { $0.exitCount },
+            exitsByKind: exitCounter?.totals().map { ($0.kind.rawValue, $0.count) },
+            counters: groups.map { ($0.group, $0.read()) })
+    }
+}
+
+/// What `VMController.snapshot(to:)` runs with the paused VM and the target directory.
+public typealias SnapshotHook = @Sendable (VirtualMachine, String) throws -> Void
+
+public enum VCPURunState: String, Sendable { case running, paused, stopped }
+
+public struct VMInfo: Sendable {
+    public struct VCPUInfo: Sendable { public let id: UInt32; public let state: VCPURunState }
+    public struct Region: Sendable {
+        public let name: String
+        public let guestAddress: UInt64
+        public let size: UInt64
+        public let backing: String
+    }
+    public let vcpus: [VCPUInfo]
+    public let memory: [Region]
+
+    /// The VM as a whole: running if any vCPU runs, paused if every live vCPU is paused.
+    public var state: VCPURunState {
+        let live = vcpus.filter { $0.state != .stopped }
+        if live.isEmpty { return .stopped }
+        return live.allSatisfy { $0.state == .paused } ? .paused : .running
+    }
+}
+
+public struct VMMetrics: Sendable {
+    /// `KVM_RUN` returns per vCPU (`VCPU.exitCount`), including kicks.
+    public let exitsPerVCPU: [UInt64]
+    /// Dispatched exits by kind over all vCPUs (nil without an `ExitKindCounter`).
+    public let exitsByKind: [(kind: String, count: UInt64)]?
+    public let counters: [(group: String, values: [(String, UInt64)])]
+}
+
+/// Why a control operation was refused; `status` is the HTTP status the API answers with.
+public enum ControlError: Error, Equatable, CustomStringConvertible {
+    case badRequest(String)
+    case conflict(String)
+    case unavailable(String)
+    case failed(String)
+
+    public var status: Int {
+        switch self {
+        case .badRequest: 400
+        case .conflict: 409
+        case .unavailable: 501
+        case .failed: 500
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .badRequest(m), let .conflict(m), let .unavailable(m), let .failed(m): m
+        }
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import Testing
+
+/// `vmm run --api-sock` as a child process, driven by `vmm ctl` and by raw HTTP requests.
+@Suite("control API over a Unix socket on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct ControlAPITests {
+    static func socketPath(_ name: String) -> String { NSTemporaryDirectory() + "vmm-api-\(getpid())-\(name).sock" }
+
+    /// `vmm run` on the out-loop guest, serving the API on `socket`; --max-seconds only guards against a hang.
+    static func launch(_ socket: String, extra: [String] = []) throws -> Spawned {
+        let image = try VMMProcess.temp("outloop.bin", outLoop)
+        return Spawned(VMMProcess.binary, ["run", image, "--load-addr", "0x100000", "--serial", "none", "--api-sock", socket, "--max-seconds", "600"] + extra)
+    }
+
+    /// `vmm ctl ARGS` to completion. posix_spawn, not Foundation's Process: its dispatch
+    /// threads and fds outlive the call and would disturb the suites that count them.
+    static func ctl(_ args: [String]) throws -> VMMProcess.Result { Spawned(VMMProcess.binary, ["ctl"] + args).wait() }
+
+    /// The guest's progress: the io exits the API reports.
+    static func ioExits(_ socket: String) throws -> Int {
+        let r = try ctl([socket, "metrics"])
+        #expect(r.status == 0, "metrics: \(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        return ((json?["exits_by_kind"] as? [String: Any])?["io"] as? Int) ?? 0
+    }
+
+    @Test("pause stops the guest's progress, resume restarts it, metrics count it, stop ends the run with status 0")
+    func pauseResumeStop() throws {
+        let socket = Self.socketPath("run")
+        let vmm = try Self.launch(socket)
+        defer { vmm.kill() }
+        #expect(eventually { (try? Self.ctl([socket, "info"]).status) == 0 })
+
+        let info = try Self.ctl([socket, "info"])
+        #expect(info.stdout.hasPrefix(#"{"state": "Running", "vcpu_count": 1, "vcpus": [{"id": 0, "state": "Running"}], "memory": [{"name": "ram", "guest_address": 0, "size": 67108864"#))
+        #expect(try eventually { try Self.ioExits(socket) > 100 })
+
+        let pause = try Self.ctl([socket, "pause"])
+        #expect(pause.status == 0 && pause.stdout == "" && pause.stderr == "")
+        #expect(try Self.ctl([socket, "info"]).stdout.hasPrefix(#"{"state": "Paused""#))
+        let paused = try Self.ioExits(socket)
+        for _ in 0..<10 { #expect(try Self.ioExits(socket) == paused) } // each call takes longer than many guest exits
+
+        #expect(try Self.ctl([socket, "resume"]).status == 0)
+        #expect(try eventually { try Self.ioExits(socket) > paused + 100 })
+
+        // A snapshot needs a paused VM; then it is written with every plugin's state.
+        let dir = "/tmp/vmm-api-snapshot-\(getpid())"
+        let running = try Self.ctl([socket, "snapshot", dir])
+        #expect(running.status == 4)
+        #expect(running.stdout.contains("the VM must be paused before a snapshot"))
+        #expect(access(dir, F_OK) != 0)
+        #expect(try Self.ctl([socket, "pause"]).status == 0)
+        let saved = try Self.ctl([socket, "snapshot", dir])
+        #expect(saved.status == 0, "\(saved.stdout)\(saved.stderr)")
+        #expect(access(dir + "/manifest", F_OK) == 0)
+        let again = try Self.ctl([socket, "snapshot", dir])
+        #expect(again.status == 5, "an existing directory is never overwritten")
+        #expect(try Self.ctl([socket, "resume"]).status == 0)
+        _ = try? VMMProcess.run(binary: "/bin/rm", ["-rf", dir])
+
+        let stop = try Self.ctl([socket, "stop"])
+        #expect(stop.status == 0)
+        let run = vmm.wait()
+        #expect(run.status == 0)
+        #expect(run.stderr == "")
+        #expect(access(socket, F_OK) != 0, "the socket is removed on exit")
+
+        let gone = try Self.ctl([socket, "info"])
+        #expect(gone.status == 3)
+        #expect(gone.stderr == "vmm ctl: \(socket): cannot connect: No such file or directory\n")
+    }
+
+    @Test("hostile requests get a 4xx and a fault_message; the VM keeps running")
+    func badRequests() throws {
+        let socket = Self.socketPath("bad")
+        let vmm = try Self.launch(socket)
+        defer { vmm.kill() }
+        #expect(eventually { (try? Self.ctl([socket, "info"]).status) == 0 })
+
+        func send(_ method: String, _ path: String, _ body: String) throws -> (Int, String) {
+            let r = try RawHTTP.send(socket, "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            return r
+        }
+        #expect(try send("PATCH", "/vm", #"{"state": "#) == (400, #"{"fault_message": "malformed JSON body at byte 10: unterminated object"}"#))
+        #expect(try send("PATCH", "/vm", #"{"state": "Frozen"}"#) == (400, #"{"fault_message": "field 'state' must be \"Paused\" or \"Resumed\", not \"Frozen\""}"#))
+        #expect(try send("PUT", "/actions", #"{"action_type": "Stop", "force": "yes"}"#) == (400, #"{"fault_message": "unknown field 'force'"}"#))
+        #expect(try send("PUT", "/actions", "") == (400, #"{"fault_message": "missing JSON body with 'action_type'"}"#))
+        #expect(try send("PUT", "/actions", String(repeating: " ", count: 5000)).0 == 413)
+        #expect(try send("GET", "/nope", "") == (404, #"{"fault_message": "no such endpoint: GET /nope"}"#))
+        #expect(try send("DELETE", "/vm", "") == (405, #"{"fault_message": "DELETE is not allowed on /vm (allowed: GET, PATCH)"}"#))
+        let garbage = try RawHTTP.send(socket, "NOT HTTP AT ALL\r\n\r\n")
+        #expect((400..<500).contains(garbage.0))
+        #expect(try Self.ctl([socket, "bogus"]).status == 2)
+        #expect(try Self.ctl([socket, "info"]).stdout.hasPrefix(#"{"state": "Running""#))
+        #expect(try Self.ctl([socket, "stop"]).status == 0)
+        #expect(vmm.wait().status == 0)
+    }
+
+    @Test("an --api-sock path that exists and is not a socket is refused and left alone")
+    func notASocket() throws {
+        let path = try VMMProcess.temp("not-a-socket", Array("keep me".utf8))
+        let image = try VMMProcess.temp("outloop2.bin", outLoop)
+        let r = Spawned(VMMProcess.binary, ["run", image, "--load-addr", "0x100000", "--api-sock", path]).wait()
+        #expect(r.status == 2)
+        #expect(r.stderr == "vmm: --api-sock \(path): exists and is not a socket; refusing to replace it\n")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep me")
+    }
+}
+
+/// One raw HTTP exchange on a Unix socket: (status, body), for requests `vmm ctl` never sends.
+enum RawHTTP {
+    static func send(_ path: String, _ request: String) throws -> (Int, String) {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { return (-1, "connect failed") }
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let bytes = Array(request.utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        var answer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while answer.count < 1 << 20 {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n <= 0 { break }
+            answer += chunk[0..<n]
+        }
+        let text = String(decoding: answer, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else { return (-1, text) }
+        let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? -1
+        return (status, String(text[split.upperBound...]))
+    }
+}
+
+/// A child process with stdout and stderr on pipes (outputs here are far below a pipe's 64 KiB).
+final class Spawned {
+    let pid: pid_t
+    private let out: Int32, err: Int32
+    private var done = false
+
+    init(_ binary: String, _ args: [String]) {
+        var o: [Int32] = [0, 0], e: [Int32] = [0, 0]
+        pipe(&o)
+        pipe(&e)
+        for fd in o + e { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, o[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, e[1], 2)
+        let argv = ([binary] + args).map { strdup($0) } + [nil]
+        var p = pid_t()
+        let rc = posix_spawn(&p, binary, &actions, nil, argv, environ)
+        precondition(rc == 0, "posix_spawn \(binary): \(rc)")
+        argv.forEach { free($0) }
+        posix_spawn_file_actions_destroy(&actions)
+        close(o[1])
+        close(e[1])
+        pid = p
+        out = o[0]
+        err = e[0]
+    }
+
+    /// Waits for the exit; the status and everything written.
+    func wait() -> VMMProcess.Result {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        done = true
+        let result = VMMProcess.Result(status: (status >> 8) & 0xff, stdout: Self.drain(out), stderr: Self.drain(err))
+        close(out)
+        close(err)
+        return result
+    }
+
+    /// Ends the child if a failed expectation left it running.
+    func kill() {
+        guard !done else { return }
+        Glibc.kill(pid, SIGKILL)
+        _ = wait()
+    }
+
+    private static func drain(_ fd: Int32) -> String {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,120 @@
+import Glibc
+import Synchronization
+import Testing
+import VMMControl
+@testable import VMMKit
+
+/// Waits for `condition`, polling up to `tries` times with a short pause between polls.
+func eventually(tries: Int = 2000, _ condition: () throws -> Bool) rethrows -> Bool {
+    for _ in 0..<tries {
+        if try condition() { return true }
+        usleep(2000)
+    }
+    return false
+}
+
+/// The guest of the control tests: `out %al, $0x3ff` (the UART's scratch register in
+/// `vmm run`) in an endless loop, so its progress is its exit count.
+let outLoop: [UInt8] = [0x66, 0xba, 0xff, 0x03, 0xee, 0xeb, 0xfd]
+
+/// Counts the guest's `out`s from the handler (an escaping closure cannot hold an Atomic).
+final class OutCounter: Sendable {
+    private let n = Atomic<Int>(0)
+    func add(_ k: Int, ordering: AtomicUpdateOrdering) { n.add(k, ordering: .relaxed) }
+    func load(ordering: AtomicLoadOrdering) -> Int { n.load(ordering: .relaxed) }
+}
+
+@Suite("VMController on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct VMControllerTests {
+    @Test("pause parks every vCPU and the guest makes no progress; resume continues; stop ends the run")
+    func pauseResumeStop() throws {
+        let guest = try TestGuest("spin")
+        try guest.vm.memory.writeBytes(GuestLayout.codeStart, outLoop)
+        let outs = OutCounter()
+        try guest.dispatcher.registerPIO(port: 0x3ff, owner: "test") { _, _ in outs.add(1, ordering: .relaxed); return .handled }
+        let counter = ExitKindCounter(vcpus: 1)
+        try guest.dispatcher.setObserver(counter)
+        let controller = VMController(vm: guest.vm, exitCounter: counter)
+        try guest.vcpu.start(guest.dispatcher)
+
+        #expect(eventually { outs.load(ordering: .relaxed) > 50 })
+        try controller.pause()
+        #expect(controller.info().state == .paused)
+        #expect(controller.info().vcpus.map(\.state) == [.paused])
+        let paused = outs.load(ordering: .relaxed)
+        let exitsPaused = controller.metrics().exitsPerVCPU
+        for _ in 0..<50 { _ = controller.metrics(); usleep(1000) } // a window in which a running guest makes ~1000 exits
+        #expect(outs.load(ordering: .relaxed) == paused)
+        #expect(controller.metrics().exitsPerVCPU == exitsPaused)
+
+        try controller.resume()
+        #expect(eventually { controller.info().state == .running }) // each vCPU reports running once it wakes
+        #expect(eventually { outs.load(ordering: .relaxed) > paused + 50 })
+
+        let m = controller.metrics()
+        let io = m.exitsByKind?.first { $0.kind == "io" }?.count ?? 0
+        #expect(io >= UInt64(paused + 50))
+
+        controller.stop()
+        #expect(guest.vcpu.join() == .requested)
+        #expect(controller.info().state == .stopped)
+        #expect(throws: ControlError.conflict("the VM has stopped")) { try controller.pause() }
+        #expect(controller.info().memory.map(\.name) == ["ram"])
+        #expect(controller.info().memory.first?.size == 2 << 20)
+    }
+
+    @Test("snapshot: 501 without a hook; the hook gets the paused VM and the directory; a running VM is refused")
+    func snapshotHook() throws {
+        let guest = try TestGuest("spin")
+        let controller = VMController(vm: guest.vm)
+        try guest.vcpu.start(guest.dispatcher)
+        #expect(throws: ControlError.unavailable("snapshotting is not available in this build (no snapshot hook installed)")) {
+            try controller.snapshot(to: "/tmp/x")
+        }
+        let seen = Recorder<String>()
+        controller.setSnapshotHook { vm, dir in seen.append("\(vm.vcpus[0].isPaused) \(dir)") }
+        #expect(throws: ControlError.conflict(#"the VM must be paused before a snapshot (PATCH /vm {"state": "Paused"})"#)) {
+            try controller.snapshot(to: "/tmp/x")
+        }
+        try controller.pause()
+        try controller.snapshot(to: "/tmp/snap")
+        #expect(seen.all == ["true /tmp/snap"])
+        #expect(controller.info().state == .paused)
+        controller.stop()
+        #expect(guest.vcpu.join() == .requested)
+    }
+
+    @Test("request bodies: strict flat JSON, unknown or missing fields and bad values are 400 with a message")
+    func bodies() throws {
+        #expect(try FlatJSON.parseObject(Array(#" { "state" : "Paused" } "#.utf8)) == ["state": "Paused"])
+        #expect(try FlatJSON.parseObject(Array(#"{"a":"\u00e9\n\"\ud83d\ude00"}"#.utf8)) == ["a": "é\n\"😀"])
+        let bad: [(String, String)] = [
+            (#"{"state": "Paused""#, "malformed JSON body at byte 18: unterminated object"),
+            (#"{"state": 1}"#, "field 'state' must be a string"),
+            (#"{"state": "a", "state": "b"}"#, "field 'state' given twice"),
+            (#"{"state": "a"} x"#, "malformed JSON body at byte 15: bytes after the object"),
+            (#"{"s": "\ud800"}"#, "malformed JSON body at byte 13: lone surrogate"),
+            ("{\"s\": \"\u{1}\"}", "malformed JSON body at byte 8: control character in a string"),
+            ("[]", "malformed JSON body at byte 0: expected '{'"),
+        ]
+        for (body, message) in bad {
+            #expect(throws: ControlError.badRequest(message)) { try FlatJSON.parseObject(Array(body.utf8)) }
+        }
+        #expect(throws: ControlError.badRequest("malformed JSON body: invalid UTF-8 in a string")) {
+            try FlatJSON.parseObject([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x22, 0x22, 0x7d])
+        }
+        #expect(FlatJSON.quote("a\"b\\\u{1}") == #""a\"b\\\u0001""#)
+
+        let guest = try TestGuest("spin")
+        let api = ControlAPI(VMController(vm: guest.vm))
+        #expect(api.setState(Array(#"{"state": "Sleeping"}"#.utf8))
+            == .init(status: 400, body: #"{"fault_message": "field 'state' must be \"Paused\" or \"Resumed\", not \"Sleeping\""}"#))
+        #expect(api.setState(Array(#"{"state": "Paused", "x": "y"}"#.utf8)).body == #"{"fault_message": "unknown field 'x'"}"#)
+        #expect(api.action(Array("{}".utf8)).body == #"{"fault_message": "missing field 'action_type'"}"#)
+        #expect(api.action([]).status == 400)
+        #expect(api.snapshot(Array(#"{"snapshot_dir": ""}"#.utf8)).status == 400)
+        #expect(api.snapshot(Array(#"{"snapshot_dir": "/tmp/s"}"#.utf8)).status == 501)
+        // Nothing runs yet: the VM counts as stopped.
+        #expect(api.setState(Array(#"{"state": "Paused"}"#.utf8)) == .init(status: 409, body: #"{"fault_message": "the VM has stopped"}"#))
+    }
+}
