@@ -8,7 +8,9 @@ import VMMLoader
 ///   plugins: [string "PATH[,key=value...]"], noDefaultPlugins: bool,
 ///   serial: "stdio"|"none"|"file:PATH", trace: "exits", stats: bool, maxSeconds: number,
 ///   append: string, initrd: string, loadAddr: string|integer, entry: string|integer,
-///   mode: 16|64, logLevel: "trace"|"debug"|"info"|"notice"|"warning"|"error"|"critical".
+///   mode: 16|64, logLevel: "trace"|"debug"|"info"|"notice"|"warning"|"error"|"critical",
+///   handlerBudget: number (seconds a plugin handler call may run, default 10),
+///   noSeccomp: bool (vCPU threads without the seccomp allow-list).
 struct LaunchOptions: Equatable {
     var image: String?
     var memory: UInt64 = 64 << 20
@@ -26,9 +28,15 @@ struct LaunchOptions: Equatable {
     var entry: UInt64?
     var mode = 64
     var logLevel = "warning"
+    var handlerBudget = LaunchOptions.defaultHandlerBudget
+    var noSeccomp = false
+    static let defaultHandlerBudget = 10.0
+    /// A budget in seconds: more than 0, at most a day (and so finite).
+    static func validBudget(_ s: Double) -> Bool { s > 0 && s <= 86_400 }
 
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial",
-                                    "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel"]
+                                    "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel",
+                                    "handlerBudget", "noSeccomp"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     var useIRQChip: Bool { irqchip ?? (vcpus > 1) }
@@ -112,6 +120,13 @@ struct LaunchOptions: Equatable {
             guard logLevels.contains(l) else { throw bad("'logLevel' must be one of \(logLevels.joined(separator: ", "))") }
             o.logLevel = l
         }
+        if dict["handlerBudget"] != nil {
+            guard let n = number("handlerBudget"), validBudget(n) else {
+                throw bad("'handlerBudget' must be a number of seconds more than 0 and at most 86400")
+            }
+            o.handlerBudget = n
+        }
+        o.noSeccomp = try bool("noSeccomp") ?? false
         return o
     }
 }

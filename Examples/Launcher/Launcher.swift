@@ -68,9 +68,17 @@ struct Launcher {
         let asyncPF = try attachAsyncPF(plugins, pager: pager)
         defer { asyncPF?.close() }
 
-        let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
+        let stuck = StuckRunExit()
+        watchHandlers(plugins, stuck: stuck)
+        if !o.noSeccomp { vm.setSeccomp(SeccompPolicy.vcpuDefault.allowing(numbers: plugins.requestedSyscalls)) }
+        let timer = o.maxSeconds.map { seconds in
+            Watchdog(seconds: seconds, vm: vm) { stuck.arm(status: LauncherStatus.timeout.rawValue) {
+                Self.stillRunning(plugins, "stopped after --max-seconds \(seconds)")
+            } }
+        }
         let reasons: [StopReason]
         do { reasons = try vm.run(dispatcher) } catch { throw LauncherError(.host, error.description) }
+        stuck.runFinished()
         let timedOut = timer?.cancel() ?? false
         if let stats, o.stats {
             var report = stats.report()
@@ -110,14 +118,16 @@ final class Watchdog: @unchecked Sendable {
     private var thread = pthread_t()
     private let vm: VirtualMachine
     private let seconds: Double
+    private let onFire: @Sendable () -> Void
     private var fired = false
     private var done = false
     private var lock = pthread_mutex_t()
     private var cond = pthread_cond_t()
 
-    init(seconds: Double, vm: VirtualMachine) {
+    init(seconds: Double, vm: VirtualMachine, onFire: @escaping @Sendable () -> Void = {}) {
         self.seconds = seconds
         self.vm = vm
+        self.onFire = onFire
         pthread_mutex_init(&lock, nil)
         pthread_cond_init(&cond, nil)
         let me = Unmanaged.passRetained(self).toOpaque()
@@ -139,7 +149,7 @@ final class Watchdog: @unchecked Sendable {
             if pthread_cond_timedwait(&cond, &lock, &deadline) == ETIMEDOUT { fired = true; break }
         }
         pthread_mutex_unlock(&lock)
-        if fired { vm.requestStop(.requested) }
+        if fired { vm.requestStop(.requested); onFire() }
     }
 
     /// Ends the watchdog; returns whether it had fired.

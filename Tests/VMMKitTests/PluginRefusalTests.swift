@@ -38,13 +38,13 @@ struct PluginRefusalTests {
     @Test("another ABI major")
     func otherMajor() throws {
         #expect(try refusal(fixture("MAJOR2")) == "plugin \(fixture("MAJOR2")): built for plugin ABI 2.0, but this "
-            + "host implements ABI 1.1: a different major version is incompatible; rebuild the plugin against this host's vmm_plugin.h")
+            + "host implements ABI 1.2: a different major version is incompatible; rebuild the plugin against this host's vmm_plugin.h")
     }
 
     @Test("a newer minor than the host's, refused by name")
     func newerMinor() throws {
         #expect(try refusal(fixture("MINOR_NEWER")) == "plugin 'org.vmmkit.test.fixture' (\(fixture("MINOR_NEWER"))): "
-            + "built for plugin ABI 1.99, newer than this host's ABI 1.1: update the host, or rebuild the plugin against vmm_plugin.h 1.1")
+            + "built for plugin ABI 1.99, newer than this host's ABI 1.2: update the host, or rebuild the plugin against vmm_plugin.h 1.2")
     }
 
     @Test("init fails with the plugin's message")

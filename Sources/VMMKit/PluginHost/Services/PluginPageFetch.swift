@@ -52,7 +52,7 @@ extension PluginHost {
         let page = "guest-physical page \(hex(gpa))"
         for h in memoryFaultHandlers where h.covers(gpa) {
             record.message = nil
-            let verdict = h.handle(h.user, &record)
+            let verdict = state.call(h.handle, h.user, &record, h.tag)
             switch verdict {
             case VMM_NOT_MINE.rawValue:
                 continue
