@@ -56,6 +56,8 @@ let package = Package(
         .target(name: "CKVM", path: "CShims/CKVM"),
         // userfaultfd(2) for the demand-paging engine: constants, layouts, wrappers.
         .target(name: "CUFFD", path: "CShims/CUFFD"),
+        // seccomp-bpf for vCPU threads: filter install, the SIGSYS reporter, syscall names.
+        .target(name: "CSeccomp", path: "CShims/CSeccomp"),
         // A plain C run loop used as the baseline the Swift loop is measured against.
         .target(name: "CKVMTestSupport", dependencies: ["CKVM"], path: "CShims/CKVMTestSupport"),
         // Guest payloads: position-independent assembly assembled into .rodata.
@@ -76,6 +78,7 @@ let package = Package(
                 "CVMMPlugin",
                 "CFFI",
                 "CUFFD",
+                "CSeccomp",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

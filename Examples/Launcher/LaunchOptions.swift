@@ -10,7 +10,9 @@ import Foundation
 ///   mode: 16|64, logLevel: "trace"|"debug"|"info"|"notice"|"warning"|"error"|"critical",
 ///   strictIO: bool (unassigned I/O stops the VM instead of reading all-ones),
 ///   snapshotOnStop: string (a directory; see `--snapshot-on-stop`),
-///   apiSock: string (the control API's Unix socket path).
+///   apiSock: string (the control API's Unix socket path),
+///   handlerBudget: number (seconds a plugin handler call may run, default 10),
+///   noSeccomp: bool (vCPU threads without the seccomp allow-list).
 struct LaunchOptions: Equatable {
     var image: String?
     var memory: UInt64 = 64 << 20
@@ -31,10 +33,15 @@ struct LaunchOptions: Equatable {
     var strictIO = false
     var snapshotOnStop: String?
     var apiSock: String?
+    var handlerBudget = LaunchOptions.defaultHandlerBudget
+    var noSeccomp = false
+    static let defaultHandlerBudget = 10.0
+    /// A budget in seconds: more than 0, at most a day (and so finite).
+    static func validBudget(_ s: Double) -> Bool { s > 0 && s <= 86_400 }
 
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial",
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO",
-                                    "snapshotOnStop", "apiSock"]
+                                    "snapshotOnStop", "apiSock", "handlerBudget", "noSeccomp"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// The config file these options came from, and the keys it set that no flag
@@ -135,6 +142,13 @@ struct LaunchOptions: Equatable {
         o.apiSock = try string("apiSock")
         o.configFile = path
         o.fromConfig = Set(dict.keys)
+        if dict["handlerBudget"] != nil {
+            guard let n = number("handlerBudget"), validBudget(n) else {
+                throw bad("'handlerBudget' must be a number of seconds more than 0 and at most 86400")
+            }
+            o.handlerBudget = n
+        }
+        o.noSeccomp = try bool("noSeccomp") ?? false
         return o
     }
 }

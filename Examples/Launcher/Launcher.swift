@@ -88,12 +88,20 @@ struct Launcher {
         let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF, snapshot: snapshot)
         defer { api?.stop() }
 
-        let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
+        let stuck = StuckRunExit()
+        watchHandlers(plugins, stuck: stuck)
+        if !o.noSeccomp { vm.setSeccomp(SeccompPolicy.vcpuDefault.allowing(numbers: plugins.requestedSyscalls)) }
+        let timer = o.maxSeconds.map { seconds in
+            Watchdog(seconds: seconds, vm: vm) { stuck.arm(status: LauncherStatus.timeout.rawValue) {
+                Self.stillRunning(plugins, "stopped after --max-seconds \(seconds)")
+            } }
+        }
         // The machine stops as a whole on a vCPU's error; with an in-kernel irqchip HLT
         // never reaches user space, so the supervisor detects a machine that halted for good.
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let outcome: VMSupervisor.Outcome
         do { outcome = try supervisor.run(dispatcher) } catch { throw LauncherError(.host, error.description) }
+        stuck.runFinished()
         let timedOut = timer?.cancel() ?? false
         if let stats, o.stats {
             var report = stats.report()
@@ -164,14 +172,16 @@ final class Watchdog: @unchecked Sendable {
     private var thread = pthread_t()
     private let vm: VirtualMachine
     private let seconds: Double
+    private let onFire: @Sendable () -> Void
     private var fired = false
     private var done = false
     private var lock = pthread_mutex_t()
     private var cond = pthread_cond_t()
 
-    init(seconds: Double, vm: VirtualMachine) {
+    init(seconds: Double, vm: VirtualMachine, onFire: @escaping @Sendable () -> Void = {}) {
         self.seconds = seconds
         self.vm = vm
+        self.onFire = onFire
         pthread_mutex_init(&lock, nil)
         pthread_cond_init(&cond, nil)
         let me = Unmanaged.passRetained(self).toOpaque()
@@ -199,7 +209,7 @@ final class Watchdog: @unchecked Sendable {
             if pthread_cond_timedwait(&cond, &lock, &deadline) == ETIMEDOUT { fired = true; break }
         }
         pthread_mutex_unlock(&lock)
-        if fired { vm.requestStop(.requested) }
+        if fired { vm.requestStop(.requested); onFire() }
     }
 
     /// Ends the watchdog; returns whether it had fired.

@@ -56,6 +56,9 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("load-addr"), help: "Flat binary: guest-physical load address.") var loadAddr: String?
     @Option(help: "Flat binary: entry address (default: the load address).") var entry: String?
     @Option(help: "Flat binary: 16 (real mode) or 64 (long mode, default).") var mode: Int?
+    @Option(name: .customLong("handler-budget"), help: "Seconds a plugin handler call may run before the run ends with status 8 (default 10).")
+    var handlerBudget: Double?
+    @Flag(name: .customLong("no-seccomp"), help: "Run vCPU threads without the seccomp allow-list (Docs/Seccomp.md).") var noSeccomp = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
     @Option(name: .customLong("snapshot-on-stop"), help: "When --max-seconds or a stop request ends the run, save a snapshot into this new directory (status 22); vmm restore DIR resumes it.") var snapshotOnStop: String?
 
@@ -122,6 +125,13 @@ struct Run: ParsableCommand {
             }
             o.logLevel = logLevel
         }
+        if let handlerBudget {
+            guard LaunchOptions.validBudget(handlerBudget) else {
+                throw LauncherError(.usage, "--handler-budget must be more than 0 and at most 86400 seconds")
+            }
+            o.handlerBudget = handlerBudget
+        }
+        if noSeccomp { o.noSeccomp = true }
         if let apiSock { o.apiSock = apiSock }
         // A flag given overrides the file's key: errors in it name the flag.
         let flagged: [(String, Bool)] = [("memory", memory != nil), ("vcpus", vcpus != nil), ("irqchip", irqchip != nil),

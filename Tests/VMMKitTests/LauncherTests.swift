@@ -234,3 +234,59 @@ struct DemoTests {
         #expect(r.status == 0)
     }
 }
+
+@Suite("vmm launcher: plugin handlers that do not return", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct LauncherHandlerBudgetTests {
+    static let fixture = VMMProcess.root.appendingPathComponent(".build/plugins/fixtures/libGuard.so").path
+
+    @Test("--handler-budget: a handler that never returns ends the run with status 8 naming plugin, handler, vCPU and exit")
+    func budget() throws {
+        let guest = try VMMProcess.temp("hang.bin", [0x66, 0xba, 0x31, 0x05, 0xec, 0xf4]) // in from 0x531; hlt
+        let r = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", Self.fixture, "--handler-budget", "0.2"])
+        #expect(r.status == 8)
+        #expect(r.stderr.hasPrefix("vmm: vCPU 0: handler failed: plugin handler org.vmmkit.test.guard 'hang' (\(Self.fixture)) exceeded its 0.200 s budget on vCPU 0 handling pio in port 0x531 size 1"))
+        #expect(r.stderr.hasSuffix("cannot be cancelled); it has not returned: exiting\n"))
+    }
+
+    @Test("--max-seconds with a handler that never returns: status 16, naming the handler it waited for")
+    func maxSeconds() throws {
+        let guest = try VMMProcess.temp("hang2.bin", [0x66, 0xba, 0x31, 0x05, 0xec, 0xf4])
+        let r = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", Self.fixture, "--max-seconds", "0.3"])
+        #expect(r.status == 16)
+        #expect(r.stderr == "vmm: stopped after --max-seconds 0.3; still running: vCPU 0 in plugin handler org.vmmkit.test.guard 'hang' (\(Self.fixture)) handling pio in port 0x531 size 1 (plugin code cannot be cancelled): exiting\n")
+    }
+
+    @Test("a bad budget: status 2 for the flag, 4 for the config key")
+    func badBudget() throws {
+        let guest = try VMMProcess.temp("hang3.bin", [0xf4])
+        let flag = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--handler-budget", "0"])
+        #expect(flag.status == 2)
+        #expect(flag.stderr == "vmm: --handler-budget must be more than 0 and at most 86400 seconds\n")
+        let config = try VMMProcess.temp("budget.json", Array("{\"handlerBudget\": 1e300}".utf8))
+        let c = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--config", config])
+        #expect(c.status == 4)
+        #expect(c.stderr == "vmm: \(config): 'handlerBudget' must be a number of seconds more than 0 and at most 86400\n")
+    }
+}
+
+@Suite("vmm launcher: seccomp on vCPU threads", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct LauncherSeccompTests {
+    /// in from 0x532 (the handler's socket() result: 0 refused, 1 allowed); out %al,$0xf4
+    static let code: [UInt8] = [0x66, 0xba, 0x32, 0x05, 0xec, 0xe6, 0xf4, 0xf4]
+
+    @Test("on by default: a plugin handler's socket() is refused and reported; --no-seccomp and a declaration allow it")
+    func launcher() throws {
+        let fixture = LauncherHandlerBudgetTests.fixture
+        let guest = try VMMProcess.temp("sock.bin", Self.code)
+        let on = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", fixture])
+        #expect(on.status == 1)
+        #expect(on.stderr == "vmm: seccomp: vCPU 0 made system call 41 (socket), outside its allow-list: refused with EPERM (see Docs/Seccomp.md)\n")
+        let off = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", fixture, "--no-seccomp"])
+        #expect(off.status == 3 && off.stderr == "")
+        let declared = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", "\(fixture),seccomp_allow=1"])
+        #expect(declared.status == 3 && declared.stderr == "")
+        let config = try VMMProcess.temp("noseccomp.json", Array("{\"noSeccomp\": true}".utf8))
+        let c = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", fixture, "--config", config])
+        #expect(c.status == 3)
+    }
+}

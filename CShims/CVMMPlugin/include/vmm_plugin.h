@@ -34,6 +34,9 @@
  *        (vmm_plugin_state_t, below the entry): a plugin saves and restores its own
  *        versioned state blob; a host refuses to snapshot a VM with a plugin that does
  *        not offer it. No earlier layout changed.
+ *   1.2  (reliability) Host extension seccomp/1 (allow_syscall
+ *        [load-thread]): a plugin declares the system calls its handlers make beyond
+ *        the vCPU threads' seccomp allow-list. No layout changed.
  *
  * COMPATIBILITY RULES
  *   1. Every struct starts with `uint32_t struct_size` (sizeof as its producer was
@@ -63,6 +66,14 @@
  * MEMORY: strings and pointers passed into a call are valid only during that call;
  * the callee copies what it keeps, unless a field says otherwise. Errors are returned
  * as 0 or a negative errno value (<errno.h>).
+ *
+ * TRUST: a plugin runs in the VMM's process as trusted code, with all of its
+ * privileges; nothing isolates the host from it. The host contains mistakes only:
+ * a handler call running past the VMM's budget is reported (plugin, handler, vCPU,
+ * exit) and ends the run (it cannot be cancelled); [load-thread] services called from
+ * another thread or outside init() answer -EPERM; every service called through this
+ * table after destroy() returned answers -ESHUTDOWN (log and request_stop do nothing,
+ * get_extension returns NULL); the table itself stays readable.
  *
  * Libraries are loaded with RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE and never unloaded;
  * the same library may be init()ed several times (several VMs or instances): keep all
@@ -605,6 +616,25 @@ typedef struct vmm_host_pager {
      * no vCPU vcpu_id. */
     int (*install_page_async)(void *host_data, uint32_t vcpu_id, uint64_t gpa);
 } vmm_host_pager_t;
+
+/* ------------------------------------------- ABI 1.2 (issue 12): seccomp/1 */
+
+/* vCPU threads may run under a seccomp-bpf allow-list (the `vmm` launcher's default;
+ * the list: Docs/Seccomp.md). A call outside it fails with -EPERM and is reported with
+ * the vCPU and the call's name. A plugin whose handlers need more declares it here. */
+#define VMM_EXT_HOST_SECCOMP "org.vmmkit.host.seccomp/1" /* vmm_host_seccomp_t (1.2) */
+
+typedef struct vmm_host_seccomp {
+    uint32_t struct_size; /* sizeof(vmm_host_seccomp_t) as the host was compiled */
+    uint32_t reserved;    /* zero */
+    /* [load-thread] Declares that this instance's handlers make system call `nr`
+     * (the x86_64 number, SYS_* of <sys/syscall.h>); only during init(). The VMM adds
+     * the calls its loaded plugins declared to the filter each vCPU thread installs
+     * when it starts; without seccomp nothing changes. A failed init's declarations
+     * are dropped. 0; -EPERM outside init() or off the thread running it; -EINVAL nr
+     * is not an x86_64 system call number (0..1023). */
+    int (*allow_syscall)(void *host_data, uint32_t nr, const char **error_out);
+} vmm_host_seccomp_t;
 
 /* ------------------------------------------------------------- the entry */
 

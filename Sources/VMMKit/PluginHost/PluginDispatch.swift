@@ -5,10 +5,12 @@ import Glibc
 /// thread's reused `vmm_exit_t` record and the verdict back. The hot path (PIO, MMIO)
 /// allocates nothing: one thread-local lookup, a few stores, an indirect call.
 enum PluginDispatch {
-    static func wire(_ h: PluginHandler, instance plugin: PluginInstance) throws(VMMError) {
+    static func wire(_ handler: PluginHandler, instance plugin: PluginInstance) throws(VMMError) {
         let dispatcher = plugin.host.dispatcher
+        var h = handler
+        h.tag = plugin.host.watchdog.tag(for: h.owner) // names it to the PluginWatchdog
         // Captured: two trivial values and one class reference, so a call retains nothing.
-        let fn = h.handle, user = h.user, info = HandlerInfo(owner: h.owner)
+        let fn = h.handle, user = h.user, info = HandlerInfo(owner: h.owner, tag: h.tag)
         switch h.exitClass {
         case VMM_EXIT_PIO.rawValue:
             try dispatcher.registerPIO(port: UInt16(h.start), count: UInt16(h.end - h.start), priority: h.priority,
@@ -19,7 +21,7 @@ enum PluginDispatch {
                         port: io.port, size: UInt8(truncatingIfNeeded: io.size), is_write: io.isWrite ? 1 : 0,
                         count: UInt32(truncatingIfNeeded: io.count),
                         data: io.data.baseAddress?.assumingMemoryBound(to: UInt8.self))
-                    return verdict(fn(user, record), state, info)
+                    return verdict(state.call(fn, user, record, info.tag), state, info)
                 }
             }
         case VMM_EXIT_MMIO.rawValue:
@@ -35,7 +37,7 @@ enum PluginDispatch {
                     withUnsafeMutableBytes(of: &record.pointee.mmio.data) {
                         $0.storeBytes(of: isWrite ? data.littleEndian : 0, as: UInt64.self)
                     }
-                    let result = verdict(fn(user, record), state, info)
+                    let result = verdict(state.call(fn, user, record, info.tag), state, info)
                     readBack = withUnsafeBytes(of: record.pointee.mmio.data) { UInt64(littleEndian: $0.load(as: UInt64.self)) }
                     return result
                 }
@@ -56,7 +58,7 @@ enum PluginDispatch {
                     let record = state.begin(vcpu, exitClass: VMM_EXIT_MSR.rawValue)
                     record.pointee.msr = vmm_exit_msr_t(index: access.index, reason: access.reason, data: access.data,
                                                         is_write: isWrite ? 1 : 0, error: 0, reserved: (0, 0, 0, 0, 0, 0))
-                    let result = verdict(fn(user, record), state, info)
+                    let result = verdict(state.call(fn, user, record, info.tag), state, info)
                     if case .handled = result {
                         var m = access
                         m.data = record.pointee.msr.data
@@ -79,14 +81,14 @@ enum PluginDispatch {
                 let record = state.begin(vcpu, exitClass: VMM_EXIT_MEMORY_FAULT.rawValue)
                 record.pointee.memory_fault = memoryFaultRecord(f)
                 record.pointee.memory_fault_known_flags = MemoryFault.knownFlags
-                let answer = fn(user, record)
+                let answer = state.call(fn, user, record, info.tag)
                 if answer == VMM_BACKING_REPLACED { return state.end().map { .fail("\(info.owner): registers could not be written back: \($0)") } ?? .backingReplaced }
                 return verdict(answer, state, info)
             }
         case VMM_EXIT_HLT.rawValue:
             try dispatcher.register(.hlt, priority: h.priority, owner: h.owner) { _, vcpu in
                 let state = PluginThreadState.current
-                return verdict(fn(user, state.begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue)), state, info)
+                return verdict(state.call(fn, user, state.begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue), info.tag), state, info)
             }
         case VMM_EXIT_OTHER.rawValue:
             for (kind, reason) in otherKinds {
@@ -97,7 +99,7 @@ enum PluginDispatch {
                     let state = PluginThreadState.current
                     let record = state.begin(vcpu, exitClass: VMM_EXIT_OTHER.rawValue)
                     record.pointee.other = vmm_exit_other_t(kvm_exit_reason: number, reserved: 0)
-                    return verdict(fn(user, record), state, info)
+                    return verdict(state.call(fn, user, record, info.tag), state, info)
                 }
             }
         case VMM_EXIT_ASYNC_PF.rawValue:
@@ -150,5 +152,7 @@ enum PluginDispatch {
 /// What a dispatch closure needs of its handler beyond the C pointers: for diagnostics.
 final class HandlerInfo {
     let owner: String
-    init(owner: String) { self.owner = owner }
+    /// The handler's tag for PluginThreadState.call (the watchdog's key).
+    let tag: UInt64
+    init(owner: String, tag: UInt64) { self.owner = owner; self.tag = tag }
 }

@@ -53,7 +53,9 @@ public final class PluginHost: @unchecked Sendable {
     var routedMSRs: Set<UInt32> = []
     /// The demand pager behind the pager/1 extension; set it before the vCPUs start.
     public var pageService: (any PluginPageService)?
-    private var closed = false
+    private(set) var closed = false
+    /// Handler budget and overrun reports (PluginWatchdog.swift).
+    let watchdog = PluginWatchdog()
 
     public init(vm: VirtualMachine, dispatcher: ExitDispatcher, searchPath: PluginSearchPath = .standard()) {
         self.vm = vm
@@ -94,8 +96,11 @@ public final class PluginHost: @unchecked Sendable {
     public func close() {
         guard !closed else { return }
         closed = true
+        watchdog.stop()
         for instance in instances.reversed() { instance.destroy() }
         instances.removeAll()
+        // The page service (a pager whose source is this host) would keep both alive.
+        pageService = nil
     }
 
     /// The first loaded plugin's own extension table `id` (its entry's get_extension),

@@ -15,6 +15,8 @@ struct PluginHandler {
     var zeroFill = false
     /// VMM_HANDLER_ANY_THREAD (ABI 1.2): a memory-fault handler callable on any thread.
     var anyThread = false
+    /// Set when wired: identifies the handler to the PluginWatchdog.
+    var tag: UInt64 = 0
 
     var summary: String {
         let cls = ["invalid", "pio", "mmio", "msr", "memory_fault", "hlt", "other", "async_pf"]
@@ -45,7 +47,11 @@ struct ClassRange {
 final class PluginInstance {
     let library: PluginLibrary
     unowned let host: PluginHost
-    let table: UnsafeMutablePointer<vmm_host_t>
+    /// The host table and host_data the plugin holds; outlives this instance.
+    private var handle: PluginHandle!
+    var table: UnsafeMutablePointer<vmm_host_t> { handle.table }
+    /// The thread running init (register_* calls from any other thread are refused).
+    private var loadThread = pthread_t()
     private(set) var instance: UnsafeMutableRawPointer?
     let log: @Sendable (PluginLogLevel, String, String) -> Void
     /// "id (path)", the prefix of every diagnostic about this plugin.
@@ -59,6 +65,8 @@ final class PluginInstance {
     var stagedHypercalls: [TypedHypercall] = []
     var dryPIO = AddressRangeTable<ExitDispatcher.PIOHandler>()
     var dryMMIO = AddressRangeTable<ExitDispatcher.MMIOHandler>()
+    /// System calls its handlers need beyond the vCPU seccomp list (seccomp/1).
+    var syscalls: Set<Int32> = []
     /// Coalesced zones, doorbells and irqfds it asked for (HostFastPaths.swift).
     let fastPaths = PluginFastPaths()
     /// Storage behind the last error_out message handed to the plugin (strdup'ed).
@@ -69,21 +77,23 @@ final class PluginInstance {
         self.host = host
         self.log = host.logHandler
         self.name = "'\(library.id)' (\(library.path))"
-        table = .allocate(capacity: 1)
-        table.initialize(to: vmm_host_t())
-        HostServices.fill(table, hostData: Unmanaged.passUnretained(self).toOpaque())
+        handle = PluginHandle.acquire(for: self)
     }
 
     deinit {
-        table.deallocate()
+        PluginHandle.recycle(handle)
         free(errorText)
     }
+
+    /// True on the loading thread while init runs: where [load-thread] registrations go.
+    var onLoadThread: Bool { initializing && pthread_equal(loadThread, pthread_self()) != 0 }
 
     /// Calls the plugin's init and wires what it registered.
     func initialize(config: String) throws(PluginError) {
         let (initFn, destroyFn) = (library.entry.pointee.`init`!, library.entry.pointee.destroy!)
         dryPIO = host.dispatcher.pio
         dryMMIO = host.dispatcher.mmio
+        loadThread = pthread_self()
         initializing = true
         defer { (staged, stagedHypercalls, dryPIO, dryMMIO) = ([], [], .init(), .init()) }
         var message: UnsafePointer<CChar>?
@@ -92,6 +102,7 @@ final class PluginInstance {
         }
         initializing = false
         guard let result else {
+            handle.retire()
             fastPaths.close(vm: host.vm)
             let why = message.map { String(cString: $0) } ?? "(no message)"
             throw PluginError(plugin: name, "init failed: \(why)")
@@ -102,6 +113,7 @@ final class PluginInstance {
         } catch {
             fastPaths.quiesce()
             pluginLoadLock.withLock { destroyFn(result) }
+            handle.retire()
             fastPaths.close(vm: host.vm)
             instance = nil
             throw PluginError(plugin: name, "cannot wire its handlers: \(error)")
@@ -112,6 +124,7 @@ final class PluginInstance {
         guard let instance, let destroyFn = library.entry.pointee.destroy else { return }
         fastPaths.quiesce()
         pluginLoadLock.withLock { destroyFn(instance) }
+        handle.retire() // later calls through the plugin's host table: -ESHUTDOWN
         fastPaths.close(vm: host.vm)
         self.instance = nil
     }

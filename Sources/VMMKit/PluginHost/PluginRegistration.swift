@@ -10,8 +10,8 @@ enum PluginRegistration {
             plugin.setError(text, errorOut)
             return -code
         }
-        guard plugin.initializing else {
-            return refuse(EPERM, "\(plugin.name): register_handler is only allowed during init")
+        guard plugin.onLoadThread else {
+            return refuse(EPERM, "\(plugin.name): register_handler is only allowed during init, on the thread running init")
         }
         guard let descPointer else { return refuse(EINVAL, "\(plugin.name): register_handler got NULL") }
         // Honour the plugin's struct_size (ABI rule 3): copy what it has, zero the rest.

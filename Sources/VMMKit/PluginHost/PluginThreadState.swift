@@ -22,6 +22,8 @@ final class PluginThreadState {
     var lastMessage: UnsafeMutablePointer<CChar>?
     /// While `PluginHost.fetchPage` asks a plugin for a page: where its write_guest goes.
     var staging: PageStaging?
+    /// The handler call in progress, for the watchdog (PluginCallSlot.swift).
+    let slot = PluginCallSlot()
 
     private init() {
         record = .allocate(capacity: 1)

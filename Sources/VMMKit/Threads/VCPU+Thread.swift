@@ -15,6 +15,7 @@ extension VCPU {
     public func runLoop(_ dispatcher: ExitDispatcher) -> StopReason {
         dispatcher.freeze()
         hooks.tid.store(cuffd_gettid(), ordering: .releasing)
+        if let refused = applySeccomp() { return refused }
         // Coalesced writes precede whatever made KVM_RUN return: replay them first.
         let ring = vm?.coalescedRing
         func drained() -> StopReason? {

@@ -15,6 +15,10 @@ public final class VCPUHooks: @unchecked Sendable {
     /// Set before the vCPU starts.
     public var onInterrupt: (@Sendable (VCPU) -> VMExit?)?
 
+    /// The seccomp filter the vCPU thread installs on itself before its first KVM_RUN
+    /// (Seccomp.swift); nil: none. Set before the vCPU starts.
+    public var seccomp: SeccompPolicy?
+
     init() {}
 }
 

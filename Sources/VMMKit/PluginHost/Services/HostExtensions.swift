@@ -17,14 +17,16 @@ enum HostExtensions {
         hypercall.initialize(to: vmm_host_hypercall_t())
         hypercall.pointee.struct_size = UInt32(MemoryLayout<vmm_host_hypercall_t>.size)
         hypercall.pointee.register_hypercall = { data, number, signature, fn, user, errorOut in
-            TypedHypercall.register(HostServices.instance(data), number: number, signature: signature,
+            guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
+            return TypedHypercall.register(plugin, number: number, signature: signature,
                                     fn: fn, user: user, errorOut: errorOut)
         }
         let asyncPF = UnsafeMutablePointer<vmm_host_async_pf_t>.allocate(capacity: 1)
         asyncPF.initialize(to: vmm_host_async_pf_t())
         asyncPF.pointee.struct_size = UInt32(MemoryLayout<vmm_host_async_pf_t>.size)
         asyncPF.pointee.raise = { data, vcpuID, event, messageOut in
-            AsyncPFEvents.raise(HostServices.instance(data).host, vcpuID: vcpuID, event: event, messageOut: messageOut)
+            guard let plugin = PluginHandle.instance(data) else { return VMM_FAIL.rawValue }
+            return AsyncPFEvents.raise(plugin.host, vcpuID: vcpuID, event: event, messageOut: messageOut)
         }
         return [
             (VMM_EXT_EXIT_PIO, classInfo(VMM_EXIT_PIO)),
@@ -38,6 +40,7 @@ enum HostExtensions {
             (VMM_EXT_HOST_ASYNC_PF, UnsafeRawPointer(asyncPF)),
             (VMM_EXT_HOST_VCPU, PluginVCPUExtension.table),
             (VMM_EXT_HOST_PAGER, PluginPagerExtension.table),
+            (VMM_EXT_HOST_SECCOMP, PluginSeccompExtension.table),
         ]
     }()
 
@@ -63,7 +66,7 @@ enum AsyncPFEvents {
         record.async_pf = event.pointee
         for h in host.asyncPFHandlers where h.covers(event.pointee.gpa) {
             record.message = nil
-            let v = h.handle(h.user, &record)
+            let v = PluginThreadState.current.call(h.handle, h.user, &record, h.tag)
             if v == VMM_NOT_MINE.rawValue { continue }
             if v != VMM_HANDLED.rawValue {
                 let state = PluginThreadState.current

@@ -11,7 +11,7 @@ enum HostFastPaths {
         t.initialize(to: vmm_host_coalesced_mmio_t())
         t.pointee.struct_size = UInt32(MemoryLayout<vmm_host_coalesced_mmio_t>.size)
         t.pointee.add = { data, space, addr, len, errorOut in
-            let plugin = HostServices.instance(data)
+            guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
             return plugin.fastPaths.addCoalesced(plugin, space: space, address: addr, length: len, errorOut)
         }
         return t
@@ -22,12 +22,12 @@ enum HostFastPaths {
         t.initialize(to: vmm_host_ioeventfd_t())
         t.pointee.struct_size = UInt32(MemoryLayout<vmm_host_ioeventfd_t>.size)
         t.pointee.add = { data, space, addr, len, flags, datamatch, notify, user, errorOut in
-            let plugin = HostServices.instance(data)
+            guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
             return plugin.fastPaths.addDoorbell(plugin, space: space, address: addr, length: len, flags: flags,
                                                 datamatch: datamatch, notify: notify, user: user, errorOut)
         }
         t.pointee.add_irqfd = { data, gsi, fdOut, errorOut in
-            let plugin = HostServices.instance(data)
+            guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
             return plugin.fastPaths.addIRQFD(plugin, gsi: gsi, fdOut: fdOut, errorOut)
         }
         return t
@@ -58,7 +58,7 @@ final class PluginFastPaths {
     func addCoalesced(_ plugin: PluginInstance, space: UInt32, address: UInt64, length: UInt64,
                       _ errorOut: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
         func refuse(_ code: Int32, _ text: String) -> Int32 { plugin.setError("\(plugin.name): \(text)", errorOut); return -code }
-        guard plugin.initializing else { return refuse(EPERM, "coalesced_mmio add is only allowed during init") }
+        guard plugin.onLoadThread else { return refuse(EPERM, "coalesced_mmio add is only allowed during init") }
         guard let kind = Self.space(space) else { return refuse(EINVAL, "coalesced_mmio add: unknown space \(space)") }
         let cls = kind == .pio ? VMM_EXIT_PIO.rawValue : VMM_EXIT_MMIO.rawValue
         let end = address.addingReportingOverflow(length)
@@ -87,6 +87,7 @@ final class PluginFastPaths {
                      datamatch: UInt64, notify: (@convention(c) (UnsafeMutableRawPointer?, UInt64) -> Void)?,
                      user: UnsafeMutableRawPointer?, _ errorOut: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
         func refuse(_ code: Int32, _ text: String) -> Int32 { plugin.setError("\(plugin.name): \(text)", errorOut); return -code }
+        guard plugin.onLoadThread else { return refuse(EPERM, "ioeventfd add is only allowed during init") }
         guard let kind = Self.space(space) else { return refuse(EINVAL, "ioeventfd add: unknown space \(space)") }
         guard flags & ~UInt32(VMM_IOEVENTFD_DATAMATCH) == 0 else { return refuse(EINVAL, "ioeventfd add: unknown flags \(hex(flags))") }
         guard let notify else { return refuse(EINVAL, "ioeventfd add: no notify function") }
@@ -112,6 +113,7 @@ final class PluginFastPaths {
 
     func addIRQFD(_ plugin: PluginInstance, gsi: UInt32, fdOut: UnsafeMutablePointer<Int32>?,
                   _ errorOut: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
+        guard plugin.onLoadThread else { plugin.setError("\(plugin.name): add_irqfd is only allowed during init", errorOut); return -EPERM }
         guard let fdOut else { plugin.setError("\(plugin.name): add_irqfd: fd_out is NULL", errorOut); return -EINVAL }
         do {
             let irq = try plugin.host.vm.addIRQFD(gsi: gsi)

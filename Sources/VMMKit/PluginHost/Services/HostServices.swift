@@ -3,11 +3,14 @@ import CVMMPlugin
 import Glibc
 
 /// The `vmm_host_t` table handed to each plugin's init: C entry points backed by the
-/// VMMKit objects of the instance's VM. `host_data` is the `PluginInstance`.
+/// VMMKit objects of the instance's VM. `host_data` is the instance's `PluginHandle`:
+/// every entry point first resolves it, and refuses a call after `destroy()` with
+/// -ESHUTDOWN (log and request_stop, which return nothing, report it on stderr;
+/// get_extension returns NULL).
 enum HostServices {
-    @inline(__always)
-    static func instance(_ data: UnsafeMutableRawPointer?) -> PluginInstance {
-        Unmanaged<PluginInstance>.fromOpaque(data!).takeUnretainedValue()
+    static func afterDestroy(_ what: String) {
+        let line = "vmm: a plugin called \(what) after its destroy(): refused\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
     }
 
     static func fill(_ table: UnsafeMutablePointer<vmm_host_t>, hostData: UnsafeMutableRawPointer) {
@@ -16,7 +19,7 @@ enum HostServices {
         table.pointee.abi_minor = UInt16(VMM_PLUGIN_ABI_MINOR)
         table.pointee.host_data = hostData
         table.pointee.log = { data, level, message in
-            let plugin = HostServices.instance(data)
+            guard let plugin = PluginHandle.instance(data) else { return HostServices.afterDestroy("log") }
             plugin.log(PluginLogLevel(rawValue: min(level, 4)) ?? .trace, plugin.library.id,
                        message.map { String(cString: $0) } ?? "")
         }
@@ -24,49 +27,56 @@ enum HostServices {
         table.pointee.read_guest = { data, gpa, buffer, length in
             guard length >= 0 else { return -EINVAL }
             guard let buffer else { return length == 0 ? 0 : -EFAULT }
-            do { try HostServices.instance(data).host.vm.memory.read(gpa, into: UnsafeMutableRawBufferPointer(start: buffer, count: length)) }
+            guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
+            do { try plugin.host.vm.memory.read(gpa, into: UnsafeMutableRawBufferPointer(start: buffer, count: length)) }
             catch { return -EFAULT }
             return 0
         }
         table.pointee.write_guest = { data, gpa, buffer, length in
             guard length >= 0 else { return -EINVAL }
             guard let buffer else { return length == 0 ? 0 : -EFAULT }
+            guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
             // A demand pager is asking for this page: the bytes go to its staging buffer.
             if let staging = PluginThreadState.existing?.staging, staging.take(gpa, buffer, length) { return 0 }
-            do { try HostServices.instance(data).host.vm.memory.write(gpa, from: UnsafeRawBufferPointer(start: buffer, count: length)) }
+            do { try plugin.host.vm.memory.write(gpa, from: UnsafeRawBufferPointer(start: buffer, count: length)) }
             catch { return -EFAULT }
             return 0
         }
-        table.pointee.get_reg = { _, vcpuID, reg, value in
+        table.pointee.get_reg = { data, vcpuID, reg, value in
+            guard PluginHandle.instance(data) != nil else { return -ESHUTDOWN }
             guard let state = PluginThreadState.active(vcpuID: vcpuID) else { return -EBUSY }
             guard let value else { return -EINVAL }
             return PluginRegisters.get(state, reg, value)
         }
-        table.pointee.set_reg = { _, vcpuID, reg, value in
+        table.pointee.set_reg = { data, vcpuID, reg, value in
+            guard PluginHandle.instance(data) != nil else { return -ESHUTDOWN }
             guard let state = PluginThreadState.active(vcpuID: vcpuID) else { return -EBUSY }
             return PluginRegisters.set(state, reg, value)
         }
         table.pointee.inject_exception = { data, vcpuID, vector, hasCode, code, hasPayload, payload in
+            guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
             guard let state = PluginThreadState.active(vcpuID: vcpuID), let vcpu = state.vcpu else { return -EBUSY }
-            return PluginInjection.exception(vm: HostServices.instance(data).host.vm, vcpu: vcpu, vector: vector,
+            return PluginInjection.exception(vm: plugin.host.vm, vcpu: vcpu, vector: vector,
                                              errorCode: hasCode != 0 ? code : nil,
                                              payload: hasPayload != 0 ? payload : nil)
         }
         table.pointee.inject_interrupt = { data, vcpuID, vector in
+            guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
             guard let state = PluginThreadState.active(vcpuID: vcpuID), let vcpu = state.vcpu else { return -EBUSY }
-            return PluginInjection.interrupt(vm: HostServices.instance(data).host.vm, vcpu: vcpu, vector: vector)
+            return PluginInjection.interrupt(vm: plugin.host.vm, vcpu: vcpu, vector: vector)
         }
         table.pointee.set_irq_line = { data, irq, level in
-            let vm = HostServices.instance(data).host.vm
+            guard let vm = PluginHandle.instance(data)?.host.vm else { return -ESHUTDOWN }
             guard vm.hasIRQChip else { return -ENOTSUP }
             do { try vm.setIRQLine(irq, level: level != 0) } catch { return -EINVAL }
             return 0
         }
         table.pointee.register_handler = { data, desc, errorOut in
-            PluginRegistration.register(HostServices.instance(data), desc, errorOut)
+            guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
+            return PluginRegistration.register(plugin, desc, errorOut)
         }
         table.pointee.request_stop = { data, vcpuID, code, reason in
-            let plugin = HostServices.instance(data)
+            guard let plugin = PluginHandle.instance(data) else { return HostServices.afterDestroy("request_stop") }
             let why = reason.map { String(cString: $0) } ?? ""
             plugin.log(.info, plugin.library.id, "stop requested (code \(code))\(why.isEmpty ? "" : ": " + why)")
             if vcpuID < 0 {
@@ -76,12 +86,11 @@ enum HostServices {
             }
         }
         table.pointee.get_extension = { data, id in
-            guard let id else { return nil }
-            let plugin = HostServices.instance(data)
+            guard let id, let plugin = PluginHandle.instance(data) else { return nil }
             if let table = HostExtensions.lookup(id) { return table }
             if let table = HostFastPaths.lookup(id, plugin) { return table }
             // Another loaded plugin may offer it (load thread only: plugins' get_extension is).
-            return plugin.initializing ? plugin.host.pluginExtension(id, excluding: plugin) : nil
+            return plugin.onLoadThread ? plugin.host.pluginExtension(id, excluding: plugin) : nil
         }
     }
 }

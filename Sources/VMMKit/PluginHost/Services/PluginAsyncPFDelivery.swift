@@ -115,7 +115,7 @@ extension PluginHost {
             state.vcpu = vcpu
             state.regsLoaded = false
             state.sregsLoaded = false
-            let v = h.handle(h.user, &record)
+            let v = state.call(h.handle, h.user, &record, h.tag)
             if let error = state.end() { return (VMM_FAIL.rawValue, "\(h.owner): registers could not be written back: \(error)") }
             if v == VMM_NOT_MINE.rawValue { continue }
             if v != VMM_HANDLED.rawValue {

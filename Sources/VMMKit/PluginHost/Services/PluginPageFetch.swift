@@ -63,7 +63,7 @@ extension PluginHost {
         var page: String { "guest-physical page \(hex(gpa))" } // only for errors: not per fetch
         for h in memoryFaultHandlers where h.covers(gpa) {
             record.message = nil
-            let verdict = h.handle(h.user, &record)
+            let verdict = state.call(h.handle, h.user, &record, h.tag)
             switch verdict {
             case VMM_NOT_MINE.rawValue:
                 continue

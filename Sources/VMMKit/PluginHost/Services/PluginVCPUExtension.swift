@@ -11,14 +11,17 @@ enum PluginVCPUExtension {
         t.initialize(to: vmm_host_vcpu_t())
         t.pointee.struct_size = UInt32(MemoryLayout<vmm_host_vcpu_t>.size)
         t.pointee.kick = { data, vcpuID in
-            HostServices.instance(data).host.postKick(vcpuID: vcpuID) ? 0 : -EINVAL
+            guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
+            return plugin.host.postKick(vcpuID: vcpuID) ? 0 : -EINVAL
         }
-        t.pointee.inject_nmi = { _, vcpuID in
+        t.pointee.inject_nmi = { data, vcpuID in
+            guard PluginHandle.instance(data) != nil else { return -ESHUTDOWN }
             guard let vcpu = PluginThreadState.active(vcpuID: vcpuID)?.vcpu else { return -EBUSY }
             do { try vcpu.injectNMI() } catch { return -EIO }
             return 0
         }
-        t.pointee.pending_events = { _, vcpuID, out in
+        t.pointee.pending_events = { data, vcpuID, out in
+            guard PluginHandle.instance(data) != nil else { return -ESHUTDOWN }
             guard let vcpu = PluginThreadState.active(vcpuID: vcpuID)?.vcpu else { return -EBUSY }
             guard let out else { return -EINVAL }
             do {
@@ -32,8 +35,8 @@ enum PluginVCPUExtension {
             return 0
         }
         t.pointee.route_msrs = { data, msrs, count, errorOut in
-            let plugin = HostServices.instance(data)
-            guard plugin.initializing else { plugin.setError("\(plugin.name): route_msrs is only allowed during init", errorOut); return -EPERM }
+            guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
+            guard plugin.onLoadThread else { plugin.setError("\(plugin.name): route_msrs is only allowed during init", errorOut); return -EPERM }
             guard let msrs, count > 0 else { plugin.setError("\(plugin.name): route_msrs got no MSRs", errorOut); return -EINVAL }
             let host = plugin.host
             let wanted = host.routedMSRs.union(UnsafeBufferPointer(start: msrs, count: Int(count)))
@@ -49,8 +52,8 @@ enum PluginVCPUExtension {
             return 0
         }
         t.pointee.set_cpuid_bits = { data, function, index, reg, set, clear, errorOut in
-            let plugin = HostServices.instance(data)
-            guard plugin.initializing else { plugin.setError("\(plugin.name): set_cpuid_bits is only allowed during init", errorOut); return -EPERM }
+            guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
+            guard plugin.onLoadThread else { plugin.setError("\(plugin.name): set_cpuid_bits is only allowed during init", errorOut); return -EPERM }
             guard reg <= 3 else { plugin.setError("\(plugin.name): set_cpuid_bits: register \(reg) is not VMM_CPUID_EAX..EDX", errorOut); return -EINVAL }
             let vcpus = plugin.host.vm.vcpus
             guard !vcpus.isEmpty else {
@@ -82,13 +85,14 @@ enum PluginPagerExtension {
         t.initialize(to: vmm_host_pager_t())
         t.pointee.struct_size = UInt32(MemoryLayout<vmm_host_pager_t>.size)
         t.pointee.install_page = { data, gpa in
-            guard let service = HostServices.instance(data).host.pageService else { return -ENODEV }
+            guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
+            guard let service = plugin.host.pageService else { return -ENODEV }
             guard service.pages(gpa) else { return -EINVAL }
             do { try service.installPage(containing: gpa) } catch { return -EIO }
             return 0
         }
         t.pointee.install_page_async = { data, vcpuID, gpa in
-            let host = HostServices.instance(data).host
+            guard let host = PluginHandle.instance(data)?.host else { return -ESHUTDOWN }
             guard let service = host.pageService else { return -ENODEV }
             guard service.pages(gpa), host.vm.vcpus.contains(where: { $0.id == vcpuID }) else { return -EINVAL }
             service.installPageInBackground(containing: gpa, vcpuID: vcpuID, host: host)

@@ -92,7 +92,7 @@ final class TypedHypercall: @unchecked Sendable {
                          fn: (@convention(c) () -> Void)?, user: UnsafeMutableRawPointer?,
                          errorOut: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
         let owner = "\(plugin.library.id) (\(plugin.library.path))"
-        guard plugin.initializing else {
+        guard plugin.onLoadThread else {
             plugin.setError("\(owner): register_hypercall is only allowed during init", errorOut); return -EPERM
         }
         guard let signature, let fn else {

@@ -1,0 +1,29 @@
+import VMMKit
+
+extension Launcher {
+    /// `--handler-budget`: a plugin handler call running longer ends the run with status
+    /// 8, naming the plugin, the handler, the vCPU and the exit. The VM is asked to stop;
+    /// if the handler has not returned a second later the process exits (plugin code
+    /// runs in process and cannot be cancelled).
+    func watchHandlers(_ plugins: PluginHost, stuck: StuckRunExit) {
+        let vm = plugins.vm
+        plugins.onHandlerOverrun = { overrun in
+            vm.requestStop(.handlerFailed(overrun.description))
+            stuck.arm(status: LauncherStatus.plugin.rawValue) {
+                "vmm: vCPU \(overrun.vcpuID): handler failed: \(overrun.description); it has not returned: exiting\n"
+            }
+        }
+        do { try plugins.setHandlerBudget(options.handlerBudget) } catch {
+            log.error("\(error)") // unreachable: the budget was validated with the options
+        }
+    }
+
+    /// One line for a run that was asked to stop and did not: which handlers hold it.
+    static func stillRunning(_ plugins: PluginHost, _ what: String) -> String {
+        let calls = plugins.handlerCallsInProgress()
+        guard !calls.isEmpty else { return "vmm: \(what); the vCPUs did not stop: exiting\n" }
+        let list = calls.sorted { $0.vcpuID < $1.vcpuID }
+            .map { "vCPU \($0.vcpuID) in plugin handler \($0.handler) handling \($0.exit)" }
+        return "vmm: \(what); still running: \(list.joined(separator: "; ")) (plugin code cannot be cancelled): exiting\n"
+    }
+}

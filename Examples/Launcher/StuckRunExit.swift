@@ -1,0 +1,59 @@
+import Glibc
+import Synchronization
+
+/// Ends the process when a run that was asked to stop does not: a vCPU inside a plugin
+/// handler that never returns cannot be stopped or cancelled (plugins run in process),
+/// so after `grace` seconds the launcher prints what it waited for and exits with the
+/// documented status instead of hanging. `exit` runs the atexit handlers, so the UART
+/// plugin's terminal restore still happens.
+final class StuckRunExit: @unchecked Sendable {
+    static let grace = 1.0
+    private var lock = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+    private var finished = false // guarded by lock
+    private let armed = Atomic<Bool>(false)
+
+    init() {
+        pthread_mutex_init(&lock, nil)
+        pthread_cond_init(&cond, nil)
+    }
+
+    /// The run returned: nothing armed will fire.
+    func runFinished() {
+        pthread_mutex_lock(&lock)
+        finished = true
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&lock)
+    }
+
+    /// After `grace` seconds, unless the run has finished, writes `message()` to stderr
+    /// and exits with `status`. Only the first call arms.
+    func arm(status: Int32, _ message: @escaping @Sendable () -> String) {
+        guard !armed.exchange(true, ordering: .relaxed) else { return }
+        final class Box { let owner: StuckRunExit; let status: Int32; let message: @Sendable () -> String
+            init(_ o: StuckRunExit, _ s: Int32, _ m: @escaping @Sendable () -> String) { owner = o; status = s; message = m } }
+        let box = Unmanaged.passRetained(Box(self, status, message)).toOpaque()
+        var tid = pthread_t()
+        guard pthread_create(&tid, nil, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.owner.waitThenExit(box.status, box.message)
+            return nil
+        }, box) == 0 else { Unmanaged<Box>.fromOpaque(box).release(); return }
+        pthread_detach(tid)
+    }
+
+    private func waitThenExit(_ status: Int32, _ message: () -> String) {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        deadline.tv_sec += Int(Self.grace)
+        pthread_mutex_lock(&lock)
+        while !finished {
+            if pthread_cond_timedwait(&cond, &lock, &deadline) == ETIMEDOUT { break }
+        }
+        let done = finished
+        pthread_mutex_unlock(&lock)
+        guard !done else { return }
+        ExitStats.err(message())
+        exit(status)
+    }
+}

@@ -1,0 +1,159 @@
+import CVMMPlugin
+import Glibc
+import Synchronization
+
+/// What one thread is calling into plugin code right now, readable from another thread
+/// (the `PluginWatchdog`). Every plugin handler call goes through `PluginThreadState.call`,
+/// which publishes the handler's tag, the vCPU and the exit before the call and clears
+/// the tag after it: four relaxed stores, no clock, no lock.
+///
+/// A reader takes `calls`, then the fields, then `calls` again: equal counts and a
+/// non-zero `busy` mean the fields describe one call that is still running.
+final class PluginCallSlot: @unchecked Sendable {
+    /// (host tag << 32) | (handler index + 1) while a handler runs; 0 when idle.
+    let busy = Atomic<UInt64>(0)
+    /// Counts calls started on this thread (written by its thread only).
+    let calls = Atomic<UInt64>(0)
+    /// (vCPU id << 32) | (exit class << 24) | (is_write << 23) | size.
+    let what = Atomic<UInt64>(0)
+    /// Port, guest-physical address, MSR index or KVM exit reason of the exit.
+    let address = Atomic<UInt64>(0)
+    /// The registry's list links, guarded by its lock.
+    unowned(unsafe) var next: PluginCallSlot?
+    unowned(unsafe) var previous: PluginCallSlot?
+
+    init() { Self.registry.add(self) }
+    deinit { Self.registry.remove(self) }
+
+    /// Every thread's slot, for the watchdogs.
+    static let registry = SlotRegistry()
+
+    /// A consistent view of the call in progress, if any.
+    func snapshot() -> PluginCallSnapshot? {
+        let tag = busy.load(ordering: .acquiring)
+        guard tag != 0 else { return nil }
+        let before = calls.load(ordering: .acquiring)
+        let what = what.load(ordering: .acquiring)
+        let address = address.load(ordering: .acquiring)
+        guard calls.load(ordering: .acquiring) == before, busy.load(ordering: .acquiring) == tag else { return nil }
+        return PluginCallSnapshot(call: before, tag: tag, what: what, address: address)
+    }
+}
+
+struct PluginCallSnapshot: Equatable {
+    let call: UInt64
+    let tag: UInt64
+    let what: UInt64
+    let address: UInt64
+
+    var hostTag: UInt32 { UInt32(truncatingIfNeeded: tag >> 32) }
+    var handlerIndex: Int { Int(truncatingIfNeeded: tag & 0xffff_ffff) - 1 }
+    var vcpuID: UInt32 { UInt32(truncatingIfNeeded: what >> 32) }
+
+    /// "pio in port 0x531 size 1", "mmio write 0xd0000000 len 4", ...
+    var exitDescription: String {
+        let cls = UInt32(truncatingIfNeeded: (what >> 24) & 0xff)
+        let isWrite = (what >> 23) & 1 == 1
+        let size = what & 0x7f_ffff
+        switch cls {
+        case VMM_EXIT_PIO.rawValue: return "pio \(isWrite ? "out" : "in") port \(hex(address)) size \(size)"
+        case VMM_EXIT_MMIO.rawValue: return "mmio \(isWrite ? "write" : "read") \(hex(address)) len \(size)"
+        case VMM_EXIT_MSR.rawValue: return "\(isWrite ? "wrmsr" : "rdmsr") \(hex(address))"
+        case VMM_EXIT_MEMORY_FAULT.rawValue: return "memory fault at \(hex(address))"
+        case VMM_EXIT_ASYNC_PF.rawValue: return "async-PF event kind \(size) at \(hex(address))"
+        case VMM_EXIT_HLT.rawValue: return "hlt"
+        case VMM_EXIT_OTHER.rawValue: return "KVM exit reason \(address)"
+        default: return "exit class \(cls)"
+        }
+    }
+}
+
+/// The process's slots, behind a mutex (touched when a thread first calls a plugin,
+/// when it ends, and by watchdog polls). An intrusive list: registering a slot from a
+/// vCPU thread allocates nothing (a growing table would move between malloc arenas).
+final class SlotRegistry: @unchecked Sendable {
+    private var lock = pthread_mutex_t()
+    private unowned(unsafe) var head: PluginCallSlot?
+
+    init() { pthread_mutex_init(&lock, nil) }
+
+    func add(_ slot: PluginCallSlot) {
+        pthread_mutex_lock(&lock)
+        slot.next = head
+        head?.previous = slot
+        head = slot
+        pthread_mutex_unlock(&lock)
+    }
+
+    func remove(_ slot: PluginCallSlot) {
+        pthread_mutex_lock(&lock)
+        if let previous = slot.previous { previous.next = slot.next } else { head = slot.next }
+        slot.next?.previous = slot.previous
+        slot.next = nil
+        slot.previous = nil
+        pthread_mutex_unlock(&lock)
+    }
+
+    /// Snapshots of the calls in progress on every thread (taken under the lock, so no
+    /// slot is freed while it is read).
+    func inProgress() -> [(ObjectIdentifier, PluginCallSnapshot)] {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        var out: [(ObjectIdentifier, PluginCallSnapshot)] = []
+        var cursor = head
+        while let slot = cursor {
+            if let call = slot.snapshot() { out.append((ObjectIdentifier(slot), call)) }
+            cursor = slot.next
+        }
+        return out
+    }
+}
+
+typealias PluginHandleFunction = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t
+
+extension PluginThreadState {
+    /// Calls a plugin handler with the call published in this thread's slot. Nested
+    /// calls (a handler raising an async-PF event, a pager fetching a page inside an
+    /// exit) restore the outer call's view when they return.
+    @inline(__always)
+    func call(_ fn: PluginHandleFunction, _ user: UnsafeMutableRawPointer?,
+              _ record: UnsafeMutablePointer<vmm_exit_t>, _ tag: UInt64) -> vmm_verdict_t {
+        let slot = self.slot
+        let outer = (slot.busy.load(ordering: .relaxed), slot.what.load(ordering: .relaxed),
+                     slot.address.load(ordering: .relaxed))
+        let (what, address) = PluginCallSlot.describe(record)
+        slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+        slot.what.store(what, ordering: .releasing)
+        slot.address.store(address, ordering: .releasing)
+        slot.busy.store(tag, ordering: .releasing)
+        let verdict = fn(user, record)
+        if outer.0 != 0 {
+            slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+            slot.what.store(outer.1, ordering: .releasing)
+            slot.address.store(outer.2, ordering: .releasing)
+        }
+        slot.busy.store(outer.0, ordering: .releasing)
+        return verdict
+    }
+}
+
+extension PluginCallSlot {
+    @inline(__always)
+    static func describe(_ r: UnsafeMutablePointer<vmm_exit_t>) -> (UInt64, UInt64) {
+        let cls = r.pointee.exit_class
+        var address: UInt64 = 0, size: UInt64 = 0, write = false
+        switch cls {
+        case VMM_EXIT_PIO.rawValue:
+            (address, size, write) = (UInt64(r.pointee.pio.port), UInt64(r.pointee.pio.size), r.pointee.pio.is_write != 0)
+        case VMM_EXIT_MMIO.rawValue:
+            (address, size, write) = (r.pointee.mmio.gpa, UInt64(r.pointee.mmio.len), r.pointee.mmio.is_write != 0)
+        case VMM_EXIT_MSR.rawValue: (address, write) = (UInt64(r.pointee.msr.index), r.pointee.msr.is_write != 0)
+        case VMM_EXIT_MEMORY_FAULT.rawValue: address = r.pointee.memory_fault.gpa
+        case VMM_EXIT_ASYNC_PF.rawValue: (address, size) = (r.pointee.async_pf.gpa, UInt64(r.pointee.async_pf.kind & 0x7f_ffff))
+        case VMM_EXIT_OTHER.rawValue: address = UInt64(r.pointee.other.kvm_exit_reason)
+        default: break
+        }
+        let what = UInt64(r.pointee.vcpu_id) << 32 | UInt64(cls & 0xff) << 24 | (write ? 1 << 23 : 0) | (size & 0x7f_ffff)
+        return (what, address)
+    }
+}
