@@ -141,8 +141,12 @@ final class PreparedExitBackend: VCPUBackend, @unchecked Sendable {
     private var reason: UInt32 = 0
     private var fresh = false
     private(set) var remaining = 0
+    let port: UInt16
 
-    init() { runBuffer.initializeMemory(as: UInt8.self, repeating: 0, count: Int(Self.size)) }
+    init(port: UInt16 = UserPathBench.port) {
+        self.port = port
+        runBuffer.initializeMemory(as: UInt8.self, repeating: 0, count: Int(Self.size))
+    }
     deinit { runBuffer.deallocate() }
 
     func prepare(_ shape: UserPathBench.Shape, exits: Int) {
@@ -155,7 +159,7 @@ final class PreparedExitBackend: VCPUBackend, @unchecked Sendable {
     func enter() -> (rc: Int32, errno: Int32) {
         if fresh {
             fresh = false
-            user_path_prepare(runBuffer, shape.cShape, UserPathBench.port, UserPathBench.mmio)
+            user_path_prepare(runBuffer, shape.cShape, port, UserPathBench.mmio)
         }
         guard remaining > 0 else {
             runBuffer.storeBytes(of: Self.shutdownReason, toByteOffset: ExitCanary.exitReasonOffset, as: UInt32.self)

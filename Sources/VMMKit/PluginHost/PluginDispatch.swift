@@ -84,8 +84,9 @@ enum PluginDispatch {
             }
         case VMM_EXIT_HLT.rawValue:
             try dispatcher.register(.hlt, priority: h.priority, owner: h.owner) { _, vcpu in
-                let state = PluginThreadState.current
-                return verdict(fn(user, state.begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue)), state, info)
+                PluginThreadState.withCurrent { state in
+                    verdict(fn(user, state.begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue)), state, info)
+                }
             }
         case VMM_EXIT_OTHER.rawValue:
             for (kind, reason) in otherKinds {

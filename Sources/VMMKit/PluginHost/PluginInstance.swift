@@ -53,8 +53,8 @@ final class PluginInstance {
     /// One line per handler wired at init, for listings (`vmm plugins`).
     private(set) var handlerSummaries: [String] = []
     var stagedHypercalls: [TypedHypercall] = []
-    var dryPIO = AddressRangeTable<ExitDispatcher.PIOHandler>()
-    var dryMMIO = AddressRangeTable<ExitDispatcher.MMIOHandler>()
+    var dryPIO = AddressRangeTable<PIOHandlerBox>()
+    var dryMMIO = AddressRangeTable<MMIOHandlerBox>()
     /// Coalesced zones, doorbells and irqfds it asked for (HostFastPaths.swift).
     let fastPaths = PluginFastPaths()
     /// Storage behind the last error_out message handed to the plugin (strdup'ed).
