@@ -106,7 +106,7 @@ let package = Package(
             dependencies: ["VMMKit", "GuestPayloads"],
             path: "Examples/EmbeddedVMM"
         ),
-        // The `vmm` CLI launcher (may use Foundation: it parses JSON configs).
+        // The `vmm` CLI launcher (no Foundation: JSON configs go through its own reader, JSON.swift).
         .executableTarget(
             name: "Launcher",
             dependencies: [

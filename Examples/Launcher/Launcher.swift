@@ -26,6 +26,7 @@ struct Launcher {
         }
         let kvm: KVM
         do { kvm = try KVM.open() } catch { throw LauncherError(.host, error.description) }
+        StartupTrace.mark("kvm")
         let vm: VirtualMachine
         do { vm = try kvm.createVM() } catch { throw LauncherError(.host, error.description) }
         defer { vm.close() }
@@ -58,16 +59,20 @@ struct Launcher {
         }
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         defer { plugins.close() }
+        StartupTrace.mark("vm")
         try loadPlugins(plugins, dispatcher: dispatcher)
         let pager = try attachPager(plugins, vm: vm, dispatcher: dispatcher)
         defer { pager?.close() }
         let asyncPF = try attachAsyncPF(plugins, pager: pager)
         defer { asyncPF?.close() }
+        StartupTrace.mark("plugins")
 
         let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
         let reasons: [StopReason]
         do { reasons = try vm.run(dispatcher) } catch { throw LauncherError(.host, error.description) }
         let timedOut = timer?.cancel() ?? false
+        StartupTrace.mark("guest")
+        StartupTrace.report()
         if let stats, o.stats {
             var report = stats.report()
             if let p = pager?.statistics { report += "demand paging: \(p.pagesFetched) pages fetched (\(p.installedByVCPU) by vCPUs, \(p.installedByRouter) by the fault router)\n" }

@@ -15,6 +15,7 @@ struct VMM: ParsableCommand {
 
     /// Usage errors exit with the launcher's documented status 2 (not ArgumentParser's 64).
     static func main() {
+        StartupTrace.mark("main")
         do {
             var command = try parseAsRoot()
             try command.run()
