@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct null_dev { uint64_t writes; } null_dev_t;
+/* A cache line each: two instances counting on two vCPUs must not share one. */
+typedef struct null_dev { _Alignas(64) uint64_t writes; } null_dev_t;
 
 static vmm_verdict_t null_handle(void *user, vmm_exit_t *ex)
 {
@@ -67,10 +68,11 @@ static int add(const vmm_host_t *host, null_dev_t *dev, uint32_t cls, uint64_t b
 
 static void *null_init(const vmm_host_t *host, const char *config, const char **error_out)
 {
-    null_dev_t *dev = calloc(1, sizeof *dev);
+    null_dev_t *dev = aligned_alloc(64, sizeof(null_dev_t));
     unsigned long long port = option(config, "port", 0x10), mmio = option(config, "mmio", 0);
 
     if (dev == NULL) { *error_out = "null: out of memory"; return NULL; }
+    dev->writes = 0;
     if (add(host, dev, VMM_EXIT_PIO, port, 1, null_handle, error_out) != 0
         || (mmio != 0 && add(host, dev, VMM_EXIT_MMIO, mmio, 4096, null_mmio, error_out) != 0)
         || (option(config, "hlt", 0) != 0 && add(host, dev, VMM_EXIT_HLT, 0, 0, null_hlt, error_out) != 0)) {
