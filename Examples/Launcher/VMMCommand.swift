@@ -58,7 +58,9 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
 
     func run() throws {
+        StartupTrace.mark("parsed")
         let options = try resolve()
+        StartupTrace.mark("resolved")
         let status = try Launcher(options: options).run()
         Glibc.exit(status)
     }

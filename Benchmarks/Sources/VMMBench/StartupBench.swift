@@ -8,7 +8,7 @@ import VMMKit
 /// the time noted here before the spawn); peak RSS comes from wait4's rusage.
 enum StartupBench {
     struct Sample {
-        var total = 0.0, preMain = 0.0, toKVM = 0.0, vmSetup = 0.0, plugins = 0.0, guest = 0.0, exit = 0.0
+        var total = 0.0, preMain = 0.0, parse = 0.0, toKVM = 0.0, vmSetup = 0.0, plugins = 0.0, guest = 0.0, exit = 0.0
         var peakKiB = 0
     }
 
@@ -30,7 +30,7 @@ enum StartupBench {
         print("== Start-up of release `vmm run` (trivial ELF guest) vs a bare Swift process, median of \(runs)")
         print("phase                          ms")
         let rows: [(String, KeyPath<Sample, Double>)] = [
-            ("before main (dynamic loading)", \.preMain), ("main to open KVM", \.toKVM),
+            ("before main (dynamic loading)", \.preMain), ("argument parsing", \.parse), ("options and KVM.open()", \.toKVM),
             ("VM, image and vCPU setup", \.vmSetup), ("plugin loads and inits", \.plugins),
             ("guest run", \.guest), ("teardown and exit", \.exit),
         ]
@@ -89,12 +89,13 @@ enum StartupBench {
             let kv = field.split(separator: "=")
             if kv.count == 2, let v = UInt64(kv[1]) { t[String(kv[0])] = v }
         }
-        guard let main = t["main"], let kvm = t["kvm"], let vm = t["vm"], let plugins = t["plugins"], let guest = t["guest"],
-              start <= main, main <= kvm, kvm <= vm, vm <= plugins, plugins <= guest, guest <= end else {
+        guard let main = t["main"], let parsed = t["parsed"], let kvm = t["kvm"], let vm = t["vm"], let plugins = t["plugins"], let guest = t["guest"],
+              start <= main, main <= parsed, parsed <= kvm, kvm <= vm, vm <= plugins, plugins <= guest, guest <= end else {
             throw VMMError.invalidArgument("startup: unexpected trace '\(line)'")
         }
         s.preMain = Double(main - start)
-        s.toKVM = Double(kvm - main)
+        s.parse = Double(parsed - main)
+        s.toKVM = Double(kvm - parsed)
         s.vmSetup = Double(vm - kvm)
         s.plugins = Double(plugins - vm)
         s.guest = Double(guest - plugins)
