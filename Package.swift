@@ -131,7 +131,7 @@ let package = Package(
             dependencies: ["VMMKit", "VMMLoader"],
             path: "Examples/EmbeddedVMM"
         ),
-        // The `vmm` CLI launcher (may use Foundation: it parses JSON configs).
+        // The `vmm` CLI launcher (no Foundation: JSON configs go through its own reader, JSON.swift).
         .executableTarget(
             name: "Launcher",
             dependencies: [

@@ -15,6 +15,8 @@ let package = Package(
                                                   .product(name: "CVMMPlugin", package: "VMMKit")]),
         .target(name: "NullSwiftEntry", dependencies: [.product(name: "CVMMPlugin", package: "VMMKit")],
                 publicHeadersPath: "."),
+        // The bare Swift process the start-up benchmark compares `vmm run` with.
+        .executableTarget(name: "SwiftNoop"),
         // The "direct C call" baseline of the plugin benchmark (PluginBench.swift).
         .target(name: "CPluginBench", dependencies: [.product(name: "CVMMPlugin", package: "VMMKit")]),
         .executableTarget(

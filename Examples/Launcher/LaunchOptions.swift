@@ -1,5 +1,3 @@
-import Foundation
-
 /// Everything `vmm run` needs, merged from `--config FILE` (JSON) and flags (which win).
 ///
 /// Config schema (every key optional; unknown keys are refused):
@@ -61,9 +59,10 @@ struct LaunchOptions: Equatable {
     /// the file and the key. Pure: no I/O, so a fuzz target links it (Fuzz/).
     static func parse(_ bytes: [UInt8], path: String) throws(LauncherError) -> LaunchOptions {
         func bad(_ why: String) -> LauncherError { LauncherError(.config, "\(path): \(why)") }
-        let dict: [String: JSONValue]
-        do { dict = try JSONDecoder().decode([String: JSONValue].self, from: Data(bytes)) } catch {
-            throw bad("malformed JSON or not an object (\(JSONValue.summary(of: error)))")
+        let parsed: JSONValue
+        do { parsed = try JSONValue.parse(bytes) } catch { throw bad("malformed JSON or not an object (\(error))") }
+        guard case let .object(dict) = parsed else {
+            throw bad("malformed JSON or not an object (the top level is not an object)")
         }
         for key in dict.keys.sorted() where !keys.contains(key) {
             throw bad("unknown key '\(key)' (known: \(keys.sorted().joined(separator: ", ")))")
@@ -150,29 +149,5 @@ struct LaunchOptions: Equatable {
         }
         o.noSeccomp = try bool("noSeccomp") ?? false
         return o
-    }
-}
-
-/// A JSON value, decoded strictly: true is never a number, 1 is never true.
-enum JSONValue: Decodable, Equatable {
-    case string(String), number(Double), bool(Bool), array([JSONValue]), object([String: JSONValue]), null
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? c.decode(Double.self) { self = .number(n) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
-    /// One line out of a DecodingError.
-    static func summary(of error: Error) -> String {
-        switch error as? DecodingError {
-        case let .dataCorrupted(ctx)?: return ctx.underlyingError.map { "\($0)" }.flatMap { $0.split(separator: "\n").first.map(String.init) } ?? ctx.debugDescription
-        case let .typeMismatch(_, ctx)?: return ctx.debugDescription
-        default: return "\(error)".split(separator: "\n").first.map(String.init) ?? "parse error"
-        }
     }
 }

@@ -32,6 +32,7 @@ struct Launcher {
         }
         let kvm: KVM
         do { kvm = try KVM.open() } catch { throw LauncherError(.host, error.description) }
+        StartupTrace.mark("kvm")
         let vm: VirtualMachine
         do { vm = try kvm.createVM() } catch { throw LauncherError(.host, error.description) }
         defer { vm.close() }
@@ -78,12 +79,14 @@ struct Launcher {
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         plugins.logHandler = PluginLog.handler(log)
         defer { plugins.close() }
+        StartupTrace.mark("vm")
         try loadPlugins(plugins, dispatcher: dispatcher)
         let pager = try attachPager(plugins, vm: vm, dispatcher: dispatcher)
         defer { pager?.close() }
         let asyncPF = try attachAsyncPF(plugins, pager: pager)
         defer { asyncPF?.close() }
         let snapshot = LauncherSnapshot(vm: vm, dispatcher: dispatcher, plugins: plugins, options: o)
+        StartupTrace.mark("plugins")
 
         let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF, snapshot: snapshot)
         defer { api?.stop() }
@@ -103,6 +106,8 @@ struct Launcher {
         do { outcome = try supervisor.run(dispatcher) } catch { throw LauncherError(.host, error.description) }
         stuck.runFinished()
         let timedOut = timer?.cancel() ?? false
+        StartupTrace.mark("guest")
+        StartupTrace.report()
         if let stats, o.stats {
             var report = stats.report()
             report += unassigned?.report() ?? ""

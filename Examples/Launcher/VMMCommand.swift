@@ -15,6 +15,7 @@ struct VMM: ParsableCommand {
 
     /// Usage errors exit with the launcher's documented status 2 (not ArgumentParser's 64).
     static func main() {
+        StartupTrace.mark("main")
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -65,7 +66,9 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: String?
 
     func run() throws {
+        StartupTrace.mark("parsed")
         let options = try resolve()
+        StartupTrace.mark("resolved")
         let status = try Launcher(options: options).run()
         Glibc.exit(status)
     }

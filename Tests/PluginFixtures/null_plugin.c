@@ -1,15 +1,17 @@
 /*
  * The benchmark's plugin: the cheapest useful device. On one port (config port=N,
- * default 0x10) an IN reads 0 and an OUT is counted; every exit is HANDLED. The
- * benchmark calls the same handler code directly (Benchmarks/Sources/CPluginBench)
- * as its baseline.
+ * default 0x10) an IN reads 0 and an OUT is counted; every exit is HANDLED. With
+ * mmio=ADDR it also serves one 4 KiB MMIO page the same way (a load reads 0, a store
+ * is counted), with hlt=1 it also handles HLT (counted). The benchmark calls the same
+ * handler code directly (Benchmarks/Sources/CPluginBench) as its baseline.
  */
 #include "vmm_plugin.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct null_dev { uint64_t writes; } null_dev_t;
+/* A cache line each: two instances counting on two vCPUs must not share one. */
+typedef struct null_dev { _Alignas(64) uint64_t writes; } null_dev_t;
 
 static vmm_verdict_t null_handle(void *user, vmm_exit_t *ex)
 {
@@ -21,25 +23,62 @@ static vmm_verdict_t null_handle(void *user, vmm_exit_t *ex)
     return VMM_HANDLED;
 }
 
-static void *null_init(const vmm_host_t *host, const char *config, const char **error_out)
+static vmm_verdict_t null_mmio(void *user, vmm_exit_t *ex)
 {
-    null_dev_t *dev = calloc(1, sizeof *dev);
-    vmm_handler_desc_t d;
-    unsigned long port = 0x10;
+    null_dev_t *dev = (null_dev_t *)user;
+    if (ex->mmio.is_write)
+        dev->writes++;
+    else
+        memset(ex->mmio.data, 0, sizeof ex->mmio.data);
+    return VMM_HANDLED;
+}
 
-    if (strncmp(config, "port=", 5) == 0)
-        port = strtoul(config + 5, NULL, 0);
-    if (dev == NULL) { *error_out = "null: out of memory"; return NULL; }
+static vmm_verdict_t null_hlt(void *user, vmm_exit_t *ex)
+{
+    (void)ex;
+    ((null_dev_t *)user)->writes++;
+    return VMM_HANDLED;
+}
+
+/* The value of "key=" in a comma-separated config, or `fallback`. */
+static unsigned long long option(const char *config, const char *key, unsigned long long fallback)
+{
+    size_t n = strlen(key);
+    for (const char *p = config; p != NULL && *p != '\0'; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strncmp(p, key, n) == 0 && p[n] == '=')
+            return strtoull(p + n + 1, NULL, 0);
+    return fallback;
+}
+
+static int add(const vmm_host_t *host, null_dev_t *dev, uint32_t cls, uint64_t base, uint64_t length,
+               vmm_verdict_t (*handle)(void *, vmm_exit_t *), const char **error_out)
+{
+    vmm_handler_desc_t d;
     memset(&d, 0, sizeof d);
     d.struct_size = sizeof d;
-    d.exit_class = VMM_EXIT_PIO;
-    d.base = port;
-    d.length = 1;
+    d.exit_class = cls;
+    d.base = base;
+    d.length = length;
     d.flags = VMM_HANDLER_EXCLUSIVE;
-    d.handle = null_handle;
+    d.handle = handle;
     d.user = dev;
     d.name = "null";
-    if (host->register_handler(host->host_data, &d, error_out) != 0) { free(dev); return NULL; }
+    return host->register_handler(host->host_data, &d, error_out);
+}
+
+static void *null_init(const vmm_host_t *host, const char *config, const char **error_out)
+{
+    null_dev_t *dev = aligned_alloc(64, sizeof(null_dev_t));
+    unsigned long long port = option(config, "port", 0x10), mmio = option(config, "mmio", 0);
+
+    if (dev == NULL) { *error_out = "null: out of memory"; return NULL; }
+    dev->writes = 0;
+    if (add(host, dev, VMM_EXIT_PIO, port, 1, null_handle, error_out) != 0
+        || (mmio != 0 && add(host, dev, VMM_EXIT_MMIO, mmio, 4096, null_mmio, error_out) != 0)
+        || (option(config, "hlt", 0) != 0 && add(host, dev, VMM_EXIT_HLT, 0, 0, null_hlt, error_out) != 0)) {
+        free(dev);
+        return NULL;
+    }
     return dev;
 }
 

@@ -1,6 +1,6 @@
 import Glibc
 
-// Usage: vmm-bench [section...]   (sections: runloop, plugins, asyncpf, uart; default: all)
+// Usage: vmm-bench [section...]   (sections: runloop, plugins, userpath, scaling, startup, asyncpf, uart; default: all)
 // VMM_BENCH_EXITS / VMM_BENCH_ROUNDS override the sizes.
 let args = Array(CommandLine.arguments.dropFirst())
 func wants(_ section: String) -> Bool { args.isEmpty || args.contains(section) }
@@ -10,6 +10,15 @@ let rounds = getenv("VMM_BENCH_ROUNDS").flatMap { Int(String(cString: $0)) } ?? 
 do {
     if wants("runloop") { try RunLoopBench.run(exits: exits, rounds: rounds) }
     if wants("plugins") { try PluginBench.run(exits: exits, rounds: rounds) }
+    if wants("userpath") {
+        let n = getenv("VMM_BENCH_SYNTHETIC").flatMap { Int(String(cString: $0)) } ?? 2_000_000
+        try UserPathBench.run(exits: n, rounds: rounds)
+    }
+    if wants("scaling") {
+        let n = getenv("VMM_BENCH_SYNTHETIC").flatMap { Int(String(cString: $0)) } ?? 2_000_000
+        try ScalingBench.run(exits: min(exits, 50_000), synthetic: n, rounds: rounds)
+    }
+    if wants("startup") { try StartupBench.run(runs: getenv("VMM_BENCH_STARTUP_RUNS").flatMap { Int(String(cString: $0)) } ?? 20) }
     if wants("asyncpf") { try AsyncPFBench.run(rounds: rounds) }
     if wants("uart") { try UARTBench.run() }
 } catch {

@@ -13,13 +13,13 @@ extension ExitDispatcher {
         switch exit {
         case let .io(access):
             for entry in pio.covering(UInt64(access.port)) {
-                let verdict = entry.handler(access, vcpu)
+                let verdict = entry.handler.call(access, vcpu)
                 if case .notMine = verdict { continue }
                 return (verdict, entry.owner)
             }
         case var .mmio(access):
             for entry in mmio.covering(access.address) {
-                let verdict = entry.handler(&access, vcpu)
+                let verdict = entry.handler.call(&access, vcpu)
                 if case .notMine = verdict { continue }
                 exit = .mmio(access)
                 return (verdict, entry.owner)

@@ -16,9 +16,9 @@ public final class ExitDispatcher: @unchecked Sendable {
     public typealias MMIOHandler = (inout MMIOAccess, VCPU) -> ExitVerdict
     public typealias Handler = (inout VMExit, VCPU) -> ExitVerdict
 
-    private(set) var pio = AddressRangeTable<PIOHandler>()
-    private(set) var mmio = AddressRangeTable<MMIOHandler>()
-    private(set) var byKind: [[(priority: Int32, owner: String, handler: Handler)]] = Array(repeating: [], count: VMExitKind.allCases.count)
+    private(set) var pio = AddressRangeTable<PIOHandlerBox>()
+    private(set) var mmio = AddressRangeTable<MMIOHandlerBox>()
+    private var byKind: [[KindHandlerBox]] = Array(repeating: [], count: VMExitKind.allCases.count)
     private let frozen = Atomic<Bool>(false)
     /// Optional tap on every exit the run loop dispatches (set before the vCPUs start).
     public private(set) var observer: ExitObserver?
@@ -58,7 +58,7 @@ public final class ExitDispatcher: @unchecked Sendable {
     public func register(_ kind: VMExitKind, priority: Int32 = 0, owner: String, _ handler: @escaping Handler) throws(VMMError) {
         try checkMutable(owner)
         let index = VMExitKind.allCases.firstIndex(of: kind)!
-        byKind[index].append((priority, owner, handler))
+        byKind[index].append(KindHandlerBox(priority: priority, owner: owner, handler))
         byKind[index].sort { $0.priority > $1.priority }
     }
 
@@ -75,7 +75,7 @@ public final class ExitDispatcher: @unchecked Sendable {
         freezeLock.withLock { _ in
             // An observer naming handlers reads the live tables (which keep the owners).
             guard snapshotOwner == nil, !namesHandlers else { return }
-            let tables = FrozenTables(pio: pio, mmio: mmio)
+            let tables = FrozenTables(pio: pio, mmio: mmio, byKind: byKind)
             snapshotOwner = tables
             snapshot.store(UnsafeRawPointer(Unmanaged.passUnretained(tables).toOpaque()), ordering: .releasing)
         }
@@ -86,6 +86,12 @@ public final class ExitDispatcher: @unchecked Sendable {
     private let freezeLock = Mutex<Void>(())
     private var snapshotOwner: FrozenTables?
     private let snapshot = Atomic<UnsafeRawPointer?>(nil)
+
+    /// The frozen tables, borrowed (nil before `freeze()`): the run loop's hot path
+    /// dispatches PIO and MMIO exits through them directly (`VCPU+HotPath.swift`).
+    var frozenTables: Unmanaged<FrozenTables>? {
+        snapshot.load(ordering: .acquiring).map { Unmanaged<FrozenTables>.fromOpaque($0) }
+    }
 
     /// Whether a vCPU has started with this dispatcher (registration is then closed).
     var isFrozen: Bool { frozen.load(ordering: .acquiring) }
@@ -105,14 +111,14 @@ public final class ExitDispatcher: @unchecked Sendable {
             default:
                 break
             }
-            return dispatchByKind(&exit, on: vcpu)
+            return tables._withUnsafeGuaranteedRef { $0.dispatchByKind(&exit, vcpu) }
         }
         if namesHandlers { return dispatchNamingHandler(&exit, on: vcpu) }
         switch exit {
         case let .io(access):
             if let handlers = pio.lookup(UInt64(access.port)) {
                 for handler in handlers {
-                    let verdict = handler(access, vcpu)
+                    let verdict = handler.call(access, vcpu)
                     if case .notMine = verdict { continue }
                     return verdict
                 }
@@ -120,7 +126,7 @@ public final class ExitDispatcher: @unchecked Sendable {
         case var .mmio(access):
             if let handlers = mmio.lookup(access.address) {
                 for handler in handlers {
-                    let verdict = handler(&access, vcpu)
+                    let verdict = handler.call(&access, vcpu)
                     if case .notMine = verdict { continue }
                     exit = .mmio(access)
                     return verdict
@@ -142,7 +148,7 @@ public final class ExitDispatcher: @unchecked Sendable {
         // Memory faults: invariants before any handler, poison rules after (MemoryFaultRules).
         if case let .memoryFault(fault) = exit, let refusal = MemoryFaultRules.refuse(fault, vcpu) { return (refusal, nil) }
         for (index, entry) in byKind[exit.kindIndex].enumerated() {
-            let verdict = entry.handler(&exit, vcpu)
+            let verdict = entry.call(&exit, vcpu)
             if case .notMine = verdict { continue }
             if case let .memoryFault(fault) = exit { return (MemoryFaultRules.settle(fault, verdict, vcpu), index) }
             return (verdict, index)

@@ -10,20 +10,14 @@ final class FrozenTables {
         let count: Int
     }
 
-    /// A handler behind an unmanaged reference: calling a `let` closure of a borrowed
-    /// object needs no retain of the closure's context.
-    final class Box<Handler> {
-        let call: Handler
-        init(_ call: Handler) { self.call = call }
-    }
-
-    /// One table (ports or MMIO), flattened.
-    struct Table<Handler> {
+    /// One table (ports or MMIO), flattened. Handlers are boxes (`PIOHandlerBox`) held
+    /// unmanaged: calling a `let` closure of a borrowed object needs no retain.
+    struct Table<Box: AnyObject> {
         let segments: UnsafeMutableBufferPointer<Segment>
-        let handlers: UnsafeMutableBufferPointer<Unmanaged<Box<Handler>>>
+        let handlers: UnsafeMutableBufferPointer<Unmanaged<Box>>
 
-        init(_ table: AddressRangeTable<Handler>) {
-            let all = table.segments.flatMap(\.handlers).map { Unmanaged.passRetained(Box($0)) }
+        init(_ table: AddressRangeTable<Box>) {
+            let all = table.segments.flatMap(\.handlers).map { Unmanaged.passRetained($0) }
             handlers = .allocate(capacity: all.count)
             _ = handlers.initialize(from: all)
             segments = .allocate(capacity: table.segments.count)
@@ -47,17 +41,51 @@ final class FrozenTables {
         }
     }
 
-    let pio: Table<ExitDispatcher.PIOHandler>
-    let mmio: Table<ExitDispatcher.MMIOHandler>
+    let pio: Table<PIOHandlerBox>
+    let mmio: Table<MMIOHandlerBox>
+    /// Handlers by exit kind (`VMExit.kindIndex`), each list in priority order: kind k's
+    /// handlers are `kindHandlers[kindStart[k]..<kindStart[k + 1]]`.
+    let kindStart: UnsafeMutableBufferPointer<Int>
+    let kindHandlers: UnsafeMutableBufferPointer<Unmanaged<KindHandlerBox>>
 
-    init(pio: AddressRangeTable<ExitDispatcher.PIOHandler>, mmio: AddressRangeTable<ExitDispatcher.MMIOHandler>) {
+    init(pio: AddressRangeTable<PIOHandlerBox>, mmio: AddressRangeTable<MMIOHandlerBox>, byKind: [[KindHandlerBox]]) {
         self.pio = Table(pio)
         self.mmio = Table(mmio)
+        kindStart = .allocate(capacity: byKind.count + 1)
+        kindHandlers = .allocate(capacity: byKind.reduce(0) { $0 + $1.count })
+        var next = 0
+        for (k, list) in byKind.enumerated() {
+            kindStart.initializeElement(at: k, to: next)
+            for box in list {
+                kindHandlers.initializeElement(at: next, to: .passRetained(box))
+                next += 1
+            }
+        }
+        kindStart.initializeElement(at: byKind.count, to: next)
     }
 
     deinit {
         pio.release()
         mmio.release()
+        kindHandlers.forEach { $0.release() }
+        kindHandlers.deallocate()
+        kindStart.deallocate()
+    }
+
+    /// The kind handlers in priority order, then the default: no lock, no retain.
+    @inline(__always)
+    func dispatchByKind(_ exit: inout VMExit, _ vcpu: VCPU) -> ExitVerdict {
+        // Memory faults: invariants before any handler, poison rules after (MemoryFaultRules),
+        // exactly as the live tables apply them.
+        if case let .memoryFault(fault) = exit, let refusal = MemoryFaultRules.refuse(fault, vcpu) { return refusal }
+        let k = exit.kindIndex
+        for i in kindStart[k]..<kindStart[k &+ 1] {
+            let verdict = kindHandlers[i]._withUnsafeGuaranteedRef { $0.call(&exit, vcpu) }
+            if case .notMine = verdict { continue }
+            if case let .memoryFault(fault) = exit { return MemoryFaultRules.settle(fault, verdict, vcpu) }
+            return verdict
+        }
+        return ExitDispatcher.defaultVerdict(exit, vcpu: vcpu)
     }
 
     /// The first verdict other than `.notMine` of the port handlers, or nil.
@@ -72,6 +100,37 @@ final class FrozenTables {
         return nil
     }
 
+    /// The run loop's hot path: like `dispatch`, with the common answer (`.handled`)
+    /// as a one-byte result and any other verdict written to `verdict`, so that no
+    /// `ExitVerdict` is copied or destroyed per exit.
+    @inline(__always)
+    func dispatchHot(_ access: PIOAccess, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeAnswer {
+        guard let s = pio.segment(UInt64(access.port)) else { return .unclaimed }
+        for i in s.first..<(s.first &+ s.count) {
+            switch pio.handlers[i]._withUnsafeGuaranteedRef({ $0.call(access, vcpu) }) {
+            case .handled: return .handled
+            case .notMine: continue
+            case let other: verdict = other; return .other
+            }
+        }
+        return .unclaimed
+    }
+
+    @inline(__always)
+    func dispatchHot(_ access: inout MMIOAccess, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeAnswer {
+        guard let s = mmio.segment(access.address) else { return .unclaimed }
+        for i in s.first..<(s.first &+ s.count) {
+            switch mmio.handlers[i]._withUnsafeGuaranteedRef({ $0.call(&access, vcpu) }) {
+            case .handled: return .handled
+            case .notMine: continue
+            case let other: verdict = other; return .other
+            }
+        }
+        return .unclaimed
+    }
+
+    enum RangeAnswer { case handled, unclaimed, other }
+
     /// The first verdict other than `.notMine` of the MMIO handlers, or nil.
     @inline(__always)
     func dispatch(_ access: inout MMIOAccess, _ vcpu: VCPU) -> ExitVerdict? {
@@ -82,5 +141,48 @@ final class FrozenTables {
             return verdict
         }
         return nil
+    }
+}
+
+/// A registered handler in a class of its own type: a closure kept in a generic
+/// container (`AddressRangeTable<Handler>`) is stored at the most general abstraction
+/// and called through two reabstraction thunks on every exit; in a concrete class it
+/// is called directly.
+final class PIOHandlerBox {
+    let call: ExitDispatcher.PIOHandler
+    init(_ call: @escaping ExitDispatcher.PIOHandler) { self.call = call }
+}
+
+/// A handler for every exit of one kind, with its priority.
+final class KindHandlerBox {
+    let priority: Int32
+    /// Who registered it, for traces (`ExitObserver.observesHandlers`).
+    let owner: String
+    let call: ExitDispatcher.Handler
+    init(priority: Int32, owner: String, _ call: @escaping ExitDispatcher.Handler) {
+        self.priority = priority
+        self.owner = owner
+        self.call = call
+    }
+}
+
+final class MMIOHandlerBox {
+    let call: ExitDispatcher.MMIOHandler
+    init(_ call: @escaping ExitDispatcher.MMIOHandler) { self.call = call }
+}
+
+extension AddressRangeTable where Handler == PIOHandlerBox {
+    mutating func insert(start: UInt64, length: UInt64, priority: Int32, exclusive: Bool, owner: String,
+                         unit: String, handler: @escaping ExitDispatcher.PIOHandler) throws(VMMError) {
+        try insert(start: start, length: length, priority: priority, exclusive: exclusive, owner: owner, unit: unit,
+                   handler: PIOHandlerBox(handler))
+    }
+}
+
+extension AddressRangeTable where Handler == MMIOHandlerBox {
+    mutating func insert(start: UInt64, length: UInt64, priority: Int32, exclusive: Bool, owner: String,
+                         unit: String, handler: @escaping ExitDispatcher.MMIOHandler) throws(VMMError) {
+        try insert(start: start, length: length, priority: priority, exclusive: exclusive, owner: owner, unit: unit,
+                   handler: MMIOHandlerBox(handler))
     }
 }

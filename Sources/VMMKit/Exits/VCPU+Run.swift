@@ -13,15 +13,24 @@ extension VCPU {
     /// that cannot be trusted throws `.exitAnomaly` with a diagnosis and is never decoded.
     /// Complete the previous exit with `complete(_:)` before calling this again.
     public func run() throws(VMMError) -> VMExit {
-        let raw = UnsafeMutableRawPointer(runPage)
-        let entry: ExitCanary.Entry
+        let entry = poisonForEntry()
+        let (rc, err) = entryRef._withUnsafeGuaranteedRef { $0.enter() }
+        return try classified(rc: rc, err: err, entry: entry)
+    }
+
+    /// The canary's half before an entry: poison the record if nothing is pending.
+    @inline(__always)
+    func poisonForEntry() -> ExitCanary.Entry {
         if canary.mayPoison {
-            ExitCanary.poison(raw)
-            entry = ExitCanary.Entry(poisoned: true, reasonBefore: ExitCanary.poisonReason)
-        } else {
-            entry = ExitCanary.Entry(poisoned: false, reasonBefore: runPage.pointee.exit_reason)
+            ExitCanary.poison(UnsafeMutableRawPointer(runPage))
+            return ExitCanary.Entry(poisoned: true, reasonBefore: ExitCanary.poisonReason)
         }
-        let (rc, err) = backend.enter()
+        return ExitCanary.Entry(poisoned: false, reasonBefore: runPage.pointee.exit_reason)
+    }
+
+    /// The canary's half after an entry, then decoding: what `run()` returns.
+    func classified(rc: Int32, err: Int32, entry: ExitCanary.Entry) throws(VMMError) -> VMExit {
+        let raw = UnsafeMutableRawPointer(runPage)
         switch ExitCanary.classify(rc: rc, errno: err, run: raw, size: runSize, entry: entry) {
         case let .exit(reason):
             canary.mayPoison = !ExitCanary.needsCompletion(reason: reason)

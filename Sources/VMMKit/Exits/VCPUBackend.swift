@@ -101,3 +101,25 @@ public final class KVMBackend: VCPUBackend, @unchecked Sendable {
         Glibc.close(fd)
     }
 }
+
+/// A vCPU's backend, fixed for the life of this object, as the run loop calls it: the
+/// loop borrows the object through an unmanaged reference, and calling through a `let`
+/// of a borrowed object needs no retain. A real KVM vCPU is called directly (a final
+/// class, so the ioctl inlines) instead of through the protocol's witness table.
+final class BackendEntry {
+    let backend: any VCPUBackend
+    /// `backend` when it is a `KVMBackend`, unretained (`backend` keeps it alive): an
+    /// optional binding of a strong reference would retain it on every entry.
+    let kvm: Unmanaged<KVMBackend>?
+
+    init(_ backend: any VCPUBackend) {
+        self.backend = backend
+        self.kvm = (backend as? KVMBackend).map { Unmanaged.passUnretained($0) }
+    }
+
+    @inline(__always)
+    func enter() -> (rc: Int32, errno: Int32) {
+        if let kvm { return kvm._withUnsafeGuaranteedRef { $0.enter() } }
+        return backend.enter()
+    }
+}

@@ -6,12 +6,15 @@ import SystemPackage
 /// Guest-physical memory of one VM: the regions (memslots) and bounds-checked access.
 ///
 /// Regions change on the control thread; lookups and accesses may come from any vCPU
-/// thread. The table is kept sorted by address so a lookup is a binary search.
+/// thread. The table is kept sorted by address so a lookup is a binary search; accesses
+/// read a published snapshot of it and take no lock (`RegionLookup`).
 public final class GuestMemory: @unchecked Sendable {
     public static let pageSize: UInt64 = 4096
     private let vmFD: Int32
     private let kvm: KVM?
     private let regionTable = Mutex<[MemoryRegion]>([])
+    /// What accesses read, without the mutex (RegionLookup.swift).
+    private let lookup = RegionLookup()
 
     init(vmFD: Int32, kvm: KVM?) {
         self.vmFD = vmFD
@@ -40,7 +43,10 @@ public final class GuestMemory: @unchecked Sendable {
         guard guestAddress % Self.pageSize == 0, size % Self.pageSize == 0 else {
             throw .invalidMemoryRegion("memory region \(wanted) is not aligned to the 4 KiB page size (address and size must both be multiples of 0x1000)")
         }
-        let bits = kvm?.physicalAddressBits ?? 52
+        // Every x86-64 CPU has at least 36 physical address bits: only a region reaching
+        // past 64 GiB needs the host's width (KVM_GET_SUPPORTED_CPUID, ~0.4 ms).
+        let end = guestAddress.addingReportingOverflow(size)
+        let bits = !end.overflow && end.partialValue <= 1 << 36 ? 36 : kvm?.physicalAddressBits ?? 52
         let limit: UInt64 = 1 << UInt64(bits)
         guard guestAddress < limit, size <= limit - guestAddress else {
             throw .invalidMemoryRegion("memory region \(wanted) lies outside the \(bits)-bit guest-physical address space (limit \(hex(limit)))")
@@ -60,6 +66,7 @@ public final class GuestMemory: @unchecked Sendable {
                                       size: size, backing: backing, readOnly: readOnly, logDirty: logDirty)
             table.append(region)
             table.sort { $0.guestAddress < $1.guestAddress }
+            lookup.publish(table)
             return region
         }
     }
@@ -139,8 +146,9 @@ public final class GuestMemory: @unchecked Sendable {
             var r = kvm_userspace_memory_region(slot: region.slot, flags: 0, guest_phys_addr: region.guestAddress,
                                                 memory_size: 0, userspace_addr: 0)
             if vmFD >= 0 { _ = try ioctl(vmFD, CKVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION (delete)", &r) }
-            Self.release(region)
             table.remove(at: index)
+            lookup.publish(table)
+            Self.release(region)
         }
     }
 
@@ -158,12 +166,12 @@ public final class GuestMemory: @unchecked Sendable {
         return lo < table.count && table[lo].contains(gpa) ? table[lo] : nil
     }
 
-    /// A host pointer for [gpa, gpa+length), which must lie in one region.
+    /// A host pointer for [gpa, gpa+length), which must lie in one region. Takes no lock.
     public func hostPointer(_ gpa: UInt64, length: Int) throws(VMMError) -> UnsafeMutableRawPointer {
-        guard length >= 0, let region = region(containing: gpa), region.contains(gpa, length: length) else {
+        guard let host = lookup.hostAddress(gpa, length: length) else {
             throw .unmappedGuestAddress(gpa: gpa, length: length)
         }
-        return region.hostAddress + Int(gpa - region.guestAddress)
+        return host
     }
 
     public func read(_ gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VMMError) {
@@ -227,7 +235,10 @@ public final class GuestMemory: @unchecked Sendable {
 
     /// Unmaps everything (the VM fd is closed right after, which drops the memslots).
     func close() {
-        let all = regionTable.withLock { t -> [MemoryRegion] in defer { t = [] }; return t }
+        let all = regionTable.withLock { t -> [MemoryRegion] in
+            defer { t = []; lookup.publish(t) }
+            return t
+        }
         all.forEach(Self.release)
     }
 }

@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import Synchronization
 import SystemPackage
 
 /// The KVM device (`/dev/kvm`): API version check, capability queries, VM creation.
@@ -12,8 +13,21 @@ public final class KVM: @unchecked Sendable {
     public let fd: FileDescriptor
     /// Size of each vCPU's shared `kvm_run` mapping.
     public let vcpuMmapSize: Int
-    /// Guest-physical address width the host CPU supports (CPUID 0x80000008).
-    public let physicalAddressBits: Int
+    /// Guest-physical address width the host CPU supports (CPUID 0x80000008), asked of
+    /// the kernel on first use: `KVM_GET_SUPPORTED_CPUID` costs ~0.4 ms, which `open()`
+    /// no longer pays for guests that never need it.
+    public var physicalAddressBits: Int {
+        let known = addressBits.load(ordering: .relaxed)
+        if known != 0 { return known }
+        var bits = 36
+        if fd.rawValue >= 0, let cpuid = try? KVM.querySupportedCPUID(fd.rawValue),
+           let leaf = cpuid.first(where: { $0.function == 0x8000_0008 }) {
+            bits = Int(leaf.eax & 0xff)
+        }
+        addressBits.store(bits, ordering: .relaxed)
+        return bits
+    }
+    private let addressBits = Atomic<Int>(0)
 
     /// Opens the device. Fails with `.kvmUnavailable` (naming the path, the errno and
     /// what to do) or `.apiVersionMismatch`.
@@ -36,12 +50,6 @@ public final class KVM: @unchecked Sendable {
         self.path = path
         self.fd = FileDescriptor(rawValue: fd)
         self.vcpuMmapSize = vcpuMmapSize
-        var bits = 36
-        if let cpuid = try? KVM.querySupportedCPUID(fd),
-           let leaf = cpuid.first(where: { $0.function == 0x8000_0008 }) {
-            bits = Int(leaf.eax & 0xff)
-        }
-        self.physicalAddressBits = bits
     }
 
     deinit { if fd.rawValue >= 0 { Glibc.close(fd.rawValue) } }

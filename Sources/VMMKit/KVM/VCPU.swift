@@ -19,7 +19,16 @@ public final class VCPU: @unchecked Sendable {
     weak var vm: VirtualMachine?
     /// Who performs each entry: real KVM, or a scripted/replayed vCPU (see `VCPUBackend`).
     /// Replaced only before the vCPU starts (e.g. by a recorder wrapping it).
-    var backend: any VCPUBackend
+    var backend: any VCPUBackend {
+        get { entry.backend }
+        set { entry = BackendEntry(newValue) }
+    }
+    /// The backend as the run loop reaches it: `entryRef` is `entry` unretained, so an
+    /// entry costs no retain/release of the existential (VCPUBackend.swift).
+    private var entry: BackendEntry {
+        didSet { entryRef = Unmanaged.passUnretained(entry) }
+    }
+    private(set) var entryRef: Unmanaged<BackendEntry>
     let runPage: UnsafeMutablePointer<kvm_run>
     let runSize: Int
     /// Private copy of I/O data: handlers fill this, never the shared page.
@@ -35,7 +44,9 @@ public final class VCPU: @unchecked Sendable {
         self.id = id
         self.vm = vm
         self.memory = vm.memory
-        self.backend = kvmBackend
+        let entry = BackendEntry(kvmBackend)
+        self.entry = entry
+        self.entryRef = Unmanaged.passUnretained(entry)
         self.runPage = kvmBackend.runBuffer.bindMemory(to: kvm_run.self, capacity: 1)
         self.runSize = mmapSize
         self.scratch = .allocate(byteCount: mmapSize, alignment: 16)
@@ -48,7 +59,9 @@ public final class VCPU: @unchecked Sendable {
         self.id = id
         self.vm = nil
         self.memory = memory
-        self.backend = backend
+        let entry = BackendEntry(backend)
+        self.entry = entry
+        self.entryRef = Unmanaged.passUnretained(entry)
         self.runPage = backend.runBuffer.bindMemory(to: kvm_run.self, capacity: 1)
         self.runSize = backend.runBufferSize
         self.scratch = .allocate(byteCount: backend.runBufferSize, alignment: 16)

@@ -87,8 +87,9 @@ enum PluginDispatch {
             }
         case VMM_EXIT_HLT.rawValue:
             try dispatcher.register(.hlt, priority: h.priority, owner: h.owner) { _, vcpu in
-                let state = PluginThreadState.current
-                return verdict(state.call(fn, user, state.begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue), info.tag), state, info)
+                PluginThreadState.withCurrent { state in
+                    verdict(state.call(fn, user, state.begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue), info.tag), state, info)
+                }
             }
         case VMM_EXIT_OTHER.rawValue:
             for (kind, reason) in otherKinds {

@@ -63,8 +63,8 @@ final class PluginInstance {
     /// One line per handler wired at init, for listings (`vmm plugins`).
     private(set) var handlerSummaries: [String] = []
     var stagedHypercalls: [TypedHypercall] = []
-    var dryPIO = AddressRangeTable<ExitDispatcher.PIOHandler>()
-    var dryMMIO = AddressRangeTable<ExitDispatcher.MMIOHandler>()
+    var dryPIO = AddressRangeTable<PIOHandlerBox>()
+    var dryMMIO = AddressRangeTable<MMIOHandlerBox>()
     /// System calls its handlers need beyond the vCPU seccomp list (seccomp/1).
     var syscalls: Set<Int32> = []
     /// Coalesced zones, doorbells and irqfds it asked for (HostFastPaths.swift).

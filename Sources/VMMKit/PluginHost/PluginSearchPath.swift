@@ -7,8 +7,8 @@ import Glibc
 /// 1. the directories passed explicitly,
 /// 2. those in `VMM_PLUGIN_PATH` (colon-separated, like `LD_LIBRARY_PATH`),
 /// 3. the package's own build folders: `.build/plugins` (C plugins, built by
-///    `scripts/build-plugins`), `.build/debug` and `.build/release` (Swift plugins,
-///    SwiftPM dynamic library products).
+///    `scripts/build-plugins`), then `.build/debug` and `.build/release` (Swift plugins,
+///    SwiftPM dynamic library products), the one of this build's configuration first.
 public struct PluginSearchPath: Sendable, Equatable {
     public var directories: [String]
 
@@ -34,9 +34,16 @@ public struct PluginSearchPath: Sendable, Equatable {
         return access(root + "/Package.swift", F_OK) == 0 ? root : nil
     }
 
+    /// `.build/plugins`, then the build folder of this library's own configuration
+    /// (a release `vmm` loads release plugins), then the other one.
     public static var buildFolders: [String] {
         guard let root = packageRoot else { return [] }
-        return [root + "/.build/plugins", root + "/.build/debug", root + "/.build/release"]
+        #if DEBUG
+        let (own, other) = ("debug", "release")
+        #else
+        let (own, other) = ("release", "debug")
+        #endif
+        return [root + "/.build/plugins", root + "/.build/" + own, root + "/.build/" + other]
     }
 
     /// The file `name` stands for, or an error listing every place tried.

@@ -17,20 +17,48 @@ extension VCPU {
         hooks.tid.store(cuffd_gettid(), ordering: .releasing)
         if let refused = applySeccomp() { return refused }
         // Coalesced writes precede whatever made KVM_RUN return: replay them first.
-        let ring = vm?.coalescedRing
+        // Kept alive by `ringOwner` for the whole loop and reached unmanaged, so the
+        // per-exit check retains nothing.
+        let ringOwner = vm?.coalescedRing
+        defer { withExtendedLifetime(ringOwner) {} }
+        let ring = ringOwner.map { Unmanaged.passUnretained($0) }
         func drained() -> StopReason? {
-            guard let ring, ring.active.load(ordering: .acquiring) else { return nil }
-            return ring.drain(dispatcher, on: self)
+            guard let ring, ring._withUnsafeGuaranteedRef({ $0.active.load(ordering: .acquiring) }) else { return nil }
+            return ring._withUnsafeGuaranteedRef { $0.drain(dispatcher, on: self) }
         }
+        // Fixed once the dispatcher is frozen (setObserver throws after that).
+        let observer = dispatcher.observer
+        // Without an observer, PIO and MMIO exits take the hot path (VCPU+HotPath.swift)
+        // whenever no coalesced ring needs replaying first.
+        let hot = observer == nil ? dispatcher.frozenTables : nil
+        // The hot path's out-parameters, written only for the exits it does not finish.
+        var hotExit = VMExit.interrupted, hotVerdict = ExitVerdict.handled
         while true {
             if control.pending.load(ordering: .sequentiallyConsistent),
                let reason = control.checkpoint(clearKick: { runPage.pointee.immediate_exit = 0 }) {
                 return drained() ?? reason
             }
             var exit: VMExit
-            do { exit = try run() } catch { return drained() ?? .error(error) }
-            exits.add(1, ordering: .relaxed)
-            if let reason = drained() { return reason }
+            if let hot, !(ring?._withUnsafeGuaranteedRef { $0.active.load(ordering: .acquiring) } ?? false) {
+                let step: HotStep
+                do { step = try runHot(hot, &hotExit, &hotVerdict) } catch { return .error(error) }
+                exits.store(exits.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+                switch step {
+                case .handled:
+                    continue
+                case .ranged, .unclaimed:
+                    if case .unclaimed = step { hotVerdict = hot._withUnsafeGuaranteedRef { $0.dispatchByKind(&hotExit, self) } }
+                    if let reason = settle(hotExit, hotVerdict) { return reason }
+                    continue
+                case .other:
+                    exit = hotExit // the general path below
+                }
+            } else {
+                do { exit = try run() } catch { return drained() ?? .error(error) }
+                // Only this thread writes the count: a plain store, not a locked add.
+                exits.store(exits.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+                if let reason = drained() { return reason }
+            }
             if case .interrupted = exit {
                 runPage.pointee.immediate_exit = 0
                 guard let hook = hooks.onInterrupt, let event = hook(self) else { continue }
@@ -41,19 +69,25 @@ extension VCPU {
             } else {
                 canary.resetFaults()
             }
-            let observer = dispatcher.observer
             observer?.willDispatch(exit, on: self)
             let verdict = dispatcher.dispatch(&exit, on: self)
             observer?.didDispatch(exit, verdict: verdict, on: self)
-            switch verdict {
-            case .handled, .notMine, .backingReplaced:
-                complete(exit)
-            case let .stop(reason):
-                complete(exit)
-                return reason
-            case let .fail(message):
-                return .handlerFailed(message)
-            }
+            if let reason = settle(exit, verdict) { return reason }
+        }
+    }
+
+    /// Completes the exit (IN/read data back into `kvm_run`) or ends the loop.
+    @inline(__always)
+    private func settle(_ exit: VMExit, _ verdict: ExitVerdict) -> StopReason? {
+        switch verdict {
+        case .handled, .notMine, .backingReplaced:
+            complete(exit)
+            return nil
+        case let .stop(reason):
+            complete(exit)
+            return reason
+        case let .fail(message):
+            return .handlerFailed(message)
         }
     }
 

@@ -8,4 +8,19 @@
  * compiler cannot see through, filling the record as the host does for an IN of one
  * byte. Returns the number of HANDLED verdicts. */
 uint64_t cplugin_bench_direct(uint64_t n, vmm_exit_t *record, uint8_t *data);
+
+
+/* The user-space path benchmark (UserPathBench.swift): a C loop over a prepared exit
+ * record, with no kernel entry. Shapes: */
+enum { USER_PATH_PIO_OUT, USER_PATH_PIO_IN, USER_PATH_MMIO_READ, USER_PATH_MMIO_WRITE, USER_PATH_HLT };
+#define USER_PATH_PAGE_SIZE (3 * 4096)
+/* Fills a kvm_run-sized page with one exit of `shape` (port, or an address in the
+ * 4 KiB MMIO page at `mmio`). */
+void user_path_prepare(void *page, int shape, uint16_t port, uint64_t mmio);
+/* The exit_reason of `shape`. */
+uint32_t user_path_reason(int shape);
+/* Runs n exits of the prepared page through decode, dispatch and completion; returns
+ * how many were handled (n, or 0 if the record was refused). */
+uint64_t user_path_c_loop(void *page, uint32_t reason, uint64_t n, uint16_t port, uint64_t mmio,
+                          vmm_exit_t *record, uint8_t *scratch);
 #endif

@@ -1,0 +1,1 @@
+// The baseline of `VMMBench startup`: a Swift process that does nothing.

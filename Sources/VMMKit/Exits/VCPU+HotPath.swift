@@ -1,0 +1,104 @@
+import CKVM
+import Glibc
+
+/// What one entry through the hot path produced. Payloads go through `inout`
+/// parameters: a result enum carrying a `VMExit` and an `ExitVerdict` is 136 bytes,
+/// copied with `memcpy` at every hand-over.
+enum HotStep {
+    /// A PIO or MMIO exit a range handler handled; already completed.
+    case handled
+    /// A PIO or MMIO exit (`exit`) a range handler answered with `.stop` or `.fail` (`verdict`).
+    case ranged
+    /// A PIO or MMIO exit (`exit`) no range handler claimed, or a HLT: kind handlers,
+    /// then the default.
+    case unclaimed
+    /// Any other exit, kick or memory fault (`exit`): the loop's general path.
+    case other
+}
+
+extension VCPU {
+    /// One entry for the run loop when no `ExitObserver` is set, with PIO and MMIO exits
+    /// — the ones a device model lives on — decoded straight into their access values,
+    /// dispatched through the frozen range tables and completed without a `VMExit`
+    /// being built, copied and destroyed; a HLT goes straight to the kind handlers. The canary is the same as `run()`'s: poison
+    /// before the entry when nothing is pending, `ExitCanary.classify` after it, the
+    /// history entry and the poison decision; only a record the canary passes as a
+    /// plausible IO/MMIO exit takes this path, anything else goes through `run()`'s
+    /// `classified` (so anomalies, faults, errors and kicks are handled as before).
+    @inline(__always)
+    func runHot(_ tables: Unmanaged<FrozenTables>, _ exit: inout VMExit, _ verdict: inout ExitVerdict) throws(VMMError) -> HotStep {
+        let entry = poisonForEntry()
+        let (rc, err) = entryRef._withUnsafeGuaranteedRef { $0.enter() }
+        if rc == 0 {
+            let raw = UnsafeMutableRawPointer(runPage)
+            let reason = runPage.pointee.exit_reason
+            if reason == UInt32(KVM_EXIT_IO) || reason == UInt32(KVM_EXIT_MMIO),
+               case .exit = ExitCanary.classify(rc: rc, errno: err, run: raw, size: runSize, entry: entry) {
+                // IO and MMIO answers are read back by the kernel: no poison next time.
+                canary.mayPoison = false
+                return reason == UInt32(KVM_EXIT_IO) ? hotPIO(tables, raw, &exit, &verdict) : hotMMIO(tables, &exit, &verdict)
+            }
+            if reason == UInt32(KVM_EXIT_HLT) {
+                // classify's verdict for rc 0 and a reason that is neither the poison nor
+                // IO/MMIO/memory fault is always `.exit`; HLT leaves nothing to complete.
+                canary.mayPoison = true
+                canary.record(ExitSummary(reason: reason))
+                canary.resetFaults()
+                exit = .hlt
+                return .unclaimed
+            }
+        }
+        exit = try classified(rc: rc, err: err, entry: entry)
+        return .other
+    }
+
+    /// The classifier has checked element size, count and that the data lies in the page.
+    @inline(__always)
+    private func hotPIO(_ tables: Unmanaged<FrozenTables>, _ raw: UnsafeMutableRawPointer,
+                        _ exit: inout VMExit, _ verdict: inout ExitVerdict) -> HotStep {
+        let io = runPage.pointee.io
+        let bytes = Int(io.size) &* Int(io.count)
+        let offset = Int(io.data_offset)
+        let isWrite = io.direction == UInt8(KVM_EXIT_IO_OUT)
+        if isWrite { memcpy(scratch, raw + offset, bytes) }
+        let access = PIOAccess(port: io.port, size: Int(io.size), count: Int(io.count), isWrite: isWrite,
+                               data: UnsafeMutableRawBufferPointer(start: scratch, count: bytes))
+        canary.record(ExitSummary(reason: UInt32(KVM_EXIT_IO), address: UInt64(io.port), length: UInt32(bytes),
+                                  isWrite: isWrite))
+        canary.resetFaults()
+        switch tables._withUnsafeGuaranteedRef({ $0.dispatchHot(access, self, &verdict) }) {
+        case .handled: break
+        case .unclaimed: exit = .io(access); return .unclaimed
+        case .other: exit = .io(access); return .ranged
+        }
+        if !isWrite { memcpy(raw + offset, scratch, bytes) }
+        return .handled
+    }
+
+    /// The classifier has checked the length (1 to 8 bytes).
+    @inline(__always)
+    private func hotMMIO(_ tables: Unmanaged<FrozenTables>, _ exit: inout VMExit, _ verdict: inout ExitVerdict) -> HotStep {
+        let mmio = runPage.pointee.mmio
+        let length = Int(mmio.len)
+        let isWrite = mmio.is_write != 0
+        let mask: UInt64 = length >= 8 ? ~0 : (1 << UInt64(length &* 8)) &- 1
+        let data = isWrite ? UInt64(littleEndian: withUnsafeBytes(of: mmio.data) { $0.loadUnaligned(as: UInt64.self) }) & mask : 0
+        var access = MMIOAccess(address: mmio.phys_addr, length: length, isWrite: isWrite, data: data)
+        canary.record(ExitSummary(reason: UInt32(KVM_EXIT_MMIO), address: mmio.phys_addr, length: UInt32(length),
+                                  isWrite: isWrite))
+        canary.resetFaults()
+        switch tables._withUnsafeGuaranteedRef({ $0.dispatchHot(&access, self, &verdict) }) {
+        case .handled: break
+        case .unclaimed: exit = .mmio(access); return .unclaimed
+        case .other: exit = .mmio(access); return .ranged
+        }
+        if !isWrite {
+            withUnsafeMutableBytes(of: &runPage.pointee.mmio.data) { dst in
+                withUnsafeBytes(of: access.data.littleEndian) { src in
+                    dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[0..<length]))
+                }
+            }
+        }
+        return .handled
+    }
+}

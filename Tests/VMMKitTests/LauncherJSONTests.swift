@@ -1,0 +1,39 @@
+import Testing
+
+/// The launcher reads JSON configs with its own strict reader (no Foundation): what a
+/// user sees for hostile or unusual files.
+@Suite("vmm's JSON config reader")
+struct LauncherJSONTests {
+    func run(_ name: String, _ text: String, _ extra: [String] = []) throws -> VMMProcess.Result {
+        let path = try VMMProcess.temp(name, Array(text.utf8))
+        return try VMMProcess.run(["run", "--config", path] + extra)
+    }
+
+    @Test("malformed files are refused with status 4, naming the problem and the byte")
+    func refusals() throws {
+        let cases: [(String, String)] = [
+            ("{\"memory\": \"8M\", \"memory\": \"16M\"}", "duplicate key 'memory' at byte 17"),
+            ("{\"memory\": \"8M\"} x", "unexpected data after the JSON value at byte 17"),
+            ("[1, 2]", "the top level is not an object"),
+            (String(repeating: "[", count: 100_000), "nesting deeper than 64 levels at byte 64"),
+            ("{\"image\": \"a\u{01}b\"}", "control character in a string at byte 13"),
+            ("{\"vcpus\": 01}", "expected ',' or '}' at byte 11"),
+            ("{\"vcpus\": 1e999}", "number out of range at byte 10"),
+            ("{\"image\": \"\\ud800\"}", "unpaired surrogate in a \\u escape"),
+            ("{\"image\": \"\\q\"}", "invalid escape '\\q'"),
+        ]
+        for (i, (text, why)) in cases.enumerated() {
+            let r = try run("bad\(i).json", text)
+            #expect(r.status == 4, "\(text.prefix(40))")
+            #expect(r.stderr.contains("malformed JSON or not an object (\(why)"), "\(r.stderr)")
+        }
+    }
+
+    @Test("escapes, numbers and whitespace as RFC 8259 has them")
+    func accepted() throws {
+        // The image path is decoded from escapes (and then cannot be read): the error shows it.
+        let r = try run("escapes.json", " {\r\n\t\"vcpus\": 1.0e0, \"memory\": \"8M\", \"image\": \"\\/no\\u0020such\\ud83d\\ude00\"} ")
+        #expect(r.status == 6)
+        #expect(r.stderr.contains("/no such😀"), "\(r.stderr)")
+    }
+}
