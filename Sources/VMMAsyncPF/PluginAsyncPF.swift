@@ -62,17 +62,12 @@ public final class PluginAsyncPF: PluginPageService, @unchecked Sendable {
             return .notMine
         }
         pager.vcpuWantsFaults = { id in enabled.set.withLock { $0.contains(id) } }
+        let counts = counts
         try plugins.dispatcher.register(.memoryFault, priority: DemandPager.handlerPriority + 1, owner: "async-pf plugins") {
             [weak plugins] exit, vcpu in
             guard case let .memoryFault(fault) = exit, let at = fault.location, !fault.isHardwarePoison,
                   region.contains(at.gpa), let plugins, plugins.handlesAsyncPF else { return .notMine }
-            return plugins.raisePageMissing(gpa: at.gpa, access: 0, vcpu: vcpu)
-        let counts = counts
-        try plugins.dispatcher.register(.memoryFault, priority: DemandPager.handlerPriority + 1, owner: "async-pf plugins") {
-            [weak plugins] exit, vcpu in
-            guard case let .memoryFault(fault) = exit, fault.annotated, region.contains(fault.gpa),
-                  let plugins, plugins.handlesAsyncPF else { return .notMine }
-            let verdict = plugins.raisePageMissing(gpa: fault.gpa, access: 0, vcpu: vcpu)
+            let verdict = plugins.raisePageMissing(gpa: at.gpa, access: 0, vcpu: vcpu)
             if case .handled = verdict { counts.notPresent.add(1, ordering: .relaxed) }
             return verdict
         }

@@ -18,7 +18,7 @@ public final class ExitDispatcher: @unchecked Sendable {
 
     private(set) var pio = AddressRangeTable<PIOHandlerBox>()
     private(set) var mmio = AddressRangeTable<MMIOHandlerBox>()
-    private var byKind: [[KindHandlerBox]] = Array(repeating: [], count: VMExitKind.allCases.count)
+    private(set) var byKind: [[KindHandlerBox]] = Array(repeating: [], count: VMExitKind.allCases.count)
     private let frozen = Atomic<Bool>(false)
     /// Optional tap on every exit the run loop dispatches (set before the vCPUs start).
     public private(set) var observer: ExitObserver?
