@@ -128,7 +128,8 @@ final class VCPUControl: @unchecked Sendable {
         guard running else { return }
         kick()
         signalThread()
-        locked { while !paused && !finished { pthread_cond_wait(cond, mutex) } }
+        // Stop waiting once another party resumed (or stopped) it before it parked.
+        locked { while !paused && !finished && request == .pause { pthread_cond_wait(cond, mutex) } }
     }
 
     /// `pause`, but only when nobody else has paused or stopped the vCPU; returns whether
@@ -144,7 +145,8 @@ final class VCPUControl: @unchecked Sendable {
         guard running else { return false }
         kick()
         signalThread()
-        locked { while !paused && !finished { pthread_cond_wait(cond, mutex) } }
+        // Stop waiting once another party resumed (or stopped) it before it parked.
+        locked { while !paused && !finished && request == .pause { pthread_cond_wait(cond, mutex) } }
         return true
     }
 
