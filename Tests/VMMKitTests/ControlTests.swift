@@ -40,6 +40,22 @@ struct ControlTests {
         #expect(guest.vcpu.stop() == .requested)
     }
 
+    @Test("pauses from two threads at once: each returns only once the vCPU is parked")
+    func concurrentPauses() throws {
+        let guest = try TestGuest("user_spin", ring: 3)
+        try guest.vcpu.start(guest.dispatcher)
+        let vcpu = guest.vcpu
+        let parked = Recorder<Bool>()
+        for _ in 0..<50 {
+            let threads = (0..<2).map { _ in spawn { vcpu.pause(); parked.append(vcpu.isPaused) } }
+            threads.forEach { pthread_join($0, nil) }
+            vcpu.resume()
+        }
+        #expect(parked.all.count == 100)
+        #expect(parked.all.allSatisfy { $0 })
+        #expect(vcpu.stop() == .requested)
+    }
+
     @Test("2 and 8 vCPUs run concurrently in one VM, each with its own result", arguments: [2, 8])
     func multipleVCPUs(count: Int) throws {
         let guest = try TestGuest("user_sum", ring: 3, vcpus: count)

@@ -117,19 +117,24 @@ final class VCPUControl: @unchecked Sendable {
         if shouldKick { kick(); signalThread() }
     }
 
-    /// Requests a pause, kicks, and waits until the vCPU is parked (or has finished).
+    /// Requests a pause, kicks, and waits until the vCPU is parked (or has finished, or
+    /// another party resumed or stopped it first). A second caller while a pause is
+    /// pending waits for the same park rather than returning early.
     func pause(kick: () -> Void) {
-        let running: Bool = locked {
-            guard request == .run else { return false }
-            request = .pause
-            pending.store(true, ordering: .sequentiallyConsistent)
-            return thread != nil && !finished
+        let shouldKick: Bool? = locked {
+            guard thread != nil, !finished else { return nil }
+            switch request {
+            case .stop: return nil
+            case .pause: return false
+            case .run:
+                request = .pause
+                pending.store(true, ordering: .sequentiallyConsistent)
+                return true
+            }
         }
-        guard running else { return }
-        kick()
-        signalThread()
-        // Stop waiting once another party resumed (or stopped) it before it parked.
-        locked { while !paused && !finished && request == .pause { pthread_cond_wait(cond, mutex) } }
+        guard let shouldKick else { return }
+        if shouldKick { kick(); signalThread() }
+        waitUntilParked()
     }
 
     /// `pause`, but only when nobody else has paused or stopped the vCPU; returns whether
@@ -145,9 +150,15 @@ final class VCPUControl: @unchecked Sendable {
         guard running else { return false }
         kick()
         signalThread()
-        // Stop waiting once another party resumed (or stopped) it before it parked.
-        locked { while !paused && !finished && request == .pause { pthread_cond_wait(cond, mutex) } }
+        waitUntilParked()
         return true
+    }
+
+    /// `paused` may still be true from an earlier pause whose resume the vCPU has not
+    /// seen yet: it is then still parked in `checkpoint` and will see this pause, so
+    /// that counts as parked.
+    private func waitUntilParked() {
+        locked { while !paused && !finished && request == .pause { pthread_cond_wait(cond, mutex) } }
     }
 
     func resume() {
