@@ -58,6 +58,8 @@ let package = Package(
         .target(name: "CUFFD", path: "CShims/CUFFD"),
         // seccomp-bpf for vCPU threads: filter install, the SIGSYS reporter, syscall names.
         .target(name: "CSeccomp", path: "CShims/CSeccomp"),
+        // One __thread pointer: the fast way to a thread's plugin state.
+        .target(name: "CThreadLocal", path: "CShims/CThreadLocal"),
         // A plain C run loop used as the baseline the Swift loop is measured against.
         .target(name: "CKVMTestSupport", dependencies: ["CKVM"], path: "CShims/CKVMTestSupport"),
         // Guest payloads: position-independent assembly assembled into .rodata.
@@ -79,6 +81,7 @@ let package = Package(
                 "CFFI",
                 "CUFFD",
                 "CSeccomp",
+                "CThreadLocal",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

@@ -118,10 +118,18 @@ extension PluginThreadState {
     @inline(__always)
     func call(_ fn: PluginHandleFunction, _ user: UnsafeMutableRawPointer?,
               _ record: UnsafeMutablePointer<vmm_exit_t>, _ tag: UInt64) -> vmm_verdict_t {
+        let (what, address) = PluginCallSlot.describe(record)
+        return call(fn, user, record, tag, what: what, address: address)
+    }
+
+    /// `call` with the slot's description given by a caller that already knows it
+    /// (PIO and MMIO: `PluginCallSlot.what`), so the hot path skips `describe`.
+    @inline(__always)
+    func call(_ fn: PluginHandleFunction, _ user: UnsafeMutableRawPointer?,
+              _ record: UnsafeMutablePointer<vmm_exit_t>, _ tag: UInt64, what: UInt64, address: UInt64) -> vmm_verdict_t {
         let slot = self.slot
         let outer = (slot.busy.load(ordering: .relaxed), slot.what.load(ordering: .relaxed),
                      slot.address.load(ordering: .relaxed))
-        let (what, address) = PluginCallSlot.describe(record)
         slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
         slot.what.store(what, ordering: .releasing)
         slot.address.store(address, ordering: .releasing)
@@ -138,6 +146,12 @@ extension PluginThreadState {
 }
 
 extension PluginCallSlot {
+    /// The `what` word of a call: (vCPU id << 32) | (exit class << 24) | (is_write << 23) | size.
+    @inline(__always)
+    static func what(vcpu: UInt32, exitClass: UInt32, isWrite: Bool, size: Int) -> UInt64 {
+        UInt64(vcpu) << 32 | UInt64(exitClass & 0xff) << 24 | (isWrite ? 1 << 23 : 0) | (UInt64(truncatingIfNeeded: size) & 0x7f_ffff)
+    }
+
     @inline(__always)
     static func describe(_ r: UnsafeMutablePointer<vmm_exit_t>) -> (UInt64, UInt64) {
         let cls = r.pointee.exit_class
@@ -153,7 +167,6 @@ extension PluginCallSlot {
         case VMM_EXIT_OTHER.rawValue: address = UInt64(r.pointee.other.kvm_exit_reason)
         default: break
         }
-        let what = UInt64(r.pointee.vcpu_id) << 32 | UInt64(cls & 0xff) << 24 | (write ? 1 << 23 : 0) | (size & 0x7f_ffff)
-        return (what, address)
+        return (what(vcpu: r.pointee.vcpu_id, exitClass: cls, isWrite: write, size: Int(truncatingIfNeeded: size)), address)
     }
 }

@@ -21,7 +21,8 @@ enum PluginDispatch {
                         port: io.port, size: UInt8(truncatingIfNeeded: io.size), is_write: io.isWrite ? 1 : 0,
                         count: UInt32(truncatingIfNeeded: io.count),
                         data: io.data.baseAddress?.assumingMemoryBound(to: UInt8.self))
-                    return verdict(state.call(fn, user, record, info.tag), state, info)
+                    let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_PIO.rawValue, isWrite: io.isWrite, size: io.size)
+                    return verdict(state.call(fn, user, record, info.tag, what: what, address: UInt64(io.port)), state, info)
                 }
             }
         case VMM_EXIT_MMIO.rawValue:
@@ -37,7 +38,8 @@ enum PluginDispatch {
                     withUnsafeMutableBytes(of: &record.pointee.mmio.data) {
                         $0.storeBytes(of: isWrite ? data.littleEndian : 0, as: UInt64.self)
                     }
-                    let result = verdict(state.call(fn, user, record, info.tag), state, info)
+                    let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_MMIO.rawValue, isWrite: isWrite, size: length)
+                    let result = verdict(state.call(fn, user, record, info.tag, what: what, address: address), state, info)
                     readBack = withUnsafeBytes(of: record.pointee.mmio.data) { UInt64(littleEndian: $0.load(as: UInt64.self)) }
                     return result
                 }

@@ -1,4 +1,5 @@
 import CKVM
+import CThreadLocal
 import CVMMPlugin
 import Glibc
 
@@ -38,6 +39,7 @@ final class PluginThreadState {
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
         pthread_key_create(&key) { pointer in
+            vmmkit_thread_plugin_state_set(nil)
             if let pointer { Unmanaged<PluginThreadState>.fromOpaque(pointer).release() }
         }
         return key
@@ -55,22 +57,30 @@ final class PluginThreadState {
         Unmanaged<PluginThreadState>.fromOpaque(currentRaw)._withUnsafeGuaranteedRef(body)
     }
 
+    /// The `__thread` slot finds it (one load); the pthread key owns it, so its
+    /// destructor frees it when the thread ends.
     @inline(__always)
     private static var currentRaw: UnsafeMutableRawPointer {
-        if let raw = pthread_getspecific(key) { return raw }
+        if let raw = vmmkit_thread_plugin_state_get() { return raw }
+        return create()
+    }
+
+    @inline(never)
+    private static func create() -> UnsafeMutableRawPointer {
         let raw = Unmanaged.passRetained(PluginThreadState()).toOpaque()
         pthread_setspecific(key, raw)
+        vmmkit_thread_plugin_state_set(raw)
         return raw
     }
 
     /// This thread's state if it has one (never creates it).
     static var existing: PluginThreadState? {
-        pthread_getspecific(key).map { Unmanaged<PluginThreadState>.fromOpaque($0).takeUnretainedValue() }
+        vmmkit_thread_plugin_state_get().map { Unmanaged<PluginThreadState>.fromOpaque($0).takeUnretainedValue() }
     }
 
     /// The state of the thread if it is in an exit of vCPU `id` right now.
     static func active(vcpuID id: UInt32) -> PluginThreadState? {
-        guard let raw = pthread_getspecific(key) else { return nil }
+        guard let raw = vmmkit_thread_plugin_state_get() else { return nil }
         let state = Unmanaged<PluginThreadState>.fromOpaque(raw).takeUnretainedValue()
         guard let vcpu = state.vcpu, vcpu.id == id else { return nil }
         return state
