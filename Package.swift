@@ -10,6 +10,7 @@ let package = Package(
         // Snapshot and restore: state capture, the on-disk format, eager/lazy restore.
         .library(name: "VMMSnapshot", targets: ["VMMSnapshot"]),
         .executable(name: "vmm", targets: ["Launcher"]),
+        .library(name: "VMMAPIServer", type: .dynamic, targets: ["VMMAPIServer"]),
         .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
         .executable(name: "uart-console", targets: ["UARTConsole"]),
         // For Benchmarks/ and tools: the guest payloads and the raw C run loop baseline.
@@ -145,13 +146,25 @@ let package = Package(
                 "VMMSnapshot",
                 "VMMControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "CVMMAPIServer",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Examples/Launcher"
+        ),
+        // The control API's HTTP transport (SwiftNIO, Hummingbird), dlopened by `vmm run
+        // --api-sock` only: a run without the flag maps none of it (vmm_api_server.h).
+        .target(name: "CVMMAPIServer", path: "Examples/APIServer/Header"),
+        .target(
+            name: "VMMAPIServer",
+            dependencies: [
+                "CVMMAPIServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/APIServer/Sources"
         ),
         // The code samples of README.md, Plugins/README.md and the DocC articles, compiled
         // (see Examples/DocSamples/README.md; C samples: scripts/build-plugins).

@@ -1,127 +1,108 @@
+import CVMMAPIServer
 import Glibc
-import Hummingbird
-import Logging
-import NIOCore
-import NIOPosix
-import ServiceLifecycle
 import VMMControl
 
 /// `vmm run --api-sock PATH`: the control API (`Docs/api/vmm-api.yaml`) over HTTP/1.1 on
-/// a Unix socket, served by Hummingbird on one event-loop thread of its own. Nothing of
-/// it exists unless the flag is given. Routes map onto `ControlAPI`; every error, the
-/// router's own 404/405 included, is answered as `{"fault_message": "..."}`.
+/// a Unix socket. The HTTP transport is libVMMAPIServer.so (Examples/APIServer, SwiftNIO
+/// and Hummingbird), loaded from beside the `vmm` executable only when the flag is given,
+/// so a run without it maps none of that code nor the Foundation it brings. The library
+/// hands each request here; `route` maps it onto `ControlAPI`, and every error, unknown
+/// paths and methods included, is answered as `{"fault_message": "..."}`.
 final class APIServer: @unchecked Sendable {
     let path: String
-    private let group: MultiThreadedEventLoopGroup
-    private let services: ServiceGroup
-    private let finished = Latch()
-    private let ready = Latch()
-    private var failure: String?
+    private let routes: Routes
+    private let library: UnsafeMutableRawPointer
+    private let server: UnsafeMutableRawPointer
+    private let stopServer: vmm_api_server_stop_fn
 
     /// Binds the socket and returns once the server listens (or throws why it cannot).
-    static func start(path: String, controller: VMController, log: Logger) throws(LauncherError) -> APIServer {
+    static func start(path: String, controller: VMController) throws(LauncherError) -> APIServer {
         try APISocketPath.prepare(path)
-        let server = APIServer(path: path, api: ControlAPI(controller), log: log)
-        server.ready.wait()
-        if let failure = server.failure {
-            server.stop()
-            throw LauncherError(.host, "--api-sock \(path): cannot serve: \(failure)")
+        let file = libraryPath()
+        guard let library = dlopen(file, RTLD_NOW | RTLD_LOCAL) else {
+            throw LauncherError(.host, "--api-sock \(path): cannot load the API server \(file): \(String(cString: dlerror()))"
+                + " (built with the package: swift build --product VMMAPIServer)")
         }
-        return server
+        guard let start = dlsym(library, VMM_API_SERVER_START), let stop = dlsym(library, VMM_API_SERVER_STOP) else {
+            dlclose(library)
+            throw LauncherError(.host, "--api-sock \(path): \(file) lacks \(VMM_API_SERVER_START)/\(VMM_API_SERVER_STOP)")
+        }
+        let routes = Routes(ControlAPI(controller))
+        var ops = vmm_api_ops_t(version: UInt32(VMM_API_SERVER_VERSION), ctx: Unmanaged.passUnretained(routes).toOpaque(),
+                                max_body_bytes: ControlAPI.maxBodyBytes, handle: Routes.handle, release: Routes.release)
+        var error = [CChar](repeating: 0, count: 512)
+        let startServer = unsafeBitCast(start, to: vmm_api_server_start_fn.self)
+        let server = error.withUnsafeMutableBufferPointer { startServer(path, &ops, $0.baseAddress, $0.count) }
+        guard let server else {
+            throw LauncherError(.host, "--api-sock \(path): cannot serve: \(String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+        }
+        return APIServer(path: path, routes: routes, library: library, server: server,
+                         stop: unsafeBitCast(stop, to: vmm_api_server_stop_fn.self))
     }
 
-    private init(path: String, api: ControlAPI, log: Logger) {
+    private init(path: String, routes: Routes, library: UnsafeMutableRawPointer, server: UnsafeMutableRawPointer,
+                 stop: vmm_api_server_stop_fn) {
         self.path = path
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let router = Router()
-        router.add(middleware: FaultMiddleware())
-        router.get("/vm") { _, _ in Self.response(api.info()) }
-        router.patch("/vm") { request, _ in Self.response(await Self.withBody(request) { api.setState($0) }) }
-        router.put("/actions") { request, _ in Self.response(await Self.withBody(request) { api.action($0) }) }
-        router.put("/snapshot/create") { request, _ in Self.response(await Self.withBody(request) { api.snapshot($0) }) }
-        router.get("/metrics") { _, _ in Self.response(api.metrics()) }
-        var quiet = log
-        quiet.logLevel = max(log.logLevel, .warning)
-        let ready = self.ready
-        let app = Application(router: router, configuration: .init(address: .unixDomainSocket(path: path), serverName: "vmm"),
-                              onServerRunning: { _ in ready.open() }, eventLoopGroupProvider: .shared(group), logger: quiet)
-        services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: quiet))
-        Task.detached { [self] in
-            do { try await services.run() } catch { failure = "\(error)" }
-            ready.open()
-            finished.open()
-        }
+        self.routes = routes
+        self.library = library
+        self.server = server
+        self.stopServer = stop
     }
 
-    /// Stops serving, waits for the server to end, removes the socket.
+    /// Stops serving, waits for the server to end, removes the socket. The library stays
+    /// mapped: its event-loop thread is left to the process's exit, which follows.
     func stop() {
-        let services = self.services
-        Task.detached { await services.triggerGracefulShutdown() }
-        finished.wait()
-        // The event-loop thread is left to the process's exit, which follows: shutting the
-        // group down here races the last channel close NIO schedules on it (NIO then prints
-        // "Cannot schedule tasks on an EventLoop that has already shut down").
+        stopServer(server)
         APISocketPath.remove(path)
     }
 
-    private static func withBody(_ request: Request, _ op: ([UInt8]) -> ControlAPI.Answer) async -> ControlAPI.Answer {
-        var request = request
-        guard let body = try? await request.collectBody(upTo: ControlAPI.maxBodyBytes) else { return ControlAPI.tooLarge() }
-        return op(Array(buffer: body))
-    }
-
-    private static func response(_ answer: ControlAPI.Answer) -> Response {
-        var headers = HTTPFields()
-        if !answer.body.isEmpty { headers[.contentType] = "application/json" }
-        return Response(status: .init(code: answer.status), headers: headers,
-                        body: answer.body.isEmpty ? .init() : .init(byteBuffer: ByteBuffer(string: answer.body)))
+    /// libVMMAPIServer.so in the directory of the running `vmm` (SwiftPM puts the
+    /// products of one configuration side by side).
+    static func libraryPath() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return "libVMMAPIServer.so" }
+        let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = exe.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "libVMMAPIServer.so" }
+        return String(exe[..<slash]) + "/libVMMAPIServer.so"
     }
 }
 
-/// Turns the router's errors (unknown path, wrong method) into fault JSON.
-private struct FaultMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
-    static let known: [String: String] = ["/vm": "GET, PATCH", "/actions": "PUT", "/snapshot/create": "PUT", "/metrics": "GET"]
+/// Which request goes to which `ControlAPI` operation (the OpenAPI document's paths).
+final class Routes: @unchecked Sendable {
+    let api: ControlAPI
+    init(_ api: ControlAPI) { self.api = api }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        do {
-            return try await next(request, context)
-        } catch let error as HTTPError {
-            var headers = HTTPFields()
-            headers[.contentType] = "application/json"
-            let path = request.uri.path
-            if error.status == .notFound, let allowed = Self.known[path] {
-                headers[.allow] = allowed
-                return Response(status: .methodNotAllowed, headers: headers,
-                                body: .init(byteBuffer: ByteBuffer(string: FlatJSON.fault("\(request.method) is not allowed on \(path) (allowed: \(allowed))"))))
+    /// The methods each path allows, for 405 answers.
+    static let allowed: [String: String] = ["/vm": "GET, PATCH", "/actions": "PUT", "/snapshot/create": "PUT", "/metrics": "GET"]
+
+    /// `body` nil: larger than `ControlAPI.maxBodyBytes`, not read.
+    func route(method: String, path: String, body: [UInt8]?) -> ControlAPI.Answer {
+        guard let body else { return ControlAPI.tooLarge() }
+        switch (method, path) {
+        case ("GET", "/vm"): return api.info()
+        case ("PATCH", "/vm"): return api.setState(body)
+        case ("PUT", "/actions"): return api.action(body)
+        case ("PUT", "/snapshot/create"): return api.snapshot(body)
+        case ("GET", "/metrics"): return api.metrics()
+        default:
+            if let allowed = Self.allowed[path] {
+                return ControlAPI.Answer(status: 405, body: FlatJSON.fault("\(method) is not allowed on \(path) (allowed: \(allowed))"))
             }
-            let message = error.status == .notFound ? "no such endpoint: \(request.method) \(path)" : (error.body ?? error.status.reasonPhrase)
-            return Response(status: error.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: FlatJSON.fault(message))))
+            return ControlAPI.Answer(status: 404, body: FlatJSON.fault("no such endpoint: \(method) \(path)"))
         }
     }
-}
 
-/// A one-shot gate between the server's task and the launcher's thread.
-final class Latch: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
-    private var isOpen = false
-
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
+    static let handle: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
+                                       UnsafePointer<UInt8>?, Int) -> vmm_api_answer_t = { ctx, method, path, body, length in
+        let routes = Unmanaged<Routes>.fromOpaque(ctx!).takeUnretainedValue()
+        let bytes: [UInt8]? = length == Int.max ? nil : (length == 0 ? [] : Array(UnsafeBufferPointer(start: body, count: length)))
+        let answer = routes.route(method: method.map { String(cString: $0) } ?? "", path: path.map { String(cString: $0) } ?? "", body: bytes)
+        guard !answer.body.isEmpty, let copy = strdup(answer.body) else { return vmm_api_answer_t(status: Int32(answer.status), body: nil, body_len: 0) }
+        return vmm_api_answer_t(status: Int32(answer.status), body: copy, body_len: strlen(copy))
     }
 
-    func open() {
-        pthread_mutex_lock(&mutex)
-        isOpen = true
-        pthread_cond_broadcast(&cond)
-        pthread_mutex_unlock(&mutex)
-    }
-
-    func wait() {
-        pthread_mutex_lock(&mutex)
-        while !isOpen { pthread_cond_wait(&cond, &mutex) }
-        pthread_mutex_unlock(&mutex)
+    static let release: @convention(c) (UnsafeMutableRawPointer?, vmm_api_answer_t) -> Void = { _, answer in
+        free(UnsafeMutableRawPointer(mutating: answer.body))
     }
 }

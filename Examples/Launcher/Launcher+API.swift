@@ -25,7 +25,7 @@ extension Launcher {
                 [("not_present_injected", asyncPF.asyncFaults), ("pages_ready", asyncPF.backgroundInstalls)]
             }
         }
-        let server = try APIServer.start(path: path, controller: controller, log: log)
+        let server = try APIServer.start(path: path, controller: controller)
         log.info("control API on \(path)")
         return server
     }

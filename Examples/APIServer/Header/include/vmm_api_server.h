@@ -1,0 +1,50 @@
+#ifndef VMM_API_SERVER_H
+#define VMM_API_SERVER_H
+
+/*
+ * The control API's HTTP transport, a library of its own (libVMMAPIServer.so).
+ *
+ * `vmm run --api-sock PATH` dlopens it only when the flag is given: HTTP/1.1 over a
+ * Unix socket needs SwiftNIO and Hummingbird, and with them Foundation, about 10 MiB of
+ * resident memory and several milliseconds of start-up that a launcher without the flag
+ * should not pay. The library knows nothing of VMs: it hands every request (method,
+ * path, body) to `handle` and writes back the status and JSON body it returns. Which
+ * endpoints exist, 404/405 answers included, is the caller's (Docs/api/vmm-api.yaml).
+ *
+ * Threads: `handle` and `release` are called on the server's one event-loop thread, one
+ * request at a time. `vmm_api_server_start` and `vmm_api_server_stop` on any one thread.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VMM_API_SERVER_VERSION 1
+
+typedef struct vmm_api_answer {
+    int32_t status;    /* an HTTP status code */
+    const char *body;  /* JSON, or NULL with body_len 0 for no body (204) */
+    size_t body_len;
+} vmm_api_answer_t;
+
+typedef struct vmm_api_ops {
+    uint32_t version;  /* VMM_API_SERVER_VERSION */
+    void *ctx;
+    /* Bodies longer than this are not read: `handle` gets body NULL and body_len SIZE_MAX. */
+    size_t max_body_bytes;
+    vmm_api_answer_t (*handle)(void *ctx, const char *method, const char *path,
+                               const uint8_t *body, size_t body_len);
+    /* Called once the answer's body was copied out. */
+    void (*release)(void *ctx, vmm_api_answer_t answer);
+} vmm_api_ops_t;
+
+/* Serves on the Unix socket `path` (created by the caller's checks beforehand is not
+ * required; an existing non-socket file is the caller's to refuse). Returns a handle once
+ * the server listens, or NULL with a NUL-terminated reason in `error`. `ops` is copied. */
+typedef void *(*vmm_api_server_start_fn)(const char *path, const vmm_api_ops_t *ops, char *error, size_t error_size);
+/* Stops serving and waits for the server to end. The socket file is the caller's. */
+typedef void (*vmm_api_server_stop_fn)(void *server);
+
+#define VMM_API_SERVER_START "vmm_api_server_start"
+#define VMM_API_SERVER_STOP "vmm_api_server_stop"
+
+#endif

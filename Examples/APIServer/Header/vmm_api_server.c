@@ -1,0 +1,2 @@
+/* Header-only: the C contract between the launcher and libVMMAPIServer.so. */
+#include "vmm_api_server.h"

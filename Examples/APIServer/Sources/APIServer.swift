@@ -1,0 +1,136 @@
+import CVMMAPIServer
+import Glibc
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// libVMMAPIServer.so: HTTP/1.1 on a Unix socket, served by Hummingbird on one event-loop
+/// thread of its own, every request handed to the caller's `handle` (vmm_api_server.h).
+/// The launcher dlopens it only for `--api-sock`, so SwiftNIO, Hummingbird and the
+/// Foundation they bring cost nothing to a run without the flag.
+final class APIServer: @unchecked Sendable {
+    private let group: MultiThreadedEventLoopGroup
+    private let services: ServiceGroup
+    private let finished = Latch()
+    private let ready = Latch()
+    private(set) var failure: String?
+
+    init(path: String, ops: vmm_api_ops_t) {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let router = Router()
+        router.add(middleware: Forward(ops: ops))
+        var quiet = Logger(label: "vmm-api") { StreamLogHandler.standardError(label: $0) }
+        quiet.logLevel = .warning
+        let ready = self.ready
+        let app = Application(router: router, configuration: .init(address: .unixDomainSocket(path: path), serverName: "vmm"),
+                              onServerRunning: { _ in ready.open() }, eventLoopGroupProvider: .shared(group), logger: quiet)
+        services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: quiet))
+        Task.detached { [self] in
+            do { try await services.run() } catch { failure = "\(error)" }
+            ready.open()
+            finished.open()
+        }
+        ready.wait()
+    }
+
+    /// Stops serving and waits for the server to end.
+    func stop() {
+        let services = self.services
+        Task.detached { await services.triggerGracefulShutdown() }
+        finished.wait()
+        // The event-loop thread is left to the process's exit, which follows: shutting the
+        // group down here races the last channel close NIO schedules on it (NIO then prints
+        // "Cannot schedule tasks on an EventLoop that has already shut down").
+    }
+}
+
+/// Hands every request to the caller and never calls the router's own routes (there are
+/// none): unknown paths and methods are the caller's to answer.
+private struct Forward: RouterMiddleware, @unchecked Sendable {
+    typealias Context = BasicRequestContext
+    let ops: vmm_api_ops_t
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var request = request
+        let body: [UInt8]?
+        if let buffer = try? await request.collectBody(upTo: ops.max_body_bytes) { body = Array(buffer: buffer) } else { body = nil }
+        let method = request.method.rawValue, path = request.uri.path
+        let answer = method.withCString { m in
+            path.withCString { p in
+                if let body {
+                    return body.withUnsafeBufferPointer { ops.handle(ops.ctx, m, p, $0.baseAddress, $0.count) }
+                }
+                return ops.handle(ops.ctx, m, p, nil, Int.max)
+            }
+        }
+        var headers = HTTPFields()
+        var buffer = ByteBuffer()
+        if let bytes = answer.body, answer.body_len > 0 {
+            headers[.contentType] = "application/json"
+            buffer.writeBytes(UnsafeRawBufferPointer(start: bytes, count: answer.body_len))
+        }
+        if answer.status == 405, let allow = Self.allowed[path] { headers[.allow] = allow }
+        ops.release(ops.ctx, answer)
+        return Response(status: .init(code: Int(answer.status)), headers: headers, body: .init(byteBuffer: buffer))
+    }
+
+    /// The Allow header of a 405 (Docs/api/vmm-api.yaml).
+    static let allowed: [String: String] = ["/vm": "GET, PATCH", "/actions": "PUT", "/snapshot/create": "PUT", "/metrics": "GET"]
+}
+
+/// A one-shot gate between the server's task and the caller's thread.
+final class Latch: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+    private var isOpen = false
+
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&cond, nil)
+    }
+
+    func open() {
+        pthread_mutex_lock(&mutex)
+        isOpen = true
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    func wait() {
+        pthread_mutex_lock(&mutex)
+        while !isOpen { pthread_cond_wait(&cond, &mutex) }
+        pthread_mutex_unlock(&mutex)
+    }
+}
+
+@_cdecl("vmm_api_server_start")
+public func vmmAPIServerStart(_ path: UnsafePointer<CChar>?, _ ops: UnsafePointer<vmm_api_ops_t>?,
+                              _ error: UnsafeMutablePointer<CChar>?, _ errorSize: Int) -> UnsafeMutableRawPointer? {
+    func fail(_ message: String) -> UnsafeMutableRawPointer? {
+        if let error, errorSize > 0 {
+            let bytes = Array(message.utf8.prefix(errorSize - 1))
+            for (i, b) in bytes.enumerated() { error[i] = CChar(bitPattern: b) }
+            error[bytes.count] = 0
+        }
+        return nil
+    }
+    guard let path, let ops else { return fail("no socket path or no operations") }
+    guard ops.pointee.version == VMM_API_SERVER_VERSION else {
+        return fail("operations of version \(ops.pointee.version), this library serves version \(VMM_API_SERVER_VERSION)")
+    }
+    guard ops.pointee.handle != nil, ops.pointee.release != nil else { return fail("handle and release are required") }
+    let server = APIServer(path: String(cString: path), ops: ops.pointee)
+    if let failure = server.failure {
+        server.stop()
+        return fail(failure)
+    }
+    return Unmanaged.passRetained(server).toOpaque()
+}
+
+@_cdecl("vmm_api_server_stop")
+public func vmmAPIServerStop(_ server: UnsafeMutableRawPointer?) {
+    guard let server else { return }
+    Unmanaged<APIServer>.fromOpaque(server).takeRetainedValue().stop()
+}
