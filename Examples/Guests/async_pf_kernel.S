@@ -5,9 +5,13 @@
  *     MSR_KVM_ASYNC_PF_INT = 0xf3, MSR_KVM_ASYNC_PF_EN = area 0x20040 | enabled |
  *     delivery as interrupt (only if both bits are advertised), then iretq to task A.
  *   #PF: flags == 1 (page not present): read CR2 (the token) and flags, clear flags
- *     first, block A on the token and switch to B. Any other #PF is fatal.
+ *     first, block A on the token and switch to B. "Not present" for B (A is blocked
+ *     then: a lazily restored snapshot pages B's code and data in too) idles B with
+ *     `sti; hlt` until its token is ready, as Linux does when nothing else can run.
+ *     Any other #PF is fatal.
  *   "ready" (0xf3): read the token, write token = 0, then ACK through
- *     MSR_KVM_ASYNC_PF_ACK; if A waits on it (or it is ~0) wake A and switch to it.
+ *     MSR_KVM_ASYNC_PF_ACK; if B idles on it (or it is ~0) B's wait ends; if A waits
+ *     on it (or it is ~0) wake A and switch to it.
  *   task A (ring 3): reads the first and last qword of pages 0x200000 + i * 4 KiB,
  *     i < [0x20158], into 0x21000 + 16 i, and B's progress meanwhile into 0x22000 + 8 i;
  *     then `out` to port 0xf4 (exit 0).
@@ -18,7 +22,8 @@
  * Kernel data: 0x20100 not-present count, 0x20108 ready count, 0x20110 B's counter,
  * 0x20118 current task (0 A, 1 B), 0x20120 A's wait token, 0x20128 A waiting,
  * 0x20130/0x20138 saved kernel rsp of A/B, 0x20140 fatal CR2, 0x20150 async PF on,
- * 0x20158 page count, 0x20160 B's work target (0: none), 0x20168 A done.
+ * 0x20158 page count, 0x20160 B's work target (0: none), 0x20168 A done, 0x201b0 B's
+ * wait token, 0x201b8 B waiting.
  * Test hooks: [0x20170] a lazy address read at CPL 0 during boot (value to 0x20178);
  * [0x20180] != 0: the #PF handler first does `out` to port 0x12 (an exit while
  * flags is still set). NMI handler: count 0x20188, flags seen 0x20190, CR2 0x20198.
@@ -98,7 +103,7 @@ pf_handler:
     jne real_pf
     movl $0, 0x20040            /* clear flags before anything that may fault */
     cmpq $0, 0x20118
-    jne real_pf                 /* only A touches lazy pages */
+    jne b_wait
     incq 0x20100
     mov %rax, 0x20120
     movq $1, 0x20128
@@ -109,6 +114,17 @@ pf_handler:
     RESTORE_REGS
     add $8, %rsp
     iretq
+b_wait:                         /* B: A is blocked, so idle until B's page is ready */
+    mov %rax, 0x201b0
+    movq $1, 0x201b8
+1:  sti
+    hlt                         /* "ready" (for A too: it switches to A meanwhile) */
+    cli
+    cmpq $0, 0x201b8
+    jne 1b
+    RESTORE_REGS
+    add $8, %rsp
+    iretq                       /* retry B's access */
 real_pf:
     mov %rax, 0x20140
     mov $14, %al
@@ -124,7 +140,14 @@ ready_handler:
     xor %edx, %edx
     wrmsr
     incq 0x20108
-    cmpq $1, 0x20128
+    cmpq $1, 0x201b8            /* B idles on this token? */
+    jne 4f
+    cmp $0xffffffff, %ebx
+    je 5f
+    cmp 0x201b0, %rbx
+    jne 4f
+5:  movq $0, 0x201b8
+4:  cmpq $1, 0x20128
     jne 2f
     cmp $0xffffffff, %ebx
     je 3f

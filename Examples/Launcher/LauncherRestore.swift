@@ -66,6 +66,8 @@ extension Launcher {
         // Ring-3 faults on lazily restored RAM reach the AsyncPF plugin as PAGE_MISSING.
         let asyncPF = try attachAsyncPF(plugins, pager: restored.pagers.first { $0.region.name == "ram" })
         defer { asyncPF?.close() }
+        // Guests that enabled async PF before the snapshot do not write the MSR again.
+        asyncPF?.assumeGuestsEnabled(vm.vcpus.map(\.id))
         log.info("restored \(dir) (\(eager ? "eager" : "lazy")), \(o.vcpus) vCPU(s), \(plugins.plugins.count) plugin(s)")
 
         let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }

@@ -73,6 +73,14 @@ public final class PluginAsyncPF: PluginPageService, @unchecked Sendable {
         }
     }
 
+    /// For a restored VM: guests enabled async PF before the snapshot, and their MSR
+    /// write lives in the AsyncPF plugin's restored state, not in the watch. Treats `ids`
+    /// as enabled (their faults reach the plugins) until they write the MSR again; a
+    /// vCPU whose guest had not enabled it gets a synchronous fetch from the plugin.
+    public func assumeGuestsEnabled(_ ids: [UInt32]) {
+        guestEnabled.set.withLock { $0.formUnion(ids) }
+    }
+
     public func pages(_ gpa: UInt64) -> Bool { pager.region.contains(gpa) }
 
     public func installPage(containing gpa: UInt64) throws(VMMError) {

@@ -16,10 +16,21 @@ public protocol PageSource: AnyObject, Sendable {
     /// still blocked in the kernel on the page: then the fault router resolves ring-3
     /// faults itself (no kick, no `KVM_RUN` re-entry per page). Default false.
     var mayBeCalledFromAnyThread: Bool { get }
+    /// Fills `buffer` (a whole number of pages) with the consecutive guest-physical
+    /// pages from `gpa`: the bulk reads of working-set prefetch. The default reads page
+    /// by page; a source that can do better (one `pread` of a file) implements it.
+    func readPages(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError)
 }
 
 extension PageSource {
     public var mayBeCalledFromAnyThread: Bool { false }
+
+    public func readPages(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError) {
+        let page = Int(GuestMemory.pageSize)
+        for k in 0..<(buffer.count / page) {
+            try readPage(at: gpa + UInt64(k * page), into: UnsafeMutableRawBufferPointer(rebasing: buffer[(k * page)..<((k + 1) * page)]), for: request)
+        }
+    }
 }
 
 /// Who needs a page, and for what: the memory-fault event's vCPU and access.

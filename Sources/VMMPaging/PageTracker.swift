@@ -55,6 +55,31 @@ final class PageTracker: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
+    /// Claims `page` if nobody has it (no waiting): true when the caller must fetch it
+    /// and then call `markPresent` or `abandon`.
+    func tryClaim(_ page: Int) -> Bool {
+        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        guard states[page] == .absent else { return false }
+        states[page] = .fetching
+        return true
+    }
+
+    /// `markPresent` for pages [first, first + count), one wake-up.
+    func markPresent(_ first: Int, count: Int) {
+        pthread_mutex_lock(&mutex)
+        for page in first..<(first + count) { states[page] = .present }
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// `abandon` for pages [first, first + count).
+    func abandon(_ first: Int, count: Int) {
+        pthread_mutex_lock(&mutex)
+        for page in first..<(first + count) { states[page] = .absent }
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mutex)
+    }
+
     /// Indices of the pages present now (a restore's working set, sampled).
     var presentIndices: [Int] {
         pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import VMMKit
 
 /// A snapshot directory opened for restore: the manifest, every state file read and
@@ -41,9 +42,11 @@ public final class SnapshotImage: @unchecked Sendable {
             var r = ByteReader(try load(w), path: path + "/" + w.name)
             let count = Int(try r.read(UInt32.self))
             guard r.remaining == count * 8 else { throw r.fail("working set counts \(count) pages but holds \(r.remaining) bytes") }
+            ws.reserveCapacity(count)
+            let regions = manifest.regions.map { ($0.guestAddress, $0.size) }
             for _ in 0..<count {
                 let gpa: UInt64 = try r.read()
-                guard gpa % GuestMemory.pageSize == 0, manifest.regions.contains(where: { gpa >= $0.guestAddress && gpa - $0.guestAddress < $0.size }) else {
+                guard gpa % GuestMemory.pageSize == 0, regions.contains(where: { gpa >= $0.0 && gpa - $0.0 < $0.1 }) else {
                     throw r.fail("working-set page \(hex(gpa)) is not a page of a region")
                 }
                 ws.append(gpa)
@@ -73,7 +76,18 @@ public final class SnapshotImage: @unchecked Sendable {
     /// What a vCPU given the supported CPUID actually reports on this host. Some hosts
     /// (kvm_pvm, whose ring 3 runs natively) report the real CPU's features there,
     /// beyond `KVM_GET_SUPPORTED_CPUID`; a snapshot taken on such a host has them.
+    /// The host's effective CPUID, probed once per process (a throwaway VM and vCPU:
+    /// about 3 ms here, most of a lazy restore's own cost); the host does not change.
+    private static let effectiveCache = Mutex<[CPUIDEntry]?>(nil)
+
     static func effectiveCPUID(_ kvm: KVM) throws(SnapshotError) -> [CPUIDEntry] {
+        if let cached = effectiveCache.withLock({ $0 }) { return cached }
+        let entries = try probeEffectiveCPUID(kvm)
+        effectiveCache.withLock { $0 = entries }
+        return entries
+    }
+
+    static func probeEffectiveCPUID(_ kvm: KVM) throws(SnapshotError) -> [CPUIDEntry] {
         do {
             let vm = try kvm.createVM()
             defer { vm.close() }
@@ -97,11 +111,14 @@ public final class SnapshotImage: @unchecked Sendable {
                 throw .incompatible(path: path, "this kernel lacks \(name), which the snapshot's state needs")
             }
         }
-        let supported: [CPUIDEntry], effective: [CPUIDEntry]
+        let supported: [CPUIDEntry]
         do { supported = try kvm.supportedCPUID() } catch { throw .system(error) }
-        effective = try Self.effectiveCPUID(kvm)
-        for v in state.vcpus {
-            if let mismatch = CPUIDCompatibility.firstMismatch(saved: v.cpuid, supported: supported, effective: effective) {
+        // What a configured vCPU reports costs a throwaway VM: asked only when the
+        // supported list alone disagrees (on kvm_pvm it always does: leaf 1 ECX).
+        var effective: [CPUIDEntry]?
+        for v in state.vcpus where CPUIDCompatibility.firstMismatch(saved: v.cpuid, supported: supported) != nil {
+            if effective == nil { effective = try Self.effectiveCPUID(kvm) }
+            if let mismatch = CPUIDCompatibility.firstMismatch(saved: v.cpuid, supported: supported, effective: effective!) {
                 throw .incompatible(path: path, "vCPU \(v.id): \(mismatch)")
             }
         }

@@ -124,6 +124,16 @@ public final class SnapshotMemorySource: PageSource, @unchecked Sendable {
 
     public var name: String { "snapshot memory \(image.memoryPath) (region '\(region.name)')" }
 
+    /// `pread` of a file the image holds open: safe on any thread, so the fault router
+    /// installs ring-3 pages itself, without kicking the vCPU (unless its guest uses
+    /// async page faults).
+    public var mayBeCalledFromAnyThread: Bool { true }
+
+    /// One `pread` for a whole prefetch run (`readPage` takes any page-multiple buffer).
+    public func readPages(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError) {
+        try readPage(at: gpa, into: buffer, for: request)
+    }
+
     public func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError) {
         guard gpa >= region.guestAddress, gpa - region.guestAddress <= region.size,
               UInt64(buffer.count) <= region.size - (gpa - region.guestAddress) else {

@@ -40,6 +40,8 @@ enum StateCapability: String, CaseIterable {
     case mpState = "KVM_CAP_MP_STATE"
     case tscControl = "KVM_CAP_TSC_CONTROL"
     case getTSCKHz = "KVM_CAP_GET_TSC_KHZ"
+    /// Events saved with KVM_VCPUEVENT_VALID_PAYLOAD (a VM that injected #PF with CR2).
+    case exceptionPayload = "KVM_CAP_EXCEPTION_PAYLOAD"
 
     var number: Int32 {
         switch self {
@@ -54,6 +56,7 @@ enum StateCapability: String, CaseIterable {
         case .mpState: KVM_CAP_MP_STATE
         case .tscControl: KVM_CAP_TSC_CONTROL
         case .getTSCKHz: KVM_CAP_GET_TSC_KHZ
+        case .exceptionPayload: KVM_CAP_EXCEPTION_PAYLOAD
         }
     }
 }

@@ -59,6 +59,7 @@ extension VMState {
         if irqchip != nil { caps.append(.irqchip) }
         if pit != nil { caps.append(.pitState2) }
         if clock != nil { caps.append(.adjustClock) }
+        if vcpus.contains(where: { $0.events.flags & UInt32(KVM_VCPUEVENT_VALID_PAYLOAD) != 0 }) { caps.append(.exceptionPayload) }
         if let first = vcpus.first {
             if first.xsave != nil { caps.append(.xsave) }
             if let x = first.xsave, x.count > MemoryLayout<kvm_xsave>.size { caps.append(.xsave2) }
@@ -77,6 +78,12 @@ extension VMState {
             do {
                 if irqchip != nil { try vm.createIRQChip() }
                 if pit != nil { try vm.createPIT() }
+                // Events saved by a VM that had exception payloads on (async PF injects
+                // #PF with its CR2 that way) carry KVM_VCPUEVENT_VALID_PAYLOAD, which
+                // KVM_SET_VCPU_EVENTS refuses (EINVAL) unless the new VM has them on too.
+                if vcpus.contains(where: { $0.events.flags & UInt32(KVM_VCPUEVENT_VALID_PAYLOAD) != 0 }) {
+                    try vm.enableExceptionPayload()
+                }
                 for region in regions {
                     // Anonymous memory takes userfaultfd and is the cheapest to fill; a
                     // memfd region stays a memfd (it may be shared after restore).
