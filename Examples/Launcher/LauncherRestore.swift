@@ -1,4 +1,5 @@
 import Glibc
+import VMMControl
 import VMMKit
 import VMMSnapshot
 
@@ -13,6 +14,7 @@ struct RestoreRequest {
     var maxSeconds: Double?
     var logLevel = "warning"
     var stats = false
+    var apiSock: String?
 }
 
 extension Launcher {
@@ -29,6 +31,7 @@ extension Launcher {
         o.logLevel = r.logLevel
         o.stats = r.stats
         o.image = r.dir
+        o.apiSock = r.apiSock
         return try Launcher(options: o).resume(image, eager: r.eager)
     }
 
@@ -48,8 +51,9 @@ extension Launcher {
         let dispatcher = ExitDispatcher()
         let stats = o.stats ? ExitStats(vcpus: o.vcpus, trace: false) : nil
         let unassigned = o.strictIO ? nil : UnassignedIO(trace: false)
+        let exitCounter = o.apiSock.map { _ in ExitKindCounter(vcpus: o.vcpus, chaining: stats) }
         do {
-            if let stats { try dispatcher.setObserver(stats) }
+            if let observer: ExitObserver = exitCounter ?? stats { try dispatcher.setObserver(observer) }
             try FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: min(o.memory, Self.holeStart)).register(on: dispatcher)
             try unassigned?.register(on: dispatcher)
         } catch {
@@ -64,11 +68,16 @@ extension Launcher {
         }
         do { try restored.attach(to: dispatcher) } catch { throw LauncherError(.host, "cannot page the snapshot in: \(error)") }
         // Ring-3 faults on lazily restored RAM reach the AsyncPF plugin as PAGE_MISSING.
-        let asyncPF = try attachAsyncPF(plugins, pager: restored.pagers.first { $0.region.name == "ram" })
+        let pager = restored.pagers.first { $0.region.name == "ram" }
+        let asyncPF = try attachAsyncPF(plugins, pager: pager)
         defer { asyncPF?.close() }
         // Guests that enabled async PF before the snapshot do not write the MSR again.
         asyncPF?.assumeGuestsEnabled(vm.vcpus.map(\.id))
         log.info("restored \(dir) (\(eager ? "eager" : "lazy")), \(o.vcpus) vCPU(s), \(plugins.plugins.count) plugin(s)")
+        // The restored VM is controlled like a booted one, and can be snapshotted again.
+        let snapshot = LauncherSnapshot(vm: vm, dispatcher: dispatcher, plugins: plugins, options: o)
+        let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF, snapshot: snapshot)
+        defer { api?.stop() }
 
         let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)

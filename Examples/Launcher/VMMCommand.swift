@@ -157,9 +157,10 @@ struct Restore: ParsableCommand {
     @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
     @Flag(help: "Print exit counts and pages fetched at the end (stderr).") var stats = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
+    @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: String?
 
     func run() throws {
-        var r = RestoreRequest(dir: dir, eager: eager, stats: stats)
+        var r = RestoreRequest(dir: dir, eager: eager, stats: stats, apiSock: apiSock)
         if let serial {
             guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial)") }
             r.serial = target

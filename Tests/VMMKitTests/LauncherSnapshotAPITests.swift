@@ -81,4 +81,29 @@ struct LauncherSnapshotAPITests {
         let run = ["run", VMMProcess.guest("smpsnap.elf"), "--vcpus", "2"]
         try roundTrip("smp", run, status: 0x20 << 1 | 1) { $0.filter { $0 == "\n" }.count >= 64 }
     }
+
+    @Test("vmm restore --api-sock: the restored VM answers the API, is paused, snapshotted again and stopped; that snapshot restores too")
+    func restoreServesTheAPI() throws {
+        let dir = try scratch("restore-api")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let image = try VMMProcess.temp("forever.bin", [0xeb, 0xfe]) // jmp .
+        defer { unlink(image) }
+        func pauseSnapshotStop(_ args: [String], _ socket: String, _ snap: String) throws {
+            let vmm = Spawned(VMMProcess.binary, args + ["--api-sock", socket])
+            defer { vmm.kill() }
+            try #require(eventually(tries: 60_000) { (try? ControlAPITests.ctl([socket, "info"]).status) == 0 }, "no API on \(socket)")
+            #expect(try ControlAPITests.ctl([socket, "info"]).stdout.hasPrefix(#"{"state": "Running""#))
+            #expect(try ControlAPITests.ctl([socket, "pause"]).status == 0)
+            let saved = try ControlAPITests.ctl([socket, "snapshot", snap])
+            #expect(saved.status == 0, "\(saved.stdout)\(saved.stderr)")
+            #expect(try ControlAPITests.ctl([socket, "stop"]).status == 0)
+            let stopped = vmm.wait()
+            #expect(stopped.status == 0 && stopped.stderr == "", "\(stopped.stderr)")
+        }
+        try pauseSnapshotStop(["run", image, "--load-addr", "0x100000"], dir + "/run.sock", dir + "/first")
+        try pauseSnapshotStop(["restore", dir + "/first"], dir + "/restore.sock", dir + "/second")
+        // The guest never ends: the second snapshot runs until --max-seconds (status 16).
+        let again = try VMMProcess.run(["restore", dir + "/second", "--max-seconds", "0.2"])
+        #expect(again.status == 16, "\(again.stderr)")
+    }
 }

@@ -21,9 +21,12 @@ public final class VCPUCanary: @unchecked Sendable {
     private var filled = 0
     private var lastFault: FaultKey?
     private(set) var repeatCount = 0
+    private let pad = CacheLinePad()
 
     init() {
-        ring = .allocate(capacity: Self.historyCapacity)
+        // Written on every exit: lines of its own (CacheLinePad).
+        ring = UnsafeMutableRawPointer.allocate(byteCount: (MemoryLayout<ExitSummary>.stride * Self.historyCapacity + 127) & ~127,
+                                                alignment: 128).bindMemory(to: ExitSummary.self, capacity: Self.historyCapacity)
         ring.initialize(repeating: ExitSummary(), count: Self.historyCapacity)
     }
 

@@ -38,6 +38,7 @@ public final class VCPU: @unchecked Sendable {
     public let canary = VCPUCanary()
     public let hooks = VCPUHooks()
     let exits = Atomic<UInt64>(0)
+    private let pad = CacheLinePad()
 
     init(vm: VirtualMachine, id: UInt32, vmFD: Int32, mmapSize: Int) throws(VMMError) {
         let kvmBackend = try KVMBackend(vmFD: vmFD, id: id, mmapSize: mmapSize)
@@ -49,7 +50,7 @@ public final class VCPU: @unchecked Sendable {
         self.entryRef = Unmanaged.passUnretained(entry)
         self.runPage = kvmBackend.runBuffer.bindMemory(to: kvm_run.self, capacity: 1)
         self.runSize = mmapSize
-        self.scratch = .allocate(byteCount: mmapSize, alignment: 16)
+        self.scratch = .allocate(byteCount: (mmapSize + 127) & ~127, alignment: 128)
         VCPUControl.installKickHandler()
     }
 
@@ -64,7 +65,7 @@ public final class VCPU: @unchecked Sendable {
         self.entryRef = Unmanaged.passUnretained(entry)
         self.runPage = backend.runBuffer.bindMemory(to: kvm_run.self, capacity: 1)
         self.runSize = backend.runBufferSize
-        self.scratch = .allocate(byteCount: backend.runBufferSize, alignment: 16)
+        self.scratch = .allocate(byteCount: (backend.runBufferSize + 127) & ~127, alignment: 128)
         VCPUControl.installKickHandler()
     }
 

@@ -10,6 +10,7 @@ import Synchronization
 /// A reader takes `calls`, then the fields, then `calls` again: equal counts and a
 /// non-zero `busy` mean the fields describe one call that is still running.
 final class PluginCallSlot: @unchecked Sendable {
+    private let padBefore = CacheLinePad()
     /// (host tag << 32) | (handler index + 1) while a handler runs; 0 when idle.
     let busy = Atomic<UInt64>(0)
     /// Counts calls started on this thread (written by its thread only).
@@ -18,6 +19,7 @@ final class PluginCallSlot: @unchecked Sendable {
     let what = Atomic<UInt64>(0)
     /// Port, guest-physical address, MSR index or KVM exit reason of the exit.
     let address = Atomic<UInt64>(0)
+    private let padAfter = CacheLinePad()
     /// The registry's list links, guarded by its lock.
     unowned(unsafe) var next: PluginCallSlot?
     unowned(unsafe) var previous: PluginCallSlot?

@@ -25,9 +25,12 @@ final class PluginThreadState {
     var staging: PageStaging?
     /// The handler call in progress, for the watchdog (PluginCallSlot.swift).
     let slot = PluginCallSlot()
+    private let pad = CacheLinePad()
 
     private init() {
-        record = .allocate(capacity: 1)
+        // Written on every plugin exit: lines of its own (CacheLinePad).
+        record = UnsafeMutableRawPointer.allocate(byteCount: (MemoryLayout<vmm_exit_t>.size + 127) & ~127, alignment: 128)
+            .bindMemory(to: vmm_exit_t.self, capacity: 1)
         record.initialize(to: vmm_exit_t())
     }
 
