@@ -10,7 +10,8 @@
 ///   snapshotOnStop: string (a directory; see `--snapshot-on-stop`),
 ///   apiSock: string (the control API's Unix socket path),
 ///   handlerBudget: number (seconds a plugin handler call may run, default 10),
-///   noSeccomp: bool (vCPU threads without the seccomp allow-list).
+///   noSeccomp: bool (vCPU threads without the seccomp allow-list),
+///   readAheadPages: integer 0...256 (demand paging: pages installed ahead of a sequential fault).
 struct LaunchOptions: Equatable {
     var image: String?
     var memory: UInt64 = 64 << 20
@@ -33,13 +34,15 @@ struct LaunchOptions: Equatable {
     var apiSock: String?
     var handlerBudget = LaunchOptions.defaultHandlerBudget
     var noSeccomp = false
+    var readAheadPages = 0
+    static let maxReadAheadPages = 256 // DemandPager.maxReadAheadPages
     static let defaultHandlerBudget = 10.0
     /// A budget in seconds: more than 0, at most a day (and so finite).
     static func validBudget(_ s: Double) -> Bool { s > 0 && s <= 86_400 }
 
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial",
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO",
-                                    "snapshotOnStop", "apiSock", "handlerBudget", "noSeccomp"]
+                                    "snapshotOnStop", "apiSock", "handlerBudget", "noSeccomp", "readAheadPages"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// The config file these options came from, and the keys it set that no flag
@@ -92,6 +95,12 @@ struct LaunchOptions: Equatable {
         if let m = try string("memory") {
             guard let size = Sizes.parseMemory(m) else { throw bad("'memory' is not a size: \"\(m)\" (e.g. \"64M\")") }
             o.memory = size
+        }
+        if dict["readAheadPages"] != nil {
+            guard let n = number("readAheadPages"), n == n.rounded(), n >= 0, n <= Double(maxReadAheadPages) else {
+                throw bad("'readAheadPages' must be an integer from 0 to \(maxReadAheadPages)")
+            }
+            o.readAheadPages = Int(n)
         }
         if dict["vcpus"] != nil {
             guard let n = number("vcpus"), n == n.rounded(), (1...64).contains(n) else { throw bad("'vcpus' must be an integer from 1 to 64") }

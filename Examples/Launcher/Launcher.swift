@@ -111,7 +111,7 @@ struct Launcher {
         if let stats, o.stats {
             var report = stats.report()
             report += unassigned?.report() ?? ""
-            if let p = pager?.statistics { report += "demand paging: \(p.pagesFetched) pages fetched (\(p.installedByVCPU) by vCPUs, \(p.installedByRouter) by the fault router)\n" }
+            if let p = pager?.statistics { report += "demand paging: \(p.pagesFetched) pages fetched (\(p.installedByVCPU) by vCPUs, \(p.installedByRouter) by the fault router, \(p.readAhead) read ahead)\n" }
             ExitStats.err(report)
         }
         if let saved = try snapshotOnStop(outcome, vm: vm, timedOut: timedOut, snapshot: snapshot) { return saved }

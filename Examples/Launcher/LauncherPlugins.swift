@@ -102,6 +102,7 @@ extension Launcher {
         do {
             let pager = try DemandPager(memory: vm.memory, region: "ram", source: PluginPageSource(plugins), only: ranges)
             guard pager.pagedPages > 0 else { return nil }
+            pager.readAheadPages = options.readAheadPages
             try pager.attach(to: dispatcher, vcpus: vm.vcpus)
             log.info("guest RAM is demand-paged through the memory-fault plugins (\(pager.pagedPages) pages)")
             return pager

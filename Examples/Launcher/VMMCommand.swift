@@ -42,6 +42,7 @@ struct Run: ParsableCommand {
     var image: String?
     @Option(help: "Guest RAM, e.g. 64M, 1G (default 64M).") var memory: String?
     @Option(help: "Number of vCPUs (default 1).") var vcpus: Int?
+    @Option(name: .customLong("read-ahead"), help: "Demand paging: pages installed ahead of a sequential fault, 0 to 256 (default 0).") var readAhead: Int?
     @Option(help: "kernel (LAPIC/IOAPIC/PIC/PIT in KVM, the default) or none (HLT exits to the launcher; one vCPU only).") var irqchip: String?
     @Option(name: .customLong("plugin"), help: "PATH[,key=value...]; repeatable.") var plugins: [String] = []
     @Flag(name: .customLong("no-default-plugins"), help: "Do not load the bundled plugins.") var noDefaultPlugins = false
@@ -80,6 +81,12 @@ struct Run: ParsableCommand {
         if let memory {
             guard let size = Sizes.parseMemory(memory) else { throw LauncherError(.usage, "--memory: not a size: \(memory) (e.g. 64M)") }
             o.memory = size
+        }
+        if let readAhead {
+            guard (0...LaunchOptions.maxReadAheadPages).contains(readAhead) else {
+                throw LauncherError(.usage, "--read-ahead must be from 0 to \(LaunchOptions.maxReadAheadPages) pages, not \(readAhead)")
+            }
+            o.readAheadPages = readAhead
         }
         if let vcpus {
             guard (1...64).contains(vcpus) else { throw LauncherError(.usage, "--vcpus must be from 1 to 64, not \(vcpus)") }

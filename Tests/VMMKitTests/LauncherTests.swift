@@ -233,6 +233,23 @@ struct DemoTests {
         #expect(r.stderr.contains("demand paging: "))
         #expect(r.status == 0)
     }
+
+    @Test("--read-ahead 8: the same console, pages installed ahead of the guest's sequential faults; out of range refused (flag: 2, config: 4)")
+    func readAhead() throws {
+        let plain = try VMMProcess.run(["run", "--config", "Examples/GuestImages/demo.json"])
+        let ahead = try VMMProcess.run(["run", "--config", "Examples/GuestImages/demo.json", "--read-ahead", "8"])
+        #expect(ahead.status == 0 && ahead.stdout == plain.stdout)
+        #expect(plain.stderr.contains("16 pages fetched (0 by vCPUs, 16 by the fault router, 0 read ahead)"))
+        let line = ahead.stderr.split(separator: "\n").first { $0.hasPrefix("demand paging: 16 pages fetched") }.map(String.init) ?? ""
+        let count = line.split(separator: ", ").last.flatMap { Int($0.prefix { $0.isNumber }) } ?? 0
+        #expect(count > 0 && count < 16, "\(line)")
+        let flag = try VMMProcess.run(["run", "--config", "Examples/GuestImages/demo.json", "--read-ahead", "257"])
+        #expect(flag.status == 2 && flag.stderr == "vmm: --read-ahead must be from 0 to 256 pages, not 257\n")
+        let config = try VMMProcess.temp("ra.json", Array(#"{"image": ".build/guests/demo.elf", "readAheadPages": -1}"#.utf8))
+        defer { unlink(config) }
+        let file = try VMMProcess.run(["run", "--config", config])
+        #expect(file.status == 4 && file.stderr == "vmm: \(config): 'readAheadPages' must be an integer from 0 to 256\n")
+    }
 }
 
 @Suite("vmm launcher: plugin handlers that do not return", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
