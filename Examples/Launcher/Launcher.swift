@@ -60,9 +60,6 @@ struct Launcher {
         log.info("loaded \(o.image!): \(boot)")
 
         let dispatcher = ExitDispatcher()
-        let stats = (o.stats || o.trace) ? ExitStats(vcpus: o.vcpus, trace: o.trace) : nil
-        let unassigned = o.strictIO ? nil : UnassignedIO(trace: o.trace)
-        let exitCounter = o.apiSock.map { _ in ExitKindCounter(vcpus: o.vcpus, chaining: stats) }
         do {
             for i in 0..<o.vcpus {
                 let vcpu = try vm.createVCPU()
@@ -70,12 +67,10 @@ struct Launcher {
                 // Application processors stay uninitialised until the guest sends INIT/SIPI.
                 if i == 0 { try vcpu.boot(boot) }
             }
-            if let observer: ExitObserver = exitCounter ?? stats { try dispatcher.setObserver(observer) }
-            try FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: lowRAM).register(on: dispatcher)
-            try unassigned?.register(on: dispatcher)
         } catch {
             throw LauncherError(.host, "\(error)")
         }
+        let (stats, unassigned, exitCounter) = try machineDevices(on: dispatcher)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         plugins.logHandler = PluginLog.handler(log)
         defer { plugins.close() }
@@ -121,6 +116,24 @@ struct Launcher {
     /// A guest exit wins, then the first vCPU error (even when --max-seconds elapsed
     /// too), then the timeout; a clean halt is 0.
     /// Where the MMIO hole starts (RAM below it) and how much RAM may go above 4 GiB.
+    /// What the launcher itself adds to every machine it runs (booted or restored): the
+    /// `--stats`/`--trace` observer, the control API's exit counter, fw_cfg and unassigned I/O.
+    func machineDevices(on dispatcher: ExitDispatcher) throws(LauncherError)
+        -> (stats: ExitStats?, unassigned: UnassignedIO?, exitCounter: ExitKindCounter?) {
+        let o = options
+        let stats = (o.stats || o.trace) ? ExitStats(vcpus: o.vcpus, trace: o.trace) : nil
+        let unassigned = o.strictIO ? nil : UnassignedIO(trace: o.trace)
+        let exitCounter = o.apiSock.map { _ in ExitKindCounter(vcpus: o.vcpus, chaining: stats) }
+        do {
+            if let observer: ExitObserver = exitCounter ?? stats { try dispatcher.setObserver(observer) }
+            try FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: min(o.memory, Self.holeStart)).register(on: dispatcher)
+            try unassigned?.register(on: dispatcher)
+        } catch {
+            throw LauncherError(.host, "\(error)")
+        }
+        return (stats, unassigned, exitCounter)
+    }
+
     static let holeStart: UInt64 = 0xc000_0000
     static let maxHighRAM: UInt64 = 1 << 40
 

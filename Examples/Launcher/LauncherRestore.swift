@@ -49,16 +49,7 @@ extension Launcher {
         defer { restored.close() }
         let vm = restored.vm
         let dispatcher = ExitDispatcher()
-        let stats = o.stats ? ExitStats(vcpus: o.vcpus, trace: false) : nil
-        let unassigned = o.strictIO ? nil : UnassignedIO(trace: false)
-        let exitCounter = o.apiSock.map { _ in ExitKindCounter(vcpus: o.vcpus, chaining: stats) }
-        do {
-            if let observer: ExitObserver = exitCounter ?? stats { try dispatcher.setObserver(observer) }
-            try FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: min(o.memory, Self.holeStart)).register(on: dispatcher)
-            try unassigned?.register(on: dispatcher)
-        } catch {
-            throw LauncherError(.host, "\(error)")
-        }
+        let (stats, unassigned, exitCounter) = try machineDevices(on: dispatcher)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         plugins.logHandler = PluginLog.handler(log)
         defer { plugins.close() }
