@@ -47,34 +47,7 @@ finish:
 2:  hlt
     jmp 2b
 
-puts:                           /* NUL-terminated string at RSI */
-    mov $0x3f8, %dx
-1:  lodsb
-    test %al, %al
-    jz 2f
-    out %al, %dx
-    jmp 1b
-2:  ret
-
-puthex:                         /* RAX as 0x + 16 hex digits */
-    mov %rax, %rbx
-    mov $0x3f8, %dx
-    mov $'0', %al
-    out %al, %dx
-    mov $'x', %al
-    out %al, %dx
-    mov $16, %rcx
-1:  rol $4, %rbx
-    mov %bl, %al
-    and $0xf, %al
-    add $'0', %al
-    cmp $'9', %al
-    jbe 2f
-    add $7, %al
-2:  out %al, %dx
-    dec %rcx
-    jnz 1b
-    ret
+#include "console64.inc"
 
     .section .rodata
 s_start: .asciz "apf-snap: start\n"
