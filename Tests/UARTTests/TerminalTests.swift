@@ -111,9 +111,14 @@ struct TerminalTests {
         var pid = pid_t()
         // The Swift runtime's crash reporter would wait for a key on a terminal (its
         // interactive mode) before the process dies of a fault signal.
-        var env: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=interactive=no")]
+        // Settings of our own environment are kept (the sanitizer runs turn it off).
+        let backtrace = getenv("SWIFT_BACKTRACE").map { String(cString: $0) + "," } ?? ""
+        var env: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=\(backtrace)interactive=no")]
         var e = environ
-        while let entry = e.pointee { env.append(strdup(entry)); e += 1 }
+        while let entry = e.pointee {
+            if strncmp(entry, "SWIFT_BACKTRACE=", 16) != 0 { env.append(strdup(entry)) }
+            e += 1
+        }
         env.append(nil)
         defer { env.forEach { free($0) } }
         let rc = posix_spawn(&pid, path, &actions, &attr, argv, env)

@@ -81,8 +81,8 @@ struct SoakTests {
         // A leak is growth. Fewer is possible in the full suite: objects and malloc arena
         // heaps of earlier tests' threads may be released meanwhile.
         #expect(openFDCount() <= fds)
-        #expect(mappingCount() <= maps)
-        #expect(growth < 1 << 20)
+        #expect(mappingsUnreliable || mappingCount() <= maps)
+        #expect(mappingsUnreliable || growth < 1 << 20) // ASan's quarantine keeps freed memory resident
         if openFDCount() > fds {
             var buf = [CChar](repeating: 0, count: 256)
             for fd in 0..<200 { let n = readlink("/proc/self/fd/\(fd)", &buf, 255); if n > 0 { buf[n] = 0; print("fd \(fd): \(String(cString: buf))") } }
