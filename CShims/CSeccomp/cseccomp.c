@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
 #include "cseccomp.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -125,6 +127,153 @@ void cseccomp_install_handler(int fd)
     sa.sa_flags = SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSYS, &sa, NULL);
+}
+
+/* ---- Fatal signals on filtered threads ----
+ * A fault (a plugin's divide by zero, a Swift trap, a bad pointer) on a filtered vCPU
+ * thread must end the process by its signal. The Swift runtime's crash reporter cannot
+ * run there (it spawns a process: the filter traps clone/execve while SIGSYS is blocked,
+ * and the process dies of SIGSYS instead), so on those threads this handler writes one
+ * line, lets the handler that was installed before it (e.g. the UART's terminal
+ * restore) run unless that is the Swift runtime's, then ends the process by the signal
+ * with its default action. Other threads keep the previous handler (the reporter). */
+static const int fatal_signals[] = { SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV };
+static struct sigaction next_action[65];
+static int next_is_swift_runtime[65];
+
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGQUIT: return "SIGQUIT";
+    case SIGILL: return "SIGILL";
+    case SIGTRAP: return "SIGTRAP";
+    case SIGABRT: return "SIGABRT";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGSEGV: return "SIGSEGV";
+    default: return "a fatal signal";
+    }
+}
+
+static size_t put_hex(char *p, uint64_t v)
+{
+    char tmp[16];
+    size_t n = 0, out = 0;
+    do { tmp[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+    p[out++] = '0'; p[out++] = 'x';
+    while (n) p[out++] = tmp[--n];
+    return out;
+}
+
+/* The si_code of a synchronous fault, in words (the common ones). */
+static const char *fault_description(int sig, int code)
+{
+    switch (sig) {
+    case SIGFPE:
+        return code == FPE_INTDIV ? "integer divide by zero" : code == FPE_INTOVF ? "integer overflow" : "arithmetic exception";
+    case SIGILL:
+        return code == ILL_ILLOPC ? "illegal opcode" : code == ILL_ILLOPN ? "illegal operand" : "illegal instruction";
+    case SIGSEGV:
+        return code == SEGV_MAPERR ? "address not mapped" : code == SEGV_ACCERR ? "access not permitted" : "segmentation fault";
+    case SIGBUS:
+        return code == BUS_ADRERR ? "no memory behind the address" : "bus error";
+    case SIGTRAP:
+        return "trap";
+    default:
+        return NULL;
+    }
+}
+
+static int is_fault(int sig)
+{
+    return sig == SIGILL || sig == SIGTRAP || sig == SIGBUS || sig == SIGFPE || sig == SIGSEGV;
+}
+
+static void on_fatal(int sig, siginfo_t *info, void *context)
+{
+    int synchronous = info && info->si_code > 0 && is_fault(sig);
+    if (thread_vcpu < 0) {
+        /* Not a filtered thread: as if this handler were not there. A fault re-runs the
+         * instruction into the previous handler; a sent signal is sent again. */
+        sigaction(sig, &next_action[sig], NULL);
+        if (!synchronous)
+            raise(sig);
+        return;
+    }
+    int saved = errno;
+    int fd = atomic_load(&report_fd);
+    if (fd < 0)
+        fd = 2;
+    char line[320];
+    size_t n = put_str(line, "vmm: vCPU ");
+    n += put_dec(line + n, thread_vcpu);
+    n += put_str(line + n, ": fatal signal ");
+    n += put_str(line + n, signal_name(sig));
+    if (synchronous) {
+        ucontext_t *uc = context;
+        const char *what = fault_description(sig, info->si_code);
+        if (what) {
+            n += put_str(line + n, " (");
+            n += put_str(line + n, what);
+            n += put_str(line + n, ")");
+        }
+        n += put_str(line + n, " at pc ");
+        n += put_hex(line + n, uc ? (uint64_t)uc->uc_mcontext.gregs[REG_RIP] : 0);
+        if (sig == SIGSEGV || sig == SIGBUS) {
+            n += put_str(line + n, ", address ");
+            n += put_hex(line + n, (uint64_t)(uintptr_t)info->si_addr);
+        }
+    } else if (info) {
+        n += put_str(line + n, " sent by process ");
+        n += put_dec(line + n, info->si_pid);
+    }
+    n += put_str(line + n, " on its thread: the process ends by it (no crash report under seccomp; see Docs/Seccomp.md)\n");
+    ssize_t w = write(fd, line, n);
+    (void)w;
+    struct sigaction *next = &next_action[sig];
+    int handler = (next->sa_flags & SA_SIGINFO) ? next->sa_sigaction != NULL
+                                                 : (next->sa_handler != SIG_DFL && next->sa_handler != SIG_IGN);
+    if (handler && !next_is_swift_runtime[sig]) {
+        /* E.g. the UART's terminal restore; it may re-install its own previous action
+         * and raise: the signal is blocked here, so that waits for our return. */
+        if (next->sa_flags & SA_SIGINFO)
+            next->sa_sigaction(sig, info, context);
+        else
+            next->sa_handler(sig);
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    raise(sig); /* pending until this handler returns, then the default action */
+    errno = saved;
+}
+
+static void install_fatal_guard(void)
+{
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
+        int sig = fatal_signals[i];
+        struct sigaction old;
+        if (sigaction(sig, NULL, &old) != 0 || ((old.sa_flags & SA_SIGINFO) == 0 && old.sa_handler == SIG_IGN))
+            continue; /* an ignored signal stays ignored */
+        void *fn = (old.sa_flags & SA_SIGINFO) ? (void *)old.sa_sigaction : (void *)old.sa_handler;
+        Dl_info where;
+        next_is_swift_runtime[sig] = fn && fn != (void *)SIG_DFL && dladdr(fn, &where) && where.dli_fname
+            && strstr(where.dli_fname, "libswiftCore") != NULL;
+        next_action[sig] = old;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_fatal;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sig, &sa, NULL);
+    }
+}
+
+void cseccomp_install_fatal_guard(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_fatal_guard);
 }
 
 uint64_t cseccomp_refused_count(void) { return atomic_load(&refused_total); }

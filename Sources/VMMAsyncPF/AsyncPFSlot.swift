@@ -1,3 +1,4 @@
+import CKVM
 import Glibc
 import VMMKit
 import VMMPaging
@@ -37,7 +38,7 @@ final class AsyncPFSlot: @unchecked Sendable {
     /// it up in `onKick` (the core's interrupt hook).
     func post(_ completion: Completion) {
         inbox.update { $0.append(completion) }
-        vcpu.unsafeRunPage.pointee.immediate_exit = 1
+        ckvm_set_immediate_exit(vcpu.unsafeRunPage, 1)
         vcpu.signalThread()
     }
 

@@ -10,17 +10,21 @@ extension DemandPager {
     /// region are the pager's, and it asks its page source — possibly the plugins.
     public func attach(to dispatcher: ExitDispatcher, vcpus: [VCPU]) throws(VMMError) {
         let priority = Self.handlerPriority
+        // Weak: the dispatcher outlives a run and cannot drop handlers, and a page source
+        // may hold what holds the dispatcher (PluginPageSource -> PluginHost): a strong
+        // capture made a cycle that kept the VM's fds and the userfaultfd open forever.
+        // These paths are faults (a page fetch each), not the exit fast path.
         try dispatcher.registerMMIO(address: region.guestAddress, length: region.size, priority: priority,
-                                    owner: "memory-fault") { [self] access, vcpu in
-            completeRAMAccess(&access, vcpu)
+                                    owner: "memory-fault") { [weak self] access, vcpu in
+            self?.completeRAMAccess(&access, vcpu) ?? .notMine
         }
-        try dispatcher.register(.memoryFault, priority: priority, owner: "memory-fault") { [self] exit, vcpu in
-            guard case let .memoryFault(fault) = exit else { return .notMine }
+        try dispatcher.register(.memoryFault, priority: priority, owner: "memory-fault") { [weak self] exit, vcpu in
+            guard case let .memoryFault(fault) = exit, let self else { return .notMine }
             return resolve(fault, vcpu)
         }
-        try dispatcher.register(.internalError, priority: priority, owner: "memory-fault") { [self] _, vcpu in
+        try dispatcher.register(.internalError, priority: priority, owner: "memory-fault") { [weak self] _, vcpu in
             // Ring-0 instruction fetch from a missing page (SIGBUS mode on this host).
-            resolveInstructionFetch(vcpu) ?? .notMine
+            self?.resolveInstructionFetch(vcpu) ?? .notMine
         }
         guard mode == .blocking else { return }
         for vcpu in vcpus {

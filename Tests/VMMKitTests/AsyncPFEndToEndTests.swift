@@ -145,7 +145,7 @@ struct AsyncPFEndToEndTests {
         let fds = openFDCount(), maps = mappingCount()
         for i in 0..<4 { #expect(try Self.run(advertise: i % 2 == 0, pages: 2, latency: 100).reason == .guestExit(code: 0)) }
         #expect(openFDCount() == fds)
-        #expect(mappingCount() == maps)
+        #expect(mappingsUnreliable || mappingCount() == maps)
     }
 
     @Test("A CPL-0 access to a missing page is never made async: the router installs it while the vCPU waits")

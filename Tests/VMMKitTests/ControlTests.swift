@@ -109,7 +109,7 @@ struct ControlTests {
             vm.close()
         }
         #expect(openFDCount() == fds)
-        #expect(mappingCount() <= maps) // fewer: a glibc arena heap of an earlier test's threads released; more: a leak
+        #expect(mappingsUnreliable || mappingCount() <= maps) // fewer: a glibc arena heap of an earlier test's threads released; more: a leak
     }
 
     @Test("registering a handler after the vCPUs started is refused")

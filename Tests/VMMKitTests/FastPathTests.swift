@@ -251,7 +251,7 @@ struct FastPathTests {
         #expect(openFDCount() == fds)
         // A leak grows the count; malloc may also give an arena back meanwhile (seen on
         // the loaded CI machine: 166 after, 168 before), which is not a leak.
-        #expect(mappingCount() <= maps)
+        #expect(mappingsUnreliable || mappingCount() <= maps)
     }
 
     @Test("irqfd without an in-kernel irqchip is refused, naming what is missing")

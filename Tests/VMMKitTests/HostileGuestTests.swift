@@ -43,6 +43,43 @@ struct HostileGuestTests {
         #expect(!r.stderr.contains("gpa=0xe0001000:"))
     }
 
+    /// mov $0x800000,%ebx; mov (%rbx),%eax; out %al,$0xf4; hlt
+    static let readPage800000: [UInt8] = [0xbb, 0x00, 0x00, 0x80, 0x00, 0x8b, 0x03, 0xe6, 0xf4, 0xf4]
+
+    @Test("a fault no plugin resolves (a page source claims the page and declines it, or answers without writing it) stops as stuck, status 14",
+          arguments: ["notmine", "handled"])
+    func stuckFault(verdict: String) throws {
+        precondition(PluginFixtures.built)
+        // The fault-probe plugin is a page source for [0x800000, 0x801000) (a memory-fault
+        // handler that does not only zero-fill), so that page is demand-paged through it.
+        let probe = PluginFixtures.fixture("FaultProbe") + ",trace=0x20000,base=0x800000,length=0x1000,verdict=\(verdict)"
+        let r = try Self.run("stuck.bin", Self.readPage800000, ["--no-default-plugins", "--plugin", probe])
+        #expect(r.status == 14)
+        let why = verdict == "notmine" ? "no memory-fault plugin delivered guest-physical page 0x800000"
+            : "org.vmmkit.test.fault-probe 'range' (\(PluginFixtures.fixture("FaultProbe"))) handled the fault on guest-physical page 0x800000 but did not write the whole page with write_guest"
+        #expect(r.stderr == "vmm: vCPU 0: stuck: vCPU 0 (blocked in the kernel on the page): memory-fault plugin (org.vmmkit.test.fault-probe) "
+            + "could not deliver guest-physical page 0x800000 after 3 tries: \(why)\n")
+    }
+
+    @Test("RAM outside a snapshot plugin's range (no zero-fill default) is the kernel's demand-zero RAM: the read gives 0, the snapshot's page its byte")
+    func outsideSnapshotReadsZero() throws {
+        var page = [UInt8](repeating: 0, count: 4096)
+        page[0] = 0x2a
+        let snapshot = try VMMProcess.temp("stuck.mem", page)
+        defer { unlink(snapshot) }
+        let plugins = ["--no-default-plugins", "--plugin", "MemoryFault,snapshot=\(snapshot),base=0x400000", "--plugin", "DebugExit,port=0xf4", "--stats"]
+        // Outside the snapshot: 0, written to the debug-exit port (status 0 << 1 | 1); nothing fetched.
+        let outside = try Self.run("outside.bin", Self.readPage800000, plugins)
+        #expect(outside.status == 1)
+        #expect(outside.stderr.contains("demand paging: 0 pages fetched"))
+        // Inside it: the snapshot's 0x2a, fetched lazily (status 0x2a << 1 | 1).
+        var inside = Self.readPage800000
+        inside[3] = 0x40
+        let r = try Self.run("inside.bin", inside, plugins)
+        #expect(r.status == 0x55)
+        #expect(r.stderr.contains("demand paging: 1 pages fetched"))
+    }
+
     @Test("an instruction fetch from unmapped memory stops with KVM's internal error, status 12")
     func fetchFromUnmapped() throws {
         // mov $0xe0000000,%eax; jmp *%rax

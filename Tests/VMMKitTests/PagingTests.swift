@@ -193,7 +193,7 @@ struct PagingTests {
         let fds = openFDCount(), maps = mappingCount(), threads = threadCount()
         try once()
         #expect(openFDCount() == fds)
-        #expect(mappingCount() == maps)
+        #expect(mappingsUnreliable || mappingCount() == maps)
         #expect(threadCount() == threads)
     }
 }

@@ -108,6 +108,6 @@ struct PluginFastPathTests {
         let fds = openFDCount(), maps = mappingCount()
         for _ in 0..<20 { try once() }
         #expect(openFDCount() == fds)
-        #expect(mappingCount() <= maps) // fewer: a glibc arena heap of an earlier test's threads released; more: a leak
+        #expect(mappingsUnreliable || mappingCount() <= maps) // fewer: a glibc arena heap of an earlier test's threads released; more: a leak
     }
 }

@@ -29,10 +29,10 @@ struct SoakTests {
 
     /// A guest that reads a page, prints 'A' on COM1 and writes 0 to the debug-exit
     /// port, under the launcher's default plugins (DebugExit, MemoryFault fill=zero,
-    /// UART with output none, AsyncPF), the handler watchdog and seccomp.
-    static let withPager = getenv("VMM_SOAK_PAGER") != nil
-
-    static func cycle() throws {
+    /// UART with output none, AsyncPF), the handler watchdog and seccomp; `withPager`:
+    /// the page comes through the demand pager (userfaultfd) and the async-PF bridge,
+    /// as the launcher runs a snapshot.
+    static func cycle(withPager: Bool) throws {
         let guest = try TestGuest("hlt", memoryMiB: 4)
         let host = PluginHost(vm: guest.vm, dispatcher: guest.dispatcher)
         try guest.vm.memory.writeBytes(GuestLayout.codeStart, [
@@ -45,9 +45,9 @@ struct SoakTests {
         try host.load("UART", config: "port=0x3f8,output=none")
         try host.load("AsyncPF")
         try host.setHandlerBudget(10)
-        // The demand pager and the async-PF bridge leak 2 fds a cycle (the VM's KVM and
-        // userfaultfd: dispatcher -> pager -> PluginPageSource -> PluginHost -> dispatcher
-        // is a retain cycle; RELIABILITY.md). VMM_SOAK_PAGER=1 includes them anyway.
+        // The pager's dispatcher handlers hold it weakly: dispatcher -> pager ->
+        // PluginPageSource -> PluginHost -> dispatcher was a retain cycle that kept the
+        // VM's fd and the userfaultfd open, 2 fds a cycle (RELIABILITY.md).
         var pager: DemandPager?, bridge: PluginAsyncPF?
         if withPager {
             pager = try DemandPager(memory: guest.vm.memory, region: "ram", source: PluginPageSource(host))
@@ -67,26 +67,27 @@ struct SoakTests {
         guest.vm.close()
     }
 
-    @Test("create/run/close cycles with the default plugins: fds and mappings back to start, RSS growth < 1 MiB")
-    func cycles() throws {
+    @Test("create/run/close cycles with the default plugins: fds and mappings back to start, RSS growth < 1 MiB",
+          arguments: [false, true])
+    func cycles(withPager: Bool) throws {
         precondition(PluginFixtures.built)
         let count = Self.full ? 1000 : 40
-        for _ in 0..<3 { try Self.cycle() } // warm up: lazily created process-wide state
+        for _ in 0..<3 { try Self.cycle(withPager: withPager) } // warm up: lazily created process-wide state
         let (fds, maps, rss) = (openFDCount(), mappingCount(), Self.residentBytes())
         let start = Self.now()
-        for _ in 0..<count { try Self.cycle() }
+        for _ in 0..<count { try Self.cycle(withPager: withPager) }
         let seconds = Self.now() - start
         let growth = Self.residentBytes() - rss
         // A leak is growth. Fewer is possible in the full suite: objects and malloc arena
         // heaps of earlier tests' threads may be released meanwhile.
         #expect(openFDCount() <= fds)
-        #expect(mappingCount() <= maps)
-        #expect(growth < 1 << 20)
+        #expect(mappingsUnreliable || mappingCount() <= maps)
+        #expect(mappingsUnreliable || growth < 1 << 20) // ASan's quarantine keeps freed memory resident
         if openFDCount() > fds {
             var buf = [CChar](repeating: 0, count: 256)
             for fd in 0..<200 { let n = readlink("/proc/self/fd/\(fd)", &buf, 255); if n > 0 { buf[n] = 0; print("fd \(fd): \(String(cString: buf))") } }
         }
-        print("soak: \(count) cycles in \(Int(seconds * 1000)) ms (\(Int(seconds * 1e6) / count) us/cycle); fds \(fds) -> \(openFDCount()), mappings \(maps) -> \(mappingCount()), RSS growth \(growth / 1024) KiB, plugin handles created \(PluginHandle.created)")
+        print("soak\(withPager ? " (demand pager)" : ""): \(count) cycles in \(Int(seconds * 1000)) ms (\(Int(seconds * 1e6) / count) us/cycle); fds \(fds) -> \(openFDCount()), mappings \(maps) -> \(mappingCount()), RSS growth \(growth / 1024) KiB, plugin handles created \(PluginHandle.created)")
     }
 
     /// Each vCPU: RCX times { out %al,$0x537; mov %eax,0xd0001000; lock incq 0x20000 }; hlt.

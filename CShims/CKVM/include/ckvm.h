@@ -27,6 +27,12 @@ static inline int ckvm_ioctl_value(int fd, unsigned long request, unsigned long 
     return ioctl(fd, request, value);
 }
 static inline int ckvm_errno(void) { return errno; }
+/* immediate_exit is written by the vCPU thread and by whoever kicks it, and read by the
+ * kernel at KVM_RUN entry: stored atomically (relaxed; the kick signal and KVM_RUN order
+ * the rest), so it is no data race for the compiler or ThreadSanitizer. */
+static inline void ckvm_set_immediate_exit(struct kvm_run *run, uint8_t value) {
+    __atomic_store_n(&run->immediate_exit, value, __ATOMIC_RELAXED);
+}
 /* memfd_create(2) without _GNU_SOURCE. */
 static inline int ckvm_memfd_create(const char *name, unsigned int flags) {
     return (int)syscall(SYS_memfd_create, name, flags);

@@ -29,6 +29,13 @@ int cseccomp_install(const uint32_t *nrs, size_t count, int action, int32_t vcpu
  * report of each refused call goes (-1: nowhere). */
 void cseccomp_install_handler(int report_fd);
 
+/* Installs, once per process, the handler of the fatal signals (QUIT, ILL, TRAP, ABRT,
+ * BUS, FPE, SEGV) that ends the process by the signal when it hits a filtered thread,
+ * with one line on the report fd naming the vCPU and the signal; the handler installed
+ * before it still runs first unless it is the Swift runtime's crash reporter (which
+ * cannot run under the filter). Other threads see the previous handlers unchanged.
+ * Idempotent; SeccompPolicy.install calls it before each filter. */
+void cseccomp_install_fatal_guard(void);
 /* Refused calls so far, process-wide, and the last 64 of them (index < 64 back from
  * the newest: 0 is the newest). 0 if index is out of range, else 1. */
 uint64_t cseccomp_refused_count(void);

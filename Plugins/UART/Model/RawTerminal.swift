@@ -52,7 +52,15 @@ public final class RawTerminal: @unchecked Sendable {
 /// only while `active` is false, read by handlers only while it is true.
 enum RawTerminalState {
     nonisolated(unsafe) static var fd: Int32 = -1
-    nonisolated(unsafe) static var saved = termios()
+    /// On the heap, not a `static var` of type termios: Swift 6.3 emits such a global
+    /// as a packed 57-byte LLVM object (the C struct's 3 padding bytes before c_ispeed
+    /// dropped), so storing a whole 60-byte termios wrote 3 bytes past it, into the
+    /// next global (found by ASan; RELIABILITY.md, Sanitizers).
+    nonisolated(unsafe) static let saved: UnsafeMutablePointer<termios> = {
+        let p = UnsafeMutablePointer<termios>.allocate(capacity: 1)
+        p.initialize(to: termios())
+        return p
+    }()
     static let active = Atomic<Bool>(false)
     static let fatalSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP]
     /// Fatal only under their default action: hooked only while nobody handles them.
@@ -104,7 +112,7 @@ enum RawTerminalState {
         _ = hooksOnce
         guard !active.load(ordering: .acquiring) else { return false }
         self.fd = fd
-        self.saved = saved
+        self.saved.pointee = saved
         active.store(true, ordering: .releasing)
         return true
     }
@@ -112,6 +120,6 @@ enum RawTerminalState {
     /// Async-signal-safe: an atomic exchange and tcsetattr.
     static func restoreNow() {
         guard active.exchange(false, ordering: .acquiringAndReleasing) else { return }
-        tcsetattr(fd, TCSANOW, &saved)
+        tcsetattr(fd, TCSANOW, saved)
     }
 }

@@ -46,8 +46,10 @@ public struct SeccompPolicy: Sendable, Equatable {
         "futex", "sched_yield", "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday",
         // The allocator (Swift runtime, malloc arenas) and a thread stack released at exit.
         "mmap", "munmap", "mremap", "mprotect", "madvise", "brk",
-        // The kick signal (delivery and return), kicking other vCPUs, stop requests.
-        "rt_sigreturn", "rt_sigprocmask", "restart_syscall", "tgkill", "tkill", "gettid", "getpid",
+        // The kick signal (delivery and return), kicking other vCPUs, stop requests;
+        // rt_sigaction: a fatal signal's handlers put the default action back to end
+        // the process by the signal (the terminal restore, the fatal-signal guard).
+        "rt_sigaction", "rt_sigreturn", "rt_sigprocmask", "restart_syscall", "tgkill", "tkill", "gettid", "getpid",
         // Thread and process exit (a guest's debug-exit ends the process from a vCPU).
         "exit", "exit_group",
         // Random numbers for Swift hashing and SystemRandomNumberGenerator.
@@ -83,6 +85,9 @@ public struct SeccompPolicy: Sendable, Equatable {
             throw .invalidArgument("seccomp: \(allowed.count) allowed system calls, at most \(Self.maximumCount)")
         }
         if action == .trapAndReport { cseccomp_install_handler(Seccomp.reportFD) }
+        // A fault on this thread must still end the process by its signal: the Swift
+        // runtime's crash reporter cannot run under the filter (Docs/Seccomp.md).
+        cseccomp_install_fatal_guard()
         let numbers = allowed.sorted().map { UInt32(bitPattern: $0) }
         let rc = numbers.withUnsafeBufferPointer {
             cseccomp_install($0.baseAddress, $0.count, action == .errno ? Int32(CSECCOMP_ERRNO.rawValue) : Int32(CSECCOMP_TRAP.rawValue),

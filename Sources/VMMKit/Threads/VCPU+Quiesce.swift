@@ -12,11 +12,11 @@ extension VCPU {
     public func completePendingIO() throws(VMMError) {
         let fd = try liveFD()
         guard !isRunning || isPaused else { throw .invalidArgument("vCPU \(id) is running: pause it before reading its state") }
-        runPage.pointee.immediate_exit = 1
+        ckvm_set_immediate_exit(runPage, 1)
         let rc = ckvm_ioctl_value(fd, CKVM_RUN, 0)
         let err = Errno.current
         // Paused vCPUs keep immediate_exit set until resumed (the kick); stopped ones get it cleared.
-        if !isPaused { runPage.pointee.immediate_exit = 0 }
+        if !isPaused { ckvm_set_immediate_exit(runPage, 0) }
         guard rc < 0, err == .interrupted || err == .resourceTemporarilyUnavailable else {
             throw .ioctlFailed(name: "KVM_RUN with immediate_exit (vCPU \(id), completing pending I/O; rc \(rc))", errno: err)
         }

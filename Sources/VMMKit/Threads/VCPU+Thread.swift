@@ -35,7 +35,7 @@ extension VCPU {
         var hotExit = VMExit.interrupted, hotVerdict = ExitVerdict.handled
         while true {
             if control.pending.load(ordering: .sequentiallyConsistent),
-               let reason = control.checkpoint(clearKick: { runPage.pointee.immediate_exit = 0 }) {
+               let reason = control.checkpoint(clearKick: { ckvm_set_immediate_exit(runPage, 0) }) {
                 return drained() ?? reason
             }
             var exit: VMExit
@@ -60,7 +60,7 @@ extension VCPU {
                 if let reason = drained() { return reason }
             }
             if case .interrupted = exit {
-                runPage.pointee.immediate_exit = 0
+                ckvm_set_immediate_exit(runPage, 0)
                 guard let hook = hooks.onInterrupt, let event = hook(self) else { continue }
                 exit = event
             }
@@ -121,6 +121,6 @@ extension VCPU {
 
     private func kick() {
         // Plain store into the shared page: the kernel reads it at entry.
-        if fd >= 0 { runPage.pointee.immediate_exit = 1 }
+        if fd >= 0 { ckvm_set_immediate_exit(runPage, 1) }
     }
 }

@@ -1,3 +1,4 @@
+import CKVM
 import CVMMPlugin
 import Glibc
 
@@ -60,7 +61,7 @@ extension PluginHost {
         guard let vcpu = vm.vcpus.first(where: { $0.id == vcpuID }) else { return false }
         posted.withLock { body(&$0[vcpuID, default: PostedAsyncPF()]) }
         // immediate_exit covers a thread about to enter KVM_RUN, the signal one inside it.
-        vcpu.unsafeRunPage.pointee.immediate_exit = 1
+        ckvm_set_immediate_exit(vcpu.unsafeRunPage, 1)
         vcpu.signalThread()
         return true
     }
