@@ -1,7 +1,8 @@
 // Restores a snapshot of the snapshot tests' guest (payload snap_work) in a process of
 // its own and runs it to the end, printing what the guest reported:
-//   SnapshotRunner restore DIR [--eager] [--prefetch] [--record-working-set]
+//   SnapshotRunner restore DIR [--eager] [--prefetch | --prefetch-first] [--record-working-set]
 // --prefetch fetches the snapshot's working set on a thread alongside the vCPUs;
+// --prefetch-first lets that thread finish before the vCPUs start (deterministic counts);
 // --record-working-set stores the pages this run touched as the working set.
 // stdout: "vcpu N HASH" per report (per vCPU in order), "stop N REASON" per vCPU,
 // "fetched PAGES"; an error: one line on stderr, status 1.
@@ -17,7 +18,7 @@ func fail(_ message: String) -> Never {
 }
 
 /// Not in top-level code: that is main-actor isolated, and the handlers run on vCPU threads.
-func restoreAndRun(_ dir: String, eager: Bool, prefetch: Bool, record: Bool) throws {
+func restoreAndRun(_ dir: String, eager: Bool, prefetch: Bool, prefetchFirst: Bool, record: Bool) throws {
     let kvm = try KVM.open()
     let image = try SnapshotImage(path: dir)
     let restored = try image.restore(on: kvm, memory: eager ? .eager : .lazy)
@@ -35,6 +36,7 @@ func restoreAndRun(_ dir: String, eager: Bool, prefetch: Bool, record: Bool) thr
     }
     try dispatcher.registerPIO(port: 0xf4, owner: "exit") { io, _ in .stop(.guestExit(code: Int32(bitPattern: io.element()))) }
     try restored.attach(to: dispatcher)
+    if prefetchFirst { print("prefetched \(try restored.startPrefetch(image.workingSet).join().get())") }
     let prefetcher = prefetch ? try restored.startPrefetch(image.workingSet) : nil
     let reasons = try restored.vm.run(dispatcher)
     if let prefetcher { print("prefetched \(try prefetcher.join().get())") }
@@ -53,7 +55,7 @@ guard args.count >= 3, args[1] == "restore" else { fail("usage: SnapshotRunner r
 do {
     let flags = args.dropFirst(3)
     try restoreAndRun(args[2], eager: flags.contains("--eager"), prefetch: flags.contains("--prefetch"),
-                      record: flags.contains("--record-working-set"))
+                      prefetchFirst: flags.contains("--prefetch-first"), record: flags.contains("--record-working-set"))
 } catch {
     fail("\(error)")
 }
