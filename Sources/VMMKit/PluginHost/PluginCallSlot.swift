@@ -20,9 +20,11 @@ final class PluginCallSlot: @unchecked Sendable {
     /// Port, guest-physical address, MSR index or KVM exit reason of the exit.
     let address = Atomic<UInt64>(0)
     private let padAfter = CacheLinePad()
-    /// The registry's list links, guarded by its lock.
-    unowned(unsafe) var next: PluginCallSlot?
-    unowned(unsafe) var previous: PluginCallSlot?
+    /// The registry's list links, guarded by its lock. Unmanaged, never retained: a
+    /// strong reference taken under the lock could be the last one, and releasing it
+    /// would run `deinit`, whose `remove` waits for the same lock (a self-deadlock).
+    var next: Unmanaged<PluginCallSlot>?
+    var previous: Unmanaged<PluginCallSlot>?
 
     init() { Self.registry.add(self) }
     deinit { Self.registry.remove(self) }
@@ -75,39 +77,57 @@ struct PluginCallSnapshot: Equatable {
 /// vCPU thread allocates nothing (a growing table would move between malloc arenas).
 final class SlotRegistry: @unchecked Sendable {
     private var lock = pthread_mutex_t()
-    private unowned(unsafe) var head: PluginCallSlot?
+    private var head: Unmanaged<PluginCallSlot>?
 
     init() { pthread_mutex_init(&lock, nil) }
 
     func add(_ slot: PluginCallSlot) {
+        let node = Unmanaged.passUnretained(slot)
         pthread_mutex_lock(&lock)
         slot.next = head
-        head?.previous = slot
-        head = slot
+        head?._withUnsafeGuaranteedRef { $0.previous = node }
+        head = node
         pthread_mutex_unlock(&lock)
     }
 
     func remove(_ slot: PluginCallSlot) {
         pthread_mutex_lock(&lock)
-        if let previous = slot.previous { previous.next = slot.next } else { head = slot.next }
-        slot.next?.previous = slot.previous
+        let (next, previous) = (slot.next, slot.previous)
+        if let previous { previous._withUnsafeGuaranteedRef { $0.next = next } } else { head = next }
+        next?._withUnsafeGuaranteedRef { $0.previous = previous }
         slot.next = nil
         slot.previous = nil
         pthread_mutex_unlock(&lock)
     }
 
-    /// Snapshots of the calls in progress on every thread (taken under the lock, so no
-    /// slot is freed while it is read).
+    /// Snapshots of the calls in progress on every thread. Taken under the lock, so no
+    /// slot is freed while it is read (its `deinit` waits in `remove`), and without
+    /// retaining any slot, so no `deinit` can run here.
     func inProgress() -> [(ObjectIdentifier, PluginCallSnapshot)] {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
         var out: [(ObjectIdentifier, PluginCallSnapshot)] = []
         var cursor = head
-        while let slot = cursor {
-            if let call = slot.snapshot() { out.append((ObjectIdentifier(slot), call)) }
-            cursor = slot.next
+        while let node = cursor {
+            cursor = node._withUnsafeGuaranteedRef { slot in
+                if let call = slot.snapshot() { out.append((ObjectIdentifier(slot), call)) }
+                return slot.next
+            }
         }
         return out
+    }
+
+    /// How many slots are registered (for tests: threads that ended must leave none).
+    var count: Int {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        var n = 0
+        var cursor = head
+        while let node = cursor {
+            n += 1
+            cursor = node._withUnsafeGuaranteedRef { $0.next }
+        }
+        return n
     }
 }
 

@@ -1,0 +1,61 @@
+import Glibc
+import Synchronization
+import Testing
+@testable import VMMKit
+
+/// The registry of plugin call slots, read by watchdogs while vCPU threads come and go.
+@Suite("Plugin call slot registry")
+struct PluginCallSlotTests {
+    /// A watchdog poll used to hold a strong reference to each slot it walked; when the
+    /// slot's thread ended meanwhile, the poll's release freed the slot under the
+    /// registry's lock and `deinit` waited for that same lock: the watchdog hung, and
+    /// `PluginHost.close()` with it (seen once in a fresh-clone CI run).
+    @Test("threads that end while a watchdog polls free their slots; the poll never deadlocks")
+    func churnWhilePolling() throws {
+        let before = PluginCallSlot.registry.count
+        let stop = Flag()
+        let polls = Atomic<Int>(0)
+        let pollerDone = Flag()
+        let poller = spawn {
+            while !stop.isSet {
+                _ = PluginCallSlot.registry.inProgress()
+                polls.add(1, ordering: .relaxed)
+            }
+            pollerDone.set()
+        }
+        let started = Atomic<Int>(0)
+        let churnDone = Flag()
+        // A deadlocked poll holds the lock that ending threads need: churn on a thread of
+        // its own too, so that the test can fail instead of hanging.
+        let churn = spawn {
+            for _ in 0..<400 {
+                // Two at a time, so that slots are freed on both cores while the poll walks.
+                let threads = (0..<2).map { _ in
+                    spawn {
+                        _ = PluginThreadState.current.slot
+                        started.add(1, ordering: .relaxed)
+                    }
+                }
+                for t in threads { pthread_join(t, nil) }
+            }
+            churnDone.set()
+        }
+        // The conditions this test needs; the bound only turns a deadlock into a failure.
+        try #require(Self.waitFor { churnDone.isSet }, "threads ending while a watchdog polls did not finish (deadlock)")
+        stop.set()
+        try #require(Self.waitFor { pollerDone.isSet }, "the polling thread deadlocked in SlotRegistry.inProgress()")
+        pthread_join(churn, nil)
+        pthread_join(poller, nil)
+        #expect(started.load(ordering: .relaxed) == 800)
+        #expect(polls.load(ordering: .relaxed) > 0)
+        #expect(PluginCallSlot.registry.count == before)
+    }
+
+    static func waitFor(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<60_000 {
+            if condition() { return true }
+            sleepMilliseconds(1)
+        }
+        return condition()
+    }
+}
