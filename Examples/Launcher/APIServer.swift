@@ -76,6 +76,10 @@ final class Routes: @unchecked Sendable {
     /// The methods each path allows, for 405 answers.
     static let allowed: [String: String] = ["/vm": "GET, PATCH", "/actions": "PUT", "/snapshot/create": "PUT", "/metrics": "GET"]
 
+    /// `allowed` as C strings for the Allow header, made once and kept for the process.
+    nonisolated(unsafe) static let allowedC: [String: UnsafePointer<CChar>?] =
+        allowed.mapValues { UnsafePointer(strdup($0)) }
+
     /// `body` nil: larger than `ControlAPI.maxBodyBytes`, not read.
     func route(method: String, path: String, body: [UInt8]?) -> ControlAPI.Answer {
         guard let body else { return ControlAPI.tooLarge() }
@@ -98,8 +102,12 @@ final class Routes: @unchecked Sendable {
         let routes = Unmanaged<Routes>.fromOpaque(ctx!).takeUnretainedValue()
         let bytes: [UInt8]? = length == Int.max ? nil : (length == 0 ? [] : Array(UnsafeBufferPointer(start: body, count: length)))
         let answer = routes.route(method: method.map { String(cString: $0) } ?? "", path: path.map { String(cString: $0) } ?? "", body: bytes)
-        guard !answer.body.isEmpty, let copy = strdup(answer.body) else { return vmm_api_answer_t(status: Int32(answer.status), body: nil, body_len: 0) }
-        return vmm_api_answer_t(status: Int32(answer.status), body: copy, body_len: strlen(copy))
+        // The methods a 405 names; the strings are static (Routes.allowedC), never freed.
+        let allow = answer.status == 405 ? Routes.allowedC[path.map { String(cString: $0) } ?? ""] ?? nil : nil
+        guard !answer.body.isEmpty, let copy = strdup(answer.body) else {
+            return vmm_api_answer_t(status: Int32(answer.status), body: nil, body_len: 0, allow: allow)
+        }
+        return vmm_api_answer_t(status: Int32(answer.status), body: copy, body_len: strlen(copy), allow: allow)
     }
 
     static let release: @convention(c) (UnsafeMutableRawPointer?, vmm_api_answer_t) -> Void = { _, answer in

@@ -71,13 +71,10 @@ private struct Forward: RouterMiddleware, @unchecked Sendable {
             headers[.contentType] = "application/json"
             buffer.writeBytes(UnsafeRawBufferPointer(start: bytes, count: answer.body_len))
         }
-        if answer.status == 405, let allow = Self.allowed[path] { headers[.allow] = allow }
+        if let allow = answer.allow { headers[.allow] = String(cString: allow) }
         ops.release(ops.ctx, answer)
         return Response(status: .init(code: Int(answer.status)), headers: headers, body: .init(byteBuffer: buffer))
     }
-
-    /// The Allow header of a 405 (Docs/api/vmm-api.yaml).
-    static let allowed: [String: String] = ["/vm": "GET, PATCH", "/actions": "PUT", "/snapshot/create": "PUT", "/metrics": "GET"]
 }
 
 /// A one-shot gate between the server's task and the caller's thread.

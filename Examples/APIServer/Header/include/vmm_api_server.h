@@ -24,6 +24,7 @@ typedef struct vmm_api_answer {
     int32_t status;    /* an HTTP status code */
     const char *body;  /* JSON, or NULL with body_len 0 for no body (204) */
     size_t body_len;
+    const char *allow; /* the Allow header of a 405 (e.g. "GET, PATCH"), else NULL */
 } vmm_api_answer_t;
 
 typedef struct vmm_api_ops {
