@@ -45,4 +45,42 @@ struct FrozenDispatchTests {
         #expect(liveCalls == ["high", "high", "low", "mmio"])
         #expect(live[2] == "read 119")
     }
+
+    /// A HLT takes the run loop's own path (FrozenTables.dispatchHalt): its handlers in
+    /// priority order with `.notMine` falling through, re-entry after `.handled`, and a
+    /// handler's stop or failure ending the run, as through the live tables.
+    @Test("HLT handlers on a running vCPU: notMine falls through, handled re-enters, stop and fail end the run")
+    func haltHandlers() throws {
+        // hlt; movb $0x5a,0x20000; hlt; movb $0x5b,0x20001; hlt; movb $0x5c,0x20002; hlt
+        let code: [UInt8] = [0xf4, 0xc6, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, 0x5a,
+                             0xf4, 0xc6, 0x04, 0x25, 0x01, 0x00, 0x02, 0x00, 0x5b,
+                             0xf4, 0xc6, 0x04, 0x25, 0x02, 0x00, 0x02, 0x00, 0x5c, 0xf4]
+        for ending in ["stop", "fail", "default"] {
+            let guest = try TestGuest("hlt")
+            try guest.vm.memory.writeBytes(GuestLayout.codeStart, code)
+            let calls = Recorder<String>()
+            try guest.dispatcher.register(.hlt, priority: 9, owner: "watcher") { exit, _ in
+                guard case .hlt = exit else { return .fail("watcher saw \(exit)") }
+                calls.append("watcher"); return .notMine
+            }
+            try guest.dispatcher.register(.hlt, priority: 1, owner: "device") { _, _ in
+                calls.append("device")
+                switch (calls.all.count / 2, ending) {
+                case (1, _): return .handled
+                case (2, _): return .backingReplaced // means .handled for a HLT
+                case (_, "stop"): return .stop(.guestExit(code: 9))
+                case (_, "fail"): return .fail("device failed on the third HLT")
+                default: return .notMine
+                }
+            }
+            let reason = try guest.run()
+            #expect(calls.all == Array(repeating: ["watcher", "device"], count: 3).flatMap { $0 }, "\(ending)")
+            #expect(try guest.vm.memory.readBytes(TestGuest.scratch, count: 3) == [0x5a, 0x5b, 0], "\(ending)")
+            switch ending {
+            case "stop": #expect(reason == .guestExit(code: 9))
+            case "fail": #expect(reason == .handlerFailed("device failed on the third HLT"))
+            default: #expect(reason == .halted)
+            }
+        }
+    }
 }

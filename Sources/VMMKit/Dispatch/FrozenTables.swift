@@ -88,6 +88,23 @@ final class FrozenTables {
         return ExitDispatcher.defaultVerdict(exit, vcpu: vcpu)
     }
 
+    /// A HLT: its kind handlers, then the default (`.stop(.halted)`, as
+    /// `ExitDispatcher.defaultVerdict` answers, without reading registers for a message
+    /// it does not print). `exit` is made `.hlt` only when a handler is there to see it.
+    @inline(__always)
+    func dispatchHalt(_ exit: inout VMExit, _ vcpu: VCPU) -> ExitVerdict {
+        let k = VMExit.hlt.kindIndex
+        let (first, end) = (kindStart[k], kindStart[k &+ 1])
+        guard first < end else { return .stop(.halted) }
+        if case .hlt = exit {} else { exit = .hlt }
+        for i in first..<end {
+            let verdict = kindHandlers[i]._withUnsafeGuaranteedRef { $0.call(&exit, vcpu) }
+            if case .notMine = verdict { continue }
+            return verdict
+        }
+        return .stop(.halted)
+    }
+
     /// The first verdict other than `.notMine` of the port handlers, or nil.
     @inline(__always)
     func dispatch(_ access: PIOAccess, _ vcpu: VCPU) -> ExitVerdict? {

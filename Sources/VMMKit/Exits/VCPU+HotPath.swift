@@ -9,9 +9,10 @@ enum HotStep {
     case handled
     /// A PIO or MMIO exit (`exit`) a range handler answered with `.stop` or `.fail` (`verdict`).
     case ranged
-    /// A PIO or MMIO exit (`exit`) no range handler claimed, or a HLT: kind handlers,
-    /// then the default.
+    /// A PIO or MMIO exit (`exit`) no range handler claimed: kind handlers, then the default.
     case unclaimed
+    /// A HLT (`exit` not written): `FrozenTables.dispatchHalt`. Nothing to complete.
+    case halted
     /// Any other exit, kick or memory fault (`exit`): the loop's general path.
     case other
 }
@@ -20,7 +21,8 @@ extension VCPU {
     /// One entry for the run loop when no `ExitObserver` is set, with PIO and MMIO exits
     /// — the ones a device model lives on — decoded straight into their access values,
     /// dispatched through the frozen range tables and completed without a `VMExit`
-    /// being built, copied and destroyed; a HLT goes straight to the kind handlers. The canary is the same as `run()`'s: poison
+    /// being built, copied and destroyed; a HLT goes straight to its kind handlers. The
+    /// canary is the same as `run()`'s: poison
     /// before the entry when nothing is pending, `ExitCanary.classify` after it, the
     /// history entry and the poison decision; only a record the canary passes as a
     /// plausible IO/MMIO exit takes this path, anything else goes through `run()`'s
@@ -44,8 +46,7 @@ extension VCPU {
                 canary.mayPoison = true
                 canary.record(ExitSummary(reason: reason))
                 canary.resetFaults()
-                exit = .hlt
-                return .unclaimed
+                return .halted
             }
         }
         exit = try classified(rc: rc, err: err, entry: entry)
