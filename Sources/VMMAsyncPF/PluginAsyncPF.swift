@@ -107,5 +107,5 @@ public final class PluginAsyncPF: PluginPageService, @unchecked Sendable {
 
 /// The vCPUs whose guest enabled async page faults.
 final class EnabledVCPUs: Sendable {
-    let set = Mutex<Set<UInt32>>([])
+    let set = Lock<Set<UInt32>>([])
 }

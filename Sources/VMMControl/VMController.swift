@@ -1,4 +1,3 @@
-import Synchronization
 import VMMKit
 
 /// The control surface of a running VM, as Swift calls: what `vmm run --api-sock` serves
@@ -9,7 +8,7 @@ public final class VMController: @unchecked Sendable {
     public let vm: VirtualMachine
     /// Exits by kind, when the VMM installed this counter as (or in front of) its observer.
     public let exitCounter: ExitKindCounter?
-    private let operations = Mutex<Sources>(Sources())
+    private let operations = Lock<Sources>(Sources())
 
     private struct Sources {
         var counters: [(group: String, read: @Sendable () -> [(String, UInt64)])] = []

@@ -1,6 +1,5 @@
 import CUFFD
 import Glibc
-import Synchronization
 import SystemPackage
 import VMMKit
 
@@ -75,8 +74,8 @@ public final class DemandPager: @unchecked Sendable {
 
     let uffd: Userfaultfd
     let tracker: PageTracker
-    private let counters = Mutex(Statistics())
-    let mailbox = Mutex<[UInt32: UInt64]>([:])
+    private let counters = Lock(Statistics())
+    let mailbox = Lock<[UInt32: UInt64]>([:])
     var router: FaultRouter?
 
     /// Registers region `name` of `memory` with a new userfaultfd. Pages already

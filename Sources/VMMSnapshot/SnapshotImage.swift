@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 import VMMKit
 
 /// A snapshot directory opened for restore: the manifest, every state file read and
@@ -78,7 +77,7 @@ public final class SnapshotImage: @unchecked Sendable {
     /// beyond `KVM_GET_SUPPORTED_CPUID`; a snapshot taken on such a host has them.
     /// The host's effective CPUID, probed once per process (a throwaway VM and vCPU:
     /// about 3 ms here, most of a lazy restore's own cost); the host does not change.
-    private static let effectiveCache = Mutex<[CPUIDEntry]?>(nil)
+    private static let effectiveCache = Lock<[CPUIDEntry]?>(nil)
 
     static func effectiveCPUID(_ kvm: KVM) throws(SnapshotError) -> [CPUIDEntry] {
         if let cached = effectiveCache.withLock({ $0 }) { return cached }

@@ -7,7 +7,6 @@
 // stdout: "vcpu N HASH" per report (per vCPU in order), "stop N REASON" per vCPU,
 // "fetched PAGES"; an error: one line on stderr, status 1.
 import Glibc
-import Synchronization
 import VMMKit
 import VMMSnapshot
 
@@ -23,7 +22,7 @@ func restoreAndRun(_ dir: String, eager: Bool, prefetch: Bool, prefetchFirst: Bo
     let image = try SnapshotImage(path: dir)
     let restored = try image.restore(on: kvm, memory: eager ? .eager : .lazy)
     let dispatcher = ExitDispatcher()
-    let reports = Mutex<[UInt32: [UInt32]]>([:])
+    let reports = Lock<[UInt32: [UInt32]]>([:])
     // The reports come in on 0x30 + vCPU id; the gate (0x23) is open; 0xf4 ends a vCPU.
     try dispatcher.registerPIO(port: 0x30, count: 8, owner: "reports") { io, vcpu in
         let value = io.element()

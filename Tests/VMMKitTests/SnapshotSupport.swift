@@ -1,6 +1,5 @@
 import Foundation
 import Glibc
-import Synchronization
 import Testing
 @testable import VMMKit
 @testable import VMMSnapshot
@@ -16,8 +15,8 @@ final class SnapshotGuest {
 
     let guest: TestGuest
     let released: Bool
-    let reports = Mutex<[UInt32: [UInt32]]>([:])
-    private let atGate = Mutex<Set<UInt32>>([])
+    let reports = Lock<[UInt32: [UInt32]]>([:])
+    private let atGate = Lock<Set<UInt32>>([])
     private var lock = pthread_mutex_t()
     private var cond = pthread_cond_t()
 

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// A 16550A UART, register-accurate as Linux's 8250 driver and polled guests use it.
 ///
 /// The line is infinitely fast: a byte written to THR leaves at once (THRE and TEMT
@@ -49,7 +47,7 @@ public final class UART16550: @unchecked Sendable {
         var irqLevel = false
     }
 
-    let state = Mutex(State())
+    let state = UARTLock(State())
     private let transmit: @Sendable (UInt8) -> Void
     private let flushOutput: @Sendable () -> Void
     private let irq: (@Sendable (Bool) -> Void)?

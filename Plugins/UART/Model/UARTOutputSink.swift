@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 
 /// Where a UART's transmitted bytes go: a file descriptor (stdout, stderr, a file) or
 /// an in-memory buffer for tests.
@@ -15,7 +14,7 @@ public final class UARTOutputSink: @unchecked Sendable {
         var failure: String?
     }
 
-    private let state: Mutex<State>
+    private let state: UARTLock<State>
     private let ownsFD: Bool
     private let capture: Bool
     private static let batch = 4096
@@ -36,7 +35,7 @@ public final class UARTOutputSink: @unchecked Sendable {
             }
             owns = true
         }
-        state = Mutex(State(fd: fd))
+        state = UARTLock(State(fd: fd))
         ownsFD = owns
         capture = output == .buffer
     }

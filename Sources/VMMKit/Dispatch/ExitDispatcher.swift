@@ -83,7 +83,7 @@ public final class ExitDispatcher: @unchecked Sendable {
     }
 
     // The range tables as the vCPUs see them, fixed at the first start (FrozenTables).
-    private let freezeLock = Mutex<Void>(())
+    private let freezeLock = Lock<Void>(())
     private var snapshotOwner: FrozenTables?
     private let snapshot = Atomic<UnsafeRawPointer?>(nil)
 

@@ -20,8 +20,8 @@ public final class CoalescedRing: @unchecked Sendable {
     /// Set once a zone is registered: until then the run loop pays one relaxed load.
     let active = Atomic<Bool>(false)
     /// Drainers take this so two vCPUs never replay the same entry or reorder entries.
-    private let drainLock = Mutex<Void>(())
-    private let zoneList = Mutex<[Zone]>([])
+    private let drainLock = Lock<Void>(())
+    private let zoneList = Lock<[Zone]>([])
     private let replayedCount = Atomic<UInt64>(0)
     /// Page index of the ring inside each vCPU's mapping (the capability's value).
     private(set) var pageOffset = 0

@@ -11,11 +11,11 @@ public final class EventNotifier: @unchecked Sendable {
     public typealias Callback = @Sendable (UInt64) -> Void
     private struct Watch { let fd: Int32; let callback: Callback }
 
-    private let watches = Mutex<[Watch]>([])
+    private let watches = Lock<[Watch]>([])
     private let wakeFD: Int32
     private let stopping = Atomic<Bool>(false)
     private var thread: pthread_t?
-    private let threadLock = Mutex<Void>(())
+    private let threadLock = Lock<Void>(())
 
     public init() throws(VMMError) {
         wakeFD = try EventFD.create("the event notifier")

@@ -1,6 +1,5 @@
 import CKVM
 import Glibc
-import Synchronization
 import SystemPackage
 
 /// Guest-physical memory of one VM: the regions (memslots) and bounds-checked access.
@@ -12,7 +11,7 @@ public final class GuestMemory: @unchecked Sendable {
     public static let pageSize: UInt64 = 4096
     private let vmFD: Int32
     private let kvm: KVM?
-    private let regionTable = Mutex<[MemoryRegion]>([])
+    private let regionTable = Lock<[MemoryRegion]>([])
     /// What accesses read, without the mutex (RegionLookup.swift).
     private let lookup = RegionLookup()
 

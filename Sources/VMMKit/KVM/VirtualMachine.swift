@@ -12,10 +12,10 @@ public final class VirtualMachine: @unchecked Sendable {
     public let kvm: KVM
     private let fdStorage: Atomic<Int32>
     public let memory: GuestMemory
-    private let vcpuList = Mutex<[VCPU]>([])
+    private let vcpuList = Lock<[VCPU]>([])
     public private(set) var hasIRQChip = false
     /// Why the VM was asked to stop as a whole (first reason wins), if it was.
-    private let stopReasonStorage = Mutex<StopReason?>(nil)
+    private let stopReasonStorage = Lock<StopReason?>(nil)
     /// Coalesced writes queued by the kernel, replayed by the vCPU loops (CoalescedMMIO.swift).
     public let coalescedRing = CoalescedRing()
 

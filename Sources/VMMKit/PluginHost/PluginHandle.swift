@@ -35,7 +35,7 @@ final class PluginHandle: @unchecked Sendable {
     func retire() { live.store(0, ordering: .releasing) }
 
     static let quarantine = 64
-    private static let pool = Mutex<(retired: [PluginHandle], all: Int)>(([], 0))
+    private static let pool = Lock<(retired: [PluginHandle], all: Int)>(([], 0))
 
     /// A handle for `instance`, its table filled with the host services.
     static func acquire(for instance: PluginInstance) -> PluginHandle {

@@ -1,6 +1,5 @@
 import CVMMPlugin
 import Glibc
-import Synchronization
 
 /// Loads exit-handler plugins (shared libraries built against `vmm_plugin.h`) into
 /// one VM and wires their handlers into its `ExitDispatcher`.
@@ -46,7 +45,7 @@ public final class PluginHost: @unchecked Sendable {
     var hypercallPortInstalled = false
     /// Async-PF records waiting for their vCPU's thread (kicks, pages installed in the
     /// background), by vCPU id; see PluginAsyncPFDelivery.swift.
-    let posted = Mutex<[UInt32: PostedAsyncPF]>([:])
+    let posted = Lock<[UInt32: PostedAsyncPF]>([:])
     /// vCPUs whose interrupt hook delivers `posted` (installed at load).
     var hookedVCPUs: Set<UInt32> = []
     /// MSRs plugins asked to see (vcpu/1 route_msrs), all plugins together.
