@@ -20,7 +20,7 @@ public final class KVM: @unchecked Sendable {
         let known = addressBits.load(ordering: .relaxed)
         if known != 0 { return known }
         var bits = 36
-        if fd.rawValue >= 0, let cpuid = try? KVM.querySupportedCPUID(fd.rawValue),
+        if fd.rawValue >= 0, let cpuid = try? supportedCPUID(),
            let leaf = cpuid.first(where: { $0.function == 0x8000_0008 }) {
             bits = Int(leaf.eax & 0xff)
         }
@@ -67,10 +67,16 @@ public final class KVM: @unchecked Sendable {
 
     public func hasExtension(_ capability: Int32) -> Bool { checkExtension(capability) > 0 }
 
-    /// `KVM_GET_SUPPORTED_CPUID`: what a vCPU can be given.
+    /// `KVM_GET_SUPPORTED_CPUID`: what a vCPU can be given. Asked of the kernel once
+    /// (~0.4 ms, and the same answer for the life of the fd), then copied: every vCPU's
+    /// `configureCPUID` and a snapshot's CPUID check share it.
     public func supportedCPUID() throws(VMMError) -> [CPUIDEntry] {
-        try KVM.querySupportedCPUID(fd.rawValue)
+        if let known = cpuidCache.withLock({ $0 }) { return known }
+        let entries = try KVM.querySupportedCPUID(fd.rawValue)
+        cpuidCache.withLock { $0 = entries }
+        return entries
     }
+    private let cpuidCache = Lock<[CPUIDEntry]?>(nil)
 
     private static func querySupportedCPUID(_ fd: Int32) throws(VMMError) -> [CPUIDEntry] {
         let buffer = UnsafeMutablePointer<ckvm_cpuid>.allocate(capacity: 1)
