@@ -6,6 +6,14 @@ extension DemandPager {
     /// installed since): sampled some time after a restore, the guest's working set.
     public var presentPageAddresses: [UInt64] { tracker.presentIndices.map { gpa(ofPage: $0) } }
 
+    /// Whether the page at `gpa` (in the region) is present: installed, resident when the
+    /// pager started, or outside the paged ranges. False: its bytes are still only in
+    /// the source (a snapshot of a lazily restored VM reads them from there).
+    public func isPresent(gpa: UInt64) -> Bool {
+        guard let page = pageIndex(gpa) else { return false }
+        return tracker.isPresent(page)
+    }
+
     /// Pages one prefetch step reads and installs at most (1 MiB).
     static let prefetchRunPages = 256
 
