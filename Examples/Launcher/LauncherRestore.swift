@@ -78,6 +78,7 @@ extension Launcher {
         if let stats {
             var report = stats.report() + (unassigned?.report() ?? "")
             report += "restore: \(restored.pagesFetched) pages fetched from the snapshot\n"
+            report += Self.asyncPFReport(asyncPF)
             ExitStats.err(report)
         }
         return status(outcome, vm: vm, timedOut: timedOut)

@@ -106,7 +106,8 @@ final class LauncherSnapshot: @unchecked Sendable {
     let dispatcher: ExitDispatcher
     let plugins: PluginHost
     let machine: LauncherMachine
-    /// A lazily restored VM's pagers: pages not paged in yet are copied from the old snapshot.
+    /// The demand pagers of the RAM (a lazily restored VM, memory-fault plugins): pages not
+    /// paged in yet are copied from their source, not faulted in.
     let pagers: [DemandPager]
 
     init(vm: VirtualMachine, dispatcher: ExitDispatcher, plugins: PluginHost, options: LaunchOptions, pagers: [DemandPager] = []) {

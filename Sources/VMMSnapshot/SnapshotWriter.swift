@@ -67,8 +67,8 @@ public enum SnapshotWriter {
     /// holes (the file is sized first, so a hole reads back as zeros). Pages the kernel
     /// says were never touched are skipped without being read (`RegionPages`), so a
     /// large, mostly untouched guest costs what it holds, not its size. In a region a
-    /// `pager` serves (a lazily restored VM), a page not paged in yet is read from the
-    /// pager's source instead of being faulted in.
+    /// `pager` serves (a lazily restored VM, RAM a memory-fault plugin pages in), a page
+    /// not paged in yet is read from the pager's source instead of being faulted in.
     static func writeMemory(_ regions: [RegionLayout], _ memory: GuestMemory, pagers: [DemandPager], size: UInt64,
                             to path: String) throws(SnapshotError) -> Summary {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -105,12 +105,13 @@ public enum SnapshotWriter {
             let pager = pagers.first { $0.region.name == region.name && $0.region.hostAddress == region.hostAddress }
             let mayHoldData = RegionPages.mayHoldData(region)
             let pages = mayHoldData.count
-            // Absent from the mapping but present to the pager: installed since the
-            // kernel was asked, or outside its paged ranges (demand-zero): read it.
+            // A paged page absent from memory holds what the source says: read it from
+            // there. (If the pager installed it since the kernel was asked, it holds the
+            // same bytes: the vCPUs are paused.) Other absent pages are demand-zero.
             func place(_ p: Int) -> Place {
                 if mayHoldData[p] { return .mapping }
-                guard let pager else { return .hole }
-                return pager.isPresent(gpa: region.guestAddress + UInt64(p * page)) ? .mapping : .source
+                guard let pager, pager.isPaged(gpa: region.guestAddress + UInt64(p * page)) else { return .hole }
+                return .source
             }
             var p = 0
             while p < pages {

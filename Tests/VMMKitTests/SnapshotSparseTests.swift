@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import VMMAsyncPF
 @testable import VMMKit
 @testable import VMMPaging
 @testable import VMMSnapshot
@@ -83,5 +84,28 @@ struct SnapshotSparseTests {
         let r = try RunnerResult.restore(second)
         #expect(r.status == 0 && r.stderr == "", "\(r.stderr)")
         #expect(r.reports[0] == Array(full[0]!.dropFirst(Int(SnapshotGuest.gate))))
+    }
+
+    @Test("pages a demand pager has not fetched yet are saved from its source without being fetched; pages outside its ranges stay holes")
+    func unfetchedPagesComeFromTheSource() throws {
+        let g = try TestGuest("snap_work", ring: 3, memoryMiB: 8)
+        let base: UInt64 = 16 << 20, pages = 16
+        try g.vm.memory.addRegion(name: "lazy", guestAddress: base, size: UInt64(pages) * 4096, backing: .anonymous)
+        let image = AsyncPFEndToEndTests.snapshot(pages: pages)
+        let source = InMemoryPageSource(guestBase: base, bytes: image, latencyMicroseconds: 0)
+        // The first half is paged from the source, the second half is demand-zero.
+        let pager = try DemandPager(memory: g.vm.memory, region: "lazy", source: source, only: [base..<(base + UInt64(pages / 2) * 4096)])
+        try pager.attach(to: g.dispatcher, vcpus: g.vm.vcpus)
+        defer { pager.close() }
+        let scratch = ScratchDir("unfetched")
+        let dir = scratch.sub("snap")
+        try VMSnapshot.save(g.vm, dispatcher: g.dispatcher, pagers: [pager], to: dir)
+        #expect(pager.statistics.pagesFetched == 0 && pager.statistics.messages == 0, "\(pager.statistics)")
+        let file = try Data(contentsOf: URL(fileURLWithPath: dir + "/memory.bin"))
+        let lazy = [UInt8](file[(8 << 20)...])
+        let half = pages / 2 * 4096
+        #expect(lazy.count == pages * 4096)
+        #expect(Array(lazy[..<half]) == Array(image[..<half]), "the paged half holds the source's bytes")
+        #expect(lazy[half...].allSatisfy { $0 == 0 }, "the demand-zero half is zero")
     }
 }
