@@ -55,7 +55,9 @@ struct SnapshotSparseTests {
         let dir = scratch.sub("snap")
         let (before, after) = try Self.saveAtGate(backing, to: dir)
         #expect(before > 0 && before < 16 << 20, "the guest holds \(before) bytes before the save")
-        #expect(after == before, "the save made the region hold \(after) bytes instead of \(before)")
+        // Equal here (THP is madvise-only); a host that collapses transparent huge
+        // pages in the background may add a few 2 MiB pages meanwhile, never 256 MiB.
+        #expect(after >= before && after - before <= 8 << 20, "the save made the region hold \(after) bytes instead of \(before)")
         Self.expectSparse(dir)
         let r = try RunnerResult.restore(dir)
         #expect(r.status == 0 && r.stderr == "", "\(r.stderr)")
