@@ -23,7 +23,8 @@
  * 0x20118 current task (0 A, 1 B), 0x20120 A's wait token, 0x20128 A waiting,
  * 0x20130/0x20138 saved kernel rsp of A/B, 0x20140 fatal CR2, 0x20150 async PF on,
  * 0x20158 page count, 0x20160 B's work target (0: none), 0x20168 A done, 0x201b0 B's
- * wait token, 0x201b8 B waiting.
+ * wait token, 0x201b8 B waiting, 0x201c0 != 0: the VMM has an in-kernel LAPIC (boot
+ * software-enables it; "ready" ends with an EOI).
  * Test hooks: [0x20170] a lazy address read at CPL 0 during boot (value to 0x20178);
  * [0x20180] != 0: the #PF handler first does `out` to port 0x12 (an exit while
  * flags is still set). NMI handler: count 0x20188, flags seen 0x20190, CR2 0x20198.
@@ -49,7 +50,11 @@ BEGIN(apf_kernel)
     IDT_GATE(APF_VECTOR, ready_handler)
     IDT_GATE(2, nmi_handler)
     lidt idtr(%rip)
-    mov 0x20170, %rax           /* test: a lazy page to read at CPL 0 (0: none) */
+    cmpq $0, 0x201c0            /* in-kernel LAPIC: spurious-vector register, enabled */
+    je 2f
+    mov $0xfee000f0, %eax
+    movl $0x1ff, (%rax)
+2:  mov 0x20170, %rax           /* test: a lazy page to read at CPL 0 (0: none) */
     test %rax, %rax
     jz 1f
     mov (%rax), %rbx
@@ -139,7 +144,11 @@ ready_handler:
     mov $1, %eax
     xor %edx, %edx
     wrmsr
-    incq 0x20108
+    cmpq $0, 0x201c0            /* in-kernel LAPIC: EOI */
+    je 6f
+    mov $0xfee000b0, %eax
+    movl $0, (%rax)
+6:  incq 0x20108
     cmpq $1, 0x201b8            /* B idles on this token? */
     jne 4f
     cmp $0xffffffff, %ebx

@@ -17,7 +17,7 @@ extension Launcher {
                 let s = pager.statistics
                 return [("pages_fetched", UInt64(s.pagesFetched)), ("installed_by_vcpu", UInt64(s.installedByVCPU)),
                         ("installed_by_router", UInt64(s.installedByRouter)), ("vcpu_kicks", UInt64(s.kicks)),
-                        ("source_failures", UInt64(s.sourceFailures))]
+                        ("source_failures", UInt64(s.sourceFailures)), ("kernel_worker_faults", UInt64(s.kernelWorkerFaults))]
             }
         }
         if let asyncPF {

@@ -80,7 +80,7 @@ struct Launcher {
         defer { pager?.close() }
         let asyncPF = try attachAsyncPF(plugins, pager: pager)
         defer { asyncPF?.close() }
-        let snapshot = LauncherSnapshot(vm: vm, dispatcher: dispatcher, plugins: plugins, options: o)
+        let snapshot = LauncherSnapshot(vm: vm, dispatcher: dispatcher, plugins: plugins, options: o, pagers: pager.map { [$0] } ?? [])
         StartupTrace.mark("plugins")
 
         let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF, snapshot: snapshot)
@@ -107,6 +107,7 @@ struct Launcher {
             var report = stats.report()
             report += unassigned?.report() ?? ""
             if let p = pager?.statistics { report += "demand paging: \(p.pagesFetched) pages fetched (\(p.installedByVCPU) by vCPUs, \(p.installedByRouter) by the fault router, \(p.readAhead) read ahead)\n" }
+            report += Self.asyncPFReport(asyncPF)
             ExitStats.err(report)
         }
         if let saved = try snapshotOnStop(outcome, vm: vm, timedOut: timedOut, snapshot: snapshot) { return saved }

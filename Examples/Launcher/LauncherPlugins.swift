@@ -126,4 +126,12 @@ extension Launcher {
             throw LauncherError(.host, "cannot attach async page faults to the demand pager: \(error)")
         }
     }
+
+    /// The `--stats` line for async page faults (nil without the AsyncPF plugin): what the
+    /// guest was sent, and how many of the faults came from KVM's own async-PF worker
+    /// (in-kernel LAPIC) and were handed to the halted vCPU.
+    static func asyncPFReport(_ asyncPF: PluginAsyncPF?) -> String {
+        guard let asyncPF else { return "" }
+        return "async page faults: \(asyncPF.asyncFaults) not present, \(asyncPF.backgroundInstalls) ready (\(asyncPF.pager.statistics.kernelWorkerFaults) handed over from KVM's own async-PF worker)\n"
+    }
 }

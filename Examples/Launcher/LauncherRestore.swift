@@ -66,7 +66,7 @@ extension Launcher {
         asyncPF?.assumeGuestsEnabled(vm.vcpus.map(\.id))
         log.info("restored \(dir) (\(eager ? "eager" : "lazy")), \(o.vcpus) vCPU(s), \(plugins.plugins.count) plugin(s)")
         // The restored VM is controlled like a booted one, and can be snapshotted again.
-        let snapshot = LauncherSnapshot(vm: vm, dispatcher: dispatcher, plugins: plugins, options: o)
+        let snapshot = LauncherSnapshot(vm: vm, dispatcher: dispatcher, plugins: plugins, options: o, pagers: restored.pagers)
         let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF, snapshot: snapshot)
         defer { api?.stop() }
 
@@ -78,6 +78,7 @@ extension Launcher {
         if let stats {
             var report = stats.report() + (unassigned?.report() ?? "")
             report += "restore: \(restored.pagesFetched) pages fetched from the snapshot\n"
+            report += Self.asyncPFReport(asyncPF)
             ExitStats.err(report)
         }
         return status(outcome, vm: vm, timedOut: timedOut)

@@ -1,5 +1,6 @@
 import Glibc
 import VMMKit
+import VMMPaging
 import VMMSnapshot
 
 /// What `vmm restore` needs to rebuild the machine a snapshot was taken of, saved as
@@ -105,11 +106,15 @@ final class LauncherSnapshot: @unchecked Sendable {
     let dispatcher: ExitDispatcher
     let plugins: PluginHost
     let machine: LauncherMachine
+    /// The demand pagers of the RAM (a lazily restored VM, memory-fault plugins): pages not
+    /// paged in yet are copied from their source, not faulted in.
+    let pagers: [DemandPager]
 
-    init(vm: VirtualMachine, dispatcher: ExitDispatcher, plugins: PluginHost, options: LaunchOptions) {
+    init(vm: VirtualMachine, dispatcher: ExitDispatcher, plugins: PluginHost, options: LaunchOptions, pagers: [DemandPager] = []) {
         self.vm = vm
         self.dispatcher = dispatcher
         self.plugins = plugins
+        self.pagers = pagers
         machine = LauncherMachine(options)
     }
 
@@ -128,7 +133,7 @@ final class LauncherSnapshot: @unchecked Sendable {
         }
         devices.append(DeviceState(name: LauncherMachine.blobName, version: LauncherMachine.version, bytes: machine.encoded()))
         do {
-            return try VMSnapshot.save(vm, dispatcher: dispatcher, devices: devices, to: dir)
+            return try VMSnapshot.save(vm, dispatcher: dispatcher, devices: devices, pagers: pagers, to: dir)
         } catch {
             throw LauncherError(.snapshot, "cannot snapshot: \(error)")
         }

@@ -6,6 +6,14 @@ extension DemandPager {
     /// installed since): sampled some time after a restore, the guest's working set.
     public var presentPageAddresses: [UInt64] { tracker.presentIndices.map { gpa(ofPage: $0) } }
 
+    /// Whether the page at `gpa` is demand-paged from the source (in the region and in
+    /// the `only` ranges). Such a page that is not in memory holds what the source says
+    /// (a snapshot reads it from there); any other missing page is demand-zero.
+    public func isPaged(gpa: UInt64) -> Bool {
+        guard let page = pageIndex(gpa) else { return false }
+        return pagedMask?[page] ?? true
+    }
+
     /// Pages one prefetch step reads and installs at most (1 MiB).
     static let prefetchRunPages = 256
 

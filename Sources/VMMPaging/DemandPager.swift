@@ -48,6 +48,9 @@ public final class DemandPager: @unchecked Sendable {
         public var sourceFailures = 0
         /// Of `pagesFetched`, installed by read-ahead before anyone touched them.
         public var readAhead = 0
+        /// Faults from a kernel worker (KVM's own async page fault, in-kernel LAPIC)
+        /// posted to the vCPU halted on them so its guest gets an async PF (`FaultRouter+KernelAsyncPF`).
+        public var kernelWorkerFaults = 0
     }
 
     public let region: MemoryRegion
@@ -107,6 +110,7 @@ public final class DemandPager: @unchecked Sendable {
         }
         guard let ranges else {
             pagedPages = pages
+            pagedMask = nil
             try uffd.register(region.hostAddress, length: Int(region.size))
             return
         }
@@ -120,6 +124,7 @@ public final class DemandPager: @unchecked Sendable {
             for i in first...last { paged[i] = true }
         }
         pagedPages = paged.lazy.filter { $0 }.count
+        pagedMask = paged
         var i = 0
         while i < pages {
             guard paged[i] else { tracker.markPresent(i); i += 1; continue }
@@ -132,6 +137,8 @@ public final class DemandPager: @unchecked Sendable {
 
     /// How many pages of the region are demand-paged (all, unless `only` limited them).
     public private(set) var pagedPages = 0
+    /// Which pages are demand-paged when `only` limited them (nil: all).
+    private(set) var pagedMask: [Bool]?
 
     deinit { close() }
 

@@ -104,8 +104,10 @@ final class FaultRouter: @unchecked Sendable {
             return
         }
         let tid = Int32(bitPattern: cuffd_msg_tid(message))
-        if pager.vcpusResolveOwnFaults, let vcpu = vcpus.first(where: { $0.hooks.threadID == tid }),
-           !pager.source.mayBeCalledFromAnyThread || pager.vcpuWantsFaults?(vcpu.id) == true {
+        let faulting = vcpus.first(where: { $0.hooks.threadID == tid })
+        if pager.vcpusResolveOwnFaults, let vcpu = faulting ?? kernelAsyncPFVCPU(),
+           faulting == nil || !pager.source.mayBeCalledFromAnyThread || pager.vcpuWantsFaults?(vcpu.id) == true {
+            if faulting == nil { pager.count { $0.kernelWorkerFaults += 1 } }
             pager.post(pager.gpa(ofPage: page), to: vcpu)
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)

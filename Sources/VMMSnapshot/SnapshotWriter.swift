@@ -1,5 +1,6 @@
 import Glibc
 import VMMKit
+import VMMPaging
 
 /// A device's or plugin's own state, saved next to the VM's (`device` lines).
 public struct DeviceState: Sendable, Equatable {
@@ -25,7 +26,7 @@ public enum SnapshotWriter {
 
     @discardableResult
     public static func write(_ state: VMState, memory: GuestMemory, devices: [DeviceState] = [],
-                             workingSet: [UInt64]? = nil, to dir: String) throws(SnapshotError) -> Summary {
+                             workingSet: [UInt64]? = nil, pagers: [DemandPager] = [], to dir: String) throws(SnapshotError) -> Summary {
         guard !SnapshotFiles.exists(dir) else { throw .refused("\(dir) already exists; a snapshot never overwrites one") }
         var seen = Set<String>()
         for d in devices where !seen.insert(d.name).inserted { throw .refused("two devices save state under the name '\(d.name)'") }
@@ -37,7 +38,7 @@ public enum SnapshotWriter {
             manifest.capabilities = state.requiredCapabilities.map(\.rawValue)
             manifest.regions = state.regions
             manifest.memorySize = state.regions.map { $0.fileOffset + $0.size }.max() ?? 0
-            let summary = try writeMemory(state.regions, memory, size: manifest.memorySize, to: partial + "/" + SnapshotManifest.memoryFileName)
+            let summary = try writeMemory(state.regions, memory, pagers: pagers, size: manifest.memorySize, to: partial + "/" + SnapshotManifest.memoryFileName)
             func put(_ name: String, _ bytes: [UInt8]) throws(SnapshotError) -> SnapshotManifest.FileEntry {
                 try SnapshotFiles.create(partial + "/" + name, bytes)
                 return .init(name: name, size: UInt64(bytes.count), checksum: bytes.withUnsafeBytes(fnv1a64))
@@ -63,8 +64,13 @@ public enum SnapshotWriter {
     }
 
     /// Guest memory, sparse: runs of non-zero pages are written, zero pages left as
-    /// holes (the file is sized first, so a hole reads back as zeros).
-    static func writeMemory(_ regions: [RegionLayout], _ memory: GuestMemory, size: UInt64, to path: String) throws(SnapshotError) -> Summary {
+    /// holes (the file is sized first, so a hole reads back as zeros). Pages the kernel
+    /// says were never touched are skipped without being read (`RegionPages`), so a
+    /// large, mostly untouched guest costs what it holds, not its size. In a region a
+    /// `pager` serves (a lazily restored VM, RAM a memory-fault plugin pages in), a page
+    /// not paged in yet is read from the pager's source instead of being faulted in.
+    static func writeMemory(_ regions: [RegionLayout], _ memory: GuestMemory, pagers: [DemandPager], size: UInt64,
+                            to path: String) throws(SnapshotError) -> Summary {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw SnapshotFiles.systemError("create of", path) }
         defer { close(fd) }
@@ -73,22 +79,59 @@ public enum SnapshotWriter {
         let zero = UnsafeMutableRawPointer.allocate(byteCount: page, alignment: page)
         defer { zero.deallocate() }
         memset(zero, 0, page)
+        let sourceRun = 256
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: sourceRun * page, alignment: page)
+        defer { buffer.deallocate() }
         var data: UInt64 = 0
+        /// Writes the non-zero pages among `count` pages at `base` to `offset` onwards.
+        func writeNonZero(_ base: UnsafeRawPointer, pages count: Int, at offset: UInt64) throws(SnapshotError) {
+            var runStart: Int? = nil
+            for p in 0...count {
+                let isData = p < count && memcmp(base + p * page, zero, page) != 0
+                if isData, runStart == nil { runStart = p }
+                if !isData, let start = runStart {
+                    let bytes = (p - start) * page
+                    try SnapshotFiles.writeAll(fd, base + start * page, bytes, at: offset + UInt64(start * page), path: path)
+                    data += UInt64(bytes)
+                    runStart = nil
+                }
+            }
+        }
+        enum Place { case hole, mapping, source }
         for layout in regions {
             guard let region = memory.regions.first(where: { $0.name == layout.name }), region.size == layout.size else {
                 throw .refused("memory region '\(layout.name)' changed while the snapshot was taken")
             }
-            let pages = Int(region.size) / page
-            var runStart: Int? = nil
-            for p in 0...pages {
-                let isData = p < pages && memcmp(region.hostAddress + p * page, zero, page) != 0
-                if isData, runStart == nil { runStart = p }
-                if !isData, let start = runStart {
-                    let bytes = (p - start) * page
-                    try SnapshotFiles.writeAll(fd, region.hostAddress + start * page, bytes, at: layout.fileOffset + UInt64(start * page), path: path)
-                    data += UInt64(bytes)
-                    runStart = nil
+            let pager = pagers.first { $0.region.name == region.name && $0.region.hostAddress == region.hostAddress }
+            let mayHoldData = RegionPages.mayHoldData(region)
+            let pages = mayHoldData.count
+            // A paged page absent from memory holds what the source says: read it from
+            // there. (If the pager installed it since the kernel was asked, it holds the
+            // same bytes: the vCPUs are paused.) Other absent pages are demand-zero.
+            func place(_ p: Int) -> Place {
+                if mayHoldData[p] { return .mapping }
+                guard let pager, pager.isPaged(gpa: region.guestAddress + UInt64(p * page)) else { return .hole }
+                return .source
+            }
+            var p = 0
+            while p < pages {
+                let kind = place(p)
+                var q = p + 1
+                while q < pages, kind != .source || q - p < sourceRun, place(q) == kind { q += 1 }
+                let offset = layout.fileOffset + UInt64(p * page)
+                switch kind {
+                case .hole: break
+                case .mapping: try writeNonZero(region.hostAddress + p * page, pages: q - p, at: offset)
+                case .source:
+                    let run = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<((q - p) * page)])
+                    do {
+                        try pager!.source.readPages(at: region.guestAddress + UInt64(p * page), into: run, for: PageRequest(vcpu: nil, access: []))
+                    } catch {
+                        throw .refused("pages of region '\(region.name)' not paged in yet could not be read from \(pager!.source.name): \(error)")
+                    }
+                    try writeNonZero(UnsafeRawPointer(run.baseAddress!), pages: q - p, at: offset)
                 }
+                p = q
             }
         }
         guard fsync(fd) == 0 else { throw SnapshotFiles.systemError("fsync of", path) }

@@ -1,16 +1,19 @@
 import VMMKit
+import VMMPaging
 
 /// The library's snapshot operations in one place, as a VMM calls them.
 public enum VMSnapshot {
     /// Saves `vm` — every vCPU paused or stopped — into the new directory `dir`:
     /// completes pending I/O, replays the coalesced ring through `dispatcher`, captures
     /// VM and vCPU state, writes memory sparse, then `devices`' blobs. The VM stays
-    /// paused; resume or stop it afterwards.
+    /// paused; resume or stop it afterwards. For a lazily restored VM pass its
+    /// `RestoredVM.pagers`: pages not paged in yet are then copied from the old snapshot
+    /// instead of being faulted in.
     @discardableResult
     public static func save(_ vm: VirtualMachine, dispatcher: ExitDispatcher?, devices: [DeviceState] = [],
-                            to dir: String) throws(SnapshotError) -> SnapshotWriter.Summary {
+                            pagers: [DemandPager] = [], to dir: String) throws(SnapshotError) -> SnapshotWriter.Summary {
         let state = try VMState.capture(vm, dispatcher: dispatcher)
-        return try SnapshotWriter.write(state, memory: vm.memory, devices: devices, to: dir)
+        return try SnapshotWriter.write(state, memory: vm.memory, devices: devices, pagers: pagers, to: dir)
     }
 
     /// Opens, checks and restores the snapshot in `dir` on `kvm`.

@@ -29,7 +29,10 @@ struct LauncherSnapshotAPITests {
     /// enough to pause (polled; the guest then works on for a second or more). Returns
     /// the uninterrupted run's console output.
     @discardableResult
-    func roundTrip(_ name: String, _ run: [String], status: Int32, midRun: (String) -> Bool) throws -> String {
+    /// `metrics` gets `vmm ctl metrics` at the pause; with `lazyStats` the lazy restore
+    /// runs with --stats and its stderr goes there.
+    func roundTrip(_ name: String, _ run: [String], status: Int32, metrics: ((String) -> Void)? = nil,
+                   lazyStats: ((String) -> Void)? = nil, midRun: (String) -> Bool) throws -> String {
         let dir = try scratch(name)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let full = try VMMProcess.run(run + ["--serial", "file:\(dir)/full.txt"])
@@ -42,6 +45,7 @@ struct LauncherSnapshotAPITests {
         try #require(eventually(tries: 60_000) { midRun(read(out)) }, "the guest never printed its mid-run marker: \(read(out))")
         let pause = try ControlAPITests.ctl([socket, "pause"])
         #expect(pause.status == 0, "\(pause.stdout)\(pause.stderr)")
+        if let metrics { metrics(try ControlAPITests.ctl([socket, "metrics"]).stdout) }
         let before = read(out)
         #expect(try ControlAPITests.ctl([socket, "info"]).stdout.hasPrefix(#"{"state": "Paused""#))
         let saved = try ControlAPITests.ctl([socket, "snapshot", snap])
@@ -54,9 +58,10 @@ struct LauncherSnapshotAPITests {
 
         for mode in [[], ["--eager"]] {
             let log = dir + "/restored\(mode.joined()).txt"
-            let r = try VMMProcess.run(["restore", snap, "--serial", "file:\(log)"] + mode)
+            let stats = mode.isEmpty && lazyStats != nil
+            let r = try VMMProcess.run(["restore", snap, "--serial", "file:\(log)"] + mode + (stats ? ["--stats"] : []))
             #expect(r.status == status, "restore \(mode): \(r.stderr)")
-            #expect(r.stderr == "")
+            if stats { lazyStats?(r.stderr) } else { #expect(r.stderr == "") }
             #expect(before + read(log) == expected, "restore \(mode): the console continues the uninterrupted run")
         }
         #expect(try contents(snap) == files, "a restore changes nothing on disk")
@@ -74,6 +79,32 @@ struct LauncherSnapshotAPITests {
         let full = try roundTrip("apf", run, status: 0) { $0 == "apf-snap: start\n" }
         // The pages' checksum (as the demo computes it), B's fixed work, async PF on.
         #expect(full == "apf-snap: start\napf-snap: 16 pages, checksum 0x97C69ECD96644D26, task B counted to 0x0000000040000000, async page faults 1\napf-snap: done\n")
+    }
+
+    /// The default, in-kernel irqchip: KVM's own async-PF worker takes the ring-3 faults
+    /// and halts the vCPU; the demand pager hands them to that vCPU, so the AsyncPF plugin
+    /// sends the guest "not present" and another task runs (AsyncPFIRQChipTests).
+    @Test("the two-task async-PF guest with the in-kernel irqchip: async PFs in the run and the lazy restore, the same console output")
+    func asyncPFGuestKernelIRQChip() throws {
+        let run = ["run", VMMProcess.guest("apfsnap.elf"),
+                   "--plugin", "MemoryFault,snapshot=\(VMMProcess.guest("demo-data.mem")),base=0x200000"]
+        var before = -1, after = -1, handedOver = -1
+        let full = try roundTrip("apfk", run, status: 0, metrics: { json in
+            // "not_present_injected": N at the pause (0 if it came before task A's first fault).
+            before = Self.counter(json, "not_present_injected")
+        }, lazyStats: { stderr in
+            let line = stderr.split(separator: "\n").first { $0.hasPrefix("async page faults: ") } ?? ""
+            let numbers = line.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .punctuationCharacters)) }
+            if numbers.count == 3 { (after, handedOver) = (numbers[0], numbers[2]) }
+        }) { $0 == "apf-snap: start\n" }
+        #expect(full == "apf-snap: start\napf-snap: 16 pages, checksum 0x97C69ECD96644D26, task B counted to 0x0000000040000000, async page faults 1\napf-snap: done\n")
+        #expect(before >= 0 && after >= 0 && before + after >= 1, "not present: \(before) before the pause, \(after) in the lazy restore")
+        #expect(handedOver >= after, "\(handedOver) of \(after) from KVM's worker")
+    }
+
+    static func counter(_ json: String, _ key: String) -> Int {
+        guard let range = json.range(of: "\"\(key)\": ") else { return -1 }
+        return Int(json[range.upperBound...].prefix { $0.isNumber }) ?? -1
     }
 
     @Test("a 2-vCPU guest (in-kernel irqchip, the AP serving the BSP): paused, snapshotted, restored lazily and eagerly")

@@ -20,8 +20,9 @@ final class SnapshotGuest {
     private var lock = pthread_mutex_t()
     private var cond = pthread_cond_t()
 
-    init(vcpus: Int, irqchip: Bool = false, pit: Bool = false, released: Bool) throws {
-        guest = try TestGuest("snap_work", ring: 3, vcpus: vcpus, memoryMiB: 8, irqchip: irqchip)
+    init(vcpus: Int, irqchip: Bool = false, pit: Bool = false, memoryMiB: UInt64 = 8,
+         backing: MemoryRegion.Backing = .anonymous, released: Bool) throws {
+        guest = try TestGuest("snap_work", ring: 3, vcpus: vcpus, memoryMiB: memoryMiB, backing: backing, irqchip: irqchip)
         if pit { try guest.vm.createPIT() }
         self.released = released
         pthread_mutex_init(&lock, nil)
