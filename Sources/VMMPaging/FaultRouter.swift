@@ -1,5 +1,7 @@
 import CUFFD
 import Glibc
+import Synchronization
+import SystemPackage
 import VMMKit
 
 /// The blocking-mode fault router: one thread reading userfaultfd messages.
@@ -25,6 +27,9 @@ final class FaultRouter: @unchecked Sendable {
     /// Fallback for a kick that was lost: ring 0 answers a kick with a second message at
     /// once (measured), ring 3 with EINTR in about 0.3 ms.
     static let postTimeoutNanoseconds = 10_000_000
+    /// Fault injection for tests: a non-zero errno makes the router's next `poll` fail
+    /// with it (a failure the kernel cannot be made to produce on demand).
+    let injectedPollError = Atomic<Int32>(0)
 
     init(pager: DemandPager, vcpus: [VCPU]) throws(VMMError) {
         self.pager = pager
@@ -66,9 +71,17 @@ final class FaultRouter: @unchecked Sendable {
                    pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
         while true {
             let timeout: Int32 = posted.isEmpty ? -1 : 1
-            let n = poll(&fds, 2, timeout)
-            if n < 0 && errno != EINTR { return }
+            let injected = injectedPollError.load(ordering: .relaxed)
+            let n = injected != 0 ? -1 : poll(&fds, 2, timeout)
+            if n < 0 {
+                let err = injected != 0 ? injected : errno
+                if err == EINTR { continue }
+                return fail("poll on the userfaultfd failed: \(Errno(rawValue: err))")
+            }
             if fds[1].revents != 0 { return }
+            if fds[0].revents & Int16(POLLERR | POLLNVAL) != 0 {
+                return fail("the userfaultfd (fd \(fds[0].fd)) reported \(fds[0].revents & Int16(POLLNVAL) != 0 ? "POLLNVAL" : "POLLERR")")
+            }
             while true {
                 let count = pager.uffd.read(into: messages)
                 if count == 0 { break }
@@ -117,6 +130,17 @@ final class FaultRouter: @unchecked Sendable {
             return
         }
         resolve(page, tid: tid, access: access(message))
+    }
+
+    /// The router cannot read faults any more: nothing would deliver a page again, and
+    /// a vCPU that faults would wait in the kernel for ever. Every vCPU is stopped with
+    /// the diagnosis, then the region leaves the userfaultfd, which wakes the threads
+    /// waiting on it (a ring-0 fault ignores kicks); each leaves the kernel with its
+    /// stop already requested, so none runs on over a page that was never delivered.
+    private func fail(_ what: String) {
+        let reason = StopReason.stuck("demand paging from \(pager.source.name) ended: its fault router stopped because \(what); no page can be delivered any more")
+        for vcpu in vcpus { vcpu.requestStop(reason) }
+        pager.uffd.unregister(pager.region.hostAddress, length: Int(pager.region.size))
     }
 
     private func access(_ message: UnsafePointer<uffd_msg>) -> PageRequest.Access {

@@ -41,6 +41,13 @@ final class Userfaultfd: @unchecked Sendable {
         }
     }
 
+    /// Takes a range out of the userfaultfd (best effort: the caller is giving up on it),
+    /// which wakes every thread waiting on a page in it.
+    func unregister(_ start: UnsafeMutableRawPointer, length: Int) {
+        var range = uffdio_range(start: UInt64(UInt(bitPattern: start)), len: UInt64(length))
+        _ = cuffd_ioctl(fd, CUFFDIO_UNREGISTER, &range)
+    }
+
     enum CopyResult { case installed, alreadyPresent }
 
     /// Installs one page atomically and wakes the threads waiting on it. EEXIST (another

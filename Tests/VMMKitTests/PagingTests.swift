@@ -182,6 +182,23 @@ struct PagingTests {
         #expect(guest.pager.statistics.pagesFetched == 0)
     }
 
+    /// The router is the only reader of the userfaultfd: if it stopped quietly, the next
+    /// fault would leave its vCPU in the kernel for ever. Its poll is made to fail once
+    /// the guest is under way (ENOMEM); every vCPU must stop with the router's diagnosis.
+    @Test("a fault router whose poll fails stops every vCPU with its diagnosis, not a hang", arguments: [3, 0])
+    func routerFails(ring: Int) throws {
+        let guest = try PagedGuest("dp_checksum", ring: ring, vcpus: 2, mode: .blocking,
+                                   setup: Self.checksum(Self.dataStart, Self.dataStart + 0x100000, stride: 8, writes: 0))
+        let router = try #require(guest.pager.router)
+        // Armed before the run: the router is waiting in poll, so it handles the first
+        // fault's message, then polls again and fails.
+        router.injectedPollError.store(ENOMEM, ordering: .relaxed)
+        let reasons = try guest.run()
+        let why = StopReason.stuck("demand paging from snapshot \(guest.snapshotPath) ended: its fault router stopped because poll on the userfaultfd failed: Cannot allocate memory; no page can be delivered any more")
+        #expect(reasons == [why, why])
+        #expect(guest.pager.statistics.pagesFetched < 256)
+    }
+
     @Test("a paged VM leaves no fd, mapping or router thread behind", arguments: [DemandPager.Mode.blocking, .sigbus])
     func noLeaks(mode: DemandPager.Mode) throws {
         func once() throws {
