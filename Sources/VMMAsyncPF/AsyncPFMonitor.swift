@@ -62,6 +62,7 @@ func startAsyncPFThread(_ body: @escaping () -> Void) throws(VMMError) -> pthrea
     let box = Unmanaged.passRetained(Box(body)).toOpaque()
     var tid = pthread_t()
     let rc = pthread_create(&tid, nil, { raw in
+        ThreadName.setCurrent("async-pf")
         Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
         return nil
     }, box)

@@ -46,6 +46,7 @@ final class FaultRouter: @unchecked Sendable {
         var tid = pthread_t()
         let rc = pthread_create(&tid, nil, { raw in
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            ThreadName.setCurrent("uffd-router")
             box.router.loop()
             return nil
         }, box)

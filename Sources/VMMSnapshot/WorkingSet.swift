@@ -57,6 +57,7 @@ public final class WorkingSetPrefetch: @unchecked Sendable {
         let box = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { raw in
             let me = Unmanaged<WorkingSetPrefetch>.fromOpaque(raw!).takeRetainedValue()
+            ThreadName.setCurrent("prefetch")
             me.run()
             return nil
         }, box)

@@ -11,9 +11,17 @@
  * ends); this slot is only the fast way to find it.
  */
 
+#include <sys/prctl.h>
+
 extern __thread void *vmmkit_thread_plugin_state;
 
 static inline void *vmmkit_thread_plugin_state_get(void) { return vmmkit_thread_plugin_state; }
 static inline void vmmkit_thread_plugin_state_set(void *state) { vmmkit_thread_plugin_state = state; }
+
+/* Names the calling thread (prctl PR_SET_NAME; the kernel keeps 15 bytes). Here because
+ * Swift cannot call the variadic prctl, and Glibc's module hides pthread_setname_np. */
+static inline void vmmkit_thread_set_name(const char *name) {
+    prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL);
+}
 
 #endif

@@ -46,6 +46,7 @@ public final class EventNotifier: @unchecked Sendable {
             var tid = pthread_t()
             let rc = pthread_create(&tid, nil, { raw in
                 let me = Unmanaged<EventNotifier>.fromOpaque(raw!).takeRetainedValue()
+                ThreadName.setCurrent("notifier")
                 me.loop()
                 return nil
             }, box)

@@ -96,6 +96,7 @@ final class PluginWatchdog: @unchecked Sendable {
         var tid = pthread_t()
         let rc = pthread_create(&tid, nil, { raw in
             let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
+            ThreadName.setCurrent("watchdog")
             start.watchdog.watch(generation: start.generation)
             return nil
         }, box)
