@@ -206,6 +206,7 @@ final class Watchdog: @unchecked Sendable {
         let me = Unmanaged.passRetained(self).toOpaque()
         pthread_create(&thread, nil, { raw in
             let w = Unmanaged<Watchdog>.fromOpaque(raw!).takeRetainedValue()
+            ThreadName.setCurrent("time-limit")
             w.wait()
             return nil
         }, me)

@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import VMMKit
 
 /// Ends the process when a run that was asked to stop does not: a vCPU inside a plugin
 /// handler that never returns cannot be stopped or cancelled (plugins run in process),
@@ -36,6 +37,7 @@ final class StuckRunExit: @unchecked Sendable {
         var tid = pthread_t()
         guard pthread_create(&tid, nil, { raw in
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            ThreadName.setCurrent("stuck-exit")
             box.owner.waitThenExit(box.status, box.message)
             return nil
         }, box) == 0 else { Unmanaged<Box>.fromOpaque(box).release(); return }

@@ -8,10 +8,7 @@ extension VCPU {
     public func start(_ dispatcher: ExitDispatcher) throws(VMMError) {
         _ = try liveFD()
         dispatcher.freeze()
-        try control.start { [self] in
-            ThreadName.setCurrent("vcpu\(id)")
-            return runLoop(dispatcher)
-        }
+        try control.start(name: "vcpu\(id)") { [self] in runLoop(dispatcher) }
     }
 
     /// Runs the loop on the calling thread (for VMMs that manage their own threads).

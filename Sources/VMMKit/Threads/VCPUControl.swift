@@ -58,15 +58,17 @@ final class VCPUControl: @unchecked Sendable {
 
     static func installKickHandler() { _ = installOnce }
 
-    func start(_ body: @escaping () -> StopReason) throws(VMMError) {
+    /// Starts the thread, named `vmm-<name>`, running `body`.
+    func start(name: String, _ body: @escaping () -> StopReason) throws(VMMError) {
         try locked { () throws(VMMError) in
             guard thread == nil, !finished else { throw .invalidArgument("vCPU thread already started") }
-            final class Box { let body: () -> StopReason; let control: VCPUControl
-                init(_ b: @escaping () -> StopReason, _ c: VCPUControl) { body = b; control = c } }
-            let box = Unmanaged.passRetained(Box(body, self)).toOpaque()
+            final class Box { let body: () -> StopReason; let control: VCPUControl; let name: String
+                init(_ b: @escaping () -> StopReason, _ c: VCPUControl, _ n: String) { body = b; control = c; name = n } }
+            let box = Unmanaged.passRetained(Box(body, self, name)).toOpaque()
             var tid = pthread_t()
             let rc = pthread_create(&tid, nil, { raw in
                 let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+                ThreadName.setCurrent(box.name)
                 var set = sigset_t()
                 sigemptyset(&set)
                 sigaddset(&set, VCPUControl.kickSignal)

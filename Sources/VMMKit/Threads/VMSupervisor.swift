@@ -68,7 +68,7 @@ public final class VMSupervisor: @unchecked Sendable {
         for (i, vcpu) in all.enumerated() {
             do {
                 _ = try vcpu.liveFD()
-                try vcpu.control.start { [self] in
+                try vcpu.control.start(name: "vcpu\(vcpu.id)") { [self] in
                     let reason = vcpu.runLoop(dispatcher)
                     stopped(i, reason)
                     return reason
@@ -85,6 +85,7 @@ public final class VMSupervisor: @unchecked Sendable {
             let me = Unmanaged.passRetained(self).toOpaque()
             if pthread_create(&t, nil, { raw in
                 let s = Unmanaged<VMSupervisor>.fromOpaque(raw!).takeRetainedValue()
+                ThreadName.setCurrent("halt-watch")
                 s.watch()
                 return nil
             }, me) == 0 { monitor = t } else { Unmanaged<VMSupervisor>.fromOpaque(me).release() }
