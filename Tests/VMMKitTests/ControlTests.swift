@@ -97,7 +97,7 @@ struct ControlTests {
         let kvm = try KVM.open()
         // Warm up lazily created process-wide state first (signal handler, runtime caches).
         do { let g = try TestGuest("hlt"); _ = try g.run() }
-        let fds = openFDCount()
+        let fds = openFDs()
         let maps = mappingCount()
         for i in 0..<200 {
             let vm = try kvm.createVM()
@@ -108,7 +108,7 @@ struct ControlTests {
             if i % 20 == 0 { #expect(try vm.run(ExitDispatcher()) == [.halted]) }
             vm.close()
         }
-        #expect(openFDCount() == fds)
+        #expect(fdsOpened(since: fds) == [])
         #expect(mappingsUnreliable || mappingCount() <= maps) // fewer: a glibc arena heap of an earlier test's threads released; more: a leak
     }
 

@@ -16,13 +16,13 @@ struct GuestMemoryTests {
         let vm = try makeVM()
         defer { vm.close() }
         try vm.memory.addRegion(name: "a", guestAddress: 0x10_0000, size: 0x10_0000)
-        let fds = openFDCount(), maps = mappingCount()
+        let fds = openFDs(), maps = mappingCount()
         let gpa = start == 0x10_0000 ? 0x18_0000 : start
         #expect {
             try vm.memory.addRegion(name: "b", guestAddress: gpa, size: size, backing: .memfd)
         } throws: { ($0 as? VMMError)?.description == message }
-        #expect(openFDCount() == fds)
-        #expect(mappingsUnreliable || mappingCount() == maps)
+        #expect(fdsOpened(since: fds) == [])
+        #expect(mappingsUnreliable || mappingCount() <= maps) // a leak is growth; fewer is an earlier test's memory given back
         #expect(vm.memory.regions.map(\.name) == ["a"])
     }
 
@@ -124,7 +124,7 @@ struct GuestMemoryTests {
         let maps = mappingCount()
         try vm.memory.addRegion(name: "a", guestAddress: 0, size: 0x4000, backing: .memfd)
         try vm.memory.removeRegion(named: "a")
-        #expect(mappingsUnreliable || mappingCount() == maps)
+        #expect(mappingsUnreliable || mappingCount() <= maps) // a leak is growth; fewer is an earlier test's memory given back
         let again = try vm.memory.addRegion(name: "a", guestAddress: 0, size: 0x4000)
         #expect(again.slot == 0)
         #expect { try vm.memory.removeRegion(named: "zz") } throws: { ($0 as? VMMError)?.description == "no memory region named 'zz'" }

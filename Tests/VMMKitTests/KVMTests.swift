@@ -18,11 +18,11 @@ struct KVMOpenTests {
 
     @Test("a file that is not the KVM device is refused with the failing request named")
     func notKVM() {
-        let fds = openFDCount()
+        let fds = openFDs()
         #expect {
             _ = try KVM.open(path: "/dev/null")
         } throws: { ($0 as? VMMError)?.description == "KVM_GET_API_VERSION failed: Inappropriate ioctl for device (errno 25)" }
-        #expect(openFDCount() == fds)
+        #expect(fdsOpened(since: fds) == [])
     }
 }
 

@@ -60,7 +60,7 @@ struct PluginTests {
 
     @Test("a Swift handler that throws stops the vCPU with the plugin's message and path; no fd leaks")
     func swiftHandlerFails() throws {
-        let before = openFDCount()
+        let before = openFDs()
         do {
             let (guest, host) = try PluginFixtures.guest("plugin_scratch_fault")
             try host.load("ScratchDevice")
@@ -70,7 +70,7 @@ struct PluginTests {
             host.close()
             guest.vm.close()
         }
-        #expect(openFDCount() == before)
+        #expect(fdsOpened(since: before) == [])
     }
 
     @Test("a C handler returning VMM_FAIL stops the vCPU with its message")

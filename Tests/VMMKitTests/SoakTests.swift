@@ -73,21 +73,17 @@ struct SoakTests {
         precondition(PluginFixtures.built)
         let count = Self.full ? 1000 : 40
         for _ in 0..<3 { try Self.cycle(withPager: withPager) } // warm up: lazily created process-wide state
-        let (fds, maps, rss) = (openFDCount(), mappingCount(), Self.residentBytes())
+        let (fds, maps, rss) = (openFDs(), mappingCount(), Self.residentBytes())
         let start = Self.now()
         for _ in 0..<count { try Self.cycle(withPager: withPager) }
         let seconds = Self.now() - start
         let growth = Self.residentBytes() - rss
         // A leak is growth. Fewer is possible in the full suite: objects and malloc arena
         // heaps of earlier tests' threads may be released meanwhile.
-        #expect(openFDCount() <= fds)
+        #expect(fdsOpened(since: fds) == [])
         #expect(mappingsUnreliable || mappingCount() <= maps)
         #expect(mappingsUnreliable || growth < 1 << 20) // ASan's quarantine keeps freed memory resident
-        if openFDCount() > fds {
-            var buf = [CChar](repeating: 0, count: 256)
-            for fd in 0..<200 { let n = readlink("/proc/self/fd/\(fd)", &buf, 255); if n > 0 { buf[n] = 0; print("fd \(fd): \(String(cString: buf))") } }
-        }
-        print("soak\(withPager ? " (demand pager)" : ""): \(count) cycles in \(Int(seconds * 1000)) ms (\(Int(seconds * 1e6) / count) us/cycle); fds \(fds) -> \(openFDCount()), mappings \(maps) -> \(mappingCount()), RSS growth \(growth / 1024) KiB, plugin handles created \(PluginHandle.created)")
+        print("soak\(withPager ? " (demand pager)" : ""): \(count) cycles in \(Int(seconds * 1000)) ms (\(Int(seconds * 1e6) / count) us/cycle); fds \(fds.count) -> \(openFDCount()), mappings \(maps) -> \(mappingCount()), RSS growth \(growth / 1024) KiB, plugin handles created \(PluginHandle.created)")
     }
 
     /// Each vCPU: RCX times { out %al,$0x537; mov %eax,0xd0001000; lock incq 0x20000 }; hlt.

@@ -52,33 +52,6 @@ final class TestGuest {
     deinit { vm.close() }
 }
 
-/// Open file descriptors of this process.
-func openFDCount() -> Int {
-    guard let dir = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(dir) }
-    var n = 0
-    while readdir(dir) != nil { n += 1 }
-    return n
-}
-
-/// Whether this test process runs under ASan or TSan (scripts/test-sanitizers): their
-/// allocators map memory on their own and keep freed blocks in a quarantine, so counts of
-/// /proc/self/maps lines say nothing about our leaks there; the plain suite checks them.
-let mappingsUnreliable: Bool = dlsym(nil, "__asan_init") != nil || dlsym(nil, "__tsan_init") != nil
-
-/// Lines in /proc/self/maps: one per mapping.
-func mappingCount() -> Int {
-    guard let f = fopen("/proc/self/maps", "r") else { return -1 }
-    defer { fclose(f) }
-    var n = 0
-    while true {
-        let c = fgetc(f)
-        if c == EOF { break }
-        if c == 10 { n += 1 }
-    }
-    return n
-}
-
 /// Thread-safe recorder for values seen by handlers.
 final class Recorder<T>: @unchecked Sendable {
     private var items: [T] = []

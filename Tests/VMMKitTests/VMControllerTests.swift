@@ -5,7 +5,9 @@ import VMMControl
 @testable import VMMKit
 
 /// Waits for `condition`, polling up to `tries` times with a short pause between polls.
-func eventually(tries: Int = 2000, _ condition: () throws -> Bool) rethrows -> Bool {
+/// The default bound (about a minute) only matters when the condition never comes: a
+/// test waits as long as a loaded 2-core machine needs, and a broken one still ends.
+func eventually(tries: Int = 30_000, _ condition: () throws -> Bool) rethrows -> Bool {
     for _ in 0..<tries {
         if try condition() { return true }
         usleep(2000)
