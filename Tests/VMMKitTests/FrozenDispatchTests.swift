@@ -46,8 +46,8 @@ struct FrozenDispatchTests {
         #expect(live[2] == "read 119")
     }
 
-    /// The frozen tables find a segment by a linear scan when there are few and by binary
-    /// search when there are many: both must agree with the live tables at every edge.
+    /// The frozen tables find a segment in their own flat copy: with few ranges and many,
+    /// at every range edge, they must agree with the live tables.
     @Test("segment lookup, few and many ranges, at every range edge: the same before and after freeze",
           arguments: [2, 3, 4, 5, 9])
     func segmentEdges(ranges: Int) throws {

@@ -34,24 +34,11 @@ final class FrozenTables {
             handlers.deallocate()
         }
 
-        /// The segment containing `address`: a few segments (a VM's usual devices) by a
-        /// linear scan, which for one or two costs a third of a binary search; more by
-        /// binary search.
+        /// The segment containing `address`, by binary search.
         @inline(__always)
         func segment(_ address: UInt64) -> Segment? {
-            guard segments.count > Self.scanLimit else {
-                var i = 0
-                while i < segments.count {
-                    let s = segments[i]
-                    if address < s.end { return s.start <= address ? s : nil }
-                    i &+= 1
-                }
-                return nil
-            }
-            return segments.indexContaining(address).map { segments[$0] }
+            segments.indexContaining(address).map { segments[$0] }
         }
-
-        static var scanLimit: Int { 4 }
     }
 
     let pio: Table<PIOHandlerBox>
