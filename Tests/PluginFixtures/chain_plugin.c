@@ -106,6 +106,6 @@ static void chain_destroy(void *instance) { free(instance); }
 
 const vmm_plugin_entry_t vmm_plugin_entry = {
     sizeof(vmm_plugin_entry_t), VMM_PLUGIN_ABI_MAJOR, VMM_PLUGIN_ABI_MINOR,
-    "org.vmmkit.test.chain", "1.0.0", "handlers sharing ranges by priority (tests)",
+    "org.vmmkit.test.chain", "1.0.0", "two devices sharing ranges by priority (tests)",
     chain_init, chain_destroy, NULL,
 };
