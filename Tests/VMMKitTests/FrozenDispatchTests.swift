@@ -46,6 +46,42 @@ struct FrozenDispatchTests {
         #expect(live[2] == "read 119")
     }
 
+    /// The frozen tables find a segment in their own flat copy: with few ranges and many,
+    /// at every range edge, they must agree with the live tables.
+    @Test("segment lookup, few and many ranges, at every range edge: the same before and after freeze",
+          arguments: [2, 3, 4, 5, 9])
+    func segmentEdges(ranges: Int) throws {
+        let guest = try TestGuest("hlt")
+        let d = ExitDispatcher()
+        // Ranges of 4 ports with gaps of 2: [0x100 + 6i, 0x104 + 6i).
+        for i in 0..<ranges {
+            try d.registerPIO(port: UInt16(0x100 + 6 * i), count: 4, owner: "r\(i)") { _, _ in .stop(.guestExit(code: Int32(i))) }
+            try d.registerMMIO(address: 0xd000_0000 + UInt64(0x100 * i), length: 0x80, owner: "m\(i)") { _, _ in
+                .stop(.guestExit(code: Int32(100 + i)))
+            }
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
+        defer { buffer.deallocate() }
+        func route() -> [String] {
+            var out: [String] = []
+            for port in 0xfe..<(0x102 + 6 * ranges) {
+                var e = VMExit.io(.synthetic(port: UInt16(port), size: 1, isWrite: true, data: buffer))
+                out.append("\(d.dispatch(&e, on: guest.vcpu))")
+            }
+            for i in 0...ranges {
+                for offset: UInt64 in [0, 0x7f, 0x80, 0xff] {
+                    var m = VMExit.mmio(MMIOAccess(address: 0xd000_0000 + UInt64(0x100 * i) + offset, length: 1, isWrite: true, data: 0))
+                    out.append("\(d.dispatch(&m, on: guest.vcpu))")
+                }
+            }
+            return out
+        }
+        let live = route()
+        d.freeze()
+        #expect(route() == live)
+        #expect(live.filter { !$0.contains("unhandled") }.count == 4 * ranges + 2 * ranges)
+    }
+
     /// A HLT takes the run loop's own path (FrozenTables.dispatchHalt): its handlers in
     /// priority order with `.notMine` falling through, re-entry after `.handled`, and a
     /// handler's stop or failure ending the run, as through the live tables.

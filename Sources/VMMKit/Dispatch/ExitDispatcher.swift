@@ -37,28 +37,48 @@ public final class ExitDispatcher: @unchecked Sendable {
     /// Registers a port range [port, port+count).
     public func registerPIO(port: UInt16, count: UInt16 = 1, priority: Int32 = 0, exclusive: Bool = true,
                             owner: String, _ handler: @escaping PIOHandler) throws(VMMError) {
+        try registerPIO(port: port, count: count, priority: priority, exclusive: exclusive, owner: owner,
+                        plugin: .none, info: nil, handler)
+    }
+
+    /// `registerPIO` for a plugin's handler: `handler` is its closure, `plugin` the C
+    /// entry the hot path calls instead (`PluginHotCall`); both behave the same.
+    func registerPIO(port: UInt16, count: UInt16, priority: Int32, exclusive: Bool, owner: String,
+                     plugin: PluginEntry, info: HandlerInfo?, _ handler: @escaping PIOHandler) throws(VMMError) {
         try checkMutable(owner)
         guard UInt32(port) + UInt32(count) <= 0x10000 else {
             throw .invalidArgument("\(owner): port range \(hex(port))+\(count) runs past port 0xffff")
         }
         try pio.insert(start: UInt64(port), length: UInt64(count), priority: priority, exclusive: exclusive,
-                       owner: owner, unit: "port", handler: handler)
+                       owner: owner, unit: "port", plugin: plugin, info: info, handler: handler)
     }
 
     /// Registers a guest-physical MMIO range [address, address+length).
     public func registerMMIO(address: UInt64, length: UInt64, priority: Int32 = 0, exclusive: Bool = true,
                              owner: String, _ handler: @escaping MMIOHandler) throws(VMMError) {
+        try registerMMIO(address: address, length: length, priority: priority, exclusive: exclusive, owner: owner,
+                         plugin: .none, info: nil, handler)
+    }
+
+    func registerMMIO(address: UInt64, length: UInt64, priority: Int32, exclusive: Bool, owner: String,
+                      plugin: PluginEntry, info: HandlerInfo?, _ handler: @escaping MMIOHandler) throws(VMMError) {
         try checkMutable(owner)
         try mmio.insert(start: address, length: length, priority: priority, exclusive: exclusive,
-                        owner: owner, unit: "MMIO", handler: handler)
+                        owner: owner, unit: "MMIO", plugin: plugin, info: info, handler: handler)
     }
 
     /// Registers a handler for every exit of one kind (for I/O and MMIO: after the range
     /// handlers, before the default).
     public func register(_ kind: VMExitKind, priority: Int32 = 0, owner: String, _ handler: @escaping Handler) throws(VMMError) {
+        try register(kind, priority: priority, owner: owner, plugin: .none, info: nil, handler)
+    }
+
+    /// `register` for a plugin's handler, with the C entry the hot path calls (HLT only).
+    func register(_ kind: VMExitKind, priority: Int32, owner: String, plugin: PluginEntry, info: HandlerInfo?,
+                  _ handler: @escaping Handler) throws(VMMError) {
         try checkMutable(owner)
         let index = VMExitKind.allCases.firstIndex(of: kind)!
-        byKind[index].append(KindHandlerBox(priority: priority, owner: owner, handler))
+        byKind[index].append(KindHandlerBox(priority: priority, owner: owner, plugin: plugin, info: info, handler))
         byKind[index].sort { $0.priority > $1.priority }
     }
 

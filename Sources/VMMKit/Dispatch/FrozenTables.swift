@@ -88,21 +88,33 @@ final class FrozenTables {
         return ExitDispatcher.defaultVerdict(exit, vcpu: vcpu)
     }
 
-    /// A HLT: its kind handlers, then the default (`.stop(.halted)`, as
-    /// `ExitDispatcher.defaultVerdict` answers, without reading registers for a message
-    /// it does not print). `exit` is made `.hlt` only when a handler is there to see it.
+    /// A HLT: its kind handlers, then the default. `.handled`: go on; `.unclaimed`: the
+    /// default, `.stop(.halted)` (as `ExitDispatcher.defaultVerdict` answers, without
+    /// reading registers for a message it does not print); `.other`: a handler's answer
+    /// is in `verdict`. `exit` is made `.hlt` only when a handler is there to see it.
     @inline(__always)
-    func dispatchHalt(_ exit: inout VMExit, _ vcpu: VCPU) -> ExitVerdict {
+    func dispatchHalt(_ exit: inout VMExit, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeAnswer {
         let k = VMExit.hlt.kindIndex
         let (first, end) = (kindStart[k], kindStart[k &+ 1])
-        guard first < end else { return .stop(.halted) }
+        guard first < end else { return .unclaimed }
         if case .hlt = exit {} else { exit = .hlt }
         for i in first..<end {
-            let verdict = kindHandlers[i]._withUnsafeGuaranteedRef { $0.call(&exit, vcpu) }
-            if case .notMine = verdict { continue }
-            return verdict
+            let box = kindHandlers[i]
+            if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
+                // A plugin's handler: its C entry directly (PluginHotCall).
+                switch PluginHotCall.hlt(box, fn, vcpu, &verdict) {
+                case .handled: return .handled
+                case .next: continue
+                case .other: return .other
+                }
+            }
+            switch box._withUnsafeGuaranteedRef({ $0.call(&exit, vcpu) }) {
+            case .handled: return .handled
+            case .notMine: continue
+            case let other: verdict = other; return .other
+            }
         }
-        return .stop(.halted)
+        return .unclaimed
     }
 
     /// The first verdict other than `.notMine` of the port handlers, or nil.
@@ -124,7 +136,16 @@ final class FrozenTables {
     func dispatchHot(_ access: PIOAccess, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeAnswer {
         guard let s = pio.segment(UInt64(access.port)) else { return .unclaimed }
         for i in s.first..<(s.first &+ s.count) {
-            switch pio.handlers[i]._withUnsafeGuaranteedRef({ $0.call(access, vcpu) }) {
+            let box = pio.handlers[i]
+            if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
+                // A plugin's handler: its C entry directly, no closure or verdict value.
+                switch PluginHotCall.pio(box, fn, access, vcpu, &verdict) {
+                case .handled: return .handled
+                case .next: continue
+                case .other: return .other
+                }
+            }
+            switch box._withUnsafeGuaranteedRef({ $0.call(access, vcpu) }) {
             case .handled: return .handled
             case .notMine: continue
             case let other: verdict = other; return .other
@@ -137,7 +158,15 @@ final class FrozenTables {
     func dispatchHot(_ access: inout MMIOAccess, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeAnswer {
         guard let s = mmio.segment(access.address) else { return .unclaimed }
         for i in s.first..<(s.first &+ s.count) {
-            switch mmio.handlers[i]._withUnsafeGuaranteedRef({ $0.call(&access, vcpu) }) {
+            let box = mmio.handlers[i]
+            if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
+                switch PluginHotCall.mmio(box, fn, &access, vcpu, &verdict) {
+                case .handled: return .handled
+                case .next: continue
+                case .other: return .other
+                }
+            }
+            switch box._withUnsafeGuaranteedRef({ $0.call(&access, vcpu) }) {
             case .handled: return .handled
             case .notMine: continue
             case let other: verdict = other; return .other
@@ -165,9 +194,19 @@ final class FrozenTables {
 /// container (`AddressRangeTable<Handler>`) is stored at the most general abstraction
 /// and called through two reabstraction thunks on every exit; in a concrete class it
 /// is called directly.
+///
+/// A plugin's handler also carries its C entry (`plugin`): the run loop's hot path calls
+/// that directly (`PluginHotCall`), every other path the closure, which does the same.
 final class PIOHandlerBox {
     let call: ExitDispatcher.PIOHandler
-    init(_ call: @escaping ExitDispatcher.PIOHandler) { self.call = call }
+    let plugin: PluginEntry
+    /// The plugin handler's owner, for failure messages (nil for closures).
+    let info: HandlerInfo?
+    init(_ call: @escaping ExitDispatcher.PIOHandler, plugin: PluginEntry = .none, info: HandlerInfo? = nil) {
+        self.call = call
+        self.plugin = plugin
+        self.info = info
+    }
 }
 
 /// A handler for every exit of one kind, with its priority.
@@ -176,30 +215,44 @@ final class KindHandlerBox {
     /// Who registered it, for traces (`ExitObserver.observesHandlers`).
     let owner: String
     let call: ExitDispatcher.Handler
-    init(priority: Int32, owner: String, _ call: @escaping ExitDispatcher.Handler) {
+    /// Set for a plugin's HLT handler (`FrozenTables.dispatchHalt`).
+    let plugin: PluginEntry
+    let info: HandlerInfo?
+    init(priority: Int32, owner: String, plugin: PluginEntry = .none, info: HandlerInfo? = nil,
+         _ call: @escaping ExitDispatcher.Handler) {
         self.priority = priority
         self.owner = owner
         self.call = call
+        self.plugin = plugin
+        self.info = info
     }
 }
 
 final class MMIOHandlerBox {
     let call: ExitDispatcher.MMIOHandler
-    init(_ call: @escaping ExitDispatcher.MMIOHandler) { self.call = call }
+    let plugin: PluginEntry
+    let info: HandlerInfo?
+    init(_ call: @escaping ExitDispatcher.MMIOHandler, plugin: PluginEntry = .none, info: HandlerInfo? = nil) {
+        self.call = call
+        self.plugin = plugin
+        self.info = info
+    }
 }
 
 extension AddressRangeTable where Handler == PIOHandlerBox {
     mutating func insert(start: UInt64, length: UInt64, priority: Int32, exclusive: Bool, owner: String,
-                         unit: String, handler: @escaping ExitDispatcher.PIOHandler) throws(VMMError) {
+                         unit: String, plugin: PluginEntry = .none, info: HandlerInfo? = nil,
+                         handler: @escaping ExitDispatcher.PIOHandler) throws(VMMError) {
         try insert(start: start, length: length, priority: priority, exclusive: exclusive, owner: owner, unit: unit,
-                   handler: PIOHandlerBox(handler))
+                   handler: PIOHandlerBox(handler, plugin: plugin, info: info))
     }
 }
 
 extension AddressRangeTable where Handler == MMIOHandlerBox {
     mutating func insert(start: UInt64, length: UInt64, priority: Int32, exclusive: Bool, owner: String,
-                         unit: String, handler: @escaping ExitDispatcher.MMIOHandler) throws(VMMError) {
+                         unit: String, plugin: PluginEntry = .none, info: HandlerInfo? = nil,
+                         handler: @escaping ExitDispatcher.MMIOHandler) throws(VMMError) {
         try insert(start: start, length: length, priority: priority, exclusive: exclusive, owner: owner, unit: unit,
-                   handler: MMIOHandlerBox(handler))
+                   handler: MMIOHandlerBox(handler, plugin: plugin, info: info))
     }
 }

@@ -106,10 +106,15 @@ extension VCPU {
         case .other: exit = .mmio(access); return .ranged
         }
         if !isWrite {
-            withUnsafeMutableBytes(of: &runPage.pointee.mmio.data) { dst in
-                withUnsafeBytes(of: access.data.littleEndian) { src in
-                    dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[0..<length]))
-                }
+            // kvm_run.mmio.data follows phys_addr; a load of 1, 2, 4 or 8 bytes is one store.
+            let dst = UnsafeMutableRawPointer(runPage) + (ExitCanary.unionOffset &+ 8)
+            var value = access.data.littleEndian
+            switch length {
+            case 8: dst.storeBytes(of: value, as: UInt64.self)
+            case 4: dst.storeBytes(of: UInt32(truncatingIfNeeded: value), as: UInt32.self)
+            case 2: dst.storeBytes(of: UInt16(truncatingIfNeeded: value), as: UInt16.self)
+            case 1: dst.storeBytes(of: UInt8(truncatingIfNeeded: value), as: UInt8.self)
+            default: withUnsafeBytes(of: &value) { dst.copyMemory(from: $0.baseAddress!, byteCount: length) }
             }
         }
         return .handled

@@ -150,6 +150,22 @@ extension PluginThreadState {
     func call(_ fn: PluginHandleFunction, _ user: UnsafeMutableRawPointer?,
               _ record: UnsafeMutablePointer<vmm_exit_t>, _ tag: UInt64, what: UInt64, address: UInt64) -> vmm_verdict_t {
         let slot = self.slot
+        if slot.busy.load(ordering: .relaxed) != 0 { return nestedCall(fn, user, record, tag, what: what, address: address) }
+        slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+        slot.what.store(what, ordering: .releasing)
+        slot.address.store(address, ordering: .releasing)
+        slot.busy.store(tag, ordering: .releasing)
+        let verdict = fn(user, record)
+        slot.busy.store(0, ordering: .releasing)
+        return verdict
+    }
+
+    /// `call` inside another plugin call on this thread: the outer call's view is
+    /// restored when this one returns.
+    @inline(never)
+    private func nestedCall(_ fn: PluginHandleFunction, _ user: UnsafeMutableRawPointer?,
+                            _ record: UnsafeMutablePointer<vmm_exit_t>, _ tag: UInt64, what: UInt64, address: UInt64) -> vmm_verdict_t {
+        let slot = self.slot
         let outer = (slot.busy.load(ordering: .relaxed), slot.what.load(ordering: .relaxed),
                      slot.address.load(ordering: .relaxed))
         slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
@@ -157,11 +173,9 @@ extension PluginThreadState {
         slot.address.store(address, ordering: .releasing)
         slot.busy.store(tag, ordering: .releasing)
         let verdict = fn(user, record)
-        if outer.0 != 0 {
-            slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
-            slot.what.store(outer.1, ordering: .releasing)
-            slot.address.store(outer.2, ordering: .releasing)
-        }
+        slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+        slot.what.store(outer.1, ordering: .releasing)
+        slot.address.store(outer.2, ordering: .releasing)
         slot.busy.store(outer.0, ordering: .releasing)
         return verdict
     }

@@ -11,10 +11,12 @@ enum PluginDispatch {
         h.tag = plugin.host.watchdog.tag(for: h.owner) // names it to the PluginWatchdog
         // Captured: two trivial values and one class reference, so a call retains nothing.
         let fn = h.handle, user = h.user, info = HandlerInfo(owner: h.owner, tag: h.tag)
+        // What the run loop's hot path calls instead of the closures below (PluginHotCall).
+        let entry = PluginEntry(fn: fn, user: user, tag: h.tag)
         switch h.exitClass {
         case VMM_EXIT_PIO.rawValue:
             try dispatcher.registerPIO(port: UInt16(h.start), count: UInt16(h.end - h.start), priority: h.priority,
-                                       exclusive: h.exclusive, owner: h.owner) { io, vcpu in
+                                       exclusive: h.exclusive, owner: h.owner, plugin: entry, info: info) { io, vcpu in
                 PluginThreadState.withCurrent { state in
                     let record = state.begin(vcpu, exitClass: VMM_EXIT_PIO.rawValue)
                     record.pointee.pio = vmm_exit_pio_t(
@@ -27,7 +29,7 @@ enum PluginDispatch {
             }
         case VMM_EXIT_MMIO.rawValue:
             try dispatcher.registerMMIO(address: h.start, length: h.end - h.start, priority: h.priority,
-                                        exclusive: h.exclusive, owner: h.owner) { access, vcpu in
+                                        exclusive: h.exclusive, owner: h.owner, plugin: entry, info: info) { access, vcpu in
                 let (isWrite, address, length, data) = (access.isWrite, access.address, access.length, access.data)
                 var readBack: UInt64 = 0
                 let result = PluginThreadState.withCurrent { state in
@@ -88,7 +90,7 @@ enum PluginDispatch {
                 return verdict(answer, state, info)
             }
         case VMM_EXIT_HLT.rawValue:
-            try dispatcher.register(.hlt, priority: h.priority, owner: h.owner) { _, vcpu in
+            try dispatcher.register(.hlt, priority: h.priority, owner: h.owner, plugin: entry, info: info) { _, vcpu in
                 PluginThreadState.withCurrent { state in
                     verdict(state.call(fn, user, state.begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue), info.tag), state, info)
                 }

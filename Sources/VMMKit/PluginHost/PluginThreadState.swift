@@ -63,7 +63,7 @@ final class PluginThreadState {
     /// The `__thread` slot finds it (one load); the pthread key owns it, so its
     /// destructor frees it when the thread ends.
     @inline(__always)
-    private static var currentRaw: UnsafeMutableRawPointer {
+    static var currentRaw: UnsafeMutableRawPointer {
         if let raw = vmmkit_thread_plugin_state_get() { return raw }
         return create()
     }

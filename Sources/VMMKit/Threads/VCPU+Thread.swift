@@ -48,11 +48,15 @@ extension VCPU {
                     continue
                 case .halted:
                     // A HLT completes nothing: only a stop or a failure needs `settle`.
-                    let verdict = hot._withUnsafeGuaranteedRef { $0.dispatchHalt(&hotExit, self) }
-                    switch verdict {
-                    case .handled, .notMine, .backingReplaced: continue
-                    case let .stop(reason): return reason
-                    case let .fail(message): return .handlerFailed(message)
+                    switch hot._withUnsafeGuaranteedRef({ $0.dispatchHalt(&hotExit, self, &hotVerdict) }) {
+                    case .handled: continue
+                    case .unclaimed: return .halted
+                    case .other:
+                        switch hotVerdict {
+                        case .handled, .notMine, .backingReplaced: continue
+                        case let .stop(reason): return reason
+                        case let .fail(message): return .handlerFailed(message)
+                        }
                     }
                 case .ranged, .unclaimed:
                     if case .unclaimed = step { hotVerdict = hot._withUnsafeGuaranteedRef { $0.dispatchByKind(&hotExit, self) } }
