@@ -1,4 +1,6 @@
+import CKVM
 import Glibc
+import Synchronization
 import Testing
 @testable import VMMKit
 
@@ -37,6 +39,31 @@ struct ControlTests {
         guest.vcpu.resume()
         sleepMilliseconds(20)
         #expect(!guest.vcpu.isPaused && guest.vcpu.isRunning)
+        #expect(guest.vcpu.stop() == .requested)
+    }
+
+    /// What another thread does to hand a vCPU work (PluginHost's async-PF posts, the
+    /// fault router): publish it, then kick. A kick that lands while the vCPU is parked
+    /// must still reach the interrupt hook after the resume.
+    final class PostedWork: Sendable {
+        let posted = Atomic<Bool>(false), delivered = Atomic<Bool>(false)
+    }
+
+    @Test("work posted with a kick while the vCPU is paused reaches its interrupt hook after the resume, though the guest spins at ring 3 and never exits")
+    func kickWhileParked() throws {
+        let guest = try TestGuest("user_spin", ring: 3)
+        let work = PostedWork()
+        guest.vcpu.hooks.onInterrupt = { _ in
+            if work.posted.load(ordering: .acquiring) { work.delivered.store(true, ordering: .releasing) }
+            return nil
+        }
+        try guest.vcpu.start(guest.dispatcher)
+        guest.vcpu.pause()
+        work.posted.store(true, ordering: .releasing)
+        ckvm_set_immediate_exit(guest.vcpu.unsafeRunPage, 1)
+        guest.vcpu.signalThread()
+        guest.vcpu.resume()
+        #expect(eventually { work.delivered.load(ordering: .acquiring) }, "the posted work was never delivered")
         #expect(guest.vcpu.stop() == .requested)
     }
 

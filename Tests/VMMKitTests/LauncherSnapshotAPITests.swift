@@ -59,7 +59,8 @@ struct LauncherSnapshotAPITests {
         for mode in [[], ["--eager"]] {
             let log = dir + "/restored\(mode.joined()).txt"
             let stats = mode.isEmpty && lazyStats != nil
-            let r = try VMMProcess.run(["restore", snap, "--serial", "file:\(log)"] + mode + (stats ? ["--stats"] : []))
+            // Bounded: a restored guest that waits forever (a lost "ready") fails here, by name.
+            let r = try VMMProcess.run(["restore", snap, "--serial", "file:\(log)", "--max-seconds", "300"] + mode + (stats ? ["--stats"] : []))
             #expect(r.status == status, "restore \(mode): \(r.stderr)")
             if stats { lazyStats?(r.stderr) } else { #expect(r.stderr == "") }
             #expect(before + read(log) == expected, "restore \(mode): the console continues the uninterrupted run")

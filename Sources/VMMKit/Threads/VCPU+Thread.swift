@@ -34,8 +34,13 @@ extension VCPU {
         // The hot path's out-parameters, written only for the exits it does not finish.
         var hotExit = VMExit.interrupted, hotVerdict = ExitVerdict.handled
         while true {
-            if control.pending.load(ordering: .sequentiallyConsistent),
-               let reason = control.checkpoint(clearKick: { ckvm_set_immediate_exit(runPage, 0) }) {
+            // After a resume `immediate_exit` stays set: the next KVM_RUN returns EINTR at
+            // once and the interrupt hook below runs, as for any kick. The kick may also
+            // have been another thread's (an async-PF "ready" or a fault the router
+            // posted before the pause or while parked); clearing it here lost that work
+            // until some later kick, which a guest spinning at ring 3 never causes (a
+            // restored guest waited forever for its "ready").
+            if control.pending.load(ordering: .sequentiallyConsistent), let reason = control.checkpoint() {
                 return drained() ?? reason
             }
             var exit: VMExit

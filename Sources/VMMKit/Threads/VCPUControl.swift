@@ -175,8 +175,9 @@ final class VCPUControl: @unchecked Sendable {
     var isRunning: Bool { locked { thread != nil && !finished } }
 
     /// Called on the vCPU thread when `pending` is set. Parks while paused; returns the
-    /// stop reason if asked to stop, nil to go on running.
-    func checkpoint(clearKick: () -> Void) -> StopReason? {
+    /// stop reason if asked to stop, nil to go on running (the kick is left set: the
+    /// caller's next KVM_RUN returns EINTR and runs its interrupt hook).
+    func checkpoint() -> StopReason? {
         locked {
             while true {
                 switch request {
@@ -188,7 +189,6 @@ final class VCPUControl: @unchecked Sendable {
                 case .run:
                     paused = false
                     pending.store(false, ordering: .sequentiallyConsistent)
-                    clearKick()
                     return nil
                 }
             }
