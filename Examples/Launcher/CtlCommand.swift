@@ -6,6 +6,7 @@ import VMMControl
 /// socket (`Connection: close`), the answer's JSON body on stdout.
 struct Ctl: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "ctl",
         abstract: "Control a VM started with 'vmm run --api-sock PATH'.",
         discussion: """
         Commands: info, pause, resume, stop, metrics, snapshot DIR. The JSON answer is printed on stdout.

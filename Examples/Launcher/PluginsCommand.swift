@@ -8,6 +8,7 @@ import VMMKit
 /// by running each candidate's `init` in a child process (`PluginProbe`).
 struct Plugins: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "plugins",
         abstract: "List the plugins found on the search path (or in PATH).",
         discussion: "Exit status 8 when PATH is a file and it is refused.")
 

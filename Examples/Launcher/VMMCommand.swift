@@ -36,7 +36,7 @@ struct VMM: ParsableCommand {
 }
 
 struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Load a guest image and run it until the guest stops.")
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Load a guest image and run it until the guest stops.")
 
     @Argument(help: "ELF64, Multiboot v1 (ELF32) or flat binary (with --load-addr).")
     var image: String?
@@ -155,6 +155,7 @@ struct Run: ParsableCommand {
 
 struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "restore",
         abstract: "Resume a snapshot of vmm run (--snapshot-on-stop) in this process and run it to the end.",
         discussion: "The machine (RAM, vCPUs, irqchip, plugins and their configs) is rebuilt from the snapshot; exit statuses as vmm run. A damaged, incompatible or incomplete snapshot: status 24, nothing on disk changed.")
 
