@@ -90,6 +90,35 @@ BEGIN(apf_interrupt)
     .quad 0xb000
 END(apf_interrupt)
 
+/* An interrupt-window request that a snapshot must keep. With IF = 0 the host is asked
+ * for vector 0xf3 at port 0x10 (it can only request the window) and saves the vCPU at
+ * port 0x11; the restored vCPU enables interrupts and waits a bounded while. Port 0xf4
+ * reports how often the handler ran: 1 when the restored vCPU still asked for the
+ * window, 0 when the request was lost (a restored guest that waited unbounded would
+ * hang instead). */
+BEGIN(apf_window_snap)
+    IDT_GATE(0xf3, 1f)
+    lidt 9f(%rip)
+    cli
+    mov $0x10, %dx
+    out %al, %dx
+    mov $0x11, %dx
+    out %al, %dx
+    sti
+    mov $10000, %ecx
+3:  cmpl $0, 0x20000
+    jne 5f
+    loop 3b
+5:  mov 0x20000, %eax
+    mov $0xf4, %dx
+    out %al, %dx
+    hlt
+1:  incl 0x20000
+    iretq
+9:  .word 0xfff
+    .quad 0xb000
+END(apf_window_snap)
+
 /* The "ready" vector through the in-kernel LAPIC (an MSI from the host): enable the
  * APIC, ask twice (port 0x10) with IF = 0 then IF = 1; the handler counts at 0x20000
  * and sends EOI. With an irqchip HLT does not exit, so it ends on port 0xf4. */

@@ -27,6 +27,9 @@ extension VCPUState {
             for e in cpuid { w.appendPOD(e) }
         }
         if let tscKHz { w.record(.tscKHz) { $0.append(tscKHz) } }
+        // Only when set, so that a snapshot without a waiting vector stays readable by
+        // readers from before the record.
+        if interruptWindowRequested { w.record(.interruptWindow) { $0.append(UInt32(1)) } }
         return w.bytes
     }
 
@@ -85,6 +88,10 @@ extension VCPUState {
                 for _ in 0..<count { list.append(try body.readPOD(CPUIDEntry.self, zero: CPUIDEntry())) }
                 cpuid = list
             case .tscKHz: state.tscKHz = try body.read(UInt32.self)
+            case .interruptWindow:
+                let value: UInt32 = try body.read()
+                guard value == 1 else { throw .invalid(path: path, "interruptWindow record at byte \(at) holds \(value) (only 1 is written)") }
+                state.interruptWindowRequested = true
             case .irqchip, .pit, .clock:
                 throw .invalid(path: path, "record \(known) at byte \(at) belongs in vm.state, not a vCPU's file")
             }

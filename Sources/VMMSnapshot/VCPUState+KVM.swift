@@ -36,6 +36,7 @@ extension VCPUState {
                 state.lapic = l
             }
             state.mpState = try vcpu.mpState()
+            state.interruptWindowRequested = vcpu.requestInterruptWindow
             state.cpuid = try captureCPUID(fd)
             if kvm.hasExtension(KVM_CAP_GET_TSC_KHZ) {
                 let khz = ckvm_ioctl_value(fd, CKVM_GET_TSC_KHZ, 0)
@@ -99,7 +100,8 @@ extension VCPUState {
 
     /// Writes the state into a fresh vCPU, in the order KVM needs: CPUID before
     /// anything that depends on features, MP state and registers, XSAVE/XCRs, debug
-    /// registers, LAPIC, MSRs (TSC among them), events last.
+    /// registers, LAPIC, MSRs (TSC among them), events last; then the run page's
+    /// interrupt-window request.
     public func restore(into vcpu: VCPU, kvm: KVM) throws(SnapshotError) {
         let fd = vcpu.fd
         guard fd >= 0 else { throw .refused("vCPU \(vcpu.id) is not a KVM vCPU") }
@@ -123,6 +125,7 @@ extension VCPUState {
             if var lapic { try stateIOCTL(fd, CKVM_SET_LAPIC, "KVM_SET_LAPIC", &lapic) }
             try restoreMSRs(fd)
             try vcpu.setEvents(events)
+            vcpu.requestInterruptWindow = interruptWindowRequested
         } catch let error as SnapshotError {
             throw error
         } catch let error as VMMError {

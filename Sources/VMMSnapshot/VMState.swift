@@ -26,6 +26,11 @@ public struct VCPUState: Sendable {
     public var mpState: UInt32
     public var cpuid: [CPUIDEntry]
     public var tscKHz: UInt32?
+    /// `kvm_run.request_interrupt_window`: the VMM asked for an exit as soon as the
+    /// guest can take an interrupt (a vector is waiting for it, e.g. an async-PF
+    /// "ready" sent while IF = 0). It lives in the VMM's run page, not in KVM's vCPU
+    /// state: a restore that dropped it would leave the vector waiting forever.
+    public var interruptWindowRequested = false
 }
 
 /// One RAM region of the guest and where its bytes are in the memory file.
@@ -62,7 +67,7 @@ public struct VMState: Sendable {
 
 /// Record tags of the state files (`vm.state`, `vcpuN.state`); Docs/SnapshotFormat.md.
 enum StateTag: UInt32, CaseIterable {
-    case regs = 1, sregs, xsave, fpu, xcrs, debugRegs, msrs, lapic, events, mpState, cpuid, tscKHz
+    case regs = 1, sregs, xsave, fpu, xcrs, debugRegs, msrs, lapic, events, mpState, cpuid, tscKHz, interruptWindow
     case irqchip = 32, pit, clock
 
     static func name(_ raw: UInt32) -> String {
