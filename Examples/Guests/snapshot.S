@@ -42,3 +42,17 @@ BEGIN(snap_work)
     out %eax, %dx
 10: jmp 10b
 END(snap_work)
+
+/* The task priority in CR8 across a snapshot without an in-kernel LAPIC (KVM then
+ * loads CR8 from the run page at every KVM_RUN): sets CR8 to 5, is saved at port 0x11,
+ * and reports CR8 after the restore on port 0xf4. */
+BEGIN(snap_cr8)
+    mov $5, %eax
+    mov %rax, %cr8
+    mov $0x11, %dx
+    out %al, %dx
+    mov %cr8, %rax
+    mov $0xf4, %dx
+    out %al, %dx
+    hlt
+END(snap_cr8)

@@ -107,6 +107,10 @@ public final class VCPU: @unchecked Sendable {
     public func setSpecialRegisters(_ sregs: SpecialRegisters) throws(VMMError) {
         var s = sregs
         _ = try ioctl(try liveFD(), CKVM_SET_SREGS, "KVM_SET_SREGS", &s)
+        // Without an in-kernel LAPIC every KVM_RUN loads CR8 from the run page (QEMU
+        // writes it before each entry): keep the page in step, or the next entry would
+        // put back whatever the page held (0 on a fresh vCPU, e.g. a restored one).
+        runPage.pointee.cr8 = sregs.cr8
     }
 
     public func fpu() throws(VMMError) -> FPUState {

@@ -9,9 +9,9 @@ import Testing
 /// carry it: a restore without it never gets the window exit, and a guest spinning for
 /// its "ready" at ring 3 (no exits) waits forever. CI18 hung exactly so, twice in one
 /// test (RELIABILITY.md, Determinism).
-@Suite("Snapshot of a pending interrupt-window request on real KVM", .serialized,
+@Suite("Snapshot of the run page's inputs on real KVM (interrupt-window request, CR8)", .serialized,
        .enabled(if: KVMAvailability.present, KVMAvailability.reason))
-struct SnapshotInterruptWindowTests {
+struct SnapshotRunPageTests {
     @Test("a window requested while IF = 0 survives save and restore: the restored vCPU exits for it and takes the vector")
     func windowRequestSurvives() throws {
         let scratch = ScratchDir("window")
@@ -49,6 +49,25 @@ struct SnapshotInterruptWindowTests {
         let stops = try restored.vm.run(dispatcher)
         #expect(stops == [.guestExit(code: 1)], "\(stops)")
         #expect(windows.all == [true])
+    }
+
+    @Test("CR8 set by a guest without an in-kernel LAPIC survives save and restore (KVM loads it from the run page at each entry)")
+    func cr8Survives() throws {
+        let scratch = ScratchDir("cr8")
+        let dir = scratch.sub("snap")
+        let guest = try TestGuest("snap_cr8")
+        try guest.dispatcher.registerPIO(port: 0x11, owner: "test") { _, _ in .stop(.requested) }
+        #expect(try guest.run() == .requested)
+        #expect(try guest.vcpu.specialRegisters().cr8 == 5)
+        try VMSnapshot.save(guest.vm, dispatcher: guest.dispatcher, to: dir)
+        guest.vm.close()
+
+        let restored = try VMSnapshot.restore(from: dir, on: guest.kvm, memory: .eager)
+        defer { restored.close() }
+        let dispatcher = ExitDispatcher()
+        try dispatcher.registerPIO(port: 0xf4, owner: "test") { io, _ in .stop(.guestExit(code: Int32(truncatingIfNeeded: io.value))) }
+        // The guest reads CR8 after the restore and reports it.
+        #expect(try restored.vm.run(dispatcher) == [.guestExit(code: 5)])
     }
 
     @Test("the request is a record of its own, written only when set: other state files stay as before")
