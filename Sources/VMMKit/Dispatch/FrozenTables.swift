@@ -141,9 +141,13 @@ final class FrozenTables {
 
     /// The run loop's hot path: like `dispatch`, with the common answer (`.handled`)
     /// as a one-byte result and any other verdict written to `verdict`, so that no
-    /// `ExitVerdict` is copied or destroyed per exit.
+    /// `ExitVerdict` is copied or destroyed per exit. Static, on the table the caller
+    /// read out of the borrowed `FrozenTables`: called inside a closure given to
+    /// `_withUnsafeGuaranteedRef`, this body stayed a function of its own (one more
+    /// call layer per exit).
     @inline(__always)
-    func dispatchHot(_ access: PIOAccess, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeAnswer {
+    static func dispatchHot(_ pio: Table<PIOHandlerBox>, _ access: inout PIOAccess, _ vcpu: VCPU,
+                            _ verdict: inout ExitVerdict) -> RangeAnswer {
         guard let s = pio.segment(UInt64(access.port)) else { return .unclaimed }
         // A while loop: a Range would check first <= end (a trap) on every exit.
         var i = s.first
@@ -169,7 +173,8 @@ final class FrozenTables {
     }
 
     @inline(__always)
-    func dispatchHot(_ access: inout MMIOAccess, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeAnswer {
+    static func dispatchHot(_ mmio: Table<MMIOHandlerBox>, _ access: inout MMIOAccess, _ vcpu: VCPU,
+                            _ verdict: inout ExitVerdict) -> RangeAnswer {
         guard let s = mmio.segment(access.address) else { return .unclaimed }
         var i = s.first
         let end = s.first &+ s.count

@@ -34,13 +34,21 @@ extension VCPU {
         if rc == 0 {
             let raw = UnsafeMutableRawPointer(runPage)
             let reason = runPage.pointee.exit_reason
-            if reason == UInt32(KVM_EXIT_IO) || reason == UInt32(KVM_EXIT_MMIO),
-               case .exit = ExitCanary.classify(rc: rc, errno: err, run: raw, size: runSize, entry: entry) {
-                // IO and MMIO answers are read back by the kernel: no poison next time.
-                canary.mayPoison = false
-                return reason == UInt32(KVM_EXIT_IO) ? hotPIO(tables, raw, &exit, &verdict) : hotMMIO(tables, &exit, &verdict)
-            }
-            if reason == UInt32(KVM_EXIT_HLT) {
+            // For rc 0 and an IO or MMIO reason (never the poison), `ExitCanary.classify`
+            // answers `.exit` exactly when these checks pass; anything else, including its
+            // anomalies, is left to `classified`, which runs classify itself.
+            if reason == UInt32(KVM_EXIT_IO) {
+                if ExitCanary.plausibleIO(raw, size: runSize) {
+                    // IO and MMIO answers are read back by the kernel: no poison next time.
+                    canary.mayPoison = false
+                    return hotPIO(tables, raw, &exit, &verdict)
+                }
+            } else if reason == UInt32(KVM_EXIT_MMIO) {
+                if ExitCanary.plausibleMMIO(raw) {
+                    canary.mayPoison = false
+                    return hotMMIO(tables, &exit, &verdict)
+                }
+            } else if reason == UInt32(KVM_EXIT_HLT) {
                 // classify's verdict for rc 0 and a reason that is neither the poison nor
                 // IO/MMIO/memory fault is always `.exit`; HLT leaves nothing to complete.
                 canary.mayPoison = true
@@ -49,25 +57,33 @@ extension VCPU {
                 return .halted
             }
         }
+        return try coldStep(rc, err, entry, &exit)
+    }
+
+    /// Everything but a plausible PIO, MMIO or HLT exit: `run()`'s own classification,
+    /// out of line so that its anomaly messages and `VMExit` temporaries stay out of
+    /// the hot path's frame.
+    @inline(never)
+    private func coldStep(_ rc: Int32, _ err: Int32, _ entry: ExitCanary.Entry, _ exit: inout VMExit) throws(VMMError) -> HotStep {
         exit = try classified(rc: rc, err: err, entry: entry)
         return .other
     }
 
     /// The classifier has checked element size, count and that the data lies in the page.
-    @inline(__always)
+    @inline(never)
     private func hotPIO(_ tables: Unmanaged<FrozenTables>, _ raw: UnsafeMutableRawPointer,
                         _ exit: inout VMExit, _ verdict: inout ExitVerdict) -> HotStep {
         let io = runPage.pointee.io
         let bytes = Int(io.size) &* Int(io.count)
-        let offset = Int(io.data_offset)
+        let offset = Int(truncatingIfNeeded: io.data_offset) // at most the page size (plausibleIO)
         let isWrite = io.direction == UInt8(KVM_EXIT_IO_OUT)
         if isWrite { Self.copySmall(to: scratch, from: raw + offset, bytes) }
-        let access = PIOAccess(port: io.port, size: Int(io.size), count: Int(io.count), isWrite: isWrite,
+        var access = PIOAccess(port: io.port, size: Int(io.size), count: Int(io.count), isWrite: isWrite,
                                data: UnsafeMutableRawBufferPointer(start: scratch, count: bytes))
         canary.record(ExitSummary(reason: UInt32(KVM_EXIT_IO), address: UInt64(io.port), length: UInt32(bytes),
                                   isWrite: isWrite))
         canary.resetFaults()
-        switch tables._withUnsafeGuaranteedRef({ $0.dispatchHot(access, self, &verdict) }) {
+        switch FrozenTables.dispatchHot(tables._withUnsafeGuaranteedRef { $0.pio }, &access, self, &verdict) {
         case .handled: break
         case .unclaimed: exit = .io(access); return .unclaimed
         case .other: exit = .io(access); return .ranged
@@ -89,7 +105,7 @@ extension VCPU {
     }
 
     /// The classifier has checked the length (1 to 8 bytes).
-    @inline(__always)
+    @inline(never)
     private func hotMMIO(_ tables: Unmanaged<FrozenTables>, _ exit: inout VMExit, _ verdict: inout ExitVerdict) -> HotStep {
         let mmio = runPage.pointee.mmio
         let length = Int(mmio.len)
@@ -100,7 +116,7 @@ extension VCPU {
         canary.record(ExitSummary(reason: UInt32(KVM_EXIT_MMIO), address: mmio.phys_addr, length: UInt32(length),
                                   isWrite: isWrite))
         canary.resetFaults()
-        switch tables._withUnsafeGuaranteedRef({ $0.dispatchHot(&access, self, &verdict) }) {
+        switch FrozenTables.dispatchHot(tables._withUnsafeGuaranteedRef { $0.mmio }, &access, self, &verdict) {
         case .handled: break
         case .unclaimed: exit = .mmio(access); return .unclaimed
         case .other: exit = .mmio(access); return .ranged

@@ -31,7 +31,7 @@ enum RangeStep {
 enum PluginHotCall {
     // Out of line, one call each: inlined into the run loop they would crowd its
     // registers for closure handlers too; inside, no closure or context is left.
-    @inline(never)
+    @inline(__always)
     static func pio(_ box: Unmanaged<PIOHandlerBox>, _ fn: PluginHandleFunction, _ io: PIOAccess, _ vcpu: VCPU,
                     _ verdict: inout ExitVerdict) -> RangeStep {
         box._withUnsafeGuaranteedRef { box in
@@ -39,7 +39,7 @@ enum PluginHotCall {
         }
     }
 
-    @inline(never)
+    @inline(__always)
     static func mmio(_ box: Unmanaged<MMIOHandlerBox>, _ fn: PluginHandleFunction, _ access: inout MMIOAccess,
                      _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeStep {
         box._withUnsafeGuaranteedRef { box in
