@@ -110,8 +110,11 @@ extension VCPU {
         let mmio = runPage.pointee.mmio
         let length = Int(mmio.len)
         let isWrite = mmio.is_write != 0
-        let mask: UInt64 = length >= 8 ? ~0 : (1 << UInt64(length &* 8)) &- 1
-        let data = isWrite ? UInt64(littleEndian: withUnsafeBytes(of: mmio.data) { $0.loadUnaligned(as: UInt64.self) }) & mask : 0
+        var data: UInt64 = 0
+        if isWrite {
+            let mask: UInt64 = length >= 8 ? ~0 : (1 << UInt64(length &* 8)) &- 1
+            data = UInt64(littleEndian: withUnsafeBytes(of: mmio.data) { $0.loadUnaligned(as: UInt64.self) }) & mask
+        }
         var access = MMIOAccess(address: mmio.phys_addr, length: length, isWrite: isWrite, data: data)
         canary.record(ExitSummary(reason: UInt32(KVM_EXIT_MMIO), address: mmio.phys_addr, length: UInt32(length),
                                   isWrite: isWrite))
@@ -122,16 +125,10 @@ extension VCPU {
         case .other: exit = .mmio(access); return .ranged
         }
         if !isWrite {
-            // kvm_run.mmio.data follows phys_addr; a load of 1, 2, 4 or 8 bytes is one store.
+            // kvm_run.mmio.data (8 bytes, after phys_addr) in one store, whatever the
+            // length: the kernel hands the guest only the first `len` bytes of it.
             let dst = UnsafeMutableRawPointer(runPage) + (ExitCanary.unionOffset &+ 8)
-            var value = access.data.littleEndian
-            switch length {
-            case 8: dst.storeBytes(of: value, as: UInt64.self)
-            case 4: dst.storeBytes(of: UInt32(truncatingIfNeeded: value), as: UInt32.self)
-            case 2: dst.storeBytes(of: UInt16(truncatingIfNeeded: value), as: UInt16.self)
-            case 1: dst.storeBytes(of: UInt8(truncatingIfNeeded: value), as: UInt8.self)
-            default: withUnsafeBytes(of: &value) { dst.copyMemory(from: $0.baseAddress!, byteCount: length) }
-            }
+            dst.storeBytes(of: access.data.littleEndian, as: UInt64.self)
         }
         return .handled
     }

@@ -29,8 +29,9 @@ enum RangeStep {
 /// back, turn the verdict — so the closure (used by `ExitDispatcher.dispatch`, traces
 /// and observers) and this path behave the same; only the layers differ.
 enum PluginHotCall {
-    // Out of line, one call each: inlined into the run loop they would crowd its
-    // registers for closure handlers too; inside, no closure or context is left.
+    // PIO and MMIO are inlined into the hot path's out-of-line hotPIO / hotMMIO (a call
+    // layer less: -28 / -15 instructions per exit, measured); HLT stays out of line:
+    // inlined into the run loop it crowds the loop's registers (+11 to +35 per HLT).
     @inline(__always)
     static func pio(_ box: Unmanaged<PIOHandlerBox>, _ fn: PluginHandleFunction, _ io: PIOAccess, _ vcpu: VCPU,
                     _ verdict: inout ExitVerdict) -> RangeStep {
