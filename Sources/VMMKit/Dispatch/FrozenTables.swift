@@ -17,12 +17,15 @@ final class FrozenTables {
         let handlers: UnsafeMutableBufferPointer<Unmanaged<Box>>
 
         init(_ table: AddressRangeTable<Box>) {
-            let all = table.segments.flatMap(\.handlers).map { Unmanaged.passRetained($0) }
+            // Only segments with handlers: the hot dispatch loops test for the end after
+            // their first handler, not before it.
+            let kept = table.segments.filter { !$0.handlers.isEmpty }
+            let all = kept.flatMap(\.handlers).map { Unmanaged.passRetained($0) }
             handlers = .allocate(capacity: all.count)
             _ = handlers.initialize(from: all)
-            segments = .allocate(capacity: table.segments.count)
+            segments = .allocate(capacity: kept.count)
             var first = 0
-            for (i, s) in table.segments.enumerated() {
+            for (i, s) in kept.enumerated() {
                 segments.initializeElement(at: i, to: Segment(start: s.start, end: s.end, first: first, count: s.handlers.count))
                 first += s.handlers.count
             }
@@ -149,10 +152,11 @@ final class FrozenTables {
     static func dispatchHot(_ pio: Table<PIOHandlerBox>, _ access: inout PIOAccess, _ vcpu: VCPU,
                             _ verdict: inout ExitVerdict) -> RangeAnswer {
         guard let s = pio.segment(UInt64(access.port)) else { return .unclaimed }
-        // A while loop: a Range would check first <= end (a trap) on every exit.
+        // Every frozen segment has a handler (init): the end is tested after the first.
+        // No Range: it would check first <= end (a trap) on every exit.
         var i = s.first
         let end = s.first &+ s.count
-        while i < end {
+        repeat {
             let box = pio.handlers[i]
             i &+= 1
             if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
@@ -168,7 +172,7 @@ final class FrozenTables {
             case .notMine: continue
             case let other: verdict = other; return .other
             }
-        }
+        } while i < end
         return .unclaimed
     }
 
@@ -176,9 +180,11 @@ final class FrozenTables {
     static func dispatchHot(_ mmio: Table<MMIOHandlerBox>, _ access: inout MMIOAccess, _ vcpu: VCPU,
                             _ verdict: inout ExitVerdict) -> RangeAnswer {
         guard let s = mmio.segment(access.address) else { return .unclaimed }
+        // Every frozen segment has a handler (init): the end is tested after the first.
+        // No Range: it would check first <= end (a trap) on every exit.
         var i = s.first
         let end = s.first &+ s.count
-        while i < end {
+        repeat {
             let box = mmio.handlers[i]
             i &+= 1
             if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
@@ -193,7 +199,7 @@ final class FrozenTables {
             case .notMine: continue
             case let other: verdict = other; return .other
             }
-        }
+        } while i < end
         return .unclaimed
     }
 

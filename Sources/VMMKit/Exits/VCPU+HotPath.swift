@@ -112,7 +112,8 @@ extension VCPU {
         let isWrite = mmio.is_write != 0
         var data: UInt64 = 0
         if isWrite {
-            let mask: UInt64 = length >= 8 ? ~0 : (1 << UInt64(length &* 8)) &- 1
+            // 1 to 8 bytes (plausibleMMIO): a shift of 0 to 56, no special case for 8.
+            let mask = ~UInt64(0) &>> UInt64(truncatingIfNeeded: 64 &- length &* 8)
             data = UInt64(littleEndian: withUnsafeBytes(of: mmio.data) { $0.loadUnaligned(as: UInt64.self) }) & mask
         }
         var access = MMIOAccess(address: mmio.phys_addr, length: length, isWrite: isWrite, data: data)

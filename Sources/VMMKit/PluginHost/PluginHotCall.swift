@@ -73,7 +73,7 @@ extension PluginThreadState {
         record.pointee.pio = vmm_exit_pio_t(
             port: io.port, size: UInt8(truncatingIfNeeded: io.size), is_write: io.isWrite ? 1 : 0,
             count: UInt32(truncatingIfNeeded: io.count), data: io.data.baseAddress?.assumingMemoryBound(to: UInt8.self))
-        let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_PIO.rawValue, isWrite: io.isWrite, size: io.size)
+        let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_PIO.rawValue, isWrite: io.isWrite, smallSize: io.size)
         return hotStep(call(fn, e.user, record, e.tag, what: what, address: UInt64(io.port)), info, &verdict)
     }
 
@@ -87,9 +87,11 @@ extension PluginThreadState {
         record.pointee.mmio.is_write = isWrite ? 1 : 0
         let value = isWrite ? access.data.littleEndian : 0
         withUnsafeMutableBytes(of: &record.pointee.mmio.data) { $0.storeBytes(of: value, as: UInt64.self) }
-        let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_MMIO.rawValue, isWrite: isWrite, size: access.length)
+        let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_MMIO.rawValue, isWrite: isWrite, smallSize: access.length)
         let answer = hotStep(call(fn, e.user, record, e.tag, what: what, address: access.address), info, &verdict)
-        if case .handled = answer, !isWrite {
+        // Read back whatever the direction: after a handled write the hot path never
+        // reads `access.data` again (hotMMIO completes reads only), and one test fewer.
+        if case .handled = answer {
             access.data = withUnsafeBytes(of: record.pointee.mmio.data) { UInt64(littleEndian: $0.load(as: UInt64.self)) }
         }
         return answer
