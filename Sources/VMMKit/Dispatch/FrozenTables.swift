@@ -104,15 +104,16 @@ final class FrozenTables {
     /// A HLT: its kind handlers, then the default. `.handled`: go on; `.unclaimed`: the
     /// default, `.stop(.halted)` (as `ExitDispatcher.defaultVerdict` answers, without
     /// reading registers for a message it does not print); `.other`: a handler's answer
-    /// is in `verdict`. `exit` is made `.hlt` only when a handler is there to see it.
+    /// is in `verdict`. `exit` is made `.hlt` only when a closure handler is there to see it.
     @inline(__always)
     func dispatchHalt(_ exit: inout VMExit, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeAnswer {
         let k = VMExit.hlt.kindIndex
         let (first, end) = (kindStart[k], kindStart[k &+ 1])
         guard first < end else { return .unclaimed }
-        if case .hlt = exit {} else { exit = .hlt }
-        for i in first..<end {
+        var i = first
+        repeat {
             let box = kindHandlers[i]
+            i &+= 1
             if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
                 // A plugin's handler: its C entry directly (PluginHotCall).
                 switch PluginHotCall.hlt(box, fn, vcpu, &verdict) {
@@ -121,12 +122,14 @@ final class FrozenTables {
                 case .other: return .other
                 }
             }
+            // Only a closure sees `exit`: testing the enum costs ~15 instructions a HLT.
+            if case .hlt = exit {} else { exit = .hlt }
             switch box._withUnsafeGuaranteedRef({ $0.call(&exit, vcpu) }) {
             case .handled: return .handled
             case .notMine: continue
             case let other: verdict = other; return .other
             }
-        }
+        } while i < end
         return .unclaimed
     }
 
