@@ -108,7 +108,7 @@ extension PluginThreadState {
     /// `PluginDispatch.verdict` without building an `ExitVerdict` for the common answers.
     @inline(__always)
     private func hotStep(_ v: vmm_verdict_t, _ info: HandlerInfo?, _ verdict: inout ExitVerdict) -> RangeStep {
-        if regsDirty || sregsDirty { return slowStep(v, info, &verdict) }
+        if anyDirty { return slowStep(v, info, &verdict) }
         vcpu = nil
         if v == VMM_HANDLED.rawValue { return .handled }
         if v == VMM_NOT_MINE.rawValue { return .next }
