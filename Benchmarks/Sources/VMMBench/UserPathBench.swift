@@ -159,6 +159,10 @@ final class PreparedExitBackend: VCPUBackend, @unchecked Sendable {
         fresh = true
     }
 
+    // Inlined into its protocol witness, so the loop's call reaches the body directly,
+    // as the C loop's call reaches its stand-in (without it: a thunk, ~6 instructions
+    // per exit that KVMBackend, called directly by the core, never pays).
+    @inline(__always)
     func enter() -> (rc: Int32, errno: Int32) {
         if fresh {
             fresh = false

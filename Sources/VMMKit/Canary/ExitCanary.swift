@@ -86,28 +86,49 @@ public enum ExitCanary {
         case KVM_EXIT_MEMORY_FAULT:
             return .anomaly(.memoryFaultWithoutError)
         case KVM_EXIT_MMIO:
-            // Not just 1/2/4/8: KVM splits an access that straddles a missing page into
-            // pieces of any length (measured here: an 8-byte read at page end - 2 gives
-            // exits of 2 and 6 bytes). Zero or more than 8 is impossible.
-            let length = run.loadUnaligned(fromByteOffset: faultSizeOffset, as: UInt32.self)
-            if length == 0 || length > 8 {
+            if !plausibleMMIO(run) {
+                let length = run.loadUnaligned(fromByteOffset: faultSizeOffset, as: UInt32.self)
                 return .anomaly(.clobberedRecord(reason: reason, detail: "MMIO length \(length) (not 1 to 8 bytes)"))
             }
         case KVM_EXIT_IO:
-            let elementSize = run.load(fromByteOffset: unionOffset + 1, as: UInt8.self)
-            let count = run.loadUnaligned(fromByteOffset: unionOffset + 4, as: UInt32.self)
-            let offset = run.loadUnaligned(fromByteOffset: unionOffset + 8, as: UInt64.self)
-            if elementSize != 1 && elementSize != 2 && elementSize != 4 {
-                return .anomaly(.clobberedRecord(reason: reason, detail: "I/O element size \(elementSize) is not 1, 2 or 4"))
-            }
-            let bytes = UInt64(elementSize) * UInt64(count)
-            if count == 0 || offset > UInt64(size) || bytes > UInt64(size) - offset {
+            if !plausibleIO(run, size: size) {
+                let elementSize = run.load(fromByteOffset: unionOffset + 1, as: UInt8.self)
+                let count = run.loadUnaligned(fromByteOffset: unionOffset + 4, as: UInt32.self)
+                let offset = run.loadUnaligned(fromByteOffset: unionOffset + 8, as: UInt64.self)
+                if elementSize != 1 && elementSize != 2 && elementSize != 4 {
+                    return .anomaly(.clobberedRecord(reason: reason, detail: "I/O element size \(elementSize) is not 1, 2 or 4"))
+                }
                 return .anomaly(.clobberedRecord(reason: reason, detail: "I/O data (\(count) x \(elementSize) bytes at offset \(offset)) lies outside the \(size)-byte kvm_run page"))
             }
         default:
             break
         }
         return .exit(reason: reason)
+    }
+
+    /// A `KVM_EXIT_MMIO` record's length is 1 to 8 bytes. Not just 1/2/4/8: KVM splits
+    /// an access that straddles a missing page into pieces of any length (measured here:
+    /// an 8-byte read at page end - 2 gives exits of 2 and 6 bytes). Zero or more than 8
+    /// is impossible. `classify`'s check, apart so the run loop's hot path can make it
+    /// without the anomaly's message in its frame.
+    @inline(__always)
+    public static func plausibleMMIO(_ run: UnsafeRawPointer) -> Bool {
+        let length = run.loadUnaligned(fromByteOffset: faultSizeOffset, as: UInt32.self)
+        return length &- 1 < 8
+    }
+
+    /// A `KVM_EXIT_IO` record's elements are 1, 2 or 4 bytes, at least one, and its data
+    /// lies inside the `size`-byte page (overflow-safe: the product of a byte and a
+    /// 32-bit count fits 64 bits; the offset is compared before it is subtracted).
+    @inline(__always)
+    public static func plausibleIO(_ run: UnsafeRawPointer, size: Int) -> Bool {
+        let elementSize = run.load(fromByteOffset: unionOffset + 1, as: UInt8.self)
+        let count = run.loadUnaligned(fromByteOffset: unionOffset + 4, as: UInt32.self)
+        let offset = run.loadUnaligned(fromByteOffset: unionOffset + 8, as: UInt64.self)
+        guard elementSize == 1 || elementSize == 2 || elementSize == 4, count != 0 else { return false }
+        let bytes = UInt64(elementSize) &* UInt64(count)
+        let page = UInt64(truncatingIfNeeded: max(size, 0))
+        return offset <= page && bytes <= page &- offset
     }
 
     private static func classifyFault(errno: Int32, run: UnsafeRawPointer, entry: Entry) -> Outcome {

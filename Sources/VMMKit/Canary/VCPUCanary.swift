@@ -17,8 +17,10 @@ public final class VCPUCanary: @unchecked Sendable {
     /// Whether the last exit leaves nothing for the kernel to read back.
     var mayPoison = true
     private let ring: UnsafeMutablePointer<ExitSummary>
-    private var next = 0
-    private var filled = 0
+    /// Exits recorded since the last reset (wrapping: 2^64 exits take centuries). The
+    /// next slot is `recorded % historyCapacity`, a mask: one load, one add, one store
+    /// per exit instead of two checked counters.
+    private var recorded: UInt = 0
     private var lastFault: FaultKey?
     private(set) var repeatCount = 0
     private let pad = CacheLinePad()
@@ -34,14 +36,17 @@ public final class VCPUCanary: @unchecked Sendable {
 
     /// The last exits, oldest first.
     public var recentExits: [ExitSummary] {
-        (0..<filled).map { ring[(next - filled + $0 + Self.historyCapacity) % Self.historyCapacity] }
+        let filled = Int(min(recorded, UInt(Self.historyCapacity)))
+        return (0..<filled).map { ring[Int((recorded &- UInt(filled) &+ UInt($0)) & Self.slotMask)] }
     }
+
+    /// `historyCapacity` is a power of two.
+    private static let slotMask = UInt(historyCapacity - 1)
 
     @inline(__always)
     func record(_ summary: ExitSummary) {
-        ring[next] = summary
-        next = next + 1 == Self.historyCapacity ? 0 : next + 1
-        if filled < Self.historyCapacity { filled += 1 }
+        ring[Int(recorded & Self.slotMask)] = summary
+        recorded &+= 1
     }
 
     /// Identity of a memory fault for the repeat check: the (gpa, size, flags,
@@ -64,6 +69,6 @@ public final class VCPUCanary: @unchecked Sendable {
 
     /// Clears the history and counters (a recorded run replayed from the start).
     public func reset() {
-        next = 0; filled = 0; repeatCount = 0; lastFault = nil; mayPoison = true
+        recorded = 0; repeatCount = 0; lastFault = nil; mayPoison = true
     }
 }

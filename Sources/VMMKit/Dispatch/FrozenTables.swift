@@ -17,12 +17,15 @@ final class FrozenTables {
         let handlers: UnsafeMutableBufferPointer<Unmanaged<Box>>
 
         init(_ table: AddressRangeTable<Box>) {
-            let all = table.segments.flatMap(\.handlers).map { Unmanaged.passRetained($0) }
+            // Only segments with handlers: the hot dispatch loops test for the end after
+            // their first handler, not before it.
+            let kept = table.segments.filter { !$0.handlers.isEmpty }
+            let all = kept.flatMap(\.handlers).map { Unmanaged.passRetained($0) }
             handlers = .allocate(capacity: all.count)
             _ = handlers.initialize(from: all)
-            segments = .allocate(capacity: table.segments.count)
+            segments = .allocate(capacity: kept.count)
             var first = 0
-            for (i, s) in table.segments.enumerated() {
+            for (i, s) in kept.enumerated() {
                 segments.initializeElement(at: i, to: Segment(start: s.start, end: s.end, first: first, count: s.handlers.count))
                 first += s.handlers.count
             }
@@ -34,10 +37,20 @@ final class FrozenTables {
             handlers.deallocate()
         }
 
-        /// The segment containing `address`, by binary search.
+        /// The segment containing `address`: a linear scan over a few segments (one or
+        /// two compares each, ~10 instructions for the first, against ~25 for a binary
+        /// search's setup and steps), a binary search over more.
         @inline(__always)
         func segment(_ address: UInt64) -> Segment? {
-            segments.indexContaining(address).map { segments[$0] }
+            let n = segments.count
+            guard n <= 4 else { return segments.indexContaining(address).map { segments[$0] } }
+            var i = 0
+            while i < n {
+                let s = segments[i]
+                if address < s.end { return address >= s.start ? s : nil }
+                i &+= 1
+            }
+            return nil
         }
     }
 
@@ -91,15 +104,16 @@ final class FrozenTables {
     /// A HLT: its kind handlers, then the default. `.handled`: go on; `.unclaimed`: the
     /// default, `.stop(.halted)` (as `ExitDispatcher.defaultVerdict` answers, without
     /// reading registers for a message it does not print); `.other`: a handler's answer
-    /// is in `verdict`. `exit` is made `.hlt` only when a handler is there to see it.
+    /// is in `verdict`. `exit` is made `.hlt` only when a closure handler is there to see it.
     @inline(__always)
     func dispatchHalt(_ exit: inout VMExit, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeAnswer {
         let k = VMExit.hlt.kindIndex
         let (first, end) = (kindStart[k], kindStart[k &+ 1])
         guard first < end else { return .unclaimed }
-        if case .hlt = exit {} else { exit = .hlt }
-        for i in first..<end {
+        var i = first
+        repeat {
             let box = kindHandlers[i]
+            i &+= 1
             if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
                 // A plugin's handler: its C entry directly (PluginHotCall).
                 switch PluginHotCall.hlt(box, fn, vcpu, &verdict) {
@@ -108,12 +122,14 @@ final class FrozenTables {
                 case .other: return .other
                 }
             }
+            // Only a closure sees `exit`: testing the enum costs ~15 instructions a HLT.
+            if case .hlt = exit {} else { exit = .hlt }
             switch box._withUnsafeGuaranteedRef({ $0.call(&exit, vcpu) }) {
             case .handled: return .handled
             case .notMine: continue
             case let other: verdict = other; return .other
             }
-        }
+        } while i < end
         return .unclaimed
     }
 
@@ -131,12 +147,21 @@ final class FrozenTables {
 
     /// The run loop's hot path: like `dispatch`, with the common answer (`.handled`)
     /// as a one-byte result and any other verdict written to `verdict`, so that no
-    /// `ExitVerdict` is copied or destroyed per exit.
+    /// `ExitVerdict` is copied or destroyed per exit. Static, on the table the caller
+    /// read out of the borrowed `FrozenTables`: called inside a closure given to
+    /// `_withUnsafeGuaranteedRef`, this body stayed a function of its own (one more
+    /// call layer per exit).
     @inline(__always)
-    func dispatchHot(_ access: PIOAccess, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeAnswer {
+    static func dispatchHot(_ pio: Table<PIOHandlerBox>, _ access: inout PIOAccess, _ vcpu: VCPU,
+                            _ verdict: inout ExitVerdict) -> RangeAnswer {
         guard let s = pio.segment(UInt64(access.port)) else { return .unclaimed }
-        for i in s.first..<(s.first &+ s.count) {
+        // Every frozen segment has a handler (init): the end is tested after the first.
+        // No Range: it would check first <= end (a trap) on every exit.
+        var i = s.first
+        let end = s.first &+ s.count
+        repeat {
             let box = pio.handlers[i]
+            i &+= 1
             if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
                 // A plugin's handler: its C entry directly, no closure or verdict value.
                 switch PluginHotCall.pio(box, fn, access, vcpu, &verdict) {
@@ -150,15 +175,21 @@ final class FrozenTables {
             case .notMine: continue
             case let other: verdict = other; return .other
             }
-        }
+        } while i < end
         return .unclaimed
     }
 
     @inline(__always)
-    func dispatchHot(_ access: inout MMIOAccess, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeAnswer {
+    static func dispatchHot(_ mmio: Table<MMIOHandlerBox>, _ access: inout MMIOAccess, _ vcpu: VCPU,
+                            _ verdict: inout ExitVerdict) -> RangeAnswer {
         guard let s = mmio.segment(access.address) else { return .unclaimed }
-        for i in s.first..<(s.first &+ s.count) {
+        // Every frozen segment has a handler (init): the end is tested after the first.
+        // No Range: it would check first <= end (a trap) on every exit.
+        var i = s.first
+        let end = s.first &+ s.count
+        repeat {
             let box = mmio.handlers[i]
+            i &+= 1
             if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
                 switch PluginHotCall.mmio(box, fn, &access, vcpu, &verdict) {
                 case .handled: return .handled
@@ -171,7 +202,7 @@ final class FrozenTables {
             case .notMine: continue
             case let other: verdict = other; return .other
             }
-        }
+        } while i < end
         return .unclaimed
     }
 

@@ -34,13 +34,21 @@ extension VCPU {
         if rc == 0 {
             let raw = UnsafeMutableRawPointer(runPage)
             let reason = runPage.pointee.exit_reason
-            if reason == UInt32(KVM_EXIT_IO) || reason == UInt32(KVM_EXIT_MMIO),
-               case .exit = ExitCanary.classify(rc: rc, errno: err, run: raw, size: runSize, entry: entry) {
-                // IO and MMIO answers are read back by the kernel: no poison next time.
-                canary.mayPoison = false
-                return reason == UInt32(KVM_EXIT_IO) ? hotPIO(tables, raw, &exit, &verdict) : hotMMIO(tables, &exit, &verdict)
-            }
-            if reason == UInt32(KVM_EXIT_HLT) {
+            // For rc 0 and an IO or MMIO reason (never the poison), `ExitCanary.classify`
+            // answers `.exit` exactly when these checks pass; anything else, including its
+            // anomalies, is left to `classified`, which runs classify itself.
+            if reason == UInt32(KVM_EXIT_IO) {
+                if ExitCanary.plausibleIO(raw, size: runSize) {
+                    // IO and MMIO answers are read back by the kernel: no poison next time.
+                    canary.mayPoison = false
+                    return hotPIO(tables, raw, &exit, &verdict)
+                }
+            } else if reason == UInt32(KVM_EXIT_MMIO) {
+                if ExitCanary.plausibleMMIO(raw) {
+                    canary.mayPoison = false
+                    return hotMMIO(tables, &exit, &verdict)
+                }
+            } else if reason == UInt32(KVM_EXIT_HLT) {
                 // classify's verdict for rc 0 and a reason that is neither the poison nor
                 // IO/MMIO/memory fault is always `.exit`; HLT leaves nothing to complete.
                 canary.mayPoison = true
@@ -49,25 +57,33 @@ extension VCPU {
                 return .halted
             }
         }
+        return try coldStep(rc, err, entry, &exit)
+    }
+
+    /// Everything but a plausible PIO, MMIO or HLT exit: `run()`'s own classification,
+    /// out of line so that its anomaly messages and `VMExit` temporaries stay out of
+    /// the hot path's frame.
+    @inline(never)
+    private func coldStep(_ rc: Int32, _ err: Int32, _ entry: ExitCanary.Entry, _ exit: inout VMExit) throws(VMMError) -> HotStep {
         exit = try classified(rc: rc, err: err, entry: entry)
         return .other
     }
 
     /// The classifier has checked element size, count and that the data lies in the page.
-    @inline(__always)
+    @inline(never)
     private func hotPIO(_ tables: Unmanaged<FrozenTables>, _ raw: UnsafeMutableRawPointer,
                         _ exit: inout VMExit, _ verdict: inout ExitVerdict) -> HotStep {
         let io = runPage.pointee.io
         let bytes = Int(io.size) &* Int(io.count)
-        let offset = Int(io.data_offset)
+        let offset = Int(truncatingIfNeeded: io.data_offset) // at most the page size (plausibleIO)
         let isWrite = io.direction == UInt8(KVM_EXIT_IO_OUT)
         if isWrite { Self.copySmall(to: scratch, from: raw + offset, bytes) }
-        let access = PIOAccess(port: io.port, size: Int(io.size), count: Int(io.count), isWrite: isWrite,
+        var access = PIOAccess(port: io.port, size: Int(io.size), count: Int(io.count), isWrite: isWrite,
                                data: UnsafeMutableRawBufferPointer(start: scratch, count: bytes))
         canary.record(ExitSummary(reason: UInt32(KVM_EXIT_IO), address: UInt64(io.port), length: UInt32(bytes),
                                   isWrite: isWrite))
         canary.resetFaults()
-        switch tables._withUnsafeGuaranteedRef({ $0.dispatchHot(access, self, &verdict) }) {
+        switch FrozenTables.dispatchHot(tables._withUnsafeGuaranteedRef { $0.pio }, &access, self, &verdict) {
         case .handled: break
         case .unclaimed: exit = .io(access); return .unclaimed
         case .other: exit = .io(access); return .ranged
@@ -89,33 +105,31 @@ extension VCPU {
     }
 
     /// The classifier has checked the length (1 to 8 bytes).
-    @inline(__always)
+    @inline(never)
     private func hotMMIO(_ tables: Unmanaged<FrozenTables>, _ exit: inout VMExit, _ verdict: inout ExitVerdict) -> HotStep {
         let mmio = runPage.pointee.mmio
         let length = Int(mmio.len)
         let isWrite = mmio.is_write != 0
-        let mask: UInt64 = length >= 8 ? ~0 : (1 << UInt64(length &* 8)) &- 1
-        let data = isWrite ? UInt64(littleEndian: withUnsafeBytes(of: mmio.data) { $0.loadUnaligned(as: UInt64.self) }) & mask : 0
+        var data: UInt64 = 0
+        if isWrite {
+            // 1 to 8 bytes (plausibleMMIO): a shift of 0 to 56, no special case for 8.
+            let mask = ~UInt64(0) &>> UInt64(truncatingIfNeeded: 64 &- length &* 8)
+            data = UInt64(littleEndian: withUnsafeBytes(of: mmio.data) { $0.loadUnaligned(as: UInt64.self) }) & mask
+        }
         var access = MMIOAccess(address: mmio.phys_addr, length: length, isWrite: isWrite, data: data)
         canary.record(ExitSummary(reason: UInt32(KVM_EXIT_MMIO), address: mmio.phys_addr, length: UInt32(length),
                                   isWrite: isWrite))
         canary.resetFaults()
-        switch tables._withUnsafeGuaranteedRef({ $0.dispatchHot(&access, self, &verdict) }) {
+        switch FrozenTables.dispatchHot(tables._withUnsafeGuaranteedRef { $0.mmio }, &access, self, &verdict) {
         case .handled: break
         case .unclaimed: exit = .mmio(access); return .unclaimed
         case .other: exit = .mmio(access); return .ranged
         }
         if !isWrite {
-            // kvm_run.mmio.data follows phys_addr; a load of 1, 2, 4 or 8 bytes is one store.
+            // kvm_run.mmio.data (8 bytes, after phys_addr) in one store, whatever the
+            // length: the kernel hands the guest only the first `len` bytes of it.
             let dst = UnsafeMutableRawPointer(runPage) + (ExitCanary.unionOffset &+ 8)
-            var value = access.data.littleEndian
-            switch length {
-            case 8: dst.storeBytes(of: value, as: UInt64.self)
-            case 4: dst.storeBytes(of: UInt32(truncatingIfNeeded: value), as: UInt32.self)
-            case 2: dst.storeBytes(of: UInt16(truncatingIfNeeded: value), as: UInt16.self)
-            case 1: dst.storeBytes(of: UInt8(truncatingIfNeeded: value), as: UInt8.self)
-            default: withUnsafeBytes(of: &value) { dst.copyMemory(from: $0.baseAddress!, byteCount: length) }
-            }
+            dst.storeBytes(of: access.data.littleEndian, as: UInt64.self)
         }
         return .handled
     }

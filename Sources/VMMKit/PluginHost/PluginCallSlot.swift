@@ -188,6 +188,13 @@ extension PluginCallSlot {
         UInt64(vcpu) << 32 | UInt64(exitClass & 0xff) << 24 | (isWrite ? 1 << 23 : 0) | (UInt64(truncatingIfNeeded: size) & 0x7f_ffff)
     }
 
+    /// `what` for a size known to be below 2^23 (the hot path's: PIO 1, 2 or 4, MMIO 1
+    /// to 8 bytes, checked by the canary), without the mask.
+    @inline(__always)
+    static func what(vcpu: UInt32, exitClass: UInt32, isWrite: Bool, smallSize size: Int) -> UInt64 {
+        UInt64(vcpu) << 32 | UInt64(exitClass & 0xff) << 24 | (isWrite ? 1 << 23 : 0) | UInt64(truncatingIfNeeded: size)
+    }
+
     @inline(__always)
     static func describe(_ r: UnsafeMutablePointer<vmm_exit_t>) -> (UInt64, UInt64) {
         let cls = r.pointee.exit_class

@@ -29,9 +29,10 @@ enum RangeStep {
 /// back, turn the verdict — so the closure (used by `ExitDispatcher.dispatch`, traces
 /// and observers) and this path behave the same; only the layers differ.
 enum PluginHotCall {
-    // Out of line, one call each: inlined into the run loop they would crowd its
-    // registers for closure handlers too; inside, no closure or context is left.
-    @inline(never)
+    // PIO and MMIO are inlined into the hot path's out-of-line hotPIO / hotMMIO (a call
+    // layer less: -28 / -15 instructions per exit, measured); HLT stays out of line:
+    // inlined into the run loop it crowds the loop's registers (+11 to +35 per HLT).
+    @inline(__always)
     static func pio(_ box: Unmanaged<PIOHandlerBox>, _ fn: PluginHandleFunction, _ io: PIOAccess, _ vcpu: VCPU,
                     _ verdict: inout ExitVerdict) -> RangeStep {
         box._withUnsafeGuaranteedRef { box in
@@ -39,7 +40,7 @@ enum PluginHotCall {
         }
     }
 
-    @inline(never)
+    @inline(__always)
     static func mmio(_ box: Unmanaged<MMIOHandlerBox>, _ fn: PluginHandleFunction, _ access: inout MMIOAccess,
                      _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeStep {
         box._withUnsafeGuaranteedRef { box in
@@ -72,7 +73,7 @@ extension PluginThreadState {
         record.pointee.pio = vmm_exit_pio_t(
             port: io.port, size: UInt8(truncatingIfNeeded: io.size), is_write: io.isWrite ? 1 : 0,
             count: UInt32(truncatingIfNeeded: io.count), data: io.data.baseAddress?.assumingMemoryBound(to: UInt8.self))
-        let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_PIO.rawValue, isWrite: io.isWrite, size: io.size)
+        let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_PIO.rawValue, isWrite: io.isWrite, smallSize: io.size)
         return hotStep(call(fn, e.user, record, e.tag, what: what, address: UInt64(io.port)), info, &verdict)
     }
 
@@ -86,9 +87,11 @@ extension PluginThreadState {
         record.pointee.mmio.is_write = isWrite ? 1 : 0
         let value = isWrite ? access.data.littleEndian : 0
         withUnsafeMutableBytes(of: &record.pointee.mmio.data) { $0.storeBytes(of: value, as: UInt64.self) }
-        let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_MMIO.rawValue, isWrite: isWrite, size: access.length)
+        let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_MMIO.rawValue, isWrite: isWrite, smallSize: access.length)
         let answer = hotStep(call(fn, e.user, record, e.tag, what: what, address: access.address), info, &verdict)
-        if case .handled = answer, !isWrite {
+        // Read back whatever the direction: after a handled write the hot path never
+        // reads `access.data` again (hotMMIO completes reads only), and one test fewer.
+        if case .handled = answer {
             access.data = withUnsafeBytes(of: record.pointee.mmio.data) { UInt64(littleEndian: $0.load(as: UInt64.self)) }
         }
         return answer
@@ -105,7 +108,7 @@ extension PluginThreadState {
     /// `PluginDispatch.verdict` without building an `ExitVerdict` for the common answers.
     @inline(__always)
     private func hotStep(_ v: vmm_verdict_t, _ info: HandlerInfo?, _ verdict: inout ExitVerdict) -> RangeStep {
-        if regsDirty || sregsDirty { return slowStep(v, info, &verdict) }
+        if anyDirty { return slowStep(v, info, &verdict) }
         vcpu = nil
         if v == VMM_HANDLED.rawValue { return .handled }
         if v == VMM_NOT_MINE.rawValue { return .next }

@@ -17,8 +17,32 @@ final class PluginThreadState {
     unowned(unsafe) var vcpu: VCPU?
     var regs = kvm_regs()
     var sregs = kvm_sregs()
-    var regsLoaded = false, regsDirty = false
-    var sregsLoaded = false, sregsDirty = false
+    /// The register cache's four flags in one word: `begin` clears both "loaded" bits
+    /// with one store and the hot path tests both "dirty" bits with one compare.
+    private var cacheFlags: UInt32 = 0
+    private static let regsLoadedBit: UInt32 = 1, regsDirtyBit: UInt32 = 2
+    private static let sregsLoadedBit: UInt32 = 4, sregsDirtyBit: UInt32 = 8
+    var regsLoaded: Bool {
+        get { cacheFlags & Self.regsLoadedBit != 0 }
+        set { cacheFlags = newValue ? cacheFlags | Self.regsLoadedBit : cacheFlags & ~Self.regsLoadedBit }
+    }
+    var regsDirty: Bool {
+        get { cacheFlags & Self.regsDirtyBit != 0 }
+        set { cacheFlags = newValue ? cacheFlags | Self.regsDirtyBit : cacheFlags & ~Self.regsDirtyBit }
+    }
+    var sregsLoaded: Bool {
+        get { cacheFlags & Self.sregsLoadedBit != 0 }
+        set { cacheFlags = newValue ? cacheFlags | Self.sregsLoadedBit : cacheFlags & ~Self.sregsLoadedBit }
+    }
+    var sregsDirty: Bool {
+        get { cacheFlags & Self.sregsDirtyBit != 0 }
+        set { cacheFlags = newValue ? cacheFlags | Self.sregsDirtyBit : cacheFlags & ~Self.sregsDirtyBit }
+    }
+    /// `regsDirty || sregsDirty`, one test.
+    var anyDirty: Bool { cacheFlags & (Self.regsDirtyBit | Self.sregsDirtyBit) != 0 }
+    /// `regsLoaded = false; sregsLoaded = false`, one store.
+    @inline(__always)
+    func forgetLoaded() { cacheFlags &= ~(Self.regsLoadedBit | Self.sregsLoadedBit) }
     /// The message of the last failed async_pf event, kept alive for its raiser.
     var lastMessage: UnsafeMutablePointer<CChar>?
     /// While `PluginHost.fetchPage` asks a plugin for a page: where its write_guest goes.
@@ -93,8 +117,7 @@ final class PluginThreadState {
     @inline(__always)
     func begin(_ vcpu: VCPU, exitClass: UInt32) -> UnsafeMutablePointer<vmm_exit_t> {
         self.vcpu = vcpu
-        regsLoaded = false
-        sregsLoaded = false
+        forgetLoaded()
         record.pointee.struct_size = UInt32(MemoryLayout<vmm_exit_t>.size)
         record.pointee.vcpu_id = vcpu.id
         record.pointee.exit_class = exitClass
