@@ -22,22 +22,12 @@ final class PluginThreadState {
     private var cacheFlags: UInt32 = 0
     private static let regsLoadedBit: UInt32 = 1, regsDirtyBit: UInt32 = 2
     private static let sregsLoadedBit: UInt32 = 4, sregsDirtyBit: UInt32 = 8
-    var regsLoaded: Bool {
-        get { cacheFlags & Self.regsLoadedBit != 0 }
-        set { cacheFlags = newValue ? cacheFlags | Self.regsLoadedBit : cacheFlags & ~Self.regsLoadedBit }
-    }
-    var regsDirty: Bool {
-        get { cacheFlags & Self.regsDirtyBit != 0 }
-        set { cacheFlags = newValue ? cacheFlags | Self.regsDirtyBit : cacheFlags & ~Self.regsDirtyBit }
-    }
-    var sregsLoaded: Bool {
-        get { cacheFlags & Self.sregsLoadedBit != 0 }
-        set { cacheFlags = newValue ? cacheFlags | Self.sregsLoadedBit : cacheFlags & ~Self.sregsLoadedBit }
-    }
-    var sregsDirty: Bool {
-        get { cacheFlags & Self.sregsDirtyBit != 0 }
-        set { cacheFlags = newValue ? cacheFlags | Self.sregsDirtyBit : cacheFlags & ~Self.sregsDirtyBit }
-    }
+    var regsLoaded: Bool { get { flag(Self.regsLoadedBit) } set { setFlag(Self.regsLoadedBit, newValue) } }
+    var regsDirty: Bool { get { flag(Self.regsDirtyBit) } set { setFlag(Self.regsDirtyBit, newValue) } }
+    var sregsLoaded: Bool { get { flag(Self.sregsLoadedBit) } set { setFlag(Self.sregsLoadedBit, newValue) } }
+    var sregsDirty: Bool { get { flag(Self.sregsDirtyBit) } set { setFlag(Self.sregsDirtyBit, newValue) } }
+    @inline(__always) private func flag(_ bit: UInt32) -> Bool { cacheFlags & bit != 0 }
+    @inline(__always) private func setFlag(_ bit: UInt32, _ on: Bool) { cacheFlags = on ? cacheFlags | bit : cacheFlags & ~bit }
     /// `regsDirty || sregsDirty`, one test.
     var anyDirty: Bool { cacheFlags & (Self.regsDirtyBit | Self.sregsDirtyBit) != 0 }
     /// `regsLoaded = false; sregsLoaded = false`, one store.
