@@ -23,12 +23,17 @@ struct PluginCallSlotTests {
             }
             pollerDone.set()
         }
-        let started = Atomic<Int>(0)
+        let started = Atomic<Int>(0), rounds = Atomic<Int>(0)
         let churnDone = Flag()
         // A deadlocked poll holds the lock that ending threads need: churn on a thread of
-        // its own too, so that the test can fail instead of hanging.
+        // its own too, so that the test can fail instead of hanging. Polls must overlap
+        // the churn, which a loaded machine can keep from happening by chance (the poller
+        // not scheduled before 800 short threads are done): the churn starts after the
+        // first poll and goes on until 100 more polls ran beside it.
         let churn = spawn {
-            for _ in 0..<400 {
+            while polls.load(ordering: .relaxed) == 0 { sched_yield() }
+            let first = polls.load(ordering: .relaxed)
+            while rounds.load(ordering: .relaxed) < 400 || polls.load(ordering: .relaxed) < first + 100 {
                 // Two at a time, so that slots are freed on both cores while the poll walks.
                 let threads = (0..<2).map { _ in
                     spawn {
@@ -37,6 +42,7 @@ struct PluginCallSlotTests {
                     }
                 }
                 for t in threads { pthread_join(t, nil) }
+                rounds.add(1, ordering: .relaxed)
             }
             churnDone.set()
         }
@@ -46,8 +52,7 @@ struct PluginCallSlotTests {
         try #require(Self.waitFor { pollerDone.isSet }, "the polling thread deadlocked in SlotRegistry.inProgress()")
         pthread_join(churn, nil)
         pthread_join(poller, nil)
-        #expect(started.load(ordering: .relaxed) == 800)
-        #expect(polls.load(ordering: .relaxed) > 0)
+        #expect(rounds.load(ordering: .relaxed) >= 400 && started.load(ordering: .relaxed) == 2 * rounds.load(ordering: .relaxed))
         #expect(PluginCallSlot.registry.count == before)
     }
 
