@@ -104,11 +104,20 @@ extension DemandPager {
         mailbox.withLock { $0[vcpu.id] = gpa }
     }
 
-    /// Whether `vcpu` has taken the fault posted to it (router side).
-    func wasTaken(by vcpu: UInt32) -> Bool { mailbox.withLock { $0[vcpu] == nil } }
+    /// Whether `vcpu` has no fault posted to it (router side).
+    func hasNoPost(for vcpu: UInt32) -> Bool { mailbox.withLock { $0[vcpu] == nil } }
 
-    /// Takes a posted fault back: the router resolves it instead.
-    func withdraw(from vcpu: UInt32) { _ = mailbox.withLock { $0.removeValue(forKey: vcpu) } }
+    /// Whether `vcpu` has taken the fault at `gpa` posted to it: its mailbox no longer
+    /// holds that page (router side). Per page, not per vCPU: while it handles one
+    /// posted fault, a vCPU thread can fault on a second page in user space (a plugin
+    /// reading guest memory), and that post must not pass for taken, nor the first's.
+    func wasTaken(_ gpa: UInt64, by vcpu: UInt32) -> Bool { mailbox.withLock { $0[vcpu] != gpa } }
+
+    /// Takes the fault at `gpa` back if it is still posted to `vcpu`: the router
+    /// resolves it instead. A later post to the same vCPU stays.
+    func withdraw(_ gpa: UInt64, from vcpu: UInt32) {
+        mailbox.withLock { if $0[vcpu] == gpa { $0[vcpu] = nil } }
+    }
 
     /// The vCPU side of a kick: the fault the router left for it, as a memory-fault event
     /// (nil if none, or if it was resolved meanwhile).

@@ -26,7 +26,7 @@ extension FaultRouter {
     /// async PF): the router then installs the page itself.
     func kernelAsyncPFVCPU() -> VCPU? {
         guard let wants = pager.vcpuWantsFaults else { return nil }
-        let candidates = vcpus.filter { $0.hooks.threadID != 0 && wants($0.id) && pager.wasTaken(by: $0.id) }
+        let candidates = vcpus.filter { $0.hooks.threadID != 0 && wants($0.id) && pager.hasNoPost(for: $0.id) }
         guard !candidates.isEmpty else { return nil }
         var waited = 0
         while true {

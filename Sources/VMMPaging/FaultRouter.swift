@@ -12,9 +12,12 @@ import VMMKit
 /// funnelled through one thread). At ring 0 a kick is not honoured while the page is
 /// missing and the kernel re-faults: a second message for a posted page — or the post
 /// ageing past `postTimeout` — makes the router resolve it itself. Messages about pages
-/// already present are folded. A source that may be called from any thread skips the
-/// kick: the router installs the page itself and the vCPU never leaves the kernel
-/// (unless `vcpuWantsFaults` says its guest uses async page faults).
+/// already present are folded. Posts are tracked per page: a vCPU thread handling one
+/// posted fault may fault on another page in user space (a plugin reading guest memory),
+/// and the first post's expiry must not withdraw the second (that hung a vCPU for ever:
+/// the second page's next message passed for taken). A source that may be called from
+/// any thread skips the kick: the router installs the page itself and the vCPU never
+/// leaves the kernel (unless `vcpuWantsFaults` says its guest uses async page faults).
 final class FaultRouter: @unchecked Sendable {
     unowned let pager: DemandPager
     let vcpus: [VCPU]
@@ -105,7 +108,7 @@ final class FaultRouter: @unchecked Sendable {
             return
         }
         if let post = posted[page] {
-            if pager.wasTaken(by: post.vcpu) {
+            if pager.wasTaken(pager.gpa(ofPage: page), by: post.vcpu) {
                 // The vCPU is resolving it (or has stopped trying): not ours any more.
                 posted[page] = nil
                 pager.count { $0.foldedMessages += 1 }
@@ -113,7 +116,7 @@ final class FaultRouter: @unchecked Sendable {
             }
             // The kernel faulted again after the kick: the vCPU cannot take it (ring 0).
             posted[page] = nil
-            pager.withdraw(from: post.vcpu)
+            pager.withdraw(pager.gpa(ofPage: page), from: post.vcpu)
             resolve(page, tid: Int32(bitPattern: cuffd_msg_tid(message)), access: access(message))
             return
         }
@@ -154,12 +157,13 @@ final class FaultRouter: @unchecked Sendable {
         clock_gettime(CLOCK_MONOTONIC, &now)
         for (page, post) in posted {
             let age = (now.tv_sec - post.at.tv_sec) * 1_000_000_000 + (now.tv_nsec - post.at.tv_nsec)
-            if pager.tracker.isPresent(page) || pager.wasTaken(by: post.vcpu) {
+            let gpa = pager.gpa(ofPage: page)
+            if pager.tracker.isPresent(page) || pager.wasTaken(gpa, by: post.vcpu) {
                 posted[page] = nil
             } else if age > Self.postTimeoutNanoseconds {
                 // The kick was lost or cannot be honoured: resolve it here.
                 posted[page] = nil
-                pager.withdraw(from: post.vcpu)
+                pager.withdraw(gpa, from: post.vcpu)
                 resolve(page, tid: vcpus.first { $0.id == post.vcpu }?.hooks.threadID ?? 0, access: [])
             }
         }

@@ -99,6 +99,15 @@ final class AsyncPFPlugin: VMMPlugin, PluginStateful {
             let s = slot.state.statistics
             host.log(.info, "vCPU \(id): not-present \(s.notPresentInjected), ready \(s.readyInjected), synchronous \(s.synchronousFetches), "
                 + "halts \(s.halts), deferred #PF \(s.deferredPageFaults), deferred NMI \(s.deferredNMIs)")
+            // What is still waiting: a guest task blocked for ever shows up here.
+            let w = slot.state.saved
+            guard w.inFlight != nil || !w.outstanding.isEmpty || w.readyPending != nil || !w.readyQueue.isEmpty
+                || slot.env.pendingVector != nil else { continue }
+            let hex = { (v: UInt64) in "0x" + String(v, radix: 16) }
+            host.log(.info, "vCPU \(id) at the end: in flight \(w.inFlight.map { "token \(hex(UInt64($0.token))) page \(hex($0.page))" } ?? "none"), "
+                + "outstanding [\(w.outstanding.sorted { $0.key < $1.key }.map { "\(hex(UInt64($0.key))): \(hex($0.value))" }.joined(separator: ", "))], "
+                + "ready pending \(w.readyPending.map { hex(UInt64($0)) } ?? "none"), queued \(w.readyQueue.map { hex(UInt64($0)) }), "
+                + "vector waiting for a window \(slot.env.pendingVector.map { String($0) } ?? "none")")
         }
     }
 
