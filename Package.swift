@@ -181,6 +181,8 @@ let package = Package(
             dependencies: ["VMMKit", "VMMLoader", "VMMPaging", "VMMAsyncPF", "GuestPayloads", "CKVM", "CUFFD", "CKVMTestSupport", "CAsyncPFPlugin",
                            "VMMSnapshot", "VMMControl"]
         ),
+        // `vmm run`'s fast argument parser checked against ArgumentParser (imports the launcher).
+        .testTarget(name: "LauncherParseTests", dependencies: ["Launcher"]),
         .testTarget(
             name: "UARTTests",
             dependencies: ["UART16550", "UARTVMM", "VMMKit", "GuestPayloads"]

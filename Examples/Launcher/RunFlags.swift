@@ -1,0 +1,116 @@
+import Glibc
+
+/// What `vmm run` was given, as plain values: filled by ArgumentParser (`Run`) or, for
+/// the common forms, by `RunFlags.fastParse` (RunFastParse.swift), then resolved here.
+struct RunFlags: Equatable {
+    var image: String?
+    var memory: String?
+    var vcpus: Int?
+    var readAhead: Int?
+    var irqchip: String?
+    var plugins: [String] = []
+    var noDefaultPlugins = false
+    var config: String?
+    var serial: String?
+    var trace: String?
+    var stats = false
+    var strictIO = false
+    var maxSeconds: Double?
+    var append: String?
+    var initrd: String?
+    var loadAddr: String?
+    var entry: String?
+    var mode: Int?
+    var handlerBudget: Double?
+    var noSeccomp = false
+    var logLevel: String?
+    var snapshotOnStop: String?
+    var apiSock: String?
+
+    /// Resolves the options and runs the guest; never returns (exit status of the run).
+    func launch() throws(LauncherError) -> Never {
+        StartupTrace.mark("parsed")
+        let options = try resolve()
+        StartupTrace.mark("resolved")
+        let status = try Launcher(options: options).run()
+        Glibc.exit(status)
+    }
+
+    /// Config file first, then every flag given on the command line.
+    func resolve() throws(LauncherError) -> LaunchOptions {
+        var o = try config.map { path throws(LauncherError) in try LaunchOptions.load(configFile: path) } ?? LaunchOptions()
+        if let image { o.image = image }
+        if let memory {
+            guard let size = Sizes.parseMemory(memory) else { throw LauncherError(.usage, "--memory: not a size: \(memory) (e.g. 64M)") }
+            o.memory = size
+        }
+        if let readAhead {
+            guard (0...LaunchOptions.maxReadAheadPages).contains(readAhead) else {
+                throw LauncherError(.usage, "--read-ahead must be from 0 to \(LaunchOptions.maxReadAheadPages) pages, not \(readAhead)")
+            }
+            o.readAheadPages = readAhead
+        }
+        if let vcpus {
+            guard (1...64).contains(vcpus) else { throw LauncherError(.usage, "--vcpus must be from 1 to 64, not \(vcpus)") }
+            o.vcpus = vcpus
+        }
+        if let irqchip {
+            guard irqchip == "kernel" || irqchip == "none" else { throw LauncherError(.usage, "--irqchip must be kernel or none, not \(irqchip)") }
+            o.irqchip = irqchip == "kernel"
+        }
+        o.plugins += plugins
+        if noDefaultPlugins { o.noDefaultPlugins = true }
+        if let serial {
+            guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial)") }
+            o.serial = target
+        }
+        if let trace {
+            guard trace == "exits" else { throw LauncherError(.usage, "--trace must be exits, not \(trace)") }
+            o.trace = true
+        }
+        if stats { o.stats = true }
+        if strictIO { o.strictIO = true }
+        if let maxSeconds {
+            guard LaunchOptions.validSeconds(maxSeconds) else {
+                throw LauncherError(.usage, "--max-seconds must be a positive number of seconds, at most \(Int(LaunchOptions.maxSecondsLimit)), not \(maxSeconds)")
+            }
+            o.maxSeconds = maxSeconds
+        }
+        if let snapshotOnStop { o.snapshotOnStop = snapshotOnStop }
+        if let append { o.append = append }
+        if let initrd { o.initrd = initrd }
+        if let loadAddr {
+            guard let a = Sizes.parseAddress(loadAddr) else { throw LauncherError(.usage, "--load-addr: not an address: \(loadAddr)") }
+            o.loadAddress = a
+        }
+        if let entry {
+            guard let a = Sizes.parseAddress(entry) else { throw LauncherError(.usage, "--entry: not an address: \(entry)") }
+            o.entry = a
+        }
+        if let mode {
+            guard mode == 16 || mode == 64 else { throw LauncherError(.usage, "--mode must be 16 or 64, not \(mode)") }
+            o.mode = mode
+        }
+        if let logLevel {
+            guard LaunchOptions.logLevels.contains(logLevel) else {
+                throw LauncherError(.usage, "--log-level must be one of \(LaunchOptions.logLevels.joined(separator: ", "))")
+            }
+            o.logLevel = logLevel
+        }
+        if let handlerBudget {
+            guard LaunchOptions.validBudget(handlerBudget) else {
+                throw LauncherError(.usage, "--handler-budget must be more than 0 and at most 86400 seconds")
+            }
+            o.handlerBudget = handlerBudget
+        }
+        if noSeccomp { o.noSeccomp = true }
+        if let apiSock { o.apiSock = apiSock }
+        // A flag given overrides the file's key: errors in it name the flag.
+        let flagged: [(String, Bool)] = [("memory", memory != nil), ("vcpus", vcpus != nil), ("irqchip", irqchip != nil),
+                                         ("maxSeconds", maxSeconds != nil), ("append", append != nil),
+                                         ("loadAddr", loadAddr != nil), ("entry", entry != nil), ("mode", mode != nil)]
+        for (key, given) in flagged where given { o.fromConfig.remove(key) }
+        guard o.image != nil else { throw LauncherError(.usage, "no image: give IMAGE or 'image' in --config") }
+        return o
+    }
+}
