@@ -13,10 +13,12 @@ enum VMMProcess {
         var signal: Int32? = nil
     }
 
-    static func run(binary: String = binary, _ args: [String]) throws -> Result {
+    /// `environment`: variables set for the child on top of the test process's own.
+    static func run(binary: String = binary, _ args: [String], environment: [String: String] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         p.currentDirectoryURL = root
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
