@@ -21,6 +21,10 @@
  *                                 snapshot plugin above it declines
  *   priority=N                    optional handler priority (default 0; higher first),
  *                                 so a snapshot plugin can sit above a fill=zero one
+ *   latency-us=N                  optional, 0..100000: wait N µs before each page, as a
+ *                                 remote or slow snapshot store would (the demo uses it
+ *                                 so that its async page faults have time to show:
+ *                                 another task runs while a page is on its way)
  * Build: scripts/build-plugins (plain cc against vmm_plugin.h, like DebugExit).
  */
 #define _GNU_SOURCE
@@ -32,9 +36,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096u
+#define MAX_LATENCY_US 100000u /* bounded: a stop or pause waits for a handler in flight */
 
 typedef struct memory_fault {
     const vmm_host_t *host;
@@ -42,6 +48,7 @@ typedef struct memory_fault {
     uint64_t base, size; /* the snapshot covers guest-physical [base, base+size) */
     int zero_fill;       /* fill=zero: no snapshot, zero pages everywhere */
     int32_t priority;
+    uint32_t latency_us; /* simulated store latency per page */
     char path[256];
     vmm_plugin_state_t state; /* ABI 1.2 state extension */
 } memory_fault_t;
@@ -80,6 +87,11 @@ static vmm_verdict_t handle(void *user, vmm_exit_t *ex) {
         return VMM_NOT_MINE; /* not in the snapshot: another plugin's, or the host's default */
     static __thread unsigned char page[PAGE] __attribute__((aligned(PAGE)));
     for (uint64_t gpa = first;; gpa += PAGE) {
+        if (mf->latency_us != 0) {
+            struct timespec t = {0, (long)mf->latency_us * 1000L};
+            while (nanosleep(&t, &t) != 0 && errno == EINTR) /* the host's kick signal */
+                ;
+        }
         ssize_t n = PAGE;
         if (mf->zero_fill)
             memset(page, 0, PAGE);
@@ -138,8 +150,18 @@ static int parse(memory_fault_t *mf, const char *config) {
                 return -1;
             }
             mf->priority = (int32_t)p;
+        } else if (strcmp(item, "latency-us") == 0) {
+            char *stop;
+            unsigned long long us = strtoull(value, &stop, 10);
+            if (*value < '0' || *value > '9' || *stop != 0 || us > MAX_LATENCY_US) {
+                snprintf(init_error, sizeof init_error, "latency-us=%s is not a number of microseconds in 0...%u",
+                         value, MAX_LATENCY_US);
+                return -1;
+            }
+            mf->latency_us = (uint32_t)us;
         } else {
-            snprintf(init_error, sizeof init_error, "unknown config key '%s' (known: snapshot, base, fill, priority)", item);
+            snprintf(init_error, sizeof init_error,
+                     "unknown config key '%s' (known: snapshot, base, fill, priority, latency-us)", item);
             return -1;
         }
     }

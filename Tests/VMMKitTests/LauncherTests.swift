@@ -187,6 +187,16 @@ struct LauncherTests {
         // --no-default-plugins: no demand paging (and no debug-exit: the guest halts).
         let none = try VMMProcess.run(["run", reader, "--load-addr", "0x100000", "--no-default-plugins", "--stats"])
         #expect(!none.stderr.contains("demand paging"))
+        // latency-us: the same page after a simulated store latency; out of range refused.
+        let slow = try VMMProcess.run(["run", reader, "--load-addr", "0x100000", "--stats",
+                                       "--plugin", "MemoryFault,snapshot=\(snapshot),base=0x400000,latency-us=100000"])
+        #expect(slow.status == (0x2a << 1) | 1, "\(slow.stderr)")
+        for bad in ["100001", "-1", "", "2ms", "18446744073709551617"] {
+            let r = try VMMProcess.run(["run", reader, "--load-addr", "0x100000",
+                                        "--plugin", "MemoryFault,snapshot=\(snapshot),base=0x400000,latency-us=\(bad)"])
+            #expect(r.status == 8)
+            #expect(r.stderr.hasSuffix("init failed: latency-us=\(bad) is not a number of microseconds in 0...100000\n"), "\(r.stderr)")
+        }
     }
 
     @Test("vmm plugins lists id, version, ABI (and handlers with --probe), and why a candidate was refused")
@@ -235,7 +245,9 @@ struct DemoTests {
         #expect(lines.contains("mmio: scratch register 2 holds 0x1234abcd after a write and a read"))
         #expect(lines.contains("demand paging: task A read 16 pages from the snapshot, checksum 0x1A1AD2E25D269BE8"))
         // With the default (in-kernel) irqchip: KVM's async-PF worker faults are handed
-        // to the vCPU, so the guest gets async PFs and task B runs while A waits.
+        // to the vCPU, so the guest gets async PFs and task B runs while A waits. The
+        // config's latency-us=2000 gives B that time: with pages read at once from the
+        // file a "ready" can be pending before B's first instruction (CI saw 16 of 16).
         let apf = lines.first { $0.hasPrefix("async page faults: ") }?.split(separator: " ").compactMap { Int($0) } ?? []
         #expect(apf.count == 3 && apf[0] >= 1 && apf[1] == apf[0] && apf[2] > 0, "\(lines)")
         #expect(r.stderr.contains("async page faults: \(apf.first ?? -1) not present"), "\(r.stderr)")
