@@ -8,14 +8,24 @@
 /// come from one place, and for what this accepts both give the same `RunFlags`: debug
 /// builds check that on every run, and `LauncherParseTests` checks it on generated input.
 extension RunFlags {
-    private enum Kind { case flag, string, int, double, plugin }
+    /// Where each flag's value goes. (Key paths are immutable values, but not yet
+    /// declared Sendable.)
+    private enum Field: @unchecked Sendable {
+        case flag(WritableKeyPath<RunFlags, Bool>)
+        case string(WritableKeyPath<RunFlags, String?>)
+        case int(WritableKeyPath<RunFlags, Int?>)
+        case double(WritableKeyPath<RunFlags, Double?>)
+        case plugin
+    }
 
-    private static let names: [String: Kind] = [
-        "memory": .string, "vcpus": .int, "read-ahead": .int, "irqchip": .string, "plugin": .plugin,
-        "no-default-plugins": .flag, "config": .string, "serial": .string, "trace": .string, "stats": .flag,
-        "strict-io": .flag, "max-seconds": .double, "append": .string, "initrd": .string, "load-addr": .string,
-        "entry": .string, "mode": .int, "handler-budget": .double, "no-seccomp": .flag, "log-level": .string,
-        "snapshot-on-stop": .string, "api-sock": .string,
+    private static let fields: [String: Field] = [
+        "memory": .string(\.memory), "vcpus": .int(\.vcpus), "read-ahead": .int(\.readAhead),
+        "irqchip": .string(\.irqchip), "plugin": .plugin, "no-default-plugins": .flag(\.noDefaultPlugins),
+        "config": .string(\.config), "serial": .string(\.serial), "trace": .string(\.trace), "stats": .flag(\.stats),
+        "strict-io": .flag(\.strictIO), "max-seconds": .double(\.maxSeconds), "append": .string(\.append),
+        "initrd": .string(\.initrd), "load-addr": .string(\.loadAddr), "entry": .string(\.entry), "mode": .int(\.mode),
+        "handler-budget": .double(\.handlerBudget), "no-seccomp": .flag(\.noSeccomp), "log-level": .string(\.logLevel),
+        "snapshot-on-stop": .string(\.snapshotOnStop), "api-sock": .string(\.apiSock),
     ]
 
     /// `args` as after the program name: `["run", ...]`.
@@ -41,11 +51,11 @@ extension RunFlags {
                 name = name[..<eq]
             }
             let key = String(name)
-            guard let kind = names[key] else { return nil }
-            guard kind == .plugin || seen.insert(key).inserted else { return nil }
-            if kind == .flag {
+            guard let field = fields[key] else { return nil }
+            if case .plugin = field {} else { guard seen.insert(key).inserted else { return nil } }
+            if case let .flag(path) = field {
                 guard value == nil else { return nil }
-                f.setFlag(key)
+                f[keyPath: path] = true
                 continue
             }
             if value == nil {
@@ -54,51 +64,18 @@ extension RunFlags {
                 i += 1
             }
             guard let v = value, !v.isEmpty, !v.hasPrefix("-") else { return nil }
-            switch kind {
-            case .int:
+            switch field {
+            case let .string(path): f[keyPath: path] = v
+            case let .int(path):
                 guard let n = Int(v) else { return nil }
-                f.setInt(key, n)
-            case .double:
+                f[keyPath: path] = n
+            case let .double(path):
                 guard let d = Double(v), d.isFinite else { return nil }
-                if key == "max-seconds" { f.maxSeconds = d } else { f.handlerBudget = d }
+                f[keyPath: path] = d
             case .plugin: f.plugins.append(v)
-            default: f.setString(key, v)
+            case .flag: return nil
             }
         }
         return f
-    }
-
-    private mutating func setFlag(_ key: String) {
-        switch key {
-        case "no-default-plugins": noDefaultPlugins = true
-        case "stats": stats = true
-        case "strict-io": strictIO = true
-        default: noSeccomp = true
-        }
-    }
-
-    private mutating func setInt(_ key: String, _ n: Int) {
-        switch key {
-        case "vcpus": vcpus = n
-        case "read-ahead": readAhead = n
-        default: mode = n
-        }
-    }
-
-    private mutating func setString(_ key: String, _ v: String) {
-        switch key {
-        case "memory": memory = v
-        case "irqchip": irqchip = v
-        case "config": config = v
-        case "serial": serial = v
-        case "trace": trace = v
-        case "append": append = v
-        case "initrd": initrd = v
-        case "load-addr": loadAddr = v
-        case "entry": entry = v
-        case "log-level": logLevel = v
-        case "snapshot-on-stop": snapshotOnStop = v
-        default: apiSock = v
-        }
     }
 }
