@@ -4,6 +4,8 @@ import VMMKit
 extension DemandPager {
     /// Guest-physical addresses of the pages present now (resident at start or
     /// installed since): sampled some time after a restore, the guest's working set.
+    /// Pages being installed at the call are waited for, so every page the guest has
+    /// touched (and `statistics.pagesFetched` counts) is in it.
     public var presentPageAddresses: [UInt64] { tracker.presentIndices.map { gpa(ofPage: $0) } }
 
     /// Whether the page at `gpa` is demand-paged from the source (in the region and in

@@ -143,7 +143,8 @@ public final class DemandPager: @unchecked Sendable {
     deinit { close() }
 
     public var statistics: Statistics { counters.withLock { $0 } }
-    /// Pages present in the region now (resident at start plus installed).
+    /// Pages present in the region now (resident at start plus installed), after the
+    /// installs in flight at the call (`presentPageAddresses` says why).
     public var presentPages: Int { tracker.presentCount }
 
     func count(_ body: (inout Statistics) -> Void) { counters.withLock { body(&$0) } }

@@ -11,6 +11,7 @@ final class PageTracker: @unchecked Sendable {
     private var states: [State]
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()
+    private var waitingSamplers = 0
 
     init(pages: Int) {
         states = Array(repeating: .absent, count: pages)
@@ -80,14 +81,38 @@ final class PageTracker: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
-    /// Indices of the pages present now (a restore's working set, sampled).
+    /// Indices of the pages present now (a restore's working set, sampled), after the
+    /// installs in flight at the call have ended: see `waitForInstallsInFlight`.
     var presentIndices: [Int] {
         pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        waitForInstallsInFlight()
         return states.indices.filter { states[$0] == .present }
     }
 
+    /// How many pages are present now, after the installs in flight at the call.
     var presentCount: Int {
         pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        waitForInstallsInFlight()
         return states.reduce(0) { $0 + ($1 == .present ? 1 : 0) }
+    }
+
+    /// Samplers waiting in `waitForInstallsInFlight`; tests wait for one.
+    var samplersWaiting: Int {
+        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        return waitingSamplers
+    }
+
+    /// With the mutex held: waits until every page being fetched now is present or
+    /// abandoned. An install wakes the faulting vCPU before its thread marks the page
+    /// here, so without the wait a sample taken as the guest finishes can miss the page
+    /// it touched last (CI34: 68 pages recorded, 69 fetched). Pages claimed later are
+    /// not waited for. Not from a thread that holds a claim (a page source's callback).
+    private func waitForInstallsInFlight() {
+        let inFlight = states.indices.filter { states[$0] == .fetching }
+        while inFlight.contains(where: { states[$0] == .fetching }) {
+            waitingSamplers += 1
+            pthread_cond_wait(&cond, &mutex)
+            waitingSamplers -= 1
+        }
     }
 }
