@@ -10,19 +10,14 @@ import VMMKit
 @Suite("Demand pager: page states sampled while an install is in flight")
 struct PageTrackerTests {
     final class Sampler: @unchecked Sendable {
-        let tracker: PageTracker
         private let lock = Lock<[Int]?>(nil)
         private var thread = pthread_t()
 
         init(_ tracker: PageTracker) {
-            self.tracker = tracker
-            let box = Unmanaged.passRetained(self).toOpaque()
-            #expect(pthread_create(&thread, nil, { raw in
-                let me = Unmanaged<Sampler>.fromOpaque(raw!).takeRetainedValue()
-                let sample = me.tracker.presentIndices
-                me.lock.withLock { $0 = sample }
-                return nil
-            }, box) == 0)
+            thread = spawn { [self] in
+                let sample = tracker.presentIndices
+                lock.withLock { $0 = sample }
+            }
         }
 
         var result: [Int]? { lock.withLock { $0 } }
