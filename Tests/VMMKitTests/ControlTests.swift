@@ -79,10 +79,32 @@ struct ControlTests {
             let threads = (0..<2).map { _ in spawn { vcpu.pause(); parked.append(vcpu.isPaused) } }
             threads.forEach { pthread_join($0, nil) }
             vcpu.resume()
+            parked.append(vcpu.isPaused) // the other pause still holds it
+            vcpu.resume()
         }
-        #expect(parked.all.count == 100)
+        #expect(parked.all.count == 150)
         #expect(parked.all.allSatisfy { $0 })
         #expect(vcpu.stop() == .requested)
+    }
+
+    @Test("pauses nest: the halt monitor's resume after an inspection does not release a vCPU the control API paused meanwhile")
+    func nestedPauses() throws {
+        let guest = try TestGuest("spin")
+        try guest.vm.memory.writeBytes(GuestLayout.codeStart, outLoop)
+        let outs = OutCounter()
+        try guest.dispatcher.registerPIO(port: 0x3ff, owner: "test") { _, _ in outs.add(1, ordering: .relaxed); return .handled }
+        try guest.vcpu.start(guest.dispatcher)
+        #expect(eventually { outs.load(ordering: .relaxed) > 50 })
+        #expect(guest.vcpu.pauseIfRunning()) // VMSupervisor.inspect pauses it
+        guest.vcpu.pause() // meanwhile VMController.pause (PATCH /vm Paused) returns
+        guest.vcpu.resume() // the inspection ends
+        let held = outs.load(ordering: .relaxed)
+        // A window in which a running guest makes hundreds of exits; the vCPU must stay
+        // parked (a snapshot taken now would otherwise capture a running vCPU).
+        #expect(!eventually(tries: 50) { outs.load(ordering: .relaxed) != held || !guest.vcpu.isPaused })
+        guest.vcpu.resume() // PATCH /vm Resumed
+        #expect(eventually { outs.load(ordering: .relaxed) > held + 50 })
+        #expect(guest.vcpu.stop() == .requested)
     }
 
     @Test("2 and 8 vCPUs run concurrently in one VM, each with its own result", arguments: [2, 8])

@@ -125,9 +125,11 @@ extension VCPU {
     }
 
     /// Parks the vCPU outside KVM_RUN and returns once it is parked; its state can then
-    /// be read and written from this thread.
+    /// be read and written from this thread. Pauses nest: every `pause` needs its own
+    /// `resume`, so a party that resumes cannot release a vCPU another party still holds.
     public func pause() { control.pause(kick: kick) }
 
+    /// Ends one `pause`; the vCPU runs again once no pause holds it.
     public func resume() { control.resume() }
 
     /// Pauses only a vCPU nobody else paused; true when this call did (VMSupervisor).

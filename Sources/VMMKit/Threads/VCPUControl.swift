@@ -14,6 +14,10 @@ final class VCPUControl: @unchecked Sendable {
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     // Guarded by mutex:
     private var request = Request.run
+    /// How many pauses are in force: each `pause` that returned holding the vCPU adds
+    /// one and its `resume` removes it, so one party's resume (the halt monitor's, say)
+    /// never lets a vCPU run that another party (the control API) still holds paused.
+    private var pauseHolds = 0
     private var paused = false
     private var thread: pthread_t?
     private var finished = false
@@ -120,16 +124,20 @@ final class VCPUControl: @unchecked Sendable {
     }
 
     /// Requests a pause, kicks, and waits until the vCPU is parked (or has finished, or
-    /// another party resumed or stopped it first). A second caller while a pause is
-    /// pending waits for the same park rather than returning early.
+    /// was stopped). A second caller while a pause is pending waits for the same park
+    /// rather than returning early, and holds the vCPU too: it runs again only once every
+    /// pause has had its `resume`.
     func pause(kick: () -> Void) {
         let shouldKick: Bool? = locked {
             guard thread != nil, !finished else { return nil }
             switch request {
             case .stop: return nil
-            case .pause: return false
+            case .pause:
+                pauseHolds += 1
+                return false
             case .run:
                 request = .pause
+                pauseHolds = 1
                 pending.store(true, ordering: .sequentiallyConsistent)
                 return true
             }
@@ -146,6 +154,7 @@ final class VCPUControl: @unchecked Sendable {
         let running: Bool = locked {
             guard request == .run, thread != nil, !finished else { return false }
             request = .pause
+            pauseHolds = 1
             pending.store(true, ordering: .sequentiallyConsistent)
             return true
         }
@@ -163,9 +172,13 @@ final class VCPUControl: @unchecked Sendable {
         locked { while !paused && !finished && request == .pause { pthread_cond_wait(cond, mutex) } }
     }
 
+    /// Ends one pause; the vCPU runs again when no pause holds it. A resume without a
+    /// pause in force does nothing.
     func resume() {
         locked {
-            guard request == .pause else { return }
+            guard request == .pause, pauseHolds > 0 else { return }
+            pauseHolds -= 1
+            guard pauseHolds == 0 else { return }
             request = .run
             pthread_cond_broadcast(cond)
         }
