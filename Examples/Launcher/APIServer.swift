@@ -49,9 +49,15 @@ final class APIServer: @unchecked Sendable {
         self.stopServer = stop
     }
 
+    /// Answers requests from now on: called once the vCPU threads run. The socket is
+    /// bound earlier (so a bad path fails before the guest starts), and a request that
+    /// arrives in between waits here rather than seeing vCPUs not yet started as stopped.
+    func open() { routes.gate.open() }
+
     /// Stops serving, waits for the server to end, removes the socket. The library stays
     /// mapped: its event-loop thread is left to the process's exit, which follows.
     func stop() {
+        routes.gate.open() // a request still waiting for the start is answered, not stuck
         stopServer(server)
         APISocketPath.remove(path)
     }
@@ -71,6 +77,7 @@ final class APIServer: @unchecked Sendable {
 /// Which request goes to which `ControlAPI` operation (the OpenAPI document's paths).
 final class Routes: @unchecked Sendable {
     let api: ControlAPI
+    let gate = StartGate()
     init(_ api: ControlAPI) { self.api = api }
 
     /// The methods each path allows, for 405 answers.
@@ -100,6 +107,7 @@ final class Routes: @unchecked Sendable {
     static let handle: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
                                        UnsafePointer<UInt8>?, Int) -> vmm_api_answer_t = { ctx, method, path, body, length in
         let routes = Unmanaged<Routes>.fromOpaque(ctx!).takeUnretainedValue()
+        routes.gate.wait()
         let bytes: [UInt8]? = length == Int.max ? nil : (length == 0 ? [] : Array(UnsafeBufferPointer(start: body, count: length)))
         let answer = routes.route(method: method.map { String(cString: $0) } ?? "", path: path.map { String(cString: $0) } ?? "", body: bytes)
         // The methods a 405 names; the strings are static (Routes.allowedC), never freed.
@@ -112,5 +120,30 @@ final class Routes: @unchecked Sendable {
 
     static let release: @convention(c) (UnsafeMutableRawPointer?, vmm_api_answer_t) -> Void = { _, answer in
         free(UnsafeMutableRawPointer(mutating: answer.body))
+    }
+}
+
+/// Holds requests until the VM's vCPU threads have started; opens once, for good.
+final class StartGate: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+    private var isOpen = false
+
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&cond, nil)
+    }
+
+    func open() {
+        pthread_mutex_lock(&mutex)
+        isOpen = true
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    func wait() {
+        pthread_mutex_lock(&mutex)
+        while !isOpen { pthread_cond_wait(&cond, &mutex) }
+        pthread_mutex_unlock(&mutex)
     }
 }

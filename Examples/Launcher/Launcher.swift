@@ -98,7 +98,7 @@ struct Launcher {
         // never reaches user space, so the supervisor detects a machine that halted for good.
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let outcome: VMSupervisor.Outcome
-        do { outcome = try supervisor.run(dispatcher) } catch { throw LauncherError(.host, error.description) }
+        do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch { throw LauncherError(.host, error.description) }
         stuck.runFinished()
         let timedOut = timer?.cancel() ?? false
         StartupTrace.mark("guest")

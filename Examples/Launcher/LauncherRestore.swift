@@ -73,7 +73,7 @@ extension Launcher {
         let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let outcome: VMSupervisor.Outcome
-        do { outcome = try supervisor.run(dispatcher) } catch { throw LauncherError(.host, error.description) }
+        do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch { throw LauncherError(.host, error.description) }
         let timedOut = timer?.cancel() ?? false
         if let stats {
             var report = stats.report() + (unassigned?.report() ?? "")

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import VMMControl
 import VMMKit
 
 /// VMSupervisor: a VM stops as a whole, and with an in-kernel irqchip a machine whose
@@ -48,5 +49,23 @@ struct VMSupervisorTests {
         done.wait()
         #expect(outcome?.reasons == [.requested])
         #expect(outcome?.allHalted == false)
+    }
+
+    /// The launcher opens its control API in `started`: a client must then see the VM
+    /// running and be able to pause it (before the threads exist a vCPU reads as stopped).
+    @Test("started runs once every vCPU thread exists: a controller then reads the VM as running and pauses it")
+    func startedCallback() throws {
+        let guest = try TestGuest("user_spin", ring: 3, vcpus: 2)
+        let controller = VMController(vm: guest.vm)
+        #expect(controller.info().state == .stopped) // not started yet: what the API must not show
+        var seen: [VCPURunState] = []
+        let outcome = try VMSupervisor(vm: guest.vm, detectHalt: false).run(guest.dispatcher) {
+            seen.append(controller.info().state)
+            do { try controller.pause() } catch { Issue.record("pause in started: \(error)") }
+            seen.append(controller.info().state)
+            guest.vm.requestStop(.requested)
+        }
+        #expect(seen == [.running, .paused])
+        #expect(outcome.reasons == [.requested, .requested])
     }
 }

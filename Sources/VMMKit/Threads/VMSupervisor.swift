@@ -58,8 +58,10 @@ public final class VMSupervisor: @unchecked Sendable {
         }
     }
 
-    /// Starts every vCPU on `dispatcher` and waits until all have stopped.
-    public func run(_ dispatcher: ExitDispatcher) throws(VMMError) -> Outcome {
+    /// Starts every vCPU on `dispatcher` and waits until all have stopped. `started` runs
+    /// on this thread once every vCPU thread exists (a control API opens for requests
+    /// then: before it, a vCPU that has not started reads as stopped).
+    public func run(_ dispatcher: ExitDispatcher, started: () -> Void = {}) throws(VMMError) -> Outcome {
         let all = vm.vcpus
         pthread_mutex_lock(&lock)
         running = all.count
@@ -79,6 +81,7 @@ public final class VMSupervisor: @unchecked Sendable {
                 throw error
             }
         }
+        started()
         var monitor: pthread_t?
         if detectHalt {
             var t = pthread_t()
