@@ -117,17 +117,17 @@ final class SlotRegistry: @unchecked Sendable {
         return out
     }
 
-    /// How many slots are registered (for tests: threads that ended must leave none).
-    var count: Int {
+    /// Whether a registered slot satisfies `predicate`, called under the lock (for tests:
+    /// the slots of threads that ended must be gone).
+    func contains(where predicate: (PluginCallSlot) -> Bool) -> Bool {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
-        var n = 0
         var cursor = head
         while let node = cursor {
-            n += 1
+            if node._withUnsafeGuaranteedRef(predicate) { return true }
             cursor = node._withUnsafeGuaranteedRef { $0.next }
         }
-        return n
+        return false
     }
 }
 
