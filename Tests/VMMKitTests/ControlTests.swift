@@ -89,10 +89,7 @@ struct ControlTests {
 
     @Test("pauses nest: the halt monitor's resume after an inspection does not release a vCPU the control API paused meanwhile")
     func nestedPauses() throws {
-        let guest = try TestGuest("spin")
-        try guest.vm.memory.writeBytes(GuestLayout.codeStart, outLoop)
-        let outs = OutCounter()
-        try guest.dispatcher.registerPIO(port: 0x3ff, owner: "test") { _, _ in outs.add(1, ordering: .relaxed); return .handled }
+        let (guest, outs) = try outLoopGuest()
         try guest.vcpu.start(guest.dispatcher)
         #expect(eventually { outs.load(ordering: .relaxed) > 50 })
         #expect(guest.vcpu.pauseIfRunning()) // VMSupervisor.inspect pauses it

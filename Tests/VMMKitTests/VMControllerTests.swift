@@ -26,14 +26,20 @@ final class OutCounter: Sendable {
     func load(ordering: AtomicLoadOrdering) -> Int { n.load(ordering: .relaxed) }
 }
 
+/// A one-vCPU guest running `outLoop`, its `out`s counted by a handler.
+func outLoopGuest() throws -> (TestGuest, OutCounter) {
+    let guest = try TestGuest("spin")
+    try guest.vm.memory.writeBytes(GuestLayout.codeStart, outLoop)
+    let outs = OutCounter()
+    try guest.dispatcher.registerPIO(port: 0x3ff, owner: "test") { _, _ in outs.add(1, ordering: .relaxed); return .handled }
+    return (guest, outs)
+}
+
 @Suite("VMController on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
 struct VMControllerTests {
     @Test("pause parks every vCPU and the guest makes no progress; resume continues; stop ends the run")
     func pauseResumeStop() throws {
-        let guest = try TestGuest("spin")
-        try guest.vm.memory.writeBytes(GuestLayout.codeStart, outLoop)
-        let outs = OutCounter()
-        try guest.dispatcher.registerPIO(port: 0x3ff, owner: "test") { _, _ in outs.add(1, ordering: .relaxed); return .handled }
+        let (guest, outs) = try outLoopGuest()
         let counter = ExitKindCounter(vcpus: 1)
         try guest.dispatcher.setObserver(counter)
         let controller = VMController(vm: guest.vm, exitCounter: counter)
