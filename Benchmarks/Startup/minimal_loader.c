@@ -4,8 +4,12 @@
  * RAM, the guest's CPUID, every PT_LOAD segment at its physical address, long mode with
  * the first 1 GiB identity-mapped, then KVM_RUN with COM1 output to stdout and
  * isa-debug-exit on port 0xf4 ((v << 1) | 1 as the exit status).
- * Usage: minimal_loader [--irqchip] IMAGE   (--irqchip: also the in-kernel LAPIC, IOAPIC,
- * PIC and PIT, as `vmm run` creates them by default)
+ * Usage: minimal_loader [--irqchip] [--memory-first] [--close] IMAGE
+ *   --irqchip: also the in-kernel LAPIC, IOAPIC, PIC and PIT, as `vmm run` creates them.
+ *   --memory-first: the RAM memslot before the irqchip, as `vmm run` does: the memslot's
+ *     SRCU synchronisation then returns at once instead of waiting a grace period.
+ *   --close: unmap the run page and close the vCPU and VM before exiting, as `vmm run`
+ *     does, instead of leaving that to the process's exit.
  */
 #include <elf.h>
 #include <errno.h>
@@ -96,9 +100,19 @@ static void long_mode(int vcpu, uint8_t *ram, uint64_t entry)
 
 int main(int argc, char **argv)
 {
-    int irqchip = argc == 3 && strcmp(argv[1], "--irqchip") == 0;
-    if (argc != 2 + irqchip) {
-        fprintf(stderr, "usage: %s [--irqchip] IMAGE\n", argv[0]);
+    int irqchip = 0, memory_first = 0, close_at_end = 0, i = 1;
+    for (; i < argc - 1; i++) {
+        if (strcmp(argv[i], "--irqchip") == 0)
+            irqchip = 1;
+        else if (strcmp(argv[i], "--memory-first") == 0)
+            memory_first = 1;
+        else if (strcmp(argv[i], "--close") == 0)
+            close_at_end = 1;
+        else
+            break;
+    }
+    if (argc < 2 || i != argc - 1) {
+        fprintf(stderr, "usage: %s [--irqchip] [--memory-first] [--close] IMAGE\n", argv[0]);
         return 2;
     }
     const char *image = argv[argc - 1];
@@ -108,11 +122,9 @@ int main(int argc, char **argv)
     int vm = ioctl(kvm, KVM_CREATE_VM, 0);
     if (vm < 0)
         die("KVM_CREATE_VM");
-    if (irqchip) {
-        struct kvm_pit_config pit = {.flags = 0};
-        if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0 || ioctl(vm, KVM_CREATE_PIT2, &pit) < 0)
-            die("irqchip");
-    }
+    struct kvm_pit_config pit = {.flags = 0};
+    if (irqchip && !memory_first && (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0 || ioctl(vm, KVM_CREATE_PIT2, &pit) < 0))
+        die("irqchip");
     uint8_t *ram = mmap(NULL, RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (ram == MAP_FAILED)
         die("mmap RAM");
@@ -120,6 +132,8 @@ int main(int argc, char **argv)
                                                  .userspace_addr = (uint64_t)ram};
     if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
         die("KVM_SET_USER_MEMORY_REGION");
+    if (irqchip && memory_first && (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0 || ioctl(vm, KVM_CREATE_PIT2, &pit) < 0))
+        die("irqchip");
     int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
     if (vcpu < 0)
         die("KVM_CREATE_VCPU");
@@ -150,6 +164,11 @@ int main(int argc, char **argv)
             }
             if (run->io.port == 0xf4) {
                 fflush(stdout);
+                if (close_at_end) {
+                    munmap(run, (size_t)size);
+                    close(vcpu);
+                    close(vm);
+                }
                 return (v << 1) | 1;
             }
         }

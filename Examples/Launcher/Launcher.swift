@@ -37,12 +37,16 @@ struct Launcher {
         do { vm = try kvm.createVM() } catch { throw LauncherError(.host, error.description) }
         defer { vm.close() }
         do {
+            // Memslots and the MSR filter before the irqchip: each is followed in the
+            // kernel by an SRCU synchronisation, which after KVM_CREATE_IRQCHIP/PIT2 waits
+            // a whole grace period (6-10 ms here) and before them returns at once.
+            try vm.memory.addRegion(name: "ram", guestAddress: 0, size: lowRAM)
+            if highRAM > 0 { try vm.memory.addRegion(name: "ram-high", guestAddress: 1 << 32, size: highRAM) }
             if o.useIRQChip {
+                try routeDefaultMSRs(vm)
                 try vm.createIRQChip()
                 try vm.createPIT()
             }
-            try vm.memory.addRegion(name: "ram", guestAddress: 0, size: lowRAM)
-            if highRAM > 0 { try vm.memory.addRegion(name: "ram-high", guestAddress: 1 << 32, size: highRAM) }
         } catch { throw LauncherError(.host, error.description) }
 
         let request = ImageRequest(path: o.image!, append: o.append, initrd: o.initrd, loadAddress: o.loadAddress,

@@ -19,10 +19,20 @@ struct AsyncPFPlumbingTests {
         }
     }
 
-    @Test("The three MSRs reach user space through the filter; a refused write is #GP in the guest")
-    func msrFilter() throws {
+    /// `earlier`: another filter first (the launcher routes the default plugin's MSRs
+    /// before the irqchip), then the same set again in another order, which must be a
+    /// no-op that keeps the filter, while the different set before it was replaced.
+    @Test("The three MSRs reach user space through the filter; a refused write is #GP in the guest",
+          arguments: [false, true])
+    func msrFilter(earlier: Bool) throws {
         let guest = try TestGuest("apf_msr")
+        if earlier {
+            try guest.vm.enableUserSpaceMSRExits(reasons: UInt64(KVM_MSR_EXIT_REASON_FILTER))
+            try guest.vm.denyMSRs([AsyncPFABI.msrInterrupt])
+        }
         try guest.vm.prepareUserSpaceAsyncPF()
+        if earlier { try guest.vm.denyMSRs(AsyncPFABI.msrs.reversed() + [AsyncPFABI.msrAck]) }
+        #expect(guest.vm.installedMSRFilter.withLock { $0 } == AsyncPFABI.msrs.sorted())
         try guest.vcpu.advertiseAsyncPF()
         let state = AsyncPFVCPUState(vcpuID: 0)
         let env = KVMAsyncPFEnvironment(vcpu: guest.vcpu) { _ throws(VMMError) in }

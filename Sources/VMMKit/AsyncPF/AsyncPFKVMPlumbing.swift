@@ -8,18 +8,32 @@ extension VirtualMachine {
     /// `KVM_X86_SET_MSR_FILTER`: reads and writes of `msrs` no longer reach the
     /// kernel's handlers; with `enableUserSpaceMSRExits` (FILTER reason) they arrive as
     /// `.rdmsr`/`.wrmsr` exits with `reason == KVM_MSR_EXIT_REASON_FILTER`. Every other
-    /// MSR stays with the kernel. Replaces any filter set before.
+    /// MSR stays with the kernel. Replaces any filter set before; asking again for the
+    /// MSRs already denied changes nothing and makes no ioctl. That matters because the
+    /// kernel follows a filter change with `synchronize_srcu`, which once an in-kernel
+    /// irqchip exists waits a whole grace period (6-10 ms on the CI hosts): a VMM that
+    /// knows its MSRs can deny them before `createIRQChip()` (fast then), and the later
+    /// request for the same set, a plugin's `route_msrs` say, is free.
     public func denyMSRs(_ msrs: [UInt32]) throws(VMMError) {
         guard kvm.hasExtension(KVM_CAP_X86_MSR_FILTER) else {
             throw .capabilityMissing(name: "KVM_CAP_X86_MSR_FILTER", what: "routing MSRs \(msrs.map { hex($0) }) to user space")
         }
+        let wanted = Set(msrs).sorted()
+        try installedMSRFilter.withLock { installed throws(VMMError) in
+            guard installed != wanted else { return }
+            try setMSRFilter(denying: wanted)
+            installed = wanted
+        }
+    }
+
+    private func setMSRFilter(denying sorted: [UInt32]) throws(VMMError) {
         // One range per cluster of MSRs within 64 of each other: 8 bytes of bitmap each.
         var groups: [[UInt32]] = []
-        for msr in Set(msrs).sorted() {
+        for msr in sorted {
             if let first = groups.last?.first, msr - first < 64 { groups[groups.count - 1].append(msr) } else { groups.append([msr]) }
         }
         guard groups.count <= Int(KVM_MSR_FILTER_MAX_RANGES) else {
-            throw .invalidArgument("denyMSRs: \(msrs.count) MSRs need \(groups.count) filter ranges; KVM allows \(KVM_MSR_FILTER_MAX_RANGES)")
+            throw .invalidArgument("denyMSRs: \(sorted.count) MSRs need \(groups.count) filter ranges; KVM allows \(KVM_MSR_FILTER_MAX_RANGES)")
         }
         let bitmaps = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, groups.count))
         defer { bitmaps.deallocate() }

@@ -18,6 +18,9 @@ public final class VirtualMachine: @unchecked Sendable {
     private let stopReasonStorage = Lock<StopReason?>(nil)
     /// Coalesced writes queued by the kernel, replayed by the vCPU loops (CoalescedMMIO.swift).
     public let coalescedRing = CoalescedRing()
+    /// The MSRs the installed `KVM_X86_SET_MSR_FILTER` denies (sorted), nil before any:
+    /// asking for the same set again costs no ioctl (AsyncPFKVMPlumbing.swift says why).
+    let installedMSRFilter = Lock<[UInt32]?>(nil)
 
     init(kvm: KVM, fd: Int32) {
         self.kvm = kvm
