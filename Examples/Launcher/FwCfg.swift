@@ -9,7 +9,10 @@ final class FwCfg: @unchecked Sendable {
     static let dataPort: UInt16 = 0x511
     enum Key: UInt16 { case signature = 0x00, id = 0x01, ramSize = 0x03, cpuCount = 0x05, maxCPUs = 0x0f, fileDirectory = 0x19 }
 
-    private var items: [UInt16: [UInt8]] = [:]
+    /// Seven items, searched in order. Not a `[UInt16: [UInt8]]`: a first dictionary of
+    /// those types makes the runtime scan every loaded image's conformance records at
+    /// start-up (~0.26 million instructions, callgrind).
+    private var items: [(selector: UInt16, bytes: [UInt8])] = []
     private var current: [UInt8] = []
     private var offset = 0
     private var lock = pthread_mutex_t()
@@ -18,20 +21,22 @@ final class FwCfg: @unchecked Sendable {
     /// hole and the rest from 4 GiB up, as the "etc/e820" file says.
     init(cpus: Int, ramSize: UInt64, lowRAM: UInt64? = nil) {
         pthread_mutex_init(&lock, nil)
-        items[Key.signature.rawValue] = Array("QEMU".utf8)
-        items[Key.id.rawValue] = le(UInt32(1)) // traditional interface only, no DMA
-        items[Key.ramSize.rawValue] = le(ramSize)
-        items[Key.cpuCount.rawValue] = le(UInt16(cpus))
-        items[Key.maxCPUs.rawValue] = le(UInt16(cpus))
+        add(Key.signature.rawValue, Array("QEMU".utf8))
+        add(Key.id.rawValue, le(UInt32(1))) // traditional interface only, no DMA
+        add(Key.ramSize.rawValue, le(ramSize))
+        add(Key.cpuCount.rawValue, le(UInt16(cpus)))
+        add(Key.maxCPUs.rawValue, le(UInt16(cpus)))
         // One file, "etc/e820" (selector 0x20): the RAM ranges, 20-byte packed entries
         // (address, length, type 1 = RAM), little-endian; the directory is big-endian.
         let low = lowRAM ?? ramSize
         var e820 = le(UInt64(0)) + le(low) + le(UInt32(1))
         if ramSize > low { e820 += le(UInt64(1) << 32) + le(ramSize - low) + le(UInt32(1)) }
-        items[0x20] = e820
+        add(0x20, e820)
         let name = Array("etc/e820".utf8) + [UInt8](repeating: 0, count: 56 - 8)
-        items[Key.fileDirectory.rawValue] = be(UInt32(1)) + be(UInt32(e820.count)) + be(UInt16(0x20)) + [0, 0] + name
+        add(Key.fileDirectory.rawValue, be(UInt32(1)) + be(UInt32(e820.count)) + be(UInt16(0x20)) + [0, 0] + name)
     }
+
+    private func add(_ selector: UInt16, _ bytes: [UInt8]) { items.append((selector, bytes)) }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
         try dispatcher.registerPIO(port: Self.selectorPort, count: 2, owner: "fw_cfg") { [self] io, _ in
@@ -39,7 +44,8 @@ final class FwCfg: @unchecked Sendable {
             defer { pthread_mutex_unlock(&lock) }
             if io.port == Self.selectorPort {
                 if io.isWrite {
-                    current = items[UInt16(truncatingIfNeeded: io.value)] ?? []
+                    let selector = UInt16(truncatingIfNeeded: io.value)
+                    current = items.first { $0.selector == selector }?.bytes ?? []
                     offset = 0
                 } else {
                     io.value = 0

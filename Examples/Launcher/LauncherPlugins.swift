@@ -44,10 +44,12 @@ extension Launcher {
     /// not built falls back to a built-in device (with a warning); anything else that
     /// fails is a plugin error naming the plugin.
     func loadPlugins(_ host: PluginHost, dispatcher: ExitDispatcher) throws(LauncherError) {
-        var loadedRoles: Set<String> = []
+        // Arrays of a few names: the first `Set<String>` of a process makes the runtime
+        // scan every loaded image's conformance records (~0.25 million instructions).
+        var loadedRoles: [String] = []
         if !options.noDefaultPlugins {
             // `--plugin AsyncPF,key=value` replaces the default of that name (one instance).
-            let named = Set(options.plugins.map { Self.split($0).0 })
+            let named = options.plugins.map { Self.split($0).0 }
             for d in DefaultPlugins.all(serial: options.serial) where !(d.replaceable && named.contains(d.name)) {
                 do {
                     _ = try host.searchPath.resolve(d.name)
@@ -58,7 +60,7 @@ extension Launcher {
                 do {
                     let p = try host.load(d.name, config: d.config)
                     log.info("loaded default plugin \(p.id) \(p.version) from \(p.path)")
-                    loadedRoles.insert(d.role)
+                    loadedRoles.append(d.role)
                 } catch { throw LauncherError(.plugin, error.description) }
             }
         }

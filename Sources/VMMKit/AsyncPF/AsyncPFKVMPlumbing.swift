@@ -18,7 +18,10 @@ extension VirtualMachine {
         guard kvm.hasExtension(KVM_CAP_X86_MSR_FILTER) else {
             throw .capabilityMissing(name: "KVM_CAP_X86_MSR_FILTER", what: "routing MSRs \(msrs.map { hex($0) }) to user space")
         }
-        let wanted = Set(msrs).sorted()
+        // Sorted without repeats; no `Set<UInt32>` (its first use scans every loaded
+        // image's conformance records, and this runs at every `vmm run`).
+        var wanted: [UInt32] = []
+        for msr in msrs.sorted() where wanted.last != msr { wanted.append(msr) }
         try installedMSRFilter.withLock { installed throws(VMMError) in
             guard installed != wanted else { return }
             try setMSRFilter(denying: wanted)

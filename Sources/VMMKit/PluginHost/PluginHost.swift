@@ -45,11 +45,15 @@ public final class PluginHost: @unchecked Sendable {
     var hypercallPortInstalled = false
     /// Async-PF records waiting for their vCPU's thread (kicks, pages installed in the
     /// background), by vCPU id; see PluginAsyncPFDelivery.swift.
-    let posted = Lock<[UInt32: PostedAsyncPF]>([:])
-    /// vCPUs whose interrupt hook delivers `posted` (installed at load).
-    var hookedVCPUs: Set<UInt32> = []
-    /// MSRs plugins asked to see (vcpu/1 route_msrs), all plugins together.
-    var routedMSRs: Set<UInt32> = []
+    /// Pairs, not a `[UInt32: PostedAsyncPF]`: the first such dictionary makes the
+    /// runtime scan every loaded image's conformance records, at every VM's start.
+    let posted = Lock<[(vcpuID: UInt32, work: PostedAsyncPF)]>([])
+    /// vCPUs whose interrupt hook delivers `posted` (installed at load). These two are
+    /// arrays, not `Set<UInt32>`: a few elements each, and the first `Set<UInt32>` of a
+    /// process makes the runtime scan every loaded image's conformance records.
+    var hookedVCPUs: [UInt32] = []
+    /// MSRs plugins asked to see (vcpu/1 route_msrs), all plugins together, no repeats.
+    var routedMSRs: [UInt32] = []
     /// The demand pager behind the pager/1 extension; set it before the vCPUs start.
     public var pageService: (any PluginPageService)?
     private(set) var closed = false

@@ -59,7 +59,12 @@ extension PluginHost {
     @discardableResult
     private func post(to vcpuID: UInt32, _ body: (inout PostedAsyncPF) -> Void) -> Bool {
         guard let vcpu = vm.vcpus.first(where: { $0.id == vcpuID }) else { return false }
-        posted.withLock { body(&$0[vcpuID, default: PostedAsyncPF()]) }
+        posted.withLock { all in
+            if let i = all.firstIndex(where: { $0.vcpuID == vcpuID }) { return body(&all[i].work) }
+            var work = PostedAsyncPF()
+            body(&work)
+            all.append((vcpuID, work))
+        }
         // immediate_exit covers a thread about to enter KVM_RUN, the signal one inside it.
         ckvm_set_immediate_exit(vcpu.unsafeRunPage, 1)
         vcpu.signalThread()
@@ -70,7 +75,7 @@ extension PluginHost {
     /// (a demand pager attached later chains its own behind it). Load thread.
     func installDeliveryHooks() {
         for vcpu in vm.vcpus where !hookedVCPUs.contains(vcpu.id) {
-            hookedVCPUs.insert(vcpu.id)
+            hookedVCPUs.append(vcpu.id)
             let later = vcpu.hooks.onInterrupt
             vcpu.hooks.onInterrupt = { [weak self] vcpu in
                 self?.deliverPosted(vcpu)
@@ -81,7 +86,7 @@ extension PluginHost {
 
     /// [vcpu-thread] After a kick: everything posted for `vcpu`, in order.
     func deliverPosted(_ vcpu: VCPU) {
-        guard let work = posted.withLock({ $0.removeValue(forKey: vcpu.id) }) else { return }
+        guard let work = posted.withLock({ all in all.firstIndex { $0.vcpuID == vcpu.id }.map { all.remove(at: $0).work } }) else { return }
         if let failure = work.failure {
             vcpu.requestStop(.stuck(failure))
             return

@@ -39,7 +39,8 @@ enum PluginVCPUExtension {
             guard plugin.onLoadThread else { plugin.setError("\(plugin.name): route_msrs is only allowed during init", errorOut); return -EPERM }
             guard let msrs, count > 0 else { plugin.setError("\(plugin.name): route_msrs got no MSRs", errorOut); return -EINVAL }
             let host = plugin.host
-            let wanted = host.routedMSRs.union(UnsafeBufferPointer(start: msrs, count: Int(count)))
+            var wanted = host.routedMSRs
+            for msr in UnsafeBufferPointer(start: msrs, count: Int(count)) where !wanted.contains(msr) { wanted.append(msr) }
             do throws(VMMError) {
                 try host.vm.enableUserSpaceMSRExits(reasons: UInt64(KVM_MSR_EXIT_REASON_FILTER))
                 try host.vm.denyMSRs(Array(wanted))
