@@ -11,6 +11,9 @@ let package = Package(
         .library(name: "VMMSnapshot", targets: ["VMMSnapshot"]),
         .executable(name: "vmm", targets: ["Launcher"]),
         .library(name: "VMMAPIServer", type: .dynamic, targets: ["VMMAPIServer"]),
+        // The launcher's ArgumentParser front end, dlopened by `vmm` for help, errors and
+        // anything but the plain forms of `vmm run` (vmm_command_line.h).
+        .library(name: "VMMCommandLine", type: .dynamic, targets: ["VMMCommandLine"]),
         .executable(name: "embedded-vmm", targets: ["EmbeddedVMM"]),
         .executable(name: "uart-console", targets: ["UARTConsole"]),
         // For Benchmarks/ and tools: the guest payloads and the raw C run loop baseline.
@@ -135,7 +138,8 @@ let package = Package(
             dependencies: ["VMMKit", "VMMLoader"],
             path: "Examples/EmbeddedVMM"
         ),
-        // The `vmm` CLI launcher (no Foundation: JSON configs go through its own reader, JSON.swift).
+        // The `vmm` CLI launcher (no Foundation: JSON configs go through its own reader,
+        // JSON.swift; no ArgumentParser: libVMMCommandLine.so, loaded when needed).
         .executableTarget(
             name: "Launcher",
             dependencies: [
@@ -145,12 +149,21 @@ let package = Package(
                 "VMMAsyncPF",
                 "VMMSnapshot",
                 "VMMControl",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CVMMCommandLine",
                 "CVMMAPIServer",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Examples/Launcher"
+        ),
+        // The launcher's subcommands as ArgumentParser declares them, parse only; `vmm`
+        // loads it when it cannot read its arguments alone, so a run maps neither
+        // ArgumentParser nor FoundationEssentials (vmm_command_line.h).
+        .target(name: "CVMMCommandLine", path: "Examples/CommandLine/Header"),
+        .target(
+            name: "VMMCommandLine",
+            dependencies: ["CVMMCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/CommandLine/Sources"
         ),
         // The control API's HTTP transport (SwiftNIO, Hummingbird), dlopened by `vmm run
         // --api-sock` only: a run without the flag maps none of it (vmm_api_server.h).
@@ -182,7 +195,7 @@ let package = Package(
                            "VMMSnapshot", "VMMControl"]
         ),
         // `vmm run`'s fast argument parser checked against ArgumentParser (imports the launcher).
-        .testTarget(name: "LauncherParseTests", dependencies: ["Launcher"]),
+        .testTarget(name: "LauncherParseTests", dependencies: ["Launcher", "VMMCommandLine"]),
         .testTarget(
             name: "UARTTests",
             dependencies: ["UART16550", "UARTVMM", "VMMKit", "GuestPayloads"]

@@ -62,16 +62,8 @@ final class APIServer: @unchecked Sendable {
         APISocketPath.remove(path)
     }
 
-    /// libVMMAPIServer.so in the directory of the running `vmm` (SwiftPM puts the
-    /// products of one configuration side by side).
-    static func libraryPath() -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return "libVMMAPIServer.so" }
-        let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        guard let slash = exe.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "libVMMAPIServer.so" }
-        return String(exe[..<slash]) + "/libVMMAPIServer.so"
-    }
+    /// libVMMAPIServer.so in the directory of the running `vmm`.
+    static func libraryPath() -> String { ExecutableDirectory.path(of: "libVMMAPIServer.so") }
 }
 
 /// Which request goes to which `ControlAPI` operation (the OpenAPI document's paths).

@@ -1,24 +1,26 @@
-import ArgumentParser
 import Glibc
 import VMMControl
 
 /// `vmm ctl PATH COMMAND`: the control API's client. One HTTP/1.1 request over the Unix
-/// socket (`Connection: close`), the answer's JSON body on stdout.
-struct Ctl: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "ctl",
-        abstract: "Control a VM started with 'vmm run --api-sock PATH'.",
-        discussion: """
-        Commands: info, pause, resume, stop, metrics, snapshot DIR. The JSON answer is printed on stdout.
-        Exit status: \(CtlStatus.allCases.map { "\($0.rawValue) \($0.meaning)" }.joined(separator: "; ")).
-        """
-    )
+/// socket (`Connection: close`), the answer's JSON body on stdout. Parsed by
+/// libVMMCommandLine.so (its `CtlArguments` holds the help).
+struct CtlCommand {
+    var socket: String
+    var command: String
+    var operands: [String] = []
 
-    @Argument(help: "The control socket given to 'vmm run --api-sock'.") var socket: String
-    @Argument(help: "info, pause, resume, stop, metrics or snapshot.") var command: String
-    @Argument(help: "snapshot: the directory to write.") var operands: [String] = []
+    init(socket: String, command: String, operands: [String] = []) {
+        self.socket = socket
+        self.command = command
+        self.operands = operands
+    }
 
-    func run() throws {
+    init(_ p: ParsedCommand) throws(LauncherError) {
+        guard let socket = p.string("socket"), let action = p.string("action") else { throw ParsedCommand.skew("ctl without socket or action") }
+        self.init(socket: socket, command: action, operands: p.strings("operand"))
+    }
+
+    func run() throws(LauncherError) -> Never {
         let (method, path, body) = try request()
         let answer: HTTPAnswer
         do { answer = try UnixHTTPClient.send(socket: socket, method: method, path: path, body: body) } catch {

@@ -17,6 +17,28 @@ struct RestoreRequest {
     var apiSock: String?
 }
 
+extension RestoreRequest {
+    /// `vmm restore DIR [flags]` as the command-line library parsed it, checked.
+    init(_ p: ParsedCommand) throws(LauncherError) {
+        guard let dir = p.string("dir") else { throw ParsedCommand.skew("restore without dir") }
+        self.init(dir: dir, eager: p.flag("eager"), stats: p.flag("stats"), apiSock: p.string("api-sock"))
+        if let serial = p.string("serial") {
+            guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial)") }
+            self.serial = target
+        }
+        if let maxSeconds = try p.double("max-seconds") {
+            guard maxSeconds > 0 else { throw LauncherError(.usage, "--max-seconds must be positive") }
+            self.maxSeconds = maxSeconds
+        }
+        if let logLevel = p.string("log-level") {
+            guard LaunchOptions.logLevels.contains(logLevel) else {
+                throw LauncherError(.usage, "--log-level must be one of \(LaunchOptions.logLevels.joined(separator: ", "))")
+            }
+            self.logLevel = logLevel
+        }
+    }
+}
+
 extension Launcher {
     /// Checks the whole snapshot (every file, size and checksum) before building anything.
     static func restore(_ r: RestoreRequest) throws(LauncherError) -> Int32 {

@@ -1,27 +1,26 @@
-import ArgumentParser
 import Glibc
 import VMMKit
 
 /// `vmm plugins [--probe] [PATH]`: what plugins can be found, what they are, which file
 /// `--plugin NAME` loads, and why any candidate was refused. Each descriptor is read
 /// from the file, as data: listing runs no plugin code. `--probe` also lists handlers,
-/// by running each candidate's `init` in a child process (`PluginProbe`).
-struct Plugins: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "plugins",
-        abstract: "List the plugins found on the search path (or in PATH).",
-        discussion: "Exit status 8 when PATH is a file and it is refused.")
-
-    @Flag(help: "Also list handlers: runs each candidate's init (empty config) in a child process.")
+/// by running each candidate's `init` in a child process (`PluginProbe`). Parsed by
+/// libVMMCommandLine.so (its `PluginsArguments` holds the help).
+struct PluginsCommand {
     var probe = false
-    @Option(name: .customLong("probe-timeout"), help: "Seconds a candidate's load and init may take under --probe (default 10).")
     var probeTimeout: Double?
-    @Option(name: .customLong("probe-child"), help: .hidden) var probeChild: String?
-    @Argument(help: "A plugin file or a directory to list instead of the search path.")
+    var probeChild: String?
     var path: String?
 
-    func run() throws {
-        if let probeChild { PluginProbe.child(probeChild); return }
+    init(_ p: ParsedCommand) throws(LauncherError) {
+        probe = p.flag("probe")
+        probeTimeout = try p.double("probe-timeout")
+        probeChild = p.string("probe-child")
+        path = p.string("path")
+    }
+
+    func run() throws(LauncherError) -> Never {
+        if let probeChild { PluginProbe.child(probeChild); Glibc.exit(0) }
         let timeout = probeTimeout ?? PluginProbe.defaultSeconds
         guard timeout > 0, timeout <= 3600 else {
             throw LauncherError(.usage, "--probe-timeout must be a number of seconds above 0 and at most 3600")
@@ -34,7 +33,7 @@ struct Plugins: ParsableCommand {
             print(text)
             refused = refused || !ok
         }
-        if named && refused { Glibc.exit(LauncherStatus.plugin.rawValue) }
+        Glibc.exit(named && refused ? LauncherStatus.plugin.rawValue : 0)
     }
 
     /// The files to list, and whether PATH named one file.

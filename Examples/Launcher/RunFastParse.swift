@@ -4,9 +4,10 @@
 /// which start-up (issue 13) cannot afford. This parser accepts only the plain forms and
 /// returns nil for anything else (help, `--`, unknown or repeated options, a value that
 /// begins with `-`, a number that does not convert or is not finite), and `VMM.main`
-/// then lets ArgumentParser parse, report and explain as before. So help, usage and errors
-/// come from one place, and for what this accepts both give the same `RunFlags`: debug
-/// builds check that on every run, and `LauncherParseTests` checks it on generated input.
+/// then lets ArgumentParser parse, report and explain (libVMMCommandLine.so, loaded only
+/// then: ParsedCommand.swift). So help, usage and errors come from one place, and for what
+/// this accepts both give the same `RunFlags`: debug builds check that on every run, and
+/// `LauncherParseTests` checks it on generated input.
 extension RunFlags {
     /// Where a flag's value goes. Closures in one switch, not a dictionary of key paths:
     /// building that table (22 key paths, a `[String: Field]`) and the `Set<String>` of
@@ -101,5 +102,32 @@ extension RunFlags {
             }
         }
         return f
+    }
+}
+
+extension RunFlags {
+    /// What ArgumentParser (libVMMCommandLine.so) parsed for `run`; its items use the
+    /// long option names the fast parser knows, so both fill `RunFlags` the same way.
+    init(_ parsed: ParsedCommand) throws(LauncherError) {
+        self.init()
+        for (key, value) in parsed.items {
+            if key == "image" { image = value; continue }
+            guard let field = Self.field(key) else { throw ParsedCommand.skew(key) }
+            switch field {
+            case let .flag(set): set(&self)
+            case let .string(set):
+                guard let value else { throw ParsedCommand.skew(key) }
+                set(&self, value)
+            case let .int(set):
+                guard let n = value.flatMap({ Int($0) }) else { throw ParsedCommand.skew("\(key)=\(value ?? "")") }
+                set(&self, n)
+            case let .double(set):
+                guard let d = value.flatMap({ Double($0) }) else { throw ParsedCommand.skew("\(key)=\(value ?? "")") }
+                set(&self, d)
+            case .plugin:
+                guard let value else { throw ParsedCommand.skew(key) }
+                plugins.append(value)
+            }
+        }
     }
 }

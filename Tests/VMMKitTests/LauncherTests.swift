@@ -49,6 +49,22 @@ struct LauncherTests {
         #expect(r.stderr == "")
     }
 
+    @Test("vmm run needs no ArgumentParser: FoundationEssentials comes only with libVMMCommandLine.so, loaded for help")
+    func commandLineLibrary() throws {
+        // LD_DEBUG=files: the dynamic linker names each library and who needed or loaded it.
+        let run = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf")], environment: ["LD_DEBUG": "files"])
+        #expect(run.stdout == "Hello from an ELF64 guest\n")
+        #expect(run.status == 1)
+        let foundation = run.stderr.split(separator: "\n").filter { $0.contains("file=libFoundationEssentials.so") && $0.contains("needed by") }
+        #expect(foundation.allSatisfy { $0.contains("libVMMCommandLine.so") }, "\(foundation)")
+        let help = try VMMProcess.run(["--help"], environment: ["LD_DEBUG": "files"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("USAGE: vmm <subcommand>"))
+        #expect(help.stderr.split(separator: "\n").contains {
+            $0.contains("libVMMCommandLine.so") && $0.contains("dynamically loaded by")
+        })
+    }
+
     @Test("a Multiboot guest sees its command line, its module and fw_cfg's CPU count and RAM size")
     func multiboot() throws {
         let module = try VMMProcess.temp("module.txt", Array("module contents\n".utf8))

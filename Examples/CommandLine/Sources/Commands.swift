@@ -1,0 +1,156 @@
+import ArgumentParser
+
+// The launcher's subcommands as ArgumentParser declares them: names, help and types.
+// Parsing only: each hands its values to the launcher as items (`emit`), which runs them
+// (Examples/Launcher). vmm_command_line.h says why this is a library of its own.
+
+/// The exit statuses, set by the launcher for each call (it owns the numbers).
+nonisolated(unsafe) var statusHelp = ""
+nonisolated(unsafe) var ctlStatusHelp = ""
+
+/// Where a parsed command's items go: `(key, value)`, nil for a flag that is set.
+typealias Emit = (String, String?) -> Void
+
+protocol EmittingArguments: ParsableCommand {
+    func emit(_ item: Emit)
+}
+
+struct VMMArguments: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "vmm",
+            abstract: "Run guests on Linux KVM with VMMKit.",
+            discussion: "Exit status: the guest's debug-exit code v gives (v << 1) | 1 (QEMU's isa-debug-exit); otherwise \(statusHelp).",
+            subcommands: [RunArguments.self, RestoreArguments.self, PluginsArguments.self, CtlArguments.self])
+    }
+}
+
+struct RunArguments: EmittingArguments {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Load a guest image and run it until the guest stops.")
+
+    @Argument(help: "ELF64, Multiboot v1 (ELF32) or flat binary (with --load-addr).")
+    var image: String?
+    @Option(help: "Guest RAM, e.g. 64M, 1G (default 64M).") var memory: String?
+    @Option(help: "Number of vCPUs (default 1).") var vcpus: Int?
+    @Option(name: .customLong("read-ahead"), help: "Demand paging: pages installed ahead of a sequential fault, 0 to 256 (default 0).") var readAhead: Int?
+    @Option(help: "kernel (LAPIC/IOAPIC/PIC/PIT in KVM, the default) or none (HLT exits to the launcher; one vCPU only).") var irqchip: String?
+    @Option(name: .customLong("plugin"), help: "PATH[,key=value...]; repeatable.") var plugins: [String] = []
+    @Flag(name: .customLong("no-default-plugins"), help: "Do not load the bundled plugins.") var noDefaultPlugins = false
+    @Option(help: "JSON file holding any of these options; flags override it.") var config: String?
+    @Option(help: "stdio, file:PATH or none (default stdio).") var serial: String?
+    @Option(help: "exits: one line per exit on stderr.") var trace: String?
+    @Flag(help: "Print exit counts and time per kind at the end (stderr).") var stats = false
+    @Flag(name: .customLong("strict-io"), help: "Stop on I/O nobody claims (status 18) instead of reading all-ones and dropping writes.") var strictIO = false
+    @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
+    // QEMU's -append takes "-flag value" too: the next argument is the value whatever it looks like.
+    @Option(parsing: .unconditional, help: "Multiboot command line (may begin with '-').") var append: String?
+    @Option(help: "A file passed as Multiboot module.") var initrd: String?
+    @Option(name: .customLong("load-addr"), help: "Flat binary: guest-physical load address.") var loadAddr: String?
+    @Option(help: "Flat binary: entry address (default: the load address).") var entry: String?
+    @Option(help: "Flat binary: 16 (real mode) or 64 (long mode, default).") var mode: Int?
+    @Option(name: .customLong("handler-budget"), help: "Seconds a plugin handler call may run before the run ends with status 8 (default 10).")
+    var handlerBudget: Double?
+    @Flag(name: .customLong("no-seccomp"), help: "Run vCPU threads without the seccomp allow-list (Docs/Seccomp.md).") var noSeccomp = false
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
+    @Option(name: .customLong("snapshot-on-stop"), help: "When --max-seconds or a stop request ends the run, save a snapshot into this new directory (status 22); vmm restore DIR resumes it.") var snapshotOnStop: String?
+    @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: String?
+
+    func emit(_ item: Emit) {
+        item("command", "run")
+        if let image { item("image", image) }
+        if let memory { item("memory", memory) }
+        if let vcpus { item("vcpus", String(vcpus)) }
+        if let readAhead { item("read-ahead", String(readAhead)) }
+        if let irqchip { item("irqchip", irqchip) }
+        for p in plugins { item("plugin", p) }
+        if noDefaultPlugins { item("no-default-plugins", nil) }
+        if let config { item("config", config) }
+        if let serial { item("serial", serial) }
+        if let trace { item("trace", trace) }
+        if stats { item("stats", nil) }
+        if strictIO { item("strict-io", nil) }
+        if let maxSeconds { item("max-seconds", String(maxSeconds)) }
+        if let append { item("append", append) }
+        if let initrd { item("initrd", initrd) }
+        if let loadAddr { item("load-addr", loadAddr) }
+        if let entry { item("entry", entry) }
+        if let mode { item("mode", String(mode)) }
+        if let handlerBudget { item("handler-budget", String(handlerBudget)) }
+        if noSeccomp { item("no-seccomp", nil) }
+        if let logLevel { item("log-level", logLevel) }
+        if let snapshotOnStop { item("snapshot-on-stop", snapshotOnStop) }
+        if let apiSock { item("api-sock", apiSock) }
+    }
+}
+
+struct RestoreArguments: EmittingArguments {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Resume a snapshot of vmm run (--snapshot-on-stop) in this process and run it to the end.",
+        discussion: "The machine (RAM, vCPUs, irqchip, plugins and their configs) is rebuilt from the snapshot; exit statuses as vmm run. A damaged, incompatible or incomplete snapshot: status 24, nothing on disk changed.")
+
+    @Argument(help: "The snapshot directory.") var dir: String
+    @Flag(help: "Copy all memory in before the first instruction (default: page it in lazily through userfaultfd).") var eager = false
+    @Option(help: "stdio, file:PATH or none (default: as saved).") var serial: String?
+    @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
+    @Flag(help: "Print exit counts and pages fetched at the end (stderr).") var stats = false
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
+    @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: String?
+
+    func emit(_ item: Emit) {
+        item("command", "restore")
+        item("dir", dir)
+        if eager { item("eager", nil) }
+        if let serial { item("serial", serial) }
+        if let maxSeconds { item("max-seconds", String(maxSeconds)) }
+        if stats { item("stats", nil) }
+        if let logLevel { item("log-level", logLevel) }
+        if let apiSock { item("api-sock", apiSock) }
+    }
+}
+
+struct PluginsArguments: EmittingArguments {
+    static let configuration = CommandConfiguration(
+        commandName: "plugins",
+        abstract: "List the plugins found on the search path (or in PATH).",
+        discussion: "Exit status 8 when PATH is a file and it is refused.")
+
+    @Flag(help: "Also list handlers: runs each candidate's init (empty config) in a child process.")
+    var probe = false
+    @Option(name: .customLong("probe-timeout"), help: "Seconds a candidate's load and init may take under --probe (default 10).")
+    var probeTimeout: Double?
+    @Option(name: .customLong("probe-child"), help: .hidden) var probeChild: String?
+    @Argument(help: "A plugin file or a directory to list instead of the search path.")
+    var path: String?
+
+    func emit(_ item: Emit) {
+        item("command", "plugins")
+        if probe { item("probe", nil) }
+        if let probeTimeout { item("probe-timeout", String(probeTimeout)) }
+        if let probeChild { item("probe-child", probeChild) }
+        if let path { item("path", path) }
+    }
+}
+
+struct CtlArguments: EmittingArguments {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "ctl",
+            abstract: "Control a VM started with 'vmm run --api-sock PATH'.",
+            discussion: """
+            Commands: info, pause, resume, stop, metrics, snapshot DIR. The JSON answer is printed on stdout.
+            Exit status: \(ctlStatusHelp).
+            """)
+    }
+
+    @Argument(help: "The control socket given to 'vmm run --api-sock'.") var socket: String
+    @Argument(help: "info, pause, resume, stop, metrics or snapshot.") var command: String
+    @Argument(help: "snapshot: the directory to write.") var operands: [String] = []
+
+    func emit(_ item: Emit) {
+        item("command", "ctl")
+        item("socket", socket)
+        item("action", command)
+        for o in operands { item("operand", o) }
+    }
+}

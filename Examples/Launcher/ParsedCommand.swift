@@ -1,0 +1,105 @@
+import CVMMCommandLine
+import Glibc
+
+/// A command line as libVMMCommandLine.so (ArgumentParser) parsed it: the subcommand and
+/// its items in order (vmm_command_line.h). The library is loaded from beside the `vmm`
+/// executable, only for command lines `RunFlags.fastParse` does not take.
+struct ParsedCommand {
+    var name: String
+    var items: [(key: String, value: String?)] = []
+
+    func string(_ key: String) -> String? { items.last { $0.key == key }?.value ?? nil }
+    func strings(_ key: String) -> [String] { items.filter { $0.key == key }.compactMap(\.value) }
+    func flag(_ key: String) -> Bool { items.contains { $0.key == key } }
+
+    /// A number the library printed from a parsed value (so it reads back), nil if absent.
+    func double(_ key: String) throws(LauncherError) -> Double? {
+        guard let text = string(key) else { return nil }
+        guard let d = Double(text) else { throw Self.skew("\(key)=\(text)") }
+        return d
+    }
+
+    func int(_ key: String) throws(LauncherError) -> Int? {
+        guard let text = string(key) else { return nil }
+        guard let n = Int(text) else { throw Self.skew("\(key)=\(text)") }
+        return n
+    }
+
+    /// An item this launcher does not know: the library is from another build.
+    static func skew(_ what: String) -> LauncherError {
+        LauncherError(.usage, "\(libraryName) returned '\(what)', which this vmm does not know (a library from another build?)")
+    }
+
+    static let libraryName = "libVMMCommandLine.so"
+
+    /// Parses `args` (after the program name). Help, completion scripts and usage errors
+    /// are printed by the library and end the process with its status, unless
+    /// `exitOnOutput` is false (then they throw).
+    static func parse(_ args: [String], exitOnOutput: Bool = true) throws(LauncherError) -> ParsedCommand {
+        let file = ExecutableDirectory.path(of: libraryName)
+        guard let library = dlopen(file, RTLD_NOW | RTLD_LOCAL) else {
+            throw LauncherError(.usage, "cannot read these arguments without \(file): \(String(cString: dlerror()))"
+                + " (built with the package: swift build, or swift build --product VMMCommandLine); plain 'vmm run IMAGE --flag value' works without it")
+        }
+        // Stays loaded: the process exits after the command, and ArgumentParser's
+        // metadata must outlive any use.
+        guard let symbol = dlsym(library, VMM_COMMAND_LINE_PARSE) else {
+            throw LauncherError(.usage, "\(file) lacks \(VMM_COMMAND_LINE_PARSE)")
+        }
+        let parse = unsafeBitCast(symbol, to: vmm_command_line_parse_fn.self)
+        let collector = Collector()
+        let ctlHelp = CtlStatus.allCases.map { "\($0.rawValue) \($0.meaning)" }.joined(separator: "; ")
+        let status = withCStrings(args) { argv in
+            parse(VMM_COMMAND_LINE_VERSION, Int32(args.count), argv, VMM.statusHelp, ctlHelp, LauncherStatus.usage.rawValue,
+                  Unmanaged.passUnretained(collector).toOpaque()) { context, key, value in
+                guard let context, let key else { return }
+                let c = Unmanaged<Collector>.fromOpaque(context).takeUnretainedValue()
+                c.items.append((String(cString: key), value.map { String(cString: $0) }))
+            }
+        }
+        guard status < 0 else {
+            if exitOnOutput { Glibc.exit(status) }
+            throw LauncherError(.usage, "not parsed (status \(status))")
+        }
+        guard let first = collector.items.first, first.key == "command", let name = first.value else {
+            throw skew(collector.items.first?.key ?? "nothing")
+        }
+        return ParsedCommand(name: name, items: Array(collector.items.dropFirst()))
+    }
+
+    private final class Collector {
+        var items: [(key: String, value: String?)] = []
+    }
+
+    /// Runs the command; every one ends the process or throws.
+    func run() throws(LauncherError) -> Never {
+        switch name {
+        case "run": try RunFlags(self).launch()
+        case "restore": Glibc.exit(try Launcher.restore(try RestoreRequest(self)))
+        case "plugins": try PluginsCommand(self).run()
+        case "ctl": try CtlCommand(self).run()
+        default: throw Self.skew("command=\(name)")
+        }
+    }
+}
+
+/// `body` with `strings` as a C `argv` (NUL-terminated copies, freed after).
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let copies = strings.map { strdup($0) }
+    defer { copies.forEach { free($0) } }
+    let pointers = copies.map { UnsafePointer($0) } + [nil]
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// Files installed beside the running `vmm` (SwiftPM puts the products of one build
+/// configuration side by side): its command-line and API-server libraries.
+enum ExecutableDirectory {
+    static func path(of file: String) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return file }
+        let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = exe.utf8.lastIndex(of: UInt8(ascii: "/")) else { return file }
+        return String(exe[..<slash]) + "/" + file
+    }
+}
