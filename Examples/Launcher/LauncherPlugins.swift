@@ -88,13 +88,15 @@ extension Launcher {
         }
     }
 
-    /// The default AsyncPF plugin routes its three MSRs to user space when it loads,
-    /// after the irqchip exists, where the filter's SRCU wait costs a grace period. Routed
-    /// here first, before the irqchip, the plugin's request finds them routed and costs
-    /// nothing (`VirtualMachine.denyMSRs`). Only when that plugin will load: otherwise the
-    /// guest's writes to these MSRs must stay with the kernel.
+    /// The AsyncPF plugin (a default, or `--plugin AsyncPF[,...]`) routes its three MSRs
+    /// to user space when it loads, after the irqchip exists, where the filter's SRCU wait
+    /// costs a grace period (6-14 ms). Routed here first, before the irqchip, the plugin's
+    /// request finds them routed and costs nothing (`VirtualMachine.denyMSRs`). Only when
+    /// that plugin will load: otherwise the guest's writes to these MSRs must stay with
+    /// the kernel.
     func routeDefaultMSRs(_ vm: VirtualMachine) throws(VMMError) {
-        guard !options.noDefaultPlugins, (try? PluginSearchPath.standard().resolve("AsyncPF")) != nil else { return }
+        let named = options.plugins.contains { Self.split($0).0 == "AsyncPF" }
+        guard !options.noDefaultPlugins || named, (try? PluginSearchPath.standard().resolve("AsyncPF")) != nil else { return }
         try vm.enableUserSpaceMSRExits(reasons: UInt64(KVM_MSR_EXIT_REASON_FILTER))
         try vm.denyMSRs(AsyncPFABI.msrs)
     }
