@@ -52,7 +52,7 @@ public final class PluginHost: @unchecked Sendable {
     /// arrays, not `Set<UInt32>`: a few elements each, and the first `Set<UInt32>` of a
     /// process makes the runtime scan every loaded image's conformance records.
     var hookedVCPUs: [UInt32] = []
-    /// MSRs plugins asked to see (vcpu/1 route_msrs), all plugins together, no repeats.
+    /// MSRs plugins asked to see (vcpu/1 route_msrs), all plugins together, sorted, no repeats.
     var routedMSRs: [UInt32] = []
     /// The demand pager behind the pager/1 extension; set it before the vCPUs start.
     public var pageService: (any PluginPageService)?
