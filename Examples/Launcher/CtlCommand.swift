@@ -7,17 +7,13 @@ import VMMControl
 struct CtlCommand {
     var socket: String
     var command: String
-    var operands: [String] = []
-
-    init(socket: String, command: String, operands: [String] = []) {
-        self.socket = socket
-        self.command = command
-        self.operands = operands
-    }
+    var operands: [String]
 
     init(_ p: ParsedCommand) throws(LauncherError) {
         guard let socket = p.string("socket"), let action = p.string("action") else { throw ParsedCommand.skew("ctl without socket or action") }
-        self.init(socket: socket, command: action, operands: p.strings("operand"))
+        self.socket = socket
+        command = action
+        operands = p.strings("operand")
     }
 
     func run() throws(LauncherError) -> Never {
