@@ -19,12 +19,6 @@ struct ParsedCommand {
         return d
     }
 
-    func int(_ key: String) throws(LauncherError) -> Int? {
-        guard let text = string(key) else { return nil }
-        guard let n = Int(text) else { throw Self.skew("\(key)=\(text)") }
-        return n
-    }
-
     /// An item this launcher does not know: the library is from another build.
     static func skew(_ what: String) -> LauncherError {
         LauncherError(.usage, "\(libraryName) returned '\(what)', which this vmm does not know (a library from another build?)")
