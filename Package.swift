@@ -196,6 +196,8 @@ let package = Package(
         ),
         // `vmm run`'s fast argument parser checked against ArgumentParser (imports the launcher).
         .testTarget(name: "LauncherParseTests", dependencies: ["Launcher", "VMMCommandLine"]),
+        // The Swift plugin SDK's exit views and trampolines, without a VM.
+        .testTarget(name: "PluginKitTests", dependencies: ["VMMPluginKit", "CVMMPlugin"]),
         .testTarget(
             name: "UARTTests",
             dependencies: ["UART16550", "UARTVMM", "VMMKit", "GuestPayloads"]
