@@ -155,6 +155,24 @@ final class FrozenTables {
     static func dispatchHot(_ pio: Table<PIOHandlerBox>, _ access: inout PIOAccess, _ vcpu: VCPU,
                             _ verdict: inout ExitVerdict) -> RangeAnswer {
         guard let s = pio.segment(UInt64(access.port)) else { return .unclaimed }
+        if s.count == 1 {
+            // The usual segment: one handler, called with no loop around it (whose
+            // index, end and hoisted values were kept across the call, spilled: -8 to
+            // -15 instructions per exit, callgrind). The loop below is for shared ones.
+            let box = pio.handlers[s.first]
+            if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
+                switch PluginHotCall.pio(box, fn, access, vcpu, &verdict) {
+                case .handled: return .handled
+                case .next: return .unclaimed
+                case .other: return .other
+                }
+            }
+            switch box._withUnsafeGuaranteedRef({ $0.call(access, vcpu) }) {
+            case .handled: return .handled
+            case .notMine: return .unclaimed
+            case let other: verdict = other; return .other
+            }
+        }
         // Every frozen segment has a handler (init): the end is tested after the first.
         // No Range: it would check first <= end (a trap) on every exit.
         var i = s.first
@@ -183,6 +201,22 @@ final class FrozenTables {
     static func dispatchHot(_ mmio: Table<MMIOHandlerBox>, _ access: inout MMIOAccess, _ vcpu: VCPU,
                             _ verdict: inout ExitVerdict) -> RangeAnswer {
         guard let s = mmio.segment(access.address) else { return .unclaimed }
+        if s.count == 1 {
+            // As for ports.
+            let box = mmio.handlers[s.first]
+            if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
+                switch PluginHotCall.mmio(box, fn, &access, vcpu, &verdict) {
+                case .handled: return .handled
+                case .next: return .unclaimed
+                case .other: return .other
+                }
+            }
+            switch box._withUnsafeGuaranteedRef({ $0.call(&access, vcpu) }) {
+            case .handled: return .handled
+            case .notMine: return .unclaimed
+            case let other: verdict = other; return .other
+            }
+        }
         // Every frozen segment has a handler (init): the end is tested after the first.
         // No Range: it would check first <= end (a trap) on every exit.
         var i = s.first
