@@ -166,10 +166,24 @@ final class HandlerBox {
 /// `HandlerBox.trampoline`, as `pioTrampoline`.
 @c(vmmkit_sdk_raw_trampoline)
 private func rawTrampoline(_ user: UnsafeMutableRawPointer?, _ record: UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t {
+    answer(user, record, exitClass: nil) { user, record in
+        try Unmanaged<HandlerBox>.fromOpaque(user)._withUnsafeGuaranteedRef { try $0.body(record) }
+    }
+}
+
+/// What every trampoline does around its handler's call: refuses a null pointer and
+/// (for a typed handler) a record of another exit class, and turns the handler's answer
+/// or error into the host's verdict. Never lets a Swift error reach the host.
+@inline(__always)
+private func answer(_ user: UnsafeMutableRawPointer?, _ record: UnsafeMutablePointer<vmm_exit_t>?, exitClass: vmm_exit_class?,
+                    _ call: (UnsafeMutableRawPointer, UnsafeMutablePointer<vmm_exit_t>) throws -> PluginVerdict) -> vmm_verdict_t {
     guard let user, let record else { return VMM_FAIL.rawValue }
-    // The host keeps the box alive (PluginServices.boxes): borrow it, no retain.
+    // A typed trampoline is registered for its class only; checking costs a compare and
+    // keeps the trampolines' bodies from being merged (a thunk more per call).
+    if let exitClass, record.pointee.exit_class != exitClass.rawValue { return HandlerBox.wrongClass(record) }
+    // The host keeps the box alive (PluginServices.boxes): the call borrows it, no retain.
     do {
-        return HandlerBox.verdict(try Unmanaged<HandlerBox>.fromOpaque(user)._withUnsafeGuaranteedRef({ try $0.body(record) }), record)
+        return HandlerBox.verdict(try call(user, record), record)
     } catch {
         return HandlerBox.thrown(record, error)
     }
@@ -192,16 +206,8 @@ final class PIOHandlerBox {
 /// converted to a C pointer got one: 4 instructions per exit).
 @c(vmmkit_sdk_pio_trampoline)
 private func pioTrampoline(_ user: UnsafeMutableRawPointer?, _ record: UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t {
-    guard let user, let record else { return VMM_FAIL.rawValue }
-    // The host calls it for PIO exits only; checking costs a compare and keeps this
-    // body from being merged with the other trampolines (a thunk more per call).
-    guard record.pointee.exit_class == VMM_EXIT_PIO.rawValue else { return HandlerBox.wrongClass(record) }
-    do {
-        return HandlerBox.verdict(try Unmanaged<PIOHandlerBox>.fromOpaque(user)._withUnsafeGuaranteedRef({
-            try $0.body(PIOExit(record: record))
-        }), record)
-    } catch {
-        return HandlerBox.thrown(record, error)
+    answer(user, record, exitClass: VMM_EXIT_PIO) { user, record in
+        try Unmanaged<PIOHandlerBox>.fromOpaque(user)._withUnsafeGuaranteedRef { try $0.body(PIOExit(record: record)) }
     }
 }
 
@@ -218,16 +224,8 @@ final class MMIOHandlerBox {
 /// `MMIOHandlerBox.trampoline`, as `pioTrampoline`.
 @c(vmmkit_sdk_mmio_trampoline)
 private func mmioTrampoline(_ user: UnsafeMutableRawPointer?, _ record: UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t {
-    guard let user, let record else { return VMM_FAIL.rawValue }
-    // The host calls it for MMIO exits only; checking costs a compare and keeps this
-    // body from being merged with the other trampolines (a thunk more per call).
-    guard record.pointee.exit_class == VMM_EXIT_MMIO.rawValue else { return HandlerBox.wrongClass(record) }
-    do {
-        return HandlerBox.verdict(try Unmanaged<MMIOHandlerBox>.fromOpaque(user)._withUnsafeGuaranteedRef({
-            try $0.body(MMIOExit(record: record))
-        }), record)
-    } catch {
-        return HandlerBox.thrown(record, error)
+    answer(user, record, exitClass: VMM_EXIT_MMIO) { user, record in
+        try Unmanaged<MMIOHandlerBox>.fromOpaque(user)._withUnsafeGuaranteedRef { try $0.body(MMIOExit(record: record)) }
     }
 }
 
