@@ -119,4 +119,51 @@ struct FrozenDispatchTests {
             }
         }
     }
+
+    /// The run loop's hot path calls a segment's only handler with no loop around it
+    /// (FrozenTables.dispatchHot): `.notMine` must still reach the kind handlers, IN and
+    /// MMIO-read data must reach the guest, and a stop must end the run.
+    @Test("one handler per range on a running vCPU: notMine reaches the kind handlers, data reaches the guest, stop ends the run")
+    func singleHandlerRanges() throws {
+        let code: [UInt8] = [
+            0x66, 0xba, 0x61, 0x00, // mov dx, 0x61
+            0xb0, 0x02, 0xee, // mov al, 2; out dx, al (the port's handler declines)
+            0xec, // in al, dx (the port's handler answers 0x33)
+            0x88, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, // mov [0x20000], al
+            0xbb, 0x00, 0x00, 0x00, 0xd0, // mov ebx, 0xd0000000
+            0x8b, 0x03, // mov eax, [rbx] (the page's handler declines, the kind handler answers)
+            0x89, 0x04, 0x25, 0x04, 0x00, 0x02, 0x00, // mov [0x20004], eax
+            0x8b, 0x43, 0x08, // mov eax, [rbx + 8] (the page's handler answers 0x0badf00d)
+            0x89, 0x04, 0x25, 0x08, 0x00, 0x02, 0x00, // mov [0x20008], eax
+            0xb0, 0x09, 0xee, // mov al, 9; out dx, al (the port's handler stops the run)
+            0xf4, // hlt (not reached)
+        ]
+        let guest = try TestGuest("hlt")
+        try guest.vm.memory.writeBytes(GuestLayout.codeStart, code)
+        let calls = Recorder<String>()
+        try guest.dispatcher.registerPIO(port: 0x61, owner: "port") { io, _ in
+            guard io.isWrite else { calls.append("port in"); io.value = 0x33; return .handled }
+            calls.append("port out \(io.value)")
+            return io.value == 9 ? .stop(.guestExit(code: 9)) : .notMine
+        }
+        try guest.dispatcher.registerMMIO(address: 0xd000_0000, length: 16, owner: "page") { access, _ in
+            calls.append("page \(access.address & 0xff)")
+            guard access.address == 0xd000_0008 else { return .notMine }
+            access.data = 0x0bad_f00d
+            return .handled
+        }
+        try guest.dispatcher.register(.io, owner: "any port") { _, _ in calls.append("any port"); return .handled }
+        try guest.dispatcher.register(.mmio, owner: "any page") { exit, _ in
+            guard case var .mmio(access) = exit else { return .fail("any page saw \(exit)") }
+            calls.append("any page")
+            access.data = 0x1122_3344
+            exit = .mmio(access)
+            return .handled
+        }
+        let reason = try guest.run()
+        #expect(reason == .guestExit(code: 9))
+        #expect(calls.all == ["port out 2", "any port", "port in", "page 0", "any page", "page 8", "port out 9"])
+        #expect(try guest.vm.memory.readBytes(TestGuest.scratch, count: 12)
+            == [0x33, 0, 0, 0, 0x44, 0x33, 0x22, 0x11, 0x0d, 0xf0, 0xad, 0x0b])
+    }
 }
