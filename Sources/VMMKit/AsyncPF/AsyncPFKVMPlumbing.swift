@@ -18,10 +18,7 @@ extension VirtualMachine {
         guard kvm.hasExtension(KVM_CAP_X86_MSR_FILTER) else {
             throw .capabilityMissing(name: "KVM_CAP_X86_MSR_FILTER", what: "routing MSRs \(msrs.map { hex($0) }) to user space")
         }
-        // Sorted without repeats; no `Set<UInt32>` (its first use scans every loaded
-        // image's conformance records, and this runs at every `vmm run`).
-        var wanted: [UInt32] = []
-        for msr in msrs.sorted() where wanted.last != msr { wanted.append(msr) }
+        let wanted = msrs.sortedWithoutRepeats()
         try installedMSRFilter.withLock { installed throws(VMMError) in
             guard installed != wanted else { return }
             try setMSRFilter(denying: wanted)
@@ -109,5 +106,16 @@ extension VCPU {
         let e = try events()
         return e.exception.injected != 0 || e.exception.pending != 0 || e.interrupt.injected != 0
             || e.nmi.injected != 0 || e.nmi.pending != 0
+    }
+}
+
+extension Sequence<UInt32> {
+    /// The MSR numbers sorted, each once. Not through a `Set<UInt32>`: its first use in
+    /// a process scans every loaded image's conformance records, and MSR lists are built
+    /// at every `vmm run` (`denyMSRs`, a plugin's `route_msrs`).
+    func sortedWithoutRepeats() -> [UInt32] {
+        var result: [UInt32] = []
+        for msr in sorted() where result.last != msr { result.append(msr) }
+        return result
     }
 }

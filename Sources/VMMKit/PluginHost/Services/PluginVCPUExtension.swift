@@ -39,14 +39,11 @@ enum PluginVCPUExtension {
             guard plugin.onLoadThread else { plugin.setError("\(plugin.name): route_msrs is only allowed during init", errorOut); return -EPERM }
             guard let msrs, count > 0 else { plugin.setError("\(plugin.name): route_msrs got no MSRs", errorOut); return -EINVAL }
             let host = plugin.host
-            // Sorted without repeats (O(n log n) whatever the count; no Set, see routedMSRs).
-            var wanted: [UInt32] = []
-            for msr in (host.routedMSRs + UnsafeBufferPointer(start: msrs, count: Int(count))).sorted() where wanted.last != msr {
-                wanted.append(msr)
-            }
+            // O(n log n) whatever the count.
+            let wanted = (host.routedMSRs + UnsafeBufferPointer(start: msrs, count: Int(count))).sortedWithoutRepeats()
             do throws(VMMError) {
                 try host.vm.enableUserSpaceMSRExits(reasons: UInt64(KVM_MSR_EXIT_REASON_FILTER))
-                try host.vm.denyMSRs(Array(wanted))
+                try host.vm.denyMSRs(wanted)
             } catch {
                 plugin.setError("\(plugin.name): cannot route MSRs to user space: \(error)", errorOut)
                 if case .capabilityMissing = error { return -ENOTSUP }
