@@ -121,7 +121,7 @@ final class HandlerBox {
     /// [vcpu-thread] Never lets a Swift error reach the host: it becomes FAIL + message.
     static let trampoline: HandlerTrampoline = rawTrampoline
 
-    /// The C verdict of a Swift one (the typed boxes' trampolines).
+    /// The C verdict of a Swift one (every trampoline's, through `answer`).
     @inline(__always)
     static func verdict(_ v: PluginVerdict, _ record: UnsafeMutablePointer<vmm_exit_t>) -> vmm_verdict_t {
         switch v {

@@ -159,6 +159,8 @@ final class FrozenTables {
             // The usual segment: one handler, called with no loop around it (whose
             // index, end and hoisted values were kept across the call, spilled: -8 to
             // -15 instructions per exit, callgrind). The loop below is for shared ones.
+            // Written out rather than through a shared per-handler function as MMIO's
+            // is: for ports that cost a plugin's exit 8-9 instructions (callgrind).
             let box = pio.handlers[s.first]
             if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
                 switch PluginHotCall.pio(box, fn, access, vcpu, &verdict) {
@@ -201,46 +203,51 @@ final class FrozenTables {
     static func dispatchHot(_ mmio: Table<MMIOHandlerBox>, _ access: inout MMIOAccess, _ vcpu: VCPU,
                             _ verdict: inout ExitVerdict) -> RangeAnswer {
         guard let s = mmio.segment(access.address) else { return .unclaimed }
-        if s.count == 1 {
-            // As for ports.
-            let box = mmio.handlers[s.first]
-            if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
-                switch PluginHotCall.mmio(box, fn, &access, vcpu, &verdict) {
-                case .handled: return .handled
-                case .next: return .unclaimed
-                case .other: return .other
-                }
-            }
-            switch box._withUnsafeGuaranteedRef({ $0.call(&access, vcpu) }) {
-            case .handled: return .handled
-            case .notMine: return .unclaimed
-            case let other: verdict = other; return .other
-            }
-        }
-        // Every frozen segment has a handler (init): the end is tested after the first.
-        // No Range: it would check first <= end (a trap) on every exit.
+        // One handler: no loop around the call (as for ports).
+        if s.count == 1 { return RangeAnswer(call(mmio.handlers[s.first], &access, vcpu, &verdict)) }
+        // A shared segment (tested for its end after the first handler, as for ports).
         var i = s.first
         let end = s.first &+ s.count
         repeat {
             let box = mmio.handlers[i]
             i &+= 1
-            if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
-                switch PluginHotCall.mmio(box, fn, &access, vcpu, &verdict) {
-                case .handled: return .handled
-                case .next: continue
-                case .other: return .other
-                }
-            }
-            switch box._withUnsafeGuaranteedRef({ $0.call(&access, vcpu) }) {
+            switch call(box, &access, vcpu, &verdict) {
             case .handled: return .handled
-            case .notMine: continue
-            case let other: verdict = other; return .other
+            case .next: continue
+            case .other: return .other
             }
         } while i < end
         return .unclaimed
     }
 
-    enum RangeAnswer { case handled, unclaimed, other }
+    /// One MMIO handler: a plugin's C entry directly (no closure or verdict value), else
+    /// its closure, whose verdict other than handled / not mine goes to `verdict`.
+    @inline(__always)
+    private static func call(_ box: Unmanaged<MMIOHandlerBox>, _ access: inout MMIOAccess, _ vcpu: VCPU,
+                             _ verdict: inout ExitVerdict) -> RangeStep {
+        if let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) {
+            return PluginHotCall.mmio(box, fn, &access, vcpu, &verdict)
+        }
+        switch box._withUnsafeGuaranteedRef({ $0.call(&access, vcpu) }) {
+        case .handled: return .handled
+        case .notMine: return .next
+        case let other: verdict = other; return .other
+        }
+    }
+
+    enum RangeAnswer {
+        case handled, unclaimed, other
+
+        /// A segment's only handler's step: declined means nobody claimed the exit.
+        @inline(__always)
+        init(_ step: RangeStep) {
+            switch step {
+            case .handled: self = .handled
+            case .next: self = .unclaimed
+            case .other: self = .other
+            }
+        }
+    }
 
     /// The first verdict other than `.notMine` of the MMIO handlers, or nil.
     @inline(__always)
