@@ -2,8 +2,8 @@ import CKVM
 import Glibc
 
 /// What one entry through the hot path produced. Payloads go through `inout`
-/// parameters: a result enum carrying a `VMExit` and an `ExitVerdict` is 136 bytes,
-/// copied with `memcpy` at every hand-over.
+/// parameters: a result enum carrying a `VMExit` would be copied with `memcpy` at
+/// every hand-over.
 enum HotStep {
     /// A PIO or MMIO exit a range handler handled; already completed.
     case handled
