@@ -30,9 +30,11 @@ final class FaultRouter: @unchecked Sendable {
     /// Fallback for a kick that was lost: ring 0 answers a kick with a second message at
     /// once (measured), ring 3 with EINTR in about 0.3 ms.
     static let postTimeoutNanoseconds = 10_000_000
-    /// Fault injection for tests: a non-zero errno makes the router's next `poll` fail
-    /// with it (a failure the kernel cannot be made to produce on demand).
+    /// Fault injection for tests: a non-zero errno makes the router's next `poll`, or
+    /// its next `read` of the userfaultfd, fail with it (failures the kernel cannot be
+    /// made to produce on demand).
     let injectedPollError = Atomic<Int32>(0)
+    let injectedReadError = Atomic<Int32>(0)
 
     init(pager: DemandPager, vcpus: [VCPU]) throws(VMMError) {
         self.pager = pager
@@ -86,9 +88,18 @@ final class FaultRouter: @unchecked Sendable {
             if fds[0].revents & Int16(POLLERR | POLLNVAL) != 0 {
                 return fail("the userfaultfd (fd \(fds[0].fd)) reported \(fds[0].revents & Int16(POLLNVAL) != 0 ? "POLLNVAL" : "POLLERR")")
             }
-            while true {
-                let count = pager.uffd.read(into: messages)
-                if count == 0 { break }
+            // One batch a poll, not a drain until empty: vCPUs that keep faulting kept
+            // the router reading, never back at `poll` (whose failure went unnoticed)
+            // nor at `expirePosts` (a lost kick waited for the stream to pause).
+            if fds[0].revents & Int16(POLLIN) != 0 {
+                let count: Int
+                do throws(Errno) {
+                    let injected = injectedReadError.load(ordering: .relaxed)
+                    if injected != 0 { throw Errno(rawValue: injected) }
+                    count = try pager.uffd.read(into: messages)
+                } catch {
+                    return fail("read from the userfaultfd failed: \(error)")
+                }
                 for i in 0..<count where messages[i].event == UInt8(CUFFD_EVENT_PAGEFAULT) {
                     withUnsafePointer(to: &messages[i]) { handle($0) }
                 }

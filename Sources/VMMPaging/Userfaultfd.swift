@@ -65,9 +65,18 @@ final class Userfaultfd: @unchecked Sendable {
         }
     }
 
-    /// Reads up to `buffer.count` pending messages; 0 when none is pending.
-    func read(into buffer: UnsafeMutableBufferPointer<uffd_msg>) -> Int {
-        let n = Glibc.read(fd, buffer.baseAddress!, buffer.count * MemoryLayout<uffd_msg>.stride)
-        return n > 0 ? n / MemoryLayout<uffd_msg>.stride : 0
+    /// Reads up to `buffer.count` pending messages; 0 when none is pending (the fd is
+    /// non-blocking). Any other failure throws: swallowed, it left the router polling a
+    /// readable fd it could not read, spinning while every fault went unanswered.
+    func read(into buffer: UnsafeMutableBufferPointer<uffd_msg>) throws(Errno) -> Int {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress!, buffer.count * MemoryLayout<uffd_msg>.stride)
+            if n >= 0 { return n / MemoryLayout<uffd_msg>.stride }
+            switch cuffd_errno() {
+            case EAGAIN: return 0
+            case EINTR: continue
+            case let err: throw Errno(rawValue: err)
+            }
+        }
     }
 }

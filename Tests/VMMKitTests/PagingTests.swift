@@ -183,18 +183,28 @@ struct PagingTests {
     }
 
     /// The router is the only reader of the userfaultfd: if it stopped quietly, the next
-    /// fault would leave its vCPU in the kernel for ever. Its poll is made to fail once
-    /// the guest is under way (ENOMEM); every vCPU must stop with the router's diagnosis.
-    @Test("a fault router whose poll fails stops every vCPU with its diagnosis, not a hang", arguments: [3, 0])
-    func routerFails(ring: Int) throws {
+    /// fault would leave its vCPU in the kernel for ever. Its poll (ENOMEM) or its read
+    /// (EIO) is made to fail once the guest is under way; every vCPU must stop with the
+    /// router's diagnosis. Armed before the run: a failing read comes only after the
+    /// first fault's poll; a failing poll at the latest after the first batch (the router
+    /// polls between batches; when it drained reads until none was left, vCPUs faulting
+    /// faster than it read kept it from polling, and all 256 pages arrived).
+    @Test("a fault router whose poll or read fails stops every vCPU with its diagnosis, not a hang",
+          arguments: [(3, "poll"), (0, "poll"), (3, "read"), (0, "read")])
+    func routerFails(ring: Int, call: String) throws {
         let guest = try PagedGuest("dp_checksum", ring: ring, vcpus: 2, mode: .blocking,
                                    setup: Self.checksum(Self.dataStart, Self.dataStart + 0x100000, stride: 8, writes: 0))
         let router = try #require(guest.pager.router)
-        // Armed before the run: the router is waiting in poll, so it handles the first
-        // fault's message, then polls again and fails.
-        router.injectedPollError.store(ENOMEM, ordering: .relaxed)
+        let failure: String
+        if call == "poll" {
+            router.injectedPollError.store(ENOMEM, ordering: .relaxed)
+            failure = "poll on the userfaultfd failed: Cannot allocate memory"
+        } else {
+            router.injectedReadError.store(EIO, ordering: .relaxed)
+            failure = "read from the userfaultfd failed: Input/output error"
+        }
         let reasons = try guest.run()
-        let why = StopReason.stuck("demand paging from snapshot \(guest.snapshotPath) ended: its fault router stopped because poll on the userfaultfd failed: Cannot allocate memory; no page can be delivered any more")
+        let why = StopReason.stuck("demand paging from snapshot \(guest.snapshotPath) ended: its fault router stopped because \(failure); no page can be delivered any more")
         #expect(reasons == [why, why])
         #expect(guest.pager.statistics.pagesFetched < 256)
     }
