@@ -45,30 +45,10 @@ extension VCPU {
             }
             var exit: VMExit
             if let hot, !(ring?._withUnsafeGuaranteedRef { $0.active.load(ordering: .acquiring) } ?? false) {
-                let step: HotStep
-                do { step = try runHot(hot, &hotExit, &hotVerdict) } catch { return .error(error) }
-                exits.store(exits.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-                switch step {
-                case .handled:
-                    continue
-                case .halted:
-                    // A HLT completes nothing: only a stop or a failure needs `settle`.
-                    switch hot._withUnsafeGuaranteedRef({ $0.dispatchHalt(&hotExit, self, &hotVerdict) }) {
-                    case .handled: continue
-                    case .unclaimed: return .halted
-                    case .other:
-                        switch hotVerdict {
-                        case .handled, .notMine, .backingReplaced: continue
-                        case let .stop(reason): return reason
-                        case let .fail(message): return .handlerFailed(message)
-                        }
-                    }
-                case .ranged, .unclaimed:
-                    if case .unclaimed = step { hotVerdict = hot._withUnsafeGuaranteedRef { $0.dispatchByKind(&hotExit, self) } }
-                    if let reason = settle(hotExit, hotVerdict) { return reason }
-                    continue
-                case .other:
-                    exit = hotExit // the general path below
+                switch runHotExits(hot, ring, &hotExit, &hotVerdict) {
+                case .yield: continue
+                case let .stop(reason): return reason
+                case .general: exit = hotExit // the general path below
                 }
             } else {
                 do { exit = try run() } catch { return drained() ?? .error(error) }
@@ -90,6 +70,53 @@ extension VCPU {
             let verdict = dispatcher.dispatch(&exit, on: self)
             observer?.didDispatch(exit, verdict: verdict, on: self)
             if let reason = settle(exit, verdict) { return reason }
+        }
+    }
+
+    /// How `runHotExits` ended.
+    private enum HotLoopEnd {
+        /// A stop is requested, or the coalesced ring holds writes: back to the loop's top.
+        case yield
+        case stop(StopReason)
+        /// An exit for the general path, in the loop's `hotExit`.
+        case general
+    }
+
+    /// The run loop's hot path, as a loop of its own: as long as exits are PIO, MMIO or
+    /// HLT that handlers finish, they never leave this function. Kept apart from `runLoop`,
+    /// whose general path keeps many values live, its loop-invariant values stay in
+    /// registers instead of being reloaded from the stack at every exit.
+    @inline(never)
+    private func runHotExits(_ hot: Unmanaged<FrozenTables>, _ ring: Unmanaged<CoalescedRing>?,
+                             _ hotExit: inout VMExit, _ hotVerdict: inout ExitVerdict) -> HotLoopEnd {
+        while true {
+            let step: HotStep
+            do { step = try runHot(hot, &hotExit, &hotVerdict) } catch { return .stop(.error(error)) }
+            // Only this thread writes the count: a plain store, not a locked add.
+            exits.store(exits.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+            switch step {
+            case .handled:
+                break
+            case .halted:
+                // A HLT completes nothing: only a stop or a failure needs `settle`.
+                switch hot._withUnsafeGuaranteedRef({ $0.dispatchHalt(&hotExit, self, &hotVerdict) }) {
+                case .handled: break
+                case .unclaimed: return .stop(.halted)
+                case .other:
+                    switch hotVerdict {
+                    case .handled, .notMine, .backingReplaced: break
+                    case let .stop(reason): return .stop(reason)
+                    case let .fail(message): return .stop(.handlerFailed(message))
+                    }
+                }
+            case .ranged, .unclaimed:
+                if case .unclaimed = step { hotVerdict = hot._withUnsafeGuaranteedRef { $0.dispatchByKind(&hotExit, self) } }
+                if let reason = settle(hotExit, hotVerdict) { return .stop(reason) }
+            case .other:
+                return .general
+            }
+            if control.pending.load(ordering: .sequentiallyConsistent) { return .yield }
+            if let ring, ring._withUnsafeGuaranteedRef({ $0.active.load(ordering: .acquiring) }) { return .yield }
         }
     }
 
