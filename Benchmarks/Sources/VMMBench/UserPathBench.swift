@@ -163,8 +163,8 @@ final class PreparedExitBackend: VCPUBackend, @unchecked Sendable {
     // Inlined into its protocol witness, so the loop's call reaches the body directly,
     // as the C loop's call reaches its stand-in (without it: a thunk, ~6 instructions
     // per exit that KVMBackend, called directly by the core, never pays). The first
-    // and last entries of a run are out of line: a leaf, as the C
-    // stand-in is (a test for the first entry and the call it guarded cost 3 an exit).
+    // and last entries of a run are out of line, so this is a leaf, as the C stand-in
+    // is (a test for the first entry and the call it guarded cost 3 an exit).
     @inline(__always)
     func enter() -> (rc: Int32, errno: Int32) {
         if left > 0 {
