@@ -5,25 +5,66 @@ import Synchronization
 /// becomes readable) and calls each one's callback with the count read from it, so a
 /// device hears of guest doorbell writes without any vCPU exit.
 ///
-/// Callbacks run on the notifier thread, one at a time. `stop()` (and deinit) wakes
-/// and joins the thread; fds are not closed by the notifier, their owners close them.
+/// Callbacks run on the notifier thread, one at a time. `stop()` wakes and joins the
+/// thread (which keeps the notifier alive until then).
+///
+/// The notifier never closes an fd; its owner does, after `unwatch`. An fd closed while
+/// still watched could be reused for an unrelated file, which the thread would then poll
+/// and read. A watched fd that reports POLLNVAL (closed anyway), or POLLERR or POLLHUP
+/// with nothing to read (a pipe whose writer went away), is dropped, so the thread
+/// never spins on it.
 public final class EventNotifier: @unchecked Sendable {
     public typealias Callback = @Sendable (UInt64) -> Void
-    private struct Watch { let fd: Int32; let callback: Callback }
 
-    private let watches = Lock<[Watch]>([])
+    private final class Watch {
+        let fd: Int32
+        let callback: Callback
+        /// Cleared by `unwatch` under the mutex. The thread tests it before each read, so
+        /// a callback that unwatches another fd stops that fd's callback in the same pass.
+        let live = Atomic<Bool>(true)
+        init(fd: Int32, callback: @escaping Callback) { self.fd = fd; self.callback = callback }
+    }
+
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    // Guarded by mutex:
+    private var watches: [Watch] = []
+    /// Bumped by every change to `watches`.
+    private var version: UInt64 = 0
+    /// The version of the set the thread polls now; `unwatch` waits for it to pass.
+    private var polledVersion: UInt64 = 0
+    private var loopThread: pthread_t?
+    private var failureStorage: VMMError?
+
     private let wakeFD: Int32
     private let stopping = Atomic<Bool>(false)
     private var thread: pthread_t?
     private let threadLock = Lock<Void>(())
+    /// Fault injection for tests: a non-zero errno makes the thread's next `poll` fail
+    /// with it (a failure the kernel cannot be made to produce on demand).
+    let injectedPollError = Atomic<Int32>(0)
+    /// Passes of the thread's loop (one per wake-up), for tests.
+    let passes = Atomic<Int>(0)
 
     public init() throws(VMMError) {
         wakeFD = try EventFD.create("the event notifier")
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
     }
 
     deinit {
         stop()
         Glibc.close(wakeFD)
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        cond.deallocate()
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
     }
 
     /// Calls `callback(n)` on the notifier thread whenever the guest rang `doorbell`
@@ -34,14 +75,57 @@ public final class EventNotifier: @unchecked Sendable {
 
     /// The same for any eventfd.
     public func watch(fd: Int32, _ callback: @escaping Callback) {
-        watches.withLock { $0.append(Watch(fd: fd, callback: callback)) }
+        locked {
+            watches.append(Watch(fd: fd, callback: callback))
+            version &+= 1
+        }
         _ = EventFD.signal(wakeFD) // rebuild the poll set
     }
 
-    /// Starts the thread. Idempotent.
+    /// Stops watching `doorbell` (`unwatch(fd:)`); call it before closing the doorbell.
+    public func unwatch(_ doorbell: IOEventFD) {
+        unwatch(fd: doorbell.fd)
+    }
+
+    /// Stops watching `fd` (every watch of it). When it returns, the thread no longer
+    /// polls or reads `fd` and none of its callbacks runs or will run, so the owner may
+    /// close it. Called from a callback (on the notifier thread), it returns at once and
+    /// no callback of `fd` runs after it.
+    public func unwatch(fd: Int32) {
+        let (target, onThread): (UInt64?, Bool) = locked {
+            var removed = false
+            watches.removeAll { watch in
+                guard watch.fd == fd else { return false }
+                watch.live.store(false, ordering: .releasing)
+                removed = true
+                return true
+            }
+            guard removed else { return (nil, false) }
+            version &+= 1
+            return (version, loopThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false)
+        }
+        guard let target, !onThread else { return }
+        _ = EventFD.signal(wakeFD)
+        locked {
+            // The thread takes its next set after the pass in progress (whose callbacks
+            // have then returned), or ends: either way it is done with `fd`.
+            while loopThread != nil && polledVersion < target { pthread_cond_wait(cond, mutex) }
+        }
+    }
+
+    /// The fds watched now, in order (for tests).
+    var watchedFDs: [Int32] { locked { watches.map(\.fd) } }
+
+    /// Why the thread ended on its own (its `poll` failed), or nil. Its callbacks no
+    /// longer run then; `stop()` still joins it, and `start()` runs a new one.
+    public var failure: VMMError? { locked { failureStorage } }
+
+    /// Starts the thread. Idempotent; after `stop()` it starts a new one.
     public func start() throws(VMMError) {
         try threadLock.withLock { _ throws(VMMError) in
             guard thread == nil else { return }
+            stopping.store(false, ordering: .releasing)
+            locked { failureStorage = nil }
             let box = Unmanaged.passRetained(self).toOpaque()
             var tid = pthread_t()
             let rc = pthread_create(&tid, nil, { raw in
@@ -68,17 +152,52 @@ public final class EventNotifier: @unchecked Sendable {
     }
 
     private func loop() {
-        while !stopping.load(ordering: .acquiring) {
-            let current = watches.withLock { $0 }
-            var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-            fds += current.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            let rc = poll(&fds, nfds_t(fds.count), -1)
-            if rc < 0 { if errno == EINTR { continue } else { return } }
-            if fds[0].revents != 0 { _ = EventFD.read(wakeFD) }
-            for (i, watch) in current.enumerated() where fds[i + 1].revents & Int16(POLLIN) != 0 {
-                let n = EventFD.read(watch.fd)
-                if n > 0 { watch.callback(n) }
+        locked { loopThread = pthread_self() }
+        defer {
+            locked {
+                loopThread = nil
+                pthread_cond_broadcast(cond)
             }
+        }
+        var fds: [pollfd] = []
+        while !stopping.load(ordering: .acquiring) {
+            passes.add(1, ordering: .relaxed)
+            let current = locked {
+                polledVersion = version
+                pthread_cond_broadcast(cond)
+                return watches
+            }
+            fds.removeAll(keepingCapacity: true)
+            fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
+            for watch in current { fds.append(pollfd(fd: watch.fd, events: Int16(POLLIN), revents: 0)) }
+            let injected = injectedPollError.exchange(0, ordering: .relaxed)
+            if injected != 0 || poll(&fds, nfds_t(fds.count), -1) < 0 {
+                let err = injected != 0 ? injected : errno
+                if err == EINTR { continue }
+                locked { failureStorage = .systemCallFailed(name: "poll in the event notifier", errno: .init(rawValue: err)) }
+                return
+            }
+            if fds[0].revents != 0 { _ = EventFD.read(wakeFD) }
+            var dead: [Watch] = []
+            for (i, watch) in current.enumerated() {
+                let revents = fds[i + 1].revents
+                guard revents != 0, watch.live.load(ordering: .acquiring) else { continue }
+                if revents & Int16(POLLIN) != 0 {
+                    let n = EventFD.read(watch.fd)
+                    if n > 0 { watch.callback(n); continue }
+                }
+                if revents & Int16(POLLNVAL | POLLERR | POLLHUP) != 0 { dead.append(watch) }
+            }
+            if !dead.isEmpty { drop(dead) }
+        }
+    }
+
+    /// Watches whose fd can no longer be read: polled again, they would wake the
+    /// thread at once, forever.
+    private func drop(_ dead: [Watch]) {
+        locked {
+            watches.removeAll { watch in dead.contains { $0 === watch } }
+            version &+= 1
         }
     }
 }
