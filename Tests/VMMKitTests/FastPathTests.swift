@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import Testing
 @testable import VMMKit
 
@@ -87,6 +88,49 @@ struct FastPathTests {
         #expect(fast.stop == .guestExit(code: 0))
         #expect(fast.events == expected(count: n, mmio: true, pio: true, markerMask: 63))
         #expect(fast.exits < UInt64(n))
+    }
+
+    /// What the marker handler of `registeredWhileRunning` waits on.
+    final class Gate: Sendable {
+        let markers = Atomic<Int>(0)
+        let open = Atomic<Bool>(false)
+    }
+
+    /// The run loop's hot path tests no ring: registering the zone pokes the vCPU, which
+    /// leaves the hot path after its exit in progress and drains the ring from then on.
+    @Test("a zone registered while the vCPU runs takes effect after its exit in progress, in the guest's order")
+    func registeredWhileRunning() throws {
+        let n = 2000
+        let guest = try TestGuest("coalesced_writes", ring: 3)
+        var regs = try guest.vcpu.registers()
+        regs.rcx = UInt64(n)
+        regs.rbx = Self.mmioPort
+        regs.r9 = 0
+        regs.r8 = 7 // an ordinary PIO exit every 8 writes
+        regs.rsi = 0
+        try guest.vcpu.setRegisters(regs)
+        let events = Recorder<String>()
+        let gate = Gate()
+        try guest.dispatcher.registerMMIO(address: Self.mmioPort, length: 1, owner: "test") { a, _ in
+            events.append("m\(a.data)"); return .handled
+        }
+        try guest.dispatcher.registerPIO(port: 0x10, owner: "test") { io, _ in
+            events.append("x\(io.value)")
+            // The 20th marker's exit stays in progress until the zone is registered.
+            if gate.markers.add(1, ordering: .acquiringAndReleasing).newValue == 20 {
+                while !gate.open.load(ordering: .acquiring) { usleep(100) }
+            }
+            return .handled
+        }
+        try guest.dispatcher.registerPIO(port: 0xf4, owner: "test") { io, _ in .stop(.guestExit(code: Int32(io.value))) }
+        try guest.vcpu.start(guest.dispatcher)
+        #expect(eventually { gate.markers.load(ordering: .acquiring) >= 20 })
+        try guest.vm.registerCoalescedMMIO(address: Self.mmioPort, length: 1)
+        gate.open.store(true, ordering: .releasing)
+        #expect(guest.vcpu.join() == .guestExit(code: 0))
+        #expect(events.all == expected(count: n, mmio: true, pio: false, markerMask: 7))
+        #expect(guest.vm.coalescedRing.replayed > 0)
+        #expect(guest.vcpu.exitCount < UInt64(n))
     }
 
     @Test("two vCPUs sharing the ring: each one's writes and exits keep that vCPU's order")

@@ -17,7 +17,10 @@ public final class CoalescedRing: @unchecked Sendable {
         public let length: UInt32
     }
 
-    /// Set once a zone is registered: until then the run loop pays one relaxed load.
+    /// Set once a zone is registered (and never cleared). The run loop reads it at its
+    /// top, before it enters its hot path, which does not drain the ring: registering
+    /// pokes every vCPU of the VM (`VCPUControl.poke`), so one in the hot path leaves
+    /// it after its exit in progress.
     let active = Atomic<Bool>(false)
     /// Drainers take this so two vCPUs never replay the same entry or reorder entries.
     private let drainLock = Lock<Void>(())
@@ -132,6 +135,7 @@ extension VirtualMachine {
         var request = Self.zoneRequest(zone)
         _ = try ioctl(try liveFD(), CKVM_REGISTER_COALESCED_MMIO, "KVM_REGISTER_COALESCED_MMIO", &request)
         coalescedRing.add(zone, pageOffset: pageOffset)
+        for vcpu in vcpus { vcpu.control.poke() }
     }
 
     private static func zoneRequest(_ zone: CoalescedRing.Zone) -> kvm_coalesced_mmio_zone {

@@ -45,7 +45,7 @@ extension VCPU {
             }
             var exit: VMExit
             if let hot, !(ring?._withUnsafeGuaranteedRef { $0.active.load(ordering: .acquiring) } ?? false) {
-                switch runHotExits(hot, ring, &hotExit, &hotVerdict) {
+                switch runHotExits(hot, &hotExit, &hotVerdict) {
                 case .yield: continue
                 case let .stop(reason): return reason
                 case .general: exit = hotExit // the general path below
@@ -75,7 +75,8 @@ extension VCPU {
 
     /// How `runHotExits` ended.
     private enum HotLoopEnd {
-        /// A stop is requested, or the coalesced ring holds writes: back to the loop's top.
+        /// `control.pending`: a stop or pause is requested, or a coalesced ring was turned
+        /// on (`VCPUControl.poke`): back to the loop's top.
         case yield
         case stop(StopReason)
         /// An exit for the general path, in the loop's `hotExit`.
@@ -86,9 +87,14 @@ extension VCPU {
     /// HLT that handlers finish, they never leave this function. Kept apart from `runLoop`,
     /// whose general path keeps many values live, its loop-invariant values stay in
     /// registers instead of being reloaded from the stack at every exit.
+    ///
+    /// It runs only while the coalesced ring is off, and tests nothing but
+    /// `control.pending` after each exit: a ring turned on meanwhile pokes the vCPU
+    /// (`VirtualMachine.registerCoalesced`). Testing the ring here as well cost every
+    /// exit 7-9 instructions (callgrind), most of them from the register it kept live.
     @inline(never)
-    private func runHotExits(_ hot: Unmanaged<FrozenTables>, _ ring: Unmanaged<CoalescedRing>?,
-                             _ hotExit: inout VMExit, _ hotVerdict: inout ExitVerdict) -> HotLoopEnd {
+    private func runHotExits(_ hot: Unmanaged<FrozenTables>, _ hotExit: inout VMExit,
+                             _ hotVerdict: inout ExitVerdict) -> HotLoopEnd {
         while true {
             let step: HotStep
             do { step = try runHot(hot, &hotExit, &hotVerdict) } catch { return .stop(.error(error)) }
@@ -116,7 +122,6 @@ extension VCPU {
                 return .general
             }
             if control.pending.load(ordering: .sequentiallyConsistent) { return .yield }
-            if let ring, ring._withUnsafeGuaranteedRef({ $0.active.load(ordering: .acquiring) }) { return .yield }
         }
     }
 

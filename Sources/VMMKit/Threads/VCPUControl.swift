@@ -208,6 +208,14 @@ final class VCPUControl: @unchecked Sendable {
         }
     }
 
+    /// Makes the run loop pass its checkpoint after the exit in progress, with nothing
+    /// requested: for state it reads only at its top, such as a coalesced ring turned on
+    /// while it runs its hot path (which tests `pending` alone after each exit). Set
+    /// under the mutex, so a `checkpoint` clearing `pending` sees what came before it.
+    func poke() {
+        locked { pending.store(true, ordering: .sequentiallyConsistent) }
+    }
+
     /// The kick signal alone: no request, no `immediate_exit`.
     func signal() { signalThread() }
 
