@@ -122,12 +122,18 @@ public enum ExitCanary {
     /// 32-bit count fits 64 bits; the offset is compared before it is subtracted).
     @inline(__always)
     public static func plausibleIO(_ run: UnsafeRawPointer, size: Int) -> Bool {
+        plausibleIO(run, pageBytes: UInt64(truncatingIfNeeded: max(size, 0)))
+    }
+
+    /// `plausibleIO` with the page size already unsigned (`VCPU.runBytes`): a signed size
+    /// cost the hot path's every PIO exit 4 instructions to test it for <= 0.
+    @inline(__always)
+    static func plausibleIO(_ run: UnsafeRawPointer, pageBytes page: UInt64) -> Bool {
         let elementSize = run.load(fromByteOffset: unionOffset + 1, as: UInt8.self)
         let count = run.loadUnaligned(fromByteOffset: unionOffset + 4, as: UInt32.self)
         let offset = run.loadUnaligned(fromByteOffset: unionOffset + 8, as: UInt64.self)
         guard elementSize == 1 || elementSize == 2 || elementSize == 4, count != 0 else { return false }
         let bytes = UInt64(elementSize) &* UInt64(count)
-        let page = UInt64(truncatingIfNeeded: max(size, 0))
         return offset <= page && bytes <= page &- offset
     }
 

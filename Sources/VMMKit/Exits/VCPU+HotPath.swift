@@ -38,7 +38,7 @@ extension VCPU {
             // answers `.exit` exactly when these checks pass; anything else, including its
             // anomalies, is left to `classified`, which runs classify itself.
             if reason == UInt32(KVM_EXIT_IO) {
-                if ExitCanary.plausibleIO(raw, size: runSize) {
+                if ExitCanary.plausibleIO(raw, pageBytes: runBytes) {
                     // IO and MMIO answers are read back by the kernel: no poison next time.
                     canary.mayPoison = false
                     return hotPIO(tables, raw, &exit, &verdict)

@@ -31,6 +31,8 @@ public final class VCPU: @unchecked Sendable {
     private(set) var entryRef: Unmanaged<BackendEntry>
     let runPage: UnsafeMutablePointer<kvm_run>
     let runSize: Int
+    /// `runSize` as the canary's hot-path checks take it (never negative).
+    let runBytes: UInt64
     /// Private copy of I/O data: handlers fill this, never the shared page.
     let scratch: UnsafeMutableRawPointer
     let control = VCPUControl()
@@ -50,6 +52,7 @@ public final class VCPU: @unchecked Sendable {
         self.entryRef = Unmanaged.passUnretained(entry)
         self.runPage = kvmBackend.runBuffer.bindMemory(to: kvm_run.self, capacity: 1)
         self.runSize = mmapSize
+        self.runBytes = UInt64(truncatingIfNeeded: max(mmapSize, 0))
         self.scratch = .allocate(byteCount: (mmapSize + 127) & ~127, alignment: 128)
         VCPUControl.installKickHandler()
     }
@@ -65,6 +68,7 @@ public final class VCPU: @unchecked Sendable {
         self.entryRef = Unmanaged.passUnretained(entry)
         self.runPage = backend.runBuffer.bindMemory(to: kvm_run.self, capacity: 1)
         self.runSize = backend.runBufferSize
+        self.runBytes = UInt64(truncatingIfNeeded: max(backend.runBufferSize, 0))
         self.scratch = .allocate(byteCount: (backend.runBufferSize + 127) & ~127, alignment: 128)
         VCPUControl.installKickHandler()
     }
