@@ -166,4 +166,41 @@ struct FrozenDispatchTests {
         #expect(try guest.vm.memory.readBytes(TestGuest.scratch, count: 12)
             == [0x33, 0, 0, 0, 0x44, 0x33, 0x22, 0x11, 0x0d, 0xf0, 0xad, 0x0b])
     }
+
+    /// With no range handler at all, each frozen table holds only a placeholder segment
+    /// (FrozenTables.Table: the scan tests for its end after the first segment): PIO and
+    /// MMIO exits must still reach the kind handlers, with their data.
+    @Test("no range handlers at all: PIO and MMIO exits on a running vCPU reach the kind handlers, data reaches the guest")
+    func noRangeHandlers() throws {
+        let code: [UInt8] = [
+            0x66, 0xba, 0x61, 0x00, // mov dx, 0x61
+            0xb0, 0x02, 0xee, // mov al, 2; out dx, al
+            0xec, // in al, dx (the kind handler answers 0x33)
+            0x88, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, // mov [0x20000], al
+            0xbb, 0x00, 0x00, 0x00, 0xd0, // mov ebx, 0xd0000000
+            0x8b, 0x03, // mov eax, [rbx] (the kind handler answers 0x11223344)
+            0x89, 0x04, 0x25, 0x04, 0x00, 0x02, 0x00, // mov [0x20004], eax
+            0xb0, 0x09, 0xee, // mov al, 9; out dx, al (the kind handler stops the run)
+            0xf4, // hlt (not reached)
+        ]
+        let guest = try TestGuest("hlt")
+        try guest.vm.memory.writeBytes(GuestLayout.codeStart, code)
+        let calls = Recorder<String>()
+        try guest.dispatcher.register(.io, owner: "any port") { exit, _ in
+            guard case let .io(io) = exit else { return .fail("any port saw \(exit)") }
+            guard io.isWrite else { calls.append("in \(hex(io.port))"); io.value = 0x33; return .handled }
+            calls.append("out \(hex(io.port)) \(io.value)")
+            return io.value == 9 ? .stop(.guestExit(code: 9)) : .handled
+        }
+        try guest.dispatcher.register(.mmio, owner: "any page") { exit, _ in
+            guard case var .mmio(access) = exit else { return .fail("any page saw \(exit)") }
+            calls.append("mmio \(access.isWrite ? "write" : "read") \(hex(access.address))")
+            access.data = 0x1122_3344
+            exit = .mmio(access)
+            return .handled
+        }
+        #expect(try guest.run() == .guestExit(code: 9))
+        #expect(calls.all == ["out 0x61 2", "in 0x61", "mmio read 0xd0000000", "out 0x61 9"])
+        #expect(try guest.vm.memory.readBytes(TestGuest.scratch, count: 8) == [0x33, 0, 0, 0, 0x44, 0x33, 0x22, 0x11])
+    }
 }

@@ -23,7 +23,10 @@ final class FrozenTables {
             let all = kept.flatMap(\.handlers).map { Unmanaged.passRetained($0) }
             handlers = .allocate(capacity: all.count)
             _ = handlers.initialize(from: all)
-            segments = .allocate(capacity: kept.count)
+            // At least one segment, so the scan below tests for the end after the first:
+            // an empty table holds one that ends at 0, which no address is below.
+            segments = .allocate(capacity: max(kept.count, 1))
+            if kept.isEmpty { segments.initializeElement(at: 0, to: Segment(start: 0, end: 0, first: 0, count: 0)) }
             var first = 0
             for (i, s) in kept.enumerated() {
                 segments.initializeElement(at: i, to: Segment(start: s.start, end: s.end, first: first, count: s.handlers.count))
@@ -39,17 +42,18 @@ final class FrozenTables {
 
         /// The segment containing `address`: a linear scan over a few segments (one or
         /// two compares each, ~10 instructions for the first, against ~25 for a binary
-        /// search's setup and steps), a binary search over more.
+        /// search's setup and steps), a binary search over more. Never the empty
+        /// table's placeholder (it ends at 0).
         @inline(__always)
         func segment(_ address: UInt64) -> Segment? {
             let n = segments.count
             guard n <= 4 else { return segments.indexContaining(address).map { segments[$0] } }
             var i = 0
-            while i < n {
+            repeat {
                 let s = segments[i]
                 if address < s.end { return address >= s.start ? s : nil }
                 i &+= 1
-            }
+            } while i < n
             return nil
         }
     }
