@@ -14,16 +14,24 @@ struct FastPathTests {
 
     /// Runs `coalesced_writes` for `count` writes to MMIO (and/or PIO) and returns
     /// what the handlers saw, in order, plus the number of KVM_RUN returns.
+    /// Sets up `coalesced_writes`: `count` writes of `pattern(i)` to MMIO `mmio` and port
+    /// `pio` (0: none), an ordinary exit to port 0x10 after each i with all `markerMask`
+    /// bits set (0: none), then `out 0xf4`.
+    static func program(_ vcpu: VCPU, count: Int, mmio: UInt64, pio: UInt16 = 0, markerMask: UInt64 = 0) throws {
+        var regs = try vcpu.registers()
+        regs.rcx = UInt64(count)
+        regs.rbx = mmio
+        regs.r9 = UInt64(pio)
+        regs.r8 = markerMask
+        regs.rsi = 0
+        try vcpu.setRegisters(regs)
+    }
+
     private func runWrites(count: Int, mmio: Bool, pio: Bool, coalesce: Bool, markerMask: UInt64 = 0)
         throws -> (events: [String], exits: UInt64, stop: StopReason, replayed: UInt64) {
         let guest = try TestGuest("coalesced_writes", ring: 3)
-        var regs = try guest.vcpu.registers()
-        regs.rcx = UInt64(count)
-        regs.rbx = mmio ? Self.mmioPort : 0
-        regs.r9 = pio ? UInt64(Self.dataPort) : 0
-        regs.r8 = markerMask
-        regs.rsi = 0
-        try guest.vcpu.setRegisters(regs)
+        try Self.program(guest.vcpu, count: count, mmio: mmio ? Self.mmioPort : 0, pio: pio ? Self.dataPort : 0,
+                         markerMask: markerMask)
         let events = Recorder<String>()
         try guest.dispatcher.registerMMIO(address: Self.mmioPort, length: 1, owner: "test") { a, _ in
             events.append("m\(a.data)"); return .handled
@@ -102,13 +110,7 @@ struct FastPathTests {
     func registeredWhileRunning() throws {
         let n = 2000
         let guest = try TestGuest("coalesced_writes", ring: 3)
-        var regs = try guest.vcpu.registers()
-        regs.rcx = UInt64(n)
-        regs.rbx = Self.mmioPort
-        regs.r9 = 0
-        regs.r8 = 7 // an ordinary PIO exit every 8 writes
-        regs.rsi = 0
-        try guest.vcpu.setRegisters(regs)
+        try Self.program(guest.vcpu, count: n, mmio: Self.mmioPort, markerMask: 7) // an ordinary exit every 8 writes
         let events = Recorder<String>()
         let gate = Gate()
         try guest.dispatcher.registerMMIO(address: Self.mmioPort, length: 1, owner: "test") { a, _ in
