@@ -183,7 +183,8 @@ final class FrozenTables {
             verdict = answer
             return .other
         }
-        // Every frozen segment has a handler (init): the end is tested after the first.
+        // Every segment `segment(_:)` returns has a handler (init; the empty table's
+        // placeholder is never returned): the end is tested after the first.
         // No Range: it would check first <= end (a trap) on every exit.
         var i = s.first
         let end = s.first &+ s.count
