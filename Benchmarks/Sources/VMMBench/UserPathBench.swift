@@ -14,7 +14,9 @@ import VMMKit
 /// classify, decode, history, repeated-fault reset, frozen-table dispatch to the
 /// handler, completion. Beside it, in the same run, a C loop does the same decode,
 /// range check, plugin-record fill, indirect handler call and completion
-/// (`user_path_c_loop`). Rounds alternate so drift on a shared machine hits all alike.
+/// (`user_path_c_loop`). Each kind's run follows a C run of its own, and the ratio printed
+/// is the median of those pairs', so drift on a shared machine (clock, neighbours) hits
+/// both sides of a ratio alike.
 enum UserPathBench {
     static let port: UInt16 = 0x10
     static let mmio: UInt64 = 0xd000_0000
@@ -45,35 +47,46 @@ enum UserPathBench {
         let benches = try kinds.map { try Setup($0) }
         defer { benches.forEach { $0.close() } }
 
-        // times[shape][0] is C, then one column per handler kind.
-        var times = [[[Double]]](repeating: [[Double]](repeating: [], count: 1 + kinds.count), count: shapes.count)
+        // Paired runs: each handler kind's run right after a C run of its own, so that
+        // the ratio compares two runs under the same conditions (clock, a neighbour on
+        // the other hyperthread). ratios[shape][kind] holds one C-to-kind ratio a pair.
+        var cTimes = [[Double]](repeating: [], count: shapes.count)
+        var kindTimes = [[[Double]]](repeating: [[Double]](repeating: [], count: kinds.count), count: shapes.count)
+        var ratios = kindTimes
         for _ in 0..<rounds {
             for (s, shape) in shapes.enumerated() {
                 user_path_prepare(page, shape.cShape, port, mmio)
                 let reason = user_path_reason(shape.cShape)
-                var start = threadCPUNow()
-                let handled = user_path_c_loop(page, reason, UInt64(n), port, mmio, record, scratch)
-                times[s][0].append(Double(threadCPUNow() - start) / Double(n))
-                precondition(handled == UInt64(n), "C loop refused the \(shape.name) record")
-                for (k, bench) in benches.enumerated() {
+                // With no kind selected (VMM_USERPATH_HANDLER=none), the C loop alone.
+                for k in 0..<max(benches.count, 1) {
+                    var start = threadCPUNow()
+                    let handled = user_path_c_loop(page, reason, UInt64(n), port, mmio, record, scratch)
+                    let c = Double(threadCPUNow() - start) / Double(n)
+                    precondition(handled == UInt64(n), "C loop refused the \(shape.name) record")
+                    cTimes[s].append(c)
+                    guard k < benches.count else { continue }
                     start = threadCPUNow()
-                    try bench.run(shape, n)
-                    times[s][k + 1].append(Double(threadCPUNow() - start) / Double(n))
+                    try benches[k].run(shape, n)
+                    let t = Double(threadCPUNow() - start) / Double(n)
+                    kindTimes[s][k].append(t)
+                    ratios[s][k].append(t / c)
                 }
             }
         }
 
         print("== User-space path of one exit (no kernel: prepared exits), \(n) per round, \(rounds) rounds")
         print("   through VCPU.runLoop (canary, decode, history, dispatch, completion) vs a C loop doing the same;")
-        print("   thread CPU time (preemption by other load is not counted)")
+        print("   thread CPU time (preemption by other load is not counted); medians; xC is the median of the")
+        print("   ratios of paired runs (each kind's run right after a C run)")
         print("   targets: <= 60 ns Swift closure, <= 75 ns plugin, <= 3x C")
         var header = "shape".padding(12) + "C ns".padding(8)
         for kind in kinds { header += (kind.rawValue + " ns (xC)").padding(24) }
         print(header)
         for (s, shape) in shapes.enumerated() {
-            let m = times[s].map(median)
-            var line = shape.name.padding(12) + fmt(m[0]).padding(8)
-            for k in kinds.indices { line += "\(fmt(m[k + 1])) (\(fmt(m[k + 1] / m[0], 2))x)".padding(24) }
+            var line = shape.name.padding(12) + fmt(median(cTimes[s])).padding(8)
+            for k in kinds.indices {
+                line += "\(fmt(median(kindTimes[s][k]))) (\(fmt(median(ratios[s][k]), 2))x)".padding(24)
+            }
             print(line)
         }
     }
