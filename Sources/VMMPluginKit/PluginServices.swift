@@ -62,21 +62,37 @@ public final class PluginServices {
         raw.pointee.get_extension(data, id)
     }
 
+    // Each `register…` comes twice: a handler that cannot throw (a closure with no `try`
+    // or `throw` picks that overload) is called by a trampoline with no error to test
+    // and no register to save for it, 6 instructions an exit fewer (callgrind).
+
     /// [load-thread] Handles port I/O on [port, port+count). `exclusive`: no other
     /// handler may share the range. The handler runs [vcpu-thread].
     public func registerPIO(port: UInt16, count: UInt16 = 1, priority: Int32 = 0, exclusive: Bool = true,
                             name: String, _ handler: @escaping (PIOExit) throws -> PluginVerdict) throws {
-        let box = PIOHandlerBox(handler)
         try register(VMM_EXIT_PIO, base: UInt64(port), length: UInt64(count), priority: priority,
-                     exclusive: exclusive, name: name, box: box, handle: PIOHandlerBox.trampoline)
+                     exclusive: exclusive, name: name, box: PIOHandlerBox(handler), handle: PIOHandlerBox.trampoline)
+    }
+
+    /// [load-thread] `registerPIO` for a handler that cannot throw.
+    public func registerPIO(port: UInt16, count: UInt16 = 1, priority: Int32 = 0, exclusive: Bool = true,
+                            name: String, _ handler: @escaping (PIOExit) -> PluginVerdict) throws {
+        try register(VMM_EXIT_PIO, base: UInt64(port), length: UInt64(count), priority: priority,
+                     exclusive: exclusive, name: name, box: PlainPIOHandlerBox(handler), handle: PlainPIOHandlerBox.trampoline)
     }
 
     /// [load-thread] Handles MMIO on [address, address+length).
     public func registerMMIO(address: UInt64, length: UInt64, priority: Int32 = 0, exclusive: Bool = true,
                              name: String, _ handler: @escaping (MMIOExit) throws -> PluginVerdict) throws {
-        let box = MMIOHandlerBox(handler)
         try register(VMM_EXIT_MMIO, base: address, length: length, priority: priority,
-                     exclusive: exclusive, name: name, box: box, handle: MMIOHandlerBox.trampoline)
+                     exclusive: exclusive, name: name, box: MMIOHandlerBox(handler), handle: MMIOHandlerBox.trampoline)
+    }
+
+    /// [load-thread] `registerMMIO` for a handler that cannot throw.
+    public func registerMMIO(address: UInt64, length: UInt64, priority: Int32 = 0, exclusive: Bool = true,
+                             name: String, _ handler: @escaping (MMIOExit) -> PluginVerdict) throws {
+        try register(VMM_EXIT_MMIO, base: address, length: length, priority: priority,
+                     exclusive: exclusive, name: name, box: PlainMMIOHandlerBox(handler), handle: PlainMMIOHandlerBox.trampoline)
     }
 
     /// [load-thread] Any exit class, with the raw record (for classes without a view).
@@ -85,6 +101,14 @@ public final class PluginServices {
                             _ handler: @escaping (UnsafeMutablePointer<vmm_exit_t>) throws -> PluginVerdict) throws {
         try register(exitClass, base: base, length: length, priority: priority, exclusive: exclusive, name: name,
                      box: HandlerBox(handler), handle: HandlerBox.trampoline)
+    }
+
+    /// [load-thread] `registerRaw` for a handler that cannot throw.
+    public func registerRaw(_ exitClass: vmm_exit_class, base: UInt64, length: UInt64, priority: Int32 = 0,
+                            exclusive: Bool = false, name: String,
+                            _ handler: @escaping (UnsafeMutablePointer<vmm_exit_t>) -> PluginVerdict) throws {
+        try register(exitClass, base: base, length: length, priority: priority, exclusive: exclusive, name: name,
+                     box: PlainHandlerBox(handler), handle: PlainHandlerBox.trampoline)
     }
 
     private func register(_ cls: vmm_exit_class, base: UInt64, length: UInt64, priority: Int32, exclusive: Bool,
@@ -107,125 +131,6 @@ public final class PluginServices {
             throw VMMPluginError(error.map { String(cString: $0) } ?? "register_handler failed with errno \(-rc)")
         }
         boxes.append(box)
-    }
-}
-
-typealias HandlerTrampoline = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t
-
-/// A Swift handler behind the C trampoline the host calls.
-final class HandlerBox {
-    let body: (UnsafeMutablePointer<vmm_exit_t>) throws -> PluginVerdict
-
-    init(_ body: @escaping (UnsafeMutablePointer<vmm_exit_t>) throws -> PluginVerdict) { self.body = body }
-
-    /// [vcpu-thread] Never lets a Swift error reach the host: it becomes FAIL + message.
-    static let trampoline: HandlerTrampoline = rawTrampoline
-
-    /// The C verdict of a Swift one (every trampoline's, through `answer`).
-    @inline(__always)
-    static func verdict(_ v: PluginVerdict, _ record: UnsafeMutablePointer<vmm_exit_t>) -> vmm_verdict_t {
-        switch v {
-        case .handled: return VMM_HANDLED.rawValue
-        case .notMine: return VMM_NOT_MINE.rawValue
-        case .backingReplaced: return VMM_BACKING_REPLACED
-        case .fail: return failed(record, v)
-        }
-    }
-
-    /// `.fail`'s message, out of line (as `thrown`): keeping the payload alive across
-    /// the call cost every trampoline two saved registers.
-    @inline(never)
-    static func failed(_ record: UnsafeMutablePointer<vmm_exit_t>, _ v: __owned PluginVerdict) -> vmm_verdict_t {
-        guard case let .fail(message) = v else { return VMM_FAIL.rawValue }
-        return fail(record, message)
-    }
-
-    @inline(never)
-    static func wrongClass(_ record: UnsafeMutablePointer<vmm_exit_t>) -> vmm_verdict_t {
-        fail(record, "a handler registered for one exit class was called with exit class \(record.pointee.exit_class)")
-    }
-
-    /// A handler's error as FAIL + its description. Out of line: inlined, the
-    /// interpolation gave every trampoline a frame of 6 saved registers and 56 bytes.
-    @inline(never)
-    static func thrown(_ record: UnsafeMutablePointer<vmm_exit_t>, _ error: any Error) -> vmm_verdict_t {
-        fail(record, "\(error)")
-    }
-
-    /// Points `message` at a per-thread copy, valid until the next failure on this
-    /// thread (the header asks for "until the next call on this vCPU").
-    static func fail(_ record: UnsafeMutablePointer<vmm_exit_t>, _ message: String) -> vmm_verdict_t {
-        let slot = MessageSlot.current
-        free(slot.text)
-        slot.text = strdup(message)
-        record.pointee.message = UnsafePointer(slot.text)
-        return VMM_FAIL.rawValue
-    }
-}
-
-/// `HandlerBox.trampoline`, as `pioTrampoline`.
-@c(vmmkit_sdk_raw_trampoline)
-private func rawTrampoline(_ user: UnsafeMutableRawPointer?, _ record: UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t {
-    answer(user, record, exitClass: nil) { user, record in
-        try Unmanaged<HandlerBox>.fromOpaque(user)._withUnsafeGuaranteedRef { try $0.body(record) }
-    }
-}
-
-/// What every trampoline does around its handler's call: refuses a null pointer and
-/// (for a typed handler) a record of another exit class, and turns the handler's answer
-/// or error into the host's verdict. Never lets a Swift error reach the host.
-@inline(__always)
-private func answer(_ user: UnsafeMutableRawPointer?, _ record: UnsafeMutablePointer<vmm_exit_t>?, exitClass: vmm_exit_class?,
-                    _ call: (UnsafeMutableRawPointer, UnsafeMutablePointer<vmm_exit_t>) throws -> PluginVerdict) -> vmm_verdict_t {
-    guard let user, let record else { return VMM_FAIL.rawValue }
-    // A typed trampoline is registered for its class only; checking costs a compare and
-    // keeps the trampolines' bodies from being merged (a thunk more per call).
-    if let exitClass, record.pointee.exit_class != exitClass.rawValue { return HandlerBox.wrongClass(record) }
-    // The host keeps the box alive (PluginServices.boxes): the call borrows it, no retain.
-    do {
-        return HandlerBox.verdict(try call(user, record), record)
-    } catch {
-        return HandlerBox.thrown(record, error)
-    }
-}
-
-/// A port handler behind a trampoline of its own: the handler is called with its view
-/// directly, with no closure wrapping it into a raw-record handler (a call layer less,
-/// ~11 instructions per exit, measured with callgrind).
-final class PIOHandlerBox {
-    let body: (PIOExit) throws -> PluginVerdict
-
-    init(_ body: @escaping (PIOExit) throws -> PluginVerdict) { self.body = body }
-
-    /// [vcpu-thread] As `HandlerBox.trampoline`.
-    static let trampoline: HandlerTrampoline = pioTrampoline
-}
-
-/// `PIOHandlerBox.trampoline`: a C function of its own (a private `@c` symbol, local
-/// to the plugin's library) that the host calls with no thunk in between (a closure
-/// converted to a C pointer got one: 4 instructions per exit).
-@c(vmmkit_sdk_pio_trampoline)
-private func pioTrampoline(_ user: UnsafeMutableRawPointer?, _ record: UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t {
-    answer(user, record, exitClass: VMM_EXIT_PIO) { user, record in
-        try Unmanaged<PIOHandlerBox>.fromOpaque(user)._withUnsafeGuaranteedRef { try $0.body(PIOExit(record: record)) }
-    }
-}
-
-/// An MMIO handler behind a trampoline of its own (as `PIOHandlerBox`).
-final class MMIOHandlerBox {
-    let body: (MMIOExit) throws -> PluginVerdict
-
-    init(_ body: @escaping (MMIOExit) throws -> PluginVerdict) { self.body = body }
-
-    /// [vcpu-thread] As `HandlerBox.trampoline`.
-    static let trampoline: HandlerTrampoline = mmioTrampoline
-}
-
-/// `MMIOHandlerBox.trampoline`, as `pioTrampoline`.
-@c(vmmkit_sdk_mmio_trampoline)
-private func mmioTrampoline(_ user: UnsafeMutableRawPointer?, _ record: UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t {
-    answer(user, record, exitClass: VMM_EXIT_MMIO) { user, record in
-        try Unmanaged<MMIOHandlerBox>.fromOpaque(user)._withUnsafeGuaranteedRef { try $0.body(MMIOExit(record: record)) }
     }
 }
 

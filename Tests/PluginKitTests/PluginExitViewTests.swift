@@ -129,4 +129,77 @@ struct PluginExitViewTests {
         #expect(v == VMM_FAIL.rawValue)
         #expect(r.record.pointee.message.map { String(cString: $0) }?.contains("exit class") == true)
     }
+
+    /// `call`, through the trampoline of a handler that cannot throw.
+    func callPlain(_ answer: @escaping (PIOExit) -> PluginVerdict) -> (vmm_verdict_t, String?) {
+        let r = PIORecord(size: 1, count: 1, bytes: [7])
+        let box = PlainPIOHandlerBox(answer)
+        let v = withExtendedLifetime(box) { PlainPIOHandlerBox.trampoline(Unmanaged.passUnretained(box).toOpaque(), r.record) }
+        return (v, r.record.pointee.message.map { String(cString: $0) })
+    }
+
+    @Test("the trampolines of handlers that cannot throw answer as the others")
+    func plainTrampolines() {
+        #expect(callPlain { _ in .handled } == (VMM_HANDLED.rawValue, nil))
+        #expect(callPlain { _ in .notMine } == (VMM_NOT_MINE.rawValue, nil))
+        #expect(callPlain { _ in .backingReplaced } == (VMM_BACKING_REPLACED, nil))
+        #expect(callPlain { io in .fail("value \(io.value) not accepted") } == (VMM_FAIL.rawValue, "value 7 not accepted"))
+        var exit = vmm_exit_t()
+        exit.exit_class = VMM_EXIT_MMIO.rawValue
+        exit.mmio.len = 8
+        let pio = PlainPIOHandlerBox { _ in .handled }
+        let mmio = PlainMMIOHandlerBox { access in access.isWrite ? .handled : .fail("read of 0x\(String(access.address, radix: 16))") }
+        let raw = PlainHandlerBox { record in record.pointee.exit_class == VMM_EXIT_HLT.rawValue ? .handled : .notMine }
+        withExtendedLifetime((pio, mmio, raw)) {
+            withUnsafeMutablePointer(to: &exit) { record in
+                let p = Unmanaged.passUnretained(pio).toOpaque(), m = Unmanaged.passUnretained(mmio).toOpaque()
+                let r = Unmanaged.passUnretained(raw).toOpaque()
+                record.pointee.mmio.gpa = 0xd000_0000
+                #expect(PlainMMIOHandlerBox.trampoline(m, record) == VMM_FAIL.rawValue)
+                #expect(record.pointee.message.map { String(cString: $0) } == "read of 0xd0000000")
+                record.pointee.mmio.is_write = 1
+                #expect(PlainMMIOHandlerBox.trampoline(m, record) == VMM_HANDLED.rawValue)
+                #expect(PlainHandlerBox.trampoline(r, record) == VMM_NOT_MINE.rawValue)
+                // Another class's record is refused, not read as the view's.
+                #expect(PlainPIOHandlerBox.trampoline(p, record) == VMM_FAIL.rawValue)
+                #expect(record.pointee.message.map { String(cString: $0) }?.contains("exit class") == true)
+                record.pointee.exit_class = VMM_EXIT_HLT.rawValue
+                #expect(PlainHandlerBox.trampoline(r, record) == VMM_HANDLED.rawValue)
+                #expect(PlainMMIOHandlerBox.trampoline(m, record) == VMM_FAIL.rawValue)
+                for trampoline in [PlainHandlerBox.trampoline, PlainPIOHandlerBox.trampoline, PlainMMIOHandlerBox.trampoline] {
+                    #expect(trampoline(nil, record) == VMM_FAIL.rawValue)
+                    #expect(trampoline(r, nil) == VMM_FAIL.rawValue)
+                }
+            }
+        }
+    }
+
+    /// The `handle` of the last `register_handler` (`registeredHandle`).
+    nonisolated(unsafe) static var lastHandle: HandlerTrampoline?
+
+    @Test("a handler with no try or throw is registered with the trampoline that tests no error")
+    func overloads() throws {
+        var host = vmm_host_t()
+        host.register_handler = { _, desc, _ in
+            PluginExitViewTests.lastHandle = desc?.pointee.handle
+            return 0
+        }
+        func handle(_ register: (PluginServices) throws -> Void) throws -> UnsafeRawPointer? {
+            Self.lastHandle = nil
+            try withUnsafePointer(to: host) { try register(PluginServices($0, pluginName: "test")) }
+            return Self.lastHandle.map { unsafeBitCast($0, to: UnsafeRawPointer.self) }
+        }
+        func address(_ t: HandlerTrampoline) -> UnsafeRawPointer { unsafeBitCast(t, to: UnsafeRawPointer.self) }
+        func refuse(_ io: PIOExit) throws -> PluginVerdict { throw Refusal() }
+        #expect(try handle { try $0.registerPIO(port: 1, name: "p") { _ in .handled } } == address(PlainPIOHandlerBox.trampoline))
+        #expect(try handle { try $0.registerPIO(port: 1, name: "p") { io in try refuse(io) } } == address(PIOHandlerBox.trampoline))
+        #expect(try handle { try $0.registerMMIO(address: 0, length: 1, name: "m") { _ in .notMine } }
+                == address(PlainMMIOHandlerBox.trampoline))
+        #expect(try handle { try $0.registerMMIO(address: 0, length: 1, name: "m") { _ in throw Refusal() } }
+                == address(MMIOHandlerBox.trampoline))
+        #expect(try handle { try $0.registerRaw(VMM_EXIT_HLT, base: 0, length: 0, name: "h") { _ in .handled } }
+                == address(PlainHandlerBox.trampoline))
+        #expect(try handle { try $0.registerRaw(VMM_EXIT_HLT, base: 0, length: 0, name: "h") { _ in throw Refusal() } }
+                == address(HandlerBox.trampoline))
+    }
 }
