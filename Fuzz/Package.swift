@@ -26,5 +26,6 @@ let package = Package(
         target("fuzz-plugin-entry", core),
         target("fuzz-uart", [.product(name: "UART16550", package: "VMMKit")]),
         target("fuzz-recording", core),
+        target("fuzz-snapshot", [.product(name: "VMMSnapshot", package: "VMMKit")] + core),
     ]
 )

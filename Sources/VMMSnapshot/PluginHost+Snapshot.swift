@@ -8,7 +8,9 @@ extension PluginHost {
     public func saveStates() throws(PluginError) -> [DeviceState] {
         try saveStateBlobs().enumerated().map { (index, blob) throws(PluginError) in
             let name = Self.deviceName(index, blob.plugin)
-            guard name.utf8.count <= 64 else { throw PluginError(plugin: blob.plugin, "its id is too long for a snapshot device name (\(name))") }
+            guard SnapshotManifest.isDeviceName(name) else {
+                throw PluginError(plugin: blob.plugin, "its id cannot name a snapshot device (\(name): letters, digits, '.', '_', '-', at most 51 bytes)")
+            }
             return DeviceState(name: name, version: blob.version, bytes: blob.bytes)
         }
     }

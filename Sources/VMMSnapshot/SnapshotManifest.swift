@@ -72,6 +72,8 @@ public struct SnapshotManifest: Sendable, Equatable {
         var m = SnapshotManifest()
         var ended = false
         var sawVCPUs = false, sawMemory = false
+        var totalBytes: UInt64 = 0
+        var deviceNames = Set<String>()
         for (i, line) in lines.enumerated().dropFirst() {
             let n = i + 1
             if ended {
@@ -89,8 +91,7 @@ public struct SnapshotManifest: Sendable, Equatable {
                 return value
             }
             func name(_ s: String, _ what: String) throws(SnapshotError) -> String {
-                guard !s.isEmpty, s.utf8.count <= 64, s.utf8.allSatisfy({ $0 == 0x2d || $0 == 0x2e || $0 == 0x5f || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) }),
-                      s != ".", s != ".." else {
+                guard Self.isPlainName(s) else {
                     throw bad(n, "\(what) '\(s)' is not a plain name (letters, digits, '.', '_', '-'; at most 64)")
                 }
                 return s
@@ -98,6 +99,11 @@ public struct SnapshotManifest: Sendable, Equatable {
             func file(_ nameField: String, _ sizeField: String, _ sumField: String) throws(SnapshotError) -> FileEntry {
                 let size = try number(sizeField, "size")
                 guard size <= UInt64(Self.maxStateFileSize) else { throw bad(n, "state file size \(size) exceeds \(Self.maxStateFileSize)") }
+                // Every file listed is read into memory whole: their sum is bounded too.
+                totalBytes += size // never past maxStateBytes + 16 MiB (checked next): no overflow
+                guard totalBytes <= UInt64(Self.maxStateBytes) else {
+                    throw bad(n, "the files listed so far hold \(totalBytes) bytes; a snapshot's state files hold at most \(Self.maxStateBytes)")
+                }
                 return FileEntry(name: try name(nameField, "file name"), size: size, checksum: try number(sumField, "checksum"))
             }
             switch f[0] {
@@ -121,6 +127,7 @@ public struct SnapshotManifest: Sendable, Equatable {
                 default: throw bad(n, "region backing '\(f[4])' (anonymous, memfd, guest_memfd)")
                 }
                 guard f[5] == "ro" || f[5] == "rw" else { throw bad(n, "region access '\(f[5])' (ro or rw)") }
+                guard m.regions.count < Self.maxRegions else { throw bad(n, "more than \(Self.maxRegions) regions") }
                 m.regions.append(RegionLayout(name: try name(f[1], "region name"), guestAddress: try number(f[2], "guest address"),
                                               size: try number(f[3], "region size"), backing: backing, readOnly: f[5] == "ro",
                                               fileOffset: try number(f[6], "file offset")))
@@ -136,7 +143,13 @@ public struct SnapshotManifest: Sendable, Equatable {
                 try count(6)
                 let v = try number(f[2], "device state version")
                 guard v <= UInt64(UInt32.max) else { throw bad(n, "device state version \(v) exceeds 32 bits") }
-                m.devices.append(DeviceEntry(name: try name(f[1], "device name"), version: UInt32(v), file: try file(f[3], f[4], f[5])))
+                let device = try name(f[1], "device name")
+                guard deviceNames.insert(device).inserted else { throw bad(n, "device '\(device)' appears twice") }
+                // As the writer names it: one file per device, never shared.
+                guard f[3] == Self.deviceFileName(device) else {
+                    throw bad(n, "device '\(device)' has file '\(f[3])'; its file is \(Self.deviceFileName(device))")
+                }
+                m.devices.append(DeviceEntry(name: device, version: UInt32(v), file: try file(f[3], f[4], f[5])))
             case "working-set":
                 try count(4)
                 guard m.workingSet == nil else { throw bad(n, "working-set appears twice") }
@@ -159,6 +172,25 @@ public struct SnapshotManifest: Sendable, Equatable {
     }
 
     static let maxStateFileSize = 16 << 20
+    /// All state, device and working-set files of one snapshot together (each is read
+    /// whole into memory at restore).
+    static let maxStateBytes = 256 << 20
+    /// Regions of one snapshot (checked pairwise for overlaps).
+    static let maxRegions = 4096
+
+    /// A name a manifest may hold: letters, digits, '.', '_', '-', at most 64 bytes,
+    /// never "." or "..", so that no name points outside the snapshot's directory.
+    public static func isPlainName(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 64 && s != "." && s != ".."
+            && s.utf8.allSatisfy { $0 == 0x2d || $0 == 0x2e || $0 == 0x5f || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) }
+    }
+
+    /// The file that holds device `name`'s blob.
+    static func deviceFileName(_ name: String) -> String { "device-\(name).state" }
+
+    /// Whether `name` can name a device in a snapshot: a plain name whose file's name
+    /// (`device-NAME.state`) is plain too, so at most 51 bytes.
+    public static func isDeviceName(_ name: String) -> Bool { isPlainName(name) && isPlainName(deviceFileName(name)) }
 
     /// Regions: non-empty, page aligned, inside the memory file, not overlapping in the
     /// guest or in the file; all arithmetic overflow-checked.

@@ -29,7 +29,16 @@ public enum SnapshotWriter {
                              workingSet: [UInt64]? = nil, pagers: [DemandPager] = [], to dir: String) throws(SnapshotError) -> Summary {
         guard !SnapshotFiles.exists(dir) else { throw .refused("\(dir) already exists; a snapshot never overwrites one") }
         var seen = Set<String>()
-        for d in devices where !seen.insert(d.name).inserted { throw .refused("two devices save state under the name '\(d.name)'") }
+        for d in devices {
+            guard seen.insert(d.name).inserted else { throw .refused("two devices save state under the name '\(d.name)'") }
+            // What the reader would refuse is never written.
+            guard SnapshotManifest.isDeviceName(d.name) else {
+                throw .refused("device name '\(d.name)' cannot be saved: letters, digits, '.', '_', '-', at most 51 bytes")
+            }
+            guard d.bytes.count <= SnapshotManifest.maxStateFileSize else {
+                throw .refused("device '\(d.name)' has \(d.bytes.count) bytes of state; a snapshot holds at most \(SnapshotManifest.maxStateFileSize) a device")
+            }
+        }
         let partial = "\(dir).partial-\(getpid())"
         guard mkdir(partial, 0o755) == 0 else { throw SnapshotFiles.systemError("mkdir of", partial) }
         do throws(SnapshotError) {
@@ -46,7 +55,7 @@ public enum SnapshotWriter {
             manifest.stateFiles.append(try put("vm.state", state.encodedDevices()))
             for (i, v) in state.vcpus.enumerated() { manifest.stateFiles.append(try put("vcpu\(i).state", v.encoded())) }
             for d in devices {
-                manifest.devices.append(.init(name: d.name, version: d.version, file: try put("device-\(d.name).state", d.bytes)))
+                manifest.devices.append(.init(name: d.name, version: d.version, file: try put(SnapshotManifest.deviceFileName(d.name), d.bytes)))
             }
             if let workingSet {
                 var w = ByteWriter()
@@ -54,7 +63,14 @@ public enum SnapshotWriter {
                 for gpa in workingSet { w.append(gpa) }
                 manifest.workingSet = try put("working-set", w.bytes)
             }
-            try SnapshotFiles.create(partial + "/manifest", Array(manifest.text().utf8))
+            let text = Array(manifest.text().utf8)
+            // The reader's own checks, so that no snapshot is written that restore refuses
+            // (limits the checks above do not name: regions, the state files' sum).
+            do { _ = try SnapshotManifest.parse(text, path: partial + "/manifest") } catch {
+                guard case let .invalid(_, why) = error else { throw error }
+                throw .refused("it would not read back: \(why)")
+            }
+            try SnapshotFiles.create(partial + "/manifest", text)
             guard rename(partial, dir) == 0 else { throw SnapshotFiles.systemError("rename to", dir) }
             return summary
         } catch {

@@ -228,4 +228,47 @@ struct SnapshotDecodeTests {
             try SnapshotManifest.parse(Array(text.utf8), path: "m")
         }
     }
+
+    static let header = "vmmkit-snapshot 1\nvcpus 1\nregion ram 0x0 0x1000 anonymous rw 0x0\nmemory memory.bin 0x1000\n"
+        + "state vm.state 0 0x0\nstate vcpu0.state 8 0x0\n"
+
+    @Test("a device listed twice, or with a file not its own, is refused naming the line")
+    func manifestDevices() {
+        let twice = Self.header + "device uart 1 device-uart.state 4 0x0\ndevice uart 1 device-uart.state 4 0x0\nend\n"
+        #expect(throws: SnapshotError.invalid(path: "m", "line 8: device 'uart' appears twice")) {
+            try SnapshotManifest.parse(Array(twice.utf8), path: "m")
+        }
+        let shared = Self.header + "device uart 1 vcpu0.state 8 0x0\nend\n"
+        #expect(throws: SnapshotError.invalid(path: "m", "line 7: device 'uart' has file 'vcpu0.state'; its file is device-uart.state")) {
+            try SnapshotManifest.parse(Array(shared.utf8), path: "m")
+        }
+        let fine = Self.header + "device uart 1 device-uart.state 4 0x0\nend\n"
+        #expect((try? SnapshotManifest.parse(Array(fine.utf8), path: "m"))?.devices.map(\.name) == ["uart"])
+    }
+
+    @Test("the files a manifest lists hold at most 256 MiB together, each read whole at restore")
+    func manifestTotal() {
+        let big = 16 << 20
+        let lines = (0..<16).map { "device d\($0) 1 device-d\($0).state \(big) 0x0\n" }.joined()
+        // vcpu0.state's 8 bytes and 15 full devices fit; the 16th device passes the sum.
+        #expect(throws: SnapshotError.invalid(path: "m", "line 22: the files listed so far hold \(16 * big + 8) bytes; a snapshot's state files hold at most \(256 << 20)")) {
+            try SnapshotManifest.parse(Array((Self.header + lines + "end\n").utf8), path: "m")
+        }
+    }
+
+    @Test("a save that restore would refuse writes nothing: a device name too long for its file, or no vCPU")
+    func writerRefuses() {
+        let scratch = ScratchDir("writer-refuses")
+        let state = VMState(irqchip: nil, pit: nil, clock: nil, regions: [], vcpus: [])
+        let long = String(repeating: "a", count: 52)
+        #expect(throws: SnapshotError.refused("device name '\(long)' cannot be saved: letters, digits, '.', '_', '-', at most 51 bytes")) {
+            try SnapshotWriter.write(state, memory: .detached(), devices: [DeviceState(name: long, version: 1, bytes: [])], to: scratch.sub("s"))
+        }
+        #expect(throws: SnapshotError.refused("it would not read back: line 2: vCPU count 0 (1...1024, once)")) {
+            try SnapshotWriter.write(state, memory: .detached(), to: scratch.sub("s"))
+        }
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: scratch.path)) == [])
+        #expect(SnapshotManifest.isDeviceName(String(repeating: "a", count: 51)) && !SnapshotManifest.isDeviceName("plugin0.org.x+y"))
+    }
 }
+
