@@ -145,6 +145,17 @@ struct SnapshotTests {
             .write(toFile: traversal + "/manifest", atomically: false, encoding: .utf8)
         try expectRefused(traversal, "file name '../vm.state' is not a plain name")
 
+        // A working set (read whole, each page looked up among the sorted regions) with
+        // one page past the last region.
+        let outside = try Self.copy(base, to: "outside", in: scratch)
+        var ws = Data([3, 0, 0, 0])
+        for gpa: UInt64 in [0x1000, 0x7f_f000, 0x80_0000] { withUnsafeBytes(of: gpa.littleEndian) { ws.append(contentsOf: $0) } }
+        try ws.write(to: URL(fileURLWithPath: outside + "/ws"))
+        let sum = ws.withUnsafeBytes(fnv1a64)
+        try text.replacingOccurrences(of: "\nend\n", with: "\nworking-set ws \(ws.count) 0x\(String(sum, radix: 16))\nend\n")
+            .write(toFile: outside + "/manifest", atomically: false, encoding: .utf8)
+        try expectRefused(outside, "working-set page 0x800000 is not a page of a region")
+
         try expectRefused(scratch.sub("missing"), "file \(scratch.sub("missing"))/manifest is missing")
     }
 
