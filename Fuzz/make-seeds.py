@@ -67,7 +67,7 @@ put('fuzz-recording', 'two', 'vmmkit-exit-recording v1\nentry 1 rc=0 errno=0 cor
     'entry 1 rc=-1 errno=14 core=8:a5a5 kernel=0:010203,4096:ff\nregs 1 ' + '07' * 144 + '\n')
 put('fuzz-recording', 'io', 'vmmkit-exit-recording v1\nentry 0 rc=0 errno=0 core=? kernel=8:02000000,32:0101f8030100000000080000\n'
     'entry 0 rc=0 errno=0 core=none kernel=8:05000000\n')
-# Snapshots: a kind byte (0 manifest, 1 vCPU state, 2 vm.state), then the file
+# Snapshots: a kind byte (0 manifest, 1 vCPU state, 2 vm.state, 3 working set), then the file
 put('fuzz-snapshot', 'manifest', b'\x00' + b'vmmkit-snapshot 1\nvcpus 1\ncapability KVM_CAP_IRQCHIP\n'
     b'region ram 0x0 0x100000 anonymous rw 0x0\nmemory memory.bin 0x100000\nstate vm.state 1112 0x1\n'
     b'state vcpu0.state 1300 0x2\ndevice plugin0.org.vmmkit.uart 1 device-plugin0.org.vmmkit.uart.state 40 0x3\n'
@@ -78,4 +78,5 @@ vcpu = (rec(1, bytes(144)) + rec(2, bytes(312)) + rec(4, bytes(416)) + rec(7, st
 put('fuzz-snapshot', 'vcpu', b'\x01' + vcpu)
 put('fuzz-snapshot', 'vm', b'\x02' + rec(32, struct.pack('<I', 0) + bytes(516)) + rec(32, struct.pack('<I', 1) + bytes(516))
     + rec(32, struct.pack('<I', 2) + bytes(516)) + rec(33, bytes(112)) + rec(34, bytes(48)))
+put('fuzz-snapshot', 'working-set', b'\x03' + struct.pack('<I', 4) + struct.pack('<QQQQ', 0x1000, 0x100000, 0x100010000 - 0x1000, 0xffffffffffff0000))
 

@@ -37,27 +37,7 @@ public final class SnapshotImage: @unchecked Sendable {
             state.vcpus.append(v)
         }
         var ws: [UInt64] = []
-        if let w = manifest.workingSet {
-            var r = ByteReader(try load(w), path: path + "/" + w.name)
-            let count = Int(try r.read(UInt32.self))
-            guard r.remaining == count * 8 else { throw r.fail("working set counts \(count) pages but holds \(r.remaining) bytes") }
-            ws.reserveCapacity(count)
-            // Sorted (they never overlap): a binary search per page, so that up to 2^21
-            // pages against up to 4096 regions stay far from a hang.
-            let regions = manifest.regions.map { ($0.guestAddress, $0.size) }.sorted { $0.0 < $1.0 }
-            for _ in 0..<count {
-                let gpa: UInt64 = try r.read()
-                var (low, high) = (0, regions.count) // the first region starting above gpa
-                while low < high {
-                    let mid = (low + high) / 2
-                    if regions[mid].0 <= gpa { low = mid + 1 } else { high = mid }
-                }
-                guard gpa % GuestMemory.pageSize == 0, low > 0, gpa - regions[low - 1].0 < regions[low - 1].1 else {
-                    throw r.fail("working-set page \(hex(gpa)) is not a page of a region")
-                }
-                ws.append(gpa)
-            }
-        }
+        if let w = manifest.workingSet { ws = try Self.workingSet(try load(w), regions: manifest.regions, path: path + "/" + w.name) }
         self.workingSet = ws
         self.devices = try manifest.devices.map { d throws(SnapshotError) in DeviceState(name: d.name, version: d.version, bytes: try load(d.file)) }
         let memory = path + "/" + SnapshotManifest.memoryFileName
@@ -78,6 +58,32 @@ public final class SnapshotImage: @unchecked Sendable {
     }
 
     deinit { close(memoryFD) }
+
+    /// A `working-set` file's pages: `u32 count`, then `count` page-aligned guest-physical
+    /// addresses, each inside one of `regions` (which never overlap).
+    static func workingSet(_ bytes: [UInt8], regions: [RegionLayout], path: String) throws(SnapshotError) -> [UInt64] {
+        var r = ByteReader(bytes, path: path)
+        let count = Int(try r.read(UInt32.self))
+        guard r.remaining == count * 8 else { throw r.fail("working set counts \(count) pages but holds \(r.remaining) bytes") }
+        var pages: [UInt64] = []
+        pages.reserveCapacity(count)
+        // Sorted: a binary search per page, so that up to 2^21 pages against up to 4096
+        // regions stay far from a hang.
+        let spans = regions.map { ($0.guestAddress, $0.size) }.sorted { $0.0 < $1.0 }
+        for _ in 0..<count {
+            let gpa: UInt64 = try r.read()
+            var (low, high) = (0, spans.count) // the first region starting above gpa
+            while low < high {
+                let mid = (low + high) / 2
+                if spans[mid].0 <= gpa { low = mid + 1 } else { high = mid }
+            }
+            guard gpa % GuestMemory.pageSize == 0, low > 0, gpa - spans[low - 1].0 < spans[low - 1].1 else {
+                throw r.fail("working-set page \(hex(gpa)) is not a page of a region")
+            }
+            pages.append(gpa)
+        }
+        return pages
+    }
 
     /// What a vCPU given the supported CPUID actually reports on this host. Some hosts
     /// (kvm_pvm, whose ring 3 runs natively) report the real CPU's features there,
