@@ -67,19 +67,10 @@ public final class SnapshotImage: @unchecked Sendable {
         guard r.remaining == count * 8 else { throw r.fail("working set counts \(count) pages but holds \(r.remaining) bytes") }
         var pages: [UInt64] = []
         pages.reserveCapacity(count)
-        // Sorted: a binary search per page, so that up to 2^21 pages against up to 4096
-        // regions stay far from a hang.
-        let spans = regions.map { ($0.guestAddress, $0.size) }.sorted { $0.0 < $1.0 }
+        let spans = RegionSpans(regions)
         for _ in 0..<count {
             let gpa: UInt64 = try r.read()
-            var (low, high) = (0, spans.count) // the first region starting above gpa
-            while low < high {
-                let mid = (low + high) / 2
-                if spans[mid].0 <= gpa { low = mid + 1 } else { high = mid }
-            }
-            guard gpa % GuestMemory.pageSize == 0, low > 0, gpa - spans[low - 1].0 < spans[low - 1].1 else {
-                throw r.fail("working-set page \(hex(gpa)) is not a page of a region")
-            }
+            guard spans.holdsPage(gpa) else { throw r.fail("working-set page \(hex(gpa)) is not a page of a region") }
             pages.append(gpa)
         }
         return pages
@@ -136,3 +127,22 @@ public final class SnapshotImage: @unchecked Sendable {
         }
     }
 }
+
+/// Whether an address is a page of one of a snapshot's regions (which never overlap):
+/// a binary search over them sorted, so that up to 2^21 working-set pages against up
+/// to 4096 regions stay far from a hang.
+struct RegionSpans {
+    private let spans: [(start: UInt64, size: UInt64)]
+
+    init(_ regions: [RegionLayout]) { spans = regions.map { ($0.guestAddress, $0.size) }.sorted { $0.start < $1.start } }
+
+    func holdsPage(_ gpa: UInt64) -> Bool {
+        var (low, high) = (0, spans.count) // the first region starting above gpa
+        while low < high {
+            let mid = (low + high) / 2
+            if spans[mid].start <= gpa { low = mid + 1 } else { high = mid }
+        }
+        return gpa % GuestMemory.pageSize == 0 && low > 0 && gpa - spans[low - 1].start < spans[low - 1].size
+    }
+}
+

@@ -6,14 +6,21 @@ import VMMPaging
 /// first into the snapshot; the next lazy restore fetches them in bulk on a thread of
 /// its own while the vCPUs start, instead of one fault at a time.
 extension SnapshotImage {
+    /// A working set's most pages: its file stays within a state file's limit.
+    public static let maxWorkingSetPages = (SnapshotManifest.maxStateFileSize - 4) / 8
+
     /// Records `pages` (guest-physical, page aligned, inside a region) as this
-    /// snapshot's working set. The new set is written under a name of its own, then the
-    /// manifest is replaced atomically (rename), then the old set removed: a crash
-    /// leaves either the old or the new snapshot, both whole.
+    /// snapshot's working set; past `maxWorkingSetPages` only the first are kept (a
+    /// prefetch hint, which a larger file would have made the snapshot unreadable). The
+    /// new set is written under a name of its own, then the manifest is replaced
+    /// atomically (rename), then the old set removed: a crash leaves either the old or
+    /// the new snapshot, both whole.
     public func recordWorkingSet(_ pages: [UInt64]) throws(SnapshotError) {
-        for gpa in pages where gpa % GuestMemory.pageSize != 0 || !manifest.regions.contains(where: { gpa >= $0.guestAddress && gpa - $0.guestAddress < $0.size }) {
+        let spans = RegionSpans(manifest.regions)
+        for gpa in pages where !spans.holdsPage(gpa) {
             throw .refused("working-set page \(hex(gpa)) is not a page of a region of \(path)")
         }
+        let pages = pages.prefix(Self.maxWorkingSetPages)
         var w = ByteWriter()
         w.append(UInt32(pages.count))
         for gpa in pages { w.append(gpa) }
@@ -21,13 +28,19 @@ extension SnapshotImage {
         let name = "working-set-\(String(sum, radix: 16))"
         var updated = manifest
         updated.workingSet = .init(name: name, size: UInt64(w.bytes.count), checksum: sum)
+        let text = Array(updated.text().utf8)
+        // As `SnapshotWriter.write`: nothing the reader would refuse is written.
+        do { _ = try SnapshotManifest.parse(text, path: path + "/manifest") } catch {
+            guard case let .invalid(_, why) = error else { throw error }
+            throw .refused("a working set of \(pages.count) pages would not read back: \(why)")
+        }
         if manifest.workingSet?.name != name {
             unlink(path + "/" + name)
             try SnapshotFiles.create(path + "/" + name, w.bytes)
         }
         let temporary = path + "/manifest.partial-\(getpid())"
         unlink(temporary)
-        try SnapshotFiles.create(temporary, Array(updated.text().utf8))
+        try SnapshotFiles.create(temporary, text)
         guard rename(temporary, path + "/manifest") == 0 else {
             let error = SnapshotFiles.systemError("rename to", path + "/manifest")
             unlink(temporary)

@@ -58,4 +58,18 @@ struct SnapshotPageSourceFailureTests {
         }
         #expect(why.contains("could not deliver guest-physical page 0x"), "\(why)")
     }
+
+    @Test("a working set past its limit keeps its first pages and the snapshot stays readable")
+    func largeWorkingSet() throws {
+        let scratch = ScratchDir("large-working-set")
+        let dir = try SnapshotTests.baseSnapshot(scratch)
+        let limit = SnapshotImage.maxWorkingSetPages
+        // The guest's data pages over and over, 10 more than a working set holds.
+        let pages = (0..<(limit + 10)).map { SnapshotGuest.dataStart(0) + UInt64($0) % SnapshotGuest.pages * 4096 }
+        try SnapshotImage(path: dir).recordWorkingSet(pages)
+        let image = try SnapshotImage(path: dir)
+        #expect(image.workingSet.count == limit)
+        #expect(image.workingSet == Array(pages.prefix(limit)))
+    }
 }
+
