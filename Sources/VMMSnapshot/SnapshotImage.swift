@@ -36,9 +36,9 @@ public final class SnapshotImage: @unchecked Sendable {
             let v = try VCPUState.decode(try load(f), id: UInt32(i), path: path + "/" + f.name)
             state.vcpus.append(v)
         }
-        var ws: [UInt64] = []
-        if let w = manifest.workingSet { ws = try Self.workingSet(try load(w), regions: manifest.regions, path: path + "/" + w.name) }
-        self.workingSet = ws
+        self.workingSet = try manifest.workingSet.map { w throws(SnapshotError) in
+            try Self.workingSet(try load(w), regions: manifest.regions, path: path + "/" + w.name)
+        } ?? []
         self.devices = try manifest.devices.map { d throws(SnapshotError) in DeviceState(name: d.name, version: d.version, bytes: try load(d.file)) }
         let memory = path + "/" + SnapshotManifest.memoryFileName
         let fd = open(memory, O_RDONLY | O_CLOEXEC)

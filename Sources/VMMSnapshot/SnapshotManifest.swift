@@ -171,6 +171,17 @@ public struct SnapshotManifest: Sendable, Equatable {
         return m
     }
 
+    /// The manifest's text once the reader's own checks pass on it: writers call it, so
+    /// that they never leave a snapshot restore would refuse (`.refused`, naming `what`).
+    func textReadingBack(_ what: String, path: String) throws(SnapshotError) -> [UInt8] {
+        let text = Array(self.text().utf8)
+        do { _ = try Self.parse(text, path: path) } catch {
+            guard case let .invalid(_, why) = error else { throw error }
+            throw .refused("\(what) would not read back: \(why)")
+        }
+        return text
+    }
+
     static let maxStateFileSize = 16 << 20
     /// All state, device and working-set files of one snapshot together (each is read
     /// whole into memory at restore).

@@ -63,14 +63,9 @@ public enum SnapshotWriter {
                 for gpa in workingSet { w.append(gpa) }
                 manifest.workingSet = try put("working-set", w.bytes)
             }
-            let text = Array(manifest.text().utf8)
-            // The reader's own checks, so that no snapshot is written that restore refuses
-            // (limits the checks above do not name: regions, the state files' sum).
-            do { _ = try SnapshotManifest.parse(text, path: partial + "/manifest") } catch {
-                guard case let .invalid(_, why) = error else { throw error }
-                throw .refused("it would not read back: \(why)")
-            }
-            try SnapshotFiles.create(partial + "/manifest", text)
+            // The reader's own checks, for the limits the checks above do not name
+            // (regions, the state files' sum).
+            try SnapshotFiles.create(partial + "/manifest", try manifest.textReadingBack("it", path: partial + "/manifest"))
             guard rename(partial, dir) == 0 else { throw SnapshotFiles.systemError("rename to", dir) }
             return summary
         } catch {

@@ -28,12 +28,8 @@ extension SnapshotImage {
         let name = "working-set-\(String(sum, radix: 16))"
         var updated = manifest
         updated.workingSet = .init(name: name, size: UInt64(w.bytes.count), checksum: sum)
-        let text = Array(updated.text().utf8)
-        // As `SnapshotWriter.write`: nothing the reader would refuse is written.
-        do { _ = try SnapshotManifest.parse(text, path: path + "/manifest") } catch {
-            guard case let .invalid(_, why) = error else { throw error }
-            throw .refused("a working set of \(pages.count) pages would not read back: \(why)")
-        }
+        // Checked before anything is written.
+        let text = try updated.textReadingBack("a working set of \(pages.count) pages", path: path + "/manifest")
         if manifest.workingSet?.name != name {
             unlink(path + "/" + name)
             try SnapshotFiles.create(path + "/" + name, w.bytes)
