@@ -21,11 +21,12 @@ let package = Package(
         target("fuzz-elf", loader),
         target("fuzz-multiboot", loader),
         target("fuzz-flat", loader),
-        target("fuzz-config", []),
+        target("fuzz-config", core),
         target("fuzz-canary", core),
         target("fuzz-plugin-entry", core),
         target("fuzz-uart", [.product(name: "UART16550", package: "VMMKit")]),
         target("fuzz-recording", core),
         target("fuzz-snapshot", [.product(name: "VMMSnapshot", package: "VMMKit")] + core),
+        target("fuzz-control", [.product(name: "VMMControl", package: "VMMKit")]),
     ]
 )

@@ -80,3 +80,9 @@ put('fuzz-snapshot', 'vm', b'\x02' + rec(32, struct.pack('<I', 0) + bytes(516)) 
     + rec(32, struct.pack('<I', 2) + bytes(516)) + rec(33, bytes(112)) + rec(34, bytes(48)))
 put('fuzz-snapshot', 'working-set', b'\x03' + struct.pack('<I', 4) + struct.pack('<QQQQ', 0x1000, 0x100000, 0x100010000 - 0x1000, 0xffffffffffff0000))
 
+# Control API bodies: a byte choosing the operation (mod 4: state, action_type, snapshot_dir, a+b), then the body
+put('fuzz-control', 'pause', b'\x00' + b'{"state": "Paused"}')
+put('fuzz-control', 'stop', b'\x01' + b'{ "action_type" : "Stop" }\n')
+put('fuzz-control', 'snapshot', b'\x02' + '{"snapshot_dir": "/tmp/s\\u00e9\\ud83d\\ude00\\n\\"x\\\\"}'.encode())
+put('fuzz-control', 'two', b'\x03' + b'{"a": "1", "b": "\xc3\xa9"}')
+put('fuzz-control', 'twice', b'\x03' + b'{"a": "1", "a": "2", "b\\u001b[2J": 3}')

@@ -1,3 +1,5 @@
+import VMMKit
+
 /// A strict JSON (RFC 8259) reader for config files, so the launcher needs no
 /// Foundation (which alone adds ~10 ms of dynamic loading and several MiB of RSS).
 /// Input is hostile: nesting is bounded, duplicate keys and trailing bytes are refused,
@@ -53,7 +55,7 @@ enum JSONValue: Equatable {
             case UInt8(ascii: "f"): try expect("false"); return .bool(false)
             case UInt8(ascii: "n"): try expect("null"); return .null
             case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
-            default: throw fail("unexpected character '\(Unicode.Scalar(b))'")
+            default: throw fail("unexpected character \(String(Unicode.Scalar(b)).quotedForMessage)")
             }
         }
 
@@ -67,9 +69,9 @@ enum JSONValue: Equatable {
                 guard peek == UInt8(ascii: "\"") else { throw fail("expected a string key") }
                 let keyAt = at
                 let key = try string()
-                guard result[key] == nil else { throw ParseError(message: "duplicate key '\(key)'", offset: keyAt) }
+                guard result[key] == nil else { throw ParseError(message: "duplicate key \(key.quotedForMessage)", offset: keyAt) }
                 skipSpace()
-                guard peek == UInt8(ascii: ":") else { throw fail("expected ':' after key '\(key)'") }
+                guard peek == UInt8(ascii: ":") else { throw fail("expected ':' after key \(key.quotedForMessage)") }
                 at += 1
                 skipSpace()
                 result[key] = try value(depth: depth + 1)
@@ -149,7 +151,7 @@ enum JSONValue: Equatable {
                         guard let u = Unicode.Scalar(scalar) else { throw fail("unpaired surrogate in a \\u escape") }
                         out.append(contentsOf: Array(String(Character(u)).utf8))
                     default:
-                        throw fail("invalid escape '\\\(Unicode.Scalar(e))'")
+                        throw fail("invalid escape \("\\\(Unicode.Scalar(e))".quotedForMessage)")
                     }
                 case 0..<0x20:
                     throw fail("control character in a string")

@@ -1,3 +1,5 @@
+import VMMKit
+
 /// Everything `vmm run` needs, merged from `--config FILE` (JSON) and flags (which win).
 ///
 /// Config schema (every key optional; unknown keys are refused):
@@ -68,7 +70,7 @@ struct LaunchOptions: Equatable {
             throw bad("malformed JSON or not an object (the top level is not an object)")
         }
         for key in dict.keys.sorted() where !keys.contains(key) {
-            throw bad("unknown key '\(key)' (known: \(keys.sorted().joined(separator: ", ")))")
+            throw bad("unknown key \(key.quotedForMessage) (known: \(keys.sorted().joined(separator: ", ")))")
         }
         func string(_ key: String) throws(LauncherError) -> String? {
             guard let v = dict[key] else { return nil }
@@ -93,7 +95,7 @@ struct LaunchOptions: Equatable {
         var o = LaunchOptions()
         o.image = try string("image")
         if let m = try string("memory") {
-            guard let size = Sizes.parseMemory(m) else { throw bad("'memory' is not a size: \"\(m)\" (e.g. \"64M\")") }
+            guard let size = Sizes.parseMemory(m) else { throw bad("'memory' is not a size: \(m.quotedForMessage) (e.g. \"64M\")") }
             o.memory = size
         }
         if dict["readAheadPages"] != nil {
@@ -107,7 +109,7 @@ struct LaunchOptions: Equatable {
             o.vcpus = Int(n)
         }
         if let i = try string("irqchip") {
-            guard i == "kernel" || i == "none" else { throw bad("'irqchip' must be \"kernel\" or \"none\", not \"\(i)\"") }
+            guard i == "kernel" || i == "none" else { throw bad("'irqchip' must be \"kernel\" or \"none\", not \(i.quotedForMessage)") }
             o.irqchip = i == "kernel"
         }
         if let p = dict["plugins"] {
@@ -119,11 +121,11 @@ struct LaunchOptions: Equatable {
         }
         o.noDefaultPlugins = try bool("noDefaultPlugins") ?? false
         if let s = try string("serial") {
-            guard let target = SerialTarget(s) else { throw bad("'serial' must be \"stdio\", \"none\" or \"file:PATH\", not \"\(s)\"") }
+            guard let target = SerialTarget(s) else { throw bad("'serial' must be \"stdio\", \"none\" or \"file:PATH\", not \(s.quotedForMessage)") }
             o.serial = target
         }
         if let t = try string("trace") {
-            guard t == "exits" else { throw bad("'trace' must be \"exits\", not \"\(t)\"") }
+            guard t == "exits" else { throw bad("'trace' must be \"exits\", not \(t.quotedForMessage)") }
             o.trace = true
         }
         o.stats = try bool("stats") ?? false

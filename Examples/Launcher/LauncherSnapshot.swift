@@ -53,33 +53,33 @@ struct LauncherMachine: Equatable {
         var o = LaunchOptions()
         var seen = Set<String>()
         for line in lines.dropFirst().dropLast() {
-            guard let space = line.firstIndex(of: " ") else { throw bad("line '\(line)' is not 'key value'") }
+            guard let space = line.firstIndex(of: " ") else { throw bad("line \(line.quotedForMessage) is not 'key value'") }
             let key = String(line[..<space]), value = String(line[line.index(after: space)...])
-            guard key == "plugin" || seen.insert(key).inserted else { throw bad("'\(key)' given twice") }
+            guard key == "plugin" || seen.insert(key).inserted else { throw bad("\(key.quotedForMessage) given twice") }
             switch key {
             case "memory":
-                guard let m = UInt64(value), m >= 2 << 20, m <= Launcher.holeStart + Launcher.maxHighRAM else { throw bad("memory '\(value)'") }
+                guard let m = UInt64(value), m >= 2 << 20, m <= Launcher.holeStart + Launcher.maxHighRAM else { throw bad("memory \(value.quotedForMessage)") }
                 o.memory = m
             case "vcpus":
-                guard let n = Int(value), (1...64).contains(n) else { throw bad("vcpus '\(value)'") }
+                guard let n = Int(value), (1...64).contains(n) else { throw bad("vcpus \(value.quotedForMessage)") }
                 o.vcpus = n
             case "irqchip":
-                guard value == "kernel" || value == "none" else { throw bad("irqchip '\(value)'") }
+                guard value == "kernel" || value == "none" else { throw bad("irqchip \(value.quotedForMessage)") }
                 o.irqchip = value == "kernel"
             case "default-plugins":
-                guard value == "yes" || value == "no" else { throw bad("default-plugins '\(value)'") }
+                guard value == "yes" || value == "no" else { throw bad("default-plugins \(value.quotedForMessage)") }
                 o.noDefaultPlugins = value == "no"
             case "strict-io":
-                guard value == "yes" || value == "no" else { throw bad("strict-io '\(value)'") }
+                guard value == "yes" || value == "no" else { throw bad("strict-io \(value.quotedForMessage)") }
                 o.strictIO = value == "yes"
             case "serial":
-                guard let s = SerialTarget(value) else { throw bad("serial '\(value)'") }
+                guard let s = SerialTarget(value) else { throw bad("serial \(value.quotedForMessage)") }
                 o.serial = s
             case "plugin":
                 guard !value.isEmpty else { throw bad("an empty plugin spec") }
                 o.plugins.append(value)
             default:
-                throw bad("unknown key '\(key)'")
+                throw bad("unknown key \(key.quotedForMessage)")
             }
         }
         for key in ["memory", "vcpus", "irqchip", "default-plugins", "strict-io", "serial"] where !seen.contains(key) {

@@ -30,3 +30,12 @@ public func runFuzzer(_ target: FuzzTarget) -> Never {
 public func fuzzInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> UnsafeBufferPointer<UInt8> {
     UnsafeBufferPointer(start: data, count: data == nil ? 0 : size)
 }
+
+/// What every error from input must be: one line, with no control character (a newline
+/// would forge a log line, an escape sequence rewrite the terminal it is printed on) and
+/// of a bounded length.
+public func requireOneLine(_ message: String, _ context: @autoclosure () -> String = "") {
+    precondition(!message.isEmpty && message.utf8.count <= 4096 && !message.unicodeScalars.contains {
+        $0.value < 0x20 || (0x7f...0x9f).contains($0.value)
+    }, "not one line of text: \(message.debugDescription) \(context())")
+}

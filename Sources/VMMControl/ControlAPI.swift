@@ -1,3 +1,5 @@
+import VMMKit
+
 /// The control API's operations on a `VMController`, independent of HTTP: each takes the
 /// request body's bytes (already bounded by the server) and answers a status and a JSON
 /// body. `Docs/api/vmm-api.yaml` is the contract; the launcher's server maps routes here.
@@ -97,7 +99,7 @@ public struct ControlAPI: Sendable {
         guard !body.isEmpty else { throw .badRequest("missing JSON body with \(required.sorted().map { "'\($0)'" }.joined(separator: ", "))") }
         let fields = try FlatJSON.parseObject(body)
         if let unknown = fields.keys.sorted().first(where: { !required.contains($0) }) {
-            throw .badRequest("unknown field '\(unknown)'")
+            throw .badRequest("unknown field \(unknown.quotedForMessage)")
         }
         if let missing = required.sorted().first(where: { fields[$0] == nil }) {
             throw .badRequest("missing field '\(missing)'")

@@ -1,3 +1,5 @@
+import VMMKit
+
 /// The little JSON the control API speaks, without Foundation: request bodies are one
 /// flat object whose values are strings (`{"state": "Paused"}`), parsed strictly
 /// (hostile input: every byte checked, duplicates and trailing bytes refused); answers
@@ -61,11 +63,11 @@ public enum FlatJSON {
                     skipSpace()
                     guard i < bytes.count else { throw fail("unterminated object") }
                     guard bytes[i] == UInt8(ascii: "\"") else {
-                        throw ControlError.badRequest("field '\(key)' must be a string")
+                        throw ControlError.badRequest("field \(key.quotedForMessage) must be a string")
                     }
                     let value = try string()
                     guard fields.updateValue(value, forKey: key) == nil else {
-                        throw ControlError.badRequest("field '\(key)' given twice")
+                        throw ControlError.badRequest("field \(key.quotedForMessage) given twice")
                     }
                     skipSpace()
                     guard i < bytes.count else { throw fail("unterminated object") }

@@ -65,7 +65,7 @@ public struct SnapshotManifest: Sendable, Equatable {
         guard let first = lines.first, first.hasPrefix(Self.magic + " ") else {
             throw .invalid(path: path, "not a VMMKit snapshot manifest (first line is not '\(Self.magic) VERSION')")
         }
-        guard let version = Int(first.dropFirst(Self.magic.count + 1)) else { throw bad(1, "format version '\(first.dropFirst(Self.magic.count + 1))' is not a number") }
+        guard let version = Int(first.dropFirst(Self.magic.count + 1)) else { throw bad(1, "format version \(first.dropFirst(Self.magic.count + 1).quotedForMessage) is not a number") }
         guard version == formatVersion else {
             throw .incompatible(path: path, "format version \(version); this VMMKit reads version \(formatVersion)")
         }
@@ -83,16 +83,16 @@ public struct SnapshotManifest: Sendable, Equatable {
             if line.isEmpty, i == lines.count - 1 { continue }  // after the last newline
             let f = line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
             func count(_ want: Int) throws(SnapshotError) {
-                guard f.count == want else { throw bad(n, "'\(f[0])' takes \(want - 1) fields, found \(f.count - 1)") }
+                guard f.count == want else { throw bad(n, "\(f[0].quotedForMessage) takes \(want - 1) fields, found \(f.count - 1)") }
             }
             func number(_ s: String, _ what: String) throws(SnapshotError) -> UInt64 {
                 let value = s.hasPrefix("0x") ? UInt64(s.dropFirst(2), radix: 16) : UInt64(s, radix: 10)
-                guard let value else { throw bad(n, "\(what) '\(s)' is not a number that fits 64 bits") }
+                guard let value else { throw bad(n, "\(what) \(s.quotedForMessage) is not a number that fits 64 bits") }
                 return value
             }
             func name(_ s: String, _ what: String) throws(SnapshotError) -> String {
                 guard Self.isPlainName(s) else {
-                    throw bad(n, "\(what) '\(s)' is not a plain name (letters, digits, '.', '_', '-'; at most 64)")
+                    throw bad(n, "\(what) \(s.quotedForMessage) is not a plain name (letters, digits, '.', '_', '-'; at most 64)")
                 }
                 return s
             }
@@ -115,7 +115,7 @@ public struct SnapshotManifest: Sendable, Equatable {
                 sawVCPUs = true
             case "capability":
                 try count(2)
-                guard StateCapability(rawValue: f[1]) != nil else { throw .incompatible(path: path, "line \(n): unknown capability '\(f[1])'") }
+                guard StateCapability(rawValue: f[1]) != nil else { throw .incompatible(path: path, "line \(n): unknown capability \(f[1].quotedForMessage)") }
                 m.capabilities.append(f[1])
             case "region":
                 try count(7)
@@ -124,16 +124,16 @@ public struct SnapshotManifest: Sendable, Equatable {
                 case "anonymous": backing = .anonymous
                 case "memfd": backing = .memfd
                 case "guest_memfd": backing = .guestMemfd
-                default: throw bad(n, "region backing '\(f[4])' (anonymous, memfd, guest_memfd)")
+                default: throw bad(n, "region backing \(f[4].quotedForMessage) (anonymous, memfd, guest_memfd)")
                 }
-                guard f[5] == "ro" || f[5] == "rw" else { throw bad(n, "region access '\(f[5])' (ro or rw)") }
+                guard f[5] == "ro" || f[5] == "rw" else { throw bad(n, "region access \(f[5].quotedForMessage) (ro or rw)") }
                 guard m.regions.count < Self.maxRegions else { throw bad(n, "more than \(Self.maxRegions) regions") }
                 m.regions.append(RegionLayout(name: try name(f[1], "region name"), guestAddress: try number(f[2], "guest address"),
                                               size: try number(f[3], "region size"), backing: backing, readOnly: f[5] == "ro",
                                               fileOffset: try number(f[6], "file offset")))
             case "memory":
                 try count(3)
-                guard f[1] == Self.memoryFileName, !sawMemory else { throw bad(n, "memory file '\(f[1])' (expected \(Self.memoryFileName), once)") }
+                guard f[1] == Self.memoryFileName, !sawMemory else { throw bad(n, "memory file \(f[1].quotedForMessage) (expected \(Self.memoryFileName), once)") }
                 m.memorySize = try number(f[2], "memory size")
                 sawMemory = true
             case "state":
@@ -147,7 +147,7 @@ public struct SnapshotManifest: Sendable, Equatable {
                 guard deviceNames.insert(device).inserted else { throw bad(n, "device '\(device)' appears twice") }
                 // As the writer names it: one file per device, never shared.
                 guard f[3] == Self.deviceFileName(device) else {
-                    throw bad(n, "device '\(device)' has file '\(f[3])'; its file is \(Self.deviceFileName(device))")
+                    throw bad(n, "device '\(device)' has file \(f[3].quotedForMessage); its file is \(Self.deviceFileName(device))")
                 }
                 m.devices.append(DeviceEntry(name: device, version: UInt32(v), file: try file(f[3], f[4], f[5])))
             case "working-set":
@@ -158,14 +158,19 @@ public struct SnapshotManifest: Sendable, Equatable {
                 try count(1)
                 ended = true
             default:
-                throw bad(n, "unknown item '\(f[0])'")
+                throw bad(n, "unknown item \(f[0].quotedForMessage)")
             }
         }
         guard ended else { throw .invalid(path: path, "no 'end' line (truncated?)") }
         guard sawVCPUs, sawMemory else { throw .invalid(path: path, "missing '\(sawVCPUs ? "memory" : "vcpus")' line") }
         let wanted = ["vm.state"] + (0..<m.vcpuCount).map { "vcpu\($0).state" }
-        guard m.stateFiles.map(\.name) == wanted else {
-            throw .invalid(path: path, "state files \(m.stateFiles.map(\.name)); expected \(wanted)")
+        let names = m.stateFiles.map(\.name)
+        guard names == wanted else {
+            // The first difference, not both lists: with 1024 vCPUs they fill 15 KB.
+            let i = zip(names, wanted).prefix { $0 == $1 }.count
+            let found = i < names.count ? "'\(names[i])'" : "missing", expected = i < wanted.count ? "'\(wanted[i])'" : "none"
+            throw .invalid(path: path, "state file \(i + 1) is \(found), expected \(expected) "
+                + "(vm.state, then vcpu0.state to vcpu\(m.vcpuCount - 1).state, in order)")
         }
         try m.checkRegions(path: path)
         return m

@@ -20,13 +20,24 @@ struct LauncherJSONTests {
             ("{\"vcpus\": 01}", "expected ',' or '}' at byte 11"),
             ("{\"vcpus\": 1e999}", "number out of range at byte 10"),
             ("{\"image\": \"\\ud800\"}", "unpaired surrogate in a \\u escape"),
-            ("{\"image\": \"\\q\"}", "invalid escape '\\q'"),
+            ("{\"image\": \"\\q\"}", "invalid escape '\\\\q'"),
         ]
         for (i, (text, why)) in cases.enumerated() {
             let r = try run("bad\(i).json", text)
             #expect(r.status == 4, "\(text.prefix(40))")
             #expect(r.stderr.contains("malformed JSON or not an object (\(why)"), "\(r.stderr)")
         }
+    }
+
+    @Test("a key or value holding control characters is shown escaped, on one line")
+    func hostileText() throws {
+        let key = try run("hostile-key.json", #"{"memory": "8M", "x\u001b[2J\nFAKE": 1}"#)
+        #expect(key.status == 4)
+        #expect(key.stderr.contains(#"unknown key 'x\u{1b}[2J\nFAKE' (known: "#), "\(key.stderr)")
+        #expect(!key.stderr.contains("\u{1b}") && key.stderr.split(separator: "\n").count == 1, "\(key.stderr)")
+        let value = try run("hostile-value.json", #"{"serial": "\u001b]0;t\u0007"}"#)
+        #expect(value.status == 4)
+        #expect(value.stderr.contains(#"not '\u{1b}]0;t\u{7}'"#), "\(value.stderr)")
     }
 
     @Test("escapes, numbers and whitespace as RFC 8259 has them")

@@ -644,7 +644,8 @@ typedef struct vmm_plugin_entry {
     uint32_t struct_size; /* sizeof(vmm_plugin_entry_t) */
     uint16_t abi_major;   /* VMM_PLUGIN_ABI_MAJOR the plugin was built with */
     uint16_t abi_minor;   /* VMM_PLUGIN_ABI_MINOR the plugin was built with */
-    const char *id;       /* unique reverse-DNS id, e.g. "org.example.mydevice"; not NULL */
+    const char *id;       /* unique reverse-DNS id, e.g. "org.example.mydevice"; not NULL;
+                           * ASCII letters, digits, '.', '-', '_', at most 253 bytes */
     const char *version;  /* plugin version, e.g. "1.2.0"; not NULL */
     const char *description; /* one line for listings; may be NULL */
 

@@ -10,6 +10,7 @@ runFuzzer { data, size in
         if let s = o.maxSeconds { precondition(LaunchOptions.validSeconds(s)) }
     } catch let error as LauncherError {
         precondition(error.status == .config && error.message.hasPrefix("fuzz.json: "))
+        requireOneLine(error.message)
     } catch {
         preconditionFailure("not a LauncherError: \(error)")
     }

@@ -6,7 +6,8 @@ import FuzzDriver
 // (its patches are checked against kvm_run's size before any is applied).
 runFuzzer { data, size in
     let text = String(decoding: fuzzInput(data, size), as: UTF8.self)
-    guard let recording = try? ExitRecording(parsing: text) else { return 0 }
+    let recording: ExitRecording
+    do throws(VMMError) { recording = try ExitRecording(parsing: text) } catch { requireOneLine(error.description); return 0 }
     // What is written reads back the same.
     precondition((try? ExitRecording(parsing: recording.serialized()))?.entries.count == recording.entries.count)
     for id in Set(recording.entries.map(\.vcpu)).sorted().prefix(2) {

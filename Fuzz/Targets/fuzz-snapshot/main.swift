@@ -23,7 +23,8 @@ runFuzzer { data, size in
     let bytes = Array(input.dropFirst())
     switch kind % 4 {
     case 0:
-        guard let manifest = try? SnapshotManifest.parse(bytes, path: "fuzz") else { return 0 }
+        let manifest: SnapshotManifest
+        do throws(SnapshotError) { manifest = try SnapshotManifest.parse(bytes, path: "fuzz") } catch { requireOneLine(error.description); return 0 }
         precondition((try? SnapshotManifest.parse(Array(manifest.text().utf8), path: "fuzz")) == manifest)
     case 1:
         guard let state = try? VCPUState.decode(bytes, id: 0, path: "fuzz") else { return 0 }

@@ -31,6 +31,22 @@ struct PluginEntryFields {
     var abiMajor: UInt16
     var abiMinor: UInt16
 
+    /// A plugin id's longest form: a DNS name's.
+    static let maxIDBytes = 253
+
+    /// "org.example.device": ASCII letters, digits, '.', '-' and '_', with at least one
+    /// '.'. Every message about a plugin names it by its id, so an id is never text that
+    /// could break a line or a terminal.
+    static func isReverseDNS(_ id: String) -> Bool {
+        id.utf8.count <= maxIDBytes && id.utf8.contains(UInt8(ascii: ".")) && id.utf8.allSatisfy {
+            switch $0 {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"): true
+            default: false
+            }
+        }
+    }
+
     /// The smallest descriptor a 1.x host accepts: ABI 1.0's (up to get_extension).
     static let minimumSize = MemoryLayout<vmm_plugin_entry_t>.offset(of: \.get_extension)! + 8
 
@@ -54,12 +70,13 @@ struct PluginEntryFields {
             throw PluginError(plugin: path, "its vmm_plugin_entry has no id (a reverse-DNS name is required)")
         }
         guard minor <= VMM_PLUGIN_ABI_MINOR else {
-            throw PluginError(plugin: "'\(id)' (\(path))",
+            throw PluginError(plugin: "\(id.quotedForMessage) (\(path))",
                 "built for plugin ABI \(major).\(minor), newer than this host's ABI \(host): update the host, "
                     + "or rebuild the plugin against vmm_plugin.h \(host)")
         }
-        guard id.contains("."), !id.contains(where: { $0 == " " || $0 == "/" }) else {
-            throw PluginError(plugin: path, "id '\(id)' is not a reverse-DNS name (e.g. org.example.device)")
+        guard Self.isReverseDNS(id) else {
+            throw PluginError(plugin: path, "id \(id.quotedForMessage) is not a reverse-DNS name of at most "
+                + "\(Self.maxIDBytes) bytes (letters, digits, '.', '-', '_', with a '.'; e.g. org.example.device)")
         }
         guard let version = e.version else {
             throw PluginError(plugin: "'\(id)' (\(path))", "its vmm_plugin_entry has no version")

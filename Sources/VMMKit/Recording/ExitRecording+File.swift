@@ -17,19 +17,19 @@ extension ExitRecording {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         while lines.last == "" { lines.removeLast() }
         guard lines.first == Self.header else {
-            throw .invalidArgument("recording: line 1 is '\(lines.first ?? "")', expected '\(Self.header)'")
+            throw .invalidArgument("recording: line 1 is \((lines.first ?? "").quotedForMessage), expected '\(Self.header)'")
         }
         var entries: [Entry] = []
         for (index, line) in lines.enumerated().dropFirst() where !line.hasPrefix("#") && !line.isEmpty {
             let n = index + 1
             let fields = line.split(separator: " ").map(String.init)
-            func fail(_ why: String) -> VMMError { .invalidArgument("recording line \(n): \(why): '\(line.prefix(80))'") }
+            func fail(_ why: String) -> VMMError { .invalidArgument("recording line \(n): \(why): \(line.quotedForMessage)") }
             guard fields.count >= 3, let vcpu = UInt32(fields[1]) else { throw fail("expected '<kind> <vcpu> ...'") }
             switch fields[0] {
             case "entry":
                 var values: [String: String] = [:]
                 for field in fields.dropFirst(2) {
-                    guard let eq = field.firstIndex(of: "=") else { throw fail("field '\(field)' is not key=value") }
+                    guard let eq = field.firstIndex(of: "=") else { throw fail("field \(field.quotedForMessage) is not key=value") }
                     values[String(field[..<eq])] = String(field[field.index(after: eq)...])
                 }
                 guard let rc = values["rc"].flatMap({ Int32($0) }), let errno = values["errno"].flatMap({ Int32($0) }),
@@ -48,7 +48,7 @@ extension ExitRecording {
                 guard let last = entries.lastIndex(where: { $0.vcpu == vcpu }) else { throw fail("registers before any entry of vCPU \(vcpu)") }
                 entries[last].registerReads.append(bytes)
             default:
-                throw fail("unknown line kind '\(fields[0])'")
+                throw fail("unknown line kind \(fields[0].quotedForMessage)")
             }
         }
         self.init(entries: entries)
@@ -58,7 +58,7 @@ extension ExitRecording {
         try text.split(separator: ",").map { part throws(VMMError) in
             guard let colon = part.firstIndex(of: ":"), let offset = Int(part[..<colon]),
                   let bytes = bytes(fromHex: String(part[part.index(after: colon)...])), !bytes.isEmpty else {
-                throw .invalidArgument("recording line \(line): '\(part.prefix(40))' is not <offset>:<hex bytes>")
+                throw .invalidArgument("recording line \(line): \(part.quotedForMessage(limit: 40)) is not <offset>:<hex bytes>")
             }
             return ScriptedVCPU.Patch(offset, bytes)
         }
