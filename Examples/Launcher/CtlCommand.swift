@@ -1,4 +1,5 @@
 import Glibc
+import VMMKit
 import VMMControl
 
 /// `vmm ctl PATH COMMAND`: the control API's client. One HTTP/1.1 request over the Unix
@@ -20,7 +21,7 @@ struct CtlCommand {
         let (method, path, body) = try request()
         let answer: HTTPAnswer
         do { answer = try UnixHTTPClient.send(socket: socket, method: method, path: path, body: body) } catch {
-            ExitStats.err("vmm ctl: \(socket): \(error.message)\n")
+            ExitStats.err("vmm ctl: \(socket): \(error.message.asOneLine)\n")
             Glibc.exit(error.status.rawValue)
         }
         if !answer.body.isEmpty { print(answer.body, terminator: answer.body.hasSuffix("\n") ? "" : "\n") }

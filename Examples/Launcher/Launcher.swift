@@ -147,9 +147,9 @@ struct Launcher {
         if case let .guestExit(code)? = vm.stopReason { return (code << 1 | 1) & 0xff }
         if let first = outcome.firstError {
             let status = Self.status(of: reasons[first])
-            ExitStats.err("vmm: vCPU \(first): \(reasons[first])\n")
+            ExitStats.err("vmm: vCPU \(first): \("\(reasons[first])".asOneLine)\n")
             for (id, reason) in reasons.enumerated() where id != first {
-                ExitStats.err("vmm: vCPU \(id): \(Self.describeStopped(reason, vm.vcpus[id]))\n")
+                ExitStats.err("vmm: vCPU \(id): \(Self.describeStopped(reason, vm.vcpus[id]).asOneLine)\n")
             }
             if timedOut { ExitStats.err("vmm: --max-seconds \(options.maxSeconds!) elapsed too\n") }
             return status.rawValue

@@ -1,4 +1,5 @@
 import Glibc
+import VMMKit
 
 /// `vmm`: the plain forms of `vmm run` are read here (RunFastParse.swift); everything
 /// else (help, errors, the other subcommands, unusual forms) goes through ArgumentParser
@@ -19,7 +20,7 @@ enum VMM {
             }
             try ParsedCommand.parse(args).run()
         } catch {
-            ExitStats.err("vmm: \(error.message)\n")
+            ExitStats.err("vmm: \(error.message.asOneLine)\n")
             Glibc.exit(error.status.rawValue)
         }
     }

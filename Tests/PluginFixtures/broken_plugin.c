@@ -10,9 +10,17 @@
 static int instance_token __attribute__((unused));
 
 #if defined(VARIANT_INIT_FAILS)
+/* With config "echo=TEXT", fails with TEXT as its message: a plugin that passes on
+ * whatever it was given, control characters included. */
+static char echoed[256];
 static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
 {
-    (void)host; (void)config;
+    (void)host;
+    if (strncmp(config, "echo=", 5) == 0) {
+        snprintf(echoed, sizeof echoed, "%s", config + 5);
+        *error_out = echoed;
+        return NULL;
+    }
     *error_out = "fixture: the device refuses to start (config missing 'disk')";
     return NULL;
 }

@@ -173,6 +173,12 @@ struct LauncherTests {
         let initFails = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", "\(fixtures)/libINIT_FAILS.so,disk=none"])
         #expect(initFails.status == 8)
         #expect(initFails.stderr.hasPrefix("vmm: plugin 'org.vmmkit.test.fixture' (\(fixtures)/libINIT_FAILS.so): init failed:"))
+        // A plugin's message holding a newline and escape sequences is printed on one line, escaped.
+        let echo = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin",
+                                       "\(fixtures)/libINIT_FAILS.so,echo=a\nFAKE: ok\u{1b}[2J\u{1b}]0;t\u{7}"])
+        #expect(echo.status == 8)
+        #expect(echo.stderr == "vmm: plugin 'org.vmmkit.test.fixture' (\(fixtures)/libINIT_FAILS.so): init failed: "
+            + #"a\nFAKE: ok\u{1b}[2J\u{1b}]0;t\u{7}"# + "\n", "\(echo.stderr.debugDescription)")
         let missing = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", "/nonexistent/libX.so"])
         #expect(missing.status == 8)
         #expect(missing.stderr == "vmm: plugin /nonexistent/libX.so: cannot open: No such file or directory (errno 2)\n")

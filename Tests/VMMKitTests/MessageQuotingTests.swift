@@ -26,6 +26,9 @@ struct MessageQuotingTests {
         #expect(long.quotedForMessage == "'" + String(repeating: "x", count: 80) + "…' (200 bytes)")
         #expect(String(repeating: "é", count: 10).quotedForMessage(limit: 3) == "'ééé…' (20 bytes)")
         #expect(String(repeating: "x", count: 80).quotedForMessage == "'" + String(repeating: "x", count: 80) + "'")
+        // A whole message: hidden scalars escaped, quotes and backslashes left alone.
+        #expect(#"plugin 'p': it's \ fine"#.asOneLine == #"plugin 'p': it's \ fine"#)
+        #expect(("x: " + Self.hostile).asOneLine == #"x: a\nFAKE: ok\u{1b}[2J\u{1b}]0;t\u{7}\u{202e}z"#)
     }
 
     @Test("a control API field name")

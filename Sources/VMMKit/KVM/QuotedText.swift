@@ -21,20 +21,24 @@ extension StringProtocol {
             switch scalar {
             case "'": out += "\\'"
             case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where QuotedTextLimit.isHidden(scalar):
-                out += "\\u{" + String(scalar.value, radix: 16) + "}"
-            default:
-                out.unicodeScalars.append(scalar)
+            default: QuotedTextLimit.append(scalar, to: &out)
             }
         }
         return out + "'"
     }
+
+    /// A whole message as one line: the hidden scalars of `quotedForMessage` escaped, the
+    /// rest as it is. For the places that print a message assembled from parts some of
+    /// which were not quoted — a plugin's failure text, a library's error.
+    public var asOneLine: String {
+        guard unicodeScalars.contains(where: QuotedTextLimit.isHidden) else { return String(self) }
+        var out = ""
+        for scalar in unicodeScalars { QuotedTextLimit.append(scalar, to: &out) }
+        return out
+    }
 }
 
-/// The bounds of `quotedForMessage`.
+/// The bounds and escapes of `quotedForMessage`.
 public enum QuotedTextLimit {
     /// Scalars of input text an error message shows.
     public static let scalars = 80
@@ -44,6 +48,16 @@ public enum QuotedTextLimit {
         switch s.value {
         case 0..<0x20, 0x7f...0x9f, 0x2028, 0x2029, 0x200e, 0x200f, 0x202a...0x202e, 0x2066...0x2069: true
         default: false
+        }
+    }
+
+    static func append(_ scalar: Unicode.Scalar, to out: inout String) {
+        switch scalar {
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where isHidden(scalar): out += "\\u{" + String(scalar.value, radix: 16) + "}"
+        default: out.unicodeScalars.append(scalar)
         }
     }
 }
