@@ -81,13 +81,17 @@ enum UnixHTTPClient {
     static let maxAnswerBytes = 1 << 20
     static let timeoutSeconds = 30
 
-    static func send(socket path: String, method: String, path target: String, body: String?) throws(CtlError) -> HTTPAnswer {
+    /// `timeout`: for the whole exchange, not each read — a server that sends a byte now
+    /// and then would otherwise hold the client for as long as it likes.
+    static func send(socket path: String, method: String, path target: String, body: String?,
+                     timeout: Int = timeoutSeconds * 1000) throws(CtlError) -> HTTPAnswer {
+        let deadline = monotonicMilliseconds() + timeout
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw CtlError(status: .unreachable, message: "socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        // connect() and the request's writes (one small request): each at most `timeout`.
+        var sendTimeout = timeval(tv_sec: timeout / 1000, tv_usec: timeout % 1000 * 1000)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
         var addr = sockaddr_un()
         guard APISocketPath.fill(&addr, path) else { throw CtlError(status: .usage, message: "path longer than \(APISocketPath.maxBytes) bytes") }
         let rc = withUnsafePointer(to: &addr) {
@@ -111,6 +115,13 @@ enum UnixHTTPClient {
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
+            let left = deadline - monotonicMilliseconds()
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let polled = left > 0 ? poll(&ready, 1, Int32(left)) : 0
+            if polled < 0 && errno == EINTR { continue }
+            guard polled > 0 else {
+                throw CtlError(status: .unreachable, message: "no complete answer within \(timeout) ms (\(answer.count) bytes so far)")
+            }
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n < 0 && errno == EINTR { continue }
             guard n >= 0 else { throw CtlError(status: .unreachable, message: "no answer: \(String(cString: strerror(errno)))") }
@@ -144,6 +155,12 @@ enum UnixHTTPClient {
         }
         return HTTPAnswer(status: status, body: String(decoding: body, as: UTF8.self))
     }
+}
+
+private func monotonicMilliseconds() -> Int {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
 }
 
 private extension Substring {

@@ -1,0 +1,80 @@
+import Glibc
+@testable import Launcher
+import Testing
+
+/// `vmm ctl`'s HTTP client against servers on a Unix socket this test makes: the socket
+/// path is the user's to name, so whatever listens there is input.
+@Suite("vmm ctl's HTTP client")
+struct CtlClientTests {
+    /// A server for one connection: reads the request, then runs `answer` on the
+    /// connection in a thread of its own. The returned function waits for that thread.
+    static func serve(_ answer: @escaping @Sendable (Int32) -> Void) throws -> (path: String, join: () -> Void) {
+        let path = "/tmp/vmm-ctl-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        try #require(listener >= 0)
+        var addr = sockaddr_un()
+        try #require(APISocketPath.fill(&addr, path))
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(bound == 0 && listen(listener, 1) == 0)
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(Job(listener: listener, path: path, answer: answer)).toOpaque()
+        try #require(pthread_create(&thread, nil, { raw in
+            let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
+            let fd = accept(job.listener, nil, nil)
+            close(job.listener)
+            unlink(job.path)
+            guard fd >= 0 else { return nil }
+            var request = [UInt8](repeating: 0, count: 4096)
+            _ = read(fd, &request, request.count)
+            job.answer(fd)
+            close(fd)
+            return nil
+        }, box) == 0)
+        return (path, { pthread_join(thread, nil) })
+    }
+
+    final class Job: @unchecked Sendable {
+        let listener: Int32, path: String, answer: @Sendable (Int32) -> Void
+        init(listener: Int32, path: String, answer: @escaping @Sendable (Int32) -> Void) {
+            self.listener = listener; self.path = path; self.answer = answer
+        }
+    }
+
+    static func write(_ fd: Int32, _ text: String) -> Bool {
+        var bytes = Array(text.utf8)
+        return send(fd, &bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count
+    }
+
+    @Test("an answer is split into status and body")
+    func answer() throws {
+        let server = try Self.serve { fd in
+            _ = Self.write(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"a\": \"b\"}\n")
+        }
+        defer { server.join() }
+        let answer = try UnixHTTPClient.send(socket: server.path, method: "GET", path: "/vm", body: nil)
+        #expect(answer.status == 200 && answer.body == "{\"a\": \"b\"}\n")
+    }
+
+    /// Each byte comes before any one read's timeout; only the exchange's deadline ends it.
+    @Test("a server that sends a byte now and then is given up at the deadline, not per read")
+    func dribble() throws {
+        let server = try Self.serve { fd in
+            // 100 bytes over 2 s, or until the client hangs up; then wait for it to.
+            for _ in 0..<100 {
+                guard Self.write(fd, "H") else { return }
+                usleep(20_000)
+            }
+            var byte: UInt8 = 0
+            while read(fd, &byte, 1) > 0 {}
+        }
+        defer { server.join() }
+        #expect {
+            _ = try UnixHTTPClient.send(socket: server.path, method: "GET", path: "/vm", body: nil, timeout: 300)
+        } throws: { error in
+            guard let error = error as? CtlError else { return false }
+            return error.status == .unreachable && error.message.hasPrefix("no complete answer within 300 ms (")
+        }
+    }
+}
