@@ -85,7 +85,7 @@ enum UnixHTTPClient {
     /// and then would otherwise hold the client for as long as it likes.
     static func send(socket path: String, method: String, path target: String, body: String?,
                      timeout: Int = timeoutSeconds * 1000) throws(CtlError) -> HTTPAnswer {
-        let deadline = monotonicMilliseconds() + timeout
+        let deadline = ExitStats.now() / 1_000_000 + UInt64(min(max(timeout, 0), 86_400_000))
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw CtlError(status: .unreachable, message: "socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -115,9 +115,9 @@ enum UnixHTTPClient {
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let left = deadline - monotonicMilliseconds()
+            let left = Int64(bitPattern: deadline &- ExitStats.now() / 1_000_000)
             var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let polled = left > 0 ? poll(&ready, 1, Int32(left)) : 0
+            let polled = left > 0 ? poll(&ready, 1, Int32(min(left, 86_400_000))) : 0
             if polled < 0 && errno == EINTR { continue }
             guard polled > 0 else {
                 throw CtlError(status: .unreachable, message: "no complete answer within \(timeout) ms (\(answer.count) bytes so far)")
@@ -155,12 +155,6 @@ enum UnixHTTPClient {
         }
         return HTTPAnswer(status: status, body: String(decoding: body, as: UTF8.self))
     }
-}
-
-private func monotonicMilliseconds() -> Int {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
 }
 
 private extension Substring {
