@@ -18,7 +18,8 @@ enum PluginLog {
     /// A `PluginHost.logHandler` writing to `logger`; called from any thread.
     static func handler(_ logger: Logger) -> @Sendable (PluginLogLevel, String, String) -> Void {
         { level, plugin, message in
-            logger.log(level: Self.level(level), "\(message)", source: plugin)
+            // One line whatever the plugin's text holds (it may repeat what a guest wrote).
+            logger.log(level: Self.level(level), "\(message.asOneLine)", source: plugin)
         }
     }
 }

@@ -10,14 +10,14 @@
 static int instance_token __attribute__((unused));
 
 #if defined(VARIANT_INIT_FAILS)
-/* With config "echo=TEXT", fails with TEXT as its message: a plugin that passes on
- * whatever it was given, control characters included. */
+/* With config "echo=TEXT", logs TEXT and fails with it as its message: a plugin that
+ * passes on whatever it was given, control characters included. */
 static char echoed[256];
 static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
 {
-    (void)host;
     if (strncmp(config, "echo=", 5) == 0) {
         snprintf(echoed, sizeof echoed, "%s", config + 5);
+        host->log(host->host_data, VMM_LOG_ERROR, echoed);
         *error_out = echoed;
         return NULL;
     }

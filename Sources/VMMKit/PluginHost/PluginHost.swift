@@ -127,7 +127,8 @@ public final class PluginHost: @unchecked Sendable {
 
     @Sendable static func standardLog(_ level: PluginLogLevel, _ plugin: String, _ message: String) {
         guard level <= .warn else { return }
-        let line = "[\(level)] \(plugin): \(message)\n"
+        // One line whatever the plugin's text holds (it may repeat what a guest wrote).
+        let line = "[\(level)] \(plugin): \(message.asOneLine)\n"
         _ = line.withCString { write(2, $0, strlen($0)) }
     }
 }
