@@ -29,8 +29,10 @@ struct PluginsCommand {
         if candidates.isEmpty { print("no plugins found in \(path ?? PluginSearchPath.standard().directories.joined(separator: ", "))") }
         var refused = false
         for file in candidates {
-            let (text, ok) = Self.describe(file, probe: probe ? timeout : nil)
-            print(text)
+            let (lines, ok) = Self.describe(file, probe: probe ? timeout : nil)
+            // Each line one line: a file's version, description and handler names, its
+            // name in the directory and a refusal's reason are the file's text.
+            print(lines.map(\.asOneLine).joined(separator: "\n"))
             refused = refused || !ok
         }
         Glibc.exit(named && refused ? LauncherStatus.plugin.rawValue : 0)
@@ -59,21 +61,21 @@ struct PluginsCommand {
         return names.sorted()
     }
 
-    /// The listing of one file, and whether it was accepted.
-    static func describe(_ file: String, probe timeout: Double?) -> (String, Bool) {
+    /// The listing of one file's lines, and whether it was accepted.
+    static func describe(_ file: String, probe timeout: Double?) -> ([String], Bool) {
         let d: PluginDescriptor
-        do { d = try PluginDescriptor.read(file) } catch { return ("refused  \(file): \(error)", false) }
+        do { d = try PluginDescriptor.read(file) } catch { return (["refused  \(file): \(error)"], false) }
         var lines = ["\(d.id) \(d.version) (ABI \(d.abiVersion))  \(file)\(mark(file))", "    \(d.summary)"]
-        guard let timeout else { return (lines.joined(separator: "\n"), true) }
+        guard let timeout else { return (lines, true) }
         switch PluginProbe.run(file, seconds: timeout) {
         case let .handlers(handlers):
             lines += handlers.isEmpty ? ["    handlers: none with an empty config"] : handlers.map { "    handler: \($0)" }
         case let .initFailed(why):
             lines.append("    handlers: unknown (init with an empty config: \(why))")
         case let .refused(why):
-            return ("refused  \(file): plugin '\(d.id)' (\(file)): \(why)", false)
+            return (["refused  \(file): plugin '\(d.id)' (\(file)): \(why)"], false)
         }
-        return (lines.joined(separator: "\n"), true)
+        return (lines, true)
     }
 
     /// Which `--plugin NAME` loads `file`, or which file that name loads instead.

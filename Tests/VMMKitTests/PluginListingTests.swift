@@ -37,6 +37,21 @@ struct PluginListingTests {
             """)
     }
 
+    @Test("a description holding a newline and escape sequences is listed on one line, escaped")
+    func hostileText() throws {
+        // libNull.so with its description's bytes changed in the file: "a port\nFAKE\e[2J..."
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/libNull.so")))
+        let old = Array("a port that reads 0".utf8), new = Array("a port\nFAKE\u{1b}[2J\u{1b}]0;".utf8)
+        try #require(old.count == new.count)
+        let at = try #require((0...(bytes.count - old.count)).first { Array(bytes[$0..<$0 + old.count]) == old })
+        bytes.replaceSubrange(at..<at + old.count, with: new)
+        let file = try VMMProcess.temp("libHostileText.so", bytes)
+        let r = try Self.run(["plugins", file])
+        #expect(r.status == 0)
+        #expect(r.stdout == "org.vmmkit.bench.null 1.0.0 (ABI 1.2)  \(file)\n"
+            + #"    a port\nFAKE\u{1b}[2J\u{1b}]0; and counts writes (benchmarks)"# + "\n", "\(r.stdout.debugDescription)")
+    }
+
     @Test("a named file that is refused exits 8; a directory holding refused files exits 0")
     func statuses() throws {
         let major = try Self.run(["plugins", "\(Self.fixtures)/libMAJOR2.so"])
