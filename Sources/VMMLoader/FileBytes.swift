@@ -1,5 +1,6 @@
 import Glibc
 import SystemPackage
+import VMMKit
 
 /// Whole-file reads with swift-system (errors carry the errno).
 public enum FileBytes {
@@ -12,7 +13,7 @@ public enum FileBytes {
         var st = stat()
         guard fstat(fd.rawValue, &st) == 0 else { throw Errno(rawValue: errno) }
         guard st.st_mode & S_IFMT == S_IFREG else {
-            throw LoaderError(.image, "not a regular file (\(fileType(st.st_mode)))")
+            throw LoaderError(.image, "not a regular file (\(RegularFile.kind(st.st_mode)))")
         }
         guard st.st_size >= 0, UInt64(st.st_size) <= limit else {
             throw LoaderError(.image, "too large: \(st.st_size) bytes (at most \(limit))")
@@ -28,16 +29,5 @@ public enum FileBytes {
             done += n
         }
         return Array(bytes.prefix(done))
-    }
-
-    static func fileType(_ mode: mode_t) -> String {
-        switch mode & S_IFMT {
-        case S_IFIFO: "a FIFO"
-        case S_IFDIR: "a directory"
-        case S_IFCHR: "a character device"
-        case S_IFBLK: "a block device"
-        case S_IFSOCK: "a socket"
-        default: "mode \(String(mode, radix: 8))"
-        }
     }
 }

@@ -64,17 +64,17 @@ public final class SnapshotFilePageSource: PageSource, @unchecked Sendable {
     private let fd: Int32
 
     public init(path: String, guestBase: UInt64 = 0) throws(VMMError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .systemCallFailed(name: "open of snapshot \(path)", errno: Errno(rawValue: errno)) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            let err = Errno(rawValue: errno)
-            close(fd)
-            throw .systemCallFailed(name: "fstat of snapshot \(path)", errno: err)
+        let (fd, size): (Int32, UInt64)
+        do { (fd, size) = try RegularFile.openForReading(path) } catch {
+            switch error {
+            case let .open(e): throw .systemCallFailed(name: "open of snapshot \(path)", errno: e)
+            case let .fstat(e): throw .systemCallFailed(name: "fstat of snapshot \(path)", errno: e)
+            case let .notRegular(kind): throw .invalidArgument("snapshot \(path): not a regular file (\(kind))")
+            }
         }
         self.path = path
         self.guestBase = guestBase
-        self.fileSize = UInt64(st.st_size)
+        self.fileSize = size
         self.fd = fd
     }
 
@@ -86,7 +86,7 @@ public final class SnapshotFilePageSource: PageSource, @unchecked Sendable {
     public var mayBeCalledFromAnyThread: Bool { true }
 
     public func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError) {
-        guard gpa >= guestBase, gpa - guestBase + UInt64(buffer.count) <= fileSize else {
+        guard gpa >= guestBase, gpa - guestBase <= fileSize, UInt64(buffer.count) <= fileSize - (gpa - guestBase) else {
             throw .invalidArgument("guest-physical page 0x\(String(gpa, radix: 16)) lies outside \(name) (\(fileSize) bytes from guest-physical 0x\(String(guestBase, radix: 16)))")
         }
         var done = 0

@@ -9,19 +9,26 @@ enum SnapshotFiles {
         .system(.systemCallFailed(name: "\(what) \(path)", errno: Errno(rawValue: errno)))
     }
 
+    /// Opens one of the snapshot's files (`RegularFile`: a FIFO is refused, not waited on).
+    static func openForReading(_ path: String, in snapshot: String) throws(SnapshotError) -> (fd: Int32, size: UInt64) {
+        do {
+            return try RegularFile.openForReading(path)
+        } catch {
+            switch error {
+            case .open(.noSuchFileOrDirectory): throw .invalid(path: snapshot, "file \(path) is missing")
+            case let .open(e): throw .system(.systemCallFailed(name: "open of \(path)", errno: e))
+            case let .fstat(e): throw .system(.systemCallFailed(name: "fstat of \(path)", errno: e))
+            case let .notRegular(kind): throw .invalid(path: snapshot, "\(path) is not a regular file (\(kind))")
+            }
+        }
+    }
+
     /// Reads a whole file of at most `limit` bytes.
     static func read(_ path: String, limit: Int, in snapshot: String) throws(SnapshotError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { throw .invalid(path: snapshot, "file \(path) is missing") }
-            throw systemError("open of", path)
-        }
+        let (fd, size) = try openForReading(path, in: snapshot)
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw systemError("fstat of", path) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .invalid(path: snapshot, "\(path) is not a regular file") }
-        guard st.st_size >= 0, st.st_size <= limit else { throw .invalid(path: snapshot, "\(path) has \(st.st_size) bytes; at most \(limit) expected") }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        guard size <= UInt64(limit) else { throw .invalid(path: snapshot, "\(path) has \(size) bytes; at most \(limit) expected") }
+        var bytes = [UInt8](repeating: 0, count: Int(size))
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(done)) }

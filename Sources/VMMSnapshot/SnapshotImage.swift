@@ -41,16 +41,10 @@ public final class SnapshotImage: @unchecked Sendable {
         } ?? []
         self.devices = try manifest.devices.map { d throws(SnapshotError) in DeviceState(name: d.name, version: d.version, bytes: try load(d.file)) }
         let memory = path + "/" + SnapshotManifest.memoryFileName
-        let fd = open(memory, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { throw .invalid(path: path, "\(SnapshotManifest.memoryFileName) is missing") }
-            throw SnapshotFiles.systemError("open of", memory)
-        }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { close(fd); throw SnapshotFiles.systemError("fstat of", memory) }
-        guard st.st_size >= 0, UInt64(st.st_size) == manifest.memorySize else {
+        let (fd, size) = try SnapshotFiles.openForReading(memory, in: path)
+        guard size == manifest.memorySize else {
             close(fd)
-            throw .invalid(path: path, "\(SnapshotManifest.memoryFileName) has \(st.st_size) bytes; the manifest says \(manifest.memorySize) (truncated?)")
+            throw .invalid(path: path, "\(SnapshotManifest.memoryFileName) has \(size) bytes; the manifest says \(manifest.memorySize) (truncated?)")
         }
         self.memoryFD = fd
         self.manifest = manifest

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VMMKit
 import VMMLoader
+import VMMPaging
 
 /// Regression tests for the inputs that crashed or hung the VMM (issue 12, "Defects
 /// found"): each ends with the documented status or error and one line naming what was
@@ -245,5 +246,33 @@ struct HostileRecordingTests {
         #expect(throws: VMMError.invalidArgument("recording \(fifo): not a regular file")) {
             _ = try ExitRecording.load(from: fifo)
         }
+    }
+
+    @Test("a FIFO or a directory given as a demand-paging snapshot file is refused at once, not waited on")
+    func fifoPageSource() throws {
+        let fifo = NSTemporaryDirectory() + "vmm-fifo-\(getpid())-pages"
+        unlink(fifo)
+        try #require(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        #expect(throws: VMMError.invalidArgument("snapshot \(fifo): not a regular file (a FIFO)")) {
+            _ = try SnapshotFilePageSource(path: fifo)
+        }
+        #expect(throws: VMMError.invalidArgument("snapshot /tmp: not a regular file (a directory)")) {
+            _ = try SnapshotFilePageSource(path: "/tmp")
+        }
+    }
+
+    @Test("a page source's bounds check cannot overflow: a page near 2^64 lies outside the file")
+    func pageSourceBounds() throws {
+        let path = NSTemporaryDirectory() + "vmm-pages-\(getpid())"
+        try Data(count: 8192).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        let source = try SnapshotFilePageSource(path: path)
+        let page = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { page.deallocate() }
+        #expect(throws: VMMError.self) {
+            try source.readPage(at: 0xffff_ffff_ffff_f000, into: page, for: PageRequest(vcpu: 0, access: .read))
+        }
+        try source.readPage(at: 0x1000, into: page, for: PageRequest(vcpu: 0, access: .read))
     }
 }

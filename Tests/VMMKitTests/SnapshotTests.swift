@@ -157,6 +157,16 @@ struct SnapshotTests {
         try expectRefused(outside, "working-set page 0x800000 is not a page of a region")
 
         try expectRefused(scratch.sub("missing"), "file \(scratch.sub("missing"))/manifest is missing")
+
+        // A FIFO where the manifest or the memory file should be: refused at once (open()
+        // of a FIFO with no writer used to wait for one forever).
+        for name in ["manifest", SnapshotManifest.memoryFileName] {
+            let fifo = try Self.copy(base, to: "fifo-\(name)", in: scratch)
+            try #require(unlink(fifo + "/" + name) == 0 && mkfifo(fifo + "/" + name, 0o600) == 0)
+            let r = try RunnerResult.restore(fifo)
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("\(fifo)/\(name) is not a regular file (a FIFO)"), "\(r.stderr)")
+        }
     }
 
     @Test("a snapshot whose CPUID this host cannot offer is refused naming the leaf, register and bit")

@@ -42,14 +42,13 @@ struct PluginELFFile {
     static let maxChain = 1 << 16
 
     init(path: String) throws(Malformed) {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw Malformed("cannot open: \(Errno.current.vmmDescription)") }
-        file = Descriptor(fd)
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size >= 0 else {
+        let opened: (fd: Int32, size: UInt64)
+        do { opened = try RegularFile.openForReading(path) } catch {
+            if case let .open(e) = error { throw Malformed("cannot open: \(e.vmmDescription)") }
             throw Malformed("not a regular file (a plugin is a shared library, .so)")
         }
-        size = UInt64(st.st_size)
+        file = Descriptor(opened.fd)
+        size = opened.size
         try parseHeaders()
     }
 

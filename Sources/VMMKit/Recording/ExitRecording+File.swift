@@ -76,12 +76,15 @@ extension ExitRecording {
     /// Reads a recording written by `write(to:)`. Only a regular file is read: it is
     /// opened O_NONBLOCK and checked with fstat first, so a FIFO is refused, not waited on.
     public static func load(from path: String) throws(VMMError) -> ExitRecording {
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw .systemCallFailed(name: "open of recording \(path)", errno: .current) }
+        let fd: Int32
+        do { fd = try RegularFile.openForReading(path).fd } catch {
+            switch error {
+            case let .open(e): throw .systemCallFailed(name: "open of recording \(path)", errno: e)
+            case let .fstat(e): throw .systemCallFailed(name: "fstat of recording \(path)", errno: e)
+            case .notRegular: throw .invalidArgument("recording \(path): not a regular file")
+            }
+        }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw .systemCallFailed(name: "fstat of recording \(path)", errno: .current) }
-        guard st.st_mode & S_IFMT == S_IFREG else { throw .invalidArgument("recording \(path): not a regular file") }
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {

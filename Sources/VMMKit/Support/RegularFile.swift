@@ -1,0 +1,47 @@
+import Glibc
+import SystemPackage
+
+/// Opening a file named by input (a snapshot's files, a recording, a plugin, a page
+/// source) for reading without ever waiting: O_NONBLOCK, so that open() of a FIFO returns
+/// at once instead of blocking until some writer appears, then fstat, and only a regular
+/// file is accepted. Each reader turns a failure into its own error.
+public enum RegularFile {
+    public enum Failure: Error, Equatable {
+        /// open() failed (ENOENT: the file is missing).
+        case open(Errno)
+        case fstat(Errno)
+        /// Not a regular file: what it is ("a FIFO", "a directory", ...).
+        case notRegular(String)
+    }
+
+    /// The open descriptor (O_RDONLY | O_CLOEXEC | O_NONBLOCK, which does not change how
+    /// a regular file is read) and the file's size; the caller closes it.
+    public static func openForReading(_ path: String) throws(Failure) -> (fd: Int32, size: UInt64) {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw .open(.current) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let err = Errno.current
+            close(fd)
+            throw .fstat(err)
+        }
+        guard st.st_mode & S_IFMT == S_IFREG, st.st_size >= 0 else {
+            close(fd)
+            throw .notRegular(kind(st.st_mode))
+        }
+        return (fd, UInt64(st.st_size))
+    }
+
+    /// "a FIFO", "a directory", ... for messages.
+    public static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFREG: "a regular file"
+        case S_IFIFO: "a FIFO"
+        case S_IFDIR: "a directory"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFSOCK: "a socket"
+        default: "mode \(String(mode, radix: 8))"
+        }
+    }
+}
