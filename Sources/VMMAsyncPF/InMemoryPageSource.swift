@@ -19,7 +19,7 @@ public final class InMemoryPageSource: PageSource, @unchecked Sendable {
     public var name: String { "in-memory snapshot (\(bytes.count) bytes, \(latencyMicroseconds) µs per page)" }
 
     public func readPage(at gpa: UInt64, into buffer: UnsafeMutableRawBufferPointer, for request: PageRequest) throws(VMMError) {
-        guard gpa >= guestBase, gpa - guestBase + UInt64(buffer.count) <= UInt64(bytes.count) else {
+        guard gpa >= guestBase, gpa - guestBase <= UInt64(bytes.count), UInt64(buffer.count) <= UInt64(bytes.count) - (gpa - guestBase) else {
             throw .invalidArgument("guest-physical page 0x\(String(gpa, radix: 16)) lies outside \(name) from 0x\(String(guestBase, radix: 16))")
         }
         if latencyMicroseconds > 0 { usleep(latencyMicroseconds) }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VMMKit
 import VMMLoader
+import VMMAsyncPF
 import VMMPaging
 
 /// Regression tests for the inputs that crashed or hung the VMM (issue 12, "Defects
@@ -270,9 +271,12 @@ struct HostileRecordingTests {
         let source = try SnapshotFilePageSource(path: path)
         let page = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
         defer { page.deallocate() }
-        #expect(throws: VMMError.self) {
-            try source.readPage(at: 0xffff_ffff_ffff_f000, into: page, for: PageRequest(vcpu: 0, access: .read))
+        let memory = InMemoryPageSource(guestBase: 0, bytes: [UInt8](repeating: 0, count: 8192), latencyMicroseconds: 0)
+        for source in [source, memory] as [any PageSource] {
+            #expect(throws: VMMError.self, "\(source.name)") {
+                try source.readPage(at: 0xffff_ffff_ffff_f000, into: page, for: PageRequest(vcpu: 0, access: .read))
+            }
+            try source.readPage(at: 0x1000, into: page, for: PageRequest(vcpu: 0, access: .read))
         }
-        try source.readPage(at: 0x1000, into: page, for: PageRequest(vcpu: 0, access: .read))
     }
 }
