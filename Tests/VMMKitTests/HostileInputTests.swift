@@ -31,6 +31,14 @@ struct HostileInputTests {
         return b
     }
 
+    /// A new FIFO in the temporary directory (the caller unlinks it).
+    static func fifo(_ name: String) throws -> String {
+        let path = NSTemporaryDirectory() + "vmm-fifo-\(getpid())-\(name)"
+        unlink(path)
+        try #require(mkfifo(path, 0o600) == 0)
+        return path
+    }
+
     static func vm(ram: UInt64) throws -> (VirtualMachine, ImageLoader) {
         let vm = try KVM.open().createVM()
         try vm.memory.addRegion(name: "ram", guestAddress: 0, size: ram)
@@ -91,9 +99,7 @@ struct HostileInputTests {
 
     @Test("a FIFO as the image is refused at once (O_NONBLOCK, fstat), never waited on")
     func fifoImage() throws {
-        let fifo = NSTemporaryDirectory() + "vmm-fifo-\(getpid())-lib"
-        unlink(fifo)
-        try #require(mkfifo(fifo, 0o600) == 0)
+        let fifo = try Self.fifo("lib")
         defer { unlink(fifo) }
         let (vm, loader) = try Self.vm(ram: 2 << 20)
         defer { vm.close() }
@@ -115,9 +121,7 @@ struct HostileInputTests {
 
     @Test("launcher: FIFOs as image, --config and --initrd end with their status and one line")
     func fifoLauncher() throws {
-        let fifo = NSTemporaryDirectory() + "vmm-fifo-\(getpid())-launcher"
-        unlink(fifo)
-        try #require(mkfifo(fifo, 0o600) == 0)
+        let fifo = try Self.fifo("launcher")
         defer { unlink(fifo) }
         let image = try VMMProcess.run(["run", fifo])
         #expect(image.status == 6)
@@ -240,9 +244,7 @@ struct HostileRecordingTests {
 
     @Test("a FIFO given as a recording is refused at once, not waited on")
     func fifoRecording() throws {
-        let fifo = NSTemporaryDirectory() + "vmm-fifo-\(getpid())-recording"
-        unlink(fifo)
-        try #require(mkfifo(fifo, 0o600) == 0)
+        let fifo = try HostileInputTests.fifo("recording")
         defer { unlink(fifo) }
         #expect(throws: VMMError.invalidArgument("recording \(fifo): not a regular file")) {
             _ = try ExitRecording.load(from: fifo)
@@ -251,9 +253,7 @@ struct HostileRecordingTests {
 
     @Test("a FIFO or a directory given as a demand-paging snapshot file is refused at once, not waited on")
     func fifoPageSource() throws {
-        let fifo = NSTemporaryDirectory() + "vmm-fifo-\(getpid())-pages"
-        unlink(fifo)
-        try #require(mkfifo(fifo, 0o600) == 0)
+        let fifo = try HostileInputTests.fifo("pages")
         defer { unlink(fifo) }
         #expect(throws: VMMError.invalidArgument("snapshot \(fifo): not a regular file (a FIFO)")) {
             _ = try SnapshotFilePageSource(path: fifo)
