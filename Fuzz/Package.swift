@@ -28,5 +28,6 @@ let package = Package(
         target("fuzz-recording", core),
         target("fuzz-snapshot", [.product(name: "VMMSnapshot", package: "VMMKit")] + core),
         target("fuzz-control", [.product(name: "VMMControl", package: "VMMKit")]),
+        target("fuzz-plugin-file", core),
     ]
 )

@@ -86,3 +86,6 @@ put('fuzz-control', 'stop', b'\x01' + b'{ "action_type" : "Stop" }\n')
 put('fuzz-control', 'snapshot', b'\x02' + '{"snapshot_dir": "/tmp/s\\u00e9\\ud83d\\ude00\\n\\"x\\\\"}'.encode())
 put('fuzz-control', 'two', b'\x03' + b'{"a": "1", "b": "\xc3\xa9"}')
 put('fuzz-control', 'twice', b'\x03' + b'{"a": "1", "a": "2", "b\\u001b[2J": 3}')
+# Plugin files (after scripts/build-plugins): the null plugin with GNU and SysV hash tables and RELR relocations
+for name in ['libNull.so', 'libNullSysV.so', 'libNullRELR.so']:
+    put('fuzz-plugin-file', name, open('.build/plugins/fixtures/' + name, 'rb').read())
