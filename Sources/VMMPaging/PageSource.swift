@@ -64,14 +64,7 @@ public final class SnapshotFilePageSource: PageSource, @unchecked Sendable {
     private let fd: Int32
 
     public init(path: String, guestBase: UInt64 = 0) throws(VMMError) {
-        let (fd, size): (Int32, UInt64)
-        do { (fd, size) = try RegularFile.openForReading(path) } catch {
-            switch error {
-            case let .open(e): throw .systemCallFailed(name: "open of snapshot \(path)", errno: e)
-            case let .fstat(e): throw .systemCallFailed(name: "fstat of snapshot \(path)", errno: e)
-            case let .notRegular(kind): throw .invalidArgument("snapshot \(path): not a regular file (\(kind))")
-            }
-        }
+        let (fd, size) = try RegularFile.openForReading(path, naming: "snapshot \(path)")
         self.path = path
         self.guestBase = guestBase
         self.fileSize = size

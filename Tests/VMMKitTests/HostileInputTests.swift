@@ -246,7 +246,7 @@ struct HostileRecordingTests {
     func fifoRecording() throws {
         let fifo = try HostileInputTests.fifo("recording")
         defer { unlink(fifo) }
-        #expect(throws: VMMError.invalidArgument("recording \(fifo): not a regular file")) {
+        #expect(throws: VMMError.invalidArgument("recording \(fifo): not a regular file (a FIFO)")) {
             _ = try ExitRecording.load(from: fifo)
         }
     }

@@ -76,14 +76,7 @@ extension ExitRecording {
     /// Reads a recording written by `write(to:)`. Only a regular file is read: it is
     /// opened O_NONBLOCK and checked with fstat first, so a FIFO is refused, not waited on.
     public static func load(from path: String) throws(VMMError) -> ExitRecording {
-        let fd: Int32
-        do { fd = try RegularFile.openForReading(path).fd } catch {
-            switch error {
-            case let .open(e): throw .systemCallFailed(name: "open of recording \(path)", errno: e)
-            case let .fstat(e): throw .systemCallFailed(name: "fstat of recording \(path)", errno: e)
-            case .notRegular: throw .invalidArgument("recording \(path): not a regular file")
-            }
-        }
+        let fd = try RegularFile.openForReading(path, naming: "recording \(path)").fd
         defer { close(fd) }
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)

@@ -32,6 +32,18 @@ public enum RegularFile {
         return (fd, UInt64(st.st_size))
     }
 
+    /// `openForReading` with its failure as a `VMMError` naming `what` ("recording /x"):
+    /// `systemCallFailed` for open and fstat, `invalidArgument` for a file of another kind.
+    public static func openForReading(_ path: String, naming what: String) throws(VMMError) -> (fd: Int32, size: UInt64) {
+        do { return try openForReading(path) } catch {
+            switch error {
+            case let .open(e): throw .systemCallFailed(name: "open of \(what)", errno: e)
+            case let .fstat(e): throw .systemCallFailed(name: "fstat of \(what)", errno: e)
+            case let .notRegular(kind): throw .invalidArgument("\(what): not a regular file (\(kind))")
+            }
+        }
+    }
+
     /// "a FIFO", "a directory", ... for messages.
     public static func kind(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
