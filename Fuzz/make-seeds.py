@@ -87,5 +87,6 @@ put('fuzz-control', 'snapshot', b'\x02' + '{"snapshot_dir": "/tmp/s\\u00e9\\ud83
 put('fuzz-control', 'two', b'\x03' + b'{"a": "1", "b": "\xc3\xa9"}')
 put('fuzz-control', 'twice', b'\x03' + b'{"a": "1", "a": "2", "b\\u001b[2J": 3}')
 # Plugin files (after scripts/build-plugins): the null plugin with GNU and SysV hash tables and RELR relocations
-for name in ['libNull.so', 'libNullSysV.so', 'libNullRELR.so']:
-    put('fuzz-plugin-file', name, open('.build/plugins/fixtures/' + name, 'rb').read())
+# (named without .so, which .gitignore keeps out of the repository)
+for name, seed in [('libNull.so', 'null-gnu-hash'), ('libNullSysV.so', 'null-sysv-hash'), ('libNullRELR.so', 'null-relr')]:
+    put('fuzz-plugin-file', seed, open('.build/plugins/fixtures/' + name, 'rb').read())
