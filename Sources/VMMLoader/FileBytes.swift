@@ -8,17 +8,19 @@ public enum FileBytes {
     /// and checked with fstat before any read, so a FIFO, a device or a directory is
     /// refused at once instead of blocking in open() or read() forever.
     public static func read(_ path: String, limit: UInt64 = UInt64(Int.max)) throws -> [UInt8] {
-        let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.nonBlocking, .closeOnExec])
+        let opened: (fd: Int32, size: UInt64)
+        do { opened = try RegularFile.openForReading(path) } catch {
+            switch error {
+            case let .open(e), let .fstat(e): throw e
+            case let .notRegular(kind): throw LoaderError(.image, "not a regular file (\(kind))")
+            }
+        }
+        let fd = FileDescriptor(rawValue: opened.fd)
         defer { try? fd.close() }
-        var st = stat()
-        guard fstat(fd.rawValue, &st) == 0 else { throw Errno(rawValue: errno) }
-        guard st.st_mode & S_IFMT == S_IFREG else {
-            throw LoaderError(.image, "not a regular file (\(RegularFile.kind(st.st_mode)))")
+        guard opened.size <= limit else {
+            throw LoaderError(.image, "too large: \(opened.size) bytes (at most \(limit))")
         }
-        guard st.st_size >= 0, UInt64(st.st_size) <= limit else {
-            throw LoaderError(.image, "too large: \(st.st_size) bytes (at most \(limit))")
-        }
-        let size = Int(st.st_size)
+        let size = Int(opened.size)
         var bytes = [UInt8](repeating: 0, count: size)
         var done = 0
         while done < size {
