@@ -1,10 +1,10 @@
 import Glibc
 import SystemPackage
 
-/// Opening a file named by input (a snapshot's files, a recording, a plugin, a page
-/// source) for reading without ever waiting: O_NONBLOCK, so that open() of a FIFO returns
-/// at once instead of blocking until some writer appears, then fstat, and only a regular
-/// file is accepted. Each reader turns a failure into its own error.
+/// Opening a file named by input (an image or config, a snapshot's files, a recording,
+/// a plugin, a page source) for reading without ever waiting: O_NONBLOCK, so that open()
+/// of a FIFO returns at once instead of blocking until some writer appears, then fstat,
+/// and only a regular file is accepted. Each reader turns a failure into its own error.
 public enum RegularFile {
     public enum Failure: Error, Equatable {
         /// open() failed (ENOENT: the file is missing).
