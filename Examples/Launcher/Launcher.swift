@@ -21,12 +21,12 @@ struct Launcher {
         let o = options
         // As QEMU's pc machine (gigabyte-aligned): RAM up to 3 GiB below the MMIO hole,
         // the rest from 4 GiB up.
-        let lowRAM = min(o.memory, Self.holeStart)
+        let lowRAM = min(o.memory, RAMLayout.holeStart)
         let highRAM = o.memory - lowRAM
-        guard highRAM <= Self.maxHighRAM else {
-            throw o.rangeError(key: "memory", flag: "memory", "\(Sizes.describe(o.memory)) is above the \(Sizes.describe(Self.holeStart + Self.maxHighRAM)) this launcher maps")
+        guard highRAM <= RAMLayout.maxHighRAM else {
+            throw o.rangeError(key: "memory", flag: "memory", "\(Sizes.describe(o.memory)) is above the \(Sizes.describe(RAMLayout.maxMemory)) this launcher maps")
         }
-        guard o.memory >= 2 << 20 else { throw o.rangeError(key: "memory", flag: "memory", "must be at least 2M") }
+        guard o.memory >= RAMLayout.minMemory else { throw o.rangeError(key: "memory", flag: "memory", "must be at least 2M") }
         if o.vcpus > 1 && !o.useIRQChip {
             throw o.rangeError(key: "vcpus", flag: "vcpus", "\(o.vcpus) needs irqchip kernel: application processors are started with INIT/SIPI")
         }
@@ -131,16 +131,13 @@ struct Launcher {
         let exitCounter = o.apiSock.map { _ in ExitKindCounter(vcpus: o.vcpus, chaining: stats) }
         do {
             if let observer: ExitObserver = exitCounter ?? stats { try dispatcher.setObserver(observer) }
-            try FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: min(o.memory, Self.holeStart)).register(on: dispatcher)
+            try FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: min(o.memory, RAMLayout.holeStart)).register(on: dispatcher)
             try unassigned?.register(on: dispatcher)
         } catch {
             throw LauncherError(.host, "\(error)")
         }
         return (stats, unassigned, exitCounter)
     }
-
-    static let holeStart: UInt64 = 0xc000_0000
-    static let maxHighRAM: UInt64 = 1 << 40
 
     func status(_ outcome: VMSupervisor.Outcome, vm: VirtualMachine, timedOut: Bool) -> Int32 {
         let reasons = outcome.reasons

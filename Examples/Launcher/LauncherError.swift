@@ -14,7 +14,7 @@ enum LauncherStatus: Int32, CaseIterable {
     case unhandled = 18      // an exit nobody handles (port, MMIO, MSR...)
     case host = 20           // /dev/kvm or another host resource is unusable
     case snapshotSaved = 22  // stopped (--max-seconds or a stop request) and saved (--snapshot-on-stop)
-    case snapshot = 24       // a snapshot could not be written, or restore refused one (damaged, incompatible, plugin state missing)
+    case snapshot = 24       // a snapshot could not be written, or restore refused one (damaged, incompatible, plugin state missing, host paths without --trust-snapshot)
 
     var meaning: String {
         switch self {

@@ -15,13 +15,16 @@ struct RestoreRequest {
     var logLevel = "warning"
     var stats = false
     var apiSock: String?
+    /// Follow what the snapshot names outside the VM (`LauncherMachine.hostReference`).
+    var trustSnapshot = false
 }
 
 extension RestoreRequest {
     /// `vmm restore DIR [flags]` as the command-line library parsed it, checked.
     init(_ p: ParsedCommand) throws(LauncherError) {
         guard let dir = p.string("dir") else { throw ParsedCommand.skew("restore without dir") }
-        self.init(dir: dir, eager: p.flag("eager"), stats: p.flag("stats"), apiSock: p.string("api-sock"))
+        self.init(dir: dir, eager: p.flag("eager"), stats: p.flag("stats"), apiSock: p.string("api-sock"),
+                  trustSnapshot: p.flag("trust-snapshot"))
         if let serial = p.string("serial") {
             guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial)") }
             self.serial = target
@@ -47,7 +50,11 @@ extension Launcher {
         guard let blob = image.devices.first(where: { $0.name == LauncherMachine.blobName }) else {
             throw LauncherError(.snapshot, "cannot restore \(r.dir): it has no '\(LauncherMachine.blobName)' state (not a snapshot of vmm run)")
         }
-        var o = try LauncherMachine.decode(blob.bytes, version: blob.version, where: r.dir).options
+        let machine = try LauncherMachine.decode(blob.bytes, version: blob.version, where: r.dir)
+        if !r.trustSnapshot, let named = machine.hostReference(serialReplaced: r.serial != nil) {
+            throw LauncherError(.snapshot, "cannot restore \(r.dir): its launcher state names \(named); restore loads or opens what a snapshot names only with --trust-snapshot (a snapshot from elsewhere could name any library or file)")
+        }
+        var o = machine.options
         if let serial = r.serial { o.serial = serial }
         o.maxSeconds = r.maxSeconds
         o.logLevel = r.logLevel

@@ -3,101 +3,6 @@ import VMMKit
 import VMMPaging
 import VMMSnapshot
 
-/// What `vmm restore` needs to rebuild the machine a snapshot was taken of, saved as
-/// the snapshot's `launcher` device blob (version 1; Docs/SnapshotFormat.md): text
-/// lines `key value`, last line `end`. The memory layout, vCPU and irqchip state are
-/// in the snapshot itself; this says how the launcher built around them (RAM split,
-/// plugin list and configs, serial, strict I/O).
-struct LauncherMachine: Equatable {
-    static let blobName = "launcher"
-    static let version: UInt32 = 1
-    static let maxSize = 1 << 16
-
-    var memory: UInt64
-    var vcpus: Int
-    var irqchip: Bool
-    var noDefaultPlugins: Bool
-    var strictIO: Bool
-    var serial: String
-    /// `--plugin` specs (`PATH[,key=value...]`), in order.
-    var plugins: [String]
-
-    init(_ o: LaunchOptions) {
-        memory = o.memory
-        vcpus = o.vcpus
-        irqchip = o.useIRQChip
-        noDefaultPlugins = o.noDefaultPlugins
-        strictIO = o.strictIO
-        serial = switch o.serial { case .stdio: "stdio"; case .none: "none"; case let .file(p): "file:\(p)" }
-        plugins = o.plugins
-    }
-
-    func encoded() -> [UInt8] {
-        var lines = ["vmm-launcher 1", "memory \(memory)", "vcpus \(vcpus)", "irqchip \(irqchip ? "kernel" : "none")",
-                     "default-plugins \(noDefaultPlugins ? "no" : "yes")", "strict-io \(strictIO ? "yes" : "no")",
-                     "serial \(serial)"]
-        lines += plugins.map { "plugin \($0)" }
-        lines.append("end")
-        return Array((lines.joined(separator: "\n") + "\n").utf8)
-    }
-
-    /// Parses a blob; every line and value checked. `where` names the snapshot.
-    static func decode(_ bytes: [UInt8], version: UInt32, where dir: String) throws(LauncherError) -> LauncherMachine {
-        func bad(_ why: String) -> LauncherError { LauncherError(.snapshot, "\(dir): launcher state: \(why)") }
-        guard version == Self.version else { throw bad("version \(version); this vmm reads version \(Self.version)") }
-        guard bytes.count <= maxSize, let text = String(validating: bytes, as: UTF8.self) else { throw bad("not UTF-8 text of at most \(maxSize) bytes") }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        guard lines.first == "vmm-launcher 1", lines.count >= 3, lines.removeLast().isEmpty, lines.last == "end" else {
-            throw bad("not a 'vmm-launcher 1' blob ending in 'end'")
-        }
-        var o = LaunchOptions()
-        var seen = Set<String>()
-        for line in lines.dropFirst().dropLast() {
-            guard let space = line.firstIndex(of: " ") else { throw bad("line \(line.quotedForMessage) is not 'key value'") }
-            let key = String(line[..<space]), value = String(line[line.index(after: space)...])
-            guard key == "plugin" || seen.insert(key).inserted else { throw bad("\(key.quotedForMessage) given twice") }
-            switch key {
-            case "memory":
-                guard let m = UInt64(value), m >= 2 << 20, m <= Launcher.holeStart + Launcher.maxHighRAM else { throw bad("memory \(value.quotedForMessage)") }
-                o.memory = m
-            case "vcpus":
-                guard let n = Int(value), (1...64).contains(n) else { throw bad("vcpus \(value.quotedForMessage)") }
-                o.vcpus = n
-            case "irqchip":
-                guard value == "kernel" || value == "none" else { throw bad("irqchip \(value.quotedForMessage)") }
-                o.irqchip = value == "kernel"
-            case "default-plugins":
-                guard value == "yes" || value == "no" else { throw bad("default-plugins \(value.quotedForMessage)") }
-                o.noDefaultPlugins = value == "no"
-            case "strict-io":
-                guard value == "yes" || value == "no" else { throw bad("strict-io \(value.quotedForMessage)") }
-                o.strictIO = value == "yes"
-            case "serial":
-                guard let s = SerialTarget(value) else { throw bad("serial \(value.quotedForMessage)") }
-                o.serial = s
-            case "plugin":
-                guard !value.isEmpty else { throw bad("an empty plugin spec") }
-                o.plugins.append(value)
-            default:
-                throw bad("unknown key \(key.quotedForMessage)")
-            }
-        }
-        for key in ["memory", "vcpus", "irqchip", "default-plugins", "strict-io", "serial"] where !seen.contains(key) {
-            throw bad("no '\(key)' line")
-        }
-        return LauncherMachine(o)
-    }
-
-    /// The options `vmm restore` rebuilds the machine with.
-    var options: LaunchOptions {
-        var o = LaunchOptions()
-        (o.memory, o.vcpus, o.irqchip, o.noDefaultPlugins, o.strictIO) = (memory, vcpus, irqchip, noDefaultPlugins, strictIO)
-        o.serial = SerialTarget(serial) ?? .none
-        o.plugins = plugins
-        return o
-    }
-}
-
 /// Snapshots the running launcher VM: the entry point for `--snapshot-on-stop` and for
 /// the control API's `PUT /snapshot/create`. Holds what a snapshot needs; made once the
 /// plugins are loaded.
@@ -124,6 +29,7 @@ final class LauncherSnapshot: @unchecked Sendable {
     /// when a loaded plugin cannot save its state.
     @discardableResult
     func snapshot(to dir: String) throws(LauncherError) -> SnapshotWriter.Summary {
+        let blob = try machine.encodedForSaving()
         let running = vm.vcpus.filter { !$0.isPaused }
         for vcpu in running { vcpu.pause() }
         defer { for vcpu in running { vcpu.resume() } }
@@ -131,7 +37,7 @@ final class LauncherSnapshot: @unchecked Sendable {
         do { devices = try plugins.saveStates() } catch {
             throw LauncherError(.snapshot, "cannot snapshot: \(error)")
         }
-        devices.append(DeviceState(name: LauncherMachine.blobName, version: LauncherMachine.version, bytes: machine.encoded()))
+        devices.append(DeviceState(name: LauncherMachine.blobName, version: LauncherMachine.version, bytes: blob))
         do {
             return try VMSnapshot.save(vm, dispatcher: dispatcher, devices: devices, pagers: pagers, to: dir)
         } catch {

@@ -26,6 +26,16 @@ enum Sizes {
     }
 }
 
+/// The launcher's guest-physical RAM layout, as QEMU's pc machine (gigabyte-aligned):
+/// RAM up to 3 GiB below the MMIO hole, the rest from 4 GiB up, at most 1 TiB of it.
+enum RAMLayout {
+    static let holeStart: UInt64 = 0xc000_0000
+    static let maxHighRAM: UInt64 = 1 << 40
+    /// What `--memory` and a snapshot's launcher state may ask for.
+    static let maxMemory = holeStart + maxHighRAM
+    static let minMemory: UInt64 = 2 << 20
+}
+
 extension String {
     func replacingSuffix(_ suffix: String, with other: String) -> String {
         hasSuffix(suffix) ? String(dropLast(suffix.count)) + other : self

@@ -60,7 +60,8 @@ struct LauncherSnapshotAPITests {
             let log = dir + "/restored\(mode.joined()).txt"
             let stats = mode.isEmpty && lazyStats != nil
             // Bounded: a restored guest that waits forever (a lost "ready") fails here, by name.
-            let r = try VMMProcess.run(["restore", snap, "--serial", "file:\(log)", "--max-seconds", "300"] + mode + (stats ? ["--stats"] : []))
+            // --trust-snapshot: the async-PF guest's snapshot names MemoryFault's memory file.
+            let r = try VMMProcess.run(["restore", snap, "--trust-snapshot", "--serial", "file:\(log)", "--max-seconds", "300"] + mode + (stats ? ["--stats"] : []))
             let why = r.status == status ? "" : try diagnose(snap, mode, name)
             #expect(r.status == status, "restore \(mode): \(r.stderr)\(why)")
             if stats { lazyStats?(r.stderr) } else { #expect(r.stderr == "") }
@@ -76,7 +77,7 @@ struct LauncherSnapshotAPITests {
         let kept = NSTemporaryDirectory() + "vmm-failed-restore-\(getpid())-\(name)"
         try? FileManager.default.removeItem(atPath: kept)
         try? FileManager.default.copyItem(atPath: snap, toPath: kept)
-        let again = try VMMProcess.run(["restore", snap, "--serial", "none", "--max-seconds", "30", "--stats", "--log-level", "info"] + mode)
+        let again = try VMMProcess.run(["restore", snap, "--trust-snapshot", "--serial", "none", "--max-seconds", "30", "--stats", "--log-level", "info"] + mode)
         return "\n(snapshot kept in \(kept); restored again: status \(again.status)\n\(again.stderr))"
     }
 

@@ -93,10 +93,38 @@ struct LauncherSnapshotTests {
         let (_, snap) = try snapshotMidRun(dir, extra: ["--plugin", "\(copy),port=0x80"])
         try FileManager.default.removeItem(atPath: copy)
         let saved = try contents(snap)
-        let r = try VMMProcess.run(["restore", snap, "--serial", "none"])
+        let r = try VMMProcess.run(["restore", snap, "--trust-snapshot", "--serial", "none"])
         #expect(r.status == 8)
         #expect(r.stderr.contains(copy))
         #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect(try contents(snap) == saved)
+    }
+
+    @Test("a snapshot naming a plugin config and a console file is restored only with --trust-snapshot: refused in one line (status 24), nothing loaded or written")
+    func untrustedHostPaths() throws {
+        let dir = try tempDir("trust")
+        let com2 = dir + "/com2.txt", out = dir + "/before.txt"
+        // A second UART whose config names a file it creates at init.
+        let (before, snap) = try snapshotMidRun(dir, extra: ["--plugin", "UART,port=0x2f8,output=file:\(com2)"])
+        #expect(FileManager.default.fileExists(atPath: com2))
+        try FileManager.default.removeItem(atPath: com2)
+        let saved = try contents(snap)
+
+        let plugin = try VMMProcess.run(["restore", snap, "--serial", "none"])
+        #expect(plugin.status == 24)
+        #expect(plugin.stderr == "vmm: cannot restore \(snap): its launcher state names the plugin 'UART,port=0x2f8,output=file:\(com2)'; restore loads or opens what a snapshot names only with --trust-snapshot (a snapshot from elsewhere could name any library or file)\n")
+        #expect(!FileManager.default.fileExists(atPath: com2), "the plugin was not loaded")
+
+        let console = try VMMProcess.run(["restore", snap])
+        #expect(console.status == 24)
+        #expect(console.stderr.contains("names the console file 'file:\(out)'"), "stderr: \(console.stderr)")
+        #expect(console.stderr.split(separator: "\n").count == 1)
+        #expect(read(out) == before, "the console file was not opened (it would be truncated)")
+
+        let trusted = try VMMProcess.run(["restore", snap, "--trust-snapshot", "--serial", "file:\(dir)/after.txt"])
+        #expect(trusted.status == 11, "stderr: \(trusted.stderr)")
+        #expect(before + read(dir + "/after.txt") == Self.fullOutput)
+        #expect(FileManager.default.fileExists(atPath: com2))
         #expect(try contents(snap) == saved)
     }
 

@@ -39,7 +39,8 @@ struct LauncherStarvedRouterTests {
         for i in 0..<6 {
             let log = dir + "/restored\(i).txt"
             // Bounded: a restore that hangs fails here, by its --max-seconds status (16).
-            let r = try VMMProcess.run(["restore", snap, "--serial", "file:\(log)", "--max-seconds", "60"], environment: ["LD_PRELOAD": shim])
+            // --trust-snapshot: the snapshot names MemoryFault's memory file (its config).
+            let r = try VMMProcess.run(["restore", snap, "--trust-snapshot", "--serial", "file:\(log)", "--max-seconds", "60"], environment: ["LD_PRELOAD": shim])
             #expect(r.status == 0, "restore \(i): \(r.stderr)")
             #expect(before + read(log) == expected, "restore \(i): the console continues the uninterrupted run")
         }

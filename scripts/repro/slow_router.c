@@ -3,7 +3,7 @@
  * each poll, as a router starved on a loaded machine does. Not part of the suite.
  *
  *   cc -O2 -shared -fPIC -o /tmp/slow_router.so scripts/repro/slow_router.c -ldl
- *   LD_PRELOAD=/tmp/slow_router.so .build/debug/vmm restore SNAP --max-seconds 5
+ *   LD_PRELOAD=/tmp/slow_router.so .build/debug/vmm restore SNAP --trust-snapshot --max-seconds 5
  *
  * SNAP: a `vmm ctl snapshot` of apfsnap.elf run with --irqchip none and the MemoryFault
  * plugin (LauncherSnapshotAPITests). Before 818eb1a, 8 of 20 lazy restores hung (status

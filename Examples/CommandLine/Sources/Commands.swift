@@ -87,7 +87,7 @@ struct RestoreArguments: EmittingArguments {
     static let configuration = CommandConfiguration(
         commandName: "restore",
         abstract: "Resume a snapshot of vmm run (--snapshot-on-stop) in this process and run it to the end.",
-        discussion: "The machine (RAM, vCPUs, irqchip, plugins and their configs) is rebuilt from the snapshot; exit statuses as vmm run. A damaged, incompatible or incomplete snapshot: status 24, nothing on disk changed.")
+        discussion: "The machine (RAM, vCPUs, irqchip, plugins and their configs) is rebuilt from the snapshot; exit statuses as vmm run. A damaged, incompatible or incomplete snapshot, or one naming plugin libraries, plugin configs or a console file without --trust-snapshot: status 24, nothing on disk changed.")
 
     @Argument(help: "The snapshot directory.") var dir: String
     @Flag(help: "Copy all memory in before the first instruction (default: page it in lazily through userfaultfd).") var eager = false
@@ -96,6 +96,7 @@ struct RestoreArguments: EmittingArguments {
     @Flag(help: "Print exit counts and pages fetched at the end (stderr).") var stats = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
     @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: String?
+    @Flag(name: .customLong("trust-snapshot"), help: "Load the plugins the snapshot names by path or with a config, and open its console file (without it such a snapshot is refused, status 24: one from elsewhere could name any library or file).") var trustSnapshot = false
 
     func emit(_ item: Emit) {
         item("command", "restore")
@@ -106,6 +107,7 @@ struct RestoreArguments: EmittingArguments {
         if stats { item("stats", nil) }
         if let logLevel { item("log-level", logLevel) }
         if let apiSock { item("api-sock", apiSock) }
+        if trustSnapshot { item("trust-snapshot", nil) }
     }
 }
 

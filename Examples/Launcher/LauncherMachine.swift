@@ -1,0 +1,129 @@
+import VMMKit
+
+/// What `vmm restore` needs to rebuild the machine a snapshot was taken of, saved as
+/// the snapshot's `launcher` device blob (version 1; Docs/SnapshotFormat.md): text
+/// lines `key value`, last line `end`. The memory layout, vCPU and irqchip state are
+/// in the snapshot itself; this says how the launcher built around them (RAM split,
+/// plugin list and configs, serial, strict I/O).
+struct LauncherMachine: Equatable {
+    static let blobName = "launcher"
+    static let version: UInt32 = 1
+    static let maxSize = 1 << 16
+
+    var memory: UInt64
+    var vcpus: Int
+    var irqchip: Bool
+    var noDefaultPlugins: Bool
+    var strictIO: Bool
+    var serial: String
+    /// `--plugin` specs (`PATH[,key=value...]`), in order.
+    var plugins: [String]
+
+    init(_ o: LaunchOptions) {
+        memory = o.memory
+        vcpus = o.vcpus
+        irqchip = o.useIRQChip
+        noDefaultPlugins = o.noDefaultPlugins
+        strictIO = o.strictIO
+        serial = switch o.serial { case .stdio: "stdio"; case .none: "none"; case let .file(p): "file:\(p)" }
+        plugins = o.plugins
+    }
+
+    func encoded() -> [UInt8] {
+        var lines = ["vmm-launcher 1", "memory \(memory)", "vcpus \(vcpus)", "irqchip \(irqchip ? "kernel" : "none")",
+                     "default-plugins \(noDefaultPlugins ? "no" : "yes")", "strict-io \(strictIO ? "yes" : "no")",
+                     "serial \(serial)"]
+        lines += plugins.map { "plugin \($0)" }
+        lines.append("end")
+        return Array((lines.joined(separator: "\n") + "\n").utf8)
+    }
+
+    /// Parses a blob; every line and value checked. `where` names the snapshot.
+    static func decode(_ bytes: [UInt8], version: UInt32, where dir: String) throws(LauncherError) -> LauncherMachine {
+        func bad(_ why: String) -> LauncherError { LauncherError(.snapshot, "\(dir): launcher state: \(why)") }
+        guard version == Self.version else { throw bad("version \(version); this vmm reads version \(Self.version)") }
+        guard bytes.count <= maxSize, let text = String(validating: bytes, as: UTF8.self) else { throw bad("not UTF-8 text of at most \(maxSize) bytes") }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard lines.first == "vmm-launcher 1", lines.count >= 3, lines.removeLast().isEmpty, lines.last == "end" else {
+            throw bad("not a 'vmm-launcher 1' blob ending in 'end'")
+        }
+        var o = LaunchOptions()
+        var seen = Set<String>()
+        for line in lines.dropFirst().dropLast() {
+            guard let space = line.firstIndex(of: " ") else { throw bad("line \(line.quotedForMessage) is not 'key value'") }
+            let key = String(line[..<space]), value = String(line[line.index(after: space)...])
+            guard key == "plugin" || seen.insert(key).inserted else { throw bad("\(key.quotedForMessage) given twice") }
+            switch key {
+            case "memory":
+                guard let m = UInt64(value), m >= RAMLayout.minMemory, m <= RAMLayout.maxMemory else { throw bad("memory \(value.quotedForMessage)") }
+                o.memory = m
+            case "vcpus":
+                guard let n = Int(value), (1...64).contains(n) else { throw bad("vcpus \(value.quotedForMessage)") }
+                o.vcpus = n
+            case "irqchip":
+                guard value == "kernel" || value == "none" else { throw bad("irqchip \(value.quotedForMessage)") }
+                o.irqchip = value == "kernel"
+            case "default-plugins":
+                guard value == "yes" || value == "no" else { throw bad("default-plugins \(value.quotedForMessage)") }
+                o.noDefaultPlugins = value == "no"
+            case "strict-io":
+                guard value == "yes" || value == "no" else { throw bad("strict-io \(value.quotedForMessage)") }
+                o.strictIO = value == "yes"
+            case "serial":
+                guard let s = SerialTarget(value) else { throw bad("serial \(value.quotedForMessage)") }
+                o.serial = s
+            case "plugin":
+                guard !value.isEmpty else { throw bad("an empty plugin spec") }
+                o.plugins.append(value)
+            default:
+                throw bad("unknown key \(key.quotedForMessage)")
+            }
+        }
+        for key in ["memory", "vcpus", "irqchip", "default-plugins", "strict-io", "serial"] where !seen.contains(key) {
+            throw bad("no '\(key)' line")
+        }
+        return LauncherMachine(o)
+    }
+
+    /// The options `vmm restore` rebuilds the machine with.
+    var options: LaunchOptions {
+        var o = LaunchOptions()
+        (o.memory, o.vcpus, o.irqchip, o.noDefaultPlugins, o.strictIO) = (memory, vcpus, irqchip, noDefaultPlugins, strictIO)
+        o.serial = SerialTarget(serial) ?? .none
+        o.plugins = plugins
+        return o
+    }
+}
+
+extension LauncherMachine {
+    /// The first thing this state names outside the VM, or nil: a `plugin` spec that
+    /// names a library by path or carries a config (a config can name files: the UART's
+    /// `output=file:`, MemoryFault's `snapshot=`), or a `file:` console that `--serial`
+    /// does not replace. `vmm restore` follows these only with `--trust-snapshot`: a
+    /// snapshot is data, and one from elsewhere could name any library to load or file
+    /// to write. Plugins named bare come from the user's own search path.
+    func hostReference(serialReplaced: Bool) -> String? {
+        if !serialReplaced, serial.hasPrefix("file:") { return "the console file \(serial.quotedForMessage)" }
+        for spec in plugins where spec.contains("/") || spec.contains(",") {
+            return "the plugin \(spec.quotedForMessage)"
+        }
+        return nil
+    }
+
+    /// `encoded()`, refused with one line when it would not read back as this state, so a
+    /// snapshot is never written with a launcher state its restore refuses: a newline in
+    /// a `--plugin` spec or in the `--serial` path, or more than `maxSize` bytes in all.
+    func encodedForSaving() throws(LauncherError) -> [UInt8] {
+        if let spec = plugins.first(where: { $0.contains("\n") }) {
+            throw LauncherError(.snapshot, "cannot snapshot: the plugin spec \(spec.quotedForMessage) holds a newline, which the launcher state cannot keep")
+        }
+        if serial.contains("\n") {
+            throw LauncherError(.snapshot, "cannot snapshot: the console path \(serial.quotedForMessage) holds a newline, which the launcher state cannot keep")
+        }
+        let bytes = encoded()
+        let back: LauncherMachine
+        do { back = try Self.decode(bytes, version: Self.version, where: "cannot snapshot") } catch { throw LauncherError(.snapshot, error.message) }
+        guard back == self else { throw LauncherError(.snapshot, "cannot snapshot: the launcher state would not read back as it was saved") }
+        return bytes
+    }
+}

@@ -1,0 +1,94 @@
+@testable import Launcher
+import Testing
+
+/// The launcher state a snapshot carries (`LauncherMachine`): what `vmm restore` reads
+/// from a snapshot directory, which is input like any file.
+@Suite("the launcher state in a snapshot")
+struct LauncherMachineTests {
+    static func machine(serial: SerialTarget = .none, plugins: [String] = []) -> LauncherMachine {
+        var o = LaunchOptions()
+        o.memory = 64 << 20
+        o.vcpus = 2
+        o.serial = serial
+        o.plugins = plugins
+        return LauncherMachine(o)
+    }
+
+    static func decode(_ text: String) -> Result<LauncherMachine, LauncherError> {
+        Result { () throws(LauncherError) in try LauncherMachine.decode(Array(text.utf8), version: 1, where: "snap") }
+    }
+
+    /// A blob's lines up to (without) `end`, with `replacing` values for their keys; a key
+    /// replaced by nil is left out.
+    static func lines(_ replacing: [String: String?] = [:]) -> String {
+        var text = "vmm-launcher 1\n"
+        for (key, value) in [("memory", "67108864"), ("vcpus", "2"), ("irqchip", "kernel"), ("default-plugins", "yes"),
+                             ("strict-io", "no"), ("serial", "none")] {
+            let v = replacing[key] ?? value
+            if let v { text += "\(key) \(v)\n" }
+        }
+        return text
+    }
+
+    static let valid = lines()
+
+    @Test("what is saved reads back as it was")
+    func roundTrip() throws {
+        let m = Self.machine(serial: .file("/tmp/a b"), plugins: ["UART,port=0x2f8", "./x.so", "Bare"])
+        let back = try LauncherMachine.decode(try m.encodedForSaving(), version: 1, where: "snap")
+        #expect(back == m)
+    }
+
+    @Test("a damaged blob is refused in one line naming the line, its text quoted")
+    func refusals() {
+        let cases: [(String, String)] = [
+            (Self.valid + "end\n", ""),
+            (Self.valid + "plugin x\nend\n", ""),
+            (Self.valid + "end", "not a 'vmm-launcher 1' blob ending in 'end'"),
+            (Self.valid + "vcpus 3\nend\n", "'vcpus' given twice"),
+            (Self.valid + "plugin \nend\n", "an empty plugin spec"),
+            (Self.valid + "nokey\nend\n", "line 'nokey' is not 'key value'"),
+            (Self.valid + "colour\u{1b}[2J x\nend\n", "unknown key 'colour\\u{1b}[2J'"),
+            (Self.lines(["memory": "1048576"]) + "end\n", "memory '1048576'"),
+            (Self.lines(["memory": "18446744073709551616"]) + "end\n", "memory '18446744073709551616'"),
+            (Self.lines(["vcpus": "65"]) + "end\n", "vcpus '65'"),
+            (Self.lines(["serial": "file:"]) + "end\n", "serial 'file:'"),
+            (Self.lines(["strict-io": String?.none]) + "end\n", "no 'strict-io' line"),
+        ]
+        for (text, why) in cases {
+            switch Self.decode(text) {
+            case .success:
+                #expect(why.isEmpty, "accepted: \(text.debugDescription)")
+            case let .failure(error):
+                #expect(error.status == .snapshot)
+                #expect(error.message == "snap: launcher state: \(why)", "for \(text.debugDescription)")
+            }
+        }
+        let big = Self.valid + String(repeating: "plugin x\n", count: 8000) + "end\n"
+        guard case let .failure(error) = Self.decode(big) else { Issue.record("a 72 KB blob was accepted"); return }
+        #expect(error.message == "snap: launcher state: not UTF-8 text of at most 65536 bytes")
+    }
+
+    @Test("what restore may not follow on its own: a plugin path or config, a console file --serial does not replace")
+    func hostReferences() {
+        #expect(Self.machine(serial: .stdio, plugins: ["UART", "ScratchDevice"]).hostReference(serialReplaced: false) == nil)
+        #expect(Self.machine(plugins: ["Bare", "/lib/x.so"]).hostReference(serialReplaced: false) == "the plugin '/lib/x.so'")
+        #expect(Self.machine(plugins: ["MemoryFault,fill=zero"]).hostReference(serialReplaced: false) == "the plugin 'MemoryFault,fill=zero'")
+        let file = Self.machine(serial: .file("log"), plugins: ["x/y"])
+        #expect(file.hostReference(serialReplaced: false) == "the console file 'file:log'")
+        #expect(file.hostReference(serialReplaced: true) == "the plugin 'x/y'")
+    }
+
+    @Test("a state its restore would refuse is not saved: a newline in a plugin spec or the console path, or over 64 KiB")
+    func unsavable() {
+        func refusal(_ m: LauncherMachine) -> String? {
+            do { _ = try m.encodedForSaving(); return nil } catch { return error.status == .snapshot ? error.message : "status \(error.status)" }
+        }
+        // Without the check, this plugin spec would come back as two plugins.
+        #expect(refusal(Self.machine(plugins: ["a\nplugin b"])) == "cannot snapshot: the plugin spec 'a\\nplugin b' holds a newline, which the launcher state cannot keep")
+        #expect(refusal(Self.machine(serial: .file("/tmp/a\nb"))) == "cannot snapshot: the console path 'file:/tmp/a\\nb' holds a newline, which the launcher state cannot keep")
+        #expect(refusal(Self.machine(plugins: [String(repeating: "p", count: 70_000)])) == "cannot snapshot: launcher state: not UTF-8 text of at most 65536 bytes")
+        #expect(refusal(Self.machine(plugins: [""])) == "cannot snapshot: launcher state: an empty plugin spec")
+        #expect(refusal(Self.machine(serial: .stdio, plugins: ["a,b=c"])) == nil)
+    }
+}
