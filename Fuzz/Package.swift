@@ -29,5 +29,6 @@ let package = Package(
         target("fuzz-snapshot", [.product(name: "VMMSnapshot", package: "VMMKit")] + core),
         target("fuzz-control", [.product(name: "VMMControl", package: "VMMKit")]),
         target("fuzz-plugin-file", core),
+        target("fuzz-launcher-state", core),
     ]
 )

@@ -90,3 +90,7 @@ put('fuzz-control', 'twice', b'\x03' + b'{"a": "1", "a": "2", "b\\u001b[2J": 3}'
 # (named without .so, which .gitignore keeps out of the repository)
 for name, seed in [('libNull.so', 'null-gnu-hash'), ('libNullSysV.so', 'null-sysv-hash'), ('libNullRELR.so', 'null-relr')]:
     put('fuzz-plugin-file', seed, open('.build/plugins/fixtures/' + name, 'rb').read())
+# The launcher state of a snapshot (device-launcher.state): as vmm run writes it, and with the keys reordered
+lines = ['vmm-launcher 1', 'memory 67108864', 'vcpus 2', 'irqchip kernel', 'default-plugins yes', 'strict-io no', 'serial file:/tmp/con sole.txt']
+put('fuzz-launcher-state', 'saved', '\n'.join(lines + ['plugin MemoryFault,snapshot=/tmp/m.mem,base=0x200000', 'plugin ./libx.so', 'end']) + '\n')
+put('fuzz-launcher-state', 'reordered', '\n'.join([lines[0]] + lines[:0:-1] + ['end']) + '\n')

@@ -1,0 +1,23 @@
+import FuzzDriver
+// The launcher state a snapshot carries (Examples/Launcher/LauncherMachine.swift, linked
+// here as source), which `vmm restore DIR` reads from the snapshot directory: any bytes
+// give a machine or one line of error, never a trap. A machine read is within the
+// launcher's limits, rebuilds the options it came from, and is saved
+// (`encodedForSaving`: the writer's own read-back check) as bytes that read back as it.
+runFuzzer { data, size in
+    let bytes = Array(fuzzInput(data, size))
+    do throws(LauncherError) {
+        let m = try LauncherMachine.decode(bytes, version: 1, where: "fuzz")
+        precondition((1...64).contains(m.vcpus) && m.memory >= RAMLayout.minMemory && m.memory <= RAMLayout.maxMemory)
+        precondition(SerialTarget(m.serial) != nil && !m.plugins.contains(""))
+        precondition(LauncherMachine(m.options) == m, "options round trip")
+        let saved: [UInt8]
+        do throws(LauncherError) { saved = try m.encodedForSaving() } catch { preconditionFailure("a state read is refused at save: \(error.message)") }
+        let back = try LauncherMachine.decode(saved, version: 1, where: "fuzz")
+        precondition(back == m, "save round trip")
+    } catch {
+        precondition(error.status == .snapshot && error.message.hasPrefix("fuzz: launcher state: "), error.message)
+        requireOneLine(error.message)
+    }
+    return 0
+}
