@@ -79,12 +79,16 @@ enum PluginProbe {
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         let budget = Int(seconds * 1000)
+        /// Milliseconds of the budget left.
+        func left() -> Int {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            return budget - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1_000_000)
+        }
         var timedOut = false
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            let left = budget - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1_000_000)
+            let left = left()
             if left <= 0 { timedOut = true; break }
             var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
             let ready = poll(&p, 1, Int32(min(left, 1000)))
@@ -95,9 +99,20 @@ enum PluginProbe {
             if n <= 0 { break }
             if output.count < 1 << 20 { output += chunk[0..<n] }
         }
-        if timedOut { kill(pid, SIGKILL) }
+        // An end of file is not an exit: a child that closed its output and runs on is
+        // waited for within the same budget (it held the listing forever before).
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        var reaped = false
+        while !timedOut {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { reaped = true; break }
+            if r < 0 && errno != EINTR { break }
+            if left() <= 0 { timedOut = true; break }
+            var pause = timespec(tv_sec: 0, tv_nsec: 2_000_000)
+            nanosleep(&pause, nil)
+        }
+        if timedOut { kill(pid, SIGKILL) }
+        if !reaped { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
         if timedOut { return .refused("init with an empty config did not return within \(seconds) s (probe killed; see --probe-timeout)") }
         if status & 0x7f != 0 {
             let signal = status & 0x7f

@@ -5,6 +5,8 @@
  *   INIT_CRASHES  init dereferences NULL (SIGSEGV)
  *   CTOR_EXITS    a library constructor ends the process with status 77
  *   INIT_HANGS    init never returns
+ *   INIT_HIDES    init closes its output (the probe's pipe: the parent reads an end of
+ *                 file) and never returns
  */
 #include "vmm_plugin.h"
 
@@ -21,7 +23,11 @@ static void *hostile_init(const vmm_host_t *host, const char *config, const char
 #if defined(VARIANT_INIT_CRASHES)
     volatile int *nowhere = NULL;
     return (void *)(size_t)*nowhere;
-#elif defined(VARIANT_INIT_HANGS)
+#elif defined(VARIANT_INIT_HANGS) || defined(VARIANT_INIT_HIDES)
+#if defined(VARIANT_INIT_HIDES)
+    close(1);
+    close(2);
+#endif
     for (;;)
         pause();
     return NULL;

@@ -8,10 +8,17 @@ struct PluginListingTests {
     static let fixtures = plugins + "/fixtures"
     static let hostile = fixtures + "/hostile"
 
-    static func run(_ args: [String], environment: [String: String] = [:]) throws -> VMMProcess.Result {
+    /// `bound`: seconds after which coreutils' `timeout` kills `vmm` and what it started
+    /// (its process group), for a run that would otherwise hang the suite (status 137).
+    static func run(_ args: [String], environment: [String: String] = [:], bound: Int? = nil) throws -> VMMProcess.Result {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: VMMProcess.binary)
-        p.arguments = args
+        if let bound {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+            p.arguments = ["-s", "KILL", String(bound), VMMProcess.binary] + args
+        } else {
+            p.executableURL = URL(fileURLWithPath: VMMProcess.binary)
+            p.arguments = args
+        }
         p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -32,6 +39,8 @@ struct PluginListingTests {
             org.vmmkit.test.hostile 6.6.6 (ABI 1.2)  \(Self.hostile)/libINIT_CRASHES.so
                 runs hostile code when loaded
             org.vmmkit.test.hostile 6.6.6 (ABI 1.2)  \(Self.hostile)/libINIT_HANGS.so
+                runs hostile code when loaded
+            org.vmmkit.test.hostile 6.6.6 (ABI 1.2)  \(Self.hostile)/libINIT_HIDES.so
                 runs hostile code when loaded
 
             """)
@@ -90,7 +99,7 @@ struct PluginListingTests {
 
 @Suite("vmm plugins --probe on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
 struct PluginProbeTests {
-    @Test("--probe lists handlers from init in a child; a crash, an exit or a hang there refuses that candidate only")
+    @Test("--probe lists handlers from init in a child; a crash, an exit or a hang there (also one after closing its output) refuses that candidate only")
     func probe() throws {
         let ok = try PluginListingTests.run(["plugins", "--probe", "\(PluginListingTests.plugins)/libDebugExit.so"])
         #expect(ok.status == 0)
@@ -101,15 +110,23 @@ struct PluginProbeTests {
         #expect(crashed.stdout == "refused  \(crash): plugin 'org.vmmkit.test.hostile' (\(crash)): "
             + "crashed while loading or initialising (signal 11, Segmentation fault)\n")
         // The hanging candidate costs the listing its --probe-timeout, the others nothing.
-        let both = try PluginListingTests.run(["plugins", "--probe", "--probe-timeout", "3", PluginListingTests.hostile])
+        let both = try PluginListingTests.run(["plugins", "--probe", "--probe-timeout", "3", PluginListingTests.hostile], bound: 120)
         #expect(both.status == 0)
         #expect(both.stdout.contains("libINIT_HANGS.so): init with an empty config did not return within 3.0 s"))
+        #expect(both.stdout.contains("libINIT_HIDES.so): init with an empty config did not return within 3.0 s"))
         #expect(both.stdout.contains("libCTOR_EXITS.so): the probe exited with status 77 before reporting"))
         #expect(both.stdout.contains("libINIT_CRASHES.so): crashed while loading or initialising (signal 11"))
         let hang = "\(PluginListingTests.hostile)/libINIT_HANGS.so"
         let hung = try PluginListingTests.run(["plugins", "--probe", "--probe-timeout", "0.5", hang])
         #expect(hung.status == 8)
         #expect(hung.stdout == "refused  \(hang): plugin 'org.vmmkit.test.hostile' (\(hang)): "
+            + "init with an empty config did not return within 0.5 s (probe killed; see --probe-timeout)\n")
+        // A child that closes its output (the parent reads an end of file) and runs on:
+        // the listing waited for it forever.
+        let hides = "\(PluginListingTests.hostile)/libINIT_HIDES.so"
+        let hid = try PluginListingTests.run(["plugins", "--probe", "--probe-timeout", "0.5", hides], bound: 120)
+        #expect(hid.status == 8)
+        #expect(hid.stdout == "refused  \(hides): plugin 'org.vmmkit.test.hostile' (\(hides)): "
             + "init with an empty config did not return within 0.5 s (probe killed; see --probe-timeout)\n")
         let badTimeout = try PluginListingTests.run(["plugins", "--probe", "--probe-timeout", "0", hang])
         #expect(badTimeout.status == 2)
