@@ -1,3 +1,4 @@
+import Glibc
 import VMMKit
 
 extension Launcher {
@@ -5,9 +6,16 @@ extension Launcher {
     /// 8, naming the plugin, the handler, the vCPU and the exit. The VM is asked to stop;
     /// if the handler has not returned a second later the process exits (plugin code
     /// runs in process and cannot be cancelled).
+    ///
+    /// A plugin's `init` or state save or restore that overruns runs on the launcher's
+    /// own thread, outside any run that could stop: the process exits at once.
     func watchHandlers(_ plugins: PluginHost, stuck: StuckRunExit) {
         let vm = plugins.vm
         plugins.onHandlerOverrun = { overrun in
+            if overrun.isLifecycle {
+                ExitStats.err("vmm: \(overrun.description.asOneLine); it has not returned: exiting\n")
+                exit(LauncherStatus.plugin.rawValue)
+            }
             vm.requestStop(.handlerFailed(overrun.description))
             stuck.arm(status: LauncherStatus.plugin.rawValue) {
                 "vmm: vCPU \(overrun.vcpuID): handler failed: \(overrun.description); it has not returned: exiting\n"

@@ -79,6 +79,9 @@ struct Launcher {
         plugins.logHandler = PluginLog.handler(log)
         defer { plugins.close() }
         StartupTrace.mark("vm")
+        // Watched from the first plugin's init on (a plugin that never returns from it).
+        let stuck = StuckRunExit()
+        watchHandlers(plugins, stuck: stuck)
         try loadPlugins(plugins, dispatcher: dispatcher)
         let pager = try attachPager(plugins, vm: vm, dispatcher: dispatcher)
         defer { pager?.close() }
@@ -90,8 +93,6 @@ struct Launcher {
         let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF, snapshot: snapshot)
         defer { api?.stop() }
 
-        let stuck = StuckRunExit()
-        watchHandlers(plugins, stuck: stuck)
         if !o.noSeccomp { vm.setSeccomp(SeccompPolicy.vcpuDefault.allowing(numbers: plugins.requestedSyscalls)) }
         let timer = o.maxSeconds.map { seconds in
             Watchdog(seconds: seconds, vm: vm) { stuck.arm(status: LauncherStatus.timeout.rawValue) {

@@ -17,6 +17,8 @@ struct RestoreRequest {
     var apiSock: String?
     /// Follow what the snapshot names outside the VM (`LauncherMachine.hostReference`).
     var trustSnapshot = false
+    var handlerBudget = LaunchOptions.defaultHandlerBudget
+    var noSeccomp = false
 }
 
 extension RestoreRequest {
@@ -24,7 +26,7 @@ extension RestoreRequest {
     init(_ p: ParsedCommand) throws(LauncherError) {
         guard let dir = p.string("dir") else { throw ParsedCommand.skew("restore without dir") }
         self.init(dir: dir, eager: p.flag("eager"), stats: p.flag("stats"), apiSock: p.string("api-sock"),
-                  trustSnapshot: p.flag("trust-snapshot"))
+                  trustSnapshot: p.flag("trust-snapshot"), noSeccomp: p.flag("no-seccomp"))
         if let serial = p.string("serial") {
             guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial)") }
             self.serial = target
@@ -32,6 +34,12 @@ extension RestoreRequest {
         if let maxSeconds = try p.double("max-seconds") {
             guard maxSeconds > 0 else { throw LauncherError(.usage, "--max-seconds must be positive") }
             self.maxSeconds = maxSeconds
+        }
+        if let budget = try p.double("handler-budget") {
+            guard LaunchOptions.validBudget(budget) else {
+                throw LauncherError(.usage, "--handler-budget must be more than 0 and at most 86400 seconds")
+            }
+            handlerBudget = budget
         }
         if let logLevel = p.string("log-level") {
             guard LaunchOptions.logLevels.contains(logLevel) else {
@@ -58,6 +66,8 @@ extension Launcher {
         if let serial = r.serial { o.serial = serial }
         o.maxSeconds = r.maxSeconds
         o.logLevel = r.logLevel
+        o.handlerBudget = r.handlerBudget
+        o.noSeccomp = r.noSeccomp
         o.stats = r.stats
         o.image = r.dir
         o.apiSock = r.apiSock
@@ -82,6 +92,9 @@ extension Launcher {
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         plugins.logHandler = PluginLog.handler(log)
         defer { plugins.close() }
+        // As `vmm run`: plugin calls watched from the first init on (state restores too).
+        let stuck = StuckRunExit()
+        watchHandlers(plugins, stuck: stuck)
         try loadPlugins(plugins, dispatcher: dispatcher)
         do { try plugins.restoreStates(image.devices) } catch {
             throw LauncherError(.snapshot, "cannot restore \(dir): \(error)")
@@ -99,10 +112,17 @@ extension Launcher {
         let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF, snapshot: snapshot)
         defer { api?.stop() }
 
-        let timer = o.maxSeconds.map { Watchdog(seconds: $0, vm: vm) }
+        // The same vCPU seccomp allow-list and --max-seconds as a booted machine's.
+        if !o.noSeccomp { vm.setSeccomp(SeccompPolicy.vcpuDefault.allowing(numbers: plugins.requestedSyscalls)) }
+        let timer = o.maxSeconds.map { seconds in
+            Watchdog(seconds: seconds, vm: vm) { stuck.arm(status: LauncherStatus.timeout.rawValue) {
+                Self.stillRunning(plugins, "stopped after --max-seconds \(seconds)")
+            } }
+        }
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let outcome: VMSupervisor.Outcome
         do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch { throw LauncherError(.host, error.description) }
+        stuck.runFinished()
         let timedOut = timer?.cancel() ?? false
         if let stats {
             var report = stats.report() + (unassigned?.report() ?? "")

@@ -20,6 +20,8 @@
  * its result is kept for guard_fixture_init_thread_result().
  * guard_fixture_after_destroy(codes) calls host services through the table kept from
  * init, after the host destroyed the instance, and stores their results.
+ * It offers the state extension (an empty blob, version 1), so a VM using it can be
+ * snapshotted and restored.
  */
 #define _GNU_SOURCE
 #include "vmm_plugin.h"
@@ -218,8 +220,29 @@ VMM_PLUGIN_EXPORT void guard_fixture_after_destroy(int *codes)
     h->request_stop(h->host_data, -1, 3, "after destroy");
 }
 
+static int state_save(void *user, void *buffer, uint64_t capacity, uint64_t *size_out)
+{
+    (void)user; (void)buffer; (void)capacity;
+    *size_out = 0;
+    return 0;
+}
+
+static int state_restore(void *user, const void *bytes, uint64_t length, uint32_t version)
+{
+    (void)user; (void)bytes; (void)version;
+    return length == 0 ? 0 : -EINVAL;
+}
+
+static vmm_plugin_state_t state = { sizeof(vmm_plugin_state_t), 1, NULL, state_save, state_restore };
+
+static const void *guard_get_extension(void *instance, const char *id)
+{
+    (void)instance;
+    return strcmp(id, VMM_PLUGIN_EXT_STATE) == 0 ? &state : NULL;
+}
+
 const vmm_plugin_entry_t vmm_plugin_entry = {
     sizeof(vmm_plugin_entry_t), VMM_PLUGIN_ABI_MAJOR, VMM_PLUGIN_ABI_MINOR,
     "org.vmmkit.test.guard", "1.0.0", "watchdog, refusal and seccomp fixture",
-    guard_init, guard_destroy, NULL,
+    guard_init, guard_destroy, guard_get_extension,
 };

@@ -7,11 +7,19 @@
  *   INIT_HANGS    init never returns
  *   INIT_HIDES    init closes its output (the probe's pipe: the parent reads an end of
  *                 file) and never returns
+ * and, built into .build/plugins/fixtures/ (it may be loaded):
+ *   STATE_HANGS   offers the state extension (an empty blob, version 1); config "save"
+ *                 makes its save never return, "restore" its restore
  */
 #include "vmm_plugin.h"
 
 #include <stddef.h>
+#include <string.h>
 #include <unistd.h>
+
+#if defined(VARIANT_STATE_HANGS)
+static int hang_in; /* 1: save, 2: restore (set by init from its config) */
+#endif
 
 #if defined(VARIANT_CTOR_EXITS)
 __attribute__((constructor)) static void end_the_process(void) { _exit(77); }
@@ -31,6 +39,9 @@ static void *hostile_init(const vmm_host_t *host, const char *config, const char
     for (;;)
         pause();
     return NULL;
+#elif defined(VARIANT_STATE_HANGS)
+    hang_in = strcmp(config, "save") == 0 ? 1 : strcmp(config, "restore") == 0 ? 2 : 0;
+    return (void *)host;
 #else
     return (void *)host;
 #endif
@@ -38,8 +49,38 @@ static void *hostile_init(const vmm_host_t *host, const char *config, const char
 
 static void hostile_destroy(void *instance) { (void)instance; }
 
+#if defined(VARIANT_STATE_HANGS)
+static int state_save(void *user, void *buffer, uint64_t capacity, uint64_t *size_out)
+{
+    (void)user; (void)buffer; (void)capacity;
+    while (hang_in == 1)
+        pause();
+    *size_out = 0;
+    return 0;
+}
+
+static int state_restore(void *user, const void *bytes, uint64_t length, uint32_t version)
+{
+    (void)user; (void)bytes; (void)length; (void)version;
+    while (hang_in == 2)
+        pause();
+    return 0;
+}
+
+static vmm_plugin_state_t state = { sizeof(vmm_plugin_state_t), 1, NULL, state_save, state_restore };
+
+static const void *hostile_get_extension(void *instance, const char *id)
+{
+    (void)instance;
+    return strcmp(id, VMM_PLUGIN_EXT_STATE) == 0 ? &state : NULL;
+}
+#define GET_EXTENSION hostile_get_extension
+#else
+#define GET_EXTENSION NULL
+#endif
+
 const vmm_plugin_entry_t vmm_plugin_entry = {
     sizeof(vmm_plugin_entry_t), VMM_PLUGIN_ABI_MAJOR, VMM_PLUGIN_ABI_MINOR,
     "org.vmmkit.test.hostile", "6.6.6", "runs hostile code when loaded",
-    hostile_init, hostile_destroy, NULL,
+    hostile_init, hostile_destroy, GET_EXTENSION,
 };

@@ -48,7 +48,7 @@ struct RunArguments: EmittingArguments {
     @Option(name: .customLong("load-addr"), help: "Flat binary: guest-physical load address.") var loadAddr: String?
     @Option(help: "Flat binary: entry address (default: the load address).") var entry: String?
     @Option(help: "Flat binary: 16 (real mode) or 64 (long mode, default).") var mode: Int?
-    @Option(name: .customLong("handler-budget"), help: "Seconds a plugin handler call may run before the run ends with status 8 (default 10).")
+    @Option(name: .customLong("handler-budget"), help: "Seconds a plugin call (a handler, init, a state save) may run before the run ends with status 8 (default 10).")
     var handlerBudget: Double?
     @Flag(name: .customLong("no-seccomp"), help: "Run vCPU threads without the seccomp allow-list (Docs/Seccomp.md).") var noSeccomp = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
@@ -96,6 +96,8 @@ struct RestoreArguments: EmittingArguments {
     @Flag(help: "Print exit counts and pages fetched at the end (stderr).") var stats = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
     @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: String?
+    @Option(name: .customLong("handler-budget"), help: "Seconds a plugin call (a handler, a state restore) may run before the run ends with status 8 (default 10).") var handlerBudget: Double?
+    @Flag(name: .customLong("no-seccomp"), help: "Run vCPU threads without the seccomp allow-list (as vmm run --no-seccomp).") var noSeccomp = false
     @Flag(name: .customLong("trust-snapshot"), help: "Load the plugins the snapshot names by path or with a config, and open its console file (without it such a snapshot is refused, status 24: one from elsewhere could name any library or file).") var trustSnapshot = false
 
     func emit(_ item: Emit) {
@@ -107,6 +109,8 @@ struct RestoreArguments: EmittingArguments {
         if stats { item("stats", nil) }
         if let logLevel { item("log-level", logLevel) }
         if let apiSock { item("api-sock", apiSock) }
+        if let handlerBudget { item("handler-budget", String(handlerBudget)) }
+        if noSeccomp { item("no-seccomp", nil) }
         if trustSnapshot { item("trust-snapshot", nil) }
     }
 }

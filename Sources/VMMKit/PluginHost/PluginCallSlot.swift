@@ -67,6 +67,7 @@ struct PluginCallSnapshot: Equatable {
         case VMM_EXIT_ASYNC_PF.rawValue: return "async-PF event kind \(size) at \(hex(address))"
         case VMM_EXIT_HLT.rawValue: return "hlt"
         case VMM_EXIT_OTHER.rawValue: return "KVM exit reason \(address)"
+        case PluginCallSlot.lifecycleClass: return PluginLifecycleCall(rawValue: size).map { "\($0)" } ?? "lifecycle call \(size)"
         default: return "exit class \(cls)"
         }
     }
@@ -178,6 +179,52 @@ extension PluginThreadState {
         slot.address.store(outer.2, ordering: .releasing)
         slot.busy.store(outer.0, ordering: .releasing)
         return verdict
+    }
+}
+
+/// A plugin entry point called outside exit handling, published in the caller's slot
+/// under the pseudo exit class `PluginCallSlot.lifecycleClass` (its kind as the size), so
+/// the watchdog also sees a plugin that never returns from its `init` or a state call.
+enum PluginLifecycleCall: UInt64, CustomStringConvertible {
+    case initialize = 0, stateSave = 1, stateRestore = 2
+
+    var description: String {
+        switch self {
+        case .initialize: "init"
+        case .stateSave: "state save"
+        case .stateRestore: "state restore"
+        }
+    }
+}
+
+extension PluginCallSlot {
+    /// Above every `vmm_exit_class_t`.
+    static let lifecycleClass: UInt32 = 0xff
+}
+
+extension PluginCallSnapshot {
+    var isLifecycle: Bool { UInt32(truncatingIfNeeded: (what >> 24) & 0xff) == PluginCallSlot.lifecycleClass }
+}
+
+extension PluginThreadState {
+    /// Runs `body`, a call into a plugin's lifecycle entry point, published in this
+    /// thread's slot under `tag` (`PluginInstance.lifecycleTag`); an outer call's view
+    /// is restored after it.
+    func lifecycleCall<T, E: Error>(_ tag: UInt64, _ kind: PluginLifecycleCall, _ body: () throws(E) -> T) throws(E) -> T {
+        let slot = self.slot
+        let outer = (slot.busy.load(ordering: .relaxed), slot.what.load(ordering: .relaxed), slot.address.load(ordering: .relaxed))
+        slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+        slot.what.store(PluginCallSlot.what(vcpu: 0, exitClass: PluginCallSlot.lifecycleClass, isWrite: false, size: Int(kind.rawValue)),
+                        ordering: .releasing)
+        slot.address.store(0, ordering: .releasing)
+        slot.busy.store(tag, ordering: .releasing)
+        defer {
+            slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+            slot.what.store(outer.1, ordering: .releasing)
+            slot.address.store(outer.2, ordering: .releasing)
+            slot.busy.store(outer.0, ordering: .releasing)
+        }
+        return try body()
     }
 }
 

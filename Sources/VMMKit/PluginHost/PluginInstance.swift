@@ -77,8 +77,12 @@ final class PluginInstance {
         self.host = host
         self.log = host.logHandler
         self.name = "'\(library.id)' (\(library.path))"
+        lifecycleTag = host.watchdog.tag(for: "\(library.id) (\(library.path))")
         handle = PluginHandle.acquire(for: self)
     }
+
+    /// The watchdog's tag for calls into `init` and the state extension.
+    let lifecycleTag: UInt64
 
     deinit {
         PluginHandle.recycle(handle)
@@ -97,8 +101,9 @@ final class PluginInstance {
         initializing = true
         defer { (staged, stagedHypercalls, dryPIO, dryMMIO) = ([], [], .init(), .init()) }
         var message: UnsafePointer<CChar>?
+        let tag = lifecycleTag
         let result = pluginLoadLock.withLock {
-            config.withCString { initFn(table, $0, &message) }
+            PluginThreadState.current.lifecycleCall(tag, .initialize) { config.withCString { initFn(table, $0, &message) } }
         }
         initializing = false
         guard let result else {

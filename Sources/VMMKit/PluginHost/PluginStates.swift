@@ -27,7 +27,8 @@ extension PluginHost {
             let id = instance.library.id
             let table = try stateTable(instance)
             var size: UInt64 = 0
-            var rc = table.save(table.user, nil, 0, &size)
+            let state = PluginThreadState.current, tag = instance.lifecycleTag
+            var rc = state.lifecycleCall(tag, .stateSave) { table.save(table.user, nil, 0, &size) }
             var bytes: [UInt8] = []
             if rc == -ENOSPC {
                 guard size <= Self.maxStateSize else {
@@ -35,7 +36,9 @@ extension PluginHost {
                 }
                 bytes = [UInt8](repeating: 0, count: Int(size))
                 let capacity = size
-                rc = bytes.withUnsafeMutableBytes { table.save(table.user, $0.baseAddress, capacity, &size) }
+                rc = state.lifecycleCall(tag, .stateSave) {
+                    bytes.withUnsafeMutableBytes { table.save(table.user, $0.baseAddress, capacity, &size) }
+                }
                 guard rc != -ENOSPC else { throw PluginError(plugin: id, "save asked for \(capacity) bytes, then for \(size)") }
                 guard size <= capacity else { throw PluginError(plugin: id, "save reported \(size) bytes written into \(capacity)") }
                 bytes.removeSubrange(Int(size)...)
@@ -64,7 +67,9 @@ extension PluginHost {
             guard blob.version == table.version else {
                 throw PluginError(plugin: id, "the snapshot holds state version \(blob.version); this plugin reads version \(table.version)")
             }
-            let rc = blob.bytes.withUnsafeBytes { table.restore(table.user, $0.baseAddress, UInt64($0.count), blob.version) }
+            let rc = PluginThreadState.current.lifecycleCall(instance.lifecycleTag, .stateRestore) {
+                blob.bytes.withUnsafeBytes { table.restore(table.user, $0.baseAddress, UInt64($0.count), blob.version) }
+            }
             guard rc == 0 else { throw PluginError(plugin: id, "refused its saved state: \(String(cString: strerror(-rc))) (\(rc))") }
         }
         if blobs.count > instances.count {

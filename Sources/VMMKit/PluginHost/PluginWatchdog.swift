@@ -11,10 +11,14 @@ public struct PluginOverrun: Sendable, Equatable, CustomStringConvertible {
     /// How long it had run when the watchdog noticed, and the budget, in seconds.
     public let seconds: Double
     public let budget: Double
+    /// The call is the plugin's `init` or a state save or restore (`exit` says which;
+    /// `handler` names the plugin, `vcpuID` is 0): no vCPU runs it.
+    public var isLifecycle = false
 
     public var description: String {
-        "plugin handler \(handler) exceeded its \(Self.format(budget)) s budget on vCPU \(vcpuID) "
-            + "handling \(exit) (running for \(Self.format(seconds)) s; plugin code runs in process and cannot be cancelled)"
+        let running = "(running for \(Self.format(seconds)) s; plugin code runs in process and cannot be cancelled)"
+        if isLifecycle { return "plugin \(handler) exceeded its \(Self.format(budget)) s budget in \(exit) \(running)" }
+        return "plugin handler \(handler) exceeded its \(Self.format(budget)) s budget on vCPU \(vcpuID) handling \(exit) \(running)"
     }
 
     static func format(_ s: Double) -> String {
@@ -24,7 +28,8 @@ public struct PluginOverrun: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Watches the plugin handler calls of one `PluginHost`: a call running longer than the
-/// budget is reported once, naming the plugin, the handler, the vCPU and the exit.
+/// budget is reported once, naming the plugin, the handler, the vCPU and the exit. A
+/// plugin's `init` and its state saves and restores are watched too (`PluginLifecycleCall`).
 ///
 /// Plugins run in process as trusted code: a handler that never returns cannot be
 /// cancelled or killed; its vCPU thread is lost. What the watchdog can do is say so and
@@ -150,7 +155,7 @@ final class PluginWatchdog: @unchecked Sendable {
                 if !entry.reported, now - entry.since >= budget, let name = handlerName(call.handlerIndex) {
                     entry.reported = true
                     let overrun = PluginOverrun(handler: name, vcpuID: call.vcpuID, exit: call.exitDescription,
-                                                seconds: now - entry.since, budget: budget)
+                                                seconds: now - entry.since, budget: budget, isLifecycle: call.isLifecycle)
                     onOverrun?(overrun)
                 }
                 next[id] = entry
