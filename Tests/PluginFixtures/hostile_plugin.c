@@ -9,7 +9,8 @@
  *                 file) and never returns
  * and, built into .build/plugins/fixtures/ (it may be loaded):
  *   STATE_HANGS   offers the state extension (an empty blob, version 1); config "save"
- *                 makes its save never return, "restore" its restore
+ *                 makes its save never return, "restore" its restore, "destroy" its
+ *                 destroy
  */
 #include "vmm_plugin.h"
 
@@ -18,7 +19,7 @@
 #include <unistd.h>
 
 #if defined(VARIANT_STATE_HANGS)
-static int hang_in; /* 1: save, 2: restore (set by init from its config) */
+static int hang_in; /* 1: save, 2: restore, 3: destroy (set by init from its config) */
 #endif
 
 #if defined(VARIANT_CTOR_EXITS)
@@ -40,14 +41,21 @@ static void *hostile_init(const vmm_host_t *host, const char *config, const char
         pause();
     return NULL;
 #elif defined(VARIANT_STATE_HANGS)
-    hang_in = strcmp(config, "save") == 0 ? 1 : strcmp(config, "restore") == 0 ? 2 : 0;
+    hang_in = strcmp(config, "save") == 0 ? 1 : strcmp(config, "restore") == 0 ? 2 : strcmp(config, "destroy") == 0 ? 3 : 0;
     return (void *)host;
 #else
     return (void *)host;
 #endif
 }
 
-static void hostile_destroy(void *instance) { (void)instance; }
+static void hostile_destroy(void *instance)
+{
+    (void)instance;
+#if defined(VARIANT_STATE_HANGS)
+    while (hang_in == 3)
+        pause();
+#endif
+}
 
 #if defined(VARIANT_STATE_HANGS)
 static int state_save(void *user, void *buffer, uint64_t capacity, uint64_t *size_out)

@@ -49,6 +49,15 @@ struct LauncherRestoreGuardTests {
         #expect(r.stdout == "")
     }
 
+    @Test("a plugin whose destroy never returns: the guest's own status is lost to status 8, naming the plugin and destroy")
+    func destroyHangs() throws {
+        let r = try run(["run", VMMProcess.guest("hello64.elf"), "--plugin", Self.stateHangs + ",destroy", "--handler-budget", "0.3"])
+        #expect(r.stdout == "Hello from an ELF64 guest\n")
+        #expect(r.status == 8)
+        #expect(r.stderr.hasPrefix("vmm: plugin org.vmmkit.test.hostile (\(Self.stateHangs)) exceeded its 0.300 s budget in destroy (running for "), "stderr: \(r.stderr)")
+        #expect(r.stderr.hasSuffix(Self.cancelled))
+    }
+
     @Test("a plugin whose state save never returns: status 8 naming it, and no snapshot directory")
     func saveHangs() throws {
         let dir = try scratch("save")

@@ -186,13 +186,14 @@ extension PluginThreadState {
 /// under the pseudo exit class `PluginCallSlot.lifecycleClass` (its kind as the size), so
 /// the watchdog also sees a plugin that never returns from its `init` or a state call.
 enum PluginLifecycleCall: UInt64, CustomStringConvertible {
-    case initialize = 0, stateSave = 1, stateRestore = 2
+    case initialize = 0, stateSave = 1, stateRestore = 2, destroy = 3
 
     var description: String {
         switch self {
         case .initialize: "init"
         case .stateSave: "state save"
         case .stateRestore: "state restore"
+        case .destroy: "destroy"
         }
     }
 }

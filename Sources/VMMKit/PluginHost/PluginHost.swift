@@ -99,8 +99,9 @@ public final class PluginHost: @unchecked Sendable {
     public func close() {
         guard !closed else { return }
         closed = true
-        watchdog.stop()
+        // Watched to the end: a destroy that never returns is reported too.
         for instance in instances.reversed() { instance.destroy() }
+        watchdog.stop()
         instances.removeAll()
         // The page service (a pager whose source is this host) would keep both alive.
         pageService = nil

@@ -117,7 +117,7 @@ final class PluginInstance {
             try commit()
         } catch {
             fastPaths.quiesce()
-            pluginLoadLock.withLock { destroyFn(result) }
+            pluginLoadLock.withLock { PluginThreadState.current.lifecycleCall(tag, .destroy) { destroyFn(result) } }
             handle.retire()
             fastPaths.close(vm: host.vm)
             instance = nil
@@ -128,7 +128,8 @@ final class PluginInstance {
     func destroy() {
         guard let instance, let destroyFn = library.entry.pointee.destroy else { return }
         fastPaths.quiesce()
-        pluginLoadLock.withLock { destroyFn(instance) }
+        let tag = lifecycleTag
+        pluginLoadLock.withLock { PluginThreadState.current.lifecycleCall(tag, .destroy) { destroyFn(instance) } }
         handle.retire() // later calls through the plugin's host table: -ESHUTDOWN
         fastPaths.close(vm: host.vm)
         self.instance = nil
