@@ -72,6 +72,9 @@ put('fuzz-snapshot', 'manifest', b'\x00' + b'vmmkit-snapshot 1\nvcpus 1\ncapabil
     b'region ram 0x0 0x100000 anonymous rw 0x0\nmemory memory.bin 0x100000\nstate vm.state 1112 0x1\n'
     b'state vcpu0.state 1300 0x2\ndevice plugin0.org.vmmkit.uart 1 device-plugin0.org.vmmkit.uart.state 40 0x3\n'
     b'working-set working-set 12 0x4\nend\n')
+put('fuzz-snapshot', 'manifest-2', b'\x00' + b'vmmkit-snapshot 2\nvcpus 1\n'
+    b'region ram 0x0 0x100000 anonymous rw 0x0\nmemory memory.bin 0x100000\nmemory-sums memory.sums\nstate vm.state 1112 0x1\n'
+    b'state vcpu0.state 1300 0x2\nend\n')
 def rec(tag, body): return struct.pack('<II', tag, len(body)) + body
 vcpu = (rec(1, bytes(144)) + rec(2, bytes(312)) + rec(4, bytes(416)) + rec(7, struct.pack('<IIIQ', 1, 0x10, 0, 42))
         + rec(9, bytes(64)) + rec(10, struct.pack('<I', 0)) + rec(11, struct.pack('<I', 1) + bytes(40)) + rec(12, struct.pack('<I', 1000000)))

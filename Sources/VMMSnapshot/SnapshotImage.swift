@@ -3,7 +3,8 @@ import VMMKit
 
 /// A snapshot directory opened for restore: the manifest, every state file read and
 /// verified (size, checksum, records), the memory file opened read-only and its size
-/// checked. Opening changes nothing on disk.
+/// checked, and its page sums (`memory.sums`) opened to check each page as it is read.
+/// Opening changes nothing on disk.
 public final class SnapshotImage: @unchecked Sendable {
     public let path: String
     public let manifest: SnapshotManifest
@@ -12,6 +13,8 @@ public final class SnapshotImage: @unchecked Sendable {
     /// Pages to prefetch at restore (guest-physical, page aligned), if recorded.
     public let workingSet: [UInt64]
     let memoryFD: Int32
+    /// `memory.sums` (format 2), checking each page a restore reads.
+    let sums: MemorySumsFile?
     public var memoryPath: String { path + "/" + SnapshotManifest.memoryFileName }
 
     public init(path: String) throws(SnapshotError) {
@@ -45,6 +48,12 @@ public final class SnapshotImage: @unchecked Sendable {
         guard size == manifest.memorySize else {
             close(fd)
             throw .invalid(path: path, "\(SnapshotManifest.memoryFileName) has \(size) bytes; the manifest says \(manifest.memorySize) (truncated?)")
+        }
+        do throws(SnapshotError) {
+            sums = manifest.memorySums ? try MemorySumsFile(dir: path, memorySize: size) : nil
+        } catch {
+            close(fd)
+            throw error
         }
         self.memoryFD = fd
         self.manifest = manifest

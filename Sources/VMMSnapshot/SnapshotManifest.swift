@@ -4,7 +4,8 @@ import VMMKit
 /// space, last line `end` (a manifest cut short is refused). Docs/SnapshotFormat.md.
 public struct SnapshotManifest: Sendable, Equatable {
     public static let magic = "vmmkit-snapshot"
-    public static let formatVersion = 1
+    /// 2 adds `memory.sums` (`MemorySums`); 1 is still read, its memory unchecked.
+    public static let formatVersion = 2
     public static let maxSize = 1 << 20
     public static let memoryFileName = "memory.bin"
 
@@ -27,6 +28,8 @@ public struct SnapshotManifest: Sendable, Equatable {
     public var capabilities: [String] = []
     public var regions: [RegionLayout] = []
     public var memorySize: UInt64 = 0
+    /// Whether `memory.sums` checks the memory file's pages (format 2: always).
+    public var memorySums = true
     /// `vm.state` then `vcpu0.state`, `vcpu1.state`, ...
     public var stateFiles: [FileEntry] = []
     public var devices: [DeviceEntry] = []
@@ -40,6 +43,7 @@ public struct SnapshotManifest: Sendable, Equatable {
             lines.append("region \(r.name) \(hex(r.guestAddress)) \(hex(r.size)) \(Self.backingName(r.backing)) \(r.readOnly ? "ro" : "rw") \(hex(r.fileOffset))")
         }
         lines.append("memory \(Self.memoryFileName) \(hex(memorySize))")
+        if memorySums { lines.append("memory-sums \(MemorySums.fileName)") }
         for f in stateFiles { lines.append("state \(f.name) \(f.size) \(hex(f.checksum))") }
         for d in devices { lines.append("device \(d.name) \(d.version) \(d.file.name) \(d.file.size) \(hex(d.file.checksum))") }
         if let w = workingSet { lines.append("working-set \(w.name) \(w.size) \(hex(w.checksum))") }
@@ -66,10 +70,12 @@ public struct SnapshotManifest: Sendable, Equatable {
             throw .invalid(path: path, "not a VMMKit snapshot manifest (first line is not '\(Self.magic) VERSION')")
         }
         guard let version = Int(first.dropFirst(Self.magic.count + 1)) else { throw bad(1, "format version \(first.dropFirst(Self.magic.count + 1).quotedForMessage) is not a number") }
-        guard version == formatVersion else {
-            throw .incompatible(path: path, "format version \(version); this VMMKit reads version \(formatVersion)")
+        guard (1...formatVersion).contains(version) else {
+            throw .incompatible(path: path, "format version \(version); this VMMKit reads versions 1 to \(formatVersion)")
         }
         var m = SnapshotManifest()
+        m.version = version
+        m.memorySums = false
         var ended = false
         var sawVCPUs = false, sawMemory = false
         var totalBytes: UInt64 = 0
@@ -136,6 +142,12 @@ public struct SnapshotManifest: Sendable, Equatable {
                 guard f[1] == Self.memoryFileName, !sawMemory else { throw bad(n, "memory file \(f[1].quotedForMessage) (expected \(Self.memoryFileName), once)") }
                 m.memorySize = try number(f[2], "memory size")
                 sawMemory = true
+            case "memory-sums":
+                try count(2)
+                guard version >= 2, f[1] == MemorySums.fileName, !m.memorySums else {
+                    throw bad(n, "memory sums \(f[1].quotedForMessage) (expected \(MemorySums.fileName), once, from format 2)")
+                }
+                m.memorySums = true
             case "state":
                 try count(4)
                 m.stateFiles.append(try file(f[1], f[2], f[3]))
@@ -163,6 +175,10 @@ public struct SnapshotManifest: Sendable, Equatable {
         }
         guard ended else { throw .invalid(path: path, "no 'end' line (truncated?)") }
         guard sawVCPUs, sawMemory else { throw .invalid(path: path, "missing '\(sawVCPUs ? "memory" : "vcpus")' line") }
+        guard m.memorySums || version < 2 else { throw .invalid(path: path, "missing 'memory-sums' line (format 2)") }
+        guard !m.memorySums || MemorySums.fileSize(memorySize: m.memorySize) != nil else {
+            throw .invalid(path: path, "memory size \(hex(m.memorySize)) is not a multiple of 4 KiB")
+        }
         let wanted = ["vm.state"] + (0..<m.vcpuCount).map { "vcpu\($0).state" }
         let names = m.stateFiles.map(\.name)
         guard names == wanted else {

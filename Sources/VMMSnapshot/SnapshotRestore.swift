@@ -75,13 +75,15 @@ extension SnapshotImage {
     }
 
     /// Copies the data extents of one region (SEEK_DATA/SEEK_HOLE: holes are zero
-    /// pages and stay untouched in fresh memory).
+    /// pages and stay untouched in fresh memory), each page checked against `memory.sums`;
+    /// then a page the sums say held data but that lay in a hole is refused too.
     func fill(_ layout: RegionLayout, _ memory: GuestMemory) throws(SnapshotError) {
         guard let region = memory.regions.first(where: { $0.name == layout.name }) else {
             throw .refused("restored VM has no region '\(layout.name)'")
         }
         let start = layout.fileOffset, end = layout.fileOffset + layout.size
         var pos = start
+        var extents: [(UInt64, UInt64)] = [] // copied and checked, in order
         while pos < end {
             let data = lseek(memoryFD, off_t(pos), seekData)
             if data < 0 {
@@ -93,7 +95,23 @@ extension SnapshotImage {
             if hole < 0 { hole = off_t(end) }
             let from = UInt64(data), to = min(UInt64(max(hole, data)), end)
             try readExactly(into: region.hostAddress + Int(from - start), count: Int(to - from), at: from)
+            // The writer writes whole pages; a file system reporting a partial page is
+            // checked page-wise all the same (the rest of such a page is a hole: zero).
+            let first = from & ~(GuestMemory.pageSize - 1), last = min((to + GuestMemory.pageSize - 1) & ~(GuestMemory.pageSize - 1), end)
+            if let sums {
+                try sums.check(region.hostAddress + Int(first - start), pages: Int((last - first) / GuestMemory.pageSize), at: first)
+                extents.append((first, last))
+            }
             pos = to
+        }
+        // A page with data in the sums, outside every extent copied: the memory file lost it.
+        try sums?.forEachDataPage(from: start, to: end) { offset throws(SnapshotError) in
+            var lo = 0, hi = extents.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if extents[mid].1 <= offset { lo = mid + 1 } else { hi = mid }
+            }
+            guard lo < extents.count, extents[lo].0 <= offset else { throw sums!.mismatch(at: offset) }
         }
     }
 
@@ -139,8 +157,10 @@ public final class SnapshotMemorySource: PageSource, @unchecked Sendable {
               UInt64(buffer.count) <= region.size - (gpa - region.guestAddress) else {
             throw .invalidArgument("guest-physical page \(hex(gpa)) lies outside region '\(region.name)' of \(image.memoryPath)")
         }
+        let offset = region.fileOffset + (gpa - region.guestAddress)
         do {
-            try image.readExactly(into: buffer.baseAddress!, count: buffer.count, at: region.fileOffset + (gpa - region.guestAddress))
+            try image.readExactly(into: buffer.baseAddress!, count: buffer.count, at: offset)
+            try image.sums?.check(buffer.baseAddress!, pages: buffer.count / MemorySums.pageSize, at: offset)
         } catch {
             throw .invalidArgument("\(error)")
         }

@@ -47,7 +47,8 @@ public enum SnapshotWriter {
             manifest.capabilities = state.requiredCapabilities.map(\.rawValue)
             manifest.regions = state.regions
             manifest.memorySize = state.regions.map { $0.fileOffset + $0.size }.max() ?? 0
-            let summary = try writeMemory(state.regions, memory, pagers: pagers, size: manifest.memorySize, to: partial + "/" + SnapshotManifest.memoryFileName)
+            let summary = try writeMemory(state.regions, memory, pagers: pagers, size: manifest.memorySize, to: partial + "/" + SnapshotManifest.memoryFileName,
+                                          sums: partial + "/" + MemorySums.fileName)
             func put(_ name: String, _ bytes: [UInt8]) throws(SnapshotError) -> SnapshotManifest.FileEntry {
                 try SnapshotFiles.create(partial + "/" + name, bytes)
                 return .init(name: name, size: UInt64(bytes.count), checksum: bytes.withUnsafeBytes(fnv1a64))
@@ -80,12 +81,19 @@ public enum SnapshotWriter {
     /// large, mostly untouched guest costs what it holds, not its size. In a region a
     /// `pager` serves (a lazily restored VM, RAM a memory-fault plugin pages in), a page
     /// not paged in yet is read from the pager's source instead of being faulted in.
+    /// Each page written gets its entry in `sums` (`MemorySums`), sparse the same way.
     static func writeMemory(_ regions: [RegionLayout], _ memory: GuestMemory, pagers: [DemandPager], size: UInt64,
-                            to path: String) throws(SnapshotError) -> Summary {
+                            to path: String, sums sumsPath: String) throws(SnapshotError) -> Summary {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw SnapshotFiles.systemError("create of", path) }
         defer { close(fd) }
         guard ftruncate(fd, off_t(size)) == 0 else { throw SnapshotFiles.systemError("ftruncate of", path) }
+        let sumsFD = open(sumsPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard sumsFD >= 0 else { throw SnapshotFiles.systemError("create of", sumsPath) }
+        defer { close(sumsFD) }
+        guard let sumsSize = MemorySums.fileSize(memorySize: size), ftruncate(sumsFD, off_t(sumsSize)) == 0 else {
+            throw SnapshotFiles.systemError("ftruncate of", sumsPath)
+        }
         let page = Int(GuestMemory.pageSize)
         let zero = UnsafeMutableRawPointer.allocate(byteCount: page, alignment: page)
         defer { zero.deallocate() }
@@ -103,6 +111,14 @@ public enum SnapshotWriter {
                 if !isData, let start = runStart {
                     let bytes = (p - start) * page
                     try SnapshotFiles.writeAll(fd, base + start * page, bytes, at: offset + UInt64(start * page), path: path)
+                    let entries = MemorySums.entries(base + start * page, pages: p - start)
+                    let failed: SnapshotError? = entries.withUnsafeBytes { e in
+                        do throws(SnapshotError) {
+                            try SnapshotFiles.writeAll(sumsFD, e.baseAddress!, e.count, at: (offset / UInt64(page) + UInt64(start)) * 8, path: sumsPath)
+                            return nil
+                        } catch { return error }
+                    }
+                    if let failed { throw failed }
                     data += UInt64(bytes)
                     runStart = nil
                 }
@@ -146,6 +162,7 @@ public enum SnapshotWriter {
             }
         }
         guard fsync(fd) == 0 else { throw SnapshotFiles.systemError("fsync of", path) }
+        guard fsync(sumsFD) == 0 else { throw SnapshotFiles.systemError("fsync of", sumsPath) }
         return Summary(memoryBytes: size, dataBytes: data)
     }
 }
