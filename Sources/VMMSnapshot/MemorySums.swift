@@ -13,19 +13,26 @@ public enum MemorySums {
     public static let fileName = "memory.sums"
     static let pageSize = Int(GuestMemory.pageSize)
 
-    /// The page's 512 little-endian 64-bit words, each xored into the state, multiplied
-    /// by the golden-ratio constant and folded (`h ^= h >> 32`, so no bit of a word stays
-    /// confined to the high half), from FNV's offset basis; then bit 0 set.
+    /// Four lanes, lane `k` taking the page's little-endian 64-bit words `4 j + k`: each
+    /// word is xored into its lane, which is multiplied by the golden-ratio constant and
+    /// folded (`h ^= h >> 32`, so no bit of a word stays confined to the high half); the
+    /// lanes start at FNV's offset basis plus `k`. Then lanes 1, 2, 3 are mixed into lane
+    /// 0 the same way, and bit 0 is set. Four independent chains: about four times the
+    /// speed of one (the multiply's latency bounds a chain).
     @inline(__always)
     public static func sum(of page: UnsafeRawPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        let k: UInt64 = 0x9e37_79b9_7f4a_7c15
+        @inline(__always) func mix(_ h: UInt64, _ w: UInt64) -> UInt64 { let m = (h ^ w) &* k; return m ^ (m >> 32) }
+        var h0: UInt64 = 0xcbf2_9ce4_8422_2325, h1 = h0 &+ 1, h2 = h0 &+ 2, h3 = h0 &+ 3
         var i = 0
         while i < pageSize {
-            h = (h ^ UInt64(littleEndian: page.loadUnaligned(fromByteOffset: i, as: UInt64.self))) &* 0x9e37_79b9_7f4a_7c15
-            h ^= h >> 32
-            i &+= 8
+            h0 = mix(h0, UInt64(littleEndian: page.loadUnaligned(fromByteOffset: i, as: UInt64.self)))
+            h1 = mix(h1, UInt64(littleEndian: page.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self)))
+            h2 = mix(h2, UInt64(littleEndian: page.loadUnaligned(fromByteOffset: i &+ 16, as: UInt64.self)))
+            h3 = mix(h3, UInt64(littleEndian: page.loadUnaligned(fromByteOffset: i &+ 24, as: UInt64.self)))
+            i &+= 32
         }
-        return h | 1
+        return mix(mix(mix(h0, h1), h2), h3) | 1
     }
 
     static func isZero(_ page: UnsafeRawPointer) -> Bool {

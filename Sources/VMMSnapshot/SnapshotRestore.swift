@@ -99,7 +99,13 @@ extension SnapshotImage {
             // checked page-wise all the same (the rest of such a page is a hole: zero).
             let first = from & ~(GuestMemory.pageSize - 1), last = min((to + GuestMemory.pageSize - 1) & ~(GuestMemory.pageSize - 1), end)
             if let sums {
-                try sums.check(region.hostAddress + Int(first - start), pages: Int((last - first) / GuestMemory.pageSize), at: first)
+                // In runs of at most 4096 pages: the entries read for a run are an array.
+                var at = first
+                while at < last {
+                    let pages = Int(min((last - at) / GuestMemory.pageSize, 4096))
+                    try sums.check(region.hostAddress + Int(at - start), pages: pages, at: at)
+                    at += UInt64(pages) * GuestMemory.pageSize
+                }
                 extents.append((first, last))
             }
             pos = to
