@@ -85,6 +85,35 @@ struct LauncherSnapshotTests {
         #expect(try contents(snap) == damaged)
     }
 
+    @Test("a memory file damaged after the snapshot: vmm restore --eager refuses it (24), a lazy restore stops at the page (14), each naming the page")
+    func damagedMemory() throws {
+        let dir = try tempDir("damaged-memory")
+        let (_, snap) = try snapshotMidRun(dir)
+        // One bit in every page that held data (memory.sums says which).
+        let sums = try Data(contentsOf: URL(fileURLWithPath: snap + "/memory.sums"))
+        let pages = stride(from: 0, to: sums.count, by: 8).filter { i in sums[i..<(i + 8)].contains { $0 != 0 } }.map { $0 / 8 }
+        #expect(!pages.isEmpty)
+        let file = try #require(FileHandle(forUpdatingAtPath: snap + "/memory.bin"))
+        for p in pages {
+            try file.seek(toOffset: UInt64(p * 4096 + 8))
+            let byte = try #require(try file.read(upToCount: 1)).first!
+            try file.seek(toOffset: UInt64(p * 4096 + 8))
+            try file.write(contentsOf: [byte ^ 0x80])
+        }
+        try file.close()
+        let damaged = try contents(snap)
+        let eager = try VMMProcess.run(["restore", snap, "--eager", "--serial", "none"])
+        #expect(eager.status == 24)
+        #expect(eager.stderr.hasPrefix("vmm: cannot restore: "), "\(eager.stderr)")
+        #expect(eager.stderr.contains("memory.bin: the page at byte 0x\(String(pages[0] * 4096, radix: 16)) does not match memory.sums"), "\(eager.stderr)")
+        #expect(eager.stderr.split(separator: "\n").count == 1)
+        let lazy = try VMMProcess.run(["restore", snap, "--serial", "none"])
+        #expect(lazy.status == 14, "\(lazy.stderr)")
+        #expect(lazy.stderr.contains(" does not match memory.sums: the memory file was damaged or changed after the snapshot was written"), "\(lazy.stderr)")
+        #expect(lazy.stderr.split(separator: "\n").count == 1, "\(lazy.stderr)")
+        #expect(try contents(snap) == damaged)
+    }
+
     @Test("a plugin the snapshot was taken with and that cannot be found any more: one line naming it, status 8")
     func missingPlugin() throws {
         let dir = try tempDir("missing-plugin")
