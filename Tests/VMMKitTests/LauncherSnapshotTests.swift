@@ -90,17 +90,8 @@ struct LauncherSnapshotTests {
         let dir = try tempDir("damaged-memory")
         let (_, snap) = try snapshotMidRun(dir)
         // One bit in every page that held data (memory.sums says which).
-        let sums = try Data(contentsOf: URL(fileURLWithPath: snap + "/memory.sums"))
-        let pages = stride(from: 0, to: sums.count, by: 8).filter { i in sums[i..<(i + 8)].contains { $0 != 0 } }.map { $0 / 8 }
+        let pages = try SnapshotMemorySumsTests.flipBitOfDataPages(snap)
         #expect(!pages.isEmpty)
-        let file = try #require(FileHandle(forUpdatingAtPath: snap + "/memory.bin"))
-        for p in pages {
-            try file.seek(toOffset: UInt64(p * 4096 + 8))
-            let byte = try #require(try file.read(upToCount: 1)).first!
-            try file.seek(toOffset: UInt64(p * 4096 + 8))
-            try file.write(contentsOf: [byte ^ 0x80])
-        }
-        try file.close()
         let damaged = try contents(snap)
         let eager = try VMMProcess.run(["restore", snap, "--eager", "--serial", "none"])
         #expect(eager.status == 24)

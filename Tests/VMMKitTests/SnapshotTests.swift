@@ -305,6 +305,20 @@ struct SnapshotMemorySumsTests {
         return stride(from: 0, to: sums.count, by: 8).filter { i in sums[i..<(i + 8)].contains { $0 != 0 } }.map { $0 / 8 }
     }
 
+    /// Flips one bit of every page of `dir/memory.bin` that held data; returns those pages.
+    static func flipBitOfDataPages(_ dir: String) throws -> [Int] {
+        let pages = try dataPages(dir)
+        let file = try #require(FileHandle(forUpdatingAtPath: dir + "/memory.bin"))
+        for p in pages {
+            try file.seek(toOffset: UInt64(p * 4096 + 100))
+            let byte = try #require(try file.read(upToCount: 1)).first!
+            try file.seek(toOffset: UInt64(p * 4096 + 100))
+            try file.write(contentsOf: [byte ^ 0x01])
+        }
+        try file.close()
+        return pages
+    }
+
     @Test("a flipped bit in a page, a page zeroed, a page lost to a hole: refused naming the page, eagerly and at the lazy fetch")
     func damaged() throws {
         let scratch = ScratchDir("sums")
@@ -324,14 +338,7 @@ struct SnapshotMemorySumsTests {
         }
         // One bit of every page that held data: the first page a restore reads is refused.
         let flipped = try SnapshotTests.copy(base, to: "flipped", in: scratch)
-        let file = try #require(FileHandle(forUpdatingAtPath: flipped + "/memory.bin"))
-        for p in pages {
-            try file.seek(toOffset: UInt64(p * 4096 + 100))
-            let byte = try #require(try file.read(upToCount: 1)).first!
-            try file.seek(toOffset: UInt64(p * 4096 + 100))
-            try file.write(contentsOf: [byte ^ 0x01])
-        }
-        try file.close()
+        #expect(try Self.flipBitOfDataPages(flipped) == pages)
         try expectMismatch(flipped, page: pages[0], eager: true)
         // Lazily, the vCPU that faults the first damaged page stops (stuck, naming it).
         let lazy = try RunnerResult.restore(flipped)
