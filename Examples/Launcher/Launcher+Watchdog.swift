@@ -7,8 +7,8 @@ extension Launcher {
     /// if the handler has not returned a second later the process exits (plugin code
     /// runs in process and cannot be cancelled).
     ///
-    /// A plugin's `init` or state save or restore that overruns runs on the launcher's
-    /// own thread, outside any run that could stop: the process exits at once.
+    /// A plugin's `init`, `destroy` or state save or restore that overruns runs on the
+    /// launcher's own thread, outside any run that could stop: the process exits at once.
     func watchHandlers(_ plugins: PluginHost, stuck: StuckRunExit) {
         let vm = plugins.vm
         plugins.onHandlerOverrun = { overrun in
@@ -23,6 +23,18 @@ extension Launcher {
         }
         do { try plugins.setHandlerBudget(options.handlerBudget) } catch {
             log.error("\(error)") // unreachable: the budget was validated with the options
+        }
+    }
+
+    /// What guards the vCPUs of every run, booted or restored: the seccomp allow-list
+    /// (unless `--no-seccomp`) and the `--max-seconds` timer, whose stop, if a handler
+    /// holds a vCPU, ends the process naming it.
+    func guardVCPUs(_ vm: VirtualMachine, _ plugins: PluginHost, stuck: StuckRunExit) -> Watchdog? {
+        if !options.noSeccomp { vm.setSeccomp(SeccompPolicy.vcpuDefault.allowing(numbers: plugins.requestedSyscalls)) }
+        return options.maxSeconds.map { seconds in
+            Watchdog(seconds: seconds, vm: vm) { stuck.arm(status: LauncherStatus.timeout.rawValue) {
+                Self.stillRunning(plugins, "stopped after --max-seconds \(seconds)")
+            } }
         }
     }
 

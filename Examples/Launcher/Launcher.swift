@@ -93,12 +93,7 @@ struct Launcher {
         let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF, snapshot: snapshot)
         defer { api?.stop() }
 
-        if !o.noSeccomp { vm.setSeccomp(SeccompPolicy.vcpuDefault.allowing(numbers: plugins.requestedSyscalls)) }
-        let timer = o.maxSeconds.map { seconds in
-            Watchdog(seconds: seconds, vm: vm) { stuck.arm(status: LauncherStatus.timeout.rawValue) {
-                Self.stillRunning(plugins, "stopped after --max-seconds \(seconds)")
-            } }
-        }
+        let timer = guardVCPUs(vm, plugins, stuck: stuck)
         // The machine stops as a whole on a vCPU's error; with an in-kernel irqchip HLT
         // never reaches user space, so the supervisor detects a machine that halted for good.
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)

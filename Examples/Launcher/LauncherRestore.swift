@@ -113,12 +113,7 @@ extension Launcher {
         defer { api?.stop() }
 
         // The same vCPU seccomp allow-list and --max-seconds as a booted machine's.
-        if !o.noSeccomp { vm.setSeccomp(SeccompPolicy.vcpuDefault.allowing(numbers: plugins.requestedSyscalls)) }
-        let timer = o.maxSeconds.map { seconds in
-            Watchdog(seconds: seconds, vm: vm) { stuck.arm(status: LauncherStatus.timeout.rawValue) {
-                Self.stillRunning(plugins, "stopped after --max-seconds \(seconds)")
-            } }
-        }
+        let timer = guardVCPUs(vm, plugins, stuck: stuck)
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let outcome: VMSupervisor.Outcome
         do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch { throw LauncherError(.host, error.description) }

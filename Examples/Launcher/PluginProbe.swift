@@ -88,10 +88,10 @@ enum PluginProbe {
         var timedOut = false
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let left = left()
-            if left <= 0 { timedOut = true; break }
+            let remaining = left()
+            if remaining <= 0 { timedOut = true; break }
             var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
-            let ready = poll(&p, 1, Int32(min(left, 1000)))
+            let ready = poll(&p, 1, Int32(min(remaining, 1000)))
             if ready < 0 && errno == EINTR { continue }
             if ready <= 0 { continue }
             let n = chunk.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }

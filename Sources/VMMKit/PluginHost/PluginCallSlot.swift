@@ -166,6 +166,12 @@ extension PluginThreadState {
     @inline(never)
     private func nestedCall(_ fn: PluginHandleFunction, _ user: UnsafeMutableRawPointer?,
                             _ record: UnsafeMutablePointer<vmm_exit_t>, _ tag: UInt64, what: UInt64, address: UInt64) -> vmm_verdict_t {
+        publishing(tag: tag, what: what, address: address) { fn(user, record) }
+    }
+
+    /// Runs `body` with the call (`tag`, `what`, `address`) published in this thread's
+    /// slot; the view before it (an outer call's, or idle) is restored after it.
+    func publishing<T, E: Error>(tag: UInt64, what: UInt64, address: UInt64, _ body: () throws(E) -> T) throws(E) -> T {
         let slot = self.slot
         let outer = (slot.busy.load(ordering: .relaxed), slot.what.load(ordering: .relaxed),
                      slot.address.load(ordering: .relaxed))
@@ -173,18 +179,20 @@ extension PluginThreadState {
         slot.what.store(what, ordering: .releasing)
         slot.address.store(address, ordering: .releasing)
         slot.busy.store(tag, ordering: .releasing)
-        let verdict = fn(user, record)
-        slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
-        slot.what.store(outer.1, ordering: .releasing)
-        slot.address.store(outer.2, ordering: .releasing)
-        slot.busy.store(outer.0, ordering: .releasing)
-        return verdict
+        defer {
+            slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+            slot.what.store(outer.1, ordering: .releasing)
+            slot.address.store(outer.2, ordering: .releasing)
+            slot.busy.store(outer.0, ordering: .releasing)
+        }
+        return try body()
     }
 }
 
 /// A plugin entry point called outside exit handling, published in the caller's slot
 /// under the pseudo exit class `PluginCallSlot.lifecycleClass` (its kind as the size), so
-/// the watchdog also sees a plugin that never returns from its `init` or a state call.
+/// the watchdog also sees a plugin that never returns from its `init`, its `destroy` or
+/// a state call.
 enum PluginLifecycleCall: UInt64, CustomStringConvertible {
     case initialize = 0, stateSave = 1, stateRestore = 2, destroy = 3
 
@@ -209,23 +217,10 @@ extension PluginCallSnapshot {
 
 extension PluginThreadState {
     /// Runs `body`, a call into a plugin's lifecycle entry point, published in this
-    /// thread's slot under `tag` (`PluginInstance.lifecycleTag`); an outer call's view
-    /// is restored after it.
+    /// thread's slot under `tag` (`PluginInstance.lifecycleTag`).
     func lifecycleCall<T, E: Error>(_ tag: UInt64, _ kind: PluginLifecycleCall, _ body: () throws(E) -> T) throws(E) -> T {
-        let slot = self.slot
-        let outer = (slot.busy.load(ordering: .relaxed), slot.what.load(ordering: .relaxed), slot.address.load(ordering: .relaxed))
-        slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
-        slot.what.store(PluginCallSlot.what(vcpu: 0, exitClass: PluginCallSlot.lifecycleClass, isWrite: false, size: Int(kind.rawValue)),
-                        ordering: .releasing)
-        slot.address.store(0, ordering: .releasing)
-        slot.busy.store(tag, ordering: .releasing)
-        defer {
-            slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
-            slot.what.store(outer.1, ordering: .releasing)
-            slot.address.store(outer.2, ordering: .releasing)
-            slot.busy.store(outer.0, ordering: .releasing)
-        }
-        return try body()
+        let what = PluginCallSlot.what(vcpu: 0, exitClass: PluginCallSlot.lifecycleClass, isWrite: false, size: Int(kind.rawValue))
+        return try publishing(tag: tag, what: what, address: 0, body)
     }
 }
 

@@ -81,7 +81,7 @@ final class PluginInstance {
         handle = PluginHandle.acquire(for: self)
     }
 
-    /// The watchdog's tag for calls into `init` and the state extension.
+    /// The watchdog's tag for calls into `init`, `destroy` and the state extension.
     let lifecycleTag: UInt64
 
     deinit {

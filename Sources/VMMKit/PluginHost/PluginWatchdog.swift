@@ -11,7 +11,7 @@ public struct PluginOverrun: Sendable, Equatable, CustomStringConvertible {
     /// How long it had run when the watchdog noticed, and the budget, in seconds.
     public let seconds: Double
     public let budget: Double
-    /// The call is the plugin's `init` or a state save or restore (`exit` says which;
+    /// The call is the plugin's `init`, `destroy` or a state save or restore (`exit` says which;
     /// `handler` names the plugin, `vcpuID` is 0): no vCPU runs it.
     public var isLifecycle = false
 
@@ -29,7 +29,7 @@ public struct PluginOverrun: Sendable, Equatable, CustomStringConvertible {
 
 /// Watches the plugin handler calls of one `PluginHost`: a call running longer than the
 /// budget is reported once, naming the plugin, the handler, the vCPU and the exit. A
-/// plugin's `init` and its state saves and restores are watched too (`PluginLifecycleCall`).
+/// plugin's `init`, `destroy` and state saves and restores are watched too (`PluginLifecycleCall`).
 ///
 /// Plugins run in process as trusted code: a handler that never returns cannot be
 /// cancelled or killed; its vCPU thread is lost. What the watchdog can do is say so and
