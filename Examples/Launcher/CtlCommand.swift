@@ -44,7 +44,7 @@ struct CtlCommand {
         case "resume": return ("PATCH", "/vm", "{\"state\": \"Resumed\"}")
         case "stop": return ("PUT", "/actions", "{\"action_type\": \"Stop\"}")
         case "snapshot": return ("PUT", "/snapshot/create", "{\"snapshot_dir\": \(FlatJSON.quote(operands[0]))}")
-        default: throw LauncherError(.usage, "ctl: unknown command '\(command)' (info, pause, resume, stop, metrics, snapshot DIR)")
+        default: throw LauncherError(.usage, "ctl: unknown command \(command.quotedForMessage) (info, pause, resume, stop, metrics, snapshot DIR)")
         }
     }
 }

@@ -28,7 +28,7 @@ extension RestoreRequest {
         self.init(dir: dir, eager: p.flag("eager"), stats: p.flag("stats"), apiSock: p.string("api-sock"),
                   trustSnapshot: p.flag("trust-snapshot"), noSeccomp: p.flag("no-seccomp"))
         if let serial = p.string("serial") {
-            guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial)") }
+            guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial.quotedForMessage)") }
             self.serial = target
         }
         if let maxSeconds = try p.double("max-seconds") {

@@ -25,10 +25,12 @@ struct ParsedCommand {
     }
 
     static let libraryName = "libVMMCommandLine.so"
+    /// Scalars of ArgumentParser's error message shown (its own words are far fewer).
+    static let errorScalars = 300
 
-    /// Parses `args` (after the program name). Help, completion scripts and usage errors
-    /// are printed by the library and end the process with its status, unless
-    /// `exitOnOutput` is false (then they throw).
+    /// Parses `args` (after the program name). Help and completion scripts are printed by
+    /// the library and end the process, unless `exitOnOutput` is false (then they throw);
+    /// a usage error is thrown, for `VMM.main` to print as one line.
     static func parse(_ args: [String], exitOnOutput: Bool = true) throws(LauncherError) -> ParsedCommand {
         let file = ExecutableDirectory.path(of: libraryName)
         guard let library = dlopen(file, RTLD_NOW | RTLD_LOCAL) else {
@@ -52,6 +54,11 @@ struct ParsedCommand {
             }
         }
         guard status < 0 else {
+            if status != 0, let error = collector.items.first(where: { $0.key == "error" }) {
+                // ArgumentParser's message repeats argument bytes as given: printed as one
+                // line (VMM.main) and bounded here, like every message naming input.
+                throw LauncherError(.usage, "Error: " + (error.value ?? "").asOneLine(limit: Self.errorScalars))
+            }
             if exitOnOutput { Glibc.exit(status) }
             throw LauncherError(.usage, "not parsed (status \(status))")
         }

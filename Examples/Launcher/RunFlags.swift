@@ -1,4 +1,5 @@
 import Glibc
+import VMMKit
 
 /// What `vmm run` was given, as plain values: filled by ArgumentParser (`Run`) or, for
 /// the common forms, by `RunFlags.fastParse` (RunFastParse.swift), then resolved here.
@@ -41,7 +42,7 @@ struct RunFlags: Equatable {
         var o = try config.map { path throws(LauncherError) in try LaunchOptions.load(configFile: path) } ?? LaunchOptions()
         if let image { o.image = image }
         if let memory {
-            guard let size = Sizes.parseMemory(memory) else { throw LauncherError(.usage, "--memory: not a size: \(memory) (e.g. 64M)") }
+            guard let size = Sizes.parseMemory(memory) else { throw LauncherError(.usage, "--memory: not a size: \(memory.quotedForMessage) (e.g. 64M)") }
             o.memory = size
         }
         if let readAhead {
@@ -55,17 +56,17 @@ struct RunFlags: Equatable {
             o.vcpus = vcpus
         }
         if let irqchip {
-            guard irqchip == "kernel" || irqchip == "none" else { throw LauncherError(.usage, "--irqchip must be kernel or none, not \(irqchip)") }
+            guard irqchip == "kernel" || irqchip == "none" else { throw LauncherError(.usage, "--irqchip must be kernel or none, not \(irqchip.quotedForMessage)") }
             o.irqchip = irqchip == "kernel"
         }
         o.plugins += plugins
         if noDefaultPlugins { o.noDefaultPlugins = true }
         if let serial {
-            guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial)") }
+            guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial.quotedForMessage)") }
             o.serial = target
         }
         if let trace {
-            guard trace == "exits" else { throw LauncherError(.usage, "--trace must be exits, not \(trace)") }
+            guard trace == "exits" else { throw LauncherError(.usage, "--trace must be exits, not \(trace.quotedForMessage)") }
             o.trace = true
         }
         if stats { o.stats = true }
@@ -80,11 +81,11 @@ struct RunFlags: Equatable {
         if let append { o.append = append }
         if let initrd { o.initrd = initrd }
         if let loadAddr {
-            guard let a = Sizes.parseAddress(loadAddr) else { throw LauncherError(.usage, "--load-addr: not an address: \(loadAddr)") }
+            guard let a = Sizes.parseAddress(loadAddr) else { throw LauncherError(.usage, "--load-addr: not an address: \(loadAddr.quotedForMessage)") }
             o.loadAddress = a
         }
         if let entry {
-            guard let a = Sizes.parseAddress(entry) else { throw LauncherError(.usage, "--entry: not an address: \(entry)") }
+            guard let a = Sizes.parseAddress(entry) else { throw LauncherError(.usage, "--entry: not an address: \(entry.quotedForMessage)") }
             o.entry = a
         }
         if let mode {

@@ -25,8 +25,13 @@ enum VMMProcess {
         p.standardError = err
         p.standardInput = FileHandle.nullDevice
         try p.run()
+        // Both pipes drained at once: a child filling one while the other is read to its
+        // end would block on its write forever (a 64 KiB error line did).
+        nonisolated(unsafe) var e = Data()
+        let drained = DispatchGroup()
+        DispatchQueue.global().async(group: drained) { e = err.fileHandleForReading.readDataToEndOfFile() }
         let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
+        drained.wait()
         p.waitUntilExit()
         return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self),
                       signal: p.terminationReason == .uncaughtSignal ? p.terminationStatus : nil)

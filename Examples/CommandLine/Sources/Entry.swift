@@ -2,9 +2,9 @@ import ArgumentParser
 import CVMMCommandLine
 import Glibc
 
-/// `vmm_command_line_parse` (vmm_command_line.h): parses, then emits the items or
-/// prints help or the error, as ArgumentParser's own `main` would, with the launcher's
-/// usage status instead of ArgumentParser's 64.
+/// `vmm_command_line_parse` (vmm_command_line.h): parses, then emits the items or the
+/// usage error, or prints help as ArgumentParser's own `main` would; a usage error
+/// returns the launcher's usage status instead of ArgumentParser's 64.
 @_cdecl("vmm_command_line_parse")
 public func vmmCommandLineParse(
     version: UInt32, argc: Int32, argv: UnsafePointer<UnsafePointer<CChar>?>?,
@@ -38,8 +38,9 @@ public func vmmCommandLineParse(
             fflush(nil)
             return 0
         }
-        let first = message.split(separator: "\n").first.map(String.init) ?? "error"
-        writeError("vmm: \(first)\n")
+        // The launcher prints it: the message may repeat an argument's raw bytes.
+        let brief = VMMArguments.message(for: error)
+        (brief.isEmpty ? "bad command line" : brief).withCString { emit(context, "error", $0) }
         return usageStatus
     }
 }

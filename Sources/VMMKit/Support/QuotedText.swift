@@ -36,6 +36,18 @@ extension StringProtocol {
         for scalar in unicodeScalars { QuotedTextLimit.append(scalar, to: &out) }
         return out
     }
+
+    /// `asOneLine`, cut after `limit` scalars and followed by the whole size in bytes:
+    /// for a message made elsewhere that repeats input text unquoted (ArgumentParser's).
+    public func asOneLine(limit: Int) -> String {
+        var out = "", shown = 0
+        for scalar in unicodeScalars {
+            if shown == limit { return out + "… (\(utf8.count) bytes)" }
+            shown += 1
+            QuotedTextLimit.append(scalar, to: &out)
+        }
+        return out
+    }
 }
 
 /// The bounds and escapes of `quotedForMessage`.

@@ -16,7 +16,10 @@
 
 #include <stdint.h>
 
-#define VMM_COMMAND_LINE_VERSION 1u
+/* Version 2: a usage error is emitted (key "error") for the launcher to print, no
+ * longer written by the library, so one printer escapes and bounds the argument text
+ * the message repeats. */
+#define VMM_COMMAND_LINE_VERSION 2u
 /* The symbol `vmm` looks up (dlsym), of type vmm_command_line_parse_fn. */
 #define VMM_COMMAND_LINE_PARSE "vmm_command_line_parse"
 
@@ -29,13 +32,18 @@
  * parsed value, which reads back to the same value. The strings live for the call only. */
 typedef void (*vmm_command_line_emit_fn)(void *ctx, const char *key, const char *value);
 
+/* A usage error is one item, key "error", value ArgumentParser's message with no
+ * "Error: " prefix and no usage text (it may repeat any argument's bytes, newlines and
+ * escape sequences included: the launcher escapes and bounds it before printing). */
+
 /* argc/argv: the arguments after the program name. status_help, ctl_status_help: the
  * exit statuses of `vmm run` and `vmm ctl`, one line each, for their help (the launcher
  * owns the numbers). usage_status: the status of a usage error.
  * Returns -1 when the arguments parsed (emit was called for each item); otherwise the
- * status the process should exit with, its output already written: help, versions and
- * completion scripts on stdout with 0, or one line "vmm: <problem>" on stderr with
- * usage_status. A version other than VMM_COMMAND_LINE_VERSION is refused that way too. */
+ * status the process should exit with: 0 after help, versions and completion scripts
+ * written on stdout, or usage_status after a usage error emitted as key "error" (nothing
+ * written). A version other than VMM_COMMAND_LINE_VERSION is refused with usage_status
+ * and one line "vmm: <problem>" written on stderr (emit may be absent then). */
 typedef int32_t (*vmm_command_line_parse_fn)(uint32_t version, int32_t argc, const char *const *argv,
                                              const char *status_help, const char *ctl_status_help,
                                              int32_t usage_status, void *ctx, vmm_command_line_emit_fn emit);
