@@ -10,6 +10,7 @@ import VMMKit
 enum VMM {
     static func main() {
         StartupTrace.mark("main")
+        unblockSignals()
         do throws(LauncherError) {
             let args = Array(CommandLine.arguments.dropFirst())
             if let flags = RunFlags.fastParse(args) {
@@ -23,6 +24,16 @@ enum VMM {
             ExitStats.err("vmm: \(error.message.asOneLine)\n")
             Glibc.exit(error.status.rawValue)
         }
+    }
+
+    /// Blocked signals survive exec: a Swift program that starts `vmm` from a Dispatch or
+    /// concurrency thread passes on a mask blocking SIGTERM and SIGINT, and `kill` then had
+    /// no effect until `--max-seconds` (if given) ended the run. Every thread `vmm` starts
+    /// inherits this empty mask; ignored signals (`nohup`) stay ignored.
+    static func unblockSignals() {
+        var none = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, nil)
     }
 
     /// The launcher's exit statuses, for `vmm --help`.

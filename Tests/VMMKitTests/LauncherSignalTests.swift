@@ -1,0 +1,55 @@
+import Foundation
+import Glibc
+import Testing
+
+/// A parent's blocked signals are inherited across exec: a Swift program that starts
+/// `vmm` from a Dispatch or concurrency thread passes on a mask blocking SIGTERM and
+/// SIGINT (this test runner's threads do). `vmm` must still stop when told to.
+@Suite("vmm and the signal mask it inherits", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct LauncherSignalTests {
+    @Test("vmm started with SIGTERM and SIGINT blocked is still ended by SIGTERM")
+    func inheritedMask() throws {
+        let spin = try VMMProcess.temp("spin-signal.bin", [0xeb, 0xfe]) // jmp $
+        var blocked = sigset_t()
+        sigemptyset(&blocked)
+        sigaddset(&blocked, SIGTERM)
+        sigaddset(&blocked, SIGINT)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setsigmask(&attributes, &blocked)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // --max-seconds bounds the run if SIGTERM is not delivered: status 16, not a hang.
+        let args = [VMMProcess.binary, "run", spin, "--load-addr", "0x100000", "--max-seconds", "30"]
+        var argv = args.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, VMMProcess.binary, &actions, &attributes, &argv, environ)
+        try #require(spawned == 0, "posix_spawn: \(spawned)")
+
+        // The guest runs once the launcher has started its vCPU thread (`vmm-vcpu0`).
+        var running = false
+        while !running {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { Issue.record("vmm ended before its vCPU ran: \(status)"); return }
+            running = Self.threadNames(pid).contains("vmm-vcpu0")
+            if !running { sched_yield() }
+        }
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let signalled = status & 0x7f != 0 && status & 0x7f != 0x7f
+        #expect(signalled && status & 0x7f == SIGTERM, "wait status \(status) (exit status \((status >> 8) & 0xff), 16 is --max-seconds)")
+    }
+
+    static func threadNames(_ pid: pid_t) -> [String] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.compactMap { try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8) }
+            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
+}
