@@ -32,7 +32,13 @@ final class APIServer: @unchecked Sendable {
                                 max_body_bytes: ControlAPI.maxBodyBytes, handle: Routes.handle, release: Routes.release)
         var error = [CChar](repeating: 0, count: 512)
         let startServer = unsafeBitCast(start, to: vmm_api_server_start_fn.self)
+        // The socket is the VM's controls (stop it, snapshot it into any directory this
+        // user can write): its owner's alone whatever the umask, which a group-writable
+        // 002 would have passed on. Set around the bind, not chmod'ed after it, so no
+        // connection can be made in between.
+        let umaskBefore = umask(0o077)
         let server = error.withUnsafeMutableBufferPointer { startServer(path, &ops, $0.baseAddress, $0.count) }
+        umask(umaskBefore)
         guard let server else {
             throw LauncherError(.host, "--api-sock \(path): cannot serve: \(String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         }

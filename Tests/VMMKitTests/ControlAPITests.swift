@@ -97,6 +97,21 @@ struct ControlAPITests {
         #expect(vmm.wait().status == 0)
     }
 
+    @Test("the socket is its owner's only (no group or other bits) even under umask 000")
+    func ownerOnly() throws {
+        let socket = Self.socketPath("umask")
+        let image = try VMMProcess.temp("outloop3.bin", outLoop)
+        let vmm = Spawned("/bin/sh", ["-c", "umask 000; exec \"$0\" \"$@\"", VMMProcess.binary, "run", image, "--load-addr", "0x100000",
+                                      "--serial", "none", "--api-sock", socket, "--max-seconds", "600"])
+        defer { vmm.kill() }
+        try #require(eventually { (try? Self.ctl([socket, "info"]).status) == 0 }, "the API never answered")
+        var st = stat()
+        try #require(lstat(socket, &st) == 0)
+        #expect(st.st_mode & S_IFMT == S_IFSOCK && st.st_mode & 0o077 == 0, "mode \(String(st.st_mode & 0o777, radix: 8))")
+        #expect(try Self.ctl([socket, "stop"]).status == 0)
+        #expect(vmm.wait().status == 0)
+    }
+
     @Test("an --api-sock path that exists and is not a socket is refused and left alone")
     func notASocket() throws {
         let path = try VMMProcess.temp("not-a-socket", Array("keep me".utf8))
