@@ -51,7 +51,7 @@ enum SnapshotFiles {
 
     /// Creates `path` (which must not exist), writes `bytes`, fsyncs.
     static func create(_ path: String, _ bytes: [UInt8]) throws(SnapshotError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw systemError("create of", path) }
         defer { close(fd) }
         if !bytes.isEmpty {

@@ -40,7 +40,9 @@ public enum SnapshotWriter {
             }
         }
         let partial = "\(dir).partial-\(getpid())"
-        guard mkdir(partial, 0o755) == 0 else { throw SnapshotFiles.systemError("mkdir of", partial) }
+        // The guest's whole memory and registers: its owner's only (0700, files 0600),
+        // whatever the umask; sharing a snapshot is a `chmod` the user chooses.
+        guard mkdir(partial, 0o700) == 0 else { throw SnapshotFiles.systemError("mkdir of", partial) }
         do throws(SnapshotError) {
             var manifest = SnapshotManifest()
             manifest.vcpuCount = state.vcpus.count
@@ -84,11 +86,11 @@ public enum SnapshotWriter {
     /// Each page written gets its entry in `sums` (`MemorySums`), sparse the same way.
     static func writeMemory(_ regions: [RegionLayout], _ memory: GuestMemory, pagers: [DemandPager], size: UInt64,
                             to path: String, sums sumsPath: String) throws(SnapshotError) -> Summary {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SnapshotFiles.systemError("create of", path) }
         defer { close(fd) }
         guard ftruncate(fd, off_t(size)) == 0 else { throw SnapshotFiles.systemError("ftruncate of", path) }
-        let sumsFD = open(sumsPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let sumsFD = open(sumsPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard sumsFD >= 0 else { throw SnapshotFiles.systemError("create of", sumsPath) }
         defer { close(sumsFD) }
         guard let sumsSize = MemorySums.fileSize(memorySize: size), ftruncate(sumsFD, off_t(sumsSize)) == 0 else {

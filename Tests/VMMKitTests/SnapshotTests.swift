@@ -189,6 +189,24 @@ struct SnapshotTests {
         try expectRefused(dir, "cannot be restored on this host: vCPU 0: CPUID leaf 0x7.0 EBX bit \(bit) is set in the snapshot but this host's KVM does not offer it")
     }
 
+    @Test("a snapshot (the guest's memory and registers) is its owner's only: no group or other permission")
+    func ownerOnly() throws {
+        let scratch = ScratchDir("owner-only")
+        let dir = scratch.sub("snap")
+        let g = try SnapshotGuest(vcpus: 1, released: false)
+        for vcpu in g.guest.vm.vcpus { try vcpu.start(g.guest.dispatcher) }
+        try #require(g.waitAtGate())
+        for vcpu in g.guest.vm.vcpus { vcpu.pause() }
+        try VMSnapshot.save(g.guest.vm, dispatcher: g.guest.dispatcher, to: dir)
+        func mode(_ path: String) -> mode_t { var st = stat(); return lstat(path, &st) == 0 ? st.st_mode & 0o777 : 0o777 }
+        #expect(mode(dir) == 0o700, "\(dir): \(String(mode(dir), radix: 8))")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir)
+        #expect(files.contains("memory.bin") && files.contains("manifest"), "\(files)")
+        for file in files {
+            #expect(mode(dir + "/" + file) == 0o600, "\(file): \(String(mode(dir + "/" + file), radix: 8))")
+        }
+    }
+
     @Test("saving never overwrites: an existing directory is refused and left alone")
     func noOverwrite() throws {
         let scratch = ScratchDir("overwrite")
