@@ -5,6 +5,7 @@
 #include "vmm_plugin.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int instance_token __attribute__((unused));
@@ -19,6 +20,18 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
         snprintf(echoed, sizeof echoed, "%s", config + 5);
         host->log(host->host_data, VMM_LOG_ERROR, echoed);
         *error_out = echoed;
+        return NULL;
+    }
+    /* "long=N": logs and fails with N bytes of 'x' (up to 1 MiB), a string no host
+     * should read or print whole. */
+    if (strncmp(config, "long=", 5) == 0) {
+        static char text[(1 << 20) + 1];
+        size_t n = (size_t)strtoul(config + 5, NULL, 10);
+        if (n > sizeof text - 1) n = sizeof text - 1;
+        memset(text, 'x', n);
+        text[n] = 0;
+        host->log(host->host_data, VMM_LOG_ERROR, text);
+        *error_out = text;
         return NULL;
     }
     *error_out = "fixture: the device refuses to start (config missing 'disk')";

@@ -188,6 +188,14 @@ struct LauncherTests {
         #expect(lines.first?.hasSuffix(#" error vmm: [org.vmmkit.test.fixture] a\nFAKE: ok\u{1b}[2J\u{1b}]0;t\u{7}"#) == true)
         #expect(lines.last.map(String.init) == "vmm: plugin 'org.vmmkit.test.fixture' (\(fixtures)/libINIT_FAILS.so): init failed: "
             + #"a\nFAKE: ok\u{1b}[2J\u{1b}]0;t\u{7}"#, "\(echo.stderr.debugDescription)")
+        // A megabyte of message and of log line: each read and printed up to 4096 bytes.
+        let long = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", "\(fixtures)/libINIT_FAILS.so,long=1000000"])
+        #expect(long.status == 8)
+        let longLines = long.stderr.split(separator: "\n")
+        let cut = String(repeating: "x", count: 4096) + "… (cut at 4096 bytes)"
+        #expect(longLines.count == 2 && long.stderr.utf8.count < 9000, "\(long.stderr.utf8.count) bytes")
+        #expect(longLines.first?.hasSuffix(" error vmm: [org.vmmkit.test.fixture] " + cut) == true)
+        #expect(longLines.last.map(String.init) == "vmm: plugin 'org.vmmkit.test.fixture' (\(fixtures)/libINIT_FAILS.so): init failed: " + cut)
         let missing = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", "/nonexistent/libX.so"])
         #expect(missing.status == 8)
         #expect(missing.stderr == "vmm: plugin /nonexistent/libX.so: cannot open: No such file or directory (errno 2)\n")

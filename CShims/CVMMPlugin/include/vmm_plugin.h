@@ -67,6 +67,11 @@
  * the callee copies what it keeps, unless a field says otherwise. Errors are returned
  * as 0 or a negative errno value (<errno.h>).
  *
+ * STRINGS: the host reads a string a plugin gives it (id, version, description, a
+ * handler's name, an init or failure message, a log line, a stop reason, a hypercall
+ * signature) up to its NUL or 4096 bytes, whichever comes first; a longer one is cut
+ * there and shown with "… (cut at 4096 bytes)". Messages are shown escaped on one line.
+ *
  * TRUST: a plugin runs in the VMM's process as trusted code, with all of its
  * privileges; nothing isolates the host from it. The host contains mistakes only:
  * a handler call running past the VMM's budget is reported (plugin, handler, vCPU,

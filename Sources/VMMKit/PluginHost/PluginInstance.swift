@@ -109,7 +109,7 @@ final class PluginInstance {
         guard let result else {
             handle.retire()
             fastPaths.close(vm: host.vm)
-            let why = message.map { String(cString: $0) } ?? "(no message)"
+            let why = message.map(PluginText.read) ?? "(no message)"
             throw PluginError(plugin: name, "init failed: \(why)")
         }
         instance = result

@@ -57,8 +57,8 @@ public struct PluginLibrary: @unchecked Sendable {
                                        abiMinor: raw.load(fromByteOffset: 6, as: UInt16.self))
         let d = try header.validate(path: path) {
             let e = entry.pointee
-            return .init(id: e.id.map { String(cString: $0) }, version: e.version.map { String(cString: $0) },
-                         summary: e.description.map { String(cString: $0) }, hasInit: e.`init` != nil,
+            return .init(id: e.id.map(PluginText.read), version: e.version.map(PluginText.read),
+                         summary: e.description.map(PluginText.read), hasInit: e.`init` != nil,
                          hasDestroy: e.destroy != nil)
         }
         return PluginLibrary(path: path, id: d.id, version: d.version, summary: d.summary, entry: entry)

@@ -25,7 +25,7 @@ enum PluginRegistration {
             return refuse(EINVAL, "\(plugin.name): handler descriptor is \(claimed) bytes, smaller than ABI 1.0's")
         }
         withUnsafeMutableBytes(of: &desc) { $0.copyMemory(from: UnsafeRawBufferPointer(start: descPointer, count: have)) }
-        let label = desc.name.map { String(cString: $0) }
+        let label = desc.name.map(PluginText.read)
         let owner = "\(plugin.library.id)" + (label.map { " '\($0)'" } ?? "") + " (\(plugin.library.path))"
         guard let handle = desc.handle else { return refuse(EINVAL, "\(owner): handler descriptor has no handle function") }
         guard desc.flags & ~(UInt32(VMM_HANDLER_EXCLUSIVE) | VMM_HANDLER_ZERO_FILL | VMM_HANDLER_ANY_THREAD) == 0 else {

@@ -21,7 +21,7 @@ enum HostServices {
         table.pointee.log = { data, level, message in
             guard let plugin = PluginHandle.instance(data) else { return HostServices.afterDestroy("log") }
             plugin.log(PluginLogLevel(rawValue: min(level, 4)) ?? .trace, plugin.library.id,
-                       message.map { String(cString: $0) } ?? "")
+                       message.map(PluginText.read) ?? "")
         }
         // size_t arrives as Int: a length above Int.max is negative here, refused.
         table.pointee.read_guest = { data, gpa, buffer, length in
@@ -77,7 +77,7 @@ enum HostServices {
         }
         table.pointee.request_stop = { data, vcpuID, code, reason in
             guard let plugin = PluginHandle.instance(data) else { return HostServices.afterDestroy("request_stop") }
-            let why = reason.map { String(cString: $0) } ?? ""
+            let why = reason.map(PluginText.read) ?? ""
             plugin.log(.info, plugin.library.id, "stop requested (code \(code))\(why.isEmpty ? "" : ": " + why)")
             if vcpuID < 0 {
                 plugin.host.vm.requestStop(.guestExit(code: code))

@@ -73,7 +73,7 @@ extension PluginHost {
                 }
                 return
             default:
-                let message = record.message.map { String(cString: $0) } ?? "(no message)"
+                let message = record.message.map(PluginText.read) ?? "(no message)"
                 throw .invalidArgument("\(h.owner) failed to deliver \(page): \(message)")
             }
         }

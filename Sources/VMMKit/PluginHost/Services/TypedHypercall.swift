@@ -98,7 +98,7 @@ final class TypedHypercall: @unchecked Sendable {
         guard let signature, let fn else {
             plugin.setError("\(owner): register_hypercall needs a signature and a function", errorOut); return -EINVAL
         }
-        let text = String(cString: signature)
+        let text = PluginText.read(signature)
         let parsed: (ArgType, [ArgType])
         switch parse(text) {
         case let .success(p): parsed = p
