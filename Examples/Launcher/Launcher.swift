@@ -30,6 +30,7 @@ struct Launcher {
         if o.vcpus > 1 && !o.useIRQChip {
             throw o.rangeError(key: "vcpus", flag: "vcpus", "\(o.vcpus) needs irqchip kernel: application processors are started with INIT/SIPI")
         }
+        try checkSnapshotDestination()
         let kvm: KVM
         do { kvm = try KVM.open() } catch { throw LauncherError(.host, error.description) }
         StartupTrace.mark("kvm")

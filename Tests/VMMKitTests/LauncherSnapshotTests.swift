@@ -39,6 +39,23 @@ struct LauncherSnapshotTests {
         return (read(out), snap)
     }
 
+    @Test("--snapshot-on-stop into a directory that exists, or a folder that does not, is refused before the guest runs")
+    func destinationCheckedFirst() throws {
+        let dir = try tempDir("destination")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let console = dir + "/console.txt"
+        // The counter guest prints from its first instructions: an empty console shows it never ran.
+        let exists = try VMMProcess.run(["run", Self.counter, "--serial", "file:\(console)", "--max-seconds", "5", "--snapshot-on-stop", dir])
+        #expect(exists.status == 24)
+        #expect(exists.stderr == "vmm: --snapshot-on-stop '\(dir)': exists already; a snapshot never overwrites one\n", "\(exists.stderr)")
+        let noFolder = try VMMProcess.run(["run", Self.counter, "--serial", "file:\(console)", "--max-seconds", "5",
+                                           "--snapshot-on-stop", dir + "/missing/snap"])
+        #expect(noFolder.status == 24)
+        #expect(noFolder.stderr == "vmm: --snapshot-on-stop '\(dir)/missing/snap': its folder '\(dir)/missing' cannot be used: No such file or directory\n",
+                "\(noFolder.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: console) || read(console).isEmpty, "the guest ran: \(read(console).prefix(40))")
+    }
+
     @Test("stopped mid-run and restored lazily and eagerly in new processes: the console continues the uninterrupted sequence, same status")
     func roundTrip() throws {
         let dir = try tempDir("roundtrip")
