@@ -25,7 +25,7 @@ struct LauncherMachine: Equatable {
         irqchip = o.useIRQChip
         noDefaultPlugins = o.noDefaultPlugins
         strictIO = o.strictIO
-        serial = switch o.serial { case .stdio: "stdio"; case .none: "none"; case let .file(p): "file:\(p)" }
+        serial = o.serial.text
         plugins = o.plugins
     }
 
@@ -103,7 +103,7 @@ extension LauncherMachine {
     /// snapshot is data, and one from elsewhere could name any library to load or file
     /// to write. Plugins named bare come from the user's own search path.
     func hostReference(serialReplaced: Bool) -> String? {
-        if !serialReplaced, serial.hasPrefix("file:") { return "the console file \(serial.quotedForMessage)" }
+        if !serialReplaced, case .file? = SerialTarget(serial) { return "the console file \(serial.quotedForMessage)" }
         for spec in plugins where spec.contains("/") || spec.contains(",") {
             return "the plugin \(spec.quotedForMessage)"
         }

@@ -13,4 +13,13 @@ enum SerialTarget: Equatable {
             self = .file(String(text.dropFirst(5)))
         }
     }
+
+    /// The `--serial` text that reads back as this target.
+    var text: String {
+        switch self {
+        case .stdio: "stdio"
+        case .none: "none"
+        case let .file(path): "file:\(path)"
+        }
+    }
 }
