@@ -64,6 +64,8 @@ let package = Package(
         .target(name: "CSeccomp", path: "CShims/CSeccomp"),
         // One __thread pointer: the fast way to a thread's plugin state.
         .target(name: "CThreadLocal", path: "CShims/CThreadLocal"),
+        // prctl for the launcher (Swift cannot call the variadic function).
+        .target(name: "CProcess", path: "CShims/CProcess"),
         // A plain C run loop used as the baseline the Swift loop is measured against.
         .target(name: "CKVMTestSupport", dependencies: ["CKVM"], path: "CShims/CKVMTestSupport"),
         // Guest payloads: position-independent assembly assembled into .rodata.
@@ -151,6 +153,7 @@ let package = Package(
                 "VMMControl",
                 "CVMMCommandLine",
                 "CVMMAPIServer",
+                "CProcess",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

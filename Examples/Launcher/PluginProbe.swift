@@ -1,3 +1,4 @@
+import CProcess
 import Glibc
 import VMMKit
 
@@ -58,6 +59,9 @@ enum PluginProbe {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // Nothing else `vmm` holds or inherited reaches the candidate's code (a parent's
+        // pipe or socket kept open by a process the candidate starts kept that parent waiting).
+        _ = cprocess_spawn_close_from(&actions, 3)
         let words: [String] = ["vmm", "plugins", "--probe-child", file]
         let args: [UnsafeMutablePointer<CChar>?] = words.map { (word: String) in strdup(word) } + [nil]
         defer { args.forEach { free($0) } }
@@ -70,6 +74,9 @@ enum PluginProbe {
         }
         environment.append(nil)
         defer { environment.forEach { free($0) } }
+        // Processes the candidate forks are reparented here when the child ends, even from
+        // a session of their own, so `endOrphans` can end them (none outlives the listing).
+        _ = cprocess_become_subreaper()
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, "/proc/self/exe", &actions, nil, args, environment)
         close(fds[1])
@@ -85,25 +92,38 @@ enum PluginProbe {
             clock_gettime(CLOCK_MONOTONIC, &now)
             return budget - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1_000_000)
         }
-        var timedOut = false
+        var timedOut = false, reaped = false
+        var status: Int32 = 0
         var chunk = [UInt8](repeating: 0, count: 4096)
+        /// Reads what is there now; false at an end of file, an error or nothing to read.
+        func readSome(waiting ms: Int32) -> Bool {
+            var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, ms) > 0 else { return false }
+            let n = chunk.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+            if n > 0, output.count < 1 << 20 { output += chunk[0..<n] }
+            return n > 0 || (n < 0 && errno == EINTR)
+        }
         while true {
             let remaining = left()
             if remaining <= 0 { timedOut = true; break }
             var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
-            let ready = poll(&p, 1, Int32(min(remaining, 1000)))
+            let ready = poll(&p, 1, Int32(min(remaining, 20)))
             if ready < 0 && errno == EINTR { continue }
-            if ready <= 0 { continue }
-            let n = chunk.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            if output.count < 1 << 20 { output += chunk[0..<n] }
+            if ready > 0 {
+                if readSome(waiting: 0) { continue }
+                break // an end of file
+            }
+            // Nothing to read: the child may have ended while a process it started keeps
+            // the pipe open. What it wrote is in the pipe: read it, a bounded number of times.
+            if waitpid(pid, &status, WNOHANG) == pid {
+                reaped = true
+                for _ in 0..<256 where readSome(waiting: 0) {}
+                break
+            }
         }
         // An end of file is not an exit: a child that closed its output and runs on is
         // waited for within the same budget (it held the listing forever before).
-        var status: Int32 = 0
-        var reaped = false
-        while !timedOut {
+        while !timedOut && !reaped {
             let r = waitpid(pid, &status, WNOHANG)
             if r == pid { reaped = true; break }
             if r < 0 && errno != EINTR { break }
@@ -113,6 +133,7 @@ enum PluginProbe {
         }
         if timedOut { kill(pid, SIGKILL) }
         if !reaped { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
+        endOrphans()
         if timedOut { return .refused("init with an empty config did not return within \(seconds) s (probe killed; see --probe-timeout)") }
         if status & 0x7f != 0 {
             let signal = status & 0x7f
@@ -126,5 +147,40 @@ enum PluginProbe {
             return .refused("the probe exited with status \(code) before reporting (the library's constructor or init ended the process)")
         }
         return .handlers(lines.filter { $0.hasPrefix("handler: ") }.map { String($0.dropFirst(9)) })
+    }
+
+    /// Kills and reaps every process reparented to this one (a subreaper): what a probed
+    /// plugin started and left running. Rounds, as one may fork while it is being killed.
+    static func endOrphans() {
+        for _ in 0..<64 {
+            let orphans = children()
+            if orphans.isEmpty { return }
+            for orphan in orphans { kill(orphan, SIGKILL) }
+            var status: Int32 = 0
+            for orphan in orphans { while waitpid(orphan, &status, 0) < 0 && errno == EINTR {} }
+        }
+    }
+
+    /// This process's children, from each of its threads' /proc children list.
+    static func children() -> [pid_t] {
+        guard let tasks = opendir("/proc/self/task") else { return [] }
+        defer { closedir(tasks) }
+        var pids: [pid_t] = []
+        while let entry = readdir(tasks) {
+            let tid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard Int32(tid) != nil else { continue }
+            let fd = open("/proc/self/task/\(tid)/children", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            var bytes: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 4096)
+            while bytes.count < 1 << 20 {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { break }
+                bytes += chunk[0..<n]
+            }
+            pids += bytes.split(separator: UInt8(ascii: " ")).compactMap { pid_t(String(decoding: $0, as: UTF8.self)) }
+        }
+        return pids
     }
 }

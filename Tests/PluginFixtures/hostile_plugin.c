@@ -7,14 +7,20 @@
  *   INIT_HANGS    init never returns
  *   INIT_HIDES    init closes its output (the probe's pipe: the parent reads an end of
  *                 file) and never returns
+ *   INIT_FORKS    init starts a process of its own in a new session, which keeps the
+ *                 probe's output open and lives on (its pid written to the file named by
+ *                 VMM_TEST_GRANDCHILD_PIDFILE), then returns normally
  * and, built into .build/plugins/fixtures/ (it may be loaded):
  *   STATE_HANGS   offers the state extension (an empty blob, version 1); config "save"
  *                 makes its save never return, "restore" its restore, "destroy" its
  *                 destroy
  */
+#define _DEFAULT_SOURCE /* fork, setsid */
 #include "vmm_plugin.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -32,6 +38,22 @@ static void *hostile_init(const vmm_host_t *host, const char *config, const char
 #if defined(VARIANT_INIT_CRASHES)
     volatile int *nowhere = NULL;
     return (void *)(size_t)*nowhere;
+#elif defined(VARIANT_INIT_FORKS)
+    (void)host;
+    (void)config;
+    (void)error_out;
+    pid_t child = fork();
+    if (child == 0) {
+        setsid();
+        for (;;)
+            pause();
+    }
+    const char *pidfile = getenv("VMM_TEST_GRANDCHILD_PIDFILE");
+    if (child > 0 && pidfile) {
+        FILE *f = fopen(pidfile, "w");
+        if (f) { fprintf(f, "%d\n", (int)child); fclose(f); }
+    }
+    return (void *)host;
 #elif defined(VARIANT_INIT_HANGS) || defined(VARIANT_INIT_HIDES)
 #if defined(VARIANT_INIT_HIDES)
     close(1);

@@ -38,6 +38,8 @@ struct PluginListingTests {
                 runs hostile code when loaded
             org.vmmkit.test.hostile 6.6.6 (ABI 1.2)  \(Self.hostile)/libINIT_CRASHES.so
                 runs hostile code when loaded
+            org.vmmkit.test.hostile 6.6.6 (ABI 1.2)  \(Self.hostile)/libINIT_FORKS.so
+                runs hostile code when loaded
             org.vmmkit.test.hostile 6.6.6 (ABI 1.2)  \(Self.hostile)/libINIT_HANGS.so
                 runs hostile code when loaded
             org.vmmkit.test.hostile 6.6.6 (ABI 1.2)  \(Self.hostile)/libINIT_HIDES.so
@@ -128,6 +130,20 @@ struct PluginProbeTests {
         #expect(hid.status == 8)
         #expect(hid.stdout == "refused  \(hides): plugin 'org.vmmkit.test.hostile' (\(hides)): "
             + "init with an empty config did not return within 0.5 s (probe killed; see --probe-timeout)\n")
+        // A candidate whose init starts a process in a session of its own, holding the
+        // probe's output, and returns: it was refused as "did not return", and that
+        // process outlived the listing.
+        let forks = "\(PluginListingTests.hostile)/libINIT_FORKS.so"
+        let pidFile = NSTemporaryDirectory() + "vmm-probe-grandchild-\(getpid())"
+        try? FileManager.default.removeItem(atPath: pidFile)
+        let forked = try PluginListingTests.run(["plugins", "--probe", "--probe-timeout", "5", forks],
+                                                environment: ["VMM_TEST_GRANDCHILD_PIDFILE": pidFile], bound: 120)
+        #expect(forked.status == 0)
+        #expect(forked.stdout.hasSuffix("libINIT_FORKS.so\n    runs hostile code when loaded\n    handlers: none with an empty config\n"), "\(forked.stdout)")
+        let grandchild = try #require(pid_t((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let alive = kill(grandchild, 0) == 0
+        if alive { kill(grandchild, SIGKILL) }
+        #expect(!alive, "the candidate's process \(grandchild) outlived the listing")
         let badTimeout = try PluginListingTests.run(["plugins", "--probe", "--probe-timeout", "0", hang])
         #expect(badTimeout.status == 2)
         #expect(badTimeout.stderr == "vmm: --probe-timeout must be a number of seconds above 0 and at most 3600\n")
