@@ -143,7 +143,9 @@ public final class AsyncPFVCPUState {
         }
         if value & AsyncPFABI.enabled != 0 {
             let area = value & AsyncPFABI.areaAddressMask
-            do throws { _ = try env.readGuest32(area + UInt64(AsyncPFABI.areaSize) - 4) } catch {
+            // The area's last word. Not area + 64 - 4: an area in the top 64 bytes (the
+            // guest's choice) made that sum pass 2^64 and trap.
+            do throws { _ = try env.readGuest32(area + (UInt64(AsyncPFABI.areaSize) - 4)) } catch {
                 return .generalProtection("MSR_KVM_ASYNC_PF_EN: area \(hex(area)) is not guest RAM")
             }
         }
@@ -215,7 +217,7 @@ public final class AsyncPFVCPUState {
     private func makeToken() -> UInt32 {
         while true {
             let token = (nextID << 12) | (vcpuID & 0xfff)
-            nextID = (nextID + 1) & 0xf_ffff
+            nextID = (nextID &+ 1) & 0xf_ffff
             if token != 0 && token != AsyncPFABI.wakeAllToken && outstanding[token] == nil { return token }
         }
     }

@@ -84,7 +84,8 @@ extension DemandPager {
     func resolveInstructionFetch(_ vcpu: VCPU) -> ExitVerdict? {
         guard let rip = try? vcpu.registers().rip else { return nil }
         var missing: [UInt64] = []
-        for va in [rip, rip + 14] {
+        // The guest's RIP: its last byte wraps at 2^64 as the CPU's fetch would.
+        for va in [rip, rip &+ 14] {
             guard let gpa = try? vcpu.translate(va), let page = pageIndex(gpa), !tracker.isPresent(page) else { continue }
             if !missing.contains(gpa & ~0xfff) { missing.append(gpa & ~0xfff) }
         }

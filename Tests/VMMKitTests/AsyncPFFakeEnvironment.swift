@@ -38,12 +38,12 @@ final class FakeAsyncPFEnvironment: AsyncPFEnvironment {
     func eventPending() throws(VMMError) -> Bool { otherEventPending || !pendingEvents.isEmpty }
 
     func readGuest32(_ gpa: UInt64) throws(VMMError) -> UInt32 {
-        guard gpa >= ramStart, gpa + 4 <= ramEnd else { throw .unmappedGuestAddress(gpa: gpa, length: 4) }
+        guard gpa >= ramStart, gpa <= ramEnd - 4 else { throw .unmappedGuestAddress(gpa: gpa, length: 4) }
         return memory[gpa] ?? 0
     }
 
     func writeGuest32(_ gpa: UInt64, _ value: UInt32) throws(VMMError) {
-        guard gpa >= ramStart, gpa + 4 <= ramEnd else { throw .unmappedGuestAddress(gpa: gpa, length: 4) }
+        guard gpa >= ramStart, gpa <= ramEnd - 4 else { throw .unmappedGuestAddress(gpa: gpa, length: 4) }
         memory[gpa] = value
     }
 

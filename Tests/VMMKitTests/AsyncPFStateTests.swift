@@ -49,6 +49,9 @@ import Testing
             == .generalProtection("MSR_KVM_ASYNC_PF_EN: delivery as #PF vmexit is not advertised"))
         #expect(try state.writeMSR(AsyncPFABI.msrEnable, value: 0x4000_0000 | 9, env: env)
             == .generalProtection("MSR_KVM_ASYNC_PF_EN: area 0x40000000 is not guest RAM"))
+        // An area in the top 64 bytes of the address space (area + 64 trapped).
+        #expect(try state.writeMSR(AsyncPFABI.msrEnable, value: 0xffff_ffff_ffff_ffc1, env: env)
+            == .generalProtection("MSR_KVM_ASYNC_PF_EN: area 0xffffffffffffffc0 is not guest RAM"))
         #expect(try state.writeMSR(AsyncPFABI.msrInterrupt, value: 0x1f3, env: env)
             == .generalProtection("MSR_KVM_ASYNC_PF_INT: reserved bits set in 0x1f3"))
         #expect(try state.writeMSR(AsyncPFABI.msrInterrupt, value: 14, env: env)
@@ -69,6 +72,18 @@ import Testing
     }
 
     // MARK: Not present
+
+    @Test func tokenSequenceWrapsFromAnyRestoredValue() throws {
+        // A restored state (a snapshot's) may hold any sequence number: the next token
+        // wraps instead of trapping on `nextID + 1`.
+        let (state, env) = try enabled()
+        var saved = state.saved
+        saved.nextID = 0xffff_ffff
+        state.restore(saved)
+        let token = try #require(try state.pageMissing(0x20_0123, env: env).token)
+        #expect(token == 0xffff_f001, "\(String(token, radix: 16))")
+        #expect(state.saved.nextID == 0)
+    }
 
     @Test func notPresentAtCPL3() throws {
         let (state, env) = try enabled()

@@ -15,6 +15,52 @@ struct HostileGuestTests {
         return try VMMProcess.run(["run", image, "--load-addr", "0x100000"] + extra)
     }
 
+    @Test("MSR_KVM_ASYNC_PF_EN with an area in the top 64 bytes is refused with #GP (it trapped the VMM, status 132)")
+    func asyncPFAreaPastTheEnd() throws {
+        // mov $0x4b564d02,%ecx; mov $0xffffffc1,%eax; mov $0xffffffff,%edx; wrmsr;
+        // mov $0x21,%al; out %al,$0xf4; hlt — with no IDT the #GP is a triple fault.
+        let code: [UInt8] = [0xb9, 0x02, 0x4d, 0x56, 0x4b, 0xb8, 0xc1, 0xff, 0xff, 0xff, 0xba, 0xff, 0xff, 0xff, 0xff,
+                             0x0f, 0x30, 0xb0, 0x21, 0xe6, 0xf4, 0xf4]
+        let r = try Self.run("apf-area.bin", code, ["--max-seconds", "30"])
+        #expect(r.status == 10, "\(r.stderr)")
+        #expect(r.stderr == "vmm: vCPU 0: shutdown (triple fault)\n")
+    }
+
+    @Test("an instruction fetch that fails at RIP 2^64-8 under a pager stops with KVM's error (the pager's rip + 14 trapped)")
+    func fetchNearTheTop() throws {
+        // Maps the top 2 MiB of virtual space to guest-physical 0xffe00000 (no RAM there)
+        // with PML4[511] -> PDPT 0x200000 -> PD 0x201000, then jumps to 0xfffffffffffffff8.
+        let code: [UInt8] = [0x48, 0xc7, 0xc0, 0x03, 0x10, 0x20, 0x00, 0x48, 0x89, 0x04, 0x25, 0xf8, 0x0f, 0x20, 0x00,
+                             0x48, 0xb8, 0x83, 0x00, 0xe0, 0xff, 0x00, 0x00, 0x00, 0x00, 0x48, 0x89, 0x04, 0x25, 0xf8,
+                             0x1f, 0x20, 0x00, 0x48, 0xc7, 0xc0, 0x03, 0x00, 0x20, 0x00, 0x0f, 0x20, 0xdb, 0x48, 0x81,
+                             0xe3, 0x00, 0xf0, 0xff, 0xff, 0x48, 0x89, 0x83, 0xf8, 0x0f, 0x00, 0x00, 0x0f, 0x22, 0xdb,
+                             0x48, 0xb8, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xe0]
+        let page = try VMMProcess.temp("fetch-top.mem", [UInt8](repeating: 0, count: 4096))
+        defer { unlink(page) }
+        let r = try Self.run("fetch-top.bin", code, ["--max-seconds", "30", "--plugin", "MemoryFault,snapshot=\(page),base=0x400000,priority=10"])
+        #expect(r.status == 12, "\(r.stderr)")
+        #expect(r.stderr.hasPrefix("vmm: vCPU 0: KVM internal error: emulation failure") && r.stderr.contains("RIP 0xfffffffffffffff8"), "\(r.stderr)")
+    }
+
+    @Test("rep insb of 1024 bytes from a port whose handler answers one byte gives the guest zeros, not host memory")
+    func repInsLeaksNothing() throws {
+        // Fills 0x200000 with 0xaa, reads 1024 bytes from unassigned port 0x99 (all 0xff:
+        // the vCPU's I/O buffer now holds them), rep insb 1024 bytes from fw_cfg's selector
+        // port 0x510 (its handler writes element 0 only), rep outsb them to COM1, debug-exit 0.
+        // Before, bytes 1... were the buffer's last contents: 0xff here, host heap at first.
+        let code: [UInt8] = [0xfc, 0x48, 0xc7, 0xc7, 0x00, 0x00, 0x20, 0x00, 0xb0, 0xaa, 0xb9, 0x00, 0x04, 0x00, 0x00,
+                             0xf3, 0xaa,
+                             0x48, 0xc7, 0xc7, 0x00, 0x00, 0x20, 0x00, 0x66, 0xba, 0x99, 0x00, 0xb9, 0x00, 0x04, 0x00, 0x00,
+                             0xf3, 0x6c,
+                             0x48, 0xc7, 0xc7, 0x00, 0x00, 0x20, 0x00, 0x66, 0xba, 0x10, 0x05, 0xb9, 0x00,
+                             0x04, 0x00, 0x00, 0xf3, 0x6c, 0x48, 0xc7, 0xc6, 0x00, 0x00, 0x20, 0x00, 0x66, 0xba, 0xf8,
+                             0x03, 0xb9, 0x00, 0x04, 0x00, 0x00, 0xf3, 0x6e, 0xb0, 0x00, 0xe6, 0xf4, 0xf4]
+        let r = try Self.run("rep-ins.bin", code, ["--max-seconds", "30"])
+        #expect(r.status == 1, "\(r.stderr)")
+        let console = Array(r.stdout.utf8)
+        #expect(console.count == 1024 && console.allSatisfy { $0 == 0 }, "\(console.count) bytes, non-zero: \(console.filter { $0 != 0 }.prefix(16))")
+    }
+
     @Test("triple fault: #DE with an empty IDT escalates to shutdown, status 10")
     func tripleFault() throws {
         // push 0; push 0; lidt (%rsp); xor %ecx,%ecx; div %ecx

@@ -62,6 +62,7 @@ extension AsyncPFPlugin {
             if try r.bool() { s.haltedOn = try r.u64() }
             s.conflictExits = Int(try r.u32())
             s.nextID = try r.u32()
+            guard s.nextID <= 0xf_ffff else { throw VMMPluginError("\(Self.id): token sequence number \(s.nextID) (at most 0xfffff)") }
             let pending: UInt8? = try r.bool() ? try r.u8() : nil
             decoded.append((id, s, pending, try r.bool()))
         }

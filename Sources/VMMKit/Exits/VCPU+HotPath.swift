@@ -77,7 +77,10 @@ extension VCPU {
         let bytes = Int(io.size) &* Int(io.count)
         let offset = Int(truncatingIfNeeded: io.data_offset) // at most the page size (plausibleIO)
         let isWrite = io.direction == UInt8(KVM_EXIT_IO_OUT)
-        if isWrite { Self.copySmall(to: scratch, from: raw + offset, bytes) }
+        // An IN's data starts zeroed: whatever a handler leaves unwritten (elements of a
+        // `rep ins` after the first, say) reaches the guest, and was the buffer's last
+        // contents (host heap, earlier I/O).
+        if isWrite { Self.copySmall(to: scratch, from: raw + offset, bytes) } else { Self.zeroSmall(scratch, bytes) }
         var access = PIOAccess(port: io.port, size: Int(io.size), count: Int(io.count), isWrite: isWrite,
                                data: UnsafeMutableRawBufferPointer(start: scratch, count: bytes))
         canary.record(ExitSummary(reason: UInt32(KVM_EXIT_IO), address: UInt64(io.port), length: UInt32(bytes),
@@ -101,6 +104,16 @@ extension VCPU {
         case 2: dst.storeBytes(of: src.loadUnaligned(as: UInt16.self), as: UInt16.self)
         case 4: dst.storeBytes(of: src.loadUnaligned(as: UInt32.self), as: UInt32.self)
         default: memcpy(dst, src, bytes)
+        }
+    }
+
+    @inline(__always)
+    private static func zeroSmall(_ dst: UnsafeMutableRawPointer, _ bytes: Int) {
+        switch bytes {
+        case 1: dst.storeBytes(of: 0, as: UInt8.self)
+        case 2: dst.storeBytes(of: 0, as: UInt16.self)
+        case 4: dst.storeBytes(of: 0, as: UInt32.self)
+        default: memset(dst, 0, bytes)
         }
     }
 

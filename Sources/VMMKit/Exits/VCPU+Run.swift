@@ -86,7 +86,8 @@ extension VCPU {
                 return .unknown(reason: reason)
             }
             let isWrite = io.direction == UInt8(KVM_EXIT_IO_OUT)
-            if isWrite { memcpy(scratch, UnsafeRawPointer(runPage) + offset, bytes) }
+            // An IN's data starts zeroed (see hotPIO).
+            if isWrite { memcpy(scratch, UnsafeRawPointer(runPage) + offset, bytes) } else { memset(scratch, 0, bytes) }
             return .io(PIOAccess(port: io.port, size: Int(io.size), count: Int(io.count), isWrite: isWrite,
                                  data: UnsafeMutableRawBufferPointer(start: scratch, count: bytes)))
         case KVM_EXIT_MMIO:
