@@ -26,7 +26,7 @@ enum VMM {
         }
     }
 
-    /// Blocked signals survive exec: a Swift program that starts `vmm` from a Dispatch or
+    /// Signals as `vmm` needs them, whatever it inherited. Blocked signals survive exec: a Swift program that starts `vmm` from a Dispatch or
     /// concurrency thread passes on a mask blocking SIGTERM and SIGINT, and `kill` then had
     /// no effect until `--max-seconds` (if given) ended the run. Every thread `vmm` starts
     /// inherits this empty mask; ignored signals (`nohup`) stay ignored.
@@ -34,6 +34,10 @@ enum VMM {
         var none = sigset_t()
         sigemptyset(&none)
         pthread_sigmask(SIG_SETMASK, &none, nil)
+        // A write to a pipe whose reader left (`vmm run … | head`, a closed stderr, a
+        // control socket closed by its server) returns EPIPE to the writer rather than
+        // ending the process with status 141: the documented status stands.
+        signal(SIGPIPE, SIG_IGN)
     }
 
     /// The launcher's exit statuses, for `vmm --help`.

@@ -5,7 +5,7 @@ import Testing
 /// A parent's blocked signals are inherited across exec: a Swift program that starts
 /// `vmm` from a Dispatch or concurrency thread passes on a mask blocking SIGTERM and
 /// SIGINT (this test runner's threads do). `vmm` must still stop when told to.
-@Suite("vmm and the signal mask it inherits", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+@Suite("vmm and the signals it inherits", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
 struct LauncherSignalTests {
     @Test("vmm started with SIGTERM and SIGINT blocked is still ended by SIGTERM")
     func inheritedMask() throws {
@@ -45,6 +45,36 @@ struct LauncherSignalTests {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let signalled = status & 0x7f != 0 && status & 0x7f != 0x7f
         #expect(signalled && status & 0x7f == SIGTERM, "wait status \(status) (exit status \((status >> 8) & 0xff), 16 is --max-seconds)")
+    }
+
+    @Test("a closed stderr pipe leaves the documented status (it was 141, SIGPIPE) whatever SIGPIPE's inherited action")
+    func closedStderr() throws {
+        var fds: [Int32] = [-1, -1]
+        try #require(pipe(&fds) == 0)
+        close(fds[0]) // no reader: the error line's write gets EPIPE (or SIGPIPE)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE) // this runner may ignore SIGPIPE; a shell does not
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        let args = [VMMProcess.binary, "run", "/nonexistent/guest.elf"]
+        var argv = args.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, VMMProcess.binary, &actions, &attributes, &argv, environ)
+        close(fds[1])
+        try #require(spawned == 0, "posix_spawn: \(spawned)")
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        #expect(status & 0x7f == 0 && (status >> 8) & 0xff == 6, "wait status \(status) (signal \(status & 0x7f), 13 is SIGPIPE)")
     }
 
     static func threadNames(_ pid: pid_t) -> [String] {
