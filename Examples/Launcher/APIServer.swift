@@ -1,5 +1,6 @@
 import CVMMAPIServer
 import Glibc
+import Synchronization
 import VMMControl
 
 /// `vmm run --api-sock PATH`: the control API (`Docs/api/vmm-api.yaml`) over HTTP/1.1 on
@@ -62,11 +63,32 @@ final class APIServer: @unchecked Sendable {
 
     /// Stops serving, waits for the server to end, removes the socket. The library stays
     /// mapped: its event-loop thread is left to the process's exit, which follows.
+    ///
+    /// The server's graceful shutdown waits for every open request, and one whose client
+    /// sent a header and part of a body never ends: the run's end waited for that client
+    /// forever. So the wait lasts while a request is being answered here (a snapshot
+    /// being written) and `lingerSeconds` after, then the process goes on without it.
     func stop() {
         routes.gate.open() // a request still waiting for the start is answered, not stuck
-        stopServer(server)
+        let done = StartGate()
+        let (stopServer, server) = (self.stopServer, self.server)
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(StopCall { stopServer(server); done.open() })
+        if pthread_create(&thread, nil, { StopCall.run($0) }, box.toOpaque()) == 0 {
+            pthread_detach(thread)
+            var idleSince = ExitStats.now()
+            while !done.wait(milliseconds: 20) {
+                if routes.answering.load(ordering: .acquiring) > 0 { idleSince = ExitStats.now(); continue }
+                if ExitStats.now() &- idleSince > UInt64(Self.lingerSeconds * 1e9) { break }
+            }
+        } else {
+            box.release()
+            stopServer(server)
+        }
         APISocketPath.remove(path)
     }
+
+    static let lingerSeconds = 1.0
 
     /// libVMMAPIServer.so in the directory of the running `vmm`.
     static func libraryPath() -> String { ExecutableDirectory.path(of: "libVMMAPIServer.so") }
@@ -76,6 +98,8 @@ final class APIServer: @unchecked Sendable {
 final class Routes: @unchecked Sendable {
     let api: ControlAPI
     let gate = StartGate()
+    /// Requests being answered now (`APIServer.stop` waits for these, not for clients).
+    let answering = Atomic<Int>(0)
     init(_ api: ControlAPI) { self.api = api }
 
     /// The methods each path allows, for 405 answers.
@@ -105,6 +129,8 @@ final class Routes: @unchecked Sendable {
     static let handle: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
                                        UnsafePointer<UInt8>?, Int) -> vmm_api_answer_t = { ctx, method, path, body, length in
         let routes = Unmanaged<Routes>.fromOpaque(ctx!).takeUnretainedValue()
+        routes.answering.add(1, ordering: .releasing)
+        defer { routes.answering.subtract(1, ordering: .releasing) }
         routes.gate.wait()
         let bytes: [UInt8]? = length == Int.max ? nil : (length == 0 ? [] : Array(UnsafeBufferPointer(start: body, count: length)))
         let answer = routes.route(method: method.map { String(cString: $0) } ?? "", path: path.map { String(cString: $0) } ?? "", body: bytes)
@@ -143,5 +169,29 @@ final class StartGate: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         while !isOpen { pthread_cond_wait(&cond, &mutex) }
         pthread_mutex_unlock(&mutex)
+    }
+
+    /// `wait()` for at most `milliseconds`; whether it opened.
+    func wait(milliseconds: Int) -> Bool {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        let nanoseconds = Int(deadline.tv_nsec) + milliseconds * 1_000_000
+        deadline.tv_sec += nanoseconds / 1_000_000_000
+        deadline.tv_nsec = nanoseconds % 1_000_000_000
+        pthread_mutex_lock(&mutex)
+        while !isOpen && pthread_cond_timedwait(&cond, &mutex, &deadline) == 0 {}
+        let opened = isOpen
+        pthread_mutex_unlock(&mutex)
+        return opened
+    }
+}
+
+/// A closure for a thread of its own (`pthread_create` takes a C function).
+private final class StopCall {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+    static func run(_ raw: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+        Unmanaged<StopCall>.fromOpaque(raw!).takeRetainedValue().body()
+        return nil
     }
 }

@@ -112,6 +112,30 @@ struct ControlAPITests {
         #expect(vmm.wait().status == 0)
     }
 
+    @Test("a client holding an unfinished request does not keep the run from ending")
+    func unfinishedRequest() throws {
+        let socket = Self.socketPath("unfinished")
+        let image = try VMMProcess.temp("outloop4.bin", outLoop)
+        let vmm = Spawned(VMMProcess.binary, ["run", image, "--load-addr", "0x100000", "--serial", "none", "--api-sock", socket, "--max-seconds", "1"])
+        defer { vmm.kill() }
+        try #require(eventually { (try? Self.ctl([socket, "info"]).status) == 0 }, "the API never answered")
+        // A header promising 100 bytes of body, and one byte of it; the connection stays open.
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(socket.utf8)) }
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(connected == 0)
+        let request = Array("PUT /actions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{".utf8)
+        _ = request.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        // --max-seconds ends the run; the process must end too (it waited for this client).
+        let ended = vmm.wait(tries: 30_000)
+        #expect(ended?.status == 16, "\(ended.map { "status \($0.status): \($0.stderr)" } ?? "still running 60 s later")")
+    }
+
     @Test("an --api-sock path that exists and is not a socket is refused and left alone")
     func notASocket() throws {
         let path = try VMMProcess.temp("not-a-socket", Array("keep me".utf8))
@@ -189,6 +213,22 @@ final class Spawned {
         close(out)
         close(err)
         return result
+    }
+
+    /// `wait()` if the child ends within `tries` polls 2 ms apart; nil if it runs on.
+    func wait(tries: Int) -> VMMProcess.Result? {
+        for _ in 0..<tries {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                done = true
+                let result = VMMProcess.Result(status: (status >> 8) & 0xff, stdout: Self.drain(out), stderr: Self.drain(err))
+                close(out)
+                close(err)
+                return result
+            }
+            usleep(2000)
+        }
+        return nil
     }
 
     /// Ends the child if a failed expectation left it running.
