@@ -17,8 +17,8 @@ final class APIServer: @unchecked Sendable {
     private let stopServer: vmm_api_server_stop_fn
 
     /// Binds the socket and returns once the server listens (or throws why it cannot).
-    static func start(path: String, controller: VMController) throws(LauncherError) -> APIServer {
-        try APISocketPath.prepare(path)
+    static func start(path: String, controller: VMController, refuse: (String) -> LauncherError) throws(LauncherError) -> APIServer {
+        try APISocketPath.prepare(path, refuse: refuse)
         let file = libraryPath()
         guard let library = dlopen(file, RTLD_NOW | RTLD_LOCAL) else {
             throw LauncherError(.host, "--api-sock \(path): cannot load the API server \(file): \(String(cString: dlerror()))"

@@ -7,9 +7,11 @@ enum APISocketPath {
     /// `sun_path` holds 108 bytes including the terminating NUL.
     static let maxBytes = 107
 
-    static func prepare(_ path: String) throws(LauncherError) {
+    /// `refuse(why)`: the error for a path the user must change, naming where it came
+    /// from (`LaunchOptions.rangeError`: the flag, or the config file's key).
+    static func prepare(_ path: String, refuse: (String) -> LauncherError) throws(LauncherError) {
         guard !path.isEmpty, path.utf8.count <= maxBytes, !path.utf8.contains(0) else {
-            throw LauncherError(.usage, "--api-sock: the path must be 1 to \(maxBytes) bytes (a Unix socket address), not \(path.utf8.count)")
+            throw refuse("must be a path of 1 to \(maxBytes) bytes (a Unix socket address), not \(path.utf8.count)")
         }
         var st = stat()
         guard lstat(path, &st) == 0 else {
@@ -17,7 +19,7 @@ enum APISocketPath {
             throw LauncherError(.host, "--api-sock \(path): \(String(cString: strerror(errno)))")
         }
         guard st.st_mode & S_IFMT == S_IFSOCK else {
-            throw LauncherError(.usage, "--api-sock \(path): exists and is not a socket; refusing to replace it")
+            throw refuse("\(path): exists and is not a socket; refusing to replace it")
         }
         if answers(path) {
             throw LauncherError(.host, "--api-sock \(path): another process is serving on this socket")

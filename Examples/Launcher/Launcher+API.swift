@@ -25,7 +25,9 @@ extension Launcher {
                 [("not_present_injected", asyncPF.asyncFaults), ("pages_ready", asyncPF.backgroundInstalls)]
             }
         }
-        let server = try APIServer.start(path: path, controller: controller)
+        let server = try APIServer.start(path: path, controller: controller) { why in
+            options.rangeError(key: "apiSock", flag: "api-sock", why)
+        }
         log.info("control API on \(path)")
         return server
     }

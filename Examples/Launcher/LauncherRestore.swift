@@ -32,7 +32,9 @@ extension RestoreRequest {
             self.serial = target
         }
         if let maxSeconds = try p.double("max-seconds") {
-            guard maxSeconds > 0 else { throw LauncherError(.usage, "--max-seconds must be positive") }
+            guard LaunchOptions.validSeconds(maxSeconds) else {
+                throw LauncherError(.usage, "--max-seconds must be a positive number of seconds, at most \(Int(LaunchOptions.maxSecondsLimit)), not \(maxSeconds)")
+            }
             self.maxSeconds = maxSeconds
         }
         if let budget = try p.double("handler-budget") {

@@ -109,7 +109,8 @@ struct RunFlags: Equatable {
         // A flag given overrides the file's key: errors in it name the flag.
         let flagged: [(String, Bool)] = [("memory", memory != nil), ("vcpus", vcpus != nil), ("irqchip", irqchip != nil),
                                          ("maxSeconds", maxSeconds != nil), ("append", append != nil),
-                                         ("loadAddr", loadAddr != nil), ("entry", entry != nil), ("mode", mode != nil)]
+                                         ("loadAddr", loadAddr != nil), ("entry", entry != nil), ("mode", mode != nil),
+                                         ("apiSock", apiSock != nil)]
         for (key, given) in flagged where given { o.fromConfig.remove(key) }
         guard o.image != nil else { throw LauncherError(.usage, "no image: give IMAGE or 'image' in --config") }
         return o

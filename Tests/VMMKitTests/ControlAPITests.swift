@@ -143,6 +143,14 @@ struct ControlAPITests {
         let r = Spawned(VMMProcess.binary, ["run", image, "--load-addr", "0x100000", "--api-sock", path]).wait()
         #expect(r.status == 2)
         #expect(r.stderr == "vmm: --api-sock \(path): exists and is not a socket; refusing to replace it\n")
+        // From a config file: status 4 naming the file's key, not a flag the user never gave.
+        let config = try VMMProcess.temp("api-config.json", Array(#"{"image": "\#(image)", "loadAddr": "0x100000", "apiSock": "\#(path)"}"#.utf8))
+        let c = Spawned(VMMProcess.binary, ["run", "--config", config]).wait()
+        #expect(c.status == 4)
+        #expect(c.stderr == "vmm: \(config): 'apiSock' \(path): exists and is not a socket; refusing to replace it\n", "\(c.stderr)")
+        let long = Spawned(VMMProcess.binary, ["run", image, "--load-addr", "0x100000", "--api-sock", "/tmp/" + String(repeating: "s", count: 200)]).wait()
+        #expect(long.status == 2)
+        #expect(long.stderr == "vmm: --api-sock must be a path of 1 to 107 bytes (a Unix socket address), not 205\n", "\(long.stderr)")
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep me")
     }
 }

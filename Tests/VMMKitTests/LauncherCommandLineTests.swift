@@ -41,6 +41,9 @@ struct LauncherCommandLineTests {
         #expect(try refuse(["run", image, "--irqchip", "a\u{1b}[2Jb"]) == "vmm: --irqchip must be kernel or none, not 'a\\u{1b}[2Jb'\n")
         let long = try refuse(["run", image, "--load-addr", String(repeating: "z", count: 100_000)])
         #expect(long.hasPrefix("vmm: --load-addr: not an address: 'zzz") && long.hasSuffix("…' (100000 bytes)\n"), "\(long.prefix(200))")
+        // vmm restore checks --max-seconds as vmm run does (inf ran until killed).
+        #expect(try refuse(["restore", "/nonexistent-snapshot", "--max-seconds", "inf"])
+            == "vmm: --max-seconds must be a positive number of seconds, at most 1000000000, not inf\n")
         let ctl = try refuse(["ctl", "/nonexistent.sock", "re\u{1b}[0msume"])
         #expect(ctl.contains("unknown command 're\\u{1b}[0msume'"), "\(ctl)")
     }
