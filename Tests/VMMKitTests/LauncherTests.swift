@@ -196,6 +196,12 @@ struct LauncherTests {
         #expect(longLines.count == 2 && long.stderr.utf8.count < 9000, "\(long.stderr.utf8.count) bytes")
         #expect(longLines.first?.hasSuffix(" error vmm: [org.vmmkit.test.fixture] " + cut) == true)
         #expect(longLines.last.map(String.init) == "vmm: plugin 'org.vmmkit.test.fixture' (\(fixtures)/libINIT_FAILS.so): init failed: " + cut)
+        // A console whose writes fail (a full disk) is reported once, not lost in silence.
+        let full = try VMMProcess.run(["run", VMMProcess.guest("counter.elf"), "--serial", "file:/dev/full", "--max-seconds", "60"])
+        #expect(full.status == 11, "\(full.stderr)")
+        #expect(full.stderr.contains(" error vmm: [org.vmmkit.uart16550] com1: console output stopped, the guest's later output was lost: write to fd "),
+                "\(full.stderr)")
+        #expect(full.stderr.hasSuffix(" failed: No space left on device (errno 28)\n") && full.stderr.split(separator: "\n").count == 1, "\(full.stderr)")
         let missing = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", "/nonexistent/libX.so"])
         #expect(missing.status == 8)
         #expect(missing.stderr == "vmm: plugin /nonexistent/libX.so: cannot open: No such file or directory (errno 2)\n")

@@ -15,10 +15,13 @@ final class UARTPlugin: VMMPlugin, PluginStateful {
     let uart: UART16550
     let output: UARTOutputSink
     private var pump: InputPump?
+    /// Valid until destroy() returns: `shutdown` reports a console that stopped through it.
+    private let host: PluginServices
 
     init(host: PluginServices, config settings: PluginConfig) throws {
         let config = try UARTConfig.parse(settings.text)
         self.config = config
+        self.host = host
         if config.output == .buffer || config.input == .buffer {
             let key = config.output == .buffer ? "output" : "input"
             throw UARTConfigError("uart: key '\(key)': 'buffer' is for in-process UARTs; a plugin uses stdout, stderr, stdin or file:PATH", key: key)
@@ -55,6 +58,10 @@ final class UARTPlugin: VMMPlugin, PluginStateful {
         pump?.stop()
         pump = nil
         output.close()
+        // A full disk, a closed pipe: the guest is never told, so the user is, once.
+        if let failure = output.failure {
+            host.log(.error, "\(config.name): console output stopped, the guest's later output was lost: \(failure)")
+        }
     }
 
     private var placementKey: String { if case .pio = config.placement { "port" } else { "mmio" } }
