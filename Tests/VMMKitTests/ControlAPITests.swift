@@ -6,10 +6,11 @@ import Testing
 struct ControlAPITests {
     static func socketPath(_ name: String) -> String { NSTemporaryDirectory() + "vmm-api-\(getpid())-\(name).sock" }
 
-    /// `vmm run` on the out-loop guest, serving the API on `socket`; --max-seconds only guards against a hang.
-    static func launch(_ socket: String, extra: [String] = []) throws -> Spawned {
+    /// `vmm run` on the out-loop guest, serving the API on `socket`; --max-seconds only
+    /// guards against a hang, unless a test gives its own.
+    static func launch(_ socket: String, extra: [String] = [], maxSeconds: String = "600") throws -> Spawned {
         let image = try VMMProcess.temp("outloop.bin", outLoop)
-        return Spawned(VMMProcess.binary, ["run", image, "--load-addr", "0x100000", "--serial", "none", "--api-sock", socket, "--max-seconds", "600"] + extra)
+        return Spawned(VMMProcess.binary, ["run", image, "--load-addr", "0x100000", "--serial", "none", "--api-sock", socket, "--max-seconds", maxSeconds] + extra)
     }
 
     /// `vmm ctl ARGS` to completion. posix_spawn, not Foundation's Process: its dispatch
@@ -115,20 +116,12 @@ struct ControlAPITests {
     @Test("a client holding an unfinished request does not keep the run from ending")
     func unfinishedRequest() throws {
         let socket = Self.socketPath("unfinished")
-        let image = try VMMProcess.temp("outloop4.bin", outLoop)
-        let vmm = Spawned(VMMProcess.binary, ["run", image, "--load-addr", "0x100000", "--serial", "none", "--api-sock", socket, "--max-seconds", "1"])
+        let vmm = try Self.launch(socket, maxSeconds: "1")
         defer { vmm.kill() }
         try #require(eventually { (try? Self.ctl([socket, "info"]).status) == 0 }, "the API never answered")
         // A header promising 100 bytes of body, and one byte of it; the connection stays open.
-        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = try #require(RawHTTP.connect(socket))
         defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(socket.utf8)) }
-        let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(connected == 0)
         let request = Array("PUT /actions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{".utf8)
         _ = request.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
         // --max-seconds ends the run; the process must end too (it waited for this client).
@@ -157,14 +150,20 @@ struct ControlAPITests {
 
 /// One raw HTTP exchange on a Unix socket: (status, body), for requests `vmm ctl` never sends.
 enum RawHTTP {
-    static func send(_ path: String, _ request: String) throws -> (Int, String) {
+    /// A stream socket connected to `path`, or nil.
+    static func connect(_ path: String) -> Int32? {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        guard rc == 0 else { return (-1, "connect failed") }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { close(fd); return nil }
+        return fd
+    }
+
+    static func send(_ path: String, _ request: String) throws -> (Int, String) {
+        guard let fd = connect(path) else { return (-1, "connect failed") }
+        defer { close(fd) }
         var timeout = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let bytes = Array(request.utf8)
@@ -216,27 +215,26 @@ final class Spawned {
     func wait() -> VMMProcess.Result {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        done = true
-        let result = VMMProcess.Result(status: (status >> 8) & 0xff, stdout: Self.drain(out), stderr: Self.drain(err))
-        close(out)
-        close(err)
-        return result
+        return ended(status)
     }
 
     /// `wait()` if the child ends within `tries` polls 2 ms apart; nil if it runs on.
     func wait(tries: Int) -> VMMProcess.Result? {
         for _ in 0..<tries {
             var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
-                done = true
-                let result = VMMProcess.Result(status: (status >> 8) & 0xff, stdout: Self.drain(out), stderr: Self.drain(err))
-                close(out)
-                close(err)
-                return result
-            }
+            if waitpid(pid, &status, WNOHANG) == pid { return ended(status) }
             usleep(2000)
         }
         return nil
+    }
+
+    /// The reaped child's status and output.
+    private func ended(_ status: Int32) -> VMMProcess.Result {
+        done = true
+        let result = VMMProcess.Result(status: (status >> 8) & 0xff, stdout: Self.drain(out), stderr: Self.drain(err))
+        close(out)
+        close(err)
+        return result
     }
 
     /// Ends the child if a failed expectation left it running.

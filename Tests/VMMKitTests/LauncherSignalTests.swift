@@ -10,28 +10,15 @@ struct LauncherSignalTests {
     @Test("vmm started with SIGTERM and SIGINT blocked is still ended by SIGTERM")
     func inheritedMask() throws {
         let spin = try VMMProcess.temp("spin-signal.bin", [0xeb, 0xfe]) // jmp $
-        var blocked = sigset_t()
-        sigemptyset(&blocked)
-        sigaddset(&blocked, SIGTERM)
-        sigaddset(&blocked, SIGINT)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setsigmask(&attributes, &blocked)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         // --max-seconds bounds the run if SIGTERM is not delivered: status 16, not a hang.
-        let args = [VMMProcess.binary, "run", spin, "--load-addr", "0x100000", "--max-seconds", "30"]
-        var argv = args.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid = pid_t()
-        let spawned = posix_spawn(&pid, VMMProcess.binary, &actions, &attributes, &argv, environ)
-        try #require(spawned == 0, "posix_spawn: \(spawned)")
-
+        let pid = try Self.spawn(["run", spin, "--load-addr", "0x100000", "--max-seconds", "30"]) { attributes in
+            var blocked = sigset_t()
+            sigemptyset(&blocked)
+            sigaddset(&blocked, SIGTERM)
+            sigaddset(&blocked, SIGINT)
+            posix_spawnattr_setsigmask(&attributes, &blocked)
+            return POSIX_SPAWN_SETSIGMASK
+        }
         // The guest runs once the launcher has started its vCPU thread (`vmm-vcpu0`).
         var running = false
         while !running {
@@ -41,8 +28,7 @@ struct LauncherSignalTests {
             if !running { sched_yield() }
         }
         kill(pid, SIGTERM)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let status = Self.reap(pid)
         let signalled = status & 0x7f != 0 && status & 0x7f != 0x7f
         #expect(signalled && status & 0x7f == SIGTERM, "wait status \(status) (exit status \((status >> 8) & 0xff), 16 is --max-seconds)")
     }
@@ -52,29 +38,42 @@ struct LauncherSignalTests {
         var fds: [Int32] = [-1, -1]
         try #require(pipe(&fds) == 0)
         close(fds[0]) // no reader: the error line's write gets EPIPE (or SIGPIPE)
+        defer { close(fds[1]) }
+        let pid = try Self.spawn(["run", "/nonexistent/guest.elf"], stderr: fds[1]) { attributes in
+            var defaults = sigset_t()
+            sigemptyset(&defaults)
+            sigaddset(&defaults, SIGPIPE) // this runner may ignore SIGPIPE; a shell does not
+            posix_spawnattr_setsigdefault(&attributes, &defaults)
+            return POSIX_SPAWN_SETSIGDEF
+        }
+        let status = Self.reap(pid)
+        #expect(status & 0x7f == 0 && (status >> 8) & 0xff == 6, "wait status \(status) (signal \(status & 0x7f), 13 is SIGPIPE)")
+    }
+
+    /// Starts `vmm ARGS` with stdout to /dev/null, stderr to `stderr` (or /dev/null), and
+    /// the spawn attributes `configure` sets (it returns their flag).
+    static func spawn(_ args: [String], stderr: Int32? = nil, _ configure: (inout posix_spawnattr_t) -> Int32) throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE) // this runner may ignore SIGPIPE; a shell does not
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setflags(&attributes, Int16(configure(&attributes)))
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
-        let args = [VMMProcess.binary, "run", "/nonexistent/guest.elf"]
-        var argv = args.map { strdup($0) } + [nil]
+        if let stderr { posix_spawn_file_actions_adddup2(&actions, stderr, 2) } else { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
+        var argv = ([VMMProcess.binary] + args).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid = pid_t()
         let spawned = posix_spawn(&pid, VMMProcess.binary, &actions, &attributes, &argv, environ)
-        close(fds[1])
         try #require(spawned == 0, "posix_spawn: \(spawned)")
+        return pid
+    }
+
+    static func reap(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        #expect(status & 0x7f == 0 && (status >> 8) & 0xff == 6, "wait status \(status) (signal \(status & 0x7f), 13 is SIGPIPE)")
+        return status
     }
 
     static func threadNames(_ pid: pid_t) -> [String] {
