@@ -56,7 +56,7 @@ struct Launcher {
         do { boot = try ImageLoader(memory: vm.memory, ramSize: lowRAM, highRAMSize: highRAM).load(request) } catch {
             // A request error (entry, load address, mode, command line) is a config
             // error when the config file alone asked for it.
-            let asked: Set<String> = ["loadAddr", "entry", "mode", "append"]
+            let asked: Set<String> = ["loadAddr", "entry", "mode", "append", "initrd"]
             if error.kind == .request, let file = o.configFile, !o.fromConfig.isDisjoint(with: asked) {
                 throw LauncherError(.config, "\(file): \(error.message)")
             }

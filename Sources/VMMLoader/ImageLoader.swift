@@ -92,11 +92,13 @@ public struct ImageLoader: Sendable {
     /// Loads an image already in memory (`request.path` only names it in errors).
     public func load(_ bytes: [UInt8], _ request: ImageRequest) throws(LoaderError) -> BootEntry {
         if request.loadAddress != nil || request.entry != nil {
+            try refuseMultibootOnly(request, for: "a flat binary")
             return try loadFlat(bytes, request)
         }
         if let header = try MultibootHeader.find(in: bytes, path: request.path) {
             return try Multiboot(loader: self, request: request).boot(bytes, header: header)
         }
+        try refuseMultibootOnly(request, for: "an ELF64 image")
         guard ELFImage.isELF(bytes) else {
             throw LoaderError(.image, "\(request.path): not an ELF64 or Multiboot image; for a flat binary give a load address (and entry)")
         }
@@ -108,6 +110,14 @@ public struct ImageLoader: Sendable {
         let used = try loadSegments(elf, bytes, path: request.path)
         let tables = try tableWindow(avoiding: used, path: request.path)
         return .longMode(entry: elf.entry, stack: defaultStack, tables: tables)
+    }
+
+    /// A command line and a module reach the guest through Multiboot's information only:
+    /// for another image they were dropped without a word.
+    func refuseMultibootOnly(_ request: ImageRequest, for kind: String) throws(LoaderError) {
+        guard request.append != nil || request.initrd != nil else { return }
+        let what = request.append != nil ? "a command line (append)" : "a module (initrd)"
+        throw LoaderError(.request, "\(request.path): \(what) is passed to Multiboot images only, and this is \(kind)")
     }
 
     /// The long-mode stack top: the end of RAM below the 3 GiB MMIO hole.

@@ -148,6 +148,20 @@ struct LauncherTests {
         #expect(o.status == 6)
         #expect(o.stderr.contains("lies outside guest RAM [0x0..<0x4000000] (64 MiB)"))
 
+        // A command line or module for an image that is not Multiboot was dropped in silence.
+        let hello = VMMProcess.guest("hello64.elf")
+        let append = try VMMProcess.run(["run", hello, "--append", "console=ttyS0"])
+        #expect(append.status == 2)
+        #expect(append.stderr == "vmm: \(hello): a command line (append) is passed to Multiboot images only, and this is an ELF64 image\n")
+        let moduleConfig = try VMMProcess.temp("initrd-elf.json", Array(#"{"image": "\#(hello)", "initrd": "\#(hello)"}"#.utf8))
+        let initrd = try VMMProcess.run(["run", "--config", moduleConfig])
+        #expect(initrd.status == 4)
+        #expect(initrd.stderr == "vmm: \(moduleConfig): \(hello): a module (initrd) is passed to Multiboot images only, and this is an ELF64 image\n")
+        let flat = try VMMProcess.temp("hlt.bin", [0xf4])
+        let flatAppend = try VMMProcess.run(["run", flat, "--load-addr", "0x100000", "--append", "x"])
+        #expect(flatAppend.status == 2)
+        #expect(flatAppend.stderr.hasSuffix("a command line (append) is passed to Multiboot images only, and this is a flat binary\n"))
+
         let unknown = try VMMProcess.run(["run", "--frobnicate", VMMProcess.guest("hello64.elf")])
         #expect(unknown.status == 2)
         #expect(unknown.stderr == "vmm: Error: Unknown option '--frobnicate'\n")
