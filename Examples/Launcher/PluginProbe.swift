@@ -95,10 +95,13 @@ enum PluginProbe {
         var timedOut = false, reaped = false
         var status: Int32 = 0
         var chunk = [UInt8](repeating: 0, count: 4096)
-        /// Reads what is there now; false at an end of file, an error or nothing to read.
-        func readSome(waiting ms: Int32) -> Bool {
+        /// One read of what the child wrote, after waiting up to `ms` for it: nil when
+        /// nothing came, false at an end of file (or an error).
+        func readSome(waiting ms: Int32) -> Bool? {
             var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, ms) > 0 else { return false }
+            let ready = poll(&p, 1, ms)
+            if ready == 0 || (ready < 0 && errno == EINTR) { return nil }
+            guard ready > 0 else { return false }
             let n = chunk.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
             if n > 0, output.count < 1 << 20 { output += chunk[0..<n] }
             return n > 0 || (n < 0 && errno == EINTR)
@@ -106,18 +109,15 @@ enum PluginProbe {
         while true {
             let remaining = left()
             if remaining <= 0 { timedOut = true; break }
-            var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
-            let ready = poll(&p, 1, Int32(min(remaining, 20)))
-            if ready < 0 && errno == EINTR { continue }
-            if ready > 0 {
-                if readSome(waiting: 0) { continue }
+            if let more = readSome(waiting: Int32(min(remaining, 20))) {
+                if more { continue }
                 break // an end of file
             }
             // Nothing to read: the child may have ended while a process it started keeps
             // the pipe open. What it wrote is in the pipe: read it, a bounded number of times.
             if waitpid(pid, &status, WNOHANG) == pid {
                 reaped = true
-                for _ in 0..<256 where readSome(waiting: 0) {}
+                for _ in 0..<256 { guard readSome(waiting: 0) == true else { break } }
                 break
             }
         }
