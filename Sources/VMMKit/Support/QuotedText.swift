@@ -11,20 +11,8 @@ extension StringProtocol {
 
     /// `quotedForMessage`, cut after `limit` scalars of the text.
     public func quotedForMessage(limit: Int) -> String {
-        var out = "'"
-        var shown = 0
-        for scalar in unicodeScalars {
-            if shown == limit {
-                return out + "…' (\(utf8.count) bytes)"
-            }
-            shown += 1
-            switch scalar {
-            case "'": out += "\\'"
-            case "\\": out += "\\\\"
-            default: QuotedTextLimit.append(scalar, to: &out)
-            }
-        }
-        return out + "'"
+        let (text, cut) = escaped(limit: limit, quoting: true)
+        return "'" + text + (cut ? "…' (\(utf8.count) bytes)" : "'")
     }
 
     /// A whole message as one line: the hidden scalars of `quotedForMessage` escaped, the
@@ -40,13 +28,24 @@ extension StringProtocol {
     /// `asOneLine`, cut after `limit` scalars and followed by the whole size in bytes:
     /// for a message made elsewhere that repeats input text unquoted (ArgumentParser's).
     public func asOneLine(limit: Int) -> String {
+        let (text, cut) = escaped(limit: limit, quoting: false)
+        return cut ? text + "… (\(utf8.count) bytes)" : text
+    }
+
+    /// The first `limit` scalars with the hidden ones escaped (and `'` and `\` too when
+    /// `quoting`), and whether scalars were left out.
+    private func escaped(limit: Int, quoting: Bool) -> (text: String, cut: Bool) {
         var out = "", shown = 0
         for scalar in unicodeScalars {
-            if shown == limit { return out + "… (\(utf8.count) bytes)" }
+            if shown == limit { return (out, true) }
             shown += 1
-            QuotedTextLimit.append(scalar, to: &out)
+            switch scalar {
+            case "'" where quoting: out += "\\'"
+            case "\\" where quoting: out += "\\\\"
+            default: QuotedTextLimit.append(scalar, to: &out)
+            }
         }
-        return out
+        return (out, false)
     }
 }
 
