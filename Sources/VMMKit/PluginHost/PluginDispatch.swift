@@ -149,7 +149,7 @@ enum PluginDispatch {
     @inline(never)
     static func failure(_ v: vmm_verdict_t, _ state: PluginThreadState, _ info: HandlerInfo) -> ExitVerdict {
         guard v == VMM_FAIL.rawValue else { return .fail("\(info.owner): returned an unknown verdict \(v)") }
-        let message = state.record.pointee.message.map(PluginText.read) ?? "(no message)"
+        let message = PluginText.message(state.record.pointee.message)
         return .fail("\(info.owner): \(message)")
     }
 }

@@ -109,7 +109,7 @@ final class PluginInstance {
         guard let result else {
             handle.retire()
             fastPaths.close(vm: host.vm)
-            let why = message.map(PluginText.read) ?? "(no message)"
+            let why = PluginText.message(message)
             throw PluginError(plugin: name, "init failed: \(why)")
         }
         instance = result

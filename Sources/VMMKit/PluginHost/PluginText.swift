@@ -12,4 +12,7 @@ enum PluginText {
         let read = String(decoding: UnsafeRawBufferPointer(start: text, count: count), as: UTF8.self)
         return count < limit ? read : read + "… (cut at \(limit) bytes)"
     }
+
+    /// A failure or init message a plugin may leave NULL.
+    static func message(_ text: UnsafePointer<CChar>?) -> String { text.map(read) ?? "(no message)" }
 }

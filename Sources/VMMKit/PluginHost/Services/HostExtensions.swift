@@ -71,7 +71,7 @@ enum AsyncPFEvents {
             if v != VMM_HANDLED.rawValue {
                 let state = PluginThreadState.current
                 free(state.lastMessage)
-                let text = "\(h.owner): " + (record.message.map(PluginText.read) ?? "(no message)")
+                let text = "\(h.owner): " + PluginText.message(record.message)
                 state.lastMessage = strdup(text)
                 messageOut?.pointee = UnsafePointer(state.lastMessage)
                 return VMM_FAIL.rawValue

@@ -125,7 +125,7 @@ extension PluginHost {
             if let error = state.end() { return (VMM_FAIL.rawValue, "\(h.owner): registers could not be written back: \(error)") }
             if v == VMM_NOT_MINE.rawValue { continue }
             if v != VMM_HANDLED.rawValue {
-                let text = record.message.map(PluginText.read) ?? "(no message)"
+                let text = PluginText.message(record.message)
                 return (VMM_FAIL.rawValue, "\(h.owner): \(v == VMM_FAIL.rawValue ? text : "returned an unknown verdict \(v)")")
             }
             result = v

@@ -73,7 +73,7 @@ extension PluginHost {
                 }
                 return
             default:
-                let message = record.message.map(PluginText.read) ?? "(no message)"
+                let message = PluginText.message(record.message)
                 throw .invalidArgument("\(h.owner) failed to deliver \(page): \(message)")
             }
         }
