@@ -10,7 +10,7 @@ import VMMKit
 enum VMM {
     static func main() {
         StartupTrace.mark("main")
-        unblockSignals()
+        setUpSignals()
         do throws(LauncherError) {
             let args = Array(CommandLine.arguments.dropFirst())
             if let flags = RunFlags.fastParse(args) {
@@ -26,11 +26,12 @@ enum VMM {
         }
     }
 
-    /// Signals as `vmm` needs them, whatever it inherited. Blocked signals survive exec: a Swift program that starts `vmm` from a Dispatch or
-    /// concurrency thread passes on a mask blocking SIGTERM and SIGINT, and `kill` then had
-    /// no effect until `--max-seconds` (if given) ended the run. Every thread `vmm` starts
-    /// inherits this empty mask; ignored signals (`nohup`) stay ignored.
-    static func unblockSignals() {
+    /// Signals as `vmm` needs them, whatever it inherited. Blocked signals survive exec:
+    /// a Swift program that starts `vmm` from a Dispatch or concurrency thread passes on a
+    /// mask blocking SIGTERM and SIGINT, and `kill` then had no effect until
+    /// `--max-seconds` (if given) ended the run. Every thread `vmm` starts inherits this
+    /// empty mask; ignored signals (`nohup`) stay ignored.
+    static func setUpSignals() {
         var none = sigset_t()
         sigemptyset(&none)
         pthread_sigmask(SIG_SETMASK, &none, nil)
