@@ -167,6 +167,8 @@ public struct ImageLoader: Sendable {
 
     private func loadFlat(_ bytes: [UInt8], _ r: ImageRequest) throws(LoaderError) -> BootEntry {
         guard let load = r.loadAddress else { throw LoaderError(.request, "an entry point needs a load address for a flat binary") }
+        // Nothing to enter: a bad image, not a bad flag (the entry check below would blame --entry).
+        guard !bytes.isEmpty else { throw LoaderError(.image, "\(r.path): the flat image is empty (0 bytes)") }
         let entry = r.entry ?? load
         // Real mode uses no loader tables and may own its first page.
         try checkPlacement(load, UInt64(bytes.count), what: "\(r.path): flat image", avoidFirstPage: r.flatMode != 16)

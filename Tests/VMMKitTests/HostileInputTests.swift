@@ -119,6 +119,15 @@ struct HostileInputTests {
         }
     }
 
+    @Test("launcher: an empty flat image is a bad image (status 6) named as empty, not a bad --entry (status 2)")
+    func emptyFlatImage() throws {
+        let path = try VMMProcess.temp("empty.bin", [])
+        defer { unlink(path) }
+        let r = try VMMProcess.run(["run", path, "--load-addr", "0x100000"])
+        #expect(r.status == 6)
+        #expect(r.stderr == "vmm: \(path): the flat image is empty (0 bytes)\n")
+    }
+
     @Test("launcher: FIFOs as image, --config and --initrd end with their status and one line")
     func fifoLauncher() throws {
         let fifo = try Self.fifo("launcher")

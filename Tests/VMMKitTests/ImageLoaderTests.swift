@@ -59,6 +59,9 @@ struct ImageLoaderTests {
         #expect(throws: LoaderError(.image, "x.bin: not an ELF64 or Multiboot image; for a flat binary give a load address (and entry)")) {
             try loader.load([1, 2, 3], ImageRequest(path: "x.bin"))
         }
+        #expect(throws: LoaderError(.image, "x.bin: the flat image is empty (0 bytes)")) {
+            try loader.load([], ImageRequest(path: "x.bin", loadAddress: 0x10000))
+        }
         #expect(throws: LoaderError(.request, "entry 0x20 is outside the image loaded at [0x10000..<0x10003]")) {
             try loader.load([1, 2, 3], ImageRequest(path: "x.bin", loadAddress: 0x10000, entry: 0x20))
         }
