@@ -2,6 +2,7 @@ import CVMMAPIServer
 import Glibc
 import Synchronization
 import VMMControl
+import VMMKit
 
 /// `vmm run --api-sock PATH`: the control API (`Docs/api/vmm-api.yaml`) over HTTP/1.1 on
 /// a Unix socket. The HTTP transport is libVMMAPIServer.so (Examples/APIServer, SwiftNIO
@@ -72,17 +73,13 @@ final class APIServer: @unchecked Sendable {
         routes.gate.open() // a request still waiting for the start is answered, not stuck
         let done = StartGate()
         let (stopServer, server) = (self.stopServer, self.server)
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(StopCall { stopServer(server); done.open() })
-        if pthread_create(&thread, nil, { StopCall.run($0) }, box.toOpaque()) == 0 {
-            pthread_detach(thread)
+        if (try? HostThread.start("api-stop", detached: true) { stopServer(server); done.open() }) != nil {
             var idleSince = ExitStats.now()
             while !done.wait(milliseconds: 20) {
                 if routes.answering.load(ordering: .acquiring) > 0 { idleSince = ExitStats.now(); continue }
                 if ExitStats.now() &- idleSince > UInt64(Self.lingerSeconds * 1e9) { break }
             }
         } else {
-            box.release()
             stopServer(server)
         }
         APISocketPath.remove(path)
@@ -186,12 +183,3 @@ final class StartGate: @unchecked Sendable {
     }
 }
 
-/// A closure for a thread of its own (`pthread_create` takes a C function).
-private final class StopCall {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-    static func run(_ raw: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-        Unmanaged<StopCall>.fromOpaque(raw!).takeRetainedValue().body()
-        return nil
-    }
-}

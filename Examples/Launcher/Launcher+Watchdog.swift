@@ -9,7 +9,7 @@ extension Launcher {
     ///
     /// A plugin's `init`, `destroy` or state save or restore that overruns runs on the
     /// launcher's own thread, outside any run that could stop: the process exits at once.
-    func watchHandlers(_ plugins: PluginHost, stuck: StuckRunExit) {
+    func watchHandlers(_ plugins: PluginHost, stuck: StuckRunExit) throws(LauncherError) {
         let vm = plugins.vm
         plugins.onHandlerOverrun = { overrun in
             if overrun.isLifecycle {
@@ -21,20 +21,24 @@ extension Launcher {
                 "vmm: vCPU \(overrun.vcpuID): handler failed: \(overrun.description); it has not returned: exiting\n"
             }
         }
+        // The budget was validated with the options: what fails here is the host (no thread).
         do { try plugins.setHandlerBudget(options.handlerBudget) } catch {
-            log.error("\(error)") // unreachable: the budget was validated with the options
+            throw LauncherError(.host, "cannot watch plugin handlers (--handler-budget): \(error)")
         }
     }
 
     /// What guards the vCPUs of every run, booted or restored: the seccomp allow-list
     /// (unless `--no-seccomp`) and the `--max-seconds` timer, whose stop, if a handler
     /// holds a vCPU, ends the process naming it.
-    func guardVCPUs(_ vm: VirtualMachine, _ plugins: PluginHost, stuck: StuckRunExit) -> Watchdog? {
+    func guardVCPUs(_ vm: VirtualMachine, _ plugins: PluginHost, stuck: StuckRunExit) throws(LauncherError) -> Watchdog? {
         if !options.noSeccomp { vm.setSeccomp(SeccompPolicy.vcpuDefault.allowing(numbers: plugins.requestedSyscalls)) }
-        return options.maxSeconds.map { seconds in
-            Watchdog(seconds: seconds, vm: vm) { stuck.arm(status: LauncherStatus.timeout.rawValue) {
+        guard let seconds = options.maxSeconds else { return nil }
+        do {
+            return try Watchdog(seconds: seconds, vm: vm) { stuck.arm(status: LauncherStatus.timeout.rawValue) {
                 Self.stillRunning(plugins, "stopped after --max-seconds \(seconds)")
             } }
+        } catch {
+            throw LauncherError(.host, "cannot start the --max-seconds timer: \(error)")
         }
     }
 

@@ -82,7 +82,7 @@ struct Launcher {
         StartupTrace.mark("vm")
         // Watched from the first plugin's init on (a plugin that never returns from it).
         let stuck = StuckRunExit()
-        watchHandlers(plugins, stuck: stuck)
+        try watchHandlers(plugins, stuck: stuck)
         try loadPlugins(plugins, dispatcher: dispatcher)
         let pager = try attachPager(plugins, vm: vm, dispatcher: dispatcher)
         defer { pager?.close() }
@@ -94,7 +94,7 @@ struct Launcher {
         let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF, snapshot: snapshot)
         defer { api?.stop() }
 
-        let timer = guardVCPUs(vm, plugins, stuck: stuck)
+        let timer = try guardVCPUs(vm, plugins, stuck: stuck)
         // The machine stops as a whole on a vCPU's error; with an in-kernel irqchip HLT
         // never reaches user space, so the supervisor detects a machine that halted for good.
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
@@ -195,19 +195,13 @@ final class Watchdog: @unchecked Sendable {
     private var lock = pthread_mutex_t()
     private var cond = pthread_cond_t()
 
-    init(seconds: Double, vm: VirtualMachine, onFire: @escaping @Sendable () -> Void = {}) {
+    init(seconds: Double, vm: VirtualMachine, onFire: @escaping @Sendable () -> Void = {}) throws(VMMError) {
         self.seconds = seconds
         self.vm = vm
         self.onFire = onFire
         pthread_mutex_init(&lock, nil)
         pthread_cond_init(&cond, nil)
-        let me = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            let w = Unmanaged<Watchdog>.fromOpaque(raw!).takeRetainedValue()
-            ThreadName.setCurrent("time-limit")
-            w.wait()
-            return nil
-        }, me)
+        thread = try HostThread.start("time-limit") { self.wait() }
     }
 
     private func wait() {

@@ -96,7 +96,7 @@ extension Launcher {
         defer { plugins.close() }
         // As `vmm run`: plugin calls watched from the first init on (state restores too).
         let stuck = StuckRunExit()
-        watchHandlers(plugins, stuck: stuck)
+        try watchHandlers(plugins, stuck: stuck)
         try loadPlugins(plugins, dispatcher: dispatcher)
         do { try plugins.restoreStates(image.devices) } catch {
             throw LauncherError(.snapshot, "cannot restore \(dir): \(error)")
@@ -115,7 +115,7 @@ extension Launcher {
         defer { api?.stop() }
 
         // The same vCPU seccomp allow-list and --max-seconds as a booted machine's.
-        let timer = guardVCPUs(vm, plugins, stuck: stuck)
+        let timer = try guardVCPUs(vm, plugins, stuck: stuck)
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let outcome: VMSupervisor.Outcome
         do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch { throw LauncherError(.host, error.description) }

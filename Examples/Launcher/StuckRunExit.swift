@@ -31,17 +31,11 @@ final class StuckRunExit: @unchecked Sendable {
     /// and exits with `status`. Only the first call arms.
     func arm(status: Int32, _ message: @escaping @Sendable () -> String) {
         guard !armed.exchange(true, ordering: .relaxed) else { return }
-        final class Box { let owner: StuckRunExit; let status: Int32; let message: @Sendable () -> String
-            init(_ o: StuckRunExit, _ s: Int32, _ m: @escaping @Sendable () -> String) { owner = o; status = s; message = m } }
-        let box = Unmanaged.passRetained(Box(self, status, message)).toOpaque()
-        var tid = pthread_t()
-        guard pthread_create(&tid, nil, { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            ThreadName.setCurrent("stuck-exit")
-            box.owner.waitThenExit(box.status, box.message)
-            return nil
-        }, box) == 0 else { Unmanaged<Box>.fromOpaque(box).release(); return }
-        pthread_detach(tid)
+        do { try HostThread.start("stuck-exit", detached: true) { self.waitThenExit(status, message) } } catch {
+            // No thread to wait with: ending now beats a process that may never end.
+            ExitStats.err(message())
+            exit(status)
+        }
     }
 
     private func waitThenExit(_ status: Int32, _ message: () -> String) {

@@ -58,17 +58,5 @@ final class AsyncPFMonitor<State>: @unchecked Sendable {
 
 /// Starts a joinable pthread running `body`.
 func startAsyncPFThread(_ body: @escaping () -> Void) throws(VMMError) -> pthread_t {
-    final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var tid = pthread_t()
-    let rc = pthread_create(&tid, nil, { raw in
-        ThreadName.setCurrent("async-pf")
-        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-        return nil
-    }, box)
-    guard rc == 0 else {
-        Unmanaged<Box>.fromOpaque(box).release()
-        throw .systemCallFailed(name: "pthread_create", errno: .init(rawValue: rc))
-    }
-    return tid
+    try HostThread.start("async-pf", body)
 }

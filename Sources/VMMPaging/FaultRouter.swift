@@ -46,20 +46,7 @@ final class FaultRouter: @unchecked Sendable {
     deinit { close(wakeFD) }
 
     func start() throws(VMMError) {
-        final class Box { let router: FaultRouter; init(_ r: FaultRouter) { router = r } }
-        let box = Unmanaged.passRetained(Box(self)).toOpaque()
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            ThreadName.setCurrent("uffd-router")
-            box.router.loop()
-            return nil
-        }, box)
-        guard rc == 0 else {
-            Unmanaged<Box>.fromOpaque(box).release()
-            throw .systemCallFailed(name: "pthread_create for the fault router", errno: .init(rawValue: rc))
-        }
-        thread = tid
+        thread = try HostThread.start("uffd-router") { self.loop() }
     }
 
     func stop() {

@@ -63,17 +63,9 @@ public final class WorkingSetPrefetch: @unchecked Sendable {
     init(pagers: [DemandPager], pages: [UInt64]) throws(SnapshotError) {
         self.pagers = pagers
         self.pages = pages
-        let box = Unmanaged.passRetained(self).toOpaque()
-        let rc = pthread_create(&thread, nil, { raw in
-            let me = Unmanaged<WorkingSetPrefetch>.fromOpaque(raw!).takeRetainedValue()
-            ThreadName.setCurrent("prefetch")
-            me.run()
-            return nil
-        }, box)
-        guard rc == 0 else {
-            Unmanaged<WorkingSetPrefetch>.fromOpaque(box).release()
+        do { thread = try HostThread.start("prefetch") { self.run() } } catch {
             joined = true
-            throw .system(.systemCallFailed(name: "pthread_create (working-set prefetch)", errno: .init(rawValue: rc)))
+            throw .system(error)
         }
     }
 

@@ -1,3 +1,4 @@
+import CKVM
 import Glibc
 import SystemPackage
 import Testing
@@ -20,6 +21,27 @@ private final class FailingBackend: VCPUBackend, @unchecked Sendable {
     func missingFDError(vcpu: UInt32) -> VMMError { .invalidArgument("test backend of vCPU \(vcpu) has no fd") }
 }
 
+/// EAGAIN on every entry but one: entry `exitAt` (0-based) is a HLT.
+private final class AgainBackend: VCPUBackend, @unchecked Sendable {
+    let runBuffer: UnsafeMutableRawPointer = .allocate(byteCount: 4096, alignment: 64)
+    let runBufferSize = 4096
+    let exitAt: Int
+    private(set) var entries = 0
+    init(exitAt: Int) { self.exitAt = exitAt }
+    var fd: Int32 { -1 }
+    deinit { runBuffer.deallocate() }
+    func enter() -> (rc: Int32, errno: Int32) {
+        defer { entries += 1 }
+        guard entries == exitAt else { return (-1, EAGAIN) }
+        runBuffer.storeBytes(of: UInt32(KVM_EXIT_HLT), toByteOffset: ExitCanary.exitReasonOffset, as: UInt32.self)
+        return (0, 0)
+    }
+    func registers() throws(VMMError) -> Registers { Registers() }
+    func setRegisters(_ regs: Registers) throws(VMMError) {}
+    func translate(_ virtualAddress: UInt64) throws(VMMError) -> UInt64? { nil }
+    func close() {}
+}
+
 @Suite("Backends word their own errors")
 struct BackendErrorTests {
     @Test("the run loop stops with the error the backend words, not one the core guesses")
@@ -35,6 +57,24 @@ struct BackendErrorTests {
         #expect(failing.runLoop(ExitDispatcher()) == .error(.ioctlFailed(name: "KVM_RUN", errno: .ioError)))
         let empty = VCPU(id: 1, backend: ScriptedVCPU(steps: []), memory: .detached())
         #expect(empty.runLoop(ExitDispatcher()) == .error(.invalidArgument("scripted vCPU 1 has played all its 0 steps")))
+    }
+
+    @Test("EAGAIN is a kick, but againLimit of them in a row end the run: an exit in between starts the count again")
+    func eagainForever() throws {
+        let limit = VCPUCanary.againLimit
+        let backend = AgainBackend(exitAt: limit - 1)
+        let vcpu = VCPU(id: 0, backend: backend, memory: .detached())
+        let dispatcher = ExitDispatcher()
+        try dispatcher.register(.hlt, owner: "test") { _, _ in .handled }
+        let reason = vcpu.runLoop(dispatcher)
+        guard case let .error(.ioctlFailed(name, errno)) = reason else {
+            Issue.record("stopped with \(reason)")
+            return
+        }
+        #expect(name.hasPrefix("KVM_RUN (EAGAIN \(limit) times in a row"))
+        #expect(errno == .resourceTemporarilyUnavailable)
+        // limit - 1 kicks, the HLT, then limit more: the HLT broke the first run of them.
+        #expect(backend.entries == 2 * limit)
     }
 
     @Test("a recorded script that runs out still says so, and is still not a KVM vCPU")

@@ -14,6 +14,14 @@ public final class VCPUCanary: @unchecked Sendable {
         didSet { faultRepeatLimit = max(1, faultRepeatLimit) }
     }
 
+    /// `KVM_RUN` failing with EAGAIN this many times in a row, with no exit in between,
+    /// ends the vCPU's run with an error. EAGAIN is a kick (QEMU retries it too: an
+    /// application processor woken while it waits for SIPI returns it), but a kernel
+    /// that cannot enter the guest at all returns it at once, forever: KVM starts a
+    /// worker task per VM on the first entry, and a pids cgroup or `RLIMIT_NPROC` at its
+    /// limit refuses it. The loop then spun at full speed until killed.
+    public static let againLimit = 100_000
+
     /// Whether the last exit leaves nothing for the kernel to read back.
     var mayPoison = true
     private let ring: UnsafeMutablePointer<ExitSummary>
@@ -23,6 +31,10 @@ public final class VCPUCanary: @unchecked Sendable {
     private var recorded: UInt = 0
     private var lastFault: FaultKey?
     private(set) var repeatCount = 0
+    /// EAGAIN entries in a row, and `recorded` after the last one: an exit in between
+    /// moves `recorded` on, so the hot path pays nothing to break a run of them.
+    private var againCount = 0
+    private var againMark: UInt = 0
     private let pad = CacheLinePad()
 
     init() {
@@ -61,6 +73,13 @@ public final class VCPUCanary: @unchecked Sendable {
         return repeatCount
     }
 
+    /// Counts an EAGAIN entry, after its history record; returns how many in a row.
+    func countAgain() -> Int {
+        againCount = recorded == againMark &+ 1 ? againCount &+ 1 : 1
+        againMark = recorded
+        return againCount
+    }
+
     /// Any exit other than a memory fault (or a kick) breaks a repeat.
     @inline(__always)
     func resetFaults() {
@@ -69,6 +88,6 @@ public final class VCPUCanary: @unchecked Sendable {
 
     /// Clears the history and counters (a recorded run replayed from the start).
     public func reset() {
-        recorded = 0; repeatCount = 0; lastFault = nil; mayPoison = true
+        recorded = 0; repeatCount = 0; lastFault = nil; mayPoison = true; againCount = 0; againMark = 0
     }
 }

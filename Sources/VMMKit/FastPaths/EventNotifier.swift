@@ -126,19 +126,7 @@ public final class EventNotifier: @unchecked Sendable {
             guard thread == nil else { return }
             stopping.store(false, ordering: .releasing)
             locked { failureStorage = nil }
-            let box = Unmanaged.passRetained(self).toOpaque()
-            var tid = pthread_t()
-            let rc = pthread_create(&tid, nil, { raw in
-                let me = Unmanaged<EventNotifier>.fromOpaque(raw!).takeRetainedValue()
-                ThreadName.setCurrent("notifier")
-                me.loop()
-                return nil
-            }, box)
-            guard rc == 0 else {
-                Unmanaged<EventNotifier>.fromOpaque(box).release()
-                throw .systemCallFailed(name: "pthread_create for the event notifier", errno: .init(rawValue: rc))
-            }
-            thread = tid
+            thread = try HostThread.start("notifier") { self.loop() }
         }
     }
 

@@ -82,7 +82,7 @@ final class PluginWatchdog: @unchecked Sendable {
     var currentBudget: Double? { locked { budget } }
 
     /// Sets the budget (nil: off) and starts or stops the thread.
-    func setBudget(_ seconds: Double?) {
+    func setBudget(_ seconds: Double?) throws(VMMError) {
         let (old, mine): (pthread_t?, Int) = locked {
             budget = seconds
             generation += 1
@@ -95,20 +95,17 @@ final class PluginWatchdog: @unchecked Sendable {
         guard seconds != nil else { return }
         // The thread is handed its generation: it ends as soon as a later call moves on,
         // even one made before it first ran.
-        final class Start { let watchdog: PluginWatchdog; let generation: Int
-            init(_ w: PluginWatchdog, _ g: Int) { watchdog = w; generation = g } }
-        let box = Unmanaged.passRetained(Start(self, mine)).toOpaque()
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { raw in
-            let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
-            ThreadName.setCurrent("watchdog")
-            start.watchdog.watch(generation: start.generation)
-            return nil
-        }, box)
-        if rc == 0 { locked { thread = tid } } else { Unmanaged<Start>.fromOpaque(box).release() }
+        // A budget with no thread to enforce it would be one in name only: the caller hears.
+        do {
+            let tid = try HostThread.start("watchdog") { self.watch(generation: mine) }
+            locked { thread = tid }
+        } catch {
+            locked { budget = nil }
+            throw error
+        }
     }
 
-    func stop() { setBudget(nil) }
+    func stop() { try? setBudget(nil) } // no thread is started for nil
 
     /// This host's calls in progress now, for diagnostics (e.g. a VM that did not stop).
     func inProgress() -> [(handler: String, vcpuID: UInt32, exit: String)] {
@@ -185,7 +182,7 @@ extension PluginHost {
             throw .invalidArgument("handler budget must be more than 0 and at most 86400 seconds, not \(seconds)")
         }
         if watchdog.onOverrun == nil { watchdog.onOverrun = defaultOverrunAction() }
-        watchdog.setBudget(closed ? nil : seconds)
+        try watchdog.setBudget(closed ? nil : seconds)
     }
 
     /// Called on the watchdog's thread, once per overrunning call. Set before the budget.

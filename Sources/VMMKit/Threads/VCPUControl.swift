@@ -66,26 +66,13 @@ final class VCPUControl: @unchecked Sendable {
     func start(name: String, _ body: @escaping () -> StopReason) throws(VMMError) {
         try locked { () throws(VMMError) in
             guard thread == nil, !finished else { throw .invalidArgument("vCPU thread already started") }
-            final class Box { let body: () -> StopReason; let control: VCPUControl; let name: String
-                init(_ b: @escaping () -> StopReason, _ c: VCPUControl, _ n: String) { body = b; control = c; name = n } }
-            let box = Unmanaged.passRetained(Box(body, self, name)).toOpaque()
-            var tid = pthread_t()
-            let rc = pthread_create(&tid, nil, { raw in
-                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-                ThreadName.setCurrent(box.name)
+            thread = try HostThread.start(name) {
                 var set = sigset_t()
                 sigemptyset(&set)
                 sigaddset(&set, VCPUControl.kickSignal)
                 pthread_sigmask(SIG_UNBLOCK, &set, nil)
-                let reason = box.body()
-                box.control.finish(reason)
-                return nil
-            }, box)
-            guard rc == 0 else {
-                Unmanaged<Box>.fromOpaque(box).release()
-                throw .systemCallFailed(name: "pthread_create", errno: .init(rawValue: rc))
+                self.finish(body())
             }
-            thread = tid
         }
     }
 

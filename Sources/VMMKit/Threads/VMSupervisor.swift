@@ -84,14 +84,12 @@ public final class VMSupervisor: @unchecked Sendable {
         started()
         var monitor: pthread_t?
         if detectHalt {
-            var t = pthread_t()
-            let me = Unmanaged.passRetained(self).toOpaque()
-            if pthread_create(&t, nil, { raw in
-                let s = Unmanaged<VMSupervisor>.fromOpaque(raw!).takeRetainedValue()
-                ThreadName.setCurrent("halt-watch")
-                s.watch()
-                return nil
-            }, me) == 0 { monitor = t } else { Unmanaged<VMSupervisor>.fromOpaque(me).release() }
+            // Without it a machine whose vCPUs all halt would wait forever: not a run to start.
+            do { monitor = try HostThread.start("halt-watch") { self.watch() } } catch {
+                for v in all { v.requestStop(.requested) }
+                for v in all { v.join() }
+                throw error
+            }
         }
         let reasons = all.map { $0.join() }
         if let monitor { pthread_join(monitor, nil) }

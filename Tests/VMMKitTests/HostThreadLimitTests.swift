@@ -1,0 +1,59 @@
+import Glibc
+import Testing
+
+/// A host that cannot start another thread (a pids cgroup at its limit, `RLIMIT_NPROC`):
+/// each of the launcher's threads that guards a run ends it with status 20 naming the
+/// thread, rather than a run without its guard (`--max-seconds` never firing, a handler
+/// budget never enforced) or a join of a thread that never existed.
+@Suite("Host threads: a thread that cannot start ends the run, naming it", .serialized)
+struct HostThreadLimitTests {
+    /// The cgroup v1 pids controller, where this machine mounts it (root only).
+    static let pidsRoot = "/sys/fs/cgroup/pids"
+
+    /// `vmm run` in a fresh pids cgroup allowing `tasks` threads in all; nil (with the
+    /// reason printed) where this host offers no pids cgroup to create.
+    static func runLimited(tasks: Int, _ args: [String]) throws -> VMMProcess.Result? {
+        let group = "\(pidsRoot)/vmmkit-test-\(getpid())"
+        guard mkdir(group, 0o755) == 0 || errno == EEXIST else {
+            print("HostThreadLimitTests: cannot create \(group) (errno \(errno)): skipped")
+            return nil
+        }
+        defer { rmdir(group) }
+        let limit = open(group + "/pids.max", O_WRONLY)
+        guard limit >= 0 else {
+            print("HostThreadLimitTests: no pids.max in \(group): skipped")
+            return nil
+        }
+        _ = "\(tasks)".withCString { write(limit, $0, strlen($0)) }
+        close(limit)
+        // The shell moves itself into the group, then becomes `vmm`: one task.
+        let script = "echo $$ > \(group)/cgroup.procs && exec \"$0\" \"$@\""
+        return Spawned("/bin/sh", ["-c", script, VMMProcess.binary, "run"] + args).wait()
+    }
+
+    static let args = [VMMProcess.guest("hello64.elf"), "--no-default-plugins", "--serial", "none", "--max-seconds", "30"]
+
+    @Test("no thread for the plugin watchdog, the --max-seconds timer, a vCPU or KVM's worker: status 20, one line each")
+    func eachGuardThread() throws {
+        guard let watchdog = try Self.runLimited(tasks: 1, Self.args) else { return }
+        #expect(watchdog.status == 20)
+        #expect(watchdog.stderr == "vmm: cannot watch plugin handlers (--handler-budget): pthread_create of the watchdog thread failed: Resource temporarily unavailable (errno 11)\n")
+        let timer = try #require(try Self.runLimited(tasks: 2, Self.args))
+        #expect(timer.status == 20)
+        #expect(timer.stderr == "vmm: cannot start the --max-seconds timer: pthread_create of the time-limit thread failed: Resource temporarily unavailable (errno 11)\n")
+        let vcpu = try #require(try Self.runLimited(tasks: 3, Self.args))
+        #expect(vcpu.status == 20)
+        #expect(vcpu.stderr == "vmm: pthread_create of the vcpu0 thread failed: Resource temporarily unavailable (errno 11)\n")
+        // Without an irqchip there is no halt watcher: the next task the host is refused
+        // is the kernel's own (kvm-nx-lpage-recovery, started at the first KVM_RUN), and
+        // every KVM_RUN then fails with EAGAIN. The core took that for a kick and spun.
+        let kernel = try #require(try Self.runLimited(tasks: 4, Self.args + ["--irqchip", "none"]))
+        #expect(kernel.status == 20)
+        #expect(kernel.stderr == "vmm: vCPU 0: KVM_RUN (EAGAIN 100000 times in a row, the guest never entered: is a pids cgroup or RLIMIT_NPROC refusing KVM's per-VM worker task?) failed: Resource temporarily unavailable (errno 11)\n")
+        // The same guest with room for its threads runs to the end.
+        let room = try #require(try Self.runLimited(tasks: 16, Self.args))
+        #expect(room.status == 0)
+        let roomNoChip = try #require(try Self.runLimited(tasks: 16, Self.args + ["--irqchip", "none"]))
+        #expect(roomNoChip.status == 0)
+    }
+}
