@@ -13,19 +13,21 @@
  * and, built into .build/plugins/fixtures/ (it may be loaded):
  *   STATE_HANGS   offers the state extension (an empty blob, version 1); config "save"
  *                 makes its save never return, "restore" its restore, "destroy" its
- *                 destroy
+ *                 destroy; "save-min" and "restore-min" make them fail with INT32_MIN
+ *                 (not a negative errno: the host once negated it)
  */
 #define _DEFAULT_SOURCE /* fork, setsid */
 #include "vmm_plugin.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #if defined(VARIANT_STATE_HANGS)
-static int hang_in; /* 1: save, 2: restore, 3: destroy (set by init from its config) */
+static int hang_in; /* 1: save, 2: restore, 3: destroy; 4, 5: save, restore fail (from the config) */
 #endif
 
 #if defined(VARIANT_CTOR_EXITS)
@@ -63,7 +65,10 @@ static void *hostile_init(const vmm_host_t *host, const char *config, const char
         pause();
     return NULL;
 #elif defined(VARIANT_STATE_HANGS)
-    hang_in = strcmp(config, "save") == 0 ? 1 : strcmp(config, "restore") == 0 ? 2 : strcmp(config, "destroy") == 0 ? 3 : 0;
+    static const char *const modes[] = { "save", "restore", "destroy", "save-min", "restore-min" };
+    for (int i = 0; i < 5; i++)
+        if (strcmp(config, modes[i]) == 0)
+            hang_in = i + 1;
     return (void *)host;
 #else
     return (void *)host;
@@ -86,7 +91,7 @@ static int state_save(void *user, void *buffer, uint64_t capacity, uint64_t *siz
     while (hang_in == 1)
         pause();
     *size_out = 0;
-    return 0;
+    return hang_in == 4 ? INT32_MIN : 0;
 }
 
 static int state_restore(void *user, const void *bytes, uint64_t length, uint32_t version)
@@ -94,7 +99,7 @@ static int state_restore(void *user, const void *bytes, uint64_t length, uint32_
     (void)user; (void)bytes; (void)length; (void)version;
     while (hang_in == 2)
         pause();
-    return 0;
+    return hang_in == 5 ? INT32_MIN : 0;
 }
 
 static vmm_plugin_state_t state = { sizeof(vmm_plugin_state_t), 1, NULL, state_save, state_restore };

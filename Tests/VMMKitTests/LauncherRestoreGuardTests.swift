@@ -70,6 +70,21 @@ struct LauncherRestoreGuardTests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/snap"))
     }
 
+    @Test("a plugin's state save or restore failing with INT32_MIN is refused naming it, not a trap negating it")
+    func stateFailsWithIntMin() throws {
+        let dir = try scratch("intmin")
+        let guest = try VMMProcess.temp("guard-intmin.bin", Self.waitThenRead(0x532))
+        let save = try run(["run", guest, "--load-addr", "0x100000", "--serial", "none", "--plugin", Self.stateHangs + ",save-min",
+                            "--max-seconds", "0.3", "--snapshot-on-stop", dir + "/none"])
+        #expect(save.status == 24, "stderr: \(save.stderr)")
+        #expect(save.stderr.contains("org.vmmkit.test.hostile"), "stderr: \(save.stderr)")
+        #expect(save.stderr.contains("cannot save its state: status -2147483648"), "stderr: \(save.stderr)")
+        let snap = try snapshot(dir, port: 0x532, plugin: Self.stateHangs + ",restore-min")
+        let restore = try run(["restore", snap, "--trust-snapshot"])
+        #expect(restore.status == 24, "stderr: \(restore.stderr)")
+        #expect(restore.stderr.contains("refused its saved state: status -2147483648"), "stderr: \(restore.stderr)")
+    }
+
     @Test("a plugin whose state restore never returns: vmm restore ends with status 8 naming it")
     func restoreHangs() throws {
         let snap = try snapshot(try scratch("restore"), port: 0x532, plugin: Self.stateHangs + ",restore")

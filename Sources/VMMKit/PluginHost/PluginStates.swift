@@ -45,7 +45,7 @@ extension PluginHost {
             } else if rc == 0, size != 0 {
                 throw PluginError(plugin: id, "save reported \(size) bytes written into 0")
             }
-            guard rc == 0 else { throw PluginError(plugin: id, "cannot save its state: \(String(cString: strerror(-rc))) (\(rc))") }
+            guard rc == 0 else { throw PluginError(plugin: id, "cannot save its state: \(PluginText.status(rc))") }
             blobs.append(PluginStateBlob(plugin: id, version: table.version, bytes: bytes))
         }
         return blobs
@@ -70,7 +70,7 @@ extension PluginHost {
             let rc = PluginThreadState.current.lifecycleCall(instance.lifecycleTag, .stateRestore) {
                 blob.bytes.withUnsafeBytes { table.restore(table.user, $0.baseAddress, UInt64($0.count), blob.version) }
             }
-            guard rc == 0 else { throw PluginError(plugin: id, "refused its saved state: \(String(cString: strerror(-rc))) (\(rc))") }
+            guard rc == 0 else { throw PluginError(plugin: id, "refused its saved state: \(PluginText.status(rc))") }
         }
         if blobs.count > instances.count {
             throw PluginError(plugin: blobs[instances.count].plugin, "the snapshot holds its state but it is not loaded")

@@ -13,6 +13,14 @@ enum PluginText {
         return count < limit ? read : read + "… (cut at \(limit) bytes)"
     }
 
+    /// A plugin's failure status, documented as a negative errno: "No space left on
+    /// device (-28)". Any other value is shown as it is; -2^31 has no positive twin to
+    /// negate (negating it trapped the host).
+    static func status(_ rc: Int32) -> String {
+        guard rc < 0, rc != .min else { return "status \(rc)" }
+        return "\(String(cString: strerror(-rc))) (\(rc))"
+    }
+
     /// A failure or init message a plugin may leave NULL.
     static func message(_ text: UnsafePointer<CChar>?) -> String { text.map(read) ?? "(no message)" }
 }
