@@ -10,6 +10,12 @@
  *   port 0x533 "register" IN: calls register_handler from the vCPU thread; returns the
  *                          negated result (EPERM expected).
  *
+ *   port 0x538 "raise"    IN: raises async-PF KICK events for its own vCPU, one after
+ *                          another, until guard_fixture_release() (or forever): each
+ *                          runs the VMM_EXIT_ASYNC_PF handlers (its own "apf", which
+ *                          answers NOT_MINE, among them) nested inside this call.
+ *   hypercall 0x6a11      a typed hypercall "u64()" that spins like "hang", then
+ *                          returns 0x31.
  *   port 0x537 "count"    OUT: counted (atomically; the load test's PIO exits).
  *   MMIO 0xd0001000+8 "count" write: counted (the load test's MMIO exits).
  *   guard_fixture_counts(out) reads both counts (reset at each init).
@@ -59,6 +65,34 @@ static vmm_verdict_t forbidden_syscall(void *user, vmm_exit_t *ex)
         ex->pio.data[0] = errno == EPERM ? 0 : 2;
     }
     return VMM_HANDLED;
+}
+
+static const vmm_host_async_pf_t *kept_async_pf;
+
+static vmm_verdict_t raise_loop(void *user, vmm_exit_t *ex)
+{
+    const vmm_host_t *h = user;
+    vmm_exit_async_pf_t kick;
+    memset(&kick, 0, sizeof kick);
+    kick.kind = VMM_ASYNC_PF_KICK;
+    while (!atomic_load(&released))
+        kept_async_pf->raise(h->host_data, ex->vcpu_id, &kick, NULL);
+    ex->pio.data[0] = 0x38;
+    return VMM_HANDLED;
+}
+
+static vmm_verdict_t not_mine(void *user, vmm_exit_t *ex)
+{
+    (void)user; (void)ex;
+    return VMM_NOT_MINE;
+}
+
+static uint64_t hang_hypercall(void *user)
+{
+    (void)user;
+    while (!atomic_load(&released))
+        usleep(1000);
+    return 0x31;
 }
 
 static atomic_uint_fast64_t pio_count, mmio_count;
@@ -155,6 +189,22 @@ static void *guard_init(const vmm_host_t *host, const char *config, const char *
         || add(host, 0x533, register_late, (void *)host, "register", err)
         || add(host, 0x537, count_pio, NULL, "count", err))
         return NULL;
+    kept_async_pf = host->get_extension(host->host_data, VMM_EXT_HOST_ASYNC_PF);
+    if (kept_async_pf) {
+        vmm_handler_desc_t d;
+        memset(&d, 0, sizeof d);
+        d.struct_size = sizeof d;
+        d.exit_class = VMM_EXIT_ASYNC_PF;
+        d.handle = not_mine;
+        d.name = "apf";
+        if (add(host, 0x538, raise_loop, (void *)host, "raise", err) || host->register_handler(host->host_data, &d, err) != 0)
+            return NULL;
+    }
+    {
+        const vmm_host_hypercall_t *hc = host->get_extension(host->host_data, VMM_EXT_HOST_HYPERCALL);
+        if (hc && hc->register_hypercall(host->host_data, 0x6a11, "u64()", (void (*)(void))hang_hypercall, NULL, err) != 0)
+            return NULL;
+    }
     {
         vmm_handler_desc_t d;
         memset(&d, 0, sizeof d);

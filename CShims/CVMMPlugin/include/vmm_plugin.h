@@ -74,8 +74,9 @@
  *
  * TRUST: a plugin runs in the VMM's process as trusted code, with all of its
  * privileges; nothing isolates the host from it. The host contains mistakes only:
- * a handler call running past the VMM's budget is reported (plugin, handler, vCPU,
- * exit) and ends the run (it cannot be cancelled), as is an init(), a destroy() or a
+ * a handler call (or typed hypercall) running past the VMM's budget is reported (plugin,
+ * handler, vCPU, exit) and ends the run (it cannot be cancelled); calls it makes into
+ * the host that run other handlers (an async-PF raise) do not restart its time. So is an init(), a destroy() or a
  * state save or restore (org.vmmkit.plugin.state/1) running past it; [load-thread] services called from
  * another thread or outside init() answer -EPERM; every service called through this
  * table after destroy() returned answers -ESHUTDOWN (log and request_stop do nothing,

@@ -9,6 +9,12 @@ import Synchronization
 ///
 /// A reader takes `calls`, then the fields, then `calls` again: equal counts and a
 /// non-zero `busy` mean the fields describe one call that is still running.
+///
+/// A call made inside another on the same thread (a handler raising an async-PF event,
+/// a pager fetching a page inside an exit) is published over the outer one, which is
+/// kept in the `outer…` fields, and does not count as a call of its own: the watchdog
+/// times the outermost call. Counting it let a handler that called the host in a loop
+/// look like a new call after each nested one, so it was never reported.
 final class PluginCallSlot: @unchecked Sendable {
     private let padBefore = CacheLinePad()
     /// (host tag << 32) | (handler index + 1) while a handler runs; 0 when idle.
@@ -19,6 +25,14 @@ final class PluginCallSlot: @unchecked Sendable {
     let what = Atomic<UInt64>(0)
     /// Port, guest-physical address, MSR index or KVM exit reason of the exit.
     let address = Atomic<UInt64>(0)
+    /// The outermost call's `busy`, `what` and `address` while a nested call is
+    /// published; `outerBusy` is 0 otherwise.
+    let outerBusy = Atomic<UInt64>(0)
+    let outerWhat = Atomic<UInt64>(0)
+    let outerAddress = Atomic<UInt64>(0)
+    /// Bumped as a nested call starts and ends, which leave `calls` alone: a reader
+    /// checks it as it checks `calls`.
+    let nestings = Atomic<UInt64>(0)
     private let padAfter = CacheLinePad()
     /// The registry's list links, guarded by its lock. Unmanaged, never retained: a
     /// strong reference taken under the lock could be the last one, and releasing it
@@ -36,26 +50,40 @@ final class PluginCallSlot: @unchecked Sendable {
     func snapshot() -> PluginCallSnapshot? {
         let tag = busy.load(ordering: .acquiring)
         guard tag != 0 else { return nil }
+        let nestingsBefore = nestings.load(ordering: .acquiring)
         let before = calls.load(ordering: .acquiring)
         let what = what.load(ordering: .acquiring)
         let address = address.load(ordering: .acquiring)
-        guard calls.load(ordering: .acquiring) == before, busy.load(ordering: .acquiring) == tag else { return nil }
-        return PluginCallSnapshot(call: before, tag: tag, what: what, address: address)
+        let outer = (outerBusy.load(ordering: .acquiring), outerWhat.load(ordering: .acquiring),
+                     outerAddress.load(ordering: .acquiring))
+        guard calls.load(ordering: .acquiring) == before, nestings.load(ordering: .acquiring) == nestingsBefore,
+              busy.load(ordering: .acquiring) == tag else { return nil }
+        let inner = PluginCallSnapshot(call: before, tag: tag, what: what, address: address)
+        guard outer.0 != 0 else { return inner }
+        var outermost = PluginCallSnapshot(call: before, tag: outer.0, what: outer.1, address: outer.2)
+        outermost.nested = (tag, what, address)
+        return outermost
     }
 }
 
-struct PluginCallSnapshot: Equatable {
+/// One thread's call in progress: the outermost call, and the call nested in it (if
+/// any) that runs now.
+struct PluginCallSnapshot {
     let call: UInt64
     let tag: UInt64
     let what: UInt64
     let address: UInt64
+    /// The nested call running inside this one: its tag, `what` and address.
+    var nested: (tag: UInt64, what: UInt64, address: UInt64)?
 
     var hostTag: UInt32 { UInt32(truncatingIfNeeded: tag >> 32) }
     var handlerIndex: Int { Int(truncatingIfNeeded: tag & 0xffff_ffff) - 1 }
     var vcpuID: UInt32 { UInt32(truncatingIfNeeded: what >> 32) }
 
     /// "pio in port 0x531 size 1", "mmio write 0xd0000000 len 4", ...
-    var exitDescription: String {
+    var exitDescription: String { Self.describe(what: what, address: address) }
+
+    static func describe(what: UInt64, address: UInt64) -> String {
         let cls = UInt32(truncatingIfNeeded: (what >> 24) & 0xff)
         let isWrite = (what >> 23) & 1 == 1
         let size = what & 0x7f_ffff
@@ -68,6 +96,7 @@ struct PluginCallSnapshot: Equatable {
         case VMM_EXIT_HLT.rawValue: return "hlt"
         case VMM_EXIT_OTHER.rawValue: return "KVM exit reason \(address)"
         case PluginCallSlot.lifecycleClass: return PluginLifecycleCall(rawValue: size).map { "\($0)" } ?? "lifecycle call \(size)"
+        case PluginCallSlot.hypercallClass: return "typed hypercall \(address)"
         default: return "exit class \(cls)"
         }
     }
@@ -171,19 +200,34 @@ extension PluginThreadState {
 
     /// Runs `body` with the call (`tag`, `what`, `address`) published in this thread's
     /// slot; the view before it (an outer call's, or idle) is restored after it.
+    ///
+    /// A call inside another keeps the outer call's count (the watchdog times the
+    /// outermost call) and, at the first level of nesting, records the outer call in the
+    /// slot's `outer…` fields for the report.
     func publishing<T, E: Error>(tag: UInt64, what: UInt64, address: UInt64, _ body: () throws(E) -> T) throws(E) -> T {
         let slot = self.slot
         let outer = (slot.busy.load(ordering: .relaxed), slot.what.load(ordering: .relaxed),
                      slot.address.load(ordering: .relaxed))
-        slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+        let firstNesting = outer.0 != 0 && slot.outerBusy.load(ordering: .relaxed) == 0
+        if outer.0 == 0 {
+            slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+        } else {
+            slot.nestings.store(slot.nestings.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+            if firstNesting {
+                slot.outerWhat.store(outer.1, ordering: .releasing)
+                slot.outerAddress.store(outer.2, ordering: .releasing)
+                slot.outerBusy.store(outer.0, ordering: .releasing)
+            }
+        }
         slot.what.store(what, ordering: .releasing)
         slot.address.store(address, ordering: .releasing)
         slot.busy.store(tag, ordering: .releasing)
         defer {
-            slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+            if outer.0 != 0 { slot.nestings.store(slot.nestings.load(ordering: .relaxed) &+ 1, ordering: .releasing) }
             slot.what.store(outer.1, ordering: .releasing)
             slot.address.store(outer.2, ordering: .releasing)
             slot.busy.store(outer.0, ordering: .releasing)
+            if firstNesting { slot.outerBusy.store(0, ordering: .releasing) }
         }
         return try body()
     }
@@ -209,6 +253,8 @@ enum PluginLifecycleCall: UInt64, CustomStringConvertible {
 extension PluginCallSlot {
     /// Above every `vmm_exit_class_t`.
     static let lifecycleClass: UInt32 = 0xff
+    /// A typed hypercall's function (its number as the address).
+    static let hypercallClass: UInt32 = 0xfe
 }
 
 extension PluginCallSnapshot {

@@ -155,6 +155,9 @@ final class PluginInstance {
         if !stagedHypercalls.isEmpty { try TypedHypercall.installPort(host) }
         for handler in staged { try PluginDispatch.wire(handler, instance: self) }
         handlerSummaries = staged.map(\.summary) + stagedHypercalls.map { "hypercall \($0.number)" }
-        for call in stagedHypercalls { host.hypercalls[call.number] = call }
+        for call in stagedHypercalls {
+            call.tag = host.watchdog.tag(for: "\(library.id) 'hypercall \(call.number)' (\(library.path))")
+            host.hypercalls[call.number] = call
+        }
     }
 }

@@ -111,8 +111,18 @@ final class PluginWatchdog: @unchecked Sendable {
     func inProgress() -> [(handler: String, vcpuID: UInt32, exit: String)] {
         PluginCallSlot.registry.inProgress().compactMap { _, call in
             guard call.hostTag == hostTag, let name = handlerName(call.handlerIndex) else { return nil }
-            return (name, call.vcpuID, call.exitDescription)
+            return (name, call.vcpuID, describe(call))
         }
+    }
+
+    /// The outermost call's exit, and the nested call it is in now, if any: "pio out
+    /// port 0xe4 size 4, now in org.x 'apf' (/p/libX.so) handling async-PF event kind 2 at 0x0".
+    private func describe(_ call: PluginCallSnapshot) -> String {
+        guard let nested = call.nested else { return call.exitDescription }
+        let index = Int(truncatingIfNeeded: nested.tag & 0xffff_ffff) - 1
+        let name = UInt32(truncatingIfNeeded: nested.tag >> 32) == hostTag ? handlerName(index) : nil
+        let inner = PluginCallSnapshot.describe(what: nested.what, address: nested.address)
+        return "\(call.exitDescription), now in \(name ?? "a plugin call") handling \(inner)"
     }
 
     private func handlerName(_ index: Int) -> String? {
@@ -151,7 +161,7 @@ final class PluginWatchdog: @unchecked Sendable {
                 if let old = seen[id], old.call == call.call { entry = old }
                 if !entry.reported, now - entry.since >= budget, let name = handlerName(call.handlerIndex) {
                     entry.reported = true
-                    let overrun = PluginOverrun(handler: name, vcpuID: call.vcpuID, exit: call.exitDescription,
+                    let overrun = PluginOverrun(handler: name, vcpuID: call.vcpuID, exit: describe(call),
                                                 seconds: now - entry.since, budget: budget, isLifecycle: call.isLifecycle)
                     onOverrun?(overrun)
                 }

@@ -41,6 +41,8 @@ final class TypedHypercall: @unchecked Sendable {
     let fn: @convention(c) () -> Void
     let user: UnsafeMutableRawPointer?
     let owner: String
+    /// The watchdog's tag for this function's calls (`PluginWatchdog.tag(for:)`), set when wired.
+    var tag: UInt64 = 0
     let cif: UnsafeMutablePointer<ffi_cif>
     /// The ffi_type* of (user, args...): must outlive the cif.
     let types: UnsafeMutablePointer<UnsafeMutablePointer<ffi_type>?>
@@ -147,7 +149,12 @@ final class TypedHypercall: @unchecked Sendable {
         _ = state.begin(vcpu, exitClass: VMM_EXIT_PIO.rawValue)
         do { try state.loadRegs() } catch { _ = state.end(); return .fail("typed hypercall \(number): \(error)") }
         if let call = host.hypercalls[number] {
-            state.regs.rax = call.invoke(state.regs, memory: vcpu.memory)
+            // Watched as a handler is: a function that never returns is reported by name.
+            let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: PluginCallSlot.hypercallClass, isWrite: true, size: 4)
+            let regs = state.regs
+            state.regs.rax = state.publishing(tag: call.tag, what: what, address: UInt64(number)) {
+                call.invoke(regs, memory: vcpu.memory)
+            }
         } else {
             state.regs.rax = UInt64(bitPattern: Int64(-ENOSYS))
         }
