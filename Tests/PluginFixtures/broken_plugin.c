@@ -112,8 +112,10 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
 #elif defined(VARIANT_RANGES)
 /* Claims one hostile range, picked by config: "" (the default, what `vmm plugins`
  * uses) an MMIO range ending exactly at 2^64, "pio" a port range ending at 2^64,
- * "ram" an MMIO range over guest RAM at 1 MiB, "allpio" all 0x10000 ports. The host
- * must refuse each. */
+ * "ram" an MMIO range over guest RAM at 1 MiB, "allpio" all 0x10000 ports,
+ * "fault", "apf" and "other" a memory-fault, async-PF or exit-reason range of length
+ * 2^64 - 1 MiB at 2 MiB (it wraps), "msr" MSRs 0xffffff00 + 0x200. The host must refuse
+ * each. */
 static vmm_verdict_t never_handled(void *user, vmm_exit_t *ex) { (void)user; (void)ex; return VMM_NOT_MINE; }
 static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
 {
@@ -131,6 +133,14 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
         d.exit_class = VMM_EXIT_PIO;
         d.base = 0;
         d.length = 0x10000;
+    } else if (config && (strcmp(config, "fault") == 0 || strcmp(config, "apf") == 0 || strcmp(config, "other") == 0)) {
+        d.exit_class = config[0] == 'f' ? VMM_EXIT_MEMORY_FAULT : config[0] == 'a' ? VMM_EXIT_ASYNC_PF : VMM_EXIT_OTHER;
+        d.base = 0x200000;
+        d.length = 0ull - 0x100000;
+    } else if (config && strcmp(config, "msr") == 0) {
+        d.exit_class = VMM_EXIT_MSR;
+        d.base = 0xffffff00;
+        d.length = 0x200;
     }
     d.flags = VMM_HANDLER_EXCLUSIVE;
     d.handle = never_handled;

@@ -189,6 +189,18 @@ struct HostileInputTests {
             + "\(space) range at 0xfffffffffffff000 with length 0x1000 runs past 0xffffffffffffffff\n")
     }
 
+    @Test("memory-fault, async-PF and exit-reason ranges that wrap past 2^64, and MSR ranges past 2^32, are refused (status 8)",
+          arguments: [("fault", "memory-fault range at 0x200000 with length 0xfffffffffff00000 runs past 0xffffffffffffffff (length 0 is the whole space)"),
+                      ("apf", "async-PF range at 0x200000 with length 0xfffffffffff00000 runs past 0xffffffffffffffff (length 0 is the whole space)"),
+                      ("other", "exit-reason range at 0x200000 with length 0xfffffffffff00000 runs past 0xffffffffffffffff (length 0 is the whole space)"),
+                      ("msr", "MSR range at 0xffffff00 with length 0x200 runs past MSR 0xffffffff")])
+    func wrappingClassRanges(config: String, message: String) throws {
+        let fixture = PluginFixtures.fixture("RANGES")
+        let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--plugin", "\(fixture),\(config)"])
+        #expect(r.status == 8)
+        #expect(r.stderr == "vmm: plugin 'org.vmmkit.test.fixture' (\(fixture)): init failed: org.vmmkit.test.fixture 'hostile-range' (\(fixture)): \(message)\n")
+    }
+
     @Test("a plugin port range of all 0x10000 ports is refused (the dispatcher counts ports in 16 bits)")
     func allPorts() throws {
         let fixture = PluginFixtures.fixture("RANGES")

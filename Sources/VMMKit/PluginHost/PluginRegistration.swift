@@ -48,10 +48,19 @@ enum PluginRegistration {
             guard start <= UInt64.max - length else {
                 return refuse(EINVAL, "\(owner): \(className(cls)) range at \(hex(start)) with length \(hex(length)) runs past 0xffffffffffffffff")
             }
+            // An MSR index is 32 bits: a range beyond them could never match.
+            guard cls != VMM_EXIT_MSR.rawValue || start &+ length <= 1 << 32 else {
+                return refuse(EINVAL, "\(owner): MSR range at \(hex(start)) with length \(hex(length)) runs past MSR 0xffffffff")
+            }
         case VMM_EXIT_HLT.rawValue:
             start = 0; length = 0
         case VMM_EXIT_MEMORY_FAULT.rawValue, VMM_EXIT_ASYNC_PF.rawValue, VMM_EXIT_OTHER.rawValue:
-            break
+            // Length 0 is the whole space; any other range must end where it can be kept.
+            // One that wrapped matched nothing, yet a memory-fault range was still
+            // demand-paged on its behalf: the guest's first fault there was stuck.
+            guard length == 0 || start <= UInt64.max - length else {
+                return refuse(EINVAL, "\(owner): \(className(cls)) range at \(hex(start)) with length \(hex(length)) runs past 0xffffffffffffffff (length 0 is the whole space)")
+            }
         default:
             return refuse(EINVAL, "\(owner): unknown exit class \(cls)")
         }
