@@ -34,6 +34,17 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
         *error_out = text;
         return NULL;
     }
+    /* "route": routes MSR 0x10 to user space and sets CPUID 0x40000001:EAX bit 20 on every
+     * vCPU, then fails: what it changed must not outlive the refusal. */
+    if (strcmp(config, "route") == 0) {
+        const vmm_host_vcpu_t *v = host->get_extension(host->host_data, VMM_EXT_HOST_VCPU);
+        static const uint32_t tsc = 0x10;
+        if (v == NULL || v->route_msrs(host->host_data, &tsc, 1, error_out) != 0
+            || v->set_cpuid_bits(host->host_data, 0x40000001u, 0, VMM_CPUID_EAX, 1u << 20, 0, error_out) != 0)
+            return NULL;
+        *error_out = "fixture: routed MSR 0x10 and edited CPUID, then failed";
+        return NULL;
+    }
     *error_out = "fixture: the device refuses to start (config missing 'disk')";
     return NULL;
 }

@@ -15,6 +15,23 @@ struct PluginVCPUExtensionTests {
         #expect(try guest.run() == .guestExit(code: 0x3f))
     }
 
+    @Test("a plugin that routes an MSR and edits CPUID, then fails its init, leaves neither behind")
+    func failedInitUndoesMSRsAndCPUID() throws {
+        let (guest, host) = try PluginFixtures.guest("spin")
+        defer { host.close() }
+        // mov ecx, 0x10; rdmsr (the TSC, which KVM answers itself unless routed); hlt
+        try guest.vm.memory.writeBytes(GuestLayout.codeStart, [0xb9, 0x10, 0, 0, 0, 0x0f, 0x32, 0xf4])
+        func kvmFeatures() throws -> UInt32? { try guest.vcpu.cpuid().first { $0.function == 0x4000_0001 }?.eax }
+        let before = try #require(try kvmFeatures())
+        #expect(before & 1 << 20 == 0, "the fixture sets a bit that is clear")
+        var error: (any Error)?
+        do { try host.load(PluginFixtures.fixture("INIT_FAILS"), config: "route") } catch let e { error = e }
+        #expect("\(error.map { "\($0)" } ?? "")".hasSuffix("init failed: fixture: routed MSR 0x10 and edited CPUID, then failed"), "\(String(describing: error))")
+        #expect(try kvmFeatures() == before)
+        #expect(host.routedMSRs.isEmpty)
+        #expect(try guest.run() == .halted)
+    }
+
     @Test("set_cpuid_bits: the guest sees the bits the plugin set and cleared; route_msrs holds the three MSRs")
     func msrsAndCPUID() throws {
         let (guest, host) = try PluginFixtures.guest("apf_cpuid")

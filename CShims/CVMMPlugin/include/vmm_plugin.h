@@ -463,7 +463,8 @@ typedef struct vmm_host {
 
     /* [load-thread] Registers a handler; only during init(). 0 or a negative errno,
      * with *error_out (if error_out is not NULL) pointing at a host-owned message
-     * valid until init returns. A failed init discards its registrations. */
+     * valid until init returns. A failed init discards its registrations (and undoes
+     * its route_msrs and set_cpuid_bits calls). */
     int (*register_handler)(void *host_data, const vmm_handler_desc_t *desc,
                             const char **error_out);
 

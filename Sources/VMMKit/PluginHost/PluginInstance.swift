@@ -63,6 +63,10 @@ final class PluginInstance {
     /// One line per handler wired at init, for listings (`vmm plugins`).
     private(set) var handlerSummaries: [String] = []
     var stagedHypercalls: [TypedHypercall] = []
+    /// What a load-time service changed in the VM at once (the MSR filter, CPUID bits),
+    /// each with how to put it back: run newest first if `init` fails, so a refused
+    /// plugin leaves nothing behind, as its handlers are never wired.
+    var undoIfInitFails: [() -> Void] = []
     var dryPIO = AddressRangeTable<PIOHandlerBox>()
     var dryMMIO = AddressRangeTable<MMIOHandlerBox>()
     /// System calls its handlers need beyond the vCPU seccomp list (seccomp/1).
@@ -99,7 +103,7 @@ final class PluginInstance {
         dryMMIO = host.dispatcher.mmio
         loadThread = pthread_self()
         initializing = true
-        defer { (staged, stagedHypercalls, dryPIO, dryMMIO) = ([], [], .init(), .init()) }
+        defer { (staged, stagedHypercalls, dryPIO, dryMMIO, undoIfInitFails) = ([], [], .init(), .init(), []) }
         var message: UnsafePointer<CChar>?
         let tag = lifecycleTag
         let result = pluginLoadLock.withLock {
@@ -107,6 +111,7 @@ final class PluginInstance {
         }
         initializing = false
         guard let result else {
+            for undo in undoIfInitFails.reversed() { undo() }
             handle.retire()
             fastPaths.close(vm: host.vm)
             let why = PluginText.message(message)
@@ -118,6 +123,7 @@ final class PluginInstance {
         } catch {
             fastPaths.quiesce()
             pluginLoadLock.withLock { PluginThreadState.current.lifecycleCall(tag, .destroy) { destroyFn(result) } }
+            for undo in undoIfInitFails.reversed() { undo() }
             handle.retire()
             fastPaths.close(vm: host.vm)
             instance = nil

@@ -39,6 +39,7 @@ enum PluginVCPUExtension {
             guard plugin.onLoadThread else { plugin.setError("\(plugin.name): route_msrs is only allowed during init", errorOut); return -EPERM }
             guard let msrs, count > 0 else { plugin.setError("\(plugin.name): route_msrs got no MSRs", errorOut); return -EINVAL }
             let host = plugin.host
+            let before = host.routedMSRs
             // O(n log n) whatever the count.
             let wanted = (host.routedMSRs + UnsafeBufferPointer(start: msrs, count: Int(count))).sortedWithoutRepeats()
             do throws(VMMError) {
@@ -50,6 +51,10 @@ enum PluginVCPUExtension {
                 return -EINVAL
             }
             host.routedMSRs = wanted
+            plugin.undoIfInitFails.append {
+                _ = try? host.vm.denyMSRs(before) // an empty list lifts the filter
+                host.routedMSRs = before
+            }
             return 0
         }
         t.pointee.set_cpuid_bits = { data, function, index, reg, set, clear, errorOut in
@@ -63,6 +68,8 @@ enum PluginVCPUExtension {
             }
             for vcpu in vcpus {
                 do throws(VMMError) {
+                    let before = try vcpu.cpuid()
+                    plugin.undoIfInitFails.append { _ = try? vcpu.setCPUID(before) }
                     guard try vcpu.editCPUID(function: function, index: index, register: Int(reg), set: set, clear: clear) else {
                         plugin.setError("\(plugin.name): set_cpuid_bits: vCPU \(vcpu.id) has no CPUID leaf \(hex(function)) subleaf \(index)", errorOut)
                         return -ENOENT
