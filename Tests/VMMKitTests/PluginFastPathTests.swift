@@ -68,6 +68,18 @@ struct PluginFastPathTests {
         try guest.dispatcher.registerMMIO(address: TestGuest.mmioBase, length: 1, owner: "test") { _, _ in .handled }
     }
 
+    @Test("ioeventfd/1 refuses a doorbell on a port another owner holds exclusively, naming the owner")
+    func doorbellOverExclusiveRange() throws {
+        let guest = try TestGuest("hlt")
+        try guest.dispatcher.registerPIO(port: 0x32, count: 1, owner: "debug port") { _, _ in .handled }
+        let plugins = host(guest)
+        defer { plugins.close() }
+        // mode=doorbell rings on 4-byte writes to port 0x30: 0x30..0x33 holds 0x32.
+        let error = pluginError { () throws(PluginError) in _ = try plugins.load(Self.plugin, config: "mode=doorbell") }
+        #expect(error?.description == "plugin 'org.vmmkit.test.fastpath' (\(Self.plugin)): init failed: 'org.vmmkit.test.fastpath' "
+            + "(\(Self.plugin)): ioeventfd add: pio 0x30+4 overlaps [0x32..<0x33], owned exclusively by debug port")
+    }
+
     @Test("ioeventfd/1 add_irqfd: a plugin raises IRQ 4 from its handler; the guest's 8259 handler runs")
     func irqfd() throws {
         let guest = try TestGuest("irq_wait", irqchip: true)

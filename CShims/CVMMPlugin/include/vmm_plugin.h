@@ -509,7 +509,8 @@ typedef struct vmm_host_ioeventfd {
      * `space` complete in the kernel without an exit and signal an eventfd. The host
      * watches it and calls notify(user, n) [any-thread] (a host thread), n = writes
      * since the last call. Writes that do not match still exit normally. 0; -ENOTSUP
-     * the kernel lacks it; -EEXIST overlaps another doorbell. */
+     * the kernel lacks it; -EEXIST overlaps another doorbell or another owner's
+     * exclusive handler range (the message names it). */
     int (*add)(void *host_data, uint32_t space, uint64_t addr, uint32_t len,
                uint32_t flags, uint64_t datamatch,
                void (*notify)(void *user, uint64_t n), void *user,

@@ -91,6 +91,18 @@ final class PluginFastPaths {
         guard let kind = Self.space(space) else { return refuse(EINVAL, "ioeventfd add: unknown space \(space)") }
         guard flags & ~UInt32(VMM_IOEVENTFD_DATAMATCH) == 0 else { return refuse(EINVAL, "ioeventfd add: unknown flags \(hex(flags))") }
         guard let notify else { return refuse(EINVAL, "ioeventfd add: no notify function") }
+        // A doorbell takes the guest's writes before any handler sees them: over another
+        // owner's exclusive range it would steal them. The dispatcher holds only other
+        // owners' ranges while this plugin's init runs (its own are staged).
+        let span = UInt64(max(length, 1))
+        let (end, wraps) = address.addingReportingOverflow(span)
+        let taken = kind == .pio
+            ? plugin.host.dispatcher.pio.entries.first { $0.exclusive && (wraps || $0.start < end) && address < $0.end }.map { ($0.start, $0.end, $0.owner) }
+            : plugin.host.dispatcher.mmio.entries.first { $0.exclusive && (wraps || $0.start < end) && address < $0.end }.map { ($0.start, $0.end, $0.owner) }
+        if let (start, stop, owner) = taken {
+            return refuse(EEXIST, "ioeventfd add: \(kind.rawValue) \(hex(address))+\(span) overlaps [\(hex(start))..<\(hex(stop))], "
+                + "owned exclusively by \(owner)")
+        }
         do {
             let match: UInt64? = flags & UInt32(VMM_IOEVENTFD_DATAMATCH) != 0 ? datamatch : nil
             let bell = try plugin.host.vm.addIOEventFD(space: kind, address: address, length: length, datamatch: match)
