@@ -7,6 +7,8 @@
  *        extension and puts the verdict in RCX (set_reg);
  *     3: calls get_reg for another vCPU id and puts -errno in RCX (expects EBUSY);
  *     4: injects external interrupt 0x40 (inject_interrupt), -errno in RCX;
+ *     5: calls set_irq_line for line 99999, line 4 with level 7, line 23 (the last
+ *        IOAPIC pin) with level 0, and puts each -errno in a byte of RCX (low first);
  *   MSRs 0x4b564dfe..0x4b564dff: RDMSR reads 0x0102030405060708, WRMSR stores the
  *   value at guest-physical 0x20100; HLT: stores 0x4c54 ("HLT") at 0x20108 and
  *   declines (VMM_NOT_MINE), so the host's default still halts.
@@ -67,6 +69,11 @@ static vmm_verdict_t on_port(void *user, vmm_exit_t *ex)
     } else if (action == 4) {
         int rc = h->inject_interrupt(h->host_data, ex->vcpu_id, 0x40);
         h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RCX, (uint64_t)(int64_t)-rc);
+    } else if (action == 5) {
+        uint64_t codes = (uint64_t)(uint8_t)-h->set_irq_line(h->host_data, 99999, 1)
+            | (uint64_t)(uint8_t)-h->set_irq_line(h->host_data, 4, 7) << 8
+            | (uint64_t)(uint8_t)-h->set_irq_line(h->host_data, 23, 0) << 16;
+        h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RCX, codes);
     } else if (action == 3) {
         uint64_t dummy = 0;
         int rc = h->get_reg(h->host_data, ex->vcpu_id + 1, VMM_REG_RAX, &dummy);

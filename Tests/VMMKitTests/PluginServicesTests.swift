@@ -45,6 +45,26 @@ struct PluginServicesTests {
         #expect(try guest.vm.memory.read(0x20010, as: UInt64.self) == 1)
     }
 
+    @Test("set_irq_line refuses a line the irqchip lacks and a level other than 0 or 1; irqfd a GSI it lacks")
+    func irqLineChecks() throws {
+        let guest = try TestGuest("hlt", irqchip: true)
+        let host = PluginHost(vm: guest.vm, dispatcher: guest.dispatcher)
+        defer { host.close() }
+        // mov dx, 0x540; mov eax, 5; out dx, eax; out 0xf4, al (with an irqchip HLT would not exit)
+        try guest.vm.memory.writeBytes(GuestLayout.codeStart, [0x66, 0xba, 0x40, 0x05, 0xb8, 5, 0, 0, 0, 0xef, 0xe6, 0xf4])
+        try guest.dispatcher.registerPIO(port: 0xf4, owner: "test exit") { _, _ in .stop(.guestExit(code: 0)) }
+        try host.load(PluginFixtures.fixture("Services"))
+        #expect(try guest.run() == .guestExit(code: 0))
+        // EINVAL (22) for line 99999 and for level 7; line 23 exists.
+        #expect(try guest.vcpu.registers().rcx == 0x00_16_16)
+        #expect(throws: VMMError.invalidArgument("IRQ line 24 does not exist: the in-kernel irqchip has GSIs 0 to 23")) {
+            try guest.vm.setIRQLine(24, level: true)
+        }
+        #expect(throws: VMMError.invalidArgument("irqfd on GSI 4294967295: the in-kernel irqchip has GSIs 0 to 23")) {
+            _ = try guest.vm.addIRQFD(gsi: .max)
+        }
+    }
+
     @Test("inject_interrupt (no irqchip) delivers the vector to the guest's handler when it resumes")
     func interrupt() throws {
         let (guest, host) = try PluginFixtures.guest("plugin_interrupt")

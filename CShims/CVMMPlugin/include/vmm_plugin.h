@@ -458,7 +458,8 @@ typedef struct vmm_host {
     int (*inject_interrupt)(void *host_data, uint32_t vcpu_id, uint32_t vector);
 
     /* [any-thread] Sets interrupt line `irq` of the in-kernel irqchip to level (0/1),
-     * KVM_IRQ_LINE. 0; -ENOTSUP the VM has no in-kernel irqchip; -EINVAL bad irq. */
+     * KVM_IRQ_LINE. 0; -ENOTSUP the VM has no in-kernel irqchip; -EINVAL an irq
+     * other than 0 to 23 (the IOAPIC's pins) or a level other than 0 or 1. */
     int (*set_irq_line)(void *host_data, uint32_t irq, uint32_t level);
 
     /* [load-thread] Registers a handler; only during init(). 0 or a negative errno,
@@ -517,7 +518,8 @@ typedef struct vmm_host_ioeventfd {
                const char **error_out);
     /* [load-thread] Binds a new eventfd to irqchip pin `gsi` (KVM_IRQFD) and stores it
      * in *fd_out; writing a uint64_t 1 to it (any thread) raises the interrupt. The
-     * host owns and closes the fd after destroy(). 0; -ENOTSUP no in-kernel irqchip. */
+     * host owns and closes the fd after destroy(). 0; -ENOTSUP no in-kernel irqchip;
+     * -EINVAL a gsi other than 0 to 23. */
     int (*add_irqfd)(void *host_data, uint32_t gsi, int *fd_out, const char **error_out);
 } vmm_host_ioeventfd_t;
 

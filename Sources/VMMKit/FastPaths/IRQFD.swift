@@ -53,6 +53,9 @@ extension VirtualMachine {
         guard kvm.hasExtension(KVM_CAP_IRQFD) else {
             throw .capabilityMissing(name: "KVM_CAP_IRQFD", what: "irqfd on GSI \(gsi)")
         }
+        guard gsi < Self.irqLines else {
+            throw .invalidArgument("irqfd on GSI \(gsi): the in-kernel irqchip has GSIs 0 to \(Self.irqLines - 1)")
+        }
         let raw = try EventFD.create("irqfd")
         var request = kvm_irqfd()
         request.fd = UInt32(bitPattern: raw)

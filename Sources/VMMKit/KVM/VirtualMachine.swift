@@ -94,8 +94,16 @@ public final class VirtualMachine: @unchecked Sendable {
         hasIRQChip = true
     }
 
-    /// Drives a GSI of the in-kernel irqchip (`KVM_IRQ_LINE`).
+    /// The GSIs of `createIRQChip()`'s default routing: the IOAPIC's 24 pins (the PICs'
+    /// 16 are the first of them). VMMKit installs no other routing.
+    public static let irqLines: UInt32 = 24
+
+    /// Drives a GSI of the in-kernel irqchip (`KVM_IRQ_LINE`). The kernel accepts any
+    /// number and drops a line nothing is routed to: refused here instead.
     public func setIRQLine(_ irq: UInt32, level: Bool) throws(VMMError) {
+        guard irq < Self.irqLines else {
+            throw .invalidArgument("IRQ line \(irq) does not exist: the in-kernel irqchip has GSIs 0 to \(Self.irqLines - 1)")
+        }
         var line = kvm_irq_level()
         line.irq = irq
         line.level = level ? 1 : 0

@@ -68,6 +68,8 @@ enum HostServices {
         table.pointee.set_irq_line = { data, irq, level in
             guard let vm = PluginHandle.instance(data)?.host.vm else { return -ESHUTDOWN }
             guard vm.hasIRQChip else { return -ENOTSUP }
+            // A level is 0 or 1: anything else is a plugin bug, not "high".
+            guard level <= 1 else { return -EINVAL }
             do { try vm.setIRQLine(irq, level: level != 0) } catch { return -EINVAL }
             return 0
         }
