@@ -17,6 +17,17 @@ struct ControlTests {
         #expect(!guest.vcpu.isRunning)
     }
 
+    @Test("VirtualMachine.run that cannot start every vCPU stops and joins the ones it started before it throws")
+    func runPartialStart() throws {
+        let guest = try TestGuest("spin", vcpus: 2)
+        defer { guest.vm.close() }
+        try guest.vm.vcpus[1].start(guest.dispatcher) // the caller's own: run cannot start it again
+        #expect(throws: VMMError.invalidArgument("vCPU thread already started")) { _ = try guest.vm.run(guest.dispatcher) }
+        #expect(!guest.vm.vcpus[0].isRunning, "vCPU 0 ran the guest on, unjoined")
+        #expect(guest.vm.vcpus[1].isRunning, "the caller's vCPU is the caller's to stop")
+        #expect(guest.vm.vcpus[1].stop() == .requested)
+    }
+
     @Test("vmcall never returns from KVM_RUN here, but a kick still gets the vCPU out")
     func vmcallIsStoppable() throws {
         let guest = try TestGuest("vmcall")

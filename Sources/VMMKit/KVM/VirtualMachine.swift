@@ -134,10 +134,18 @@ public final class VirtualMachine: @unchecked Sendable {
     public var stopReason: StopReason? { stopReasonStorage.withLock { $0 } }
 
     /// Starts one thread per vCPU, each running `dispatcher`, and waits for all of them.
-    /// Returns each vCPU's stop reason, indexed like `vcpus`.
+    /// Returns each vCPU's stop reason, indexed like `vcpus`. If a vCPU cannot start (no
+    /// thread, or already started by the caller), the ones this call started are stopped
+    /// and joined before the error is thrown: they ran the guest on, unjoined, before.
     public func run(_ dispatcher: ExitDispatcher) throws(VMMError) -> [StopReason] {
         let all = vcpus
-        for vcpu in all { try vcpu.start(dispatcher) }
+        for (i, vcpu) in all.enumerated() {
+            do { try vcpu.start(dispatcher) } catch {
+                for started in all[..<i] { started.requestStop(.requested) }
+                for started in all[..<i] { _ = started.join() }
+                throw error
+            }
+        }
         return all.map { $0.join() }
     }
 
