@@ -6,7 +6,9 @@
  * answers `verdict`.
  * Config: trace=GPA (required), verdict=handled|notmine|replaced (default notmine),
  *         base=N, length=N (default 0/0: the whole space), priority=N,
- *         class=N, flags=N (the descriptor's exit class and flags, for refusal tests).
+ *         class=N, flags=N (the descriptor's exit class and flags, for refusal tests),
+ *         fill=N (first writes N bytes of 0x2a from the faulting page's start with
+ *         write_guest; a refusal fails the exit, naming the answer).
  */
 #define _GNU_SOURCE
 #include "vmm_plugin.h"
@@ -17,7 +19,7 @@
 
 typedef struct probe {
     const vmm_host_t *host;
-    uint64_t trace, base, length;
+    uint64_t trace, base, length, fill;
     vmm_verdict_t verdict;
     int32_t priority;
     uint32_t exit_class, flags;
@@ -31,6 +33,19 @@ static vmm_verdict_t handle(void *user, vmm_exit_t *ex) {
     uint64_t known = VMM_HAS_FIELD(ex, vmm_exit_t, memory_fault_known_flags) ? ex->memory_fault_known_flags : 0;
     uint64_t entry[6] = {f->annotated, f->gpa, f->size, f->flags, known, (uint64_t)(int64_t)f->err_no};
     uint64_t count = 0;
+    if (p->fill && f->annotated) {
+        static unsigned char bytes[1 << 16];
+        static char why[128];
+        uint64_t page = f->gpa & ~0xfffull;
+        memset(bytes, 0x2a, sizeof bytes);
+        int rc = p->host->write_guest(p->host->host_data, page, bytes, p->fill < sizeof bytes ? p->fill : sizeof bytes);
+        if (rc != 0) {
+            snprintf(why, sizeof why, "fault-probe: write_guest of %llu bytes at 0x%llx answered %d",
+                     (unsigned long long)p->fill, (unsigned long long)page, rc);
+            ex->message = why;
+            return VMM_FAIL;
+        }
+    }
     if (p->host->read_guest(p->host->host_data, p->trace, &count, sizeof count) != 0 ||
         p->host->write_guest(p->host->host_data, p->trace + 8 + 48 * count, entry, sizeof entry) != 0) {
         ex->message = "fault-probe: cannot write the trace";
@@ -63,6 +78,7 @@ static void *probe_init(const vmm_host_t *host, const char *config, const char *
         if (strcmp(item, "trace") == 0) p->trace = strtoull(v, NULL, 0);
         else if (strcmp(item, "base") == 0) p->base = strtoull(v, NULL, 0);
         else if (strcmp(item, "length") == 0) p->length = strtoull(v, NULL, 0);
+        else if (strcmp(item, "fill") == 0) p->fill = strtoull(v, NULL, 0);
         else if (strcmp(item, "priority") == 0) p->priority = (int32_t)strtol(v, NULL, 0);
         else if (strcmp(item, "class") == 0) p->exit_class = (uint32_t)strtoul(v, NULL, 0);
         else if (strcmp(item, "flags") == 0) p->flags = (uint32_t)strtoul(v, NULL, 0);

@@ -107,6 +107,21 @@ struct HostileGuestTests {
             + "could not deliver guest-physical page 0x800000 after 3 tries: \(why)\n")
     }
 
+    @Test("a page source's write_guest that runs past the page being fetched is refused (-EFAULT), not a wait on its own fetch")
+    func fetchWriteCrossingThePage() throws {
+        precondition(PluginFixtures.built)
+        let probe = PluginFixtures.fixture("FaultProbe") + ",trace=0x20000,base=0x800000,length=0x2000,verdict=handled"
+        // The page alone: delivered, and the guest reads the plugin's byte (exit code 0x2a).
+        let page = try Self.run("fill-page.bin", Self.readPage800000, ["--no-default-plugins", "--plugin", "DebugExit", "--plugin", probe + ",fill=4096"])
+        #expect(page.status == 0x2a << 1 | 1, "stderr: \(page.stderr)")
+        // The page and the next one, also demand-paged: it waited for ever on this fetch
+        // (the budget only bounds the test). Now the plugin hears -EFAULT and fails the
+        // fetch, and the vCPU stops as stuck, naming the plugin's reason.
+        let two = try Self.run("fill-two.bin", Self.readPage800000, ["--no-default-plugins", "--plugin", "DebugExit", "--plugin", probe + ",fill=8192", "--handler-budget", "2"])
+        #expect(two.status == 14)
+        #expect(two.stderr.hasSuffix("fault-probe: write_guest of 8192 bytes at 0x800000 answered -14\n"), "stderr: \(two.stderr)")
+    }
+
     @Test("RAM outside a snapshot plugin's range (no zero-fill default) is the kernel's demand-zero RAM: the read gives 0, the snapshot's page its byte")
     func outsideSnapshotReadsZero() throws {
         var page = [UInt8](repeating: 0, count: 4096)

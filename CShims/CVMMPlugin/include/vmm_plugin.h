@@ -294,7 +294,9 @@ typedef struct vmm_exit_msr {
  * (annotated when exit_reason is KVM_EXIT_MEMORY_FAULT), and, where the host's
  * memory-fault layer recognises them, an MMIO exit inside a RAM slot and userfaultfd
  * events. On VMM_HANDLED the host retries or completes the faulting access itself
- * (the handler only makes the page present).
+ * (the handler only makes the page present, with write_guest: a write_guest that
+ * overlaps the page being fetched must lie inside it, else it answers -EFAULT and
+ * writes nothing, since the rest would wait on this very fetch).
  *
  * WHO SEES WHICH FAULT (since 1.2; the host enforces it before any handler runs):
  *   - Located (annotated 1): the kernel said where, in a fresh KVM_EXIT_MEMORY_FAULT

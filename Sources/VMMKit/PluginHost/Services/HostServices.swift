@@ -37,7 +37,10 @@ enum HostServices {
             guard let buffer else { return length == 0 ? 0 : -EFAULT }
             guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
             // A demand pager is asking for this page: the bytes go to its staging buffer.
-            if let staging = PluginThreadState.existing?.staging, staging.take(gpa, buffer, length) { return 0 }
+            if let staging = PluginThreadState.existing?.staging {
+                if staging.take(gpa, buffer, length) { return 0 }
+                if staging.crosses(gpa, length) { return -EFAULT }
+            }
             do { try plugin.host.vm.memory.write(gpa, from: UnsafeRawBufferPointer(start: buffer, count: length)) }
             catch { return -EFAULT }
             return 0

@@ -35,6 +35,15 @@ final class PageStaging {
     }
 
     var complete: Bool { written.allSatisfy { $0 == ~0 } }
+
+    /// A write that overlaps the page without lying inside it: the rest of it would go
+    /// to guest memory the fetch itself is to fill, and wait on that fetch for ever.
+    func crosses(_ address: UInt64, _ length: Int) -> Bool {
+        guard length > 0 else { return false }
+        let end = address.addingReportingOverflow(UInt64(length))
+        let pageEnd = gpa &+ UInt64(buffer.count)
+        return (end.overflow || end.partialValue > gpa) && address < pageEnd
+    }
 }
 
 extension PluginHost {
