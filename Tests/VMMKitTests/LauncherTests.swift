@@ -364,8 +364,13 @@ struct LauncherHandlerBudgetTests {
         // --max-seconds only bounds the test: without the watchdog this ran until killed.
         let r = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", Self.fixture, "--handler-budget", "0.2", "--max-seconds", "5"])
         #expect(r.status == 8)
-        #expect(r.stderr.hasPrefix("vmm: vCPU 0: handler failed: plugin handler org.vmmkit.test.guard 'raise' (\(Self.fixture)) exceeded its 0.200 s budget on vCPU 0 handling pio in port 0x538 size 1, now in "), "stderr: \(r.stderr)")
-        #expect(r.stderr.contains(" handling async-PF event kind 3 at 0x0 (running for "), "stderr: \(r.stderr)")
+        let outer = "vmm: vCPU 0: handler failed: plugin handler org.vmmkit.test.guard 'raise' (\(Self.fixture)) exceeded its 0.200 s budget on vCPU 0 handling pio in port 0x538 size 1"
+        #expect(r.stderr.hasPrefix(outer), "stderr: \(r.stderr)")
+        // The watchdog's poll finds the handler either inside one of its nested calls
+        // (then named too) or between two of them.
+        let rest = r.stderr.dropFirst(outer.count)
+        let nested = rest.hasPrefix(", now in org.vmmkit.async-pf 'async-pf' (") && rest.contains(" handling async-PF event kind 3 at 0x0 (running for ")
+        #expect(nested || rest.hasPrefix(" (running for "), "stderr: \(r.stderr)")
     }
 
     @Test("a typed hypercall that never returns is watched like a handler: status 8, or 16 naming it")
