@@ -7,6 +7,10 @@
  *        extension and puts the verdict in RCX (set_reg);
  *     3: calls get_reg for another vCPU id and puts -errno in RCX (expects EBUSY);
  *     4: injects external interrupt 0x40 (inject_interrupt), -errno in RCX;
+ *     6: raises async-PF events for vCPU 1000 and of kind 99 through the async_pf/1
+ *        extension; RCX = the two verdicts (low byte first) and RDX = 1 if the
+ *        messages were "async_pf raise: vCPU 1000 does not exist" and "async_pf raise:
+ *        event kind 99 is not PAGE_MISSING, PAGE_READY or KICK";
  *     5: calls set_irq_line for line 99999, line 4 with level 7, line 23 (the last
  *        IOAPIC pin) with level 0, and puts each -errno in a byte of RCX (low first);
  *   MSRs 0x4b564dfe..0x4b564dff: RDMSR reads 0x0102030405060708, WRMSR stores the
@@ -69,6 +73,25 @@ static vmm_verdict_t on_port(void *user, vmm_exit_t *ex)
     } else if (action == 4) {
         int rc = h->inject_interrupt(h->host_data, ex->vcpu_id, 0x40);
         h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RCX, (uint64_t)(int64_t)-rc);
+    } else if (action == 6) {
+        const vmm_host_async_pf_t *apf = h->get_extension(h->host_data, VMM_EXT_HOST_ASYNC_PF);
+        vmm_exit_async_pf_t ev;
+        const char *m1 = NULL, *m2 = NULL;
+        vmm_verdict_t v1, v2;
+        int same;
+        if (apf == NULL) {
+            ex->message = "services: no async_pf extension";
+            return VMM_FAIL;
+        }
+        memset(&ev, 0, sizeof ev);
+        ev.kind = VMM_ASYNC_PF_KICK;
+        v1 = apf->raise(h->host_data, 1000, &ev, &m1);
+        same = m1 && strcmp(m1, "async_pf raise: vCPU 1000 does not exist") == 0;
+        ev.kind = 99;
+        v2 = apf->raise(h->host_data, ex->vcpu_id, &ev, &m2);
+        same = same && m2 && strcmp(m2, "async_pf raise: event kind 99 is not PAGE_MISSING, PAGE_READY or KICK") == 0;
+        h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RCX, (uint64_t)v1 | (uint64_t)v2 << 8);
+        h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RDX, (uint64_t)same);
     } else if (action == 5) {
         uint64_t codes = (uint64_t)(uint8_t)-h->set_irq_line(h->host_data, 99999, 1)
             | (uint64_t)(uint8_t)-h->set_irq_line(h->host_data, 4, 7) << 8

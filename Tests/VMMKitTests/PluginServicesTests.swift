@@ -65,6 +65,21 @@ struct PluginServicesTests {
         }
     }
 
+    @Test("async_pf raise refuses a vCPU that does not exist and an unknown kind, with a message")
+    func raiseChecks() throws {
+        let guest = try TestGuest("hlt")
+        let host = PluginHost(vm: guest.vm, dispatcher: guest.dispatcher)
+        defer { host.close() }
+        // mov dx, 0x540; mov eax, 6; out dx, eax; hlt
+        try guest.vm.memory.writeBytes(GuestLayout.codeStart, [0x66, 0xba, 0x40, 0x05, 0xb8, 6, 0, 0, 0, 0xef, 0xf4])
+        try host.load(PluginFixtures.fixture("AsyncReceiver")) // a handler the events would have reached
+        try host.load(PluginFixtures.fixture("Services"))
+        #expect(try guest.run() == .halted)
+        let regs = try guest.vcpu.registers()
+        #expect(regs.rcx == 0x0202, "VMM_FAIL twice")
+        #expect(regs.rdx == 1, "both messages")
+    }
+
     @Test("inject_interrupt (no irqchip) delivers the vector to the guest's handler when it resumes")
     func interrupt() throws {
         let (guest, host) = try PluginFixtures.guest("plugin_interrupt")

@@ -57,6 +57,19 @@ enum AsyncPFEvents {
     static func raise(_ host: PluginHost, vcpuID: UInt32, event: UnsafePointer<vmm_exit_async_pf_t>?,
                       messageOut: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> vmm_verdict_t {
         guard let event else { return VMM_NOT_MINE.rawValue }
+        // Handlers keep state per vCPU and per kind: an id or kind that does not exist is
+        // a raiser's bug, refused here (a plugin raising for ids 1000 to 21000 grew the
+        // async-PF plugin's table by 20,000 slots, at a quadratic cost).
+        let kind = event.pointee.kind
+        let knownVCPU = vcpuID == VMM_VCPU_NONE || host.vm.vcpus.contains { $0.id == vcpuID }
+        guard knownVCPU, (VMM_ASYNC_PF_PAGE_MISSING...VMM_ASYNC_PF_KICK).contains(kind) else {
+            let state = PluginThreadState.current
+            free(state.lastMessage)
+            let what = knownVCPU ? "event kind \(kind) is not PAGE_MISSING, PAGE_READY or KICK" : "vCPU \(vcpuID) does not exist"
+            state.lastMessage = strdup("async_pf raise: \(what)")
+            messageOut?.pointee = UnsafePointer(state.lastMessage)
+            return VMM_FAIL.rawValue
+        }
         // Events nest inside an exit (PAGE_MISSING) or come from any thread (PAGE_READY):
         // use a private record, never the thread's exit record, which may be in use.
         var record = vmm_exit_t()
