@@ -403,6 +403,18 @@ struct LauncherSeccompTests {
     /// in from 0x532 (the handler's socket() result: 0 refused, 1 allowed); out %al,$0xf4
     static let code: [UInt8] = [0x66, 0xba, 0x32, 0x05, 0xec, 0xe6, 0xf4, 0xf4]
 
+    @Test("a handler refused 40 times: the first 16 refusals are reported a line each, then one line says the rest are counted")
+    func refusalsReportedThenCounted() throws {
+        // mov ecx, 40; 1: mov dx, 0x532; in al, dx; dec ecx; jnz 1b; out 0xf4, al; hlt
+        let loop: [UInt8] = [0xb9, 40, 0, 0, 0, 0x66, 0xba, 0x32, 0x05, 0xec, 0xff, 0xc9, 0x75, 0xf7, 0xe6, 0xf4, 0xf4]
+        let guest = try VMMProcess.temp("sock40.bin", loop)
+        let r = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--plugin", LauncherHandlerBudgetTests.fixture])
+        #expect(r.status == 1)
+        let line = "vmm: seccomp: vCPU 0 made system call 41 (socket), outside its allow-list: refused with EPERM (see Docs/Seccomp.md)\n"
+        #expect(r.stderr == String(repeating: line, count: 16)
+            + "vmm: seccomp: more system calls refused: not reported one by one after 16 (Seccomp.refusedCount counts them all)\n")
+    }
+
     @Test("on by default: a plugin handler's socket() is refused and reported; --no-seccomp and a declaration allow it")
     func launcher() throws {
         let fixture = LauncherHandlerBudgetTests.fixture
