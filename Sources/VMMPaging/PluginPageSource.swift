@@ -12,7 +12,8 @@ public final class PluginPageSource: PageSource, @unchecked Sendable {
     public init(_ plugins: PluginHost) { self.plugins = plugins }
 
     public var name: String {
-        let ids = plugins.plugins.map(\.id)
+        // Only the plugins with a memory-fault handler: the others deliver no page.
+        let ids = plugins.plugins.filter { $0.handlers.contains { $0.hasPrefix("memory_fault") } }.map(\.id)
         return "memory-fault plugin" + (ids.isEmpty ? "" : " (\(ids.joined(separator: ", ")))")
     }
 
