@@ -311,7 +311,7 @@ struct FastPathTests {
     @Test("irqfd: a write to the eventfd reaches the guest's IRQ 4 handler through the 8259")
     func irqfd() throws {
         let guest = try TestGuest("irq_wait", irqchip: true)
-        let (vm, vcpu) = (guest.vm, guest.vcpu)
+        let vm = guest.vm
         let irq = try vm.addIRQFD(gsi: 4)
         let dispatcher = ExitDispatcher()
         let seen = Recorder<String>()
