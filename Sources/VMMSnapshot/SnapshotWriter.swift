@@ -26,7 +26,11 @@ public enum SnapshotWriter {
 
     @discardableResult
     public static func write(_ state: VMState, memory: GuestMemory, devices: [DeviceState] = [],
-                             workingSet: [UInt64]? = nil, pagers: [DemandPager] = [], to dir: String) throws(SnapshotError) -> Summary {
+                             workingSet: [UInt64]? = nil, pagers: [DemandPager] = [], to given: String) throws(SnapshotError) -> Summary {
+        // "snap/" names the folder "snap": the partial name is built from it, and
+        // "snap/.partial-PID" lay inside a folder that did not exist (the run's state lost).
+        var dir = given
+        while dir.utf8.count > 1, dir.utf8.last == UInt8(ascii: "/") { dir.removeLast() }
         guard !SnapshotFiles.exists(dir) else { throw .refused("\(dir) already exists; a snapshot never overwrites one") }
         var seen = Set<String>()
         for d in devices {

@@ -56,6 +56,21 @@ struct LauncherSnapshotTests {
         #expect(!FileManager.default.fileExists(atPath: console) || read(console).isEmpty, "the guest ran: \(read(console).prefix(40))")
     }
 
+    @Test("--snapshot-on-stop DIR/ (a trailing slash) saves into DIR and restores; it was lost at the run's end")
+    func trailingSlash() throws {
+        let dir = try tempDir("slash")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = dir + "/before.txt"
+        let r = try VMMProcess.run(["run", Self.counter, "--serial", "file:\(out)", "--max-seconds", "0.5", "--snapshot-on-stop", dir + "/snap/"])
+        #expect(r.status == 22, "stderr: \(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/snap/manifest"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["before.txt", "snap"])
+        let after = dir + "/after.txt"
+        let restored = try VMMProcess.run(["restore", dir + "/snap/", "--serial", "file:\(after)"])
+        #expect(restored.status == 11, "stderr: \(restored.stderr)")
+        #expect(read(out) + read(after) == Self.fullOutput)
+    }
+
     @Test("stopped mid-run and restored lazily and eagerly in new processes: the console continues the uninterrupted sequence, same status")
     func roundTrip() throws {
         let dir = try tempDir("roundtrip")
