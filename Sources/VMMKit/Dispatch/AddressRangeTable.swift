@@ -31,7 +31,7 @@ struct AddressRangeTable<Handler> {
             throw .invalidArgument("\(owner): \(unit) range at \(hex(start)) has length \(length)")
         }
         let end = start &+ length
-        if let clash = entries.first(where: { $0.start < end && start < $0.end && ($0.exclusive || exclusive) }) {
+        if let clash = clash(start: start, end: end, exclusive: exclusive) {
             throw .invalidArgument(
                 "\(owner): \(unit) range [\(hex(start))..<\(hex(end))] overlaps [\(hex(clash.start))..<\(hex(clash.end))] owned by \(clash.owner)"
                     + " (an exclusive range cannot be shared)")
@@ -39,6 +39,12 @@ struct AddressRangeTable<Handler> {
         entries.append(Entry(start: start, end: end, priority: priority, exclusive: exclusive, owner: owner,
                              handler: handler, order: entries.count))
         rebuild()
+    }
+
+    /// The first entry that [start, end) may not share with: an exclusive one, or any
+    /// one when the newcomer is `exclusive`.
+    func clash(start: UInt64, end: UInt64, exclusive: Bool) -> Entry? {
+        entries.first { $0.start < end && start < $0.end && ($0.exclusive || exclusive) }
     }
 
     private mutating func rebuild() {

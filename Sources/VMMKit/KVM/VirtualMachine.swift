@@ -141,8 +141,7 @@ public final class VirtualMachine: @unchecked Sendable {
         let all = vcpus
         for (i, vcpu) in all.enumerated() {
             do { try vcpu.start(dispatcher) } catch {
-                for started in all[..<i] { started.requestStop(.requested) }
-                for started in all[..<i] { _ = started.join() }
+                VCPU.stopAll(all[..<i])
                 throw error
             }
         }

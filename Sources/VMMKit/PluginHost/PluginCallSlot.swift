@@ -81,9 +81,7 @@ struct PluginCallSnapshot {
     var vcpuID: UInt32 { UInt32(truncatingIfNeeded: what >> 32) }
 
     /// "pio in port 0x531 size 1", "mmio write 0xd0000000 len 4", ...
-    var exitDescription: String { Self.describe(what: what, address: address) }
-
-    static func describe(what: UInt64, address: UInt64) -> String {
+    var exitDescription: String {
         let cls = UInt32(truncatingIfNeeded: (what >> 24) & 0xff)
         let isWrite = (what >> 23) & 1 == 1
         let size = what & 0x7f_ffff

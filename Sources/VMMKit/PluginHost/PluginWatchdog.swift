@@ -119,10 +119,9 @@ final class PluginWatchdog: @unchecked Sendable {
     /// port 0xe4 size 4, now in org.x 'apf' (/p/libX.so) handling async-PF event kind 2 at 0x0".
     private func describe(_ call: PluginCallSnapshot) -> String {
         guard let nested = call.nested else { return call.exitDescription }
-        let index = Int(truncatingIfNeeded: nested.tag & 0xffff_ffff) - 1
-        let name = UInt32(truncatingIfNeeded: nested.tag >> 32) == hostTag ? handlerName(index) : nil
-        let inner = PluginCallSnapshot.describe(what: nested.what, address: nested.address)
-        return "\(call.exitDescription), now in \(name ?? "a plugin call") handling \(inner)"
+        let inner = PluginCallSnapshot(call: call.call, tag: nested.tag, what: nested.what, address: nested.address)
+        let name = inner.hostTag == hostTag ? handlerName(inner.handlerIndex) : nil
+        return "\(call.exitDescription), now in \(name ?? "a plugin call") handling \(inner.exitDescription)"
     }
 
     private func handlerName(_ index: Int) -> String? {

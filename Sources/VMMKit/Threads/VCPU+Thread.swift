@@ -156,6 +156,14 @@ extension VCPU {
         return join()
     }
 
+    /// Asks every vCPU of `vcpus` to stop, then joins each: all are asked before any is
+    /// waited for, so they stop together. What a run does with the vCPUs it started
+    /// when it cannot go on.
+    static func stopAll(_ vcpus: some Collection<VCPU>) {
+        for vcpu in vcpus { vcpu.requestStop(.requested) }
+        for vcpu in vcpus { vcpu.join() }
+    }
+
     /// Parks the vCPU outside KVM_RUN and returns once it is parked; its state can then
     /// be read and written from this thread. Pauses nest: every `pause` needs its own
     /// `resume`, so a party that resumes cannot release a vCPU another party still holds.

@@ -76,8 +76,7 @@ public final class VMSupervisor: @unchecked Sendable {
                     return reason
                 }
             } catch {
-                for v in all { v.requestStop(.requested) }
-                for v in all { v.join() }
+                VCPU.stopAll(all)
                 throw error
             }
         }
@@ -86,8 +85,7 @@ public final class VMSupervisor: @unchecked Sendable {
         if detectHalt {
             // Without it a machine whose vCPUs all halt would wait forever: not a run to start.
             do { monitor = try HostThread.start("halt-watch") { self.watch() } } catch {
-                for v in all { v.requestStop(.requested) }
-                for v in all { v.join() }
+                VCPU.stopAll(all)
                 throw error
             }
         }

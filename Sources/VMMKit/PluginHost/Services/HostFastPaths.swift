@@ -95,10 +95,12 @@ final class PluginFastPaths {
         // owner's exclusive range it would steal them. The dispatcher holds only other
         // owners' ranges while this plugin's init runs (its own are staged).
         let span = UInt64(max(length, 1))
-        let (end, wraps) = address.addingReportingOverflow(span)
+        let (sum, wraps) = address.addingReportingOverflow(span)
+        let end = wraps ? UInt64.max : sum // no range reaches past 2^64 - 1
+        let dispatcher = plugin.host.dispatcher
         let taken = kind == .pio
-            ? plugin.host.dispatcher.pio.entries.first { $0.exclusive && (wraps || $0.start < end) && address < $0.end }.map { ($0.start, $0.end, $0.owner) }
-            : plugin.host.dispatcher.mmio.entries.first { $0.exclusive && (wraps || $0.start < end) && address < $0.end }.map { ($0.start, $0.end, $0.owner) }
+            ? dispatcher.pio.clash(start: address, end: end, exclusive: false).map { ($0.start, $0.end, $0.owner) }
+            : dispatcher.mmio.clash(start: address, end: end, exclusive: false).map { ($0.start, $0.end, $0.owner) }
         if let (start, stop, owner) = taken {
             return refuse(EEXIST, "ioeventfd add: \(kind.rawValue) \(hex(address))+\(span) overlaps [\(hex(start))..<\(hex(stop))], "
                 + "owned exclusively by \(owner)")
