@@ -129,6 +129,34 @@ struct ControlAPITests {
         #expect(ended?.status == 16, "\(ended.map { "status \($0.status): \($0.stderr)" } ?? "still running 60 s later")")
     }
 
+    @Test("idle clients past the descriptor limit: the server takes at most its share, closes idle ones, and vmm lives on")
+    func idleClientsPastTheFdLimit() throws {
+        let socket = Self.socketPath("idle")
+        let image = try VMMProcess.temp("outloop4.bin", outLoop)
+        // 48 descriptors: the VM's own and 40 idle clients need more. Before, the server
+        // accepted until none was left, and libdispatch then killed vmm (SIGILL, status
+        // 132) as it could not open /proc/<tid>/stat; or a stop was lost.
+        let vmm = Spawned("/bin/sh", ["-c", "ulimit -n 48 && exec \"$0\" \"$@\"", VMMProcess.binary, "run", image, "--load-addr", "0x100000",
+                                      "--serial", "none", "--api-sock", socket, "--max-seconds", "600"])
+        defer { vmm.kill() }
+        try #require(eventually { (try? Self.ctl([socket, "info"]).status) == 0 }, "the API never answered")
+        let idle = (0..<40).compactMap { _ in RawHTTP.connect(socket) }
+        defer { idle.forEach { close($0) } }
+        #expect(idle.count == 40)
+        // The server closes a connection that sent no request (an end of file here).
+        var polls = idle.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        #expect(eventually(tries: 30_000) { poll(&polls, nfds_t(polls.count), 0) > 0 }, "no idle client was closed")
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(vmm.pid)/fd").count) ?? 0
+        #expect(fds > 0 && fds < 48, "vmm holds \(fds) descriptors of 48")
+        idle.forEach { shutdown($0, Int32(SHUT_RDWR)) }
+        let info = try Self.ctl([socket, "info"])
+        #expect(info.status == 0, "info: \(info.stderr)")
+        #expect(try Self.ctl([socket, "stop"]).status == 0)
+        let run = vmm.wait()
+        #expect(run.status == 0 && run.signal == nil, "status \(run.status): \(run.stderr)")
+        #expect(run.stderr == "")
+    }
+
     @Test("an --api-sock path that exists and is not a socket is refused and left alone")
     func notASocket() throws {
         let path = try VMMProcess.temp("not-a-socket", Array("keep me".utf8))
@@ -231,7 +259,11 @@ final class Spawned {
     /// The reaped child's status and output.
     private func ended(_ status: Int32) -> VMMProcess.Result {
         done = true
-        let result = VMMProcess.Result(status: (status >> 8) & 0xff, stdout: Self.drain(out), stderr: Self.drain(err))
+        // A signal's death is reported as `VMMProcess.run` reports it (status = signal).
+        let signal = status & 0x7f
+        let result = signal != 0 && signal != 0x7f
+            ? VMMProcess.Result(status: signal, stdout: Self.drain(out), stderr: Self.drain(err), signal: signal)
+            : VMMProcess.Result(status: (status >> 8) & 0xff, stdout: Self.drain(out), stderr: Self.drain(err))
         close(out)
         close(err)
         return result

@@ -1,6 +1,7 @@
 import CVMMAPIServer
 import Glibc
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
@@ -24,8 +25,11 @@ final class APIServer: @unchecked Sendable {
         var quiet = Logger(label: "vmm-api") { StreamLogHandler.standardError(label: $0) }
         quiet.logLevel = .warning
         let ready = self.ready
-        let app = Application(router: router, configuration: .init(address: .unixDomainSocket(path: path), serverName: "vmm"),
-                              onServerRunning: { _ in ready.open() }, eventLoopGroupProvider: .shared(group), logger: quiet)
+        let limits = ApplicationConfiguration(address: .unixDomainSocket(path: path), serverName: "vmm",
+                                              availableConnectionsDelegate: MaximumAvailableConnections(Self.connectionLimit()))
+        let app = Application(router: router, server: .http1(configuration: .init(idleTimeout: .seconds(Self.idleSeconds))),
+                              configuration: limits, onServerRunning: { _ in ready.open() }, eventLoopGroupProvider: .shared(group),
+                              logger: quiet)
         services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: quiet))
         Task.detached { [self] in
             do { try await services.run() } catch { failure = "\(error)" }
@@ -33,6 +37,30 @@ final class APIServer: @unchecked Sendable {
             finished.open()
         }
         ready.wait()
+    }
+
+    /// A connection with no request in flight for this long is closed, so idle clients
+    /// cannot hold the connection slots for good.
+    static let idleSeconds: Int64 = 5
+    /// Connections served at once; more wait in the socket's backlog, unaccepted.
+    static let maxConnections = 16
+    /// Descriptors the server never takes from the rest of the process.
+    static let fdReserve = 16
+
+    /// `maxConnections`, or fewer where RLIMIT_NOFILE leaves less room. Out of
+    /// descriptors, the process dies: libdispatch (the concurrency runtime's threads)
+    /// aborts with SIGILL when it cannot open /proc/<tid>/stat, and the VM's own files,
+    /// a snapshot's among them, would fail to open.
+    static func connectionLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return maxConnections }
+        var open = 0
+        if let dir = opendir("/proc/self/fd") {
+            while readdir(dir) != nil { open += 1 }
+            closedir(dir)
+        }
+        let room = Int(clamping: limit.rlim_cur) - open - fdReserve
+        return max(1, min(maxConnections, room))
     }
 
     /// Stops serving and waits for the server to end.

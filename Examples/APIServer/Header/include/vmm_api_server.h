@@ -11,6 +11,10 @@
  * path, body) to `handle` and writes back the status and JSON body it returns. Which
  * endpoints exist, 404/405 answers included, is the caller's (Docs/api/vmm-api.yaml).
  *
+ * Connections: at most 16 at once, fewer where RLIMIT_NOFILE leaves less than 16
+ * descriptors spare beyond them (out of descriptors, the process dies in libdispatch);
+ * more wait unaccepted in the backlog. One with no request in flight for 5 s is closed.
+ *
  * Threads: `handle` and `release` are called on the server's one event-loop thread, one
  * request at a time. `vmm_api_server_start` and `vmm_api_server_stop` on any one thread.
  */
