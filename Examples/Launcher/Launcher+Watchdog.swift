@@ -28,17 +28,40 @@ extension Launcher {
     }
 
     /// What guards the vCPUs of every run, booted or restored: the seccomp allow-list
-    /// (unless `--no-seccomp`) and the `--max-seconds` timer, whose stop, if a handler
-    /// holds a vCPU, ends the process naming it.
-    func guardVCPUs(_ vm: VirtualMachine, _ plugins: PluginHost, stuck: StuckRunExit) throws(LauncherError) -> Watchdog? {
+    /// (unless `--no-seccomp`), the stop on SIGTERM, SIGINT or SIGHUP, and the
+    /// `--max-seconds` timer; a stop that a handler holding a vCPU keeps from ending the
+    /// run ends the process, naming it.
+    func guardVCPUs(_ vm: VirtualMachine, _ plugins: PluginHost, stuck: StuckRunExit) throws(LauncherError) -> RunGuards {
         if !options.noSeccomp { vm.setSeccomp(SeccompPolicy.vcpuDefault.allowing(numbers: plugins.requestedSyscalls)) }
-        guard let seconds = options.maxSeconds else { return nil }
+        let signals: SignalStop.Watch
         do {
-            return try Watchdog(seconds: seconds, vm: vm) { stuck.arm(status: LauncherStatus.timeout.rawValue) {
-                Self.stillRunning(plugins, "stopped after --max-seconds \(seconds)")
+            signals = try SignalStop.Watch(vm: vm) { sig in stuck.arm(status: 128 + sig) {
+                Self.stillRunning(plugins, "stopped by \(SignalStop.name(sig))")
             } }
         } catch {
+            throw LauncherError(.host, "cannot watch for SIGTERM: \(error)")
+        }
+        guard let seconds = options.maxSeconds else { return RunGuards(timer: nil, signals: signals) }
+        do {
+            let timer = try Watchdog(seconds: seconds, vm: vm) { stuck.arm(status: LauncherStatus.timeout.rawValue) {
+                Self.stillRunning(plugins, "stopped after --max-seconds \(seconds)")
+            } }
+            return RunGuards(timer: timer, signals: signals)
+        } catch {
+            signals.cancel()
             throw LauncherError(.host, "cannot start the --max-seconds timer: \(error)")
+        }
+    }
+
+    /// The threads that may stop a run from outside: `--max-seconds` and the signals.
+    struct RunGuards {
+        let timer: Watchdog?
+        let signals: SignalStop.Watch
+
+        /// Ends both once the run is over; whether --max-seconds had fired.
+        func end() -> Bool {
+            signals.cancel()
+            return timer?.cancel() ?? false
         }
     }
 

@@ -31,6 +31,7 @@ struct Launcher {
             throw o.rangeError(key: "vcpus", flag: "vcpus", "\(o.vcpus) needs irqchip kernel: application processors are started with INIT/SIPI")
         }
         try checkSnapshotDestination()
+        try SignalStop.install()
         let kvm: KVM
         do { kvm = try KVM.open() } catch { throw LauncherError(.host, error.description) }
         StartupTrace.mark("kvm")
@@ -94,14 +95,14 @@ struct Launcher {
         let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF, snapshot: snapshot)
         defer { api?.stop() }
 
-        let timer = try guardVCPUs(vm, plugins, stuck: stuck)
+        let guards = try guardVCPUs(vm, plugins, stuck: stuck)
         // The machine stops as a whole on a vCPU's error; with an in-kernel irqchip HLT
         // never reaches user space, so the supervisor detects a machine that halted for good.
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let outcome: VMSupervisor.Outcome
         do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch { throw LauncherError(.host, error.description) }
         stuck.runFinished()
-        let timedOut = timer?.cancel() ?? false
+        let timedOut = guards.end()
         StartupTrace.mark("guest")
         StartupTrace.report()
         if let stats, o.stats {

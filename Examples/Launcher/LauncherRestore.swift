@@ -81,6 +81,7 @@ extension Launcher {
         guard image.manifest.vcpuCount == o.vcpus else {
             throw LauncherError(.snapshot, "cannot restore \(dir): the launcher state says \(o.vcpus) vCPUs, the snapshot holds \(image.manifest.vcpuCount)")
         }
+        try SignalStop.install()
         let kvm: KVM
         do { kvm = try KVM.open() } catch { throw LauncherError(.host, error.description) }
         let restored: RestoredVM
@@ -115,12 +116,12 @@ extension Launcher {
         defer { api?.stop() }
 
         // The same vCPU seccomp allow-list and --max-seconds as a booted machine's.
-        let timer = try guardVCPUs(vm, plugins, stuck: stuck)
+        let guards = try guardVCPUs(vm, plugins, stuck: stuck)
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let outcome: VMSupervisor.Outcome
         do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch { throw LauncherError(.host, error.description) }
         stuck.runFinished()
-        let timedOut = timer?.cancel() ?? false
+        let timedOut = guards.end()
         if let stats {
             var report = stats.report() + (unassigned?.report() ?? "")
             report += "restore: \(restored.pagesFetched) pages fetched from the snapshot\n"
@@ -143,7 +144,9 @@ extension Launcher {
         let stopped = outcome.reasons.allSatisfy { if case .requested = $0 { true } else { false } }
         guard timedOut || stopped else { return nil }
         let summary = try snapshot.snapshot(to: dir)
-        ExitStats.err("vmm: stopped\(timedOut ? " after --max-seconds \(options.maxSeconds!)" : ""); snapshot saved to \(dir) (\(summary.dataBytes) of \(summary.memoryBytes) memory bytes written)\n")
+        let sig = SignalStop.first.load(ordering: .relaxed)
+        let why = timedOut ? " after --max-seconds \(options.maxSeconds!)" : sig != 0 ? " by \(SignalStop.name(sig))" : ""
+        ExitStats.err("vmm: stopped\(why); snapshot saved to \(dir) (\(summary.dataBytes) of \(summary.memoryBytes) memory bytes written)\n")
         return LauncherStatus.snapshotSaved.rawValue
     }
 

@@ -76,7 +76,7 @@ struct ParsedCommand {
     func run() throws(LauncherError) -> Never {
         switch name {
         case "run": try RunFlags(self).launch()
-        case "restore": Glibc.exit(try Launcher.restore(try RestoreRequest(self)))
+        case "restore": SignalStop.exit(try Launcher.restore(try RestoreRequest(self)))
         case "plugins": try PluginsCommand(self).run()
         case "ctl": try CtlCommand(self).run()
         default: throw Self.skew("command=\(name)")

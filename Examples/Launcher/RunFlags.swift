@@ -33,8 +33,7 @@ struct RunFlags: Equatable {
         StartupTrace.mark("parsed")
         let options = try resolve()
         StartupTrace.mark("resolved")
-        let status = try Launcher(options: options).run()
-        Glibc.exit(status)
+        SignalStop.exit(try Launcher(options: options).run())
     }
 
     /// Config file first, then every flag given on the command line.

@@ -33,6 +33,35 @@ struct LauncherSignalTests {
         #expect(signalled && status & 0x7f == SIGTERM, "wait status \(status) (exit status \((status >> 8) & 0xff), 16 is --max-seconds)")
     }
 
+    @Test("SIGTERM stops a run as `vmm ctl stop` does: the snapshot saved (22), the socket removed; a restored run ends by the signal")
+    func termStopsGracefully() throws {
+        let dir = NSTemporaryDirectory() + "vmm-sigterm-\(getpid())"
+        _ = try? VMMProcess.run(binary: "/bin/rm", ["-rf", dir])
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { _ = try? VMMProcess.run(binary: "/bin/rm", ["-rf", dir]) }
+        let image = try VMMProcess.temp("outloop-term.bin", outLoop)
+        let socket = dir + "/api.sock", snap = dir + "/snap"
+        // Before, SIGTERM ended vmm where it stood: no snapshot, the socket file left behind.
+        let vmm = Spawned(VMMProcess.binary, ["run", image, "--load-addr", "0x100000", "--serial", "none", "--api-sock", socket,
+                                              "--snapshot-on-stop", snap, "--max-seconds", "600"])
+        defer { vmm.kill() }
+        try #require(eventually { (try? ControlAPITests.ctl([socket, "info"]).status) == 0 }, "the API never answered") // once the vCPUs run
+        kill(vmm.pid, SIGTERM)
+        let run = vmm.wait()
+        #expect(run.status == 22 && run.signal == nil, "status \(run.status): \(run.stderr)")
+        #expect(run.stderr.hasPrefix("vmm: stopped by SIGTERM; snapshot saved to \(snap) ("), "\(run.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["snap"], "the socket and no partial snapshot left")
+
+        let restored = Spawned(VMMProcess.binary, ["restore", snap, "--api-sock", socket, "--max-seconds", "600"])
+        defer { restored.kill() }
+        try #require(eventually { (try? ControlAPITests.ctl([socket, "info"]).status) == 0 }, "the restored API never answered")
+        kill(restored.pid, SIGTERM)
+        let again = restored.wait()
+        #expect(again.signal == SIGTERM, "status \(again.status): \(again.stderr)")
+        #expect(again.stderr == "vmm: stopped by SIGTERM\n")
+        #expect(access(socket, F_OK) != 0, "the socket is removed")
+    }
+
     @Test("a closed stderr pipe leaves the documented status (it was 141, SIGPIPE) whatever SIGPIPE's inherited action")
     func closedStderr() throws {
         var fds: [Int32] = [-1, -1]
