@@ -80,6 +80,22 @@ struct PluginFastPathTests {
             + "(\(Self.plugin)): ioeventfd add: pio 0x30+4 overlaps [0x32..<0x33], owned exclusively by debug port")
     }
 
+    @Test("a plugin claiming exclusively a port another plugin's doorbell holds is refused, naming the doorbell")
+    func exclusiveRangeOverDoorbell() throws {
+        let guest = try TestGuest("hlt")
+        let plugins = host(guest)
+        defer { plugins.close() }
+        try plugins.load(Self.plugin, config: "mode=doorbell") // rings on port 0x30, 4 bytes
+        // Before, the claim was accepted and the guest's writes to 0x32 never reached it.
+        let null = PluginFixtures.fixture("Null")
+        let error = pluginError { () throws(PluginError) in _ = try plugins.load(null, config: "port=0x32") }
+        #expect(error?.description == "plugin 'org.vmmkit.bench.null' (\(null)): init failed: org.vmmkit.bench.null 'null' (\(null)): "
+            + "pio range [0x32..<0x33] overlaps the ioeventfd doorbell at pio 0x30+4 of 'org.vmmkit.test.fastpath' "
+            + "(\(Self.plugin)) (an exclusive range cannot be shared)")
+        // A port beside the doorbell is free.
+        try plugins.load(null, config: "port=0x34")
+    }
+
     @Test("ioeventfd/1 add_irqfd: a plugin raises IRQ 4 from its handler; the guest's 8259 handler runs")
     func irqfd() throws {
         let guest = try TestGuest("irq_wait", irqchip: true)

@@ -401,9 +401,10 @@ typedef struct vmm_handler_desc {
     int32_t  priority;    /* higher runs first; 0 is normal */
     uint32_t flags;       /* VMM_HANDLER_*. EXCLUSIVE: this handler must be alone on its
                              range: registering it over any handler of the same class, or any
-                             handler over it, is refused with -EEXIST and a message naming
-                             both owners. Non-exclusive handlers share ranges and run by
-                             priority. Unknown bits: -EINVAL */
+                             handler over it, or over another plugin's ioeventfd doorbell, is
+                             refused with -EEXIST and a message naming both owners.
+                             Non-exclusive handlers share ranges and run by priority.
+                             Unknown bits: -EINVAL */
     /* [vcpu-thread] Handles one exit. `ex` is valid only during the call. Must not
      * block for long, and must not call register_handler. */
     vmm_verdict_t (*handle)(void *user, vmm_exit_t *ex);

@@ -77,6 +77,7 @@ enum PluginRegistration {
                 guard length <= 0xffff else {
                     return refuse(EINVAL, "\(owner): port range \(hex(start))+\(hex(length)) covers more than 0xffff ports")
                 }
+                if exclusive, let refusal = doorbellClash(plugin, .pio, start, start + length, owner) { return refuse(EEXIST, refusal) }
                 try plugin.dryPIO.insert(start: start, length: length, priority: desc.priority, exclusive: exclusive,
                                          owner: owner, unit: "port", handler: { _, _ in .notMine })
             case VMM_EXIT_MMIO.rawValue:
@@ -86,6 +87,7 @@ enum PluginRegistration {
                     return refuse(EINVAL, "\(owner): MMIO range [\(hex(start))..<\(hex(handler.end))] overlaps guest RAM "
                         + "'\(ram.name)' [\(hex(ram.guestAddress))..<\(hex(ram.endAddress))]")
                 }
+                if exclusive, let refusal = doorbellClash(plugin, .mmio, start, start + length, owner) { return refuse(EEXIST, refusal) }
                 try plugin.dryMMIO.insert(start: start, length: length, priority: desc.priority, exclusive: exclusive,
                                           owner: owner, unit: "MMIO", handler: { _, _ in .notMine })
             default:
@@ -99,6 +101,19 @@ enum PluginRegistration {
         }
         plugin.staged.append(handler)
         return 0
+    }
+
+    /// Another plugin's ioeventfd doorbell within [start, end): the kernel takes the
+    /// guest's writes there before any handler, so an exclusive range would not get them
+    /// (the other order, a doorbell over an exclusive range, is refused at `ioeventfd add`).
+    private static func doorbellClash(_ plugin: PluginInstance, _ space: IOSpace, _ start: UInt64, _ end: UInt64,
+                                      _ owner: String) -> String? {
+        for other in plugin.host.instances where other !== plugin {
+            guard let bell = other.fastPaths.doorbell(in: space, start: start, end: end) else { continue }
+            return "\(owner): \(space.rawValue) range [\(hex(start))..<\(hex(end))] overlaps the ioeventfd doorbell at "
+                + "\(space.rawValue) \(hex(bell.address))+\(max(bell.length, 1)) of \(other.name) (an exclusive range cannot be shared)"
+        }
+        return nil
     }
 
     /// The first registered or staged range of the same class that may not share with `h`.

@@ -55,6 +55,14 @@ final class PluginFastPaths {
     private var irqfds: [IRQFD] = []
     private var notifier: EventNotifier?
 
+    /// This plugin's first doorbell in `space` within [start, end), if any.
+    func doorbell(in space: IOSpace, start: UInt64, end: UInt64) -> IOEventFD? {
+        doorbells.first { bell in
+            let (sum, wraps) = bell.address.addingReportingOverflow(UInt64(max(bell.length, 1)))
+            return bell.space == space && bell.address < end && start < (wraps ? UInt64.max : sum)
+        }
+    }
+
     func addCoalesced(_ plugin: PluginInstance, space: UInt32, address: UInt64, length: UInt64,
                       _ errorOut: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
         func refuse(_ code: Int32, _ text: String) -> Int32 { plugin.setError("\(plugin.name): \(text)", errorOut); return -code }
