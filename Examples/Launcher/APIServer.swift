@@ -170,11 +170,7 @@ final class StartGate: @unchecked Sendable {
 
     /// `wait()` for at most `milliseconds`; whether it opened.
     func wait(milliseconds: Int) -> Bool {
-        var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
-        let nanoseconds = Int(deadline.tv_nsec) + milliseconds * 1_000_000
-        deadline.tv_sec += nanoseconds / 1_000_000_000
-        deadline.tv_nsec = nanoseconds % 1_000_000_000
+        var deadline = Deadline.after(seconds: Double(milliseconds) / 1000)
         pthread_mutex_lock(&mutex)
         while !isOpen && pthread_cond_timedwait(&cond, &mutex, &deadline) == 0 {}
         let opened = isOpen

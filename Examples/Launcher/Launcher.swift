@@ -206,17 +206,8 @@ final class Watchdog: @unchecked Sendable {
     }
 
     private func wait() {
-        var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
-        // Whole seconds and nanoseconds apart, clamped: no Double-to-Int conversion can
-        // trap, whatever `seconds` is (the options refuse more than 1e9 anyway).
-        let clamped = seconds.isFinite ? min(max(seconds, 0), LaunchOptions.maxSecondsLimit) : LaunchOptions.maxSecondsLimit
-        let whole = Int(clamped.rounded(.down))
-        var nanos = deadline.tv_nsec + Int((clamped - Double(whole)) * 1e9)
-        var secs = deadline.tv_sec + whole
-        if nanos >= 1_000_000_000 { nanos -= 1_000_000_000; secs += 1 }
-        deadline.tv_sec = secs
-        deadline.tv_nsec = nanos
+        // Clamped there to 1e9 s, the most the options allow anyway.
+        var deadline = Deadline.after(seconds: seconds)
         pthread_mutex_lock(&lock)
         while !done {
             if pthread_cond_timedwait(&cond, &lock, &deadline) == ETIMEDOUT { fired = true; break }

@@ -39,9 +39,7 @@ final class StuckRunExit: @unchecked Sendable {
     }
 
     private func waitThenExit(_ status: Int32, _ message: () -> String) {
-        var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
-        deadline.tv_sec += Int(Self.grace)
+        var deadline = Deadline.after(seconds: Self.grace)
         pthread_mutex_lock(&lock)
         while !finished {
             if pthread_cond_timedwait(&cond, &lock, &deadline) == ETIMEDOUT { break }

@@ -141,11 +141,7 @@ final class PluginWatchdog: @unchecked Sendable {
         typealias Seen = (call: UInt64, since: Double, reported: Bool)
         var seen: [ObjectIdentifier: Seen] = [:]
         while true {
-            var deadline = timespec()
-            clock_gettime(CLOCK_REALTIME, &deadline)
-            let ns = deadline.tv_nsec + Int(period * 1e9)
-            deadline.tv_sec += ns / 1_000_000_000
-            deadline.tv_nsec = ns % 1_000_000_000
+            var deadline = Deadline.after(seconds: period)
             let go: Bool = locked {
                 while self.generation == generation {
                     if pthread_cond_timedwait(&cond, &lock, &deadline) == ETIMEDOUT { return true }

@@ -28,7 +28,7 @@ public final class VMSupervisor: @unchecked Sendable {
 
     private let vm: VirtualMachine
     private let detectHalt: Bool
-    private let pollNanos: Int
+    private let pollSeconds: Double
     private var lock = pthread_mutex_t()
     private var cond = pthread_cond_t()
     // Guarded by lock:
@@ -46,7 +46,7 @@ public final class VMSupervisor: @unchecked Sendable {
     public init(vm: VirtualMachine, detectHalt: Bool, pollInterval seconds: Double = 0.01) {
         self.vm = vm
         self.detectHalt = detectHalt
-        pollNanos = Int(max(0.001, seconds) * 1e9)
+        pollSeconds = max(0.001, seconds)
         pthread_mutex_init(&lock, nil)
         pthread_cond_init(&cond, nil)
     }
@@ -111,11 +111,7 @@ public final class VMSupervisor: @unchecked Sendable {
     private func watch() {
         pthread_mutex_lock(&lock)
         while running > 0 {
-            var deadline = timespec()
-            clock_gettime(CLOCK_REALTIME, &deadline)
-            deadline.tv_nsec += pollNanos
-            deadline.tv_sec += deadline.tv_nsec / 1_000_000_000
-            deadline.tv_nsec %= 1_000_000_000
+            var deadline = Deadline.after(seconds: pollSeconds)
             pthread_cond_timedwait(&cond, &lock, &deadline)
             guard running > 0, firstError == nil else { break }
             pthread_mutex_unlock(&lock)
