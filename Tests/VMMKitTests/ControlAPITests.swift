@@ -13,6 +13,13 @@ struct ControlAPITests {
         return Spawned(VMMProcess.binary, ["run", image, "--load-addr", "0x100000", "--serial", "none", "--api-sock", socket, "--max-seconds", maxSeconds] + extra)
     }
 
+    /// `launch` from `/bin/sh -c "SHELL && exec vmm run …"`: a umask or a limit for vmm alone.
+    static func launch(_ socket: String, after shell: String, image name: String) throws -> Spawned {
+        let image = try VMMProcess.temp(name, outLoop)
+        return Spawned("/bin/sh", ["-c", "\(shell) && exec \"$0\" \"$@\"", VMMProcess.binary, "run", image, "--load-addr", "0x100000",
+                                   "--serial", "none", "--api-sock", socket, "--max-seconds", "600"])
+    }
+
     /// `vmm ctl ARGS` to completion. posix_spawn, not Foundation's Process: its dispatch
     /// threads and fds outlive the call and would disturb the suites that count them.
     static func ctl(_ args: [String]) throws -> VMMProcess.Result { Spawned(VMMProcess.binary, ["ctl"] + args).wait() }
@@ -101,9 +108,7 @@ struct ControlAPITests {
     @Test("the socket is its owner's only (no group or other bits) even under umask 000")
     func ownerOnly() throws {
         let socket = Self.socketPath("umask")
-        let image = try VMMProcess.temp("outloop3.bin", outLoop)
-        let vmm = Spawned("/bin/sh", ["-c", "umask 000; exec \"$0\" \"$@\"", VMMProcess.binary, "run", image, "--load-addr", "0x100000",
-                                      "--serial", "none", "--api-sock", socket, "--max-seconds", "600"])
+        let vmm = try Self.launch(socket, after: "umask 000", image: "outloop3.bin")
         defer { vmm.kill() }
         try #require(eventually { (try? Self.ctl([socket, "info"]).status) == 0 }, "the API never answered")
         var st = stat()
@@ -132,12 +137,10 @@ struct ControlAPITests {
     @Test("idle clients past the descriptor limit: the server takes at most its share, closes idle ones, and vmm lives on")
     func idleClientsPastTheFdLimit() throws {
         let socket = Self.socketPath("idle")
-        let image = try VMMProcess.temp("outloop4.bin", outLoop)
         // 48 descriptors: the VM's own and 40 idle clients need more. Before, the server
         // accepted until none was left, and libdispatch then killed vmm (SIGILL, status
         // 132) as it could not open /proc/<tid>/stat; or a stop was lost.
-        let vmm = Spawned("/bin/sh", ["-c", "ulimit -n 48 && exec \"$0\" \"$@\"", VMMProcess.binary, "run", image, "--load-addr", "0x100000",
-                                      "--serial", "none", "--api-sock", socket, "--max-seconds", "600"])
+        let vmm = try Self.launch(socket, after: "ulimit -n 48", image: "outloop4.bin")
         defer { vmm.kill() }
         try #require(eventually { (try? Self.ctl([socket, "info"]).status) == 0 }, "the API never answered")
         let idle = (0..<40).compactMap { _ in RawHTTP.connect(socket) }
