@@ -17,7 +17,14 @@ extension VCPU {
         let err = Errno.current
         // Paused vCPUs keep immediate_exit set until resumed (the kick); stopped ones get it cleared.
         if !isPaused { ckvm_set_immediate_exit(runPage, 0) }
-        guard rc < 0, err == .interrupted || err == .resourceTemporarilyUnavailable else {
+        // rc 0: completing the I/O produced another exit (a string instruction over
+        // MMIO), which this call cannot dispatch. The run loop reaches a boundary before
+        // it parks, so this means a guest chaining more exits than `completionLimit`.
+        guard rc != 0 else {
+            throw .invalidArgument("vCPU \(id) is in the middle of an instruction that needs another exit "
+                                   + "(reason \(runPage.pointee.exit_reason)) to complete: resume it and try again")
+        }
+        guard err == .interrupted || err == .resourceTemporarilyUnavailable else {
             throw .ioctlFailed(name: "KVM_RUN with immediate_exit (vCPU \(id), completing pending I/O; rc \(rc))", errno: err)
         }
     }

@@ -33,6 +33,10 @@ extension VCPU {
         let hot = observer == nil ? dispatcher.frozenTables : nil
         // The hot path's out-parameters, written only for the exits it does not finish.
         var hotExit = VMExit.interrupted, hotVerdict = ExitVerdict.handled
+        // Whether the last KVM_RUN consumed every completion: false after an exit, true
+        // after EINTR (the kernel completes pending I/O before it looks at
+        // `immediate_exit`). `completions` counts the runs spent reaching it.
+        var atBoundary = true, completions = 0
         while true {
             // After a resume `immediate_exit` stays set: the next KVM_RUN returns EINTR at
             // once and the interrupt hook below runs, as for any kick. The kick may also
@@ -40,13 +44,29 @@ extension VCPU {
             // posted before the pause or while parked); clearing it here lost that work
             // until some later kick, which a guest spinning at ring 3 never causes (a
             // restored guest waited forever for its "ready").
-            if control.pending.load(ordering: .sequentiallyConsistent), let reason = control.checkpoint() {
-                return drained() ?? reason
+            var completing = false
+            if control.pending.load(ordering: .sequentiallyConsistent) {
+                // A pause or stop lands between instructions, as QEMU's does: the exit
+                // just handled may be half of one (`outs` from MMIO: the MMIO read, then
+                // a PIO write the kernel returns from the KVM_RUN that completes it).
+                // Parked before it, the state read for a snapshot was mid-instruction,
+                // and `completePendingIO`'s run returned that second exit, which nobody
+                // dispatched: the snapshot failed and the resumed guest lost the write.
+                if !atBoundary && completions < Self.completionLimit {
+                    completions += 1
+                    completing = true
+                    ckvm_set_immediate_exit(runPage, 1)
+                } else {
+                    completions = 0
+                    if let reason = control.checkpoint() { return drained() ?? reason }
+                }
             }
             var exit: VMExit
-            if let hot, !(ring?._withUnsafeGuaranteedRef { $0.active.load(ordering: .acquiring) } ?? false) {
+            if let hot, !completing, !(ring?._withUnsafeGuaranteedRef { $0.active.load(ordering: .acquiring) } ?? false) {
                 switch runHotExits(hot, &hotExit, &hotVerdict) {
-                case .yield: continue
+                case .yield:
+                    atBoundary = false
+                    continue
                 case let .stop(reason): return reason
                 case .general: exit = hotExit // the general path below
                 }
@@ -56,7 +76,9 @@ extension VCPU {
                 exits.store(exits.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
                 if let reason = drained() { return reason }
             }
+            atBoundary = false
             if case .interrupted = exit {
+                atBoundary = true
                 ckvm_set_immediate_exit(runPage, 0)
                 guard let hook = hooks.onInterrupt, let event = hook(self) else { continue }
                 exit = event
@@ -72,6 +94,10 @@ extension VCPU {
             if let reason = settle(exit, verdict) { return reason }
         }
     }
+
+    /// Completion runs a pause or stop may take to reach an instruction boundary (a
+    /// string instruction over MMIO can chain exits); past it the vCPU parks where it is.
+    static let completionLimit = 64
 
     /// How `runHotExits` ended.
     private enum HotLoopEnd {
