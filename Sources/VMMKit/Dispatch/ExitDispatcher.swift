@@ -53,6 +53,12 @@ public final class ExitDispatcher: @unchecked Sendable {
                        owner: owner, unit: "port", plugin: plugin, info: info, handler: handler)
     }
 
+    /// The owner of a handler registered for a port of [port, port+count), if any: for a
+    /// VMM that fills in defaults around what plugins claimed.
+    public func pioOwner(port: UInt16, count: UInt16 = 1) -> String? {
+        pio.clash(start: UInt64(port), end: UInt64(port) + UInt64(count), exclusive: true)?.owner
+    }
+
     /// Registers a guest-physical MMIO range [address, address+length).
     public func registerMMIO(address: UInt64, length: UInt64, priority: Int32 = 0, exclusive: Bool = true,
                              owner: String, _ handler: @escaping MMIOHandler) throws(VMMError) {
