@@ -22,10 +22,12 @@ struct UARTConfigTests {
         #expect(c.input == .buffer)
         #expect(c.coalesce)
         #expect(try UARTConfig.parse("port=0x2f8,irq=3").placement == .pio(port: 0x2f8))
+        #expect(try UARTConfig.parse("txbuffer=0x4000000").txBuffer == 64 << 20)
+        #expect(try UARTConfig.parse("").txBuffer == 1 << 20)
     }
 
     @Test("refusals name the key", arguments: [
-        ("baud=9600", "baud", "uart: unknown key 'baud' (known keys: port, mmio, shift, irq, output, input, coalesce, name)"),
+        ("baud=9600", "baud", "uart: unknown key 'baud' (known keys: port, mmio, shift, irq, output, input, coalesce, name, txbuffer)"),
         ("mmio=0xd0000000,shift=3", "shift", "uart: bad value '3' for key 'shift' (the MMIO register shift must be 0, 1 or 2)"),
         ("port=0x2f8,shift=1", "shift", "uart: key 'shift' applies only to an MMIO UART (give key 'mmio')"),
         ("port=0x3f8,mmio=0x1000", "mmio", "uart: key 'mmio' cannot be combined with key 'port'"),
@@ -36,6 +38,9 @@ struct UARTConfigTests {
         ("input=keyboard", "input", "uart: bad value 'keyboard' for key 'input' (none, stdin, buffer or file:PATH)"),
         ("coalesce=maybe", "coalesce", "uart: bad value 'maybe' for key 'coalesce' (on or off)"),
         ("port", "port", "uart: expected key=value, got 'port'"),
+        ("txbuffer=0", "txbuffer", "uart: bad value '0' for key 'txbuffer' (bytes, 1..64 MiB)"),
+        ("txbuffer=0x4000001", "txbuffer", "uart: bad value '0x4000001' for key 'txbuffer' (bytes, 1..64 MiB)"),
+        ("txbuffer=18446744073709551616", "txbuffer", "uart: bad value '18446744073709551616' for key 'txbuffer' (bytes, 1..64 MiB)"),
     ])
     func refusals(text: String, key: String, message: String) {
         #expect(throws: UARTConfigError(message, key: key)) { try UARTConfig.parse(text) }

@@ -148,7 +148,7 @@ struct UARTGuestTests {
         #expect(throws: UARTConfigError("uart: bad value '4' for key 'shift' (the MMIO register shift must be 0, 1 or 2)", key: "shift")) {
             _ = try guest.attach("mmio=0xd0000000,shift=4")
         }
-        #expect(throws: UARTConfigError("uart: unknown key 'speed' (known keys: port, mmio, shift, irq, output, input, coalesce, name)", key: "speed")) {
+        #expect(throws: UARTConfigError("uart: unknown key 'speed' (known keys: port, mmio, shift, irq, output, input, coalesce, name, txbuffer)", key: "speed")) {
             _ = try guest.attach("port=0x3f8,speed=115200")
         }
         // Nothing was registered: COM1 is still free for a good configuration.

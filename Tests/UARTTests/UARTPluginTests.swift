@@ -105,7 +105,7 @@ struct UARTPluginTests {
 
     @Test("refusals at plugin init name the key", arguments: [
         ("mmio=0xd0000000,shift=3", "uart: bad value '3' for key 'shift' (the MMIO register shift must be 0, 1 or 2)"),
-        ("port=0x3f8,parity=even", "uart: unknown key 'parity' (known keys: port, mmio, shift, irq, output, input, coalesce, name)"),
+        ("port=0x3f8,parity=even", "uart: unknown key 'parity' (known keys: port, mmio, shift, irq, output, input, coalesce, name, txbuffer)"),
         ("port=0x3f8,output=buffer", "uart: key 'output': 'buffer' is for in-process UARTs; a plugin uses stdout, stderr, stdin or file:PATH"),
     ])
     func refusals(config: String, message: String) throws {

@@ -213,11 +213,13 @@ enum RawHTTP {
     }
 }
 
-/// A child process with stdout and stderr on pipes (outputs here are far below a pipe's 64 KiB).
+/// A child process with stdout and stderr on pipes, read once it has ended (outputs here
+/// are far below a pipe's 64 KiB), or stdout before that with `readStdout()`.
 final class Spawned {
     let pid: pid_t
     private let out: Int32, err: Int32
     private var done = false
+    private var stdoutRead: String?
 
     init(_ binary: String, _ args: [String]) {
         var o: [Int32] = [0, 0], e: [Int32] = [0, 0]
@@ -259,14 +261,21 @@ final class Spawned {
         return nil
     }
 
+    /// Reads stdout to its end (the child's exit, or its closing it), for `wait()` to report.
+    func readStdout() -> String {
+        let text = stdoutRead ?? Self.drain(out)
+        stdoutRead = text
+        return text
+    }
+
     /// The reaped child's status and output.
     private func ended(_ status: Int32) -> VMMProcess.Result {
         done = true
         // A signal's death is reported as `VMMProcess.run` reports it (status = signal).
         let signal = status & 0x7f
         let result = signal != 0 && signal != 0x7f
-            ? VMMProcess.Result(status: signal, stdout: Self.drain(out), stderr: Self.drain(err), signal: signal)
-            : VMMProcess.Result(status: (status >> 8) & 0xff, stdout: Self.drain(out), stderr: Self.drain(err))
+            ? VMMProcess.Result(status: signal, stdout: readStdout(), stderr: Self.drain(err), signal: signal)
+            : VMMProcess.Result(status: (status >> 8) & 0xff, stdout: readStdout(), stderr: Self.drain(err))
         close(out)
         close(err)
         return result

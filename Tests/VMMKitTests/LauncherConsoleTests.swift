@@ -2,10 +2,13 @@ import Foundation
 import Testing
 
 /// `vmm run`'s console (the UART plugin on COM1) as a user sees it: replaced by a
-/// `--plugin UART,...` of their own.
-@Suite("vmm console: replacing the default", .serialized,
+/// `--plugin UART,...` of their own, and writing to a console that falls behind.
+@Suite("vmm console: replacing the default, a console that falls behind", .serialized,
        .enabled(if: KVMAvailability.present, KVMAvailability.reason))
 struct LauncherConsoleTests {
+    /// `mov dx, 0x3f8; 1: mov al, 'A'; out dx, al; jmp 1b`: writes forever, never polls LSR.
+    static let blindWriter: [UInt8] = [0x66, 0xba, 0xf8, 0x03, 0xb0, 0x41, 0xee, 0xeb, 0xfb]
+
     @Test("--plugin UART,... and --plugin DebugExit,... replace the defaults of those names: no built-in stand-in clashes with them")
     func replaceDefaults() throws {
         let hello = VMMProcess.guest("hello64.elf")
@@ -13,5 +16,46 @@ struct LauncherConsoleTests {
         #expect(both.status == 1, "\(both.stderr)")
         #expect(both.stdout == "Hello from an ELF64 guest\n")
         #expect(both.stderr == "")
+    }
+
+    /// Runs the blind writer with stdout on a pipe left unread until the guest has
+    /// written `bytes` (by the API's exit count), then stops it and reads the output.
+    /// Before, the vCPU blocked in write(2) once the pipe (64 KiB) was full, and the
+    /// handler budget ended the run: status 8, "exceeded its 1.000 s budget".
+    static func stallThenStop(_ name: String, uart: String, bytes: Int) throws -> (status: Int32, out: String, err: String) {
+        let socket = ControlAPITests.socketPath(name)
+        let image = try VMMProcess.temp("blind-writer.bin", blindWriter)
+        let vmm = Spawned(VMMProcess.binary, ["run", image, "--load-addr", "0x100000", "--serial", "none",
+                                              "--plugin", uart, "--handler-budget", "1",
+                                              "--api-sock", socket, "--max-seconds", "600"])
+        defer { vmm.kill() }
+        var ended: VMMProcess.Result?
+        #expect(try eventually {
+            ended = vmm.wait(tries: 1)
+            return try ended != nil || (ControlAPITests.ctl([socket, "info"]).status == 0 && ControlAPITests.ioExits(socket) > bytes)
+        })
+        if let ended { return (ended.status, ended.stdout, ended.stderr) }
+        #expect(try ControlAPITests.ctl([socket, "stop"]).status == 0)
+        let out = vmm.readStdout()
+        let r = vmm.wait()
+        return (r.status, out, r.stderr)
+    }
+
+    @Test("a console nobody reads for a while does not stop the run: the guest goes on, and all its output arrives")
+    func stalledConsole() throws {
+        let r = try Self.stallThenStop("stall", uart: "UART,output=stdout", bytes: 4 * 65536)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.count > 4 * 65536 && r.out.allSatisfy { $0 == "A" })
+        #expect(r.err == "", "nothing dropped: the 1 MiB buffer held the backlog")
+    }
+
+    @Test("a guest that writes past a full output buffer loses bytes, and the user is told how many at the end")
+    func fullBufferDrops() throws {
+        let r = try Self.stallThenStop("drops", uart: "UART,output=stdout,txbuffer=4096", bytes: 2 * (65536 + 4096))
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.count >= 65536 && r.out.allSatisfy { $0 == "A" })
+        let line = r.err.split(separator: "\n").first { $0.contains("the console fell behind") }
+        #expect(line?.hasSuffix("bytes the guest wrote while the 4096-byte output buffer was full were dropped") == true, "\(r.err)")
+        #expect(!r.err.contains("budget"))
     }
 }

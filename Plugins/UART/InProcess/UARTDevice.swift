@@ -15,7 +15,7 @@ public final class UARTDevice: @unchecked Sendable {
 
     init(config: UARTConfig, vm: VirtualMachine) throws {
         self.config = config
-        let sink = try UARTOutputSink(config.output)
+        let sink = try UARTOutputSink(config.output, capacity: config.txBuffer)
         output = sink
         let irqLine = config.irq
         var irq: (@Sendable (Bool) -> Void)?
@@ -23,7 +23,9 @@ public final class UARTDevice: @unchecked Sendable {
             irq = { [weak vm] level in _ = try? vm?.setIRQLine(irqLine, level: level) }
         }
         let gated: Bool = if case .pio = config.placement { true } else { false }
-        uart = UART16550(irqGatedByOUT2: gated, transmit: { sink.write($0) }, flush: { sink.flush() }, irq: irq)
+        uart = UART16550(irqGatedByOUT2: gated, transmit: { sink.write($0) }, flush: { sink.flush() },
+                             ready: { sink.isReady }, irq: irq)
+        sink.onRoom { [weak uart] in uart?.transmitterRoom() }
     }
 
     deinit { close() }

@@ -15,7 +15,7 @@ extension UART16550 {
     public func savedState() -> [UInt8] {
         state.withLock { s in
             var out: [UInt8] = [s.ier, s.lcr, s.mcr, s.scr, s.dll, s.dlm, s.fifoEnabled ? 1 : 0, UInt8(s.rxTrigger),
-                                s.overrun ? 1 : 0, s.msr, s.thrPending ? 1 : 0, s.irqLevel ? 1 : 0]
+                                s.overrun ? 1 : 0, s.msr, s.thrPending || s.awaitingRoom ? 1 : 0, s.irqLevel ? 1 : 0]
             let rx = s.rx.contents
             out += [UInt8(s.rx.capacity), UInt8(rx.count)] + rx
             let queued = Array(s.hostQueue.contents.prefix(Self.maxSavedInput))

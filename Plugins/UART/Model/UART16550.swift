@@ -1,7 +1,10 @@
 /// A 16550A UART, register-accurate as Linux's 8250 driver and polled guests use it.
 ///
-/// The line is infinitely fast: a byte written to THR leaves at once (THRE and TEMT
-/// stay set), so the transmit FIFO is never observable. Bytes from the host wait in a
+/// The line is infinitely fast while the host takes the output: a byte written to THR
+/// leaves at once (THRE and TEMT stay set), so the transmit FIFO is never observable.
+/// While the host cannot take more (`ready` false: a console that fell behind), LSR
+/// reads THRE and TEMT clear and the THRE interrupt waits until `transmitterRoom()`, so
+/// a guest that waits for THRE loses nothing. Bytes from the host wait in a
 /// host-side queue and enter the receive FIFO (16 bytes, or the 1-byte RBR with FIFOs
 /// off) only while the guest asserts RTS and as room frees up, like a terminal with
 /// hardware flow control: host input never overruns, and input typed before the
@@ -45,11 +48,15 @@ public final class UART16550: @unchecked Sendable {
         /// that reports it or by a THR write).
         var thrPending = false
         var irqLevel = false
+        /// THR emptied while the host had no room: the THRE interrupt is raised by
+        /// `transmitterRoom()` instead.
+        var awaitingRoom = false
     }
 
     let state = UARTLock(State())
     private let transmit: @Sendable (UInt8) -> Void
     private let flushOutput: @Sendable () -> Void
+    private let ready: @Sendable () -> Bool
     private let irq: (@Sendable (Bool) -> Void)?
     /// PC COM ports reach the 8259 through a gate driven by MCR.OUT2 (and loopback
     /// forces the pin off); device-tree ns16550a parts wire INTR straight through.
@@ -57,12 +64,15 @@ public final class UART16550: @unchecked Sendable {
 
     /// `transmit` gets every byte the guest sends (not loopback bytes); `flush` is called
     /// when the guest reads any register (it is polling, so buffered output should show);
-    /// `irq` gets each change of the interrupt line.
+    /// `irq` gets each change of the interrupt line; `ready` says whether the host can
+    /// take another byte now (called under the UART's lock).
     public init(irqGatedByOUT2: Bool = true, transmit: @escaping @Sendable (UInt8) -> Void,
-                flush: @escaping @Sendable () -> Void = {}, irq: (@Sendable (Bool) -> Void)? = nil) {
+                flush: @escaping @Sendable () -> Void = {}, ready: @escaping @Sendable () -> Bool = { true },
+                irq: (@Sendable (Bool) -> Void)? = nil) {
         self.irqGatedByOUT2 = irqGatedByOUT2
         self.transmit = transmit
         self.flushOutput = flush
+        self.ready = ready
         self.irq = irq
     }
 
@@ -85,7 +95,8 @@ public final class UART16550: @unchecked Sendable {
             case .lcr: return s.lcr
             case .mcr: return s.mcr
             case .lsr:
-                let lsr = Self.lsr(s)
+                var lsr = Self.lsr(s)
+                if !ready() { lsr &= ~(Self.lsrTHRE | Self.lsrTEMT) }
                 s.overrun = false // error bits clear on read
                 return lsr
             case .msr:
@@ -138,12 +149,13 @@ public final class UART16550: @unchecked Sendable {
                 } else {
                     transmit(value)
                 }
-                s.thrPending = true // sent at once: THR is empty again
+                // Sent at once: THR is empty again, and says so once the host has room.
+                Self.transmitterEmptied(&s, room: ready())
             case .ier:
                 if s.lcr & Self.lcrDLAB != 0 { s.dlm = value; return }
                 let enabledTHRI = value & Self.ierTHRI != 0 && s.ier & Self.ierTHRI == 0
                 s.ier = value & 0x0f
-                if enabledTHRI { s.thrPending = true } // THR is empty: the interrupt fires now
+                if enabledTHRI { Self.transmitterEmptied(&s, room: ready()) } // THR is empty: the interrupt fires now
             case .iirFCR:
                 let enable = value & 0x01 != 0
                 if enable != s.fifoEnabled || value & 0x02 != 0 { s.rx.removeAll(); s.overrun = false }
@@ -163,6 +175,19 @@ public final class UART16550: @unchecked Sendable {
                 s.scr = value
             }
         }
+    }
+
+    /// The host has room for output again (after `ready` answered false): the THRE
+    /// interrupt withheld meanwhile fires now. Any thread.
+    public func transmitterRoom() {
+        update { s in
+            if s.awaitingRoom { s.awaitingRoom = false; s.thrPending = true }
+        }
+    }
+
+    private static func transmitterEmptied(_ s: inout State, room: Bool) {
+        s.thrPending = room
+        s.awaitingRoom = !room
     }
 
     /// Bytes from the host side (typed, piped, or a test buffer). Any thread.

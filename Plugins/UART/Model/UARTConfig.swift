@@ -4,7 +4,8 @@
 /// Keys: `port` (PIO base, default 0x3f8) or `mmio` (guest-physical base), `shift`
 /// (MMIO register shift 0, 1 or 2: registers 1, 2 or 4 bytes apart), `irq` (default 4),
 /// `output` (stdout, stderr, buffer, none or file:PATH), `input` (none, stdin, buffer or
-/// file:PATH), `coalesce` (on/off: queue THR writes in the kernel), `name`.
+/// file:PATH), `coalesce` (on/off: queue THR writes in the kernel), `name`, `txbuffer`
+/// (bytes of output held for a console that falls behind, 1..64 MiB, default 1 MiB).
 public struct UARTConfig: Sendable, Equatable {
     public enum Placement: Sendable, Equatable {
         case pio(port: UInt16)
@@ -28,8 +29,10 @@ public struct UARTConfig: Sendable, Equatable {
     public var output: Output
     public var input: Input
     public var coalesce: Bool
+    public var txBuffer = UARTOutputSink.defaultCapacity
 
-    public static let knownKeys = ["port", "mmio", "shift", "irq", "output", "input", "coalesce", "name"]
+    public static let knownKeys = ["port", "mmio", "shift", "irq", "output", "input", "coalesce", "name", "txbuffer"]
+    public static let maxTxBuffer: UInt64 = 64 << 20
 
     public init(name: String = "com1", placement: Placement = .pio(port: 0x3f8), irq: UInt32 = 4,
                 output: Output = .stdout, input: Input = .none, coalesce: Bool = false) {
@@ -89,6 +92,8 @@ public struct UARTConfig: Sendable, Equatable {
                     throw UARTConfigError("uart: bad value '\(value)' for key 'shift' (the MMIO register shift must be 0, 1 or 2)", key: key)
                 }
                 shift = v
+            case "txbuffer": config.txBuffer = Int(try number(max: maxTxBuffer, what: "bytes, 1..64 MiB"))
+                if config.txBuffer == 0 { throw UARTConfigError("uart: bad value '\(value)' for key 'txbuffer' (bytes, 1..64 MiB)", key: key) }
             case "irq": config.irq = UInt32(try number(max: 23, what: "an IRQ line, 0..23"))
             case "name":
                 guard !value.isEmpty else { throw UARTConfigError("uart: key 'name' needs a value", key: key) }

@@ -3,24 +3,53 @@ import Glibc
 /// Where a UART's transmitted bytes go: a file descriptor (stdout, stderr, a file) or
 /// an in-memory buffer for tests.
 ///
-/// Bytes are batched (one write(2) per line or per 4 KiB, not per byte) and flushed
-/// when the guest reads a register (it is polling, so what it printed must show), on
-/// `flush()` and on `close()`.
+/// A console that does not keep up (a pager, a stalled pipe, a slow disk) never blocks
+/// the vCPU. Bytes for a descriptor queue in a bounded buffer (`capacity`, config key
+/// `txbuffer`) that a writer thread of the sink's own drains with write(2). While the
+/// buffer is full, `isReady` is false: the UART clears LSR.THRE, so a guest that polls it
+/// waits and loses nothing. A byte written anyway is dropped and counted (`dropped`), as
+/// a 16550 drops a byte written to a busy transmitter. Before this, the vCPU blocked in
+/// write(2) inside its handler until the handler budget ended the run (status 8).
+///
+/// Bytes are batched: the writer is woken per line or per 4 KiB, when the guest reads a
+/// register (it is polling, so what it printed must show), on `flush()` and on `close()`.
 public final class UARTOutputSink: @unchecked Sendable {
-    private struct State {
-        var pending: [UInt8] = []
-        var captured: [UInt8] = []
-        var fd: Int32
-        var failure: String?
-    }
-
-    private let state: UARTLock<State>
-    private let ownsFD: Bool
-    private let capture: Bool
+    public static let defaultCapacity = 1 << 20
+    /// How long `close()` waits, by default, for a console that takes nothing.
+    public static let defaultCloseWait = 5.0
     private static let batch = 4096
 
-    /// Opens the destination `output` names. Files are created or truncated.
-    public init(_ output: UARTConfig.Output) throws(UARTConfigError) {
+    private let capture: Bool
+    private let ownsFD: Bool
+    public let capacity: Int
+    public let closeWait: Double
+    private let ring: UnsafeMutablePointer<UInt8>?
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    /// The writer waits on it for bytes; `close()` for the writer's progress.
+    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let progress = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var writer: pthread_t?
+
+    // Guarded by mutex:
+    private var fd: Int32
+    private var head = 0
+    private var count = 0
+    /// Bytes appended since the writer was last woken.
+    private var unannounced = 0
+    private var woken = false
+    private var closing = false
+    private var writerDone = false
+    private var wasFull = false
+    private var captureBuffer: [UInt8] = []
+    private var failureText: String?
+    private var droppedCount: UInt64 = 0
+    private var undeliveredCount = 0
+    private var roomHandler: (@Sendable () -> Void)?
+
+    /// Opens the destination `output` names (files are created or truncated) and, for a
+    /// descriptor, starts the writer thread.
+    public init(_ output: UARTConfig.Output, capacity: Int = UARTOutputSink.defaultCapacity,
+                closeWait: Double = UARTOutputSink.defaultCloseWait) throws(UARTConfigError) {
         var fd: Int32 = -1
         var owns = false
         switch output {
@@ -35,59 +64,188 @@ public final class UARTOutputSink: @unchecked Sendable {
             }
             owns = true
         }
-        state = UARTLock(State(fd: fd))
+        self.fd = fd
         ownsFD = owns
         capture = output == .buffer
+        self.capacity = max(capacity, 1)
+        self.closeWait = closeWait.isFinite ? min(max(closeWait, 0), 3600) : Self.defaultCloseWait // no trap below
+        // Untouched pages of the buffer cost no memory: only what a backlog fills is resident.
+        ring = fd >= 0 ? .allocate(capacity: self.capacity) : nil
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(wake, nil)
+        pthread_cond_init(progress, nil)
+        guard fd >= 0 else { writerDone = true; return }
+        let box = Unmanaged.passRetained(self)
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            let sink = Unmanaged<UARTOutputSink>.fromOpaque(raw!).takeRetainedValue()
+            sink.writeLoop()
+            return nil
+        }, box.toOpaque())
+        guard rc == 0 else {
+            box.release()
+            writerDone = true
+            if owns { Glibc.close(fd) }
+            self.fd = -1
+            throw UARTConfigError("uart: key 'output': cannot start the output thread: \(String(cString: strerror(rc))) (errno \(rc))",
+                                  key: "output")
+        }
+        writer = thread
     }
 
-    deinit { close() }
+    deinit {
+        // The writer holds a reference while it runs: here it has ended.
+        if let writer { pthread_join(writer, nil) }
+        if ownsFD, fd >= 0 { Glibc.close(fd) }
+        ring?.deallocate()
+        pthread_cond_destroy(progress); progress.deallocate()
+        pthread_cond_destroy(wake); wake.deallocate()
+        pthread_mutex_destroy(mutex); mutex.deallocate()
+    }
 
-    /// One transmitted byte.
+    private func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
+
+    /// One transmitted byte. Never blocks on the console.
     public func write(_ byte: UInt8) {
-        state.withLock { s in
-            if capture { s.captured.append(byte); return }
-            guard s.fd >= 0 else { return }
-            s.pending.append(byte)
-            if byte == 10 || s.pending.count >= Self.batch { Self.drain(&s) }
+        locked {
+            if capture { captureBuffer.append(byte); return }
+            guard let ring, fd >= 0, !closing else { return }
+            guard count < capacity else { droppedCount &+= 1; return }
+            ring[(head + count) % capacity] = byte
+            count += 1
+            unannounced += 1
+            if count == capacity { wasFull = true }
+            if byte == 10 || unannounced >= Self.batch || count == capacity { signalWriter() }
         }
     }
 
-    public func flush() {
-        state.withLock { s in if !s.pending.isEmpty { Self.drain(&s) } }
+    /// Room for one more byte (always, for a buffer, none, or a console that failed).
+    public var isReady: Bool { locked { ring == nil || fd < 0 || count < capacity } }
+
+    /// Called (on the writer thread, no lock held) when the buffer had filled up and has
+    /// room again: the UART raises its THRE interrupt then. Set before the guest runs.
+    public func onRoom(_ handler: @escaping @Sendable () -> Void) { locked { roomHandler = handler } }
+
+    /// Wakes the writer for what is buffered; does not wait for it.
+    public func flush() { locked { if count > 0 { signalWriter() } } }
+
+    private func signalWriter() {
+        unannounced = 0
+        woken = true
+        pthread_cond_signal(wake)
     }
 
     /// Everything written so far (buffer output only).
-    public var captured: [UInt8] { state.withLock { $0.captured } }
+    public var captured: [UInt8] { locked { captureBuffer } }
 
     /// Empties the capture buffer, returning what it held.
-    public func takeCaptured() -> [UInt8] { state.withLock { s in defer { s.captured = [] }; return s.captured } }
+    public func takeCaptured() -> [UInt8] { locked { defer { captureBuffer = [] }; return captureBuffer } }
 
     /// Why output stopped reaching its fd, if it did (the guest is never told).
-    public var failure: String? { state.withLock { $0.failure } }
+    public var failure: String? { locked { failureText } }
 
-    /// Flushes, and closes a file this sink opened. Idempotent.
-    public func close() {
-        state.withLock { s in
-            if !s.pending.isEmpty { Self.drain(&s) }
-            if ownsFD, s.fd >= 0 { Glibc.close(s.fd) }
-            s.fd = -1
+    /// Bytes the guest wrote while the buffer was full, dropped.
+    public var dropped: UInt64 { locked { droppedCount } }
+
+    /// Bytes `close()` gave up on: the console had not taken them `closeWait` seconds later.
+    public var undelivered: Int { locked { undeliveredCount } }
+
+    /// One line per way output was lost, for the user at shutdown (after `close()`).
+    public func lossReport(name: String) -> [String] {
+        var lines: [String] = []
+        if let failure { lines.append("\(name): console output stopped, the guest's later output was lost: \(failure)") }
+        let dropped = dropped
+        if dropped > 0 {
+            lines.append("\(name): the console fell behind: \(dropped) bytes the guest wrote while the \(capacity)-byte output buffer was full were dropped")
         }
+        let undelivered = undelivered
+        if undelivered > 0 {
+            let wait = closeWait == closeWait.rounded() ? String(Int(closeWait)) : String(closeWait)
+            lines.append("\(name): the console did not take the last \(undelivered) bytes of output within \(wait) s at shutdown; they were not delivered")
+        }
+        return lines
     }
 
-    private static func drain(_ s: inout State) {
-        let fd = s.fd
-        var failure: String?
-        s.pending.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n > 0 { offset += n; continue }
-                if n < 0, errno == EINTR { continue }
-                failure = "write to fd \(fd) failed: \(String(cString: strerror(errno))) (errno \(errno))"
+    /// Writes out what is buffered, waiting up to `closeWait` s for a console that takes
+    /// nothing, and closes a file this sink opened. Idempotent.
+    public func close() {
+        var join: pthread_t?
+        locked {
+            guard !closing else { return }
+            closing = true
+            woken = true
+            pthread_cond_signal(wake)
+            var deadline = timespec()
+            clock_gettime(CLOCK_REALTIME, &deadline)
+            let wait = (closeWait * 1e9).rounded()
+            var nanoseconds = deadline.tv_nsec + Int(wait.truncatingRemainder(dividingBy: 1e9))
+            deadline.tv_sec += Int(wait / 1e9) + nanoseconds / 1_000_000_000
+            nanoseconds %= 1_000_000_000
+            deadline.tv_nsec = nanoseconds
+            while !writerDone {
+                if pthread_cond_timedwait(progress, mutex, &deadline) == ETIMEDOUT, !writerDone {
+                    // The writer is inside write(2) and cannot be called back: it ends (and
+                    // closes our file) when that returns. What it holds is not delivered.
+                    undeliveredCount = count
+                    return
+                }
+            }
+            join = writer
+            writer = nil
+        }
+        if let join { pthread_join(join, nil) }
+    }
+
+    /// The writer thread: waits to be woken, writes everything buffered, and repeats until
+    /// `close()` or a failed write.
+    private func writeLoop() {
+        pthread_mutex_lock(mutex)
+        while true {
+            while !woken { pthread_cond_wait(wake, mutex) }
+            if count == 0 {
+                if closing { break }
+                woken = false
+                continue
+            }
+            // Only this thread moves `head`; the vCPU writes past head + count only. At most
+            // PIPE_BUF a call: to a pipe that is all or nothing, so a write blocked at
+            // close() has delivered none of what `undelivered` counts.
+            let start = head, length = min(count, capacity - head, Int(PIPE_BUF)), fd = fd
+            pthread_mutex_unlock(mutex)
+            let n = Glibc.write(fd, ring! + start, length)
+            let error = errno
+            pthread_mutex_lock(mutex)
+            if n > 0 {
+                head = (head + n) % capacity
+                count -= n
+                pthread_cond_broadcast(progress)
+                if wasFull, let handler = roomHandler {
+                    wasFull = false
+                    pthread_mutex_unlock(mutex)
+                    handler()
+                    pthread_mutex_lock(mutex)
+                }
+            } else if !(n < 0 && error == EINTR) {
+                failureText = "write to fd \(fd) failed: \(String(cString: strerror(error))) (errno \(error))"
+                count = 0
                 break
             }
         }
-        s.pending.removeAll(keepingCapacity: true)
-        if let failure { s.failure = failure; s.fd = -1 }
+        // A failed console is not written to again; a file of ours is closed here, after
+        // the last write, so close() cannot reuse its number under a blocked writer.
+        if ownsFD { Glibc.close(self.fd) }
+        self.fd = -1
+        writerDone = true
+        pthread_cond_broadcast(progress)
+        // A failed console takes every byte now (dropping it): a UART waiting for room
+        // must not wait forever.
+        let handler = wasFull ? roomHandler : nil
+        wasFull = false
+        pthread_mutex_unlock(mutex)
+        handler?()
     }
 }

@@ -26,7 +26,7 @@ final class UARTPlugin: VMMPlugin, PluginStateful {
             let key = config.output == .buffer ? "output" : "input"
             throw UARTConfigError("uart: key '\(key)': 'buffer' is for in-process UARTs; a plugin uses stdout, stderr, stdin or file:PATH", key: key)
         }
-        let sink = try UARTOutputSink(config.output)
+        let sink = try UARTOutputSink(config.output, capacity: config.txBuffer)
         output = sink
         // The host table is [any-thread] for set_irq_line and lives until destroy().
         nonisolated(unsafe) let raw = host.raw
@@ -37,16 +37,24 @@ final class UARTPlugin: VMMPlugin, PluginStateful {
             irq = { level in _ = raw.pointee.set_irq_line(raw.pointee.host_data, line, level ? 1 : 0) }
         }
         let gated: Bool = if case .pio = config.placement { true } else { false }
-        let uart = UART16550(irqGatedByOUT2: gated, transmit: { sink.write($0) }, flush: { sink.flush() }, irq: irq)
+        let uart = UART16550(irqGatedByOUT2: gated, transmit: { sink.write($0) }, flush: { sink.flush() },
+                             ready: { sink.isReady }, irq: irq)
         self.uart = uart
-        try register(host, uart)
-        if config.coalesce { try coalesce(host) }
-        switch config.input {
-        case .stdin: pump = try InputPump(fd: STDIN_FILENO, into: uart)
-        case let .file(path): pump = try InputPump(path: path, into: uart)
-        case .none, .buffer: break
+        sink.onRoom { [weak uart] in uart?.transmitterRoom() }
+        do {
+            try register(host, uart)
+            if config.coalesce { try coalesce(host) }
+            switch config.input {
+            case .stdin: pump = try InputPump(fd: STDIN_FILENO, into: uart)
+            case let .file(path): pump = try InputPump(path: path, into: uart)
+            case .none, .buffer: break
+            }
+            try pump?.start()
+        } catch {
+            // The sink's writer thread holds it: end it, or init's failure leaks a thread.
+            sink.close()
+            throw error
         }
-        try pump?.start()
     }
 
     // ABI 1.2 state: the registers and queued input (UART16550+State.swift).
@@ -58,10 +66,9 @@ final class UARTPlugin: VMMPlugin, PluginStateful {
         pump?.stop()
         pump = nil
         output.close()
-        // A full disk, a closed pipe: the guest is never told, so the user is, once.
-        if let failure = output.failure {
-            host.log(.error, "\(config.name): console output stopped, the guest's later output was lost: \(failure)")
-        }
+        // A full disk, a closed pipe, a console that fell behind: the guest is never
+        // told, so the user is, once.
+        for line in output.lossReport(name: config.name) { host.log(.error, line) }
     }
 
     private var placementKey: String { if case .pio = config.placement { "port" } else { "mmio" } }

@@ -1,0 +1,104 @@
+import Glibc
+import Synchronization
+import Testing
+@testable import UART16550
+
+/// A console that falls behind: the sink buffers, never blocks the caller (a vCPU in its
+/// handler), tells the UART when it is full and again when it has room, and reports what
+/// it dropped or could not deliver.
+@Suite("UART output sink and a console that falls behind")
+struct UARTOutputSinkTests {
+    /// A one-page pipe whose read end the test holds; the sink writes to the other end.
+    final class Console {
+        let read: Int32, write: Int32
+        static let size = 4096
+        init() {
+            var fds: [Int32] = [0, 0]
+            precondition(pipe(&fds) == 0)
+            (read, write) = (fds[0], fds[1])
+            precondition(fcntl(write, 1031 /* F_SETPIPE_SZ */, Int32(Self.size)) == Self.size)
+        }
+        deinit { close(read); close(write) }
+        var path: String { "/proc/self/fd/\(write)" }
+        /// Bytes written and not yet read.
+        var queued: Int32 { var n: Int32 = 0; _ = ioctl(read, UInt(FIONREAD), &n); return n }
+
+        /// Reads until `total` bytes have arrived (a blocking pipe: waits for them).
+        func take(_ total: Int) -> [UInt8] {
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while bytes.count < total {
+                let n = chunk.withUnsafeMutableBytes { Glibc.read(read, $0.baseAddress!, min($0.count, total - bytes.count)) }
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { break }
+                bytes += chunk[0..<n]
+            }
+            return bytes
+        }
+    }
+
+    @Test("an unread console: writes never block, a full buffer drops and counts, reading frees room and delivers the rest")
+    func unreadConsole() throws {
+        let console = Console()
+        let sink = try UARTOutputSink(.file(console.path), capacity: 4096)
+        let rooms = Atomic<Int>(0)
+        sink.onRoom { rooms.add(1, ordering: .relaxed) }
+        // 50 times what the pipe and the buffer hold; before, write(2) blocked here for good.
+        var sent = 0
+        for i in 0..<40_000 { for b in "line \(i)\n".utf8 { sink.write(b); sent += 1 } }
+        let dropped = Int(sink.dropped)
+        #expect(dropped >= sent - 2 * 4096)
+
+        // Reading makes room: the sink says so, and everything it kept arrives, in order.
+        let first = console.take(Console.size)
+        #expect(first.starts(with: Array("line 0\nline 1\n".utf8)))
+        #expect(eventually { rooms.load(ordering: .relaxed) > 0 })
+        sink.close()
+        let rest = console.take(sent - dropped - first.count)
+        #expect(first.count + rest.count == sent - dropped)
+        #expect(console.queued == 0)
+        #expect(sink.undelivered == 0 && sink.failure == nil)
+        #expect(sink.lossReport(name: "com1") == ["com1: the console fell behind: \(dropped) bytes the guest wrote while the 4096-byte output buffer was full were dropped"])
+    }
+
+    @Test("close() gives up on a console that takes nothing, and says how much it did not deliver")
+    func closeGivesUp() throws {
+        let console = Console()
+        let sink = try UARTOutputSink(.file(console.path), capacity: 4096, closeWait: 0.1)
+        // Fill the pipe through the sink, then, with its writer blocked, the buffer.
+        while console.queued < Console.size { if sink.isReady { sink.write(UInt8(ascii: "x")) } else { sink.flush() } }
+        while sink.isReady { sink.write(UInt8(ascii: "y")) }
+        sink.close() // returns: the writer is still blocked on the full pipe
+        #expect(sink.undelivered == 4096 && sink.dropped == 0)
+        #expect(sink.lossReport(name: "com2") == ["com2: the console did not take the last 4096 bytes of output within 0.1 s at shutdown; they were not delivered"])
+        _ = console.take(2 * Console.size) // unblocks the writer, which then ends
+    }
+
+    @Test("a UART on a full sink: LSR clears THRE and TEMT, the THRE interrupt waits for room")
+    func uartBackPressure() {
+        let room = Atomic<Bool>(true)
+        let irqs = Mutex<[Bool]>([])
+        let uart = UART16550(transmit: { _ in }, ready: { room.load(ordering: .relaxed) },
+                             irq: { level in irqs.withLock { $0.append(level) } })
+        uart.write(4, 0x08)  // MCR.OUT2: the PC gate open
+        uart.write(1, 0x02)  // IER.THRI: fires at once (THR empty)
+        #expect(uart.read(2) == 0x02)   // IIR: THRI (the read clears it)
+        room.store(false, ordering: .relaxed)
+        uart.write(0, 0x41)
+        #expect(uart.read(5) & 0x60 == 0)        // LSR: busy
+        #expect(uart.read(2) == 0x01)            // no interrupt while the host has no room
+        room.store(true, ordering: .relaxed)
+        #expect(uart.read(5) & 0x60 == 0x60)
+        uart.transmitterRoom()
+        #expect(uart.read(2) == 0x02)
+        #expect(irqs.withLock { $0 } == [true, false, true, false])
+    }
+}
+
+func eventually(tries: Int = 30_000, _ condition: () throws -> Bool) rethrows -> Bool {
+    for _ in 0..<tries {
+        if try condition() { return true }
+        usleep(2000)
+    }
+    return false
+}
