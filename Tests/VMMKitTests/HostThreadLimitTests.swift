@@ -33,7 +33,7 @@ struct HostThreadLimitTests {
 
     static let args = [VMMProcess.guest("hello64.elf"), "--no-default-plugins", "--serial", "none", "--max-seconds", "30"]
 
-    @Test("no thread for the plugin watchdog, the signal stop, the --max-seconds timer, a vCPU or KVM's worker: status 20, one line each")
+    @Test("no thread for the plugin watchdog, the signal stop, the --max-seconds timer, a vCPU or KVM's worker: status 20, one line each; none for the UART's output: status 8")
     func eachGuardThread() throws {
         guard let watchdog = try Self.runLimited(tasks: 1, Self.args) else { return }
         #expect(watchdog.status == 20)
@@ -53,6 +53,12 @@ struct HostThreadLimitTests {
         let kernel = try #require(try Self.runLimited(tasks: 5, Self.args + ["--irqchip", "none"]))
         #expect(kernel.status == 20)
         #expect(kernel.stderr == "vmm: vCPU 0: KVM_RUN (EAGAIN 100000 times in a row, the guest never entered: is a pids cgroup or RLIMIT_NPROC refusing KVM's per-VM worker task?) failed: Resource temporarily unavailable (errno 11)\n")
+        // COM1 on a file starts the UART's output thread while the plugins load.
+        let console = ["--serial", "file:/tmp/vmm-thread-limit-\(getpid()).txt"]
+        let uart = try #require(try Self.runLimited(tasks: 2, [VMMProcess.guest("hello64.elf"), "--max-seconds", "30"] + console))
+        #expect(uart.status == 8)
+        #expect(uart.stderr.hasSuffix("init failed: uart: key 'output': cannot start the output thread: Resource temporarily unavailable (errno 11)\n"), "\(uart.stderr)")
+        unlink("/tmp/vmm-thread-limit-\(getpid()).txt")
         // The same guest with room for its threads runs to the end.
         let room = try #require(try Self.runLimited(tasks: 16, Self.args))
         #expect(room.status == 0)

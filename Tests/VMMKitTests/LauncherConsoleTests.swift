@@ -18,6 +18,20 @@ struct LauncherConsoleTests {
         #expect(both.stderr == "")
     }
 
+    @Test("with stdout and stderr on one pipe, the guest's last line comes before the launcher's message about the exit after it")
+    func outputBeforeMessage() throws {
+        // `mov dx, 0x3f8; mov al, 'A'; out; mov al, 10; out; mov dx, 0x99; out; hlt`:
+        // a line, then a write nobody handles (status 18 with --strict-io).
+        let image = try VMMProcess.temp("line-then-unhandled.bin",
+                                        [0x66, 0xba, 0xf8, 0x03, 0xb0, 0x41, 0xee, 0xb0, 0x0a, 0xee, 0x66, 0xba, 0x99, 0x00, 0xee, 0xf4])
+        for _ in 0..<20 {
+            let r = Spawned("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>&1", VMMProcess.binary, "run", image,
+                                        "--load-addr", "0x100000", "--strict-io"]).wait()
+            #expect(r.status == 18)
+            #expect(r.stdout == "A\nvmm: vCPU 0: unhandled PIO write of 0xa (1 byte x1) at port 0x99, vCPU 0 at RIP 0x10000f\n")
+        }
+    }
+
     /// Runs the blind writer with stdout on a pipe left unread until the guest has
     /// written `bytes` (by the API's exit count), then stops it and reads the output.
     /// Before, the vCPU blocked in write(2) once the pipe (64 KiB) was full, and the

@@ -11,13 +11,20 @@ import Glibc
 /// a 16550 drops a byte written to a busy transmitter. Before this, the vCPU blocked in
 /// write(2) inside its handler until the handler budget ended the run (status 8).
 ///
-/// Bytes are batched: the writer is woken per line or per 4 KiB, when the guest reads a
+/// Bytes are batched: they are written per line or per 4 KiB, when the guest reads a
 /// register (it is polling, so what it printed must show), on `flush()` and on `close()`.
+/// A short batch (up to 256 bytes, a line) that the console takes at once (poll says
+/// POLLOUT) while the writer is idle is written by the caller itself, as before the
+/// writer existed: then the guest's output precedes whatever the VMM prints after the
+/// exit that follows it (`vmm … 2>&1`), instead of racing the writer thread.
 public final class UARTOutputSink: @unchecked Sendable {
     public static let defaultCapacity = 1 << 20
     /// How long `close()` waits, by default, for a console that takes nothing.
     public static let defaultCloseWait = 5.0
     private static let batch = 4096
+    /// The most a caller writes itself: to a pipe that polls writable, at most PIPE_BUF
+    /// never blocks; to a terminal, less than its wake-up threshold (256) is taken whole.
+    private static let directLimit = 256
 
     private let capture: Bool
     private let ownsFD: Bool
@@ -39,6 +46,8 @@ public final class UARTOutputSink: @unchecked Sendable {
     private var woken = false
     private var closing = false
     private var writerDone = false
+    /// The writer is inside write(2) with bytes from `head`.
+    private var inWrite = false
     private var wasFull = false
     private var captureBuffer: [UInt8] = []
     private var failureText: String?
@@ -79,6 +88,7 @@ public final class UARTOutputSink: @unchecked Sendable {
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { raw in
             let sink = Unmanaged<UARTOutputSink>.fromOpaque(raw!).takeRetainedValue()
+            UARTOutputSink.nameThread("vmm-uart-out")
             sink.writeLoop()
             return nil
         }, box.toOpaque())
@@ -119,8 +129,30 @@ public final class UARTOutputSink: @unchecked Sendable {
             count += 1
             unannounced += 1
             if count == capacity { wasFull = true }
-            if byte == 10 || unannounced >= Self.batch || count == capacity { signalWriter() }
+            if byte == 10 || unannounced >= Self.batch || count == capacity { writeOrSignal() }
         }
+    }
+
+    /// What is buffered goes out now if the caller can write it without blocking, else
+    /// by the writer. Under the lock.
+    private func writeOrSignal() {
+        if count > Self.directLimit || inWrite || wasFull || !consoleTakesNow() {
+            signalWriter()
+            return
+        }
+        while count > 0 {
+            let n = Glibc.write(fd, ring! + head, min(count, capacity - head))
+            // A failure or a short write is the writer's to retry and report.
+            guard n > 0 else { signalWriter(); return }
+            head = (head + n) % capacity
+            count -= n
+        }
+        unannounced = 0
+    }
+
+    private func consoleTakesNow() -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        return poll(&p, 1, 0) == 1 && p.revents & Int16(POLLOUT) != 0 && p.revents & Int16(POLLERR | POLLHUP) == 0
     }
 
     /// Room for one more byte (always, for a buffer, none, or a console that failed).
@@ -130,8 +162,8 @@ public final class UARTOutputSink: @unchecked Sendable {
     /// room again: the UART raises its THRE interrupt then. Set before the guest runs.
     public func onRoom(_ handler: @escaping @Sendable () -> Void) { locked { roomHandler = handler } }
 
-    /// Wakes the writer for what is buffered; does not wait for it.
-    public func flush() { locked { if count > 0 { signalWriter() } } }
+    /// Writes what is buffered, or wakes the writer for it; never waits for the console.
+    public func flush() { locked { if count > 0, fd >= 0, !closing { writeOrSignal() } } }
 
     private func signalWriter() {
         unannounced = 0
@@ -200,6 +232,16 @@ public final class UARTOutputSink: @unchecked Sendable {
         if let join { pthread_join(join, nil) }
     }
 
+    /// Names the calling thread as VMMKit names its own (`top -H`, gdb, the leak tests).
+    /// Through /proc: this model depends on nothing, and Glibc's module lacks
+    /// pthread_setname_np.
+    private static func nameThread(_ name: String) {
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = name.withCString { Glibc.write(fd, $0, strlen($0)) }
+        Glibc.close(fd)
+    }
+
     /// The writer thread: waits to be woken, writes everything buffered, and repeats until
     /// `close()` or a failed write.
     private func writeLoop() {
@@ -215,10 +257,12 @@ public final class UARTOutputSink: @unchecked Sendable {
             // PIPE_BUF a call: to a pipe that is all or nothing, so a write blocked at
             // close() has delivered none of what `undelivered` counts.
             let start = head, length = min(count, capacity - head, Int(PIPE_BUF)), fd = fd
+            inWrite = true
             pthread_mutex_unlock(mutex)
             let n = Glibc.write(fd, ring! + start, length)
             let error = errno
             pthread_mutex_lock(mutex)
+            inWrite = false
             if n > 0 {
                 head = (head + n) % capacity
                 count -= n

@@ -42,6 +42,8 @@ public struct SeccompPolicy: Sendable, Equatable {
         "ioctl",
         // Console and log output, eventfd signals, snapshot reads for the pager.
         "read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "fstat", "newfstatat",
+        // Whether the console takes a line now (the UART, zero timeout), or it goes to its writer.
+        "poll",
         // Locks and condition variables (pause/resume, pager waits), yields, short sleeps.
         "futex", "sched_yield", "nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday",
         // The allocator (Swift runtime, malloc arenas) and a thread stack released at exit.
