@@ -56,7 +56,8 @@ public final class UARTOutputSink: @unchecked Sendable {
     private var roomHandler: (@Sendable () -> Void)?
 
     /// Opens the destination `output` names (files are created or truncated) and, for a
-    /// descriptor, starts the writer thread.
+    /// descriptor, starts the writer thread. The thread holds the sink until `close()`:
+    /// call it (UARTDevice and the plugin do), or the thread and the sink outlive their use.
     public init(_ output: UARTConfig.Output, capacity: Int = UARTOutputSink.defaultCapacity,
                 closeWait: Double = UARTOutputSink.defaultCloseWait) throws(UARTConfigError) {
         var fd: Int32 = -1
