@@ -8,10 +8,20 @@ final class BasicConsole: @unchecked Sendable {
     let base: UInt16
     private let fd: Int32
     private let ownsFD: Bool
+    private let target: String
+    // Guarded by lock: vCPUs may print at once.
     private var lcr: UInt8 = 0
+    private var failed = false
+    private var lock = pthread_mutex_t()
 
     init(_ target: SerialTarget, base: UInt16 = 0x3f8) throws(LauncherError) {
         self.base = base
+        pthread_mutex_init(&lock, nil)
+        self.target = switch target {
+        case .stdio: "stdout"
+        case .none: "nothing"
+        case let .file(path): path
+        }
         switch target {
         case .stdio: fd = 1; ownsFD = false
         case .none: fd = -1; ownsFD = false
@@ -24,17 +34,20 @@ final class BasicConsole: @unchecked Sendable {
         }
     }
 
-    deinit { if ownsFD { close(fd) } }
+    deinit {
+        if ownsFD { close(fd) }
+        pthread_mutex_destroy(&lock)
+    }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
         try dispatcher.registerPIO(port: base, count: 8, owner: "console (COM1)") { [self] io, _ in
             let register = io.port - base
+            pthread_mutex_lock(&lock)
+            defer { pthread_mutex_unlock(&lock) }
             if io.isWrite {
                 switch register {
                 case 0 where lcr & 0x80 == 0:
-                    if fd >= 0 {
-                        for i in 0..<io.count { var b = UInt8(truncatingIfNeeded: io.element(i)); _ = write(fd, &b, 1) }
-                    }
+                    for i in 0..<io.count { emit(UInt8(truncatingIfNeeded: io.element(i))) }
                 case 3: lcr = UInt8(truncatingIfNeeded: io.value)
                 default: break
                 }
@@ -47,6 +60,22 @@ final class BasicConsole: @unchecked Sendable {
                 }
             }
             return .handled
+        }
+    }
+
+    /// One byte to the target. A failed write (a full disk, a closed pipe) is reported
+    /// once and ends the output: the guest is never told, so the user is. Under lock.
+    private func emit(_ byte: UInt8) {
+        guard fd >= 0, !failed else { return }
+        var b = byte
+        while true {
+            let n = write(fd, &b, 1)
+            if n == 1 { return }
+            if n < 0, errno == EINTR { continue }
+            failed = true
+            let reason = n < 0 ? "\(String(cString: strerror(errno))) (errno \(errno))" : "it took nothing"
+            ExitStats.err("vmm: console (COM1): output stopped, the guest's later output is lost: writing to \(target) failed: \(reason)\n")
+            return
         }
     }
 }

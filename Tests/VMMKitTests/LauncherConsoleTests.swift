@@ -32,6 +32,14 @@ struct LauncherConsoleTests {
         }
     }
 
+    @Test("the built-in COM1 (the UART plugin moved to COM2) on a full disk: the run goes on and the user is told once")
+    func builtInConsoleFails() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--serial", "file:/dev/full",
+                                    "--plugin", "UART,port=0x2f8,output=none"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr == "vmm: console (COM1): output stopped, the guest's later output is lost: writing to /dev/full failed: No space left on device (errno 28)\n")
+    }
+
     /// Runs the blind writer with stdout on a pipe left unread until the guest has
     /// written `bytes` (by the API's exit count), then stops it and reads the output.
     /// Before, the vCPU blocked in write(2) once the pipe (64 KiB) was full, and the
