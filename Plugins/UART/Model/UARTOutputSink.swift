@@ -268,11 +268,15 @@ public final class UARTOutputSink: @unchecked Sendable {
                 head = (head + n) % capacity
                 count -= n
                 pthread_cond_broadcast(progress)
-                if wasFull, let handler = roomHandler {
+                if wasFull {
+                    // Cleared with or without a handler: while set, callers leave every
+                    // batch to this thread.
                     wasFull = false
-                    pthread_mutex_unlock(mutex)
-                    handler()
-                    pthread_mutex_lock(mutex)
+                    if let handler = roomHandler {
+                        pthread_mutex_unlock(mutex)
+                        handler()
+                        pthread_mutex_lock(mutex)
+                    }
                 }
             } else if !(n < 0 && error == EINTR) {
                 failureText = "write to fd \(fd) failed: \(String(cString: strerror(error))) (errno \(error))"
