@@ -5,6 +5,7 @@ import VMMKit
 /// to the serial target; LSR always reads "transmitter empty"; DLAB is honoured so a
 /// divisor write does not print.
 final class BasicConsole: @unchecked Sendable {
+    static let com1: UInt16 = 0x3f8
     let base: UInt16
     private let fd: Int32
     private let ownsFD: Bool
@@ -14,7 +15,7 @@ final class BasicConsole: @unchecked Sendable {
     private var failed = false
     private var lock = pthread_mutex_t()
 
-    init(_ target: SerialTarget, base: UInt16 = 0x3f8) throws(LauncherError) {
+    init(_ target: SerialTarget, base: UInt16 = BasicConsole.com1) throws(LauncherError) {
         self.base = base
         pthread_mutex_init(&lock, nil)
         self.target = switch target {

@@ -76,11 +76,12 @@ extension Launcher {
             // A stand-in serves a role no default took, where no plugin of the user's
             // already sits: `--plugin UART,output=…` is COM1 itself, `--plugin
             // UART,port=0x2f8,…` leaves COM1 to the stand-in.
-            if !loadedRoles.contains("console"), dispatcher.pioOwner(port: 0x3f8, count: 8) == nil {
+            if !loadedRoles.contains("console"), dispatcher.pioOwner(port: BasicConsole.com1, count: 8) == nil {
                 try BasicConsole(options.serial).register(on: dispatcher)
             }
-            if !loadedRoles.contains("debug-exit"), dispatcher.pioOwner(port: 0xf4) == nil {
-                try dispatcher.registerPIO(port: 0xf4, owner: "debug-exit (built-in)") { io, vcpu in
+            let debugExit: UInt16 = 0xf4 // the DebugExit default's port
+            if !loadedRoles.contains("debug-exit"), dispatcher.pioOwner(port: debugExit) == nil {
+                try dispatcher.registerPIO(port: debugExit, owner: "debug-exit (built-in)") { io, vcpu in
                     let code = Int32(io.value & 0xff)
                     vcpu.requestVMStop(.guestExit(code: code))
                     return .stop(.guestExit(code: code))

@@ -212,6 +212,8 @@ public final class UARTOutputSink: @unchecked Sendable {
             closing = true
             woken = true
             pthread_cond_signal(wake)
+            // VMMKit's `Deadline.after(seconds:)`, which this model (it depends on nothing)
+            // cannot import; `closeWait` is clamped to [0, 3600] s, so nothing overflows.
             var deadline = timespec()
             clock_gettime(CLOCK_REALTIME, &deadline)
             let wait = (closeWait * 1e9).rounded()
