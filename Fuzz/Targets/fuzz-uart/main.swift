@@ -2,15 +2,20 @@ import FuzzDriver
 import UART16550
 
 // The 16550A register model: the input is a program of guest register accesses
-// (byte lane, MMIO and port decodes with any offset, shift and size) and host bytes.
+// (byte lane, MMIO and port decodes with any offset, shift and size), host bytes, a
+// console that fills up and frees room again, and UART configuration strings.
+final class Room: @unchecked Sendable { var free = true }
+
 runFuzzer { data, size in
     let input = fuzzInput(data, size)
-    let uart = UART16550(irqGatedByOUT2: input.first.map { $0 & 1 == 0 } ?? true, transmit: { _ in }, irq: { _ in })
+    let room = Room()
+    let uart = UART16550(irqGatedByOUT2: input.first.map { $0 & 1 == 0 } ?? true, transmit: { _ in },
+                         ready: { room.free }, irq: { _ in })
     var i = 1
     func next() -> UInt8? { guard i < input.count else { return nil }; defer { i += 1 }; return input[i] }
     func next64() -> UInt64 { (0..<8).reduce(0) { acc, k in acc | UInt64(next() ?? 0) << (8 * UInt64(k)) } }
     while let op = next() {
-        switch op % 6 {
+        switch op % 8 {
         case 0: uart.write(Int(op >> 3), next() ?? 0)
         case 1: _ = uart.read(Int(op >> 3))
         case 2: _ = uart.mmioAccess(offset: next64(), shift: Int(Int8(bitPattern: next() ?? 0)), write: op & 8 != 0 ? next64() : nil)
@@ -22,6 +27,14 @@ runFuzzer { data, size in
             var bytes: [UInt8] = []
             for _ in 0..<n { bytes.append(next() ?? 0) }
             uart.receive(bytes)
+        case 5:
+            room.free.toggle()
+            if room.free { uart.transmitterRoom() }
+        case 6:
+            let n = Int(next() ?? 0)
+            var bytes: [UInt8] = []
+            for _ in 0..<n { bytes.append(next() ?? 0) }
+            _ = try? UARTConfig.parse(String(decoding: bytes, as: UTF8.self))
         default: _ = uart.irqLevel; _ = uart.queuedInput
         }
     }
