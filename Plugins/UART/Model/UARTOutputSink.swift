@@ -224,8 +224,11 @@ public final class UARTOutputSink: @unchecked Sendable {
             while !writerDone {
                 if pthread_cond_timedwait(progress, mutex, &deadline) == ETIMEDOUT, !writerDone {
                     // The writer is inside write(2) and cannot be called back: it ends (and
-                    // closes our file) when that returns. What it holds is not delivered.
+                    // closes our file) when that returns, detached, since nobody will join
+                    // it (and `deinit` may then run on it). What it holds is not delivered.
                     undeliveredCount = count
+                    if let writer { pthread_detach(writer) }
+                    writer = nil
                     return
                 }
             }
