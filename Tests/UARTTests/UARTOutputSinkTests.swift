@@ -67,9 +67,10 @@ struct UARTOutputSinkTests {
     @Test("close() gives up on a console that takes nothing, and says how much it did not deliver")
     func closeGivesUp() throws {
         let console = Console()
+        // A console that already holds all it can: the sink's writer blocks on its first write.
+        let full = [UInt8](repeating: UInt8(ascii: "x"), count: Console.size)
+        #expect(full.withUnsafeBytes { Glibc.write(console.write, $0.baseAddress!, $0.count) } == Console.size)
         let sink = try UARTOutputSink(.file(console.path), capacity: 4096, closeWait: 0.1)
-        // Fill the pipe through the sink, then, with its writer blocked, the buffer.
-        while console.queued < Console.size { if sink.isReady { sink.write(UInt8(ascii: "x")) } else { sink.flush() } }
         while sink.isReady { sink.write(UInt8(ascii: "y")) }
         sink.close() // returns: the writer is still blocked on the full pipe
         #expect(sink.undelivered == 4096 && sink.dropped == 0)
