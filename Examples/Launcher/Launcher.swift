@@ -140,6 +140,10 @@ struct Launcher {
     func status(_ outcome: VMSupervisor.Outcome, vm: VirtualMachine, timedOut: Bool) -> Int32 {
         let reasons = outcome.reasons
         if case let .guestExit(code)? = vm.stopReason { return (code << 1 | 1) & 0xff }
+        if case let .reset(how)? = vm.stopReason {
+            ExitStats.err("vmm: the guest asked for a reset (\(how)); vmm does not reboot, so the run ends, as QEMU's with -no-reboot\n")
+            return LauncherStatus.halted.rawValue
+        }
         if let first = outcome.firstError {
             let status = Self.status(of: reasons[first])
             ExitStats.err("vmm: vCPU \(first): \("\(reasons[first])".asOneLine)\n")
@@ -161,7 +165,7 @@ struct Launcher {
 
     static func status(of reason: StopReason) -> LauncherStatus {
         switch reason {
-        case .halted, .requested, .guestExit: .halted
+        case .halted, .requested, .guestExit, .reset: .halted
         case .shutdown: .shutdown
         case .internalError, .failEntry: .internalError
         case .stuck, .memoryFault, .hardwarePoison: .stuck

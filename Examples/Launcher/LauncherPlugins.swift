@@ -71,6 +71,7 @@ extension Launcher {
                 log.info("loaded plugin \(p.id) \(p.version) from \(p.path)")
             } catch { throw LauncherError(.plugin, error.description) }
         }
+        try registerResetControl(on: dispatcher)
         guard !options.noDefaultPlugins else { return }
         do {
             // A stand-in serves a role no default took, where no plugin of the user's
@@ -92,6 +93,13 @@ extension Launcher {
         } catch {
             throw LauncherError(.plugin, "\(error)")
         }
+    }
+
+    /// The machine's reset control (port 0xcf9), where no plugin claims the port: with or
+    /// without the default plugins, as fw_cfg.
+    func registerResetControl(on dispatcher: ExitDispatcher) throws(LauncherError) {
+        guard dispatcher.pioOwner(port: ResetControl.port) == nil else { return }
+        do { try ResetControl().register(on: dispatcher) } catch { throw LauncherError(.host, "\(error)") }
     }
 
     /// The AsyncPF plugin (a default, or `--plugin AsyncPF[,...]`) routes its three MSRs

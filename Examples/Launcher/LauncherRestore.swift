@@ -134,12 +134,15 @@ extension Launcher {
 
 extension Launcher {
     /// `--snapshot-on-stop DIR`: after a run that --max-seconds or a stop request ended
-    /// (no guest exit, no error, no halt), the machine is saved and the status is 22.
+    /// (no guest exit or reset, no error, no halt), the machine is saved and the status is 22.
     /// nil when the run ended otherwise (its own status stands).
     func snapshotOnStop(_ outcome: VMSupervisor.Outcome, vm: VirtualMachine, timedOut: Bool,
                         snapshot: LauncherSnapshot) throws(LauncherError) -> Int32? {
         guard let dir = options.snapshotOnStop else { return nil }
-        if case .guestExit? = vm.stopReason { return nil }
+        switch vm.stopReason {
+        case .guestExit?, .reset?: return nil
+        default: break
+        }
         guard outcome.firstError == nil, !outcome.allHalted else { return nil }
         let stopped = outcome.reasons.allSatisfy { if case .requested = $0 { true } else { false } }
         guard timedOut || stopped else { return nil }

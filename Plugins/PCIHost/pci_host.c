@@ -5,7 +5,8 @@
  * shows it. Every other bus/device/function reads all-ones (absent), as do data reads
  * while the address register's enable bit (31) is clear. Writes reach only the bridge's
  * writable fields (command, latency timer, the PAM and SMRAM registers); read-only
- * fields ignore them. A `vmm run` default; config: none.
+ * fields ignore them. Port 0xcf9 is not this device's: on QEMU's `pc` it is PIIX3's
+ * reset control, which `vmm` serves itself. A `vmm run` default; config: none.
  */
 #include "vmm_plugin.h"
 
@@ -115,20 +116,30 @@ static void *pci_host_init(const vmm_host_t *host, const char *config, const cha
     }
     pthread_mutex_init(&h->lock, NULL);
     reset(h);
-    memset(&desc, 0, sizeof desc);
-    desc.struct_size = sizeof desc;
-    desc.exit_class = VMM_EXIT_PIO;
-    desc.base = CONFIG_ADDRESS;
-    desc.length = 8; /* 0xcf8-0xcff */
-    desc.flags = VMM_HANDLER_EXCLUSIVE;
-    desc.handle = handle;
-    desc.user = h;
-    desc.name = "pci-config";
-    if (host->register_handler(host->host_data, &desc, &err) != 0) {
-        pthread_mutex_destroy(&h->lock);
-        free(h);
-        *error_out = err ? err : "pci-host: cannot register 0xcf8-0xcff";
-        return NULL;
+    /* 0xcf8, 0xcfa-0xcfb and 0xcfc-0xcff: everything but 0xcf9 (reset control). A
+     * handler takes the accesses that start in its range. */
+    static const struct { uint16_t base; uint16_t length; const char *name; } ranges[] = {
+        {CONFIG_ADDRESS, 1, "pci-config-address"},
+        {CONFIG_ADDRESS + 2, 2, "pci-config-address-high"},
+        {CONFIG_DATA, 4, "pci-config-data"},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        memset(&desc, 0, sizeof desc);
+        desc.struct_size = sizeof desc;
+        desc.exit_class = VMM_EXIT_PIO;
+        desc.base = ranges[i].base;
+        desc.length = ranges[i].length;
+        desc.flags = VMM_HANDLER_EXCLUSIVE;
+        desc.handle = handle;
+        desc.user = h;
+        desc.name = ranges[i].name;
+        if (host->register_handler(host->host_data, &desc, &err) != 0) {
+            /* A failed init's registrations are discarded by the host. */
+            pthread_mutex_destroy(&h->lock);
+            free(h);
+            *error_out = err ? err : "pci-host: cannot register its ports (0xcf8, 0xcfa-0xcff)";
+            return NULL;
+        }
     }
     return h;
 }

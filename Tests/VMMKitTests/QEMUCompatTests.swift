@@ -88,6 +88,34 @@ struct QEMUCompatTests {
         #expect(viaConfig.status == 18 && viaConfig.stderr == flag.stderr)
     }
 
+    /// mov $0xcf9,%dx; mov $6,%al; out %al,(%dx); jmp . (a reset as Linux's reboot=pci and
+    /// QEMU's ACPI reset register do it; a guest that gets no reset spins)
+    static let resetProbe: [UInt8] = [0x66, 0xba, 0xf9, 0x0c, 0xb0, 0x06, 0xee, 0xeb, 0xfe]
+
+    /// mov $0xcf9,%dx; in (%dx),%al; mov %al,%bl; mov $0x0a,%al; out %al,(%dx) (bits 1 and 3,
+    /// no reset); in (%dx),%al; shl $4,%al; or %bl,%al; out %al,$0xf4 (debug-exit with
+    /// (second read << 4) | first read); hlt
+    static let resetControlProbe: [UInt8] = [0x66, 0xba, 0xf9, 0x0c, 0xec, 0x88, 0xc3, 0xb0, 0x0a, 0xee, 0xec,
+                                             0xc0, 0xe0, 0x04, 0x08, 0xd8, 0xe6, 0xf4, 0xf4]
+
+    @Test("a guest reset through port 0xcf9 (PIIX3's reset control) ends the run with status 0, as QEMU's -no-reboot does, and says so")
+    func resetEndsRun() throws {
+        let probe = try VMMProcess.temp("reset.bin", Self.resetProbe)
+        for extra in [[], ["--no-default-plugins", "--plugin", "DebugExit"], ["--vcpus", "2"]] {
+            let r = try VMMProcess.run(["run", probe, "--load-addr", "0x100000", "--max-seconds", "20"] + extra)
+            #expect(r.status == 0, "\(extra): \(r.stderr)")
+            #expect(r.stderr == "vmm: the guest asked for a reset (vCPU 0 wrote 0x6 to port 0xcf9); vmm does not reboot, so the run ends, as QEMU's with -no-reboot\n", "\(extra)")
+        }
+    }
+
+    @Test("port 0xcf9 reads 0 at first and keeps only bit 1 (hard reset) of a write without bit 2, as QEMU's PIIX3")
+    func resetControlRegister() throws {
+        let probe = try VMMProcess.temp("rcr.bin", Self.resetControlProbe)
+        let r = try VMMProcess.run(["run", probe, "--load-addr", "0x100000", "--max-seconds", "20", "--strict-io"])
+        #expect(r.status == (0x20 << 1) | 1, "\(r.stderr)")
+        #expect(r.stderr == "")
+    }
+
     @Test("PCI configuration mechanism #1 by default: a bus scan finds exactly QEMU's i440FX host bridge; read-only fields ignore writes")
     func pciScan() throws {
         let r = try VMMProcess.run(["run", VMMProcess.guest("pciscan.elf"), "--max-seconds", Self.halfMinute])

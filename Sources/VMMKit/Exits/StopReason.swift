@@ -8,6 +8,10 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
     case requested
     /// A device (debug-exit, a test port) ended the guest with a status code.
     case guestExit(code: Int32)
+    /// The guest asked the machine to reset; the message says how ("vCPU 0 wrote 0x6 to
+    /// port 0xcf9"). VMMKit does not reboot a machine: a reset stops it, as QEMU's
+    /// `-no-reboot` and Firecracker do. Like `guestExit`, the guest's choice, not an error.
+    case reset(String)
     /// A handler returned `.fail`; the message says why, prefixed by the handler's owner.
     case handlerFailed(String)
     /// An exit nobody claimed; the diagnostic names the exit, RIP and address.
@@ -33,6 +37,7 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
         case .shutdown: "shutdown (triple fault)"
         case .requested: "stopped on request"
         case let .guestExit(code): "guest exit with code \(code)"
+        case let .reset(how): "guest reset (\(how))"
         case let .handlerFailed(message): "handler failed: \(message)"
         case let .unhandled(message): message
         case let .internalError(error, rip): "\(error) at RIP \(hex(rip))"
