@@ -97,3 +97,7 @@ for name, seed in [('libNull.so', 'null-gnu-hash'), ('libNullSysV.so', 'null-sys
 lines = ['vmm-launcher 1', 'memory 67108864', 'vcpus 2', 'irqchip kernel', 'default-plugins yes', 'strict-io no', 'serial file:/tmp/con sole.txt']
 put('fuzz-launcher-state', 'saved', '\n'.join(lines + ['plugin MemoryFault,snapshot=/tmp/m.mem,base=0x200000', 'plugin ./libx.so', 'end']) + '\n')
 put('fuzz-launcher-state', 'reordered', '\n'.join([lines[0]] + lines[:0:-1] + ['end']) + '\n')
+# The i8042: (op, value) pairs, op bit 0 = port 0x64, bit 1 = write. Self-test and the
+# configuration byte read back; a keyboard reset and identify; the output port.
+put('fuzz-i8042', 'commands', bytes([3, 0xaa, 1, 0, 0, 0, 3, 0x20, 0, 0, 3, 0x60, 2, 0x45, 3, 0x20, 0, 0]))
+put('fuzz-i8042', 'keyboard', bytes([2, 0xff, 2, 0xf2, 0, 0, 0, 0, 0, 0, 3, 0xd0, 0, 0, 3, 0xd1, 2, 0xcf, 3, 0xfe]))

@@ -71,7 +71,7 @@ extension Launcher {
                 log.info("loaded plugin \(p.id) \(p.version) from \(p.path)")
             } catch { throw LauncherError(.plugin, error.description) }
         }
-        try registerResetControl(on: dispatcher)
+        try registerResetPaths(on: dispatcher)
         guard !options.noDefaultPlugins else { return }
         do {
             // A stand-in serves a role no default took, where no plugin of the user's
@@ -95,11 +95,16 @@ extension Launcher {
         }
     }
 
-    /// The machine's reset control (port 0xcf9), where no plugin claims the port: with or
-    /// without the default plugins, as fw_cfg.
-    func registerResetControl(on dispatcher: ExitDispatcher) throws(LauncherError) {
-        guard dispatcher.pioOwner(port: ResetControl.port) == nil else { return }
-        do { try ResetControl().register(on: dispatcher) } catch { throw LauncherError(.host, "\(error)") }
+    /// The machine's reset paths, where no plugin claims their ports, with or without the
+    /// default plugins (as fw_cfg): the reset control on port 0xcf9 and the i8042 on
+    /// ports 0x60 and 0x64.
+    func registerResetPaths(on dispatcher: ExitDispatcher) throws(LauncherError) {
+        do {
+            if dispatcher.pioOwner(port: ResetControl.port) == nil { try ResetControl().register(on: dispatcher) }
+            if dispatcher.pioOwner(port: I8042.dataPort) == nil, dispatcher.pioOwner(port: I8042.commandPort) == nil {
+                try I8042().register(on: dispatcher)
+            }
+        } catch { throw LauncherError(.host, "\(error)") }
     }
 
     /// The AsyncPF plugin (a default, or `--plugin AsyncPF[,...]`) routes its three MSRs

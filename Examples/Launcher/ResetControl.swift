@@ -10,7 +10,7 @@ import VMMKit
 /// waiting to be reset, ran on until `--max-seconds`, or forever.
 ///
 /// Part of the machine, as fw_cfg is (registered after the plugins, where none claims
-/// the port), and like fw_cfg's selector not in snapshots: a restored guest reads bit 1
+/// the port; `I8042` is the other reset path), and like fw_cfg's selector not in snapshots: a restored guest reads bit 1
 /// as 0.
 final class ResetControl: Sendable {
     static let port: UInt16 = 0xcf9

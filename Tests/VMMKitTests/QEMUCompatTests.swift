@@ -108,6 +108,42 @@ struct QEMUCompatTests {
         }
     }
 
+    /// 1: in $0x64,%al; test $2,%al; jnz 1b (wait until the controller takes input);
+    /// mov $0xfe,%al; out %al,$0x64 (pulse the reset line); jmp . (the usual keyboard-
+    /// controller reset of Linux's reboot=kbd and of unikernels)
+    static let kbdResetProbe: [UInt8] = [0xe4, 0x64, 0xa8, 0x02, 0x75, 0xfa, 0xb0, 0xfe, 0xe6, 0x64, 0xeb, 0xfe]
+
+    /// The controller's own commands, each reply polled from the output buffer: self-test
+    /// (0xaa), the configuration byte (0x20), a new one (0x60, then 0x45 to port 0x60),
+    /// the output port (0xd0); then the output port written with bit 0 clear (0xd1, 0xce):
+    /// a reset. Each `in` shows in `--trace exits` with what the guest received.
+    static let kbdCommandProbe: [UInt8] = [
+        0xb0, 0xaa, 0xe6, 0x64, 0xe4, 0x64, 0xe4, 0x60, 0xe4, 0x64, // self-test: status, 0x55, status
+        0xb0, 0x20, 0xe6, 0x64, 0xe4, 0x60, // configuration byte
+        0xb0, 0x60, 0xe6, 0x64, 0xb0, 0x45, 0xe6, 0x60, 0xb0, 0x20, 0xe6, 0x64, 0xe4, 0x60, // write it, read it back
+        0xb0, 0xd0, 0xe6, 0x64, 0xe4, 0x60, // output port
+        0xb0, 0xd1, 0xe6, 0x64, 0xb0, 0xce, 0xe6, 0x60, 0xeb, 0xfe, // output port bit 0 clear: reset
+    ]
+
+    @Test("the keyboard controller's reset (command 0xfe, or output-port bit 0 cleared) ends the run as a reset; its commands answer as QEMU's i8042")
+    func keyboardControllerReset() throws {
+        let reset = try VMMProcess.temp("kbdreset.bin", Self.kbdResetProbe)
+        let r = try VMMProcess.run(["run", reset, "--load-addr", "0x100000", "--max-seconds", "20"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr == "vmm: the guest asked for a reset (vCPU 0 wrote 0xfe to port 0x64); vmm does not reboot, so the run ends, as QEMU's with -no-reboot\n")
+
+        let commands = try VMMProcess.temp("kbdcmd.bin", Self.kbdCommandProbe)
+        let c = try VMMProcess.run(["run", commands, "--load-addr", "0x100000", "--max-seconds", "20", "--strict-io", "--trace", "exits"])
+        #expect(c.status == 0, "\(c.stderr)")
+        let reads = c.stderr.split(separator: "\n").filter { $0.contains(" io in ") }.map { line in
+            line.split(separator: " ").first { $0.hasPrefix("data=") }.map(String.init) ?? String(line)
+        }
+        // Status 0x1d: input (command) last, self-test passed, output full; then 0x55; then
+        // 0x1c, the buffer read. Configuration 0x03 after reset, then 0x45; output port 0xcf.
+        #expect(reads == ["data=0x1d", "data=0x55", "data=0x1c", "data=0x3", "data=0x45", "data=0xcf"])
+        #expect(c.stderr.hasSuffix("vmm: the guest asked for a reset (vCPU 0 wrote 0xce to port 0x60); vmm does not reboot, so the run ends, as QEMU's with -no-reboot\n"))
+    }
+
     @Test("port 0xcf9 reads 0 at first and keeps only bit 1 (hard reset) of a write without bit 2, as QEMU's PIIX3")
     func resetControlRegister() throws {
         let probe = try VMMProcess.temp("rcr.bin", Self.resetControlProbe)
