@@ -64,6 +64,20 @@ final class BasicConsole: @unchecked Sendable {
         }
     }
 
+    /// The LCR (DLAB and the line format), for a snapshot; a restore puts it back.
+    var lcrState: UInt8 {
+        get {
+            pthread_mutex_lock(&lock)
+            defer { pthread_mutex_unlock(&lock) }
+            return lcr
+        }
+        set {
+            pthread_mutex_lock(&lock)
+            defer { pthread_mutex_unlock(&lock) }
+            lcr = newValue
+        }
+    }
+
     /// One byte to the target. A failed write (a full disk, a closed pipe) is reported
     /// once and ends the output: the guest is never told, so the user is. Under lock.
     private func emit(_ byte: UInt8) {

@@ -13,6 +13,9 @@ final class FwCfg: @unchecked Sendable {
     /// those types makes the runtime scan every loaded image's conformance records at
     /// start-up (~0.26 million instructions, callgrind).
     private var items: [(selector: UInt16, bytes: [UInt8])] = []
+    // Guarded by lock: the selected item (nil: none, or one fw_cfg does not have), its
+    // bytes and the next one to read (at most their count: reads past the end are zeros).
+    private var selector: UInt16?
     private var current: [UInt8] = []
     private var offset = 0
     private var lock = pthread_mutex_t()
@@ -44,21 +47,51 @@ final class FwCfg: @unchecked Sendable {
             defer { pthread_mutex_unlock(&lock) }
             if io.port == Self.selectorPort {
                 if io.isWrite {
-                    let selector = UInt16(truncatingIfNeeded: io.value)
-                    current = items.first { $0.selector == selector }?.bytes ?? []
-                    offset = 0
+                    select(UInt16(truncatingIfNeeded: io.value))
                 } else {
                     io.value = 0
                 }
             } else if !io.isWrite {
                 // Each data read returns the next bytes; past the end, zeros.
                 for i in 0..<(io.size * io.count) {
-                    io.data[i] = offset < current.count ? current[offset] : 0
-                    offset += 1
+                    if offset < current.count {
+                        io.data[i] = current[offset]
+                        offset += 1
+                    } else {
+                        io.data[i] = 0
+                    }
                 }
             }
             return .handled
         }
+    }
+
+    /// Under lock.
+    private func select(_ key: UInt16) {
+        let item = items.first { $0.selector == key }
+        selector = item?.selector
+        current = item?.bytes ?? []
+        offset = 0
+    }
+
+    /// For a snapshot (vCPUs paused).
+    var state: BuiltInDeviceState.FwCfgRegisters {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return .init(selector: selector, offset: offset)
+    }
+
+    /// Puts back a snapshot's selection; refused when the item is not this fw_cfg's or
+    /// the offset lies past its end.
+    func restore(_ s: BuiltInDeviceState.FwCfgRegisters) throws(LauncherError) {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        select(s.selector ?? 0xffff)
+        guard s.selector == selector, s.offset <= current.count else {
+            let item = s.selector.map { hex($0) } ?? "none"
+            throw LauncherError(.snapshot, "fw_cfg item \(item) at offset \(s.offset): not an item of this machine's fw_cfg, or past its \(current.count) bytes")
+        }
+        offset = s.offset
     }
 
     private func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }

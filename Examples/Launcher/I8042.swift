@@ -13,8 +13,8 @@ import VMMKit
 ///
 /// Without it both ports were unassigned: the status read 0xff ("input buffer full",
 /// for ever), so a guest waiting to send 0xfe spun there until `--max-seconds`, or
-/// forever. Registered after the plugins, where no plugin claims either port; not in
-/// snapshots (like fw_cfg's selector).
+/// forever. Registered after the plugins, where no plugin claims either port; saved in
+/// snapshots with the launcher's other devices (`BuiltInDeviceState`).
 final class I8042: @unchecked Sendable {
     static let dataPort: UInt16 = 0x60, commandPort: UInt16 = 0x64
     /// Replies the guest has not read; more are dropped, as QEMU's PS/2 queue drops them.
@@ -124,6 +124,21 @@ final class I8042: @unchecked Sendable {
         case 0xff: reply(0xfa); reply(0xaa) // reset: self-test passed
         default: reply(0xfa)
         }
+    }
+
+    /// For a snapshot (vCPUs paused).
+    var state: BuiltInDeviceState.I8042Registers {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return .init(status: status, config: config, outputPort: outputPort, awaiting: awaiting, lastRead: lastRead, replies: replies)
+    }
+
+    /// A restore's, checked by `BuiltInDeviceState.decode` (before any vCPU runs).
+    func restore(_ s: BuiltInDeviceState.I8042Registers) {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        (status, config, outputPort, awaiting, lastRead) = (s.status, s.config, s.outputPort, s.awaiting, s.lastRead)
+        replies = Array(s.replies.prefix(Self.queueLimit))
     }
 
     private func reply(_ byte: UInt8) {

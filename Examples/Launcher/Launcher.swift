@@ -9,6 +9,8 @@ import VMMPaging
 struct Launcher {
     let options: LaunchOptions
     let log: Logger
+    /// fw_cfg, the reset paths and the built-in COM1, as registered (for snapshots).
+    let devices = BuiltInDevices()
 
     init(options: LaunchOptions) {
         self.options = options
@@ -89,7 +91,8 @@ struct Launcher {
         defer { pager?.close() }
         let asyncPF = try attachAsyncPF(plugins, pager: pager)
         defer { asyncPF?.close() }
-        let snapshot = LauncherSnapshot(vm: vm, dispatcher: dispatcher, plugins: plugins, options: o, pagers: pager.map { [$0] } ?? [])
+        let snapshot = LauncherSnapshot(vm: vm, dispatcher: dispatcher, plugins: plugins, options: o, devices: devices,
+                                        pagers: pager.map { [$0] } ?? [])
         StartupTrace.mark("plugins")
 
         let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF, snapshot: snapshot)
@@ -129,7 +132,9 @@ struct Launcher {
         let exitCounter = o.apiSock.map { _ in ExitKindCounter(vcpus: o.vcpus, chaining: stats) }
         do {
             if let observer: ExitObserver = exitCounter ?? stats { try dispatcher.setObserver(observer) }
-            try FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: min(o.memory, RAMLayout.holeStart)).register(on: dispatcher)
+            let fwCfg = FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: min(o.memory, RAMLayout.holeStart))
+            try fwCfg.register(on: dispatcher)
+            devices.fwCfg = fwCfg
             try unassigned?.register(on: dispatcher)
         } catch {
             throw LauncherError(.host, "\(error)")

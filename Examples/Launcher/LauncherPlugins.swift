@@ -78,7 +78,9 @@ extension Launcher {
             // already sits: `--plugin UART,output=…` is COM1 itself, `--plugin
             // UART,port=0x2f8,…` leaves COM1 to the stand-in.
             if !loadedRoles.contains("console"), dispatcher.pioOwner(port: BasicConsole.com1, count: 8) == nil {
-                try BasicConsole(options.serial).register(on: dispatcher)
+                let console = try BasicConsole(options.serial)
+                try console.register(on: dispatcher)
+                devices.console = console
             }
             let debugExit: UInt16 = 0xf4 // the DebugExit default's port
             if !loadedRoles.contains("debug-exit"), dispatcher.pioOwner(port: debugExit) == nil {
@@ -100,9 +102,15 @@ extension Launcher {
     /// ports 0x60 and 0x64.
     func registerResetPaths(on dispatcher: ExitDispatcher) throws(LauncherError) {
         do {
-            if dispatcher.pioOwner(port: ResetControl.port) == nil { try ResetControl().register(on: dispatcher) }
+            if dispatcher.pioOwner(port: ResetControl.port) == nil {
+                let reset = ResetControl()
+                try reset.register(on: dispatcher)
+                devices.resetControl = reset
+            }
             if dispatcher.pioOwner(port: I8042.dataPort) == nil, dispatcher.pioOwner(port: I8042.commandPort) == nil {
-                try I8042().register(on: dispatcher)
+                let i8042 = I8042()
+                try i8042.register(on: dispatcher)
+                devices.i8042 = i8042
             }
         } catch { throw LauncherError(.host, "\(error)") }
     }

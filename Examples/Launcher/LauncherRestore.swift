@@ -81,6 +81,10 @@ extension Launcher {
         guard image.manifest.vcpuCount == o.vcpus else {
             throw LauncherError(.snapshot, "cannot restore \(dir): the launcher state says \(o.vcpus) vCPUs, the snapshot holds \(image.manifest.vcpuCount)")
         }
+        // Older snapshots have no such blob: their built-in devices start as after a reset.
+        let deviceState = try image.devices.first { $0.name == BuiltInDeviceState.blobName }.map { blob throws(LauncherError) in
+            try BuiltInDeviceState.decode(blob.bytes, version: blob.version, where: dir)
+        }
         try SignalStop.install()
         let kvm: KVM
         do { kvm = try KVM.open() } catch { throw LauncherError(.host, error.description) }
@@ -102,6 +106,9 @@ extension Launcher {
         do { try plugins.restoreStates(image.devices) } catch {
             throw LauncherError(.snapshot, "cannot restore \(dir): \(error)")
         }
+        if let deviceState {
+            do { try devices.restore(deviceState) } catch { throw LauncherError(.snapshot, "cannot restore \(dir): \(error.message)") }
+        }
         do { try restored.attach(to: dispatcher) } catch { throw LauncherError(.host, "cannot page the snapshot in: \(error)") }
         // Ring-3 faults on lazily restored RAM reach the AsyncPF plugin as PAGE_MISSING.
         let pager = restored.pagers.first { $0.region.name == "ram" }
@@ -111,7 +118,8 @@ extension Launcher {
         asyncPF?.assumeGuestsEnabled(vm.vcpus.map(\.id))
         log.info("restored \(dir) (\(eager ? "eager" : "lazy")), \(o.vcpus) vCPU(s), \(plugins.plugins.count) plugin(s)")
         // The restored VM is controlled like a booted one, and can be snapshotted again.
-        let snapshot = LauncherSnapshot(vm: vm, dispatcher: dispatcher, plugins: plugins, options: o, pagers: restored.pagers)
+        let snapshot = LauncherSnapshot(vm: vm, dispatcher: dispatcher, plugins: plugins, options: o, devices: devices,
+                                        pagers: restored.pagers)
         let api = try startAPI(vm: vm, exitCounter: exitCounter, pager: pager, asyncPF: asyncPF, snapshot: snapshot)
         defer { api?.stop() }
 

@@ -11,20 +11,23 @@ final class LauncherSnapshot: @unchecked Sendable {
     let dispatcher: ExitDispatcher
     let plugins: PluginHost
     let machine: LauncherMachine
+    let devices: BuiltInDevices
     /// The demand pagers of the RAM (a lazily restored VM, memory-fault plugins): pages not
     /// paged in yet are copied from their source, not faulted in.
     let pagers: [DemandPager]
 
-    init(vm: VirtualMachine, dispatcher: ExitDispatcher, plugins: PluginHost, options: LaunchOptions, pagers: [DemandPager] = []) {
+    init(vm: VirtualMachine, dispatcher: ExitDispatcher, plugins: PluginHost, options: LaunchOptions,
+         devices: BuiltInDevices, pagers: [DemandPager] = []) {
         self.vm = vm
         self.dispatcher = dispatcher
         self.plugins = plugins
         self.pagers = pagers
+        self.devices = devices
         machine = LauncherMachine(options)
     }
 
-    /// Pauses every vCPU (those still running), saves the VM, every plugin's state and the
-    /// launcher blob into the new directory `dir`, then resumes the vCPUs it paused.
+    /// Pauses every vCPU (those still running), saves the VM, every plugin's state, the
+    /// launcher blob and its built-in devices' state into the new directory `dir`, then resumes the vCPUs it paused.
     /// Refuses (nothing written: the writer renames a finished directory into place)
     /// when a loaded plugin cannot save its state.
     @discardableResult
@@ -38,6 +41,9 @@ final class LauncherSnapshot: @unchecked Sendable {
             throw LauncherError(.snapshot, "cannot snapshot: \(error)")
         }
         devices.append(DeviceState(name: LauncherMachine.blobName, version: LauncherMachine.version, bytes: blob))
+        // Read with the vCPUs paused, after the run loop's last completion.
+        devices.append(DeviceState(name: BuiltInDeviceState.blobName, version: BuiltInDeviceState.version,
+                                   bytes: self.devices.state.encoded()))
         do {
             return try VMSnapshot.save(vm, dispatcher: dispatcher, devices: devices, pagers: pagers, to: dir)
         } catch {

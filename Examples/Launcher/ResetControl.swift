@@ -10,11 +10,17 @@ import VMMKit
 /// waiting to be reset, ran on until `--max-seconds`, or forever.
 ///
 /// Part of the machine, as fw_cfg is (registered after the plugins, where none claims
-/// the port; `I8042` is the other reset path), and like fw_cfg's selector not in snapshots: a restored guest reads bit 1
-/// as 0.
+/// the port; `I8042` is the other reset path); bit 1 is saved in snapshots
+/// (`BuiltInDeviceState`).
 final class ResetControl: Sendable {
     static let port: UInt16 = 0xcf9
     private let register = Atomic<UInt8>(0)
+
+    /// Bit 1, for a snapshot; a restore puts back what `BuiltInDeviceState.decode` checked.
+    var state: UInt8 {
+        get { register.load(ordering: .relaxed) }
+    }
+    func restore(_ value: UInt8) { register.store(value & 0x02, ordering: .relaxed) }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
         try dispatcher.registerPIO(port: Self.port, owner: "reset control (built-in)") { [self] io, vcpu in

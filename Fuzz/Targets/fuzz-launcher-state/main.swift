@@ -4,8 +4,20 @@ import FuzzDriver
 // give a machine or one line of error, never a trap. A machine read is within the
 // launcher's limits, rebuilds the options it came from, and is saved
 // (`encodedForSaving`: the writer's own read-back check) as bytes that read back as it.
+// The same bytes are also read as the built-in devices' blob (BuiltInDeviceState.swift):
+// a state within its limits that reads back as itself, or one line.
 runFuzzer { data, size in
     let bytes = Array(fuzzInput(data, size))
+    do throws(LauncherError) {
+        let d = try BuiltInDeviceState.decode(bytes, version: 1, where: "fuzz")
+        precondition((d.fwCfg?.offset ?? 0) <= BuiltInDeviceState.maxSize && (d.i8042?.replies.count ?? 0) <= I8042.queueLimit)
+        precondition((d.resetControl ?? 0) & ~0x02 == 0 && (d.i8042?.status ?? 0) & ~BuiltInDeviceState.i8042StatusBits == 0)
+        let back = try BuiltInDeviceState.decode(d.encoded(), version: 1, where: "fuzz")
+        precondition(back == d, "devices round trip")
+    } catch {
+        precondition(error.status == .snapshot && error.message.hasPrefix("fuzz: launcher devices: "), error.message)
+        requireOneLine(error.message)
+    }
     do throws(LauncherError) {
         let m = try LauncherMachine.decode(bytes, version: 1, where: "fuzz")
         precondition((1...64).contains(m.vcpus) && m.memory >= RAMLayout.minMemory && m.memory <= RAMLayout.maxMemory)

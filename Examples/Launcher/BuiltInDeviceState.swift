@@ -1,0 +1,112 @@
+import VMMKit
+
+/// The state of the devices the launcher adds to a machine itself (fw_cfg, the reset
+/// control, the i8042, the built-in COM1), saved in a snapshot as the device blob
+/// `launcher-devices` (version 1; Docs/SnapshotFormat.md) and put back by `vmm restore`
+/// before any vCPU runs. Without it a guest stopped between selecting a fw_cfg item and
+/// reading it read zeros after the restore, and the i8042 lost the replies the guest had
+/// not read. Text lines `device value...`, last line `end`; a device the machine does
+/// not have is absent. Pure values: `decode` is fuzzed (fuzz-launcher-state).
+struct BuiltInDeviceState: Equatable {
+    static let blobName = "launcher-devices"
+    static let version: UInt32 = 1
+    static let maxSize = 4096
+
+    struct FwCfgRegisters: Equatable {
+        /// The selected item (nil: none selected, or one fw_cfg does not have).
+        var selector: UInt16?
+        /// The next byte of the item to read; at most its size.
+        var offset: Int
+    }
+
+    struct I8042Registers: Equatable {
+        /// The status register's stored bits (system flag, command last, not inhibited);
+        /// "output full" is whether `replies` is empty.
+        var status: UInt8
+        var config: UInt8
+        var outputPort: UInt8
+        /// The command waiting for its data byte (0 for none).
+        var awaiting: UInt8
+        var lastRead: UInt8
+        var replies: [UInt8]
+    }
+
+    var fwCfg: FwCfgRegisters?
+    var resetControl: UInt8?
+    var i8042: I8042Registers?
+    var consoleLCR: UInt8?
+
+    static let i8042StatusBits: UInt8 = 0x1c
+    static let i8042Commands: [UInt8] = [0, 0x60, 0xd1, 0xd2, 0xd3, 0xd4]
+
+    func encoded() -> [UInt8] {
+        var lines = ["vmm-launcher-devices 1"]
+        if let f = fwCfg { lines.append("fw_cfg \(f.selector.map { hex($0) } ?? "none") \(f.offset)") }
+        if let r = resetControl { lines.append("reset-control \(hex(r))") }
+        if let k = i8042 {
+            let queued = k.replies.isEmpty ? "-" : k.replies.map { hex($0) }.joined(separator: ",")
+            lines.append("i8042 \([k.status, k.config, k.outputPort, k.awaiting, k.lastRead].map { hex($0) }.joined(separator: " ")) \(queued)")
+        }
+        if let lcr = consoleLCR { lines.append("console \(hex(lcr))") }
+        lines.append("end")
+        return Array((lines.joined(separator: "\n") + "\n").utf8)
+    }
+
+    /// Parses a blob; every line and value checked. `dir` names the snapshot.
+    static func decode(_ bytes: [UInt8], version: UInt32, where dir: String) throws(LauncherError) -> BuiltInDeviceState {
+        func bad(_ why: String) -> LauncherError { LauncherError(.snapshot, "\(dir): launcher devices: \(why)") }
+        guard version == Self.version else { throw bad("version \(version); this vmm reads version \(Self.version)") }
+        guard bytes.count <= maxSize, let text = String(validating: bytes, as: UTF8.self) else { throw bad("not UTF-8 text of at most \(maxSize) bytes") }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard lines.first == "vmm-launcher-devices 1", lines.count >= 3, lines.removeLast().isEmpty, lines.last == "end" else {
+            throw bad("not a 'vmm-launcher-devices 1' blob ending in 'end'")
+        }
+        func byte(_ s: Substring, _ what: String) throws(LauncherError) -> UInt8 {
+            guard s.hasPrefix("0x"), s.count <= 4, let v = UInt8(s.dropFirst(2), radix: 16) else { throw bad("\(what) \(String(s).quotedForMessage)") }
+            return v
+        }
+        var state = BuiltInDeviceState()
+        for line in lines.dropFirst().dropLast() {
+            let words = line.split(separator: " ", omittingEmptySubsequences: false)
+            let key = String(words[0])
+            switch (key, words.count) {
+            case ("fw_cfg", 3) where state.fwCfg == nil:
+                var selector: UInt16?
+                if words[1] != "none" {
+                    guard words[1].hasPrefix("0x"), words[1].count <= 6, let s = UInt16(words[1].dropFirst(2), radix: 16) else {
+                        throw bad("fw_cfg selector \(String(words[1]).quotedForMessage)")
+                    }
+                    selector = s
+                }
+                guard let offset = Int(words[2]), (0...maxSize).contains(offset) else { throw bad("fw_cfg offset \(String(words[2]).quotedForMessage)") }
+                state.fwCfg = FwCfgRegisters(selector: selector, offset: offset)
+            case ("reset-control", 2) where state.resetControl == nil:
+                let value = try byte(words[1], "reset-control value")
+                guard value & ~0x02 == 0 else { throw bad("reset-control value \(hex(value)) (only bit 1 is kept)") }
+                state.resetControl = value
+            case ("i8042", 7) where state.i8042 == nil:
+                var v: [UInt8] = []
+                for (word, what) in zip(words[1...5], ["status", "configuration", "output port", "pending command", "last byte read"]) {
+                    v.append(try byte(word, "i8042 \(what)"))
+                }
+                guard v[0] & ~i8042StatusBits == 0 else { throw bad("i8042 status \(hex(v[0])) (bits other than 0x1c)") }
+                guard i8042Commands.contains(v[3]) else { throw bad("i8042 pending command \(hex(v[3]))") }
+                var replies: [UInt8] = []
+                if words[6] != "-" {
+                    for word in words[6].split(separator: ",", omittingEmptySubsequences: false) {
+                        guard replies.count < I8042.queueLimit else { throw bad("i8042: more than \(I8042.queueLimit) replies queued") }
+                        replies.append(try byte(word, "i8042 reply"))
+                    }
+                }
+                state.i8042 = I8042Registers(status: v[0], config: v[1], outputPort: v[2], awaiting: v[3], lastRead: v[4], replies: replies)
+            case ("console", 2) where state.consoleLCR == nil:
+                state.consoleLCR = try byte(words[1], "console LCR")
+            case ("fw_cfg", _), ("reset-control", _), ("i8042", _), ("console", _):
+                throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
+            default:
+                throw bad("unknown device \(key.quotedForMessage)")
+            }
+        }
+        return state
+    }
+}

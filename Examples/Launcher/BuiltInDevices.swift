@@ -1,0 +1,33 @@
+import VMMKit
+
+/// The devices the launcher itself put into this machine (each nil when it did not:
+/// a plugin took its ports, or `--strict-io`...), kept for snapshots and restores.
+/// Filled while the machine is built, before any vCPU runs; read with the vCPUs paused.
+final class BuiltInDevices: @unchecked Sendable {
+    var fwCfg: FwCfg?
+    var resetControl: ResetControl?
+    var i8042: I8042?
+    var console: BasicConsole?
+
+    var state: BuiltInDeviceState {
+        BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, i8042: i8042?.state,
+                           consoleLCR: console?.lcrState)
+    }
+
+    /// Puts a snapshot's state back. The machine rebuilt from the snapshot must have the
+    /// same built-in devices; one fewer or more means it is not the machine the state
+    /// belongs to (the UART plugin built since, or no longer: the built-in COM1 differs).
+    func restore(_ s: BuiltInDeviceState) throws(LauncherError) {
+        func differ(_ name: String, saved: Bool) -> LauncherError {
+            LauncherError(.snapshot, "launcher devices: the snapshot \(saved ? "has" : "has no") state of the built-in \(name), and this machine \(saved ? "has no" : "has one") (a plugin built or removed since?)")
+        }
+        guard (s.fwCfg != nil) == (fwCfg != nil) else { throw differ("fw_cfg", saved: s.fwCfg != nil) }
+        guard (s.resetControl != nil) == (resetControl != nil) else { throw differ("reset control (port 0xcf9)", saved: s.resetControl != nil) }
+        guard (s.i8042 != nil) == (i8042 != nil) else { throw differ("i8042", saved: s.i8042 != nil) }
+        guard (s.consoleLCR != nil) == (console != nil) else { throw differ("console (COM1)", saved: s.consoleLCR != nil) }
+        if let f = s.fwCfg { try fwCfg?.restore(f) }
+        if let r = s.resetControl { resetControl?.restore(r) }
+        if let k = s.i8042 { i8042?.restore(k) }
+        if let lcr = s.consoleLCR { console?.lcrState = lcr }
+    }
+}

@@ -1,0 +1,1 @@
+../../../Examples/Launcher/I8042.swift

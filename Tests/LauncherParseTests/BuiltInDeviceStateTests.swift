@@ -1,0 +1,64 @@
+@testable import Launcher
+import Testing
+
+/// The launcher's built-in devices' state in a snapshot (`BuiltInDeviceState`): input
+/// like any file `vmm restore` reads.
+@Suite("the built-in devices' state in a snapshot")
+struct BuiltInDeviceStateTests {
+    static func decode(_ text: String) -> Result<BuiltInDeviceState, LauncherError> {
+        Result { () throws(LauncherError) in try BuiltInDeviceState.decode(Array(text.utf8), version: 1, where: "snap") }
+    }
+
+    static let full = BuiltInDeviceState(
+        fwCfg: .init(selector: 0x19, offset: 7), resetControl: 0x02,
+        i8042: .init(status: 0x1c, config: 0x45, outputPort: 0xcf, awaiting: 0xd1, lastRead: 0x55, replies: [0xfa, 0xaa]),
+        consoleLCR: 0x83)
+
+    @Test("what is saved reads back as it was: every device, none, and a selection of no item")
+    func roundTrip() throws {
+        for state in [Self.full, BuiltInDeviceState(), BuiltInDeviceState(fwCfg: .init(selector: nil, offset: 0))] {
+            #expect(try Self.decode(String(decoding: state.encoded(), as: UTF8.self)).get() == state)
+        }
+        #expect(String(decoding: Self.full.encoded(), as: UTF8.self) == """
+            vmm-launcher-devices 1
+            fw_cfg 0x19 7
+            reset-control 0x2
+            i8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa
+            console 0x83
+            end
+
+            """)
+    }
+
+    @Test("a damaged blob is refused in one line naming the snapshot, the device and the value")
+    func hostile() {
+        let cases: [(String, String)] = [
+            ("vmm-launcher-devices 2\nend\n", "not a 'vmm-launcher-devices 1' blob ending in 'end'"),
+            ("vmm-launcher-devices 1\nfw_cfg 0x19 7\n", "not a 'vmm-launcher-devices 1' blob ending in 'end'"),
+            ("vmm-launcher-devices 1\nfw_cfg 0x10000 0\nend\n", "fw_cfg selector '0x10000'"),
+            ("vmm-launcher-devices 1\nfw_cfg 0x19 99999999999999999999\nend\n", "fw_cfg offset '99999999999999999999'"),
+            ("vmm-launcher-devices 1\nfw_cfg 0x19 -1\nend\n", "fw_cfg offset '-1'"),
+            ("vmm-launcher-devices 1\nfw_cfg 0x19 1\nfw_cfg 0x19 1\nend\n", "a device given twice, or the wrong number of values"),
+            ("vmm-launcher-devices 1\nreset-control 0x6\nend\n", "reset-control value 0x6 (only bit 1 is kept)"),
+            ("vmm-launcher-devices 1\nreset-control 6\nend\n", "reset-control value '6'"),
+            ("vmm-launcher-devices 1\ni8042 0x1a 0x3 0xcf 0x0 0x0 -\nend\n", "i8042 status 0x1a (bits other than 0x1c)"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0xfe 0x0 -\nend\n", "i8042 pending command 0xfe"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 " + Array(repeating: "0xfa", count: 17).joined(separator: ",") + "\nend\n",
+             "i8042: more than 16 replies queued"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 0xfa,,0xfa\nend\n", "i8042 reply ''"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3\nend\n", "a device given twice, or the wrong number of values"),
+            ("vmm-launcher-devices 1\nrtc 0x0\nend\n", "unknown device 'rtc'"),
+            ("vmm-launcher-devices 1\n\nend\n", "unknown device ''"),
+        ]
+        for (text, why) in cases {
+            guard case let .failure(error) = Self.decode(text) else { Issue.record("accepted: \(text)"); continue }
+            #expect(error.status == .snapshot)
+            #expect(error.message.hasPrefix("snap: launcher devices: ") && error.message.contains(why), "\(error.message)")
+            #expect(!error.message.contains("\n"))
+        }
+        guard case let .failure(version) = Result(catching: { () throws(LauncherError) in
+            try BuiltInDeviceState.decode(Self.full.encoded(), version: 2, where: "snap")
+        }) else { Issue.record("version 2 accepted"); return }
+        #expect(version.message == "snap: launcher devices: version 2; this vmm reads version 1")
+    }
+}
