@@ -102,5 +102,5 @@ put('fuzz-launcher-state', 'reordered', '\n'.join([lines[0]] + lines[:0:-1] + ['
 put('fuzz-i8042', 'commands', bytes([3, 0xaa, 1, 0, 0, 0, 3, 0x20, 0, 0, 3, 0x60, 2, 0x45, 3, 0x20, 0, 0]))
 put('fuzz-i8042', 'keyboard', bytes([2, 0xff, 2, 0xf2, 0, 0, 0, 0, 0, 0, 3, 0xd0, 0, 0, 3, 0xd1, 2, 0xcf, 3, 0xfe]))
 # The built-in devices' blob (device-launcher-devices.state), read by the same target.
-put('fuzz-launcher-state', 'devices', 'vmm-launcher-devices 1\nfw_cfg 0x0 1\nreset-control 0x0\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nend\n')
-put('fuzz-launcher-state', 'devices-all', 'vmm-launcher-devices 1\nfw_cfg 0x19 7\nreset-control 0x2\ni8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa\nconsole 0x83\nend\n')
+put('fuzz-launcher-state', 'devices', 'vmm-launcher-devices 1\nfw_cfg 0x0 1\nreset-control 0x0\ni8042 0x18 0x3 0xcf 0x0 0x0 -\npm1-control 0x0\nend\n')
+put('fuzz-launcher-state', 'devices-all', 'vmm-launcher-devices 1\nfw_cfg 0x19 7\nreset-control 0x2\ni8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa\nconsole 0x83\npm1-control 0x1c01\nend\n')

@@ -1,7 +1,7 @@
 import VMMKit
 
 /// The state of the devices the launcher adds to a machine itself (fw_cfg, the reset
-/// control, the i8042, the built-in COM1), saved in a snapshot as the device blob
+/// control, the i8042, the built-in COM1, ACPI's PM1a control), saved in a snapshot as the device blob
 /// `launcher-devices` (version 1; Docs/SnapshotFormat.md) and put back by `vmm restore`
 /// before any vCPU runs. Without it a guest stopped between selecting a fw_cfg item and
 /// reading it read zeros after the restore, and the i8042 lost the replies the guest had
@@ -35,6 +35,8 @@ struct BuiltInDeviceState: Equatable {
     var resetControl: UInt8?
     var i8042: I8042Registers?
     var consoleLCR: UInt8?
+    /// ACPI's PM1a control register (port 0x604), without SLP_EN.
+    var pm1Control: UInt16?
 
     static let i8042StatusBits: UInt8 = 0x1c
     static let i8042Commands: [UInt8] = [0, 0x60, 0xd1, 0xd2, 0xd3, 0xd4]
@@ -48,6 +50,7 @@ struct BuiltInDeviceState: Equatable {
             lines.append("i8042 \([k.status, k.config, k.outputPort, k.awaiting, k.lastRead].map { hex($0) }.joined(separator: " ")) \(queued)")
         }
         if let lcr = consoleLCR { lines.append("console \(hex(lcr))") }
+        if let pm = pm1Control { lines.append("pm1-control \(hex(pm))") }
         lines.append("end")
         return Array((lines.joined(separator: "\n") + "\n").utf8)
     }
@@ -101,7 +104,13 @@ struct BuiltInDeviceState: Equatable {
                 state.i8042 = I8042Registers(status: v[0], config: v[1], outputPort: v[2], awaiting: v[3], lastRead: v[4], replies: replies)
             case ("console", 2) where state.consoleLCR == nil:
                 state.consoleLCR = try byte(words[1], "console LCR")
-            case ("fw_cfg", _), ("reset-control", _), ("i8042", _), ("console", _):
+            case ("pm1-control", 2) where state.pm1Control == nil:
+                guard words[1].hasPrefix("0x"), words[1].count <= 6, let v = UInt16(words[1].dropFirst(2), radix: 16) else {
+                    throw bad("pm1-control value \(String(words[1]).quotedForMessage)")
+                }
+                guard v & (1 << 13) == 0 else { throw bad("pm1-control value \(hex(v)) (SLP_EN is never kept)") }
+                state.pm1Control = v
+            case ("fw_cfg", _), ("reset-control", _), ("i8042", _), ("console", _), ("pm1-control", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
                 throw bad("unknown device \(key.quotedForMessage)")

@@ -8,10 +8,11 @@ final class BuiltInDevices: @unchecked Sendable {
     var resetControl: ResetControl?
     var i8042: I8042?
     var console: BasicConsole?
+    var powerControl: ACPIPowerControl?
 
     var state: BuiltInDeviceState {
         BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, i8042: i8042?.state,
-                           consoleLCR: console?.lcrState)
+                           consoleLCR: console?.lcrState, pm1Control: powerControl?.state)
     }
 
     /// Puts a snapshot's state back. The machine rebuilt from the snapshot must have the
@@ -25,9 +26,11 @@ final class BuiltInDevices: @unchecked Sendable {
         guard (s.resetControl != nil) == (resetControl != nil) else { throw differ("reset control (port 0xcf9)", saved: s.resetControl != nil) }
         guard (s.i8042 != nil) == (i8042 != nil) else { throw differ("i8042", saved: s.i8042 != nil) }
         guard (s.consoleLCR != nil) == (console != nil) else { throw differ("console (COM1)", saved: s.consoleLCR != nil) }
+        guard (s.pm1Control != nil) == (powerControl != nil) else { throw differ("ACPI PM1a control (port 0x604)", saved: s.pm1Control != nil) }
         if let f = s.fwCfg { try fwCfg?.restore(f) }
         if let r = s.resetControl { resetControl?.restore(r) }
         if let k = s.i8042 { i8042?.restore(k) }
         if let lcr = s.consoleLCR { console?.lcrState = lcr }
+        if let pm = s.pm1Control { powerControl?.restore(pm) }
     }
 }

@@ -145,6 +145,7 @@ struct Launcher {
     func status(_ outcome: VMSupervisor.Outcome, vm: VirtualMachine, timedOut: Bool) -> Int32 {
         let reasons = outcome.reasons
         if case let .guestExit(code)? = vm.stopReason { return (code << 1 | 1) & 0xff }
+        if case .powerOff? = vm.stopReason { return LauncherStatus.halted.rawValue } // quietly, as QEMU exits
         if case let .reset(how)? = vm.stopReason {
             ExitStats.err("vmm: the guest asked for a reset (\(how)); vmm does not reboot, so the run ends, as QEMU's with -no-reboot\n")
             return LauncherStatus.halted.rawValue
@@ -170,7 +171,7 @@ struct Launcher {
 
     static func status(of reason: StopReason) -> LauncherStatus {
         switch reason {
-        case .halted, .requested, .guestExit, .reset: .halted
+        case .halted, .requested, .guestExit, .reset, .powerOff: .halted
         case .shutdown: .shutdown
         case .internalError, .failEntry: .internalError
         case .stuck, .memoryFault, .hardwarePoison: .stuck

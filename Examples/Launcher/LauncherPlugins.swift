@@ -71,7 +71,7 @@ extension Launcher {
                 log.info("loaded plugin \(p.id) \(p.version) from \(p.path)")
             } catch { throw LauncherError(.plugin, error.description) }
         }
-        try registerResetPaths(on: dispatcher)
+        try registerMachineControls(on: dispatcher)
         guard !options.noDefaultPlugins else { return }
         do {
             // A stand-in serves a role no default took, where no plugin of the user's
@@ -97,11 +97,16 @@ extension Launcher {
         }
     }
 
-    /// The machine's reset paths, where no plugin claims their ports, with or without the
-    /// default plugins (as fw_cfg): the reset control on port 0xcf9 and the i8042 on
-    /// ports 0x60 and 0x64.
-    func registerResetPaths(on dispatcher: ExitDispatcher) throws(LauncherError) {
+    /// The machine's reset and power-off paths, where no plugin claims their ports, with
+    /// or without the default plugins (as fw_cfg): the reset control on port 0xcf9, the
+    /// i8042 on ports 0x60 and 0x64, ACPI's PM1a control on port 0x604.
+    func registerMachineControls(on dispatcher: ExitDispatcher) throws(LauncherError) {
         do {
+            if dispatcher.pioOwner(port: ACPIPowerControl.port, count: 2) == nil {
+                let power = ACPIPowerControl()
+                try power.register(on: dispatcher)
+                devices.powerControl = power
+            }
             if dispatcher.pioOwner(port: ResetControl.port) == nil {
                 let reset = ResetControl()
                 try reset.register(on: dispatcher)

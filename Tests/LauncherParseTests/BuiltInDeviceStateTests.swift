@@ -12,7 +12,7 @@ struct BuiltInDeviceStateTests {
     static let full = BuiltInDeviceState(
         fwCfg: .init(selector: 0x19, offset: 7), resetControl: 0x02,
         i8042: .init(status: 0x1c, config: 0x45, outputPort: 0xcf, awaiting: 0xd1, lastRead: 0x55, replies: [0xfa, 0xaa]),
-        consoleLCR: 0x83)
+        consoleLCR: 0x83, pm1Control: 0x1c01)
 
     @Test("what is saved reads back as it was: every device, none, and a selection of no item")
     func roundTrip() throws {
@@ -25,6 +25,7 @@ struct BuiltInDeviceStateTests {
             reset-control 0x2
             i8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa
             console 0x83
+            pm1-control 0x1c01
             end
 
             """)
@@ -48,6 +49,8 @@ struct BuiltInDeviceStateTests {
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 0xfa,,0xfa\nend\n", "i8042 reply ''"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\nrtc 0x0\nend\n", "unknown device 'rtc'"),
+            ("vmm-launcher-devices 1\npm1-control 0x2001\nend\n", "pm1-control value 0x2001 (SLP_EN is never kept)"),
+            ("vmm-launcher-devices 1\npm1-control 0x10000\nend\n", "pm1-control value '0x10000'"),
             ("vmm-launcher-devices 1\n\nend\n", "unknown device ''"),
         ]
         for (text, why) in cases {

@@ -130,6 +130,7 @@ struct LauncherSnapshotTests {
             fw_cfg 0x0 1
             reset-control 0x2
             i8042 0x1c 0x3 0xcf 0x0 0x0 0x55
+            pm1-control 0x0
             end
 
             """)

@@ -144,6 +144,31 @@ struct QEMUCompatTests {
         #expect(c.stderr.hasSuffix("vmm: the guest asked for a reset (vCPU 0 wrote 0xce to port 0x60); vmm does not reboot, so the run ends, as QEMU's with -no-reboot\n"))
     }
 
+    /// mov $0x604,%dx; in (%dx),%ax; mov %eax,%ebx; mov $0x2001,%ax; out %ax,(%dx) (SCI_EN,
+    /// then SLP_TYP 0 with SLP_EN: the ACPI soft-off QEMU's pc and q35 machines take at
+    /// port 0x604); mov $0x33,%al; out %al,$0xf4 (status 0x67 if the machine ran on); hlt
+    static let powerOffProbe: [UInt8] = [0x66, 0xba, 0x04, 0x06, 0x66, 0xed, 0x89, 0xc3, 0x66, 0xb8, 0x01, 0x20,
+                                         0x66, 0xef, 0xb0, 0x33, 0xe6, 0xf4, 0xf4]
+
+    /// mov $0x604,%dx; mov $0x01,%al; out %al,(%dx) (SCI_EN, the low byte alone); mov $0x0c,%al;
+    /// inc %dx; out %al,(%dx) (SLP_TYP 3 into the high byte, no SLP_EN: no sleep); dec %dx;
+    /// in (%dx),%ax; xor %ah,%al; out %al,$0xf4 (0x0c ^ 0x01 = 0x0d: both bytes kept); hlt
+    static let pmControlProbe: [UInt8] = [0x66, 0xba, 0x04, 0x06, 0xb0, 0x01, 0xee, 0xb0, 0x0c, 0x66, 0xff, 0xc2,
+                                          0xee, 0x66, 0xff, 0xca, 0x66, 0xed, 0x30, 0xe0, 0xe6, 0xf4, 0xf4]
+
+    @Test("ACPI soft-off (SLP_EN with SLP_TYP 0 to port 0x604, as on QEMU's pc and q35) ends the run with status 0, quietly, as QEMU exits; the register keeps its other bits")
+    func acpiPowerOff() throws {
+        let probe = try VMMProcess.temp("poweroff.bin", Self.powerOffProbe)
+        for extra in [[], ["--vcpus", "2"], ["--strict-io"]] {
+            let r = try VMMProcess.run(["run", probe, "--load-addr", "0x100000", "--max-seconds", "20"] + extra)
+            #expect(r.status == 0, "\(extra): \(r.stderr)")
+            #expect(r.stderr == "", "\(extra)")
+        }
+        let control = try VMMProcess.temp("pm1cnt.bin", Self.pmControlProbe)
+        let c = try VMMProcess.run(["run", control, "--load-addr", "0x100000", "--max-seconds", "20", "--strict-io"])
+        #expect(c.status == (0x0d << 1) | 1, "\(c.stderr)")
+    }
+
     @Test("port 0xcf9 reads 0 at first and keeps only bit 1 (hard reset) of a write without bit 2, as QEMU's PIIX3")
     func resetControlRegister() throws {
         let probe = try VMMProcess.temp("rcr.bin", Self.resetControlProbe)

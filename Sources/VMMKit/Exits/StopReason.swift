@@ -12,6 +12,9 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
     /// port 0xcf9"). VMMKit does not reboot a machine: a reset stops it, as QEMU's
     /// `-no-reboot` and Firecracker do. Like `guestExit`, the guest's choice, not an error.
     case reset(String)
+    /// The guest switched the machine off (ACPI soft-off: SLP_EN with the S5 sleep type);
+    /// the message says how. Like `guestExit`, the guest's choice, not an error.
+    case powerOff(String)
     /// A handler returned `.fail`; the message says why, prefixed by the handler's owner.
     case handlerFailed(String)
     /// An exit nobody claimed; the diagnostic names the exit, RIP and address.
@@ -38,6 +41,7 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
         case .requested: "stopped on request"
         case let .guestExit(code): "guest exit with code \(code)"
         case let .reset(how): "guest reset (\(how))"
+        case let .powerOff(how): "guest power-off (\(how))"
         case let .handlerFailed(message): "handler failed: \(message)"
         case let .unhandled(message): message
         case let .internalError(error, rip): "\(error) at RIP \(hex(rip))"
