@@ -30,6 +30,6 @@ let package = Package(
         target("fuzz-control", [.product(name: "VMMControl", package: "VMMKit")]),
         target("fuzz-plugin-file", core),
         target("fuzz-launcher-state", core),
-        target("fuzz-i8042", core),
+        target("fuzz-machine-ports", core),
     ]
 )

@@ -1,7 +1,7 @@
 import VMMKit
 
 /// The state of the devices the launcher adds to a machine itself (fw_cfg, the reset
-/// control, the i8042, the built-in COM1, ACPI's PM1a control), saved in a snapshot as the device blob
+/// control, the i8042, the built-in COM1, ACPI's PM1a control, the RTC), saved in a snapshot as the device blob
 /// `launcher-devices` (version 1; Docs/SnapshotFormat.md) and put back by `vmm restore`
 /// before any vCPU runs. Without it a guest stopped between selecting a fw_cfg item and
 /// reading it read zeros after the restore, and the i8042 lost the replies the guest had
@@ -31,14 +31,26 @@ struct BuiltInDeviceState: Equatable {
         var replies: [UInt8]
     }
 
+    struct RTCRegisters: Equatable {
+        /// The last byte written to port 0x70 (NMI mask bit included).
+        var index: UInt8
+        /// Seconds the guest's clock runs ahead of the host's (at most `RTC.maxOffset` either way).
+        var offset: Int64
+        /// The 128 bytes of CMOS memory.
+        var ram: [UInt8]
+    }
+
     var fwCfg: FwCfgRegisters?
     var resetControl: UInt8?
     var i8042: I8042Registers?
     var consoleLCR: UInt8?
     /// ACPI's PM1a control register (port 0x604), without SLP_EN.
     var pm1Control: UInt16?
+    var rtc: RTCRegisters?
 
     static let i8042StatusBits: UInt8 = 0x1c
+    /// The guest's clock may be set at most this far from the host's (±200 years).
+    static let rtcMaxOffset: Int64 = 200 * 366 * 86_400
     static let i8042Commands: [UInt8] = [0, 0x60, 0xd1, 0xd2, 0xd3, 0xd4]
 
     func encoded() -> [UInt8] {
@@ -51,6 +63,10 @@ struct BuiltInDeviceState: Equatable {
         }
         if let lcr = consoleLCR { lines.append("console \(hex(lcr))") }
         if let pm = pm1Control { lines.append("pm1-control \(hex(pm))") }
+        if let r = rtc {
+            let ram = r.ram.map { String($0 >> 4, radix: 16) + String($0 & 0xf, radix: 16) }.joined()
+            lines.append("rtc \(hex(r.index)) \(r.offset) \(ram)")
+        }
         lines.append("end")
         return Array((lines.joined(separator: "\n") + "\n").utf8)
     }
@@ -110,7 +126,23 @@ struct BuiltInDeviceState: Equatable {
                 }
                 guard v & (1 << 13) == 0 else { throw bad("pm1-control value \(hex(v)) (SLP_EN is never kept)") }
                 state.pm1Control = v
-            case ("fw_cfg", _), ("reset-control", _), ("i8042", _), ("console", _), ("pm1-control", _):
+            case ("rtc", 4) where state.rtc == nil:
+                let index = try byte(words[1], "rtc index")
+                guard let offset = Int64(words[2]), offset.magnitude <= UInt64(rtcMaxOffset) else {
+                    throw bad("rtc offset \(String(words[2]).quotedForMessage) (at most \(rtcMaxOffset) seconds either way)")
+                }
+                let hexRAM = Array(words[3].utf8)
+                guard hexRAM.count == 256 else { throw bad("rtc memory: \(hexRAM.count) hex digits, not 256") }
+                var ram: [UInt8] = []
+                for i in stride(from: 0, to: 256, by: 2) {
+                    guard let v = UInt8(String(decoding: hexRAM[i..<i + 2], as: UTF8.self), radix: 16) else {
+                        throw bad("rtc memory: not hex at digit \(i)")
+                    }
+                    ram.append(v)
+                }
+                guard ram[0x0a] & 0x80 == 0 else { throw bad("rtc register A \(hex(ram[0x0a])) (update in progress is never kept)") }
+                state.rtc = RTCRegisters(index: index, offset: offset, ram: ram)
+            case ("fw_cfg", _), ("reset-control", _), ("i8042", _), ("console", _), ("pm1-control", _), ("rtc", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
                 throw bad("unknown device \(key.quotedForMessage)")

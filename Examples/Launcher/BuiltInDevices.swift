@@ -9,10 +9,11 @@ final class BuiltInDevices: @unchecked Sendable {
     var i8042: I8042?
     var console: BasicConsole?
     var powerControl: ACPIPowerControl?
+    var rtc: RTC?
 
     var state: BuiltInDeviceState {
         BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, i8042: i8042?.state,
-                           consoleLCR: console?.lcrState, pm1Control: powerControl?.state)
+                           consoleLCR: console?.lcrState, pm1Control: powerControl?.state, rtc: rtc?.state)
     }
 
     /// Puts a snapshot's state back. The machine rebuilt from the snapshot must have the
@@ -31,6 +32,8 @@ final class BuiltInDevices: @unchecked Sendable {
         if let r = s.resetControl { resetControl?.restore(r) }
         if let k = s.i8042 { i8042?.restore(k) }
         if let lcr = s.consoleLCR { console?.lcrState = lcr }
+        guard (s.rtc != nil) == (rtc != nil) else { throw differ("RTC (ports 0x70-0x71)", saved: s.rtc != nil) }
         if let pm = s.pm1Control { powerControl?.restore(pm) }
+        if let r = s.rtc { rtc?.restore(r) }
     }
 }

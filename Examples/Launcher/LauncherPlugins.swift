@@ -99,9 +99,16 @@ extension Launcher {
 
     /// The machine's reset and power-off paths, where no plugin claims their ports, with
     /// or without the default plugins (as fw_cfg): the reset control on port 0xcf9, the
-    /// i8042 on ports 0x60 and 0x64, ACPI's PM1a control on port 0x604.
+    /// i8042 on ports 0x60 and 0x64, ACPI's PM1a control on port 0x604; and the RTC on
+    /// ports 0x70 and 0x71.
     func registerMachineControls(on dispatcher: ExitDispatcher) throws(LauncherError) {
         do {
+            if dispatcher.pioOwner(port: RTC.indexPort, count: 2) == nil {
+                let low = min(options.memory, RAMLayout.holeStart)
+                let rtc = RTC(cpus: options.vcpus, lowRAM: low, highRAM: options.memory - low)
+                try rtc.register(on: dispatcher)
+                devices.rtc = rtc
+            }
             if dispatcher.pioOwner(port: ACPIPowerControl.port, count: 2) == nil {
                 let power = ACPIPowerControl()
                 try power.register(on: dispatcher)

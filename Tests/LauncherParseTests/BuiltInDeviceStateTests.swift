@@ -12,7 +12,8 @@ struct BuiltInDeviceStateTests {
     static let full = BuiltInDeviceState(
         fwCfg: .init(selector: 0x19, offset: 7), resetControl: 0x02,
         i8042: .init(status: 0x1c, config: 0x45, outputPort: 0xcf, awaiting: 0xd1, lastRead: 0x55, replies: [0xfa, 0xaa]),
-        consoleLCR: 0x83, pm1Control: 0x1c01)
+        consoleLCR: 0x83, pm1Control: 0x1c01,
+        rtc: .init(index: 0x8b, offset: -86_400, ram: (0..<128).map { UInt8($0 == 0x0a ? 0x26 : $0) }))
 
     @Test("what is saved reads back as it was: every device, none, and a selection of no item")
     func roundTrip() throws {
@@ -26,6 +27,7 @@ struct BuiltInDeviceStateTests {
             i8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa
             console 0x83
             pm1-control 0x1c01
+            rtc 0x8b -86400 \((0..<128).map { $0 == 0x0a ? "26" : ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())
             end
 
             """)
@@ -48,9 +50,16 @@ struct BuiltInDeviceStateTests {
              "i8042: more than 16 replies queued"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 0xfa,,0xfa\nend\n", "i8042 reply ''"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3\nend\n", "a device given twice, or the wrong number of values"),
-            ("vmm-launcher-devices 1\nrtc 0x0\nend\n", "unknown device 'rtc'"),
+            ("vmm-launcher-devices 1\nhpet 0x0\nend\n", "unknown device 'hpet'"),
+            ("vmm-launcher-devices 1\nrtc 0x0\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\npm1-control 0x2001\nend\n", "pm1-control value 0x2001 (SLP_EN is never kept)"),
             ("vmm-launcher-devices 1\npm1-control 0x10000\nend\n", "pm1-control value '0x10000'"),
+            ("vmm-launcher-devices 1\nrtc 0x0 6324480001 " + String(repeating: "00", count: 128) + "\nend\n",
+             "rtc offset '6324480001' (at most 6324480000 seconds either way)"),
+            ("vmm-launcher-devices 1\nrtc 0x0 0 " + String(repeating: "00", count: 127) + "\nend\n", "rtc memory: 254 hex digits, not 256"),
+            ("vmm-launcher-devices 1\nrtc 0x0 0 " + String(repeating: "0g", count: 128) + "\nend\n", "rtc memory: not hex at digit 0"),
+            ("vmm-launcher-devices 1\nrtc 0x0 0 " + String(repeating: "00", count: 10) + "80" + String(repeating: "00", count: 117) + "\nend\n",
+             "rtc register A 0x80 (update in progress is never kept)"),
             ("vmm-launcher-devices 1\n\nend\n", "unknown device ''"),
         ]
         for (text, why) in cases {

@@ -169,6 +169,34 @@ struct QEMUCompatTests {
         #expect(c.status == (0x0d << 1) | 1, "\(c.stderr)")
     }
 
+    /// Waits for register A's "update in progress" to clear, then reads register B, CMOS
+    /// 0x35 (memory between 16 MiB and 4 GiB, high byte), 0x5f (CPUs - 1), the century and
+    /// the year; sets the year to 99 and reads it back; debug-exit 0x10 (status 33).
+    static let rtcProbe: [UInt8] = [
+        0xb0, 0x0a, 0xe6, 0x70, 0xe4, 0x71, 0xa8, 0x80, 0x75, 0xf6, 0xb0, 0x0b,
+        0xe6, 0x70, 0xe4, 0x71, 0xb0, 0x35, 0xe6, 0x70, 0xe4, 0x71, 0xb0, 0x5f,
+        0xe6, 0x70, 0xe4, 0x71, 0xb0, 0x32, 0xe6, 0x70, 0xe4, 0x71, 0xb0, 0x09,
+        0xe6, 0x70, 0xe4, 0x71, 0xb0, 0x99, 0xe6, 0x71, 0xe4, 0x71, 0xb0, 0x10,
+        0xe6, 0xf4, 0xf4,
+    ]
+
+    @Test("the CMOS RTC as QEMU's: update-in-progress clears, BCD time from the host's UTC clock, the guest can set it, CMOS memory sizes and CPU count")
+    func cmosClock() throws {
+        func bcd(_ v: Int) -> String { "data=0x" + String((v / 10) << 4 | v % 10, radix: 16) }
+        func utcYear() -> Int { var t = time(nil); var parts = tm(); gmtime_r(&t, &parts); return Int(parts.tm_year) + 1900 }
+        let probe = try VMMProcess.temp("rtc.bin", Self.rtcProbe)
+        let before = utcYear()
+        let r = try VMMProcess.run(["run", probe, "--load-addr", "0x100000", "--vcpus", "2", "--memory", "64M",
+                                    "--max-seconds", "20", "--strict-io", "--trace", "exits"])
+        let after = utcYear()
+        #expect(r.status == 33, "\(r.stderr)")
+        let reads = r.stderr.split(separator: "\n").filter { $0.contains(" io in port=0x71 ") }.map { line in
+            line.split(separator: " ").first { $0.hasPrefix("data=") }.map(String.init) ?? String(line)
+        }
+        let years = Set([before, after]).map { [bcd($0 / 100), bcd($0 % 100)] }
+        #expect(years.contains { reads == ["data=0x26", "data=0x2", "data=0x3", "data=0x1"] + $0 + ["data=0x99"] }, "\(reads)")
+    }
+
     @Test("port 0xcf9 reads 0 at first and keeps only bit 1 (hard reset) of a write without bit 2, as QEMU's PIIX3")
     func resetControlRegister() throws {
         let probe = try VMMProcess.temp("rcr.bin", Self.resetControlProbe)
