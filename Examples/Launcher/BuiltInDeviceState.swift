@@ -54,7 +54,7 @@ struct BuiltInDeviceState: Equatable {
     static let i8042Commands: [UInt8] = [0, 0x60, 0xd1, 0xd2, 0xd3, 0xd4]
 
     func encoded() -> [UInt8] {
-        var lines = ["vmm-launcher-devices 1"]
+        var lines: [String] = []
         if let f = fwCfg { lines.append("fw_cfg \(f.selector.map { hex($0) } ?? "none") \(f.offset)") }
         if let r = resetControl { lines.append("reset-control \(hex(r))") }
         if let k = i8042 {
@@ -67,25 +67,20 @@ struct BuiltInDeviceState: Equatable {
             let ram = r.ram.map { String($0 >> 4, radix: 16) + String($0 & 0xf, radix: 16) }.joined()
             lines.append("rtc \(hex(r.index)) \(r.offset) \(ram)")
         }
-        lines.append("end")
-        return Array((lines.joined(separator: "\n") + "\n").utf8)
+        return TextBlob.encode(header: "vmm-launcher-devices 1", lines)
     }
 
     /// Parses a blob; every line and value checked. `dir` names the snapshot.
     static func decode(_ bytes: [UInt8], version: UInt32, where dir: String) throws(LauncherError) -> BuiltInDeviceState {
         func bad(_ why: String) -> LauncherError { LauncherError(.snapshot, "\(dir): launcher devices: \(why)") }
-        guard version == Self.version else { throw bad("version \(version); this vmm reads version \(Self.version)") }
-        guard bytes.count <= maxSize, let text = String(validating: bytes, as: UTF8.self) else { throw bad("not UTF-8 text of at most \(maxSize) bytes") }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        guard lines.first == "vmm-launcher-devices 1", lines.count >= 3, lines.removeLast().isEmpty, lines.last == "end" else {
-            throw bad("not a 'vmm-launcher-devices 1' blob ending in 'end'")
-        }
+        let lines = try TextBlob.lines(bytes, header: "vmm-launcher-devices 1", version: version, expected: Self.version,
+                                       maxSize: maxSize, bad)
         func byte(_ s: Substring, _ what: String) throws(LauncherError) -> UInt8 {
             guard s.hasPrefix("0x"), s.count <= 4, let v = UInt8(s.dropFirst(2), radix: 16) else { throw bad("\(what) \(String(s).quotedForMessage)") }
             return v
         }
         var state = BuiltInDeviceState()
-        for line in lines.dropFirst().dropLast() {
+        for line in lines {
             let words = line.split(separator: " ", omittingEmptySubsequences: false)
             let key = String(words[0])
             switch (key, words.count) {

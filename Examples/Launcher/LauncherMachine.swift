@@ -30,26 +30,21 @@ struct LauncherMachine: Equatable {
     }
 
     func encoded() -> [UInt8] {
-        var lines = ["vmm-launcher 1", "memory \(memory)", "vcpus \(vcpus)", "irqchip \(irqchip ? "kernel" : "none")",
+        var lines = ["memory \(memory)", "vcpus \(vcpus)", "irqchip \(irqchip ? "kernel" : "none")",
                      "default-plugins \(noDefaultPlugins ? "no" : "yes")", "strict-io \(strictIO ? "yes" : "no")",
                      "serial \(serial)"]
         lines += plugins.map { "plugin \($0)" }
-        lines.append("end")
-        return Array((lines.joined(separator: "\n") + "\n").utf8)
+        return TextBlob.encode(header: "vmm-launcher 1", lines)
     }
 
     /// Parses a blob; every line and value checked. `where` names the snapshot.
     static func decode(_ bytes: [UInt8], version: UInt32, where dir: String) throws(LauncherError) -> LauncherMachine {
         func bad(_ why: String) -> LauncherError { LauncherError(.snapshot, "\(dir): launcher state: \(why)") }
-        guard version == Self.version else { throw bad("version \(version); this vmm reads version \(Self.version)") }
-        guard bytes.count <= maxSize, let text = String(validating: bytes, as: UTF8.self) else { throw bad("not UTF-8 text of at most \(maxSize) bytes") }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        guard lines.first == "vmm-launcher 1", lines.count >= 3, lines.removeLast().isEmpty, lines.last == "end" else {
-            throw bad("not a 'vmm-launcher 1' blob ending in 'end'")
-        }
+        let lines = try TextBlob.lines(bytes, header: "vmm-launcher 1", version: version, expected: Self.version,
+                                       maxSize: maxSize, bad)
         var o = LaunchOptions()
         var seen = Set<String>()
-        for line in lines.dropFirst().dropLast() {
+        for line in lines {
             guard let space = line.firstIndex(of: " ") else { throw bad("line \(line.quotedForMessage) is not 'key value'") }
             let key = String(line[..<space]), value = String(line[line.index(after: space)...])
             guard key == "plugin" || seen.insert(key).inserted else { throw bad("\(key.quotedForMessage) given twice") }
