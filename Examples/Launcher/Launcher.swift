@@ -9,7 +9,8 @@ import VMMPaging
 struct Launcher {
     let options: LaunchOptions
     let log: Logger
-    /// fw_cfg, the reset paths and the built-in COM1, as registered (for snapshots).
+    /// The devices the launcher adds itself (fw_cfg, RTC, reset and power-off paths, the
+    /// built-in COM1), as registered: for snapshots.
     let devices = BuiltInDevices()
 
     init(options: LaunchOptions) {
