@@ -38,9 +38,7 @@ final class ACPIPowerControl: Sendable {
                 value = (value & written) | (old & ~written)
                 register.store(value & ~Self.sleepEnable, ordering: .relaxed)
                 if value & Self.sleepEnable != 0, (value >> 10) & 7 == 0 {
-                    let reason = StopReason.powerOff("vCPU \(vcpu.id) wrote \(hex(value)) to port \(hex(Self.port))")
-                    vcpu.requestVMStop(reason)
-                    return .stop(reason)
+                    return vcpu.stopMachine(.powerOff("vCPU \(vcpu.id) wrote \(hex(value)) to port \(hex(Self.port))"))
                 }
             }
             return .handled

@@ -48,9 +48,7 @@ final class I8042: @unchecked Sendable {
                     }
                     let byte = UInt8(truncatingIfNeeded: io.element(i))
                     if write(port, byte) {
-                        let reason = StopReason.reset("vCPU \(vcpu.id) wrote \(hex(byte)) to port \(hex(port))")
-                        vcpu.requestVMStop(reason)
-                        return .stop(reason)
+                        return vcpu.stopMachine(.reset("vCPU \(vcpu.id) wrote \(hex(byte)) to port \(hex(port))"))
                     }
                 }
                 return .handled

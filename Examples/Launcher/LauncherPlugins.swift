@@ -85,9 +85,7 @@ extension Launcher {
             let debugExit: UInt16 = 0xf4 // the DebugExit default's port
             if !loadedRoles.contains("debug-exit"), dispatcher.pioOwner(port: debugExit) == nil {
                 try dispatcher.registerPIO(port: debugExit, owner: "debug-exit (built-in)") { io, vcpu in
-                    let code = Int32(io.value & 0xff)
-                    vcpu.requestVMStop(.guestExit(code: code))
-                    return .stop(.guestExit(code: code))
+                    vcpu.stopMachine(.guestExit(code: Int32(io.value & 0xff)))
                 }
             }
         } catch let error as LauncherError {

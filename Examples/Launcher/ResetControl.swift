@@ -17,9 +17,7 @@ final class ResetControl: Sendable {
     private let register = Atomic<UInt8>(0)
 
     /// Bit 1, for a snapshot; a restore puts back what `BuiltInDeviceState.decode` checked.
-    var state: UInt8 {
-        get { register.load(ordering: .relaxed) }
-    }
+    var state: UInt8 { register.load(ordering: .relaxed) }
     func restore(_ value: UInt8) { register.store(value & 0x02, ordering: .relaxed) }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
@@ -32,9 +30,7 @@ final class ResetControl: Sendable {
                 }
                 let byte = UInt8(truncatingIfNeeded: io.element(i))
                 if byte & 0x04 != 0 {
-                    let reason = StopReason.reset("vCPU \(vcpu.id) wrote \(hex(byte)) to port \(hex(Self.port))")
-                    vcpu.requestVMStop(reason)
-                    return .stop(reason)
+                    return vcpu.stopMachine(.reset("vCPU \(vcpu.id) wrote \(hex(byte)) to port \(hex(Self.port))"))
                 }
                 register.store(byte & 0x02, ordering: .relaxed)
             }

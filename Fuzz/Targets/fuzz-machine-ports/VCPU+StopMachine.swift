@@ -1,0 +1,1 @@
+../../../Examples/Launcher/VCPU+StopMachine.swift
