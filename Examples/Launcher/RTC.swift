@@ -104,25 +104,21 @@ final class RTC: @unchecked Sendable {
         }
     }
 
-    /// The guest's time now, broken down (UTC).
-    private func now() -> tm {
-        var t = time_t(Int64(time(nil)) &+ offset)
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        return parts
-    }
+    /// The guest's time now, broken down (UTC). Civil-calendar arithmetic of its own:
+    /// glibc's gmtime_r and timegm read /etc/localtime on their first call (tzset), a
+    /// system call the vCPU threads' seccomp list refuses.
+    private func now() -> CivilTime { CivilTime(seconds: Int64(time(nil)) &+ offset) }
 
-    private func timeField(_ at: Int, _ t: tm) -> Int {
-        let year = Int(t.tm_year) + 1900
+    private func timeField(_ at: Int, _ t: CivilTime) -> Int {
         switch at {
-        case 0: return Int(t.tm_sec)
-        case 2: return Int(t.tm_min)
-        case 4: return Int(t.tm_hour)
-        case 6: return Int(t.tm_wday) + 1
-        case 7: return Int(t.tm_mday)
-        case 8: return Int(t.tm_mon) + 1
-        case 9: return year % 100
-        default: return year / 100
+        case 0: return t.second
+        case 2: return t.minute
+        case 4: return t.hour
+        case 6: return t.weekday + 1
+        case 7: return t.day
+        case 8: return t.month
+        case 9: return t.year % 100
+        default: return t.year / 100
         }
     }
 
@@ -147,23 +143,22 @@ final class RTC: @unchecked Sendable {
         return v
     }
 
-    /// The guest sets one field: its clock moves by the difference (timegm normalises
-    /// out-of-range fields, as a guest writing nonsense gets some date); beyond
-    /// `maxOffset` from the host's clock the write is ignored.
+    /// The guest sets one field: its clock moves by the difference. A value out of the
+    /// field's range (second 60, month 13...) is ignored, as is a clock set more than
+    /// `maxOffset` from the host's.
     private func setTime(_ at: Int, _ value: Int) {
         var t = now()
-        let year = Int(t.tm_year) + 1900
         switch at {
-        case 0: t.tm_sec = Int32(value)
-        case 2: t.tm_min = Int32(value)
-        case 4: t.tm_hour = Int32(value)
-        case 7: t.tm_mday = Int32(value)
-        case 8: t.tm_mon = Int32(value) - 1
-        case 9: t.tm_year = Int32(year / 100 * 100 + value - 1900)
-        default: t.tm_year = Int32(value * 100 + year % 100 - 1900)
+        case 0 where value < 60: t.second = value
+        case 2 where value < 60: t.minute = value
+        case 4 where value < 24: t.hour = value
+        case 7 where (1...31).contains(value): t.day = value
+        case 8 where (1...12).contains(value): t.month = value
+        case 9 where value < 100: t.year = t.year / 100 * 100 + value
+        case Self.century where value < 100: t.year = value * 100 + t.year % 100
+        default: return
         }
-        let guest = Int64(timegm(&t)), host = Int64(time(nil))
-        let (delta, overflow) = guest.subtractingReportingOverflow(host)
+        let (delta, overflow) = t.seconds.subtractingReportingOverflow(Int64(time(nil)))
         guard !overflow, delta.magnitude <= UInt64(Self.maxOffset) else { return }
         offset = delta
     }
@@ -184,4 +179,42 @@ final class RTC: @unchecked Sendable {
         if s.ram.count == ram.count { ram = s.ram }
         ram[Self.registerA] &= 0x7f
     }
+}
+
+/// A UTC time as calendar fields, converted from and to seconds since 1970 with the
+/// days-from-civil algorithm (proleptic Gregorian calendar; H. Hinnant's derivation).
+/// Days past a short month's end (31 February) roll into the next month.
+struct CivilTime: Equatable {
+    var year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int
+    /// 0 = Sunday.
+    var weekday: Int
+
+    init(seconds: Int64) {
+        let days = Int(seconds.floorDiv(86_400)), rest = Int(seconds - Int64(days) * 86_400)
+        (hour, minute, second) = (rest / 3600, rest / 60 % 60, rest % 60)
+        weekday = ((days % 7) + 11) % 7 // 1970-01-01 was a Thursday
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        day = doy - (153 * mp + 2) / 5 + 1
+        month = mp < 10 ? mp + 3 : mp - 9
+        year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+    }
+
+    var seconds: Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
+    }
+}
+
+private extension Int64 {
+    func floorDiv(_ d: Int64) -> Int64 { let q = self / d; return (self % d != 0 && (self < 0) != (d < 0)) ? q - 1 : q }
 }
