@@ -64,6 +64,8 @@ final class FrozenTables {
     /// handlers are `kindHandlers[kindStart[k]..<kindStart[k + 1]]`.
     let kindStart: UnsafeMutableBufferPointer<Int>
     let kindHandlers: UnsafeMutableBufferPointer<Unmanaged<KindHandlerBox>>
+    /// The one HLT handler when it is a plugin's (the HLT loop's case), else nil.
+    let haltPlugin: Unmanaged<KindHandlerBox>?
 
     init(pio: AddressRangeTable<PIOHandlerBox>, mmio: AddressRangeTable<MMIOHandlerBox>, byKind: [[KindHandlerBox]]) {
         self.pio = Table(pio)
@@ -79,6 +81,9 @@ final class FrozenTables {
             }
         }
         kindStart.initializeElement(at: byKind.count, to: next)
+        let k = VMExit.hlt.kindIndex
+        let halts = byKind.indices.contains(k) ? byKind[k] : []
+        haltPlugin = halts.count == 1 && halts[0].plugin.fn != nil ? .passUnretained(halts[0]) : nil
     }
 
     deinit {

@@ -30,8 +30,10 @@ enum RangeStep {
 /// and observers) and this path behave the same; only the layers differ.
 enum PluginHotCall {
     // PIO and MMIO are inlined into the hot path's out-of-line hotPIO / hotMMIO (a call
-    // layer less: -28 / -15 instructions per exit, measured); HLT stays out of line:
-    // inlined into the run loop it crowds the loop's registers (+11 to +35 per HLT).
+    // layer less: -28 / -15 instructions per exit, measured); HLT through the kind table
+    // stays out of line: inlined into the loop every shape shares it crowds the loop's
+    // registers (+11 to +35 per HLT). `hltInline` is for the loop specialised for one
+    // plugin HLT handler (`VCPU.hotLoop` with `PluginHalt`), where it crowds nothing.
     @inline(__always)
     static func pio(_ box: Unmanaged<PIOHandlerBox>, _ fn: PluginHandleFunction, _ io: PIOAccess, _ vcpu: VCPU,
                     _ verdict: inout ExitVerdict) -> RangeStep {
@@ -45,6 +47,16 @@ enum PluginHotCall {
                      _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeStep {
         box._withUnsafeGuaranteedRef { box in
             state._withUnsafeGuaranteedRef { $0.hotMMIO(box.plugin, fn, box.info, &access, vcpu, &verdict) }
+        }
+    }
+
+    /// `hlt` inlined: for the hot loop specialised for one plugin HLT handler
+    /// (`VCPU.hotLoop` with `PluginHalt`), where it crowds nothing.
+    @inline(__always)
+    static func hltInline(_ box: Unmanaged<KindHandlerBox>, _ fn: PluginHandleFunction, _ vcpu: VCPU,
+                          _ verdict: inout ExitVerdict) -> RangeStep {
+        box._withUnsafeGuaranteedRef { box in
+            state._withUnsafeGuaranteedRef { $0.hotHLT(box.plugin, fn, box.info, vcpu, &verdict) }
         }
     }
 
