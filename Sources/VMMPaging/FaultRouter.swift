@@ -25,8 +25,10 @@ final class FaultRouter: @unchecked Sendable {
     private var thread: pthread_t?
     /// The page the router resolved last (router thread only): read-ahead follows runs.
     private var lastResolved = -2
-    /// Page index → when and to whom it was posted (router thread only).
-    private var posted: [Int: (at: timespec, vcpu: UInt32)] = [:]
+    /// Page index → when and to whom it was posted, and the access the kernel reported
+    /// (router thread only): a post that ages out is resolved here, and the source is
+    /// still told what the fault was.
+    private var posted: [Int: (at: timespec, vcpu: UInt32, access: PageRequest.Access)] = [:]
     /// Fallback for a kick that was lost: ring 0 answers a kick with a second message at
     /// once (measured), ring 3 with EINTR in about 0.3 ms.
     static let postTimeoutNanoseconds = 10_000_000
@@ -35,6 +37,9 @@ final class FaultRouter: @unchecked Sendable {
     /// made to produce on demand).
     let injectedPollError = Atomic<Int32>(0)
     let injectedReadError = Atomic<Int32>(0)
+    /// Fault injection for tests: the router posts faults but sends no kick, as when a
+    /// kick is lost, so every post reaches `expirePosts`.
+    let injectedLostKicks = Atomic<Bool>(false)
 
     init(pager: DemandPager, vcpus: [VCPU]) throws(VMMError) {
         self.pager = pager
@@ -126,9 +131,9 @@ final class FaultRouter: @unchecked Sendable {
             pager.post(pager.gpa(ofPage: page), to: vcpu)
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)
-            posted[page] = (now, vcpu.id)
+            posted[page] = (now, vcpu.id, access(message))
             pager.count { $0.kicks += 1 }
-            vcpu.signalThread()
+            if !injectedLostKicks.load(ordering: .relaxed) { vcpu.signalThread() }
             return
         }
         resolve(page, tid: tid, access: access(message))
@@ -162,7 +167,7 @@ final class FaultRouter: @unchecked Sendable {
                 // The kick was lost or cannot be honoured: resolve it here.
                 posted[page] = nil
                 pager.withdraw(gpa, from: post.vcpu)
-                resolve(page, tid: vcpus.first { $0.id == post.vcpu }?.hooks.threadID ?? 0, access: [])
+                resolve(page, tid: vcpus.first { $0.id == post.vcpu }?.hooks.threadID ?? 0, access: post.access)
             }
         }
     }

@@ -182,6 +182,26 @@ struct PagingTests {
         #expect(guest.pager.statistics.pagesFetched == 0)
     }
 
+    /// A kick that is lost leaves the post to age out, and the router resolves the fault
+    /// itself. The source must still hear what the kernel reported (a read by vCPU 0):
+    /// the expired post was resolved with no access at all, which made the ring-0 case
+    /// above fail now and then under TSan, where the kernel's second message came later
+    /// than the post's 10 ms.
+    @Test("a lost kick: the router resolves the aged post and tells the source the kernel's access",
+          arguments: [0, 3])
+    func lostKick(ring: Int) throws {
+        let broken = BrokenPageSource()
+        let guest = try PagedGuest("dp_checksum", ring: ring, mode: .blocking, source: { _ in broken },
+                                   setup: Self.checksum(Self.dataStart, Self.dataStart + 0x1000, stride: 8, writes: 0))
+        let router = try #require(guest.pager.router)
+        router.injectedLostKicks.store(true, ordering: .relaxed)
+        let cause = "broken source could not deliver guest-physical page 0x100000 after 3 tries: fetch of page 0x100000 failed: Connection reset by peer (errno 104)"
+        #expect(try guest.run() == [.stuck("vCPU 0 (blocked in the kernel on the page): " + cause)])
+        #expect(broken.attempts.all == [0x10_0000, 0x10_0000, 0x10_0000])
+        #expect(broken.requests.all == Array(repeating: PageRequest(vcpu: 0, access: .read), count: 3))
+        #expect(guest.pager.statistics.kicks >= 1)
+    }
+
     /// The router is the only reader of the userfaultfd: if it stopped quietly, the next
     /// fault would leave its vCPU in the kernel for ever. Its poll (ENOMEM) or its read
     /// (EIO) is made to fail once the guest is under way; every vCPU must stop with the
