@@ -32,8 +32,8 @@ enum PluginHotCall {
     // PIO and MMIO are inlined into the hot path's out-of-line hotPIO / hotMMIO (a call
     // layer less: -28 / -15 instructions per exit, measured); HLT through the kind table
     // stays out of line: inlined into the loop every shape shares it crowds the loop's
-    // registers (+11 to +35 per HLT). `hltInline` is for the loop specialised for one
-    // plugin HLT handler (`VCPU.hotLoop` with `PluginHalt`), where it crowds nothing.
+    // registers (+11 to +35 per HLT). The loop specialised for one plugin HLT handler
+    // (`VCPU.hotLoop` with `PluginHalt`) has its own, `PluginThreadState.hotHLT(_:_:_:)`.
     @inline(__always)
     static func pio(_ box: Unmanaged<PIOHandlerBox>, _ fn: PluginHandleFunction, _ io: PIOAccess, _ vcpu: VCPU,
                     _ verdict: inout ExitVerdict) -> RangeStep {
@@ -50,16 +50,6 @@ enum PluginHotCall {
         }
     }
 
-    /// `hlt` inlined: for the hot loop specialised for one plugin HLT handler
-    /// (`VCPU.hotLoop` with `PluginHalt`), where it crowds nothing.
-    @inline(__always)
-    static func hltInline(_ box: Unmanaged<KindHandlerBox>, _ fn: PluginHandleFunction, _ vcpu: VCPU,
-                          _ verdict: inout ExitVerdict) -> RangeStep {
-        box._withUnsafeGuaranteedRef { box in
-            state._withUnsafeGuaranteedRef { $0.hotHLT(box.plugin, fn, box.info, vcpu, &verdict) }
-        }
-    }
-
     @inline(never)
     static func hlt(_ box: Unmanaged<KindHandlerBox>, _ fn: PluginHandleFunction, _ vcpu: VCPU,
                     _ verdict: inout ExitVerdict) -> RangeStep {
@@ -72,8 +62,40 @@ enum PluginHotCall {
     /// Its methods are called through one-call closures: a larger closure given to
     /// `_withUnsafeGuaranteedRef` stays a function of its own with a context to fill.
     @inline(__always)
-    private static var state: Unmanaged<PluginThreadState> {
+    static var state: Unmanaged<PluginThreadState> {
         Unmanaged<PluginThreadState>.fromOpaque(PluginThreadState.currentRaw)
+    }
+}
+
+/// The one HLT handler, a plugin's (`FrozenTables.haltPlugin`), called directly.
+struct PluginHalt: HaltDispatch {
+    // Read once per run of the hot loop, on the vCPU's thread: the handler, this thread's
+    // plugin state and the call's description are the same for the whole loop. Read from
+    // the box and the thread at each HLT, they cost 15 more instructions (callgrind).
+    let box: Unmanaged<KindHandlerBox>
+    let fn: PluginHandleFunction
+    let user: UnsafeMutableRawPointer?
+    let tag: UInt64
+    /// The watchdog's description of a HLT call on this vCPU (`PluginCallSlot.what`).
+    let what: UInt64
+    let state: Unmanaged<PluginThreadState>
+
+    /// nil unless the tables' one HLT handler is a plugin's.
+    init?(_ hot: Unmanaged<FrozenTables>, vcpu: VCPU) {
+        guard let box = hot._withUnsafeGuaranteedRef({ $0.haltPlugin }) else { return nil }
+        let entry = box._withUnsafeGuaranteedRef { $0.plugin }
+        guard let fn = entry.fn else { return nil }
+        self.box = box
+        self.fn = fn
+        user = entry.user
+        tag = entry.tag
+        what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_HLT.rawValue, isWrite: false, size: 0)
+        state = PluginHotCall.state
+    }
+
+    @inline(__always)
+    func dispatch(_ hot: Unmanaged<FrozenTables>, _ exit: inout VMExit, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> FrozenTables.RangeAnswer {
+        FrozenTables.RangeAnswer(state._withUnsafeGuaranteedRef { $0.hotHLT(self, vcpu, &verdict) }) // NOT_MINE: unclaimed
     }
 }
 
@@ -115,6 +137,25 @@ extension PluginThreadState {
         let record = begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue)
         let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_HLT.rawValue, isWrite: false, size: 0)
         return hotStep(call(fn, e.user, record, e.tag, what: what, address: 0), info, &verdict)
+    }
+
+    /// `hotHLT` for the hot loop specialised for one plugin HLT handler: everything the
+    /// call needs but the record was read once per run of the loop (`PluginHalt`), and
+    /// the handler's info is read only on the slow path.
+    @inline(__always)
+    func hotHLT(_ h: PluginHalt, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeStep {
+        let record = begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue)
+        let v = call(h.fn, h.user, record, h.tag, what: h.what, address: 0)
+        if anyDirty { return slowStep(v, h.box, &verdict) }
+        self.vcpu = nil
+        if v == VMM_HANDLED.rawValue { return .handled }
+        if v == VMM_NOT_MINE.rawValue { return .next }
+        return slowStep(v, h.box, &verdict)
+    }
+
+    @inline(never)
+    private func slowStep(_ v: vmm_verdict_t, _ box: Unmanaged<KindHandlerBox>, _ verdict: inout ExitVerdict) -> RangeStep {
+        slowStep(v, box._withUnsafeGuaranteedRef { $0.info }, &verdict)
     }
 
     /// `PluginDispatch.verdict` without building an `ExitVerdict` for the common answers.

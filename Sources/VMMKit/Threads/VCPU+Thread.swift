@@ -121,8 +121,8 @@ extension VCPU {
     @inline(__always)
     private func runHotExits(_ hot: Unmanaged<FrozenTables>, _ hotExit: inout VMExit,
                              _ hotVerdict: inout ExitVerdict) -> HotLoopEnd {
-        if let box = hot._withUnsafeGuaranteedRef({ $0.haltPlugin }) {
-            return hotLoop(hot, PluginHalt(box: box), &hotExit, &hotVerdict)
+        if let halt = PluginHalt(hot, vcpu: self) {
+            return hotLoop(hot, halt, &hotExit, &hotVerdict)
         }
         return hotLoop(hot, TableHalt(), &hotExit, &hotVerdict)
     }
@@ -236,18 +236,5 @@ struct TableHalt: HaltDispatch {
     @inline(__always)
     func dispatch(_ hot: Unmanaged<FrozenTables>, _ exit: inout VMExit, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> FrozenTables.RangeAnswer {
         hot._withUnsafeGuaranteedRef { $0.dispatchHalt(&exit, vcpu, &verdict) }
-    }
-}
-
-/// The one HLT handler, a plugin's (`FrozenTables.haltPlugin`), called directly.
-struct PluginHalt: HaltDispatch {
-    // Held here, read once per run of the hot loop. Loaded from the tables at each HLT
-    // instead, it cost more on every shape (callgrind: HLT +2, PIO and MMIO +1).
-    let box: Unmanaged<KindHandlerBox>
-
-    @inline(__always)
-    func dispatch(_ hot: Unmanaged<FrozenTables>, _ exit: inout VMExit, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> FrozenTables.RangeAnswer {
-        guard let fn = box._withUnsafeGuaranteedRef({ $0.plugin.fn }) else { return .unclaimed }
-        return FrozenTables.RangeAnswer(PluginHotCall.hltInline(box, fn, vcpu, &verdict)) // NOT_MINE: unclaimed
     }
 }
