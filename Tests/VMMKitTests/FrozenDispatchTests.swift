@@ -120,6 +120,46 @@ struct FrozenDispatchTests {
         }
     }
 
+    /// A VM whose one HLT handler is a closure runs the hot loop's `ClosureHalt`: the
+    /// closure is called with no kind-table lookup, must still see `.hlt` after a PIO
+    /// exit left `.io` in the loop's exit, and its verdicts mean what they mean through
+    /// the table (`.notMine` from the only handler: nobody claimed it, `.halted`).
+    @Test("one HLT handler, a closure: it sees .hlt after a PIO exit; handled re-enters, stop and fail end the run, notMine halts",
+          arguments: ["stop", "fail", "default"])
+    func oneClosureHaltHandler(ending: String) throws {
+        // mov dx, 0x61; mov al, 2; out dx, al; hlt; movb $0x5a,0x20000; out dx, al; hlt;
+        // movb $0x5b,0x20001; hlt; movb $0x5c,0x20002; hlt
+        let code: [UInt8] = [0x66, 0xba, 0x61, 0x00, 0xb0, 0x02, 0xee, 0xf4,
+                             0xc6, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, 0x5a, 0xee, 0xf4,
+                             0xc6, 0x04, 0x25, 0x01, 0x00, 0x02, 0x00, 0x5b, 0xf4,
+                             0xc6, 0x04, 0x25, 0x02, 0x00, 0x02, 0x00, 0x5c, 0xf4]
+        let guest = try TestGuest("hlt")
+        try guest.vm.memory.writeBytes(GuestLayout.codeStart, code)
+        let calls = Recorder<String>()
+        // The port's range handler declines, so the exit reaches the kind handler as `.io`.
+        try guest.dispatcher.registerPIO(port: 0x61, owner: "port") { _, _ in .notMine }
+        try guest.dispatcher.register(.io, owner: "any port") { _, _ in calls.append("port"); return .handled }
+        try guest.dispatcher.register(.hlt, owner: "device") { exit, _ in
+            guard case .hlt = exit else { return .fail("device saw \(exit)") }
+            calls.append("hlt")
+            switch (calls.all.filter { $0 == "hlt" }.count, ending) {
+            case (1, _): return .handled
+            case (2, _): return .backingReplaced // means .handled for a HLT
+            case (_, "stop"): return .stop(.guestExit(code: 9))
+            case (_, "fail"): return .fail("device failed on the third HLT")
+            default: return .notMine
+            }
+        }
+        let reason = try guest.run()
+        #expect(calls.all == ["port", "hlt", "port", "hlt", "hlt"])
+        #expect(try guest.vm.memory.readBytes(TestGuest.scratch, count: 3) == [0x5a, 0x5b, 0])
+        switch ending {
+        case "stop": #expect(reason == .guestExit(code: 9))
+        case "fail": #expect(reason == .handlerFailed("device failed on the third HLT"))
+        default: #expect(reason == .halted)
+        }
+    }
+
     /// The run loop's hot path calls a segment's only handler with no loop around it
     /// (FrozenTables.dispatchHot): `.notMine` must still reach the kind handlers, IN and
     /// MMIO-read data must reach the guest, and a stop must end the run.

@@ -64,8 +64,10 @@ final class FrozenTables {
     /// handlers are `kindHandlers[kindStart[k]..<kindStart[k + 1]]`.
     let kindStart: UnsafeMutableBufferPointer<Int>
     let kindHandlers: UnsafeMutableBufferPointer<Unmanaged<KindHandlerBox>>
-    /// The one HLT handler when it is a plugin's (the HLT loop's case), else nil.
+    /// The one HLT handler when it is a plugin's (`PluginHalt`), else nil.
     let haltPlugin: Unmanaged<KindHandlerBox>?
+    /// The one HLT handler when it is a closure (`ClosureHalt`), else nil.
+    let haltClosure: Unmanaged<KindHandlerBox>?
 
     init(pio: AddressRangeTable<PIOHandlerBox>, mmio: AddressRangeTable<MMIOHandlerBox>, byKind: [[KindHandlerBox]]) {
         self.pio = Table(pio)
@@ -84,6 +86,7 @@ final class FrozenTables {
         let k = VMExit.hlt.kindIndex
         let halts = byKind.indices.contains(k) ? byKind[k] : []
         haltPlugin = halts.count == 1 && halts[0].plugin.fn != nil ? .passUnretained(halts[0]) : nil
+        haltClosure = halts.count == 1 && halts[0].plugin.fn == nil ? .passUnretained(halts[0]) : nil
     }
 
     deinit {

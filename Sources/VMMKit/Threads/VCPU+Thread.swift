@@ -124,6 +124,9 @@ extension VCPU {
         if let halt = PluginHalt(hot, vcpu: self) {
             return hotLoop(hot, halt, &hotExit, &hotVerdict)
         }
+        if let box = hot._withUnsafeGuaranteedRef({ $0.haltClosure }) {
+            return hotLoop(hot, ClosureHalt(box: box), &hotExit, &hotVerdict)
+        }
         return hotLoop(hot, TableHalt(), &hotExit, &hotVerdict)
     }
 
@@ -236,5 +239,21 @@ struct TableHalt: HaltDispatch {
     @inline(__always)
     func dispatch(_ hot: Unmanaged<FrozenTables>, _ exit: inout VMExit, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> FrozenTables.RangeAnswer {
         hot._withUnsafeGuaranteedRef { $0.dispatchHalt(&exit, vcpu, &verdict) }
+    }
+}
+
+/// The one HLT handler, a closure (`FrozenTables.haltClosure`): no kind-table lookup.
+struct ClosureHalt: HaltDispatch {
+    let box: Unmanaged<KindHandlerBox>
+
+    @inline(__always)
+    func dispatch(_ hot: Unmanaged<FrozenTables>, _ exit: inout VMExit, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> FrozenTables.RangeAnswer {
+        // The closure sees `exit` (inout): a HLT it must be, whatever the last exit left.
+        if case .hlt = exit {} else { exit = .hlt }
+        let answer = box._withUnsafeGuaranteedRef { $0.call(&exit, vcpu) }
+        if case .handled = answer { return .handled }
+        if case .notMine = answer { return .unclaimed }
+        verdict = answer
+        return .other
     }
 }
