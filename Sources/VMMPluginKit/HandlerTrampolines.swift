@@ -9,7 +9,11 @@ import Glibc
 // raw-record handler (a call layer less, ~11 instructions per exit). The bodies are
 // alike on purpose: merged, they got an LLVM thunk that costs instructions per exit.
 
-typealias HandlerTrampoline = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t
+typealias HandlerTrampoline = PluginHandlerFunction
+
+/// A handler as the host calls it (`vmm_handler_desc_t.handle`): the SDK's trampolines,
+/// or a plugin's own function (`PluginServices.registerFunction`).
+public typealias PluginHandlerFunction = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t
 
 /// A Swift handler behind the C trampoline the host calls.
 final class HandlerBox {

@@ -176,12 +176,15 @@ struct PluginExitViewTests {
 
     /// The `handle` of the last `register_handler` (`registeredHandle`).
     nonisolated(unsafe) static var lastHandle: HandlerTrampoline?
+    /// Its `user`.
+    nonisolated(unsafe) static var lastUser: UnsafeMutableRawPointer?
 
     @Test("a handler with no try or throw is registered with the trampoline that tests no error")
     func overloads() throws {
         var host = vmm_host_t()
         host.register_handler = { _, desc, _ in
             PluginExitViewTests.lastHandle = desc?.pointee.handle
+            PluginExitViewTests.lastUser = desc?.pointee.user
             return 0
         }
         func handle(_ register: (PluginServices) throws -> Void) throws -> UnsafeRawPointer? {
@@ -201,5 +204,36 @@ struct PluginExitViewTests {
                 == address(PlainHandlerBox.trampoline))
         #expect(try handle { try $0.registerRaw(VMM_EXIT_HLT, base: 0, length: 0, name: "h") { _ in throw Refusal() } }
                 == address(HandlerBox.trampoline))
+    }
+
+    @Test("a plugin's own C-convention function is registered as the handle, with its user pointer, no trampoline")
+    func directFunction() throws {
+        var host = vmm_host_t()
+        host.register_handler = { _, desc, _ in
+            PluginExitViewTests.lastHandle = desc?.pointee.handle
+            PluginExitViewTests.lastUser = desc?.pointee.user
+            return desc?.pointee.exit_class == VMM_EXIT_HLT.rawValue ? 0 : -22
+        }
+        let function: PluginHandlerFunction = { user, _ in
+            user!.storeBytes(of: user!.load(as: UInt64.self) &+ 1, as: UInt64.self)
+            return VMM_HANDLED.rawValue
+        }
+        var count: UInt64 = 41
+        try withUnsafeMutablePointer(to: &count) { counter in
+            try withUnsafePointer(to: host) { raw in
+                let services = PluginServices(raw, pluginName: "test")
+                try services.registerFunction(VMM_EXIT_HLT, base: 0, length: 0, name: "h", user: counter, function)
+                #expect(Self.lastUser == UnsafeMutableRawPointer(counter))
+                #expect(services.boxes.isEmpty)
+                // What the host does with it: call it with `user` and a record.
+                var record = vmm_exit_t()
+                #expect(Self.lastHandle?(Self.lastUser, &record) == VMM_HANDLED.rawValue)
+                // A refusal is thrown with the host's errno, as for every other register.
+                #expect(throws: VMMPluginError.self) {
+                    try services.registerFunction(VMM_EXIT_PIO, base: 1, length: 1, name: "p", user: nil, function)
+                }
+            }
+        }
+        #expect(count == 42)
     }
 }

@@ -30,6 +30,8 @@ enum UserPathBench {
 
     enum Kind: String, CaseIterable {
         case closure = "Swift closure", cPlugin = "C plugin", swiftPlugin = "Swift plugin"
+        /// The Swift plugin's handlers as `@c` functions (`PluginServices.registerFunction`).
+        case swiftDirect = "Swift @c"
     }
 
     static func run(exits n: Int, rounds: Int) throws {
@@ -126,6 +128,7 @@ enum UserPathBench {
                 }
             case .cPlugin: try host.load("Null", config: config)
             case .swiftPlugin: try host.load("NullSwift", config: config)
+            case .swiftDirect: try host.load("NullSwift", config: config + ",direct=1")
             }
         }
 
