@@ -28,11 +28,12 @@ final class BuiltInDevices: @unchecked Sendable {
         guard (s.i8042 != nil) == (i8042 != nil) else { throw differ("i8042", saved: s.i8042 != nil) }
         guard (s.consoleLCR != nil) == (console != nil) else { throw differ("console (COM1)", saved: s.consoleLCR != nil) }
         guard (s.pm1Control != nil) == (powerControl != nil) else { throw differ("ACPI PM1a control (port 0x604)", saved: s.pm1Control != nil) }
+        // Every presence is checked before any device changes: a refused restore leaves none half-restored.
+        guard (s.rtc != nil) == (rtc != nil) else { throw differ("RTC (ports 0x70-0x71)", saved: s.rtc != nil) }
         if let f = s.fwCfg { try fwCfg?.restore(f) }
         if let r = s.resetControl { resetControl?.restore(r) }
         if let k = s.i8042 { i8042?.restore(k) }
         if let lcr = s.consoleLCR { console?.lcrState = lcr }
-        guard (s.rtc != nil) == (rtc != nil) else { throw differ("RTC (ports 0x70-0x71)", saved: s.rtc != nil) }
         if let pm = s.pm1Control { powerControl?.restore(pm) }
         if let r = s.rtc { rtc?.restore(r) }
     }

@@ -73,4 +73,26 @@ struct BuiltInDeviceStateTests {
         }) else { Issue.record("version 2 accepted"); return }
         #expect(version.message == "snap: launcher devices: version 2; this vmm reads version 1")
     }
+
+    /// A snapshot of another machine (the RTC's ports taken by a plugin since, say) is
+    /// refused in one line, and refused before anything changed: the i8042's state was
+    /// once restored before the RTC's absence was noticed.
+    @Test("a snapshot whose built-in devices differ from this machine's is refused, with no device changed")
+    func presenceMismatch() throws {
+        let devices = BuiltInDevices()
+        devices.i8042 = I8042()
+        devices.rtc = RTC(cpus: 1, lowRAM: 1 << 20, highRAM: 0)
+        let before = try #require(devices.i8042?.state)
+        var saved = Self.full
+        saved.fwCfg = nil; saved.resetControl = nil; saved.consoleLCR = nil; saved.pm1Control = nil; saved.rtc = nil
+        #expect(saved.i8042 != before)
+        #expect(throws: LauncherError.self) { try devices.restore(saved) }
+        do { try devices.restore(saved) } catch {
+            #expect(error.message == "launcher devices: the snapshot has no state of the built-in RTC (ports 0x70-0x71), and this machine has one (a plugin built or removed since?)")
+        }
+        #expect(devices.i8042?.state == before)
+        devices.rtc = nil
+        try devices.restore(saved)
+        #expect(devices.i8042?.state == saved.i8042)
+    }
 }
