@@ -179,14 +179,21 @@ struct PluginExitViewTests {
     /// Its `user`.
     nonisolated(unsafe) static var lastUser: UnsafeMutableRawPointer?
 
-    @Test("a handler with no try or throw is registered with the trampoline that tests no error")
-    func overloads() throws {
+    /// A host whose `register_handler` records `handle` and `user` and refuses (EINVAL)
+    /// a range based at 0xbad.
+    static var recordingHost: vmm_host_t {
         var host = vmm_host_t()
         host.register_handler = { _, desc, _ in
             PluginExitViewTests.lastHandle = desc?.pointee.handle
             PluginExitViewTests.lastUser = desc?.pointee.user
-            return 0
+            return desc?.pointee.base == 0xbad ? -22 : 0
         }
+        return host
+    }
+
+    @Test("a handler with no try or throw is registered with the trampoline that tests no error")
+    func overloads() throws {
+        let host = Self.recordingHost
         func handle(_ register: (PluginServices) throws -> Void) throws -> UnsafeRawPointer? {
             Self.lastHandle = nil
             try withUnsafePointer(to: host) { try register(PluginServices($0, pluginName: "test")) }
@@ -208,12 +215,7 @@ struct PluginExitViewTests {
 
     @Test("a plugin's own C-convention function is registered as the handle, with its user pointer, no trampoline")
     func directFunction() throws {
-        var host = vmm_host_t()
-        host.register_handler = { _, desc, _ in
-            PluginExitViewTests.lastHandle = desc?.pointee.handle
-            PluginExitViewTests.lastUser = desc?.pointee.user
-            return desc?.pointee.exit_class == VMM_EXIT_HLT.rawValue ? 0 : -22
-        }
+        let host = Self.recordingHost
         let function: PluginHandlerFunction = { user, _ in
             user!.storeBytes(of: user!.load(as: UInt64.self) &+ 1, as: UInt64.self)
             return VMM_HANDLED.rawValue
@@ -230,7 +232,7 @@ struct PluginExitViewTests {
                 #expect(Self.lastHandle?(Self.lastUser, &record) == VMM_HANDLED.rawValue)
                 // A refusal is thrown with the host's errno, as for every other register.
                 #expect(throws: VMMPluginError.self) {
-                    try services.registerFunction(VMM_EXIT_PIO, base: 1, length: 1, name: "p", user: nil, function)
+                    try services.registerFunction(VMM_EXIT_PIO, base: 0xbad, length: 1, name: "p", user: nil, function)
                 }
             }
         }

@@ -85,6 +85,18 @@ struct FrozenDispatchTests {
     /// A HLT takes the run loop's own path (FrozenTables.dispatchHalt): its handlers in
     /// priority order with `.notMine` falling through, re-entry after `.handled`, and a
     /// handler's stop or failure ending the run, as through the live tables.
+    /// The device's answer to the `n`th HLT: handled twice (once as `.backingReplaced`,
+    /// which means handled for a HLT), then the run's `ending`.
+    static func haltAnswer(_ n: Int, _ ending: String) -> ExitVerdict {
+        switch (n, ending) {
+        case (1, _): .handled
+        case (2, _): .backingReplaced
+        case (_, "stop"): .stop(.guestExit(code: 9))
+        case (_, "fail"): .fail("device failed on the third HLT")
+        default: .notMine
+        }
+    }
+
     @Test("HLT handlers on a running vCPU: notMine falls through, handled re-enters, stop and fail end the run")
     func haltHandlers() throws {
         // hlt; movb $0x5a,0x20000; hlt; movb $0x5b,0x20001; hlt; movb $0x5c,0x20002; hlt
@@ -101,13 +113,7 @@ struct FrozenDispatchTests {
             }
             try guest.dispatcher.register(.hlt, priority: 1, owner: "device") { _, _ in
                 calls.append("device")
-                switch (calls.all.count / 2, ending) {
-                case (1, _): return .handled
-                case (2, _): return .backingReplaced // means .handled for a HLT
-                case (_, "stop"): return .stop(.guestExit(code: 9))
-                case (_, "fail"): return .fail("device failed on the third HLT")
-                default: return .notMine
-                }
+                return Self.haltAnswer(calls.all.count / 2, ending)
             }
             let reason = try guest.run()
             #expect(calls.all == Array(repeating: ["watcher", "device"], count: 3).flatMap { $0 }, "\(ending)")
@@ -142,13 +148,7 @@ struct FrozenDispatchTests {
         try guest.dispatcher.register(.hlt, owner: "device") { exit, _ in
             guard case .hlt = exit else { return .fail("device saw \(exit)") }
             calls.append("hlt")
-            switch (calls.all.filter { $0 == "hlt" }.count, ending) {
-            case (1, _): return .handled
-            case (2, _): return .backingReplaced // means .handled for a HLT
-            case (_, "stop"): return .stop(.guestExit(code: 9))
-            case (_, "fail"): return .fail("device failed on the third HLT")
-            default: return .notMine
-            }
+            return Self.haltAnswer(calls.all.filter { $0 == "hlt" }.count, ending)
         }
         let reason = try guest.run()
         #expect(calls.all == ["port", "hlt", "port", "hlt", "hlt"])
