@@ -161,6 +161,24 @@ public final class DemandPager: @unchecked Sendable {
 
     func gpa(ofPage page: Int) -> UInt64 { region.guestAddress + UInt64(page) * GuestMemory.pageSize }
 
+    /// Whether every page of this region that [gpa, gpa + length) touches is present
+    /// (bytes outside the region are not this pager's to say). Any length: the walk is
+    /// clipped to the region first.
+    func isPresent(_ gpa: UInt64, length: Int) -> Bool {
+        guard length > 0, region.size > 0 else { return true }
+        let start = max(gpa, region.guestAddress)
+        let (end, over) = gpa.addingReportingOverflow(UInt64(length))
+        let last = min(over ? UInt64.max : end - 1, region.guestAddress + (region.size - 1))
+        guard start <= last else { return true }
+        var page = Int((start - region.guestAddress) / GuestMemory.pageSize)
+        let lastPage = Int((last - region.guestAddress) / GuestMemory.pageSize)
+        while page <= lastPage {
+            if !tracker.isPresent(page) { return false }
+            page += 1
+        }
+        return true
+    }
+
     enum Resolver { case vcpu, router }
 
     /// Makes page `page` present: fetched once by whoever claims it first; the others

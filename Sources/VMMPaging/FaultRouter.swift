@@ -63,6 +63,9 @@ final class FaultRouter: @unchecked Sendable {
     }
 
     private func loop() {
+        // A memory-fault plugin called here that touches a missing page would fault on
+        // this thread, the only one that reads the faults: it gets -EAGAIN instead.
+        PluginHost.deliversPages { [unowned pager] gpa, length in pager.isPresent(gpa, length: length) }
         let messages = UnsafeMutableBufferPointer<uffd_msg>.allocate(capacity: 64)
         defer { messages.deallocate() }
         var fds = [pollfd(fd: pager.uffd.fd, events: Int16(POLLIN), revents: 0),

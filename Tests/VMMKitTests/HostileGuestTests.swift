@@ -125,6 +125,24 @@ struct HostileGuestTests {
                 "stderr: \(two.stderr)")
     }
 
+    /// The page source is called on the fault router, the only thread that reads the
+    /// faults: a read of another missing page there faulted on that very thread, which
+    /// waited for itself until the handler budget ended the run (status 8, naming a
+    /// plugin that "did not return"). Now `read_guest` answers -EAGAIN at once and the
+    /// plugin's own failure is the diagnosis.
+    @Test("a page source that reads another missing page while it delivers one gets -EAGAIN on the fault router, not a wait on itself")
+    func fetchReadingAnotherMissingPage() throws {
+        precondition(PluginFixtures.built)
+        // Its trace (read, then written, after it wrote the page) lies in the next page,
+        // demand-paged through the same plugin and not present yet.
+        let probe = PluginFixtures.fixture("FaultProbe") + ",trace=0x801000,base=0x800000,length=0x2000,verdict=handled,fill=4096"
+        let r = try Self.run("fetch-reads.bin", Self.readPage800000, ["--no-default-plugins", "--plugin", "DebugExit", "--plugin", probe, "--handler-budget", "2"])
+        #expect(r.status == 14, "stderr: \(r.stderr)")
+        #expect(r.stderr.hasPrefix("vmm: vCPU 0: stuck: vCPU 0 (blocked in the kernel on the page): memory-fault plugin (org.vmmkit.test.fault-probe) could not deliver guest-physical page 0x800000"),
+                "stderr: \(r.stderr)")
+        #expect(r.stderr.hasSuffix("fault-probe: cannot write the trace\n"), "stderr: \(r.stderr)")
+    }
+
     @Test("RAM outside a snapshot plugin's range (no zero-fill default) is the kernel's demand-zero RAM: the read gives 0, the snapshot's page its byte")
     func outsideSnapshotReadsZero() throws {
         var page = [UInt8](repeating: 0, count: 4096)

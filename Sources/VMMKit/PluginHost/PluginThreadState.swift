@@ -37,6 +37,9 @@ final class PluginThreadState {
     var lastMessage: UnsafeMutablePointer<CChar>?
     /// While `PluginHost.fetchPage` asks a plugin for a page: where its write_guest goes.
     var staging: PageStaging?
+    /// Set on the thread that delivers demand-paged memory (a fault router): whether a
+    /// guest-physical range is there to touch (`PluginHost.deliversPages(isPresent:)`).
+    var deliveredRange: ((UInt64, Int) -> Bool)?
     /// The handler call in progress, for the watchdog (PluginCallSlot.swift).
     let slot = PluginCallSlot()
     private let pad = CacheLinePad()

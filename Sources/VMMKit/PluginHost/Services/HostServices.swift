@@ -28,6 +28,7 @@ enum HostServices {
             guard length >= 0 else { return -EINVAL }
             guard let buffer else { return length == 0 ? 0 : -EFAULT }
             guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
+            if let present = PluginThreadState.existing?.deliveredRange, !present(gpa, length) { return -EAGAIN }
             do { try plugin.host.vm.memory.read(gpa, into: UnsafeMutableRawBufferPointer(start: buffer, count: length)) }
             catch { return -EFAULT }
             return 0
@@ -37,10 +38,12 @@ enum HostServices {
             guard let buffer else { return length == 0 ? 0 : -EFAULT }
             guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
             // A demand pager is asking for this page: the bytes go to its staging buffer.
-            if let staging = PluginThreadState.existing?.staging {
+            let state = PluginThreadState.existing
+            if let staging = state?.staging {
                 if staging.take(gpa, buffer, length) { return 0 }
                 if staging.crosses(gpa, length) { return -EFAULT }
             }
+            if let present = state?.deliveredRange, !present(gpa, length) { return -EAGAIN }
             do { try plugin.host.vm.memory.write(gpa, from: UnsafeRawBufferPointer(start: buffer, count: length)) }
             catch { return -EFAULT }
             return 0

@@ -47,6 +47,14 @@ final class PageStaging {
 }
 
 extension PluginHost {
+    /// Marks the calling thread as the one that delivers demand-paged memory (a fault
+    /// router: the only reader of its userfaultfd). A plugin it calls that reads or
+    /// writes guest memory `isPresent` says is missing gets -EAGAIN: touching it would
+    /// fault on this very thread, which then waits for ever for itself to answer.
+    public static func deliversPages(isPresent: @escaping (UInt64, Int) -> Bool) {
+        PluginThreadState.current.deliveredRange = isPresent
+    }
+
     /// Asks the memory-fault plugins, in priority order, for the 4 KiB page at `gpa`:
     /// each handler covering it gets a memory_fault record (gpa, size 4096, annotated:
     /// the address comes from the kernel) and makes the page present by writing it with `write_guest`; the bytes
