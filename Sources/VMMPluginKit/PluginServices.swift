@@ -114,11 +114,12 @@ public final class PluginServices {
     /// [load-thread] A C-convention function as the handler, which the host calls
     /// directly: no trampoline, no closure, so a hot handler in a Swift plugin costs
     /// about what a C plugin's does (a HLT's user-space path: 100 instructions, against
-    /// 124 through a closure and 95 for a C handler; README). The function gets `user` unchanged and the
-    /// raw record, and answers the C verdict itself: it must not throw or trap, and on
-    /// VMM_FAIL it may point `message` at text that lives until the next call on its
-    /// thread. What `user` points to is the plugin's to keep alive until `shutdown`.
-    /// Write it as `@c func name(_ user: UnsafeMutableRawPointer?, _ record: UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t`.
+    /// 124 through a closure and 95 for a C handler; README). The function gets `user`
+    /// unchanged and the raw record, and answers the C verdict itself: it must not
+    /// throw or trap, and on VMM_FAIL it may point `message` at text that lives until
+    /// the next call on its thread. What `user` points to is the plugin's to keep alive
+    /// until `shutdown`. Write it as `@c func name(_ user: UnsafeMutableRawPointer?,
+    /// _ record: UnsafeMutablePointer<vmm_exit_t>?) -> vmm_verdict_t`.
     public func registerFunction(_ exitClass: vmm_exit_class, base: UInt64, length: UInt64, priority: Int32 = 0,
                                  exclusive: Bool = false, name: String, user: UnsafeMutableRawPointer?,
                                  _ function: PluginHandlerFunction) throws {
