@@ -64,10 +64,9 @@ final class FrozenTables {
     /// handlers are `kindHandlers[kindStart[k]..<kindStart[k + 1]]`.
     let kindStart: UnsafeMutableBufferPointer<Int>
     let kindHandlers: UnsafeMutableBufferPointer<Unmanaged<KindHandlerBox>>
-    /// The one HLT handler when it is a plugin's (`PluginHalt`), else nil.
-    let haltPlugin: Unmanaged<KindHandlerBox>?
-    /// The one HLT handler when it is a closure (`ClosureHalt`), else nil.
-    let haltClosure: Unmanaged<KindHandlerBox>?
+    /// The HLT handler when there is exactly one, else nil: a plugin's runs the hot loop's
+    /// `PluginHalt`, a closure `ClosureHalt`.
+    let soleHalt: Unmanaged<KindHandlerBox>?
 
     init(pio: AddressRangeTable<PIOHandlerBox>, mmio: AddressRangeTable<MMIOHandlerBox>, byKind: [[KindHandlerBox]]) {
         self.pio = Table(pio)
@@ -85,8 +84,7 @@ final class FrozenTables {
         kindStart.initializeElement(at: byKind.count, to: next)
         let k = VMExit.hlt.kindIndex
         let halts = byKind.indices.contains(k) ? byKind[k] : []
-        haltPlugin = halts.count == 1 && halts[0].plugin.fn != nil ? .passUnretained(halts[0]) : nil
-        haltClosure = halts.count == 1 && halts[0].plugin.fn == nil ? .passUnretained(halts[0]) : nil
+        soleHalt = halts.count == 1 ? .passUnretained(halts[0]) : nil
     }
 
     deinit {

@@ -67,7 +67,7 @@ enum PluginHotCall {
     }
 }
 
-/// The one HLT handler, a plugin's (`FrozenTables.haltPlugin`), called directly.
+/// The one HLT handler, a plugin's (`FrozenTables.soleHalt`), called directly.
 struct PluginHalt: HaltDispatch {
     // Read once per run of the hot loop, on the vCPU's thread: the handler, this thread's
     // plugin state and the call's description are the same for the whole loop. Read from
@@ -80,9 +80,8 @@ struct PluginHalt: HaltDispatch {
     let what: UInt64
     let state: Unmanaged<PluginThreadState>
 
-    /// nil unless the tables' one HLT handler is a plugin's.
-    init?(_ hot: Unmanaged<FrozenTables>, vcpu: VCPU) {
-        guard let box = hot._withUnsafeGuaranteedRef({ $0.haltPlugin }) else { return nil }
+    /// nil unless `box` (the tables' one HLT handler) is a plugin's.
+    init?(_ box: Unmanaged<KindHandlerBox>, vcpu: VCPU) {
         let entry = box._withUnsafeGuaranteedRef { $0.plugin }
         guard let fn = entry.fn else { return nil }
         self.box = box

@@ -121,10 +121,8 @@ extension VCPU {
     @inline(__always)
     private func runHotExits(_ hot: Unmanaged<FrozenTables>, _ hotExit: inout VMExit,
                              _ hotVerdict: inout ExitVerdict) -> HotLoopEnd {
-        if let halt = PluginHalt(hot, vcpu: self) {
-            return hotLoop(hot, halt, &hotExit, &hotVerdict)
-        }
-        if let box = hot._withUnsafeGuaranteedRef({ $0.haltClosure }) {
+        if let box = hot._withUnsafeGuaranteedRef({ $0.soleHalt }) {
+            if let halt = PluginHalt(box, vcpu: self) { return hotLoop(hot, halt, &hotExit, &hotVerdict) }
             return hotLoop(hot, ClosureHalt(box: box), &hotExit, &hotVerdict)
         }
         return hotLoop(hot, TableHalt(), &hotExit, &hotVerdict)
@@ -242,7 +240,7 @@ struct TableHalt: HaltDispatch {
     }
 }
 
-/// The one HLT handler, a closure (`FrozenTables.haltClosure`): no kind-table lookup.
+/// The one HLT handler, a closure (`FrozenTables.soleHalt`): no kind-table lookup.
 struct ClosureHalt: HaltDispatch {
     let box: Unmanaged<KindHandlerBox>
 
