@@ -1,7 +1,7 @@
 import VMMKit
 
 /// The state of the devices the launcher adds to a machine itself (fw_cfg, the reset
-/// control, the i8042, the built-in COM1, ACPI's PM1a control, the RTC), saved in a snapshot as the device blob
+/// control, System Control Port A, the i8042, the built-in COM1, ACPI's PM1a control, the RTC), saved in a snapshot as the device blob
 /// `launcher-devices` (version 1; Docs/SnapshotFormat.md) and put back by `vmm restore`
 /// before any vCPU runs. Without it a guest stopped between selecting a fw_cfg item and
 /// reading it read zeros after the restore, and the i8042 lost the replies the guest had
@@ -42,6 +42,8 @@ struct BuiltInDeviceState: Equatable {
 
     var fwCfg: FwCfgRegisters?
     var resetControl: UInt8?
+    /// Port 0x92 (`SystemControlPortA`), bit 0 never set.
+    var systemControlA: UInt8?
     var i8042: I8042Registers?
     var consoleLCR: UInt8?
     /// ACPI's PM1a control register (port 0x604), without SLP_EN.
@@ -57,6 +59,7 @@ struct BuiltInDeviceState: Equatable {
         var lines: [String] = []
         if let f = fwCfg { lines.append("fw_cfg \(f.selector.map { hex($0) } ?? "none") \(f.offset)") }
         if let r = resetControl { lines.append("reset-control \(hex(r))") }
+        if let a = systemControlA { lines.append("port92 \(hex(a))") }
         if let k = i8042 {
             let queued = k.replies.isEmpty ? "-" : k.replies.map { hex($0) }.joined(separator: ",")
             lines.append("i8042 \([k.status, k.config, k.outputPort, k.awaiting, k.lastRead].map { hex($0) }.joined(separator: " ")) \(queued)")
@@ -98,6 +101,10 @@ struct BuiltInDeviceState: Equatable {
                 let value = try byte(words[1], "reset-control value")
                 guard value & ~0x02 == 0 else { throw bad("reset-control value \(hex(value)) (only bit 1 is kept)") }
                 state.resetControl = value
+            case ("port92", 2) where state.systemControlA == nil:
+                let value = try byte(words[1], "port92 value")
+                guard value & 0x01 == 0 else { throw bad("port92 value \(hex(value)) (bit 0, a reset, is never kept)") }
+                state.systemControlA = value
             case ("i8042", 7) where state.i8042 == nil:
                 var v: [UInt8] = []
                 for (word, what) in zip(words[1...5], ["status", "configuration", "output port", "pending command", "last byte read"]) {
@@ -137,7 +144,7 @@ struct BuiltInDeviceState: Equatable {
                 }
                 guard ram[0x0a] & 0x80 == 0 else { throw bad("rtc register A \(hex(ram[0x0a])) (update in progress is never kept)") }
                 state.rtc = RTCRegisters(index: index, offset: offset, ram: ram)
-            case ("fw_cfg", _), ("reset-control", _), ("i8042", _), ("console", _), ("pm1-control", _), ("rtc", _):
+            case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("console", _), ("pm1-control", _), ("rtc", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
                 throw bad("unknown device \(key.quotedForMessage)")

@@ -6,14 +6,15 @@ import VMMKit
 final class BuiltInDevices: @unchecked Sendable {
     var fwCfg: FwCfg?
     var resetControl: ResetControl?
+    var systemControlA: SystemControlPortA?
     var i8042: I8042?
     var console: BasicConsole?
     var powerControl: ACPIPowerControl?
     var rtc: RTC?
 
     var state: BuiltInDeviceState {
-        BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, i8042: i8042?.state,
-                           consoleLCR: console?.lcrState, pm1Control: powerControl?.state, rtc: rtc?.state)
+        BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, systemControlA: systemControlA?.state,
+                           i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: powerControl?.state, rtc: rtc?.state)
     }
 
     /// Puts a snapshot's state back. The machine rebuilt from the snapshot must have the
@@ -21,10 +22,13 @@ final class BuiltInDevices: @unchecked Sendable {
     /// belongs to (the UART plugin built since, or no longer: the built-in COM1 differs).
     func restore(_ s: BuiltInDeviceState) throws(LauncherError) {
         func differ(_ name: String, saved: Bool) -> LauncherError {
-            LauncherError(.snapshot, "launcher devices: the snapshot \(saved ? "has" : "has no") state of the built-in \(name), and this machine \(saved ? "has no" : "has one") (a plugin built or removed since?)")
+            LauncherError(.snapshot, "launcher devices: the snapshot \(saved ? "has" : "has no") state of the built-in \(name), and this machine \(saved ? "has none" : "has one") (a plugin built or removed since?)")
         }
         guard (s.fwCfg != nil) == (fwCfg != nil) else { throw differ("fw_cfg", saved: s.fwCfg != nil) }
         guard (s.resetControl != nil) == (resetControl != nil) else { throw differ("reset control (port 0xcf9)", saved: s.resetControl != nil) }
+        // A blob written before port 0x92 was built in has no line for it: the port is then
+        // as after a reset (0). A line for it on a machine without it is refused as usual.
+        if s.systemControlA != nil, systemControlA == nil { throw differ("system control port A (port 0x92)", saved: true) }
         guard (s.i8042 != nil) == (i8042 != nil) else { throw differ("i8042", saved: s.i8042 != nil) }
         guard (s.consoleLCR != nil) == (console != nil) else { throw differ("console (COM1)", saved: s.consoleLCR != nil) }
         guard (s.pm1Control != nil) == (powerControl != nil) else { throw differ("ACPI PM1a control (port 0x604)", saved: s.pm1Control != nil) }
@@ -32,6 +36,7 @@ final class BuiltInDevices: @unchecked Sendable {
         guard (s.rtc != nil) == (rtc != nil) else { throw differ("RTC (ports 0x70-0x71)", saved: s.rtc != nil) }
         if let f = s.fwCfg { try fwCfg?.restore(f) }
         if let r = s.resetControl { resetControl?.restore(r) }
+        systemControlA?.restore(s.systemControlA ?? 0)
         if let k = s.i8042 { i8042?.restore(k) }
         if let lcr = s.consoleLCR { console?.lcrState = lcr }
         if let pm = s.pm1Control { powerControl?.restore(pm) }

@@ -2,7 +2,7 @@
 /// to the debug-exit port ends the process with (v << 1) | 1, QEMU's isa-debug-exit
 /// convention, so the launcher's own statuses are all even.
 enum LauncherStatus: Int32, CaseIterable {
-    case halted = 0          // every vCPU halted cleanly, or the guest asked for a reset (port 0xcf9, the i8042) or a power-off (ACPI, port 0x604)
+    case halted = 0          // every vCPU halted cleanly, or the guest asked for a reset (port 0xcf9 or 0x92, the i8042) or a power-off (ACPI, port 0x604)
     case usage = 2           // unknown option or bad flag value
     case config = 4          // malformed or invalid --config file
     case image = 6           // missing, truncated or unloadable guest image

@@ -96,9 +96,9 @@ extension Launcher {
     }
 
     /// The machine's reset and power-off paths, where no plugin claims their ports, with
-    /// or without the default plugins (as fw_cfg): the reset control on port 0xcf9, the
-    /// i8042 on ports 0x60 and 0x64, ACPI's PM1a control on port 0x604; and the RTC on
-    /// ports 0x70 and 0x71.
+    /// or without the default plugins (as fw_cfg): the reset control on port 0xcf9,
+    /// System Control Port A on port 0x92, the i8042 on ports 0x60 and 0x64, ACPI's PM1a
+    /// control on port 0x604; and the RTC on ports 0x70 and 0x71.
     func registerMachineControls(on dispatcher: ExitDispatcher) throws(LauncherError) {
         do {
             if dispatcher.pioOwner(port: RTC.indexPort, count: 2) == nil {
@@ -116,6 +116,11 @@ extension Launcher {
                 let reset = ResetControl()
                 try reset.register(on: dispatcher)
                 devices.resetControl = reset
+            }
+            if dispatcher.pioOwner(port: SystemControlPortA.port) == nil {
+                let portA = SystemControlPortA()
+                try portA.register(on: dispatcher)
+                devices.systemControlA = portA
             }
             if dispatcher.pioOwner(port: I8042.dataPort) == nil, dispatcher.pioOwner(port: I8042.commandPort) == nil {
                 let i8042 = I8042()

@@ -10,7 +10,7 @@ struct BuiltInDeviceStateTests {
     }
 
     static let full = BuiltInDeviceState(
-        fwCfg: .init(selector: 0x19, offset: 7), resetControl: 0x02,
+        fwCfg: .init(selector: 0x19, offset: 7), resetControl: 0x02, systemControlA: 0xc2,
         i8042: .init(status: 0x1c, config: 0x45, outputPort: 0xcf, awaiting: 0xd1, lastRead: 0x55, replies: [0xfa, 0xaa]),
         consoleLCR: 0x83, pm1Control: 0x1c01,
         rtc: .init(index: 0x8b, offset: -86_400, ram: (0..<128).map { UInt8($0 == 0x0a ? 0x26 : $0) }))
@@ -24,6 +24,7 @@ struct BuiltInDeviceStateTests {
             vmm-launcher-devices 1
             fw_cfg 0x19 7
             reset-control 0x2
+            port92 0xc2
             i8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa
             console 0x83
             pm1-control 0x1c01
@@ -44,6 +45,9 @@ struct BuiltInDeviceStateTests {
             ("vmm-launcher-devices 1\nfw_cfg 0x19 1\nfw_cfg 0x19 1\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\nreset-control 0x6\nend\n", "reset-control value 0x6 (only bit 1 is kept)"),
             ("vmm-launcher-devices 1\nreset-control 6\nend\n", "reset-control value '6'"),
+            ("vmm-launcher-devices 1\nport92 0x3\nend\n", "port92 value 0x3 (bit 0, a reset, is never kept)"),
+            ("vmm-launcher-devices 1\nport92 0x100\nend\n", "port92 value '0x100'"),
+            ("vmm-launcher-devices 1\nport92 0x2 0x2\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\ni8042 0x1a 0x3 0xcf 0x0 0x0 -\nend\n", "i8042 status 0x1a (bits other than 0x1c)"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0xfe 0x0 -\nend\n", "i8042 pending command 0xfe"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 " + Array(repeating: "0xfa", count: 17).joined(separator: ",") + "\nend\n",
@@ -84,7 +88,7 @@ struct BuiltInDeviceStateTests {
         devices.rtc = RTC(cpus: 1, lowRAM: 1 << 20, highRAM: 0)
         let before = try #require(devices.i8042?.state)
         var saved = Self.full
-        saved.fwCfg = nil; saved.resetControl = nil; saved.consoleLCR = nil; saved.pm1Control = nil; saved.rtc = nil
+        saved.fwCfg = nil; saved.resetControl = nil; saved.systemControlA = nil; saved.consoleLCR = nil; saved.pm1Control = nil; saved.rtc = nil
         #expect(saved.i8042 != before)
         #expect(throws: LauncherError.self) { try devices.restore(saved) }
         do { try devices.restore(saved) } catch {
@@ -94,5 +98,32 @@ struct BuiltInDeviceStateTests {
         devices.rtc = nil
         try devices.restore(saved)
         #expect(devices.i8042?.state == saved.i8042)
+    }
+
+    /// Port 0x92 was built in after snapshots with this blob were first written: a blob
+    /// without its line restores it as after a reset; a line for it on a machine whose
+    /// port 0x92 a plugin took is refused before anything changes.
+    @Test("port 0x92's byte is restored; a blob without it (older) restores it as after a reset; one with it on a machine without it is refused")
+    func systemControlPortA() throws {
+        let devices = BuiltInDevices()
+        devices.systemControlA = SystemControlPortA()
+        devices.i8042 = I8042()
+        var saved = BuiltInDeviceState(systemControlA: 0x02, i8042: Self.full.i8042)
+        try devices.restore(saved)
+        #expect(devices.systemControlA?.state == 0x02)
+        saved.systemControlA = nil
+        try devices.restore(saved)
+        #expect(devices.systemControlA?.state == 0)
+        devices.systemControlA = nil
+        let before = try #require(devices.i8042?.state)
+        saved.systemControlA = 0x02
+        saved.i8042?.config = 0x01
+        do {
+            try devices.restore(saved)
+            Issue.record("restored port 0x92's state into a machine without it")
+        } catch {
+            #expect(error.message == "launcher devices: the snapshot has state of the built-in system control port A (port 0x92), and this machine has none (a plugin built or removed since?)")
+        }
+        #expect(devices.i8042?.state == before)
     }
 }

@@ -102,36 +102,38 @@ struct LauncherSnapshotTests {
     }
 
     /// Selects fw_cfg's signature and reads its first byte, asks the i8042 for a self-test
-    /// without reading the reply, writes 0x02 to the reset control (port 0xcf9); waits
-    /// 2^32 TSC cycles (the stop lands here); then reads the signature's next byte ('E'),
-    /// the i8042's reply (0x55) and port 0xcf9 (0x02), and ends with debug-exit of their
-    /// XOR (0x12: status 37). Any of the three lost reads differently.
+    /// without reading the reply, writes 0x02 to the reset control (port 0xcf9) and 0x40
+    /// to port 0x92; waits 2^32 TSC cycles (the stop lands here); then reads the
+    /// signature's next byte ('E'), the i8042's reply (0x55), port 0x92 (0x40) and port
+    /// 0xcf9 (0x02), and ends with debug-exit of their XOR (0x52: status 165). Any of the
+    /// four lost reads differently.
     static let builtInDeviceProbe: [UInt8] = [
         0x66, 0xba, 0x10, 0x05, 0x31, 0xc0, 0x66, 0xef, 0x66, 0xff, 0xc2, 0xec,
-        0xb0, 0xaa, 0xe6, 0x64, 0x66, 0xba, 0xf9, 0x0c, 0xb0, 0x02, 0xee, 0x0f,
+        0xb0, 0xaa, 0xe6, 0x64, 0x66, 0xba, 0xf9, 0x0c, 0xb0, 0x02, 0xee,
+        0xb0, 0x40, 0xe6, 0x92, 0x0f,
         0x31, 0x48, 0xc1, 0xe2, 0x20, 0x48, 0x09, 0xc2, 0x49, 0x89, 0xd0, 0x0f,
         0x31, 0x48, 0xc1, 0xe2, 0x20, 0x48, 0x09, 0xc2, 0x4c, 0x29, 0xc2, 0x48,
         0xc1, 0xea, 0x20, 0x74, 0xee, 0x66, 0xba, 0x11, 0x05, 0xec, 0x88, 0xc3,
-        0xe4, 0x60, 0x30, 0xc3, 0x66, 0xba, 0xf9, 0x0c, 0xec, 0x30, 0xd8, 0xe6,
+        0xe4, 0x60, 0x30, 0xc3, 0xe4, 0x92, 0x30, 0xc3, 0x66, 0xba, 0xf9, 0x0c, 0xec, 0x30, 0xd8, 0xe6,
         0xf4, 0xf4,
     ]
 
-    @Test("the launcher's own devices survive a snapshot: a fw_cfg read, an unread i8042 reply and port 0xcf9 go on after the restore")
+    @Test("the launcher's own devices survive a snapshot: a fw_cfg read, an unread i8042 reply, ports 0x92 and 0xcf9 go on after the restore")
     func builtInDevicesRestored() throws {
         let dir = try tempDir("builtins")
         let probe = try VMMProcess.temp("builtins.bin", Self.builtInDeviceProbe)
         let whole = try VMMProcess.run(["run", probe, "--load-addr", "0x100000", "--max-seconds", "60"])
-        #expect(whole.status == 37, "stderr: \(whole.stderr)")
+        #expect(whole.status == 165, "stderr: \(whole.stderr)")
         let snap = dir + "/snap"
         let r = try VMMProcess.run(["run", probe, "--load-addr", "0x100000", "--max-seconds", "0.5", "--snapshot-on-stop", snap])
         #expect(r.status == 22, "stderr: \(r.stderr)")
         let saved = read(snap + "/device-launcher-devices.state").split(separator: "\n", omittingEmptySubsequences: false)
         #expect(saved.filter { !$0.hasPrefix("rtc ") } == ["vmm-launcher-devices 1", "fw_cfg 0x0 1", "reset-control 0x2",
-                                                           "i8042 0x1c 0x3 0xcf 0x0 0x0 0x55", "pm1-control 0x0", "end", ""])
+                                                           "port92 0x40", "i8042 0x1c 0x3 0xcf 0x0 0x0 0x55", "pm1-control 0x0", "end", ""])
         // The RTC: index 0, no offset from the host clock, 128 bytes of CMOS memory.
         #expect(saved.contains { $0.hasPrefix("rtc 0x0 0 ") && $0.count == "rtc 0x0 0 ".count + 256 })
         let restored = try VMMProcess.run(["restore", snap])
-        #expect(restored.status == 37, "stderr: \(restored.stderr)")
+        #expect(restored.status == 165, "stderr: \(restored.stderr)")
         #expect(restored.stderr == "")
     }
 

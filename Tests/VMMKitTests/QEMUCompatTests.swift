@@ -208,6 +208,29 @@ struct QEMUCompatTests {
         #expect(r.stderr == "")
     }
 
+    /// in $0x92,%al; mov %al,%bl; mov $0x42,%al; out %al,$0x92 (A20 and bit 6, no reset);
+    /// in $0x92,%al; or %bl,%al; out %al,$0xf4 (debug-exit with the OR of both reads:
+    /// unassigned, the first read's all-ones would show); hlt
+    static let portAProbe: [UInt8] = [0xe4, 0x92, 0x88, 0xc3, 0xb0, 0x42, 0xe6, 0x92, 0xe4, 0x92,
+                                      0x08, 0xd8, 0xe6, 0xf4, 0xf4]
+
+    /// in $0x92,%al; or $1,%al; out %al,$0x92; jmp . (the fast reset of System Control Port A)
+    static let portAResetProbe: [UInt8] = [0xe4, 0x92, 0x0c, 0x01, 0xe6, 0x92, 0xeb, 0xfe]
+
+    @Test("port 0x92 (System Control Port A) reads 0 at first and keeps what is written; setting bit 0 resets, as QEMU's port92")
+    func systemControlPortA() throws {
+        let probe = try VMMProcess.temp("port92.bin", Self.portAProbe)
+        let r = try VMMProcess.run(["run", probe, "--load-addr", "0x100000", "--max-seconds", "20", "--strict-io"])
+        #expect(r.status == (0x42 << 1) | 1, "\(r.stderr)")
+        #expect(r.stderr == "")
+        let reset = try VMMProcess.temp("port92reset.bin", Self.portAResetProbe)
+        for extra in [[], ["--no-default-plugins", "--plugin", "DebugExit"]] {
+            let s = try VMMProcess.run(["run", reset, "--load-addr", "0x100000", "--max-seconds", "20"] + extra)
+            #expect(s.status == 0, "\(extra): \(s.stderr)")
+            #expect(s.stderr == "vmm: the guest asked for a reset (vCPU 0 wrote 0x1 to port 0x92); vmm does not reboot, so the run ends, as QEMU's with -no-reboot\n", "\(extra)")
+        }
+    }
+
     @Test("PCI configuration mechanism #1 by default: a bus scan finds exactly QEMU's i440FX host bridge; read-only fields ignore writes")
     func pciScan() throws {
         let r = try VMMProcess.run(["run", VMMProcess.guest("pciscan.elf"), "--max-seconds", Self.halfMinute])

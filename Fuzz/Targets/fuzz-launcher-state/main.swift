@@ -12,7 +12,7 @@ runFuzzer { data, size in
         let d = try BuiltInDeviceState.decode(bytes, version: 1, where: "fuzz")
         precondition((d.fwCfg?.offset ?? 0) <= BuiltInDeviceState.maxSize && (d.i8042?.replies.count ?? 0) <= I8042.queueLimit)
         precondition((d.resetControl ?? 0) & ~0x02 == 0 && (d.i8042?.status ?? 0) & ~BuiltInDeviceState.i8042StatusBits == 0)
-        precondition((d.pm1Control ?? 0) & (1 << 13) == 0)
+        precondition((d.pm1Control ?? 0) & (1 << 13) == 0 && (d.systemControlA ?? 0) & 0x01 == 0)
         precondition(d.rtc.map { $0.ram.count == 128 && $0.offset.magnitude <= UInt64(BuiltInDeviceState.rtcMaxOffset) } ?? true)
         let back = try BuiltInDeviceState.decode(d.encoded(), version: 1, where: "fuzz")
         precondition(back == d, "devices round trip")
