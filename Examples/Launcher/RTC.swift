@@ -4,20 +4,33 @@ import VMMKit
 /// The CMOS real-time clock (MC146818) of QEMU's `pc` machine: index port 0x70 (bit 7
 /// masks NMIs, kept but not modelled), data port 0x71. The time registers read the host's
 /// UTC clock (QEMU's default `-rtc base=utc`) plus whatever the guest set, in BCD or
-/// binary and in 24- or 12-hour form as register B says; "update in progress" (register
-/// A bit 7) never reads set; the CMOS memory holds what QEMU's does for its BIOS: base
-/// and extended memory, memory between 16 MiB and 4 GiB (64 KiB units) and above 4 GiB,
-/// the CPU count, the equipment byte and the century (0x32). No alarm, periodic or
-/// update interrupts (IRQ 8 is never raised).
+/// binary and in 24- or 12-hour form as register B says; the CMOS memory holds what
+/// QEMU's does for its BIOS: base and extended memory, memory between 16 MiB and 4 GiB
+/// (64 KiB units) and above 4 GiB, the CPU count, the equipment byte and the century
+/// (0x32).
+///
+/// Polled as QEMU's: "update in progress" (register A bit 7) reads set in the last 244 µs
+/// of each second of the guest's clock (while it runs: register B's SET clear, divider
+/// 0-2), as QEMU's and the chip's do, so a guest that waits for the update's rising edge
+/// to find the start of a second finds it; register C reads "update ended" (bit 4) once
+/// a second has ended since it was last read, and "periodic" (bit 6) once a period of
+/// register A's rate has passed while register B enables it; a read clears them. No
+/// interrupts: IRQ 8 is never raised, so "IRQ" (bit 7) and "alarm" (bit 5) never read set.
+/// Before, "update in progress" never read set and register C always read 0: a guest
+/// waiting for either spun until `--max-seconds`, or forever.
 ///
 /// Without it both ports were unassigned: every register read 0xff, so "update in
 /// progress" never cleared and a guest waiting for it (the usual first step of reading
 /// the time) spun until `--max-seconds`, or forever. Registered where no plugin claims
 /// either port; in snapshots (`BuiltInDeviceState`): the guest's offset from the host
-/// clock, the CMOS memory and the index.
+/// clock, the CMOS memory and the index (register C's flags start clear after a restore).
 final class RTC: @unchecked Sendable {
     static let indexPort: UInt16 = 0x70, dataPort: UInt16 = 0x71
     static let registerA = 0x0a, registerB = 0x0b, registerC = 0x0c, registerD = 0x0d, century = 0x32
+    /// The chip's time base, ticks a second.
+    static let ticksPerSecond: Int64 = 1 << 15
+    /// "Update in progress" reads set for the last 8 ticks (244 µs) of a second, as QEMU's.
+    static let updateTicks: Int64 = 8
     static let maxOffset = BuiltInDeviceState.rtcMaxOffset
 
     private var lock = pthread_mutex_t()
@@ -28,6 +41,9 @@ final class RTC: @unchecked Sendable {
     private var index: UInt8 = 0
     /// Seconds the guest's clock runs ahead of the host's.
     private var offset: Int64 = 0
+    /// The guest's clock in ticks when register C was last read (or the clock started):
+    /// its flags are the seconds and periods that ended since.
+    private var flagsRead: Int64 = 0
 
     init(cpus: Int, lowRAM: UInt64, highRAM: UInt64) {
         pthread_mutex_init(&lock, nil)
@@ -43,6 +59,7 @@ final class RTC: @unchecked Sendable {
         (ram[0x5b], ram[0x5c], ram[0x5d]) = (UInt8(truncatingIfNeeded: above), UInt8(truncatingIfNeeded: above >> 8),
                                             UInt8(truncatingIfNeeded: above >> 16))
         ram[0x5f] = UInt8(truncatingIfNeeded: max(cpus, 1) - 1)
+        flagsRead = ticks()
     }
 
     deinit { pthread_mutex_destroy(&lock) }
@@ -88,8 +105,8 @@ final class RTC: @unchecked Sendable {
         if let write { store(at, write); return 0 }
         switch at {
         case 0, 2, 4, 6, 7, 8, 9, Self.century: return encode(at, timeField(at, now()))
-        case Self.registerA: return ram[at] & 0x7f // never "update in progress"
-        case Self.registerC: return 0 // no interrupt flags
+        case Self.registerA: return ram[at] & 0x7f | (updating(ticks()) ? 0x80 : 0)
+        case Self.registerC: return takeFlags()
         case Self.registerD: return 0x80 // battery good
         default: return ram[at]
         }
@@ -102,6 +119,42 @@ final class RTC: @unchecked Sendable {
         case Self.registerA: ram[at] = value & 0x7f
         default: ram[at] = value
         }
+    }
+
+    /// The guest's clock in ticks of the time base (1/32768 s): the host's UTC clock plus
+    /// the offset (at most `maxOffset`, so no overflow before the year 200,000).
+    private func ticks() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return (Int64(ts.tv_sec) &+ offset) &* Self.ticksPerSecond &+ Int64(ts.tv_nsec) &* Self.ticksPerSecond / 1_000_000_000
+    }
+
+    /// The clock updates once a second: register B's SET clear, divider bits 0-2 (QEMU's test).
+    private var clockRuns: Bool { ram[Self.registerB] & 0x80 == 0 && ram[Self.registerA] & 0x70 <= 0x20 }
+
+    /// Within the last 244 µs before the clock's next second.
+    private func updating(_ now: Int64) -> Bool {
+        clockRuns && now & (Self.ticksPerSecond - 1) >= Self.ticksPerSecond - Self.updateTicks
+    }
+
+    /// Register C: "update ended" for a second that ended since the last read, "periodic"
+    /// for a period of register A's rate that did while register B enables it; cleared.
+    /// Shifts, not divisions: a clock set before 1970 counts negative ticks.
+    private func takeFlags() -> UInt8 {
+        let now = ticks(), last = flagsRead
+        flagsRead = now
+        var flags: UInt8 = 0
+        if clockRuns, now >> 15 > last >> 15 { flags |= 0x10 }
+        if ram[Self.registerB] & 0x40 != 0, let shift = periodShift(), now >> shift > last >> shift { flags |= 0x40 }
+        return flags
+    }
+
+    /// Register A's rate select as QEMU reads it (0 none, 1 and 2 as 8 and 9): a period of
+    /// 2^(rate-1) ticks, from 122 µs (3) to 500 ms (15).
+    private func periodShift() -> Int64? {
+        let rate = Int64(ram[Self.registerA] & 0x0f)
+        guard rate != 0 else { return nil }
+        return (rate <= 2 ? rate + 7 : rate) - 1
     }
 
     /// The guest's time now, broken down (UTC). Civil-calendar arithmetic of its own:
@@ -178,6 +231,7 @@ final class RTC: @unchecked Sendable {
         offset = max(-Self.maxOffset, min(Self.maxOffset, s.offset))
         if s.ram.count == ram.count { ram = s.ram }
         ram[Self.registerA] &= 0x7f
+        flagsRead = ticks()
     }
 }
 

@@ -1,0 +1,41 @@
+import Glibc
+@testable import Launcher
+import Testing
+
+/// The RTC's register C as a guest polls it (no interrupts): "periodic" follows register
+/// B's enable and register A's rate. The update cycle runs against a real guest
+/// (`QEMUCompatTests`).
+@Suite("the RTC's register C, polled")
+struct RTCFlagsTests {
+    static func select(_ rtc: RTC, _ register: Int) { rtc.access(port: RTC.indexPort, write: UInt8(register)) }
+    static func read(_ rtc: RTC, _ register: Int) -> UInt8 { select(rtc, register); return rtc.access(port: RTC.dataPort, write: nil) }
+    static func write(_ rtc: RTC, _ register: Int, _ value: UInt8) { select(rtc, register); rtc.access(port: RTC.dataPort, write: value) }
+
+    /// Spins until `micros` of the host's monotonic clock have passed: the condition the
+    /// flags depend on, not a sleep.
+    static func pass(micros: Int64) {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        let end = Int64(t.tv_sec) * 1_000_000 + Int64(t.tv_nsec) / 1000 + micros
+        repeat { clock_gettime(CLOCK_MONOTONIC, &t) } while Int64(t.tv_sec) * 1_000_000 + Int64(t.tv_nsec) / 1000 < end
+    }
+
+    @Test("'periodic' (0x40) is set only while register B enables it, once a period of register A's rate has passed; 'IRQ' and 'alarm' never")
+    func periodic() {
+        let rtc = RTC(cpus: 1, lowRAM: 1 << 20, highRAM: 0)
+        Self.write(rtc, RTC.registerA, 0x23) // rate 3: a period of 4 ticks, 122 µs
+        _ = Self.read(rtc, RTC.registerC)
+        Self.pass(micros: 2000)
+        #expect(Self.read(rtc, RTC.registerC) & 0x40 == 0, "periodic without register B's enable")
+        Self.write(rtc, RTC.registerB, 0x42) // periodic enabled, 24-hour
+        _ = Self.read(rtc, RTC.registerC)
+        Self.pass(micros: 2000)
+        let c = Self.read(rtc, RTC.registerC)
+        #expect(c & 0x40 != 0, "no periodic flag after 16 periods")
+        #expect(c & 0xaf == 0, "\(c)")
+        Self.write(rtc, RTC.registerA, 0x20) // rate 0: no periods
+        _ = Self.read(rtc, RTC.registerC)
+        Self.pass(micros: 2000)
+        #expect(Self.read(rtc, RTC.registerC) & 0x40 == 0, "periodic at rate 0")
+    }
+}
