@@ -17,6 +17,9 @@ final class BuiltInDevices: @unchecked Sendable {
                            i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: powerControl?.state, rtc: rtc?.state)
     }
 
+    /// Ends what runs beside the vCPUs (the RTC's interrupt thread): the run is over.
+    func close() { rtc?.stopInterrupts() }
+
     /// Puts a snapshot's state back. The machine rebuilt from the snapshot must have the
     /// same built-in devices; one fewer or more means it is not the machine the state
     /// belongs to (the UART plugin built since, or no longer: the built-in COM1 differs).

@@ -87,6 +87,8 @@ struct Launcher {
         // Watched from the first plugin's init on (a plugin that never returns from it).
         let stuck = StuckRunExit()
         try watchHandlers(plugins, stuck: stuck)
+        // The RTC's interrupt thread ends with the run (before the VM closes).
+        defer { devices.close() }
         try loadPlugins(plugins, dispatcher: dispatcher)
         let pager = try attachPager(plugins, vm: vm, dispatcher: dispatcher)
         defer { pager?.close() }

@@ -71,7 +71,7 @@ extension Launcher {
                 log.info("loaded plugin \(p.id) \(p.version) from \(p.path)")
             } catch { throw LauncherError(.plugin, error.description) }
         }
-        try registerMachineControls(on: dispatcher)
+        try registerMachineControls(on: dispatcher, vm: host.vm)
         guard !options.noDefaultPlugins else { return }
         do {
             // A stand-in serves a role no default took, where no plugin of the user's
@@ -99,13 +99,19 @@ extension Launcher {
     /// or without the default plugins (as fw_cfg): the reset control on port 0xcf9,
     /// System Control Port A on port 0x92, the i8042 on ports 0x60 and 0x64, ACPI's PM1a
     /// control on port 0x604; and the RTC on ports 0x70 and 0x71.
-    func registerMachineControls(on dispatcher: ExitDispatcher) throws(LauncherError) {
+    func registerMachineControls(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
         do {
             if dispatcher.pioOwner(port: RTC.indexPort, count: 2) == nil {
                 let low = min(options.memory, RAMLayout.holeStart)
                 let rtc = RTC(cpus: options.vcpus, lowRAM: low, highRAM: options.memory - low)
                 try rtc.register(on: dispatcher)
                 devices.rtc = rtc
+                if options.useIRQChip {
+                    // A failed raise (the VM closing) has no one to tell: the run is ending.
+                    do { try rtc.startInterrupts { [vm] level in try? vm.setIRQLine(8, level: level) } } catch {
+                        throw LauncherError(.host, "cannot start the RTC's interrupts (IRQ 8): \(error)")
+                    }
+                }
             }
             if dispatcher.pioOwner(port: ACPIPowerControl.port, count: 2) == nil {
                 let power = ACPIPowerControl()
@@ -127,7 +133,7 @@ extension Launcher {
                 try i8042.register(on: dispatcher)
                 devices.i8042 = i8042
             }
-        } catch { throw LauncherError(.host, "\(error)") }
+        } catch let error as LauncherError { throw error } catch { throw LauncherError(.host, "\(error)") }
     }
 
     /// The AsyncPF plugin (a default, or `--plugin AsyncPF[,...]`) routes its three MSRs

@@ -102,6 +102,8 @@ extension Launcher {
         // As `vmm run`: plugin calls watched from the first init on (state restores too).
         let stuck = StuckRunExit()
         try watchHandlers(plugins, stuck: stuck)
+        // The RTC's interrupt thread ends with the run (before the VM closes).
+        defer { devices.close() }
         try loadPlugins(plugins, dispatcher: dispatcher)
         do { try plugins.restoreStates(image.devices) } catch {
             throw LauncherError(.snapshot, "cannot restore \(dir): \(error)")

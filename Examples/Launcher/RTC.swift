@@ -9,15 +9,16 @@ import VMMKit
 /// (64 KiB units) and above 4 GiB, the CPU count, the equipment byte and the century
 /// (0x32).
 ///
-/// Polled as QEMU's: "update in progress" (register A bit 7) reads set in the last 244 µs
-/// of each second of the guest's clock (while it runs: register B's SET clear, divider
-/// 0-2), as QEMU's and the chip's do, so a guest that waits for the update's rising edge
-/// to find the start of a second finds it; register C reads "update ended" (bit 4) once
-/// a second has ended since it was last read, and "periodic" (bit 6) once a period of
-/// register A's rate has passed while register B enables it; a read clears them. No
-/// interrupts: IRQ 8 is never raised, so "IRQ" (bit 7) and "alarm" (bit 5) never read set.
-/// Before, "update in progress" never read set and register C always read 0: a guest
-/// waiting for either spun until `--max-seconds`, or forever.
+/// Its update cycle and flags as QEMU's: "update in progress" (register A bit 7) reads
+/// set in the last 244 µs of each second of the guest's clock (while it runs: register
+/// B's SET clear, divider 0-2), so a guest that waits for the update's rising edge to
+/// find the start of a second finds it; register C reads "update ended" (bit 4) once a
+/// second has ended since it was last read, "periodic" (bit 6) once a period of register
+/// A's rate has passed while register B enables it, and "IRQ" (bit 7) when register B
+/// enables one that is set; a read clears them. With an in-kernel irqchip, IRQ 8 is
+/// raised then until register C is read (`startInterrupts`). No alarm: bit 5 never reads
+/// set. Before, "update in progress" never read set, register C always read 0 and IRQ 8
+/// never rose: a guest waiting for any of them spun or slept until `--max-seconds`.
 ///
 /// Without it both ports were unassigned: every register read 0xff, so "update in
 /// progress" never cleared and a guest waiting for it (the usual first step of reading
@@ -44,9 +45,19 @@ final class RTC: @unchecked Sendable {
     /// The guest's clock in ticks when register C was last read (or the clock started):
     /// its flags are the seconds and periods that ended since.
     private var flagsRead: Int64 = 0
+    /// Wakes the interrupt thread: register A or B written, register C read, the clock
+    /// set, a stop.
+    private var changed = pthread_cond_t()
+    /// Drives IRQ 8 (`startInterrupts`: machines with an in-kernel irqchip).
+    private var line: (@Sendable (Bool) -> Void)?
+    private var interruptThread: pthread_t?
+    private var stopping = false
+    /// IRQ 8 was raised and register C not read since: nothing more to raise until it is.
+    private var raised = false
 
     init(cpus: Int, lowRAM: UInt64, highRAM: UInt64) {
         pthread_mutex_init(&lock, nil)
+        pthread_cond_init(&changed, nil)
         ram[Self.registerA] = 0x26 // 32.768 kHz time base, 1024 Hz rate
         ram[Self.registerB] = 0x02 // 24-hour, BCD, no interrupts
         ram[0x14] = 0x06 // equipment: FPU, PS/2 mouse, no floppy
@@ -62,7 +73,11 @@ final class RTC: @unchecked Sendable {
         flagsRead = ticks()
     }
 
-    deinit { pthread_mutex_destroy(&lock) }
+    deinit {
+        stopInterrupts()
+        pthread_cond_destroy(&changed)
+        pthread_mutex_destroy(&lock)
+    }
 
     private func put16(_ at: Int, _ value: UInt16) {
         ram[at] = UInt8(truncatingIfNeeded: value)
@@ -116,7 +131,8 @@ final class RTC: @unchecked Sendable {
         switch at {
         case 0, 2, 4, 7, 8, 9, Self.century: setTime(at, decode(at, value))
         case 6, Self.registerC, Self.registerD: break // day of week follows the date; C and D read-only
-        case Self.registerA: ram[at] = value & 0x7f
+        case Self.registerA: ram[at] = value & 0x7f; pthread_cond_signal(&changed)
+        case Self.registerB: ram[at] = value; pthread_cond_signal(&changed)
         default: ram[at] = value
         }
     }
@@ -137,16 +153,30 @@ final class RTC: @unchecked Sendable {
         clockRuns && now & (Self.ticksPerSecond - 1) >= Self.ticksPerSecond - Self.updateTicks
     }
 
-    /// Register C: "update ended" for a second that ended since the last read, "periodic"
-    /// for a period of register A's rate that did while register B enables it; cleared.
-    /// Shifts, not divisions: a clock set before 1970 counts negative ticks.
-    private func takeFlags() -> UInt8 {
-        let now = ticks(), last = flagsRead
-        flagsRead = now
+    /// Register C's flags at `now`: "update ended" for a second that ended since the last
+    /// read, "periodic" for a period of register A's rate that did while register B
+    /// enables it, and "IRQ" when register B enables one of them. Shifts, not divisions:
+    /// a clock set before 1970 counts negative ticks.
+    private func flags(at now: Int64) -> UInt8 {
+        let last = flagsRead
         var flags: UInt8 = 0
         if clockRuns, now >> 15 > last >> 15 { flags |= 0x10 }
         if ram[Self.registerB] & 0x40 != 0, let shift = periodShift(), now >> shift > last >> shift { flags |= 0x40 }
+        if flags & ram[Self.registerB] & 0x70 != 0 { flags |= 0x80 }
         return flags
+    }
+
+    /// A read of register C: its flags, cleared; IRQ 8 lowered if it was raised.
+    private func takeFlags() -> UInt8 {
+        let now = ticks()
+        let c = flags(at: now)
+        flagsRead = now
+        if raised {
+            raised = false
+            line?(false)
+            pthread_cond_signal(&changed)
+        }
+        return c
     }
 
     /// Register A's rate select as QEMU reads it (0 none, 1 and 2 as 8 and 9): a period of
@@ -214,6 +244,7 @@ final class RTC: @unchecked Sendable {
         let (delta, overflow) = t.seconds.subtractingReportingOverflow(Int64(time(nil)))
         guard !overflow, delta.magnitude <= UInt64(Self.maxOffset) else { return }
         offset = delta
+        pthread_cond_signal(&changed)
     }
 
     /// For a snapshot (vCPUs paused).
@@ -232,43 +263,53 @@ final class RTC: @unchecked Sendable {
         if s.ram.count == ram.count { ram = s.ram }
         ram[Self.registerA] &= 0x7f
         flagsRead = ticks()
-    }
-}
-
-/// A UTC time as calendar fields, converted from and to seconds since 1970 with the
-/// days-from-civil algorithm (proleptic Gregorian calendar; H. Hinnant's derivation).
-/// Days past a short month's end (31 February) roll into the next month.
-struct CivilTime: Equatable {
-    var year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int
-    /// 0 = Sunday.
-    var weekday: Int
-
-    init(seconds: Int64) {
-        let days = Int(seconds.floorDiv(86_400)), rest = Int(seconds - Int64(days) * 86_400)
-        (hour, minute, second) = (rest / 3600, rest / 60 % 60, rest % 60)
-        weekday = ((days % 7) + 11) % 7 // 1970-01-01 was a Thursday
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        day = doy - (153 * mp + 2) / 5 + 1
-        month = mp < 10 ? mp + 3 : mp - 9
-        year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        raised = false
+        pthread_cond_signal(&changed)
     }
 
-    var seconds: Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        return Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
+    /// Raises IRQ 8 through `line` when register C says "IRQ" (register B enables the
+    /// periodic or update-ended interrupt and its flag is set) until the guest reads C,
+    /// as QEMU's RTC does: on a thread of its own that sleeps until the next period or
+    /// second while one is enabled, and for good while none is. Each raise lowers the
+    /// line first, so it is an edge even where a restored irqchip left the line high.
+    /// Started before the vCPUs (which may not create threads: seccomp); the alarm
+    /// interrupt is not modelled.
+    func startInterrupts(line: @escaping @Sendable (Bool) -> Void) throws(VMMError) {
+        pthread_mutex_lock(&lock)
+        self.line = line
+        pthread_mutex_unlock(&lock)
+        interruptThread = try HostThread.start("rtc") { [self] in interruptLoop() }
     }
-}
 
-private extension Int64 {
-    func floorDiv(_ d: Int64) -> Int64 { let q = self / d; return (self % d != 0 && (self < 0) != (d < 0)) ? q - 1 : q }
+    /// Ends the interrupt thread (the run is over); IRQ 8 is left as it is.
+    func stopInterrupts() {
+        pthread_mutex_lock(&lock)
+        stopping = true
+        pthread_cond_signal(&changed)
+        pthread_mutex_unlock(&lock)
+        if let t = interruptThread { pthread_join(t, nil); interruptThread = nil }
+    }
+
+    private func interruptLoop() {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        while !stopping {
+            let enabled = ram[Self.registerB] & 0x50
+            guard enabled != 0, !raised else { pthread_cond_wait(&changed, &lock); continue }
+            let now = ticks()
+            if flags(at: now) & 0x80 != 0 {
+                raised = true
+                line?(false)
+                line?(true)
+                continue
+            }
+            var next = Int64.max
+            if enabled & 0x10 != 0, clockRuns { next = ((now >> 15) &+ 1) << 15 }
+            if enabled & 0x40 != 0, let shift = periodShift() { next = min(next, ((now >> shift) &+ 1) << shift) }
+            guard next != .max else { pthread_cond_wait(&changed, &lock); continue }
+            // Ticks to seconds, rounded up by a microsecond: waking early costs a pass.
+            var deadline = Deadline.after(seconds: Double(next &- now) / Double(Self.ticksPerSecond) + 1e-6)
+            pthread_cond_timedwait(&changed, &lock, &deadline)
+        }
+    }
 }

@@ -33,21 +33,26 @@ struct HostThreadLimitTests {
 
     static let args = [VMMProcess.guest("hello64.elf"), "--no-default-plugins", "--serial", "none", "--max-seconds", "30"]
 
-    @Test("no thread for the plugin watchdog, the signal stop, the --max-seconds timer, a vCPU or KVM's worker: status 20, one line each; none for the UART's output: status 8")
+    @Test("no thread for the plugin watchdog, the RTC's interrupts, the signal stop, the --max-seconds timer, a vCPU or KVM's worker: status 20, one line each; none for the UART's output: status 8")
     func eachGuardThread() throws {
         guard let watchdog = try Self.runLimited(tasks: 1, Self.args) else { return }
         #expect(watchdog.status == 20)
         #expect(watchdog.stderr == "vmm: cannot watch plugin handlers (--handler-budget): pthread_create of the watchdog thread failed: Resource temporarily unavailable (errno 11)\n")
-        let signals = try #require(try Self.runLimited(tasks: 2, Self.args))
+        // With the in-kernel irqchip (the default) the RTC's interrupt thread starts
+        // while the machine is built.
+        let rtc = try #require(try Self.runLimited(tasks: 2, Self.args))
+        #expect(rtc.status == 20)
+        #expect(rtc.stderr == "vmm: cannot start the RTC's interrupts (IRQ 8): pthread_create of the rtc thread failed: Resource temporarily unavailable (errno 11)\n")
+        let signals = try #require(try Self.runLimited(tasks: 3, Self.args))
         #expect(signals.status == 20)
         #expect(signals.stderr == "vmm: cannot watch for SIGTERM: pthread_create of the signal-stop thread failed: Resource temporarily unavailable (errno 11)\n")
-        let timer = try #require(try Self.runLimited(tasks: 3, Self.args))
+        let timer = try #require(try Self.runLimited(tasks: 4, Self.args))
         #expect(timer.status == 20)
         #expect(timer.stderr == "vmm: cannot start the --max-seconds timer: pthread_create of the time-limit thread failed: Resource temporarily unavailable (errno 11)\n")
-        let vcpu = try #require(try Self.runLimited(tasks: 4, Self.args))
+        let vcpu = try #require(try Self.runLimited(tasks: 5, Self.args))
         #expect(vcpu.status == 20)
         #expect(vcpu.stderr == "vmm: pthread_create of the vcpu0 thread failed: Resource temporarily unavailable (errno 11)\n")
-        // Without an irqchip there is no halt watcher: the next task the host is refused
+        // Without an irqchip there is no RTC interrupt thread nor halt watcher: the next task the host is refused
         // is the kernel's own (kvm-nx-lpage-recovery, started at the first KVM_RUN), and
         // every KVM_RUN then fails with EAGAIN. The core took that for a kick and spun.
         let kernel = try #require(try Self.runLimited(tasks: 5, Self.args + ["--irqchip", "none"]))

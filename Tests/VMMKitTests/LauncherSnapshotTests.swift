@@ -137,6 +137,22 @@ struct LauncherSnapshotTests {
         #expect(restored.stderr == "")
     }
 
+    /// Stopped at a tenth of a second, in the periodic phase (8 interrupts at 64 Hz take
+    /// at least 109 ms) or before it, and restored: register B's interrupt enables come
+    /// back with the RTC and its thread raises IRQ 8 again, so the guest finishes both
+    /// phases in the new process, with the whole run's output.
+    @Test("the RTC's interrupts go on after a restore: the guest stopped waiting for IRQ 8 gets it in the new process")
+    func rtcInterruptsRestored() throws {
+        let dir = try tempDir("rtcirq")
+        let snap = dir + "/snap"
+        let r = try VMMProcess.run(["run", VMMProcess.guest("rtc_irq.elf"), "--max-seconds", "0.1", "--snapshot-on-stop", snap])
+        #expect(r.status == 22, "stderr: \(r.stderr)")
+        let restored = try VMMProcess.run(["restore", snap, "--max-seconds", "30"])
+        #expect(restored.status == (0x19 << 1) | 1, "stderr: \(restored.stderr)")
+        #expect(r.stdout == "")
+        #expect(restored.stdout == QEMUCompatTests.rtcInterruptOutput)
+    }
+
     @Test("a truncated snapshot file is refused in one line with status 24, and nothing changes on disk")
     func truncated() throws {
         let dir = try tempDir("truncated")

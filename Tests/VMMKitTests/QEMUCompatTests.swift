@@ -238,6 +238,18 @@ struct QEMUCompatTests {
         #expect(r.stderr == "")
     }
 
+    @Test("the RTC's periodic and update-ended interrupts reach a QEMU-style kernel through IRQ 8 and the IOAPIC; register C acknowledges them")
+    func rtcInterrupts() throws {
+        for extra in [[], ["--vcpus", "2"]] {
+            let r = try VMMProcess.run(["run", VMMProcess.guest("rtc_irq.elf"), "--max-seconds", Self.halfMinute] + extra)
+            #expect(r.stdout == Self.rtcInterruptOutput, "\(extra)")
+            #expect(r.stderr == "", "\(extra)")
+            #expect(r.status == (0x19 << 1) | 1, "\(extra)")
+        }
+    }
+
+    static let rtcInterruptOutput = "rtc periodic irq flags: 000000C0\nrtc update irq flags: 00000090\n"
+
     @Test("port 0x92 (System Control Port A) reads 0 at first and keeps what is written; setting bit 0 resets, as QEMU's port92")
     func systemControlPortA() throws {
         let probe = try VMMProcess.temp("port92.bin", Self.portAProbe)

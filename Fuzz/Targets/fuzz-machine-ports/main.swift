@@ -6,7 +6,8 @@ import Glibc
 // 0x71). The i8042's status never says "input buffer full" (a guest waiting for it to
 // clear would wait for ever), "output full" is set exactly while a reply waits, the reply
 // queue stays bounded, and only the reset line's writes reset. The RTC's register C says
-// nothing but "update ended" and "periodic" (no interrupts), its clock stays within the
+// nothing but "update ended", "periodic" and "IRQ", the last exactly when register B
+// enables a flag that is set, its clock stays within the
 // offset a snapshot can hold, and its state reads back through the snapshot blob (whose
 // register A never keeps "update in progress").
 runFuzzer { data, size in
@@ -22,7 +23,9 @@ runFuzzer { data, size in
             if op & 2 == 0 {
                 let v = rtc.access(port: port, write: nil)
                 if port == RTC.dataPort, rtc.state.index & 0x7f == UInt8(RTC.registerC) {
-                    precondition(v & ~0x50 == 0, "RTC register C \(v): a flag other than update ended or periodic")
+                    let enables = rtc.state.ram[RTC.registerB] & 0x70
+                    precondition(v & ~0xd0 == 0, "RTC register C \(v): a flag other than IRQ, update ended or periodic")
+                    precondition((v & 0x80 != 0) == (v & enables != 0), "RTC register C \(v): IRQ against register B's enables \(enables)")
                 }
             } else {
                 rtc.access(port: port, write: value)
