@@ -4,11 +4,7 @@
  * to the first and last words of that 2 MiB page and reads them back (an address with no
  * RAM would read all-ones). Ends with debug-exit 0x19. */
 #include "mb.h"
-    .code32
-    MULTIBOOT_HEADER
-    .text
-    .globl _start
-_start:
+KERNEL_START
     mov $0x80000, %esp
     mov %ebx, %ebp
     testl $0x40, (%ebp)             /* flags bit 6: memory map */

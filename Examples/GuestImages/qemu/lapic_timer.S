@@ -3,21 +3,11 @@
  * ends with `cli; hlt` (the launcher's halt rule turns that into status 0). The
  * handler returns without IRET, which this host cannot emulate in protected mode. */
 #include "mb.h"
-    .code32
-    MULTIBOOT_HEADER
-    .text
-    .globl _start
-_start:
+KERNEL_START
     cmp $0x2BADB002, %eax
     jne dead
     mov $0x80000, %esp
-    mov $timer, %eax                /* interrupt gate 0x40 -> timer, CS 0x08 (loader GDT) */
-    mov $(idt + 0x40 * 8), %edi
-    mov %ax, (%edi)
-    movw $0x08, 2(%edi)
-    movw $0x8e00, 4(%edi)
-    shr $16, %eax
-    mov %ax, 6(%edi)
+    IDT_GATE(0x40, timer)
     lidt idtr
     mov $LAPIC, %ebx
     movl $0x1ff, 0xf0(%ebx)         /* spurious vector 0xff, APIC software-enabled */

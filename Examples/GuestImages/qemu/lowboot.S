@@ -4,11 +4,7 @@
  * prints its Multiboot command line (the info must have landed elsewhere, intact) and
  * ends with debug-exit 0x13. */
 #include "mb.h"
-    .code32
-    MULTIBOOT_HEADER
-    .text
-    .globl _start
-_start:
+KERNEL_START
     cmp $0x2BADB002, %eax
     jne dead
     mov %ebx, info

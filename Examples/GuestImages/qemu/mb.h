@@ -13,3 +13,18 @@
 puts: mov $0x3f8, %dx; 1: lodsb; test %al, %al; jz 2f; out %al, %dx; jmp 1b; 2: ret; \
 puthex: mov $8, %ecx; 3: rol $4, %eax; push %eax; and $0xf, %al; add $'0', %al; cmp $'9', %al; jbe 4f; add $7, %al; \
     4: mov $0x3f8, %dx; out %al, %dx; pop %eax; loop 3b; ret
+/* IDT_GATE(vector, handler): a 32-bit interrupt gate, CS 0x08 (the loader's GDT), in the
+ * kernel's `idt` (clobbers eax, edi). */
+#define IDT_GATE(vector, handler) \
+    mov $handler, %eax; mov $(idt + (vector) * 8), %edi; mov %ax, (%edi); movw $0x08, 2(%edi); \
+    movw $0x8e00, 4(%edi); shr $16, %eax; mov %ax, 6(%edi)
+/* IOAPIC_ROUTE(pin, vector): both PICs masked, the local APIC on with LINT0 masked, and
+ * the IOAPIC's redirection entry `pin` to `vector` (edge, fixed, APIC 0); clobbers eax. */
+#define IOAPIC 0xfec00000
+#define IOAPIC_ROUTE(pin, vector) \
+    mov $0xff, %al; out %al, $0x21; out %al, $0xa1; \
+    movl $0x1ff, LAPIC + 0xf0; movl $0x10000, LAPIC + 0x350; \
+    movl $(0x10 + 2 * (pin)), IOAPIC; movl $(vector), IOAPIC + 0x10; \
+    movl $(0x11 + 2 * (pin)), IOAPIC; movl $0, IOAPIC + 0x10
+/* KERNEL_START: the Multiboot header, then `_start` in 32-bit code. */
+#define KERNEL_START .code32; MULTIBOOT_HEADER; .text; .globl _start; _start:

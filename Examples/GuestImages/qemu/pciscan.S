@@ -4,11 +4,7 @@
  * the bridge's read-only id dword and of 0x0007 to its command register, read back.
  * Ends with debug-exit 0x15. */
 #include "mb.h"
-    .code32
-    MULTIBOOT_HEADER
-    .text
-    .globl _start
-_start:
+KERNEL_START
     mov $0x80000, %esp
     xor %ebx, %ebx                  /* bdf << 8: device in bits 15:11, function 10:8 */
     xor %edi, %edi                  /* functions found */

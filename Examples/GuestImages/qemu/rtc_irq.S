@@ -7,36 +7,16 @@
  * ended: 0x90); ends with debug-exit 0x19. Interrupts are taken in `sti; hlt` only, and
  * the handler returns with them off (see lapic_timer.S on IRET). */
 #include "mb.h"
-#define IOAPIC 0xfec00000
 #define PIN 8
 #define CMOS_WRITE(reg, value) mov $(reg), %al; out %al, $0x70; mov $(value), %al; out %al, $0x71
 #define CMOS_READ(reg) mov $(reg), %al; out %al, $0x70; in $0x71, %al
-    .code32
-    MULTIBOOT_HEADER
-    .text
-    .globl _start
-_start:
+KERNEL_START
     cmp $0x2BADB002, %eax
     jne dead
     mov $0x80000, %esp
-    mov $rtc_irq, %eax              /* interrupt gate 0x58 */
-    mov $(idt + 0x58 * 8), %edi
-    mov %ax, (%edi)
-    movw $0x08, 2(%edi)
-    movw $0x8e00, 4(%edi)
-    shr $16, %eax
-    mov %ax, 6(%edi)
+    IDT_GATE(0x58, rtc_irq)
     lidt idtr
-    mov $0xff, %al                  /* mask both PICs: the IOAPIC delivers */
-    out %al, $0x21
-    out %al, $0xa1
-    mov $LAPIC, %ebx
-    movl $0x1ff, 0xf0(%ebx)         /* LAPIC on */
-    movl $0x10000, 0x350(%ebx)      /* LINT0 masked */
-    movl $(0x10 + 2 * PIN), IOAPIC  /* redirection entry PIN, low: vector 0x58, edge, fixed */
-    movl $0x58, IOAPIC + 0x10
-    movl $(0x11 + 2 * PIN), IOAPIC  /* high: destination APIC 0 */
-    movl $0, IOAPIC + 0x10
+    IOAPIC_ROUTE(PIN, 0x58)         /* the PICs masked: the IOAPIC delivers */
 
     CMOS_WRITE(0x0a, 0x2a)          /* rate 10: 64 Hz */
     CMOS_WRITE(0x0b, 0x42)          /* periodic interrupt on, 24-hour, BCD */

@@ -3,11 +3,7 @@
  * with no IDT: a triple fault on vCPU 0 that must stop the whole machine at once. */
 #include "mb.h"
 #define COUNTER 0x7000
-    .code32
-    MULTIBOOT_HEADER
-    .text
-    .globl _start
-_start:
+KERNEL_START
     movl $0, COUNTER
     mov $ap_start, %esi
     mov $0x8000, %edi

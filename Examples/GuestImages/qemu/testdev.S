@@ -3,13 +3,8 @@
  * the CPU through the IOAPIC (redirection entry 10 -> vector 0x50, edge, fixed, APIC 0;
  * the PIC masked). Prints what it saw; ends with debug-exit 0x17. */
 #include "mb.h"
-#define IOAPIC 0xfec00000
 #define PIN 10
-    .code32
-    MULTIBOOT_HEADER
-    .text
-    .globl _start
-_start:
+KERNEL_START
     mov $0x80000, %esp
     mov $0x12345678, %eax           /* scratch port */
     mov $0xe0, %dx
@@ -29,24 +24,9 @@ _start:
     mov $0xe4, %dx
     out %eax, %dx
 
-    mov $irq, %eax                  /* interrupt gate 0x50 */
-    mov $(idt + 0x50 * 8), %edi
-    mov %ax, (%edi)
-    movw $0x08, 2(%edi)
-    movw $0x8e00, 4(%edi)
-    shr $16, %eax
-    mov %ax, 6(%edi)
+    IDT_GATE(0x50, irq)
     lidt idtr
-    mov $0xff, %al                  /* mask both PICs: the IOAPIC delivers */
-    out %al, $0x21
-    out %al, $0xa1
-    mov $LAPIC, %ebx
-    movl $0x1ff, 0xf0(%ebx)         /* LAPIC on */
-    movl $0x10000, 0x350(%ebx)      /* LINT0 masked */
-    movl $(0x10 + 2 * PIN), IOAPIC  /* redirection entry PIN, low: vector 0x50, edge, fixed */
-    movl $0x50, IOAPIC + 0x10
-    movl $(0x11 + 2 * PIN), IOAPIC  /* high: destination APIC 0 */
-    movl $0, IOAPIC + 0x10
+    IOAPIC_ROUTE(PIN, 0x50)         /* the PICs masked: the IOAPIC delivers */
     mov $1, %al                     /* raise line PIN while interrupts are off */
     mov $(0x2000 + PIN), %dx
     out %al, %dx
