@@ -13,11 +13,11 @@ import VMMKit
 /// set in the last 244 µs of each second of the guest's clock (while it runs: register
 /// B's SET clear, divider 0-2), so a guest that waits for the update's rising edge to
 /// find the start of a second finds it; register C reads "update ended" (bit 4) once a
-/// second has ended since it was last read, "periodic" (bit 6) once a period of register
-/// A's rate has passed while register B enables it, and "IRQ" (bit 7) when register B
-/// enables one that is set; a read clears them. With an in-kernel irqchip, IRQ 8 is
-/// raised then until register C is read (`startInterrupts`). No alarm: bit 5 never reads
-/// set. Before, "update in progress" never read set, register C always read 0 and IRQ 8
+/// second has ended since it was last read, "alarm" (bit 5) once a second matching the
+/// alarm registers (1, 3, 5; 0xc0-0xff matches any) has begun, "periodic" (bit 6) once a
+/// period of register A's rate has passed while register B enables it, and "IRQ" (bit 7)
+/// when register B enables one that is set; a read clears them. With an in-kernel
+/// irqchip, IRQ 8 is raised then until register C is read (`startInterrupts`). Before, "update in progress" never read set, register C always read 0 and IRQ 8
 /// never rose: a guest waiting for any of them spun or slept until `--max-seconds`.
 ///
 /// Without it both ports were unassigned: every register read 0xff, so "update in
@@ -160,10 +160,43 @@ final class RTC: @unchecked Sendable {
     private func flags(at now: Int64) -> UInt8 {
         let last = flagsRead
         var flags: UInt8 = 0
-        if clockRuns, now >> 15 > last >> 15 { flags |= 0x10 }
+        if clockRuns, now >> 15 > last >> 15 {
+            flags |= 0x10
+            if alarmRang(after: last >> 15, through: now >> 15) { flags |= 0x20 }
+        }
         if ram[Self.registerB] & 0x40 != 0, let shift = periodShift(), now >> shift > last >> shift { flags |= 0x40 }
         if flags & ram[Self.registerB] & 0x70 != 0 { flags |= 0x80 }
         return flags
+    }
+
+    /// Whether a second in (`after`, `through`] of the guest's clock matched the alarm
+    /// (registers 1, 3 and 5 against seconds, minutes and hours, in the guest's format;
+    /// 0xc0-0xff matches any), as the chip compares at each update. A day covers every
+    /// time of day: at most 86,400 seconds are looked at, however long register C went
+    /// unread.
+    private func alarmRang(after: Int64, through: Int64) -> Bool {
+        // Which hours, minutes and seconds the alarm matches, as bit sets: a value the
+        // guest's format cannot hold (BCD 0x7f) matches nothing, and no loop runs for it.
+        func matching(_ at: Int, _ count: Int) -> UInt64 {
+            let alarm = ram[at + 1]
+            if alarm & 0xc0 == 0xc0 { return (1 << UInt64(count)) - 1 }
+            var set: UInt64 = 0
+            for v in 0..<count where encode(at, v) == alarm { set |= 1 << UInt64(v) }
+            return set
+        }
+        let hours = matching(4, 24), minutes = matching(2, 60), seconds = matching(0, 60)
+        guard hours != 0, minutes != 0, seconds != 0 else { return false }
+        var s = max(after &+ 1, through &- 86_399)
+        while s <= through { // at most 24 hours, 1,440 minutes and a minute's seconds
+            let tod = Int((s % 86_400 + 86_400) % 86_400)
+            if hours & (1 << UInt64(tod / 3600)) == 0 { s &+= Int64(3600 - tod % 3600); continue }
+            if minutes & (1 << UInt64(tod / 60 % 60)) == 0 { s &+= Int64(60 - tod % 60); continue }
+            // The first matching second from this one on, in this minute.
+            let later = seconds >> UInt64(tod % 60)
+            guard later != 0 else { s &+= Int64(60 - tod % 60); continue }
+            return s &+ Int64(later.trailingZeroBitCount) <= through
+        }
+        return false
     }
 
     /// A read of register C: its flags, cleared; IRQ 8 lowered if it was raised.
@@ -272,8 +305,7 @@ final class RTC: @unchecked Sendable {
     /// as QEMU's RTC does: on a thread of its own that sleeps until the next period or
     /// second while one is enabled, and for good while none is. Each raise lowers the
     /// line first, so it is an edge even where a restored irqchip left the line high.
-    /// Started before the vCPUs (which may not create threads: seccomp); the alarm
-    /// interrupt is not modelled.
+    /// Started before the vCPUs (which may not create threads: seccomp).
     func startInterrupts(line: @escaping @Sendable (Bool) -> Void) throws(VMMError) {
         pthread_mutex_lock(&lock)
         self.line = line
@@ -294,7 +326,7 @@ final class RTC: @unchecked Sendable {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
         while !stopping {
-            let enabled = ram[Self.registerB] & 0x50
+            let enabled = ram[Self.registerB] & 0x70
             guard enabled != 0, !raised else { pthread_cond_wait(&changed, &lock); continue }
             let now = ticks()
             if flags(at: now) & 0x80 != 0 {
@@ -304,7 +336,8 @@ final class RTC: @unchecked Sendable {
                 continue
             }
             var next = Int64.max
-            if enabled & 0x10 != 0, clockRuns { next = ((now >> 15) &+ 1) << 15 }
+            // The update and alarm interrupts come at a second's end.
+            if enabled & 0x30 != 0, clockRuns { next = ((now >> 15) &+ 1) << 15 }
             if enabled & 0x40 != 0, let shift = periodShift() { next = min(next, ((now >> shift) &+ 1) << shift) }
             guard next != .max else { pthread_cond_wait(&changed, &lock); continue }
             // Ticks to seconds, rounded up by a microsecond: waking early costs a pass.

@@ -238,7 +238,7 @@ struct QEMUCompatTests {
         #expect(r.stderr == "")
     }
 
-    @Test("the RTC's periodic and update-ended interrupts reach a QEMU-style kernel through IRQ 8 and the IOAPIC; register C acknowledges them")
+    @Test("the RTC's periodic, update-ended and alarm interrupts reach a QEMU-style kernel through IRQ 8 and the IOAPIC; register C acknowledges them")
     func rtcInterrupts() throws {
         for extra in [[], ["--vcpus", "2"]] {
             let r = try VMMProcess.run(["run", VMMProcess.guest("rtc_irq.elf"), "--max-seconds", Self.halfMinute] + extra)
@@ -248,7 +248,7 @@ struct QEMUCompatTests {
         }
     }
 
-    static let rtcInterruptOutput = "rtc periodic irq flags: 000000C0\nrtc update irq flags: 00000090\n"
+    static let rtcInterruptOutput = "rtc periodic irq flags: 000000C0\nrtc update irq flags: 00000090\nrtc alarm irq flags: 000000A0\n"
 
     @Test("port 0x92 (System Control Port A) reads 0 at first and keeps what is written; setting bit 0 resets, as QEMU's port92")
     func systemControlPortA() throws {
