@@ -28,9 +28,10 @@ extension VCPU {
     /// plausible IO/MMIO exit takes this path, anything else goes through `run()`'s
     /// `classified` (so anomalies, faults, errors and kicks are handled as before).
     @inline(__always)
-    func runHot(_ tables: Unmanaged<FrozenTables>, _ exit: inout VMExit, _ verdict: inout ExitVerdict) throws(VMMError) -> HotStep {
+    func runHot<E: GuestEntry>(_ tables: Unmanaged<FrozenTables>, _ guest: E, _ exit: inout VMExit,
+                               _ verdict: inout ExitVerdict) throws(VMMError) -> HotStep {
         let entry = poisonForEntry()
-        let (rc, err) = entryRef._withUnsafeGuaranteedRef { $0.enter() }
+        let (rc, err) = guest.enter()
         if rc == 0 {
             let raw = UnsafeMutableRawPointer(runPage)
             let reason = runPage.pointee.exit_reason

@@ -123,3 +123,29 @@ final class BackendEntry {
         return backend.enter()
     }
 }
+
+/// How the hot loop enters the guest (`VCPU.hotLoop`, specialised for each). A backend
+/// is replaced only before its vCPU starts, so the choice holds for a whole loop.
+protocol GuestEntry {
+    func enter() -> (rc: Int32, errno: Int32)
+}
+
+/// Straight to `KVM_RUN` on a `KVMBackend` (kept alive by the vCPU's `BackendEntry`).
+struct KVMEntry: GuestEntry {
+    let kvm: Unmanaged<KVMBackend>
+
+    @inline(__always)
+    func enter() -> (rc: Int32, errno: Int32) { kvm._withUnsafeGuaranteedRef { $0.enter() } }
+}
+
+/// Through the protocol, for any other backend (scripted, replayed, a benchmark's).
+/// The existential is read from the entry at each call: held in the loop as an
+/// `unowned(unsafe)` existential, it was retained and released around every call.
+struct BackendCall: GuestEntry {
+    let entry: Unmanaged<BackendEntry>
+
+    init(_ entry: Unmanaged<BackendEntry>) { self.entry = entry }
+
+    @inline(__always)
+    func enter() -> (rc: Int32, errno: Int32) { entry._withUnsafeGuaranteedRef { $0.backend.enter() } }
+}
