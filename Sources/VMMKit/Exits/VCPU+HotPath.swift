@@ -15,6 +15,8 @@ enum HotStep {
     case halted
     /// Any other exit, kick or memory fault (`exit`): the loop's general path.
     case other
+    /// The entry failed (`failure`): the run ends with that error.
+    case failed
 }
 
 extension VCPU {
@@ -29,7 +31,7 @@ extension VCPU {
     /// `classified` (so anomalies, faults, errors and kicks are handled as before).
     @inline(__always)
     func runHot<E: GuestEntry>(_ tables: Unmanaged<FrozenTables>, _ guest: E, _ exit: inout VMExit,
-                               _ verdict: inout ExitVerdict) throws(VMMError) -> HotStep {
+                               _ verdict: inout ExitVerdict, _ failure: inout VMMError?) -> HotStep {
         let entry = poisonForEntry()
         let (rc, err) = guest.enter()
         if rc == 0 {
@@ -58,16 +60,25 @@ extension VCPU {
                 return .halted
             }
         }
-        return try coldStep(rc, err, entry, &exit)
+        return coldStep(rc, err, entry, &exit, &failure)
     }
 
     /// Everything but a plausible PIO, MMIO or HLT exit: `run()`'s own classification,
     /// out of line so that its anomaly messages and `VMExit` temporaries stay out of
     /// the hot path's frame.
     @inline(never)
-    private func coldStep(_ rc: Int32, _ err: Int32, _ entry: ExitCanary.Entry, _ exit: inout VMExit) throws(VMMError) -> HotStep {
-        exit = try classified(rc: rc, err: err, entry: entry)
-        return .other
+    ///
+    /// It does not throw: a throwing hot path kept Swift's error register live across
+    /// the whole loop, 4 register moves an exit (callgrind).
+    private func coldStep(_ rc: Int32, _ err: Int32, _ entry: ExitCanary.Entry, _ exit: inout VMExit,
+                          _ failure: inout VMMError?) -> HotStep {
+        do {
+            exit = try classified(rc: rc, err: err, entry: entry)
+            return .other
+        } catch {
+            failure = error
+            return .failed
+        }
     }
 
     /// The classifier has checked element size, count and that the data lies in the page.

@@ -152,9 +152,9 @@ extension VCPU {
     @inline(never)
     private func hotLoop<E: GuestEntry, H: HaltDispatch>(_ hot: Unmanaged<FrozenTables>, _ guest: E, _ halt: H,
                                                          _ hotExit: inout VMExit, _ hotVerdict: inout ExitVerdict) -> HotLoopEnd {
+        var failure: VMMError?
         while true {
-            let step: HotStep
-            do { step = try runHot(hot, guest, &hotExit, &hotVerdict) } catch { return .stop(.error(error)) }
+            let step = runHot(hot, guest, &hotExit, &hotVerdict, &failure)
             // Only this thread writes the count: a plain store, not a locked add.
             exits.store(exits.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
             switch step {
@@ -177,6 +177,10 @@ extension VCPU {
                 if let reason = settle(hotExit, hotVerdict) { return .stop(reason) }
             case .other:
                 return .general
+            case .failed:
+                // A failed entry is no exit (counted above to keep the test off the hot path).
+                exits.store(exits.load(ordering: .relaxed) &- 1, ordering: .relaxed)
+                return .stop(.error(failure ?? .closed("vCPU \(id)")))
             }
             if control.pending.load(ordering: .sequentiallyConsistent) { return .yield }
         }
