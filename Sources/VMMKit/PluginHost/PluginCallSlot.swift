@@ -177,8 +177,18 @@ extension PluginThreadState {
     @inline(__always)
     func call(_ fn: PluginHandleFunction, _ user: UnsafeMutableRawPointer?,
               _ record: UnsafeMutablePointer<vmm_exit_t>, _ tag: UInt64, what: UInt64, address: UInt64) -> vmm_verdict_t {
-        let slot = self.slot
         if slot.busy.load(ordering: .relaxed) != 0 { return nestedCall(fn, user, record, tag, what: what, address: address) }
+        return outermostCall(fn, user, record, tag, what: what, address: address)
+    }
+
+    /// `call` where no plugin call can be in progress on this thread: from the run
+    /// loop's hot path, which runs at the top of the vCPU's thread and never inside a
+    /// handler. No test for nesting: 3 instructions fewer a plugin exit (callgrind).
+    @inline(__always)
+    func outermostCall(_ fn: PluginHandleFunction, _ user: UnsafeMutableRawPointer?,
+                       _ record: UnsafeMutablePointer<vmm_exit_t>, _ tag: UInt64, what: UInt64, address: UInt64) -> vmm_verdict_t {
+        let slot = self.slot
+        assert(slot.busy.load(ordering: .relaxed) == 0, "a plugin call from the hot path inside another")
         slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
         slot.what.store(what, ordering: .releasing)
         slot.address.store(address, ordering: .releasing)

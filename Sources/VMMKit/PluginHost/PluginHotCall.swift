@@ -107,7 +107,7 @@ extension PluginThreadState {
             port: io.port, size: UInt8(truncatingIfNeeded: io.size), is_write: io.isWrite ? 1 : 0,
             count: UInt32(truncatingIfNeeded: io.count), data: io.data.baseAddress?.assumingMemoryBound(to: UInt8.self))
         let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_PIO.rawValue, isWrite: io.isWrite, smallSize: io.size)
-        return hotStep(call(fn, e.user, record, e.tag, what: what, address: UInt64(io.port)), info, &verdict)
+        return hotStep(outermostCall(fn, e.user, record, e.tag, what: what, address: UInt64(io.port)), info, &verdict)
     }
 
     @inline(__always)
@@ -121,7 +121,7 @@ extension PluginThreadState {
         let value = isWrite ? access.data.littleEndian : 0
         withUnsafeMutableBytes(of: &record.pointee.mmio.data) { $0.storeBytes(of: value, as: UInt64.self) }
         let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_MMIO.rawValue, isWrite: isWrite, smallSize: access.length)
-        let answer = hotStep(call(fn, e.user, record, e.tag, what: what, address: access.address), info, &verdict)
+        let answer = hotStep(outermostCall(fn, e.user, record, e.tag, what: what, address: access.address), info, &verdict)
         // Read back whatever the direction: after a handled write the hot path never
         // reads `access.data` again (hotMMIO completes reads only), and one test fewer.
         if case .handled = answer {
@@ -135,7 +135,7 @@ extension PluginThreadState {
                 _ verdict: inout ExitVerdict) -> RangeStep {
         let record = begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue)
         let what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_HLT.rawValue, isWrite: false, size: 0)
-        return hotStep(call(fn, e.user, record, e.tag, what: what, address: 0), info, &verdict)
+        return hotStep(outermostCall(fn, e.user, record, e.tag, what: what, address: 0), info, &verdict)
     }
 
     /// `hotHLT` for the hot loop specialised for one plugin HLT handler: everything the
@@ -145,7 +145,7 @@ extension PluginThreadState {
     @inline(__always)
     func hotHLT(_ h: PluginHalt, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeStep {
         let record = begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue)
-        let v = call(h.fn, h.user, record, h.tag, what: h.what, address: 0)
+        let v = outermostCall(h.fn, h.user, record, h.tag, what: h.what, address: 0)
         if anyDirty { return slowStep(v, h.box, &verdict) }
         self.vcpu = nil
         if v == VMM_HANDLED.rawValue { return .handled }
