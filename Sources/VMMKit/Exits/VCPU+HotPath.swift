@@ -66,10 +66,10 @@ extension VCPU {
     /// Everything but a plausible PIO, MMIO or HLT exit: `run()`'s own classification,
     /// out of line so that its anomaly messages and `VMExit` temporaries stay out of
     /// the hot path's frame.
-    @inline(never)
     ///
     /// It does not throw: a throwing hot path kept Swift's error register live across
     /// the whole loop, 4 register moves an exit (callgrind).
+    @inline(never)
     private func coldStep(_ rc: Int32, _ err: Int32, _ entry: ExitCanary.Entry, _ exit: inout VMExit,
                           _ failure: inout VMMError?) -> HotStep {
         do {
