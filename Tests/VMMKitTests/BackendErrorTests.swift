@@ -48,6 +48,8 @@ struct BackendErrorTests {
     func customBackend() {
         let vcpu = VCPU(id: 3, backend: FailingBackend(), memory: .detached())
         #expect(vcpu.runLoop(ExitDispatcher()) == .error(.invalidArgument("test backend of vCPU 3: the device went away (errno 5)")))
+        // The hot loop counts each entry before it looks at it: a failed one is taken back.
+        #expect(vcpu.exitCount == 0)
         #expect(throws: VMMError.invalidArgument("test backend of vCPU 3 has no fd")) { try vcpu.specialRegisters() }
     }
 
