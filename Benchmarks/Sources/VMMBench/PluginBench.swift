@@ -24,8 +24,11 @@ enum PluginBench {
     /// Where the plugins are: scripts/bench builds them (release Swift, cc for C).
     static var searchPath: PluginSearchPath {
         let root = PluginSearchPath.packageRoot ?? "."
-        return PluginSearchPath([root + "/Benchmarks/.build/release", root + "/.build/release",
-                                 root + "/.build/plugins/fixtures", root + "/.build/debug"])
+        // VMM_BENCH_PLUGIN_DIR first: scripts/bench-instructions loads copies without
+        // debug information from there (valgrind cannot read the Swift compiler's).
+        let first = getenv("VMM_BENCH_PLUGIN_DIR").map { [String(cString: $0)] } ?? []
+        return PluginSearchPath(first + [root + "/Benchmarks/.build/release", root + "/.build/release",
+                                         root + "/.build/plugins/fixtures", root + "/.build/debug"])
     }
 
     enum Handler: String, CaseIterable {
