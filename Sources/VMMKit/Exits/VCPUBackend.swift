@@ -117,6 +117,8 @@ final class BackendEntry {
         self.kvm = (backend as? KVMBackend).map { Unmanaged.passUnretained($0) }
     }
 
+    /// One entry, for the general path (`run()`). The hot loop makes the same choice once
+    /// per loop instead (`KVMEntry` or `BackendCall`, below): change both together.
     @inline(__always)
     func enter() -> (rc: Int32, errno: Int32) {
         if let kvm { return kvm._withUnsafeGuaranteedRef { $0.enter() } }
