@@ -20,6 +20,14 @@ final class BuiltInDevices: @unchecked Sendable {
     /// Ends what runs beside the vCPUs (the RTC's interrupt thread): the run is over.
     func close() { rtc?.stopInterrupts() }
 
+    /// Starts what a restored state needs beside the vCPUs (the RTC's interrupt thread,
+    /// where the guest had enabled an interrupt), before they run.
+    func startThreads() throws(LauncherError) {
+        do { try rtc?.startInterruptsIfEnabled() } catch {
+            throw LauncherError(.host, "cannot start the RTC's interrupts (IRQ 8): \(error)")
+        }
+    }
+
     /// Puts a snapshot's state back. The machine rebuilt from the snapshot must have the
     /// same built-in devices; one fewer or more means it is not the machine the state
     /// belongs to (the UART plugin built since, or no longer: the built-in COM1 differs).

@@ -108,9 +108,7 @@ extension Launcher {
                 devices.rtc = rtc
                 if options.useIRQChip {
                     // A failed raise (the VM closing) has no one to tell: the run is ending.
-                    do { try rtc.startInterrupts { [vm] level in try? vm.setIRQLine(8, level: level) } } catch {
-                        throw LauncherError(.host, "cannot start the RTC's interrupts (IRQ 8): \(error)")
-                    }
+                    rtc.connectInterrupts { [vm] level in try? vm.setIRQLine(8, level: level) }
                 }
             }
             if dispatcher.pioOwner(port: ACPIPowerControl.port, count: 2) == nil {
@@ -133,7 +131,7 @@ extension Launcher {
                 try i8042.register(on: dispatcher)
                 devices.i8042 = i8042
             }
-        } catch let error as LauncherError { throw error } catch { throw LauncherError(.host, "\(error)") }
+        } catch { throw LauncherError(.host, "\(error)") }
     }
 
     /// The AsyncPF plugin (a default, or `--plugin AsyncPF[,...]`) routes its three MSRs

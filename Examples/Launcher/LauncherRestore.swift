@@ -110,6 +110,7 @@ extension Launcher {
         }
         if let deviceState {
             do { try devices.restore(deviceState) } catch { throw LauncherError(.snapshot, "cannot restore \(dir): \(error.message)") }
+            try devices.startThreads()
         }
         do { try restored.attach(to: dispatcher) } catch { throw LauncherError(.host, "cannot page the snapshot in: \(error)") }
         // Ring-3 faults on lazily restored RAM reach the AsyncPF plugin as PAGE_MISSING.

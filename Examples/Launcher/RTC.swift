@@ -17,7 +17,7 @@ import VMMKit
 /// alarm registers (1, 3, 5; 0xc0-0xff matches any) has begun, "periodic" (bit 6) once a
 /// period of register A's rate has passed while register B enables it, and "IRQ" (bit 7)
 /// when register B enables one that is set; a read clears them. With an in-kernel
-/// irqchip, IRQ 8 is raised then until register C is read (`startInterrupts`). Before, "update in progress" never read set, register C always read 0 and IRQ 8
+/// irqchip, IRQ 8 is raised then until register C is read (`connectInterrupts`). Before, "update in progress" never read set, register C always read 0 and IRQ 8
 /// never rose: a guest waiting for any of them spun or slept until `--max-seconds`.
 ///
 /// Without it both ports were unassigned: every register read 0xff, so "update in
@@ -48,8 +48,9 @@ final class RTC: @unchecked Sendable {
     /// Wakes the interrupt thread: register A or B written, register C read, the clock
     /// set, a stop.
     private var changed = pthread_cond_t()
-    /// Drives IRQ 8 (`startInterrupts`: machines with an in-kernel irqchip).
+    /// Drives IRQ 8 (`connectInterrupts`: machines with an in-kernel irqchip).
     private var line: (@Sendable (Bool) -> Void)?
+    /// Started when register B first enables an interrupt; nil before and after the run.
     private var interruptThread: pthread_t?
     private var stopping = false
     /// IRQ 8 was raised and register C not read since: nothing more to raise until it is.
@@ -102,6 +103,12 @@ final class RTC: @unchecked Sendable {
                     }
                     io.setElement(i, value)
                 }
+            }
+            guard io.isWrite else { return .handled }
+            // Register B may have just enabled an interrupt: the first time, a thread starts.
+            do throws(VMMError) { try startInterruptsIfEnabled() } catch {
+                guard case let .systemCallFailed(name, errno) = error else { return .stop(.error(error)) }
+                return .stop(.error(.systemCallFailed(name: "\(name) (the RTC's interrupts, IRQ 8, which the guest enabled)", errno: errno)))
             }
             return .handled
         }
@@ -305,21 +312,42 @@ final class RTC: @unchecked Sendable {
     /// as QEMU's RTC does: on a thread of its own that sleeps until the next period or
     /// second while one is enabled, and for good while none is. Each raise lowers the
     /// line first, so it is an edge even where a restored irqchip left the line high.
-    /// Started before the vCPUs (which may not create threads: seccomp).
-    func startInterrupts(line: @escaping @Sendable (Bool) -> Void) throws(VMMError) {
+    /// The thread starts when register B first enables an interrupt
+    /// (`startInterruptsIfEnabled`): a guest that never does never has it.
+    func connectInterrupts(line: @escaping @Sendable (Bool) -> Void) {
         pthread_mutex_lock(&lock)
         self.line = line
         pthread_mutex_unlock(&lock)
-        interruptThread = try HostThread.start("rtc") { [self] in interruptLoop() }
     }
 
-    /// Ends the interrupt thread (the run is over); IRQ 8 is left as it is.
+    /// Register B enables an interrupt that no thread raises yet (under lock).
+    private var threadWanted: Bool { line != nil && interruptThread == nil && !stopping && ram[Self.registerB] & 0x70 != 0 }
+
+    /// Starts the interrupt thread if register B enables an interrupt and none runs: after
+    /// a guest's write (a vCPU, which may not create threads, asks through
+    /// `ThreadRequest`) and after a restore (before the vCPUs run).
+    func startInterruptsIfEnabled() throws(VMMError) {
+        pthread_mutex_lock(&lock)
+        let wanted = threadWanted
+        pthread_mutex_unlock(&lock)
+        guard wanted else { return }
+        try ThreadRequest.run { [self] () throws(VMMError) in
+            pthread_mutex_lock(&lock)
+            defer { pthread_mutex_unlock(&lock) }
+            guard threadWanted else { return } // another vCPU's request started it
+            interruptThread = try HostThread.start("rtc") { [self] in interruptLoop() }
+        }
+    }
+
+    /// Ends the interrupt thread, if it started (the run is over); IRQ 8 is left as it is.
     func stopInterrupts() {
         pthread_mutex_lock(&lock)
         stopping = true
         pthread_cond_signal(&changed)
+        let thread = interruptThread
+        interruptThread = nil
         pthread_mutex_unlock(&lock)
-        if let t = interruptThread { pthread_join(t, nil); interruptThread = nil }
+        if let thread { pthread_join(thread, nil) }
     }
 
     private func interruptLoop() {

@@ -83,8 +83,9 @@ enum SignalStop {
         Glibc.exit(status)
     }
 
-    /// A thread that turns the handler's byte into a stop of `vm`; a signal received
-    /// before it started (while plugins loaded) is acted on at once.
+    /// A thread that turns the handler's byte into a stop of `vm` (a signal received
+    /// before it started, while plugins loaded, is acted on at once), and starts the
+    /// threads the vCPUs ask for (`ThreadRequest`).
     final class Watch: @unchecked Sendable {
         private var thread = pthread_t()
         private let vm: VirtualMachine
@@ -93,18 +94,29 @@ enum SignalStop {
         init(vm: VirtualMachine, onStop: @escaping @Sendable (Int32) -> Void) throws(VMMError) {
             self.vm = vm
             self.onStop = onStop
-            thread = try HostThread.start("signal-stop") { self.wait() }
+            // It also starts the threads the vCPUs ask for (`ThreadRequest`).
+            ThreadRequest.setServing(true)
+            do { thread = try HostThread.start("signal-stop") { self.wait() } } catch {
+                ThreadRequest.setServing(false)
+                throw error
+            }
         }
 
         private func wait() {
+            defer { ThreadRequest.setServing(false) }
             var byte: UInt8 = 0
             while true {
                 let n = read(SignalStop.readEnd, &byte, 1)
                 if n < 0 && errno == EINTR { continue }
-                guard n == 1, byte == 1 else { return } // 2: cancelled
-                let sig = SignalStop.first.load(ordering: .relaxed)
-                vm.requestStop(.requested)
-                onStop(sig)
+                guard n == 1 else { return }
+                switch byte {
+                case 1:
+                    let sig = SignalStop.first.load(ordering: .relaxed)
+                    vm.requestStop(.requested)
+                    onStop(sig)
+                case ThreadRequest.pipeByte: ThreadRequest.serve()
+                default: return // 2: cancelled
+                }
             }
         }
 

@@ -33,26 +33,27 @@ struct HostThreadLimitTests {
 
     static let args = [VMMProcess.guest("hello64.elf"), "--no-default-plugins", "--serial", "none", "--max-seconds", "30"]
 
-    @Test("no thread for the plugin watchdog, the RTC's interrupts, the signal stop, the --max-seconds timer, a vCPU or KVM's worker: status 20, one line each; none for the UART's output: status 8")
+    @Test("no thread for the plugin watchdog, the signal stop, the --max-seconds timer, the halt watcher, a vCPU or KVM's worker: status 20, one line each; none for the UART's output: status 8")
     func eachGuardThread() throws {
         guard let watchdog = try Self.runLimited(tasks: 1, Self.args) else { return }
         #expect(watchdog.status == 20)
         #expect(watchdog.stderr == "vmm: cannot watch plugin handlers (--handler-budget): pthread_create of the watchdog thread failed: Resource temporarily unavailable (errno 11)\n")
-        // With the in-kernel irqchip (the default) the RTC's interrupt thread starts
-        // while the machine is built.
-        let rtc = try #require(try Self.runLimited(tasks: 2, Self.args))
-        #expect(rtc.status == 20)
-        #expect(rtc.stderr == "vmm: cannot start the RTC's interrupts (IRQ 8): pthread_create of the rtc thread failed: Resource temporarily unavailable (errno 11)\n")
-        let signals = try #require(try Self.runLimited(tasks: 3, Self.args))
+        // No thread for the RTC's interrupts: this guest never enables one.
+        let signals = try #require(try Self.runLimited(tasks: 2, Self.args))
         #expect(signals.status == 20)
         #expect(signals.stderr == "vmm: cannot watch for SIGTERM: pthread_create of the signal-stop thread failed: Resource temporarily unavailable (errno 11)\n")
-        let timer = try #require(try Self.runLimited(tasks: 4, Self.args))
+        let timer = try #require(try Self.runLimited(tasks: 3, Self.args))
         #expect(timer.status == 20)
         #expect(timer.stderr == "vmm: cannot start the --max-seconds timer: pthread_create of the time-limit thread failed: Resource temporarily unavailable (errno 11)\n")
+        // With the in-kernel irqchip (the default) the halt watcher starts before the
+        // vCPUs: no guest code has run when it cannot.
+        let halt = try #require(try Self.runLimited(tasks: 4, Self.args))
+        #expect(halt.status == 20)
+        #expect(halt.stderr == "vmm: pthread_create of the halt-watch thread failed: Resource temporarily unavailable (errno 11)\n")
         let vcpu = try #require(try Self.runLimited(tasks: 5, Self.args))
         #expect(vcpu.status == 20)
         #expect(vcpu.stderr == "vmm: pthread_create of the vcpu0 thread failed: Resource temporarily unavailable (errno 11)\n")
-        // Without an irqchip there is no RTC interrupt thread nor halt watcher: the next task the host is refused
+        // Without an irqchip there is no halt watcher: the next task the host is refused
         // is the kernel's own (kvm-nx-lpage-recovery, started at the first KVM_RUN), and
         // every KVM_RUN then fails with EAGAIN. The core took that for a kick and spun.
         let kernel = try #require(try Self.runLimited(tasks: 5, Self.args + ["--irqchip", "none"]))
@@ -64,6 +65,15 @@ struct HostThreadLimitTests {
         #expect(uart.status == 8)
         #expect(uart.stderr.hasSuffix("init failed: uart: key 'output': cannot start the output thread: Resource temporarily unavailable (errno 11)\n"), "\(uart.stderr)")
         unlink("/tmp/vmm-thread-limit-\(getpid()).txt")
+        // The RTC's interrupt thread starts when the guest first enables an interrupt in
+        // register B: the vCPU asks the signal-stop thread for it, and the run ends there.
+        // Every other task (the worker KVM starts at the first entry too) started before.
+        let rtcArgs = [VMMProcess.guest("rtc_irq.elf"), "--serial", "none", "--max-seconds", "30"]
+        let rtc = try #require(try Self.runLimited(tasks: 7, rtcArgs))
+        #expect(rtc.status == 20)
+        #expect(rtc.stderr == "vmm: vCPU 0: pthread_create of the rtc thread (the RTC's interrupts, IRQ 8, which the guest enabled) failed: Resource temporarily unavailable (errno 11)\n")
+        let rtcRoom = try #require(try Self.runLimited(tasks: 8, rtcArgs))
+        #expect(rtcRoom.status == (0x19 << 1) | 1, "\(rtcRoom.stderr)")
         // The same guest with room for its threads runs to the end.
         let room = try #require(try Self.runLimited(tasks: 16, Self.args))
         #expect(room.status == 0)

@@ -35,6 +35,8 @@ public final class VMSupervisor: @unchecked Sendable {
     private var firstError: Int?
     private var running = 0
     private var allHalted = false
+    /// A vCPU could not start: the monitor ends (those that did are stopped).
+    private var abandoned = false
     private var inspected = 0
     /// How many times the monitor looked at the vCPUs' state (any thread may read it).
     public var inspections: Int {
@@ -67,6 +69,13 @@ public final class VMSupervisor: @unchecked Sendable {
         running = all.count
         pthread_mutex_unlock(&lock)
         dispatcher.freeze()
+        var monitor: pthread_t?
+        if detectHalt {
+            // Without it a machine whose vCPUs all halt would wait forever: not a run to
+            // start. Started first, so that no guest code has run when it cannot be, and
+            // every thread a guest's own act starts (the launcher's RTC interrupts) comes after it.
+            monitor = try HostThread.start("halt-watch") { self.watch() }
+        }
         for (i, vcpu) in all.enumerated() {
             do {
                 _ = try vcpu.liveFD()
@@ -77,18 +86,17 @@ public final class VMSupervisor: @unchecked Sendable {
                 }
             } catch {
                 VCPU.stopAll(all)
+                if let monitor {
+                    pthread_mutex_lock(&lock)
+                    abandoned = true
+                    pthread_cond_broadcast(&cond)
+                    pthread_mutex_unlock(&lock)
+                    pthread_join(monitor, nil)
+                }
                 throw error
             }
         }
         started()
-        var monitor: pthread_t?
-        if detectHalt {
-            // Without it a machine whose vCPUs all halt would wait forever: not a run to start.
-            do { monitor = try HostThread.start("halt-watch") { self.watch() } } catch {
-                VCPU.stopAll(all)
-                throw error
-            }
-        }
         let reasons = all.map { $0.join() }
         if let monitor { pthread_join(monitor, nil) }
         pthread_mutex_lock(&lock)
@@ -110,10 +118,10 @@ public final class VMSupervisor: @unchecked Sendable {
 
     private func watch() {
         pthread_mutex_lock(&lock)
-        while running > 0 {
+        while running > 0 && !abandoned {
             var deadline = Deadline.after(seconds: pollSeconds)
             pthread_cond_timedwait(&cond, &lock, &deadline)
-            guard running > 0, firstError == nil else { break }
+            guard running > 0, firstError == nil, !abandoned else { break }
             pthread_mutex_unlock(&lock)
             let dead = allSleeping() && inspect()
             pthread_mutex_lock(&lock)
