@@ -29,7 +29,9 @@ enum ThreadRequest {
     nonisolated(unsafe) private static var serving = false
     /// A request is between its write and its answer: the next one waits.
     nonisolated(unsafe) private static var busy = false
+    /// The request the pipe's byte stands for, until the signal-stop thread takes it.
     nonisolated(unsafe) private static var pending: (() -> VMMError?)?
+    /// nil until answered; then the request's error, or `.some(nil)`: it succeeded.
     nonisolated(unsafe) private static var answer: VMMError??
 
     /// [any thread] Runs `start` on the signal-stop thread and waits for it to return,
