@@ -53,6 +53,8 @@ struct BuiltInDeviceState: Equatable {
     static let i8042StatusBits: UInt8 = 0x1c
     /// The guest's clock may be set at most this far from the host's (±200 years).
     static let rtcMaxOffset: Int64 = 200 * 366 * 86_400
+    /// Register C's flags a snapshot keeps in CMOS byte 0x0c: update ended, alarm, periodic.
+    static let rtcKeptFlags: UInt8 = 0x70
     static let i8042Commands: [UInt8] = [0, 0x60, 0xd1, 0xd2, 0xd3, 0xd4]
 
     func encoded() -> [UInt8] {
@@ -143,6 +145,9 @@ struct BuiltInDeviceState: Equatable {
                     ram.append(v)
                 }
                 guard ram[0x0a] & 0x80 == 0 else { throw bad("rtc register A \(hex(ram[0x0a])) (update in progress is never kept)") }
+                guard ram[0x0c] & ~rtcKeptFlags == 0 else {
+                    throw bad("rtc register C \(hex(ram[0x0c])) (only its update-ended, alarm and periodic flags are kept)")
+                }
                 state.rtc = RTCRegisters(index: index, offset: offset, ram: ram)
             case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("console", _), ("pm1-control", _), ("rtc", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")

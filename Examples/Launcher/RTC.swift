@@ -24,7 +24,7 @@ import VMMKit
 /// progress" never cleared and a guest waiting for it (the usual first step of reading
 /// the time) spun until `--max-seconds`, or forever. Registered where no plugin claims
 /// either port; in snapshots (`BuiltInDeviceState`): the guest's offset from the host
-/// clock, the CMOS memory and the index (register C's flags start clear after a restore).
+/// clock, the CMOS memory (register C's byte: the flags the guest had not read) and the index.
 final class RTC: @unchecked Sendable {
     static let indexPort: UInt16 = 0x70, dataPort: UInt16 = 0x71
     static let registerA = 0x0a, registerB = 0x0b, registerC = 0x0c, registerD = 0x0d, century = 0x32
@@ -172,6 +172,7 @@ final class RTC: @unchecked Sendable {
             if alarmRang(after: last >> 15, through: now >> 15) { flags |= 0x20 }
         }
         if ram[Self.registerB] & 0x40 != 0, let shift = periodShift(), now >> shift > last >> shift { flags |= 0x40 }
+        flags |= ram[Self.registerC] & Self.keptFlags // set before a snapshot, not read since
         if flags & ram[Self.registerB] & 0x70 != 0 { flags |= 0x80 }
         return flags
     }
@@ -211,6 +212,7 @@ final class RTC: @unchecked Sendable {
         let now = ticks()
         let c = flags(at: now)
         flagsRead = now
+        ram[Self.registerC] = 0
         if raised {
             raised = false
             line?(false)
@@ -287,11 +289,18 @@ final class RTC: @unchecked Sendable {
         pthread_cond_signal(&changed)
     }
 
-    /// For a snapshot (vCPUs paused).
+    /// Register C's flags a snapshot keeps (in CMOS byte 0x0c, which holds nothing else):
+    /// "update ended", "alarm", "periodic". "IRQ" follows from them and register B.
+    static let keptFlags = BuiltInDeviceState.rtcKeptFlags
+
+    /// For a snapshot (vCPUs paused): with the flags the guest has not read yet, so an
+    /// alarm that rang just before is not lost with them.
     var state: BuiltInDeviceState.RTCRegisters {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
-        return .init(index: index, offset: offset, ram: ram)
+        var saved = ram
+        saved[Self.registerC] = flags(at: ticks()) & Self.keptFlags
+        return .init(index: index, offset: offset, ram: saved)
     }
 
     /// A restore's, checked by `BuiltInDeviceState.decode` (before any vCPU runs).
@@ -302,6 +311,7 @@ final class RTC: @unchecked Sendable {
         offset = max(-Self.maxOffset, min(Self.maxOffset, s.offset))
         if s.ram.count == ram.count { ram = s.ram }
         ram[Self.registerA] &= 0x7f
+        ram[Self.registerC] &= Self.keptFlags
         flagsRead = ticks()
         raised = false
         pthread_cond_signal(&changed)

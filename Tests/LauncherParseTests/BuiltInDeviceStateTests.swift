@@ -13,7 +13,7 @@ struct BuiltInDeviceStateTests {
         fwCfg: .init(selector: 0x19, offset: 7), resetControl: 0x02, systemControlA: 0xc2,
         i8042: .init(status: 0x1c, config: 0x45, outputPort: 0xcf, awaiting: 0xd1, lastRead: 0x55, replies: [0xfa, 0xaa]),
         consoleLCR: 0x83, pm1Control: 0x1c01,
-        rtc: .init(index: 0x8b, offset: -86_400, ram: (0..<128).map { UInt8($0 == 0x0a ? 0x26 : $0) }))
+        rtc: .init(index: 0x8b, offset: -86_400, ram: (0..<128).map { UInt8($0 == 0x0a ? 0x26 : $0 == 0x0c ? 0x70 : $0) }))
 
     @Test("what is saved reads back as it was: every device, none, and a selection of no item")
     func roundTrip() throws {
@@ -28,7 +28,7 @@ struct BuiltInDeviceStateTests {
             i8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa
             console 0x83
             pm1-control 0x1c01
-            rtc 0x8b -86400 \((0..<128).map { $0 == 0x0a ? "26" : ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())
+            rtc 0x8b -86400 \((0..<128).map { $0 == 0x0a ? "26" : $0 == 0x0c ? "70" : ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())
             end
 
             """)
@@ -64,6 +64,8 @@ struct BuiltInDeviceStateTests {
             ("vmm-launcher-devices 1\nrtc 0x0 0 " + String(repeating: "0g", count: 128) + "\nend\n", "rtc memory: not hex at digit 0"),
             ("vmm-launcher-devices 1\nrtc 0x0 0 " + String(repeating: "00", count: 10) + "80" + String(repeating: "00", count: 117) + "\nend\n",
              "rtc register A 0x80 (update in progress is never kept)"),
+            ("vmm-launcher-devices 1\nrtc 0x0 0 " + String(repeating: "00", count: 12) + "f0" + String(repeating: "00", count: 115) + "\nend\n",
+             "rtc register C 0xf0 (only its update-ended, alarm and periodic flags are kept)"),
             ("vmm-launcher-devices 1\n\nend\n", "unknown device ''"),
         ]
         for (text, why) in cases {
