@@ -166,8 +166,11 @@ struct PluginExitViewTests {
                 record.pointee.exit_class = VMM_EXIT_HLT.rawValue
                 #expect(PlainHandlerBox.trampoline(r, record) == VMM_HANDLED.rawValue)
                 #expect(PlainMMIOHandlerBox.trampoline(m, record) == VMM_FAIL.rawValue)
-                for trampoline in [PlainHandlerBox.trampoline, PlainPIOHandlerBox.trampoline, PlainMMIOHandlerBox.trampoline] {
+                for trampoline in [PlainHandlerBox.trampoline, PlainPIOHandlerBox.trampoline, PlainMMIOHandlerBox.trampoline,
+                                   HandlerBox.trampoline, PIOHandlerBox.trampoline, MMIOHandlerBox.trampoline] {
+                    record.pointee.message = nil
                     #expect(trampoline(nil, record) == VMM_FAIL.rawValue)
+                    #expect(record.pointee.message.map { String(cString: $0) }?.contains("without the user pointer") == true)
                     #expect(trampoline(r, nil) == VMM_FAIL.rawValue)
                 }
             }
