@@ -1,4 +1,5 @@
 import Glibc
+import CKVM
 import Testing
 @testable import VMMKit
 
@@ -69,6 +70,19 @@ struct GuestMemoryTests {
 
     @Test("guest_memfd (MMAP|INIT_SHARED): the guest runs from it and the host sees its writes")
     func guestMemfd() throws {
+        let kvm = try KVM.open()
+        guard kvm.hasExtension(KVM_CAP_GUEST_MEMFD), kvm.hasExtension(KVM_CAP_USER_MEMORY2) else {
+            // Some kernels of this kind lack it (6.18.44-fc: KVM_CHECK_EXTENSION 234 is 0 on
+            // the system and the VM fd). A user then gets the refusal naming the capability.
+            print("GuestMemoryTests: the kernel lacks KVM_CAP_GUEST_MEMFD; checking the refusal instead")
+            do {
+                _ = try TestGuest("pio_in", backing: .guestMemfd)
+                Issue.record("a guest_memfd region was accepted by a kernel without KVM_CAP_GUEST_MEMFD")
+            } catch {
+                #expect("\(error)" == "the kernel lacks KVM_CAP_GUEST_MEMFD, needed for guest_memfd region 'ram'")
+            }
+            return
+        }
         let guest = try TestGuest("pio_in", backing: .guestMemfd)
         try guest.dispatcher.registerPIO(port: 0x11, owner: "t") { io, _ in io.value = 0x77; return .handled }
         try guest.dispatcher.registerPIO(port: 0x12, owner: "t") { _, _ in .handled }
