@@ -82,6 +82,7 @@ struct Launcher {
         let (stats, unassigned, exitCounter) = try machineDevices(on: dispatcher)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         plugins.logHandler = PluginLog.handler(log)
+        plugins.threadStarter = ThreadRequest.pluginStarter
         defer { plugins.close() }
         StartupTrace.mark("vm")
         // Watched from the first plugin's init on (a plugin that never returns from it).

@@ -98,6 +98,7 @@ extension Launcher {
         let (stats, unassigned, exitCounter) = try machineDevices(on: dispatcher)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         plugins.logHandler = PluginLog.handler(log)
+        plugins.threadStarter = ThreadRequest.pluginStarter
         defer { plugins.close() }
         // As `vmm run`: plugin calls watched from the first init on (state restores too).
         let stuck = StuckRunExit()

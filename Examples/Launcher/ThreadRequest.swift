@@ -72,6 +72,15 @@ enum ThreadRequest {
         if let result { throw result }
     }
 
+    /// `PluginHost.threadStarter`: a plugin's thread (thread/1, the UART's console
+    /// writer) is started as the RTC's is.
+    static let pluginStarter: PluginThreadStarter = { start in
+        final class Answer: @unchecked Sendable { var rc = -ESHUTDOWN }
+        let answer = Answer()
+        do throws(VMMError) { try run { answer.rc = start() } } catch { return -ESHUTDOWN }
+        return answer.rc
+    }
+
     /// [signal-stop thread] Starts or ends serving requests.
     static func setServing(_ on: Bool) {
         pthread_mutex_lock(lock)

@@ -22,6 +22,10 @@
  *
  * Config "seccomp_allow=1": at init, declares socket(2) through the host's seccomp/1
  * extension, so the vCPU filter allows it.
+ * Config "thread=1": at init, fails unless the host offers thread/1 and its
+ * start_thread refuses a NULL function with -EINVAL; then
+ *   port 0x539 "thread"   IN: starts a thread through thread/1 from the vCPU thread and
+ *                          joins it; returns 0 if it ran, else start_thread's errno.
  * At init a thread of the plugin's own calls register_handler (load-thread only) and
  * its result is kept for guard_fixture_init_thread_result().
  * guard_fixture_after_destroy(codes) calls host services through the table kept from
@@ -68,6 +72,31 @@ static vmm_verdict_t forbidden_syscall(void *user, vmm_exit_t *ex)
 }
 
 static const vmm_host_async_pf_t *kept_async_pf;
+
+static const vmm_host_thread_t *kept_thread;
+static atomic_int thread_ran;
+
+static void *thread_body(void *arg)
+{
+    (void)arg;
+    atomic_store(&thread_ran, 1);
+    return NULL;
+}
+
+static vmm_verdict_t start_thread_in_exit(void *user, vmm_exit_t *ex)
+{
+    const vmm_host_t *host = user;
+    uint64_t thread = 0;
+    atomic_store(&thread_ran, 0);
+    int rc = kept_thread->start_thread(host->host_data, thread_body, NULL, &thread);
+    if (rc != 0) {
+        ex->pio.data[0] = (uint8_t)-rc;
+        return VMM_HANDLED;
+    }
+    pthread_join((pthread_t)thread, NULL);
+    ex->pio.data[0] = atomic_load(&thread_ran) ? 0 : 0xff;
+    return VMM_HANDLED;
+}
 
 static vmm_verdict_t raise_loop(void *user, vmm_exit_t *ex)
 {
@@ -224,6 +253,16 @@ static void *guard_init(const vmm_host_t *host, const char *config, const char *
         const guard_seccomp_ext_t *s = host->get_extension(host->host_data, "org.vmmkit.host.seccomp/1");
         if (!s) { *err = "no org.vmmkit.host.seccomp/1 extension"; return NULL; }
         if (s->allow_syscall(host->host_data, 41 /* socket */, err) != 0) return NULL;
+    }
+    if (strstr(config, "thread=1")) {
+        uint64_t none = 0;
+        kept_thread = host->get_extension(host->host_data, VMM_EXT_HOST_THREAD);
+        if (!kept_thread) { *err = "no org.vmmkit.host.thread/1 extension"; return NULL; }
+        if (kept_thread->start_thread(host->host_data, NULL, NULL, &none) != -EINVAL) {
+            *err = "thread/1: start_thread accepted a NULL function";
+            return NULL;
+        }
+        if (add(host, 0x539, start_thread_in_exit, (void *)host, "thread", err)) return NULL;
     }
     if (pthread_create(&t, NULL, register_from_thread, (void *)host) == 0)
         pthread_join(t, NULL);

@@ -79,6 +79,84 @@ struct UARTOutputSinkTests {
         #expect(console.take(Console.size + sink.undelivered).count == Console.size + 4096)
     }
 
+    /// A `ThreadStarter` that counts its calls and starts the thread with pthread_create,
+    /// or fails with `failing`.
+    final class Starter: @unchecked Sendable {
+        let calls = Atomic<Int>(0)
+        let failing: Int32?
+        init(failing: Int32? = nil) { self.failing = failing }
+        var start: UARTOutputSink.ThreadStarter {
+            { entry, argument in
+                self.calls.add(1, ordering: .relaxed)
+                if let failing = self.failing { return .failure(.init(errno: failing)) }
+                var thread = pthread_t()
+                let rc = pthread_create(&thread, nil, entry, argument)
+                return rc == 0 ? .success(thread) : .failure(.init(errno: rc))
+            }
+        }
+    }
+
+    @Test("with a starter, a console that keeps up never gets a writer thread; close writes an unfinished line itself")
+    func lazyWriterNeverNeeded() throws {
+        let path = "/tmp/uart-sink-lazy-\(getpid())"
+        defer { unlink(path) }
+        let starter = Starter()
+        let sink = try UARTOutputSink(.file(path), starter: starter.start)
+        var sent: [UInt8] = []
+        for i in 0..<200 { sent += Array("line \(i)\n".utf8) }
+        sent += Array("no newline".utf8)
+        for b in sent { sink.write(b) }
+        sink.flush()
+        #expect(starter.calls.load(ordering: .relaxed) == 0)
+        sink.close()
+        #expect(starter.calls.load(ordering: .relaxed) == 0)
+        let f = try #require(fopen(path, "r"))
+        defer { fclose(f) }
+        var got: [UInt8] = []
+        while true { let c = fgetc(f); if c == EOF { break }; got.append(UInt8(c)) }
+        #expect(got == sent)
+        #expect(sink.failure == nil && sink.undelivered == 0)
+    }
+
+    @Test("with a starter, the first batch a full console cannot take asks for the writer, once; everything arrives")
+    func lazyWriterStartedOnce() throws {
+        let console = Console()
+        let full = [UInt8](repeating: UInt8(ascii: "x"), count: Console.size)
+        #expect(full.withUnsafeBytes { Glibc.write(console.write, $0.baseAddress!, $0.count) } == Console.size)
+        let starter = Starter()
+        let sink = try UARTOutputSink(.file(console.path), capacity: 65536, starter: starter.start)
+        var sent: [UInt8] = []
+        for i in 0..<1000 { sent += Array("line \(i)\n".utf8) }
+        for b in sent { sink.write(b) }
+        #expect(starter.calls.load(ordering: .relaxed) == 1)
+        let got = console.take(Console.size + sent.count)
+        #expect(got == full + sent)
+        sink.close()
+        #expect(starter.calls.load(ordering: .relaxed) == 1)
+        #expect(sink.failure == nil && sink.dropped == 0 && sink.undelivered == 0)
+    }
+
+    @Test("with a starter that cannot start the writer, the console fails in one line and the UART is not left waiting")
+    func lazyWriterCannotStart() throws {
+        let console = Console()
+        let full = [UInt8](repeating: UInt8(ascii: "x"), count: Console.size)
+        #expect(full.withUnsafeBytes { Glibc.write(console.write, $0.baseAddress!, $0.count) } == Console.size)
+        let starter = Starter(failing: EAGAIN)
+        let sink = try UARTOutputSink(.file(console.path), capacity: 16, starter: starter.start)
+        let rooms = Atomic<Int>(0)
+        sink.onRoom { rooms.add(1, ordering: .relaxed) }
+        // The 16th byte fills the buffer: the batch goes to the writer, which cannot start.
+        for _ in 0..<16 { sink.write(UInt8(ascii: "y")) }
+        #expect(starter.calls.load(ordering: .relaxed) == 1)
+        #expect(sink.isReady)
+        #expect(rooms.load(ordering: .relaxed) == 1)
+        sink.write(UInt8(ascii: "z"))
+        sink.close()
+        #expect(starter.calls.load(ordering: .relaxed) == 1)
+        #expect(console.queued == Int32(Console.size))
+        #expect(sink.lossReport(name: "com1") == ["com1: console output stopped, the guest's later output was lost: cannot start the output thread: Resource temporarily unavailable (errno 11)"])
+    }
+
     @Test("a UART on a full sink: LSR clears THRE and TEMT, the THRE interrupt waits for room")
     func uartBackPressure() {
         let room = Atomic<Bool>(true)

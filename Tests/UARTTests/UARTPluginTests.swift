@@ -61,6 +61,72 @@ struct UARTPluginTests {
         #expect(text(b.bytes) == "second UART, line 1\nsecond UART, line 2\n")
     }
 
+    /// `PluginHost.threadStarter` for the tests: counts its calls and names the threads
+    /// they came from, then starts the thread in place (these vCPUs run without seccomp).
+    final class Starter: @unchecked Sendable {
+        private let callers = UARTLock<[String]>([])
+        var calls: [String] { callers.withLock { $0 } }
+        var starter: PluginThreadStarter {
+            { start in
+                var name = [CChar](repeating: 0, count: 32)
+                let fd = open("/proc/thread-self/comm", O_RDONLY)
+                if fd >= 0 { _ = read(fd, &name, 31); close(fd) }
+                let caller = String(cString: name).split(separator: "\n").first.map(String.init) ?? ""
+                self.callers.withLock { $0.append(caller) }
+                return start()
+            }
+        }
+    }
+
+    /// Runs the probe guest with the plugin's output at `output` and `starter` as the
+    /// host's thread starter; the guest and the host, to close (the host first).
+    func runProbe(output: String, _ starter: Starter) throws -> (UARTGuest, PluginHost) {
+        let guest = try UARTGuest("uart_probe")
+        let plugins = PluginHost(vm: guest.vm, dispatcher: guest.dispatcher)
+        plugins.threadStarter = starter.starter
+        try plugins.load(Self.library, config: "port=0x3f8,output=file:\(output)")
+        try guest.target(try UARTConfig.parse("port=0x3f8"))
+        #expect(try guest.run() == .guestExit(code: 0))
+        return (guest, plugins)
+    }
+
+    @Test("with the host's thread/1, a console that keeps up never gets the output thread; one that is full gets it from the vCPU, once")
+    func outputThreadOnDemand() throws {
+        // A file takes every line at once: no thread, the same bytes.
+        let out = TempFile("lazy")
+        let starter = Starter()
+        let (guest, plugins) = try runProbe(output: out.path, starter)
+        withExtendedLifetime(guest) { plugins.close() }
+        #expect(text(out.bytes) == UARTGuestTests.probeReport)
+        #expect(starter.calls.isEmpty)
+
+        // A pipe already full: the first line goes to the writer, started for the vCPU.
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        #expect(fcntl(fds[1], 1031 /* F_SETPIPE_SZ */, Int32(4096)) == 4096)
+        let full = [UInt8](repeating: UInt8(ascii: "x"), count: 4096)
+        #expect(full.withUnsafeBytes { write(fds[1], $0.baseAddress!, $0.count) } == 4096)
+        let busyStarter = Starter()
+        let (busy, busyPlugins) = try runProbe(output: "/proc/self/fd/\(fds[1])", busyStarter)
+        #expect(busyStarter.calls.count == 1)
+        #expect(busyStarter.calls.first?.hasPrefix("vmm-vcpu") == true, "\(busyStarter.calls)")
+        // Reading makes room; the writer delivers what the guest wrote, then ends at close.
+        var got: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        let want = 4096 + UARTGuestTests.probeReport.utf8.count
+        while got.count < want {
+            var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 10_000) == 1 else { break }
+            let n = chunk.withUnsafeMutableBytes { read(fds[0], $0.baseAddress!, min($0.count, want - got.count)) }
+            guard n > 0 else { break }
+            got += chunk[0..<n]
+        }
+        withExtendedLifetime(busy) { busyPlugins.close() }
+        #expect(got == full + Array(UARTGuestTests.probeReport.utf8))
+        #expect(busyStarter.calls.count == 1)
+    }
+
     @Test("a line from the input file reaches the polled echo guest once it raises RTS")
     func echoFromFile() throws {
         let input = TempFile("in"), out = TempFile("out")

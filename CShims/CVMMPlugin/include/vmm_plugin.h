@@ -37,6 +37,9 @@
  *   1.2  (reliability) Host extension seccomp/1 (allow_syscall
  *        [load-thread]): a plugin declares the system calls its handlers make beyond
  *        the vCPU threads' seccomp allow-list. No layout changed.
+ *   1.2  (start-up) Host extension thread/1 (start_thread [any-thread]): a handler
+ *        asks the host for a thread when it first needs one, instead of init()
+ *        starting it for every guest. A host may not offer it. No layout changed.
  *
  * COMPATIBILITY RULES
  *   1. Every struct starts with `uint32_t struct_size` (sizeof as its producer was
@@ -654,6 +657,25 @@ typedef struct vmm_host_seccomp {
      * is not an x86_64 system call number (0..1023). */
     int (*allow_syscall)(void *host_data, uint32_t nr, const char **error_out);
 } vmm_host_seccomp_t;
+
+/* ------------------------------------------- ABI 1.2 (issue 14): thread/1 */
+
+/* A vCPU thread may not start threads (the seccomp list refuses clone), so a plugin
+ * that needs one for some guests only (a console writer, for a guest that prints faster
+ * than its console reads) asks the host when it first does. A host that cannot serve
+ * it answers get_extension NULL: start the thread in init() then. */
+#define VMM_EXT_HOST_THREAD "org.vmmkit.host.thread/1" /* vmm_host_thread_t (1.2) */
+
+typedef struct vmm_host_thread {
+    uint32_t struct_size; /* sizeof(vmm_host_thread_t) as the host was compiled */
+    uint32_t reserved;    /* zero */
+    /* [any-thread] Starts a joinable thread running fn(arg) and returns once it exists
+     * (from a vCPU thread: after a round trip to a host thread that may start threads).
+     * 0 with *thread_out set to its pthread_t, which the plugin joins or detaches before
+     * its destroy() returns; -EINVAL fn or thread_out NULL; -ESHUTDOWN the VMM no
+     * longer starts threads (it is ending); else pthread_create's error, negated. */
+    int (*start_thread)(void *host_data, void *(*fn)(void *arg), void *arg, uint64_t *thread_out);
+} vmm_host_thread_t;
 
 /* ------------------------------------------------------------- the entry */
 

@@ -17,7 +17,22 @@ import Glibc
 /// POLLOUT) while the writer is idle is written by the caller itself, as before the
 /// writer existed: then the guest's output precedes whatever the VMM prints after the
 /// exit that follows it (`vmm … 2>&1`), instead of racing the writer thread.
+///
+/// Given a `ThreadStarter`, the writer starts only when a batch first finds the console
+/// busy: a guest whose console keeps up (most) never has it. The request comes from the
+/// vCPU thread, which may not start threads; the starter has a thread that may do it.
 public final class UARTOutputSink: @unchecked Sendable {
+    /// Starts a joinable thread running `entry(argument)` for a caller that may not start
+    /// one (a vCPU thread): the thread, or the errno of the failure.
+    public typealias ThreadStarter = (_ entry: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?,
+                                      _ argument: UnsafeMutableRawPointer) -> Result<pthread_t, StartError>
+
+    /// Why a `ThreadStarter` could not start the writer.
+    public struct StartError: Error, Sendable {
+        public let errno: Int32
+        public init(errno: Int32) { self.errno = errno }
+    }
+
     public static let defaultCapacity = 1 << 20
     /// How long `close()` waits, by default, for a console that takes nothing.
     public static let defaultCloseWait = 5.0
@@ -36,6 +51,8 @@ public final class UARTOutputSink: @unchecked Sendable {
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let progress = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var writer: pthread_t?
+    /// nil: the writer started with the sink (or there is none, for a buffer).
+    private let starter: ThreadStarter?
 
     // Guarded by mutex:
     private var fd: Int32
@@ -54,12 +71,20 @@ public final class UARTOutputSink: @unchecked Sendable {
     private var droppedCount: UInt64 = 0
     private var undeliveredCount = 0
     private var roomHandler: (@Sendable () -> Void)?
+    /// The writer was asked for (started, or being started by `starter`).
+    private var writerAsked = false
+    /// Set by `signalWriter` for the caller holding the lock, which starts the writer
+    /// once it has let go of it (`takeStartDue`).
+    private var startDue = false
+    /// A caller is starting the writer; `close()` waits for it (`progress`).
+    private var starting = false
 
     /// Opens the destination `output` names (files are created or truncated) and, for a
-    /// descriptor, starts the writer thread. The thread holds the sink until `close()`:
-    /// call it (UARTDevice and the plugin do), or the thread and the sink outlive their use.
+    /// descriptor, starts the writer thread, or with `starter` lets the first batch the
+    /// console cannot take start it. The thread holds the sink until `close()`: call it
+    /// (UARTDevice and the plugin do), or the thread and the sink outlive their use.
     public init(_ output: UARTConfig.Output, capacity: Int = UARTOutputSink.defaultCapacity,
-                closeWait: Double = UARTOutputSink.defaultCloseWait) throws(UARTConfigError) {
+                closeWait: Double = UARTOutputSink.defaultCloseWait, starter: ThreadStarter? = nil) throws(UARTConfigError) {
         var fd: Int32 = -1
         var owns = false
         switch output {
@@ -76,6 +101,7 @@ public final class UARTOutputSink: @unchecked Sendable {
         }
         self.fd = fd
         ownsFD = owns
+        self.starter = starter
         capture = output == .buffer
         self.capacity = max(capacity, 1)
         self.closeWait = closeWait.isFinite ? min(max(closeWait, 0), 3600) : Self.defaultCloseWait // no trap below
@@ -85,23 +111,71 @@ public final class UARTOutputSink: @unchecked Sendable {
         pthread_cond_init(wake, nil)
         pthread_cond_init(progress, nil)
         guard fd >= 0 else { writerDone = true; return }
-        let box = Unmanaged.passRetained(self)
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            let sink = Unmanaged<UARTOutputSink>.fromOpaque(raw!).takeRetainedValue()
-            UARTOutputSink.nameThread("vmm-uart-out")
-            sink.writeLoop()
-            return nil
-        }, box.toOpaque())
-        guard rc == 0 else {
-            box.release()
+        guard starter == nil else { return }
+        if let rc = startWriter(Self.create) {
             writerDone = true
             if owns { Glibc.close(fd) }
             self.fd = -1
             throw UARTConfigError("uart: key 'output': cannot start the output thread: \(String(cString: strerror(rc))) (errno \(rc))",
                                   key: "output")
         }
-        writer = thread
+    }
+
+    /// `pthread_create`, for a sink that starts its writer on a thread that may.
+    private static func create(_ entry: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?,
+                               _ argument: UnsafeMutableRawPointer) -> Result<pthread_t, StartError> {
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, entry, argument)
+        return rc == 0 ? .success(thread) : .failure(StartError(errno: rc))
+    }
+
+    /// Starts the writer with `start`; nil, or the errno of the failure. The lock is not
+    /// held: the writer takes it at once.
+    private func startWriter(_ start: ThreadStarter) -> Int32? {
+        let box = Unmanaged.passRetained(self)
+        switch start({ raw in
+            let sink = Unmanaged<UARTOutputSink>.fromOpaque(raw!).takeRetainedValue()
+            UARTOutputSink.nameThread("vmm-uart-out")
+            sink.writeLoop()
+            return nil
+        }, box.toOpaque()) {
+        case let .success(thread):
+            locked { writer = thread; writerAsked = true }
+            return nil
+        case let .failure(error):
+            box.release()
+            return error.errno
+        }
+    }
+
+    /// Under the lock: whether `signalWriter` asked this caller to start the writer.
+    private func takeStartDue() -> Bool {
+        guard startDue else { return false }
+        startDue = false
+        starting = true
+        return true
+    }
+
+    /// Starts the writer `takeStartDue` said is due, with `starter`. A writer that cannot
+    /// start fails the console as a failed write does: the bytes are dropped, `failure`
+    /// says why, and a UART waiting for room gets it.
+    private func startDueWriter() {
+        guard let starter else { return }
+        let rc = startWriter(starter)
+        let handler: (@Sendable () -> Void)? = locked {
+            starting = false
+            pthread_cond_broadcast(progress)
+            guard let rc else { return nil }
+            failureText = "cannot start the output thread: \(String(cString: strerror(rc))) (errno \(rc))"
+            count = 0
+            if ownsFD, fd >= 0 { Glibc.close(fd) }
+            fd = -1
+            writerDone = true
+            pthread_cond_broadcast(progress)
+            defer { wasFull = false }
+            return wasFull ? roomHandler : nil
+        }
+        handler?()
     }
 
     deinit {
@@ -122,16 +196,18 @@ public final class UARTOutputSink: @unchecked Sendable {
 
     /// One transmitted byte. Never blocks on the console.
     public func write(_ byte: UInt8) {
-        locked {
-            if capture { captureBuffer.append(byte); return }
-            guard let ring, fd >= 0, !closing else { return }
-            guard count < capacity else { droppedCount &+= 1; return }
+        let start = locked { () -> Bool in
+            if capture { captureBuffer.append(byte); return false }
+            guard let ring, fd >= 0, !closing else { return false }
+            guard count < capacity else { droppedCount &+= 1; return false }
             ring[(head + count) % capacity] = byte
             count += 1
             unannounced += 1
             if count == capacity { wasFull = true }
             if byte == 10 || unannounced >= Self.batch || count == capacity { writeOrSignal() }
+            return takeStartDue()
         }
+        if start { startDueWriter() }
     }
 
     /// What is buffered goes out now if the caller can write it without blocking, else
@@ -164,12 +240,19 @@ public final class UARTOutputSink: @unchecked Sendable {
     public func onRoom(_ handler: @escaping @Sendable () -> Void) { locked { roomHandler = handler } }
 
     /// Writes what is buffered, or wakes the writer for it; never waits for the console.
-    public func flush() { locked { if count > 0, fd >= 0, !closing { writeOrSignal() } } }
+    public func flush() {
+        let start = locked { () -> Bool in
+            if count > 0, fd >= 0, !closing { writeOrSignal() }
+            return takeStartDue()
+        }
+        if start { startDueWriter() }
+    }
 
     private func signalWriter() {
         unannounced = 0
         woken = true
         pthread_cond_signal(wake)
+        if !writerAsked, starter != nil { writerAsked = true; startDue = true }
     }
 
     /// Everything written so far (buffer output only).
@@ -206,10 +289,28 @@ public final class UARTOutputSink: @unchecked Sendable {
     /// Writes out what is buffered, waiting up to `closeWait` s for a console that takes
     /// nothing, and closes a file this sink opened. Idempotent.
     public func close() {
+        // A writer never started (its console kept up, or it was asked for just now):
+        // bytes still buffered get one, started here, where threads may start.
+        let startHere = locked { () -> Bool in
+            while starting { pthread_cond_wait(progress, mutex) }
+            guard !closing, starter != nil, !writerAsked else { return false }
+            writerAsked = true
+            return count > 0 && fd >= 0
+        }
+        if startHere, let rc = startWriter(Self.create) {
+            locked { failureText = "cannot start the output thread: \(String(cString: strerror(rc))) (errno \(rc))"; count = 0 }
+        }
         var join: pthread_t?
         locked {
             guard !closing else { return }
             closing = true
+            if writer == nil, !writerDone {
+                // No writer ever ran: this is where the file it would close is closed.
+                if ownsFD, fd >= 0 { Glibc.close(fd) }
+                fd = -1
+                writerDone = true
+                return
+            }
             woken = true
             pthread_cond_signal(wake)
             // VMMKit's `Deadline.after(seconds:)`, which this model (it depends on nothing)

@@ -56,6 +56,10 @@ public final class PluginHost: @unchecked Sendable {
     var routedMSRs: [UInt32] = []
     /// The demand pager behind the pager/1 extension; set it before the vCPUs start.
     public var pageService: (any PluginPageService)?
+    /// How plugins' handlers get a thread started (the thread/1 extension, offered only
+    /// when this is set): runs its closure on a thread that may start threads. Set it
+    /// before loading; the `vmm` launcher hands the request to its signal-stop thread.
+    public var threadStarter: PluginThreadStarter?
     private(set) var closed = false
     /// Handler budget and overrun reports (PluginWatchdog.swift).
     let watchdog = PluginWatchdog()

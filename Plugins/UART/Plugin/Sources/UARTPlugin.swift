@@ -26,7 +26,12 @@ final class UARTPlugin: VMMPlugin, PluginStateful {
             let key = config.output == .buffer ? "output" : "input"
             throw UARTConfigError("uart: key '\(key)': 'buffer' is for in-process UARTs; a plugin uses stdout, stderr, stdin or file:PATH", key: key)
         }
-        let sink = try UARTOutputSink(config.output, capacity: config.txBuffer)
+        // With the host's thread/1 the console writer starts only if the console falls
+        // behind, asked for from the vCPU; without it, here.
+        let starter: UARTOutputSink.ThreadStarter? = host.threads.map { threads in
+            { entry, argument in threads.start(entry, argument).mapError { UARTOutputSink.StartError(errno: $0.rawValue) } }
+        }
+        let sink = try UARTOutputSink(config.output, capacity: config.txBuffer, starter: starter)
         output = sink
         // The host table is [any-thread] for set_irq_line and lives until destroy().
         nonisolated(unsafe) let raw = host.raw

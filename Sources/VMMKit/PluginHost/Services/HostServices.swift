@@ -97,6 +97,7 @@ enum HostServices {
             guard let id, let plugin = PluginHandle.instance(data) else { return nil }
             if let table = HostExtensions.lookup(id) { return table }
             if let table = HostFastPaths.lookup(id, plugin) { return table }
+            if let table = PluginThreadExtension.lookup(id, plugin) { return table }
             // Another loaded plugin may offer it (load thread only: plugins' get_extension is).
             return plugin.onLoadThread ? plugin.host.pluginExtension(id, excluding: plugin) : nil
         }
