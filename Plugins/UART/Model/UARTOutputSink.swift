@@ -116,8 +116,7 @@ public final class UARTOutputSink: @unchecked Sendable {
             writerDone = true
             if owns { Glibc.close(fd) }
             self.fd = -1
-            throw UARTConfigError("uart: key 'output': cannot start the output thread: \(String(cString: strerror(rc))) (errno \(rc))",
-                                  key: "output")
+            throw UARTConfigError("uart: key 'output': \(Self.cannotStart(rc))", key: "output")
         }
     }
 
@@ -140,12 +139,16 @@ public final class UARTOutputSink: @unchecked Sendable {
             return nil
         }, box.toOpaque()) {
         case let .success(thread):
-            locked { writer = thread; writerAsked = true }
+            locked { writer = thread }
             return nil
         case let .failure(error):
             box.release()
             return error.errno
         }
+    }
+
+    private static func cannotStart(_ errno: Int32) -> String {
+        "cannot start the output thread: \(String(cString: strerror(errno))) (errno \(errno))"
     }
 
     /// Under the lock: whether `signalWriter` asked this caller to start the writer.
@@ -166,7 +169,7 @@ public final class UARTOutputSink: @unchecked Sendable {
             starting = false
             pthread_cond_broadcast(progress)
             guard let rc else { return nil }
-            failureText = "cannot start the output thread: \(String(cString: strerror(rc))) (errno \(rc))"
+            failureText = Self.cannotStart(rc)
             count = 0
             if ownsFD, fd >= 0 { Glibc.close(fd) }
             fd = -1
@@ -298,7 +301,7 @@ public final class UARTOutputSink: @unchecked Sendable {
             return count > 0 && fd >= 0
         }
         if startHere, let rc = startWriter(Self.create) {
-            locked { failureText = "cannot start the output thread: \(String(cString: strerror(rc))) (errno \(rc))"; count = 0 }
+            locked { failureText = Self.cannotStart(rc); count = 0 }
         }
         var join: pthread_t?
         locked {
