@@ -157,6 +157,32 @@ struct UARTOutputSinkTests {
         #expect(sink.lossReport(name: "com1") == ["com1: console output stopped, the guest's later output was lost: cannot start the output thread: Resource temporarily unavailable (errno 11)"])
     }
 
+    @Test("send answers isReady in the same call: the byte that fills the buffer clears THRE, room sets it again")
+    func sendAnswersRoom() throws {
+        let console = Console()
+        let stuffing = [UInt8](repeating: UInt8(ascii: "."), count: Console.size)
+        #expect(Glibc.write(console.write, stuffing, stuffing.count) == stuffing.count) // the console takes nothing now
+        let sink = try UARTOutputSink(.file(console.path), capacity: 16)
+        let uart = UART16550(send: { sink.send($0) }, ready: { sink.isReady })
+        sink.onRoom { [weak uart] in uart?.transmitterRoom() }
+        let text = Array("abcdefghijklmnop".utf8)
+        for byte in text.dropLast() {
+            uart.write(0, byte)
+            #expect(uart.read(5) & 0x60 == 0x60) // LSR: THRE and TEMT, room for more
+        }
+        uart.write(0, text.last!)                // the 16th byte fills the buffer
+        #expect(uart.read(5) & 0x60 == 0)
+        #expect(!sink.send(UInt8(ascii: "!")))   // written anyway: dropped
+        #expect(sink.dropped == 1)
+
+        #expect(console.take(Console.size) == stuffing)
+        #expect(eventually { uart.read(5) & 0x60 == 0x60 })
+        #expect(sink.send(10))
+        sink.close()
+        #expect(console.take(text.count + 1) == text + [10])
+        #expect(sink.failure == nil && sink.undelivered == 0)
+    }
+
     @Test("a UART on a full sink: LSR clears THRE and TEMT, the THRE interrupt waits for room")
     func uartBackPressure() {
         let room = Atomic<Bool>(true)

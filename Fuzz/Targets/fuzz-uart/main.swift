@@ -9,7 +9,7 @@ final class Room: @unchecked Sendable { var free = true }
 runFuzzer { data, size in
     let input = fuzzInput(data, size)
     let room = Room()
-    let uart = UART16550(irqGatedByOUT2: input.first.map { $0 & 1 == 0 } ?? true, transmit: { _ in },
+    let uart = UART16550(irqGatedByOUT2: input.first.map { $0 & 1 == 0 } ?? true, send: { _ in room.free },
                          ready: { room.free }, irq: { _ in })
     var i = 1
     func next() -> UInt8? { guard i < input.count else { return nil }; defer { i += 1 }; return input[i] }

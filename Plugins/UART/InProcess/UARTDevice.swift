@@ -23,7 +23,7 @@ public final class UARTDevice: @unchecked Sendable {
             irq = { [weak vm] level in _ = try? vm?.setIRQLine(irqLine, level: level) }
         }
         let gated: Bool = if case .pio = config.placement { true } else { false }
-        uart = UART16550(irqGatedByOUT2: gated, transmit: { sink.write($0) }, flush: { sink.flush() },
+        uart = UART16550(irqGatedByOUT2: gated, send: { sink.send($0) }, flush: { sink.flush() },
                              ready: { sink.isReady }, irq: irq)
         sink.onRoom { [weak uart] in uart?.transmitterRoom() }
     }

@@ -54,7 +54,8 @@ public final class UART16550: @unchecked Sendable {
     }
 
     let state = UARTLock(State())
-    private let transmit: @Sendable (UInt8) -> Void
+    /// Transmits a byte and says whether the host has room for another.
+    private let send: @Sendable (UInt8) -> Bool
     private let flushOutput: @Sendable () -> Void
     private let ready: @Sendable () -> Bool
     private let irq: (@Sendable (Bool) -> Void)?
@@ -66,11 +67,19 @@ public final class UART16550: @unchecked Sendable {
     /// when the guest reads any register (it is polling, so buffered output should show);
     /// `irq` gets each change of the interrupt line; `ready` says whether the host can
     /// take another byte now (called under the UART's lock).
-    public init(irqGatedByOUT2: Bool = true, transmit: @escaping @Sendable (UInt8) -> Void,
+    public convenience init(irqGatedByOUT2: Bool = true, transmit: @escaping @Sendable (UInt8) -> Void,
+                            flush: @escaping @Sendable () -> Void = {}, ready: @escaping @Sendable () -> Bool = { true },
+                            irq: (@Sendable (Bool) -> Void)? = nil) {
+        self.init(irqGatedByOUT2: irqGatedByOUT2, send: { transmit($0); return ready() }, flush: flush, ready: ready, irq: irq)
+    }
+
+    /// As above, with `send` transmitting a byte and answering `ready` in one call
+    /// (`UARTOutputSink.send`: one hold of the sink's lock per THR write, not two).
+    public init(irqGatedByOUT2: Bool = true, send: @escaping @Sendable (UInt8) -> Bool,
                 flush: @escaping @Sendable () -> Void = {}, ready: @escaping @Sendable () -> Bool = { true },
                 irq: (@Sendable (Bool) -> Void)? = nil) {
         self.irqGatedByOUT2 = irqGatedByOUT2
-        self.transmit = transmit
+        self.send = send
         self.flushOutput = flush
         self.ready = ready
         self.irq = irq
@@ -144,13 +153,13 @@ public final class UART16550: @unchecked Sendable {
             switch Register(rawValue: index & 7)! {
             case .rbrTHR:
                 if s.lcr & Self.lcrDLAB != 0 { s.dll = value; return }
+                // Sent at once: THR is empty again, and says so once the host has room.
                 if s.mcr & Self.mcrLOOP != 0 {
                     Self.receive(value, into: &s)
+                    Self.transmitterEmptied(&s, room: ready())
                 } else {
-                    transmit(value)
+                    Self.transmitterEmptied(&s, room: send(value))
                 }
-                // Sent at once: THR is empty again, and says so once the host has room.
-                Self.transmitterEmptied(&s, room: ready())
             case .ier:
                 if s.lcr & Self.lcrDLAB != 0 { s.dlm = value; return }
                 let enabledTHRI = value & Self.ierTHRI != 0 && s.ier & Self.ierTHRI == 0

@@ -22,17 +22,6 @@ import Glibc
 /// busy: a guest whose console keeps up (most) never has it. The request comes from the
 /// vCPU thread, which may not start threads; the starter has a thread that may do it.
 public final class UARTOutputSink: @unchecked Sendable {
-    /// Starts a joinable thread running `entry(argument)` for a caller that may not start
-    /// one (a vCPU thread): the thread, or the errno of the failure.
-    public typealias ThreadStarter = (_ entry: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?,
-                                      _ argument: UnsafeMutableRawPointer) -> Result<pthread_t, StartError>
-
-    /// Why a `ThreadStarter` could not start the writer.
-    public struct StartError: Error, Sendable {
-        public let errno: Int32
-        public init(errno: Int32) { self.errno = errno }
-    }
-
     public static let defaultCapacity = 1 << 20
     /// How long `close()` waits, by default, for a console that takes nothing.
     public static let defaultCloseWait = 5.0
@@ -120,14 +109,6 @@ public final class UARTOutputSink: @unchecked Sendable {
         }
     }
 
-    /// `pthread_create`, for a sink that starts its writer on a thread that may.
-    private static func create(_ entry: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?,
-                               _ argument: UnsafeMutableRawPointer) -> Result<pthread_t, StartError> {
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, entry, argument)
-        return rc == 0 ? .success(thread) : .failure(StartError(errno: rc))
-    }
-
     /// Starts the writer with `start`; nil, or the errno of the failure. The lock is not
     /// held: the writer takes it at once.
     private func startWriter(_ start: ThreadStarter) -> Int32? {
@@ -145,10 +126,6 @@ public final class UARTOutputSink: @unchecked Sendable {
             box.release()
             return error.errno
         }
-    }
-
-    private static func cannotStart(_ errno: Int32) -> String {
-        "cannot start the output thread: \(String(cString: strerror(errno))) (errno \(errno))"
     }
 
     /// Under the lock: whether `signalWriter` asked this caller to start the writer.
@@ -198,19 +175,30 @@ public final class UARTOutputSink: @unchecked Sendable {
     }
 
     /// One transmitted byte. Never blocks on the console.
-    public func write(_ byte: UInt8) {
-        let start = locked { () -> Bool in
-            if capture { captureBuffer.append(byte); return false }
-            guard let ring, fd >= 0, !closing else { return false }
-            guard count < capacity else { droppedCount &+= 1; return false }
-            ring[(head + count) % capacity] = byte
-            count += 1
-            unannounced += 1
-            if count == capacity { wasFull = true }
-            if byte == 10 || unannounced >= Self.batch || count == capacity { writeOrSignal() }
-            return takeStartDue()
+    public func write(_ byte: UInt8) { _ = send(byte) }
+
+    /// One transmitted byte, then `isReady`, in one hold of the lock: the UART asks both
+    /// on every THR write, and this is its per-byte path. Never blocks on the console.
+    public func send(_ byte: UInt8) -> Bool {
+        let (start, room) = locked { () -> (Bool, Bool) in
+            append(byte)
+            return (takeStartDue(), hasRoom)
         }
-        if start { startDueWriter() }
+        guard start else { return room }
+        startDueWriter() // a writer that cannot start fails the console: room again
+        return isReady
+    }
+
+    /// Under the lock.
+    private func append(_ byte: UInt8) {
+        if capture { captureBuffer.append(byte); return }
+        guard let ring, fd >= 0, !closing else { return }
+        guard count < capacity else { droppedCount &+= 1; return }
+        ring[(head + count) % capacity] = byte
+        count += 1
+        unannounced += 1
+        if count == capacity { wasFull = true }
+        if byte == 10 || unannounced >= Self.batch || count == capacity { writeOrSignal() }
     }
 
     /// What is buffered goes out now if the caller can write it without blocking, else
@@ -236,7 +224,10 @@ public final class UARTOutputSink: @unchecked Sendable {
     }
 
     /// Room for one more byte (always, for a buffer, none, or a console that failed).
-    public var isReady: Bool { locked { ring == nil || fd < 0 || count < capacity } }
+    public var isReady: Bool { locked { hasRoom } }
+
+    /// `isReady`, under the lock.
+    private var hasRoom: Bool { ring == nil || fd < 0 || count < capacity }
 
     /// Called (on the writer thread, no lock held) when the buffer had filled up and has
     /// room again: the UART raises its THRE interrupt then. Set before the guest runs.
@@ -340,16 +331,6 @@ public final class UARTOutputSink: @unchecked Sendable {
             writer = nil
         }
         if let join { pthread_join(join, nil) }
-    }
-
-    /// Names the calling thread as VMMKit names its own (`top -H`, gdb, the leak tests).
-    /// Through /proc: this model depends on nothing, and Glibc's module lacks
-    /// pthread_setname_np.
-    private static func nameThread(_ name: String) {
-        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        _ = name.withCString { Glibc.write(fd, $0, strlen($0)) }
-        Glibc.close(fd)
     }
 
     /// The writer thread: waits to be woken, writes everything buffered, and repeats until
