@@ -40,6 +40,26 @@ BEGIN(plugin_scratch_fault)
     hlt
 END(plugin_scratch_fault)
 
+/* PCTestDev's state across a save and a restore (PluginStateTests): with r12 = 0 it
+ * writes the scratch register (port 0xe0, 4 bytes) and 8 bytes of MMIO scratch at
+ * 0xff001230; with r12 = 1 it reads them back into 0x20000 and 0x20008. */
+BEGIN(plugin_testdev_state)
+    mov $0xe0, %dx
+    mov $0xff001230, %ebx
+    test %r12, %r12
+    jnz 1f
+    mov $0x12345678, %eax
+    out %eax, %dx
+    movabs $0x1122334455667788, %rax
+    mov %rax, (%rbx)
+    hlt
+1:  in %dx, %eax
+    mov %rax, 0x20000
+    mov (%rbx), %rax
+    mov %rax, 0x20008
+    hlt
+END(plugin_testdev_state)
+
 /* The DebugExit plugin on port 0xf4: a read returns 0 (0x20000 <- 0x123400), then
  * the write of 42 stops the VM with code 42. The hlt is never reached. */
 BEGIN(plugin_debug_exit)

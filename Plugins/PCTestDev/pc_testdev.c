@@ -11,10 +11,13 @@
  *   MMIO 0xff000000-0xff00ffff  64 KiB of scratch memory (any width up to 8 bytes).
  * Port 0xe4 is also VMMKit's typed-hypercall port (VMM_HYPERCALL_PORT), which the core
  * claims only when a loaded plugin registers a typed hypercall: loading this device
- * together with such a plugin is refused, naming both owners. Config: none.
+ * together with such a plugin is refused, naming both owners. Config: none. State
+ * (ABI 1.2, snapshot and restore): the scratch register and the MMIO scratch memory;
+ * the IRQ lines' levels live in the in-kernel irqchip, which the VM's snapshot holds.
  */
 #include "vmm_plugin.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,7 @@ typedef struct testdev {
     pthread_mutex_t lock;
     uint8_t scratch[4];
     uint8_t iomem[IOMEM_SIZE];
+    vmm_plugin_state_t state; /* ABI 1.2 state extension */
 } testdev_t;
 
 static vmm_verdict_t scratch(void *user, vmm_exit_t *ex)
@@ -161,6 +165,56 @@ static void testdev_destroy(void *instance)
     free(d);
 }
 
+/* ---- ABI 1.2 state (snapshot/restore), version 1: the 4 scratch register bytes, then
+ * the 64 KiB of MMIO scratch memory. Any contents are valid (a guest may write any
+ * bytes there), so a blob of the right version and length is taken whole. Called on the
+ * control thread, vCPUs paused. */
+#define TESTDEV_STATE_SIZE (4u + IOMEM_SIZE)
+
+static int state_save(void *user, void *buffer, uint64_t capacity, uint64_t *size_out)
+{
+    testdev_t *d = (testdev_t *)user;
+
+    *size_out = TESTDEV_STATE_SIZE;
+    if (capacity < TESTDEV_STATE_SIZE)
+        return -ENOSPC;
+    pthread_mutex_lock(&d->lock);
+    memcpy(buffer, d->scratch, 4);
+    memcpy((uint8_t *)buffer + 4, d->iomem, IOMEM_SIZE);
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+static int state_restore(void *user, const void *bytes, uint64_t length, uint32_t version)
+{
+    testdev_t *d = (testdev_t *)user;
+
+    if (version != 1)
+        return -ENOTSUP;
+    if (length != TESTDEV_STATE_SIZE)
+        return -EINVAL;
+    pthread_mutex_lock(&d->lock);
+    memcpy(d->scratch, bytes, 4);
+    memcpy(d->iomem, (const uint8_t *)bytes + 4, IOMEM_SIZE);
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+static const void *testdev_get_extension(void *instance, const char *id)
+{
+    testdev_t *d = (testdev_t *)instance;
+
+    if (strcmp(id, VMM_PLUGIN_EXT_STATE) != 0)
+        return NULL;
+    memset(&d->state, 0, sizeof d->state);
+    d->state.struct_size = sizeof d->state;
+    d->state.version = 1;
+    d->state.user = d;
+    d->state.save = state_save;
+    d->state.restore = state_restore;
+    return &d->state;
+}
+
 const vmm_plugin_entry_t vmm_plugin_entry = {
     sizeof(vmm_plugin_entry_t),
     VMM_PLUGIN_ABI_MAJOR,
@@ -170,5 +224,5 @@ const vmm_plugin_entry_t vmm_plugin_entry = {
     "QEMU's pc-testdev: scratch ports, flush page, IRQ lines, MMIO scratch",
     testdev_init,
     testdev_destroy,
-    NULL,
+    testdev_get_extension, /* ABI 1.2 state */
 };

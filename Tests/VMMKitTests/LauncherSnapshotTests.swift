@@ -278,6 +278,38 @@ struct PluginStateTests {
         #expect(refused?.message.contains("refused") == true)
     }
 
+    @Test("PCTestDev's scratch register and MMIO scratch survive a save and a restore into another VM; a blob of another size is refused")
+    func testDeviceState() throws {
+        let (writer, host) = try PluginFixtures.guest("plugin_testdev_state")
+        defer { host.close(); withExtendedLifetime(writer) {} }
+        try host.load(PluginFixtures.plugins + "/libPCTestDev.so")
+        #expect(try writer.run() == .halted) // r12 = 0: the guest writes both
+        let saved = try host.saveStates()
+        #expect(saved.map(\.name) == ["plugin0.org.vmmkit.pc-testdev"])
+        #expect(saved.map(\.bytes.count) == [4 + 65536])
+
+        func readBack(_ states: [DeviceState]?) throws -> [UInt64] {
+            let (reader, other) = try PluginFixtures.guest("plugin_testdev_state")
+            defer { other.close(); withExtendedLifetime(reader) {} }
+            try other.load(PluginFixtures.plugins + "/libPCTestDev.so")
+            if let states { try other.restoreStates(states) }
+            var regs = try reader.vcpu.registers()
+            regs.r12 = 1
+            try reader.vcpu.setRegisters(regs)
+            #expect(try reader.run() == .halted)
+            let m = reader.vm.memory
+            return [try m.read(TestGuest.scratch, as: UInt64.self), try m.read(TestGuest.scratch + 8, as: UInt64.self)]
+        }
+        #expect(try readBack(saved) == [0x1234_5678, 0x1122_3344_5566_7788])
+        #expect(try readBack(nil) == [0, 0]) // a fresh device: what the restore brought is not a default
+
+        var short = saved
+        short[0].bytes.removeLast()
+        let refused = pluginError { () throws(PluginError) in try host.restoreStates(short) }
+        #expect(refused?.plugin == "org.vmmkit.pc-testdev")
+        #expect(refused?.message.contains("refused") == true)
+    }
+
     @Test("a plugin without the extension: saveStates refuses naming it")
     func stateless() throws {
         let (guest, host) = try PluginFixtures.guest("pio_out")
