@@ -188,12 +188,25 @@ static void *mf_init(const vmm_host_t *host, const char *config, const char **er
     if (mf->zero_fill) {
         mf->size = UINT64_MAX - mf->base; /* all of guest-physical memory from base */
     } else {
-        mf->fd = open(mf->path, O_RDONLY | O_CLOEXEC);
+        /* O_NONBLOCK: a FIFO named here would otherwise block init until a writer came
+         * (the host's init budget then ended the VMM with a misleading message). */
+        mf->fd = open(mf->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         if (mf->fd < 0 || fstat(mf->fd, &st) != 0) {
             snprintf(init_error, sizeof init_error, "cannot open snapshot %s: %s", mf->path, strerror(errno));
             goto fail;
         }
+        if (!S_ISREG(st.st_mode)) {
+            snprintf(init_error, sizeof init_error, "snapshot %s is not a regular file", mf->path);
+            goto fail;
+        }
         mf->size = (uint64_t)st.st_size & ~(uint64_t)(PAGE - 1);
+        /* A length of 0 would register the whole space; a snapshot without a whole page
+         * could fill nothing. */
+        if (mf->size == 0) {
+            snprintf(init_error, sizeof init_error, "snapshot %s holds no whole page (%lld bytes; pages are %u)",
+                     mf->path, (long long)st.st_size, PAGE);
+            goto fail;
+        }
     }
     vmm_handler_desc_t d;
     memset(&d, 0, sizeof d);

@@ -82,5 +82,24 @@ struct MemoryFaultPluginTests {
         #expect(missing?.description.contains("config needs snapshot=<path of a guest-memory snapshot file> or fill=zero (one of them)") == true)
         let unreadable = pluginError { () throws(PluginError) in try host.load("MemoryFault", config: "snapshot=/nonexistent/guest.mem") }
         #expect(unreadable?.description.contains("cannot open snapshot /nonexistent/guest.mem: No such file or directory") == true)
+
+        // Not a file of pages: a FIFO (before, init blocked in open until a writer came,
+        // and the init budget ended the VMM), a device, a file shorter than a page (which
+        // registered a handler for the whole space that filled nothing).
+        var template = Array("/tmp/vmmkit-mf-config-XXXXXX".utf8CString)
+        let dir = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
+        let fifo = dir + "/fifo", short = dir + "/short.mem"
+        defer { unlink(fifo); unlink(short); rmdir(dir) }
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let writer = open(fifo, O_RDWR | O_NONBLOCK) // held open: even a blocking open returns
+        defer { close(writer) }
+        let fd = open(short, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        #expect(write(fd, [UInt8](repeating: 7, count: 100), 100) == 100)
+        close(fd)
+        for (path, reason) in [(fifo, "is not a regular file"), ("/dev/null", "is not a regular file"),
+                               (short, "holds no whole page (100 bytes; pages are 4096)")] {
+            let e = pluginError { () throws(PluginError) in try host.load("MemoryFault", config: "snapshot=" + path) }
+            #expect(e?.description.contains("snapshot \(path) \(reason)") == true, "\(path): \(String(describing: e))")
+        }
     }
 }
