@@ -31,5 +31,9 @@ let package = Package(
         target("fuzz-plugin-file", core),
         target("fuzz-launcher-state", core),
         target("fuzz-machine-ports", core),
+        // The bundled C plugins from their sources, with coverage (ASan comes from scripts/fuzz).
+        .target(name: "CPluginsUnderTest", dependencies: [.product(name: "CVMMPlugin", package: "VMMKit")],
+                path: "CPlugins", cSettings: [.unsafeFlags(["-fsanitize=fuzzer-no-link"])]),
+        target("fuzz-c-plugins", ["CPluginsUnderTest"] + core),
     ]
 )

@@ -107,3 +107,15 @@ put('fuzz-launcher-state', 'devices-all', 'vmm-launcher-devices 1\nfw_cfg 0x19 7
 # The RTC in the same target (op bit 2): register A read, the year set to 99, binary
 # 24-hour mode, the hour set, read back.
 put('fuzz-machine-ports', 'rtc', bytes([6, 0x0a, 5, 0, 6, 0x09, 7, 0x99, 5, 0, 6, 0x0b, 7, 0x06, 6, 0x04, 7, 0x13, 5, 0]))
+# C plugins: plugin index, config length and text, exit count, exits (op byte: kind in
+# bits 0-1, see fuzz-c-plugins), then a state blob.
+def cfg(i, text): return bytes([i, len(text)]) + text.encode()
+pio = lambda port_sel, off, size_sel, count, write, data=b'': bytes([(port_sel << 5) | (4 if write else 0), off, size_sel, count - 1]) + data
+mmio = lambda win, off, len_, write, data=b'\0' * 8: bytes([1 | (win << 5) | (4 if write else 0)]) + struct.pack('<HB', off, len_ - 1) + data
+fault = lambda gpa: bytes([2 | 8]) + struct.pack('<I', gpa)
+put('fuzz-c-plugins', 'debug-exit', cfg(0, 'port=0xf4') + bytes([2]) + pio(0, 0, 0, 1, False) + pio(0, 0, 2, 1, True, b'\x2a\0\0\0'))
+put('fuzz-c-plugins', 'debug-exit-mmio', cfg(0, 'mmio=0xfee00000') + bytes([2]) + mmio(2, 0, 4, True, b'\x07' + b'\0' * 7) + b'\x03' + b'\0' + b'\xfe\x00\xe0\xfe' + b'\0' * 12)
+put('fuzz-c-plugins', 'memory-fault-zero', cfg(1, 'fill=zero') + bytes([2]) + fault(0x3000) + fault(0xfff0))
+put('fuzz-c-plugins', 'memory-fault-snapshot', cfg(1, 'snapshot=.build-fuzz/c-plugins.mem,base=0x1000,priority=2') + bytes([3]) + fault(0x2000) + fault(0x10000) + fault(0x1000))
+put('fuzz-c-plugins', 'pci-host', cfg(2, '') + bytes([4]) + pio(1, 0, 2, 1, True, b'\x04\0\0\x80') + pio(2, 0, 2, 1, False) + pio(2, 0, 1, 2, True, b'\x07\0\x07\0') + pio(1, 0, 2, 1, False) + b'\0' + b'\x04\0\0\x80')
+put('fuzz-c-plugins', 'pc-testdev', cfg(3, '') + bytes([4]) + pio(3, 0, 2, 1, True, b'\x78\x56\x34\x12') + pio(3, 1, 0, 3, False) + mmio(0, 0x1230, 8, True, b'12345678') + mmio(1, 0, 8, False) + b'\0' + b'\x55' * 64)

@@ -85,12 +85,27 @@ public final class PluginHost: @unchecked Sendable {
     /// On any error nothing of the plugin stays registered and the message names it.
     @discardableResult
     public func load(_ nameOrPath: String, config: String = "") throws(PluginError) -> LoadedPlugin {
-        guard !closed else { throw PluginError(plugin: nameOrPath, "the plugin host is closed") }
+        try checkLoadable(nameOrPath)
+        return try add(try PluginLibrary.open(try searchPath.resolve(nameOrPath)), config: config)
+    }
+
+    /// `load` for a plugin whose entry is linked into this process rather than dlopen'd
+    /// (the fuzz targets build the bundled C plugins in): validated as a file's entry is.
+    @discardableResult
+    func load(entry: UnsafePointer<vmm_plugin_entry_t>, path: String, config: String = "") throws(PluginError) -> LoadedPlugin {
+        try checkLoadable(path)
+        return try add(try PluginLibrary.validate(entry, path: path), config: config)
+    }
+
+    private func checkLoadable(_ name: String) throws(PluginError) {
+        guard !closed else { throw PluginError(plugin: name, "the plugin host is closed") }
         // The tables plugins extend are read without locks once a vCPU runs.
         guard !dispatcher.isFrozen else {
-            throw PluginError(plugin: nameOrPath, "the VM's vCPUs have already started: load plugins before vm.run or vcpu.start")
+            throw PluginError(plugin: name, "the VM's vCPUs have already started: load plugins before vm.run or vcpu.start")
         }
-        let library = try PluginLibrary.open(try searchPath.resolve(nameOrPath))
+    }
+
+    private func add(_ library: PluginLibrary, config: String) throws(PluginError) -> LoadedPlugin {
         let instance = PluginInstance(library: library, host: self)
         try instance.initialize(config: config)
         instances.append(instance)
