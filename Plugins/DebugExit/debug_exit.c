@@ -176,14 +176,26 @@ static int state_restore(void *user, const void *bytes, uint64_t length, uint32_
     uint64_t addr;
     uint32_t words[2];
 
+    char why[160];
+
     if (version != 1)
         return -ENOTSUP;
-    if (length != DEBUG_EXIT_STATE_SIZE)
+    if (length != DEBUG_EXIT_STATE_SIZE) {
+        /* A line logged at error level during the call is the host's message for it. */
+        snprintf(why, sizeof why, "debug-exit: a state of %llu bytes; version 1 has %u",
+                 (unsigned long long)length, DEBUG_EXIT_STATE_SIZE);
+        dev->host->log(dev->host->host_data, VMM_LOG_ERROR, why);
         return -EINVAL;
+    }
     memcpy(&addr, bytes, 8);
     memcpy(words, (const char *)bytes + 8, 8);
-    if (addr != dev->addr || words[0] != (uint32_t)dev->is_mmio || words[1] != 0)
-        return -EINVAL; /* saved from a debug-exit at another address */
+    if (addr != dev->addr || words[0] != (uint32_t)dev->is_mmio || words[1] != 0) {
+        snprintf(why, sizeof why, "debug-exit: the state is of a debug-exit at %s 0x%llx; this one is at %s 0x%llx",
+                 words[0] ? "MMIO" : "port", (unsigned long long)addr, dev->is_mmio ? "MMIO" : "port",
+                 (unsigned long long)dev->addr);
+        dev->host->log(dev->host->host_data, VMM_LOG_ERROR, why);
+        return -EINVAL;
+    }
     return 0;
 }
 

@@ -57,7 +57,7 @@ public enum PluginEntry {
         let name = String(cString: id)
         if name == VMM_PLUGIN_EXT_STATE, let stateful = box.plugin as? any PluginStateful {
             if box.state == nil {
-                let table = PluginStateTable(stateful)
+                let table = PluginStateTable(stateful, services: box.services)
                 table.plugin = stateful
                 box.state = table
             }

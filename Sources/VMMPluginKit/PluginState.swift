@@ -13,7 +13,9 @@ public protocol PluginStateful: VMMPlugin {
     /// The plugin's state as bytes.
     func saveState() throws -> [UInt8]
     /// Replaces the state with a blob `saveState` wrote (hostile bytes: check every
-    /// size). Throw to refuse it; the host names the plugin.
+    /// size). Throw to refuse it: the host's message names the plugin and gives the
+    /// error's description (logged at error level during the call, which hosts since
+    /// ABI 1.2 take as the reason).
     func restoreState(_ bytes: [UInt8], version: UInt32) throws
 }
 
@@ -23,7 +25,8 @@ final class PluginStateTable {
     /// The blob of the last save that did not fit, handed out on the retry.
     var pending: [UInt8]?
 
-    init(_ plugin: any PluginStateful) {
+    init(_ plugin: any PluginStateful, services: PluginServices) {
+        self.services = services
         table = .allocate(capacity: 1)
         table.initialize(to: vmm_plugin_state_t())
         table.pointee.struct_size = UInt32(MemoryLayout<vmm_plugin_state_t>.size)
@@ -35,7 +38,7 @@ final class PluginStateTable {
             guard let plugin = me.plugin else { return -ENODEV }
             let bytes: [UInt8]
             if let pending = me.pending { bytes = pending } else {
-                do { bytes = try plugin.saveState() } catch { return -EIO }
+                do { bytes = try plugin.saveState() } catch { me.services.log(.error, "\(error)"); return -EIO }
             }
             sizeOut.pointee = UInt64(bytes.count)
             guard UInt64(bytes.count) <= capacity else { me.pending = bytes; return -ENOSPC }
@@ -50,13 +53,15 @@ final class PluginStateTable {
             guard version == plugin.stateVersion else { return -ENOTSUP }
             guard length <= 1 << 30, length == 0 || bytes != nil else { return -EINVAL }
             let blob = length == 0 ? [] : [UInt8](UnsafeRawBufferPointer(start: bytes, count: Int(length)))
-            do { try plugin.restoreState(blob, version: version) } catch { return -EINVAL }
+            do { try plugin.restoreState(blob, version: version) } catch { me.services.log(.error, "\(error)"); return -EINVAL }
             return 0
         }
     }
 
     /// Set by the owning `PluginEntry.Instance`; cleared at destroy.
     weak var plugin: (any PluginStateful)?
+    /// Where a refusal's reason is logged (the host takes it as its message).
+    private let services: PluginServices
 
     deinit { table.deallocate() }
 }

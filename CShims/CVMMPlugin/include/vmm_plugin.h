@@ -33,7 +33,8 @@
  *   1.2  (snapshot/restore) Plugin-offered extension "org.vmmkit.plugin.state/1"
  *        (vmm_plugin_state_t, below the entry): a plugin saves and restores its own
  *        versioned state blob; a host refuses to snapshot a VM with a plugin that does
- *        not offer it. No earlier layout changed.
+ *        not offer it. A save or restore that fails says why by logging it at
+ *        VMM_LOG_ERROR during the call. No earlier layout changed.
  *   1.2  (reliability) Host extension seccomp/1 (allow_syscall
  *        [load-thread]): a plugin declares the system calls its handlers make beyond
  *        the vCPU threads' seccomp allow-list. No layout changed.
@@ -740,7 +741,8 @@ typedef struct vmm_plugin_state {
     /* Replaces the instance's state with a blob a save() wrote: `length` bytes,
      * `version` as stored. Returns 0, or -EINVAL (malformed blob; the plugin checks
      * every size and count in it) or -ENOTSUP (a version it cannot read). The bytes are
-     * hostile input. */
+     * hostile input. Saying why (both calls): the last line logged at VMM_LOG_ERROR on
+     * the calling thread during a call that fails is the host's message for it. */
     int (*restore)(void *user, const void *bytes, uint64_t length, uint32_t version);
 } vmm_plugin_state_t;
 /* ---- end of 1.2 plugin-state additions ---- */

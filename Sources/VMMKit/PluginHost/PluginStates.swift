@@ -27,8 +27,7 @@ extension PluginHost {
             let id = instance.library.id
             let table = try stateTable(instance)
             var size: UInt64 = 0
-            let state = PluginThreadState.current, tag = instance.lifecycleTag
-            var rc = state.lifecycleCall(tag, .stateSave) { table.save(table.user, nil, 0, &size) }
+            var (rc, why) = stateCall(instance, .stateSave) { table.save(table.user, nil, 0, &size) }
             var bytes: [UInt8] = []
             if rc == -ENOSPC {
                 guard size <= Self.maxStateSize else {
@@ -36,7 +35,7 @@ extension PluginHost {
                 }
                 bytes = [UInt8](repeating: 0, count: Int(size))
                 let capacity = size
-                rc = state.lifecycleCall(tag, .stateSave) {
+                (rc, why) = stateCall(instance, .stateSave) {
                     bytes.withUnsafeMutableBytes { table.save(table.user, $0.baseAddress, capacity, &size) }
                 }
                 guard rc != -ENOSPC else { throw PluginError(plugin: id, "save asked for \(capacity) bytes, then for \(size)") }
@@ -45,7 +44,7 @@ extension PluginHost {
             } else if rc == 0, size != 0 {
                 throw PluginError(plugin: id, "save reported \(size) bytes written into 0")
             }
-            guard rc == 0 else { throw PluginError(plugin: id, "cannot save its state: \(PluginText.status(rc))") }
+            guard rc == 0 else { throw PluginError(plugin: id, "cannot save its state: \(why ?? PluginText.status(rc))") }
             blobs.append(PluginStateBlob(plugin: id, version: table.version, bytes: bytes))
         }
         return blobs
@@ -67,14 +66,30 @@ extension PluginHost {
             guard blob.version == table.version else {
                 throw PluginError(plugin: id, "the snapshot holds state version \(blob.version); this plugin reads version \(table.version)")
             }
-            let rc = PluginThreadState.current.lifecycleCall(instance.lifecycleTag, .stateRestore) {
+            let (rc, why) = stateCall(instance, .stateRestore) {
                 blob.bytes.withUnsafeBytes { table.restore(table.user, $0.baseAddress, UInt64($0.count), blob.version) }
             }
-            guard rc == 0 else { throw PluginError(plugin: id, "refused its saved state: \(PluginText.status(rc))") }
+            guard rc == 0 else { throw PluginError(plugin: id, "refused its saved state: \(why ?? PluginText.status(rc))") }
         }
         if blobs.count > instances.count {
             throw PluginError(plugin: blobs[instances.count].plugin, "the snapshot holds its state but it is not loaded")
         }
+    }
+
+    /// One call into the state extension, watched like init, with the last line the
+    /// plugin logged at error level meanwhile: the reason for a refusal (the ABI's save
+    /// and restore return only an errno). A line logged by a call that succeeds is
+    /// logged as usual.
+    private func stateCall(_ instance: PluginInstance, _ kind: PluginLifecycleCall, _ body: () -> Int32) -> (Int32, String?) {
+        let state = PluginThreadState.current
+        state.stateRefusal = nil
+        state.capturesStateRefusal = true
+        let rc = state.lifecycleCall(instance.lifecycleTag, kind, body)
+        state.capturesStateRefusal = false
+        let why = state.stateRefusal
+        state.stateRefusal = nil
+        if rc == 0 || rc == -ENOSPC, let why { instance.log(.error, instance.library.id, why) }
+        return (rc, why)
     }
 
     private struct StateTable {

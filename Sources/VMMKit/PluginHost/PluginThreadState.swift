@@ -40,6 +40,10 @@ final class PluginThreadState {
     /// Set on the thread that delivers demand-paged memory (a fault router): whether a
     /// guest-physical range is there to touch (`PluginHost.deliversPages(isPresent:)`).
     var deliveredRange: ((UInt64, Int) -> Bool)?
+    /// While a state save or restore runs on this thread: the last line the plugin
+    /// logged at error level, which names why it refused (`PluginHost.stateCall`).
+    var stateRefusal: String?
+    var capturesStateRefusal = false
     /// The handler call in progress, for the watchdog (PluginCallSlot.swift).
     let slot = PluginCallSlot()
     private let pad = CacheLinePad()

@@ -20,8 +20,13 @@ enum HostServices {
         table.pointee.host_data = hostData
         table.pointee.log = { data, level, message in
             guard let plugin = PluginHandle.instance(data) else { return HostServices.afterDestroy("log") }
-            plugin.log(PluginLogLevel(rawValue: min(level, 4)) ?? .trace, plugin.library.id,
-                       message.map(PluginText.read) ?? "")
+            let text = message.map(PluginText.read) ?? ""
+            // Why a state save or restore on this thread refuses: kept for its error.
+            if level == PluginLogLevel.error.rawValue, let state = PluginThreadState.existing, state.capturesStateRefusal {
+                state.stateRefusal = text
+                return
+            }
+            plugin.log(PluginLogLevel(rawValue: min(level, 4)) ?? .trace, plugin.library.id, text)
         }
         // size_t arrives as Int: a length above Int.max is negative here, refused.
         table.pointee.read_guest = { data, gpa, buffer, length in
