@@ -343,6 +343,25 @@ public struct AsyncPFSavedState: Sendable {
     public init() {}
 }
 
+extension AsyncPFSavedState {
+    /// Why no guest could have left this state through the MSRs (which refuse what this
+    /// checks), or nil. A snapshot's blob is hostile input: restore refuses what the
+    /// guest's own writes would have been refused.
+    public var problem: String? {
+        if let vector, vector < 32 { return "MSR_KVM_ASYNC_PF_INT vector \(vector) is an exception vector" }
+        if enableValue & AsyncPFABI.reservedEnableBits != 0 {
+            return "MSR_KVM_ASYNC_PF_EN \(hex(enableValue)) has reserved bits 5:4 set"
+        }
+        if enableValue & AsyncPFABI.deliveryAsPFVMExit != 0 {
+            return "MSR_KVM_ASYNC_PF_EN \(hex(enableValue)) asks for delivery as #PF vmexit, which is not offered"
+        }
+        if enableValue & AsyncPFABI.deliveryAsInterrupt != 0, vector == nil {
+            return "MSR_KVM_ASYNC_PF_EN \(hex(enableValue)) enables interrupt delivery with no vector set"
+        }
+        return nil
+    }
+}
+
 extension AsyncPFVCPUState {
     public var saved: AsyncPFSavedState {
         var s = AsyncPFSavedState()

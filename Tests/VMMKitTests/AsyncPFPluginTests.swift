@@ -164,6 +164,57 @@ struct AsyncPFPluginTests {
         #expect(plugins.plugins.isEmpty, "nothing of a refused plugin stays loaded")
     }
 
+    @Test("A state blob no guest could have left through the MSRs is refused in one line naming vCPU and field; the plugin's own state restores")
+    func hostileStateBlobs() throws {
+        let (guest, plugins) = try PluginFixtures.guest("apf_kernel")
+        defer { plugins.close(); withExtendedLifetime(guest) {} }
+        try plugins.load("AsyncPF")
+        try plugins.restoreStateBlobs(try plugins.saveStateBlobs())
+
+        // The blob format of Plugins/AsyncPF/Sources/AsyncPFPluginState.swift, version 1.
+        struct Slot {
+            var vcpu: UInt32 = 0, enable: UInt64 = 0, vector: UInt8? = nil
+            var outstanding: [(UInt32, UInt64)] = [], pendingVector: UInt8? = nil
+        }
+        func blob(_ slots: [Slot]) -> [UInt8] {
+            var b: [UInt8] = []
+            func u32(_ v: UInt32) { b += withUnsafeBytes(of: v.littleEndian, Array.init) }
+            func u64(_ v: UInt64) { b += withUnsafeBytes(of: v.littleEndian, Array.init) }
+            func opt(_ v: UInt8?) { if let v { b += [1, v] } else { b.append(0) } }
+            u32(UInt32(slots.count))
+            for s in slots {
+                u32(s.vcpu); u64(s.enable); opt(s.vector)
+                b.append(0) // no "not present" in flight
+                u32(UInt32(s.outstanding.count)); for (t, page) in s.outstanding { u32(t); u64(page) }
+                b.append(0); u32(0) // no ready pending, an empty ready queue
+                b += [0, 0, 0] // no deferred #PF, no deferred NMI, not halted on a page
+                u32(0); u32(1) // conflict exits, next token
+                opt(s.pendingVector); b.append(0) // waiting vector, halted
+            }
+            return b
+        }
+        let area: UInt64 = 0x20000
+        let cases: [([Slot], String)] = [
+            ([Slot(vector: 5)], "vCPU 0: MSR_KVM_ASYNC_PF_INT vector 5 is an exception vector"),
+            ([Slot(enable: area | 0x11, vector: 0xec)], "vCPU 0: MSR_KVM_ASYNC_PF_EN 0x20011 has reserved bits 5:4 set"),
+            ([Slot(enable: area | 0x5, vector: 0xec)], "vCPU 0: MSR_KVM_ASYNC_PF_EN 0x20005 asks for delivery as #PF vmexit, which is not offered"),
+            ([Slot(enable: area | 0x9)], "vCPU 0: MSR_KVM_ASYNC_PF_EN 0x20009 enables interrupt delivery with no vector set"),
+            ([Slot(vcpu: 3), Slot(vcpu: 3)], "state holds vCPU 3 twice"),
+            ([Slot(outstanding: [(7, 0x40_0000), (7, 0x40_1000)])], "vCPU 0: outstanding token 7 twice"),
+            ([Slot(vector: 0xec, pendingVector: 2)], "vCPU 0: waiting interrupt vector 2 is an exception vector"),
+        ]
+        for (slots, reason) in cases {
+            let e = pluginError { () throws(PluginError) in
+                try plugins.restoreStateBlobs([PluginStateBlob(plugin: "org.vmmkit.async-pf", version: 1, bytes: blob(slots))])
+            }
+            #expect(e?.message == "refused its saved state: org.vmmkit.async-pf: \(reason)", "\(String(describing: e))")
+        }
+        // The same encoder's well-formed blob is taken, and saves back as it was.
+        let good = blob([Slot(vcpu: 0, enable: area | 0x9, vector: 0xec)])
+        try plugins.restoreStateBlobs([PluginStateBlob(plugin: "org.vmmkit.async-pf", version: 1, bytes: good)])
+        #expect(try plugins.saveStateBlobs().first?.bytes == good)
+    }
+
     @Test("Before any vCPU exists the plugin is refused: CPUID bits cannot be set")
     func refusedWithoutVCPUs() throws {
         let kvm = try KVM.open()

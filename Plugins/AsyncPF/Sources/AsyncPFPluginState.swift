@@ -44,15 +44,22 @@ extension AsyncPFPlugin {
         let count = try r.u32()
         guard count <= Self.maxSlots else { throw VMMPluginError("\(Self.id): state holds \(count) vCPUs (at most \(Self.maxSlots))") }
         var decoded: [(UInt32, AsyncPFSavedState, UInt8?, Bool)] = []
+        var seen = Set<UInt32>()
         for _ in 0..<count {
             let id = try r.u32()
+            guard seen.insert(id).inserted else { throw VMMPluginError("\(Self.id): state holds vCPU \(id) twice") }
             var s = AsyncPFSavedState()
             s.enableValue = try r.u64()
             if try r.bool() { s.vector = try r.u8() }
             if try r.bool() { s.inFlight = (try r.u32(), try r.u64()) }
             let n = try r.u32()
             guard n <= Self.maxTokens else { throw VMMPluginError("\(Self.id): \(n) outstanding tokens (at most \(Self.maxTokens))") }
-            for _ in 0..<n { let t = try r.u32(); s.outstanding[t] = try r.u64() }
+            for _ in 0..<n {
+                let t = try r.u32()
+                guard s.outstanding.updateValue(try r.u64(), forKey: t) == nil else {
+                    throw VMMPluginError("\(Self.id): vCPU \(id): outstanding token \(t) twice")
+                }
+            }
             if try r.bool() { s.readyPending = try r.u32() }
             let q = try r.u32()
             guard q <= Self.maxTokens else { throw VMMPluginError("\(Self.id): \(q) queued ready tokens (at most \(Self.maxTokens))") }
@@ -64,6 +71,8 @@ extension AsyncPFPlugin {
             s.nextID = try r.u32()
             guard s.nextID <= 0xf_ffff else { throw VMMPluginError("\(Self.id): token sequence number \(s.nextID) (at most 0xfffff)") }
             let pending: UInt8? = try r.bool() ? try r.u8() : nil
+            if let why = s.problem { throw VMMPluginError("\(Self.id): vCPU \(id): \(why)") }
+            if let pending, pending < 32 { throw VMMPluginError("\(Self.id): vCPU \(id): waiting interrupt vector \(pending) is an exception vector") }
             decoded.append((id, s, pending, try r.bool()))
         }
         try r.finish()
