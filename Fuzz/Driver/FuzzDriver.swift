@@ -39,3 +39,9 @@ public func requireOneLine(_ message: String, _ context: @autoclosure () -> Stri
         $0.value < 0x20 || (0x7f...0x9f).contains($0.value)
     }, "not one line of text: \(message.debugDescription) \(context())")
 }
+
+/// `precondition` with its message kept in the optimised build these targets are built
+/// in (there a precondition's message is dropped): a crash says what broke.
+public func check(_ condition: Bool, _ message: @autoclosure () -> String) {
+    if !condition { fatalError(message()) }
+}

@@ -40,4 +40,25 @@ struct UARTStateTests {
         #expect(throws: UART16550.StateError.self) { try a.restoreState([]) }
         #expect(a.savedState() == before)
     }
+
+    @Test("a blob holding what no register write sets is refused, naming it: IER or MCR high bits, a FIFO size against FCR")
+    func impossibleRegisters() throws {
+        let a = make()
+        let blob = a.savedState()
+        func refusal(_ patch: (inout [UInt8]) -> Void) -> String? {
+            var b = blob
+            patch(&b)
+            do { try a.restoreState(b) } catch { return error.description }
+            return nil
+        }
+        #expect(refusal { $0[0] = 0x1f } == "uart state: IER 31 or MCR 0 has bits no write sets")
+        #expect(refusal { $0[2] = 0x20 } == "uart state: IER 0 or MCR 32 has bits no write sets")
+        #expect(refusal { $0[6] = 1 } == "uart state: receive FIFO of 1 holding 0 with FIFOs on")
+        #expect(refusal { $0[12] = 16 } == "uart state: receive FIFO of 16 holding 0 with FIFOs off")
+        #expect(a.savedState() == blob)
+        // What the registers can reach restores: FIFOs on (FCR), every IER and MCR bit.
+        a.write(2, 0x01); a.write(1, 0x0f); a.write(4, 0x1f)
+        let reached = a.savedState()
+        try make().restoreState(reached)
+    }
 }

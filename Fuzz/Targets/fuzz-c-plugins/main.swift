@@ -39,8 +39,6 @@ final class Input {
     func take(_ n: Int) -> [UInt8] { (0..<n).map { _ in u8() } }
 }
 
-/// precondition, with its message kept in the optimised build (a crash names what broke).
-func check(_ condition: Bool, _ message: @autoclosure () -> String) { if !condition { fatalError(message()) } }
 
 func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
 

@@ -6,6 +6,7 @@ import UART16550
 // console that fills up and frees room again, and UART configuration strings.
 final class Room: @unchecked Sendable { var free = true }
 
+
 runFuzzer { data, size in
     let input = fuzzInput(data, size)
     let room = Room()
@@ -35,7 +36,21 @@ runFuzzer { data, size in
             var bytes: [UInt8] = []
             for _ in 0..<n { bytes.append(next() ?? 0) }
             _ = try? UARTConfig.parse(String(decoding: bytes, as: UTF8.self))
-        default: _ = uart.irqLevel; _ = uart.queuedInput
+        default:
+            _ = uart.irqLevel; _ = uart.queuedInput
+            guard op & 0x80 != 0 else { break }
+            // State: the UART's own restores; a blob from the input (its saved state with
+            // input bytes laid over and after it) is refused or saves back as it was,
+            // but for the IRQ level, which the restore recomputes from the registers.
+            let own = uart.savedState()
+            check((try? uart.restoreState(own)) != nil, "the UART's own state is refused")
+            var blob = op & 0x40 != 0 ? [] : own
+            let n = Int(next() ?? 0), at = Int(next() ?? 0)
+            for k in 0..<n { let b = next() ?? 0; if at + k < blob.count { blob[at + k] = b } else { blob.append(b) } }
+            guard (try? uart.restoreState(blob)) != nil else { break }
+            var back = uart.savedState()
+            back[11] = blob[11]
+            check(back == blob, "a restored state of \(blob.count) bytes saved back as \(back.count) other bytes")
         }
     }
     return 0

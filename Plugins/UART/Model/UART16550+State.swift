@@ -42,9 +42,12 @@ extension UART16550 {
         s.msr = bytes[9]
         s.thrPending = bytes[10] == 1
         s.irqLevel = bytes[11] == 1
+        // What no guest can set through the registers (writes keep IER 3:0 and MCR 4:0;
+        // FCR sizes the receive buffer with the FIFO enable) is refused.
+        guard s.ier & 0xf0 == 0, s.mcr & 0xe0 == 0 else { throw bad("IER \(s.ier) or MCR \(s.mcr) has bits no write sets") }
         let capacity = Int(bytes[12]), rxCount = Int(bytes[13])
-        guard capacity == 1 || capacity == Self.fifoSize, rxCount <= capacity else {
-            throw bad("receive FIFO of \(capacity) holding \(rxCount)")
+        guard capacity == (s.fifoEnabled ? Self.fifoSize : 1), rxCount <= capacity else {
+            throw bad("receive FIFO of \(capacity) holding \(rxCount) with FIFOs \(s.fifoEnabled ? "on" : "off")")
         }
         var at = 14
         guard bytes.count - at >= rxCount + 4 else { throw bad("cut short in the receive FIFO") }
