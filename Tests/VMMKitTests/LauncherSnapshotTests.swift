@@ -311,6 +311,30 @@ struct PluginStateTests {
         #expect(refused?.message == "refused its saved state: Invalid argument (-22)") // it logs no reason: the errno
     }
 
+    @Test("ScratchDevice (Swift, through the SDK's PluginStateful) saves the registers a guest wrote, restores them into another VM, and a refusal gives its thrown text")
+    func swiftPluginState() throws {
+        let (guest, host) = try PluginFixtures.guest("plugin_scratch")
+        defer { host.close(); withExtendedLifetime(guest) {} }
+        try host.load("ScratchDevice")
+        #expect(try guest.run() == .halted)
+        let saved = try host.saveStates()
+        #expect(saved.map(\.name) == ["plugin0.org.vmmkit.scratch-device"])
+        // Registers 0-3 as the guest left them (plugin_scratch in Examples/Guests/plugin_exits.S).
+        #expect(saved.first?.bytes.prefix(16) == [0x44, 0x33, 0x22, 0x11, 0x55, 0, 0, 0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88])
+
+        let (other, restored) = try PluginFixtures.guest("hlt")
+        defer { restored.close(); withExtendedLifetime(other) {} }
+        try restored.load("ScratchDevice")
+        try restored.restoreStates(saved)
+        #expect(try restored.saveStates() == saved)
+
+        var short = saved
+        short[0].bytes.removeLast()
+        let refused = pluginError { () throws(PluginError) in try restored.restoreStates(short) }
+        #expect(refused?.message == "refused its saved state: org.vmmkit.scratch-device: a state of 63 bytes; version 1 has 64")
+        #expect(try restored.saveStates() == saved, "a refused blob changes nothing")
+    }
+
     @Test("a plugin without the extension: saveStates refuses naming it")
     func stateless() throws {
         let (guest, host) = try PluginFixtures.guest("pio_out")

@@ -1,7 +1,7 @@
 import CVMMPlugin
 import VMMPluginKit
 
-// The two functions the C descriptor in ../Entry/entry.c points at. @c (Swift 6.3)
+// The three functions the C descriptor in ../Entry/entry.c points at. @c (Swift 6.3)
 // gives them these exact C names; on older compilers use @_cdecl("name") instead.
 
 @c func scratch_device_init(
@@ -13,4 +13,9 @@ import VMMPluginKit
 
 @c func scratch_device_destroy(_ instance: UnsafeMutableRawPointer?) {
     PluginEntry.destroy(instance)
+}
+
+/// The plugin's own extensions: the ABI 1.2 state table (`PluginStateful`).
+@c func scratch_device_get_extension(_ instance: UnsafeMutableRawPointer?, _ id: UnsafePointer<CChar>?) -> UnsafeRawPointer? {
+    PluginEntry.pluginExtension(instance, id)
 }

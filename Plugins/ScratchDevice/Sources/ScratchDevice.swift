@@ -71,3 +71,19 @@ final class ScratchDevice: VMMPlugin {
         return .handled
     }
 }
+
+/// ABI 1.2 state (snapshot and restore), version 1: the 64 register bytes. Any contents
+/// are valid (the guest may write any value); a blob of another length is refused, and
+/// the thrown error's text is the host's message for it.
+extension ScratchDevice: PluginStateful {
+    var stateVersion: UInt32 { 1 }
+
+    func saveState() throws -> [UInt8] { bytes.withLock { $0 } }
+
+    func restoreState(_ blob: [UInt8], version: UInt32) throws {
+        guard blob.count == Self.registerCount * 4 else {
+            throw VMMPluginError("\(Self.id): a state of \(blob.count) bytes; version 1 has \(Self.registerCount * 4)")
+        }
+        bytes.withLock { $0 = blob }
+    }
+}
