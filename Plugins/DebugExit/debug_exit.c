@@ -175,7 +175,6 @@ static int state_restore(void *user, const void *bytes, uint64_t length, uint32_
     const debug_exit_t *dev = (const debug_exit_t *)user;
     uint64_t addr;
     uint32_t words[2];
-
     char why[160];
 
     if (version != 1)

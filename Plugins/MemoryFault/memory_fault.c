@@ -270,16 +270,27 @@ static int mf_state_restore(void *user, const void *bytes, uint64_t length, uint
     uint64_t base, size;
     int32_t priority;
     uint32_t zero_fill;
+    char why[200];
     if (version != 1)
         return -ENOTSUP;
-    if (length != MF_STATE_SIZE)
+    if (length != MF_STATE_SIZE) {
+        /* A line logged at error level during the call is the host's message for it. */
+        snprintf(why, sizeof why, "a state of %llu bytes; version 1 has %u", (unsigned long long)length, MF_STATE_SIZE);
+        mf->host->log(mf->host->host_data, VMM_LOG_ERROR, why);
         return -EINVAL;
+    }
     memcpy(&base, bytes, 8);
     memcpy(&size, (const char *)bytes + 8, 8);
     memcpy(&priority, (const char *)bytes + 16, 4);
     memcpy(&zero_fill, (const char *)bytes + 20, 4);
-    if (base != mf->base || size != mf->size || priority != mf->priority || zero_fill != (uint32_t)mf->zero_fill)
+    if (base != mf->base || size != mf->size || priority != mf->priority || zero_fill != (uint32_t)mf->zero_fill) {
+        snprintf(why, sizeof why,
+                 "the state is of an instance configured otherwise (base 0x%llx, size 0x%llx, priority %d, fill=zero %s); "
+                 "restore it with the configuration it was saved with",
+                 (unsigned long long)base, (unsigned long long)size, (int)priority, zero_fill ? "on" : "off");
+        mf->host->log(mf->host->host_data, VMM_LOG_ERROR, why);
         return -EINVAL;
+    }
     return 0;
 }
 

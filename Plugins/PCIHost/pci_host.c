@@ -13,6 +13,7 @@
 #include <errno.h>
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@
 #define CONFIG_DATA 0xcfc
 
 typedef struct pci_host {
+    const vmm_host_t *host; /* valid until destroy(); for state refusals' reasons */
     pthread_mutex_t lock; /* vCPUs may probe concurrently */
     uint32_t address;     /* the last dword written to 0xcf8 */
     uint8_t config[256];  /* 00:00.0's configuration space */
@@ -114,6 +116,7 @@ static void *pci_host_init(const vmm_host_t *host, const char *config, const cha
         *error_out = "pci-host: out of memory";
         return NULL;
     }
+    h->host = host;
     pthread_mutex_init(&h->lock, NULL);
     reset(h);
     /* 0xcf8, 0xcfa-0xcfb and 0xcfc-0xcff: everything but 0xcf9 (reset control). A
@@ -174,15 +177,25 @@ static int state_restore(void *user, const void *bytes, uint64_t length, uint32_
     pci_host_t *h = (pci_host_t *)user;
     const uint8_t *config = (const uint8_t *)bytes + 4;
 
+    char why[160];
+
     if (version != 1)
         return -ENOTSUP;
-    if (length != PCI_HOST_STATE_SIZE)
+    if (length != PCI_HOST_STATE_SIZE) {
+        /* A line logged at error level during the call is the host's message for it. */
+        snprintf(why, sizeof why, "pci-host: a state of %llu bytes; version 1 has %u",
+                 (unsigned long long)length, PCI_HOST_STATE_SIZE);
+        h->host->log(h->host->host_data, VMM_LOG_ERROR, why);
         return -EINVAL;
+    }
     pthread_mutex_lock(&h->lock);
     /* Read-only bits must be this bridge's: a blob of another device is refused whole. */
     for (int i = 0; i < 256; i++) {
         if ((config[i] & ~h->wmask[i]) != (h->config[i] & ~h->wmask[i])) {
             pthread_mutex_unlock(&h->lock);
+            snprintf(why, sizeof why, "pci-host: configuration byte 0x%02x is 0x%02x, but its read-only bits (mask 0x%02x) are 0x%02x on this bridge",
+                     i, config[i], (uint8_t)~h->wmask[i], h->config[i] & ~h->wmask[i]);
+            h->host->log(h->host->host_data, VMM_LOG_ERROR, why);
             return -EINVAL;
         }
     }

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,10 +190,17 @@ static int state_restore(void *user, const void *bytes, uint64_t length, uint32_
 {
     testdev_t *d = (testdev_t *)user;
 
+    char why[96];
+
     if (version != 1)
         return -ENOTSUP;
-    if (length != TESTDEV_STATE_SIZE)
+    if (length != TESTDEV_STATE_SIZE) {
+        /* A line logged at error level during the call is the host's message for it. */
+        snprintf(why, sizeof why, "pc-testdev: a state of %llu bytes; version 1 has %u",
+                 (unsigned long long)length, TESTDEV_STATE_SIZE);
+        d->host->log(d->host->host_data, VMM_LOG_ERROR, why);
         return -EINVAL;
+    }
     pthread_mutex_lock(&d->lock);
     memcpy(d->scratch, bytes, 4);
     memcpy(d->iomem, (const uint8_t *)bytes + 4, IOMEM_SIZE);

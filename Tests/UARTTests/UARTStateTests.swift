@@ -51,8 +51,8 @@ struct UARTStateTests {
             do { try a.restoreState(b) } catch { return error.description }
             return nil
         }
-        #expect(refusal { $0[0] = 0x1f } == "uart state: IER 31 or MCR 0 has bits no write sets")
-        #expect(refusal { $0[2] = 0x20 } == "uart state: IER 0 or MCR 32 has bits no write sets")
+        #expect(refusal { $0[0] = 0x1f } == "uart state: IER 0x1f has bits 7:4 set, which no write sets")
+        #expect(refusal { $0[2] = 0x20 } == "uart state: MCR 0x20 has bits 7:5 set, which no write sets")
         #expect(refusal { $0[6] = 1 } == "uart state: receive FIFO of 1 holding 0 with FIFOs on")
         #expect(refusal { $0[12] = 16 } == "uart state: receive FIFO of 16 holding 0 with FIFOs off")
         #expect(a.savedState() == blob)

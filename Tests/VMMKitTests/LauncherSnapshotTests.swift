@@ -258,6 +258,13 @@ struct PluginStateTests {
         #expect(saved.map(\.bytes.count) == [16, 260])
         try host.restoreStates(saved)
 
+        // A blob of another device: PCIHost's read-only bytes are not this bridge's.
+        var otherDevice = saved
+        otherDevice[1].bytes[4] = 0x86 + 1 // the vendor id's low byte
+        let device = pluginError { () throws(PluginError) in try host.restoreStates(otherDevice) }
+        #expect(device?.plugin == "org.vmmkit.pci-host")
+        #expect(device?.message == "refused its saved state: pci-host: configuration byte 0x00 is 0x87, but its read-only bits (mask 0xff) are 0x86 on this bridge")
+
         var wrongVersion = saved
         wrongVersion[1].version = 7
         let v = pluginError { () throws(PluginError) in try host.restoreStates(wrongVersion) }
@@ -308,7 +315,7 @@ struct PluginStateTests {
         short[0].bytes.removeLast()
         let refused = pluginError { () throws(PluginError) in try host.restoreStates(short) }
         #expect(refused?.plugin == "org.vmmkit.pc-testdev")
-        #expect(refused?.message == "refused its saved state: Invalid argument (-22)") // it logs no reason: the errno
+        #expect(refused?.message == "refused its saved state: pc-testdev: a state of 65539 bytes; version 1 has 65540")
     }
 
     @Test("ScratchDevice (Swift, through the SDK's PluginStateful) saves the registers a guest wrote, restores them into another VM, and a refusal gives its thrown text")
@@ -333,6 +340,20 @@ struct PluginStateTests {
         let refused = pluginError { () throws(PluginError) in try restored.restoreStates(short) }
         #expect(refused?.message == "refused its saved state: org.vmmkit.scratch-device: a state of 63 bytes; version 1 has 64")
         #expect(try restored.saveStates() == saved, "a refused blob changes nothing")
+    }
+
+    @Test("MemoryFault refuses the state of an instance configured otherwise, saying which configuration it holds")
+    func memoryFaultConfigurationState() throws {
+        let (guest, host) = try PluginFixtures.guest("hlt")
+        defer { host.close(); withExtendedLifetime(guest) {} }
+        try host.load("MemoryFault", config: "fill=zero,priority=3")
+        let saved = try host.saveStates()
+        let (other, elsewhere) = try PluginFixtures.guest("hlt")
+        defer { elsewhere.close(); withExtendedLifetime(other) {} }
+        try elsewhere.load("MemoryFault", config: "fill=zero")
+        let e = pluginError { () throws(PluginError) in try elsewhere.restoreStates(saved) }
+        #expect(e?.plugin == "org.vmmkit.memory-fault")
+        #expect(e?.message == "refused its saved state: the state is of an instance configured otherwise (base 0x0, size 0xffffffffffffffff, priority 3, fill=zero on); restore it with the configuration it was saved with")
     }
 
     @Test("a plugin without the extension: saveStates refuses naming it")

@@ -44,7 +44,8 @@ extension UART16550 {
         s.irqLevel = bytes[11] == 1
         // What no guest can set through the registers (writes keep IER 3:0 and MCR 4:0;
         // FCR sizes the receive buffer with the FIFO enable) is refused.
-        guard s.ier & 0xf0 == 0, s.mcr & 0xe0 == 0 else { throw bad("IER \(s.ier) or MCR \(s.mcr) has bits no write sets") }
+        guard s.ier & 0xf0 == 0 else { throw bad("IER 0x\(String(s.ier, radix: 16)) has bits 7:4 set, which no write sets") }
+        guard s.mcr & 0xe0 == 0 else { throw bad("MCR 0x\(String(s.mcr, radix: 16)) has bits 7:5 set, which no write sets") }
         let capacity = Int(bytes[12]), rxCount = Int(bytes[13])
         guard capacity == (s.fifoEnabled ? Self.fifoSize : 1), rxCount <= capacity else {
             throw bad("receive FIFO of \(capacity) holding \(rxCount) with FIFOs \(s.fifoEnabled ? "on" : "off")")
