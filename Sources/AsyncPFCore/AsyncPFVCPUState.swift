@@ -344,10 +344,12 @@ public struct AsyncPFSavedState: Sendable {
 }
 
 extension AsyncPFSavedState {
-    /// Why no guest could have left this state through the MSRs (which refuse what this
-    /// checks), or nil. A snapshot's blob is hostile input: restore refuses what the
-    /// guest's own writes would have been refused.
-    public var problem: String? {
+    /// Why vCPU `vcpu` could not have left this state, or nil: what its MSR writes are
+    /// refused for, and tokens its `makeToken` never makes (0, the wake-all token, or
+    /// low 12 bits other than the vCPU id) or one token in two places. A snapshot's blob
+    /// is hostile input: restore refuses what the guest's own writes would have been
+    /// refused.
+    public func problem(vcpu: UInt32) -> String? {
         if let vector, vector < 32 { return "MSR_KVM_ASYNC_PF_INT vector \(vector) is an exception vector" }
         if enableValue & AsyncPFABI.reservedEnableBits != 0 {
             return "MSR_KVM_ASYNC_PF_EN \(hex(enableValue)) has reserved bits 5:4 set"
@@ -357,6 +359,16 @@ extension AsyncPFSavedState {
         }
         if enableValue & AsyncPFABI.deliveryAsInterrupt != 0, vector == nil {
             return "MSR_KVM_ASYNC_PF_EN \(hex(enableValue)) enables interrupt delivery with no vector set"
+        }
+        // A token moves from outstanding to the ready queue to pending, so it is in one of
+        // them at most (the "not present" in flight may name any of them).
+        let tokens = outstanding.keys.sorted() + readyQueue + (readyPending.map { [$0] } ?? [])
+        for token in tokens + (inFlight.map { [$0.token] } ?? []) where token == 0 || token == AsyncPFABI.wakeAllToken || token & 0xfff != vcpu & 0xfff {
+            return "token \(hex(token)) is not one this vCPU makes (not 0 or 0xffffffff, its low 12 bits \(hex(vcpu & 0xfff)))"
+        }
+        var seen = Set<UInt32>()
+        if let twice = tokens.first(where: { !seen.insert($0).inserted }) {
+            return "token \(hex(twice)) is in two places (outstanding, the ready queue, the pending ready)"
         }
         return nil
     }

@@ -174,7 +174,7 @@ struct AsyncPFPluginTests {
         // The blob format of Plugins/AsyncPF/Sources/AsyncPFPluginState.swift, version 1.
         struct Slot {
             var vcpu: UInt32 = 0, enable: UInt64 = 0, vector: UInt8? = nil
-            var outstanding: [(UInt32, UInt64)] = [], pendingVector: UInt8? = nil
+            var outstanding: [(UInt32, UInt64)] = [], readyQueue: [UInt32] = [], pendingVector: UInt8? = nil
         }
         func blob(_ slots: [Slot]) -> [UInt8] {
             var b: [UInt8] = []
@@ -186,7 +186,8 @@ struct AsyncPFPluginTests {
                 u32(s.vcpu); u64(s.enable); opt(s.vector)
                 b.append(0) // no "not present" in flight
                 u32(UInt32(s.outstanding.count)); for (t, page) in s.outstanding { u32(t); u64(page) }
-                b.append(0); u32(0) // no ready pending, an empty ready queue
+                b.append(0) // no ready pending
+                u32(UInt32(s.readyQueue.count)); for t in s.readyQueue { u32(t) }
                 b += [0, 0, 0] // no deferred #PF, no deferred NMI, not halted on a page
                 u32(0); u32(1) // conflict exits, next token
                 opt(s.pendingVector); b.append(0) // waiting vector, halted
@@ -200,7 +201,10 @@ struct AsyncPFPluginTests {
             ([Slot(enable: area | 0x5, vector: 0xec)], "vCPU 0: MSR_KVM_ASYNC_PF_EN 0x20005 asks for delivery as #PF vmexit, which is not offered"),
             ([Slot(enable: area | 0x9)], "vCPU 0: MSR_KVM_ASYNC_PF_EN 0x20009 enables interrupt delivery with no vector set"),
             ([Slot(vcpu: 3), Slot(vcpu: 3)], "state holds vCPU 3 twice"),
-            ([Slot(outstanding: [(7, 0x40_0000), (7, 0x40_1000)])], "vCPU 0: outstanding token 7 twice"),
+            ([Slot(outstanding: [(0x7000, 0x40_0000), (0x7000, 0x40_1000)])], "vCPU 0: outstanding token 0x7000 twice"),
+            ([Slot(outstanding: [(0, 0x40_0000)])], "vCPU 0: token 0x0 is not one this vCPU makes (not 0 or 0xffffffff, its low 12 bits 0x0)"),
+            ([Slot(vcpu: 1, outstanding: [(0x7002, 0x40_0000)])], "vCPU 1: token 0x7002 is not one this vCPU makes (not 0 or 0xffffffff, its low 12 bits 0x1)"),
+            ([Slot(outstanding: [(0x7000, 0x40_0000)], readyQueue: [0x7000])], "vCPU 0: token 0x7000 is in two places (outstanding, the ready queue, the pending ready)"),
             ([Slot(vector: 0xec, pendingVector: 2)], "vCPU 0: waiting interrupt vector 2 is an exception vector"),
         ]
         for (slots, reason) in cases {
@@ -210,7 +214,7 @@ struct AsyncPFPluginTests {
             #expect(e?.message == "refused its saved state: org.vmmkit.async-pf: \(reason)", "\(String(describing: e))")
         }
         // The same encoder's well-formed blob is taken, and saves back as it was.
-        let good = blob([Slot(vcpu: 0, enable: area | 0x9, vector: 0xec)])
+        let good = blob([Slot(vcpu: 0, enable: area | 0x9, vector: 0xec, readyQueue: [0x1000, 0x2000])])
         try plugins.restoreStateBlobs([PluginStateBlob(plugin: "org.vmmkit.async-pf", version: 1, bytes: good)])
         #expect(try plugins.saveStateBlobs().first?.bytes == good)
     }

@@ -57,7 +57,7 @@ extension AsyncPFPlugin {
             for _ in 0..<n {
                 let t = try r.u32()
                 guard s.outstanding.updateValue(try r.u64(), forKey: t) == nil else {
-                    throw VMMPluginError("\(Self.id): vCPU \(id): outstanding token \(t) twice")
+                    throw VMMPluginError("\(Self.id): vCPU \(id): outstanding token 0x\(String(t, radix: 16)) twice")
                 }
             }
             if try r.bool() { s.readyPending = try r.u32() }
@@ -71,7 +71,7 @@ extension AsyncPFPlugin {
             s.nextID = try r.u32()
             guard s.nextID <= 0xf_ffff else { throw VMMPluginError("\(Self.id): token sequence number \(s.nextID) (at most 0xfffff)") }
             let pending: UInt8? = try r.bool() ? try r.u8() : nil
-            if let why = s.problem { throw VMMPluginError("\(Self.id): vCPU \(id): \(why)") }
+            if let why = s.problem(vcpu: id) { throw VMMPluginError("\(Self.id): vCPU \(id): \(why)") }
             if let pending, pending < 32 { throw VMMPluginError("\(Self.id): vCPU \(id): waiting interrupt vector \(pending) is an exception vector") }
             decoded.append((id, s, pending, try r.bool()))
         }
