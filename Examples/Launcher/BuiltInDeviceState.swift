@@ -29,6 +29,8 @@ struct BuiltInDeviceState: Equatable {
         var awaiting: UInt8
         var lastRead: UInt8
         var replies: [UInt8]
+        /// Which replies are the mouse's (bit 0: the first); written as "m0x..".
+        var auxReplies: UInt16 = 0
     }
 
     struct RTCRegisters: Equatable {
@@ -63,7 +65,8 @@ struct BuiltInDeviceState: Equatable {
         if let r = resetControl { lines.append("reset-control \(hex(r))") }
         if let a = systemControlA { lines.append("port92 \(hex(a))") }
         if let k = i8042 {
-            let queued = k.replies.isEmpty ? "-" : k.replies.map { hex($0) }.joined(separator: ",")
+            let queued = k.replies.isEmpty ? "-" : k.replies.enumerated()
+                .map { (k.auxReplies >> $0.offset) & 1 != 0 ? "m" + hex($0.element) : hex($0.element) }.joined(separator: ",")
             lines.append("i8042 \([k.status, k.config, k.outputPort, k.awaiting, k.lastRead].map { hex($0) }.joined(separator: " ")) \(queued)")
         }
         if let lcr = consoleLCR { lines.append("console \(hex(lcr))") }
@@ -115,13 +118,16 @@ struct BuiltInDeviceState: Equatable {
                 guard v[0] & ~i8042StatusBits == 0 else { throw bad("i8042 status \(hex(v[0])) (bits other than 0x1c)") }
                 guard i8042Commands.contains(v[3]) else { throw bad("i8042 pending command \(hex(v[3]))") }
                 var replies: [UInt8] = []
+                var aux: UInt16 = 0
                 if words[6] != "-" {
                     for word in words[6].split(separator: ",", omittingEmptySubsequences: false) {
                         guard replies.count < I8042.queueLimit else { throw bad("i8042: more than \(I8042.queueLimit) replies queued") }
-                        replies.append(try byte(word, "i8042 reply"))
+                        if word.hasPrefix("m") { aux |= 1 << replies.count } // the mouse's
+                        replies.append(try byte(word.hasPrefix("m") ? word.dropFirst() : word, "i8042 reply"))
                     }
                 }
-                state.i8042 = I8042Registers(status: v[0], config: v[1], outputPort: v[2], awaiting: v[3], lastRead: v[4], replies: replies)
+                state.i8042 = I8042Registers(status: v[0], config: v[1], outputPort: v[2], awaiting: v[3], lastRead: v[4], replies: replies,
+                                             auxReplies: aux)
             case ("console", 2) where state.consoleLCR == nil:
                 state.consoleLCR = try byte(words[1], "console LCR")
             case ("pm1-control", 2) where state.pm1Control == nil:

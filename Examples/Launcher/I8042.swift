@@ -7,9 +7,15 @@ import VMMKit
 /// clear), which stops the machine as `ResetControl` does; the configuration byte, the
 /// output port, the self-test and interface tests, each reply left in the output buffer
 /// the guest polls (status bit 0). Bytes for the keyboard are acknowledged (0xfa) but no
-/// key ever arrives and IRQ 1 is never raised; A20 stays enabled whatever the output
-/// port says. Firecracker's i8042 serves the same purpose. After reset, as QEMU's:
-/// status 0x18, configuration 0x03, output port 0xcf.
+/// key ever arrives; A20 stays enabled whatever the output port says. Firecracker's
+/// i8042 serves the same purpose. After reset, as QEMU's: status 0x18, configuration
+/// 0x03, output port 0xcf.
+///
+/// Interrupts, as QEMU's (with an in-kernel irqchip, `connectInterrupts`): while a reply
+/// waits, IRQ 1 is high for a keyboard or controller byte when configuration bit 0 allows
+/// it and bit 4 has not disabled the keyboard, IRQ 12 for a mouse byte (commands 0xd3,
+/// 0xd4; status bit 5) when bit 1 allows it. Reading port 0x60 lowers the line and
+/// raises it again for the next byte, so each byte is an edge the PIC or IOAPIC sees.
 ///
 /// Without it both ports were unassigned: the status read 0xff ("input buffer full",
 /// for ever), so a guest waiting to send 0xfe spun there until `--max-seconds`, or
@@ -28,7 +34,12 @@ final class I8042: @unchecked Sendable {
     /// The command whose data byte the next write to port 0x60 is (0 for none).
     private var awaiting: UInt8 = 0
     private var replies: [UInt8] = []
+    /// Which of `replies` are the mouse's (bit 0: the first).
+    private var auxReplies: UInt16 = 0
     private var lastRead: UInt8 = 0
+    /// The interrupt lines as last driven, and where to drive them (nil: no irqchip).
+    private var keyboardLine = false, mouseLine = false
+    private var irq: (@Sendable (UInt32, Bool) -> Void)?
 
     init() {
         pthread_mutex_init(&lock, nil)
@@ -36,6 +47,14 @@ final class I8042: @unchecked Sendable {
     }
 
     deinit { pthread_mutex_destroy(&lock) }
+
+    /// Drives IRQs 1 and 12 through `setLine` (line, level); before any vCPU runs.
+    func connectInterrupts(_ setLine: @escaping @Sendable (UInt32, Bool) -> Void) {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        irq = setLine
+        driveLines(afterRead: false)
+    }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
         for port in [Self.dataPort, Self.commandPort] {
@@ -59,16 +78,23 @@ final class I8042: @unchecked Sendable {
     func read(_ port: UInt16) -> UInt8 {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
-        if port == Self.commandPort { return status | (replies.isEmpty ? 0 : 0x01) }
+        if port == Self.commandPort { return status | (replies.isEmpty ? 0 : 0x01) | (auxReplies & 1 != 0 ? 0x20 : 0) }
         // An empty buffer reads its last byte again, as QEMU's does.
-        if !replies.isEmpty { lastRead = replies.removeFirst() }
+        if !replies.isEmpty {
+            lastRead = replies.removeFirst()
+            auxReplies >>= 1
+        }
+        driveLines(afterRead: true)
         return lastRead
     }
 
     /// True when the write asks for a reset.
     func write(_ port: UInt16, _ byte: UInt8) -> Bool {
         pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
+        defer {
+            driveLines(afterRead: false) // a reply queued, or the configuration changed
+            pthread_mutex_unlock(&lock)
+        }
         if port == Self.commandPort {
             status |= 0x08
             return command(byte)
@@ -81,8 +107,9 @@ final class I8042: @unchecked Sendable {
         case 0xd1:
             outputPort = byte
             return byte & 0x01 == 0 // the reset line held low
-        case 0xd2, 0xd3: reply(byte) // "write keyboard / aux output buffer": echoed back
-        case 0xd4: reply(0xfa) // a byte for the mouse, which is not there: acknowledged
+        case 0xd2: reply(byte) // "write keyboard output buffer": echoed back
+        case 0xd3: reply(byte, mouse: true) // "write aux output buffer"
+        case 0xd4: reply(0xfa, mouse: true) // a byte for the mouse, which is not there: acknowledged
         default: keyboard(byte)
         }
         return false
@@ -128,7 +155,8 @@ final class I8042: @unchecked Sendable {
     var state: BuiltInDeviceState.I8042Registers {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
-        return .init(status: status, config: config, outputPort: outputPort, awaiting: awaiting, lastRead: lastRead, replies: replies)
+        return .init(status: status, config: config, outputPort: outputPort, awaiting: awaiting, lastRead: lastRead, replies: replies,
+                     auxReplies: auxReplies)
     }
 
     /// A restore's, checked by `BuiltInDeviceState.decode` (before any vCPU runs).
@@ -137,9 +165,30 @@ final class I8042: @unchecked Sendable {
         defer { pthread_mutex_unlock(&lock) }
         (status, config, outputPort, awaiting, lastRead) = (s.status, s.config, s.outputPort, s.awaiting, s.lastRead)
         replies = Array(s.replies.prefix(Self.queueLimit))
+        auxReplies = s.auxReplies & UInt16(truncatingIfNeeded: (1 << replies.count) - 1)
+        // The irqchip's saved state has the lines as they were: setting the same level
+        // again is no new edge.
+        driveLines(afterRead: false)
     }
 
-    private func reply(_ byte: UInt8) {
-        if replies.count < Self.queueLimit { replies.append(byte) }
+    private func reply(_ byte: UInt8, mouse: Bool = false) {
+        guard replies.count < Self.queueLimit else { return }
+        if mouse { auxReplies |= 1 << replies.count }
+        replies.append(byte)
+    }
+
+    /// Under the lock: each line to its level (QEMU's kbd_update_irq_lines). After a data
+    /// read both go low first, so the next waiting byte raises its line again.
+    private func driveLines(afterRead: Bool) {
+        guard let irq else { return }
+        if afterRead {
+            if keyboardLine { irq(1, false); keyboardLine = false }
+            if mouseLine { irq(12, false); mouseLine = false }
+        }
+        let mouseByte = auxReplies & 1 != 0
+        let keyboard = !replies.isEmpty && !mouseByte && config & 0x01 != 0 && config & 0x10 == 0
+        let mouse = !replies.isEmpty && mouseByte && config & 0x02 != 0
+        if keyboard != keyboardLine { irq(1, keyboard); keyboardLine = keyboard }
+        if mouse != mouseLine { irq(12, mouse); mouseLine = mouse }
     }
 }

@@ -130,6 +130,9 @@ extension Launcher {
                 let i8042 = I8042()
                 try i8042.register(on: dispatcher)
                 devices.i8042 = i8042
+                if options.useIRQChip {
+                    i8042.connectInterrupts { [vm] line, level in try? vm.setIRQLine(line, level: level) }
+                }
             }
         } catch { throw LauncherError(.host, "\(error)") }
     }

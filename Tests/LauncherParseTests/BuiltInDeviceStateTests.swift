@@ -11,7 +11,8 @@ struct BuiltInDeviceStateTests {
 
     static let full = BuiltInDeviceState(
         fwCfg: .init(selector: 0x19, offset: 7), resetControl: 0x02, systemControlA: 0xc2,
-        i8042: .init(status: 0x1c, config: 0x45, outputPort: 0xcf, awaiting: 0xd1, lastRead: 0x55, replies: [0xfa, 0xaa]),
+        i8042: .init(status: 0x1c, config: 0x45, outputPort: 0xcf, awaiting: 0xd1, lastRead: 0x55, replies: [0xfa, 0xaa, 0x5a],
+                      auxReplies: 0b100),
         consoleLCR: 0x83, pm1Control: 0x1c01,
         rtc: .init(index: 0x8b, offset: -86_400, ram: (0..<128).map { UInt8($0 == 0x0a ? 0x26 : $0 == 0x0c ? 0x70 : $0) }))
 
@@ -25,7 +26,7 @@ struct BuiltInDeviceStateTests {
             fw_cfg 0x19 7
             reset-control 0x2
             port92 0xc2
-            i8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa
+            i8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa,m0x5a
             console 0x83
             pm1-control 0x1c01
             rtc 0x8b -86400 \((0..<128).map { $0 == 0x0a ? "26" : $0 == 0x0c ? "70" : ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())

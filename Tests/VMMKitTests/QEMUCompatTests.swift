@@ -276,6 +276,14 @@ struct QEMUCompatTests {
         #expect(bare.stdout.hasPrefix("functions: 0\n"))
     }
 
+    @Test("the i8042's interrupts as QEMU's: each keyboard byte an IRQ 1, a mouse byte an IRQ 12, none with the configuration's keyboard interrupt off")
+    func keyboardControllerInterrupts() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("kbd_irq.elf"), "--max-seconds", Self.halfMinute])
+        #expect(r.stdout == "irq 1, identify: 00FAAB83\nirq 12, mouse byte: 0000005A\nirq 1 off, polled echo: 000000EE\nirq 1 count: 00000003\n")
+        #expect(r.stderr == "")
+        #expect(r.status == (0x1b << 1) | 1)
+    }
+
     @Test("pc-testdev by name: scratch port, MMIO scratch, and IRQ line 10 through the IOAPIC to vector 0x50")
     func testDevice() throws {
         let r = try VMMProcess.run(["run", VMMProcess.guest("testdev.elf"), "--plugin", "PCTestDev", "--max-seconds", Self.halfMinute])

@@ -5,14 +5,46 @@ import Glibc
 // a program of reads and writes of the i8042 (ports 0x60, 0x64) and the CMOS RTC (0x70,
 // 0x71). The i8042's status never says "input buffer full" (a guest waiting for it to
 // clear would wait for ever), "output full" is set exactly while a reply waits, the reply
-// queue stays bounded, and only the reset line's writes reset. The RTC's register C says
+// queue stays bounded, only the reset line's writes reset, and IRQs 1 and 12 follow the
+// queue and configuration (a new edge per data read; a restore drives them too). The RTC's register C says
 // nothing but "update ended", "alarm", "periodic" and "IRQ", the last exactly when
 // register B enables a flag that is set, its clock stays within the
 // offset a snapshot can hold, and its state reads back through the snapshot blob (whose
 // register A never keeps "update in progress").
+/// IRQs 1 and 12 as the i8042 drives them: their levels and how often each rose.
+final class Lines: @unchecked Sendable {
+    var level: [UInt32: Bool] = [1: false, 12: false]
+    var rises: [UInt32: Int] = [1: 0, 12: 0]
+    func set(_ line: UInt32, _ high: Bool) {
+        FuzzDriver.check(line == 1 || line == 12, "i8042 drove IRQ \(line)")
+        if high && level[line] != true { rises[line, default: 0] += 1 }
+        level[line] = high
+    }
+    /// The levels the device's state calls for (QEMU's kbd_update_irq_lines), checked.
+    func check(_ kbd: I8042, _ what: String) {
+        let s = kbd.state
+        let full = !s.replies.isEmpty, mouse = s.auxReplies & 1 != 0
+        let keyboard = full && !mouse && s.config & 0x01 != 0 && s.config & 0x10 == 0
+        FuzzDriver.check(level[1] == keyboard && level[12] == (full && mouse && s.config & 0x02 != 0),
+                         "i8042 after \(what): IRQ 1 \(level[1]!), IRQ 12 \(level[12]!) against configuration \(s.config), \(s.replies.count) replies")
+    }
+}
+
+/// A data-port read, which must raise the line of a next waiting byte again (a new edge).
+func readData(_ kbd: I8042, _ lines: Lines) {
+    let before = lines.rises
+    _ = kbd.read(I8042.dataPort)
+    lines.check(kbd, "a data read")
+    for line: UInt32 in [1, 12] where lines.level[line]! {
+        check(lines.rises[line]! > before[line]!, "i8042: IRQ \(line) stayed high across a data read (no new edge)")
+    }
+}
+
 runFuzzer { data, size in
     let input = fuzzInput(data, size)
     let kbd = I8042()
+    let lines = Lines()
+    kbd.connectInterrupts { lines.set($0, $1) }
     let rtc = RTC(cpus: 2, lowRAM: 64 << 20, highRAM: 0)
     var i = 0, awaitingOutputPort = false
     while i < input.count {
@@ -37,23 +69,32 @@ runFuzzer { data, size in
         if op & 2 == 0 {
             let status = kbd.read(I8042.commandPort)
             precondition(status & 0x02 == 0, "i8042 status \(status): input buffer full")
-            _ = kbd.read(port)
+            let s = kbd.state
+            check((status & 0x20 != 0) == (!s.replies.isEmpty && s.auxReplies & 1 != 0), "i8042 status \(status): mouse bit against the queue")
+            if port == I8042.dataPort { readData(kbd, lines) } else { _ = kbd.read(port) }
             continue
         }
         let reset = kbd.write(port, value)
+        lines.check(kbd, "a write of \(value) to \(port)")
         let expected = port == I8042.commandPort ? (value >= 0xf0 && value & 1 == 0) : (awaitingOutputPort && value & 1 == 0)
         precondition(reset == expected, "write \(value) to \(port): reset \(reset)")
         awaitingOutputPort = port == I8042.commandPort && value == 0xd1
     }
     // Drain: at most the queue's limit of replies, with "output full" set while one waits.
     var replies = 0
+    let saved = kbd.state
     while kbd.read(I8042.commandPort) & 0x01 != 0 {
-        _ = kbd.read(I8042.dataPort)
+        readData(kbd, lines)
         replies += 1
         precondition(replies <= I8042.queueLimit, "more than \(I8042.queueLimit) replies queued")
     }
+    // A restore drives the lines its state calls for.
+    let restored = I8042(), restoredLines = Lines()
+    restored.connectInterrupts { restoredLines.set($0, $1) }
+    restored.restore(saved)
+    restoredLines.check(restored, "a restore")
     // Both states through the snapshot blob and back.
-    let state = BuiltInDeviceState(i8042: kbd.state, rtc: rtc.state)
+    let state = BuiltInDeviceState(i8042: saved, rtc: rtc.state)
     do throws(LauncherError) {
         let back = try BuiltInDeviceState.decode(state.encoded(), version: 1, where: "fuzz")
         precondition(back == state, "snapshot round trip")
