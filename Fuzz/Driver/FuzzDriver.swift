@@ -45,3 +45,19 @@ public func requireOneLine(_ message: String, _ context: @autoclosure () -> Stri
 public func check(_ condition: Bool, _ message: @autoclosure () -> String) {
     if !condition { fatalError(message()) }
 }
+
+/// The input read as little-endian fields, in order; past its end every read gives 0.
+public final class FuzzReader {
+    public let bytes: [UInt8]
+    public private(set) var at = 0
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public var done: Bool { at >= bytes.count }
+    public func u8() -> UInt8 { guard at < bytes.count else { return 0 }; defer { at += 1 }; return bytes[at] }
+    public func u16() -> UInt16 { UInt16(u8()) | UInt16(u8()) << 8 }
+    public func u32() -> UInt32 { UInt32(u16()) | UInt32(u16()) << 16 }
+    public func u64() -> UInt64 { UInt64(u32()) | UInt64(u32()) << 32 }
+    /// The next `n` bytes (zeros past the end).
+    public func take(_ n: Int) -> [UInt8] { (0..<n).map { _ in u8() } }
+    /// What is left, consumed.
+    public func rest() -> [UInt8] { defer { at = bytes.count }; return Array(bytes[min(at, bytes.count)...]) }
+}

@@ -27,19 +27,6 @@ let ports: [UInt16] = [0xf4, 0xcf8, 0xcfc, 0xe0, 0xe4, 0x2000, 0x2010, 0x501]
 let windows: [UInt64] = [0xff00_0000, 0xff00_fff8, 0xfee0_0000, 0xd000_0000]
 let ramSize: UInt64 = 1 << 20
 
-final class Input {
-    let bytes: UnsafeBufferPointer<UInt8>
-    var at = 0
-    init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
-    var done: Bool { at >= bytes.count }
-    func u8() -> UInt8 { guard at < bytes.count else { return 0 }; defer { at += 1 }; return bytes[at] }
-    func u16() -> UInt16 { UInt16(u8()) | UInt16(u8()) << 8 }
-    func u32() -> UInt32 { UInt32(u16()) | UInt32(u16()) << 16 }
-    func u64() -> UInt64 { UInt64(u32()) | UInt64(u32()) << 32 }
-    func take(_ n: Int) -> [UInt8] { (0..<n).map { _ in u8() } }
-}
-
-
 func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
 
 /// Whether a config may run here (see the comment above).
@@ -52,7 +39,7 @@ func allowed(_ config: String) -> Bool {
 }
 
 /// One exit as the kernel writes it into kvm_run (exit_reason at 8, the union at 32).
-func step(_ input: Input) -> ScriptedVCPU.Step {
+func step(_ input: FuzzReader) -> ScriptedVCPU.Step {
     let op = input.u8()
     switch op % 4 {
     case 0: // port I/O: data at offset 4096 of the 3-page buffer
@@ -83,7 +70,7 @@ func step(_ input: Input) -> ScriptedVCPU.Step {
 
 runFuzzer { data, size in
     check(snapshotReady, "cannot write \(snapshotPath)")
-    let input = Input(fuzzInput(data, size))
+    let input = FuzzReader(Array(fuzzInput(data, size)))
     let which = Int(input.u8()) % names.count
     let config = String(decoding: input.take(Int(input.u8()) % 64).filter { $0 != 0 }, as: UTF8.self)
     guard allowed(config) else { return 0 }
@@ -111,7 +98,7 @@ runFuzzer { data, size in
     let version = input.u8() & 1 == 0 ? saved[0].version : UInt32(input.u8())
     var blob = saved[0]
     blob.version = version
-    blob.bytes = Array(input.bytes[input.at...])
+    blob.bytes = input.rest()
     if blob.bytes.count < saved[0].bytes.count, input.bytes.count % 2 == 0 {
         // Mostly the right length: the saved blob with the input laid over its start.
         var patched = saved[0].bytes

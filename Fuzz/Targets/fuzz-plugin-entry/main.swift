@@ -10,15 +10,9 @@ import Glibc
 // then handler descriptors the plugin's init registers: each field from the input,
 // each descriptor also in an allocation of its own struct_size. ASan catches a host
 // that reads past what the plugin said it has.
-final class Input {
-    let bytes: [UInt8]
-    var at = 0
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-    func u8() -> UInt8 { guard at < bytes.count else { return 0 }; defer { at += 1 }; return bytes[at] }
-    func u16() -> UInt16 { UInt16(u8()) | UInt16(u8()) << 8 }
-    func u32() -> UInt32 { UInt32(u16()) | UInt32(u16()) << 16 }
-    func u64() -> UInt64 { UInt64(u32()) | UInt64(u32()) << 32 }
-    var done: Bool { at >= bytes.count }
+typealias Input = FuzzReader
+
+extension FuzzReader {
     /// NULL, "" or up to 15 input bytes as a C string (freed by the caller).
     func cString() -> UnsafeMutablePointer<CChar>? {
         let kind = u8()
