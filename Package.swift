@@ -28,6 +28,8 @@ let package = Package(
         // User-space async page faults as a Swift plugin (ABI 1.1), loaded by `vmm run`.
         .library(name: "AsyncPF", type: .dynamic, targets: ["AsyncPFPlugin", "AsyncPFPluginEntry"]),
         .library(name: "CAsyncPFPlugin", targets: ["CAsyncPFPlugin"]),
+        // The same plugin's code linked statically, for Fuzz/ (its state blob); never in a VMM.
+        .library(name: "AsyncPFPluginCode", targets: ["AsyncPFPlugin"]),
         // Demand paging, and what Benchmarks/Paging measures it against.
         .library(name: "VMMPaging", targets: ["VMMPaging"]),
         .library(name: "VMMAsyncPF", targets: ["VMMAsyncPF"]),

@@ -35,5 +35,6 @@ let package = Package(
         .target(name: "CPluginsUnderTest", dependencies: [.product(name: "CVMMPlugin", package: "VMMKit")],
                 path: "CPlugins", cSettings: [.unsafeFlags(["-fsanitize=fuzzer-no-link"])]),
         target("fuzz-c-plugins", ["CPluginsUnderTest"] + core),
+        target("fuzz-async-pf", [.product(name: "AsyncPFPluginCode", package: "VMMKit")]),
     ]
 )

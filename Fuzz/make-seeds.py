@@ -119,3 +119,13 @@ put('fuzz-c-plugins', 'memory-fault-zero', cfg(1, 'fill=zero') + bytes([2]) + fa
 put('fuzz-c-plugins', 'memory-fault-snapshot', cfg(1, 'snapshot=.build-fuzz/c-plugins.mem,base=0x1000,priority=2') + bytes([3]) + fault(0x2000) + fault(0x10000) + fault(0x1000))
 put('fuzz-c-plugins', 'pci-host', cfg(2, '') + bytes([4]) + pio(1, 0, 2, 1, True, b'\x04\0\0\x80') + pio(2, 0, 2, 1, False) + pio(2, 0, 1, 2, True, b'\x07\0\x07\0') + pio(1, 0, 2, 1, False) + b'\0' + b'\x04\0\0\x80')
 put('fuzz-c-plugins', 'pc-testdev', cfg(3, '') + bytes([4]) + pio(3, 0, 2, 1, True, b'\x78\x56\x34\x12') + pio(3, 1, 0, 3, False) + mmio(0, 0x1230, 8, True, b'12345678') + mmio(1, 0, 8, False) + b'\0' + b'\x55' * 64)
+# Async PF: policy byte, vCPU id, then ops (low nibble the kind, see fuzz-async-pf).
+def wrmsr(which, value): return bytes([which << 4]) + struct.pack('<HB', value >> 6, value & 0x3f)
+apf_on = wrmsr(1, 0xec << 6) + wrmsr(0, 0x20000 | 0x9)
+apf_fault = b'\x02\x80' + struct.pack('<H', 0x40)  # page 0x40000
+put('fuzz-async-pf', 'enable-fault-ready', b'\x00' + struct.pack('<I', 1) + apf_on + apf_fault + b'\x06'
+    + b'\x03\x00' + b'\x16' + b'\x36' + wrmsr(2, 1) + b'\x36' + b'\x0a')
+put('fuzz-async-pf', 'deferred-events', b'\x30' + struct.pack('<I', 0) + apf_on + apf_fault + b'\x04' + struct.pack('<QI', 0xdead000, 2)
+    + b'\x05' + b'\x06' + b'\x06' + b'\x16' + b'\x16' + b'\x03\x00' + b'\x26' + b'\x1a\x04\x30' + b'\x01\x02\x03\x04')
+put('fuzz-async-pf', 'halt-disable', b'\x01' + struct.pack('<I', 7) + apf_on + apf_fault + b'\x16' + apf_fault + b'\x07\x1e'
+    + apf_fault + wrmsr(0, 0) + b'\x1a\x00\x00' + b'\x0a')

@@ -203,8 +203,14 @@ public final class AsyncPFVCPUState {
         return .notPresentInjected(token: token)
     }
 
+    /// Tokens a vCPU may have waiting (outstanding or queued as "ready") before a
+    /// missing page is fetched synchronously instead, as KVM's ASYNC_PF_PER_VCPU (64):
+    /// a guest that never acknowledges would otherwise grow the queue without bound,
+    /// and once the 2^20 tokens were all taken `makeToken` would find none.
+    public static let tokensInUseLimit = 64
+
     private func canInjectNotPresent(_ env: some AsyncPFEnvironment) throws -> Bool {
-        guard isEnabled, inFlight == nil else { return false }
+        guard isEnabled, inFlight == nil, outstanding.count + readyQueue.count < Self.tokensInUseLimit else { return false }
         let cpl = try env.currentPrivilegeLevel()
         let kernelAllowed = enableValue & AsyncPFABI.sendAlways != 0 && policy.allowKernelModeDelivery
         guard cpl == 3 || kernelAllowed else { return false }
@@ -213,12 +219,16 @@ public final class AsyncPFVCPUState {
     }
 
     /// KVM's token scheme: a per-vCPU sequence number above the vCPU id, so tokens are
-    /// unique across vCPUs; never 0 and never the wake-all token.
+    /// unique across vCPUs; never 0 and never the wake-all token. After 2^20 tokens the
+    /// sequence wraps: a token still waiting as a "ready" (queued or unacknowledged) is
+    /// skipped too, or the guest would get one token for two pages (and a snapshot
+    /// then holds a state its restore refuses; found by fuzz-async-pf).
     private func makeToken() -> UInt32 {
         while true {
             let token = (nextID << 12) | (vcpuID & 0xfff)
             nextID = (nextID &+ 1) & 0xf_ffff
-            if token != 0 && token != AsyncPFABI.wakeAllToken && outstanding[token] == nil { return token }
+            if token != 0 && token != AsyncPFABI.wakeAllToken && outstanding[token] == nil
+                && readyPending != token && !readyQueue.contains(token) { return token }
         }
     }
 
@@ -326,54 +336,7 @@ public final class AsyncPFVCPUState {
     }
 }
 
-/// What a snapshot keeps of one vCPU's state machine (in this file: the fields are
-/// private(set)). Statistics are not saved: they count this process's events.
-public struct AsyncPFSavedState: Sendable {
-    public var enableValue: UInt64 = 0
-    public var vector: UInt8?
-    public var inFlight: (token: UInt32, page: UInt64)?
-    public var outstanding: [UInt32: UInt64] = [:]
-    public var readyPending: UInt32?
-    public var readyQueue: [UInt32] = []
-    public var deferredPageFault: (address: UInt64, errorCode: UInt32)?
-    public var deferredNMI = false
-    public var haltedOn: UInt64?
-    public var conflictExits = 0
-    public var nextID: UInt32 = 1
-    public init() {}
-}
-
-extension AsyncPFSavedState {
-    /// Why vCPU `vcpu` could not have left this state, or nil: what its MSR writes are
-    /// refused for, and tokens its `makeToken` never makes (0, the wake-all token, or
-    /// low 12 bits other than the vCPU id) or one token in two places. A snapshot's blob
-    /// is hostile input: restore refuses what the guest's own writes would have been
-    /// refused.
-    public func problem(vcpu: UInt32) -> String? {
-        if let vector, vector < 32 { return "MSR_KVM_ASYNC_PF_INT vector \(vector) is an exception vector" }
-        if enableValue & AsyncPFABI.reservedEnableBits != 0 {
-            return "MSR_KVM_ASYNC_PF_EN \(hex(enableValue)) has reserved bits 5:4 set"
-        }
-        if enableValue & AsyncPFABI.deliveryAsPFVMExit != 0 {
-            return "MSR_KVM_ASYNC_PF_EN \(hex(enableValue)) asks for delivery as #PF vmexit, which is not offered"
-        }
-        if enableValue & AsyncPFABI.deliveryAsInterrupt != 0, vector == nil {
-            return "MSR_KVM_ASYNC_PF_EN \(hex(enableValue)) enables interrupt delivery with no vector set"
-        }
-        // A token moves from outstanding to the ready queue to pending, so it is in one of
-        // them at most (the "not present" in flight may name any of them).
-        let tokens = outstanding.keys.sorted() + readyQueue + (readyPending.map { [$0] } ?? [])
-        for token in tokens + (inFlight.map { [$0.token] } ?? []) where token == 0 || token == AsyncPFABI.wakeAllToken || token & 0xfff != vcpu & 0xfff {
-            return "token \(hex(token)) is not one this vCPU makes (not 0 or 0xffffffff, its low 12 bits \(hex(vcpu & 0xfff)))"
-        }
-        var seen = Set<UInt32>()
-        if let twice = tokens.first(where: { !seen.insert($0).inserted }) {
-            return "token \(hex(twice)) is in two places (outstanding, the ready queue, the pending ready)"
-        }
-        return nil
-    }
-}
-
+/// Save and restore live here: the fields are private(set) to this file.
 extension AsyncPFVCPUState {
     public var saved: AsyncPFSavedState {
         var s = AsyncPFSavedState()

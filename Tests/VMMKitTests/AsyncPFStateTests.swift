@@ -308,6 +308,39 @@ import Testing
             env.enterGuest(); env.memory[flags] = 0; _ = try state.exit(env: env)
         }
     }
+
+    @Test("a guest that lets 64 tokens wait gets its next missing page synchronously, as KVM's ASYNC_PF_PER_VCPU")
+    func tokensInUseAreBounded() throws {
+        let (state, env) = try enabled()
+        var tokens: [UInt32] = []
+        for i in 0..<AsyncPFVCPUState.tokensInUseLimit {
+            tokens.append(try #require(try state.pageMissing(0x20_0000 + UInt64(i) * 0x1000, env: env).token, "fault \(i)"))
+            env.enterGuest(); env.memory[flags] = 0; _ = try state.exit(env: env)
+        }
+        // Before, tokens went on until the 2^20 of them were taken, and then makeToken looped forever.
+        #expect(try state.pageMissing(0x30_0000, env: env) == .fetchedSynchronously)
+        #expect(env.events.last == .fetch(0x30_0000))
+        // One "ready" delivered (waiting for the guest's ack, no longer in use): room for one more.
+        try state.pageReady(token: tokens[0], env: env)
+        #expect(env.events.last == .interrupt(UInt8(Self.vector)))
+        env.enterGuest()
+        #expect(try state.pageMissing(0x30_1000, env: env).token != nil)
+        #expect(state.saved.problem(vcpu: 1) == nil)
+    }
+
+    @Test("after the token sequence wraps, a token still waiting as a ready is not made again")
+    func wrappedSequenceSkipsWaitingTokens() throws {
+        let (state, env) = try enabled()
+        var saved = state.saved
+        // Tokens 0x4001 (delivered, not acknowledged) and 0x5001 (queued) from 2^20 tokens ago.
+        (saved.readyPending, saved.readyQueue, saved.nextID) = (0x4001, [0x5001], 4)
+        env.memory[tokenSlot] = 0x4001
+        #expect(saved.problem(vcpu: 1) == nil)
+        state.restore(saved)
+        // Before, 0x4001 came back: one token for two pages, and a state restore refuses (fuzz-async-pf).
+        #expect(try state.pageMissing(0x20_0000, env: env).token == 0x6001)
+        #expect(state.saved.problem(vcpu: 1) == nil)
+    }
 }
 
 extension AsyncPFFaultOutcome {
