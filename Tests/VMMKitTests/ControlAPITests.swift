@@ -160,6 +160,45 @@ struct ControlAPITests {
         #expect(run.stderr == "")
     }
 
+    @Test("clients that trickle a request's body, or pipeline requests and never read the answers, cannot hold the API")
+    func slowClients() throws {
+        let socket = Self.socketPath("slow")
+        let vmm = try Self.launch(socket)
+        defer { vmm.kill() }
+        try #require(eventually { (try? Self.ctl([socket, "info"]).status) == 0 }, "the API never answered")
+        // 17 clients, one more than the slots and all ahead of ctl in the backlog: each sends
+        // a head, then a byte of its body every 100 ms. Before, a request in flight was never
+        // idle, so the slots stayed taken and info failed after ctl's 30 s ("no complete answer").
+        let trickling = (0..<17).compactMap { _ in RawHTTP.connect(socket) }
+        defer { trickling.forEach { close($0) } }
+        #expect(trickling.count == 17)
+        for fd in trickling { RawHTTP.sendNow(fd, Array("PATCH /vm HTTP/1.1\r\nHost: vmm\r\nContent-Length: 1000000\r\n\r\n".utf8)) }
+        let stop = Flag()
+        let trickler = spawn {
+            while !stop.isSet {
+                for fd in trickling { RawHTTP.sendNow(fd, [0x20]) }
+                usleep(100_000)
+            }
+        }
+        let info = try Self.ctl([socket, "info"])
+        stop.set()
+        pthread_join(trickler, nil)
+        #expect(info.status == 0, "info past trickling clients: \(info.stderr)")
+        // A client that pipelines 4,000 requests and reads nothing: the answers fill its
+        // socket and the server's writes stall. Before, that connection was never closed.
+        let deaf = try #require(RawHTTP.connect(socket))
+        defer { close(deaf) }
+        RawHTTP.sendNow(deaf, Array(String(repeating: "GET /vm HTTP/1.1\r\nHost: vmm\r\n\r\n", count: 4000).utf8))
+        var hangup = pollfd(fd: deaf, events: 0, revents: 0) // POLLHUP comes unasked once the server closes
+        #expect(eventually { poll(&hangup, 1, 0) > 0 && hangup.revents & Int16(POLLHUP) != 0 },
+                "a connection that read none of its answers was never closed")
+        #expect(try Self.ctl([socket, "info"]).status == 0)
+        #expect(try Self.ctl([socket, "stop"]).status == 0)
+        let run = vmm.wait()
+        #expect(run.status == 0 && run.signal == nil, "status \(run.status): \(run.stderr)")
+        #expect(run.stderr == "")
+    }
+
     @Test("an --api-sock path that exists and is not a socket is refused and left alone")
     func notASocket() throws {
         let path = try VMMProcess.temp("not-a-socket", Array("keep me".utf8))
@@ -190,6 +229,11 @@ enum RawHTTP {
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
         guard rc == 0 else { close(fd); return nil }
         return fd
+    }
+
+    /// What of `bytes` the socket takes without waiting (MSG_DONTWAIT; no SIGPIPE).
+    static func sendNow(_ fd: Int32, _ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
     }
 
     static func send(_ path: String, _ request: String) throws -> (Int, String) {

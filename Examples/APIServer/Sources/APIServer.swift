@@ -27,7 +27,9 @@ final class APIServer: @unchecked Sendable {
         let ready = self.ready
         let limits = ApplicationConfiguration(address: .unixDomainSocket(path: path), serverName: "vmm",
                                               availableConnectionsDelegate: MaximumAvailableConnections(Self.connectionLimit()))
-        let app = Application(router: router, server: .http1(configuration: .init(idleTimeout: .seconds(Self.idleSeconds))),
+        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [RequestDeadline(limit: .seconds(Self.transferSeconds))],
+                                              idleTimeout: .seconds(Self.idleSeconds))
+        let app = Application(router: router, server: .http1(configuration: http),
                               configuration: limits, onServerRunning: { _ in ready.open() }, eventLoopGroupProvider: .shared(group),
                               logger: quiet)
         services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: quiet))
@@ -42,6 +44,9 @@ final class APIServer: @unchecked Sendable {
     /// A connection with no request in flight for this long is closed, so idle clients
     /// cannot hold the connection slots for good.
     static let idleSeconds: Int64 = 5
+    /// A request must arrive whole, and its answer be taken whole, within this long of
+    /// its head (`RequestDeadline`), so slow clients cannot hold the slots either.
+    static let transferSeconds: Int64 = 5
     /// Connections served at once; more wait in the socket's backlog, unaccepted.
     static let maxConnections = 16
     /// Descriptors the server never takes from the rest of the process.

@@ -13,7 +13,9 @@
  *
  * Connections: at most 16 at once, fewer where RLIMIT_NOFILE leaves less than 16
  * descriptors spare beyond them (out of descriptors, the process dies in libdispatch);
- * more wait unaccepted in the backlog. One with no request in flight for 5 s is closed.
+ * more wait unaccepted in the backlog. One with no request in flight for 5 s is closed;
+ * so is one whose request has not arrived whole 5 s after its head, or that has taken
+ * none of its answers for 5 s while they wait. `handle`'s own time is not limited.
  *
  * Threads: `handle` and `release` are called on the server's one event-loop thread, one
  * request at a time. `vmm_api_server_start` and `vmm_api_server_stop` on any one thread.
