@@ -17,10 +17,10 @@ public struct AsyncPFSavedState: Sendable {
 
 extension AsyncPFSavedState {
     /// Why vCPU `vcpu` could not have left this state, or nil: what its MSR writes are
-    /// refused for, and tokens its `makeToken` never makes (0, the wake-all token, or
-    /// low 12 bits other than the vCPU id) or one token in two places. A snapshot's blob
-    /// is hostile input: restore refuses what the guest's own writes would have been
-    /// refused.
+    /// refused for, more tokens waiting than `tokensInUseLimit`, tokens its `makeToken`
+    /// never makes (0, the wake-all token, or low 12 bits other than the vCPU id) or one
+    /// token in two places. A snapshot's blob is hostile input: restore refuses what the
+    /// guest's own writes would have been refused.
     public func problem(vcpu: UInt32) -> String? {
         if let vector, vector < 32 { return "MSR_KVM_ASYNC_PF_INT vector \(vector) is an exception vector" }
         if enableValue & AsyncPFABI.reservedEnableBits != 0 {
@@ -31,6 +31,10 @@ extension AsyncPFSavedState {
         }
         if enableValue & AsyncPFABI.deliveryAsInterrupt != 0, vector == nil {
             return "MSR_KVM_ASYNC_PF_EN \(hex(enableValue)) enables interrupt delivery with no vector set"
+        }
+        let waiting = outstanding.count + readyQueue.count
+        if waiting > AsyncPFVCPUState.tokensInUseLimit {
+            return "\(waiting) tokens wait (outstanding or queued as ready), more than the \(AsyncPFVCPUState.tokensInUseLimit) a vCPU has at once"
         }
         // A token moves from outstanding to the ready queue to pending, so it is in one of
         // them at most (the "not present" in flight may name any of them).

@@ -206,6 +206,8 @@ struct AsyncPFPluginTests {
             ([Slot(vcpu: 1, outstanding: [(0x7002, 0x40_0000)])], "vCPU 1: token 0x7002 is not one this vCPU makes (not 0 or 0xffffffff, its low 12 bits 0x1)"),
             ([Slot(outstanding: [(0x7000, 0x40_0000)], readyQueue: [0x7000])], "vCPU 0: token 0x7000 is in two places (outstanding, the ready queue, the pending ready)"),
             ([Slot(vector: 0xec, pendingVector: 2)], "vCPU 0: waiting interrupt vector 2 is an exception vector"),
+            ([Slot(outstanding: (1...40).map { ($0 << 12, UInt64($0) << 12) }, readyQueue: (41...65).map { $0 << 12 })],
+             "vCPU 0: 65 tokens wait (outstanding or queued as ready), more than the 64 a vCPU has at once"),
         ]
         for (slots, reason) in cases {
             let e = pluginError { () throws(PluginError) in
