@@ -133,9 +133,9 @@ runFuzzer { data, size in
                 if let at = try? guest.word(at) { guest.memory[at] = input.u32() }
             default: // a snapshot: its own state restores; a blob laid over it is refused or taken whole
                 var bytes = blob(state, guest)
-                let own = try? AsyncPFStateBlob(decoding: bytes)
-                check(own != nil, "the machine's own state is refused")
-                if op & 0x10 == 0 { state = restored(own!.vcpus[0], policy: policy, guest: guest); break }
+                let own: AsyncPFStateBlob
+                do { own = try AsyncPFStateBlob(decoding: bytes) } catch { check(false, "the machine's own state is refused: \(error)"); break }
+                if op & 0x10 == 0 { state = restored(own.vcpus[0], policy: policy, guest: guest); break }
                 if op & 0x20 != 0 { bytes = [] }
                 let n = Int(input.u8()), at = Int(input.u8())
                 for k in 0..<n { let b = input.u8(); if at + k < bytes.count { bytes[at + k] = b } else { bytes.append(b) } }
