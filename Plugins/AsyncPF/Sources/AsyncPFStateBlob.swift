@@ -21,7 +21,10 @@ struct AsyncPFStateBlob {
         var halted: Bool
     }
 
-    static let maxVCPUs = 4096, maxTokens = 1 << 16
+    static let maxVCPUs = 4096
+    /// More waiting tokens are refused before they are read (`problem(vcpu:)` also
+    /// checks the sum of both lists).
+    static let maxTokens = AsyncPFVCPUState.tokensInUseLimit
     var vcpus: [VCPU]
 
     init(vcpus: [VCPU]) { self.vcpus = vcpus }
@@ -41,7 +44,7 @@ struct AsyncPFStateBlob {
             if try r.bool() { s.vector = try r.u8() }
             if try r.bool() { s.inFlight = (try r.u32(), try r.u64()) }
             let n = try r.u32()
-            guard n <= Self.maxTokens else { throw VMMPluginError("\(n) outstanding tokens (at most \(Self.maxTokens))") }
+            guard n <= Self.maxTokens else { throw VMMPluginError("vCPU \(id): \(n) outstanding tokens (at most \(Self.maxTokens))") }
             for _ in 0..<n {
                 let t = try r.u32()
                 guard s.outstanding.updateValue(try r.u64(), forKey: t) == nil else {
@@ -50,7 +53,7 @@ struct AsyncPFStateBlob {
             }
             if try r.bool() { s.readyPending = try r.u32() }
             let q = try r.u32()
-            guard q <= Self.maxTokens else { throw VMMPluginError("\(q) queued ready tokens (at most \(Self.maxTokens))") }
+            guard q <= Self.maxTokens else { throw VMMPluginError("vCPU \(id): \(q) queued ready tokens (at most \(Self.maxTokens))") }
             for _ in 0..<q { s.readyQueue.append(try r.u32()) }
             if try r.bool() { s.deferredPageFault = (try r.u64(), try r.u32()) }
             s.deferredNMI = try r.bool()
