@@ -150,8 +150,12 @@ public struct ImageLoader: Sendable {
     /// Refuses a range outside RAM or in the first page.
     func checkPlacement(_ address: UInt64, _ size: UInt64, what: String, avoidFirstPage: Bool = true) throws(LoaderError) {
         let (end, overflow) = address.addingReportingOverflow(size)
+        // A wrapped end would name a range that does not exist.
+        guard !overflow else {
+            throw LoaderError(.image, "\(what) of \(size) bytes at \(hex(address)) runs past the end of the 64-bit address space; guest RAM is [0x0..<\(hex(ramSize))] (\(describeSize(ramSize)))")
+        }
         let range = "[\(hex(address))..<\(hex(end))]"
-        guard !overflow, end <= ramSize else {
+        guard end <= ramSize else {
             throw LoaderError(.image, "\(what) \(range) lies outside guest RAM [0x0..<\(hex(ramSize))] (\(describeSize(ramSize)))")
         }
         guard !avoidFirstPage || address >= Self.firstPageEnd || size == 0 else {

@@ -68,5 +68,8 @@ struct ImageLoaderTests {
         #expect(throws: LoaderError(.image, "x.bin: flat image [0x1ffffe..<0x200001] lies outside guest RAM [0x0..<0x200000] (2 MiB)")) {
             try loader.load([1, 2, 3], ImageRequest(path: "x.bin", loadAddress: 0x1ffffe))
         }
+        #expect(throws: LoaderError(.image, "x.bin: flat image of 3 bytes at 0xffffffffffffffff runs past the end of the 64-bit address space; guest RAM is [0x0..<0x200000] (2 MiB)")) {
+            try loader.load([1, 2, 3], ImageRequest(path: "x.bin", loadAddress: 0xffff_ffff_ffff_ffff))
+        }
     }
 }
