@@ -215,6 +215,11 @@ struct ControlAPITests {
         #expect(long.status == 2)
         #expect(long.stderr == "vmm: --api-sock must be a path of 1 to 107 bytes (a Unix socket address), not 205\n", "\(long.stderr)")
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep me")
+        // A folder that does not exist: the failed call and errno in one line, status 20.
+        let nowhere = path + ".missing/api.sock"
+        let bind = Spawned(VMMProcess.binary, ["run", image, "--load-addr", "0x100000", "--api-sock", nowhere]).wait()
+        #expect(bind.status == 20)
+        #expect(bind.stderr == "vmm: --api-sock \(nowhere): cannot serve: bind: No such file or directory (errno 2)\n", "\(bind.stderr)")
     }
 }
 

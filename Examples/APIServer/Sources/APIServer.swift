@@ -34,11 +34,19 @@ final class APIServer: @unchecked Sendable {
                               logger: quiet)
         services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: quiet))
         Task.detached { [self] in
-            do { try await services.run() } catch { failure = "\(error)" }
+            do { try await services.run() } catch let error as IOError { failure = Self.describe(error) } catch { failure = "\(error)" }
             ready.open()
             finished.open()
         }
         ready.wait()
+    }
+
+    /// "bind: No such file or directory (errno 2)": NIO's own text names the call with its
+    /// Swift argument labels and has an unbalanced parenthesis.
+    static func describe(_ error: IOError) -> String {
+        let call = error.description.prefix { $0.isLetter || $0.isNumber || $0 == "_" }
+        let reason = "\(String(cString: strerror(error.errnoCode))) (errno \(error.errnoCode))"
+        return call.isEmpty ? reason : "\(call): \(reason)"
     }
 
     /// A connection with no request in flight for this long is closed, so idle clients
