@@ -27,10 +27,15 @@ final class BasicConsole: @unchecked Sendable {
         case .stdio: fd = 1; ownsFD = false
         case .none: fd = -1; ownsFD = false
         case let .file(path):
-            let f = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            // O_NONBLOCK: open() of a FIFO nobody reads fails at once (ENXIO) instead of
+            // blocking the launcher for good. Writes block as before (cleared below).
+            let f = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0o644)
             guard f >= 0 else {
-                throw LauncherError(.usage, "--serial file:\(path): cannot open: \(String(cString: strerror(errno)))")
+                let why = errno == ENXIO ? "a FIFO nobody reads (this stand-in console does not wait for a reader; the UART plugin does)"
+                    : String(cString: strerror(errno))
+                throw LauncherError(.usage, "--serial file:\(path): cannot open: \(why)")
             }
+            _ = fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK)
             fd = f; ownsFD = true
         }
     }

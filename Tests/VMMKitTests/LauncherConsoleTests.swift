@@ -1,4 +1,5 @@
 import Foundation
+import GuestPayloads
 import Testing
 
 /// `vmm run`'s console (the UART plugin on COM1) as a user sees it: replaced by a
@@ -40,6 +41,19 @@ struct LauncherConsoleTests {
         #expect(r.stderr == "vmm: console (COM1): output stopped, the guest's later output is lost: writing to /dev/full failed: No space left on device (errno 28)\n")
     }
 
+    @Test("the built-in COM1 on a FIFO nobody reads: refused in one line, where before the launcher waited for a reader for good")
+    func builtInConsoleFIFO() throws {
+        let fifo = try HostileInputTests.fifo("builtin-console")
+        defer { unlink(fifo) }
+        let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("hello64.elf"), "--serial", "file:\(fifo)",
+                                              "--plugin", "UART,port=0x2f8,output=none"])
+        defer { vmm.kill() }
+        var r: VMMProcess.Result?
+        #expect(eventually { r = vmm.wait(tries: 1); return r != nil }, "vmm still waits in open(2)")
+        #expect(r?.status == 2)
+        #expect(r?.stderr == "vmm: --serial file:\(fifo): cannot open: a FIFO nobody reads (this stand-in console does not wait for a reader; the UART plugin does)\n")
+    }
+
     /// Runs the blind writer with stdout on a pipe left unread until the guest has
     /// written `bytes` (by the API's exit count), then stops it and reads the output.
     /// Before, the vCPU blocked in write(2) once the pipe (64 KiB) was full, and the
@@ -79,5 +93,65 @@ struct LauncherConsoleTests {
         let line = r.err.split(separator: "\n").first { $0.contains("the console fell behind") }
         #expect(line?.hasSuffix("bytes the guest wrote while the 4096-byte output buffer was full were dropped") == true, "\(r.err)")
         #expect(!r.err.contains("budget"))
+    }
+
+    @Test("a console on FIFOs nobody has opened yet: the run starts at once, output waits for its reader, input comes from one writer after another")
+    func fifoConsole() throws {
+        let output = try HostileInputTests.fifo("console-out"), input = try HostileInputTests.fifo("console-in")
+        defer { unlink(output); unlink(input) }
+        let socket = ControlAPITests.socketPath("fifo-console")
+        let vmm = Spawned(VMMProcess.binary, ["run", try Self.echoImage(), "--load-addr", "0x100000", "--handler-budget", "1",
+                                              "--plugin", "UART,output=file:\(output),input=file:\(input)", "--api-sock", socket])
+        defer { vmm.kill() }
+        // Before, the UART's init waited in open(2) for a reader, and the budget ended the run (status 8).
+        var ended: VMMProcess.Result?
+        #expect(try eventually {
+            ended = vmm.wait(tries: 1)
+            return try ended != nil || ControlAPITests.ctl([socket, "info"]).status == 0
+        })
+        try #require(ended == nil, "ended with status \(ended?.status ?? -1): \(ended?.stderr ?? "")")
+        let reader = open(output, O_RDONLY | O_CLOEXEC)
+        try #require(reader >= 0)
+        defer { close(reader) }
+        #expect(Self.read(reader, until: "type a line: ").hasSuffix("type a line: "))
+        // Two writers, one after the other. Before, the first one's close was the end of input.
+        for part in ["vm", "m\r"] {
+            let writer = open(input, O_WRONLY | O_CLOEXEC)
+            try #require(writer >= 0)
+            #expect(write(writer, part, part.utf8.count) == part.utf8.count)
+            close(writer)
+        }
+        #expect(Self.read(reader, until: "you typed: vmm").contains("you typed: vmm"))
+        let r = vmm.wait()
+        #expect(r.status == 3 << 1 | 1, "\(r.stderr)") // the echo guest's debug-exit code 3
+        #expect(r.stderr == "")
+    }
+
+    /// The `uart_echo` payload on COM1 as a flat 64-bit image: its helpers pointed at
+    /// port 0x3f8 (r12), register shift 0 (r13), PIO (r14).
+    static func echoImage() throws -> String {
+        var size = 0
+        let echo = try #require(guest_payload("uart_echo", &size))
+        return try VMMProcess.temp("uart-echo.bin", [0x41, 0xbc, 0xf8, 0x03, 0x00, 0x00, 0x45, 0x31, 0xed, 0x45, 0x31, 0xf6]
+            + Array(UnsafeBufferPointer(start: echo, count: size)))
+    }
+
+    /// What `fd` gives until `needle` shows, its writers are gone, or 3,000 polls of 10 ms
+    /// pass (a guest that never prints it).
+    static func read(_ fd: Int32, until needle: String) -> String {
+        var got: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        for _ in 0..<3000 where !String(decoding: got, as: UTF8.self).contains(needle) {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 10) >= 0 else { continue }
+            if p.revents & Int16(POLLIN) != 0 {
+                let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                guard n > 0 else { break }
+                got += buffer[0..<n]
+            } else if p.revents & Int16(POLLHUP) != 0 {
+                break
+            }
+        }
+        return String(decoding: got, as: UTF8.self)
     }
 }

@@ -13,9 +13,10 @@ public final class InputPump: @unchecked Sendable {
     private var terminal: RawTerminal?
     private let ownsFD: Bool
 
-    /// Reads the file at `path` (a FIFO works too) into `uart`; the pump owns the fd.
+    /// Reads the file at `path` into `uart` (a FIFO is held open until the pump stops,
+    /// whoever writes to it: `ConsoleFile`); the pump owns the fd.
     public convenience init(path: String, into uart: UART16550) throws(UARTConfigError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = ConsoleFile.open(path, forOutput: false)
         guard fd >= 0 else {
             throw UARTConfigError("uart: key 'input': cannot open '\(path)': \(String(cString: strerror(errno))) (errno \(errno))", key: "input")
         }

@@ -81,7 +81,7 @@ public final class UARTOutputSink: @unchecked Sendable {
         case .stderr: fd = STDERR_FILENO
         case .buffer, .none: break
         case let .file(path):
-            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            fd = ConsoleFile.open(path, forOutput: true)
             guard fd >= 0 else {
                 let reason = String(cString: strerror(errno))
                 throw UARTConfigError("uart: key 'output': cannot open '\(path)': \(reason) (errno \(errno))", key: "output")
