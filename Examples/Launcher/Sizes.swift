@@ -1,10 +1,11 @@
-/// Parses sizes like QEMU's `-m`: a number with an optional K, M, G suffix (binary
-/// units; a bare number means MiB, as QEMU reads it) and numbers in hex (0x...).
+/// Parses sizes like QEMU's `-m`: a number with an optional K, M, G, T, P or E suffix
+/// (binary units; a bare number means MiB, as QEMU reads it) and numbers in hex (0x...).
+/// What parses may still be above what the launcher maps (`RAMLayout.maxMemory`).
 enum Sizes {
     static func parseMemory(_ text: String) -> UInt64? {
         let t = text.uppercased().replacingSuffix("IB", with: "").replacingSuffix("B", with: "")
         guard let last = t.last else { return nil }
-        let shifts: [Character: UInt64] = ["K": 10, "M": 20, "G": 30]
+        let shifts: [Character: UInt64] = ["K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60]
         if let shift = shifts[last] {
             guard let n = UInt64(t.dropLast()), n > 0, n <= (UInt64(1) << (63 - shift)) else { return nil }
             return n << shift
