@@ -100,10 +100,10 @@ struct LauncherConsoleTests {
         let output = try HostileInputTests.fifo("console-out"), input = try HostileInputTests.fifo("console-in")
         defer { unlink(output); unlink(input) }
         let socket = ControlAPITests.socketPath("fifo-console")
-        let vmm = Spawned(VMMProcess.binary, ["run", try Self.echoImage(), "--load-addr", "0x100000", "--handler-budget", "1",
+        let vmm = Spawned(VMMProcess.binary, ["run", try Self.echoImage(), "--load-addr", "0x100000",
                                               "--plugin", "UART,output=file:\(output),input=file:\(input)", "--api-sock", socket])
         defer { vmm.kill() }
-        // Before, the UART's init waited in open(2) for a reader, and the budget ended the run (status 8).
+        // Before, the UART's init waited in open(2) for a reader, and the 10 s budget ended the run (status 8).
         var ended: VMMProcess.Result?
         #expect(try eventually {
             ended = vmm.wait(tries: 1)
