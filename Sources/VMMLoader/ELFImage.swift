@@ -1,5 +1,6 @@
-/// The parts of an ELF file a loader needs: class, machine, entry and PT_LOAD segments,
-/// every offset checked against the file's size so a truncated file is an error, not a crash.
+/// The parts of an ELF file a loader needs: class, machine, entry, PT_LOAD segments and
+/// the PVH entry note, every offset checked against the file's size so a truncated file
+/// is an error, not a crash.
 public struct ELFImage: Sendable {
     public struct Segment: Sendable, Equatable {
         public let index: Int
@@ -13,6 +14,8 @@ public struct ELFImage: Sendable {
     public let machine: UInt16
     public let entry: UInt64
     public let segments: [Segment]
+    /// The PVH entry point (Xen's `XEN_ELFNOTE_PHYS32_ENTRY` note), if the image has one.
+    public let pvhEntry: UInt32?
 
     public static func isELF(_ bytes: [UInt8]) -> Bool { bytes.starts(with: [0x7f, 0x45, 0x4c, 0x46]) }
 
@@ -62,7 +65,9 @@ public struct ELFImage: Sendable {
                             fileSize: UInt64(reader.u32(at + 16)), memorySize: UInt64(reader.u32(at + 20)))
             }
             let (end, overflow) = s.fileOffset.addingReportingOverflow(s.fileSize)
-            guard !overflow, end <= UInt64(bytes.count) else {
+            // A wrapped end would name an offset the file does have.
+            guard !overflow else { throw bad("segment \(i): \(s.fileSize) bytes at file offset \(hex(s.fileOffset)) run past 2^64") }
+            guard end <= UInt64(bytes.count) else {
                 throw bad("truncated: segment \(i) needs file bytes up to \(hex(end)) but the file has \(hex(bytes.count))")
             }
             guard s.memorySize >= s.fileSize else { throw bad("segment \(i) has memsz below filesz") }
@@ -70,6 +75,7 @@ public struct ELFImage: Sendable {
         }
         guard !loads.isEmpty else { throw bad("no PT_LOAD segment") }
         segments = loads
+        pvhEntry = try ELFNotes.pvhEntry(bytes, is64: is64, phoff: Int(phoff), phentsize: phentsize, phnum: phnum, bad: bad)
     }
 }
 

@@ -5,8 +5,8 @@ public enum BootEntry: Equatable, Sendable, CustomStringConvertible {
     /// 64-bit long mode at ring 0, identity-mapped (`VCPU.setupLongMode`), with the
     /// loader's 64 KiB table window (GDT, page tables, TSS) at `tables`.
     case longMode(entry: UInt64, stack: UInt64, tables: UInt64 = 0)
-    /// 32-bit protected mode, paging off, as Multiboot specifies (EAX and EBX set),
-    /// with a flat GDT at `gdt`.
+    /// 32-bit protected mode, paging off, as Multiboot and PVH specify (EAX and EBX
+    /// set), with a flat GDT at `gdt`.
     case protected32(entry: UInt32, eax: UInt32, ebx: UInt32, gdt: UInt64 = GuestLayout.gdt)
     /// Real mode at segment:offset.
     case realMode(segment: UInt16, offset: UInt16)
@@ -27,9 +27,10 @@ public enum BootEntry: Equatable, Sendable, CustomStringConvertible {
 public struct ImageRequest: Sendable, Equatable {
     /// The image file (named in every error).
     public var path: String
-    /// Appended to the Multiboot command line after the image path (QEMU's `-append`).
+    /// The command line (QEMU's `-append`): Multiboot's follows the image path, PVH's
+    /// is this alone.
     public var append: String?
-    /// A file loaded as Multiboot module 0 (QEMU's `-initrd`).
+    /// A file loaded as Multiboot's or PVH's module 0 (QEMU's `-initrd`).
     public var initrd: String?
     /// A flat binary's load address; giving it (or `entry`) makes the image flat.
     public var loadAddress: UInt64?
@@ -49,8 +50,9 @@ public struct ImageRequest: Sendable, Equatable {
     }
 }
 
-/// Loads an image into guest RAM: ELF64, Multiboot v1 (ELF32 or a.out kludge) or a
-/// flat binary, and says how to enter it. Every error names the file and the problem.
+/// Loads an image into guest RAM: ELF64, Multiboot v1 (ELF32 or a.out kludge), an ELF
+/// with a PVH entry note (as QEMU's `-kernel` boots it) or a flat binary, and says how
+/// to enter it. Every error names the file and the problem.
 ///
 /// ```swift
 /// let entry = try ImageLoader(memory: vm.memory, ramSize: 64 << 20)
@@ -59,7 +61,7 @@ public struct ImageRequest: Sendable, Equatable {
 public struct ImageLoader: Sendable {
     /// The first page (real-mode IVT and BIOS data) is never loaded into.
     public static let firstPageEnd: UInt64 = 0x1000
-    /// The loader's GDT, page tables, TSS, Multiboot info and command line live in one
+    /// The loader's GDT, page tables, TSS, Multiboot or PVH start info and command line live in one
     /// 64 KiB window: [0x0, 0x10000) unless the image or a module is there, else the
     /// first 64 KiB-aligned window of low RAM they leave free (`TableWindow`).
     public static let tableWindowSize: UInt64 = 0x10000
@@ -67,7 +69,7 @@ public struct ImageLoader: Sendable {
     /// Guest RAM below the MMIO hole is `[0, ramSize)`: every byte the image loads must lie inside it.
     public let ramSize: UInt64
     /// RAM above the hole, `[4 GiB, 4 GiB + highRAMSize)` (QEMU's pc machine with 3.5 GiB
-    /// or more): only reported to the guest (the Multiboot memory map), never loaded into.
+    /// or more): only reported to the guest (the Multiboot or PVH memory map), never loaded into.
     public let highRAMSize: UInt64
 
     public init(memory: GuestMemory, ramSize: UInt64, highRAMSize: UInt64 = 0) {
@@ -92,19 +94,27 @@ public struct ImageLoader: Sendable {
     /// Loads an image already in memory (`request.path` only names it in errors).
     public func load(_ bytes: [UInt8], _ request: ImageRequest) throws(LoaderError) -> BootEntry {
         if request.loadAddress != nil || request.entry != nil {
-            try refuseMultibootOnly(request, for: "a flat binary")
+            try refuseWithoutStartInfo(request, for: "a flat binary")
             return try loadFlat(bytes, request)
         }
         if let header = try MultibootHeader.find(in: bytes, path: request.path) {
             return try Multiboot(loader: self, request: request).boot(bytes, header: header)
         }
-        try refuseMultibootOnly(request, for: "an ELF64 image")
         guard ELFImage.isELF(bytes) else {
-            throw LoaderError(.image, "\(request.path): not an ELF64 or Multiboot image; for a flat binary give a load address (and entry)")
+            try refuseWithoutStartInfo(request, for: "an ELF64 image")
+            throw LoaderError(.image, "\(request.path): not an ELF64, PVH or Multiboot image; for a flat binary give a load address (and entry)")
         }
         let elf = try ELFImage(bytes, path: request.path)
+        // QEMU's order: a Multiboot header first (above), then the PVH note.
+        if let entry = elf.pvhEntry {
+            guard elf.machine == (elf.is64 ? 62 : 3) else {
+                throw LoaderError(.image, "\(request.path): ELF machine \(elf.machine) is not \(elf.is64 ? "x86-64" : "i386")")
+            }
+            return try PVH(loader: self, request: request).boot(elf, bytes, entry: entry)
+        }
+        try refuseWithoutStartInfo(request, for: "an ELF64 image")
         guard elf.is64 else {
-            throw LoaderError(.image, "\(request.path): a 32-bit ELF without a Multiboot header cannot be booted")
+            throw LoaderError(.image, "\(request.path): a 32-bit ELF without a Multiboot header or a PVH entry note cannot be booted")
         }
         guard elf.machine == 62 else { throw LoaderError(.image, "\(request.path): ELF machine \(elf.machine) is not x86-64") }
         let used = try loadSegments(elf, bytes, path: request.path)
@@ -112,12 +122,12 @@ public struct ImageLoader: Sendable {
         return .longMode(entry: elf.entry, stack: defaultStack, tables: tables)
     }
 
-    /// A command line and a module reach the guest through Multiboot's information only:
-    /// for another image they were dropped without a word.
-    func refuseMultibootOnly(_ request: ImageRequest, for kind: String) throws(LoaderError) {
+    /// A command line and a module reach the guest through Multiboot's or PVH's start
+    /// information only: for another image they were dropped without a word.
+    func refuseWithoutStartInfo(_ request: ImageRequest, for kind: String) throws(LoaderError) {
         guard request.append != nil || request.initrd != nil else { return }
         let what = request.append != nil ? "a command line (append)" : "a module (initrd)"
-        throw LoaderError(.request, "\(request.path): \(what) is passed to Multiboot images only, and this is \(kind)")
+        throw LoaderError(.request, "\(request.path): \(what) is passed to Multiboot and PVH images only, and this is \(kind)")
     }
 
     /// The long-mode stack top: the end of RAM below the 3 GiB MMIO hole.

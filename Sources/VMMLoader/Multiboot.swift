@@ -86,18 +86,10 @@ struct Multiboot {
 
         // The module goes on the first page boundary after the kernel, then the info
         // structures into a window neither touches.
-        var module: (start: UInt64, bytes: [UInt8], name: String)?
+        var module: ImageLoader.Module?
         if let initrd = request.initrd {
-            let bytes = try readFile(initrd, what: "module (initrd)", limit: loader.ramSize)
-            let start = (kernelEnd + 0xfff) & ~0xfff
-            try loader.checkPlacement(start, UInt64(bytes.count), what: "\(initrd): module (initrd)")
-            // The module list holds 32-bit addresses.
-            guard start + UInt64(bytes.count) <= 1 << 32 else {
-                throw LoaderError(.image, "\(initrd): module (initrd) [\(hex(start))..<\(hex(start + UInt64(bytes.count)))] ends above 4 GiB, out of Multiboot's reach")
-            }
-            try loader.write(bytes, at: start)
-            used.append(start..<start + UInt64(bytes.count))
-            module = (start, bytes, initrd)
+            module = try loader.loadModule(initrd, after: kernelEnd, thirtyTwoBit: "Multiboot")
+            used.append(module!.range)
         }
         let window = try loader.tableWindow(avoiding: used, path: path)
         let info = window + Self.info
@@ -113,24 +105,20 @@ struct Multiboot {
         try put(UInt32(window + Self.cmdline), at: info + 16)
         flags |= 0x4
         if let module {
-            let name = Array(String(module.name.split(separator: "/").last ?? "").utf8.prefix(200)) + [0]
+            let name = Array(String(module.path.split(separator: "/").last ?? "").utf8.prefix(200)) + [0]
             let list = window + Self.moduleList
             try loader.write(name, at: window + Self.moduleName)
             try put(UInt32(module.start), at: list)
-            try put(UInt32(module.start + UInt64(module.bytes.count)), at: list + 4)
+            try put(UInt32(module.range.upperBound), at: list + 4)
             try put(UInt32(window + Self.moduleName), at: list + 8)
             try put(UInt32(0), at: list + 12)
             try put(UInt32(1), at: info + 20)
             try put(UInt32(list), at: info + 24)
             flags |= 0x8
         }
-        // The memory map (flag 6), as QEMU derives it from its e820 table: conventional
-        // memory, RAM from 1 MiB to the hole, RAM above 4 GiB. Entries: size (20), base, length, type.
-        var map: [(UInt64, UInt64)] = [(0, min(loader.ramSize, 0x9_fc00))]
-        if upper > 0 { map.append((0x10_0000, upper)) }
-        if loader.highRAMSize > 0 { map.append((1 << 32, loader.highRAMSize)) }
+        // The memory map (flag 6), `ramMap`. Entries: size (20), base, length, type.
         var entries: [UInt8] = []
-        for (base, length) in map {
+        for (base, length) in loader.ramMap {
             entries += le(UInt32(20)) + le(base) + le(length) + le(UInt32(1)) // 1: available
         }
         try loader.write(entries, at: window + Self.memoryMap)
@@ -143,9 +131,7 @@ struct Multiboot {
                             gdt: window + GuestLayout.gdt)
     }
 
-    private func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
-
     private func put(_ value: UInt32, at address: UInt64) throws(LoaderError) {
-        try loader.write(withUnsafeBytes(of: value.littleEndian) { Array($0) }, at: address)
+        try loader.write(le(value), at: address)
     }
 }

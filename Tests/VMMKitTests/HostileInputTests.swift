@@ -55,6 +55,17 @@ struct HostileInputTests {
         }
     }
 
+    @Test("an ELF segment whose file range wraps past 2^64 is named as such, not by its wrapped end")
+    func elfSegmentOffsetOverflow() throws {
+        let (vm, loader) = try Self.vm(ram: 2 << 20)
+        defer { vm.close() }
+        var bytes = Self.elf64(segments: [(0x100000, [0xf4, 0xf4], 2)])
+        withUnsafeBytes(of: UInt64(0xffff_ffff_ffff_ffff).littleEndian) { bytes.replaceSubrange(72..<80, with: $0) } // p_offset
+        #expect(throws: LoaderError(.image, "x.elf: segment 0: 2 bytes at file offset 0xffffffffffffffff run past 2^64")) {
+            try loader.load(bytes, ImageRequest(path: "x.elf"))
+        }
+    }
+
     @Test("a Multiboot a.out-kludge header with load_end_addr below load_addr is refused")
     func multibootLoadEndBelowLoad() throws {
         let (vm, loader) = try Self.vm(ram: 4 << 20)

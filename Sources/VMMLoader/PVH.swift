@@ -1,0 +1,50 @@
+import VMMKit
+
+/// Boots an ELF (32- or 64-bit) that carries a PVH entry note, as QEMU's `-kernel` does
+/// through its pvh.bin option ROM: 32-bit protected mode, paging off, interrupts off,
+/// EBX = the guest-physical address of an `hvm_start_info` (version 1, Xen's
+/// `arch-x86/hvm/start_info.h`) that gives the command line (`-append` alone), the
+/// module (`-initrd`) and the memory map. Linux (CONFIG_PVH) and unikernels boot so.
+struct PVH {
+    static let magic: UInt32 = 0x336e_c578
+    static let memmapRAM: UInt32 = 1 // XEN_HVM_MEMMAP_TYPE_RAM
+    // Offsets in the loader's table window, where Multiboot keeps its own structures.
+    static let startInfo: UInt64 = 0x9000
+    static let cmdline: UInt64 = 0x9400
+    static let moduleList: UInt64 = 0x9800
+    static let memoryMap: UInt64 = 0x9a00
+    static let maxCommandLine = 1023
+    let loader: ImageLoader
+    let request: ImageRequest
+
+    func boot(_ elf: ELFImage, _ bytes: [UInt8], entry: UInt32) throws(LoaderError) -> BootEntry {
+        var used = try loader.loadSegments(elf, bytes, path: request.path)
+        let kernelEnd = used.map(\.upperBound).max() ?? 0
+        var module: ImageLoader.Module?
+        if let initrd = request.initrd {
+            module = try loader.loadModule(initrd, after: kernelEnd) // hvm_modlist_entry: 64-bit addresses
+            used.append(module!.range)
+        }
+        let window = try loader.tableWindow(avoiding: used, path: request.path)
+        let cmdline = Array((request.append ?? "").utf8)
+        guard cmdline.count <= Self.maxCommandLine else {
+            throw LoaderError(.request, "the command line (append) is longer than \(Self.maxCommandLine) bytes")
+        }
+        try loader.write(cmdline + [0], at: window + Self.cmdline)
+        if let module { // paddr, size, cmdline_paddr (none), reserved
+            try loader.write(le(module.start) + le(module.size) + le(UInt64(0)) + le(UInt64(0)), at: window + Self.moduleList)
+        }
+        let ram = loader.ramMap
+        var map: [UInt8] = []
+        for (base, length) in ram { map += le(base) + le(length) + le(Self.memmapRAM) + le(UInt32(0)) }
+        try loader.write(map, at: window + Self.memoryMap)
+        // magic, version, flags, nr_modules, modlist_paddr, cmdline_paddr, rsdp_paddr (none:
+        // no ACPI tables), memmap_paddr, memmap_entries, reserved: 56 bytes.
+        let info = le(Self.magic) + le(UInt32(1)) + le(UInt32(0)) + le(UInt32(module == nil ? 0 : 1))
+            + le(module == nil ? 0 : window + Self.moduleList) + le(window + Self.cmdline) + le(UInt64(0))
+            + le(window + Self.memoryMap) + le(UInt32(ram.count)) + le(UInt32(0))
+        try loader.write(info, at: window + Self.startInfo)
+        // The window lies below the 3 GiB hole (`tableWindow`): a 32-bit address.
+        return .protected32(entry: entry, eax: 0, ebx: UInt32(window + Self.startInfo), gdt: window + GuestLayout.gdt)
+    }
+}
