@@ -1,5 +1,5 @@
-/* A Multiboot v1 kernel (ELF32) for `vmm run`: prints its command line, the contents
- * of its first module and the fw_cfg CPU count and RAM size (QEMU's legacy I/O
+/* A Multiboot v1 kernel (ELF32) for `vmm run`: prints its command line, each module's
+ * string and contents, and the fw_cfg CPU count and RAM size (QEMU's legacy I/O
  * interface: selector 0x510, data 0x511), then ends with debug-exit code 0x10.
  * Entered in 32-bit protected mode, EAX = 0x2BADB002, EBX = multiboot info. */
 #define MB_MAGIC 0x1BADB002
@@ -24,21 +24,29 @@ _start:
     call puts
 1:  mov $s_nl, %esi
     call puts
-    mov $s_module, %esi
-    call puts
     testl $8, (%ebp)                /* flags bit 3: modules valid */
     jz 3f
-    cmpl $0, 20(%ebp)               /* mods_count */
-    je 3f
     mov 24(%ebp), %ebx              /* mods_addr */
+    mov 20(%ebp), %edi              /* mods_count */
+4:  test %edi, %edi
+    jz 3f
+    mov $s_module, %esi
+    call puts
+    mov 8(%ebx), %esi               /* the module's string */
+    call puts
+    mov $s_colon, %esi
+    call puts
     mov (%ebx), %esi                /* mod_start */
     mov 4(%ebx), %ecx               /* mod_end */
     mov $0x3f8, %dx
 2:  cmp %ecx, %esi
-    jae 3f
+    jae 5f
     lodsb
     out %al, %dx
     jmp 2b
+5:  add $16, %ebx
+    dec %edi
+    jmp 4b
 3:  mov $s_cpus, %esi
     call puts
     mov $0x05, %ax                  /* FW_CFG_NB_CPUS */
@@ -111,7 +119,8 @@ fwcfg_u16:
     .section .rodata
 s_cmdline: .asciz "cmdline: "
 s_nl:      .asciz "\n"
-s_module:  .asciz "module: "
+s_module:  .asciz "module "
+s_colon:   .asciz ": "
 s_cpus:    .asciz "cpus: "
 s_ram:     .asciz "\nram: "
 s_mib:     .asciz " MiB\n"

@@ -30,7 +30,8 @@ public struct ImageRequest: Sendable, Equatable {
     /// The command line (QEMU's `-append`): Multiboot's follows the image path, PVH's
     /// is this alone.
     public var append: String?
-    /// A file loaded as Multiboot's or PVH's module 0 (QEMU's `-initrd`).
+    /// QEMU's `-initrd`: for Multiboot, modules separated by ',' (",," for a comma), each
+    /// `FILE[ ARGS]` (the whole text is the module's string); for PVH, one file.
     public var initrd: String?
     /// A flat binary's load address; giving it (or `entry`) makes the image flat.
     public var loadAddress: UInt64?

@@ -43,8 +43,12 @@ struct Multiboot {
     static let info: UInt64 = 0x9000
     static let cmdline: UInt64 = 0x9400
     static let moduleList: UInt64 = 0x9800
-    static let moduleName: UInt64 = 0x9900
     static let memoryMap: UInt64 = 0x9a00
+    static let moduleStrings: UInt64 = 0x9b00
+    /// Up to the memory map: 16 bytes an entry.
+    static let maxModules = 32
+    /// Up to the IDT slot at 0xb000, NULs included.
+    static let maxModuleStringBytes = 0x1500
     let loader: ImageLoader
     let request: ImageRequest
 
@@ -84,12 +88,16 @@ struct Multiboot {
         }
         guard entry < 1 << 32 else { throw LoaderError(.image, "\(path): entry \(hex(entry)) is above 4 GiB") }
 
-        // The module goes on the first page boundary after the kernel, then the info
-        // structures into a window neither touches.
-        var module: ImageLoader.Module?
-        if let initrd = request.initrd {
-            module = try loader.loadModule(initrd, after: kernelEnd, thirtyTwoBit: "Multiboot")
-            used.append(module!.range)
+        // Each module goes on the first page boundary after the kernel or the module
+        // before it, then the info structures into a window none of them touches.
+        let specs = try request.initrd.map(Self.modules) ?? []
+        var modules: [(module: ImageLoader.Module, string: String)] = []
+        var end = kernelEnd
+        for spec in specs {
+            let module = try loader.loadModule(spec.path, after: end, thirtyTwoBit: "Multiboot")
+            used.append(module.range)
+            modules.append((module, spec.string))
+            end = module.range.upperBound
         }
         let window = try loader.tableWindow(avoiding: used, path: path)
         let info = window + Self.info
@@ -104,16 +112,19 @@ struct Multiboot {
         try loader.write(Array(cmdline.utf8) + [0], at: window + Self.cmdline)
         try put(UInt32(window + Self.cmdline), at: info + 16)
         flags |= 0x4
-        if let module {
-            let name = Array(String(module.path.split(separator: "/").last ?? "").utf8.prefix(200)) + [0]
-            let list = window + Self.moduleList
-            try loader.write(name, at: window + Self.moduleName)
-            try put(UInt32(module.start), at: list)
-            try put(UInt32(module.range.upperBound), at: list + 4)
-            try put(UInt32(window + Self.moduleName), at: list + 8)
-            try put(UInt32(0), at: list + 12)
-            try put(UInt32(1), at: info + 20)
-            try put(UInt32(list), at: info + 24)
+        if !modules.isEmpty {
+            // mod_start, mod_end, string, reserved; each string is the module's whole
+            // text, file name and arguments, as QEMU passes it.
+            var list: [UInt8] = [], strings: [UInt8] = []
+            for (module, string) in modules {
+                list += le(UInt32(module.start)) + le(UInt32(module.range.upperBound))
+                    + le(UInt32(window + Self.moduleStrings) + UInt32(strings.count)) + le(UInt32(0))
+                strings += Array(string.utf8) + [0]
+            }
+            try loader.write(list, at: window + Self.moduleList)
+            try loader.write(strings, at: window + Self.moduleStrings)
+            try put(UInt32(modules.count), at: info + 20)
+            try put(UInt32(window + Self.moduleList), at: info + 24)
             flags |= 0x8
         }
         // The memory map (flag 6), `ramMap`. Entries: size (20), base, length, type.
@@ -129,6 +140,43 @@ struct Multiboot {
         // VCPU.boot writes the flat GDT there.
         return .protected32(entry: UInt32(entry), eax: MultibootHeader.bootloaderMagic, ebx: UInt32(info),
                             gdt: window + GuestLayout.gdt)
+    }
+
+    /// QEMU's `-initrd` for a Multiboot kernel: modules separated by ',' (",," is a comma
+    /// within one), each `FILE[ ARGS]`; the whole text is the module's string.
+    static func modules(_ text: String) throws(LoaderError) -> [(path: String, string: String)] {
+        var parts: [[UInt8]] = [[]]
+        let bytes = Array(text.utf8)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: ",") {
+                if i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: ",") {
+                    parts[parts.count - 1].append(bytes[i])
+                    i += 2
+                    continue
+                }
+                parts.append([])
+            } else {
+                parts[parts.count - 1].append(bytes[i])
+            }
+            i += 1
+        }
+        guard parts.count <= maxModules else {
+            throw LoaderError(.request, "the initrd list names \(parts.count) modules; a Multiboot kernel gets at most \(maxModules)")
+        }
+        let stringBytes = parts.reduce(0) { $0 + $1.count + 1 }
+        guard stringBytes <= maxModuleStringBytes else {
+            throw LoaderError(.request, "the initrd list's module strings take \(stringBytes) bytes; at most \(maxModuleStringBytes)")
+        }
+        var specs: [(path: String, string: String)] = []
+        for (n, part) in parts.enumerated() {
+            let path = String(decoding: part.prefix { $0 != UInt8(ascii: " ") }, as: UTF8.self)
+            guard !path.isEmpty else {
+                throw LoaderError(.request, "module \(n + 1) of the initrd list \(text.quotedForMessage) names no file")
+            }
+            specs.append((path, String(decoding: part, as: UTF8.self)))
+        }
+        return specs
     }
 
     private func put(_ value: UInt32, at address: UInt64) throws(LoaderError) {

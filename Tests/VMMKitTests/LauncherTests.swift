@@ -75,7 +75,7 @@ struct LauncherTests {
         let module = try VMMProcess.temp("module.txt", Array("module contents\n".utf8))
         let image = VMMProcess.guest("multiboot.elf")
         let r = try VMMProcess.run(["run", image, "--append", "console=ttyS0 quiet", "--initrd", module, "--memory", "48M"])
-        #expect(r.stdout == "cmdline: \(image) console=ttyS0 quiet\nmodule: module contents\ncpus: 1\nram: 48 MiB\n")
+        #expect(r.stdout == "cmdline: \(image) console=ttyS0 quiet\nmodule \(module): module contents\ncpus: 1\nram: 48 MiB\n")
         #expect(r.status == (0x10 << 1) | 1)
     }
 

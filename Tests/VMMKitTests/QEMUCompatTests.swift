@@ -17,6 +17,35 @@ struct QEMUCompatTests {
         #expect(r.status == (0x10 << 1) | 1)
     }
 
+    @Test("--initrd takes QEMU's module list: FILE ARGS separated by ',', ',,' a comma in a name; each module gets its whole text as its string")
+    func moduleList() throws {
+        let first = try VMMProcess.temp("mod,a.txt", Array("first\n".utf8))
+        let second = try VMMProcess.temp("mod-b.txt", Array("second\n".utf8))
+        let image = VMMProcess.guest("multiboot.elf")
+        let list = first.replacingOccurrences(of: ",", with: ",,") + " root=/dev/x quiet," + second
+        let r = try VMMProcess.run(["run", image, "--initrd", list])
+        #expect(r.stdout == "cmdline: \(image)\nmodule \(first) root=/dev/x quiet: first\nmodule \(second): second\ncpus: 1\nram: 64 MiB\n")
+        #expect(r.stderr == "")
+        #expect(r.status == (0x10 << 1) | 1)
+        let empty = try VMMProcess.run(["run", image, "--initrd", second + ","])
+        #expect(empty.stderr == "vmm: module 2 of the initrd list '\(second),' names no file\n")
+        #expect(empty.status == 2)
+    }
+
+    @Test("the module list's bounds: at most 32 modules and 5,376 bytes of strings, each named in one line")
+    func moduleListBounds() throws {
+        #expect(throws: LoaderError(.request, "the initrd list names 33 modules; a Multiboot kernel gets at most 32")) {
+            try ImageLoaderTests.boot(ImageRequest(path: VMMProcess.guest("multiboot.elf"),
+                                                   initrd: Array(repeating: "m", count: 33).joined(separator: ",")))
+        }
+        #expect(throws: LoaderError(.request, "the initrd list's module strings take 5377 bytes; at most 5376")) {
+            try ImageLoaderTests.boot(ImageRequest(path: VMMProcess.guest("multiboot.elf"), initrd: String(repeating: "m", count: 5376)))
+        }
+        #expect(throws: LoaderError(.request, "module 2 of the initrd list ',,,' names no file")) {
+            try ImageLoaderTests.boot(ImageRequest(path: VMMProcess.guest("multiboot.elf"), initrd: ",,,"))
+        }
+    }
+
     @Test("a kernel at 0x8000 loads; the loader's tables and Multiboot info go elsewhere; it visits real mode and comes back")
     func kernelAt0x8000() throws {
         let image = VMMProcess.guest("lowboot.elf")

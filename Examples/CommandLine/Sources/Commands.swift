@@ -44,7 +44,7 @@ struct RunArguments: EmittingArguments {
     @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
     // QEMU's -append takes "-flag value" too: the next argument is the value whatever it looks like.
     @Option(parsing: .unconditional, help: "Multiboot or PVH command line (may begin with '-').") var append: String?
-    @Option(help: "A file passed as Multiboot or PVH module.") var initrd: String?
+    @Option(help: "Modules, as QEMU's -initrd: FILE[ ARGS][,FILE...] for Multiboot (',,' for a comma in a name), one FILE for PVH.") var initrd: String?
     @Option(name: .customLong("load-addr"), help: "Flat binary: guest-physical load address.") var loadAddr: String?
     @Option(help: "Flat binary: entry address (default: the load address).") var entry: String?
     @Option(help: "Flat binary: 16 (real mode) or 64 (long mode, default).") var mode: Int?
