@@ -20,6 +20,7 @@ def elf64(segments, entry=0x100000):
 put('fuzz-elf', 'hello64.elf', guest('hello64.elf'))
 put('fuzz-elf', 'smp.elf', guest('smp.elf'))
 put('fuzz-elf', 'pvh.elf', guest('pvh.elf'))  # ELF32 with Xen's PVH entry note
+put('fuzz-elf', 'bzImage', guest('bzImage'))  # the Linux loader's path too
 put('fuzz-elf', 'tiny.elf', elf64([(0x100000, b'\xf4', 1)]))
 put('fuzz-elf', 'bss-overlap.elf', elf64([(0x200000, b'\xff' * 32, 32), (0x100000, b'\xf4', 0x100010)]))
 put('fuzz-elf', 'big-bss.elf', elf64([(0x100000, b'\xf4', 3 << 30)]))

@@ -10,6 +10,11 @@ extension VCPU {
             try setupRealMode(segment: segment, offset: offset)
         case let .protected32(rip, eax, ebx, gdt):
             try setupProtectedMode32(entry: rip, eax: eax, ebx: ebx, gdt: gdt)
+        case let .linux64(rip, bootParams, tables):
+            try setupLongMode(entry: rip, stack: tables + GuestLayout.kernelStackTop, tables: tables)
+            var regs = try registers()
+            regs.rsi = bootParams
+            try setRegisters(regs)
         }
     }
 

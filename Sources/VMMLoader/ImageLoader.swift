@@ -10,6 +10,9 @@ public enum BootEntry: Equatable, Sendable, CustomStringConvertible {
     case protected32(entry: UInt32, eax: UInt32, ebx: UInt32, gdt: UInt64 = GuestLayout.gdt)
     /// Real mode at segment:offset.
     case realMode(segment: UInt16, offset: UInt16)
+    /// Linux's 64-bit boot protocol: long mode as `longMode` (the stack at the window's
+    /// ring-0 stack top), RSI = the zero page at `bootParams`.
+    case linux64(entry: UInt64, bootParams: UInt64, tables: UInt64)
 
     /// The window is named only when it moved from its usual place.
     public var description: String {
@@ -19,6 +22,7 @@ public enum BootEntry: Equatable, Sendable, CustomStringConvertible {
         case let .protected32(entry, eax, ebx, gdt):
             "protected32(entry: \(entry), eax: \(eax), ebx: \(ebx)" + (gdt == GuestLayout.gdt ? ")" : ", gdt: \(hex(gdt)))")
         case let .realMode(segment, offset): "realMode(segment: \(segment), offset: \(offset))"
+        case let .linux64(entry, bootParams, tables): "linux64(entry: \(hex(entry)), bootParams: \(hex(bootParams)), tables: \(hex(tables)))"
         }
     }
 }
@@ -28,10 +32,10 @@ public struct ImageRequest: Sendable, Equatable {
     /// The image file (named in every error).
     public var path: String
     /// The command line (QEMU's `-append`): Multiboot's follows the image path, PVH's
-    /// is this alone.
+    /// and Linux's are this alone.
     public var append: String?
     /// QEMU's `-initrd`: for Multiboot, modules separated by ',' (",," for a comma), each
-    /// `FILE[ ARGS]` (the whole text is the module's string); for PVH, one file.
+    /// `FILE[ ARGS]` (the whole text is the module's string); for PVH and Linux, one file.
     public var initrd: String?
     /// A flat binary's load address; giving it (or `entry`) makes the image flat.
     public var loadAddress: UInt64?
@@ -52,8 +56,8 @@ public struct ImageRequest: Sendable, Equatable {
 }
 
 /// Loads an image into guest RAM: ELF64, Multiboot v1 (ELF32 or a.out kludge), an ELF
-/// with a PVH entry note (as QEMU's `-kernel` boots it) or a flat binary, and says how
-/// to enter it. Every error names the file and the problem.
+/// with a PVH entry note (as QEMU's `-kernel` boots it), a Linux bzImage (the 64-bit
+/// boot protocol) or a flat binary, and says how to enter it. Every error names the file and the problem.
 ///
 /// ```swift
 /// let entry = try ImageLoader(memory: vm.memory, ramSize: 64 << 20)
@@ -98,15 +102,18 @@ public struct ImageLoader: Sendable {
             try refuseWithoutStartInfo(request, for: "a flat binary")
             return try loadFlat(bytes, request)
         }
+        // QEMU's order: a Linux setup header, a Multiboot header, then the PVH note.
+        if LinuxBoot.isBzImage(bytes) {
+            return try LinuxBoot(loader: self, request: request).boot(bytes)
+        }
         if let header = try MultibootHeader.find(in: bytes, path: request.path) {
             return try Multiboot(loader: self, request: request).boot(bytes, header: header)
         }
         guard ELFImage.isELF(bytes) else {
             try refuseWithoutStartInfo(request, for: "an ELF64 image")
-            throw LoaderError(.image, "\(request.path): not an ELF64, PVH or Multiboot image; for a flat binary give a load address (and entry)")
+            throw LoaderError(.image, "\(request.path): not an ELF64, PVH, Multiboot or Linux bzImage; for a flat binary give a load address (and entry)")
         }
         let elf = try ELFImage(bytes, path: request.path)
-        // QEMU's order: a Multiboot header first (above), then the PVH note.
         if let entry = elf.pvhEntry {
             guard elf.machine == (elf.is64 ? 62 : 3) else {
                 throw LoaderError(.image, "\(request.path): ELF machine \(elf.machine) is not \(elf.is64 ? "x86-64" : "i386")")
@@ -124,11 +131,12 @@ public struct ImageLoader: Sendable {
     }
 
     /// A command line and a module reach the guest through Multiboot's or PVH's start
-    /// information only: for another image they were dropped without a word.
+    /// information or Linux's zero page only: for another image they were dropped
+    /// without a word.
     func refuseWithoutStartInfo(_ request: ImageRequest, for kind: String) throws(LoaderError) {
         guard request.append != nil || request.initrd != nil else { return }
         let what = request.append != nil ? "a command line (append)" : "a module (initrd)"
-        throw LoaderError(.request, "\(request.path): \(what) is passed to Multiboot and PVH images only, and this is \(kind)")
+        throw LoaderError(.request, "\(request.path): \(what) is passed to Multiboot, PVH and Linux images only, and this is \(kind)")
     }
 
     /// The long-mode stack top: the end of RAM below the 3 GiB MMIO hole.

@@ -56,7 +56,7 @@ struct ImageLoaderTests {
         #expect(throws: LoaderError(.image, "x.elf: truncated ELF header (4 bytes)")) {
             try loader.load([0x7f, 0x45, 0x4c, 0x46], ImageRequest(path: "x.elf"))
         }
-        #expect(throws: LoaderError(.image, "x.bin: not an ELF64, PVH or Multiboot image; for a flat binary give a load address (and entry)")) {
+        #expect(throws: LoaderError(.image, "x.bin: not an ELF64, PVH, Multiboot or Linux bzImage; for a flat binary give a load address (and entry)")) {
             try loader.load([1, 2, 3], ImageRequest(path: "x.bin"))
         }
         #expect(throws: LoaderError(.image, "x.bin: the flat image is empty (0 bytes)")) {

@@ -28,7 +28,7 @@ struct VMMArguments: ParsableCommand {
 struct RunArguments: EmittingArguments {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Load a guest image and run it until the guest stops.")
 
-    @Argument(help: "ELF64, Multiboot v1 (ELF32), PVH (an ELF with Xen's entry note) or flat binary (with --load-addr).")
+    @Argument(help: "ELF64, Multiboot v1 (ELF32), PVH (an ELF with Xen's entry note), Linux bzImage or flat binary (with --load-addr).")
     var image: String?
     @Option(help: "Guest RAM, e.g. 64M, 1G, 1T (as QEMU's -m: K to E, a bare number is MiB; default 64M).") var memory: String?
     @Option(help: "Number of vCPUs (default 1).") var vcpus: Int?
@@ -43,8 +43,8 @@ struct RunArguments: EmittingArguments {
     @Flag(name: .customLong("strict-io"), help: "Stop on I/O nobody claims (status 18) instead of reading all-ones and dropping writes.") var strictIO = false
     @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
     // QEMU's -append takes "-flag value" too: the next argument is the value whatever it looks like.
-    @Option(parsing: .unconditional, help: "Multiboot or PVH command line (may begin with '-').") var append: String?
-    @Option(help: "Modules, as QEMU's -initrd: FILE[ ARGS][,FILE...] for Multiboot (',,' for a comma in a name), one FILE for PVH.") var initrd: String?
+    @Option(parsing: .unconditional, help: "The kernel's command line: Multiboot, PVH, Linux (may begin with '-').") var append: String?
+    @Option(help: "Modules, as QEMU's -initrd: FILE[ ARGS][,FILE...] for Multiboot (',,' for a comma in a name), one FILE for PVH and Linux.") var initrd: String?
     @Option(name: .customLong("load-addr"), help: "Flat binary: guest-physical load address.") var loadAddr: String?
     @Option(help: "Flat binary: entry address (default: the load address).") var entry: String?
     @Option(help: "Flat binary: 16 (real mode) or 64 (long mode, default).") var mode: Int?
