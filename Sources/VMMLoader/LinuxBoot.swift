@@ -32,8 +32,12 @@ struct LinuxBoot {
         guard headerEnd <= bytes.count else {
             throw bad("truncated: the setup header ends at \(hex(headerEnd)) but the file has \(hex(bytes.count)) bytes")
         }
-        guard headerEnd >= 0x26c else { throw bad("the setup header ends at \(hex(headerEnd)); boot protocol 2.12 needs it to 0x26c") }
+        guard headerEnd >= 0x208 else { throw bad("the setup header ends at \(hex(headerEnd)), before its version") }
+        // The version first, so an old kernel is told so, not that its header is short.
         let version = r.u16(0x206)
+        guard version < 0x020c || headerEnd >= 0x26c else {
+            throw bad("the setup header ends at \(hex(headerEnd)); boot protocol 2.12 needs it to 0x26c")
+        }
         guard version >= 0x020c, r.u16(0x236) & 1 != 0 else {
             throw bad("boot protocol \(version >> 8).\(String(version & 0xff).leftPadded(2)) without a 64-bit entry (XLF_KERNEL_64, protocol 2.12 and later) cannot be booted: there is no BIOS for its real-mode setup")
         }

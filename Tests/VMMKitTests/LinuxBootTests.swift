@@ -53,6 +53,8 @@ struct LinuxBootTests {
             (with(0x206, [0x0b, 0x02]), LoaderError(.image, "k: boot protocol 2.11 without a 64-bit entry (XLF_KERNEL_64, protocol 2.12 and later) cannot be booted: there is no BIOS for its real-mode setup")),
             (with(0x236, [0, 0]), LoaderError(.image, "k: boot protocol 2.15 without a 64-bit entry (XLF_KERNEL_64, protocol 2.12 and later) cannot be booted: there is no BIOS for its real-mode setup")),
             (with(0x201, [0x10]), LoaderError(.image, "k: the setup header ends at 0x212; boot protocol 2.12 needs it to 0x26c")),
+            (with(0x201, [0x04]), LoaderError(.image, "k: the setup header ends at 0x206, before its version")),
+            (Array(good[..<0x206]), LoaderError(.image, "k: truncated: the setup header ends at 0x26c but the file has 0x206 bytes")),
             (Array(good[..<0x240]), LoaderError(.image, "k: truncated: the setup header ends at 0x26c but the file has 0x240 bytes")),
             // pref_address 16 MiB (x86-64's LOAD_PHYSICAL_ADDR): init_size counts from there.
             (with(0x258, [0, 0, 0, 1, 0, 0, 0, 0]), LoaderError(.image, "k: kernel (run at 0x1000000, init_size 0x100000) [0x100000..<0x1100000] lies outside guest RAM [0x0..<0x400000] (4 MiB)")),
