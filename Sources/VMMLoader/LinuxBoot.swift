@@ -13,7 +13,6 @@ struct LinuxBoot {
     static let zeroPage: UInt64 = 0xc000
     static let cmdline: UInt64 = 0xd000
     static let maxCommandLine = 4095
-    static let maxE820 = 128
     let loader: ImageLoader
     let request: ImageRequest
 
