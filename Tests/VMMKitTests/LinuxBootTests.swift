@@ -42,10 +42,8 @@ struct LinuxBootTests {
 
     @Test("hostile or unbootable headers are refused in one line naming what is wrong")
     func hostileHeaders() throws {
-        let vm = try KVM.open().createVM()
+        let (vm, loader) = try HostileInputTests.vm(ram: 4 << 20)
         defer { vm.close() }
-        try vm.memory.addRegion(name: "ram", guestAddress: 0, size: 4 << 20)
-        let loader = ImageLoader(memory: vm.memory, ramSize: 4 << 20)
         let good = try Self.image()
         func with(_ at: Int, _ bytes: [UInt8]) -> [UInt8] { var b = good; b.replaceSubrange(at..<at + bytes.count, with: bytes); return b }
         let size = "0x" + String(good.count, radix: 16)

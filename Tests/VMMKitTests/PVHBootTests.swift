@@ -60,10 +60,8 @@ struct PVHBootTests {
 
     @Test("hostile notes are refused in one line naming what is wrong; a PVH image is never entered another way")
     func hostileNotes() throws {
-        let vm = try KVM.open().createVM()
+        let (vm, loader) = try HostileInputTests.vm(ram: 2 << 20)
         defer { vm.close() }
-        try vm.memory.addRegion(name: "ram", guestAddress: 0, size: 2 << 20)
-        let loader = ImageLoader(memory: vm.memory, ramSize: 2 << 20)
         let code = Self.checksMagic
         let noteAt = 64 + 2 * 56 + code.count // 0x1c3
         let cases: [([UInt8], String)] = [
