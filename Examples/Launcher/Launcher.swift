@@ -57,7 +57,12 @@ struct Launcher {
         let request = ImageRequest(path: o.image!, append: o.append, initrd: o.initrd, loadAddress: o.loadAddress,
                                    entry: o.entry, flatMode: o.mode)
         let boot: BootEntry
-        do { boot = try ImageLoader(memory: vm.memory, ramSize: lowRAM, highRAMSize: highRAM).load(request) } catch {
+        do {
+            // As SeaBIOS under QEMU: an MP table for the processors and the I/O APIC the
+            // in-kernel irqchip gives (without it there are no APICs to describe).
+            let mpTable = o.useIRQChip ? try MPTable(processors: o.vcpus) : nil
+            boot = try ImageLoader(memory: vm.memory, ramSize: lowRAM, highRAMSize: highRAM, mpTable: mpTable).load(request)
+        } catch {
             // A request error (entry, load address, mode, command line) is a config
             // error when the config file alone asked for it.
             let asked: Set<String> = ["loadAddr", "entry", "mode", "append", "initrd"]

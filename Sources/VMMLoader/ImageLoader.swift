@@ -76,11 +76,15 @@ public struct ImageLoader: Sendable {
     /// RAM above the hole, `[4 GiB, 4 GiB + highRAMSize)` (QEMU's pc machine with 3.5 GiB
     /// or more): only reported to the guest (the Multiboot or PVH memory map), never loaded into.
     public let highRAMSize: UInt64
+    /// The Intel MP table to leave in the BIOS area for a guest with the in-kernel
+    /// irqchip (`MPTable`), or none. Every image but a real-mode one gets it.
+    public let mpTable: MPTable?
 
-    public init(memory: GuestMemory, ramSize: UInt64, highRAMSize: UInt64 = 0) {
+    public init(memory: GuestMemory, ramSize: UInt64, highRAMSize: UInt64 = 0, mpTable: MPTable? = nil) {
         self.memory = memory
         self.ramSize = ramSize
         self.highRAMSize = highRAMSize
+        self.mpTable = mpTable
     }
 
     /// Loads the image and sets up `vcpu` to enter it: one call from file to bootable vCPU.
@@ -126,7 +130,7 @@ public struct ImageLoader: Sendable {
         }
         guard elf.machine == 62 else { throw LoaderError(.image, "\(request.path): ELF machine \(elf.machine) is not x86-64") }
         let used = try loadSegments(elf, bytes, path: request.path)
-        let tables = try tableWindow(avoiding: used, path: request.path)
+        let tables = try placeTables(avoiding: used, path: request.path)
         return .longMode(entry: elf.entry, stack: defaultStack, tables: tables)
     }
 
@@ -206,7 +210,7 @@ public struct ImageLoader: Sendable {
             }
             return .realMode(segment: UInt16(load >> 4), offset: UInt16(entry - load))
         case 64:
-            let tables = try tableWindow(avoiding: [load..<load + UInt64(bytes.count)], path: r.path)
+            let tables = try placeTables(avoiding: [load..<load + UInt64(bytes.count)], path: r.path)
             return .longMode(entry: entry, stack: defaultStack, tables: tables)
         default:
             throw LoaderError(.request, "flat image mode \(r.flatMode) is not 16 or 64")

@@ -25,7 +25,7 @@ struct PVH {
             module = try loader.loadModule(initrd, after: kernelEnd) // hvm_modlist_entry: 64-bit addresses
             used.append(module!.range)
         }
-        let window = try loader.tableWindow(avoiding: used, path: request.path)
+        let window = try loader.placeTables(avoiding: used, path: request.path)
         let cmdline = Array((request.append ?? "").utf8)
         guard cmdline.count <= Self.maxCommandLine else {
             throw LoaderError(.request, "the command line (append) is longer than \(Self.maxCommandLine) bytes")

@@ -1,4 +1,13 @@
 extension ImageLoader {
+    /// Places the loader's tables once the image and its modules (`used`) are in RAM:
+    /// returns the window's base (`tableWindow`) and writes the firmware's tables
+    /// (`writeFirmwareTables`) where neither the image nor the window is.
+    func placeTables(avoiding used: [Range<UInt64>], path: String) throws(LoaderError) -> UInt64 {
+        let window = try tableWindow(avoiding: used, path: path)
+        try writeFirmwareTables(avoiding: used + [window..<window + Self.tableWindowSize])
+        return window
+    }
+
     /// The base of the 64 KiB window for the loader's own structures: 0 (its usual place,
     /// where guests written for this loader expect the IDT slot at 0xb000) when the image
     /// leaves [0x1000, 0x10000) free, else the lowest 64 KiB-aligned window of RAM below
