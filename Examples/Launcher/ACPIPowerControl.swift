@@ -9,7 +9,8 @@ import VMMKit
 /// QEMU end; without it the write was dropped and they ran on. Other sleep types (S3,
 /// S4) are not modelled: the bits are kept and the guest goes on, as if woken at once.
 /// Reads return what was written, without SLP_EN; byte accesses reach either half, as
-/// QEMU's do. Registered where no plugin claims the port; in snapshots
+/// QEMU's do. The FADT the loader writes names this port (`PCFirmware`), so guests
+/// that read ACPI find it. Registered where no plugin claims the port; in snapshots
 /// (`BuiltInDeviceState`).
 final class ACPIPowerControl: Sendable {
     static let port: UInt16 = 0x604

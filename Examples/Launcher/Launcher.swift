@@ -58,10 +58,10 @@ struct Launcher {
                                    entry: o.entry, flatMode: o.mode)
         let boot: BootEntry
         do {
-            // As SeaBIOS under QEMU: an MP table for the processors and the I/O APIC the
-            // in-kernel irqchip gives (without it there are no APICs to describe).
-            let mpTable = o.useIRQChip ? try MPTable(processors: o.vcpus) : nil
-            boot = try ImageLoader(memory: vm.memory, ramSize: lowRAM, highRAMSize: highRAM, mpTable: mpTable).load(request)
+            // As SeaBIOS under QEMU: MP and ACPI tables for the processors and the I/O
+            // APIC the in-kernel irqchip gives (without it there are no APICs to describe).
+            let firmware = o.useIRQChip ? try PCFirmware(processors: o.vcpus) : nil
+            boot = try ImageLoader(memory: vm.memory, ramSize: lowRAM, highRAMSize: highRAM, firmware: firmware).load(request)
         } catch {
             // A request error (entry, load address, mode, command line) is a config
             // error when the config file alone asked for it.

@@ -76,15 +76,15 @@ public struct ImageLoader: Sendable {
     /// RAM above the hole, `[4 GiB, 4 GiB + highRAMSize)` (QEMU's pc machine with 3.5 GiB
     /// or more): only reported to the guest (the Multiboot or PVH memory map), never loaded into.
     public let highRAMSize: UInt64
-    /// The Intel MP table to leave in the BIOS area for a guest with the in-kernel
-    /// irqchip (`MPTable`), or none. Every image but a real-mode one gets it.
-    public let mpTable: MPTable?
+    /// The tables a PC's BIOS would leave for a VM with the in-kernel irqchip
+    /// (`PCFirmware`: MP and ACPI), or none. Every image but a real-mode one gets them.
+    public let firmware: PCFirmware?
 
-    public init(memory: GuestMemory, ramSize: UInt64, highRAMSize: UInt64 = 0, mpTable: MPTable? = nil) {
+    public init(memory: GuestMemory, ramSize: UInt64, highRAMSize: UInt64 = 0, firmware: PCFirmware? = nil) {
         self.memory = memory
         self.ramSize = ramSize
         self.highRAMSize = highRAMSize
-        self.mpTable = mpTable
+        self.firmware = firmware
     }
 
     /// Loads the image and sets up `vcpu` to enter it: one call from file to bootable vCPU.
@@ -130,7 +130,7 @@ public struct ImageLoader: Sendable {
         }
         guard elf.machine == 62 else { throw LoaderError(.image, "\(request.path): ELF machine \(elf.machine) is not x86-64") }
         let used = try loadSegments(elf, bytes, path: request.path)
-        let tables = try placeTables(avoiding: used, path: request.path)
+        let tables = try placeTables(avoiding: used, path: request.path).window
         return .longMode(entry: elf.entry, stack: defaultStack, tables: tables)
     }
 
@@ -210,7 +210,7 @@ public struct ImageLoader: Sendable {
             }
             return .realMode(segment: UInt16(load >> 4), offset: UInt16(entry - load))
         case 64:
-            let tables = try placeTables(avoiding: [load..<load + UInt64(bytes.count)], path: r.path)
+            let tables = try placeTables(avoiding: [load..<load + UInt64(bytes.count)], path: r.path).window
             return .longMode(entry: entry, stack: defaultStack, tables: tables)
         default:
             throw LoaderError(.request, "flat image mode \(r.flatMode) is not 16 or 64")

@@ -69,7 +69,7 @@ struct LinuxBoot {
             try loader.write(data, at: start)
             initrd = (start, size)
         }
-        let window = try loader.placeTables(avoiding: [kernelRange] + (initrd.map { [$0.start..<$0.start + $0.size] } ?? []), path: path)
+        let window = try loader.placeTables(avoiding: [kernelRange] + (initrd.map { [$0.start..<$0.start + $0.size] } ?? []), path: path).window
 
         let cmdlineLimit = min(Self.maxCommandLine, Int(r.u32(0x238)))
         let cmdline = Array((request.append ?? "").utf8)

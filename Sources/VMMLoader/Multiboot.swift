@@ -99,7 +99,7 @@ struct Multiboot {
             modules.append((module, spec.string))
             end = module.range.upperBound
         }
-        let window = try loader.placeTables(avoiding: used, path: path)
+        let window = try loader.placeTables(avoiding: used, path: path).window
         let info = window + Self.info
 
         var flags: UInt32 = 0x1 // mem_lower/mem_upper

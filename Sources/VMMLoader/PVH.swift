@@ -25,7 +25,7 @@ struct PVH {
             module = try loader.loadModule(initrd, after: kernelEnd) // hvm_modlist_entry: 64-bit addresses
             used.append(module!.range)
         }
-        let window = try loader.placeTables(avoiding: used, path: request.path)
+        let (window, rsdp) = try loader.placeTables(avoiding: used, path: request.path)
         let cmdline = Array((request.append ?? "").utf8)
         guard cmdline.count <= Self.maxCommandLine else {
             throw LoaderError(.request, "the command line (append) is longer than \(Self.maxCommandLine) bytes")
@@ -38,10 +38,10 @@ struct PVH {
         var map: [UInt8] = []
         for (base, length) in ram { map += le(base) + le(length) + le(Self.memmapRAM) + le(UInt32(0)) }
         try loader.write(map, at: window + Self.memoryMap)
-        // magic, version, flags, nr_modules, modlist_paddr, cmdline_paddr, rsdp_paddr (none:
-        // no ACPI tables), memmap_paddr, memmap_entries, reserved: 56 bytes.
+        // magic, version, flags, nr_modules, modlist_paddr, cmdline_paddr, rsdp_paddr (0
+        // without ACPI tables), memmap_paddr, memmap_entries, reserved: 56 bytes.
         let info = le(Self.magic) + le(UInt32(1)) + le(UInt32(0)) + le(UInt32(module == nil ? 0 : 1))
-            + le(module == nil ? 0 : window + Self.moduleList) + le(window + Self.cmdline) + le(UInt64(0))
+            + le(module == nil ? 0 : window + Self.moduleList) + le(window + Self.cmdline) + le(rsdp ?? 0)
             + le(window + Self.memoryMap) + le(UInt32(ram.count)) + le(UInt32(0))
         try loader.write(info, at: window + Self.startInfo)
         // The window lies below the 3 GiB hole (`tableWindow`): a 32-bit address.

@@ -1,11 +1,12 @@
 extension ImageLoader {
     /// Places the loader's tables once the image and its modules (`used`) are in RAM:
     /// returns the window's base (`tableWindow`) and writes the firmware's tables
-    /// (`writeFirmwareTables`) where neither the image nor the window is.
-    func placeTables(avoiding used: [Range<UInt64>], path: String) throws(LoaderError) -> UInt64 {
+    /// (`writeFirmwareTables`) where neither the image nor the window is, with the
+    /// ACPI RSDP's address when they were written.
+    func placeTables(avoiding used: [Range<UInt64>], path: String) throws(LoaderError) -> (window: UInt64, rsdp: UInt64?) {
         let window = try tableWindow(avoiding: used, path: path)
-        try writeFirmwareTables(avoiding: used + [window..<window + Self.tableWindowSize])
-        return window
+        let written = try writeFirmwareTables(avoiding: used + [window..<window + Self.tableWindowSize])
+        return (window, written ? PCFirmware.acpiAddress : nil)
     }
 
     /// The base of the 64 KiB window for the loader's own structures: 0 (its usual place,

@@ -83,12 +83,12 @@ struct PVHBootTests {
         }
     }
 
-    @Test("a PVH kernel written for QEMU: start info magic and version 1, the command line alone, its module, RAM below and above the hole; e_entry unused")
+    @Test("a PVH kernel written for QEMU: start info magic and version 1, the RSDP, the command line alone, its module, RAM below and above the hole; e_entry unused")
     func launcher() throws {
         let module = try VMMProcess.temp("pvh-module.txt", Array("module contents".utf8))
         let r = try VMMProcess.run(["run", VMMProcess.guest("pvh.elf"), "--append", "console=ttyS0 quiet", "--initrd", module, "--memory", "4G"])
         #expect(r.stdout == """
-            pvh: magic 336EC578 version 00000001
+            pvh: magic 336EC578 version 00000001 rsdp 000F2000[RSD PTR ]
             cmdline: console=ttyS0 quiet
             module: module contents
             mmap 0000000000000000 len 000000000009FC00 type 00000001
@@ -100,7 +100,10 @@ struct PVHBootTests {
         #expect(r.status == (0x21 << 1) | 1)
         // No -append: an empty command line, still given; no module: none listed.
         let bare = try VMMProcess.run(["run", VMMProcess.guest("pvh.elf")])
-        #expect(bare.stdout.hasPrefix("pvh: magic 336EC578 version 00000001\ncmdline: \nmodule: \nmmap "))
+        #expect(bare.stdout.hasPrefix("pvh: magic 336EC578 version 00000001 rsdp 000F2000[RSD PTR ]\ncmdline: \nmodule: \nmmap "))
+        // Without the in-kernel irqchip there are no ACPI tables: rsdp_paddr is 0.
+        let none = try VMMProcess.run(["run", VMMProcess.guest("pvh.elf"), "--irqchip", "none"])
+        #expect(none.stdout.hasPrefix("pvh: magic 336EC578 version 00000001 rsdp 00000000\ncmdline: "))
         #expect(bare.status == (0x21 << 1) | 1)
     }
 }

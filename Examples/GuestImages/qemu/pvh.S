@@ -1,6 +1,7 @@
 /* A PVH kernel (ELF32 with Xen's PHYS32_ENTRY note, no Multiboot header), written as
  * for QEMU's -kernel: entered at the note's address in 32-bit protected mode, paging
- * off, EBX = the hvm_start_info. Prints the start info's magic and version, the command
+ * off, EBX = the hvm_start_info. Prints the start info's magic, version and RSDP (its address
+ * and signature), the command
  * line, the first module's contents and the memory map, then ends with debug-exit 0x21.
  * The ELF entry (e_entry) is a trap that exits with 0x66: only the note may be used. */
 #include "mb.h"
@@ -27,7 +28,22 @@ pvh_start:
     PUTS(s_version)
     mov 4(%ebp), %eax
     call puthex
-    PUTS(s_cmdline)
+    PUTS(s_rsdp)
+    mov 32(%ebp), %eax              /* rsdp_paddr (low half), and its signature */
+    call puthex
+    mov 32(%ebp), %esi
+    test %esi, %esi
+    jz 6f
+    mov $8, %ecx
+    mov $0x3f8, %dx
+    mov $'[', %al
+    out %al, %dx
+7:  lodsb
+    out %al, %dx
+    loop 7b
+    mov $']', %al
+    out %al, %dx
+6:  PUTS(s_cmdline)
     mov 24(%ebp), %esi              /* cmdline_paddr (low half; below 4 GiB) */
     test %esi, %esi
     jz 1f
@@ -77,6 +93,7 @@ MB_HELPERS
     .section .rodata
 s_magic:   .asciz "pvh: magic "
 s_version: .asciz " version "
+s_rsdp: .asciz " rsdp "
 s_cmdline: .asciz "\ncmdline: "
 s_module:  .asciz "\nmodule: "
 s_map:     .asciz "\nmmap "

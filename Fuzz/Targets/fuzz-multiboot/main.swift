@@ -11,8 +11,8 @@ let memory: GuestMemory = {
     _ = try! m.addRegion(name: "ram", guestAddress: 0, size: 16 << 20)
     return m
 }()
-// With an MP table, as `vmm` loads: images over the BIOS area reach its placement.
-let loader = ImageLoader(memory: memory, ramSize: 16 << 20, mpTable: try! MPTable(processors: 4))
+// With the firmware tables, as `vmm` loads: images over the BIOS area reach their placement.
+let loader = ImageLoader(memory: memory, ramSize: 16 << 20, firmware: try! PCFirmware(processors: 4))
 
 runFuzzer { data, size in
     let input = Array(fuzzInput(data, size))

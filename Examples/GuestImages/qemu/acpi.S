@@ -1,0 +1,308 @@
+/* What a kernel for a PC reads from the firmware's ACPI tables, as QEMU's SeaBIOS leaves
+ * them: the RSDP searched for in the EBDA's first KiB and in [0xe0000, 0x100000) on
+ * 16-byte boundaries, its checksum, then every table the RSDT names, each checksummed.
+ * From the MADT: the processors (compared with fw_cfg's CPU count and with this
+ * processor's local APIC ID register), the I/O APIC (compared with its ID register),
+ * the interrupt source overrides and local APIC NMIs. From the FADT: the PM1a control
+ * port, the SCI and the DSDT, in which it finds \_S5_'s sleep type as kernels written
+ * for QEMU do (the bytes after "_S5_"). Then it switches the machine off as they do:
+ * SLP_TYPa | SLP_EN to the PM1a control port. A line after that means it did not. */
+#include "mb.h"
+#define RSD_LO 0x20445352               /* "RSD " */
+#define PTR_HI 0x20525450               /* "PTR " */
+/* PRINT(label, value): the string, then `value` (memory or a constant) in hex. */
+#define PRINT(label, value) PUTS(label); mov value, %eax; call puthex
+KERNEL_START
+    cmp $0x2BADB002, %eax
+    jne dead
+    mov $0x80000, %esp
+    movzwl 0x40e, %ebx                  /* the EBDA's first KiB, then the BIOS area */
+    shl $4, %ebx
+    lea 1024(%ebx), %ebp
+    call find_rsdp
+    jz 2f
+    mov $0xe0000, %ebx
+    mov $0x100000, %ebp
+    call find_rsdp
+    jz 2f
+    PUTS(s_none)
+    jmp dead
+2:  mov %ebx, %edi
+    mov $20, %ecx
+    call sum
+    jnz bad_sum
+    mov %ebx, table
+    PRINT(s_rsdp, table)
+    movzbl 15(%ebx), %eax
+    mov %eax, value
+    PRINT(s_revision, value)
+    mov 16(%ebx), %ebx                  /* the RSDT */
+    mov %ebx, table
+    PRINT(s_rsdt, table)
+    PUTS(s_nl)
+    call check_table
+    mov 4(%ebx), %ebp
+    add %ebx, %ebp                      /* its end */
+    lea 36(%ebx), %edi                  /* its entries: 32-bit addresses */
+next_table:
+    cmp %ebp, %edi
+    jae tables_done
+    push %edi
+    push %ebp
+    mov (%edi), %ebx
+    call check_table
+    cmpl $0x50434146, (%ebx)            /* "FACP" */
+    jne 3f
+    call fadt
+3:  cmpl $0x43495041, (%ebx)            /* "APIC" */
+    jne 4f
+    call madt
+4:  pop %ebp
+    pop %edi
+    add $4, %edi
+    jmp next_table
+
+tables_done:
+    mov dsdt, %ebx
+    test %ebx, %ebx
+    jz no_fadt
+    call check_table
+    mov 4(%ebx), %ecx                   /* "_S5_" in the AML, as kernels for QEMU find it */
+    sub $4, %ecx
+    mov %ebx, %edi
+5:  cmpl $0x5f35535f, (%edi)            /* "_S5_" */
+    je 6f
+    inc %edi
+    loop 5b
+    PUTS(s_no_s5)
+    jmp dead
+6:  cmpb $0x12, 4(%edi)                 /* a package */
+    jne bad_s5
+    movzbl 5(%edi), %eax                /* PkgLength: (lead byte >> 6) more bytes */
+    shr $6, %eax
+    lea 7(%edi, %eax), %edi             /* past PkgLength and NumElements */
+    movzbl (%edi), %eax
+    cmp $0x0a, %eax                     /* BytePrefix, or Zero / One */
+    jne 7f
+    movzbl 1(%edi), %eax
+7:  mov %eax, slptyp
+    PRINT(s_s5, slptyp)
+    PUTS(s_nl)
+    mov slptyp, %eax                    /* switch off: SLP_TYPa | SLP_EN */
+    shl $10, %eax
+    or $0x2000, %eax
+    mov pm1a, %edx
+    out %ax, %dx
+    PUTS(s_still)
+dead:
+    cli
+    hlt
+    jmp dead
+
+no_fadt: PUTS(s_no_fadt)
+    jmp dead
+bad_s5: PUTS(s_bad_s5)
+    jmp dead
+bad_sum: PUTS(s_bad_sum)
+    jmp dead
+
+/* find_rsdp: ZF set and EBX at the RSDP when one lies in [EBX, EBP) (clobbers EBX). */
+find_rsdp:
+    cmpl $RSD_LO, (%ebx)
+    jne 1f
+    cmpl $PTR_HI, 4(%ebx)
+    je 2f
+1:  add $16, %ebx
+    cmp %ebp, %ebx
+    jb find_rsdp
+    or $1, %ebx                         /* ZF clear: none */
+2:  ret
+
+/* check_table: prints the table at EBX (signature, address, length) and checks its sum. */
+check_table:
+    PUTS(s_table)
+    mov %ebx, %esi
+    mov $4, %ecx
+    mov $0x3f8, %dx
+1:  lodsb
+    out %al, %dx
+    loop 1b
+    mov %ebx, table
+    PRINT(s_at, table)
+    mov 4(%ebx), %eax
+    mov %eax, value
+    PRINT(s_length, value)
+    PUTS(s_nl)
+    mov %ebx, %edi
+    mov 4(%ebx), %ecx
+    call sum
+    jnz bad_sum
+    ret
+
+/* fadt: the FADT at EBX. */
+fadt:
+    mov 40(%ebx), %eax
+    mov %eax, dsdt
+    mov 64(%ebx), %eax
+    mov %eax, pm1a
+    movzwl 46(%ebx), %eax
+    mov %eax, value
+    PRINT(s_pm1a, pm1a)
+    PRINT(s_sci, value)
+    PRINT(s_dsdt, dsdt)
+    PUTS(s_nl)
+    ret
+
+/* madt: the MADT at EBX; its entries from +44 to its end. */
+madt:
+    PRINT(s_lapics, 36(%ebx))
+    PRINT(s_flags, 40(%ebx))
+    PUTS(s_nl)
+    lea 44(%ebx), %edi
+    mov 4(%ebx), %ebp
+    add %ebx, %ebp
+    movl $0, value                      /* enabled processors */
+1:  cmp %ebp, %edi
+    jae 6f
+    movzbl (%edi), %eax
+    test %eax, %eax
+    jnz 2f
+    testb $1, 4(%edi)                   /* a processor, enabled */
+    jz 5f
+    incl value
+    cmpl $1, value                      /* the first is this one: its APIC ID */
+    jne 5f
+    movzbl 3(%edi), %eax
+    mov %eax, bspid
+    jmp 5f
+2:  cmp $1, %eax
+    jne 3f
+    movzbl 2(%edi), %eax                /* the I/O APIC */
+    mov %eax, ioid
+    mov 4(%edi), %eax
+    mov %eax, ioaddr
+    mov 8(%edi), %eax
+    mov %eax, gsibase
+    jmp 5f
+3:  cmp $2, %eax
+    jne 4f
+    push %ebp                           /* an interrupt source override */
+    push %edi
+    movzbl 3(%edi), %eax
+    mov %eax, value2
+    PRINT(s_iso, value2)
+    mov (%esp), %edi
+    mov 4(%edi), %eax
+    mov %eax, value2
+    PRINT(s_gsi, value2)
+    mov (%esp), %edi
+    movzwl 8(%edi), %eax
+    mov %eax, value2
+    PRINT(s_flags, value2)
+    PUTS(s_nl)
+    pop %edi
+    pop %ebp
+    jmp 5f
+4:  cmp $4, %eax
+    jne 5f
+    push %ebp                           /* a local APIC NMI */
+    push %edi
+    movzbl 2(%edi), %eax
+    mov %eax, value2
+    PRINT(s_nmi, value2)
+    mov (%esp), %edi
+    movzbl 5(%edi), %eax
+    mov %eax, value2
+    PRINT(s_lint, value2)
+    PUTS(s_nl)
+    pop %edi
+    pop %ebp
+5:  movzbl 1(%edi), %eax                /* each entry gives its length */
+    test %eax, %eax
+    jz 6f
+    add %eax, %edi
+    jmp 1b
+6:  PRINT(s_procs, value)
+    mov $0x05, %ax                      /* fw_cfg: CPU count */
+    mov $0x510, %dx
+    out %ax, %dx
+    mov $0x511, %dx
+    xor %eax, %eax
+    inb %dx, %al
+    mov %eax, value2
+    PRINT(s_fwcfg, value2)
+    PUTS(s_nl)
+    PRINT(s_bsp, bspid)
+    mov LAPIC + 0x20, %eax
+    shr $24, %eax
+    mov %eax, value2
+    PRINT(s_reg, value2)
+    PUTS(s_nl)
+    PRINT(s_ioapic, ioid)
+    PRINT(s_at2, ioaddr)
+    PRINT(s_gsibase, gsibase)
+    mov ioaddr, %ebx
+    movl $0, (%ebx)
+    mov 0x10(%ebx), %eax
+    shr $24, %eax
+    and $0xf, %eax
+    mov %eax, value2
+    PRINT(s_reg, value2)
+    PUTS(s_nl)
+    ret
+
+/* sum: ZF set when the ECX bytes at EDI sum to 0 (clobbers eax, ecx, edi). */
+sum:
+    xor %eax, %eax
+1:  add (%edi), %al
+    inc %edi
+    loop 1b
+    test %al, %al
+    ret
+
+MB_HELPERS
+
+    .section .rodata
+s_none: .asciz "acpi: no RSDP\n"
+s_rsdp: .asciz "acpi: RSDP at "
+s_revision: .asciz ", revision "
+s_rsdt: .asciz ", RSDT at "
+s_table: .asciz "acpi: table "
+s_at: .asciz " at "
+s_length: .asciz ", length "
+s_pm1a: .asciz "acpi: FADT: PM1a control port "
+s_sci: .asciz ", SCI IRQ "
+s_dsdt: .asciz ", DSDT at "
+s_lapics: .asciz "acpi: MADT: local APICs at "
+s_flags: .asciz ", flags "
+s_iso: .asciz "acpi: MADT: ISA IRQ "
+s_gsi: .asciz " -> GSI "
+s_nmi: .asciz "acpi: MADT: NMI on processor "
+s_lint: .asciz ", LINT "
+s_procs: .asciz "acpi: MADT: processors "
+s_fwcfg: .asciz "; fw_cfg's CPU count "
+s_bsp: .asciz "acpi: MADT: first processor's APIC ID "
+s_reg: .asciz "; its register says "
+s_ioapic: .asciz "acpi: MADT: I/O APIC ID "
+s_at2: .asciz " at "
+s_gsibase: .asciz ", GSI base "
+s_s5: .asciz "acpi: DSDT: \\_S5_ sleep type "
+s_still: .asciz "acpi: still running after SLP_EN\n"
+s_no_fadt: .asciz "acpi: no FADT\n"
+s_no_s5: .asciz "acpi: no _S5_ in the DSDT\n"
+s_bad_s5: .asciz "acpi: _S5_ is not a package\n"
+s_bad_sum: .asciz "acpi: bad checksum\n"
+s_nl: .asciz "\n"
+    .data
+    .align 4
+table: .long 0
+value: .long 0
+value2: .long 0
+dsdt: .long 0
+pm1a: .long 0
+slptyp: .long 0
+bspid: .long 0
+ioid: .long 0
+ioaddr: .long 0
+gsibase: .long 0
+    .section .note.GNU-stack, "", @progbits

@@ -1,0 +1,66 @@
+/// The ACPI tables QEMU's `pc` machine gives a guest (through SeaBIOS), reduced to what
+/// this machine has: an RSDP (revision 0, as QEMU's `pc`) naming an RSDT, a FADT
+/// (revision 1) whose PM1a control block is port 0x604 (`ACPIPowerControl` in the
+/// launcher) with its FACS and a DSDT that names `\_S5_` (sleep type 0, as QEMU's), and
+/// a MADT: a local APIC per processor (ID = index), the I/O APIC (ID 0, GSI base 0) and
+/// the SCI's override, ISA IRQ 9 level-triggered, active high; NMI on every LINT1. ISA
+/// IRQs are otherwise identity-mapped to GSIs, as KVM routes them (the PIT on GSI 0).
+/// No PM timer, GPE block or devices in the DSDT: what is not modelled is not described.
+enum ACPITables {
+    /// Offsets from the blob's base: the RSDP first (16-byte aligned, in the area a guest
+    /// searches), the FACS 64-byte aligned, the MADT last (its size grows with processors).
+    static let rsdt = 0x40, facs = 0x80, fadt = 0xc0, dsdt = 0x140, madt = 0x180
+    static let pm1aEvent: UInt32 = 0x600, pm1aControl: UInt32 = 0x604
+    static let sciIRQ: UInt8 = 9
+
+    /// The tables for `processors` vCPUs, to be placed at guest-physical `base` (below 4 GiB).
+    static func bytes(processors: Int, at base: UInt32) -> [UInt8] {
+        let dsdt = header("DSDT", revision: 2, body: [0x08] + Array("_S5_".utf8) + [0x12, 0x06, 0x04, 0, 0, 0, 0])
+        let facs = Array("FACS".utf8) + le(UInt32(64)) + [UInt8](repeating: 0, count: 56) // no checksum
+        let madt = header("APIC", revision: 1, body: madtBody(processors))
+        let fadt = header("FACP", revision: 1, body: fadtBody(facs: base + UInt32(Self.facs), dsdt: base + UInt32(Self.dsdt)))
+        let rsdt = header("RSDT", revision: 1, body: le(base + UInt32(Self.fadt)) + le(base + UInt32(Self.madt)))
+        var rsdp = Array("RSD PTR ".utf8) + [0] + Array("VMMKIT".utf8) + [0] + le(base + UInt32(Self.rsdt))
+        rsdp[8] = checksum(rsdp)
+
+        var blob = [UInt8](repeating: 0, count: Self.madt + madt.count)
+        for (offset, table) in [(0, rsdp), (Self.rsdt, rsdt), (Self.facs, facs), (Self.fadt, fadt), (Self.dsdt, dsdt), (Self.madt, madt)] {
+            blob.replaceSubrange(offset..<offset + table.count, with: table)
+        }
+        return blob
+    }
+
+    private static func madtBody(_ processors: Int) -> [UInt8] {
+        var body = le(MPTable.localAPIC) + le(UInt32(1)) // PCAT_COMPAT: the 8259s are there too
+        for id in 0..<processors { body += [0, 8, UInt8(id), UInt8(id)] + le(UInt32(1)) } // enabled
+        body += [1, 12, MPTable.ioAPICID, 0] + le(MPTable.ioAPIC) + le(UInt32(0))
+        body += [2, 10, 0, Self.sciIRQ] + le(UInt32(Self.sciIRQ)) + le(UInt16(0xd)) // bus ISA, level, high
+        body += [4, 6, 0xff] + le(UInt16(0)) + [1] // NMI on every processor's LINT1
+        return body
+    }
+
+    /// FADT revision 1 (ACPI 1.0, 116 bytes), as QEMU's `pc` machine: no SMI command port,
+    /// so the machine is in ACPI mode from the start.
+    private static func fadtBody(facs: UInt32, dsdt: UInt32) -> [UInt8] {
+        var body = le(facs) + le(dsdt) + [1, 0] + le(UInt16(Self.sciIRQ)) // model, profile, SCI
+        body += le(UInt32(0)) + [0, 0, 0, 0] // SMI_CMD, ACPI_ENABLE/DISABLE, S4BIOS_REQ, PSTATE_CNT
+        body += le(Self.pm1aEvent) + le(UInt32(0)) + le(Self.pm1aControl) + le(UInt32(0))
+        body += le(UInt32(0)) + le(UInt32(0)) + le(UInt32(0)) + le(UInt32(0)) // PM2, PM timer, GPE0, GPE1
+        body += [4, 2, 0, 0, 0, 0, 0, 0] // PM1 event and control lengths; no other block
+        body += le(UInt16(0xffff)) + le(UInt16(0xffff)) // C2, C3 latency: not supported
+        body += le(UInt16(0)) + le(UInt16(0)) + [0, 0, 0, 0, 0x32] // flush, duty, alarms; CMOS century
+        body += [0, 0, 0] + le(UInt32(0x35)) // reserved; WBINVD, PROC_C1, no power or sleep button
+        return body
+    }
+
+    /// A table: the 36-byte header (length, revision, checksum, OEM and creator) and `body`.
+    private static func header(_ signature: String, revision: UInt8, body: [UInt8]) -> [UInt8] {
+        var table = Array(signature.utf8) + le(UInt32(36 + body.count)) + [revision, 0]
+        table += Array("VMMKIT".utf8) + Array("VMMKit  ".utf8) + le(UInt32(1)) + Array("VMMK".utf8) + le(UInt32(1))
+        table += body
+        table[9] = checksum(table)
+        return table
+    }
+
+    static func checksum(_ bytes: [UInt8]) -> UInt8 { 0 &- bytes.reduce(0, &+) }
+}

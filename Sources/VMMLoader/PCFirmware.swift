@@ -1,0 +1,52 @@
+/// What a PC's BIOS leaves in memory for the kernel it boots, as SeaBIOS does under
+/// QEMU's `pc` machine, for a VM with KVM's in-kernel irqchip: the Intel MP table
+/// (`MPTable`) and the ACPI tables (`ACPITables`) in the BIOS area, and the BIOS data
+/// area's words that say where to search. Guests find their processors, the I/O APIC,
+/// the ISA interrupts' pins and how to switch the machine off in them.
+///
+/// ```swift
+/// let loader = ImageLoader(memory: vm.memory, ramSize: ram, firmware: try PCFirmware(processors: 2))
+/// ```
+public struct PCFirmware: Sendable, Equatable {
+    /// The MP floating pointer and table; the ACPI tables after them, the RSDP first.
+    /// Both in [0xe0000, 0x100000), where guests search, 0xf0000 up as SeaBIOS has them.
+    public static let mpTableAddress: UInt64 = 0xf_0000
+    public static let acpiAddress: UInt64 = 0xf_2000
+    /// Local APIC IDs are one byte and 0xff is the broadcast ID.
+    public static let maxProcessors = 255
+    /// BIOS data area: the EBDA's segment (0x9fc0: the reserved KiB below 640 KiB) and
+    /// the base memory size in KiB (639), which guests read to find where to search.
+    static let ebdaSegmentWord: UInt64 = 0x40e, baseMemoryWord: UInt64 = 0x413
+
+    public let processors: Int
+
+    /// `processors` vCPUs, the first the bootstrap processor, local APIC ID = index.
+    public init(processors: Int) throws(LoaderError) {
+        guard (1...Self.maxProcessors).contains(processors) else {
+            throw LoaderError(.request, "the firmware tables describe 1 to \(Self.maxProcessors) processors, not \(processors)")
+        }
+        self.processors = processors
+    }
+
+    /// The MP floating pointer and configuration table, for `mpTableAddress`.
+    public var mpTable: [UInt8] { MPTable.bytes(processors: processors, at: UInt32(Self.mpTableAddress)) }
+    /// The RSDP and the tables it leads to, for `acpiAddress`.
+    public var acpiTables: [UInt8] { ACPITables.bytes(processors: processors, at: UInt32(Self.acpiAddress)) }
+}
+
+extension ImageLoader {
+    /// Writes `firmware`'s tables and BIOS data words where the image, its modules and
+    /// the loader's window (`used`) leave the whole BIOS-area range free and RAM covers
+    /// it; otherwise nothing (an image in the BIOS area has no BIOS). Says which.
+    func writeFirmwareTables(avoiding used: [Range<UInt64>]) throws(LoaderError) -> Bool {
+        guard let firmware else { return false }
+        let mp = firmware.mpTable, acpi = firmware.acpiTables
+        let range = PCFirmware.mpTableAddress..<PCFirmware.acpiAddress + UInt64(acpi.count)
+        guard range.upperBound <= ramSize, !used.contains(where: { $0.overlaps(range) }) else { return false }
+        try write(le(UInt16(0x9fc0)), at: PCFirmware.ebdaSegmentWord)
+        try write(le(UInt16(639)), at: PCFirmware.baseMemoryWord)
+        try write(mp, at: PCFirmware.mpTableAddress)
+        try write(acpi, at: PCFirmware.acpiAddress)
+        return true
+    }
+}

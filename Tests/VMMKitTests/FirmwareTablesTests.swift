@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+import VMMKit
+import VMMLoader
+
+/// The MP and ACPI tables a PC's BIOS leaves (SeaBIOS under QEMU), `PCFirmware`: kernels
+/// written for QEMU (Examples/GuestImages/qemu/mptable.S, acpi.S) find their processors,
+/// the I/O APIC, IRQ 0's pin and the way to switch off in them, compare them with the
+/// hardware and act on what they read; the loader's side with its bounds.
+@Suite("Firmware tables on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct FirmwareTablesTests {
+    @Test("a kernel for a PC reads the MP table, finds it true of the APICs, starts each AP by its ID and takes IRQ 0 on the pin it names")
+    func guestUsesTable() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("mptable.elf"), "--vcpus", "3", "--max-seconds", "60"])
+        #expect(r.stdout == """
+            bda: base memory KiB 0000027F, EBDA segment 00009FC0
+            mp: floating pointer at 000F0000, table at 000F0010
+            mp: entries 00000017, local APICs at FEE00000
+            mp: processors 00000003, bootstrap APIC ID 00000000 version 00000014; its registers: ID 00000000 version 00000014
+            mp: I/O APIC ID 00000000 version 00000011 at FEC00000; its registers: ID 00000000 version 00000011
+            mp: ISA IRQ 0 on I/O APIC pin 00000000
+            mp: started APIC ID 00000001
+            mp: started APIC ID 00000002
+            timer: ISA IRQ 0 arrived through pin 00000000
+
+            """)
+        #expect(r.stderr == "")
+        #expect(r.status == 0)
+    }
+
+    @Test("without the in-kernel irqchip there are no APICs to describe: no table, no BIOS data")
+    func noIRQChipNoTable() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("mptable.elf"), "--irqchip", "none", "--max-seconds", "60"])
+        #expect(r.stdout == """
+            bda: base memory KiB 00000000, EBDA segment 00000000
+            mp: no floating pointer in [0xf0000, 0x100000)
+
+            """)
+        #expect(r.status == 0)
+    }
+
+    @Test("a kernel for a PC finds the RSDP, checks every table, finds the MADT true of the APICs and fw_cfg, and switches off by the FADT and \\_S5_")
+    func guestUsesACPI() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("acpi.elf"), "--vcpus", "3", "--max-seconds", "60"])
+        // No "still running after SLP_EN": the write switched the machine off.
+        #expect(r.stdout == """
+            acpi: RSDP at 000F2000, revision 00000000, RSDT at 000F2040
+            acpi: table RSDT at 000F2040, length 0000002C
+            acpi: table FACP at 000F20C0, length 00000074
+            acpi: FADT: PM1a control port 00000604, SCI IRQ 00000009, DSDT at 000F2140
+            acpi: table APIC at 000F2180, length 00000060
+            acpi: MADT: local APICs at FEE00000, flags 00000001
+            acpi: MADT: ISA IRQ 00000009 -> GSI 00000009, flags 0000000D
+            acpi: MADT: NMI on processor 000000FF, LINT 00000001
+            acpi: MADT: processors 00000003; fw_cfg's CPU count 00000003
+            acpi: MADT: first processor's APIC ID 00000000; its register says 00000000
+            acpi: MADT: I/O APIC ID 00000000 at FEC00000, GSI base 00000000; its register says 00000000
+            acpi: table DSDT at 000F2140, length 00000030
+            acpi: DSDT: \\_S5_ sleep type 00000000
+
+            """)
+        #expect(r.stderr == "")
+        #expect(r.status == 0)
+        let none = try VMMProcess.run(["run", VMMProcess.guest("acpi.elf"), "--irqchip", "none", "--max-seconds", "60"])
+        #expect(none.stdout == "acpi: no RSDP\n")
+        #expect(none.status == 0)
+    }
+
+    @Test("255 processors, the most one-byte APIC IDs name: every checksum holds, every entry is counted, the ACPI tables fit before the BIOS area's end; 0 and 256 are refused")
+    func bounds() throws {
+        let firmware = try PCFirmware(processors: 255)
+        let bytes = firmware.mpTable
+        func u16(_ b: [UInt8], _ at: Int) -> Int { Int(b[at]) | Int(b[at + 1]) << 8 }
+        func u32(_ b: [UInt8], _ at: Int) -> Int { u16(b, at) | u16(b, at + 2) << 16 }
+        #expect(Array(bytes[0..<4]) == Array("_MP_".utf8))
+        #expect(bytes[0..<16].reduce(0, &+) == 0)
+        let table = bytes[16...]
+        #expect(Array(table.prefix(4)) == Array("PCMP".utf8))
+        #expect(u16(bytes, 16 + 4) == table.count)
+        #expect(table.reduce(0, &+) == 0)
+        #expect(u16(bytes, 16 + 34) == 255 + 2 + 16 + 2)
+        #expect(table.count == 44 + 255 * 20 + 8 + 8 + 16 * 8 + 2 * 8)
+        // The last processor entry: APIC ID 254, enabled, not the bootstrap processor.
+        let last = 16 + 44 + 254 * 20
+        #expect(Array(bytes[last..<last + 4]) == [0, 254, 0x14, 1])
+        #expect(PCFirmware.mpTableAddress + UInt64(bytes.count) <= PCFirmware.acpiAddress)
+
+        let acpi = firmware.acpiTables
+        #expect(PCFirmware.acpiAddress + UInt64(acpi.count) <= 0x10_0000)
+        #expect(acpi[0..<20].reduce(0, &+) == 0)
+        // Every table the RSDT names, and the DSDT, sums to 0 over its length; the
+        // MADT holds 255 local APIC entries.
+        let base = Int(PCFirmware.acpiAddress)
+        let rsdt = u32(acpi, 16) - base
+        var tables = (0..<(u32(acpi, rsdt + 4) - 36) / 4).map { u32(acpi, rsdt + 36 + 4 * $0) - base }
+        tables.append(u32(acpi, tables[0] + 40) - base) // the FADT's DSDT
+        for t in [rsdt] + tables {
+            #expect(acpi[t..<t + u32(acpi, t + 4)].reduce(0, &+) == 0)
+        }
+        #expect(tables.map { String(decoding: acpi[$0..<$0 + 4], as: UTF8.self) } == ["FACP", "APIC", "DSDT"])
+        #expect(u32(acpi, tables[1] + 4) == 44 + 255 * 8 + 12 + 10 + 6)
+        for n in [0, 256, -1] {
+            #expect(throws: LoaderError(.request, "the firmware tables describe 1 to 255 processors, not \(n)")) { try PCFirmware(processors: n) }
+        }
+    }
+
+    @Test("an image in the BIOS area keeps its bytes: no table over it, and none in RAM that ends inside them")
+    func imageInBIOSArea() throws {
+        let vm = try KVM.open().createVM()
+        defer { vm.close() }
+        try vm.memory.addRegion(name: "ram", guestAddress: 0, size: 2 << 20)
+        let firmware = try PCFirmware(processors: 2)
+        let image = [UInt8](repeating: 0xf4, count: 0x100)
+        let loader = ImageLoader(memory: vm.memory, ramSize: 2 << 20, firmware: firmware)
+        _ = try loader.load(image, ImageRequest(path: "flat", loadAddress: 0xf0080))
+        #expect(try vm.memory.readBytes(0xf0080, count: 0x100) == image)
+        #expect(try vm.memory.readBytes(PCFirmware.mpTableAddress, count: 4) == [0, 0, 0, 0])
+        #expect(try vm.memory.read(0x413, as: UInt16.self) == 0)
+        // Elsewhere the same loader writes both.
+        _ = try loader.load(image, ImageRequest(path: "flat", loadAddress: 0x100000))
+        #expect(try vm.memory.readBytes(PCFirmware.mpTableAddress, count: 4) == Array("_MP_".utf8))
+        #expect(try vm.memory.read(0x413, as: UInt16.self) == 639)
+        // RAM that ends inside the table (as a library user may give): none of it.
+        let vm2 = try KVM.open().createVM()
+        defer { vm2.close() }
+        try vm2.memory.addRegion(name: "ram", guestAddress: 0, size: 2 << 20)
+        _ = try ImageLoader(memory: vm2.memory, ramSize: 0xf0100, firmware: firmware).load(image, ImageRequest(path: "flat", loadAddress: 0x100000 - 0x20000))
+        #expect(try vm2.memory.readBytes(PCFirmware.mpTableAddress, count: 4) == [0, 0, 0, 0])
+        #expect(try vm2.memory.read(0x413, as: UInt16.self) == 0)
+    }
+}
