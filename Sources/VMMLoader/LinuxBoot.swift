@@ -69,7 +69,7 @@ struct LinuxBoot {
             try loader.write(data, at: start)
             initrd = (start, size)
         }
-        let window = try loader.placeTables(avoiding: [kernelRange] + (initrd.map { [$0.start..<$0.start + $0.size] } ?? []), path: path).window
+        let (window, rsdp) = try loader.placeTables(avoiding: [kernelRange] + (initrd.map { [$0.start..<$0.start + $0.size] } ?? []), path: path)
 
         let cmdlineLimit = min(Self.maxCommandLine, Int(r.u32(0x238)))
         let cmdline = Array((request.append ?? "").utf8)
@@ -88,6 +88,7 @@ struct LinuxBoot {
         put(UInt32(window + Self.cmdline), 0x228)    // cmd_line_ptr
         put(UInt32(initrd?.start ?? 0), 0x218)       // ramdisk_image
         put(UInt32(initrd?.size ?? 0), 0x21c)        // ramdisk_size
+        put(rsdp ?? 0, 0x070)                        // acpi_rsdp_addr (2.14+; older kernels search)
         let ram = loader.ramMap
         put(UInt8(ram.count), 0x1e8)                 // e820_entries
         for (i, (base, length)) in ram.enumerated() {

@@ -13,13 +13,13 @@ struct LinuxBootTests {
         try [UInt8](Data(contentsOf: URL(fileURLWithPath: VMMProcess.guest("bzImage"))))
     }
 
-    @Test("vmm run: long mode at the kernel's +0x200, RSI at the zero page: type_of_loader 0xff, CAN_USE_HEAP, the command line, the initrd, the e820 table")
+    @Test("vmm run: long mode at the kernel's +0x200, RSI at the zero page: type_of_loader 0xff, CAN_USE_HEAP, the RSDP, the command line, the initrd, the e820 table")
     func launcher() throws {
         let initrd = try VMMProcess.temp("linux-initrd.txt", Array("initramfs".utf8))
         let r = try VMMProcess.run(["run", VMMProcess.guest("bzImage"), "--append", "console=ttyS0 root=/dev/vda",
                                     "--initrd", initrd, "--memory", "4G"])
         #expect(r.stdout == """
-            linux: type_of_loader 000000FF loadflags 00000081
+            linux: type_of_loader 000000FF loadflags 00000081 acpi_rsdp_addr 000F2000
             cmdline: console=ttyS0 root=/dev/vda
             initrd: initramfs
             e820
@@ -32,11 +32,11 @@ struct LinuxBootTests {
         #expect(r.status == (0x22 << 1) | 1)
     }
 
-    @Test("the loader's entry state: long mode at +0x200, RSI the zero page in the table window")
+    @Test("the loader's entry state: long mode at +0x200, RSI the zero page in the table window; no firmware tables, no RSDP")
     func entryState() throws {
         let r = try ImageLoaderTests.boot(ImageRequest(path: "bzImage"), bytes: try Self.image())
         #expect(r.entry == .linux64(entry: 0x100200, bootParams: 0xc000, tables: 0))
-        #expect(String(decoding: r.console, as: UTF8.self).hasPrefix("linux: type_of_loader 000000FF loadflags 00000081\ncmdline: \ninitrd: \ne820\n"))
+        #expect(String(decoding: r.console, as: UTF8.self).hasPrefix("linux: type_of_loader 000000FF loadflags 00000081 acpi_rsdp_addr 00000000\ncmdline: \ninitrd: \ne820\n"))
         #expect(r.stop == .guestExit(code: 0x22))
     }
 

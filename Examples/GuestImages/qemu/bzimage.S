@@ -1,7 +1,8 @@
 /* A Linux bzImage in shape only: the setup header of boot protocol 2.15 with
  * XLF_KERNEL_64, one setup sector, and a protected-mode "kernel" whose 64-bit entry
  * (+0x200) prints what the zero page (RSI) says: type_of_loader, loadflags, the
- * command line, the initrd's contents and the e820 table; then debug-exit 0x22.
+ * RSDP's address, the command line, the initrd's contents and the e820 table; then
+ * debug-exit 0x22.
  * Built as a flat file (objcopy -O binary); all addressing is RIP-relative. */
     .text
     .org 0x1f1
@@ -39,6 +40,10 @@ startup_64:
     lea s_flags(%rip), %rsi
     call puts
     movzbl 0x211(%rbp), %eax        /* loadflags */
+    call puthex
+    lea s_rsdp(%rip), %rsi
+    call puts
+    mov 0x70(%rbp), %eax            /* acpi_rsdp_addr (low half) */
     call puthex
     lea s_cmdline(%rip), %rsi
     call puts
@@ -112,6 +117,7 @@ puthex:                             /* EAX as 8 hex digits */
 
 s_loader:  .asciz "linux: type_of_loader "
 s_flags:   .asciz " loadflags "
+s_rsdp:    .asciz " acpi_rsdp_addr "
 s_cmdline: .asciz "\ncmdline: "
 s_initrd:  .asciz "\ninitrd: "
 s_e820:    .asciz "\ne820"
