@@ -38,13 +38,12 @@ struct MultibootHeader {
 /// Loads a Multiboot kernel as QEMU's `-kernel` does and builds the info structure
 /// (memory size, command line, modules) in the reserved low memory.
 struct Multiboot {
-    // Offsets in the loader's table window (`ImageLoader.tableWindow`); the GDT is at
-    // GuestLayout.gdt in the same window.
-    static let info: UInt64 = 0x9000
-    static let cmdline: UInt64 = 0x9400
-    static let moduleList: UInt64 = 0x9800
-    static let memoryMap: UInt64 = 0x9a00
-    static let moduleStrings: UInt64 = 0x9b00
+    // Offsets in the loader's table window, shared with PVH.
+    static let info = BootInfoLayout.info
+    static let cmdline = BootInfoLayout.cmdline
+    static let moduleList = BootInfoLayout.moduleList
+    static let memoryMap = BootInfoLayout.memoryMap
+    static let moduleStrings = BootInfoLayout.moduleStrings
     /// Up to the memory map: 16 bytes an entry.
     static let maxModules = 32
     /// Up to the IDT slot at 0xb000, NULs included.

@@ -8,11 +8,11 @@ import VMMKit
 struct PVH {
     static let magic: UInt32 = 0x336e_c578
     static let memmapRAM: UInt32 = 1 // XEN_HVM_MEMMAP_TYPE_RAM
-    // Offsets in the loader's table window, where Multiboot keeps its own structures.
-    static let startInfo: UInt64 = 0x9000
-    static let cmdline: UInt64 = 0x9400
-    static let moduleList: UInt64 = 0x9800
-    static let memoryMap: UInt64 = 0x9a00
+    // Offsets in the loader's table window, shared with Multiboot.
+    static let startInfo = BootInfoLayout.info
+    static let cmdline = BootInfoLayout.cmdline
+    static let moduleList = BootInfoLayout.moduleList
+    static let memoryMap = BootInfoLayout.memoryMap
     static let maxCommandLine = 1023
     let loader: ImageLoader
     let request: ImageRequest

@@ -33,3 +33,16 @@ extension ImageLoader {
         throw LoaderError(.image, "\(path): no free 64 KiB of RAM below \(hex(limit)) for the loader's tables (the image and modules fill it)")
     }
 }
+
+/// Where the 32-bit boot protocols put what they hand the guest, as offsets in the
+/// loader's table window (the GDT at `GuestLayout.gdt` in the same window): the same
+/// places for Multiboot and PVH, one protocol an image.
+enum BootInfoLayout {
+    /// Multiboot's info structure or PVH's `hvm_start_info`.
+    static let info: UInt64 = 0x9000
+    static let cmdline: UInt64 = 0x9400
+    static let moduleList: UInt64 = 0x9800
+    static let memoryMap: UInt64 = 0x9a00
+    /// Multiboot's module strings, up to the IDT slot at 0xb000.
+    static let moduleStrings: UInt64 = 0x9b00
+}
