@@ -10,8 +10,6 @@
 #include "mb.h"
 #define RSD_LO 0x20445352               /* "RSD " */
 #define PTR_HI 0x20525450               /* "PTR " */
-/* PRINT(label, value): the string, then `value` (memory or a constant) in hex. */
-#define PRINT(label, value) PUTS(label); mov value, %eax; call puthex
 KERNEL_START
     cmp $0x2BADB002, %eax
     jne dead
@@ -223,12 +221,7 @@ madt:
     add %eax, %edi
     jmp 1b
 6:  PRINT(s_procs, value)
-    mov $0x05, %ax                      /* fw_cfg: CPU count */
-    mov $0x510, %dx
-    out %ax, %dx
-    mov $0x511, %dx
-    xor %eax, %eax
-    inb %dx, %al
+    FWCFG_CPUS
     mov %eax, value2
     PRINT(s_fwcfg, value2)
     PUTS(s_nl)
@@ -242,8 +235,7 @@ madt:
     PRINT(s_at2, ioaddr)
     PRINT(s_gsibase, gsibase)
     mov ioaddr, %ebx
-    movl $0, (%ebx)
-    mov 0x10(%ebx), %eax
+    IOAPIC_REG(%ebx, 0)                 /* its ID */
     shr $24, %eax
     and $0xf, %eax
     mov %eax, value2

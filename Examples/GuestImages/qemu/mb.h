@@ -8,6 +8,14 @@
 /* PUTS label: the NUL-terminated string at label to COM1 (clobbers eax, edx, esi). */
 #define PUTS(label) mov $label, %esi; call puts
 #define DEBUG_EXIT(code) mov $(code), %al; mov $0xf4, %dx; out %al, %dx
+/* PRINT(label, value): the string, then `value` (memory or a constant: PUTS clobbers
+ * eax) in hex (clobbers eax, ecx, edx, esi). */
+#define PRINT(label, value) PUTS(label); mov value, %eax; call puthex
+/* FWCFG_CPUS: EAX = fw_cfg's CPU count (selector 0x05; clobbers edx). */
+#define FWCFG_CPUS \
+    mov $0x05, %ax; mov $0x510, %dx; out %ax, %dx; mov $0x511, %dx; xor %eax, %eax; inb %dx, %al
+/* IOAPIC_REG(base, index): EAX = the I/O APIC's register `index` (base in a register). */
+#define IOAPIC_REG(base, index) movl $(index), (base); mov 0x10(base), %eax
 /* The helpers each kernel includes once, in its .text. */
 #define MB_HELPERS \
 puts: mov $0x3f8, %dx; 1: lodsb; test %al, %al; jz 2f; out %al, %dx; jmp 1b; 2: ret; \

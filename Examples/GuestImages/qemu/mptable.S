@@ -12,8 +12,6 @@
 #define COUNTER 0x7000
 #define FP_SIG 0x5f504d5f               /* "_MP_" */
 #define CT_SIG 0x504d4350               /* "PCMP" */
-/* PRINT(label, value): the string, then `value` (memory or a constant: PUTS clobbers eax) in hex. */
-#define PRINT(label, value) PUTS(label); mov value, %eax; call puthex
 KERNEL_START
     cmp $0x2BADB002, %eax
     jne dead
@@ -121,14 +119,13 @@ walked:
     PRINT(s_version, iover)
     PRINT(s_at, ioaddr)
     mov ioaddr, %ebx                    /* what the I/O APIC says */
-    movl $0, (%ebx)
-    mov 0x10(%ebx), %eax
+    IOAPIC_REG(%ebx, 0)
     shr $24, %eax
     and $0xf, %eax
     mov %eax, reg
     PRINT(s_regs, reg)
-    movl $1, (%ebx)
-    movzbl 0x10(%ebx), %eax
+    IOAPIC_REG(%ebx, 1)
+    movzbl %al, %eax
     mov %eax, reg
     PRINT(s_version, reg)
     PUTS(s_nl)

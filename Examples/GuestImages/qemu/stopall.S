@@ -9,12 +9,7 @@ KERNEL_START
     mov $0x8000, %edi
     mov $(ap_end - ap_start), %ecx
     rep movsb
-    mov $0x05, %ax                  /* fw_cfg: CPU count */
-    mov $0x510, %dx
-    out %ax, %dx
-    mov $0x511, %dx
-    xor %eax, %eax
-    inb %dx, %al
+    FWCFG_CPUS
     dec %eax
     mov %eax, %ebp
     mov $LAPIC, %ebx
