@@ -10,12 +10,18 @@ import VMMKit
 /// S4) are not modelled: the bits are kept and the guest goes on, as if woken at once.
 /// Reads return what was written, without SLP_EN; byte accesses reach either half, as
 /// QEMU's do. The FADT the loader writes names this port (`PCFirmware`), so guests
-/// that read ACPI find it. Registered where no plugin claims the port; in snapshots
+/// that read ACPI find it; as that FADT has no SMI command port (the machine is in ACPI
+/// mode from the start), SCI_EN (bit 0) then reads 1 from reset, where QEMU's firmware
+/// sets it when the guest asks through port 0xb2. Registered where no plugin claims the port; in snapshots
 /// (`BuiltInDeviceState`).
 final class ACPIPowerControl: Sendable {
     static let port: UInt16 = 0x604
     static let sleepEnable: UInt16 = 1 << 13
-    private let register = Atomic<UInt16>(0)
+    static let sciEnable: UInt16 = 1
+    private let register: Atomic<UInt16>
+
+    /// `acpiMode`: the guest has ACPI tables that name no SMI command port.
+    init(acpiMode: Bool) { register = Atomic(acpiMode ? Self.sciEnable : 0) }
 
     var state: UInt16 { register.load(ordering: .relaxed) }
     func restore(_ value: UInt16) { register.store(value & ~Self.sleepEnable, ordering: .relaxed) }

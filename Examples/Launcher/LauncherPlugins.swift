@@ -112,7 +112,8 @@ extension Launcher {
                 }
             }
             if dispatcher.pioOwner(port: ACPIPowerControl.port, count: 2) == nil {
-                let power = ACPIPowerControl()
+                // With the in-kernel irqchip the guest has ACPI tables (PCFirmware).
+                let power = ACPIPowerControl(acpiMode: options.useIRQChip)
                 try power.register(on: dispatcher)
                 devices.powerControl = power
             }

@@ -57,6 +57,7 @@ struct FirmwareTablesTests {
             acpi: MADT: I/O APIC ID 00000000 at FEC00000, GSI base 00000000; its register says 00000000
             acpi: table DSDT at 000F2140, length 00000030
             acpi: DSDT: \\_S5_ sleep type 00000000
+            acpi: PM1a control reads 00000001
 
             """)
         #expect(r.stderr == "")

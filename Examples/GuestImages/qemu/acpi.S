@@ -5,8 +5,10 @@
  * processor's local APIC ID register), the I/O APIC (compared with its ID register),
  * the interrupt source overrides and local APIC NMIs. From the FADT: the PM1a control
  * port, the SCI and the DSDT, in which it finds \_S5_'s sleep type as kernels written
- * for QEMU do (the bytes after "_S5_"). Then it switches the machine off as they do:
- * SLP_TYPa | SLP_EN to the PM1a control port. A line after that means it did not. */
+ * for QEMU do (the bytes after "_S5_"). Then it reads the PM1a control register (SCI_EN
+ * set: ACPI mode, which a FADT without an SMI command port promises) and switches the
+ * machine off as they do: SLP_TYPa | SLP_EN to that port. A line after that means it
+ * did not. */
 #include "mb.h"
 #define RSD_LO 0x20445352               /* "RSD " */
 #define PTR_HI 0x20525450               /* "PTR " */
@@ -85,6 +87,12 @@ tables_done:
     movzbl 1(%edi), %eax
 7:  mov %eax, slptyp
     PRINT(s_s5, slptyp)
+    PUTS(s_nl)
+    mov pm1a, %edx                      /* SCI_EN (bit 0): in ACPI mode already */
+    in (%dx), %ax
+    movzwl %ax, %eax
+    mov %eax, value
+    PRINT(s_pm1cnt, value)
     PUTS(s_nl)
     mov slptyp, %eax                    /* switch off: SLP_TYPa | SLP_EN */
     shl $10, %eax
@@ -279,6 +287,7 @@ s_ioapic: .asciz "acpi: MADT: I/O APIC ID "
 s_at2: .asciz " at "
 s_gsibase: .asciz ", GSI base "
 s_s5: .asciz "acpi: DSDT: \\_S5_ sleep type "
+s_pm1cnt: .asciz "acpi: PM1a control reads "
 s_still: .asciz "acpi: still running after SLP_EN\n"
 s_no_fadt: .asciz "acpi: no FADT\n"
 s_no_s5: .asciz "acpi: no _S5_ in the DSDT\n"
