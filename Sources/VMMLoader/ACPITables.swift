@@ -21,7 +21,7 @@ enum ACPITables {
         let fadt = header("FACP", revision: 1, body: fadtBody(facs: base + UInt32(Self.facs), dsdt: base + UInt32(Self.dsdt)))
         let rsdt = header("RSDT", revision: 1, body: le(base + UInt32(Self.fadt)) + le(base + UInt32(Self.madt)))
         var rsdp = Array("RSD PTR ".utf8) + [0] + Array("VMMKIT".utf8) + [0] + le(base + UInt32(Self.rsdt))
-        rsdp[8] = checksum(rsdp)
+        rsdp[8] = zeroSumByte(rsdp)
 
         var blob = [UInt8](repeating: 0, count: Self.madt + madt.count)
         for (offset, table) in [(0, rsdp), (Self.rsdt, rsdt), (Self.facs, facs), (Self.fadt, fadt), (Self.dsdt, dsdt), (Self.madt, madt)] {
@@ -58,9 +58,7 @@ enum ACPITables {
         var table = Array(signature.utf8) + le(UInt32(36 + body.count)) + [revision, 0]
         table += Array("VMMKIT".utf8) + Array("VMMKit  ".utf8) + le(UInt32(1)) + Array("VMMK".utf8) + le(UInt32(1))
         table += body
-        table[9] = checksum(table)
+        table[9] = zeroSumByte(table)
         return table
     }
-
-    static func checksum(_ bytes: [UInt8]) -> UInt8 { 0 &- bytes.reduce(0, &+) }
 }

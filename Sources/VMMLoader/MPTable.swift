@@ -35,11 +35,10 @@ enum MPTable {
         table += Array("VMMKIT  ".utf8) + Array("VMMKit      ".utf8)
         table += le(UInt32(0)) + le(UInt16(0)) + le(UInt16(count)) + le(localAPIC) + le(UInt16(0)) + [0, 0]
         table += entries
-        table[7] = ACPITables.checksum(table)
+        table[7] = zeroSumByte(table)
 
         var pointer = Array("_MP_".utf8) + le(base + 16) + [1, 4, 0, 0, 0, 0, 0, 0]
-        pointer[10] = ACPITables.checksum(pointer)
+        pointer[10] = zeroSumByte(pointer)
         return pointer + table
     }
 }
-

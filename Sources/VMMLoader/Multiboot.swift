@@ -104,7 +104,7 @@ struct Multiboot {
         var flags: UInt32 = 0x1 // mem_lower/mem_upper
         // RAM from 1 MiB up (none when RAM ends below 1 MiB).
         let upper = loader.ramSize > 0x10_0000 ? loader.ramSize - 0x10_0000 : 0
-        try put(UInt32(min(loader.ramSize, 0x9_fc00) >> 10), at: info + 4)
+        try put(UInt32(min(loader.ramSize, ImageLoader.conventionalMemoryEnd) >> 10), at: info + 4)
         try put(UInt32(min(upper >> 10, UInt64(UInt32.max))), at: info + 8)
         let cmdline = [path, request.append].compactMap { $0 }.joined(separator: " ")
         guard cmdline.utf8.count < 1024 else { throw LoaderError(.request, "the command line (image path and append) is longer than 1023 bytes") }

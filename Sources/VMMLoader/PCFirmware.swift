@@ -14,8 +14,9 @@ public struct PCFirmware: Sendable, Equatable {
     public static let acpiAddress: UInt64 = 0xf_2000
     /// Local APIC IDs are one byte and 0xff is the broadcast ID.
     public static let maxProcessors = 255
-    /// BIOS data area: the EBDA's segment (0x9fc0: the reserved KiB below 640 KiB) and
-    /// the base memory size in KiB (639), which guests read to find where to search.
+    /// BIOS data area: the EBDA's segment (0x9fc0: the KiB below 640 KiB that memory maps
+    /// leave out) and the base memory size in KiB (639), which guests read to find where
+    /// to search.
     static let ebdaSegmentWord: UInt64 = 0x40e, baseMemoryWord: UInt64 = 0x413
 
     public let processors: Int
@@ -43,10 +44,13 @@ extension ImageLoader {
         let mp = firmware.mpTable, acpi = firmware.acpiTables
         let range = PCFirmware.mpTableAddress..<PCFirmware.acpiAddress + UInt64(acpi.count)
         guard range.upperBound <= ramSize, !used.contains(where: { $0.overlaps(range) }) else { return false }
-        try write(le(UInt16(0x9fc0)), at: PCFirmware.ebdaSegmentWord)
-        try write(le(UInt16(639)), at: PCFirmware.baseMemoryWord)
+        try write(le(UInt16(Self.conventionalMemoryEnd >> 4)), at: PCFirmware.ebdaSegmentWord)
+        try write(le(UInt16(Self.conventionalMemoryEnd >> 10)), at: PCFirmware.baseMemoryWord)
         try write(mp, at: PCFirmware.mpTableAddress)
         try write(acpi, at: PCFirmware.acpiAddress)
         return true
     }
 }
+
+/// The byte that makes all of `bytes` sum to 0 (mod 256): the MP and ACPI checksums.
+func zeroSumByte(_ bytes: [UInt8]) -> UInt8 { 0 &- bytes.reduce(0, &+) }
