@@ -33,7 +33,7 @@ struct RunArguments: EmittingArguments {
     @Option(help: "Guest RAM, e.g. 64M, 1G, 1T (as QEMU's -m: K to E, a bare number is MiB; default 64M).") var memory: String?
     @Option(help: "Number of vCPUs (default 1).") var vcpus: Int?
     @Option(name: .customLong("read-ahead"), help: "Demand paging: pages installed ahead of a sequential fault, 0 to 256 (default 0).") var readAhead: Int?
-    @Option(help: "kernel (LAPIC/IOAPIC/PIC/PIT in KVM, the default) or none (HLT exits to the launcher; one vCPU only).") var irqchip: String?
+    @Option(help: "kernel (LAPIC/IOAPIC/PIC/PIT in KVM, described to the guest by MP and ACPI tables; the default) or none (HLT exits to the launcher; one vCPU only; no tables).") var irqchip: String?
     @Option(name: .customLong("plugin"), help: "PATH[,key=value...]; repeatable.") var plugins: [String] = []
     @Flag(name: .customLong("no-default-plugins"), help: "Do not load the bundled plugins.") var noDefaultPlugins = false
     @Option(help: "JSON file holding any of these options; flags override it.") var config: String?
