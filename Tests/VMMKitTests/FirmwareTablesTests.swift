@@ -107,12 +107,10 @@ struct FirmwareTablesTests {
 
     @Test("an image in the BIOS area keeps its bytes: no table over it, and none in RAM that ends inside them")
     func imageInBIOSArea() throws {
-        let vm = try KVM.open().createVM()
-        defer { vm.close() }
-        try vm.memory.addRegion(name: "ram", guestAddress: 0, size: 2 << 20)
         let firmware = try PCFirmware(processors: 2)
+        let (vm, loader) = try HostileInputTests.vm(ram: 2 << 20, firmware: firmware)
+        defer { vm.close() }
         let image = [UInt8](repeating: 0xf4, count: 0x100)
-        let loader = ImageLoader(memory: vm.memory, ramSize: 2 << 20, firmware: firmware)
         _ = try loader.load(image, ImageRequest(path: "flat", loadAddress: 0xf0080))
         #expect(try vm.memory.readBytes(0xf0080, count: 0x100) == image)
         #expect(try vm.memory.readBytes(PCFirmware.mpTableAddress, count: 4) == [0, 0, 0, 0])
@@ -122,9 +120,8 @@ struct FirmwareTablesTests {
         #expect(try vm.memory.readBytes(PCFirmware.mpTableAddress, count: 4) == Array("_MP_".utf8))
         #expect(try vm.memory.read(0x413, as: UInt16.self) == 639)
         // RAM that ends inside the table (as a library user may give): none of it.
-        let vm2 = try KVM.open().createVM()
+        let (vm2, _) = try HostileInputTests.vm(ram: 2 << 20)
         defer { vm2.close() }
-        try vm2.memory.addRegion(name: "ram", guestAddress: 0, size: 2 << 20)
         _ = try ImageLoader(memory: vm2.memory, ramSize: 0xf0100, firmware: firmware).load(image, ImageRequest(path: "flat", loadAddress: 0x100000 - 0x20000))
         #expect(try vm2.memory.readBytes(PCFirmware.mpTableAddress, count: 4) == [0, 0, 0, 0])
         #expect(try vm2.memory.read(0x413, as: UInt16.self) == 0)

@@ -39,10 +39,10 @@ struct HostileInputTests {
         return path
     }
 
-    static func vm(ram: UInt64) throws -> (VirtualMachine, ImageLoader) {
+    static func vm(ram: UInt64, firmware: PCFirmware? = nil) throws -> (VirtualMachine, ImageLoader) {
         let vm = try KVM.open().createVM()
         try vm.memory.addRegion(name: "ram", guestAddress: 0, size: ram)
-        return (vm, ImageLoader(memory: vm.memory, ramSize: ram))
+        return (vm, ImageLoader(memory: vm.memory, ramSize: ram, firmware: firmware))
     }
 
     @Test("an ELF whose e_phoff is near 2^64 is refused, not a trap")
