@@ -4,7 +4,7 @@ import VMMKit
 /// the snapshot's `launcher` device blob (version 1; Docs/SnapshotFormat.md): text
 /// lines `key value`, last line `end`. The memory layout, vCPU and irqchip state are
 /// in the snapshot itself; this says how the launcher built around them (RAM split,
-/// plugin list and configs, serial, strict I/O).
+/// plugin list and configs, serial, debug console, strict I/O).
 struct LauncherMachine: Equatable {
     static let blobName = "launcher"
     static let version: UInt32 = 1
@@ -16,6 +16,8 @@ struct LauncherMachine: Equatable {
     var noDefaultPlugins: Bool
     var strictIO: Bool
     var serial: String
+    /// `--debugcon`'s target: "none" (no device, and no line in the blob) or as `serial`.
+    var debugcon: String
     /// `--plugin` specs (`PATH[,key=value...]`), in order.
     var plugins: [String]
 
@@ -26,6 +28,7 @@ struct LauncherMachine: Equatable {
         noDefaultPlugins = o.noDefaultPlugins
         strictIO = o.strictIO
         serial = o.serial.text
+        debugcon = o.debugcon.text
         plugins = o.plugins
     }
 
@@ -33,6 +36,8 @@ struct LauncherMachine: Equatable {
         var lines = ["memory \(memory)", "vcpus \(vcpus)", "irqchip \(irqchip ? "kernel" : "none")",
                      "default-plugins \(noDefaultPlugins ? "no" : "yes")", "strict-io \(strictIO ? "yes" : "no")",
                      "serial \(serial)"]
+        // Only a machine with the device says so: a blob without it reads as before.
+        if debugcon != SerialTarget.none.text { lines.append("debugcon \(debugcon)") }
         lines += plugins.map { "plugin \($0)" }
         return TextBlob.encode(header: "vmm-launcher 1", lines)
     }
@@ -67,6 +72,9 @@ struct LauncherMachine: Equatable {
             case "serial":
                 guard let s = SerialTarget(value) else { throw bad("serial \(value.quotedForMessage)") }
                 o.serial = s
+            case "debugcon":
+                guard let d = SerialTarget(value), d != .none else { throw bad("debugcon \(value.quotedForMessage)") }
+                o.debugcon = d
             case "plugin":
                 guard !value.isEmpty else { throw bad("an empty plugin spec") }
                 o.plugins.append(value)
@@ -85,6 +93,7 @@ struct LauncherMachine: Equatable {
         var o = LaunchOptions()
         (o.memory, o.vcpus, o.irqchip, o.noDefaultPlugins, o.strictIO) = (memory, vcpus, irqchip, noDefaultPlugins, strictIO)
         o.serial = SerialTarget(serial) ?? .none
+        o.debugcon = SerialTarget(debugcon) ?? .none
         o.plugins = plugins
         return o
     }
@@ -94,11 +103,12 @@ extension LauncherMachine {
     /// The first thing this state names outside the VM, or nil: a `plugin` spec that
     /// names a library by path or carries a config (a config can name files: the UART's
     /// `output=file:`, MemoryFault's `snapshot=`), or a `file:` console that `--serial`
-    /// does not replace. `vmm restore` follows these only with `--trust-snapshot`: a
+    /// (or a `file:` debug console that `--debugcon`) does not replace. `vmm restore` follows these only with `--trust-snapshot`: a
     /// snapshot is data, and one from elsewhere could name any library to load or file
     /// to write. Plugins named bare come from the user's own search path.
-    func hostReference(serialReplaced: Bool) -> String? {
+    func hostReference(serialReplaced: Bool, debugconReplaced: Bool = false) -> String? {
         if !serialReplaced, case .file? = SerialTarget(serial) { return "the console file \(serial.quotedForMessage)" }
+        if !debugconReplaced, case .file? = SerialTarget(debugcon) { return "the debug console file \(debugcon.quotedForMessage)" }
         for spec in plugins where spec.contains("/") || spec.contains(",") {
             return "the plugin \(spec.quotedForMessage)"
         }
@@ -107,13 +117,16 @@ extension LauncherMachine {
 
     /// `encoded()`, refused with one line when it would not read back as this state, so a
     /// snapshot is never written with a launcher state its restore refuses: a newline in
-    /// a `--plugin` spec or in the `--serial` path, or more than `maxSize` bytes in all.
+    /// a `--plugin` spec or in the `--serial` or `--debugcon` path, or more than `maxSize` bytes in all.
     func encodedForSaving() throws(LauncherError) -> [UInt8] {
         if let spec = plugins.first(where: { $0.contains("\n") }) {
             throw LauncherError(.snapshot, "cannot snapshot: the plugin spec \(spec.quotedForMessage) holds a newline, which the launcher state cannot keep")
         }
         if serial.contains("\n") {
             throw LauncherError(.snapshot, "cannot snapshot: the console path \(serial.quotedForMessage) holds a newline, which the launcher state cannot keep")
+        }
+        if debugcon.contains("\n") {
+            throw LauncherError(.snapshot, "cannot snapshot: the debug console path \(debugcon.quotedForMessage) holds a newline, which the launcher state cannot keep")
         }
         let bytes = encoded()
         let back: LauncherMachine

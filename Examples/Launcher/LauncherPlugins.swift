@@ -72,6 +72,7 @@ extension Launcher {
             } catch { throw LauncherError(.plugin, error.description) }
         }
         try registerMachineControls(on: dispatcher, vm: host.vm)
+        try registerDebugConsole(on: dispatcher)
         guard !options.noDefaultPlugins else { return }
         do {
             // A stand-in serves a role no default took, where no plugin of the user's
@@ -136,6 +137,17 @@ extension Launcher {
                 }
             }
         } catch { throw LauncherError(.host, "\(error)") }
+    }
+
+    /// Port 0xe9 when `--debugcon` names a target, with or without the default plugins. A
+    /// plugin that took the port is not displaced: the user asked for both, so say so.
+    func registerDebugConsole(on dispatcher: ExitDispatcher) throws(LauncherError) {
+        guard options.debugcon != .none else { return }
+        if let owner = dispatcher.pioOwner(port: DebugConsole.port) {
+            throw LauncherError(.usage, "--debugcon: port 0xe9 is already taken by \(owner)")
+        }
+        let debugcon = try DebugConsole(options.debugcon)
+        do { try debugcon.register(on: dispatcher) } catch { throw LauncherError(.host, "\(error)") }
     }
 
     /// The AsyncPF plugin (a default, or `--plugin AsyncPF[,...]`) routes its three MSRs

@@ -11,6 +11,7 @@ struct RestoreRequest {
     var dir: String
     var eager = false
     var serial: SerialTarget?
+    var debugcon: SerialTarget?
     var maxSeconds: Double?
     var logLevel = "warning"
     var stats = false
@@ -30,6 +31,10 @@ extension RestoreRequest {
         if let serial = p.string("serial") {
             guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial.quotedForMessage)") }
             self.serial = target
+        }
+        if let debugcon = p.string("debugcon") {
+            guard let target = SerialTarget(debugcon) else { throw LauncherError(.usage, "--debugcon must be stdio, none or file:PATH, not \(debugcon.quotedForMessage)") }
+            self.debugcon = target
         }
         if let maxSeconds = try p.double("max-seconds") {
             guard LaunchOptions.validSeconds(maxSeconds) else {
@@ -61,11 +66,20 @@ extension Launcher {
             throw LauncherError(.snapshot, "cannot restore \(r.dir): it has no '\(LauncherMachine.blobName)' state (not a snapshot of vmm run)")
         }
         let machine = try LauncherMachine.decode(blob.bytes, version: blob.version, where: r.dir)
-        if !r.trustSnapshot, let named = machine.hostReference(serialReplaced: r.serial != nil) {
+        if !r.trustSnapshot, let named = machine.hostReference(serialReplaced: r.serial != nil, debugconReplaced: r.debugcon != nil) {
             throw LauncherError(.snapshot, "cannot restore \(r.dir): its launcher state names \(named); restore loads or opens what a snapshot names only with --trust-snapshot (a snapshot from elsewhere could name any library or file)")
         }
         var o = machine.options
         if let serial = r.serial { o.serial = serial }
+        if let debugcon = r.debugcon {
+            // The device is part of the machine: --debugcon moves its output, never adds or removes it.
+            guard (debugcon == .none) == (o.debugcon == .none) else {
+                throw LauncherError(.usage, debugcon == .none
+                    ? "--debugcon none: the machine in \(r.dir) has a debug console (port 0xe9); give stdio or file:PATH to move its output"
+                    : "--debugcon: the machine in \(r.dir) has no debug console (port 0xe9); a restore cannot add one")
+            }
+            o.debugcon = debugcon
+        }
         o.maxSeconds = r.maxSeconds
         o.logLevel = r.logLevel
         o.handlerBudget = r.handlerBudget

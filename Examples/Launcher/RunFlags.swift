@@ -13,6 +13,7 @@ struct RunFlags: Equatable {
     var noDefaultPlugins = false
     var config: String?
     var serial: String?
+    var debugcon: String?
     var trace: String?
     var stats = false
     var strictIO = false
@@ -63,6 +64,10 @@ struct RunFlags: Equatable {
         if let serial {
             guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial.quotedForMessage)") }
             o.serial = target
+        }
+        if let debugcon {
+            guard let target = SerialTarget(debugcon) else { throw LauncherError(.usage, "--debugcon must be stdio, none or file:PATH, not \(debugcon.quotedForMessage)") }
+            o.debugcon = target
         }
         if let trace {
             guard trace == "exits" else { throw LauncherError(.usage, "--trace must be exits, not \(trace.quotedForMessage)") }

@@ -1,4 +1,4 @@
-/// Where the guest console goes (`--serial`).
+/// Where a guest console goes (`--serial`; `--debugcon`, where none means no device).
 enum SerialTarget: Equatable {
     case stdio
     case file(String)

@@ -5,11 +5,12 @@ import Testing
 /// from a snapshot directory, which is input like any file.
 @Suite("the launcher state in a snapshot")
 struct LauncherMachineTests {
-    static func machine(serial: SerialTarget = .none, plugins: [String] = []) -> LauncherMachine {
+    static func machine(serial: SerialTarget = .none, debugcon: SerialTarget = .none, plugins: [String] = []) -> LauncherMachine {
         var o = LaunchOptions()
         o.memory = 64 << 20
         o.vcpus = 2
         o.serial = serial
+        o.debugcon = debugcon
         o.plugins = plugins
         return LauncherMachine(o)
     }
@@ -37,6 +38,14 @@ struct LauncherMachineTests {
         let m = Self.machine(serial: .file("/tmp/a b"), plugins: ["UART,port=0x2f8", "./x.so", "Bare"])
         let back = try LauncherMachine.decode(try m.encodedForSaving(), version: 1, where: "snap")
         #expect(back == m)
+        // A debug console is one more line; a machine without one writes none (as before it existed).
+        for target in [SerialTarget.stdio, .file("/tmp/e9 log")] {
+            let d = Self.machine(debugcon: target)
+            let bytes = try d.encodedForSaving()
+            #expect(String(decoding: bytes, as: UTF8.self).contains("\ndebugcon \(target.text)\n"))
+            #expect(try LauncherMachine.decode(bytes, version: 1, where: "snap") == d)
+        }
+        #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("debugcon"))
     }
 
     @Test("a damaged blob is refused in one line naming the line, its text quoted")
@@ -53,6 +62,10 @@ struct LauncherMachineTests {
             (Self.lines(["memory": "18446744073709551616"]) + "end\n", "memory '18446744073709551616'"),
             (Self.lines(["vcpus": "65"]) + "end\n", "vcpus '65'"),
             (Self.lines(["serial": "file:"]) + "end\n", "serial 'file:'"),
+            (Self.valid + "debugcon stdio\nend\n", ""),
+            (Self.valid + "debugcon none\nend\n", "debugcon 'none'"),
+            (Self.valid + "debugcon tty\nend\n", "debugcon 'tty'"),
+            (Self.valid + "debugcon stdio\ndebugcon stdio\nend\n", "'debugcon' given twice"),
             (Self.lines(["strict-io": String?.none]) + "end\n", "no 'strict-io' line"),
         ]
         for (text, why) in cases {
@@ -69,7 +82,7 @@ struct LauncherMachineTests {
         #expect(error.message == "snap: launcher state: not UTF-8 text of at most 65536 bytes")
     }
 
-    @Test("what restore may not follow on its own: a plugin path or config, a console file --serial does not replace")
+    @Test("what restore may not follow on its own: a plugin path or config, a console or debug console file its flag does not replace")
     func hostReferences() {
         #expect(Self.machine(serial: .stdio, plugins: ["UART", "ScratchDevice"]).hostReference(serialReplaced: false) == nil)
         #expect(Self.machine(plugins: ["Bare", "/lib/x.so"]).hostReference(serialReplaced: false) == "the plugin '/lib/x.so'")
@@ -77,9 +90,13 @@ struct LauncherMachineTests {
         let file = Self.machine(serial: .file("log"), plugins: ["x/y"])
         #expect(file.hostReference(serialReplaced: false) == "the console file 'file:log'")
         #expect(file.hostReference(serialReplaced: true) == "the plugin 'x/y'")
+        let e9 = Self.machine(debugcon: .file("e9.log"))
+        #expect(e9.hostReference(serialReplaced: false) == "the debug console file 'file:e9.log'")
+        #expect(e9.hostReference(serialReplaced: false, debugconReplaced: true) == nil)
+        #expect(Self.machine(debugcon: .stdio).hostReference(serialReplaced: false) == nil)
     }
 
-    @Test("a state its restore would refuse is not saved: a newline in a plugin spec or the console path, or over 64 KiB")
+    @Test("a state its restore would refuse is not saved: a newline in a plugin spec or a console path, or over 64 KiB")
     func unsavable() {
         func refusal(_ m: LauncherMachine) -> String? {
             do { _ = try m.encodedForSaving(); return nil } catch { return error.status == .snapshot ? error.message : "status \(error.status)" }
@@ -87,6 +104,7 @@ struct LauncherMachineTests {
         // Without the check, this plugin spec would come back as two plugins.
         #expect(refusal(Self.machine(plugins: ["a\nplugin b"])) == "cannot snapshot: the plugin spec 'a\\nplugin b' holds a newline, which the launcher state cannot keep")
         #expect(refusal(Self.machine(serial: .file("/tmp/a\nb"))) == "cannot snapshot: the console path 'file:/tmp/a\\nb' holds a newline, which the launcher state cannot keep")
+        #expect(refusal(Self.machine(debugcon: .file("/tmp/a\nb"))) == "cannot snapshot: the debug console path 'file:/tmp/a\\nb' holds a newline, which the launcher state cannot keep")
         #expect(refusal(Self.machine(plugins: [String(repeating: "p", count: 70_000)])) == "cannot snapshot: launcher state: not UTF-8 text of at most 65536 bytes")
         #expect(refusal(Self.machine(plugins: [""])) == "cannot snapshot: launcher state: an empty plugin spec")
         #expect(refusal(Self.machine(serial: .stdio, plugins: ["a,b=c"])) == nil)

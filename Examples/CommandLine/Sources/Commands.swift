@@ -38,6 +38,7 @@ struct RunArguments: EmittingArguments {
     @Flag(name: .customLong("no-default-plugins"), help: "Do not load the bundled plugins.") var noDefaultPlugins = false
     @Option(help: "JSON file holding any of these options; flags override it.") var config: String?
     @Option(help: "stdio, file:PATH or none (default stdio).") var serial: String?
+    @Option(help: "QEMU's -debugcon: bytes written to port 0xe9 go to stdio, file:PATH or none (default none: no device).") var debugcon: String?
     @Option(help: "exits: one line per exit on stderr.") var trace: String?
     @Flag(help: "Print exit counts and time per kind at the end (stderr).") var stats = false
     @Flag(name: .customLong("strict-io"), help: "Stop on I/O nobody claims (status 18) instead of reading all-ones and dropping writes.") var strictIO = false
@@ -66,6 +67,7 @@ struct RunArguments: EmittingArguments {
         if noDefaultPlugins { item("no-default-plugins", nil) }
         if let config { item("config", config) }
         if let serial { item("serial", serial) }
+        if let debugcon { item("debugcon", debugcon) }
         if let trace { item("trace", trace) }
         if stats { item("stats", nil) }
         if strictIO { item("strict-io", nil) }
@@ -87,11 +89,12 @@ struct RestoreArguments: EmittingArguments {
     static let configuration = CommandConfiguration(
         commandName: "restore",
         abstract: "Resume a snapshot of vmm run (--snapshot-on-stop) in this process and run it to the end.",
-        discussion: "The machine (RAM, vCPUs, irqchip, plugins and their configs) is rebuilt from the snapshot; exit statuses as vmm run. A damaged, incompatible or incomplete snapshot, or one naming plugin libraries, plugin configs or a console file without --trust-snapshot: status 24, nothing on disk changed.")
+        discussion: "The machine (RAM, vCPUs, irqchip, plugins and their configs) is rebuilt from the snapshot; exit statuses as vmm run. A damaged, incompatible or incomplete snapshot, or one naming plugin libraries, plugin configs or a console or debug console file without --trust-snapshot: status 24, nothing on disk changed.")
 
     @Argument(help: "The snapshot directory.") var dir: String
     @Flag(help: "Copy all memory in before the first instruction (default: page it in lazily through userfaultfd).") var eager = false
     @Option(help: "stdio, file:PATH or none (default: as saved).") var serial: String?
+    @Option(help: "Where port 0xe9's bytes go, as vmm run --debugcon, if the snapshot's machine has the device (default: as saved).") var debugcon: String?
     @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
     @Flag(help: "Print exit counts and pages fetched at the end (stderr).") var stats = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
@@ -105,6 +108,7 @@ struct RestoreArguments: EmittingArguments {
         item("dir", dir)
         if eager { item("eager", nil) }
         if let serial { item("serial", serial) }
+        if let debugcon { item("debugcon", debugcon) }
         if let maxSeconds { item("max-seconds", String(maxSeconds)) }
         if stats { item("stats", nil) }
         if let logLevel { item("log-level", logLevel) }

@@ -1,0 +1,68 @@
+import Glibc
+
+/// Where a write-only guest device's bytes go (`--serial` for the stand-in COM1,
+/// `--debugcon`): stdout, a file, or nowhere. One byte at a time under a lock, so bytes
+/// from several vCPUs never tear one another; a failed write (a full disk, a closed pipe)
+/// is reported once and ends the output: the guest is never told, so the user is.
+final class OutputSink: @unchecked Sendable {
+    /// What the user reads in a message: "console (COM1)", "debug console (port 0xe9)".
+    let device: String
+    private let fd: Int32
+    private let ownsFD: Bool
+    private let target: String
+    // Guarded by lock.
+    private var failed = false
+    private var lock = pthread_mutex_t()
+
+    /// `flag` names the option in an error ("--serial"); `fifoNote` says why a FIFO
+    /// without a reader is refused rather than waited for.
+    init(_ target: SerialTarget, device: String, flag: String, fifoNote: String) throws(LauncherError) {
+        self.device = device
+        self.target = switch target {
+        case .stdio: "stdout"
+        case .none: "nothing"
+        case let .file(path): path
+        }
+        switch target {
+        case .stdio: fd = 1; ownsFD = false
+        case .none: fd = -1; ownsFD = false
+        case let .file(path):
+            // O_NONBLOCK: open() of a FIFO nobody reads fails at once (ENXIO) instead of
+            // blocking the launcher for good. Writes block as before (cleared below).
+            let f = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0o644)
+            guard f >= 0 else {
+                let why = errno == ENXIO ? "a FIFO nobody reads (\(fifoNote))" : String(cString: strerror(errno))
+                throw LauncherError(.usage, "\(flag) file:\(path): cannot open: \(why)")
+            }
+            _ = fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK)
+            fd = f; ownsFD = true
+        }
+        pthread_mutex_init(&lock, nil)
+    }
+
+    deinit {
+        if ownsFD { close(fd) }
+        pthread_mutex_destroy(&lock)
+    }
+
+    /// The low byte of each of `count` elements, in order.
+    func emit(count: Int, _ element: (Int) -> UInt32) {
+        guard fd >= 0 else { return }
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        for i in 0..<count where !failed { put(UInt8(truncatingIfNeeded: element(i))) }
+    }
+
+    private func put(_ byte: UInt8) {
+        var b = byte
+        while true {
+            let n = write(fd, &b, 1)
+            if n == 1 { return }
+            if n < 0, errno == EINTR { continue }
+            failed = true
+            let reason = n < 0 ? "\(String(cString: strerror(errno))) (errno \(errno))" : "it took nothing"
+            ExitStats.err("vmm: \(device): output stopped, the guest's later output is lost: writing to \(target) failed: \(reason)\n")
+            return
+        }
+    }
+}
