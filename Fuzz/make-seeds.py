@@ -35,7 +35,7 @@ put('fuzz-flat', 'far', struct.pack('<QQB', 0xffff_ffff_ffff_f000, 0xffff_ffff_f
 # Config
 put('fuzz-config', 'demo.json', open('Examples/GuestImages/demo.json').read())
 put('fuzz-config', 'all.json', '{"image": "x.elf", "memory": "64M", "vcpus": 2, "irqchip": "kernel", "plugins": ["A,k=v"], '
-    '"noDefaultPlugins": false, "serial": "file:/tmp/x", "trace": "exits", "stats": true, "maxSeconds": 1.5, '
+    '"noDefaultPlugins": false, "serial": "file:/tmp/x", "debugcon": "stdio", "trace": "exits", "stats": true, "maxSeconds": 1.5, '
     '"append": "quiet", "initrd": "m", "loadAddr": "0x100000", "entry": 1048576, "mode": 64, "logLevel": "info"}')
 put('fuzz-config', 'bad.json', '{"maxSeconds": 1e300, "memory": "99999999999G", "vcpus": 1.5}')
 # Canary: steps of (rc/patch-count byte, errno byte, patches: offset lo, offset hi, len, bytes)
@@ -96,16 +96,19 @@ put('fuzz-control', 'twice', b'\x03' + b'{"a": "1", "a": "2", "b\\u001b[2J": 3}'
 for name, seed in [('libNull.so', 'null-gnu-hash'), ('libNullSysV.so', 'null-sysv-hash'), ('libNullRELR.so', 'null-relr')]:
     put('fuzz-plugin-file', seed, open('.build/plugins/fixtures/' + name, 'rb').read())
 # The launcher state of a snapshot (device-launcher.state): as vmm run writes it, and with the keys reordered
-lines = ['vmm-launcher 1', 'memory 67108864', 'vcpus 2', 'irqchip kernel', 'default-plugins yes', 'strict-io no', 'serial file:/tmp/con sole.txt']
+lines = ['vmm-launcher 1', 'memory 67108864', 'vcpus 2', 'irqchip kernel', 'default-plugins yes', 'strict-io no', 'serial file:/tmp/con sole.txt', 'debugcon file:/tmp/e9.log']
 put('fuzz-launcher-state', 'saved', '\n'.join(lines + ['plugin MemoryFault,snapshot=/tmp/m.mem,base=0x200000', 'plugin ./libx.so', 'end']) + '\n')
 put('fuzz-launcher-state', 'reordered', '\n'.join([lines[0]] + lines[:0:-1] + ['end']) + '\n')
 # The i8042: (op, value) pairs, op bit 0 = port 0x64, bit 1 = write. Self-test and the
 # configuration byte read back; a keyboard reset and identify; the output port.
 put('fuzz-machine-ports', 'commands', bytes([3, 0xaa, 1, 0, 0, 0, 3, 0x20, 0, 0, 3, 0x60, 2, 0x45, 3, 0x20, 0, 0]))
 put('fuzz-machine-ports', 'keyboard', bytes([2, 0xff, 2, 0xf2, 0, 0, 0, 0, 0, 0, 3, 0xd0, 0, 0, 3, 0xd1, 2, 0xcf, 3, 0xfe]))
+# ACPI's PM1a block (op bit 3; bits 4-5 size 1/2/4 or a press, bit 6 write, bits 0-2 offset):
+# PWRBTN_EN and TMR_EN, a press, status read and cleared, then soft-off (0x2020).
+put('fuzz-machine-ports', 'pm1', bytes([0x5a, 0x01, 0x38, 0, 0x18, 0, 0x58, 0xff, 0x28, 0, 0x5c, 0x20]))
 # The built-in devices' blob (device-launcher-devices.state), read by the same target.
 put('fuzz-launcher-state', 'devices', 'vmm-launcher-devices 1\nfw_cfg 0x0 1\nreset-control 0x0\ni8042 0x18 0x3 0xcf 0x0 0x0 -\npm1-control 0x0\nend\n')
-put('fuzz-launcher-state', 'devices-all', 'vmm-launcher-devices 1\nfw_cfg 0x19 7\nreset-control 0x2\nport92 0x42\ni8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa\nconsole 0x83\npm1-control 0x1c01\nrtc 0x8b -86400 00010203040506070809260b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f\nend\n')
+put('fuzz-launcher-state', 'devices-all', 'vmm-launcher-devices 1\nfw_cfg 0x19 7\nreset-control 0x2\nport92 0x42\ni8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa\nconsole 0x83\npm1-control 0x1c01\npm1-events 0x100 0x521\nrtc 0x8b -86400 00010203040506070809260b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f\nend\n')
 # The RTC in the same target (op bit 2): register A read, the year set to 99, binary
 # 24-hour mode, the hour set, read back.
 put('fuzz-machine-ports', 'rtc', bytes([6, 0x0a, 5, 0, 6, 0x09, 7, 0x99, 5, 0, 6, 0x0b, 7, 0x06, 6, 0x04, 7, 0x13, 5, 0]))

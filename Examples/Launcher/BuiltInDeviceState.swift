@@ -50,7 +50,15 @@ struct BuiltInDeviceState: Equatable {
     var consoleLCR: UInt8?
     /// ACPI's PM1a control register (port 0x604), without SLP_EN.
     var pm1Control: UInt16?
+    /// ACPI's PM1a status and enable registers (ports 0x600, 0x602), with `pm1Control`; a
+    /// blob written before they were modelled has no line for them: both then read 0.
+    var pm1Events: PM1Events?
     var rtc: RTCRegisters?
+
+    struct PM1Events: Equatable {
+        var status: UInt16
+        var enable: UInt16
+    }
 
     static let i8042StatusBits: UInt8 = 0x1c
     /// The guest's clock may be set at most this far from the host's (±200 years).
@@ -71,6 +79,7 @@ struct BuiltInDeviceState: Equatable {
         }
         if let lcr = consoleLCR { lines.append("console \(hex(lcr))") }
         if let pm = pm1Control { lines.append("pm1-control \(hex(pm))") }
+        if let e = pm1Events { lines.append("pm1-events \(hex(e.status)) \(hex(e.enable))") }
         if let r = rtc {
             let ram = r.ram.map { String($0 >> 4, radix: 16) + String($0 & 0xf, radix: 16) }.joined()
             lines.append("rtc \(hex(r.index)) \(r.offset) \(ram)")
@@ -136,6 +145,18 @@ struct BuiltInDeviceState: Equatable {
                 }
                 guard v & (1 << 13) == 0 else { throw bad("pm1-control value \(hex(v)) (SLP_EN is never kept)") }
                 state.pm1Control = v
+            case ("pm1-events", 3) where state.pm1Events == nil:
+                var v: [UInt16] = []
+                for (word, what) in zip(words[1...2], ["status", "enable"]) {
+                    guard word.hasPrefix("0x"), word.count <= 6, let x = UInt16(word.dropFirst(2), radix: 16) else {
+                        throw bad("pm1-events \(what) \(String(word).quotedForMessage)")
+                    }
+                    v.append(x)
+                }
+                guard v[0] & ~ACPIPowerManagement.powerButton == 0 else {
+                    throw bad("pm1-events status \(hex(v[0])) (only the power button's bit 8 is ever set)")
+                }
+                state.pm1Events = PM1Events(status: v[0], enable: v[1])
             case ("rtc", 4) where state.rtc == nil:
                 let index = try byte(words[1], "rtc index")
                 guard let offset = Int64(words[2]), offset.magnitude <= UInt64(rtcMaxOffset) else {
@@ -155,12 +176,13 @@ struct BuiltInDeviceState: Equatable {
                     throw bad("rtc register C \(hex(ram[0x0c])) (only its update-ended, alarm and periodic flags are kept)")
                 }
                 state.rtc = RTCRegisters(index: index, offset: offset, ram: ram)
-            case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("console", _), ("pm1-control", _), ("rtc", _):
+            case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("console", _), ("pm1-control", _), ("pm1-events", _), ("rtc", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
                 throw bad("unknown device \(key.quotedForMessage)")
             }
         }
+        guard state.pm1Events == nil || state.pm1Control != nil else { throw bad("pm1-events without pm1-control") }
         return state
     }
 }

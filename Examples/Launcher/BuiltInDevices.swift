@@ -9,12 +9,13 @@ final class BuiltInDevices: @unchecked Sendable {
     var systemControlA: SystemControlPortA?
     var i8042: I8042?
     var console: BasicConsole?
-    var powerControl: ACPIPowerControl?
+    var powerManagement: ACPIPowerManagement?
     var rtc: RTC?
 
     var state: BuiltInDeviceState {
         BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, systemControlA: systemControlA?.state,
-                           i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: powerControl?.state, rtc: rtc?.state)
+                           i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: powerManagement?.registers.control,
+                           pm1Events: powerManagement.map { .init(status: $0.registers.status, enable: $0.registers.enable) }, rtc: rtc?.state)
     }
 
     /// Ends what runs beside the vCPUs (the RTC's interrupt thread): the run is over.
@@ -42,7 +43,7 @@ final class BuiltInDevices: @unchecked Sendable {
         if s.systemControlA != nil, systemControlA == nil { throw differ("system control port A (port 0x92)", saved: true) }
         guard (s.i8042 != nil) == (i8042 != nil) else { throw differ("i8042", saved: s.i8042 != nil) }
         guard (s.consoleLCR != nil) == (console != nil) else { throw differ("console (COM1)", saved: s.consoleLCR != nil) }
-        guard (s.pm1Control != nil) == (powerControl != nil) else { throw differ("ACPI PM1a control (port 0x604)", saved: s.pm1Control != nil) }
+        guard (s.pm1Control != nil) == (powerManagement != nil) else { throw differ("ACPI PM1a control (port 0x604)", saved: s.pm1Control != nil) }
         // Every presence is checked before any device changes: a refused restore leaves none half-restored.
         guard (s.rtc != nil) == (rtc != nil) else { throw differ("RTC (ports 0x70-0x71)", saved: s.rtc != nil) }
         if let f = s.fwCfg { try fwCfg?.restore(f) }
@@ -50,7 +51,9 @@ final class BuiltInDevices: @unchecked Sendable {
         systemControlA?.restore(s.systemControlA ?? 0)
         if let k = s.i8042 { i8042?.restore(k) }
         if let lcr = s.consoleLCR { console?.lcrState = lcr }
-        if let pm = s.pm1Control { powerControl?.restore(pm) }
+        if let pm = s.pm1Control {
+            powerManagement?.restore(.init(status: s.pm1Events?.status ?? 0, enable: s.pm1Events?.enable ?? 0, control: pm))
+        }
         if let r = s.rtc { rtc?.restore(r) }
     }
 }

@@ -43,8 +43,9 @@ struct CtlCommand {
         case "pause": return ("PATCH", "/vm", "{\"state\": \"Paused\"}")
         case "resume": return ("PATCH", "/vm", "{\"state\": \"Resumed\"}")
         case "stop": return ("PUT", "/actions", "{\"action_type\": \"Stop\"}")
+        case "power-button": return ("PUT", "/actions", "{\"action_type\": \"PowerButton\"}")
         case "snapshot": return ("PUT", "/snapshot/create", "{\"snapshot_dir\": \(FlatJSON.quote(operands[0]))}")
-        default: throw LauncherError(.usage, "ctl: unknown command \(command.quotedForMessage) (info, pause, resume, stop, metrics, snapshot DIR)")
+        default: throw LauncherError(.usage, "ctl: unknown command \(command.quotedForMessage) (info, pause, resume, stop, power-button, metrics, snapshot DIR)")
         }
     }
 }

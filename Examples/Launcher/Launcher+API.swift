@@ -12,6 +12,7 @@ extension Launcher {
         guard let path = options.apiSock else { return nil }
         let controller = VMController(vm: vm, exitCounter: exitCounter)
         controller.setSnapshotHook { _, dir in try snapshot.snapshot(to: dir) }
+        if let power = devices.powerManagement { controller.setPowerButton { power.pressPowerButton() } }
         if let pager {
             controller.addCounters("demand_paging") {
                 let s = pager.statistics

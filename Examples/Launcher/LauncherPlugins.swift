@@ -99,7 +99,7 @@ extension Launcher {
     /// The machine's reset and power-off paths, where no plugin claims their ports, with
     /// or without the default plugins (as fw_cfg): the reset control on port 0xcf9,
     /// System Control Port A on port 0x92, the i8042 on ports 0x60 and 0x64, ACPI's PM1a
-    /// control on port 0x604; and the RTC on ports 0x70 and 0x71.
+    /// event and control blocks on ports 0x600-0x605; and the RTC on ports 0x70 and 0x71.
     func registerMachineControls(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
         do {
             if dispatcher.pioOwner(port: RTC.indexPort, count: 2) == nil {
@@ -112,11 +112,14 @@ extension Launcher {
                     rtc.connectInterrupts { [vm] level in try? vm.setIRQLine(8, level: level) }
                 }
             }
-            if dispatcher.pioOwner(port: ACPIPowerControl.port, count: 2) == nil {
-                // With the in-kernel irqchip the guest has ACPI tables (PCFirmware).
-                let power = ACPIPowerControl(acpiMode: options.useIRQChip)
+            if dispatcher.pioOwner(port: ACPIPowerManagement.base + 4, count: 2) == nil {
+                // With the in-kernel irqchip the guest has ACPI tables (PCFirmware) and an SCI.
+                // A failed raise (the VM closing) has no one to tell: the run is ending.
+                var sci: (@Sendable (Bool) -> Void)?
+                if options.useIRQChip { sci = { [vm] level in _ = try? vm.setIRQLine(ACPIPowerManagement.sciIRQ, level: level) } }
+                let power = ACPIPowerManagement(acpiMode: options.useIRQChip, sciLine: sci)
                 try power.register(on: dispatcher)
-                devices.powerControl = power
+                devices.powerManagement = power
             }
             if dispatcher.pioOwner(port: ResetControl.port) == nil {
                 let reset = ResetControl()

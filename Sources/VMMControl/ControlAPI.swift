@@ -48,14 +48,15 @@ public struct ControlAPI: Sendable {
         }
     }
 
-    /// PUT /actions  {"action_type": "Stop"}
+    /// PUT /actions  {"action_type": "Stop" | "PowerButton"}
     public func action(_ body: [UInt8]) -> Answer {
         run { () throws(ControlError) in
             let fields = try Self.fields(body, required: ["action_type"])
-            guard fields["action_type"] == "Stop" else {
-                throw .badRequest("field 'action_type' must be \"Stop\", not \(FlatJSON.quote(fields["action_type"]!))")
+            switch fields["action_type"]! {
+            case "Stop": controller.stop()
+            case "PowerButton": try controller.pressPowerButton()
+            case let other: throw .badRequest("field 'action_type' must be \"Stop\" or \"PowerButton\", not \(FlatJSON.quote(other))")
             }
-            controller.stop()
         }
     }
 

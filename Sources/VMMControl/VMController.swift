@@ -13,6 +13,7 @@ public final class VMController: @unchecked Sendable {
     private struct Sources {
         var counters: [(group: String, read: @Sendable () -> [(String, UInt64)])] = []
         var snapshotHook: SnapshotHook?
+        var powerButton: (@Sendable () -> Void)?
         var pausedByController = false
     }
 
@@ -82,6 +83,27 @@ public final class VMController: @unchecked Sendable {
 
     /// Whether the VM is paused through this controller.
     public var isPaused: Bool { operations.withLock { $0.pausedByController } }
+
+    // MARK: - Power button
+
+    /// Installs what `pressPowerButton()` calls: the machine's power button (the
+    /// launcher's ACPI PM1 block). Without one, `pressPowerButton()` throws `.unavailable`.
+    public func setPowerButton(_ press: (@Sendable () -> Void)?) {
+        operations.withLock { $0.powerButton = press }
+    }
+
+    /// Presses the power button, as QEMU's `system_powerdown`: the guest is asked to shut
+    /// down and decides what to do (an ACPI guest switches off; one without ACPI support,
+    /// or that has not enabled the button, goes on). Returns at once.
+    public func pressPowerButton() throws(ControlError) {
+        try operations.withLock { (s) throws(ControlError) in
+            guard let press = s.powerButton else {
+                throw .unavailable("this machine has no power button (no ACPI power management block)")
+            }
+            guard vm.vcpus.contains(where: { $0.isRunning }) else { throw .conflict("the VM has stopped") }
+            press()
+        }
+    }
 
     // MARK: - Snapshot
 

@@ -1,7 +1,7 @@
 /// The ACPI tables QEMU's `pc` machine gives a guest (through SeaBIOS), reduced to what
 /// this machine has: an RSDP (revision 0, as QEMU's `pc`) naming an RSDT, a FADT
-/// (revision 1) whose PM1a control block is port 0x604 (`ACPIPowerControl` in the
-/// launcher) with its FACS and a DSDT that names `\_S5_` (sleep type 0, as QEMU's), and
+/// (revision 1) whose PM1a event block is port 0x600 and control block port 0x604
+/// (`ACPIPowerManagement` in the launcher; the fixed-feature power button) with its FACS and a DSDT that names `\_S5_` (sleep type 0, as QEMU's), and
 /// a MADT: a local APIC per processor (ID = index), the I/O APIC (ID 0, GSI base 0) and
 /// the SCI's override, ISA IRQ 9 level-triggered, active high; NMI on every LINT1. ISA
 /// IRQs are otherwise identity-mapped to GSIs, as KVM routes them (the PIT on GSI 0).
@@ -49,7 +49,9 @@ enum ACPITables {
         body += [4, 2, 0, 0, 0, 0, 0, 0] // PM1 event and control lengths; no other block
         body += le(UInt16(0xffff)) + le(UInt16(0xffff)) // C2, C3 latency: not supported
         body += le(UInt16(0)) + le(UInt16(0)) + [0, 0, 0, 0, 0x32] // flush, duty, alarms; CMOS century
-        body += [0, 0, 0] + le(UInt32(0x35)) // reserved; WBINVD, PROC_C1, no power or sleep button
+        // Reserved; WBINVD, PROC_C1, the power button a fixed feature (PWR_BUTTON clear: its
+        // status and enable are PM1a's bit 8), no sleep button.
+        body += [0, 0, 0] + le(UInt32(0x25))
         return body
     }
 

@@ -13,7 +13,7 @@ struct BuiltInDeviceStateTests {
         fwCfg: .init(selector: 0x19, offset: 7), resetControl: 0x02, systemControlA: 0xc2,
         i8042: .init(status: 0x1c, config: 0x45, outputPort: 0xcf, awaiting: 0xd1, lastRead: 0x55, replies: [0xfa, 0xaa, 0x5a],
                       auxReplies: 0b100),
-        consoleLCR: 0x83, pm1Control: 0x1c01,
+        consoleLCR: 0x83, pm1Control: 0x1c01, pm1Events: .init(status: 0x100, enable: 0x521),
         rtc: .init(index: 0x8b, offset: -86_400, ram: (0..<128).map { UInt8($0 == 0x0a ? 0x26 : $0 == 0x0c ? 0x70 : $0) }))
 
     @Test("what is saved reads back as it was: every device, none, and a selection of no item")
@@ -21,6 +21,8 @@ struct BuiltInDeviceStateTests {
         for state in [Self.full, BuiltInDeviceState(), BuiltInDeviceState(fwCfg: .init(selector: nil, offset: 0))] {
             #expect(try Self.decode(String(decoding: state.encoded(), as: UTF8.self)).get() == state)
         }
+        // A blob from before the PM1 event block was modelled: its registers restore as 0.
+        #expect(try Self.decode("vmm-launcher-devices 1\npm1-control 0x1\nend\n").get() == BuiltInDeviceState(pm1Control: 1))
         #expect(String(decoding: Self.full.encoded(), as: UTF8.self) == """
             vmm-launcher-devices 1
             fw_cfg 0x19 7
@@ -29,6 +31,7 @@ struct BuiltInDeviceStateTests {
             i8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa,m0x5a
             console 0x83
             pm1-control 0x1c01
+            pm1-events 0x100 0x521
             rtc 0x8b -86400 \((0..<128).map { $0 == 0x0a ? "26" : $0 == 0x0c ? "70" : ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())
             end
 
@@ -59,6 +62,10 @@ struct BuiltInDeviceStateTests {
             ("vmm-launcher-devices 1\nrtc 0x0\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\npm1-control 0x2001\nend\n", "pm1-control value 0x2001 (SLP_EN is never kept)"),
             ("vmm-launcher-devices 1\npm1-control 0x10000\nend\n", "pm1-control value '0x10000'"),
+            ("vmm-launcher-devices 1\npm1-control 0x1\npm1-events 0x1 0x0\nend\n", "pm1-events status 0x1 (only the power button's bit 8 is ever set)"),
+            ("vmm-launcher-devices 1\npm1-control 0x1\npm1-events 0x0 0x10000\nend\n", "pm1-events enable '0x10000'"),
+            ("vmm-launcher-devices 1\npm1-control 0x1\npm1-events 0x0\nend\n", "a device given twice, or the wrong number of values"),
+            ("vmm-launcher-devices 1\npm1-events 0x100 0x100\nend\n", "pm1-events without pm1-control"),
             ("vmm-launcher-devices 1\nrtc 0x0 6324480001 " + String(repeating: "00", count: 128) + "\nend\n",
              "rtc offset '6324480001' (at most 6324480000 seconds either way)"),
             ("vmm-launcher-devices 1\nrtc 0x0 0 " + String(repeating: "00", count: 127) + "\nend\n", "rtc memory: 254 hex digits, not 256"),

@@ -8,7 +8,14 @@
  * for QEMU do (the bytes after "_S5_"). Then it reads the PM1a control register (SCI_EN
  * set: ACPI mode, which a FADT without an SMI command port promises) and switches the
  * machine off as they do: SLP_TYPa | SLP_EN to that port. A line after that means it
- * did not. */
+ * did not.
+ * With a command line ending in "button" it first waits for the power button, as an
+ * ACPI kernel does for a shutdown request: the FADT must make it a fixed feature
+ * (PWR_BUTTON clear); the SCI (the FADT's IRQ, level, active high, as the MADT's
+ * override says) goes through the I/O APIC to vector 0x29; PWRBTN_EN (bit 8 of PM1a's
+ * enable register, the event block + 2) on; then `sti; hlt`. The SCI's handler reads
+ * PM1a's status, clears what it read by writing it back, reads it again and switches
+ * off. */
 #include "mb.h"
 #define RSD_LO 0x20445352               /* "RSD " */
 #define PTR_HI 0x20525450               /* "PTR " */
@@ -16,6 +23,7 @@ KERNEL_START
     cmp $0x2BADB002, %eax
     jne dead
     mov $0x80000, %esp
+    mov %ebx, mbinfo
     movzwl 0x40e, %ebx                  /* the EBDA's first KiB, then the BIOS area */
     shl $4, %ebx
     lea 1024(%ebx), %ebp
@@ -94,6 +102,9 @@ tables_done:
     mov %eax, value
     PRINT(s_pm1cnt, value)
     PUTS(s_nl)
+    call wants_button
+    jz button
+switch_off:
     mov slptyp, %eax                    /* switch off: SLP_TYPa | SLP_EN */
     shl $10, %eax
     or $0x2000, %eax
@@ -105,6 +116,67 @@ dead:
     hlt
     jmp dead
 
+button:
+    testl $0x10, fflags                 /* PWR_BUTTON set: no fixed-feature button */
+    jnz no_button
+    IDT_GATE(0x29, sci)
+    lidt idtr
+    mov $0xff, %al                      /* the PICs masked, the local APIC on */
+    out %al, $0x21
+    out %al, $0xa1
+    movl $0x1ff, LAPIC + 0xf0
+    mov sciirq, %eax                    /* the SCI's redirection entry: level, high, 0x29 */
+    lea 0x10(, %eax, 2), %eax
+    mov %eax, IOAPIC
+    movl $0x8029, IOAPIC + 0x10
+    inc %eax
+    mov %eax, IOAPIC
+    movl $0, IOAPIC + 0x10
+    mov pm1evt, %edx                    /* PWRBTN_EN */
+    add $2, %edx
+    mov $0x100, %ax
+    out %ax, %dx
+    PUTS(s_waiting)
+1:  sti
+    hlt
+    jmp 1b
+
+/* sci: the SCI's handler; never returns (the machine switches off). */
+sci:
+    mov pm1evt, %edx
+    in (%dx), %ax
+    out %ax, %dx                        /* write 1 to clear what was set */
+    movzwl %ax, %eax
+    mov %eax, value
+    mov pm1evt, %edx
+    in (%dx), %ax
+    movzwl %ax, %eax
+    mov %eax, value2
+    movl $0, LAPIC + 0xb0               /* EOI */
+    PRINT(s_status, value)
+    PRINT(s_cleared, value2)
+    PUTS(s_nl)
+    jmp switch_off
+
+/* wants_button: ZF set when the Multiboot command line ends in "button". */
+wants_button:
+    mov mbinfo, %esi
+    testl $4, (%esi)
+    jz 2f
+    mov 16(%esi), %esi
+1:  cmpb $0, (%esi)
+    je 3f
+    inc %esi
+    jmp 1b
+3:  cmpl $0x74747562, -6(%esi)          /* "butt" */
+    jne 2f
+    cmpw $0x6e6f, -2(%esi)              /* "on" */
+    ret
+2:  test %esp, %esp                     /* ZF clear */
+    ret
+
+no_button: PUTS(s_no_button)
+    jmp dead
 no_fadt: PUTS(s_no_fadt)
     jmp dead
 bad_s5: PUTS(s_bad_s5)
@@ -151,7 +223,12 @@ fadt:
     mov %eax, dsdt
     mov 64(%ebx), %eax
     mov %eax, pm1a
+    mov 56(%ebx), %eax
+    mov %eax, pm1evt
+    mov 112(%ebx), %eax
+    mov %eax, fflags
     movzwl 46(%ebx), %eax
+    mov %eax, sciirq
     mov %eax, value
     PRINT(s_pm1a, pm1a)
     PRINT(s_sci, value)
@@ -294,7 +371,13 @@ s_no_s5: .asciz "acpi: no _S5_ in the DSDT\n"
 s_bad_s5: .asciz "acpi: _S5_ is not a package\n"
 s_bad_sum: .asciz "acpi: bad checksum\n"
 s_nl: .asciz "\n"
+s_waiting: .asciz "acpi: waiting for the power button\n"
+s_status: .asciz "acpi: SCI: PM1a status "
+s_cleared: .asciz ", after clearing "
+s_no_button: .asciz "acpi: the FADT names no fixed-feature power button\n"
     .data
+idtr: .word 256 * 8 - 1
+      .long idt
     .align 4
 table: .long 0
 value: .long 0
@@ -306,4 +389,11 @@ bspid: .long 0
 ioid: .long 0
 ioaddr: .long 0
 gsibase: .long 0
+mbinfo: .long 0
+pm1evt: .long 0
+fflags: .long 0
+sciirq: .long 0
+    .bss
+    .align 8
+idt: .skip 256 * 8
     .section .note.GNU-stack, "", @progbits

@@ -1,5 +1,6 @@
 import FuzzDriver
 import Glibc
+import Synchronization
 
 // The launcher's own PC devices behind guest ports (their source files are linked here):
 // a program of reads and writes of the i8042 (ports 0x60, 0x64) and the CMOS RTC (0x70,
@@ -10,7 +11,11 @@ import Glibc
 // nothing but "update ended", "alarm", "periodic" and "IRQ", the last exactly when
 // register B enables a flag that is set, its clock stays within the
 // offset a snapshot can hold, and its state reads back through the snapshot blob (whose
-// register A never keeps "update in progress").
+// register A never keeps "update in progress"). ACPI's PM1a block (ports 0x600-0x605):
+// accesses of 1, 2 or 4 bytes at any offset and power-button presses; the SCI's level is
+// exactly SCI_EN && (status & enable), the status holds nothing but the button, SLP_EN is
+// never kept, a write switches off exactly when its bytes set SLP_EN with sleep type 0,
+// bytes past the block read all-ones, and the registers read back through the blob.
 /// IRQs 1 and 12 as the i8042 drives them: their levels and how often each rose.
 final class Lines: @unchecked Sendable {
     var level: [UInt32: Bool] = [1: false, 12: false]
@@ -40,16 +45,50 @@ func readData(_ kbd: I8042, _ lines: Lines) {
     }
 }
 
+/// One PM1a access or a press: `op` bits 4-5 pick the size (1, 2, 4) or a press (3),
+/// bits 0-2 the offset (6 and 7 lie past the block), `value` the byte repeated.
+func pm1Access(_ pm: ACPIPowerManagement, op: UInt8, value: UInt8) {
+    let sizes = [1, 2, 4], pick = Int(op >> 4) & 3, offset = Int(op & 7)
+    guard pick < 3 else { return pm.pressPowerButton() }
+    let size = sizes[pick]
+    guard op & 0x40 != 0 else {
+        let v = pm.read(offset: offset, size: size)
+        for k in 0..<size where offset + k >= 6 { check((v >> UInt32(k * 8)) & 0xff == 0xff, "PM1: byte \(offset + k) read \(v)") }
+        return
+    }
+    let before = pm.registers.control
+    let written = UInt32(value) * 0x0101_0101
+    let off = pm.write(written, offset: offset, size: size)
+    // The control value the write made, its bytes over the old ones.
+    var control = before
+    for k in 0..<size where (4...5).contains(offset + k) {
+        let shift = UInt16((offset + k - 4) * 8)
+        control = control & ~(0xff << shift) | UInt16(value) << shift
+    }
+    let touched = (0..<size).contains { (4...5).contains(offset + $0) }
+    let expected = touched && control & ACPIPowerManagement.sleepEnable != 0 && (control >> 10) & 7 == 0
+    check((off != nil) == expected && (off == nil || off == control), "PM1: write \(value) at \(offset) size \(size): switched off \(String(describing: off))")
+}
+
 runFuzzer { data, size in
     let input = fuzzInput(data, size)
     let kbd = I8042()
     let lines = Lines()
     kbd.connectInterrupts { lines.set($0, $1) }
     let rtc = RTC(cpus: 2, lowRAM: 64 << 20, highRAM: 0)
+    let sci = Mutex(false)
+    let pm = ACPIPowerManagement(acpiMode: input.first.map { $0 & 1 != 0 } ?? true, sciLine: { level in sci.withLock { $0 = level } })
     var i = 0, awaitingOutputPort = false
     while i < input.count {
         let op = input[i], value = i + 1 < input.count ? input[i + 1] : 0
         i += 2
+        if op & 8 != 0 {
+            pm1Access(pm, op: op, value: value)
+            let r = pm.registers
+            check(sci.withLock { $0 } == (r.control & 1 != 0 && r.status & r.enable != 0), "PM1: SCI level against \(r)")
+            check(r.status & ~ACPIPowerManagement.powerButton == 0 && r.control & ACPIPowerManagement.sleepEnable == 0, "PM1: \(r)")
+            continue
+        }
         if op & 4 != 0 {
             let port = op & 1 == 0 ? RTC.indexPort : RTC.dataPort
             if op & 2 == 0 {
@@ -94,7 +133,8 @@ runFuzzer { data, size in
     restored.restore(saved)
     restoredLines.check(restored, "a restore")
     // Both states through the snapshot blob and back.
-    let state = BuiltInDeviceState(i8042: saved, rtc: rtc.state)
+    let r = pm.registers
+    let state = BuiltInDeviceState(i8042: saved, pm1Control: r.control, pm1Events: .init(status: r.status, enable: r.enable), rtc: rtc.state)
     do throws(LauncherError) {
         let back = try BuiltInDeviceState.decode(state.encoded(), version: 1, where: "fuzz")
         precondition(back == state, "snapshot round trip")

@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+import VMMControl
+
+/// ACPI's PM1a event block (ports 0x600-0x603) and the fixed-feature power button the
+/// control API presses (`vmm ctl PATH power-button`, as QEMU's `system_powerdown`).
+@Suite("ACPI power button and PM1a event block on real KVM", .serialized, .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct ACPIPowerButtonTests {
+    /// mov $0x602,%dx; mov $0x21,%al; out %al,(%dx); inc %dx; mov $0x5,%al; out %al,(%dx)
+    /// (PM1a_EN a byte at a time: 0x0521); mov $0x600,%dx; mov $0xffff,%ax; out %ax,(%dx)
+    /// (write 1 to clear every status bit); in (%dx),%eax (status | enable << 16);
+    /// cmp $0x05210000,%eax; mov $0x24,%al; jne 1f; mov $0x25,%al; 1: out %al,$0xf4; hlt
+    static let eventBlockProbe: [UInt8] = [
+        0x66, 0xba, 0x02, 0x06, 0xb0, 0x21, 0xee, 0x66, 0xff, 0xc2, 0xb0, 0x05,
+        0xee, 0x66, 0xba, 0x00, 0x06, 0x66, 0xb8, 0xff, 0xff, 0x66, 0xef, 0xed,
+        0x3d, 0x00, 0x00, 0x21, 0x05, 0xb0, 0x24, 0x75, 0x02, 0xb0, 0x25, 0xe6,
+        0xf4, 0xf4,
+    ]
+
+    @Test("PM1a status and enable are registers, not unassigned I/O: enable keeps bytes written apart, status is write-1-to-clear and holds nothing unpressed")
+    func eventBlock() throws {
+        let probe = try VMMProcess.temp("pm1evt.bin", Self.eventBlockProbe)
+        let r = try VMMProcess.run(["run", probe, "--load-addr", "0x100000", "--max-seconds", "20", "--strict-io"])
+        #expect(r.status == (0x25 << 1) | 1, "stderr: \(r.stderr)")
+        #expect(r.stderr == "")
+    }
+
+    @Test("the power button: an ACPI guest waiting in `sti; hlt` takes the SCI, reads PWRBTN_STS, clears it and switches off (status 0)")
+    func guestShutsDown() throws {
+        let dir = NSTemporaryDirectory() + "vmm-button-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let console = dir + "/console.txt", socket = dir + "/api.sock"
+        let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("acpi.elf"), "--append", "button", "--serial", "file:\(console)",
+                                              "--api-sock", socket, "--max-seconds", "120"])
+        defer { vmm.kill() }
+        func printed() -> String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
+        #expect(eventually { printed().hasSuffix("acpi: waiting for the power button\n") }, "console: \(printed())")
+        let press = try ControlAPITests.ctl([socket, "power-button"])
+        #expect(press.status == 0, "stderr: \(press.stderr)")
+        #expect(press.stdout == "")
+        let r = vmm.wait()
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.stderr == "")
+        // No "still running after SLP_EN": the guest's own switch-off ended the run.
+        #expect(printed().hasSuffix("""
+            acpi: PM1a control reads 00000001
+            acpi: waiting for the power button
+            acpi: SCI: PM1a status 00000100, after clearing 00000000
+
+            """), "console: \(printed())")
+    }
+
+    @Test("a guest that never enabled the button runs on after a press (as on QEMU); a stopped VM or a bad action is refused")
+    func ignoredAndRefused() throws {
+        let socket = ControlAPITests.socketPath("button")
+        let vmm = try ControlAPITests.launch(socket)
+        defer { vmm.kill() }
+        #expect(eventually { (try? ControlAPITests.ctl([socket, "info"]).status) == 0 })
+        #expect(try ControlAPITests.ctl([socket, "power-button"]).status == 0)
+        let before = try ControlAPITests.ioExits(socket)
+        #expect(try eventually { try ControlAPITests.ioExits(socket) > before + 100 })
+        let body = #"{"action_type": "Reboot"}"#
+        let bad = try RawHTTP.send(socket, "PUT /actions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        #expect(bad == (400, #"{"fault_message": "field 'action_type' must be \"Stop\" or \"PowerButton\", not \"Reboot\""}"#))
+        #expect(try ControlAPITests.ctl([socket, "stop"]).status == 0)
+        #expect(vmm.wait().status == 0)
+
+        // A controller without a power button (a VMM that installed none): 501.
+        let guest = try TestGuest("spin")
+        let api = ControlAPI(VMController(vm: guest.vm))
+        #expect(api.action(Array(#"{"action_type": "PowerButton"}"#.utf8))
+            == .init(status: 501, body: #"{"fault_message": "this machine has no power button (no ACPI power management block)"}"#))
+    }
+}
