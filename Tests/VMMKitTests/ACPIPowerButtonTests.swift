@@ -27,9 +27,7 @@ struct ACPIPowerButtonTests {
 
     @Test("the power button: an ACPI guest waiting in `sti; hlt` takes the SCI, reads PWRBTN_STS, clears it and switches off (status 0)")
     func guestShutsDown() throws {
-        let dir = NSTemporaryDirectory() + "vmm-button-\(getpid())"
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try VMMProcess.scratch("button", "shutdown")
         let console = dir + "/console.txt", socket = dir + "/api.sock"
         let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("acpi.elf"), "--append", "button", "--serial", "file:\(console)",
                                               "--api-sock", socket, "--max-seconds", "120"])

@@ -14,12 +14,7 @@ struct DebugConsoleTests {
     static func readsAfterSnapshot() throws -> String { try VMMProcess.temp("debugcon-read.bin", LauncherRestoreGuardTests.waitThenRead(0xe9)) }
     static func exitStatus(_ value: Int32) -> Int32 { (value << 1 | 1) & 0xff }
 
-    func scratch(_ name: String) throws -> String {
-        let dir = NSTemporaryDirectory() + "vmm-debugcon-\(getpid())-\(name)"
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    func scratch(_ name: String) throws -> String { try VMMProcess.scratch("debugcon", name) }
 
     func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
 

@@ -21,12 +21,7 @@ struct LauncherRestoreGuardTests {
          0x66, 0xba, UInt8(port & 0xff), UInt8(port >> 8), 0xec, 0xe6, 0xf4, 0xf4]
     }
 
-    func scratch(_ name: String) throws -> String {
-        let dir = NSTemporaryDirectory() + "vmm-guard-\(getpid())-\(name)"
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    func scratch(_ name: String) throws -> String { try VMMProcess.scratch("guard", name) }
 
     func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
 

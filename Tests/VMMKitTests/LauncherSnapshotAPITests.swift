@@ -10,12 +10,7 @@ import Testing
 struct LauncherSnapshotAPITests {
     func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
-    func scratch(_ name: String) throws -> String {
-        let dir = NSTemporaryDirectory() + "vmm-snapapi-\(getpid())-\(name)"
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    func scratch(_ name: String) throws -> String { try VMMProcess.scratch("snapapi", name) }
 
     func contents(_ dir: String) throws -> [String: Data] {
         var all: [String: Data] = [:]

@@ -37,6 +37,14 @@ enum VMMProcess {
                       signal: p.terminationReason == .uncaughtSignal ? p.terminationStatus : nil)
     }
 
+    /// A new empty directory for one test (`suite` and `name` keep tests apart).
+    static func scratch(_ suite: String, _ name: String) throws -> String {
+        let dir = NSTemporaryDirectory() + "vmm-\(suite)-\(getpid())-\(name)"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
     static func temp(_ name: String, _ bytes: [UInt8]) throws -> String {
         let path = NSTemporaryDirectory() + "vmm-test-\(getpid())-\(name)"
         try Data(bytes).write(to: URL(fileURLWithPath: path))
