@@ -49,6 +49,29 @@ struct ACPIPowerButtonTests {
             """), "console: \(printed())")
     }
 
+    @Test("a press the paused guest has not yet taken survives a snapshot: the guest restored in a new process takes the SCI and switches off")
+    func pressSurvivesSnapshot() throws {
+        let dir = try VMMProcess.scratch("button", "snapshot")
+        let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
+        let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("acpi.elf"), "--append", "button", "--serial", "file:\(console)",
+                                              "--api-sock", socket, "--max-seconds", "120"])
+        defer { vmm.kill() }
+        func printed() -> String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
+        #expect(eventually { printed().hasSuffix("acpi: waiting for the power button\n") }, "console: \(printed())")
+        for command in [["pause"], ["power-button"], ["snapshot", snap], ["stop"]] {
+            let r = try ControlAPITests.ctl([socket] + command)
+            #expect(r.status == 0, "\(command): \(r.stderr)")
+        }
+        #expect(vmm.wait().status == 0)
+        #expect(printed().hasSuffix("acpi: waiting for the power button\n"), "the paused guest took the SCI: \(printed())")
+        let saved = try String(contentsOfFile: snap + "/device-launcher-devices.state", encoding: .utf8)
+        #expect(saved.contains("\npm1-events 0x100 0x100\n"), "\(saved)")
+        let restored = try PluginListingTests.run(["restore", snap, "--serial", "stdio", "--max-seconds", "60"], bound: 120)
+        #expect(restored.stdout == "acpi: SCI: PM1a status 00000100, after clearing 00000000\n")
+        #expect(restored.stderr == "")
+        #expect(restored.status == 0)
+    }
+
     @Test("a guest that never enabled the button runs on after a press (as on QEMU); a stopped VM or a bad action is refused")
     func ignoredAndRefused() throws {
         let socket = ControlAPITests.socketPath("button")
