@@ -33,12 +33,13 @@ final class BasicConsole: @unchecked Sendable {
                 default: break
                 }
             } else {
-                io.value = switch register {
+                let value: UInt32 = switch register {
                 case 2: 0x01 // IIR: no interrupt pending
                 case 3: UInt32(lcr)
                 case 5: 0x60 // LSR: THRE | TEMT
                 default: 0
                 }
+                for i in 0..<io.count { io.setElement(i, value) } // each element of `rep insb`
             }
             return .handled
         }

@@ -1,9 +1,10 @@
 import Glibc
 
 /// Where a write-only guest device's bytes go (`--serial` for the stand-in COM1,
-/// `--debugcon`): stdout, a file, or nowhere. One byte at a time under a lock, so bytes
-/// from several vCPUs never tear one another; a failed write (a full disk, a closed pipe)
-/// is reported once and ends the output: the guest is never told, so the user is.
+/// `--debugcon`): stdout, a file, or nowhere. An exit's bytes (a string instruction's
+/// many) in one write under a lock, so bytes from several vCPUs never tear one another;
+/// a failed write (a full disk, a closed pipe) is reported once and ends the output: the
+/// guest is never told, so the user is.
 final class OutputSink: @unchecked Sendable {
     /// What the user reads in a message: "console (COM1)", "debug console (port 0xe9)".
     let device: String
@@ -47,17 +48,21 @@ final class OutputSink: @unchecked Sendable {
 
     /// The low byte of each of `count` elements, in order.
     func emit(count: Int, _ element: (Int) -> UInt32) {
-        guard fd >= 0 else { return }
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        for i in 0..<count where !failed { put(UInt8(truncatingIfNeeded: element(i))) }
+        guard fd >= 0, count > 0 else { return }
+        // A PIO exit holds at most a page of elements (the kernel's batch): on the stack.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { bytes in
+            for i in 0..<count { bytes[i] = UInt8(truncatingIfNeeded: element(i)) }
+            pthread_mutex_lock(&lock)
+            defer { pthread_mutex_unlock(&lock) }
+            if !failed { put(UnsafeRawBufferPointer(bytes)) }
+        }
     }
 
-    private func put(_ byte: UInt8) {
-        var b = byte
-        while true {
-            let n = write(fd, &b, 1)
-            if n == 1 { return }
+    private func put(_ bytes: UnsafeRawBufferPointer) {
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n > 0 { done += n; continue }
             if n < 0, errno == EINTR { continue }
             failed = true
             let reason = n < 0 ? "\(String(cString: strerror(errno))) (errno \(errno))" : "it took nothing"
