@@ -99,7 +99,10 @@ extension Launcher {
     /// The machine's reset and power-off paths, where no plugin claims their ports, with
     /// or without the default plugins (as fw_cfg): the reset control on port 0xcf9,
     /// System Control Port A on port 0x92, the i8042 on ports 0x60 and 0x64, ACPI's PM1a
-    /// event and control blocks on ports 0x600-0x605; and the RTC on ports 0x70 and 0x71.
+    /// event and control blocks on ports 0x600-0x605; the RTC on ports 0x70 and 0x71; and
+    /// port 0x80, the POST and I/O-delay port.
+    static let postPort: UInt16 = 0x80
+
     func registerMachineControls(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
         do {
             if dispatcher.pioOwner(port: RTC.indexPort, count: 2) == nil {
@@ -130,6 +133,15 @@ extension Launcher {
                 let portA = SystemControlPortA()
                 try portA.register(on: dispatcher)
                 devices.systemControlA = portA
+            }
+            if dispatcher.pioOwner(port: Self.postPort) == nil {
+                // QEMU's ioport80: Linux's I/O delay (`outb_p`) and firmware's POST codes
+                // write here; writes are dropped and reads give 0xff, as unassigned I/O
+                // would, but with --strict-io such a guest must not stop (status 18).
+                try dispatcher.registerPIO(port: Self.postPort, owner: "POST port 0x80 (built-in)") { io, _ in
+                    if !io.isWrite { for i in 0..<io.count { io.setElement(i, ~0) } }
+                    return .handled
+                }
             }
             if dispatcher.pioOwner(port: I8042.dataPort) == nil, dispatcher.pioOwner(port: I8042.commandPort) == nil {
                 let i8042 = I8042()

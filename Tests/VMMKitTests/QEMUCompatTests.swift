@@ -185,6 +185,18 @@ struct QEMUCompatTests {
     static let pmControlProbe: [UInt8] = [0x66, 0xba, 0x04, 0x06, 0xb0, 0x01, 0xee, 0xb0, 0x0c, 0x66, 0xff, 0xc2,
                                           0xee, 0x66, 0xff, 0xca, 0x66, 0xed, 0x30, 0xe0, 0xe6, 0xf4, 0xf4]
 
+    /// mov $0x55,%al; out %al,$0x80 (a POST code, Linux's I/O delay); in $0x80,%al;
+    /// out %al,$0xf4 (what it read: 0xff, status 255); hlt
+    static let postPortProbe: [UInt8] = [0xb0, 0x55, 0xe6, 0x80, 0xe4, 0x80, 0xe6, 0xf4, 0xf4]
+
+    @Test("port 0x80 (POST codes, Linux's I/O delay) is a device, as QEMU's ioport80: with --strict-io the guest runs on and reads 0xff")
+    func postPort() throws {
+        let probe = try VMMProcess.temp("post.bin", Self.postPortProbe)
+        let r = try VMMProcess.run(["run", probe, "--load-addr", "0x100000", "--max-seconds", "20", "--strict-io"])
+        #expect(r.status == 255, "\(r.stderr)")
+        #expect(r.stderr == "")
+    }
+
     @Test("ACPI soft-off (SLP_EN with SLP_TYP 0 to port 0x604, as on QEMU's pc and q35) ends the run with status 0, quietly, as QEMU exits; the register keeps its other bits")
     func acpiPowerOff() throws {
         let probe = try VMMProcess.temp("poweroff.bin", Self.powerOffProbe)
