@@ -13,9 +13,10 @@ final class BuiltInDevices: @unchecked Sendable {
     var rtc: RTC?
 
     var state: BuiltInDeviceState {
-        BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, systemControlA: systemControlA?.state,
-                           i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: powerManagement?.registers.control,
-                           pm1Events: powerManagement.map { .init(status: $0.registers.status, enable: $0.registers.enable) }, rtc: rtc?.state)
+        let pm1 = powerManagement?.registers
+        return BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, systemControlA: systemControlA?.state,
+                                  i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: pm1?.control,
+                                  pm1Events: pm1.map { .init(status: $0.status, enable: $0.enable) }, rtc: rtc?.state)
     }
 
     /// Ends what runs beside the vCPUs (the RTC's interrupt thread): the run is over.

@@ -96,13 +96,14 @@ extension Launcher {
         }
     }
 
+    /// Port 0x80: POST codes and Linux's I/O delay.
+    static let postPort: UInt16 = 0x80
+
     /// The machine's reset and power-off paths, where no plugin claims their ports, with
     /// or without the default plugins (as fw_cfg): the reset control on port 0xcf9,
     /// System Control Port A on port 0x92, the i8042 on ports 0x60 and 0x64, ACPI's PM1a
     /// event and control blocks on ports 0x600-0x605; the RTC on ports 0x70 and 0x71; and
     /// port 0x80, the POST and I/O-delay port.
-    static let postPort: UInt16 = 0x80
-
     func registerMachineControls(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
         do {
             if dispatcher.pioOwner(port: RTC.indexPort, count: 2) == nil {

@@ -28,14 +28,8 @@ extension RestoreRequest {
         guard let dir = p.string("dir") else { throw ParsedCommand.skew("restore without dir") }
         self.init(dir: dir, eager: p.flag("eager"), stats: p.flag("stats"), apiSock: p.string("api-sock"),
                   trustSnapshot: p.flag("trust-snapshot"), noSeccomp: p.flag("no-seccomp"))
-        if let serial = p.string("serial") {
-            guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial.quotedForMessage)") }
-            self.serial = target
-        }
-        if let debugcon = p.string("debugcon") {
-            guard let target = SerialTarget(debugcon) else { throw LauncherError(.usage, "--debugcon must be stdio, none or file:PATH, not \(debugcon.quotedForMessage)") }
-            self.debugcon = target
-        }
+        serial = try p.string("serial").map { s throws(LauncherError) in try SerialTarget(flag: "--serial", s) }
+        debugcon = try p.string("debugcon").map { s throws(LauncherError) in try SerialTarget(flag: "--debugcon", s) }
         if let maxSeconds = try p.double("max-seconds") {
             guard LaunchOptions.validSeconds(maxSeconds) else {
                 throw LauncherError(.usage, "--max-seconds must be a positive number of seconds, at most \(Int(LaunchOptions.maxSecondsLimit)), not \(maxSeconds)")

@@ -61,14 +61,8 @@ struct RunFlags: Equatable {
         }
         o.plugins += plugins
         if noDefaultPlugins { o.noDefaultPlugins = true }
-        if let serial {
-            guard let target = SerialTarget(serial) else { throw LauncherError(.usage, "--serial must be stdio, none or file:PATH, not \(serial.quotedForMessage)") }
-            o.serial = target
-        }
-        if let debugcon {
-            guard let target = SerialTarget(debugcon) else { throw LauncherError(.usage, "--debugcon must be stdio, none or file:PATH, not \(debugcon.quotedForMessage)") }
-            o.debugcon = target
-        }
+        if let serial { o.serial = try SerialTarget(flag: "--serial", serial) }
+        if let debugcon { o.debugcon = try SerialTarget(flag: "--debugcon", debugcon) }
         if let trace {
             guard trace == "exits" else { throw LauncherError(.usage, "--trace must be exits, not \(trace.quotedForMessage)") }
             o.trace = true

@@ -14,6 +14,14 @@ enum SerialTarget: Equatable {
         }
     }
 
+    /// `text` as the value of `flag` ("--serial", "--debugcon"), refused in one line.
+    init(flag: String, _ text: String) throws(LauncherError) {
+        guard let target = SerialTarget(text) else {
+            throw LauncherError(.usage, "\(flag) must be stdio, none or file:PATH, not \(text.quotedForMessage)")
+        }
+        self = target
+    }
+
     /// The `--serial` text that reads back as this target.
     var text: String {
         switch self {
