@@ -29,8 +29,8 @@ let package = Package(
         target("fuzz-snapshot", [.product(name: "VMMSnapshot", package: "VMMKit")] + core),
         target("fuzz-control", [.product(name: "VMMControl", package: "VMMKit")]),
         target("fuzz-plugin-file", core),
-        target("fuzz-launcher-state", core),
-        target("fuzz-machine-ports", core),
+        target("fuzz-launcher-state", core + [.product(name: "VMMLoader", package: "VMMKit")]),
+        target("fuzz-machine-ports", core + [.product(name: "VMMLoader", package: "VMMKit")]),
         // The bundled C plugins from their sources, with coverage (ASan comes from scripts/fuzz).
         .target(name: "CPluginsUnderTest", dependencies: [.product(name: "CVMMPlugin", package: "VMMKit")],
                 path: "CPlugins", cSettings: [.unsafeFlags(["-fsanitize=fuzzer-no-link"])]),

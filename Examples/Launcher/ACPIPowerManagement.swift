@@ -1,5 +1,6 @@
 import Synchronization
 import VMMKit
+import VMMLoader
 
 /// ACPI's PM1a event and control blocks where QEMU's `pc` and `q35` firmware put them
 /// (the PM base 0x600), as the FADT the loader writes names them (`PCFirmware`):
@@ -25,11 +26,12 @@ import VMMKit
 /// also where none claims it (`register(on:)`); in snapshots
 /// (`BuiltInDeviceState`).
 final class ACPIPowerManagement: Sendable {
-    static let base: UInt16 = 0x600
+    static let base = PCFirmware.pm1aEventPort
+    static let controlPort = PCFirmware.pm1aControlPort
     static let sleepEnable: UInt16 = 1 << 13
     static let sciEnable: UInt16 = 1
     static let powerButton: UInt16 = 1 << 8
-    static let sciIRQ: UInt32 = 9
+    static let sciIRQ = UInt32(PCFirmware.sciIRQ)
 
     struct Registers: Equatable {
         var status: UInt16 = 0
@@ -88,31 +90,34 @@ final class ACPIPowerManagement: Sendable {
     /// machine its soft-off, as before the event block was modelled.
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
         if dispatcher.pioOwner(port: Self.base, count: 4) == nil {
-            try register(on: dispatcher, port: Self.base, count: 4, owner: "ACPI PM1a status and enable (built-in)")
+            try register(on: dispatcher, port: Self.base, count: 4, offset: 0, owner: "ACPI PM1a status and enable (built-in)")
         }
-        try register(on: dispatcher, port: Self.base + 4, count: 2, owner: "ACPI PM1a control (built-in)")
+        try register(on: dispatcher, port: Self.controlPort, count: 2, offset: 4, owner: "ACPI PM1a control (built-in)")
     }
 
-    private func register(on dispatcher: ExitDispatcher, port: UInt16, count: UInt16, owner: String) throws(VMMError) {
+    /// `offset`: where `port`'s register lies in `read` and `write`'s view (0 status, 2
+    /// enable, 4 control), whatever ports the FADT names.
+    private func register(on dispatcher: ExitDispatcher, port: UInt16, count: UInt16, offset first: Int, owner: String) throws(VMMError) {
         try dispatcher.registerPIO(port: port, count: count, owner: owner) { [self] io, vcpu in
-            let offset = Int(io.port &- Self.base)
+            let offset = first + Int(io.port &- port)
             for i in 0..<io.count {
                 guard io.isWrite else {
                     io.setElement(i, read(offset: offset, size: io.size))
                     continue
                 }
                 if let value = write(io.element(i), offset: offset, size: io.size) {
-                    return vcpu.stopMachine(.powerOff("vCPU \(vcpu.id) wrote \(hex(value)) to port \(hex(Self.base + 4))"))
+                    return vcpu.stopMachine(.powerOff("vCPU \(vcpu.id) wrote \(hex(value)) to port \(hex(Self.controlPort))"))
                 }
             }
             return .handled
         }
     }
 
-    /// An access of `size` bytes at `base + offset` (the fuzz target calls these directly).
+    /// An access of `size` bytes at `offset` in the blocks seen as one: status, enable,
+    /// control (the fuzz target calls these directly).
     func read(offset: Int, size: Int) -> UInt32 {
         let r = registers
-        let words = [r.status, r.enable, r.control]
+        let words = SIMD4(r.status, r.enable, r.control, 0)
         var value: UInt32 = 0
         for k in 0..<size {
             let o = offset + k
@@ -125,7 +130,7 @@ final class ACPIPowerManagement: Sendable {
     /// Applies a write; the control value written when it switches the machine off.
     func write(_ value: UInt32, offset: Int, size: Int) -> UInt16? {
         // The bytes written into each register, and which of its bytes they are.
-        var bits: [UInt16] = [0, 0, 0], mask: [UInt16] = [0, 0, 0]
+        var bits = SIMD4<UInt16>(), mask = SIMD4<UInt16>()
         for k in 0..<size where offset + k < 6 {
             let o = offset + k, shift = UInt16(o % 2 * 8)
             bits[o / 2] |= (UInt16(truncatingIfNeeded: value >> UInt32(k * 8)) & 0xff) << shift

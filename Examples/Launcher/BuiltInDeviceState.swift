@@ -1,7 +1,8 @@
 import VMMKit
 
 /// The state of the devices the launcher adds to a machine itself (fw_cfg, the reset
-/// control, System Control Port A, the i8042, the built-in COM1, ACPI's PM1a control, the RTC), saved in a snapshot as the device blob
+/// control, System Control Port A, the i8042, the built-in COM1, ACPI's PM1a blocks and PM
+/// timer, the RTC), saved in a snapshot as the device blob
 /// `launcher-devices` (version 1; Docs/SnapshotFormat.md) and put back by `vmm restore`
 /// before any vCPU runs. Without it a guest stopped between selecting a fw_cfg item and
 /// reading it read zeros after the restore, and the i8042 lost the replies the guest had
@@ -53,6 +54,9 @@ struct BuiltInDeviceState: Equatable {
     /// ACPI's PM1a status and enable registers (ports 0x600, 0x602), with `pm1Control`; a
     /// blob written before they were modelled has no line for them: both then read 0.
     var pm1Events: PM1Events?
+    /// ACPI's PM timer (port 0x608): its 24-bit count when the snapshot was taken; a blob
+    /// written before it was modelled has none (the restored timer counts from 0).
+    var pmTimer: UInt32?
     var rtc: RTCRegisters?
 
     struct PM1Events: Equatable {
@@ -80,6 +84,7 @@ struct BuiltInDeviceState: Equatable {
         if let lcr = consoleLCR { lines.append("console \(hex(lcr))") }
         if let pm = pm1Control { lines.append("pm1-control \(hex(pm))") }
         if let e = pm1Events { lines.append("pm1-events \(hex(e.status)) \(hex(e.enable))") }
+        if let t = pmTimer { lines.append("pm-timer \(hex(t))") }
         if let r = rtc {
             let ram = r.ram.map { String($0 >> 4, radix: 16) + String($0 & 0xf, radix: 16) }.joined()
             lines.append("rtc \(hex(r.index)) \(r.offset) \(ram)")
@@ -157,6 +162,12 @@ struct BuiltInDeviceState: Equatable {
                     throw bad("pm1-events status \(hex(v[0])) (only the power button's bit 8 is ever set)")
                 }
                 state.pm1Events = PM1Events(status: v[0], enable: v[1])
+            case ("pm-timer", 2) where state.pmTimer == nil:
+                guard words[1].hasPrefix("0x"), words[1].count <= 10, let v = UInt32(words[1].dropFirst(2), radix: 16) else {
+                    throw bad("pm-timer count \(String(words[1]).quotedForMessage)")
+                }
+                guard v <= ACPIPMTimer.mask else { throw bad("pm-timer count \(hex(v)) (the timer counts 24 bits)") }
+                state.pmTimer = v
             case ("rtc", 4) where state.rtc == nil:
                 let index = try byte(words[1], "rtc index")
                 guard let offset = Int64(words[2]), offset.magnitude <= UInt64(rtcMaxOffset) else {
@@ -176,7 +187,8 @@ struct BuiltInDeviceState: Equatable {
                     throw bad("rtc register C \(hex(ram[0x0c])) (only its update-ended, alarm and periodic flags are kept)")
                 }
                 state.rtc = RTCRegisters(index: index, offset: offset, ram: ram)
-            case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("console", _), ("pm1-control", _), ("pm1-events", _), ("rtc", _):
+            case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("console", _), ("pm1-control", _), ("pm1-events", _),
+                 ("pm-timer", _), ("rtc", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
                 throw bad("unknown device \(key.quotedForMessage)")

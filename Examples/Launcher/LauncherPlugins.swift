@@ -102,7 +102,8 @@ extension Launcher {
     /// The machine's reset and power-off paths, where no plugin claims their ports, with
     /// or without the default plugins (as fw_cfg): the reset control on port 0xcf9,
     /// System Control Port A on port 0x92, the i8042 on ports 0x60 and 0x64, ACPI's PM1a
-    /// event and control blocks on ports 0x600-0x605; the RTC on ports 0x70 and 0x71; and
+    /// event and control blocks on ports 0x600-0x605, its PM timer on ports 0x608-0x60b;
+    /// the RTC on ports 0x70 and 0x71; and
     /// port 0x80, the POST and I/O-delay port.
     func registerMachineControls(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
         do {
@@ -116,7 +117,7 @@ extension Launcher {
                     rtc.connectInterrupts { [vm] level in try? vm.setIRQLine(8, level: level) }
                 }
             }
-            if dispatcher.pioOwner(port: ACPIPowerManagement.base + 4, count: 2) == nil {
+            if dispatcher.pioOwner(port: ACPIPowerManagement.controlPort, count: 2) == nil {
                 // With the in-kernel irqchip the guest has ACPI tables (PCFirmware) and an SCI.
                 // A failed raise (the VM closing) has no one to tell: the run is ending.
                 var sci: (@Sendable (Bool) -> Void)?
@@ -124,6 +125,11 @@ extension Launcher {
                 let power = ACPIPowerManagement(acpiMode: options.useIRQChip, sciLine: sci)
                 try power.register(on: dispatcher)
                 devices.powerManagement = power
+            }
+            if dispatcher.pioOwner(port: ACPIPMTimer.port, count: 4) == nil {
+                let timer = ACPIPMTimer()
+                try timer.register(on: dispatcher)
+                devices.pmTimer = timer
             }
             if dispatcher.pioOwner(port: ResetControl.port) == nil {
                 let reset = ResetControl()

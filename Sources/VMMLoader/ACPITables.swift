@@ -1,17 +1,20 @@
 /// The ACPI tables QEMU's `pc` machine gives a guest (through SeaBIOS), reduced to what
 /// this machine has: an RSDP (revision 0, as QEMU's `pc`) naming an RSDT, a FADT
-/// (revision 1) whose PM1a event block is port 0x600 and control block port 0x604
-/// (`ACPIPowerManagement` in the launcher; the fixed-feature power button) with its FACS and a DSDT that names `\_S5_` (sleep type 0, as QEMU's), and
+/// (revision 1) naming the PM1a event block (port 0x600), control block (0x604) and the
+/// 24-bit PM timer (0x608), `PCFirmware`'s ports (the launcher's `ACPIPowerManagement`
+/// and `ACPIPMTimer`; the power button a fixed feature), with its FACS and a DSDT that
+/// names `\_S5_` (sleep type 0, as QEMU's), and
 /// a MADT: a local APIC per processor (ID = index), the I/O APIC (ID 0, GSI base 0) and
 /// the SCI's override, ISA IRQ 9 level-triggered, active high; NMI on every LINT1. ISA
 /// IRQs are otherwise identity-mapped to GSIs, as KVM routes them (the PIT on GSI 0).
-/// No PM timer, GPE block or devices in the DSDT: what is not modelled is not described.
+/// No GPE block, sleep button or devices in the DSDT: what is not modelled is not described.
 enum ACPITables {
     /// Offsets from the blob's base: the RSDP first (16-byte aligned, in the area a guest
     /// searches), the FACS 64-byte aligned, the MADT last (its size grows with processors).
     static let rsdt = 0x40, facs = 0x80, fadt = 0xc0, dsdt = 0x140, madt = 0x180
-    static let pm1aEvent: UInt32 = 0x600, pm1aControl: UInt32 = 0x604
-    static let sciIRQ: UInt8 = 9
+    static let pm1aEvent = UInt32(PCFirmware.pm1aEventPort), pm1aControl = UInt32(PCFirmware.pm1aControlPort)
+    static let pmTimer = UInt32(PCFirmware.pmTimerPort)
+    static let sciIRQ = PCFirmware.sciIRQ
 
     /// The tables for `processors` vCPUs, to be placed at guest-physical `base` (below 4 GiB).
     static func bytes(processors: Int, at base: UInt32) -> [UInt8] {
@@ -45,12 +48,13 @@ enum ACPITables {
         var body = le(facs) + le(dsdt) + [1, 0] + le(UInt16(Self.sciIRQ)) // model, profile, SCI
         body += le(UInt32(0)) + [0, 0, 0, 0] // SMI_CMD, ACPI_ENABLE/DISABLE, S4BIOS_REQ, PSTATE_CNT
         body += le(Self.pm1aEvent) + le(UInt32(0)) + le(Self.pm1aControl) + le(UInt32(0))
-        body += le(UInt32(0)) + le(UInt32(0)) + le(UInt32(0)) + le(UInt32(0)) // PM2, PM timer, GPE0, GPE1
-        body += [4, 2, 0, 0, 0, 0, 0, 0] // PM1 event and control lengths; no other block
+        body += le(UInt32(0)) + le(Self.pmTimer) + le(UInt32(0)) + le(UInt32(0)) // no PM2; PM timer; no GPE0, GPE1
+        body += [4, 2, 0, 4, 0, 0, 0, 0] // PM1 event, control and PM timer lengths; no other block
         body += le(UInt16(0xffff)) + le(UInt16(0xffff)) // C2, C3 latency: not supported
         body += le(UInt16(0)) + le(UInt16(0)) + [0, 0, 0, 0, 0x32] // flush, duty, alarms; CMOS century
         // Reserved; WBINVD, PROC_C1, the power button a fixed feature (PWR_BUTTON clear: its
-        // status and enable are PM1a's bit 8), no sleep button.
+        // status and enable are PM1a's bit 8), no sleep button; TMR_VAL_EXT clear: the PM
+        // timer counts 24 bits, as QEMU's.
         body += [0, 0, 0] + le(UInt32(0x25))
         return body
     }

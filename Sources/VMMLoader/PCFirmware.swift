@@ -12,6 +12,15 @@ public struct PCFirmware: Sendable, Equatable {
     /// Both in [0xe0000, 0x100000), where guests search, 0xf0000 up as SeaBIOS has them.
     public static let mpTableAddress: UInt64 = 0xf_0000
     public static let acpiAddress: UInt64 = 0xf_2000
+    /// Where the FADT puts ACPI's fixed hardware, as QEMU's `pc` and `q35` firmware (the PM
+    /// base 0x600): the PM1a event block (status, enable), the PM1a control block and the
+    /// PM timer; and the SCI's ISA IRQ (level, active high, the MADT's override). A VMM
+    /// places its power-management device at these ports (the launcher's
+    /// `ACPIPowerManagement` and `ACPIPMTimer`), so what the guest is told is where it is.
+    public static let pm1aEventPort: UInt16 = 0x600
+    public static let pm1aControlPort: UInt16 = 0x604
+    public static let pmTimerPort: UInt16 = 0x608
+    public static let sciIRQ: UInt8 = 9
     /// Local APIC IDs are one byte and 0xff is the broadcast ID.
     public static let maxProcessors = 255
     /// BIOS data area: the EBDA's segment (0x9fc0: the KiB below 640 KiB that memory maps

@@ -13,7 +13,7 @@ struct BuiltInDeviceStateTests {
         fwCfg: .init(selector: 0x19, offset: 7), resetControl: 0x02, systemControlA: 0xc2,
         i8042: .init(status: 0x1c, config: 0x45, outputPort: 0xcf, awaiting: 0xd1, lastRead: 0x55, replies: [0xfa, 0xaa, 0x5a],
                       auxReplies: 0b100),
-        consoleLCR: 0x83, pm1Control: 0x1c01, pm1Events: .init(status: 0x100, enable: 0x521),
+        consoleLCR: 0x83, pm1Control: 0x1c01, pm1Events: .init(status: 0x100, enable: 0x521), pmTimer: 0xabcdef,
         rtc: .init(index: 0x8b, offset: -86_400, ram: (0..<128).map { UInt8($0 == 0x0a ? 0x26 : $0 == 0x0c ? 0x70 : $0) }))
 
     @Test("what is saved reads back as it was: every device, none, and a selection of no item")
@@ -32,6 +32,7 @@ struct BuiltInDeviceStateTests {
             console 0x83
             pm1-control 0x1c01
             pm1-events 0x100 0x521
+            pm-timer 0xabcdef
             rtc 0x8b -86400 \((0..<128).map { $0 == 0x0a ? "26" : $0 == 0x0c ? "70" : ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())
             end
 
@@ -66,6 +67,11 @@ struct BuiltInDeviceStateTests {
             ("vmm-launcher-devices 1\npm1-control 0x1\npm1-events 0x0 0x10000\nend\n", "pm1-events enable '0x10000'"),
             ("vmm-launcher-devices 1\npm1-control 0x1\npm1-events 0x0\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\npm1-events 0x100 0x100\nend\n", "pm1-events without pm1-control"),
+            ("vmm-launcher-devices 1\npm-timer 0x1000000\nend\n", "pm-timer count 0x1000000 (the timer counts 24 bits)"),
+            ("vmm-launcher-devices 1\npm-timer 0x100000000\nend\n", "pm-timer count '0x100000000'"),
+            ("vmm-launcher-devices 1\npm-timer 4660\nend\n", "pm-timer count '4660'"),
+            ("vmm-launcher-devices 1\npm-timer 0x-1\nend\n", "pm-timer count '0x-1'"),
+            ("vmm-launcher-devices 1\npm-timer 0x1\npm-timer 0x1\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\nrtc 0x0 6324480001 " + String(repeating: "00", count: 128) + "\nend\n",
              "rtc offset '6324480001' (at most 6324480000 seconds either way)"),
             ("vmm-launcher-devices 1\nrtc 0x0 0 " + String(repeating: "00", count: 127) + "\nend\n", "rtc memory: 254 hex digits, not 256"),
@@ -98,7 +104,7 @@ struct BuiltInDeviceStateTests {
         devices.rtc = RTC(cpus: 1, lowRAM: 1 << 20, highRAM: 0)
         let before = try #require(devices.i8042?.state)
         var saved = Self.full
-        saved.fwCfg = nil; saved.resetControl = nil; saved.systemControlA = nil; saved.consoleLCR = nil; saved.pm1Control = nil; saved.rtc = nil
+        saved.fwCfg = nil; saved.resetControl = nil; saved.systemControlA = nil; saved.consoleLCR = nil; saved.pm1Control = nil; saved.pmTimer = nil; saved.rtc = nil
         #expect(saved.i8042 != before)
         #expect(throws: LauncherError.self) { try devices.restore(saved) }
         do { try devices.restore(saved) } catch {

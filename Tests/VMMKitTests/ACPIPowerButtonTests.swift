@@ -1,11 +1,31 @@
 import Foundation
 import Testing
 import VMMControl
+@testable import VMMSnapshot
 
 /// ACPI's PM1a event block (ports 0x600-0x603) and the fixed-feature power button the
 /// control API presses (`vmm ctl PATH power-button`, as QEMU's `system_powerdown`).
 @Suite("ACPI power button and PM1a event block on real KVM", .serialized, .enabled(if: KVMAvailability.present, KVMAvailability.reason))
 struct ACPIPowerButtonTests {
+    /// `text` with each PM timer count the guest printed (8 hex digits) as "T", and with
+    /// how many reads its 0.1 s took as "N": they vary from run to run.
+    static func masked(_ text: String) -> String {
+        text.replacing(try! Regex("PM timer [0-9A-F]{8}"), with: "PM timer T")
+            .replacing(try! Regex("0\\.1 s in [0-9A-F]{8} reads"), with: "0.1 s in N reads")
+    }
+
+    /// The count in hex after `marker`, the last such in `text`.
+    static func count(after marker: String, in text: String) -> UInt32? {
+        guard let range = text.range(of: marker, options: .backwards) else { return nil }
+        return UInt32(text[range.upperBound...].prefix { $0.isHexDigit }, radix: 16)
+    }
+
+    /// PM timer ticks in `d`, rounded up: at most this many can pass in it.
+    static func ticks(_ d: Duration) -> UInt32 {
+        let ns = Double(d.components.seconds) * 1e9 + Double(d.components.attoseconds) / 1e9
+        return UInt32(min((ns * 3.579545e-3).rounded(.up) + 1, Double(UInt32.max)))
+    }
+
     /// mov $0x602,%dx; mov $0x21,%al; out %al,(%dx); inc %dx; mov $0x5,%al; out %al,(%dx)
     /// (PM1a_EN a byte at a time: 0x0521); mov $0x600,%dx; mov $0xffff,%ax; out %ax,(%dx)
     /// (write 1 to clear every status bit); in (%dx),%eax (status | enable << 16);
@@ -32,8 +52,8 @@ struct ACPIPowerButtonTests {
         let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("acpi.elf"), "--append", "button", "--serial", "file:\(console)",
                                               "--api-sock", socket, "--max-seconds", "120"])
         defer { vmm.kill() }
-        func printed() -> String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
-        #expect(eventually { printed().hasSuffix("acpi: waiting for the power button\n") }, "console: \(printed())")
+        func printed() -> String { Self.masked((try? String(contentsOfFile: console, encoding: .utf8)) ?? "") }
+        #expect(eventually { printed().hasSuffix("acpi: waiting for the power button, PM timer T\n") }, "console: \(printed())")
         let press = try ControlAPITests.ctl([socket, "power-button"])
         #expect(press.status == 0, "stderr: \(press.stderr)")
         #expect(press.stdout == "")
@@ -43,33 +63,62 @@ struct ACPIPowerButtonTests {
         // No "still running after SLP_EN": the guest's own switch-off ended the run.
         #expect(printed().hasSuffix("""
             acpi: PM1a control reads 00000001
-            acpi: waiting for the power button
-            acpi: SCI: PM1a status 00000100, after clearing 00000000
+            acpi: PM timer: 0.1 s in N reads, each within 24 bits, none behind the last
+            acpi: waiting for the power button, PM timer T
+            acpi: SCI: PM1a status 00000100, after clearing 00000000, PM timer T
 
             """), "console: \(printed())")
     }
 
-    @Test("a press the paused guest has not yet taken survives a snapshot: the guest restored in a new process takes the SCI and switches off")
+    /// The PM timer's count travels too: the saved count is one the guest's clock could
+    /// have reached, and the restored guest reads on from the count in the snapshot (set
+    /// half a wrap on here, so a timer that restarted from 0 would be read far from it).
+    @Test("a press the paused guest has not yet taken survives a snapshot: the guest restored in a new process takes the SCI and switches off; the PM timer goes on from the saved count")
     func pressSurvivesSnapshot() throws {
         let dir = try VMMProcess.scratch("button", "snapshot")
         let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
+        let clock = SuspendingClock() // CLOCK_MONOTONIC, the PM timer's own clock
+        let started = clock.now
         let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("acpi.elf"), "--append", "button", "--serial", "file:\(console)",
                                               "--api-sock", socket, "--max-seconds", "120"])
         defer { vmm.kill() }
         func printed() -> String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
-        #expect(eventually { printed().hasSuffix("acpi: waiting for the power button\n") }, "console: \(printed())")
+        let waiting = "acpi: waiting for the power button, PM timer "
+        #expect(eventually { Self.masked(printed()).hasSuffix("acpi: waiting for the power button, PM timer T\n") }, "console: \(printed())")
         for command in [["pause"], ["power-button"], ["snapshot", snap], ["stop"]] {
             let r = try ControlAPITests.ctl([socket] + command)
             #expect(r.status == 0, "\(command): \(r.stderr)")
         }
         #expect(vmm.wait().status == 0)
-        #expect(printed().hasSuffix("acpi: waiting for the power button\n"), "the paused guest took the SCI: \(printed())")
-        let saved = try String(contentsOfFile: snap + "/device-launcher-devices.state", encoding: .utf8)
+        let ran = started.duration(to: clock.now)
+        #expect(Self.masked(printed()).hasSuffix("acpi: waiting for the power button, PM timer T\n"), "the paused guest took the SCI: \(printed())")
+        let stateFile = snap + "/device-launcher-devices.state"
+        let saved = try String(contentsOfFile: stateFile, encoding: .utf8)
         #expect(saved.contains("\npm1-events 0x100 0x100\n"), "\(saved)")
+        let waited = try #require(Self.count(after: waiting, in: printed()))
+        let count = try #require(Self.count(after: "\npm-timer 0x", in: saved), "\(saved)")
+        #expect((count &- waited) & 0xff_ffff <= Self.ticks(ran), "read \(waited), saved \(count) in \(ran)")
+
+        // Half a wrap on, the manifest's size and checksum of the blob to match.
+        let moved = (count &+ 0x80_0000) & 0xff_ffff
+        let edited = Array(saved.replacingOccurrences(of: "\npm-timer 0x\(String(count, radix: 16))\n",
+                                                      with: "\npm-timer 0x\(String(moved, radix: 16))\n").utf8)
+        try Data(edited).write(to: URL(fileURLWithPath: stateFile))
+        let manifest = try String(contentsOfFile: snap + "/manifest", encoding: .utf8).split(separator: "\n").map { line in
+            guard line.hasPrefix("device launcher-devices ") else { return String(line) }
+            let f = line.split(separator: " ")
+            return (f[0..<4] + ["\(edited.count)", "0x" + String(edited.withUnsafeBytes(fnv1a64), radix: 16)]).joined(separator: " ")
+        }
+        try (manifest.joined(separator: "\n") + "\n").write(toFile: snap + "/manifest", atomically: false, encoding: .utf8)
+
+        let restoring = clock.now
         let restored = try PluginListingTests.run(["restore", snap, "--serial", "stdio", "--max-seconds", "60"], bound: 120)
-        #expect(restored.stdout == "acpi: SCI: PM1a status 00000100, after clearing 00000000\n")
+        let restoreRan = restoring.duration(to: clock.now)
+        #expect(Self.masked(restored.stdout) == "acpi: SCI: PM1a status 00000100, after clearing 00000000, PM timer T\n")
         #expect(restored.stderr == "")
         #expect(restored.status == 0)
+        let read = try #require(Self.count(after: "PM timer ", in: restored.stdout))
+        #expect((read &- moved) & 0xff_ffff <= Self.ticks(restoreRan), "restored at \(moved), read \(read) in \(restoreRan)")
     }
 
     @Test("a guest that never enabled the button runs on after a press (as on QEMU); a stopped VM or a bad action is refused")

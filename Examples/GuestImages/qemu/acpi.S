@@ -8,14 +8,16 @@
  * for QEMU do (the bytes after "_S5_"). Then it reads the PM1a control register (SCI_EN
  * set: ACPI mode, which a FADT without an SMI command port promises) and switches the
  * machine off as they do: SLP_TYPa | SLP_EN to that port. A line after that means it
- * did not.
+ * did not. Before that it times 0.1 s (357954 ticks) by the FADT's PM timer as kernels
+ * calibrate by it: every read within 24 bits (TMR_VAL_EXT clear), none behind the one
+ * before (modulo 2^24), and says in how many reads.
  * With a command line ending in "button" it first waits for the power button, as an
  * ACPI kernel does for a shutdown request: the FADT must make it a fixed feature
  * (PWR_BUTTON clear); the SCI (the FADT's IRQ, level, active high, as the MADT's
  * override says) goes through the I/O APIC to vector 0x29; PWRBTN_EN (bit 8 of PM1a's
  * enable register, the event block + 2) on; then `sti; hlt`. The SCI's handler reads
  * PM1a's status, clears what it read by writing it back, reads it again and switches
- * off. */
+ * off. It prints the PM timer as it starts to wait and in the handler. */
 #include "mb.h"
 #define RSD_LO 0x20445352               /* "RSD " */
 #define PTR_HI 0x20525450               /* "PTR " */
@@ -102,6 +104,7 @@ tables_done:
     mov %eax, value
     PRINT(s_pm1cnt, value)
     PUTS(s_nl)
+    call time_tenth
     call wants_button
     jz button
 switch_off:
@@ -136,7 +139,11 @@ button:
     add $2, %edx
     mov $0x100, %ax
     out %ax, %dx
-    PUTS(s_waiting)
+    mov pmtmr, %edx
+    in (%dx), %eax
+    mov %eax, value
+    PRINT(s_waiting, value)
+    PUTS(s_nl)
 1:  sti
     hlt
     jmp 1b
@@ -152,11 +159,53 @@ sci:
     in (%dx), %ax
     movzwl %ax, %eax
     mov %eax, value2
+    mov pmtmr, %edx
+    in (%dx), %eax
+    mov %eax, tlast
     movl $0, LAPIC + 0xb0               /* EOI */
     PRINT(s_status, value)
     PRINT(s_cleared, value2)
+    PRINT(s_timer_now, tlast)
     PUTS(s_nl)
     jmp switch_off
+
+/* time_tenth: 0.1 s by the PM timer (its port from the FADT), counting reads. */
+time_tenth:
+    mov pmtmr, %edx
+    test %edx, %edx
+    jz no_timer
+    in (%dx), %eax
+    mov %eax, tstart
+    mov %eax, tlast
+    movl $0, reads
+1:  in (%dx), %eax
+    incl reads
+    test $0xff000000, %eax
+    jnz timer_wide
+    mov %eax, %ecx
+    sub tlast, %ecx
+    and $0xffffff, %ecx
+    cmp $0x800000, %ecx
+    jae timer_back
+    mov %eax, tlast
+    sub tstart, %eax
+    and $0xffffff, %eax
+    cmp $357954, %eax
+    jb 1b
+    PRINT(s_tenth, reads)
+    PUTS(s_reads)
+    ret
+timer_wide:
+    mov %eax, value
+    PRINT(s_wide, value)
+    PUTS(s_nl)
+    jmp dead
+timer_back:
+    mov %eax, value
+    PRINT(s_back, tlast)
+    PRINT(s_to, value)
+    PUTS(s_nl)
+    jmp dead
 
 /* wants_button: ZF set when the Multiboot command line ends in "button". */
 wants_button:
@@ -176,6 +225,8 @@ wants_button:
     ret
 
 no_button: PUTS(s_no_button)
+    jmp dead
+no_timer: PUTS(s_no_timer)
     jmp dead
 no_fadt: PUTS(s_no_fadt)
     jmp dead
@@ -230,9 +281,17 @@ fadt:
     movzwl 46(%ebx), %eax
     mov %eax, sciirq
     mov %eax, value
+    mov 76(%ebx), %eax
+    mov %eax, pmtmr
     PRINT(s_pm1a, pm1a)
     PRINT(s_sci, value)
     PRINT(s_dsdt, dsdt)
+    PUTS(s_nl)
+    movzbl 91(%ebx), %eax
+    mov %eax, value
+    PRINT(s_pmtmr, pmtmr)
+    PRINT(s_length, value)
+    PRINT(s_flags, fflags)
     PUTS(s_nl)
     ret
 
@@ -371,7 +430,15 @@ s_no_s5: .asciz "acpi: no _S5_ in the DSDT\n"
 s_bad_s5: .asciz "acpi: _S5_ is not a package\n"
 s_bad_sum: .asciz "acpi: bad checksum\n"
 s_nl: .asciz "\n"
-s_waiting: .asciz "acpi: waiting for the power button\n"
+s_waiting: .asciz "acpi: waiting for the power button, PM timer "
+s_timer_now: .asciz ", PM timer "
+s_pmtmr: .asciz "acpi: FADT: PM timer port "
+s_tenth: .asciz "acpi: PM timer: 0.1 s in "
+s_reads: .asciz " reads, each within 24 bits, none behind the last\n"
+s_wide: .asciz "acpi: PM timer read more than 24 bits: "
+s_back: .asciz "acpi: PM timer went back from "
+s_to: .asciz " to "
+s_no_timer: .asciz "acpi: the FADT names no PM timer\n"
 s_status: .asciz "acpi: SCI: PM1a status "
 s_cleared: .asciz ", after clearing "
 s_no_button: .asciz "acpi: the FADT names no fixed-feature power button\n"
@@ -393,6 +460,10 @@ mbinfo: .long 0
 pm1evt: .long 0
 fflags: .long 0
 sciirq: .long 0
+pmtmr: .long 0
+tstart: .long 0
+tlast: .long 0
+reads: .long 0
     .bss
     .align 8
 idt: .skip 256 * 8

@@ -16,6 +16,8 @@ import Synchronization
 // exactly SCI_EN && (status & enable), the status holds nothing but the button, SLP_EN is
 // never kept, a write switches off exactly when its bytes set SLP_EN with sleep type 0,
 // bytes past the block read all-ones, and the registers read back through the blob.
+// ACPI's PM timer (port 0x608) on a clock the input moves by any amount, from a count the
+// input restores: no trap, 24 bits, each read's bytes the count's, and the blob holds it.
 /// IRQs 1 and 12 as the i8042 drives them: their levels and how often each rose.
 final class Lines: @unchecked Sendable {
     var level: [UInt32: Bool] = [1: false, 12: false]
@@ -68,6 +70,23 @@ func pm1Access(_ pm: ACPIPowerManagement, op: UInt8, value: UInt8) {
     let touched = (0..<size).contains { (4...5).contains(offset + $0) }
     let expected = touched && control & ACPIPowerManagement.sleepEnable != 0 && (control >> 10) & 7 == 0
     check((off != nil) == expected && (off == nil || off == control), "PM1: write \(value) at \(offset) size \(size): switched off \(String(describing: off))")
+}
+
+/// A PM timer restored to the input's first 4 bytes, its clock moved by each 8 bytes after.
+func pmTimer(_ input: UnsafeBufferPointer<UInt8>) -> ACPIPMTimer {
+    func word(_ at: Int, _ n: Int) -> UInt64 { (0..<n).reduce(0) { $0 | UInt64(at + $1 < input.count ? input[at + $1] : 0) << UInt64($1 * 8) } }
+    let now = Mutex(word(4, 8))
+    let timer = ACPIPMTimer(clock: { now.withLock { $0 } })
+    timer.restore(UInt32(word(0, 4)))
+    for at in stride(from: 12, to: input.count, by: 8) {
+        now.withLock { $0 &+= word(at, 8) }
+        let count = timer.count
+        check(count <= ACPIPMTimer.mask, "PM timer: \(count) is wider than 24 bits")
+        let offset = Int(input[at] & 3), size = [1, 2, 4, 4][Int(input[at] >> 2 & 3)]
+        let expected = size == 4 ? count >> UInt32(offset * 8) : (count >> UInt32(offset * 8)) & (1 << UInt32(size * 8) - 1)
+        check(timer.read(offset: offset, size: size) == expected, "PM timer: \(size) bytes at \(offset) of \(count)")
+    }
+    return timer
 }
 
 runFuzzer { data, size in
@@ -132,9 +151,11 @@ runFuzzer { data, size in
     restored.connectInterrupts { restoredLines.set($0, $1) }
     restored.restore(saved)
     restoredLines.check(restored, "a restore")
+    let timer = pmTimer(input)
     // Both states through the snapshot blob and back.
     let r = pm.registers
-    let state = BuiltInDeviceState(i8042: saved, pm1Control: r.control, pm1Events: .init(status: r.status, enable: r.enable), rtc: rtc.state)
+    let state = BuiltInDeviceState(i8042: saved, pm1Control: r.control, pm1Events: .init(status: r.status, enable: r.enable),
+                                   pmTimer: timer.count, rtc: rtc.state)
     do throws(LauncherError) {
         let back = try BuiltInDeviceState.decode(state.encoded(), version: 1, where: "fuzz")
         precondition(back == state, "snapshot round trip")
