@@ -5,7 +5,8 @@ import VMMKit
 /// Config schema (every key optional; unknown keys are refused):
 ///   image: string, memory: string ("64M"), vcpus: integer 1...64, irqchip: "kernel"|"none",
 ///   plugins: [string "PATH[,key=value...]"], noDefaultPlugins: bool,
-///   serial: "stdio"|"none"|"file:PATH", debugcon: "stdio"|"none"|"file:PATH", trace: "exits", stats: bool, maxSeconds: number,
+///   serial: "stdio"|"none"|"file:PATH", debugcon: "stdio"|"none"|"file:PATH",
+///   vgaText: "stdio"|"none"|"file:PATH", trace: "exits", stats: bool, maxSeconds: number,
 ///   append: string, initrd: string, loadAddr: string|integer, entry: string|integer,
 ///   mode: 16|64, logLevel: "trace"|"debug"|"info"|"notice"|"warning"|"error"|"critical",
 ///   strictIO: bool (unassigned I/O stops the VM instead of reading all-ones),
@@ -24,6 +25,9 @@ struct LaunchOptions: Equatable {
     var serial = SerialTarget.stdio
     /// Port 0xe9 (`DebugConsole`); none: no device.
     var debugcon = SerialTarget.none
+    /// Where the VGA text screen goes when the run ends (`VGATextScreen`); none: nowhere.
+    /// An output choice, not part of the machine: a snapshot does not keep it.
+    var vgaText = SerialTarget.none
     var trace = false
     var stats = false
     var maxSeconds: Double?
@@ -44,7 +48,7 @@ struct LaunchOptions: Equatable {
     /// A budget in seconds: more than 0, at most a day (and so finite).
     static func validBudget(_ s: Double) -> Bool { s > 0 && s <= 86_400 }
 
-    static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial", "debugcon",
+    static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial", "debugcon", "vgaText",
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO",
                                     "snapshotOnStop", "apiSock", "handlerBudget", "noSeccomp", "readAheadPages"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -129,6 +133,10 @@ struct LaunchOptions: Equatable {
         if let s = try string("debugcon") {
             guard let target = SerialTarget(s) else { throw bad("'debugcon' must be \"stdio\", \"none\" or \"file:PATH\", not \(s.quotedForMessage)") }
             o.debugcon = target
+        }
+        if let s = try string("vgaText") {
+            guard let target = SerialTarget(s) else { throw bad("'vgaText' must be \"stdio\", \"none\" or \"file:PATH\", not \(s.quotedForMessage)") }
+            o.vgaText = target
         }
         if let t = try string("trace") {
             guard t == "exits" else { throw bad("'trace' must be \"exits\", not \(t.quotedForMessage)") }

@@ -85,6 +85,7 @@ struct Launcher {
             throw LauncherError(.host, "\(error)")
         }
         let (stats, unassigned, exitCounter) = try machineDevices(on: dispatcher)
+        let screen = try VGATextScreen.sink(o.vgaText)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         plugins.logHandler = PluginLog.handler(log)
         plugins.threadStarter = ThreadRequest.pluginStarter
@@ -115,6 +116,7 @@ struct Launcher {
         do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch { throw LauncherError(.host, error.description) }
         stuck.runFinished()
         let timedOut = guards.end()
+        if let screen { VGATextScreen.write(from: vm.memory, to: screen) }
         StartupTrace.mark("guest")
         StartupTrace.report()
         if let stats, o.stats {

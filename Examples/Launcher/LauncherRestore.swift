@@ -12,6 +12,7 @@ struct RestoreRequest {
     var eager = false
     var serial: SerialTarget?
     var debugcon: SerialTarget?
+    var vgaText = SerialTarget.none
     var maxSeconds: Double?
     var logLevel = "warning"
     var stats = false
@@ -30,6 +31,7 @@ extension RestoreRequest {
                   trustSnapshot: p.flag("trust-snapshot"), noSeccomp: p.flag("no-seccomp"))
         serial = try p.string("serial").map { s throws(LauncherError) in try SerialTarget(flag: "--serial", s) }
         debugcon = try p.string("debugcon").map { s throws(LauncherError) in try SerialTarget(flag: "--debugcon", s) }
+        if let s = p.string("vga-text") { vgaText = try SerialTarget(flag: "--vga-text", s) }
         if let maxSeconds = try p.double("max-seconds") {
             guard LaunchOptions.validSeconds(maxSeconds) else {
                 throw LauncherError(.usage, "--max-seconds must be a positive number of seconds, at most \(Int(LaunchOptions.maxSecondsLimit)), not \(maxSeconds)")
@@ -74,6 +76,7 @@ extension Launcher {
             }
             o.debugcon = debugcon
         }
+        o.vgaText = r.vgaText
         o.maxSeconds = r.maxSeconds
         o.logLevel = r.logLevel
         o.handlerBudget = r.handlerBudget
@@ -104,6 +107,7 @@ extension Launcher {
         let vm = restored.vm
         let dispatcher = ExitDispatcher()
         let (stats, unassigned, exitCounter) = try machineDevices(on: dispatcher)
+        let screen = try VGATextScreen.sink(o.vgaText)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         plugins.logHandler = PluginLog.handler(log)
         plugins.threadStarter = ThreadRequest.pluginStarter
@@ -142,6 +146,7 @@ extension Launcher {
         do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch { throw LauncherError(.host, error.description) }
         stuck.runFinished()
         let timedOut = guards.end()
+        if let screen { VGATextScreen.write(from: vm.memory, to: screen) }
         if let stats {
             var report = stats.report() + (unassigned?.report() ?? "")
             report += "restore: \(restored.pagesFetched) pages fetched from the snapshot\n"

@@ -14,6 +14,7 @@ struct RunFlags: Equatable {
     var config: String?
     var serial: String?
     var debugcon: String?
+    var vgaText: String?
     var trace: String?
     var stats = false
     var strictIO = false
@@ -63,6 +64,7 @@ struct RunFlags: Equatable {
         if noDefaultPlugins { o.noDefaultPlugins = true }
         if let serial { o.serial = try SerialTarget(flag: "--serial", serial) }
         if let debugcon { o.debugcon = try SerialTarget(flag: "--debugcon", debugcon) }
+        if let vgaText { o.vgaText = try SerialTarget(flag: "--vga-text", vgaText) }
         if let trace {
             guard trace == "exits" else { throw LauncherError(.usage, "--trace must be exits, not \(trace.quotedForMessage)") }
             o.trace = true

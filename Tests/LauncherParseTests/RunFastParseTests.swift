@@ -22,7 +22,7 @@ struct RunFastParseTests {
         ["guest.elf", "--irqchip", "none"],
         ["--memory", "256M", "--vcpus", "2", "guest.elf", "--stats", "--trace", "exits"],
         ["guest.elf", "--no-default-plugins", "--plugin", "DebugExit", "--plugin", "UART,output=stdout"],
-        ["guest.elf", "--max-seconds", "2.5", "--serial", "file:/tmp/out", "--strict-io", "--no-seccomp", "--debugcon", "stdio"],
+        ["guest.elf", "--max-seconds", "2.5", "--serial", "file:/tmp/out", "--strict-io", "--no-seccomp", "--debugcon", "stdio", "--vga-text", "file:/tmp/screen"],
         ["--config", "vm.json", "--append=console=ttyS0 quiet", "--initrd", "mod.bin"],
         ["flat.bin", "--load-addr", "0x8000", "--entry", "0x8000", "--mode", "16", "--read-ahead", "8"],
         ["guest.elf", "--handler-budget=0.5", "--log-level", "debug", "--snapshot-on-stop", "snap", "--api-sock", "api.sock"],
@@ -51,7 +51,7 @@ struct RunFastParseTests {
 
     @Test("4,000 generated argument vectors: accepted ones equal ArgumentParser's parse")
     func generated() {
-        let names = ["memory", "vcpus", "read-ahead", "irqchip", "plugin", "no-default-plugins", "config", "serial", "debugcon",
+        let names = ["memory", "vcpus", "read-ahead", "irqchip", "plugin", "no-default-plugins", "config", "serial", "debugcon", "vga-text",
                      "trace", "stats", "strict-io", "max-seconds", "append", "initrd", "load-addr", "entry", "mode",
                      "handler-budget", "no-seccomp", "log-level", "snapshot-on-stop", "api-sock",
                      "help", "version", "nope", "generate-completion-script", "experimental-dump-help", ""]

@@ -39,6 +39,7 @@ struct RunArguments: EmittingArguments {
     @Option(help: "JSON file holding any of these options; flags override it.") var config: String?
     @Option(help: "stdio, file:PATH or none (default stdio).") var serial: String?
     @Option(help: "QEMU's -debugcon: bytes written to port 0xe9 go to stdio, file:PATH or none (default none: no device).") var debugcon: String?
+    @Option(name: .customLong("vga-text"), help: "When the run ends, write the VGA text screen (80x25 at 0xb8000) as text to stdio, file:PATH or none (default none).") var vgaText: String?
     @Option(help: "exits: one line per exit on stderr.") var trace: String?
     @Flag(help: "Print exit counts and time per kind at the end (stderr).") var stats = false
     @Flag(name: .customLong("strict-io"), help: "Stop on I/O nobody claims (status 18) instead of reading all-ones and dropping writes.") var strictIO = false
@@ -68,6 +69,7 @@ struct RunArguments: EmittingArguments {
         if let config { item("config", config) }
         if let serial { item("serial", serial) }
         if let debugcon { item("debugcon", debugcon) }
+        if let vgaText { item("vga-text", vgaText) }
         if let trace { item("trace", trace) }
         if stats { item("stats", nil) }
         if strictIO { item("strict-io", nil) }
@@ -95,6 +97,7 @@ struct RestoreArguments: EmittingArguments {
     @Flag(help: "Copy all memory in before the first instruction (default: page it in lazily through userfaultfd).") var eager = false
     @Option(help: "stdio, file:PATH or none (default: as saved).") var serial: String?
     @Option(help: "Where port 0xe9's bytes go, as vmm run --debugcon, if the snapshot's machine has the device (default: as saved).") var debugcon: String?
+    @Option(name: .customLong("vga-text"), help: "As vmm run --vga-text (default none; a snapshot does not keep it).") var vgaText: String?
     @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
     @Flag(help: "Print exit counts and pages fetched at the end (stderr).") var stats = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
@@ -109,6 +112,7 @@ struct RestoreArguments: EmittingArguments {
         if eager { item("eager", nil) }
         if let serial { item("serial", serial) }
         if let debugcon { item("debugcon", debugcon) }
+        if let vgaText { item("vga-text", vgaText) }
         if let maxSeconds { item("max-seconds", String(maxSeconds)) }
         if stats { item("stats", nil) }
         if let logLevel { item("log-level", logLevel) }

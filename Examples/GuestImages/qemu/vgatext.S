@@ -1,0 +1,56 @@
+/* What OSDev's "Bare Bones" kernel and its descendants do under QEMU: print by writing
+ * (character, attribute) pairs into the VGA text buffer at 0xb8000, nowhere else, then
+ * halt with interrupts off. Row 0 a greeting, row 2 from column 4 bytes a terminal
+ * must not receive as they are (ESC [2J, BEL, code page 437's full block), the last
+ * cell of row 24 a 'Z'. Then "vga: written" on COM1, and with a command line ending in
+ * "spin" it spins (a snapshot's guest) instead of halting. */
+#include "mb.h"
+#define VGA 0xb8000
+KERNEL_START
+    cmp $0x2BADB002, %eax
+    jne dead
+    mov $0x80000, %esp
+    mov %ebx, mbinfo
+    mov $s_hello, %esi
+    mov $VGA, %edi
+    call vga_puts
+    mov $s_controls, %esi
+    mov $(VGA + (2 * 80 + 4) * 2), %edi
+    call vga_puts
+    movw $0x075a, VGA + (24 * 80 + 79) * 2   /* 'Z', grey on black */
+    PUTS(s_written)
+    mov mbinfo, %esi
+    testl $4, (%esi)
+    jz dead
+    mov 16(%esi), %esi
+1:  cmpb $0, (%esi)
+    je 2f
+    inc %esi
+    jmp 1b
+2:  cmpl $0x6e697073, -4(%esi)             /* "spin" */
+    jne dead
+3:  jmp 3b
+dead:
+    cli
+    hlt
+    jmp dead
+
+/* vga_puts: the NUL-terminated string at ESI to the cells from EDI, attribute 0x07. */
+vga_puts:
+    lodsb
+    test %al, %al
+    jz 1f
+    mov $0x07, %ah
+    stosw
+    jmp vga_puts
+1:  ret
+
+MB_HELPERS
+
+    .section .rodata
+s_hello: .asciz "Hello, kernel World!"
+s_controls: .byte 'c', 't', 'l', ':', 0x1b, '[', '2', 'J', 0x07, 0xdb, 'x', 0
+s_written: .asciz "vga: written\n"
+    .data
+mbinfo: .long 0
+    .section .note.GNU-stack, "", @progbits

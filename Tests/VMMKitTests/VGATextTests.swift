@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+
+/// `vmm run --vga-text`: a kernel written for QEMU that prints only into the VGA text
+/// buffer (Examples/GuestImages/qemu/vgatext.S, as OSDev's "Bare Bones") is read when
+/// the run ends, as a user reads QEMU's window.
+@Suite("vmm --vga-text on real KVM", .serialized, .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct VGATextTests {
+    static let guest = VMMProcess.guest("vgatext.elf")
+    /// What the guest wrote: ESC, BEL and code page 437's block as '?', 21 blank rows,
+    /// then row 24's last cell.
+    static let screen = "Hello, kernel World!\n\n    ctl:?[2J??x\n" + String(repeating: "\n", count: 21) + String(repeating: " ", count: 79) + "Z\n"
+
+    func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
+
+    @Test("the screen of a kernel that halts with interrupts off is on stdout after its COM1 line, control bytes as '?'; without --vga-text nothing is")
+    func toStdout() throws {
+        let r = try run(["run", Self.guest, "--vga-text", "stdio"])
+        #expect(r.stdout == "vga: written\n" + Self.screen)
+        #expect(r.stderr == "")
+        #expect(r.status == 0)
+        let plain = try run(["run", Self.guest])
+        #expect(plain.stdout == "vga: written\n")
+        #expect(plain.status == 0)
+    }
+
+    @Test("--vga-text file:PATH and the config file's 'vgaText' key write the screen there; bad input is one line and status 2 (4 in a config), before the guest runs")
+    func toFileAndBadInput() throws {
+        let dir = try VMMProcess.scratch("vgatext", "file")
+        let r = try run(["run", Self.guest, "--vga-text", "file:\(dir)/screen.txt"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.stdout == "vga: written\n")
+        #expect(try String(contentsOfFile: dir + "/screen.txt", encoding: .utf8) == Self.screen)
+        let config = dir + "/vm.json"
+        try Data("{\"vgaText\": \"file:\(dir)/config.txt\"}".utf8).write(to: URL(fileURLWithPath: config))
+        let c = try run(["run", Self.guest, "--config", config])
+        #expect(c.status == 0, "stderr: \(c.stderr)")
+        #expect(try String(contentsOfFile: dir + "/config.txt", encoding: .utf8) == Self.screen)
+
+        for (args, message) in [(["--vga-text", "file:"], "vmm: --vga-text must be stdio, none or file:PATH, not 'file:'\n"),
+                                (["--vga-text", "file:\(dir)/none/screen.txt"],
+                                 "vmm: --vga-text file:\(dir)/none/screen.txt: cannot open: No such file or directory\n")] {
+            let bad = try run(["run", Self.guest] + args)
+            #expect(bad.stderr == message)
+            #expect(bad.stdout == "", "the guest ran")
+            #expect(bad.status == 2)
+        }
+        try Data("{\"vgaText\": \"tty\"}".utf8).write(to: URL(fileURLWithPath: config))
+        let badConfig = try run(["run", Self.guest, "--config", config])
+        #expect(badConfig.stderr.contains("'vgaText' must be \"stdio\", \"none\" or \"file:PATH\", not 'tty'"), "\(badConfig.stderr)")
+        #expect(!badConfig.stderr.dropLast().contains("\n"))
+        #expect(badConfig.status == 4)
+    }
+
+    @Test("a snapshot holds the screen (it is RAM): vmm restore --vga-text prints it as the restored run ends; the option is not kept in the snapshot")
+    func restored() throws {
+        let dir = try VMMProcess.scratch("vgatext", "restore")
+        let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
+        let vmm = Spawned(VMMProcess.binary, ["run", Self.guest, "--append", "spin", "--serial", "file:\(console)", "--vga-text", "none",
+                                              "--api-sock", socket, "--max-seconds", "120"])
+        defer { vmm.kill() }
+        func printed() -> String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
+        #expect(eventually { printed() == "vga: written\n" }, "console: \(printed())")
+        for command in [["pause"], ["snapshot", snap], ["stop"]] {
+            let r = try ControlAPITests.ctl([socket] + command)
+            #expect(r.status == 0, "\(command): \(r.stderr)")
+        }
+        #expect(vmm.wait().status == 0)
+        let r = try run(["restore", snap, "--serial", "stdio", "--vga-text", "stdio", "--max-seconds", "0.2"])
+        #expect(r.stdout == Self.screen)
+        #expect(r.stderr == "vmm: stopped after --max-seconds 0.2\n")
+        #expect(r.status == 16)
+        let plain = try run(["restore", snap, "--serial", "stdio", "--max-seconds", "0.2"])
+        #expect(plain.stdout == "")
+        #expect(plain.status == 16)
+    }
+}
