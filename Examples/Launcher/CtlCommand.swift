@@ -24,6 +24,12 @@ struct CtlCommand {
             ExitStats.err("vmm ctl: \(socket): \(error.message.asOneLine)\n")
             Glibc.exit(error.status.rawValue)
         }
+        // `screen` prints the screen itself, as a user reads it, not the JSON around it.
+        if command == "screen", answer.status == 200, case let .object(fields)? = try? JSONValue.parse(Array(answer.body.utf8)),
+           case let .string(text)? = fields["text"] {
+            print(text, terminator: "")
+            Glibc.exit(CtlStatus.ok.rawValue)
+        }
         if !answer.body.isEmpty { print(answer.body, terminator: answer.body.hasSuffix("\n") ? "" : "\n") }
         guard (200..<300).contains(answer.status) else {
             ExitStats.err("vmm ctl: \(command): HTTP \(answer.status)\n")
@@ -40,12 +46,13 @@ struct CtlCommand {
         switch command {
         case "info": return ("GET", "/vm", nil)
         case "metrics": return ("GET", "/metrics", nil)
+        case "screen": return ("GET", "/vm/screen", nil)
         case "pause": return ("PATCH", "/vm", "{\"state\": \"Paused\"}")
         case "resume": return ("PATCH", "/vm", "{\"state\": \"Resumed\"}")
         case "stop": return ("PUT", "/actions", "{\"action_type\": \"Stop\"}")
         case "power-button": return ("PUT", "/actions", "{\"action_type\": \"PowerButton\"}")
         case "snapshot": return ("PUT", "/snapshot/create", "{\"snapshot_dir\": \(FlatJSON.quote(operands[0]))}")
-        default: throw LauncherError(.usage, "ctl: unknown command \(command.quotedForMessage) (info, pause, resume, stop, power-button, metrics, snapshot DIR)")
+        default: throw LauncherError(.usage, "ctl: unknown command \(command.quotedForMessage) (info, pause, resume, stop, power-button, metrics, screen, snapshot DIR)")
         }
     }
 }

@@ -13,6 +13,7 @@ extension Launcher {
         let controller = VMController(vm: vm, exitCounter: exitCounter)
         controller.setSnapshotHook { _, dir in try snapshot.snapshot(to: dir) }
         if let power = devices.powerManagement { controller.setPowerButton { power.pressPowerButton() } }
+        controller.setScreen { [memory = vm.memory] in VGATextScreen.read(memory) }
         if let pager {
             controller.addCounters("demand_paging") {
                 let s = pager.statistics

@@ -42,14 +42,20 @@ enum VGATextScreen {
                               fifoNote: "the screen is written once, as the run ends, and does not wait for a reader")
     }
 
+    /// The screen in `memory` now (`vmm ctl PATH screen` too); nil when its RAM does not
+    /// reach 0xb8000 + 4000.
+    static func read(_ memory: GuestMemory) -> String? {
+        guard let cells = try? memory.readBytes(address, count: size) else { return nil }
+        return text(cells)
+    }
+
     /// Writes the screen of `memory` to `sink`; a guest whose RAM does not reach the
     /// screen is said to have none, in one line on stderr.
     static func write(from memory: GuestMemory, to sink: OutputSink) {
-        let cells: [UInt8]
-        do { cells = try memory.readBytes(address, count: size) } catch {
+        guard let screen = read(memory) else {
             return ExitStats.err("vmm: --vga-text: the guest has no RAM at \(hex(address))-\(hex(address + UInt64(size) - 1)) to read a screen from\n")
         }
-        let bytes = Array(text(cells).utf8)
+        let bytes = Array(screen.utf8)
         sink.emit(count: bytes.count) { UInt32(bytes[$0]) }
     }
 }

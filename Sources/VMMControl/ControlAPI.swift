@@ -72,6 +72,11 @@ public struct ControlAPI: Sendable {
         }
     }
 
+    /// GET /vm/screen
+    public func screen() -> Answer {
+        do { return Answer(status: 200, body: "{\"text\": \(FlatJSON.quote(try controller.screen()))}\n") } catch { return .fault(error) }
+    }
+
     /// GET /metrics
     public func metrics() -> Answer {
         let m = controller.metrics()

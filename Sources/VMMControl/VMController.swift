@@ -14,6 +14,7 @@ public final class VMController: @unchecked Sendable {
         var counters: [(group: String, read: @Sendable () -> [(String, UInt64)])] = []
         var snapshotHook: SnapshotHook?
         var powerButton: (@Sendable () -> Void)?
+        var screen: (@Sendable () -> String?)?
         var pausedByController = false
     }
 
@@ -103,6 +104,23 @@ public final class VMController: @unchecked Sendable {
             guard vm.vcpus.contains(where: { $0.isRunning }) else { throw .conflict("the VM has stopped") }
             press()
         }
+    }
+
+    // MARK: - Text screen
+
+    /// Installs what `screen()` reads: the guest's text screen as lines of text (the
+    /// launcher's VGA text buffer at 0xb8000), nil when the guest has none. Without one,
+    /// `screen()` throws `.unavailable`.
+    public func setScreen(_ read: (@Sendable () -> String?)?) {
+        operations.withLock { $0.screen = read }
+    }
+
+    /// The guest's text screen now, as QEMU's `screendump` of a text mode: what the
+    /// guest wrote so far, running or paused.
+    public func screen() throws(ControlError) -> String {
+        let read = operations.withLock { $0.screen }
+        guard let read, let text = read() else { throw .unavailable("this machine has no text screen") }
+        return text
     }
 
     // MARK: - Snapshot

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VMMControl
 
 /// `vmm run --vga-text`: a kernel written for QEMU that prints only into the VGA text
 /// buffer (Examples/GuestImages/qemu/vgatext.S, as OSDev's "Bare Bones") is read when
@@ -52,8 +53,8 @@ struct VGATextTests {
         #expect(badConfig.status == 4)
     }
 
-    @Test("a snapshot holds the screen (it is RAM): vmm restore --vga-text prints it as the restored run ends; the option is not kept in the snapshot")
-    func restored() throws {
+    @Test("`vmm ctl PATH screen` prints a running guest's screen (GET /vm/screen, 501 without a reader); a snapshot holds the screen (it is RAM): vmm restore --vga-text prints it as the restored run ends; the option is not kept")
+    func liveAndRestored() throws {
         let dir = try VMMProcess.scratch("vgatext", "restore")
         let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
         let vmm = Spawned(VMMProcess.binary, ["run", Self.guest, "--append", "spin", "--serial", "file:\(console)", "--vga-text", "none",
@@ -61,6 +62,13 @@ struct VGATextTests {
         defer { vmm.kill() }
         func printed() -> String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
         #expect(eventually { printed() == "vga: written\n" }, "console: \(printed())")
+        let live = try ControlAPITests.ctl([socket, "screen"])
+        #expect(live.stdout == Self.screen)
+        #expect(live.stderr == "")
+        #expect(live.status == 0)
+        let raw = try RawHTTP.send(socket, "GET /vm/screen HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        #expect(raw.0 == 200)
+        #expect(raw.1.hasPrefix(#"{"text": "Hello, kernel World!\n\n    ctl:?[2J??x\n\n"#), "\(raw.1)")
         for command in [["pause"], ["snapshot", snap], ["stop"]] {
             let r = try ControlAPITests.ctl([socket] + command)
             #expect(r.status == 0, "\(command): \(r.stderr)")
@@ -73,5 +81,10 @@ struct VGATextTests {
         let plain = try run(["restore", snap, "--serial", "stdio", "--max-seconds", "0.2"])
         #expect(plain.stdout == "")
         #expect(plain.status == 16)
+
+        // A controller with no screen reader installed (a VMM that is not a PC): 501.
+        let guest = try TestGuest("spin")
+        #expect(ControlAPI(VMController(vm: guest.vm)).screen()
+            == .init(status: 501, body: #"{"fault_message": "this machine has no text screen"}"#))
     }
 }
