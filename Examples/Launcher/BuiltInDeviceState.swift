@@ -57,6 +57,9 @@ struct BuiltInDeviceState: Equatable {
     /// ACPI's PM timer (port 0x608): its 24-bit count when the snapshot was taken; a blob
     /// written before it was modelled has none (the restored timer counts from 0).
     var pmTimer: UInt32?
+    /// The VGA's registers (`VGARegisters`); a blob written before they were modelled has
+    /// none (they restore as mode 3 set them).
+    var vga: VGARegisters.Registers?
     var rtc: RTCRegisters?
 
     struct PM1Events: Equatable {
@@ -85,11 +88,26 @@ struct BuiltInDeviceState: Equatable {
         if let pm = pm1Control { lines.append("pm1-control \(hex(pm))") }
         if let e = pm1Events { lines.append("pm1-events \(hex(e.status)) \(hex(e.enable))") }
         if let t = pmTimer { lines.append("pm-timer \(hex(t))") }
-        if let r = rtc {
-            let ram = r.ram.map { String($0 >> 4, radix: 16) + String($0 & 0xf, radix: 16) }.joined()
-            lines.append("rtc \(hex(r.index)) \(r.offset) \(ram)")
-        }
+        if let v = vga { lines.append("vga \(hex(v.misc)) \(hex(v.index)) \(hex(v.status)) \(Self.hexDigits(v.crtc))") }
+        if let r = rtc { lines.append("rtc \(hex(r.index)) \(r.offset) \(Self.hexDigits(r.ram))") }
         return TextBlob.encode(header: "vmm-launcher-devices 1", lines)
+    }
+
+    /// Two lowercase hex digits a byte.
+    static func hexDigits(_ bytes: [UInt8]) -> String {
+        bytes.map { String($0 >> 4, radix: 16) + String($0 & 0xf, radix: 16) }.joined()
+    }
+
+    /// `text` as `count` bytes of two hex digits each; nil if it is not.
+    static func bytes(hexDigits text: Substring, count: Int) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count == count * 2 else { return nil }
+        var bytes: [UInt8] = []
+        for i in stride(from: 0, to: digits.count, by: 2) {
+            guard let v = UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(v)
+        }
+        return bytes
     }
 
     /// Parses a blob; every line and value checked. `dir` names the snapshot.
@@ -168,6 +186,15 @@ struct BuiltInDeviceState: Equatable {
                 }
                 guard v <= ACPIPMTimer.mask else { throw bad("pm-timer count \(hex(v)) (the timer counts 24 bits)") }
                 state.pmTimer = v
+            case ("vga", 5) where state.vga == nil:
+                let misc = try byte(words[1], "vga miscellaneous output"), index = try byte(words[2], "vga CRTC index")
+                let status = try byte(words[3], "vga input status")
+                guard misc & 0x10 == 0 else { throw bad("vga miscellaneous output \(hex(misc)) (bit 4 is never kept)") }
+                guard status & ~VGARegisters.retraceBits == 0 else { throw bad("vga input status \(hex(status)) (only bits 0 and 3 flip)") }
+                guard let crtc = Self.bytes(hexDigits: words[4], count: VGARegisters.mode3CRTC.count) else {
+                    throw bad("vga CRTC registers: not \(VGARegisters.mode3CRTC.count * 2) hex digits")
+                }
+                state.vga = VGARegisters.Registers(misc: misc, index: index, status: status, crtc: crtc)
             case ("rtc", 4) where state.rtc == nil:
                 let index = try byte(words[1], "rtc index")
                 guard let offset = Int64(words[2]), offset.magnitude <= UInt64(rtcMaxOffset) else {
@@ -188,7 +215,7 @@ struct BuiltInDeviceState: Equatable {
                 }
                 state.rtc = RTCRegisters(index: index, offset: offset, ram: ram)
             case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("console", _), ("pm1-control", _), ("pm1-events", _),
-                 ("pm-timer", _), ("rtc", _):
+                 ("pm-timer", _), ("vga", _), ("rtc", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
                 throw bad("unknown device \(key.quotedForMessage)")

@@ -11,13 +11,14 @@ final class BuiltInDevices: @unchecked Sendable {
     var console: BasicConsole?
     var powerManagement: ACPIPowerManagement?
     var pmTimer: ACPIPMTimer?
+    var vga: VGARegisters?
     var rtc: RTC?
 
     var state: BuiltInDeviceState {
         let pm1 = powerManagement?.registers
         return BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, systemControlA: systemControlA?.state,
                                   i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: pm1?.control,
-                                  pm1Events: pm1.map { .init(status: $0.status, enable: $0.enable) }, pmTimer: pmTimer?.count, rtc: rtc?.state)
+                                  pm1Events: pm1.map { .init(status: $0.status, enable: $0.enable) }, pmTimer: pmTimer?.count, vga: vga?.registers, rtc: rtc?.state)
     }
 
     /// Ends what runs beside the vCPUs (the RTC's interrupt thread): the run is over.
@@ -49,6 +50,8 @@ final class BuiltInDevices: @unchecked Sendable {
         // A blob written before the PM timer was built in has no line for it: it then counts
         // on from 0, as in a new machine.
         if s.pmTimer != nil, pmTimer == nil { throw differ("ACPI PM timer (port 0x608)", saved: true) }
+        // Likewise the VGA registers: an older blob leaves them as mode 3 set them.
+        if s.vga != nil, vga == nil { throw differ("VGA registers (ports 0x3d4, 0x3d5, 0x3da...)", saved: true) }
         // Every presence is checked before any device changes: a refused restore leaves none half-restored.
         guard (s.rtc != nil) == (rtc != nil) else { throw differ("RTC (ports 0x70-0x71)", saved: s.rtc != nil) }
         if let f = s.fwCfg { try fwCfg?.restore(f) }
@@ -60,6 +63,7 @@ final class BuiltInDevices: @unchecked Sendable {
             powerManagement?.restore(.init(status: s.pm1Events?.status ?? 0, enable: s.pm1Events?.enable ?? 0, control: pm))
         }
         if let t = s.pmTimer { pmTimer?.restore(t) }
+        if let v = s.vga { vga?.restore(v) }
         if let r = s.rtc { rtc?.restore(r) }
     }
 }

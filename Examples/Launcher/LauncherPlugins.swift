@@ -103,7 +103,8 @@ extension Launcher {
     /// or without the default plugins (as fw_cfg): the reset control on port 0xcf9,
     /// System Control Port A on port 0x92, the i8042 on ports 0x60 and 0x64, ACPI's PM1a
     /// event and control blocks on ports 0x600-0x605, its PM timer on ports 0x608-0x60b;
-    /// the RTC on ports 0x70 and 0x71; and
+    /// the RTC on ports 0x70 and 0x71; the VGA's CRT controller, miscellaneous output and
+    /// input status (`VGARegisters`); and
     /// port 0x80, the POST and I/O-delay port.
     func registerMachineControls(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
         do {
@@ -130,6 +131,11 @@ extension Launcher {
                 let timer = ACPIPMTimer()
                 try timer.register(on: dispatcher)
                 devices.pmTimer = timer
+            }
+            if VGARegisters.ports.allSatisfy({ dispatcher.pioOwner(port: $0) == nil }) {
+                let vga = VGARegisters()
+                try vga.register(on: dispatcher)
+                devices.vga = vga
             }
             if dispatcher.pioOwner(port: ResetControl.port) == nil {
                 let reset = ResetControl()

@@ -14,6 +14,7 @@ struct BuiltInDeviceStateTests {
         i8042: .init(status: 0x1c, config: 0x45, outputPort: 0xcf, awaiting: 0xd1, lastRead: 0x55, replies: [0xfa, 0xaa, 0x5a],
                       auxReplies: 0b100),
         consoleLCR: 0x83, pm1Control: 0x1c01, pm1Events: .init(status: 0x100, enable: 0x521), pmTimer: 0xabcdef,
+        vga: .init(misc: 0x66, index: 0x0f, status: 0x09, crtc: (0..<25).map { UInt8($0 * 10) }),
         rtc: .init(index: 0x8b, offset: -86_400, ram: (0..<128).map { UInt8($0 == 0x0a ? 0x26 : $0 == 0x0c ? 0x70 : $0) }))
 
     @Test("what is saved reads back as it was: every device, none, and a selection of no item")
@@ -33,6 +34,7 @@ struct BuiltInDeviceStateTests {
             pm1-control 0x1c01
             pm1-events 0x100 0x521
             pm-timer 0xabcdef
+            vga 0x66 0xf 0x9 \((0..<25).map { ($0 * 10 < 16 ? "0" : "") + String($0 * 10, radix: 16) }.joined())
             rtc 0x8b -86400 \((0..<128).map { $0 == 0x0a ? "26" : $0 == 0x0c ? "70" : ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())
             end
 
@@ -72,6 +74,14 @@ struct BuiltInDeviceStateTests {
             ("vmm-launcher-devices 1\npm-timer 4660\nend\n", "pm-timer count '4660'"),
             ("vmm-launcher-devices 1\npm-timer 0x-1\nend\n", "pm-timer count '0x-1'"),
             ("vmm-launcher-devices 1\npm-timer 0x1\npm-timer 0x1\nend\n", "a device given twice, or the wrong number of values"),
+            ("vmm-launcher-devices 1\nvga 0x77 0x0 0x0 " + String(repeating: "00", count: 25) + "\nend\n",
+             "vga miscellaneous output 0x77 (bit 4 is never kept)"),
+            ("vmm-launcher-devices 1\nvga 0x67 0x0 0x2 " + String(repeating: "00", count: 25) + "\nend\n",
+             "vga input status 0x2 (only bits 0 and 3 flip)"),
+            ("vmm-launcher-devices 1\nvga 0x67 0x100 0x0 " + String(repeating: "00", count: 25) + "\nend\n", "vga CRTC index '0x100'"),
+            ("vmm-launcher-devices 1\nvga 0x67 0x0 0x0 " + String(repeating: "00", count: 24) + "\nend\n", "vga CRTC registers: not 50 hex digits"),
+            ("vmm-launcher-devices 1\nvga 0x67 0x0 0x0 " + String(repeating: "0g", count: 25) + "\nend\n", "vga CRTC registers: not 50 hex digits"),
+            ("vmm-launcher-devices 1\nvga 0x67 0x0 0x0\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\nrtc 0x0 6324480001 " + String(repeating: "00", count: 128) + "\nend\n",
              "rtc offset '6324480001' (at most 6324480000 seconds either way)"),
             ("vmm-launcher-devices 1\nrtc 0x0 0 " + String(repeating: "00", count: 127) + "\nend\n", "rtc memory: 254 hex digits, not 256"),
@@ -104,7 +114,7 @@ struct BuiltInDeviceStateTests {
         devices.rtc = RTC(cpus: 1, lowRAM: 1 << 20, highRAM: 0)
         let before = try #require(devices.i8042?.state)
         var saved = Self.full
-        saved.fwCfg = nil; saved.resetControl = nil; saved.systemControlA = nil; saved.consoleLCR = nil; saved.pm1Control = nil; saved.pmTimer = nil; saved.rtc = nil
+        saved.fwCfg = nil; saved.resetControl = nil; saved.systemControlA = nil; saved.consoleLCR = nil; saved.pm1Control = nil; saved.pmTimer = nil; saved.vga = nil; saved.rtc = nil
         #expect(saved.i8042 != before)
         #expect(throws: LauncherError.self) { try devices.restore(saved) }
         do { try devices.restore(saved) } catch {

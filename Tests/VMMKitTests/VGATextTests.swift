@@ -10,18 +10,23 @@ struct VGATextTests {
     static let guest = VMMProcess.guest("vgatext.elf")
     /// What the guest wrote: ESC, BEL and code page 437's block as '?', 21 blank rows,
     /// then row 24's last cell.
+    /// What the guest read of the VGA registers (mode 3's misc, the cursor it moved, the
+    /// locked CR0), on COM1.
+    static let console = "vga: misc 00000067, cursor low 00000050, CR0 0000005F\nvga: written\n"
     static let screen = "Hello, kernel World!\n\n    ctl:?[2J??x\n" + String(repeating: "\n", count: 21) + String(repeating: " ", count: 79) + "Z\n"
 
     func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
 
-    @Test("the screen of a kernel that halts with interrupts off is on stdout after its COM1 line, control bytes as '?'; without --vga-text nothing is")
+    /// `--strict-io`: the VGA registers it reads and writes are devices (a retrace wait on
+    /// unassigned I/O, all-ones, would never end).
+    @Test("the screen of a kernel that halts with interrupts off is on stdout after its COM1 lines, control bytes as '?'; its VGA register accesses are served; without --vga-text no screen")
     func toStdout() throws {
-        let r = try run(["run", Self.guest, "--vga-text", "stdio"])
-        #expect(r.stdout == "vga: written\n" + Self.screen)
+        let r = try run(["run", Self.guest, "--vga-text", "stdio", "--strict-io"])
+        #expect(r.stdout == Self.console + Self.screen)
         #expect(r.stderr == "")
         #expect(r.status == 0)
         let plain = try run(["run", Self.guest])
-        #expect(plain.stdout == "vga: written\n")
+        #expect(plain.stdout == Self.console)
         #expect(plain.status == 0)
     }
 
@@ -30,7 +35,7 @@ struct VGATextTests {
         let dir = try VMMProcess.scratch("vgatext", "file")
         let r = try run(["run", Self.guest, "--vga-text", "file:\(dir)/screen.txt"])
         #expect(r.status == 0, "stderr: \(r.stderr)")
-        #expect(r.stdout == "vga: written\n")
+        #expect(r.stdout == Self.console)
         #expect(try String(contentsOfFile: dir + "/screen.txt", encoding: .utf8) == Self.screen)
         let config = dir + "/vm.json"
         try Data("{\"vgaText\": \"file:\(dir)/config.txt\"}".utf8).write(to: URL(fileURLWithPath: config))
@@ -61,7 +66,7 @@ struct VGATextTests {
                                               "--api-sock", socket, "--max-seconds", "120"])
         defer { vmm.kill() }
         func printed() -> String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
-        #expect(eventually { printed() == "vga: written\n" }, "console: \(printed())")
+        #expect(eventually { printed() == Self.console }, "console: \(printed())")
         let live = try ControlAPITests.ctl([socket, "screen"])
         #expect(live.stdout == Self.screen)
         #expect(live.stderr == "")
@@ -74,6 +79,11 @@ struct VGATextTests {
             #expect(r.status == 0, "\(command): \(r.stderr)")
         }
         #expect(vmm.wait().status == 0)
+        // The VGA registers travel too: mode 3's, with the cursor the guest moved.
+        let crtc = [0x5f, 0x4f, 0x50, 0x82, 0x55, 0x81, 0xbf, 0x1f, 0x00, 0x4f, 0x0d, 0x0e, 0x00, 0x00, 0x00, 0x50,
+                    0x9c, 0x8e, 0x8f, 0x28, 0x1f, 0x96, 0xb9, 0xa3, 0xff].map { String(format: "%02x", $0) }.joined()
+        let saved = try String(contentsOfFile: snap + "/device-launcher-devices.state", encoding: .utf8)
+        #expect(saved.contains("\nvga 0x67 0x0 0x0 \(crtc)\n") || saved.contains("\nvga 0x67 0x0 0x9 \(crtc)\n"), "\(saved)")
         let r = try run(["restore", snap, "--serial", "stdio", "--vga-text", "stdio", "--max-seconds", "0.2"])
         #expect(r.stdout == Self.screen)
         #expect(r.stderr == "vmm: stopped after --max-seconds 0.2\n")

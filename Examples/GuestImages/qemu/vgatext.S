@@ -2,8 +2,11 @@
  * (character, attribute) pairs into the VGA text buffer at 0xb8000, nowhere else, then
  * halt with interrupts off. Row 0 a greeting, row 2 from column 4 bytes a terminal
  * must not receive as they are (ESC [2J, BEL, code page 437's full block), the last
- * cell of row 24 a 'Z'. Then "vga: written" on COM1, and with a command line ending in
- * "spin" it spins (a snapshot's guest) instead of halting. */
+ * cell of row 24 a 'Z'. Then, as text-mode kernels do, it reads the miscellaneous output
+ * register (0x3cc), waits for a vertical retrace (0x3da), moves the cursor with word
+ * writes to 0x3d4 and reads it back, and tries a write to the locked CR0; prints what it
+ * read and "vga: written" on COM1, and with a command line ending in "spin" it spins (a
+ * snapshot's guest) instead of halting. */
 #include "mb.h"
 #define VGA 0xb8000
 KERNEL_START
@@ -18,6 +21,41 @@ KERNEL_START
     mov $(VGA + (2 * 80 + 4) * 2), %edi
     call vga_puts
     movw $0x075a, VGA + (24 * 80 + 79) * 2   /* 'Z', grey on black */
+    mov $0x3cc, %dx                     /* miscellaneous output: bit 0, the colour ports */
+    in (%dx), %al
+    movzbl %al, %eax
+    mov %eax, misc
+    mov $0x3da, %dx                     /* out of a vertical retrace, then into the next */
+4:  in (%dx), %al
+    test $8, %al
+    jnz 4b
+5:  in (%dx), %al
+    test $8, %al
+    jz 5b
+    mov $0x3d4, %dx                     /* the cursor to offset 80 (row 1): outw(0x3d4, 80 << 8 | 0x0f) */
+    mov $0x500f, %ax
+    out %ax, %dx
+    mov $0x000e, %ax
+    out %ax, %dx
+    mov $0x0f, %al                      /* and read back */
+    out %al, %dx
+    inc %dx
+    in (%dx), %al
+    movzbl %al, %eax
+    mov %eax, cursor
+    dec %dx                             /* CR0 ignores a write while CR11 bit 7 is set */
+    xor %al, %al
+    out %al, %dx
+    inc %dx
+    mov $0x11, %al
+    out %al, %dx
+    in (%dx), %al
+    movzbl %al, %eax
+    mov %eax, cr0
+    PRINT(s_misc, misc)
+    PRINT(s_cursor, cursor)
+    PRINT(s_cr0, cr0)
+    PUTS(s_nl)
     PUTS(s_written)
     mov mbinfo, %esi
     testl $4, (%esi)
@@ -51,6 +89,13 @@ MB_HELPERS
 s_hello: .asciz "Hello, kernel World!"
 s_controls: .byte 'c', 't', 'l', ':', 0x1b, '[', '2', 'J', 0x07, 0xdb, 'x', 0
 s_written: .asciz "vga: written\n"
+s_misc: .asciz "vga: misc "
+s_cursor: .asciz ", cursor low "
+s_cr0: .asciz ", CR0 "
+s_nl: .asciz "\n"
     .data
 mbinfo: .long 0
+misc: .long 0
+cursor: .long 0
+cr0: .long 0
     .section .note.GNU-stack, "", @progbits

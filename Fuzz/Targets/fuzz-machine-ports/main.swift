@@ -18,6 +18,10 @@ import Synchronization
 // bytes past the block read all-ones, and the registers read back through the blob.
 // ACPI's PM timer (port 0x608) on a clock the input moves by any amount, from a count the
 // input restores: no trap, 24 bits, each read's bytes the count's, and the blob holds it.
+// The VGA registers (0x3c2, 0x3cc, 0x3d4/5, 0x3da and their monochrome twins) under a
+// program of the input's bytes: CR0-CR7 locked while CR11 bit 7 is set (but CR7 bit 4),
+// misc bit 4 never kept, input status only ever bits 0 and 3, the range misc does not
+// select all-ones, and the registers through the blob.
 /// IRQs 1 and 12 as the i8042 drives them: their levels and how often each rose.
 final class Lines: @unchecked Sendable {
     var level: [UInt32: Bool] = [1: false, 12: false]
@@ -89,6 +93,31 @@ func pmTimer(_ input: UnsafeBufferPointer<UInt8>) -> ACPIPMTimer {
     return timer
 }
 
+/// The VGA registers after the input read as (op, value) pairs: op bits 0-2 the port, bit 3 a write.
+func vgaProgram(_ input: UnsafeBufferPointer<UInt8>) -> VGARegisters {
+    let vga = VGARegisters()
+    for at in stride(from: 0, to: input.count - 1, by: 2) {
+        let op = input[at], value = input[at + 1], port = VGARegisters.ports[Int(op & 7)]
+        let before = vga.registers
+        if op & 8 != 0 {
+            vga.write(port, value)
+            let after = vga.registers
+            if before.crtc[0x11] & 0x80 != 0 {
+                check(after.crtc[0..<7] == before.crtc[0..<7] && after.crtc[7] & ~0x10 == before.crtc[7] & ~0x10,
+                      "VGA: write \(value) to \(port) changed a locked register")
+            }
+            check(after.misc & 0x10 == 0 && after.status == before.status, "VGA: write \(value) to \(port): \(after)")
+        } else {
+            let v = vga.read(port), after = vga.registers
+            if port != VGARegisters.miscWrite, port != VGARegisters.miscRead, VGARegisters.register(port, after.misc) == nil {
+                check(v == 0xff, "VGA: \(port) outside the selected range read \(v)")
+            }
+            check(after.status & ~VGARegisters.retraceBits == 0 && after.crtc == before.crtc, "VGA: read of \(port): \(after)")
+        }
+    }
+    return vga
+}
+
 runFuzzer { data, size in
     let input = fuzzInput(data, size)
     let kbd = I8042()
@@ -152,10 +181,11 @@ runFuzzer { data, size in
     restored.restore(saved)
     restoredLines.check(restored, "a restore")
     let timer = pmTimer(input)
+    let vga = vgaProgram(input)
     // Both states through the snapshot blob and back.
     let r = pm.registers
     let state = BuiltInDeviceState(i8042: saved, pm1Control: r.control, pm1Events: .init(status: r.status, enable: r.enable),
-                                   pmTimer: timer.count, rtc: rtc.state)
+                                   pmTimer: timer.count, vga: vga.registers, rtc: rtc.state)
     do throws(LauncherError) {
         let back = try BuiltInDeviceState.decode(state.encoded(), version: 1, where: "fuzz")
         precondition(back == state, "snapshot round trip")

@@ -1,0 +1,112 @@
+import Synchronization
+import VMMKit
+
+/// The few VGA registers text-mode guests written for QEMU touch, as QEMU's VGA holds
+/// them after SeaBIOS set mode 3 (80x25 colour text): the CRT controller's index and
+/// data ports (0x3d4, 0x3d5; the hardware cursor at registers 0x0e-0x0f, its shape at
+/// 0x0a-0x0b, the start address at 0x0c-0x0d), the miscellaneous output register
+/// (written at 0x3c2, read at 0x3cc; bit 0 selects the colour ports 0x3dx, clear the
+/// monochrome 0x3bx) and input status 1 (0x3da), whose vertical-retrace and display
+/// bits flip on every read as QEMU's do, so a guest that waits for a retrace
+/// (`while (inb(0x3da) & 8); while (!(inb(0x3da) & 8));`) goes on instead of spinning
+/// on unassigned I/O's all-ones for ever. The ports of the range the miscellaneous
+/// register does not select read 0xff and ignore writes, as QEMU's. With CR11 bit 7 set
+/// (as mode 3 leaves it) registers 0-7 ignore writes, except CR7's bit 4, as QEMU's.
+///
+/// Only registers 0x00-0x18 exist; another index reads 0xff and ignores writes. Not
+/// modelled: the sequencer, graphics and attribute controllers, the DAC (0x3c0-0x3cf
+/// but 0x3c2 and 0x3cc stay unassigned), and any effect of these registers on
+/// `VGATextScreen`. Registered where no plugin holds any of the ports; in snapshots (`vga`).
+final class VGARegisters: Sendable {
+    static let colorBase: UInt16 = 0x3d0, monoBase: UInt16 = 0x3b0
+    static let miscWrite: UInt16 = 0x3c2, miscRead: UInt16 = 0x3cc
+    /// Mode 3's CRT controller registers 0x00-0x18 and miscellaneous output, as BIOSes set them.
+    static let mode3CRTC: [UInt8] = [0x5f, 0x4f, 0x50, 0x82, 0x55, 0x81, 0xbf, 0x1f, 0x00, 0x4f, 0x0d, 0x0e, 0x00, 0x00, 0x00, 0x00,
+                                     0x9c, 0x8e, 0x8f, 0x28, 0x1f, 0x96, 0xb9, 0xa3, 0xff]
+    static let mode3Misc: UInt8 = 0x67
+    /// Input status 1's bits that flip on each read: vertical retrace, display disabled.
+    static let retraceBits: UInt8 = 0x09
+
+    struct Registers: Equatable {
+        var misc = VGARegisters.mode3Misc
+        var index: UInt8 = 0
+        var status: UInt8 = 0
+        var crtc = VGARegisters.mode3CRTC
+    }
+
+    private let state = Mutex(Registers())
+
+    var registers: Registers { state.withLock { $0 } }
+    func restore(_ r: Registers) { state.withLock { $0 = r } }
+
+    /// A byte read from `port`.
+    func read(_ port: UInt16) -> UInt8 {
+        state.withLock { r in
+            switch port {
+            case Self.miscRead: return r.misc
+            case Self.miscWrite: return 0 // input status 0
+            default: break
+            }
+            guard let register = Self.register(port, r.misc) else { return 0xff }
+            switch register {
+            case 4: return r.index
+            case 5: return Int(r.index) < r.crtc.count ? r.crtc[Int(r.index)] : 0xff
+            case 0xa:
+                r.status ^= Self.retraceBits
+                return r.status
+            default: return 0xff
+            }
+        }
+    }
+
+    func write(_ port: UInt16, _ value: UInt8) {
+        state.withLock { r in
+            if port == Self.miscWrite { r.misc = value & ~0x10; return }
+            guard let register = Self.register(port, r.misc) else { return }
+            switch register {
+            case 4: r.index = value
+            case 5:
+                let i = Int(r.index)
+                guard i < r.crtc.count else { return }
+                if r.crtc[0x11] & 0x80 != 0, i <= 7 {
+                    if i == 7 { r.crtc[7] = r.crtc[7] & ~0x10 | value & 0x10 }
+                    return
+                }
+                r.crtc[i] = value
+            default: return
+            }
+        }
+    }
+
+    /// `port`'s offset in the CRT controller's range the miscellaneous register selects
+    /// (4 index, 5 data, 0xa input status 1); nil in the other range.
+    static func register(_ port: UInt16, _ misc: UInt8) -> UInt16? {
+        let base = misc & 1 != 0 ? colorBase : monoBase
+        guard port >= base, port - base < 0x10 else { return nil }
+        return port - base
+    }
+
+    /// The ports it serves: 0x3c2, 0x3cc and each range's 0x4, 0x5 and 0xa.
+    static let ports: [UInt16] = [0x3c2, 0x3cc, 0x3d4, 0x3d5, 0x3da, 0x3b4, 0x3b5, 0x3ba]
+
+    /// Registers `ports`; the caller has checked that no plugin holds any of them.
+    func register(on dispatcher: ExitDispatcher) throws(VMMError) {
+        for port in Self.ports {
+            try dispatcher.registerPIO(port: port, owner: "VGA registers (built-in)") { [self] io, _ in
+                // A wider access reaches the next ports too, a byte each, as QEMU splits it
+                // (`outw(0x3d4, cursor << 8 | 0x0f)` selects and writes in one).
+                for i in 0..<io.count {
+                    if io.isWrite {
+                        let value = io.element(i)
+                        for k in 0..<io.size { write(io.port &+ UInt16(k), UInt8(truncatingIfNeeded: value >> UInt32(k * 8))) }
+                    } else {
+                        var value: UInt32 = 0
+                        for k in 0..<io.size { value |= UInt32(read(io.port &+ UInt16(k))) << UInt32(k * 8) }
+                        io.setElement(i, value)
+                    }
+                }
+                return .handled
+            }
+        }
+    }
+}
