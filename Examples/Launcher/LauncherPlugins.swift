@@ -96,8 +96,11 @@ extension Launcher {
         }
     }
 
-    /// Port 0x80: POST codes and Linux's I/O delay.
-    static let postPort: UInt16 = 0x80
+    /// Ports that are there but hold nothing, as QEMU's `ioport80` and `ioportF0`: 0x80
+    /// (POST codes, Linux's I/O delay `outb_p`) and 0xf0 (clearing the FPU error, IRQ 13,
+    /// which i386 kernels write in their FPU error handler).
+    static let quietPorts: [(port: UInt16, owner: String)] = [(0x80, "POST port 0x80 (built-in)"),
+                                                             (0xf0, "FPU error port 0xf0 (built-in)")]
 
     /// The machine's reset and power-off paths, where no plugin claims their ports, with
     /// or without the default plugins (as fw_cfg): the reset control on port 0xcf9,
@@ -105,7 +108,7 @@ extension Launcher {
     /// event and control blocks on ports 0x600-0x605, its PM timer on ports 0x608-0x60b;
     /// the RTC on ports 0x70 and 0x71; the VGA's CRT controller, miscellaneous output and
     /// input status (`VGARegisters`); and
-    /// port 0x80, the POST and I/O-delay port.
+    /// ports 0x80 and 0xf0 (`quietPorts`).
     func registerMachineControls(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
         do {
             if dispatcher.pioOwner(port: RTC.indexPort, count: 2) == nil {
@@ -147,11 +150,10 @@ extension Launcher {
                 try portA.register(on: dispatcher)
                 devices.systemControlA = portA
             }
-            if dispatcher.pioOwner(port: Self.postPort) == nil {
-                // QEMU's ioport80: Linux's I/O delay (`outb_p`) and firmware's POST codes
-                // write here; writes are dropped and reads give 0xff, as unassigned I/O
-                // would, but with --strict-io such a guest must not stop (status 18).
-                try dispatcher.registerPIO(port: Self.postPort, owner: "POST port 0x80 (built-in)") { io, _ in
+            for (port, owner) in Self.quietPorts where dispatcher.pioOwner(port: port) == nil {
+                // Writes are dropped and reads give all-ones, as unassigned I/O would, but
+                // with --strict-io a guest that writes here must not stop (status 18).
+                try dispatcher.registerPIO(port: port, owner: owner) { io, _ in
                     if !io.isWrite { for i in 0..<io.count { io.setElement(i, ~0) } }
                     return .handled
                 }

@@ -185,11 +185,13 @@ struct QEMUCompatTests {
     static let pmControlProbe: [UInt8] = [0x66, 0xba, 0x04, 0x06, 0xb0, 0x01, 0xee, 0xb0, 0x0c, 0x66, 0xff, 0xc2,
                                           0xee, 0x66, 0xff, 0xca, 0x66, 0xed, 0x30, 0xe0, 0xe6, 0xf4, 0xf4]
 
-    /// mov $0x55,%al; out %al,$0x80 (a POST code, Linux's I/O delay); in $0x80,%al;
-    /// out %al,$0xf4 (what it read: 0xff, status 255); hlt
-    static let postPortProbe: [UInt8] = [0xb0, 0x55, 0xe6, 0x80, 0xe4, 0x80, 0xe6, 0xf4, 0xf4]
+    /// mov $0x55,%al; out %al,$0x80 (a POST code, Linux's I/O delay); out %al,$0xf0 (the
+    /// FPU error cleared); in $0xf0,%al; mov %al,%bl; in $0x80,%al; and %bl,%al;
+    /// out %al,$0xf4 (both read 0xff: status 255); hlt
+    static let postPortProbe: [UInt8] = [0xb0, 0x55, 0xe6, 0x80, 0xe6, 0xf0, 0xe4, 0xf0, 0x88, 0xc3, 0xe4, 0x80,
+                                         0x20, 0xd8, 0xe6, 0xf4, 0xf4]
 
-    @Test("port 0x80 (POST codes, Linux's I/O delay) is a device, as QEMU's ioport80: with --strict-io the guest runs on and reads 0xff")
+    @Test("ports 0x80 (POST codes, Linux's I/O delay) and 0xf0 (FPU error) are devices, as QEMU's ioport80 and ioportF0: with --strict-io the guest runs on and reads 0xff")
     func postPort() throws {
         let probe = try VMMProcess.temp("post.bin", Self.postPortProbe)
         let r = try VMMProcess.run(["run", probe, "--load-addr", "0x100000", "--max-seconds", "20", "--strict-io"])
