@@ -20,12 +20,6 @@ struct ACPIPowerButtonTests {
         return UInt32(text[range.upperBound...].prefix { $0.isHexDigit }, radix: 16)
     }
 
-    /// PM timer ticks in `d`, rounded up: at most this many can pass in it.
-    static func ticks(_ d: Duration) -> UInt32 {
-        let ns = Double(d.components.seconds) * 1e9 + Double(d.components.attoseconds) / 1e9
-        return UInt32(min((ns * 3.579545e-3).rounded(.up) + 1, Double(UInt32.max)))
-    }
-
     /// mov $0x602,%dx; mov $0x21,%al; out %al,(%dx); inc %dx; mov $0x5,%al; out %al,(%dx)
     /// (PM1a_EN a byte at a time: 0x0521); mov $0x600,%dx; mov $0xffff,%ax; out %ax,(%dx)
     /// (write 1 to clear every status bit); in (%dx),%eax (status | enable << 16);
@@ -77,8 +71,7 @@ struct ACPIPowerButtonTests {
     func pressSurvivesSnapshot() throws {
         let dir = try VMMProcess.scratch("button", "snapshot")
         let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
-        let clock = SuspendingClock() // CLOCK_MONOTONIC, the PM timer's own clock
-        let started = clock.now
+        let started = PMTimerGuestTests.now()
         let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("acpi.elf"), "--append", "button", "--serial", "file:\(console)",
                                               "--api-sock", socket, "--max-seconds", "120"])
         defer { vmm.kill() }
@@ -90,14 +83,14 @@ struct ACPIPowerButtonTests {
             #expect(r.status == 0, "\(command): \(r.stderr)")
         }
         #expect(vmm.wait().status == 0)
-        let ran = started.duration(to: clock.now)
+        let ran = PMTimerGuestTests.now() - started
         #expect(Self.masked(printed()).hasSuffix("acpi: waiting for the power button, PM timer T\n"), "the paused guest took the SCI: \(printed())")
         let stateFile = snap + "/device-launcher-devices.state"
         let saved = try String(contentsOfFile: stateFile, encoding: .utf8)
         #expect(saved.contains("\npm1-events 0x100 0x100\n"), "\(saved)")
         let waited = try #require(Self.count(after: waiting, in: printed()))
         let count = try #require(Self.count(after: "\npm-timer 0x", in: saved), "\(saved)")
-        #expect((count &- waited) & 0xff_ffff <= Self.ticks(ran), "read \(waited), saved \(count) in \(ran)")
+        #expect((count &- waited) & 0xff_ffff <= PMTimerGuestTests.ticks(ran), "read \(waited), saved \(count) in \(ran) ns")
 
         // Half a wrap on, the manifest's size and checksum of the blob to match.
         let moved = (count &+ 0x80_0000) & 0xff_ffff
@@ -111,14 +104,14 @@ struct ACPIPowerButtonTests {
         }
         try (manifest.joined(separator: "\n") + "\n").write(toFile: snap + "/manifest", atomically: false, encoding: .utf8)
 
-        let restoring = clock.now
+        let restoring = PMTimerGuestTests.now()
         let restored = try PluginListingTests.run(["restore", snap, "--serial", "stdio", "--max-seconds", "60"], bound: 120)
-        let restoreRan = restoring.duration(to: clock.now)
+        let restoreRan = PMTimerGuestTests.now() - restoring
         #expect(Self.masked(restored.stdout) == "acpi: SCI: PM1a status 00000100, after clearing 00000000, PM timer T\n")
         #expect(restored.stderr == "")
         #expect(restored.status == 0)
         let read = try #require(Self.count(after: "PM timer ", in: restored.stdout))
-        #expect((read &- moved) & 0xff_ffff <= Self.ticks(restoreRan), "restored at \(moved), read \(read) in \(restoreRan)")
+        #expect((read &- moved) & 0xff_ffff <= PMTimerGuestTests.ticks(restoreRan), "restored at \(moved), read \(read) in \(restoreRan) ns")
     }
 
     @Test("a guest that never enabled the button runs on after a press (as on QEMU); a stopped VM or a bad action is refused")
