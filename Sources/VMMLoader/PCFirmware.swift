@@ -2,7 +2,10 @@
 /// QEMU's `pc` machine, for a VM with KVM's in-kernel irqchip: the Intel MP table
 /// (`MPTable`) and the ACPI tables (`ACPITables`) in the BIOS area, and the BIOS data
 /// area's words that say where to search. Guests find their processors, the I/O APIC,
-/// the ISA interrupts' pins and how to switch the machine off in them.
+/// the ISA interrupts' pins and how to switch the machine off in them. The BIOS data
+/// area also says what SeaBIOS found on QEMU's `pc`: COM1 at port 0x3f8 and a VGA in
+/// text mode 3 (80x25 colour at 0xb8000, its CRT controller at port 0x3d4), which
+/// hobby kernels read before they print (`biosDataWords`).
 ///
 /// ```swift
 /// let loader = ImageLoader(memory: vm.memory, ramSize: ram, firmware: try PCFirmware(processors: 2))
@@ -27,6 +30,14 @@ public struct PCFirmware: Sendable, Equatable {
     /// leave out) and the base memory size in KiB (639), which guests read to find where
     /// to search.
     static let ebdaSegmentWord: UInt64 = 0x40e, baseMemoryWord: UInt64 = 0x413
+    /// The rest of the BIOS data area a guest reads, as SeaBIOS leaves it: COM1's port;
+    /// the equipment word (FPU, 80x25 colour video, one serial port); the video mode (3),
+    /// columns (80), page size (4 KiB), CRT controller port (0x3d4), rows - 1 (24) and
+    /// character height (16). (address, bytes)
+    static let biosDataWords: [(UInt64, [UInt8])] = [
+        (0x400, le(UInt16(0x3f8))), (0x410, le(UInt16(0x0222))), (0x449, [3]), (0x44a, le(UInt16(80))),
+        (0x44c, le(UInt16(0x1000))), (0x463, le(UInt16(0x3d4))), (0x484, [24]), (0x485, le(UInt16(16))),
+    ]
 
     public let processors: Int
 
@@ -55,6 +66,7 @@ extension ImageLoader {
         guard range.upperBound <= ramSize, !used.contains(where: { $0.overlaps(range) }) else { return false }
         try write(le(UInt16(Self.conventionalMemoryEnd >> 4)), at: PCFirmware.ebdaSegmentWord)
         try write(le(UInt16(Self.conventionalMemoryEnd >> 10)), at: PCFirmware.baseMemoryWord)
+        for (address, bytes) in PCFirmware.biosDataWords { try write(bytes, at: address) }
         try write(mp, at: PCFirmware.mpTableAddress)
         try write(acpi, at: PCFirmware.acpiAddress)
         return true

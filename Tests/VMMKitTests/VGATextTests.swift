@@ -10,9 +10,14 @@ struct VGATextTests {
     static let guest = VMMProcess.guest("vgatext.elf")
     /// What the guest wrote: ESC, BEL and code page 437's block as '?', 21 blank rows,
     /// then row 24's last cell.
-    /// What the guest read of the VGA registers (mode 3's misc, the cursor it moved, the
-    /// locked CR0), on COM1.
-    static let console = "vga: misc 00000067, cursor low 00000050, CR0 0000005F\nvga: written\n"
+    /// What the guest read of the BIOS data area (as SeaBIOS leaves it under QEMU) and the
+    /// VGA registers (mode 3's misc, the cursor it moved, the locked CR0), on COM1.
+    static let console = """
+        vga: BDA: mode 00000003, columns 00000050, rows 00000019, CRTC port 000003D4, COM1 port 000003F8
+        vga: misc 00000067, cursor low 00000050, CR0 0000005F
+        vga: written
+
+        """
     static let screen = "Hello, kernel World!\n\n    ctl:?[2J??x\n" + String(repeating: "\n", count: 21) + String(repeating: " ", count: 79) + "Z\n"
 
     func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }

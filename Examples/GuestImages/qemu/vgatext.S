@@ -2,9 +2,10 @@
  * (character, attribute) pairs into the VGA text buffer at 0xb8000, nowhere else, then
  * halt with interrupts off. Row 0 a greeting, row 2 from column 4 bytes a terminal
  * must not receive as they are (ESC [2J, BEL, code page 437's full block), the last
- * cell of row 24 a 'Z'. Then, as text-mode kernels do, it reads the miscellaneous output
- * register (0x3cc), waits for a vertical retrace (0x3da), moves the cursor with word
- * writes to 0x3d4 and reads it back, and tries a write to the locked CR0; prints what it
+ * cell of row 24 a 'Z'. Then, as text-mode kernels do, it reads the BIOS data area's
+ * video mode, columns, rows, CRT controller port and COM1 port, reads the miscellaneous
+ * output register (0x3cc), waits for a vertical retrace (0x3da), moves the cursor with
+ * word writes to the CRT controller's port and reads it back, and tries a write to the locked CR0; prints what it
  * read and "vga: written" on COM1, and with a command line ending in "spin" it spins (a
  * snapshot's guest) instead of halting. */
 #include "mb.h"
@@ -32,7 +33,24 @@ KERNEL_START
 5:  in (%dx), %al
     test $8, %al
     jz 5b
-    mov $0x3d4, %dx                     /* the cursor to offset 80 (row 1): outw(0x3d4, 80 << 8 | 0x0f) */
+    movzbl 0x449, %eax                  /* what the BIOS data area says of the display */
+    mov %eax, value
+    PRINT(s_mode, value)
+    movzwl 0x44a, %eax
+    mov %eax, value
+    PRINT(s_columns, value)
+    movzbl 0x484, %eax
+    inc %eax
+    mov %eax, value
+    PRINT(s_rows, value)
+    movzwl 0x463, %eax
+    mov %eax, crtc
+    PRINT(s_crtc, crtc)
+    movzwl 0x400, %eax
+    mov %eax, value
+    PRINT(s_com1, value)
+    PUTS(s_nl)
+    mov crtc, %edx                      /* the cursor to offset 80 (row 1): outw(crtc, 80 << 8 | 0x0f) */
     mov $0x500f, %ax
     out %ax, %dx
     mov $0x000e, %ax
@@ -89,6 +107,11 @@ MB_HELPERS
 s_hello: .asciz "Hello, kernel World!"
 s_controls: .byte 'c', 't', 'l', ':', 0x1b, '[', '2', 'J', 0x07, 0xdb, 'x', 0
 s_written: .asciz "vga: written\n"
+s_mode: .asciz "vga: BDA: mode "
+s_columns: .asciz ", columns "
+s_rows: .asciz ", rows "
+s_crtc: .asciz ", CRTC port "
+s_com1: .asciz ", COM1 port "
 s_misc: .asciz "vga: misc "
 s_cursor: .asciz ", cursor low "
 s_cr0: .asciz ", CR0 "
@@ -98,4 +121,6 @@ mbinfo: .long 0
 misc: .long 0
 cursor: .long 0
 cr0: .long 0
+value: .long 0
+crtc: .long 0
     .section .note.GNU-stack, "", @progbits
