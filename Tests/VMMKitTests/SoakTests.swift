@@ -81,7 +81,10 @@ struct SoakTests {
         // A leak is growth. Fewer is possible in the full suite: objects and malloc arena
         // heaps of earlier tests' threads may be released meanwhile.
         #expect(fdsOpened(since: fds) == [])
-        #expect(mappingsUnreliable || mappingCount() <= maps)
+        // A mapping leaked a cycle is `count` more; a thread that an earlier test's library
+        // starts meanwhile brings its stack and guard page (2; seen once: 334 -> 336), which
+        // the process-wide count cannot tell from ours. So a few are allowed, never a cycle's.
+        #expect(mappingsUnreliable || mappingCount() <= maps + 4)
         #expect(mappingsUnreliable || growth < 1 << 20) // ASan's quarantine keeps freed memory resident
         print("soak\(withPager ? " (demand pager)" : ""): \(count) cycles in \(Int(seconds * 1000)) ms (\(Int(seconds * 1e6) / count) us/cycle); fds \(fds.count) -> \(openFDCount()), mappings \(maps) -> \(mappingCount()), RSS growth \(growth / 1024) KiB, plugin handles created \(PluginHandle.created)")
     }
