@@ -8,31 +8,45 @@ import VMMKit
 /// ended it, as a user would read it off QEMU's window.
 ///
 /// The guest chooses every byte, and a terminal may read the output: printable ASCII
-/// stays, NUL is a blank (RAM's zeros, a screen never written), and any other byte
-/// (control characters, ESC among them; code page 437's box drawing) prints as '?'.
-/// Attributes (colours) are dropped; trailing blanks and blank rows at the bottom too.
-/// Not modelled: the CRTC (ports 0x3d4/0x3d5: cursor, start address) and other modes.
+/// stays, bytes 0x80-0xfe are code page 437's letters, box drawing and symbols as UTF-8
+/// (what the VGA's font shows), NUL and 0xff are blanks (RAM's zeros, a screen never
+/// written), and the rest (0x01-0x1f, ESC and BEL among them, and 0x7f, which the font
+/// draws as symbols a terminal would act on) print as '?'. Attributes (colours) are
+/// dropped; trailing blanks and blank rows at the bottom too.
+/// The VGA's registers (`VGARegisters`) change nothing here: no start address, no
+/// cursor; no other modes.
 enum VGATextScreen {
     static let address: UInt64 = 0xb_8000
     static let columns = 80, rows = 25
     static var size: Int { columns * rows * 2 }
+    /// Code page 437's characters 0x80-0xfe (0xff, a non-breaking space, is a blank).
+    static let codePage437High = Array("ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■".unicodeScalars)
 
     /// The screen in `cells` (`size` bytes: character, attribute, ...) as lines of text,
     /// each ending in a newline; empty for a blank screen.
     static func text(_ cells: [UInt8]) -> String {
         var lines: [String] = []
         for row in 0..<rows {
-            var line: [UInt8] = []
+            var line = String.UnicodeScalarView()
             for column in 0..<columns {
                 let i = (row * columns + column) * 2
-                let c = i < cells.count ? cells[i] : 0
-                line.append(c == 0 ? 0x20 : (0x20...0x7e).contains(c) ? c : UInt8(ascii: "?"))
+                line.append(character(i < cells.count ? cells[i] : 0))
             }
-            while line.last == 0x20 { line.removeLast() }
-            lines.append(String(decoding: line, as: UTF8.self))
+            while line.last == " " { line.removeLast() }
+            lines.append(String(line))
         }
         while lines.last == "" { lines.removeLast() }
         return lines.map { $0 + "\n" }.joined()
+    }
+
+    /// What the screen shows for `byte`, as text safe for a terminal.
+    static func character(_ byte: UInt8) -> Unicode.Scalar {
+        switch byte {
+        case 0, 0xff: " "
+        case 0x20...0x7e: Unicode.Scalar(byte)
+        case 0x80...0xfe: codePage437High[Int(byte - 0x80)]
+        default: "?"
+        }
     }
 
     /// `--vga-text`'s output, opened before the guest runs: a bad target is refused first.

@@ -8,8 +8,6 @@ import VMMControl
 @Suite("vmm --vga-text on real KVM", .serialized, .enabled(if: KVMAvailability.present, KVMAvailability.reason))
 struct VGATextTests {
     static let guest = VMMProcess.guest("vgatext.elf")
-    /// What the guest wrote: ESC, BEL and code page 437's block as '?', 21 blank rows,
-    /// then row 24's last cell.
     /// What the guest read of the BIOS data area (as SeaBIOS leaves it under QEMU) and the
     /// VGA registers (mode 3's misc, the cursor it moved, the locked CR0), on COM1.
     static let console = """
@@ -18,13 +16,15 @@ struct VGATextTests {
         vga: written
 
         """
-    static let screen = "Hello, kernel World!\n\n    ctl:?[2J??x\n" + String(repeating: "\n", count: 21) + String(repeating: " ", count: 79) + "Z\n"
+    /// What the guest wrote: ESC and BEL as '?', code page 437's full block as itself,
+    /// 21 blank rows, then row 24's last cell.
+    static let screen = "Hello, kernel World!\n\n    ctl:?[2J?█x\n" + String(repeating: "\n", count: 21) + String(repeating: " ", count: 79) + "Z\n"
 
     func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
 
     /// `--strict-io`: the VGA registers it reads and writes are devices (a retrace wait on
     /// unassigned I/O, all-ones, would never end).
-    @Test("the screen of a kernel that halts with interrupts off is on stdout after its COM1 lines, control bytes as '?'; its VGA register accesses are served; without --vga-text no screen")
+    @Test("the screen of a kernel that halts with interrupts off is on stdout after its COM1 lines, control bytes as '?', code page 437 as UTF-8; its VGA register accesses are served; without --vga-text no screen")
     func toStdout() throws {
         let r = try run(["run", Self.guest, "--vga-text", "stdio", "--strict-io"])
         #expect(r.stdout == Self.console + Self.screen)
@@ -78,7 +78,7 @@ struct VGATextTests {
         #expect(live.status == 0)
         let raw = try RawHTTP.send(socket, "GET /vm/screen HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         #expect(raw.0 == 200)
-        #expect(raw.1.hasPrefix(#"{"text": "Hello, kernel World!\n\n    ctl:?[2J??x\n\n"#), "\(raw.1)")
+        #expect(raw.1.hasPrefix(#"{"text": "Hello, kernel World!\n\n    ctl:?[2J?█x\n\n"#), "\(raw.1)")
         for command in [["pause"], ["snapshot", snap], ["stop"]] {
             let r = try ControlAPITests.ctl([socket] + command)
             #expect(r.status == 0, "\(command): \(r.stderr)")
