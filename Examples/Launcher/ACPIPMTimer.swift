@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
 import VMMKit
 import VMMLoader
@@ -33,7 +30,7 @@ final class ACPIPMTimer: Sendable {
     private let clock: @Sendable () -> UInt64
 
     /// `clock`: nanoseconds, never going back (tests give their own).
-    init(clock: @escaping @Sendable () -> UInt64 = ACPIPMTimer.monotonicNanoseconds) {
+    init(clock: @escaping @Sendable () -> UInt64 = MonotonicClock.now) {
         self.clock = clock
         origin = Mutex(Origin(count: 0, at: clock()))
     }
@@ -58,12 +55,6 @@ final class ACPIPMTimer: Sendable {
         // The quotient fits: the high word is below `frequency`, far below 10^9.
         let (quotient, _) = UInt64(1_000_000_000).dividingFullWidth(product)
         return UInt32(truncatingIfNeeded: quotient)
-    }
-
-    @Sendable static func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 
     /// An access of `size` bytes at `port + offset`: the counter's bytes from `offset`.

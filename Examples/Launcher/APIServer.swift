@@ -74,10 +74,10 @@ final class APIServer: @unchecked Sendable {
         let done = StartGate()
         let (stopServer, server) = (self.stopServer, self.server)
         if (try? HostThread.start("api-stop", detached: true) { stopServer(server); done.open() }) != nil {
-            var idleSince = ExitStats.now()
+            var idleSince = MonotonicClock.now()
             while !done.wait(milliseconds: 20) {
-                if routes.answering.load(ordering: .acquiring) > 0 { idleSince = ExitStats.now(); continue }
-                if ExitStats.now() &- idleSince > UInt64(Self.lingerSeconds * 1e9) { break }
+                if routes.answering.load(ordering: .acquiring) > 0 { idleSince = MonotonicClock.now(); continue }
+                if MonotonicClock.now() &- idleSince > UInt64(Self.lingerSeconds * 1e9) { break }
             }
         } else {
             stopServer(server)

@@ -98,13 +98,14 @@ struct BuiltInDeviceState: Equatable {
         bytes.map { String($0 >> 4, radix: 16) + String($0 & 0xf, radix: 16) }.joined()
     }
 
-    /// `text` as `count` bytes of two hex digits each; nil if it is not.
-    static func bytes(hexDigits text: Substring, count: Int) -> [UInt8]? {
+    /// `text` as `count` bytes of two hex digits each; refused naming `what` otherwise.
+    static func bytes(hexDigits text: Substring, count: Int, _ what: String,
+                      _ bad: (String) -> LauncherError) throws(LauncherError) -> [UInt8] {
         let digits = Array(text.utf8)
-        guard digits.count == count * 2 else { return nil }
+        guard digits.count == count * 2 else { throw bad("\(what): \(digits.count) hex digits, not \(count * 2)") }
         var bytes: [UInt8] = []
         for i in stride(from: 0, to: digits.count, by: 2) {
-            guard let v = UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
+            guard let v = UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) else { throw bad("\(what): not hex at digit \(i)") }
             bytes.append(v)
         }
         return bytes
@@ -191,24 +192,14 @@ struct BuiltInDeviceState: Equatable {
                 let status = try byte(words[3], "vga input status")
                 guard misc & 0x10 == 0 else { throw bad("vga miscellaneous output \(hex(misc)) (bit 4 is never kept)") }
                 guard status & ~VGARegisters.retraceBits == 0 else { throw bad("vga input status \(hex(status)) (only bits 0 and 3 flip)") }
-                guard let crtc = Self.bytes(hexDigits: words[4], count: VGARegisters.mode3CRTC.count) else {
-                    throw bad("vga CRTC registers: not \(VGARegisters.mode3CRTC.count * 2) hex digits")
-                }
+                let crtc = try Self.bytes(hexDigits: words[4], count: VGARegisters.mode3CRTC.count, "vga CRTC registers", bad)
                 state.vga = VGARegisters.Registers(misc: misc, index: index, status: status, crtc: crtc)
             case ("rtc", 4) where state.rtc == nil:
                 let index = try byte(words[1], "rtc index")
                 guard let offset = Int64(words[2]), offset.magnitude <= UInt64(rtcMaxOffset) else {
                     throw bad("rtc offset \(String(words[2]).quotedForMessage) (at most \(rtcMaxOffset) seconds either way)")
                 }
-                let hexRAM = Array(words[3].utf8)
-                guard hexRAM.count == 256 else { throw bad("rtc memory: \(hexRAM.count) hex digits, not 256") }
-                var ram: [UInt8] = []
-                for i in stride(from: 0, to: 256, by: 2) {
-                    guard let v = UInt8(String(decoding: hexRAM[i..<i + 2], as: UTF8.self), radix: 16) else {
-                        throw bad("rtc memory: not hex at digit \(i)")
-                    }
-                    ram.append(v)
-                }
+                let ram = try Self.bytes(hexDigits: words[3], count: 128, "rtc memory", bad)
                 guard ram[0x0a] & 0x80 == 0 else { throw bad("rtc register A \(hex(ram[0x0a])) (update in progress is never kept)") }
                 guard ram[0x0c] & ~rtcKeptFlags == 0 else {
                     throw bad("rtc register C \(hex(ram[0x0c])) (only its update-ended, alarm and periodic flags are kept)")

@@ -93,7 +93,7 @@ enum UnixHTTPClient {
     /// and then would otherwise hold the client for as long as it likes.
     static func send(socket path: String, method: String, path target: String, body: String?,
                      timeout: Int = timeoutSeconds * 1000) throws(CtlError) -> HTTPAnswer {
-        let deadline = ExitStats.now() / 1_000_000 + UInt64(min(max(timeout, 0), 86_400_000))
+        let deadline = MonotonicClock.now() / 1_000_000 + UInt64(min(max(timeout, 0), 86_400_000))
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw CtlError(status: .unreachable, message: "socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -123,7 +123,7 @@ enum UnixHTTPClient {
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let left = Int64(bitPattern: deadline &- ExitStats.now() / 1_000_000)
+            let left = Int64(bitPattern: deadline &- MonotonicClock.now() / 1_000_000)
             var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let polled = left > 0 ? poll(&ready, 1, Int32(min(left, 86_400_000))) : 0
             if polled < 0 && errno == EINTR { continue }

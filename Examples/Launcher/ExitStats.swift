@@ -17,7 +17,7 @@ final class ExitStats: ExitObserver, @unchecked Sendable {
 
     private var rows: [Row]
     private let trace: Bool
-    private let started = ExitStats.now()
+    private let started = MonotonicClock.now()
 
     init(vcpus: Int, trace: Bool) {
         rows = Array(repeating: Row(), count: vcpus)
@@ -25,14 +25,8 @@ final class ExitStats: ExitObserver, @unchecked Sendable {
         for i in rows.indices { rows[i].lastResume = started }
     }
 
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
-
     func willDispatch(_ exit: VMExit, on vcpu: VCPU) {
-        let t = Self.now()
+        let t = MonotonicClock.now()
         let k = VMExitKind.allCases.firstIndex(of: exit.kind)!
         rows.withUnsafeMutableBufferPointer { r in
             let i = Int(vcpu.id)
@@ -49,7 +43,7 @@ final class ExitStats: ExitObserver, @unchecked Sendable {
     }
 
     func didDispatch(_ exit: VMExit, verdict: ExitVerdict, on vcpu: VCPU) {
-        let t = Self.now()
+        let t = MonotonicClock.now()
         let k = VMExitKind.allCases.firstIndex(of: exit.kind)!
         rows.withUnsafeMutableBufferPointer { r in
             let i = Int(vcpu.id)
@@ -101,7 +95,7 @@ final class ExitStats: ExitObserver, @unchecked Sendable {
                 + pad(ms(guest), 18, left: true) + pad(ms(handler), 13, left: true))
         }
         let total = rows.reduce(0) { $0 + $1.count.reduce(0, +) }
-        lines.append("total \(total) exits in \(ms(Self.now() - started)) ms")
+        lines.append("total \(total) exits in \(ms(MonotonicClock.now() - started)) ms")
         return lines.joined(separator: "\n") + "\n"
     }
 

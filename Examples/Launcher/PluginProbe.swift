@@ -83,15 +83,10 @@ enum PluginProbe {
         guard rc == 0 else { return .refused("cannot probe: posix_spawn: \(String(cString: strerror(rc)))") }
 
         var output: [UInt8] = []
-        var start = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &start)
+        let start = MonotonicClock.now()
         let budget = Int(seconds * 1000)
         /// Milliseconds of the budget left.
-        func left() -> Int {
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            return budget - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1_000_000)
-        }
+        func left() -> Int { budget - Int((MonotonicClock.now() - start) / 1_000_000) }
         var timedOut = false, reaped = false
         var status: Int32 = 0
         var chunk = [UInt8](repeating: 0, count: 4096)

@@ -9,9 +9,7 @@ enum StartupTrace {
 
     static func mark(_ name: String) {
         guard enabled else { return }
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        marks.append((name, UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)))
+        marks.append((name, MonotonicClock.now()))
     }
 
     static func report() {

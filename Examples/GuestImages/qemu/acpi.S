@@ -210,14 +210,10 @@ timer_back:
 /* wants_button: ZF set when the Multiboot command line ends in "button". */
 wants_button:
     mov mbinfo, %esi
-    testl $4, (%esi)
+    call cmdline_end
+    test %esi, %esi
     jz 2f
-    mov 16(%esi), %esi
-1:  cmpb $0, (%esi)
-    je 3f
-    inc %esi
-    jmp 1b
-3:  cmpl $0x74747562, -6(%esi)          /* "butt" */
+    cmpl $0x74747562, -6(%esi)          /* "butt" */
     jne 2f
     cmpw $0x6e6f, -2(%esi)              /* "on" */
     ret
@@ -397,6 +393,7 @@ sum:
     ret
 
 MB_HELPERS
+MB_CMDLINE_END
 
     .section .rodata
 s_none: .asciz "acpi: no RSDP\n"

@@ -21,6 +21,12 @@
 puts: mov $0x3f8, %dx; 1: lodsb; test %al, %al; jz 2f; out %al, %dx; jmp 1b; 2: ret; \
 puthex: mov $8, %ecx; 3: rol $4, %eax; push %eax; and $0xf, %al; add $'0', %al; cmp $'9', %al; jbe 4f; add $7, %al; \
     4: mov $0x3f8, %dx; out %al, %dx; pop %eax; loop 3b; ret
+/* For kernels whose command line picks what they do, once in their .text: cmdline_end
+ * takes the Multiboot info in ESI and returns in ESI the command line's terminating
+ * NUL, or 0 when the info has none (clobbers nothing else). */
+#define MB_CMDLINE_END \
+cmdline_end: testl $4, (%esi); jz 2f; mov 16(%esi), %esi; 1: cmpb $0, (%esi); je 3f; inc %esi; jmp 1b; \
+    2: xor %esi, %esi; 3: ret
 /* IDT_GATE(vector, handler): a 32-bit interrupt gate, CS 0x08 (the loader's GDT), in the
  * kernel's `idt` (clobbers eax, edi). */
 #define IDT_GATE(vector, handler) \

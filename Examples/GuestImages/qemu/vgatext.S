@@ -76,14 +76,10 @@ KERNEL_START
     PUTS(s_nl)
     PUTS(s_written)
     mov mbinfo, %esi
-    testl $4, (%esi)
+    call cmdline_end
+    test %esi, %esi
     jz dead
-    mov 16(%esi), %esi
-1:  cmpb $0, (%esi)
-    je 2f
-    inc %esi
-    jmp 1b
-2:  cmpl $0x6e697073, -4(%esi)             /* "spin" */
+    cmpl $0x6e697073, -4(%esi)             /* "spin" */
     jne dead
 3:  jmp 3b
 dead:
@@ -102,6 +98,7 @@ vga_puts:
 1:  ret
 
 MB_HELPERS
+MB_CMDLINE_END
 
     .section .rodata
 s_hello: .asciz "Hello, kernel World!"
