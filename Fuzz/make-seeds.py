@@ -90,6 +90,7 @@ put('fuzz-control', 'pause', b'\x00' + b'{"state": "Paused"}')
 put('fuzz-control', 'stop', b'\x01' + b'{ "action_type" : "Stop" }\n')
 put('fuzz-control', 'snapshot', b'\x02' + '{"snapshot_dir": "/tmp/s\\u00e9\\ud83d\\ude00\\n\\"x\\\\"}'.encode())
 put('fuzz-control', 'two', b'\x03' + b'{"a": "1", "b": "\xc3\xa9"}')
+put('fuzz-control', 'keys', b'\x04' + b'{"keys": "ctrl-alt-delete shift-a 0xe048"}')
 put('fuzz-control', 'twice', b'\x03' + b'{"a": "1", "a": "2", "b\\u001b[2J": 3}')
 # Plugin files (after scripts/build-plugins): the null plugin with GNU and SysV hash tables and RELR relocations
 # (named without .so, which .gitignore keeps out of the repository)
@@ -103,12 +104,17 @@ put('fuzz-launcher-state', 'reordered', '\n'.join([lines[0]] + lines[:0:-1] + ['
 # configuration byte read back; a keyboard reset and identify; the output port.
 put('fuzz-machine-ports', 'commands', bytes([3, 0xaa, 1, 0, 0, 0, 3, 0x20, 0, 0, 3, 0x60, 2, 0x45, 3, 0x20, 0, 0]))
 put('fuzz-machine-ports', 'keyboard', bytes([2, 0xff, 2, 0xf2, 0, 0, 0, 0, 0, 0, 3, 0xd0, 0, 0, 3, 0xd1, 2, 0xcf, 3, 0xfe]))
+# Typed keys (op 0xf0-0xf3; value: low nibble the combination, high nibble how many):
+# shift-a, the keyboard disabled (0xad), ctrl-alt-delete 10 times, enabled (0xae), read;
+# set 1 asked for (0xf0 0x01), up typed, scanning off (0xf5), a refused key, read.
+put('fuzz-machine-ports', 'typed', bytes([0xf0, 0x01, 3, 0xad, 0xf0, 0x12, 3, 0xae, 0, 0, 0, 0, 2, 0xf0, 2, 0x01, 0xf0, 0x03,
+                                          2, 0xf5, 0xf0, 0x00, 0, 0, 0, 0]))
 # ACPI's PM1a block (op bit 3; bits 4-5 size 1/2/4 or a press, bit 6 write, bits 0-2 offset):
 # PWRBTN_EN and TMR_EN, a press, status read and cleared, then soft-off (0x2020).
 put('fuzz-machine-ports', 'pm1', bytes([0x5a, 0x01, 0x38, 0, 0x18, 0, 0x58, 0xff, 0x28, 0, 0x5c, 0x20]))
 # The built-in devices' blob (device-launcher-devices.state), read by the same target.
 put('fuzz-launcher-state', 'devices', 'vmm-launcher-devices 1\nfw_cfg 0x0 1\nreset-control 0x0\ni8042 0x18 0x3 0xcf 0x0 0x0 -\npm1-control 0x0\nend\n')
-put('fuzz-launcher-state', 'devices-all', 'vmm-launcher-devices 1\nfw_cfg 0x19 7\nreset-control 0x2\nport92 0x42\ni8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa\nconsole 0x83\npm1-control 0x1c01\npm1-events 0x100 0x521\npm-timer 0xabcdef\nvga 0x67 0xe 0x9 5f4f50825581bf1f004f0d0e000000509c8e8f281f96b9a3ff\nrtc 0x8b -86400 00010203040506070809260b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f\nend\n')
+put('fuzz-launcher-state', 'devices-all', 'vmm-launcher-devices 1\nfw_cfg 0x19 7\nreset-control 0x2\nport92 0x42\ni8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa\nps2-keyboard 1 0 0xf0 e048e0c8\nconsole 0x83\npm1-control 0x1c01\npm1-events 0x100 0x521\npm-timer 0xabcdef\nvga 0x67 0xe 0x9 5f4f50825581bf1f004f0d0e000000509c8e8f281f96b9a3ff\nrtc 0x8b -86400 00010203040506070809260b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f\nend\n')
 # The RTC in the same target (op bit 2): register A read, the year set to 99, binary
 # 24-hour mode, the hour set, read back.
 put('fuzz-machine-ports', 'rtc', bytes([6, 0x0a, 5, 0, 6, 0x09, 7, 0x99, 5, 0, 6, 0x0b, 7, 0x06, 6, 0x04, 7, 0x13, 5, 0]))

@@ -100,7 +100,8 @@ final class Routes: @unchecked Sendable {
     init(_ api: ControlAPI) { self.api = api }
 
     /// The methods each path allows, for 405 answers.
-    static let allowed: [String: String] = ["/vm": "GET, PATCH", "/actions": "PUT", "/snapshot/create": "PUT", "/metrics": "GET", "/vm/screen": "GET"]
+    static let allowed: [String: String] = ["/vm": "GET, PATCH", "/actions": "PUT", "/snapshot/create": "PUT", "/metrics": "GET", "/vm/screen": "GET",
+                                                  "/vm/keys": "PUT"]
 
     /// `allowed` as C strings for the Allow header, made once and kept for the process.
     nonisolated(unsafe) static let allowedC: [String: UnsafePointer<CChar>?] =
@@ -116,6 +117,7 @@ final class Routes: @unchecked Sendable {
         case ("PUT", "/snapshot/create"): return api.snapshot(body)
         case ("GET", "/metrics"): return api.metrics()
         case ("GET", "/vm/screen"): return api.screen()
+        case ("PUT", "/vm/keys"): return api.keys(body)
         default:
             if let allowed = Self.allowed[path] {
                 return ControlAPI.Answer(status: 405, body: FlatJSON.fault("\(method) is not allowed on \(path) (allowed: \(allowed))"))

@@ -32,6 +32,9 @@ struct BuiltInDeviceState: Equatable {
         var replies: [UInt8]
         /// Which replies are the mouse's (bit 0: the first); written as "m0x..".
         var auxReplies: UInt16 = 0
+        /// The keyboard behind it (line `ps2-keyboard`); a blob written before it was
+        /// modelled has none: set 2, scanning, nothing typed.
+        var keyboard = PS2Keyboard()
     }
 
     struct RTCRegisters: Equatable {
@@ -83,6 +86,8 @@ struct BuiltInDeviceState: Equatable {
             let queued = k.replies.isEmpty ? "-" : k.replies.enumerated()
                 .map { (k.auxReplies >> $0.offset) & 1 != 0 ? "m" + hex($0.element) : hex($0.element) }.joined(separator: ",")
             lines.append("i8042 \([k.status, k.config, k.outputPort, k.awaiting, k.lastRead].map { hex($0) }.joined(separator: " ")) \(queued)")
+            let kb = k.keyboard
+            lines.append("ps2-keyboard \(kb.set) \(kb.scanning ? 1 : 0) \(hex(kb.awaiting)) \(kb.typed.isEmpty ? "-" : Self.hexDigits(kb.typed))")
         }
         if let lcr = consoleLCR { lines.append("console \(hex(lcr))") }
         if let pm = pm1Control { lines.append("pm1-control \(hex(pm))") }
@@ -121,6 +126,7 @@ struct BuiltInDeviceState: Equatable {
             return v
         }
         var state = BuiltInDeviceState()
+        var keyboard: PS2Keyboard?
         for line in lines {
             let words = line.split(separator: " ", omittingEmptySubsequences: false)
             let key = String(words[0])
@@ -161,6 +167,20 @@ struct BuiltInDeviceState: Equatable {
                 }
                 state.i8042 = I8042Registers(status: v[0], config: v[1], outputPort: v[2], awaiting: v[3], lastRead: v[4], replies: replies,
                                              auxReplies: aux)
+            case ("ps2-keyboard", 5) where keyboard == nil:
+                guard let set = UInt8(words[1]), set == 1 || set == 2 else { throw bad("ps2-keyboard scan code set \(String(words[1]).quotedForMessage) (1 or 2)") }
+                guard words[2] == "0" || words[2] == "1" else { throw bad("ps2-keyboard scanning \(String(words[2]).quotedForMessage) (0 or 1)") }
+                let awaiting = try byte(words[3], "ps2-keyboard pending command")
+                guard awaiting == 0 || PS2Keyboard.dataCommands.contains(awaiting) else { throw bad("ps2-keyboard pending command \(hex(awaiting))") }
+                var typed: [UInt8] = []
+                if words[4] != "-" {
+                    let digits = words[4].utf8.count
+                    guard digits % 2 == 0, digits / 2 <= PS2Keyboard.typedLimit else {
+                        throw bad("ps2-keyboard typed bytes: \(digits) hex digits (an even number, at most \(PS2Keyboard.typedLimit * 2))")
+                    }
+                    typed = try Self.bytes(hexDigits: words[4], count: digits / 2, "ps2-keyboard typed bytes", bad)
+                }
+                keyboard = PS2Keyboard(set: set, scanning: words[2] == "1", awaiting: awaiting, typed: typed)
             case ("console", 2) where state.consoleLCR == nil:
                 state.consoleLCR = try byte(words[1], "console LCR")
             case ("pm1-control", 2) where state.pm1Control == nil:
@@ -205,14 +225,18 @@ struct BuiltInDeviceState: Equatable {
                     throw bad("rtc register C \(hex(ram[0x0c])) (only its update-ended, alarm and periodic flags are kept)")
                 }
                 state.rtc = RTCRegisters(index: index, offset: offset, ram: ram)
-            case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("console", _), ("pm1-control", _), ("pm1-events", _),
-                 ("pm-timer", _), ("vga", _), ("rtc", _):
+            case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("ps2-keyboard", _), ("console", _), ("pm1-control", _),
+                 ("pm1-events", _), ("pm-timer", _), ("vga", _), ("rtc", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
                 throw bad("unknown device \(key.quotedForMessage)")
             }
         }
         guard state.pm1Events == nil || state.pm1Control != nil else { throw bad("pm1-events without pm1-control") }
+        if let keyboard {
+            guard state.i8042 != nil else { throw bad("ps2-keyboard without i8042") }
+            state.i8042?.keyboard = keyboard
+        }
         return state
     }
 }

@@ -39,9 +39,10 @@ struct CtlCommand {
     }
 
     func request() throws(LauncherError) -> (String, String, String?) {
-        let operandCount = command == "snapshot" ? 1 : 0
-        guard operands.count == operandCount else {
-            throw LauncherError(.usage, command == "snapshot" ? "ctl snapshot needs one directory" : "ctl \(command) takes no operand")
+        switch command {
+        case "snapshot": guard operands.count == 1 else { throw LauncherError(.usage, "ctl snapshot needs one directory") }
+        case "sendkey": guard !operands.isEmpty else { throw LauncherError(.usage, "ctl sendkey needs keys (QEMU's names: sendkey ctrl-alt-delete, sendkey h i ret)") }
+        default: guard operands.isEmpty else { throw LauncherError(.usage, "ctl \(command) takes no operand") }
         }
         switch command {
         case "info": return ("GET", "/vm", nil)
@@ -51,8 +52,10 @@ struct CtlCommand {
         case "resume": return ("PATCH", "/vm", "{\"state\": \"Resumed\"}")
         case "stop": return ("PUT", "/actions", "{\"action_type\": \"Stop\"}")
         case "power-button": return ("PUT", "/actions", "{\"action_type\": \"PowerButton\"}")
+        case "ctrl-alt-del": return ("PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}")
+        case "sendkey": return ("PUT", "/vm/keys", "{\"keys\": \(FlatJSON.quote(operands.joined(separator: " ")))}")
         case "snapshot": return ("PUT", "/snapshot/create", "{\"snapshot_dir\": \(FlatJSON.quote(operands[0]))}")
-        default: throw LauncherError(.usage, "ctl: unknown command \(command.quotedForMessage) (info, pause, resume, stop, power-button, metrics, screen, snapshot DIR)")
+        default: throw LauncherError(.usage, "ctl: unknown command \(command.quotedForMessage) (info, pause, resume, stop, power-button, ctrl-alt-del, sendkey KEYS..., metrics, screen, snapshot DIR)")
         }
     }
 }

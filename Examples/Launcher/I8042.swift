@@ -2,14 +2,20 @@ import Glibc
 import VMMKit
 
 /// The PS/2 controller (i8042) of QEMU's `pc` machine, ports 0x60 (data) and 0x64 (status
-/// and commands), as far as a guest uses it with no keyboard attached: the reset line
-/// (command 0xfe, any pulse of output-port bit 0, or the output port written with bit 0
-/// clear), which stops the machine as `ResetControl` does; the configuration byte, the
-/// output port, the self-test and interface tests, each reply left in the output buffer
-/// the guest polls (status bit 0). Bytes for the keyboard are acknowledged (0xfa) but no
-/// key ever arrives; A20 stays enabled whatever the output port says. Firecracker's
-/// i8042 serves the same purpose. After reset, as QEMU's: status 0x18, configuration
-/// 0x03, output port 0xcf.
+/// and commands), with its keyboard, as SeaBIOS leaves them when it starts a guest:
+/// configuration 0x61 (keyboard interrupt, mouse disabled, translation to scan code set
+/// 1), the self-test passed, the keyboard in set 2 and scanning. Guests written for QEMU
+/// read set-1 codes on IRQ 1 without setting anything up, and do here. The controller
+/// answers the reset line (command 0xfe, any pulse of output-port bit 0, or the output
+/// port written with bit 0 clear), which stops the machine as `ResetControl` does; the
+/// configuration byte, the output port, the self-test and interface tests, each reply
+/// left in the output buffer the guest polls (status bit 0). The keyboard answers
+/// QEMU's commands (identify, echo, LEDs, rate, scan code set 1 or 2, enable, disable,
+/// reset) and types what `sendKeys` is given (`vmm ctl PATH sendkey`, QEMU's `sendkey`),
+/// one byte in the output buffer at a time, the rest waiting in the keyboard
+/// (`typedLimit`) while the guest reads or has the keyboard disabled. There is no mouse;
+/// A20 stays enabled whatever the output port says. Firecracker's i8042 serves the same
+/// purpose (its SendCtrlAltDel too).
 ///
 /// Interrupts, as QEMU's (with an in-kernel irqchip, `connectInterrupts`): while a reply
 /// waits, IRQ 1 is high for a keyboard or controller byte when configuration bit 0 allows
@@ -28,8 +34,9 @@ final class I8042: @unchecked Sendable {
 
     private var lock = pthread_mutex_t()
     // Guarded by lock:
-    private var status: UInt8 = 0x18 // "command last" | "not inhibited"
-    private var config: UInt8 = 0x03 // keyboard and aux interrupts enabled
+    // SeaBIOS's: its self-test set the system flag; its last write was data (0xf4, to the keyboard).
+    private var status: UInt8 = 0x14 // "system flag" | "not inhibited"
+    private var config: UInt8 = 0x61 // keyboard interrupt, mouse disabled, translation
     private var outputPort: UInt8 = 0xcf // reset line high, A20 on, the rest ones
     /// The command whose data byte the next write to port 0x60 is (0 for none).
     private var awaiting: UInt8 = 0
@@ -37,6 +44,7 @@ final class I8042: @unchecked Sendable {
     /// Which of `replies` are the mouse's (bit 0: the first).
     private var auxReplies: UInt16 = 0
     private var lastRead: UInt8 = 0
+    private var keyboard = PS2Keyboard()
     /// The interrupt lines as last driven, and where to drive them (nil: no irqchip).
     private var keyboardLine = false, mouseLine = false
     private var irq: (@Sendable (UInt32, Bool) -> Void)?
@@ -84,6 +92,7 @@ final class I8042: @unchecked Sendable {
             lastRead = replies.removeFirst()
             auxReplies >>= 1
         }
+        feedTyped()
         driveLines(afterRead: true)
         return lastRead
     }
@@ -92,6 +101,7 @@ final class I8042: @unchecked Sendable {
     func write(_ port: UInt16, _ byte: UInt8) -> Bool {
         pthread_mutex_lock(&lock)
         defer {
+            feedTyped() // the keyboard enabled again, or the buffer emptied
             driveLines(afterRead: false) // a reply queued, or the configuration changed
             pthread_mutex_unlock(&lock)
         }
@@ -140,15 +150,27 @@ final class I8042: @unchecked Sendable {
         return false
     }
 
-    /// A byte for the keyboard (port 0x60 with no command waiting): acknowledged, with
-    /// the replies a driver probing for a keyboard waits for.
+    /// A byte for the keyboard (port 0x60 with no command waiting).
     private func keyboard(_ byte: UInt8) {
-        switch byte {
-        case 0xee: reply(0xee) // echo
-        case 0xf2: reply(0xfa); reply(0xab); reply(0x83) // identify: an MF2 keyboard
-        case 0xff: reply(0xfa); reply(0xaa) // reset: self-test passed
-        default: reply(0xfa)
-        }
+        for r in keyboard.receive(byte, translating: config & 0x40 != 0) { reply(r) }
+    }
+
+    /// Types `combinations` (QEMU's `sendkey` names, `PS2Keys`) on the keyboard, in the
+    /// scan code set the guest reads now; all or nothing. Any thread.
+    func sendKeys(_ combinations: [Substring]) throws(PS2Keyboard.Refusal) {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        try keyboard.type(combinations, translating: config & 0x40 != 0)
+        feedTyped()
+        driveLines(afterRead: false)
+    }
+
+    /// Under the lock: the next typed byte into the empty output buffer, unless the
+    /// configuration disabled the keyboard (bit 4), as a keyboard holds its bytes while
+    /// the controller inhibits it.
+    private func feedTyped() {
+        guard replies.isEmpty, config & 0x10 == 0, let byte = keyboard.nextTyped() else { return }
+        replies.append(byte)
     }
 
     /// For a snapshot (vCPUs paused).
@@ -156,7 +178,7 @@ final class I8042: @unchecked Sendable {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
         return .init(status: status, config: config, outputPort: outputPort, awaiting: awaiting, lastRead: lastRead, replies: replies,
-                     auxReplies: auxReplies)
+                     auxReplies: auxReplies, keyboard: keyboard)
     }
 
     /// A restore's, checked by `BuiltInDeviceState.decode` (before any vCPU runs).
@@ -166,6 +188,9 @@ final class I8042: @unchecked Sendable {
         (status, config, outputPort, awaiting, lastRead) = (s.status, s.config, s.outputPort, s.awaiting, s.lastRead)
         replies = Array(s.replies.prefix(Self.queueLimit))
         auxReplies = s.auxReplies & UInt16(truncatingIfNeeded: (1 << replies.count) - 1)
+        keyboard = s.keyboard
+        keyboard.typed = Array(keyboard.typed.prefix(PS2Keyboard.typedLimit))
+        feedTyped()
         // The irqchip's saved state has the lines as they were: setting the same level
         // again is no new edge.
         driveLines(afterRead: false)

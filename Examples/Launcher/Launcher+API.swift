@@ -14,6 +14,14 @@ extension Launcher {
         controller.setSnapshotHook { _, dir in try snapshot.snapshot(to: dir) }
         if let power = devices.powerManagement { controller.setPowerButton { power.pressPowerButton() } }
         controller.setScreen { [memory = vm.memory] in VGATextScreen.read(memory) }
+        if let i8042 = devices.i8042 {
+            controller.setKeyboard { (combinations) throws(ControlError) in
+                do throws(PS2Keyboard.Refusal) { try i8042.sendKeys(combinations) } catch {
+                    if case .badKeys = error { throw .badRequest(error.message) }
+                    throw .conflict(error.message)
+                }
+            }
+        }
         if let pager {
             controller.addCounters("demand_paging") {
                 let s = pager.statistics

@@ -48,15 +48,27 @@ public struct ControlAPI: Sendable {
         }
     }
 
-    /// PUT /actions  {"action_type": "Stop" | "PowerButton"}
+    /// PUT /actions  {"action_type": "Stop" | "PowerButton" | "SendCtrlAltDel"}
     public func action(_ body: [UInt8]) -> Answer {
         run { () throws(ControlError) in
             let fields = try Self.fields(body, required: ["action_type"])
             switch fields["action_type"]! {
             case "Stop": controller.stop()
             case "PowerButton": try controller.pressPowerButton()
-            case let other: throw .badRequest("field 'action_type' must be \"Stop\" or \"PowerButton\", not \(FlatJSON.quote(other))")
+            case "SendCtrlAltDel": try controller.sendKeys(["ctrl-alt-delete"]) // Firecracker's action
+            case let other:
+                throw .badRequest("field 'action_type' must be \"Stop\", \"PowerButton\" or \"SendCtrlAltDel\", not \(FlatJSON.quote(other))")
             }
+        }
+    }
+
+    /// PUT /vm/keys  {"keys": "shift-h i ret"}: key combinations separated by spaces.
+    public func keys(_ body: [UInt8]) -> Answer {
+        run { () throws(ControlError) in
+            let keys = try Self.fields(body, required: ["keys"])["keys"]!
+            let combinations = keys.split(separator: " ")
+            guard !combinations.isEmpty else { throw .badRequest("field 'keys' names no key (combinations such as \"ctrl-alt-delete\", separated by spaces)") }
+            try controller.sendKeys(combinations)
         }
     }
 

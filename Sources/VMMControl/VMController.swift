@@ -15,6 +15,7 @@ public final class VMController: @unchecked Sendable {
         var snapshotHook: SnapshotHook?
         var powerButton: (@Sendable () -> Void)?
         var screen: (@Sendable () -> String?)?
+        var keyboard: (@Sendable ([Substring]) throws(ControlError) -> Void)?
         var pausedByController = false
     }
 
@@ -121,6 +122,27 @@ public final class VMController: @unchecked Sendable {
         let read = operations.withLock { $0.screen }
         guard let read, let text = read() else { throw .unavailable("this machine has no text screen") }
         return text
+    }
+
+    // MARK: - Keyboard
+
+    /// Installs what `sendKeys(_:)` calls: the machine's keyboard (the launcher's i8042),
+    /// which types key combinations or throws `.badRequest` for a name it does not know
+    /// and `.conflict` when it cannot take them now. Without one, `sendKeys` throws
+    /// `.unavailable`.
+    public func setKeyboard(_ type: (@Sendable ([Substring]) throws(ControlError) -> Void)?) {
+        operations.withLock { $0.keyboard = type }
+    }
+
+    /// Types key combinations, as QEMU's `sendkey` (`ctrl-alt-delete`: each key pressed
+    /// in order, released in reverse), one combination after the other. The guest reads
+    /// them when it reads its keyboard; a paused guest, once resumed.
+    public func sendKeys(_ combinations: [Substring]) throws(ControlError) {
+        try operations.withLock { (s) throws(ControlError) in
+            guard let type = s.keyboard else { throw .unavailable("this machine has no keyboard (no i8042)") }
+            guard vm.vcpus.contains(where: { $0.isRunning }) else { throw .conflict("the VM has stopped") }
+            try type(combinations)
+        }
     }
 
     // MARK: - Snapshot

@@ -12,7 +12,7 @@ struct BuiltInDeviceStateTests {
     static let full = BuiltInDeviceState(
         fwCfg: .init(selector: 0x19, offset: 7), resetControl: 0x02, systemControlA: 0xc2,
         i8042: .init(status: 0x1c, config: 0x45, outputPort: 0xcf, awaiting: 0xd1, lastRead: 0x55, replies: [0xfa, 0xaa, 0x5a],
-                      auxReplies: 0b100),
+                      auxReplies: 0b100, keyboard: .init(set: 1, scanning: false, awaiting: 0xf0, typed: [0xe0, 0x48, 0xe0, 0xc8])),
         consoleLCR: 0x83, pm1Control: 0x1c01, pm1Events: .init(status: 0x100, enable: 0x521), pmTimer: 0xabcdef,
         vga: .init(misc: 0x66, index: 0x0f, status: 0x09, crtc: (0..<25).map { UInt8($0 * 10) }),
         rtc: .init(index: 0x8b, offset: -86_400, ram: (0..<128).map { UInt8($0 == 0x0a ? 0x26 : $0 == 0x0c ? 0x70 : $0) }))
@@ -24,12 +24,16 @@ struct BuiltInDeviceStateTests {
         }
         // A blob from before the PM1 event block was modelled: its registers restore as 0.
         #expect(try Self.decode("vmm-launcher-devices 1\npm1-control 0x1\nend\n").get() == BuiltInDeviceState(pm1Control: 1))
+        // One from before the keyboard was modelled: set 2, scanning, nothing typed.
+        let old = try Self.decode("vmm-launcher-devices 1\ni8042 0x1c 0x61 0xcf 0x0 0x0 -\nend\n").get()
+        #expect(old.i8042?.keyboard == PS2Keyboard() && old.i8042?.keyboard.set == 2 && old.i8042?.keyboard.scanning == true)
         #expect(String(decoding: Self.full.encoded(), as: UTF8.self) == """
             vmm-launcher-devices 1
             fw_cfg 0x19 7
             reset-control 0x2
             port92 0xc2
             i8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa,m0x5a
+            ps2-keyboard 1 0 0xf0 e048e0c8
             console 0x83
             pm1-control 0x1c01
             pm1-events 0x100 0x521
@@ -61,6 +65,17 @@ struct BuiltInDeviceStateTests {
              "i8042: more than 16 replies queued"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 0xfa,,0xfa\nend\n", "i8042 reply ''"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3\nend\n", "a device given twice, or the wrong number of values"),
+            ("vmm-launcher-devices 1\nps2-keyboard 2 1 0x0 -\nend\n", "ps2-keyboard without i8042"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 3 1 0x0 -\nend\n", "ps2-keyboard scan code set '3' (1 or 2)"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 2 0x0 -\nend\n", "ps2-keyboard scanning '2' (0 or 1)"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 1 0xf4 -\nend\n", "ps2-keyboard pending command 0xf4"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 1 0x0 1e9\nend\n",
+             "ps2-keyboard typed bytes: 3 hex digits (an even number, at most 512)"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 1 0x0 " + String(repeating: "1e", count: 257) + "\nend\n",
+             "ps2-keyboard typed bytes: 514 hex digits (an even number, at most 512)"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 1 0x0 1x\nend\n", "ps2-keyboard typed bytes: not hex at digit 0"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 1 0x0 -\nps2-keyboard 2 1 0x0 -\nend\n",
+             "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\nhpet 0x0\nend\n", "unknown device 'hpet'"),
             ("vmm-launcher-devices 1\nrtc 0x0\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\npm1-control 0x2001\nend\n", "pm1-control value 0x2001 (SLP_EN is never kept)"),

@@ -125,7 +125,7 @@ struct ACPIPowerButtonTests {
         #expect(try eventually { try ControlAPITests.ioExits(socket) > before + 100 })
         let body = #"{"action_type": "Reboot"}"#
         let bad = try RawHTTP.send(socket, "PUT /actions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-        #expect(bad == (400, #"{"fault_message": "field 'action_type' must be \"Stop\" or \"PowerButton\", not \"Reboot\""}"#))
+        #expect(bad == (400, #"{"fault_message": "field 'action_type' must be \"Stop\", \"PowerButton\" or \"SendCtrlAltDel\", not \"Reboot\""}"#))
         #expect(try ControlAPITests.ctl([socket, "stop"]).status == 0)
         #expect(vmm.wait().status == 0)
 

@@ -131,7 +131,7 @@ struct LauncherSnapshotTests {
         // PM1a control holds SCI_EN from reset: the FADT names no SMI command port. The VGA
         // registers as mode 3 leaves them.
         #expect(saved.filter { !$0.hasPrefix("rtc ") && !$0.hasPrefix("pm-timer ") } == ["vmm-launcher-devices 1", "fw_cfg 0x0 1", "reset-control 0x2",
-                                                           "port92 0x40", "i8042 0x1c 0x3 0xcf 0x0 0x0 0x55", "pm1-control 0x1", "pm1-events 0x0 0x0",
+                                                           "port92 0x40", "i8042 0x1c 0x61 0xcf 0x0 0x0 0x55", "ps2-keyboard 2 1 0x0 -", "pm1-control 0x1", "pm1-events 0x0 0x0",
                                                            "vga 0x67 0x0 0x0 5f4f50825581bf1f004f0d0e000000009c8e8f281f96b9a3ff", "end", ""])
         // The PM timer's count (24 bits; its value ACPIPowerButtonTests checks), the RTC:
         // index 0, no offset from the host clock, 128 bytes of CMOS memory.

@@ -1,5 +1,7 @@
 /* The i8042's interrupts, as a QEMU test kernel uses them: IRQ 1 -> vector 0x51 and
- * IRQ 12 -> vector 0x5c through the IOAPIC (edge, fixed, APIC 0; the PICs masked). The
+ * IRQ 12 -> vector 0x5c through the IOAPIC (edge, fixed, APIC 0; the PICs masked), with
+ * the configuration set to 0x03 first (both interrupts, no translation; SeaBIOS left
+ * 0x61, which has the mouse's off). The
  * keyboard's identify command (0xf2) queues three bytes (0xfa, 0xab, 0x83): each is an
  * IRQ 1 whose handler reads port 0x60. Command 0xd3 puts a byte in the mouse's output
  * buffer: an IRQ 12. Then keyboard interrupts are switched off (configuration 0x02) and
@@ -16,6 +18,10 @@ KERNEL_START
     lidt idtr
     IOAPIC_ROUTE(1, 0x51)
     IOAPIC_ROUTE(12, 0x5c)
+    mov $0x60, %al                  /* configuration: keyboard and mouse interrupts */
+    out %al, $0x64
+    mov $0x03, %al
+    out %al, $0x60
 
     mov $0xf2, %al                  /* keyboard: identify */
     out %al, $0x60

@@ -4,10 +4,12 @@ import Synchronization
 
 // The launcher's own PC devices behind guest ports (their source files are linked here):
 // a program of reads and writes of the i8042 (ports 0x60, 0x64) and the CMOS RTC (0x70,
-// 0x71). The i8042's status never says "input buffer full" (a guest waiting for it to
+// 0x71), and keys typed on the i8042's keyboard. The i8042's status never says "input buffer full" (a guest waiting for it to
 // clear would wait for ever), "output full" is set exactly while a reply waits, the reply
 // queue stays bounded, only the reset line's writes reset, and IRQs 1 and 12 follow the
-// queue and configuration (a new edge per data read; a restore drives them too). The RTC's register C says
+// queue and configuration (a new edge per data read; a restore drives them too), typed
+// keys are taken whole or refused whole and wait in the keyboard within its limit, handed
+// over one byte at a time whenever the keyboard is enabled. The RTC's register C says
 // nothing but "update ended", "alarm", "periodic" and "IRQ", the last exactly when
 // register B enables a flag that is set, its clock stays within the
 // offset a snapshot can hold, and its state reads back through the snapshot blob (whose
@@ -49,6 +51,26 @@ func readData(_ kbd: I8042, _ lines: Lines) {
     for line: UInt32 in [1, 12] where lines.level[line]! {
         check(lines.rises[line]! > before[line]!, "i8042: IRQ \(line) stayed high across a data read (no new edge)")
     }
+}
+
+/// Keys typed on the keyboard: `value` picks combinations (some bad, some long, some
+/// repeated past the keyboard's limit); what is typed is all of them or none.
+func typeKeys(_ kbd: I8042, _ lines: Lines, _ value: UInt8) {
+    let names = ["a", "shift-a", "ctrl-alt-delete", "up", "esc", "nope", "a--b", "0xe053", "kp_enter-f7-pgdn"]
+    let count = Int(value >> 4) &* 9 &+ 1 // 1 to 136 combinations
+    let combinations = Array(repeating: Substring(names[Int(value & 0x0f) % names.count]), count: count)
+    let before = kbd.state
+    do throws(PS2Keyboard.Refusal) {
+        try kbd.sendKeys(combinations)
+        let after = kbd.state
+        check(after.keyboard.typed.count <= PS2Keyboard.typedLimit, "typed \(after.keyboard.typed.count) bytes")
+        check(before.keyboard.scanning, "keys taken while scanning was off")
+    } catch {
+        let after = kbd.state
+        check(after == before, "refused keys changed the device: \(error.message)")
+        check(!error.message.isEmpty && !error.message.contains("\n"), "refusal: \(error.message)")
+    }
+    lines.check(kbd, "typed keys")
 }
 
 /// One PM1a access or a press: `op` bits 4-5 pick the size (1, 2, 4) or a press (3),
@@ -152,6 +174,10 @@ runFuzzer { data, size in
             precondition(rtc.state.offset.magnitude <= UInt64(RTC.maxOffset), "RTC offset \(rtc.state.offset)")
             continue
         }
+        if op & 0xf0 == 0xf0 {
+            typeKeys(kbd, lines, value)
+            continue
+        }
         let port = op & 1 == 0 ? I8042.dataPort : I8042.commandPort
         if op & 2 == 0 {
             let status = kbd.read(I8042.commandPort)
@@ -173,8 +199,10 @@ runFuzzer { data, size in
     while kbd.read(I8042.commandPort) & 0x01 != 0 {
         readData(kbd, lines)
         replies += 1
-        precondition(replies <= I8042.queueLimit, "more than \(I8042.queueLimit) replies queued")
+        precondition(replies <= I8042.queueLimit + PS2Keyboard.typedLimit, "more than \(I8042.queueLimit) replies and a keyboard's worth queued")
     }
+    let drained = kbd.state
+    check(drained.config & 0x10 != 0 || drained.keyboard.typed.isEmpty, "typed bytes left behind an enabled keyboard: \(drained.keyboard)")
     // A restore drives the lines its state calls for.
     let restored = I8042(), restoredLines = Lines()
     restored.connectInterrupts { restoredLines.set($0, $1) }

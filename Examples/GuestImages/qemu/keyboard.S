@@ -1,0 +1,117 @@
+/* A keyboard driver as a QEMU test kernel writes one: it trusts the controller as SeaBIOS
+ * left it (configuration 0x61: keyboard interrupt, translation to scan code set 1) and
+ * takes IRQ 1 through the IOAPIC (vector 0x51, the PICs masked). Prints the configuration
+ * byte, then "ready", then each byte it reads from port 0x60 in hex, until Esc is let go
+ * (set 1: 0x81); then a newline and debug-exit 0x1d. With the command line ending in
+ * "set2" it first writes configuration 0x21 (translation off) and reads raw set 2, where
+ * Esc let go is 0xf0 0x76. Interrupts are taken in `sti; hlt` only, one byte each, and
+ * the handler returns with them off (see lapic_timer.S on IRET). */
+#include "mb.h"
+KERNEL_START
+    cmp $0x2BADB002, %eax
+    jne dead
+    mov $0x80000, %esp
+    mov %ebx, %esi
+    call cmdline_end
+    test %esi, %esi
+    jz 1f
+    cmpl $0x32746573, -4(%esi)      /* "set2" */
+    jne 1f
+    movb $1, raw
+    mov $0x60, %al                  /* write the configuration: keyboard IRQ, no mouse, no translation */
+    out %al, $0x64
+    mov $0x21, %al
+    out %al, $0x60
+1:  mov $0x20, %al                  /* read the configuration */
+    out %al, $0x64
+2:  in $0x64, %al
+    test $1, %al
+    jz 2b
+    in $0x60, %al
+    movzbl %al, %eax
+    push %eax
+    PUTS(s_config)
+    pop %eax
+    call puthex2
+    IDT_GATE(0x51, kbd_irq)
+    lidt idtr
+    IOAPIC_ROUTE(1, 0x51)
+    PUTS(s_ready)
+next:
+    sti
+    hlt
+    cmpb $0, got
+    je next
+    movb $0, got
+    movzbl kbyte, %eax
+    call puthex2
+    mov $' ', %al
+    mov $0x3f8, %dx
+    out %al, %dx
+    movzbl kbyte, %eax
+    mov prev, %bl
+    mov %al, prev
+    cmpb $0, raw
+    jne 3f
+    cmp $0x81, %al                  /* set 1: Esc let go */
+    je done
+    jmp next
+3:  cmp $0x76, %al                  /* set 2: 0xf0 0x76 */
+    jne next
+    cmp $0xf0, %bl
+    jne next
+done:
+    PUTS(s_nl)
+    DEBUG_EXIT(0x1d)
+dead:
+    cli
+    hlt
+    jmp dead
+
+/* puthex2: AL as two hex digits on COM1 (clobbers eax, ecx, edx). */
+puthex2:
+    shl $24, %eax
+    mov $2, %ecx
+4:  rol $4, %eax
+    push %eax
+    and $0xf, %al
+    add $'0', %al
+    cmp $'9', %al
+    jbe 5f
+    add $7, %al
+5:  mov $0x3f8, %dx
+    out %al, %dx
+    pop %eax
+    loop 4b
+    ret
+
+kbd_irq:
+    push %eax
+    in $0x60, %al
+    mov %al, kbyte
+    movb $1, got
+    movl $0, LAPIC + 0xb0           /* EOI */
+    pop %eax
+    pop %edi                        /* IRET spelled out, interrupts left off */
+    add $8, %esp
+    jmp *%edi
+
+MB_HELPERS
+MB_CMDLINE_END
+
+    .section .rodata
+s_config: .asciz "keyboard: configuration "
+s_ready:  .asciz ", ready\n"
+s_nl:     .asciz "\n"
+    .data
+    .align 8
+idtr: .word 256 * 8 - 1
+      .long idt
+got:  .byte 0
+kbyte: .byte 0
+prev: .byte 0
+raw:  .byte 0
+    .bss
+    .align 8
+idt: .skip 256 * 8
+    .section .note.GNU-stack, "", @progbits
