@@ -68,23 +68,6 @@ dead:
     hlt
     jmp dead
 
-/* puthex2: AL as two hex digits on COM1 (clobbers eax, ecx, edx). */
-puthex2:
-    shl $24, %eax
-    mov $2, %ecx
-4:  rol $4, %eax
-    push %eax
-    and $0xf, %al
-    add $'0', %al
-    cmp $'9', %al
-    jbe 5f
-    add $7, %al
-5:  mov $0x3f8, %dx
-    out %al, %dx
-    pop %eax
-    loop 4b
-    ret
-
 kbd_irq:
     push %eax
     in $0x60, %al

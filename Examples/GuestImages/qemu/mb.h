@@ -16,9 +16,11 @@
     mov $0x05, %ax; mov $0x510, %dx; out %ax, %dx; mov $0x511, %dx; xor %eax, %eax; inb %dx, %al
 /* IOAPIC_REG(base, index): EAX = the I/O APIC's register `index` (base in a register). */
 #define IOAPIC_REG(base, index) movl $(index), (base); mov 0x10(base), %eax
-/* The helpers each kernel includes once, in its .text. */
+/* The helpers each kernel includes once, in its .text: puts (the string at ESI), puthex (EAX as 8
+ * hex digits) and puthex2 (AL as 2), both on COM1 (clobbering eax, ecx, edx). */
 #define MB_HELPERS \
 puts: mov $0x3f8, %dx; 1: lodsb; test %al, %al; jz 2f; out %al, %dx; jmp 1b; 2: ret; \
+puthex2: shl $24, %eax; mov $2, %ecx; jmp 3f; \
 puthex: mov $8, %ecx; 3: rol $4, %eax; push %eax; and $0xf, %al; add $'0', %al; cmp $'9', %al; jbe 4f; add $7, %al; \
     4: mov $0x3f8, %dx; out %al, %dx; pop %eax; loop 3b; ret
 /* For kernels whose command line picks what they do, once in their .text: cmdline_end
