@@ -42,6 +42,7 @@ struct CtlCommand {
         switch command {
         case "snapshot": guard operands.count == 1 else { throw LauncherError(.usage, "ctl snapshot needs one directory") }
         case "sendkey": guard !operands.isEmpty else { throw LauncherError(.usage, "ctl sendkey needs keys (QEMU's names: sendkey ctrl-alt-delete, sendkey h i ret)") }
+        case "type": guard operands.count == 1, !operands[0].isEmpty else { throw LauncherError(.usage, "ctl type needs one non-empty text") }
         default: guard operands.isEmpty else { throw LauncherError(.usage, "ctl \(command) takes no operand") }
         }
         switch command {
@@ -54,8 +55,13 @@ struct CtlCommand {
         case "power-button": return ("PUT", "/actions", "{\"action_type\": \"PowerButton\"}")
         case "ctrl-alt-del": return ("PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}")
         case "sendkey": return ("PUT", "/vm/keys", "{\"keys\": \(FlatJSON.quote(operands.joined(separator: " ")))}")
+        case "type":
+            // The text as key combinations, typed by the server as sendkey's.
+            let keys: [String]
+            do { keys = try PS2Keys.combinations(typing: operands[0]) } catch { throw LauncherError(.usage, "ctl type: \(error.message)") }
+            return ("PUT", "/vm/keys", "{\"keys\": \(FlatJSON.quote(keys.joined(separator: " ")))}")
         case "snapshot": return ("PUT", "/snapshot/create", "{\"snapshot_dir\": \(FlatJSON.quote(operands[0]))}")
-        default: throw LauncherError(.usage, "ctl: unknown command \(command.quotedForMessage) (info, pause, resume, stop, power-button, ctrl-alt-del, sendkey KEYS..., metrics, screen, snapshot DIR)")
+        default: throw LauncherError(.usage, "ctl: unknown command \(command.quotedForMessage) (info, pause, resume, stop, power-button, ctrl-alt-del, sendkey KEYS..., type TEXT, metrics, screen, snapshot DIR)")
         }
     }
 }

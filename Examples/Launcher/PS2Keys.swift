@@ -65,6 +65,40 @@ enum PS2Keys {
         return out
     }
 
+    /// The combinations that type `text` on a US keyboard (`vmm ctl PATH type`): letters,
+    /// digits, space, punctuation with or without Shift, newline as Enter, tab as Tab.
+    /// Anything else is refused, naming the character and where it is.
+    static func combinations(typing text: String) throws(BadKeys) -> [String] {
+        var out: [String] = []
+        for (i, c) in text.unicodeScalars.enumerated() {
+            guard c.isASCII, let combination = typed[UInt8(c.value)] else {
+                throw BadKeys(message: "character \(i + 1) of the text, U+\(String(c.value, radix: 16, uppercase: true)), is not on a US keyboard (letters, digits, punctuation, space, tab, newline)")
+            }
+            out.append(combination)
+        }
+        return out
+    }
+
+    /// ASCII to combinations, from the US layout's rows.
+    private static let typed: [UInt8: String] = {
+        var map: [UInt8: String] = [0x0a: "ret", 0x09: "tab", 0x20: "spc"]
+        for c in UInt8(ascii: "a")...UInt8(ascii: "z") {
+            map[c] = String(UnicodeScalar(c))
+            map[c - 0x20] = "shift-" + String(UnicodeScalar(c))
+        }
+        let pairs: [(String, String, String)] = [
+            ("1", "!", "1"), ("2", "@", "2"), ("3", "#", "3"), ("4", "$", "4"), ("5", "%", "5"), ("6", "^", "6"), ("7", "&", "7"),
+            ("8", "*", "8"), ("9", "(", "9"), ("0", ")", "0"), ("-", "_", "minus"), ("=", "+", "equal"), ("[", "{", "bracket_left"),
+            ("]", "}", "bracket_right"), (";", ":", "semicolon"), ("'", "\"", "apostrophe"), ("`", "~", "grave_accent"),
+            ("\\", "|", "backslash"), (",", "<", "comma"), (".", ">", "dot"), ("/", "?", "slash"),
+        ]
+        for (plain, shifted, key) in pairs {
+            map[plain.utf8.first!] = key
+            map[shifted.utf8.first!] = "shift-" + key
+        }
+        return map
+    }()
+
     private static func k(_ set1: UInt8, _ set2: UInt8, extended: Bool = false) -> Key {
         Key(set1: set1, set2: set2, extended: extended)
     }

@@ -44,6 +44,23 @@ struct PS2KeyboardTests {
         }
     }
 
+    @Test("text typed on a US keyboard: every printable ASCII character, tab and newline has a combination of known keys; shifted ones carry Shift; anything else is refused naming it")
+    func typing() throws {
+        #expect(try PS2Keys.combinations(typing: "Hi! a_b\n") == ["shift-h", "i", "shift-1", "spc", "a", "shift-minus", "b", "ret"])
+        let printable = String(decoding: (0x20...0x7e).map { UInt8($0) } + [0x09, 0x0a], as: UTF8.self)
+        let all = try PS2Keys.combinations(typing: printable)
+        #expect(all.count == printable.utf8.count)
+        #expect(Set(all).count == all.count, "two characters share a combination")
+        for combination in all {
+            #expect(throws: Never.self) { _ = try PS2Keys.parse(Substring(combination)) }
+        }
+        for (text, why) in [("aé", "character 2 of the text, U+E9,"), ("\u{1b}[2J", "character 1 of the text, U+1B,"), ("x\u{7f}", "U+7F")] {
+            do { _ = try PS2Keys.combinations(typing: text); Issue.record("accepted \(text.debugDescription)") } catch {
+                #expect(error.message.contains(why), "\(error.message)")
+            }
+        }
+    }
+
     @Test("commands as QEMU's keyboard answers them: identify and the scan code set depend on translation; set 3 is refused; 0xf5 stops scanning, 0xff resets")
     func commands() throws {
         var k = PS2Keyboard()

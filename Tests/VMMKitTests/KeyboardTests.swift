@@ -2,8 +2,8 @@ import Foundation
 import Testing
 import VMMControl
 
-/// Keys typed into a running guest (`vmm ctl PATH sendkey`, `PUT /vm/keys`, QEMU's
-/// `sendkey`; Firecracker's SendCtrlAltDel), read by a keyboard driver written for QEMU
+/// Keys typed into a running guest (`vmm ctl PATH sendkey` and `type`, `PUT /vm/keys`,
+/// QEMU's `sendkey`; Firecracker's SendCtrlAltDel), read by a keyboard driver written for QEMU
 /// (Examples/GuestImages/qemu/keyboard.S: IRQ 1, port 0x60, the controller as SeaBIOS
 /// leaves it), which prints each byte it reads.
 @Suite("the PS/2 keyboard: keys typed through the control API on real KVM", .serialized,
@@ -23,11 +23,11 @@ struct KeyboardTests {
 
     static func printed(_ console: String) -> String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
 
-    @Test("set 1 through the controller's translation: shift-a, an extended key and Firecracker's Ctrl-Alt-Del arrive as QEMU sends them, each byte an IRQ 1; Esc ends the guest")
+    @Test("set 1 through the controller's translation: shift-a, an extended key, Firecracker's Ctrl-Alt-Del and typed text arrive as QEMU sends them, each byte an IRQ 1; Esc ends the guest")
     func translatedSet1() throws {
         let (vmm, console, socket) = try Self.start(try VMMProcess.scratch("keyboard", "set1"))
         defer { vmm.kill() }
-        for command in [["sendkey", "shift-a", "up"], ["ctrl-alt-del"], ["sendkey", "esc"]] {
+        for command in [["sendkey", "shift-a", "up"], ["ctrl-alt-del"], ["type", "Hi!\n"], ["sendkey", "esc"]] {
             let r = try ControlAPITests.ctl([socket] + command)
             #expect(r.status == 0, "\(command): \(r.stderr)")
             #expect(r.stdout == "")
@@ -36,8 +36,9 @@ struct KeyboardTests {
         #expect(r.status == (0x1d << 1) | 1, "stderr: \(r.stderr)")
         #expect(r.stderr == "")
         // Shift down, a down, a up, shift up; E0 48 / E0 C8 (up); Ctrl, Alt, E0 53 (Delete)
-        // down, then up in reverse; Esc down and up.
-        #expect(Self.printed(console) == Self.ready + "2A 1E 9E AA E0 48 E0 C8 1D 38 E0 53 E0 D3 B8 9D 01 81 \n")
+        // down, then up in reverse; "Hi!\n" as shift-h, i, shift-1, Enter; Esc down and up.
+        #expect(Self.printed(console) == Self.ready + "2A 1E 9E AA E0 48 E0 C8 1D 38 E0 53 E0 D3 B8 9D "
+            + "2A 23 A3 AA 17 97 2A 02 82 AA 1C 9C 01 81 \n")
     }
 
     @Test("set 2 with translation switched off by the guest: breaks are 0xf0 before the make code")
@@ -72,7 +73,7 @@ struct KeyboardTests {
         #expect(restored.status == (0x1d << 1) | 1)
     }
 
-    @Test("bad keys are refused whole (400, ctl status 4) and nothing is typed; sendkey without keys is a usage error; a machine without a keyboard answers 501")
+    @Test("bad keys are refused whole (400, ctl status 4) and nothing is typed; sendkey without keys or text off a US keyboard is a usage error; a machine without a keyboard answers 501")
     func refused() throws {
         let (vmm, console, socket) = try Self.start(try VMMProcess.scratch("keyboard", "refused"))
         defer { vmm.kill() }
@@ -83,6 +84,9 @@ struct KeyboardTests {
         let none = try ControlAPITests.ctl([socket, "sendkey"])
         #expect(none.status == 2)
         #expect(none.stderr.contains("ctl sendkey needs keys"))
+        let accent = try ControlAPITests.ctl([socket, "type", "café"])
+        #expect(accent.status == 2)
+        #expect(accent.stderr == "vmm: ctl type: character 4 of the text, U+E9, is not on a US keyboard (letters, digits, punctuation, space, tab, newline)\n")
         for body in [#"{"keys": "   "}"#, #"{"keys": "a--b"}"#, #"{"keys": "a-b-c-d-e-f-g-h-i"}"#, #"{"key": "a"}"#] {
             let (status, answer) = try RawHTTP.send(socket, "PUT /vm/keys HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
                                                     + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
