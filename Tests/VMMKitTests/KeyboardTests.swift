@@ -52,6 +52,18 @@ struct KeyboardTests {
         #expect(Self.printed(console) == "keyboard: configuration 21, ready\n12 1C F0 1C F0 12 E0 75 E0 F0 75 76 F0 76 \n")
     }
 
+    @Test("IRQ 1 through the 8259 PIC, as OSDev's tutorials take it (remapped to vector 0x21, EOI to port 0x20), with nothing set up in the local APIC")
+    func throughThePIC() throws {
+        let (vmm, console, socket) = try Self.start(try VMMProcess.scratch("keyboard", "pic"), append: ["--append", "pic"])
+        defer { vmm.kill() }
+        for command in [["sendkey", "a"], ["type", "x"], ["sendkey", "esc"]] {
+            let r = try ControlAPITests.ctl([socket] + command)
+            #expect(r.status == 0, "\(command): \(r.stderr)")
+        }
+        #expect(vmm.wait().status == (0x1d << 1) | 1)
+        #expect(Self.printed(console) == Self.ready + "1E 9E 2D AD 01 81 \n")
+    }
+
     @Test("keys typed into a paused guest wait in the keyboard through a snapshot: the guest restored in a new process reads them")
     func typedSurviveSnapshot() throws {
         let dir = try VMMProcess.scratch("keyboard", "snapshot")

@@ -4,8 +4,11 @@
  * byte, then "ready", then each byte it reads from port 0x60 in hex, until Esc is let go
  * (set 1: 0x81); then a newline and debug-exit 0x1d. With the command line ending in
  * "set2" it first writes configuration 0x21 (translation off) and reads raw set 2, where
- * Esc let go is 0xf0 0x76. Interrupts are taken in `sti; hlt` only, one byte each, and
- * the handler returns with them off (see lapic_timer.S on IRET). */
+ * Esc let go is 0xf0 0x76. With "pic" it takes IRQ 1 as OSDev's tutorials do instead:
+ * the 8259 PICs remapped to vectors 0x20-0x2f, all but IRQ 1 masked, EOI to port 0x20
+ * (the local APIC's LINT0 passes the PIC's interrupts, as SeaBIOS leaves it). Interrupts
+ * are taken in `sti; hlt` only, one byte each, and the handler returns with them off
+ * (see lapic_timer.S on IRET). */
 #include "mb.h"
 KERNEL_START
     cmp $0x2BADB002, %eax
@@ -15,7 +18,11 @@ KERNEL_START
     call cmdline_end
     test %esi, %esi
     jz 1f
-    cmpl $0x32746573, -4(%esi)      /* "set2" */
+    cmpl $0x63697020, -4(%esi)      /* " pic" */
+    jne 3f
+    movb $1, pic
+    jmp 1f
+3:  cmpl $0x32746573, -4(%esi)      /* "set2" */
     jne 1f
     movb $1, raw
     mov $0x60, %al                  /* write the configuration: keyboard IRQ, no mouse, no translation */
@@ -33,9 +40,31 @@ KERNEL_START
     PUTS(s_config)
     pop %eax
     call puthex2
-    IDT_GATE(0x51, kbd_irq)
-    lidt idtr
+    cmpb $0, pic
+    je 6f
+    mov $0x11, %al                  /* ICW1 to both PICs: edge, cascade, ICW4 */
+    out %al, $0x20
+    out %al, $0xa0
+    mov $0x20, %al                  /* ICW2: the master at 0x20, the slave at 0x28 */
+    out %al, $0x21
+    mov $0x28, %al
+    out %al, $0xa1
+    mov $0x04, %al                  /* ICW3: the slave on IRQ 2 */
+    out %al, $0x21
+    mov $0x02, %al
+    out %al, $0xa1
+    mov $0x01, %al                  /* ICW4: 8086 mode */
+    out %al, $0x21
+    out %al, $0xa1
+    mov $0xfd, %al                  /* only IRQ 1 */
+    out %al, $0x21
+    mov $0xff, %al
+    out %al, $0xa1
+    IDT_GATE(0x21, kbd_irq)
+    jmp 7f
+6:  IDT_GATE(0x51, kbd_irq)
     IOAPIC_ROUTE(1, 0x51)
+7:  lidt idtr
     PUTS(s_ready)
 next:
     sti
@@ -73,8 +102,13 @@ kbd_irq:
     in $0x60, %al
     mov %al, kbyte
     movb $1, got
-    movl $0, LAPIC + 0xb0           /* EOI */
-    pop %eax
+    cmpb $0, pic
+    je 8f
+    mov $0x20, %al                  /* EOI to the master PIC */
+    out %al, $0x20
+    jmp 9f
+8:  movl $0, LAPIC + 0xb0           /* EOI to the local APIC */
+9:  pop %eax
     pop %edi                        /* IRET spelled out, interrupts left off */
     add $8, %esp
     jmp *%edi
@@ -94,6 +128,7 @@ got:  .byte 0
 kbyte: .byte 0
 prev: .byte 0
 raw:  .byte 0
+pic:  .byte 0
     .bss
     .align 8
 idt: .skip 256 * 8
