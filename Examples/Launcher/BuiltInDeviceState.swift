@@ -110,10 +110,24 @@ struct BuiltInDeviceState: Equatable {
         guard digits.count == count * 2 else { throw bad("\(what): \(digits.count) hex digits, not \(count * 2)") }
         var bytes: [UInt8] = []
         for i in stride(from: 0, to: digits.count, by: 2) {
-            guard let v = UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) else { throw bad("\(what): not hex at digit \(i)") }
+            // Hex digits only: UInt8(_:radix:) alone also takes "+f" and "-0".
+            guard digits[i..<i + 2].allSatisfy(isHexDigit), let v = UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) else {
+                throw bad("\(what): not hex at digit \(i)")
+            }
             bytes.append(v)
         }
         return bytes
+    }
+
+    static func isHexDigit(_ c: UInt8) -> Bool {
+        (0x30...0x39).contains(c) || (0x41...0x46).contains(c) || (0x61...0x66).contains(c)
+    }
+
+    /// `0x` and 1 to `T`'s width of hex digits, nothing else (no sign), as `hex` writes them.
+    static func hexValue<T: FixedWidthInteger & UnsignedInteger>(_ s: Substring, _: T.Type = T.self) -> T? {
+        let digits = s.utf8.dropFirst(2)
+        guard s.hasPrefix("0x"), !digits.isEmpty, digits.count <= T.bitWidth / 4, digits.allSatisfy(isHexDigit) else { return nil }
+        return T(s.dropFirst(2), radix: 16)
     }
 
     /// Parses a blob; every line and value checked. `dir` names the snapshot.
@@ -122,7 +136,7 @@ struct BuiltInDeviceState: Equatable {
         let lines = try TextBlob.lines(bytes, header: "vmm-launcher-devices 1", version: version, expected: Self.version,
                                        maxSize: maxSize, bad)
         func byte(_ s: Substring, _ what: String) throws(LauncherError) -> UInt8 {
-            guard s.hasPrefix("0x"), s.count <= 4, let v = UInt8(s.dropFirst(2), radix: 16) else { throw bad("\(what) \(String(s).quotedForMessage)") }
+            guard let v = hexValue(s, UInt8.self) else { throw bad("\(what) \(String(s).quotedForMessage)") }
             return v
         }
         var state = BuiltInDeviceState()
@@ -134,7 +148,7 @@ struct BuiltInDeviceState: Equatable {
             case ("fw_cfg", 3) where state.fwCfg == nil:
                 var selector: UInt16?
                 if words[1] != "none" {
-                    guard words[1].hasPrefix("0x"), words[1].count <= 6, let s = UInt16(words[1].dropFirst(2), radix: 16) else {
+                    guard let s = hexValue(words[1], UInt16.self) else {
                         throw bad("fw_cfg selector \(String(words[1]).quotedForMessage)")
                     }
                     selector = s
@@ -168,7 +182,8 @@ struct BuiltInDeviceState: Equatable {
                 state.i8042 = I8042Registers(status: v[0], config: v[1], outputPort: v[2], awaiting: v[3], lastRead: v[4], replies: replies,
                                              auxReplies: aux)
             case ("ps2-keyboard", 5) where keyboard == nil:
-                guard let set = UInt8(words[1]), set == 1 || set == 2 else { throw bad("ps2-keyboard scan code set \(String(words[1]).quotedForMessage) (1 or 2)") }
+                guard words[1] == "1" || words[1] == "2" else { throw bad("ps2-keyboard scan code set \(String(words[1]).quotedForMessage) (1 or 2)") }
+                let set: UInt8 = words[1] == "1" ? 1 : 2
                 guard words[2] == "0" || words[2] == "1" else { throw bad("ps2-keyboard scanning \(String(words[2]).quotedForMessage) (0 or 1)") }
                 let awaiting = try byte(words[3], "ps2-keyboard pending command")
                 guard awaiting == 0 || PS2Keyboard.dataCommands.contains(awaiting) else { throw bad("ps2-keyboard pending command \(hex(awaiting))") }
@@ -184,7 +199,7 @@ struct BuiltInDeviceState: Equatable {
             case ("console", 2) where state.consoleLCR == nil:
                 state.consoleLCR = try byte(words[1], "console LCR")
             case ("pm1-control", 2) where state.pm1Control == nil:
-                guard words[1].hasPrefix("0x"), words[1].count <= 6, let v = UInt16(words[1].dropFirst(2), radix: 16) else {
+                guard let v = hexValue(words[1], UInt16.self) else {
                     throw bad("pm1-control value \(String(words[1]).quotedForMessage)")
                 }
                 guard v & (1 << 13) == 0 else { throw bad("pm1-control value \(hex(v)) (SLP_EN is never kept)") }
@@ -192,7 +207,7 @@ struct BuiltInDeviceState: Equatable {
             case ("pm1-events", 3) where state.pm1Events == nil:
                 var v: [UInt16] = []
                 for (word, what) in zip(words[1...2], ["status", "enable"]) {
-                    guard word.hasPrefix("0x"), word.count <= 6, let x = UInt16(word.dropFirst(2), radix: 16) else {
+                    guard let x = hexValue(word, UInt16.self) else {
                         throw bad("pm1-events \(what) \(String(word).quotedForMessage)")
                     }
                     v.append(x)
@@ -202,7 +217,7 @@ struct BuiltInDeviceState: Equatable {
                 }
                 state.pm1Events = PM1Events(status: v[0], enable: v[1])
             case ("pm-timer", 2) where state.pmTimer == nil:
-                guard words[1].hasPrefix("0x"), words[1].count <= 10, let v = UInt32(words[1].dropFirst(2), radix: 16) else {
+                guard let v = hexValue(words[1], UInt32.self) else {
                     throw bad("pm-timer count \(String(words[1]).quotedForMessage)")
                 }
                 guard v <= ACPIPMTimer.mask else { throw bad("pm-timer count \(hex(v)) (the timer counts 24 bits)") }

@@ -76,6 +76,13 @@ struct BuiltInDeviceStateTests {
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 1 0x0 1x\nend\n", "ps2-keyboard typed bytes: not hex at digit 0"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 1 0x0 -\nps2-keyboard 2 1 0x0 -\nend\n",
              "a device given twice, or the wrong number of values"),
+            // Hex digits only: a sign is refused (UInt8(_:radix:) alone took "+8", "-0").
+            ("vmm-launcher-devices 1\ni8042 0x+8 0x3 0xcf 0x0 0x0 -\nend\n", "i8042 status '0x+8'"),
+            ("vmm-launcher-devices 1\npm-timer 0x-0\nend\n", "pm-timer count '0x-0'"),
+            ("vmm-launcher-devices 1\nfw_cfg 0x+19 7\nend\n", "fw_cfg selector '0x+19'"),
+            ("vmm-launcher-devices 1\nrtc 0x0 0 +f" + String(repeating: "00", count: 127) + "\nend\n", "rtc memory: not hex at digit 0"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard +1 1 0x0 -\nend\n", "ps2-keyboard scan code set '+1' (1 or 2)"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 1 0x0 1e-0\nend\n", "ps2-keyboard typed bytes: not hex at digit 2"),
             ("vmm-launcher-devices 1\nhpet 0x0\nend\n", "unknown device 'hpet'"),
             ("vmm-launcher-devices 1\nrtc 0x0\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\npm1-control 0x2001\nend\n", "pm1-control value 0x2001 (SLP_EN is never kept)"),

@@ -4,8 +4,9 @@ import Synchronization
 
 // The launcher's own PC devices behind guest ports (their source files are linked here):
 // a program of reads and writes of the i8042 (ports 0x60, 0x64) and the CMOS RTC (0x70,
-// 0x71), and keys typed on the i8042's keyboard. The i8042's status never says "input buffer full" (a guest waiting for it to
-// clear would wait for ever), "output full" is set exactly while a reply waits, the reply
+// 0x71), and keys typed on the i8042's keyboard. The i8042's status never says "input
+// buffer full" (a guest waiting for it to clear would wait for ever), "output full" is
+// set exactly while a reply waits, the reply
 // queue stays bounded, only the reset line's writes reset, and IRQs 1 and 12 follow the
 // queue and configuration (a new edge per data read; a restore drives them too), typed
 // keys are taken whole or refused whole and wait in the keyboard within its limit, handed
