@@ -44,6 +44,11 @@ struct Multiboot {
     static let moduleList = BootInfoLayout.moduleList
     static let memoryMap = BootInfoLayout.memoryMap
     static let moduleStrings = BootInfoLayout.moduleStrings
+    static let loaderName = BootInfoLayout.loaderName
+    /// What `boot_loader_name` (flag 9) says: this loader, not QEMU's "qemu".
+    public static let bootLoaderName = "VMMKit"
+    /// BIOS drive 0x80 (the first hard disk), no partition: QEMU's `boot_device`.
+    static let bootDevice: UInt32 = 0x8000_ffff
     /// Up to the memory map: 16 bytes an entry.
     static let maxModules = 32
     /// Up to the IDT slot at 0xb000, NULs included.
@@ -101,7 +106,11 @@ struct Multiboot {
         let window = try loader.placeTables(avoiding: used, path: path).window
         let info = window + Self.info
 
+        // As QEMU's: memory sizes, boot device, command line, modules (the count may be 0),
+        // memory map and boot loader name.
         var flags: UInt32 = 0x1 // mem_lower/mem_upper
+        try put(Self.bootDevice, at: info + 12)
+        flags |= 0x2
         // RAM from 1 MiB up (none when RAM ends below 1 MiB).
         let upper = loader.ramSize > 0x10_0000 ? loader.ramSize - 0x10_0000 : 0
         try put(UInt32(min(loader.ramSize, ImageLoader.conventionalMemoryEnd) >> 10), at: info + 4)
@@ -111,6 +120,9 @@ struct Multiboot {
         try loader.write(Array(cmdline.utf8) + [0], at: window + Self.cmdline)
         try put(UInt32(window + Self.cmdline), at: info + 16)
         flags |= 0x4
+        try put(UInt32(modules.count), at: info + 20)
+        try put(UInt32(window + Self.moduleList), at: info + 24)
+        flags |= 0x8
         if !modules.isEmpty {
             // mod_start, mod_end, string, reserved; each string is the module's whole
             // text, file name and arguments, as QEMU passes it.
@@ -122,9 +134,6 @@ struct Multiboot {
             }
             try loader.write(list, at: window + Self.moduleList)
             try loader.write(strings, at: window + Self.moduleStrings)
-            try put(UInt32(modules.count), at: info + 20)
-            try put(UInt32(window + Self.moduleList), at: info + 24)
-            flags |= 0x8
         }
         // The memory map (flag 6), `ramMap`. Entries: size (20), base, length, type.
         var entries: [UInt8] = []
@@ -135,6 +144,9 @@ struct Multiboot {
         try put(UInt32(entries.count), at: info + 44)
         try put(UInt32(window + Self.memoryMap), at: info + 48)
         flags |= 0x40
+        try loader.write(Array(Self.bootLoaderName.utf8) + [0], at: window + Self.loaderName)
+        try put(UInt32(window + Self.loaderName), at: info + 64)
+        flags |= 0x200
         try put(flags, at: info)
         // VCPU.boot writes the flat GDT there.
         return .protected32(entry: UInt32(entry), eax: MultibootHeader.bootloaderMagic, ebx: UInt32(info),

@@ -40,6 +40,8 @@ extension ImageLoader {
 enum BootInfoLayout {
     /// Multiboot's info structure or PVH's `hvm_start_info`.
     static let info: UInt64 = 0x9000
+    /// Multiboot's boot loader name, in the info structure's page.
+    static let loaderName: UInt64 = 0x9100
     static let cmdline: UInt64 = 0x9400
     static let moduleList: UInt64 = 0x9800
     static let memoryMap: UInt64 = 0x9a00

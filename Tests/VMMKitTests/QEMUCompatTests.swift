@@ -355,7 +355,10 @@ struct QEMUCompatTests {
     @Test("--memory 5G: 3 GiB below the hole, 2 GiB from 4 GiB, in the Multiboot memory map and fw_cfg; the guest writes RAM at 4 GiB")
     func memoryAbove4G() throws {
         let r = try VMMProcess.run(["run", VMMProcess.guest("highmem.elf"), "--memory", "5G", "--max-seconds", Self.halfMinute])
+        // The Multiboot info as QEMU's: flags 0x24f (memory, boot device 0x8000ffff, command
+        // line, modules, memory map, boot loader name), the loader naming itself.
         #expect(r.stdout == """
+            multiboot flags 0000024F, boot device 8000FFFF, loader VMMKit
             mmap 0000000000000000 len 000000000009FC00 type 1
             mmap 0000000000100000 len 00000000BFF00000 type 1
             mmap 0000000100000000 len 0000000080000000 type 1

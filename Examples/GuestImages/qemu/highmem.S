@@ -1,5 +1,5 @@
 /* RAM above the MMIO hole, as on QEMU's pc with -m 4G or more: prints the Multiboot
- * memory map and fw_cfg's RAM size, then enters long mode with the first 1 GiB and the
+ * info's flags, boot device and boot loader name, its memory map and fw_cfg's RAM size, then enters long mode with the first 1 GiB and the
  * 2 MiB at 4 GiB identity-mapped, writes a pattern
  * to the first and last words of that 2 MiB page and reads them back (an address with no
  * RAM would read all-ones). Ends with debug-exit 0x19. */
@@ -7,6 +7,14 @@
 KERNEL_START
     mov $0x80000, %esp
     mov %ebx, %ebp
+    PRINT(s_flags, (%ebp))
+    PRINT(s_device, 12(%ebp))
+    PUTS(s_loader)
+    testl $0x200, (%ebp)            /* flags bit 9: boot loader name */
+    jz 3f
+    mov 64(%ebp), %esi
+    call puts
+3:  PUTS(s_nl)
     testl $0x40, (%ebp)             /* flags bit 6: memory map */
     jz dead
     mov 48(%ebp), %ebx              /* mmap_addr */
@@ -110,6 +118,9 @@ fw_u32:                             /* four fw_cfg data bytes, little-endian, in
 MB_HELPERS
 
     .section .rodata
+s_flags:  .asciz "multiboot flags "
+s_device: .asciz ", boot device "
+s_loader: .asciz ", loader "
 s_map:   .asciz "mmap "
 s_len:   .asciz " len "
 s_type:  .asciz " type "
