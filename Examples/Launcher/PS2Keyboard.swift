@@ -54,6 +54,7 @@ struct PS2Keyboard: Equatable {
             awaiting = byte
             return [0xfa]
         case 0xee: return [0xee] // echo
+        case 0x05: return [0xfe] // "resend", as QEMU's answers this byte
         case 0xf2: return [0xfa, 0xab, translating ? 0x41 : 0x83] // identify: an MF2 keyboard
         case 0xf4:
             scanning = true

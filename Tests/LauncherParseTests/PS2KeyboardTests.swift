@@ -84,6 +84,7 @@ struct PS2KeyboardTests {
         #expect(k.typed == [0x1c, 0xf0, 0x1c])
         #expect(k.receive(0xff, translating: false) == [0xfa, 0xaa] && k.typed.isEmpty && k.scanning)
         #expect(k.receive(0x42, translating: false) == [0xfa])
+        #expect(k.receive(0x05, translating: false) == [0xfe])
     }
 
     @Test("typed keys are all or nothing: a bad name or more than the keyboard holds leaves what was typed as it was")
