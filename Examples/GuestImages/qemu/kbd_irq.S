@@ -7,7 +7,7 @@
  * buffer: an IRQ 12. Then keyboard interrupts are switched off (configuration 0x02) and
  * an echo (0xee) is polled on status bit 0; a short `sti` window after it must bring no
  * fourth IRQ 1. Prints each phase; ends with debug-exit 0x1b. Interrupts are taken in
- * `sti; hlt` only, and the handlers return with them off (see lapic_timer.S on IRET). */
+ * `sti; hlt` only, and the handlers return with them off (IRET_CLI in mb.h). */
 #include "mb.h"
 KERNEL_START
     cmp $0x2BADB002, %eax
@@ -85,9 +85,7 @@ kbd_irq:
     incl kcount
     movl $0, LAPIC + 0xb0           /* EOI */
     pop %eax
-    pop %edi                        /* IRET spelled out, interrupts left off */
-    add $8, %esp
-    jmp *%edi
+    IRET_CLI
 
 aux_irq:
     push %eax
@@ -97,9 +95,7 @@ aux_irq:
     incl acount
     movl $0, LAPIC + 0xb0
     pop %eax
-    pop %edi
-    add $8, %esp
-    jmp *%edi
+    IRET_CLI
 
 MB_HELPERS
 

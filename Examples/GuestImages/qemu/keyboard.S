@@ -8,7 +8,7 @@
  * the 8259 PICs remapped to vectors 0x20-0x2f, all but IRQ 1 masked, EOI to port 0x20
  * (the local APIC's LINT0 passes the PIC's interrupts, as SeaBIOS leaves it). Interrupts
  * are taken in `sti; hlt` only, one byte each, and the handler returns with them off
- * (see lapic_timer.S on IRET). */
+ * (IRET_CLI in mb.h). */
 #include "mb.h"
 KERNEL_START
     cmp $0x2BADB002, %eax
@@ -109,9 +109,7 @@ kbd_irq:
     jmp 9f
 8:  movl $0, LAPIC + 0xb0           /* EOI to the local APIC */
 9:  pop %eax
-    pop %edi                        /* IRET spelled out, interrupts left off */
-    add $8, %esp
-    jmp *%edi
+    IRET_CLI
 
 MB_HELPERS
 MB_CMDLINE_END

@@ -29,14 +29,7 @@ dead:
 timer:
     incl ticks
     movl $0, LAPIC + 0xb0           /* EOI */
-    /* An IRET, spelled out: KVM's instruction emulator (all ring-0 code is emulated on
-     * kvm_pvm) executes IRET in real mode only; a 32-bit one is an internal error.
-     * Only `sti; hlt` is ever interrupted here (IF was 1, CS is 0x08); STI's one-
-     * instruction shadow keeps a new interrupt from landing before the jump. */
-    pop %edi                        /* EIP */
-    add $8, %esp                    /* CS, EFLAGS */
-    sti
-    jmp *%edi
+    IRET_STI
 
 MB_HELPERS
 

@@ -42,5 +42,13 @@ cmdline_end: testl $4, (%esi); jz 2f; mov 16(%esi), %esi; 1: cmpb $0, (%esi); je
     movl $0x1ff, LAPIC + 0xf0; movl $0x10000, LAPIC + 0x350; \
     movl $(0x10 + 2 * (pin)), IOAPIC; movl $(vector), IOAPIC + 0x10; \
     movl $(0x11 + 2 * (pin)), IOAPIC; movl $0, IOAPIC + 0x10
+/* An interrupt handler's return, IRET spelled out: KVM's instruction emulator (all
+ * ring-0 code is emulated on kvm_pvm) executes IRET in real mode only; a 32-bit one is
+ * an internal error. The handlers only ever interrupt `sti; hlt` (IF was 1, CS 0x08).
+ * IRET_STI returns with interrupts on (STI's one-instruction shadow keeps a new one from
+ * landing before the jump); IRET_CLI with them off, so each `sti; hlt` takes exactly
+ * one interrupt. Both clobber EDI. */
+#define IRET_STI pop %edi; add $8, %esp; sti; jmp *%edi
+#define IRET_CLI pop %edi; add $8, %esp; jmp *%edi
 /* KERNEL_START: the Multiboot header, then `_start` in 32-bit code. */
 #define KERNEL_START .code32; MULTIBOOT_HEADER; .text; .globl _start; _start:

@@ -222,14 +222,11 @@ sum:
     test %al, %al
     ret
 
-/* The PIT's interrupt; returns as lapic_timer.S explains (no 32-bit IRET here). */
+/* The PIT's interrupt; returns by IRET_STI (mb.h: no 32-bit IRET here). */
 tick:
     incl ticks
     movl $0, LAPIC + 0xb0               /* EOI */
-    pop %edi
-    add $8, %esp
-    sti
-    jmp *%edi
+    IRET_STI
 
 MB_HELPERS
 

@@ -7,7 +7,7 @@
  * time; the kernel prints the periodic phase's flags (IRQ, periodic: 0xC0), the update
  * interrupt's (IRQ, update ended: 0x90) and the alarm's (IRQ, alarm: 0xA0, update ended
  * masked off); ends with debug-exit 0x19. Interrupts are taken in `sti; hlt` only, and
- * the handler returns with them off (see lapic_timer.S on IRET). */
+ * the handler returns with them off (IRET_CLI in mb.h). */
 #include "mb.h"
 #define PIN 8
 #define CMOS_WRITE(reg, value) mov $(reg), %al; out %al, $0x70; mov $(value), %al; out %al, $0x71
@@ -90,9 +90,7 @@ rtc_irq:
     incl count
     movl $0, LAPIC + 0xb0           /* EOI */
     pop %eax
-    pop %edi                        /* IRET spelled out, interrupts left off */
-    add $8, %esp
-    jmp *%edi
+    IRET_CLI
 
 MB_HELPERS
 

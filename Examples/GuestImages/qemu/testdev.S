@@ -48,10 +48,7 @@ dead:
 irq:
     incl taken
     movl $0, LAPIC + 0xb0           /* EOI */
-    pop %edi                        /* IRET spelled out (see lapic_timer.S) */
-    add $8, %esp
-    sti
-    jmp *%edi
+    IRET_STI
 
 MB_HELPERS
 
