@@ -55,11 +55,11 @@ struct LauncherMachine: Equatable {
             guard key == "plugin" || seen.insert(key).inserted else { throw bad("\(key.quotedForMessage) given twice") }
             switch key {
             case "memory":
-                guard let m = UInt64(value), m >= RAMLayout.minMemory, m <= RAMLayout.maxMemory else { throw bad("memory \(value.quotedForMessage)") }
+                guard let m = UInt64(plainDecimal: value), m >= RAMLayout.minMemory, m <= RAMLayout.maxMemory else { throw bad("memory \(value.quotedForMessage)") }
                 o.memory = m
             case "vcpus":
-                guard let n = Int(value), (1...64).contains(n) else { throw bad("vcpus \(value.quotedForMessage)") }
-                o.vcpus = n
+                guard let n = UInt8(plainDecimal: value), (1...64).contains(n) else { throw bad("vcpus \(value.quotedForMessage)") }
+                o.vcpus = Int(n)
             case "irqchip":
                 guard value == "kernel" || value == "none" else { throw bad("irqchip \(value.quotedForMessage)") }
                 o.irqchip = value == "kernel"

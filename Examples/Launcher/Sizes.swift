@@ -1,3 +1,5 @@
+import VMMKit
+
 /// Parses sizes like QEMU's `-m`: a number with an optional K, M, G, T, P or E suffix
 /// (binary units; a bare number means MiB, as QEMU reads it) and numbers in hex (0x...).
 /// What parses may still be above what the launcher maps (`RAMLayout.maxMemory`).
@@ -7,17 +9,15 @@ enum Sizes {
         guard let last = t.last else { return nil }
         let shifts: [Character: UInt64] = ["K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60]
         if let shift = shifts[last] {
-            guard let n = UInt64(t.dropLast()), n > 0, n <= (UInt64(1) << (63 - shift)) else { return nil }
+            guard let n = UInt64(plainDecimal: t.dropLast()), n > 0, n <= (UInt64(1) << (63 - shift)) else { return nil }
             return n << shift
         }
-        guard let n = UInt64(t), n > 0, n < (1 << 43) else { return nil }
+        guard let n = UInt64(plainDecimal: t), n > 0, n < (1 << 43) else { return nil }
         return n << 20
     }
 
     static func parseAddress(_ text: String) -> UInt64? {
-        let lower = text.lowercased()
-        if lower.hasPrefix("0x") { return UInt64(lower.dropFirst(2), radix: 16) }
-        return UInt64(lower)
+        UInt64(plainNumber: text.lowercased())
     }
 
     static func describe(_ bytes: UInt64) -> String {

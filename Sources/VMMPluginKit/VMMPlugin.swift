@@ -70,10 +70,16 @@ public struct PluginConfig: Sendable {
         }
     }
 
-    /// An integer value (decimal or 0x hex), `fallback` when absent.
+    /// An integer value (decimal digits, or 0x and hex digits), `fallback` when absent.
+    /// No sign: `UInt64(_:radix:)` alone would read "0x+10" as 16 and "+5" as 5.
     public func integer(_ key: String, default fallback: UInt64, plugin: String) throws -> UInt64 {
         guard let text = self[key] else { return fallback }
-        let parsed = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
+        let hex = text.hasPrefix("0x")
+        let digits = hex ? text.utf8.dropFirst(2) : text.utf8.dropFirst(0)
+        let plain = !digits.isEmpty && digits.allSatisfy { c in
+            (0x30...0x39).contains(c) || hex && ((0x41...0x46).contains(c) || (0x61...0x66).contains(c))
+        }
+        let parsed = !plain ? nil : hex ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text, radix: 10)
         guard let parsed else { throw VMMPluginError("\(plugin): bad value '\(text)' for key '\(key)' (an integer)") }
         return parsed
     }

@@ -92,8 +92,7 @@ public struct SnapshotManifest: Sendable, Equatable {
                 guard f.count == want else { throw bad(n, "\(f[0].quotedForMessage) takes \(want - 1) fields, found \(f.count - 1)") }
             }
             func number(_ s: String, _ what: String) throws(SnapshotError) -> UInt64 {
-                let value = s.hasPrefix("0x") ? UInt64(s.dropFirst(2), radix: 16) : UInt64(s, radix: 10)
-                guard let value else { throw bad(n, "\(what) \(s.quotedForMessage) is not a number that fits 64 bits") }
+                guard let value = UInt64(plainNumber: s) else { throw bad(n, "\(what) \(s.quotedForMessage) is not a number that fits 64 bits") }
                 return value
             }
             func name(_ s: String, _ what: String) throws(SnapshotError) -> String {

@@ -61,6 +61,9 @@ struct LauncherMachineTests {
             (Self.lines(["memory": "1048576"]) + "end\n", "memory '1048576'"),
             (Self.lines(["memory": "18446744073709551616"]) + "end\n", "memory '18446744073709551616'"),
             (Self.lines(["vcpus": "65"]) + "end\n", "vcpus '65'"),
+            // Digits only, as the launcher writes them: a sign is not a number of its.
+            (Self.lines(["vcpus": "+2"]) + "end\n", "vcpus '+2'"),
+            (Self.lines(["memory": "+134217728"]) + "end\n", "memory '+134217728'"),
             (Self.lines(["serial": "file:"]) + "end\n", "serial 'file:'"),
             (Self.valid + "debugcon stdio\nend\n", ""),
             (Self.valid + "debugcon none\nend\n", "debugcon 'none'"),

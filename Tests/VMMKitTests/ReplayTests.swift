@@ -44,6 +44,21 @@ struct ReplayTests {
         #expect(throws: VMMError.invalidArgument("recording line 2: '8:zz' is not <offset>:<hex bytes>")) {
             try ExitRecording(parsing: "vmmkit-exit-recording v1\nentry 0 rc=0 errno=0 core=? kernel=8:zz\n")
         }
+        // An offset or a vCPU is digits only, as `serialized` writes them.
+        #expect(throws: VMMError.invalidArgument("recording line 2: '-8:02' is not <offset>:<hex bytes>")) {
+            try ExitRecording(parsing: "vmmkit-exit-recording v1\nentry 0 rc=0 errno=0 core=? kernel=-8:02\n")
+        }
+        #expect(throws: VMMError.invalidArgument("recording line 2: '+8:02' is not <offset>:<hex bytes>")) {
+            try ExitRecording(parsing: "vmmkit-exit-recording v1\nentry 0 rc=0 errno=0 core=? kernel=+8:02\n")
+        }
+        #expect(throws: VMMError.invalidArgument("recording line 2: expected '<kind> <vcpu> ...': 'entry +0 rc=0 errno=0 core=? kernel=8:02'")) {
+            try ExitRecording(parsing: "vmmkit-exit-recording v1\nentry +0 rc=0 errno=0 core=? kernel=8:02\n")
+        }
+        // A negative offset built in code, not parsed, is still refused at replay.
+        let negative = ExitRecording(entries: [.init(vcpu: 0, rc: 0, errno: 0, coreWrites: nil, kernelBytes: [.init(-4, [1, 2])], registerReads: [])])
+        #expect(throws: VMMError.invalidArgument("recording: entry 0 of vCPU 0 writes 2 bytes at offset -4, outside kvm_run (12288 bytes)")) {
+            _ = try ScriptedVCPU(replaying: negative, vcpu: 0)
+        }
     }
 
     @Test("replay checks that the core hands back the recorded data")

@@ -266,6 +266,16 @@ struct SnapshotDecodeTests {
         #expect(throws: SnapshotError.invalid(path: "m", "line 3: region size '0x10000000000000000' is not a number that fits 64 bits")) {
             try SnapshotManifest.parse(Array(text.utf8), path: "m")
         }
+        // Digits only, as the writer writes them: UInt64(_:radix:) alone read these as numbers.
+        for (size, line) in [("0x+1000", 3), ("+4096", 3), ("0x-0", 3), ("0x", 3), ("4_096", 3)] {
+            let signed = "vmmkit-snapshot 1\nvcpus 1\nregion ram 0x0 \(size) anonymous rw 0x0\nend\n"
+            #expect(throws: SnapshotError.invalid(path: "m", "line \(line): region size '\(size)' is not a number that fits 64 bits")) {
+                try SnapshotManifest.parse(Array(signed.utf8), path: "m")
+            }
+        }
+        #expect(throws: SnapshotError.invalid(path: "m", "line 2: vCPU count '+1' is not a number that fits 64 bits")) {
+            try SnapshotManifest.parse(Array("vmmkit-snapshot 1\nvcpus +1\nend\n".utf8), path: "m")
+        }
     }
 
     static let header = "vmmkit-snapshot 1\nvcpus 1\nregion ram 0x0 0x1000 anonymous rw 0x0\nmemory memory.bin 0x1000\n"

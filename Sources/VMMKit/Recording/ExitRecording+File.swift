@@ -24,7 +24,7 @@ extension ExitRecording {
             let n = index + 1
             let fields = line.split(separator: " ").map(String.init)
             func fail(_ why: String) -> VMMError { .invalidArgument("recording line \(n): \(why): \(line.quotedForMessage)") }
-            guard fields.count >= 3, let vcpu = UInt32(fields[1]) else { throw fail("expected '<kind> <vcpu> ...'") }
+            guard fields.count >= 3, let vcpu = UInt32(plainDecimal: fields[1]) else { throw fail("expected '<kind> <vcpu> ...'") }
             switch fields[0] {
             case "entry":
                 var values: [String: String] = [:]
@@ -56,7 +56,7 @@ extension ExitRecording {
 
     static func patches(_ text: String, line: Int) throws(VMMError) -> [ScriptedVCPU.Patch] {
         try text.split(separator: ",").map { part throws(VMMError) in
-            guard let colon = part.firstIndex(of: ":"), let offset = Int(part[..<colon]),
+            guard let colon = part.firstIndex(of: ":"), let offset = UInt64(plainDecimal: part[..<colon]).flatMap({ Int(exactly: $0) }),
                   let bytes = bytes(fromHex: String(part[part.index(after: colon)...])), !bytes.isEmpty else {
                 throw .invalidArgument("recording line \(line): \(part.quotedForMessage(limit: 40)) is not <offset>:<hex bytes>")
             }
