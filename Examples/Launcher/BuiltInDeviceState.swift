@@ -2,7 +2,7 @@ import VMMKit
 
 /// The state of the devices the launcher adds to a machine itself (fw_cfg, the reset
 /// control, System Control Port A, the i8042, the built-in COM1, ACPI's PM1a blocks and PM
-/// timer, the RTC), saved in a snapshot as the device blob
+/// timer, the VGA registers, the RTC, the ATA disk), saved in a snapshot as the device blob
 /// `launcher-devices` (version 1; Docs/SnapshotFormat.md) and put back by `vmm restore`
 /// before any vCPU runs. Without it a guest stopped between selecting a fw_cfg item and
 /// reading it read zeros after the restore, and the i8042 lost the replies the guest had
@@ -64,6 +64,8 @@ struct BuiltInDeviceState: Equatable {
     /// none (they restore as mode 3 set them).
     var vga: VGARegisters.Registers?
     var rtc: RTCRegisters?
+    /// The ATA disk (`--hda`, `ATADisk`): its registers, the sector in flight, its size.
+    var ata: ATAState.Saved?
 
     struct PM1Events: Equatable {
         var status: UInt16
@@ -95,6 +97,7 @@ struct BuiltInDeviceState: Equatable {
         if let t = pmTimer { lines.append("pm-timer \(hex(t))") }
         if let v = vga { lines.append("vga \(hex(v.misc)) \(hex(v.index)) \(hex(v.status)) \(Self.hexDigits(v.crtc))") }
         if let r = rtc { lines.append("rtc \(hex(r.index)) \(r.offset) \(Self.hexDigits(r.ram))") }
+        if let a = ata { lines.append(ATAState.blobLine(a)) }
         return TextBlob.encode(header: "vmm-launcher-devices 1", lines)
     }
 
@@ -153,7 +156,7 @@ struct BuiltInDeviceState: Equatable {
                     }
                     selector = s
                 }
-                guard let offset = Int(words[2]), (0...maxSize).contains(offset) else { throw bad("fw_cfg offset \(String(words[2]).quotedForMessage)") }
+                guard let offset = UInt16(plainDecimal: words[2]).map(Int.init), (0...maxSize).contains(offset) else { throw bad("fw_cfg offset \(String(words[2]).quotedForMessage)") }
                 state.fwCfg = FwCfgRegisters(selector: selector, offset: offset)
             case ("reset-control", 2) where state.resetControl == nil:
                 let value = try byte(words[1], "reset-control value")
@@ -240,8 +243,10 @@ struct BuiltInDeviceState: Equatable {
                     throw bad("rtc register C \(hex(ram[0x0c])) (only its update-ended, alarm and periodic flags are kept)")
                 }
                 state.rtc = RTCRegisters(index: index, offset: offset, ram: ram)
+            case ("ata", ATAState.blobWords) where state.ata == nil:
+                state.ata = try ATAState.decode(words, bad)
             case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("ps2-keyboard", _), ("console", _), ("pm1-control", _),
-                 ("pm1-events", _), ("pm-timer", _), ("vga", _), ("rtc", _):
+                 ("pm1-events", _), ("pm-timer", _), ("vga", _), ("rtc", _), ("ata", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
                 throw bad("unknown device \(key.quotedForMessage)")

@@ -13,12 +13,14 @@ final class BuiltInDevices: @unchecked Sendable {
     var pmTimer: ACPIPMTimer?
     var vga: VGARegisters?
     var rtc: RTC?
+    var ata: ATADisk?
 
     var state: BuiltInDeviceState {
         let pm1 = powerManagement?.registers
         return BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, systemControlA: systemControlA?.state,
                                   i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: pm1?.control,
-                                  pm1Events: pm1.map { .init(status: $0.status, enable: $0.enable) }, pmTimer: pmTimer?.count, vga: vga?.registers, rtc: rtc?.state)
+                                  pm1Events: pm1.map { .init(status: $0.status, enable: $0.enable) }, pmTimer: pmTimer?.count, vga: vga?.registers, rtc: rtc?.state,
+                                  ata: ata?.saved)
     }
 
     /// Ends what runs beside the vCPUs (the RTC's interrupt thread): the run is over.
@@ -54,6 +56,8 @@ final class BuiltInDevices: @unchecked Sendable {
         if s.vga != nil, vga == nil { throw differ("VGA registers (ports 0x3d4, 0x3d5, 0x3da...)", saved: true) }
         // Every presence is checked before any device changes: a refused restore leaves none half-restored.
         guard (s.rtc != nil) == (rtc != nil) else { throw differ("RTC (ports 0x70-0x71)", saved: s.rtc != nil) }
+        guard (s.ata != nil) == (ata != nil) else { throw differ("ATA disk (--hda)", saved: s.ata != nil) }
+        if let a = s.ata, let why = ata?.refusal(a) { throw LauncherError(.snapshot, "launcher devices: \(why)") }
         if let f = s.fwCfg { try fwCfg?.restore(f) }
         if let r = s.resetControl { resetControl?.restore(r) }
         systemControlA?.restore(s.systemControlA ?? 0)
@@ -65,5 +69,6 @@ final class BuiltInDevices: @unchecked Sendable {
         if let t = s.pmTimer { pmTimer?.restore(t) }
         if let v = s.vga { vga?.restore(v) }
         if let r = s.rtc { rtc?.restore(r) }
+        if let a = s.ata { ata?.restore(a) }
     }
 }

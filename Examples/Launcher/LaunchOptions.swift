@@ -14,7 +14,8 @@ import VMMKit
 ///   apiSock: string (the control API's Unix socket path),
 ///   handlerBudget: number (seconds a plugin handler call may run, default 10),
 ///   noSeccomp: bool (vCPU threads without the seccomp allow-list),
-///   readAheadPages: integer 0...256 (demand paging: pages installed ahead of a sequential fault).
+///   readAheadPages: integer 0...256 (demand paging: pages installed ahead of a sequential fault),
+///   hda: string (a raw disk image, `ATADisk`), hdaReadOnly: bool.
 struct LaunchOptions: Equatable {
     var image: String?
     var memory: UInt64 = 64 << 20
@@ -33,6 +34,9 @@ struct LaunchOptions: Equatable {
     var maxSeconds: Double?
     var append: String?
     var initrd: String?
+    /// `--hda`: a raw disk image as the IDE primary master (`ATADisk`); part of the machine.
+    var hda: String?
+    var hdaReadOnly = false
     var loadAddress: UInt64?
     var entry: UInt64?
     var mode = 64
@@ -50,7 +54,7 @@ struct LaunchOptions: Equatable {
 
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial", "debugcon", "vgaText",
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO",
-                                    "snapshotOnStop", "apiSock", "handlerBudget", "noSeccomp", "readAheadPages"]
+                                    "snapshotOnStop", "apiSock", "handlerBudget", "noSeccomp", "readAheadPages", "hda", "hdaReadOnly"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// The config file these options came from, and the keys it set that no flag
@@ -153,6 +157,8 @@ struct LaunchOptions: Equatable {
         o.snapshotOnStop = try string("snapshotOnStop")
         o.append = try string("append")
         o.initrd = try string("initrd")
+        o.hda = try string("hda")
+        o.hdaReadOnly = try bool("hdaReadOnly") ?? false
         o.loadAddress = try address("loadAddr")
         o.entry = try address("entry")
         if dict["mode"] != nil {

@@ -32,7 +32,12 @@ extension Launcher {
     /// `--max-seconds` timer; a stop that a handler holding a vCPU keeps from ending the
     /// run ends the process, naming it.
     func guardVCPUs(_ vm: VirtualMachine, _ plugins: PluginHost, stuck: StuckRunExit) throws(LauncherError) -> RunGuards {
-        if !options.noSeccomp { vm.setSeccomp(SeccompPolicy.vcpuDefault.allowing(numbers: plugins.requestedSyscalls)) }
+        if !options.noSeccomp {
+            var policy = SeccompPolicy.vcpuDefault.allowing(numbers: plugins.requestedSyscalls)
+            // The disk's FLUSH CACHE runs on the vCPU that issues it.
+            if options.hda != nil { policy.allow("fdatasync") }
+            vm.setSeccomp(policy)
+        }
         let signals: SignalStop.Watch
         do {
             signals = try SignalStop.Watch(vm: vm) { sig in stuck.arm(status: 128 + sig) {

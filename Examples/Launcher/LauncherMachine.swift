@@ -4,7 +4,7 @@ import VMMKit
 /// the snapshot's `launcher` device blob (version 1; Docs/SnapshotFormat.md): text
 /// lines `key value`, last line `end`. The memory layout, vCPU and irqchip state are
 /// in the snapshot itself; this says how the launcher built around them (RAM split,
-/// plugin list and configs, serial, debug console, strict I/O).
+/// plugin list and configs, serial, debug console, strict I/O, the disk image).
 struct LauncherMachine: Equatable {
     static let blobName = "launcher"
     static let version: UInt32 = 1
@@ -20,6 +20,9 @@ struct LauncherMachine: Equatable {
     var debugcon: String
     /// `--plugin` specs (`PATH[,key=value...]`), in order.
     var plugins: [String]
+    /// `--hda`'s image path (a line only when given) and whether it is read-only.
+    var hda: String?
+    var hdaReadOnly: Bool
 
     init(_ o: LaunchOptions) {
         memory = o.memory
@@ -30,6 +33,8 @@ struct LauncherMachine: Equatable {
         serial = o.serial.text
         debugcon = o.debugcon.text
         plugins = o.plugins
+        hda = o.hda
+        hdaReadOnly = o.hda != nil && o.hdaReadOnly
     }
 
     func encoded() -> [UInt8] {
@@ -38,6 +43,7 @@ struct LauncherMachine: Equatable {
                      "serial \(serial)"]
         // Only a machine with the device says so: a blob without it reads as before.
         if debugcon != SerialTarget.none.text { lines.append("debugcon \(debugcon)") }
+        if let hda { lines += ["hda \(hda)", "hda-readonly \(hdaReadOnly ? "yes" : "no")"] }
         lines += plugins.map { "plugin \($0)" }
         return TextBlob.encode(header: "vmm-launcher 1", lines)
     }
@@ -75,6 +81,12 @@ struct LauncherMachine: Equatable {
             case "debugcon":
                 guard let d = SerialTarget(value), d != .none else { throw bad("debugcon \(value.quotedForMessage)") }
                 o.debugcon = d
+            case "hda":
+                guard !value.isEmpty else { throw bad("an empty hda path") }
+                o.hda = value
+            case "hda-readonly":
+                guard value == "yes" || value == "no" else { throw bad("hda-readonly \(value.quotedForMessage)") }
+                o.hdaReadOnly = value == "yes"
             case "plugin":
                 guard !value.isEmpty else { throw bad("an empty plugin spec") }
                 o.plugins.append(value)
@@ -85,6 +97,7 @@ struct LauncherMachine: Equatable {
         for key in ["memory", "vcpus", "irqchip", "default-plugins", "strict-io", "serial"] where !seen.contains(key) {
             throw bad("no '\(key)' line")
         }
+        guard (o.hda != nil) == seen.contains("hda-readonly") else { throw bad("'hda' and 'hda-readonly' go together") }
         return LauncherMachine(o)
     }
 
@@ -95,6 +108,7 @@ struct LauncherMachine: Equatable {
         o.serial = SerialTarget(serial) ?? .none
         o.debugcon = SerialTarget(debugcon) ?? .none
         o.plugins = plugins
+        (o.hda, o.hdaReadOnly) = (hda, hdaReadOnly)
         return o
     }
 }
@@ -103,10 +117,11 @@ extension LauncherMachine {
     /// The first thing this state names outside the VM, or nil: a `plugin` spec that
     /// names a library by path or carries a config (a config can name files: the UART's
     /// `output=file:`, MemoryFault's `snapshot=`), or a `file:` console that `--serial`
-    /// (or a `file:` debug console that `--debugcon`) does not replace. `vmm restore` follows these only with `--trust-snapshot`: a
+    /// (or a `file:` debug console that `--debugcon`, or a disk image that `--hda`) does not replace. `vmm restore` follows these only with `--trust-snapshot`: a
     /// snapshot is data, and one from elsewhere could name any library to load or file
     /// to write. Plugins named bare come from the user's own search path.
-    func hostReference(serialReplaced: Bool, debugconReplaced: Bool = false) -> String? {
+    func hostReference(serialReplaced: Bool, debugconReplaced: Bool = false, hdaReplaced: Bool = false) -> String? {
+        if !hdaReplaced, let hda { return "the disk image \(hda.quotedForMessage)" }
         if !serialReplaced, case .file? = SerialTarget(serial) { return "the console file \(serial.quotedForMessage)" }
         if !debugconReplaced, case .file? = SerialTarget(debugcon) { return "the debug console file \(debugcon.quotedForMessage)" }
         for spec in plugins where spec.contains("/") || spec.contains(",") {
@@ -124,6 +139,9 @@ extension LauncherMachine {
         }
         if serial.contains("\n") {
             throw LauncherError(.snapshot, "cannot snapshot: the console path \(serial.quotedForMessage) holds a newline, which the launcher state cannot keep")
+        }
+        if let hda, hda.contains("\n") {
+            throw LauncherError(.snapshot, "cannot snapshot: the disk image path \(hda.quotedForMessage) holds a newline, which the launcher state cannot keep")
         }
         if debugcon.contains("\n") {
             throw LauncherError(.snapshot, "cannot snapshot: the debug console path \(debugcon.quotedForMessage) holds a newline, which the launcher state cannot keep")

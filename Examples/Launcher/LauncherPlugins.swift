@@ -73,6 +73,7 @@ extension Launcher {
         }
         try registerMachineControls(on: dispatcher, vm: host.vm)
         try registerDebugConsole(on: dispatcher)
+        try registerDisk(on: dispatcher, vm: host.vm)
         guard !options.noDefaultPlugins else { return }
         do {
             // A stand-in serves a role no default took, where no plugin of the user's
@@ -178,6 +179,30 @@ extension Launcher {
         }
         let debugcon = try DebugConsole(options.debugcon)
         do { try debugcon.register(on: dispatcher) } catch { throw LauncherError(.host, "\(error)") }
+    }
+
+    /// The IDE primary channel with `--hda`'s image as its master (`ATADisk`), with or
+    /// without the default plugins; a plugin that took its ports is not displaced.
+    /// Without `--hda` the channel is there and empty, as on QEMU's `pc` (`ATADisk.empty`),
+    /// where no plugin holds its ports.
+    func registerDisk(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
+        guard let path = options.hda else {
+            guard dispatcher.pioOwner(port: ATADisk.basePort, count: 8) == nil, dispatcher.pioOwner(port: ATADisk.controlPort) == nil else { return }
+            do { try ATADisk.registerEmpty(on: dispatcher) } catch { throw LauncherError(.host, "\(error)") }
+            return
+        }
+        for (port, count) in [(ATADisk.basePort, UInt16(8)), (ATADisk.controlPort, UInt16(1))] {
+            if let owner = dispatcher.pioOwner(port: port, count: count) {
+                throw LauncherError(.usage, "--hda: port \(hex(port)) is already taken by \(owner)")
+            }
+        }
+        let disk = ATADisk(try DiskImage(path: path, readOnly: options.hdaReadOnly))
+        do { try disk.register(on: dispatcher) } catch { throw LauncherError(.host, "\(error)") }
+        if options.useIRQChip {
+            // A failed raise (the VM closing) has no one to tell: the run is ending.
+            disk.connectInterrupt { [vm] level in try? vm.setIRQLine(ATADisk.irqLine, level: level) }
+        }
+        devices.ata = disk
     }
 
     /// The AsyncPF plugin (a default, or `--plugin AsyncPF[,...]`) routes its three MSRs

@@ -12,6 +12,8 @@ struct RestoreRequest {
     var eager = false
     var serial: SerialTarget?
     var debugcon: SerialTarget?
+    /// The disk image at a new path (`--hda`); the machine must have a disk.
+    var hda: String?
     var vgaText = SerialTarget.none
     var maxSeconds: Double?
     var logLevel = "warning"
@@ -30,6 +32,7 @@ extension RestoreRequest {
         self.init(dir: dir, eager: p.flag("eager"), stats: p.flag("stats"), apiSock: p.string("api-sock"),
                   trustSnapshot: p.flag("trust-snapshot"), noSeccomp: p.flag("no-seccomp"))
         serial = try p.string("serial").map { s throws(LauncherError) in try SerialTarget(flag: "--serial", s) }
+        hda = p.string("hda")
         debugcon = try p.string("debugcon").map { s throws(LauncherError) in try SerialTarget(flag: "--debugcon", s) }
         if let s = p.string("vga-text") { vgaText = try SerialTarget(flag: "--vga-text", s) }
         if let maxSeconds = try p.double("max-seconds") {
@@ -62,7 +65,7 @@ extension Launcher {
             throw LauncherError(.snapshot, "cannot restore \(r.dir): it has no '\(LauncherMachine.blobName)' state (not a snapshot of vmm run)")
         }
         let machine = try LauncherMachine.decode(blob.bytes, version: blob.version, where: r.dir)
-        if !r.trustSnapshot, let named = machine.hostReference(serialReplaced: r.serial != nil, debugconReplaced: r.debugcon != nil) {
+        if !r.trustSnapshot, let named = machine.hostReference(serialReplaced: r.serial != nil, debugconReplaced: r.debugcon != nil, hdaReplaced: r.hda != nil) {
             throw LauncherError(.snapshot, "cannot restore \(r.dir): its launcher state names \(named); restore loads or opens what a snapshot names only with --trust-snapshot (a snapshot from elsewhere could name any library or file)")
         }
         var o = machine.options
@@ -75,6 +78,11 @@ extension Launcher {
                     : "--debugcon: the machine in \(r.dir) has no debug console (port 0xe9); a restore cannot add one")
             }
             o.debugcon = debugcon
+        }
+        if let hda = r.hda {
+            // The disk is part of the machine: --hda moves its image, never adds one.
+            guard o.hda != nil else { throw LauncherError(.usage, "--hda: the machine in \(r.dir) has no disk; a restore cannot add one") }
+            o.hda = hda
         }
         o.vgaText = r.vgaText
         o.maxSeconds = r.maxSeconds

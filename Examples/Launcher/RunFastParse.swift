@@ -10,7 +10,7 @@
 /// `LauncherParseTests` checks it on generated input.
 extension RunFlags {
     /// Where a flag's value goes. Closures in one switch, not a dictionary of key paths:
-    /// building that table (22 key paths, a `[String: Field]`) and the `Set<String>` of
+    /// building that table (24 key paths, a `[String: Field]`) and the `Set<String>` of
     /// seen flags cost ~1.07 million instructions at every start, 9 % of a trivial
     /// `vmm run` (callgrind), mostly the runtime's first conformance lookups
     /// (`String: Hashable`) and key-path instantiation. Each flag is still named once.
@@ -40,6 +40,8 @@ extension RunFlags {
         case "max-seconds": .double { $0.maxSeconds = $1 }
         case "append": .string { $0.append = $1 }
         case "initrd": .string { $0.initrd = $1 }
+        case "hda": .string { $0.hda = $1 }
+        case "hda-readonly": .flag { $0.hdaReadOnly = true }
         case "load-addr": .string { $0.loadAddr = $1 }
         case "entry": .string { $0.entry = $1 }
         case "mode": .int { $0.mode = $1 }

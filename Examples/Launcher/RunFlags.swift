@@ -21,6 +21,8 @@ struct RunFlags: Equatable {
     var maxSeconds: Double?
     var append: String?
     var initrd: String?
+    var hda: String?
+    var hdaReadOnly = false
     var loadAddr: String?
     var entry: String?
     var mode: Int?
@@ -80,6 +82,8 @@ struct RunFlags: Equatable {
         if let snapshotOnStop { o.snapshotOnStop = snapshotOnStop }
         if let append { o.append = append }
         if let initrd { o.initrd = initrd }
+        if let hda { o.hda = hda }
+        if hdaReadOnly { o.hdaReadOnly = true }
         if let loadAddr {
             guard let a = Sizes.parseAddress(loadAddr) else { throw LauncherError(.usage, "--load-addr: not an address: \(loadAddr.quotedForMessage)") }
             o.loadAddress = a

@@ -47,6 +47,8 @@ struct RunArguments: EmittingArguments {
     // QEMU's -append takes "-flag value" too: the next argument is the value whatever it looks like.
     @Option(parsing: .unconditional, help: "The kernel's command line: Multiboot, PVH, Linux (may begin with '-').") var append: String?
     @Option(help: "Modules, as QEMU's -initrd: FILE[ ARGS][,FILE...] for Multiboot (',,' for a comma in a name), one FILE for PVH and Linux.") var initrd: String?
+    @Option(help: "QEMU's -hda: a raw disk image (whole 512-byte sectors) as the IDE primary master (ports 0x1f0-0x1f7, 0x3f6, IRQ 14), read and written in place.") var hda: String?
+    @Flag(name: .customLong("hda-readonly"), help: "Open the --hda image read-only: the guest's writes are aborted (QEMU's readonly=on).") var hdaReadonly = false
     @Option(name: .customLong("load-addr"), help: "Flat binary: guest-physical load address.") var loadAddr: String?
     @Option(help: "Flat binary: entry address (default: the load address).") var entry: String?
     @Option(help: "Flat binary: 16 (real mode) or 64 (long mode, default).") var mode: Int?
@@ -76,6 +78,8 @@ struct RunArguments: EmittingArguments {
         if let maxSeconds { item("max-seconds", String(maxSeconds)) }
         if let append { item("append", append) }
         if let initrd { item("initrd", initrd) }
+        if let hda { item("hda", hda) }
+        if hdaReadonly { item("hda-readonly", nil) }
         if let loadAddr { item("load-addr", loadAddr) }
         if let entry { item("entry", entry) }
         if let mode { item("mode", String(mode)) }
@@ -91,12 +95,13 @@ struct RestoreArguments: EmittingArguments {
     static let configuration = CommandConfiguration(
         commandName: "restore",
         abstract: "Resume a snapshot of vmm run (--snapshot-on-stop) in this process and run it to the end.",
-        discussion: "The machine (RAM, vCPUs, irqchip, plugins and their configs) is rebuilt from the snapshot; exit statuses as vmm run. A damaged, incompatible or incomplete snapshot, or one naming plugin libraries, plugin configs or a console or debug console file without --trust-snapshot: status 24, nothing on disk changed.")
+        discussion: "The machine (RAM, vCPUs, irqchip, plugins and their configs) is rebuilt from the snapshot; exit statuses as vmm run. A damaged, incompatible or incomplete snapshot, or one naming plugin libraries, plugin configs, a console or debug console file or a disk image without --trust-snapshot: status 24, nothing on disk changed.")
 
     @Argument(help: "The snapshot directory.") var dir: String
     @Flag(help: "Copy all memory in before the first instruction (default: page it in lazily through userfaultfd).") var eager = false
     @Option(help: "stdio, file:PATH or none (default: as saved).") var serial: String?
     @Option(help: "Where port 0xe9's bytes go, as vmm run --debugcon, if the snapshot's machine has the device (default: as saved).") var debugcon: String?
+    @Option(help: "The disk image of a machine run with --hda, at this path (the same size; default: the saved path, with --trust-snapshot).") var hda: String?
     @Option(name: .customLong("vga-text"), help: "As vmm run --vga-text (default none; a snapshot does not keep it).") var vgaText: String?
     @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
     @Flag(help: "Print exit counts and pages fetched at the end (stderr).") var stats = false
@@ -104,7 +109,7 @@ struct RestoreArguments: EmittingArguments {
     @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: String?
     @Option(name: .customLong("handler-budget"), help: "Seconds a plugin call (a handler, a state restore) may run before the run ends with status 8 (default 10).") var handlerBudget: Double?
     @Flag(name: .customLong("no-seccomp"), help: "Run vCPU threads without the seccomp allow-list (as vmm run --no-seccomp).") var noSeccomp = false
-    @Flag(name: .customLong("trust-snapshot"), help: "Load the plugins the snapshot names by path or with a config, and open its console file (without it such a snapshot is refused, status 24: one from elsewhere could name any library or file).") var trustSnapshot = false
+    @Flag(name: .customLong("trust-snapshot"), help: "Load the plugins the snapshot names by path or with a config, and open its console file or disk image (without it such a snapshot is refused, status 24: one from elsewhere could name any library or file).") var trustSnapshot = false
 
     func emit(_ item: Emit) {
         item("command", "restore")
@@ -112,6 +117,7 @@ struct RestoreArguments: EmittingArguments {
         if eager { item("eager", nil) }
         if let serial { item("serial", serial) }
         if let debugcon { item("debugcon", debugcon) }
+        if let hda { item("hda", hda) }
         if let vgaText { item("vga-text", vgaText) }
         if let maxSeconds { item("max-seconds", String(maxSeconds)) }
         if stats { item("stats", nil) }

@@ -1,0 +1,357 @@
+/* An ATA PIO driver as a QEMU test kernel writes one (OSDev's "ATA PIO Mode"), for a
+ * disk given as `-hda` (`vmm run --hda`): the primary channel, ports 0x1f0-0x1f7 and
+ * 0x3f6, polled with interrupts off (nIEN), then one read taken on IRQ 14 through the
+ * IOAPIC (vector 0x5e). Prints, a line each: the model and sizes IDENTIFY gives; the text
+ * at the start of sectors 1 and 2 (one READ SECTORS of 2) and the task file after it;
+ * sector 1 again by CHS (cylinder 0, head 0, sector 2); sector 2 by READ SECTORS EXT; the
+ * status after a sector written at LBA 5 (WRITE SECTORS) and after FLUSH CACHE, the sector
+ * read back; the status and
+ * error of a read at the first sector past the end; the status of the absent slave; the
+ * status the IRQ 14 handler read, with sector 3's text. Then debug-exit 0x21. With the
+ * command line ending in "pause" it reads half of sector 1, says so, and waits for a
+ * byte from the keyboard before it reads the rest (a transfer in flight for a
+ * snapshot). A status of 0 or 0xff before IDENTIFY means no disk: it says so and
+ * ends with debug-exit 0x22. The
+ * disk's sectors are expected to begin with NUL-terminated text. */
+#include "mb.h"
+KERNEL_START
+    cmp $0x2BADB002, %eax
+    jne dead
+    mov $0x80000, %esp
+    mov %ebx, %esi
+    call cmdline_end
+    test %esi, %esi
+    jz 1f
+    cmpl $0x65737561, -4(%esi)      /* "pause" */
+    jne 1f
+    movb $1, pause
+1:  mov $0x02, %al                  /* nIEN: polled, no interrupts */
+    mov $0x3f6, %dx
+    out %al, %dx
+    mov $0xa0, %al                  /* the master */
+    mov $0x1f6, %dx
+    out %al, %dx
+    inc %dx                         /* 0 (an empty channel) or 0xff (a floating bus): no disk */
+    in %dx, %al
+    test %al, %al
+    jz no_disk
+    cmp $0xff, %al
+    je no_disk
+    mov $0xec, %al                  /* IDENTIFY DEVICE */
+    call command
+    call wait_drq
+    jc failed
+    call read_sector
+    mov buf + 120, %eax             /* words 60-61: LBA28 sectors */
+    mov %eax, sectors
+    PUTS(s_model)
+    mov $buf + 54, %esi             /* words 27-46, each word's first character in its high byte */
+    mov $20, %ecx
+    mov $0x3f8, %dx
+1:  lodsw
+    xchg %al, %ah
+    out %al, %dx
+    mov %ah, %al
+    out %al, %dx
+    loop 1b
+    PRINT(s_sectors, sectors)
+    PRINT(s_lba48, buf + 200)       /* words 100-101 */
+    PUTS(s_nl)
+
+    mov $1, %ecx                    /* READ SECTORS (LBA28): 2 from sector 1 */
+    mov $2, %edi
+    mov $0x20, %al
+    call lba_command
+    cmpb $0, pause
+    je 3f
+    call wait_drq                   /* half of sector 1, then a key on the i8042 */
+    jc failed
+    mov $buf, %edi
+    mov $128, %ecx
+    mov $0x1f0, %dx
+    rep insw
+    PUTS(s_reading)
+2:  in $0x64, %al
+    test $1, %al
+    jz 2b
+    in $0x60, %al
+    mov $buf + 256, %edi            /* and the rest */
+    mov $128, %ecx
+    mov $0x1f0, %dx
+    rep insw
+    PUTS(buf)
+    PUTS(s_nl)
+    jmp 4f
+3:  call print_sector
+4:  call print_sector
+    PUTS(s_after)                   /* the task file names the next sector, count 0 */
+    mov $0x1f3, %dx
+    call print_port
+    PUTS(s_count)
+    mov $0x1f2, %dx
+    call print_port
+    PUTS(s_nl)
+
+    mov $0xa0, %al                  /* CHS: cylinder 0, head 0, sector 2 (= LBA 1) */
+    mov $0x1f6, %dx
+    out %al, %dx
+    mov $0x1f2, %dx
+    mov $1, %al
+    out %al, %dx
+    inc %dx
+    mov $2, %al
+    out %al, %dx
+    inc %dx
+    xor %al, %al
+    out %al, %dx
+    inc %dx
+    out %al, %dx
+    mov $0x20, %al
+    call command
+    PUTS(s_chs)
+    call print_sector
+
+    mov $0x40, %al                  /* READ SECTORS EXT (LBA48): 1 at sector 2 */
+    mov $0x1f6, %dx
+    out %al, %dx
+    mov $0x1f2, %dx                 /* each register twice: the high byte, then the low */
+    xor %al, %al
+    out %al, %dx
+    inc %al
+    out %al, %dx
+    mov $0x1f3, %dx
+    xor %al, %al
+    out %al, %dx
+    mov $2, %al
+    out %al, %dx
+    mov $0x1f4, %dx
+    xor %al, %al
+    out %al, %dx
+    out %al, %dx
+    mov $0x1f5, %dx
+    out %al, %dx
+    out %al, %dx
+    mov $0x24, %al
+    call command
+    PUTS(s_ext)
+    call print_sector
+
+    mov $5, %ecx                    /* WRITE SECTORS: 1 at sector 5 */
+    mov $1, %edi
+    mov $0x30, %al
+    call lba_command
+    call wait_drq
+    jc failed
+    mov $s_written, %esi
+    mov $buf, %edi
+    mov $128, %ecx
+    rep movsl
+    mov $buf, %esi
+    mov $256, %ecx
+    mov $0x1f0, %dx
+    rep outsw
+    call wait_idle
+    PUTS(s_write)
+    mov $0x1f7, %dx
+    call print_port
+    PUTS(s_nl)
+    mov $0xe7, %al                  /* FLUSH CACHE */
+    call command
+    call wait_idle
+    PUTS(s_flush)
+    mov $0x1f7, %dx
+    call print_port
+    PUTS(s_nl)
+    mov $5, %ecx                    /* and read it back */
+    mov $1, %edi
+    mov $0x20, %al
+    call lba_command
+    PUTS(s_back)
+    call print_sector
+
+    mov sectors, %ecx               /* the first sector past the end: aborted */
+    mov $1, %edi
+    mov $0x20, %al
+    call lba_command
+    PUTS(s_past)
+    mov $0x1f7, %dx
+    call print_port
+    PUTS(s_error)
+    mov $0x1f1, %dx
+    call print_port
+    PUTS(s_nl)
+
+    mov $0xb0, %al                  /* the slave, absent: its status reads 0 */
+    mov $0x1f6, %dx
+    out %al, %dx
+    PUTS(s_slave)
+    mov $0x1f7, %dx
+    call print_port
+    PUTS(s_nl)
+    mov $0xa0, %al
+    mov $0x1f6, %dx
+    out %al, %dx
+
+    IDT_GATE(0x5e, ata_irq)         /* one read on IRQ 14 */
+    IOAPIC_ROUTE(14, 0x5e)
+    lidt idtr
+    xor %al, %al                    /* interrupts on (nIEN clear) */
+    mov $0x3f6, %dx
+    out %al, %dx
+    mov $3, %ecx
+    mov $1, %edi
+    mov $0x20, %al
+    call lba_command
+2:  sti
+    hlt
+    cmpb $0, got
+    je 2b
+    PUTS(s_irq)
+    movzbl irq_status, %eax
+    call puthex2
+    PUTS(s_space)
+    call print_sector
+    DEBUG_EXIT(0x21)
+no_disk:
+    PUTS(s_none)
+    mov $0x1f7, %dx
+    call print_port
+    PUTS(s_nl)
+    DEBUG_EXIT(0x22)
+failed:
+    PUTS(s_failed)
+    mov $0x1f7, %dx
+    call print_port
+    PUTS(s_nl)
+dead:
+    cli
+    hlt
+    jmp dead
+
+ata_irq:
+    push %eax
+    push %edx
+    mov $0x1f7, %dx                 /* the status read acknowledges the interrupt */
+    in %dx, %al
+    mov %al, irq_status
+    movb $1, got
+    movl $0, LAPIC + 0xb0           /* EOI */
+    pop %edx
+    pop %eax
+    IRET_CLI
+
+/* AL: a command to port 0x1f7. */
+command:
+    mov $0x1f7, %dx
+    out %al, %dx
+    ret
+
+/* AL: a command for EDI sectors from LBA28 sector ECX (clobbers edx). */
+lba_command:
+    push %eax
+    mov %ecx, %eax
+    shr $24, %eax
+    and $0x0f, %al
+    or $0xe0, %al                   /* LBA, the master */
+    mov $0x1f6, %dx
+    out %al, %dx
+    mov %edi, %eax
+    mov $0x1f2, %dx
+    out %al, %dx
+    mov %ecx, %eax
+    inc %dx
+    out %al, %dx
+    shr $8, %eax
+    inc %dx
+    out %al, %dx
+    shr $8, %eax
+    inc %dx
+    out %al, %dx
+    pop %eax
+    jmp command
+
+/* Waits for DRQ; CF set if the drive reports an error instead. */
+wait_drq:
+    mov $0x1f7, %dx
+1:  in %dx, %al
+    test $0x80, %al
+    jnz 1b
+    test $0x01, %al
+    jnz 2f
+    test $0x08, %al
+    jz 1b
+    clc
+    ret
+2:  stc
+    ret
+
+/* Waits until neither BSY nor DRQ. */
+wait_idle:
+    mov $0x1f7, %dx
+1:  in %dx, %al
+    test $0x88, %al
+    jnz 1b
+    ret
+
+/* The sector the drive offers into buf (256 words, one exit). */
+read_sector:
+    mov $buf, %edi
+    mov $256, %ecx
+    mov $0x1f0, %dx
+    rep insw
+    ret
+
+/* Waits for the next sector, reads it and prints its text and a newline. */
+print_sector:
+    call wait_drq
+    jc failed
+    call read_sector
+    PUTS(buf)
+    PUTS(s_nl)
+    ret
+
+/* The byte at port DX in hex. */
+print_port:
+    in %dx, %al
+    movzbl %al, %eax
+    jmp puthex2
+
+MB_HELPERS
+MB_CMDLINE_END
+
+    .section .rodata
+s_model:   .asciz "identify: "
+s_reading: .asciz "reading, waiting for a key\n"
+s_sectors: .asciz "| sectors "
+s_lba48:   .asciz " lba48 "
+s_after:   .asciz "after: lba low "
+s_count:   .asciz " count "
+s_chs:     .asciz "chs: "
+s_ext:     .asciz "ext: "
+s_write:   .asciz "write: status "
+s_flush:   .asciz "flush: status "
+s_back:    .asciz "back: "
+s_past:    .asciz "past the end: status "
+s_error:   .asciz " error "
+s_slave:   .asciz "slave: status "
+s_irq:     .asciz "irq: status "
+s_space:   .asciz " "
+s_failed:  .asciz "failed: status "
+s_none:    .asciz "no disk: status "
+s_nl:      .asciz "\n"
+    .align 4
+s_written: .asciz "written by the guest"
+    .skip 512 - 21
+    .data
+    .align 8
+idtr: .word 256 * 8 - 1
+      .long idt
+sectors: .long 0
+got:  .byte 0
+pause: .byte 0
+irq_status: .byte 0
+    .bss
+    .align 8
+idt: .skip 256 * 8
+buf: .skip 512
+    .section .note.GNU-stack, "", @progbits

@@ -1,0 +1,310 @@
+import Glibc
+import VMMKit
+
+/// The primary IDE channel of QEMU's `pc` machine with one hard disk as its master
+/// (`vmm run --hda PATH`, QEMU's `-hda`): ports 0x1f0-0x1f7 (the task file and the data
+/// port), 0x3f6 (alternate status, device control) and IRQ 14, in PIO mode, as a kernel
+/// written for QEMU drives it (OSDev's "ATA PIO Mode" and its descendants). The slave is
+/// absent: with it selected every register reads 0 and commands are ignored, as QEMU's.
+///
+/// Commands, with QEMU's answers: IDENTIFY DEVICE (0xec, `ATAIdentify`), READ SECTORS
+/// (0x20, 0x21) and WRITE SECTORS (0x30, 0x31) in LBA28 or CHS, their LBA48 forms (0x24,
+/// 0x34), READ VERIFY (0x40, 0x41, 0x42), FLUSH CACHE (0xe7, 0xea: fdatasync), SET
+/// FEATURES, INITIALIZE DEVICE PARAMETERS, RECALIBRATE, EXECUTE DEVICE DIAGNOSTIC, CHECK
+/// POWER MODE, the standby and idle commands; any other (DMA, READ MULTIPLE, IDENTIFY
+/// PACKET, NOP...) is aborted (status 0x41, error 0x04), as is a transfer that reaches
+/// past the last sector or fails on the host. A command is ignored while DRQ is set.
+/// Each command completes at once (BSY is never seen): a read raises IRQ 14 with DRQ for
+/// each sector, a write for each sector it took, unless nIEN is set; reading the status
+/// port (not the alternate) lowers it. The data port moves 2 or 4 bytes an access, a
+/// `rep insw` of several sectors in one exit; one that does not fit what is left of the
+/// sector reads 0 and moves nothing, as QEMU's.
+///
+/// The disk's registers and the sector in flight are saved in snapshots (`ata` in
+/// `BuiltInDeviceState`); the image's contents are the image file's, never copied.
+final class ATADisk: @unchecked Sendable {
+    static let basePort: UInt16 = 0x1f0, controlPort: UInt16 = 0x3f6, irqLine: UInt32 = 14
+
+    let store: SectorStore
+    let geometry: ATAGeometry
+    private let identify: [UInt8]
+    private var lock = pthread_mutex_t()
+    private var s = ATAState() // guarded by lock
+    private var irq: (@Sendable (Bool) -> Void)?
+
+    init(_ store: SectorStore) {
+        self.store = store
+        geometry = ATAGeometry(sectors: store.sectors)
+        identify = ATAIdentify.data(sectors: store.sectors, geometry: geometry)
+        pthread_mutex_init(&lock, nil)
+    }
+
+    deinit { pthread_mutex_destroy(&lock) }
+
+    /// Drives IRQ 14 through `setLine`; before any vCPU runs.
+    func connectInterrupt(_ setLine: @escaping @Sendable (Bool) -> Void) {
+        locked { irq = setLine }
+    }
+
+    func register(on dispatcher: ExitDispatcher) throws(VMMError) {
+        let handler: ExitDispatcher.PIOHandler = { [self] io, _ in
+            locked {
+                for i in 0..<io.count {
+                    if io.isWrite { writeLocked(io.port, size: io.size, io.element(i)) } else { io.setElement(i, readLocked(io.port, size: io.size)) }
+                }
+            }
+            return .handled
+        }
+        try dispatcher.registerPIO(port: Self.basePort, count: 8, owner: "ATA disk (built-in)", handler)
+        try dispatcher.registerPIO(port: Self.controlPort, owner: "ATA disk control (built-in)", handler)
+    }
+
+    /// The channel with no drive, as QEMU's `pc` machine has it without `-hda`: every
+    /// register and the alternate status read 0 (the data port's bytes all-ones), writes
+    /// and commands go nowhere. A driver that tests the status for 0 finds no disk; on
+    /// unassigned ports it read 0xff, "busy", and a driver that only tests for 0 waited
+    /// for ever (or `--strict-io` stopped the guest). Nothing to save in a snapshot.
+    static func registerEmpty(on dispatcher: ExitDispatcher) throws(VMMError) {
+        let handler: ExitDispatcher.PIOHandler = { io, _ in
+            guard !io.isWrite else { return .handled }
+            for i in 0..<io.count {
+                let dataByte = io.port == basePort && io.size == 1
+                io.setElement(i, dataByte ? 0xff : io.port == controlPort ? 0xffff_ff00 : 0)
+            }
+            return .handled
+        }
+        try dispatcher.registerPIO(port: basePort, count: 8, owner: "IDE channel, empty (built-in)", handler)
+        try dispatcher.registerPIO(port: controlPort, owner: "IDE channel control, empty (built-in)", handler)
+    }
+
+    /// One guest read of `size` bytes (1, 2 or 4) at `port` (0x1f0-0x1f7 or 0x3f6).
+    func read(_ port: UInt16, size: Int) -> UInt32 { locked { readLocked(port, size: size) } }
+
+    /// One guest write of `size` bytes (1, 2 or 4) at `port`.
+    func write(_ port: UInt16, size: Int, _ value: UInt32) { locked { writeLocked(port, size: size, value) } }
+
+    /// For a snapshot (vCPUs paused).
+    var saved: ATAState.Saved { locked { .init(sectors: store.sectors, state: s) } }
+
+    /// Why `saved` cannot be put back on this disk, or nil: checked with the other
+    /// devices' presence, before any device changes. The image must have the snapshot's
+    /// size, and a transfer in flight must lie on it.
+    func refusal(_ saved: ATAState.Saved) -> String? {
+        guard saved.sectors == store.sectors else {
+            return "the snapshot's disk had \(saved.sectors) sectors, the --hda image has \(store.sectors)"
+        }
+        let t = saved.state
+        guard t.transfer == .none || t.transfer == .identify
+            || t.lba < store.sectors && UInt64(t.remaining) < store.sectors - t.lba else {
+            return "the disk's transfer at sector \(t.lba) with \(t.remaining) more lies past its \(store.sectors) sectors"
+        }
+        return nil
+    }
+
+    /// A restore's, checked by `refusal` (before any vCPU runs). The irqchip's saved
+    /// state has the line as it was: setting the same level again is no new edge.
+    func restore(_ saved: ATAState.Saved) {
+        locked {
+            s = saved.state
+            irq?(s.line)
+        }
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return body()
+    }
+
+    // Under the lock. The data port moves 2 or 4 bytes; the task file is a byte a port,
+    // so a wider access is its bytes in turn, as QEMU's portio splits it, and the bytes
+    // above the control register read all-ones.
+    private func readLocked(_ port: UInt16, size: Int) -> UInt32 {
+        if port == Self.controlPort { return 0xffff_ff00 | UInt32(s.slaveSelected ? 0 : s.status) }
+        let register = Int(port &- Self.basePort)
+        if register == 0, size >= 2 { return readData(bytes: min(size, 4)) }
+        var value: UInt32 = 0
+        for b in 0..<min(size, 4) { value |= UInt32(readRegister(register + b)) << (8 * UInt32(b)) }
+        return value
+    }
+
+    private func writeLocked(_ port: UInt16, size: Int, _ value: UInt32) {
+        if port == Self.controlPort { return deviceControl(UInt8(truncatingIfNeeded: value)) }
+        let register = Int(port &- Self.basePort)
+        if register == 0, size >= 2 { return writeData(value, bytes: min(size, 4)) }
+        for b in 0..<min(size, 4) { writeRegister(register + b, UInt8(truncatingIfNeeded: value >> (8 * UInt32(b)))) }
+    }
+
+    private func readRegister(_ r: Int) -> UInt8 {
+        switch r {
+        case 0: return 0xff // a byte of the data port
+        case 1...5: return s.slaveSelected ? 0 : s.read(register: r)
+        case 6: return s.slaveSelected ? 0 : s.select
+        case 7:
+            if s.slaveSelected { return 0 }
+            setLine(false)
+            return s.status
+        default: return 0xff
+        }
+    }
+
+    private func writeRegister(_ r: Int, _ v: UInt8) {
+        switch r {
+        case 1...5: s.write(register: r, v)
+        case 6:
+            s.control &= ~0x80
+            s.select = v | 0xa0
+        case 7:
+            s.control &= ~0x80
+            setLine(false)
+            command(v)
+        default: break
+        }
+    }
+
+    private func deviceControl(_ v: UInt8) {
+        let was = s.control
+        s.control = v
+        if v & 0x04 != 0, was & 0x04 == 0 { // SRST set: the drive resets
+            endTransfer()
+            (s.status, s.error) = (ATAState.busy | 0x10, 0x01)
+            setLine(false)
+        } else if v & 0x04 == 0, was & 0x04 != 0 { // released
+            s.status = ATAState.ready
+            s.setSignature()
+        }
+    }
+
+    /// A command (port 0x1f7), completed before it returns.
+    private func command(_ c: UInt8) {
+        guard !s.slaveSelected, s.status & (ATAState.busy | ATAState.drq) == 0 else { return }
+        s.error = 0
+        s.status = ATAState.ready
+        switch c {
+        case 0xec:
+            s.buffer = identify
+            start(.identify, lba: 0, remaining: 0, lba48: false)
+            raise()
+        case 0x20, 0x21, 0x24: read(lba48: c == 0x24)
+        case 0x30, 0x31, 0x34: write(lba48: c == 0x34)
+        case 0x40, 0x41, 0x42:
+            // READ VERIFY: the sectors must exist; nothing moves.
+            guard range(lba48: c == 0x42) != nil else { return abort() }
+            raise()
+        case 0xe7, 0xea:
+            guard store.flush() else { return abort() }
+            raise()
+        case 0xef:
+            // SET FEATURES: write cache, transfer mode, look-ahead, reverting defaults.
+            guard [0x02, 0x03, 0x55, 0x66, 0x82, 0xaa, 0xcc].contains(s.feature) else { return abort() }
+            raise()
+        case 0x90:
+            s.setSignature()
+            s.error = 0x01
+            raise()
+        case 0xe5, 0x98:
+            s.count = 0xff // CHECK POWER MODE: active or idle
+            raise()
+        case 0x91, 0x10...0x1f, 0xe0...0xe3, 0x94...0x97: raise()
+        default: abort()
+        }
+    }
+
+    /// The command's first sector and count, when all of them exist.
+    private func range(lba48: Bool) -> (UInt64, UInt32)? {
+        let count = s.sectorCount(lba48: lba48)
+        guard let lba = s.address(lba48: lba48, geometry: geometry), lba < store.sectors,
+              UInt64(count) <= store.sectors - lba else { return nil }
+        return (lba, count)
+    }
+
+    private func read(lba48: Bool) {
+        guard let (lba, count) = range(lba48: lba48) else { return abort() }
+        load(lba, remaining: count - 1, lba48: lba48)
+    }
+
+    /// The sector `lba` into the buffer with DRQ and an interrupt; the task file then
+    /// names the sector after it, and the count what is left, as QEMU's.
+    private func load(_ lba: UInt64, remaining: UInt32, lba48: Bool) {
+        guard s.buffer.withUnsafeMutableBytes({ store.read(lba, into: $0) }) else { return abort() }
+        start(.read, lba: lba, remaining: remaining, lba48: lba48)
+        s.setAddress(lba + 1, lba48: lba48, geometry: geometry)
+        setCount(remaining, lba48: lba48)
+        raise()
+    }
+
+    private func write(lba48: Bool) {
+        guard let (lba, count) = range(lba48: lba48) else { return abort() }
+        start(.write, lba: lba, remaining: count - 1, lba48: lba48) // DRQ, no interrupt until a sector is in
+    }
+
+    private func start(_ transfer: ATAState.Transfer, lba: UInt64, remaining: UInt32, lba48: Bool) {
+        (s.transfer, s.lba, s.remaining, s.position, s.lba48) = (transfer, lba, remaining, 0, lba48)
+        s.status = ATAState.ready | ATAState.drq
+    }
+
+    private func setCount(_ n: UInt32, lba48: Bool) {
+        s.count = UInt8(truncatingIfNeeded: n)
+        if lba48 { s.hobCount = UInt8(truncatingIfNeeded: n >> 8) }
+    }
+
+    private func readData(bytes: Int) -> UInt32 {
+        guard s.status & ATAState.drq != 0, s.transfer == .read || s.transfer == .identify,
+              bytes <= ATAState.sectorSize - s.position else { return 0 }
+        var v: UInt32 = 0
+        for b in 0..<bytes { v |= UInt32(s.buffer[s.position + b]) << (8 * UInt32(b)) }
+        s.position += bytes
+        if s.position == ATAState.sectorSize { sectorRead() }
+        return v
+    }
+
+    private func sectorRead() {
+        guard s.transfer == .read, s.remaining > 0 else {
+            endTransfer()
+            s.status = ATAState.ready // no interrupt at the end of a read, as QEMU's
+            return
+        }
+        load(s.lba + 1, remaining: s.remaining - 1, lba48: s.lba48)
+    }
+
+    private func writeData(_ value: UInt32, bytes: Int) {
+        guard s.status & ATAState.drq != 0, s.transfer == .write, bytes <= ATAState.sectorSize - s.position else { return }
+        for b in 0..<bytes { s.buffer[s.position + b] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(b))) }
+        s.position += bytes
+        guard s.position == ATAState.sectorSize else { return }
+        guard s.buffer.withUnsafeBytes({ store.write(s.lba, from: $0) }) else { return abort() }
+        s.setAddress(s.lba + 1, lba48: s.lba48, geometry: geometry)
+        setCount(s.remaining, lba48: s.lba48)
+        if s.remaining > 0 {
+            start(.write, lba: s.lba + 1, remaining: s.remaining - 1, lba48: s.lba48)
+        } else {
+            endTransfer()
+            s.status = ATAState.ready
+        }
+        raise()
+    }
+
+    /// No transfer: the data port moves nothing, and a snapshot holds no sector (the
+    /// buffer zeroed, as a restore of `-` leaves it).
+    private func endTransfer() {
+        (s.transfer, s.position) = (.none, 0)
+        for i in s.buffer.indices { s.buffer[i] = 0 }
+    }
+
+    /// QEMU's ide_abort_command: the transfer ends, status ready + error, error "aborted".
+    private func abort() {
+        endTransfer()
+        (s.status, s.error) = (0x40 | ATAState.err, ATAState.abort)
+        raise()
+    }
+
+    private func raise() {
+        if !s.interruptsDisabled { setLine(true) }
+    }
+
+    private func setLine(_ level: Bool) {
+        guard level != s.line else { return }
+        s.line = level
+        irq?(level)
+    }
+}

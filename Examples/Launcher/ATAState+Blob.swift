@@ -1,0 +1,79 @@
+import VMMKit
+
+/// The disk's line in the launcher's device blob (`BuiltInDeviceState`, Docs/SnapshotFormat.md):
+/// `ata SECTORS STATUS ERROR FEATURE COUNT LBA-LOW LBA-MID LBA-HIGH` then the five HOB
+/// copies, `SELECT CONTROL TRANSFER LBA REMAINING POSITION LBA48 LINE BUFFER`; numbers
+/// in `0x` hex, TRANSFER 0-3 (none, identify, read, write), LBA48 and LINE 0 or 1,
+/// BUFFER the sector in flight as 1024 hex digits or `-` with no transfer.
+extension ATAState {
+    /// What a snapshot keeps: the state and the size of the disk it belongs to.
+    struct Saved: Equatable {
+        var sectors: UInt64
+        var state: ATAState
+    }
+
+    static let blobWords = 23
+    /// Status bits the device ever sets: BSY, DRDY, DSC, DRQ, ERR.
+    static let statusBits: UInt8 = 0xd9
+
+    static func blobLine(_ saved: Saved) -> String {
+        let s = saved.state
+        let bytes = [s.status, s.error, s.feature, s.count, s.lbaLow, s.lbaMid, s.lbaHigh,
+                     s.hobFeature, s.hobCount, s.hobLow, s.hobMid, s.hobHigh, s.select, s.control]
+        let buffer = s.transfer == .none ? "-" : BuiltInDeviceState.hexDigits(s.buffer)
+        return "ata \(hex(saved.sectors)) " + bytes.map { hex($0) }.joined(separator: " ")
+            + " \(s.transfer.rawValue) \(hex(s.lba)) \(hex(s.remaining)) \(hex(s.position)) \(s.lba48 ? 1 : 0) \(s.line ? 1 : 0) \(buffer)"
+    }
+
+    /// `words` (the line split at spaces, `ata` first, `blobWords` of them), every value checked.
+    static func decode(_ words: [Substring], _ bad: (String) -> LauncherError) throws(LauncherError) -> Saved {
+        func value<T: FixedWidthInteger & UnsignedInteger>(_ i: Int, _ what: String, _: T.Type) throws(LauncherError) -> T {
+            guard let v = BuiltInDeviceState.hexValue(words[i], T.self) else { throw bad("ata \(what) \(String(words[i]).quotedForMessage)") }
+            return v
+        }
+        func flag(_ i: Int, _ what: String) throws(LauncherError) -> Bool {
+            guard words[i] == "0" || words[i] == "1" else { throw bad("ata \(what) \(String(words[i]).quotedForMessage) (0 or 1)") }
+            return words[i] == "1"
+        }
+        let sectors = try value(1, "sectors", UInt64.self)
+        guard sectors >= 1, sectors <= maxSectors else { throw bad("ata sectors \(hex(sectors)) (1 to 2^48)") }
+        let names = ["status", "error", "feature", "count", "lba low", "lba mid", "lba high", "hob feature", "hob count",
+                     "hob lba low", "hob lba mid", "hob lba high", "select", "control"]
+        var b: [UInt8] = []
+        for (i, name) in names.enumerated() { b.append(try value(2 + i, name, UInt8.self)) }
+        var s = ATAState()
+        (s.status, s.error, s.feature, s.count, s.lbaLow, s.lbaMid, s.lbaHigh) = (b[0], b[1], b[2], b[3], b[4], b[5], b[6])
+        (s.hobFeature, s.hobCount, s.hobLow, s.hobMid, s.hobHigh, s.select, s.control) = (b[7], b[8], b[9], b[10], b[11], b[12], b[13])
+        guard s.status & ~statusBits == 0 else { throw bad("ata status \(hex(s.status)) (bits other than 0xd9)") }
+        guard s.select & 0xa0 == 0xa0 else { throw bad("ata select \(hex(s.select)) (bits 5 and 7 always set)") }
+        guard let transfer = UInt8(plainDecimal: words[16]).flatMap(Transfer.init(rawValue:)) else {
+            throw bad("ata transfer \(String(words[16]).quotedForMessage) (0 to 3)")
+        }
+        s.transfer = transfer
+        s.lba = try value(17, "lba", UInt64.self)
+        s.remaining = try value(18, "remaining", UInt32.self)
+        let position = try value(19, "position", UInt16.self)
+        s.lba48 = try flag(20, "lba48")
+        s.line = try flag(21, "line")
+        // DRQ is set exactly while a transfer waits on the data port, which moves 2 or 4
+        // bytes at a time and starts the next sector at 512.
+        guard (s.status & drq != 0) == (transfer != .none) else { throw bad("ata status \(hex(s.status)) with transfer \(transfer.rawValue) (DRQ is set exactly during one)") }
+        guard position < sectorSize, position % 2 == 0, transfer != .none || position == 0 else {
+            throw bad("ata position \(hex(position)) (even, below 0x200, 0 with no transfer)")
+        }
+        guard s.remaining < 65536, transfer == .read || transfer == .write || s.remaining == 0 else {
+            throw bad("ata remaining \(hex(s.remaining)) (below 0x10000, 0 unless reading or writing)")
+        }
+        guard s.lba < sectors, UInt64(s.remaining) < sectors - s.lba || transfer == .none || transfer == .identify else {
+            throw bad("ata lba \(hex(s.lba)) with \(s.remaining) more (past the disk's \(sectors) sectors)")
+        }
+        s.position = Int(position)
+        if words[22] == "-" {
+            guard transfer == .none else { throw bad("ata buffer '-' with a transfer in flight") }
+        } else {
+            guard transfer != .none else { throw bad("ata buffer with no transfer in flight (it is '-')") }
+            s.buffer = try BuiltInDeviceState.bytes(hexDigits: words[22], count: sectorSize, "ata buffer", bad)
+        }
+        return Saved(sectors: sectors, state: s)
+    }
+}

@@ -1,0 +1,130 @@
+/// The task file of the ATA disk (`ATADisk`) and the transfer in progress: everything a
+/// snapshot keeps of it (`BuiltInDeviceState`'s `ata` line). A value; the device guards
+/// it with its lock.
+///
+/// The registers are QEMU's (hw/ide/core.c): each write to a task-file register moves
+/// its old value into the "high order byte" copy (`hob…`) that LBA48 commands read; the
+/// device starts with the ATA signature (count 1, LBA low 1) and error 0x01 ("diagnostic
+/// passed"), status 0x50 (ready, seek complete).
+struct ATAState: Equatable {
+    enum Transfer: UInt8 {
+        case none = 0, identify = 1, read = 2, write = 3
+    }
+
+    var status: UInt8 = ATAState.ready
+    var error: UInt8 = 0x01
+    var feature: UInt8 = 0, count: UInt8 = 1, lbaLow: UInt8 = 1, lbaMid: UInt8 = 0, lbaHigh: UInt8 = 0
+    var hobFeature: UInt8 = 0, hobCount: UInt8 = 0, hobLow: UInt8 = 0, hobMid: UInt8 = 0, hobHigh: UInt8 = 0
+    /// Device/head (port 0x1f6): bit 4 the drive (the slave is absent), bit 6 LBA, bits 0-3
+    /// LBA bits 24-27 or the CHS head. Bits 5 and 7 always read as set.
+    var select: UInt8 = 0xa0
+    /// Device control (port 0x3f6): bit 1 nIEN (no interrupts), bit 2 SRST, bit 7 HOB.
+    var control: UInt8 = 0
+    var transfer = Transfer.none
+    /// The sector in `buffer` (read or write), and how many follow it in this command.
+    var lba: UInt64 = 0
+    var remaining: UInt32 = 0
+    /// Whether the command in progress is LBA48 (how the task file is written back).
+    var lba48 = false
+    /// Bytes of `buffer` the guest has moved through the data port.
+    var position = 0
+    /// The interrupt line (IRQ 14) as driven: raised at a command's completion or a
+    /// sector's DRQ, lowered by a status read, a new command or a reset.
+    var line = false
+    var buffer = [UInt8](repeating: 0, count: ATAState.sectorSize)
+
+    static let sectorSize = 512
+    /// The most sectors a disk may have: what LBA48 reaches.
+    static let maxSectors: UInt64 = 1 << 48
+    // Status bits, as QEMU names them.
+    static let busy: UInt8 = 0x80, ready: UInt8 = 0x50, drq: UInt8 = 0x08, err: UInt8 = 0x01
+    /// Error register: command aborted.
+    static let abort: UInt8 = 0x04
+
+    /// Whether the selected drive is the (absent) slave.
+    var slaveSelected: Bool { select & 0x10 != 0 }
+    var interruptsDisabled: Bool { control & 0x02 != 0 }
+
+    /// The signature an ATA device shows after a reset or EXECUTE DEVICE DIAGNOSTIC.
+    mutating func setSignature() {
+        (count, lbaLow, lbaMid, lbaHigh) = (1, 1, 0, 0)
+        select = 0xa0
+    }
+
+    /// A task-file write (ports 0x1f1-0x1f5, `register` 1-5): the old value to its HOB copy.
+    mutating func write(register: Int, _ value: UInt8) {
+        control &= ~0x80 // a write clears HOB, as QEMU's ide_clear_hob
+        switch register {
+        case 1: (hobFeature, feature) = (feature, value)
+        case 2: (hobCount, count) = (count, value)
+        case 3: (hobLow, lbaLow) = (lbaLow, value)
+        case 4: (hobMid, lbaMid) = (lbaMid, value)
+        case 5: (hobHigh, lbaHigh) = (lbaHigh, value)
+        default: break
+        }
+    }
+
+    /// A task-file read (ports 0x1f1-0x1f5): the HOB copy when device control bit 7 asks.
+    func read(register: Int) -> UInt8 {
+        let hob = control & 0x80 != 0
+        switch register {
+        case 1: return hob ? hobFeature : error
+        case 2: return hob ? hobCount : count
+        case 3: return hob ? hobLow : lbaLow
+        case 4: return hob ? hobMid : lbaMid
+        case 5: return hob ? hobHigh : lbaHigh
+        default: return 0xff
+        }
+    }
+
+    /// The sector count a command asks for: 0 means 256 (65536 for LBA48).
+    func sectorCount(lba48: Bool) -> UInt32 {
+        if lba48 {
+            let n = UInt32(hobCount) << 8 | UInt32(count)
+            return n == 0 ? 65536 : n
+        }
+        return count == 0 ? 256 : UInt32(count)
+    }
+
+    /// The first sector a command names: LBA28, LBA48, or CHS through `geometry`; nil for
+    /// a CHS address with sector 0, head or sector past the geometry (no such sector).
+    func address(lba48: Bool, geometry: ATAGeometry) -> UInt64? {
+        if lba48 {
+            return UInt64(hobHigh) << 40 | UInt64(hobMid) << 32 | UInt64(hobLow) << 24
+                | UInt64(lbaHigh) << 16 | UInt64(lbaMid) << 8 | UInt64(lbaLow)
+        }
+        if select & 0x40 != 0 {
+            return UInt64(select & 0x0f) << 24 | UInt64(lbaHigh) << 16 | UInt64(lbaMid) << 8 | UInt64(lbaLow)
+        }
+        let cylinder = UInt64(lbaHigh) << 8 | UInt64(lbaMid), head = UInt64(select & 0x0f), sector = UInt64(lbaLow)
+        guard sector >= 1, sector <= geometry.sectorsPerTrack, head < geometry.heads else { return nil }
+        return (cylinder * geometry.heads + head) * geometry.sectorsPerTrack + sector - 1
+    }
+
+    /// Writes `lba` back into the task file, as the drive leaves it after each sector.
+    mutating func setAddress(_ lba: UInt64, lba48: Bool, geometry: ATAGeometry) {
+        if lba48 {
+            (hobHigh, hobMid, hobLow) = (UInt8(truncatingIfNeeded: lba >> 40), UInt8(truncatingIfNeeded: lba >> 32), UInt8(truncatingIfNeeded: lba >> 24))
+        } else if select & 0x40 != 0 {
+            select = select & 0xf0 | UInt8(truncatingIfNeeded: lba >> 24) & 0x0f
+        } else {
+            let perCylinder = geometry.heads * geometry.sectorsPerTrack
+            let cylinder = lba / perCylinder, rest = lba % perCylinder
+            (lbaHigh, lbaMid) = (UInt8(truncatingIfNeeded: cylinder >> 8), UInt8(truncatingIfNeeded: cylinder))
+            select = select & 0xf0 | UInt8(truncatingIfNeeded: rest / geometry.sectorsPerTrack) & 0x0f
+            lbaLow = UInt8(truncatingIfNeeded: rest % geometry.sectorsPerTrack + 1)
+            return
+        }
+        (lbaHigh, lbaMid, lbaLow) = (UInt8(truncatingIfNeeded: lba >> 16), UInt8(truncatingIfNeeded: lba >> 8), UInt8(truncatingIfNeeded: lba))
+    }
+}
+
+/// The CHS geometry the disk reports (IDENTIFY words 1, 3, 6): 16 heads, 63 sectors a
+/// track and as many cylinders as fit, at most 16383, as QEMU guesses for a raw image.
+struct ATAGeometry: Equatable {
+    let cylinders: UInt64, heads: UInt64 = 16, sectorsPerTrack: UInt64 = 63
+
+    init(sectors: UInt64) {
+        cylinders = max(1, min(16383, sectors / (16 * 63)))
+    }
+}

@@ -1,0 +1,51 @@
+import FuzzDriver
+import Synchronization
+
+/// The ATA disk (`ATADisk`) on a disk of 1 to 40 sectors in memory under a program of the
+/// input's bytes, read as (op, value) pairs: op bits 0-3 the port (0x1f0-0x1f7, then
+/// 0x3f6), bits 4-5 the size (1, 2, 4, 2), bit 6 a write, bit 7 a save and restore into a
+/// new disk through the snapshot blob. The status holds only BSY, DRDY, DSC, DRQ and ERR;
+/// DRQ is set exactly while a transfer waits on the data port, whose position stays
+/// inside the sector (0 with none) and whose sectors lie on the disk; IRQ 14 is never raised with nIEN
+/// set by the same access; the disk never grows; every state reads back through the blob.
+func ataProgram(_ input: UnsafeBufferPointer<UInt8>) {
+    guard let first = input.first else { return }
+    let sectors = Int(first % 40) + 1
+    let store = MemorySectors([UInt8](repeating: 0xa5, count: sectors * 512), readOnly: first & 0x80 != 0)
+    let line = Mutex(false)
+    var disk = ATADisk(store)
+    disk.connectInterrupt { level in line.withLock { $0 = level } }
+    for at in stride(from: 1, to: input.count - 1, by: 2) {
+        let op = input[at], value = UInt32(input[at + 1]) * 0x0101_0101
+        let port = op & 0x0f < 8 ? ATADisk.basePort + UInt16(op & 0x0f) : ATADisk.controlPort
+        let size = [1, 2, 4, 2][Int(op >> 4 & 3)]
+        if op & 0x80 != 0 {
+            let saved = disk.saved
+            do throws(LauncherError) {
+                let back = try BuiltInDeviceState.decode(BuiltInDeviceState(ata: saved).encoded(), version: 1, where: "fuzz")
+                check(back.ata == saved, "ATA: snapshot round trip")
+            } catch {
+                check(false, "ATA: a state the disk holds is refused at restore: \(error.message)")
+            }
+            let fresh = ATADisk(store)
+            check(fresh.refusal(saved) == nil, "ATA: its own state refused: \(fresh.refusal(saved) ?? "")")
+            fresh.connectInterrupt { level in line.withLock { $0 = level } }
+            fresh.restore(saved)
+            disk = fresh
+        } else if op & 0x40 != 0 {
+            disk.write(port, size: size, value)
+        } else {
+            _ = disk.read(port, size: size)
+        }
+        let s = disk.saved.state
+        check(s.status & ~ATAState.statusBits == 0, "ATA: status \(s.status)")
+        check((s.status & ATAState.drq != 0) == (s.transfer != .none), "ATA: status \(s.status) with transfer \(s.transfer)")
+        check(s.position >= 0 && s.position < 512 && s.position % 2 == 0 && (s.transfer != .none || s.position == 0),
+              "ATA: position \(s.position) with transfer \(s.transfer)")
+        if s.transfer == .read || s.transfer == .write {
+            check(s.lba < UInt64(sectors) && UInt64(s.remaining) < UInt64(sectors) - s.lba, "ATA: sector \(s.lba) with \(s.remaining) more on a disk of \(sectors)")
+        }
+        check(line.withLock { $0 } == s.line, "ATA: IRQ 14 at \(line.withLock { $0 }), the state says \(s.line)")
+        check(store.bytes.count == sectors * 512, "ATA: the disk grew to \(store.bytes.count) bytes")
+    }
+}
