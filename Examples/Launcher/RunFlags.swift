@@ -117,6 +117,11 @@ struct RunFlags: Equatable {
                                          ("apiSock", apiSock != nil)]
         for (key, given) in flagged where given { o.fromConfig.remove(key) }
         guard o.image != nil else { throw LauncherError(.usage, "no image: give IMAGE or 'image' in --config") }
+        // Read-only of no disk is a mistake to name, not to ignore.
+        guard !o.hdaReadOnly || o.hda != nil else {
+            throw LauncherError(hdaReadOnly ? .usage : .config, hdaReadOnly ? "--hda-readonly without --hda (a disk image)"
+                : "\(o.configFile ?? "config"): 'hdaReadOnly' without 'hda' (a disk image)")
+        }
         return o
     }
 }

@@ -85,6 +85,14 @@ struct ATAGuestTests {
         let viaConfig = try run(["run", "--config", config])
         #expect(viaConfig.stdout == Self.identify + Self.rest(write: "41", back: "sector 5 of the disk"))
         #expect(viaConfig.status == Self.done)
+        // Read-only of no disk is refused, not ignored.
+        let alone = try run(["run", Self.guest, "--hda-readonly"])
+        #expect(alone.stderr == "vmm: --hda-readonly without --hda (a disk image)\n")
+        #expect(alone.status == 2)
+        try Data(#"{"image": "\#(Self.guest)", "hdaReadOnly": true}"#.utf8).write(to: URL(fileURLWithPath: config))
+        let aloneInConfig = try run(["run", "--config", config])
+        #expect(aloneInConfig.stderr == "vmm: \(config): 'hdaReadOnly' without 'hda' (a disk image)\n")
+        #expect(aloneInConfig.status == 4)
     }
 
     @Test("an image that is not whole sectors, is empty, missing, a directory or a FIFO is refused in one line, status 6, before the guest runs; without --hda the guest finds no disk")
