@@ -13,20 +13,17 @@ final class DiskImage: SectorStore, @unchecked Sendable {
     private let fd: Int32
 
     init(path: String, readOnly: Bool, flag: String = "--hda") throws(LauncherError) {
-        let fd = Glibc.open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else {
-            throw LauncherError(.image, "\(flag): cannot open \(path.quotedForMessage)\(readOnly ? "" : " for writing"): \(String(cString: strerror(errno)))")
+        let file: (fd: Int32, size: UInt64)
+        do { file = try RegularFile.open(path, writable: !readOnly) } catch {
+            let why = switch error {
+            case let .open(e): "cannot open \(path.quotedForMessage)\(readOnly ? "" : " for writing"): \(String(cString: strerror(e.rawValue)))"
+            case let .fstat(e): "cannot stat \(path.quotedForMessage): \(String(cString: strerror(e.rawValue)))"
+            case let .notRegular(kind): "\(path.quotedForMessage): not a regular file (\(kind))"
+            }
+            throw LauncherError(.image, "\(flag): \(why)")
         }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            let e = String(cString: strerror(errno))
-            close(fd)
-            throw LauncherError(.image, "\(flag): cannot stat \(path.quotedForMessage): \(e)")
-        }
-        let size = UInt64(max(0, st.st_size))
-        let why: String? = if st.st_mode & S_IFMT != S_IFREG {
-            "not a regular file (\(RegularFile.kind(st.st_mode)))"
-        } else if size == 0 {
+        let (fd, size) = file
+        let why: String? = if size == 0 {
             "an empty file holds no sector"
         } else if size % 512 != 0 {
             "\(size) bytes is not a whole number of 512-byte sectors"

@@ -240,26 +240,25 @@ struct HostileInputTests {
             + "MMIO range [0x100000..<0x101000] overlaps guest RAM 'ram' [0x0..<0x4000000]\n")
     }
 
-    @Test("ScratchDevice given a port beyond 16 bits is refused naming the key", arguments: ["0xffffffffffffffff", "0x12345", "0xfff0"])
-    func scratchDevicePorts(port: String) throws {
-        let (guest, host) = try PluginFixtures.guest("hlt")
-        defer { host.close() }
-        let path = PluginSearchPath.packageRoot! + "/.build/debug/libScratchDevice.so"
-        let error = pluginError { () throws(PluginError) in try host.load("ScratchDevice", config: "port=\(port)") }
-        _ = guest
-        #expect(error?.description == "plugin 'org.vmmkit.scratch-device' (\(path)): init failed: "
-            + "org.vmmkit.scratch-device: bad value '\(port)' for key 'port' (a first port with room for 17 ports below 0x10000)")
-    }
+    /// Each bad port with the reason the plugin gives: beyond 16 bits (no room for its 17
+    /// ports), or not an integer at all (a sign, no digits, a space).
+    static let badScratchPorts: [(String, String)] = [
+        ("0xffffffffffffffff", "a first port with room for 17 ports below 0x10000"),
+        ("0x12345", "a first port with room for 17 ports below 0x10000"),
+        ("0xfff0", "a first port with room for 17 ports below 0x10000"),
+        ("0x+531", "an integer"), ("+1329", "an integer"), ("0x-0", "an integer"),
+        ("0x", "an integer"), ("0x 531", "an integer"),
+    ]
 
-    @Test("ScratchDevice given a port with a sign or no digits is refused as not an integer", arguments: ["0x+531", "+1329", "0x-0", "0x", "0x 531"])
-    func scratchDeviceSignedPorts(port: String) throws {
+    @Test("ScratchDevice given a port beyond 16 bits, with a sign or without digits is refused naming the key", arguments: badScratchPorts)
+    func scratchDevicePorts(port: String, reason: String) throws {
         let (guest, host) = try PluginFixtures.guest("hlt")
         defer { host.close() }
         let path = PluginSearchPath.packageRoot! + "/.build/debug/libScratchDevice.so"
         let error = pluginError { () throws(PluginError) in try host.load("ScratchDevice", config: "port=\(port)") }
         _ = guest
         #expect(error?.description == "plugin 'org.vmmkit.scratch-device' (\(path)): init failed: "
-            + "org.vmmkit.scratch-device: bad value '\(port)' for key 'port' (an integer)")
+            + "org.vmmkit.scratch-device: bad value '\(port)' for key 'port' (\(reason))")
     }
 
     @Test("ScratchDevice's default ports no longer collide with the launcher's fw_cfg at 0x510")

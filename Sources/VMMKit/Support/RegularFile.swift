@@ -17,7 +17,12 @@ public enum RegularFile {
     /// The open descriptor (O_RDONLY | O_CLOEXEC | O_NONBLOCK, which does not change how
     /// a regular file is read) and the file's size; the caller closes it.
     public static func openForReading(_ path: String) throws(Failure) -> (fd: Int32, size: UInt64) {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        try open(path, writable: false)
+    }
+
+    /// As `openForReading`, opened O_RDWR when `writable` (a disk image the guest writes).
+    public static func open(_ path: String, writable: Bool) throws(Failure) -> (fd: Int32, size: UInt64) {
+        let fd = Glibc.open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .open(.current) }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
