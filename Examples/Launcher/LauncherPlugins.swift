@@ -33,7 +33,8 @@ enum DefaultPlugins {
             // User-space async page faults (a Swift plugin, ABI 1.1). Harmless for guests that
             // never enable it: they see the CPUID bits; the three MSRs are answered by it.
             Default(name: "AsyncPF", config: "", role: "async-pf"),
-            // PCI configuration mechanism #1 with QEMU's i440FX host bridge at 00:00.0 (C).
+            // PCI configuration mechanism #1 with QEMU's i440FX host bridge at 00:00.0 and
+            // PIIX3's ISA bridge and IDE controller at 00:01.0 and 00:01.1 (C).
             Default(name: "PCIHost", config: "", role: "pci-host"),
         ]
     }

@@ -1,12 +1,24 @@
 /*
  * pci-host: PCI configuration mechanism #1 (ports 0xcf8 address, 0xcfc-0xcff data) with
- * one device, the host bridge at 00:00.0 carrying the ids of QEMU's i440FX (8086:1237,
- * revision 2, class 06:00:00, subsystem 1af4:1100), as `qemu-system-x86_64 -M pc`
- * shows it. Every other bus/device/function reads all-ones (absent), as do data reads
- * while the address register's enable bit (31) is clear. Writes reach only the bridge's
- * writable fields (command, latency timer, the PAM and SMRAM registers); read-only
- * fields ignore them. Port 0xcf9 is not this device's: on QEMU's `pc` it is PIIX3's
- * reset control, which `vmm` serves itself. A `vmm run` default; config: none.
+ * the functions of QEMU's `pc` machine that VMMKit's launcher has devices behind, as
+ * `qemu-system-x86_64 -M pc` shows them after SeaBIOS:
+ *   00:00.0  the i440FX host bridge (8086:1237, revision 2, class 06:00:00);
+ *   00:01.0  PIIX3's PCI-to-ISA bridge (8086:7000, class 06:01:00), multi-function, so
+ *            that a scan honouring the header's bit 7 goes on to function 1;
+ *   00:01.1  PIIX3's IDE controller (8086:7010, class 01:01) in compatibility mode: its
+ *            channels are the legacy ports (0x1f0/0x3f6 and 0x170/0x376, IRQ 14 and 15),
+ *            the first where `vmm run --hda` puts its disk (the launcher has no device
+ *            on the second); a driver that finds the controller by
+ *            class, as many hobby kernels written for QEMU do, is sent there. Unlike
+ *            QEMU's (programming interface 0x80, bus-master BAR 4), it says it has no
+ *            bus master (0x00) and BAR 4 is not implemented (reads 0 after any write):
+ *            there is no DMA engine behind it, and a driver must not find one.
+ * All with QEMU's subsystem 1af4:1100. Every other bus/device/function reads all-ones
+ * (absent), as do data reads while the address register's enable bit (31) is clear.
+ * Writes reach only writable fields (the bridges' command registers, latency timer, the
+ * PAM and SMRAM registers, PIIX3's PIRQ routing); read-only fields ignore them. Port 0xcf9
+ * is not this device's: on QEMU's `pc` it is PIIX3's reset control, which `vmm` serves
+ * itself. A `vmm run` default; config: none.
  */
 #include "vmm_plugin.h"
 
@@ -20,45 +32,78 @@
 #define CONFIG_ADDRESS 0xcf8
 #define CONFIG_DATA 0xcfc
 
+/* The functions present, in the order of their configuration spaces in the state. */
+enum { HOST_BRIDGE, ISA_BRIDGE, IDE, FUNCTIONS };
+/* Each one's device << 3 | function on bus 0. */
+static const uint8_t devfn[FUNCTIONS] = {0x00, 0x08, 0x09};
+
 typedef struct pci_host {
     const vmm_host_t *host; /* valid until destroy(); for state refusals' reasons */
     pthread_mutex_t lock; /* vCPUs may probe concurrently */
     uint32_t address;     /* the last dword written to 0xcf8 */
-    uint8_t config[256];  /* 00:00.0's configuration space */
-    uint8_t wmask[256];   /* writable bits per byte */
+    uint8_t config[FUNCTIONS][256]; /* each function's configuration space */
+    uint8_t wmask[FUNCTIONS][256];  /* writable bits per byte */
     vmm_plugin_state_t state; /* ABI 1.2 state extension */
 } pci_host_t;
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 
+/* Ids, class and header type common to every function. */
+static void identify(uint8_t *c, uint16_t device, uint8_t revision, uint8_t base_class,
+                     uint8_t sub_class, uint8_t header)
+{
+    put16(c + 0x00, 0x8086);         /* vendor: Intel */
+    put16(c + 0x02, device);
+    c[0x08] = revision;
+    c[0x0b] = base_class;
+    c[0x0a] = sub_class;
+    c[0x0e] = header;                /* type 0; bit 7: more functions */
+    put16(c + 0x2c, 0x1af4);         /* subsystem vendor (QEMU's default) */
+    put16(c + 0x2e, 0x1100);
+}
+
 static void reset(pci_host_t *h)
 {
     memset(h->config, 0, sizeof h->config);
     memset(h->wmask, 0, sizeof h->wmask);
-    put16(h->config + 0x00, 0x8086); /* vendor: Intel */
-    put16(h->config + 0x02, 0x1237); /* device: 82441FX (i440FX) */
-    h->config[0x08] = 0x02;          /* revision, as QEMU's */
-    h->config[0x0b] = 0x06;          /* class: bridge */
-    h->config[0x0a] = 0x00;          /* subclass: host bridge */
-    h->config[0x0e] = 0x00;          /* header type 0, single function */
-    put16(h->config + 0x2c, 0x1af4); /* subsystem vendor (QEMU's default) */
-    put16(h->config + 0x2e, 0x1100);
-    h->wmask[0x04] = 0x07;           /* command: I/O, memory, bus master */
-    h->wmask[0x0d] = 0xff;           /* latency timer */
-    memset(h->wmask + 0x59, 0xff, 7);/* PAM0-PAM6 */
-    h->wmask[0x72] = 0xff;           /* SMRAM */
+
+    uint8_t *c = h->config[HOST_BRIDGE], *w = h->wmask[HOST_BRIDGE];
+    identify(c, 0x1237, 0x02, 0x06, 0x00, 0x00); /* 82441FX (i440FX) host bridge */
+    w[0x04] = 0x07;                  /* command: I/O, memory, bus master */
+    w[0x0d] = 0xff;                  /* latency timer */
+    memset(w + 0x59, 0xff, 7);       /* PAM0-PAM6 */
+    w[0x72] = 0xff;                  /* SMRAM */
+
+    c = h->config[ISA_BRIDGE], w = h->wmask[ISA_BRIDGE];
+    identify(c, 0x7000, 0x00, 0x06, 0x01, 0x80); /* 82371SB (PIIX3) ISA bridge */
+    c[0x04] = 0x07;                  /* command as QEMU's reset leaves it */
+    w[0x04] = 0x07;
+    put16(c + 0x06, 0x0200);         /* status: DEVSEL medium */
+    memset(c + 0x60, 0x80, 4);       /* PIRQA-D routing off: no PCI device raises INTx */
+    memset(w + 0x60, 0x8f, 4);
+
+    c = h->config[IDE];
+    identify(c, 0x7010, 0x00, 0x01, 0x01, 0x00); /* 82371SB (PIIX3) IDE */
+    c[0x04] = 0x01;                  /* command: I/O decode, read-only (always on) */
+    put16(c + 0x06, 0x0280);         /* status: fast back-to-back, DEVSEL medium */
+    put16(c + 0x40, 0x8000);         /* IDETIM: both channels decoded, as SeaBIOS */
+    put16(c + 0x42, 0x8000);         /* leaves them (read-only: always decoded) */
 }
 
-/* The config-space byte offset addressed by a data access at `port`, or -1 if the
- * address register selects nothing present. */
-static int target(const pci_host_t *h, uint16_t port)
+/* The config-space byte offset addressed by a data access at `port`, and the function's
+ * index in *function, or -1 if the address register selects nothing present. */
+static int target(const pci_host_t *h, uint16_t port, int *function)
 {
     uint32_t a = h->address;
-    if (!(a & 0x80000000u))
+    if (!(a & 0x80000000u) || ((a >> 16) & 0xff) != 0)
         return -1;
-    if (((a >> 16) & 0xff) != 0 || ((a >> 11) & 0x1f) != 0 || ((a >> 8) & 0x7) != 0)
-        return -1; /* only 00:00.0 exists */
-    return (int)((a & 0xfc) + (port - CONFIG_DATA));
+    for (int f = 0; f < FUNCTIONS; f++) {
+        if (((a >> 8) & 0xff) == devfn[f]) {
+            *function = f;
+            return (int)((a & 0xfc) + (port - CONFIG_DATA));
+        }
+    }
+    return -1;
 }
 
 /* [vcpu-thread] One element of a PIO access: `size` bytes at `data`. */
@@ -78,16 +123,19 @@ static void access(pci_host_t *h, uint16_t port, int is_write, uint8_t *data, ui
         }
         return;
     }
-    int at = target(h, port);
+    int f = 0;
+    int at = target(h, port, &f);
+    uint8_t *config = h->config[f];
+    const uint8_t *wmask = h->wmask[f];
     for (uint32_t i = 0; i < size; i++) {
         int off = at < 0 ? -1 : at + (int)i;
         if (off < 0 || off > 0xff) {
             if (!is_write)
                 data[i] = 0xff;
         } else if (is_write) {
-            h->config[off] = (uint8_t)((h->config[off] & ~h->wmask[off]) | (data[i] & h->wmask[off]));
+            config[off] = (uint8_t)((config[off] & ~wmask[off]) | (data[i] & wmask[off]));
         } else {
-            data[i] = h->config[off];
+            data[i] = config[off];
         }
     }
 }
@@ -154,9 +202,12 @@ static void pci_host_destroy(void *instance)
     free(h);
 }
 
-/* ---- ABI 1.2 state (snapshot/restore), version 1: the uint32 CONFIG_ADDRESS latch, then
- * the 256 bytes of configuration space. Called on the control thread, vCPUs paused. */
-#define PCI_HOST_STATE_SIZE (4u + 256u)
+/* ---- ABI 1.2 state (snapshot/restore), version 2: the uint32 CONFIG_ADDRESS latch, then
+ * the 256 bytes of each function's configuration space, in the order of `devfn`
+ * (version 1, the host bridge alone, is refused by the host as another version). Called
+ * on the control thread, vCPUs paused. */
+#define PCI_HOST_STATE_VERSION 2u
+#define PCI_HOST_STATE_SIZE (4u + 256u * FUNCTIONS)
 
 static int state_save(void *user, void *buffer, uint64_t capacity, uint64_t *size_out)
 {
@@ -167,7 +218,7 @@ static int state_save(void *user, void *buffer, uint64_t capacity, uint64_t *siz
         return -ENOSPC;
     pthread_mutex_lock(&h->lock);
     memcpy(buffer, &h->address, 4);
-    memcpy((uint8_t *)buffer + 4, h->config, 256);
+    memcpy((uint8_t *)buffer + 4, h->config, sizeof h->config);
     pthread_mutex_unlock(&h->lock);
     return 0;
 }
@@ -177,30 +228,33 @@ static int state_restore(void *user, const void *bytes, uint64_t length, uint32_
     pci_host_t *h = (pci_host_t *)user;
     const uint8_t *config = (const uint8_t *)bytes + 4;
 
-    char why[160];
+    char why[200];
 
-    if (version != 1)
+    if (version != PCI_HOST_STATE_VERSION)
         return -ENOTSUP;
     if (length != PCI_HOST_STATE_SIZE) {
         /* A line logged at error level during the call is the host's message for it. */
-        snprintf(why, sizeof why, "pci-host: a state of %llu bytes; version 1 has %u",
-                 (unsigned long long)length, PCI_HOST_STATE_SIZE);
+        snprintf(why, sizeof why, "pci-host: a state of %llu bytes; version %u has %u",
+                 (unsigned long long)length, PCI_HOST_STATE_VERSION, PCI_HOST_STATE_SIZE);
         h->host->log(h->host->host_data, VMM_LOG_ERROR, why);
         return -EINVAL;
     }
     pthread_mutex_lock(&h->lock);
-    /* Read-only bits must be this bridge's: a blob of another device is refused whole. */
-    for (int i = 0; i < 256; i++) {
-        if ((config[i] & ~h->wmask[i]) != (h->config[i] & ~h->wmask[i])) {
-            pthread_mutex_unlock(&h->lock);
-            snprintf(why, sizeof why, "pci-host: configuration byte 0x%02x is 0x%02x, but its read-only bits (mask 0x%02x) are 0x%02x on this bridge",
-                     i, config[i], (uint8_t)~h->wmask[i], h->config[i] & ~h->wmask[i]);
-            h->host->log(h->host->host_data, VMM_LOG_ERROR, why);
-            return -EINVAL;
+    /* Read-only bits must be these functions': a blob of other devices is refused whole. */
+    for (int f = 0; f < FUNCTIONS; f++) {
+        for (int i = 0; i < 256; i++) {
+            uint8_t saved = config[f * 256 + i], ro = (uint8_t)~h->wmask[f][i];
+            if ((saved & ro) != (h->config[f][i] & ro)) {
+                pthread_mutex_unlock(&h->lock);
+                snprintf(why, sizeof why, "pci-host: configuration byte 0x%02x of 00:%02x.%x is 0x%02x, but its read-only bits (mask 0x%02x) are 0x%02x on this machine",
+                         i, devfn[f] >> 3, devfn[f] & 7, saved, ro, h->config[f][i] & ro);
+                h->host->log(h->host->host_data, VMM_LOG_ERROR, why);
+                return -EINVAL;
+            }
         }
     }
     memcpy(&h->address, bytes, 4);
-    memcpy(h->config, config, 256);
+    memcpy(h->config, config, sizeof h->config);
     pthread_mutex_unlock(&h->lock);
     return 0;
 }
@@ -213,7 +267,7 @@ static const void *pci_host_get_extension(void *instance, const char *id)
         return NULL;
     memset(&h->state, 0, sizeof h->state);
     h->state.struct_size = sizeof h->state;
-    h->state.version = 1;
+    h->state.version = PCI_HOST_STATE_VERSION;
     h->state.user = h;
     h->state.save = state_save;
     h->state.restore = state_restore;
@@ -225,8 +279,8 @@ const vmm_plugin_entry_t vmm_plugin_entry = {
     VMM_PLUGIN_ABI_MAJOR,
     VMM_PLUGIN_ABI_MINOR,
     "org.vmmkit.pci-host",
-    "1.0.0",
-    "PCI configuration mechanism #1 with QEMU's i440FX host bridge at 00:00.0",
+    "1.1.0",
+    "PCI configuration mechanism #1 with QEMU's i440FX host bridge (00:00.0) and PIIX3 ISA bridge and IDE controller (00:01.0, 00:01.1)",
     pci_host_init,
     pci_host_destroy,
     pci_host_get_extension, /* ABI 1.2 state */

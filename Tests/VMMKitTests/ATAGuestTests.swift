@@ -45,7 +45,9 @@ struct ATAGuestTests {
         """
     }
 
-    static let identify = "identify: VMMKit HARDDISK" + String(repeating: " ", count: 25) + "| sectors 00000010 lba48 00000010\n"
+    /// PCIHost's 00:01.1 in compatibility mode, as the guest finds it by class, then IDENTIFY.
+    static let controller = "controller: devfn 09, programming interface 00\n"
+    static let identify = controller + "identify: VMMKit HARDDISK" + String(repeating: " ", count: 25) + "| sectors 00000010 lba48 00000010\n"
 
     func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
 
@@ -117,7 +119,7 @@ struct ATAGuestTests {
         // Without --hda the channel is there and empty, as QEMU's pc has it: status 0, no disk.
         for extra in [[], ["--strict-io"]] {
             let none = try run(["run", Self.guest] + extra)
-            #expect(none.stdout == "no disk: status 00\n")
+            #expect(none.stdout == Self.controller + "no disk: status 00\n")
             #expect(none.status == (0x22 << 1) | 1, "stderr: \(none.stderr)")
         }
     }

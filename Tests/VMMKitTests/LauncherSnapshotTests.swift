@@ -260,15 +260,24 @@ struct PluginStateTests {
         try host.load(PluginFixtures.plugins + "/libPCIHost.so")
         let saved = try host.saveStates()
         #expect(saved.map(\.name) == ["plugin0.org.vmmkit.debug-exit", "plugin1.org.vmmkit.pci-host"])
-        #expect(saved.map(\.bytes.count) == [16, 260])
+        #expect(saved.map(\.bytes.count) == [16, 4 + 3 * 256])
         try host.restoreStates(saved)
 
-        // A blob of another device: PCIHost's read-only bytes are not this bridge's.
+        // A blob of other devices: PCIHost's read-only bytes are not these functions'.
         var otherDevice = saved
         otherDevice[1].bytes[4] = 0x86 + 1 // the vendor id's low byte
         let device = pluginError { () throws(PluginError) in try host.restoreStates(otherDevice) }
         #expect(device?.plugin == "org.vmmkit.pci-host")
-        #expect(device?.message == "refused its saved state: pci-host: configuration byte 0x00 is 0x87, but its read-only bits (mask 0xff) are 0x86 on this bridge")
+        #expect(device?.message == "refused its saved state: pci-host: configuration byte 0x00 of 00:00.0 is 0x87, but its read-only bits (mask 0xff) are 0x86 on this machine")
+        var otherIDE = saved
+        otherIDE[1].bytes[4 + 2 * 256 + 0x09] = 0x80 // QEMU's programming interface: a bus master
+        let ide = pluginError { () throws(PluginError) in try host.restoreStates(otherIDE) }
+        #expect(ide?.message == "refused its saved state: pci-host: configuration byte 0x09 of 00:01.1 is 0x80, but its read-only bits (mask 0xff) are 0x00 on this machine")
+        var version1 = saved
+        version1[1].version = 1
+        version1[1].bytes = Array(saved[1].bytes[0..<260]) // the host bridge alone, as before 00:01
+        let old = pluginError { () throws(PluginError) in try host.restoreStates(version1) }
+        #expect(old?.message == "the snapshot holds state version 1; this plugin reads version 2")
 
         var wrongVersion = saved
         wrongVersion[1].version = 7

@@ -307,10 +307,12 @@ struct QEMUCompatTests {
         }
     }
 
-    @Test("PCI configuration mechanism #1 by default: a bus scan finds exactly QEMU's i440FX host bridge; read-only fields ignore writes")
+    @Test("PCI configuration mechanism #1 by default: a bus scan finds QEMU's i440FX host bridge and PIIX3's ISA bridge and IDE controller; read-only fields ignore writes")
     func pciScan() throws {
         let r = try VMMProcess.run(["run", VMMProcess.guest("pciscan.elf"), "--max-seconds", Self.halfMinute])
-        #expect(r.stdout == "00:00.0 8086:1237 class 060000\nfunctions: 1\nafter writes: ids 12378086 command 0007\n")
+        // The IDE function in compatibility mode (class 01:01:00), no bus-master BAR.
+        #expect(r.stdout == "00:00.0 8086:1237 class 060000\n00:01.0 8086:7000 class 060100\n00:01.1 8086:7010 class 010100\n"
+            + "functions: 3\nafter writes: ids 12378086 command 0007\nisa header 80, ide bar4 00000000\n")
         #expect(r.stderr == "")
         #expect(r.status == (0x15 << 1) | 1)
         // Without the default plugins the ports are unassigned: all-ones, nothing found.

@@ -1,7 +1,8 @@
 /* An ATA PIO driver as a QEMU test kernel writes one (OSDev's "ATA PIO Mode"), for a
  * disk given as `-hda` (`vmm run --hda`): the primary channel, ports 0x1f0-0x1f7 and
  * 0x3f6, polled with interrupts off (nIEN), then one read taken on IRQ 14 through the
- * IOAPIC (vector 0x5e). Prints, a line each: the model and sizes IDENTIFY gives; the text
+ * IOAPIC (vector 0x5e). Prints, a line each: where PCI puts the IDE controller (its
+ * device and function, and its programming interface); the model and sizes IDENTIFY gives; the text
  * at the start of sectors 1 and 2 (one READ SECTORS of 2) and the task file after it;
  * sector 1 again by CHS (cylinder 0, head 0, sector 2); sector 2 by READ SECTORS EXT; the
  * status after a sector written at LBA 5 (WRITE SECTORS) and after FLUSH CACHE, the sector
@@ -25,7 +26,34 @@ KERNEL_START
     cmpl $0x65737561, -4(%esi)      /* "pause" */
     jne 1f
     movb $1, pause
-1:  mov $0x02, %al                  /* nIEN: polled, no interrupts */
+    /* The controller found as drivers written for QEMU find it: the first PCI function
+     * of class 01:01 (IDE) on bus 0; its programming interface says whether the primary
+     * channel is at the legacy ports (bits 0 and 2 clear: compatibility mode). */
+1:  mov $0x80000008, %ebx           /* bus 0, devfn 0, dword 8: class and interface */
+2:  mov %ebx, %eax
+    mov $0xcf8, %dx
+    out %eax, %dx
+    mov $0xcfc, %dx
+    in %dx, %eax
+    mov %eax, %edi
+    shr $16, %eax
+    cmp $0x0101, %ax
+    je 3f
+    add $0x100, %ebx
+    cmp $0x80010008, %ebx
+    jb 2b
+    PUTS(s_nopci)
+    jmp 4f
+3:  PUTS(s_pci)
+    mov %ebx, %eax
+    shr $8, %eax
+    call puthex2
+    PUTS(s_progif)
+    mov %edi, %eax
+    shr $8, %eax
+    call puthex2
+    PUTS(s_nl)
+4:  mov $0x02, %al                  /* nIEN: polled, no interrupts */
     mov $0x3f6, %dx
     out %al, %dx
     mov $0xa0, %al                  /* the master */
@@ -320,6 +348,9 @@ MB_HELPERS
 MB_CMDLINE_END
 
     .section .rodata
+s_pci:     .asciz "controller: devfn "
+s_progif:  .asciz ", programming interface "
+s_nopci:   .asciz "controller: none on PCI\n"
 s_model:   .asciz "identify: "
 s_reading: .asciz "reading, waiting for a key\n"
 s_sectors: .asciz "| sectors "

@@ -1,7 +1,8 @@
 /* A PCI bus scan as test kernels written for QEMU do it (configuration mechanism #1):
  * every function of every device on bus 0, vendor id 0xffff meaning absent; each one
  * found is printed as "bb:dd.f vvvv:dddd class cccccc". Then a write of all-ones to
- * the bridge's read-only id dword and of 0x0007 to its command register, read back.
+ * the bridge's read-only id dword and of 0x0007 to its command register, read back; the
+ * ISA bridge's header type and the IDE function's BAR 4 after a write of all-ones.
  * Ends with debug-exit 0x15. */
 #include "mb.h"
 KERNEL_START
@@ -85,6 +86,28 @@ KERNEL_START
     call cfg_read
     call put4
     PUTS(s_nl)
+    /* PIIX3: the ISA bridge's header type (bit 7: more functions follow), then all-ones
+     * written to the IDE function's bus-master BAR 4 and read back (0: not there). */
+    PUTS(s_isa)
+    mov $0x080c, %eax
+    call cfg_read
+    shr $16, %eax
+    call put2
+    mov $0x80000920, %eax
+    mov $0xcf8, %dx
+    out %eax, %dx
+    mov $0xffffffff, %eax
+    mov $0xcfc, %dx
+    out %eax, %dx
+    PUTS(s_bar4)
+    mov $0x0920, %eax
+    call cfg_read
+    push %eax
+    shr $16, %eax
+    call put4
+    pop %eax
+    call put4
+    PUTS(s_nl)
     DEBUG_EXIT(0x15)
 dead:
     cli
@@ -134,4 +157,6 @@ s_nl:    .asciz "\n"
 s_count: .asciz "functions: "
 s_ids:   .asciz "after writes: ids "
 s_cmd:   .asciz " command "
+s_isa:   .asciz "isa header "
+s_bar4:  .asciz ", ide bar4 "
     .section .note.GNU-stack, "", @progbits
