@@ -59,22 +59,27 @@ final class ATADisk: @unchecked Sendable {
         try dispatcher.registerPIO(port: Self.controlPort, owner: "ATA disk control (built-in)", handler)
     }
 
-    /// The channel with no drive, as QEMU's `pc` machine has it without `-hda`: every
-    /// register and the alternate status read 0 (the data port's bytes all-ones), writes
-    /// and commands go nowhere. A driver that tests the status for 0 finds no disk; on
-    /// unassigned ports it read 0xff, "busy", and a driver that only tests for 0 waited
-    /// for ever (or `--strict-io` stopped the guest). Nothing to save in a snapshot.
-    static func registerEmpty(on dispatcher: ExitDispatcher) throws(VMMError) {
+    /// The secondary channel's ports: never a disk here (QEMU's `pc` has its default
+    /// CD-ROM there, an ATAPI device this launcher does not model), always empty.
+    static let secondaryBasePort: UInt16 = 0x170, secondaryControlPort: UInt16 = 0x376
+
+    /// A channel with no drive (`base`-`base+7` and `control`), as QEMU's `pc` machine has
+    /// the primary without `-hda`: every register and the alternate status read 0 (the
+    /// data port's bytes all-ones), writes and commands go nowhere. A driver that tests
+    /// the status for 0 finds no disk; on unassigned ports it read 0xff, "busy", and a
+    /// driver that only tests for 0 waited for ever (or `--strict-io` stopped the guest).
+    /// Nothing to save in a snapshot.
+    static func registerEmpty(on dispatcher: ExitDispatcher, base: UInt16, control: UInt16, name: String) throws(VMMError) {
         let handler: ExitDispatcher.PIOHandler = { io, _ in
             guard !io.isWrite else { return .handled }
             for i in 0..<io.count {
-                let dataByte = io.port == basePort && io.size == 1
-                io.setElement(i, dataByte ? 0xff : io.port == controlPort ? 0xffff_ff00 : 0)
+                let dataByte = io.port == base && io.size == 1
+                io.setElement(i, dataByte ? 0xff : io.port == control ? 0xffff_ff00 : 0)
             }
             return .handled
         }
-        try dispatcher.registerPIO(port: basePort, count: 8, owner: "IDE channel, empty (built-in)", handler)
-        try dispatcher.registerPIO(port: controlPort, owner: "IDE channel control, empty (built-in)", handler)
+        try dispatcher.registerPIO(port: base, count: 8, owner: "IDE \(name) channel, empty (built-in)", handler)
+        try dispatcher.registerPIO(port: control, owner: "IDE \(name) channel control, empty (built-in)", handler)
     }
 
     /// One guest read of `size` bytes (1, 2 or 4) at `port` (0x1f0-0x1f7 or 0x3f6).

@@ -184,12 +184,12 @@ extension Launcher {
 
     /// The IDE primary channel with `--hda`'s image as its master (`ATADisk`), with or
     /// without the default plugins; a plugin that took its ports is not displaced.
-    /// Without `--hda` the channel is there and empty, as on QEMU's `pc` (`ATADisk.empty`),
-    /// where no plugin holds its ports.
+    /// Without `--hda` the channel is there and empty, as on QEMU's `pc`
+    /// (`ATADisk.registerEmpty`), where no plugin holds its ports; so is the secondary.
     func registerDisk(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
+        try registerEmptyChannel(on: dispatcher, base: ATADisk.secondaryBasePort, control: ATADisk.secondaryControlPort, name: "secondary")
         guard let path = options.hda else {
-            guard dispatcher.pioOwner(port: ATADisk.basePort, count: 8) == nil, dispatcher.pioOwner(port: ATADisk.controlPort) == nil else { return }
-            do { try ATADisk.registerEmpty(on: dispatcher) } catch { throw LauncherError(.host, "\(error)") }
+            try registerEmptyChannel(on: dispatcher, base: ATADisk.basePort, control: ATADisk.controlPort, name: "primary")
             return
         }
         for (port, count) in [(ATADisk.basePort, UInt16(8)), (ATADisk.controlPort, UInt16(1))] {
@@ -204,6 +204,12 @@ extension Launcher {
             disk.connectInterrupt { [vm] level in try? vm.setIRQLine(ATADisk.irqLine, level: level) }
         }
         devices.ata = disk
+    }
+
+    /// An empty IDE channel where no plugin holds its ports.
+    private func registerEmptyChannel(on dispatcher: ExitDispatcher, base: UInt16, control: UInt16, name: String) throws(LauncherError) {
+        guard dispatcher.pioOwner(port: base, count: 8) == nil, dispatcher.pioOwner(port: control) == nil else { return }
+        do { try ATADisk.registerEmpty(on: dispatcher, base: base, control: control, name: name) } catch { throw LauncherError(.host, "\(error)") }
     }
 
     /// The AsyncPF plugin (a default, or `--plugin AsyncPF[,...]`) routes its three MSRs
