@@ -76,11 +76,7 @@ KERNEL_START
     PUTS(s_ids)
     xor %eax, %eax
     call cfg_read
-    push %eax
-    shr $16, %eax
-    call put4
-    pop %eax
-    call put4
+    call puthex
     PUTS(s_cmd)
     mov $4, %eax
     call cfg_read
@@ -102,11 +98,7 @@ KERNEL_START
     PUTS(s_bar4)
     mov $0x0920, %eax
     call cfg_read
-    push %eax
-    shr $16, %eax
-    call put4
-    pop %eax
-    call put4
+    call puthex
     PUTS(s_nl)
     DEBUG_EXIT(0x15)
 dead:
