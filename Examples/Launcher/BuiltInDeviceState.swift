@@ -66,6 +66,9 @@ struct BuiltInDeviceState: Equatable {
     var rtc: RTCRegisters?
     /// The ATA disk (`--hda`, `ATADisk`): its registers, the sector in flight, its size.
     var ata: ATAState.Saved?
+    /// The Bochs VBE display (`--vga std`, `BochsDisplay`): its index and registers (the
+    /// framebuffer is guest memory, in the snapshot's `vga-vram` region).
+    var bochs: BochsDisplay.Registers?
 
     struct PM1Events: Equatable {
         var status: UInt16
@@ -98,6 +101,7 @@ struct BuiltInDeviceState: Equatable {
         if let v = vga { lines.append("vga \(hex(v.misc)) \(hex(v.index)) \(hex(v.status)) \(Self.hexDigits(v.crtc))") }
         if let r = rtc { lines.append("rtc \(hex(r.index)) \(r.offset) \(Self.hexDigits(r.ram))") }
         if let a = ata { lines.append(ATAState.blobLine(a)) }
+        if let b = bochs { lines.append((["bochs", hex(b.index)] + b.regs.map { hex($0) }).joined(separator: " ")) }
         return TextBlob.encode(header: "vmm-launcher-devices 1", lines)
     }
 
@@ -245,8 +249,17 @@ struct BuiltInDeviceState: Equatable {
                 state.rtc = RTCRegisters(index: index, offset: offset, ram: ram)
             case ("ata", ATAState.blobWords) where state.ata == nil:
                 state.ata = try ATAState.decode(words, bad)
+            case ("bochs", BochsDisplay.Reg.count + 2) where state.bochs == nil:
+                var values: [UInt16] = []
+                for word in words.dropFirst() {
+                    guard let v = hexValue(word, UInt16.self) else { throw bad("bochs register \(String(word).quotedForMessage)") }
+                    values.append(v)
+                }
+                let r = BochsDisplay.Registers(index: values[0], regs: Array(values.dropFirst()))
+                if let why = BochsDisplay.refusal(r) { throw bad(why) }
+                state.bochs = r
             case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("ps2-keyboard", _), ("console", _), ("pm1-control", _),
-                 ("pm1-events", _), ("pm-timer", _), ("vga", _), ("rtc", _), ("ata", _):
+                 ("pm1-events", _), ("pm-timer", _), ("vga", _), ("rtc", _), ("ata", _), ("bochs", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
                 throw bad("unknown device \(key.quotedForMessage)")

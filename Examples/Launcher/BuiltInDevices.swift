@@ -14,13 +14,14 @@ final class BuiltInDevices: @unchecked Sendable {
     var vga: VGARegisters?
     var rtc: RTC?
     var ata: ATADisk?
+    var bochs: BochsDisplay?
 
     var state: BuiltInDeviceState {
         let pm1 = powerManagement?.registers
         return BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, systemControlA: systemControlA?.state,
                                   i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: pm1?.control,
                                   pm1Events: pm1.map { .init(status: $0.status, enable: $0.enable) }, pmTimer: pmTimer?.count, vga: vga?.registers, rtc: rtc?.state,
-                                  ata: ata?.saved)
+                                  ata: ata?.saved, bochs: bochs?.registers)
     }
 
     /// Ends what runs beside the vCPUs (the RTC's interrupt thread): the run is over.
@@ -58,6 +59,7 @@ final class BuiltInDevices: @unchecked Sendable {
         guard (s.rtc != nil) == (rtc != nil) else { throw differ("RTC (ports 0x70-0x71)", saved: s.rtc != nil) }
         guard (s.ata != nil) == (ata != nil) else { throw differ("ATA disk (--hda)", saved: s.ata != nil) }
         if let a = s.ata, let why = ata?.refusal(a) { throw LauncherError(.snapshot, "launcher devices: \(why)") }
+        guard (s.bochs != nil) == (bochs != nil) else { throw differ("Bochs VBE display (--vga std)", saved: s.bochs != nil) }
         if let f = s.fwCfg { try fwCfg?.restore(f) }
         if let r = s.resetControl { resetControl?.restore(r) }
         systemControlA?.restore(s.systemControlA ?? 0)
@@ -70,5 +72,6 @@ final class BuiltInDevices: @unchecked Sendable {
         if let v = s.vga { vga?.restore(v) }
         if let r = s.rtc { rtc?.restore(r) }
         if let a = s.ata { ata?.restore(a) }
+        if let b = s.bochs { bochs?.restore(b) }
     }
 }

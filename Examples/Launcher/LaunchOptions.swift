@@ -15,7 +15,8 @@ import VMMKit
 ///   handlerBudget: number (seconds a plugin handler call may run, default 10),
 ///   noSeccomp: bool (vCPU threads without the seccomp allow-list),
 ///   readAheadPages: integer 0...256 (demand paging: pages installed ahead of a sequential fault),
-///   hda: string (a raw disk image, `ATADisk`), hdaReadOnly: bool.
+///   hda: string (a raw disk image, `ATADisk`), hdaReadOnly: bool,
+///   vga: "text"|"std" (`BochsDisplay`), screendump: "stdio"|"none"|"file:PATH".
 struct LaunchOptions: Equatable {
     var image: String?
     var memory: UInt64 = 64 << 20
@@ -29,6 +30,10 @@ struct LaunchOptions: Equatable {
     /// Where the VGA text screen goes when the run ends (`VGATextScreen`); none: nowhere.
     /// An output choice, not part of the machine: a snapshot does not keep it.
     var vgaText = SerialTarget.none
+    /// `--vga std`: the Bochs VBE display and its framebuffer (`BochsDisplay`); part of the machine.
+    var vgaStd = false
+    /// Where the graphics screen goes as a PPM when the run ends (`Screendump`); an output choice.
+    var screendump = SerialTarget.none
     var trace = false
     var stats = false
     var maxSeconds: Double?
@@ -54,7 +59,8 @@ struct LaunchOptions: Equatable {
 
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial", "debugcon", "vgaText",
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO",
-                                    "snapshotOnStop", "apiSock", "handlerBudget", "noSeccomp", "readAheadPages", "hda", "hdaReadOnly"]
+                                    "snapshotOnStop", "apiSock", "handlerBudget", "noSeccomp", "readAheadPages", "hda", "hdaReadOnly",
+                                    "vga", "screendump"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// The config file these options came from, and the keys it set that no flag
@@ -141,6 +147,14 @@ struct LaunchOptions: Equatable {
         if let s = try string("vgaText") {
             guard let target = SerialTarget(s) else { throw bad("'vgaText' must be \"stdio\", \"none\" or \"file:PATH\", not \(s.quotedForMessage)") }
             o.vgaText = target
+        }
+        if let v = try string("vga") {
+            guard v == "std" || v == "text" else { throw bad("'vga' must be \"std\" or \"text\", not \(v.quotedForMessage)") }
+            o.vgaStd = v == "std"
+        }
+        if let s = try string("screendump") {
+            guard let target = SerialTarget(s) else { throw bad("'screendump' must be \"stdio\", \"none\" or \"file:PATH\", not \(s.quotedForMessage)") }
+            o.screendump = target
         }
         if let t = try string("trace") {
             guard t == "exits" else { throw bad("'trace' must be \"exits\", not \(t.quotedForMessage)") }

@@ -47,6 +47,9 @@ struct Launcher {
             // a whole grace period (6-10 ms here) and before them returns at once.
             try vm.memory.addRegion(name: "ram", guestAddress: 0, size: lowRAM)
             if highRAM > 0 { try vm.memory.addRegion(name: "ram-high", guestAddress: 1 << 32, size: highRAM) }
+            if o.vgaStd {
+                try vm.memory.addRegion(name: BochsDisplay.regionName, guestAddress: BochsDisplay.framebufferAddress, size: UInt64(BochsDisplay.vramSize))
+            }
             if o.useIRQChip {
                 try routeDefaultMSRs(vm)
                 try vm.createIRQChip()
@@ -86,6 +89,7 @@ struct Launcher {
         }
         let (stats, unassigned, exitCounter) = try machineDevices(on: dispatcher)
         let screen = try VGATextScreen.sink(o.vgaText)
+        let picture = try Screendump.sink(o.screendump)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         plugins.logHandler = PluginLog.handler(log)
         plugins.threadStarter = ThreadRequest.pluginStarter
@@ -117,6 +121,7 @@ struct Launcher {
         stuck.runFinished()
         let timedOut = guards.end()
         if let screen { VGATextScreen.write(from: vm.memory, to: screen) }
+        if let picture, let display = devices.bochs { Screendump.write(display, to: picture) }
         StartupTrace.mark("guest")
         StartupTrace.report()
         if let stats, o.stats {

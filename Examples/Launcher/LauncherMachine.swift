@@ -23,6 +23,8 @@ struct LauncherMachine: Equatable {
     /// `--hda`'s image path (a line only when given) and whether it is read-only.
     var hda: String?
     var hdaReadOnly: Bool
+    /// `--vga std` (a line only when given).
+    var vgaStd: Bool
 
     init(_ o: LaunchOptions) {
         memory = o.memory
@@ -35,6 +37,7 @@ struct LauncherMachine: Equatable {
         plugins = o.plugins
         hda = o.hda
         hdaReadOnly = o.hda != nil && o.hdaReadOnly
+        vgaStd = o.vgaStd
     }
 
     func encoded() -> [UInt8] {
@@ -44,6 +47,7 @@ struct LauncherMachine: Equatable {
         // Only a machine with the device says so: a blob without it reads as before.
         if debugcon != SerialTarget.none.text { lines.append("debugcon \(debugcon)") }
         if let hda { lines += ["hda \(hda)", "hda-readonly \(hdaReadOnly ? "yes" : "no")"] }
+        if vgaStd { lines.append("vga std") }
         lines += plugins.map { "plugin \($0)" }
         return TextBlob.encode(header: "vmm-launcher 1", lines)
     }
@@ -87,6 +91,9 @@ struct LauncherMachine: Equatable {
             case "hda-readonly":
                 guard value == "yes" || value == "no" else { throw bad("hda-readonly \(value.quotedForMessage)") }
                 o.hdaReadOnly = value == "yes"
+            case "vga":
+                guard value == "std" else { throw bad("vga \(value.quotedForMessage)") }
+                o.vgaStd = true
             case "plugin":
                 guard !value.isEmpty else { throw bad("an empty plugin spec") }
                 o.plugins.append(value)
@@ -109,6 +116,7 @@ struct LauncherMachine: Equatable {
         o.debugcon = SerialTarget(debugcon) ?? .none
         o.plugins = plugins
         (o.hda, o.hdaReadOnly) = (hda, hdaReadOnly)
+        o.vgaStd = vgaStd
         return o
     }
 }

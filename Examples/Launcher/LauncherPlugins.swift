@@ -17,7 +17,7 @@ enum DefaultPlugins {
         var replaceable = true
     }
 
-    static func all(serial: SerialTarget) -> [Default] {
+    static func all(serial: SerialTarget, vgaStd: Bool = false) -> [Default] {
         // The 16550A plugin is COM1; --serial picks its output, and stdio also makes
         // stdin its keyboard (a terminal is put in raw mode and restored on every exit).
         let console = switch serial {
@@ -34,8 +34,9 @@ enum DefaultPlugins {
             // never enable it: they see the CPUID bits; the three MSRs are answered by it.
             Default(name: "AsyncPF", config: "", role: "async-pf"),
             // PCI configuration mechanism #1 with QEMU's i440FX host bridge at 00:00.0 and
-            // PIIX3's ISA bridge and IDE controller at 00:01.0 and 00:01.1 (C).
-            Default(name: "PCIHost", config: "", role: "pci-host"),
+            // PIIX3's ISA bridge and IDE controller at 00:01.0 and 00:01.1 (C); with
+            // --vga std, the display at 00:02.0 (its framebuffer in BAR 0).
+            Default(name: "PCIHost", config: vgaStd ? "vga=std" : "", role: "pci-host"),
         ]
     }
 }
@@ -51,7 +52,7 @@ extension Launcher {
         if !options.noDefaultPlugins {
             // `--plugin AsyncPF,key=value` replaces the default of that name (one instance).
             let named = options.plugins.map { Self.split($0).0 }
-            for d in DefaultPlugins.all(serial: options.serial) where !(d.replaceable && named.contains(d.name)) {
+            for d in DefaultPlugins.all(serial: options.serial, vgaStd: options.vgaStd) where !(d.replaceable && named.contains(d.name)) {
                 do {
                     _ = try host.searchPath.resolve(d.name)
                 } catch {
@@ -75,6 +76,7 @@ extension Launcher {
         try registerMachineControls(on: dispatcher, vm: host.vm)
         try registerDebugConsole(on: dispatcher)
         try registerDisk(on: dispatcher, vm: host.vm)
+        try registerDisplay(on: dispatcher, vm: host.vm)
         guard !options.noDefaultPlugins else { return }
         do {
             // A stand-in serves a role no default took, where no plugin of the user's
@@ -204,6 +206,22 @@ extension Launcher {
             disk.connectInterrupt { [vm] level in try? vm.setIRQLine(ATADisk.irqLine, level: level) }
         }
         devices.ata = disk
+    }
+
+    /// `--vga std`'s Bochs VBE display, with or without the default plugins, over the
+    /// `vga-vram` region the machine was built (or restored) with; a plugin that took one
+    /// of its ports is not displaced.
+    func registerDisplay(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
+        guard options.vgaStd else { return }
+        for port in [BochsDisplay.indexPort] + BochsDisplay.dataPorts {
+            if let owner = dispatcher.pioOwner(port: port) { throw LauncherError(.usage, "--vga std: port \(hex(port)) is already taken by \(owner)") }
+        }
+        do {
+            let vram = try vm.memory.hostPointer(BochsDisplay.framebufferAddress, length: BochsDisplay.vramSize)
+            let display = BochsDisplay(vram: vram)
+            try display.register(on: dispatcher)
+            devices.bochs = display
+        } catch { throw LauncherError(.host, "--vga std: \(error)") }
     }
 
     /// An empty IDE channel where no plugin holds its ports.

@@ -15,6 +15,7 @@ struct RestoreRequest {
     /// The disk image at a new path (`--hda`); the machine must have a disk.
     var hda: String?
     var vgaText = SerialTarget.none
+    var screendump = SerialTarget.none
     var maxSeconds: Double?
     var logLevel = "warning"
     var stats = false
@@ -35,6 +36,7 @@ extension RestoreRequest {
         hda = p.string("hda")
         debugcon = try p.string("debugcon").map { s throws(LauncherError) in try SerialTarget(flag: "--debugcon", s) }
         if let s = p.string("vga-text") { vgaText = try SerialTarget(flag: "--vga-text", s) }
+        if let s = p.string("screendump") { screendump = try SerialTarget(flag: "--screendump", s) }
         if let maxSeconds = try p.double("max-seconds") {
             guard LaunchOptions.validSeconds(maxSeconds) else {
                 throw LauncherError(.usage, "--max-seconds must be a positive number of seconds, at most \(Int(LaunchOptions.maxSecondsLimit)), not \(maxSeconds)")
@@ -85,6 +87,10 @@ extension Launcher {
             o.hda = hda
         }
         o.vgaText = r.vgaText
+        guard r.screendump == .none || o.vgaStd else {
+            throw LauncherError(.usage, "--screendump: the machine in \(r.dir) has no graphics display (it ran without --vga std)")
+        }
+        o.screendump = r.screendump
         o.maxSeconds = r.maxSeconds
         o.logLevel = r.logLevel
         o.handlerBudget = r.handlerBudget
@@ -99,6 +105,12 @@ extension Launcher {
         let o = options, dir = image.path
         guard image.manifest.vcpuCount == o.vcpus else {
             throw LauncherError(.snapshot, "cannot restore \(dir): the launcher state says \(o.vcpus) vCPUs, the snapshot holds \(image.manifest.vcpuCount)")
+        }
+        // The framebuffer is a region of its own: there, where and as large as --vga std puts it, or not at all.
+        let vram = image.manifest.regions.filter { $0.name == BochsDisplay.regionName }
+        let vramFits = vram.count == 1 && vram[0].guestAddress == BochsDisplay.framebufferAddress && vram[0].size == UInt64(BochsDisplay.vramSize)
+        guard o.vgaStd ? vramFits : vram.isEmpty else {
+            throw LauncherError(.snapshot, "cannot restore \(dir): the launcher state says \(o.vgaStd ? "--vga std" : "no --vga std"), but the snapshot \(vram.isEmpty ? "has no" : "has a") '\(BochsDisplay.regionName)' region\(o.vgaStd && !vram.isEmpty ? " of another place or size" : "")")
         }
         // Older snapshots have no such blob: their built-in devices start as after a reset.
         let deviceState = try image.devices.first { $0.name == BuiltInDeviceState.blobName }.map { blob throws(LauncherError) in
@@ -116,6 +128,7 @@ extension Launcher {
         let dispatcher = ExitDispatcher()
         let (stats, unassigned, exitCounter) = try machineDevices(on: dispatcher)
         let screen = try VGATextScreen.sink(o.vgaText)
+        let picture = try Screendump.sink(o.screendump)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         plugins.logHandler = PluginLog.handler(log)
         plugins.threadStarter = ThreadRequest.pluginStarter
@@ -155,6 +168,7 @@ extension Launcher {
         stuck.runFinished()
         let timedOut = guards.end()
         if let screen { VGATextScreen.write(from: vm.memory, to: screen) }
+        if let picture, let display = devices.bochs { Screendump.write(display, to: picture) }
         if let stats {
             var report = stats.report() + (unassigned?.report() ?? "")
             report += "restore: \(restored.pagesFetched) pages fetched from the snapshot\n"

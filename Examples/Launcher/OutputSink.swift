@@ -58,6 +58,14 @@ final class OutputSink: @unchecked Sendable {
         }
     }
 
+    /// `bytes` as they are (a picture's rows, `Screendump`).
+    func emit(_ bytes: [UInt8]) {
+        guard fd >= 0, !bytes.isEmpty else { return }
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        if !failed { bytes.withUnsafeBytes { put($0) } }
+    }
+
     private func put(_ bytes: UnsafeRawBufferPointer) {
         var done = 0
         while done < bytes.count {

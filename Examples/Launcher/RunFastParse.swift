@@ -34,6 +34,8 @@ extension RunFlags {
         case "serial": .string { $0.serial = $1 }
         case "debugcon": .string { $0.debugcon = $1 }
         case "vga-text": .string { $0.vgaText = $1 }
+        case "vga": .string { $0.vga = $1 }
+        case "screendump": .string { $0.screendump = $1 }
         case "trace": .string { $0.trace = $1 }
         case "stats": .flag { $0.stats = true }
         case "strict-io": .flag { $0.strictIO = true }

@@ -15,6 +15,8 @@ struct RunFlags: Equatable {
     var serial: String?
     var debugcon: String?
     var vgaText: String?
+    var vga: String?
+    var screendump: String?
     var trace: String?
     var stats = false
     var strictIO = false
@@ -67,6 +69,11 @@ struct RunFlags: Equatable {
         if let serial { o.serial = try SerialTarget(flag: "--serial", serial) }
         if let debugcon { o.debugcon = try SerialTarget(flag: "--debugcon", debugcon) }
         if let vgaText { o.vgaText = try SerialTarget(flag: "--vga-text", vgaText) }
+        if let vga {
+            guard vga == "std" || vga == "text" else { throw LauncherError(.usage, "--vga must be std or text, not \(vga.quotedForMessage)") }
+            o.vgaStd = vga == "std"
+        }
+        if let screendump { o.screendump = try SerialTarget(flag: "--screendump", screendump) }
         if let trace {
             guard trace == "exits" else { throw LauncherError(.usage, "--trace must be exits, not \(trace.quotedForMessage)") }
             o.trace = true
@@ -116,6 +123,11 @@ struct RunFlags: Equatable {
                                          ("loadAddr", loadAddr != nil), ("entry", entry != nil), ("mode", mode != nil),
                                          ("apiSock", apiSock != nil)]
         for (key, given) in flagged where given { o.fromConfig.remove(key) }
+        // A picture of no graphics display is a mistake to name, not to ignore.
+        guard o.screendump == .none || o.vgaStd else {
+            throw LauncherError(screendump != nil ? .usage : .config, screendump != nil ? "--screendump without --vga std (the text screen is --vga-text)"
+                : "\(o.configFile ?? "config"): 'screendump' without 'vga': \"std\" (the text screen is 'vgaText')")
+        }
         guard o.image != nil else { throw LauncherError(.usage, "no image: give IMAGE or 'image' in --config") }
         // Read-only of no disk is a mistake to name, not to ignore.
         guard !o.hdaReadOnly || o.hda != nil else {

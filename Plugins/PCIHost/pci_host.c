@@ -13,12 +13,19 @@
  *            QEMU's (programming interface 0x80, bus-master BAR 4), it says it has no
  *            bus master (0x00) and BAR 4 is not implemented (reads 0 after any write):
  *            there is no DMA engine behind it, and a driver must not find one.
+ *   00:02.0  with config `vga=std` (`vmm run --vga std`), QEMU's standard VGA (1234:1111,
+ *            class 03:00:00), its 16 MiB framebuffer in BAR 0 at 0xfd000000 as SeaBIOS
+ *            places it, where the launcher's Bochs display keeps it: BAR 0 sizes as a
+ *            16 MiB prefetchable window (all-ones written reads 0xff000008), and any
+ *            other address written reads back 0xfd000008, as the framebuffer cannot move.
+ *            Revision 0 and no BAR 2, as QEMU's with mmio=off: the display registers are
+ *            the ports 0x1ce-0x1d0. Memory and I/O decoding always on (command read-only).
  * All with QEMU's subsystem 1af4:1100. Every other bus/device/function reads all-ones
  * (absent), as do data reads while the address register's enable bit (31) is clear.
  * Writes reach only writable fields (the bridges' command registers, latency timer, the
  * PAM and SMRAM registers, PIIX3's PIRQ routing); read-only fields ignore them. Port 0xcf9
  * is not this device's: on QEMU's `pc` it is PIIX3's reset control, which `vmm` serves
- * itself. A `vmm run` default; config: none.
+ * itself. A `vmm run` default; config: empty, or `vga=std`.
  */
 #include "vmm_plugin.h"
 
@@ -33,14 +40,18 @@
 #define CONFIG_DATA 0xcfc
 
 /* The functions present, in the order of their configuration spaces in the state. */
-enum { HOST_BRIDGE, ISA_BRIDGE, IDE, FUNCTIONS };
+enum { HOST_BRIDGE, ISA_BRIDGE, IDE, VGA, FUNCTIONS };
 /* Each one's device << 3 | function on bus 0. */
-static const uint8_t devfn[FUNCTIONS] = {0x00, 0x08, 0x09};
+static const uint8_t devfn[FUNCTIONS] = {0x00, 0x08, 0x09, 0x10};
+/* The VGA's framebuffer address (BAR 0's top byte) and its prefetchable 32-bit flags. */
+#define VGA_FRAMEBUFFER_TOP 0xfd
+#define VGA_BAR0_FLAGS 0x08
 
 typedef struct pci_host {
     const vmm_host_t *host; /* valid until destroy(); for state refusals' reasons */
     pthread_mutex_t lock; /* vCPUs may probe concurrently */
     uint32_t address;     /* the last dword written to 0xcf8 */
+    int vga;              /* config vga=std: 00:02.0 is present */
     uint8_t config[FUNCTIONS][256]; /* each function's configuration space */
     uint8_t wmask[FUNCTIONS][256];  /* writable bits per byte */
     vmm_plugin_state_t state; /* ABI 1.2 state extension */
@@ -49,10 +60,10 @@ typedef struct pci_host {
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 
 /* Ids, class and header type common to every function. */
-static void identify(uint8_t *c, uint16_t device, uint8_t revision, uint8_t base_class,
-                     uint8_t sub_class, uint8_t header)
+static void identify(uint8_t *c, uint16_t vendor, uint16_t device, uint8_t revision,
+                     uint8_t base_class, uint8_t sub_class, uint8_t header)
 {
-    put16(c + 0x00, 0x8086);         /* vendor: Intel */
+    put16(c + 0x00, vendor);
     put16(c + 0x02, device);
     c[0x08] = revision;
     c[0x0b] = base_class;
@@ -68,14 +79,14 @@ static void reset(pci_host_t *h)
     memset(h->wmask, 0, sizeof h->wmask);
 
     uint8_t *c = h->config[HOST_BRIDGE], *w = h->wmask[HOST_BRIDGE];
-    identify(c, 0x1237, 0x02, 0x06, 0x00, 0x00); /* 82441FX (i440FX) host bridge */
+    identify(c, 0x8086, 0x1237, 0x02, 0x06, 0x00, 0x00); /* 82441FX (i440FX) host bridge */
     w[0x04] = 0x07;                  /* command: I/O, memory, bus master */
     w[0x0d] = 0xff;                  /* latency timer */
     memset(w + 0x59, 0xff, 7);       /* PAM0-PAM6 */
     w[0x72] = 0xff;                  /* SMRAM */
 
     c = h->config[ISA_BRIDGE], w = h->wmask[ISA_BRIDGE];
-    identify(c, 0x7000, 0x00, 0x06, 0x01, 0x80); /* 82371SB (PIIX3) ISA bridge */
+    identify(c, 0x8086, 0x7000, 0x00, 0x06, 0x01, 0x80); /* 82371SB (PIIX3) ISA bridge */
     c[0x04] = 0x07;                  /* command as QEMU's reset leaves it */
     w[0x04] = 0x07;
     put16(c + 0x06, 0x0200);         /* status: DEVSEL medium */
@@ -83,11 +94,20 @@ static void reset(pci_host_t *h)
     memset(w + 0x60, 0x8f, 4);
 
     c = h->config[IDE];
-    identify(c, 0x7010, 0x00, 0x01, 0x01, 0x00); /* 82371SB (PIIX3) IDE */
+    identify(c, 0x8086, 0x7010, 0x00, 0x01, 0x01, 0x00); /* 82371SB (PIIX3) IDE */
     c[0x04] = 0x01;                  /* command: I/O decode, read-only (always on) */
     put16(c + 0x06, 0x0280);         /* status: fast back-to-back, DEVSEL medium */
     put16(c + 0x40, 0x8000);         /* IDETIM: both channels decoded, as SeaBIOS */
     put16(c + 0x42, 0x8000);         /* leaves them (read-only: always decoded) */
+
+    if (!h->vga)
+        return;                      /* absent: all zeros, never selected */
+    c = h->config[VGA], w = h->wmask[VGA];
+    identify(c, 0x1234, 0x1111, 0x00, 0x03, 0x00, 0x00); /* QEMU's standard VGA */
+    c[0x04] = 0x03;                  /* command: I/O and memory, read-only (always on) */
+    c[0x10] = VGA_BAR0_FLAGS;        /* BAR 0: 16 MiB, prefetchable, 32-bit */
+    c[0x13] = VGA_FRAMEBUFFER_TOP;
+    w[0x13] = 0xff;                  /* then held at 0xfd or 0xff (sizing) by `access` */
 }
 
 /* The config-space byte offset addressed by a data access at `port`, and the function's
@@ -98,6 +118,8 @@ static int target(const pci_host_t *h, uint16_t port, int *function)
     if (!(a & 0x80000000u) || ((a >> 16) & 0xff) != 0)
         return -1;
     for (int f = 0; f < FUNCTIONS; f++) {
+        if (f == VGA && !h->vga)
+            continue;
         if (((a >> 8) & 0xff) == devfn[f]) {
             *function = f;
             return (int)((a & 0xfc) + (port - CONFIG_DATA));
@@ -134,6 +156,9 @@ static void access(pci_host_t *h, uint16_t port, int is_write, uint8_t *data, ui
                 data[i] = 0xff;
         } else if (is_write) {
             config[off] = (uint8_t)((config[off] & ~wmask[off]) | (data[i] & wmask[off]));
+            /* The framebuffer stays where it is: BAR 0 reads its size or its address. */
+            if (f == VGA && off == 0x13 && config[off] != 0xff)
+                config[off] = VGA_FRAMEBUFFER_TOP;
         } else {
             data[i] = config[off];
         }
@@ -156,8 +181,8 @@ static void *pci_host_init(const vmm_host_t *host, const char *config, const cha
     const char *err = NULL;
     pci_host_t *h;
 
-    if (config[0] != '\0') {
-        *error_out = "pci-host: takes no config";
+    if (config[0] != '\0' && strcmp(config, "vga=std") != 0) {
+        *error_out = "pci-host: the only config is vga=std (the standard VGA at 00:02.0)";
         return NULL;
     }
     if ((h = (pci_host_t *)calloc(1, sizeof *h)) == NULL) {
@@ -165,6 +190,7 @@ static void *pci_host_init(const vmm_host_t *host, const char *config, const cha
         return NULL;
     }
     h->host = host;
+    h->vga = config[0] != '\0';
     pthread_mutex_init(&h->lock, NULL);
     reset(h);
     /* 0xcf8, 0xcfa-0xcfb and 0xcfc-0xcff: everything but 0xcf9 (reset control). A
@@ -202,11 +228,11 @@ static void pci_host_destroy(void *instance)
     free(h);
 }
 
-/* ---- ABI 1.2 state (snapshot/restore), version 2: the uint32 CONFIG_ADDRESS latch, then
- * the 256 bytes of each function's configuration space, in the order of `devfn`
- * (version 1, the host bridge alone, is refused by the host as another version). Called
- * on the control thread, vCPUs paused. */
-#define PCI_HOST_STATE_VERSION 2u
+/* ---- ABI 1.2 state (snapshot/restore), version 3: the uint32 CONFIG_ADDRESS latch, then
+ * the 256 bytes of each function's configuration space, in the order of `devfn`, an
+ * absent VGA's all zeros (versions 1 and 2, without the VGA's space, are refused by the
+ * host as other versions). Called on the control thread, vCPUs paused. */
+#define PCI_HOST_STATE_VERSION 3u
 #define PCI_HOST_STATE_SIZE (4u + 256u * FUNCTIONS)
 
 static int state_save(void *user, void *buffer, uint64_t capacity, uint64_t *size_out)
@@ -253,6 +279,14 @@ static int state_restore(void *user, const void *bytes, uint64_t length, uint32_
             }
         }
     }
+    /* BAR 0's address byte is one of the two it ever holds (read-write, so not checked above). */
+    if (h->vga && config[VGA * 256 + 0x13] != VGA_FRAMEBUFFER_TOP && config[VGA * 256 + 0x13] != 0xff) {
+        pthread_mutex_unlock(&h->lock);
+        snprintf(why, sizeof why, "pci-host: BAR 0 of 00:02.0 is at 0x%02x000000; the framebuffer is at 0x%02x000000",
+                 config[VGA * 256 + 0x13], VGA_FRAMEBUFFER_TOP);
+        h->host->log(h->host->host_data, VMM_LOG_ERROR, why);
+        return -EINVAL;
+    }
     memcpy(&h->address, bytes, 4);
     memcpy(h->config, config, sizeof h->config);
     pthread_mutex_unlock(&h->lock);
@@ -279,8 +313,8 @@ const vmm_plugin_entry_t vmm_plugin_entry = {
     VMM_PLUGIN_ABI_MAJOR,
     VMM_PLUGIN_ABI_MINOR,
     "org.vmmkit.pci-host",
-    "1.1.0",
-    "PCI configuration mechanism #1 with QEMU's i440FX host bridge (00:00.0) and PIIX3 ISA bridge and IDE controller (00:01.0, 00:01.1)",
+    "1.2.0",
+    "PCI configuration mechanism #1 with QEMU's i440FX host bridge (00:00.0), PIIX3 ISA bridge and IDE controller (00:01.0, 00:01.1) and, with vga=std, standard VGA (00:02.0)",
     pci_host_init,
     pci_host_destroy,
     pci_host_get_extension, /* ABI 1.2 state */

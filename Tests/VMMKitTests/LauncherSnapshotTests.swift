@@ -260,7 +260,7 @@ struct PluginStateTests {
         try host.load(PluginFixtures.plugins + "/libPCIHost.so")
         let saved = try host.saveStates()
         #expect(saved.map(\.name) == ["plugin0.org.vmmkit.debug-exit", "plugin1.org.vmmkit.pci-host"])
-        #expect(saved.map(\.bytes.count) == [16, 4 + 3 * 256])
+        #expect(saved.map(\.bytes.count) == [16, 4 + 4 * 256])
         try host.restoreStates(saved)
 
         // A blob of other devices: PCIHost's read-only bytes are not these functions'.
@@ -273,11 +273,27 @@ struct PluginStateTests {
         otherIDE[1].bytes[4 + 2 * 256 + 0x09] = 0x80 // QEMU's programming interface: a bus master
         let ide = pluginError { () throws(PluginError) in try host.restoreStates(otherIDE) }
         #expect(ide?.message == "refused its saved state: pci-host: configuration byte 0x09 of 00:01.1 is 0x80, but its read-only bits (mask 0xff) are 0x00 on this machine")
-        var version1 = saved
-        version1[1].version = 1
-        version1[1].bytes = Array(saved[1].bytes[0..<260]) // the host bridge alone, as before 00:01
-        let old = pluginError { () throws(PluginError) in try host.restoreStates(version1) }
-        #expect(old?.message == "the snapshot holds state version 1; this plugin reads version 2")
+        var version2 = saved
+        version2[1].version = 2
+        version2[1].bytes = Array(saved[1].bytes[0..<772]) // PIIX3's functions, as before 00:02.0
+        let old = pluginError { () throws(PluginError) in try host.restoreStates(version2) }
+        #expect(old?.message == "the snapshot holds state version 2; this plugin reads version 3")
+
+        // With vga=std, 00:02.0 is QEMU's standard VGA: a machine without it is another machine.
+        let (guest3, vga) = try PluginFixtures.guest("pio_out")
+        defer { vga.close(); withExtendedLifetime(guest3) {} }
+        try vga.load(PluginFixtures.plugins + "/libDebugExit.so", config: "port=0x80")
+        try vga.load(PluginFixtures.plugins + "/libPCIHost.so", config: "vga=std")
+        let noVGA = pluginError { () throws(PluginError) in try vga.restoreStates(saved) }
+        #expect(noVGA?.message == "refused its saved state: pci-host: configuration byte 0x00 of 00:02.0 is 0x00, but its read-only bits (mask 0xff) are 0x34 on this machine")
+        var withVGA = try vga.saveStates()
+        #expect(Array(withVGA[1].bytes[(4 + 3 * 256)..<(4 + 3 * 256 + 4)]) == [0x34, 0x12, 0x11, 0x11])
+        try vga.restoreStates(withVGA)
+        withVGA[1].bytes[4 + 3 * 256 + 0x13] = 0xe0 // BAR 0 moved: the framebuffer cannot
+        let moved = pluginError { () throws(PluginError) in try vga.restoreStates(withVGA) }
+        #expect(moved?.message == "refused its saved state: pci-host: BAR 0 of 00:02.0 is at 0xe0000000; the framebuffer is at 0xfd000000")
+        let badConfig = pluginError { () throws(PluginError) in _ = try vga.load(PluginFixtures.plugins + "/libPCIHost.so", config: "vga=cirrus") }
+        #expect(badConfig?.message.contains("pci-host: the only config is vga=std (the standard VGA at 00:02.0)") == true, "\(String(describing: badConfig))")
 
         var wrongVersion = saved
         wrongVersion[1].version = 7

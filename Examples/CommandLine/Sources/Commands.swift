@@ -40,6 +40,8 @@ struct RunArguments: EmittingArguments {
     @Option(help: "stdio, file:PATH or none (default stdio).") var serial: String?
     @Option(help: "QEMU's -debugcon: bytes written to port 0xe9 go to stdio, file:PATH or none (default none: no device).") var debugcon: String?
     @Option(name: .customLong("vga-text"), help: "When the run ends, write the VGA text screen (80x25 at 0xb8000) as text to stdio, file:PATH or none (default none).") var vgaText: String?
+    @Option(help: "std: QEMU's -vga std graphics, the Bochs VBE display (ports 0x1ce-0x1d0, a 16 MiB framebuffer at 0xfd000000, PCI 00:02.0); text (the default): the text screen's registers only.") var vga: String?
+    @Option(help: "With --vga std: when the run ends, write the graphics screen as a PPM image (QEMU's screendump) to stdio, file:PATH or none (default none).") var screendump: String?
     @Option(help: "exits: one line per exit on stderr.") var trace: String?
     @Flag(help: "Print exit counts and time per kind at the end (stderr).") var stats = false
     @Flag(name: .customLong("strict-io"), help: "Stop on I/O nobody claims (status 18) instead of reading all-ones and dropping writes.") var strictIO = false
@@ -72,6 +74,8 @@ struct RunArguments: EmittingArguments {
         if let serial { item("serial", serial) }
         if let debugcon { item("debugcon", debugcon) }
         if let vgaText { item("vga-text", vgaText) }
+        if let vga { item("vga", vga) }
+        if let screendump { item("screendump", screendump) }
         if let trace { item("trace", trace) }
         if stats { item("stats", nil) }
         if strictIO { item("strict-io", nil) }
@@ -103,6 +107,7 @@ struct RestoreArguments: EmittingArguments {
     @Option(help: "Where port 0xe9's bytes go, as vmm run --debugcon, if the snapshot's machine has the device (default: as saved).") var debugcon: String?
     @Option(help: "The disk image of a machine run with --hda, at this path (the same size; default: the saved path, with --trust-snapshot).") var hda: String?
     @Option(name: .customLong("vga-text"), help: "As vmm run --vga-text (default none; a snapshot does not keep it).") var vgaText: String?
+    @Option(help: "As vmm run --screendump, for a machine run with --vga std (default none; a snapshot does not keep it).") var screendump: String?
     @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
     @Flag(help: "Print exit counts and pages fetched at the end (stderr).") var stats = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
@@ -119,6 +124,7 @@ struct RestoreArguments: EmittingArguments {
         if let debugcon { item("debugcon", debugcon) }
         if let hda { item("hda", hda) }
         if let vgaText { item("vga-text", vgaText) }
+        if let screendump { item("screendump", screendump) }
         if let maxSeconds { item("max-seconds", String(maxSeconds)) }
         if stats { item("stats", nil) }
         if let logLevel { item("log-level", logLevel) }

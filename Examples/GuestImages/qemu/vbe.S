@@ -1,0 +1,199 @@
+/* A graphics driver written as for QEMU's `-vga std` (OSDev's "Bochs VBE Extensions"):
+ * finds the display on PCI bus 0 by its ids (1234:1111) and its framebuffer in BAR 0
+ * (printing the BAR, its size after all-ones is written and what an attempt to move it
+ * to 0xe0000000 reads back), reads the DISPI interface's id, memory size and maxima
+ * (GETCAPS), sets 64x48 at 32 bits a pixel with the linear framebuffer, checks that a
+ * width past the maximum is clamped, sets the mode again and draws four quadrants: red,
+ * green above, blue, white below. Without a display on PCI it prints so and draws
+ * nothing. With the command line "spin" it then spins (for a snapshot), otherwise ends
+ * with debug-exit 0x16. */
+#include "mb.h"
+#define SET(index, value) mov $(index), %eax; mov $(value), %ecx; call dispi_set
+#define GET(index) mov $(index), %eax; call dispi_get
+KERNEL_START
+    mov $0x80000, %esp
+    mov %ebx, %esi
+    call cmdline_end
+    test %esi, %esi
+    jz 1f
+    cmpl $0x6e697073, -4(%esi)      /* "spin" */
+    jne 1f
+    movb $1, spin
+1:  mov $0x80000000, %ebx           /* bus 0, device 0, function 0, dword 0 */
+2:  mov %ebx, %eax
+    call cfg_get
+    cmp $0x11111234, %eax
+    je 3f
+    add $0x800, %ebx                /* the next device */
+    cmp $0x80010000, %ebx
+    jb 2b
+    PUTS(s_nopci)
+    jmp 4f
+3:  PUTS(s_pci)
+    mov %ebx, %eax
+    shr $8, %eax
+    call puthex2
+    lea 0x10(%ebx), %edi            /* BAR 0 */
+    PUTS(s_bar)
+    mov %edi, %eax
+    call cfg_get
+    mov %eax, fb
+    call puthex
+    PUTS(s_size)
+    mov %edi, %eax
+    mov $0xffffffff, %ecx
+    call cfg_set
+    mov %edi, %eax
+    call cfg_get
+    call puthex
+    PUTS(s_moved)
+    mov %edi, %eax
+    mov $0xe0000000, %ecx
+    call cfg_set
+    mov %edi, %eax
+    call cfg_get
+    call puthex
+    mov %edi, %eax
+    mov fb, %ecx
+    call cfg_set
+    PUTS(s_nl)
+4:  PUTS(s_id)
+    GET(0)
+    call put4
+    PUTS(s_mem)
+    GET(0xa)
+    call put4
+    PUTS(s_caps)
+    SET(4, 0x02)                    /* GETCAPS: the resolution and depth read as maxima */
+    call put_mode
+    SET(4, 0)
+    PUTS(s_nl)
+    cmpl $0, fb
+    je done
+    SET(4, 0)
+    SET(1, 64)
+    SET(2, 48)
+    SET(3, 32)
+    SET(4, 0x41)                    /* enabled, linear framebuffer */
+    SET(1, 0xffff)                  /* past the maximum: clamped */
+    PUTS(s_clamp)
+    call put_mode
+    SET(4, 0)
+    SET(1, 64)
+    SET(4, 0x41)                    /* enabling sets the virtual width to the width */
+    PUTS(s_mode)
+    call put_mode
+    PUTS(s_nl)
+    mov fb, %edi
+    and $0xfffffff0, %edi
+    xor %ebx, %ebx                  /* the row */
+5:  mov $0x00ff0000, %eax           /* red, then green */
+    mov $0x0000ff00, %edx
+    cmp $24, %ebx
+    jb 6f
+    mov $0x000000ff, %eax           /* blue, then white */
+    mov $0x00ffffff, %edx
+6:  mov $32, %ecx
+    rep stosl
+    mov %edx, %eax
+    mov $32, %ecx
+    rep stosl
+    inc %ebx
+    cmp $48, %ebx
+    jb 5b
+    PUTS(s_drawn)
+done:
+    cmpb $0, spin
+    je 7f
+    PUTS(s_spin)
+8:  pause
+    jmp 8b
+7:  DEBUG_EXIT(0x16)
+dead:
+    cli
+    hlt
+    jmp dead
+
+/* The mode as "XRES x YRES x BPP, virtual width VIRT" in hex (clobbers eax, ecx, edx, esi). */
+put_mode:
+    GET(1)
+    call put4
+    mov $'x', %al
+    call putc
+    GET(2)
+    call put4
+    mov $'x', %al
+    call putc
+    GET(3)
+    call put4
+    PUTS(s_virt)
+    GET(6)
+    call put4
+    ret
+
+/* dispi_set: DISPI register AX = CX; dispi_get: EAX = DISPI register AX (16-bit accesses). */
+dispi_set:
+    mov $0x1ce, %dx
+    out %ax, %dx
+    mov $0x1cf, %dx
+    mov %cx, %ax
+    out %ax, %dx
+    ret
+dispi_get:
+    mov $0x1ce, %dx
+    out %ax, %dx
+    mov $0x1cf, %dx
+    in %dx, %ax
+    movzwl %ax, %eax
+    ret
+
+/* cfg_get: EAX = the dword at config address EAX; cfg_set: the dword at EAX = ECX. */
+cfg_get:
+    mov $0xcf8, %dx
+    out %eax, %dx
+    mov $0xcfc, %dx
+    in %dx, %eax
+    ret
+cfg_set:
+    mov $0xcf8, %dx
+    out %eax, %dx
+    mov $0xcfc, %dx
+    mov %ecx, %eax
+    out %eax, %dx
+    ret
+
+putc:
+    mov $0x3f8, %dx
+    out %al, %dx
+    ret
+
+/* put4: the low 16 bits of EAX in hex (clobbers eax, ecx, edx). */
+put4:
+    push %eax
+    shr $8, %eax
+    call puthex2
+    pop %eax
+    jmp puthex2
+
+MB_HELPERS
+MB_CMDLINE_END
+
+    .section .rodata
+s_nopci: .asciz "display: none on PCI\n"
+s_pci:   .asciz "display: devfn "
+s_bar:   .asciz ", bar0 "
+s_size:  .asciz ", sized "
+s_moved: .asciz ", moved "
+s_nl:    .asciz "\n"
+s_id:    .asciz "dispi: id "
+s_mem:   .asciz ", memory 64k x "
+s_caps:  .asciz ", maxima "
+s_virt:  .asciz ", virtual width "
+s_clamp: .asciz "clamped: "
+s_mode:  .asciz "\nmode: "
+s_drawn: .asciz "drawn\n"
+s_spin:  .asciz "spinning\n"
+    .data
+fb:   .long 0
+spin: .byte 0
+    .section .note.GNU-stack, "", @progbits

@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+
+/// QEMU's `-vga std` graphics as `vmm run --vga std`: a driver written as for QEMU
+/// (Examples/GuestImages/qemu/vbe.S) finds the display on PCI, sizes its framebuffer BAR,
+/// sets a mode through the Bochs DISPI ports and draws; `--screendump` writes what it
+/// drew as a PPM; the picture and the mode survive a snapshot and a restore in a new process.
+@Suite("vmm --vga std (the Bochs VBE display) on real KVM", .serialized, .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct BochsDisplayGuestTests {
+    static let guest = VMMProcess.guest("vbe.elf")
+    static let done: Int32 = (0x16 << 1) | 1
+    static let printed = """
+        display: devfn 10, bar0 FD000008, sized FF000008, moved FD000008
+        dispi: id B0C5, memory 64k x 0100, maxima 3E80x2EE0x0020, virtual width 0000
+        clamped: 3E80x0030x0020, virtual width 3E80
+        mode: 0040x0030x0020, virtual width 0040
+        drawn
+
+        """
+
+    func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
+
+    /// The pixels of a P6 picture of `width` x `height`, as "rrggbb" strings; nil when the
+    /// file is not one.
+    static func pixels(_ path: String, width: Int, height: Int) -> [String]? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let header = Array("P6\n\(width) \(height)\n255\n".utf8)
+        let bytes = Array(data)
+        guard bytes.starts(with: header), bytes.count == header.count + width * height * 3 else { return nil }
+        return stride(from: header.count, to: bytes.count, by: 3).map { i in
+            bytes[i..<i + 3].map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        }
+    }
+
+    /// What vbe.elf draws at (x, y) of its 64 x 48 mode.
+    static func drawn(_ x: Int, _ y: Int) -> String {
+        switch (x < 32, y < 24) {
+        case (true, true): "ff0000"
+        case (false, true): "00ff00"
+        case (true, false): "0000ff"
+        case (false, false): "ffffff"
+        }
+    }
+
+    /// What differs between the picture at `path` and what vbe.elf draws (the first pixel
+    /// that does), or nil: one line, not two arrays of 3072 pixels.
+    static func mismatch(_ path: String) -> String? {
+        guard let p = pixels(path, width: 64, height: 48) else { return "\(path) is not a 64x48 P6 picture" }
+        for y in 0..<48 {
+            for x in 0..<64 where p[y * 64 + x] != drawn(x, y) { return "pixel (\(x), \(y)) is \(p[y * 64 + x]), not \(drawn(x, y))" }
+        }
+        return nil
+    }
+
+    @Test("the guest finds the display on PCI (BAR 0 at 0xfd000000, 16 MiB, not movable), reads the DISPI id and maxima, is clamped past them, sets 64x48x32 and draws; --screendump writes those pixels")
+    func draws() throws {
+        let dir = try VMMProcess.scratch("vbe", "draw")
+        let shot = dir + "/shot.ppm"
+        // --strict-io: every port the driver touches is a device's.
+        let r = try run(["run", Self.guest, "--vga", "std", "--screendump", "file:\(shot)", "--strict-io"])
+        #expect(r.stdout == Self.printed)
+        #expect(r.stderr == "")
+        #expect(r.status == Self.done)
+        #expect(Self.mismatch(shot) == nil)
+        // A PCI scan lists the display after PIIX3's functions.
+        let scan = try run(["run", VMMProcess.guest("pciscan.elf"), "--vga", "std"])
+        #expect(scan.stdout.hasPrefix("00:00.0 8086:1237 class 060000\n00:01.0 8086:7000 class 060100\n00:01.1 8086:7010 class 010100\n"
+            + "00:02.0 1234:1111 class 030000\nfunctions: 4\n"), "\(scan.stdout)")
+    }
+
+    @Test("without --vga std (config vga \"text\", the default) there is no display: not on PCI, the DISPI ports unassigned")
+    func absentByDefault() throws {
+        let dir = try VMMProcess.scratch("vbe", "absent")
+        let config = dir + "/vm.json"
+        try #"{"image": "\#(Self.guest)", "vga": "text"}"#.write(toFile: config, atomically: true, encoding: .utf8)
+        for args in [["run", Self.guest], ["run", "--config", config]] {
+            let r = try run(args)
+            #expect(r.stdout == "display: none on PCI\ndispi: id FFFF, memory 64k x FFFF, maxima FFFFxFFFFxFFFF, virtual width FFFF\n", "\(args)")
+            #expect(r.status == Self.done, "\(args): \(r.stderr)")
+        }
+    }
+
+    @Test("--screendump is refused without --vga std (config: status 4), and writes nothing for a display still in text mode, saying why")
+    func screendumpRefusals() throws {
+        let dir = try VMMProcess.scratch("vbe", "refusals")
+        let shot = dir + "/shot.ppm"
+        let flag = try run(["run", Self.guest, "--screendump", "file:\(shot)"])
+        #expect(flag.status == 2)
+        #expect(flag.stderr == "vmm: --screendump without --vga std (the text screen is --vga-text)\n")
+        let config = dir + "/vm.json"
+        try #"{"image": "\#(Self.guest)", "screendump": "file:\#(shot)"}"#.write(toFile: config, atomically: true, encoding: .utf8)
+        let file = try run(["run", "--config", config])
+        #expect(file.status == 4)
+        #expect(file.stderr == "vmm: \(config): 'screendump' without 'vga': \"std\" (the text screen is 'vgaText')\n")
+        let bad = try run(["run", Self.guest, "--vga", "svga"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr == "vmm: --vga must be std or text, not 'svga'\n")
+        // hello64.elf never sets a mode: nothing to picture.
+        let text = try run(["run", VMMProcess.guest("hello64.elf"), "--vga", "std", "--screendump", "file:\(shot)"])
+        #expect(text.stderr == "vmm: --screendump: nothing written: the display is disabled (VGA text mode; see --vga-text)\n")
+        #expect(FileManager.default.contents(atPath: shot)?.isEmpty == true)
+    }
+
+    @Test("the mode and the picture survive a snapshot: restored in a new process, --screendump writes the same pixels; --screendump to a restore of a machine without the display is refused")
+    func snapshot() throws {
+        let dir = try VMMProcess.scratch("vbe", "snapshot")
+        let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
+        let vmm = Spawned(VMMProcess.binary, ["run", Self.guest, "--vga", "std", "--append", "spin", "--serial", "file:\(console)",
+                                              "--api-sock", socket, "--max-seconds", "120"])
+        defer { vmm.kill() }
+        #expect(eventually { KeyboardTests.printed(console) == Self.printed + "spinning\n" }, "console: \(KeyboardTests.printed(console))")
+        for command in [["pause"], ["snapshot", snap], ["stop"]] {
+            let r = try ControlAPITests.ctl([socket] + command)
+            #expect(r.status == 0, "\(command): \(r.stderr)")
+        }
+        #expect(vmm.wait().status == 0)
+        let saved = try String(contentsOfFile: snap + "/device-launcher-devices.state", encoding: .utf8)
+        #expect(saved.contains("\nbochs 0x6 0xb0c5 0x40 0x30 0x20 0x41 0x0 0x40 0x0 0x0 0x0\n"), "\(saved)")
+
+        let shot = dir + "/restored.ppm"
+        let restored = try run(["restore", snap, "--serial", "none", "--screendump", "file:\(shot)", "--max-seconds", "0.5"])
+        #expect(restored.status == 16, "stderr: \(restored.stderr)")
+        #expect(Self.mismatch(shot) == nil)
+
+        let plain = dir + "/plain"
+        let spun = try run(["run", Self.guest, "--append", "spin", "--max-seconds", "0.5", "--snapshot-on-stop", plain])
+        #expect(spun.status == 22, "stderr: \(spun.stderr)")
+        let r = try run(["restore", plain, "--screendump", "file:\(shot)"])
+        #expect(r.status == 2)
+        #expect(r.stderr == "vmm: --screendump: the machine in \(plain) has no graphics display (it ran without --vga std)\n")
+    }
+}
