@@ -97,9 +97,8 @@ final class BochsDisplay: @unchecked Sendable {
 
     /// A 16-bit write to the index (`isIndex`) or data port.
     func write(isIndex: Bool, _ value: UInt16) {
-        // Cleared outside the lock: the bytes are the guest's memory, not the registers.
-        let clear: Int? = state.withLock { r in
-            if isIndex { r.index = value; return nil }
+        state.withLock { r in
+            if isIndex { r.index = value; return }
             let i = Int(r.index)
             switch i {
             case Reg.id:
@@ -110,23 +109,23 @@ final class BochsDisplay: @unchecked Sendable {
             case Reg.bank:
                 r.regs[i] = value & UInt16((Self.vramSize >> 16) - 1)
             case Reg.enable:
-                var clear: Int?
                 if value & Enable.enabled != 0, !r.enabled {
                     r.regs[Reg.virtWidth] = 0
                     r.regs[Reg.xOffset] = 0
                     r.regs[Reg.yOffset] = 0
                     r.regs[Reg.enable] |= Enable.enabled
                     Self.fixUp(&r.regs)
-                    if value & Enable.noClearMem == 0 { clear = Self.geometry(r.regs).map { $0.height * $0.lineLength } }
+                    // Under the lock: a screendump on another thread, which reads the mode
+                    // under it, then sees the cleared lines.
+                    if value & Enable.noClearMem == 0, let g = Self.geometry(r.regs) {
+                        vram.initializeMemory(as: UInt8.self, repeating: 0, count: min(g.height * g.lineLength, Self.vramSize))
+                    }
                 }
                 r.regs[i] = value
-                return clear
             default:
                 break
             }
-            return nil
         }
-        if let clear { vram.initializeMemory(as: UInt8.self, repeating: 0, count: min(clear, Self.vramSize)) }
     }
 
     /// Bits per pixel as the memory holds them (15 takes 16; another depth becomes 8).

@@ -41,6 +41,7 @@ struct CtlCommand {
     func request() throws(LauncherError) -> (String, String, String?) {
         switch command {
         case "snapshot": guard operands.count == 1 else { throw LauncherError(.usage, "ctl snapshot needs one directory") }
+        case "screendump": guard operands.count == 1 else { throw LauncherError(.usage, "ctl screendump needs one file (the VMM writes it)") }
         case "sendkey": guard !operands.isEmpty else { throw LauncherError(.usage, "ctl sendkey needs keys (QEMU's names: sendkey ctrl-alt-delete, sendkey h i ret)") }
         case "type": guard operands.count == 1, !operands[0].isEmpty else { throw LauncherError(.usage, "ctl type needs one non-empty text") }
         default: guard operands.isEmpty else { throw LauncherError(.usage, "ctl \(command) takes no operand") }
@@ -61,7 +62,8 @@ struct CtlCommand {
             do { keys = try PS2Keys.combinations(typing: operands[0]) } catch { throw LauncherError(.usage, "ctl type: \(error.message)") }
             return ("PUT", "/vm/keys", "{\"keys\": \(FlatJSON.quote(keys.joined(separator: " ")))}")
         case "snapshot": return ("PUT", "/snapshot/create", "{\"snapshot_dir\": \(FlatJSON.quote(operands[0]))}")
-        default: throw LauncherError(.usage, "ctl: unknown command \(command.quotedForMessage) (info, pause, resume, stop, power-button, ctrl-alt-del, sendkey KEYS..., type TEXT, metrics, screen, snapshot DIR)")
+        case "screendump": return ("PUT", "/vm/screendump", "{\"filename\": \(FlatJSON.quote(operands[0]))}")
+        default: throw LauncherError(.usage, "ctl: unknown command \(command.quotedForMessage) (info, pause, resume, stop, power-button, ctrl-alt-del, sendkey KEYS..., type TEXT, metrics, screen, screendump FILE, snapshot DIR)")
         }
     }
 }

@@ -14,6 +14,9 @@ extension Launcher {
         controller.setSnapshotHook { _, dir in try snapshot.snapshot(to: dir) }
         if let power = devices.powerManagement { controller.setPowerButton { power.pressPowerButton() } }
         controller.setScreen { [memory = vm.memory] in VGATextScreen.read(memory) }
+        if let display = devices.bochs {
+            controller.setScreendump { (path) throws(ControlError) in try Screendump.write(display, toFile: path) }
+        }
         if let i8042 = devices.i8042 {
             controller.setKeyboard { (combinations) throws(ControlError) in
                 do throws(PS2Keyboard.Refusal) { try i8042.sendKeys(combinations) } catch {

@@ -1,9 +1,12 @@
-/// `--screendump TARGET`: the Bochs display's picture as a binary PPM (P6, 8 bits a
-/// channel), as QEMU's `screendump` writes it, when the run ends, whatever ended it.
-/// Direct-colour modes only (15, 16, 24 and 32 bits a pixel, QEMU's layouts: 0x00RRGGBB
-/// little-endian at 32, B, G, R bytes at 24, 5:6:5 and 5:5:5 at 16 and 15); a display
-/// that is disabled (VGA text) or in a palette mode (4 or 8 bits: the DAC is not
-/// modelled) gets one line on stderr and nothing written.
+import Glibc
+import VMMControl
+
+/// The Bochs display's picture as a binary PPM (P6, 8 bits a channel), as QEMU's
+/// `screendump` writes it: `--screendump TARGET` when the run ends, whatever ended it,
+/// and `PUT /vm/screendump` (`vmm ctl PATH screendump FILE`) while it runs. Direct-colour
+/// modes only (15, 16, 24 and 32 bits a pixel, QEMU's layouts: 0x00RRGGBB little-endian
+/// at 32, B, G, R bytes at 24, 5:6:5 and 5:5:5 at 16 and 15); a display that is disabled
+/// (VGA text) or in a palette mode (4 or 8 bits: the DAC is not modelled) has none.
 enum Screendump {
     /// `--screendump`'s output, opened before the guest runs: a bad target is refused first.
     static func sink(_ target: SerialTarget) throws(LauncherError) -> OutputSink? {
@@ -19,29 +22,65 @@ enum Screendump {
         return nil
     }
 
-    /// Writes the picture of `display` to `sink`, a row at a time; one line on stderr instead
+    /// `--screendump`: the picture of `display` to `sink`; one line on stderr instead
     /// when it has none.
     static func write(_ display: BochsDisplay, to sink: OutputSink) {
+        if let why = picture(display, { sink.emit($0); return true }) { ExitStats.err("vmm: --screendump: nothing written: \(why)\n") }
+    }
+
+    /// `PUT /vm/screendump`: the picture of `display` into the file at `path` (created or
+    /// truncated; a FIFO nobody reads is refused rather than waited for). `.conflict` when
+    /// the display has none (nothing is created), `.badRequest` when the file cannot be
+    /// opened or written. On the API server's thread, the vCPUs running or not.
+    static func write(_ display: BochsDisplay, toFile path: String) throws(ControlError) {
+        if let why = refusal(display.geometry) { throw .conflict(why) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0o644)
+        guard fd >= 0 else { throw .badRequest("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        var failure: String?
+        let why = picture(display) { row in
+            row.withUnsafeBytes { bytes in
+                var done = 0
+                while done < bytes.count {
+                    let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+                    if n > 0 { done += n; continue }
+                    if n < 0, errno == EINTR { continue }
+                    failure = n < 0 ? String(cString: strerror(errno)) : "it took nothing"
+                    return false
+                }
+                return true
+            }
+        }
+        if let failure { throw .badRequest("cannot write \(path): \(failure)") }
+        // The guest switched modes between the check and the picture.
+        if let why { throw .conflict(why) }
+    }
+
+    /// The picture of `display`, handed to `emit` a part at a time (the header, then each
+    /// row) until it returns false; the reason there is none instead (nothing emitted).
+    static func picture(_ display: BochsDisplay, _ emit: ([UInt8]) -> Bool) -> String? {
         let g = display.geometry
-        if let why = refusal(g) { return ExitStats.err("vmm: --screendump: nothing written: \(why)\n") }
-        guard let g else { return }
+        if let why = refusal(g) { return why }
+        guard let g else { return nil }
         let bytesPerPixel = (g.bitsPerPixel + 7) / 8
         // `BochsDisplay.fixUp` keeps every visible line inside the memory; checked again
         // here, as a picture is never read past it.
         let (rows, o1) = g.height.multipliedReportingOverflow(by: g.lineLength)
         let (end, o2) = g.start.addingReportingOverflow(rows)
         guard !o1, !o2, end <= BochsDisplay.vramSize, g.width * bytesPerPixel <= g.lineLength else {
-            return ExitStats.err("vmm: --screendump: nothing written: the mode \(g.width)x\(g.height) does not fit the display's memory\n")
+            return "the mode \(g.width)x\(g.height) does not fit the display's memory"
         }
-        sink.emit(Array("P6\n\(g.width) \(g.height)\n255\n".utf8))
+        guard emit(Array("P6\n\(g.width) \(g.height)\n255\n".utf8)) else { return nil }
         var row = [UInt8](repeating: 0, count: g.width * 3)
         for y in 0..<g.height {
-            guard let line = display.vramBytes(offset: g.start + y * g.lineLength, count: g.width * bytesPerPixel) else { return }
+            guard let line = display.vramBytes(offset: g.start + y * g.lineLength, count: g.width * bytesPerPixel) else { return nil }
             for x in 0..<g.width {
                 (row[3 * x], row[3 * x + 1], row[3 * x + 2]) = pixel(line, x, bits: g.bitsPerPixel)
             }
-            sink.emit(row)
+            guard emit(row) else { return nil }
         }
+        return nil
     }
 
     /// Pixel `x` of a line at `bits` a pixel as 8-bit red, green, blue.

@@ -84,6 +84,18 @@ public struct ControlAPI: Sendable {
         }
     }
 
+    /// PUT /vm/screendump  {"filename": PATH}: the graphics screen as a PPM, written by
+    /// the VMM (QMP's `screendump`).
+    public func screendump(_ body: [UInt8]) -> Answer {
+        run { () throws(ControlError) in
+            let path = try Self.fields(body, required: ["filename"])["filename"]!
+            guard !path.isEmpty, path.utf8.count <= Self.maxPathBytes, !path.utf8.contains(0) else {
+                throw .badRequest("field 'filename' must be a non-empty path of at most \(Self.maxPathBytes) bytes without NUL")
+            }
+            try controller.screendump(to: path)
+        }
+    }
+
     /// GET /vm/screen
     public func screen() -> Answer {
         do { return Answer(status: 200, body: "{\"text\": \(FlatJSON.quote(try controller.screen()))}\n") } catch { return .fault(error) }

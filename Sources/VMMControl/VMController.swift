@@ -15,6 +15,7 @@ public final class VMController: @unchecked Sendable {
         var snapshotHook: SnapshotHook?
         var powerButton: (@Sendable () -> Void)?
         var screen: (@Sendable () -> String?)?
+        var screendump: (@Sendable (String) throws(ControlError) -> Void)?
         var keyboard: (@Sendable ([Substring]) throws(ControlError) -> Void)?
         var pausedByController = false
     }
@@ -122,6 +123,24 @@ public final class VMController: @unchecked Sendable {
         let read = operations.withLock { $0.screen }
         guard let read, let text = read() else { throw .unavailable("this machine has no text screen") }
         return text
+    }
+
+    // MARK: - Graphics screen
+
+    /// Installs what `screendump(to:)` calls: it writes the guest's graphics screen to a
+    /// file (the launcher's Bochs display as a PPM), throwing `.conflict` when the display
+    /// has no picture now and `.badRequest` when the file cannot be written. Without one,
+    /// `screendump(to:)` throws `.unavailable`.
+    public func setScreendump(_ write: (@Sendable (String) throws(ControlError) -> Void)?) {
+        operations.withLock { $0.screendump = write }
+    }
+
+    /// Writes the guest's graphics screen now to `path`, as QEMU's `screendump FILE`:
+    /// running or paused (a running guest may be drawing, as under QEMU).
+    public func screendump(to path: String) throws(ControlError) {
+        let write = operations.withLock { $0.screendump }
+        guard let write else { throw .unavailable("this machine has no graphics display (vmm run --vga std)") }
+        try write(path)
     }
 
     // MARK: - Keyboard

@@ -101,6 +101,42 @@ struct BochsDisplayGuestTests {
         #expect(FileManager.default.contents(atPath: shot)?.isEmpty == true)
     }
 
+    @Test("`vmm ctl PATH screendump FILE` (PUT /vm/screendump) writes the running guest's picture; 409 while the display is in text mode, 501 without --vga std, 400 for a file it cannot write")
+    func live() throws {
+        let dir = try VMMProcess.scratch("vbe", "live")
+        let console = dir + "/console.txt", socket = dir + "/api.sock", shot = dir + "/live.ppm"
+        let vmm = Spawned(VMMProcess.binary, ["run", Self.guest, "--vga", "std", "--append", "spin", "--serial", "file:\(console)",
+                                              "--api-sock", socket, "--max-seconds", "120"])
+        defer { vmm.kill() }
+        #expect(eventually { KeyboardTests.printed(console) == Self.printed + "spinning\n" }, "console: \(KeyboardTests.printed(console))")
+        let r = try ControlAPITests.ctl([socket, "screendump", shot])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(Self.mismatch(shot) == nil)
+        let unwritable = try ControlAPITests.ctl([socket, "screendump", dir + "/no/such/dir/x.ppm"])
+        #expect(unwritable.status == 4)
+        #expect(unwritable.stdout == #"{"fault_message": "cannot open \#(dir)/no/such/dir/x.ppm: No such file or directory"}"# + "\n")
+        _ = try ControlAPITests.ctl([socket, "stop"])
+        #expect(vmm.wait().status == 0)
+
+        // vgatext.elf never leaves text mode: with --vga std the display has no picture; without it there is no display.
+        for (guest, vga, answer) in [("vgatext.elf", ["--vga", "std"], #"{"fault_message": "the display is disabled (VGA text mode; see --vga-text)"}"#),
+                                     ("vgatext.elf", [], #"{"fault_message": "this machine has no graphics display (vmm run --vga std)"}"#)] {
+            // A console and socket of its own: nothing left from the run before can satisfy the wait.
+            let console = dir + "/text\(vga.count).txt", socket = dir + "/text\(vga.count).sock"
+            let text = Spawned(VMMProcess.binary, ["run", VMMProcess.guest(guest), "--append", "spin", "--serial", "file:\(console)",
+                                                   "--api-sock", socket, "--max-seconds", "120"] + vga)
+            defer { text.kill() }
+            #expect(eventually { KeyboardTests.printed(console).hasSuffix("vga: written\n") },
+                    "console: \(KeyboardTests.printed(console))")
+            let refused = try ControlAPITests.ctl([socket, "screendump", dir + "/text.ppm"])
+            #expect(refused.stdout == answer + "\n", "\(vga)")
+            #expect(refused.status == (vga.isEmpty ? 5 : 4), "\(vga): \(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/text.ppm"))
+            _ = try ControlAPITests.ctl([socket, "stop"])
+            #expect(text.wait().status == 0)
+        }
+    }
+
     @Test("the mode and the picture survive a snapshot: restored in a new process, --screendump writes the same pixels; --screendump to a restore of a machine without the display is refused")
     func snapshot() throws {
         let dir = try VMMProcess.scratch("vbe", "snapshot")

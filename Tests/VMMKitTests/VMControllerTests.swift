@@ -122,6 +122,10 @@ struct VMControllerTests {
         #expect(api.action([]).status == 400)
         #expect(api.snapshot(Array(#"{"snapshot_dir": ""}"#.utf8)).status == 400)
         #expect(api.snapshot(Array(#"{"snapshot_dir": "/tmp/s"}"#.utf8)).status == 501)
+        #expect(api.screendump(Array(#"{"filename": ""}"#.utf8)).status == 400)
+        #expect(api.screendump(Array(#"{"filename": "/tmp/s.ppm", "x": "y"}"#.utf8)).body == #"{"fault_message": "unknown field 'x'"}"#)
+        #expect(api.screendump(Array(#"{"filename": "/tmp/s.ppm"}"#.utf8))
+            == .init(status: 501, body: #"{"fault_message": "this machine has no graphics display (vmm run --vga std)"}"#))
         // Nothing runs yet: the VM counts as stopped.
         #expect(api.setState(Array(#"{"state": "Paused"}"#.utf8)) == .init(status: 409, body: #"{"fault_message": "the VM has stopped"}"#))
     }

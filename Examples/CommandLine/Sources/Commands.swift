@@ -164,7 +164,7 @@ struct CtlArguments: EmittingArguments {
             commandName: "ctl",
             abstract: "Control a VM started with 'vmm run --api-sock PATH'.",
             discussion: """
-            Commands: info, pause, resume, stop, power-button (the ACPI power button, as QEMU's system_powerdown), ctrl-alt-del (Firecracker's SendCtrlAltDel), sendkey KEYS... (key combinations by QEMU's names, as its sendkey: sendkey shift-h i ret), type TEXT (the text typed on a US keyboard, newline as Enter), metrics, screen (the VGA text screen as text, as QEMU's screendump), snapshot DIR. The JSON answer is printed on stdout (for screen, its text).
+            Commands: info, pause, resume, stop, power-button (the ACPI power button, as QEMU's system_powerdown), ctrl-alt-del (Firecracker's SendCtrlAltDel), sendkey KEYS... (key combinations by QEMU's names, as its sendkey: sendkey shift-h i ret), type TEXT (the text typed on a US keyboard, newline as Enter), metrics, screen (the VGA text screen as text, as QEMU's screendump), screendump FILE (the --vga std graphics screen as a PPM, which the VMM writes to FILE, as QEMU's screendump), snapshot DIR. The JSON answer is printed on stdout (for screen, its text).
             Exit status: \(ctlStatusHelp).
             """)
     }
