@@ -35,6 +35,9 @@ struct BuiltInDeviceState: Equatable {
         /// The keyboard behind it (line `ps2-keyboard`); a blob written before it was
         /// modelled has none: set 2, scanning, nothing typed.
         var keyboard = PS2Keyboard()
+        /// The mouse behind it (line `ps2-mouse`, written when it is not as after a reset);
+        /// a blob without the line restores it as after a reset.
+        var mouse = PS2Mouse()
     }
 
     struct RTCRegisters: Equatable {
@@ -93,6 +96,10 @@ struct BuiltInDeviceState: Equatable {
             lines.append("i8042 \([k.status, k.config, k.outputPort, k.awaiting, k.lastRead].map { hex($0) }.joined(separator: " ")) \(queued)")
             let kb = k.keyboard
             lines.append("ps2-keyboard \(kb.set) \(kb.scanning ? 1 : 0) \(hex(kb.awaiting)) \(kb.typed.isEmpty ? "-" : Self.hexDigits(kb.typed))")
+            let m = k.mouse
+            if m != PS2Mouse() {
+                lines.append("ps2-mouse " + [m.status, m.resolution, m.sampleRate, m.wrap ? 1 : 0, m.type, m.detect, m.awaiting].map { hex($0) }.joined(separator: " "))
+            }
         }
         if let lcr = consoleLCR { lines.append("console \(hex(lcr))") }
         if let pm = pm1Control { lines.append("pm1-control \(hex(pm))") }
@@ -148,6 +155,7 @@ struct BuiltInDeviceState: Equatable {
         }
         var state = BuiltInDeviceState()
         var keyboard: PS2Keyboard?
+        var mouse: PS2Mouse?
         for line in lines {
             let words = line.split(separator: " ", omittingEmptySubsequences: false)
             let key = String(words[0])
@@ -203,6 +211,15 @@ struct BuiltInDeviceState: Equatable {
                     typed = try Self.bytes(hexDigits: words[4], count: digits / 2, "ps2-keyboard typed bytes", bad)
                 }
                 keyboard = PS2Keyboard(set: set, scanning: words[2] == "1", awaiting: awaiting, typed: typed)
+            case ("ps2-mouse", 8) where mouse == nil:
+                var v: [UInt8] = []
+                for (word, what) in zip(words.dropFirst(), ["status", "resolution", "sample rate", "wrap", "type", "detection state", "waiting command"]) {
+                    v.append(try byte(word, "ps2-mouse \(what)"))
+                }
+                guard v[3] <= 1 else { throw bad("ps2-mouse wrap \(hex(v[3])) (0 or 1)") }
+                let m = PS2Mouse(status: v[0], resolution: v[1], sampleRate: v[2], wrap: v[3] == 1, type: v[4], detect: v[5], awaiting: v[6])
+                if let why = PS2Mouse.refusal(m) { throw bad(why) }
+                mouse = m
             case ("console", 2) where state.consoleLCR == nil:
                 state.consoleLCR = try byte(words[1], "console LCR")
             case ("pm1-control", 2) where state.pm1Control == nil:
@@ -258,7 +275,7 @@ struct BuiltInDeviceState: Equatable {
                 let r = BochsDisplay.Registers(index: values[0], regs: Array(values.dropFirst()))
                 if let why = BochsDisplay.refusal(r) { throw bad(why) }
                 state.bochs = r
-            case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("ps2-keyboard", _), ("console", _), ("pm1-control", _),
+            case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("ps2-keyboard", _), ("ps2-mouse", _), ("console", _), ("pm1-control", _),
                  ("pm1-events", _), ("pm-timer", _), ("vga", _), ("rtc", _), ("ata", _), ("bochs", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
@@ -269,6 +286,10 @@ struct BuiltInDeviceState: Equatable {
         if let keyboard {
             guard state.i8042 != nil else { throw bad("ps2-keyboard without i8042") }
             state.i8042?.keyboard = keyboard
+        }
+        if let mouse {
+            guard state.i8042 != nil else { throw bad("ps2-mouse without i8042") }
+            state.i8042?.mouse = mouse
         }
         return state
     }

@@ -13,8 +13,9 @@ import VMMKit
 /// QEMU's commands (identify, echo, LEDs, rate, scan code set 1 or 2, enable, disable,
 /// reset) and types what `sendKeys` is given (`vmm ctl PATH sendkey`, QEMU's `sendkey`),
 /// one byte in the output buffer at a time, the rest waiting in the keyboard
-/// (`typedLimit`) while the guest reads or has the keyboard disabled. There is no mouse;
-/// A20 stays enabled whatever the output port says. Firecracker's i8042 serves the same
+/// (`typedLimit`) while the guest reads or has the keyboard disabled. Its mouse
+/// (`PS2Mouse`) answers the commands written through 0xd4 and never moves. A20 stays
+/// enabled whatever the output port says. Firecracker's i8042 serves the same
 /// purpose (its SendCtrlAltDel too).
 ///
 /// Interrupts, as QEMU's (with an in-kernel irqchip, `connectInterrupts`): while a reply
@@ -45,6 +46,7 @@ final class I8042: @unchecked Sendable {
     private var auxReplies: UInt16 = 0
     private var lastRead: UInt8 = 0
     private var keyboard = PS2Keyboard()
+    private var mouse = PS2Mouse()
     /// The interrupt lines as last driven, and where to drive them (nil: no irqchip).
     private var keyboardLine = false, mouseLine = false
     private var irq: (@Sendable (UInt32, Bool) -> Void)?
@@ -119,7 +121,7 @@ final class I8042: @unchecked Sendable {
             return byte & 0x01 == 0 // the reset line held low
         case 0xd2: reply(byte) // "write keyboard output buffer": echoed back
         case 0xd3: reply(byte, mouse: true) // "write aux output buffer"
-        case 0xd4: reply(0xfa, mouse: true) // a byte for the mouse, which is not there: acknowledged
+        case 0xd4: for r in mouse.receive(byte) { reply(r, mouse: true) } // a byte for the mouse
         default: keyboard(byte)
         }
         return false
@@ -178,7 +180,7 @@ final class I8042: @unchecked Sendable {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
         return .init(status: status, config: config, outputPort: outputPort, awaiting: awaiting, lastRead: lastRead, replies: replies,
-                     auxReplies: auxReplies, keyboard: keyboard)
+                     auxReplies: auxReplies, keyboard: keyboard, mouse: mouse)
     }
 
     /// A restore's, checked by `BuiltInDeviceState.decode` (before any vCPU runs).
@@ -190,6 +192,7 @@ final class I8042: @unchecked Sendable {
         auxReplies = s.auxReplies & UInt16(truncatingIfNeeded: (1 << replies.count) - 1)
         keyboard = s.keyboard
         keyboard.typed = Array(keyboard.typed.prefix(PS2Keyboard.typedLimit))
+        mouse = s.mouse
         feedTyped()
         // The irqchip's saved state has the lines as they were: setting the same level
         // again is no new edge.

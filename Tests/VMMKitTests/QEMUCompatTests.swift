@@ -329,6 +329,27 @@ struct QEMUCompatTests {
         #expect(r.status == (0x1b << 1) | 1)
     }
 
+    @Test("the i8042's mouse as QEMU's: a driver's setup through 0xd4 (reset, identify, IntelliMouse detection, status, resolution, reporting, a poll, wrap mode) gets QEMU's replies, each the mouse's byte; an unknown command none")
+    func mouse() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("mouse.elf"), "--strict-io", "--max-seconds", Self.halfMinute])
+        #expect(r.stdout == """
+            reset: FA AA 00
+            id: FA 00
+            rates 200 100 80: FA FA FA FA FA FA
+            id: FA 03
+            status: FA 00 02 50
+            resolution 3: FA FA
+            enable: FA
+            status: FA 20 03 50
+            poll: FA 08 00 00 00
+            wrap 55 ec: FA 55 FA
+            unknown e1: --
+
+            """)
+        #expect(r.stderr == "")
+        #expect(r.status == (0x1e << 1) | 1)
+    }
+
     @Test("pc-testdev by name: scratch port, MMIO scratch, and IRQ line 10 through the IOAPIC to vector 0x50")
     func testDevice() throws {
         let r = try VMMProcess.run(["run", VMMProcess.guest("testdev.elf"), "--plugin", "PCTestDev", "--max-seconds", Self.halfMinute])

@@ -1,0 +1,1 @@
+../../../Examples/Launcher/PS2Mouse.swift
