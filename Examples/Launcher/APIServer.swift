@@ -101,7 +101,7 @@ final class Routes: @unchecked Sendable {
 
     /// The methods each path allows, for 405 answers.
     static let allowed: [String: String] = ["/vm": "GET, PATCH", "/actions": "PUT", "/snapshot/create": "PUT", "/metrics": "GET", "/vm/screen": "GET",
-                                                  "/vm/keys": "PUT", "/vm/screendump": "PUT"]
+                                                  "/vm/keys": "PUT", "/vm/screendump": "PUT", "/vm/mouse": "PUT"]
 
     /// `allowed` as C strings for the Allow header, made once and kept for the process.
     nonisolated(unsafe) static let allowedC: [String: UnsafePointer<CChar>?] =
@@ -119,6 +119,7 @@ final class Routes: @unchecked Sendable {
         case ("GET", "/vm/screen"): return api.screen()
         case ("PUT", "/vm/keys"): return api.keys(body)
         case ("PUT", "/vm/screendump"): return api.screendump(body)
+        case ("PUT", "/vm/mouse"): return api.mouse(body)
         default:
             if let allowed = Self.allowed[path] {
                 return ControlAPI.Answer(status: 405, body: FlatJSON.fault("\(method) is not allowed on \(path) (allowed: \(allowed))"))

@@ -98,7 +98,8 @@ struct BuiltInDeviceState: Equatable {
             lines.append("ps2-keyboard \(kb.set) \(kb.scanning ? 1 : 0) \(hex(kb.awaiting)) \(kb.typed.isEmpty ? "-" : Self.hexDigits(kb.typed))")
             let m = k.mouse
             if m != PS2Mouse() {
-                lines.append("ps2-mouse " + [m.status, m.resolution, m.sampleRate, m.wrap ? 1 : 0, m.type, m.detect, m.awaiting].map { hex($0) }.joined(separator: " "))
+                lines.append("ps2-mouse " + [m.status, m.resolution, m.sampleRate, m.wrap ? 1 : 0, m.type, m.detect, m.awaiting].map { hex($0) }.joined(separator: " ")
+                             + " \(m.dx) \(m.dy) \(m.dz) \(hex(m.buttons)) \(m.owed ? 1 : 0)")
             }
         }
         if let lcr = consoleLCR { lines.append("console \(hex(lcr))") }
@@ -211,13 +212,25 @@ struct BuiltInDeviceState: Equatable {
                     typed = try Self.bytes(hexDigits: words[4], count: digits / 2, "ps2-keyboard typed bytes", bad)
                 }
                 keyboard = PS2Keyboard(set: set, scanning: words[2] == "1", awaiting: awaiting, typed: typed)
-            case ("ps2-mouse", 8) where mouse == nil:
+            case ("ps2-mouse", 13) where mouse == nil:
                 var v: [UInt8] = []
-                for (word, what) in zip(words.dropFirst(), ["status", "resolution", "sample rate", "wrap", "type", "detection state", "waiting command"]) {
+                for (word, what) in zip(words[1...7], ["status", "resolution", "sample rate", "wrap", "type", "detection state", "waiting command"]) {
                     v.append(try byte(word, "ps2-mouse \(what)"))
                 }
                 guard v[3] <= 1 else { throw bad("ps2-mouse wrap \(hex(v[3])) (0 or 1)") }
-                let m = PS2Mouse(status: v[0], resolution: v[1], sampleRate: v[2], wrap: v[3] == 1, type: v[4], detect: v[5], awaiting: v[6])
+                var d: [Int32] = []
+                for (word, what) in zip(words[8...10], ["x motion", "y motion", "wheel motion"]) {
+                    // Digits after an optional '-', within the mouse's bound (refusal below).
+                    let negative = word.hasPrefix("-")
+                    guard let n = UInt16(plainDecimal: negative ? word.dropFirst() : word) else {
+                        throw bad("ps2-mouse \(what) \(String(word).quotedForMessage)")
+                    }
+                    d.append(negative ? -Int32(n) : Int32(n))
+                }
+                let held = try byte(words[11], "ps2-mouse buttons")
+                guard words[12] == "0" || words[12] == "1" else { throw bad("ps2-mouse owed \(String(words[12]).quotedForMessage) (0 or 1)") }
+                let m = PS2Mouse(status: v[0], resolution: v[1], sampleRate: v[2], wrap: v[3] == 1, type: v[4], detect: v[5], awaiting: v[6],
+                                 dx: d[0], dy: d[1], dz: d[2], buttons: held, owed: words[12] == "1")
                 if let why = PS2Mouse.refusal(m) { throw bad(why) }
                 mouse = m
             case ("console", 2) where state.consoleLCR == nil:

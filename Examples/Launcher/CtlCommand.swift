@@ -42,6 +42,7 @@ struct CtlCommand {
         switch command {
         case "snapshot": guard operands.count == 1 else { throw LauncherError(.usage, "ctl snapshot needs one directory") }
         case "screendump": guard operands.count == 1 else { throw LauncherError(.usage, "ctl screendump needs one file (the VMM writes it)") }
+        case "mouse": guard operands.count >= 2 else { throw LauncherError(.usage, "ctl mouse needs DX DY [BUTTON...] (a negative number after --: ctl PATH mouse -- -5 10)") }
         case "sendkey": guard !operands.isEmpty else { throw LauncherError(.usage, "ctl sendkey needs keys (QEMU's names: sendkey ctrl-alt-delete, sendkey h i ret)") }
         case "type": guard operands.count == 1, !operands[0].isEmpty else { throw LauncherError(.usage, "ctl type needs one non-empty text") }
         default: guard operands.isEmpty else { throw LauncherError(.usage, "ctl \(command) takes no operand") }
@@ -63,7 +64,11 @@ struct CtlCommand {
             return ("PUT", "/vm/keys", "{\"keys\": \(FlatJSON.quote(keys.joined(separator: " ")))}")
         case "snapshot": return ("PUT", "/snapshot/create", "{\"snapshot_dir\": \(FlatJSON.quote(operands[0]))}")
         case "screendump": return ("PUT", "/vm/screendump", "{\"filename\": \(FlatJSON.quote(operands[0]))}")
-        default: throw LauncherError(.usage, "ctl: unknown command \(command.quotedForMessage) (info, pause, resume, stop, power-button, ctrl-alt-del, sendkey KEYS..., type TEXT, metrics, screen, screendump FILE, snapshot DIR)")
+        case "mouse":
+            // The buttons named are held, the others released; the server checks the numbers.
+            let buttons = operands.dropFirst(2).joined(separator: " ")
+            return ("PUT", "/vm/mouse", "{\"dx\": \(FlatJSON.quote(operands[0])), \"dy\": \(FlatJSON.quote(operands[1])), \"buttons\": \(FlatJSON.quote(buttons))}")
+        default: throw LauncherError(.usage, "ctl: unknown command \(command.quotedForMessage) (info, pause, resume, stop, power-button, ctrl-alt-del, sendkey KEYS..., type TEXT, metrics, screen, screendump FILE, mouse DX DY [BUTTON...], snapshot DIR)")
         }
     }
 }

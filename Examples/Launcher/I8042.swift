@@ -14,7 +14,8 @@ import VMMKit
 /// reset) and types what `sendKeys` is given (`vmm ctl PATH sendkey`, QEMU's `sendkey`),
 /// one byte in the output buffer at a time, the rest waiting in the keyboard
 /// (`typedLimit`) while the guest reads or has the keyboard disabled. Its mouse
-/// (`PS2Mouse`) answers the commands written through 0xd4 and never moves. A20 stays
+/// (`PS2Mouse`) answers the commands written through 0xd4 and reports what `moveMouse`
+/// gives it (`PUT /vm/mouse`), a packet in the output queue whenever one fits. A20 stays
 /// enabled whatever the output port says. Firecracker's i8042 serves the same
 /// purpose (its SendCtrlAltDel too).
 ///
@@ -94,6 +95,7 @@ final class I8042: @unchecked Sendable {
             lastRead = replies.removeFirst()
             auxReplies >>= 1
         }
+        feedMouse()
         feedTyped()
         driveLines(afterRead: true)
         return lastRead
@@ -103,6 +105,7 @@ final class I8042: @unchecked Sendable {
     func write(_ port: UInt16, _ byte: UInt8) -> Bool {
         pthread_mutex_lock(&lock)
         defer {
+            feedMouse() // reporting switched on with motion owed
             feedTyped() // the keyboard enabled again, or the buffer emptied
             driveLines(afterRead: false) // a reply queued, or the configuration changed
             pthread_mutex_unlock(&lock)
@@ -167,6 +170,26 @@ final class I8042: @unchecked Sendable {
         driveLines(afterRead: false)
     }
 
+    /// Moves the mouse by (`dx`, `dy`) in its directions (y up) and `wheel`, with
+    /// `buttons` held (nil: as they are); false when the guest has its reporting off (the
+    /// event is dropped, as QEMU drops it). Any thread.
+    func moveMouse(dx: Int32, dy: Int32, wheel: Int32, buttons: UInt8?) -> Bool {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        guard mouse.event(dx: dx, dy: dy, wheel: wheel, buttons: buttons) else { return false }
+        feedMouse()
+        driveLines(afterRead: false)
+        return true
+    }
+
+    /// Under the lock: the mouse's owed packets into the output queue while each fits
+    /// whole (the rest wait in the mouse until the guest reads).
+    private func feedMouse() {
+        while Self.queueLimit - replies.count >= mouse.packetSize, let packet = mouse.streamPacket() {
+            for byte in packet { reply(byte, mouse: true) }
+        }
+    }
+
     /// Under the lock: the next typed byte into the empty output buffer, unless the
     /// configuration disabled the keyboard (bit 4), as a keyboard holds its bytes while
     /// the controller inhibits it.
@@ -193,6 +216,7 @@ final class I8042: @unchecked Sendable {
         keyboard = s.keyboard
         keyboard.typed = Array(keyboard.typed.prefix(PS2Keyboard.typedLimit))
         mouse = s.mouse
+        feedMouse()
         feedTyped()
         // The irqchip's saved state has the lines as they were: setting the same level
         // again is no new edge.

@@ -14,6 +14,14 @@ extension Launcher {
         controller.setSnapshotHook { _, dir in try snapshot.snapshot(to: dir) }
         if let power = devices.powerManagement { controller.setPowerButton { power.pressPowerButton() } }
         controller.setScreen { [memory = vm.memory] in VGATextScreen.read(memory) }
+        if let i8042 = devices.i8042 {
+            controller.setMouse { (event) throws(ControlError) in
+                // Screen directions to the mouse's: y up.
+                guard i8042.moveMouse(dx: Int32(clamping: event.dx), dy: Int32(clamping: -event.dy), wheel: Int32(clamping: event.wheel), buttons: event.buttons) else {
+                    throw .conflict("the guest has not switched the mouse's reporting on (command 0xf4 through 0xd4): QEMU's drops such motion")
+                }
+            }
+        }
         if let display = devices.bochs {
             controller.setScreendump { (path) throws(ControlError) in try Screendump.write(display, toFile: path) }
         }

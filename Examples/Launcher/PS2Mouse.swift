@@ -2,9 +2,11 @@
 /// mouse (`ps2_write_mouse`): the commands a driver sends it through controller command
 /// 0xd4 and their replies, so a driver written for QEMU finds and sets up a mouse
 /// (reset, identify, IntelliMouse and Explorer detection by sample rates 200-100-80 and
-/// 200-200-80, status, stream and remote modes, wrap mode). It never moves: no pointer
-/// input reaches it from the host, so a poll (0xeb) reports no motion and no button. A
-/// value: it is also what a snapshot keeps of the mouse (`ps2-mouse` in the device blob).
+/// 200-200-80, status, stream and remote modes, wrap mode), and the motion, wheel and
+/// buttons the host gives it (`event`, `PUT /vm/mouse`) in QEMU's packets: streamed
+/// while reporting is on in stream mode, a poll's in remote mode, at most ±127 a packet
+/// (a larger motion is the next packets'). A value: it is also what a snapshot keeps of
+/// the mouse (`ps2-mouse` in the device blob).
 struct PS2Mouse: Equatable {
     /// Status request's first byte: remote mode, reporting enabled, 2:1 scaling.
     static let statusBits: UInt8 = 0x70
@@ -24,6 +26,16 @@ struct PS2Mouse: Equatable {
     var detect: UInt8 = 0
     /// The command waiting for its data byte (0 for none).
     var awaiting: UInt8 = 0
+    /// Motion and wheel not reported yet, in the mouse's directions (y up, wheel down
+    /// positive), each within ±`maxDelta`; the buttons held (bit 0 left, 1 right, 2
+    /// middle, 3 side, 4 extra); whether an event is owed a packet (a button change
+    /// with no motion is one).
+    var dx: Int32 = 0, dy: Int32 = 0, dz: Int32 = 0
+    var buttons: UInt8 = 0
+    var owed = false
+    /// How much motion waits at most: more is dropped (a host cannot queue unbounded work).
+    static let maxDelta: Int32 = 1 << 14
+    static let buttonBits: UInt8 = 0x1f
 
     /// A byte the guest wrote to the mouse; returns the mouse's replies (none for a
     /// command it does not know, as QEMU's).
@@ -47,7 +59,7 @@ struct PS2Mouse: Equatable {
         case 0xe8, 0xf3: awaiting = byte
         case 0xe9: return [0xfa, status, resolution, sampleRate]
         case 0xea: status &= ~Self.remote
-        case 0xeb: return [0xfa] + packet
+        case 0xeb: return [0xfa] + takePacket()
         case 0xee: wrap = true
         case 0xf0: status |= Self.remote
         case 0xf2: return [0xfa, type]
@@ -63,8 +75,49 @@ struct PS2Mouse: Equatable {
         return [0xfa]
     }
 
-    /// A motion packet with no motion: 3 bytes, 4 for IntelliMouse types.
-    var packet: [UInt8] { type == 0 ? [0x08, 0, 0] : [0x08, 0, 0, 0] }
+    /// A packet's bytes: 3, 4 for the IntelliMouse types.
+    var packetSize: Int { type == 0 ? 3 : 4 }
+
+    /// The host moved the mouse or changed its buttons (`buttons` nil: as they are);
+    /// false, and nothing kept, while the guest has reporting off, as QEMU's drops them.
+    mutating func event(dx: Int32, dy: Int32, wheel: Int32, buttons: UInt8?) -> Bool {
+        guard status & Self.enabled != 0 else { return false }
+        func add(_ a: Int32, _ b: Int32) -> Int32 { max(-Self.maxDelta, min(Self.maxDelta, a.clamped + b.clamped)) }
+        (self.dx, self.dy, dz) = (add(self.dx, dx), add(self.dy, dy), add(dz, wheel))
+        if let buttons { self.buttons = buttons & Self.buttonBits }
+        owed = true
+        return true
+    }
+
+    /// The next packet reporting owes the guest in stream mode, if any.
+    mutating func streamPacket() -> [UInt8]? {
+        guard status & Self.enabled != 0, status & Self.remote == 0, owed || dx != 0 || dy != 0 || dz != 0 else { return nil }
+        return takePacket()
+    }
+
+    /// A packet of what has not been reported (at most ±127 of it, as QEMU's
+    /// `ps2_mouse_send_packet`), taken from the deltas.
+    mutating func takePacket() -> [UInt8] {
+        let x = max(-127, min(127, dx)), y = max(-127, min(127, dy))
+        var bytes: [UInt8] = [0x08 | (x < 0 ? 0x10 : 0) | (y < 0 ? 0x20 : 0) | buttons & 0x07,
+                              UInt8(truncatingIfNeeded: x), UInt8(truncatingIfNeeded: y)]
+        switch type {
+        case 3:
+            let z = max(-127, min(127, dz))
+            bytes.append(UInt8(truncatingIfNeeded: z))
+            dz -= z
+        case 4:
+            let z = max(-7, min(7, dz))
+            bytes.append(UInt8(truncatingIfNeeded: z) & 0x0f | (buttons & 0x18) << 1)
+            dz -= z
+        default:
+            dz = 0
+        }
+        dx -= x
+        dy -= y
+        owed = false
+        return bytes
+    }
 
     /// A sample rate, and the IntelliMouse detection it may complete.
     private mutating func sample(_ rate: UInt8) {
@@ -86,6 +139,15 @@ struct PS2Mouse: Equatable {
         guard types.contains(m.type) else { return "ps2-mouse type \(m.type) (0, 3 or 4)" }
         guard m.detect <= 3 else { return "ps2-mouse detection state \(m.detect) (0 to 3)" }
         guard m.awaiting == 0 || dataCommands.contains(m.awaiting) else { return "ps2-mouse waiting command \(hex(m.awaiting)) (0, 0xe8 or 0xf3)" }
+        for (d, what) in [(m.dx, "x"), (m.dy, "y"), (m.dz, "wheel")] where d.magnitude > maxDelta.magnitude {
+            return "ps2-mouse \(what) motion \(d) (at most \(maxDelta) either way)"
+        }
+        guard m.buttons & ~buttonBits == 0 else { return "ps2-mouse buttons \(hex(m.buttons)) (bits 0-4)" }
         return nil
     }
+}
+
+private extension Int32 {
+    /// Within ±`PS2Mouse.maxDelta`, so a sum of two never overflows.
+    var clamped: Int32 { Swift.max(-PS2Mouse.maxDelta, Swift.min(PS2Mouse.maxDelta, self)) }
 }

@@ -96,6 +96,37 @@ public struct ControlAPI: Sendable {
         }
     }
 
+    /// PUT /vm/mouse  {"dx": "10", "dy": "-5", "wheel": "1", "buttons": "left right"}: each
+    /// field optional (a number from -1023 to 1023; buttons by name, "" for none, absent:
+    /// as they are), at least one given.
+    public func mouse(_ body: [UInt8]) -> Answer {
+        run { () throws(ControlError) in
+            let fields = try Self.fields(body, required: [], optional: ["dx", "dy", "wheel", "buttons"])
+            guard !fields.isEmpty else { throw .badRequest("no field: give 'dx', 'dy', 'wheel' or 'buttons'") }
+            func number(_ key: String) throws(ControlError) -> Int {
+                guard let text = fields[key] else { return 0 }
+                let negative = text.hasPrefix("-")
+                let digits = negative ? text.dropFirst() : Substring(text)
+                guard !digits.isEmpty, digits.count <= 4, digits.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let n = Int(digits), n <= MouseEvent.maxMotion else {
+                    throw .badRequest("field '\(key)' must be a whole number from -\(MouseEvent.maxMotion) to \(MouseEvent.maxMotion), not \(FlatJSON.quote(text))")
+                }
+                return negative ? -n : n
+            }
+            var event = MouseEvent(dx: try number("dx"), dy: try number("dy"), wheel: try number("wheel"))
+            if let names = fields["buttons"] {
+                var held: UInt8 = 0
+                for name in names.split(separator: " ") {
+                    guard let bit = MouseEvent.buttonNames.firstIndex(of: String(name)) else {
+                        throw .badRequest("unknown button \(FlatJSON.quote(String(name))) (\(MouseEvent.buttonNames.joined(separator: ", ")))")
+                    }
+                    held |= 1 << UInt8(bit)
+                }
+                event.buttons = held
+            }
+            try controller.moveMouse(event)
+        }
+    }
+
     /// GET /vm/screen
     public func screen() -> Answer {
         do { return Answer(status: 200, body: "{\"text\": \(FlatJSON.quote(try controller.screen()))}\n") } catch { return .fault(error) }
@@ -124,11 +155,11 @@ public struct ControlAPI: Sendable {
     }
 
     /// The body's fields: exactly `required`, nothing unknown.
-    static func fields(_ body: [UInt8], required: Set<String>) throws(ControlError) -> [String: String] {
+    static func fields(_ body: [UInt8], required: Set<String>, optional: Set<String> = []) throws(ControlError) -> [String: String] {
         guard body.count <= maxBodyBytes else { throw .badRequest("request body larger than \(maxBodyBytes) bytes") }
-        guard !body.isEmpty else { throw .badRequest("missing JSON body with \(required.sorted().map { "'\($0)'" }.joined(separator: ", "))") }
+        guard !body.isEmpty else { throw .badRequest("missing JSON body with \(required.union(optional).sorted().map { "'\($0)'" }.joined(separator: ", "))") }
         let fields = try FlatJSON.parseObject(body)
-        if let unknown = fields.keys.sorted().first(where: { !required.contains($0) }) {
+        if let unknown = fields.keys.sorted().first(where: { !required.contains($0) && !optional.contains($0) }) {
             throw .badRequest("unknown field \(unknown.quotedForMessage)")
         }
         if let missing = required.sorted().first(where: { fields[$0] == nil }) {

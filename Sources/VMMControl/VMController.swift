@@ -17,6 +17,7 @@ public final class VMController: @unchecked Sendable {
         var screen: (@Sendable () -> String?)?
         var screendump: (@Sendable (String) throws(ControlError) -> Void)?
         var keyboard: (@Sendable ([Substring]) throws(ControlError) -> Void)?
+        var mouse: (@Sendable (MouseEvent) throws(ControlError) -> Void)?
         var pausedByController = false
     }
 
@@ -143,6 +144,23 @@ public final class VMController: @unchecked Sendable {
         try write(path)
     }
 
+    // MARK: - Mouse
+
+    /// Installs what `moveMouse(_:)` calls: the machine's mouse (the launcher's PS/2
+    /// mouse), which throws `.conflict` when the guest does not take motion now. Without
+    /// one, `moveMouse` throws `.unavailable`.
+    public func setMouse(_ move: (@Sendable (MouseEvent) throws(ControlError) -> Void)?) {
+        operations.withLock { $0.mouse = move }
+    }
+
+    /// Moves the guest's mouse, turns its wheel and sets its buttons, as QEMU's
+    /// `mouse_move` and `mouse_button`.
+    public func moveMouse(_ event: MouseEvent) throws(ControlError) {
+        let move = operations.withLock { $0.mouse }
+        guard let move else { throw .unavailable("this machine has no mouse") }
+        try move(event)
+    }
+
     // MARK: - Keyboard
 
     /// Installs what `sendKeys(_:)` calls: the machine's keyboard (the launcher's i8042),
@@ -241,5 +259,25 @@ public enum ControlError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .badRequest(m), let .conflict(m), let .unavailable(m), let .failed(m): m
         }
+    }
+}
+
+/// A pointer event for the guest's mouse (`VMController.moveMouse`): motion in screen
+/// directions (x right, y down), the wheel (positive: towards the user, down), and the
+/// buttons held (nil: as they are).
+public struct MouseEvent: Equatable, Sendable {
+    public var dx: Int
+    public var dy: Int
+    public var wheel: Int
+    /// Bit n: `buttonNames[n]` held.
+    public var buttons: UInt8?
+
+    /// The most motion one event carries on each axis.
+    public static let maxMotion = 1023
+    /// The buttons by bit, as QEMU's input layer names them.
+    public static let buttonNames = ["left", "right", "middle", "side", "extra"]
+
+    public init(dx: Int = 0, dy: Int = 0, wheel: Int = 0, buttons: UInt8? = nil) {
+        (self.dx, self.dy, self.wheel, self.buttons) = (dx, dy, wheel, buttons)
     }
 }

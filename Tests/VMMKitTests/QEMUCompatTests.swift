@@ -350,6 +350,33 @@ struct QEMUCompatTests {
         #expect(r.status == (0x1e << 1) | 1)
     }
 
+    @Test("the host moves the mouse (`vmm ctl PATH mouse`, PUT /vm/mouse): the guest reads QEMU's packets, at most 127 a packet, y up, the left button held; 409 while the guest's mouse is not reporting")
+    func mouseMotion() throws {
+        let dir = try VMMProcess.scratch("mouse", "motion")
+        let console = dir + "/console.txt", socket = dir + "/api.sock"
+        let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("mouse.elf"), "--append", "wait", "--serial", "file:\(console)",
+                                              "--api-sock", socket, "--max-seconds", "120"])
+        defer { vmm.kill() }
+        #expect(eventually { KeyboardTests.printed(console).hasSuffix("waiting for the mouse\n") }, "console: \(KeyboardTests.printed(console))")
+        let r = try ControlAPITests.ctl([socket, "mouse", "--", "200", "-3", "left"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(vmm.wait().status == (0x1e << 1) | 1)
+        // IntelliMouse packets (the guest detected one): 127 right and 3 up, then 73 more.
+        #expect(KeyboardTests.printed(console).hasSuffix("waiting for the mouse\n 09 7F 03 00 09 49 00 00\n"), "\(KeyboardTests.printed(console))")
+
+        // vgatext.elf never sets the mouse up: its reporting is off, and the motion is refused.
+        let textConsole = dir + "/text.txt", textSocket = dir + "/text.sock"
+        let text = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("vgatext.elf"), "--append", "spin", "--serial", "file:\(textConsole)",
+                                               "--api-sock", textSocket, "--max-seconds", "120"])
+        defer { text.kill() }
+        #expect(eventually { KeyboardTests.printed(textConsole).hasSuffix("vga: written\n") })
+        let refused = try ControlAPITests.ctl([textSocket, "mouse", "1", "1"])
+        #expect(refused.status == 4)
+        #expect(refused.stdout == #"{"fault_message": "the guest has not switched the mouse's reporting on (command 0xf4 through 0xd4): QEMU's drops such motion"}"# + "\n")
+        _ = try ControlAPITests.ctl([textSocket, "stop"])
+        #expect(text.wait().status == 0)
+    }
+
     @Test("pc-testdev by name: scratch port, MMIO scratch, and IRQ line 10 through the IOAPIC to vector 0x50")
     func testDevice() throws {
         let r = try VMMProcess.run(["run", VMMProcess.guest("testdev.elf"), "--plugin", "PCTestDev", "--max-seconds", Self.halfMinute])

@@ -123,6 +123,16 @@ struct VMControllerTests {
         #expect(api.snapshot(Array(#"{"snapshot_dir": ""}"#.utf8)).status == 400)
         #expect(api.snapshot(Array(#"{"snapshot_dir": "/tmp/s"}"#.utf8)).status == 501)
         #expect(api.screendump(Array(#"{"filename": ""}"#.utf8)).status == 400)
+        for (body, fault) in [(#"{}"#, "no field: give 'dx', 'dy', 'wheel' or 'buttons'"),
+                              (#"{"dx": "1024"}"#, #"field 'dx' must be a whole number from -1023 to 1023, not \"1024\""#),
+                              (#"{"dy": "+5"}"#, #"field 'dy' must be a whole number from -1023 to 1023, not \"+5\""#),
+                              (#"{"wheel": "-"}"#, #"field 'wheel' must be a whole number from -1023 to 1023, not \"-\""#),
+                              (#"{"buttons": "left thumb"}"#, #"unknown button \"thumb\" (left, right, middle, side, extra)"#),
+                              (#"{"dx": "1", "x": "1"}"#, "unknown field 'x'")] {
+            #expect(api.mouse(Array(body.utf8)) == .init(status: 400, body: #"{"fault_message": ""# + fault + "\"}"), "\(body)")
+        }
+        #expect(api.mouse(Array(#"{"dx": "-1023", "buttons": ""}"#.utf8))
+            == .init(status: 501, body: #"{"fault_message": "this machine has no mouse"}"#))
         #expect(api.screendump(Array(#"{"filename": "/tmp/s.ppm", "x": "y"}"#.utf8)).body == #"{"fault_message": "unknown field 'x'"}"#)
         #expect(api.screendump(Array(#"{"filename": "/tmp/s.ppm"}"#.utf8))
             == .init(status: 501, body: #"{"fault_message": "this machine has no graphics display (vmm run --vga std)"}"#))

@@ -164,14 +164,14 @@ struct CtlArguments: EmittingArguments {
             commandName: "ctl",
             abstract: "Control a VM started with 'vmm run --api-sock PATH'.",
             discussion: """
-            Commands: info, pause, resume, stop, power-button (the ACPI power button, as QEMU's system_powerdown), ctrl-alt-del (Firecracker's SendCtrlAltDel), sendkey KEYS... (key combinations by QEMU's names, as its sendkey: sendkey shift-h i ret), type TEXT (the text typed on a US keyboard, newline as Enter), metrics, screen (the VGA text screen as text, as QEMU's screendump), screendump FILE (the --vga std graphics screen as a PPM, which the VMM writes to FILE, as QEMU's screendump), snapshot DIR. The JSON answer is printed on stdout (for screen, its text).
+            Commands: info, pause, resume, stop, power-button (the ACPI power button, as QEMU's system_powerdown), ctrl-alt-del (Firecracker's SendCtrlAltDel), sendkey KEYS... (key combinations by QEMU's names, as its sendkey: sendkey shift-h i ret), type TEXT (the text typed on a US keyboard, newline as Enter), metrics, screen (the VGA text screen as text, as QEMU's screendump), screendump FILE (the --vga std graphics screen as a PPM, which the VMM writes to FILE, as QEMU's screendump), mouse DX DY [BUTTON...] (moves the PS/2 mouse, x right and y down, with the buttons named held: left, right, middle, side, extra; a negative number after --), snapshot DIR. The JSON answer is printed on stdout (for screen, its text).
             Exit status: \(ctlStatusHelp).
             """)
     }
 
     @Argument(help: "The control socket given to 'vmm run --api-sock'.") var socket: String
     @Argument(help: "info, pause, resume, stop, power-button, ctrl-alt-del, sendkey, type, metrics, screen or snapshot.") var command: String
-    @Argument(help: "snapshot: the directory to write; sendkey: the key combinations; type: the text.") var operands: [String] = []
+    @Argument(help: "snapshot: the directory to write; sendkey: the key combinations; type: the text; screendump: the file; mouse: DX DY and the buttons held.") var operands: [String] = []
 
     func emit(_ item: Emit) {
         item("command", "ctl")

@@ -5,14 +5,23 @@
  * detection (sample rates 200, 100, 80, then identify), status (0xe9), set resolution
  * 3, enable reporting (0xf4), status again, a poll (0xeb: a packet without motion), wrap
  * mode (0xee, a byte echoed, 0xec), and a command the mouse does not know (0xe1: no
- * reply). Ends with debug-exit 0x1e. */
+ * reply). With the command line ending in "wait" it then prints "waiting for the mouse"
+ * and the next 8 bytes the mouse sends (two IntelliMouse packets: the host moves it).
+ * Ends with debug-exit 0x1e. */
 #include "mb.h"
 /* SEND(byte): the byte to the mouse; MOUSE(byte): that, then all replies waiting, on one line. */
 #define SEND(b) mov $(b), %bl; call mouse_send
 #define MOUSE(b) SEND(b); call replies
 KERNEL_START
     mov $0x80000, %esp
-    mov $0xa8, %al                  /* enable the auxiliary port */
+    mov %ebx, %esi
+    call cmdline_end
+    test %esi, %esi
+    jz 1f
+    cmpl $0x74696177, -4(%esi)      /* "wait" */
+    jne 1f
+    movb $1, wait
+1:    mov $0xa8, %al                  /* enable the auxiliary port */
     out %al, $0x64
     PUTS(s_reset)
     MOUSE(0xff)
@@ -44,7 +53,23 @@ KERNEL_START
     MOUSE(0xec)
     PUTS(s_unknown)
     MOUSE(0xe1)
-    DEBUG_EXIT(0x1e)
+    cmpb $0, wait
+    je 3f
+    PUTS(s_waiting)
+    xor %edi, %edi
+2:  in $0x64, %al                   /* polled: the packets' bytes as they come */
+    test $1, %al
+    jz 2b
+    mov $' ', %al
+    mov $0x3f8, %dx
+    out %al, %dx
+    in $0x60, %al
+    call puthex2
+    inc %edi
+    cmp $8, %edi
+    jb 2b
+    PUTS(s_nl)
+3:  DEBUG_EXIT(0x1e)
 dead:
     cli
     hlt
@@ -85,6 +110,7 @@ replies:
     ret
 
 MB_HELPERS
+MB_CMDLINE_END
 
     .section .rodata
 s_reset:   .asciz "reset:"
@@ -98,4 +124,7 @@ s_wrap:    .asciz "wrap 55 ec:"
 s_unknown: .asciz "unknown e1:"
 s_none:    .asciz " --"
 s_nl:      .asciz "\n"
+s_waiting: .asciz "waiting for the mouse\n"
+    .data
+wait: .byte 0
     .section .note.GNU-stack, "", @progbits

@@ -6,7 +6,7 @@ import FuzzDriver
 // Any body gives the fields or one line of error; fields write back (FlatJSON.quote)
 // to a body that parses to the same fields; and any text quotes to a JSON string that
 // reads back as that text.
-let operations: [Set<String>] = [["state"], ["action_type"], ["snapshot_dir"], ["a", "b"], ["keys"], ["filename"]]
+let operations: [Set<String>] = [["state"], ["action_type"], ["snapshot_dir"], ["a", "b"], ["keys"], ["filename"], ["dx", "dy", "wheel", "buttons"]]
 
 runFuzzer { data, size in
     let input = fuzzInput(data, size)

@@ -75,6 +75,23 @@ func typeKeys(_ kbd: I8042, _ lines: Lines, _ value: UInt8) {
     lines.check(kbd, "typed keys")
 }
 
+/// The host moves the mouse (`value` the motion, `op` bits 0-2 its scale, bit 1 also
+/// "buttons as they are"): taken only while reporting is on, and then every packet that
+/// fits is in the queue, whole, the motion waiting within its bound.
+func moveMouse(_ kbd: I8042, _ lines: Lines, _ op: UInt8, _ value: UInt8) {
+    let before = kbd.state
+    let dx = Int32(Int8(bitPattern: value)) * Int32(op & 7 + 1) * 64
+    let taken = kbd.moveMouse(dx: dx, dy: -dx / 2, wheel: Int32(op & 1), buttons: op & 2 != 0 ? nil : value & 0x1f)
+    let after = kbd.state, m = after.mouse
+    check(taken == (before.mouse.status & PS2Mouse.enabled != 0), "mouse: motion taken \(taken) with status \(before.mouse.status)")
+    check(taken || after == before, "mouse: refused motion changed the controller")
+    check(after.replies.count <= I8042.queueLimit, "mouse: \(after.replies.count) replies queued")
+    let owed = m.status & PS2Mouse.enabled != 0 && m.status & PS2Mouse.remote == 0 && (m.owed || m.dx != 0 || m.dy != 0 || m.dz != 0)
+    check(!owed || I8042.queueLimit - after.replies.count < m.packetSize, "mouse: a packet owed with room for it")
+    check(PS2Mouse.refusal(m) == nil, "mouse: \(PS2Mouse.refusal(m) ?? "")")
+    lines.check(kbd, "mouse motion")
+}
+
 /// One PM1a access or a press: `op` bits 4-5 pick the size (1, 2, 4) or a press (3),
 /// bits 0-2 the offset (6 and 7 lie past the block), `value` the byte repeated.
 func pm1Access(_ pm: ACPIPowerManagement, op: UInt8, value: UInt8) {
@@ -174,6 +191,10 @@ runFuzzer { data, size in
                 rtc.access(port: port, write: value)
             }
             precondition(rtc.state.offset.magnitude <= UInt64(RTC.maxOffset), "RTC offset \(rtc.state.offset)")
+            continue
+        }
+        if op & 0xf8 == 0xf8 {
+            moveMouse(kbd, lines, op, value)
             continue
         }
         if op & 0xf0 == 0xf0 {
