@@ -15,8 +15,8 @@ import VMMKit
 /// (register 4 bit 1) reading the maxima, index 0xa the memory in 64 KiB units, and
 /// enabling clearing the visible lines unless NOCLEARMEM. Not modelled: the banked
 /// window at 0xa0000 (BANK is kept, masked to the memory's 256 banks, and has no
-/// effect), the DAC (8-bit palette modes draw, but `--screendump` cannot show them) and
-/// the VGA planes behind 4-bit modes. In snapshots (`bochs`).
+/// effect) and the VGA planes behind 4-bit modes; an 8-bit mode's pixels index the
+/// DAC's palette (`VGADAC`). In snapshots (`bochs`).
 final class BochsDisplay: @unchecked Sendable {
     static let indexPort: UInt16 = 0x1ce
     static let dataPorts: [UInt16] = [0x1cf, 0x1d0]

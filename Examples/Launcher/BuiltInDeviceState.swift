@@ -72,6 +72,8 @@ struct BuiltInDeviceState: Equatable {
     /// The Bochs VBE display (`--vga std`, `BochsDisplay`): its index and registers (the
     /// framebuffer is guest memory, in the snapshot's `vga-vram` region).
     var bochs: BochsDisplay.Registers?
+    /// The VGA's DAC (`VGADAC`), only when it is not as after a reset (all black).
+    var dac: VGADAC.Registers?
 
     struct PM1Events: Equatable {
         var status: UInt16
@@ -110,6 +112,9 @@ struct BuiltInDeviceState: Equatable {
         if let r = rtc { lines.append("rtc \(hex(r.index)) \(r.offset) \(Self.hexDigits(r.ram))") }
         if let a = ata { lines.append(ATAState.blobLine(a)) }
         if let b = bochs { lines.append((["bochs", hex(b.index)] + b.regs.map { hex($0) }).joined(separator: " ")) }
+        if let d = dac {
+            lines.append("vga-dac \([d.writeIndex, d.readIndex, d.sub, d.state].map { hex($0) }.joined(separator: " ")) \(Self.hexDigits(d.cache)) \(Self.hexDigits(d.palette))")
+        }
         return TextBlob.encode(header: "vmm-launcher-devices 1", lines)
     }
 
@@ -279,6 +284,14 @@ struct BuiltInDeviceState: Equatable {
                 state.rtc = RTCRegisters(index: index, offset: offset, ram: ram)
             case ("ata", ATAState.blobWords) where state.ata == nil:
                 state.ata = try ATAState.decode(words, bad)
+            case ("vga-dac", 7) where state.dac == nil:
+                var v: [UInt8] = []
+                for (word, what) in zip(words[1...4], ["write index", "read index", "component", "state"]) { v.append(try byte(word, "vga-dac \(what)")) }
+                let d = VGADAC.Registers(writeIndex: v[0], readIndex: v[1], sub: v[2], state: v[3],
+                                         cache: try Self.bytes(hexDigits: words[5], count: 3, "vga-dac cache", bad),
+                                         palette: try Self.bytes(hexDigits: words[6], count: 768, "vga-dac palette", bad))
+                if let why = VGADAC.refusal(d) { throw bad(why) }
+                state.dac = d
             case ("bochs", BochsDisplay.Reg.count + 2) where state.bochs == nil:
                 var values: [UInt16] = []
                 for word in words.dropFirst() {
@@ -289,7 +302,7 @@ struct BuiltInDeviceState: Equatable {
                 if let why = BochsDisplay.refusal(r) { throw bad(why) }
                 state.bochs = r
             case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("ps2-keyboard", _), ("ps2-mouse", _), ("console", _), ("pm1-control", _),
-                 ("pm1-events", _), ("pm-timer", _), ("vga", _), ("rtc", _), ("ata", _), ("bochs", _):
+                 ("pm1-events", _), ("pm-timer", _), ("vga", _), ("rtc", _), ("ata", _), ("bochs", _), ("vga-dac", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
                 throw bad("unknown device \(key.quotedForMessage)")

@@ -12,6 +12,7 @@ final class BuiltInDevices: @unchecked Sendable {
     var powerManagement: ACPIPowerManagement?
     var pmTimer: ACPIPMTimer?
     var vga: VGARegisters?
+    var dac: VGADAC?
     var rtc: RTC?
     var ata: ATADisk?
     var bochs: BochsDisplay?
@@ -21,7 +22,7 @@ final class BuiltInDevices: @unchecked Sendable {
         return BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, systemControlA: systemControlA?.state,
                                   i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: pm1?.control,
                                   pm1Events: pm1.map { .init(status: $0.status, enable: $0.enable) }, pmTimer: pmTimer?.count, vga: vga?.registers, rtc: rtc?.state,
-                                  ata: ata?.saved, bochs: bochs?.registers)
+                                  ata: ata?.saved, bochs: bochs?.registers, dac: dac.map { $0.registers == .init() ? nil : $0.registers } ?? nil)
     }
 
     /// Ends what runs beside the vCPUs (the RTC's interrupt thread): the run is over.
@@ -55,6 +56,8 @@ final class BuiltInDevices: @unchecked Sendable {
         if s.pmTimer != nil, pmTimer == nil { throw differ("ACPI PM timer (port 0x608)", saved: true) }
         // Likewise the VGA registers: an older blob leaves them as mode 3 set them.
         if s.vga != nil, vga == nil { throw differ("VGA registers (ports 0x3d4, 0x3d5, 0x3da...)", saved: true) }
+        // The DAC's line is written only when it is not as after a reset.
+        if s.dac != nil, dac == nil { throw differ("VGA DAC (ports 0x3c6-0x3c9)", saved: true) }
         // Every presence is checked before any device changes: a refused restore leaves none half-restored.
         guard (s.rtc != nil) == (rtc != nil) else { throw differ("RTC (ports 0x70-0x71)", saved: s.rtc != nil) }
         guard (s.ata != nil) == (ata != nil) else { throw differ("ATA disk (--hda)", saved: s.ata != nil) }
@@ -70,6 +73,7 @@ final class BuiltInDevices: @unchecked Sendable {
         }
         if let t = s.pmTimer { pmTimer?.restore(t) }
         if let v = s.vga { vga?.restore(v) }
+        dac?.restore(s.dac ?? .init())
         if let r = s.rtc { rtc?.restore(r) }
         if let a = s.ata { ata?.restore(a) }
         if let b = s.bochs { bochs?.restore(b) }

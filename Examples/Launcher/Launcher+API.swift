@@ -23,7 +23,7 @@ extension Launcher {
             }
         }
         if let display = devices.bochs {
-            controller.setScreendump { (path) throws(ControlError) in try Screendump.write(display, toFile: path) }
+            controller.setScreendump { [dac = devices.dac] (path) throws(ControlError) in try Screendump.write(display, dac: dac, toFile: path) }
         }
         if let i8042 = devices.i8042 {
             controller.setKeyboard { (combinations) throws(ControlError) in

@@ -121,7 +121,7 @@ struct Launcher {
         stuck.runFinished()
         let timedOut = guards.end()
         if let screen { VGATextScreen.write(from: vm.memory, to: screen) }
-        if let picture, let display = devices.bochs { Screendump.write(display, to: picture) }
+        if let picture, let display = devices.bochs { Screendump.write(display, dac: devices.dac, to: picture) }
         StartupTrace.mark("guest")
         StartupTrace.report()
         if let stats, o.stats {

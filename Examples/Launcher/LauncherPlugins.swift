@@ -111,7 +111,7 @@ extension Launcher {
     /// System Control Port A on port 0x92, the i8042 on ports 0x60 and 0x64, ACPI's PM1a
     /// event and control blocks on ports 0x600-0x605, its PM timer on ports 0x608-0x60b;
     /// the RTC on ports 0x70 and 0x71; the VGA's CRT controller, miscellaneous output and
-    /// input status (`VGARegisters`); and
+    /// input status (`VGARegisters`) and its DAC (`VGADAC`); and
     /// ports 0x80 and 0xf0 (`quietPorts`).
     func registerMachineControls(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
         do {
@@ -143,6 +143,11 @@ extension Launcher {
                 let vga = VGARegisters()
                 try vga.register(on: dispatcher)
                 devices.vga = vga
+                if VGADAC.ports.allSatisfy({ dispatcher.pioOwner(port: $0) == nil }) {
+                    let dac = VGADAC()
+                    try dac.register(on: dispatcher)
+                    devices.dac = dac
+                }
             }
             if dispatcher.pioOwner(port: ResetControl.port) == nil {
                 let reset = ResetControl()

@@ -168,7 +168,7 @@ extension Launcher {
         stuck.runFinished()
         let timedOut = guards.end()
         if let screen { VGATextScreen.write(from: vm.memory, to: screen) }
-        if let picture, let display = devices.bochs { Screendump.write(display, to: picture) }
+        if let picture, let display = devices.bochs { Screendump.write(display, dac: devices.dac, to: picture) }
         if let stats {
             var report = stats.report() + (unassigned?.report() ?? "")
             report += "restore: \(restored.pagesFetched) pages fetched from the snapshot\n"

@@ -4,9 +4,10 @@ import VMMControl
 /// The Bochs display's picture as a binary PPM (P6, 8 bits a channel), as QEMU's
 /// `screendump` writes it: `--screendump TARGET` when the run ends, whatever ended it,
 /// and `PUT /vm/screendump` (`vmm ctl PATH screendump FILE`) while it runs. Direct-colour
-/// modes only (15, 16, 24 and 32 bits a pixel, QEMU's layouts: 0x00RRGGBB little-endian
-/// at 32, B, G, R bytes at 24, 5:6:5 and 5:5:5 at 16 and 15); a display that is disabled
-/// (VGA text) or in a palette mode (4 or 8 bits: the DAC is not modelled) has none.
+/// modes (15, 16, 24 and 32 bits a pixel, QEMU's layouts: 0x00RRGGBB little-endian
+/// at 32, B, G, R bytes at 24, 5:6:5 and 5:5:5 at 16 and 15) and 8 bits a pixel through
+/// the DAC's palette (`VGADAC`); a display that is disabled (VGA text) or in the planar
+/// 4-bit mode has none, nor an 8-bit one on a machine whose DAC a plugin took.
 enum Screendump {
     /// `--screendump`'s output, opened before the guest runs: a bad target is refused first.
     static func sink(_ target: SerialTarget) throws(LauncherError) -> OutputSink? {
@@ -16,30 +17,31 @@ enum Screendump {
     }
 
     /// Why the display has no picture to write, or nil.
-    static func refusal(_ g: BochsDisplay.Geometry?) -> String? {
+    static func refusal(_ g: BochsDisplay.Geometry?, dac: VGADAC?) -> String? {
         guard let g else { return "the display is disabled (VGA text mode; see --vga-text)" }
-        guard g.bitsPerPixel >= 15 else { return "the display is in a \(g.bitsPerPixel)-bit palette mode, and the palette (the DAC) is not modelled" }
+        guard g.bitsPerPixel != 4 else { return "the display is in the planar 4-bit mode, which is not modelled" }
+        guard g.bitsPerPixel != 8 || dac != nil else { return "the display is in an 8-bit palette mode, and a plugin holds the DAC's ports (0x3c6-0x3c9)" }
         return nil
     }
 
     /// `--screendump`: the picture of `display` to `sink`; one line on stderr instead
     /// when it has none.
-    static func write(_ display: BochsDisplay, to sink: OutputSink) {
-        if let why = picture(display, { sink.emit($0); return true }) { ExitStats.err("vmm: --screendump: nothing written: \(why)\n") }
+    static func write(_ display: BochsDisplay, dac: VGADAC?, to sink: OutputSink) {
+        if let why = picture(display, dac: dac, { sink.emit($0); return true }) { ExitStats.err("vmm: --screendump: nothing written: \(why)\n") }
     }
 
     /// `PUT /vm/screendump`: the picture of `display` into the file at `path` (created or
     /// truncated; a FIFO nobody reads is refused rather than waited for). `.conflict` when
     /// the display has none (nothing is created), `.badRequest` when the file cannot be
     /// opened or written. On the API server's thread, the vCPUs running or not.
-    static func write(_ display: BochsDisplay, toFile path: String) throws(ControlError) {
-        if let why = refusal(display.geometry) { throw .conflict(why) }
+    static func write(_ display: BochsDisplay, dac: VGADAC?, toFile path: String) throws(ControlError) {
+        if let why = refusal(display.geometry, dac: dac) { throw .conflict(why) }
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0o644)
         guard fd >= 0 else { throw .badRequest("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         var failure: String?
-        let why = picture(display) { row in
+        let why = picture(display, dac: dac) { row in
             row.withUnsafeBytes { bytes in
                 var done = 0
                 while done < bytes.count {
@@ -59,10 +61,13 @@ enum Screendump {
 
     /// The picture of `display`, handed to `emit` a part at a time (the header, then each
     /// row) until it returns false; the reason there is none instead (nothing emitted).
-    static func picture(_ display: BochsDisplay, _ emit: ([UInt8]) -> Bool) -> String? {
+    static func picture(_ display: BochsDisplay, dac: VGADAC?, _ emit: ([UInt8]) -> Bool) -> String? {
         let g = display.geometry
-        if let why = refusal(g) { return why }
+        if let why = refusal(g, dac: dac) { return why }
         guard let g else { return nil }
+        // The palette as it is now, and whether the display asked for an 8-bit DAC.
+        let palette = dac?.registers ?? .init()
+        let dac8 = display.registers.regs[BochsDisplay.Reg.enable] & BochsDisplay.Enable.dac8 != 0
         let bytesPerPixel = (g.bitsPerPixel + 7) / 8
         // `BochsDisplay.fixUp` keeps every visible line inside the memory; checked again
         // here, as a picture is never read past it.
@@ -76,7 +81,8 @@ enum Screendump {
         for y in 0..<g.height {
             guard let line = display.vramBytes(offset: g.start + y * g.lineLength, count: g.width * bytesPerPixel) else { return nil }
             for x in 0..<g.width {
-                (row[3 * x], row[3 * x + 1], row[3 * x + 2]) = pixel(line, x, bits: g.bitsPerPixel)
+                (row[3 * x], row[3 * x + 1], row[3 * x + 2]) = g.bitsPerPixel == 8
+                    ? VGADAC.color(palette, line[x], dac8: dac8) : pixel(line, x, bits: g.bitsPerPixel)
             }
             guard emit(row) else { return nil }
         }

@@ -68,6 +68,18 @@ struct BochsDisplayGuestTests {
             + "00:02.0 1234:1111 class 030000\nfunctions: 4\n"), "\(scan.stdout)")
     }
 
+    @Test("8 bits a pixel through the DAC: the guest writes palette entries 1-4 (6 bits a component), reads one back, draws with them; --screendump shows the palette's colours")
+    func palette() throws {
+        let dir = try VMMProcess.scratch("vbe", "palette")
+        let shot = dir + "/shot.ppm"
+        let r = try run(["run", Self.guest, "--vga", "std", "--append", "pal", "--screendump", "file:\(shot)", "--strict-io"])
+        #expect(r.stdout == Self.printed.replacingOccurrences(of: "mode: 0040x0030x0020, virtual width 0040\n",
+                                                                with: "mode: 0040x0030x0008, virtual width 0040\ndac: state 03, entry 4 3F3F3F\n"))
+        #expect(r.stderr == "")
+        #expect(r.status == Self.done)
+        #expect(Self.mismatch(shot) == nil)
+    }
+
     @Test("without --vga std (config vga \"text\", the default) there is no display: not on PCI, the DISPI ports unassigned")
     func absentByDefault() throws {
         let dir = try VMMProcess.scratch("vbe", "absent")

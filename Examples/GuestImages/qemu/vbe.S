@@ -6,7 +6,9 @@
  * width past the maximum is clamped, sets the mode again and draws four quadrants: red,
  * green above, blue, white below. Without a display on PCI it prints so and draws
  * nothing. With the command line "spin" it then spins (for a snapshot), otherwise ends
- * with debug-exit 0x16. */
+ * with debug-exit 0x16. With the command line " pal" the mode is 64x48 at 8 bits a pixel
+ * instead, the quadrants palette entries 1-4 (red, green, blue, white) written to the
+ * DAC (ports 0x3c8, 0x3c9, 6 bits a component), and entry 4 read back (0x3c7). */
 #include "mb.h"
 #define SET(index, value) mov $(index), %eax; mov $(value), %ecx; call dispi_set
 #define GET(index) mov $(index), %eax; call dispi_get
@@ -16,7 +18,10 @@ KERNEL_START
     call cmdline_end
     test %esi, %esi
     jz 1f
-    cmpl $0x6e697073, -4(%esi)      /* "spin" */
+    cmpl $0x6c617020, -4(%esi)      /* " pal" */
+    jne 9f
+    movb $1, pal
+9:  cmpl $0x6e697073, -4(%esi)      /* "spin" */
     jne 1f
     movb $1, spin
 1:  mov $0x80000000, %ebx           /* bus 0, device 0, function 0, dword 0 */
@@ -80,10 +85,15 @@ KERNEL_START
     call put_mode
     SET(4, 0)
     SET(1, 64)
-    SET(4, 0x41)                    /* enabling sets the virtual width to the width */
+    cmpb $0, pal
+    je 1f
+    SET(3, 8)
+1:  SET(4, 0x41)                    /* enabling sets the virtual width to the width */
     PUTS(s_mode)
     call put_mode
     PUTS(s_nl)
+    cmpb $0, pal
+    jne draw8
     mov fb, %edi
     and $0xfffffff0, %edi
     xor %ebx, %ebx                  /* the row */
@@ -101,6 +111,7 @@ KERNEL_START
     inc %ebx
     cmp $48, %ebx
     jb 5b
+drawn:
     PUTS(s_drawn)
 done:
     cmpb $0, spin
@@ -113,6 +124,57 @@ dead:
     cli
     hlt
     jmp dead
+
+/* 8 bits a pixel: the quadrants in palette entries 1-4, a row at a time. */
+draw8:
+    call palette
+    mov fb, %edi
+    and $0xfffffff0, %edi
+    xor %ebx, %ebx
+5:  mov $0x01010101, %eax
+    mov $0x02020202, %edx
+    cmp $24, %ebx
+    jb 6f
+    mov $0x03030303, %eax
+    mov $0x04040404, %edx
+6:  mov $8, %ecx                    /* 32 pixels, 4 a dword */
+    rep stosl
+    mov %edx, %eax
+    mov $8, %ecx
+    rep stosl
+    inc %ebx
+    cmp $48, %ebx
+    jb 5b
+    jmp drawn
+
+/* palette: DAC entries 1-4 = red, green, blue, white (6-bit components), then entry 4
+ * read back: "dac: state 03, entry 4 3F3F3F". Clobbers eax, ecx, edx, esi. */
+palette:
+    mov $1, %al
+    mov $0x3c8, %dx
+    out %al, %dx
+    mov $pal_rgb, %esi
+    mov $12, %ecx
+    mov $0x3c9, %dx
+1:  lodsb
+    out %al, %dx
+    loop 1b
+    PUTS(s_dac)
+    mov $4, %al
+    mov $0x3c7, %dx
+    out %al, %dx
+    in %dx, %al
+    call puthex2
+    PUTS(s_entry)
+    mov $3, %ecx
+1:  push %ecx
+    mov $0x3c9, %dx
+    in %dx, %al
+    call puthex2
+    pop %ecx
+    loop 1b
+    PUTS(s_nl)
+    ret
 
 /* The mode as "XRES x YRES x BPP, virtual width VIRT" in hex (clobbers eax, ecx, edx, esi). */
 put_mode:
@@ -193,7 +255,11 @@ s_clamp: .asciz "clamped: "
 s_mode:  .asciz "\nmode: "
 s_drawn: .asciz "drawn\n"
 s_spin:  .asciz "spinning\n"
+s_dac:   .asciz "dac: state "
+s_entry: .asciz ", entry 4 "
+pal_rgb: .byte 63, 0, 0, 0, 63, 0, 0, 0, 63, 63, 63, 63
     .data
 fb:   .long 0
 spin: .byte 0
+pal:  .byte 0
     .section .note.GNU-stack, "", @progbits

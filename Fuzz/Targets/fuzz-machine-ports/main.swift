@@ -159,6 +159,18 @@ func vgaProgram(_ input: UnsafeBufferPointer<UInt8>) -> VGARegisters {
     return vga
 }
 
+/// The VGA DAC after the input read as (op, value) pairs: op bits 0-1 the port, bit 2 a
+/// write; its state always one a snapshot restores.
+func dacProgram(_ input: UnsafeBufferPointer<UInt8>) -> VGADAC {
+    let dac = VGADAC()
+    for at in stride(from: 0, to: input.count - 1, by: 2) {
+        let op = input[at], port = VGADAC.ports[Int(op & 3)]
+        if op & 4 != 0 { dac.write(port, input[at + 1]) } else { _ = dac.read(port) }
+        check(VGADAC.refusal(dac.registers) == nil, "DAC: \(VGADAC.refusal(dac.registers) ?? "")")
+    }
+    return dac
+}
+
 runFuzzer { data, size in
     let input = fuzzInput(data, size)
     let kbd = I8042()
@@ -233,12 +245,13 @@ runFuzzer { data, size in
     restoredLines.check(restored, "a restore")
     let timer = pmTimer(input)
     let vga = vgaProgram(input)
+    let dac = dacProgram(input)
     ataProgram(input)
     bochsProgram(input)
     // Both states through the snapshot blob and back.
     let r = pm.registers
     let state = BuiltInDeviceState(i8042: saved, pm1Control: r.control, pm1Events: .init(status: r.status, enable: r.enable),
-                                   pmTimer: timer.count, vga: vga.registers, rtc: rtc.state)
+                                   pmTimer: timer.count, vga: vga.registers, rtc: rtc.state, dac: dac.registers)
     do throws(LauncherError) {
         let back = try BuiltInDeviceState.decode(state.encoded(), version: 1, where: "fuzz")
         precondition(back == state, "snapshot round trip")
