@@ -91,22 +91,6 @@ final class VGARegisters: Sendable {
 
     /// Registers `ports`; the caller has checked that no plugin holds any of them.
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
-        for port in Self.ports {
-            try dispatcher.registerPIO(port: port, owner: "VGA registers (built-in)") { [self] io, _ in
-                // A wider access reaches the next ports too, a byte each, as QEMU splits it
-                // (`outw(0x3d4, cursor << 8 | 0x0f)` selects and writes in one).
-                for i in 0..<io.count {
-                    if io.isWrite {
-                        let value = io.element(i)
-                        for k in 0..<io.size { write(io.port &+ UInt16(k), UInt8(truncatingIfNeeded: value >> UInt32(k * 8))) }
-                    } else {
-                        var value: UInt32 = 0
-                        for k in 0..<io.size { value |= UInt32(read(io.port &+ UInt16(k))) << UInt32(k * 8) }
-                        io.setElement(i, value)
-                    }
-                }
-                return .handled
-            }
-        }
+        try BytePorts.register(Self.ports, on: dispatcher, owner: "VGA registers (built-in)", read: read, write: write)
     }
 }

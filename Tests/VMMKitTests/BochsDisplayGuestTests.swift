@@ -20,6 +20,16 @@ struct BochsDisplayGuestTests {
 
     func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
 
+    /// vbe.elf under `--vga std`, spinning once it has drawn (waited for on its console),
+    /// and its control socket; both files in `dir`.
+    static func spinning(_ dir: String) -> (Spawned, socket: String) {
+        let console = dir + "/console.txt", socket = dir + "/api.sock"
+        let vmm = Spawned(VMMProcess.binary, ["run", guest, "--vga", "std", "--append", "spin", "--serial", "file:\(console)",
+                                              "--api-sock", socket, "--max-seconds", "120"])
+        #expect(eventually { KeyboardTests.printed(console) == printed + "spinning\n" }, "console: \(KeyboardTests.printed(console))")
+        return (vmm, socket)
+    }
+
     /// The pixels of a P6 picture of `width` x `height`, as "rrggbb" strings; nil when the
     /// file is not one.
     static func pixels(_ path: String, width: Int, height: Int) -> [String]? {
@@ -116,11 +126,9 @@ struct BochsDisplayGuestTests {
     @Test("`vmm ctl PATH screendump FILE` (PUT /vm/screendump) writes the running guest's picture; 409 while the display is in text mode, 501 without --vga std, 400 for a file it cannot write")
     func live() throws {
         let dir = try VMMProcess.scratch("vbe", "live")
-        let console = dir + "/console.txt", socket = dir + "/api.sock", shot = dir + "/live.ppm"
-        let vmm = Spawned(VMMProcess.binary, ["run", Self.guest, "--vga", "std", "--append", "spin", "--serial", "file:\(console)",
-                                              "--api-sock", socket, "--max-seconds", "120"])
+        let shot = dir + "/live.ppm"
+        let (vmm, socket) = Self.spinning(dir)
         defer { vmm.kill() }
-        #expect(eventually { KeyboardTests.printed(console) == Self.printed + "spinning\n" }, "console: \(KeyboardTests.printed(console))")
         let r = try ControlAPITests.ctl([socket, "screendump", shot])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(Self.mismatch(shot) == nil)
@@ -152,11 +160,9 @@ struct BochsDisplayGuestTests {
     @Test("the mode and the picture survive a snapshot: restored in a new process, --screendump writes the same pixels; --screendump to a restore of a machine without the display is refused")
     func snapshot() throws {
         let dir = try VMMProcess.scratch("vbe", "snapshot")
-        let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
-        let vmm = Spawned(VMMProcess.binary, ["run", Self.guest, "--vga", "std", "--append", "spin", "--serial", "file:\(console)",
-                                              "--api-sock", socket, "--max-seconds", "120"])
+        let snap = dir + "/snap"
+        let (vmm, socket) = Self.spinning(dir)
         defer { vmm.kill() }
-        #expect(eventually { KeyboardTests.printed(console) == Self.printed + "spinning\n" }, "console: \(KeyboardTests.printed(console))")
         for command in [["pause"], ["snapshot", snap], ["stop"]] {
             let r = try ControlAPITests.ctl([socket] + command)
             #expect(r.status == 0, "\(command): \(r.stderr)")
