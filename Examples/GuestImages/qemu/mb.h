@@ -26,6 +26,9 @@ puthex: mov $8, %ecx; 3: rol $4, %eax; push %eax; and $0xf, %al; add $'0', %al; 
 /* For kernels whose command line picks what they do, once in their .text: cmdline_end
  * takes the Multiboot info in ESI and returns in ESI the command line's terminating
  * NUL, or 0 when the info has none (clobbers nothing else). */
+/* CMDLINE_FLAG(value, flag): after cmdline_end, the byte `flag` = 1 when the command line
+ * ends in the four bytes `value` (little-endian: "spin" is 0x6e697073); nothing when ESI is 0. */
+#define CMDLINE_FLAG(value, flag) test %esi, %esi; jz 8f; cmpl $(value), -4(%esi); jne 8f; movb $1, flag; 8:
 #define MB_CMDLINE_END \
 cmdline_end: testl $4, (%esi); jz 2f; mov 16(%esi), %esi; 1: cmpb $0, (%esi); je 3f; inc %esi; jmp 1b; \
     2: xor %esi, %esi; 3: ret

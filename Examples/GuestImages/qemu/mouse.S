@@ -16,12 +16,8 @@ KERNEL_START
     mov $0x80000, %esp
     mov %ebx, %esi
     call cmdline_end
-    test %esi, %esi
-    jz 1f
-    cmpl $0x74696177, -4(%esi)      /* "wait" */
-    jne 1f
-    movb $1, wait
-1:    mov $0xa8, %al                  /* enable the auxiliary port */
+    CMDLINE_FLAG(0x74696177, wait)  /* "wait" */
+    mov $0xa8, %al                  /* enable the auxiliary port */
     out %al, $0x64
     PUTS(s_reset)
     MOUSE(0xff)

@@ -16,15 +16,9 @@ KERNEL_START
     mov $0x80000, %esp
     mov %ebx, %esi
     call cmdline_end
-    test %esi, %esi
-    jz 1f
-    cmpl $0x6c617020, -4(%esi)      /* " pal" */
-    jne 9f
-    movb $1, pal
-9:  cmpl $0x6e697073, -4(%esi)      /* "spin" */
-    jne 1f
-    movb $1, spin
-1:  mov $0x80000000, %ebx           /* bus 0, device 0, function 0, dword 0 */
+    CMDLINE_FLAG(0x6c617020, pal)   /* " pal" */
+    CMDLINE_FLAG(0x6e697073, spin)  /* "spin" */
+    mov $0x80000000, %ebx           /* bus 0, device 0, function 0, dword 0 */
 2:  mov %ebx, %eax
     call cfg_get
     cmp $0x11111234, %eax
