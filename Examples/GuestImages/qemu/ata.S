@@ -31,18 +31,11 @@ KERNEL_START
      * of class 01:01 (IDE) on bus 0; its programming interface says whether the primary
      * channel is at the legacy ports (bits 0 and 2 clear: compatibility mode). */
 1:  mov $0x80000008, %ebx           /* bus 0, devfn 0, dword 8: class and interface */
-2:  mov %ebx, %eax
-    mov $0xcf8, %dx
-    out %eax, %dx
-    mov $0xcfc, %dx
-    in %dx, %eax
+    mov $0xffff0000, %esi
+    mov $0x01010000, %edi
+    call pci_find
     mov %eax, %edi
-    shr $16, %eax
-    cmp $0x0101, %ax
-    je 3f
-    add $0x100, %ebx
-    cmp $0x80010008, %ebx
-    jb 2b
+    jz 3f
     PUTS(s_nopci)
     jmp 4f
 3:  PUTS(s_pci)
@@ -354,6 +347,7 @@ print_port:
 
 MB_HELPERS
 MB_CMDLINE_END
+MB_PCI_FIND
 
     .section .rodata
 s_pci:     .asciz "controller: devfn "

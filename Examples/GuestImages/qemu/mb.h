@@ -26,6 +26,13 @@ puthex: mov $8, %ecx; 3: rol $4, %eax; push %eax; and $0xf, %al; add $'0', %al; 
 /* For kernels whose command line picks what they do, once in their .text: cmdline_end
  * takes the Multiboot info in ESI and returns in ESI the command line's terminating
  * NUL, or 0 when the info has none (clobbers nothing else). */
+/* For kernels that look for a PCI function, once in their .text: pci_find takes EBX =
+ * 0x80000000 | a dword offset, ESI a mask and EDI a value, and returns with ZF set and EBX
+ * at the first function on bus 0 whose dword there, masked, is EDI (EAX the dword), or
+ * with ZF clear when none is (clobbers edx). */
+#define MB_PCI_FIND \
+pci_find: mov %ebx, %eax; mov $0xcf8, %dx; out %eax, %dx; mov $0xcfc, %dx; in %dx, %eax; mov %eax, %edx; \
+    and %esi, %edx; cmp %edi, %edx; je 1f; add $0x100, %ebx; cmp $0x80010000, %ebx; jb pci_find; test %ebx, %ebx; 1: ret
 /* CMDLINE_FLAG(value, flag): after cmdline_end, the byte `flag` = 1 when the command line
  * ends in the four bytes `value` (little-endian: "spin" is 0x6e697073); nothing when ESI is 0. */
 #define CMDLINE_FLAG(value, flag) test %esi, %esi; jz 8f; cmpl $(value), -4(%esi); jne 8f; movb $1, flag; 8:

@@ -18,14 +18,11 @@ KERNEL_START
     call cmdline_end
     CMDLINE_FLAG(0x6c617020, pal)   /* " pal" */
     CMDLINE_FLAG(0x6e697073, spin)  /* "spin" */
-    mov $0x80000000, %ebx           /* bus 0, device 0, function 0, dword 0 */
-2:  mov %ebx, %eax
-    call cfg_get
-    cmp $0x11111234, %eax
-    je 3f
-    add $0x800, %ebx                /* the next device */
-    cmp $0x80010000, %ebx
-    jb 2b
+    mov $0x80000000, %ebx           /* bus 0, dword 0: the ids */
+    mov $0xffffffff, %esi
+    mov $0x11111234, %edi
+    call pci_find
+    jz 3f
     PUTS(s_nopci)
     jmp 4f
 3:  PUTS(s_pci)
@@ -233,6 +230,7 @@ put4:
 
 MB_HELPERS
 MB_CMDLINE_END
+MB_PCI_FIND
 
     .section .rodata
 s_nopci: .asciz "display: none on PCI\n"
