@@ -183,8 +183,10 @@ final class I8042: @unchecked Sendable {
     }
 
     /// Under the lock: the mouse's owed packets into the output queue while each fits
-    /// whole (the rest wait in the mouse until the guest reads).
+    /// whole (the rest wait in the mouse until the guest reads), unless the configuration
+    /// disabled the auxiliary port (bit 5: command 0xa7), as QEMU holds the mouse's bytes then.
     private func feedMouse() {
+        guard config & 0x20 == 0 else { return }
         while Self.queueLimit - replies.count >= mouse.packetSize, let packet = mouse.streamPacket() {
             for byte in packet { reply(byte, mouse: true) }
         }

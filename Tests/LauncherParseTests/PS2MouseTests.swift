@@ -81,6 +81,7 @@ struct PS2MouseTests {
     @Test("the controller queues whole packets while they fit and the rest as the guest reads, each byte the mouse's (status bit 5); IRQ 12 when the configuration allows it")
     func controllerQueue() {
         let kbd = I8042()
+        _ = kbd.write(I8042.commandPort, 0xa8) // the auxiliary port on (SeaBIOS leaves it off)
         for byte: UInt8 in [0xf4] { _ = kbd.write(I8042.commandPort, 0xd4); _ = kbd.write(I8042.dataPort, byte) }
         #expect(kbd.read(I8042.dataPort) == 0xfa)
         let taken = kbd.moveMouse(dx: 127 * 7, dy: 0, wheel: 0, buttons: 0)
@@ -90,6 +91,13 @@ struct PS2MouseTests {
         var bytes: [UInt8] = []
         while kbd.read(I8042.commandPort) & 0x21 == 0x21 { bytes.append(kbd.read(I8042.dataPort)) }
         #expect(bytes == Array([[UInt8]](repeating: [0x08, 0x7f, 0x00], count: 7).joined()))
+        // With the auxiliary port disabled (0xa7) the motion waits in the mouse; 0xa8 lets it out.
+        _ = kbd.write(I8042.commandPort, 0xa7)
+        _ = kbd.moveMouse(dx: 1, dy: 0, wheel: 0, buttons: 0)
+        let held = kbd.state.replies.isEmpty
+        #expect(held)
+        _ = kbd.write(I8042.commandPort, 0xa8)
+        #expect(kbd.state.replies == [0x08, 0x01, 0x00])
     }
 
     @Test("the mouse reads back from a snapshot as saved (no line: as after a reset); a damaged line is refused naming the value")

@@ -76,8 +76,9 @@ func typeKeys(_ kbd: I8042, _ lines: Lines, _ value: UInt8) {
 }
 
 /// The host moves the mouse (`value` the motion, `op` bits 0-2 its scale, bit 1 also
-/// "buttons as they are"): taken only while reporting is on, and then every packet that
-/// fits is in the queue, whole, the motion waiting within its bound.
+/// "buttons as they are"): taken only while reporting is on, and then, unless the
+/// auxiliary port is disabled, every packet that fits is in the queue, whole, the motion
+/// waiting within its bound.
 func moveMouse(_ kbd: I8042, _ lines: Lines, _ op: UInt8, _ value: UInt8) {
     let before = kbd.state
     let dx = Int32(Int8(bitPattern: value)) * Int32(op & 7 + 1) * 64
@@ -86,7 +87,8 @@ func moveMouse(_ kbd: I8042, _ lines: Lines, _ op: UInt8, _ value: UInt8) {
     check(taken == (before.mouse.status & PS2Mouse.enabled != 0), "mouse: motion taken \(taken) with status \(before.mouse.status)")
     check(taken || after == before, "mouse: refused motion changed the controller")
     check(after.replies.count <= I8042.queueLimit, "mouse: \(after.replies.count) replies queued")
-    let owed = m.status & PS2Mouse.enabled != 0 && m.status & PS2Mouse.remote == 0 && (m.owed || m.dx != 0 || m.dy != 0 || m.dz != 0)
+    let owed = after.config & 0x20 == 0 && m.status & PS2Mouse.enabled != 0 && m.status & PS2Mouse.remote == 0
+        && (m.owed || m.dx != 0 || m.dy != 0 || m.dz != 0)
     check(!owed || I8042.queueLimit - after.replies.count < m.packetSize, "mouse: a packet owed with room for it")
     check(PS2Mouse.refusal(m) == nil, "mouse: \(PS2Mouse.refusal(m) ?? "")")
     lines.check(kbd, "mouse motion")
