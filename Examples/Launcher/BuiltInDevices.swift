@@ -22,7 +22,7 @@ final class BuiltInDevices: @unchecked Sendable {
         return BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, systemControlA: systemControlA?.state,
                                   i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: pm1?.control,
                                   pm1Events: pm1.map { .init(status: $0.status, enable: $0.enable) }, pmTimer: pmTimer?.count, vga: vga?.registers, rtc: rtc?.state,
-                                  ata: ata?.saved, bochs: bochs?.registers, dac: dac.flatMap { $0.registers == .init() ? nil : $0.registers })
+                                  ata: ata?.saved, bochs: bochs?.registers, dac: dac.flatMap { d in let r = d.registers; return r == .init() ? nil : r })
     }
 
     /// Ends what runs beside the vCPUs (the RTC's interrupt thread): the run is over.
