@@ -16,23 +16,32 @@ final class BuiltInDevices: @unchecked Sendable {
     var rtc: RTC?
     var ata: ATADisk?
     var bochs: BochsDisplay?
+    var hpet: HPET?
 
     var state: BuiltInDeviceState {
         let pm1 = powerManagement?.registers
         return BuiltInDeviceState(fwCfg: fwCfg?.state, resetControl: resetControl?.state, systemControlA: systemControlA?.state,
                                   i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: pm1?.control,
                                   pm1Events: pm1.map { .init(status: $0.status, enable: $0.enable) }, pmTimer: pmTimer?.count, vga: vga?.registers, rtc: rtc?.state,
-                                  ata: ata?.saved, bochs: bochs?.registers, dac: dac.flatMap { d in let r = d.registers; return r == .init() ? nil : r })
+                                  ata: ata?.saved, bochs: bochs?.registers, dac: dac.flatMap { d in let r = d.registers; return r == .init() ? nil : r },
+                                  hpet: hpet.flatMap { h in let r = h.saved; return r.isReset ? nil : r })
     }
 
-    /// Ends what runs beside the vCPUs (the RTC's interrupt thread): the run is over.
-    func close() { rtc?.stopInterrupts() }
+    /// Ends what runs beside the vCPUs (the RTC's and the HPET's interrupt threads): the run is over.
+    func close() {
+        rtc?.stopInterrupts()
+        hpet?.stopInterrupts()
+    }
 
-    /// Starts what a restored state needs beside the vCPUs (the RTC's interrupt thread,
-    /// where the guest had enabled an interrupt), before they run.
+    /// Starts what a restored state needs beside the vCPUs (the RTC's and the HPET's
+    /// interrupt threads, where the guest had enabled an interrupt or armed a timer),
+    /// before they run.
     func startThreads() throws(LauncherError) {
         do { try rtc?.startInterruptsIfEnabled() } catch {
             throw LauncherError(.host, "cannot start the RTC's interrupts (IRQ 8): \(error)")
+        }
+        do { try hpet?.startInterruptsIfArmed() } catch {
+            throw LauncherError(.host, "cannot start the HPET's interrupts: \(error)")
         }
     }
 
@@ -63,6 +72,9 @@ final class BuiltInDevices: @unchecked Sendable {
         guard (s.ata != nil) == (ata != nil) else { throw differ("ATA disk (--hda)", saved: s.ata != nil) }
         if let a = s.ata, let why = ata?.refusal(a) { throw LauncherError(.snapshot, "launcher devices: \(why)") }
         guard (s.bochs != nil) == (bochs != nil) else { throw differ("Bochs VBE display (--vga std)", saved: s.bochs != nil) }
+        // The HPET's line is written only when it is not as after a reset (and blobs from
+        // before it was built in have none).
+        if s.hpet != nil, hpet == nil { throw differ("HPET (0xfed00000)", saved: true) }
         if let f = s.fwCfg { try fwCfg?.restore(f) }
         if let r = s.resetControl { resetControl?.restore(r) }
         systemControlA?.restore(s.systemControlA ?? 0)
@@ -77,5 +89,6 @@ final class BuiltInDevices: @unchecked Sendable {
         if let r = s.rtc { rtc?.restore(r) }
         if let a = s.ata { ata?.restore(a) }
         if let b = s.bochs { bochs?.restore(b) }
+        hpet?.restore(s.hpet ?? HPETState())
     }
 }

@@ -110,7 +110,7 @@ extension Launcher {
     /// or without the default plugins (as fw_cfg): the reset control on port 0xcf9,
     /// System Control Port A on port 0x92, the i8042 on ports 0x60 and 0x64, ACPI's PM1a
     /// event and control blocks on ports 0x600-0x605, its PM timer on ports 0x608-0x60b;
-    /// the RTC on ports 0x70 and 0x71; the VGA's CRT controller, miscellaneous output and
+    /// the RTC on ports 0x70 and 0x71; the HPET at 0xfed00000 (with the irqchip); the VGA's CRT controller, miscellaneous output and
     /// input status (`VGARegisters`) and its DAC (`VGADAC`); and
     /// ports 0x80 and 0xf0 (`quietPorts`).
     func registerMachineControls(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
@@ -124,6 +124,14 @@ extension Launcher {
                     // A failed raise (the VM closing) has no one to tell: the run is ending.
                     rtc.connectInterrupts { [vm] level in try? vm.setIRQLine(8, level: level) }
                 }
+            }
+            // The HPET, which the ACPI tables describe, on machines that have them.
+            if options.useIRQChip, dispatcher.mmioOwner(address: HPETState.base, length: HPETState.size) == nil {
+                let hpet = HPET()
+                try hpet.register(on: dispatcher)
+                // A failed raise (the VM closing) has no one to tell: the run is ending.
+                hpet.connectInterrupts { [vm] gsi, level in try? vm.setIRQLine(gsi, level: level) }
+                devices.hpet = hpet
             }
             if dispatcher.pioOwner(port: ACPIPowerManagement.controlPort, count: 2) == nil {
                 // With the in-kernel irqchip the guest has ACPI tables (PCFirmware) and an SCI.

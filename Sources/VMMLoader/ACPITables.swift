@@ -6,7 +6,9 @@
 /// names `\_S5_` (sleep type 0, as QEMU's), and
 /// a MADT: a local APIC per processor (ID = index), the I/O APIC (ID 0, GSI base 0) and
 /// the SCI's override, ISA IRQ 9 level-triggered, active high; NMI on every LINT1. ISA
-/// IRQs are otherwise identity-mapped to GSIs, as KVM routes them (the PIT on GSI 0).
+/// IRQs are otherwise identity-mapped to GSIs, as KVM routes them (the PIT on GSI 0);
+/// and an HPET table (`PCFirmware.hpetAddress`, HPET number 0, no minimum tick or page
+/// protection, as QEMU's), after the MADT.
 /// No GPE block, sleep button or devices in the DSDT: what is not modelled is not described.
 enum ACPITables {
     /// Offsets from the blob's base: the RSDP first (16-byte aligned, in the area a guest
@@ -22,12 +24,15 @@ enum ACPITables {
         let facs = Array("FACS".utf8) + le(UInt32(64)) + [UInt8](repeating: 0, count: 56) // no checksum
         let madt = header("APIC", revision: 1, body: madtBody(processors))
         let fadt = header("FACP", revision: 1, body: fadtBody(facs: base + UInt32(Self.facs), dsdt: base + UInt32(Self.dsdt)))
-        let rsdt = header("RSDT", revision: 1, body: le(base + UInt32(Self.fadt)) + le(base + UInt32(Self.madt)))
+        let hpetAt = (Self.madt + madt.count + 15) & ~15
+        let hpet = header("HPET", revision: 1, body: hpetBody())
+        let rsdt = header("RSDT", revision: 1, body: le(base + UInt32(Self.fadt)) + le(base + UInt32(Self.madt)) + le(base + UInt32(hpetAt)))
         var rsdp = Array("RSD PTR ".utf8) + [0] + Array("VMMKIT".utf8) + [0] + le(base + UInt32(Self.rsdt))
         rsdp[8] = zeroSumByte(rsdp)
 
-        var blob = [UInt8](repeating: 0, count: Self.madt + madt.count)
-        for (offset, table) in [(0, rsdp), (Self.rsdt, rsdt), (Self.facs, facs), (Self.fadt, fadt), (Self.dsdt, dsdt), (Self.madt, madt)] {
+        var blob = [UInt8](repeating: 0, count: hpetAt + hpet.count)
+        for (offset, table) in [(0, rsdp), (Self.rsdt, rsdt), (Self.facs, facs), (Self.fadt, fadt), (Self.dsdt, dsdt), (Self.madt, madt),
+                                (hpetAt, hpet)] {
             blob.replaceSubrange(offset..<offset + table.count, with: table)
         }
         return blob
@@ -40,6 +45,12 @@ enum ACPITables {
         body += [2, 10, 0, Self.sciIRQ] + le(UInt32(Self.sciIRQ)) + le(UInt16(0xd)) // bus ISA, level, high
         body += [4, 6, 0xff] + le(UInt16(0)) + [1] // NMI on every processor's LINT1
         return body
+    }
+
+    /// The event timer block ID, the register block as system memory (widths 0, as
+    /// QEMU's), HPET number 0, minimum periodic tick 0, no page protection.
+    private static func hpetBody() -> [UInt8] {
+        le(PCFirmware.hpetBlockID) + [0, 0, 0, 0] + le(PCFirmware.hpetAddress) + [0] + le(UInt16(0)) + [0]
     }
 
     /// FADT revision 1 (ACPI 1.0, 116 bytes), as QEMU's `pc` machine: no SMI command port,

@@ -24,6 +24,12 @@ public struct PCFirmware: Sendable, Equatable {
     public static let pm1aControlPort: UInt16 = 0x604
     public static let pmTimerPort: UInt16 = 0x608
     public static let sciIRQ: UInt8 = 9
+    /// QEMU `pc`'s HPET, which the ACPI HPET table names: its register block and its
+    /// event timer block ID (the low half of its capabilities register: vendor 0x8086,
+    /// LegacyReplacement capable, a 64-bit counter, 3 timers, revision 1). A VMM puts its
+    /// HPET there (the launcher's `HPET`).
+    public static let hpetAddress: UInt64 = 0xfed0_0000
+    public static let hpetBlockID: UInt32 = 0x8086_a201
     /// Local APIC IDs are one byte and 0xff is the broadcast ID.
     public static let maxProcessors = 255
     /// BIOS data area: the EBDA's segment (0x9fc0: the KiB below 640 KiB that memory maps

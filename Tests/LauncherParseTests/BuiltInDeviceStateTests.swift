@@ -45,6 +45,53 @@ struct BuiltInDeviceStateTests {
             """)
     }
 
+    /// Every device in the widest state its checks allow: 16 replies queued (all the
+    /// mouse's), 256 bytes typed, the mouse at its bounds, a sector in flight on a disk of
+    /// 2^48 sectors, every register and the DAC's whole palette at their longest values.
+    static var largest: BuiltInDeviceState {
+        var ata = ATAState()
+        ata.status = 0xd9
+        (ata.error, ata.feature, ata.count, ata.lbaLow, ata.lbaMid, ata.lbaHigh) = (0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+        (ata.hobFeature, ata.hobCount, ata.hobLow, ata.hobMid, ata.hobHigh, ata.select, ata.control) = (0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+        (ata.transfer, ata.lba, ata.remaining, ata.position, ata.lba48, ata.line) = (.read, 0xf_ffff_0000, 0xffff, 0x1fe, true, true)
+        ata.buffer = [UInt8](repeating: 0xab, count: ATAState.sectorSize)
+        let mouse = PS2Mouse(status: 0x70, resolution: 0xff, sampleRate: 0xff, wrap: true, type: 4, detect: 3, awaiting: 0xe8,
+                             dx: -PS2Mouse.maxDelta, dy: -PS2Mouse.maxDelta, dz: -PS2Mouse.maxDelta, buttons: 0x1f, owed: true)
+        var bochs = [UInt16](repeating: 0xffff, count: BochsDisplay.Reg.count)
+        (bochs[BochsDisplay.Reg.id], bochs[BochsDisplay.Reg.bank]) = (BochsDisplay.lastID, UInt16(BochsDisplay.vramSize >> 16 - 1))
+        BochsDisplay.fixUp(&bochs)
+        let keyboard = PS2Keyboard(set: 1, scanning: true, awaiting: 0xf0, typed: [UInt8](repeating: 0xe0, count: PS2Keyboard.typedLimit))
+        return BuiltInDeviceState(
+            fwCfg: .init(selector: 0xffff, offset: BuiltInDeviceState.maxSize), resetControl: 0x02, systemControlA: 0xfe,
+            i8042: .init(status: 0x1c, config: 0xff, outputPort: 0xff, awaiting: 0xd4, lastRead: 0xff,
+                         replies: [UInt8](repeating: 0xff, count: I8042.queueLimit), auxReplies: 0xffff, keyboard: keyboard, mouse: mouse),
+            consoleLCR: 0xff, pm1Control: 0xdfff, pm1Events: .init(status: 0x100, enable: 0xffff), pmTimer: ACPIPMTimer.mask,
+            vga: .init(misc: 0xef, index: 0xff, status: 0x09, crtc: [UInt8](repeating: 0xff, count: VGARegisters.mode3CRTC.count)),
+            rtc: .init(index: 0xff, offset: -BuiltInDeviceState.rtcMaxOffset, ram: (0..<128).map { $0 == 0x0a ? 0x7f : $0 == 0x0c ? 0x70 : 0xff }),
+            ata: .init(sectors: ATAState.maxSectors, state: ata),
+            bochs: .init(index: 0xffff, regs: bochs),
+            dac: .init(writeIndex: 0xff, readIndex: 0xff, sub: 2, state: 3, cache: [0xff, 0xff, 0xff],
+                       palette: [UInt8](repeating: 0x3f, count: 768)), hpet: largestHPET)
+    }
+
+    /// Every register of the HPET at its longest.
+    static var largestHPET: HPETState {
+        var h = HPETState()
+        (h.config, h.isr, h.counter) = (3, 7, ~0)
+        for n in 0..<HPETState.timerCount {
+            h.timers[n] = .init(config: HPETState.TimerConfig.reset | HPETState.TimerConfig.writable & ~HPETState.TimerConfig.mode32,
+                                comparator: ~0, period: 0x7fff_ffff_ffff_ffff, fsb: ~0, deadline: 0)
+        }
+        return h
+    }
+
+    @Test("the widest state every device can be in fits the blob's limit and reads back as it was")
+    func largestFits() throws {
+        let bytes = Self.largest.encoded()
+        #expect(bytes.count <= BuiltInDeviceState.maxSize, "\(bytes.count) bytes")
+        #expect(try Self.decode(String(decoding: bytes, as: UTF8.self)).get() == Self.largest)
+    }
+
     @Test("a damaged blob is refused in one line naming the snapshot, the device and the value")
     func hostile() {
         let cases: [(String, String)] = [
@@ -83,7 +130,7 @@ struct BuiltInDeviceStateTests {
             ("vmm-launcher-devices 1\nrtc 0x0 0 +f" + String(repeating: "00", count: 127) + "\nend\n", "rtc memory: not hex at digit 0"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard +1 1 0x0 -\nend\n", "ps2-keyboard scan code set '+1' (1 or 2)"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 1 0x0 1e-0\nend\n", "ps2-keyboard typed bytes: not hex at digit 2"),
-            ("vmm-launcher-devices 1\nhpet 0x0\nend\n", "unknown device 'hpet'"),
+            ("vmm-launcher-devices 1\nhpet-x 0x0\nend\n", "unknown device 'hpet-x'"),
             ("vmm-launcher-devices 1\nrtc 0x0\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\npm1-control 0x2001\nend\n", "pm1-control value 0x2001 (SLP_EN is never kept)"),
             ("vmm-launcher-devices 1\npm1-control 0x10000\nend\n", "pm1-control value '0x10000'"),

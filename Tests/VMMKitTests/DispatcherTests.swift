@@ -61,6 +61,18 @@ struct DispatcherTests {
         } throws: { ($0 as? VMMError)?.description == "wide: port range 0xfff0+32 runs past port 0xffff" }
     }
 
+    @Test("pioOwner and mmioOwner name who holds any part of a range, for a VMM that fills in devices around plugins")
+    func owners() throws {
+        let d = ExitDispatcher()
+        try d.registerMMIO(address: 0xfed0_0100, length: 0x10, owner: "plugin") { _, _ in .handled }
+        try d.registerPIO(port: 0x70, count: 2, owner: "rtc") { _, _ in .handled }
+        #expect(d.mmioOwner(address: 0xfed0_0000, length: 0x400) == "plugin")
+        #expect(d.mmioOwner(address: 0xfed0_0000, length: 0x100) == nil, "just before")
+        #expect(d.mmioOwner(address: 0xfed0_0110, length: 0x10) == nil, "just after")
+        #expect(d.mmioOwner(address: 0xfed0_0100, length: 0) == nil && d.mmioOwner(address: ~0, length: 2) == nil, "empty, wrapping")
+        #expect(d.pioOwner(port: 0x71) == "rtc" && d.pioOwner(port: 0x72) == nil)
+    }
+
     @Test("defaults: an unclaimed read, write, MSR or memory fault stops with a diagnostic")
     func defaults() throws {
         let d = ExitDispatcher()

@@ -39,7 +39,7 @@ struct FirmwareTablesTests {
         #expect(r.status == 0)
     }
 
-    @Test("a kernel for a PC finds the RSDP, checks every table, finds the MADT true of the APICs and fw_cfg, and switches off by the FADT and \\_S5_")
+    @Test("a kernel for a PC finds the RSDP, checks every table, finds the MADT true of the APICs and fw_cfg, the HPET where the HPET table says, and switches off by the FADT and \\_S5_")
     func guestUsesACPI() throws {
         let r = try VMMProcess.run(["run", VMMProcess.guest("acpi.elf"), "--vcpus", "3", "--max-seconds", "60"])
         // No "still running after SLP_EN": the write switched the machine off. How many
@@ -49,7 +49,7 @@ struct FirmwareTablesTests {
         }.joined(separator: "\n")
         #expect(timed == """
             acpi: RSDP at 000F2000, revision 00000000, RSDT at 000F2040
-            acpi: table RSDT at 000F2040, length 0000002C
+            acpi: table RSDT at 000F2040, length 00000030
             acpi: table FACP at 000F20C0, length 00000074
             acpi: FADT: PM1a control port 00000604, SCI IRQ 00000009, DSDT at 000F2140
             acpi: FADT: PM timer port 00000608, length 00000004, flags 00000025
@@ -60,6 +60,8 @@ struct FirmwareTablesTests {
             acpi: MADT: processors 00000003; fw_cfg's CPU count 00000003
             acpi: MADT: first processor's APIC ID 00000000; its register says 00000000
             acpi: MADT: I/O APIC ID 00000000 at FEC00000, GSI base 00000000; its register says 00000000
+            acpi: table HPET at 000F21E0, length 00000038
+            acpi: HPET: event timer block 8086A201, registers at FED00000, address space 00000000
             acpi: table DSDT at 000F2140, length 00000030
             acpi: DSDT: \\_S5_ sleep type 00000000
             acpi: PM1a control reads 00000001
@@ -104,8 +106,11 @@ struct FirmwareTablesTests {
         for t in [rsdt] + tables {
             #expect(acpi[t..<t + u32(acpi, t + 4)].reduce(0, &+) == 0)
         }
-        #expect(tables.map { String(decoding: acpi[$0..<$0 + 4], as: UTF8.self) } == ["FACP", "APIC", "DSDT"])
+        #expect(tables.map { String(decoding: acpi[$0..<$0 + 4], as: UTF8.self) } == ["FACP", "APIC", "HPET", "DSDT"])
         #expect(u32(acpi, tables[1] + 4) == 44 + 255 * 8 + 12 + 10 + 6)
+        // The HPET table after the MADT, whatever its size, and the last thing in the blob.
+        #expect(tables[2] >= tables[1] + u32(acpi, tables[1] + 4) && tables[2] + 56 == acpi.count)
+        #expect(u32(acpi, tables[2] + 4) == 56 && u32(acpi, tables[2] + 36) == 0x8086_a201 && u32(acpi, tables[2] + 44) == 0xfed0_0000)
         for n in [0, 256, -1] {
             #expect(throws: LoaderError(.request, "the firmware tables describe 1 to 255 processors, not \(n)")) { try PCFirmware(processors: n) }
         }

@@ -3,7 +3,8 @@
  * 16-byte boundaries, its checksum, then every table the RSDT names, each checksummed.
  * From the MADT: the processors (compared with fw_cfg's CPU count and with this
  * processor's local APIC ID register), the I/O APIC (compared with its ID register),
- * the interrupt source overrides and local APIC NMIs. From the FADT: the PM1a control
+ * the interrupt source overrides and local APIC NMIs. From the HPET table: the event
+ * timer block ID, the registers' address and its address space. From the FADT: the PM1a control
  * port, the SCI and the DSDT, in which it finds \_S5_'s sleep type as kernels written
  * for QEMU do (the bytes after "_S5_"). Then it reads the PM1a control register (SCI_EN
  * set: ACPI mode, which a FADT without an SMI command port promises) and switches the
@@ -67,7 +68,15 @@ next_table:
 3:  cmpl $0x43495041, (%ebx)            /* "APIC" */
     jne 4f
     call madt
-4:  pop %ebp
+4:  cmpl $0x54455048, (%ebx)            /* "HPET" */
+    jne 5f
+    PRINT(s_hpet, 36(%ebx))             /* the event timer block ID */
+    PRINT(s_hpet_at, 44(%ebx))          /* the base address's low half */
+    movzbl 40(%ebx), %eax
+    mov %eax, value
+    PRINT(s_hpet_space, value)          /* its address space: 0, memory */
+    PUTS(s_nl)
+5:  pop %ebp
     pop %edi
     add $4, %edi
     jmp next_table
@@ -396,6 +405,9 @@ MB_HELPERS
 MB_CMDLINE_END
 
     .section .rodata
+s_hpet:     .asciz "acpi: HPET: event timer block "
+s_hpet_at:  .asciz ", registers at "
+s_hpet_space: .asciz ", address space "
 s_none: .asciz "acpi: no RSDP\n"
 s_rsdp: .asciz "acpi: RSDP at "
 s_revision: .asciz ", revision "

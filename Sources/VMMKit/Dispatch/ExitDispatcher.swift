@@ -59,6 +59,14 @@ public final class ExitDispatcher: @unchecked Sendable {
         pio.clash(start: UInt64(port), end: UInt64(port) + UInt64(count), exclusive: true)?.owner
     }
 
+    /// The owner of a handler registered for an address of [address, address+length), if
+    /// any (`pioOwner`'s twin); nil for an empty or wrapping range.
+    public func mmioOwner(address: UInt64, length: UInt64) -> String? {
+        let (end, overflow) = address.addingReportingOverflow(length)
+        guard length > 0, !overflow else { return nil }
+        return mmio.clash(start: address, end: end, exclusive: true)?.owner
+    }
+
     /// Registers a guest-physical MMIO range [address, address+length).
     public func registerMMIO(address: UInt64, length: UInt64, priority: Int32 = 0, exclusive: Bool = true,
                              owner: String, _ handler: @escaping MMIOHandler) throws(VMMError) {

@@ -1,0 +1,183 @@
+/* The HPET as a kernel written for QEMU's `pc` uses it, at 0xfed00000 (where the ACPI
+ * HPET table puts it; acpi.elf reads the table), with 32-bit accesses. Prints, a line
+ * each: the capabilities and the period; timer 0's configuration and the routes it
+ * offers; the counter halted at 0, then running; a one-shot edge interrupt from timer 0
+ * routed to I/O APIC pin 2 (vector 0x42), the counter past the comparator when it
+ * comes; five periodic interrupts from timer 0 in 32-bit mode with SET_VAL, in
+ * LegacyReplacement mode (IRQ 0, pin 0, vector 0x40), and the comparator moved on by
+ * the periods; a level-triggered one-shot from timer 2 on pin 2 whose status bit is set
+ * until written back; the counter halted (two reads agree) and written while halted.
+ * Interrupts are taken in `sti; hlt` only (IRET_CLI). Ends with debug-exit 0x1d. With
+ * a command line ending in "slow" the periodic phase takes 2000 interrupts (1 s), long
+ * enough for a test to snapshot the machine in it. */
+#include "mb.h"
+#define HPET 0xfed00000
+#define CAP 0x000
+#define CFG 0x010
+#define ISR 0x020
+#define COUNTER 0x0f0
+#define T_CFG(n) (0x100 + 0x20 * (n))
+#define T_CMP(n) (0x108 + 0x20 * (n))
+/* WAIT(n): `sti; hlt` until `count` reaches n, a constant or memory (each handler
+ * returns with IF clear, so each pass takes one interrupt). */
+#define WAIT(n) mov n, %eax; 1: sti; hlt; cmp %eax, count; jb 1b
+KERNEL_START
+    cmp $0x2BADB002, %eax
+    jne dead
+    mov $0x80000, %esp
+    mov %ebx, %esi
+    call cmdline_end
+    CMDLINE_FLAG(0x776f6c73, slow)  /* "slow": 2000 periodic interrupts, not 5 */
+    cmpb $0, slow
+    je 5f
+    movl $2000, periodic_count
+5:  IDT_GATE(0x42, pin2_irq)
+    IDT_GATE(0x40, pin0_irq)
+    lidt idtr
+
+    PRINT(s_cap, HPET + CAP)
+    PRINT(s_period, HPET + CAP + 4)
+    PUTS(s_nl)
+    PRINT(s_t0, HPET + T_CFG(0))
+    PRINT(s_routes, HPET + T_CFG(0) + 4)
+    PUTS(s_nl)
+    PRINT(s_halted, HPET + COUNTER)
+    PUTS(s_nl)
+    movl $1, HPET + CFG             /* ENABLE_CNF: the counter runs */
+    mov HPET + COUNTER, %ebx
+    mov $10000, %ecx
+2:  cmp HPET + COUNTER, %ebx
+    jne 3f
+    loop 2b
+    PUTS(s_stuck)
+    jmp dead
+3:  PUTS(s_runs)
+
+    /* One-shot, edge, 64-bit: comparator first (both halves), then the timer on. */
+    IOAPIC_ROUTE(2, 0x42)
+    mov HPET + COUNTER, %eax
+    add $100000, %eax               /* 1 ms */
+    mov %eax, deadline
+    mov %eax, HPET + T_CMP(0)
+    movl $0, HPET + T_CMP(0) + 4
+    movl $(2 << 9 | 0x4), HPET + T_CFG(0)   /* route pin 2, interrupt enabled */
+    WAIT($1)
+    PUTS(s_oneshot)
+    mov seen_counter, %eax
+    sub deadline, %eax
+    shr $31, %eax
+    xor $1, %eax                    /* 1: the counter had reached the comparator */
+    call puthex
+    PUTS(s_nl)
+    movl $0, HPET + T_CFG(0)
+
+    /* Periodic, 32-bit, LegacyReplacement: timer 0 on IRQ 0, set up as Linux does it,
+     * with the counter halted, then started. */
+    IOAPIC_ROUTE(0, 0x40)
+    movl $2, HPET + CFG             /* LEG_RT_CNF, halted */
+    movl $0, count
+    movl $(0x100 | 0x40 | 0x8 | 0x4), HPET + T_CFG(0)   /* 32-bit, SET_VAL, periodic, enabled */
+    mov HPET + COUNTER, %eax
+    add $50000, %eax                /* first in 0.5 ms */
+    mov %eax, deadline
+    mov %eax, HPET + T_CMP(0)       /* the comparator and the period (SET_VAL) */
+    movl $50000, HPET + T_CMP(0)    /* the period alone: every 0.5 ms */
+    movl $3, HPET + CFG             /* ENABLE_CNF | LEG_RT_CNF */
+    WAIT(periodic_count)
+    movl $0x100, HPET + T_CFG(0)    /* off */
+    PRINT(s_periodic, count)
+    PUTS(s_moved)
+    mov HPET + T_CMP(0), %eax
+    sub deadline, %eax
+    xor %edx, %edx
+    mov $50000, %ecx
+    div %ecx                        /* periods the comparator moved on; the rest 0 */
+    cmp $4, %eax
+    setae %al
+    test %edx, %edx
+    sete %dl
+    and %dl, %al
+    movzbl %al, %eax
+    call puthex
+    PUTS(s_nl)
+    movl $1, HPET + CFG             /* LegacyReplacement off */
+
+    /* One-shot, level: timer 2 on pin 2; the status bit holds until written back. */
+    IOAPIC_ROUTE(2, 0x42)
+    movl $0, count
+    mov HPET + COUNTER, %eax
+    add $20000, %eax
+    mov %eax, HPET + T_CMP(2)
+    movl $0, HPET + T_CMP(2) + 4
+    movl $(2 << 9 | 0x4 | 0x2), HPET + T_CFG(2)   /* pin 2, enabled, level */
+    WAIT($1)
+    PRINT(s_level, seen_isr)
+    movl $4, HPET + ISR             /* write 1 to clear */
+    PRINT(s_cleared, HPET + ISR)
+    PUTS(s_nl)
+    movl $0, HPET + T_CFG(2)
+
+    movl $0, HPET + CFG             /* halted */
+    mov HPET + COUNTER, %ebx
+    mov $100, %ecx
+4:  loop 4b
+    cmp HPET + COUNTER, %ebx
+    jne dead
+    movl $0x12345678, HPET + COUNTER
+    movl $0, HPET + COUNTER + 4
+    PRINT(s_written, HPET + COUNTER)
+    PUTS(s_nl)
+    DEBUG_EXIT(0x1d)
+dead:
+    cli
+    hlt
+    jmp dead
+
+pin2_irq:
+    push %eax
+    mov HPET + COUNTER, %eax
+    mov %eax, seen_counter
+    mov HPET + ISR, %eax
+    mov %eax, seen_isr
+    incl count
+    movl $0, LAPIC + 0xb0           /* EOI */
+    pop %eax
+    IRET_CLI
+
+pin0_irq:
+    incl count
+    movl $0, LAPIC + 0xb0
+    IRET_CLI
+
+MB_HELPERS
+MB_CMDLINE_END
+
+    .section .rodata
+s_cap:      .asciz "hpet: capabilities "
+s_period:   .asciz ", period (fs) "
+s_t0:       .asciz "hpet: timer 0 configuration "
+s_routes:   .asciz ", routes "
+s_halted:   .asciz "hpet: counter before enabling "
+s_stuck:    .asciz "hpet: the counter does not run\n"
+s_runs:     .asciz "hpet: the counter runs\n"
+s_oneshot:  .asciz "hpet: one-shot interrupt on pin 2, counter at the comparator: "
+s_periodic: .asciz "hpet: periodic interrupts on IRQ 0: "
+s_moved:    .asciz ", comparator moved on by whole periods: "
+s_level:    .asciz "hpet: level interrupt, status "
+s_cleared:  .asciz ", after writing it back "
+s_written:  .asciz "hpet: halted, counter written "
+s_nl:       .asciz "\n"
+    .data
+    .align 8
+idtr: .word 256 * 8 - 1
+      .long idt
+count: .long 0
+deadline: .long 0
+periodic_count: .long 5
+slow: .byte 0
+seen_counter: .long 0
+seen_isr: .long 0
+    .bss
+    .align 8
+idt: .skip 256 * 8
+    .section .note.GNU-stack, "", @progbits

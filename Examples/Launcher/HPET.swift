@@ -1,0 +1,145 @@
+import Glibc
+import VMMKit
+
+/// QEMU `pc`'s HPET at 0xfed00000 (`HPETState` holds its registers and rules), on
+/// machines with the in-kernel irqchip (the ACPI HPET table names it), where no plugin
+/// claims its MMIO range. Its interrupts are raised on a thread of its own that sleeps
+/// until the next armed timer fires (the RTC's way); the thread starts when a guest first
+/// arms a timer, so a guest that only reads the counter never has it. A periodic timer
+/// interrupts at most every 10 µs of the host's time, however short its period: the
+/// comparator still moves on by whole periods, so a guest that reads it sees the
+/// periods that passed. The counter follows the host's monotonic clock while the
+/// process lives; a snapshot keeps its value and a restore goes on from it.
+final class HPET: @unchecked Sendable {
+    static let owner = "HPET (built-in)"
+    /// The fewest nanoseconds between two passes of the interrupt thread.
+    static let minimumInterval: UInt64 = 10_000
+
+    private var lock = pthread_mutex_t()
+    private var changed = pthread_cond_t()
+    // Guarded by lock:
+    private var state = HPETState()
+    private var line: (@Sendable (UInt32, Bool) -> Void)?
+    private var interruptThread: pthread_t?
+    private var stopping = false
+    private let clock: @Sendable () -> UInt64
+
+    /// `clock`: nanoseconds, never going back (tests give their own).
+    init(clock: @escaping @Sendable () -> UInt64 = MonotonicClock.now) {
+        self.clock = clock
+        pthread_mutex_init(&lock, nil)
+        pthread_cond_init(&changed, nil)
+    }
+
+    deinit {
+        stopInterrupts()
+        pthread_cond_destroy(&changed)
+        pthread_mutex_destroy(&lock)
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return body()
+    }
+
+    /// GSIs `line` is told to raise and lower (`connectInterrupts`); a route past the
+    /// I/O APIC's 24 pins goes nowhere.
+    func connectInterrupts(line: @escaping @Sendable (UInt32, Bool) -> Void) {
+        locked { self.line = line }
+    }
+
+    private func apply(_ changes: [HPETState.LineChange]) {
+        guard let line else { return }
+        for change in changes {
+            switch change {
+            case let .level(gsi, high) where gsi < VirtualMachine.irqLines: line(gsi, high)
+            case let .pulse(gsi) where gsi < VirtualMachine.irqLines: line(gsi, true); line(gsi, false)
+            default: break
+            }
+        }
+    }
+
+    /// `size` bytes at `offset` into the register block.
+    func read(_ offset: UInt64, size: Int) -> UInt64 {
+        locked { state.read(offset, size: size, now: clock()) }
+    }
+
+    /// A write; wakes the interrupt thread, which finds what it changed.
+    func write(_ offset: UInt64, size: Int, value: UInt64) {
+        locked {
+            apply(state.write(offset, size: size, value: value, now: clock()))
+            pthread_cond_signal(&changed)
+        }
+    }
+
+    /// The registers as a snapshot keeps them (`HPETState.saved`).
+    var saved: HPETState { locked { state.saved(now: clock()) } }
+
+    /// A restore's, checked by `HPETState.refusal` (before any vCPU runs).
+    func restore(_ s: HPETState) {
+        locked {
+            state = s.restored(now: clock())
+            pthread_cond_signal(&changed)
+        }
+    }
+
+    /// Registers the block; the caller has checked that no plugin holds any of it.
+    func register(on dispatcher: ExitDispatcher) throws(VMMError) {
+        try dispatcher.registerMMIO(address: HPETState.base, length: HPETState.size, owner: Self.owner) { [self] access, _ in
+            let offset = access.address &- HPETState.base
+            if access.isWrite {
+                write(offset, size: access.length, value: access.data)
+                do throws(VMMError) { try startInterruptsIfArmed() } catch {
+                    guard case let .systemCallFailed(name, errno) = error else { return .stop(.error(error)) }
+                    return .stop(.error(.systemCallFailed(name: "\(name) (the HPET's interrupts, which the guest armed)", errno: errno)))
+                }
+            } else {
+                access.data = read(offset, size: access.length)
+            }
+            return .handled
+        }
+    }
+
+    /// A timer is armed and no thread raises its interrupts yet (under lock).
+    private var threadWanted: Bool {
+        line != nil && interruptThread == nil && !stopping && state.timers.contains { $0.deadline != nil }
+    }
+
+    /// Starts the interrupt thread if a timer is armed and none runs: after a guest's
+    /// write (a vCPU, which may not create threads, asks through `ThreadRequest`) and
+    /// after a restore (before the vCPUs run).
+    func startInterruptsIfArmed() throws(VMMError) {
+        guard locked({ threadWanted }) else { return }
+        try ThreadRequest.run { [self] () throws(VMMError) in
+            pthread_mutex_lock(&lock)
+            defer { pthread_mutex_unlock(&lock) }
+            guard threadWanted else { return } // another vCPU's request started it
+            interruptThread = try HostThread.start("hpet") { [self] in interruptLoop() }
+        }
+    }
+
+    /// Ends the interrupt thread, if it started (the run is over); the lines stay as they are.
+    func stopInterrupts() {
+        pthread_mutex_lock(&lock)
+        stopping = true
+        pthread_cond_signal(&changed)
+        let thread = interruptThread
+        interruptThread = nil
+        pthread_mutex_unlock(&lock)
+        if let thread { pthread_join(thread, nil) }
+    }
+
+    private func interruptLoop() {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        while !stopping {
+            let now = clock()
+            apply(state.fire(now: now))
+            guard let next = state.nextFiring(now: now) else { pthread_cond_wait(&changed, &lock); continue }
+            let wait = max(next &- min(next, now), Self.minimumInterval)
+            var deadline = Deadline.after(seconds: Double(wait) / 1e9)
+            pthread_cond_timedwait(&changed, &lock, &deadline)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import VMMKit
+
+/// The HPET's line in the launcher's device blob (`BuiltInDeviceState`,
+/// Docs/SnapshotFormat.md): `hpet CONFIG STATUS COUNTER`, then for each of the three
+/// timers `CONFIG COMPARATOR PERIOD FSB ARMED`; numbers in `0x` hex, ARMED 0 or 1.
+/// COUNTER is the main counter when the snapshot was taken; an armed timer is set again
+/// from its comparator on restore, as QEMU's `hpet_set_timer`.
+extension HPETState {
+    static let blobWords = 4 + 5 * timerCount
+
+    /// The state with the counter at `now` in `counter` and each armed timer's deadline
+    /// as 0: what a snapshot writes, independent of when it was read.
+    func saved(now: UInt64) -> HPETState {
+        var s = self
+        s.counter = count(at: now)
+        s.origin = 0
+        for n in 0..<Self.timerCount where s.timers[n].deadline != nil { s.timers[n].deadline = 0 }
+        return s
+    }
+
+    /// A saved state running again from `now`: the counter goes on from its value, and
+    /// each timer that was armed is set from its comparator.
+    func restored(now: UInt64) -> HPETState {
+        var s = self
+        s.origin = now
+        for n in 0..<Self.timerCount where s.timers[n].deadline != nil { s.arm(n, now: now) }
+        return s
+    }
+
+    /// Whether it is as after a reset (a blob leaves such a device out).
+    var isReset: Bool { self == HPETState() }
+
+    func blobLine() -> String {
+        (["hpet", hex(config), hex(isr), hex(counter)] + timers.flatMap { t in
+            [hex(t.config), hex(t.comparator), hex(t.period), hex(t.fsb), t.deadline == nil ? "0" : "1"]
+        }).joined(separator: " ")
+    }
+
+    /// `words` (the line split at spaces, `hpet` first, `blobWords` of them), every value checked.
+    static func decode(_ words: [Substring], _ bad: (String) -> LauncherError) throws(LauncherError) -> HPETState {
+        func value(_ i: Int, _ what: String) throws(LauncherError) -> UInt64 {
+            guard let v = BuiltInDeviceState.hexValue(words[i], UInt64.self) else { throw bad("hpet \(what) \(String(words[i]).quotedForMessage)") }
+            return v
+        }
+        var s = HPETState()
+        s.config = try value(1, "configuration")
+        s.isr = try value(2, "interrupt status")
+        s.counter = try value(3, "counter")
+        for n in 0..<timerCount {
+            let at = 4 + 5 * n
+            var t = Timer()
+            t.config = try value(at, "timer \(n) configuration")
+            t.comparator = try value(at + 1, "timer \(n) comparator")
+            t.period = try value(at + 2, "timer \(n) period")
+            t.fsb = try value(at + 3, "timer \(n) FSB route")
+            guard words[at + 4] == "0" || words[at + 4] == "1" else { throw bad("hpet timer \(n) armed \(String(words[at + 4]).quotedForMessage) (0 or 1)") }
+            t.deadline = words[at + 4] == "1" ? 0 : nil
+            s.timers[n] = t
+        }
+        if let why = refusal(s) { throw bad(why) }
+        return s
+    }
+
+    /// Why `s` (from a snapshot) is not a state this HPET reaches, or nil.
+    static func refusal(_ s: HPETState) -> String? {
+        guard s.config & ~Config.writable == 0 else { return "hpet configuration \(hex(s.config)) (bits 0 and 1 only)" }
+        guard s.isr & ~UInt64(0x7) == 0 else { return "hpet interrupt status \(hex(s.isr)) (bits 0-2, one a timer)" }
+        guard s.timers.count == timerCount else { return "hpet: \(s.timers.count) timers, not \(timerCount)" }
+        for (n, t) in s.timers.enumerated() {
+            guard t.config & ~TimerConfig.writable == TimerConfig.reset else {
+                return "hpet timer \(n) configuration \(hex(t.config)) (capabilities other than the HPET's, or FSB delivery)"
+            }
+            let periodLimit: UInt64 = t.mode32 ? 0x7fff_ffff : 0x7fff_ffff_ffff_ffff
+            guard !t.mode32 || t.comparator <= 0xffff_ffff else { return "hpet timer \(n) comparator \(hex(t.comparator)) (32-bit mode)" }
+            guard t.period <= periodLimit else { return "hpet timer \(n) period \(hex(t.period)) (at most \(hex(periodLimit)))" }
+            guard t.deadline == nil || (s.enabled && t.enabled) else { return "hpet timer \(n) armed while it or the counter is disabled" }
+            let level = t.config & TimerConfig.level != 0
+            guard s.isr & (1 << UInt64(n)) == 0 || (level && t.enabled && s.enabled) else {
+                return "hpet interrupt status \(hex(s.isr)): timer \(n) is not an enabled level-triggered one"
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,282 @@
+import VMMLoader
+
+/// The registers of QEMU's HPET (`hw/timer/hpet.c`, as the `pc` machine has it): a 64-bit
+/// main counter at 100 MHz and three timers, each a comparator that interrupts once
+/// (one-shot) or every `period` ticks (periodic), edge- or level-triggered, in 64- or
+/// 32-bit mode, through the I/O APIC pin its route field names, or (LegacyReplacement)
+/// timer 0 on IRQ 0 and timer 1 on IRQ 8. A value: time comes in as the host's
+/// monotonic nanoseconds and interrupts go out as `LineChange`s, so every rule is tested
+/// without a clock or a VM (`HPETTests`); `HPET` is the device around it.
+///
+/// As QEMU: a comparator already behind the counter when a timer is set fires at once;
+/// the counter is written only while halted; periodic comparator writes set the period
+/// (and the comparator too with SET_VAL); reads and writes of 1 to 8 bytes reach the
+/// bytes of the 64-bit register they fall in. Not modelled: FSB (MSI) delivery (no
+/// timer offers it; the route register is kept, unused), the 32-bit one-shot timer's
+/// extra interrupt when the counter wraps, and the PIT's silence in LegacyReplacement
+/// mode (a guest that leaves the PIT running gets both on IRQ 0).
+struct HPETState: Equatable {
+    static let base = PCFirmware.hpetAddress
+    static let size: UInt64 = 0x400
+    static let timerCount = 3
+    /// The counter's period, femtoseconds: 10 ns, 100 MHz.
+    static let periodFS: UInt64 = 10_000_000
+    static let nsPerTick: UInt64 = 10
+    /// Revision 1, 3 timers, 64-bit counter, LegacyReplacement capable, vendor 0x8086;
+    /// the period above it. The ACPI HPET table's event timer block ID is its low half.
+    static let capabilities: UInt64 = periodFS << 32 | UInt64(PCFirmware.hpetBlockID)
+
+    enum Config {
+        static let enable: UInt64 = 1 << 0, legacy: UInt64 = 1 << 1
+        static let writable: UInt64 = 0x3
+    }
+
+    enum TimerConfig {
+        static let level: UInt64 = 1 << 1, enable: UInt64 = 1 << 2, periodic: UInt64 = 1 << 3
+        static let periodicCapable: UInt64 = 1 << 4, size64: UInt64 = 1 << 5, setValue: UInt64 = 1 << 6
+        static let mode32: UInt64 = 1 << 8, routeShift: UInt64 = 9, routeMask: UInt64 = 0x1f << 9
+        /// Level, enable, periodic, SET_VAL, 32-bit mode, route (QEMU's mask without FSB_EN).
+        static let writable: UInt64 = 0x3f4e
+        /// What a timer reads after a reset: periodic capable, 64-bit; I/O APIC pin 2
+        /// the one route offered (QEMU `pc`'s `hpet-intcap`).
+        static let reset: UInt64 = 0x4 << 32 | periodicCapable | size64
+    }
+
+    struct Timer: Equatable {
+        var config = TimerConfig.reset
+        var comparator = ~UInt64(0)
+        var period: UInt64 = 0
+        /// The FSB route register: kept and read back, never used.
+        var fsb: UInt64 = 0
+        /// The counter value at which it fires next, while armed.
+        var deadline: UInt64?
+
+        var enabled: Bool { config & TimerConfig.enable != 0 }
+        var periodic: Bool { config & TimerConfig.periodic != 0 }
+        var mode32: Bool { config & TimerConfig.mode32 != 0 }
+        var route: UInt32 { UInt32(truncatingIfNeeded: (config & TimerConfig.routeMask) >> TimerConfig.routeShift) }
+    }
+
+    /// An interrupt line to drive: a GSI (I/O APIC pin) raised or lowered, or pulsed
+    /// (raised and lowered: an edge).
+    enum LineChange: Equatable {
+        case level(UInt32, Bool)
+        case pulse(UInt32)
+    }
+
+    var config: UInt64 = 0
+    var isr: UInt64 = 0
+    /// The main counter: its value while halted; while running, its value at `origin`.
+    var counter: UInt64 = 0
+    /// Host nanoseconds at which the running counter read `counter`.
+    var origin: UInt64 = 0
+    var timers = [Timer](repeating: Timer(), count: timerCount)
+
+    var enabled: Bool { config & Config.enable != 0 }
+    var legacy: Bool { config & Config.legacy != 0 }
+
+    /// The main counter at host time `now` (ns).
+    func count(at now: UInt64) -> UInt64 {
+        guard enabled, now > origin else { return counter }
+        return counter &+ (now - origin) / Self.nsPerTick
+    }
+
+    /// The host time (ns) at which the running counter reaches `ticks` (at or after `now`).
+    func time(ofTick ticks: UInt64, now: UInt64) -> UInt64 {
+        let ahead = ticks &- count(at: now)
+        guard ahead < 1 << 63 else { return now } // behind: now
+        let (ns, overflow) = ahead.multipliedReportingOverflow(by: Self.nsPerTick)
+        let (at, overflow2) = now.addingReportingOverflow(ns)
+        return overflow || overflow2 ? .max : at
+    }
+
+    /// The GSI timer `n` drives: its route, or IRQ 0 and 8 for timers 0 and 1 in
+    /// LegacyReplacement mode (this machine's MADT maps ISA IRQs to the same GSIs).
+    func line(of n: Int) -> UInt32 {
+        if legacy && n <= 1 { return n == 0 ? 0 : 8 }
+        return timers[n].route
+    }
+
+    // MARK: Registers
+
+    /// `size` bytes (1-8) at `offset` into the register block, at host time `now`.
+    func read(_ offset: UInt64, size: Int, now: UInt64) -> UInt64 {
+        guard offset < Self.size, (1...8).contains(size) else { return 0 }
+        let shift = (offset & 7) * 8
+        let value = register(offset & ~7, now: now) >> shift
+        return size == 8 ? value : value & (1 << UInt64(size * 8) - 1)
+    }
+
+    private func register(_ offset: UInt64, now: UInt64) -> UInt64 {
+        switch offset {
+        case 0x000: return Self.capabilities
+        case 0x010: return config
+        case 0x020: return isr
+        case 0x0f0: return count(at: now)
+        case 0x100..<0x100 + 0x20 * UInt64(Self.timerCount):
+            let t = timers[Int((offset - 0x100) / 0x20)]
+            switch offset & 0x1f {
+            case 0x00: return t.config
+            case 0x08: return t.comparator
+            case 0x10: return t.fsb
+            default: return 0
+            }
+        default: return 0
+        }
+    }
+
+    /// A write of `size` bytes (1-8) of `value` at `offset` at host time `now`; the
+    /// interrupt lines it changes, in order.
+    mutating func write(_ offset: UInt64, size: Int, value: UInt64, now: UInt64) -> [LineChange] {
+        guard offset < Self.size, (1...8).contains(size) else { return [] }
+        let at = offset & ~7
+        let shift = (offset & 7) * 8
+        let bytes = size == 8 ? ~UInt64(0) : (1 << UInt64(size * 8)) - 1
+        let mask = bytes << shift // what of the 64-bit register is written
+        let old = register(at, now: now)
+        let merged = old & ~mask | (value << shift) & mask
+        var changes: [LineChange] = []
+        switch at {
+        case 0x010: writeConfig(merged & Config.writable | config & ~Config.writable, now: now, &changes)
+        case 0x020:
+            for n in 0..<Self.timerCount where merged & mask & isr & (1 << UInt64(n)) != 0 { update(n, raise: false, &changes) }
+        case 0x0f0: if !enabled { counter = merged }
+        case 0x100..<0x100 + 0x20 * UInt64(Self.timerCount):
+            let n = Int((at - 0x100) / 0x20)
+            switch at & 0x1f {
+            case 0x00: writeTimerConfig(n, merged, now: now, &changes)
+            case 0x08: writeComparator(n, merged, now: now)
+            case 0x10: timers[n].fsb = merged
+            default: break
+            }
+        default: break
+        }
+        return changes
+    }
+
+    private mutating func writeConfig(_ new: UInt64, now: UInt64, _ changes: inout [LineChange]) {
+        let old = config
+        if new & Config.enable != 0, old & Config.enable == 0 {
+            origin = now
+            config = new
+            for n in 0..<Self.timerCount where timers[n].enabled { arm(n, now: now) }
+        } else if new & Config.enable == 0, old & Config.enable != 0 {
+            counter = count(at: now)
+            config = new
+            for n in 0..<Self.timerCount {
+                timers[n].deadline = nil
+                update(n, raise: false, &changes)
+            }
+        }
+        config = new
+        // LegacyReplacement moved timers 0 and 1 to or from IRQ 0 and 8: what they held is let go.
+        if (new ^ old) & Config.legacy != 0 { changes += [.level(0, false), .level(8, false)] }
+    }
+
+    private mutating func writeTimerConfig(_ n: Int, _ merged: UInt64, now: UInt64, _ changes: inout [LineChange]) {
+        var t = timers[n]
+        let wasEnabled = t.enabled
+        t.config = t.config & ~TimerConfig.writable | merged & TimerConfig.writable
+        if t.mode32 {
+            t.comparator &= 0xffff_ffff
+            t.period &= 0xffff_ffff
+        }
+        timers[n] = t
+        if t.enabled, !wasEnabled, enabled {
+            arm(n, now: now)
+        } else if !t.enabled, wasEnabled {
+            timers[n].deadline = nil
+            update(n, raise: false, &changes)
+        }
+    }
+
+    private mutating func writeComparator(_ n: Int, _ merged: UInt64, now: UInt64) {
+        var t = timers[n]
+        let value = t.mode32 ? merged & 0xffff_ffff : merged
+        if !t.periodic || t.config & TimerConfig.setValue != 0 { t.comparator = value }
+        // A periodic timer's period is at most half the counter's range (as QEMU's).
+        if t.periodic { t.period = value & (t.mode32 ? 0x7fff_ffff : 0x7fff_ffff_ffff_ffff) }
+        t.config &= ~TimerConfig.setValue
+        timers[n] = t
+        if enabled, t.enabled { arm(n, now: now) }
+    }
+
+    /// Sets timer `n` to fire when the counter reaches its comparator (in its width);
+    /// one tick from now if that is behind (QEMU's `hpet_calculate_diff`).
+    mutating func arm(_ n: Int, now: UInt64) {
+        let current = count(at: now)
+        var ahead: UInt64
+        if timers[n].mode32 {
+            let d = UInt32(truncatingIfNeeded: timers[n].comparator) &- UInt32(truncatingIfNeeded: current)
+            ahead = Int32(bitPattern: d) > 0 ? UInt64(d) : 1
+        } else {
+            let d = timers[n].comparator &- current
+            ahead = Int64(bitPattern: d) > 0 ? d : 1
+        }
+        timers[n].deadline = current &+ ahead
+    }
+
+    // MARK: Time
+
+    /// The earliest host time (ns) at which an armed timer fires, or nil.
+    func nextFiring(now: UInt64) -> UInt64? {
+        guard enabled else { return nil }
+        return timers.compactMap { $0.deadline.map { time(ofTick: $0, now: now) } }.min()
+    }
+
+    /// Fires every armed timer whose deadline the counter has reached at `now`: a
+    /// periodic one moves its comparator on by whole periods past the counter and stays
+    /// armed, a one-shot one is done. The lines they drive, in order.
+    mutating func fire(now: UInt64) -> [LineChange] {
+        guard enabled else { return [] }
+        let current = count(at: now)
+        var changes: [LineChange] = []
+        for n in 0..<Self.timerCount {
+            guard let deadline = timers[n].deadline, current &- deadline < 1 << 63 else { continue }
+            let t = timers[n]
+            if t.periodic, t.period != 0 {
+                timers[n].comparator = Self.advance(t.comparator, by: t.period, past: current, mode32: t.mode32)
+                arm(n, now: now)
+            } else {
+                timers[n].deadline = nil
+            }
+            update(n, raise: true, &changes)
+        }
+        return changes
+    }
+
+    /// `comparator` plus the fewest whole periods that put it ahead of `current` (in the
+    /// timer's width), without a loop a tiny period would make long.
+    static func advance(_ comparator: UInt64, by period: UInt64, past current: UInt64, mode32: Bool) -> UInt64 {
+        if mode32 {
+            let c = UInt32(truncatingIfNeeded: comparator), now = UInt32(truncatingIfNeeded: current)
+            let p = UInt32(truncatingIfNeeded: period)
+            let behind = now &- c
+            guard Int32(bitPattern: behind) >= 0 else { return UInt64(c) }
+            return UInt64(c &+ (behind / p &+ 1) &* p)
+        }
+        let behind = current &- comparator
+        guard Int64(bitPattern: behind) >= 0 else { return comparator }
+        return comparator &+ (behind / period &+ 1) &* period
+    }
+
+    /// QEMU's `update_irq`: a firing timer (`raise`) interrupts only while it and the
+    /// counter are enabled, setting its status bit and holding the line if level-
+    /// triggered, pulsing it if edge-triggered; anything else clears its status bit and
+    /// lowers its line.
+    private mutating func update(_ n: Int, raise: Bool, _ changes: inout [LineChange]) {
+        let bit = UInt64(1) << UInt64(n)
+        let gsi = line(of: n)
+        let t = timers[n]
+        if !raise || !t.enabled || !enabled {
+            isr &= ~bit
+            changes.append(.level(gsi, false))
+        } else if t.config & TimerConfig.level != 0 {
+            isr |= bit
+            changes.append(.level(gsi, true))
+        } else {
+            isr &= ~bit
+            changes.append(.pulse(gsi))
+        }
+    }
+}

@@ -1,0 +1,174 @@
+@testable import Launcher
+import Testing
+
+/// The HPET's registers and rules (`HPETState`), with time given by hand: what a guest
+/// reads and which lines move, at which host nanosecond. On real KVM: `HPETGuestTests`.
+@Suite("the HPET's registers, timers and snapshot line")
+struct HPETTests {
+    typealias S = HPETState
+    static let t0: UInt64 = 1_000_000
+
+    /// Enabled at `t0` (counter 0 then), timer `n` set up as `config` with `comparator`.
+    static func running(timer n: Int = 0, config: UInt64, comparator: UInt64) -> S {
+        var s = S()
+        _ = s.write(0x108 + 0x20 * UInt64(n), size: 8, value: comparator, now: t0)
+        _ = s.write(0x100 + 0x20 * UInt64(n), size: 8, value: config, now: t0)
+        _ = s.write(0x010, size: 8, value: 1, now: t0)
+        return s
+    }
+
+    @Test("after a reset: QEMU pc's capabilities and period, each timer periodic-capable, 64-bit, routable to pin 2 only; the counter halted at 0")
+    func reset() {
+        let s = S()
+        #expect(s.read(0x000, size: 8, now: 0) == 0x0098_9680_8086_a201)
+        #expect(s.read(0x004, size: 4, now: 0) == 10_000_000, "the period alone, femtoseconds")
+        #expect(s.read(0x001, size: 1, now: 0) == 0xa2, "a byte of the register")
+        for n in 0..<3 {
+            #expect(s.read(0x100 + 0x20 * UInt64(n), size: 8, now: 0) == 0x4_0000_0030)
+            #expect(s.read(0x108 + 0x20 * UInt64(n), size: 8, now: 0) == ~0)
+        }
+        #expect(s.read(0x0f0, size: 8, now: 5_000_000) == 0)
+        #expect(s.read(0x160, size: 8, now: 0) == 0, "no timer 3")
+        #expect(s.read(0x400, size: 4, now: 0) == 0 && s.read(0, size: 0, now: 0) == 0 && s.read(0, size: 9, now: 0) == 0)
+    }
+
+    @Test("the counter runs at 100 MHz while enabled, holds while halted, and takes a write only then; read-only bits stay")
+    func counter() {
+        var s = S()
+        #expect(s.write(0x010, size: 4, value: 0xffff_ffff, now: Self.t0) == [.level(0, false), .level(8, false)])
+        #expect(s.read(0x010, size: 8, now: Self.t0) == 3, "bits 0 and 1 only")
+        #expect(s.read(0x0f0, size: 8, now: Self.t0 + 10_000) == 1000)
+        #expect(s.read(0x0f4, size: 4, now: Self.t0 + 10_000) == 0, "the high half")
+        _ = s.write(0x0f0, size: 8, value: 7, now: Self.t0 + 10_000)
+        #expect(s.read(0x0f0, size: 8, now: Self.t0 + 20_000) == 2000, "ignored while running")
+        _ = s.write(0x010, size: 1, value: 0, now: Self.t0 + 20_000)
+        #expect(s.read(0x0f0, size: 8, now: Self.t0 + 90_000) == 2000, "halted")
+        _ = s.write(0x0f0, size: 4, value: 0x1234_5678, now: Self.t0 + 90_000)
+        _ = s.write(0x0f4, size: 4, value: 0x1, now: Self.t0 + 90_000)
+        #expect(s.read(0x0f0, size: 8, now: Self.t0 + 99_000) == 0x1_1234_5678)
+        _ = s.write(0x000, size: 8, value: 0, now: 0)
+        _ = s.write(0x100, size: 8, value: ~0, now: 0)
+        #expect(s.read(0x000, size: 8, now: 0) == S.capabilities)
+        #expect(s.read(0x100, size: 8, now: 0) == 0x4_0000_3f7e, "writable bits set, capabilities kept, no FSB enable")
+    }
+
+    @Test("a one-shot edge timer fires once when the counter reaches its comparator, as a pulse on its route")
+    func oneShotEdge() {
+        var s = Self.running(config: 2 << 9 | 0x4, comparator: 5000)
+        #expect(s.nextFiring(now: Self.t0) == Self.t0 + 50_000)
+        #expect(s.fire(now: Self.t0 + 49_990) == [])
+        #expect(s.fire(now: Self.t0 + 50_000) == [.pulse(2)])
+        #expect(s.timers[0].deadline == nil && s.isr == 0)
+        #expect(s.nextFiring(now: Self.t0 + 60_000) == nil)
+        #expect(s.fire(now: Self.t0 + 99_000) == [], "once")
+    }
+
+    @Test("a comparator already behind the counter fires at once (one tick later, as QEMU's)")
+    func comparatorBehind() {
+        var s = Self.running(config: 0x4, comparator: 0)
+        let now = Self.t0 + 1_000_000
+        _ = s.write(0x108, size: 8, value: 10, now: now) // the counter is at 100000
+        #expect(s.nextFiring(now: now) == now + 10)
+        #expect(s.fire(now: now + 10) == [.pulse(0)])
+    }
+
+    @Test("a level timer sets its status bit and holds its line until the status is written back; interrupts off, neither")
+    func level() {
+        var s = Self.running(timer: 2, config: 3 << 9 | 0x4 | 0x2, comparator: 100)
+        #expect(s.fire(now: Self.t0 + 1000) == [.level(3, true)])
+        #expect(s.read(0x020, size: 8, now: 0) == 0x4)
+        #expect(s.write(0x020, size: 4, value: 0x3, now: 0) == [], "other bits: nothing")
+        #expect(s.write(0x020, size: 4, value: 0x4, now: 0) == [.level(3, false)])
+        #expect(s.isr == 0)
+        // With its interrupt disabled a timer is not armed at all.
+        var off = Self.running(timer: 1, config: 0x2, comparator: 100)
+        #expect(off.fire(now: Self.t0 + 1000) == [] && off.isr == 0)
+    }
+
+    @Test("a periodic timer: SET_VAL writes the comparator and the period, later writes the period; it moves on by whole periods however late it fires")
+    func periodic() {
+        var s = S()
+        _ = s.write(0x100, size: 8, value: 0x4 | 0x8 | 0x40, now: 0)
+        _ = s.write(0x108, size: 8, value: 1000, now: 0)
+        _ = s.write(0x108, size: 8, value: 300, now: 0)
+        #expect(s.timers[0].comparator == 1000 && s.timers[0].period == 300 && s.timers[0].config & 0x40 == 0)
+        _ = s.write(0x010, size: 8, value: 1, now: Self.t0)
+        #expect(s.fire(now: Self.t0 + 10_000) == [.pulse(0)])
+        #expect(s.timers[0].comparator == 1300 && s.timers[0].deadline == 1300)
+        // Woken at counter 2250: 1300 + 4 * 300 = 2500, the first past it.
+        #expect(s.fire(now: Self.t0 + 22_500) == [.pulse(0)])
+        #expect(s.timers[0].comparator == 2500)
+        #expect(S.advance(0, by: 1, past: 1 << 62, mode32: false) == 1 << 62 + 1, "no loop for a tiny period")
+        #expect(S.advance(0xffff_fff0, by: 0x20, past: 0x5, mode32: true) == 0x10, "32-bit, across the wrap")
+    }
+
+    @Test("32-bit mode keeps the comparator and period to 32 bits and compares across the counter's low half")
+    func mode32() {
+        var s = S()
+        _ = s.write(0x108, size: 8, value: 0x1_0000_0100, now: 0)
+        _ = s.write(0x100, size: 8, value: 0x100 | 0x4, now: 0)
+        #expect(s.timers[0].comparator == 0x100)
+        _ = s.write(0x0f0, size: 8, value: 0x5_0000_0000, now: 0)
+        _ = s.write(0x010, size: 8, value: 1, now: Self.t0)
+        #expect(s.timers[0].deadline == 0x5_0000_0100)
+        #expect(s.fire(now: Self.t0 + 2560) == [.pulse(0)])
+    }
+
+    @Test("LegacyReplacement puts timers 0 and 1 on IRQ 0 and 8 and lets those lines go when it changes; halting lets every line go and disarms")
+    func legacyAndHalt() {
+        var s = Self.running(config: 5 << 9 | 0x4 | 0x2, comparator: 100)
+        #expect(s.line(of: 0) == 5)
+        #expect(s.write(0x010, size: 8, value: 3, now: Self.t0) == [.level(0, false), .level(8, false)])
+        #expect(s.line(of: 0) == 0 && s.line(of: 1) == 8 && s.line(of: 2) == 0)
+        #expect(s.fire(now: Self.t0 + 1000) == [.level(0, true)])
+        #expect(s.write(0x010, size: 8, value: 2, now: Self.t0 + 1000) == [.level(0, false), .level(8, false), .level(0, false)])
+        #expect(s.isr == 0 && s.timers.allSatisfy { $0.deadline == nil })
+        var t = Self.running(config: 0x4, comparator: 100_000)
+        #expect(t.write(0x100, size: 8, value: 0, now: Self.t0) == [.level(0, false)])
+        #expect(t.timers[0].deadline == nil)
+    }
+
+    @Test("a snapshot keeps the counter's value and which timers are armed; a restore sets them again from their comparators")
+    func snapshot() throws {
+        let s = Self.running(config: 0x4 | 0x8 | 0x100, comparator: 5000)
+        let saved = s.saved(now: Self.t0 + 20_000)
+        #expect(saved.counter == 2000 && saved.origin == 0 && saved.timers[0].deadline == 0)
+        let line = saved.blobLine()
+        #expect(line == "hpet 0x1 0x0 0x7d0 0x40000013c 0x1388 0x0 0x0 1 0x400000030 0xffffffffffffffff 0x0 0x0 0 0x400000030 0xffffffffffffffff 0x0 0x0 0")
+        let decoded = try HPETState.decode(line.split(separator: " ", omittingEmptySubsequences: false), { LauncherError(.snapshot, $0) })
+        #expect(decoded == saved)
+        let restored = decoded.restored(now: 7)
+        #expect(restored.count(at: 7 + 10) == 2001)
+        #expect(restored.timers[0].deadline == 5000 && restored.nextFiring(now: 7) == 7 + 30_000)
+        #expect(S().isReset && !saved.isReset)
+        // In the launcher's blob, beside the other devices.
+        var state = BuiltInDeviceState()
+        state.hpet = saved
+        #expect(try BuiltInDeviceStateTests.decode(String(decoding: state.encoded(), as: UTF8.self)).get() == state)
+    }
+
+    @Test("a damaged hpet line is refused in one line naming the value")
+    func hostile() {
+        let good = "0x1 0x0 0x7d0 0x40000013c 0x1388 0x0 0x0 1 0x400000030 0xffffffffffffffff 0x0 0x0 0 0x400000030 0x0 0x0 0x0 0"
+        let cases: [(String, String)] = [
+            ("0x4" + good.dropFirst(3), "hpet configuration 0x4 (bits 0 and 1 only)"),
+            ("0x1 0x8" + good.dropFirst(7), "hpet interrupt status 0x8 (bits 0-2, one a timer)"),
+            ("0x1 0x1" + good.dropFirst(7), "hpet interrupt status 0x1: timer 0 is not an enabled level-triggered one"),
+            ("0x1 0x0 +0x7d0" + good.dropFirst(13), "hpet counter '+0x7d0'"),
+            (good.replacing("0x40000013c", with: "0x4000041fc"), "hpet timer 0 configuration 0x4000041fc (capabilities other than the HPET's, or FSB delivery)"),
+            (good.replacing("0x40000013c", with: "0xff000013c"), "hpet timer 0 configuration 0xff000013c (capabilities other than the HPET's, or FSB delivery)"),
+            (good.replacing("0x1388", with: "0x100000000"), "hpet timer 0 comparator 0x100000000 (32-bit mode)"),
+            (good.replacing(" 0x0 0x0 1 ", with: " 0x80000000 0x0 1 "), "hpet timer 0 period 0x80000000 (at most 0x7fffffff)"),
+            ("0x0" + good.dropFirst(3), "hpet timer 0 armed while it or the counter is disabled"),
+            (good.replacing(" 0x0 0x0 1 ", with: " 0x0 0x0 2 "), "hpet timer 0 armed '2' (0 or 1)"),
+        ]
+        for (values, message) in cases {
+            let text = "vmm-launcher-devices 1\nhpet \(values)\nend\n"
+            guard case let .failure(error) = BuiltInDeviceStateTests.decode(text) else { Issue.record("accepted: \(values)"); continue }
+            #expect(error.message == "snap: launcher devices: \(message)", "\(values)")
+        }
+        let short = "vmm-launcher-devices 1\nhpet 0x1\nend\n"
+        guard case let .failure(error) = BuiltInDeviceStateTests.decode(short) else { Issue.record("accepted"); return }
+        #expect(error.message == "snap: launcher devices: line 'hpet 0x1': a device given twice, or the wrong number of values")
+    }
+}

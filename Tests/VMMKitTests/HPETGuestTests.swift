@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+/// QEMU `pc`'s HPET as a kernel written for it uses it (Examples/GuestImages/qemu/hpet.S):
+/// the capabilities, a running counter, one-shot, periodic (LegacyReplacement) and
+/// level-triggered interrupts through the in-kernel I/O APIC, and a periodic timer that
+/// goes on after a snapshot and a restore in a new process. Where the ACPI table puts it
+/// is `FirmwareTablesTests.guestUsesACPI`; its rules one by one are `HPETTests`.
+@Suite("HPET on real KVM", .serialized, .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct HPETGuestTests {
+    static let guest = VMMProcess.guest("hpet.elf")
+    static let done: Int32 = (0x1d << 1) | 1
+
+    static let head = """
+        hpet: capabilities 8086A201, period (fs) 00989680
+        hpet: timer 0 configuration 00000030, routes 00000004
+        hpet: counter before enabling 00000000
+        hpet: the counter runs
+        hpet: one-shot interrupt on pin 2, counter at the comparator: 00000001
+
+        """
+
+    static func tail(periodic: String) -> String {
+        """
+        hpet: periodic interrupts on IRQ 0: \(periodic), comparator moved on by whole periods: 00000001
+        hpet: level interrupt, status 00000004, after writing it back 00000000
+        hpet: halted, counter written 12345678
+
+        """
+    }
+
+    func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
+
+    @Test("a QEMU-style kernel reads the HPET's capabilities, runs its counter and takes one-shot, periodic and level interrupts through the I/O APIC")
+    func interrupts() throws {
+        for extra in [[], ["--vcpus", "2"]] {
+            let r = try run(["run", Self.guest, "--max-seconds", "60"] + extra)
+            #expect(r.stdout == Self.head + Self.tail(periodic: "00000005"), "\(extra)")
+            #expect(r.stderr == "", "\(extra)")
+            #expect(r.status == Self.done, "\(extra)")
+        }
+        // Without the in-kernel irqchip the machine has no ACPI tables and no HPET: the
+        // block is unassigned memory, which reads all-ones.
+        let none = try run(["run", Self.guest, "--irqchip", "none", "--max-seconds", "60"])
+        #expect(none.stdout.hasPrefix("hpet: capabilities FFFFFFFF, period (fs) FFFFFFFF\n"), "\(none.stdout)")
+        #expect(none.stdout.hasSuffix("hpet: the counter does not run\n"), "\(none.stdout)")
+    }
+
+    @Test("a periodic timer survives a snapshot: restored in a new process, its interrupts go on until the guest has all it waits for")
+    func periodicRestored() throws {
+        let dir = try VMMProcess.scratch("hpet", "snapshot")
+        let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
+        let vmm = Spawned(VMMProcess.binary, ["run", Self.guest, "--append", "slow", "--serial", "file:\(console)",
+                                              "--api-sock", socket, "--max-seconds", "120"])
+        defer { vmm.kill() }
+        // The periodic phase (2000 interrupts, at least 1 s) has begun once the one-shot's line is out.
+        #expect(eventually { KeyboardTests.printed(console) == Self.head }, "console: \(KeyboardTests.printed(console))")
+        for command in [["pause"], ["snapshot", snap], ["stop"]] {
+            let r = try ControlAPITests.ctl([socket] + command)
+            #expect(r.status == 0, "\(command): \(r.stderr)")
+        }
+        #expect(vmm.wait().status == 0)
+        #expect(KeyboardTests.printed(console) == Self.head, "the run ended before the periodic phase did")
+        let saved = try String(contentsOfFile: snap + "/device-launcher-devices.state", encoding: .utf8)
+        // Enabled, LegacyReplacement; timer 0 periodic, 32-bit, enabled, armed.
+        let line = try #require(saved.split(separator: "\n").first { $0.hasPrefix("hpet ") }, "\(saved)")
+        let words = line.split(separator: " ")
+        #expect(words.count == 19 && words[1] == "0x3" && words[4] == "0x40000013c" && words[8] == "1", "\(line)")
+
+        let restored = try run(["restore", snap, "--serial", "stdio", "--max-seconds", "60"])
+        #expect(restored.stdout == Self.tail(periodic: "000007D0"))
+        #expect(restored.stderr == "")
+        #expect(restored.status == Self.done)
+    }
+}
