@@ -15,33 +15,18 @@ final class HPET: @unchecked Sendable {
     /// The fewest nanoseconds between two passes of the interrupt thread.
     static let minimumInterval: UInt64 = 10_000
 
-    private var lock = pthread_mutex_t()
-    private var changed = pthread_cond_t()
-    // Guarded by lock:
+    private let thread = DeviceThread(name: "hpet")
+    // Guarded by the thread's lock:
     private var state = HPETState()
     private var line: (@Sendable (UInt32, Bool) -> Void)?
-    private var interruptThread: pthread_t?
-    private var stopping = false
     private let clock: @Sendable () -> UInt64
 
     /// `clock`: nanoseconds, never going back (tests give their own).
     init(clock: @escaping @Sendable () -> UInt64 = MonotonicClock.now) {
         self.clock = clock
-        pthread_mutex_init(&lock, nil)
-        pthread_cond_init(&changed, nil)
     }
 
-    deinit {
-        stopInterrupts()
-        pthread_cond_destroy(&changed)
-        pthread_mutex_destroy(&lock)
-    }
-
-    private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return body()
-    }
+    private func locked<T>(_ body: () -> T) -> T { thread.locked(body) }
 
     /// GSIs `line` is told to raise and lower (`connectInterrupts`); a route past the
     /// I/O APIC's 24 pins goes nowhere.
@@ -69,7 +54,7 @@ final class HPET: @unchecked Sendable {
     func write(_ offset: UInt64, size: Int, value: UInt64) {
         locked {
             apply(state.write(offset, size: size, value: value, now: clock()))
-            pthread_cond_signal(&changed)
+            thread.signal()
         }
     }
 
@@ -80,7 +65,7 @@ final class HPET: @unchecked Sendable {
     func restore(_ s: HPETState) {
         locked {
             state = s.restored(now: clock())
-            pthread_cond_signal(&changed)
+            thread.signal()
         }
     }
 
@@ -101,45 +86,23 @@ final class HPET: @unchecked Sendable {
         }
     }
 
-    /// A timer is armed and no thread raises its interrupts yet (under lock).
-    private var threadWanted: Bool {
-        line != nil && interruptThread == nil && !stopping && state.timers.contains { $0.deadline != nil }
-    }
-
     /// Starts the interrupt thread if a timer is armed and none runs: after a guest's
-    /// write (a vCPU, which may not create threads, asks through `ThreadRequest`) and
-    /// after a restore (before the vCPUs run).
+    /// write and after a restore (before the vCPUs run).
     func startInterruptsIfArmed() throws(VMMError) {
-        guard locked({ threadWanted }) else { return }
-        try ThreadRequest.run { [self] () throws(VMMError) in
-            pthread_mutex_lock(&lock)
-            defer { pthread_mutex_unlock(&lock) }
-            guard threadWanted else { return } // another vCPU's request started it
-            interruptThread = try HostThread.start("hpet") { [self] in interruptLoop() }
-        }
+        try thread.start(when: { [self] in line != nil && state.timers.contains { $0.deadline != nil } }) { [self] in interruptLoop() }
     }
 
     /// Ends the interrupt thread, if it started (the run is over); the lines stay as they are.
-    func stopInterrupts() {
-        pthread_mutex_lock(&lock)
-        stopping = true
-        pthread_cond_signal(&changed)
-        let thread = interruptThread
-        interruptThread = nil
-        pthread_mutex_unlock(&lock)
-        if let thread { pthread_join(thread, nil) }
-    }
+    func stopInterrupts() { thread.stop() }
 
     private func interruptLoop() {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        while !stopping {
+        thread.lock()
+        defer { thread.unlock() }
+        while !thread.stopping {
             let now = clock()
             apply(state.fire(now: now))
-            guard let next = state.nextFiring(now: now) else { pthread_cond_wait(&changed, &lock); continue }
-            let wait = max(next &- min(next, now), Self.minimumInterval)
-            var deadline = Deadline.after(seconds: Double(wait) / 1e9)
-            pthread_cond_timedwait(&changed, &lock, &deadline)
+            guard let next = state.nextFiring(now: now) else { thread.wait(seconds: nil); continue }
+            thread.wait(seconds: Double(max(next &- min(next, now), Self.minimumInterval)) / 1e9)
         }
     }
 }

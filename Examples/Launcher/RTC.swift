@@ -34,8 +34,8 @@ final class RTC: @unchecked Sendable {
     static let updateTicks: Int64 = 8
     static let maxOffset = BuiltInDeviceState.rtcMaxOffset
 
-    private var lock = pthread_mutex_t()
-    // Guarded by lock:
+    private let thread = DeviceThread(name: "rtc")
+    // Guarded by the thread's lock:
     /// CMOS memory, registers A and B included; the time registers are computed.
     private var ram = [UInt8](repeating: 0, count: 128)
     /// The last index written to port 0x70, NMI mask bit included.
@@ -45,20 +45,12 @@ final class RTC: @unchecked Sendable {
     /// The guest's clock in ticks when register C was last read (or the clock started):
     /// its flags are the seconds and periods that ended since.
     private var flagsRead: Int64 = 0
-    /// Wakes the interrupt thread: register A or B written, register C read, the clock
-    /// set, a stop.
-    private var changed = pthread_cond_t()
     /// Drives IRQ 8 (`connectInterrupts`: machines with an in-kernel irqchip).
     private var line: (@Sendable (Bool) -> Void)?
-    /// Started when register B first enables an interrupt; nil before and after the run.
-    private var interruptThread: pthread_t?
-    private var stopping = false
     /// IRQ 8 was raised and register C not read since: nothing more to raise until it is.
     private var raised = false
 
     init(cpus: Int, lowRAM: UInt64, highRAM: UInt64) {
-        pthread_mutex_init(&lock, nil)
-        pthread_cond_init(&changed, nil)
         ram[Self.registerA] = 0x26 // 32.768 kHz time base, 1024 Hz rate
         ram[Self.registerB] = 0x02 // 24-hour, BCD, no interrupts
         ram[0x14] = 0x06 // equipment: FPU, PS/2 mouse, no floppy
@@ -72,12 +64,6 @@ final class RTC: @unchecked Sendable {
                                             UInt8(truncatingIfNeeded: above >> 16))
         ram[0x5f] = UInt8(truncatingIfNeeded: max(cpus, 1) - 1)
         flagsRead = ticks()
-    }
-
-    deinit {
-        stopInterrupts()
-        pthread_cond_destroy(&changed)
-        pthread_mutex_destroy(&lock)
     }
 
     private func put16(_ at: Int, _ value: UInt16) {
@@ -117,8 +103,8 @@ final class RTC: @unchecked Sendable {
     /// One byte at port 0x70 or 0x71: a read when `write` is nil.
     @discardableResult
     func access(port: UInt16, write: UInt8?) -> UInt8 {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
+        thread.lock()
+        defer { thread.unlock() }
         if port == Self.indexPort {
             if let write { index = write }
             return 0xff // the index port does not read back (QEMU's neither)
@@ -138,8 +124,8 @@ final class RTC: @unchecked Sendable {
         switch at {
         case 0, 2, 4, 7, 8, 9, Self.century: setTime(at, decode(at, value))
         case 6, Self.registerC, Self.registerD: break // day of week follows the date; C and D read-only
-        case Self.registerA: ram[at] = value & 0x7f; pthread_cond_signal(&changed)
-        case Self.registerB: ram[at] = value; pthread_cond_signal(&changed)
+        case Self.registerA: ram[at] = value & 0x7f; thread.signal()
+        case Self.registerB: ram[at] = value; thread.signal()
         default: ram[at] = value
         }
     }
@@ -216,7 +202,7 @@ final class RTC: @unchecked Sendable {
         if raised {
             raised = false
             line?(false)
-            pthread_cond_signal(&changed)
+            thread.signal()
         }
         return c
     }
@@ -286,7 +272,7 @@ final class RTC: @unchecked Sendable {
         let (delta, overflow) = t.seconds.subtractingReportingOverflow(Int64(time(nil)))
         guard !overflow, delta.magnitude <= UInt64(Self.maxOffset) else { return }
         offset = delta
-        pthread_cond_signal(&changed)
+        thread.signal()
     }
 
     /// Register C's flags a snapshot keeps (in CMOS byte 0x0c, which holds nothing else):
@@ -296,8 +282,8 @@ final class RTC: @unchecked Sendable {
     /// For a snapshot (vCPUs paused): with the flags the guest has not read yet, so an
     /// alarm that rang just before is not lost with them.
     var state: BuiltInDeviceState.RTCRegisters {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
+        thread.lock()
+        defer { thread.unlock() }
         var saved = ram
         saved[Self.registerC] = flags(at: ticks()) & Self.keptFlags
         return .init(index: index, offset: offset, ram: saved)
@@ -305,8 +291,8 @@ final class RTC: @unchecked Sendable {
 
     /// A restore's, checked by `BuiltInDeviceState.decode` (before any vCPU runs).
     func restore(_ s: BuiltInDeviceState.RTCRegisters) {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
+        thread.lock()
+        defer { thread.unlock() }
         index = s.index
         offset = max(-Self.maxOffset, min(Self.maxOffset, s.offset))
         if s.ram.count == ram.count { ram = s.ram }
@@ -314,7 +300,7 @@ final class RTC: @unchecked Sendable {
         ram[Self.registerC] &= Self.keptFlags
         flagsRead = ticks()
         raised = false
-        pthread_cond_signal(&changed)
+        thread.signal()
     }
 
     /// Raises IRQ 8 through `line` when register C says "IRQ" (register B enables the
@@ -325,47 +311,24 @@ final class RTC: @unchecked Sendable {
     /// The thread starts when register B first enables an interrupt
     /// (`startInterruptsIfEnabled`): a guest that never does never has it.
     func connectInterrupts(line: @escaping @Sendable (Bool) -> Void) {
-        pthread_mutex_lock(&lock)
-        self.line = line
-        pthread_mutex_unlock(&lock)
+        thread.locked { self.line = line }
     }
 
-    /// Register B enables an interrupt that no thread raises yet (under lock).
-    private var threadWanted: Bool { line != nil && interruptThread == nil && !stopping && ram[Self.registerB] & 0x70 != 0 }
-
     /// Starts the interrupt thread if register B enables an interrupt and none runs: after
-    /// a guest's write (a vCPU, which may not create threads, asks through
-    /// `ThreadRequest`) and after a restore (before the vCPUs run).
+    /// a guest's write and after a restore (before the vCPUs run).
     func startInterruptsIfEnabled() throws(VMMError) {
-        pthread_mutex_lock(&lock)
-        let wanted = threadWanted
-        pthread_mutex_unlock(&lock)
-        guard wanted else { return }
-        try ThreadRequest.run { [self] () throws(VMMError) in
-            pthread_mutex_lock(&lock)
-            defer { pthread_mutex_unlock(&lock) }
-            guard threadWanted else { return } // another vCPU's request started it
-            interruptThread = try HostThread.start("rtc") { [self] in interruptLoop() }
-        }
+        try thread.start(when: { [self] in line != nil && ram[Self.registerB] & 0x70 != 0 }) { [self] in interruptLoop() }
     }
 
     /// Ends the interrupt thread, if it started (the run is over); IRQ 8 is left as it is.
-    func stopInterrupts() {
-        pthread_mutex_lock(&lock)
-        stopping = true
-        pthread_cond_signal(&changed)
-        let thread = interruptThread
-        interruptThread = nil
-        pthread_mutex_unlock(&lock)
-        if let thread { pthread_join(thread, nil) }
-    }
+    func stopInterrupts() { thread.stop() }
 
     private func interruptLoop() {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        while !stopping {
+        thread.lock()
+        defer { thread.unlock() }
+        while !thread.stopping {
             let enabled = ram[Self.registerB] & 0x70
-            guard enabled != 0, !raised else { pthread_cond_wait(&changed, &lock); continue }
+            guard enabled != 0, !raised else { thread.wait(seconds: nil); continue }
             let now = ticks()
             if flags(at: now) & 0x80 != 0 {
                 raised = true
@@ -377,10 +340,9 @@ final class RTC: @unchecked Sendable {
             // The update and alarm interrupts come at a second's end.
             if enabled & 0x30 != 0, clockRuns { next = ((now >> 15) &+ 1) << 15 }
             if enabled & 0x40 != 0, let shift = periodShift() { next = min(next, ((now >> shift) &+ 1) << shift) }
-            guard next != .max else { pthread_cond_wait(&changed, &lock); continue }
+            guard next != .max else { thread.wait(seconds: nil); continue }
             // Ticks to seconds, rounded up by a microsecond: waking early costs a pass.
-            var deadline = Deadline.after(seconds: Double(next &- now) / Double(Self.ticksPerSecond) + 1e-6)
-            pthread_cond_timedwait(&changed, &lock, &deadline)
+            thread.wait(seconds: Double(next &- now) / Double(Self.ticksPerSecond) + 1e-6)
         }
     }
 }

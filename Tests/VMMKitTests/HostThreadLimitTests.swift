@@ -42,7 +42,7 @@ struct HostThreadLimitTests {
 
     static let args = [VMMProcess.guest("hello64.elf"), "--no-default-plugins", "--serial", "none", "--max-seconds", "30"]
 
-    @Test("no thread for the plugin watchdog, the signal stop, the --max-seconds timer, the halt watcher, a vCPU or KVM's worker: status 20, one line each; a UART console that keeps up takes none")
+    @Test("no thread for the plugin watchdog, the signal stop, the --max-seconds timer, the halt watcher, a vCPU, KVM's worker, the RTC's or the HPET's interrupts: status 20, one line each; a UART console that keeps up takes none")
     func eachGuardThread() throws {
         guard let watchdog = try Self.runLimited(tasks: 1, Self.args) else { return }
         #expect(watchdog.status == 20)
@@ -85,14 +85,21 @@ struct HostThreadLimitTests {
         #expect(uartLeast.status == 1, "\(uartLeast.stderr)")
         #expect(String(decoding: try #require(Self.contents(path)), as: UTF8.self) == "Hello from an ELF64 guest\n")
         // The RTC's interrupt thread starts when the guest first enables an interrupt in
-        // register B: the vCPU asks the signal-stop thread for it, and the run ends there.
-        // Every other task (the worker KVM starts at the first entry too) started before.
-        let rtcArgs = [VMMProcess.guest("rtc_irq.elf"), "--serial", "none", "--max-seconds", "30"]
-        let rtc = try #require(try Self.runLimited(tasks: 7, rtcArgs))
-        #expect(rtc.status == 20)
-        #expect(rtc.stderr == "vmm: vCPU 0: pthread_create of the rtc thread (the RTC's interrupts, IRQ 8, which the guest enabled) failed: Resource temporarily unavailable (errno 11)\n")
-        let rtcRoom = try #require(try Self.runLimited(tasks: 8, rtcArgs))
-        #expect(rtcRoom.status == (0x19 << 1) | 1, "\(rtcRoom.stderr)")
+        // register B, the HPET's when it first arms a timer: the vCPU asks the
+        // signal-stop thread for it, and the run ends there. Every other task (the worker
+        // KVM starts at the first entry too) started before.
+        let interrupts: [(guest: String, thread: String, done: Int32)] = [
+            ("rtc_irq.elf", "rtc thread (the RTC's interrupts, IRQ 8, which the guest enabled)", (0x19 << 1) | 1),
+            ("hpet.elf", "hpet thread (the HPET's interrupts, which the guest armed)", (0x23 << 1) | 1),
+        ]
+        for (guest, thread, done) in interrupts {
+            let args = [VMMProcess.guest(guest), "--serial", "none", "--max-seconds", "30"]
+            let refused = try #require(try Self.runLimited(tasks: 7, args))
+            #expect(refused.status == 20, "\(guest)")
+            #expect(refused.stderr == "vmm: vCPU 0: pthread_create of the \(thread) failed: Resource temporarily unavailable (errno 11)\n")
+            let room = try #require(try Self.runLimited(tasks: 8, args))
+            #expect(room.status == done, "\(guest): \(room.stderr)")
+        }
         // The same guest with room for its threads runs to the end.
         let room = try #require(try Self.runLimited(tasks: 16, Self.args))
         #expect(room.status == 0)

@@ -22,10 +22,7 @@
 #include "mb.h"
 #define RSD_LO 0x20445352               /* "RSD " */
 #define PTR_HI 0x20525450               /* "PTR " */
-KERNEL_START
-    cmp $0x2BADB002, %eax
-    jne dead
-    mov $0x80000, %esp
+KERNEL_ENTRY
     mov %ebx, mbinfo
     movzwl 0x40e, %ebx                  /* the EBDA's first KiB, then the BIOS area */
     shl $4, %ebx
@@ -452,8 +449,7 @@ s_status: .asciz "acpi: SCI: PM1a status "
 s_cleared: .asciz ", after clearing "
 s_no_button: .asciz "acpi: the FADT names no fixed-feature power button\n"
     .data
-idtr: .word 256 * 8 - 1
-      .long idt
+IDTR
     .align 4
 table: .long 0
 value: .long 0

@@ -16,10 +16,7 @@
  * ends with debug-exit 0x22. The
  * disk's sectors are expected to begin with NUL-terminated text. */
 #include "mb.h"
-KERNEL_START
-    cmp $0x2BADB002, %eax
-    jne dead
-    mov $0x80000, %esp
+KERNEL_ENTRY
     mov %ebx, %esi
     call cmdline_end
     test %esi, %esi
@@ -378,8 +375,7 @@ s_written: .asciz "written by the guest"
     .skip 512 - 21
     .data
     .align 8
-idtr: .word 256 * 8 - 1
-      .long idt
+IDTR
 sectors: .long 0
 got:  .byte 0
 pause: .byte 0

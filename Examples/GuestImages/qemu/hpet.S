@@ -7,7 +7,7 @@
  * LegacyReplacement mode (IRQ 0, pin 0, vector 0x40), and the comparator moved on by
  * the periods; a level-triggered one-shot from timer 2 on pin 2 whose status bit is set
  * until written back; the counter halted (two reads agree) and written while halted.
- * Interrupts are taken in `sti; hlt` only (IRET_CLI). Ends with debug-exit 0x1d. With
+ * Interrupts are taken in `sti; hlt` only (IRET_CLI). Ends with debug-exit 0x23. With
  * a command line ending in "slow" the periodic phase takes 2000 interrupts (1 s), long
  * enough for a test to snapshot the machine in it. */
 #include "mb.h"
@@ -21,10 +21,7 @@
 /* WAIT(n): `sti; hlt` until `count` reaches n, a constant or memory (each handler
  * returns with IF clear, so each pass takes one interrupt). */
 #define WAIT(n) mov n, %eax; 1: sti; hlt; cmp %eax, count; jb 1b
-KERNEL_START
-    cmp $0x2BADB002, %eax
-    jne dead
-    mov $0x80000, %esp
+KERNEL_ENTRY
     mov %ebx, %esi
     call cmdline_end
     CMDLINE_FLAG(0x776f6c73, slow)  /* "slow": 2000 periodic interrupts, not 5 */
@@ -127,7 +124,7 @@ KERNEL_START
     movl $0, HPET + COUNTER + 4
     PRINT(s_written, HPET + COUNTER)
     PUTS(s_nl)
-    DEBUG_EXIT(0x1d)
+    DEBUG_EXIT(0x23)
 dead:
     cli
     hlt
@@ -169,8 +166,7 @@ s_written:  .asciz "hpet: halted, counter written "
 s_nl:       .asciz "\n"
     .data
     .align 8
-idtr: .word 256 * 8 - 1
-      .long idt
+IDTR
 count: .long 0
 deadline: .long 0
 periodic_count: .long 5

@@ -9,10 +9,7 @@
  * fourth IRQ 1. Prints each phase; ends with debug-exit 0x1b. Interrupts are taken in
  * `sti; hlt` only, and the handlers return with them off (IRET_CLI in mb.h). */
 #include "mb.h"
-KERNEL_START
-    cmp $0x2BADB002, %eax
-    jne dead
-    mov $0x80000, %esp
+KERNEL_ENTRY
     IDT_GATE(0x51, kbd_irq)
     IDT_GATE(0x5c, aux_irq)
     lidt idtr
@@ -107,8 +104,7 @@ s_count: .asciz "irq 1 count: "
 s_nl:    .asciz "\n"
     .data
     .align 8
-idtr: .word 256 * 8 - 1
-      .long idt
+IDTR
 kcount: .long 0
 kbytes: .long 0
 acount: .long 0

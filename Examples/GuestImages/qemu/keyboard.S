@@ -10,10 +10,7 @@
  * are taken in `sti; hlt` only, one byte each, and the handler returns with them off
  * (IRET_CLI in mb.h). */
 #include "mb.h"
-KERNEL_START
-    cmp $0x2BADB002, %eax
-    jne dead
-    mov $0x80000, %esp
+KERNEL_ENTRY
     mov %ebx, %esi
     call cmdline_end
     test %esi, %esi
@@ -120,8 +117,7 @@ s_ready:  .asciz ", ready\n"
 s_nl:     .asciz "\n"
     .data
     .align 8
-idtr: .word 256 * 8 - 1
-      .long idt
+IDTR
 got:  .byte 0
 kbyte: .byte 0
 prev: .byte 0

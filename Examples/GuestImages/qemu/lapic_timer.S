@@ -3,10 +3,7 @@
  * ends with `cli; hlt` (the launcher's halt rule turns that into status 0). The
  * handler returns without IRET, which this host cannot emulate in protected mode. */
 #include "mb.h"
-KERNEL_START
-    cmp $0x2BADB002, %eax
-    jne dead
-    mov $0x80000, %esp
+KERNEL_ENTRY
     IDT_GATE(0x40, timer)
     lidt idtr
     mov $LAPIC, %ebx
@@ -37,8 +34,7 @@ MB_HELPERS
 s_done: .asciz "lapic timer: 3 interrupts on vector 0x40\n"
     .data
     .align 8
-idtr: .word 256 * 8 - 1
-      .long idt
+IDTR
 ticks: .long 0
     .bss
     .align 8

@@ -62,3 +62,8 @@ cmdline_end: testl $4, (%esi); jz 2f; mov 16(%esi), %esi; 1: cmpb $0, (%esi); je
 #define IRET_CLI pop %edi; add $8, %esp; jmp *%edi
 /* KERNEL_START: the Multiboot header, then `_start` in 32-bit code. */
 #define KERNEL_START .code32; MULTIBOOT_HEADER; .text; .globl _start; _start:
+/* KERNEL_ENTRY: KERNEL_START, then to `dead` unless EAX holds the Multiboot magic, and
+ * the stack below 0x80000. */
+#define KERNEL_ENTRY KERNEL_START cmp $0x2BADB002, %eax; jne dead; mov $0x80000, %esp
+/* IDTR: the `lidt` operand for the kernel's 256-gate `idt` (in its .data). */
+#define IDTR idtr: .word 256 * 8 - 1; .long idt

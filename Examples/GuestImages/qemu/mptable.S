@@ -12,10 +12,7 @@
 #define COUNTER 0x7000
 #define FP_SIG 0x5f504d5f               /* "_MP_" */
 #define CT_SIG 0x504d4350               /* "PCMP" */
-KERNEL_START
-    cmp $0x2BADB002, %eax
-    jne dead
-    mov $0x80000, %esp
+KERNEL_ENTRY
     PUTS(s_bda)
     movzwl 0x413, %eax
     call puthex
@@ -263,8 +260,7 @@ ap_start:
 ap_end:
     .data
     .align 8
-idtr: .word 256 * 8 - 1
-      .long idt
+IDTR
 irq0pin: .long -1
 nproc: .long 0
 bsp: .long 0

@@ -12,10 +12,7 @@
 #define PIN 8
 #define CMOS_WRITE(reg, value) mov $(reg), %al; out %al, $0x70; mov $(value), %al; out %al, $0x71
 #define CMOS_READ(reg) mov $(reg), %al; out %al, $0x70; in $0x71, %al
-KERNEL_START
-    cmp $0x2BADB002, %eax
-    jne dead
-    mov $0x80000, %esp
+KERNEL_ENTRY
     IDT_GATE(0x58, rtc_irq)
     lidt idtr
     IOAPIC_ROUTE(PIN, 0x58)         /* the PICs masked: the IOAPIC delivers */
@@ -101,8 +98,7 @@ s_alarm:    .asciz "rtc alarm irq flags: "
 s_nl:       .asciz "\n"
     .data
     .align 8
-idtr: .word 256 * 8 - 1
-      .long idt
+IDTR
 count: .long 0
 seen: .long 0
 last: .long 0

@@ -59,8 +59,7 @@ s_irq:  .asciz "irq line 10 -> ioapic -> vector 0x50\n"
 s_nl:   .asciz "\n"
     .data
     .align 8
-idtr: .word 256 * 8 - 1
-      .long idt
+IDTR
 taken: .long 0
     .bss
     .align 8

@@ -10,10 +10,7 @@
  * snapshot's guest) instead of halting. */
 #include "mb.h"
 #define VGA 0xb8000
-KERNEL_START
-    cmp $0x2BADB002, %eax
-    jne dead
-    mov $0x80000, %esp
+KERNEL_ENTRY
     mov %ebx, mbinfo
     mov $s_hello, %esi
     mov $VGA, %edi

@@ -1,0 +1,77 @@
+import Glibc
+import VMMKit
+
+/// A device's lock, and the thread beside the vCPUs that raises its interrupts as time
+/// passes (the RTC's, the HPET's). The device keeps its state under this lock; the
+/// thread sleeps on it until the device's next event or a change the device signals.
+/// The thread starts on demand, when the guest first enables what needs it (a vCPU,
+/// which may not create threads, asks through `ThreadRequest`; so does a restore, before
+/// the vCPUs run), so a guest that never does never has it; `stop` ends it with the run.
+final class DeviceThread: @unchecked Sendable {
+    private let name: String
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    // Guarded by the lock:
+    private var thread: pthread_t?
+    /// Set by `stop`: the loop ends, and no thread starts again.
+    private(set) var stopping = false
+
+    /// `name`: the thread's, `vmm-` added (`HostThread`).
+    init(name: String) {
+        self.name = name
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(changed, nil)
+    }
+
+    deinit {
+        stop()
+        pthread_cond_destroy(changed)
+        pthread_mutex_destroy(mutex)
+        changed.deallocate()
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+
+    func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+
+    /// [under the lock] Wakes the thread: the device changed what it waits for.
+    func signal() { pthread_cond_signal(changed) }
+
+    /// [the thread, under the lock] Sleeps until signalled, or until `seconds` have
+    /// passed (nil: no limit).
+    func wait(seconds: Double?) {
+        guard let seconds else { pthread_cond_wait(changed, mutex); return }
+        var deadline = Deadline.after(seconds: seconds)
+        pthread_cond_timedwait(changed, mutex, &deadline)
+    }
+
+    /// Starts `loop` on the thread, unless one runs or the run is over, if `wanted`
+    /// (the device's rule, asked under the lock) says so. `loop` takes the lock itself
+    /// and returns once `stopping` is set.
+    func start(when wanted: @escaping () -> Bool, _ loop: @escaping () -> Void) throws(VMMError) {
+        guard locked({ thread == nil && !stopping && wanted() }) else { return }
+        try ThreadRequest.run { [self] () throws(VMMError) in
+            lock()
+            defer { unlock() }
+            guard thread == nil, !stopping, wanted() else { return } // another vCPU's request started it
+            thread = try HostThread.start(name, loop)
+        }
+    }
+
+    /// Ends the thread, if it started, and keeps any other from starting (the run is over).
+    func stop() {
+        lock()
+        stopping = true
+        signal()
+        let running = thread
+        thread = nil
+        unlock()
+        if let running { pthread_join(running, nil) }
+    }
+}
