@@ -19,6 +19,7 @@ final class HPET: @unchecked Sendable {
     // Guarded by the thread's lock:
     private var state = HPETState()
     private var line: (@Sendable (UInt32, Bool) -> Void)?
+    private var pit: (@Sendable (Bool) -> Void)?
     private let clock: @Sendable () -> UInt64
 
     /// `clock`: nanoseconds, never going back (tests give their own).
@@ -28,10 +29,11 @@ final class HPET: @unchecked Sendable {
 
     private func locked<T>(_ body: () -> T) -> T { thread.locked(body) }
 
-    /// GSIs `line` is told to raise and lower (`connectInterrupts`); a route past the
-    /// I/O APIC's 24 pins goes nowhere.
-    func connectInterrupts(line: @escaping @Sendable (UInt32, Bool) -> Void) {
-        locked { self.line = line }
+    /// GSIs `line` is told to raise and lower; a route past the I/O APIC's 24 pins goes
+    /// nowhere. `pit` lets the PIT run (true) or holds it silent (false) as
+    /// LegacyReplacement mode leaves or takes IRQ 0.
+    func connectInterrupts(line: @escaping @Sendable (UInt32, Bool) -> Void, pit: @escaping @Sendable (Bool) -> Void) {
+        locked { (self.line, self.pit) = (line, pit) }
     }
 
     private func apply(_ changes: [HPETState.LineChange]) {
@@ -40,6 +42,7 @@ final class HPET: @unchecked Sendable {
             switch change {
             case let .level(gsi, high) where gsi < VirtualMachine.irqLines: line(gsi, high)
             case let .pulse(gsi) where gsi < VirtualMachine.irqLines: line(gsi, true); line(gsi, false)
+            case let .pit(enabled): pit?(enabled)
             default: break
             }
         }

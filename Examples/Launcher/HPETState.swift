@@ -13,8 +13,8 @@ import VMMLoader
 /// (and the comparator too with SET_VAL); reads and writes of 1 to 8 bytes reach the
 /// bytes of the 64-bit register they fall in. Not modelled: FSB (MSI) delivery (no
 /// timer offers it; the route register is kept, unused), the 32-bit one-shot timer's
-/// extra interrupt when the counter wraps, and the PIT's silence in LegacyReplacement
-/// mode (a guest that leaves the PIT running gets both on IRQ 0).
+/// extra interrupt when the counter wraps. In LegacyReplacement mode the PIT is held
+/// silent, as QEMU's `pit_enabled` line does (`LineChange.pit`).
 struct HPETState: Equatable {
     static let base = PCFirmware.hpetAddress
     static let size: UInt64 = 0x400
@@ -58,10 +58,12 @@ struct HPETState: Equatable {
     }
 
     /// An interrupt line to drive: a GSI (I/O APIC pin) raised or lowered, or pulsed
-    /// (raised and lowered: an edge).
+    /// (raised and lowered: an edge); or the PIT's output let run or held silent, as
+    /// LegacyReplacement mode leaves or takes IRQ 0 (QEMU's `pit_enabled` line).
     enum LineChange: Equatable {
         case level(UInt32, Bool)
         case pulse(UInt32)
+        case pit(enabled: Bool)
     }
 
     var config: UInt64 = 0
@@ -169,8 +171,9 @@ struct HPETState: Equatable {
             }
         }
         config = new
-        // LegacyReplacement moved timers 0 and 1 to or from IRQ 0 and 8: what they held is let go.
-        if (new ^ old) & Config.legacy != 0 { changes += [.level(0, false), .level(8, false)] }
+        // LegacyReplacement moved timers 0 and 1 to or from IRQ 0 and 8: what they held is
+        // let go, and the PIT, which IRQ 0 is the HPET's or again its own, held or let run.
+        if (new ^ old) & Config.legacy != 0 { changes += [.pit(enabled: new & Config.legacy == 0), .level(0, false), .level(8, false)] }
     }
 
     private mutating func writeTimerConfig(_ n: Int, _ merged: UInt64, now: UInt64, _ changes: inout [LineChange]) {

@@ -130,7 +130,8 @@ extension Launcher {
                 let hpet = HPET()
                 try hpet.register(on: dispatcher)
                 // A failed raise (the VM closing) has no one to tell: the run is ending.
-                hpet.connectInterrupts { [vm] gsi, level in try? vm.setIRQLine(gsi, level: level) }
+                hpet.connectInterrupts(line: { [vm] gsi, level in try? vm.setIRQLine(gsi, level: level) },
+                                       pit: { [vm] enabled in try? vm.setPITSilenced(!enabled) })
                 devices.hpet = hpet
             }
             if dispatcher.pioOwner(port: ACPIPowerManagement.controlPort, count: 2) == nil {

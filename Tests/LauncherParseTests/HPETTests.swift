@@ -35,7 +35,7 @@ struct HPETTests {
     @Test("the counter runs at 100 MHz while enabled, holds while halted, and takes a write only then; read-only bits stay")
     func counter() {
         var s = S()
-        #expect(s.write(0x010, size: 4, value: 0xffff_ffff, now: Self.t0) == [.level(0, false), .level(8, false)])
+        #expect(s.write(0x010, size: 4, value: 0xffff_ffff, now: Self.t0) == [.pit(enabled: false), .level(0, false), .level(8, false)])
         #expect(s.read(0x010, size: 8, now: Self.t0) == 3, "bits 0 and 1 only")
         #expect(s.read(0x0f0, size: 8, now: Self.t0 + 10_000) == 1000)
         #expect(s.read(0x0f4, size: 4, now: Self.t0 + 10_000) == 0, "the high half")
@@ -114,15 +114,16 @@ struct HPETTests {
         #expect(s.fire(now: Self.t0 + 2560) == [.pulse(0)])
     }
 
-    @Test("LegacyReplacement puts timers 0 and 1 on IRQ 0 and 8 and lets those lines go when it changes; halting lets every line go and disarms")
+    @Test("LegacyReplacement puts timers 0 and 1 on IRQ 0 and 8, holds the PIT silent while on, and lets those lines go when it changes; halting lets every line go and disarms")
     func legacyAndHalt() {
         var s = Self.running(config: 5 << 9 | 0x4 | 0x2, comparator: 100)
         #expect(s.line(of: 0) == 5)
-        #expect(s.write(0x010, size: 8, value: 3, now: Self.t0) == [.level(0, false), .level(8, false)])
+        #expect(s.write(0x010, size: 8, value: 3, now: Self.t0) == [.pit(enabled: false), .level(0, false), .level(8, false)])
         #expect(s.line(of: 0) == 0 && s.line(of: 1) == 8 && s.line(of: 2) == 0)
         #expect(s.fire(now: Self.t0 + 1000) == [.level(0, true)])
         #expect(s.write(0x010, size: 8, value: 2, now: Self.t0 + 1000) == [.level(0, false), .level(8, false), .level(0, false)])
         #expect(s.isr == 0 && s.timers.allSatisfy { $0.deadline == nil })
+        #expect(s.write(0x010, size: 8, value: 0, now: Self.t0) == [.pit(enabled: true), .level(0, false), .level(8, false)], "the PIT's again")
         var t = Self.running(config: 0x4, comparator: 100_000)
         #expect(t.write(0x100, size: 8, value: 0, now: Self.t0) == [.level(0, false)])
         #expect(t.timers[0].deadline == nil)

@@ -2,8 +2,9 @@ import Foundation
 import Testing
 
 /// QEMU `pc`'s HPET as a kernel written for it uses it (Examples/GuestImages/qemu/hpet.S):
-/// the capabilities, a running counter, one-shot, periodic (LegacyReplacement) and
-/// level-triggered interrupts through the in-kernel I/O APIC, and a periodic timer that
+/// the capabilities, a running counter, one-shot, periodic (LegacyReplacement, which
+/// holds the in-kernel PIT silent while it lasts) and level-triggered interrupts through
+/// the in-kernel I/O APIC, and a periodic timer that
 /// goes on after a snapshot and a restore in a new process. Where the ACPI table puts it
 /// is `FirmwareTablesTests.guestUsesACPI`; its rules one by one are `HPETTests`.
 @Suite("HPET on real KVM", .serialized, .enabled(if: KVMAvailability.present, KVMAvailability.reason))
@@ -17,12 +18,14 @@ struct HPETGuestTests {
         hpet: counter before enabling 00000000
         hpet: the counter runs
         hpet: one-shot interrupt on pin 2, counter at the comparator: 00000001
+        hpet: PIT interrupts while LegacyReplacement holds IRQ 0: 00000000
 
         """
 
     static func tail(periodic: String) -> String {
         """
         hpet: periodic interrupts on IRQ 0: \(periodic), comparator moved on by whole periods: 00000001
+        hpet: the PIT's after it lets IRQ 0 go: 00000001
         hpet: level interrupt, status 00000004, after writing it back 00000000
         hpet: halted, counter written 12345678
 
@@ -31,7 +34,7 @@ struct HPETGuestTests {
 
     func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
 
-    @Test("a QEMU-style kernel reads the HPET's capabilities, runs its counter and takes one-shot, periodic and level interrupts through the I/O APIC")
+    @Test("a QEMU-style kernel reads the HPET's capabilities, runs its counter and takes one-shot, periodic and level interrupts through the I/O APIC; LegacyReplacement silences the PIT while it holds IRQ 0")
     func interrupts() throws {
         for extra in [[], ["--vcpus", "2"]] {
             let r = try run(["run", Self.guest, "--max-seconds", "60"] + extra)
@@ -53,7 +56,7 @@ struct HPETGuestTests {
         let vmm = Spawned(VMMProcess.binary, ["run", Self.guest, "--append", "slow", "--serial", "file:\(console)",
                                               "--api-sock", socket, "--max-seconds", "120"])
         defer { vmm.kill() }
-        // The periodic phase (2000 interrupts, at least 1 s) has begun once the one-shot's line is out.
+        // The periodic phase (2000 interrupts, at least 1 s) has begun once the PIT's line is out.
         #expect(eventually { KeyboardTests.printed(console) == Self.head }, "console: \(KeyboardTests.printed(console))")
         for command in [["pause"], ["snapshot", snap], ["stop"]] {
             let r = try ControlAPITests.ctl([socket] + command)

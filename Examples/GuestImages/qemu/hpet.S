@@ -3,13 +3,16 @@
  * each: the capabilities and the period; timer 0's configuration and the routes it
  * offers; the counter halted at 0, then running; a one-shot edge interrupt from timer 0
  * routed to I/O APIC pin 2 (vector 0x42), the counter past the comparator when it
- * comes; five periodic interrupts from timer 0 in 32-bit mode with SET_VAL, in
- * LegacyReplacement mode (IRQ 0, pin 0, vector 0x40), and the comparator moved on by
- * the periods; a level-triggered one-shot from timer 2 on pin 2 whose status bit is set
- * until written back; the counter halted (two reads agree) and written while halted.
- * Interrupts are taken in `sti; hlt` only (IRET_CLI). Ends with debug-exit 0x23. With
- * a command line ending in "slow" the periodic phase takes 2000 interrupts (1 s), long
- * enough for a test to snapshot the machine in it. */
+ * comes; the PIT's interrupts on IRQ 0 (pin 0, vector 0x40) stopping while
+ * LegacyReplacement holds IRQ 0 (none while timer 2 counts 5 ms); five periodic
+ * interrupts from timer 0 in 32-bit mode with SET_VAL, in LegacyReplacement mode, and
+ * the comparator moved on by the periods; the PIT's interrupts again once
+ * LegacyReplacement lets IRQ 0 go (then pin 0 masked); a level-triggered one-shot from
+ * timer 2 on pin 2 whose status bit is set until written back; the counter halted (two
+ * reads agree) and written while halted. Interrupts are taken in `sti; hlt` only
+ * (IRET_CLI), counted by pin. Ends with debug-exit 0x23.
+ * With a command line ending in "slow" the periodic phase takes 2000 interrupts (1 s),
+ * long enough for a test to snapshot the machine in it. */
 #include "mb.h"
 #define HPET 0xfed00000
 #define CAP 0x000
@@ -18,9 +21,9 @@
 #define COUNTER 0x0f0
 #define T_CFG(n) (0x100 + 0x20 * (n))
 #define T_CMP(n) (0x108 + 0x20 * (n))
-/* WAIT(n): `sti; hlt` until `count` reaches n, a constant or memory (each handler
- * returns with IF clear, so each pass takes one interrupt). */
-#define WAIT(n) mov n, %eax; 1: sti; hlt; cmp %eax, count; jb 1b
+/* WAIT(n, counter): `sti; hlt` until `counter` (pin0s or pin2s) reaches n, a constant
+ * or memory (each handler returns with IF clear, so each pass takes one interrupt). */
+#define WAIT(n, counter) mov n, %eax; 1: sti; hlt; cmp %eax, counter; jb 1b
 KERNEL_ENTRY
     mov %ebx, %esi
     call cmdline_end
@@ -58,7 +61,7 @@ KERNEL_ENTRY
     mov %eax, HPET + T_CMP(0)
     movl $0, HPET + T_CMP(0) + 4
     movl $(2 << 9 | 0x4), HPET + T_CFG(0)   /* route pin 2, interrupt enabled */
-    WAIT($1)
+    WAIT($1, pin2s)
     PUTS(s_oneshot)
     mov seen_counter, %eax
     sub deadline, %eax
@@ -68,11 +71,34 @@ KERNEL_ENTRY
     PUTS(s_nl)
     movl $0, HPET + T_CFG(0)
 
+    /* The PIT on IRQ 0 (channel 0, mode 2, ~1 kHz) until LegacyReplacement takes IRQ 0
+     * over: none of its interrupts while timer 2 (pin 2) counts 5 ms. */
+    IOAPIC_ROUTE(0, 0x40)
+    movl $0, pin0s
+    mov $0x34, %al
+    out %al, $0x43
+    mov $(1193 & 0xff), %al
+    out %al, $0x40
+    mov $(1193 >> 8), %al
+    out %al, $0x40
+    WAIT($3, pin0s)                 /* the PIT runs */
+    movl $3, HPET + CFG             /* ENABLE_CNF | LEG_RT_CNF */
+    movl $0, pin0s
+    movl $0, pin2s
+    mov HPET + COUNTER, %eax
+    add $500000, %eax
+    mov %eax, HPET + T_CMP(2)
+    movl $0, HPET + T_CMP(2) + 4
+    movl $(2 << 9 | 0x4), HPET + T_CFG(2)   /* pin 2, edge, one-shot */
+    WAIT($1, pin2s)
+    movl $0, HPET + T_CFG(2)
+    PRINT(s_pit_held, pin0s)
+    PUTS(s_nl)
+
     /* Periodic, 32-bit, LegacyReplacement: timer 0 on IRQ 0, set up as Linux does it,
      * with the counter halted, then started. */
-    IOAPIC_ROUTE(0, 0x40)
     movl $2, HPET + CFG             /* LEG_RT_CNF, halted */
-    movl $0, count
+    movl $0, pin0s
     movl $(0x100 | 0x40 | 0x8 | 0x4), HPET + T_CFG(0)   /* 32-bit, SET_VAL, periodic, enabled */
     mov HPET + COUNTER, %eax
     add $50000, %eax                /* first in 0.5 ms */
@@ -80,9 +106,9 @@ KERNEL_ENTRY
     mov %eax, HPET + T_CMP(0)       /* the comparator and the period (SET_VAL) */
     movl $50000, HPET + T_CMP(0)    /* the period alone: every 0.5 ms */
     movl $3, HPET + CFG             /* ENABLE_CNF | LEG_RT_CNF */
-    WAIT(periodic_count)
+    WAIT(periodic_count, pin0s)
     movl $0x100, HPET + T_CFG(0)    /* off */
-    PRINT(s_periodic, count)
+    PRINT(s_periodic, pin0s)
     PUTS(s_moved)
     mov HPET + T_CMP(0), %eax
     sub deadline, %eax
@@ -97,17 +123,23 @@ KERNEL_ENTRY
     movzbl %al, %eax
     call puthex
     PUTS(s_nl)
-    movl $1, HPET + CFG             /* LegacyReplacement off */
+    movl $1, HPET + CFG             /* LegacyReplacement off: the PIT's again */
+    movl $0, pin0s
+    WAIT($1, pin0s)
+    PRINT(s_pit_back, pin0s)
+    PUTS(s_nl)
+    movl $0x10, IOAPIC              /* pin 0 masked: the PIT runs on, unheard */
+    movl $0x10040, IOAPIC + 0x10
 
     /* One-shot, level: timer 2 on pin 2; the status bit holds until written back. */
     IOAPIC_ROUTE(2, 0x42)
-    movl $0, count
+    movl $0, pin2s
     mov HPET + COUNTER, %eax
     add $20000, %eax
     mov %eax, HPET + T_CMP(2)
     movl $0, HPET + T_CMP(2) + 4
     movl $(2 << 9 | 0x4 | 0x2), HPET + T_CFG(2)   /* pin 2, enabled, level */
-    WAIT($1)
+    WAIT($1, pin2s)
     PRINT(s_level, seen_isr)
     movl $4, HPET + ISR             /* write 1 to clear */
     PRINT(s_cleared, HPET + ISR)
@@ -136,13 +168,13 @@ pin2_irq:
     mov %eax, seen_counter
     mov HPET + ISR, %eax
     mov %eax, seen_isr
-    incl count
+    incl pin2s
     movl $0, LAPIC + 0xb0           /* EOI */
     pop %eax
     IRET_CLI
 
 pin0_irq:
-    incl count
+    incl pin0s
     movl $0, LAPIC + 0xb0
     IRET_CLI
 
@@ -160,6 +192,8 @@ s_runs:     .asciz "hpet: the counter runs\n"
 s_oneshot:  .asciz "hpet: one-shot interrupt on pin 2, counter at the comparator: "
 s_periodic: .asciz "hpet: periodic interrupts on IRQ 0: "
 s_moved:    .asciz ", comparator moved on by whole periods: "
+s_pit_held: .asciz "hpet: PIT interrupts while LegacyReplacement holds IRQ 0: "
+s_pit_back: .asciz "hpet: the PIT's after it lets IRQ 0 go: "
 s_level:    .asciz "hpet: level interrupt, status "
 s_cleared:  .asciz ", after writing it back "
 s_written:  .asciz "hpet: halted, counter written "
@@ -167,7 +201,8 @@ s_nl:       .asciz "\n"
     .data
     .align 8
 IDTR
-count: .long 0
+pin0s: .long 0
+pin2s: .long 0
 deadline: .long 0
 periodic_count: .long 5
 slow: .byte 0

@@ -43,6 +43,7 @@ func hpetProgram(_ input: UnsafeBufferPointer<UInt8>) {
         for change in changes {
             switch change {
             case let .level(gsi, _), let .pulse(gsi): check(gsi < 32, "HPET drove GSI \(gsi)")
+            case let .pit(enabled): check(enabled == !s.legacy, "HPET: the PIT \(enabled ? "let run" : "held") against LegacyReplacement \(s.legacy)")
             }
         }
         check(HPETState.refusal(s.saved(now: now)) == nil, "HPET: \(HPETState.refusal(s.saved(now: now)) ?? "")")

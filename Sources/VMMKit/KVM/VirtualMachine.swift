@@ -172,4 +172,20 @@ extension VirtualMachine {
         var config = kvm_pit_config()
         _ = try ioctl(try liveFD(), CKVM_CREATE_PIT2, "KVM_CREATE_PIT2", &config)
     }
+
+    /// Holds the in-kernel PIT's channel 0 silent, or lets it run again, as an HPET in
+    /// LegacyReplacement mode takes IRQ 0 over (`KVM_PIT_FLAGS_HPET_LEGACY`, as QEMU's
+    /// `kvm_pit_irq_control`): while the flag is set KVM stops the channel's timer and
+    /// starts none when the guest programs it; cleared, the channel counts again from its
+    /// programmed count. A read, change and write of the PIT's state: a vCPU programming
+    /// the PIT at that moment may find its write undone, as under QEMU.
+    public func setPITSilenced(_ silenced: Bool) throws(VMMError) {
+        let fd = try liveFD()
+        var state = kvm_pit_state2()
+        _ = try ioctl(fd, CKVM_GET_PIT2, "KVM_GET_PIT2", &state)
+        let flag = UInt32(KVM_PIT_FLAGS_HPET_LEGACY)
+        guard (state.flags & flag != 0) != silenced else { return }
+        state.flags = silenced ? state.flags | flag : state.flags & ~flag
+        _ = try ioctl(fd, CKVM_SET_PIT2, "KVM_SET_PIT2", &state)
+    }
 }
