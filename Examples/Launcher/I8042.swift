@@ -124,10 +124,28 @@ final class I8042: @unchecked Sendable {
             return byte & 0x01 == 0 // the reset line held low
         case 0xd2: reply(byte) // "write keyboard output buffer": echoed back
         case 0xd3: reply(byte, mouse: true) // "write aux output buffer"
-        case 0xd4: for r in mouse.receive(byte) { reply(r, mouse: true) } // a byte for the mouse
-        default: keyboard(byte)
+        case 0xd4: // a byte for the mouse
+            if mouse.resets(on: byte) { dropQueued(mouse: true) }
+            for r in mouse.receive(byte) { reply(r, mouse: true) }
+        default:
+            if keyboard.resets(on: byte) { dropQueued(mouse: false) }
+            keyboard(byte)
         }
         return false
+    }
+
+    /// A device's reset empties its queue, as QEMU's `ps2_reset_queue`: its bytes behind
+    /// the one in the output buffer go (QEMU's controller holds one byte, the rest wait in
+    /// each device), so the reset's own replies always fit, after a full queue of the
+    /// mouse's packets too (they were dropped, and a driver waited for the ACK for ever).
+    private func dropQueued(mouse: Bool) {
+        guard replies.count > 1 else { return }
+        var kept = [replies[0]], aux = auxReplies & 1
+        for i in 1..<replies.count where ((auxReplies >> i) & 1 != 0) != mouse {
+            if (auxReplies >> i) & 1 != 0 { aux |= 1 << kept.count }
+            kept.append(replies[i])
+        }
+        (replies, auxReplies) = (kept, aux)
     }
 
     /// A controller command (port 0x64); true when it pulses the reset line.

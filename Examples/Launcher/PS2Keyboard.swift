@@ -70,6 +70,10 @@ struct PS2Keyboard: Equatable {
         }
     }
 
+    /// Whether `byte` is a reset (0xff as a command), which empties the keyboard's queue
+    /// before its replies (`I8042`).
+    func resets(on byte: UInt8) -> Bool { awaiting == 0 && byte == 0xff }
+
     /// QEMU's keyboard reset: set 2, scanning, nothing typed waiting.
     private mutating func reset() {
         set = 2

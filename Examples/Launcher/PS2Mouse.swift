@@ -37,6 +37,10 @@ struct PS2Mouse: Equatable {
     static let maxDelta: Int32 = 1 << 14
     static let buttonBits: UInt8 = 0x1f
 
+    /// Whether `byte` is a reset (0xff as a command, in wrap mode too), which empties the
+    /// mouse's queue before its replies (`I8042`).
+    func resets(on byte: UInt8) -> Bool { awaiting == 0 && byte == 0xff }
+
     /// A byte the guest wrote to the mouse; returns the mouse's replies (none for a
     /// command it does not know, as QEMU's).
     mutating func receive(_ byte: UInt8) -> [UInt8] {

@@ -100,6 +100,28 @@ struct PS2MouseTests {
         #expect(kbd.state.replies == [0x08, 0x01, 0x00])
     }
 
+    @Test("a reset empties each device's queue behind the output buffer, as QEMU's ps2_reset_queue: the mouse's ACK fits after a full queue of packets")
+    func resetEmptiesQueue() {
+        let kbd = I8042()
+        _ = kbd.write(I8042.commandPort, 0xa8)
+        _ = kbd.write(I8042.commandPort, 0xd4); _ = kbd.write(I8042.dataPort, 0xf4)
+        _ = kbd.write(I8042.dataPort, 0xf2) // the keyboard's identify, queued behind the mouse's ACK
+        _ = kbd.moveMouse(dx: 127 * 9, dy: 0, wheel: 0, buttons: 0)
+        #expect(kbd.state.replies.count == 16, "full: the ACKs, the id and packets")
+        _ = kbd.write(I8042.commandPort, 0xd4); _ = kbd.write(I8042.dataPort, 0xff)
+        // The output buffer's byte stays; the keyboard's bytes stay; the mouse's queued packets go.
+        #expect(kbd.state.replies == [0xfa, 0xfa, 0xab, 0x41, 0xfa, 0xaa, 0x00])
+        #expect(kbd.state.auxReplies == 0b111_0001)
+        // The keyboard's reset, likewise, leaves the mouse's bytes.
+        _ = kbd.write(I8042.dataPort, 0xff)
+        #expect(kbd.state.replies == [0xfa, 0xfa, 0xaa, 0x00, 0xfa, 0xaa])
+        #expect(kbd.state.auxReplies == 0b1111)
+        // Not a reset: 0xff as the data of a command waiting for one (set LEDs).
+        _ = kbd.write(I8042.dataPort, 0xed)
+        _ = kbd.write(I8042.dataPort, 0xff)
+        #expect(kbd.state.replies.suffix(2) == [0xfa, 0xfa] && kbd.state.replies.count == 8)
+    }
+
     @Test("the mouse reads back from a snapshot as saved (no line: as after a reset); a damaged line is refused naming the value")
     func snapshot() throws {
         var m = PS2Mouse()

@@ -224,8 +224,15 @@ runFuzzer { data, size in
             if port == I8042.dataPort { readData(kbd, lines) } else { _ = kbd.read(port) }
             continue
         }
+        let pre = kbd.state
         let reset = kbd.write(port, value)
         lines.check(kbd, "a write of \(value) to \(port)")
+        // A device's reset empties its queue first: its replies always fit.
+        let mouseReset = pre.awaiting == 0xd4 && pre.mouse.awaiting == 0
+        if port == I8042.dataPort, value == 0xff, mouseReset || (pre.awaiting == 0 && pre.keyboard.awaiting == 0) {
+            let expected: [UInt8] = mouseReset ? [0xfa, 0xaa, 0x00] : [0xfa, 0xaa]
+            check(Array(kbd.state.replies.suffix(expected.count)) == expected, "i8042: reset replies \(kbd.state.replies)")
+        }
         let expected = port == I8042.commandPort ? (value >= 0xf0 && value & 1 == 0) : (awaitingOutputPort && value & 1 == 0)
         precondition(reset == expected, "write \(value) to \(port): reset \(reset)")
         awaitingOutputPort = port == I8042.commandPort && value == 0xd1
