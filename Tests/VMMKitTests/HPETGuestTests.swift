@@ -34,7 +34,7 @@ struct HPETGuestTests {
 
     func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
 
-    @Test("a QEMU-style kernel reads the HPET's capabilities, runs its counter and takes one-shot, periodic and level interrupts through the I/O APIC; LegacyReplacement silences the PIT while it holds IRQ 0")
+    @Test("a QEMU-style kernel reads the HPET's capabilities, runs its counter and takes one-shot, periodic and level interrupts through the I/O APIC; LegacyReplacement silences the PIT while it holds IRQ 0; none without the irqchip, or where a plugin claims the block")
     func interrupts() throws {
         for extra in [[], ["--vcpus", "2"]] {
             let r = try run(["run", Self.guest, "--max-seconds", "60"] + extra)
@@ -47,6 +47,11 @@ struct HPETGuestTests {
         let none = try run(["run", Self.guest, "--irqchip", "none", "--max-seconds", "60"])
         #expect(none.stdout.hasPrefix("hpet: capabilities FFFFFFFF, period (fs) FFFFFFFF\n"), "\(none.stdout)")
         #expect(none.stdout.hasSuffix("hpet: the counter does not run\n"), "\(none.stdout)")
+        // A plugin that claims any of the block has it: the built-in HPET steps aside (the
+        // scratch device's 64 bytes of registers read 0, the rest is unassigned).
+        let displaced = try run(["run", Self.guest, "--plugin", "ScratchDevice,mmio=0xfed00000", "--max-seconds", "60"])
+        #expect(displaced.stdout.hasPrefix("hpet: capabilities 00000000, period (fs) 00000000\n"), "\(displaced.stdout)")
+        #expect(displaced.stdout.hasSuffix("hpet: the counter does not run\n") && displaced.stderr == "", "\(displaced.stderr)")
     }
 
     @Test("a periodic timer survives a snapshot: restored in a new process, its interrupts go on until the guest has all it waits for")
