@@ -33,6 +33,11 @@ final class I8042: @unchecked Sendable {
     static let dataPort: UInt16 = 0x60, commandPort: UInt16 = 0x64
     /// Replies the guest has not read; more are dropped, as QEMU's PS/2 queue drops them.
     static let queueLimit = 16
+    /// Bytes the mouse's packets leave free for replies to commands, as QEMU's
+    /// `ps2_mouse_sync` stops 4 short of its queue: a driver's command to either device,
+    /// sent while the mouse moves, is answered (its replies were dropped behind a full
+    /// queue of packets, and the driver waited for the ACK for ever).
+    static let replyRoom = 4
 
     private var lock = pthread_mutex_t()
     // Guarded by lock:
@@ -201,11 +206,12 @@ final class I8042: @unchecked Sendable {
     }
 
     /// Under the lock: the mouse's owed packets into the output queue while each fits
-    /// whole (the rest wait in the mouse until the guest reads), unless the configuration
-    /// disabled the auxiliary port (bit 5: command 0xa7), as QEMU holds the mouse's bytes then.
+    /// whole short of `replyRoom` (the rest wait in the mouse until the guest reads), unless
+    /// the configuration disabled the auxiliary port (bit 5: command 0xa7), as QEMU holds
+    /// the mouse's bytes then.
     private func feedMouse() {
         guard config & 0x20 == 0 else { return }
-        while Self.queueLimit - replies.count >= mouse.packetSize, let packet = mouse.streamPacket() {
+        while Self.queueLimit - Self.replyRoom - replies.count >= mouse.packetSize, let packet = mouse.streamPacket() {
             for byte in packet { reply(byte, mouse: true) }
         }
     }

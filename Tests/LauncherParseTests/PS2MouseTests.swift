@@ -78,7 +78,7 @@ struct PS2MouseTests {
         return all
     }
 
-    @Test("the controller queues whole packets while they fit and the rest as the guest reads, each byte the mouse's (status bit 5); IRQ 12 when the configuration allows it")
+    @Test("the controller queues whole packets while they fit, 4 bytes short of full, and the rest as the guest reads, each byte the mouse's (status bit 5); IRQ 12 when the configuration allows it")
     func controllerQueue() {
         let kbd = I8042()
         _ = kbd.write(I8042.commandPort, 0xa8) // the auxiliary port on (SeaBIOS leaves it off)
@@ -86,8 +86,8 @@ struct PS2MouseTests {
         #expect(kbd.read(I8042.dataPort) == 0xfa)
         let taken = kbd.moveMouse(dx: 127 * 7, dy: 0, wheel: 0, buttons: 0)
         #expect(taken)
-        // 16 bytes of room: 5 packets of 3 now, the other 2 after reads.
-        #expect(kbd.state.replies.count == 15 && kbd.state.auxReplies == 0x7fff)
+        // 16 bytes less the 4 kept for replies: 4 packets of 3 now, the other 3 after reads.
+        #expect(kbd.state.replies.count == 12 && kbd.state.auxReplies == 0xfff)
         var bytes: [UInt8] = []
         while kbd.read(I8042.commandPort) & 0x21 == 0x21 { bytes.append(kbd.read(I8042.dataPort)) }
         #expect(bytes == Array([[UInt8]](repeating: [0x08, 0x7f, 0x00], count: 7).joined()))
@@ -100,14 +100,14 @@ struct PS2MouseTests {
         #expect(kbd.state.replies == [0x08, 0x01, 0x00])
     }
 
-    @Test("a reset empties each device's queue behind the output buffer, as QEMU's ps2_reset_queue: the mouse's ACK fits after a full queue of packets")
+    @Test("a reset empties each device's queue behind the output buffer, as QEMU's ps2_reset_queue; the mouse's packets leave room for replies")
     func resetEmptiesQueue() {
         let kbd = I8042()
         _ = kbd.write(I8042.commandPort, 0xa8)
         _ = kbd.write(I8042.commandPort, 0xd4); _ = kbd.write(I8042.dataPort, 0xf4)
         _ = kbd.write(I8042.dataPort, 0xf2) // the keyboard's identify, queued behind the mouse's ACK
         _ = kbd.moveMouse(dx: 127 * 9, dy: 0, wheel: 0, buttons: 0)
-        #expect(kbd.state.replies.count == 16, "full: the ACKs, the id and packets")
+        #expect(kbd.state.replies.count == 10, "the ACKs, the id and 2 packets: 4 bytes left for replies")
         _ = kbd.write(I8042.commandPort, 0xd4); _ = kbd.write(I8042.dataPort, 0xff)
         // The output buffer's byte stays; the keyboard's bytes stay; the mouse's queued packets go.
         #expect(kbd.state.replies == [0xfa, 0xfa, 0xab, 0x41, 0xfa, 0xaa, 0x00])

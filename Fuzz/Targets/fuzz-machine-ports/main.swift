@@ -89,7 +89,7 @@ func moveMouse(_ kbd: I8042, _ lines: Lines, _ op: UInt8, _ value: UInt8) {
     check(after.replies.count <= I8042.queueLimit, "mouse: \(after.replies.count) replies queued")
     let owed = after.config & 0x20 == 0 && m.status & PS2Mouse.enabled != 0 && m.status & PS2Mouse.remote == 0
         && (m.owed || m.dx != 0 || m.dy != 0 || m.dz != 0)
-    check(!owed || I8042.queueLimit - after.replies.count < m.packetSize, "mouse: a packet owed with room for it")
+    check(!owed || I8042.queueLimit - I8042.replyRoom - after.replies.count < m.packetSize, "mouse: a packet owed with room for it")
     check(PS2Mouse.refusal(m) == nil, "mouse: \(PS2Mouse.refusal(m) ?? "")")
     lines.check(kbd, "mouse motion")
 }
