@@ -16,7 +16,8 @@ import VMMKit
 ///   noSeccomp: bool (vCPU threads without the seccomp allow-list),
 ///   readAheadPages: integer 0...256 (demand paging: pages installed ahead of a sequential fault),
 ///   hda: string (a raw disk image, `ATADisk`), hdaReadOnly: bool,
-///   vga: "text"|"std" (`BochsDisplay`), screendump: "stdio"|"none"|"file:PATH".
+///   vga: "text"|"std" (`BochsDisplay`), screendump: "stdio"|"none"|"file:PATH",
+///   noHPET: bool (no HPET and no ACPI HPET table, QEMU's `-machine hpet=off`).
 struct LaunchOptions: Equatable {
     var image: String?
     var memory: UInt64 = 64 << 20
@@ -32,6 +33,8 @@ struct LaunchOptions: Equatable {
     var vgaText = SerialTarget.none
     /// `--vga std`: the Bochs VBE display and its framebuffer (`BochsDisplay`); part of the machine.
     var vgaStd = false
+    /// `--no-hpet`: the machine without its HPET (`HPET`) or the ACPI table naming it; part of the machine.
+    var noHPET = false
     /// Where the graphics screen goes as a PPM when the run ends (`Screendump`); an output choice.
     var screendump = SerialTarget.none
     var trace = false
@@ -60,7 +63,7 @@ struct LaunchOptions: Equatable {
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial", "debugcon", "vgaText",
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO",
                                     "snapshotOnStop", "apiSock", "handlerBudget", "noSeccomp", "readAheadPages", "hda", "hdaReadOnly",
-                                    "vga", "screendump"]
+                                    "vga", "screendump", "noHPET"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// The config file these options came from, and the keys it set that no flag
@@ -193,6 +196,7 @@ struct LaunchOptions: Equatable {
             o.handlerBudget = n
         }
         o.noSeccomp = try bool("noSeccomp") ?? false
+        o.noHPET = try bool("noHPET") ?? false
         return o
     }
 }

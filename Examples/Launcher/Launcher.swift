@@ -63,7 +63,7 @@ struct Launcher {
         do {
             // As SeaBIOS under QEMU: MP and ACPI tables for the processors and the I/O
             // APIC the in-kernel irqchip gives (without it there are no APICs to describe).
-            let firmware = o.useIRQChip ? try PCFirmware(processors: o.vcpus) : nil
+            let firmware = o.useIRQChip ? try PCFirmware(processors: o.vcpus, hpet: !o.noHPET) : nil
             boot = try ImageLoader(memory: vm.memory, ramSize: lowRAM, highRAMSize: highRAM, firmware: firmware).load(request)
         } catch {
             // A request error (entry, load address, mode, command line) is a config

@@ -25,6 +25,8 @@ struct LauncherMachine: Equatable {
     var hdaReadOnly: Bool
     /// `--vga std` (a line only when given).
     var vgaStd: Bool
+    /// `--no-hpet` (a line `hpet no` only when given: a blob without it has the HPET).
+    var noHPET: Bool
 
     init(_ o: LaunchOptions) {
         memory = o.memory
@@ -38,6 +40,7 @@ struct LauncherMachine: Equatable {
         hda = o.hda
         hdaReadOnly = o.hda != nil && o.hdaReadOnly
         vgaStd = o.vgaStd
+        noHPET = o.noHPET
     }
 
     func encoded() -> [UInt8] {
@@ -48,6 +51,7 @@ struct LauncherMachine: Equatable {
         if debugcon != SerialTarget.none.text { lines.append("debugcon \(debugcon)") }
         if let hda { lines += ["hda \(hda)", "hda-readonly \(hdaReadOnly ? "yes" : "no")"] }
         if vgaStd { lines.append("vga std") }
+        if noHPET { lines.append("hpet no") }
         lines += plugins.map { "plugin \($0)" }
         return TextBlob.encode(header: "vmm-launcher 1", lines)
     }
@@ -94,6 +98,9 @@ struct LauncherMachine: Equatable {
             case "vga":
                 guard value == "std" else { throw bad("vga \(value.quotedForMessage)") }
                 o.vgaStd = true
+            case "hpet":
+                guard value == "no" else { throw bad("hpet \(value.quotedForMessage)") }
+                o.noHPET = true
             case "plugin":
                 guard !value.isEmpty else { throw bad("an empty plugin spec") }
                 o.plugins.append(value)
@@ -117,6 +124,7 @@ struct LauncherMachine: Equatable {
         o.plugins = plugins
         (o.hda, o.hdaReadOnly) = (hda, hdaReadOnly)
         o.vgaStd = vgaStd
+        o.noHPET = noHPET
         return o
     }
 }

@@ -125,8 +125,8 @@ extension Launcher {
                     rtc.connectInterrupts { [vm] level in try? vm.setIRQLine(8, level: level) }
                 }
             }
-            // The HPET, which the ACPI tables describe, on machines that have them.
-            if options.useIRQChip, dispatcher.mmioOwner(address: HPETState.base, length: HPETState.size) == nil {
+            // The HPET, which the ACPI tables describe, on machines that have them (unless --no-hpet).
+            if options.useIRQChip, !options.noHPET, dispatcher.mmioOwner(address: HPETState.base, length: HPETState.size) == nil {
                 let hpet = HPET()
                 try hpet.register(on: dispatcher)
                 // A failed raise (the VM closing) has no one to tell: the run is ending.

@@ -30,6 +30,7 @@ struct RunFlags: Equatable {
     var mode: Int?
     var handlerBudget: Double?
     var noSeccomp = false
+    var noHPET = false
     var logLevel: String?
     var snapshotOnStop: String?
     var apiSock: String?
@@ -116,6 +117,7 @@ struct RunFlags: Equatable {
             o.handlerBudget = handlerBudget
         }
         if noSeccomp { o.noSeccomp = true }
+        if noHPET { o.noHPET = true }
         if let apiSock { o.apiSock = apiSock }
         // A flag given overrides the file's key: errors in it name the flag.
         let flagged: [(String, Bool)] = [("memory", memory != nil), ("vcpus", vcpus != nil), ("irqchip", irqchip != nil),

@@ -18,21 +18,24 @@ enum ACPITables {
     static let pmTimer = UInt32(PCFirmware.pmTimerPort)
     static let sciIRQ = PCFirmware.sciIRQ
 
-    /// The tables for `processors` vCPUs, to be placed at guest-physical `base` (below 4 GiB).
-    static func bytes(processors: Int, at base: UInt32) -> [UInt8] {
+    /// The tables for `processors` vCPUs, to be placed at guest-physical `base` (below 4 GiB);
+    /// the HPET's table too with `hpet`.
+    static func bytes(processors: Int, at base: UInt32, hpet withHPET: Bool = true) -> [UInt8] {
         let dsdt = header("DSDT", revision: 2, body: [0x08] + Array("_S5_".utf8) + [0x12, 0x06, 0x04, 0, 0, 0, 0])
         let facs = Array("FACS".utf8) + le(UInt32(64)) + [UInt8](repeating: 0, count: 56) // no checksum
         let madt = header("APIC", revision: 1, body: madtBody(processors))
         let fadt = header("FACP", revision: 1, body: fadtBody(facs: base + UInt32(Self.facs), dsdt: base + UInt32(Self.dsdt)))
         let hpetAt = (Self.madt + madt.count + 15) & ~15
-        let hpet = header("HPET", revision: 1, body: hpetBody())
-        let rsdt = header("RSDT", revision: 1, body: le(base + UInt32(Self.fadt)) + le(base + UInt32(Self.madt)) + le(base + UInt32(hpetAt)))
+        let hpet = withHPET ? header("HPET", revision: 1, body: hpetBody()) : []
+        let rsdt = header("RSDT", revision: 1, body: le(base + UInt32(Self.fadt)) + le(base + UInt32(Self.madt))
+                          + (withHPET ? le(base + UInt32(hpetAt)) : []))
         var rsdp = Array("RSD PTR ".utf8) + [0] + Array("VMMKIT".utf8) + [0] + le(base + UInt32(Self.rsdt))
         rsdp[8] = zeroSumByte(rsdp)
 
-        var blob = [UInt8](repeating: 0, count: hpetAt + hpet.count)
-        for (offset, table) in [(0, rsdp), (Self.rsdt, rsdt), (Self.facs, facs), (Self.fadt, fadt), (Self.dsdt, dsdt), (Self.madt, madt),
-                                (hpetAt, hpet)] {
+        var blob = [UInt8](repeating: 0, count: withHPET ? hpetAt + hpet.count : Self.madt + madt.count)
+        var tables = [(0, rsdp), (Self.rsdt, rsdt), (Self.facs, facs), (Self.fadt, fadt), (Self.dsdt, dsdt), (Self.madt, madt)]
+        if withHPET { tables.append((hpetAt, hpet)) }
+        for (offset, table) in tables {
             blob.replaceSubrange(offset..<offset + table.count, with: table)
         }
         return blob

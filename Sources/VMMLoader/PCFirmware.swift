@@ -46,19 +46,23 @@ public struct PCFirmware: Sendable, Equatable {
     ]
 
     public let processors: Int
+    /// Whether the ACPI tables name an HPET at `hpetAddress` (QEMU's `-machine hpet=off`: no).
+    public let hpet: Bool
 
-    /// `processors` vCPUs, the first the bootstrap processor, local APIC ID = index.
-    public init(processors: Int) throws(LoaderError) {
+    /// `processors` vCPUs, the first the bootstrap processor, local APIC ID = index; an
+    /// HPET table unless `hpet` is false.
+    public init(processors: Int, hpet: Bool = true) throws(LoaderError) {
         guard (1...Self.maxProcessors).contains(processors) else {
             throw LoaderError(.request, "the firmware tables describe 1 to \(Self.maxProcessors) processors, not \(processors)")
         }
         self.processors = processors
+        self.hpet = hpet
     }
 
     /// The MP floating pointer and configuration table, for `mpTableAddress`.
     public var mpTable: [UInt8] { MPTable.bytes(processors: processors, at: UInt32(Self.mpTableAddress)) }
     /// The RSDP and the tables it leads to, for `acpiAddress`.
-    public var acpiTables: [UInt8] { ACPITables.bytes(processors: processors, at: UInt32(Self.acpiAddress)) }
+    public var acpiTables: [UInt8] { ACPITables.bytes(processors: processors, at: UInt32(Self.acpiAddress), hpet: hpet) }
 }
 
 extension ImageLoader {

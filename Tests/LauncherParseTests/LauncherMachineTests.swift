@@ -46,6 +46,14 @@ struct LauncherMachineTests {
             #expect(try LauncherMachine.decode(bytes, version: 1, where: "snap") == d)
         }
         #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("debugcon"))
+        // --no-hpet likewise: a line `hpet no`, and none for the machine with its HPET (as before it existed).
+        var o = LaunchOptions()
+        o.noHPET = true
+        let noHPET = LauncherMachine(o)
+        let bytes = try noHPET.encodedForSaving()
+        #expect(String(decoding: bytes, as: UTF8.self).contains("\nhpet no\n"))
+        #expect(try LauncherMachine.decode(bytes, version: 1, where: "snap").options.noHPET)
+        #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("hpet"))
     }
 
     @Test("a damaged blob is refused in one line naming the line, its text quoted")
@@ -70,6 +78,9 @@ struct LauncherMachineTests {
             (Self.valid + "debugcon tty\nend\n", "debugcon 'tty'"),
             (Self.valid + "debugcon stdio\ndebugcon stdio\nend\n", "'debugcon' given twice"),
             (Self.lines(["strict-io": String?.none]) + "end\n", "no 'strict-io' line"),
+            (Self.valid + "hpet no\nend\n", ""),
+            (Self.valid + "hpet yes\nend\n", "hpet 'yes'"),
+            (Self.valid + "hpet no\nhpet no\nend\n", "'hpet' given twice"),
         ]
         for (text, why) in cases {
             switch Self.decode(text) {

@@ -70,6 +70,15 @@ struct FirmwareTablesTests {
             """, "\(r.stdout)")
         #expect(r.stderr == "")
         #expect(r.status == 0)
+        // --no-hpet: the RSDT names no HPET table (and 3 processors' MADT sits where it did).
+        let noHPET = try VMMProcess.run(["run", VMMProcess.guest("acpi.elf"), "--vcpus", "3", "--no-hpet", "--max-seconds", "60"])
+        func lines(_ out: String) -> [String] {
+            out.split(separator: "\n").map { $0.hasPrefix("acpi: PM timer: 0.1 s in ") ? "acpi: PM timer: 0.1 s in N" + $0.dropFirst(33) : String($0) }
+        }
+        let expected = lines(r.stdout).filter { !$0.contains("HPET") }
+            .map { $0 == "acpi: table RSDT at 000F2040, length 00000030" ? "acpi: table RSDT at 000F2040, length 0000002C" : $0 }
+        #expect(lines(noHPET.stdout) == expected, "\(noHPET.stdout)")
+        #expect(noHPET.status == 0)
         let none = try VMMProcess.run(["run", VMMProcess.guest("acpi.elf"), "--irqchip", "none", "--max-seconds", "60"])
         #expect(none.stdout == "acpi: no RSDP\n")
         #expect(none.status == 0)
@@ -111,6 +120,10 @@ struct FirmwareTablesTests {
         // The HPET table after the MADT, whatever its size, and the last thing in the blob.
         #expect(tables[2] >= tables[1] + u32(acpi, tables[1] + 4) && tables[2] + 56 == acpi.count)
         #expect(u32(acpi, tables[2] + 4) == 56 && u32(acpi, tables[2] + 36) == 0x8086_a201 && u32(acpi, tables[2] + 44) == 0xfed0_0000)
+        // Without the HPET (--no-hpet): the RSDT names the FADT and the MADT, and the blob ends with the MADT.
+        let plain = try PCFirmware(processors: 255, hpet: false).acpiTables
+        #expect(u32(plain, rsdt + 4) == 36 + 8 && plain.count == u32(plain, rsdt + 36 + 4) - base + u32(acpi, tables[1] + 4))
+        #expect(plain[rsdt..<rsdt + 44].reduce(0, &+) == 0)
         for n in [0, 256, -1] {
             #expect(throws: LoaderError(.request, "the firmware tables describe 1 to 255 processors, not \(n)")) { try PCFirmware(processors: n) }
         }

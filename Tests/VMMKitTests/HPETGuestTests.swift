@@ -34,7 +34,7 @@ struct HPETGuestTests {
 
     func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
 
-    @Test("a QEMU-style kernel reads the HPET's capabilities, runs its counter and takes one-shot, periodic and level interrupts through the I/O APIC; LegacyReplacement silences the PIT while it holds IRQ 0; none without the irqchip, or where a plugin claims the block")
+    @Test("a QEMU-style kernel reads the HPET's capabilities, runs its counter and takes one-shot, periodic and level interrupts through the I/O APIC; LegacyReplacement silences the PIT while it holds IRQ 0; none without the irqchip, with --no-hpet, or where a plugin claims the block")
     func interrupts() throws {
         for extra in [[], ["--vcpus", "2"]] {
             let r = try run(["run", Self.guest, "--max-seconds", "60"] + extra)
@@ -47,6 +47,16 @@ struct HPETGuestTests {
         let none = try run(["run", Self.guest, "--irqchip", "none", "--max-seconds", "60"])
         #expect(none.stdout.hasPrefix("hpet: capabilities FFFFFFFF, period (fs) FFFFFFFF\n"), "\(none.stdout)")
         #expect(none.stdout.hasSuffix("hpet: the counter does not run\n"), "\(none.stdout)")
+        // --no-hpet (config noHPET), QEMU's -machine hpet=off: no HPET, and no ACPI table
+        // naming one (FirmwareTablesTests).
+        let dir = try VMMProcess.scratch("hpet", "off")
+        let config = dir + "/vm.json"
+        try Data(#"{"image": "\#(Self.guest)", "noHPET": true, "maxSeconds": 60}"#.utf8).write(to: URL(fileURLWithPath: config))
+        for args in [["run", Self.guest, "--no-hpet", "--max-seconds", "60"], ["run", "--config", config]] {
+            let off = try run(args)
+            #expect(off.stdout.hasPrefix("hpet: capabilities FFFFFFFF, period (fs) FFFFFFFF\n"), "\(args): \(off.stdout)")
+            #expect(off.stdout.hasSuffix("hpet: the counter does not run\n") && off.stderr == "", "\(args): \(off.stderr)")
+        }
         // A plugin that claims any of the block has it: the built-in HPET steps aside (the
         // scratch device's 64 bytes of registers read 0, the rest is unassigned).
         let displaced = try run(["run", Self.guest, "--plugin", "ScratchDevice,mmio=0xfed00000", "--max-seconds", "60"])

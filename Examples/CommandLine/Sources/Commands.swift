@@ -57,6 +57,7 @@ struct RunArguments: EmittingArguments {
     @Option(name: .customLong("handler-budget"), help: "Seconds a plugin call (a handler, init, a state save) may run before the run ends with status 8 (default 10).")
     var handlerBudget: Double?
     @Flag(name: .customLong("no-seccomp"), help: "Run vCPU threads without the seccomp allow-list (Docs/Seccomp.md).") var noSeccomp = false
+    @Flag(name: .customLong("no-hpet"), help: "A machine without the HPET (0xfed00000) and its ACPI table, as QEMU's -machine hpet=off.") var noHPET = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
     @Option(name: .customLong("snapshot-on-stop"), help: "When --max-seconds or a stop request ends the run, save a snapshot into this new directory (status 22); vmm restore DIR resumes it.") var snapshotOnStop: String?
     @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: String?
@@ -89,6 +90,7 @@ struct RunArguments: EmittingArguments {
         if let mode { item("mode", String(mode)) }
         if let handlerBudget { item("handler-budget", String(handlerBudget)) }
         if noSeccomp { item("no-seccomp", nil) }
+        if noHPET { item("no-hpet", nil) }
         if let logLevel { item("log-level", logLevel) }
         if let snapshotOnStop { item("snapshot-on-stop", snapshotOnStop) }
         if let apiSock { item("api-sock", apiSock) }
