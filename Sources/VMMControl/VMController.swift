@@ -26,6 +26,13 @@ public final class VMController: @unchecked Sendable {
         self.exitCounter = exitCounter
     }
 
+    /// The operation the VMM installed (`pick`), taken under the lock and called outside
+    /// it, or `.unavailable(missing)`.
+    private func installed<T>(_ pick: (Sources) -> T?, else missing: String) throws(ControlError) -> T {
+        guard let operation = operations.withLock({ pick($0) }) else { throw .unavailable(missing) }
+        return operation
+    }
+
     /// Adds a group of counters to `metrics()` (e.g. "demand_paging" from a `DemandPager`).
     /// `read` is called on the caller's thread of `metrics()`, so it must be thread-safe.
     public func addCounters(_ group: String, _ read: @escaping @Sendable () -> [(String, UInt64)]) {
@@ -121,6 +128,7 @@ public final class VMController: @unchecked Sendable {
     /// The guest's text screen now, as QEMU's `screendump` of a text mode: what the
     /// guest wrote so far, running or paused.
     public func screen() throws(ControlError) -> String {
+        // nil from the installed reader is no screen either: one message for both.
         let read = operations.withLock { $0.screen }
         guard let read, let text = read() else { throw .unavailable("this machine has no text screen") }
         return text
@@ -139,9 +147,7 @@ public final class VMController: @unchecked Sendable {
     /// Writes the guest's graphics screen now to `path`, as QEMU's `screendump FILE`:
     /// running or paused (a running guest may be drawing, as under QEMU).
     public func screendump(to path: String) throws(ControlError) {
-        let write = operations.withLock { $0.screendump }
-        guard let write else { throw .unavailable("this machine has no graphics display (vmm run --vga std)") }
-        try write(path)
+        try installed({ $0.screendump }, else: "this machine has no graphics display (vmm run --vga std)")(path)
     }
 
     // MARK: - Mouse
@@ -156,9 +162,7 @@ public final class VMController: @unchecked Sendable {
     /// Moves the guest's mouse, turns its wheel and sets its buttons, as QEMU's
     /// `mouse_move` and `mouse_button`.
     public func moveMouse(_ event: MouseEvent) throws(ControlError) {
-        let move = operations.withLock { $0.mouse }
-        guard let move else { throw .unavailable("this machine has no mouse") }
-        try move(event)
+        try installed({ $0.mouse }, else: "this machine has no mouse")(event)
     }
 
     // MARK: - Keyboard
