@@ -37,6 +37,7 @@ put('fuzz-config', 'demo.json', open('Examples/GuestImages/demo.json').read())
 put('fuzz-config', 'all.json', '{"image": "x.elf", "memory": "64M", "vcpus": 2, "irqchip": "kernel", "plugins": ["A,k=v"], '
     '"noDefaultPlugins": false, "serial": "file:/tmp/x", "debugcon": "stdio", "trace": "exits", "stats": true, "maxSeconds": 1.5, '
     '"append": "quiet", "initrd": "m", "loadAddr": "0x100000", "entry": 1048576, "mode": 64, "logLevel": "info"}')
+put('fuzz-config', 'fw-cfg', '{"image": "g.elf", "fwCfg": ["opt/a,string=x,,y", "name=opt/b,file=/tmp/b"]}')
 put('fuzz-config', 'bad.json', '{"maxSeconds": 1e300, "memory": "99999999999G", "vcpus": 1.5}')
 # Canary: steps of (rc/patch-count byte, errno byte, patches: offset lo, offset hi, len, bytes)
 def step(rc, err, patches):
@@ -115,6 +116,7 @@ put('fuzz-machine-ports', 'pm1', bytes([0x5a, 0x01, 0x38, 0, 0x18, 0, 0x58, 0xff
 # The built-in devices' blob (device-launcher-devices.state), read by the same target.
 put('fuzz-launcher-state', 'devices', 'vmm-launcher-devices 1\nfw_cfg 0x0 1\nreset-control 0x0\ni8042 0x18 0x3 0xcf 0x0 0x0 -\npm1-control 0x0\nend\n')
 put('fuzz-launcher-state', 'devices-all', 'vmm-launcher-devices 1\nfw_cfg 0x19 7\nreset-control 0x2\nport92 0x42\ni8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa\nps2-keyboard 1 0 0xf0 e048e0c8\nconsole 0x83\npm1-control 0x1c01\npm1-events 0x100 0x521\npm-timer 0xabcdef\nvga 0x67 0xe 0x9 5f4f50825581bf1f004f0d0e000000509c8e8f281f96b9a3ff\nrtc 0x8b -86400 00010203040506070809260b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f\nend\n')
+put('fuzz-launcher-state', 'fw-cfg-files', b'vmm-fw-cfg-files 1\nfile opt/vmmkit/greeting 20\nhello, from the host\nfile bootorder 3\n\x01\n\x00\nend\n')
 # The RTC in the same target (op bit 2): register A read, the year set to 99, binary
 # 24-hour mode, the hour set, read back.
 put('fuzz-machine-ports', 'rtc', bytes([6, 0x0a, 5, 0, 6, 0x09, 7, 0x99, 5, 0, 6, 0x0b, 7, 0x06, 6, 0x04, 7, 0x13, 5, 0]))

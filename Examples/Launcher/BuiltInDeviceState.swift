@@ -11,7 +11,7 @@ import VMMKit
 struct BuiltInDeviceState: Equatable {
     static let blobName = "launcher-devices"
     static let version: UInt32 = 1
-    /// The widest state of every device takes 4,261 bytes (BuiltInDeviceStateTests.largestFits);
+    /// The widest state of every device takes 4,274 bytes (BuiltInDeviceStateTests.largestFits);
     /// the 4 KiB this was before the HPET had 81 bytes to spare.
     static let maxSize = 16384
 
@@ -20,6 +20,9 @@ struct BuiltInDeviceState: Equatable {
         var selector: UInt16?
         /// The next byte of the item to read; at most its size.
         var offset: Int
+        /// The DMA address register's high half, written and not yet followed by the low
+        /// half that starts a transfer (0 at reset and after every transfer).
+        var dmaHigh: UInt32 = 0
     }
 
     struct I8042Registers: Equatable {
@@ -93,7 +96,7 @@ struct BuiltInDeviceState: Equatable {
 
     func encoded() -> [UInt8] {
         var lines: [String] = []
-        if let f = fwCfg { lines.append("fw_cfg \(f.selector.map { hex($0) } ?? "none") \(f.offset)") }
+        if let f = fwCfg { lines.append("fw_cfg \(f.selector.map { hex($0) } ?? "none") \(f.offset)" + (f.dmaHigh == 0 ? "" : " \(hex(f.dmaHigh))")) }
         if let r = resetControl { lines.append("reset-control \(hex(r))") }
         if let a = systemControlA { lines.append("port92 \(hex(a))") }
         if let k = i8042 {
@@ -171,7 +174,7 @@ struct BuiltInDeviceState: Equatable {
             let words = line.split(separator: " ", omittingEmptySubsequences: false)
             let key = String(words[0])
             switch (key, words.count) {
-            case ("fw_cfg", 3) where state.fwCfg == nil:
+            case ("fw_cfg", 3...4) where state.fwCfg == nil:
                 var selector: UInt16?
                 if words[1] != "none" {
                     guard let s = hexValue(words[1], UInt16.self) else {
@@ -179,8 +182,17 @@ struct BuiltInDeviceState: Equatable {
                     }
                     selector = s
                 }
-                guard let offset = UInt16(plainDecimal: words[2]).map(Int.init), (0...maxSize).contains(offset) else { throw bad("fw_cfg offset \(String(words[2]).quotedForMessage)") }
-                state.fwCfg = FwCfgRegisters(selector: selector, offset: offset)
+                // The largest item is a user's file (`FwCfgFile.maxTotalSize`).
+                guard let offset = UInt32(plainDecimal: words[2]).map(Int.init), offset <= FwCfgFile.maxTotalSize else {
+                    throw bad("fw_cfg offset \(String(words[2]).quotedForMessage)")
+                }
+                // A DMA address's high half, when one was written (a blob before DMA has none).
+                var dmaHigh: UInt32 = 0
+                if words.count == 4 {
+                    guard let h = hexValue(words[3], UInt32.self), h != 0 else { throw bad("fw_cfg DMA address high half \(String(words[3]).quotedForMessage)") }
+                    dmaHigh = h
+                }
+                state.fwCfg = FwCfgRegisters(selector: selector, offset: offset, dmaHigh: dmaHigh)
             case ("reset-control", 2) where state.resetControl == nil:
                 let value = try byte(words[1], "reset-control value")
                 guard value & ~0x02 == 0 else { throw bad("reset-control value \(hex(value)) (only bit 1 is kept)") }

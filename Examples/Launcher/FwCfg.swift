@@ -1,73 +1,108 @@
 import Glibc
 import VMMKit
 
-/// QEMU's fw_cfg legacy I/O interface: a 16-bit selector written to port 0x510, then
-/// the item's bytes read one at a time from port 0x511. Enough items for guests that
-/// ask QEMU for the CPU count and RAM size to work unchanged.
+/// QEMU's fw_cfg on its x86 ports: a 16-bit selector written to port 0x510, the item's
+/// bytes read one at a time from port 0x511, and the DMA interface's address register
+/// at ports 0x514-0x51b (`FwCfg+DMA`). Items: the signature, the interfaces (traditional
+/// and DMA), RAM size, CPU counts, and a file directory of "etc/e820" (the RAM ranges)
+/// and the user's files (`--fw-cfg`, `FwCfgFile`), sorted by name as QEMU sorts them,
+/// at selectors 0x20 on. Enough for guests that ask QEMU for their CPUs, RAM or an
+/// `opt/` file to work unchanged.
 final class FwCfg: @unchecked Sendable {
     static let selectorPort: UInt16 = 0x510
     static let dataPort: UInt16 = 0x511
     enum Key: UInt16 { case signature = 0x00, id = 0x01, ramSize = 0x03, cpuCount = 0x05, maxCPUs = 0x0f, fileDirectory = 0x19 }
+    /// FW_CFG_FILE_FIRST: the first file's selector.
+    static let firstFile: UInt16 = 0x20
 
-    /// Seven items, searched in order. Not a `[UInt16: [UInt8]]`: a first dictionary of
-    /// those types makes the runtime scan every loaded image's conformance records at
-    /// start-up (~0.26 million instructions, callgrind).
+    /// Items searched in order. Not a `[UInt16: [UInt8]]`: a first dictionary of those
+    /// types makes the runtime scan every loaded image's conformance records at start-up
+    /// (~0.26 million instructions, callgrind).
     private var items: [(selector: UInt16, bytes: [UInt8])] = []
+    /// The user's files, as given (a snapshot keeps them: `FwCfgFile.encode`).
+    let files: [FwCfgFile]
+    /// Where DMA transfers read and write; nil: none (a transfer fails with the error bit).
+    let memory: GuestMemory?
     // Guarded by lock: the selected item (nil: none, or one fw_cfg does not have), its
-    // bytes and the next one to read (at most their count: reads past the end are zeros).
-    private var selector: UInt16?
-    private var current: [UInt8] = []
-    private var offset = 0
-    private var lock = pthread_mutex_t()
+    // bytes and the next one to read (at most their count: reads past the end are zeros),
+    // and the DMA address's high half until the low half starts a transfer.
+    var selector: UInt16?
+    var current: [UInt8] = []
+    var offset = 0
+    var dmaHigh: UInt32 = 0
+    var lock = pthread_mutex_t()
 
     /// `ramSize` is all RAM (QEMU's FW_CFG_RAM_SIZE); `lowRAM` of it lies below the MMIO
-    /// hole and the rest from 4 GiB up, as the "etc/e820" file says.
-    init(cpus: Int, ramSize: UInt64, lowRAM: UInt64? = nil) {
+    /// hole and the rest from 4 GiB up, as the "etc/e820" file says. `files` were checked
+    /// (`FwCfgFile.check`): unique names, none the machine's own.
+    init(cpus: Int, ramSize: UInt64, lowRAM: UInt64? = nil, files: [FwCfgFile] = [], memory: GuestMemory? = nil) {
+        self.files = files
+        self.memory = memory
         pthread_mutex_init(&lock, nil)
         add(Key.signature.rawValue, Array("QEMU".utf8))
-        add(Key.id.rawValue, le(UInt32(1))) // traditional interface only, no DMA
+        add(Key.id.rawValue, le(UInt32(memory == nil ? 1 : 3))) // bit 0 traditional, bit 1 DMA
         add(Key.ramSize.rawValue, le(ramSize))
         add(Key.cpuCount.rawValue, le(UInt16(cpus)))
         add(Key.maxCPUs.rawValue, le(UInt16(cpus)))
-        // One file, "etc/e820" (selector 0x20): the RAM ranges, 20-byte packed entries
-        // (address, length, type 1 = RAM), little-endian; the directory is big-endian.
+        // "etc/e820": the RAM ranges, 20-byte packed entries (address, length, type 1 =
+        // RAM), little-endian.
         let low = lowRAM ?? ramSize
         var e820 = le(UInt64(0)) + le(low) + le(UInt32(1))
         if ramSize > low { e820 += le(UInt64(1) << 32) + le(ramSize - low) + le(UInt32(1)) }
-        add(0x20, e820)
-        let name = Array("etc/e820".utf8) + [UInt8](repeating: 0, count: 56 - 8)
-        add(Key.fileDirectory.rawValue, be(UInt32(1)) + be(UInt32(e820.count)) + be(UInt16(0x20)) + [0, 0] + name)
+        // The directory, big-endian: a count, then per file its size, selector, two
+        // reserved bytes and a NUL-padded 56-byte name.
+        let all = ([FwCfgFile(name: "etc/e820", bytes: e820)] + files).sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        var directory = be(UInt32(all.count))
+        for (index, file) in all.enumerated() {
+            let selector = Self.firstFile + UInt16(index)
+            add(selector, file.bytes)
+            let name = Array(file.name.utf8)
+            directory += be(UInt32(file.bytes.count)) + be(selector) + [0, 0] + name + [UInt8](repeating: 0, count: 56 - name.count)
+        }
+        add(Key.fileDirectory.rawValue, directory)
     }
 
     private func add(_ selector: UInt16, _ bytes: [UInt8]) { items.append((selector, bytes)) }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
         try dispatcher.registerPIO(port: Self.selectorPort, count: 2, owner: "fw_cfg") { [self] io, _ in
-            pthread_mutex_lock(&lock)
-            defer { pthread_mutex_unlock(&lock) }
-            if io.port == Self.selectorPort {
-                if io.isWrite {
-                    select(UInt16(truncatingIfNeeded: io.value))
-                } else {
-                    io.value = 0
-                }
-            } else if !io.isWrite {
-                // Each data read returns the next bytes; past the end, zeros.
-                for i in 0..<(io.size * io.count) {
-                    if offset < current.count {
-                        io.data[i] = current[offset]
-                        offset += 1
-                    } else {
-                        io.data[i] = 0
-                    }
-                }
-            }
+            access(io)
+            return .handled
+        }
+        try dispatcher.registerPIO(port: Self.dmaPort, count: 8, owner: "fw_cfg DMA") { [self] io, _ in
+            access(io)
             return .handled
         }
     }
 
+    /// One guest access to any of its ports: the selector (a read gives 0), the data port
+    /// (each read the next bytes, zeros past the end; writes ignored, as QEMU's since
+    /// 2.4), the DMA register.
+    func access(_ io: PIOAccess) {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        if io.port >= Self.dmaPort {
+            dmaAccess(io)
+        } else if io.port == Self.selectorPort {
+            if io.isWrite {
+                select(UInt16(truncatingIfNeeded: io.value))
+            } else {
+                io.value = 0
+            }
+        } else if !io.isWrite {
+            for i in 0..<(io.size * io.count) {
+                if offset < current.count {
+                    io.data[i] = current[offset]
+                    offset += 1
+                } else {
+                    io.data[i] = 0
+                }
+            }
+        }
+    }
+
     /// Under lock.
-    private func select(_ key: UInt16) {
+    func select(_ key: UInt16) {
         let item = items.first { $0.selector == key }
         selector = item?.selector
         current = item?.bytes ?? []
@@ -78,7 +113,7 @@ final class FwCfg: @unchecked Sendable {
     var state: BuiltInDeviceState.FwCfgRegisters {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
-        return .init(selector: selector, offset: offset)
+        return .init(selector: selector, offset: offset, dmaHigh: dmaHigh)
     }
 
     /// Puts back a snapshot's selection; refused when the item is not this fw_cfg's or
@@ -92,6 +127,7 @@ final class FwCfg: @unchecked Sendable {
             throw LauncherError(.snapshot, "fw_cfg item \(item) at offset \(s.offset): not an item of this machine's fw_cfg, or past its \(current.count) bytes")
         }
         offset = s.offset
+        dmaHigh = s.dmaHigh
     }
 
     private func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }

@@ -17,7 +17,8 @@ import VMMKit
 ///   readAheadPages: integer 0...256 (demand paging: pages installed ahead of a sequential fault),
 ///   hda: string (a raw disk image, `ATADisk`), hdaReadOnly: bool,
 ///   vga: "text"|"std" (`BochsDisplay`), screendump: "stdio"|"none"|"file:PATH",
-///   noHPET: bool (no HPET and no ACPI HPET table, QEMU's `-machine hpet=off`).
+///   noHPET: bool (no HPET and no ACPI HPET table, QEMU's `-machine hpet=off`),
+///   fwCfg: [string "[name=]NAME,file=PATH" or "[name=]NAME,string=TEXT"] (QEMU's `-fw_cfg`, `FwCfgFile`).
 struct LaunchOptions: Equatable {
     var image: String?
     var memory: UInt64 = 64 << 20
@@ -35,6 +36,9 @@ struct LaunchOptions: Equatable {
     var vgaStd = false
     /// `--no-hpet`: the machine without its HPET (`HPET`) or the ACPI table naming it; part of the machine.
     var noHPET = false
+    /// `--fw-cfg`: files in fw_cfg's directory (`FwCfgFile`), config's first; part of the
+    /// machine (a snapshot keeps their bytes).
+    var fwCfg: [FwCfgFile.Spec] = []
     /// Where the graphics screen goes as a PPM when the run ends (`Screendump`); an output choice.
     var screendump = SerialTarget.none
     var trace = false
@@ -63,7 +67,7 @@ struct LaunchOptions: Equatable {
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial", "debugcon", "vgaText",
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO",
                                     "snapshotOnStop", "apiSock", "handlerBudget", "noSeccomp", "readAheadPages", "hda", "hdaReadOnly",
-                                    "vga", "screendump", "noHPET"]
+                                    "vga", "screendump", "noHPET", "fwCfg"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// The config file these options came from, and the keys it set that no flag
@@ -197,6 +201,15 @@ struct LaunchOptions: Equatable {
         }
         o.noSeccomp = try bool("noSeccomp") ?? false
         o.noHPET = try bool("noHPET") ?? false
+        if let f = dict["fwCfg"] {
+            let shape = "'fwCfg' must be an array of strings \"[name=]NAME,file=PATH\" or \"[name=]NAME,string=TEXT\""
+            guard case let .array(items) = f else { throw bad(shape) }
+            for (index, item) in items.enumerated() {
+                guard case let .string(text) = item else { throw bad(shape) }
+                do { o.fwCfg.append(try FwCfgFile.parse(text)) } catch { throw bad("'fwCfg' item \(index): \(error.why)") }
+            }
+            do { try FwCfgFile.check(names: o.fwCfg.map(\.name), sizes: []) } catch { throw bad("'fwCfg': \(error.why)") }
+        }
         return o
     }
 }

@@ -34,6 +34,8 @@ struct Launcher {
             throw o.rangeError(key: "vcpus", flag: "vcpus", "\(o.vcpus) needs irqchip kernel: application processors are started with INIT/SIPI")
         }
         try checkSnapshotDestination()
+        // Every file named is read before anything is built: a missing one ends the run here.
+        let fwCfgFiles = try FwCfgFile.load(o.fwCfg) { "--fw-cfg \($0.name)" }
         try SignalStop.install()
         let kvm: KVM
         do { kvm = try KVM.open() } catch { throw LauncherError(.host, error.description) }
@@ -87,7 +89,7 @@ struct Launcher {
         } catch {
             throw LauncherError(.host, "\(error)")
         }
-        let (stats, unassigned, exitCounter) = try machineDevices(on: dispatcher)
+        let (stats, unassigned, exitCounter) = try machineDevices(on: dispatcher, memory: vm.memory, fwCfgFiles: fwCfgFiles)
         let screen = try VGATextScreen.sink(o.vgaText)
         let picture = try Screendump.sink(o.screendump)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
@@ -139,8 +141,9 @@ struct Launcher {
     /// too), then the timeout; a clean halt is 0.
     /// Where the MMIO hole starts (RAM below it) and how much RAM may go above 4 GiB.
     /// What the launcher itself adds to every machine it runs (booted or restored): the
-    /// `--stats`/`--trace` observer, the control API's exit counter, fw_cfg and unassigned I/O.
-    func machineDevices(on dispatcher: ExitDispatcher) throws(LauncherError)
+    /// `--stats`/`--trace` observer, the control API's exit counter, fw_cfg (its DMA
+    /// transfers in `memory`, its directory with `fwCfgFiles`) and unassigned I/O.
+    func machineDevices(on dispatcher: ExitDispatcher, memory: GuestMemory, fwCfgFiles: [FwCfgFile]) throws(LauncherError)
         -> (stats: ExitStats?, unassigned: UnassignedIO?, exitCounter: ExitKindCounter?) {
         let o = options
         let stats = (o.stats || o.trace) ? ExitStats(vcpus: o.vcpus, trace: o.trace) : nil
@@ -148,7 +151,8 @@ struct Launcher {
         let exitCounter = o.apiSock.map { _ in ExitKindCounter(vcpus: o.vcpus, chaining: stats) }
         do {
             if let observer: ExitObserver = exitCounter ?? stats { try dispatcher.setObserver(observer) }
-            let fwCfg = FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: min(o.memory, RAMLayout.holeStart))
+            let fwCfg = FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: min(o.memory, RAMLayout.holeStart),
+                              files: fwCfgFiles, memory: memory)
             try fwCfg.register(on: dispatcher)
             devices.fwCfg = fwCfg
             try unassigned?.register(on: dispatcher)

@@ -116,6 +116,13 @@ extension Launcher {
         let deviceState = try image.devices.first { $0.name == BuiltInDeviceState.blobName }.map { blob throws(LauncherError) in
             try BuiltInDeviceState.decode(blob.bytes, version: blob.version, where: dir)
         }
+        // The fw_cfg files the machine had, their bytes as the guest saw them.
+        var fwCfgFiles: [FwCfgFile] = []
+        if let blob = image.devices.first(where: { $0.name == FwCfgFile.blobName }) {
+            do { fwCfgFiles = try FwCfgFile.decode(blob.bytes, version: blob.version) } catch {
+                throw LauncherError(.snapshot, "\(dir): fw_cfg files: \(error.why)")
+            }
+        }
         try SignalStop.install()
         let kvm: KVM
         do { kvm = try KVM.open() } catch { throw LauncherError(.host, error.description) }
@@ -126,7 +133,7 @@ extension Launcher {
         defer { restored.close() }
         let vm = restored.vm
         let dispatcher = ExitDispatcher()
-        let (stats, unassigned, exitCounter) = try machineDevices(on: dispatcher)
+        let (stats, unassigned, exitCounter) = try machineDevices(on: dispatcher, memory: vm.memory, fwCfgFiles: fwCfgFiles)
         let screen = try VGATextScreen.sink(o.vgaText)
         let picture = try Screendump.sink(o.screendump)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)

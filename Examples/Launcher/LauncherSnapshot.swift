@@ -44,6 +44,10 @@ final class LauncherSnapshot: @unchecked Sendable {
         // Read with the vCPUs paused, after the run loop's last completion.
         devices.append(DeviceState(name: BuiltInDeviceState.blobName, version: BuiltInDeviceState.version,
                                    bytes: self.devices.state.encoded()))
+        // The user's fw_cfg files travel with the machine: a guest may be half-way through one.
+        if let files = self.devices.fwCfg?.files, !files.isEmpty {
+            devices.append(DeviceState(name: FwCfgFile.blobName, version: FwCfgFile.version, bytes: FwCfgFile.encode(files)))
+        }
         do {
             return try VMSnapshot.save(vm, dispatcher: dispatcher, devices: devices, pagers: pagers, to: dir)
         } catch {

@@ -19,7 +19,8 @@ extension RunFlags {
         case string((inout RunFlags, String) -> Void)
         case int((inout RunFlags, Int) -> Void)
         case double((inout RunFlags, Double) -> Void)
-        case plugin
+        /// Repeatable: each value appended (`--plugin`, `--fw-cfg`).
+        case list((inout RunFlags, String) -> Void)
     }
 
     private static func field(_ name: String) -> Field? {
@@ -28,7 +29,8 @@ extension RunFlags {
         case "vcpus": .int { $0.vcpus = $1 }
         case "read-ahead": .int { $0.readAhead = $1 }
         case "irqchip": .string { $0.irqchip = $1 }
-        case "plugin": .plugin
+        case "plugin": .list { $0.plugins.append($1) }
+        case "fw-cfg": .list { $0.fwCfg.append($1) }
         case "no-default-plugins": .flag { $0.noDefaultPlugins = true }
         case "config": .string { $0.config = $1 }
         case "serial": .string { $0.serial = $1 }
@@ -81,7 +83,7 @@ extension RunFlags {
             }
             let key = String(name)
             guard let field = field(key) else { return nil }
-            if case .plugin = field {} else {
+            if case .list = field {} else {
                 guard !seen.contains(key) else { return nil }
                 seen.append(key)
             }
@@ -104,7 +106,7 @@ extension RunFlags {
             case let .double(set):
                 guard let d = Double(v), d.isFinite else { return nil }
                 set(&f, d)
-            case .plugin: f.plugins.append(v)
+            case let .list(add): add(&f, v)
             case .flag: return nil
             }
         }
@@ -131,9 +133,9 @@ extension RunFlags {
             case let .double(set):
                 guard let d = value.flatMap({ Double($0) }) else { throw ParsedCommand.skew("\(key)=\(value ?? "")") }
                 set(&self, d)
-            case .plugin:
+            case let .list(add):
                 guard let value else { throw ParsedCommand.skew(key) }
-                plugins.append(value)
+                add(&self, value)
             }
         }
     }

@@ -31,6 +31,7 @@ struct RunFlags: Equatable {
     var handlerBudget: Double?
     var noSeccomp = false
     var noHPET = false
+    var fwCfg: [String] = []
     var logLevel: String?
     var snapshotOnStop: String?
     var apiSock: String?
@@ -118,6 +119,12 @@ struct RunFlags: Equatable {
         }
         if noSeccomp { o.noSeccomp = true }
         if noHPET { o.noHPET = true }
+        for spec in fwCfg {
+            do { o.fwCfg.append(try FwCfgFile.parse(spec)) } catch { throw LauncherError(.usage, "--fw-cfg \(spec.quotedForMessage): \(error.why)") }
+        }
+        if !fwCfg.isEmpty {
+            do { try FwCfgFile.check(names: o.fwCfg.map(\.name), sizes: []) } catch { throw LauncherError(.usage, "--fw-cfg: \(error.why)") }
+        }
         if let apiSock { o.apiSock = apiSock }
         // A flag given overrides the file's key: errors in it name the flag.
         let flagged: [(String, Bool)] = [("memory", memory != nil), ("vcpus", vcpus != nil), ("irqchip", irqchip != nil),

@@ -19,7 +19,8 @@ struct BuiltInDeviceStateTests {
 
     @Test("what is saved reads back as it was: every device, none, and a selection of no item")
     func roundTrip() throws {
-        for state in [Self.full, BuiltInDeviceState(), BuiltInDeviceState(fwCfg: .init(selector: nil, offset: 0))] {
+        for state in [Self.full, BuiltInDeviceState(), BuiltInDeviceState(fwCfg: .init(selector: nil, offset: 0)),
+                      BuiltInDeviceState(fwCfg: .init(selector: 0x21, offset: 5, dmaHigh: 1))] {
             #expect(try Self.decode(String(decoding: state.encoded(), as: UTF8.self)).get() == state)
         }
         // A blob from before the PM1 event block was modelled: its registers restore as 0.
@@ -62,7 +63,7 @@ struct BuiltInDeviceStateTests {
         BochsDisplay.fixUp(&bochs)
         let keyboard = PS2Keyboard(set: 1, scanning: true, awaiting: 0xf0, typed: [UInt8](repeating: 0xe0, count: PS2Keyboard.typedLimit))
         return BuiltInDeviceState(
-            fwCfg: .init(selector: 0xffff, offset: BuiltInDeviceState.maxSize), resetControl: 0x02, systemControlA: 0xfe,
+            fwCfg: .init(selector: 0xffff, offset: FwCfgFile.maxTotalSize, dmaHigh: 0xffff_ffff), resetControl: 0x02, systemControlA: 0xfe,
             i8042: .init(status: 0x1c, config: 0xff, outputPort: 0xff, awaiting: 0xd4, lastRead: 0xff,
                          replies: [UInt8](repeating: 0xff, count: I8042.queueLimit), auxReplies: 0xffff, keyboard: keyboard, mouse: mouse),
             consoleLCR: 0xff, pm1Control: 0xdfff, pm1Events: .init(status: 0x100, enable: 0xffff), pmTimer: ACPIPMTimer.mask,
@@ -100,6 +101,10 @@ struct BuiltInDeviceStateTests {
             ("vmm-launcher-devices 1\nfw_cfg 0x10000 0\nend\n", "fw_cfg selector '0x10000'"),
             ("vmm-launcher-devices 1\nfw_cfg 0x19 99999999999999999999\nend\n", "fw_cfg offset '99999999999999999999'"),
             ("vmm-launcher-devices 1\nfw_cfg 0x19 -1\nend\n", "fw_cfg offset '-1'"),
+            ("vmm-launcher-devices 1\nfw_cfg 0x19 8388609\nend\n", "fw_cfg offset '8388609'"),
+            ("vmm-launcher-devices 1\nfw_cfg 0x19 7 0x0\nend\n", "fw_cfg DMA address high half '0x0'"),
+            ("vmm-launcher-devices 1\nfw_cfg 0x19 7 0x100000000\nend\n", "fw_cfg DMA address high half '0x100000000'"),
+            ("vmm-launcher-devices 1\nfw_cfg 0x19 7 0x1 0x1\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\nfw_cfg 0x19 1\nfw_cfg 0x19 1\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\nreset-control 0x6\nend\n", "reset-control value 0x6 (only bit 1 is kept)"),
             ("vmm-launcher-devices 1\nreset-control 6\nend\n", "reset-control value '6'"),

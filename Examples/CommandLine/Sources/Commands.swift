@@ -58,6 +58,8 @@ struct RunArguments: EmittingArguments {
     var handlerBudget: Double?
     @Flag(name: .customLong("no-seccomp"), help: "Run vCPU threads without the seccomp allow-list (Docs/Seccomp.md).") var noSeccomp = false
     @Flag(name: .customLong("no-hpet"), help: "A machine without the HPET (0xfed00000) and its ACPI table, as QEMU's -machine hpet=off.") var noHPET = false
+    @Option(name: .customLong("fw-cfg"), help: "[name=]NAME,file=PATH or [name=]NAME,string=TEXT: a file in fw_cfg's directory, as QEMU's -fw_cfg; repeatable.")
+    var fwCfg: [String] = []
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
     @Option(name: .customLong("snapshot-on-stop"), help: "When --max-seconds or a stop request ends the run, save a snapshot into this new directory (status 22); vmm restore DIR resumes it.") var snapshotOnStop: String?
     @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: String?
@@ -91,6 +93,7 @@ struct RunArguments: EmittingArguments {
         if let handlerBudget { item("handler-budget", String(handlerBudget)) }
         if noSeccomp { item("no-seccomp", nil) }
         if noHPET { item("no-hpet", nil) }
+        for f in fwCfg { item("fw-cfg", f) }
         if let logLevel { item("log-level", logLevel) }
         if let snapshotOnStop { item("snapshot-on-stop", snapshotOnStop) }
         if let apiSock { item("api-sock", apiSock) }

@@ -1,6 +1,7 @@
 import FuzzDriver
 // The launcher's JSON config parser (Examples/Launcher/LaunchOptions.swift, linked
-// here as source): any bytes give options or a LauncherError, never a trap.
+// here as source, with FwCfgFile.swift for `fwCfg`): any bytes give options or a
+// LauncherError, never a trap.
 runFuzzer { data, size in
     let bytes = Array(fuzzInput(data, size))
     do {
@@ -8,6 +9,9 @@ runFuzzer { data, size in
         // What the launcher relies on after parsing.
         precondition((1...64).contains(o.vcpus) && o.memory > 0)
         if let s = o.maxSeconds { precondition(LaunchOptions.validSeconds(s)) }
+        // fw_cfg files: names a directory holds, each once, no more than it takes.
+        precondition((try? FwCfgFile.check(names: o.fwCfg.map(\.name), sizes: [])) != nil)
+        for spec in o.fwCfg { precondition((try? FwCfgFile.check(name: spec.name)) != nil, "fw_cfg name \(spec.name)") }
     } catch let error as LauncherError {
         precondition(error.status == .config && error.message.hasPrefix("fuzz.json: "))
         requireOneLine(error.message)

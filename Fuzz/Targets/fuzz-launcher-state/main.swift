@@ -5,12 +5,14 @@ import FuzzDriver
 // launcher's limits, rebuilds the options it came from, and is saved
 // (`encodedForSaving`: the writer's own read-back check) as bytes that read back as it.
 // The same bytes are also read as the built-in devices' blob (BuiltInDeviceState.swift):
-// a state within its limits that reads back as itself, or one line.
+// a state within its limits that reads back as itself, or one line; and as the
+// snapshot's fw_cfg files (FwCfgFile.swift): files `--fw-cfg` could have given, which
+// encode to bytes that read back as them, or one line.
 runFuzzer { data, size in
     let bytes = Array(fuzzInput(data, size))
     do throws(LauncherError) {
         let d = try BuiltInDeviceState.decode(bytes, version: 1, where: "fuzz")
-        precondition((d.fwCfg?.offset ?? 0) <= BuiltInDeviceState.maxSize && (d.i8042?.replies.count ?? 0) <= I8042.queueLimit)
+        precondition((d.fwCfg?.offset ?? 0) <= FwCfgFile.maxTotalSize && (d.i8042?.replies.count ?? 0) <= I8042.queueLimit)
         precondition((d.resetControl ?? 0) & ~0x02 == 0 && (d.i8042?.status ?? 0) & ~BuiltInDeviceState.i8042StatusBits == 0)
         precondition((d.pm1Control ?? 0) & (1 << 13) == 0 && (d.systemControlA ?? 0) & 0x01 == 0)
         precondition(d.rtc.map { $0.ram.count == 128 && $0.offset.magnitude <= UInt64(BuiltInDeviceState.rtcMaxOffset) } ?? true)
@@ -19,6 +21,15 @@ runFuzzer { data, size in
     } catch {
         precondition(error.status == .snapshot && error.message.hasPrefix("fuzz: launcher devices: "), error.message)
         requireOneLine(error.message)
+    }
+    do throws(FwCfgFile.Refusal) {
+        let files = try FwCfgFile.decode(bytes, version: 1)
+        precondition(files.count <= FwCfgFile.maxCount && files.reduce(0) { $0 + $1.bytes.count } <= FwCfgFile.maxTotalSize)
+        for file in files { precondition((try? FwCfgFile.check(name: file.name)) != nil, "fw_cfg name \(file.name)") }
+        let back = try FwCfgFile.decode(FwCfgFile.encode(files), version: 1)
+        precondition(back == files, "fw_cfg files round trip")
+    } catch {
+        requireOneLine(error.why)
     }
     do throws(LauncherError) {
         let m = try LauncherMachine.decode(bytes, version: 1, where: "fuzz")
