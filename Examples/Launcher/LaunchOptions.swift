@@ -18,6 +18,7 @@ import VMMKit
 ///   hda: string (a raw disk image, `ATADisk`), hdaReadOnly: bool,
 ///   vga: "text"|"std" (`BochsDisplay`), screendump: "stdio"|"none"|"file:PATH",
 ///   noHPET: bool (no HPET and no ACPI HPET table, QEMU's `-machine hpet=off`),
+///   pvpanic: bool (QEMU's `-device pvpanic` on port 0x505, `PVPanic`),
 ///   fwCfg: [string "[name=]NAME,file=PATH" or "[name=]NAME,string=TEXT"] (QEMU's `-fw_cfg`, `FwCfgFile`).
 struct LaunchOptions: Equatable {
     var image: String?
@@ -39,6 +40,8 @@ struct LaunchOptions: Equatable {
     /// `--fw-cfg`: files in fw_cfg's directory (`FwCfgFile`), config's first; part of the
     /// machine (a snapshot keeps their bytes).
     var fwCfg: [FwCfgFile.Spec] = []
+    /// `--pvpanic`: QEMU's pvpanic on port 0x505 (`PVPanic`); part of the machine.
+    var pvpanic = false
     /// Where the graphics screen goes as a PPM when the run ends (`Screendump`); an output choice.
     var screendump = SerialTarget.none
     var trace = false
@@ -67,7 +70,7 @@ struct LaunchOptions: Equatable {
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial", "debugcon", "vgaText",
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO",
                                     "snapshotOnStop", "apiSock", "handlerBudget", "noSeccomp", "readAheadPages", "hda", "hdaReadOnly",
-                                    "vga", "screendump", "noHPET", "fwCfg"]
+                                    "vga", "screendump", "noHPET", "fwCfg", "pvpanic"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// The config file these options came from, and the keys it set that no flag
@@ -201,6 +204,7 @@ struct LaunchOptions: Equatable {
         }
         o.noSeccomp = try bool("noSeccomp") ?? false
         o.noHPET = try bool("noHPET") ?? false
+        o.pvpanic = try bool("pvpanic") ?? false
         if let f = dict["fwCfg"] {
             let shape = "'fwCfg' must be an array of strings \"[name=]NAME,file=PATH\" or \"[name=]NAME,string=TEXT\""
             guard case let .array(items) = f else { throw bad(shape) }

@@ -170,6 +170,10 @@ struct Launcher {
             ExitStats.err("vmm: the guest asked for a reset (\(how)); vmm does not reboot, so the run ends, as QEMU's with -no-reboot\n")
             return LauncherStatus.halted.rawValue
         }
+        if case let .guestPanic(how)? = vm.stopReason {
+            ExitStats.err("vmm: the guest panicked (\(how))\n")
+            return LauncherStatus.panicked.rawValue
+        }
         if let first = outcome.firstError {
             let status = Self.status(of: reasons[first])
             ExitStats.err("vmm: vCPU \(first): \("\(reasons[first])".asOneLine)\n")
@@ -192,6 +196,7 @@ struct Launcher {
     static func status(of reason: StopReason) -> LauncherStatus {
         switch reason {
         case .halted, .requested, .guestExit, .reset, .powerOff: .halted
+        case .guestPanic: .panicked
         case .shutdown: .shutdown
         case .internalError, .failEntry: .internalError
         case .stuck, .memoryFault, .hardwarePoison: .stuck

@@ -15,6 +15,7 @@ enum LauncherStatus: Int32, CaseIterable {
     case host = 20           // /dev/kvm or another host resource is unusable
     case snapshotSaved = 22  // stopped (--max-seconds or a stop request) and saved (--snapshot-on-stop)
     case snapshot = 24       // a snapshot could not be written, or restore refused one (damaged, incompatible, plugin state missing, host paths without --trust-snapshot)
+    case panicked = 26       // the guest reported a panic (pvpanic, --pvpanic)
 
     var meaning: String {
         switch self {
@@ -31,6 +32,7 @@ enum LauncherStatus: Int32, CaseIterable {
         case .host: "host error (KVM unavailable, out of resources)"
         case .snapshotSaved: "stopped and snapshotted (--snapshot-on-stop)"
         case .snapshot: "snapshot not written, or refused by restore"
+        case .panicked: "the guest panicked (pvpanic)"
         }
     }
 }

@@ -27,6 +27,8 @@ struct LauncherMachine: Equatable {
     var vgaStd: Bool
     /// `--no-hpet` (a line `hpet no` only when given: a blob without it has the HPET).
     var noHPET: Bool
+    /// `--pvpanic` (a line `pvpanic yes` only when given).
+    var pvpanic: Bool
 
     init(_ o: LaunchOptions) {
         memory = o.memory
@@ -41,6 +43,7 @@ struct LauncherMachine: Equatable {
         hdaReadOnly = o.hda != nil && o.hdaReadOnly
         vgaStd = o.vgaStd
         noHPET = o.noHPET
+        pvpanic = o.pvpanic
     }
 
     func encoded() -> [UInt8] {
@@ -52,6 +55,7 @@ struct LauncherMachine: Equatable {
         if let hda { lines += ["hda \(hda)", "hda-readonly \(hdaReadOnly ? "yes" : "no")"] }
         if vgaStd { lines.append("vga std") }
         if noHPET { lines.append("hpet no") }
+        if pvpanic { lines.append("pvpanic yes") }
         lines += plugins.map { "plugin \($0)" }
         return TextBlob.encode(header: "vmm-launcher 1", lines)
     }
@@ -101,6 +105,9 @@ struct LauncherMachine: Equatable {
             case "hpet":
                 guard value == "no" else { throw bad("hpet \(value.quotedForMessage)") }
                 o.noHPET = true
+            case "pvpanic":
+                guard value == "yes" else { throw bad("pvpanic \(value.quotedForMessage)") }
+                o.pvpanic = true
             case "plugin":
                 guard !value.isEmpty else { throw bad("an empty plugin spec") }
                 o.plugins.append(value)
@@ -125,6 +132,7 @@ struct LauncherMachine: Equatable {
         (o.hda, o.hdaReadOnly) = (hda, hdaReadOnly)
         o.vgaStd = vgaStd
         o.noHPET = noHPET
+        o.pvpanic = pvpanic
         return o
     }
 }

@@ -108,7 +108,7 @@ extension Launcher {
 
     /// The machine's reset and power-off paths, where no plugin claims their ports, with
     /// or without the default plugins (as fw_cfg): the reset control on port 0xcf9,
-    /// System Control Port A on port 0x92, the i8042 on ports 0x60 and 0x64, ACPI's PM1a
+    /// System Control Port A on port 0x92, with --pvpanic QEMU's pvpanic on port 0x505, the i8042 on ports 0x60 and 0x64, ACPI's PM1a
     /// event and control blocks on ports 0x600-0x605, its PM timer on ports 0x608-0x60b;
     /// the RTC on ports 0x70 and 0x71; the HPET at 0xfed00000 (with the irqchip); the VGA's CRT controller, miscellaneous output and
     /// input status (`VGARegisters`) and its DAC (`VGADAC`); and
@@ -157,6 +157,10 @@ extension Launcher {
                     try dac.register(on: dispatcher)
                     devices.dac = dac
                 }
+            }
+            // QEMU's pvpanic, with --pvpanic (stateless: nothing to keep for snapshots).
+            if options.pvpanic, dispatcher.pioOwner(port: PVPanic.port) == nil {
+                try PVPanic.register(on: dispatcher)
             }
             if dispatcher.pioOwner(port: ResetControl.port) == nil {
                 let reset = ResetControl()

@@ -188,13 +188,13 @@ extension Launcher {
 
 extension Launcher {
     /// `--snapshot-on-stop DIR`: after a run that --max-seconds or a stop request ended
-    /// (no guest exit, reset or power-off, no error, no halt), the machine is saved and the status is 22.
+    /// (no guest exit, reset, power-off or panic, no error, no halt), the machine is saved and the status is 22.
     /// nil when the run ended otherwise (its own status stands).
     func snapshotOnStop(_ outcome: VMSupervisor.Outcome, vm: VirtualMachine, timedOut: Bool,
                         snapshot: LauncherSnapshot) throws(LauncherError) -> Int32? {
         guard let dir = options.snapshotOnStop else { return nil }
         switch vm.stopReason {
-        case .guestExit?, .reset?, .powerOff?: return nil
+        case .guestExit?, .reset?, .powerOff?, .guestPanic?: return nil
         default: break
         }
         guard outcome.firstError == nil, !outcome.allHalted else { return nil }

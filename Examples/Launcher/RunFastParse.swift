@@ -52,6 +52,7 @@ extension RunFlags {
         case "handler-budget": .double { $0.handlerBudget = $1 }
         case "no-seccomp": .flag { $0.noSeccomp = true }
         case "no-hpet": .flag { $0.noHPET = true }
+        case "pvpanic": .flag { $0.pvpanic = true }
         case "log-level": .string { $0.logLevel = $1 }
         case "snapshot-on-stop": .string { $0.snapshotOnStop = $1 }
         case "api-sock": .string { $0.apiSock = $1 }

@@ -32,6 +32,7 @@ struct RunFlags: Equatable {
     var noSeccomp = false
     var noHPET = false
     var fwCfg: [String] = []
+    var pvpanic = false
     var logLevel: String?
     var snapshotOnStop: String?
     var apiSock: String?
@@ -119,6 +120,7 @@ struct RunFlags: Equatable {
         }
         if noSeccomp { o.noSeccomp = true }
         if noHPET { o.noHPET = true }
+        if pvpanic { o.pvpanic = true }
         for spec in fwCfg {
             do { o.fwCfg.append(try FwCfgFile.parse(spec)) } catch { throw LauncherError(.usage, "--fw-cfg \(spec.quotedForMessage): \(error.why)") }
         }

@@ -54,6 +54,13 @@ struct LauncherMachineTests {
         #expect(String(decoding: bytes, as: UTF8.self).contains("\nhpet no\n"))
         #expect(try LauncherMachine.decode(bytes, version: 1, where: "snap").options.noHPET)
         #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("hpet"))
+        // --pvpanic: a line `pvpanic yes`, and none without the device.
+        var p = LaunchOptions()
+        p.pvpanic = true
+        let pvpanic = try LauncherMachine(p).encodedForSaving()
+        #expect(String(decoding: pvpanic, as: UTF8.self).contains("\npvpanic yes\n"))
+        #expect(try LauncherMachine.decode(pvpanic, version: 1, where: "snap").options.pvpanic)
+        #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("pvpanic"))
     }
 
     @Test("a damaged blob is refused in one line naming the line, its text quoted")
@@ -81,6 +88,9 @@ struct LauncherMachineTests {
             (Self.valid + "hpet no\nend\n", ""),
             (Self.valid + "hpet yes\nend\n", "hpet 'yes'"),
             (Self.valid + "hpet no\nhpet no\nend\n", "'hpet' given twice"),
+            (Self.valid + "pvpanic yes\nend\n", ""),
+            (Self.valid + "pvpanic no\nend\n", "pvpanic 'no'"),
+            (Self.valid + "pvpanic yes\npvpanic yes\nend\n", "'pvpanic' given twice"),
         ]
         for (text, why) in cases {
             switch Self.decode(text) {

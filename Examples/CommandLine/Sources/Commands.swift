@@ -58,6 +58,7 @@ struct RunArguments: EmittingArguments {
     var handlerBudget: Double?
     @Flag(name: .customLong("no-seccomp"), help: "Run vCPU threads without the seccomp allow-list (Docs/Seccomp.md).") var noSeccomp = false
     @Flag(name: .customLong("no-hpet"), help: "A machine without the HPET (0xfed00000) and its ACPI table, as QEMU's -machine hpet=off.") var noHPET = false
+    @Flag(name: .customLong("pvpanic"), help: "QEMU's pvpanic on port 0x505 (-device pvpanic): a guest's panic ends the run with status 26.") var pvpanic = false
     @Option(name: .customLong("fw-cfg"), help: "[name=]NAME,file=PATH or [name=]NAME,string=TEXT: a file in fw_cfg's directory, as QEMU's -fw_cfg; repeatable.")
     var fwCfg: [String] = []
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
@@ -94,6 +95,7 @@ struct RunArguments: EmittingArguments {
         if noSeccomp { item("no-seccomp", nil) }
         if noHPET { item("no-hpet", nil) }
         for f in fwCfg { item("fw-cfg", f) }
+        if pvpanic { item("pvpanic", nil) }
         if let logLevel { item("log-level", logLevel) }
         if let snapshotOnStop { item("snapshot-on-stop", snapshotOnStop) }
         if let apiSock { item("api-sock", apiSock) }

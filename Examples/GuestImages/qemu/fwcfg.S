@@ -27,6 +27,12 @@
 #define CTL_WRITE 0x10
 /* DMA(control, length, address): one transfer; EAX = the control word after it. */
 #define DMA(control, length, address) mov control, %eax; mov length, %ecx; mov address, %edi; call dma
+/* GREETING(op): EAX = the control word selecting the greeting for `op`. */
+#define GREETING(op) mov GSEL, %eax; shl $16, %eax; or $(CTL_SELECT | (op)), %eax
+/* REPORT(op, length, address, label): that transfer on the greeting, then the label and
+ * the control word it left. */
+#define REPORT(op, length, address, label) \
+    GREETING(op); DMA(%eax, length, address); mov %eax, RESULT; PRINT(label, RESULT)
 KERNEL_ENTRY
     cld
     movb $0, WAIT
@@ -99,9 +105,7 @@ KERNEL_ENTRY
 3:  cmpl $0, GSIZE
     je missing
     /* Select and skip 7 bytes in one transfer (no memory touched), then read the rest. */
-    mov GSEL, %eax
-    shl $16, %eax
-    or $(CTL_SELECT | CTL_SKIP), %eax
+    GREETING(CTL_SKIP)
     DMA(%eax, $7, $0)
     mov GSIZE, %ecx
     sub $7, %ecx
@@ -137,9 +141,7 @@ KERNEL_ENTRY
     mov $0xff, %al
     mov $64, %ecx
     rep stosb
-    mov GSEL, %eax
-    shl $16, %eax
-    or $(CTL_SELECT | CTL_READ), %eax
+    GREETING(CTL_READ)
     mov GSIZE, %ecx
     add $8, %ecx
     DMA(%eax, %ecx, $TEXT)
@@ -155,24 +157,9 @@ KERNEL_ENTRY
 6:  mov %eax, RESULT
     PRINT(s_zeros, RESULT)
     /* A write is refused; so is a buffer outside RAM or across its end. */
-    mov GSEL, %eax
-    shl $16, %eax
-    or $(CTL_SELECT | CTL_WRITE), %eax
-    DMA(%eax, $4, $TEXT)
-    mov %eax, RESULT
-    PRINT(s_write, RESULT)
-    mov GSEL, %eax
-    shl $16, %eax
-    or $(CTL_SELECT | CTL_READ), %eax
-    DMA(%eax, $4, $OUTSIDE)
-    mov %eax, RESULT
-    PRINT(s_outside, RESULT)
-    mov GSEL, %eax
-    shl $16, %eax
-    or $(CTL_SELECT | CTL_READ), %eax
-    DMA(%eax, $4, $(0x4000000 - 2))
-    mov %eax, RESULT
-    PRINT(s_across, RESULT)
+    REPORT(CTL_WRITE, $4, $TEXT, s_write)
+    REPORT(CTL_READ, $4, $OUTSIDE, s_outside)
+    REPORT(CTL_READ, $4, $(0x4000000 - 2), s_across)
     /* A descriptor outside RAM: the device has nowhere to answer. */
     xor %eax, %eax
     mov $0x514, %dx

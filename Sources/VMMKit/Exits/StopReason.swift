@@ -15,6 +15,9 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
     /// The guest switched the machine off (ACPI soft-off: SLP_EN with the S5 sleep type);
     /// the message says how. Like `guestExit`, the guest's choice, not an error.
     case powerOff(String)
+    /// The guest reported a panic it wants the host to handle (QEMU's pvpanic, bit 0); the
+    /// message says how. The guest's report, not an error of the VMM.
+    case guestPanic(String)
     /// A handler returned `.fail`; the message says why, prefixed by the handler's owner.
     case handlerFailed(String)
     /// An exit nobody claimed; the diagnostic names the exit, RIP and address.
@@ -42,6 +45,7 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
         case let .guestExit(code): "guest exit with code \(code)"
         case let .reset(how): "guest reset (\(how))"
         case let .powerOff(how): "guest power-off (\(how))"
+        case let .guestPanic(how): "guest panic (\(how))"
         case let .handlerFailed(message): "handler failed: \(message)"
         case let .unhandled(message): message
         case let .internalError(error, rip): "\(error) at RIP \(hex(rip))"

@@ -3,7 +3,7 @@ import Glibc
 /// Runs a VM's vCPUs as one machine, as a PC behaves:
 ///
 /// - **Stop as a whole.** When one vCPU's loop ends on an error (anything but
-///   `.halted`, `.requested`, `.guestExit`, `.reset` or `.powerOff`: an unhandled exit, an internal error, a
+///   `.halted`, `.requested`, `.guestExit`, `.reset`, `.powerOff` or `.guestPanic`: an unhandled exit, an internal error, a
 ///   failed handler, a stuck fault, a triple fault), every other vCPU is kicked at once
 ///   and stops with `.requested`. `Outcome.firstError` names the vCPU that stopped first.
 /// - **Halt detection** (`detectHalt`, for VMs with an in-kernel irqchip, where HLT
@@ -55,7 +55,7 @@ public final class VMSupervisor: @unchecked Sendable {
 
     static func isError(_ reason: StopReason) -> Bool {
         switch reason {
-        case .halted, .requested, .guestExit, .reset, .powerOff: false
+        case .halted, .requested, .guestExit, .reset, .powerOff, .guestPanic: false
         default: true
         }
     }
