@@ -3,7 +3,7 @@ import VMMKit
 /// Everything `vmm run` needs, merged from `--config FILE` (JSON) and flags (which win).
 ///
 /// Config schema (every key optional; unknown keys are refused):
-///   image: string, memory: string ("64M"), vcpus: integer 1...64, irqchip: "kernel"|"none",
+///   image: string, memory: string ("64M"), vcpus: integer 1...255, irqchip: "kernel"|"none",
 ///   plugins: [string "PATH[,key=value...]"], noDefaultPlugins: bool,
 ///   serial: "stdio"|"none"|"file:PATH", debugcon: "stdio"|"none"|"file:PATH",
 ///   vgaText: "stdio"|"none"|"file:PATH", trace: "exits", stats: bool, maxSeconds: number,
@@ -63,6 +63,9 @@ struct LaunchOptions: Equatable {
     var noSeccomp = false
     var readAheadPages = 0
     static let maxReadAheadPages = 256 // DemandPager.maxReadAheadPages
+    /// QEMU `pc`'s limit: one xAPIC ID each, 0 to 254 (255 is the broadcast ID), which the
+    /// MP table and the MADT name and INIT/SIPI reach.
+    static let maxVCPUs = 255
     static let defaultHandlerBudget = 10.0
     /// A budget in seconds: more than 0, at most a day (and so finite).
     static func validBudget(_ s: Double) -> Bool { s > 0 && s <= 86_400 }
@@ -131,7 +134,9 @@ struct LaunchOptions: Equatable {
             o.readAheadPages = Int(n)
         }
         if dict["vcpus"] != nil {
-            guard let n = number("vcpus"), n == n.rounded(), (1...64).contains(n) else { throw bad("'vcpus' must be an integer from 1 to 64") }
+            guard let n = number("vcpus"), n == n.rounded(), n >= 1, n <= Double(maxVCPUs) else {
+                throw bad("'vcpus' must be an integer from 1 to \(maxVCPUs)")
+            }
             o.vcpus = Int(n)
         }
         if let i = try string("irqchip") {

@@ -76,7 +76,7 @@ struct LauncherMachine: Equatable {
                 guard let m = UInt64(plainDecimal: value), m >= RAMLayout.minMemory, m <= RAMLayout.maxMemory else { throw bad("memory \(value.quotedForMessage)") }
                 o.memory = m
             case "vcpus":
-                guard let n = UInt8(plainDecimal: value), (1...64).contains(n) else { throw bad("vcpus \(value.quotedForMessage)") }
+                guard let n = UInt8(plainDecimal: value), (1...LaunchOptions.maxVCPUs).contains(Int(n)) else { throw bad("vcpus \(value.quotedForMessage)") }
                 o.vcpus = Int(n)
             case "irqchip":
                 guard value == "kernel" || value == "none" else { throw bad("irqchip \(value.quotedForMessage)") }

@@ -60,7 +60,9 @@ struct RunFlags: Equatable {
             o.readAheadPages = readAhead
         }
         if let vcpus {
-            guard (1...64).contains(vcpus) else { throw LauncherError(.usage, "--vcpus must be from 1 to 64, not \(vcpus)") }
+            guard (1...LaunchOptions.maxVCPUs).contains(vcpus) else {
+                throw LauncherError(.usage, "--vcpus must be from 1 to \(LaunchOptions.maxVCPUs), not \(vcpus)")
+            }
             o.vcpus = vcpus
         }
         if let irqchip {

@@ -75,7 +75,9 @@ struct LauncherMachineTests {
             (Self.valid + "colour\u{1b}[2J x\nend\n", "unknown key 'colour\\u{1b}[2J'"),
             (Self.lines(["memory": "1048576"]) + "end\n", "memory '1048576'"),
             (Self.lines(["memory": "18446744073709551616"]) + "end\n", "memory '18446744073709551616'"),
-            (Self.lines(["vcpus": "65"]) + "end\n", "vcpus '65'"),
+            (Self.lines(["vcpus": "256"]) + "end\n", "vcpus '256'"),
+            (Self.lines(["vcpus": "0"]) + "end\n", "vcpus '0'"),
+            (Self.lines(["vcpus": "255"]) + "end\n", ""),
             // Digits only, as the launcher writes them: a sign is not a number of its.
             (Self.lines(["vcpus": "+2"]) + "end\n", "vcpus '+2'"),
             (Self.lines(["memory": "+134217728"]) + "end\n", "memory '+134217728'"),

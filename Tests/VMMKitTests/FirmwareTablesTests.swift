@@ -28,6 +28,20 @@ struct FirmwareTablesTests {
         #expect(r.status == 0)
     }
 
+    @Test("255 vCPUs, QEMU pc's most: the MP table names each, every AP starts by its APIC ID, the MADT and fw_cfg count them; 256 is refused")
+    func mostVCPUs() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("mptable.elf"), "--vcpus", "255", "--max-seconds", "120"])
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains("mp: processors 000000FF, bootstrap APIC ID 00000000 version 00000014; its registers: ID 00000000 version 00000014"))
+        let started = lines.filter { $0.hasPrefix("mp: started APIC ID ") }
+        #expect(started == (1..<255).map { "mp: started APIC ID " + String(format: "%08X", $0) })
+        #expect(lines.last == "timer: ISA IRQ 0 arrived through pin 00000000" && r.stderr == "" && r.status == 0, "\(r.stderr)")
+        let acpi = try VMMProcess.run(["run", VMMProcess.guest("acpi.elf"), "--vcpus", "255", "--max-seconds", "120"])
+        #expect(acpi.stdout.contains("acpi: MADT: processors 000000FF; fw_cfg's CPU count 000000FF\n") && acpi.status == 0, "\(acpi.stdout)")
+        let refused = try VMMProcess.run(["run", VMMProcess.guest("mptable.elf"), "--vcpus", "256"])
+        #expect(refused.status == 2 && refused.stderr == "vmm: --vcpus must be from 1 to 255, not 256\n", "\(refused.stderr)")
+    }
+
     @Test("without the in-kernel irqchip there are no APICs to describe: no table, no BIOS data")
     func noIRQChipNoTable() throws {
         let r = try VMMProcess.run(["run", VMMProcess.guest("mptable.elf"), "--irqchip", "none", "--max-seconds", "60"])

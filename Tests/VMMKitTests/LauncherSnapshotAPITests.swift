@@ -121,6 +121,12 @@ struct LauncherSnapshotAPITests {
         try roundTrip("smp", run, status: 0x20 << 1 | 1) { $0.filter { $0 == "\n" }.count >= 64 }
     }
 
+    @Test("the same guest on 255 vCPUs, QEMU pc's most: 255 vCPU states saved and put back, lazily and eagerly")
+    func mostVCPUs() throws {
+        let run = ["run", VMMProcess.guest("smpsnap.elf"), "--vcpus", "255"]
+        try roundTrip("smp255", run, status: 0x20 << 1 | 1) { $0.filter { $0 == "\n" }.count >= 64 }
+    }
+
     @Test("vmm restore --api-sock: the restored VM answers the API, is paused, snapshotted again and stopped; that snapshot restores too")
     func restoreServesTheAPI() throws {
         let dir = try scratch("restore-api")

@@ -187,7 +187,7 @@ struct LauncherTests {
         let vcpus = try VMMProcess.temp("vcpus.json", Array("{\"vcpus\": true}".utf8))
         let v = try VMMProcess.run(["run", "--config", vcpus, VMMProcess.guest("hello64.elf")])
         #expect(v.status == 4)
-        #expect(v.stderr == "vmm: \(vcpus): 'vcpus' must be an integer from 1 to 64\n")
+        #expect(v.stderr == "vmm: \(vcpus): 'vcpus' must be an integer from 1 to 255\n")
     }
 
     @Test("plugins: a handler's failure is status 8 with the plugin's message and path; a bad plugin is refused by name")

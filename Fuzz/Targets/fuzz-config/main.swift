@@ -7,7 +7,7 @@ runFuzzer { data, size in
     do {
         let o = try LaunchOptions.parse(bytes, path: "fuzz.json")
         // What the launcher relies on after parsing.
-        precondition((1...64).contains(o.vcpus) && o.memory > 0)
+        precondition((1...LaunchOptions.maxVCPUs).contains(o.vcpus) && o.memory > 0)
         if let s = o.maxSeconds { precondition(LaunchOptions.validSeconds(s)) }
         // fw_cfg files: names a directory holds, each once, no more than it takes.
         precondition((try? FwCfgFile.check(names: o.fwCfg.map(\.name), sizes: [])) != nil)

@@ -33,7 +33,7 @@ runFuzzer { data, size in
     }
     do throws(LauncherError) {
         let m = try LauncherMachine.decode(bytes, version: 1, where: "fuzz")
-        precondition((1...64).contains(m.vcpus) && m.memory >= RAMLayout.minMemory && m.memory <= RAMLayout.maxMemory)
+        precondition((1...LaunchOptions.maxVCPUs).contains(m.vcpus) && m.memory >= RAMLayout.minMemory && m.memory <= RAMLayout.maxMemory)
         precondition(SerialTarget(m.serial) != nil && !m.plugins.contains(""))
         precondition(LauncherMachine(m.options) == m, "options round trip")
         let saved: [UInt8]
