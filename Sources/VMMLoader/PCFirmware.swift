@@ -1,6 +1,7 @@
 /// What a PC's BIOS leaves in memory for the kernel it boots, as SeaBIOS does under
 /// QEMU's `pc` machine, for a VM with KVM's in-kernel irqchip: the Intel MP table
-/// (`MPTable`) and the ACPI tables (`ACPITables`) in the BIOS area, and the BIOS data
+/// (`MPTable`), the ACPI tables (`ACPITables`) and the SMBIOS tables (`SMBIOSTables`)
+/// in the BIOS area, and the BIOS data
 /// area's words that say where to search. Guests find their processors, the I/O APIC,
 /// the ISA interrupts' pins and how to switch the machine off in them. The BIOS data
 /// area also says what SeaBIOS found on QEMU's `pc`: COM1 at port 0x3f8 and a VGA in
@@ -15,6 +16,9 @@ public struct PCFirmware: Sendable, Equatable {
     /// Both in [0xe0000, 0x100000), where guests search, 0xf0000 up as SeaBIOS has them.
     public static let mpTableAddress: UInt64 = 0xf_0000
     public static let acpiAddress: UInt64 = 0xf_2000
+    /// The SMBIOS entry point, its structure table after it (at most 255 processors' ACPI
+    /// tables end below it, and its table below 1 MiB: `PCFirmwareTests`).
+    public static let smbiosAddress: UInt64 = 0xf_5000
     /// Where the FADT puts ACPI's fixed hardware, as QEMU's `pc` and `q35` firmware (the PM
     /// base 0x600): the PM1a event block (status, enable), the PM1a control block and the
     /// PM timer; and the SCI's ISA IRQ (level, active high, the MADT's override). A VMM
@@ -63,6 +67,11 @@ public struct PCFirmware: Sendable, Equatable {
     public var mpTable: [UInt8] { MPTable.bytes(processors: processors, at: UInt32(Self.mpTableAddress)) }
     /// The RSDP and the tables it leads to, for `acpiAddress`.
     public var acpiTables: [UInt8] { ACPITables.bytes(processors: processors, at: UInt32(Self.acpiAddress), hpet: hpet) }
+    /// The SMBIOS entry point and structures, for `smbiosAddress`, for RAM of `lowRAM` bytes
+    /// at 0 and `highRAM` at 4 GiB.
+    public func smbiosTables(lowRAM: UInt64, highRAM: UInt64) -> [UInt8] {
+        SMBIOSTables.bytes(processors: processors, lowRAM: lowRAM, highRAM: highRAM, at: UInt32(Self.smbiosAddress))
+    }
 }
 
 extension ImageLoader {
@@ -72,13 +81,15 @@ extension ImageLoader {
     func writeFirmwareTables(avoiding used: [Range<UInt64>]) throws(LoaderError) -> Bool {
         guard let firmware else { return false }
         let mp = firmware.mpTable, acpi = firmware.acpiTables
-        let range = PCFirmware.mpTableAddress..<PCFirmware.acpiAddress + UInt64(acpi.count)
+        let smbios = firmware.smbiosTables(lowRAM: ramSize, highRAM: highRAMSize)
+        let range = PCFirmware.mpTableAddress..<PCFirmware.smbiosAddress + UInt64(smbios.count)
         guard range.upperBound <= ramSize, !used.contains(where: { $0.overlaps(range) }) else { return false }
         try write(le(UInt16(Self.conventionalMemoryEnd >> 4)), at: PCFirmware.ebdaSegmentWord)
         try write(le(UInt16(Self.conventionalMemoryEnd >> 10)), at: PCFirmware.baseMemoryWord)
         for (address, bytes) in PCFirmware.biosDataWords { try write(bytes, at: address) }
         try write(mp, at: PCFirmware.mpTableAddress)
         try write(acpi, at: PCFirmware.acpiAddress)
+        try write(smbios, at: PCFirmware.smbiosAddress)
         return true
     }
 }

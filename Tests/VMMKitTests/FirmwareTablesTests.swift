@@ -42,6 +42,32 @@ struct FirmwareTablesTests {
         #expect(refused.status == 2 && refused.stderr == "vmm: --vcpus must be from 1 to 255, not 256\n", "\(refused.stderr)")
     }
 
+    @Test("a kernel reads the SMBIOS tables as Linux's dmi_scan finds them: both checksums, version 2.8, every structure QEMU gives (the machine named as QEMU names it), one processor per vCPU, one range per part of RAM; none without the irqchip")
+    func guestReadsSMBIOS() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("smbios.elf"), "--vcpus", "2", "--memory", "5G", "--max-seconds", "60"])
+        #expect(r.stdout == """
+            smbios: entry point at 000F5000, checksum 00000000, _DMI_ checksum 00000000, version 02.08
+            smbios: table at 000F5020, length 000001C5, structures 0000000B
+            smbios: type 00 handle 0000 VMMKit|1.0|01/01/2026
+            smbios: type 01 handle 0100 QEMU|Standard PC (i440FX + PIIX, 1996)|pc-i440fx
+            smbios: type 03 handle 0300 QEMU|pc-i440fx
+            smbios: type 04 handle 0400 CPU 0|QEMU|pc-i440fx
+            smbios: type 04 handle 0401 CPU 1|QEMU|pc-i440fx
+            smbios: type 10 handle 1000
+            smbios: type 11 handle 1100 DIMM 0|QEMU
+            smbios: type 13 handle 1300 KiB 00000000-002FFFFF
+            smbios: type 13 handle 1301 KiB 00400000-005FFFFF
+            smbios: type 20 handle 2000
+            smbios: type 7F handle 7F00
+            smbios: type 127 ends at 000F51E5, structures left 00000000
+            smbios: processors 00000002; fw_cfg's CPU count 00000002
+
+            """)
+        #expect(r.stderr == "" && r.status == (0x28 << 1) | 1)
+        let none = try VMMProcess.run(["run", VMMProcess.guest("smbios.elf"), "--irqchip", "none", "--max-seconds", "60"])
+        #expect(none.stdout == "smbios: no entry point in [0xf0000, 0x100000)\n" && none.status == (0x28 << 1) | 1)
+    }
+
     @Test("without the in-kernel irqchip there are no APICs to describe: no table, no BIOS data")
     func noIRQChipNoTable() throws {
         let r = try VMMProcess.run(["run", VMMProcess.guest("mptable.elf"), "--irqchip", "none", "--max-seconds", "60"])
@@ -118,7 +144,13 @@ struct FirmwareTablesTests {
         #expect(PCFirmware.mpTableAddress + UInt64(bytes.count) <= PCFirmware.acpiAddress)
 
         let acpi = firmware.acpiTables
-        #expect(PCFirmware.acpiAddress + UInt64(acpi.count) <= 0x10_0000)
+        #expect(PCFirmware.acpiAddress + UInt64(acpi.count) <= PCFirmware.smbiosAddress)
+        // SMBIOS with 255 processors and the most RAM (3 GiB low, the rest at 4 GiB): both
+        // checksums hold, and the table ends below 1 MiB.
+        let smbios = firmware.smbiosTables(lowRAM: 3 << 30, highRAM: 1 << 40)
+        #expect(PCFirmware.smbiosAddress + UInt64(smbios.count) <= 0x10_0000)
+        #expect(smbios[0..<0x1f].reduce(0, &+) == 0 && smbios[0x10..<0x1f].reduce(0, &+) == 0)
+        #expect(u16(smbios, 0x16) == smbios.count - 0x20 && u16(smbios, 0x1c) == 255 + 9)
         #expect(acpi[0..<20].reduce(0, &+) == 0)
         // Every table the RSDT names, and the DSDT, sums to 0 over its length; the
         // MADT holds 255 local APIC entries.
