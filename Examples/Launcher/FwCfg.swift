@@ -4,14 +4,14 @@ import VMMKit
 /// QEMU's fw_cfg on its x86 ports: a 16-bit selector written to port 0x510, the item's
 /// bytes read one at a time from port 0x511, and the DMA interface's address register
 /// at ports 0x514-0x51b (`FwCfg+DMA`). Items: the signature, the interfaces (traditional
-/// and DMA), RAM size, CPU counts, and a file directory of "etc/e820" (the RAM ranges)
+/// and DMA), the machine's UUID, RAM size, CPU counts, and a file directory of "etc/e820" (the RAM ranges)
 /// and the user's files (`--fw-cfg`, `FwCfgFile`), sorted by name as QEMU sorts them,
 /// at selectors 0x20 on. Enough for guests that ask QEMU for their CPUs, RAM or an
 /// `opt/` file to work unchanged.
 final class FwCfg: @unchecked Sendable {
     static let selectorPort: UInt16 = 0x510
     static let dataPort: UInt16 = 0x511
-    enum Key: UInt16 { case signature = 0x00, id = 0x01, ramSize = 0x03, cpuCount = 0x05, maxCPUs = 0x0f, fileDirectory = 0x19 }
+    enum Key: UInt16 { case signature = 0x00, id = 0x01, uuid = 0x02, ramSize = 0x03, cpuCount = 0x05, maxCPUs = 0x0f, fileDirectory = 0x19 }
     /// FW_CFG_FILE_FIRST: the first file's selector.
     static let firstFile: UInt16 = 0x20
 
@@ -35,12 +35,14 @@ final class FwCfg: @unchecked Sendable {
     /// `ramSize` is all RAM (QEMU's FW_CFG_RAM_SIZE); `lowRAM` of it lies below the MMIO
     /// hole and the rest from 4 GiB up, as the "etc/e820" file says. `files` were checked
     /// (`FwCfgFile.check`): unique names, none the machine's own.
-    init(cpus: Int, ramSize: UInt64, lowRAM: UInt64? = nil, files: [FwCfgFile] = [], memory: GuestMemory? = nil) {
+    init(cpus: Int, ramSize: UInt64, lowRAM: UInt64? = nil, files: [FwCfgFile] = [], memory: GuestMemory? = nil,
+         uuid: [UInt8] = [UInt8](repeating: 0, count: 16)) {
         self.files = files
         self.memory = memory
         pthread_mutex_init(&lock, nil)
         add(Key.signature.rawValue, Array("QEMU".utf8))
         add(Key.id.rawValue, le(UInt32(memory == nil ? 1 : 3))) // bit 0 traditional, bit 1 DMA
+        add(Key.uuid.rawValue, uuid) // RFC 4122 order, as QEMU's
         add(Key.ramSize.rawValue, le(ramSize))
         add(Key.cpuCount.rawValue, le(UInt16(cpus)))
         add(Key.maxCPUs.rawValue, le(UInt16(cpus)))

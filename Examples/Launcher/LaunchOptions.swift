@@ -19,6 +19,7 @@ import VMMKit
 ///   vga: "text"|"std" (`BochsDisplay`), screendump: "stdio"|"none"|"file:PATH",
 ///   noHPET: bool (no HPET and no ACPI HPET table, QEMU's `-machine hpet=off`),
 ///   pvpanic: bool (QEMU's `-device pvpanic` on port 0x505, `PVPanic`),
+///   uuid: string 8-4-4-4-12 hex digits (QEMU's `-uuid`, `MachineUUID`),
 ///   fwCfg: [string "[name=]NAME,file=PATH" or "[name=]NAME,string=TEXT"] (QEMU's `-fw_cfg`, `FwCfgFile`).
 struct LaunchOptions: Equatable {
     var image: String?
@@ -42,6 +43,8 @@ struct LaunchOptions: Equatable {
     var fwCfg: [FwCfgFile.Spec] = []
     /// `--pvpanic`: QEMU's pvpanic on port 0x505 (`PVPanic`); part of the machine.
     var pvpanic = false
+    /// `--uuid`: the SMBIOS system UUID and fw_cfg's (`MachineUUID`); zeros when not given, as QEMU's.
+    var uuid = MachineUUID.zero
     /// Where the graphics screen goes as a PPM when the run ends (`Screendump`); an output choice.
     var screendump = SerialTarget.none
     var trace = false
@@ -73,7 +76,7 @@ struct LaunchOptions: Equatable {
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial", "debugcon", "vgaText",
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO",
                                     "snapshotOnStop", "apiSock", "handlerBudget", "noSeccomp", "readAheadPages", "hda", "hdaReadOnly",
-                                    "vga", "screendump", "noHPET", "fwCfg", "pvpanic"]
+                                    "vga", "screendump", "noHPET", "fwCfg", "pvpanic", "uuid"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// The config file these options came from, and the keys it set that no flag
@@ -210,6 +213,10 @@ struct LaunchOptions: Equatable {
         o.noSeccomp = try bool("noSeccomp") ?? false
         o.noHPET = try bool("noHPET") ?? false
         o.pvpanic = try bool("pvpanic") ?? false
+        if let u = try string("uuid") {
+            guard let uuid = MachineUUID(u) else { throw bad("'uuid' must be 8-4-4-4-12 hex digits, not \(u.quotedForMessage)") }
+            o.uuid = uuid
+        }
         if let f = dict["fwCfg"] {
             let shape = "'fwCfg' must be an array of strings \"[name=]NAME,file=PATH\" or \"[name=]NAME,string=TEXT\""
             guard case let .array(items) = f else { throw bad(shape) }

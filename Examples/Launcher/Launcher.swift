@@ -65,7 +65,7 @@ struct Launcher {
         do {
             // As SeaBIOS under QEMU: MP and ACPI tables for the processors and the I/O
             // APIC the in-kernel irqchip gives (without it there are no APICs to describe).
-            let firmware = o.useIRQChip ? try PCFirmware(processors: o.vcpus, hpet: !o.noHPET) : nil
+            let firmware = o.useIRQChip ? try PCFirmware(processors: o.vcpus, hpet: !o.noHPET, uuid: o.uuid.bytes) : nil
             boot = try ImageLoader(memory: vm.memory, ramSize: lowRAM, highRAMSize: highRAM, firmware: firmware).load(request)
         } catch {
             // A request error (entry, load address, mode, command line) is a config
@@ -152,7 +152,7 @@ struct Launcher {
         do {
             if let observer: ExitObserver = exitCounter ?? stats { try dispatcher.setObserver(observer) }
             let fwCfg = FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: min(o.memory, RAMLayout.holeStart),
-                              files: fwCfgFiles, memory: memory)
+                              files: fwCfgFiles, memory: memory, uuid: o.uuid.bytes)
             try fwCfg.register(on: dispatcher)
             devices.fwCfg = fwCfg
             try unassigned?.register(on: dispatcher)

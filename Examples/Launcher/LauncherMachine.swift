@@ -29,6 +29,8 @@ struct LauncherMachine: Equatable {
     var noHPET: Bool
     /// `--pvpanic` (a line `pvpanic yes` only when given).
     var pvpanic: Bool
+    /// `--uuid` (a line `uuid TEXT` only when not zero): fw_cfg's item; SMBIOS's copy is guest memory.
+    var uuid: MachineUUID
 
     init(_ o: LaunchOptions) {
         memory = o.memory
@@ -44,6 +46,7 @@ struct LauncherMachine: Equatable {
         vgaStd = o.vgaStd
         noHPET = o.noHPET
         pvpanic = o.pvpanic
+        uuid = o.uuid
     }
 
     func encoded() -> [UInt8] {
@@ -56,6 +59,7 @@ struct LauncherMachine: Equatable {
         if vgaStd { lines.append("vga std") }
         if noHPET { lines.append("hpet no") }
         if pvpanic { lines.append("pvpanic yes") }
+        if uuid != .zero { lines.append("uuid \(uuid.text)") }
         lines += plugins.map { "plugin \($0)" }
         return TextBlob.encode(header: "vmm-launcher 1", lines)
     }
@@ -108,6 +112,9 @@ struct LauncherMachine: Equatable {
             case "pvpanic":
                 guard value == "yes" else { throw bad("pvpanic \(value.quotedForMessage)") }
                 o.pvpanic = true
+            case "uuid":
+                guard let u = MachineUUID(value), u != .zero else { throw bad("uuid \(value.quotedForMessage)") }
+                o.uuid = u
             case "plugin":
                 guard !value.isEmpty else { throw bad("an empty plugin spec") }
                 o.plugins.append(value)
@@ -133,6 +140,7 @@ struct LauncherMachine: Equatable {
         o.vgaStd = vgaStd
         o.noHPET = noHPET
         o.pvpanic = pvpanic
+        o.uuid = uuid
         return o
     }
 }

@@ -53,6 +53,7 @@ extension RunFlags {
         case "no-seccomp": .flag { $0.noSeccomp = true }
         case "no-hpet": .flag { $0.noHPET = true }
         case "pvpanic": .flag { $0.pvpanic = true }
+        case "uuid": .string { $0.uuid = $1 }
         case "log-level": .string { $0.logLevel = $1 }
         case "snapshot-on-stop": .string { $0.snapshotOnStop = $1 }
         case "api-sock": .string { $0.apiSock = $1 }

@@ -33,6 +33,7 @@ struct RunFlags: Equatable {
     var noHPET = false
     var fwCfg: [String] = []
     var pvpanic = false
+    var uuid: String?
     var logLevel: String?
     var snapshotOnStop: String?
     var apiSock: String?
@@ -123,6 +124,10 @@ struct RunFlags: Equatable {
         if noSeccomp { o.noSeccomp = true }
         if noHPET { o.noHPET = true }
         if pvpanic { o.pvpanic = true }
+        if let uuid {
+            guard let u = MachineUUID(uuid) else { throw LauncherError(.usage, "--uuid must be 8-4-4-4-12 hex digits, not \(uuid.quotedForMessage)") }
+            o.uuid = u
+        }
         for spec in fwCfg {
             do { o.fwCfg.append(try FwCfgFile.parse(spec)) } catch { throw LauncherError(.usage, "--fw-cfg \(spec.quotedForMessage): \(error.why)") }
         }

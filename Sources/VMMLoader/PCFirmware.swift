@@ -52,15 +52,20 @@ public struct PCFirmware: Sendable, Equatable {
     public let processors: Int
     /// Whether the ACPI tables name an HPET at `hpetAddress` (QEMU's `-machine hpet=off`: no).
     public let hpet: Bool
+    /// The machine's UUID, 16 bytes in RFC 4122 order (QEMU's `-uuid`; zeros when none is
+    /// given, as QEMU's): SMBIOS's system UUID.
+    public let uuid: [UInt8]
 
     /// `processors` vCPUs, the first the bootstrap processor, local APIC ID = index; an
-    /// HPET table unless `hpet` is false.
-    public init(processors: Int, hpet: Bool = true) throws(LoaderError) {
+    /// HPET table unless `hpet` is false; `uuid` 16 bytes.
+    public init(processors: Int, hpet: Bool = true, uuid: [UInt8] = [UInt8](repeating: 0, count: 16)) throws(LoaderError) {
         guard (1...Self.maxProcessors).contains(processors) else {
             throw LoaderError(.request, "the firmware tables describe 1 to \(Self.maxProcessors) processors, not \(processors)")
         }
+        guard uuid.count == 16 else { throw LoaderError(.request, "a machine UUID is 16 bytes, not \(uuid.count)") }
         self.processors = processors
         self.hpet = hpet
+        self.uuid = uuid
     }
 
     /// The MP floating pointer and configuration table, for `mpTableAddress`.
@@ -70,7 +75,7 @@ public struct PCFirmware: Sendable, Equatable {
     /// The SMBIOS entry point and structures, for `smbiosAddress`, for RAM of `lowRAM` bytes
     /// at 0 and `highRAM` at 4 GiB.
     public func smbiosTables(lowRAM: UInt64, highRAM: UInt64) -> [UInt8] {
-        SMBIOSTables.bytes(processors: processors, lowRAM: lowRAM, highRAM: highRAM, at: UInt32(Self.smbiosAddress))
+        SMBIOSTables.bytes(processors: processors, lowRAM: lowRAM, highRAM: highRAM, uuid: uuid, at: UInt32(Self.smbiosAddress))
     }
 }
 

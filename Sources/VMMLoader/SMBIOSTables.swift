@@ -22,14 +22,16 @@ enum SMBIOSTables {
 
     /// The entry point and the table for `processors` vCPUs and RAM of `lowRAM` bytes at 0
     /// and `highRAM` at 4 GiB, at guest-physical `base` (16-byte aligned, below 4 GiB).
-    static func bytes(processors: Int, lowRAM: UInt64, highRAM: UInt64, at base: UInt32) -> [UInt8] {
+    static func bytes(processors: Int, lowRAM: UInt64, highRAM: UInt64, uuid: [UInt8], at base: UInt32) -> [UInt8] {
         var structures: [[UInt8]] = []
         // BIOS: vendor, version, segment 0xe800, date, 64 KiB, "characteristics not
         // supported"; extension byte 2 bit 4: a virtual machine; release 0.0, no EC.
         structures.append(structure(0, handle: 0, [1, 2] + le(UInt16(0xe800)) + [3, 0] + le(UInt64(0x08)) + [0, 0x10, 0, 0, 0xff, 0xff],
                                     strings: ["VMMKit", "1.0", "01/01/2026"]))
-        // System: manufacturer, product, version, no serial, no UUID, power switch.
-        structures.append(structure(1, handle: 0x100, [1, 2, 3, 0] + [UInt8](repeating: 0, count: 16) + [6, 0, 0],
+        // System: manufacturer, product, version, no serial, the UUID (its first three
+        // fields little-endian, as SMBIOS 2.6 and QEMU encode it), power switch.
+        let encoded = Array(uuid[0..<4].reversed()) + Array(uuid[4..<6].reversed()) + Array(uuid[6..<8].reversed()) + Array(uuid[8..<16])
+        structures.append(structure(1, handle: 0x100, [1, 2, 3, 0] + encoded + [6, 0, 0],
                                     strings: [manufacturer, product, version]))
         // Enclosure: "other", safe states, security unknown, no cords or elements.
         structures.append(structure(3, handle: 0x300, [1, 1, 2, 0, 0, 3, 3, 3, 2] + le(UInt32(0)) + [0, 0, 0, 0, 0],

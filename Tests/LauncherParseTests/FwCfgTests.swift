@@ -185,6 +185,27 @@ struct FwCfgTests {
         #expect(try F.decode(F.encode([newline]), version: 1) == [newline])
     }
 
+    @Test("the config keys fwCfg, uuid and pvpanic read as their flags; a bad value names the file and the key")
+    func configKeys() throws {
+        func parse(_ json: String) -> Result<LaunchOptions, LauncherError> {
+            Result { () throws(LauncherError) in try LaunchOptions.parse(Array(json.utf8), path: "vm.json") }
+        }
+        let o = try parse(#"{"fwCfg": ["opt/a,string=x,,y"], "uuid": "12345678-9ABC-def0-1122-334455667788", "pvpanic": true}"#).get()
+        #expect(o.fwCfg == [F.Spec(name: "opt/a", content: .string("x,y"))] && o.pvpanic)
+        #expect(o.uuid.text == "12345678-9abc-def0-1122-334455667788" && o.uuid.bytes.first == 0x12 && o.uuid.bytes.last == 0x88)
+        #expect(try parse("{}").get().uuid == .zero)
+        let bad: [(String, String)] = [
+            (#"{"uuid": "12345678"}"#, "vm.json: 'uuid' must be 8-4-4-4-12 hex digits, not '12345678'"),
+            (#"{"uuid": 5}"#, "vm.json: 'uuid' must be a string"),
+            (#"{"pvpanic": "yes"}"#, "vm.json: 'pvpanic' must be true or false"),
+            (#"{"fwCfg": ["opt/a,string=x", "opt/a,string=y"]}"#, "vm.json: 'fwCfg': the name 'opt/a' given twice"),
+        ]
+        for (json, message) in bad {
+            guard case let .failure(error) = parse(json) else { Issue.record("\(json) parsed"); continue }
+            #expect(error.status == .config && error.message == message, "\(json): \(error.message)")
+        }
+    }
+
     @Test("a damaged fw-cfg-files blob is refused in one line saying why")
     func hostileBlobs() {
         let cases: [(String, String)] = [

@@ -61,6 +61,13 @@ struct LauncherMachineTests {
         #expect(String(decoding: pvpanic, as: UTF8.self).contains("\npvpanic yes\n"))
         #expect(try LauncherMachine.decode(pvpanic, version: 1, where: "snap").options.pvpanic)
         #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("pvpanic"))
+        // --uuid: a line in lower case, and none for the zero UUID (the default).
+        var u = LaunchOptions()
+        u.uuid = try #require(MachineUUID("12345678-9ABC-def0-1122-334455667788"))
+        let uuid = try LauncherMachine(u).encodedForSaving()
+        #expect(String(decoding: uuid, as: UTF8.self).contains("\nuuid 12345678-9abc-def0-1122-334455667788\n"))
+        #expect(try LauncherMachine.decode(uuid, version: 1, where: "snap").options.uuid == u.uuid)
+        #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("uuid"))
     }
 
     @Test("a damaged blob is refused in one line naming the line, its text quoted")
@@ -93,6 +100,10 @@ struct LauncherMachineTests {
             (Self.valid + "pvpanic yes\nend\n", ""),
             (Self.valid + "pvpanic no\nend\n", "pvpanic 'no'"),
             (Self.valid + "pvpanic yes\npvpanic yes\nend\n", "'pvpanic' given twice"),
+            (Self.valid + "uuid 12345678-9abc-def0-1122-334455667788\nend\n", ""),
+            (Self.valid + "uuid 00000000-0000-0000-0000-000000000000\nend\n", "uuid '00000000-0000-0000-0000-000000000000'"),
+            (Self.valid + "uuid 12345678-9abc-def0-1122-3344556677\nend\n", "uuid '12345678-9abc-def0-1122-3344556677'"),
+            (Self.valid + "uuid 1234567-89abc-def0-1122-334455667788\nend\n", "uuid '1234567-89abc-def0-1122-334455667788'"),
         ]
         for (text, why) in cases {
             switch Self.decode(text) {

@@ -26,7 +26,7 @@ struct RunFastParseTests {
         ["--config", "vm.json", "--append=console=ttyS0 quiet", "--initrd", "mod.bin"],
         ["kernel.elf", "--hda", "disk.img", "--hda-readonly", "--no-hpet"],
         ["kernel.elf", "--vga", "std", "--screendump", "file:/tmp/shot.ppm"],
-        ["kernel.elf", "--fw-cfg", "opt/a,string=x,,y", "--plugin", "DebugExit", "--fw-cfg=name=opt/b,file=/tmp/b", "--pvpanic"],
+        ["kernel.elf", "--fw-cfg", "opt/a,string=x,,y", "--plugin", "DebugExit", "--fw-cfg=name=opt/b,file=/tmp/b", "--pvpanic", "--uuid", "12345678-9abc-def0-1122-334455667788"],
         ["flat.bin", "--load-addr", "0x8000", "--entry", "0x8000", "--mode", "16", "--read-ahead", "8"],
         ["guest.elf", "--handler-budget=0.5", "--log-level", "debug", "--snapshot-on-stop", "snap", "--api-sock", "api.sock"],
     ]
@@ -57,7 +57,7 @@ struct RunFastParseTests {
         let names = ["memory", "vcpus", "read-ahead", "irqchip", "plugin", "no-default-plugins", "config", "serial", "debugcon", "vga-text",
                      "trace", "stats", "strict-io", "max-seconds", "append", "initrd", "load-addr", "entry", "mode",
                      "handler-budget", "no-seccomp", "log-level", "snapshot-on-stop", "api-sock", "hda", "hda-readonly",
-                     "vga", "screendump", "no-hpet", "fw-cfg", "pvpanic", "help", "version", "nope", "generate-completion-script", "experimental-dump-help", ""]
+                     "vga", "screendump", "no-hpet", "fw-cfg", "pvpanic", "uuid", "help", "version", "nope", "generate-completion-script", "experimental-dump-help", ""]
         let values = ["64M", "2", "0", "-1", "+3", "1e3", "nan", "inf", "0x10", "a=b", "", "g.elf", "DebugExit",
                       "UART,output=stdout", "-x", "kernel", "none", "3.5", " 5", "\u{FF11}", "9223372036854775808",
                       "help", "-", "--", "-h", "run", "=", "file:/x y"]

@@ -42,14 +42,15 @@ struct FirmwareTablesTests {
         #expect(refused.status == 2 && refused.stderr == "vmm: --vcpus must be from 1 to 255, not 256\n", "\(refused.stderr)")
     }
 
-    @Test("a kernel reads the SMBIOS tables as Linux's dmi_scan finds them: both checksums, version 2.8, every structure QEMU gives (the machine named as QEMU names it), one processor per vCPU, one range per part of RAM; none without the irqchip")
+    @Test("a kernel reads the SMBIOS tables as Linux's dmi_scan finds them: both checksums, version 2.8, every structure QEMU gives (the machine named as QEMU names it, --uuid its UUID as SMBIOS encodes it and as fw_cfg holds it), one processor per vCPU, one range per part of RAM; none without the irqchip")
     func guestReadsSMBIOS() throws {
-        let r = try VMMProcess.run(["run", VMMProcess.guest("smbios.elf"), "--vcpus", "2", "--memory", "5G", "--max-seconds", "60"])
+        let r = try VMMProcess.run(["run", VMMProcess.guest("smbios.elf"), "--vcpus", "2", "--memory", "5G", "--max-seconds", "60",
+                                    "--uuid", "12345678-9abc-DEF0-1122-334455667788"])
         #expect(r.stdout == """
             smbios: entry point at 000F5000, checksum 00000000, _DMI_ checksum 00000000, version 02.08
             smbios: table at 000F5020, length 000001C5, structures 0000000B
             smbios: type 00 handle 0000 VMMKit|1.0|01/01/2026
-            smbios: type 01 handle 0100 QEMU|Standard PC (i440FX + PIIX, 1996)|pc-i440fx
+            smbios: type 01 handle 0100 uuid 78563412BC9AF0DE1122334455667788 QEMU|Standard PC (i440FX + PIIX, 1996)|pc-i440fx
             smbios: type 03 handle 0300 QEMU|pc-i440fx
             smbios: type 04 handle 0400 CPU 0|QEMU|pc-i440fx
             smbios: type 04 handle 0401 CPU 1|QEMU|pc-i440fx
@@ -61,9 +62,18 @@ struct FirmwareTablesTests {
             smbios: type 7F handle 7F00
             smbios: type 127 ends at 000F51E5, structures left 00000000
             smbios: processors 00000002; fw_cfg's CPU count 00000002
+            smbios: fw_cfg's UUID 123456789ABCDEF01122334455667788
 
             """)
         #expect(r.stderr == "" && r.status == (0x28 << 1) | 1)
+        // Without --uuid both are zeros, as QEMU's; a malformed one is refused.
+        let plain = try VMMProcess.run(["run", VMMProcess.guest("smbios.elf"), "--max-seconds", "60"])
+        #expect(plain.stdout.contains("smbios: type 01 handle 0100 uuid 00000000000000000000000000000000 QEMU|"))
+        #expect(plain.stdout.hasSuffix("smbios: fw_cfg's UUID 00000000000000000000000000000000\n"))
+        for bad in ["12345678-9abc-def0-1122-33445566778", "12345678-9abc-def0-1122-33445566778g", "123456789abcdef0112233445566778899", "x"] {
+            let refused = try VMMProcess.run(["run", VMMProcess.guest("smbios.elf"), "--uuid", bad])
+            #expect(refused.status == 2 && refused.stderr == "vmm: --uuid must be 8-4-4-4-12 hex digits, not \(bad.quotedForMessage)\n", "\(refused.stderr)")
+        }
         let none = try VMMProcess.run(["run", VMMProcess.guest("smbios.elf"), "--irqchip", "none", "--max-seconds", "60"])
         #expect(none.stdout == "smbios: no entry point in [0xf0000, 0x100000)\n" && none.status == (0x28 << 1) | 1)
     }

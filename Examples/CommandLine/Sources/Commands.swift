@@ -59,6 +59,7 @@ struct RunArguments: EmittingArguments {
     @Flag(name: .customLong("no-seccomp"), help: "Run vCPU threads without the seccomp allow-list (Docs/Seccomp.md).") var noSeccomp = false
     @Flag(name: .customLong("no-hpet"), help: "A machine without the HPET (0xfed00000) and its ACPI table, as QEMU's -machine hpet=off.") var noHPET = false
     @Flag(name: .customLong("pvpanic"), help: "QEMU's pvpanic on port 0x505 (-device pvpanic): a guest's panic ends the run with status 26.") var pvpanic = false
+    @Option(help: "The machine's UUID, 8-4-4-4-12 hex digits (SMBIOS and fw_cfg), as QEMU's -uuid.") var uuid: String?
     @Option(name: .customLong("fw-cfg"), help: "[name=]NAME,file=PATH or [name=]NAME,string=TEXT: a file in fw_cfg's directory, as QEMU's -fw_cfg; repeatable.")
     var fwCfg: [String] = []
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
@@ -96,6 +97,7 @@ struct RunArguments: EmittingArguments {
         if noHPET { item("no-hpet", nil) }
         for f in fwCfg { item("fw-cfg", f) }
         if pvpanic { item("pvpanic", nil) }
+        if let uuid { item("uuid", uuid) }
         if let logLevel { item("log-level", logLevel) }
         if let snapshotOnStop { item("snapshot-on-stop", snapshotOnStop) }
         if let apiSock { item("api-sock", apiSock) }

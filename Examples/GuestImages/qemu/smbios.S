@@ -70,7 +70,12 @@ walk:
     jne 4f
     PRINT(s_from, 4(%ebx))          /* type 19: first and last KiB */
     PRINT(s_to, 8(%ebx))
-4:  movzbl 1(%ebx), %esi            /* the strings after the formatted area */
+4:  cmpb $1, (%ebx)
+    jne 9f
+    PUTS(s_uuid)                    /* type 1: the UUID's 16 bytes as stored */
+    lea 8(%ebx), %esi
+    call hex16
+9:  movzbl 1(%ebx), %esi            /* the strings after the formatted area */
     add %ebx, %esi
     cmpb $0, (%esi)
     je 6f
@@ -109,6 +114,16 @@ cpus:
     movzwl %ax, %eax
     mov %eax, VALUE
     PRINT(s_fwcfg, VALUE)
+    PUTS(s_fwuuid)                  /* fw_cfg's FW_CFG_UUID (0x02), through the data port */
+    mov $0x02, %ax
+    mov $0x510, %dx
+    out %ax, %dx
+    mov $0x7100, %edi
+    mov $16, %ecx
+    mov $0x511, %dx
+    rep insb
+    mov $0x7100, %esi
+    call hex16
     PUTS(s_nl)
     DEBUG_EXIT(0x28)
 dead:
@@ -124,6 +139,17 @@ sum_at:
     inc %esi
     loop 1b
     mov %eax, VALUE
+    ret
+/* hex16: the 16 bytes at ESI as hex digits, ESI left after them (clobbers eax, ecx, edx). */
+hex16:
+    push %ebx
+    mov $16, %ebx
+1:  lodsb
+    movzbl %al, %eax
+    call puthex2
+    dec %ebx
+    jnz 1b
+    pop %ebx
     ret
 /* puthex_n: the top ECX hex digits of EAX (clobbers eax, ecx, edx): puthex's loop,
  * entered at its label 3 in MB_HELPERS below. */
@@ -151,5 +177,7 @@ s_end: .asciz "smbios: type 127 ends at "
 s_left: .asciz ", structures left "
 s_no_end: .asciz "smbios: no type 127 within the table and its count\n"
 s_cpus: .asciz "smbios: processors "
+s_uuid: .asciz " uuid "
+s_fwuuid: .asciz "\nsmbios: fw_cfg's UUID "
 s_fwcfg: .asciz "; fw_cfg's CPU count "
     .section .note.GNU-stack, "", @progbits
