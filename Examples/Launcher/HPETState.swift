@@ -177,6 +177,11 @@ struct HPETState: Equatable {
     }
 
     private mutating func writeTimerConfig(_ n: Int, _ merged: UInt64, now: UInt64, _ changes: inout [LineChange]) {
+        // Leaving level-triggered mode ends the interrupt the timer holds: its status bit
+        // cleared, its line (the one it holds, before any new route) lowered, as QEMU's
+        // `deactivating_bit(HPET_TN_TYPE_LEVEL)`. Kept, an edge timer's status bit held the
+        // line high for ever and made a state no snapshot restores.
+        if timers[n].config & TimerConfig.level != 0, merged & TimerConfig.level == 0 { update(n, raise: false, &changes) }
         var t = timers[n]
         let wasEnabled = t.enabled
         t.config = t.config & ~TimerConfig.writable | merged & TimerConfig.writable

@@ -85,6 +85,20 @@ struct HPETTests {
         #expect(off.fire(now: Self.t0 + 1000) == [] && off.isr == 0)
     }
 
+    @Test("a level timer switched to edge while it holds its interrupt lets it go: status cleared, its line lowered (before a new route), a state a snapshot restores")
+    func levelToEdge() {
+        // fuzz-machine-ports' reproducer: a level interrupt held, the timer rewritten edge-triggered.
+        var s = Self.running(timer: 2, config: 3 << 9 | 0x4 | 0x2, comparator: 100)
+        #expect(s.fire(now: Self.t0 + 1000) == [.level(3, true)])
+        #expect(s.write(0x140, size: 8, value: 5 << 9 | 0x4, now: Self.t0 + 1000) == [.level(3, false)])
+        #expect(s.isr == 0 && s.timers[2].route == 5)
+        #expect(S.refusal(s.saved(now: Self.t0 + 1000)) == nil)
+        // Level to level (a new route, the bit kept): nothing changes but the route, as QEMU's.
+        var t = Self.running(timer: 2, config: 3 << 9 | 0x4 | 0x2, comparator: 100)
+        _ = t.fire(now: Self.t0 + 1000)
+        #expect(t.write(0x140, size: 8, value: 4 << 9 | 0x4 | 0x2, now: Self.t0 + 1000) == [] && t.isr == 0x4)
+    }
+
     @Test("a periodic timer: SET_VAL writes the comparator and the period, later writes the period; it moves on by whole periods however late it fires")
     func periodic() {
         var s = S()
