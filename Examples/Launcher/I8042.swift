@@ -36,7 +36,8 @@ final class I8042: @unchecked Sendable {
     /// Bytes the mouse's packets leave free for replies to commands, as QEMU's
     /// `ps2_mouse_sync` stops 4 short of its queue: a driver's command to either device,
     /// sent while the mouse moves, is answered (its replies were dropped behind a full
-    /// queue of packets, and the driver waited for the ACK for ever).
+    /// queue of packets, and the driver waited for the ACK for ever). Either device's
+    /// bytes leave as much for the other's (`reply`).
     static let replyRoom = 4
 
     private var lock = pthread_mutex_t()
@@ -249,8 +250,15 @@ final class I8042: @unchecked Sendable {
         driveLines(afterRead: false)
     }
 
+    /// Queues a device's (or, `mouse` false, the keyboard side's and the controller's)
+    /// byte. One device's bytes fill at most `queueLimit - replyRoom`: QEMU gives each
+    /// device a queue of its own, so a queue full of one device's bytes never kept the
+    /// other's reset from answering (with one shared queue, 15 unread keyboard ACKs left a
+    /// mouse reset's FA AA 00 no room, and a driver waiting for them waited for ever). The
+    /// room left always holds the other's reset replies beside the output buffer's byte.
     private func reply(_ byte: UInt8, mouse: Bool = false) {
-        guard replies.count < Self.queueLimit else { return }
+        let own = (0..<replies.count).filter { ((auxReplies >> $0) & 1 != 0) == mouse }.count
+        guard replies.count < Self.queueLimit, own < Self.queueLimit - Self.replyRoom else { return }
         if mouse { auxReplies |= 1 << replies.count }
         replies.append(byte)
     }

@@ -122,6 +122,22 @@ struct PS2MouseTests {
         #expect(kbd.state.replies.suffix(2) == [0xfa, 0xfa] && kbd.state.replies.count == 8)
     }
 
+    @Test("one device's unread bytes never leave the other's reset without room: each fills at most 12 of the 16, as QEMU gives each its own queue")
+    func otherDeviceRoom() {
+        // fuzz-machine-ports' reproducer: 15 keyboard ACKs unread, then a mouse reset.
+        let kbd = I8042()
+        for _ in 0..<15 { _ = kbd.write(I8042.dataPort, 0xf5) } // disable scanning: an ACK each
+        #expect(kbd.state.replies == [UInt8](repeating: 0xfa, count: 12) && kbd.state.auxReplies == 0, "12 of the keyboard's, the rest dropped")
+        _ = kbd.write(I8042.commandPort, 0xd4); _ = kbd.write(I8042.dataPort, 0xff)
+        #expect(kbd.state.replies == [UInt8](repeating: 0xfa, count: 12) + [0xfa, 0xaa, 0x00] && kbd.state.auxReplies == 0b111 << 12)
+        // And the other way round: 12 of the mouse's ACKs, then the keyboard's reset.
+        let other = I8042()
+        for _ in 0..<15 { _ = other.write(I8042.commandPort, 0xd4); _ = other.write(I8042.dataPort, 0xf5) }
+        #expect(other.state.replies.count == 12 && other.state.auxReplies == 0xfff)
+        _ = other.write(I8042.dataPort, 0xff)
+        #expect(other.state.replies == [UInt8](repeating: 0xfa, count: 12) + [0xfa, 0xaa] && other.state.auxReplies == 0xfff)
+    }
+
     @Test("the mouse reads back from a snapshot as saved (no line: as after a reset); a damaged line is refused naming the value")
     func snapshot() throws {
         var m = PS2Mouse()
