@@ -46,28 +46,19 @@ struct LauncherMachineTests {
             #expect(try LauncherMachine.decode(bytes, version: 1, where: "snap") == d)
         }
         #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("debugcon"))
-        // --no-hpet likewise: a line `hpet no`, and none for the machine with its HPET (as before it existed).
-        var o = LaunchOptions()
-        o.noHPET = true
-        let noHPET = LauncherMachine(o)
-        let bytes = try noHPET.encodedForSaving()
-        #expect(String(decoding: bytes, as: UTF8.self).contains("\nhpet no\n"))
-        #expect(try LauncherMachine.decode(bytes, version: 1, where: "snap").options.noHPET)
-        #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("hpet"))
-        // --pvpanic: a line `pvpanic yes`, and none without the device.
-        var p = LaunchOptions()
-        p.pvpanic = true
-        let pvpanic = try LauncherMachine(p).encodedForSaving()
-        #expect(String(decoding: pvpanic, as: UTF8.self).contains("\npvpanic yes\n"))
-        #expect(try LauncherMachine.decode(pvpanic, version: 1, where: "snap").options.pvpanic)
-        #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("pvpanic"))
-        // --uuid: a line in lower case, and none for the zero UUID (the default).
-        var u = LaunchOptions()
-        u.uuid = try #require(MachineUUID("12345678-9ABC-def0-1122-334455667788"))
-        let uuid = try LauncherMachine(u).encodedForSaving()
-        #expect(String(decoding: uuid, as: UTF8.self).contains("\nuuid 12345678-9abc-def0-1122-334455667788\n"))
-        #expect(try LauncherMachine.decode(uuid, version: 1, where: "snap").options.uuid == u.uuid)
-        #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("uuid"))
+        // --no-hpet, --pvpanic and --uuid likewise: a line each (the UUID in lower case),
+        // which reads back as written, and none for a machine without (as before each existed).
+        var noHPET = LaunchOptions(), pvpanic = LaunchOptions(), uuid = LaunchOptions()
+        noHPET.noHPET = true
+        pvpanic.pvpanic = true
+        uuid.uuid = try #require(MachineUUID("12345678-9ABC-def0-1122-334455667788"))
+        let plain = String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self)
+        for (o, line) in [(noHPET, "hpet no"), (pvpanic, "pvpanic yes"), (uuid, "uuid 12345678-9abc-def0-1122-334455667788")] {
+            let bytes = try LauncherMachine(o).encodedForSaving()
+            #expect(String(decoding: bytes, as: UTF8.self).contains("\n\(line)\n"))
+            #expect(try LauncherMachine.decode(bytes, version: 1, where: "snap") == LauncherMachine(o), "\(line)")
+            #expect(!plain.contains(line.prefix { $0 != " " }), "\(line)")
+        }
     }
 
     @Test("a damaged blob is refused in one line naming the line, its text quoted")
