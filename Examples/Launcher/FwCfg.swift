@@ -21,7 +21,8 @@ final class FwCfg: @unchecked Sendable {
     private var items: [(selector: UInt16, bytes: [UInt8])] = []
     /// The user's files, as given (a snapshot keeps them: `FwCfgFile.encode`).
     let files: [FwCfgFile]
-    /// Where DMA transfers read and write; nil: none (a transfer fails with the error bit).
+    /// Where DMA transfers read and write; nil: no DMA (FW_CFG_ID says so, and a transfer
+    /// does nothing: there is no descriptor to read or answer).
     let memory: GuestMemory?
     // Guarded by lock: the selected item (nil: none, or one fw_cfg does not have), its
     // bytes and the next one to read (at most their count: reads past the end are zeros),
