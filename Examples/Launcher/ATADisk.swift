@@ -9,16 +9,19 @@ import VMMKit
 ///
 /// Commands, with QEMU's answers: IDENTIFY DEVICE (0xec, `ATAIdentify`), READ SECTORS
 /// (0x20, 0x21) and WRITE SECTORS (0x30, 0x31) in LBA28 or CHS, their LBA48 forms (0x24,
-/// 0x34), READ VERIFY (0x40, 0x41, 0x42), FLUSH CACHE (0xe7, 0xea: fdatasync), SET
-/// FEATURES, INITIALIZE DEVICE PARAMETERS, RECALIBRATE, EXECUTE DEVICE DIAGNOSTIC, CHECK
-/// POWER MODE, the standby and idle commands; any other (DMA, READ MULTIPLE, IDENTIFY
-/// PACKET, NOP...) is aborted (status 0x41, error 0x04), as is a transfer that reaches
-/// past the last sector or fails on the host. A command is ignored while DRQ is set.
+/// 0x34), READ MULTIPLE (0xc4, 0x29) and WRITE MULTIPLE (0xc5, 0x39) in blocks of SET
+/// MULTIPLE MODE's (0xc6) 1-16 sectors, 16 after a reset, READ VERIFY (0x40, 0x41, 0x42),
+/// READ NATIVE MAX ADDRESS (0xf8, 0x27), FLUSH CACHE (0xe7, 0xea: fdatasync), SET
+/// FEATURES, SEEK, INITIALIZE DEVICE PARAMETERS, RECALIBRATE, EXECUTE DEVICE DIAGNOSTIC,
+/// CHECK POWER MODE, the standby and idle commands; any other (DMA, IDENTIFY PACKET,
+/// NOP...) is aborted (status 0x41, error 0x04), as is a transfer that reaches past the
+/// last sector or fails on the host, a MULTIPLE command with no block size set, and a
+/// block size that is not a power of two up to 16. A command is ignored while DRQ is set.
 /// Each command completes at once (BSY is never seen): a read raises IRQ 14 with DRQ for
-/// each sector, a write for each sector it took, unless nIEN is set; reading the status
-/// port (not the alternate) lowers it. The data port moves 2 or 4 bytes an access, a
-/// `rep insw` of several sectors in one exit; one that does not fit what is left of the
-/// sector reads 0 and moves nothing, as QEMU's.
+/// each block (a sector, or a MULTIPLE command's block), a write for each block it took,
+/// unless nIEN is set; reading the status port (not the alternate) lowers it. The data
+/// port moves 2 or 4 bytes an access, a `rep insw` of several sectors in one exit; one
+/// that does not fit what is left of the block reads 0 and moves nothing, as QEMU's.
 ///
 /// The disk's registers and the sector in flight are saved in snapshots (`ata` in
 /// `BuiltInDeviceState`); the image's contents are the image file's, never copied.
@@ -27,7 +30,7 @@ final class ATADisk: @unchecked Sendable {
 
     let store: SectorStore
     let geometry: ATAGeometry
-    private let identify: [UInt8]
+    private let identify: [UInt8] // word 59, the block size, filled in at each IDENTIFY
     private var lock = pthread_mutex_t()
     private var s = ATAState() // guarded by lock
     private var irq: (@Sendable (Bool) -> Void)?
@@ -100,8 +103,8 @@ final class ATADisk: @unchecked Sendable {
         }
         let t = saved.state
         guard t.transfer == .none || t.transfer == .identify
-            || t.lba < store.sectors && UInt64(t.remaining) < store.sectors - t.lba else {
-            return "the disk's transfer at sector \(t.lba) with \(t.remaining) more lies past its \(store.sectors) sectors"
+            || t.lba < store.sectors && UInt64(t.blockSectors) + UInt64(t.remaining) <= store.sectors - t.lba else {
+            return "the disk's transfer at sector \(t.lba) with \(t.blockSectors - 1 + t.remaining) more lies past its \(store.sectors) sectors"
         }
         return nil
     }
@@ -172,7 +175,7 @@ final class ATADisk: @unchecked Sendable {
         s.control = v
         if v & 0x04 != 0, was & 0x04 == 0 { // SRST set: the drive resets
             endTransfer()
-            (s.status, s.error) = (ATAState.busy | 0x10, 0x01)
+            (s.status, s.error, s.multiple) = (ATAState.busy | 0x10, 0x01, ATAState.maxMultiple)
             setLine(false)
         } else if v & 0x04 == 0, was & 0x04 != 0 { // released
             s.status = ATAState.ready
@@ -188,10 +191,23 @@ final class ATADisk: @unchecked Sendable {
         switch c {
         case 0xec:
             s.buffer = identify
+            let word59 = s.multiple == 0 ? 0 : 0x100 | UInt16(s.multiple) // the block size set, if any
+            (s.buffer[118], s.buffer[119]) = (UInt8(truncatingIfNeeded: word59), UInt8(truncatingIfNeeded: word59 >> 8))
             start(.identify, lba: 0, remaining: 0, lba48: false)
             raise()
-        case 0x20, 0x21, 0x24: read(lba48: c == 0x24)
-        case 0x30, 0x31, 0x34: write(lba48: c == 0x34)
+        case 0x20, 0x21, 0x24: read(lba48: c == 0x24, block: 1)
+        case 0x30, 0x31, 0x34: write(lba48: c == 0x34, block: 1)
+        case 0xc4, 0x29, 0xc5, 0x39:
+            guard s.multiple != 0 else { return abort() }
+            if c == 0xc4 || c == 0x29 { read(lba48: c == 0x29, block: s.multiple) } else { write(lba48: c == 0x39, block: s.multiple) }
+        case 0xc6:
+            guard ATAState.validMultiple(s.count) else { return abort() }
+            s.multiple = s.count
+            raise()
+        case 0xf8, 0x27:
+            // READ NATIVE MAX ADDRESS: the last sector, written as a command's address is read.
+            s.setAddress(store.sectors - 1, lba48: c == 0x27, geometry: geometry)
+            raise()
         case 0x40, 0x41, 0x42:
             // READ VERIFY: the sectors must exist; nothing moves.
             guard range(lba48: c == 0x42) != nil else { return abort() }
@@ -201,7 +217,9 @@ final class ATADisk: @unchecked Sendable {
             raise()
         case 0xef:
             // SET FEATURES: write cache, transfer mode, look-ahead, reverting defaults.
-            guard [0x02, 0x03, 0x55, 0x66, 0x82, 0xaa, 0xcc].contains(s.feature) else { return abort() }
+            // SET FEATURES: write cache, transfer mode, look-ahead, reverting defaults, power
+            // management and acoustics, and the features QEMU takes as NOPs.
+            guard [0x02, 0x03, 0x05, 0x42, 0x55, 0x66, 0x67, 0x69, 0x82, 0x85, 0x96, 0x9a, 0xaa, 0xc2, 0xcc].contains(s.feature) else { return abort() }
             raise()
         case 0x90:
             s.setSignature()
@@ -210,7 +228,7 @@ final class ATADisk: @unchecked Sendable {
         case 0xe5, 0x98:
             s.count = 0xff // CHECK POWER MODE: active or idle
             raise()
-        case 0x91, 0x10...0x1f, 0xe0...0xe3, 0x94...0x97: raise()
+        case 0x91, 0x10...0x1f, 0x70, 0xe0...0xe3, 0x94...0x97: raise()
         default: abort()
         }
     }
@@ -223,24 +241,43 @@ final class ATADisk: @unchecked Sendable {
         return (lba, count)
     }
 
-    private func read(lba48: Bool) {
+    /// A read of the command's sectors in blocks of `block`.
+    private func read(lba48: Bool, block: UInt8) {
         guard let (lba, count) = range(lba48: lba48) else { return abort() }
-        load(lba, remaining: count - 1, lba48: lba48)
+        s.blockSize = block
+        load(lba, count: count, lba48: lba48)
     }
 
-    /// The sector `lba` into the buffer with DRQ and an interrupt; the task file then
-    /// names the sector after it, and the count what is left, as QEMU's.
-    private func load(_ lba: UInt64, remaining: UInt32, lba48: Bool) {
-        guard s.buffer.withUnsafeMutableBytes({ store.read(lba, into: $0) }) else { return abort() }
-        start(.read, lba: lba, remaining: remaining, lba48: lba48)
-        s.setAddress(lba + 1, lba48: lba48, geometry: geometry)
-        setCount(remaining, lba48: lba48)
+    /// The next block (`blockSize` sectors, or the `count` left from `lba` if fewer) into
+    /// the buffer with DRQ and an interrupt; the task file then names the sector after
+    /// it, and the count what is left, as QEMU's.
+    private func load(_ lba: UInt64, count: UInt32, lba48: Bool) {
+        let n = Int(min(UInt32(s.blockSize), count))
+        var block = [UInt8](repeating: 0, count: n * ATAState.sectorSize)
+        let read = block.withUnsafeMutableBytes { b in
+            (0..<n).allSatisfy { i in store.read(lba + UInt64(i), into: .init(rebasing: b[i * ATAState.sectorSize..<(i + 1) * ATAState.sectorSize])) }
+        }
+        guard read else { return abort() }
+        s.buffer = block
+        start(.read, lba: lba, remaining: count - UInt32(n), lba48: lba48)
+        s.setAddress(lba + UInt64(n), lba48: lba48, geometry: geometry)
+        setCount(s.remaining, lba48: lba48)
         raise()
     }
 
-    private func write(lba48: Bool) {
+    /// A write of the command's sectors in blocks of `block`: DRQ, no interrupt until a
+    /// block is in.
+    private func write(lba48: Bool, block: UInt8) {
         guard let (lba, count) = range(lba48: lba48) else { return abort() }
-        start(.write, lba: lba, remaining: count - 1, lba48: lba48) // DRQ, no interrupt until a sector is in
+        s.blockSize = block
+        expectBlock(lba, count: count, lba48: lba48)
+    }
+
+    /// Room for the next block the guest writes (`blockSize` sectors or the `count` left).
+    private func expectBlock(_ lba: UInt64, count: UInt32, lba48: Bool) {
+        let n = min(UInt32(s.blockSize), count)
+        s.buffer = [UInt8](repeating: 0, count: Int(n) * ATAState.sectorSize)
+        start(.write, lba: lba, remaining: count - n, lba48: lba48)
     }
 
     private func start(_ transfer: ATAState.Transfer, lba: UInt64, remaining: UInt32, lba48: Bool) {
@@ -255,33 +292,40 @@ final class ATADisk: @unchecked Sendable {
 
     private func readData(bytes: Int) -> UInt32 {
         guard s.status & ATAState.drq != 0, s.transfer == .read || s.transfer == .identify,
-              bytes <= ATAState.sectorSize - s.position else { return 0 }
+              bytes <= s.buffer.count - s.position else { return 0 }
         var v: UInt32 = 0
         for b in 0..<bytes { v |= UInt32(s.buffer[s.position + b]) << (8 * UInt32(b)) }
         s.position += bytes
-        if s.position == ATAState.sectorSize { sectorRead() }
+        if s.position == s.buffer.count { blockRead() }
         return v
     }
 
-    private func sectorRead() {
+    private func blockRead() {
         guard s.transfer == .read, s.remaining > 0 else {
             endTransfer()
             s.status = ATAState.ready // no interrupt at the end of a read, as QEMU's
             return
         }
-        load(s.lba + 1, remaining: s.remaining - 1, lba48: s.lba48)
+        load(s.lba + UInt64(s.blockSectors), count: s.remaining, lba48: s.lba48)
     }
 
     private func writeData(_ value: UInt32, bytes: Int) {
-        guard s.status & ATAState.drq != 0, s.transfer == .write, bytes <= ATAState.sectorSize - s.position else { return }
+        guard s.status & ATAState.drq != 0, s.transfer == .write, bytes <= s.buffer.count - s.position else { return }
         for b in 0..<bytes { s.buffer[s.position + b] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(b))) }
         s.position += bytes
-        guard s.position == ATAState.sectorSize else { return }
-        guard s.buffer.withUnsafeBytes({ store.write(s.lba, from: $0) }) else { return abort() }
-        s.setAddress(s.lba + 1, lba48: s.lba48, geometry: geometry)
+        guard s.position == s.buffer.count else { return }
+        // The block's sectors in turn: those before a host failure are written, as a
+        // drive's would be.
+        let n = Int(s.blockSectors), size = ATAState.sectorSize
+        let written = s.buffer.withUnsafeBytes { b in
+            (0..<n).allSatisfy { i in store.write(s.lba + UInt64(i), from: .init(rebasing: b[i * size..<(i + 1) * size])) }
+        }
+        guard written else { return abort() }
+        let next = s.lba + UInt64(n)
+        s.setAddress(next, lba48: s.lba48, geometry: geometry)
         setCount(s.remaining, lba48: s.lba48)
         if s.remaining > 0 {
-            start(.write, lba: s.lba + 1, remaining: s.remaining - 1, lba48: s.lba48)
+            expectBlock(next, count: s.remaining, lba48: s.lba48)
         } else {
             endTransfer()
             s.status = ATAState.ready
@@ -292,8 +336,8 @@ final class ATADisk: @unchecked Sendable {
     /// No transfer: the data port moves nothing, and a snapshot holds no sector (the
     /// buffer zeroed, as a restore of `-` leaves it).
     private func endTransfer() {
-        (s.transfer, s.position) = (.none, 0)
-        for i in s.buffer.indices { s.buffer[i] = 0 }
+        (s.transfer, s.position, s.blockSize) = (.none, 0, 1)
+        s.buffer = [UInt8](repeating: 0, count: ATAState.sectorSize)
     }
 
     /// QEMU's ide_abort_command: the transfer ends, status ready + error, error "aborted".

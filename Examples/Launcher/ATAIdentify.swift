@@ -1,7 +1,8 @@
 /// The 512 bytes IDENTIFY DEVICE (0xec) returns for the disk, laid out as QEMU's
 /// `ide_identify` lays out its hard disk's, less what this disk does not do: no DMA
-/// (words 49 bit 8, 63, 88 clear) and no READ/WRITE MULTIPLE (word 47 low byte 0), so a
-/// driver that reads the words picks PIO and single-sector commands.
+/// (words 49 bit 8, 63, 88 clear), so a driver that reads the words picks PIO. READ/WRITE
+/// MULTIPLE take blocks of up to 16 sectors (word 47); word 59, the block size set, is
+/// the disk's to fill in at each IDENTIFY (`ATADisk`).
 enum ATAIdentify {
     static let serial = "VMM00001", firmware = "1.0", model = "VMMKit HARDDISK"
 
@@ -20,7 +21,7 @@ enum ATAIdentify {
         words[22] = 4 // ECC bytes
         put(firmware, 8, at: 23, in: &words)
         put(model, 40, at: 27, in: &words)
-        words[47] = 0x8000 // READ/WRITE MULTIPLE: none
+        words[47] = 0x8000 | UInt16(ATAState.maxMultiple) // READ/WRITE MULTIPLE: blocks of up to 16
         words[48] = 1 // 32-bit PIO
         words[49] = 1 << 11 | 1 << 9 // IORDY, LBA
         words[51] = 0x200 // PIO timing

@@ -2,9 +2,11 @@ import VMMKit
 
 /// The disk's line in the launcher's device blob (`BuiltInDeviceState`, Docs/SnapshotFormat.md):
 /// `ata SECTORS STATUS ERROR FEATURE COUNT LBA-LOW LBA-MID LBA-HIGH` then the five HOB
-/// copies, `SELECT CONTROL TRANSFER LBA REMAINING POSITION LBA48 LINE BUFFER`; numbers
-/// in `0x` hex, TRANSFER 0-3 (none, identify, read, write), LBA48 and LINE 0 or 1,
-/// BUFFER the sector in flight as 1024 hex digits or `-` with no transfer.
+/// copies, `SELECT CONTROL TRANSFER LBA REMAINING POSITION LBA48 LINE BUFFER
+/// [MULTIPLE BLOCK-SIZE]`; numbers in `0x` hex, TRANSFER 0-3 (none, identify, read,
+/// write), LBA48 and LINE 0 or 1, BUFFER the block in flight (1 to 16 sectors, 1024 hex
+/// digits each) or `-` with no transfer; MULTIPLE and BLOCK-SIZE only when not 16 and 1
+/// (a snapshot written before READ/WRITE MULTIPLE has neither).
 extension ATAState {
     /// What a snapshot keeps: the state and the size of the disk it belongs to.
     struct Saved: Equatable {
@@ -13,6 +15,8 @@ extension ATAState {
     }
 
     static let blobWords = 23
+    /// The word counts a line may have: without and with MULTIPLE and BLOCK-SIZE.
+    static let blobWordCounts = [blobWords, blobWords + 2]
     /// Status bits the device ever sets: BSY, DRDY, DSC, DRQ, ERR.
     static let statusBits: UInt8 = 0xd9
 
@@ -21,11 +25,13 @@ extension ATAState {
         let bytes = [s.status, s.error, s.feature, s.count, s.lbaLow, s.lbaMid, s.lbaHigh,
                      s.hobFeature, s.hobCount, s.hobLow, s.hobMid, s.hobHigh, s.select, s.control]
         let buffer = s.transfer == .none ? "-" : BuiltInDeviceState.hexDigits(s.buffer)
+        let multiple = (s.multiple, s.blockSize) == (maxMultiple, 1) ? "" : " \(hex(s.multiple)) \(hex(s.blockSize))"
         return "ata \(hex(saved.sectors)) " + bytes.map { hex($0) }.joined(separator: " ")
-            + " \(s.transfer.rawValue) \(hex(s.lba)) \(hex(s.remaining)) \(hex(s.position)) \(s.lba48 ? 1 : 0) \(s.line ? 1 : 0) \(buffer)"
+            + " \(s.transfer.rawValue) \(hex(s.lba)) \(hex(s.remaining)) \(hex(s.position)) \(s.lba48 ? 1 : 0) \(s.line ? 1 : 0) \(buffer)" + multiple
     }
 
-    /// `words` (the line split at spaces, `ata` first, `blobWords` of them), every value checked.
+    /// `words` (the line split at spaces, `ata` first, a count in `blobWordCounts`), every
+    /// value checked.
     static func decode(_ words: [Substring], _ bad: (String) -> LauncherError) throws(LauncherError) -> Saved {
         func value<T: FixedWidthInteger & UnsignedInteger>(_ i: Int, _ what: String, _: T.Type) throws(LauncherError) -> T {
             guard let v = BuiltInDeviceState.hexValue(words[i], T.self) else { throw bad("ata \(what) \(String(words[i]).quotedForMessage)") }
@@ -55,24 +61,41 @@ extension ATAState {
         let position = try value(19, "position", UInt16.self)
         s.lba48 = try flag(20, "lba48")
         s.line = try flag(21, "line")
+        if words.count > blobWords {
+            s.multiple = try value(23, "multiple", UInt8.self)
+            s.blockSize = try value(24, "block size", UInt8.self)
+            guard validMultiple(s.multiple) else { throw bad("ata multiple \(hex(s.multiple)) (0, 1, 2, 4, 8 or 0x10)") }
+            guard s.blockSize == 1 || s.blockSize == s.multiple && (transfer == .read || transfer == .write) else {
+                throw bad("ata block size \(hex(s.blockSize)) with multiple \(hex(s.multiple)) (1, or the multiple while reading or writing)")
+            }
+        }
+        // The buffer: `-`, or the block in flight, whole sectors, at most a block's.
+        let digits = 2 * sectorSize, buffer = words[22]
+        guard buffer == "-" || buffer.utf8.count % digits == 0 && (1...Int(s.blockSize)).contains(buffer.utf8.count / digits) else {
+            throw bad("ata buffer of \(buffer.utf8.count) characters (\(digits) hex digits a sector, 1 to the block size \(hex(s.blockSize)), or '-')")
+        }
+        let sectorsInBuffer = buffer == "-" ? 1 : UInt32(buffer.utf8.count / digits)
         // DRQ is set exactly while a transfer waits on the data port, which moves 2 or 4
         // bytes at a time and starts the next sector at 512.
         guard (s.status & drq != 0) == (transfer != .none) else { throw bad("ata status \(hex(s.status)) with transfer \(transfer.rawValue) (DRQ is set exactly during one)") }
-        guard position < sectorSize, position % 2 == 0, transfer != .none || position == 0 else {
-            throw bad("ata position \(hex(position)) (even, below 0x200, 0 with no transfer)")
+        guard Int(position) < Int(sectorsInBuffer) * sectorSize, position % 2 == 0, transfer != .none || position == 0 else {
+            throw bad("ata position \(hex(position)) (even, inside the buffer, 0 with no transfer)")
         }
-        guard s.remaining < 65536, transfer == .read || transfer == .write || s.remaining == 0 else {
-            throw bad("ata remaining \(hex(s.remaining)) (below 0x10000, 0 unless reading or writing)")
+        // Below 0x10000 with the block: a command moves at most 65536 sectors. A block
+        // short of the block size is the command's last.
+        guard s.remaining <= 65536 - sectorsInBuffer, transfer == .read || transfer == .write || s.remaining == 0,
+              sectorsInBuffer == UInt32(s.blockSize) || s.remaining == 0 else {
+            throw bad("ata remaining \(hex(s.remaining)) after a block of \(sectorsInBuffer) (at most 0x10000 in all, 0 unless reading or writing, 0 after a short block)")
         }
-        guard s.lba < sectors, UInt64(s.remaining) < sectors - s.lba || transfer == .none || transfer == .identify else {
-            throw bad("ata lba \(hex(s.lba)) with \(s.remaining) more (past the disk's \(sectors) sectors)")
+        guard s.lba < sectors, UInt64(sectorsInBuffer) + UInt64(s.remaining) <= sectors - s.lba || transfer == .none || transfer == .identify else {
+            throw bad("ata lba \(hex(s.lba)) with \(sectorsInBuffer - 1 + s.remaining) more (past the disk's \(sectors) sectors)")
         }
         s.position = Int(position)
-        if words[22] == "-" {
+        if buffer == "-" {
             guard transfer == .none else { throw bad("ata buffer '-' with a transfer in flight") }
         } else {
             guard transfer != .none else { throw bad("ata buffer with no transfer in flight (it is '-')") }
-            s.buffer = try BuiltInDeviceState.bytes(hexDigits: words[22], count: sectorSize, "ata buffer", bad)
+            s.buffer = try BuiltInDeviceState.bytes(hexDigits: buffer, count: Int(sectorsInBuffer) * sectorSize, "ata buffer", bad)
         }
         return Saved(sectors: sectors, state: s)
     }

@@ -21,7 +21,15 @@ struct ATAState: Equatable {
     /// Device control (port 0x3f6): bit 1 nIEN (no interrupts), bit 2 SRST, bit 7 HOB.
     var control: UInt8 = 0
     var transfer = Transfer.none
-    /// The sector in `buffer` (read or write), and how many follow it in this command.
+    /// SET MULTIPLE MODE's setting: the sectors a DRQ block of READ/WRITE MULTIPLE moves
+    /// (1, 2, 4, 8 or 16), 0 when none is set and they abort. 16 after power-on and a
+    /// reset, as QEMU's `ide_reset` leaves it.
+    var multiple: UInt8 = ATAState.maxMultiple
+    /// The sectors a DRQ block of the command in flight moves: `multiple` for READ/WRITE
+    /// MULTIPLE, 1 for any other (and with no transfer).
+    var blockSize: UInt8 = 1
+    /// The first sector in `buffer` (read or write), and how many follow the block in this
+    /// command.
     var lba: UInt64 = 0
     var remaining: UInt32 = 0
     /// Whether the command in progress is LBA48 (how the task file is written back).
@@ -31,9 +39,13 @@ struct ATAState: Equatable {
     /// The interrupt line (IRQ 14) as driven: raised at a command's completion or a
     /// sector's DRQ, lowered by a status read, a new command or a reset.
     var line = false
+    /// The block in flight, a whole number of sectors (`blockSectors`, at most
+    /// `blockSize`); one sector of zeros with no transfer.
     var buffer = [UInt8](repeating: 0, count: ATAState.sectorSize)
 
     static let sectorSize = 512
+    /// The most sectors SET MULTIPLE MODE accepts (IDENTIFY word 47), QEMU's MAX_MULT_SECTORS.
+    static let maxMultiple: UInt8 = 16
     /// The most sectors a disk may have: what LBA48 reaches.
     static let maxSectors: UInt64 = 1 << 48
     // Status bits, as QEMU names them.
@@ -44,6 +56,10 @@ struct ATAState: Equatable {
     /// Whether the selected drive is the (absent) slave.
     var slaveSelected: Bool { select & 0x10 != 0 }
     var interruptsDisabled: Bool { control & 0x02 != 0 }
+    /// The sectors in `buffer`.
+    var blockSectors: UInt32 { UInt32(buffer.count / ATAState.sectorSize) }
+    /// Whether `n` is a setting SET MULTIPLE MODE accepts: 0 (none) or a power of two up to 16.
+    static func validMultiple(_ n: UInt8) -> Bool { n <= maxMultiple && n & (n &- 1) == 0 }
 
     /// The signature an ATA device shows after a reset or EXECUTE DEVICE DIAGNOSTIC.
     mutating func setSignature() {

@@ -299,7 +299,7 @@ struct BuiltInDeviceState: Equatable {
                     throw bad("rtc register C \(hex(ram[0x0c])) (only its update-ended, alarm and periodic flags are kept)")
                 }
                 state.rtc = RTCRegisters(index: index, offset: offset, ram: ram)
-            case ("ata", ATAState.blobWords) where state.ata == nil:
+            case ("ata", let n) where ATAState.blobWordCounts.contains(n) && state.ata == nil:
                 state.ata = try ATAState.decode(words, bad)
             case ("vga-dac", 7) where state.dac == nil:
                 var v: [UInt8] = []

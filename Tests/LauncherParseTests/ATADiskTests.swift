@@ -33,6 +33,17 @@ struct ATADiskTests {
         out(d, 0x1f7, c)
     }
 
+    /// LBA48 command `c` for `count` sectors at `lba` (below 2^32): each register written
+    /// twice, its high-order byte first.
+    static func lba48(_ d: ATADisk, _ c: UInt8?, lba: UInt32, count: UInt16) {
+        out(d, 0x1f6, 0x40)
+        for (port, high, low) in [(UInt16(0x1f2), UInt8(count >> 8), UInt8(count & 0xff)), (0x1f3, UInt8(lba >> 24), UInt8(lba & 0xff)),
+                                  (0x1f4, 0, UInt8(lba >> 8 & 0xff)), (0x1f5, 0, UInt8(lba >> 16 & 0xff))] {
+            out(d, port, high); out(d, port, low)
+        }
+        if let c { out(d, 0x1f7, c) }
+    }
+
     /// 512 bytes through the data port, 2 a read.
     static func sector(_ d: ATADisk) -> [UInt8] {
         (0..<256).flatMap { _ in let w = d.read(0x1f0, size: 2); return [UInt8(w & 0xff), UInt8(w >> 8 & 0xff)] }
@@ -109,10 +120,7 @@ struct ATADiskTests {
     @Test("LBA48: each register written twice, the first byte read back through HOB; READ SECTORS EXT reaches past 2^28 and updates the HOB bytes")
     func lba48() {
         let (d, _, _) = Self.disk(sectors: 8)
-        Self.out(d, 0x1f6, 0x40)
-        for (port, high, low) in [(UInt16(0x1f2), UInt8(0), UInt8(1)), (0x1f3, 0, 6), (0x1f4, 0, 0), (0x1f5, 0, 0)] {
-            Self.out(d, port, high); Self.out(d, port, low)
-        }
+        Self.lba48(d, nil, lba: 6, count: 1)
         Self.out(d, 0x3f6, 0x82) // HOB, no interrupts
         #expect(Self.inb(d, 0x1f3) == 0)
         Self.out(d, 0x3f6, 0x02)
@@ -120,10 +128,7 @@ struct ATADiskTests {
         Self.out(d, 0x1f7, 0x24)
         #expect(Self.sector(d).first == 6)
         // Sector 2^24 + 6 does not exist: aborted, the HOB byte having made it so.
-        for (port, high, low) in [(UInt16(0x1f2), UInt8(0), UInt8(1)), (0x1f3, 1, 6), (0x1f4, 0, 0), (0x1f5, 0, 0)] {
-            Self.out(d, port, high); Self.out(d, port, low)
-        }
-        Self.out(d, 0x1f7, 0x24)
+        Self.lba48(d, 0x24, lba: 1 << 24 | 6, count: 1)
         #expect([Self.inb(d, 0x1f7), Self.inb(d, 0x1f1)] == [0x41, 0x04])
     }
 
@@ -226,9 +231,12 @@ struct ATADiskTests {
     func hostileLine() {
         let ok = ["ata", "0x10", "0x58", "0x0", "0x0", "0x1", "0x2", "0x0", "0x0", "0x0", "0x1", "0x1", "0x0", "0x0", "0xe0", "0x2",
                   "2", "0x1", "0x1", "0x100", "0", "0", String(repeating: "a5", count: 512)]
+        // Keys past the last word append words (23, 24: MULTIPLE and BLOCK-SIZE).
         func line(_ changes: [Int: String]) -> String {
-            "vmm-launcher-devices 1\n" + ok.enumerated().map { changes[$0.offset] ?? $0.element }.joined(separator: " ") + "\nend\n"
+            let words = (0..<max(ok.count, (changes.keys.max() ?? 0) + 1)).map { changes[$0] ?? ok[$0] }
+            return "vmm-launcher-devices 1\n" + words.joined(separator: " ") + "\nend\n"
         }
+        let twoSectors = String(repeating: "a5", count: 1024)
         #expect((try? BuiltInDeviceState.decode(Array(line([:]).utf8), version: 1, where: "snap"))?.ata?.state.position == 0x100)
         let cases: [([Int: String], String)] = [
             ([1: "0x0"], "ata sectors 0x0 (1 to 2^48)"),
@@ -239,7 +247,7 @@ struct ATADiskTests {
             ([14: "0x0"], "ata select 0x0 (bits 5 and 7 always set)"),
             ([16: "4"], "ata transfer '4' (0 to 3)"),
             ([16: "+2"], "ata transfer '+2' (0 to 3)"),
-            ([19: "0x200"], "ata position 0x200 (even, below 0x200, 0 with no transfer)"),
+            ([19: "0x200"], "ata position 0x200 (even, inside the buffer, 0 with no transfer)"),
             ([19: "0x101"], "ata position 0x101"),
             ([18: "0x10000"], "ata remaining 0x10000"),
             ([17: "0xf", 18: "0x1"], "ata lba 0xf with 1 more (past the disk's 16 sectors)"),
@@ -247,7 +255,18 @@ struct ATADiskTests {
             ([20: "2"], "ata lba48 '2' (0 or 1)"),
             ([21: "yes"], "ata line 'yes' (0 or 1)"),
             ([22: "-"], "ata buffer '-' with a transfer in flight"),
-            ([22: "a5"], "ata buffer: 2 hex digits, not 1024"),
+            ([22: "a5"], "ata buffer of 2 characters (1024 hex digits a sector, 1 to the block size 0x1, or '-')"),
+            ([22: twoSectors], "ata buffer of 2048 characters (1024 hex digits a sector, 1 to the block size 0x1, or '-')"),
+            ([23: "0x10"], "the wrong number of values"), // MULTIPLE without BLOCK-SIZE: 24 words
+            ([23: "0x3", 24: "0x1"], "ata multiple 0x3 (0, 1, 2, 4, 8 or 0x10)"),
+            ([23: "0x20", 24: "0x1"], "ata multiple 0x20"),
+            ([23: "0x8", 24: "0x4"], "ata block size 0x4 with multiple 0x8 (1, or the multiple while reading or writing)"),
+            ([2: "0x50", 16: "0", 18: "0x0", 19: "0x0", 22: "-", 23: "0x4", 24: "0x4"], "ata block size 0x4 with multiple 0x4"),
+            ([22: String(repeating: "a5", count: 2560), 23: "0x4", 24: "0x4"], "ata buffer of 5120 characters (1024 hex digits a sector, 1 to the block size 0x4, or '-')"),
+            ([22: twoSectors, 23: "0x4", 24: "0x4"], "ata remaining 0x1 after a block of 2 (at most 0x10000 in all, 0 unless reading or writing, 0 after a short block)"),
+            ([22: twoSectors, 18: "0xffff", 23: "0x2", 24: "0x2"], "ata remaining 0xffff after a block of 2"),
+            ([22: twoSectors, 17: "0xe", 23: "0x2", 24: "0x2"], "ata lba 0xe with 2 more (past the disk's 16 sectors)"),
+            ([19: "0x400", 22: twoSectors, 23: "0x2", 24: "0x2"], "ata position 0x400 (even, inside the buffer"),
             ([2: "0x50", 16: "0", 18: "0x0", 19: "0x0"], "ata buffer with no transfer in flight (it is '-')"),
         ]
         for (changes, why) in cases {

@@ -126,23 +126,30 @@ struct ATAGuestTests {
         }
     }
 
-    @Test("a read stopped half-way through a sector survives a snapshot: restored in a new process with the image at a new path, the guest reads the rest")
-    func snapshotMidTransfer() throws {
-        let dir = try VMMProcess.scratch("ata", "snapshot")
-        let disk = try Self.image(dir)
+    /// Runs `guest` on `disk` with the command line "pause" until its console reads
+    /// `printed` (a transfer stopped half-way, the guest waiting for a key), then pauses
+    /// it, types the key, snapshots it into `dir`/snap and stops it; the snapshot's path
+    /// and its launcher state.
+    static func snapshotWaiting(_ guest: String, disk: String, dir: String, printed: String) throws -> (String, String) {
         let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
-        let vmm = Spawned(VMMProcess.binary, ["run", Self.guest, "--hda", disk, "--append", "pause", "--serial", "file:\(console)",
+        let vmm = Spawned(VMMProcess.binary, ["run", guest, "--hda", disk, "--append", "pause", "--serial", "file:\(console)",
                                               "--api-sock", socket, "--max-seconds", "120"])
         defer { vmm.kill() }
-        let reading = Self.identify + "reading, waiting for a key\n"
-        #expect(eventually { KeyboardTests.printed(console) == reading }, "console: \(KeyboardTests.printed(console))")
+        #expect(eventually { KeyboardTests.printed(console) == printed }, "console: \(KeyboardTests.printed(console))")
         // The key the guest waits for is typed into the paused guest: it waits in the keyboard.
         for command in [["pause"], ["sendkey", "a"], ["snapshot", snap], ["stop"]] {
             let r = try ControlAPITests.ctl([socket] + command)
             #expect(r.status == 0, "\(command): \(r.stderr)")
         }
         #expect(vmm.wait().status == 0)
-        let saved = try String(contentsOfFile: snap + "/device-launcher-devices.state", encoding: .utf8)
+        return (snap, try String(contentsOfFile: snap + "/device-launcher-devices.state", encoding: .utf8))
+    }
+
+    @Test("a read stopped half-way through a sector survives a snapshot: restored in a new process with the image at a new path, the guest reads the rest")
+    func snapshotMidTransfer() throws {
+        let dir = try VMMProcess.scratch("ata", "snapshot")
+        let disk = try Self.image(dir)
+        let (snap, saved) = try Self.snapshotWaiting(Self.guest, disk: disk, dir: dir, printed: Self.identify + "reading, waiting for a key\n")
         // Sector 1 in flight at byte 0x100, one more to come, the task file at sector 2.
         #expect(saved.contains("\nata 0x10 0x58 0x0 0x0 0x1 0x2 0x0 0x0 "), "\(saved)")
         #expect(saved.contains(" 0xe0 0x2 2 0x1 0x1 0x100 0 0 736563746f72203120"), "\(saved)")

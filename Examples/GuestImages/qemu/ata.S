@@ -103,13 +103,7 @@ KERNEL_ENTRY
     jmp 4f
 3:  call print_sector
 4:  call print_sector
-    PUTS(s_after)                   /* the task file names the next sector, count 0 */
-    mov $0x1f3, %dx
-    call print_port
-    PUTS(s_count)
-    mov $0x1f2, %dx
-    call print_port
-    PUTS(s_nl)
+    call print_after                /* the task file names the next sector, count 0 */
 
     mov $0xa0, %al                  /* CHS: cylinder 0, head 0, sector 2 (= LBA 1) */
     mov $0x1f6, %dx
@@ -130,28 +124,10 @@ KERNEL_ENTRY
     PUTS(s_chs)
     call print_sector
 
-    mov $0x40, %al                  /* READ SECTORS EXT (LBA48): 1 at sector 2 */
-    mov $0x1f6, %dx
-    out %al, %dx
-    mov $0x1f2, %dx                 /* each register twice: the high byte, then the low */
-    xor %al, %al
-    out %al, %dx
-    inc %al
-    out %al, %dx
-    mov $0x1f3, %dx
-    xor %al, %al
-    out %al, %dx
-    mov $2, %al
-    out %al, %dx
-    mov $0x1f4, %dx
-    xor %al, %al
-    out %al, %dx
-    out %al, %dx
-    mov $0x1f5, %dx
-    out %al, %dx
-    out %al, %dx
+    mov $2, %ecx                    /* READ SECTORS EXT (LBA48): 1 at sector 2 */
+    mov $1, %edi
     mov $0x24, %al
-    call command
+    call lba48_command
     PUTS(s_ext)
     call print_sector
 
@@ -244,80 +220,6 @@ no_disk:
     call print_port
     PUTS(s_nl)
     DEBUG_EXIT(0x22)
-failed:
-    PUTS(s_failed)
-    mov $0x1f7, %dx
-    call print_port
-    PUTS(s_nl)
-dead:
-    cli
-    hlt
-    jmp dead
-
-ata_irq:
-    push %eax
-    push %edx
-    mov $0x1f7, %dx                 /* the status read acknowledges the interrupt */
-    in %dx, %al
-    mov %al, irq_status
-    movb $1, got
-    movl $0, LAPIC + 0xb0           /* EOI */
-    pop %edx
-    pop %eax
-    IRET_CLI
-
-/* AL: a command to port 0x1f7. */
-command:
-    mov $0x1f7, %dx
-    out %al, %dx
-    ret
-
-/* AL: a command for EDI sectors from LBA28 sector ECX (clobbers edx). */
-lba_command:
-    push %eax
-    mov %ecx, %eax
-    shr $24, %eax
-    and $0x0f, %al
-    or $0xe0, %al                   /* LBA, the master */
-    mov $0x1f6, %dx
-    out %al, %dx
-    mov %edi, %eax
-    mov $0x1f2, %dx
-    out %al, %dx
-    mov %ecx, %eax
-    inc %dx
-    out %al, %dx
-    shr $8, %eax
-    inc %dx
-    out %al, %dx
-    shr $8, %eax
-    inc %dx
-    out %al, %dx
-    pop %eax
-    jmp command
-
-/* Waits for DRQ; CF set if the drive reports an error instead. */
-wait_drq:
-    mov $0x1f7, %dx
-1:  in %dx, %al
-    test $0x80, %al
-    jnz 1b
-    test $0x01, %al
-    jnz 2f
-    test $0x08, %al
-    jz 1b
-    clc
-    ret
-2:  stc
-    ret
-
-/* Waits until neither BSY nor DRQ. */
-wait_idle:
-    mov $0x1f7, %dx
-1:  in %dx, %al
-    test $0x88, %al
-    jnz 1b
-    ret
 
 /* The sector the drive offers into buf (256 words, one exit). */
 read_sector:
@@ -336,12 +238,7 @@ print_sector:
     PUTS(s_nl)
     ret
 
-/* The byte at port DX in hex. */
-print_port:
-    in %dx, %al
-    movzbl %al, %eax
-    jmp puthex2
-
+#include "ata_io.inc"
 MB_HELPERS
 MB_CMDLINE_END
 MB_PCI_FIND
@@ -354,8 +251,6 @@ s_model:   .asciz "identify: "
 s_reading: .asciz "reading, waiting for a key\n"
 s_sectors: .asciz "| sectors "
 s_lba48:   .asciz " lba48 "
-s_after:   .asciz "after: lba low "
-s_count:   .asciz " count "
 s_chs:     .asciz "chs: "
 s_ext:     .asciz "ext: "
 s_write:   .asciz "write: status "

@@ -6,8 +6,10 @@ import Synchronization
 /// 0x3f6), bits 4-5 the size (1, 2, 4, 2), bit 6 a write, bit 7 a save and restore into a
 /// new disk through the snapshot blob. The status holds only BSY, DRDY, DSC, DRQ and ERR;
 /// DRQ is set exactly while a transfer waits on the data port, whose position stays
-/// inside the sector (0 with none) and whose sectors lie on the disk; IRQ 14 is never raised with nIEN
-/// set by the same access; the disk never grows; every state reads back through the blob.
+/// inside the block (0 with none), a block of whole sectors, at most the block size SET
+/// MULTIPLE MODE set (one sector with none), all on the disk; the size set is one it
+/// accepts; IRQ 14's line is what the state says; the disk never grows; every state
+/// reads back through the blob.
 func ataProgram(_ input: UnsafeBufferPointer<UInt8>) {
     guard let first = input.first else { return }
     let sectors = Int(first % 40) + 1
@@ -40,10 +42,15 @@ func ataProgram(_ input: UnsafeBufferPointer<UInt8>) {
         let s = disk.saved.state
         check(s.status & ~ATAState.statusBits == 0, "ATA: status \(s.status)")
         check((s.status & ATAState.drq != 0) == (s.transfer != .none), "ATA: status \(s.status) with transfer \(s.transfer)")
-        check(s.position >= 0 && s.position < 512 && s.position % 2 == 0 && (s.transfer != .none || s.position == 0),
-              "ATA: position \(s.position) with transfer \(s.transfer)")
+        check(s.position >= 0 && s.position < s.buffer.count && s.position % 2 == 0 && (s.transfer != .none || s.position == 0),
+              "ATA: position \(s.position) in \(s.buffer.count) bytes with transfer \(s.transfer)")
+        check(s.buffer.count % 512 == 0 && s.blockSectors >= 1 && s.blockSectors <= UInt32(s.blockSize)
+              && (s.transfer == .read || s.transfer == .write || s.blockSectors == 1 && s.blockSize == 1),
+              "ATA: a block of \(s.buffer.count) bytes, block size \(s.blockSize), transfer \(s.transfer)")
+        check(ATAState.validMultiple(s.multiple) && (s.blockSize == 1 || s.blockSize == s.multiple), "ATA: multiple \(s.multiple), block size \(s.blockSize)")
         if s.transfer == .read || s.transfer == .write {
-            check(s.lba < UInt64(sectors) && UInt64(s.remaining) < UInt64(sectors) - s.lba, "ATA: sector \(s.lba) with \(s.remaining) more on a disk of \(sectors)")
+            check(s.lba < UInt64(sectors) && UInt64(s.blockSectors) + UInt64(s.remaining) <= UInt64(sectors) - s.lba,
+                  "ATA: sector \(s.lba), a block of \(s.blockSectors) and \(s.remaining) more on a disk of \(sectors)")
         }
         check(line.withLock { $0 } == s.line, "ATA: IRQ 14 at \(line.withLock { $0 }), the state says \(s.line)")
         check(store.bytes.count == sectors * 512, "ATA: the disk grew to \(store.bytes.count) bytes")
