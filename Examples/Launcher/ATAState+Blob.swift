@@ -65,16 +65,16 @@ extension ATAState {
             s.multiple = try value(23, "multiple", UInt8.self)
             s.blockSize = try value(24, "block size", UInt8.self)
             guard validMultiple(s.multiple) else { throw bad("ata multiple \(hex(s.multiple)) (0, 1, 2, 4, 8 or 0x10)") }
-            guard s.blockSize == 1 || s.blockSize == s.multiple && (transfer == .read || transfer == .write) else {
+            guard s.blockSize == 1 || s.multiple != 0 && s.blockSize == s.multiple && (transfer == .read || transfer == .write) else {
                 throw bad("ata block size \(hex(s.blockSize)) with multiple \(hex(s.multiple)) (1, or the multiple while reading or writing)")
             }
         }
         // The buffer: `-`, or the block in flight, whole sectors, at most a block's.
-        let digits = 2 * sectorSize, buffer = words[22]
-        guard buffer == "-" || buffer.utf8.count % digits == 0 && (1...Int(s.blockSize)).contains(buffer.utf8.count / digits) else {
+        let digits = 2 * sectorSize, buffer = words[22], bufferSectors = buffer.utf8.count / digits
+        guard buffer == "-" || buffer.utf8.count % digits == 0 && bufferSectors >= 1 && bufferSectors <= Int(s.blockSize) else {
             throw bad("ata buffer of \(buffer.utf8.count) characters (\(digits) hex digits a sector, 1 to the block size \(hex(s.blockSize)), or '-')")
         }
-        let sectorsInBuffer = buffer == "-" ? 1 : UInt32(buffer.utf8.count / digits)
+        let sectorsInBuffer = buffer == "-" ? 1 : UInt32(bufferSectors)
         // DRQ is set exactly while a transfer waits on the data port, which moves 2 or 4
         // bytes at a time and starts the next sector at 512.
         guard (s.status & drq != 0) == (transfer != .none) else { throw bad("ata status \(hex(s.status)) with transfer \(transfer.rawValue) (DRQ is set exactly during one)") }

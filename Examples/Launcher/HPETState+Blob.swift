@@ -70,7 +70,9 @@ extension HPETState {
             guard t.config & ~TimerConfig.writable == TimerConfig.reset else {
                 return "hpet timer \(n) configuration \(hex(t.config)) (capabilities other than the HPET's, or FSB delivery)"
             }
-            let periodLimit: UInt64 = t.mode32 ? 0x7fff_ffff : 0x7fff_ffff_ffff_ffff
+            // A period set in 64-bit mode keeps its low 32 bits when the timer is switched to
+            // 32-bit mode (as QEMU's), so there any 32-bit period is one a guest can reach.
+            let periodLimit: UInt64 = t.mode32 ? 0xffff_ffff : 0x7fff_ffff_ffff_ffff
             guard !t.mode32 || t.comparator <= 0xffff_ffff else { return "hpet timer \(n) comparator \(hex(t.comparator)) (32-bit mode)" }
             guard t.period <= periodLimit else { return "hpet timer \(n) period \(hex(t.period)) (at most \(hex(periodLimit)))" }
             guard t.deadline == nil || (s.enabled && t.enabled) else { return "hpet timer \(n) armed while it or the counter is disabled" }

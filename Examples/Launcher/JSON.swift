@@ -149,6 +149,9 @@ enum JSONValue: Equatable {
                             scalar = 0x10000 + ((scalar - 0xd800) << 10) + (low - 0xdc00)
                         }
                         guard let u = Unicode.Scalar(scalar) else { throw fail("unpaired surrogate in a \\u escape") }
+                        // Every string a config holds reaches a C string (a path, a name, a
+                        // command line), which a NUL would silently cut short.
+                        guard scalar != 0 else { throw fail("\\u0000 in a string (no path, name or command line holds a NUL)") }
                         out.append(contentsOf: Array(String(Character(u)).utf8))
                     default:
                         throw fail("invalid escape \("\\\(Unicode.Scalar(e))".quotedForMessage)")

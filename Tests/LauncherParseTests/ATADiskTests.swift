@@ -266,6 +266,9 @@ struct ATADiskTests {
             ([22: twoSectors, 23: "0x4", 24: "0x4"], "ata remaining 0x1 after a block of 2 (at most 0x10000 in all, 0 unless reading or writing, 0 after a short block)"),
             ([22: twoSectors, 18: "0xffff", 23: "0x2", 24: "0x2"], "ata remaining 0xffff after a block of 2"),
             ([22: twoSectors, 17: "0xe", 23: "0x2", 24: "0x2"], "ata lba 0xe with 2 more (past the disk's 16 sectors)"),
+            // MULTIPLE 0 (none set) is no block size: the buffer's any length then is refused, not trapped on.
+            ([16: "3", 22: "", 23: "0x0", 24: "0x0"], "ata block size 0x0 with multiple 0x0"),
+            ([16: "3", 22: twoSectors, 23: "0x0", 24: "0x0"], "ata block size 0x0 with multiple 0x0"),
             ([19: "0x400", 22: twoSectors, 23: "0x2", 24: "0x2"], "ata position 0x400 (even, inside the buffer"),
             ([2: "0x50", 16: "0", 18: "0x0", 19: "0x0"], "ata buffer with no transfer in flight (it is '-')"),
         ]

@@ -54,8 +54,9 @@ struct BuiltInDeviceStateTests {
         ata.status = 0xd9
         (ata.error, ata.feature, ata.count, ata.lbaLow, ata.lbaMid, ata.lbaHigh) = (0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
         (ata.hobFeature, ata.hobCount, ata.hobLow, ata.hobMid, ata.hobHigh, ata.select, ata.control) = (0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-        (ata.transfer, ata.lba, ata.remaining, ata.position, ata.lba48, ata.line) = (.read, 0xf_ffff_0000, 0xffff, 0x1fe, true, true)
-        ata.buffer = [UInt8](repeating: 0xab, count: ATAState.sectorSize)
+        (ata.transfer, ata.lba, ata.remaining, ata.position, ata.lba48, ata.line) = (.read, 0xf_ffff_0000, 0xfff0, 0x1ffe, true, true)
+        (ata.multiple, ata.blockSize) = (ATAState.maxMultiple, ATAState.maxMultiple) // a READ MULTIPLE's block of 16 sectors
+        ata.buffer = [UInt8](repeating: 0xab, count: Int(ATAState.maxMultiple) * ATAState.sectorSize)
         let mouse = PS2Mouse(status: 0x70, resolution: 0xff, sampleRate: 0xff, wrap: true, type: 4, detect: 3, awaiting: 0xe8,
                              dx: -PS2Mouse.maxDelta, dy: -PS2Mouse.maxDelta, dz: -PS2Mouse.maxDelta, buttons: 0x1f, owed: true)
         var bochs = [UInt16](repeating: 0xffff, count: BochsDisplay.Reg.count)

@@ -130,6 +130,23 @@ struct HostileInputTests {
         }
     }
 
+    @Test("a file whose size fstat does not tell (/proc) is read to its end, or refused past the limit, never cut short")
+    func procFileReadWhole() throws {
+        // /proc/self/status says 0 bytes in st_size and holds a page or so.
+        let status = try FileBytes.read("/proc/self/status")
+        #expect(String(decoding: status, as: UTF8.self).hasPrefix("Name:"))
+        #expect(String(decoding: status, as: UTF8.self).contains("\nVmRSS:"), "read past the first line")
+        #expect(throws: LoaderError(.image, "too large: more than 16 bytes")) { try FileBytes.read("/proc/self/status", limit: 16) }
+        // A regular file of exactly the limit, and one byte over it.
+        let path = try VMMProcess.temp("limit.bin", [UInt8](repeating: 7, count: 4096))
+        defer { unlink(path) }
+        #expect(try FileBytes.read(path, limit: 4096) == [UInt8](repeating: 7, count: 4096))
+        #expect(throws: LoaderError(.image, "too large: 4096 bytes (at most 4095)")) { try FileBytes.read(path, limit: 4095) }
+        let empty = try VMMProcess.temp("empty-limit.bin", [])
+        defer { unlink(empty) }
+        #expect(try FileBytes.read(empty, limit: 0) == [])
+    }
+
     @Test("launcher: an empty flat image is a bad image (status 6) named as empty, not a bad --entry (status 2)")
     func emptyFlatImage() throws {
         let path = try VMMProcess.temp("empty.bin", [])

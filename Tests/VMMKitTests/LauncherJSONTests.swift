@@ -21,6 +21,9 @@ struct LauncherJSONTests {
             ("{\"vcpus\": 1e999}", "number out of range at byte 10"),
             ("{\"image\": \"\\ud800\"}", "unpaired surrogate in a \\u escape"),
             ("{\"image\": \"\\q\"}", "invalid escape '\\\\q'"),
+            // A NUL would cut the path short in open(): g.elf\0junk would open g.elf.
+            ("{\"image\": \"g.elf\\u0000junk\"}", "\\u0000 in a string (no path, name or command line holds a NUL) at byte 22"),
+            ("{\"fwCfg\": [\"opt/a,file=g\\u0000.x\"]}", "\\u0000 in a string"),
         ]
         for (i, (text, why)) in cases.enumerated() {
             let r = try run("bad\(i).json", text)
