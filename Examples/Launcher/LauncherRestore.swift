@@ -106,6 +106,18 @@ extension Launcher {
         guard image.manifest.vcpuCount == o.vcpus else {
             throw LauncherError(.snapshot, "cannot restore \(dir): the launcher state says \(o.vcpus) vCPUs, the snapshot holds \(image.manifest.vcpuCount)")
         }
+        // RAM where and as large as the launcher state's memory puts it (fw_cfg, the CMOS
+        // and SMBIOS tell the guest that size), and an in-kernel irqchip exactly when it
+        // says so (the HPET, IRQ wiring and halt detection go by it).
+        let low = min(o.memory, RAMLayout.holeStart), high = o.memory - low
+        let ram = image.manifest.regions.filter { $0.name == "ram" || $0.name == "ram-high" }.map { "\($0.name) \(hex($0.guestAddress)) \(hex($0.size))" }
+        let expected = ["ram 0x0 \(hex(low))"] + (high > 0 ? ["ram-high 0x100000000 \(hex(high))"] : [])
+        guard ram == expected else {
+            throw LauncherError(.snapshot, "cannot restore \(dir): the launcher state says \(Sizes.describe(o.memory)) of memory (\(expected.joined(separator: ", "))), the snapshot's RAM regions are \(ram.isEmpty ? "none" : ram.joined(separator: ", "))")
+        }
+        guard (image.state.irqchip != nil) == o.useIRQChip else {
+            throw LauncherError(.snapshot, "cannot restore \(dir): the launcher state says \(o.useIRQChip ? "an" : "no") in-kernel irqchip, the snapshot holds \(image.state.irqchip == nil ? "none" : "one")")
+        }
         // The framebuffer is a region of its own: there, where and as large as --vga std puts it, or not at all.
         let vram = image.manifest.regions.filter { $0.name == BochsDisplay.regionName }
         let vramFits = vram.count == 1 && vram[0].guestAddress == BochsDisplay.framebufferAddress && vram[0].size == UInt64(BochsDisplay.vramSize)
