@@ -65,7 +65,7 @@ struct Launcher {
         do {
             // As SeaBIOS under QEMU: MP and ACPI tables for the processors and the I/O
             // APIC the in-kernel irqchip gives (without it there are no APICs to describe).
-            let firmware = o.useIRQChip ? try PCFirmware(processors: o.vcpus, hpet: !o.noHPET, uuid: o.uuid.bytes) : nil
+            let firmware = o.useIRQChip ? try PCFirmware(processors: o.vcpus, hpet: !o.noHPET, devices: o.firmwareDevices, uuid: o.uuid.bytes) : nil
             boot = try ImageLoader(memory: vm.memory, ramSize: lowRAM, highRAMSize: highRAM, firmware: firmware).load(request)
         } catch {
             // A request error (entry, load address, mode, command line) is a config
@@ -259,5 +259,18 @@ final class Watchdog: @unchecked Sendable {
         pthread_mutex_unlock(&lock)
         pthread_join(thread, nil)
         return fired
+    }
+}
+
+extension LaunchOptions {
+    /// The ISA devices the DSDT describes, where the launcher puts them as QEMU's `pc` has
+    /// them: the i8042, the RTC and fw_cfg always (a plugin that takes their ports takes
+    /// their description with them), COM1 with the default plugins (the UART plugin or its
+    /// stand-in), pvpanic with `--pvpanic`. The HPET is `noHPET`'s.
+    var firmwareDevices: PCFirmware.Devices {
+        var d: PCFirmware.Devices = [.keyboard, .rtc, .fwCfg]
+        if !noDefaultPlugins { d.insert(.serial) }
+        if pvpanic { d.insert(.pvpanic) }
+        return d
     }
 }

@@ -3,37 +3,41 @@
 /// (revision 1) naming the PM1a event block (port 0x600), control block (0x604) and the
 /// 24-bit PM timer (0x608), `PCFirmware`'s ports (the launcher's `ACPIPowerManagement`
 /// and `ACPIPMTimer`; the power button a fixed feature), with its FACS and a DSDT that
-/// names `\_S5_` (sleep type 0, as QEMU's), and
+/// names `\_S5_` (sleep type 0, as QEMU's) and describes the machine's ISA devices and
+/// HPET (`DSDT`), and
 /// a MADT: a local APIC per processor (ID = index), the I/O APIC (ID 0, GSI base 0) and
 /// the SCI's override, ISA IRQ 9 level-triggered, active high; NMI on every LINT1. ISA
 /// IRQs are otherwise identity-mapped to GSIs, as KVM routes them (the PIT on GSI 0);
 /// and an HPET table (`PCFirmware.hpetAddress`, HPET number 0, no minimum tick or page
 /// protection, as QEMU's), after the MADT.
-/// No GPE block, sleep button or devices in the DSDT: what is not modelled is not described.
+/// No GPE block, sleep button, processor objects or PCI root bridge in the DSDT: what is
+/// not modelled is not described (processors are the MADT's; PCI is found by probing).
 enum ACPITables {
     /// Offsets from the blob's base: the RSDP first (16-byte aligned, in the area a guest
-    /// searches), the FACS 64-byte aligned, the MADT last (its size grows with processors).
-    static let rsdt = 0x40, facs = 0x80, fadt = 0xc0, dsdt = 0x140, madt = 0x180
+    /// searches), the FACS 64-byte aligned, the DSDT, then the MADT and the HPET table
+    /// 16-byte aligned after it (their sizes grow with devices and processors).
+    static let rsdt = 0x40, facs = 0x80, fadt = 0xc0, dsdt = 0x140
     static let pm1aEvent = UInt32(PCFirmware.pm1aEventPort), pm1aControl = UInt32(PCFirmware.pm1aControlPort)
     static let pmTimer = UInt32(PCFirmware.pmTimerPort)
     static let sciIRQ = PCFirmware.sciIRQ
 
     /// The tables for `processors` vCPUs, to be placed at guest-physical `base` (below 4 GiB);
-    /// the HPET's table too with `hpet`.
-    static func bytes(processors: Int, at base: UInt32, hpet withHPET: Bool = true) -> [UInt8] {
-        let dsdt = header("DSDT", revision: 2, body: [0x08] + Array("_S5_".utf8) + [0x12, 0x06, 0x04, 0, 0, 0, 0])
+    /// the HPET's table and device too with `hpet`, and `devices` in the DSDT.
+    static func bytes(processors: Int, at base: UInt32, hpet withHPET: Bool = true, devices: PCFirmware.Devices = []) -> [UInt8] {
+        let dsdt = header("DSDT", revision: 2, body: DSDT.body(devices: devices, hpet: withHPET))
         let facs = Array("FACS".utf8) + le(UInt32(64)) + [UInt8](repeating: 0, count: 56) // no checksum
         let madt = header("APIC", revision: 1, body: madtBody(processors))
         let fadt = header("FACP", revision: 1, body: fadtBody(facs: base + UInt32(Self.facs), dsdt: base + UInt32(Self.dsdt)))
-        let hpetAt = (Self.madt + madt.count + 15) & ~15
+        let madtAt = (Self.dsdt + dsdt.count + 15) & ~15
+        let hpetAt = (madtAt + madt.count + 15) & ~15
         let hpet = withHPET ? header("HPET", revision: 1, body: hpetBody()) : []
-        let rsdt = header("RSDT", revision: 1, body: le(base + UInt32(Self.fadt)) + le(base + UInt32(Self.madt))
+        let rsdt = header("RSDT", revision: 1, body: le(base + UInt32(Self.fadt)) + le(base + UInt32(madtAt))
                           + (withHPET ? le(base + UInt32(hpetAt)) : []))
         var rsdp = Array("RSD PTR ".utf8) + [0] + Array("VMMKIT".utf8) + [0] + le(base + UInt32(Self.rsdt))
         rsdp[8] = zeroSumByte(rsdp)
 
-        var blob = [UInt8](repeating: 0, count: withHPET ? hpetAt + hpet.count : Self.madt + madt.count)
-        var tables = [(0, rsdp), (Self.rsdt, rsdt), (Self.facs, facs), (Self.fadt, fadt), (Self.dsdt, dsdt), (Self.madt, madt)]
+        var blob = [UInt8](repeating: 0, count: withHPET ? hpetAt + hpet.count : madtAt + madt.count)
+        var tables = [(0, rsdp), (Self.rsdt, rsdt), (Self.facs, facs), (Self.fadt, fadt), (Self.dsdt, dsdt), (madtAt, madt)]
         if withHPET { tables.append((hpetAt, hpet)) }
         for (offset, table) in tables {
             blob.replaceSubrange(offset..<offset + table.count, with: table)

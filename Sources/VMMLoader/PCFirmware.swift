@@ -49,29 +49,51 @@ public struct PCFirmware: Sendable, Equatable {
         (0x44c, le(UInt16(0x1000))), (0x463, le(UInt16(0x3d4))), (0x484, [24]), (0x485, le(UInt16(16))),
     ]
 
+    /// The ISA devices the DSDT describes, each at the ports and IRQ QEMU's `pc` machine
+    /// has it (`DSDT`); a VMM names those it puts there.
+    public struct Devices: OptionSet, Sendable, Hashable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// The i8042's keyboard (ports 0x60 and 0x64, IRQ 1) and mouse (IRQ 12).
+        public static let keyboard = Devices(rawValue: 1 << 0)
+        /// COM1: a 16550A UART at port 0x3f8, IRQ 4.
+        public static let serial = Devices(rawValue: 1 << 1)
+        /// The CMOS RTC: ports 0x70-0x77, IRQ 8.
+        public static let rtc = Devices(rawValue: 1 << 2)
+        /// QEMU's fw_cfg with its DMA interface: ports 0x510-0x51b (`QEMU0002`).
+        public static let fwCfg = Devices(rawValue: 1 << 3)
+        /// QEMU's ISA pvpanic: port 0x505 (`QEMU0001`).
+        public static let pvpanic = Devices(rawValue: 1 << 4)
+    }
+
     public let processors: Int
-    /// Whether the ACPI tables name an HPET at `hpetAddress` (QEMU's `-machine hpet=off`: no).
+    /// Whether the ACPI tables name an HPET at `hpetAddress` (QEMU's `-machine hpet=off`:
+    /// no): its HPET table, and its device in the DSDT.
     public let hpet: Bool
+    /// The devices the DSDT describes besides the HPET.
+    public let devices: Devices
     /// The machine's UUID, 16 bytes in RFC 4122 order (QEMU's `-uuid`; zeros when none is
     /// given, as QEMU's): SMBIOS's system UUID.
     public let uuid: [UInt8]
 
     /// `processors` vCPUs, the first the bootstrap processor, local APIC ID = index; an
-    /// HPET table unless `hpet` is false; `uuid` 16 bytes.
-    public init(processors: Int, hpet: Bool = true, uuid: [UInt8] = [UInt8](repeating: 0, count: 16)) throws(LoaderError) {
+    /// HPET unless `hpet` is false; the ISA `devices` in the DSDT; `uuid` 16 bytes.
+    public init(processors: Int, hpet: Bool = true, devices: Devices = [],
+                uuid: [UInt8] = [UInt8](repeating: 0, count: 16)) throws(LoaderError) {
         guard (1...Self.maxProcessors).contains(processors) else {
             throw LoaderError(.request, "the firmware tables describe 1 to \(Self.maxProcessors) processors, not \(processors)")
         }
         guard uuid.count == 16 else { throw LoaderError(.request, "a machine UUID is 16 bytes, not \(uuid.count)") }
         self.processors = processors
         self.hpet = hpet
+        self.devices = devices
         self.uuid = uuid
     }
 
     /// The MP floating pointer and configuration table, for `mpTableAddress`.
     public var mpTable: [UInt8] { MPTable.bytes(processors: processors, at: UInt32(Self.mpTableAddress)) }
     /// The RSDP and the tables it leads to, for `acpiAddress`.
-    public var acpiTables: [UInt8] { ACPITables.bytes(processors: processors, at: UInt32(Self.acpiAddress), hpet: hpet) }
+    public var acpiTables: [UInt8] { ACPITables.bytes(processors: processors, at: UInt32(Self.acpiAddress), hpet: hpet, devices: devices) }
     /// The SMBIOS entry point and structures, for `smbiosAddress`, for RAM of `lowRAM` bytes
     /// at 0 and `highRAM` at 4 GiB.
     public func smbiosTables(lowRAM: UInt64, highRAM: UInt64) -> [UInt8] {

@@ -6,7 +6,8 @@
  * the interrupt source overrides and local APIC NMIs. From the HPET table: the event
  * timer block ID, the registers' address and its address space. From the FADT: the PM1a control
  * port, the SCI and the DSDT, in which it finds \_S5_'s sleep type as kernels written
- * for QEMU do (the bytes after "_S5_"). Then it reads the PM1a control register (SCI_EN
+ * for QEMU do (the bytes after "_S5_"), and each Device (its name, and its _HID as an
+ * EISA ID's DWord or a string), as kernels that look for one device find it. Then it reads the PM1a control register (SCI_EN
  * set: ACPI mode, which a FADT without an SMI command port promises) and switches the
  * machine off as they do: SLP_TYPa | SLP_EN to that port. A line after that means it
  * did not. Before that it times 0.1 s (357954 ticks) by the FADT's PM timer as kernels
@@ -104,6 +105,7 @@ tables_done:
 7:  mov %eax, slptyp
     PRINT(s_s5, slptyp)
     PUTS(s_nl)
+    call dsdt_devices
     mov pm1a, %edx                      /* SCI_EN (bit 0): in ACPI mode already */
     in (%dx), %ax
     movzwl %ax, %eax
@@ -270,6 +272,49 @@ check_table:
     jnz bad_sum
     ret
 
+/* dsdt_devices: each DeviceOp (5B 82) in the DSDT at dsdt: its NameSeg (after its
+ * PkgLength) and the value of the first Name(_HID, ...) after it. */
+dsdt_devices:
+    mov dsdt, %ebx
+    mov 4(%ebx), %ecx
+    sub $36 + 8, %ecx                   /* past the header; room for a whole NameSeg */
+    lea 36(%ebx), %edi
+1:  cmpw $0x825b, (%edi)
+    jne 4f
+    pusha
+    movzbl 2(%edi), %eax                /* PkgLength: (lead byte >> 6) more bytes */
+    shr $6, %eax
+    lea 3(%edi, %eax), %edi             /* the NameSeg */
+    PUTS(s_device)
+    mov $4, %ecx
+    mov $0x3f8, %dx
+2:  mov (%edi), %al
+    out %al, %dx
+    inc %edi
+    loop 2b
+    mov $64, %ecx                       /* Name(_HID, ...) within the device's first bytes */
+3:  cmpl $0x4449485f, 1(%edi)           /* "_HID" */
+    jne 5f
+    cmpb $0x08, (%edi)                  /* NameOp */
+    je 6f
+5:  inc %edi
+    loop 3b
+    PUTS(s_nohid)
+    jmp 9f
+6:  PUTS(s_hid)
+    cmpb $0x0d, 5(%edi)                 /* a string */
+    jne 7f
+    lea 6(%edi), %esi
+    call puts
+    jmp 9f
+7:  mov 6(%edi), %eax                   /* DWordConst: an EISA ID */
+    call puthex
+9:  PUTS(s_nl)
+    popa
+4:  inc %edi
+    loop 1b
+    ret
+
 /* fadt: the FADT at EBX. */
 fadt:
     mov 40(%ebx), %eax
@@ -429,6 +474,9 @@ s_ioapic: .asciz "acpi: MADT: I/O APIC ID "
 s_at2: .asciz " at "
 s_gsibase: .asciz ", GSI base "
 s_s5: .asciz "acpi: DSDT: \\_S5_ sleep type "
+s_device: .asciz "acpi: DSDT: device "
+s_hid: .asciz " _HID "
+s_nohid: .asciz " without _HID"
 s_pm1cnt: .asciz "acpi: PM1a control reads "
 s_still: .asciz "acpi: still running after SLP_EN\n"
 s_no_fadt: .asciz "acpi: no FADT\n"
