@@ -87,10 +87,10 @@ final class FwCfg: @unchecked Sendable {
         if io.port >= Self.dmaPort {
             dmaAccess(io)
         } else if io.port == Self.selectorPort {
-            if io.isWrite {
-                select(UInt16(truncatingIfNeeded: io.value))
-            } else {
-                io.value = 0
+            // A `rep outsw` selects each of its values in turn, as QEMU's (the last one
+            // stays selected); a read gives 0 for each.
+            for i in 0..<io.count {
+                if io.isWrite { select(UInt16(truncatingIfNeeded: io.element(i))) } else { io.setElement(i, 0) }
             }
         } else if !io.isWrite {
             for i in 0..<(io.size * io.count) {

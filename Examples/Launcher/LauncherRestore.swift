@@ -14,6 +14,8 @@ struct RestoreRequest {
     var debugcon: SerialTarget?
     /// The disk image at a new path (`--hda`); the machine must have a disk.
     var hda: String?
+    /// Open the disk image read-only whatever the snapshot says (`--hda-readonly`).
+    var hdaReadOnly = false
     var vgaText = SerialTarget.none
     var screendump = SerialTarget.none
     var maxSeconds: Double?
@@ -34,6 +36,7 @@ extension RestoreRequest {
                   trustSnapshot: p.flag("trust-snapshot"), noSeccomp: p.flag("no-seccomp"))
         serial = try p.string("serial").map { s throws(LauncherError) in try SerialTarget(flag: "--serial", s) }
         hda = p.string("hda")
+        hdaReadOnly = p.flag("hda-readonly")
         debugcon = try p.string("debugcon").map { s throws(LauncherError) in try SerialTarget(flag: "--debugcon", s) }
         if let s = p.string("vga-text") { vgaText = try SerialTarget(flag: "--vga-text", s) }
         if let s = p.string("screendump") { screendump = try SerialTarget(flag: "--screendump", s) }
@@ -85,6 +88,10 @@ extension Launcher {
             // The disk is part of the machine: --hda moves its image, never adds one.
             guard o.hda != nil else { throw LauncherError(.usage, "--hda: the machine in \(r.dir) has no disk; a restore cannot add one") }
             o.hda = hda
+        }
+        if r.hdaReadOnly {
+            guard o.hda != nil else { throw LauncherError(.usage, "--hda-readonly: the machine in \(r.dir) has no disk") }
+            o.hdaReadOnly = true
         }
         o.vgaText = r.vgaText
         guard r.screendump == .none || o.vgaStd else {

@@ -103,6 +103,13 @@ struct FwCfgTests {
         #expect(entry(0) == (2, 0x20, "bootorder") && entry(1) == (20, 0x21, "etc/e820") && entry(2) == (5, 0x22, "opt/b"))
         #expect(Self.read(f, 0x22, 7) == Array("bravo".utf8) + [0, 0], "past the end: zeros")
         #expect(Self.read(f, 0x23, 2) == [0, 0], "no such item")
+        // A rep outsw to the selector selects each value in turn (the last stays), from the
+        // first byte; a rep insw reads 0 for each.
+        var words: [UInt8] = [0x19, 0, 0x00, 0, 0x22, 0]
+        words.withUnsafeMutableBytes { f.access(PIOAccess.synthetic(port: FwCfg.selectorPort, size: 2, count: 3, isWrite: true, data: $0)) }
+        #expect((0..<5).map { _ in UInt8(Self.io(f, FwCfg.dataPort, size: 1)) } == Array("bravo".utf8))
+        words.withUnsafeMutableBytes { f.access(PIOAccess.synthetic(port: FwCfg.selectorPort, size: 2, count: 3, isWrite: false, data: $0)) }
+        #expect(words == [0, 0, 0, 0, 0, 0])
     }
 
     @Test("DMA: select, read (zeros past the end), skip, one offset shared with the data port; the control word written back 0")

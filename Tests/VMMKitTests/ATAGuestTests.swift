@@ -167,6 +167,13 @@ struct ATAGuestTests {
         // The image moved: --hda names it, and the guest goes on where it stopped.
         let moved = dir + "/moved.img"
         try FileManager.default.moveItem(atPath: disk, toPath: moved)
+        // --hda-readonly keeps the image read-only though the snapshot's machine wrote it:
+        // the guest's write is aborted and the file stays as it was.
+        let before = try Data(contentsOf: URL(fileURLWithPath: moved))
+        let kept = try run(["restore", snap, "--hda", moved, "--hda-readonly", "--serial", "stdio", "--max-seconds", "60"])
+        #expect(kept.stdout == Self.rest(write: "41", back: "sector 5 of the disk"))
+        #expect(kept.status == Self.done, "\(kept.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: moved)) == before)
         let restored = try run(["restore", snap, "--hda", moved, "--serial", "stdio", "--max-seconds", "60"])
         #expect(restored.stdout == Self.rest(write: "50", back: "written by the guest"))
         #expect(restored.stderr == "")

@@ -115,6 +115,7 @@ struct RestoreArguments: EmittingArguments {
     @Option(help: "stdio, file:PATH or none (default: as saved).") var serial: String?
     @Option(help: "Where port 0xe9's bytes go, as vmm run --debugcon, if the snapshot's machine has the device (default: as saved).") var debugcon: String?
     @Option(help: "The disk image of a machine run with --hda, at this path (the same size; default: the saved path, with --trust-snapshot).") var hda: String?
+    @Flag(name: .customLong("hda-readonly"), help: "Open the disk image read-only whatever the snapshot says: the guest's writes are aborted (a snapshot cannot open an image for writing the user wants kept).") var hdaReadonly = false
     @Option(name: .customLong("vga-text"), help: "As vmm run --vga-text (default none; a snapshot does not keep it).") var vgaText: String?
     @Option(help: "As vmm run --screendump, for a machine run with --vga std (default none; a snapshot does not keep it).") var screendump: String?
     @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
@@ -132,6 +133,7 @@ struct RestoreArguments: EmittingArguments {
         if let serial { item("serial", serial) }
         if let debugcon { item("debugcon", debugcon) }
         if let hda { item("hda", hda) }
+        if hdaReadonly { item("hda-readonly", nil) }
         if let vgaText { item("vga-text", vgaText) }
         if let screendump { item("screendump", screendump) }
         if let maxSeconds { item("max-seconds", String(maxSeconds)) }
