@@ -30,7 +30,9 @@ final class APIServer: @unchecked Sendable {
             throw LauncherError(.host, "--api-sock \(path): \(file) lacks \(VMM_API_SERVER_START)/\(VMM_API_SERVER_STOP)")
         }
         let routes = Routes(ControlAPI(controller))
-        var ops = vmm_api_ops_t(version: UInt32(VMM_API_SERVER_VERSION), ctx: Unmanaged.passUnretained(routes).toOpaque(),
+        // Retained for the process's life: the library is never unloaded, and a request can
+        // reach `handle` after `stop` gave up waiting for its client (it answers 503 then).
+        var ops = vmm_api_ops_t(version: UInt32(VMM_API_SERVER_VERSION), ctx: Unmanaged.passRetained(routes).toOpaque(),
                                 max_body_bytes: ControlAPI.maxBodyBytes, handle: Routes.handle, release: Routes.release)
         var error = [CChar](repeating: 0, count: 512)
         let startServer = unsafeBitCast(start, to: vmm_api_server_start_fn.self)
@@ -69,14 +71,18 @@ final class APIServer: @unchecked Sendable {
     /// sent a header and part of a body never ends: the run's end waited for that client
     /// forever. So the wait lasts while a request is being answered here (a snapshot
     /// being written) and `lingerSeconds` after, then the process goes on without it.
+    /// From the start of `stop` every new request is answered 503 without reaching the
+    /// VM, which the run then closes: one whose body arrived after the linger reached the
+    /// controller of a closing VM, and the freed routes (a crash at exit).
     func stop() {
+        routes.closed.store(true, ordering: .sequentiallyConsistent)
         routes.gate.open() // a request still waiting for the start is answered, not stuck
         let done = StartGate()
         let (stopServer, server) = (self.stopServer, self.server)
         if (try? HostThread.start("api-stop", detached: true) { stopServer(server); done.open() }) != nil {
             var idleSince = MonotonicClock.now()
             while !done.wait(milliseconds: 20) {
-                if routes.answering.load(ordering: .acquiring) > 0 { idleSince = MonotonicClock.now(); continue }
+                if routes.answering.load(ordering: .sequentiallyConsistent) > 0 { idleSince = MonotonicClock.now(); continue }
                 if MonotonicClock.now() &- idleSince > UInt64(Self.lingerSeconds * 1e9) { break }
             }
         } else {
@@ -97,6 +103,9 @@ final class Routes: @unchecked Sendable {
     let gate = StartGate()
     /// Requests being answered now (`APIServer.stop` waits for these, not for clients).
     let answering = Atomic<Int>(0)
+    /// Set when `APIServer.stop` begins: requests from then on are answered 503. Read
+    /// after `answering` counts the request, so `stop` either waits for it or it sees this.
+    let closed = Atomic<Bool>(false)
     init(_ api: ControlAPI) { self.api = api }
 
     /// The methods each path allows, for 405 answers.
@@ -131,11 +140,12 @@ final class Routes: @unchecked Sendable {
     static let handle: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
                                        UnsafePointer<UInt8>?, Int) -> vmm_api_answer_t = { ctx, method, path, body, length in
         let routes = Unmanaged<Routes>.fromOpaque(ctx!).takeUnretainedValue()
-        routes.answering.add(1, ordering: .releasing)
+        routes.answering.add(1, ordering: .sequentiallyConsistent)
         defer { routes.answering.subtract(1, ordering: .releasing) }
         routes.gate.wait()
         let bytes: [UInt8]? = length == Int.max ? nil : (length == 0 ? [] : Array(UnsafeBufferPointer(start: body, count: length)))
-        let answer = routes.route(method: method.map { String(cString: $0) } ?? "", path: path.map { String(cString: $0) } ?? "", body: bytes)
+        let answer = routes.closed.load(ordering: .sequentiallyConsistent) ? Routes.stopping
+            : routes.route(method: method.map { String(cString: $0) } ?? "", path: path.map { String(cString: $0) } ?? "", body: bytes)
         // The methods a 405 names; the strings are static (Routes.allowedC), never freed.
         let allow = answer.status == 405 ? Routes.allowedC[path.map { String(cString: $0) } ?? ""] ?? nil : nil
         guard !answer.body.isEmpty, let copy = strdup(answer.body) else {
@@ -143,6 +153,9 @@ final class Routes: @unchecked Sendable {
         }
         return vmm_api_answer_t(status: Int32(answer.status), body: copy, body_len: strlen(copy), allow: allow)
     }
+
+    /// The answer once the VMM is stopping: the VM is being closed, nothing reaches it.
+    static let stopping = ControlAPI.Answer(status: 503, body: FlatJSON.fault("the VMM is stopping"))
 
     static let release: @convention(c) (UnsafeMutableRawPointer?, vmm_api_answer_t) -> Void = { _, answer in
         free(UnsafeMutableRawPointer(mutating: answer.body))

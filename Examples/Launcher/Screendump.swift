@@ -1,5 +1,6 @@
 import Glibc
 import VMMControl
+import VMMKit
 
 /// The Bochs display's picture as a binary PPM (P6, 8 bits a channel), as QEMU's
 /// `screendump` writes it: `--screendump TARGET` when the run ends, whatever ended it,
@@ -30,15 +31,21 @@ enum Screendump {
         if let why = picture(display, dac: dac, { sink.emit($0); return true }) { ExitStats.err("vmm: --screendump: nothing written: \(why)\n") }
     }
 
-    /// `PUT /vm/screendump`: the picture of `display` into the file at `path` (created or
-    /// truncated; a FIFO nobody reads is refused rather than waited for). `.conflict` when
+    /// `PUT /vm/screendump`: the picture of `display` into the regular file at `path`
+    /// (created or truncated). Anything else is refused rather than written: a FIFO some
+    /// client holds open and never reads (or a device) would block the write, the API
+    /// server's thread and the VMM's exit with it, for ever. `.conflict` when
     /// the display has none (nothing is created), `.badRequest` when the file cannot be
     /// opened or written. On the API server's thread, the vCPUs running or not.
     static func write(_ display: BochsDisplay, dac: VGADAC?, toFile path: String) throws(ControlError) {
         if let why = refusal(display.geometry, dac: dac) { throw .conflict(why) }
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0o644)
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0o644)
         guard fd >= 0 else { throw .badRequest("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .badRequest("cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw .badRequest("cannot write \(path): not a regular file (\(RegularFile.kind(st.st_mode)))") }
+        guard ftruncate(fd, 0) == 0 else { throw .badRequest("cannot write \(path): \(String(cString: strerror(errno)))") }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         var failure: String?
         let why = picture(display, dac: dac) { row in

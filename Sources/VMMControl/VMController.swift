@@ -69,6 +69,8 @@ public final class VMController: @unchecked Sendable {
         try operations.withLock { (s) throws(ControlError) in
             let vcpus = vm.vcpus
             guard vcpus.contains(where: { $0.isRunning }) else { throw .conflict("the VM has stopped") }
+            // A vCPU's pauses nest; this controller holds at most one, so one resume undoes it.
+            guard !s.pausedByController else { return }
             for vcpu in vcpus { vcpu.pause() }
             s.pausedByController = true
         }

@@ -135,6 +135,17 @@ struct BochsDisplayGuestTests {
         let unwritable = try ControlAPITests.ctl([socket, "screendump", dir + "/no/such/dir/x.ppm"])
         #expect(unwritable.status == 4)
         #expect(unwritable.stdout == #"{"fault_message": "cannot open \#(dir)/no/such/dir/x.ppm: No such file or directory"}"# + "\n")
+        // A FIFO a client holds open and never reads, a directory, a device: refused, not
+        // written (the write would have blocked the API and the VMM's exit for ever).
+        let fifo = dir + "/fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let reader = open(fifo, O_RDONLY | O_NONBLOCK)
+        defer { close(reader) }
+        for (path, kind) in [(fifo, "a FIFO"), ("/dev/null", "a character device")] {
+            let refused = try ControlAPITests.ctl([socket, "screendump", path])
+            #expect(refused.status == 4)
+            #expect(refused.stdout == #"{"fault_message": "cannot write \#(path): not a regular file (\#(kind))"}"# + "\n")
+        }
         _ = try ControlAPITests.ctl([socket, "stop"])
         #expect(vmm.wait().status == 0)
 

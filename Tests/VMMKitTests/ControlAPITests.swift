@@ -134,6 +134,30 @@ struct ControlAPITests {
         #expect(ended?.status == 16, "\(ended.map { "status \($0.status): \($0.stderr)" } ?? "still running 60 s later")")
     }
 
+    @Test("a request whose body arrives after the run began to stop never reaches the closing VM: 503 or no answer, and the run ends as stopped (it crashed at exit)")
+    func lateRequest() throws {
+        let socket = Self.socketPath("late")
+        let vmm = try Self.launch(socket)
+        defer { vmm.kill() }
+        try #require(eventually { (try? Self.ctl([socket, "info"]).status) == 0 }, "the API never answered")
+        let fd = try #require(RawHTTP.connect(socket))
+        defer { close(fd) }
+        let body = Array(#"{"state": "Paused"}"#.utf8)
+        RawHTTP.sendNow(fd, Array("PATCH /vm HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body.prefix(5))
+        #expect(try Self.ctl([socket, "stop"]).status == 0)
+        // The server removes the socket when it stops waiting for clients; the VM closes next.
+        #expect(eventually { access(socket, F_OK) != 0 })
+        RawHTTP.sendNow(fd, Array(body.dropFirst(5)))
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var answer = [UInt8](repeating: 0, count: 4096)
+        let n = answer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        let text = String(decoding: answer.prefix(max(n, 0)), as: UTF8.self)
+        #expect(text.isEmpty || text.hasPrefix("HTTP/1.1 503"), "\(text)")
+        let ended = vmm.wait(tries: 30_000)
+        #expect(ended?.status == 0, "\(ended.map { "status \($0.status): \($0.stderr)" } ?? "still running 60 s later")")
+    }
+
     @Test("idle clients past the descriptor limit: the server takes at most its share, closes idle ones, and vmm lives on")
     func idleClientsPastTheFdLimit() throws {
         let socket = Self.socketPath("idle")
@@ -227,7 +251,9 @@ struct ControlAPITests {
 enum RawHTTP {
     /// A stream socket connected to `path`, or nil.
     static func connect(_ path: String) -> Int32? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        // Close-on-exec: a vmm another test spawns meanwhile must not inherit it (one run
+        // under `ulimit -n 48` counts its descriptors).
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }

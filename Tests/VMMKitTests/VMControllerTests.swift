@@ -55,6 +55,9 @@ struct VMControllerTests {
         #expect(outs.load(ordering: .relaxed) == paused)
         #expect(controller.metrics().exitsPerVCPU == exitsPaused)
 
+        // Pausing a paused VM does nothing: one resume still runs it (a second pause held
+        // the vCPUs for good).
+        try controller.pause()
         try controller.resume()
         #expect(eventually { controller.info().state == .running }) // each vCPU reports running once it wakes
         #expect(eventually { outs.load(ordering: .relaxed) > paused + 50 })
