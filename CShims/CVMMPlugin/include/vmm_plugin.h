@@ -434,8 +434,9 @@ typedef struct vmm_host {
     /* [any-thread] Copies len bytes of guest-physical memory at gpa into buf, or buf
      * into it. 0, or -EFAULT if any byte is outside guest RAM (nothing is copied), or
      * -EAGAIN when called on the thread that delivers demand-paged memory (a memory-fault
-     * handler on the fault router) for a page not present yet: touching it would wait
-     * on that very thread for ever. */
+     * handler on the fault router) for a page not present yet, and, on any thread, a
+     * read by a memory-fault handler of the page it is being asked to fill: touching
+     * either would wait on that very thread or fetch for ever. */
     int (*read_guest)(void *host_data, uint64_t gpa, void *buf, size_t len);
     int (*write_guest)(void *host_data, uint64_t gpa, const void *buf, size_t len);
 

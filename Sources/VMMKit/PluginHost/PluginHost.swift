@@ -36,10 +36,24 @@ public final class PluginHost: @unchecked Sendable {
     /// memory fault, async PF, HLT), kept to apply the same exclusivity rule.
     var classRanges: [ClassRange] = []
     /// Async page fault event handlers (VMM_EXIT_ASYNC_PF), highest priority first.
-    var asyncPFHandlers: [PluginHandler] = []
+    var asyncPFHandlers: [PluginHandler] {
+        get { eventHandlers.withLock { $0.asyncPF } }
+        set { eventHandlers.withLock { $0.asyncPF = newValue } }
+    }
     /// Memory-fault handlers (VMM_EXIT_MEMORY_FAULT), highest priority first: also asked
     /// for pages directly by a demand pager (`fetchPage`).
-    var memoryFaultHandlers: [PluginHandler] = []
+    var memoryFaultHandlers: [PluginHandler] {
+        get { eventHandlers.withLock { $0.memoryFault } }
+        set { eventHandlers.withLock { $0.memoryFault = newValue } }
+    }
+    /// Both lists under a lock, each read as a copy: a thread a plugin started in its
+    /// init may raise async-PF events (or a pager fetch pages) while later plugins'
+    /// handlers are still being added on the loading thread, which crashed the process.
+    private let eventHandlers = Lock(EventHandlers())
+    struct EventHandlers {
+        var asyncPF: [PluginHandler] = []
+        var memoryFault: [PluginHandler] = []
+    }
     /// Typed hypercalls by number; read without locks once the vCPUs run.
     var hypercalls: [UInt32: TypedHypercall] = [:]
     var hypercallPortInstalled = false

@@ -2,7 +2,9 @@ import CVMMPlugin
 import Glibc
 
 /// One plugin's handler, as its descriptor gave it; `owner` names it in diagnostics.
-struct PluginHandler {
+/// Sendable: immutable, and its `user` pointer is the plugin's to make safe on the
+/// threads the header says its handlers are called on.
+struct PluginHandler: @unchecked Sendable {
     let exitClass: UInt32
     let start: UInt64
     let end: UInt64 // exclusive; start == end == 0 means "everything"

@@ -33,7 +33,12 @@ enum HostServices {
             guard length >= 0 else { return -EINVAL }
             guard let buffer else { return length == 0 ? 0 : -EFAULT }
             guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
-            if let present = PluginThreadState.existing?.deliveredRange, !present(gpa, length) { return -EAGAIN }
+            let state = PluginThreadState.existing
+            if let present = state?.deliveredRange, !present(gpa, length) { return -EAGAIN }
+            // The page a pager is fetching through this handler is missing until the fetch
+            // ends: on any thread (an async-PF fetcher, a vCPU), reading it would wait on
+            // the fetch for ever (and the process with it, at exit).
+            if let staging = state?.staging, staging.overlaps(gpa, length) { return -EAGAIN }
             do { try plugin.host.vm.memory.read(gpa, into: UnsafeMutableRawBufferPointer(start: buffer, count: length)) }
             catch { return -EFAULT }
             return 0

@@ -36,9 +36,14 @@ final class PageStaging {
 
     var complete: Bool { written.allSatisfy { $0 == ~0 } }
 
-    /// A write that overlaps the page without lying inside it: the rest of it would go
-    /// to guest memory the fetch itself is to fill, and wait on that fetch for ever.
-    func crosses(_ address: UInt64, _ length: Int) -> Bool {
+    /// A write that overlaps the page without lying inside it (asked after `take`
+    /// refused it): the rest of it would go to guest memory the fetch itself is to fill,
+    /// and wait on that fetch for ever.
+    func crosses(_ address: UInt64, _ length: Int) -> Bool { overlaps(address, length) }
+
+    /// Whether `length` bytes at `address` touch the page: a read of them would wait on
+    /// this very fetch (its guest memory is missing until the fetch ends).
+    func overlaps(_ address: UInt64, _ length: Int) -> Bool {
         guard length > 0 else { return false }
         let end = address.addingReportingOverflow(UInt64(length))
         let pageEnd = gpa &+ UInt64(buffer.count)

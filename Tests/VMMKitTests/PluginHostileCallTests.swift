@@ -1,0 +1,43 @@
+import Foundation
+import Testing
+
+/// Plugins that call the host as the header allows but at the worst moment
+/// (scripts/repro/*.c, compiled here): the host answers them and the run ends as it
+/// should, where before it hung or crashed.
+@Suite("plugins calling the host at the worst moment", .serialized, .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct PluginHostileCallTests {
+    /// `scripts/repro/NAME.c` built into a plugin in a scratch directory.
+    static func plugin(_ name: String) throws -> String {
+        let dir = try VMMProcess.scratch("hostile-plugin", name)
+        let out = dir + "/\(name).so"
+        let source = VMMProcess.root.appendingPathComponent("scripts/repro/\(name).c").path
+        let include = VMMProcess.root.appendingPathComponent("CShims/CVMMPlugin/include").path
+        let cc = try VMMProcess.run(binary: "/usr/bin/cc", ["-O1", "-shared", "-fPIC", "-pthread", "-I", include, "-o", out, source])
+        try #require(cc.status == 0, "cc: \(cc.stderr)")
+        return out
+    }
+
+    @Test("a memory-fault plugin that reads the page it is filling gets -EAGAIN (11) on every thread; the demo runs to its end (it hung, and its exit with it)")
+    func readsFetchedPage() throws {
+        let plugin = try Self.plugin("reads_fetched_page")
+        let r = try PluginListingTests.run(["run", VMMProcess.guest("demo.elf"), "--plugin", plugin, "--memory", "256M",
+                                            "--max-seconds", "60", "--handler-budget", "5"], bound: 120)
+        #expect(r.stdout.hasSuffix("demo: done, halting\n"), "\(r.stdout)")
+        #expect(r.status == 0, "\(r.stderr.suffix(500))")
+        let reads = r.stderr.split(separator: "\n").filter { $0.contains("read of the page being fetched: ") }
+        #expect(!reads.isEmpty)
+        #expect(reads.allSatisfy { $0.hasSuffix("read of the page being fetched: -11") }, "\(reads.prefix(3))")
+    }
+
+    @Test("a plugin raising async-PF events from its own thread while its 2000 handlers are wired: every run ends as the guest ends (it aborted in 2 of 8)")
+    func raisesDuringLoad() throws {
+        let plugin = try Self.plugin("raises_during_load")
+        let plain = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf")])
+        for _ in 0..<4 {
+            let r = try PluginListingTests.run(["run", VMMProcess.guest("hello64.elf"), "--plugin", plugin + ",2000"], bound: 120)
+            #expect(r.status == plain.status && r.signal == nil, "status \(r.status): \(r.stderr.suffix(400))")
+            #expect(r.stdout == plain.stdout)
+            #expect(r.stderr.contains("raised events"), "\(r.stderr.suffix(300))")
+        }
+    }
+}
