@@ -10,6 +10,7 @@
  *              0x30000 (count at 0x20120), coalesced through the extension.
  *   uncovered  asks to coalesce 0xe0000000, which none of its handlers covers.
  *   irq        binds an irqfd to GSI 4; a write to port 0x10 raises it.
+ *   bell-e4    an ioeventfd on port 0xe4 (4 bytes), the typed-hypercall port.
  */
 #include "vmm_plugin.h"
 
@@ -96,11 +97,13 @@ static void *fp_init(const vmm_host_t *host, const char *config, const char **er
     } else if (strcmp(config, "mode=uncovered") == 0) {
         rc = handler(d, VMM_EXIT_MMIO, 0xd0000000, 1, append, err);
         if (rc == 0) rc = co->add(host->host_data, VMM_SPACE_MMIO, 0xe0000000, 1, err);
+    } else if (strcmp(config, "mode=bell-e4") == 0) {
+        rc = ioe->add(host->host_data, VMM_SPACE_PIO, 0xe4, 4, 0, 0, pio_rang, d, err);
     } else if (strcmp(config, "mode=irq") == 0) {
         rc = ioe->add_irqfd(host->host_data, 4, &d->irqfd, err);
         if (rc == 0) rc = handler(d, VMM_EXIT_PIO, 0x10, 1, ready, err);
     } else {
-        *err = "fastpath: config must be mode=doorbell|coalesce|uncovered|irq";
+        *err = "fastpath: config must be mode=doorbell|coalesce|uncovered|irq|bell-e4";
         rc = -EINVAL;
     }
     if (rc != 0) { free(d); return NULL; } /* *err is the host's message */

@@ -96,6 +96,20 @@ struct PluginFastPathTests {
         try plugins.load(null, config: "port=0x34")
     }
 
+    @Test("a typed hypercall after another plugin's doorbell on the hypercall port is refused, naming the doorbell (the kernel would have taken every call)")
+    func hypercallOverDoorbell() throws {
+        let guest = try TestGuest("hlt")
+        let plugins = host(guest)
+        defer { plugins.close() }
+        try plugins.load(Self.plugin, config: "mode=bell-e4")
+        let path = PluginFixtures.fixture("Hypercalls")
+        let error = pluginError { () throws(PluginError) in _ = try plugins.load(path) }
+        #expect(error?.description == "plugin 'org.vmmkit.test.hypercalls' (\(path)): init failed: hypercalls: "
+            + "org.vmmkit.test.hypercalls (\(path)): hypercall 100 needs the hypercall port: VMMKit typed hypercalls: "
+            + "pio range [0xe4..<0xe5] overlaps the ioeventfd doorbell at pio 0xe4+4 of 'org.vmmkit.test.fastpath' "
+            + "(\(Self.plugin)) (an exclusive range cannot be shared)")
+    }
+
     @Test("ioeventfd/1 add_irqfd: a plugin raises IRQ 4 from its handler; the guest's 8259 handler runs")
     func irqfd() throws {
         let guest = try TestGuest("irq_wait", irqchip: true)

@@ -29,6 +29,17 @@ struct PluginHostileCallTests {
         #expect(reads.allSatisfy { $0.hasSuffix("read of the page being fetched: -11") }, "\(reads.prefix(3))")
     }
 
+    @Test("an async-PF handler that raises again from inside each call is stopped 8 levels down with a message, handed back up intact (it overflowed the stack; the message read freed memory)")
+    func raisesFromHandler() throws {
+        let plugin = try Self.plugin("raises_from_handler")
+        let plain = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf")])
+        let r = try PluginListingTests.run(["run", VMMProcess.guest("hello64.elf"), "--plugin", plugin], bound: 120)
+        #expect(r.status == plain.status && r.stdout == plain.stdout, "status \(r.status): \(r.stderr.suffix(300))")
+        let owner = "org.vmmkit.repro.raises-from-handler (\(plugin)): "
+        #expect(r.stderr.contains("raise answered 2: " + String(repeating: owner, count: 8)
+                                  + "async_pf raise: nested more than 8 deep (a handler raising events from inside one)\n"), "\(r.stderr.suffix(600))")
+    }
+
     @Test("a plugin raising async-PF events from its own thread while its 2000 handlers are wired: every run ends as the guest ends (it aborted in 2 of 8)")
     func raisesDuringLoad() throws {
         let plugin = try Self.plugin("raises_during_load")

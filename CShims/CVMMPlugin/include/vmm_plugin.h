@@ -573,7 +573,8 @@ typedef struct vmm_host_async_pf {
      * synchronously); VMM_FAIL with *message_out (if not NULL) set to the handler's
      * message, valid until the next call on this thread.
      * A vcpu_id that is not one of the VM's vCPUs (nor VMM_VCPU_NONE), or a kind other
-     * than PAGE_MISSING, PAGE_READY or KICK, is refused: VMM_FAIL with a message.
+     * than PAGE_MISSING, PAGE_READY or KICK, is refused: VMM_FAIL with a message; so is
+     * a raise nested more than 8 deep on one thread (a handler raising from inside one).
      * PAGE_MISSING: [vcpu-thread], vcpu_id is the calling thread's vCPU, during its exit.
      * PAGE_READY: [any-thread] (e.g. a fetcher thread); vcpu_id is the vCPU that
      * faulted, or VMM_VCPU_NONE. Handlers must be thread-safe for this kind. */

@@ -106,7 +106,7 @@ enum PluginRegistration {
     /// Another plugin's ioeventfd doorbell within [start, end): the kernel takes the
     /// guest's writes there before any handler, so an exclusive range would not get them
     /// (the other order, a doorbell over an exclusive range, is refused at `ioeventfd add`).
-    private static func doorbellClash(_ plugin: PluginInstance, _ space: IOSpace, _ start: UInt64, _ end: UInt64,
+    static func doorbellClash(_ plugin: PluginInstance, _ space: IOSpace, _ start: UInt64, _ end: UInt64,
                                       _ owner: String) -> String? {
         for other in plugin.host.instances where other !== plugin {
             guard let bell = other.fastPaths.doorbell(in: space, start: start, end: end) else { continue }

@@ -35,6 +35,8 @@ final class PluginThreadState {
     func forgetLoaded() { cacheFlags &= ~(Self.regsLoadedBit | Self.sregsLoadedBit) }
     /// The message of the last failed async_pf event, kept alive for its raiser.
     var lastMessage: UnsafeMutablePointer<CChar>?
+    /// async_pf raises in progress on this thread (a handler raising from inside one).
+    var raiseDepth = 0
     /// While `PluginHost.fetchPage` asks a plugin for a page: where its write_guest goes.
     var staging: PageStaging?
     /// Set on the thread that delivers demand-paged memory (a fault router): whether a

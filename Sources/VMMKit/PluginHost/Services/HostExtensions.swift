@@ -54,6 +54,9 @@ enum HostExtensions {
 /// The async_pf/1 extension: events raised by one plugin, handled by the handlers of
 /// class VMM_EXIT_ASYNC_PF (another plugin), like an exit.
 enum AsyncPFEvents {
+    /// How deep raises may nest on one thread.
+    static let maxDepth = 8
+
     static func raise(_ host: PluginHost, vcpuID: UInt32, event: UnsafePointer<vmm_exit_async_pf_t>?,
                       messageOut: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> vmm_verdict_t {
         guard let event else { return VMM_NOT_MINE.rawValue }
@@ -70,6 +73,18 @@ enum AsyncPFEvents {
             messageOut?.pointee = UnsafePointer(state.lastMessage)
             return VMM_FAIL.rawValue
         }
+        // A handler may raise from inside one, but not without end: each level is a
+        // stack frame of the raiser's thread, and a plugin raising from every handler
+        // call overflowed it (a crash).
+        let depthState = PluginThreadState.current
+        guard depthState.raiseDepth < Self.maxDepth else {
+            free(depthState.lastMessage)
+            depthState.lastMessage = strdup("async_pf raise: nested more than \(Self.maxDepth) deep (a handler raising events from inside one)")
+            messageOut?.pointee = UnsafePointer(depthState.lastMessage)
+            return VMM_FAIL.rawValue
+        }
+        depthState.raiseDepth += 1
+        defer { depthState.raiseDepth -= 1 }
         // Events nest inside an exit (PAGE_MISSING) or come from any thread (PAGE_READY):
         // use a private record, never the thread's exit record, which may be in use.
         var record = vmm_exit_t()
@@ -82,9 +97,11 @@ enum AsyncPFEvents {
             let v = PluginThreadState.current.call(h.handle, h.user, &record, h.tag)
             if v == VMM_NOT_MINE.rawValue { continue }
             if v != VMM_HANDLED.rawValue {
+                // Read before freeing: a handler may hand on the message of a raise it
+                // made itself, which is this thread's last message.
+                let text = "\(h.owner): " + PluginText.message(record.message)
                 let state = PluginThreadState.current
                 free(state.lastMessage)
-                let text = "\(h.owner): " + PluginText.message(record.message)
                 state.lastMessage = strdup(text)
                 messageOut?.pointee = UnsafePointer(state.lastMessage)
                 return VMM_FAIL.rawValue

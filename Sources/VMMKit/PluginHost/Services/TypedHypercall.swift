@@ -112,7 +112,13 @@ final class TypedHypercall: @unchecked Sendable {
             return -EEXIST
         }
         if !plugin.host.hypercallPortInstalled && plugin.stagedHypercalls.isEmpty {
-            // The port is claimed when this plugin's handlers are wired: check it now.
+            // The port is claimed when this plugin's handlers are wired: check it now,
+            // against another plugin's doorbell too (the kernel would take every call).
+            let port = UInt64(VMM_HYPERCALL_PORT)
+            if let clash = PluginRegistration.doorbellClash(plugin, .pio, port, port + 1, portOwner) {
+                plugin.setError("\(owner): hypercall \(number) needs the hypercall port: \(clash)", errorOut)
+                return -EEXIST
+            }
             do {
                 try plugin.dryPIO.insert(start: UInt64(VMM_HYPERCALL_PORT), length: 1, priority: 0, exclusive: true,
                                          owner: portOwner, unit: "port", handler: { _, _ in .notMine })
