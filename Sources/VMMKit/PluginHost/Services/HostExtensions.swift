@@ -60,31 +60,30 @@ enum AsyncPFEvents {
     static func raise(_ host: PluginHost, vcpuID: UInt32, event: UnsafePointer<vmm_exit_async_pf_t>?,
                       messageOut: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> vmm_verdict_t {
         guard let event else { return VMM_NOT_MINE.rawValue }
+        let state = PluginThreadState.current
+        // VMM_FAIL with `text` as the message, kept alive on this thread for the raiser.
+        func fail(_ text: String) -> vmm_verdict_t {
+            free(state.lastMessage)
+            state.lastMessage = strdup(text)
+            messageOut?.pointee = UnsafePointer(state.lastMessage)
+            return VMM_FAIL.rawValue
+        }
         // Handlers keep state per vCPU and per kind: an id or kind that does not exist is
         // a raiser's bug, refused here (a plugin raising for ids 1000 to 21000 grew the
         // async-PF plugin's table by 20,000 slots, at a quadratic cost).
         let kind = event.pointee.kind
         let knownVCPU = vcpuID == VMM_VCPU_NONE || host.vm.vcpus.contains { $0.id == vcpuID }
         guard knownVCPU, (VMM_ASYNC_PF_PAGE_MISSING...VMM_ASYNC_PF_KICK).contains(kind) else {
-            let state = PluginThreadState.current
-            free(state.lastMessage)
-            let what = knownVCPU ? "event kind \(kind) is not PAGE_MISSING, PAGE_READY or KICK" : "vCPU \(vcpuID) does not exist"
-            state.lastMessage = strdup("async_pf raise: \(what)")
-            messageOut?.pointee = UnsafePointer(state.lastMessage)
-            return VMM_FAIL.rawValue
+            return fail("async_pf raise: " + (knownVCPU ? "event kind \(kind) is not PAGE_MISSING, PAGE_READY or KICK" : "vCPU \(vcpuID) does not exist"))
         }
         // A handler may raise from inside one, but not without end: each level is a
         // stack frame of the raiser's thread, and a plugin raising from every handler
         // call overflowed it (a crash).
-        let depthState = PluginThreadState.current
-        guard depthState.raiseDepth < Self.maxDepth else {
-            free(depthState.lastMessage)
-            depthState.lastMessage = strdup("async_pf raise: nested more than \(Self.maxDepth) deep (a handler raising events from inside one)")
-            messageOut?.pointee = UnsafePointer(depthState.lastMessage)
-            return VMM_FAIL.rawValue
+        guard state.raiseDepth < Self.maxDepth else {
+            return fail("async_pf raise: nested more than \(Self.maxDepth) deep (a handler raising events from inside one)")
         }
-        depthState.raiseDepth += 1
-        defer { depthState.raiseDepth -= 1 }
+        state.raiseDepth += 1
+        defer { state.raiseDepth -= 1 }
         // Events nest inside an exit (PAGE_MISSING) or come from any thread (PAGE_READY):
         // use a private record, never the thread's exit record, which may be in use.
         var record = vmm_exit_t()
@@ -94,19 +93,11 @@ enum AsyncPFEvents {
         record.async_pf = event.pointee
         for h in host.asyncPFHandlers where h.covers(event.pointee.gpa) {
             record.message = nil
-            let v = PluginThreadState.current.call(h.handle, h.user, &record, h.tag)
+            let v = state.call(h.handle, h.user, &record, h.tag)
             if v == VMM_NOT_MINE.rawValue { continue }
-            if v != VMM_HANDLED.rawValue {
-                // Read before freeing: a handler may hand on the message of a raise it
-                // made itself, which is this thread's last message.
-                let text = "\(h.owner): " + PluginText.message(record.message)
-                let state = PluginThreadState.current
-                free(state.lastMessage)
-                state.lastMessage = strdup(text)
-                messageOut?.pointee = UnsafePointer(state.lastMessage)
-                return VMM_FAIL.rawValue
-            }
-            return v
+            // The text is made before `fail` frees the last message: a handler may hand
+            // on the message of a raise it made itself, which is that very message.
+            return v == VMM_HANDLED.rawValue ? v : fail("\(h.owner): " + PluginText.message(record.message))
         }
         return VMM_NOT_MINE.rawValue
     }
