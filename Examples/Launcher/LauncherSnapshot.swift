@@ -18,7 +18,7 @@ final class LauncherSnapshot: @unchecked Sendable {
     /// One snapshot at a time: `--snapshot-on-stop` and the control API's could otherwise
     /// save the plugins' states and the VM on two threads at once (a stop during an API
     /// snapshot); the later waits for the earlier.
-    private var exclusive = pthread_mutex_t()
+    private let exclusive = Lock(())
 
     init(vm: VirtualMachine, dispatcher: ExitDispatcher, plugins: PluginHost, options: LaunchOptions,
          devices: BuiltInDevices, pagers: [DemandPager] = []) {
@@ -28,10 +28,7 @@ final class LauncherSnapshot: @unchecked Sendable {
         self.pagers = pagers
         self.devices = devices
         machine = LauncherMachine(options)
-        pthread_mutex_init(&exclusive, nil)
     }
-
-    deinit { pthread_mutex_destroy(&exclusive) }
 
     /// Pauses every vCPU (those still running), saves the VM, every plugin's state, the
     /// launcher blob and its built-in devices' state into the new directory `dir`, then resumes the vCPUs it paused.
@@ -39,8 +36,10 @@ final class LauncherSnapshot: @unchecked Sendable {
     /// when a loaded plugin cannot save its state.
     @discardableResult
     func snapshot(to dir: String) throws(LauncherError) -> SnapshotWriter.Summary {
-        pthread_mutex_lock(&exclusive)
-        defer { pthread_mutex_unlock(&exclusive) }
+        try exclusive.withLock { (_) throws(LauncherError) in try snapshotExclusively(to: dir) }
+    }
+
+    private func snapshotExclusively(to dir: String) throws(LauncherError) -> SnapshotWriter.Summary {
         let blob = try machine.encodedForSaving()
         let running = vm.vcpus.filter { !$0.isPaused }
         for vcpu in running { vcpu.pause() }

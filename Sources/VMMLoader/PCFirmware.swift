@@ -64,6 +64,8 @@ public struct PCFirmware: Sendable, Equatable {
         public static let fwCfg = Devices(rawValue: 1 << 3)
         /// QEMU's ISA pvpanic: port 0x505 (`QEMU0001`).
         public static let pvpanic = Devices(rawValue: 1 << 4)
+        /// Every device the DSDT can describe (the widest tables).
+        public static let all: Devices = [.keyboard, .serial, .rtc, .fwCfg, .pvpanic]
     }
 
     public let processors: Int

@@ -100,7 +100,7 @@ struct DSDTTests {
 
     @Test("every device as QEMU's pc describes it: the i8042's keyboard and mouse, COM1, the RTC, the HPET, fw_cfg with DMA, pvpanic; \\_S5_ at the root")
     func allDevices() {
-        let ns = Self.namespace([.keyboard, .serial, .rtc, .fwCfg, .pvpanic], hpet: true)
+        let ns = Self.namespace(.all, hpet: true)
         #expect(ns.root == ["_S5_": .package])
         let io: (UInt16, UInt8, UInt8) -> [UInt8] = { port, align, length in [0x47, 1] + le(port) + le(port) + [align, length] }
         let end: [UInt8] = [0x79, 0]
@@ -125,7 +125,7 @@ struct DSDTTests {
         #expect(DSDT.body(devices: [], hpet: false) == AML.name("_S5_", [0x12, 0x06, 0x04, 0, 0, 0, 0]), "as before devices were described")
         #expect(Self.namespace([.keyboard, .rtc, .fwCfg], hpet: false).devices.keys.sorted() == ["\\_SB_.FWCF", "\\_SB_.KBD_", "\\_SB_.MOU_", "\\_SB_.RTC_"])
         // The launcher's tables with every device and 255 processors still end below SMBIOS.
-        let widest = try PCFirmware(processors: 255, devices: [.keyboard, .serial, .rtc, .fwCfg, .pvpanic])
+        let widest = try PCFirmware(processors: 255, devices: .all)
         #expect(PCFirmware.acpiAddress + UInt64(widest.acpiTables.count) <= PCFirmware.smbiosAddress)
     }
 }

@@ -12,7 +12,7 @@ let memory: GuestMemory = {
     return m
 }()
 // With the firmware tables, as `vmm` loads: images over the BIOS area reach their placement.
-let loader = ImageLoader(memory: memory, ramSize: 16 << 20, firmware: try! PCFirmware(processors: 4, devices: [.keyboard, .serial, .rtc, .fwCfg, .pvpanic]))
+let loader = ImageLoader(memory: memory, ramSize: 16 << 20, firmware: try! PCFirmware(processors: 4, devices: .all))
 
 runFuzzer { data, size in
     let input = Array(fuzzInput(data, size))
