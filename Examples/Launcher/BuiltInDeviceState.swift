@@ -291,7 +291,9 @@ struct BuiltInDeviceState: Equatable {
                 state.vga = VGARegisters.Registers(misc: misc, index: index, status: status, crtc: crtc)
             case ("rtc", 4) where state.rtc == nil:
                 let index = try byte(words[1], "rtc index")
-                guard let offset = Int64(words[2]), offset.magnitude <= UInt64(rtcMaxOffset) else {
+                // Decimal digits after an optional '-', as written: Int64("+5") also reads a '+'.
+                let negative = words[2].hasPrefix("-")
+                guard let magnitude = UInt64(plainDecimal: words[2].dropFirst(negative ? 1 : 0)), magnitude <= UInt64(rtcMaxOffset) else {
                     throw bad("rtc offset \(String(words[2]).quotedForMessage) (at most \(rtcMaxOffset) seconds either way)")
                 }
                 let ram = try Self.bytes(hexDigits: words[3], count: 128, "rtc memory", bad)
@@ -299,6 +301,7 @@ struct BuiltInDeviceState: Equatable {
                 guard ram[0x0c] & ~rtcKeptFlags == 0 else {
                     throw bad("rtc register C \(hex(ram[0x0c])) (only its update-ended, alarm and periodic flags are kept)")
                 }
+                let offset = negative ? -Int64(magnitude) : Int64(magnitude)
                 state.rtc = RTCRegisters(index: index, offset: offset, ram: ram)
             case ("ata", let n) where ATAState.blobWordCounts.contains(n) && state.ata == nil:
                 state.ata = try ATAState.decode(words, bad)

@@ -147,7 +147,10 @@ struct HPETState: Equatable {
             let n = Int((at - 0x100) / 0x20)
             switch at & 0x1f {
             case 0x00: writeTimerConfig(n, merged, now: now, &changes)
-            case 0x08: writeComparator(n, merged, now: now)
+            // A periodic timer's period takes the bytes written into the period, as QEMU's
+            // `deposit64` does: merged into the comparator, a 32-bit guest's second half
+            // brought back the comparator's other half, not the period's.
+            case 0x08: writeComparator(n, merged, period: timers[n].period & ~mask | (value << shift) & mask, now: now)
             case 0x10: timers[n].fsb = merged
             default: break
             }
@@ -198,12 +201,11 @@ struct HPETState: Equatable {
         }
     }
 
-    private mutating func writeComparator(_ n: Int, _ merged: UInt64, now: UInt64) {
+    private mutating func writeComparator(_ n: Int, _ merged: UInt64, period: UInt64, now: UInt64) {
         var t = timers[n]
-        let value = t.mode32 ? merged & 0xffff_ffff : merged
-        if !t.periodic || t.config & TimerConfig.setValue != 0 { t.comparator = value }
+        if !t.periodic || t.config & TimerConfig.setValue != 0 { t.comparator = t.mode32 ? merged & 0xffff_ffff : merged }
         // A periodic timer's period is at most half the counter's range (as QEMU's).
-        if t.periodic { t.period = value & (t.mode32 ? 0x7fff_ffff : 0x7fff_ffff_ffff_ffff) }
+        if t.periodic { t.period = period & (t.mode32 ? 0x7fff_ffff : 0x7fff_ffff_ffff_ffff) }
         t.config &= ~TimerConfig.setValue
         timers[n] = t
         if enabled, t.enabled { arm(n, now: now) }

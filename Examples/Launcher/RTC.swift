@@ -112,7 +112,7 @@ final class RTC: @unchecked Sendable {
         let at = Int(index & 0x7f)
         if let write { store(at, write); return 0 }
         switch at {
-        case 0, 2, 4, 6, 7, 8, 9, Self.century: return encode(at, timeField(at, now()))
+        case 0, 2, 4, 6, 7, 8, 9, Self.century: return clockRuns ? encode(at, timeField(at, now())) : ram[at]
         case Self.registerA: return ram[at] & 0x7f | (updating(ticks()) ? 0x80 : 0)
         case Self.registerC: return takeFlags()
         case Self.registerD: return 0x80 // battery good
@@ -120,14 +120,55 @@ final class RTC: @unchecked Sendable {
         }
     }
 
+    /// While the clock is stopped (register B's SET, or register A's divider in reset) the
+    /// time registers are plain bytes, as the chip's: a guest sets the date a field at a
+    /// time (Linux's `mc146818_set_time`: SET, year, month, day...) and the clock takes
+    /// all of them together when it starts again. Field by field, 31 January then
+    /// "February" would have been 3 March before the day was written.
     private func store(_ at: Int, _ value: UInt8) {
         switch at {
-        case 0, 2, 4, 7, 8, 9, Self.century: setTime(at, decode(at, value))
-        case 6, Self.registerC, Self.registerD: break // day of week follows the date; C and D read-only
-        case Self.registerA: ram[at] = value & 0x7f; thread.signal()
-        case Self.registerB: ram[at] = value; thread.signal()
+        case 0, 2, 4, 6, 7, 8, 9, Self.century:
+            if !clockRuns { ram[at] = value } else if at != 6 { setTime(at, decode(at, value)) }
+        case Self.registerC, Self.registerD: break // read-only
+        case Self.registerA, Self.registerB:
+            let wasRunning = clockRuns
+            if wasRunning { latchTime() }
+            keepFlags()
+            // SET clears the update-ended interrupt's enable, as QEMU's.
+            ram[at] = at == Self.registerA ? value & 0x7f : value & 0x80 != 0 ? value & ~0x10 : value
+            if !wasRunning, clockRuns, let t = latched() { setTime(t) }
+            thread.signal()
         default: ram[at] = value
         }
+    }
+
+    /// The time registers as the clock reads now, for the guest to read and change while
+    /// the clock is stopped.
+    private func latchTime() {
+        let t = now()
+        for at in [0, 2, 4, 6, 7, 8, 9, Self.century] { ram[at] = encode(at, timeField(at, t)) }
+    }
+
+    /// The stopped clock's time registers as a time (the day of week follows the date);
+    /// nil for a year or century past 99.
+    private func latched() -> CivilTime? {
+        var t = now()
+        let (century, year) = (decode(Self.century, ram[Self.century]), decode(9, ram[9]))
+        guard century < 100, year < 100 else { return nil }
+        (t.second, t.minute, t.hour) = (decode(0, ram[0]), decode(2, ram[2]), decode(4, ram[4]))
+        (t.day, t.month, t.year) = (decode(7, ram[7]), decode(8, ram[8]), century * 100 + year)
+        return t
+    }
+
+    /// Register C's pending flags into its byte, counted afresh from now: the clock is
+    /// about to move or stop, or an enable to change, and the seconds and periods since
+    /// the last read would be counted against the new setting. Moved back a year, the
+    /// clock raised no flag until it passed its old reading again; moved forward, an
+    /// alarm and an update rang at once.
+    private func keepFlags() {
+        let now = ticks()
+        ram[Self.registerC] |= flags(at: now) & Self.keptFlags
+        flagsRead = now
     }
 
     /// The guest's clock in ticks of the time base (1/32768 s): the host's UTC clock plus
@@ -254,24 +295,31 @@ final class RTC: @unchecked Sendable {
         return v
     }
 
-    /// The guest sets one field: its clock moves by the difference. A value out of the
-    /// field's range (second 60, month 13...) is ignored, as is a clock set more than
-    /// `maxOffset` from the host's.
+    /// The guest sets one field of the running clock: it moves by the difference.
     private func setTime(_ at: Int, _ value: Int) {
         var t = now()
         switch at {
-        case 0 where value < 60: t.second = value
-        case 2 where value < 60: t.minute = value
-        case 4 where value < 24: t.hour = value
-        case 7 where (1...31).contains(value): t.day = value
-        case 8 where (1...12).contains(value): t.month = value
-        case 9 where value < 100: t.year = t.year / 100 * 100 + value
-        case Self.century where value < 100: t.year = value * 100 + t.year % 100
-        default: return
+        case 9 where value >= 100, Self.century where value >= 100: return
+        case 0: t.second = value
+        case 2: t.minute = value
+        case 4: t.hour = value
+        case 7: t.day = value
+        case 8: t.month = value
+        case 9: t.year = t.year / 100 * 100 + value
+        default: t.year = value * 100 + t.year % 100
         }
+        setTime(t)
+    }
+
+    /// The clock moves to `t`. A field out of its range (second 60, month 13, BCD 0x1a...)
+    /// leaves the clock as it was, as does a time more than `maxOffset` from the host's.
+    private func setTime(_ t: CivilTime) {
+        guard t.second < 60, t.minute < 60, t.hour < 24, (1...31).contains(t.day), (1...12).contains(t.month) else { return }
         let (delta, overflow) = t.seconds.subtractingReportingOverflow(Int64(time(nil)))
         guard !overflow, delta.magnitude <= UInt64(Self.maxOffset) else { return }
+        keepFlags()
         offset = delta
+        flagsRead = ticks()
         thread.signal()
     }
 

@@ -112,6 +112,13 @@ struct HPETTests {
         // Woken at counter 2250: 1300 + 4 * 300 = 2500, the first past it.
         #expect(s.fire(now: Self.t0 + 22_500) == [.pulse(0)])
         #expect(s.timers[0].comparator == 2500)
+        // A 32-bit guest changes the period in halves: each lands in the period, not in
+        // the comparator's other half (which gave back the old low half).
+        _ = s.write(0x108, size: 4, value: 0x2345, now: Self.t0 + 22_500)
+        _ = s.write(0x10c, size: 4, value: 0x1, now: Self.t0 + 22_500)
+        #expect(s.timers[0].period == 0x1_0000_2345 && s.timers[0].comparator == 2500)
+        _ = s.write(0x109, size: 1, value: 0x77, now: Self.t0 + 22_500)
+        #expect(s.timers[0].period == 0x1_0000_7745, "one byte")
         #expect(S.advance(0, by: 1, past: 1 << 62, mode32: false) == 1 << 62 + 1, "no loop for a tiny period")
         #expect(S.advance(0xffff_fff0, by: 0x20, past: 0x5, mode32: true) == 0x10, "32-bit, across the wrap")
     }

@@ -291,6 +291,14 @@ struct QEMUCompatTests {
         }
     }
 
+    @Test("the RTC set as Linux sets it: fields held while SET is on, taken together when it clears (31 January, then February 15: not March); register C counts afresh when the clock is moved back or forward")
+    func rtcSetTime() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("rtc_set.elf"), "--max-seconds", Self.halfMinute, "--strict-io"])
+        #expect(r.stdout == "rtc set: 1418020F 0A141E86\nrtc set back: 00000010\nrtc set forward: 00000000\n")
+        #expect(r.stderr == "")
+        #expect(r.status == (0x1b << 1) | 1)
+    }
+
     static let rtcInterruptOutput = "rtc periodic irq flags: 000000C0\nrtc update irq flags: 00000090\nrtc alarm irq flags: 000000A0\n"
 
     @Test("port 0x92 (System Control Port A) reads 0 at first and keeps what is written; setting bit 0 resets, as QEMU's port92")
