@@ -170,7 +170,7 @@ final class StartGate: @unchecked Sendable {
 
     init() {
         pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
+        Deadline.initCondition(&cond)
     }
 
     func open() {

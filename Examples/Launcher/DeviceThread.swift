@@ -20,7 +20,7 @@ final class DeviceThread: @unchecked Sendable {
     init(name: String) {
         self.name = name
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(changed, nil)
+        Deadline.initCondition(changed)
     }
 
     deinit {

@@ -236,7 +236,7 @@ final class Watchdog: @unchecked Sendable {
         self.vm = vm
         self.onFire = onFire
         pthread_mutex_init(&lock, nil)
-        pthread_cond_init(&cond, nil)
+        Deadline.initCondition(&cond)
         thread = try HostThread.start("time-limit") { self.wait() }
     }
 

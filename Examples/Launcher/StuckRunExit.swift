@@ -16,7 +16,7 @@ final class StuckRunExit: @unchecked Sendable {
 
     init() {
         pthread_mutex_init(&lock, nil)
-        pthread_cond_init(&cond, nil)
+        Deadline.initCondition(&cond)
     }
 
     /// The run returned: nothing armed will fire.

@@ -11,11 +11,7 @@ final class AsyncPFMonitor<State>: @unchecked Sendable {
     init(_ initial: State) {
         state = initial
         pthread_mutex_init(mutex, nil)
-        var attr = pthread_condattr_t()
-        pthread_condattr_init(&attr)
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        pthread_cond_init(cond, &attr)
-        pthread_condattr_destroy(&attr)
+        Deadline.initCondition(cond)
     }
 
     deinit {

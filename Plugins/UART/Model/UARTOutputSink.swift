@@ -98,7 +98,13 @@ public final class UARTOutputSink: @unchecked Sendable {
         ring = fd >= 0 ? .allocate(capacity: self.capacity) : nil
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
-        pthread_cond_init(progress, nil)
+        // The close's timed wait is on the monotonic clock: a host clock stepped back
+        // would have held it for as long as the step.
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        pthread_cond_init(progress, &attr)
+        pthread_condattr_destroy(&attr)
         guard fd >= 0 else { writerDone = true; return }
         guard starter == nil else { return }
         if let rc = startWriter(Self.create) {
@@ -310,7 +316,7 @@ public final class UARTOutputSink: @unchecked Sendable {
             // VMMKit's `Deadline.after(seconds:)`, which this model (it depends on nothing)
             // cannot import; `closeWait` is clamped to [0, 3600] s, so nothing overflows.
             var deadline = timespec()
-            clock_gettime(CLOCK_REALTIME, &deadline)
+            clock_gettime(CLOCK_MONOTONIC, &deadline)
             let wait = (closeWait * 1e9).rounded()
             var nanoseconds = deadline.tv_nsec + Int(wait.truncatingRemainder(dividingBy: 1e9))
             deadline.tv_sec += Int(wait / 1e9) + nanoseconds / 1_000_000_000

@@ -59,7 +59,7 @@ final class PluginWatchdog: @unchecked Sendable {
 
     init() {
         pthread_mutex_init(&lock, nil)
-        pthread_cond_init(&cond, nil)
+        Deadline.initCondition(&cond)
     }
 
     deinit {

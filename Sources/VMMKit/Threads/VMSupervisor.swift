@@ -50,7 +50,7 @@ public final class VMSupervisor: @unchecked Sendable {
         self.detectHalt = detectHalt
         pollSeconds = max(0.001, seconds)
         pthread_mutex_init(&lock, nil)
-        pthread_cond_init(&cond, nil)
+        Deadline.initCondition(&cond)
     }
 
     static func isError(_ reason: StopReason) -> Bool {
