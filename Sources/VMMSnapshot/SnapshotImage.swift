@@ -133,7 +133,7 @@ public final class SnapshotImage: @unchecked Sendable {
 
 /// Whether an address is a page of one of a snapshot's regions (which never overlap):
 /// a binary search over them sorted, so that up to 2^21 working-set pages against up
-/// to 4096 regions stay far from a hang.
+/// to 512 regions stay far from a hang.
 struct RegionSpans {
     private let spans: [(start: UInt64, size: UInt64)]
 

@@ -207,7 +207,10 @@ public struct SnapshotManifest: Sendable, Equatable {
     /// whole into memory at restore).
     static let maxStateBytes = 256 << 20
     /// Regions of one snapshot (checked pairwise for overlaps).
-    static let maxRegions = 4096
+    /// A VM has a few regions (RAM below the PCI hole, above 4 GiB, an embedder's few
+    /// more); each one costs its restore a memory slot and a dispatch range. 4096 took a
+    /// restore minutes (the tables' costs grew with the square of the count each time).
+    static let maxRegions = 512
 
     /// A name a manifest may hold: letters, digits, '.', '_', '-', at most 64 bytes,
     /// never "." or "..", so that no name points outside the snapshot's directory.

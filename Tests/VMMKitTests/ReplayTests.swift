@@ -54,10 +54,38 @@ struct ReplayTests {
         #expect(throws: VMMError.invalidArgument("recording line 2: expected '<kind> <vcpu> ...': 'entry +0 rc=0 errno=0 core=? kernel=8:02'")) {
             try ExitRecording(parsing: "vmmkit-exit-recording v1\nentry +0 rc=0 errno=0 core=? kernel=8:02\n")
         }
+        #expect(throws: VMMError.invalidArgument("recording line 2: an entry needs rc=, errno=, core= and kernel=: 'entry 0 rc=+0 errno=0 core=? kernel=8:02'")) {
+            try ExitRecording(parsing: "vmmkit-exit-recording v1\nentry 0 rc=+0 errno=0 core=? kernel=8:02\n")
+        }
+        #expect(throws: VMMError.invalidArgument("recording line 2: an entry needs rc=, errno=, core= and kernel=: 'entry 0 rc=-2147483649 errno=0 core=? kernel=8:02'")) {
+            try ExitRecording(parsing: "vmmkit-exit-recording v1\nentry 0 rc=-2147483649 errno=0 core=? kernel=8:02\n")
+        }
+        #expect(try ExitRecording(parsing: "vmmkit-exit-recording v1\nentry 0 rc=-2147483648 errno=0 core=? kernel=8:02\n").entries[0].rc == .min)
         // A negative offset built in code, not parsed, is still refused at replay.
         let negative = ExitRecording(entries: [.init(vcpu: 0, rc: 0, errno: 0, coreWrites: nil, kernelBytes: [.init(-4, [1, 2])], registerReads: [])])
         #expect(throws: VMMError.invalidArgument("recording: entry 0 of vCPU 0 writes 2 bytes at offset -4, outside kvm_run (12288 bytes)")) {
             _ = try ScriptedVCPU(replaying: negative, vcpu: 0)
+        }
+    }
+
+    @Test("register reads go to their vCPU's newest entry, however many of other vCPUs' entries come between (each was searched for backwards: 64,000 took a minute); a file over the limit is refused, not read whole")
+    func manyEntries() throws {
+        let n = 20_000
+        var text = "vmmkit-exit-recording v1\nentry 0 rc=0 errno=0 core=? kernel=8:02\n"
+        text += String(repeating: "entry 1 rc=0 errno=0 core=? kernel=8:02\n", count: n)
+        text += String(repeating: "regs 0 00\nregs 1 01\n", count: n)
+        let recording = try ExitRecording(parsing: text)
+        #expect(recording.entries.count == n + 1)
+        #expect(recording.entries[0].registerReads == [[UInt8]](repeating: [0], count: n))
+        #expect(recording.entries[n].registerReads == [[UInt8]](repeating: [1], count: n))
+        #expect(recording.entries[1].registerReads.isEmpty)
+
+        let path = try VMMProcess.scratch("replay", "big") + "/big.rec"
+        try recording.write(to: path)
+        let size = recording.serialized().utf8.count
+        #expect(try ExitRecording.load(from: path, maxBytes: size) == recording)
+        #expect(throws: VMMError.invalidArgument("recording \(path): over \(size - 1) bytes")) {
+            try ExitRecording.load(from: path, maxBytes: size - 1)
         }
     }
 

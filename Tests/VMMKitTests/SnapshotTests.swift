@@ -276,6 +276,11 @@ struct SnapshotDecodeTests {
         #expect(throws: SnapshotError.invalid(path: "m", "line 2: vCPU count '+1' is not a number that fits 64 bits")) {
             try SnapshotManifest.parse(Array("vmmkit-snapshot 1\nvcpus +1\nend\n".utf8), path: "m")
         }
+        // Each region is a memory slot and a dispatch range at restore: at most 512.
+        let regions = (0...512).map { "region r\($0) 0x\(String($0 * 0x1000, radix: 16)) 0x1000 anonymous rw 0x\(String($0 * 0x1000, radix: 16))\n" }
+        #expect(throws: SnapshotError.invalid(path: "m", "line 515: more than 512 regions")) {
+            try SnapshotManifest.parse(Array(("vmmkit-snapshot 1\nvcpus 1\n" + regions.joined() + "end\n").utf8), path: "m")
+        }
     }
 
     static let header = "vmmkit-snapshot 1\nvcpus 1\nregion ram 0x0 0x1000 anonymous rw 0x0\nmemory memory.bin 0x1000\n"

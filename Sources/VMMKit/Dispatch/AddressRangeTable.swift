@@ -47,13 +47,20 @@ struct AddressRangeTable<Handler> {
         entries.first { $0.start < end && start < $0.end && ($0.exclusive || exclusive) }
     }
 
+    /// One sweep over the bounds, keeping the entries open at each: filtering every entry
+    /// for every bound made each insert cost the square of the count (a plugin
+    /// registering 1,000 single ports took 45 s, a restore of 1,024 regions a minute).
     private mutating func rebuild() {
         let bounds = Set(entries.flatMap { [$0.start, $0.end] }).sorted()
+        let byStart = entries.sorted { $0.start < $1.start }
+        var open: [Entry] = [], next = 0
         var result: [Segment] = []
         for (lo, hi) in zip(bounds, bounds.dropFirst()) {
-            let covering = entries.filter { $0.start <= lo && hi <= $0.end }
-                .sorted { ($0.priority, -$0.order) > ($1.priority, -$1.order) }
-            if !covering.isEmpty { result.append(Segment(start: lo, end: hi, handlers: covering.map(\.handler))) }
+            open.removeAll { $0.end <= lo }
+            while next < byStart.count, byStart[next].start <= lo { open.append(byStart[next]); next += 1 }
+            guard !open.isEmpty else { continue }
+            let covering = open.sorted { ($0.priority, -$0.order) > ($1.priority, -$1.order) }
+            result.append(Segment(start: lo, end: hi, handlers: covering.map(\.handler)))
         }
         segments = result
     }

@@ -60,7 +60,8 @@ public final class GuestMemory: @unchecked Sendable {
             if let other = table.first(where: { $0.name == name }) {
                 throw .invalidMemoryRegion("memory region \(wanted): the name is already used by region \(other)")
             }
-            let slot = (0...).first { s in !table.contains { $0.slot == UInt32(s) } }!
+            let used = Set(table.map(\.slot)) // the lowest free slot, without a search of the table per candidate
+            let slot = (0...).first { !used.contains(UInt32($0)) }!
             let region = try Self.map(vmFD: vmFD, kvm: kvm, name: name, slot: UInt32(slot), guestAddress: guestAddress,
                                       size: size, backing: backing, readOnly: readOnly, logDirty: logDirty)
             table.append(region)

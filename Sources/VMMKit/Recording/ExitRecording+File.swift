@@ -20,6 +20,9 @@ extension ExitRecording {
             throw .invalidArgument("recording: line 1 is \((lines.first ?? "").quotedForMessage), expected '\(Self.header)'")
         }
         var entries: [Entry] = []
+        // Each vCPU's newest entry, which its `regs` lines belong to: a search back through
+        // the others' entries made a 3 MB file take a minute to read.
+        var newest: [UInt32: Int] = [:]
         for (index, line) in lines.enumerated().dropFirst() where !line.hasPrefix("#") && !line.isEmpty {
             let n = index + 1
             let fields = line.split(separator: " ").map(String.init)
@@ -32,7 +35,7 @@ extension ExitRecording {
                     guard let eq = field.firstIndex(of: "=") else { throw fail("field \(field.quotedForMessage) is not key=value") }
                     values[String(field[..<eq])] = String(field[field.index(after: eq)...])
                 }
-                guard let rc = values["rc"].flatMap({ Int32($0) }), let errno = values["errno"].flatMap({ Int32($0) }),
+                guard let rc = values["rc"].flatMap(Self.signed), let errno = values["errno"].flatMap(Self.signed),
                       let coreText = values["core"], let kernelText = values["kernel"] else {
                     throw fail("an entry needs rc=, errno=, core= and kernel=")
                 }
@@ -41,17 +44,26 @@ extension ExitRecording {
                 case "none": []
                 default: try Self.patches(coreText, line: n)
                 }
+                newest[vcpu] = entries.count
                 entries.append(Entry(vcpu: vcpu, rc: rc, errno: errno, coreWrites: core,
                                      kernelBytes: try Self.patches(kernelText, line: n), registerReads: []))
             case "regs":
                 guard let bytes = bytes(fromHex: fields[2]) else { throw fail("register bytes are not hex") }
-                guard let last = entries.lastIndex(where: { $0.vcpu == vcpu }) else { throw fail("registers before any entry of vCPU \(vcpu)") }
+                guard let last = newest[vcpu] else { throw fail("registers before any entry of vCPU \(vcpu)") }
                 entries[last].registerReads.append(bytes)
             default:
                 throw fail("unknown line kind \(fields[0].quotedForMessage)")
             }
         }
         self.init(entries: entries)
+    }
+
+    /// Decimal digits after an optional '-', as `serialized` writes an `Int32`
+    /// (`Int32(_:)` alone also reads a '+').
+    static func signed(_ text: String) -> Int32? {
+        let negative = text.hasPrefix("-")
+        guard let magnitude = UInt32(plainDecimal: text.dropFirst(negative ? 1 : 0)) else { return nil }
+        return negative ? Int32(exactly: -Int64(magnitude)) : Int32(exactly: magnitude)
     }
 
     static func patches(_ text: String, line: Int) throws(VMMError) -> [ScriptedVCPU.Patch] {
@@ -73,9 +85,13 @@ extension ExitRecording {
         guard written == text.utf8.count, closed == 0 else { throw .systemCallFailed(name: "write of recording \(path)", errno: .current) }
     }
 
+    /// The largest recording `load` reads (a million exits take about 60 MB).
+    public static let maxFileBytes = 256 << 20
+
     /// Reads a recording written by `write(to:)`. Only a regular file is read: it is
-    /// opened O_NONBLOCK and checked with fstat first, so a FIFO is refused, not waited on.
-    public static func load(from path: String) throws(VMMError) -> ExitRecording {
+    /// opened O_NONBLOCK and checked with fstat first, so a FIFO is refused, not waited on;
+    /// one over `maxBytes` is refused rather than read whole into memory.
+    public static func load(from path: String, maxBytes: Int = maxFileBytes) throws(VMMError) -> ExitRecording {
         let fd = try RegularFile.openForReading(path, naming: "recording \(path)").fd
         defer { close(fd) }
         var data: [UInt8] = []
@@ -85,6 +101,7 @@ extension ExitRecording {
             if n < 0 && errno == EINTR { continue }
             guard n >= 0 else { throw .systemCallFailed(name: "read of recording \(path)", errno: .current) }
             if n == 0 { break }
+            guard data.count <= maxBytes - n else { throw .invalidArgument("recording \(path): over \(maxBytes) bytes") }
             data += chunk[0..<n]
         }
         return try ExitRecording(parsing: String(decoding: data, as: UTF8.self))
