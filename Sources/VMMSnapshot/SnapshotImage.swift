@@ -37,6 +37,9 @@ public final class SnapshotImage: @unchecked Sendable {
         try state.decodeDevices(try load(manifest.stateFiles[0]), path: path + "/vm.state")
         for (i, f) in manifest.stateFiles.dropFirst().enumerated() {
             let v = try VCPUState.decode(try load(f), id: UInt32(i), path: path + "/" + f.name)
+            if let missing = v.missingState(irqchip: state.irqchip != nil, capabilities: Set(manifest.capabilities)) {
+                throw .invalid(path: path + "/" + f.name, missing)
+            }
             state.vcpus.append(v)
         }
         self.workingSet = try manifest.workingSet.map { w throws(SnapshotError) in

@@ -112,6 +112,25 @@ extension VCPUState {
         state.msrs = msrs
         return state
     }
+
+    /// What the writer never writes for this VM, named, or nil: state a restore would
+    /// otherwise leave at the fresh vCPU's power-on values without a word (a LAPIC's
+    /// timer and pending interrupts, XCR0 and with it AVX, the debug registers).
+    /// `irqchip`: the VM has an in-kernel irqchip (each vCPU's LAPIC is then saved);
+    /// `capabilities`: the manifest's, which say which optional records every vCPU has.
+    func missingState(irqchip: Bool, capabilities: Set<String>) -> String? {
+        if irqchip != (lapic != nil) { return irqchip ? "no lapic record, though the VM has an in-kernel irqchip" : "a lapic record, though the VM has no in-kernel irqchip" }
+        for (cap, present, record) in [(StateCapability.xsave, xsave != nil, "xsave"), (.xcrs, xcrs != nil, "xcrs"),
+                                       (.debugRegs, debugRegisters != nil, "debugRegs")]
+            where capabilities.contains(cap.rawValue) != present {
+            return present ? "a \(record) record, though the manifest does not list \(cap.rawValue)"
+                : "no \(record) record, though the manifest lists \(cap.rawValue)"
+        }
+        if let xcrs, xcrs.nr_xcrs == 0 { return "an xcrs record holding no XCR (XCR0 is always saved)" }
+        var seen = Set<UInt32>()
+        for m in msrs where !seen.insert(m.index).inserted { return "MSR \(hex(m.index)) appears twice" }
+        return nil
+    }
 }
 
 extension VMState {

@@ -107,9 +107,7 @@ extension VCPUState {
         guard fd >= 0 else { throw .refused("vCPU \(vcpu.id) is not a KVM vCPU") }
         do {
             if !cpuid.isEmpty { try vcpu.setCPUID(cpuid) }
-            if let tscKHz, kvm.hasExtension(KVM_CAP_TSC_CONTROL) {
-                _ = ckvm_ioctl_value(fd, CKVM_SET_TSC_KHZ, UInt(tscKHz))
-            }
+            if let tscKHz { try restoreTSCRate(fd, tscKHz) }
             try vcpu.setMPState(mpState)
             try vcpu.setRegisters(registers)
             try vcpu.setSpecialRegisters(specialRegisters)
@@ -133,6 +131,27 @@ extension VCPUState {
         } catch {
             throw .refused("vCPU \(vcpu.id): \(error)")
         }
+    }
+
+    /// KVM's own tolerance (`tsc_tolerance_ppm`): a rate this close to the host's runs
+    /// unscaled, and a host's rate differs this much from boot to boot.
+    static let tscTolerancePPM: UInt64 = 250
+
+    /// The guest's TSC keeps the rate it was saved with, which the guest calibrated its
+    /// clocks against. Before, a failed `KVM_SET_TSC_KHZ` (or none, where KVM does not
+    /// report TSC_CONTROL but takes a higher rate by catching up) was ignored: a snapshot
+    /// from a faster host ran its guest's clocks slow, without a word. Refused here,
+    /// naming both rates, when the kernel cannot give the saved rate (a lower one than
+    /// the host's, without TSC scaling) and it is not within the tolerance.
+    private func restoreTSCRate(_ fd: Int32, _ saved: UInt32) throws(SnapshotError) {
+        let host = ckvm_ioctl_value(fd, CKVM_GET_TSC_KHZ, 0)
+        guard host != Int32(bitPattern: saved) else { return }
+        // The kernel records the rate asked for even when it refuses it: only the
+        // call's own answer says whether the guest got it.
+        guard ckvm_ioctl_value(fd, CKVM_SET_TSC_KHZ, UInt(saved)) < 0 else { return }
+        let err = String(cString: strerror(errno))
+        if host > 0, UInt64((Int64(host) - Int64(saved)).magnitude) * 1_000_000 <= UInt64(saved) * Self.tscTolerancePPM { return }
+        throw .refused("vCPU \(id): its TSC ran at \(saved) kHz; this host's runs at \(host) kHz and KVM cannot run it at the saved rate (KVM_SET_TSC_KHZ: \(err))")
     }
 
     /// `KVM_SET_MSRS` in batches. The kernel refuses some MSRs it listed and let us read
