@@ -83,6 +83,8 @@ struct LaunchOptions: Equatable {
     /// overrode: a range error in one of them names the file's key (status 4), not a flag.
     var configFile: String?
     var fromConfig: Set<String> = []
+    /// The config keys a flag gave instead (`--append` for `append`, ...).
+    var fromFlags: Set<String> = []
 
     var useIRQChip: Bool { irqchip ?? true }
 

@@ -30,6 +30,8 @@ struct Launcher {
             throw o.rangeError(key: "memory", flag: "memory", "\(Sizes.describe(o.memory)) is above the \(Sizes.describe(RAMLayout.maxMemory)) this launcher maps")
         }
         guard o.memory >= RAMLayout.minMemory else { throw o.rangeError(key: "memory", flag: "memory", "must be at least 2M") }
+        // RAM is mapped in whole pages: 2049K ended in a host error (status 20) at the mapping.
+        guard o.memory % 4096 == 0 else { throw o.rangeError(key: "memory", flag: "memory", "\(o.memory) bytes is not a whole number of 4 KiB pages") }
         if o.vcpus > 1 && !o.useIRQChip {
             throw o.rangeError(key: "vcpus", flag: "vcpus", "\(o.vcpus) needs irqchip kernel: application processors are started with INIT/SIPI")
         }
@@ -69,9 +71,10 @@ struct Launcher {
             boot = try ImageLoader(memory: vm.memory, ramSize: lowRAM, highRAMSize: highRAM, firmware: firmware).load(request)
         } catch {
             // A request error (entry, load address, mode, command line) is a config
-            // error when the config file alone asked for it.
+            // error when the config file alone asked for it: a `mode` from the file and
+            // `--append` on the command line is the flag's error.
             let asked: Set<String> = ["loadAddr", "entry", "mode", "append", "initrd"]
-            if error.kind == .request, let file = o.configFile, !o.fromConfig.isDisjoint(with: asked) {
+            if error.kind == .request, let file = o.configFile, !o.fromConfig.isDisjoint(with: asked), o.fromFlags.isDisjoint(with: asked) {
                 throw LauncherError(.config, "\(file): \(error.message)")
             }
             throw LauncherError(error.kind == .image ? .image : .usage, error.message)

@@ -77,7 +77,7 @@ struct LauncherMachine: Equatable {
             guard key == "plugin" || seen.insert(key).inserted else { throw bad("\(key.quotedForMessage) given twice") }
             switch key {
             case "memory":
-                guard let m = UInt64(plainDecimal: value), m >= RAMLayout.minMemory, m <= RAMLayout.maxMemory else { throw bad("memory \(value.quotedForMessage)") }
+                guard let m = UInt64(plainDecimal: value), m >= RAMLayout.minMemory, m <= RAMLayout.maxMemory, m % 4096 == 0 else { throw bad("memory \(value.quotedForMessage)") }
                 o.memory = m
             case "vcpus":
                 guard let n = UInt8(plainDecimal: value), (1...LaunchOptions.maxVCPUs).contains(Int(n)) else { throw bad("vcpus \(value.quotedForMessage)") }

@@ -139,8 +139,11 @@ struct RunFlags: Equatable {
         let flagged: [(String, Bool)] = [("memory", memory != nil), ("vcpus", vcpus != nil), ("irqchip", irqchip != nil),
                                          ("maxSeconds", maxSeconds != nil), ("append", append != nil),
                                          ("loadAddr", loadAddr != nil), ("entry", entry != nil), ("mode", mode != nil),
-                                         ("apiSock", apiSock != nil)]
-        for (key, given) in flagged where given { o.fromConfig.remove(key) }
+                                         ("apiSock", apiSock != nil), ("initrd", initrd != nil)]
+        for (key, given) in flagged where given {
+            o.fromConfig.remove(key)
+            o.fromFlags.insert(key)
+        }
         // A picture of no graphics display is a mistake to name, not to ignore.
         guard o.screendump == .none || o.vgaStd else {
             throw LauncherError(screendump != nil ? .usage : .config, screendump != nil ? "--screendump without --vga std (the text screen is --vga-text)"

@@ -1,11 +1,20 @@
 import VMMKit
 
-/// Parses sizes like QEMU's `-m`: a number with an optional K, M, G, T, P or E suffix
-/// (binary units; a bare number means MiB, as QEMU reads it) and numbers in hex (0x...).
-/// What parses may still be above what the launcher maps (`RAMLayout.maxMemory`).
+/// Parses sizes like QEMU's `-m`: decimal digits with an optional K, M, G, T, P or E
+/// suffix (binary units, "KB" and "KiB" too; a bare number means MiB, as QEMU reads it),
+/// or B for bytes (QEMU's too: "3145728B" was read as 3 TiB); addresses (`parseAddress`)
+/// also in hex (0x...). What parses may still be above what the launcher maps
+/// (`RAMLayout.maxMemory`) or not whole pages (the launcher checks both).
 enum Sizes {
     static func parseMemory(_ text: String) -> UInt64? {
-        let t = text.uppercased().replacingSuffix("IB", with: "").replacingSuffix("B", with: "")
+        var t = text.uppercased().replacingSuffix("IB", with: "")
+        if t.hasSuffix("B") {
+            t.removeLast()
+            if let c = t.last, c.isASCII, c.isNumber {
+                guard let n = UInt64(plainDecimal: t), n > 0 else { return nil }
+                return n
+            }
+        }
         guard let last = t.last else { return nil }
         let shifts: [Character: UInt64] = ["K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60]
         if let shift = shifts[last] {

@@ -18,8 +18,9 @@ extension ImageLoader {
         guard !overflow else { throw LoaderError(.image, "\(path): module (initrd): the kernel ends at \(hex(kernelEnd)), no room after it") }
         let module = Module(start: start & ~0xfff, size: UInt64(bytes.count), path: path)
         try checkPlacement(module.start, module.size, what: "\(path): module (initrd)")
-        if let thirtyTwoBit, module.range.upperBound > 1 << 32 {
-            throw LoaderError(.image, "\(path): module (initrd) [\(hex(module.start))..<\(hex(module.range.upperBound))] ends above 4 GiB, out of \(thirtyTwoBit)'s reach")
+        // mod_end is the end itself: 2^32 does not fit in it either.
+        if let thirtyTwoBit, module.range.upperBound >= 1 << 32 {
+            throw LoaderError(.image, "\(path): module (initrd) [\(hex(module.start))..<\(hex(module.range.upperBound))] ends at or above 4 GiB, out of \(thirtyTwoBit)'s reach")
         }
         try write(bytes, at: module.start)
         return module

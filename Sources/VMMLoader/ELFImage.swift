@@ -44,6 +44,11 @@ public struct ELFImage: Sendable {
         let minimum = is64 ? 56 : 32
         guard phnum > 0 else { throw bad("no program headers") }
         guard phentsize >= minimum else { throw bad("program header size \(phentsize) is below \(minimum)") }
+        // Linux's own limit (`elf_read_phdrs`). Each header is checked against the ones
+        // before it: 65,535 of them took a load 12 minutes.
+        guard phentsize * phnum <= Self.maxProgramHeaderBytes else {
+            throw bad("\(phnum) program headers of \(phentsize) bytes are over \(Self.maxProgramHeaderBytes / 1024) KiB (Linux's limit)")
+        }
         // phentsize * phnum fits (both are 16-bit); phoff is the file's and may be anything.
         let (tableEnd, overflow) = phoff.addingReportingOverflow(UInt64(phentsize * phnum))
         guard !overflow else {
@@ -53,6 +58,10 @@ public struct ELFImage: Sendable {
             throw bad("truncated: the program headers need bytes up to \(hex(tableEnd)) but the file has \(hex(bytes.count))")
         }
         var loads: [Segment] = []
+        // What the load segments copy: a file's bytes once, give or take the pages two
+        // segments share. Many segments naming the same megabytes would copy them again
+        // and again, for as long as the file makes them.
+        var copied: UInt64 = 0
         for i in 0..<phnum {
             let at = Int(phoff) + i * phentsize
             guard reader.u32(at) == 1 else { continue } // PT_LOAD
@@ -71,12 +80,18 @@ public struct ELFImage: Sendable {
                 throw bad("truncated: segment \(i) needs file bytes up to \(hex(end)) but the file has \(hex(bytes.count))")
             }
             guard s.memorySize >= s.fileSize else { throw bad("segment \(i) has memsz below filesz") }
+            copied += s.fileSize
+            guard copied <= UInt64(bytes.count) + UInt64(phnum) * 4096 else {
+                throw bad("the load segments up to segment \(i) copy \(copied) bytes from a file of \(bytes.count): the same bytes named again and again")
+            }
             loads.append(s)
         }
         guard !loads.isEmpty else { throw bad("no PT_LOAD segment") }
         segments = loads
         pvhEntry = try ELFNotes.pvhEntry(bytes, is64: is64, phoff: Int(phoff), phentsize: phentsize, phnum: phnum, bad: bad)
     }
+
+    static let maxProgramHeaderBytes = 64 << 10
 }
 
 /// Little-endian reads at offsets the caller has bounds-checked.

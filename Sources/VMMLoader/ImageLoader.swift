@@ -106,6 +106,10 @@ public struct ImageLoader: Sendable {
             try refuseWithoutStartInfo(request, for: "a flat binary")
             return try loadFlat(bytes, request)
         }
+        // Every other image says how it is entered: a mode asked of it was ignored.
+        guard request.flatMode == 64 else {
+            throw LoaderError(.request, "\(request.path): mode \(request.flatMode) is for a flat binary (with a load address); this image is entered as its format says")
+        }
         // QEMU's order: a Linux setup header, a Multiboot header, then the PVH note.
         if LinuxBoot.isBzImage(bytes) {
             return try LinuxBoot(loader: self, request: request).boot(bytes)
@@ -131,7 +135,7 @@ public struct ImageLoader: Sendable {
         guard elf.machine == 62 else { throw LoaderError(.image, "\(request.path): ELF machine \(elf.machine) is not x86-64") }
         let used = try loadSegments(elf, bytes, path: request.path)
         let tables = try placeTables(avoiding: used, path: request.path).window
-        return .longMode(entry: elf.entry, stack: defaultStack, tables: tables)
+        return .longMode(entry: elf.entry, stack: longModeStack(avoiding: used, window: tables), tables: tables)
     }
 
     /// A command line and a module reach the guest through Multiboot's or PVH's start
@@ -145,6 +149,15 @@ public struct ImageLoader: Sendable {
 
     /// The long-mode stack top: the end of RAM below the 3 GiB MMIO hole.
     var defaultStack: UInt64 { min(ramSize, 0xc000_0000) - 0x10 }
+
+    /// `defaultStack`, unless the image lies in its page: then the table window's stack,
+    /// as a 64-bit Linux boot's. An image that filled RAM to its end had its first call's
+    /// return address written over its own bytes (a kernel that cleared its BSS there
+    /// triple-faulted on the `ret`).
+    func longModeStack(avoiding used: [Range<UInt64>], window: UInt64) -> UInt64 {
+        let page = (defaultStack & ~0xfff)..<(defaultStack & ~0xfff) + 0x1000
+        return used.contains { $0.overlaps(page) } ? window + GuestLayout.kernelStackTop : defaultStack
+    }
 
     /// Copies each segment's file bytes and returns the guest ranges the segments occupy.
     /// Guest RAM starts zeroed (a fresh memfd or anonymous mapping), so the zero tail
@@ -161,11 +174,17 @@ public struct ImageLoader: Sendable {
             let start = Int(s.fileOffset)
             try write(Array(bytes[start..<start + Int(s.fileSize)]), at: s.physicalAddress)
             let zeroes = (s.physicalAddress + s.fileSize)..<(s.physicalAddress + s.memorySize)
-            for earlier in written where earlier.overlaps(zeroes) {
+            // Bytes zeroed are no longer written: each copied byte is zeroed at most once,
+            // however many later segments' tails cover it.
+            var kept: [Range<UInt64>] = []
+            for earlier in written {
+                guard earlier.overlaps(zeroes) else { kept.append(earlier); continue }
                 let overlap = earlier.clamped(to: zeroes)
                 try write([UInt8](repeating: 0, count: Int(overlap.count)), at: overlap.lowerBound)
+                if earlier.lowerBound < overlap.lowerBound { kept.append(earlier.lowerBound..<overlap.lowerBound) }
+                if overlap.upperBound < earlier.upperBound { kept.append(overlap.upperBound..<earlier.upperBound) }
             }
-            written.append(s.physicalAddress..<(s.physicalAddress + s.fileSize))
+            written = kept + [s.physicalAddress..<(s.physicalAddress + s.fileSize)]
         }
         return used
     }
@@ -210,8 +229,9 @@ public struct ImageLoader: Sendable {
             }
             return .realMode(segment: UInt16(load >> 4), offset: UInt16(entry - load))
         case 64:
-            let tables = try placeTables(avoiding: [load..<load + UInt64(bytes.count)], path: r.path).window
-            return .longMode(entry: entry, stack: defaultStack, tables: tables)
+            let image = load..<load + UInt64(bytes.count)
+            let tables = try placeTables(avoiding: [image], path: r.path).window
+            return .longMode(entry: entry, stack: longModeStack(avoiding: [image], window: tables), tables: tables)
         default:
             throw LoaderError(.request, "flat image mode \(r.flatMode) is not 16 or 64")
         }
