@@ -135,6 +135,45 @@ struct FastPathTests {
         #expect(guest.vcpu.exitCount < UInt64(n))
     }
 
+    /// The kernel takes all of these and answers 0 to any unregister: an overlapping zone
+    /// went with another's unregister, a long one never coalesced, and an unregister of
+    /// nothing said it worked.
+    @Test("coalesced zones: one overlapping another in its space, one over 0x7fffffff bytes or past 2^64 are refused naming them; an unregister of a zone never added fails; removed, a zone may be added again and writes still reach the handler")
+    func zoneRules() throws {
+        let n = 64
+        let guest = try TestGuest("coalesced_writes", ring: 3)
+        try Self.program(guest.vcpu, count: n, mmio: Self.mmioPort)
+        let events = Recorder<String>()
+        try guest.dispatcher.registerMMIO(address: Self.mmioPort, length: 1, owner: "test") { a, _ in
+            events.append("m\(a.data)"); return .handled
+        }
+        try guest.dispatcher.registerPIO(port: 0xf4, owner: "test") { io, _ in .stop(.guestExit(code: Int32(io.value))) }
+        let vm = guest.vm, base = Self.mmioPort
+        try vm.registerCoalescedMMIO(address: base, length: 16)
+        let zone = "[\(hexText(base))..<\(hexText(base + 16))]"
+        #expect(throws: VMMError.invalidArgument("coalesced mmio zone [\(hexText(base + 8))..<\(hexText(base + 9))] overlaps zone \(zone), registered before")) {
+            try vm.registerCoalescedMMIO(address: base + 8, length: 1)
+        }
+        try vm.registerCoalescedPIO(port: Self.dataPort, count: 16) // another space
+        #expect(throws: VMMError.invalidArgument("coalesced mmio zone at 0x100000000 of 2147483648 bytes: at most 0x7fffffff, ending below 2^64")) {
+            try vm.registerCoalescedMMIO(address: 1 << 32, length: 1 << 31)
+        }
+        #expect(throws: VMMError.invalidArgument("coalesced mmio zone at 0xfffffffffffffff8 of 16 bytes: at most 0x7fffffff, ending below 2^64")) {
+            try vm.registerCoalescedMMIO(address: .max - 7, length: 16)
+        }
+        #expect(throws: VMMError.invalidArgument("coalesced mmio zone [\(hexText(base))..<\(hexText(base + 1))] is not registered")) {
+            try vm.unregisterCoalesced(space: .mmio, address: base, length: 1)
+        }
+        try vm.unregisterCoalesced(space: .mmio, address: base, length: 16)
+        try vm.registerCoalescedMMIO(address: base, length: 1)
+        #expect(vm.coalescedRing.zones.map { "\($0.space.rawValue) \($0)" } == ["pio [0x40..<0x50]", "mmio [\(hexText(base))..<\(hexText(base + 1))]"])
+        #expect(try guest.run() == .guestExit(code: 0))
+        #expect(events.all == expected(count: n, mmio: true, pio: false))
+        #expect(vm.coalescedRing.replayed > 0)
+    }
+
+    private func hexText(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+
     @Test("two vCPUs sharing the ring: each one's writes and exits keep that vCPU's order")
     func twoVCPUs() throws {
         let n = 3000

@@ -11,10 +11,17 @@ import Synchronization
 /// Only for ranges whose writes have no effect the guest can observe before its next
 /// exit (a UART THR, a log port): reads of the range still exit normally.
 public final class CoalescedRing: @unchecked Sendable {
-    public struct Zone: Sendable, Equatable {
+    public struct Zone: Sendable, Equatable, CustomStringConvertible {
         public let space: IOSpace
         public let address: UInt64
         public let length: UInt32
+
+        /// Registered zones never end past 2^64 (`registerCoalesced`).
+        func overlaps(_ other: Zone) -> Bool {
+            address < other.address &+ UInt64(other.length) && other.address < address &+ UInt64(length)
+        }
+
+        public var description: String { "[\(hex(address))..<\(hex(address &+ UInt64(length)))]" }
     }
 
     /// Set once a zone is registered (and never cleared). The run loop reads it at its
@@ -37,14 +44,31 @@ public final class CoalescedRing: @unchecked Sendable {
     /// Writes replayed from the ring so far (each one an exit saved).
     public var replayed: UInt64 { replayedCount.load(ordering: .relaxed) }
 
-    func add(_ zone: Zone, pageOffset: Int) {
-        self.pageOffset = pageOffset
-        zoneList.withLock { $0.append(zone) }
+    /// Registers `zone` with `register` (the ioctl) unless it overlaps one already
+    /// registered in its space: the kernel takes overlapping zones, then drops every zone
+    /// in the range at one unregister, so one plugin's cleanup ended another's coalescing.
+    func add(_ zone: Zone, pageOffset: Int, _ register: () throws(VMMError) -> Void) throws(VMMError) {
+        try zoneList.withLock { (list: inout [Zone]) throws(VMMError) in
+            if let other = list.first(where: { $0.space == zone.space && $0.overlaps(zone) }) {
+                throw .invalidArgument("coalesced \(zone.space.rawValue) zone \(zone) overlaps zone \(other), registered before")
+            }
+            try register()
+            self.pageOffset = pageOffset
+            list.append(zone)
+        }
         active.store(true, ordering: .releasing)
     }
 
-    func remove(_ zone: Zone) {
-        zoneList.withLock { list in list.removeAll { $0 == zone } }
+    /// Unregisters `zone` with `unregister` if it is one registered; the kernel answers 0
+    /// for any zone, so only this list can say a zone was not there.
+    func remove(_ zone: Zone, _ unregister: () throws(VMMError) -> Void) throws(VMMError) {
+        try zoneList.withLock { (list: inout [Zone]) throws(VMMError) in
+            guard let i = list.firstIndex(of: zone) else {
+                throw .invalidArgument("coalesced \(zone.space.rawValue) zone \(zone) is not registered")
+            }
+            try unregister()
+            list.remove(at: i)
+        }
     }
 
     /// Replays every queued write through `dispatcher` on `vcpu`'s thread. Returns the
@@ -114,8 +138,9 @@ extension VirtualMachine {
     public func unregisterCoalesced(space: IOSpace, address: UInt64, length: UInt32) throws(VMMError) {
         let zone = CoalescedRing.Zone(space: space, address: address, length: length)
         var request = Self.zoneRequest(zone)
-        _ = try ioctl(try liveFD(), CKVM_UNREGISTER_COALESCED_MMIO, "KVM_UNREGISTER_COALESCED_MMIO", &request)
-        coalescedRing.remove(zone)
+        try coalescedRing.remove(zone) { () throws(VMMError) in
+            _ = try ioctl(try liveFD(), CKVM_UNREGISTER_COALESCED_MMIO, "KVM_UNREGISTER_COALESCED_MMIO", &request)
+        }
     }
 
     private func registerCoalesced(_ zone: CoalescedRing.Zone) throws(VMMError) {
@@ -129,12 +154,18 @@ extension VirtualMachine {
         guard zone.length > 0 else {
             throw .invalidArgument("coalesced \(zone.space.rawValue) zone at \(hex(zone.address)): length must be at least 1")
         }
+        // The kernel takes a longer zone and never coalesces a write in it (measured on
+        // 6.18: the length becomes a negative int); nor may a zone end past 2^64.
+        guard zone.length <= 0x7fff_ffff, zone.address <= UInt64.max - UInt64(zone.length) else {
+            throw .invalidArgument("coalesced \(zone.space.rawValue) zone at \(hex(zone.address)) of \(zone.length) bytes: at most 0x7fffffff, ending below 2^64")
+        }
         guard (pageOffset + 1) * Int(sysconf(Int32(_SC_PAGESIZE))) <= kvm.vcpuMmapSize else {
             throw .invalidArgument("coalesced ring page \(pageOffset) lies outside the vCPU mapping (\(kvm.vcpuMmapSize) bytes)")
         }
         var request = Self.zoneRequest(zone)
-        _ = try ioctl(try liveFD(), CKVM_REGISTER_COALESCED_MMIO, "KVM_REGISTER_COALESCED_MMIO", &request)
-        coalescedRing.add(zone, pageOffset: pageOffset)
+        try coalescedRing.add(zone, pageOffset: pageOffset) { () throws(VMMError) in
+            _ = try ioctl(try liveFD(), CKVM_REGISTER_COALESCED_MMIO, "KVM_REGISTER_COALESCED_MMIO", &request)
+        }
         for vcpu in vcpus { vcpu.control.poke() }
     }
 
