@@ -87,10 +87,10 @@ public final class PluginAsyncPF: PluginPageService, @unchecked Sendable {
         try pager.installPage(containing: gpa)
     }
 
-    public func installPageInBackground(containing gpa: UInt64, vcpuID: UInt32, host: PluginHost) {
+    public func installPageInBackground(containing gpa: UInt64, vcpuID: UInt32, host: PluginHost) -> Bool {
         let pager = pager
         let counts = counts
-        fetcher.enqueue { [weak host] in
+        return fetcher.enqueue { [weak host] in
             do throws(VMMError) {
                 try pager.installPage(containing: gpa, for: PageRequest(vcpu: vcpuID, access: []))
                 counts.ready.add(1, ordering: .relaxed)

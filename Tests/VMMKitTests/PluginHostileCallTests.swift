@@ -40,6 +40,33 @@ struct PluginHostileCallTests {
                                   + "async_pf raise: nested more than 8 deep (a handler raising events from inside one)\n"), "\(r.stderr.suffix(600))")
     }
 
+    /// A flat 64-bit guest: reads the byte at 16 MiB (a page the plugin fills), writes it
+    /// to debug-exit (`mov rax, 0x1000000; mov bl, [rax]; mov al, bl; out 0xf4, al; hlt`).
+    static let touch16M: [UInt8] = [0x48, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0x48, 0x8b, 0x18, 0x88, 0xd8,
+                                    0x66, 0xba, 0xf4, 0x00, 0xee, 0xf4]
+
+    @Test("a memory-fault plugin that calls install_page from inside its fetch, for that page or the next, gets -EDEADLK (35) and the guest reads its byte (the first waited on itself until the budget blamed the plugin, the second overflowed the router's stack)")
+    func installsFromFetch() throws {
+        let plugin = try Self.plugin("installs_from_fetch")
+        let guest = try VMMProcess.temp("touch16m.bin", Self.touch16M)
+        for mode in ["same", "next"] {
+            let r = try PluginListingTests.run(["run", guest, "--load-addr", "0x100000", "--plugin", plugin + "," + mode,
+                                                "--handler-budget", "5"], bound: 120)
+            #expect(r.status == (0x21 << 1) | 1, "\(mode): \(r.stderr.suffix(400))")
+            #expect(r.stderr.contains("install_page from the fetch: -35\n"), "\(mode): \(r.stderr.suffix(400))")
+        }
+    }
+
+    @Test("PAGE_MISSING raised from a thread that is not the vCPU's, outside its exit, is refused with a message (handlers changed the vCPU's state beside it: an NMI was lost)")
+    func raisesMissingOffThread() throws {
+        let plugin = try Self.plugin("raises_missing_off_thread")
+        let plain = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf")])
+        let r = try PluginListingTests.run(["run", VMMProcess.guest("hello64.elf"), "--plugin", plugin], bound: 120)
+        #expect(r.status == plain.status && r.stdout == plain.stdout, "status \(r.status): \(r.stderr.suffix(300))")
+        #expect(r.stderr.contains("raise answered 2: async_pf raise: PAGE_MISSING for vCPU 0 comes from that vCPU's thread, during one of its exits\n"),
+                "\(r.stderr.suffix(300))")
+    }
+
     @Test("a plugin raising async-PF events from its own thread while its 2000 handlers are wired: every run ends as the guest ends (it aborted in 2 of 8)")
     func raisesDuringLoad() throws {
         let plugin = try Self.plugin("raises_during_load")

@@ -505,7 +505,8 @@ typedef struct vmm_host_coalesced_mmio {
      * ordinary write exits to the handlers of that range (count 1, vcpu_id = the vCPU
      * that drains the ring) before it dispatches any other exit of that vCPU and before
      * the VM stops. Reads still exit. 0; -ENOTSUP the kernel lacks it (the message
-     * says so); -EINVAL range not covered by one of the caller's handlers. */
+     * says so); -EINVAL range not covered by one of the caller's handlers, over
+     * 0x7fffffff bytes, or overlapping a zone already added (by any plugin). */
     int (*add)(void *host_data, uint32_t space, uint64_t addr, uint64_t len,
                const char **error_out);
 } vmm_host_coalesced_mmio_t;
@@ -575,7 +576,8 @@ typedef struct vmm_host_async_pf {
      * A vcpu_id that is not one of the VM's vCPUs (nor VMM_VCPU_NONE), or a kind other
      * than PAGE_MISSING, PAGE_READY or KICK, is refused: VMM_FAIL with a message; so is
      * a raise nested more than 8 deep on one thread (a handler raising from inside one).
-     * PAGE_MISSING: [vcpu-thread], vcpu_id is the calling thread's vCPU, during its exit.
+     * PAGE_MISSING: [vcpu-thread], vcpu_id is the calling thread's vCPU, during its exit
+     * (from elsewhere: VMM_FAIL with a message).
      * PAGE_READY: [any-thread] (e.g. a fetcher thread); vcpu_id is the vCPU that
      * faulted, or VMM_VCPU_NONE. Handlers must be thread-safe for this kind. */
     vmm_verdict_t (*raise)(void *host_data, uint32_t vcpu_id,
@@ -630,7 +632,9 @@ typedef struct vmm_host_pager {
     /* [any-thread] Makes the page containing gpa present: fetched from the pager's
      * source and installed atomically, once however many threads ask (the others wait
      * for it). Returns when it is present. 0; -ENODEV no pager; -EINVAL gpa outside the
-     * demand-paged region; -EIO the source could not deliver it. */
+     * demand-paged region; -EIO the source could not deliver it; -EDEADLK called from
+     * a memory-fault handler filling a page (the fetch would wait on itself, or nest
+     * one fetch a page: read ahead with install_page_async instead). */
     int (*install_page)(void *host_data, uint64_t gpa);
     /* [any-thread] The same in the background, for vCPU vcpu_id: returns at once. Once
      * the page is installed the host raises VMM_ASYNC_PF_PAGE_READY (gpa = the page,
@@ -638,7 +642,8 @@ typedef struct vmm_host_pager {
      * other than VMM_NOT_MINE, on vcpu_id's thread (kicking it out of the guest). If the
      * source cannot deliver the page, that vCPU stops, the message naming the page.
      * Pages are fetched one at a time, in request order. 0; -ENODEV; -EINVAL bad gpa or
-     * no vCPU vcpu_id. */
+     * no vCPU vcpu_id; -EAGAIN 65536 requests wait already, or the VMM is stopping
+     * (nothing will be raised for this one). */
     int (*install_page_async)(void *host_data, uint32_t vcpu_id, uint64_t gpa);
 } vmm_host_pager_t;
 

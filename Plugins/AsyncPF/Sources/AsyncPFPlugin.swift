@@ -170,6 +170,10 @@ final class AsyncPFPlugin: VMMPlugin, PluginStateful {
 
     private func event(_ record: UnsafeMutablePointer<vmm_exit_t>) throws -> PluginVerdict {
         let event = record.pointee.async_pf
+        // A record for no vCPU (PAGE_READY from another plugin's fetcher may say
+        // VMM_VCPU_NONE) is not one this plugin's tokens can be waiting for: a slot made
+        // for it kept every such record in an inbox nobody served, for good.
+        guard record.pointee.vcpu_id != VMM_VCPU_NONE else { return .notMine }
         return try slot(record.pointee.vcpu_id).event(kind: event.kind, gpa: event.gpa)
     }
 }

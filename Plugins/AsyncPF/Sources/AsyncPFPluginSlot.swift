@@ -39,11 +39,18 @@ final class AsyncPFPluginSlot: @unchecked Sendable {
     /// pages made ready elsewhere, the in-flight acknowledgement, deferred events, and
     /// a conflict diagnosis that stops the vCPU.
     private func service() throws {
-        for item in inbox.withLock({ q in defer { q.removeAll() }; return q }) {
-            switch item {
-            case let .ready(gpa): _ = try ready(gpa)
-            case .nmi: try state.injectNMI(env: env)
-            case let .pageFault(address, errorCode): try state.injectPageFault(address: address, errorCode: errorCode, env: env)
+        let items = inbox.withLock { q in defer { q.removeAll() }; return q }
+        for (i, item) in items.enumerated() {
+            do {
+                switch item {
+                case let .ready(gpa): _ = try ready(gpa)
+                case .nmi: try state.injectNMI(env: env)
+                case let .pageFault(address, errorCode): try state.injectPageFault(address: address, errorCode: errorCode, env: env)
+                }
+            } catch {
+                // The items after the one that failed wait for the next record, not lost.
+                inbox.withLock { $0.insert(contentsOf: items[(i + 1)...], at: 0) }
+                throw error
             }
         }
         if let conflict = try state.exit(env: env) { throw VMMPluginError(conflict.message) }

@@ -79,6 +79,13 @@ enum AsyncPFEvents {
         // A handler may raise from inside one, but not without end: each level is a
         // stack frame of the raiser's thread, and a plugin raising from every handler
         // call overflowed it (a crash).
+        // PAGE_MISSING says the vCPU stopped on a missing page: its handlers (the AsyncPF
+        // plugin) change that vCPU's state and inject into it, which only its own thread,
+        // in an exit, may do. From another thread they ran beside it: an NMI it had been
+        // asked for was lost, its counters and halt state went wrong, all unlocked.
+        guard kind != VMM_ASYNC_PF_PAGE_MISSING || PluginThreadState.active(vcpuID: vcpuID) != nil else {
+            return fail("async_pf raise: PAGE_MISSING for vCPU \(vcpuID) comes from that vCPU's thread, during one of its exits")
+        }
         guard state.raiseDepth < Self.maxDepth else {
             return fail("async_pf raise: nested more than \(Self.maxDepth) deep (a handler raising events from inside one)")
         }

@@ -10,8 +10,9 @@ public protocol PluginPageService: AnyObject, Sendable {
     /// Makes the page containing `gpa` present before returning (any thread).
     func installPage(containing gpa: UInt64) throws(VMMError)
     /// Makes it present in the background, then calls `host.postPageReady` (or
-    /// `postFailure`) for `vcpuID`. Returns at once.
-    func installPageInBackground(containing gpa: UInt64, vcpuID: UInt32, host: PluginHost)
+    /// `postFailure`) for `vcpuID`. Returns at once: false when it could not take the
+    /// request (too many wait, or it is closing), and nothing will be posted.
+    func installPageInBackground(containing gpa: UInt64, vcpuID: UInt32, host: PluginHost) -> Bool
 }
 
 /// Records waiting for one vCPU's thread: a coalesced kick, pages installed in the

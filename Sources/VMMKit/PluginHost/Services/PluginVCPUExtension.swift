@@ -96,6 +96,10 @@ enum PluginPagerExtension {
             guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
             guard let service = plugin.host.pageService else { return -ENODEV }
             guard service.pages(gpa) else { return -EINVAL }
+            // From inside a fetch (this thread is filling a page for the pager), an install
+            // fetches through a handler again on this thread: of the same page, it waited
+            // for itself; of another, it nested a level a page until the stack overflowed.
+            guard PluginThreadState.existing?.staging == nil else { return -EDEADLK }
             do { try service.installPage(containing: gpa) } catch { return -EIO }
             return 0
         }
@@ -103,8 +107,7 @@ enum PluginPagerExtension {
             guard let host = PluginHandle.instance(data)?.host else { return -ESHUTDOWN }
             guard let service = host.pageService else { return -ENODEV }
             guard service.pages(gpa), host.vm.vcpus.contains(where: { $0.id == vcpuID }) else { return -EINVAL }
-            service.installPageInBackground(containing: gpa, vcpuID: vcpuID, host: host)
-            return 0
+            return service.installPageInBackground(containing: gpa, vcpuID: vcpuID, host: host) ? 0 : -EAGAIN
         }
         return UnsafeRawPointer(t)
     }()
