@@ -149,10 +149,13 @@ public final class DemandPager: @unchecked Sendable {
 
     func count(_ body: (inout Statistics) -> Void) { counters.withLock { body(&$0) } }
 
-    /// Stops the router. The userfaultfd stays registered until the pager goes away.
+    /// Stops the router. The userfaultfd stays registered until the pager goes away: a
+    /// missing page touched from now on waits for good, so the plugins that filled them
+    /// are told which are missing (`PluginHost.pagerStopped`).
     public func close() {
         router?.stop()
         router = nil
+        (source as? PluginPageSource)?.plugins.pagerStopped { [weak self] gpa, length in self?.isPresent(gpa, length: length) ?? true }
     }
 
     func pageIndex(_ gpa: UInt64) -> Int? {

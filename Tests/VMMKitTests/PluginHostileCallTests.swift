@@ -57,6 +57,15 @@ struct PluginHostileCallTests {
         }
     }
 
+    @Test("a memory-fault plugin reading, in its destroy, a page the guest never touched gets -EAGAIN (11), the one it touched its bytes (the read waited for ever: the demand pager had stopped)")
+    func readsAfterRun() throws {
+        let plugin = try Self.plugin("reads_after_run")
+        let guest = try VMMProcess.temp("touch16m.bin", Self.touch16M)
+        let r = try PluginListingTests.run(["run", guest, "--load-addr", "0x100000", "--plugin", plugin, "--handler-budget", "5"], bound: 120)
+        #expect(r.status == (0x21 << 1) | 1, "\(r.stderr.suffix(400))")
+        #expect(r.stderr.contains("after the run: the page touched 0 (0x21), one never touched -11\n"), "\(r.stderr.suffix(400))")
+    }
+
     @Test("PAGE_MISSING raised from a thread that is not the vCPU's, outside its exit, is refused with a message (handlers changed the vCPU's state beside it: an NMI was lost)")
     func raisesMissingOffThread() throws {
         let plugin = try Self.plugin("raises_missing_off_thread")

@@ -435,8 +435,9 @@ typedef struct vmm_host {
      * into it. 0, or -EFAULT if any byte is outside guest RAM (nothing is copied), or
      * -EAGAIN when called on the thread that delivers demand-paged memory (a memory-fault
      * handler on the fault router) for a page not present yet, and, on any thread, a
-     * read by a memory-fault handler of the page it is being asked to fill: touching
-     * either would wait on that very thread or fetch for ever. */
+     * read by a memory-fault handler of the page it is being asked to fill, and for a
+     * page still missing once the run is over (the demand pager stopped: in destroy(),
+     * from a plugin's thread): touching any of these would wait for ever. */
     int (*read_guest)(void *host_data, uint64_t gpa, void *buf, size_t len);
     int (*write_guest)(void *host_data, uint64_t gpa, const void *buf, size_t len);
 

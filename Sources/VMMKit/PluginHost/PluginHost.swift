@@ -62,6 +62,9 @@ public final class PluginHost: @unchecked Sendable {
     /// Pairs, not a `[UInt32: PostedAsyncPF]`: the first such dictionary makes the
     /// runtime scan every loaded image's conformance records, at every VM's start.
     let posted = Lock<[(vcpuID: UInt32, work: PostedAsyncPF)]>([])
+    /// Which guest memory is present, once a demand pager stopped delivering the rest
+    /// (`pagerStopped`); nil while none has.
+    let stoppedPager = Lock<(@Sendable (UInt64, Int) -> Bool)?>(nil)
     /// vCPUs whose interrupt hook delivers `posted` (installed at load). These two are
     /// arrays, not `Set<UInt32>`: a few elements each, and the first `Set<UInt32>` of a
     /// process makes the runtime scan every loaded image's conformance records.

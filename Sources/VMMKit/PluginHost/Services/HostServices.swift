@@ -39,6 +39,7 @@ enum HostServices {
             // ends: on any thread (an async-PF fetcher, a vCPU), reading it would wait on
             // the fetch for ever (and the process with it, at exit).
             if let staging = state?.staging, staging.overlaps(gpa, length) { return -EAGAIN }
+            if plugin.host.undelivered(gpa, length) { return -EAGAIN }
             do { try plugin.host.vm.memory.read(gpa, into: UnsafeMutableRawBufferPointer(start: buffer, count: length)) }
             catch { return -EFAULT }
             return 0
@@ -54,6 +55,7 @@ enum HostServices {
                 if staging.crosses(gpa, length) { return -EFAULT }
             }
             if let present = state?.deliveredRange, !present(gpa, length) { return -EAGAIN }
+            if plugin.host.undelivered(gpa, length) { return -EAGAIN }
             do { try plugin.host.vm.memory.write(gpa, from: UnsafeRawBufferPointer(start: buffer, count: length)) }
             catch { return -EFAULT }
             return 0

@@ -60,6 +60,18 @@ extension PluginHost {
         PluginThreadState.current.deliveredRange = isPresent
     }
 
+    /// A demand pager's router stopped (the run is over): nothing will deliver the pages
+    /// `isPresent` says are missing, and a plugin reading or writing one (in its destroy,
+    /// from its own thread) gets -EAGAIN. It waited for ever, and the VMM's exit with it.
+    public func pagerStopped(isPresent: @escaping @Sendable (UInt64, Int) -> Bool) {
+        stoppedPager.withLock { $0 = isPresent }
+    }
+
+    /// Whether [gpa, gpa + length) holds a page a stopped pager will never deliver.
+    func undelivered(_ gpa: UInt64, _ length: Int) -> Bool {
+        stoppedPager.withLock { $0 }.map { !$0(gpa, length) } ?? false
+    }
+
     /// Asks the memory-fault plugins, in priority order, for the 4 KiB page at `gpa`:
     /// each handler covering it gets a memory_fault record (gpa, size 4096, annotated:
     /// the address comes from the kernel) and makes the page present by writing it with `write_guest`; the bytes
