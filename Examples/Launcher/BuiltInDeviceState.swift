@@ -294,7 +294,7 @@ struct BuiltInDeviceState: Equatable {
                 // Decimal digits after an optional '-', as written: Int64("+5") also reads a '+'.
                 let negative = words[2].hasPrefix("-")
                 guard let magnitude = UInt64(plainDecimal: words[2].dropFirst(negative ? 1 : 0)), magnitude <= UInt64(rtcMaxOffset) else {
-                    throw bad("rtc offset \(String(words[2]).quotedForMessage) (at most \(rtcMaxOffset) seconds either way)")
+                    throw bad("rtc offset \(String(words[2]).quotedForMessage) (decimal seconds, '-' for behind, at most \(rtcMaxOffset) either way)")
                 }
                 let ram = try Self.bytes(hexDigits: words[3], count: 128, "rtc memory", bad)
                 guard ram[0x0a] & 0x80 == 0 else { throw bad("rtc register A \(hex(ram[0x0a])) (update in progress is never kept)") }

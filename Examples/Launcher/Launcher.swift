@@ -71,10 +71,11 @@ struct Launcher {
             boot = try ImageLoader(memory: vm.memory, ramSize: lowRAM, highRAMSize: highRAM, firmware: firmware).load(request)
         } catch {
             // A request error (entry, load address, mode, command line) is a config
-            // error when the config file alone asked for it: a `mode` from the file and
-            // `--append` on the command line is the flag's error.
-            let asked: Set<String> = ["loadAddr", "entry", "mode", "append", "initrd"]
-            if error.kind == .request, let file = o.configFile, !o.fromConfig.isDisjoint(with: asked), o.fromFlags.isDisjoint(with: asked) {
+            // error when what it is about came from the file, not a flag: the file's
+            // `mode` with `--append` for an image that takes none is the flag's error.
+            let keys: [LoaderError.Field: String] = [.loadAddress: "loadAddr", .entry: "entry", .mode: "mode", .append: "append", .initrd: "initrd"]
+            let given = Set(error.fields.compactMap { keys[$0] }).filter { o.fromConfig.contains($0) || o.fromFlags.contains($0) }
+            if error.kind == .request, let file = o.configFile, !given.isEmpty, given.isSubset(of: o.fromConfig) {
                 throw LauncherError(.config, "\(file): \(error.message)")
             }
             throw LauncherError(error.kind == .image ? .image : .usage, error.message)

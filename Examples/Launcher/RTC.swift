@@ -36,7 +36,9 @@ final class RTC: @unchecked Sendable {
 
     private let thread = DeviceThread(name: "rtc")
     // Guarded by the thread's lock:
-    /// CMOS memory, registers A and B included; the time registers are computed.
+    /// CMOS memory, registers A and B included; the time registers are computed while
+    /// the clock runs and are the bytes the guest wrote while it is stopped (kept in
+    /// snapshots either way).
     private var ram = [UInt8](repeating: 0, count: 128)
     /// The last index written to port 0x70, NMI mask bit included.
     private var index: UInt8 = 0

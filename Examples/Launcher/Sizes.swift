@@ -7,8 +7,12 @@ import VMMKit
 /// (`RAMLayout.maxMemory`) or not whole pages (the launcher checks both).
 enum Sizes {
     static func parseMemory(_ text: String) -> UInt64? {
-        var t = text.uppercased().replacingSuffix("IB", with: "")
-        if t.hasSuffix("B") {
+        var t = text.uppercased()
+        if t.hasSuffix("IB") {
+            t.removeLast(2)
+            // "KiB" to "EiB": a unit must come before it ("4096iB" was 4096 MiB).
+            guard let unit = t.last, "KMGTPE".contains(unit) else { return nil }
+        } else if t.hasSuffix("B") {
             t.removeLast()
             if let c = t.last, c.isASCII, c.isNumber {
                 guard let n = UInt64(plainDecimal: t), n > 0 else { return nil }

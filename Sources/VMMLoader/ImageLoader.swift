@@ -108,7 +108,7 @@ public struct ImageLoader: Sendable {
         }
         // Every other image says how it is entered: a mode asked of it was ignored.
         guard request.flatMode == 64 else {
-            throw LoaderError(.request, "\(request.path): mode \(request.flatMode) is for a flat binary (with a load address); this image is entered as its format says")
+            throw LoaderError(.request, "\(request.path): mode \(request.flatMode) is for a flat binary (with a load address); this image is entered as its format says", fields: [.mode])
         }
         // QEMU's order: a Linux setup header, a Multiboot header, then the PVH note.
         if LinuxBoot.isBzImage(bytes) {
@@ -144,7 +144,8 @@ public struct ImageLoader: Sendable {
     func refuseWithoutStartInfo(_ request: ImageRequest, for kind: String) throws(LoaderError) {
         guard request.append != nil || request.initrd != nil else { return }
         let what = request.append != nil ? "a command line (append)" : "a module (initrd)"
-        throw LoaderError(.request, "\(request.path): \(what) is passed to Multiboot, PVH and Linux images only, and this is \(kind)")
+        throw LoaderError(.request, "\(request.path): \(what) is passed to Multiboot, PVH and Linux images only, and this is \(kind)",
+                          fields: [request.append != nil ? .append : .initrd])
     }
 
     /// The long-mode stack top: the end of RAM below the 3 GiB MMIO hole.
@@ -212,20 +213,22 @@ public struct ImageLoader: Sendable {
     }
 
     private func loadFlat(_ bytes: [UInt8], _ r: ImageRequest) throws(LoaderError) -> BootEntry {
-        guard let load = r.loadAddress else { throw LoaderError(.request, "an entry point needs a load address for a flat binary") }
+        guard let load = r.loadAddress else { throw LoaderError(.request, "an entry point needs a load address for a flat binary", fields: [.entry]) }
         // Nothing to enter: a bad image, not a bad flag (the entry check below would blame --entry).
         guard !bytes.isEmpty else { throw LoaderError(.image, "\(r.path): the flat image is empty (0 bytes)") }
         let entry = r.entry ?? load
         // Real mode uses no loader tables and may own its first page.
         try checkPlacement(load, UInt64(bytes.count), what: "\(r.path): flat image", avoidFirstPage: r.flatMode != 16)
         guard entry >= load, entry < load + UInt64(bytes.count) else {
-            throw LoaderError(.request, "entry \(hex(entry)) is outside the image loaded at [\(hex(load))..<\(hex(load + UInt64(bytes.count)))]")
+            throw LoaderError(.request, "entry \(hex(entry)) is outside the image loaded at [\(hex(load))..<\(hex(load + UInt64(bytes.count)))]",
+                              fields: [.entry, .loadAddress])
         }
         try write(bytes, at: load)
         switch r.flatMode {
         case 16:
             guard load % 16 == 0, load < 0x10_0000, entry - load <= 0xffff else {
-                throw LoaderError(.request, "a 16-bit flat image must load below 1 MiB at a 16-byte boundary, with the entry within 64 KiB")
+                throw LoaderError(.request, "a 16-bit flat image must load below 1 MiB at a 16-byte boundary, with the entry within 64 KiB",
+                                  fields: [.loadAddress, .entry, .mode])
             }
             return .realMode(segment: UInt16(load >> 4), offset: UInt16(entry - load))
         case 64:
@@ -233,7 +236,7 @@ public struct ImageLoader: Sendable {
             let tables = try placeTables(avoiding: [image], path: r.path).window
             return .longMode(entry: entry, stack: longModeStack(avoiding: [image], window: tables), tables: tables)
         default:
-            throw LoaderError(.request, "flat image mode \(r.flatMode) is not 16 or 64")
+            throw LoaderError(.request, "flat image mode \(r.flatMode) is not 16 or 64", fields: [.mode])
         }
     }
 }

@@ -74,7 +74,7 @@ struct LinuxBoot {
         let cmdlineLimit = min(Self.maxCommandLine, Int(r.u32(0x238)))
         let cmdline = Array((request.append ?? "").utf8)
         guard cmdline.count <= cmdlineLimit else {
-            throw LoaderError(.request, "the command line (append) is \(cmdline.count) bytes; this kernel takes at most \(cmdlineLimit) (cmdline_size)")
+            throw LoaderError(.request, "the command line (append) is \(cmdline.count) bytes; this kernel takes at most \(cmdlineLimit) (cmdline_size)", fields: [.append])
         }
         try loader.write(cmdline + [0], at: window + Self.cmdline)
 

@@ -5,12 +5,17 @@
 /// honoured whatever the image (an entry outside a flat image, a command line too long).
 public struct LoaderError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable { case image, request }
+    /// The `ImageRequest` fields a request error is about, so that a launcher can name
+    /// where each came from (a flag or a config file).
+    public enum Field: String, Sendable, Equatable { case loadAddress, entry, mode, append, initrd }
     public let kind: Kind
     public let message: String
+    public let fields: Set<Field>
 
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String, fields: Set<Field> = []) {
         self.kind = kind
         self.message = message
+        self.fields = fields
     }
 
     public var description: String { message }

@@ -116,7 +116,7 @@ struct Multiboot {
         try put(UInt32(min(loader.ramSize, ImageLoader.conventionalMemoryEnd) >> 10), at: info + 4)
         try put(UInt32(min(upper >> 10, UInt64(UInt32.max))), at: info + 8)
         let cmdline = [path, request.append].compactMap { $0 }.joined(separator: " ")
-        guard cmdline.utf8.count < 1024 else { throw LoaderError(.request, "the command line (image path and append) is longer than 1023 bytes") }
+        guard cmdline.utf8.count < 1024 else { throw LoaderError(.request, "the command line (image path and append) is longer than 1023 bytes", fields: [.append]) }
         try loader.write(Array(cmdline.utf8) + [0], at: window + Self.cmdline)
         try put(UInt32(window + Self.cmdline), at: info + 16)
         flags |= 0x4
@@ -173,17 +173,17 @@ struct Multiboot {
             i += 1
         }
         guard parts.count <= maxModules else {
-            throw LoaderError(.request, "the initrd list names \(parts.count) modules; a Multiboot kernel gets at most \(maxModules)")
+            throw LoaderError(.request, "the initrd list names \(parts.count) modules; a Multiboot kernel gets at most \(maxModules)", fields: [.initrd])
         }
         let stringBytes = parts.reduce(0) { $0 + $1.count + 1 }
         guard stringBytes <= maxModuleStringBytes else {
-            throw LoaderError(.request, "the initrd list's module strings take \(stringBytes) bytes; at most \(maxModuleStringBytes)")
+            throw LoaderError(.request, "the initrd list's module strings take \(stringBytes) bytes; at most \(maxModuleStringBytes)", fields: [.initrd])
         }
         var specs: [(path: String, string: String)] = []
         for (n, part) in parts.enumerated() {
             let path = String(decoding: part.prefix { $0 != UInt8(ascii: " ") }, as: UTF8.self)
             guard !path.isEmpty else {
-                throw LoaderError(.request, "module \(n + 1) of the initrd list \(text.quotedForMessage) names no file")
+                throw LoaderError(.request, "module \(n + 1) of the initrd list \(text.quotedForMessage) names no file", fields: [.initrd])
             }
             specs.append((path, String(decoding: part, as: UTF8.self)))
         }

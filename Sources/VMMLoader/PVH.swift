@@ -28,7 +28,7 @@ struct PVH {
         let (window, rsdp) = try loader.placeTables(avoiding: used, path: request.path)
         let cmdline = Array((request.append ?? "").utf8)
         guard cmdline.count <= Self.maxCommandLine else {
-            throw LoaderError(.request, "the command line (append) is longer than \(Self.maxCommandLine) bytes")
+            throw LoaderError(.request, "the command line (append) is longer than \(Self.maxCommandLine) bytes", fields: [.append])
         }
         try loader.write(cmdline + [0], at: window + Self.cmdline)
         if let module { // paddr, size, cmdline_paddr (none), reserved

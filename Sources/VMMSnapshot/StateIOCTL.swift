@@ -70,6 +70,9 @@ extension KVM {
         list.pointee.nmsrs = UInt32(CKVM_MAX_MSR_INDICES)
         try stateIOCTL(fd.rawValue, CKVM_GET_MSR_INDEX_LIST, "KVM_GET_MSR_INDEX_LIST", raw: UnsafeMutableRawPointer(list))
         let count = min(Int(list.pointee.nmsrs), Int(CKVM_MAX_MSR_INDICES))
-        return withUnsafeBytes(of: &list.pointee.indices) { Array($0.bindMemory(to: UInt32.self).prefix(count)) }
+        let all = withUnsafeBytes(of: &list.pointee.indices) { Array($0.bindMemory(to: UInt32.self).prefix(count)) }
+        // Each once: a restore refuses an MSR listed twice.
+        var seen = Set<UInt32>()
+        return all.filter { seen.insert($0).inserted }
     }
 }

@@ -133,16 +133,12 @@ extension VCPUState {
         }
     }
 
-    /// KVM's own tolerance (`tsc_tolerance_ppm`): a rate this close to the host's runs
-    /// unscaled, and a host's rate differs this much from boot to boot.
-    static let tscTolerancePPM: UInt64 = 250
-
     /// The guest's TSC keeps the rate it was saved with, which the guest calibrated its
     /// clocks against. Before, a failed `KVM_SET_TSC_KHZ` (or none, where KVM does not
     /// report TSC_CONTROL but takes a higher rate by catching up) was ignored: a snapshot
     /// from a faster host ran its guest's clocks slow, without a word. Refused here,
     /// naming both rates, when the kernel cannot give the saved rate (a lower one than
-    /// the host's, without TSC scaling) and it is not within the tolerance.
+    /// the host's, without TSC scaling; KVM itself takes any rate within its 250 ppm).
     private func restoreTSCRate(_ fd: Int32, _ saved: UInt32) throws(SnapshotError) {
         let host = ckvm_ioctl_value(fd, CKVM_GET_TSC_KHZ, 0)
         guard host != Int32(bitPattern: saved) else { return }
@@ -150,8 +146,8 @@ extension VCPUState {
         // call's own answer says whether the guest got it.
         guard ckvm_ioctl_value(fd, CKVM_SET_TSC_KHZ, UInt(saved)) < 0 else { return }
         let err = String(cString: strerror(errno))
-        if host > 0, UInt64((Int64(host) - Int64(saved)).magnitude) * 1_000_000 <= UInt64(saved) * Self.tscTolerancePPM { return }
-        throw .refused("vCPU \(id): its TSC ran at \(saved) kHz; this host's runs at \(host) kHz and KVM cannot run it at the saved rate (KVM_SET_TSC_KHZ: \(err))")
+        let hostRate = host > 0 ? "this host's runs at \(host) kHz" : "this host does not say its rate"
+        throw .refused("vCPU \(id): its TSC ran at \(saved) kHz; \(hostRate) and KVM cannot run it at the saved rate (KVM_SET_TSC_KHZ: \(err))")
     }
 
     /// `KVM_SET_MSRS` in batches. The kernel refuses some MSRs it listed and let us read

@@ -14,6 +14,7 @@ struct SizesTests {
             ("+64M", nil), ("+64", nil), (" 64", nil), ("6_4M", nil),
             // B alone is bytes, as QEMU's (this read "3145728B" as 3 TiB); hex is not a size.
             ("3145728B", 3 << 20), ("4096b", 4096), ("0B", nil), ("B", nil), ("0x8000000", nil), ("1.5B", nil),
+            ("4096iB", nil), ("iB", nil), ("64MiB", 64 << 20), ("1KIB", 1 << 10),
         ]
         for (text, bytes) in cases {
             #expect(Sizes.parseMemory(text) == bytes, "\(text)")

@@ -62,7 +62,7 @@ struct ImageLoaderTests {
         #expect(throws: LoaderError(.image, "x.bin: the flat image is empty (0 bytes)")) {
             try loader.load([], ImageRequest(path: "x.bin", loadAddress: 0x10000))
         }
-        #expect(throws: LoaderError(.request, "entry 0x20 is outside the image loaded at [0x10000..<0x10003]")) {
+        #expect(throws: LoaderError(.request, "entry 0x20 is outside the image loaded at [0x10000..<0x10003]", fields: [.entry, .loadAddress])) {
             try loader.load([1, 2, 3], ImageRequest(path: "x.bin", loadAddress: 0x10000, entry: 0x20))
         }
         #expect(throws: LoaderError(.image, "x.bin: flat image [0x1ffffe..<0x200001] lies outside guest RAM [0x0..<0x200000] (2 MiB)")) {

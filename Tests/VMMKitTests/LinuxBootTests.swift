@@ -62,7 +62,7 @@ struct LinuxBootTests {
         for (image, error) in cases {
             #expect(throws: error) { try loader.load(image, ImageRequest(path: "k")) }
         }
-        #expect(throws: LoaderError(.request, "the command line (append) is 11 bytes; this kernel takes at most 10 (cmdline_size)")) {
+        #expect(throws: LoaderError(.request, "the command line (append) is 11 bytes; this kernel takes at most 10 (cmdline_size)", fields: [.append])) {
             try loader.load(with(0x238, [10, 0, 0, 0]), ImageRequest(path: "k", append: "console=tty"))
         }
         // An initrd that does not fit between the kernel's init_size and initrd_addr_max.

@@ -95,6 +95,11 @@ struct LoaderBoundsTests {
         let append = try VMMProcess.run(["run", elf, "--config", config, "--append", "foo"])
         #expect(append.status == 2, "the flag's error, not the file's: \(append.stderr)")
         #expect(append.stderr.hasPrefix("vmm: \(elf): a command line (append) is passed to "), "\(append.stderr)")
+        // The file's own mode is the file's error, whatever flag comes with it.
+        try #"{"mode": 16}"#.write(toFile: config, atomically: true, encoding: .utf8)
+        let fileMode = try VMMProcess.run(["run", elf, "--config", config, "--append", "foo"])
+        #expect(fileMode.status == 4)
+        #expect(fileMode.stderr == "vmm: \(config): \(elf): mode 16 is for a flat binary (with a load address); this image is entered as its format says\n")
         let pages = try VMMProcess.run(["run", elf, "--memory", "2049K"])
         #expect(pages.status == 2)
         #expect(pages.stderr == "vmm: --memory 2098176 bytes is not a whole number of 4 KiB pages\n", "\(pages.stderr)")

@@ -34,14 +34,14 @@ struct QEMUCompatTests {
 
     @Test("the module list's bounds: at most 32 modules and 5,376 bytes of strings, each named in one line")
     func moduleListBounds() throws {
-        #expect(throws: LoaderError(.request, "the initrd list names 33 modules; a Multiboot kernel gets at most 32")) {
+        #expect(throws: LoaderError(.request, "the initrd list names 33 modules; a Multiboot kernel gets at most 32", fields: [.initrd])) {
             try ImageLoaderTests.boot(ImageRequest(path: VMMProcess.guest("multiboot.elf"),
                                                    initrd: Array(repeating: "m", count: 33).joined(separator: ",")))
         }
-        #expect(throws: LoaderError(.request, "the initrd list's module strings take 5377 bytes; at most 5376")) {
+        #expect(throws: LoaderError(.request, "the initrd list's module strings take 5377 bytes; at most 5376", fields: [.initrd])) {
             try ImageLoaderTests.boot(ImageRequest(path: VMMProcess.guest("multiboot.elf"), initrd: String(repeating: "m", count: 5376)))
         }
-        #expect(throws: LoaderError(.request, "module 2 of the initrd list ',,,' names no file")) {
+        #expect(throws: LoaderError(.request, "module 2 of the initrd list ',,,' names no file", fields: [.initrd])) {
             try ImageLoaderTests.boot(ImageRequest(path: VMMProcess.guest("multiboot.elf"), initrd: ",,,"))
         }
     }

@@ -16,6 +16,8 @@ public enum Deadline {
         pthread_condattr_destroy(&attr)
     }
 
+    /// `seconds` from now on CLOCK_MONOTONIC, clamped to [0, 1e9] (NaN as 0): no
+    /// Double-to-Int conversion can trap, whatever a caller's flag or budget holds.
     public static func after(seconds: Double) -> timespec {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
