@@ -10,6 +10,7 @@ import VMMKit
 enum VMM {
     static func main() {
         StartupTrace.mark("main")
+        openStandardDescriptors()
         setUpSignals()
         do throws(LauncherError) {
             let args = Array(CommandLine.arguments.dropFirst())
@@ -39,6 +40,18 @@ enum VMM {
         // control socket closed by its server) returns EPIPE to the writer rather than
         // ending the process with status 141: the documented status stands.
         signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Opens /dev/null on any of descriptors 0-2 that `vmm` was started without
+    /// (`vmm run … <&-`). Otherwise the first pipe the launcher makes takes that number:
+    /// the signal-stop pipe became "stdin", the UART read its bytes (SIGTERM's among
+    /// them), and the run never ended; a closed stdout or stderr took the guest's output
+    /// or the launcher's messages into it.
+    static func openStandardDescriptors() {
+        for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) == -1 {
+            let null = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY)
+            if null >= 0, null != fd { dup2(null, fd); close(null) }
+        }
     }
 
     /// The launcher's exit statuses, for `vmm --help`.

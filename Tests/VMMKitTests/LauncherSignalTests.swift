@@ -79,6 +79,18 @@ struct LauncherSignalTests {
         #expect(status & 0x7f == 0 && (status >> 8) & 0xff == 6, "wait status \(status) (signal \(status & 0x7f), 13 is SIGPIPE)")
     }
 
+    @Test("vmm started with stdin (or stdout, or stderr) closed ends as the guest ends: the signal-stop pipe took fd 0 and the UART read its bytes, so the run never ended")
+    func closedStandardDescriptors() throws {
+        let guest = VMMProcess.guest("hello64.elf")
+        for (closing, output) in [("<&-", true), ("<&- >&-", false), ("2>&-", true)] {
+            // timeout: the old launcher never ended (timeout's SIGTERM went to the pipe too).
+            let r = try VMMProcess.run(binary: "/usr/bin/timeout", ["-s", "KILL", "60", "/bin/sh", "-c", "exec \"$0\" run \"$1\" \(closing)",
+                                                                     VMMProcess.binary, guest])
+            #expect(r.status == 1, "\(closing): \(r.stderr)")
+            #expect(r.stdout == (output ? "Hello from an ELF64 guest\n" : ""), "\(closing)")
+        }
+    }
+
     /// Starts `vmm ARGS` with stdout to /dev/null, stderr to `stderr` (or /dev/null), and
     /// the spawn attributes `configure` sets (it returns their flag).
     static func spawn(_ args: [String], stderr: Int32? = nil, _ configure: (inout posix_spawnattr_t) -> Int32) throws -> pid_t {
