@@ -25,11 +25,11 @@ struct ControlAPITests {
     static func ctl(_ args: [String]) throws -> VMMProcess.Result { Spawned(VMMProcess.binary, ["ctl"] + args).wait() }
 
     /// The guest's progress: the io exits the API reports.
-    static func ioExits(_ socket: String) throws -> Int {
+    static func ioExits(_ socket: String, kind: String = "io") throws -> Int {
         let r = try ctl([socket, "metrics"])
         #expect(r.status == 0, "metrics: \(r.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
-        return ((json?["exits_by_kind"] as? [String: Any])?["io"] as? Int) ?? 0
+        return ((json?["exits_by_kind"] as? [String: Any])?[kind] as? Int) ?? 0
     }
 
     @Test("pause stops the guest's progress, resume restarts it, metrics count it, stop ends the run with status 0")

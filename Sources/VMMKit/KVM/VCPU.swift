@@ -40,6 +40,10 @@ public final class VCPU: @unchecked Sendable {
     public let canary = VCPUCanary()
     public let hooks = VCPUHooks()
     let exits = Atomic<UInt64>(0)
+    /// Set while the vCPU is parked in the middle of an instruction (a string instruction
+    /// over MMIO chaining more exits than `completionLimit`): the exit in `kvm_run` was
+    /// dispatched and its completion belongs to the loop's next `KVM_RUN`.
+    let parkedMidInstruction = Atomic<Bool>(false)
     private let pad = CacheLinePad()
 
     init(vm: VirtualMachine, id: UInt32, vmFD: Int32, mmapSize: Int) throws(VMMError) {

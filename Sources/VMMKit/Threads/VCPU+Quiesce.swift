@@ -12,6 +12,11 @@ extension VCPU {
     public func completePendingIO() throws(VMMError) {
         let fd = try liveFD()
         guard !isRunning || isPaused else { throw .invalidArgument("vCPU \(id) is running: pause it before reading its state") }
+        // Parked mid-instruction, the exit in kvm_run was dispatched and the loop's next
+        // KVM_RUN completes it: a KVM_RUN here completed it and returned the next exit,
+        // which nobody dispatched, and the resumed guest read stale MMIO data (a `rep
+        // movsd` from the HPET's registers copied wrong values, 5 runs of 5).
+        guard !parkedMidInstruction.load(ordering: .acquiring) else { throw Self.midInstruction(id, reason: runPage.pointee.exit_reason) }
         ckvm_set_immediate_exit(runPage, 1)
         let rc = ckvm_ioctl_value(fd, CKVM_RUN, 0)
         let err = Errno.current
@@ -20,13 +25,14 @@ extension VCPU {
         // rc 0: completing the I/O produced another exit (a string instruction over
         // MMIO), which this call cannot dispatch. The run loop reaches a boundary before
         // it parks, so this means a guest chaining more exits than `completionLimit`.
-        guard rc != 0 else {
-            throw .invalidArgument("vCPU \(id) is in the middle of an instruction that needs another exit "
-                                   + "(reason \(runPage.pointee.exit_reason)) to complete: resume it and try again")
-        }
+        guard rc != 0 else { throw Self.midInstruction(id, reason: runPage.pointee.exit_reason) }
         guard err == .interrupted || err == .resourceTemporarilyUnavailable else {
             throw .ioctlFailed(name: "KVM_RUN with immediate_exit (vCPU \(id), completing pending I/O; rc \(rc))", errno: err)
         }
+    }
+
+    static func midInstruction(_ id: UInt32, reason: UInt32) -> VMMError {
+        .invalidArgument("vCPU \(id) is in the middle of an instruction that needs another exit (reason \(reason)) to complete: resume it and try again")
     }
 }
 

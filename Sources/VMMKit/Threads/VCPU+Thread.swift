@@ -58,7 +58,10 @@ extension VCPU {
                     ckvm_set_immediate_exit(runPage, 1)
                 } else {
                     completions = 0
-                    if let reason = control.checkpoint() { return drained() ?? reason }
+                    parkedMidInstruction.store(!atBoundary, ordering: .releasing)
+                    let reason = control.checkpoint()
+                    parkedMidInstruction.store(false, ordering: .releasing)
+                    if let reason { return drained() ?? reason }
                 }
             }
             var exit: VMExit
@@ -96,8 +99,11 @@ extension VCPU {
     }
 
     /// Completion runs a pause or stop may take to reach an instruction boundary (a
-    /// string instruction over MMIO can chain exits); past it the vCPU parks where it is.
-    static let completionLimit = 64
+    /// string instruction over MMIO chains an exit an element, and KVM goes back to the
+    /// guest, where `immediate_exit` stops it, after at most 1024); past it the vCPU parks
+    /// where it is. At 64, a `rep movsd` of 1 KiB from MMIO parked mid-instruction at
+    /// most pauses, and a snapshot then failed.
+    static let completionLimit = 1100
 
     /// How `runHotExits` ended.
     private enum HotLoopEnd {
