@@ -150,6 +150,9 @@ struct HPETState: Equatable {
             // A periodic timer's period takes the bytes written into the period, as QEMU's
             // `deposit64` does: merged into the comparator, a 32-bit guest's second half
             // brought back the comparator's other half, not the period's.
+            // In 32-bit mode the high half reads 0 and takes nothing: QEMU ignores the write
+            // (it cleared SET_VAL and re-armed the timer here).
+            case 0x08 where timers[n].mode32 && shift >= 32: break
             case 0x08: writeComparator(n, merged, period: timers[n].period & ~mask | (value << shift) & mask, now: now)
             case 0x10: timers[n].fsb = merged
             default: break

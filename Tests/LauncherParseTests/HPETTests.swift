@@ -129,6 +129,11 @@ struct HPETTests {
         _ = s.write(0x108, size: 8, value: 0x1_0000_0100, now: 0)
         _ = s.write(0x100, size: 8, value: 0x100 | 0x4, now: 0)
         #expect(s.timers[0].comparator == 0x100)
+        // The high half takes nothing in 32-bit mode, not even SET_VAL's end (as QEMU).
+        _ = s.write(0x100, size: 4, value: 0x100 | 0x4 | 0x8 | 0x40, now: 0)
+        _ = s.write(0x10c, size: 4, value: 0x1234, now: 0)
+        #expect(s.timers[0].comparator == 0x100 && s.timers[0].config & 0x40 != 0)
+        _ = s.write(0x100, size: 4, value: 0x100 | 0x4, now: 0)
         _ = s.write(0x0f0, size: 8, value: 0x5_0000_0000, now: 0)
         _ = s.write(0x010, size: 8, value: 1, now: Self.t0)
         #expect(s.timers[0].deadline == 0x5_0000_0100)
