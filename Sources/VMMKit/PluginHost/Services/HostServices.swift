@@ -34,12 +34,11 @@ enum HostServices {
             guard let buffer else { return length == 0 ? 0 : -EFAULT }
             guard let plugin = PluginHandle.instance(data) else { return -ESHUTDOWN }
             let state = PluginThreadState.existing
-            if let present = state?.deliveredRange, !present(gpa, length) { return -EAGAIN }
+            if plugin.host.wouldWaitForever(gpa, length, on: state) { return -EAGAIN }
             // The page a pager is fetching through this handler is missing until the fetch
             // ends: on any thread (an async-PF fetcher, a vCPU), reading it would wait on
             // the fetch for ever (and the process with it, at exit).
             if let staging = state?.staging, staging.overlaps(gpa, length) { return -EAGAIN }
-            if plugin.host.undelivered(gpa, length) { return -EAGAIN }
             do { try plugin.host.vm.memory.read(gpa, into: UnsafeMutableRawBufferPointer(start: buffer, count: length)) }
             catch { return -EFAULT }
             return 0
@@ -54,8 +53,7 @@ enum HostServices {
                 if staging.take(gpa, buffer, length) { return 0 }
                 if staging.crosses(gpa, length) { return -EFAULT }
             }
-            if let present = state?.deliveredRange, !present(gpa, length) { return -EAGAIN }
-            if plugin.host.undelivered(gpa, length) { return -EAGAIN }
+            if plugin.host.wouldWaitForever(gpa, length, on: state) { return -EAGAIN }
             do { try plugin.host.vm.memory.write(gpa, from: UnsafeRawBufferPointer(start: buffer, count: length)) }
             catch { return -EFAULT }
             return 0

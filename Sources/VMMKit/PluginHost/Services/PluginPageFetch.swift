@@ -67,9 +67,12 @@ extension PluginHost {
         stoppedPager.withLock { $0 = isPresent }
     }
 
-    /// Whether [gpa, gpa + length) holds a page a stopped pager will never deliver.
-    func undelivered(_ gpa: UInt64, _ length: Int) -> Bool {
-        stoppedPager.withLock { $0 }.map { !$0(gpa, length) } ?? false
+    /// Whether touching [gpa, gpa + length) from `state`'s thread would wait for a page
+    /// nobody delivers: on the thread that delivers them (`deliversPages`), or once a
+    /// pager stopped (`pagerStopped`).
+    func wouldWaitForever(_ gpa: UInt64, _ length: Int, on state: PluginThreadState?) -> Bool {
+        if let present = state?.deliveredRange, !present(gpa, length) { return true }
+        return stoppedPager.withLock { $0 }.map { !$0(gpa, length) } ?? false
     }
 
     /// Asks the memory-fault plugins, in priority order, for the 4 KiB page at `gpa`:
