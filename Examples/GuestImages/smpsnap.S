@@ -34,9 +34,17 @@ _start:
     movl $0x000c4500, 0x300(%ebx)   /* INIT to all excluding self */
     movl $0x000c4608, 0x300(%ebx)   /* SIPI, vector 8: start at 0x8000 */
     movl $0x000c4608, 0x300(%ebx)
-1:  pause
+    /* SIPI again until the APs are in: a SIPI that reaches an AP before it has taken
+     * the INIT is dropped with the INIT's reset (an AP thread the host started late,
+     * under load: the BSP then waited for ever). A started AP ignores a SIPI. */
+10: movl $0x000c4608, 0x300(%ebx)
+    mov $20000, %ecx
+11: pause
     cmpl $0, COUNTER                /* at least one AP checked in */
-    je 1b
+    jne 12f
+    loop 11b
+    jmp 10b
+12:
     xor %edi, %edi                  /* line number */
 2:  movl $1, FLAG                   /* request the next value */
 3:  pause

@@ -17,9 +17,17 @@ KERNEL_START
     movl $0x000c4500, 0x300(%ebx)   /* INIT */
     movl $0x000c4608, 0x300(%ebx)   /* SIPI vector 8 */
     movl $0x000c4608, 0x300(%ebx)
-1:  pause
+    /* SIPI again until the APs are in: a SIPI that reaches an AP before it has taken
+     * the INIT is dropped with the INIT's reset (an AP thread the host started late,
+     * under load: the BSP then waited for ever). A started AP ignores a SIPI. */
+10: movl $0x000c4608, 0x300(%ebx)
+    mov $20000, %ecx
+11: pause
     cmp COUNTER, %ebp
-    ja 1b
+    jbe 12f
+    loop 11b
+    jmp 10b
+12:
     mov $0x80000, %esp
     PUTS(s_up)
     ud2
