@@ -24,18 +24,35 @@ struct CtlCommand {
             ExitStats.err("vmm ctl: \(socket): \(error.message.asOneLine)\n")
             Glibc.exit(error.status.rawValue)
         }
+        let shown = Self.shown(answer, command: command)
+        if !shown.stdout.isEmpty { print(shown.stdout, terminator: "") }
+        if let line = shown.stderr { ExitStats.err(line) }
+        Glibc.exit(shown.status.rawValue)
+    }
+
+    /// What `vmm ctl` prints for an answer and its exit status. Whatever listens on the
+    /// socket is input: its text reaches the terminal with its lines kept and every other
+    /// control character (an escape sequence that clears or retitles the terminal)
+    /// written as `\u{XX}`.
+    static func shown(_ answer: HTTPAnswer, command: String) -> (stdout: String, stderr: String?, status: CtlStatus) {
         // `screen` prints the screen itself, as a user reads it, not the JSON around it.
         if command == "screen", answer.status == 200, case let .object(fields)? = try? JSONValue.parse(Array(answer.body.utf8)),
            case let .string(text)? = fields["text"] {
-            print(text, terminator: "")
-            Glibc.exit(CtlStatus.ok.rawValue)
+            return (terminalText(text), nil, .ok)
         }
-        if !answer.body.isEmpty { print(answer.body, terminator: answer.body.hasSuffix("\n") ? "" : "\n") }
+        var out = terminalText(answer.body)
+        if !out.isEmpty && !out.hasSuffix("\n") { out += "\n" }
         guard (200..<300).contains(answer.status) else {
-            ExitStats.err("vmm ctl: \(command): HTTP \(answer.status)\n")
-            Glibc.exit(answer.status < 500 ? CtlStatus.refused.rawValue : CtlStatus.serverError.rawValue)
+            return (out, "vmm ctl: \(command): HTTP \(answer.status)\n", answer.status < 500 ? .refused : .serverError)
         }
-        Glibc.exit(CtlStatus.ok.rawValue)
+        return (out, nil, .ok)
+    }
+
+    /// `text` with its newlines kept and its other hidden scalars escaped (`asOneLine`).
+    static func terminalText(_ text: String) -> String {
+        // By scalars: as Characters, "\r\n" is one, and no "\n".
+        text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { String(String.UnicodeScalarView($0)).asOneLine }.joined(separator: "\n")
     }
 
     func request() throws(LauncherError) -> (String, String, String?) {

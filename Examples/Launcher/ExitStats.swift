@@ -63,7 +63,8 @@ final class ExitStats: ExitObserver, @unchecked Sendable {
         case .backingReplaced: line += " => backing replaced"
         case .handled, .notMine: break
         }
-        Self.err(line + "\n")
+        // The owner and a stop or failure text are a plugin's words: one line, escaped.
+        Self.err(line.asOneLine + "\n")
     }
 
     /// One exit after its handler ran: the data of reads is what the guest will see.

@@ -77,4 +77,22 @@ struct CtlClientTests {
             return error.status == .unreachable && error.message.hasPrefix("no complete answer within 300 ms (")
         }
     }
+
+    @Test("a server's text reaches the terminal with its lines kept and its escape sequences escaped")
+    func hostileText() throws {
+        let forged = "{\"state\": \"Running\u{1b}[2J\u{1b}]0;pwned\u{7}\"}\r\nvmm ctl: forged\u{9b}31m"
+        let info = CtlCommand.shown(HTTPAnswer(status: 200, body: forged), command: "info")
+        #expect(info.stdout == #"{"state": "Running\u{1b}[2J\u{1b}]0;pwned\u{7}"}\r"# + "\n" + #"vmm ctl: forged\u{9b}31m"# + "\n")
+        #expect(info.stderr == nil && info.status == .ok)
+        // The screen's text, from inside the JSON: JSON's \u001b is the same escape.
+        let screen = CtlCommand.shown(HTTPAnswer(status: 200, body: #"{"text": "line 1\u001b[H\nline 2\n"}"#), command: "screen")
+        #expect(screen.stdout == #"line 1\u{1b}[H"# + "\nline 2\n" && screen.status == .ok)
+        // A refusal: the body as it came (escaped), the status on stderr.
+        let refused = CtlCommand.shown(HTTPAnswer(status: 409, body: "{\"fault_message\": \"no\u{1b}c\"}"), command: "pause")
+        #expect(refused.stdout == #"{"fault_message": "no\u{1b}c"}"# + "\n")
+        #expect(refused.stderr == "vmm ctl: pause: HTTP 409\n" && refused.status == .refused)
+        #expect(CtlCommand.shown(HTTPAnswer(status: 503, body: ""), command: "info") == ("", "vmm ctl: info: HTTP 503\n", .serverError))
+        // Plain text is untouched.
+        #expect(CtlCommand.shown(HTTPAnswer(status: 200, body: "{\n  \"a\": 1\n}\n"), command: "info").stdout == "{\n  \"a\": 1\n}\n")
+    }
 }

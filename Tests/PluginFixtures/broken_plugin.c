@@ -68,19 +68,22 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
     return &instance_token;
 }
 #elif defined(VARIANT_C_FAIL)
-/* A handler that fails on every write to port 0x530, with a message. */
+/* A handler that fails on every write to port 0x530, with a message. With config
+ * "escape" its name and message hold a newline and terminal escapes, which every line
+ * that shows them (--trace exits, the run's error) must print escaped. */
 static char fail_text[64];
+static int fail_escapes;
 static vmm_verdict_t fail_handler(void *user, vmm_exit_t *ex)
 {
     (void)user;
-    snprintf(fail_text, sizeof fail_text, "c-fixture: refused value %u", ex->pio.data[0]);
+    snprintf(fail_text, sizeof fail_text, fail_escapes ? "c-fixture: refused\n\x1b[2Jvmm: forged %u"
+             : "c-fixture: refused value %u", ex->pio.data[0]);
     ex->message = fail_text;
     return VMM_FAIL;
 }
 static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
 {
     vmm_handler_desc_t d;
-    (void)config;
     memset(&d, 0, sizeof d);
     d.struct_size = sizeof d;
     d.exit_class = VMM_EXIT_PIO;
@@ -88,7 +91,8 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
     d.length = 1;
     d.flags = VMM_HANDLER_EXCLUSIVE;
     d.handle = fail_handler;
-    d.name = "fail-port";
+    fail_escapes = config != NULL && strcmp(config, "escape") == 0;
+    d.name = fail_escapes ? "fail\x1b]0;title\x07port" : "fail-port";
     if (host->register_handler(host->host_data, &d, error_out) != 0)
         return NULL;
     return &instance_token;

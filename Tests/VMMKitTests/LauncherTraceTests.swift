@@ -41,4 +41,20 @@ struct LauncherTraceTests {
         #expect(last == "exit vcpu0 io out port=0xf4 size=1 count=1 data=0x0 by org.vmmkit.debug-exit 'debug-exit' "
             + "(\(VMMProcess.root.path)/.build/plugins/libDebugExit.so)")
     }
+
+    @Test("a handler's name and failure text holding a newline and terminal escapes are traced on one line, escaped")
+    func hostileHandlerText() throws {
+        let fixture = VMMProcess.root.appendingPathComponent(".build/plugins/fixtures/libC_FAIL.so").path
+        let guest = try VMMProcess.temp("trace-escape.bin", [0x66, 0xba, 0x30, 0x05, 0xb0, 0x07, 0xee, 0xf4]) // out 7 -> 0x530; hlt
+        let r = try VMMProcess.run(["run", guest, "--load-addr", "0x100000", "--trace", "exits", "--plugin", "\(fixture),escape"])
+        #expect(r.status == 8)
+        #expect(!r.stderr.contains("\u{1b}") && !r.stderr.contains("\u{7}"), "\(r.stderr.debugDescription)")
+        let owner = #"org.vmmkit.test.fixture 'fail\u{1b}]0;title\u{7}port' ("# + fixture + ")"
+        let text = #"c-fixture: refused\n\u{1b}[2Jvmm: forged 7"#
+        #expect(r.stderr == """
+            exit vcpu0 io out port=0x530 size=1 count=1 data=0x7 by \(owner) => fail: \(owner): \(text)
+            vmm: vCPU 0: handler failed: \(owner): \(text)
+
+            """)
+    }
 }
