@@ -78,20 +78,30 @@ public final class VMController: @unchecked Sendable {
 
     /// Resumes the vCPUs a `pause()` parked and returns at once (each reports `.running`
     /// in `info()` as soon as its thread wakes). Resuming a running VM does nothing.
+    /// The in-kernel PIT's ticks held back by the pause are dropped first, as QEMU's
+    /// resume does (`VirtualMachine.restartPeriodicPIT`): no burst of them after it.
     public func resume() throws(ControlError) {
         try operations.withLock { (s) throws(ControlError) in
             let vcpus = vm.vcpus
             guard vcpus.contains(where: { $0.isRunning }) else { throw .conflict("the VM has stopped") }
             guard s.pausedByController else { return }
+            do { try vm.restartPeriodicPIT() } catch {
+                throw .failed("the PIT could not be restarted after the pause (the VM stays paused): \(error)")
+            }
             for vcpu in vcpus { vcpu.resume() }
             s.pausedByController = false
         }
     }
 
     /// Asks every vCPU to stop (paused ones too) and returns at once; the VMM's
-    /// `vm.run` then returns with `.requested` for each.
+    /// `vm.run` then returns with `.requested` for each. It takes no lock: a `pause()`
+    /// still waiting for a vCPU to park (one held in a slow handler) holds the
+    /// operations', and a stop must not queue behind it; the stop ends that wait. A
+    /// snapshot being written meanwhile goes on from the stopped vCPUs' state (they do
+    /// not enter the guest again); the VMM waits for it before it closes the VM, as
+    /// `vmm run` does.
     public func stop() {
-        operations.withLock { _ in vm.requestStop(.requested) }
+        vm.requestStop(.requested)
     }
 
     /// Whether the VM is paused through this controller.

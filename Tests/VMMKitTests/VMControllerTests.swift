@@ -95,6 +95,33 @@ struct VMControllerTests {
         #expect(guest.vcpu.join() == .requested)
     }
 
+    @Test("stop while a pause waits for a vCPU held in a slow handler returns at once and ends that wait")
+    func stopDuringPendingPause() throws {
+        let guest = try TestGuest("spin")
+        try guest.vm.memory.writeBytes(GuestLayout.codeStart, outLoop)
+        let inHandler = Flag(), release = Flag()
+        try guest.dispatcher.registerPIO(port: 0x3ff, owner: "test") { _, _ in
+            inHandler.set()
+            while !release.isSet { usleep(1000) }
+            return .handled
+        }
+        let controller = VMController(vm: guest.vm)
+        try guest.vcpu.start(guest.dispatcher)
+        #expect(eventually { inHandler.isSet })
+        // The pause cannot park the vCPU until its handler returns.
+        let paused = Flag(), stopped = Flag()
+        let pauser = spawn { _ = try? controller.pause(); paused.set() }
+        #expect(eventually { guest.vcpu.control.pending.load(ordering: .sequentiallyConsistent) }) // the pause is requested
+        let stopper = spawn { controller.stop(); stopped.set() }
+        // Both return while the handler still holds the vCPU: the stop ended the pause's wait.
+        #expect(eventually { stopped.isSet && paused.isSet }, "stop waited behind the pending pause")
+        release.set()
+        #expect(guest.vcpu.join() == .requested)
+        pthread_join(pauser, nil)
+        pthread_join(stopper, nil)
+        #expect(controller.info().state == .stopped)
+    }
+
     @Test("request bodies: strict flat JSON, unknown or missing fields and bad values are 400 with a message")
     func bodies() throws {
         #expect(try FlatJSON.parseObject(Array(#" { "state" : "Paused" } "#.utf8)) == ["state": "Paused"])

@@ -45,7 +45,7 @@ struct RunArguments: EmittingArguments {
     @Option(help: "exits: one line per exit on stderr.") var trace: String?
     @Flag(help: "Print exit counts and time per kind at the end (stderr).") var stats = false
     @Flag(name: .customLong("strict-io"), help: "Stop on I/O nobody claims (status 18) instead of reading all-ones and dropping writes.") var strictIO = false
-    @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
+    @Option(name: .customLong("max-seconds"), help: "Stop the guest after this many seconds of wall-clock time, paused time included (status 16).") var maxSeconds: Double?
     // QEMU's -append takes "-flag value" too: the next argument is the value whatever it looks like.
     @Option(parsing: .unconditional, help: "The kernel's command line: Multiboot, PVH, Linux (may begin with '-').") var append: String?
     @Option(help: "Modules, as QEMU's -initrd: FILE[ ARGS][,FILE...] for Multiboot (',,' for a comma in a name), one FILE for PVH and Linux.") var initrd: String?
@@ -118,7 +118,7 @@ struct RestoreArguments: EmittingArguments {
     @Flag(name: .customLong("hda-readonly"), help: "Open the disk image read-only whatever the snapshot says: the guest's writes are aborted (a snapshot cannot open an image for writing the user wants kept).") var hdaReadonly = false
     @Option(name: .customLong("vga-text"), help: "As vmm run --vga-text (default none; a snapshot does not keep it).") var vgaText: String?
     @Option(help: "As vmm run --screendump, for a machine run with --vga std (default none; a snapshot does not keep it).") var screendump: String?
-    @Option(name: .customLong("max-seconds"), help: "Stop the guest after this long (status 16).") var maxSeconds: Double?
+    @Option(name: .customLong("max-seconds"), help: "Stop the guest after this many seconds of wall-clock time, paused time included (status 16).") var maxSeconds: Double?
     @Flag(help: "Print exit counts and pages fetched at the end (stderr).") var stats = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
     @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: String?
