@@ -4,19 +4,21 @@ import Testing
 @testable import UART16550
 
 /// Raw terminal input on a pseudo-terminal: raw while the console runs, restored on
-/// every way out (stop, normal exit of the launcher, a fatal signal).
-@Suite("UART console terminal")
+/// every way out (stop, normal exit of the launcher, a fatal signal). Serialized: the
+/// raw terminal is one per process (`RawTerminal`), and a child started by one test must
+/// not inherit another's pseudo-terminal.
+@Suite("UART console terminal", .serialized)
 struct TerminalTests {
     struct PTY {
         let master: Int32, slave: Int32
         init() throws {
             // posix_openpt/grantpt/unlockpt/ptsname, by hand (Glibc does not export them to Swift).
-            master = open("/dev/ptmx", O_RDWR | O_NOCTTY)
+            master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
             try #require(master >= 0)
             var unlock: Int32 = 0, number: UInt32 = 0
             try #require(ioctl(master, 0x4004_5431 /* TIOCSPTLCK */, &unlock) == 0)
             try #require(ioctl(master, 0x8004_5430 /* TIOCGPTN */, &number) == 0)
-            slave = open("/dev/pts/\(number)", O_RDWR | O_NOCTTY)
+            slave = open("/dev/pts/\(number)", O_RDWR | O_NOCTTY | O_CLOEXEC)
             try #require(slave >= 0)
         }
         func close() { Glibc.close(slave); Glibc.close(master) }
@@ -256,9 +258,9 @@ struct TerminalTests {
         pty.type("x")
         var output: [UInt8] = []
         let status = wait(pid, draining: pty, into: &output)
-        #expect(status & 0x7f == SIGFPE)
-        #expect(pty.isCooked)
         let text = String(decoding: output, as: UTF8.self)
+        #expect(status & 0x7f == SIGFPE, "wait status \(status), output \(text.debugDescription)")
+        #expect(pty.isCooked)
         let guardLine = "vmm: vCPU 0: fatal signal SIGFPE (integer divide by zero) at pc 0x"
         #expect(text.contains(guardLine) == seccomp)
         #expect(!text.contains("seccomp: vCPU 0 made system call")) // nothing refused on the way out

@@ -9,6 +9,8 @@ public final class InputPump: @unchecked Sendable {
     public let fd: Int32
     private let uart: UART16550
     private let wake: (read: Int32, write: Int32)
+    /// Signalled (a byte) when the UART's host queue has room again.
+    private let room: (read: Int32, write: Int32)
     private var thread: pthread_t?
     private var terminal: RawTerminal?
     private let ownsFD: Bool
@@ -37,6 +39,19 @@ public final class InputPump: @unchecked Sendable {
         }
         _ = fcntl(pipeFDs[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(pipeFDs[1], F_SETFD, FD_CLOEXEC)
+        // The room signal: a pipe, both ends non-blocking (a full pipe already says "room").
+        var roomFDs: [Int32] = [-1, -1]
+        guard pipe(&roomFDs) == 0 else {
+            let e = errno
+            Glibc.close(pipeFDs[0])
+            Glibc.close(pipeFDs[1])
+            throw UARTConfigError("uart: key 'input': cannot create a pipe (errno \(e))", key: "input")
+        }
+        for end in roomFDs {
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+        }
+        self.room = (roomFDs[0], roomFDs[1])
         self.fd = fd
         self.ownsFD = ownsFD
         self.uart = uart
@@ -48,6 +63,8 @@ public final class InputPump: @unchecked Sendable {
         stop()
         Glibc.close(wake.read)
         Glibc.close(wake.write)
+        Glibc.close(room.read)
+        Glibc.close(room.write)
         if ownsFD { Glibc.close(fd) }
     }
 
@@ -75,20 +92,30 @@ public final class InputPump: @unchecked Sendable {
             _ = Glibc.write(wake.write, &byte, 1)
             pthread_join(tid, nil)
             thread = nil
+            uart.cancelInputRoomWait() // its notification writes to `room`, closed in deinit
         }
         terminal?.restore()
         terminal = nil
     }
 
+    /// Reads while the UART has room for more host input; with none, waits for the
+    /// guest to take some (the bytes stay in the file, pipe or terminal meanwhile).
     private func loop() {
         var buffer = [UInt8](repeating: 0, count: 256)
+        let signal = room.write
         while true {
-            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+            let space = uart.inputRoom { var one: UInt8 = 1; _ = Glibc.write(signal, &one, 1) }
+            var fds = [pollfd(fd: space > 0 ? fd : room.read, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
             let rc = poll(&fds, 2, -1)
             if rc < 0 { if errno == EINTR { continue } else { return } }
             if fds[1].revents != 0 { return }
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if space == 0 {
+                var drained = [UInt8](repeating: 0, count: 64)
+                _ = Glibc.read(room.read, &drained, drained.count)
+                continue
+            }
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, min($0.count, space)) }
             if n < 0, errno == EINTR || errno == EAGAIN { continue }
             if n <= 0 { return } // end of input: the guest just sees no more bytes
             uart.receive(buffer[0..<n])

@@ -63,6 +63,10 @@ extension UART16550 {
         s.hostQueue = ByteRing(capacity: 0)
         for b in bytes[at...] { s.hostQueue.pushGrowing(b) }
         let restored = s
-        update { $0 = restored }
+        update { s in
+            let waiter = s.inputRoomWaiter // an input reader's wait outlives the registers
+            s = restored
+            s.inputRoomWaiter = waiter
+        }
     }
 }
