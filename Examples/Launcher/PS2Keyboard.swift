@@ -70,9 +70,10 @@ struct PS2Keyboard: Equatable {
         }
     }
 
-    /// Whether `byte` is a reset (0xff as a command), which empties the keyboard's queue
-    /// before its replies (`I8042`).
-    func resets(on byte: UInt8) -> Bool { awaiting == 0 && byte == 0xff }
+    /// Whether `byte` resets the keyboard (0xff, and 0xf5 and 0xf6, "reset and disable
+    /// or enable scanning", as a command), which empties its queue before its replies
+    /// (`I8042`): QEMU's `ps2_reset_keyboard` empties it for all three.
+    func resets(on byte: UInt8) -> Bool { awaiting == 0 && (byte == 0xff || byte == 0xf5 || byte == 0xf6) }
 
     /// QEMU's keyboard reset: set 2, scanning, nothing typed waiting.
     private mutating func reset() {

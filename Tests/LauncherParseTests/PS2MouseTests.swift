@@ -100,7 +100,7 @@ struct PS2MouseTests {
         #expect(kbd.state.replies == [0x08, 0x01, 0x00])
     }
 
-    @Test("a reset empties each device's queue behind the output buffer, as QEMU's ps2_reset_queue; the mouse's packets leave room for replies")
+    @Test("a reset (the keyboard's 0xff, 0xf5, 0xf6; the mouse's 0xff) empties its device's queue behind the output buffer, as QEMU's ps2_reset_queue; the mouse's packets leave room for replies")
     func resetEmptiesQueue() {
         let kbd = I8042()
         _ = kbd.write(I8042.commandPort, 0xa8)
@@ -120,13 +120,20 @@ struct PS2MouseTests {
         _ = kbd.write(I8042.dataPort, 0xed)
         _ = kbd.write(I8042.dataPort, 0xff)
         #expect(kbd.state.replies.suffix(2) == [0xfa, 0xfa] && kbd.state.replies.count == 8)
+        // 0xf5 and 0xf6 reset the keyboard too: its queued bytes go, the mouse's stay.
+        _ = kbd.write(I8042.dataPort, 0xf2)
+        _ = kbd.write(I8042.dataPort, 0xf5)
+        #expect(kbd.state.replies == [0xfa, 0xfa, 0xaa, 0x00, 0xfa] && kbd.state.auxReplies == 0b1111)
+        _ = kbd.write(I8042.dataPort, 0xf2)
+        _ = kbd.write(I8042.dataPort, 0xf6)
+        #expect(kbd.state.replies == [0xfa, 0xfa, 0xaa, 0x00, 0xfa] && kbd.state.auxReplies == 0b1111)
     }
 
     @Test("one device's unread bytes never leave the other's reset without room: each fills at most 12 of the 16, as QEMU gives each its own queue")
     func otherDeviceRoom() {
         // fuzz-machine-ports' reproducer: 15 keyboard ACKs unread, then a mouse reset.
         let kbd = I8042()
-        for _ in 0..<15 { _ = kbd.write(I8042.dataPort, 0xf5) } // disable scanning: an ACK each
+        for _ in 0..<15 { _ = kbd.write(I8042.dataPort, 0xf4) } // enable scanning: an ACK each
         #expect(kbd.state.replies == [UInt8](repeating: 0xfa, count: 12) && kbd.state.auxReplies == 0, "12 of the keyboard's, the rest dropped")
         _ = kbd.write(I8042.commandPort, 0xd4); _ = kbd.write(I8042.dataPort, 0xff)
         #expect(kbd.state.replies == [UInt8](repeating: 0xfa, count: 12) + [0xfa, 0xaa, 0x00] && kbd.state.auxReplies == 0b111 << 12)

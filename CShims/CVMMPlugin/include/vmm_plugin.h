@@ -65,6 +65,12 @@
  *   [vcpu-thread] Called on the thread of the vCPU named by the call/record, while that
  *                 vCPU is stopped in an exit. Different vCPUs run concurrently, so one
  *                 handler may run on several threads at once: guard shared state.
+ *                 The host kicks a vCPU thread (a stop, a pause, kick()) with the
+ *                 real-time signal SIGRTMIN, whose handler is installed without
+ *                 SA_RESTART so that KVM_RUN returns: a blocking system call made here
+ *                 (read, poll, nanosleep, a futex wait) may then fail with EINTR, and
+ *                 the handler retries it or returns. Never block SIGRTMIN or install a
+ *                 handler of your own for it.
  *   [any-thread]  Callable from any thread, concurrently; the callee is thread-safe.
  *
  * MEMORY: strings and pointers passed into a call are valid only during that call;
