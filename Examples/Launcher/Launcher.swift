@@ -123,7 +123,10 @@ struct Launcher {
         // never reaches user space, so the supervisor detects a machine that halted for good.
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let outcome: VMSupervisor.Outcome
-        do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch { throw LauncherError(.host, error.description) }
+        do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch {
+            _ = guards.end() // the timer and signal threads must not outlive the run (or act on the closing VM)
+            throw LauncherError(.host, error.description)
+        }
         stuck.runFinished()
         let timedOut = guards.end()
         if let screen { VGATextScreen.write(from: vm.memory, to: screen) }

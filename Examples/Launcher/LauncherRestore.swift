@@ -190,7 +190,10 @@ extension Launcher {
         let guards = try guardVCPUs(vm, plugins, stuck: stuck)
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let outcome: VMSupervisor.Outcome
-        do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch { throw LauncherError(.host, error.description) }
+        do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch {
+            _ = guards.end() // the timer and signal threads must not outlive the run (or act on the closing VM)
+            throw LauncherError(.host, error.description)
+        }
         stuck.runFinished()
         let timedOut = guards.end()
         if let screen { VGATextScreen.write(from: vm.memory, to: screen) }

@@ -199,7 +199,10 @@ public struct ImageLoader: Sendable {
         }
         let range = "[\(hex(address))..<\(hex(end))]"
         guard end <= ramSize else {
-            throw LoaderError(.image, "\(what) \(range) lies outside guest RAM [0x0..<\(hex(ramSize))] (\(describeSize(ramSize)))")
+            // RAM above 4 GiB is the guest's to use, not a place images load (as QEMU's).
+            let high = highRAMSize > 0 ? "; the \(describeSize(highRAMSize)) above 4 GiB is not loaded into" : ""
+            let where_ = highRAMSize > 0 ? "the guest RAM below the MMIO hole" : "guest RAM"
+            throw LoaderError(.image, "\(what) \(range) lies outside \(where_) [0x0..<\(hex(ramSize))] (\(describeSize(ramSize)))\(high)")
         }
         guard !avoidFirstPage || address >= Self.firstPageEnd || size == 0 else {
             throw LoaderError(.image, "\(what) \(range) overlaps the first page [0x0..<\(hex(Self.firstPageEnd))] (real-mode interrupt vectors)")

@@ -116,7 +116,12 @@ struct Multiboot {
         try put(UInt32(min(loader.ramSize, ImageLoader.conventionalMemoryEnd) >> 10), at: info + 4)
         try put(UInt32(min(upper >> 10, UInt64(UInt32.max))), at: info + 8)
         let cmdline = [path, request.append].compactMap { $0 }.joined(separator: " ")
-        guard cmdline.utf8.count < 1024 else { throw LoaderError(.request, "the command line (image path and append) is longer than 1023 bytes", fields: [.append]) }
+        // Multiboot's command line begins with the image's path, as QEMU's does: a long
+        // path takes room from --append, and the message says which is long.
+        guard cmdline.utf8.count < 1024 else {
+            throw LoaderError(.request, "\(path): the Multiboot command line, the image path (\(path.utf8.count) bytes) then --append (\(request.append?.utf8.count ?? 0) bytes), "
+                + "is \(cmdline.utf8.count) bytes; at most 1023 fit", fields: [.append])
+        }
         try loader.write(Array(cmdline.utf8) + [0], at: window + Self.cmdline)
         try put(UInt32(window + Self.cmdline), at: info + 16)
         flags |= 0x4

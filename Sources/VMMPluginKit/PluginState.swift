@@ -22,7 +22,10 @@ public protocol PluginStateful: VMMPlugin {
 /// The vmm_plugin_state_t table of one instance, valid while the instance lives.
 final class PluginStateTable {
     let table: UnsafeMutablePointer<vmm_plugin_state_t>
-    /// The blob of the last save that did not fit, handed out on the retry.
+    /// The blob of the last save that did not fit, for the host's retry: the next call
+    /// only, and only when it brings the room. Any other call drops it and saves afresh
+    /// (a host that gave up after the -ENOSPC, say for a state over its limit, got the
+    /// state of that moment on its next snapshot, however much had changed since).
     var pending: [UInt8]?
 
     init(_ plugin: any PluginStateful, services: PluginServices) {
@@ -37,12 +40,13 @@ final class PluginStateTable {
             let me = Unmanaged<PluginStateTable>.fromOpaque(user).takeUnretainedValue()
             guard let plugin = me.plugin else { return -ENODEV }
             let bytes: [UInt8]
-            if let pending = me.pending { bytes = pending } else {
+            let retry = me.pending
+            me.pending = nil
+            if let retry, UInt64(retry.count) <= capacity { bytes = retry } else {
                 do { bytes = try plugin.saveState() } catch { me.services.log(.error, "\(error)"); return -EIO }
             }
             sizeOut.pointee = UInt64(bytes.count)
             guard UInt64(bytes.count) <= capacity else { me.pending = bytes; return -ENOSPC }
-            me.pending = nil
             if let buffer, !bytes.isEmpty { bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
             return 0
         }

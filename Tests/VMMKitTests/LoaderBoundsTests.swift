@@ -105,5 +105,12 @@ struct LoaderBoundsTests {
         #expect(pages.stderr == "vmm: --memory 2098176 bytes is not a whole number of 4 KiB pages\n", "\(pages.stderr)")
         let bytes = try VMMProcess.run(["run", elf, "--memory", "3145728B"])
         #expect(bytes.status == 1 && bytes.stdout.hasPrefix("Hello"), "3 MiB, not 3 TiB: \(bytes.stderr)")
+        // Multiboot's command line starts with the image's path: the message says how
+        // much of it is the path's.
+        let kernel = VMMProcess.guest("multiboot.elf")
+        let long = try VMMProcess.run(["run", kernel, "--append", String(repeating: "a", count: 1000)])
+        #expect(long.status == 2)
+        #expect(long.stderr == "vmm: \(kernel): the Multiboot command line, the image path (\(kernel.utf8.count) bytes) then --append (1000 bytes), "
+            + "is \(kernel.utf8.count + 1001) bytes; at most 1023 fit\n", "\(long.stderr)")
     }
 }
