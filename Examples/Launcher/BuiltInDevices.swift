@@ -27,6 +27,21 @@ final class BuiltInDevices: @unchecked Sendable {
                                   hpet: hpet.flatMap { h in let r = h.saved; return r.isReset ? nil : r })
     }
 
+    /// Keeps the RTC's and the HPET's interrupt threads from raising anything until
+    /// `releaseInterrupts`: a snapshot reads these devices and the in-kernel irqchip as
+    /// of one moment. (An interrupt raised between the two was in the irqchip's state and,
+    /// for the HPET, fired again by the restored comparator: twice; for the RTC, with its
+    /// flag missing from the saved register C: a spurious interrupt and a lost event.)
+    func holdInterrupts() {
+        rtc?.holdInterrupts()
+        hpet?.holdInterrupts()
+    }
+
+    func releaseInterrupts() {
+        rtc?.releaseInterrupts()
+        hpet?.releaseInterrupts()
+    }
+
     /// Ends what runs beside the vCPUs (the RTC's and the HPET's interrupt threads): the run is over.
     func close() {
         rtc?.stopInterrupts()

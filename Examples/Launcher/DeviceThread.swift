@@ -15,6 +15,9 @@ final class DeviceThread: @unchecked Sendable {
     private var thread: pthread_t?
     /// Set by `stop`: the loop ends, and no thread starts again.
     private(set) var stopping = false
+    /// Set by `hold`: the loop raises nothing until `release` (a snapshot reads the
+    /// device's registers and the in-kernel irqchip as of one moment).
+    private(set) var held = false
 
     /// `name`: the thread's, `vmm-` added (`HostThread`).
     init(name: String) {
@@ -38,6 +41,18 @@ final class DeviceThread: @unchecked Sendable {
         lock()
         defer { unlock() }
         return try body()
+    }
+
+    /// Keeps the thread from raising anything until `release`; returns once a raise
+    /// under way (it holds the lock) is done.
+    func hold() { locked { held = true } }
+
+    /// Ends a `hold`: what came due meanwhile is raised now.
+    func release() {
+        locked {
+            held = false
+            signal()
+        }
     }
 
     /// [under the lock] Wakes the thread: the device changed what it waits for.

@@ -20,6 +20,8 @@ final class HPET: @unchecked Sendable {
     private var state = HPETState()
     private var line: (@Sendable (UInt32, Bool) -> Void)?
     private var pit: (@Sendable (Bool) -> Void)?
+    /// The RTC's interrupt output (`rtcLine`), whatever IRQ 8 shows.
+    private var rtcLevel = false
     private let clock: @Sendable () -> UInt64
 
     /// `clock`: nanoseconds, never going back (tests give their own).
@@ -36,6 +38,18 @@ final class HPET: @unchecked Sendable {
         locked { (self.line, self.pit) = (line, pit) }
     }
 
+    /// The RTC's interrupt output. On QEMU's `pc` it reaches IRQ 8 through the HPET,
+    /// which passes it on unless LegacyReplacement gives IRQ 8 to timer 1; the level is
+    /// kept meanwhile and driven when that mode ends (`hpet_handle_legacy_irq`,
+    /// `rtc_irq_level`): the RTC's interrupts stop while the HPET holds IRQ 8, and one
+    /// the RTC raised meanwhile (it waits for register C to be read) is not lost.
+    func rtcLine(_ level: Bool) {
+        locked {
+            rtcLevel = level
+            if !state.legacy { line?(8, level) }
+        }
+    }
+
     private func apply(_ changes: [HPETState.LineChange]) {
         guard let line else { return }
         for change in changes {
@@ -43,6 +57,7 @@ final class HPET: @unchecked Sendable {
             case let .level(gsi, high) where gsi < VirtualMachine.irqLines: line(gsi, high)
             case let .pulse(gsi) where gsi < VirtualMachine.irqLines: line(gsi, true); line(gsi, false)
             case let .pit(enabled): pit?(enabled)
+            case .rtc: line(8, rtcLevel)
             default: break
             }
         }
@@ -98,10 +113,15 @@ final class HPET: @unchecked Sendable {
     /// Ends the interrupt thread, if it started (the run is over); the lines stay as they are.
     func stopInterrupts() { thread.stop() }
 
+    /// Holds the interrupt thread's raises until `releaseInterrupts` (`DeviceThread.hold`).
+    func holdInterrupts() { thread.hold() }
+    func releaseInterrupts() { thread.release() }
+
     private func interruptLoop() {
         thread.lock()
         defer { thread.unlock() }
         while !thread.stopping {
+            if thread.held { thread.wait(seconds: nil); continue }
             let now = clock()
             apply(state.fire(now: now))
             guard let next = state.nextFiring(now: now) else { thread.wait(seconds: nil); continue }

@@ -64,6 +64,8 @@ struct HPETState: Equatable {
         case level(UInt32, Bool)
         case pulse(UInt32)
         case pit(enabled: Bool)
+        /// IRQ 8 given back to the RTC, at the level its output holds (`HPET.rtcLine`).
+        case rtc
     }
 
     var config: UInt64 = 0
@@ -178,8 +180,12 @@ struct HPETState: Equatable {
         }
         config = new
         // LegacyReplacement moved timers 0 and 1 to or from IRQ 0 and 8: what they held is
-        // let go, and the PIT, which IRQ 0 is the HPET's or again its own, held or let run.
-        if (new ^ old) & Config.legacy != 0 { changes += [.pit(enabled: new & Config.legacy == 0), .level(0, false), .level(8, false)] }
+        // let go, the PIT (IRQ 0's again, or the HPET's) let run or held, and IRQ 8 given
+        // back to the RTC at its output's level, in QEMU's order (`hpet_ram_write`).
+        if (new ^ old) & Config.legacy != 0 {
+            changes += new & Config.legacy != 0 ? [.pit(enabled: false), .level(0, false), .level(8, false)]
+                : [.level(0, false), .pit(enabled: true), .rtc]
+        }
     }
 
     private mutating func writeTimerConfig(_ n: Int, _ merged: UInt64, now: UInt64, _ changes: inout [LineChange]) {

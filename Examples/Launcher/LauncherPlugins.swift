@@ -115,24 +115,29 @@ extension Launcher {
     /// ports 0x80 and 0xf0 (`quietPorts`).
     func registerMachineControls(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
         do {
+            // The HPET, which the ACPI tables describe, on machines that have them (unless --no-hpet).
+            var hpet: HPET?
+            if options.useIRQChip, !options.noHPET, dispatcher.mmioOwner(address: HPETState.base, length: HPETState.size) == nil {
+                let device = HPET()
+                try device.register(on: dispatcher)
+                // A failed raise (the VM closing) has no one to tell: the run is ending.
+                device.connectInterrupts(line: { [vm] gsi, level in try? vm.setIRQLine(gsi, level: level) },
+                                         pit: { [vm] enabled in try? vm.setPITSilenced(!enabled) })
+                devices.hpet = device
+                hpet = device
+            }
             if dispatcher.pioOwner(port: RTC.indexPort, count: 2) == nil {
                 let low = min(options.memory, RAMLayout.holeStart)
                 let rtc = RTC(cpus: options.vcpus, lowRAM: low, highRAM: options.memory - low)
                 try rtc.register(on: dispatcher)
                 devices.rtc = rtc
-                if options.useIRQChip {
+                // IRQ 8 through the HPET when there is one, as QEMU's pc wires it (LegacyReplacement takes it).
+                if let hpet {
+                    rtc.connectInterrupts { level in hpet.rtcLine(level) }
+                } else if options.useIRQChip {
                     // A failed raise (the VM closing) has no one to tell: the run is ending.
                     rtc.connectInterrupts { [vm] level in try? vm.setIRQLine(8, level: level) }
                 }
-            }
-            // The HPET, which the ACPI tables describe, on machines that have them (unless --no-hpet).
-            if options.useIRQChip, !options.noHPET, dispatcher.mmioOwner(address: HPETState.base, length: HPETState.size) == nil {
-                let hpet = HPET()
-                try hpet.register(on: dispatcher)
-                // A failed raise (the VM closing) has no one to tell: the run is ending.
-                hpet.connectInterrupts(line: { [vm] gsi, level in try? vm.setIRQLine(gsi, level: level) },
-                                       pit: { [vm] enabled in try? vm.setPITSilenced(!enabled) })
-                devices.hpet = hpet
             }
             if dispatcher.pioOwner(port: ACPIPowerManagement.controlPort, count: 2) == nil {
                 // With the in-kernel irqchip the guest has ACPI tables (PCFirmware) and an SCI.

@@ -44,6 +44,9 @@ final class LauncherSnapshot: @unchecked Sendable {
         let running = vm.vcpus.filter { !$0.isPaused }
         for vcpu in running { vcpu.pause() }
         defer { for vcpu in running { vcpu.resume() } }
+        // The built-in devices' interrupts wait until the irqchip is saved too (runs before the resume).
+        self.devices.holdInterrupts()
+        defer { self.devices.releaseInterrupts() }
         var devices: [DeviceState]
         do { devices = try plugins.saveStates() } catch {
             throw LauncherError(.snapshot, "cannot snapshot: \(error)")

@@ -373,12 +373,16 @@ final class RTC: @unchecked Sendable {
     /// Ends the interrupt thread, if it started (the run is over); IRQ 8 is left as it is.
     func stopInterrupts() { thread.stop() }
 
+    /// Holds the interrupt thread's raises until `releaseInterrupts` (`DeviceThread.hold`).
+    func holdInterrupts() { thread.hold() }
+    func releaseInterrupts() { thread.release() }
+
     private func interruptLoop() {
         thread.lock()
         defer { thread.unlock() }
         while !thread.stopping {
             let enabled = ram[Self.registerB] & 0x70
-            guard enabled != 0, !raised else { thread.wait(seconds: nil); continue }
+            guard enabled != 0, !raised, !thread.held else { thread.wait(seconds: nil); continue }
             let now = ticks()
             if flags(at: now) & 0x80 != 0 {
                 raised = true
