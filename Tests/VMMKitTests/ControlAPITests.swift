@@ -233,7 +233,7 @@ struct ControlAPITests {
         let out = NSTemporaryDirectory() + "vmm-pit-\(getpid()).out"
         defer { unlink(out) }
         let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("pitpause.elf"), "--serial", "file:\(out)",
-                                              "--api-sock", socket, "--max-seconds", "600"])
+                                              "--api-sock", socket, "--max-seconds", "60"]) // a bound if a step fails
         defer { vmm.kill() }
         #expect(eventually { (try? String(contentsOfFile: out, encoding: .utf8))?.contains("pit: ticking") == true })
         #expect(try Self.ctl([socket, "pause"]).status == 0)

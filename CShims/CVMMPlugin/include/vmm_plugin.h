@@ -68,8 +68,9 @@
  *                 The host kicks a vCPU thread (a stop, a pause, kick()) with the
  *                 real-time signal SIGRTMIN, whose handler is installed without
  *                 SA_RESTART so that KVM_RUN returns: a blocking system call made here
- *                 (read, poll, nanosleep, a futex wait) may then fail with EINTR, and
- *                 the handler retries it or returns. Never block SIGRTMIN or install a
+ *                 (read, write, poll, nanosleep, sem_wait, a raw futex) may then fail
+ *                 with EINTR, and the handler retries it or returns (pthread mutexes
+ *                 and condition variables do not return EINTR). Never block SIGRTMIN or install a
  *                 handler of your own for it.
  *   [any-thread]  Callable from any thread, concurrently; the callee is thread-safe.
  *

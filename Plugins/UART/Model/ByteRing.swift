@@ -6,6 +6,8 @@ struct ByteRing {
     private var head = 0
     /// Bytes `push` accepts before it reports the FIFO full.
     var capacity: Int
+    /// Bytes moved by compaction so far (its cost: linear in the bytes popped, `InputPumpTests`).
+    private(set) var compactedBytes = 0
 
     init(capacity: Int) { self.capacity = capacity }
 
@@ -31,7 +33,11 @@ struct ByteRing {
         // once half is consumed, so each byte is moved O(1) times (compacting every 4096
         // pops moved a megabyte queue 256 times per megabyte: quadratic).
         if head == storage.count { storage.removeAll(keepingCapacity: true); head = 0 }
-        else if head >= 4096, head >= storage.count - head { storage.removeFirst(head); head = 0 }
+        else if head >= 4096, head >= storage.count - head {
+            compactedBytes += storage.count - head
+            storage.removeFirst(head)
+            head = 0
+        }
         return byte
     }
 

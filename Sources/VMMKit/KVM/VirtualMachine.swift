@@ -194,17 +194,19 @@ extension VirtualMachine {
     /// reinject mode kept every tick, so the guest got them all at once on resume (111
     /// ticks in the 0.1 s after a 1 s pause at 100 Hz, where 10 come). Writing the state
     /// back, as QEMU does on resume (`kvm_pit_put`), restarts channel 0's period from
-    /// now and empties the backlog. Only a periodic channel 0 (modes 2 and 3) is
-    /// written: a one-shot owes at most one tick, and writing it would arm it again.
-    /// Does nothing in a VM without a PIT. Call it with the vCPUs still paused.
+    /// now and empties the backlog; KVM reloads every channel's count so, channel 2's
+    /// too (a one-shot there that had run out counts again), as under QEMU. Written only
+    /// while channel 0 is periodic (modes 2 and 3: a one-shot owes at most one tick, and
+    /// writing it would arm it again) and the HPET does not hold IRQ 0. Each call
+    /// delays the next tick by up to a period. Does nothing in a VM without a PIT (ENXIO;
+    /// ENOTTY where the kernel has no in-kernel I/O APIC). Call it with the vCPUs paused.
     public func restartPeriodicPIT() throws(VMMError) {
         let fd = try liveFD()
         var state = kvm_pit_state2()
         let rc = withUnsafeMutablePointer(to: &state) { ckvm_ioctl(fd, CKVM_GET_PIT2, UnsafeMutableRawPointer($0)) }
-        if rc < 0, errno == ENXIO { return } // no PIT (createPIT was not called)
+        if rc < 0, errno == ENXIO || errno == ENOTTY { return } // no PIT
         if rc < 0 { _ = try ioctl(fd, CKVM_GET_PIT2, "KVM_GET_PIT2", &state) } // EINTR retried, or the error thrown
-        let mode = state.channels.0.mode
-        guard mode == 2 || mode == 3 || mode == 6 || mode == 7 else { return } // 6 and 7 read as 2 and 3
+        guard state.channels.0.mode == 2 || state.channels.0.mode == 3 else { return }
         guard state.flags & UInt32(KVM_PIT_FLAGS_HPET_LEGACY) == 0 else { return } // the HPET holds IRQ 0: no timer
         _ = try ioctl(fd, CKVM_SET_PIT2, "KVM_SET_PIT2", &state)
     }
