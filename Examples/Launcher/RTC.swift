@@ -17,7 +17,8 @@ import VMMKit
 /// alarm registers (1, 3, 5; 0xc0-0xff matches any) has begun, "periodic" (bit 6) once a
 /// period of register A's rate has passed while register B enables it, and "IRQ" (bit 7)
 /// when register B enables one that is set; a read clears them. With an in-kernel
-/// irqchip, IRQ 8 is raised then until register C is read (`connectInterrupts`). Before, "update in progress" never read set, register C always read 0 and IRQ 8
+/// irqchip, its interrupt output (IRQ 8, through the HPET where there is one, as QEMU's
+/// `pc` wires it) is raised then until register C is read (`connectInterrupts`). Before, "update in progress" never read set, register C always read 0 and IRQ 8
 /// never rose: a guest waiting for any of them spun or slept until `--max-seconds`.
 ///
 /// Without it both ports were unassigned: every register read 0xff, so "update in
@@ -47,9 +48,11 @@ final class RTC: @unchecked Sendable {
     /// The guest's clock in ticks when register C was last read (or the clock started):
     /// its flags are the seconds and periods that ended since.
     private var flagsRead: Int64 = 0
-    /// Drives IRQ 8 (`connectInterrupts`: machines with an in-kernel irqchip).
+    /// Drives the interrupt output (`connectInterrupts`: machines with an in-kernel
+    /// irqchip): IRQ 8, or the HPET's `rtcLine`, which passes it on to IRQ 8. Called under
+    /// this device's lock, which is so taken before the HPET's, never after.
     private var line: (@Sendable (Bool) -> Void)?
-    /// IRQ 8 was raised and register C not read since: nothing more to raise until it is.
+    /// The output was raised and register C not read since: nothing more to raise until it is.
     private var raised = false
 
     init(cpus: Int, lowRAM: UInt64, highRAM: UInt64) {
@@ -139,6 +142,14 @@ final class RTC: @unchecked Sendable {
             // SET clears the update-ended interrupt's enable, as QEMU's.
             ram[at] = at == Self.registerA ? value & 0x7f : value & 0x80 != 0 ? value & ~0x10 : value
             if !wasRunning, clockRuns, let t = latched() { setTime(t) }
+            // The line follows IRQF under the new enables, as QEMU's register B write: an
+            // interrupt the guest disabled before reading C is lowered, not delivered later
+            // (through the HPET, at the end of LegacyReplacement, it was); one enabled
+            // now is raised by the thread.
+            if at == Self.registerB, raised, flags(at: ticks()) & 0x80 == 0 {
+                raised = false
+                line?(false)
+            }
             thread.signal()
         default: ram[at] = value
         }
@@ -236,7 +247,7 @@ final class RTC: @unchecked Sendable {
         return false
     }
 
-    /// A read of register C: its flags, cleared; IRQ 8 lowered if it was raised.
+    /// A read of register C: its flags, cleared; the interrupt output lowered if it was raised.
     private func takeFlags() -> UInt8 {
         let now = ticks()
         let c = flags(at: now)

@@ -157,6 +157,27 @@ struct UARTOutputSinkTests {
         #expect(sink.lossReport(name: "com1") == ["com1: console output stopped, the guest's later output was lost: cannot start the output thread: Resource temporarily unavailable (errno 11)"])
     }
 
+    /// The UART calls `send` under its own lock, and the room handler is its
+    /// `transmitterRoom`, which takes that lock: called from there it deadlocked the vCPU.
+    @Test("a UART whose console's writer cannot start: the THR write that fills the buffer returns (it deadlocked on the UART's lock), and THRE is set")
+    func writerCannotStartUnderTheUART() throws {
+        let console = Console()
+        let full = [UInt8](repeating: UInt8(ascii: "x"), count: Console.size)
+        #expect(full.withUnsafeBytes { Glibc.write(console.write, $0.baseAddress!, $0.count) } == Console.size)
+        let starter = Starter(failing: EAGAIN)
+        let sink = try UARTOutputSink(.file(console.path), capacity: 16, starter: starter.start)
+        let uart = UART16550(send: { sink.send($0) }, ready: { sink.isReady })
+        sink.onRoom { [weak uart] in uart?.transmitterRoom() }
+        uart.write(1, 0x02) // IER: THRE interrupt
+        for _ in 0..<17 { uart.write(0, UInt8(ascii: "y")) }
+        #expect(starter.calls.load(ordering: .relaxed) == 1)
+        #expect(uart.read(5) & 0x60 == 0x60, "THRE and TEMT: the failed console takes (and drops) everything")
+        let iir = uart.read(2)
+        #expect(iir & 0x0f == 0x02, "the THRE interrupt is pending: IIR \(iir)")
+        sink.close()
+        #expect(sink.failure != nil)
+    }
+
     @Test("send answers isReady in the same call: the byte that fills the buffer clears THRE, room sets it again")
     func sendAnswersRoom() throws {
         let console = Console()

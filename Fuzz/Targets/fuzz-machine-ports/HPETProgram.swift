@@ -44,6 +44,7 @@ func hpetProgram(_ input: UnsafeBufferPointer<UInt8>) {
             switch change {
             case let .level(gsi, _), let .pulse(gsi): check(gsi < 32, "HPET drove GSI \(gsi)")
             case let .pit(enabled): check(enabled == !s.legacy, "HPET: the PIT \(enabled ? "let run" : "held") against LegacyReplacement \(s.legacy)")
+            case .rtc: check(!s.legacy, "HPET: IRQ 8 given back to the RTC in LegacyReplacement")
             }
         }
         check(HPETState.refusal(s.saved(now: now)) == nil, "HPET: \(HPETState.refusal(s.saved(now: now)) ?? "")")

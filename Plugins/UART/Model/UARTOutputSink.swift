@@ -144,8 +144,11 @@ public final class UARTOutputSink: @unchecked Sendable {
 
     /// Starts the writer `takeStartDue` said is due, with `starter`. A writer that cannot
     /// start fails the console as a failed write does: the bytes are dropped, `failure`
-    /// says why, and a UART waiting for room gets it.
-    private func startDueWriter() {
+    /// says why, and a UART waiting for room gets it, through the room handler when
+    /// `notify`. `send` passes false: the UART calls it under its own lock, which the
+    /// handler (`transmitterRoom`) takes again (the vCPU deadlocked on itself, under a
+    /// thread limit with a small txbuffer); `send`'s answer tells it of the room instead.
+    private func startDueWriter(notify: Bool = true) {
         guard let starter else { return }
         let rc = startWriter(starter)
         let handler: (@Sendable () -> Void)? = locked {
@@ -159,7 +162,7 @@ public final class UARTOutputSink: @unchecked Sendable {
             writerDone = true
             pthread_cond_broadcast(progress)
             defer { wasFull = false }
-            return wasFull ? roomHandler : nil
+            return wasFull && notify ? roomHandler : nil
         }
         handler?()
     }
@@ -181,17 +184,20 @@ public final class UARTOutputSink: @unchecked Sendable {
     }
 
     /// One transmitted byte. Never blocks on the console.
-    public func write(_ byte: UInt8) { _ = send(byte) }
+    public func write(_ byte: UInt8) { _ = send(byte, notify: true) }
 
     /// One transmitted byte, then `isReady`, in one hold of the lock: the UART asks both
     /// on every THR write, and this is its per-byte path. Never blocks on the console.
-    public func send(_ byte: UInt8) -> Bool {
+    /// The room handler is not called from here (`startDueWriter`): the answer says it.
+    public func send(_ byte: UInt8) -> Bool { send(byte, notify: false) }
+
+    private func send(_ byte: UInt8, notify: Bool) -> Bool {
         let (start, room) = locked { () -> (Bool, Bool) in
             append(byte)
             return (takeStartDue(), hasRoom)
         }
         guard start else { return room }
-        startDueWriter() // a writer that cannot start fails the console: room again
+        startDueWriter(notify: notify) // a writer that cannot start fails the console: room again
         return isReady
     }
 
