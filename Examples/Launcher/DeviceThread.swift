@@ -18,6 +18,8 @@ final class DeviceThread: @unchecked Sendable {
     /// Set by `hold`: the loop raises nothing until `release` (a snapshot reads the
     /// device's registers and the in-kernel irqchip as of one moment).
     private(set) var held = false
+    /// How often the loop found itself held and slept (`waitIfHeld`), for tests.
+    private(set) var heldWaits = 0
 
     /// `name`: the thread's, `vmm-` added (`HostThread`).
     init(name: String) {
@@ -53,6 +55,16 @@ final class DeviceThread: @unchecked Sendable {
             held = false
             signal()
         }
+    }
+
+    /// [the thread, under the lock] Sleeps while a `hold` lasts; true when it did (the
+    /// loop then looks at the device again). Each pass of a device's loop asks this
+    /// first, before it raises anything.
+    func waitIfHeld() -> Bool {
+        guard held else { return false }
+        heldWaits += 1
+        pthread_cond_wait(changed, mutex)
+        return true
     }
 
     /// [under the lock] Wakes the thread: the device changed what it waits for.

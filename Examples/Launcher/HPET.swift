@@ -15,7 +15,7 @@ final class HPET: @unchecked Sendable {
     /// The fewest nanoseconds between two passes of the interrupt thread.
     static let minimumInterval: UInt64 = 10_000
 
-    private let thread = DeviceThread(name: "hpet")
+    let thread = DeviceThread(name: "hpet")
     // Guarded by the thread's lock:
     private var state = HPETState()
     private var line: (@Sendable (UInt32, Bool) -> Void)?
@@ -121,7 +121,7 @@ final class HPET: @unchecked Sendable {
         thread.lock()
         defer { thread.unlock() }
         while !thread.stopping {
-            if thread.held { thread.wait(seconds: nil); continue }
+            if thread.waitIfHeld() { continue }
             let now = clock()
             apply(state.fire(now: now))
             guard let next = state.nextFiring(now: now) else { thread.wait(seconds: nil); continue }

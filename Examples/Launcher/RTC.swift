@@ -392,8 +392,9 @@ final class RTC: @unchecked Sendable {
         thread.lock()
         defer { thread.unlock() }
         while !thread.stopping {
+            if thread.waitIfHeld() { continue }
             let enabled = ram[Self.registerB] & 0x70
-            guard enabled != 0, !raised, !thread.held else { thread.wait(seconds: nil); continue }
+            guard enabled != 0, !raised else { thread.wait(seconds: nil); continue }
             let now = ticks()
             if flags(at: now) & 0x80 != 0 {
                 raised = true
