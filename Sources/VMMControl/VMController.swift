@@ -20,6 +20,8 @@ public final class VMController: @unchecked Sendable {
         var keyboard: (@Sendable ([Substring]) throws(ControlError) -> Void)?
         var mouse: (@Sendable (MouseEvent) throws(ControlError) -> Void)?
         var pausedByController = false
+        /// A snapshot's hook runs (outside the lock): the VM stays paused until it returns.
+        var snapshotting = false
     }
 
     public init(vm: VirtualMachine, exitCounter: ExitKindCounter? = nil) {
@@ -87,6 +89,7 @@ public final class VMController: @unchecked Sendable {
             let vcpus = vm.vcpus
             guard vcpus.contains(where: { $0.isRunning }) else { throw .conflict("the VM has stopped") }
             guard s.pausedByController else { return }
+            guard !s.snapshotting else { throw .conflict("a snapshot is being written; resume once it is done") }
             // A PIT that cannot be written back costs the guest a burst of ticks, not its
             // run: the resume goes on.
             try? vm.restartPeriodicPIT()
@@ -203,15 +206,22 @@ public final class VMController: @unchecked Sendable {
     // MARK: - Snapshot
 
     /// Saves the paused VM into `directory` through the installed hook; the VM stays paused.
+    /// The hook runs outside the operations' lock, so `metrics()`, `info()` and the rest are
+    /// answered while it writes (they waited for the whole snapshot); meanwhile `resume()`
+    /// and another snapshot are refused (`.conflict`), so the VM stays as the hook found it.
     public func snapshot(to directory: String) throws(ControlError) {
-        try operations.withLock { (s) throws(ControlError) in
+        let hook = try operations.withLock { (s) throws(ControlError) -> SnapshotHook in
             guard let hook = s.snapshotHook else {
                 throw .unavailable("snapshotting is not available in this build (no snapshot hook installed)")
             }
             guard vm.vcpus.contains(where: { $0.isRunning }) else { throw .conflict("the VM has stopped") }
             guard s.pausedByController else { throw .conflict("the VM must be paused before a snapshot (PATCH /vm {\"state\": \"Paused\"})") }
-            do { try hook(vm, directory) } catch { throw .failed("snapshot to \(directory) failed: \(error)") }
+            guard !s.snapshotting else { throw .conflict("a snapshot is being written; ask again once it is done") }
+            s.snapshotting = true
+            return hook
         }
+        defer { operations.withLock { $0.snapshotting = false } }
+        do { try hook(vm, directory) } catch { throw .failed("snapshot to \(directory) failed: \(error)") }
     }
 
     // MARK: - Metrics

@@ -223,6 +223,46 @@ struct ControlAPITests {
         #expect(run.stderr == "")
     }
 
+    /// A snapshot's writing held in fsync (an LD_PRELOAD fixture) for as long as the test
+    /// likes. The handler ran under the controller's lock on the Swift concurrency pool's
+    /// threads (as many as the cores): `metrics` waited for the whole snapshot, and with
+    /// it holding the other thread, so did `stop` and even `info`.
+    @Test("while a snapshot is being written, info, metrics and stop are answered at once, a second snapshot and a resume are refused, and the run ends once it is written")
+    func requestsDuringSnapshot() throws {
+        let socket = Self.socketPath("slowsnap")
+        let hold = NSTemporaryDirectory() + "vmm-fsync-hold-\(getpid())", dir = NSTemporaryDirectory() + "vmm-api-slowsnap-\(getpid())"
+        let preload = VMMProcess.root.appendingPathComponent(".build/plugins/fixtures/libFsyncHold.so").path
+        try #require(FileManager.default.createFile(atPath: hold, contents: nil))
+        defer {
+            unlink(hold)
+            unlink(hold + ".waiting")
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let image = try VMMProcess.temp("outloop-slowsnap.bin", outLoop)
+        let vmm = Spawned("/usr/bin/env", ["LD_PRELOAD=\(preload)", "VMM_TEST_FSYNC_HOLD=\(hold)", VMMProcess.binary, "run", image,
+                                           "--load-addr", "0x100000", "--serial", "none", "--api-sock", socket, "--max-seconds", "300"])
+        defer { vmm.kill() }
+        #expect(eventually { (try? Self.ctl([socket, "info"]).status) == 0 })
+        #expect(try Self.ctl([socket, "pause"]).status == 0)
+        let snapshot = Spawned(VMMProcess.binary, ["ctl", socket, "snapshot", dir])
+        #expect(eventually { access(hold + ".waiting", F_OK) == 0 }, "the snapshot reached its first fsync")
+        // Each answered while the snapshot is held (the client gives up after 30 s: status 3).
+        #expect(try Self.ctl([socket, "info"]).stdout.hasPrefix(#"{"state": "Paused""#))
+        #expect(try Self.ctl([socket, "metrics"]).status == 0)
+        let second = try Self.ctl([socket, "snapshot", dir + "-2"])
+        #expect(second.status == 4 && second.stdout.contains("a snapshot is being written"), "\(second.stdout)\(second.stderr)")
+        let resume = try Self.ctl([socket, "resume"])
+        #expect(resume.status == 4 && resume.stdout.contains("a snapshot is being written"), "\(resume.stdout)\(resume.stderr)")
+        #expect(try Self.ctl([socket, "stop"]).status == 0)
+        #expect(snapshot.wait(tries: 1) == nil, "the snapshot is still held")
+        unlink(hold)
+        let saved = snapshot.wait()
+        #expect(saved.status == 0, "\(saved.stdout)\(saved.stderr)")
+        #expect(access(dir + "/manifest", F_OK) == 0)
+        let run = vmm.wait()
+        #expect(run.status == 0 && run.stderr == "", "\(run.stderr)")
+    }
+
     /// KVM's in-kernel PIT runs on while the vCPUs are paused and, in its reinject mode,
     /// keeps every tick the guest does not take: they all came right after the resume
     /// (111 in the 0.1 s after a 1 s pause at 100 Hz). QEMU writes the PIT's state back

@@ -122,6 +122,33 @@ struct VMControllerTests {
         #expect(controller.info().state == .stopped)
     }
 
+    @Test("while a snapshot's hook writes: metrics and info are answered, resume and a second snapshot are refused, the VM stays paused; after it, resume works")
+    func snapshotOutsideTheLock() throws {
+        let guest = try TestGuest("spin")
+        let controller = VMController(vm: guest.vm)
+        try guest.vcpu.start(guest.dispatcher)
+        let writing = Flag(), release = Flag(), done = Flag()
+        controller.setSnapshotHook { _, _ in
+            writing.set()
+            while !release.isSet { usleep(1000) }
+        }
+        try controller.pause()
+        let snapshotter = spawn { _ = try? controller.snapshot(to: "/tmp/x"); done.set() }
+        #expect(eventually { writing.isSet })
+        // Each of these waited for the whole snapshot when the hook ran under the lock.
+        _ = controller.metrics()
+        #expect(controller.info().state == .paused)
+        #expect(throws: ControlError.conflict("a snapshot is being written; resume once it is done")) { try controller.resume() }
+        #expect(throws: ControlError.conflict("a snapshot is being written; ask again once it is done")) { try controller.snapshot(to: "/tmp/y") }
+        #expect(!done.isSet && guest.vcpu.isPaused)
+        release.set()
+        pthread_join(snapshotter, nil)
+        try controller.resume()
+        #expect(eventually { controller.info().state == .running })
+        controller.stop()
+        #expect(guest.vcpu.join() == .requested)
+    }
+
     @Test("request bodies: strict flat JSON, unknown or missing fields and bad values are 400 with a message")
     func bodies() throws {
         #expect(try FlatJSON.parseObject(Array(#" { "state" : "Paused" } "#.utf8)) == ["state": "Paused"])

@@ -13,6 +13,11 @@ import ServiceLifecycle
 /// Foundation they bring cost nothing to a run without the flag.
 final class APIServer: @unchecked Sendable {
     private let group: MultiThreadedEventLoopGroup
+    /// `handle` runs here, a thread for each connection served: a handler that blocks (a
+    /// snapshot being written) holds its own thread, never the Swift concurrency pool's
+    /// (as many as the cores: two blocked snapshots once kept a stop from being answered
+    /// until both were written).
+    private let handlers: NIOThreadPool
     private let services: ServiceGroup
     private let finished = Latch()
     private let ready = Latch()
@@ -20,13 +25,16 @@ final class APIServer: @unchecked Sendable {
 
     init(path: String, ops: vmm_api_ops_t) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let connections = Self.connectionLimit()
+        handlers = NIOThreadPool(numberOfThreads: connections)
+        handlers.start()
         let router = Router()
-        router.add(middleware: Forward(ops: ops))
+        router.add(middleware: Forward(ops: ops, handlers: handlers))
         var quiet = Logger(label: "vmm-api") { StreamLogHandler.standardError(label: $0) }
         quiet.logLevel = .warning
         let ready = self.ready
         let limits = ApplicationConfiguration(address: .unixDomainSocket(path: path), serverName: "vmm",
-                                              availableConnectionsDelegate: MaximumAvailableConnections(Self.connectionLimit()))
+                                              availableConnectionsDelegate: MaximumAvailableConnections(connections))
         let http = HTTP1Channel.Configuration(additionalChannelHandlers: [RequestDeadline(limit: .seconds(Self.transferSeconds))],
                                               idleTimeout: .seconds(Self.idleSeconds))
         let app = Application(router: router, server: .http1(configuration: http),
@@ -92,20 +100,27 @@ final class APIServer: @unchecked Sendable {
 private struct Forward: RouterMiddleware, @unchecked Sendable {
     typealias Context = BasicRequestContext
     let ops: vmm_api_ops_t
+    let handlers: NIOThreadPool
+
+    /// The caller's answer, carried back from the handler thread (its pointers stay valid
+    /// until `release`).
+    struct Answer: @unchecked Sendable { let raw: vmm_api_answer_t }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var request = request
         let body: [UInt8]?
         if let buffer = try? await request.collectBody(upTo: ops.max_body_bytes) { body = Array(buffer: buffer) } else { body = nil }
         let method = request.method.rawValue, path = request.uri.path
-        let answer = method.withCString { m in
-            path.withCString { p in
-                if let body {
-                    return body.withUnsafeBufferPointer { ops.handle(ops.ctx, m, p, $0.baseAddress, $0.count) }
+        let answer = try await handlers.runIfActive { [self] in
+            Answer(raw: method.withCString { m in
+                path.withCString { p in
+                    if let body {
+                        return body.withUnsafeBufferPointer { ops.handle(ops.ctx, m, p, $0.baseAddress, $0.count) }
+                    }
+                    return ops.handle(ops.ctx, m, p, nil, Int.max)
                 }
-                return ops.handle(ops.ctx, m, p, nil, Int.max)
-            }
-        }
+            })
+        }.raw
         var headers = HTTPFields()
         var buffer = ByteBuffer()
         if let bytes = answer.body, answer.body_len > 0 {

@@ -17,10 +17,11 @@
  * so is one whose request has not arrived whole 5 s after its head, or that has taken
  * none of its answers for 5 s while they wait. `handle`'s own time is not limited.
  *
- * Threads: `handle` and `release` are called from the server's request tasks, on the
- * Swift concurrency pool's threads: requests on different connections may be handled at
- * the same time, and a `handle` that blocks holds one of the pool's threads (as many
- * as the machine has cores) until it returns; the caller serialises what must be.
+ * Threads: `handle` is called on the server's handler threads, one for each connection
+ * it serves at once, `release` from the server's request tasks: requests on different
+ * connections may be handled at the same time, and a `handle` that blocks holds only its
+ * own connection's thread, so the others are answered meanwhile; the caller serialises
+ * what must be.
  * `vmm_api_server_start` and `vmm_api_server_stop` on any one thread.
  */
 
