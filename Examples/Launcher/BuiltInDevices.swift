@@ -32,15 +32,11 @@ final class BuiltInDevices: @unchecked Sendable {
     /// of one moment. (An interrupt raised between the two was in the irqchip's state and,
     /// for the HPET, fired again by the restored comparator: twice; for the RTC, with its
     /// flag missing from the saved register C: a spurious interrupt and a lost event.)
-    func holdInterrupts() {
-        rtc?.holdInterrupts()
-        hpet?.holdInterrupts()
-    }
+    func holdInterrupts() { interruptThreads.forEach { $0.hold() } }
 
-    func releaseInterrupts() {
-        rtc?.releaseInterrupts()
-        hpet?.releaseInterrupts()
-    }
+    func releaseInterrupts() { interruptThreads.forEach { $0.release() } }
+
+    private var interruptThreads: [DeviceThread] { [rtc?.thread, hpet?.thread].compactMap { $0 } }
 
     /// Ends what runs beside the vCPUs (the RTC's and the HPET's interrupt threads): the run is over.
     func close() {

@@ -113,9 +113,6 @@ final class HPET: @unchecked Sendable {
     /// Ends the interrupt thread, if it started (the run is over); the lines stay as they are.
     func stopInterrupts() { thread.stop() }
 
-    /// Holds the interrupt thread's raises until `releaseInterrupts` (`DeviceThread.hold`).
-    func holdInterrupts() { thread.hold() }
-    func releaseInterrupts() { thread.release() }
 
     private func interruptLoop() {
         thread.lock()

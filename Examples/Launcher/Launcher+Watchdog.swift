@@ -58,6 +58,20 @@ extension Launcher {
         }
     }
 
+    /// Runs the machine to its end under `guards`, which end with it however it ends
+    /// (a vCPU thread that cannot start included: they must not outlive the run, nor act
+    /// on the closing VM); the outcome and whether --max-seconds fired.
+    func run(_ supervisor: VMSupervisor, _ dispatcher: ExitDispatcher, guards: RunGuards, stuck: StuckRunExit,
+             api: APIServer?) throws(LauncherError) -> (outcome: VMSupervisor.Outcome, timedOut: Bool) {
+        let outcome: VMSupervisor.Outcome
+        do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch {
+            _ = guards.end()
+            throw LauncherError(.host, error.description)
+        }
+        stuck.runFinished()
+        return (outcome, guards.end())
+    }
+
     /// The threads that may stop a run from outside: `--max-seconds` and the signals.
     struct RunGuards {
         let timer: Watchdog?

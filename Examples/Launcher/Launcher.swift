@@ -122,13 +122,7 @@ struct Launcher {
         // The machine stops as a whole on a vCPU's error; with an in-kernel irqchip HLT
         // never reaches user space, so the supervisor detects a machine that halted for good.
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
-        let outcome: VMSupervisor.Outcome
-        do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch {
-            _ = guards.end() // the timer and signal threads must not outlive the run (or act on the closing VM)
-            throw LauncherError(.host, error.description)
-        }
-        stuck.runFinished()
-        let timedOut = guards.end()
+        let (outcome, timedOut) = try run(supervisor, dispatcher, guards: guards, stuck: stuck, api: api)
         if let screen { VGATextScreen.write(from: vm.memory, to: screen) }
         if let picture, let display = devices.bochs { Screendump.write(display, dac: devices.dac, to: picture) }
         StartupTrace.mark("guest")

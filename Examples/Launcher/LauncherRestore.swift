@@ -189,13 +189,7 @@ extension Launcher {
         // The same vCPU seccomp allow-list and --max-seconds as a booted machine's.
         let guards = try guardVCPUs(vm, plugins, stuck: stuck)
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
-        let outcome: VMSupervisor.Outcome
-        do { outcome = try supervisor.run(dispatcher) { api?.open() } } catch {
-            _ = guards.end() // the timer and signal threads must not outlive the run (or act on the closing VM)
-            throw LauncherError(.host, error.description)
-        }
-        stuck.runFinished()
-        let timedOut = guards.end()
+        let (outcome, timedOut) = try run(supervisor, dispatcher, guards: guards, stuck: stuck, api: api)
         if let screen { VGATextScreen.write(from: vm.memory, to: screen) }
         if let picture, let display = devices.bochs { Screendump.write(display, dac: devices.dac, to: picture) }
         if let stats {

@@ -35,12 +35,12 @@ final class RTC: @unchecked Sendable {
     static let updateTicks: Int64 = 8
     static let maxOffset = BuiltInDeviceState.rtcMaxOffset
 
-    private let thread = DeviceThread(name: "rtc")
+    let thread = DeviceThread(name: "rtc")
     // Guarded by the thread's lock:
     /// CMOS memory, registers A and B included; the time registers are computed while
     /// the clock runs and are the bytes the guest wrote while it is stopped (kept in
     /// snapshots either way).
-    private var ram = [UInt8](repeating: 0, count: 128)
+    var ram = [UInt8](repeating: 0, count: 128)
     /// The last index written to port 0x70, NMI mask bit included.
     private var index: UInt8 = 0
     /// Seconds the guest's clock runs ahead of the host's.
@@ -51,9 +51,9 @@ final class RTC: @unchecked Sendable {
     /// Drives the interrupt output (`connectInterrupts`: machines with an in-kernel
     /// irqchip): IRQ 8, or the HPET's `rtcLine`, which passes it on to IRQ 8. Called under
     /// this device's lock, which is so taken before the HPET's, never after.
-    private var line: (@Sendable (Bool) -> Void)?
+    var line: (@Sendable (Bool) -> Void)?
     /// The output was raised and register C not read since: nothing more to raise until it is.
-    private var raised = false
+    var raised = false
 
     init(cpus: Int, lowRAM: UInt64, highRAM: UInt64) {
         ram[Self.registerA] = 0x26 // 32.768 kHz time base, 1024 Hz rate
@@ -186,14 +186,14 @@ final class RTC: @unchecked Sendable {
 
     /// The guest's clock in ticks of the time base (1/32768 s): the host's UTC clock plus
     /// the offset (at most `maxOffset`, so no overflow before the year 200,000).
-    private func ticks() -> Int64 {
+    func ticks() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return (Int64(ts.tv_sec) &+ offset) &* Self.ticksPerSecond &+ Int64(ts.tv_nsec) &* Self.ticksPerSecond / 1_000_000_000
     }
 
     /// The clock updates once a second: register B's SET clear, divider bits 0-2 (QEMU's test).
-    private var clockRuns: Bool { ram[Self.registerB] & 0x80 == 0 && ram[Self.registerA] & 0x70 <= 0x20 }
+    var clockRuns: Bool { ram[Self.registerB] & 0x80 == 0 && ram[Self.registerA] & 0x70 <= 0x20 }
 
     /// Within the last 244 µs before the clock's next second.
     private func updating(_ now: Int64) -> Bool {
@@ -204,7 +204,7 @@ final class RTC: @unchecked Sendable {
     /// read, "periodic" for a period of register A's rate that did while register B
     /// enables it, and "IRQ" when register B enables one of them. Shifts, not divisions:
     /// a clock set before 1970 counts negative ticks.
-    private func flags(at now: Int64) -> UInt8 {
+    func flags(at now: Int64) -> UInt8 {
         let last = flagsRead
         var flags: UInt8 = 0
         if clockRuns, now >> 15 > last >> 15 {
@@ -263,7 +263,7 @@ final class RTC: @unchecked Sendable {
 
     /// Register A's rate select as QEMU reads it (0 none, 1 and 2 as 8 and 9): a period of
     /// 2^(rate-1) ticks, from 122 µs (3) to 500 ms (15).
-    private func periodShift() -> Int64? {
+    func periodShift() -> Int64? {
         let rate = Int64(ram[Self.registerA] & 0x0f)
         guard rate != 0 else { return nil }
         return (rate <= 2 ? rate + 7 : rate) - 1
@@ -362,53 +362,5 @@ final class RTC: @unchecked Sendable {
         flagsRead = ticks()
         raised = false
         thread.signal()
-    }
-
-    /// Raises IRQ 8 through `line` when register C says "IRQ" (register B enables the
-    /// periodic or update-ended interrupt and its flag is set) until the guest reads C,
-    /// as QEMU's RTC does: on a thread of its own that sleeps until the next period or
-    /// second while one is enabled, and for good while none is. Each raise lowers the
-    /// line first, so it is an edge even where a restored irqchip left the line high.
-    /// The thread starts when register B first enables an interrupt
-    /// (`startInterruptsIfEnabled`): a guest that never does never has it.
-    func connectInterrupts(line: @escaping @Sendable (Bool) -> Void) {
-        thread.locked { self.line = line }
-    }
-
-    /// Starts the interrupt thread if register B enables an interrupt and none runs: after
-    /// a guest's write and after a restore (before the vCPUs run).
-    func startInterruptsIfEnabled() throws(VMMError) {
-        try thread.start(when: { [self] in line != nil && ram[Self.registerB] & 0x70 != 0 }) { [self] in interruptLoop() }
-    }
-
-    /// Ends the interrupt thread, if it started (the run is over); IRQ 8 is left as it is.
-    func stopInterrupts() { thread.stop() }
-
-    /// Holds the interrupt thread's raises until `releaseInterrupts` (`DeviceThread.hold`).
-    func holdInterrupts() { thread.hold() }
-    func releaseInterrupts() { thread.release() }
-
-    private func interruptLoop() {
-        thread.lock()
-        defer { thread.unlock() }
-        while !thread.stopping {
-            if thread.waitIfHeld() { continue }
-            let enabled = ram[Self.registerB] & 0x70
-            guard enabled != 0, !raised else { thread.wait(seconds: nil); continue }
-            let now = ticks()
-            if flags(at: now) & 0x80 != 0 {
-                raised = true
-                line?(false)
-                line?(true)
-                continue
-            }
-            var next = Int64.max
-            // The update and alarm interrupts come at a second's end.
-            if enabled & 0x30 != 0, clockRuns { next = ((now >> 15) &+ 1) << 15 }
-            if enabled & 0x40 != 0, let shift = periodShift() { next = min(next, ((now >> shift) &+ 1) << shift) }
-            guard next != .max else { thread.wait(seconds: nil); continue }
-            // Ticks to seconds, rounded up by a microsecond: waking early costs a pass.
-            thread.wait(seconds: Double(next &- now) / Double(Self.ticksPerSecond) + 1e-6)
-        }
     }
 }

@@ -245,7 +245,7 @@ struct HPETTests {
         defer { hpet.stopInterrupts() }
         bench.advance(100_000)
         #expect(Self.eventually { bench.pulses > 0 }, "the timer fires")
-        hpet.holdInterrupts()
+        hpet.thread.hold()
         let before = bench.pulses
         bench.advance(1_000_000) // 100 periods due
         let woken = hpet.thread.locked { () -> Int in
@@ -254,7 +254,7 @@ struct HPETTests {
         }
         #expect(Self.eventually { hpet.thread.locked { hpet.thread.heldWaits } > woken }, "the thread woke and found itself held")
         #expect(bench.pulses == before, "fired while held")
-        hpet.releaseInterrupts()
+        hpet.thread.release()
         #expect(Self.eventually { bench.pulses > before }, "what came due fires once released")
     }
 }

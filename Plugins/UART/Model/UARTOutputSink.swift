@@ -144,10 +144,8 @@ public final class UARTOutputSink: @unchecked Sendable {
 
     /// Starts the writer `takeStartDue` said is due, with `starter`. A writer that cannot
     /// start fails the console as a failed write does: the bytes are dropped, `failure`
-    /// says why, and a UART waiting for room gets it, through the room handler when
-    /// `notify`. `send` passes false: the UART calls it under its own lock, which the
-    /// handler (`transmitterRoom`) takes again (the vCPU deadlocked on itself, under a
-    /// thread limit with a small txbuffer); `send`'s answer tells it of the room instead.
+    /// says why, and a UART waiting for room gets it: by the room handler when `notify`,
+    /// else by `send`'s answer (the UART sends under its lock, which the handler takes).
     private func startDueWriter(notify: Bool = true) {
         guard let starter else { return }
         let rc = startWriter(starter)
@@ -187,8 +185,8 @@ public final class UARTOutputSink: @unchecked Sendable {
     public func write(_ byte: UInt8) { _ = send(byte, notify: true) }
 
     /// One transmitted byte, then `isReady`, in one hold of the lock: the UART asks both
-    /// on every THR write, and this is its per-byte path. Never blocks on the console.
-    /// The room handler is not called from here (`startDueWriter`): the answer says it.
+    /// on every THR write, and this is its per-byte path. Never blocks on the console,
+    /// never calls the room handler (`startDueWriter`).
     public func send(_ byte: UInt8) -> Bool { send(byte, notify: false) }
 
     private func send(_ byte: UInt8, notify: Bool) -> Bool {
