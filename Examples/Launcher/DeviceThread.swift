@@ -57,10 +57,22 @@ final class DeviceThread: @unchecked Sendable {
         }
     }
 
+    /// [the thread] A device's interrupt loop: under the lock until `stop`, each `pass`
+    /// (none while a `hold` lasts) raises what is due and says how long to sleep: nil
+    /// until signalled, 0 not at all (it raised and looks again), else seconds.
+    func serve(_ pass: () -> Double?) {
+        lock()
+        defer { unlock() }
+        while !stopping {
+            if waitIfHeld() { continue }
+            guard let seconds = pass() else { wait(seconds: nil); continue }
+            if seconds > 0 { wait(seconds: seconds) }
+        }
+    }
+
     /// [the thread, under the lock] Sleeps while a `hold` lasts; true when it did (the
-    /// loop then looks at the device again). Each pass of a device's loop asks this
-    /// first, before it raises anything.
-    func waitIfHeld() -> Bool {
+    /// loop then looks at the device again).
+    private func waitIfHeld() -> Bool {
         guard held else { return false }
         heldWaits += 1
         pthread_cond_wait(changed, mutex)

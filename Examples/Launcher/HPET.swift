@@ -107,22 +107,18 @@ final class HPET: @unchecked Sendable {
     /// Starts the interrupt thread if a timer is armed and none runs: after a guest's
     /// write and after a restore (before the vCPUs run).
     func startInterruptsIfArmed() throws(VMMError) {
-        try thread.start(when: { [self] in line != nil && state.timers.contains { $0.deadline != nil } }) { [self] in interruptLoop() }
+        try thread.start(when: { [self] in line != nil && state.timers.contains { $0.deadline != nil } }) { [self] in thread.serve(interruptPass) }
     }
 
     /// Ends the interrupt thread, if it started (the run is over); the lines stay as they are.
     func stopInterrupts() { thread.stop() }
 
-
-    private func interruptLoop() {
-        thread.lock()
-        defer { thread.unlock() }
-        while !thread.stopping {
-            if thread.waitIfHeld() { continue }
-            let now = clock()
-            apply(state.fire(now: now))
-            guard let next = state.nextFiring(now: now) else { thread.wait(seconds: nil); continue }
-            thread.wait(seconds: Double(max(next &- min(next, now), Self.minimumInterval)) / 1e9)
-        }
+    /// One pass of the interrupt thread (`DeviceThread.serve`): fires what is due, then
+    /// the seconds until the next armed timer.
+    private func interruptPass() -> Double? {
+        let now = clock()
+        apply(state.fire(now: now))
+        guard let next = state.nextFiring(now: now) else { return nil }
+        return Double(max(next &- min(next, now), Self.minimumInterval)) / 1e9
     }
 }

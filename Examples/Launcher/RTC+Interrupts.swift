@@ -17,33 +17,30 @@ extension RTC {
     /// Starts the interrupt thread if register B enables an interrupt and none runs: after
     /// a guest's write and after a restore (before the vCPUs run).
     func startInterruptsIfEnabled() throws(VMMError) {
-        try thread.start(when: { [self] in line != nil && ram[Self.registerB] & 0x70 != 0 }) { [self] in interruptLoop() }
+        try thread.start(when: { [self] in line != nil && ram[Self.registerB] & 0x70 != 0 }) { [self] in thread.serve(interruptPass) }
     }
 
     /// Ends the interrupt thread, if it started (the run is over); the output is left as it is.
     func stopInterrupts() { thread.stop() }
 
-    private func interruptLoop() {
-        thread.lock()
-        defer { thread.unlock() }
-        while !thread.stopping {
-            if thread.waitIfHeld() { continue }
-            let enabled = ram[Self.registerB] & 0x70
-            guard enabled != 0, !raised else { thread.wait(seconds: nil); continue }
-            let now = ticks()
-            if flags(at: now) & 0x80 != 0 {
-                raised = true
-                line?(false)
-                line?(true)
-                continue
-            }
-            var next = Int64.max
-            // The update and alarm interrupts come at a second's end.
-            if enabled & 0x30 != 0, clockRuns { next = ((now >> 15) &+ 1) << 15 }
-            if enabled & 0x40 != 0, let shift = periodShift() { next = min(next, ((now >> shift) &+ 1) << shift) }
-            guard next != .max else { thread.wait(seconds: nil); continue }
-            // Ticks to seconds, rounded up by a microsecond: waking early costs a pass.
-            thread.wait(seconds: Double(next &- now) / Double(Self.ticksPerSecond) + 1e-6)
+    /// One pass of the interrupt thread (`DeviceThread.serve`): raises the output when
+    /// register C says "IRQ", else the seconds until the next event register B enables.
+    private func interruptPass() -> Double? {
+        let enabled = ram[Self.registerB] & 0x70
+        guard enabled != 0, !raised else { return nil }
+        let now = ticks()
+        if flags(at: now) & 0x80 != 0 {
+            raised = true
+            line?(false)
+            line?(true)
+            return 0
         }
+        var next = Int64.max
+        // The update and alarm interrupts come at a second's end.
+        if enabled & 0x30 != 0, clockRuns { next = ((now >> 15) &+ 1) << 15 }
+        if enabled & 0x40 != 0, let shift = periodShift() { next = min(next, ((now >> shift) &+ 1) << shift) }
+        guard next != .max else { return nil }
+        // Ticks to seconds, rounded up by a microsecond: waking early costs a pass.
+        return Double(next &- now) / Double(Self.ticksPerSecond) + 1e-6
     }
 }
