@@ -8,6 +8,11 @@ public struct ELFImage: Sendable {
         public let physicalAddress: UInt64
         public let fileSize: UInt64
         public let memorySize: UInt64
+        /// Where the image is linked (`p_vaddr`): the loaders place segments at
+        /// `physicalAddress`, and use this only to find the entry's physical address.
+        public var virtualAddress: UInt64 = 0
+        /// `p_flags` (PF_X = 1).
+        public var flags: UInt32 = 0
     }
 
     public let is64: Bool
@@ -68,10 +73,12 @@ public struct ELFImage: Sendable {
             let s: Segment
             if is64 {
                 s = Segment(index: i, fileOffset: reader.u64(at + 8), physicalAddress: reader.u64(at + 24),
-                            fileSize: reader.u64(at + 32), memorySize: reader.u64(at + 40))
+                            fileSize: reader.u64(at + 32), memorySize: reader.u64(at + 40),
+                            virtualAddress: reader.u64(at + 16), flags: reader.u32(at + 4))
             } else {
                 s = Segment(index: i, fileOffset: UInt64(reader.u32(at + 4)), physicalAddress: UInt64(reader.u32(at + 12)),
-                            fileSize: UInt64(reader.u32(at + 16)), memorySize: UInt64(reader.u32(at + 20)))
+                            fileSize: UInt64(reader.u32(at + 16)), memorySize: UInt64(reader.u32(at + 20)),
+                            virtualAddress: UInt64(reader.u32(at + 8)), flags: reader.u32(at + 24))
             }
             let (end, overflow) = s.fileOffset.addingReportingOverflow(s.fileSize)
             // A wrapped end would name an offset the file does have.
@@ -92,6 +99,30 @@ public struct ELFImage: Sendable {
     }
 
     static let maxProgramHeaderBytes = 64 << 10
+
+    /// `entry` as a physical address, by QEMU's rule (`load_elf`): `e_entry` is
+    /// virtual, so when it lies in the file bytes of an executable segment linked
+    /// elsewhere than it loads (a higher-half kernel: linked at 0xc0100000, loaded at 1 MiB
+    /// with `AT()`), it moves with that segment; the last such segment wins, as in QEMU.
+    /// Otherwise `entry` as it is.
+    public var physicalEntry: UInt64 {
+        var result = entry
+        for s in segments where s.virtualAddress != s.physicalAddress && s.flags & 1 != 0
+            && entry >= s.virtualAddress && entry - s.virtualAddress < s.fileSize {
+            // entry - vaddr < filesz <= memsz, and the segment's physical end fits (the
+            // loader checked it): no wrap. The subtraction is that segment's offset.
+            result = s.physicalAddress &+ (entry - s.virtualAddress)
+        }
+        return result
+    }
+
+    /// Refuses an entry point (physical) outside every range an image was loaded into:
+    /// the vCPU would start in memory nothing was written to.
+    static func checkEntry(_ entry: UInt64, in loaded: [Range<UInt64>], path: String) throws(LoaderError) {
+        guard !loaded.contains(where: { $0.contains(entry) }) else { return }
+        let ranges = loaded.map { "[\(hex($0.lowerBound))..<\(hex($0.upperBound))]" }.joined(separator: ", ")
+        throw LoaderError(.image, "\(path): entry point \(hex(entry)) lies outside what the image loads (\(ranges))")
+    }
 }
 
 /// Little-endian reads at offsets the caller has bounds-checked.

@@ -134,8 +134,11 @@ public struct ImageLoader: Sendable {
         }
         guard elf.machine == 62 else { throw LoaderError(.image, "\(request.path): ELF machine \(elf.machine) is not x86-64") }
         let used = try loadSegments(elf, bytes, path: request.path)
+        // The boot's page tables map memory 1:1: the vCPU starts at the physical entry.
+        let entry = elf.physicalEntry
+        try ELFImage.checkEntry(entry, in: used, path: request.path)
         let tables = try placeTables(avoiding: used, path: request.path).window
-        return .longMode(entry: elf.entry, stack: longModeStack(avoiding: used, window: tables), tables: tables)
+        return .longMode(entry: entry, stack: longModeStack(avoiding: used, window: tables), tables: tables)
     }
 
     /// A command line and a module reach the guest through Multiboot's or PVH's start

@@ -67,9 +67,11 @@ struct Multiboot {
             }
             let elf = try ELFImage(bytes, path: path)
             guard !elf.is64 else { throw LoaderError(.image, "\(path): Multiboot kernels must be ELF32 (this one is ELF64)") }
+            // QEMU's multiboot loader asks load_elf for EM_386 and gives up on another.
+            guard elf.machine == 3 else { throw LoaderError(.image, "\(path): ELF machine \(elf.machine) is not i386") }
             used = try loader.loadSegments(elf, bytes, path: path)
             kernelEnd = elf.segments.map { $0.physicalAddress + $0.memorySize }.max()!
-            entry = elf.entry
+            entry = elf.physicalEntry
         } else {
             let a = header.addresses.map(UInt64.init)
             let (headerAddr, loadAddr, loadEnd, bssEnd) = (a[0], a[1], a[2], a[3])
@@ -91,6 +93,7 @@ struct Multiboot {
             entry = a[4]
         }
         guard entry < 1 << 32 else { throw LoaderError(.image, "\(path): entry \(hex(entry)) is above 4 GiB") }
+        try ELFImage.checkEntry(entry, in: used, path: path)
 
         // Each module goes on the first page boundary after the kernel or the module
         // before it, then the info structures into a window none of them touches.

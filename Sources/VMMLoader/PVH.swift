@@ -19,6 +19,8 @@ struct PVH {
 
     func boot(_ elf: ELFImage, _ bytes: [UInt8], entry: UInt32) throws(LoaderError) -> BootEntry {
         var used = try loader.loadSegments(elf, bytes, path: request.path)
+        // The note's entry is physical already (Xen's PHYS32_ENTRY).
+        try ELFImage.checkEntry(UInt64(entry), in: used, path: request.path)
         let kernelEnd = used.map(\.upperBound).max() ?? 0
         var module: ImageLoader.Module?
         if let initrd = request.initrd {

@@ -109,6 +109,41 @@ struct HostileInputTests {
         #expect(try vm.memory.readBytes(0x100000, count: 2) == [0xf4, 0])
     }
 
+    @Test("an entry point outside every loaded range is refused, naming the ranges; a virtual entry moves with its executable segment, as in QEMU")
+    func elfEntryOutsideSegments() throws {
+        let (vm, loader) = try Self.vm(ram: 4 << 20)
+        defer { vm.close() }
+        let code: [UInt8] = [0xb0, 0x00, 0xe6, 0xf4, 0xf4]
+        #expect(throws: LoaderError(.image, "x.elf: entry point 0x300000 lies outside what the image loads ([0x100000..<0x100005], [0x200000..<0x201000])")) {
+            try loader.load(Self.elf64(entry: 0x300000, segments: [(0x100000, code, 5), (0x200000, [1], 0x1000)]), ImageRequest(path: "x.elf"))
+        }
+        // Linked in the higher half, loaded at 1 MiB: the entry is the segment's.
+        var high = Self.elf64(entry: 0xffff_ffff_8010_0002, segments: [(0x100000, code, 5)])
+        withUnsafeBytes(of: UInt64(0xffff_ffff_8010_0000).littleEndian) { high.replaceSubrange(80..<88, with: $0) } // p_vaddr
+        #expect(try loader.load(high, ImageRequest(path: "high.elf")) == .longMode(entry: 0x100002, stack: (4 << 20) - 0x10))
+        // Only an executable segment's file bytes move it (QEMU's rule): a virtual entry
+        // in a segment without PF_X stays virtual, and is outside.
+        high[68] = 6 // p_flags: R W
+        #expect(throws: LoaderError(.image, "high.elf: entry point 0xffffffff80100002 lies outside what the image loads ([0x100000..<0x100005])")) {
+            try loader.load(high, ImageRequest(path: "high.elf"))
+        }
+        let magic: UInt32 = 0x1BAD_B002, flags: UInt32 = 1 << 16
+        let words: [UInt32] = [magic, flags, 0 &- (magic &+ flags), 0x100000, 0x100000, 0, 0x100100, 0x100200]
+        let aout = words.flatMap { w in withUnsafeBytes(of: w.littleEndian) { Array($0) } } + [UInt8](repeating: 0xf4, count: 64)
+        #expect(throws: LoaderError(.image, "k.bin: entry point 0x100200 lies outside what the image loads ([0x100000..<0x100100])")) {
+            try loader.load(aout, ImageRequest(path: "k.bin"))
+        }
+    }
+
+    @Test("a Multiboot ELF for another machine than i386 is refused, as QEMU's loader refuses it")
+    func multibootWrongMachine() throws {
+        let (vm, loader) = try Self.vm(ram: 4 << 20)
+        defer { vm.close() }
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: VMMProcess.guest("multiboot.elf"))))
+        bytes[18] = 40 // e_machine: EM_ARM
+        #expect(throws: LoaderError(.image, "mb.elf: ELF machine 40 is not i386")) { try loader.load(bytes, ImageRequest(path: "mb.elf")) }
+    }
+
     @Test("a FIFO as the image is refused at once (O_NONBLOCK, fstat), never waited on")
     func fifoImage() throws {
         let fifo = try Self.fifo("lib")

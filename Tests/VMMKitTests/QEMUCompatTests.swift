@@ -55,6 +55,14 @@ struct QEMUCompatTests {
         #expect(r.status == (0x13 << 1) | 1)
     }
 
+    @Test("a higher-half kernel (linked at 0xc0100000, loaded at 1 MiB) is entered at its physical entry, as QEMU's ELF loader enters it")
+    func higherHalfKernel() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("higherhalf.elf"), "--max-seconds", Self.halfMinute])
+        #expect(r.stdout == "higher-half kernel entered at 0x0010000C\n")
+        #expect(r.stderr == "")
+        #expect(r.status == (0x15 << 1) | 1)
+    }
+
     @Test("the loader moves its 64 KiB table window off an image in low memory, and refuses only the first page")
     func tableWindowMoves() throws {
         let elf = try [UInt8](Data(contentsOf: URL(fileURLWithPath: VMMProcess.guest("hello64.elf"))))
