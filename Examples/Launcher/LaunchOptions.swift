@@ -23,7 +23,7 @@ import VMMKit
 ///   fwCfg: [string "[name=]NAME,file=PATH" or "[name=]NAME,string=TEXT"] (QEMU's `-fw_cfg`, `FwCfgFile`).
 struct LaunchOptions: Equatable {
     var image: String?
-    var memory: UInt64 = 64 << 20
+    var memory: UInt64 = 128 << 20 // QEMU's default (`mc->default_ram_size`)
     var vcpus = 1
     var irqchip: Bool? // nil: kernel (every VM gets LAPIC, IOAPIC, PIC and PIT, as on QEMU's pc)
     var plugins: [String] = []

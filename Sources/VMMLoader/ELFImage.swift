@@ -121,7 +121,7 @@ public struct ELFImage: Sendable {
     static func checkEntry(_ entry: UInt64, in loaded: [Range<UInt64>], path: String) throws(LoaderError) {
         guard !loaded.contains(where: { $0.contains(entry) }) else { return }
         let ranges = loaded.map { "[\(hex($0.lowerBound))..<\(hex($0.upperBound))]" }.joined(separator: ", ")
-        throw LoaderError(.image, "\(path): entry point \(hex(entry)) lies outside what the image loads (\(ranges))")
+        throw LoaderError(.image, "\(path): entry point \(hex(entry)) lies outside what the image loads (\(ranges.isEmpty ? "nothing: every segment is empty" : ranges))")
     }
 }
 

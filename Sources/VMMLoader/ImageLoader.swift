@@ -123,8 +123,10 @@ public struct ImageLoader: Sendable {
         }
         let elf = try ELFImage(bytes, path: request.path)
         if let entry = elf.pvhEntry {
-            guard elf.machine == (elf.is64 ? 62 : 3) else {
-                throw LoaderError(.image, "\(request.path): ELF machine \(elf.machine) is not \(elf.is64 ? "x86-64" : "i386")")
+            // QEMU's load_elfboot asks for EM_X86_64, which load_elf takes as x86-64 or
+            // i386 in either class.
+            guard elf.machine == 62 || elf.machine == 3 else {
+                throw LoaderError(.image, "\(request.path): ELF machine \(elf.machine) is neither x86-64 nor i386")
             }
             return try PVH(loader: self, request: request).boot(elf, bytes, entry: entry)
         }
@@ -172,7 +174,8 @@ public struct ImageLoader: Sendable {
     func loadSegments(_ elf: ELFImage, _ bytes: [UInt8], path: String) throws(LoaderError) -> [Range<UInt64>] {
         var used: [Range<UInt64>] = []
         var written: [Range<UInt64>] = []
-        for s in elf.segments {
+        // A segment of no bytes places nothing, wherever it says (QEMU's load_elf skips it).
+        for s in elf.segments where s.memorySize > 0 {
             try checkPlacement(s.physicalAddress, s.memorySize, what: "\(path): segment \(s.index)")
             used.append(s.physicalAddress..<s.physicalAddress + s.memorySize)
             let start = Int(s.fileOffset)

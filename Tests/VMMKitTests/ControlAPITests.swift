@@ -40,7 +40,7 @@ struct ControlAPITests {
         #expect(eventually { (try? Self.ctl([socket, "info"]).status) == 0 })
 
         let info = try Self.ctl([socket, "info"])
-        #expect(info.stdout.hasPrefix(#"{"state": "Running", "vcpu_count": 1, "vcpus": [{"id": 0, "state": "Running"}], "memory": [{"name": "ram", "guest_address": 0, "size": 67108864"#))
+        #expect(info.stdout.hasPrefix(#"{"state": "Running", "vcpu_count": 1, "vcpus": [{"id": 0, "state": "Running"}], "memory": [{"name": "ram", "guest_address": 0, "size": 134217728"#))
         #expect(try eventually { try Self.ioExits(socket) > 100 })
 
         let pause = try Self.ctl([socket, "pause"])

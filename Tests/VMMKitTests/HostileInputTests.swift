@@ -135,6 +135,18 @@ struct HostileInputTests {
         }
     }
 
+    @Test("an empty segment places nothing, wherever it says (QEMU's load_elf skips it); an image of empty segments only has nothing to enter")
+    func emptySegmentPlacesNothing() throws {
+        let (vm, loader) = try Self.vm(ram: 4 << 20)
+        defer { vm.close() }
+        let code: [UInt8] = [0xb0, 0x00, 0xe6, 0xf4]
+        let bytes = Self.elf64(segments: [(0x100000, code, 4), (0xf000_0000, [], 0)])
+        #expect(try loader.load(bytes, ImageRequest(path: "x.elf")) == .longMode(entry: 0x100000, stack: (4 << 20) - 0x10))
+        #expect(throws: LoaderError(.image, "e.elf: entry point 0x100000 lies outside what the image loads (nothing: every segment is empty)")) {
+            try loader.load(Self.elf64(segments: [(0x100000, [], 0)]), ImageRequest(path: "e.elf"))
+        }
+    }
+
     @Test("a Multiboot ELF for another machine than i386 is refused, as QEMU's loader refuses it")
     func multibootWrongMachine() throws {
         let (vm, loader) = try Self.vm(ram: 4 << 20)
@@ -290,7 +302,7 @@ struct HostileInputTests {
         let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--plugin", "\(fixture),ram"])
         #expect(r.status == 8)
         #expect(r.stderr == "vmm: plugin 'org.vmmkit.test.fixture' (\(fixture)): init failed: org.vmmkit.test.fixture 'hostile-range' (\(fixture)): "
-            + "MMIO range [0x100000..<0x101000] overlaps guest RAM 'ram' [0x0..<0x4000000]\n")
+            + "MMIO range [0x100000..<0x101000] overlaps guest RAM 'ram' [0x0..<0x8000000]\n")
     }
 
     /// Each bad port with the reason the plugin gives: beyond 16 bits (no room for its 17

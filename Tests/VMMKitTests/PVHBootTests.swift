@@ -75,8 +75,8 @@ struct PVHBootTests {
              "x.elf: note segment 1: 20 bytes at file offset 0xfffffffffffffff0 run past 2^64"),
             (Self.elf64(code: code, note: Self.note(name: "Xen", type: 18, desc: Self.le(UInt32(0x100000))), noteSize: 0x1000),
              "x.elf: truncated: note segment 1 needs file bytes up to \(hexInt(noteAt + 0x1000)) but the file has \(hexInt(noteAt + 20))"),
-            (Self.elf64(code: code, note: Self.note(name: "Xen", type: 18, desc: Self.le(UInt32(0x100000))), machine: 3),
-             "x.elf: ELF machine 3 is not x86-64"),
+            (Self.elf64(code: code, note: Self.note(name: "Xen", type: 18, desc: Self.le(UInt32(0x100000))), machine: 40),
+             "x.elf: ELF machine 40 is neither x86-64 nor i386"),
         ]
         for (image, message) in cases {
             #expect(throws: LoaderError(.image, message)) { try loader.load(image, ImageRequest(path: "x.elf")) }

@@ -30,7 +30,7 @@ struct RunArguments: EmittingArguments {
 
     @Argument(help: "ELF64, Multiboot v1 (ELF32), PVH (an ELF with Xen's entry note), Linux bzImage or flat binary (with --load-addr).")
     var image: String?
-    @Option(help: "Guest RAM, e.g. 64M, 1G, 1T (as QEMU's -m: K to E, a bare number is MiB; default 64M).") var memory: String?
+    @Option(help: "Guest RAM, e.g. 64M, 1G, 1T (as QEMU's -m: K to E, a bare number is MiB; default 128M, as QEMU).") var memory: String?
     @Option(help: "Number of vCPUs, 1 to 255 (default 1).") var vcpus: Int?
     @Option(name: .customLong("read-ahead"), help: "Demand paging: pages installed ahead of a sequential fault, 0 to 256 (default 0).") var readAhead: Int?
     @Option(help: "kernel (LAPIC/IOAPIC/PIC/PIT in KVM, described to the guest by MP and ACPI tables; the default) or none (HLT exits to the launcher; one vCPU only; no tables).") var irqchip: String?

@@ -19,7 +19,7 @@
 #define WAIT 0x7310
 #define TEXT 0x7400
 #define DIR 0x8000                  /* the directory's entries, 64 bytes each */
-#define OUTSIDE 0x40000000          /* past the 64 MiB of RAM the tests give */
+#define OUTSIDE 0x40000000          /* past the 128 MiB of RAM the tests give (the default) */
 #define CTL_ERROR 0x01
 #define CTL_READ 0x02
 #define CTL_SKIP 0x04
@@ -159,7 +159,7 @@ KERNEL_ENTRY
     /* A write is refused; so is a buffer outside RAM or across its end. */
     REPORT(CTL_WRITE, $4, $TEXT, s_write)
     REPORT(CTL_READ, $4, $OUTSIDE, s_outside)
-    REPORT(CTL_READ, $4, $(0x4000000 - 2), s_across)
+    REPORT(CTL_READ, $4, $(0x8000000 - 2), s_across)
     /* A descriptor outside RAM: the device has nowhere to answer. */
     xor %eax, %eax
     mov $0x514, %dx
