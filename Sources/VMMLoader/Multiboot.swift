@@ -119,9 +119,9 @@ struct Multiboot {
         let cmdline = [path, request.append].compactMap { $0 }.joined(separator: " ")
         // Multiboot's command line begins with the image's path, as QEMU's does: a long
         // path takes room from --append, and the message says which is long.
-        guard cmdline.utf8.count < 1024 else {
+        guard cmdline.utf8.count <= BootInfoLayout.maxCommandLine else {
             throw LoaderError(.request, "\(path): the Multiboot command line, the image path (\(path.utf8.count) bytes) then --append (\(request.append?.utf8.count ?? 0) bytes), "
-                + "is \(cmdline.utf8.count) bytes; at most 1023 fit", fields: [.append])
+                + "is \(cmdline.utf8.count) bytes; at most \(BootInfoLayout.maxCommandLine) fit", fields: [.append])
         }
         try loader.write(Array(cmdline.utf8) + [0], at: window + Self.cmdline)
         try put(UInt32(window + Self.cmdline), at: info + 16)

@@ -13,7 +13,7 @@ struct PVH {
     static let cmdline = BootInfoLayout.cmdline
     static let moduleList = BootInfoLayout.moduleList
     static let memoryMap = BootInfoLayout.memoryMap
-    static let maxCommandLine = 1023
+    static let maxCommandLine = BootInfoLayout.maxCommandLine
     let loader: ImageLoader
     let request: ImageRequest
 

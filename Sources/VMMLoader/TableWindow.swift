@@ -42,7 +42,11 @@ enum BootInfoLayout {
     static let info: UInt64 = 0x9000
     /// Multiboot's boot loader name, in the info structure's page.
     static let loaderName: UInt64 = 0x9100
-    static let cmdline: UInt64 = 0x9400
+    /// The command line: 4 KiB (QEMU's PVH ROM takes 4096 bytes; its Multiboot loader has
+    /// no bound), in the page Linux's zero page has when Linux boots, 8 KiB below the
+    /// stack top the 32-bit entry gets.
+    static let cmdline: UInt64 = 0xc000
+    static let maxCommandLine = 4095
     static let moduleList: UInt64 = 0x9800
     static let memoryMap: UInt64 = 0x9a00
     /// Multiboot's module strings, up to the IDT slot at 0xb000.
