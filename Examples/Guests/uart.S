@@ -157,11 +157,15 @@ BEGIN(uart_probe)
     UART_LIB pr
 END(uart_probe)
 
-/* Reads a line (polled), echoing as typed, then prints it back; exit code = length. */
+/* Reads a line (polled), echoing as typed, then prints it back; exit code = length.
+ * r15 bit 8 set: MCR is never written (a guest that polls LSR.DR with MCR as reset). */
 BEGIN(uart_echo)
     OUT(ec, 3, 0x03)
     OUT(ec, 2, 0x07)
+    bt $8, %r15
+    jc 7f
     OUT(ec, 4, 0x0b)
+7:
     SAY ec, "type a line: "
     mov $0x20100, %rdi
 1:  IN(ec, 5)
@@ -250,8 +254,14 @@ BEGIN(uart_irq_echo)
     movl $0, 0x2000c
     mov $0x3fb, %dx; mov $0x03, %al; out %al, %dx   /* LCR 8N1 */
     mov $0x3fa, %dx; mov $0x07, %al; out %al, %dx   /* FIFOs on, trigger 1 */
-    mov $0x3fc, %dx; mov $0x0b, %al; out %al, %dx   /* DTR|RTS|OUT2 */
-    mov $0x3f9, %dx; mov $0x01, %al; out %al, %dx   /* IER: received data */
+    mov $0x0b, %al                                  /* MCR DTR|RTS|OUT2; r15: its low */
+    test %r15, %r15                                 /* byte instead, or bit 8: MCR */
+    jz 7f                                           /* never written */
+    mov %r15b, %al
+    bt $8, %r15
+    jc 8f
+7:  mov $0x3fc, %dx; out %al, %dx
+8:  mov $0x3f9, %dx; mov $0x01, %al; out %al, %dx   /* IER: received data */
     mov $0x10, %dx; out %al, %dx
 1:  sti
     hlt

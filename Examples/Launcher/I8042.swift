@@ -11,7 +11,7 @@ import VMMKit
 /// configuration byte, the output port, the self-test and interface tests, each reply
 /// left in the output buffer the guest polls (status bit 0). The keyboard answers
 /// QEMU's commands (identify, echo, LEDs, rate, scan code set 1 or 2, enable, disable,
-/// reset) and types what `sendKeys` is given (`vmm ctl PATH sendkey`, QEMU's `sendkey`),
+/// reset; 0xfe to one it does not know) and types what `sendKeys` is given (`vmm ctl PATH sendkey`, QEMU's `sendkey`),
 /// one byte in the output buffer at a time, the rest waiting in the keyboard
 /// (`typedLimit`) while the guest reads or has the keyboard disabled. Its mouse
 /// (`PS2Mouse`) answers the commands written through 0xd4 and reports what `moveMouse`
@@ -133,9 +133,13 @@ final class I8042: @unchecked Sendable {
         case 0xd4: // a byte for the mouse
             if mouse.resets(on: byte) { dropQueued(mouse: true) }
             for r in mouse.receive(byte) { reply(r, mouse: true) }
+            // Writing to a device enables its port, as QEMU's kbd_write_data: a driver that
+            // sends 0xd4,0xf4 without 0xa8 gets its packets (here they waited for ever).
+            config &= ~0x20
         default:
             if keyboard.resets(on: byte) { dropQueued(mouse: false) }
             keyboard(byte)
+            config &= ~0x10
         }
         return false
     }

@@ -4,8 +4,9 @@
 struct PS2Keyboard: Equatable {
     /// Typed bytes the guest has not read yet; keys that would not fit are refused whole.
     static let typedLimit = 256
-    /// Commands whose data byte the next write is: LEDs, scan code set, typematic rate.
-    static let dataCommands: [UInt8] = [0xed, 0xf0, 0xf3]
+    /// Commands whose data byte the next write is: LEDs, scan code set, typematic rate,
+    /// make/break mode (QEMU's KBD_CMD_SET_MAKE_BREAK, whose byte it ACKs and ignores).
+    static let dataCommands: [UInt8] = [0xed, 0xf0, 0xf3, 0xfc]
 
     /// The scan code set the keyboard sends, 1 or 2 (QEMU's set 3 is not modelled: asking
     /// for it is answered 0xfe, "resend", as to any set the keyboard does not have).
@@ -40,7 +41,7 @@ struct PS2Keyboard: Equatable {
         if awaiting != 0 {
             let command = awaiting
             awaiting = 0
-            guard command == 0xf0 else { return [0xfa] } // LEDs and rate: taken, nothing to show
+            guard command == 0xf0 else { return [0xfa] } // LEDs, rate, make/break: taken, nothing to show
             switch byte {
             case 0: return [0xfa, translating ? (set == 1 ? 0x43 : 0x41) : set]
             case 1, 2:
@@ -50,11 +51,11 @@ struct PS2Keyboard: Equatable {
             }
         }
         switch byte {
-        case 0xed, 0xf0, 0xf3:
+        case 0xed, 0xf0, 0xf3, 0xfc:
             awaiting = byte
             return [0xfa]
         case 0xee: return [0xee] // echo
-        case 0x05: return [0xfe] // "resend", as QEMU's answers this byte
+        case 0x00, 0xfa: return [0xfa] // QEMU's ACK these (0xfa: "set all keys typematic/make/break")
         case 0xf2: return [0xfa, 0xab, translating ? 0x41 : 0x83] // identify: an MF2 keyboard
         case 0xf4:
             scanning = true
@@ -66,7 +67,7 @@ struct PS2Keyboard: Equatable {
         case 0xff:
             reset()
             return [0xfa, 0xaa] // self-test passed
-        default: return [0xfa]
+        default: return [0xfe] // "resend": a command QEMU's keyboard does not know (0x05 among them)
         }
     }
 

@@ -7,7 +7,7 @@ import VMMKit
 /// binary and in 24- or 12-hour form as register B says; the CMOS memory holds what
 /// QEMU's does for its BIOS: base and extended memory, memory between 16 MiB and 4 GiB
 /// (64 KiB units) and above 4 GiB, the CPU count, the equipment byte and the century
-/// (0x32).
+/// (0x32, also at 0x37 as QEMU's).
 ///
 /// Its update cycle and flags as QEMU's: "update in progress" (register A bit 7) reads
 /// set in the last 244 µs of each second of the guest's clock (while it runs: register
@@ -28,7 +28,7 @@ import VMMKit
 /// clock, the CMOS memory (register C's byte: the flags the guest had not read) and the index.
 final class RTC: @unchecked Sendable {
     static let indexPort: UInt16 = 0x70, dataPort: UInt16 = 0x71
-    static let registerA = 0x0a, registerB = 0x0b, registerC = 0x0c, registerD = 0x0d, century = 0x32
+    static let registerA = 0x0a, registerB = 0x0b, registerC = 0x0c, registerD = 0x0d, century = 0x32, ps2Century = 0x37
     /// The chip's time base, ticks a second.
     static let ticksPerSecond: Int64 = 1 << 15
     /// "Update in progress" reads set for the last 8 ticks (244 µs) of a second, as QEMU's.
@@ -114,6 +114,9 @@ final class RTC: @unchecked Sendable {
             if let write { index = write }
             return 0xff // the index port does not read back (QEMU's neither)
         }
+        // 0x37, the IBM PS/2 century byte, is the century register: QEMU's moves the
+        // index there on either access, so 0x32 and 0x37 read and set the same byte.
+        if index & 0x7f == Self.ps2Century { index = index & 0x80 | UInt8(Self.century) }
         let at = Int(index & 0x7f)
         if let write { store(at, write); return 0 }
         switch at {

@@ -61,7 +61,7 @@ struct PS2KeyboardTests {
         }
     }
 
-    @Test("commands as QEMU's keyboard answers them: identify and the scan code set depend on translation; set 3 is refused; 0xf5 stops scanning, 0xff resets")
+    @Test("commands as QEMU's keyboard answers them: identify and the scan code set depend on translation; set 3 is refused; 0xf5 stops scanning, 0xff resets; unknown commands get 0xfe")
     func commands() throws {
         var k = PS2Keyboard()
         #expect(k.receive(0xf2, translating: true) == [0xfa, 0xab, 0x41])
@@ -83,8 +83,29 @@ struct PS2KeyboardTests {
         try k.type(["a"], translating: false)
         #expect(k.typed == [0x1c, 0xf0, 0x1c])
         #expect(k.receive(0xff, translating: false) == [0xfa, 0xaa] && k.typed.isEmpty && k.scanning)
-        #expect(k.receive(0x42, translating: false) == [0xfa])
+        // Unknown commands get "resend" as from QEMU's ps2_write_keyboard (0xfa before).
+        #expect(k.receive(0x42, translating: false) == [0xfe])
         #expect(k.receive(0x05, translating: false) == [0xfe])
+        #expect([0xe0, 0xf7, 0xfb, 0xfd, 0xfe].map { k.receive($0, translating: false) } == Array(repeating: [0xfe], count: 5))
+        // What QEMU's ACKs besides: 0x00, 0xfa, and 0xfc with its data byte.
+        #expect(k.receive(0x00, translating: false) == [0xfa] && k.receive(0xfa, translating: false) == [0xfa])
+        #expect(k.receive(0xfc, translating: false) == [0xfa] && k.awaiting == 0xfc)
+        #expect(k.receive(0x42, translating: false) == [0xfa] && k.awaiting == 0)
+    }
+
+    @Test("a byte written to a device enables its port, as QEMU's kbd_write_data: the keyboard clears configuration bit 4, the mouse (0xd4) bit 5")
+    func writeEnablesPort() {
+        let kbd = I8042()
+        _ = kbd.write(I8042.commandPort, 0xad) // keyboard off: 0x71
+        #expect(kbd.state.config == 0x71)
+        _ = kbd.write(I8042.commandPort, 0xd4) // no 0xa8: the mouse's port stays off
+        _ = kbd.write(I8042.dataPort, 0xf4)
+        #expect(kbd.state.config == 0x51)
+        #expect(kbd.read(I8042.dataPort) == 0xfa)
+        #expect(kbd.moveMouse(dx: 5, dy: 0, wheel: 0, buttons: nil))
+        #expect(kbd.state.replies == [0x08, 0x05, 0x00], "the packet reaches the output queue")
+        _ = kbd.write(I8042.dataPort, 0xee)
+        #expect(kbd.state.config == 0x41)
     }
 
     @Test("typed keys are all or nothing: a bad name or more than the keyboard holds leaves what was typed as it was")

@@ -20,6 +20,18 @@ struct RTCFlagsTests {
         repeat { clock_gettime(CLOCK_MONOTONIC, &t) } while Int64(t.tv_sec) * 1_000_000 + Int64(t.tv_nsec) / 1000 < end
     }
 
+    @Test("CMOS 0x37 (IBM PS/2 century byte) is the century register 0x32, read and written, as QEMU's")
+    func ps2CenturyAlias() {
+        let rtc = RTC(cpus: 1, lowRAM: 1 << 20, highRAM: 0)
+        let century = Self.read(rtc, RTC.century)
+        #expect(century == 0x20)
+        #expect(Self.read(rtc, 0x37) == century)
+        Self.write(rtc, RTC.registerB, 0x82) // SET: the time registers hold what is written
+        Self.write(rtc, 0x37, 0x19)
+        #expect(Self.read(rtc, RTC.century) == 0x19)
+        #expect(rtc.ram[0x37] == 0)
+    }
+
     @Test("'periodic' (0x40) is set only while register B enables it, once a period of register A's rate has passed, with 'IRQ' (0x80); 'alarm' never")
     func periodic() {
         let rtc = RTC(cpus: 1, lowRAM: 1 << 20, highRAM: 0)

@@ -46,6 +46,19 @@ struct UARTGuestTests {
         #expect(text(uart.captured) == "type a line: hello, uart\nyou typed: hello, uart\n")
     }
 
+    @Test("a polled guest that never writes MCR gets input piped before it started, all of it (QEMU feeds it at once)")
+    func echoWithoutMCR() throws {
+        let guest = try UARTGuest("uart_echo")
+        let uart = try guest.attach("port=0x3f8,output=buffer,input=buffer")[0]
+        try guest.target(uart.config)
+        try guest.editRegisters { $0.r15 = 0x100 } // MCR stays 0x08: no RTS
+        // Before, input waited for RTS and the guest polled LSR.DR for ever. Held until
+        // its LSR poll, the line also escapes the guest's FIFO reset.
+        uart.receive("early\r".utf8)
+        #expect(try guest.run() == .guestExit(code: 5))
+        #expect(text(uart.captured) == "type a line: early\nyou typed: early\n")
+    }
+
     @Test("two UARTs in one VM, PIO and MMIO, each with its own output")
     func twoUARTs() throws {
         let guest = try UARTGuest("uart_two")
@@ -115,6 +128,21 @@ struct UARTGuestTests {
         #expect(text(uart.captured) == "hi\n")
         #expect(try guest.vm.memory.readBytes(0x20010, count: 3) == [0xc4, 0xc4, 0xc4])
         #expect(uart.uart.irqLevel == false)
+    }
+
+    @Test("IRQ 4 reaches a guest with MCR 0x03 (no OUT2) or MCR never written, as under QEMU", arguments: [0x03, 0x100])
+    func interruptsWithoutOUT2(mcr: UInt64) throws {
+        let guest = try UARTGuest("uart_irq_echo", ring: 0, irqchip: true)
+        let uart = try guest.attach("port=0x3f8,irq=4,output=buffer,input=buffer")[0]
+        try guest.dispatcher.registerPIO(port: 0x10, owner: "test") { _, _ in .handled }
+        try guest.editRegisters { $0.r15 = mcr }
+        // Sent before the guest started: held until it enables IER.RDI, so none is lost
+        // in its FIFO reset. Before, OUT2 gated the line and the guest slept for ever.
+        uart.receive("hi\n".utf8)
+        let reason = try guest.run()
+        guard case let .guestExit(interrupts) = reason else { Issue.record("stopped: \(reason)"); return }
+        #expect((1...3).contains(interrupts))
+        #expect(text(uart.captured) == "hi\n")
     }
 
     @Test("UARTs with file output, run and closed, leave no fd behind; the file holds the console")

@@ -12,17 +12,17 @@ struct UARTModelTests {
         var edges: [Bool] { irqs.withLock { $0 } }
     }
 
-    func make(gated: Bool = true) -> (UART16550, Wires) {
+    func make(gated: Bool = false) -> (UART16550, Wires) {
         let w = Wires()
         let uart = UART16550(irqGatedByOUT2: gated, transmit: { b in w.sent.withLock { $0.append(b) } },
                              irq: { l in w.irqs.withLock { $0.append(l) } })
         return (uart, w)
     }
 
-    @Test("reset values: IER 0, IIR 0x01, LCR 0, MCR 0, LSR 0x60, MSR 0xb0, SCR 0")
+    @Test("reset values as QEMU's serial_reset: IER 0, IIR 0x01, LCR 0, MCR 0x08 (OUT2), LSR 0x60, MSR 0xb0, SCR 0")
     func resetValues() {
         let (u, _) = make()
-        #expect((1...7).map { u.read($0) } == [0x00, 0x01, 0x00, 0x00, 0x60, 0xb0, 0x00])
+        #expect((1...7).map { u.read($0) } == [0x00, 0x01, 0x00, 0x08, 0x60, 0xb0, 0x00])
     }
 
     @Test("THR sends the byte; LSR keeps THRE and TEMT; RBR reads 0 when empty")
@@ -85,16 +85,18 @@ struct UARTModelTests {
         #expect(u.read(5) == 0x60)
     }
 
-    @Test("MSR delta bits latch on change and clear on read; TERI only on RI's trailing edge")
-    func modemDeltas() {
-        let (u, _) = make()
-        u.write(4, 0x10)         // loopback, all outputs off: CTS, DSR, DCD fall
-        #expect(u.read(6) == 0x0b)
+    @Test("MSR in loopback is MCR's outputs with no delta bits, and 0xb0 again after, as QEMU's")
+    func loopbackModemStatus() {
+        let (u, w) = make()
+        u.write(1, 0x08)         // IER.MSI: no modem interrupt either
+        u.write(4, 0x1e)         // loopback, RTS, OUT1, OUT2: CTS, RI, DCD
+        #expect([u.read(6), u.read(6)] == [0xd0, 0xd0]) // latched deltas read 0xd2, 0xd0
+        u.write(4, 0x10)         // all outputs off
         #expect(u.read(6) == 0x00)
-        u.write(4, 0x14)         // OUT1 -> RI rises: no TERI
-        #expect(u.read(6) == 0x40)
-        u.write(4, 0x10)         // RI falls: TERI
-        #expect(u.read(6) == 0x04)
+        u.write(4, 0x00)         // loopback left: the host's lines, unchanged
+        #expect([u.read(6), u.read(6)] == [0xb0, 0xb0]) // 0xb6, 0xb0 before
+        #expect(u.read(2) == 0x01)
+        #expect(w.edges.isEmpty)
     }
 
     @Test("overrun: a full FIFO (16) in loopback loses the 17th byte and LSR reports OE once")
@@ -120,30 +122,51 @@ struct UARTModelTests {
         #expect(u.read(5) == 0x60)
     }
 
-    @Test("host input waits for RTS and for room: never an overrun, every byte arrives in order")
+    @Test("host input waits for the guest to receive (RTS) and for room: never an overrun, every byte in order")
     func hostInputFlowControl() {
         let (u, _) = make()
         u.receive(Array(0..<40).map(UInt8.init))
-        #expect(u.queuedInput == 40) // RTS not asserted yet: the host holds its bytes
+        #expect(u.queuedInput == 40) // the guest shows no sign of receiving: the host holds its bytes
+        #expect(u.read(5) == 0x60)   // one LSR read, as a polled writer's before THR
+        u.write(0, 0x41)
         #expect(u.read(5) == 0x60)
-        u.write(4, 0x03)           // DTR|RTS: the driver opened the port
-        #expect(u.queuedInput == 39) // FIFOs off: one byte in RBR
+        u.write(2, 0x07)             // its init's FIFO reset finds nothing to discard
+        #expect(u.queuedInput == 40)
+        u.write(4, 0x03)             // DTR|RTS: the driver opened the port
+        #expect(u.queuedInput == 24) // FIFOs on: 16 bytes in
+        u.write(4, 0x00)             // from then on regardless of RTS, as QEMU's
         var got: [UInt8] = []
         while u.read(5) & 1 != 0 { got.append(u.read(0)) }
         #expect(got == (0..<40).map(UInt8.init))
         #expect(u.read(5) & 0x02 == 0)
     }
 
-    @Test("IIR priorities: line status 0xc6 > data 0xc4 / timeout 0xcc > THRE 0xc2 > modem 0xc0")
+    @Test("input reaches a guest that never writes MCR: its LSR.DR poll, an RBR read or IER.RDI opens the flow", arguments: [0, 1, 2])
+    func inputWithoutRTS(sign: Int) {
+        let (u, w) = make()
+        u.receive([0x61, 0x62])
+        #expect(u.read(4) == 0x08)   // MCR as reset: no RTS
+        switch sign {
+        case 0: #expect([u.read(5), u.read(5)] == [0x60, 0x61]) // the second read of a poll
+        case 1: #expect(u.read(0) == 0x00)                      // RBR read while empty
+        default:
+            u.write(1, 0x01)                                    // IER.RDI: interrupt-driven
+            #expect(w.edges == [true])                          // IRQ 4 with MCR 0x08
+        }
+        #expect(u.read(5) == 0x61)
+        #expect(u.read(0) == 0x61)
+        #expect(u.read(0) == 0x62)
+    }
+
+    @Test("IIR priorities: line status 0xc6 > data 0xc4 / timeout 0xcc > THRE 0xc2")
     func iirPriorities() {
         let (u, _) = make()
         u.write(2, 0xc7) // FIFO, trigger 14
         u.write(1, 0x0f)
         #expect(u.read(2) == 0xc2) // THRE pending since IER.THRI was enabled
         #expect(u.read(2) == 0xc1) // reading IIR cleared it
-        u.write(4, 0x10)           // loopback: modem lines change
-        #expect(u.read(2) == 0xc0)
-        _ = u.read(6)
+        u.write(4, 0x10)           // loopback: no modem interrupt (QEMU latches no deltas)
+        #expect(u.read(2) == 0xc1)
         u.write(0, 0x41)           // one byte below the trigger level: timeout
         #expect(u.read(2) == 0xcc)
         for _ in 0..<13 { u.write(0, 0x41) }
@@ -154,8 +177,14 @@ struct UARTModelTests {
         #expect(u.read(2) == 0xc4)
     }
 
-    @Test("IRQ line: raised and lowered as IIR demands, gated by OUT2 on PC ports")
+    @Test("IRQ line as QEMU's: IER.THRI with MCR 0x03 (or never written) raises it; OUT2 gates it only when asked")
     func irqLine() {
+        for mcr: UInt8? in [0x03, nil, 0x13] {
+            let (q, qw) = make()
+            if let mcr { q.write(4, mcr) }
+            q.write(1, 0x02)
+            #expect(qw.edges == [true], "MCR \(String(describing: mcr))") // loopback too
+        }
         let (u, w) = make(gated: true)
         u.write(1, 0x01)
         u.write(4, 0x02)
@@ -169,7 +198,7 @@ struct UARTModelTests {
         m.write(1, 0x01)
         m.write(4, 0x02)
         m.receive([0x61])
-        #expect(mw.edges == [true]) // ns16550a on a device tree: no gate
+        #expect(mw.edges == [true]) // no gate
     }
 
     @Test("THRE interrupt: enabling IER.THRI raises it, reading IIR lowers it, writing THR re-arms it")

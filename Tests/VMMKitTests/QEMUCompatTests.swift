@@ -290,6 +290,16 @@ struct QEMUCompatTests {
         #expect(r.status == (0x1e << 1) | 1)
     }
 
+    @Test("a byte written to a device enables its port, as QEMU's: the mouse answers through 0xd4 with its port disabled (no 0xa8) and the configuration byte then shows both ports on")
+    func writeEnablesPorts() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("mouse.elf"), "--append", "noa8", "--strict-io", "--max-seconds", Self.halfMinute])
+        // 0x61 | 0x10 (0xad): the mouse's bytes clear 0x20, the keyboard's echo 0x10.
+        #expect(r.stdout.hasSuffix("unknown e1: --\nconfig: k51\nkeyboard ee: kEE\nconfig: k41\n"), "\(r.stdout)")
+        #expect(r.stdout.hasPrefix("reset: FA AA 00\n"))
+        #expect(r.stderr == "")
+        #expect(r.status == (0x1e << 1) | 1)
+    }
+
     @Test("the host moves the mouse (`vmm ctl PATH mouse`, PUT /vm/mouse): the guest reads QEMU's packets, at most 127 a packet, y up, the left button held; 409 while the guest's mouse is not reporting")
     func mouseMotion() throws {
         let dir = try VMMProcess.scratch("mouse", "motion")

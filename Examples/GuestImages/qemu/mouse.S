@@ -7,7 +7,9 @@
  * mode (0xee, a byte echoed, 0xec), and a command the mouse does not know (0xe1: no
  * reply). With the command line ending in "wait" it then prints "waiting for the mouse"
  * and the next 8 bytes the mouse sends (two IntelliMouse packets: the host moves it).
- * Ends with debug-exit 0x1e. */
+ * Ending in "noa8" it disables both ports instead (0xad, 0xa7) and, after the commands,
+ * prints the configuration byte, a keyboard echo (0xee) and the configuration again: a
+ * write to a device enables its port, as QEMU's kbd_write_data. Ends with debug-exit 0x1e. */
 #include "mb.h"
 /* SEND(byte): the byte to the mouse; MOUSE(byte): that, then all replies waiting, on one line. */
 #define SEND(b) mov $(b), %bl; call mouse_send
@@ -17,8 +19,14 @@ KERNEL_START
     mov %ebx, %esi
     call cmdline_end
     CMDLINE_FLAG(0x74696177, wait)  /* "wait" */
+    CMDLINE_FLAG(0x38616f6e, noa8)  /* "noa8" */
     mov $0xa8, %al                  /* enable the auxiliary port */
+    cmpb $0, noa8
+    je 1f
+    mov $0xad, %al                  /* or disable both ports */
     out %al, $0x64
+    mov $0xa7, %al
+1:  out %al, $0x64
     PUTS(s_reset)
     MOUSE(0xff)
     PUTS(s_id)
@@ -65,7 +73,21 @@ KERNEL_START
     cmp $8, %edi
     jb 2b
     PUTS(s_nl)
-3:  DEBUG_EXIT(0x1e)
+3:  cmpb $0, noa8
+    je 5f
+    PUTS(s_config)
+    mov $0x20, %al
+    out %al, $0x64
+    call replies
+    PUTS(s_echo)
+    mov $0xee, %al
+    out %al, $0x60
+    call replies
+    PUTS(s_config)
+    mov $0x20, %al
+    out %al, $0x64
+    call replies
+5:  DEBUG_EXIT(0x1e)
 dead:
     cli
     hlt
@@ -121,6 +143,9 @@ s_unknown: .asciz "unknown e1:"
 s_none:    .asciz " --"
 s_nl:      .asciz "\n"
 s_waiting: .asciz "waiting for the mouse\n"
+s_config:  .asciz "config:"
+s_echo:    .asciz "keyboard ee:"
     .data
 wait: .byte 0
+noa8: .byte 0
     .section .note.GNU-stack, "", @progbits

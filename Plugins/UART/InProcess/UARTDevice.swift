@@ -22,9 +22,8 @@ public final class UARTDevice: @unchecked Sendable {
         if vm.hasIRQChip {
             irq = { [weak vm] level in _ = try? vm?.setIRQLine(irqLine, level: level) }
         }
-        let gated: Bool = if case .pio = config.placement { true } else { false }
-        uart = UART16550(irqGatedByOUT2: gated, send: { sink.send($0) }, flush: { sink.flush() },
-                             ready: { sink.isReady }, irq: irq)
+        uart = UART16550(send: { sink.send($0) }, flush: { sink.flush() },
+                         ready: { sink.isReady }, irq: irq)
         sink.onRoom { [weak uart] in uart?.transmitterRoom() }
     }
 

@@ -62,6 +62,10 @@ extension UART16550 {
         }
         s.hostQueue = ByteRing(capacity: 0)
         for b in bytes[at...] { s.hostQueue.pushGrowing(b) }
+        // Whether input flows is not in the blob (version 1 predates it): it is open where
+        // the registers show the guest receiving, else it opens again at the guest's next
+        // RBR read or LSR poll, as it first did.
+        s.receiving = s.mcr & (Self.mcrRTS | Self.mcrLOOP) == Self.mcrRTS || s.ier & Self.ierRDI != 0 || !s.rx.isEmpty
         let restored = s
         update { s in
             let waiter = s.inputRoomWaiter // an input reader's wait outlives the registers

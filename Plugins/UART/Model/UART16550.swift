@@ -6,10 +6,11 @@
 /// reads THRE and TEMT clear and the THRE interrupt waits until `transmitterRoom()`, so
 /// a guest that waits for THRE loses nothing. Bytes from the host wait in a
 /// host-side queue and enter the receive FIFO (16 bytes, or the 1-byte RBR with FIFOs
-/// off) only while the guest asserts RTS and as room frees up, like a terminal with
-/// hardware flow control: host input never overruns, and input typed before the
-/// guest's driver opened the port (set MCR.RTS) is not lost in its FIFO reset.
-/// Overrun does happen where the guest can cause it: loopback mode.
+/// off) as room frees up, once the guest shows it is receiving (`State.receiving`):
+/// host input never overruns, and input typed before the guest's driver set the port
+/// up is not lost in its FIFO reset. Overrun does happen where the guest can cause it:
+/// loopback mode. Reset values, the interrupt and MSR in loopback are QEMU's
+/// (`serial_reset`, `serial_update_irq`, `serial_ioport_read`).
 ///
 /// Bus-agnostic: `read(_:)`/`write(_:_:)` take a register index 0...7; the placement
 /// (PIO port or MMIO with a register shift) lives in the code that routes exits here.
@@ -35,15 +36,27 @@ public final class UART16550: @unchecked Sendable {
         var hostQueue = ByteRing(capacity: 0)
         var ier: UInt8 = 0
         var lcr: UInt8 = 0
-        var mcr: UInt8 = 0
+        /// OUT2, as QEMU's `serial_reset` leaves it (and PC firmware before it).
+        var mcr: UInt8 = 0x08
         var scr: UInt8 = 0
         var dll: UInt8 = 0x0c // 9600 baud at 1.8432 MHz, as firmware leaves it
         var dlm: UInt8 = 0
         var fifoEnabled = false
         var rxTrigger = 1
         var overrun = false
-        /// MSR bits 7:4 and the latched delta bits 3:0.
+        /// MSR bits 7:4 and the latched delta bits 3:0 outside loopback: a connected host
+        /// (DCD, DSR, CTS) whose lines never change, so no delta is ever latched here.
         var msr: UInt8 = 0xb0
+        /// Host bytes flow into the receive FIFO. QEMU feeds them whenever there is room
+        /// (`serial_can_receive`), so bytes piped before the guest's init land in the FIFO
+        /// its FCR write then clears; holding them back for ever (the old rule: only while
+        /// MCR.RTS) left a guest that polls LSR.DR without touching MCR spinning. So input
+        /// flows from the first sign the guest is receiving, and then regardless of RTS, as
+        /// QEMU's: RTS set outside loopback, IER.RDI enabled, an RBR read, or LSR read twice
+        /// with no THR write between (polling for data: a polled writer reads it once a byte).
+        var receiving = false
+        /// LSR was read and THR not written since (`receiving`).
+        var lsrPolled = false
         /// The THRE interrupt is pending (set when THR empties, cleared by an IIR read
         /// that reports it or by a THR write).
         var thrPending = false
@@ -61,15 +74,17 @@ public final class UART16550: @unchecked Sendable {
     private let flushOutput: @Sendable () -> Void
     private let ready: @Sendable () -> Bool
     private let irq: (@Sendable (Bool) -> Void)?
-    /// PC COM ports reach the 8259 through a gate driven by MCR.OUT2 (and loopback
-    /// forces the pin off); device-tree ns16550a parts wire INTR straight through.
+    /// A PC COM port's board gates INTR with MCR.OUT2 (loopback forcing the pin off).
+    /// QEMU's 16550 raises its line whenever IIR has an interrupt, for PC ports too, and
+    /// guests written for it (IER.THRI with MCR 0x03, or MCR never written) rely on it,
+    /// so the default is no gate; an embedder modelling the board may ask for it.
     public let irqGatedByOUT2: Bool
 
     /// `transmit` gets every byte the guest sends (not loopback bytes); `flush` is called
     /// when the guest reads any register (it is polling, so buffered output should show);
     /// `irq` gets each change of the interrupt line; `ready` says whether the host can
     /// take another byte now (called under the UART's lock).
-    public convenience init(irqGatedByOUT2: Bool = true, transmit: @escaping @Sendable (UInt8) -> Void,
+    public convenience init(irqGatedByOUT2: Bool = false, transmit: @escaping @Sendable (UInt8) -> Void,
                             flush: @escaping @Sendable () -> Void = {}, ready: @escaping @Sendable () -> Bool = { true },
                             irq: (@Sendable (Bool) -> Void)? = nil) {
         self.init(irqGatedByOUT2: irqGatedByOUT2, send: { transmit($0); return ready() }, flush: flush, ready: ready, irq: irq)
@@ -77,7 +92,7 @@ public final class UART16550: @unchecked Sendable {
 
     /// As above, with `send` transmitting a byte and answering `ready` in one call
     /// (`UARTOutputSink.send`: one hold of the sink's lock per THR write, not two).
-    public init(irqGatedByOUT2: Bool = true, send: @escaping @Sendable (UInt8) -> Bool,
+    public init(irqGatedByOUT2: Bool = false, send: @escaping @Sendable (UInt8) -> Bool,
                 flush: @escaping @Sendable () -> Void = {}, ready: @escaping @Sendable () -> Bool = { true },
                 irq: (@Sendable (Bool) -> Void)? = nil) {
         self.irqGatedByOUT2 = irqGatedByOUT2
@@ -95,6 +110,7 @@ public final class UART16550: @unchecked Sendable {
             case .rbrTHR:
                 if s.lcr & Self.lcrDLAB != 0 { return s.dll }
                 let byte = s.rx.pop() ?? 0
+                s.receiving = true
                 Self.refill(&s)
                 return byte
             case .ier:
@@ -106,11 +122,16 @@ public final class UART16550: @unchecked Sendable {
             case .lcr: return s.lcr
             case .mcr: return s.mcr
             case .lsr:
+                if s.lsrPolled, !s.receiving { s.receiving = true; Self.refill(&s) }
+                s.lsrPolled = true
                 var lsr = Self.lsr(s)
                 if !ready() { lsr &= ~(Self.lsrTHRE | Self.lsrTEMT) }
                 s.overrun = false // error bits clear on read
                 return lsr
             case .msr:
+                // In loopback the inputs are MCR's outputs, computed with no delta bits and
+                // leaving the latched ones alone (QEMU's `serial_ioport_read`, case 6).
+                if s.mcr & Self.mcrLOOP != 0 { return Self.loopbackMSR(s.mcr) }
                 let msr = s.msr
                 s.msr &= 0xf0 // delta bits clear on read
                 return msr
@@ -155,6 +176,7 @@ public final class UART16550: @unchecked Sendable {
             switch Register(rawValue: index & 7)! {
             case .rbrTHR:
                 if s.lcr & Self.lcrDLAB != 0 { s.dll = value; return }
+                s.lsrPolled = false
                 // Sent at once: THR is empty again, and says so once the host has room.
                 if s.mcr & Self.mcrLOOP != 0 {
                     Self.receive(value, into: &s)
@@ -166,6 +188,7 @@ public final class UART16550: @unchecked Sendable {
                 if s.lcr & Self.lcrDLAB != 0 { s.dlm = value; return }
                 let enabledTHRI = value & Self.ierTHRI != 0 && s.ier & Self.ierTHRI == 0
                 s.ier = value & 0x0f
+                if value & Self.ierRDI != 0, !s.receiving { s.receiving = true; Self.refill(&s) }
                 if enabledTHRI { Self.transmitterEmptied(&s, room: ready()) } // THR is empty: the interrupt fires now
             case .iirFCR:
                 let enable = value & 0x01 != 0
@@ -178,8 +201,8 @@ public final class UART16550: @unchecked Sendable {
                 s.lcr = value
             case .mcr:
                 s.mcr = value & 0x1f
-                Self.updateModemStatus(&s)
-                Self.refill(&s) // RTS raised, or loopback left: the host may send again
+                if s.mcr & (Self.mcrRTS | Self.mcrLOOP) == Self.mcrRTS { s.receiving = true }
+                Self.refill(&s) // receiving now, or loopback left: the host may send again
             case .lsr, .msr:
                 break // read-only; the 16550A ignores writes (LSR writes are a factory test)
             case .scr:
@@ -245,7 +268,7 @@ public final class UART16550: @unchecked Sendable {
                 s.inputRoomWaiter = nil
                 waiter()
             }
-            let level = Self.iir(s) & Self.iirNone == 0
+            let level = Self.iir(s) & Self.iirNone == 0 // QEMU's: any pending interrupt
                 && (!irqGatedByOUT2 || (s.mcr & Self.mcrOUT2 != 0 && s.mcr & Self.mcrLOOP == 0))
             if level != s.irqLevel {
                 s.irqLevel = level
@@ -255,10 +278,10 @@ public final class UART16550: @unchecked Sendable {
         }
     }
 
-    /// Moves host bytes into the receive FIFO while it has room and RTS is asserted
+    /// Moves host bytes into the receive FIFO while it has room and the guest is receiving
     /// (not in loopback: the receiver then listens to the transmitter only).
     private static func refill(_ s: inout State) {
-        guard s.mcr & mcrLOOP == 0, s.mcr & mcrRTS != 0 else { return }
+        guard s.mcr & mcrLOOP == 0, s.receiving else { return }
         while !s.rx.isFull, let byte = s.hostQueue.pop() { _ = s.rx.push(byte) }
     }
 
@@ -292,23 +315,8 @@ public final class UART16550: @unchecked Sendable {
         return fifoBits | iirNone
     }
 
-    /// MSR bits 7:4 follow MCR in loopback (DCD=OUT2, RI=OUT1, DSR=DTR, CTS=RTS), else
-    /// a connected host (DCD, DSR, CTS); changes latch the delta bits.
-    private static func updateModemStatus(_ s: inout State) {
-        let old = s.msr & 0xf0
-        var new: UInt8 = 0xb0
-        if s.mcr & mcrLOOP != 0 {
-            new = 0
-            if s.mcr & mcrRTS != 0 { new |= 0x10 }
-            if s.mcr & mcrDTR != 0 { new |= 0x20 }
-            if s.mcr & mcrOUT1 != 0 { new |= 0x40 }
-            if s.mcr & mcrOUT2 != 0 { new |= 0x80 }
-        }
-        var delta: UInt8 = 0
-        if (old ^ new) & 0x10 != 0 { delta |= 0x01 } // DCTS
-        if (old ^ new) & 0x20 != 0 { delta |= 0x02 } // DDSR
-        if old & 0x40 != 0, new & 0x40 == 0 { delta |= 0x04 } // TERI: trailing edge only
-        if (old ^ new) & 0x80 != 0 { delta |= 0x08 } // DDCD
-        s.msr = new | (s.msr & 0x0f) | delta
+    /// MSR in loopback: DCD = OUT2, RI = OUT1, DSR = DTR, CTS = RTS, no deltas.
+    static func loopbackMSR(_ mcr: UInt8) -> UInt8 {
+        (mcr & 0x0c) << 4 | (mcr & mcrRTS) << 3 | (mcr & mcrDTR) << 5
     }
 }

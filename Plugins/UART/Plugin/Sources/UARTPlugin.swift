@@ -41,8 +41,7 @@ final class UARTPlugin: VMMPlugin, PluginStateful {
         if raw.pointee.set_irq_line(raw.pointee.host_data, line, 0) == 0 {
             irq = { level in _ = raw.pointee.set_irq_line(raw.pointee.host_data, line, level ? 1 : 0) }
         }
-        let gated: Bool = if case .pio = config.placement { true } else { false }
-        let uart = UART16550(irqGatedByOUT2: gated, send: { sink.send($0) }, flush: { sink.flush() },
+        let uart = UART16550(send: { sink.send($0) }, flush: { sink.flush() },
                              ready: { sink.isReady }, irq: irq)
         self.uart = uart
         sink.onRoom { [weak uart] in uart?.transmitterRoom() }
