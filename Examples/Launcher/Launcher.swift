@@ -81,6 +81,15 @@ struct Launcher {
             throw LauncherError(error.kind == .image ? .image : .usage, error.message)
         }
         log.info("loaded \(o.image!): \(boot)")
+        // QEMU boots these through SeaBIOS, which leaves the PIT ticking and the PICs
+        // set up; an ELF64 or flat image is this launcher's own and meets them as KVM makes them.
+        switch boot {
+        case .protected32, .linux64:
+            if o.useIRQChip {
+                do { try vm.applySeaBIOSInterruptState() } catch { throw LauncherError(.host, error.description) }
+            }
+        default: break
+        }
 
         let dispatcher = ExitDispatcher()
         do {

@@ -94,4 +94,12 @@ struct QEMULoaderTests {
         #expect(r.status == (0x17 << 1) | 1)
     }
 
+    @Test("a kernel QEMU boots finds the PIT and PICs as SeaBIOS leaves them: IRQ 0 ticking at 18.2 Hz (mode 2) on vector 0x08 without programming either, the POST's masks 0xb8 and 0x8e")
+    func seaBIOSInterruptState() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("biosirq.elf"), "--max-seconds", Self.halfMinute])
+        #expect(r.stdout == "pic masks B8 8E, pit status 34, 3 ticks of IRQ 0 on vector 0x08\n")
+        #expect(r.stderr == "")
+        #expect(r.status == (0x1d << 1) | 1)
+    }
+
 }

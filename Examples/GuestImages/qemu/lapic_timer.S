@@ -11,6 +11,9 @@ KERNEL_ENTRY
     movl $0xb, 0x3e0(%ebx)          /* divide by 1 */
     movl $0x20040, 0x320(%ebx)      /* LVT timer: periodic, vector 0x40 */
     movl $200000, 0x380(%ebx)       /* initial count */
+    mov $0xff, %al                  /* both PICs masked: SeaBIOS left IRQ 0 ticking on vector 8 */
+    out %al, $0x21
+    out %al, $0xa1
     sti
 1:  hlt
     cmpl $3, ticks
