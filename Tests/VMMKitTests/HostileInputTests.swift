@@ -31,6 +31,14 @@ struct HostileInputTests {
         return b
     }
 
+    /// A Multiboot kernel with the a.out kludge (flag 16): the header at offset 0 with
+    /// its five addresses, then 64 bytes of `hlt`.
+    static func multibootAOut(header: UInt32, load: UInt32, loadEnd: UInt32, bssEnd: UInt32, entry: UInt32) -> [UInt8] {
+        let magic: UInt32 = 0x1BAD_B002, flags: UInt32 = 1 << 16
+        let words: [UInt32] = [magic, flags, 0 &- (magic &+ flags), header, load, loadEnd, bssEnd, entry]
+        return words.flatMap { w in withUnsafeBytes(of: w.littleEndian) { Array($0) } } + [UInt8](repeating: 0xf4, count: 64)
+    }
+
     /// A new FIFO in the temporary directory (the caller unlinks it).
     static func fifo(_ name: String) throws -> String {
         let path = NSTemporaryDirectory() + "vmm-fifo-\(getpid())-\(name)"
@@ -70,9 +78,7 @@ struct HostileInputTests {
     func multibootLoadEndBelowLoad() throws {
         let (vm, loader) = try Self.vm(ram: 4 << 20)
         defer { vm.close() }
-        let magic: UInt32 = 0x1BAD_B002, flags: UInt32 = 1 << 16
-        let words: [UInt32] = [magic, flags, 0 &- (magic &+ flags), 0x100000, 0x100000, 0xfffff, 0, 0x100000]
-        let bytes = words.flatMap { w in withUnsafeBytes(of: w.littleEndian) { Array($0) } } + [UInt8](repeating: 0xf4, count: 64)
+        let bytes = Self.multibootAOut(header: 0x100000, load: 0x100000, loadEnd: 0xfffff, bssEnd: 0, entry: 0x100000)
         #expect(throws: LoaderError(.image, "k.bin: Multiboot load_end_addr 0xfffff is below load_addr 0x100000")) {
             try loader.load(bytes, ImageRequest(path: "k.bin"))
         }
@@ -127,9 +133,7 @@ struct HostileInputTests {
         #expect(throws: LoaderError(.image, "high.elf: entry point 0xffffffff80100002 lies outside what the image loads ([0x100000..<0x100005])")) {
             try loader.load(high, ImageRequest(path: "high.elf"))
         }
-        let magic: UInt32 = 0x1BAD_B002, flags: UInt32 = 1 << 16
-        let words: [UInt32] = [magic, flags, 0 &- (magic &+ flags), 0x100000, 0x100000, 0, 0x100100, 0x100200]
-        let aout = words.flatMap { w in withUnsafeBytes(of: w.littleEndian) { Array($0) } } + [UInt8](repeating: 0xf4, count: 64)
+        let aout = Self.multibootAOut(header: 0x100000, load: 0x100000, loadEnd: 0, bssEnd: 0x100100, entry: 0x100200)
         #expect(throws: LoaderError(.image, "k.bin: entry point 0x100200 lies outside what the image loads ([0x100000..<0x100100])")) {
             try loader.load(aout, ImageRequest(path: "k.bin"))
         }
