@@ -22,6 +22,8 @@ struct LauncherStateTamperTests {
     @Test("the launcher state's memory or irqchip changed: the restore is refused naming both sides")
     func memoryAndIRQChip() throws {
         let dir = try VMMProcess.scratch("tamper", "launcher")
+        // A snapshot and its copy, 65 MiB a run: left behind, they filled /tmp over the runs.
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let snap = dir + "/snap"
         let saved = try VMMProcess.run(["run", VMMProcess.guest("counter.elf"), "--memory", "64M", "--max-seconds", "0.3", "--snapshot-on-stop", snap])
         #expect(saved.status == 22, "\(saved.stderr)")
