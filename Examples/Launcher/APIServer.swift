@@ -12,6 +12,8 @@ import VMMKit
 /// paths and methods included, is answered as `{"fault_message": "..."}`.
 final class APIServer: @unchecked Sendable {
     let path: String
+    /// The socket file as bound, the one `stop` removes (never another process's).
+    private let bound: APISocketPath.Identity?
     private let routes: Routes
     private let library: UnsafeMutableRawPointer
     private let server: UnsafeMutableRawPointer
@@ -46,13 +48,14 @@ final class APIServer: @unchecked Sendable {
         guard let server else {
             throw LauncherError(.host, "--api-sock \(path): cannot serve: \(String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         }
-        return APIServer(path: path, routes: routes, library: library, server: server,
+        return APIServer(path: path, bound: APISocketPath.identity(path), routes: routes, library: library, server: server,
                          stop: unsafeBitCast(stop, to: vmm_api_server_stop_fn.self))
     }
 
-    private init(path: String, routes: Routes, library: UnsafeMutableRawPointer, server: UnsafeMutableRawPointer,
-                 stop: vmm_api_server_stop_fn) {
+    private init(path: String, bound: APISocketPath.Identity?, routes: Routes, library: UnsafeMutableRawPointer,
+                 server: UnsafeMutableRawPointer, stop: vmm_api_server_stop_fn) {
         self.path = path
+        self.bound = bound
         self.routes = routes
         self.library = library
         self.server = server
@@ -88,7 +91,7 @@ final class APIServer: @unchecked Sendable {
         } else {
             stopServer(server)
         }
-        APISocketPath.remove(path)
+        APISocketPath.remove(path, boundAs: bound)
     }
 
     static let lingerSeconds = 1.0

@@ -53,9 +53,26 @@ enum APISocketPath {
         return true
     }
 
-    /// Removes the socket at exit if it is still a socket (never anything else put there).
-    static func remove(_ path: String) {
+    /// The socket file a server bound: which file `remove` may take away.
+    struct Identity: Equatable {
+        let device: UInt64
+        let inode: UInt64
+    }
+
+    /// The socket at `path` now, nil if there is none.
+    static func identity(_ path: String) -> Identity? {
         var st = stat()
-        if lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
+        guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK else { return nil }
+        return Identity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// Removes the socket at exit if it is still the one this process bound. Once the
+    /// server stops listening another `vmm` may bind the same path (the stop can wait a
+    /// second more for a client that sent half a request): removing whatever socket was
+    /// there took that process's control socket away. The check and the unlink are two
+    /// calls; a bind between them needs the other process to start within microseconds.
+    static func remove(_ path: String, boundAs bound: Identity?) {
+        guard let bound, identity(path) == bound else { return }
+        unlink(path)
     }
 }

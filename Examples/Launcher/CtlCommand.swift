@@ -55,6 +55,18 @@ struct CtlCommand {
             .map { String(String.UnicodeScalarView($0)).asOneLine }.joined(separator: "\n")
     }
 
+    /// A path as the user of `ctl` means it: a relative one from ctl's working directory.
+    /// The VMM writes the file, and it took a relative path from its own directory.
+    static func absolute(_ path: String) throws(LauncherError) -> String {
+        guard !path.hasPrefix("/") else { return path }
+        guard let cwd = getcwd(nil, 0) else {
+            throw LauncherError(.usage, "ctl: \(path.quotedForMessage) is relative and the working directory is gone: \(String(cString: strerror(errno)))")
+        }
+        defer { free(cwd) }
+        let dir = String(cString: cwd)
+        return (dir == "/" ? "" : dir) + "/" + path
+    }
+
     func request() throws(LauncherError) -> (String, String, String?) {
         switch command {
         case "snapshot": guard operands.count == 1 else { throw LauncherError(.usage, "ctl snapshot needs one directory") }
@@ -79,8 +91,8 @@ struct CtlCommand {
             let keys: [String]
             do { keys = try PS2Keys.combinations(typing: operands[0]) } catch { throw LauncherError(.usage, "ctl type: \(error.message)") }
             return ("PUT", "/vm/keys", "{\"keys\": \(FlatJSON.quote(keys.joined(separator: " ")))}")
-        case "snapshot": return ("PUT", "/snapshot/create", "{\"snapshot_dir\": \(FlatJSON.quote(operands[0]))}")
-        case "screendump": return ("PUT", "/vm/screendump", "{\"filename\": \(FlatJSON.quote(operands[0]))}")
+        case "snapshot": return ("PUT", "/snapshot/create", "{\"snapshot_dir\": \(FlatJSON.quote(try Self.absolute(operands[0])))}")
+        case "screendump": return ("PUT", "/vm/screendump", "{\"filename\": \(FlatJSON.quote(try Self.absolute(operands[0])))}")
         case "mouse":
             // The buttons named are held, the others released; the server checks the numbers.
             let buttons = operands.dropFirst(2).joined(separator: " ")

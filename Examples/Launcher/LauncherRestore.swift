@@ -224,17 +224,19 @@ extension Launcher {
     }
 
     /// `--snapshot-on-stop DIR` checked before the guest starts (and again by the writer
-    /// at the stop): a directory that exists, or a parent this user cannot create it in,
-    /// used to be found only after the whole run, and its state was lost.
+    /// at the stop): a directory that exists, a parent this user cannot create it in, or
+    /// a launcher state that cannot be saved (a newline in a console or disk path) used
+    /// to be found only after the whole run, and its state was lost.
     func checkSnapshotDestination() throws(LauncherError) {
         guard let dir = options.snapshotOnStop else { return }
+        _ = try LauncherMachine(options).encodedForSaving()
         let named = "--snapshot-on-stop \(dir.quotedForMessage)"
         var st = stat()
         guard !dir.isEmpty, lstat(dir, &st) != 0 else {
             throw LauncherError(.snapshot, "\(named): \(dir.isEmpty ? "an empty path" : "exists already; a snapshot never overwrites one")")
         }
-        // The folder it goes in: what precedes the last '/' (a trailing one dropped).
-        let path = dir.utf8.count > 1 && dir.utf8.last == UInt8(ascii: "/") ? String(dir.dropLast()) : dir
+        // The folder it goes in: what precedes the last '/' of the directory the writer makes.
+        let path = SnapshotWriter.directory(dir)
         let folder = path.utf8.lastIndex(of: UInt8(ascii: "/")).map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         guard stat(folder, &st) == 0 else {
             throw LauncherError(.snapshot, "\(named): its folder \(folder.quotedForMessage) cannot be used: \(String(cString: strerror(errno)))")

@@ -24,13 +24,19 @@ public enum SnapshotWriter {
         public var dataBytes: UInt64
     }
 
+    /// The directory a snapshot to `given` is written as: "snap/" and "snap//" name the
+    /// folder "snap". The partial name is built from it, and "snap/.partial-PID" lay
+    /// inside a folder that did not exist (the run's state lost).
+    public static func directory(_ given: String) -> String {
+        var dir = given
+        while dir.utf8.count > 1, dir.utf8.last == UInt8(ascii: "/") { dir.removeLast() }
+        return dir
+    }
+
     @discardableResult
     public static func write(_ state: VMState, memory: GuestMemory, devices: [DeviceState] = [],
                              workingSet: [UInt64]? = nil, pagers: [DemandPager] = [], to given: String) throws(SnapshotError) -> Summary {
-        // "snap/" names the folder "snap": the partial name is built from it, and
-        // "snap/.partial-PID" lay inside a folder that did not exist (the run's state lost).
-        var dir = given
-        while dir.utf8.count > 1, dir.utf8.last == UInt8(ascii: "/") { dir.removeLast() }
+        let dir = directory(given)
         guard !SnapshotFiles.exists(dir) else { throw .refused("\(dir) already exists; a snapshot never overwrites one") }
         var seen = Set<String>()
         for d in devices {

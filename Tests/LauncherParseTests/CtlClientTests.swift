@@ -47,6 +47,15 @@ struct CtlClientTests {
         return send(fd, &bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count
     }
 
+    @Test("ctl snapshot and screendump send a relative path from ctl's working directory (the VMM took it from its own)")
+    func relativePaths() throws {
+        let cwd = try #require(getcwd(nil, 0))
+        defer { free(cwd) }
+        let dir = String(cString: cwd)
+        #expect(try CtlCommand.absolute("snap/one") == (dir == "/" ? "" : dir) + "/snap/one")
+        #expect(try CtlCommand.absolute("/abs/snap") == "/abs/snap")
+    }
+
     @Test("an answer is split into status and body")
     func answer() throws {
         let server = try Self.serve { fd in

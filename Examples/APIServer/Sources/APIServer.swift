@@ -109,7 +109,16 @@ private struct Forward: RouterMiddleware, @unchecked Sendable {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var request = request
         let body: [UInt8]?
-        if let buffer = try? await request.collectBody(upTo: ops.max_body_bytes) { body = Array(buffer: buffer) } else { body = nil }
+        do {
+            body = Array(buffer: try await request.collectBody(upTo: ops.max_body_bytes))
+        } catch is NIOTooManyBytesError {
+            body = nil // the caller answers 413
+        } catch {
+            // A body the HTTP layer could not read (a bad chunk size, cut off): a bare 400,
+            // as its other refusals of a malformed request. Every failure read as "too
+            // large" once, a 413 for a 20-byte body.
+            throw HTTPError(.badRequest)
+        }
         let method = request.method.rawValue, path = request.uri.path
         let answer = try await handlers.runIfActive { [self] in
             Answer(raw: method.withCString { m in
