@@ -47,10 +47,12 @@ final class FwCfg: @unchecked Sendable {
         add(Key.ramSize.rawValue, le(ramSize))
         add(Key.cpuCount.rawValue, le(UInt16(cpus)))
         add(Key.maxCPUs.rawValue, le(UInt16(cpus)))
-        // "etc/e820": the RAM ranges, 20-byte packed entries (address, length, type 1 =
-        // RAM), little-endian.
+        // "etc/e820" as QEMU's on KVM: 20-byte packed entries (address, length, type),
+        // little-endian: first the KVM identity map and TSS (type 2, reserved: QEMU's KVM
+        // setup adds it before the board adds RAM), then the RAM ranges (type 1).
         let low = lowRAM ?? ramSize
-        var e820 = le(UInt64(0)) + le(low) + le(UInt32(1))
+        var e820 = le(VirtualMachine.identityMapAddress) + le(VirtualMachine.identityMapSize) + le(UInt32(2))
+        e820 += le(UInt64(0)) + le(low) + le(UInt32(1))
         if ramSize > low { e820 += le(UInt64(1) << 32) + le(ramSize - low) + le(UInt32(1)) }
         // The directory, big-endian: a count, then per file its size, selector, two
         // reserved bytes and a NUL-padded 56-byte name.

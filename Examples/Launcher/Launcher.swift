@@ -13,8 +13,13 @@ struct Launcher {
     /// built-in COM1), as registered: for snapshots.
     let devices = BuiltInDevices()
 
-    init(options: LaunchOptions) {
+    /// RAM below the MMIO hole (`RAMLayout.split`; a restored machine's as its snapshot
+    /// has it, `restoredLowRAM`), the rest of `options.memory` from 4 GiB up.
+    let lowRAM: UInt64
+
+    init(options: LaunchOptions, lowRAM: UInt64? = nil) {
         self.options = options
+        self.lowRAM = lowRAM ?? RAMLayout.split(options.memory).low
         var logger = Logger(label: "vmm") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = Logger.Level(rawValue: options.logLevel) ?? .warning
         log = logger
@@ -22,9 +27,8 @@ struct Launcher {
 
     func run() throws(LauncherError) -> Int32 {
         let o = options
-        // As QEMU's pc machine (gigabyte-aligned): RAM up to 3 GiB below the MMIO hole,
-        // the rest from 4 GiB up.
-        let lowRAM = min(o.memory, RAMLayout.holeStart)
+        // As QEMU's pc machine: below 3.5 GiB all RAM below the MMIO hole, from there
+        // 3 GiB of it and the rest from 4 GiB up.
         let highRAM = o.memory - lowRAM
         guard highRAM <= RAMLayout.maxHighRAM else {
             throw o.rangeError(key: "memory", flag: "memory", "\(Sizes.describe(o.memory)) is above the \(Sizes.describe(RAMLayout.maxMemory)) this launcher maps")
@@ -83,12 +87,14 @@ struct Launcher {
         log.info("loaded \(o.image!): \(boot)")
         // QEMU boots these through SeaBIOS, which leaves the PIT ticking and the PICs
         // set up; an ELF64 or flat image is this launcher's own and meets them as KVM makes them.
+        let throughSeaBIOS: Bool
         switch boot {
         case .protected32, .linux64:
+            throughSeaBIOS = true
             if o.useIRQChip {
                 do { try vm.applySeaBIOSInterruptState() } catch { throw LauncherError(.host, error.description) }
             }
-        default: break
+        default: throughSeaBIOS = false
         }
 
         let dispatcher = ExitDispatcher()
@@ -116,6 +122,9 @@ struct Launcher {
         // The RTC's interrupt thread ends with the run (before the VM closes).
         defer { devices.close() }
         try loadPlugins(plugins, dispatcher: dispatcher)
+        // SeaBIOS enabled A20 through port 0x92 before such a kernel ran (with or without
+        // the irqchip: the port is the machine's either way).
+        if throughSeaBIOS { devices.systemControlA?.restore(SystemControlPortA.seaBIOSValue) }
         let pager = try attachPager(plugins, vm: vm, dispatcher: dispatcher)
         defer { pager?.close() }
         let asyncPF = try attachAsyncPF(plugins, pager: pager)
@@ -161,7 +170,7 @@ struct Launcher {
         let exitCounter = o.apiSock.map { _ in ExitKindCounter(vcpus: o.vcpus, chaining: stats) }
         do {
             if let observer: ExitObserver = exitCounter ?? stats { try dispatcher.setObserver(observer) }
-            let fwCfg = FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: min(o.memory, RAMLayout.holeStart),
+            let fwCfg = FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: lowRAM,
                               files: fwCfgFiles, memory: memory, uuid: o.uuid.bytes)
             try fwCfg.register(on: dispatcher)
             devices.fwCfg = fwCfg

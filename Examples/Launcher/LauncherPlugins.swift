@@ -127,8 +127,7 @@ extension Launcher {
                 hpet = device
             }
             if dispatcher.pioOwner(port: RTC.indexPort, count: 2) == nil {
-                let low = min(options.memory, RAMLayout.holeStart)
-                let rtc = RTC(cpus: options.vcpus, lowRAM: low, highRAM: options.memory - low)
+                let rtc = RTC(cpus: options.vcpus, lowRAM: lowRAM, highRAM: options.memory - lowRAM)
                 try rtc.register(on: dispatcher)
                 devices.rtc = rtc
                 // IRQ 8 through the HPET when there is one, as QEMU's pc wires it (LegacyReplacement takes it).

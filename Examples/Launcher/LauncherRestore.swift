@@ -105,7 +105,24 @@ extension Launcher {
         o.stats = r.stats
         o.image = r.dir
         o.apiSock = r.apiSock
-        return try Launcher(options: o).resume(image, eager: r.eager)
+        let lowRAM = try restoredLowRAM(image.manifest.regions.map { ($0.name, $0.guestAddress, $0.size) }, memory: o.memory, dir: r.dir)
+        return try Launcher(options: o, lowRAM: lowRAM).resume(image, eager: r.eager)
+    }
+
+    /// RAM below the hole in a snapshot's machine: where and as large as the launcher
+    /// state's memory puts it (fw_cfg, the CMOS and SMBIOS tell the guest that size), as
+    /// `RAMLayout.split` does; or, for memory of 3 to 3.5 GiB, split at 3 GiB as the
+    /// launcher did before it followed QEMU there: that guest booted with that map and
+    /// goes on with it (fw_cfg's `etc/e820` and the CMOS say the same). Anything else is refused.
+    static func restoredLowRAM(_ regions: [(name: String, address: UInt64, size: UInt64)], memory: UInt64, dir: String) throws(LauncherError) -> UInt64 {
+        func layout(_ low: UInt64) -> [String] {
+            ["ram 0x0 \(hex(low))"] + (memory > low ? ["ram-high 0x100000000 \(hex(memory - low))"] : [])
+        }
+        let ram = regions.filter { $0.name == "ram" || $0.name == "ram-high" }.map { "\($0.name) \(hex($0.address)) \(hex($0.size))" }
+        let low = RAMLayout.split(memory).low
+        if ram == layout(low) { return low }
+        if memory > RAMLayout.holeStart, ram == layout(RAMLayout.holeStart) { return RAMLayout.holeStart }
+        throw LauncherError(.snapshot, "cannot restore \(dir): the launcher state says \(Sizes.describe(memory)) of memory (\(layout(low).joined(separator: ", "))), the snapshot's RAM regions are \(ram.isEmpty ? "none" : ram.joined(separator: ", "))")
     }
 
     func resume(_ image: SnapshotImage, eager: Bool) throws(LauncherError) -> Int32 {
@@ -113,15 +130,9 @@ extension Launcher {
         guard image.manifest.vcpuCount == o.vcpus else {
             throw LauncherError(.snapshot, "cannot restore \(dir): the launcher state says \(o.vcpus) vCPUs, the snapshot holds \(image.manifest.vcpuCount)")
         }
-        // RAM where and as large as the launcher state's memory puts it (fw_cfg, the CMOS
-        // and SMBIOS tell the guest that size), and an in-kernel irqchip exactly when it
-        // says so (the HPET, IRQ wiring and halt detection go by it).
-        let low = min(o.memory, RAMLayout.holeStart), high = o.memory - low
-        let ram = image.manifest.regions.filter { $0.name == "ram" || $0.name == "ram-high" }.map { "\($0.name) \(hex($0.guestAddress)) \(hex($0.size))" }
-        let expected = ["ram 0x0 \(hex(low))"] + (high > 0 ? ["ram-high 0x100000000 \(hex(high))"] : [])
-        guard ram == expected else {
-            throw LauncherError(.snapshot, "cannot restore \(dir): the launcher state says \(Sizes.describe(o.memory)) of memory (\(expected.joined(separator: ", "))), the snapshot's RAM regions are \(ram.isEmpty ? "none" : ram.joined(separator: ", "))")
-        }
+        // RAM as `restoredLowRAM` found it, and an in-kernel irqchip exactly when the
+        // launcher state says so (the HPET, IRQ wiring and halt detection go by it).
+        _ = try Self.restoredLowRAM(image.manifest.regions.map { ($0.name, $0.guestAddress, $0.size) }, memory: o.memory, dir: dir)
         guard (image.state.irqchip != nil) == o.useIRQChip else {
             throw LauncherError(.snapshot, "cannot restore \(dir): the launcher state says \(o.useIRQChip ? "an" : "no") in-kernel irqchip, the snapshot holds \(image.state.irqchip == nil ? "none" : "one")")
         }

@@ -40,14 +40,26 @@ enum Sizes {
     }
 }
 
-/// The launcher's guest-physical RAM layout, as QEMU's pc machine (gigabyte-aligned):
-/// RAM up to 3 GiB below the MMIO hole, the rest from 4 GiB up, at most 1 TiB of it.
+/// The launcher's guest-physical RAM layout, as QEMU's pc machine (i440FX, pc_piix.c
+/// `pc_init1` with gigabyte_align): RAM below 3.5 GiB lies wholly below the MMIO hole;
+/// from 3.5 GiB up, 3 GiB of it does and the rest goes from 4 GiB up, at most 1 TiB of it.
+/// No device of the machine lies in [3 GiB, 3.5 GiB) (the VGA framebuffer is at
+/// 0xfd000000, the HPET, I/O APIC and local APIC above it), so RAM can reach there.
 enum RAMLayout {
+    /// Where RAM below 4 GiB ends when it is split (QEMU's gigabyte-aligned split).
     static let holeStart: UInt64 = 0xc000_0000
+    /// QEMU's default max-ram-below-4g: RAM of less stays whole below 4 GiB.
+    static let splitFrom: UInt64 = 0xe000_0000
     static let maxHighRAM: UInt64 = 1 << 40
     /// What `--memory` and a snapshot's launcher state may ask for.
     static let maxMemory = holeStart + maxHighRAM
     static let minMemory: UInt64 = 2 << 20
+
+    /// RAM below the hole and from 4 GiB up for `memory` bytes, as QEMU's `pc` splits it.
+    static func split(_ memory: UInt64) -> (low: UInt64, high: UInt64) {
+        let low = memory < splitFrom ? memory : holeStart
+        return (low, memory - low)
+    }
 }
 
 extension String {

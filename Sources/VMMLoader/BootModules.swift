@@ -25,18 +25,6 @@ extension ImageLoader {
         try write(bytes, at: module.start)
         return module
     }
-
-    /// Where conventional memory ends: the last KiB below 640 KiB is the EBDA's.
-    static let conventionalMemoryEnd: UInt64 = 0x9_fc00
-
-    /// RAM as QEMU derives it from its e820 table: conventional memory below 0x9fc00,
-    /// RAM from 1 MiB to the end of low RAM, RAM above 4 GiB.
-    var ramMap: [(base: UInt64, length: UInt64)] {
-        var map: [(base: UInt64, length: UInt64)] = [(0, min(ramSize, Self.conventionalMemoryEnd))]
-        if ramSize > 0x10_0000 { map.append((0x10_0000, ramSize - 0x10_0000)) }
-        if highRAMSize > 0 { map.append((1 << 32, highRAMSize)) }
-        return map
-    }
 }
 
 /// Little-endian bytes of an integer, for the boot information structures.

@@ -70,6 +70,10 @@ public struct ImageLoader: Sendable {
     /// 64 KiB window: [0x0, 0x10000) unless the image or a module is there, else the
     /// first 64 KiB-aligned window of low RAM they leave free (`TableWindow`).
     public static let tableWindowSize: UInt64 = 0x10000
+    /// The most RAM QEMU's `pc` puts below the MMIO hole (3.5 GiB: it splits at 3 GiB from
+    /// there up): what the loader's 32-bit structures and the stack are placed below,
+    /// whatever `ramSize` a caller gives.
+    public static let maxLowRAM: UInt64 = 0xe000_0000
     public let memory: GuestMemory
     /// Guest RAM below the MMIO hole is `[0, ramSize)`: every byte the image loads must lie inside it.
     public let ramSize: UInt64
@@ -153,8 +157,8 @@ public struct ImageLoader: Sendable {
                           fields: [request.append != nil ? .append : .initrd])
     }
 
-    /// The long-mode stack top: the end of RAM below the 3 GiB MMIO hole.
-    var defaultStack: UInt64 { min(ramSize, 0xc000_0000) - 0x10 }
+    /// The long-mode stack top: the end of RAM below the MMIO hole.
+    var defaultStack: UInt64 { min(ramSize, Self.maxLowRAM) - 0x10 }
 
     /// `defaultStack`, unless the image lies in its page: then the table window's stack,
     /// as a 64-bit Linux boot's. An image that filled RAM to its end had its first call's

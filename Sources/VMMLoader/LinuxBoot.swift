@@ -13,6 +13,10 @@ struct LinuxBoot {
     static let zeroPage: UInt64 = 0xc000
     static let cmdline: UInt64 = 0xd000
     static let maxCommandLine = 4095
+    /// What QEMU's `pc` leaves the BIOS at the top of RAM below the hole, above an initrd
+    /// (pcmc->acpi_data_size: 128 KiB of ACPI tables, 32 KiB of others); SeaBIOS reserves
+    /// the top `ImageLoader.highTableZone` of it.
+    static let acpiDataSize: UInt64 = 0x2_8000
     let loader: ImageLoader
     let request: ImageRequest
 
@@ -59,13 +63,17 @@ struct LinuxBoot {
         var initrd: (start: UInt64, size: UInt64)?
         if let file = request.initrd {
             let data = try readFile(file, what: "initrd", limit: loader.ramSize)
-            // As QEMU: as high as initrd_addr_max and RAM allow, on a page boundary.
-            let top = min(UInt64(r.u32(0x22c)) + 1, loader.ramSize, 1 << 32)
+            // As QEMU's x86_load_linux: as high as initrd_addr_max (any 32-bit address with
+            // XLF_CAN_BE_LOADED_ABOVE_4G) and RAM allow, below the high table zone the
+            // BIOS reserves (`acpiDataSize`), on a page boundary.
+            let headerMax = r.u16(0x236) & 2 != 0 ? UInt64(UInt32.max) : UInt64(r.u32(0x22c))
+            let ramMax = loader.ramSize > Self.acpiDataSize ? loader.ramSize - Self.acpiDataSize - 1 : 0
+            let initrdMax = min(headerMax, ramMax)
             let size = UInt64(data.count)
-            guard size <= top, (top - size) & ~0xfff >= kernelRange.upperBound else {
-                throw LoaderError(.image, "\(file): initrd of \(size) bytes does not fit between the kernel's end \(hex(kernelRange.upperBound)) and \(hex(top)) (initrd_addr_max, RAM)")
+            guard size < initrdMax, (initrdMax - size) & ~0xfff >= kernelRange.upperBound else {
+                throw LoaderError(.image, "\(file): initrd of \(size) bytes does not fit between the kernel's end \(hex(kernelRange.upperBound)) and \(hex(initrdMax)) (initrd_addr_max, or RAM below the BIOS's \(Self.acpiDataSize >> 10) KiB of tables)")
             }
-            let start = (top - size) & ~0xfff
+            let start = (initrdMax - size) & ~0xfff
             try loader.write(data, at: start)
             initrd = (start, size)
         }
@@ -81,7 +89,7 @@ struct LinuxBoot {
         var page = [UInt8](repeating: 0, count: 4096)
         page.replaceSubrange(0x1f1..<headerEnd, with: bytes[0x1f1..<headerEnd])
         func put<T: FixedWidthInteger>(_ value: T, _ at: Int) { page.replaceSubrange(at..<at + MemoryLayout<T>.size, with: le(value)) }
-        put(UInt8(0xff), 0x210)                      // type_of_loader: undefined
+        put(UInt8(0xb0), 0x210)                      // type_of_loader: QEMU's (0xB, revision 0)
         put(page[0x211] | 0x80, 0x211)               // loadflags: CAN_USE_HEAP
         put(UInt32(Self.loadAddress), 0x214)         // code32_start
         put(UInt16(0xfe00), 0x224)                   // heap_end_ptr
@@ -89,10 +97,11 @@ struct LinuxBoot {
         put(UInt32(initrd?.start ?? 0), 0x218)       // ramdisk_image
         put(UInt32(initrd?.size ?? 0), 0x21c)        // ramdisk_size
         put(rsdp ?? 0, 0x070)                        // acpi_rsdp_addr (2.14+; older kernels search)
-        let ram = loader.ramMap
-        put(UInt8(ram.count), 0x1e8)                 // e820_entries
-        for (i, (base, length)) in ram.enumerated() {
-            page.replaceSubrange(0x2d0 + i * 20..<0x2d0 + i * 20 + 20, with: le(base) + le(length) + le(UInt32(1)))
+        // The BIOS's map, as the real-mode setup reads it through INT 15h E820 under QEMU.
+        let map = loader.memoryMap
+        put(UInt8(map.count), 0x1e8)                 // e820_entries
+        for (i, e) in map.enumerated() {
+            page.replaceSubrange(0x2d0 + i * 20..<0x2d0 + i * 20 + 20, with: le(e.base) + le(e.length) + le(e.type))
         }
         try loader.write(page, at: window + Self.zeroPage)
         return .linux64(entry: Self.loadAddress + 0x200, bootParams: window + Self.zeroPage, tables: window)

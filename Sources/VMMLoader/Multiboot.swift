@@ -112,10 +112,10 @@ struct Multiboot {
         var flags: UInt32 = 0x1 // mem_lower/mem_upper
         try put(Self.bootDevice, at: info + 12)
         flags |= 0x2
-        // RAM from 1 MiB up (none when RAM ends below 1 MiB).
-        let upper = loader.ramSize > 0x10_0000 ? loader.ramSize - 0x10_0000 : 0
+        // As QEMU's option ROM: mem_lower from INT 12h (below the EBDA), mem_upper the RAM
+        // contiguous from 1 MiB in the memory map.
         try put(UInt32(min(loader.ramSize, ImageLoader.conventionalMemoryEnd) >> 10), at: info + 4)
-        try put(UInt32(min(upper >> 10, UInt64(UInt32.max))), at: info + 8)
+        try put(UInt32(min(loader.upperMemoryKiB, UInt64(UInt32.max))), at: info + 8)
         let cmdline = [path, request.append].compactMap { $0 }.joined(separator: " ")
         // Multiboot's command line begins with the image's path, as QEMU's does: a long
         // path takes room from --append, and the message says which is long.
@@ -141,11 +141,9 @@ struct Multiboot {
             try loader.write(list, at: window + Self.moduleList)
             try loader.write(strings, at: window + Self.moduleStrings)
         }
-        // The memory map (flag 6), `ramMap`. Entries: size (20), base, length, type.
+        // The memory map (flag 6), the BIOS's (`memoryMap`). Entries: size (20), base, length, type.
         var entries: [UInt8] = []
-        for (base, length) in loader.ramMap {
-            entries += le(UInt32(20)) + le(base) + le(length) + le(UInt32(1)) // 1: available
-        }
+        for e in loader.memoryMap { entries += le(UInt32(20)) + le(e.base) + le(e.length) + le(e.type) }
         try loader.write(entries, at: window + Self.memoryMap)
         try put(UInt32(entries.count), at: info + 44)
         try put(UInt32(window + Self.memoryMap), at: info + 48)

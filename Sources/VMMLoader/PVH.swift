@@ -7,7 +7,6 @@ import VMMKit
 /// module (`-initrd`) and the memory map. Linux (CONFIG_PVH) and unikernels boot so.
 struct PVH {
     static let magic: UInt32 = 0x336e_c578
-    static let memmapRAM: UInt32 = 1 // XEN_HVM_MEMMAP_TYPE_RAM
     // Offsets in the loader's table window, shared with Multiboot.
     static let startInfo = BootInfoLayout.info
     static let cmdline = BootInfoLayout.cmdline
@@ -36,9 +35,10 @@ struct PVH {
         if let module { // paddr, size, cmdline_paddr (none), reserved
             try loader.write(le(module.start) + le(module.size) + le(UInt64(0)) + le(UInt64(0)), at: window + Self.moduleList)
         }
-        let ram = loader.ramMap
+        // The BIOS's memory map, as QEMU's pvh.bin copies it (XEN_HVM_MEMMAP_TYPE_* are E820's).
+        let ram = loader.memoryMap
         var map: [UInt8] = []
-        for (base, length) in ram { map += le(base) + le(length) + le(Self.memmapRAM) + le(UInt32(0)) }
+        for e in ram { map += le(e.base) + le(e.length) + le(e.type) + le(UInt32(0)) }
         try loader.write(map, at: window + Self.memoryMap)
         // magic, version, flags, nr_modules, modlist_paddr, cmdline_paddr, rsdp_paddr (0
         // without ACPI tables), memmap_paddr, memmap_entries, reserved: 56 bytes.
@@ -46,7 +46,7 @@ struct PVH {
             + le(module == nil ? 0 : window + Self.moduleList) + le(window + Self.cmdline) + le(rsdp ?? 0)
             + le(window + Self.memoryMap) + le(UInt32(ram.count)) + le(UInt32(0))
         try loader.write(info, at: window + Self.startInfo)
-        // The window lies below the 3 GiB hole (`tableWindow`): a 32-bit address.
+        // The window lies below the MMIO hole (`tableWindow`): a 32-bit address.
         return .protected32(entry: entry, eax: 0, ebx: UInt32(window + Self.startInfo), gdt: window + GuestLayout.gdt)
     }
 }

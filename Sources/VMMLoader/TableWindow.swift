@@ -12,12 +12,12 @@ extension ImageLoader {
     /// The base of the 64 KiB window for the loader's own structures: 0 (its usual place,
     /// where guests written for this loader expect the IDT slot at 0xb000) when the image
     /// leaves [0x1000, 0x10000) free, else the lowest 64 KiB-aligned window of RAM below
-    /// the stack page, 4 GiB and the 3 GiB MMIO hole that no range in `used` touches.
+    /// the stack page and the MMIO hole (at most `maxLowRAM`) that no range in `used` touches.
     /// The first page of the window at 0 is never used, so an image may sit there.
     func tableWindow(avoiding used: [Range<UInt64>], path: String) throws(LoaderError) -> UInt64 {
         let size = Self.tableWindowSize
         // The long-mode stack's top page belongs to the guest too (RAM below a page has none).
-        let top = min(ramSize, 0xc000_0000)
+        let top = min(ramSize, Self.maxLowRAM)
         let limit = top >= 0x1000 ? (top - 0x10) & ~0xfff : 0
         var base: UInt64 = 0
         while base + size <= limit {

@@ -88,6 +88,17 @@ struct FwCfgTests {
         return UInt32(bigEndian: try memory.read(at, as: UInt32.self))
     }
 
+    @Test("etc/e820 is QEMU's on KVM: the identity map and TSS reserved first, then RAM below the hole and from 4 GiB")
+    func e820() throws {
+        func entry(_ base: UInt64, _ length: UInt64, _ type: UInt32) -> [UInt8] {
+            withUnsafeBytes(of: base.littleEndian) { Array($0) } + withUnsafeBytes(of: length.littleEndian) { Array($0) }
+                + withUnsafeBytes(of: type.littleEndian) { Array($0) }
+        }
+        let identity = entry(0xfeff_c000, 0x4000, 2)
+        #expect(Self.read(FwCfg(cpus: 1, ramSize: 5 << 30, lowRAM: 3 << 30), 0x20, 60) == identity + entry(0, 3 << 30, 1) + entry(1 << 32, 2 << 30, 1))
+        #expect(Self.read(FwCfg(cpus: 1, ramSize: 0xd000_0000), 0x20, 40) == identity + entry(0, 0xd000_0000, 1))
+    }
+
     @Test("the directory lists etc/e820 and the user's files sorted by name from selector 0x20; FW_CFG_ID says DMA only with memory to transfer into")
     func directory() throws {
         let (f, _) = try Self.machine()
@@ -100,7 +111,7 @@ struct FwCfgTests {
             let size = e[0..<4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
             return (size, UInt16(e[4]) << 8 | UInt16(e[5]), String(decoding: e[8...].prefix { $0 != 0 }, as: UTF8.self))
         }
-        #expect(entry(0) == (2, 0x20, "bootorder") && entry(1) == (20, 0x21, "etc/e820") && entry(2) == (5, 0x22, "opt/b"))
+        #expect(entry(0) == (2, 0x20, "bootorder") && entry(1) == (40, 0x21, "etc/e820") && entry(2) == (5, 0x22, "opt/b"))
         #expect(Self.read(f, 0x22, 7) == Array("bravo".utf8) + [0, 0], "past the end: zeros")
         #expect(Self.read(f, 0x23, 2) == [0, 0], "no such item")
         // A rep outsw to the selector selects each value in turn (the last stays), from the

@@ -32,4 +32,34 @@ struct SizesTests {
             #expect(Sizes.parseAddress(text) == address, "\(text)")
         }
     }
+
+    @Test("RAM split as QEMU's pc (pc_init1, gigabyte_align): whole below the hole under 3.5 GiB, 3 GiB of it from 3.5 GiB up")
+    func ramSplit() {
+        let cases: [(UInt64, UInt64, UInt64)] = [
+            (128 << 20, 128 << 20, 0), (3 << 30, 3 << 30, 0), (0xd000_0000, 0xd000_0000, 0),
+            (0xdfff_f000, 0xdfff_f000, 0), (0xe000_0000, 0xc000_0000, 0x2000_0000), (5 << 30, 3 << 30, 2 << 30),
+            (RAMLayout.maxMemory, 3 << 30, 1 << 40),
+        ]
+        for (memory, low, high) in cases {
+            #expect(RAMLayout.split(memory) == (low, high), "\(hex(memory))")
+        }
+    }
+
+    @Test("a restore takes RAM as QEMU splits it, or a 3 to 3.5 GiB machine's old split at 3 GiB; any other layout is refused naming both")
+    func restoredSplit() throws {
+        let m: UInt64 = 0xd000_0000
+        #expect(try Launcher.restoredLowRAM([("ram", 0, m)], memory: m, dir: "d") == m)
+        // Snapshots taken before the launcher followed QEMU here: the guest booted with this map.
+        #expect(try Launcher.restoredLowRAM([("ram", 0, 3 << 30), ("ram-high", 1 << 32, 0x1000_0000)], memory: m, dir: "d") == 3 << 30)
+        #expect(try Launcher.restoredLowRAM([("ram", 0, 3 << 30), ("ram-high", 1 << 32, 2 << 30)], memory: 5 << 30, dir: "d") == 3 << 30)
+        func refusal(_ regions: [(name: String, address: UInt64, size: UInt64)], _ memory: UInt64) -> String? {
+            do { _ = try Launcher.restoredLowRAM(regions, memory: memory, dir: "d"); return nil } catch {
+                return error.status == .snapshot ? error.message : "status \(error.status)"
+            }
+        }
+        #expect(refusal([("ram", 0, 3 << 30)], m)
+            == "cannot restore d: the launcher state says 3328 MiB of memory (ram 0x0 0xd0000000), the snapshot's RAM regions are ram 0x0 0xc0000000")
+        #expect(refusal([("vga-vram", 0xfd00_0000, 16 << 20)], 128 << 20)
+            == "cannot restore d: the launcher state says 128 MiB of memory (ram 0x0 0x8000000), the snapshot's RAM regions are none")
+    }
 }

@@ -86,7 +86,7 @@ struct HostileInputTests {
 
     @Test("a small ELF with a 3 GiB p_memsz loads without touching the BSS: RAM is already zero")
     func hugeBSSNotWritten() throws {
-        let ram: UInt64 = 0xd000_0000 // 3.25 GiB, demand-allocated by the kernel
+        let ram: UInt64 = 0xc010_0000 // 3 GiB + 1 MiB, demand-allocated by the kernel: the BSS runs to its end
         let (vm, loader) = try Self.vm(ram: ram)
         defer { vm.close() }
         let bss: UInt64 = 3 << 30

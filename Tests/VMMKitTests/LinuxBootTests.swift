@@ -13,18 +13,23 @@ struct LinuxBootTests {
         try [UInt8](Data(contentsOf: URL(fileURLWithPath: VMMProcess.guest("bzImage"))))
     }
 
-    @Test("vmm run: long mode at the kernel's +0x200, RSI at the zero page: type_of_loader 0xff, CAN_USE_HEAP, the RSDP, the command line, the initrd, the e820 table")
+    @Test("vmm run: long mode at the kernel's +0x200, RSI at the zero page: type_of_loader 0xb0 (QEMU's), CAN_USE_HEAP, the RSDP, the command line, the initrd, the e820 table as SeaBIOS reports it under QEMU (the EBDA, BIOS area, high table zone, KVM's identity map and TSS and BIOS ROM reserved)")
     func launcher() throws {
         let initrd = try VMMProcess.temp("linux-initrd.txt", Array("initramfs".utf8))
         let r = try VMMProcess.run(["run", VMMProcess.guest("bzImage"), "--append", "console=ttyS0 root=/dev/vda",
                                     "--initrd", initrd, "--memory", "4G"])
         #expect(r.stdout == """
-            linux: type_of_loader 000000FF loadflags 00000081 acpi_rsdp_addr 000F2000
+            linux: type_of_loader 000000B0 loadflags 00000081 acpi_rsdp_addr 000F2000
             cmdline: console=ttyS0 root=/dev/vda
             initrd: initramfs
             e820
             mmap 0000000000000000 len 000000000009FC00 type 00000001
-            mmap 0000000000100000 len 00000000BFF00000 type 00000001
+            mmap 000000000009FC00 len 0000000000000400 type 00000002
+            mmap 00000000000F0000 len 0000000000010000 type 00000002
+            mmap 0000000000100000 len 00000000BFEE0000 type 00000001
+            mmap 00000000BFFE0000 len 0000000000020000 type 00000002
+            mmap 00000000FEFFC000 len 0000000000004000 type 00000002
+            mmap 00000000FFFC0000 len 0000000000040000 type 00000002
             mmap 0000000100000000 len 0000000040000000 type 00000001
 
             """)
@@ -36,7 +41,7 @@ struct LinuxBootTests {
     func entryState() throws {
         let r = try ImageLoaderTests.boot(ImageRequest(path: "bzImage"), bytes: try Self.image())
         #expect(r.entry == .linux64(entry: 0x100200, bootParams: 0xc000, tables: 0))
-        #expect(String(decoding: r.console, as: UTF8.self).hasPrefix("linux: type_of_loader 000000FF loadflags 00000081 acpi_rsdp_addr 00000000\ncmdline: \ninitrd: \ne820\n"))
+        #expect(String(decoding: r.console, as: UTF8.self).hasPrefix("linux: type_of_loader 000000B0 loadflags 00000081 acpi_rsdp_addr 00000000\ncmdline: \ninitrd: \ne820\n"))
         #expect(r.stop == .guestExit(code: 0x22))
     }
 
@@ -67,7 +72,7 @@ struct LinuxBootTests {
         }
         // An initrd that does not fit between the kernel's init_size and initrd_addr_max.
         let initrd = try VMMProcess.temp("linux-big-initrd", [UInt8](repeating: 0x42, count: 3 << 20))
-        #expect(throws: LoaderError(.image, "\(initrd): initrd of 3145728 bytes does not fit between the kernel's end 0x200000 and 0x400000 (initrd_addr_max, RAM)")) {
+        #expect(throws: LoaderError(.image, "\(initrd): initrd of 3145728 bytes does not fit between the kernel's end 0x200000 and 0x3d7fff (initrd_addr_max, or RAM below the BIOS's 160 KiB of tables)")) {
             try loader.load(good, ImageRequest(path: "k", initrd: initrd))
         }
     }

@@ -83,7 +83,7 @@ struct PVHBootTests {
         }
     }
 
-    @Test("a PVH kernel written for QEMU: start info magic and version 1, the RSDP, the command line alone, its module, RAM below and above the hole; e_entry unused")
+    @Test("a PVH kernel written for QEMU: start info magic and version 1, the RSDP, the command line alone, its module, the BIOS's memory map (RAM below and above the hole, SeaBIOS's and QEMU's reserved ranges); e_entry unused")
     func launcher() throws {
         let module = try VMMProcess.temp("pvh-module.txt", Array("module contents".utf8))
         let r = try VMMProcess.run(["run", VMMProcess.guest("pvh.elf"), "--append", "console=ttyS0 quiet", "--initrd", module, "--memory", "4G"])
@@ -92,7 +92,12 @@ struct PVHBootTests {
             cmdline: console=ttyS0 quiet
             module: module contents
             mmap 0000000000000000 len 000000000009FC00 type 00000001
-            mmap 0000000000100000 len 00000000BFF00000 type 00000001
+            mmap 000000000009FC00 len 0000000000000400 type 00000002
+            mmap 00000000000F0000 len 0000000000010000 type 00000002
+            mmap 0000000000100000 len 00000000BFEE0000 type 00000001
+            mmap 00000000BFFE0000 len 0000000000020000 type 00000002
+            mmap 00000000FEFFC000 len 0000000000004000 type 00000002
+            mmap 00000000FFFC0000 len 0000000000040000 type 00000002
             mmap 0000000100000000 len 0000000040000000 type 00000001
 
             """)

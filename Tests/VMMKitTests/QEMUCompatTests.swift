@@ -359,10 +359,17 @@ struct QEMUCompatTests {
         // line, modules, memory map, boot loader name), the loader naming itself.
         #expect(r.stdout == """
             multiboot flags 0000024F, boot device 8000FFFF, loader VMMKit
+            mem_lower 0000027F mem_upper 002FFB80
             mmap 0000000000000000 len 000000000009FC00 type 1
-            mmap 0000000000100000 len 00000000BFF00000 type 1
+            mmap 000000000009FC00 len 0000000000000400 type 2
+            mmap 00000000000F0000 len 0000000000010000 type 2
+            mmap 0000000000100000 len 00000000BFEE0000 type 1
+            mmap 00000000BFFE0000 len 0000000000020000 type 2
+            mmap 00000000FEFFC000 len 0000000000004000 type 2
+            mmap 00000000FFFC0000 len 0000000000040000 type 2
             mmap 0000000100000000 len 0000000080000000 type 1
             fw_cfg ram 0000000140000000
+            at 0xC8000000: FFFFFFFF
             at 4 GiB: 600DCAFE 5CA1AB1E
 
             """)
@@ -370,7 +377,7 @@ struct QEMUCompatTests {
         // With the default 128M (QEMU's) there is no RAM at 4 GiB: the same stores are
         // dropped, the loads read all-ones.
         let small = try VMMProcess.run(["run", VMMProcess.guest("highmem.elf"), "--max-seconds", Self.halfMinute])
-        #expect(small.stdout.hasSuffix("fw_cfg ram 0000000008000000\nat 4 GiB: FFFFFFFF FFFFFFFF\n"))
+        #expect(small.stdout.hasSuffix("fw_cfg ram 0000000008000000\nat 0xC8000000: FFFFFFFF\nat 4 GiB: FFFFFFFF FFFFFFFF\n"))
         #expect(!small.stdout.contains("mmap 0000000100000000"))
     }
 

@@ -94,12 +94,35 @@ struct QEMULoaderTests {
         #expect(r.status == (0x17 << 1) | 1)
     }
 
-    @Test("a kernel QEMU boots finds the PIT and PICs as SeaBIOS leaves them: IRQ 0 ticking at 18.2 Hz (mode 2) on vector 0x08 without programming either, the POST's masks 0xb8 and 0x8e")
+    @Test("a kernel QEMU boots finds the PIT and PICs as SeaBIOS leaves them: IRQ 0 ticking at 18.2 Hz (mode 2) on vector 0x08 without programming either, the POST's masks 0xb8 and 0x8e; port 0x92 with A20 on (0x02)")
     func seaBIOSInterruptState() throws {
         let r = try VMMProcess.run(["run", VMMProcess.guest("biosirq.elf"), "--max-seconds", Self.halfMinute])
-        #expect(r.stdout == "pic masks B8 8E, pit status 34, 3 ticks of IRQ 0 on vector 0x08\n")
+        #expect(r.stdout == "pic masks B8 8E, port 92 02, pit status 34, 3 ticks of IRQ 0 on vector 0x08\n")
         #expect(r.stderr == "")
         #expect(r.status == (0x1d << 1) | 1)
     }
 
+    @Test("--memory 3328M: all RAM below the hole, as QEMU's pc keeps RAM under 3.5 GiB (it was split at 3 GiB); the guest writes RAM at 0xc8000000")
+    func memoryUnder3Point5G() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("highmem.elf"), "--memory", "3328M", "--max-seconds", Self.halfMinute])
+        // SeaBIOS's map under QEMU: RAM to the EBDA, the EBDA and BIOS area, RAM from 1 MiB
+        // to its high table zone, that zone, KVM's identity map and TSS, the BIOS ROM.
+        #expect(r.stdout == """
+            multiboot flags 0000024F, boot device 8000FFFF, loader VMMKit
+            mem_lower 0000027F mem_upper 0033FB80
+            mmap 0000000000000000 len 000000000009FC00 type 1
+            mmap 000000000009FC00 len 0000000000000400 type 2
+            mmap 00000000000F0000 len 0000000000010000 type 2
+            mmap 0000000000100000 len 00000000CFEE0000 type 1
+            mmap 00000000CFFE0000 len 0000000000020000 type 2
+            mmap 00000000FEFFC000 len 0000000000004000 type 2
+            mmap 00000000FFFC0000 len 0000000000040000 type 2
+            fw_cfg ram 00000000D0000000
+            at 0xC8000000: 600DCAFE
+            at 4 GiB: FFFFFFFF FFFFFFFF
+
+            """)
+        #expect(r.stderr == "")
+        #expect(r.status == (0x19 << 1) | 1)
+    }
 }

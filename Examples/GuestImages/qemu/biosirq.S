@@ -1,5 +1,5 @@
 /* What SeaBIOS leaves behind for a kernel QEMU boots: the PICs' masks (0xb8 and 0x8e:
- * IRQ 0, 1, 2, 6, 8, 12, 13, 14 unmasked), the PIT's channel 0 status by the read-back
+ * IRQ 0, 1, 2, 6, 8, 12, 13, 14 unmasked), port 0x92 with A20 on (0x02), the PIT's channel 0 status by the read-back
  * command (0x34: mode 2, low then high byte, binary), and its IRQ 0 ticking on the BIOS's
  * vector 0x08 without the kernel programming the PIT or remapping the PICs. Masks every
  * line but IRQ 0, takes three ticks in `sti; hlt`, prints what it read and ends with
@@ -13,6 +13,9 @@ KERNEL_ENTRY
     call puthex2
     PUTS(s_sp)
     in $0xa1, %al
+    call puthex2
+    PUTS(s_port92)
+    in $0x92, %al
     call puthex2
     mov $0xe2, %al                  /* read-back: channel 0's status, not its count */
     out %al, $0x43
@@ -51,6 +54,7 @@ MB_HELPERS
     .section .rodata
 s_imr:   .asciz "pic masks "
 s_sp:    .asciz " "
+s_port92: .asciz ", port 92 "
 s_pit:   .asciz ", pit status "
 s_ticks: .asciz ", 3 ticks of IRQ 0 on vector 0x08\n"
     .data

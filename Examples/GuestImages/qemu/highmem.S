@@ -1,5 +1,7 @@
 /* RAM above the MMIO hole, as on QEMU's pc with -m 4G or more: prints the Multiboot
- * info's flags, boot device and boot loader name, its memory map and fw_cfg's RAM size, then enters long mode with the first 1 GiB and the
+ * info's flags, boot device and boot loader name, mem_lower and mem_upper, its memory map and fw_cfg's RAM size;
+ * writes a pattern at 0xc8000000 (RAM only when RAM of 3 to 3.5 GiB stays below the hole,
+ * as QEMU's pc keeps it) and reads it back; then enters long mode with the first 1 GiB and the
  * 2 MiB at 4 GiB identity-mapped, writes a pattern
  * to the first and last words of that 2 MiB page and reads them back (an address with no
  * RAM would read all-ones). Ends with debug-exit 0x19. */
@@ -15,6 +17,9 @@ KERNEL_START
     mov 64(%ebp), %esi
     call puts
 3:  PUTS(s_nl)
+    PRINT(s_lower, 4(%ebp))
+    PRINT(s_upper, 8(%ebp))
+    PUTS(s_nl)
     testl $0x40, (%ebp)             /* flags bit 6: memory map */
     jz dead
     mov 48(%ebp), %ebx              /* mmap_addr */
@@ -51,6 +56,12 @@ KERNEL_START
     push %esi
     call puthex
     pop %eax
+    call puthex
+    PUTS(s_nl)
+    mov $0xc8000000, %ebx           /* 3 GiB + 128 MiB, paging off */
+    movl $0x600dcafe, (%ebx)
+    PUTS(s_3g)
+    mov (%ebx), %eax
     call puthex
     PUTS(s_nl)
 
@@ -127,6 +138,9 @@ s_type:  .asciz " type "
 s_nl:    .asciz "\n"
 s_fwcfg: .asciz "fw_cfg ram "
 s_high:  .asciz "at 4 GiB: "
+s_3g:    .asciz "at 0xC8000000: "
+s_lower: .asciz "mem_lower "
+s_upper: .asciz " mem_upper "
     .data
     .align 8
 gdt:  .quad 0, 0x00af9a000000ffff   /* 0x08: 64-bit code */

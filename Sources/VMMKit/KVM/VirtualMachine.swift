@@ -26,9 +26,19 @@ public final class VirtualMachine: @unchecked Sendable {
         self.kvm = kvm
         self.fdStorage = Atomic(fd)
         self.memory = GuestMemory(vmFD: fd, kvm: kvm)
-        // Intel VMX needs a TSS area below 4 GiB for real mode; harmless elsewhere.
-        _ = ckvm_ioctl_value(fd, CKVM_SET_TSS_ADDR, 0xfffb_d000)
+        // Intel VMX without unrestricted guest needs an identity page table and a TSS
+        // area below 4 GiB for real mode; harmless elsewhere. Where QEMU puts them (the
+        // page, then three of TSS), so the range its `etc/e820` reserves is theirs here
+        // too. Before any vCPU: KVM refuses to move the identity map after.
+        var identity = Self.identityMapAddress
+        _ = ckvm_ioctl(fd, CKVM_SET_IDENTITY_MAP_ADDR, &identity)
+        _ = ckvm_ioctl_value(fd, CKVM_SET_TSS_ADDR, UInt(Self.identityMapAddress + 0x1000))
     }
+
+    /// KVM's identity page table (one page) and real-mode TSS (three) for VMX, as QEMU
+    /// places them (target/i386/kvm/kvm.c): reserved in the memory maps guests get.
+    public static let identityMapAddress: UInt64 = 0xfeff_c000
+    public static let identityMapSize: UInt64 = 0x4000
 
     /// A VM without KVM, for replaying a recorded run with its plugins and no /dev/kvm:
     /// `memory` is usually `GuestMemory.detached()`, vCPUs come from `adoptReplayVCPU`.
