@@ -112,6 +112,24 @@ struct FwCfgTests {
         #expect(words == [0, 0, 0, 0, 0, 0])
     }
 
+    @Test("port 0x510 as QEMU's fw_cfg_comb_mem_ops: only a 2-byte write selects, a byte read is the next data byte, other widths read 0; port 0x511 a byte wide")
+    func selectorWidths() throws {
+        let (f, _) = try Self.machine()
+        Self.io(f, FwCfg.selectorPort, size: 2, write: 0x22) // opt/b: "bravo"
+        Self.io(f, FwCfg.selectorPort, size: 1, write: 0x19) // a data write: ignored
+        Self.io(f, FwCfg.selectorPort, size: 4, write: 0x19) // refused
+        #expect(Self.io(f, FwCfg.selectorPort, size: 1) == 0x62, "b")
+        #expect(Self.io(f, FwCfg.selectorPort, size: 2) == 0 && Self.io(f, FwCfg.selectorPort) == 0, "refused reads move nothing")
+        #expect(Self.io(f, FwCfg.dataPort, size: 1) == 0x72, "r")
+        #expect(Self.io(f, FwCfg.dataPort, size: 2) == 0xff61, "a byte of 0x511, then 0x512: no device's")
+        #expect(Self.io(f, FwCfg.dataPort) == 0x51ff_ff76, "v, 0x512-0x513, then the DMA register's first byte")
+        #expect(Self.io(f, FwCfg.dataPort, size: 1) == 0x6f && f.state.offset == 5)
+        Self.io(f, FwCfg.dataPort, size: 2, write: 0x0019) // 0x511 is a byte wide: no select
+        #expect(f.state.selector == 0x22)
+        #expect(FwCfg.pieces(0x511, size: 4).map { [$0.0, UInt16($0.1)] } == [[0x511, 1], [0x512, 2], [0x514, 1]])
+        #expect(FwCfg.pieces(0x516, size: 4).map { [$0.0, UInt16($0.1)] } == [[0x516, 2], [0x518, 2]])
+    }
+
     @Test("DMA: select, read (zeros past the end), skip, one offset shared with the data port; the control word written back 0")
     func transfers() throws {
         let (f, m) = try Self.machine()
@@ -160,8 +178,10 @@ struct FwCfgTests {
             Self.io(f, FwCfg.dmaPort + 4, write: UInt32(truncatingIfNeeded: at).byteSwapped)
             #expect(f.state == before, "\(at)")
         }
-        // Only 4-byte accesses to either half: others read all-ones and write nothing.
-        #expect(Self.io(f, FwCfg.dmaPort, size: 2) == 0xffff && Self.io(f, FwCfg.dmaPort + 2) == ~0 && Self.io(f, FwCfg.dmaPort + 7, size: 1) == 0xff)
+        // Every read gives the signature's bytes at its ports, as QEMU's fw_cfg_dma_mem_read
+        // (past 0x51b no device's, all-ones); only 4-byte writes to either half take.
+        #expect(Self.io(f, FwCfg.dmaPort, size: 2) == 0x4551 && Self.io(f, FwCfg.dmaPort + 2) == 0x4320_554d)
+        #expect(Self.io(f, FwCfg.dmaPort + 7, size: 1) == 0x47 && Self.io(f, FwCfg.dmaPort + 6) == 0xffff_4746)
         Self.io(f, FwCfg.dmaPort + 4, size: 2, write: 0x0001)
         Self.io(f, FwCfg.dmaPort + 1, write: 0x0100_0000)
         #expect(f.state == before)
