@@ -233,6 +233,22 @@ struct FwCfgTests {
         }
     }
 
+    @Test("--pvpanic's etc/pvpanic-port, as QEMU's pvpanic_isa_realizefn: the port, 2 bytes little-endian, after the user's files, in the directory and a snapshot's blob")
+    func pvpanicPort() throws {
+        #expect(PVPanic.fwCfgFile == F(name: "etc/pvpanic-port", bytes: [0x05, 0x05]))
+        let user = (0..<F.maxCount).map { F.Spec(name: "opt/\($0)", content: .string("x")) }
+        let files = try F.load(user, machine: [PVPanic.fwCfgFile]) { $0.name }
+        #expect(files.count == 17 && files.last == PVPanic.fwCfgFile)
+        #expect(try F.decode(F.encode(files), version: 1) == files, "16 of the user's and the machine's read back")
+        let f = FwCfg(cpus: 1, ramSize: 1 << 20, files: [PVPanic.fwCfgFile])
+        let dir = Self.read(f, 0x19, 4 + 2 * 64)
+        #expect(dir[0..<4] == [0, 0, 0, 2] && dir[68..<74] == [0, 0, 0, 2, 0, 0x21] && dir[76..<92] == ArraySlice("etc/pvpanic-port".utf8))
+        #expect(Self.read(f, 0x21, 2) == [0x05, 0x05])
+        // It counts in the 8 MiB: a user's file of all of it no longer fits.
+        let big = [F.Spec(name: "opt/big", content: .string(String(repeating: "x", count: F.maxTotalSize)))]
+        #expect(throws: LauncherError.self) { try F.load(big, machine: [PVPanic.fwCfgFile]) { $0.name } }
+    }
+
     @Test("a damaged fw-cfg-files blob is refused in one line saying why")
     func hostileBlobs() {
         let cases: [(String, String)] = [
@@ -250,7 +266,7 @@ struct FwCfgTests {
             ("vmm-fw-cfg-files 1\nfile etc/e820 1\na\nend\n", "the name 'etc/e820' is the machine's own"),
             ("vmm-fw-cfg-files 1\nfile opt/a 1\na\nfile opt/a 1\nb\nend\n", "the name 'opt/a' given twice"),
             ("vmm-fw-cfg-files 1\nfile " + String(repeating: "x", count: 100) + " 1\na\nend\n", "the line at byte 19 has no end or is longer than 100 bytes"),
-            ("vmm-fw-cfg-files 1\n" + (0..<17).map { "file opt/\($0) 1\na\n" }.joined() + "end\n", "more than 16 files"),
+            ("vmm-fw-cfg-files 1\n" + (0..<18).map { "file opt/\($0) 1\na\n" }.joined() + "end\n", "more than 17 files"),
         ]
         for (text, why) in cases {
             #expect(throws: F.Refusal(why: why), "\(text.debugDescription)") { try F.decode(Array(text.utf8), version: 1) }
