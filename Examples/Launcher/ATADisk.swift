@@ -5,7 +5,9 @@ import VMMKit
 /// (`vmm run --hda PATH`, QEMU's `-hda`): ports 0x1f0-0x1f7 (the task file and the data
 /// port), 0x3f6 (alternate status, device control) and IRQ 14, in PIO mode, as a kernel
 /// written for QEMU drives it (OSDev's "ATA PIO Mode" and its descendants). The slave is
-/// absent: with it selected every register reads 0 and commands are ignored, as QEMU's.
+/// absent, as on QEMU's bus: register writes reach it too, so with it selected the count,
+/// LBA and device/head registers read back what was written, error and status (and the
+/// alternate status) read 0, and commands are ignored.
 ///
 /// Commands, with QEMU's answers: IDENTIFY DEVICE (0xec, `ATAIdentify`), READ SECTORS
 /// (0x20, 0x21) and WRITE SECTORS (0x30, 0x31) in LBA28 or CHS, their LBA48 forms (0x24,
@@ -13,15 +15,20 @@ import VMMKit
 /// MULTIPLE MODE's (0xc6) 1-16 sectors, 16 after a reset, READ VERIFY (0x40, 0x41, 0x42),
 /// READ NATIVE MAX ADDRESS (0xf8, 0x27), FLUSH CACHE (0xe7, 0xea: fdatasync), SET
 /// FEATURES, SEEK, INITIALIZE DEVICE PARAMETERS, RECALIBRATE, EXECUTE DEVICE DIAGNOSTIC,
-/// CHECK POWER MODE, the standby and idle commands; any other (DMA, IDENTIFY PACKET,
-/// NOP...) is aborted (status 0x41, error 0x04), as is a transfer that reaches past the
-/// last sector or fails on the host, a MULTIPLE command with no block size set, and a
-/// block size that is not a power of two up to 16. A command is ignored while DRQ is set.
+/// CHECK POWER MODE, the standby, idle and sleep commands (status 0x40: QEMU sets no DSC
+/// for them); any other (DMA, IDENTIFY PACKET, NOP...) is aborted (status 0x41, error
+/// 0x04), as is a transfer that reaches past the last sector or fails on the host, a
+/// MULTIPLE command with no block size set, and a block size that is not a power of two
+/// up to 16; READ VERIFY succeeds wherever it points, as QEMU's `cmd_verify` checks
+/// nothing. A command, and a task-file write, is ignored while BSY or DRQ is set.
 /// Each command completes at once (BSY is never seen): a read raises IRQ 14 with DRQ for
 /// each block (a sector, or a MULTIPLE command's block), a write for each block it took,
 /// unless nIEN is set; reading the status port (not the alternate) lowers it. The data
 /// port moves 2 or 4 bytes an access, a `rep insw` of several sectors in one exit; one
-/// that does not fit what is left of the block reads 0 and moves nothing, as QEMU's.
+/// that does not fit what is left of the block reads 0 and moves nothing, as QEMU's. The
+/// other registers are bytes: a 2-byte access is two byte accesses (the byte past 0x1f7 or
+/// 0x3f6 reads 0xff), a 4-byte one reads all-ones and writes nothing, as QEMU's portio
+/// splits only 2-byte accesses (`outl(0x1f4)` put its top byte in the command register).
 ///
 /// The disk's registers and the sector in flight are saved in snapshots (`ata` in
 /// `BuiltInDeviceState`); the image's contents are the image file's, never copied.
@@ -75,14 +82,17 @@ final class ATADisk: @unchecked Sendable {
     static func registerEmpty(on dispatcher: ExitDispatcher, base: UInt16, control: UInt16, name: String) throws(VMMError) {
         let handler: ExitDispatcher.PIOHandler = { io, _ in
             guard !io.isWrite else { return .handled }
-            for i in 0..<io.count {
-                let dataByte = io.port == base && io.size == 1
-                io.setElement(i, dataByte ? 0xff : io.port == control ? 0xffff_ff00 : 0)
-            }
+            for i in 0..<io.count { io.setElement(i, emptyRead(io.port == control ? 8 : Int(io.port &- base), size: io.size)) }
             return .handled
         }
         try dispatcher.registerPIO(port: base, count: 8, owner: "IDE \(name) channel, empty (built-in)", handler)
         try dispatcher.registerPIO(port: control, owner: "IDE \(name) channel control, empty (built-in)", handler)
+    }
+
+    /// A read of an empty channel's register (0-7, 8 the control port): the data port's 2-
+    /// and 4-byte reads see no DRQ, 0, its byte reads 0xff; the rest as `byteRegisters`.
+    static func emptyRead(_ register: Int, size: Int) -> UInt32 {
+        register == 0 && size >= 2 ? 0 : byteRegisters(register, size: size) { $0 == 0 ? 0xff : 0 }
     }
 
     /// One guest read of `size` bytes (1, 2 or 4) at `port` (0x1f0-0x1f7 or 0x3f6).
@@ -124,44 +134,65 @@ final class ATADisk: @unchecked Sendable {
         return body()
     }
 
-    // Under the lock. The data port moves 2 or 4 bytes; the task file is a byte a port,
-    // so a wider access is its bytes in turn, as QEMU's portio splits it, and the bytes
-    // above the control register read all-ones.
+    /// A read of `size` bytes at byte register `register` (0-7 the task file, 8 the
+    /// control port), as QEMU's portio makes it of byte registers: a byte, two bytes in
+    /// turn (the second all-ones past the block's last register, 7 or the control port),
+    /// or all-ones for 4 bytes, which no handler takes.
+    static func byteRegisters(_ register: Int, size: Int, _ byte: (Int) -> UInt8) -> UInt32 {
+        switch size {
+        case 1: return UInt32(byte(register))
+        case 2:
+            let low = UInt32(byte(register))
+            return register == 7 || register == 8 ? 0xff00 | low : low | UInt32(byte(register + 1)) << 8
+        default: return 0xffff_ffff
+        }
+    }
+
+    // Under the lock. The data port moves 2 or 4 bytes; the rest are byte registers
+    // (`byteRegisters`).
     private func readLocked(_ port: UInt16, size: Int) -> UInt32 {
-        if port == Self.controlPort { return 0xffff_ff00 | UInt32(s.slaveSelected ? 0 : s.status) }
-        let register = Int(port &- Self.basePort)
+        let register = port == Self.controlPort ? 8 : Int(port &- Self.basePort)
         if register == 0, size >= 2 { return readData(bytes: min(size, 4)) }
-        var value: UInt32 = 0
-        for b in 0..<min(size, 4) { value |= UInt32(readRegister(register + b)) << (8 * UInt32(b)) }
-        return value
+        return Self.byteRegisters(register, size: size) { readRegister($0) }
     }
 
     private func writeLocked(_ port: UInt16, size: Int, _ value: UInt32) {
-        if port == Self.controlPort { return deviceControl(UInt8(truncatingIfNeeded: value)) }
-        let register = Int(port &- Self.basePort)
+        let register = port == Self.controlPort ? 8 : Int(port &- Self.basePort)
         if register == 0, size >= 2 { return writeData(value, bytes: min(size, 4)) }
-        for b in 0..<min(size, 4) { writeRegister(register + b, UInt8(truncatingIfNeeded: value >> (8 * UInt32(b)))) }
+        guard size <= 2 else { return } // a 4-byte write no handler takes
+        writeRegister(register, UInt8(truncatingIfNeeded: value))
+        if size == 2, register < 7 { writeRegister(register + 1, UInt8(truncatingIfNeeded: value >> 8)) }
     }
 
+    /// QEMU's `ide_ioport_read` (and `ide_status_read` for the alternate status, 8): the
+    /// absent slave's error and status read 0, its other registers its copy.
     private func readRegister(_ r: Int) -> UInt8 {
         switch r {
         case 0: return 0xff // a byte of the data port
-        case 1...5: return s.slaveSelected ? 0 : s.read(register: r)
-        case 6: return s.slaveSelected ? 0 : s.select
+        case 1: return s.slaveSelected ? 0 : s.read(register: r)
+        case 2...5: return s.slaveSelected ? s.slave.read(register: r, hob: s.control & 0x80 != 0) : s.read(register: r)
+        case 6: return s.slaveSelected ? s.slave.select : s.select
         case 7:
-            if s.slaveSelected { return 0 }
-            setLine(false)
-            return s.status
+            setLine(false) // whichever drive is selected
+            return s.slaveSelected ? 0 : s.status
+        case 8: return s.slaveSelected ? 0 : s.status
         default: return 0xff
         }
     }
 
+    /// QEMU's `ide_ioport_write` (and `ide_ctrl_write`, 8): task-file writes reach both
+    /// drives, and are dropped while the selected drive is busy or transferring.
     private func writeRegister(_ r: Int, _ v: UInt8) {
+        if r == 8 { return deviceControl(v) }
+        if (1...6).contains(r), !s.slaveSelected, s.status & (ATAState.busy | ATAState.drq) != 0 { return }
         switch r {
-        case 1...5: s.write(register: r, v)
+        case 1...5:
+            s.write(register: r, v)
+            s.slave.write(register: r, v)
         case 6:
             s.control &= ~0x80
             s.select = v | 0xa0
+            s.slave.select = v | 0xa0
         case 7:
             s.control &= ~0x80
             setLine(false)
@@ -179,7 +210,7 @@ final class ATADisk: @unchecked Sendable {
             setLine(false)
         } else if v & 0x04 == 0, was & 0x04 != 0 { // released
             s.status = ATAState.ready
-            s.setSignature()
+            s.resetRegisters()
         }
     }
 
@@ -209,14 +240,13 @@ final class ATADisk: @unchecked Sendable {
             s.setAddress(store.sectors - 1, lba48: c == 0x27, geometry: geometry)
             raise()
         case 0x40, 0x41, 0x42:
-            // READ VERIFY: the sectors must exist; nothing moves.
-            guard range(lba48: c == 0x42) != nil else { return abort() }
+            // READ VERIFY: nothing moves, and QEMU's checks no address ("do sector number
+            // check ?"), so one past the end succeeds too.
             raise()
         case 0xe7, 0xea:
             guard store.flush() else { return abort() }
             raise()
         case 0xef:
-            // SET FEATURES: write cache, transfer mode, look-ahead, reverting defaults.
             // SET FEATURES: write cache, transfer mode, look-ahead, reverting defaults, power
             // management and acoustics, and the features QEMU takes as NOPs.
             guard [0x02, 0x03, 0x05, 0x42, 0x55, 0x66, 0x67, 0x69, 0x82, 0x85, 0x96, 0x9a, 0xaa, 0xc2, 0xcc].contains(s.feature) else { return abort() }
@@ -228,7 +258,11 @@ final class ATADisk: @unchecked Sendable {
         case 0xe5, 0x98:
             s.count = 0xff // CHECK POWER MODE: active or idle
             raise()
-        case 0x91, 0x10...0x1f, 0x70, 0xe0...0xe3, 0x94...0x97: raise()
+        case 0x91, 0x10, 0x70: raise() // INITIALIZE DEVICE PARAMETERS, RECALIBRATE, SEEK
+        case 0xe0...0xe3, 0x94...0x97, 0xe6, 0x99:
+            // Standby, idle and sleep: QEMU's `cmd_nop` without SET_DSC, so DRDY alone.
+            s.status = 0x40
+            raise()
         default: abort()
         }
     }

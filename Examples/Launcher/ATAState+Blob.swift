@@ -6,7 +6,10 @@ import VMMKit
 /// [MULTIPLE BLOCK-SIZE]`; numbers in `0x` hex, TRANSFER 0-3 (none, identify, read,
 /// write), LBA48 and LINE 0 or 1, BUFFER the block in flight (1 to 16 sectors, 1024 hex
 /// digits each) or `-` with no transfer; MULTIPLE and BLOCK-SIZE only when not 16 and 1
-/// (a snapshot written before READ/WRITE MULTIPLE has neither).
+/// (a snapshot written before READ/WRITE MULTIPLE has neither), then, only when the absent
+/// slave's copy of the task file is not as after a reset, `SLAVE-COUNT SLAVE-LBA-LOW
+/// SLAVE-LBA-MID SLAVE-LBA-HIGH`, their four HOB copies and `SLAVE-SELECT` (a snapshot
+/// written before the slave kept them restores it as after a reset).
 extension ATAState {
     /// What a snapshot keeps: the state and the size of the disk it belongs to.
     struct Saved: Equatable {
@@ -15,8 +18,9 @@ extension ATAState {
     }
 
     static let blobWords = 23
-    /// The word counts a line may have: without and with MULTIPLE and BLOCK-SIZE.
-    static let blobWordCounts = [blobWords, blobWords + 2]
+    /// The word counts a line may have: without and with MULTIPLE and BLOCK-SIZE, and
+    /// with the slave's nine registers after them.
+    static let blobWordCounts = [blobWords, blobWords + 2, blobWords + 11]
     /// Status bits the device ever sets: BSY, DRDY, DSC, DRQ, ERR.
     static let statusBits: UInt8 = 0xd9
 
@@ -25,7 +29,10 @@ extension ATAState {
         let bytes = [s.status, s.error, s.feature, s.count, s.lbaLow, s.lbaMid, s.lbaHigh,
                      s.hobFeature, s.hobCount, s.hobLow, s.hobMid, s.hobHigh, s.select, s.control]
         let buffer = s.transfer == .none ? "-" : BuiltInDeviceState.hexDigits(s.buffer)
-        let multiple = (s.multiple, s.blockSize) == (maxMultiple, 1) ? "" : " \(hex(s.multiple)) \(hex(s.blockSize))"
+        let v = s.slave
+        let slave = v == SlaveRegisters() ? "" : " " + [v.count, v.lbaLow, v.lbaMid, v.lbaHigh, v.hobCount, v.hobLow, v.hobMid, v.hobHigh, v.select]
+            .map { hex($0) }.joined(separator: " ")
+        let multiple = (s.multiple, s.blockSize) == (maxMultiple, 1) && slave.isEmpty ? "" : " \(hex(s.multiple)) \(hex(s.blockSize))" + slave
         return "ata \(hex(saved.sectors)) " + bytes.map { hex($0) }.joined(separator: " ")
             + " \(s.transfer.rawValue) \(hex(s.lba)) \(hex(s.remaining)) \(hex(s.position)) \(s.lba48 ? 1 : 0) \(s.line ? 1 : 0) \(buffer)" + multiple
     }
@@ -68,6 +75,13 @@ extension ATAState {
             guard s.blockSize == 1 || s.multiple != 0 && s.blockSize == s.multiple && (transfer == .read || transfer == .write) else {
                 throw bad("ata block size \(hex(s.blockSize)) with multiple \(hex(s.multiple)) (1, or the multiple while reading or writing)")
             }
+        }
+        if words.count > blobWords + 2 {
+            let names = ["count", "lba low", "lba mid", "lba high", "hob count", "hob lba low", "hob lba mid", "hob lba high", "select"]
+            var v: [UInt8] = []
+            for (i, name) in names.enumerated() { v.append(try value(25 + i, "slave \(name)", UInt8.self)) }
+            s.slave = SlaveRegisters(count: v[0], lbaLow: v[1], lbaMid: v[2], lbaHigh: v[3], hobCount: v[4], hobLow: v[5], hobMid: v[6], hobHigh: v[7], select: v[8])
+            guard s.slave.select & 0xa0 == 0xa0 else { throw bad("ata slave select \(hex(s.slave.select)) (bits 5 and 7 always set)") }
         }
         // The buffer: `-`, or the block in flight, whole sectors, at most a block's.
         let digits = 2 * sectorSize, buffer = words[22], bufferSectors = buffer.utf8.count / digits

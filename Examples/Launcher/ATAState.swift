@@ -42,6 +42,40 @@ struct ATAState: Equatable {
     /// The block in flight, a whole number of sectors (`blockSectors`, at most
     /// `blockSize`); one sector of zeros with no transfer.
     var buffer = [UInt8](repeating: 0, count: ATAState.sectorSize)
+    /// The absent slave's copy of the task file: every register write reaches both drives,
+    /// as on QEMU's bus, so with the slave selected the count, LBA and device/head
+    /// registers read back what was written (Linux's `ata_devchk` writes 0x55 and 0xaa and
+    /// reads them back); only the master's commands and signature change the master's.
+    var slave = SlaveRegisters()
+
+    /// What QEMU's `IDEState` of an absent slave holds that a guest can read: after a reset
+    /// the signature of no device (count 1, LBA low 1, LBA mid and high 0xff).
+    struct SlaveRegisters: Equatable {
+        var count: UInt8 = 1, lbaLow: UInt8 = 1, lbaMid: UInt8 = 0xff, lbaHigh: UInt8 = 0xff
+        var hobCount: UInt8 = 0, hobLow: UInt8 = 0, hobMid: UInt8 = 0, hobHigh: UInt8 = 0
+        var select: UInt8 = 0xa0
+
+        /// Ports 0x1f2-0x1f5 (`register` 2-5): the old value to its HOB copy, as the master's.
+        mutating func write(register: Int, _ value: UInt8) {
+            switch register {
+            case 2: (hobCount, count) = (count, value)
+            case 3: (hobLow, lbaLow) = (lbaLow, value)
+            case 4: (hobMid, lbaMid) = (lbaMid, value)
+            case 5: (hobHigh, lbaHigh) = (lbaHigh, value)
+            default: break
+            }
+        }
+
+        func read(register: Int, hob: Bool) -> UInt8 {
+            switch register {
+            case 2: return hob ? hobCount : count
+            case 3: return hob ? hobLow : lbaLow
+            case 4: return hob ? hobMid : lbaMid
+            case 5: return hob ? hobHigh : lbaHigh
+            default: return 0
+            }
+        }
+    }
 
     static let sectorSize = 512
     /// The most sectors SET MULTIPLE MODE accepts (IDENTIFY word 47), QEMU's MAX_MULT_SECTORS.
@@ -61,10 +95,22 @@ struct ATAState: Equatable {
     /// Whether `n` is a setting SET MULTIPLE MODE accepts: 0 (none) or a power of two up to 16.
     static func validMultiple(_ n: UInt8) -> Bool { n <= maxMultiple && n & (n &- 1) == 0 }
 
-    /// The signature an ATA device shows after a reset or EXECUTE DEVICE DIAGNOSTIC.
+    /// The signature an ATA device shows after a reset or EXECUTE DEVICE DIAGNOSTIC, as
+    /// QEMU's `ide_set_signature`: the head bits cleared, the LBA and drive bits kept (a
+    /// reset sets select to 0xa0 first).
     mutating func setSignature() {
         (count, lbaLow, lbaMid, lbaHigh) = (1, 1, 0, 0)
+        select &= 0xf0
+    }
+
+    /// What a software reset (SRST) leaves, as QEMU's `ide_reset`: the task file and its
+    /// HOB copies cleared, select 0xa0, then the signature; the slave's copy as after
+    /// power-on.
+    mutating func resetRegisters() {
+        (feature, hobFeature, hobCount, hobLow, hobMid, hobHigh) = (0, 0, 0, 0, 0, 0)
         select = 0xa0
+        setSignature()
+        slave = SlaveRegisters()
     }
 
     /// A task-file write (ports 0x1f1-0x1f5, `register` 1-5): the old value to its HOB copy.
@@ -135,12 +181,14 @@ struct ATAState: Equatable {
     }
 }
 
-/// The CHS geometry the disk reports (IDENTIFY words 1, 3, 6): 16 heads, 63 sectors a
-/// track and as many cylinders as fit, at most 16383, as QEMU guesses for a raw image.
+/// The CHS geometry the disk reports (IDENTIFY words 1, 3, 6, 54-58): 16 heads, 63
+/// sectors a track and as many cylinders as fit, 2 to 16383, as QEMU's `guess_chs_for_size`
+/// guesses for a raw image without a partition table (so a disk under 2016 sectors claims
+/// more CHS sectors than it has, as QEMU's does).
 struct ATAGeometry: Equatable {
     let cylinders: UInt64, heads: UInt64 = 16, sectorsPerTrack: UInt64 = 63
 
     init(sectors: UInt64) {
-        cylinders = max(1, min(16383, sectors / (16 * 63)))
+        cylinders = max(2, min(16383, sectors / (16 * 63)))
     }
 }

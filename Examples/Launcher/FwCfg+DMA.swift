@@ -26,27 +26,16 @@ extension FwCfg {
         static let write: UInt32 = 0x10
     }
 
-    /// One guest access to ports 0x514-0x51b (under lock). QEMU takes 4-byte accesses to
-    /// either half (and 8-byte ones, which port I/O cannot make); any other access reads
-    /// all-ones and writes nothing, as an access QEMU refuses.
-    func dmaAccess(_ io: PIOAccess) {
-        let at = Int(io.port &- Self.dmaPort)
-        guard io.size == 4, at == 0 || at == 4 else {
-            if !io.isWrite { for i in 0..<io.count { io.setElement(i, ~0) } }
-            return
-        }
-        for i in 0..<io.count {
-            if !io.isWrite {
-                // The register's bytes in port order: the guest reads "QEMU" then " CFG".
-                let b = Self.dmaSignature[at..<(at + 4)].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-                io.setElement(i, b)
-            } else if at == 0 {
-                dmaHigh = io.element(i).byteSwapped
-            } else {
-                let address = UInt64(dmaHigh) << 32 | UInt64(io.element(i).byteSwapped)
-                dmaHigh = 0
-                transfer(descriptor: address)
-            }
+    /// A 4-byte write to the register's high half (port 0x514) or low half (0x518, which
+    /// starts the transfer), under lock; QEMU's `fw_cfg_dma_mem_valid` takes no other write.
+    /// The register is big-endian: the guest writes each half byte-swapped.
+    func dmaWrite(high: Bool, _ value: UInt32) {
+        if high {
+            dmaHigh = value.byteSwapped
+        } else {
+            let address = UInt64(dmaHigh) << 32 | UInt64(value.byteSwapped)
+            dmaHigh = 0
+            transfer(descriptor: address)
         }
     }
 

@@ -80,29 +80,72 @@ final class FwCfg: @unchecked Sendable {
         }
     }
 
-    /// One guest access to any of its ports: the selector (a read gives 0), the data port
-    /// (each read the next bytes, zeros past the end; writes ignored, as QEMU's since
-    /// 2.4), the DMA register.
+    /// One guest access to any of its ports (0x510-0x511, 0x514-0x51b), each element cut
+    /// into the accesses QEMU's memory core makes of it (`pieces`) and each of those
+    /// answered as QEMU's `fw_cfg_comb_mem_ops` (0x510-0x511) and `fw_cfg_dma_mem_ops`
+    /// (0x514-0x51b) answer it: on 0x510-0x511 a byte read is the next data byte and a
+    /// byte write is ignored (writes went away in QEMU 2.4), a 2-byte write selects (a
+    /// `rep outsw` each value in turn, the last staying), any other access is one QEMU
+    /// refuses (`fw_cfg_comb_valid`: reads 0, writes nothing); the DMA register reads its
+    /// "QEMU CFG" signature byte by byte (`fw_cfg_dma_mem_read`) and takes 4-byte writes
+    /// to either half (`FwCfg+DMA`). Ports 0x512-0x513, and past 0x51b, are no device's: all-ones.
     func access(_ io: PIOAccess) {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
-        if io.port >= Self.dmaPort {
-            dmaAccess(io)
-        } else if io.port == Self.selectorPort {
-            // A `rep outsw` selects each of its values in turn, as QEMU's (the last one
-            // stays selected); a read gives 0 for each.
-            for i in 0..<io.count {
-                if io.isWrite { select(UInt16(truncatingIfNeeded: io.element(i))) } else { io.setElement(i, 0) }
+        for i in 0..<io.count {
+            var at = i * io.size
+            for (port, size) in Self.pieces(io.port, size: io.size) {
+                let bytes = UnsafeMutableRawBufferPointer(rebasing: io.data[at..<(at + size)])
+                if io.isWrite { write(port, bytes) } else { read(port, into: bytes) }
+                at += size
             }
-        } else if !io.isWrite {
-            for i in 0..<(io.size * io.count) {
-                if offset < current.count {
-                    io.data[i] = current[offset]
-                    offset += 1
-                } else {
-                    io.data[i] = 0
-                }
+        }
+    }
+
+    /// The accesses QEMU's `flatview_read_continue`/`memory_access_size` cut a port access
+    /// into: from `port` on, each as wide as what is left but at most 4 bytes (8 in the DMA
+    /// register) and no wider than its offset's alignment in its region (0x510-0x511,
+    /// 0x514-0x51b, or port space for the rest); not cut at a region's end.
+    static func pieces(_ port: UInt16, size: Int) -> [(UInt16, Int)] {
+        var out: [(UInt16, Int)] = []
+        var at = Int(port), left = size
+        while left > 0 {
+            let start = (0x510..<0x512).contains(at) ? 0x510 : (0x514..<0x51c).contains(at) ? 0x514 : 0
+            var n = min(left, start == 0x514 ? 8 : 4)
+            let offset = at - start
+            if offset != 0 { n = min(n, offset & -offset) }
+            while n & (n - 1) != 0 { n &= n - 1 } // a power of two, as `pow2floor`
+            out.append((UInt16(truncatingIfNeeded: at), n))
+            at += n
+            left -= n
+        }
+        return out
+    }
+
+    /// One access `pieces` made (under lock).
+    private func read(_ port: UInt16, into bytes: UnsafeMutableRawBufferPointer) {
+        switch port {
+        case Self.selectorPort...Self.dataPort:
+            if bytes.count == 1, offset < current.count {
+                bytes[0] = current[offset]
+                offset += 1
+            } else {
+                for i in bytes.indices { bytes[i] = 0 } // past the end; or a refused width
             }
+        case Self.dmaPort..<(Self.dmaPort + 8):
+            let at = Int(port - Self.dmaPort)
+            for i in bytes.indices { bytes[i] = Self.dmaSignature[at + i] }
+        default:
+            for i in bytes.indices { bytes[i] = 0xff }
+        }
+    }
+
+    private func write(_ port: UInt16, _ bytes: UnsafeMutableRawBufferPointer) {
+        let value = bytes.reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) } // little-endian, at most 4 bytes
+        switch port {
+        case Self.selectorPort where bytes.count == 2: select(UInt16(truncatingIfNeeded: value))
+        case Self.dmaPort, Self.dmaPort + 4: if bytes.count == 4 { dmaWrite(high: port == Self.dmaPort, value) }
+        default: break
         }
     }
 

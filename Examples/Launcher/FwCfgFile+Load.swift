@@ -4,10 +4,12 @@ extension FwCfgFile {
     /// Reads the files `--fw-cfg` names (a `string=` is its bytes, without a NUL, as
     /// QEMU's); `what` names each in errors ("--fw-cfg opt/x"). A missing, unreadable or
     /// oversized file (or more than `maxTotalSize` bytes in all) is status 6, as a missing
-    /// image or `--hda`. The names were checked when the specs were parsed.
-    static func load(_ specs: [Spec], what: (Spec) -> String) throws(LauncherError) -> [FwCfgFile] {
+    /// image or `--hda`. The names were checked when the specs were parsed. `machine`, the
+    /// machine's own files (`PVPanic.fwCfgFile`), come after them and count in the total,
+    /// so a snapshot's blob of all of them reads back.
+    static func load(_ specs: [Spec], machine: [FwCfgFile] = [], what: (Spec) -> String) throws(LauncherError) -> [FwCfgFile] {
         var files: [FwCfgFile] = []
-        var total = 0
+        var total = machine.reduce(0) { $0 + $1.bytes.count }
         for spec in specs {
             let bytes: [UInt8]
             switch spec.content {
@@ -24,6 +26,6 @@ extension FwCfgFile {
                 throw LauncherError(.image, "\(what(spec)): the fw_cfg files come to more than \(maxTotalSize) bytes in all")
             }
         }
-        return files
+        return files + machine
     }
 }

@@ -13,6 +13,9 @@ struct FwCfgFile: Equatable {
     static let maxNameLength = 55
     /// Files the user may add (QEMU's `pc` has 32 file slots in all, its own included).
     static let maxCount = 16
+    /// Files a snapshot's blob may hold: the user's and the machine's `etc/pvpanic-port`
+    /// (`PVPanic.fwCfgFile`, with `--pvpanic`).
+    static let maxSavedCount = maxCount + 1
     /// Bytes of one file and of all together: they live in the launcher's memory and in
     /// a snapshot's `fw-cfg-files` blob (at most 16 MiB, the format's limit for a file).
     static let maxTotalSize = 8 << 20
@@ -84,9 +87,9 @@ struct FwCfgFile: Equatable {
         guard !reservedNames.contains(name) else { throw Refusal(why: "the name \(name.quotedForMessage) is the machine's own") }
     }
 
-    /// Checks a whole list: each name once, at most `maxCount` files of `maxTotalSize` bytes.
-    static func check(names: [String], sizes: [Int]) throws(Refusal) {
-        guard names.count <= maxCount else { throw Refusal(why: "\(names.count) files; at most \(maxCount)") }
+    /// Checks a whole list: each name once, at most `limit` files of `maxTotalSize` bytes.
+    static func check(names: [String], sizes: [Int], limit: Int = maxCount) throws(Refusal) {
+        guard names.count <= limit else { throw Refusal(why: "\(names.count) files; at most \(limit)") }
         var seen = Set<String>()
         for name in names where !seen.insert(name).inserted { throw Refusal(why: "the name \(name.quotedForMessage) given twice") }
         var total = 0
@@ -158,10 +161,10 @@ extension FwCfgFile {
             guard size < bytes.count - at, bytes[at + size] == 0x0a else { throw Refusal(why: "\(name.quotedForMessage): its \(size) bytes are cut or not followed by a newline") }
             files.append(FwCfgFile(name: name, bytes: Array(bytes[at..<(at + size)])))
             at += size + 1
-            guard files.count <= maxCount else { throw Refusal(why: "more than \(maxCount) files") }
+            guard files.count <= maxSavedCount else { throw Refusal(why: "more than \(maxSavedCount) files") }
         }
         guard at == bytes.count else { throw Refusal(why: "bytes after 'end'") }
-        try check(names: files.map(\.name), sizes: files.map(\.bytes.count))
+        try check(names: files.map(\.name), sizes: files.map(\.bytes.count), limit: maxSavedCount)
         return files
     }
 }

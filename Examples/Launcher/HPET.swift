@@ -4,8 +4,9 @@ import VMMKit
 /// QEMU `pc`'s HPET at 0xfed00000 (`HPETState` holds its registers and rules), on
 /// machines with the in-kernel irqchip (the ACPI HPET table names it), where no plugin
 /// claims its MMIO range. Its interrupts are raised on a thread of its own that sleeps
-/// until the next armed timer fires (the RTC's way); the thread starts when a guest first
-/// arms a timer, so a guest that only reads the counter never has it. A periodic timer
+/// until the next armed timer fires (the RTC's way); the thread starts when a timer is
+/// first armed, which is when the guest starts the counter (every timer is set then, as
+/// QEMU's), so a guest that never starts it never has the thread. A periodic timer
 /// interrupts at most every 10 µs of the host's time, however short its period: the
 /// comparator still moves on by whole periods, so a guest that reads it sees the
 /// periods that passed. The counter follows the host's monotonic clock while the

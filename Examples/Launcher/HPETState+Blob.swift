@@ -14,12 +14,14 @@ extension HPETState {
         var s = self
         s.counter = count(at: now)
         s.origin = 0
-        for n in 0..<Self.timerCount where s.timers[n].deadline != nil { s.timers[n].deadline = 0 }
+        for n in 0..<Self.timerCount where s.timers[n].deadline != nil { (s.timers[n].deadline, s.timers[n].afterWrap) = (0, nil) }
         return s
     }
 
     /// A saved state running again from `now`: the counter goes on from its value, and
-    /// each timer that was armed is set from its comparator.
+    /// each timer that was armed is set from its comparator (a 32-bit one-shot timer waiting
+    /// for the wrap before its match is set the same way again; one past the wrap, for the
+    /// match alone).
     func restored(now: UInt64) -> HPETState {
         var s = self
         s.origin = now
@@ -70,15 +72,14 @@ extension HPETState {
             guard t.config & ~TimerConfig.writable == TimerConfig.reset else {
                 return "hpet timer \(n) configuration \(hex(t.config)) (capabilities other than the HPET's, or FSB delivery)"
             }
-            // A period set in 64-bit mode keeps its low 32 bits when the timer is switched to
-            // 32-bit mode (as QEMU's), so there any 32-bit period is one a guest can reach.
-            let periodLimit: UInt64 = t.mode32 ? 0xffff_ffff : 0x7fff_ffff_ffff_ffff
+            // Any period a guest writes is kept (QEMU's since 2024); 32 bits in 32-bit mode.
+            // A blob written before, with at most 63 bits and only enabled timers armed or
+            // holding a status bit, is such a state too.
             guard !t.mode32 || t.comparator <= 0xffff_ffff else { return "hpet timer \(n) comparator \(hex(t.comparator)) (32-bit mode)" }
-            guard t.period <= periodLimit else { return "hpet timer \(n) period \(hex(t.period)) (at most \(hex(periodLimit)))" }
-            guard t.deadline == nil || (s.enabled && t.enabled) else { return "hpet timer \(n) armed while it or the counter is disabled" }
-            let level = t.config & TimerConfig.level != 0
-            guard s.isr & (1 << UInt64(n)) == 0 || (level && t.enabled && s.enabled) else {
-                return "hpet interrupt status \(hex(s.isr)): timer \(n) is not an enabled level-triggered one"
+            guard !t.mode32 || t.period <= 0xffff_ffff else { return "hpet timer \(n) period \(hex(t.period)) (32-bit mode)" }
+            guard t.deadline == nil || s.enabled else { return "hpet timer \(n) armed while the counter is halted" }
+            guard s.isr & (1 << UInt64(n)) == 0 || t.config & TimerConfig.level != 0 else {
+                return "hpet interrupt status \(hex(s.isr)): timer \(n) is not level-triggered"
             }
         }
         return nil

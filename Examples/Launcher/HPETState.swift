@@ -8,13 +8,22 @@ import VMMLoader
 /// monotonic nanoseconds and interrupts go out as `LineChange`s, so every rule is tested
 /// without a clock or a VM (`HPETTests`); `HPET` is the device around it.
 ///
-/// As QEMU: a comparator already behind the counter when a timer is set fires at once;
-/// the counter is written only while halted; periodic comparator writes set the period
-/// (and the comparator too with SET_VAL); reads and writes of 1 to 8 bytes reach the
-/// bytes of the 64-bit register they fall in. Not modelled: FSB (MSI) delivery (no
-/// timer offers it; the route register is kept, unused), the 32-bit one-shot timer's
-/// extra interrupt when the counter wraps. In LegacyReplacement mode the PIT is held
-/// silent, as QEMU's `pit_enabled` line does (`LineChange.pit`).
+/// As QEMU's since 2024 (`hpet_set_timer`, `hpet_calculate_cmp64`, `update_irq`): a timer
+/// is set whenever the counter starts and at every write to its configuration or
+/// comparator while the counter runs, whether or not its interrupt is enabled; a 64-bit
+/// comparator behind the counter fires at once; a 32-bit one fires when the counter's low
+/// half comes round to it (at most 2^32 ticks on), and a 32-bit one-shot timer whose match
+/// lies past that wrap interrupts at the wrap too; a level-triggered timer that fires sets
+/// its status bit even with its interrupt disabled (the line is raised only while it and
+/// the counter are enabled), and halting the counter keeps the bit, lowers the line and
+/// raises it again when the counter restarts; a period is taken as written (32 bits in
+/// 32-bit mode). The counter is written only while halted; periodic comparator writes set
+/// the period (and the comparator too with SET_VAL); reads and writes of 1 to 8 bytes reach
+/// the bytes of the 64-bit register they fall in. Not modelled: FSB (MSI) delivery (no
+/// timer offers it; the route register is kept, unused); QEMU's nanosecond deadline
+/// overflowing for a 64-bit comparator more than about 2^63/10 ticks (292 years) ahead.
+/// In LegacyReplacement mode the PIT is held silent, as QEMU's `pit_enabled` line does
+/// (`LineChange.pit`).
 struct HPETState: Equatable {
     static let base = PCFirmware.hpetAddress
     static let size: UInt64 = 0x400
@@ -48,8 +57,12 @@ struct HPETState: Equatable {
         var period: UInt64 = 0
         /// The FSB route register: kept and read back, never used.
         var fsb: UInt64 = 0
-        /// The counter value at which it fires next, while armed.
+        /// The counter value at which it fires next, while armed (QEMU's `cmp64`, or the
+        /// wrap before it).
         var deadline: UInt64?
+        /// A 32-bit one-shot timer's match while `deadline` is the low half's wrap before
+        /// it (QEMU's `wrap_flag`); nil otherwise.
+        var afterWrap: UInt64?
 
         var enabled: Bool { config & TimerConfig.enable != 0 }
         var periodic: Bool { config & TimerConfig.periodic != 0 }
@@ -167,15 +180,21 @@ struct HPETState: Equatable {
     private mutating func writeConfig(_ new: UInt64, now: UInt64, _ changes: inout [LineChange]) {
         let old = config
         if new & Config.enable != 0, old & Config.enable == 0 {
+            // Every timer set, a level interrupt held while halted raised again (QEMU's
+            // loop over `update_irq(t, 1)` and `hpet_set_timer`).
             origin = now
             config = new
-            for n in 0..<Self.timerCount where timers[n].enabled { arm(n, now: now) }
+            for n in 0..<Self.timerCount {
+                if timers[n].enabled, isr & (1 << UInt64(n)) != 0 { update(n, raise: true, &changes) }
+                arm(n, now: now)
+            }
         } else if new & Config.enable == 0, old & Config.enable != 0 {
+            // `hpet_del_timer`: a level timer's status bit stays, its line goes down.
             counter = count(at: now)
             config = new
             for n in 0..<Self.timerCount {
-                timers[n].deadline = nil
-                update(n, raise: false, &changes)
+                (timers[n].deadline, timers[n].afterWrap) = (nil, nil)
+                if isr & (1 << UInt64(n)) != 0 { update(n, raise: true, &changes) }
             }
         }
         config = new
@@ -202,37 +221,44 @@ struct HPETState: Equatable {
             t.period &= 0xffff_ffff
         }
         timers[n] = t
-        if t.enabled, !wasEnabled, enabled {
-            arm(n, now: now)
-        } else if !t.enabled, wasEnabled {
-            timers[n].deadline = nil
-            update(n, raise: false, &changes)
-        }
+        // Enabling the interrupt of a level timer whose bit is set raises its line;
+        // disabling it leaves the line as it is (QEMU lowers it at the next firing or when
+        // the guest clears the bit). Any write sets the timer again while the counter runs.
+        if t.enabled, !wasEnabled, isr & (1 << UInt64(n)) != 0 { update(n, raise: true, &changes) }
+        if enabled { arm(n, now: now) }
     }
 
     private mutating func writeComparator(_ n: Int, _ merged: UInt64, period: UInt64, now: UInt64) {
         var t = timers[n]
         if !t.periodic || t.config & TimerConfig.setValue != 0 { t.comparator = t.mode32 ? merged & 0xffff_ffff : merged }
-        // A periodic timer's period is at most half the counter's range (as QEMU's).
-        if t.periodic { t.period = period & (t.mode32 ? 0x7fff_ffff : 0x7fff_ffff_ffff_ffff) }
+        // The period as written, as QEMU's since 2024 (it no longer clamps a 32-bit one to
+        // 0x7fffffff); 32 bits in 32-bit mode.
+        if t.periodic { t.period = t.mode32 ? period & 0xffff_ffff : period }
         t.config &= ~TimerConfig.setValue
         timers[n] = t
-        if enabled, t.enabled { arm(n, now: now) }
+        if enabled { arm(n, now: now) }
     }
 
-    /// Sets timer `n` to fire when the counter reaches its comparator (in its width);
-    /// one tick from now if that is behind (QEMU's `hpet_calculate_diff`).
+    /// Sets timer `n` (QEMU's `hpet_set_timer`): to fire when the counter reaches its
+    /// comparator, at once if a 64-bit one is behind; a 32-bit one at the next counter value
+    /// whose low half matches it, and a one-shot one whose match lies past the low half's
+    /// next wrap at that wrap first (`afterWrap`).
     mutating func arm(_ n: Int, now: UInt64) {
         let current = count(at: now)
-        var ahead: UInt64
-        if timers[n].mode32 {
-            let d = UInt32(truncatingIfNeeded: timers[n].comparator) &- UInt32(truncatingIfNeeded: current)
-            ahead = Int32(bitPattern: d) > 0 ? UInt64(d) : 1
-        } else {
-            let d = timers[n].comparator &- current
-            ahead = Int64(bitPattern: d) > 0 ? d : 1
+        let t = timers[n]
+        timers[n].afterWrap = nil
+        guard t.mode32 else {
+            timers[n].deadline = t.comparator &- current < 1 << 63 ? t.comparator : current
+            return
         }
-        timers[n].deadline = current &+ ahead
+        var target = current & ~0xffff_ffff | t.comparator & 0xffff_ffff // `deposit64`
+        if target < current { target &+= 1 << 32 }
+        let wrap = (current | 0xffff_ffff) &+ 1
+        if !t.periodic, target > wrap, wrap > current {
+            (timers[n].deadline, timers[n].afterWrap) = (wrap, target)
+        } else {
+            timers[n].deadline = target
+        }
     }
 
     // MARK: Time
@@ -253,9 +279,13 @@ struct HPETState: Equatable {
         for n in 0..<Self.timerCount {
             guard let deadline = timers[n].deadline, current &- deadline < 1 << 63 else { continue }
             let t = timers[n]
-            if t.periodic, t.period != 0 {
-                timers[n].comparator = Self.advance(t.comparator, by: t.period, past: current, mode32: t.mode32)
-                arm(n, now: now)
+            if let match = t.afterWrap {
+                (timers[n].deadline, timers[n].afterWrap) = (match, nil)
+            } else if t.periodic, t.period != 0 {
+                // On from the match just reached, in whole periods (QEMU's `cmp64 += period`).
+                let next = Self.advance(deadline, by: t.period, past: current)
+                timers[n].comparator = t.mode32 ? next & 0xffff_ffff : next
+                timers[n].deadline = next &- current < 1 << 63 ? next : current
             } else {
                 timers[n].deadline = nil
             }
@@ -264,38 +294,29 @@ struct HPETState: Equatable {
         return changes
     }
 
-    /// `comparator` plus the fewest whole periods that put it ahead of `current` (in the
-    /// timer's width), without a loop a tiny period would make long.
-    static func advance(_ comparator: UInt64, by period: UInt64, past current: UInt64, mode32: Bool) -> UInt64 {
-        if mode32 {
-            let c = UInt32(truncatingIfNeeded: comparator), now = UInt32(truncatingIfNeeded: current)
-            let p = UInt32(truncatingIfNeeded: period)
-            let behind = now &- c
-            guard Int32(bitPattern: behind) >= 0 else { return UInt64(c) }
-            return UInt64(c &+ (behind / p &+ 1) &* p)
-        }
-        let behind = current &- comparator
-        guard Int64(bitPattern: behind) >= 0 else { return comparator }
-        return comparator &+ (behind / period &+ 1) &* period
+    /// `match` (at or behind `current`) plus the fewest whole periods that put it past
+    /// `current`, without a loop a tiny period would make long. QEMU's loop stops at a value
+    /// equal to the counter and fires again at once; this one, whose interrupt thread often
+    /// wakes on the very tick, goes a period on instead. Wraps past 2^64 as QEMU's sum does.
+    static func advance(_ match: UInt64, by period: UInt64, past current: UInt64) -> UInt64 {
+        match &+ ((current &- match) / period &+ 1) &* period
     }
 
-    /// QEMU's `update_irq`: a firing timer (`raise`) interrupts only while it and the
-    /// counter are enabled, setting its status bit and holding the line if level-
-    /// triggered, pulsing it if edge-triggered; anything else clears its status bit and
-    /// lowers its line.
+    /// QEMU's `update_irq`: a firing level-triggered timer (`raise`) sets its status bit
+    /// whether or not its interrupt is enabled ("the timer will still operate and generate
+    /// appropriate status bits"), anything else clears it; the line is held (level) or
+    /// pulsed (edge) only for a firing timer while it and the counter are enabled, and
+    /// lowered otherwise.
     private mutating func update(_ n: Int, raise: Bool, _ changes: inout [LineChange]) {
         let bit = UInt64(1) << UInt64(n)
         let gsi = line(of: n)
         let t = timers[n]
-        if !raise || !t.enabled || !enabled {
-            isr &= ~bit
-            changes.append(.level(gsi, false))
-        } else if t.config & TimerConfig.level != 0 {
-            isr |= bit
-            changes.append(.level(gsi, true))
+        let level = t.config & TimerConfig.level != 0
+        if raise, level { isr |= bit } else { isr &= ~bit }
+        if raise, t.enabled, enabled {
+            changes.append(level ? .level(gsi, true) : .pulse(gsi))
         } else {
-            isr &= ~bit
-            changes.append(.pulse(gsi))
+            changes.append(.level(gsi, false))
         }
     }
 }

@@ -41,7 +41,10 @@ struct Launcher {
         }
         try checkSnapshotDestination()
         // Every file named is read before anything is built: a missing one ends the run here.
-        let fwCfgFiles = try FwCfgFile.load(o.fwCfg) { "--fw-cfg \($0.name)" }
+        if o.pvpanic, o.fwCfg.contains(where: { $0.name == PVPanic.fwCfgFile.name }) {
+            throw o.rangeError(key: "fwCfg", flag: "fw-cfg", "\(PVPanic.fwCfgFile.name): the name is the machine's own with pvpanic")
+        }
+        let fwCfgFiles = try FwCfgFile.load(o.fwCfg, machine: o.pvpanic ? [PVPanic.fwCfgFile] : []) { "--fw-cfg \($0.name)" }
         try SignalStop.install()
         let kvm: KVM
         do { kvm = try KVM.open() } catch { throw LauncherError(.host, error.description) }

@@ -9,9 +9,14 @@ import VMMKit
 /// on stderr and the guest goes on; a shutdown is a power-off (status 0). Other bits are
 /// ignored. One byte wide: of a wider access only the byte at 0x505 is the device's (a
 /// wider read gives all-ones above it). No state: a snapshot keeps only that the
-/// machine has it (`pvpanic yes`).
+/// machine has it (`pvpanic yes`). As QEMU's `pvpanic_isa_realizefn`, it names its port
+/// in fw_cfg's directory (`fwCfgFile`), which firmware and kernels look up by name.
 enum PVPanic {
     static let port: UInt16 = 0x505
+    /// `etc/pvpanic-port`: the port, 2 bytes little-endian. The machine adds it to the
+    /// user's `--fw-cfg` files, so a snapshot's `fw-cfg-files` blob keeps it and a restore
+    /// shows the guest the directory it had (one taken before the file existed, without it).
+    static let fwCfgFile = FwCfgFile(name: "etc/pvpanic-port", bytes: [UInt8(truncatingIfNeeded: port), UInt8(truncatingIfNeeded: port >> 8)])
     static let panicked: UInt8 = 0x01
     static let crashLoaded: UInt8 = 0x02
     static let shutdown: UInt8 = 0x04

@@ -49,14 +49,17 @@ struct ATADiskTests {
         (0..<256).flatMap { _ in let w = d.read(0x1f0, size: 2); return [UInt8(w & 0xff), UInt8(w >> 8 & 0xff)] }
     }
 
-    @Test("after reset: status 0x50, the ATA signature, error 0x01; the absent slave reads 0 everywhere and ignores commands")
+    @Test("after reset: status 0x50, the ATA signature, error 0x01; the absent slave reads 0 for error and status, its own task file (no device's signature, then what was written) and ignores commands")
     func signatureAndSlave() {
         let (d, _, levels) = Self.disk()
         #expect(Self.inb(d, 0x1f7) == 0x50)
         #expect((0x1f1...0x1f6).map { Self.inb(d, UInt16($0)) } == [0x01, 0x01, 0x01, 0x00, 0x00, 0xa0])
         Self.out(d, 0x1f6, 0xb0)
-        #expect((0x1f1...0x1f7).map { Self.inb(d, UInt16($0)) } == [0, 0, 0, 0, 0, 0, 0])
-        #expect(d.read(0x3f6, size: 1) == 0xffff_ff00)
+        #expect((0x1f1...0x1f7).map { Self.inb(d, UInt16($0)) } == [0, 0x01, 0x01, 0xff, 0xff, 0xb0, 0])
+        #expect(d.read(0x3f6, size: 1) == 0)
+        // Linux's ata_devchk: the pattern written with the slave selected reads back.
+        Self.out(d, 0x1f2, 0x55); Self.out(d, 0x1f3, 0xaa)
+        #expect([Self.inb(d, 0x1f2), Self.inb(d, 0x1f3)] == [0x55, 0xaa])
         Self.out(d, 0x1f7, 0xec)
         Self.out(d, 0x1f6, 0xa0)
         #expect(Self.inb(d, 0x1f7) == 0x50, "the slave's IDENTIFY reached the master")
@@ -271,6 +274,11 @@ struct ATADiskTests {
             ([16: "3", 22: twoSectors, 23: "0x0", 24: "0x0"], "ata block size 0x0 with multiple 0x0"),
             ([19: "0x400", 22: twoSectors, 23: "0x2", 24: "0x2"], "ata position 0x400 (even, inside the buffer"),
             ([2: "0x50", 16: "0", 18: "0x0", 19: "0x0"], "ata buffer with no transfer in flight (it is '-')"),
+            // The slave's nine registers after MULTIPLE and BLOCK-SIZE.
+            ([23: "0x10", 24: "0x1", 25: "0x1", 26: "0x1", 27: "0xff", 28: "0xff", 29: "0x0", 30: "0x0", 31: "0x0", 32: "0x0", 33: "0x10"],
+             "ata slave select 0x10 (bits 5 and 7 always set)"),
+            ([23: "0x10", 24: "0x1", 25: "0x100"], "the wrong number of values"),
+            ([23: "0x10", 24: "0x1", 25: "0x1", 26: "0x1", 27: "0xff", 28: "0xff", 29: "0x0", 30: "0x0", 31: "0x0", 32: "0x0", 33: "0x1b0"], "ata slave select '0x1b0'"),
         ]
         for (changes, why) in cases {
             do {

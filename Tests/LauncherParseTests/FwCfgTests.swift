@@ -123,6 +123,24 @@ struct FwCfgTests {
         #expect(words == [0, 0, 0, 0, 0, 0])
     }
 
+    @Test("port 0x510 as QEMU's fw_cfg_comb_mem_ops: only a 2-byte write selects, a byte read is the next data byte, other widths read 0; port 0x511 a byte wide")
+    func selectorWidths() throws {
+        let (f, _) = try Self.machine()
+        Self.io(f, FwCfg.selectorPort, size: 2, write: 0x22) // opt/b: "bravo"
+        Self.io(f, FwCfg.selectorPort, size: 1, write: 0x19) // a data write: ignored
+        Self.io(f, FwCfg.selectorPort, size: 4, write: 0x19) // refused
+        #expect(Self.io(f, FwCfg.selectorPort, size: 1) == 0x62, "b")
+        #expect(Self.io(f, FwCfg.selectorPort, size: 2) == 0 && Self.io(f, FwCfg.selectorPort) == 0, "refused reads move nothing")
+        #expect(Self.io(f, FwCfg.dataPort, size: 1) == 0x72, "r")
+        #expect(Self.io(f, FwCfg.dataPort, size: 2) == 0xff61, "a byte of 0x511, then 0x512: no device's")
+        #expect(Self.io(f, FwCfg.dataPort) == 0x51ff_ff76, "v, 0x512-0x513, then the DMA register's first byte")
+        #expect(Self.io(f, FwCfg.dataPort, size: 1) == 0x6f && f.state.offset == 5)
+        Self.io(f, FwCfg.dataPort, size: 2, write: 0x0019) // 0x511 is a byte wide: no select
+        #expect(f.state.selector == 0x22)
+        #expect(FwCfg.pieces(0x511, size: 4).map { [$0.0, UInt16($0.1)] } == [[0x511, 1], [0x512, 2], [0x514, 1]])
+        #expect(FwCfg.pieces(0x516, size: 4).map { [$0.0, UInt16($0.1)] } == [[0x516, 2], [0x518, 2]])
+    }
+
     @Test("DMA: select, read (zeros past the end), skip, one offset shared with the data port; the control word written back 0")
     func transfers() throws {
         let (f, m) = try Self.machine()
@@ -171,8 +189,10 @@ struct FwCfgTests {
             Self.io(f, FwCfg.dmaPort + 4, write: UInt32(truncatingIfNeeded: at).byteSwapped)
             #expect(f.state == before, "\(at)")
         }
-        // Only 4-byte accesses to either half: others read all-ones and write nothing.
-        #expect(Self.io(f, FwCfg.dmaPort, size: 2) == 0xffff && Self.io(f, FwCfg.dmaPort + 2) == ~0 && Self.io(f, FwCfg.dmaPort + 7, size: 1) == 0xff)
+        // Every read gives the signature's bytes at its ports, as QEMU's fw_cfg_dma_mem_read
+        // (past 0x51b no device's, all-ones); only 4-byte writes to either half take.
+        #expect(Self.io(f, FwCfg.dmaPort, size: 2) == 0x4551 && Self.io(f, FwCfg.dmaPort + 2) == 0x4320_554d)
+        #expect(Self.io(f, FwCfg.dmaPort + 7, size: 1) == 0x47 && Self.io(f, FwCfg.dmaPort + 6) == 0xffff_4746)
         Self.io(f, FwCfg.dmaPort + 4, size: 2, write: 0x0001)
         Self.io(f, FwCfg.dmaPort + 1, write: 0x0100_0000)
         #expect(f.state == before)
@@ -224,6 +244,22 @@ struct FwCfgTests {
         }
     }
 
+    @Test("--pvpanic's etc/pvpanic-port, as QEMU's pvpanic_isa_realizefn: the port, 2 bytes little-endian, after the user's files, in the directory and a snapshot's blob")
+    func pvpanicPort() throws {
+        #expect(PVPanic.fwCfgFile == F(name: "etc/pvpanic-port", bytes: [0x05, 0x05]))
+        let user = (0..<F.maxCount).map { F.Spec(name: "opt/\($0)", content: .string("x")) }
+        let files = try F.load(user, machine: [PVPanic.fwCfgFile]) { $0.name }
+        #expect(files.count == 17 && files.last == PVPanic.fwCfgFile)
+        #expect(try F.decode(F.encode(files), version: 1) == files, "16 of the user's and the machine's read back")
+        let f = FwCfg(cpus: 1, ramSize: 1 << 20, files: [PVPanic.fwCfgFile])
+        let dir = Self.read(f, 0x19, 4 + 2 * 64)
+        #expect(dir[0..<4] == [0, 0, 0, 2] && dir[68..<74] == [0, 0, 0, 2, 0, 0x21] && dir[76..<92] == ArraySlice("etc/pvpanic-port".utf8))
+        #expect(Self.read(f, 0x21, 2) == [0x05, 0x05])
+        // It counts in the 8 MiB: a user's file of all of it no longer fits.
+        let big = [F.Spec(name: "opt/big", content: .string(String(repeating: "x", count: F.maxTotalSize)))]
+        #expect(throws: LauncherError.self) { try F.load(big, machine: [PVPanic.fwCfgFile]) { $0.name } }
+    }
+
     @Test("a damaged fw-cfg-files blob is refused in one line saying why")
     func hostileBlobs() {
         let cases: [(String, String)] = [
@@ -241,7 +277,7 @@ struct FwCfgTests {
             ("vmm-fw-cfg-files 1\nfile etc/e820 1\na\nend\n", "the name 'etc/e820' is the machine's own"),
             ("vmm-fw-cfg-files 1\nfile opt/a 1\na\nfile opt/a 1\nb\nend\n", "the name 'opt/a' given twice"),
             ("vmm-fw-cfg-files 1\nfile " + String(repeating: "x", count: 100) + " 1\na\nend\n", "the line at byte 19 has no end or is longer than 100 bytes"),
-            ("vmm-fw-cfg-files 1\n" + (0..<17).map { "file opt/\($0) 1\na\n" }.joined() + "end\n", "more than 16 files"),
+            ("vmm-fw-cfg-files 1\n" + (0..<18).map { "file opt/\($0) 1\na\n" }.joined() + "end\n", "more than 17 files"),
         ]
         for (text, why) in cases {
             #expect(throws: F.Refusal(why: why), "\(text.debugDescription)") { try F.decode(Array(text.utf8), version: 1) }

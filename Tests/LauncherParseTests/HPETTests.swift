@@ -11,11 +11,19 @@ struct HPETTests {
     static let t0: UInt64 = 1_000_000
 
     /// Enabled at `t0` (counter 0 then), timer `n` set up as `config` with `comparator`.
+    /// The other timers, at their reset comparator ~0 with interrupts disabled, fire at
+    /// once when the counter starts (QEMU's too: `hpet_set_timer` sets every timer, and its
+    /// nanosecond deadline for ~0 wraps into the past), lowering their route, pin 0; they
+    /// are done before this returns.
     static func running(timer n: Int = 0, config: UInt64, comparator: UInt64) -> S {
         var s = S()
         _ = s.write(0x108 + 0x20 * UInt64(n), size: 8, value: comparator, now: t0)
         _ = s.write(0x100 + 0x20 * UInt64(n), size: 8, value: config, now: t0)
         _ = s.write(0x010, size: 8, value: 1, now: t0)
+        let others = (0..<S.timerCount).filter { $0 != n }
+        #expect(others.allSatisfy { s.timers[$0].deadline == 0 })
+        let fired = s.fire(now: t0)
+        #expect(fired.filter { $0 == .level(0, false) }.count == others.count)
         return s
     }
 
@@ -65,13 +73,46 @@ struct HPETTests {
         #expect(s.fire(now: Self.t0 + 99_000) == [], "once")
     }
 
-    @Test("a comparator already behind the counter fires at once (one tick later, as QEMU's)")
+    @Test("a 64-bit comparator behind the counter fires at once, as QEMU's")
     func comparatorBehind() {
         var s = Self.running(config: 0x4, comparator: 0)
         let now = Self.t0 + 1_000_000
         _ = s.write(0x108, size: 8, value: 10, now: now) // the counter is at 100000
-        #expect(s.nextFiring(now: now) == now + 10)
-        #expect(s.fire(now: now + 10) == [.pulse(0)])
+        #expect(s.nextFiring(now: now) == now)
+        #expect(s.fire(now: now) == [.pulse(0)])
+    }
+
+    @Test("a 32-bit comparator behind the counter's low half fires when the low half comes round to it, not at once; a one-shot one interrupts at the wrap first (QEMU's hpet_calculate_cmp64, wrap_flag)")
+    func comparator32Behind() {
+        var s = S()
+        _ = s.write(0x0f0, size: 8, value: 0x3_ffff_ff00, now: 0)
+        _ = s.write(0x100, size: 8, value: 0x100 | 0x4, now: 0) // 32-bit one-shot, edge, enabled
+        _ = s.write(0x108, size: 4, value: 0x80, now: 0) // behind 0xffffff00
+        _ = s.write(0x010, size: 8, value: 1, now: Self.t0)
+        _ = s.fire(now: Self.t0) // timers 1 and 2 at ~0 (`running`)
+        #expect(s.timers[0].deadline == 0x4_0000_0000 && s.timers[0].afterWrap == 0x4_0000_0080)
+        #expect(s.fire(now: Self.t0 + 2550) == [], "not at once")
+        #expect(s.fire(now: Self.t0 + 2560) == [.pulse(0)], "the wrap")
+        #expect(s.nextFiring(now: Self.t0 + 2560) == Self.t0 + 2560 + 1280)
+        #expect(s.fire(now: Self.t0 + 3840) == [.pulse(0)], "the match")
+        #expect(s.timers[0].deadline == nil)
+        // Periodic: no wrap interrupt; a period as written, not clamped to 31 bits.
+        var p = S()
+        _ = p.write(0x100, size: 8, value: 0x100 | 0x40 | 0x8 | 0x4, now: 0)
+        _ = p.write(0x108, size: 4, value: 0xffff_fff0, now: 0)
+        #expect(p.timers[0].period == 0xffff_fff0 && p.timers[0].comparator == 0xffff_fff0)
+        _ = p.write(0x0f0, size: 8, value: 0xffff_fff8, now: 0)
+        _ = p.write(0x010, size: 8, value: 1, now: Self.t0)
+        #expect(p.timers[0].deadline == 0x1_ffff_fff0 && p.timers[0].afterWrap == nil)
+    }
+
+    @Test("every write to a timer's configuration sets it again while the counter runs: a one-shot that fired fires again at once when its comparator is behind")
+    func rearmOnConfigWrite() {
+        var s = Self.running(config: 0x4, comparator: 100)
+        #expect(s.fire(now: Self.t0 + 1000) == [.pulse(0)] && s.timers[0].deadline == nil)
+        _ = s.write(0x100, size: 4, value: 0x4, now: Self.t0 + 2000)
+        #expect(s.timers[0].deadline == 200)
+        #expect(s.fire(now: Self.t0 + 2000) == [.pulse(0)])
     }
 
     @Test("a level timer sets its status bit and holds its line until the status is written back; interrupts off, neither")
@@ -82,9 +123,9 @@ struct HPETTests {
         #expect(s.write(0x020, size: 4, value: 0x3, now: 0) == [], "other bits: nothing")
         #expect(s.write(0x020, size: 4, value: 0x4, now: 0) == [.level(3, false)])
         #expect(s.isr == 0)
-        // With its interrupt disabled a timer is not armed at all.
-        var off = Self.running(timer: 1, config: 0x2, comparator: 100)
-        #expect(off.fire(now: Self.t0 + 1000) == [] && off.isr == 0)
+        // With its interrupt disabled it still runs and sets its bit, and raises nothing.
+        var off = Self.running(timer: 1, config: 3 << 9 | 0x2, comparator: 100)
+        #expect(off.fire(now: Self.t0 + 1000) == [.level(3, false)] && off.isr == 0x2)
     }
 
     @Test("a level timer switched to edge while it holds its interrupt lets it go: status cleared, its line lowered (before a new route), a state a snapshot restores")
@@ -109,6 +150,7 @@ struct HPETTests {
         _ = s.write(0x108, size: 8, value: 300, now: 0)
         #expect(s.timers[0].comparator == 1000 && s.timers[0].period == 300 && s.timers[0].config & 0x40 == 0)
         _ = s.write(0x010, size: 8, value: 1, now: Self.t0)
+        _ = s.fire(now: Self.t0) // timers 1 and 2 at ~0 (`running`)
         #expect(s.fire(now: Self.t0 + 10_000) == [.pulse(0)])
         #expect(s.timers[0].comparator == 1300 && s.timers[0].deadline == 1300)
         // Woken at counter 2250: 1300 + 4 * 300 = 2500, the first past it.
@@ -121,8 +163,8 @@ struct HPETTests {
         #expect(s.timers[0].period == 0x1_0000_2345 && s.timers[0].comparator == 2500)
         _ = s.write(0x109, size: 1, value: 0x77, now: Self.t0 + 22_500)
         #expect(s.timers[0].period == 0x1_0000_7745, "one byte")
-        #expect(S.advance(0, by: 1, past: 1 << 62, mode32: false) == 1 << 62 + 1, "no loop for a tiny period")
-        #expect(S.advance(0xffff_fff0, by: 0x20, past: 0x5, mode32: true) == 0x10, "32-bit, across the wrap")
+        #expect(S.advance(0, by: 1, past: 1 << 62) == 1 << 62 + 1, "no loop for a tiny period")
+        #expect(S.advance(0xffff_fff0, by: 0x20, past: 0x1_0000_0005) == 0x1_0000_0010, "across the low half's wrap")
     }
 
     @Test("32-bit mode keeps the comparator and period to 32 bits and compares across the counter's low half")
@@ -139,6 +181,7 @@ struct HPETTests {
         _ = s.write(0x0f0, size: 8, value: 0x5_0000_0000, now: 0)
         _ = s.write(0x010, size: 8, value: 1, now: Self.t0)
         #expect(s.timers[0].deadline == 0x5_0000_0100)
+        _ = s.fire(now: Self.t0) // timers 1 and 2 at ~0 (`running`)
         #expect(s.fire(now: Self.t0 + 2560) == [.pulse(0)])
         // A period written in 64-bit mode, then the timer switched to 32-bit mode: its low
         // 32 bits stay (as QEMU's), 0xffffffff here, a state a snapshot restores.
@@ -153,19 +196,21 @@ struct HPETTests {
         #expect(try BuiltInDeviceStateTests.decode(String(decoding: state.encoded(), as: UTF8.self)).get() == state)
     }
 
-    @Test("LegacyReplacement puts timers 0 and 1 on IRQ 0 and 8, holds the PIT silent while on, and lets those lines go when it changes; halting lets every line go and disarms")
+    @Test("LegacyReplacement puts timers 0 and 1 on IRQ 0 and 8, holds the PIT silent while on, and lets those lines go when it changes; halting disarms and lowers a level line but keeps its status bit, restarting raises it again; disabling a timer's interrupt leaves it armed")
     func legacyAndHalt() {
         var s = Self.running(config: 5 << 9 | 0x4 | 0x2, comparator: 100)
         #expect(s.line(of: 0) == 5)
         #expect(s.write(0x010, size: 8, value: 3, now: Self.t0) == [.pit(enabled: false), .level(0, false), .level(8, false)])
         #expect(s.line(of: 0) == 0 && s.line(of: 1) == 8 && s.line(of: 2) == 0)
         #expect(s.fire(now: Self.t0 + 1000) == [.level(0, true)])
-        #expect(s.write(0x010, size: 8, value: 2, now: Self.t0 + 1000) == [.level(0, false), .level(8, false), .level(0, false)])
-        #expect(s.isr == 0 && s.timers.allSatisfy { $0.deadline == nil })
+        #expect(s.write(0x010, size: 8, value: 2, now: Self.t0 + 1000) == [.level(0, false)])
+        #expect(s.isr == 1 && s.timers.allSatisfy { $0.deadline == nil }, "the level timer's bit kept (QEMU's hpet_del_timer)")
         #expect(s.write(0x010, size: 8, value: 0, now: Self.t0) == [.level(0, false), .pit(enabled: true), .rtc], "the PIT's again, and IRQ 8 the RTC's")
+        #expect(s.write(0x010, size: 8, value: 1, now: Self.t0 + 2000).first == .level(5, true), "restarted: the held interrupt again")
         var t = Self.running(config: 0x4, comparator: 100_000)
-        #expect(t.write(0x100, size: 8, value: 0, now: Self.t0) == [.level(0, false)])
-        #expect(t.timers[0].deadline == nil)
+        #expect(t.write(0x100, size: 8, value: 0, now: Self.t0) == [])
+        #expect(t.timers[0].deadline == 100_000)
+        #expect(t.fire(now: Self.t0 + 1_000_000) == [.level(0, false)] && t.timers[0].deadline == nil)
     }
 
     @Test("a snapshot keeps the counter's value and which timers are armed; a restore sets them again from their comparators")
@@ -193,13 +238,13 @@ struct HPETTests {
         let cases: [(String, String)] = [
             ("0x4" + good.dropFirst(3), "hpet configuration 0x4 (bits 0 and 1 only)"),
             ("0x1 0x8" + good.dropFirst(7), "hpet interrupt status 0x8 (bits 0-2, one a timer)"),
-            ("0x1 0x1" + good.dropFirst(7), "hpet interrupt status 0x1: timer 0 is not an enabled level-triggered one"),
+            ("0x1 0x1" + good.dropFirst(7), "hpet interrupt status 0x1: timer 0 is not level-triggered"),
             ("0x1 0x0 +0x7d0" + good.dropFirst(13), "hpet counter '+0x7d0'"),
             (good.replacing("0x40000013c", with: "0x4000041fc"), "hpet timer 0 configuration 0x4000041fc (capabilities other than the HPET's, or FSB delivery)"),
             (good.replacing("0x40000013c", with: "0xff000013c"), "hpet timer 0 configuration 0xff000013c (capabilities other than the HPET's, or FSB delivery)"),
             (good.replacing("0x1388", with: "0x100000000"), "hpet timer 0 comparator 0x100000000 (32-bit mode)"),
-            (good.replacing(" 0x0 0x0 1 ", with: " 0x100000000 0x0 1 "), "hpet timer 0 period 0x100000000 (at most 0xffffffff)"),
-            ("0x0" + good.dropFirst(3), "hpet timer 0 armed while it or the counter is disabled"),
+            (good.replacing(" 0x0 0x0 1 ", with: " 0x100000000 0x0 1 "), "hpet timer 0 period 0x100000000 (32-bit mode)"),
+            ("0x0" + good.dropFirst(3), "hpet timer 0 armed while the counter is halted"),
             (good.replacing(" 0x0 0x0 1 ", with: " 0x0 0x0 2 "), "hpet timer 0 armed '2' (0 or 1)"),
         ]
         for (values, message) in cases {

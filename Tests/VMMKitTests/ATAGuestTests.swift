@@ -39,7 +39,7 @@ struct ATAGuestTests {
         flush: status 50
         back: \(back)
         past the end: status 41 error 04
-        slave: status 00
+        slave: status 00 devchk 55 AA
         secondary: status 00
         irq: status 58 sector 3 of the disk
 

@@ -65,6 +65,9 @@ struct FwCfgGuestTests {
         let none = try run(["run", Self.guest, "--max-seconds", "60"])
         #expect(none.stdout.hasPrefix("fw_cfg: interfaces 00000003\n") && none.stdout.contains("fw_cfg: files by DMA 00000001, control after 00000000\nfw_cfg: file 00000020 00000028 etc/e820\n"), "\(none.stdout)")
         #expect(none.stdout.hasSuffix("fw_cfg: no opt/vmmkit/greeting\n") && none.status == (0x26 << 1) | 1)
+        // --pvpanic adds QEMU's etc/pvpanic-port: the port, 0x505, 2 bytes.
+        let panic = try run(["run", Self.guest, "--max-seconds", "60", "--pvpanic"])
+        #expect(panic.stdout.contains("fw_cfg: files by DMA 00000002, control after 00000000\nfw_cfg: file 00000020 00000014 etc/e820\nfw_cfg: file 00000021 00000002 etc/pvpanic-port\n"), "\(panic.stdout)")
     }
 
     @Test("a file half-read when the snapshot is taken reads on after a restore in a new process, from the snapshot's copy: the host file is gone by then")
@@ -116,6 +119,7 @@ struct FwCfgGuestTests {
             (["--fw-cfg", "opt/a"], 2, "vmm: --fw-cfg 'opt/a': give exactly one of 'file' and 'string'\n"),
             (["--fw-cfg", "etc/e820,string=x"], 2, "vmm: --fw-cfg 'etc/e820,string=x': the name 'etc/e820' is the machine's own\n"),
             (["--fw-cfg", "opt/a,string=x", "--fw-cfg", "opt/a,file=\(data)"], 2, "vmm: --fw-cfg: the name 'opt/a' given twice\n"),
+            (["--pvpanic", "--fw-cfg", "etc/pvpanic-port,string=x"], 2, "vmm: --fw-cfg etc/pvpanic-port: the name is the machine's own with pvpanic\n"),
             (["--fw-cfg", "opt/a,file=\(dir)/missing"], 6, "vmm: --fw-cfg opt/a: '\(dir)/missing': No such file or directory\n"),
             (["--fw-cfg", "opt/a,file=\(fifo)"], 6, "vmm: --fw-cfg opt/a: '\(fifo)': not a regular file (a FIFO)\n"),
             (["--fw-cfg", "opt/a,file=\(big)"], 6, "vmm: --fw-cfg opt/a: '\(big)': too large: 8388609 bytes (at most 8388608)\n"),

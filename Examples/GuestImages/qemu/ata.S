@@ -7,8 +7,10 @@
  * sector 1 again by CHS (cylinder 0, head 0, sector 2); sector 2 by READ SECTORS EXT; the
  * status after a sector written at LBA 5 (WRITE SECTORS) and after FLUSH CACHE, the sector
  * read back; the status and
- * error of a read at the first sector past the end; the status of the absent slave and
- * of the secondary channel's master (an empty channel reads 0, a floating bus 0xff); the
+ * error of a read at the first sector past the end; the status of the absent slave, and
+ * its count and LBA low after writing 0x55 and 0xaa there, as Linux's ata_devchk probes
+ * (register writes reach both drives, so they read back), and the status of the
+ * secondary channel's master (an empty channel reads 0, a floating bus 0xff); the
  * status the IRQ 14 handler read, with sector 3's text. Then debug-exit 0x21. With the
  * command line ending in "pause" it reads half of sector 1, says so, and waits for a
  * byte from the keyboard before it reads the rest (a transfer in flight for a
@@ -182,6 +184,18 @@ KERNEL_ENTRY
     PUTS(s_slave)
     mov $0x1f7, %dx
     call print_port
+    mov $0x55, %al                  /* ata_devchk's pattern */
+    mov $0x1f2, %dx
+    out %al, %dx
+    mov $0xaa, %al
+    inc %dx
+    out %al, %dx
+    PUTS(s_devchk)
+    mov $0x1f2, %dx
+    call print_port
+    PUTS(s_space)
+    mov $0x1f3, %dx
+    call print_port
     PUTS(s_nl)
     mov $0xa0, %al                  /* the secondary channel's master: none, status 0 */
     mov $0x176, %dx
@@ -259,6 +273,7 @@ s_back:    .asciz "back: "
 s_past:    .asciz "past the end: status "
 s_error:   .asciz " error "
 s_slave:   .asciz "slave: status "
+s_devchk:  .asciz " devchk "
 s_second:  .asciz "secondary: status "
 s_irq:     .asciz "irq: status "
 s_space:   .asciz " "

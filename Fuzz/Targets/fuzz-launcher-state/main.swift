@@ -24,7 +24,7 @@ runFuzzer { data, size in
     }
     do throws(FwCfgFile.Refusal) {
         let files = try FwCfgFile.decode(bytes, version: 1)
-        precondition(files.count <= FwCfgFile.maxCount && files.reduce(0) { $0 + $1.bytes.count } <= FwCfgFile.maxTotalSize)
+        precondition(files.count <= FwCfgFile.maxSavedCount && files.reduce(0) { $0 + $1.bytes.count } <= FwCfgFile.maxTotalSize)
         for file in files { precondition((try? FwCfgFile.check(name: file.name)) != nil, "fw_cfg name \(file.name)") }
         let back = try FwCfgFile.decode(FwCfgFile.encode(files), version: 1)
         precondition(back == files, "fw_cfg files round trip")

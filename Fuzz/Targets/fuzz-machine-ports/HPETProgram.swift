@@ -6,9 +6,9 @@ import FuzzDriver
 /// through the snapshot blob; op bits 2-3 the access's size (1, 2, 4, 8 bytes); the
 /// offset a << 2 | b & 3 (the whole block); the value one of a few shapes picked by c.
 /// After every step: no trap; the state is one a snapshot restores (`refusal` nil) and
-/// reads back through the blob; the status register holds only enabled level-triggered
-/// timers' bits; an armed timer belongs to an enabled timer of a running counter and
-/// fires no earlier than now; lines driven are a timer's route or IRQ 0 or 8.
+/// reads back through the blob; the status register holds only level-triggered timers'
+/// bits; a timer is armed only while the counter runs and fires no earlier than now;
+/// lines driven are a timer's route or IRQ 0 or 8.
 func hpetProgram(_ input: UnsafeBufferPointer<UInt8>) {
     var s = HPETState()
     var now: UInt64 = 1_000_000
@@ -49,8 +49,9 @@ func hpetProgram(_ input: UnsafeBufferPointer<UInt8>) {
         }
         check(HPETState.refusal(s.saved(now: now)) == nil, "HPET: \(HPETState.refusal(s.saved(now: now)) ?? "")")
         if let next = s.nextFiring(now: now) { check(next >= now, "HPET: a timer due before now") }
-        for (n, t) in s.timers.enumerated() where t.deadline != nil {
-            check(s.enabled && t.enabled, "HPET: timer \(n) armed while it or the counter is disabled")
+        for (n, t) in s.timers.enumerated() {
+            check(t.deadline == nil || s.enabled, "HPET: timer \(n) armed while the counter is halted")
+            check(s.isr & (1 << UInt64(n)) == 0 || t.config & HPETState.TimerConfig.level != 0, "HPET: status bit of edge timer \(n)")
         }
     }
 }
