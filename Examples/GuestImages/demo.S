@@ -1,5 +1,5 @@
 /* The demo guest (ELF64, `scripts/demo`): prints on COM1, exercises an MMIO device
- * (the ScratchDevice plugin's registers at 0xd0001000), then runs the async-page-fault
+ * (the ScratchDevice plugin's registers at 0xe0001000), then runs the async-page-fault
  * kernel (Examples/Guests/async_pf_kernel.S, linked in): task A reads 16 pages at
  * 0x200000 that are demand-paged from a snapshot by the MemoryFault plugin, task B runs
  * while A waits when the host delivers async page faults. A's finish comes back here
@@ -12,7 +12,7 @@ _start:
     lea banner(%rip), %rsi
     call puts
     /* MMIO: write a register of the scratch device, read it back. */
-    mov $0xd0001000, %ebx
+    mov $0xe0001000, %ebx
     movl $0x1234abcd, 8(%rbx)
     mov 8(%rbx), %eax
     lea mmio_bad(%rip), %rsi

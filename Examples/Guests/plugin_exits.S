@@ -5,7 +5,7 @@
 
     .code64
 
-/* The ScratchDevice plugin (ports 0x540.., MMIO 0xd0001000..): writes through both
+/* The ScratchDevice plugin (ports 0x540.., MMIO 0xe0001000..): writes through both
  * windows, reads back through the other one.
  *   0x20000 <- in port 0x542 (4 bytes)   = register 2, written via MMIO
  *   0x20008 <- MMIO read of 8 bytes at +0 = registers 0 and 1, written via PIO
@@ -17,7 +17,7 @@ BEGIN(plugin_scratch)
     inc %dx
     mov $0x55, %al
     out %al, %dx               /* register 1, low byte */
-    mov $0xd0001000, %ebx
+    mov $0xe0001000, %ebx
     movabs $0x8877665544332211, %rax
     mov %rax, 8(%rbx)          /* registers 2 and 3 */
     mov $0x542, %dx

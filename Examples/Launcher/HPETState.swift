@@ -248,7 +248,10 @@ struct HPETState: Equatable {
         let t = timers[n]
         timers[n].afterWrap = nil
         guard t.mode32 else {
-            timers[n].deadline = t.comparator &- current < 1 << 63 ? t.comparator : current
+            // The comparator itself, behind or not: `fire` finds one behind due at once and
+            // steps a periodic one on from it (QEMU's `cmp64`). Armed at the counter, a
+            // periodic timer lost its phase: comparator 7, period 7, counter 1000 gave 1007, not 1001.
+            timers[n].deadline = t.comparator
             return
         }
         var target = current & ~0xffff_ffff | t.comparator & 0xffff_ffff // `deposit64`
@@ -285,7 +288,10 @@ struct HPETState: Equatable {
                 // On from the match just reached, in whole periods (QEMU's `cmp64 += period`).
                 let next = Self.advance(deadline, by: t.period, past: current)
                 timers[n].comparator = t.mode32 ? next & 0xffff_ffff : next
-                timers[n].deadline = next &- current < 1 << 63 ? next : current
+                // A period of 2^63 or more wraps the sum behind the counter: the next match
+                // is some 2^64 ticks away (centuries), so the timer is done. Armed at the
+                // counter instead, it was due at every pass: 100,000 interrupts a second.
+                timers[n].deadline = next &- current < 1 << 63 ? next : nil
             } else {
                 timers[n].deadline = nil
             }

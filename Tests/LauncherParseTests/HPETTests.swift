@@ -21,7 +21,7 @@ struct HPETTests {
         _ = s.write(0x100 + 0x20 * UInt64(n), size: 8, value: config, now: t0)
         _ = s.write(0x010, size: 8, value: 1, now: t0)
         let others = (0..<S.timerCount).filter { $0 != n }
-        #expect(others.allSatisfy { s.timers[$0].deadline == 0 })
+        #expect(others.allSatisfy { s.timers[$0].deadline == ~0 }, "armed at their comparator, which fire finds due at once")
         let fired = s.fire(now: t0)
         #expect(fired.filter { $0 == .level(0, false) }.count == others.count)
         return s
@@ -82,6 +82,31 @@ struct HPETTests {
         #expect(s.fire(now: now) == [.pulse(0)])
     }
 
+    @Test("a periodic 64-bit timer whose comparator is behind keeps its phase: on from the comparator in whole periods, as QEMU's hpet_timer (it went on from the counter: 1007, not 1001)")
+    func periodicBehindKeepsPhase() {
+        var s = S()
+        _ = s.write(0x100, size: 8, value: 0x40 | 0x8 | 0x4, now: 0) // set value, periodic, enabled, edge
+        _ = s.write(0x108, size: 8, value: 7, now: 0) // comparator and period 7
+        _ = s.write(0x0f0, size: 8, value: 1000, now: 0)
+        _ = s.write(0x010, size: 8, value: 1, now: Self.t0)
+        #expect(s.fire(now: Self.t0).contains(.pulse(0)), "behind: at once")
+        #expect(s.timers[0].comparator == 1001 && s.timers[0].deadline == 1001)
+        #expect(s.fire(now: Self.t0 + 10).contains(.pulse(0)) && s.timers[0].comparator == 1008)
+    }
+
+    @Test("a periodic 64-bit timer with a period of 2^63 or more fires once: its next match lies past 2^64 (the wrapped sum made it due at every pass, 100,000 interrupts a second)")
+    func hugePeriodFiresOnce() {
+        var s = S()
+        _ = s.write(0x100, size: 8, value: 0x40 | 0x8 | 0x4, now: 0)
+        _ = s.write(0x108, size: 8, value: 1000, now: 0) // comparator and period
+        _ = s.write(0x108, size: 8, value: ~0, now: 0) // the period alone
+        _ = s.write(0x010, size: 8, value: 1, now: Self.t0)
+        _ = s.fire(now: Self.t0) // timers 1 and 2 at ~0
+        #expect(s.fire(now: Self.t0 + 10_000) == [.pulse(0)])
+        #expect(s.timers[0].deadline == nil && s.nextFiring(now: Self.t0 + 10_000) == nil)
+        #expect(s.fire(now: Self.t0 + 20_000) == [])
+    }
+
     @Test("a 32-bit comparator behind the counter's low half fires when the low half comes round to it, not at once; a one-shot one interrupts at the wrap first (QEMU's hpet_calculate_cmp64, wrap_flag)")
     func comparator32Behind() {
         var s = S()
@@ -111,7 +136,7 @@ struct HPETTests {
         var s = Self.running(config: 0x4, comparator: 100)
         #expect(s.fire(now: Self.t0 + 1000) == [.pulse(0)] && s.timers[0].deadline == nil)
         _ = s.write(0x100, size: 4, value: 0x4, now: Self.t0 + 2000)
-        #expect(s.timers[0].deadline == 200)
+        #expect(s.timers[0].deadline == 100, "the comparator, behind the counter's 200")
         #expect(s.fire(now: Self.t0 + 2000) == [.pulse(0)])
     }
 

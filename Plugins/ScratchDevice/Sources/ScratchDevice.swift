@@ -7,7 +7,9 @@ import VMMPluginKit
 ///   n bytes, a read returns them. Port `port + 16` is the fault port: a write makes
 ///   the handler fail (to exercise the failure path), with the value in the message.
 /// - MMIO: `[mmio, mmio + 64)` is the registers as little-endian bytes.
-/// Config: `port=0x540,mmio=0xd0001000` (the defaults); `mmio=0` disables MMIO.
+/// Config: `port=0x540,mmio=0xe0001000` (the defaults; the MMIO window in the hole below 4 GiB that
+/// RAM never reaches, whatever `--memory`: RAM under 3.5 GiB lies whole below the hole,
+/// as QEMU's, so 0xd0001000 was RAM from 3.25 GiB); `mmio=0` disables MMIO.
 final class ScratchDevice: VMMPlugin {
     static let id = "org.vmmkit.scratch-device"
     static let registerCount = 16
@@ -18,7 +20,7 @@ final class ScratchDevice: VMMPlugin {
         try config.allowOnly(["port", "mmio"], plugin: Self.id)
         // 0x540: clear of the launcher's fw_cfg (0x510, 0x511) and of QEMU's pvpanic (0x505).
         let port = try config.port("port", default: 0x540, count: Self.registerCount + 1, plugin: Self.id)
-        let mmio = try config.integer("mmio", default: 0xd000_1000, plugin: Self.id)
+        let mmio = try config.integer("mmio", default: 0xe000_1000, plugin: Self.id)
         guard mmio <= UInt64.max - UInt64(Self.registerCount * 4) else {
             throw VMMPluginError("\(Self.id): bad value '\(config["mmio"] ?? "")' for key 'mmio' (the 64 register bytes run past 2^64)")
         }
