@@ -21,7 +21,7 @@ import VMMKit
 /// MULTIPLE command with no block size set, and a block size that is not a power of two
 /// up to 16; READ VERIFY succeeds wherever it points, as QEMU's `cmd_verify` checks
 /// nothing. A command, and a task-file write, is ignored while BSY or DRQ is set.
-/// Each command completes at once (BSY is never seen): a read raises IRQ 14 with DRQ for
+/// Each command, and a reset, completes at once (BSY is never seen): a read raises IRQ 14 with DRQ for
 /// each block (a sector, or a MULTIPLE command's block), a write for each block it took,
 /// unless nIEN is set; reading the status port (not the alternate) lowers it. The data
 /// port moves 2 or 4 bytes an access, a `rep insw` of several sectors in one exit; one
@@ -201,14 +201,20 @@ final class ATADisk: @unchecked Sendable {
         }
     }
 
+    /// SRST's rising edge resets the drive at once, SRST still set, as QEMU's `ide_ctrl_write`
+    /// and `ide_bus_perform_srst` (hw/ide/core.c): `ide_reset`, then the diagnostic's status
+    /// 0x50, error 0x01, IRQ 14 unless nIEN; SRST cleared, so its release does nothing.
     private func deviceControl(_ v: UInt8) {
         let was = s.control
         s.control = v
-        if v & 0x04 != 0, was & 0x04 == 0 { // SRST set: the drive resets
+        if v & 0x04 != 0, was & 0x04 == 0 {
             endTransfer()
-            (s.status, s.error, s.multiple) = (ATAState.busy | 0x10, 0x01, ATAState.maxMultiple)
-            setLine(false)
-        } else if v & 0x04 == 0, was & 0x04 != 0 { // released
+            s.resetRegisters()
+            (s.status, s.error, s.multiple, s.lba48) = (ATAState.ready, 0x01, ATAState.maxMultiple, false)
+            s.control &= ~0x04
+            raise()
+        } else if v & 0x04 == 0, was & 0x04 != 0 {
+            // Only a snapshot of the former model, taken mid-reset, holds SRST: it ends here.
             s.status = ATAState.ready
             s.resetRegisters()
         }

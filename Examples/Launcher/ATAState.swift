@@ -4,15 +4,16 @@
 ///
 /// The registers are QEMU's (hw/ide/core.c): each write to a task-file register moves
 /// its old value into the "high order byte" copy (`hob…`) that LBA48 commands read; the
-/// device starts with the ATA signature (count 1, LBA low 1) and error 0x01 ("diagnostic
-/// passed"), status 0x50 (ready, seek complete).
+/// device starts as QEMU's `ide_reset` leaves it: the ATA signature (count 1, LBA low 1),
+/// error 0 and status 0x50 (ready, seek complete). (SeaBIOS's probe, a reset and
+/// IDENTIFY, leaves error 0 too; a software reset's diagnostic sets 0x01.)
 struct ATAState: Equatable {
     enum Transfer: UInt8 {
         case none = 0, identify = 1, read = 2, write = 3
     }
 
     var status: UInt8 = ATAState.ready
-    var error: UInt8 = 0x01
+    var error: UInt8 = 0
     var feature: UInt8 = 0, count: UInt8 = 1, lbaLow: UInt8 = 1, lbaMid: UInt8 = 0, lbaHigh: UInt8 = 0
     var hobFeature: UInt8 = 0, hobCount: UInt8 = 0, hobLow: UInt8 = 0, hobMid: UInt8 = 0, hobHigh: UInt8 = 0
     /// Device/head (port 0x1f6): bit 4 the drive (the slave is absent), bit 6 LBA, bits 0-3

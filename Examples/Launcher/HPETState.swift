@@ -116,9 +116,18 @@ struct HPETState: Equatable {
 
     // MARK: Registers
 
-    /// `size` bytes (1-8) at `offset` into the register block, at host time `now`.
+    /// Whether QEMU's HPET takes an access: `hpet_ram_ops` (hw/timer/hpet.c) is valid for 4
+    /// and 8 bytes, aligned (its `.valid.unaligned` unset). QEMU's memory core answers any
+    /// other access itself (`memory_region_dispatch_read`/`_write`, system/memory.c): a read
+    /// gives `unassigned_mem_read`'s 0 and a write is dropped, never reaching a register.
+    static func valid(_ offset: UInt64, size: Int) -> Bool {
+        offset < Self.size && (size == 4 || size == 8) && offset & UInt64(size - 1) == 0
+    }
+
+    /// `size` bytes at `offset` into the register block, at host time `now` (0 for an
+    /// access QEMU's refuses, `valid`).
     func read(_ offset: UInt64, size: Int, now: UInt64) -> UInt64 {
-        guard offset < Self.size, (1...8).contains(size) else { return 0 }
+        guard Self.valid(offset, size: size) else { return 0 }
         let shift = (offset & 7) * 8
         let value = register(offset & ~7, now: now) >> shift
         return size == 8 ? value : value & (1 << UInt64(size * 8) - 1)
@@ -142,10 +151,10 @@ struct HPETState: Equatable {
         }
     }
 
-    /// A write of `size` bytes (1-8) of `value` at `offset` at host time `now`; the
-    /// interrupt lines it changes, in order.
+    /// A write of `size` bytes of `value` at `offset` at host time `now` (dropped if QEMU's
+    /// refuses it, `valid`); the interrupt lines it changes, in order.
     mutating func write(_ offset: UInt64, size: Int, value: UInt64, now: UInt64) -> [LineChange] {
-        guard offset < Self.size, (1...8).contains(size) else { return [] }
+        guard Self.valid(offset, size: size) else { return [] }
         let at = offset & ~7
         let shift = (offset & 7) * 8
         let bytes = size == 8 ? ~UInt64(0) : (1 << UInt64(size * 8)) - 1

@@ -228,6 +228,10 @@ extension Launcher {
             disk.connectInterrupt { [vm] level in try? vm.setIRQLine(ATADisk.irqLine, level: level) }
         }
         devices.ata = disk
+        // The CMOS describes the disk to the BIOS as QEMU's `pc_cmos_init_late` does (when
+        // the built-in RTC serves ports 0x70/0x71).
+        let g = disk.geometry
+        devices.rtc?.setHardDisk(cylinders: g.cylinders, heads: g.heads, sectorsPerTrack: g.sectorsPerTrack)
     }
 
     /// `--vga std`'s Bochs VBE display, with or without the default plugins, over the

@@ -7,7 +7,8 @@ import VMMKit
 /// binary and in 24- or 12-hour form as register B says; the CMOS memory holds what
 /// QEMU's does for its BIOS: base and extended memory, memory between 16 MiB and 4 GiB
 /// (64 KiB units) and above 4 GiB, the CPU count, the equipment byte and the century
-/// (0x32, also at 0x37 as QEMU's).
+/// (0x32, also at 0x37 as QEMU's), the floppy and boot-order bytes of QEMU's `pc`
+/// defaults and, with `--hda`, the disk's type and geometry (`setHardDisk`).
 ///
 /// Its update cycle and flags as QEMU's: "update in progress" (register A bit 7) reads
 /// set in the last 244 µs of each second of the guest's clock (while it runs: register
@@ -58,7 +59,13 @@ final class RTC: @unchecked Sendable {
     init(cpus: Int, lowRAM: UInt64, highRAM: UInt64) {
         ram[Self.registerA] = 0x26 // 32.768 kHz time base, 1024 Hz rate
         ram[Self.registerB] = 0x02 // 24-hour, BCD, no interrupts
-        ram[0x14] = 0x06 // equipment: FPU, PS/2 mouse, no floppy
+        // QEMU's `pc` has an empty floppy drive A (vl.c's default drive) of its ISA
+        // controller's fallback type, 2.88 MB (fdc-isa.c): `pc_cmos_init_floppy`'s type 5.
+        ram[0x10] = 0x50
+        ram[0x14] = 0x07 // equipment: one floppy drive, FPU, PS/2 mouse
+        // QEMU `pc`'s boot order "cad" (`set_boot_dev`): disk (2), CD-ROM (3), floppy (1);
+        // 0x38 bit 0 clear as QEMU's default fd_bootchk leaves it.
+        (ram[0x3d], ram[0x38]) = (0x32, 0x10)
         put16(0x15, 640) // base memory, KiB
         let extended = UInt16(min(lowRAM > 1 << 20 ? (lowRAM - (1 << 20)) / 1024 : 0, 0xffff))
         put16(0x17, extended)
@@ -69,6 +76,28 @@ final class RTC: @unchecked Sendable {
                                             UInt8(truncatingIfNeeded: above >> 16))
         ram[0x5f] = UInt8(truncatingIfNeeded: max(cpus, 1) - 1)
         flagsRead = ticks()
+    }
+
+    /// `--hda`'s disk as QEMU's `pc_cmos_init_late`/`cmos_init_hd` describe the primary
+    /// master: present (0x12), type 47 (0x19), cylinders, heads, no precompensation,
+    /// control byte, landing zone, sectors (0x1b-0x23), and in 0x39 the translation
+    /// `hd_geometry_guess` picks for a size-guessed geometry (`hd_bios_chs_auto_trans`):
+    /// none (0) to 1024 cylinders, else LBA (1). Before any vCPU runs; a restore replaces
+    /// the whole CMOS with the snapshot's, so an old snapshot keeps what its guest saw.
+    func setHardDisk(cylinders: UInt64, heads: UInt64, sectorsPerTrack: UInt64) {
+        thread.lock()
+        defer { thread.unlock() }
+        // Clamped as ATAGeometry already is, so no value is truncated into another geometry.
+        let c = UInt16(min(cylinders, 16383)), h = UInt8(min(heads, 16)), s = UInt8(min(sectorsPerTrack, 63))
+        ram[0x12] = 0xf0
+        ram[0x19] = 47
+        put16(0x1b, c)
+        ram[0x1d] = h
+        (ram[0x1e], ram[0x1f]) = (0xff, 0xff)
+        ram[0x20] = 0xc0 | (h > 8 ? 0x08 : 0)
+        put16(0x21, c)
+        ram[0x23] = s
+        ram[0x39] = c <= 1024 && h <= 16 && s <= 63 ? 0 : 1
     }
 
     private func put16(_ at: Int, _ value: UInt16) {

@@ -27,5 +27,28 @@ extension ImageLoader {
     }
 }
 
+extension ImageLoader {
+    /// Loads `path` where QEMU's `x86_load_linux` (hw/i386/x86-common.c) puts a PVH
+    /// kernel's initrd: `initrd_max` = RAM below the hole - the BIOS's 160 KiB of tables
+    /// (`LinuxBoot.acpiDataSize`) - 1, the module at (`initrd_max` - size) rounded down to
+    /// a page. Refused, as QEMU refuses it, when size >= `initrd_max`; refused too where
+    /// it would overlap what the kernel loaded (`used`), which QEMU does not check.
+    func loadModuleBelowTables(_ path: String, avoiding used: [Range<UInt64>]) throws(LoaderError) -> Module {
+        let bytes = try readFile(path, what: "module (initrd)", limit: ramSize)
+        let size = UInt64(bytes.count)
+        let initrdMax = ramSize > LinuxBoot.acpiDataSize ? ramSize - LinuxBoot.acpiDataSize - 1 : 0
+        guard size < initrdMax else {
+            throw LoaderError(.image, "\(path): module (initrd) of \(size) bytes does not fit below \(hex(initrdMax)) (RAM below the BIOS's \(LinuxBoot.acpiDataSize >> 10) KiB of tables)")
+        }
+        let module = Module(start: (initrdMax - size) & ~0xfff, size: size, path: path)
+        try checkPlacement(module.start, module.size, what: "\(path): module (initrd)")
+        if let clash = used.first(where: { $0.overlaps(module.range) }) {
+            throw LoaderError(.image, "\(path): module (initrd) [\(hex(module.start))..<\(hex(module.range.upperBound))] overlaps the kernel's [\(hex(clash.lowerBound))..<\(hex(clash.upperBound))]")
+        }
+        try write(bytes, at: module.start)
+        return module
+    }
+}
+
 /// Little-endian bytes of an integer, for the boot information structures.
 func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }

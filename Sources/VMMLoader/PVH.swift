@@ -20,10 +20,11 @@ struct PVH {
         var used = try loader.loadSegments(elf, bytes, path: request.path)
         // The note's entry is physical already (Xen's PHYS32_ENTRY).
         try ELFImage.checkEntry(UInt64(entry), in: used, path: request.path)
-        let kernelEnd = used.map(\.upperBound).max() ?? 0
         var module: ImageLoader.Module?
         if let initrd = request.initrd {
-            module = try loader.loadModule(initrd, after: kernelEnd) // hvm_modlist_entry: 64-bit addresses
+            // High in RAM below the BIOS's tables, as QEMU's (not after the kernel, as
+            // Multiboot's modules); below the hole, so within hvm_modlist_entry's reach.
+            module = try loader.loadModuleBelowTables(initrd, avoiding: used)
             used.append(module!.range)
         }
         let (window, rsdp) = try loader.placeTables(avoiding: used, path: request.path)

@@ -116,4 +116,22 @@ struct ATAParityTests {
         #expect([word(1), word(54), word(57), word(58)] == [2, 2, 2016, 0])
         #expect(ATAGeometry(sectors: 1).cylinders == 2 && ATAGeometry(sectors: 1008 * 3).cylinders == 3)
     }
+
+    @Test("SRST completes while still set, as QEMU's ide_bus_perform_srst: status 0x50, error 0x01 (the diagnostic), the signature, IRQ 14 unless nIEN; its release changes nothing")
+    func softResetCompletesWhileSet() {
+        let (d, _, levels) = T.disk()
+        T.lba28(d, 0x20, lba: 3, count: 2) // a read in flight, its IRQ raised
+        #expect(T.inb(d, 0x1f7) == 0x58, "reading status lowers IRQ 14")
+        T.out(d, 0x3f6, 0x04) // SRST, interrupts enabled
+        #expect(T.inb(d, 0x3f6) == 0x50, "not busy while SRST is still set")
+        #expect((0x1f1...0x1f6).map { T.inb(d, UInt16($0)) } == [0x01, 0x01, 0x01, 0x00, 0x00, 0xa0])
+        #expect(d.read(0x1f0, size: 2) == 0, "the transfer ended")
+        #expect(levels.all.last == true, "IRQ 14 for the reset")
+        #expect(T.inb(d, 0x1f7) == 0x50)
+        T.out(d, 0x1f2, 0x33)
+        T.out(d, 0x3f6, 0x00) // released: no second reset, which would give the signature's count 1
+        #expect(T.inb(d, 0x1f2) == 0x33 && levels.all.last == false)
+        T.out(d, 0x3f6, 0x06) // SRST with nIEN: no interrupt
+        #expect(levels.all.last == false && T.inb(d, 0x1f7) == 0x50)
+    }
 }

@@ -32,7 +32,7 @@ struct HPETTests {
         let s = S()
         #expect(s.read(0x000, size: 8, now: 0) == 0x0098_9680_8086_a201)
         #expect(s.read(0x004, size: 4, now: 0) == 10_000_000, "the period alone, femtoseconds")
-        #expect(s.read(0x001, size: 1, now: 0) == 0xa2, "a byte of the register")
+        #expect(s.read(0x004, size: 4, now: 0) == 10_000_000 && s.read(0x000, size: 4, now: 0) == 0x8086_a201)
         for n in 0..<3 {
             #expect(s.read(0x100 + 0x20 * UInt64(n), size: 8, now: 0) == 0x4_0000_0030)
             #expect(s.read(0x108 + 0x20 * UInt64(n), size: 8, now: 0) == ~0)
@@ -51,7 +51,7 @@ struct HPETTests {
         #expect(s.read(0x0f4, size: 4, now: Self.t0 + 10_000) == 0, "the high half")
         _ = s.write(0x0f0, size: 8, value: 7, now: Self.t0 + 10_000)
         #expect(s.read(0x0f0, size: 8, now: Self.t0 + 20_000) == 2000, "ignored while running")
-        _ = s.write(0x010, size: 1, value: 0, now: Self.t0 + 20_000)
+        _ = s.write(0x010, size: 4, value: 0, now: Self.t0 + 20_000)
         #expect(s.read(0x0f0, size: 8, now: Self.t0 + 90_000) == 2000, "halted")
         _ = s.write(0x0f0, size: 4, value: 0x1234_5678, now: Self.t0 + 90_000)
         _ = s.write(0x0f4, size: 4, value: 0x1, now: Self.t0 + 90_000)
@@ -186,8 +186,8 @@ struct HPETTests {
         _ = s.write(0x108, size: 4, value: 0x2345, now: Self.t0 + 22_500)
         _ = s.write(0x10c, size: 4, value: 0x1, now: Self.t0 + 22_500)
         #expect(s.timers[0].period == 0x1_0000_2345 && s.timers[0].comparator == 2500)
-        _ = s.write(0x109, size: 1, value: 0x77, now: Self.t0 + 22_500)
-        #expect(s.timers[0].period == 0x1_0000_7745, "one byte")
+        _ = s.write(0x108, size: 4, value: 0x7745, now: Self.t0 + 22_500)
+        #expect(s.timers[0].period == 0x1_0000_7745, "the low half again")
         #expect(S.advance(0, by: 1, past: 1 << 62) == 1 << 62 + 1, "no loop for a tiny period")
         #expect(S.advance(0xffff_fff0, by: 0x20, past: 0x1_0000_0005) == 0x1_0000_0010, "across the low half's wrap")
     }
@@ -326,5 +326,22 @@ struct HPETTests {
         #expect(bench.pulses == before, "fired while held")
         hpet.thread.release()
         #expect(Self.eventually { bench.pulses > before }, "what came due fires once released")
+    }
+
+    @Test("1- and 2-byte and unaligned accesses, which QEMU's hpet_ram_ops refuses, read 0 and write nothing (system/memory.c); aligned 4 and 8 bytes are taken")
+    func refusedAccesses() {
+        var s = S()
+        for (offset, size) in [(0x000, 1), (0x001, 1), (0x000, 2), (0x002, 4), (0x004, 8), (0x0f1, 4), (0x000, 3)] {
+            #expect(s.read(UInt64(offset), size: size, now: 0) == 0, "\(offset) \(size)")
+        }
+        for (offset, size) in [(0x010, 1), (0x010, 2), (0x00e, 4), (0x00c, 8)] {
+            #expect(s.write(UInt64(offset), size: size, value: ~0, now: Self.t0) == [], "\(offset) \(size)")
+            #expect(s.read(0x010, size: 8, now: Self.t0) == 0, "the counter still halted, no LegacyReplacement")
+        }
+        _ = s.write(0x108, size: 4, value: 0x1234, now: 0)
+        _ = s.write(0x10a, size: 2, value: 0xffff, now: 0)
+        _ = s.write(0x10c, size: 8, value: 0xffff, now: 0)
+        #expect(s.read(0x108, size: 8, now: 0) == 0xffff_ffff_0000_1234, "only the aligned 4-byte write landed")
+        #expect(s.read(0x10c, size: 4, now: 0) == 0xffff_ffff)
     }
 }

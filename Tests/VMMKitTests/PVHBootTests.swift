@@ -83,6 +83,31 @@ struct PVHBootTests {
         }
     }
 
+    @Test("a PVH kernel's module lies where QEMU's x86_load_linux puts it: below RAM - 160 KiB - 1, size subtracted, on a page; listed in hvm_start_info; one too big is refused")
+    func modulePlacement() throws {
+        let (vm, loader) = try HostileInputTests.vm(ram: 4 << 20)
+        defer { vm.close() }
+        let contents = Array("module contents".utf8)
+        let module = try VMMProcess.temp("pvh-high-module", contents)
+        let image = Self.elf64(code: Self.checksMagic, note: Self.note(name: "Xen", type: 18, desc: Self.le(UInt32(0x100000))))
+        let entry = try loader.load(image, ImageRequest(path: "pvh", initrd: module))
+        guard case let .protected32(_, _, ebx, _) = entry else { Issue.record("\(entry)"); return }
+        // initrd_max = 0x400000 - 0x28000 - 1 = 0x3d7fff; (0x3d7fff - 15) & ~0xfff.
+        #expect(try vm.memory.read(UInt64(ebx) + 12, as: UInt32.self) == 1, "nr_modules")
+        let list = try vm.memory.read(UInt64(ebx) + 16, as: UInt64.self)
+        #expect(try vm.memory.read(list, as: UInt64.self) == 0x3d7000)
+        #expect(try vm.memory.read(list + 8, as: UInt64.self) == UInt64(contents.count))
+        #expect(try vm.memory.read(0x3d7000, as: UInt64.self) == UInt64(littleEndian: contents.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }))
+        let big = try VMMProcess.temp("pvh-big-module", [UInt8](repeating: 1, count: 0x3d7fff))
+        #expect(throws: LoaderError(.image, "\(big): module (initrd) of 4030463 bytes does not fit below 0x3d7fff (RAM below the BIOS's 160 KiB of tables)")) {
+            try loader.load(image, ImageRequest(path: "pvh", initrd: big))
+        }
+        let low = try VMMProcess.temp("pvh-low-module", [UInt8](repeating: 1, count: 0x2d8000))
+        #expect(throws: LoaderError(.image, "\(low): module (initrd) [0xff000..<0x3d7000] overlaps the kernel's [0x100000..<0x100105]")) {
+            try loader.load(image, ImageRequest(path: "pvh", initrd: low))
+        }
+    }
+
     @Test("a PVH kernel written for QEMU: start info magic and version 1, the RSDP, the command line alone, its module, the BIOS's memory map (RAM below and above the hole, SeaBIOS's and QEMU's reserved ranges); e_entry unused")
     func launcher() throws {
         let module = try VMMProcess.temp("pvh-module.txt", Array("module contents".utf8))
