@@ -58,6 +58,12 @@ extension ATAState {
         (s.status, s.error, s.feature, s.count, s.lbaLow, s.lbaMid, s.lbaHigh) = (b[0], b[1], b[2], b[3], b[4], b[5], b[6])
         (s.hobFeature, s.hobCount, s.hobLow, s.hobMid, s.hobHigh, s.select, s.control) = (b[7], b[8], b[9], b[10], b[11], b[12], b[13])
         guard s.status & ~statusBits == 0 else { throw bad("ata status \(hex(s.status)) (bits other than 0xd9)") }
+        // BSY only ever shows while SRST is held (a snapshot of the model before resets
+        // completed at once): a busy drive without it took no write or command until the
+        // guest toggled SRST.
+        guard s.status & ATAState.busy == 0 || s.control & 0x04 != 0 else {
+            throw bad("ata status \(hex(s.status)) busy with control \(hex(s.control)) (busy only while SRST, 0x04, is held)")
+        }
         guard s.select & 0xa0 == 0xa0 else { throw bad("ata select \(hex(s.select)) (bits 5 and 7 always set)") }
         guard let transfer = UInt8(plainDecimal: words[16]).flatMap(Transfer.init(rawValue:)) else {
             throw bad("ata transfer \(String(words[16]).quotedForMessage) (0 to 3)")

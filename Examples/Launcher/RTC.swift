@@ -63,9 +63,10 @@ final class RTC: @unchecked Sendable {
         // controller's fallback type, 2.88 MB (fdc-isa.c): `pc_cmos_init_floppy`'s type 5.
         ram[0x10] = 0x50
         ram[0x14] = 0x07 // equipment: one floppy drive, FPU, PS/2 mouse
-        // QEMU `pc`'s boot order "cad" (`set_boot_dev`): disk (2), CD-ROM (3), floppy (1);
-        // 0x38 bit 0 clear as QEMU's default fd_bootchk leaves it.
-        (ram[0x3d], ram[0x38]) = (0x32, 0x10)
+        // QEMU `pc`'s boot order "cad" (`set_boot_dev`, `boot_device2nibble`): disk (2),
+        // floppy (1), CD-ROM (3): 0x3d = first | second << 4, 0x38 = third << 4 with bit 0
+        // clear as QEMU's default fd_bootchk leaves it.
+        (ram[0x3d], ram[0x38]) = (0x12, 0x30)
         put16(0x15, 640) // base memory, KiB
         let extended = UInt16(min(lowRAM > 1 << 20 ? (lowRAM - (1 << 20)) / 1024 : 0, 0xffff))
         put16(0x17, extended)

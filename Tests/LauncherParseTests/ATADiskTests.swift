@@ -247,6 +247,7 @@ struct ATADiskTests {
             ([1: "+16"], "ata sectors '+16'"),
             ([2: "0x5a"], "ata status 0x5a (bits other than 0xd9)"),
             ([2: "0x50"], "ata status 0x50 with transfer 2 (DRQ is set exactly during one)"),
+            ([2: "0x80"], "ata status 0x80 busy with control 0x2 (busy only while SRST, 0x04, is held)"),
             ([14: "0x0"], "ata select 0x0 (bits 5 and 7 always set)"),
             ([16: "4"], "ata transfer '4' (0 to 3)"),
             ([16: "+2"], "ata transfer '+2' (0 to 3)"),

@@ -24,9 +24,9 @@ struct CMOSDriveTests {
         }
     }
 
-    @Test("without --hda: floppy A 2.88 MB (0x10 = 0x50), equipment 0x07, no hard disk, boot order 0x3d = 0x32 and 0x38 = 0x10")
+    @Test("without --hda: floppy A 2.88 MB (0x10 = 0x50), equipment 0x07, no hard disk, boot order cad (0x3d = 0x12, 0x38 = 0x30)")
     func noDisk() throws {
-        let expected = [0x50, 0, 0x07, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0x32]
+        let expected = [0x50, 0, 0x07, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x30, 0, 0x12]
         #expect(try Self.reads([]) == expected)
     }
 
@@ -38,7 +38,7 @@ struct CMOSDriveTests {
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         try handle.truncate(atOffset: 1100 * 16 * 63 * 512) // sparse
         try handle.close()
-        let expected = [0x50, 0xf0, 0x07, 47, 0x4c, 0x04, 16, 0xff, 0xff, 0xc8, 0x4c, 0x04, 63, 0x10, 0x01, 0x32]
+        let expected = [0x50, 0xf0, 0x07, 47, 0x4c, 0x04, 16, 0xff, 0xff, 0xc8, 0x4c, 0x04, 63, 0x30, 0x01, 0x12]
         #expect(try Self.reads(["--hda", path]) == expected)
     }
 }
