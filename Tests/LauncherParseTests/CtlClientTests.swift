@@ -10,14 +10,7 @@ struct CtlClientTests {
     /// connection in a thread of its own. The returned function waits for that thread.
     static func serve(_ answer: @escaping @Sendable (Int32) -> Void) throws -> (path: String, join: () -> Void) {
         let path = "/tmp/vmm-ctl-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        try #require(listener >= 0)
-        var addr = sockaddr_un()
-        try #require(APISocketPath.fill(&addr, path))
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(bound == 0 && listen(listener, 1) == 0)
+        let listener = try APISocketPathTests.bindSocket(path)
         var thread = pthread_t()
         let box = Unmanaged.passRetained(Job(listener: listener, path: path, answer: answer)).toOpaque()
         try #require(pthread_create(&thread, nil, { raw in
