@@ -28,6 +28,11 @@ extension ImageLoader {
 }
 
 extension ImageLoader {
+    /// QEMU's `initrd_max` before a Linux header's own limit: the last byte of RAM below
+    /// the hole and below the BIOS's 160 KiB of tables (`LinuxBoot.acpiDataSize`); 0 when
+    /// RAM is no larger than those tables.
+    var initrdMax: UInt64 { ramSize > LinuxBoot.acpiDataSize ? ramSize - LinuxBoot.acpiDataSize - 1 : 0 }
+
     /// Loads `path` where QEMU's `x86_load_linux` (hw/i386/x86-common.c) puts a PVH
     /// kernel's initrd: `initrd_max` = RAM below the hole - the BIOS's 160 KiB of tables
     /// (`LinuxBoot.acpiDataSize`) - 1, the module at (`initrd_max` - size) rounded down to
@@ -36,7 +41,6 @@ extension ImageLoader {
     func loadModuleBelowTables(_ path: String, avoiding used: [Range<UInt64>]) throws(LoaderError) -> Module {
         let bytes = try readFile(path, what: "module (initrd)", limit: ramSize)
         let size = UInt64(bytes.count)
-        let initrdMax = ramSize > LinuxBoot.acpiDataSize ? ramSize - LinuxBoot.acpiDataSize - 1 : 0
         guard size < initrdMax else {
             throw LoaderError(.image, "\(path): module (initrd) of \(size) bytes does not fit below \(hex(initrdMax)) (RAM below the BIOS's \(LinuxBoot.acpiDataSize >> 10) KiB of tables)")
         }

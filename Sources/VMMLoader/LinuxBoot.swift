@@ -67,8 +67,7 @@ struct LinuxBoot {
             // XLF_CAN_BE_LOADED_ABOVE_4G) and RAM allow, below the high table zone the
             // BIOS reserves (`acpiDataSize`), on a page boundary.
             let headerMax = r.u16(0x236) & 2 != 0 ? UInt64(UInt32.max) : UInt64(r.u32(0x22c))
-            let ramMax = loader.ramSize > Self.acpiDataSize ? loader.ramSize - Self.acpiDataSize - 1 : 0
-            let initrdMax = min(headerMax, ramMax)
+            let initrdMax = min(headerMax, loader.initrdMax)
             let size = UInt64(data.count)
             guard size < initrdMax, (initrdMax - size) & ~0xfff >= kernelRange.upperBound else {
                 throw LoaderError(.image, "\(file): initrd of \(size) bytes does not fit between the kernel's end \(hex(kernelRange.upperBound)) and \(hex(initrdMax)) (initrd_addr_max, or RAM below the BIOS's \(Self.acpiDataSize >> 10) KiB of tables)")

@@ -41,12 +41,16 @@ public struct PCFirmware: Sendable, Equatable {
     /// to search.
     static let ebdaSegmentWord: UInt64 = 0x40e, baseMemoryWord: UInt64 = 0x413
     /// The rest of the BIOS data area a guest reads, as SeaBIOS leaves it: COM1's port;
-    /// the equipment word (FPU, 80x25 colour video, one serial port); the video mode (3),
-    /// columns (80), page size (4 KiB), CRT controller port (0x3d4), rows - 1 (24) and
-    /// character height (16). (address, bytes)
+    /// the equipment word (one floppy drive, FPU, 80x25 colour video, one serial port);
+    /// the video mode (3), columns (80), page size (4 KiB), CRT controller port (0x3d4),
+    /// rows - 1 (24) and character height (16); the drive-present byte 0x48f (7: drive 0
+    /// present, with change line, multi-rate). The floppy is the empty drive A QEMU's
+    /// `pc` has and its CMOS names (0x10 = 0x50): SeaBIOS's `map_floppy_drive`
+    /// (src/block.c) sets bit 0 of the word and 0x48f for it. (address, bytes)
     static let biosDataWords: [(UInt64, [UInt8])] = [
-        (0x400, le(UInt16(0x3f8))), (0x410, le(UInt16(0x0222))), (0x449, [3]), (0x44a, le(UInt16(80))),
+        (0x400, le(UInt16(0x3f8))), (0x410, le(UInt16(0x0223))), (0x449, [3]), (0x44a, le(UInt16(80))),
         (0x44c, le(UInt16(0x1000))), (0x463, le(UInt16(0x3d4))), (0x484, [24]), (0x485, le(UInt16(16))),
+        (0x48f, [0x07]),
     ]
 
     /// The ISA devices the DSDT describes, each at the ports and IRQ QEMU's `pc` machine

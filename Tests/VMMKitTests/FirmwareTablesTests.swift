@@ -209,15 +209,17 @@ struct FirmwareTablesTests {
         #expect(try vm.memory.read(0x413, as: UInt16.self) == 0)
         #expect(try vm.memory.read(0x463, as: UInt16.self) == 0)
         // Elsewhere the same loader writes both, and the BIOS data area as SeaBIOS leaves it:
-        // COM1's port, the equipment word (FPU, 80x25 colour, one serial port), the video
-        // mode, columns, page size, CRT controller port, rows - 1 and character height.
+        // COM1's port, the equipment word (floppy A, FPU, 80x25 colour, one serial port), the
+        // video mode, columns, page size, CRT controller port, rows - 1, character height and
+        // the floppy-present byte.
         _ = try loader.load(image, ImageRequest(path: "flat", loadAddress: 0x100000))
         #expect(try vm.memory.readBytes(PCFirmware.mpTableAddress, count: 4) == Array("_MP_".utf8))
         #expect(try vm.memory.read(0x413, as: UInt16.self) == 639)
         #expect(try [0x400, 0x410, 0x44a, 0x44c, 0x463, 0x485].map { try vm.memory.read($0, as: UInt16.self) }
-            == [0x3f8, 0x0222, 80, 0x1000, 0x3d4, 16])
+            == [0x3f8, 0x0223, 80, 0x1000, 0x3d4, 16])
         #expect(try vm.memory.readBytes(0x449, count: 1) == [3])
         #expect(try vm.memory.readBytes(0x484, count: 1) == [24])
+        #expect(try vm.memory.readBytes(0x48f, count: 1) == [7])
         // RAM that ends inside the table (as a library user may give): none of it.
         let (vm2, _) = try HostileInputTests.vm(ram: 2 << 20)
         defer { vm2.close() }
