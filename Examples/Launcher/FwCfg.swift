@@ -149,8 +149,14 @@ final class FwCfg: @unchecked Sendable {
         }
     }
 
+    /// FW_CFG_WRITE_CHANNEL: a key's bit 14, which QEMU's `fw_cfg_select` masks off with
+    /// FW_CFG_ENTRY_MASK before it looks the item up, so 0x4019 selects the directory.
+    /// Bit 15 (FW_CFG_ARCH_LOCAL) stays: it picks the architecture's own items, none here.
+    static let writeChannel: UInt16 = 0x4000
+
     /// Under lock.
     func select(_ key: UInt16) {
+        let key = key & ~Self.writeChannel
         let item = items.first { $0.selector == key }
         selector = item?.selector
         current = item?.bytes ?? []

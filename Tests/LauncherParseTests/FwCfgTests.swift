@@ -137,6 +137,12 @@ struct FwCfgTests {
         #expect(Self.io(f, FwCfg.dataPort, size: 1) == 0x6f && f.state.offset == 5)
         Self.io(f, FwCfg.dataPort, size: 2, write: 0x0019) // 0x511 is a byte wide: no select
         #expect(f.state.selector == 0x22)
+        // QEMU's fw_cfg_select masks off bit 14 (the write channel): 0x4022 is opt/b, from
+        // its start; bit 15 names the architecture's items, none here: nothing selected.
+        Self.io(f, FwCfg.selectorPort, size: 2, write: 0x4022)
+        #expect(f.state.selector == 0x22 && Self.io(f, FwCfg.dataPort, size: 1) == 0x62)
+        Self.io(f, FwCfg.selectorPort, size: 2, write: 0x8022)
+        #expect(f.state.selector == nil && Self.io(f, FwCfg.dataPort, size: 1) == 0)
         #expect(FwCfg.pieces(0x511, size: 4).map { [$0.0, UInt16($0.1)] } == [[0x511, 1], [0x512, 2], [0x514, 1]])
         #expect(FwCfg.pieces(0x516, size: 4).map { [$0.0, UInt16($0.1)] } == [[0x516, 2], [0x518, 2]])
     }
@@ -153,6 +159,9 @@ struct FwCfgTests {
         #expect(try m.readBytes(0x1000, count: 5) == Array("vo".utf8) + [0, 0, 0xee])
         #expect(try Self.dma(f, m, control: 0x22 << 16 | 0x08 | 0x04, length: 1, address: 0xdead_0000) == 0, "a skip touches no memory")
         #expect(UInt8(Self.io(f, FwCfg.dataPort, size: 1)) == UInt8(ascii: "r"), "the port goes on where DMA left off")
+        #expect(try Self.dma(f, m, control: 0x4022 << 16 | 0x08 | 0x02, length: 2, address: 0x1000) == 0, "bit 14 masked off, as the port's select")
+        #expect(try m.readBytes(0x1000, count: 2) == Array("br".utf8) && f.state.selector == 0x22)
+        _ = try Self.dma(f, m, control: 0x22 << 16 | 0x08 | 0x04, length: 2, address: 0) // back to offset 2
         #expect(try Self.dma(f, m, control: 0x02, length: 1, address: 0x1000) == 0)
         #expect(try m.read(0x1000, as: UInt8.self) == UInt8(ascii: "a"))
         #expect(try Self.dma(f, m, control: 0x20 << 16 | 0x08, length: 100, address: 0) == 0, "select alone: no transfer")
