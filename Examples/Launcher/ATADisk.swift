@@ -119,13 +119,13 @@ final class ATADisk: @unchecked Sendable {
         return nil
     }
 
-    /// A restore's, checked by `refusal` (before any vCPU runs). The irqchip's saved
-    /// state has the line as it was: setting the same level again is no new edge.
+    /// A restore's, checked by `refusal` (before any vCPU runs). The line's level comes
+    /// back with the state but is not driven: the irqchip's saved state already holds an
+    /// interrupt not yet delivered, and KVM's I/O APIC keeps no line levels across
+    /// KVM_SET_IRQCHIP, so raising it again after its interrupt was delivered (the guest's
+    /// handler had not yet read the status register) was a second edge, a second interrupt.
     func restore(_ saved: ATAState.Saved) {
-        locked {
-            s = saved.state
-            irq?(s.line)
-        }
+        locked { s = saved.state }
     }
 
     private func locked<T>(_ body: () -> T) -> T {

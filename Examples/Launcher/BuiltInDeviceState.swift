@@ -93,6 +93,10 @@ struct BuiltInDeviceState: Equatable {
     static let rtcMaxOffset: Int64 = 200 * 366 * 86_400
     /// Register C's flags a snapshot keeps in CMOS byte 0x0c: update ended, alarm, periodic.
     static let rtcKeptFlags: UInt8 = 0x70
+    /// Bit 7 of the kept byte 0x0c: the interrupt output was raised and register C not read
+    /// since (as IRQF, which register B's enables and the kept flags imply, so only with
+    /// one of them). A restore takes the level without raising it again (`RTC.restore`).
+    static let rtcRaised: UInt8 = 0x80
     static let i8042Commands: [UInt8] = [0, 0x60, 0xd1, 0xd2, 0xd3, 0xd4]
 
     func encoded() -> [UInt8] {
@@ -298,8 +302,11 @@ struct BuiltInDeviceState: Equatable {
                 }
                 let ram = try Self.bytes(hexDigits: words[3], count: 128, "rtc memory", bad)
                 guard ram[0x0a] & 0x80 == 0 else { throw bad("rtc register A \(hex(ram[0x0a])) (update in progress is never kept)") }
-                guard ram[0x0c] & ~rtcKeptFlags == 0 else {
-                    throw bad("rtc register C \(hex(ram[0x0c])) (only its update-ended, alarm and periodic flags are kept)")
+                guard ram[0x0c] & ~(rtcKeptFlags | rtcRaised) == 0 else {
+                    throw bad("rtc register C \(hex(ram[0x0c])) (only its update-ended, alarm and periodic flags and whether the output was raised are kept)")
+                }
+                guard ram[0x0c] & rtcRaised == 0 || ram[0x0c] & ram[0x0b] & rtcKeptFlags != 0 else {
+                    throw bad("rtc register C \(hex(ram[0x0c])) with register B \(hex(ram[0x0b])): the output raised with no enabled flag set")
                 }
                 let offset = negative ? -Int64(magnitude) : Int64(magnitude)
                 state.rtc = RTCRegisters(index: index, offset: offset, ram: ram)

@@ -249,9 +249,12 @@ final class I8042: @unchecked Sendable {
         mouse = s.mouse
         feedMouse()
         feedTyped()
-        // The irqchip's saved state has the lines as they were: setting the same level
-        // again is no new edge.
-        driveLines(afterRead: false)
+        // The lines as they were, taken without driving them: the irqchip's saved state
+        // already holds an interrupt not yet delivered, and KVM's I/O APIC keeps no line
+        // levels across KVM_SET_IRQCHIP, so raising a line again after its interrupt was
+        // delivered (the guest's handler had not yet read port 0x60) was a second edge: the
+        // restored guest took the interrupt twice and read the byte again.
+        (keyboardLine, mouseLine) = levels
     }
 
     /// Queues a device's (or, `mouse` false, the keyboard side's and the controller's)
@@ -275,10 +278,16 @@ final class I8042: @unchecked Sendable {
             if keyboardLine { irq(1, false); keyboardLine = false }
             if mouseLine { irq(12, false); mouseLine = false }
         }
-        let mouseByte = auxReplies & 1 != 0
-        let keyboard = !replies.isEmpty && !mouseByte && config & 0x01 != 0 && config & 0x10 == 0
-        let mouse = !replies.isEmpty && mouseByte && config & 0x02 != 0
+        let (keyboard, mouse) = levels
         if keyboard != keyboardLine { irq(1, keyboard); keyboardLine = keyboard }
         if mouse != mouseLine { irq(12, mouse); mouseLine = mouse }
+    }
+
+    /// Under the lock: the levels IRQs 1 and 12 should have: the output buffer's byte is
+    /// the keyboard's (its interrupt on, its port enabled) or the mouse's (its interrupt on).
+    private var levels: (keyboard: Bool, mouse: Bool) {
+        let mouseByte = auxReplies & 1 != 0
+        return (!replies.isEmpty && !mouseByte && config & 0x01 != 0 && config & 0x10 == 0,
+                !replies.isEmpty && mouseByte && config & 0x02 != 0)
     }
 }

@@ -7,7 +7,8 @@ extension RTC {
     /// periodic or update-ended interrupt and its flag is set) until the guest reads C,
     /// as QEMU's RTC does: on a thread of its own that sleeps until the next period or
     /// second while one is enabled, and for good while none is. Each raise lowers the
-    /// line first, so it is an edge even where a restored irqchip left the line high.
+    /// line first, so it is an edge even where an older snapshot's restore (one that did
+    /// not keep the raised output) left the line high.
     /// The thread starts when register B first enables an interrupt
     /// (`startInterruptsIfEnabled`): a guest that never does never has it.
     func connectInterrupts(line: @escaping @Sendable (Bool) -> Void) {

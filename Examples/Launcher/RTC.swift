@@ -370,7 +370,8 @@ final class RTC: @unchecked Sendable {
     }
 
     /// Register C's flags a snapshot keeps (in CMOS byte 0x0c, which holds nothing else):
-    /// "update ended", "alarm", "periodic". "IRQ" follows from them and register B.
+    /// "update ended", "alarm", "periodic". "IRQ" follows from them and register B; bit 7
+    /// keeps whether the output was raised (`BuiltInDeviceState.rtcRaised`).
     static let keptFlags = BuiltInDeviceState.rtcKeptFlags
 
     /// For a snapshot (vCPUs paused): with the flags the guest has not read yet, so an
@@ -379,7 +380,7 @@ final class RTC: @unchecked Sendable {
         thread.lock()
         defer { thread.unlock() }
         var saved = ram
-        saved[Self.registerC] = flags(at: ticks()) & Self.keptFlags
+        saved[Self.registerC] = flags(at: ticks()) & Self.keptFlags | (raised ? BuiltInDeviceState.rtcRaised : 0)
         return .init(index: index, offset: offset, ram: saved)
     }
 
@@ -391,9 +392,15 @@ final class RTC: @unchecked Sendable {
         offset = max(-Self.maxOffset, min(Self.maxOffset, s.offset))
         if s.ram.count == ram.count { ram = s.ram }
         ram[Self.registerA] &= 0x7f
+        // Raised stays raised, and is not raised again: the irqchip's saved state already
+        // holds an interrupt not yet delivered, and KVM's I/O APIC keeps no line levels
+        // across KVM_SET_IRQCHIP, so a new edge for an interrupt the guest had taken but not
+        // yet acknowledged (its handler before reading register C) was a second interrupt.
+        // The guest's read of C lowers it. (A snapshot without the bit raises it again.)
+        raised = ram[Self.registerC] & BuiltInDeviceState.rtcRaised != 0
+            && ram[Self.registerC] & ram[Self.registerB] & Self.keptFlags != 0
         ram[Self.registerC] &= Self.keptFlags
         flagsRead = ticks()
-        raised = false
         thread.signal()
     }
 }

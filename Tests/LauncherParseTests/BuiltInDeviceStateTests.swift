@@ -168,7 +168,9 @@ struct BuiltInDeviceStateTests {
             ("vmm-launcher-devices 1\nrtc 0x0 0 " + String(repeating: "00", count: 10) + "80" + String(repeating: "00", count: 117) + "\nend\n",
              "rtc register A 0x80 (update in progress is never kept)"),
             ("vmm-launcher-devices 1\nrtc 0x0 0 " + String(repeating: "00", count: 12) + "f0" + String(repeating: "00", count: 115) + "\nend\n",
-             "rtc register C 0xf0 (only its update-ended, alarm and periodic flags are kept)"),
+             "rtc register C 0xf0 with register B 0x0: the output raised with no enabled flag set"),
+            ("vmm-launcher-devices 1\nrtc 0x0 0 " + String(repeating: "00", count: 12) + "0f" + String(repeating: "00", count: 115) + "\nend\n",
+             "rtc register C 0xf (only its update-ended, alarm and periodic flags and whether the output was raised are kept)"),
             ("vmm-launcher-devices 1\n\nend\n", "unknown device ''"),
         ]
         for (text, why) in cases {
