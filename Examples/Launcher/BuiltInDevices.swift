@@ -101,5 +101,8 @@ final class BuiltInDevices: @unchecked Sendable {
         if let a = s.ata { ata?.restore(a) }
         if let b = s.bochs { bochs?.restore(b) }
         hpet?.restore(s.hpet ?? HPETState())
+        // The RTC's output reaches IRQ 8 through the HPET, which holds it while in
+        // LegacyReplacement mode: it must know the level to give it when the mode ends.
+        if let rtc, let hpet { hpet.restoreRTCLevel(rtc.outputRaised) }
     }
 }

@@ -51,6 +51,13 @@ final class HPET: @unchecked Sendable {
         }
     }
 
+    /// A restore's: the RTC's output as its restored state has it (`RTC.outputRaised`),
+    /// taken without driving IRQ 8, which the restored irqchip already holds; driven when
+    /// a LegacyReplacement mode the snapshot caught ends, as any level held meanwhile.
+    func restoreRTCLevel(_ level: Bool) {
+        locked { rtcLevel = level }
+    }
+
     private func apply(_ changes: [HPETState.LineChange]) {
         guard let line else { return }
         for change in changes {

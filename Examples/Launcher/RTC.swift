@@ -384,6 +384,10 @@ final class RTC: @unchecked Sendable {
         return .init(index: index, offset: offset, ram: saved)
     }
 
+    /// Whether the interrupt output is raised (register C not read since): after a
+    /// restore, the level whoever passes it on takes without driving it (`HPET.restoreRTCLevel`).
+    var outputRaised: Bool { thread.locked { raised } }
+
     /// A restore's, checked by `BuiltInDeviceState.decode` (before any vCPU runs).
     func restore(_ s: BuiltInDeviceState.RTCRegisters) {
         thread.lock()
