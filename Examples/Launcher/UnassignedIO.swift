@@ -1,8 +1,10 @@
 import Glibc
 import VMMKit
 
-/// Unassigned I/O as on a PC (QEMU's default): a read of a port or MMIO address no
-/// device claims returns all-ones, a write is dropped. Registered as the last kind
+/// Unassigned I/O as QEMU answers it: a read of a port no device claims returns
+/// all-ones (its `unassigned_io_ops`, system/ioport.c), a read of an MMIO address 0 (its
+/// memory core's `unassigned_mem_read`, system/memory.c: a PC's bus would give all-ones,
+/// but guests written for QEMU see 0), a write is dropped. Registered as the last kind
 /// handler for I/O and MMIO exits, so every device and plugin comes first. Each
 /// address is counted per direction for `--stats`; `--trace exits` says which exits
 /// it answered. `--strict-io` leaves it out: such an exit then stops the VM (status 18).
@@ -39,7 +41,7 @@ final class UnassignedIO: @unchecked Sendable {
         try dispatcher.register(.mmio, priority: .min, owner: "unassigned MMIO") { [self] exit, vcpu in
             guard case var .mmio(access) = exit else { return .notMine }
             if !access.isWrite {
-                access.data = access.length >= 8 ? .max : (1 << (UInt64(access.length) * 8)) - 1
+                access.data = 0
                 exit = .mmio(access)
             }
             note(Key(mmio: true, address: access.address, write: access.isWrite), vcpu)
@@ -57,7 +59,7 @@ final class UnassignedIO: @unchecked Sendable {
         pthread_mutex_unlock(&lock)
         if trace {
             let what = key.mmio ? "mmio gpa=\(hex(key.address))" : "port=\(hex(key.address))"
-            ExitStats.err("unassigned vcpu\(vcpu.id) \(what) \(key.write ? "write dropped" : "read as all-ones")\n")
+            ExitStats.err("unassigned vcpu\(vcpu.id) \(what) \(key.write ? "write dropped" : key.mmio ? "read as 0" : "read as all-ones")\n")
         }
     }
 

@@ -119,7 +119,7 @@ struct QEMULoaderTests {
             mmap 00000000FFFC0000 len 0000000000040000 type 2
             fw_cfg ram 00000000D0000000
             at 0xC8000000: 600DCAFE
-            at 4 GiB: FFFFFFFF FFFFFFFF
+            at 4 GiB: 00000000 00000000
 
             """)
         #expect(r.stderr == "")

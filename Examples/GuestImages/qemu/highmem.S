@@ -4,7 +4,7 @@
  * as QEMU's pc keeps it) and reads it back; then enters long mode with the first 1 GiB and the
  * 2 MiB at 4 GiB identity-mapped, writes a pattern
  * to the first and last words of that 2 MiB page and reads them back (an address with no
- * RAM would read all-ones). Ends with debug-exit 0x19. */
+ * RAM reads 0, as under QEMU). Ends with debug-exit 0x19. */
 #include "mb.h"
 KERNEL_START
     mov $0x80000, %esp
