@@ -108,23 +108,28 @@ final class RTC: @unchecked Sendable {
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
         try dispatcher.registerPIO(port: Self.indexPort, count: 2, owner: "rtc (built-in)") { [self] io, _ in
+            // One lock for the whole access, as QEMU's big lock holds for a whole exit: another
+            // vCPU's index cannot come between an `outw` to 0x70's index and its data (it
+            // did, and one vCPU's byte landed in the register the other had selected).
+            thread.lock()
             for i in 0..<io.count {
                 // Bytes past the two ports read all-ones; an access at 0x70 of two bytes
                 // reaches the index, then the data.
                 if io.isWrite {
                     let value = io.element(i)
                     for lane in 0..<io.size where Int(io.port &- Self.indexPort) + lane < 2 {
-                        access(port: io.port &+ UInt16(lane), write: UInt8(truncatingIfNeeded: value >> UInt32(lane * 8)))
+                        accessLocked(port: io.port &+ UInt16(lane), write: UInt8(truncatingIfNeeded: value >> UInt32(lane * 8)))
                     }
                 } else {
                     var value = ~UInt32(0)
                     for lane in 0..<io.size where Int(io.port &- Self.indexPort) + lane < 2 {
-                        let byte = UInt32(access(port: io.port &+ UInt16(lane), write: nil))
+                        let byte = UInt32(accessLocked(port: io.port &+ UInt16(lane), write: nil))
                         value = value & ~(0xff << UInt32(lane * 8)) | byte << UInt32(lane * 8)
                     }
                     io.setElement(i, value)
                 }
             }
+            thread.unlock()
             guard io.isWrite else { return .handled }
             // Register B may have just enabled an interrupt: the first time, a thread starts.
             do throws(VMMError) { try startInterruptsIfEnabled() } catch {
@@ -138,8 +143,12 @@ final class RTC: @unchecked Sendable {
     /// One byte at port 0x70 or 0x71: a read when `write` is nil.
     @discardableResult
     func access(port: UInt16, write: UInt8?) -> UInt8 {
-        thread.lock()
-        defer { thread.unlock() }
+        thread.locked { accessLocked(port: port, write: write) }
+    }
+
+    /// `access`'s, under the lock.
+    @discardableResult
+    private func accessLocked(port: UInt16, write: UInt8?) -> UInt8 {
         if port == Self.indexPort {
             if let write { index = write }
             return 0xff // the index port does not read back (QEMU's neither)

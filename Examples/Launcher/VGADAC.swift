@@ -11,7 +11,7 @@ import VMMKit
 /// (`Screendump`). Starts all black (SeaBIOS loads a mode's palette on INT 10h, which a
 /// `-kernel` guest does not call). Registered with `VGARegisters`; in snapshots
 /// (`vga-dac`, written when not as after a reset).
-final class VGADAC: Sendable {
+final class VGADAC: BytePortDevice {
     static let maskPort: UInt16 = 0x3c6, readIndexPort: UInt16 = 0x3c7, writeIndexPort: UInt16 = 0x3c8, dataPort: UInt16 = 0x3c9
     static let ports: [UInt16] = [maskPort, readIndexPort, writeIndexPort, dataPort]
 
@@ -33,36 +33,39 @@ final class VGADAC: Sendable {
     var registers: Registers { state.withLock { $0 } }
     func restore(_ r: Registers) { state.withLock { $0 = r } }
 
-    func read(_ port: UInt16) -> UInt8 {
-        state.withLock { r in
-            switch port {
-            case Self.readIndexPort: return r.state
-            case Self.writeIndexPort: return r.writeIndex
-            case Self.dataPort:
-                let v = r.palette[Int(r.readIndex) * 3 + Int(r.sub)]
-                r.sub += 1
-                if r.sub == 3 { (r.sub, r.readIndex) = (0, r.readIndex &+ 1) }
-                return v
-            default: return 0xff
-            }
+    func read(_ port: UInt16) -> UInt8 { state.withLock { Self.read(port, &$0) } }
+
+    func write(_ port: UInt16, _ value: UInt8) { state.withLock { Self.write(port, value, &$0) } }
+
+    /// Runs `body` on the registers under the lock (`BytePortDevice`).
+    func withRegisters(_ body: (inout Registers) -> Void) { state.withLock { body(&$0) } }
+
+    static func read(_ port: UInt16, _ r: inout Registers) -> UInt8 {
+        switch port {
+        case Self.readIndexPort: return r.state
+        case Self.writeIndexPort: return r.writeIndex
+        case Self.dataPort:
+            let v = r.palette[Int(r.readIndex) * 3 + Int(r.sub)]
+            r.sub += 1
+            if r.sub == 3 { (r.sub, r.readIndex) = (0, r.readIndex &+ 1) }
+            return v
+        default: return 0xff
         }
     }
 
-    func write(_ port: UInt16, _ value: UInt8) {
-        state.withLock { r in
-            switch port {
-            case Self.readIndexPort: (r.readIndex, r.sub, r.state) = (value, 0, 3)
-            case Self.writeIndexPort: (r.writeIndex, r.sub, r.state) = (value, 0, 0)
-            case Self.dataPort:
-                r.cache[Int(r.sub)] = value
-                r.sub += 1
-                if r.sub == 3 {
-                    let at = Int(r.writeIndex) * 3
-                    r.palette[at..<at + 3] = r.cache[0..<3]
-                    (r.sub, r.writeIndex) = (0, r.writeIndex &+ 1)
-                }
-            default: break
+    static func write(_ port: UInt16, _ value: UInt8, _ r: inout Registers) {
+        switch port {
+        case Self.readIndexPort: (r.readIndex, r.sub, r.state) = (value, 0, 3)
+        case Self.writeIndexPort: (r.writeIndex, r.sub, r.state) = (value, 0, 0)
+        case Self.dataPort:
+            r.cache[Int(r.sub)] = value
+            r.sub += 1
+            if r.sub == 3 {
+                let at = Int(r.writeIndex) * 3
+                r.palette[at..<at + 3] = r.cache[0..<3]
+                (r.sub, r.writeIndex) = (0, r.writeIndex &+ 1)
             }
+        default: break
         }
     }
 
@@ -88,6 +91,6 @@ final class VGADAC: Sendable {
 
     /// Registers `ports`; the caller has checked that no plugin holds any of them.
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
-        try BytePorts.register(Self.ports, on: dispatcher, owner: "VGA DAC (built-in)", read: read, write: write)
+        try BytePorts.register(Self.ports, on: dispatcher, owner: "VGA DAC (built-in)", device: self)
     }
 }

@@ -17,7 +17,7 @@ import VMMKit
 /// modelled: the sequencer, graphics and attribute controllers, the DAC (0x3c0-0x3cf
 /// but 0x3c2 and 0x3cc stay unassigned), and any effect of these registers on
 /// `VGATextScreen`. Registered where no plugin holds any of the ports; in snapshots (`vga`).
-final class VGARegisters: Sendable {
+final class VGARegisters: BytePortDevice {
     static let colorBase: UInt16 = 0x3d0, monoBase: UInt16 = 0x3b0
     static let miscWrite: UInt16 = 0x3c2, miscRead: UInt16 = 0x3cc
     /// Mode 3's CRT controller registers 0x00-0x18 and miscellaneous output, as BIOSes set them.
@@ -40,41 +40,44 @@ final class VGARegisters: Sendable {
     func restore(_ r: Registers) { state.withLock { $0 = r } }
 
     /// A byte read from `port`.
-    func read(_ port: UInt16) -> UInt8 {
-        state.withLock { r in
-            switch port {
-            case Self.miscRead: return r.misc
-            case Self.miscWrite: return 0 // input status 0
-            default: break
-            }
-            guard let register = Self.register(port, r.misc) else { return 0xff }
-            switch register {
-            case 4: return r.index
-            case 5: return Int(r.index) < r.crtc.count ? r.crtc[Int(r.index)] : 0xff
-            case 0xa:
-                r.status ^= Self.retraceBits
-                return r.status
-            default: return 0xff
-            }
+    func read(_ port: UInt16) -> UInt8 { state.withLock { Self.read(port, &$0) } }
+
+    func write(_ port: UInt16, _ value: UInt8) { state.withLock { Self.write(port, value, &$0) } }
+
+    /// Runs `body` on the registers under the lock (`BytePortDevice`).
+    func withRegisters(_ body: (inout Registers) -> Void) { state.withLock { body(&$0) } }
+
+    static func read(_ port: UInt16, _ r: inout Registers) -> UInt8 {
+        switch port {
+        case Self.miscRead: return r.misc
+        case Self.miscWrite: return 0 // input status 0
+        default: break
+        }
+        guard let register = Self.register(port, r.misc) else { return 0xff }
+        switch register {
+        case 4: return r.index
+        case 5: return Int(r.index) < r.crtc.count ? r.crtc[Int(r.index)] : 0xff
+        case 0xa:
+            r.status ^= Self.retraceBits
+            return r.status
+        default: return 0xff
         }
     }
 
-    func write(_ port: UInt16, _ value: UInt8) {
-        state.withLock { r in
-            if port == Self.miscWrite { r.misc = value & ~0x10; return }
-            guard let register = Self.register(port, r.misc) else { return }
-            switch register {
-            case 4: r.index = value
-            case 5:
-                let i = Int(r.index)
-                guard i < r.crtc.count else { return }
-                if r.crtc[0x11] & 0x80 != 0, i <= 7 {
-                    if i == 7 { r.crtc[7] = r.crtc[7] & ~0x10 | value & 0x10 }
-                    return
-                }
-                r.crtc[i] = value
-            default: return
+    static func write(_ port: UInt16, _ value: UInt8, _ r: inout Registers) {
+        if port == Self.miscWrite { r.misc = value & ~0x10; return }
+        guard let register = Self.register(port, r.misc) else { return }
+        switch register {
+        case 4: r.index = value
+        case 5:
+            let i = Int(r.index)
+            guard i < r.crtc.count else { return }
+            if r.crtc[0x11] & 0x80 != 0, i <= 7 {
+                if i == 7 { r.crtc[7] = r.crtc[7] & ~0x10 | value & 0x10 }
+                return
             }
+            r.crtc[i] = value
+        default: return
         }
     }
 
@@ -91,6 +94,6 @@ final class VGARegisters: Sendable {
 
     /// Registers `ports`; the caller has checked that no plugin holds any of them.
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
-        try BytePorts.register(Self.ports, on: dispatcher, owner: "VGA registers (built-in)", read: read, write: write)
+        try BytePorts.register(Self.ports, on: dispatcher, owner: "VGA registers (built-in)", device: self)
     }
 }

@@ -105,38 +105,41 @@ public final class UART16550: @unchecked Sendable {
     /// A guest read of register `index` (0...7; higher bits are not decoded).
     public func read(_ index: Int) -> UInt8 {
         flushOutput()
-        return update { s in
-            switch Register(rawValue: index & 7)! {
-            case .rbrTHR:
-                if s.lcr & Self.lcrDLAB != 0 { return s.dll }
-                let byte = s.rx.pop() ?? 0
-                s.receiving = true
-                Self.refill(&s)
-                return byte
-            case .ier:
-                return s.lcr & Self.lcrDLAB != 0 ? s.dlm : s.ier
-            case .iirFCR:
-                let iir = Self.iir(s)
-                if iir & 0x0f == Self.iirTHRI { s.thrPending = false }
-                return iir
-            case .lcr: return s.lcr
-            case .mcr: return s.mcr
-            case .lsr:
-                if s.lsrPolled, !s.receiving { s.receiving = true; Self.refill(&s) }
-                s.lsrPolled = true
-                var lsr = Self.lsr(s)
-                if !ready() { lsr &= ~(Self.lsrTHRE | Self.lsrTEMT) }
-                s.overrun = false // error bits clear on read
-                return lsr
-            case .msr:
-                // In loopback the inputs are MCR's outputs, computed with no delta bits and
-                // leaving the latched ones alone (QEMU's `serial_ioport_read`, case 6).
-                if s.mcr & Self.mcrLOOP != 0 { return Self.loopbackMSR(s.mcr) }
-                let msr = s.msr
-                s.msr &= 0xf0 // delta bits clear on read
-                return msr
-            case .scr: return s.scr
-            }
+        return update { s in readRegister(index, &s) }
+    }
+
+    /// `read`'s, under the lock.
+    private func readRegister(_ index: Int, _ s: inout State) -> UInt8 {
+        switch Register(rawValue: index & 7)! {
+        case .rbrTHR:
+            if s.lcr & Self.lcrDLAB != 0 { return s.dll }
+            let byte = s.rx.pop() ?? 0
+            s.receiving = true
+            Self.refill(&s)
+            return byte
+        case .ier:
+            return s.lcr & Self.lcrDLAB != 0 ? s.dlm : s.ier
+        case .iirFCR:
+            let iir = Self.iir(s)
+            if iir & 0x0f == Self.iirTHRI { s.thrPending = false }
+            return iir
+        case .lcr: return s.lcr
+        case .mcr: return s.mcr
+        case .lsr:
+            if s.lsrPolled, !s.receiving { s.receiving = true; Self.refill(&s) }
+            s.lsrPolled = true
+            var lsr = Self.lsr(s)
+            if !ready() { lsr &= ~(Self.lsrTHRE | Self.lsrTEMT) }
+            s.overrun = false // error bits clear on read
+            return lsr
+        case .msr:
+            // In loopback the inputs are MCR's outputs, computed with no delta bits and
+            // leaving the latched ones alone (QEMU's `serial_ioport_read`, case 6).
+            if s.mcr & Self.mcrLOOP != 0 { return Self.loopbackMSR(s.mcr) }
+            let msr = s.msr
+            s.msr &= 0xf0 // delta bits clear on read
+            return msr
+        case .scr: return s.scr
         }
     }
 
@@ -158,56 +161,65 @@ public final class UART16550: @unchecked Sendable {
     /// A port access of `size` bytes starting at register `first`: a wider access touches
     /// consecutive registers, one byte each, as an 8-bit device on a 16/32-bit bus does.
     /// `write` is the value written, nil for a read; returns the value read (0 for writes).
+    /// The bytes are one access under one lock, as QEMU's big lock holds for a whole exit:
+    /// another vCPU's access comes before or after them, never between (`outw` to the
+    /// divisor latch, or a read of LSR and RBR together, cannot be torn).
     public func portAccess(first: Int, size: Int, write: UInt32?) -> UInt32 {
-        var value: UInt32 = 0
         guard (0..<8).contains(first) else { return 0 }
-        for byte in 0..<min(max(size, 0), 4) where first + byte < 8 {
-            if let write {
-                self.write(first + byte, UInt8(truncatingIfNeeded: write >> (8 * byte)))
-            } else {
-                value |= UInt32(read(first + byte)) << (8 * byte)
+        if write == nil { flushOutput() }
+        return update { s in
+            var value: UInt32 = 0
+            for byte in 0..<min(max(size, 0), 4) where first + byte < 8 {
+                if let write {
+                    writeRegister(first + byte, UInt8(truncatingIfNeeded: write >> (8 * byte)), &s)
+                } else {
+                    value |= UInt32(readRegister(first + byte, &s)) << (8 * byte)
+                }
             }
+            return value
         }
-        return value
     }
 
     public func write(_ index: Int, _ value: UInt8) {
-        update { s in
-            switch Register(rawValue: index & 7)! {
-            case .rbrTHR:
-                if s.lcr & Self.lcrDLAB != 0 { s.dll = value; return }
-                s.lsrPolled = false
-                // Sent at once: THR is empty again, and says so once the host has room.
-                if s.mcr & Self.mcrLOOP != 0 {
-                    Self.receive(value, into: &s)
-                    Self.transmitterEmptied(&s, room: ready())
-                } else {
-                    Self.transmitterEmptied(&s, room: send(value))
-                }
-            case .ier:
-                if s.lcr & Self.lcrDLAB != 0 { s.dlm = value; return }
-                let enabledTHRI = value & Self.ierTHRI != 0 && s.ier & Self.ierTHRI == 0
-                s.ier = value & 0x0f
-                if value & Self.ierRDI != 0, !s.receiving { s.receiving = true; Self.refill(&s) }
-                if enabledTHRI { Self.transmitterEmptied(&s, room: ready()) } // THR is empty: the interrupt fires now
-            case .iirFCR:
-                let enable = value & 0x01 != 0
-                if enable != s.fifoEnabled || value & 0x02 != 0 { s.rx.removeAll(); s.overrun = false }
-                s.fifoEnabled = enable
-                s.rx.capacity = enable ? Self.fifoSize : 1
-                s.rxTrigger = [1, 4, 8, 14][Int(value >> 6)]
-                Self.refill(&s)
-            case .lcr:
-                s.lcr = value
-            case .mcr:
-                s.mcr = value & 0x1f
-                if s.mcr & (Self.mcrRTS | Self.mcrLOOP) == Self.mcrRTS { s.receiving = true }
-                Self.refill(&s) // receiving now, or loopback left: the host may send again
-            case .lsr, .msr:
-                break // read-only; the 16550A ignores writes (LSR writes are a factory test)
-            case .scr:
-                s.scr = value
+        update { s in writeRegister(index, value, &s) }
+    }
+
+    /// `write`'s, under the lock.
+    private func writeRegister(_ index: Int, _ value: UInt8, _ s: inout State) {
+        switch Register(rawValue: index & 7)! {
+        case .rbrTHR:
+            if s.lcr & Self.lcrDLAB != 0 { s.dll = value; return }
+            s.lsrPolled = false
+            // Sent at once: THR is empty again, and says so once the host has room.
+            if s.mcr & Self.mcrLOOP != 0 {
+                Self.receive(value, into: &s)
+                Self.transmitterEmptied(&s, room: ready())
+            } else {
+                Self.transmitterEmptied(&s, room: send(value))
             }
+        case .ier:
+            if s.lcr & Self.lcrDLAB != 0 { s.dlm = value; return }
+            let enabledTHRI = value & Self.ierTHRI != 0 && s.ier & Self.ierTHRI == 0
+            s.ier = value & 0x0f
+            if value & Self.ierRDI != 0, !s.receiving { s.receiving = true; Self.refill(&s) }
+            if enabledTHRI { Self.transmitterEmptied(&s, room: ready()) } // THR is empty: the interrupt fires now
+        case .iirFCR:
+            let enable = value & 0x01 != 0
+            if enable != s.fifoEnabled || value & 0x02 != 0 { s.rx.removeAll(); s.overrun = false }
+            s.fifoEnabled = enable
+            s.rx.capacity = enable ? Self.fifoSize : 1
+            s.rxTrigger = [1, 4, 8, 14][Int(value >> 6)]
+            Self.refill(&s)
+        case .lcr:
+            s.lcr = value
+        case .mcr:
+            s.mcr = value & 0x1f
+            if s.mcr & (Self.mcrRTS | Self.mcrLOOP) == Self.mcrRTS { s.receiving = true }
+            Self.refill(&s) // receiving now, or loopback left: the host may send again
+        case .lsr, .msr:
+            break // read-only; the 16550A ignores writes (LSR writes are a factory test)
+        case .scr:
+            s.scr = value
         }
     }
 
