@@ -14,6 +14,10 @@ enum PluginRegistration {
             return refuse(EPERM, "\(plugin.name): register_handler is only allowed during init, on the thread running init")
         }
         guard let descPointer else { return refuse(EINVAL, "\(plugin.name): register_handler got NULL") }
+        guard PluginPointer.isAligned(descPointer, as: vmm_handler_desc_t.self) else {
+            return refuse(EINVAL, "\(plugin.name): handler descriptor at \(hex(UInt64(UInt(bitPattern: descPointer)))) is not aligned "
+                + "as a vmm_handler_desc_t must be (a multiple of \(MemoryLayout<vmm_handler_desc_t>.alignment))")
+        }
         // Honour the plugin's struct_size (ABI rule 3): copy what it has, zero the rest.
         var desc = vmm_handler_desc_t()
         // Whole fields only: the ones past `required` are 8-byte pointers, so a size that
