@@ -129,9 +129,12 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
  * uses) an MMIO range ending exactly at 2^64, "pio" a port range ending at 2^64,
  * "ram" an MMIO range over guest RAM at 1 MiB, "allpio" all 0x10000 ports,
  * "fault", "apf" and "other" a memory-fault, async-PF or exit-reason range of length
- * 2^64 - 1 MiB at 2 MiB (it wraps), "msr" MSRs 0xffffff00 + 0x200. The host must refuse
- * each. "misaligned" passes a valid port descriptor one byte past an 8-byte boundary (as
- * a packed struct's field). */
+ * 2^64 - 1 MiB at 2 MiB (it wraps), "msr" MSRs 0xffffff00 + 0x200, "hlt" a HLT handler
+ * with base 0x10 and length 0x20 (both must be 0), "lapic" MMIO [0xfee00ff8, +0x10) and
+ * "ioapic" the I/O APIC's page (the in-kernel irqchip serves both). The host must refuse
+ * each ("lapic" and "ioapic" only with the in-kernel irqchip). "ioapic-high" claims
+ * [0xfec00100, +0x100), beyond the kernel's I/O APIC: accepted. "misaligned" passes a
+ * valid port descriptor one byte past an 8-byte boundary (as a packed struct's field). */
 static vmm_verdict_t never_handled(void *user, vmm_exit_t *ex) { (void)user; (void)ex; return VMM_NOT_MINE; }
 static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
 {
@@ -157,6 +160,18 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
         d.exit_class = VMM_EXIT_MSR;
         d.base = 0xffffff00;
         d.length = 0x200;
+    } else if (config && strcmp(config, "hlt") == 0) {
+        d.exit_class = VMM_EXIT_HLT;
+        d.base = 0x10;
+        d.length = 0x20;
+    } else if (config && strcmp(config, "lapic") == 0) {
+        d.base = 0xfee00ff8;
+        d.length = 0x10;
+    } else if (config && strcmp(config, "ioapic") == 0) {
+        d.base = 0xfec00000;
+    } else if (config && strcmp(config, "ioapic-high") == 0) {
+        d.base = 0xfec00100;
+        d.length = 0x100;
     }
     d.flags = VMM_HANDLER_EXCLUSIVE;
     d.handle = never_handled;

@@ -401,7 +401,12 @@ typedef struct vmm_exit_class_info {
  * during register_handler. An exit matches when its address (port, gpa or MSR index)
  * lies in [base, base + length). Matching handlers run in descending priority (equal
  * priorities in registration order) until one returns other than VMM_NOT_MINE; when all
- * decline, the host applies its default for the class. */
+ * decline, the host applies its default for the class. A range no exit can reach is
+ * refused with -EINVAL: MMIO over writable guest RAM; with the VM's in-kernel irqchip
+ * (created before the plugin loads, as the `vmm` launcher does), MMIO over the I/O APIC
+ * [0xfec00000, 0xfec00100) or the local APIC page at its reset base [0xfee00000,
+ * 0xfee01000), which KVM serves itself; and a HLT descriptor whose base or length is
+ * not 0. */
 typedef struct vmm_handler_desc {
     uint32_t struct_size; /* sizeof(vmm_handler_desc_t) as the plugin was compiled */
     uint32_t exit_class;  /* enum vmm_exit_class */
