@@ -120,6 +120,7 @@ struct Launcher {
         let picture = try Screendump.sink(o.screendump)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         plugins.logHandler = PluginLog.handler(log)
+        plugins.stopHandler = PluginLog.stop
         plugins.threadStarter = ThreadRequest.pluginStarter
         defer { plugins.close() }
         StartupTrace.mark("vm")

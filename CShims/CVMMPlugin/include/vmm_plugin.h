@@ -496,7 +496,15 @@ typedef struct vmm_host {
 
     /* [any-thread] Asks the host to stop vCPU vcpu_id, or the whole VM for -1, after
      * the current exit. exit_code becomes the VM's result (the first request wins);
-     * reason (copied) is reported with the plugin id. */
+     * reason (copied) is reported with the plugin id, one line per request (the `vmm`
+     * launcher prints "vmm: plugin ID asked to stop the VM (code N): REASON" on stderr;
+     * a VMM embedding VMMKit receives it in PluginHost.stopHandler); a NULL or empty
+     * reason is not reported (as for a guest's own exit through a debug port). Any
+     * other vcpu_id (below -1, or no vCPU of the VM) is refused: nothing stops, and
+     * since the call returns nothing the host logs a VMM_LOG_ERROR line saying so under
+     * the plugin's id. Called from init() on its thread, the request is held until init
+     * returns: applied if init succeeds (the vCPUs then stop as they start, before any
+     * guest code runs), dropped with its registrations if init fails. */
     void (*request_stop)(void *host_data, int32_t vcpu_id, int32_t exit_code,
                          const char *reason);
 
