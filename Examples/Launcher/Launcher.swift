@@ -20,6 +20,10 @@ struct Launcher {
     init(options: LaunchOptions, lowRAM: UInt64? = nil) {
         self.options = options
         self.lowRAM = lowRAM ?? RAMLayout.split(options.memory).low
+        // Each log line's timestamp is local time: glibc reads /etc/localtime on the
+        // first conversion, and when that was a plugin's line from a vCPU thread, the
+        // seccomp list refused the openat and said so beside the line. Read it here, once.
+        tzset()
         var logger = Logger(label: "vmm") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = Logger.Level(rawValue: options.logLevel) ?? .warning
         log = logger
@@ -116,6 +120,7 @@ struct Launcher {
         let picture = try Screendump.sink(o.screendump)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         plugins.logHandler = PluginLog.handler(log)
+        plugins.stopHandler = PluginLog.stop
         plugins.threadStarter = ThreadRequest.pluginStarter
         defer { plugins.close() }
         StartupTrace.mark("vm")

@@ -168,6 +168,7 @@ extension Launcher {
         let picture = try Screendump.sink(o.screendump)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)
         plugins.logHandler = PluginLog.handler(log)
+        plugins.stopHandler = PluginLog.stop
         plugins.threadStarter = ThreadRequest.pluginStarter
         defer { plugins.close() }
         // As `vmm run`: plugin calls watched from the first init on (state restores too).

@@ -15,6 +15,11 @@ enum PluginLog {
         }
     }
 
+    /// A `PluginHost.stopHandler`: a plugin's stop and its reason, shown whatever the
+    /// `--log-level` (a run that ends on a plugin's word says whose and why), as the
+    /// launcher's other `vmm: ...` lines.
+    static let stop: @Sendable (PluginStopRequest) -> Void = { ExitStats.err("vmm: \($0)\n") }
+
     /// A `PluginHost.logHandler` writing to `logger`; called from any thread.
     static func handler(_ logger: Logger) -> @Sendable (PluginLogLevel, String, String) -> Void {
         { level, plugin, message in

@@ -31,6 +31,7 @@ enum PluginProbe {
             try vm.createVCPU().configureCPUID(kvm)
             let host = PluginHost(vm: vm, dispatcher: ExitDispatcher())
             host.logHandler = { _, _, _ in }
+            host.stopHandler = { _ in }
             defer { host.close() }
             let library: PluginLibrary
             do { library = try PluginLibrary.open(file) } catch { print("refused: \(error)"); return }

@@ -52,7 +52,8 @@ public final class PluginServices {
     }
 
     /// [any-thread] Stops the whole VM (vcpu -1) or one vCPU after the current exit;
-    /// `exitCode` becomes its result.
+    /// `exitCode` becomes its result. A non-empty `reason` is reported with the plugin's
+    /// id; a `vcpu` that names no vCPU is refused (nothing stops, the host logs why).
     public func requestStop(vcpu: Int32 = -1, exitCode: Int32, reason: String) {
         raw.pointee.request_stop(data, vcpu, exitCode, reason)
     }

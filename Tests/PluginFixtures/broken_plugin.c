@@ -129,8 +129,12 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
  * uses) an MMIO range ending exactly at 2^64, "pio" a port range ending at 2^64,
  * "ram" an MMIO range over guest RAM at 1 MiB, "allpio" all 0x10000 ports,
  * "fault", "apf" and "other" a memory-fault, async-PF or exit-reason range of length
- * 2^64 - 1 MiB at 2 MiB (it wraps), "msr" MSRs 0xffffff00 + 0x200. The host must refuse
- * each. */
+ * 2^64 - 1 MiB at 2 MiB (it wraps), "msr" MSRs 0xffffff00 + 0x200, "hlt" a HLT handler
+ * with base 0x10 and length 0x20 (both must be 0), "lapic" MMIO [0xfee00ff8, +0x10) and
+ * "ioapic" the I/O APIC's page (the in-kernel irqchip serves both). The host must refuse
+ * each ("lapic" and "ioapic" only with the in-kernel irqchip). "ioapic-high" claims
+ * [0xfec00100, +0x100), beyond the kernel's I/O APIC: accepted. "misaligned" passes a
+ * valid port descriptor one byte past an 8-byte boundary (as a packed struct's field). */
 static vmm_verdict_t never_handled(void *user, vmm_exit_t *ex) { (void)user; (void)ex; return VMM_NOT_MINE; }
 static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
 {
@@ -156,10 +160,31 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
         d.exit_class = VMM_EXIT_MSR;
         d.base = 0xffffff00;
         d.length = 0x200;
+    } else if (config && strcmp(config, "hlt") == 0) {
+        d.exit_class = VMM_EXIT_HLT;
+        d.base = 0x10;
+        d.length = 0x20;
+    } else if (config && strcmp(config, "lapic") == 0) {
+        d.base = 0xfee00ff8;
+        d.length = 0x10;
+    } else if (config && strcmp(config, "ioapic") == 0) {
+        d.base = 0xfec00000;
+    } else if (config && strcmp(config, "ioapic-high") == 0) {
+        d.base = 0xfec00100;
+        d.length = 0x100;
     }
     d.flags = VMM_HANDLER_EXCLUSIVE;
     d.handle = never_handled;
     d.name = "hostile-range";
+    if (config && strcmp(config, "misaligned") == 0) {
+        static unsigned char odd[sizeof d + 8] __attribute__((aligned(8)));
+        d.exit_class = VMM_EXIT_PIO;
+        d.base = 0x560;
+        d.length = 1;
+        memcpy(odd + 1, &d, sizeof d);
+        return host->register_handler(host->host_data, (const vmm_handler_desc_t *)(const void *)(odd + 1), error_out) != 0
+            ? NULL : &instance_token;
+    }
     if (host->register_handler(host->host_data, &d, error_out) != 0)
         return NULL;
     return &instance_token;
@@ -174,7 +199,12 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
 
 static void fixture_destroy(void *instance) { (void)instance; }
 
-#if defined(VARIANT_NO_ENTRY)
+#if defined(VARIANT_MISALIGNED)
+/* A whole, valid descriptor, but one byte into a packed struct: vmm_plugin_entry names an
+ * odd address, which no vmm_plugin_entry_t may have (a host reading it in place trapped). */
+struct __attribute__((packed)) misaligned { char pad; vmm_plugin_entry_t entry; };
+VMM_PLUGIN_EXPORT __attribute__((aligned(8))) const struct misaligned misaligned_entry = { 0, {
+#elif defined(VARIANT_NO_ENTRY)
 /* Exports something, but not vmm_plugin_entry. */
 VMM_PLUGIN_EXPORT const vmm_plugin_entry_t not_the_entry = {
 #else
@@ -190,4 +220,9 @@ const vmm_plugin_entry_t vmm_plugin_entry = {
 #endif
     "org.vmmkit.test.fixture", "0.0.1", "a broken plugin for tests",
     fixture_init, fixture_destroy, NULL,
+#if defined(VARIANT_MISALIGNED)
+} };
+__asm__(".globl vmm_plugin_entry\n.set vmm_plugin_entry, misaligned_entry + 1");
+#else
 };
+#endif

@@ -14,7 +14,8 @@
  *   STATE_HANGS   offers the state extension (an empty blob, version 1); config "save"
  *                 makes its save never return, "restore" its restore, "destroy" its
  *                 destroy; "save-min" and "restore-min" make them fail with INT32_MIN
- *                 (not a negative errno: the host once negated it)
+ *                 (not a negative errno: the host once negated it); "misaligned" offers
+ *                 its table one byte past an 8-byte boundary
  */
 #define _DEFAULT_SOURCE /* fork, setsid */
 #include "vmm_plugin.h"
@@ -27,7 +28,7 @@
 #include <unistd.h>
 
 #if defined(VARIANT_STATE_HANGS)
-static int hang_in; /* 1: save, 2: restore, 3: destroy; 4, 5: save, restore fail (from the config) */
+static int hang_in; /* 1: save, 2: restore, 3: destroy; 4, 5: save, restore fail; 6: misaligned table (from the config) */
 #endif
 
 #if defined(VARIANT_CTOR_EXITS)
@@ -65,8 +66,8 @@ static void *hostile_init(const vmm_host_t *host, const char *config, const char
         pause();
     return NULL;
 #elif defined(VARIANT_STATE_HANGS)
-    static const char *const modes[] = { "save", "restore", "destroy", "save-min", "restore-min" };
-    for (int i = 0; i < 5; i++)
+    static const char *const modes[] = { "save", "restore", "destroy", "save-min", "restore-min", "misaligned" };
+    for (int i = 0; i < 6; i++)
         if (strcmp(config, modes[i]) == 0)
             hang_in = i + 1;
     return (void *)host;
@@ -104,10 +105,17 @@ static int state_restore(void *user, const void *bytes, uint64_t length, uint32_
 
 static vmm_plugin_state_t state = { sizeof(vmm_plugin_state_t), 1, NULL, state_save, state_restore };
 
+static unsigned char odd_state[sizeof state + 8] __attribute__((aligned(8)));
+
 static const void *hostile_get_extension(void *instance, const char *id)
 {
     (void)instance;
-    return strcmp(id, VMM_PLUGIN_EXT_STATE) == 0 ? &state : NULL;
+    if (strcmp(id, VMM_PLUGIN_EXT_STATE) != 0)
+        return NULL;
+    if (hang_in != 6)
+        return &state;
+    memcpy(odd_state + 1, &state, sizeof state);
+    return odd_state + 1;
 }
 #define GET_EXTENSION hostile_get_extension
 #else

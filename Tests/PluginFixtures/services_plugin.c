@@ -7,10 +7,12 @@
  *        extension and puts the verdict in RCX (set_reg);
  *     3: calls get_reg for another vCPU id and puts -errno in RCX (expects EBUSY);
  *     4: injects external interrupt 0x40 (inject_interrupt), -errno in RCX;
- *     6: raises async-PF events for vCPU 1000 and of kind 99 through the async_pf/1
- *        extension; RCX = the two verdicts (low byte first) and RDX = 1 if the
- *        messages were "async_pf raise: vCPU 1000 does not exist" and "async_pf raise:
- *        event kind 99 is not PAGE_MISSING, PAGE_READY or KICK";
+ *     6: raises async-PF events for vCPU 1000, of kind 99 and at an odd address through
+ *        the async_pf/1 extension; RCX = the three verdicts (low byte first) and
+ *        RDX = 1 if the messages were "async_pf raise: vCPU 1000 does not exist",
+ *        "async_pf raise: event kind 99 is not PAGE_MISSING, PAGE_READY or KICK" and
+ *        "async_pf raise: the event at 0x... is not aligned as a vmm_exit_async_pf_t
+ *        must be (a multiple of 8)";
  *     5: calls set_irq_line for line 99999, line 4 with level 7, line 23 (the last
  *        IOAPIC pin) with level 0, and puts each -errno in a byte of RCX (low first);
  *   MSRs 0x4b564dfe..0x4b564dff: RDMSR reads 0x0102030405060708, WRMSR stores the
@@ -76,8 +78,10 @@ static vmm_verdict_t on_port(void *user, vmm_exit_t *ex)
     } else if (action == 6) {
         const vmm_host_async_pf_t *apf = h->get_extension(h->host_data, VMM_EXT_HOST_ASYNC_PF);
         vmm_exit_async_pf_t ev;
-        const char *m1 = NULL, *m2 = NULL;
-        vmm_verdict_t v1, v2;
+        static unsigned char odd[sizeof ev + 8] __attribute__((aligned(8)));
+        static const char not_aligned[] = " is not aligned as a vmm_exit_async_pf_t must be (a multiple of 8)";
+        const char *m1 = NULL, *m2 = NULL, *m3 = NULL;
+        vmm_verdict_t v1, v2, v3;
         int same;
         if (apf == NULL) {
             ex->message = "services: no async_pf extension";
@@ -90,7 +94,13 @@ static vmm_verdict_t on_port(void *user, vmm_exit_t *ex)
         ev.kind = 99;
         v2 = apf->raise(h->host_data, ex->vcpu_id, &ev, &m2);
         same = same && m2 && strcmp(m2, "async_pf raise: event kind 99 is not PAGE_MISSING, PAGE_READY or KICK") == 0;
-        h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RCX, (uint64_t)v1 | (uint64_t)v2 << 8);
+        /* A whole, valid event one byte past an 8-byte boundary (a packed struct's field). */
+        ev.kind = VMM_ASYNC_PF_KICK;
+        memcpy(odd + 1, &ev, sizeof ev);
+        v3 = apf->raise(h->host_data, ex->vcpu_id, (const vmm_exit_async_pf_t *)(const void *)(odd + 1), &m3);
+        same = same && m3 && strncmp(m3, "async_pf raise: the event at 0x", 31) == 0
+            && strlen(m3) > strlen(not_aligned) && strcmp(m3 + strlen(m3) - strlen(not_aligned), not_aligned) == 0;
+        h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RCX, (uint64_t)v1 | (uint64_t)v2 << 8 | (uint64_t)v3 << 16);
         h->set_reg(h->host_data, ex->vcpu_id, VMM_REG_RDX, (uint64_t)same);
     } else if (action == 5) {
         uint64_t codes = (uint64_t)(uint8_t)-h->set_irq_line(h->host_data, 99999, 1)

@@ -65,7 +65,7 @@ struct PluginServicesTests {
         }
     }
 
-    @Test("async_pf raise refuses a vCPU that does not exist and an unknown kind, with a message")
+    @Test("async_pf raise refuses a vCPU that does not exist, an unknown kind and a misaligned event, with a message")
     func raiseChecks() throws {
         let guest = try TestGuest("hlt")
         let host = PluginHost(vm: guest.vm, dispatcher: guest.dispatcher)
@@ -76,8 +76,8 @@ struct PluginServicesTests {
         try host.load(PluginFixtures.fixture("Services"))
         #expect(try guest.run() == .halted)
         let regs = try guest.vcpu.registers()
-        #expect(regs.rcx == 0x0202, "VMM_FAIL twice")
-        #expect(regs.rdx == 1, "both messages")
+        #expect(regs.rcx == 0x02_0202, "VMM_FAIL three times")
+        #expect(regs.rdx == 1, "the three messages")
     }
 
     @Test("inject_interrupt (no irqchip) delivers the vector to the guest's handler when it resumes")

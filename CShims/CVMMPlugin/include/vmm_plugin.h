@@ -401,7 +401,12 @@ typedef struct vmm_exit_class_info {
  * during register_handler. An exit matches when its address (port, gpa or MSR index)
  * lies in [base, base + length). Matching handlers run in descending priority (equal
  * priorities in registration order) until one returns other than VMM_NOT_MINE; when all
- * decline, the host applies its default for the class. */
+ * decline, the host applies its default for the class. A range no exit can reach is
+ * refused with -EINVAL: MMIO over writable guest RAM; with the VM's in-kernel irqchip
+ * (created before the plugin loads, as the `vmm` launcher does), MMIO over the I/O APIC
+ * [0xfec00000, 0xfec00100) or the local APIC page at its reset base [0xfee00000,
+ * 0xfee01000), which KVM serves itself; and a HLT descriptor whose base or length is
+ * not 0. */
 typedef struct vmm_handler_desc {
     uint32_t struct_size; /* sizeof(vmm_handler_desc_t) as the plugin was compiled */
     uint32_t exit_class;  /* enum vmm_exit_class */
@@ -483,14 +488,23 @@ typedef struct vmm_host {
 
     /* [load-thread] Registers a handler; only during init(). 0 or a negative errno,
      * with *error_out (if error_out is not NULL) pointing at a host-owned message
-     * valid until init returns. A failed init discards its registrations (and undoes
+     * valid until init returns (-EINVAL among others for a desc not aligned as a
+     * vmm_handler_desc_t). A failed init discards its registrations (and undoes
      * its route_msrs and set_cpuid_bits calls). */
     int (*register_handler)(void *host_data, const vmm_handler_desc_t *desc,
                             const char **error_out);
 
     /* [any-thread] Asks the host to stop vCPU vcpu_id, or the whole VM for -1, after
      * the current exit. exit_code becomes the VM's result (the first request wins);
-     * reason (copied) is reported with the plugin id. */
+     * reason (copied) is reported with the plugin id, one line per request (the `vmm`
+     * launcher prints "vmm: plugin ID asked to stop the VM (code N): REASON" on stderr;
+     * a VMM embedding VMMKit receives it in PluginHost.stopHandler); a NULL or empty
+     * reason is not reported (as for a guest's own exit through a debug port). Any
+     * other vcpu_id (below -1, or no vCPU of the VM) is refused: nothing stops, and
+     * since the call returns nothing the host logs a VMM_LOG_ERROR line saying so under
+     * the plugin's id. Called from init() on its thread, the request is held until init
+     * returns: applied if init succeeds (the vCPUs then stop as they start, before any
+     * guest code runs), dropped with its registrations if init fails. */
     void (*request_stop)(void *host_data, int32_t vcpu_id, int32_t exit_code,
                          const char *reason);
 
@@ -583,7 +597,8 @@ typedef struct vmm_host_async_pf {
      * message, valid until the next call on this thread.
      * A vcpu_id that is not one of the VM's vCPUs (nor VMM_VCPU_NONE), or a kind other
      * than PAGE_MISSING, PAGE_READY or KICK, is refused: VMM_FAIL with a message; so is
-     * a raise nested more than 8 deep on one thread (a handler raising from inside one).
+     * a raise nested more than 8 deep on one thread (a handler raising from inside one),
+     * and an event not aligned as a vmm_exit_async_pf_t.
      * PAGE_MISSING: [vcpu-thread], vcpu_id is the calling thread's vCPU, during its exit
      * (from elsewhere: VMM_FAIL with a message).
      * PAGE_READY: [any-thread] (e.g. a fetcher thread); vcpu_id is the vCPU that
@@ -696,7 +711,9 @@ typedef struct vmm_host_thread {
 /* ------------------------------------------------------------- the entry */
 
 /* The plugin's descriptor: a const data symbol named "vmm_plugin_entry". The host
- * reads and validates it before calling any plugin code. */
+ * reads and validates it before calling any plugin code. A symbol at an address that is
+ * not aligned as a vmm_plugin_entry_t (a multiple of 8) is refused before any field is
+ * read: a function's name, a field of a packed struct. */
 typedef struct vmm_plugin_entry {
     uint32_t struct_size; /* sizeof(vmm_plugin_entry_t) */
     uint16_t abi_major;   /* VMM_PLUGIN_ABI_MAJOR the plugin was built with */
@@ -733,9 +750,11 @@ VMM_PLUGIN_EXPORT extern const vmm_plugin_entry_t vmm_plugin_entry;
 
 /* ---- ABI 1.2: plugin state for snapshot and restore (a plugin-offered extension) ---- */
 /* entry->get_extension(instance, VMM_PLUGIN_EXT_STATE) returns a vmm_plugin_state_t,
- * valid until destroy(). A host snapshotting a VM asks every loaded plugin for it and
- * refuses the snapshot, naming the plugin, when one does not offer it: device state is
- * never dropped silently (a plugin without state offers it with a save of 0 bytes).
+ * valid until destroy() and aligned as one (the host refuses a table that is not, as
+ * it refuses an incomplete one). A host snapshotting a VM asks every loaded plugin
+ * for it and refuses the snapshot, naming the plugin, when one does not offer it:
+ * device state is never dropped silently (a plugin without state offers it with a
+ * save of 0 bytes).
  *
  * THREADING: save and restore are called on the host's control thread while every vCPU
  * of the VM is paused or not yet started (no handler of the plugin runs concurrently);

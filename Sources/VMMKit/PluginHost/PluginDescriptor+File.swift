@@ -45,6 +45,7 @@ extension PluginDescriptor {
         func present(_ field: PartialKeyPath<E>, _ name: String) throws(PluginELFFile.Malformed) -> Bool {
             try elf.pointer(at: at(field), what: "vmm_plugin_entry.\(name)") != .null
         }
+        try PluginEntryFields.checkAligned(entry, path: path)
         let h = try elf.data(entry, 8, what: "vmm_plugin_entry")
         let header = PluginEntryFields(structSize: UInt32(h[0]) | UInt32(h[1]) << 8 | UInt32(h[2]) << 16 | UInt32(h[3]) << 24,
                                        abiMajor: UInt16(h[4]) | UInt16(h[5]) << 8, abiMinor: UInt16(h[6]) | UInt16(h[7]) << 8)

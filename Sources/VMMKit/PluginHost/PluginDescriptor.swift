@@ -50,6 +50,20 @@ struct PluginEntryFields {
     /// The smallest descriptor a 1.x host accepts: ABI 1.0's (up to get_extension).
     static let minimumSize = MemoryLayout<vmm_plugin_entry_t>.offset(of: \.get_extension)! + 8
 
+    /// A `vmm_plugin_entry_t`'s alignment (its pointers'), 8.
+    static let alignment = MemoryLayout<vmm_plugin_entry_t>.alignment
+
+    /// Checked before any field is read: the host reads the descriptor in place, and a
+    /// symbol at an address a `vmm_plugin_entry_t` cannot have (a field of a packed
+    /// struct, a function's address) trapped the host on its first load. A file's
+    /// address says the same as the loaded one: a library is mapped at a page boundary.
+    static func checkAligned(_ address: UInt64, path: String) throws(PluginError) {
+        guard address % UInt64(alignment) != 0 else { return }
+        throw PluginError(plugin: path,
+            "its vmm_plugin_entry is at an address that is not a multiple of \(alignment), as a vmm_plugin_entry_t's must be "
+                + "(a plugin defines `const vmm_plugin_entry_t vmm_plugin_entry`, not a function or a field of a packed struct)")
+    }
+
     /// Checks in the order that is safe to read a descriptor: size and version first (a
     /// different major may lay out everything after them differently), then `body()`.
     func validate(path: String, body: () throws(PluginError) -> Body) throws(PluginError) -> PluginDescriptor {

@@ -29,6 +29,12 @@ public final class PluginHost: @unchecked Sendable {
     /// stderr and lower levels are dropped; a VMM with its own logger forwards them
     /// there (the `vmm` launcher maps them onto swift-log, filtered by `--log-level`).
     public var logHandler: @Sendable (PluginLogLevel, String, String) -> Void = PluginHost.standardLog
+    /// Receives each `request_stop` a plugin makes with a reason, once accepted (a vCPU
+    /// that exists, or the whole VM; from init, once init succeeded). Set it before
+    /// loading; it is called from any thread, also from vCPU threads in the middle of an
+    /// exit. By default the request goes to stderr as one line (`PluginStopRequest`'s
+    /// description); the `vmm` launcher prints it as a `vmm: ...` line.
+    public var stopHandler: @Sendable (PluginStopRequest) -> Void = PluginHost.standardStop
 
     /// Loaded instances, in load order.
     private(set) var instances: [PluginInstance] = []

@@ -56,6 +56,8 @@ final class PluginInstance {
     private var loadThread = pthread_t()
     private(set) var instance: UnsafeMutableRawPointer?
     let log: @Sendable (PluginLogLevel, String, String) -> Void
+    /// `host.stopHandler` as it was at load (PluginStop.swift).
+    let reportStop: @Sendable (PluginStopRequest) -> Void
     /// "id (path)", the prefix of every diagnostic about this plugin.
     let name: String
 
@@ -69,6 +71,8 @@ final class PluginInstance {
     /// each with how to put it back: run newest first if `init` fails, so a refused
     /// plugin leaves nothing behind, as its handlers are never wired.
     var undoIfInitFails: [() -> Void] = []
+    /// request_stop calls made by init: applied once it succeeded.
+    var stopsFromInit: [PluginStopRequest] = []
     var dryPIO = AddressRangeTable<PIOHandlerBox>()
     var dryMMIO = AddressRangeTable<MMIOHandlerBox>()
     /// System calls its handlers need beyond the vCPU seccomp list (seccomp/1).
@@ -82,6 +86,7 @@ final class PluginInstance {
         self.library = library
         self.host = host
         self.log = host.logHandler
+        self.reportStop = host.stopHandler
         self.name = "'\(library.id)' (\(library.path))"
         lifecycleTag = host.watchdog.tag(for: "\(library.id) (\(library.path))")
         handle = PluginHandle.acquire(for: self)
@@ -105,7 +110,7 @@ final class PluginInstance {
         dryMMIO = host.dispatcher.mmio
         loadThread = pthread_self()
         initializing = true
-        defer { (staged, stagedHypercalls, dryPIO, dryMMIO, undoIfInitFails) = ([], [], .init(), .init(), []) }
+        defer { (staged, stagedHypercalls, dryPIO, dryMMIO, undoIfInitFails, stopsFromInit) = ([], [], .init(), .init(), [], []) }
         var message: UnsafePointer<CChar>?
         let tag = lifecycleTag
         let result = pluginLoadLock.withLock {
@@ -131,6 +136,7 @@ final class PluginInstance {
             instance = nil
             throw PluginError(plugin: name, "cannot wire its handlers: \(error)")
         }
+        for request in stopsFromInit { apply(request) }
     }
 
     func destroy() {

@@ -48,9 +48,10 @@ public struct PluginLibrary: @unchecked Sendable {
         return try validate(entry, path: path)
     }
 
-    /// Checks the loaded descriptor (`PluginEntryFields.validate`): the header first,
-    /// the rest of the struct only when the header allows reading it.
+    /// Checks the loaded descriptor (`PluginEntryFields.validate`): its address, then the
+    /// header, the rest of the struct only when the header allows reading it.
     static func validate(_ entry: UnsafePointer<vmm_plugin_entry_t>, path: String) throws(PluginError) -> PluginLibrary {
+        try PluginEntryFields.checkAligned(UInt64(UInt(bitPattern: entry)), path: path)
         let raw = UnsafeRawPointer(entry)
         let header = PluginEntryFields(structSize: raw.load(as: UInt32.self),
                                        abiMajor: raw.load(fromByteOffset: 4, as: UInt16.self),

@@ -14,6 +14,10 @@ enum PluginRegistration {
             return refuse(EPERM, "\(plugin.name): register_handler is only allowed during init, on the thread running init")
         }
         guard let descPointer else { return refuse(EINVAL, "\(plugin.name): register_handler got NULL") }
+        guard PluginPointer.isAligned(descPointer, as: vmm_handler_desc_t.self) else {
+            return refuse(EINVAL, "\(plugin.name): handler descriptor at \(hex(UInt64(UInt(bitPattern: descPointer)))) is not aligned "
+                + "as a vmm_handler_desc_t must be (a multiple of \(MemoryLayout<vmm_handler_desc_t>.alignment))")
+        }
         // Honour the plugin's struct_size (ABI rule 3): copy what it has, zero the rest.
         var desc = vmm_handler_desc_t()
         // Whole fields only: the ones past `required` are 8-byte pointers, so a size that
@@ -53,7 +57,11 @@ enum PluginRegistration {
                 return refuse(EINVAL, "\(owner): MSR range at \(hex(start)) with length \(hex(length)) runs past MSR 0xffffffff")
             }
         case VMM_EXIT_HLT.rawValue:
-            start = 0; length = 0
+            // A HLT has no address: a range would read as a claim the host cannot honour.
+            guard start == 0, length == 0 else {
+                return refuse(EINVAL, "\(owner): HLT handler has base \(hex(start)) and length \(hex(length)); "
+                    + "a HLT has no address, so both must be 0")
+            }
         case VMM_EXIT_MEMORY_FAULT.rawValue, VMM_EXIT_ASYNC_PF.rawValue, VMM_EXIT_OTHER.rawValue:
             // Length 0 is the whole space; any other range must end where it can be kept.
             // One that wrapped matched nothing, yet a memory-fault range was still
@@ -87,6 +95,7 @@ enum PluginRegistration {
                     return refuse(EINVAL, "\(owner): MMIO range [\(hex(start))..<\(hex(handler.end))] overlaps guest RAM "
                         + "'\(ram.name)' [\(hex(ram.guestAddress))..<\(hex(ram.endAddress))]")
                 }
+                if let refusal = inKernelClash(plugin, start, start + length, owner) { return refuse(EINVAL, refusal) }
                 if exclusive, let refusal = doorbellClash(plugin, .mmio, start, start + length, owner) { return refuse(EEXIST, refusal) }
                 try plugin.dryMMIO.insert(start: start, length: length, priority: desc.priority, exclusive: exclusive,
                                           owner: owner, unit: "MMIO", handler: { _, _ in .notMine })
@@ -101,6 +110,22 @@ enum PluginRegistration {
         }
         plugin.staged.append(handler)
         return 0
+    }
+
+    /// The MMIO the in-kernel irqchip serves itself, as KVM's ioapic.h and lapic.c bound
+    /// it: the I/O APIC's 0x100 bytes at its fixed base and the local APIC's page at its
+    /// reset base (a guest may move it, rarely does; no other address is known here).
+    static let inKernelMMIO: [(name: String, start: UInt64, end: UInt64)] = [
+        ("I/O APIC", 0xfec0_0000, 0xfec0_0100), ("local APIC", 0xfee0_0000, 0xfee0_1000),
+    ]
+
+    /// With the in-kernel irqchip, accesses there never leave the kernel: a handler over
+    /// any of it would never run there, a claim accepted in silence.
+    static func inKernelClash(_ plugin: PluginInstance, _ start: UInt64, _ end: UInt64, _ owner: String) -> String? {
+        guard plugin.host.vm.hasIRQChip else { return nil }
+        guard let r = inKernelMMIO.first(where: { start < $0.end && $0.start < end }) else { return nil }
+        return "\(owner): MMIO range [\(hex(start))..<\(hex(end))] overlaps the in-kernel \(r.name) [\(hex(r.start))..<\(hex(r.end))]: "
+            + "with the in-kernel irqchip KVM serves those accesses itself, so the handler would never run there"
     }
 
     /// Another plugin's ioeventfd doorbell within [start, end): the kernel takes the

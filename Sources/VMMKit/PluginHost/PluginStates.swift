@@ -105,6 +105,10 @@ extension PluginHost {
         guard let raw else {
             throw PluginError(plugin: id, "does not offer \(VMM_PLUGIN_EXT_STATE) (ABI 1.2), so its device state cannot be saved or restored")
         }
+        guard PluginPointer.isAligned(raw, as: vmm_plugin_state_t.self) else {
+            throw PluginError(plugin: id, "its \(VMM_PLUGIN_EXT_STATE) table at \(hex(UInt64(UInt(bitPattern: raw)))) is not aligned "
+                + "as a vmm_plugin_state_t must be (a multiple of \(MemoryLayout<vmm_plugin_state_t>.alignment))")
+        }
         let t = raw.assumingMemoryBound(to: vmm_plugin_state_t.self)
         let sizeNeeded = MemoryLayout<vmm_plugin_state_t>.size
         guard Int(t.pointee.struct_size) >= sizeNeeded, let save = t.pointee.save, let restore = t.pointee.restore else {

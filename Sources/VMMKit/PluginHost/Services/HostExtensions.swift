@@ -71,6 +71,10 @@ enum AsyncPFEvents {
         // Handlers keep state per vCPU and per kind: an id or kind that does not exist is
         // a raiser's bug, refused here (a plugin raising for ids 1000 to 21000 grew the
         // async-PF plugin's table by 20,000 slots, at a quadratic cost).
+        guard PluginPointer.isAligned(event, as: vmm_exit_async_pf_t.self) else {
+            return fail("async_pf raise: the event at \(hex(UInt64(UInt(bitPattern: event)))) is not aligned as a "
+                + "vmm_exit_async_pf_t must be (a multiple of \(MemoryLayout<vmm_exit_async_pf_t>.alignment))")
+        }
         let kind = event.pointee.kind
         let knownVCPU = vcpuID == VMM_VCPU_NONE || host.vm.vcpus.contains { $0.id == vcpuID }
         guard knownVCPU, (VMM_ASYNC_PF_PAGE_MISSING...VMM_ASYNC_PF_KICK).contains(kind) else {

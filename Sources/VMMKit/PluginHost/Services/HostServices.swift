@@ -95,13 +95,7 @@ enum HostServices {
         }
         table.pointee.request_stop = { data, vcpuID, code, reason in
             guard let plugin = PluginHandle.instance(data) else { return HostServices.afterDestroy("request_stop") }
-            let why = reason.map(PluginText.read) ?? ""
-            plugin.log(.info, plugin.library.id, "stop requested (code \(code))\(why.isEmpty ? "" : ": " + why)")
-            if vcpuID < 0 {
-                plugin.host.vm.requestStop(.guestExit(code: code))
-            } else if let vcpu = plugin.host.vm.vcpus.first(where: { $0.id == UInt32(vcpuID) }) {
-                vcpu.requestStop(.guestExit(code: code))
-            }
+            plugin.requestStop(vcpuID: vcpuID, code: code, reason: reason.map(PluginText.read) ?? "")
         }
         table.pointee.get_extension = { data, id in
             guard let id, let plugin = PluginHandle.instance(data) else { return nil }
