@@ -19,6 +19,7 @@ struct RestoreRequest {
     var vgaText = SerialTarget.none
     var screendump = SerialTarget.none
     var maxSeconds: Double?
+    var maxSecondsText: String?
     var logLevel = "warning"
     var stats = false
     var apiSock: String?
@@ -40,17 +41,12 @@ extension RestoreRequest {
         debugcon = try p.string("debugcon").map { s throws(LauncherError) in try SerialTarget(flag: "--debugcon", s) }
         if let s = p.string("vga-text") { vgaText = try SerialTarget(flag: "--vga-text", s) }
         if let s = p.string("screendump") { screendump = try SerialTarget(flag: "--screendump", s) }
-        if let maxSeconds = try p.double("max-seconds") {
-            guard LaunchOptions.validSeconds(maxSeconds) else {
-                throw LauncherError(.usage, "--max-seconds must be a positive number of seconds, at most \(Int(LaunchOptions.maxSecondsLimit)), not \(maxSeconds)")
-            }
-            self.maxSeconds = maxSeconds
+        if let text = p.string("max-seconds") {
+            maxSeconds = try FlagValues.seconds(flag: "max-seconds", text, max: LaunchOptions.maxSecondsLimit)
+            maxSecondsText = text
         }
-        if let budget = try p.double("handler-budget") {
-            guard LaunchOptions.validBudget(budget) else {
-                throw LauncherError(.usage, "--handler-budget must be more than 0 and at most 86400 seconds")
-            }
-            handlerBudget = budget
+        if let text = p.string("handler-budget") {
+            handlerBudget = try FlagValues.seconds(flag: "handler-budget", text, max: LaunchOptions.maxBudget)
         }
         if let logLevel = p.string("log-level") {
             guard LaunchOptions.logLevels.contains(logLevel) else {
@@ -99,6 +95,7 @@ extension Launcher {
         }
         o.screendump = r.screendump
         o.maxSeconds = r.maxSeconds
+        o.maxSecondsText = r.maxSecondsText
         o.logLevel = r.logLevel
         o.handlerBudget = r.handlerBudget
         o.noSeccomp = r.noSeccomp
@@ -229,7 +226,7 @@ extension Launcher {
         guard timedOut || stopped else { return nil }
         let summary = try snapshot.snapshot(to: dir)
         let sig = SignalStop.first.load(ordering: .relaxed)
-        let why = timedOut ? " after --max-seconds \(options.maxSeconds!)" : sig != 0 ? " by \(SignalStop.name(sig))" : ""
+        let why = timedOut ? " after \(options.maxSecondsGiven)" : sig != 0 ? " by \(SignalStop.name(sig))" : ""
         ExitStats.err("vmm: stopped\(why); snapshot saved to \(dir) (\(summary.dataBytes) of \(summary.memoryBytes) memory bytes written)\n")
         return LauncherStatus.snapshotSaved.rawValue
     }

@@ -12,13 +12,6 @@ struct ParsedCommand {
     func strings(_ key: String) -> [String] { items.filter { $0.key == key }.compactMap(\.value) }
     func flag(_ key: String) -> Bool { items.contains { $0.key == key } }
 
-    /// A number the library printed from a parsed value (so it reads back), nil if absent.
-    func double(_ key: String) throws(LauncherError) -> Double? {
-        guard let text = string(key) else { return nil }
-        guard let d = Double(text) else { throw Self.skew("\(key)=\(text)") }
-        return d
-    }
-
     /// An item this launcher does not know: the library is from another build.
     static func skew(_ what: String) -> LauncherError {
         LauncherError(.usage, "\(libraryName) returned '\(what)', which this vmm does not know (a library from another build?)")

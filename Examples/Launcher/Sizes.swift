@@ -33,6 +33,15 @@ enum Sizes {
         UInt64(plainNumber: text.lowercased())
     }
 
+    /// Seconds as a flag gives them: decimal digits, optionally a point and more digits
+    /// ("2", "0.25"). `Double(_:)` alone also read "0x10" as 16, and took "inf", "nan",
+    /// "1e999" and " 5" with its space.
+    static func parseSeconds(_ text: String) -> Double? {
+        let parts = text.utf8.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { (0x30...0x39).contains($0) } }) else { return nil }
+        return Double(text)
+    }
+
     static func describe(_ bytes: UInt64) -> String {
         if bytes % (1 << 30) == 0 { return "\(bytes >> 30) GiB" }
         if bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }

@@ -31,8 +31,8 @@ struct RunArguments: EmittingArguments {
     @Argument(help: "ELF64, Multiboot v1 (ELF32), PVH (an ELF with Xen's entry note), Linux bzImage or flat binary (with --load-addr).")
     var image: String?
     @Option(help: "Guest RAM, e.g. 64M, 1G, 1T (as QEMU's -m: K to E, a bare number is MiB; default 128M, as QEMU).") var memory: String?
-    @Option(help: "Number of vCPUs, 1 to 255 (default 1).") var vcpus: Int?
-    @Option(name: .customLong("read-ahead"), help: "Demand paging: pages installed ahead of a sequential fault, 0 to 256 (default 0).") var readAhead: Int?
+    @Option(help: "Number of vCPUs, 1 to 255 (default 1).") var vcpus: String?
+    @Option(name: .customLong("read-ahead"), help: "Demand paging: pages installed ahead of a sequential fault, 0 to 256 (default 0).") var readAhead: String?
     @Option(help: "kernel (LAPIC/IOAPIC/PIC/PIT in KVM, described to the guest by MP and ACPI tables; the default) or none (HLT exits to the launcher; one vCPU only; no tables).") var irqchip: String?
     @Option(name: .customLong("plugin"), help: "PATH[,key=value...]; repeatable.") var plugins: [String] = []
     @Flag(name: .customLong("no-default-plugins"), help: "Do not load the bundled plugins.") var noDefaultPlugins = false
@@ -45,7 +45,7 @@ struct RunArguments: EmittingArguments {
     @Option(help: "exits: one line per exit on stderr.") var trace: String?
     @Flag(help: "Print exit counts and time per kind at the end (stderr).") var stats = false
     @Flag(name: .customLong("strict-io"), help: "Stop on I/O nobody claims (status 18) instead of reading all-ones and dropping writes.") var strictIO = false
-    @Option(name: .customLong("max-seconds"), help: "Stop the guest after this many seconds of wall-clock time, paused time included (status 16).") var maxSeconds: Double?
+    @Option(name: .customLong("max-seconds"), help: "Stop the guest after this many seconds (decimal, 0.000001 to 1000000000) of wall-clock time, paused time included (status 16).") var maxSeconds: String?
     // QEMU's -append takes "-flag value" too: the next argument is the value whatever it looks like.
     @Option(parsing: .unconditional, help: "The kernel's command line: Multiboot, PVH, Linux (may begin with '-').") var append: String?
     @Option(help: "Modules, as QEMU's -initrd: FILE[ ARGS][,FILE...] for Multiboot (',,' for a comma in a name), one FILE for PVH and Linux.") var initrd: String?
@@ -53,9 +53,9 @@ struct RunArguments: EmittingArguments {
     @Flag(name: .customLong("hda-readonly"), help: "Open the --hda image read-only: the guest's writes are aborted (QEMU's readonly=on).") var hdaReadonly = false
     @Option(name: .customLong("load-addr"), help: "Flat binary: guest-physical load address.") var loadAddr: String?
     @Option(help: "Flat binary: entry address (default: the load address).") var entry: String?
-    @Option(help: "Flat binary: 16 (real mode) or 64 (long mode, default).") var mode: Int?
-    @Option(name: .customLong("handler-budget"), help: "Seconds a plugin call (a handler, init, a state save) may run before the run ends with status 8 (default 10).")
-    var handlerBudget: Double?
+    @Option(help: "Flat binary: 16 (real mode) or 64 (long mode, default).") var mode: String?
+    @Option(name: .customLong("handler-budget"), help: "Seconds a plugin call (a handler, init, a state save) may run before the run ends with status 8 (decimal, 0.000001 to 86400; default 10).")
+    var handlerBudget: String?
     @Flag(name: .customLong("no-seccomp"), help: "Run vCPU threads without the seccomp allow-list (Docs/Seccomp.md).") var noSeccomp = false
     @Flag(name: .customLong("no-hpet"), help: "A machine without the HPET (0xfed00000) and its ACPI table, as QEMU's -machine hpet=off.") var noHPET = false
     @Flag(name: .customLong("pvpanic"), help: "QEMU's pvpanic on port 0x505 (-device pvpanic): a guest's panic ends the run with status 26.") var pvpanic = false
@@ -70,8 +70,8 @@ struct RunArguments: EmittingArguments {
         item("command", "run")
         if let image { item("image", image) }
         if let memory { item("memory", memory) }
-        if let vcpus { item("vcpus", String(vcpus)) }
-        if let readAhead { item("read-ahead", String(readAhead)) }
+        if let vcpus { item("vcpus", vcpus) }
+        if let readAhead { item("read-ahead", readAhead) }
         if let irqchip { item("irqchip", irqchip) }
         for p in plugins { item("plugin", p) }
         if noDefaultPlugins { item("no-default-plugins", nil) }
@@ -84,15 +84,15 @@ struct RunArguments: EmittingArguments {
         if let trace { item("trace", trace) }
         if stats { item("stats", nil) }
         if strictIO { item("strict-io", nil) }
-        if let maxSeconds { item("max-seconds", String(maxSeconds)) }
+        if let maxSeconds { item("max-seconds", maxSeconds) }
         if let append { item("append", append) }
         if let initrd { item("initrd", initrd) }
         if let hda { item("hda", hda) }
         if hdaReadonly { item("hda-readonly", nil) }
         if let loadAddr { item("load-addr", loadAddr) }
         if let entry { item("entry", entry) }
-        if let mode { item("mode", String(mode)) }
-        if let handlerBudget { item("handler-budget", String(handlerBudget)) }
+        if let mode { item("mode", mode) }
+        if let handlerBudget { item("handler-budget", handlerBudget) }
         if noSeccomp { item("no-seccomp", nil) }
         if noHPET { item("no-hpet", nil) }
         for f in fwCfg { item("fw-cfg", f) }
@@ -118,11 +118,11 @@ struct RestoreArguments: EmittingArguments {
     @Flag(name: .customLong("hda-readonly"), help: "Open the disk image read-only whatever the snapshot says: the guest's writes are aborted (a snapshot cannot open an image for writing the user wants kept).") var hdaReadonly = false
     @Option(name: .customLong("vga-text"), help: "As vmm run --vga-text (default none; a snapshot does not keep it).") var vgaText: String?
     @Option(help: "As vmm run --screendump, for a machine run with --vga std (default none; a snapshot does not keep it).") var screendump: String?
-    @Option(name: .customLong("max-seconds"), help: "Stop the guest after this many seconds of wall-clock time, paused time included (status 16).") var maxSeconds: Double?
+    @Option(name: .customLong("max-seconds"), help: "Stop the guest after this many seconds (decimal, 0.000001 to 1000000000) of wall-clock time, paused time included (status 16).") var maxSeconds: String?
     @Flag(help: "Print exit counts and pages fetched at the end (stderr).") var stats = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning (default), error, critical.") var logLevel: String?
     @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: String?
-    @Option(name: .customLong("handler-budget"), help: "Seconds a plugin call (a handler, a state restore) may run before the run ends with status 8 (default 10).") var handlerBudget: Double?
+    @Option(name: .customLong("handler-budget"), help: "Seconds a plugin call (a handler, a state restore) may run before the run ends with status 8 (decimal, 0.000001 to 86400; default 10).") var handlerBudget: String?
     @Flag(name: .customLong("no-seccomp"), help: "Run vCPU threads without the seccomp allow-list (as vmm run --no-seccomp).") var noSeccomp = false
     @Flag(name: .customLong("trust-snapshot"), help: "Load the plugins the snapshot names by path or with a config, and open its console file or disk image (without it such a snapshot is refused, status 24: one from elsewhere could name any library or file).") var trustSnapshot = false
 
@@ -136,11 +136,11 @@ struct RestoreArguments: EmittingArguments {
         if hdaReadonly { item("hda-readonly", nil) }
         if let vgaText { item("vga-text", vgaText) }
         if let screendump { item("screendump", screendump) }
-        if let maxSeconds { item("max-seconds", String(maxSeconds)) }
+        if let maxSeconds { item("max-seconds", maxSeconds) }
         if stats { item("stats", nil) }
         if let logLevel { item("log-level", logLevel) }
         if let apiSock { item("api-sock", apiSock) }
-        if let handlerBudget { item("handler-budget", String(handlerBudget)) }
+        if let handlerBudget { item("handler-budget", handlerBudget) }
         if noSeccomp { item("no-seccomp", nil) }
         if trustSnapshot { item("trust-snapshot", nil) }
     }
@@ -154,8 +154,8 @@ struct PluginsArguments: EmittingArguments {
 
     @Flag(help: "Also list handlers: runs each candidate's init (empty config) in a child process.")
     var probe = false
-    @Option(name: .customLong("probe-timeout"), help: "Seconds a candidate's load and init may take under --probe (default 10).")
-    var probeTimeout: Double?
+    @Option(name: .customLong("probe-timeout"), help: "Seconds a candidate's load and init may take under --probe (decimal, 0.000001 to 3600; default 10).")
+    var probeTimeout: String?
     @Option(name: .customLong("probe-child"), help: .hidden) var probeChild: String?
     @Argument(help: "A plugin file or a directory to list instead of the search path.")
     var path: String?
@@ -163,7 +163,7 @@ struct PluginsArguments: EmittingArguments {
     func emit(_ item: Emit) {
         item("command", "plugins")
         if probe { item("probe", nil) }
-        if let probeTimeout { item("probe-timeout", String(probeTimeout)) }
+        if let probeTimeout { item("probe-timeout", probeTimeout) }
         if let probeChild { item("probe-child", probeChild) }
         if let path { item("path", path) }
     }

@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+
+/// What a user sees for hostile values of `vmm`'s options and config keys (a prober's
+/// findings): the documented status and one line naming the flag or the file's key.
+/// Each is refused before a VM is built, so no KVM is needed but where a test says so.
+@Suite("vmm's option values")
+struct LauncherInputTests {
+    static let image = VMMProcess.guest("hello64.elf")
+
+    func config(_ name: String, _ json: String) throws -> String {
+        try VMMProcess.temp(name, Array(json.utf8))
+    }
+
+    /// Each value no seconds flag takes: not plain decimal digits with an optional point,
+    /// or outside 1 µs to the flag's limit; as the refusal shows it.
+    static let badSeconds: [(String, String)] = [
+        ("0x10", "'0x10'"), ("inf", "'inf'"), ("nan", "'nan'"), ("1e999", "'1e999'"), (" 5", "' 5'"), ("5 ", "'5 '"),
+        ("+5", "'+5'"), (".5", "'.5'"), ("1e3", "'1e3'"), ("0", "0"), ("0.0000009", "'0.0000009'"), ("1000000001", "1000000001"),
+    ]
+
+    @Test("every seconds flag of run, restore and plugins refuses what is not a plain decimal number of seconds from 1 µs, naming the flag",
+          arguments: badSeconds)
+    func secondsFlags(value: String, shown: String) throws {
+        let cases: [([String], String)] = [
+            (["run", Self.image, "--max-seconds", value], "--max-seconds must be a number of seconds from 0.000001 to 1000000000"),
+            (["run", Self.image, "--handler-budget=\(value)"], "--handler-budget must be a number of seconds from 0.000001 to 86400"),
+            (["restore", "/nonexistent-snapshot", "--max-seconds", value], "--max-seconds must be a number of seconds from 0.000001 to 1000000000"),
+            (["restore", "/nonexistent-snapshot", "--handler-budget", value], "--handler-budget must be a number of seconds from 0.000001 to 86400"),
+            (["plugins", "--probe", "--probe-timeout", value], "--probe-timeout must be a number of seconds from 0.000001 to 3600"),
+        ]
+        for (args, why) in cases {
+            let r = try VMMProcess.run(args)
+            #expect(r.status == 2 && r.stderr == "vmm: \(why), not \(shown)\n", "\(args): \(r.stderr)")
+        }
+    }
+
+    @Test("integer flags take decimal digits only, naming the flag", arguments: ["+1", "0x1", "1e0", " 1", "1.0", "two"])
+    func integerFlags(value: String) throws {
+        let shown = "'\(value)'"
+        for (flag, why) in [("vcpus", "from 1 to 255"), ("read-ahead", "from 0 to 256 pages"), ("mode", "16 or 64")] {
+            let r = try VMMProcess.run(["run", Self.image, "--\(flag)=\(value)"])
+            #expect(r.status == 2 && r.stderr == "vmm: --\(flag) must be \(why), not \(shown)\n", "\(flag): \(r.stderr)")
+        }
+    }
+
+    @Test("config: 'maxSeconds': 5e-324 and 'loadAddr' past 2^64 exit 4 naming the key; 2^53 + 1 is read exactly")
+    func configNumbers() throws {
+        let tiny = try config("tiny-secs.json", #"{"image": "\#(Self.image)", "maxSeconds": 5e-324}"#)
+        let t = try VMMProcess.run(["run", "--config", tiny])
+        #expect(t.status == 4 && t.stderr == "vmm: \(tiny): 'maxSeconds' must be a number of seconds from 0.000001 to 1000000000, not 5e-324\n", "\(t.stderr)")
+        let huge = try config("huge-secs.json", #"{"image": "\#(Self.image)", "maxSeconds": 1e999}"#)
+        let h = try VMMProcess.run(["run", "--config", huge])
+        #expect(h.status == 4 && h.stderr == "vmm: \(huge): 'maxSeconds' must be a number of seconds from 0.000001 to 1000000000, not 1e999\n", "\(h.stderr)")
+        let flat = try VMMProcess.temp("input-hlt.bin", [0xf4])
+        let wide = try config("wide-addr.json", #"{"image": "\#(flat)", "loadAddr": 18446744073709551616}"#)
+        let w = try VMMProcess.run(["run", "--config", wide])
+        #expect(w.status == 4 && w.stderr == #"vmm: \#(wide): 'loadAddr' must be an address: a string ("0x100000") or a whole number from 0 to 2^64 - 1"# + "\n", "\(w.stderr)")
+        // Was read as 0x20000000000000 (through a Double), and that address was named.
+        let exact = try config("exact-addr.json", #"{"image": "\#(flat)", "loadAddr": 9007199254740993}"#)
+        let e = try VMMProcess.run(["run", "--config", exact])
+        #expect(e.status == 6 && e.stderr == "vmm: \(flat): flat image [0x20000000000001..<0x20000000000002] lies outside guest RAM [0x0..<0x8000000] (128 MiB)\n",
+                "\(e.stderr)")
+    }
+}
+
+@Suite("vmm's option values on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
+struct LauncherInputKVMTests {
+    @Test("the stop line names what set the time: the config file's key, or the flag that overrides it, as written")
+    func stopNamesItsSource() throws {
+        let spin = try VMMProcess.temp("input-spin.bin", [0xeb, 0xfe])
+        let file = try VMMProcess.temp("input-secs.json", Array(#"{"image": "\#(spin)", "loadAddr": "0x100000", "maxSeconds": 2e-1}"#.utf8))
+        let viaFile = try VMMProcess.run(["run", "--config", file])
+        #expect(viaFile.status == 16 && viaFile.stderr == "vmm: stopped after 'maxSeconds' 2e-1 (\(file))\n", "\(viaFile.stderr)")
+        let viaFlag = try VMMProcess.run(["run", "--config", file, "--max-seconds", "0.20"])
+        #expect(viaFlag.status == 16 && viaFlag.stderr == "vmm: stopped after --max-seconds 0.20\n", "\(viaFlag.stderr)")
+    }
+}
