@@ -32,23 +32,23 @@ struct RestoreRequest {
 extension RestoreRequest {
     /// `vmm restore DIR [flags]` as the command-line library parsed it, checked.
     init(_ p: ParsedCommand) throws(LauncherError) {
-        guard let dir = p.string("dir") else { throw ParsedCommand.skew("restore without dir") }
-        self.init(dir: dir, eager: p.flag("eager"), stats: p.flag("stats"), apiSock: p.string("api-sock"),
+        guard let dir = try p.string("dir") else { throw ParsedCommand.skew("restore without dir") }
+        self.init(dir: dir, eager: p.flag("eager"), stats: p.flag("stats"), apiSock: try p.string("api-sock"),
                   trustSnapshot: p.flag("trust-snapshot"), noSeccomp: p.flag("no-seccomp"))
         serial = try p.string("serial").map { s throws(LauncherError) in try SerialTarget(flag: "--serial", s) }
-        hda = p.string("hda")
+        hda = try p.string("hda")
         hdaReadOnly = p.flag("hda-readonly")
         debugcon = try p.string("debugcon").map { s throws(LauncherError) in try SerialTarget(flag: "--debugcon", s) }
-        if let s = p.string("vga-text") { vgaText = try SerialTarget(flag: "--vga-text", s) }
-        if let s = p.string("screendump") { screendump = try SerialTarget(flag: "--screendump", s) }
-        if let text = p.string("max-seconds") {
+        if let s = try p.string("vga-text") { vgaText = try SerialTarget(flag: "--vga-text", s) }
+        if let s = try p.string("screendump") { screendump = try SerialTarget(flag: "--screendump", s) }
+        if let text = try p.string("max-seconds") {
             maxSeconds = try FlagValues.seconds(flag: "max-seconds", text, max: LaunchOptions.maxSecondsLimit)
             maxSecondsText = text
         }
-        if let text = p.string("handler-budget") {
+        if let text = try p.string("handler-budget") {
             handlerBudget = try FlagValues.seconds(flag: "handler-budget", text, max: LaunchOptions.maxBudget)
         }
-        if let logLevel = p.string("log-level") {
+        if let logLevel = try p.string("log-level") {
             guard LaunchOptions.logLevels.contains(logLevel) else {
                 throw LauncherError(.usage, "--log-level must be one of \(LaunchOptions.logLevels.joined(separator: ", "))")
             }

@@ -19,8 +19,8 @@ struct PluginsCommand {
         probeTimeout = try p.string("probe-timeout").map { text throws(LauncherError) in
             try FlagValues.seconds(flag: "probe-timeout", text, max: Self.maxProbeSeconds)
         }
-        probeChild = p.string("probe-child")
-        path = p.string("path")
+        probeChild = try p.string("probe-child")
+        path = try p.string("path")
     }
 
     func run() throws(LauncherError) -> Never {

@@ -114,6 +114,7 @@ extension RunFlags {
     /// long option names the fast parser knows, so both fill `RunFlags` the same way.
     init(_ parsed: ParsedCommand) throws(LauncherError) {
         self.init()
+        var given: [(key: String, value: String)] = [] // a few: an array needs no hashing
         for (key, value) in parsed.items {
             if key == "image" { image = value; continue }
             guard let field = Self.field(key) else { throw ParsedCommand.skew(key) }
@@ -121,6 +122,9 @@ extension RunFlags {
             case let .flag(set): set(&self)
             case let .string(set):
                 guard let value else { throw ParsedCommand.skew(key) }
+                // Every occurrence reaches here (Commands.swift): a second is refused.
+                if let first = given.first(where: { $0.key == key }) { throw ParsedCommand.repeated(key, first.value, value) }
+                given.append((key, value))
                 set(&self, value)
             case let .list(add):
                 guard let value else { throw ParsedCommand.skew(key) }

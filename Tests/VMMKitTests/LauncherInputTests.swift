@@ -62,10 +62,39 @@ struct LauncherInputTests {
         #expect(e.status == 6 && e.stderr == "vmm: \(flat): flat image [0x20000000000001..<0x20000000000002] lies outside guest RAM [0x0..<0x8000000] (128 MiB)\n",
                 "\(e.stderr)")
     }
+
+    @Test("an option that takes one value, given twice, is refused naming it and both values; a flag over the config's key is no repeat")
+    func repeatedOptions() throws {
+        let cases: [([String], String)] = [
+            (["run", Self.image, "--memory", "1G", "--memory", "3M"], "--memory given more than once ('1G', then '3M')"),
+            (["run", Self.image, "--serial", "none", "--serial", "stdio"], "--serial given more than once ('none', then 'stdio')"),
+            (["run", Self.image, "--max-seconds=1", "--max-seconds", "2"], "--max-seconds given more than once ('1', then '2')"),
+            (["run", Self.image, "--append", "a", "--append", "-b"], "--append given more than once ('a', then '-b')"),
+            (["run", "--config", "a.json", "--config=b.json"], "--config given more than once ('a.json', then 'b.json')"),
+            (["run", Self.image, "--uuid", "x", "--vcpus", "1", "--uuid", "y\n"], "--uuid given more than once ('x', then 'y\\n')"),
+            (["restore", "/nonexistent-snapshot", "--serial", "none", "--serial", "stdio"], "--serial given more than once ('none', then 'stdio')"),
+            (["plugins", "--probe-timeout", "1", "--probe-timeout", "1"], "--probe-timeout given more than once ('1', then '1')"),
+        ]
+        for (args, why) in cases {
+            let r = try VMMProcess.run(args)
+            #expect(r.status == 2 && r.stderr == "vmm: \(why); it takes one value\n", "\(args): \(r.stderr)")
+        }
+        // The file's key and the flag: the flag wins, no refusal (it then fails later, on the size).
+        let file = try config("repeat-mem.json", #"{"image": "\#(Self.image)", "memory": "1M"}"#)
+        let r = try VMMProcess.run(["run", "--config", file, "--memory", "1K"])
+        #expect(r.status == 2 && r.stderr == "vmm: --memory must be at least 2M\n", "\(r.stderr)")
+    }
 }
 
 @Suite("vmm's option values on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
 struct LauncherInputKVMTests {
+    @Test("the repeatable options stay repeatable: two --plugin and two --fw-cfg run")
+    func repeatable() throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--no-default-plugins", "--plugin", "DebugExit", "--plugin", "UART",
+                                    "--fw-cfg", "opt/a,string=1", "--fw-cfg", "opt/b,string=2"])
+        #expect(r.status == 1 && r.stdout == "Hello from an ELF64 guest\n" && r.stderr.isEmpty, "\(r.stderr)")
+    }
+
     @Test("the stop line names what set the time: the config file's key, or the flag that overrides it, as written")
     func stopNamesItsSource() throws {
         let spin = try VMMProcess.temp("input-spin.bin", [0xeb, 0xfe])
