@@ -84,6 +84,15 @@ struct LauncherInputTests {
         let r = try VMMProcess.run(["run", "--config", file, "--memory", "1K"])
         #expect(r.status == 2 && r.stderr == "vmm: --memory must be at least 2M\n", "\(r.stderr)")
     }
+
+    @Test("--memory 0 (and the config's \"0\") is below the 2M minimum, said so, not \"not a size\"", arguments: ["0", "0B", "0K", "00M"])
+    func zeroMemory(size: String) throws {
+        let flag = try VMMProcess.run(["run", Self.image, "--memory", size])
+        #expect(flag.status == 2 && flag.stderr == "vmm: --memory must be at least 2M\n", "\(flag.stderr)")
+        let file = try config("zero-mem.json", #"{"image": "\#(Self.image)", "memory": "\#(size)"}"#)
+        let c = try VMMProcess.run(["run", "--config", file])
+        #expect(c.status == 4 && c.stderr == "vmm: \(file): 'memory' must be at least 2M\n", "\(c.stderr)")
+    }
 }
 
 @Suite("vmm's option values on real KVM", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
