@@ -104,6 +104,29 @@ struct LauncherInputKVMTests {
         #expect(r.status == 1 && r.stdout == "Hello from an ELF64 guest\n" && r.stderr.isEmpty, "\(r.stderr)")
     }
 
+    /// A bundled plugin's config with a key given twice, or a number with a sign: the end
+    /// of the one line the plugin's refusal gives (status 8).
+    static let pluginKeys: [(String, String)] = [
+        ("DebugExit,port=0xf4,port=0xf5", "debug-exit: key 'port' given twice"),
+        ("DebugExit,mmio=0xd0000000,mmio=0xd0000000", "debug-exit: key 'mmio' given twice"),
+        ("DebugExit,port=+0xf4", "debug-exit: bad value for key 'port' (a port, 0..0xffff)"),
+        ("DebugExit,port= 244", "debug-exit: bad value for key 'port' (a port, 0..0xffff)"),
+        ("MemoryFault,fill=zero,fill=zero", "config key 'fill' given twice"),
+        ("MemoryFault,fill=zero,priority=1,latency-us=0,priority=2", "config key 'priority' given twice"),
+        ("MemoryFault,fill=zero,base=-4096", "base=-4096 is not a page-aligned number"),
+        ("MemoryFault,fill=zero,base=0x10000000000000000", "base=0x10000000000000000 is not a page-aligned number"),
+        ("ScratchDevice,port=0x540,port=0x550", "org.vmmkit.scratch-device: key 'port' given twice"),
+        ("AsyncPF,advertise=1,advertise=0", "org.vmmkit.async-pf: key 'advertise' given twice"),
+        ("UART,port=0x3f8,port=0x2f8", "uart: key 'port' given twice"),
+    ]
+
+    @Test("a bundled plugin refuses a key given twice (and a signed number), in one line naming it: status 8", arguments: pluginKeys)
+    func pluginKeyTwice(spec: String, why: String) throws {
+        let r = try VMMProcess.run(["run", VMMProcess.guest("hello64.elf"), "--plugin", spec])
+        #expect(r.status == 8 && r.stderr.hasPrefix("vmm: plugin '") && r.stderr.hasSuffix("init failed: \(why)\n")
+                && r.stderr.split(separator: "\n").count == 1, "\(spec): \(r.stderr)")
+    }
+
     @Test("the stop line names what set the time: the config file's key, or the flag that overrides it, as written")
     func stopNamesItsSource() throws {
         let spin = try VMMProcess.temp("input-spin.bin", [0xeb, 0xfe])
