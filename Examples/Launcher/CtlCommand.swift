@@ -11,7 +11,7 @@ struct CtlCommand {
     var operands: [String]
 
     init(_ p: ParsedCommand) throws(LauncherError) {
-        guard let socket = p.string("socket"), let action = p.string("action") else { throw ParsedCommand.skew("ctl without socket or action") }
+        guard let socket = try p.string("socket"), let action = try p.string("action") else { throw ParsedCommand.skew("ctl without socket or action") }
         self.socket = socket
         command = action
         operands = p.strings("operand")

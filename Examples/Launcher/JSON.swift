@@ -5,7 +5,7 @@ import VMMKit
 /// Input is hostile: nesting is bounded, duplicate keys and trailing bytes are refused,
 /// and every error names the byte offset.
 enum JSONValue: Equatable {
-    case string(String), number(Double), bool(Bool), array([JSONValue]), object([String: JSONValue]), null
+    case string(String), number(JSONNumber), bool(Bool), array([JSONValue]), object([String: JSONValue]), null
 
     struct ParseError: Error, CustomStringConvertible {
         let message: String
@@ -165,7 +165,9 @@ enum JSONValue: Equatable {
         }
 
         /// RFC 8259's grammar exactly: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-        mutating func number() throws(ParseError) -> Double {
+        /// Kept as text: the key that reads it knows whether it wants an exact integer or
+        /// seconds, and names itself when the number does not fit ("1e999" included).
+        mutating func number() throws(ParseError) -> JSONNumber {
             let start = at
             func digits(_ r: inout Reader) -> Int {
                 var n = 0
@@ -187,9 +189,7 @@ enum JSONValue: Equatable {
                 if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { at += 1 }
                 guard digits(&self) > 0 else { throw fail("invalid number (no digits in the exponent)") }
             }
-            let text = String(decoding: bytes[start..<at], as: UTF8.self)
-            guard let value = Double(text), value.isFinite else { throw ParseError(message: "number out of range", offset: start) }
-            return value
+            return JSONNumber(text: String(decoding: bytes[start..<at], as: UTF8.self))
         }
     }
 }

@@ -2,17 +2,19 @@ import VMMKit
 
 /// Everything `vmm run` needs, merged from `--config FILE` (JSON) and flags (which win).
 ///
-/// Config schema (every key optional; unknown keys are refused):
+/// Config schema (every key optional; unknown keys are refused). Integers are read
+/// exactly from the number's text (any JSON number whose value is whole: 64, 6.4e1);
+/// seconds are any JSON number from 0.000001 (1 µs) up:
 ///   image: string, memory: string ("64M"), vcpus: integer 1...255, irqchip: "kernel"|"none",
 ///   plugins: [string "PATH[,key=value...]"], noDefaultPlugins: bool,
 ///   serial: "stdio"|"none"|"file:PATH", debugcon: "stdio"|"none"|"file:PATH",
-///   vgaText: "stdio"|"none"|"file:PATH", trace: "exits", stats: bool, maxSeconds: number,
+///   vgaText: "stdio"|"none"|"file:PATH", trace: "exits", stats: bool, maxSeconds: seconds (at most 1e9),
 ///   append: string, initrd: string, loadAddr: string|integer, entry: string|integer,
 ///   mode: 16|64, logLevel: "trace"|"debug"|"info"|"notice"|"warning"|"error"|"critical",
 ///   strictIO: bool (unassigned I/O stops the VM instead of reading all-ones),
 ///   snapshotOnStop: string (a directory; see `--snapshot-on-stop`),
 ///   apiSock: string (the control API's Unix socket path),
-///   handlerBudget: number (seconds a plugin handler call may run, default 10),
+///   handlerBudget: seconds a plugin handler call may run (at most 86400, default 10),
 ///   noSeccomp: bool (vCPU threads without the seccomp allow-list),
 ///   readAheadPages: integer 0...256 (demand paging: pages installed ahead of a sequential fault),
 ///   hda: string (a raw disk image, `ATADisk`), hdaReadOnly: bool,
@@ -50,6 +52,9 @@ struct LaunchOptions: Equatable {
     var trace = false
     var stats = false
     var maxSeconds: Double?
+    /// `maxSeconds` as the user wrote it (the flag's text or the file's number): the line
+    /// saying the run stopped names what was given (`maxSecondsGiven`).
+    var maxSecondsText: String?
     var append: String?
     var initrd: String?
     /// `--hda`: a raw disk image as the IDE primary master (`ATADisk`); part of the machine.
@@ -70,8 +75,10 @@ struct LaunchOptions: Equatable {
     /// MP table and the MADT name and INIT/SIPI reach.
     static let maxVCPUs = 255
     static let defaultHandlerBudget = 10.0
-    /// A budget in seconds: more than 0, at most a day (and so finite).
-    static func validBudget(_ s: Double) -> Bool { s > 0 && s <= 86_400 }
+    /// The longest handler budget: a day.
+    static let maxBudget = 86_400.0
+    /// A budget in seconds: from 1 µs to a day (and so finite).
+    static func validBudget(_ s: Double) -> Bool { s >= minSeconds && s <= maxBudget }
 
     static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial", "debugcon", "vgaText",
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO",
@@ -91,8 +98,21 @@ struct LaunchOptions: Equatable {
     /// The longest `--max-seconds` / `maxSeconds` (about 31 years): any finite deadline
     /// the watchdog can compute without overflow, and inf or NaN refused.
     static let maxSecondsLimit = 1e9
+    /// The shortest time any seconds option takes: 1 µs. Less is no deadline a clock
+    /// here keeps (`"maxSeconds": 5e-324` was taken, and the run stopped at once).
+    static let minSeconds = 0.000001
+    /// How messages write `minSeconds`.
+    static let minSecondsText = "0.000001"
 
-    static func validSeconds(_ s: Double) -> Bool { s > 0 && s <= maxSecondsLimit }
+    static func validSeconds(_ s: Double) -> Bool { s >= minSeconds && s <= maxSecondsLimit }
+
+    /// What set `maxSeconds`, as the user gave it, for the lines that say it ended the
+    /// run: `--max-seconds 0.5`, or `'maxSeconds' 0.5 (vm.json)` when the file's key did.
+    var maxSecondsGiven: String {
+        let value = maxSecondsText ?? maxSeconds.map { "\($0)" } ?? "none"
+        if let configFile, fromConfig.contains("maxSeconds") { return "'maxSeconds' \(value) (\(configFile))" }
+        return "--max-seconds \(value)"
+    }
 
     /// Parses a JSON config (the bytes of `path`, named in errors); every problem names
     /// the file and the key. Pure: no I/O, so a fuzz target links it (Fuzz/).
@@ -116,15 +136,26 @@ struct LaunchOptions: Equatable {
             guard case let .bool(b) = v else { throw bad("'\(key)' must be true or false") }
             return b
         }
-        func number(_ key: String) -> Double? {
-            if case let .number(n) = dict[key] { return n }
-            return nil
+        /// An integer key's exact value (`JSONNumber.wholeNumber`), nil unless in `range`.
+        func whole(_ key: String, _ range: ClosedRange<UInt64>) -> UInt64? {
+            guard case let .number(n) = dict[key], let v = n.wholeNumber, range.contains(v) else { return nil }
+            return v
+        }
+        /// A key in seconds, nil unless `valid`; and the number as the file wrote it.
+        func seconds(_ key: String, _ valid: (Double) -> Bool) -> (Double, String)? {
+            guard case let .number(n) = dict[key], let s = n.double, valid(s) else { return nil }
+            return (s, n.shown)
+        }
+        /// ", not N" for a key holding a number: the number as written.
+        func not(_ key: String) -> String {
+            guard case let .number(n) = dict[key] else { return "" }
+            return ", not \(n.shown)"
         }
         func address(_ key: String) throws(LauncherError) -> UInt64? {
             guard let v = dict[key] else { return nil }
             if case let .string(s) = v, let a = Sizes.parseAddress(s) { return a }
-            if case let .number(n) = v, n >= 0, n < 1.8e19, n == n.rounded() { return UInt64(n) }
-            throw bad("'\(key)' must be an address (\"0x100000\" or a number)")
+            if case let .number(n) = v, let a = n.wholeNumber { return a }
+            throw bad("'\(key)' must be an address: a string (\"0x100000\") or a whole number from 0 to 2^64 - 1")
         }
         var o = LaunchOptions()
         o.image = try string("image")
@@ -133,13 +164,13 @@ struct LaunchOptions: Equatable {
             o.memory = size
         }
         if dict["readAheadPages"] != nil {
-            guard let n = number("readAheadPages"), n == n.rounded(), n >= 0, n <= Double(maxReadAheadPages) else {
+            guard let n = whole("readAheadPages", 0...UInt64(maxReadAheadPages)) else {
                 throw bad("'readAheadPages' must be an integer from 0 to \(maxReadAheadPages)")
             }
             o.readAheadPages = Int(n)
         }
         if dict["vcpus"] != nil {
-            guard let n = number("vcpus"), n == n.rounded(), n >= 1, n <= Double(maxVCPUs) else {
+            guard let n = whole("vcpus", 1...UInt64(maxVCPUs)) else {
                 throw bad("'vcpus' must be an integer from 1 to \(maxVCPUs)")
             }
             o.vcpus = Int(n)
@@ -183,10 +214,11 @@ struct LaunchOptions: Equatable {
         o.stats = try bool("stats") ?? false
         o.strictIO = try bool("strictIO") ?? false
         if dict["maxSeconds"] != nil {
-            guard let n = number("maxSeconds"), validSeconds(n) else {
-                throw bad("'maxSeconds' must be a positive number of seconds, at most \(Int(maxSecondsLimit))")
+            guard let (n, text) = seconds("maxSeconds", validSeconds) else {
+                throw bad("'maxSeconds' must be a number of seconds from \(minSecondsText) to \(Int(maxSecondsLimit))\(not("maxSeconds"))")
             }
             o.maxSeconds = n
+            o.maxSecondsText = text
         }
         o.snapshotOnStop = try string("snapshotOnStop")
         o.append = try string("append")
@@ -196,7 +228,7 @@ struct LaunchOptions: Equatable {
         o.loadAddress = try address("loadAddr")
         o.entry = try address("entry")
         if dict["mode"] != nil {
-            guard let n = number("mode"), n == 16 || n == 64 else { throw bad("'mode' must be 16 or 64") }
+            guard let n = whole("mode", 16...64), n == 16 || n == 64 else { throw bad("'mode' must be 16 or 64") }
             o.mode = Int(n)
         }
         if let l = try string("logLevel") {
@@ -207,8 +239,8 @@ struct LaunchOptions: Equatable {
         o.configFile = path
         o.fromConfig = Set(dict.keys)
         if dict["handlerBudget"] != nil {
-            guard let n = number("handlerBudget"), validBudget(n) else {
-                throw bad("'handlerBudget' must be a number of seconds more than 0 and at most 86400")
+            guard let (n, _) = seconds("handlerBudget", validBudget) else {
+                throw bad("'handlerBudget' must be a number of seconds from \(minSecondsText) to \(Int(maxBudget))\(not("handlerBudget"))")
             }
             o.handlerBudget = n
         }

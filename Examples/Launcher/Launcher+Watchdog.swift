@@ -49,7 +49,7 @@ extension Launcher {
         guard let seconds = options.maxSeconds else { return RunGuards(timer: nil, signals: signals) }
         do {
             let timer = try Watchdog(seconds: seconds, vm: vm) { stuck.arm(status: LauncherStatus.timeout.rawValue) {
-                Self.stillRunning(plugins, "stopped after --max-seconds \(seconds)")
+                Self.stillRunning(plugins, "stopped after \(options.maxSecondsGiven)")
             } }
             return RunGuards(timer: timer, signals: signals)
         } catch {

@@ -207,11 +207,11 @@ struct Launcher {
             for (id, reason) in reasons.enumerated() where id != first {
                 ExitStats.err("vmm: vCPU \(id): \(Self.describeStopped(reason, vm.vcpus[id]).asOneLine)\n")
             }
-            if timedOut { ExitStats.err("vmm: --max-seconds \(options.maxSeconds!) elapsed too\n") }
+            if timedOut { ExitStats.err("vmm: \(options.maxSecondsGiven) elapsed too\n") }
             return status.rawValue
         }
         if timedOut {
-            ExitStats.err("vmm: stopped after --max-seconds \(options.maxSeconds!)\n")
+            ExitStats.err("vmm: stopped after \(options.maxSecondsGiven)\n")
             return LauncherStatus.timeout.rawValue
         }
         for reason in reasons {

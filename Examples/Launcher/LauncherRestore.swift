@@ -19,6 +19,7 @@ struct RestoreRequest {
     var vgaText = SerialTarget.none
     var screendump = SerialTarget.none
     var maxSeconds: Double?
+    var maxSecondsText: String?
     var logLevel = "warning"
     var stats = false
     var apiSock: String?
@@ -31,28 +32,23 @@ struct RestoreRequest {
 extension RestoreRequest {
     /// `vmm restore DIR [flags]` as the command-line library parsed it, checked.
     init(_ p: ParsedCommand) throws(LauncherError) {
-        guard let dir = p.string("dir") else { throw ParsedCommand.skew("restore without dir") }
-        self.init(dir: dir, eager: p.flag("eager"), stats: p.flag("stats"), apiSock: p.string("api-sock"),
+        guard let dir = try p.string("dir") else { throw ParsedCommand.skew("restore without dir") }
+        self.init(dir: dir, eager: p.flag("eager"), stats: p.flag("stats"), apiSock: try p.string("api-sock"),
                   trustSnapshot: p.flag("trust-snapshot"), noSeccomp: p.flag("no-seccomp"))
         serial = try p.string("serial").map { s throws(LauncherError) in try SerialTarget(flag: "--serial", s) }
-        hda = p.string("hda")
+        hda = try p.string("hda")
         hdaReadOnly = p.flag("hda-readonly")
         debugcon = try p.string("debugcon").map { s throws(LauncherError) in try SerialTarget(flag: "--debugcon", s) }
-        if let s = p.string("vga-text") { vgaText = try SerialTarget(flag: "--vga-text", s) }
-        if let s = p.string("screendump") { screendump = try SerialTarget(flag: "--screendump", s) }
-        if let maxSeconds = try p.double("max-seconds") {
-            guard LaunchOptions.validSeconds(maxSeconds) else {
-                throw LauncherError(.usage, "--max-seconds must be a positive number of seconds, at most \(Int(LaunchOptions.maxSecondsLimit)), not \(maxSeconds)")
-            }
-            self.maxSeconds = maxSeconds
+        if let s = try p.string("vga-text") { vgaText = try SerialTarget(flag: "--vga-text", s) }
+        if let s = try p.string("screendump") { screendump = try SerialTarget(flag: "--screendump", s) }
+        if let text = try p.string("max-seconds") {
+            maxSeconds = try FlagValues.seconds(flag: "max-seconds", text, max: LaunchOptions.maxSecondsLimit)
+            maxSecondsText = text
         }
-        if let budget = try p.double("handler-budget") {
-            guard LaunchOptions.validBudget(budget) else {
-                throw LauncherError(.usage, "--handler-budget must be more than 0 and at most 86400 seconds")
-            }
-            handlerBudget = budget
+        if let text = try p.string("handler-budget") {
+            handlerBudget = try FlagValues.seconds(flag: "handler-budget", text, max: LaunchOptions.maxBudget)
         }
-        if let logLevel = p.string("log-level") {
+        if let logLevel = try p.string("log-level") {
             guard LaunchOptions.logLevels.contains(logLevel) else {
                 throw LauncherError(.usage, "--log-level must be one of \(LaunchOptions.logLevels.joined(separator: ", "))")
             }
@@ -99,6 +95,7 @@ extension Launcher {
         }
         o.screendump = r.screendump
         o.maxSeconds = r.maxSeconds
+        o.maxSecondsText = r.maxSecondsText
         o.logLevel = r.logLevel
         o.handlerBudget = r.handlerBudget
         o.noSeccomp = r.noSeccomp
@@ -230,7 +227,7 @@ extension Launcher {
         guard timedOut || stopped else { return nil }
         let summary = try snapshot.snapshot(to: dir)
         let sig = SignalStop.first.load(ordering: .relaxed)
-        let why = timedOut ? " after --max-seconds \(options.maxSeconds!)" : sig != 0 ? " by \(SignalStop.name(sig))" : ""
+        let why = timedOut ? " after \(options.maxSecondsGiven)" : sig != 0 ? " by \(SignalStop.name(sig))" : ""
         ExitStats.err("vmm: stopped\(why); snapshot saved to \(dir) (\(summary.dataBytes) of \(summary.memoryBytes) memory bytes written)\n")
         return LauncherStatus.snapshotSaved.rawValue
     }

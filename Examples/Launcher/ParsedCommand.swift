@@ -8,15 +8,20 @@ struct ParsedCommand {
     var name: String
     var items: [(key: String, value: String?)] = []
 
-    func string(_ key: String) -> String? { items.last { $0.key == key }?.value ?? nil }
+    /// The value of an option that takes one, nil when absent; given twice, refused
+    /// (the library emits every occurrence, ArgumentParser would keep the last).
+    func string(_ key: String) throws(LauncherError) -> String? {
+        let given = items.filter { $0.key == key }
+        if given.count > 1 { throw Self.repeated(key, given[0].value ?? "", given[1].value ?? "") }
+        return given.first?.value ?? nil
+    }
     func strings(_ key: String) -> [String] { items.filter { $0.key == key }.compactMap(\.value) }
     func flag(_ key: String) -> Bool { items.contains { $0.key == key } }
 
-    /// A number the library printed from a parsed value (so it reads back), nil if absent.
-    func double(_ key: String) throws(LauncherError) -> Double? {
-        guard let text = string(key) else { return nil }
-        guard let d = Double(text) else { throw Self.skew("\(key)=\(text)") }
-        return d
+    /// A single-valued option given again: which value would have won is the user's
+    /// mistake to see, not the launcher's to pick (status 2).
+    static func repeated(_ key: String, _ first: String, _ second: String) -> LauncherError {
+        LauncherError(.usage, "--\(key) given more than once (\(first.quotedForMessage), then \(second.quotedForMessage)); it takes one value")
     }
 
     /// An item this launcher does not know: the library is from another build.

@@ -11,20 +11,21 @@ struct PluginsCommand {
     var probeTimeout: Double?
     var probeChild: String?
     var path: String?
+    /// The longest `--probe-timeout`: an hour.
+    static let maxProbeSeconds = 3600.0
 
     init(_ p: ParsedCommand) throws(LauncherError) {
         probe = p.flag("probe")
-        probeTimeout = try p.double("probe-timeout")
-        probeChild = p.string("probe-child")
-        path = p.string("path")
+        probeTimeout = try p.string("probe-timeout").map { text throws(LauncherError) in
+            try FlagValues.seconds(flag: "probe-timeout", text, max: Self.maxProbeSeconds)
+        }
+        probeChild = try p.string("probe-child")
+        path = try p.string("path")
     }
 
     func run() throws(LauncherError) -> Never {
         if let probeChild { PluginProbe.child(probeChild); Glibc.exit(0) }
         let timeout = probeTimeout ?? PluginProbe.defaultSeconds
-        guard timeout > 0, timeout <= 3600 else {
-            throw LauncherError(.usage, "--probe-timeout must be a number of seconds above 0 and at most 3600")
-        }
         let (candidates, named) = try Self.candidates(path)
         if candidates.isEmpty { print("no plugins found in \(path ?? PluginSearchPath.standard().directories.joined(separator: ", "))") }
         var refused = false

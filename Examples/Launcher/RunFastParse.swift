@@ -3,11 +3,11 @@
 /// options, and two throwaway commands it parses to look for a completion-script request),
 /// which start-up (issue 13) cannot afford. This parser accepts only the plain forms and
 /// returns nil for anything else (help, `--`, unknown or repeated options, a value that
-/// begins with `-`, a number that does not convert or is not finite), and `VMM.main`
-/// then lets ArgumentParser parse, report and explain (libVMMCommandLine.so, loaded only
-/// then: ParsedCommand.swift). So help, usage and errors come from one place, and for what
-/// this accepts both give the same `RunFlags`: debug builds check that on every run, and
-/// `LauncherParseTests` checks it on generated input.
+/// begins with `-`), and `VMM.main` then lets ArgumentParser parse, report and explain
+/// (libVMMCommandLine.so, loaded only then: ParsedCommand.swift). So help and usage come
+/// from one place, and for what this accepts both give the same `RunFlags`: debug builds
+/// check that on every run, and `LauncherParseTests` checks it on generated input. Values
+/// (numbers too) are checked after either parser, in `resolve()`.
 extension RunFlags {
     /// Where a flag's value goes. Closures in one switch, not a dictionary of key paths:
     /// building that table (24 key paths, a `[String: Field]`) and the `Set<String>` of
@@ -16,9 +16,8 @@ extension RunFlags {
     /// (`String: Hashable`) and key-path instantiation. Each flag is still named once.
     private enum Field {
         case flag((inout RunFlags) -> Void)
+        /// A value, numbers too: the launcher reads numbers from their text (`FlagValues`).
         case string((inout RunFlags, String) -> Void)
-        case int((inout RunFlags, Int) -> Void)
-        case double((inout RunFlags, Double) -> Void)
         /// Repeatable: each value appended (`--plugin`, `--fw-cfg`).
         case list((inout RunFlags, String) -> Void)
     }
@@ -26,8 +25,8 @@ extension RunFlags {
     private static func field(_ name: String) -> Field? {
         switch name {
         case "memory": .string { $0.memory = $1 }
-        case "vcpus": .int { $0.vcpus = $1 }
-        case "read-ahead": .int { $0.readAhead = $1 }
+        case "vcpus": .string { $0.vcpus = $1 }
+        case "read-ahead": .string { $0.readAhead = $1 }
         case "irqchip": .string { $0.irqchip = $1 }
         case "plugin": .list { $0.plugins.append($1) }
         case "fw-cfg": .list { $0.fwCfg.append($1) }
@@ -41,15 +40,15 @@ extension RunFlags {
         case "trace": .string { $0.trace = $1 }
         case "stats": .flag { $0.stats = true }
         case "strict-io": .flag { $0.strictIO = true }
-        case "max-seconds": .double { $0.maxSeconds = $1 }
+        case "max-seconds": .string { $0.maxSeconds = $1 }
         case "append": .string { $0.append = $1 }
         case "initrd": .string { $0.initrd = $1 }
         case "hda": .string { $0.hda = $1 }
         case "hda-readonly": .flag { $0.hdaReadOnly = true }
         case "load-addr": .string { $0.loadAddr = $1 }
         case "entry": .string { $0.entry = $1 }
-        case "mode": .int { $0.mode = $1 }
-        case "handler-budget": .double { $0.handlerBudget = $1 }
+        case "mode": .string { $0.mode = $1 }
+        case "handler-budget": .string { $0.handlerBudget = $1 }
         case "no-seccomp": .flag { $0.noSeccomp = true }
         case "no-hpet": .flag { $0.noHPET = true }
         case "pvpanic": .flag { $0.pvpanic = true }
@@ -102,12 +101,6 @@ extension RunFlags {
             guard let v = value, !v.isEmpty, !v.hasPrefix("-") else { return nil }
             switch field {
             case let .string(set): set(&f, v)
-            case let .int(set):
-                guard let n = Int(v) else { return nil }
-                set(&f, n)
-            case let .double(set):
-                guard let d = Double(v), d.isFinite else { return nil }
-                set(&f, d)
             case let .list(add): add(&f, v)
             case .flag: return nil
             }
@@ -121,6 +114,7 @@ extension RunFlags {
     /// long option names the fast parser knows, so both fill `RunFlags` the same way.
     init(_ parsed: ParsedCommand) throws(LauncherError) {
         self.init()
+        var given: [(key: String, value: String)] = [] // a few: an array needs no hashing
         for (key, value) in parsed.items {
             if key == "image" { image = value; continue }
             guard let field = Self.field(key) else { throw ParsedCommand.skew(key) }
@@ -128,13 +122,10 @@ extension RunFlags {
             case let .flag(set): set(&self)
             case let .string(set):
                 guard let value else { throw ParsedCommand.skew(key) }
+                // Every occurrence reaches here (Commands.swift): a second is refused.
+                if let first = given.first(where: { $0.key == key }) { throw ParsedCommand.repeated(key, first.value, value) }
+                given.append((key, value))
                 set(&self, value)
-            case let .int(set):
-                guard let n = value.flatMap({ Int($0) }) else { throw ParsedCommand.skew("\(key)=\(value ?? "")") }
-                set(&self, n)
-            case let .double(set):
-                guard let d = value.flatMap({ Double($0) }) else { throw ParsedCommand.skew("\(key)=\(value ?? "")") }
-                set(&self, d)
             case let .list(add):
                 guard let value else { throw ParsedCommand.skew(key) }
                 add(&self, value)

@@ -6,8 +6,9 @@ import VMMKit
 struct RunFlags: Equatable {
     var image: String?
     var memory: String?
-    var vcpus: Int?
-    var readAhead: Int?
+    // Numbers as given: the launcher reads them (FlagValues), not the parsers.
+    var vcpus: String?
+    var readAhead: String?
     var irqchip: String?
     var plugins: [String] = []
     var noDefaultPlugins = false
@@ -20,15 +21,15 @@ struct RunFlags: Equatable {
     var trace: String?
     var stats = false
     var strictIO = false
-    var maxSeconds: Double?
+    var maxSeconds: String?
     var append: String?
     var initrd: String?
     var hda: String?
     var hdaReadOnly = false
     var loadAddr: String?
     var entry: String?
-    var mode: Int?
-    var handlerBudget: Double?
+    var mode: String?
+    var handlerBudget: String?
     var noSeccomp = false
     var noHPET = false
     var fwCfg: [String] = []
@@ -55,17 +56,9 @@ struct RunFlags: Equatable {
             o.memory = size
         }
         if let readAhead {
-            guard (0...LaunchOptions.maxReadAheadPages).contains(readAhead) else {
-                throw LauncherError(.usage, "--read-ahead must be from 0 to \(LaunchOptions.maxReadAheadPages) pages, not \(readAhead)")
-            }
-            o.readAheadPages = readAhead
+            o.readAheadPages = try FlagValues.integer(flag: "read-ahead", readAhead, 0...LaunchOptions.maxReadAheadPages, unit: " pages")
         }
-        if let vcpus {
-            guard (1...LaunchOptions.maxVCPUs).contains(vcpus) else {
-                throw LauncherError(.usage, "--vcpus must be from 1 to \(LaunchOptions.maxVCPUs), not \(vcpus)")
-            }
-            o.vcpus = vcpus
-        }
+        if let vcpus { o.vcpus = try FlagValues.integer(flag: "vcpus", vcpus, 1...LaunchOptions.maxVCPUs) }
         if let irqchip {
             guard irqchip == "kernel" || irqchip == "none" else { throw LauncherError(.usage, "--irqchip must be kernel or none, not \(irqchip.quotedForMessage)") }
             o.irqchip = irqchip == "kernel"
@@ -87,10 +80,8 @@ struct RunFlags: Equatable {
         if stats { o.stats = true }
         if strictIO { o.strictIO = true }
         if let maxSeconds {
-            guard LaunchOptions.validSeconds(maxSeconds) else {
-                throw LauncherError(.usage, "--max-seconds must be a positive number of seconds, at most \(Int(LaunchOptions.maxSecondsLimit)), not \(maxSeconds)")
-            }
-            o.maxSeconds = maxSeconds
+            o.maxSeconds = try FlagValues.seconds(flag: "max-seconds", maxSeconds, max: LaunchOptions.maxSecondsLimit)
+            o.maxSecondsText = maxSeconds
         }
         if let snapshotOnStop { o.snapshotOnStop = snapshotOnStop }
         if let append { o.append = append }
@@ -106,8 +97,8 @@ struct RunFlags: Equatable {
             o.entry = a
         }
         if let mode {
-            guard mode == 16 || mode == 64 else { throw LauncherError(.usage, "--mode must be 16 or 64, not \(mode)") }
-            o.mode = mode
+            guard mode == "16" || mode == "64" else { throw LauncherError(.usage, "--mode must be 16 or 64, not \(FlagValues.shown(mode))") }
+            o.mode = mode == "16" ? 16 : 64
         }
         if let logLevel {
             guard LaunchOptions.logLevels.contains(logLevel) else {
@@ -116,10 +107,7 @@ struct RunFlags: Equatable {
             o.logLevel = logLevel
         }
         if let handlerBudget {
-            guard LaunchOptions.validBudget(handlerBudget) else {
-                throw LauncherError(.usage, "--handler-budget must be more than 0 and at most 86400 seconds")
-            }
-            o.handlerBudget = handlerBudget
+            o.handlerBudget = try FlagValues.seconds(flag: "handler-budget", handlerBudget, max: LaunchOptions.maxBudget)
         }
         if noSeccomp { o.noSeccomp = true }
         if noHPET { o.noHPET = true }

@@ -3,8 +3,9 @@ import VMMKit
 /// Parses sizes like QEMU's `-m`: decimal digits with an optional K, M, G, T, P or E
 /// suffix (binary units, "KB" and "KiB" too; a bare number means MiB, as QEMU reads it),
 /// or B for bytes (QEMU's too: "3145728B" was read as 3 TiB); addresses (`parseAddress`)
-/// also in hex (0x...). What parses may still be above what the launcher maps
-/// (`RAMLayout.maxMemory`) or not whole pages (the launcher checks both).
+/// also in hex (0x...). What parses may still be below or above what the launcher maps
+/// (`RAMLayout.minMemory`, `maxMemory`) or not whole pages (the launcher checks all
+/// three, naming the limit: "0" is a size, too small, not "not a size").
 enum Sizes {
     static func parseMemory(_ text: String) -> UInt64? {
         var t = text.uppercased()
@@ -15,22 +16,30 @@ enum Sizes {
         } else if t.hasSuffix("B") {
             t.removeLast()
             if let c = t.last, c.isASCII, c.isNumber {
-                guard let n = UInt64(plainDecimal: t), n > 0 else { return nil }
-                return n
+                return UInt64(plainDecimal: t)
             }
         }
         guard let last = t.last else { return nil }
         let shifts: [Character: UInt64] = ["K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60]
         if let shift = shifts[last] {
-            guard let n = UInt64(plainDecimal: t.dropLast()), n > 0, n <= (UInt64(1) << (63 - shift)) else { return nil }
+            guard let n = UInt64(plainDecimal: t.dropLast()), n <= (UInt64(1) << (63 - shift)) else { return nil }
             return n << shift
         }
-        guard let n = UInt64(plainDecimal: t), n > 0, n < (1 << 43) else { return nil }
+        guard let n = UInt64(plainDecimal: t), n < (1 << 43) else { return nil }
         return n << 20
     }
 
     static func parseAddress(_ text: String) -> UInt64? {
         UInt64(plainNumber: text.lowercased())
+    }
+
+    /// Seconds as a flag gives them: decimal digits, optionally a point and more digits
+    /// ("2", "0.25"). `Double(_:)` alone also read "0x10" as 16, and took "inf", "nan",
+    /// "1e999" and " 5" with its space.
+    static func parseSeconds(_ text: String) -> Double? {
+        let parts = text.utf8.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { (0x30...0x39).contains($0) } }) else { return nil }
+        return Double(text)
     }
 
     static func describe(_ bytes: UInt64) -> String {

@@ -82,7 +82,12 @@ static const char *parse_config(debug_exit_t *dev, char *config)
         v = strtoull(eq + 1, &end, 0); /* 0x.., 0.. (octal) or decimal */
         if (strcmp(item, "port") != 0 && strcmp(item, "mmio") != 0)
             return key_error("unknown key", item, " (known keys: port, mmio)");
-        if (eq[1] == '\0' || eq[1] == '-' || *end != '\0' || errno != 0 ||
+        /* A second value is refused, as the UART refuses it: "port=0xf4,port=0xf5" took
+         * the last in silence, and the guest's exit went unheard at 0xf4. */
+        if (item[0] == 'p' ? have_port : have_mmio)
+            return key_error("key", item, " given twice");
+        /* A digit first: strtoull also skips spaces and takes a sign ("-1" is 2^64 - 1). */
+        if (eq[1] < '0' || eq[1] > '9' || *end != '\0' || errno != 0 ||
             (item[0] == 'p' && v > 0xffff))
             return key_error("bad value for key", item,
                              item[0] == 'p' ? " (a port, 0..0xffff)" : " (an address)");

@@ -115,6 +115,8 @@ static int parse(memory_fault_t *mf, const char *config) {
         return -1;
     }
     strcpy(copy, config);
+    static const char *const keys[] = {"snapshot", "base", "fill", "priority", "latency-us"};
+    unsigned seen = 0; /* bit k: keys[k] given */
     for (char *save = NULL, *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(item, '=');
         if (!eq) {
@@ -123,6 +125,17 @@ static int parse(memory_fault_t *mf, const char *config) {
         }
         *eq = 0;
         const char *value = eq + 1;
+        /* Each key once, as the UART and DebugExit take them: a second value took the
+         * last in silence ("base=0x0,base=0x400000" paged from another address). */
+        for (unsigned k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            if (strcmp(item, keys[k]) != 0)
+                continue;
+            if (seen & 1u << k) {
+                snprintf(init_error, sizeof init_error, "config key '%s' given twice", item);
+                return -1;
+            }
+            seen |= 1u << k;
+        }
         if (strcmp(item, "snapshot") == 0) {
             if (strlen(value) >= sizeof mf->path) {
                 snprintf(init_error, sizeof init_error, "snapshot path is longer than %zu bytes", sizeof mf->path - 1);
@@ -131,8 +144,10 @@ static int parse(memory_fault_t *mf, const char *config) {
             strcpy(mf->path, value);
         } else if (strcmp(item, "base") == 0) {
             char *stop;
+            errno = 0;
             mf->base = strtoull(value, &stop, 0);
-            if (*value == 0 || *stop != 0 || (mf->base & (PAGE - 1))) {
+            /* A digit first: strtoull also skips spaces and takes a sign ("-4096" is 2^64 - 4096). */
+            if (*value < '0' || *value > '9' || *stop != 0 || errno != 0 || (mf->base & (PAGE - 1))) {
                 snprintf(init_error, sizeof init_error, "base=%s is not a page-aligned number", value);
                 return -1;
             }
@@ -145,7 +160,7 @@ static int parse(memory_fault_t *mf, const char *config) {
         } else if (strcmp(item, "priority") == 0) {
             char *stop;
             long p = strtol(value, &stop, 0);
-            if (*value == 0 || *stop != 0 || p < INT32_MIN || p > INT32_MAX) {
+            if ((*value != '-' && (*value < '0' || *value > '9')) || *stop != 0 || p < INT32_MIN || p > INT32_MAX) {
                 snprintf(init_error, sizeof init_error, "priority=%s is not a 32-bit integer", value);
                 return -1;
             }

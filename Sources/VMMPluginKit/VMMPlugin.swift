@@ -63,10 +63,15 @@ public struct PluginConfig: Sendable {
 
     public subscript(key: String) -> String? { pairs.last { $0.key == key }?.value }
 
-    /// Refuses keys outside `known`, naming the first one.
+    /// Refuses keys outside `known`, naming the first one, and a key given twice: the
+    /// subscript reads the last, so "port=0x540,port=0x550" took 0x550 in silence (the
+    /// bundled C plugins and the UART refuse it too).
     public func allowOnly(_ known: [String], plugin: String) throws {
         if let bad = pairs.first(where: { !known.contains($0.key) }) {
             throw VMMPluginError("\(plugin): unknown key '\(bad.key)' (known keys: \(known.joined(separator: ", ")))")
+        }
+        for (i, pair) in pairs.enumerated() where pairs[..<i].contains(where: { $0.key == pair.key }) {
+            throw VMMPluginError("\(plugin): key '\(pair.key)' given twice")
         }
     }
 

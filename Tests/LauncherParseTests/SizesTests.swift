@@ -9,11 +9,12 @@ struct SizesTests {
         let cases: [(String, UInt64?)] = [
             ("64", 64 << 20), ("64M", 64 << 20), ("64mib", 64 << 20), ("512K", 512 << 10), ("2G", 2 << 30),
             ("1T", 1 << 40), ("1tb", 1 << 40), ("1024G", 1 << 40), ("1P", 1 << 50), ("8E", 1 << 63),
-            // Past 2^63, zero, no digits, a fraction, a sign: not a size.
-            ("9E", nil), ("8193P", nil), ("0T", nil), ("T", nil), ("", nil), ("1.5G", nil), ("-1M", nil), ("1Z", nil),
+            // Past 2^63, no digits, a fraction, a sign: not a size. Zero is one (below the
+            // launcher's 2M, which it names).
+            ("0", 0), ("0T", 0), ("00M", 0), ("0B", 0), ("9E", nil), ("8193P", nil), ("T", nil), ("", nil), ("1.5G", nil), ("-1M", nil), ("1Z", nil),
             ("+64M", nil), ("+64", nil), (" 64", nil), ("6_4M", nil),
             // B alone is bytes, as QEMU's (this read "3145728B" as 3 TiB); hex is not a size.
-            ("3145728B", 3 << 20), ("4096b", 4096), ("0B", nil), ("B", nil), ("0x8000000", nil), ("1.5B", nil),
+            ("3145728B", 3 << 20), ("4096b", 4096), ("B", nil), ("0x8000000", nil), ("1.5B", nil),
             ("4096iB", nil), ("iB", nil), ("64MiB", 64 << 20), ("1KIB", 1 << 10),
         ]
         for (text, bytes) in cases {

@@ -146,7 +146,7 @@ struct PluginProbeTests {
         #expect(!alive, "the candidate's process \(grandchild) outlived the listing")
         let badTimeout = try PluginListingTests.run(["plugins", "--probe", "--probe-timeout", "0", hang])
         #expect(badTimeout.status == 2)
-        #expect(badTimeout.stderr == "vmm: --probe-timeout must be a number of seconds above 0 and at most 3600\n")
+        #expect(badTimeout.stderr == "vmm: --probe-timeout must be a number of seconds from 0.000001 to 3600, not 0\n")
         let needsConfig = try PluginListingTests.run(["plugins", "--probe", "\(PluginListingTests.fixtures)/libINIT_FAILS.so"])
         #expect(needsConfig.status == 0)
         #expect(needsConfig.stdout.contains("    handlers: unknown (init with an empty config: "))
