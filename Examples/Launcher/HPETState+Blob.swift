@@ -3,7 +3,8 @@ import VMMKit
 /// The HPET's line in the launcher's device blob (`BuiltInDeviceState`,
 /// Docs/SnapshotFormat.md): `hpet CONFIG STATUS COUNTER`, then for each of the three
 /// timers `CONFIG COMPARATOR PERIOD FSB ARMED`; numbers in `0x` hex, ARMED 0 or 1.
-/// COUNTER is the main counter when the snapshot was taken; an armed timer is set again
+/// COUNTER is the main counter when the snapshot was taken (a tick before the earliest
+/// deadline a timer had reached without firing, if one had); an armed timer is set again
 /// from its comparator on restore, as QEMU's `hpet_set_timer`.
 extension HPETState {
     static let blobWords = 4 + 5 * timerCount
@@ -12,7 +13,15 @@ extension HPETState {
     /// as 0: what a snapshot writes, independent of when it was read.
     func saved(now: UInt64) -> HPETState {
         var s = self
-        s.counter = count(at: now)
+        // A snapshot's hold keeps the interrupt thread from firing while the counter runs
+        // on: a timer due meanwhile is kept due by saving the counter a tick before the
+        // earliest such deadline (a value the paused guest never read), so the restored
+        // timers fire it at once, as the hold's release does. Saved at the counter, a
+        // 32-bit timer's comparator left behind it was set 2^32 ticks on (QEMU's
+        // `hpet_calculate_cmp64`): a restored periodic timer fell silent for 43 s.
+        let current = count(at: now)
+        let behind = timers.compactMap { $0.deadline.map { current &- $0 } }.filter { $0 > 0 && $0 < 1 << 63 }.max()
+        s.counter = behind.map { current &- $0 &- 1 } ?? current
         s.origin = 0
         for n in 0..<Self.timerCount where s.timers[n].deadline != nil { (s.timers[n].deadline, s.timers[n].afterWrap) = (0, nil) }
         return s
