@@ -14,7 +14,8 @@ enum Screendump {
     static func sink(_ target: SerialTarget) throws(LauncherError) -> OutputSink? {
         guard target != .none else { return nil }
         return try OutputSink(target, device: "screen dump", flag: "--screendump",
-                              fifoNote: "the picture is written once, as the run ends, and does not wait for a reader")
+                              fifoNote: "the picture is written once, as the run ends, and does not wait for a reader",
+                              loss: "the picture is incomplete")
     }
 
     /// Why the display has no picture to write, or nil.

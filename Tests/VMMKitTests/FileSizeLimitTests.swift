@@ -16,7 +16,7 @@ struct FileSizeLimitTests {
 
     static func entries(_ dir: String) -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? ["unreadable"] }
 
-    @Test("--snapshot-on-stop past a 1 MiB limit: status 24, one line naming the file and EFBIG, and neither DIR nor DIR.partial-PID left")
+    @Test("--snapshot-on-stop past a 1024-block limit (512 KiB in dash, 1 MiB in bash): status 24, one line naming the file and EFBIG, and neither DIR nor DIR.partial-PID left")
     func snapshotOnStop() throws {
         let folder = try VMMProcess.scratch("fsize", "onstop")
         let image = try VMMProcess.temp("fsize-outloop.bin", outLoop)
@@ -69,5 +69,24 @@ struct FileSizeLimitTests {
         #expect(port.signal == nil && port.status == 35, "status \(port.status): \(port.stderr)")
         #expect(port.stdout == "debug console found\n")
         #expect(port.stderr == "vmm: debug console (port 0xe9): output stopped, the guest's later output is lost: writing to \(debug) failed: File too large (errno 27)\n")
+    }
+
+    @Test("--vga-text file: and --screendump file: past the limit: the guest's status, one line saying the screen or picture written once at the end is incomplete (not that the guest's later output is lost)")
+    func pictures() throws {
+        let folder = try VMMProcess.scratch("fsize", "pictures")
+        let text = folder + "/screen.txt"
+        let screen = Self.limited(0, ["run", VGATextTests.guest, "--vga-text", "file:\(text)"]).wait()
+        #expect(screen.signal == nil && screen.status == 0, "status \(screen.status): \(screen.stderr)")
+        #expect(screen.stderr == "vmm: VGA text screen: the screen's text is incomplete: writing to \(text) failed: File too large (errno 27)\n")
+        #expect(FileManager.default.contents(atPath: text) == Data())
+
+        // 8 blocks (4 or 8 KiB, as the shell counts them) hold the header and some of the 9 KiB of rows.
+        let shot = folder + "/shot.ppm"
+        let ppm = Self.limited(8, ["run", BochsDisplayGuestTests.guest, "--vga", "std", "--screendump", "file:\(shot)"]).wait()
+        #expect(ppm.signal == nil && ppm.status == BochsDisplayGuestTests.done, "status \(ppm.status): \(ppm.stderr)")
+        #expect(ppm.stdout == BochsDisplayGuestTests.printed)
+        #expect(ppm.stderr == "vmm: screen dump: the picture is incomplete: writing to \(shot) failed: File too large (errno 27)\n")
+        let written = FileManager.default.contents(atPath: shot)?.count ?? 0
+        #expect(written > 0 && written < 64 * 48 * 3, "\(written) bytes")
     }
 }
