@@ -2,7 +2,8 @@ import Glibc
 
 /// Checks on `--api-sock PATH` before the server binds, so each refusal is one clear line:
 /// a path too long for `sun_path`, a path that exists and is not a socket (never
-/// replaced), or a socket a live server still answers on. A stale socket is removed.
+/// replaced), a folder the socket cannot be created in, or a socket a live server still
+/// answers on. A stale socket is removed.
 enum APISocketPath {
     /// `sun_path` holds 108 bytes including the terminating NUL.
     static let maxBytes = 107
@@ -15,8 +16,13 @@ enum APISocketPath {
         }
         var st = stat()
         guard lstat(path, &st) == 0 else {
-            if errno == ENOENT { return }
-            throw LauncherError(.host, "--api-sock \(path): \(String(cString: strerror(errno)))")
+            let error = errno
+            // The path's own fault, as an existing file is: a folder that is missing, is
+            // not a directory or takes no new file. bind(2) found it once the VM was
+            // built, as a host error (status 20: "cannot serve: bind: No such file or directory").
+            if let (folder, why) = folderProblem(path) { throw refuse("\(path): cannot create the socket in \(folder): \(why)") }
+            if error == ENOENT { return }
+            throw LauncherError(.host, "--api-sock \(path): \(String(cString: strerror(error)))")
         }
         guard st.st_mode & S_IFMT == S_IFSOCK else {
             throw refuse("\(path): exists and is not a socket; refusing to replace it")
@@ -27,6 +33,16 @@ enum APISocketPath {
         guard unlink(path) == 0 || errno == ENOENT else {
             throw LauncherError(.host, "--api-sock \(path): cannot remove the stale socket: \(String(cString: strerror(errno)))")
         }
+    }
+
+    /// The folder `path` would be created in and why it cannot be, or nil when it can.
+    static func folderProblem(_ path: String) -> (folder: String, why: String)? {
+        let folder = path.utf8.lastIndex(of: UInt8(ascii: "/")).map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        var st = stat()
+        guard stat(folder, &st) == 0 else { return (folder, String(cString: strerror(errno))) }
+        guard st.st_mode & S_IFMT == S_IFDIR else { return (folder, String(cString: strerror(ENOTDIR))) }
+        guard access(folder, W_OK | X_OK) == 0 else { return (folder, String(cString: strerror(errno))) }
+        return nil
     }
 
     /// Whether something accepts connections on the socket at `path`.

@@ -3,11 +3,14 @@ import Glibc
 /// Where a write-only guest device's bytes go (`--serial` for the stand-in COM1,
 /// `--debugcon`): stdout, a file, or nowhere. An exit's bytes (a string instruction's
 /// many) in one write under a lock, so bytes from several vCPUs never tear one another;
-/// a failed write (a full disk, a closed pipe) is reported once and ends the output: the
-/// guest is never told, so the user is.
+/// a failed write (a full disk, a closed pipe, `ulimit -f`) is reported once and ends the
+/// output: the guest is never told, so the user is.
 final class OutputSink: @unchecked Sendable {
     /// What the user reads in a message: "console (COM1)", "debug console (port 0xe9)".
     let device: String
+    /// What a failed write costs, in its message: a console loses the guest's later
+    /// output; a picture or screen written once at the end is left incomplete.
+    private let loss: String
     private let fd: Int32
     private let ownsFD: Bool
     private let target: String
@@ -17,8 +20,10 @@ final class OutputSink: @unchecked Sendable {
 
     /// `flag` names the option in an error ("--serial"); `fifoNote` says why a FIFO
     /// without a reader is refused rather than waited for.
-    init(_ target: SerialTarget, device: String, flag: String, fifoNote: String) throws(LauncherError) {
+    init(_ target: SerialTarget, device: String, flag: String, fifoNote: String,
+         loss: String = "output stopped, the guest's later output is lost") throws(LauncherError) {
         self.device = device
+        self.loss = loss
         self.target = switch target {
         case .stdio: "stdout"
         case .none: "nothing"
@@ -74,7 +79,7 @@ final class OutputSink: @unchecked Sendable {
             if n < 0, errno == EINTR { continue }
             failed = true
             let reason = n < 0 ? "\(String(cString: strerror(errno))) (errno \(errno))" : "it took nothing"
-            ExitStats.err("vmm: \(device): output stopped, the guest's later output is lost: writing to \(target) failed: \(reason)\n")
+            ExitStats.err("vmm: \(device): \(loss): writing to \(target) failed: \(reason)\n")
             return
         }
     }

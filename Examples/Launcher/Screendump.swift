@@ -14,7 +14,8 @@ enum Screendump {
     static func sink(_ target: SerialTarget) throws(LauncherError) -> OutputSink? {
         guard target != .none else { return nil }
         return try OutputSink(target, device: "screen dump", flag: "--screendump",
-                              fifoNote: "the picture is written once, as the run ends, and does not wait for a reader")
+                              fifoNote: "the picture is written once, as the run ends, and does not wait for a reader",
+                              loss: "the picture is incomplete")
     }
 
     /// Why the display has no picture to write, or nil.
@@ -40,7 +41,16 @@ enum Screendump {
     static func write(_ display: BochsDisplay, dac: VGADAC?, toFile path: String) throws(ControlError) {
         if let why = refusal(display.geometry, dac: dac) { throw .conflict(why) }
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0o644)
-        guard fd >= 0 else { throw .badRequest("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            let error = errno
+            // ENXIO: a FIFO nobody reads, or a socket; said as for one a client holds open
+            // (below), not as "No such device or address".
+            var st = stat()
+            if error == ENXIO, stat(path, &st) == 0, st.st_mode & S_IFMT != S_IFREG {
+                throw .badRequest("cannot write \(path): not a regular file (\(RegularFile.kind(st.st_mode)))")
+            }
+            throw .badRequest("cannot open \(path): \(String(cString: strerror(error)))")
+        }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .badRequest("cannot write \(path): \(String(cString: strerror(errno)))") }

@@ -53,7 +53,8 @@ enum VGATextScreen {
     static func sink(_ target: SerialTarget) throws(LauncherError) -> OutputSink? {
         guard target != .none else { return nil }
         return try OutputSink(target, device: "VGA text screen", flag: "--vga-text",
-                              fifoNote: "the screen is written once, as the run ends, and does not wait for a reader")
+                              fifoNote: "the screen is written once, as the run ends, and does not wait for a reader",
+                              loss: "the screen's text is incomplete")
     }
 
     /// The screen in `memory` now (`vmm ctl PATH screen` too); nil when its RAM does not

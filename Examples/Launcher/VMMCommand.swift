@@ -40,6 +40,14 @@ enum VMM {
         // control socket closed by its server) returns EPIPE to the writer rather than
         // ending the process with status 141: the documented status stands.
         signal(SIGPIPE, SIG_IGN)
+        // The same for a file that reaches RLIMIT_FSIZE (`ulimit -f`): the write gets EFBIG
+        // and is reported where it failed (a snapshot removes its partial directory, a
+        // console says once that it stopped), where SIGXFSZ's default action ended `vmm`
+        // with status 153 and no word. Set before anything writes a file. Plugin code runs
+        // with both ignored, and so would a process it starts (ignored signals survive
+        // exec): Plugins/README.md tells authors. `vmm`'s own one child, the probe of
+        // `vmm plugins --probe`, is `vmm` again and comes through here.
+        signal(SIGXFSZ, SIG_IGN)
     }
 
     /// Opens /dev/null on any of descriptors 0-2 that `vmm` was started without

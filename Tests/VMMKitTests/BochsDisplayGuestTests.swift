@@ -136,12 +136,13 @@ struct BochsDisplayGuestTests {
         #expect(unwritable.status == 4)
         #expect(unwritable.stdout == #"{"fault_message": "cannot open \#(dir)/no/such/dir/x.ppm: No such file or directory"}"# + "\n")
         // A FIFO a client holds open and never reads, a directory, a device: refused, not
-        // written (the write would have blocked the API and the VMM's exit for ever).
-        let fifo = dir + "/fifo"
-        #expect(mkfifo(fifo, 0o600) == 0)
+        // written (the write would have blocked the API and the VMM's exit for ever). A FIFO
+        // nobody reads and a socket the same words (they were "No such device or address").
+        let fifo = dir + "/fifo", unread = dir + "/unread"
+        #expect(mkfifo(fifo, 0o600) == 0 && mkfifo(unread, 0o600) == 0)
         let reader = open(fifo, O_RDONLY | O_NONBLOCK)
         defer { close(reader) }
-        for (path, kind) in [(fifo, "a FIFO"), ("/dev/null", "a character device")] {
+        for (path, kind) in [(fifo, "a FIFO"), (unread, "a FIFO"), (socket, "a socket"), ("/dev/null", "a character device")] {
             let refused = try ControlAPITests.ctl([socket, "screendump", path])
             #expect(refused.status == 4)
             #expect(refused.stdout == #"{"fault_message": "cannot write \#(path): not a regular file (\#(kind))"}"# + "\n")

@@ -199,10 +199,11 @@ struct ControlAPITests {
         // 17 clients, one more than the slots and all ahead of ctl in the backlog: each sends
         // a head, then a byte of its body every 100 ms. Before, a request in flight was never
         // idle, so the slots stayed taken and info failed after ctl's 30 s ("no complete answer").
+        // 4000 bytes, within the limit: a larger body is refused from its head at once.
         let trickling = (0..<17).compactMap { _ in RawHTTP.connect(socket) }
         defer { trickling.forEach { close($0) } }
         #expect(trickling.count == 17)
-        for fd in trickling { RawHTTP.sendNow(fd, Array("PATCH /vm HTTP/1.1\r\nHost: vmm\r\nContent-Length: 1000000\r\n\r\n".utf8)) }
+        for fd in trickling { RawHTTP.sendNow(fd, Array("PATCH /vm HTTP/1.1\r\nHost: vmm\r\nContent-Length: 4000\r\n\r\n".utf8)) }
         let stop = Flag()
         let trickler = spawn {
             while !stop.isSet {
@@ -298,7 +299,7 @@ struct ControlAPITests {
         #expect(ticks.map { (8...50).contains($0) } == true, "\(text)")
     }
 
-    @Test("an --api-sock path that exists and is not a socket is refused and left alone")
+    @Test("an --api-sock path that exists and is not a socket, or whose folder is missing or a file, is refused (status 2, 4 from a config file) and left alone")
     func notASocket() throws {
         let path = try VMMProcess.temp("not-a-socket", Array("keep me".utf8))
         let image = try VMMProcess.temp("outloop2.bin", outLoop)
@@ -314,10 +315,19 @@ struct ControlAPITests {
         #expect(long.status == 2)
         #expect(long.stderr == "vmm: --api-sock must be a path of 1 to 107 bytes (a Unix socket address), not 205\n", "\(long.stderr)")
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep me")
-        // A folder that does not exist: the failed call and errno in one line, status 20.
-        let nowhere = path + ".missing/api.sock"
-        let bind = Spawned(VMMProcess.binary, ["run", image, "--load-addr", "0x100000", "--api-sock", nowhere]).wait()
-        #expect(bind.status == 20)
-        #expect(bind.stderr == "vmm: --api-sock \(nowhere): cannot serve: bind: No such file or directory (errno 2)\n", "\(bind.stderr)")
+        // A folder that does not exist or is a file: the path's fault as the file above is,
+        // status 2 (4 from the file) before the guest prints a word. It was status 20,
+        // "host error", from bind(2): "cannot serve: bind: No such file or directory (errno 2)".
+        let hello = VMMProcess.guest("hello64.elf")
+        for (socket, folder, why) in [(path + ".missing/api.sock", path + ".missing", "No such file or directory"),
+                                      (path + "/api.sock", path, "Not a directory")] {
+            let bind = Spawned(VMMProcess.binary, ["run", hello, "--api-sock", socket]).wait()
+            #expect(bind.status == 2 && bind.stdout == "", "status \(bind.status), stdout \(bind.stdout.debugDescription)")
+            #expect(bind.stderr == "vmm: --api-sock \(socket): cannot create the socket in \(folder): \(why)\n", "\(bind.stderr)")
+        }
+        let missing = try VMMProcess.temp("api-config-missing.json", Array(#"{"image": "\#(hello)", "apiSock": "/nonexistent/api.sock"}"#.utf8))
+        let m = Spawned(VMMProcess.binary, ["run", "--config", missing]).wait()
+        #expect(m.status == 4 && m.stdout == "", "status \(m.status), stdout \(m.stdout.debugDescription)")
+        #expect(m.stderr == "vmm: \(missing): 'apiSock' /nonexistent/api.sock: cannot create the socket in /nonexistent: No such file or directory\n")
     }
 }

@@ -21,22 +21,35 @@ enum RawHTTP {
     }
 
     static func send(_ path: String, _ request: String) throws -> (Int, String) {
-        guard let fd = connect(path) else { return (-1, "connect failed") }
+        let text = exchange(path, Array(request.utf8))
+        guard let split = text.range(of: "\r\n\r\n") else { return (-1, text) }
+        let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? -1
+        return (status, String(text[split.upperBound...]))
+    }
+
+    /// Sends `request` (as much of it as the server takes before it closes: no SIGPIPE),
+    /// then reads every answer until the server closes the connection (an end of file, or a
+    /// reset once what it wrote is read); "connect failed" when nothing listens.
+    static func exchange(_ path: String, _ request: [UInt8]) -> String {
+        guard let fd = connect(path) else { return "connect failed" }
         defer { close(fd) }
         var timeout = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let bytes = Array(request.utf8)
-        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        var sent = 0
+        while sent < request.count {
+            let n = request.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            sent += n
+        }
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while answer.count < 1 << 20 {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             answer += chunk[0..<n]
         }
-        let text = String(decoding: answer, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n") else { return (-1, text) }
-        let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? -1
-        return (status, String(text[split.upperBound...]))
+        return String(decoding: answer, as: UTF8.self)
     }
 }

@@ -8,7 +8,9 @@ final class Spawned {
     private var done = false
     private var stdoutRead: String?
 
-    init(_ binary: String, _ args: [String]) {
+    /// `defaultSignals`: set to their default actions in the child, whatever this process
+    /// ignores (ignored signals survive exec; a shell's `trap` cannot undo that).
+    init(_ binary: String, _ args: [String], defaultSignals: [Int32] = []) {
         var o: [Int32] = [0, 0], e: [Int32] = [0, 0]
         pipe(&o)
         pipe(&e)
@@ -19,9 +21,17 @@ final class Spawned {
         posix_spawn_file_actions_adddup2(&actions, o[1], 1)
         posix_spawn_file_actions_adddup2(&actions, e[1], 2)
         let argv = ([binary] + args).map { strdup($0) } + [nil]
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for sig in defaultSignals { sigaddset(&defaults, sig) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(defaultSignals.isEmpty ? 0 : POSIX_SPAWN_SETSIGDEF))
         var p = pid_t()
-        let rc = posix_spawn(&p, binary, &actions, nil, argv, environ)
+        let rc = posix_spawn(&p, binary, &actions, &attributes, argv, environ)
         precondition(rc == 0, "posix_spawn \(binary): \(rc)")
+        posix_spawnattr_destroy(&attributes)
         argv.forEach { free($0) }
         posix_spawn_file_actions_destroy(&actions)
         close(o[1])

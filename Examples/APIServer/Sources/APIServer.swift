@@ -35,7 +35,9 @@ final class APIServer: @unchecked Sendable {
         let ready = self.ready
         let limits = ApplicationConfiguration(address: .unixDomainSocket(path: path), serverName: "vmm",
                                               availableConnectionsDelegate: MaximumAvailableConnections(connections))
-        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [RequestDeadline(limit: .seconds(Self.transferSeconds))],
+        let maxBody = ops.max_body_bytes
+        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [RequestDeadline(limit: .seconds(Self.transferSeconds)),
+                                                                          RequestLimits(maxBodyBytes: maxBody)],
                                               idleTimeout: .seconds(Self.idleSeconds))
         let app = Application(router: router, server: .http1(configuration: http),
                               configuration: limits, onServerRunning: { _ in ready.open() }, eventLoopGroupProvider: .shared(group),
@@ -110,6 +112,9 @@ private struct Forward: RouterMiddleware, @unchecked Sendable {
         var request = request
         let body: [UInt8]?
         do {
+            // A body declared too large is not waited for: answered 413 from the head, and
+            // the connection closed after it (`RequestLimits`).
+            if RequestLimits.declaresTooLarge(request.headers, limit: ops.max_body_bytes) { throw NIOTooManyBytesError(maxBytes: ops.max_body_bytes) }
             body = Array(buffer: try await request.collectBody(upTo: ops.max_body_bytes))
         } catch is NIOTooManyBytesError {
             body = nil // the caller answers 413

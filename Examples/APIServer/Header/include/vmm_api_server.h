@@ -17,6 +17,11 @@
  * so is one whose request has not arrived whole 5 s after its head, or that has taken
  * none of its answers for 5 s while they wait. `handle`'s own time is not limited.
  *
+ * Sizes: a request whose Content-Length exceeds `max_body_bytes` reaches `handle` at once
+ * with body NULL (the caller answers 413), its body unread, and the connection is closed
+ * once that answer is written; headers over 80 KiB (a field, or all of them) are answered
+ * 431, with no body, and the connection closed.
+ *
  * Threads: `handle` is called on the server's handler threads, one for each connection
  * it serves at once, `release` from the server's request tasks: requests on different
  * connections may be handled at the same time, and a `handle` that blocks holds only its
