@@ -76,6 +76,8 @@ public struct ImageLoader: Sendable {
     public static let maxLowRAM: UInt64 = 0xe000_0000
     public let memory: GuestMemory
     /// Guest RAM below the MMIO hole is `[0, ramSize)`: every byte the image loads must lie inside it.
+    /// `load` refuses (a `.request` error naming both) a `ramSize` that `memory`'s regions
+    /// do not cover from address 0 without a gap, or that leaves no RAM past the first page.
     public let ramSize: UInt64
     /// RAM above the hole, `[4 GiB, 4 GiB + highRAMSize)` (QEMU's pc machine with 3.5 GiB
     /// or more): only reported to the guest (the Multiboot or PVH memory map), never loaded into.
@@ -101,11 +103,13 @@ public struct ImageLoader: Sendable {
 
     /// Reads `request.path` and loads it; the returned entry state is for `VCPU.boot(_:)`.
     public func load(_ request: ImageRequest) throws(LoaderError) -> BootEntry {
-        try load(readFile(request.path, what: "image", limit: ramSize), request)
+        try checkRAMSize() // before reading a file of up to ramSize bytes
+        return try load(readFile(request.path, what: "image", limit: ramSize), request)
     }
 
     /// Loads an image already in memory (`request.path` only names it in errors).
     public func load(_ bytes: [UInt8], _ request: ImageRequest) throws(LoaderError) -> BootEntry {
+        try checkRAMSize()
         if request.loadAddress != nil || request.entry != nil {
             try refuseWithoutStartInfo(request, for: "a flat binary")
             return try loadFlat(bytes, request)
@@ -155,6 +159,21 @@ public struct ImageLoader: Sendable {
         let what = request.append != nil ? "a command line (append)" : "a module (initrd)"
         throw LoaderError(.request, "\(request.path): \(what) is passed to Multiboot, PVH and Linux images only, and this is \(kind)",
                           fields: [request.append != nil ? .append : .initrd])
+    }
+
+    /// `ramSize` must be RAM the memory has: the stack and the tables go near its end.
+    func checkRAMSize() throws(LoaderError) {
+        guard ramSize > Self.firstPageEnd else {
+            throw LoaderError(.request, "ramSize \(hex(ramSize)) leaves no guest RAM past the first page [0x0..<\(hex(Self.firstPageEnd))]")
+        }
+        var covered: UInt64 = 0
+        while covered < ramSize {
+            guard let region = memory.region(containing: covered) else {
+                let regions = memory.regions.map(\.description).joined(separator: ", ")
+                throw LoaderError(.request, "ramSize \(hex(ramSize)) (\(describeSize(ramSize))) is more than the guest memory holds: no memory region covers \(hex(covered)) (regions: \(regions.isEmpty ? "none" : regions))")
+            }
+            covered = region.endAddress
+        }
     }
 
     /// The long-mode stack top: the end of RAM below the MMIO hole.

@@ -34,6 +34,8 @@ extension DemandPager {
             let earlier = vcpu.hooks.onInterrupt
             vcpu.hooks.onInterrupt = { [weak self] vcpu in earlier?(vcpu) ?? self?.takePosted(for: vcpu) }
         }
+        // The router serving the host's faults since init gives way to one for the vCPUs.
+        self.router?.stop()
         let router = try FaultRouter(pager: self, vcpus: vcpus)
         self.router = router
         try router.start()

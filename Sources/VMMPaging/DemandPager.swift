@@ -81,7 +81,9 @@ public final class DemandPager: @unchecked Sendable {
     let mailbox = Lock<[UInt32: UInt64]>([:])
     var router: FaultRouter?
 
-    /// Registers region `name` of `memory` with a new userfaultfd. Pages already
+    /// Registers region `name` of `memory` with a new userfaultfd. In blocking mode faults
+    /// are served from here on, so the host may read or write the region before `attach`
+    /// (in SIGBUS mode a host access to a missing page before it is installed raises SIGBUS). Pages already
     /// resident (code and tables the VMM wrote) stay; every other page comes from `source`.
     /// With `ranges`, only the region's pages that overlap them are demand-paged; the
     /// rest is left to the kernel (demand-zero for anonymous or memfd memory, no round
@@ -108,14 +110,29 @@ public final class DemandPager: @unchecked Sendable {
         if !fresh, mincore(region.hostAddress, Int(region.size), &resident) == 0 {
             for (i, r) in resident.enumerated() where r & 1 != 0 { tracker.markPresent(i) }
         }
-        guard let ranges else {
+        if let ranges {
+            try registerOnly(ranges, pages: pages)
+        } else {
             pagedPages = pages
-            pagedMask = nil
             try uffd.register(region.hostAddress, length: Int(region.size))
-            return
         }
-        // Pages outside `ranges` count as present (nobody fetches them); each run of
-        // paged pages is registered on its own.
+        Self.live.withLock { list in
+            list.removeAll { $0.pager == nil }
+            list.append(WeakPager(self))
+        }
+        // Blocking mode serves faults from the start: the host reading the region (a
+        // snapshot, a loader, a device model) before `attach` would otherwise wait for
+        // ever. `attach` replaces this router with one that knows the vCPUs.
+        if mode == .blocking {
+            let router = try FaultRouter(pager: self, vcpus: [])
+            self.router = router
+            try router.start()
+        }
+    }
+
+    /// Pages outside `ranges` count as present (nobody fetches them); each run of paged
+    /// pages is registered on its own.
+    private func registerOnly(_ ranges: [Range<UInt64>], pages: Int) throws(VMMError) {
         var paged = [Bool](repeating: false, count: pages)
         let base = region.guestAddress, end = region.guestAddress + (region.size - 1)
         for r in ranges where !r.isEmpty && r.lowerBound <= end && r.upperBound > base {
@@ -140,7 +157,23 @@ public final class DemandPager: @unchecked Sendable {
     /// Which pages are demand-paged when `only` limited them (nil: all).
     private(set) var pagedMask: [Bool]?
 
-    deinit { close() }
+    deinit {
+        close()
+        Self.live.withLock { $0.removeAll { $0.pager == nil } }
+    }
+
+    /// Every pager alive now, weakly: a snapshot of a region finds the pager serving it
+    /// without being handed it (`pagers(serving:)`).
+    private static let live = Lock<[WeakPager]>([])
+
+    /// The live pagers demand-paging `region` (the same mapping: name and host address).
+    /// A snapshot writer reads the pages they have not paged in yet from their sources:
+    /// such a page is missing from memory but not zero.
+    public static func pagers(serving region: MemoryRegion) -> [DemandPager] {
+        live.withLock { list in
+            list.compactMap(\.pager).filter { $0.region.name == region.name && $0.region.hostAddress == region.hostAddress }
+        }
+    }
 
     public var statistics: Statistics { counters.withLock { $0 } }
     /// Pages present in the region now (resident at start plus installed), after the
@@ -241,4 +274,10 @@ public final class DemandPager: @unchecked Sendable {
         let rip = (try? vcpu.registers().rip).map { "0x" + String($0, radix: 16) } ?? "unknown"
         return .stuck("vCPU \(vcpu.id) at RIP \(rip): \(source.name) could not deliver guest-physical page 0x\(String(gpa & ~0xfff, radix: 16)) after \(max(1, retryLimit)) tries: \(error)")
     }
+}
+
+/// A weak reference to a pager, for the registry of live pagers.
+final class WeakPager: @unchecked Sendable {
+    weak var pager: DemandPager?
+    init(_ pager: DemandPager) { self.pager = pager }
 }

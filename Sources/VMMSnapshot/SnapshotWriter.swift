@@ -91,8 +91,10 @@ public enum SnapshotWriter {
     /// holes (the file is sized first, so a hole reads back as zeros). Pages the kernel
     /// says were never touched are skipped without being read (`RegionPages`), so a
     /// large, mostly untouched guest costs what it holds, not its size. In a region a
-    /// `pager` serves (a lazily restored VM, RAM a memory-fault plugin pages in), a page
-    /// not paged in yet is read from the pager's source instead of being faulted in.
+    /// pager serves (a lazily restored VM, RAM a memory-fault plugin pages in), a page
+    /// not paged in yet is read from the pager's source instead of being faulted in:
+    /// from the `pagers` given for the region, else from the live pagers on its mapping
+    /// (`DemandPager.pagers(serving:)`).
     /// Each page written gets its entry in `sums` (`MemorySums`), sparse the same way.
     static func writeMemory(_ regions: [RegionLayout], _ memory: GuestMemory, pagers: [DemandPager], size: UInt64,
                             to path: String, sums sumsPath: String) throws(SnapshotError) -> Summary {
@@ -136,12 +138,15 @@ public enum SnapshotWriter {
                 }
             }
         }
-        enum Place { case hole, mapping, source }
+        enum Place: Equatable { case hole, mapping, source(Int) }
         for layout in regions {
             guard let region = memory.regions.first(where: { $0.name == layout.name }), region.size == layout.size else {
                 throw .refused("memory region '\(layout.name)' changed while the snapshot was taken")
             }
-            let pager = pagers.first { $0.region.name == region.name && $0.region.hostAddress == region.hostAddress }
+            // The pagers given, else the live ones on this mapping: a page they have not
+            // paged in is missing from memory, yet not zero.
+            let given = pagers.filter { $0.region.name == region.name && $0.region.hostAddress == region.hostAddress }
+            let serving = given.isEmpty ? DemandPager.pagers(serving: region) : given
             let mayHoldData = RegionPages.mayHoldData(region)
             let pages = mayHoldData.count
             // A paged page absent from memory holds what the source says: read it from
@@ -149,24 +154,26 @@ public enum SnapshotWriter {
             // same bytes: the vCPUs are paused.) Other absent pages are demand-zero.
             func place(_ p: Int) -> Place {
                 if mayHoldData[p] { return .mapping }
-                guard let pager, pager.isPaged(gpa: region.guestAddress + UInt64(p * page)) else { return .hole }
-                return .source
+                let gpa = region.guestAddress + UInt64(p * page)
+                guard let index = serving.firstIndex(where: { $0.isPaged(gpa: gpa) }) else { return .hole }
+                return .source(index)
             }
             var p = 0
             while p < pages {
                 let kind = place(p)
                 var q = p + 1
-                while q < pages, kind != .source || q - p < sourceRun, place(q) == kind { q += 1 }
+                while q < pages, kind == .hole || kind == .mapping || q - p < sourceRun, place(q) == kind { q += 1 }
                 let offset = layout.fileOffset + UInt64(p * page)
                 switch kind {
                 case .hole: break
                 case .mapping: try writeNonZero(region.hostAddress + p * page, pages: q - p, at: offset)
-                case .source:
+                case let .source(index):
+                    let pager = serving[index]
                     let run = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<((q - p) * page)])
                     do {
-                        try pager!.source.readPages(at: region.guestAddress + UInt64(p * page), into: run, for: PageRequest(vcpu: nil, access: []))
+                        try pager.source.readPages(at: region.guestAddress + UInt64(p * page), into: run, for: PageRequest(vcpu: nil, access: []))
                     } catch {
-                        throw .refused("pages of region '\(region.name)' not paged in yet could not be read from \(pager!.source.name): \(error)")
+                        throw .refused("pages of region '\(region.name)' not paged in yet could not be read from \(pager.source.name): \(error)")
                     }
                     try writeNonZero(UnsafeRawPointer(run.baseAddress!), pages: q - p, at: offset)
                 }

@@ -6,9 +6,10 @@ public enum VMSnapshot {
     /// Saves `vm` — every vCPU paused or stopped — into the new directory `dir`:
     /// completes pending I/O, replays the coalesced ring through `dispatcher`, captures
     /// VM and vCPU state, writes memory sparse, then `devices`' blobs. The VM stays
-    /// paused; resume or stop it afterwards. For a lazily restored VM pass its
-    /// `RestoredVM.pagers`: pages not paged in yet are then copied from the old snapshot
-    /// instead of being faulted in.
+    /// paused; resume or stop it afterwards. In a lazily restored VM (or a region a
+    /// `DemandPager` serves) pages not paged in yet are copied from the pager's source —
+    /// the old snapshot — instead of being faulted in: from `pagers` if given, else from
+    /// the live pagers of each region (`DemandPager.pagers(serving:)`).
     @discardableResult
     public static func save(_ vm: VirtualMachine, dispatcher: ExitDispatcher?, devices: [DeviceState] = [],
                             pagers: [DemandPager] = [], to dir: String) throws(SnapshotError) -> SnapshotWriter.Summary {

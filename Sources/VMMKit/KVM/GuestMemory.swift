@@ -11,7 +11,9 @@ public final class GuestMemory: @unchecked Sendable {
     public static let pageSize: UInt64 = 4096
     private let vmFD: Int32
     private let kvm: KVM?
-    private let regionTable = Lock<[MemoryRegion]>([])
+    /// The regions, or nil once `close()` ran: the VM fd is gone then (and its number may
+    /// already belong to another VM), so nothing may reach it again.
+    private let regionTable = Lock<[MemoryRegion]?>([])
     /// What accesses read, without the mutex (RegionLookup.swift).
     private let lookup = RegionLookup()
 
@@ -27,11 +29,12 @@ public final class GuestMemory: @unchecked Sendable {
     public static func detached() -> GuestMemory { GuestMemory(vmFD: -1, kvm: nil) }
 
     /// All regions, sorted by guest address.
-    public var regions: [MemoryRegion] { regionTable.withLock { $0 } }
+    public var regions: [MemoryRegion] { regionTable.withLock { $0 ?? [] } }
 
     /// Adds a RAM region. Refuses zero-sized, unaligned, out-of-range and overlapping
     /// regions (naming both) before anything is mapped; on any later failure everything
-    /// mapped or opened for it is released again.
+    /// mapped or opened for it is released again. Throws `.closed("virtual machine")` once
+    /// the VM was closed.
     @discardableResult
     public func addRegion(
         name: String, guestAddress: UInt64, size: UInt64, backing: MemoryRegion.Backing = .anonymous,
@@ -53,7 +56,9 @@ public final class GuestMemory: @unchecked Sendable {
         if backing == .guestMemfd && readOnly {
             throw .invalidMemoryRegion("memory region \(wanted): a guest_memfd region cannot be read-only")
         }
-        return try regionTable.withLock { table throws(VMMError) -> MemoryRegion in
+        return try regionTable.withLock { tableOrNil throws(VMMError) -> MemoryRegion in
+            guard var table = tableOrNil else { throw .closed("virtual machine") }
+            defer { tableOrNil = table }
             if let other = table.first(where: { $0.overlaps(guestAddress, size) }) {
                 throw .invalidMemoryRegion("memory region \(wanted) overlaps region \(other)")
             }
@@ -136,9 +141,12 @@ public final class GuestMemory: @unchecked Sendable {
                             readOnly: readOnly, logDirty: logDirty, hostAddress: host, fd: fd)
     }
 
-    /// Removes a region: deletes the memslot, unmaps, closes its fd.
+    /// Removes a region: deletes the memslot, unmaps, closes its fd. Throws
+    /// `.closed("virtual machine")` once the VM was closed.
     public func removeRegion(named name: String) throws(VMMError) {
-        try regionTable.withLock { table throws(VMMError) in
+        try regionTable.withLock { tableOrNil throws(VMMError) in
+            guard var table = tableOrNil else { throw .closed("virtual machine") }
+            defer { tableOrNil = table }
             guard let index = table.firstIndex(where: { $0.name == name }) else {
                 throw .invalidArgument("no memory region named '\(name)'")
             }
@@ -154,7 +162,7 @@ public final class GuestMemory: @unchecked Sendable {
 
     /// The region containing `gpa`, by binary search.
     public func region(containing gpa: UInt64) -> MemoryRegion? {
-        regionTable.withLock { Self.find(gpa, in: $0) }
+        regionTable.withLock { Self.find(gpa, in: $0 ?? []) }
     }
 
     private static func find(_ gpa: UInt64, in table: [MemoryRegion]) -> MemoryRegion? {
@@ -206,19 +214,25 @@ public final class GuestMemory: @unchecked Sendable {
     /// `KVM_GET_DIRTY_LOG` for a region with `logDirty`: the guest-physical addresses of the
     /// pages written since the last call (the call clears the log).
     public func dirtyPages(in name: String) throws(VMMError) -> [UInt64] {
-        guard let region = regions.first(where: { $0.name == name }) else {
-            throw .invalidArgument("no memory region named '\(name)'")
+        // Under the table's lock: `close()` takes it before the VM fd is closed, so the
+        // fd used here is still this VM's.
+        let (region, bitmap) = try regionTable.withLock { tableOrNil throws(VMMError) -> (MemoryRegion, [UInt64]) in
+            guard let table = tableOrNil else { throw .closed("virtual machine") }
+            guard let region = table.first(where: { $0.name == name }) else {
+                throw .invalidArgument("no memory region named '\(name)'")
+            }
+            guard region.logDirty else { throw .invalidArgument("memory region \(region) was added without logDirty") }
+            let pages = Int(region.size / Self.pageSize)
+            var bitmap = [UInt64](repeating: 0, count: (pages + 63) / 64)
+            var log = kvm_dirty_log()
+            log.slot = region.slot
+            try bitmap.withUnsafeMutableBytes { raw in
+                log.dirty_bitmap = raw.baseAddress
+                // The kernel fills the bitmap during this call only.
+                return Result { () throws(VMMError) in _ = try ioctl(vmFD, CKVM_GET_DIRTY_LOG, "KVM_GET_DIRTY_LOG", &log) }
+            }.get()
+            return (region, bitmap)
         }
-        guard region.logDirty else { throw .invalidArgument("memory region \(region) was added without logDirty") }
-        let pages = Int(region.size / Self.pageSize)
-        var bitmap = [UInt64](repeating: 0, count: (pages + 63) / 64)
-        var log = kvm_dirty_log()
-        log.slot = region.slot
-        try bitmap.withUnsafeMutableBytes { raw in
-            log.dirty_bitmap = raw.baseAddress
-            // The kernel fills the bitmap during this call only.
-            return Result { () throws(VMMError) in _ = try ioctl(vmFD, CKVM_GET_DIRTY_LOG, "KVM_GET_DIRTY_LOG", &log) }
-        }.get()
         var result: [UInt64] = []
         for (word, bits) in bitmap.enumerated() where bits != 0 {
             for bit in 0..<64 where bits & (1 << UInt64(bit)) != 0 {
@@ -234,10 +248,12 @@ public final class GuestMemory: @unchecked Sendable {
     }
 
     /// Unmaps everything (the VM fd is closed right after, which drops the memslots).
+    /// Afterwards `addRegion`, `removeRegion` and `dirtyPages` throw `.closed`, and every
+    /// access finds no region. Idempotent.
     func close() {
         let all = regionTable.withLock { t -> [MemoryRegion] in
-            defer { t = []; lookup.publish(t) }
-            return t
+            defer { t = nil; lookup.publish([]) }
+            return t ?? []
         }
         all.forEach(Self.release)
     }

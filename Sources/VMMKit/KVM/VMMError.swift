@@ -51,6 +51,8 @@ public enum VMMError: Error, Equatable, CustomStringConvertible, Sendable {
             return "the kernel lacks \(name), needed for \(what)"
         case let .invalidMemoryRegion(message):
             return message
+        case let .unmappedGuestAddress(gpa, length) where length < 0:
+            return "guest-physical access at \(hex(gpa)) has a negative length (\(length))"
         case let .unmappedGuestAddress(gpa, length):
             return "guest-physical range \(hex(gpa))..<\(hex(gpa &+ UInt64(length))) is not covered by one memory region"
         case let .readOnlyGuestAddress(gpa, region):

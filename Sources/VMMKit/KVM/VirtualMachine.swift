@@ -69,11 +69,13 @@ public final class VirtualMachine: @unchecked Sendable {
 
     public var vcpus: [VCPU] { vcpuList.withLock { $0 } }
 
-    /// Creates vCPU `id` and maps its `kvm_run` page.
+    /// Creates vCPU `id` (by default the lowest id no vCPU of this VM has) and maps its
+    /// `kvm_run` page.
     @discardableResult
     public func createVCPU(id: UInt32? = nil) throws(VMMError) -> VCPU {
         let vmfd = try liveFD()
-        let cpuID = id ?? UInt32(vcpus.count)
+        let taken = Set(vcpus.map(\.id))
+        let cpuID = id ?? (0...UInt32.max).first { !taken.contains($0) }!
         let vcpu = try VCPU(vm: self, id: cpuID, vmFD: vmfd, mmapSize: kvm.vcpuMmapSize)
         vcpuList.withLock { $0.append(vcpu) }
         return vcpu
