@@ -38,6 +38,11 @@ static inline int ckvm_memfd_create(const char *name, unsigned int flags) {
     return (int)syscall(SYS_memfd_create, name, flags);
 }
 
+/* dup3(2) without _GNU_SOURCE: puts a placeholder over a closed vCPU's fd number. */
+static inline int ckvm_dup3(int oldfd, int newfd, int flags) {
+    return (int)syscall(SYS_dup3, oldfd, newfd, flags);
+}
+
 /* ---- Constants newer than the 6.1 headers ----------------------------------- */
 #ifndef KVM_EXIT_MEMORY_FAULT
 #define KVM_EXIT_MEMORY_FAULT 39

@@ -12,6 +12,7 @@ extension VCPU {
     /// `.interrupted`; any other errno throws and `exit_reason` is not read; a record
     /// that cannot be trusted throws `.exitAnomaly` with a diagnosis and is never decoded.
     /// Complete the previous exit with `complete(_:)` before calling this again.
+    /// After the VM's `close()` it throws `.closed`.
     public func run() throws(VMMError) -> VMExit {
         let entry = poisonForEntry()
         let (rc, err) = entryRef._withUnsafeGuaranteedRef { $0.enter() }
@@ -155,6 +156,7 @@ extension VCPU {
 
     /// Writes a handler's answer back into `kvm_run` so the next `KVM_RUN` hands it to
     /// the guest: IN data, MMIO-read data, RDMSR value or #GP, hypercall return.
+    /// After the VM's `close()` it writes into a page no entry reads: harmless.
     public func complete(_ exit: VMExit) {
         switch exit {
         case let .io(access) where !access.isWrite:

@@ -22,7 +22,8 @@ public protocol VCPUBackend: AnyObject, Sendable {
     func setRegisters(_ regs: Registers) throws(VMMError)
     /// `KVM_TRANSLATE`: guest-physical address of a guest-virtual one, nil if unmapped.
     func translate(_ virtualAddress: UInt64) throws(VMMError) -> UInt64?
-    /// Releases the fd and mapping (the vCPU thread has been joined).
+    /// Releases the backend's resources. A vCPU may still be entered afterwards (a
+    /// handler that closed its own VM returns into its loop): the entry must then fail.
     func close()
     /// The error for an entry that returned -1 with `errno` other than EINTR, EAGAIN,
     /// EFAULT or EHWPOISON, worded by the backend that knows why (a script that ran out
@@ -58,16 +59,40 @@ public final class KVMBackend: VCPUBackend, @unchecked Sendable {
         }
         self.id = id
         fdStorage = Atomic(fd)
+        entryFD = fd
         runBuffer = map
         runBufferSize = mmapSize
+        _ = Self.placeholder
     }
 
+    /// Unmaps `kvm_run` and closes the fd number `close()` kept reserved.
+    deinit {
+        munmap(runBuffer, runBufferSize)
+        Glibc.close(entryFD)
+    }
+
+    /// The vCPU fd, or -1 once closed.
     public var fd: Int32 { fdStorage.load(ordering: .acquiring) }
+
+    /// The number `enter()` uses, the same for the object's whole life: after `close()`
+    /// it names /dev/null (KVM_RUN fails with ENOTTY, reported as `.closed`), so a loop
+    /// or `run()` entering after close never reaches a file another VM opened meanwhile.
+    private let entryFD: Int32
+
+    /// What `close()` puts in place of the vCPU fd: /dev/null, opened once, on the thread
+    /// that creates the first vCPU (a vCPU thread under seccomp may not open files).
+    private static let placeholder: Int32 = open("/dev/null", O_RDWR | O_CLOEXEC)
 
     @inline(__always)
     public func enter() -> (rc: Int32, errno: Int32) {
-        let rc = ckvm_ioctl_value(fdStorage.load(ordering: .relaxed), CKVM_RUN, 0)
+        let rc = ckvm_ioctl_value(entryFD, CKVM_RUN, 0)
         return (rc, rc < 0 ? ckvm_errno() : 0)
+    }
+
+    /// An entry after `close()` fails on the placeholder: that is `.closed`.
+    public func entryError(errno: Int32, vcpu: UInt32) -> VMMError {
+        if fd < 0 { return .closed("vCPU \(vcpu)") }
+        return .ioctlFailed(name: "KVM_RUN", errno: Errno(rawValue: errno))
     }
 
     func liveFD() throws(VMMError) -> Int32 {
@@ -94,11 +119,15 @@ public final class KVMBackend: VCPUBackend, @unchecked Sendable {
         return t.valid != 0 ? t.physical_address : nil
     }
 
+    /// Releases the vCPU: its fd number is taken over by /dev/null (the number stays
+    /// reserved until deinit) and `kvm_run` stays mapped until deinit, so a thread still
+    /// holding the vCPU (a handler that closed its own VM, a caller of `run()`) writes
+    /// into a page nobody else uses and enters nothing. Without the placeholder (no
+    /// /dev/null) the vCPU fd itself stays open until deinit.
     public func close() {
         let fd = fdStorage.exchange(-1, ordering: .acquiringAndReleasing)
-        guard fd >= 0 else { return }
-        munmap(runBuffer, runBufferSize)
-        Glibc.close(fd)
+        guard fd >= 0, Self.placeholder >= 0 else { return }
+        _ = ckvm_dup3(Self.placeholder, fd, O_CLOEXEC)
     }
 }
 

@@ -65,8 +65,10 @@ public struct PIOAccess: @unchecked Sendable {
     public let isWrite: Bool
     public let data: UnsafeMutableRawBufferPointer
 
-    /// Element `index` as an integer (little endian, zero-extended).
+    /// Element `index` as an integer (little endian, zero-extended); 0 for an index
+    /// outside `0..<count`.
     public func element(_ index: Int = 0) -> UInt32 {
+        guard index >= 0, index < count, (index + 1) * size <= data.count, size <= 4 else { return 0 }
         var value: UInt32 = 0
         withUnsafeMutableBytes(of: &value) { dst in
             dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: data[(index * size)..<(index * size + size)]))
@@ -74,8 +76,10 @@ public struct PIOAccess: @unchecked Sendable {
         return UInt32(littleEndian: value)
     }
 
-    /// Sets element `index` (truncated to `size` bytes).
+    /// Sets element `index` (truncated to `size` bytes); ignored for an index outside
+    /// `0..<count`.
     public func setElement(_ index: Int = 0, _ value: UInt32) {
+        guard index >= 0, index < count, (index + 1) * size <= data.count, size <= 4 else { return }
         withUnsafeBytes(of: value.littleEndian) { src in
             UnsafeMutableRawBufferPointer(rebasing: data[(index * size)..<(index * size + size)])
                 .copyMemory(from: UnsafeRawBufferPointer(rebasing: src[0..<size]))

@@ -91,7 +91,9 @@ public final class VCPU: @unchecked Sendable {
     /// themselves. Handlers must not use it: the core owns it while the vCPU runs.
     public var unsafeRunPage: UnsafeMutablePointer<kvm_run> { runPage }
 
-    /// Unmaps `kvm_run` and closes the fd. The thread must have been joined.
+    /// Releases the vCPU fd (its number stays reserved, `KVMBackend.close`); `kvm_run`
+    /// stays mapped until this object is freed. Its thread, if not the caller's, has
+    /// been joined.
     func close() { backend.close() }
 
     func liveFD() throws(VMMError) -> Int32 {
@@ -221,6 +223,7 @@ public final class VCPU: @unchecked Sendable {
     }
 
     /// Asks KVM to exit with `.irqWindowOpen` as soon as the guest can take an interrupt.
+    /// After the VM's `close()` it sets a page no entry reads any more: harmless.
     public var requestInterruptWindow: Bool {
         get { runPage.pointee.request_interrupt_window != 0 }
         set { runPage.pointee.request_interrupt_window = newValue ? 1 : 0 }

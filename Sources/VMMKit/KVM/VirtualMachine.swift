@@ -16,6 +16,8 @@ public final class VirtualMachine: @unchecked Sendable {
     public private(set) var hasIRQChip = false
     /// Why the VM was asked to stop as a whole (first reason wins), if it was.
     private let stopReasonStorage = Lock<StopReason?>(nil)
+    /// Set by `close()`: `run` refuses a closed VM (a detached VM is never closed).
+    private let isClosed = Atomic<Bool>(false)
     /// Coalesced writes queued by the kernel, replayed by the vCPU loops (CoalescedMMIO.swift).
     public let coalescedRing = CoalescedRing()
     /// The MSRs the installed `KVM_X86_SET_MSR_FILTER` denies (sorted), nil before any:
@@ -149,7 +151,9 @@ public final class VirtualMachine: @unchecked Sendable {
     /// Returns each vCPU's stop reason, indexed like `vcpus`. If a vCPU cannot start (no
     /// thread, or already started by the caller), the ones this call started are stopped
     /// and joined before the error is thrown: they ran the guest on, unjoined, before.
+    /// Throws `.closed` after `close()`.
     public func run(_ dispatcher: ExitDispatcher) throws(VMMError) -> [StopReason] {
+        guard !isClosed.load(ordering: .acquiring) else { throw .closed("virtual machine") }
         let all = vcpus
         for (i, vcpu) in all.enumerated() {
             do { try vcpu.start(dispatcher) } catch {
@@ -161,9 +165,19 @@ public final class VirtualMachine: @unchecked Sendable {
     }
 
     /// Stops every vCPU thread, then releases vCPUs, memory and the VM fd. Idempotent.
+    ///
+    /// From a handler (on a vCPU thread of this VM) it cannot wait for that thread: it
+    /// stops and joins the others, releases everything, and that vCPU's loop ends with
+    /// `.requested` once the handler returns. Guest memory is unmapped before `close`
+    /// returns: the handler must not use pointers into it afterwards (`GuestMemory`'s
+    /// accessors throw). A vCPU object kept after close throws `.closed` from `run()`,
+    /// `start` and its state accessors; `runLoop` returns `.error(.closed)`; `complete`
+    /// and `requestInterruptWindow` do nothing that matters (its `kvm_run` page and fd
+    /// number stay reserved until the object is freed).
     public func close() {
         let vmfd = fdStorage.exchange(-1, ordering: .acquiringAndReleasing)
         guard vmfd >= 0 else { return }
+        isClosed.store(true, ordering: .releasing)
         let all = vcpuList.withLock { list -> [VCPU] in defer { list = [] }; return list }
         for vcpu in all { vcpu.requestStop(.requested) }
         for vcpu in all { _ = vcpu.join(); vcpu.close() }

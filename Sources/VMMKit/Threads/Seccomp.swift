@@ -56,8 +56,9 @@ public struct SeccompPolicy: Sendable, Equatable {
         "exit", "exit_group",
         // Random numbers for Swift hashing and SystemRandomNumberGenerator.
         "getrandom",
-        // Closing an fd a handler owns (an eventfd, a page source's file on error).
-        "close",
+        // Closing an fd a handler owns (an eventfd, a page source's file on error);
+        // dup3: a handler closing its own VM puts /dev/null over each vCPU fd number.
+        "close", "dup3",
     ]
 
     /// Adds a system call by name; false if the name is unknown to the table.

@@ -8,11 +8,28 @@ extension VCPU {
     public func start(_ dispatcher: ExitDispatcher) throws(VMMError) {
         _ = try liveFD()
         dispatcher.freeze()
-        try control.start(name: "vcpu\(id)") { [self] in runLoop(dispatcher) }
+        try control.start(name: "vcpu\(id)") { [self] in loop(dispatcher) }
     }
 
     /// Runs the loop on the calling thread (for VMMs that manage their own threads).
+    ///
+    /// The calling thread becomes the vCPU's thread until the loop returns: `stop()`,
+    /// `pause()` and `join()` from other threads, and the VM's `close()`, reach it as
+    /// they reach one `start` made (the kick signal is unblocked on it meanwhile, and
+    /// its mask put back after). Refused with `.error(.invalidArgument)` while the vCPU
+    /// runs its loop on another thread (`start`, or another `runLoop`), or while the
+    /// thread `start` made has ended unjoined; `.error(.closed)` once the VM is closed.
     public func runLoop(_ dispatcher: ExitDispatcher) -> StopReason {
+        if let kvm = backend as? KVMBackend, kvm.fd < 0 { return .error(.closed("vCPU \(id)")) }
+        let mask: sigset_t
+        do { mask = try control.enterLoop() } catch { return .error(error) }
+        let reason = loop(dispatcher)
+        control.leaveLoop(reason, mask: mask)
+        return reason
+    }
+
+    /// The loop itself, on the thread `start` made or `runLoop`'s caller.
+    func loop(_ dispatcher: ExitDispatcher) -> StopReason {
         dispatcher.freeze()
         hooks.tid.store(cuffd_gettid(), ordering: .releasing)
         if let refused = applySeccomp() { return refused }
@@ -52,7 +69,8 @@ extension VCPU {
                 // Parked before it, the state read for a snapshot was mid-instruction,
                 // and `completePendingIO`'s run returned that second exit, which nobody
                 // dispatched: the snapshot failed and the resumed guest lost the write.
-                if !atBoundary && completions < Self.completionLimit {
+                // A vCPU closed meanwhile (by a handler closing its own VM) has nothing to complete.
+                if !atBoundary && completions < Self.completionLimit && !isClosedKVM {
                     completions += 1
                     completing = true
                     ckvm_set_immediate_exit(runPage, 1)
@@ -207,16 +225,21 @@ extension VCPU {
         }
     }
 
-    /// Waits for the thread to end and returns why it stopped.
+    /// Waits for the loop (`start`'s thread or a `runLoop`) to end and returns why it
+    /// stopped. Called on the vCPU's own thread (in a handler) it cannot wait for itself:
+    /// it returns at once the stop reason requested (`.requested` if none).
     @discardableResult
     public func join() -> StopReason { control.join() }
 
-    /// Asks the vCPU to stop; returns at once (use `join()` to wait).
+    /// Asks the vCPU to stop; returns at once (use `join()` to wait). From a handler on
+    /// the vCPU's own thread the loop ends once the handler returns.
     public func requestStop(_ reason: StopReason = .requested) {
         control.requestStop(reason, kick: kick)
     }
 
-    /// Stops the vCPU and waits for its thread.
+    /// Stops the vCPU and waits for its thread. From a handler on the vCPU's own thread
+    /// it cannot wait: it returns `.requested` at once and the loop ends once the
+    /// handler returns.
     @discardableResult
     public func stop() -> StopReason {
         requestStop(.requested)
@@ -234,6 +257,9 @@ extension VCPU {
     /// Parks the vCPU outside KVM_RUN and returns once it is parked; its state can then
     /// be read and written from this thread. Pauses nest: every `pause` needs its own
     /// `resume`, so a party that resumes cannot release a vCPU another party still holds.
+    /// From a handler on the vCPU's own thread it cannot wait: it returns at once and
+    /// the vCPU parks when the handler returns, until another thread resumes it (a
+    /// `resume` in the same handler cancels it).
     public func pause() { control.pause(kick: kick) }
 
     /// Ends one `pause`; the vCPU runs again once no pause holds it.
@@ -244,6 +270,9 @@ extension VCPU {
 
     public var isPaused: Bool { control.isPaused }
     public var isRunning: Bool { control.isRunning }
+
+    /// A KVM vCPU whose VM closed it (cold: the loop asks only when a request is pending).
+    private var isClosedKVM: Bool { (backend as? KVMBackend).map { $0.fd < 0 } ?? false }
 
     private func kick() {
         // Plain store into the shared page: the kernel reads it at entry.

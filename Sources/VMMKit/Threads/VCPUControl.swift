@@ -19,7 +19,10 @@ final class VCPUControl: @unchecked Sendable {
     /// never lets a vCPU run that another party (the control API) still holds paused.
     private var pauseHolds = 0
     private var paused = false
+    /// The thread running the loop: one `start` made (`ownsThread`, joined with
+    /// pthread_join) or a caller of `VCPU.runLoop` (`enterLoop`).
     private var thread: pthread_t?
+    private var ownsThread = false
     private var finished = false
     private var joined = false
     private var result: StopReason?
@@ -62,18 +65,57 @@ final class VCPUControl: @unchecked Sendable {
 
     static func installKickHandler() { _ = installOnce }
 
-    /// Starts the thread, named `vmm-<name>`, running `body`.
+    /// Starts the thread, named `vmm-<name>`, running `body`. Once per vCPU.
     func start(name: String, _ body: @escaping () -> StopReason) throws(VMMError) {
         try locked { () throws(VMMError) in
-            guard thread == nil, !finished else { throw .invalidArgument("vCPU thread already started") }
-            thread = try HostThread.start(name) {
+            guard !ownsThread else { throw .invalidArgument("vCPU thread already started") }
+            guard !loopActive else { throw Self.loopRunning }
+            let started = try HostThread.start(name) {
                 var set = sigset_t()
                 sigemptyset(&set)
                 sigaddset(&set, VCPUControl.kickSignal)
                 pthread_sigmask(SIG_UNBLOCK, &set, nil)
                 self.finish(body())
             }
+            (thread, ownsThread, finished, joined, result) = (started, true, false, false, nil)
         }
+    }
+
+    static let loopRunning = VMMError.invalidArgument("the vCPU is already running its loop on another thread")
+
+    private var loopActive: Bool { thread != nil && !finished }
+
+    /// Whether the calling thread is the one running the loop (a handler's).
+    private var onLoopThread: Bool {
+        guard let thread, !finished else { return false }
+        return pthread_equal(thread, pthread_self()) != 0
+    }
+
+    /// `VCPU.runLoop` on the caller's thread: registers it as the loop's thread, so that
+    /// stop, pause and `join` (and a VM's close) reach it as they reach a started one,
+    /// and unblocks the kick signal on it. Refused while another loop runs the vCPU, or
+    /// while the thread `start` made has not been joined. Returns the signal mask to put
+    /// back at `leaveLoop`.
+    func enterLoop() throws(VMMError) -> sigset_t {
+        try locked { () throws(VMMError) in
+            guard !loopActive else { throw Self.loopRunning }
+            guard !ownsThread || joined else {
+                throw .invalidArgument("the vCPU's thread from start() has ended but was not joined: join() it first")
+            }
+            (thread, ownsThread, finished, joined, result) = (pthread_self(), false, false, false, nil)
+        }
+        var set = sigset_t(), old = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, Self.kickSignal)
+        pthread_sigmask(SIG_UNBLOCK, &set, &old)
+        return old
+    }
+
+    /// The end of a `runLoop` that `enterLoop` admitted.
+    func leaveLoop(_ reason: StopReason, mask: sigset_t) {
+        finish(reason)
+        var old = mask
+        pthread_sigmask(SIG_SETMASK, &old, nil)
     }
 
     private func finish(_ reason: StopReason) {
@@ -84,13 +126,17 @@ final class VCPUControl: @unchecked Sendable {
         }
     }
 
-    /// Waits for the thread; returns why it stopped (`.requested` if it never started).
+    /// Waits for the loop to end; returns why it stopped (`.requested` if it never
+    /// started). On the loop's own thread (a handler) it cannot wait for itself: it
+    /// returns the stop requested (`.requested` if none) at once.
     func join() -> StopReason {
-        let tid: pthread_t? = locked {
-            guard let t = thread, !joined else { return nil }
+        let (tid, own): (pthread_t?, Bool) = locked {
+            if onLoopThread { return (nil, true) }
+            guard let t = thread, ownsThread, !joined else { return (nil, false) }
             joined = true
-            return t
+            return (t, false)
         }
+        if own { return locked { request.stopReason ?? .requested } }
         if let tid { pthread_join(tid, nil) }
         return locked {
             while thread != nil && !finished { pthread_cond_wait(cond, mutex) }
@@ -113,10 +159,13 @@ final class VCPUControl: @unchecked Sendable {
     /// Requests a pause, kicks, and waits until the vCPU is parked (or has finished, or
     /// was stopped). A second caller while a pause is pending waits for the same park
     /// rather than returning early, and holds the vCPU too: it runs again only once every
-    /// pause has had its `resume`.
+    /// pause has had its `resume`. On the loop's own thread (a handler) it cannot wait:
+    /// the pause is taken and the vCPU parks once the handler returns.
     func pause(kick: () -> Void) {
+        var own = false
         let shouldKick: Bool? = locked {
             guard thread != nil, !finished else { return nil }
+            own = onLoopThread
             switch request {
             case .stop: return nil
             case .pause:
@@ -129,17 +178,17 @@ final class VCPUControl: @unchecked Sendable {
                 return true
             }
         }
-        guard let shouldKick else { return }
+        guard let shouldKick, !own else { return }
         if shouldKick { kick(); signalThread() }
         waitUntilParked()
     }
 
     /// `pause`, but only when nobody else has paused or stopped the vCPU; returns whether
     /// this call paused it (then only its caller resumes it). For monitors (VMSupervisor)
-    /// that must never undo another party's pause.
+    /// that must never undo another party's pause. False on the loop's own thread.
     func pauseIfRunning(kick: () -> Void) -> Bool {
         let running: Bool = locked {
-            guard request == .run, thread != nil, !finished else { return false }
+            guard request == .run, thread != nil, !finished, !onLoopThread else { return false }
             request = .pause
             pauseHolds = 1
             pending.store(true, ordering: .sequentiallyConsistent)

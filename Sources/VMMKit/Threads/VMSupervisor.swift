@@ -80,7 +80,7 @@ public final class VMSupervisor: @unchecked Sendable {
             do {
                 _ = try vcpu.liveFD()
                 try vcpu.control.start(name: "vcpu\(vcpu.id)") { [self] in
-                    let reason = vcpu.runLoop(dispatcher)
+                    let reason = vcpu.loop(dispatcher) // the loop of the thread `start` made
                     stopped(i, reason)
                     return reason
                 }
