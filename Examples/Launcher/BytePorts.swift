@@ -10,6 +10,19 @@ protocol BytePortDevice: AnyObject, Sendable {
     static func write(_ port: UInt16, _ value: UInt8, _ r: inout Registers)
 }
 
+extension BytePortDevice {
+    /// A byte read from `port`, under the lock (one byte: the guest's accesses come
+    /// through `BytePorts.register`).
+    func read(_ port: UInt16) -> UInt8 {
+        var value: UInt8 = 0
+        withRegisters { value = Self.read(port, &$0) }
+        return value
+    }
+
+    /// A byte written to `port`, under the lock.
+    func write(_ port: UInt16, _ value: UInt8) { withRegisters { Self.write(port, value, &$0) } }
+}
+
 /// Byte-wide device ports as QEMU splits wider accesses to them: each byte of a word or
 /// dword access goes to the next port, lowest first (`outw(0x3d4, cursor << 8 | 0x0f)`
 /// selects a CRT register and writes it in one), for `VGARegisters` and `VGADAC`.

@@ -33,13 +33,10 @@ final class VGADAC: BytePortDevice {
     var registers: Registers { state.withLock { $0 } }
     func restore(_ r: Registers) { state.withLock { $0 = r } }
 
-    func read(_ port: UInt16) -> UInt8 { state.withLock { Self.read(port, &$0) } }
-
-    func write(_ port: UInt16, _ value: UInt8) { state.withLock { Self.write(port, value, &$0) } }
-
     /// Runs `body` on the registers under the lock (`BytePortDevice`).
     func withRegisters(_ body: (inout Registers) -> Void) { state.withLock { body(&$0) } }
 
+    /// The byte a read of `port` gives, from registers `r` (under the lock).
     static func read(_ port: UInt16, _ r: inout Registers) -> UInt8 {
         switch port {
         case Self.readIndexPort: return r.state
@@ -53,6 +50,7 @@ final class VGADAC: BytePortDevice {
         }
     }
 
+    /// A write of `value` to `port`, into registers `r` (under the lock).
     static func write(_ port: UInt16, _ value: UInt8, _ r: inout Registers) {
         switch port {
         case Self.readIndexPort: (r.readIndex, r.sub, r.state) = (value, 0, 3)
