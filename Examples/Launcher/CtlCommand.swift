@@ -194,16 +194,21 @@ enum UnixHTTPClient {
         let head = String(decoding: bytes[..<end], as: UTF8.self)
         let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
         let statusWords = lines[0].split(separator: " ")
-        guard statusWords.count >= 2, statusWords[0].hasPrefix("HTTP/1."), let status = Int(statusWords[1]) else {
+        // Digits only, as the launcher reads every number: Int(_:) also took "+200" and "-0".
+        guard statusWords.count >= 2, statusWords[0].hasPrefix("HTTP/1."), statusWords[1].utf8.count == 3,
+              let status = UInt16(plainDecimal: statusWords[1]).map(Int.init) else {
             throw CtlError(status: .unreachable, message: "not an HTTP answer: \(lines[0].prefix(80))")
         }
         var body = Array(bytes[(end + 4)...])
         for line in lines.dropFirst() {
             let parts = line.split(separator: ":", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "content-length",
-               let n = Int(parts[1].trimmed(" ")), n >= 0 {
-                guard n <= body.count else { throw CtlError(status: .unreachable, message: "answer body cut short (\(body.count) of \(n) bytes)") }
-                body = Array(body.prefix(n))
+            if parts.count == 2, parts[0].lowercased() == "content-length" {
+                let value = parts[1].trimmed(" ")
+                guard let n = UInt64(plainDecimal: value) else {
+                    throw CtlError(status: .unreachable, message: "answer has a bad Content-Length \(value.quotedForMessage) (digits only)")
+                }
+                guard n <= UInt64(body.count) else { throw CtlError(status: .unreachable, message: "answer body cut short (\(body.count) of \(n) bytes)") }
+                body = Array(body.prefix(Int(n)))
             }
         }
         return HTTPAnswer(status: status, body: String(decoding: body, as: UTF8.self))

@@ -43,7 +43,8 @@ enum PS2Keys {
     private static func key(named name: Substring) -> Key? {
         if let key = byName[String(name)] { return key }
         // Raw set-1 codes, as `sendkey 0x1e`: only those the table knows, so both sets agree.
-        guard name.hasPrefix("0x"), name.count <= 6, let code = UInt16(name.dropFirst(2), radix: 16) else { return nil }
+        // Hex digits only: UInt16(_:radix:) alone also took "0x+1e".
+        guard name.hasPrefix("0x"), name.count <= 6, let code = UInt16(plainNumber: name) else { return nil }
         let extended = code >> 8 == 0xe0
         guard code >> 8 == 0 || extended else { return nil }
         return byName.values.first { $0.set1 == UInt8(truncatingIfNeeded: code) && $0.extended == extended }

@@ -81,6 +81,8 @@ public struct ImageLoader: Sendable {
     public let ramSize: UInt64
     /// RAM above the hole, `[4 GiB, 4 GiB + highRAMSize)` (QEMU's pc machine with 3.5 GiB
     /// or more): only reported to the guest (the Multiboot or PVH memory map), never loaded into.
+    /// `load` refuses (a `.request` error naming it) one that `memory`'s regions do not
+    /// cover from 4 GiB without a gap, that runs past 2^64, or with a `ramSize` above 4 GiB.
     public let highRAMSize: UInt64
     /// The tables a PC's BIOS would leave for a VM with the in-kernel irqchip
     /// (`PCFirmware`: MP and ACPI), or none. Every image but a real-mode one gets them.
@@ -162,15 +164,35 @@ public struct ImageLoader: Sendable {
     }
 
     /// `ramSize` must be RAM the memory has: the stack and the tables go near its end.
+    /// `highRAMSize` too: the memory map the guest gets reports it as RAM.
     func checkRAMSize() throws(LoaderError) {
         guard ramSize > Self.firstPageEnd else {
             throw LoaderError(.request, "ramSize \(hex(ramSize)) leaves no guest RAM past the first page [0x0..<\(hex(Self.firstPageEnd))]")
         }
-        var covered: UInt64 = 0
-        while covered < ramSize {
+        let high = "highRAMSize \(hex(highRAMSize))"
+        let (highEnd, overflow) = Self.highRAMStart.addingReportingOverflow(highRAMSize)
+        if highRAMSize > 0 {
+            guard !overflow else {
+                throw LoaderError(.request, "\(high): RAM from 4 GiB runs past the end of the 64-bit address space")
+            }
+            guard ramSize <= Self.highRAMStart else {
+                throw LoaderError(.request, "ramSize \(hex(ramSize)) and \(high) overlap: RAM below the MMIO hole ends above 4 GiB, where the RAM above it starts")
+            }
+        }
+        try checkCovered(0, ramSize, what: "ramSize \(hex(ramSize)) (\(describeSize(ramSize)))")
+        if highRAMSize > 0 { try checkCovered(Self.highRAMStart, highEnd, what: "\(high) (RAM from 4 GiB)") }
+    }
+
+    /// Where the RAM above the MMIO hole starts.
+    static let highRAMStart: UInt64 = 1 << 32
+
+    /// Regions of `memory` cover [start, end) without a gap.
+    private func checkCovered(_ start: UInt64, _ end: UInt64, what: String) throws(LoaderError) {
+        var covered = start
+        while covered < end {
             guard let region = memory.region(containing: covered) else {
                 let regions = memory.regions.map(\.description).joined(separator: ", ")
-                throw LoaderError(.request, "ramSize \(hex(ramSize)) (\(describeSize(ramSize))) is more than the guest memory holds: no memory region covers \(hex(covered)) (regions: \(regions.isEmpty ? "none" : regions))")
+                throw LoaderError(.request, "\(what) is more than the guest memory holds: no memory region covers \(hex(covered)) (regions: \(regions.isEmpty ? "none" : regions))")
             }
             covered = region.endAddress
         }

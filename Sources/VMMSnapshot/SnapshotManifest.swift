@@ -69,7 +69,7 @@ public struct SnapshotManifest: Sendable, Equatable {
         guard let first = lines.first, first.hasPrefix(Self.magic + " ") else {
             throw .invalid(path: path, "not a VMMKit snapshot manifest (first line is not '\(Self.magic) VERSION')")
         }
-        guard let version = Int(first.dropFirst(Self.magic.count + 1)) else { throw bad(1, "format version \(first.dropFirst(Self.magic.count + 1).quotedForMessage) is not a number") }
+        guard let version = UInt32(plainDecimal: first.dropFirst(Self.magic.count + 1)).map(Int.init) else { throw bad(1, "format version \(first.dropFirst(Self.magic.count + 1).quotedForMessage) is not a number") }
         guard (1...formatVersion).contains(version) else {
             throw .incompatible(path: path, "format version \(version); this VMMKit reads versions 1 to \(formatVersion)")
         }

@@ -22,7 +22,8 @@ extension VMState {
         let kvm = vm.kvm
         let msrIndices = try kvm.msrIndexList()
         var state = VMState(irqchip: nil, pit: nil, clock: nil, regions: [], vcpus: [])
-        let fd = vm.fd
+        let fd = vm.fd // held by `vm`, the number names this VM or (once closed) /dev/null
+        guard fd >= 0 else { throw .system(.closed("virtual machine")) }
         if vm.hasIRQChip {
             var chips: [kvm_irqchip] = []
             for id in 0..<3 as Range<UInt32> {

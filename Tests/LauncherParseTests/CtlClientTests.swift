@@ -97,4 +97,16 @@ struct CtlClientTests {
         // Plain text is untouched.
         #expect(CtlCommand.shown(HTTPAnswer(status: 200, body: "{\n  \"a\": 1\n}\n"), command: "info").stdout == "{\n  \"a\": 1\n}\n")
     }
+
+    @Test("an answer's status and Content-Length are digits only: a sign is refused, not read", arguments: [
+        ("HTTP/1.1 +200 OK\r\nContent-Length: 2\r\n\r\n{}", "not an HTTP answer: HTTP/1.1 +200 OK"),
+        ("HTTP/1.1 -0 OK\r\nContent-Length: 2\r\n\r\n{}", "not an HTTP answer: HTTP/1.1 -0 OK"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n{}", "answer has a bad Content-Length '+1' (digits only)"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: -0\r\n\r\n{}", "answer has a bad Content-Length '-0' (digits only)"),
+    ])
+    func signedNumbers(answer: String, message: String) throws {
+        #expect { _ = try UnixHTTPClient.parse(Array(answer.utf8)) } throws: { ($0 as? CtlError)?.message == message }
+        // Digits are read as before.
+        #expect(try UnixHTTPClient.parse(Array("HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\n{}".utf8)).body == "{")
+    }
 }

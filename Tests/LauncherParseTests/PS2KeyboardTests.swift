@@ -35,6 +35,7 @@ struct PS2KeyboardTests {
     func badNames() {
         for (combination, why) in [("foo", "unknown key 'foo'"), ("ctrl-", "an empty key name"), ("a-b-c-d-e-f-g-h-i", "more than 8 keys pressed together"),
                                    ("0x7f", "unknown key '0x7f'"), ("0xe11d", "unknown key '0xe11d'"), ("A", "unknown key 'A'"),
+                                   ("0x+1e", "unknown key '0x+1e'"), ("0x", "unknown key '0x'"),
                                    (String(repeating: "x", count: 100), "unknown key '\(String(repeating: "x", count: 32))'")] {
             #expect(throws: PS2Keys.BadKeys.self) { try PS2Keys.parse(Substring(combination)) }
             do { _ = try PS2Keys.parse(Substring(combination)) } catch {

@@ -24,6 +24,8 @@ struct UARTConfigTests {
         #expect(try UARTConfig.parse("port=0x2f8,irq=3").placement == .pio(port: 0x2f8))
         #expect(try UARTConfig.parse("txbuffer=0x4000000").txBuffer == 64 << 20)
         #expect(try UARTConfig.parse("").txBuffer == 1 << 20)
+        #expect(try UARTConfig.parse("mmio=0B1000000000000,shift=0O1,irq=0X0f").placement == .mmio(address: 0x1000, shift: 1))
+        #expect(try UARTConfig.parse("port=760,irq=007").placement == .pio(port: 760))
     }
 
     @Test("refusals name the key", arguments: [
@@ -43,6 +45,23 @@ struct UARTConfigTests {
         ("txbuffer=18446744073709551616", "txbuffer", "uart: bad value '18446744073709551616' for key 'txbuffer' (bytes, 1..64 MiB)"),
     ])
     func refusals(text: String, key: String, message: String) {
+        #expect(throws: UARTConfigError(message, key: key)) { try UARTConfig.parse(text) }
+    }
+
+    @Test("a number is digits of its radix only: no sign, space or stray prefix", arguments: [
+        ("irq=+5", "irq", "uart: bad value '+5' for key 'irq' (an IRQ line, 0..23)"),
+        ("irq=-0", "irq", "uart: bad value '-0' for key 'irq' (an IRQ line, 0..23)"),
+        ("port=0x+3f8", "port", "uart: bad value '0x+3f8' for key 'port' (a port base, 0..0xfff8)"),
+        ("port=+0x3f8", "port", "uart: bad value '+0x3f8' for key 'port' (a port base, 0..0xfff8)"),
+        ("port=0x", "port", "uart: bad value '0x' for key 'port' (a port base, 0..0xfff8)"),
+        ("port=0x3 f8", "port", "uart: bad value '0x3 f8' for key 'port' (a port base, 0..0xfff8)"),
+        ("mmio=0x-0", "mmio", "uart: bad value '0x-0' for key 'mmio' (a guest-physical address)"),
+        ("mmio=0b102", "mmio", "uart: bad value '0b102' for key 'mmio' (a guest-physical address)"),
+        ("mmio=0o78", "mmio", "uart: bad value '0o78' for key 'mmio' (a guest-physical address)"),
+        ("mmio=0x1000,shift=+1", "shift", "uart: bad value '+1' for key 'shift' (the MMIO register shift must be 0, 1 or 2)"),
+        ("txbuffer=+4096", "txbuffer", "uart: bad value '+4096' for key 'txbuffer' (bytes, 1..64 MiB)"),
+    ])
+    func signedNumbers(text: String, key: String, message: String) {
         #expect(throws: UARTConfigError(message, key: key)) { try UARTConfig.parse(text) }
     }
 

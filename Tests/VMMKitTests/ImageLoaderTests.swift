@@ -73,6 +73,7 @@ struct ImageLoaderTests {
         }
         // With RAM above 4 GiB (--memory past the hole), an image at 4 GiB is still out:
         // the message says why, not that RAM ends at the hole.
+        try vm.memory.addRegion(name: "ram-high", guestAddress: 1 << 32, size: 4 << 20)
         let high = ImageLoader(memory: vm.memory, ramSize: 2 << 20, highRAMSize: 4 << 20)
         #expect(throws: LoaderError(.image, "x.bin: flat image [0x100000000..<0x100000003] lies outside the guest RAM below the MMIO hole [0x0..<0x200000] (2 MiB); the 4 MiB above 4 GiB is not loaded into")) {
             try high.load([1, 2, 3], ImageRequest(path: "x.bin", loadAddress: 0x1_0000_0000))

@@ -73,4 +73,36 @@ struct MemoryMisuseTests {
             try ImageLoader(memory: vm.memory, ramSize: ramSize).load([0xf4], ImageRequest(path: "flat.bin", loadAddress: 0x10000))
         } throws: { ($0 as? LoaderError)?.message.contains("leaves no guest RAM past the first page") == true }
     }
+
+    @Test("a highRAMSize the memory does not hold from 4 GiB, past 2^64 or under a ramSize above 4 GiB is refused", arguments: [
+        (UInt64(4) << 20, UInt64(0), "highRAMSize 0x400000 (RAM from 4 GiB) is more than the guest memory holds: no memory region covers 0x100000000 (regions: 'ram' [0x0..<0x200000])"),
+        (4 << 20, 2 << 20, "highRAMSize 0x400000 (RAM from 4 GiB) is more than the guest memory holds: no memory region covers 0x100200000 (regions: 'ram' [0x0..<0x200000], 'high' [0x100000000..<0x100200000])"),
+        (UInt64.max, 2 << 20, "highRAMSize 0xffffffffffffffff: RAM from 4 GiB runs past the end of the 64-bit address space"),
+        ((UInt64.max - (1 << 32)) + 1, 2 << 20, "highRAMSize 0xffffffff00000000: RAM from 4 GiB runs past the end of the 64-bit address space"),
+    ])
+    func highRAMSizeBeyondMemory(highRAMSize: UInt64, highRegion: UInt64, message: String) throws {
+        let vm = try KVM.open().createVM()
+        defer { vm.close() }
+        try vm.memory.addRegion(name: "ram", guestAddress: 0, size: 2 << 20)
+        if highRegion > 0 { try vm.memory.addRegion(name: "high", guestAddress: 1 << 32, size: highRegion) }
+        #expect(throws: LoaderError(.request, message)) {
+            try ImageLoader(memory: vm.memory, ramSize: 2 << 20, highRAMSize: highRAMSize).load([0xf4], ImageRequest(path: "flat.bin", loadAddress: 0x10000))
+        }
+        // The memory's own high RAM loads.
+        if highRegion > 0 {
+            #expect(throws: Never.self) {
+                try ImageLoader(memory: vm.memory, ramSize: 2 << 20, highRAMSize: highRegion).load([0xf4], ImageRequest(path: "flat.bin", loadAddress: 0x10000))
+            }
+        }
+    }
+
+    @Test("a ramSize above 4 GiB with a highRAMSize is refused as an overlap")
+    func highRAMOverlap() throws {
+        let vm = try KVM.open().createVM()
+        defer { vm.close() }
+        try vm.memory.addRegion(name: "ram", guestAddress: 0, size: 2 << 20)
+        #expect(throws: LoaderError(.request, "ramSize 0x100001000 and highRAMSize 0x200000 overlap: RAM below the MMIO hole ends above 4 GiB, where the RAM above it starts")) {
+            try ImageLoader(memory: vm.memory, ramSize: (1 << 32) + 0x1000, highRAMSize: 2 << 20).load([0xf4], ImageRequest(path: "flat.bin", loadAddress: 0x10000))
+        }
+    }
 }

@@ -134,6 +134,11 @@ struct SnapshotTests {
         try text.replacingOccurrences(of: "vmmkit-snapshot 2\n", with: "vmmkit-snapshot 3\n")
             .write(toFile: future + "/manifest", atomically: false, encoding: .utf8)
         try expectRefused(future, "format version 3; this VMMKit reads versions 1 to 2")
+        // Digits only, as every other number in the manifest: "+2" was read as 2.
+        let signed = try Self.copy(base, to: "signed", in: scratch)
+        try text.replacingOccurrences(of: "vmmkit-snapshot 2\n", with: "vmmkit-snapshot +2\n")
+            .write(toFile: signed + "/manifest", atomically: false, encoding: .utf8)
+        try expectRefused(signed, "line 1: format version '+2' is not a number")
 
         let overflow = try Self.copy(base, to: "overflow", in: scratch)
         try text.replacingOccurrences(of: "region ram 0x0 0x800000 anonymous rw 0x0", with: "region ram 0x0 0x800000 anonymous rw 0xfffffffffffff000")

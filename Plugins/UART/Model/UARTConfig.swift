@@ -172,13 +172,21 @@ public struct UARTConfigError: Error, Equatable, CustomStringConvertible, Sendab
     public var description: String { message }
 }
 
-/// 0x.. hex, 0o.. octal, 0b.. binary or decimal; nil for anything else.
+/// 0x.. hex, 0o.. octal, 0b.. binary or decimal: digits of the radix only; nil for
+/// anything else. `UInt64(_:radix:)` alone also took a sign ("irq=+5", "port=0x+3f8",
+/// "mmio=0x-0"), which the launcher's numbers and the plugin SDK's `integer` refuse.
 func parseNumber(_ text: String) -> UInt64? {
     let lower = text.lowercased()
-    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] where lower.hasPrefix(prefix) {
-        return UInt64(lower.dropFirst(2), radix: radix)
+    var digits = Substring(lower), radix: UInt8 = 10
+    for (prefix, r) in [("0x", UInt8(16)), ("0o", 8), ("0b", 2)] where lower.hasPrefix(prefix) {
+        digits = lower.dropFirst(2)
+        radix = r
     }
-    return UInt64(lower, radix: 10)
+    guard !digits.isEmpty, digits.utf8.allSatisfy({ c in
+        let value = (0x30...0x39).contains(c) ? c - 0x30 : (0x61...0x66).contains(c) ? c - 0x61 + 10 : 0xff
+        return value < radix
+    }) else { return nil }
+    return UInt64(digits, radix: Int(radix))
 }
 
 func hex<T: BinaryInteger>(_ value: T) -> String { "0x" + String(value, radix: 16) }

@@ -19,6 +19,7 @@ extension VirtualMachine {
             throw .capabilityMissing(name: "KVM_CAP_X86_MSR_FILTER", what: "routing MSRs \(msrs.map { hex($0) }) to user space")
         }
         let wanted = msrs.sortedWithoutRepeats()
+        _ = try liveFD() // the same set again after close is `.closed`, not a silent success
         try installedMSRFilter.withLock { installed throws(VMMError) in
             guard installed != wanted else { return }
             try setMSRFilter(denying: wanted)
@@ -49,7 +50,7 @@ extension VirtualMachine {
                                                  base: group[0], bitmap: UnsafeMutableRawPointer(bitmaps + i).assumingMemoryBound(to: UInt8.self))
             }
         }
-        _ = try ioctl(try liveFD(), CKVM_X86_SET_MSR_FILTER, "KVM_X86_SET_MSR_FILTER", &filter)
+        _ = try vmIOCTL(CKVM_X86_SET_MSR_FILTER, "KVM_X86_SET_MSR_FILTER", &filter)
     }
 
     /// `KVM_CAP_EXCEPTION_PAYLOAD`: exceptions set through `KVM_SET_VCPU_EVENTS` may carry

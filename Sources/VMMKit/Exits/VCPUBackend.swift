@@ -62,7 +62,7 @@ public final class KVMBackend: VCPUBackend, @unchecked Sendable {
         entryFD = fd
         runBuffer = map
         runBufferSize = mmapSize
-        _ = Self.placeholder
+        _ = FDPlaceholder.devNull
     }
 
     /// Unmaps `kvm_run` and closes the fd number `close()` kept reserved.
@@ -78,10 +78,6 @@ public final class KVMBackend: VCPUBackend, @unchecked Sendable {
     /// it names /dev/null (KVM_RUN fails with ENOTTY, reported as `.closed`), so a loop
     /// or `run()` entering after close never reaches a file another VM opened meanwhile.
     private let entryFD: Int32
-
-    /// What `close()` puts in place of the vCPU fd: /dev/null, opened once, on the thread
-    /// that creates the first vCPU (a vCPU thread under seccomp may not open files).
-    private static let placeholder: Int32 = open("/dev/null", O_RDWR | O_CLOEXEC)
 
     @inline(__always)
     public func enter() -> (rc: Int32, errno: Int32) {
@@ -126,8 +122,8 @@ public final class KVMBackend: VCPUBackend, @unchecked Sendable {
     /// /dev/null) the vCPU fd itself stays open until deinit.
     public func close() {
         let fd = fdStorage.exchange(-1, ordering: .acquiringAndReleasing)
-        guard fd >= 0, Self.placeholder >= 0 else { return }
-        _ = ckvm_dup3(Self.placeholder, fd, O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = FDPlaceholder.takeOver(fd)
     }
 }
 

@@ -139,7 +139,7 @@ extension VirtualMachine {
         let zone = CoalescedRing.Zone(space: space, address: address, length: length)
         var request = Self.zoneRequest(zone)
         try coalescedRing.remove(zone) { () throws(VMMError) in
-            _ = try ioctl(try liveFD(), CKVM_UNREGISTER_COALESCED_MMIO, "KVM_UNREGISTER_COALESCED_MMIO", &request)
+            _ = try vmIOCTL(CKVM_UNREGISTER_COALESCED_MMIO, "KVM_UNREGISTER_COALESCED_MMIO", &request)
         }
     }
 
@@ -164,7 +164,7 @@ extension VirtualMachine {
         }
         var request = Self.zoneRequest(zone)
         try coalescedRing.add(zone, pageOffset: pageOffset) { () throws(VMMError) in
-            _ = try ioctl(try liveFD(), CKVM_REGISTER_COALESCED_MMIO, "KVM_REGISTER_COALESCED_MMIO", &request)
+            _ = try vmIOCTL(CKVM_REGISTER_COALESCED_MMIO, "KVM_REGISTER_COALESCED_MMIO", &request)
         }
         for vcpu in vcpus { vcpu.control.poke() }
     }

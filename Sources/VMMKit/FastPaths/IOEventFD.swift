@@ -44,11 +44,12 @@ public final class IOEventFD: @unchecked Sendable {
     public func close() {
         let raw = fdStorage.exchange(-1, ordering: .acquiringAndReleasing)
         guard raw >= 0 else { return }
-        if let vm, vm.fd >= 0 {
+        // The number stays the VM's (or /dev/null's) while `vm` is held: read it once.
+        if let vm, let vmfd = try? vm.liveFD() {
             var request = VirtualMachine.ioeventfdRequest(space: space, address: address, length: length,
                                                          datamatch: datamatch, fd: raw)
             request.flags |= CKVM_IOEVENTFD_FLAG_DEASSIGN
-            _ = try? ioctl(vm.fd, CKVM_IOEVENTFD, "KVM_IOEVENTFD", &request)
+            _ = try? ioctl(vmfd, CKVM_IOEVENTFD, "KVM_IOEVENTFD", &request)
         }
         Glibc.close(raw)
     }
@@ -86,7 +87,7 @@ extension VirtualMachine {
             _ = try ioctl(vmfd, CKVM_IOEVENTFD, "KVM_IOEVENTFD", &request)
         } catch {
             Glibc.close(raw)
-            throw error
+            throw closedOr(error)
         }
         return IOEventFD(vm: self, space: space, address: address, length: length, datamatch: datamatch, fd: raw)
     }

@@ -31,12 +31,13 @@ public final class IRQFD: @unchecked Sendable {
     public func close() {
         let raw = fdStorage.exchange(-1, ordering: .acquiringAndReleasing)
         guard raw >= 0 else { return }
-        if let vm, vm.fd >= 0 {
+        // The number stays the VM's (or /dev/null's) while `vm` is held: read it once.
+        if let vm, let vmfd = try? vm.liveFD() {
             var request = kvm_irqfd()
             request.fd = UInt32(bitPattern: raw)
             request.gsi = gsi
             request.flags = UInt32(KVM_IRQFD_FLAG_DEASSIGN)
-            _ = try? ioctl(vm.fd, CKVM_IRQFD, "KVM_IRQFD", &request)
+            _ = try? ioctl(vmfd, CKVM_IRQFD, "KVM_IRQFD", &request)
         }
         Glibc.close(raw)
     }
@@ -64,7 +65,7 @@ extension VirtualMachine {
             _ = try ioctl(vmfd, CKVM_IRQFD, "KVM_IRQFD", &request)
         } catch {
             Glibc.close(raw)
-            throw error
+            throw closedOr(error)
         }
         return IRQFD(vm: self, gsi: gsi, fd: raw)
     }

@@ -18,9 +18,8 @@ extension VirtualMachine {
     ///
     /// Needs `createIRQChip()` and `createPIT()`; call it before the first vCPU runs.
     public func applySeaBIOSInterruptState() throws(VMMError) {
-        let fd = try liveFD()
         var pit = kvm_pit_state2()
-        _ = try ioctl(fd, CKVM_GET_PIT2, "KVM_GET_PIT2", &pit)
+        _ = try vmIOCTL(CKVM_GET_PIT2, "KVM_GET_PIT2", &pit)
         pit.channels.0.mode = 2
         pit.channels.0.rw_mode = 3 // low byte, then high byte
         pit.channels.0.read_state = 3
@@ -28,16 +27,16 @@ extension VirtualMachine {
         pit.channels.0.bcd = 0
         pit.channels.0.gate = 1
         pit.channels.0.count = 0 // KVM, as the 8254, counts 0 as 65536
-        _ = try ioctl(fd, CKVM_SET_PIT2, "KVM_SET_PIT2", &pit)
+        _ = try vmIOCTL(CKVM_SET_PIT2, "KVM_SET_PIT2", &pit)
         for (id, base, mask) in [(UInt32(0), UInt8(0x08), UInt8(0xb8)), (1, 0x70, 0x8e)] {
             var chip = kvm_irqchip()
             chip.chip_id = id
-            _ = try ioctl(fd, CKVM_GET_IRQCHIP, "KVM_GET_IRQCHIP", &chip)
+            _ = try vmIOCTL(CKVM_GET_IRQCHIP, "KVM_GET_IRQCHIP", &chip)
             chip.chip.pic.irq_base = base
             chip.chip.pic.imr = mask
             chip.chip.pic.init4 = 1
             chip.chip.pic.init_state = 0
-            _ = try ioctl(fd, CKVM_SET_IRQCHIP, "KVM_SET_IRQCHIP", &chip)
+            _ = try vmIOCTL(CKVM_SET_IRQCHIP, "KVM_SET_IRQCHIP", &chip)
         }
     }
 }

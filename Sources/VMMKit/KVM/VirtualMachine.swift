@@ -11,6 +11,10 @@ import SystemPackage
 public final class VirtualMachine: @unchecked Sendable {
     public let kvm: KVM
     private let fdStorage: Atomic<Int32>
+    /// The VM fd's number for this object's whole life (-1 for a detached VM): `close()`
+    /// puts /dev/null over it (`FDPlaceholder`) and deinit closes it, so an ioctl racing
+    /// `close()` never reaches a file another part of the process opened meanwhile.
+    private let reservedFD: Int32
     public let memory: GuestMemory
     private let vcpuList = Lock<[VCPU]>([])
     public private(set) var hasIRQChip = false
@@ -27,7 +31,9 @@ public final class VirtualMachine: @unchecked Sendable {
     init(kvm: KVM, fd: Int32) {
         self.kvm = kvm
         self.fdStorage = Atomic(fd)
+        self.reservedFD = fd
         self.memory = GuestMemory(vmFD: fd, kvm: kvm)
+        _ = FDPlaceholder.devNull
         // Intel VMX without unrestricted guest needs an identity page table and a TSS
         // area below 4 GiB for real mode; harmless elsewhere. Where QEMU puts them (the
         // page, then three of TSS), so the range its `etc/e820` reserves is theirs here
@@ -52,6 +58,7 @@ public final class VirtualMachine: @unchecked Sendable {
     private init(kvm: KVM, memory: GuestMemory) {
         self.kvm = kvm
         self.fdStorage = Atomic(-1)
+        self.reservedFD = -1
         self.memory = memory
     }
 
@@ -64,7 +71,10 @@ public final class VirtualMachine: @unchecked Sendable {
         vcpuList.withLock { $0.append(vcpu) }
     }
 
-    deinit { close() }
+    deinit {
+        close()
+        if reservedFD >= 0 { Glibc.close(reservedFD) }
+    }
 
     /// The VM fd, or -1 once closed (always -1 for a detached VM).
     public var fd: Int32 { fdStorage.load(ordering: .acquiring) }
@@ -78,8 +88,21 @@ public final class VirtualMachine: @unchecked Sendable {
         let vmfd = try liveFD()
         let taken = Set(vcpus.map(\.id))
         let cpuID = id ?? (0...UInt32.max).first { !taken.contains($0) }!
-        let vcpu = try VCPU(vm: self, id: cpuID, vmFD: vmfd, mmapSize: kvm.vcpuMmapSize)
-        vcpuList.withLock { $0.append(vcpu) }
+        let vcpu: VCPU
+        do throws(VMMError) {
+            vcpu = try VCPU(vm: self, id: cpuID, vmFD: vmfd, mmapSize: kvm.vcpuMmapSize)
+        } catch { throw closedOr(error) }
+        // `close()` sets isClosed before it takes the list: a vCPU made while it ran is
+        // either in the list it takes or refused here, never left running on its own.
+        let added = vcpuList.withLock { list -> Bool in
+            guard !isClosed.load(ordering: .acquiring) else { return false }
+            list.append(vcpu)
+            return true
+        }
+        guard added else {
+            vcpu.close()
+            throw .closed("virtual machine")
+        }
         return vcpu
     }
 
@@ -90,7 +113,7 @@ public final class VirtualMachine: @unchecked Sendable {
         withUnsafeMutableBytes(of: &request.args) { raw in
             for (i, a) in args.prefix(4).enumerated() { raw.storeBytes(of: a, toByteOffset: i * 8, as: UInt64.self) }
         }
-        _ = try ioctl(try liveFD(), CKVM_ENABLE_CAP, "KVM_ENABLE_CAP", &request)
+        _ = try vmIOCTL(CKVM_ENABLE_CAP, "KVM_ENABLE_CAP", &request)
     }
 
     /// Routes RDMSR/WRMSR of MSRs the kernel does not know (or that a filter denies) to
@@ -104,7 +127,7 @@ public final class VirtualMachine: @unchecked Sendable {
 
     /// Creates the in-kernel irqchip (PIC, IOAPIC, LAPICs). With it HLT never exits.
     public func createIRQChip() throws(VMMError) {
-        _ = try ioctl(try liveFD(), CKVM_CREATE_IRQCHIP, "KVM_CREATE_IRQCHIP")
+        _ = try vmIOCTL(CKVM_CREATE_IRQCHIP, "KVM_CREATE_IRQCHIP")
         hasIRQChip = true
     }
 
@@ -121,7 +144,7 @@ public final class VirtualMachine: @unchecked Sendable {
         var line = kvm_irq_level()
         line.irq = irq
         line.level = level ? 1 : 0
-        _ = try ioctl(try liveFD(), CKVM_IRQ_LINE, "KVM_IRQ_LINE", &line)
+        _ = try vmIOCTL(CKVM_IRQ_LINE, "KVM_IRQ_LINE", &line)
     }
 
     /// Sends an MSI (`KVM_SIGNAL_MSI`) to the in-kernel local APIC of the vCPU whose APIC
@@ -134,7 +157,7 @@ public final class VirtualMachine: @unchecked Sendable {
         var msi = kvm_msi()
         msi.address_lo = 0xfee0_0000 | ((apicID & 0xff) << 12)
         msi.data = UInt32(vector)
-        let delivered = try ioctl(try liveFD(), CKVM_SIGNAL_MSI, "KVM_SIGNAL_MSI", &msi)
+        let delivered = try vmIOCTL(CKVM_SIGNAL_MSI, "KVM_SIGNAL_MSI", &msi)
         guard delivered > 0 else { throw .ioctlFailed(name: "KVM_SIGNAL_MSI (vector \(vector), APIC \(apicID): blocked by the guest's APIC)", errno: .ioError) }
     }
 
@@ -173,7 +196,11 @@ public final class VirtualMachine: @unchecked Sendable {
     /// accessors throw). A vCPU object kept after close throws `.closed` from `run()`,
     /// `start` and its state accessors; `runLoop` returns `.error(.closed)`; `complete`
     /// and `requestInterruptWindow` do nothing that matters (its `kvm_run` page and fd
-    /// number stay reserved until the object is freed).
+    /// number stay reserved until the object is freed). The VM's own calls (`createVCPU`,
+    /// `setIRQLine`, `addIOEventFD`, `addIRQFD`, capabilities, irqchip and PIT state,
+    /// coalesced zones, MSR filters) throw `.closed`, also from a thread that was inside
+    /// one when `close()` ran: the VM fd's number stays reserved on /dev/null until this
+    /// object is freed, so no call reaches a file opened meanwhile.
     public func close() {
         let vmfd = fdStorage.exchange(-1, ordering: .acquiringAndReleasing)
         guard vmfd >= 0 else { return }
@@ -182,7 +209,8 @@ public final class VirtualMachine: @unchecked Sendable {
         for vcpu in all { vcpu.requestStop(.requested) }
         for vcpu in all { _ = vcpu.join(); vcpu.close() }
         memory.close()
-        Glibc.close(vmfd)
+        // The number stays reserved until deinit; without /dev/null the VM fd itself does.
+        _ = FDPlaceholder.takeOver(vmfd)
     }
 
     func liveFD() throws(VMMError) -> Int32 {
@@ -190,13 +218,28 @@ public final class VirtualMachine: @unchecked Sendable {
         guard value >= 0 else { throw .closed("virtual machine") }
         return value
     }
+
+    /// `error`, or `.closed` when the VM was closed since its fd was read: the call then
+    /// failed on the /dev/null that took the number over (ENOTTY), not on the VM.
+    func closedOr(_ error: VMMError) -> VMMError { fd < 0 ? .closed("virtual machine") : error }
+
+    /// An ioctl on the VM fd: `.closed` after `close()`, or when `close()` ran during it.
+    func vmIOCTL<T>(_ request: UInt, _ name: StaticString, _ arg: inout T) throws(VMMError) -> Int32 {
+        let vmfd = try liveFD()
+        do throws(VMMError) { return try ioctl(vmfd, request, name, &arg) } catch { throw closedOr(error) }
+    }
+
+    func vmIOCTL(_ request: UInt, _ name: StaticString, value: UInt = 0) throws(VMMError) -> Int32 {
+        let vmfd = try liveFD()
+        do throws(VMMError) { return try ioctl(vmfd, request, name, value: value) } catch { throw closedOr(error) }
+    }
 }
 
 extension VirtualMachine {
     /// The in-kernel PIT (`KVM_CREATE_PIT2`); needs the irqchip first.
     public func createPIT() throws(VMMError) {
         var config = kvm_pit_config()
-        _ = try ioctl(try liveFD(), CKVM_CREATE_PIT2, "KVM_CREATE_PIT2", &config)
+        _ = try vmIOCTL(CKVM_CREATE_PIT2, "KVM_CREATE_PIT2", &config)
     }
 
     /// Holds the in-kernel PIT's channel 0 silent, or lets it run again, as an HPET in
@@ -206,13 +249,12 @@ extension VirtualMachine {
     /// programmed count. A read, change and write of the PIT's state: a vCPU programming
     /// the PIT at that moment may find its write undone, as under QEMU.
     public func setPITSilenced(_ silenced: Bool) throws(VMMError) {
-        let fd = try liveFD()
         var state = kvm_pit_state2()
-        _ = try ioctl(fd, CKVM_GET_PIT2, "KVM_GET_PIT2", &state)
+        _ = try vmIOCTL(CKVM_GET_PIT2, "KVM_GET_PIT2", &state)
         let flag = UInt32(KVM_PIT_FLAGS_HPET_LEGACY)
         guard (state.flags & flag != 0) != silenced else { return }
         state.flags = silenced ? state.flags | flag : state.flags & ~flag
-        _ = try ioctl(fd, CKVM_SET_PIT2, "KVM_SET_PIT2", &state)
+        _ = try vmIOCTL(CKVM_SET_PIT2, "KVM_SET_PIT2", &state)
     }
 
     /// After the vCPUs were paused: drops the periodic ticks of the in-kernel PIT the
@@ -230,10 +272,13 @@ extension VirtualMachine {
         let fd = try liveFD()
         var state = kvm_pit_state2()
         let rc = withUnsafeMutablePointer(to: &state) { ckvm_ioctl(fd, CKVM_GET_PIT2, UnsafeMutableRawPointer($0)) }
-        if rc < 0, errno == ENXIO || errno == ENOTTY { return } // no PIT
-        if rc < 0 { _ = try ioctl(fd, CKVM_GET_PIT2, "KVM_GET_PIT2", &state) } // EINTR retried, or the error thrown
+        if rc < 0, errno == ENXIO || errno == ENOTTY { // no PIT, or closed meanwhile (/dev/null)
+            _ = try liveFD()
+            return
+        }
+        if rc < 0 { _ = try vmIOCTL(CKVM_GET_PIT2, "KVM_GET_PIT2", &state) } // EINTR retried, or the error thrown
         guard state.channels.0.mode == 2 || state.channels.0.mode == 3 else { return }
         guard state.flags & UInt32(KVM_PIT_FLAGS_HPET_LEGACY) == 0 else { return } // the HPET holds IRQ 0: no timer
-        _ = try ioctl(fd, CKVM_SET_PIT2, "KVM_SET_PIT2", &state)
+        _ = try vmIOCTL(CKVM_SET_PIT2, "KVM_SET_PIT2", &state)
     }
 }
