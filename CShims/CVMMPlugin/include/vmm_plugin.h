@@ -405,8 +405,13 @@ typedef struct vmm_exit_class_info {
  * refused with -EINVAL: MMIO over writable guest RAM; with the VM's in-kernel irqchip
  * (created before the plugin loads, as the `vmm` launcher does), MMIO over the I/O APIC
  * [0xfec00000, 0xfec00100) or the local APIC page at its reset base [0xfee00000,
- * 0xfee01000), which KVM serves itself; and a HLT descriptor whose base or length is
- * not 0. */
+ * 0xfee01000), which KVM serves itself; ports overlapping, wholly or in part, those KVM
+ * serves: with the irqchip the PICs' 0x20-0x21 and 0xa0-0xa1 and the ELCR's
+ * 0x4d0-0x4d1, with the in-kernel PIT (KVM_CREATE_PIT2, created with the irqchip by the
+ * launcher) its 0x40-0x43 (KVM keeps every access that lies within a device's ports;
+ * port 0x61, the PIT's gate and speaker, still exits); and a HLT descriptor whose base
+ * or length is not 0. The message names the device (for ports, and the first port
+ * of it claimed). */
 typedef struct vmm_handler_desc {
     uint32_t struct_size; /* sizeof(vmm_handler_desc_t) as the plugin was compiled */
     uint32_t exit_class;  /* enum vmm_exit_class */
