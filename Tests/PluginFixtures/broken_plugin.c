@@ -133,7 +133,10 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
  * with base 0x10 and length 0x20 (both must be 0), "lapic" MMIO [0xfee00ff8, +0x10) and
  * "ioapic" the I/O APIC's page (the in-kernel irqchip serves both). The host must refuse
  * each ("lapic" and "ioapic" only with the in-kernel irqchip). "ioapic-high" claims
- * [0xfec00100, +0x100), beyond the kernel's I/O APIC: accepted. "misaligned" passes a
+ * [0xfec00100, +0x100), beyond the kernel's I/O APIC: accepted. Ports: "pit" claims port
+ * 0x40, "pic-partial" [0x1e, +4) (two ports of the master PIC), "elcr" [0x4d0, +2): with
+ * the in-kernel PIT or irqchip KVM serves them, so the host must refuse each then;
+ * "speaker" port 0x61, which KVM's PIT leaves to user space: accepted. "misaligned" passes a
  * valid port descriptor one byte past an 8-byte boundary (as a packed struct's field). */
 static vmm_verdict_t never_handled(void *user, vmm_exit_t *ex) { (void)user; (void)ex; return VMM_NOT_MINE; }
 static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)
@@ -172,6 +175,18 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
     } else if (config && strcmp(config, "ioapic-high") == 0) {
         d.base = 0xfec00100;
         d.length = 0x100;
+    } else if (config && (strcmp(config, "pit") == 0 || strcmp(config, "speaker") == 0)) {
+        d.exit_class = VMM_EXIT_PIO;
+        d.base = config[0] == 'p' ? 0x40 : 0x61;
+        d.length = 1;
+    } else if (config && strcmp(config, "pic-partial") == 0) {
+        d.exit_class = VMM_EXIT_PIO;
+        d.base = 0x1e;
+        d.length = 4;
+    } else if (config && strcmp(config, "elcr") == 0) {
+        d.exit_class = VMM_EXIT_PIO;
+        d.base = 0x4d0;
+        d.length = 2;
     }
     d.flags = VMM_HANDLER_EXCLUSIVE;
     d.handle = never_handled;

@@ -3,7 +3,8 @@ import Testing
 
 /// Handler claims no exit can ever reach, refused at registration (status 8, one line)
 /// instead of accepted in silence: a HLT descriptor with an address, and MMIO over the
-/// in-kernel irqchip's I/O APIC and local APIC, which KVM serves without an exit.
+/// in-kernel irqchip's I/O APIC and local APIC, and ports over its PICs, ELCR and PIT,
+/// which KVM serves without an exit.
 @Suite("Plugin claims that could never run", .enabled(if: KVMAvailability.present, KVMAvailability.reason))
 struct PluginUnreachableRangeTests {
     static let fixture = PluginFixtures.fixture("RANGES")
@@ -31,9 +32,24 @@ struct PluginUnreachableRangeTests {
             + ": with the in-kernel irqchip KVM serves those accesses itself, so the handler would never run there\n")
     }
 
+    @Test("with the in-kernel PIT and irqchip, a port claim over the PIT, a PIC or the ELCR is refused, naming device and port",
+          arguments: [("pit", "port range [0x40..<0x41] overlaps the in-kernel PIT [0x40..<0x44] at port 0x40: with the in-kernel PIT"),
+                      ("pic-partial", "port range [0x1e..<0x22] overlaps the in-kernel master PIC [0x20..<0x22] at port 0x20: "
+                          + "with the in-kernel irqchip"),
+                      ("elcr", "port range [0x4d0..<0x4d2] overlaps the in-kernel ELCR [0x4d0..<0x4d2] at port 0x4d0: "
+                          + "with the in-kernel irqchip")])
+    func overInKernelPorts(config: String, overlap: String) throws {
+        let r = try run(config)
+        #expect(r.status == 8)
+        #expect(r.stderr == Self.prefix + overlap + " KVM serves those ports itself, so the handler would never run there\n")
+    }
+
     @Test("without the irqchip those claims load, and so does MMIO past the kernel's 0x100 bytes of I/O APIC with it")
     func reachableClaims() throws {
-        for (config, flags) in [("lapic", ["--irqchip", "none"]), ("ioapic", ["--irqchip", "none"]), ("ioapic-high", [])] {
+        let none = ["--irqchip", "none"]
+        // Port 0x61 (the PIT's gate and speaker) is KVM's only with KVM_PIT_SPEAKER_DUMMY.
+        for (config, flags) in [("lapic", none), ("ioapic", none), ("ioapic-high", []), ("pit", none), ("pic-partial", none),
+                                ("elcr", none), ("speaker", [])] {
             let r = try run(config, flags)
             #expect(r.status == 1, "\(config) \(flags): \(r.stderr)")
             #expect(r.stdout == "Hello from an ELF64 guest\n")

@@ -78,6 +78,14 @@
  * the callee copies what it keeps, unless a field says otherwise. Errors are returned
  * as 0 or a negative errno value (<errno.h>).
  *
+ * ALIGNMENT: a pointer through which a service reads or writes plain values (get_reg's
+ * value, every error_out, message_out, events_out, fd_out, thread_out, route_msrs'
+ * msrs, read_guest/write_guest's buf) may have any alignment, e.g. a packed struct's
+ * field: the host copies the bytes, and the call works as with an aligned one. A struct
+ * the host reads in place (the entry, a vmm_handler_desc_t, a vmm_exit_async_pf_t, a
+ * vmm_plugin_state_t) must be aligned as its type: one that is not is refused, as each
+ * says.
+ *
  * STRINGS: the host reads a string a plugin gives it (id, version, description, a
  * handler's name, an init or failure message, a log line, a stop reason, a hypercall
  * signature) up to its NUL or 4096 bytes, whichever comes first; a longer one is cut
@@ -405,8 +413,13 @@ typedef struct vmm_exit_class_info {
  * refused with -EINVAL: MMIO over writable guest RAM; with the VM's in-kernel irqchip
  * (created before the plugin loads, as the `vmm` launcher does), MMIO over the I/O APIC
  * [0xfec00000, 0xfec00100) or the local APIC page at its reset base [0xfee00000,
- * 0xfee01000), which KVM serves itself; and a HLT descriptor whose base or length is
- * not 0. */
+ * 0xfee01000), which KVM serves itself; ports overlapping, wholly or in part, those KVM
+ * serves: with the irqchip the PICs' 0x20-0x21 and 0xa0-0xa1 and the ELCR's
+ * 0x4d0-0x4d1, with the in-kernel PIT (KVM_CREATE_PIT2, created with the irqchip by the
+ * launcher) its 0x40-0x43 (KVM keeps every access that lies within a device's ports;
+ * port 0x61, the PIT's gate and speaker, still exits); and a HLT descriptor whose base
+ * or length is not 0. The message names the device (for ports, and the first port
+ * of it claimed). */
 typedef struct vmm_handler_desc {
     uint32_t struct_size; /* sizeof(vmm_handler_desc_t) as the plugin was compiled */
     uint32_t exit_class;  /* enum vmm_exit_class */
@@ -444,17 +457,19 @@ typedef struct vmm_host {
     void (*log)(void *host_data, uint32_t level, const char *msg);
 
     /* [any-thread] Copies len bytes of guest-physical memory at gpa into buf, or buf
-     * into it. 0, or -EFAULT if any byte is outside guest RAM (nothing is copied), or
-     * -EAGAIN when called on the thread that delivers demand-paged memory (a memory-fault
-     * handler on the fault router) for a page not present yet, and, on any thread, a
-     * read by a memory-fault handler of the page it is being asked to fill, and for a
-     * page still missing once the run is over (the demand pager stopped: in destroy(),
-     * from a plugin's thread): touching any of these would wait for ever. */
+     * into it (buf at any alignment). 0, or -EFAULT if any byte is outside guest RAM
+     * (nothing is copied), or -EAGAIN when called on the thread that delivers
+     * demand-paged memory (a memory-fault handler on the fault router) for a page not
+     * present yet, and, on any thread, a read by a memory-fault handler of the page it
+     * is being asked to fill, and for a page still missing once the run is over (the
+     * demand pager stopped: in destroy(), from a plugin's thread): touching any of these
+     * would wait for ever. */
     int (*read_guest)(void *host_data, uint64_t gpa, void *buf, size_t len);
     int (*write_guest)(void *host_data, uint64_t gpa, const void *buf, size_t len);
 
     /* [vcpu-thread] Reads / writes a register of the calling thread's own vCPU (set
-     * takes effect when the vCPU resumes). 0; -EINVAL unknown reg; -EPERM read-only reg;
+     * takes effect when the vCPU resumes). get_reg stores the 8 bytes at *value, which
+     * may have any alignment. 0; -EINVAL unknown reg or value NULL; -EPERM read-only reg;
      * -EBUSY vcpu_id is not the vCPU of the calling thread. */
     int (*get_reg)(void *host_data, uint32_t vcpu_id, vmm_reg_t reg, uint64_t *value);
     int (*set_reg)(void *host_data, uint32_t vcpu_id, vmm_reg_t reg, uint64_t value);
@@ -489,8 +504,9 @@ typedef struct vmm_host {
     /* [load-thread] Registers a handler; only during init(). 0 or a negative errno,
      * with *error_out (if error_out is not NULL) pointing at a host-owned message
      * valid until init returns (-EINVAL among others for a desc not aligned as a
-     * vmm_handler_desc_t). A failed init discards its registrations (and undoes
-     * its route_msrs and set_cpuid_bits calls). */
+     * vmm_handler_desc_t; error_out itself may have any alignment, here and in every
+     * other service that takes one). A failed init discards its registrations (and
+     * undoes its route_msrs and set_cpuid_bits calls). */
     int (*register_handler)(void *host_data, const vmm_handler_desc_t *desc,
                             const char **error_out);
 
@@ -551,9 +567,9 @@ typedef struct vmm_host_ioeventfd {
                void (*notify)(void *user, uint64_t n), void *user,
                const char **error_out);
     /* [load-thread] Binds a new eventfd to irqchip pin `gsi` (KVM_IRQFD) and stores it
-     * in *fd_out; writing a uint64_t 1 to it (any thread) raises the interrupt. The
-     * host owns and closes the fd after destroy(). 0; -ENOTSUP no in-kernel irqchip;
-     * -EINVAL a gsi other than 0 to 23. */
+     * in *fd_out (any alignment); writing a uint64_t 1 to it (any thread) raises the
+     * interrupt. The host owns and closes the fd after destroy(). 0; -ENOTSUP no
+     * in-kernel irqchip; -EINVAL a gsi other than 0 to 23. */
     int (*add_irqfd)(void *host_data, uint32_t gsi, int *fd_out, const char **error_out);
 } vmm_host_ioeventfd_t;
 
@@ -593,8 +609,8 @@ typedef struct vmm_host_async_pf {
     /* Raises one event and returns the verdict: VMM_HANDLED a handler took it (for
      * PAGE_MISSING: the guest was told "not present"; the raiser must not stall the
      * vCPU); VMM_NOT_MINE no handler took it (the raiser resolves the fault itself,
-     * synchronously); VMM_FAIL with *message_out (if not NULL) set to the handler's
-     * message, valid until the next call on this thread.
+     * synchronously); VMM_FAIL with *message_out (if not NULL; any alignment) set to the
+     * handler's message, valid until the next call on this thread.
      * A vcpu_id that is not one of the VM's vCPUs (nor VMM_VCPU_NONE), or a kind other
      * than PAGE_MISSING, PAGE_READY or KICK, is refused: VMM_FAIL with a message; so is
      * a raise nested more than 8 deep on one thread (a handler raising from inside one),
@@ -624,13 +640,15 @@ typedef struct vmm_host_vcpu {
     /* [vcpu-thread] Queues an NMI (KVM_NMI) for the calling thread's vCPU, delivered
      * when it resumes. 0; -EBUSY vcpu_id is not the calling thread's vCPU; -EIO. */
     int (*inject_nmi)(void *host_data, uint32_t vcpu_id);
-    /* [vcpu-thread] Stores in *events_out the VMM_EVENT_* bits of the events already
-     * queued for the calling thread's vCPU's next entry (KVM_GET_VCPU_EVENTS): a new
-     * event injected now would merge with or replace them. 0; -EBUSY as above; -EIO. */
+    /* [vcpu-thread] Stores in *events_out (any alignment) the VMM_EVENT_* bits of the
+     * events already queued for the calling thread's vCPU's next entry
+     * (KVM_GET_VCPU_EVENTS): a new event injected now would merge with or replace them.
+     * 0; -EBUSY as above; -EINVAL events_out NULL; -EIO. */
     int (*pending_events)(void *host_data, uint32_t vcpu_id, uint32_t *events_out);
-    /* [load-thread] Routes guest RDMSR/WRMSR of msrs[0..count) to user space, as
-     * VMM_EXIT_MSR records with reason VMM_MSR_REASON_FILTER (KVM_X86_SET_MSR_FILTER
-     * with KVM_CAP_X86_USER_SPACE_MSR), so the kernel's own handling of them stays off.
+    /* [load-thread] Routes guest RDMSR/WRMSR of msrs[0..count) (an array at any
+     * alignment) to user space, as VMM_EXIT_MSR records with reason
+     * VMM_MSR_REASON_FILTER (KVM_X86_SET_MSR_FILTER with KVM_CAP_X86_USER_SPACE_MSR), so
+     * the kernel's own handling of them stays off.
      * Requests of all plugins add up; only during init(). 0; -ENOTSUP the kernel lacks
      * MSR filters; -EINVAL too many distinct MSR clusters (message says so). */
     int (*route_msrs)(void *host_data, const uint32_t *msrs, uint32_t count,
@@ -702,9 +720,10 @@ typedef struct vmm_host_thread {
     uint32_t reserved;    /* zero */
     /* [any-thread] Starts a joinable thread running fn(arg) and returns once it exists
      * (from a vCPU thread: after a round trip to a host thread that may start threads).
-     * 0 with *thread_out set to its pthread_t, which the plugin joins or detaches before
-     * its destroy() returns; -EINVAL fn or thread_out NULL; -ESHUTDOWN the VMM no
-     * longer starts threads (it is ending); else pthread_create's error, negated. */
+     * 0 with *thread_out (any alignment) set to its pthread_t, which the plugin joins or
+     * detaches before its destroy() returns; -EINVAL fn or thread_out NULL; -ESHUTDOWN
+     * the VMM no longer starts threads (it is ending); else pthread_create's error,
+     * negated. */
     int (*start_thread)(void *host_data, void *(*fn)(void *arg), void *arg, uint64_t *thread_out);
 } vmm_host_thread_t;
 

@@ -18,6 +18,8 @@ public final class VirtualMachine: @unchecked Sendable {
     public let memory: GuestMemory
     private let vcpuList = Lock<[VCPU]>([])
     public private(set) var hasIRQChip = false
+    /// Set by `createPIT()`: KVM then serves the PIT's ports 0x40-0x43 itself.
+    public private(set) var hasPIT = false
     /// Why the VM was asked to stop as a whole (first reason wins), if it was.
     private let stopReasonStorage = Lock<StopReason?>(nil)
     /// Set by `close()`: `run` refuses a closed VM (a detached VM is never closed).
@@ -236,10 +238,12 @@ public final class VirtualMachine: @unchecked Sendable {
 }
 
 extension VirtualMachine {
-    /// The in-kernel PIT (`KVM_CREATE_PIT2`); needs the irqchip first.
+    /// The in-kernel PIT (`KVM_CREATE_PIT2`); needs the irqchip first. Without
+    /// `KVM_PIT_SPEAKER_DUMMY`: port 0x61 (the gate and speaker) still exits to user space.
     public func createPIT() throws(VMMError) {
         var config = kvm_pit_config()
         _ = try vmIOCTL(CKVM_CREATE_PIT2, "KVM_CREATE_PIT2", &config)
+        hasPIT = true
     }
 
     /// Holds the in-kernel PIT's channel 0 silent, or lets it run again, as an HPET in

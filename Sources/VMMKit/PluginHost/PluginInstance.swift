@@ -159,7 +159,7 @@ final class PluginInstance {
     func setError(_ text: String, _ out: UnsafeMutablePointer<UnsafePointer<CChar>?>?) {
         free(errorText)
         errorText = strdup(text)
-        out?.pointee = UnsafePointer(errorText)
+        if let out { PluginPointer.store(UnsafePointer(errorText), at: out) }
     }
 
     /// Wires the staged registrations. Every check was made while staging (against

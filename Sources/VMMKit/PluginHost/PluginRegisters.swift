@@ -11,18 +11,18 @@ enum PluginRegisters {
             if reg <= VMM_REG_RFLAGS.rawValue {
                 try state.loadRegs()
                 guard let value = withGeneral(&state.regs, reg, { $0.pointee }) else { return -EINVAL }
-                out.pointee = value
+                PluginPointer.store(value, at: out)
                 return 0
             }
             try state.loadSregs()
             let s = state.sregs
             switch reg {
-            case VMM_REG_CR0.rawValue: out.pointee = s.cr0
-            case VMM_REG_CR2.rawValue: out.pointee = s.cr2
-            case VMM_REG_CR3.rawValue: out.pointee = s.cr3
-            case VMM_REG_CR4.rawValue: out.pointee = s.cr4
-            case VMM_REG_EFER.rawValue: out.pointee = s.efer
-            case VMM_REG_CPL.rawValue: out.pointee = UInt64(s.ss.dpl) // KVM's CPL is SS.DPL
+            case VMM_REG_CR0.rawValue: PluginPointer.store(s.cr0, at: out)
+            case VMM_REG_CR2.rawValue: PluginPointer.store(s.cr2, at: out)
+            case VMM_REG_CR3.rawValue: PluginPointer.store(s.cr3, at: out)
+            case VMM_REG_CR4.rawValue: PluginPointer.store(s.cr4, at: out)
+            case VMM_REG_EFER.rawValue: PluginPointer.store(s.efer, at: out)
+            case VMM_REG_CPL.rawValue: PluginPointer.store(UInt64(s.ss.dpl), at: out) // KVM's CPL is SS.DPL
             default: return -EINVAL
             }
             return 0

@@ -85,6 +85,7 @@ enum PluginRegistration {
                 guard length <= 0xffff else {
                     return refuse(EINVAL, "\(owner): port range \(hex(start))+\(hex(length)) covers more than 0xffff ports")
                 }
+                if let refusal = inKernelPortClash(plugin, start, start + length, owner) { return refuse(EINVAL, refusal) }
                 if exclusive, let refusal = doorbellClash(plugin, .pio, start, start + length, owner) { return refuse(EEXIST, refusal) }
                 try plugin.dryPIO.insert(start: start, length: length, priority: desc.priority, exclusive: exclusive,
                                          owner: owner, unit: "port", handler: { _, _ in .notMine })
@@ -126,6 +127,28 @@ enum PluginRegistration {
         guard let r = inKernelMMIO.first(where: { start < $0.end && $0.start < end }) else { return nil }
         return "\(owner): MMIO range [\(hex(start))..<\(hex(end))] overlaps the in-kernel \(r.name) [\(hex(r.start))..<\(hex(r.end))]: "
             + "with the in-kernel irqchip KVM serves those accesses itself, so the handler would never run there"
+    }
+
+    /// The ports the in-kernel devices serve, as KVM's i8259.c and i8254.c register them:
+    /// each PIC's two, the ELCR's two (with the irqchip), the PIT's four (with the PIT).
+    /// Port 0x61, the PIT's gate and speaker, is KVM's only with KVM_PIT_SPEAKER_DUMMY,
+    /// which `createPIT` does not set: it still exits.
+    static let inKernelPorts: [(name: String, start: UInt64, end: UInt64, pit: Bool)] = [
+        ("master PIC", 0x20, 0x22, false), ("PIT", 0x40, 0x44, true),
+        ("slave PIC", 0xa0, 0xa2, false), ("ELCR", 0x4d0, 0x4d2, false),
+    ]
+
+    /// As `inKernelClash`, for ports; a range only partly over a device is refused too.
+    /// KVM keeps every access lying within a device's ports; only one running past the
+    /// last (a word at 0x21) exits, and that is no access these byte-wide registers take.
+    static func inKernelPortClash(_ plugin: PluginInstance, _ start: UInt64, _ end: UInt64, _ owner: String) -> String? {
+        let vm = plugin.host.vm
+        guard let d = inKernelPorts.first(where: { ($0.pit ? vm.hasPIT : vm.hasIRQChip) && start < $0.end && $0.start < end }) else {
+            return nil
+        }
+        return "\(owner): port range [\(hex(start))..<\(hex(end))] overlaps the in-kernel \(d.name) [\(hex(d.start))..<\(hex(d.end))] "
+            + "at port \(hex(max(start, d.start))): with the in-kernel \(d.pit ? "PIT" : "irqchip") KVM serves those ports itself, "
+            + "so the handler would never run there"
     }
 
     /// Another plugin's ioeventfd doorbell within [start, end): the kernel takes the

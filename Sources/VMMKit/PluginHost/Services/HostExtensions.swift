@@ -65,7 +65,7 @@ enum AsyncPFEvents {
         func fail(_ text: String) -> vmm_verdict_t {
             free(state.lastMessage)
             state.lastMessage = strdup(text)
-            messageOut?.pointee = UnsafePointer(state.lastMessage)
+            if let messageOut { PluginPointer.store(UnsafePointer(state.lastMessage), at: messageOut) }
             return VMM_FAIL.rawValue
         }
         // Handlers keep state per vCPU and per kind: an id or kind that does not exist is

@@ -140,7 +140,7 @@ final class PluginFastPaths {
         do {
             let irq = try plugin.host.vm.addIRQFD(gsi: gsi)
             irqfds.append(irq)
-            fdOut.pointee = irq.fd
+            PluginPointer.store(irq.fd, at: fdOut)
             return 0
         } catch {
             plugin.setError("\(plugin.name): add_irqfd: \(error)", errorOut)

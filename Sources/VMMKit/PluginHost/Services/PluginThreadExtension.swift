@@ -24,7 +24,7 @@ enum PluginThreadExtension {
             nonisolated(unsafe) let (out, argument) = (created, arg)
             let rc = starter { pthread_create(out, nil, fn, argument) }
             guard rc == 0 else { return rc < 0 ? rc : -rc }
-            threadOut.pointee = UInt64(created.pointee)
+            PluginPointer.store(UInt64(created.pointee), at: threadOut)
             return 0
         }
         return UnsafeRawPointer(t)

@@ -30,7 +30,7 @@ enum PluginVCPUExtension {
                 if e.exception.injected != 0 || e.exception.pending != 0 { bits |= UInt32(VMM_EVENT_EXCEPTION) }
                 if e.interrupt.injected != 0 { bits |= UInt32(VMM_EVENT_INTERRUPT) }
                 if e.nmi.injected != 0 || e.nmi.pending != 0 { bits |= UInt32(VMM_EVENT_NMI) }
-                out.pointee = bits
+                PluginPointer.store(bits, at: out)
             } catch { return -EIO }
             return 0
         }
@@ -41,7 +41,7 @@ enum PluginVCPUExtension {
             let host = plugin.host
             let before = host.routedMSRs
             // O(n log n) whatever the count.
-            let wanted = (host.routedMSRs + UnsafeBufferPointer(start: msrs, count: Int(count))).sortedWithoutRepeats()
+            let wanted = (host.routedMSRs + (0..<Int(count)).map { PluginPointer.load(msrs, at: $0) }).sortedWithoutRepeats()
             do throws(VMMError) {
                 try host.vm.enableUserSpaceMSRExits(reasons: UInt64(KVM_MSR_EXIT_REASON_FILTER))
                 try host.vm.denyMSRs(wanted)
