@@ -6,14 +6,21 @@ import VMMKit
 /// at ports 0x514-0x51b (`FwCfg+DMA`). Items: the signature, the interfaces (traditional
 /// and DMA), the machine's UUID, RAM size, CPU counts, and a file directory of "etc/e820" (the RAM ranges)
 /// and the user's files (`--fw-cfg`, `FwCfgFile`), sorted by name as QEMU sorts them,
-/// at selectors 0x20 on. Enough for guests that ask QEMU for their CPUs, RAM or an
-/// `opt/` file to work unchanged.
+/// at selectors 0x20 on; and the x86 items of bit 15 QEMU's `pc` has (`ArchKey`). Enough
+/// for guests that ask QEMU for their CPUs, RAM, HPET or an `opt/` file to work unchanged.
 final class FwCfg: @unchecked Sendable {
     static let selectorPort: UInt16 = 0x510
     static let dataPort: UInt16 = 0x511
     enum Key: UInt16 { case signature = 0x00, id = 0x01, uuid = 0x02, ramSize = 0x03, cpuCount = 0x05, maxCPUs = 0x0f, fileDirectory = 0x19 }
     /// FW_CFG_FILE_FIRST: the first file's selector.
     static let firstFile: UInt16 = 0x20
+    /// The FW_CFG_ARCH_LOCAL (bit 15) items QEMU's `fw_cfg_arch_create` (hw/i386/fw_cfg.c)
+    /// adds for `pc`: FW_CFG_ACPI_TABLES (0x8000), FW_CFG_IRQ0_OVERRIDE (0x8002) and
+    /// FW_CFG_HPET (0x8004). Not there, as not in QEMU's: FW_CFG_SMBIOS_ENTRIES (0x8001;
+    /// `fw_cfg_build_smbios` adds it only for legacy machine types, `smbios_get_table_legacy`)
+    /// and FW_CFG_E820_TABLE (0x8003; QEMU dropped its legacy reservations table for
+    /// "etc/e820": hw/i386/e820_memory_layout.c keeps only that).
+    enum ArchKey: UInt16 { case acpiTables = 0x8000, irq0Override = 0x8002, hpet = 0x8004 }
 
     /// Items searched in order. Not a `[UInt16: [UInt8]]`: a first dictionary of those
     /// types makes the runtime scan every loaded image's conformance records at start-up
@@ -35,9 +42,10 @@ final class FwCfg: @unchecked Sendable {
 
     /// `ramSize` is all RAM (QEMU's FW_CFG_RAM_SIZE); `lowRAM` of it lies below the MMIO
     /// hole and the rest from 4 GiB up, as the "etc/e820" file says. `files` were checked
-    /// (`FwCfgFile.check`): unique names, none the machine's own.
+    /// (`FwCfgFile.check`): unique names, none the machine's own. `hpet`: the machine
+    /// has the HPET at `HPETState.base` (FW_CFG_HPET describes it).
     init(cpus: Int, ramSize: UInt64, lowRAM: UInt64? = nil, files: [FwCfgFile] = [], memory: GuestMemory? = nil,
-         uuid: [UInt8] = [UInt8](repeating: 0, count: 16)) {
+         uuid: [UInt8] = [UInt8](repeating: 0, count: 16), hpet: Bool = false) {
         self.files = files
         self.memory = memory
         pthread_mutex_init(&lock, nil)
@@ -47,6 +55,14 @@ final class FwCfg: @unchecked Sendable {
         add(Key.ramSize.rawValue, le(ramSize))
         add(Key.cpuCount.rawValue, le(UInt16(cpus)))
         add(Key.maxCPUs.rawValue, le(UInt16(cpus)))
+        // QEMU's `acpi_tables`: only what -acpitable adds, so empty.
+        add(ArchKey.acpiTables.rawValue, [])
+        // QEMU's pc says 1 (since 2020: its KVM routes IRQ 0 to I/O APIC pin 2, and its
+        // tables say so). Here IRQ 0 is pin 0 (KVM's own routing; the MP table and MADT
+        // have no override), so 0, which QEMU said on a KVM that could not reroute IRQ 0
+        // (`kvm_allows_irq0_override`): a guest that builds tables from it gets them right.
+        add(ArchKey.irq0Override.rawValue, le(UInt32(0)))
+        add(ArchKey.hpet.rawValue, Self.hpetConfig(present: hpet))
         // "etc/e820" as QEMU's on KVM: 20-byte packed entries (address, length, type),
         // little-endian: first the KVM identity map and TSS (type 2, reserved: QEMU's KVM
         // setup adds it before the board adds RAM), then the RAM ranges (type 1).
@@ -68,6 +84,24 @@ final class FwCfg: @unchecked Sendable {
     }
 
     private func add(_ selector: UInt16, _ bytes: [UInt8]) { items.append((selector, bytes)) }
+
+    /// FW_CFG_HPET: QEMU's packed `struct hpet_fw_config` (include/hw/timer/hpet.h), a
+    /// count and 8 `hpet_fw_entry`s of 15 bytes (event timer block ID, address, min_tick,
+    /// page_prot), little-endian. hw/timer/hpet.c's `hpet_realize` counts the HPETs (0xff,
+    /// the initial value, when there is none: QEMU adds the item all the same) and
+    /// `hpet_reset` gives each its block ID (the capabilities' low half) and address;
+    /// min_tick and page_prot stay 0.
+    static func hpetConfig(present: Bool) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 1 + 8 * 15)
+        guard present else {
+            bytes[0] = 0xff
+            return bytes
+        }
+        bytes[0] = 1
+        withUnsafeBytes(of: UInt32(truncatingIfNeeded: HPETState.capabilities).littleEndian) { bytes.replaceSubrange(1..<5, with: $0) }
+        withUnsafeBytes(of: HPETState.base.littleEndian) { bytes.replaceSubrange(5..<13, with: $0) }
+        return bytes
+    }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
         try dispatcher.registerPIO(port: Self.selectorPort, count: 2, owner: "fw_cfg") { [self] io, _ in
@@ -151,7 +185,7 @@ final class FwCfg: @unchecked Sendable {
 
     /// FW_CFG_WRITE_CHANNEL: a key's bit 14, which QEMU's `fw_cfg_select` masks off with
     /// FW_CFG_ENTRY_MASK before it looks the item up, so 0x4019 selects the directory.
-    /// Bit 15 (FW_CFG_ARCH_LOCAL) stays: it picks the architecture's own items, none here.
+    /// Bit 15 (FW_CFG_ARCH_LOCAL) stays: it picks the architecture's own items (`ArchKey`).
     static let writeChannel: UInt16 = 0x4000
 
     /// Under lock.

@@ -178,8 +178,9 @@ struct Launcher {
         let exitCounter = o.apiSock.map { _ in ExitKindCounter(vcpus: o.vcpus, chaining: stats) }
         do {
             if let observer: ExitObserver = exitCounter ?? stats { try dispatcher.setObserver(observer) }
+            // FW_CFG_HPET names the HPET where the ACPI tables do (a plugin may serve it).
             let fwCfg = FwCfg(cpus: o.vcpus, ramSize: o.memory, lowRAM: lowRAM,
-                              files: fwCfgFiles, memory: memory, uuid: o.uuid.bytes)
+                              files: fwCfgFiles, memory: memory, uuid: o.uuid.bytes, hpet: o.useIRQChip && !o.noHPET)
             try fwCfg.register(on: dispatcher)
             devices.fwCfg = fwCfg
             try unassigned?.register(on: dispatcher)

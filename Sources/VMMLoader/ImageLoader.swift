@@ -211,34 +211,41 @@ public struct ImageLoader: Sendable {
     }
 
     /// Copies each segment's file bytes and returns the guest ranges the segments occupy.
-    /// Guest RAM starts zeroed (a fresh memfd or anonymous mapping), so the zero tail
-    /// (memsz past filesz, the BSS) is written only where an earlier segment of this image
-    /// put bytes: the work is bounded by the file's size, never by memsz, and demand-paged
-    /// pages stay untouched.
+    /// A segment's zero tail (memsz past filesz, the BSS) is kept as QEMU's `load_elf`
+    /// keeps it (include/hw/elf_ops.h): only when it overlaps no other PT_LOAD segment's
+    /// [paddr, paddr + memsz), or the segment is its file bytes alone (images whose startup
+    /// code clears a BSS laid over other segments). A kept tail thus covers no byte another
+    /// segment writes, and guest RAM starts zeroed (a fresh memfd or anonymous mapping):
+    /// nothing of it is written, so the work is bounded by the file's size, never by memsz,
+    /// and demand-paged pages stay untouched.
     @discardableResult
     func loadSegments(_ elf: ELFImage, _ bytes: [UInt8], path: String) throws(LoaderError) -> [Range<UInt64>] {
         var used: [Range<UInt64>] = []
-        var written: [Range<UInt64>] = []
-        // A segment of no bytes places nothing, wherever it says (QEMU's load_elf skips it).
-        for s in elf.segments where s.memorySize > 0 {
-            try checkPlacement(s.physicalAddress, s.memorySize, what: "\(path): segment \(s.index)")
-            used.append(s.physicalAddress..<s.physicalAddress + s.memorySize)
+        for s in elf.segments {
+            let size = Self.keepsBSS(s, among: elf.segments) ? s.memorySize : s.fileSize
+            // A segment of no bytes places nothing, wherever it says (QEMU's load_elf skips it).
+            guard size > 0 else { continue }
+            try checkPlacement(s.physicalAddress, size, what: "\(path): segment \(s.index)")
+            used.append(s.physicalAddress..<s.physicalAddress + size)
             let start = Int(s.fileOffset)
             try write(Array(bytes[start..<start + Int(s.fileSize)]), at: s.physicalAddress)
-            let zeroes = (s.physicalAddress + s.fileSize)..<(s.physicalAddress + s.memorySize)
-            // Bytes zeroed are no longer written: each copied byte is zeroed at most once,
-            // however many later segments' tails cover it.
-            var kept: [Range<UInt64>] = []
-            for earlier in written {
-                guard earlier.overlaps(zeroes) else { kept.append(earlier); continue }
-                let overlap = earlier.clamped(to: zeroes)
-                try write([UInt8](repeating: 0, count: Int(overlap.count)), at: overlap.lowerBound)
-                if earlier.lowerBound < overlap.lowerBound { kept.append(earlier.lowerBound..<overlap.lowerBound) }
-                if overlap.upperBound < earlier.upperBound { kept.append(overlap.upperBound..<earlier.upperBound) }
-            }
-            written = kept + [s.physicalAddress..<(s.physicalAddress + s.fileSize)]
         }
         return used
+    }
+
+    /// Whether `s` keeps its BSS: it has none, or no other segment's [paddr, paddr + memsz)
+    /// overlaps it, by QEMU's test (an empty segment inside it counts). Ends past 2^64 are
+    /// taken as 2^64 - 1 (QEMU's wrap; such a segment is refused where it is placed).
+    static func keepsBSS(_ s: ELFImage.Segment, among segments: [ELFImage.Segment]) -> Bool {
+        guard s.memorySize > s.fileSize else { return true }
+        func end(_ a: UInt64, _ b: UInt64) -> UInt64 {
+            let (sum, overflow) = a.addingReportingOverflow(b)
+            return overflow ? .max : sum
+        }
+        let zeroStart = end(s.physicalAddress, s.fileSize), zeroEnd = end(s.physicalAddress, s.memorySize)
+        return !segments.contains { other in
+            other.index != s.index && !(other.physicalAddress >= zeroEnd || zeroStart >= end(other.physicalAddress, other.memorySize))
+        }
     }
 
     /// Refuses a range outside RAM or in the first page.

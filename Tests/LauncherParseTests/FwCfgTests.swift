@@ -123,6 +123,23 @@ struct FwCfgTests {
         #expect(words == [0, 0, 0, 0, 0, 0])
     }
 
+    @Test("bit 15's x86 items as QEMU's fw_cfg_arch_create adds them: ACPI tables empty, IRQ 0 override 0 (IRQ 0 is pin 0 here), the HPET's hpet_fw_config (count 0xff without one); neither SMBIOS entries nor the legacy e820 table")
+    func archItems() throws {
+        let with = FwCfg(cpus: 1, ramSize: 1 << 20, hpet: true), without = FwCfg(cpus: 1, ramSize: 1 << 20)
+        // Count 1; block ID 0x8086a201 (3 timers, 64-bit, LegacyReplacement); 0xfed00000;
+        // min_tick and page_prot 0; seven empty entries; then past the end.
+        let entry: [UInt8] = [0x01, 0xa2, 0x86, 0x80, 0, 0, 0xd0, 0xfe, 0, 0, 0, 0, 0, 0, 0]
+        #expect(Self.read(with, 0x8004, 122) == [1] + entry + [UInt8](repeating: 0, count: 7 * 15 + 1))
+        #expect(Self.read(without, 0x8004, 122) == [0xff] + [UInt8](repeating: 0, count: 121))
+        #expect(Self.read(with, 0xc004, 5) == [1] + entry[0..<4], "the write channel's bit masked off, as fw_cfg_select does")
+        #expect(Self.read(with, 0x8002, 5) == [0, 0, 0, 0, 0])
+        // FW_CFG_ACPI_TABLES is there but empty; 0x8001 and 0x8003 are no items.
+        for (key, there) in [(UInt16(0x8000), true), (0x8001, false), (0x8003, false), (0x8005, false)] {
+            #expect(Self.read(with, key, 4) == [0, 0, 0, 0])
+            #expect(with.state.selector == (there ? key : nil), "\(hex(key))")
+        }
+    }
+
     @Test("port 0x510 as QEMU's fw_cfg_comb_mem_ops: only a 2-byte write selects, a byte read is the next data byte, other widths read 0; port 0x511 a byte wide")
     func selectorWidths() throws {
         let (f, _) = try Self.machine()
@@ -138,7 +155,7 @@ struct FwCfgTests {
         Self.io(f, FwCfg.dataPort, size: 2, write: 0x0019) // 0x511 is a byte wide: no select
         #expect(f.state.selector == 0x22)
         // QEMU's fw_cfg_select masks off bit 14 (the write channel): 0x4022 is opt/b, from
-        // its start; bit 15 names the architecture's items, none here: nothing selected.
+        // its start; bit 15 names the architecture's items (`archItems`), none at 0x8022.
         Self.io(f, FwCfg.selectorPort, size: 2, write: 0x4022)
         #expect(f.state.selector == 0x22 && Self.io(f, FwCfg.dataPort, size: 1) == 0x62)
         Self.io(f, FwCfg.selectorPort, size: 2, write: 0x8022)

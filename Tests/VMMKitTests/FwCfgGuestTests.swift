@@ -142,4 +142,30 @@ struct FwCfgGuestTests {
             #expect(r.status == 4 && r.stderr == "vmm: \(config): \(why)\n", "\(key): \(r.status) \(r.stderr)")
         }
     }
+
+    @Test("a QEMU-style kernel reads fw_cfg's x86 items: ACPI tables, SMBIOS entries and the legacy e820 table empty, IRQ 0 override 0, and FW_CFG_HPET naming the HPET at 0xfed00000, or count 0xff without one (--no-hpet, --irqchip none)")
+    func archItems() throws {
+        let guest = VMMProcess.guest("fwcfgarch.elf")
+        func console(count: String, id: String, address: String) -> String {
+            """
+            fw_cfg arch: acpi tables 00000000
+            fw_cfg arch: smbios entries 00000000
+            fw_cfg arch: irq0 override 00000000
+            fw_cfg arch: e820 table 00000000
+            fw_cfg arch: hpet count \(count)
+            fw_cfg arch: hpet 0 block id \(id) address \(address) min tick 00000000 page prot 00000000
+            fw_cfg arch: hpet entries 1-7 and past the end zero 00000001
+            fw_cfg arch: count through 0xc004 \(count)
+            fw_cfg arch: done
+
+            """
+        }
+        let with = console(count: "00000001", id: "8086A201", address: "00000000FED00000")
+        let without = console(count: "000000FF", id: "00000000", address: "0000000000000000")
+        for (extra, expected) in [([String](), with), (["--no-hpet"], without), (["--irqchip", "none"], without)] {
+            let r = try run(["run", guest, "--max-seconds", "60"] + extra)
+            #expect(r.stdout == expected, "\(extra)")
+            #expect(r.stderr == "" && r.status == (0x27 << 1) | 1, "\(extra): \(r.status) \(r.stderr)")
+        }
+    }
 }

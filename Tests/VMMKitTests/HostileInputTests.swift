@@ -104,17 +104,6 @@ struct HostileInputTests {
         #expect(try vm.memory.readBytes(0x100000, count: 5) == [0xb0, 0x00, 0xe6, 0xf4, 0])
     }
 
-    @Test("a segment's BSS over bytes an earlier segment wrote zeroes exactly those bytes")
-    func bssOverEarlierSegment() throws {
-        let (vm, loader) = try Self.vm(ram: 4 << 20)
-        defer { vm.close() }
-        let bytes = Self.elf64(segments: [(0x200000, [UInt8](repeating: 0xff, count: 0x20), 0x20),
-                                          (0x100000, [0xf4], 0x100010)])
-        _ = try loader.load(bytes, ImageRequest(path: "two.elf"))
-        #expect(try vm.memory.readBytes(0x200000, count: 0x20) == [UInt8](repeating: 0, count: 0x10) + [UInt8](repeating: 0xff, count: 0x10))
-        #expect(try vm.memory.readBytes(0x100000, count: 2) == [0xf4, 0])
-    }
-
     @Test("an entry point outside every loaded range is refused, naming the ranges; a virtual entry moves with its executable segment, as in QEMU")
     func elfEntryOutsideSegments() throws {
         let (vm, loader) = try Self.vm(ram: 4 << 20)

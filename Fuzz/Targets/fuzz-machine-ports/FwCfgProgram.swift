@@ -16,7 +16,8 @@ nonisolated(unsafe) let fwCfgMemory: GuestMemory = {
 /// RAM (control, length, address from the next 16 bytes, at any address, crossing into
 /// ROM or not) started through the register, or a save and restore into a new fw_cfg
 /// through the snapshot blob. Files: the input's first bytes as `opt/a` and a small
-/// `bootorder`. Never a trap; the ROM page never changes; the offset never passes the
+/// `bootorder`; the x86 items (FW_CFG_HPET with the HPET for an input of even length,
+/// without it for an odd one). Never a trap; the ROM page never changes; the offset never passes the
 /// selected item's end; a descriptor wholly in RAM (and no high half written before it)
 /// gets a control word of 0 or 1 back.
 func fwCfgProgram(_ input: UnsafeBufferPointer<UInt8>) {
@@ -25,7 +26,8 @@ func fwCfgProgram(_ input: UnsafeBufferPointer<UInt8>) {
     memset(ram, 0, 0x10000)
     memset(rom, 0x5a, 0x1000)
     let files = [FwCfgFile(name: "opt/a", bytes: Array(input.prefix(300))), FwCfgFile(name: "bootorder", bytes: [1, 2, 3])]
-    var f = FwCfg(cpus: 2, ramSize: 64 << 20, files: files, memory: memory)
+    let hpet = input.count % 2 == 0
+    var f = FwCfg(cpus: 2, ramSize: 64 << 20, files: files, memory: memory, hpet: hpet)
     func word(_ at: Int, _ n: Int) -> UInt64 { (0..<n).reduce(0) { $0 << 8 | UInt64(at + $1 < input.count ? input[at + $1] : 0) } }
     var at = 0
     while at + 1 < input.count {
@@ -66,7 +68,7 @@ func fwCfgProgram(_ input: UnsafeBufferPointer<UInt8>) {
                 check(back.fwCfg == saved, "fw_cfg: snapshot round trip")
                 let restoredFiles = try? FwCfgFile.decode(FwCfgFile.encode(f.files), version: 1)
                 check(restoredFiles == f.files, "fw_cfg: files round trip")
-                f = FwCfg(cpus: 2, ramSize: 64 << 20, files: restoredFiles ?? [], memory: memory)
+                f = FwCfg(cpus: 2, ramSize: 64 << 20, files: restoredFiles ?? [], memory: memory, hpet: hpet)
                 try f.restore(saved)
                 check(f.state == saved, "fw_cfg: restored \(f.state), saved \(saved)")
             } catch {
