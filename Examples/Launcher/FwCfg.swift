@@ -98,8 +98,8 @@ final class FwCfg: @unchecked Sendable {
             return bytes
         }
         bytes[0] = 1
-        withUnsafeBytes(of: UInt32(truncatingIfNeeded: HPETState.capabilities).littleEndian) { bytes.replaceSubrange(1..<5, with: $0) }
-        withUnsafeBytes(of: HPETState.base.littleEndian) { bytes.replaceSubrange(5..<13, with: $0) }
+        bytes.replaceSubrange(1..<5, with: le(UInt32(truncatingIfNeeded: HPETState.capabilities)))
+        bytes.replaceSubrange(5..<13, with: le(HPETState.base))
         return bytes
     }
 
@@ -217,7 +217,7 @@ final class FwCfg: @unchecked Sendable {
         offset = s.offset
         dmaHigh = s.dmaHigh
     }
-
-    private func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
-    private func be<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
 }
+
+private func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+private func be<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
