@@ -36,15 +36,16 @@ final class ATADisk: @unchecked Sendable {
     static let basePort: UInt16 = 0x1f0, controlPort: UInt16 = 0x3f6, irqLine: UInt32 = 14
 
     let store: SectorStore
-    let geometry: ATAGeometry
-    private let identify: [UInt8] // word 59, the block size, filled in at each IDENTIFY
+    /// Guessed from the image at start, a snapshot's at a restore (before any vCPU runs).
+    private(set) var geometry: ATAGeometry
+    private var identify: [UInt8] // word 59, the block size, filled in at each IDENTIFY
     private var lock = pthread_mutex_t()
     private var s = ATAState() // guarded by lock
     private var irq: (@Sendable (Bool) -> Void)?
 
     init(_ store: SectorStore) {
         self.store = store
-        geometry = ATAGeometry(sectors: store.sectors)
+        geometry = ATAGeometry(guessing: store)
         identify = ATAIdentify.data(sectors: store.sectors, geometry: geometry)
         pthread_mutex_init(&lock, nil)
     }
@@ -102,7 +103,7 @@ final class ATADisk: @unchecked Sendable {
     func write(_ port: UInt16, size: Int, _ value: UInt32) { locked { writeLocked(port, size: size, value) } }
 
     /// For a snapshot (vCPUs paused).
-    var saved: ATAState.Saved { locked { .init(sectors: store.sectors, state: s) } }
+    var saved: ATAState.Saved { locked { .init(sectors: store.sectors, state: s, geometry: geometry) } }
 
     /// Why `saved` cannot be put back on this disk, or nil: checked with the other
     /// devices' presence, before any device changes. The image must have the snapshot's
@@ -124,8 +125,16 @@ final class ATADisk: @unchecked Sendable {
     /// interrupt not yet delivered, and KVM's I/O APIC keeps no line levels across
     /// KVM_SET_IRQCHIP, so raising it again after its interrupt was delivered (the guest's
     /// handler had not yet read the status register) was a second edge, a second interrupt.
+    /// The geometry is the snapshot's: its guest addresses sectors by it, whatever the
+    /// image's partition table says now.
     func restore(_ saved: ATAState.Saved) {
-        locked { s = saved.state }
+        locked {
+            s = saved.state
+            if saved.geometry != geometry {
+                geometry = saved.geometry
+                identify = ATAIdentify.data(sectors: store.sectors, geometry: geometry)
+            }
+        }
     }
 
     private func locked<T>(_ body: () -> T) -> T {

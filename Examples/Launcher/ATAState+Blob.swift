@@ -9,18 +9,25 @@ import VMMKit
 /// (a snapshot written before READ/WRITE MULTIPLE has neither), then, only when the absent
 /// slave's copy of the task file is not as after a reset, `SLAVE-COUNT SLAVE-LBA-LOW
 /// SLAVE-LBA-MID SLAVE-LBA-HIGH`, their four HOB copies and `SLAVE-SELECT` (a snapshot
-/// written before the slave kept them restores it as after a reset).
+/// written before the slave kept them restores it as after a reset), then, only when the
+/// disk's geometry is not its size's guess, `CYLINDERS HEADS SECTORS-PER-TRACK
+/// TRANSLATION` (a geometry from the image's partition table: the guest computed its CHS
+/// addresses from it, so the restore keeps it whatever the image's table says by then; a
+/// line without it, all written before the partition table counted, restores the size's
+/// guess, what its guest saw).
 extension ATAState {
-    /// What a snapshot keeps: the state and the size of the disk it belongs to.
+    /// What a snapshot keeps: the state, the size of the disk it belongs to and the
+    /// geometry its guest saw.
     struct Saved: Equatable {
         var sectors: UInt64
         var state: ATAState
+        var geometry: ATAGeometry
     }
 
     static let blobWords = 23
-    /// The word counts a line may have: without and with MULTIPLE and BLOCK-SIZE, and
-    /// with the slave's nine registers after them.
-    static let blobWordCounts = [blobWords, blobWords + 2, blobWords + 11]
+    /// The word counts a line may have: without and with MULTIPLE and BLOCK-SIZE, with
+    /// the slave's nine registers after them, and with the geometry's four after those.
+    static let blobWordCounts = [blobWords, blobWords + 2, blobWords + 11, blobWords + 15]
     /// Status bits the device ever sets: BSY, DRDY, DSC, DRQ, ERR.
     static let statusBits: UInt8 = 0xd9
 
@@ -29,9 +36,11 @@ extension ATAState {
         let bytes = [s.status, s.error, s.feature, s.count, s.lbaLow, s.lbaMid, s.lbaHigh,
                      s.hobFeature, s.hobCount, s.hobLow, s.hobMid, s.hobHigh, s.select, s.control]
         let buffer = s.transfer == .none ? "-" : BuiltInDeviceState.hexDigits(s.buffer)
-        let v = s.slave
-        let slave = v == SlaveRegisters() ? "" : " " + [v.count, v.lbaLow, v.lbaMid, v.lbaHigh, v.hobCount, v.hobLow, v.hobMid, v.hobHigh, v.select]
-            .map { hex($0) }.joined(separator: " ")
+        let v = s.slave, g = saved.geometry
+        let geometry = g == ATAGeometry(sectors: saved.sectors) ? ""
+            : " " + [g.cylinders, g.heads, g.sectorsPerTrack, UInt64(g.translation.rawValue)].map { hex($0) }.joined(separator: " ")
+        let slave = v == SlaveRegisters() && geometry.isEmpty ? "" : " " + [v.count, v.lbaLow, v.lbaMid, v.lbaHigh, v.hobCount, v.hobLow, v.hobMid, v.hobHigh, v.select]
+            .map { hex($0) }.joined(separator: " ") + geometry
         let multiple = (s.multiple, s.blockSize) == (maxMultiple, 1) && slave.isEmpty ? "" : " \(hex(s.multiple)) \(hex(s.blockSize))" + slave
         return "ata \(hex(saved.sectors)) " + bytes.map { hex($0) }.joined(separator: " ")
             + " \(s.transfer.rawValue) \(hex(s.lba)) \(hex(s.remaining)) \(hex(s.position)) \(s.lba48 ? 1 : 0) \(s.line ? 1 : 0) \(buffer)" + multiple
@@ -89,6 +98,16 @@ extension ATAState {
             s.slave = SlaveRegisters(count: v[0], lbaLow: v[1], lbaMid: v[2], lbaHigh: v[3], hobCount: v[4], hobLow: v[5], hobMid: v[6], hobHigh: v[7], select: v[8])
             guard s.slave.select & 0xa0 == 0xa0 else { throw bad("ata slave select \(hex(s.slave.select)) (bits 5 and 7 always set)") }
         }
+        var geometry = ATAGeometry(sectors: sectors)
+        if words.count > blobWords + 11 {
+            let cylinders = try value(34, "cylinders", UInt16.self), heads = try value(35, "heads", UInt8.self)
+            let perTrack = try value(36, "sectors per track", UInt8.self), translation = try value(37, "translation", UInt8.self)
+            guard (1...16383).contains(cylinders), (1...16).contains(heads), (1...63).contains(perTrack),
+                  let t = ATAGeometry.Translation(rawValue: translation) else {
+                throw bad("ata geometry \(hex(cylinders))/\(hex(heads))/\(hex(perTrack)) translation \(hex(translation)) (1 to 0x3fff cylinders, 1 to 0x10 heads, 1 to 0x3f sectors a track, translation 0 to 2)")
+            }
+            geometry = ATAGeometry(cylinders: UInt64(cylinders), heads: UInt64(heads), sectorsPerTrack: UInt64(perTrack), translation: t)
+        }
         // The buffer: `-`, or the block in flight, whole sectors, at most a block's.
         let digits = 2 * sectorSize, buffer = words[22], bufferSectors = buffer.utf8.count / digits
         guard buffer == "-" || buffer.utf8.count % digits == 0 && bufferSectors >= 1 && bufferSectors <= Int(s.blockSize) else {
@@ -117,6 +136,6 @@ extension ATAState {
             guard transfer != .none else { throw bad("ata buffer with no transfer in flight (it is '-')") }
             s.buffer = try BuiltInDeviceState.bytes(hexDigits: buffer, count: Int(sectorsInBuffer) * sectorSize, "ata buffer", bad)
         }
-        return Saved(sectors: sectors, state: s)
+        return Saved(sectors: sectors, state: s, geometry: geometry)
     }
 }

@@ -182,14 +182,62 @@ struct ATAState: Equatable {
     }
 }
 
-/// The CHS geometry the disk reports (IDENTIFY words 1, 3, 6, 54-58): 16 heads, 63
-/// sectors a track and as many cylinders as fit, 2 to 16383, as QEMU's `guess_chs_for_size`
-/// guesses for a raw image without a partition table (so a disk under 2016 sectors claims
-/// more CHS sectors than it has, as QEMU's does).
+/// The CHS geometry the disk reports (IDENTIFY words 1, 3, 6, 54-58, and the CMOS's drive
+/// C bytes), as QEMU's `hd_geometry_guess` (hw/block/hd-geometry.c) guesses it for a raw
+/// image: from the first partition of an MBR (0x55 0xaa at 510) with sectors and an end
+/// head, its end head + 1 heads and end sector (bits 0-5) sectors a track, taken when the
+/// disk holds 1 to 16383 such cylinders; when that gives more than 16 heads (a BIOS's LBA
+/// translation), or without a partition table, 16 heads, 63 sectors and as many cylinders
+/// as fit, 2 to 16383 (`guess_chs_for_size`: a disk under 2016 sectors claims more CHS
+/// sectors than it has, as QEMU's does). The partition table is the image's: any bytes.
 struct ATAGeometry: Equatable {
-    let cylinders: UInt64, heads: UInt64 = 16, sectorsPerTrack: UInt64 = 63
+    /// The BIOS's CHS translation QEMU picks with the geometry (`BIOS_ATA_TRANSLATION_*`),
+    /// the CMOS's byte 0x39 for drive C.
+    enum Translation: UInt8 { case none = 0, lba = 1, large = 2 }
 
+    let cylinders: UInt64, heads: UInt64, sectorsPerTrack: UInt64
+    let translation: Translation
+
+    /// A geometry as a snapshot keeps it (`ATAState.decode` checks the bounds).
+    init(cylinders: UInt64, heads: UInt64, sectorsPerTrack: UInt64, translation: Translation) {
+        (self.cylinders, self.heads, self.sectorsPerTrack, self.translation) = (cylinders, heads, sectorsPerTrack, translation)
+    }
+
+    /// The size-guessed geometry (`guess_chs_for_size`), translated as `hd_bios_chs_auto_trans`.
     init(sectors: UInt64) {
+        self.init(sizeGuessFor: sectors, biosTranslated: false)
+    }
+
+    /// `biosTranslated`: a partition table's geometry had more than 16 heads, so a BIOS
+    /// translated it: LARGE while cylinders x heads are at most 131072, else LBA.
+    private init(sizeGuessFor sectors: UInt64, biosTranslated: Bool) {
         cylinders = max(2, min(16383, sectors / (16 * 63)))
+        heads = 16
+        sectorsPerTrack = 63
+        translation = biosTranslated ? (cylinders * heads <= 131_072 ? .large : .lba) : (cylinders <= 1024 ? .none : .lba)
+    }
+
+    /// The geometry of a disk of `sectors` whose sector 0 is `mbr` (nil: unreadable).
+    init(mbr: [UInt8]?, sectors: UInt64) {
+        guard let mbr, mbr.count == 512, mbr[510] == 0x55, mbr[511] == 0xaa else {
+            self.init(sectors: sectors)
+            return
+        }
+        for entry in stride(from: 0x1be, to: 0x1fe, by: 16) {
+            // An entry with sectors (its 32-bit count not 0) and an end head past 0.
+            let hasSectors = mbr[entry + 12 ..< entry + 16].contains { $0 != 0 }
+            let endHead = UInt64(mbr[entry + 5]), endSector = UInt64(mbr[entry + 6] & 63)
+            guard hasSectors, endHead != 0, endSector != 0 else { continue }
+            // At most 256 heads of 63 sectors: no overflow.
+            let heads = endHead + 1, cylinders = sectors / (heads * endSector)
+            guard cylinders >= 1, cylinders <= 16383 else { continue }
+            if heads > 16 {
+                self.init(sizeGuessFor: sectors, biosTranslated: true)
+            } else {
+                self.init(cylinders: cylinders, heads: heads, sectorsPerTrack: endSector, translation: .none)
+            }
+            return
+        }
+        self.init(sectors: sectors)
     }
 }

@@ -230,8 +230,7 @@ extension Launcher {
         devices.ata = disk
         // The CMOS describes the disk to the BIOS as QEMU's `pc_cmos_init_late` does (when
         // the built-in RTC serves ports 0x70/0x71).
-        let g = disk.geometry
-        devices.rtc?.setHardDisk(cylinders: g.cylinders, heads: g.heads, sectorsPerTrack: g.sectorsPerTrack)
+        devices.rtc?.setHardDisk(disk.geometry)
     }
 
     /// `--vga std`'s Bochs VBE display, with or without the default plugins, over the

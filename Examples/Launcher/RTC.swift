@@ -81,15 +81,15 @@ final class RTC: @unchecked Sendable {
 
     /// `--hda`'s disk as QEMU's `pc_cmos_init_late`/`cmos_init_hd` describe the primary
     /// master: present (0x12), type 47 (0x19), cylinders, heads, no precompensation,
-    /// control byte, landing zone, sectors (0x1b-0x23), and in 0x39 the translation
-    /// `hd_geometry_guess` picks for a size-guessed geometry (`hd_bios_chs_auto_trans`):
-    /// none (0) to 1024 cylinders, else LBA (1). Before any vCPU runs; a restore replaces
-    /// the whole CMOS with the snapshot's, so an old snapshot keeps what its guest saw.
-    func setHardDisk(cylinders: UInt64, heads: UInt64, sectorsPerTrack: UInt64) {
+    /// control byte, landing zone, sectors (0x1b-0x23), and in 0x39 the BIOS translation
+    /// `hd_geometry_guess` picked with the geometry (`ATAGeometry`: none 0, LBA 1, LARGE
+    /// 2). Before any vCPU runs; a restore replaces the whole CMOS with the snapshot's, so
+    /// an old snapshot keeps what its guest saw.
+    func setHardDisk(_ g: ATAGeometry) {
         thread.lock()
         defer { thread.unlock() }
-        // Clamped as ATAGeometry already is, so no value is truncated into another geometry.
-        let c = UInt16(min(cylinders, 16383)), h = UInt8(min(heads, 16)), s = UInt8(min(sectorsPerTrack, 63))
+        // Bounded as ATAGeometry makes them, so no value is truncated into another geometry.
+        let c = UInt16(min(g.cylinders, 16383)), h = UInt8(min(g.heads, 16)), s = UInt8(min(g.sectorsPerTrack, 63))
         ram[0x12] = 0xf0
         ram[0x19] = 47
         put16(0x1b, c)
@@ -98,7 +98,7 @@ final class RTC: @unchecked Sendable {
         ram[0x20] = 0xc0 | (h > 8 ? 0x08 : 0)
         put16(0x21, c)
         ram[0x23] = s
-        ram[0x39] = c <= 1024 && h <= 16 && s <= 63 ? 0 : 1
+        ram[0x39] = g.translation.rawValue
     }
 
     private func put16(_ at: Int, _ value: UInt16) {

@@ -38,3 +38,12 @@ final class MemorySectors: SectorStore {
 
     func flush() -> Bool { true }
 }
+
+extension ATAGeometry {
+    /// The geometry of `store`'s disk from its sector 0 (read once, before any vCPU runs).
+    init(guessing store: SectorStore) {
+        var mbr = [UInt8](repeating: 0, count: 512)
+        let read = mbr.withUnsafeMutableBytes { store.read(0, into: $0) }
+        self.init(mbr: read ? mbr : nil, sectors: store.sectors)
+    }
+}

@@ -227,7 +227,42 @@ struct ATADiskTests {
         }
         var past = saved
         past.state.lba = 15
-        #expect(small.refusal(.init(sectors: 8, state: past.state)) == "the disk's transfer at sector 15 with 2 more lies past its 8 sectors")
+        #expect(small.refusal(.init(sectors: 8, state: past.state, geometry: ATAGeometry(sectors: 8))) == "the disk's transfer at sector 15 with 2 more lies past its 8 sectors")
+    }
+
+    /// MULTIPLE, BLOCK-SIZE and the slave's registers as after a reset, before the geometry.
+    static let slaveWords: [Int: String] = [23: "0x10", 24: "0x1", 25: "0x1", 26: "0x1", 27: "0xff", 28: "0xff", 29: "0x0",
+                                            30: "0x0", 31: "0x0", 32: "0x0", 33: "0xa0"]
+
+    @Test("a partition table's geometry goes with the snapshot: a restore keeps it (IDENTIFY and CHS addressing) whatever the image's table says by then; a size-guessed one writes no words")
+    func geometrySnapshot() throws {
+        var bytes = ATAGeometryTests.mbr(endHead: 7, endSector: 32)
+        for n in 1..<1024 { bytes += [UInt8(truncatingIfNeeded: n), UInt8(truncatingIfNeeded: n >> 8)] + [UInt8](repeating: 0, count: 510) }
+        let store = MemorySectors(bytes)
+        let disk = ATADisk(store)
+        let saved = disk.saved
+        let line = String(decoding: BuiltInDeviceState(ata: saved).encoded(), as: UTF8.self)
+        #expect(line.contains(" 0xa0 0x4 0x8 0x20 0x0\n"), "\(line.suffix(60))")
+        let back = try #require(try BuiltInDeviceState.decode(Array(line.utf8), version: 1, where: "snap").ata)
+        #expect(back == saved)
+        // The guest repartitions (the signature gone): a new disk guesses 16 x 63; the restored keeps 8 x 32.
+        let mbr = [UInt8](repeating: 0, count: 512)
+        _ = mbr.withUnsafeBytes { store.write(0, from: $0) }
+        let restored = ATADisk(store)
+        #expect(restored.geometry == ATAGeometry(sectors: 1024))
+        restored.restore(back)
+        Self.out(restored, 0x1f7, 0xec)
+        let data = Self.sector(restored)
+        #expect([1, 3, 6].map { UInt16(data[2 * $0]) | UInt16(data[2 * $0 + 1]) << 8 } == [4, 8, 32])
+        Self.out(restored, 0x1f6, 0xa2)
+        Self.out(restored, 0x1f2, 1); Self.out(restored, 0x1f3, 3); Self.out(restored, 0x1f4, 1); Self.out(restored, 0x1f5, 0)
+        Self.out(restored, 0x1f7, 0x20)
+        #expect(Self.sector(restored).prefix(2) == [0x42, 0x01], "cylinder 1, head 2, sector 3 of 8 x 32: sector 322")
+        let kept = String(decoding: BuiltInDeviceState(ata: restored.saved).encoded(), as: UTF8.self)
+        #expect(kept.contains(" 0x4 0x8 0x20 0x0\n"), "the restored disk's next snapshot keeps the geometry")
+        // A size-guessed disk's line ends at the buffer (no MULTIPLE, slave or geometry words).
+        let fresh = String(decoding: BuiltInDeviceState(ata: ATADisk(store).saved).encoded(), as: UTF8.self)
+        #expect(fresh.split(separator: "\n").first { $0.hasPrefix("ata ") }?.split(separator: " ").count == ATAState.blobWords)
     }
 
     @Test("a damaged ata line is refused in one line naming the value")
@@ -280,6 +315,17 @@ struct ATADiskTests {
              "ata slave select 0x10 (bits 5 and 7 always set)"),
             ([23: "0x10", 24: "0x1", 25: "0x100"], "the wrong number of values"),
             ([23: "0x10", 24: "0x1", 25: "0x1", 26: "0x1", 27: "0xff", 28: "0xff", 29: "0x0", 30: "0x0", 31: "0x0", 32: "0x0", 33: "0x1b0"], "ata slave select '0x1b0'"),
+            // The geometry's four after the slave's registers.
+            ([34: "0x1"].merging(Self.slaveWords) { a, _ in a }, "the wrong number of values"),
+            ([34: "0x0", 35: "0x10", 36: "0x3f", 37: "0x0"].merging(Self.slaveWords) { a, _ in a }, "ata geometry 0x0/0x10/0x3f translation 0x0 (1 to 0x3fff cylinders, 1 to 0x10 heads, 1 to 0x3f sectors a track, translation 0 to 2)"),
+            ([34: "0x4000", 35: "0x10", 36: "0x3f", 37: "0x0"].merging(Self.slaveWords) { a, _ in a }, "ata geometry 0x4000/0x10/0x3f"),
+            ([34: "0x10000", 35: "0x10", 36: "0x3f", 37: "0x0"].merging(Self.slaveWords) { a, _ in a }, "ata cylinders '0x10000'"),
+            ([34: "0x2", 35: "0x11", 36: "0x3f", 37: "0x0"].merging(Self.slaveWords) { a, _ in a }, "ata geometry 0x2/0x11/0x3f"),
+            ([34: "0x2", 35: "0x0", 36: "0x3f", 37: "0x0"].merging(Self.slaveWords) { a, _ in a }, "ata geometry 0x2/0x0/0x3f"),
+            ([34: "0x2", 35: "0x10", 36: "0x40", 37: "0x0"].merging(Self.slaveWords) { a, _ in a }, "ata geometry 0x2/0x10/0x40"),
+            ([34: "0x2", 35: "0x10", 36: "0x0", 37: "0x0"].merging(Self.slaveWords) { a, _ in a }, "ata geometry 0x2/0x10/0x0"),
+            ([34: "0x2", 35: "0x10", 36: "0x3f", 37: "0x3"].merging(Self.slaveWords) { a, _ in a }, "ata geometry 0x2/0x10/0x3f translation 0x3"),
+            ([34: "0x2", 35: "0x10", 36: "0x3f", 37: "+1"].merging(Self.slaveWords) { a, _ in a }, "ata translation '+1'"),
         ]
         for (changes, why) in cases {
             do {

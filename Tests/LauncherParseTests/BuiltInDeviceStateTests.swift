@@ -70,7 +70,7 @@ struct BuiltInDeviceStateTests {
             consoleLCR: 0xff, pm1Control: 0xdfff, pm1Events: .init(status: 0x100, enable: 0xffff), pmTimer: ACPIPMTimer.mask,
             vga: .init(misc: 0xef, index: 0xff, status: 0x09, crtc: [UInt8](repeating: 0xff, count: VGARegisters.mode3CRTC.count)),
             rtc: .init(index: 0xff, offset: -BuiltInDeviceState.rtcMaxOffset, ram: (0..<128).map { $0 == 0x0a ? 0x7f : $0 == 0x0c ? 0x70 : 0xff }),
-            ata: .init(sectors: ATAState.maxSectors, state: ata),
+            ata: .init(sectors: ATAState.maxSectors, state: ata, geometry: ATAGeometry(cylinders: 16383, heads: 16, sectorsPerTrack: 63, translation: .large)),
             bochs: .init(index: 0xffff, regs: bochs),
             dac: .init(writeIndex: 0xff, readIndex: 0xff, sub: 2, state: 3, cache: [0xff, 0xff, 0xff],
                        palette: [UInt8](repeating: 0x3f, count: 768)), hpet: largestHPET)

@@ -84,17 +84,20 @@ struct RTCFlagsTests {
     }
 }
 
-/// The drive bytes of QEMU's `pc_cmos_init_late` (hw/i386/pc.c) for a size-guessed geometry.
+/// The drive bytes of QEMU's `pc_cmos_init_late` (hw/i386/pc.c) for the disk's geometry.
 @Suite("the RTC's CMOS hard-disk bytes")
 struct RTCHardDiskTests {
-    @Test("a disk of at most 1024 cylinders: no translation in 0x39; more: LBA (1); 8 heads or fewer: control byte 0xc0")
+    @Test("a disk of at most 1024 cylinders: no translation in 0x39; more: LBA (1); a partition table's >16 heads: LARGE (2); 8 heads or fewer: control byte 0xc0")
     func translation() {
         let small = RTC(cpus: 1, lowRAM: 1 << 20, highRAM: 0)
-        small.setHardDisk(cylinders: 1024, heads: 8, sectorsPerTrack: 63)
+        small.setHardDisk(ATAGeometry(mbr: ATAGeometryTests.mbr(endHead: 7, endSector: 63), sectors: 1024 * 8 * 63))
         #expect(small.ram[0x12] == 0xf0 && small.ram[0x19] == 47 && small.ram[0x39] == 0)
         #expect(Array(small.ram[0x1b...0x23]) == [0x00, 0x04, 8, 0xff, 0xff, 0xc0, 0x00, 0x04, 63])
         let large = RTC(cpus: 1, lowRAM: 1 << 20, highRAM: 0)
-        large.setHardDisk(cylinders: 16383, heads: 16, sectorsPerTrack: 63)
+        large.setHardDisk(ATAGeometry(sectors: 16383 * 16 * 63))
         #expect(large.ram[0x39] == 1 && Array(large.ram[0x1b...0x23]) == [0xff, 0x3f, 16, 0xff, 0xff, 0xc8, 0xff, 0x3f, 63])
+        let translated = RTC(cpus: 1, lowRAM: 1 << 20, highRAM: 0)
+        translated.setHardDisk(ATAGeometry(mbr: ATAGeometryTests.mbr(endHead: 254, endSector: 63), sectors: 1100 * 16 * 63))
+        #expect(translated.ram[0x39] == 2 && Array(translated.ram[0x1b...0x23]) == [0x4c, 0x04, 16, 0xff, 0xff, 0xc8, 0x4c, 0x04, 63])
     }
 }

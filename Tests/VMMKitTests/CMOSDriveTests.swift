@@ -41,4 +41,31 @@ struct CMOSDriveTests {
         let expected = [0x50, 0xf0, 0x07, 47, 0x4c, 0x04, 16, 0xff, 0xff, 0xc8, 0x4c, 0x04, 63, 0x30, 0x01, 0x12]
         #expect(try Self.reads(["--hda", path]) == expected)
     }
+
+    /// A sparse image of `sectors` whose MBR's first partition ends at `endHead`/`endSector`.
+    static func partitioned(_ name: String, sectors: UInt64, endHead: UInt8, endSector: UInt8) throws -> String {
+        let path = try VMMProcess.scratch("cmos", name) + "/disk.img"
+        var mbr = [UInt8](repeating: 0, count: 512)
+        (mbr[0x1be + 5], mbr[0x1be + 6], mbr[0x1be + 12]) = (endHead, endSector, 1)
+        (mbr[510], mbr[511]) = (0x55, 0xaa)
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(mbr)))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.truncate(atOffset: sectors * 512)
+        try handle.close()
+        return path
+    }
+
+    @Test("with --hda whose MBR's partition ends at head 7, sector 32 (QEMU's hd_geometry_guess): drive C of 8 heads, 32 sectors a track, no translation")
+    func partitionGeometry() throws {
+        let path = try Self.partitioned("hda-chs", sectors: 1100 * 8 * 32, endHead: 7, endSector: 32)
+        let expected = [0x50, 0xf0, 0x07, 47, 0x4c, 0x04, 8, 0xff, 0xff, 0xc0, 0x4c, 0x04, 32, 0x30, 0x00, 0x12]
+        #expect(try Self.reads(["--hda", path]) == expected)
+    }
+
+    @Test("with --hda whose MBR's partition has 255 heads (a BIOS-translated disk): the size guess, LARGE translation (0x39 = 2), as QEMU's")
+    func translatedGeometry() throws {
+        let path = try Self.partitioned("hda-large", sectors: 1100 * 16 * 63, endHead: 254, endSector: 63)
+        let expected = [0x50, 0xf0, 0x07, 47, 0x4c, 0x04, 16, 0xff, 0xff, 0xc8, 0x4c, 0x04, 63, 0x30, 0x02, 0x12]
+        #expect(try Self.reads(["--hda", path]) == expected)
+    }
 }

@@ -13,9 +13,16 @@ import Synchronization
 func ataProgram(_ input: UnsafeBufferPointer<UInt8>) {
     guard let first = input.first else { return }
     let sectors = Int(first % 40) + 1
-    let store = MemorySectors([UInt8](repeating: 0xa5, count: sectors * 512), readOnly: first & 0x80 != 0)
+    // Sector 0's partition table and signature are the input's last 66 bytes (when it has
+    // that many), so the geometry guess reads any table.
+    var bytes = [UInt8](repeating: 0xa5, count: sectors * 512)
+    if input.count >= 66 { bytes.replaceSubrange(0x1be..<0x200, with: input.suffix(66)) }
+    let store = MemorySectors(bytes, readOnly: first & 0x80 != 0)
     let line = Mutex(false)
     var disk = ATADisk(store)
+    let g = disk.geometry
+    check(g.heads >= 1 && g.heads <= 16 && g.sectorsPerTrack >= 1 && g.sectorsPerTrack <= 63 && g.cylinders >= 1 && g.cylinders <= 16383,
+          "ATA: geometry \(g.cylinders)/\(g.heads)/\(g.sectorsPerTrack) past what IDENTIFY and the CMOS can say")
     disk.connectInterrupt { level in line.withLock { $0 = level } }
     for at in stride(from: 1, to: input.count - 1, by: 2) {
         let op = input[at], value = UInt32(input[at + 1]) * 0x0101_0101
