@@ -52,6 +52,12 @@ cmdline_end: testl $4, (%esi); jz 2f; mov 16(%esi), %esi; 1: cmpb $0, (%esi); je
     movl $0x1ff, LAPIC + 0xf0; movl $0x10000, LAPIC + 0x350; \
     movl $(0x10 + 2 * (pin)), IOAPIC; movl $(vector), IOAPIC + 0x10; \
     movl $(0x11 + 2 * (pin)), IOAPIC; movl $0, IOAPIC + 0x10
+/* PIT_QUIET: PIT channel 0 in mode 0 with count 1: one interrupt at once, then none;
+ * waits for its output to go high (read-back status, bit 7); clobbers eax and label 5.
+ * SeaBIOS leaves channel 0 ticking at 18.2 Hz on IRQ 0, which reaches I/O APIC pin 2:
+ * a kernel that uses pin 2 for another timer quiets it first, with pin 2 masked. */
+#define PIT_QUIET mov $0x30, %al; out %al, $0x43; mov $1, %al; out %al, $0x40; xor %al, %al; \
+    out %al, $0x40; 5: mov $0xe2, %al; out %al, $0x43; in $0x40, %al; test $0x80, %al; jz 5b
 /* An interrupt handler's return, IRET spelled out: KVM's instruction emulator (all
  * ring-0 code is emulated on kvm_pvm) executes IRET in real mode only; a 32-bit one is
  * an internal error. The handlers only ever interrupt `sti; hlt` (IF was 1, CS 0x08).

@@ -127,14 +127,17 @@ public final class VirtualMachine: @unchecked Sendable {
         try enableCapability(UInt32(KVM_CAP_X86_USER_SPACE_MSR), args: [reasons])
     }
 
-    /// Creates the in-kernel irqchip (PIC, IOAPIC, LAPICs). With it HLT never exits.
+    /// Creates the in-kernel irqchip (PIC, IOAPIC, LAPICs) and routes its GSIs as QEMU's
+    /// `pc` does on KVM (`pcGSIRouting`: the PIT's GSI 0 reaches I/O APIC pin 2). With it
+    /// HLT never exits.
     public func createIRQChip() throws(VMMError) {
         _ = try vmIOCTL(CKVM_CREATE_IRQCHIP, "KVM_CREATE_IRQCHIP")
         hasIRQChip = true
+        try setGSIRouting(Self.pcGSIRouting)
     }
 
-    /// The GSIs of `createIRQChip()`'s default routing: the IOAPIC's 24 pins (the PICs'
-    /// 16 are the first of them). VMMKit installs no other routing.
+    /// The GSIs `createIRQChip()` routes (`pcGSIRouting`), one per I/O APIC pin; the
+    /// first 16 are the ISA IRQs, which reach the 8259s too (all but 2).
     public static let irqLines: UInt32 = 24
 
     /// Drives a GSI of the in-kernel irqchip (`KVM_IRQ_LINE`). The kernel accepts any
