@@ -85,5 +85,6 @@ extension VirtualMachine {
             }
         }
         _ = try vmIOCTL(CKVM_SET_GSI_ROUTING, "KVM_SET_GSI_ROUTING", &table)
+        gsiRouting = routes
     }
 }
