@@ -57,11 +57,10 @@ final class FwCfg: @unchecked Sendable {
         add(Key.maxCPUs.rawValue, le(UInt16(cpus)))
         // QEMU's `acpi_tables`: only what -acpitable adds, so empty.
         add(ArchKey.acpiTables.rawValue, [])
-        // QEMU's pc says 1 (since 2020: its KVM routes IRQ 0 to I/O APIC pin 2, and its
-        // tables say so). Here IRQ 0 is pin 0 (KVM's own routing; the MP table and MADT
-        // have no override), so 0, which QEMU said on a KVM that could not reroute IRQ 0
-        // (`kvm_allows_irq0_override`): a guest that builds tables from it gets them right.
-        add(ArchKey.irq0Override.rawValue, le(UInt32(0)))
+        // 1, as QEMU's pc says: IRQ 0 reaches I/O APIC pin 2 (`VirtualMachine.pcGSIRouting`,
+        // as QEMU's KVM routing) and the MP table and MADT say so; SeaBIOS reads it as
+        // "etc/irq0-override" to write those tables that way.
+        add(ArchKey.irq0Override.rawValue, le(UInt32(1)))
         add(ArchKey.hpet.rawValue, Self.hpetConfig(present: hpet))
         // "etc/e820" as QEMU's on KVM: 20-byte packed entries (address, length, type),
         // little-endian: first the KVM identity map and TSS (type 2, reserved: QEMU's KVM

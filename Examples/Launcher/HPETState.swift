@@ -108,7 +108,9 @@ struct HPETState: Equatable {
     }
 
     /// The GSI timer `n` drives: its route, or IRQ 0 and 8 for timers 0 and 1 in
-    /// LegacyReplacement mode (this machine's MADT maps ISA IRQs to the same GSIs).
+    /// LegacyReplacement mode, as QEMU's `update_irq` (hw/timer/hpet.c) raises them. With
+    /// `VirtualMachine.pcGSIRouting` GSI 0 is the PIT's ISA IRQ 0 (I/O APIC pin 2 and the
+    /// master PIC's input 0) and route 2, the one offered, GSI 2 (pin 2 alone).
     func line(of n: Int) -> UInt32 {
         if legacy && n <= 1 { return n == 0 ? 0 : 8 }
         return timers[n].route

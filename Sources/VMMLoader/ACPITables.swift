@@ -6,8 +6,10 @@
 /// names `\_S5_` (sleep type 0, as QEMU's) and describes the machine's ISA devices and
 /// HPET (`DSDT`), and
 /// a MADT: a local APIC per processor (ID = index), the I/O APIC (ID 0, GSI base 0) and
-/// the SCI's override, ISA IRQ 9 level-triggered, active high; NMI on every LINT1. ISA
-/// IRQs are otherwise identity-mapped to GSIs, as KVM routes them (the PIT on GSI 0);
+/// QEMU's interrupt source overrides: ISA IRQ 0 (the PIT) on GSI 2, flags 0 (as the bus),
+/// since `VirtualMachine.pcGSIRouting` puts it on I/O APIC pin 2, and the SCI's, ISA IRQ
+/// 9 level-triggered, active high; NMI on every LINT1. Other ISA IRQs are GSIs of the
+/// same number;
 /// and an HPET table (`PCFirmware.hpetAddress`, HPET number 0, no minimum tick or page
 /// protection, as QEMU's), after the MADT.
 /// No GPE block, sleep button, processor objects or PCI root bridge in the DSDT: what is
@@ -49,6 +51,7 @@ enum ACPITables {
         var body = le(MPTable.localAPIC) + le(UInt32(1)) // PCAT_COMPAT: the 8259s are there too
         for id in 0..<processors { body += [0, 8, UInt8(id), UInt8(id)] + le(UInt32(1)) } // enabled
         body += [1, 12, MPTable.ioAPICID, 0] + le(MPTable.ioAPIC) + le(UInt32(0))
+        body += [2, 10, 0, 0] + le(UInt32(2)) + le(UInt16(0)) // bus ISA, IRQ 0 -> GSI 2, as the bus
         body += [2, 10, 0, Self.sciIRQ] + le(UInt32(Self.sciIRQ)) + le(UInt16(0xd)) // bus ISA, level, high
         body += [4, 6, 0xff] + le(UInt16(0)) + [1] // NMI on every processor's LINT1
         return body

@@ -5,8 +5,10 @@
 ///
 /// It describes the machine KVM's in-kernel irqchip makes: local APIC ID = vCPU index
 /// (version 0x14) at 0xfee00000; one I/O APIC (ID 0, version 0x11, as KVM resets it) at
-/// 0xfec00000 with ISA IRQ n on its pin n (KVM's default GSI routing, where the PIT
-/// raises GSI 0); ExtINT on every local APIC's LINT0 and NMI on LINT1.
+/// 0xfec00000 with ISA IRQ 0 (the PIT) on its pin 2 and ISA IRQ n on pin n otherwise, no
+/// entry for IRQ 2 (the cascade), as SeaBIOS writes it when QEMU's fw_cfg says
+/// `irq0-override` (src/fw/mptable.c) and as `VirtualMachine.pcGSIRouting` routes them;
+/// ExtINT on every local APIC's LINT0 and NMI on LINT1.
 enum MPTable {
     static let localAPIC: UInt32 = 0xfee0_0000
     static let ioAPIC: UInt32 = 0xfec0_0000
@@ -24,12 +26,12 @@ enum MPTable {
         }
         entries += [1, 0] + Array("ISA   ".utf8) // type 1: bus 0
         entries += [2, ioAPICID, 0x11, 0x1] + le(ioAPIC) // type 2: enabled
-        for irq in 0..<isaIRQs { // type 3: INT, flags 0 (as the bus: edge, active high)
-            entries += [3, 0, 0, 0, 0, irq, ioAPICID, irq]
+        for irq in 0..<isaIRQs where irq != 2 { // type 3: INT, flags 0 (as the bus: edge, active high)
+            entries += [3, 0, 0, 0, 0, irq, ioAPICID, irq == 0 ? 2 : irq]
         }
         entries += [4, 3, 0, 0, 0, 0, 0xff, 0] // type 4: ExtINT to every LINT0
         entries += [4, 1, 0, 0, 0, 0, 0xff, 1] // NMI to every LINT1
-        let count = processors + 2 + Int(isaIRQs) + 2
+        let count = processors + 2 + Int(isaIRQs - 1) + 2
 
         var table = Array("PCMP".utf8) + le(UInt16(headerSize + entries.count)) + [4, 0]
         table += Array("VMMKIT  ".utf8) + Array("VMMKit      ".utf8)

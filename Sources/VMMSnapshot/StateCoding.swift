@@ -92,7 +92,7 @@ extension VCPUState {
                 let value: UInt32 = try body.read()
                 guard value == 1 else { throw .invalid(path: path, "interruptWindow record at byte \(at) holds \(value) (only 1 is written)") }
                 state.interruptWindowRequested = true
-            case .irqchip, .pit, .clock:
+            case .irqchip, .pit, .clock, .gsiRouting:
                 throw .invalid(path: path, "record \(known) at byte \(at) belongs in vm.state, not a vCPU's file")
             }
             try body.expectEnd(tag)
@@ -137,6 +137,12 @@ extension VMState {
     func encodedDevices() -> [UInt8] {
         var w = ByteWriter()
         for chip in irqchip ?? [] { w.record(.irqchip) { $0.appendPOD(chip) } }
+        if let gsiRouting {
+            w.record(.gsiRouting) { w in
+                w.append(UInt32(gsiRouting.count))
+                for r in gsiRouting { w.append(r.gsi); w.append(r.chip.rawValue); w.append(r.pin) }
+            }
+        }
         if let pit { w.record(.pit) { $0.appendPOD(pit) } }
         if let clock { w.record(.clock) { $0.appendPOD(clock) } }
         return w.bytes
@@ -155,6 +161,9 @@ extension VMState {
                     throw .invalid(path: path, "irqchip record at byte \(at) is chip \(chip.chip_id); expected chip \(chips.count) (PIC master, PIC slave, IOAPIC in order)")
                 }
                 chips.append(chip)
+            case .gsiRouting:
+                guard gsiRouting == nil else { throw .invalid(path: path, "gsiRouting record at byte \(at) appears twice") }
+                gsiRouting = try Self.decodeRouting(&body, at: at, path: path)
             case .pit:
                 guard pit == nil else { throw .invalid(path: path, "pit record at byte \(at) appears twice") }
                 pit = try body.exactPOD(kvm_pit_state2(), tag)
@@ -168,7 +177,29 @@ extension VMState {
         }
         guard chips.isEmpty || chips.count == 3 else { throw .invalid(path: path, "\(chips.count) irqchip records; an in-kernel irqchip has 3") }
         guard pit == nil || chips.count == 3 else { throw .invalid(path: path, "a PIT without the in-kernel irqchip") }
+        guard gsiRouting == nil || chips.count == 3 else { throw .invalid(path: path, "a GSI routing without the in-kernel irqchip") }
         irqchip = chips.isEmpty ? nil : chips
+    }
+
+    /// KVM's bound on GSIs (KVM_MAX_IRQ_ROUTES on x86).
+    static let maxGSI: UInt32 = 4095
+
+    /// `u32 count` (at most `CKVM_MAX_GSI_ROUTES`), then per route `u32 gsi, u32 chip, u32
+    /// pin`, each bounded; `setGSIRouting` refuses a GSI on one chip twice at the restore.
+    static func decodeRouting(_ body: inout ByteReader, at: Int, path: String) throws(SnapshotError) -> [GSIRoute] {
+        let count = Int(try body.read(UInt32.self))
+        guard count <= Int(CKVM_MAX_GSI_ROUTES), body.remaining == count * 12 else {
+            throw .invalid(path: path, "gsiRouting record at byte \(at) counts \(count) routes but holds \(body.remaining) bytes (12 each, at most \(CKVM_MAX_GSI_ROUTES))")
+        }
+        var routes: [GSIRoute] = []
+        for i in 0..<count {
+            let gsi: UInt32 = try body.read(), chipID: UInt32 = try body.read(), pin: UInt32 = try body.read()
+            guard gsi <= maxGSI, let chip = GSIRoute.Chip(rawValue: chipID), pin < chip.pins else {
+                throw .invalid(path: path, "gsiRouting record at byte \(at), route \(i): GSI \(gsi) to chip \(chipID) pin \(pin) (GSI at most \(maxGSI), chip 0-2, pin below 8, or 24 on the I/O APIC)")
+            }
+            routes.append(GSIRoute(gsi: gsi, chip: chip, pin: pin))
+        }
+        return routes
     }
 }
 

@@ -33,6 +33,7 @@ extension VMState {
                 chips.append(chip)
             }
             state.irqchip = chips
+            state.gsiRouting = vm.gsiRouting
             var pit = kvm_pit_state2()
             // ENXIO: the VM has no PIT (createPIT was not called).
             if ckvm_ioctl(fd, CKVM_GET_PIT2, &pit) == 0 { state.pit = pit }
@@ -77,7 +78,7 @@ extension VMState {
         do {
             let vm = try kvm.createVM()
             do {
-                if irqchip != nil { try vm.createIRQChip() }
+                if irqchip != nil { try vm.createIRQChip(routing: gsiRouting) }
                 if pit != nil { try vm.createPIT() }
                 // Events saved by a VM that had exception payloads on (async PF injects
                 // #PF with its CR2 that way) carry KVM_VCPUEVENT_VALID_PAYLOAD, which

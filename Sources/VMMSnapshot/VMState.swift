@@ -59,6 +59,9 @@ public struct VMState: Sendable {
     /// PIC master, PIC slave, IOAPIC (`KVM_GET_IRQCHIP` chips 0, 1, 2), when the VM has
     /// the in-kernel irqchip.
     public var irqchip: [kvm_irqchip]?
+    /// The irqchip's GSI routing (`VirtualMachine.gsiRouting`); nil: KVM's default, as
+    /// every snapshot written before VMMKit routed GSIs had (its guest's tables say so).
+    public var gsiRouting: [GSIRoute]? = nil
     public var pit: kvm_pit_state2?
     public var clock: kvm_clock_data?
     public var regions: [RegionLayout]
@@ -68,7 +71,7 @@ public struct VMState: Sendable {
 /// Record tags of the state files (`vm.state`, `vcpuN.state`); Docs/SnapshotFormat.md.
 enum StateTag: UInt32, CaseIterable {
     case regs = 1, sregs, xsave, fpu, xcrs, debugRegs, msrs, lapic, events, mpState, cpuid, tscKHz, interruptWindow
-    case irqchip = 32, pit, clock
+    case irqchip = 32, pit, clock, gsiRouting
 
     static func name(_ raw: UInt32) -> String {
         StateTag(rawValue: raw).map { "\($0)" } ?? "tag \(raw)"

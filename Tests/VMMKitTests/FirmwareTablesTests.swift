@@ -15,13 +15,13 @@ struct FirmwareTablesTests {
         #expect(r.stdout == """
             bda: base memory KiB 0000027F, EBDA segment 00009FC0
             mp: floating pointer at 000F0000, table at 000F0010
-            mp: entries 00000017, local APICs at FEE00000
+            mp: entries 00000016, local APICs at FEE00000
             mp: processors 00000003, bootstrap APIC ID 00000000 version 00000014; its registers: ID 00000000 version 00000014
             mp: I/O APIC ID 00000000 version 00000011 at FEC00000; its registers: ID 00000000 version 00000011
-            mp: ISA IRQ 0 on I/O APIC pin 00000000
+            mp: ISA IRQ 0 on I/O APIC pin 00000002
             mp: started APIC ID 00000001
             mp: started APIC ID 00000002
-            timer: ISA IRQ 0 arrived through pin 00000000
+            timer: ISA IRQ 0 arrived through pin 00000002
 
             """)
         #expect(r.stderr == "")
@@ -35,7 +35,7 @@ struct FirmwareTablesTests {
         #expect(lines.contains("mp: processors 000000FF, bootstrap APIC ID 00000000 version 00000014; its registers: ID 00000000 version 00000014"))
         let started = lines.filter { $0.hasPrefix("mp: started APIC ID ") }
         #expect(started == (1..<255).map { "mp: started APIC ID " + String(format: "%08X", $0) })
-        #expect(lines.last == "timer: ISA IRQ 0 arrived through pin 00000000" && r.stderr == "" && r.status == 0, "\(r.stderr)")
+        #expect(lines.last == "timer: ISA IRQ 0 arrived through pin 00000002" && r.stderr == "" && r.status == 0, "\(r.stderr)")
         let acpi = try VMMProcess.run(["run", VMMProcess.guest("acpi.elf"), "--vcpus", "255", "--max-seconds", "120"])
         #expect(acpi.stdout.contains("acpi: MADT: processors 000000FF; fw_cfg's CPU count 000000FF\n") && acpi.status == 0, "\(acpi.stdout)")
         let refused = try VMMProcess.run(["run", VMMProcess.guest("mptable.elf"), "--vcpus", "256"])
@@ -103,14 +103,15 @@ struct FirmwareTablesTests {
             acpi: table FACP at 000F20C0, length 00000074
             acpi: FADT: PM1a control port 00000604, SCI IRQ 00000009, DSDT at 000F2140
             acpi: FADT: PM timer port 00000608, length 00000004, flags 00000025
-            acpi: table APIC at 000F22A0, length 00000060
+            acpi: table APIC at 000F22A0, length 0000006A
             acpi: MADT: local APICs at FEE00000, flags 00000001
+            acpi: MADT: ISA IRQ 00000000 -> GSI 00000002, flags 00000000
             acpi: MADT: ISA IRQ 00000009 -> GSI 00000009, flags 0000000D
             acpi: MADT: NMI on processor 000000FF, LINT 00000001
             acpi: MADT: processors 00000003; fw_cfg's CPU count 00000003
             acpi: MADT: first processor's APIC ID 00000000; its register says 00000000
             acpi: MADT: I/O APIC ID 00000000 at FEC00000, GSI base 00000000; its register says 00000000
-            acpi: table HPET at 000F2300, length 00000038
+            acpi: table HPET at 000F2310, length 00000038
             acpi: HPET: event timer block 8086A201, registers at FED00000, address space 00000000
             acpi: table DSDT at 000F2140, length 0000015B
             acpi: DSDT: \\_S5_ sleep type 00000000
@@ -158,8 +159,8 @@ struct FirmwareTablesTests {
         #expect(Array(table.prefix(4)) == Array("PCMP".utf8))
         #expect(u16(bytes, 16 + 4) == table.count)
         #expect(table.reduce(0, &+) == 0)
-        #expect(u16(bytes, 16 + 34) == 255 + 2 + 16 + 2)
-        #expect(table.count == 44 + 255 * 20 + 8 + 8 + 16 * 8 + 2 * 8)
+        #expect(u16(bytes, 16 + 34) == 255 + 2 + 15 + 2) // no entry for ISA IRQ 2
+        #expect(table.count == 44 + 255 * 20 + 8 + 8 + 15 * 8 + 2 * 8)
         // The last processor entry: APIC ID 254, enabled, not the bootstrap processor.
         let last = 16 + 44 + 254 * 20
         #expect(Array(bytes[last..<last + 4]) == [0, 254, 0x14, 1])
@@ -184,7 +185,7 @@ struct FirmwareTablesTests {
             #expect(acpi[t..<t + u32(acpi, t + 4)].reduce(0, &+) == 0)
         }
         #expect(tables.map { String(decoding: acpi[$0..<$0 + 4], as: UTF8.self) } == ["FACP", "APIC", "HPET", "DSDT"])
-        #expect(u32(acpi, tables[1] + 4) == 44 + 255 * 8 + 12 + 10 + 6)
+        #expect(u32(acpi, tables[1] + 4) == 44 + 255 * 8 + 12 + 2 * 10 + 6)
         // The HPET table after the MADT, whatever its size, and the last thing in the blob.
         #expect(tables[2] >= tables[1] + u32(acpi, tables[1] + 4) && tables[2] + 56 == acpi.count)
         #expect(u32(acpi, tables[2] + 4) == 56 && u32(acpi, tables[2] + 36) == 0x8086_a201 && u32(acpi, tables[2] + 44) == 0xfed0_0000)

@@ -143,14 +143,14 @@ struct FwCfgGuestTests {
         }
     }
 
-    @Test("a QEMU-style kernel reads fw_cfg's x86 items: ACPI tables, SMBIOS entries and the legacy e820 table empty, IRQ 0 override 0, and FW_CFG_HPET naming the HPET at 0xfed00000, or count 0xff without one (--no-hpet, --irqchip none)")
+    @Test("a QEMU-style kernel reads fw_cfg's x86 items: ACPI tables, SMBIOS entries and the legacy e820 table empty, IRQ 0 override 1 (as QEMU's pc, with or without the irqchip), and FW_CFG_HPET naming the HPET at 0xfed00000, or count 0xff without one (--no-hpet, --irqchip none)")
     func archItems() throws {
         let guest = VMMProcess.guest("fwcfgarch.elf")
         func console(count: String, id: String, address: String) -> String {
             """
             fw_cfg arch: acpi tables 00000000
             fw_cfg arch: smbios entries 00000000
-            fw_cfg arch: irq0 override 00000000
+            fw_cfg arch: irq0 override 00000001
             fw_cfg arch: e820 table 00000000
             fw_cfg arch: hpet count \(count)
             fw_cfg arch: hpet 0 block id \(id) address \(address) min tick 00000000 page prot 00000000

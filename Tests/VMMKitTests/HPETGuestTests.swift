@@ -18,13 +18,13 @@ struct HPETGuestTests {
         hpet: counter before enabling 00000000
         hpet: the counter runs
         hpet: one-shot interrupt on pin 2, counter at the comparator: 00000001
-        hpet: PIT interrupts while LegacyReplacement holds IRQ 0: 00000000
+        hpet: interrupts on pin 2 while LegacyReplacement holds IRQ 0 and timer 2 counts: 00000001
 
         """
 
     static func tail(periodic: String) -> String {
         """
-        hpet: periodic interrupts on IRQ 0: \(periodic), comparator moved on by whole periods: 00000001
+        hpet: periodic interrupts on IRQ 0 (pin 2): \(periodic), comparator moved on by whole periods: 00000001
         hpet: the PIT's after it lets IRQ 0 go: 00000001
         hpet: level interrupt, status 00000004, after writing it back 00000000
         hpet: halted, counter written 12345678

@@ -159,6 +159,7 @@ static const unsigned long CKVM_ENABLE_CAP = KVM_ENABLE_CAP;
 static const unsigned long CKVM_CREATE_IRQCHIP = KVM_CREATE_IRQCHIP;
 static const unsigned long CKVM_CREATE_PIT2 = KVM_CREATE_PIT2;
 static const unsigned long CKVM_IRQ_LINE = KVM_IRQ_LINE;
+static const unsigned long CKVM_SET_GSI_ROUTING = KVM_SET_GSI_ROUTING;
 static const unsigned long CKVM_SIGNAL_MSI = KVM_SIGNAL_MSI;
 static const unsigned long CKVM_IRQFD = KVM_IRQFD;
 static const unsigned long CKVM_IOEVENTFD = KVM_IOEVENTFD;
@@ -207,6 +208,24 @@ struct ckvm_msrs {
     struct kvm_msr_entry entries[CKVM_MAX_MSR_ENTRIES];
 };
 _Static_assert(offsetof(struct ckvm_msrs, entries) == offsetof(struct kvm_msrs, entries), "msrs twin");
+
+/* kvm_irq_routing ends in a flexible array: a twin with room for a PC's 24 GSIs and
+ * more. The 6.1 headers have the ABI (KVM_CAP_IRQ_ROUTING is from 2.6.30); its layout
+ * is checked here all the same, since the core writes the union's irqchip half. */
+#define CKVM_MAX_GSI_ROUTES 64
+struct ckvm_irq_routing {
+    __u32 nr;
+    __u32 flags;
+    struct kvm_irq_routing_entry entries[CKVM_MAX_GSI_ROUTES];
+};
+_Static_assert(KVM_IRQ_ROUTING_IRQCHIP == 1, "routing entry type");
+_Static_assert(KVM_IRQCHIP_PIC_MASTER == 0 && KVM_IRQCHIP_PIC_SLAVE == 1 && KVM_IRQCHIP_IOAPIC == 2, "irqchip ids");
+_Static_assert(sizeof(struct kvm_irq_routing_entry) == 48, "routing entry size");
+_Static_assert(offsetof(struct kvm_irq_routing_entry, type) == 4, "routing entry layout");
+_Static_assert(offsetof(struct kvm_irq_routing_entry, u) == 16, "routing entry layout");
+_Static_assert(offsetof(struct kvm_irq_routing_entry, u.irqchip.pin) == 20, "routing entry layout");
+_Static_assert(offsetof(struct ckvm_irq_routing, entries) == offsetof(struct kvm_irq_routing, entries), "routing twin");
+_Static_assert(offsetof(struct kvm_irq_routing, entries) == 8, "routing header size");
 
 /* The rest of the ABI, by concern. Listed here so that a build cache that has seen
  * this header notices when one of them changes or a new one is added. */

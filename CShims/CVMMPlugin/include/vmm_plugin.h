@@ -497,8 +497,10 @@ typedef struct vmm_host {
     int (*inject_interrupt)(void *host_data, uint32_t vcpu_id, uint32_t vector);
 
     /* [any-thread] Sets interrupt line `irq` of the in-kernel irqchip to level (0/1),
-     * KVM_IRQ_LINE. 0; -ENOTSUP the VM has no in-kernel irqchip; -EINVAL an irq
-     * other than 0 to 23 (the IOAPIC's pins) or a level other than 0 or 1. */
+     * KVM_IRQ_LINE. Lines are GSIs routed as QEMU's pc routes them on KVM: ISA IRQ n
+     * (0-15) reaches the PICs and I/O APIC pin n, but line 0 (the PIT's) pin 2, and line
+     * 2 pin 2 alone; 16-23 the I/O APIC. 0; -ENOTSUP the VM has no in-kernel irqchip;
+     * -EINVAL an irq other than 0 to 23 or a level other than 0 or 1. */
     int (*set_irq_line)(void *host_data, uint32_t irq, uint32_t level);
 
     /* [load-thread] Registers a handler; only during init(). 0 or a negative errno,

@@ -52,6 +52,24 @@ cmdline_end: testl $4, (%esi); jz 2f; mov 16(%esi), %esi; 1: cmpb $0, (%esi); je
     movl $0x1ff, LAPIC + 0xf0; movl $0x10000, LAPIC + 0x350; \
     movl $(0x10 + 2 * (pin)), IOAPIC; movl $(vector), IOAPIC + 0x10; \
     movl $(0x11 + 2 * (pin)), IOAPIC; movl $0, IOAPIC + 0x10
+/* PIT_QUIET: PIT channel 0 silenced for good, with no interrupt left in flight: mode 0
+ * with count 0x10000, then mode 5 (hardware-triggered strobe, which waits for a rising
+ * edge of a gate channel 0, tied high, never has). On KVM's PIT the first load cancels
+ * the channel's timer, waits for the kernel thread that injects its interrupts and
+ * forgets the ticks it owed (reinjection); the second stops the one-shot it started
+ * and waits for that thread again. Call it with pin 2 masked: what that thread injects
+ * meanwhile is lost there. (Mode 0 with count 1 alone raced: a busy host ran the thread
+ * late and its interrupt reached pin 2 once unmasked for another timer.) Clobbers eax.
+ * SeaBIOS leaves channel 0 ticking at 18.2 Hz on IRQ 0, which reaches I/O APIC pin 2:
+ * a kernel that uses pin 2 for another timer quiets it first. */
+#define PIT_QUIET mov $0x30, %al; out %al, $0x43; xor %al, %al; out %al, $0x40; out %al, $0x40; \
+    mov $0x3a, %al; out %al, $0x43; mov $1, %al; out %al, $0x40; xor %al, %al; out %al, $0x40
+/* LAPIC_DRAIN(vec): takes the interrupt the local APIC holds for vector `vec` (its IRR
+ * bit), if any, with `sti; hlt` (which wakes on it at once); its handler must return
+ * with interrupts off (IRET_CLI). `sti; nop; cli` is no drain here: the emulated ring 0
+ * ran the three without taking an interrupt pending in IRR, which then came at the
+ * next `sti; hlt` (the HPET guest under load, with two vCPUs). Clobbers nothing. */
+#define LAPIC_DRAIN(vec) 8: testl $(1 << ((vec) % 32)), LAPIC + 0x200 + 0x10 * ((vec) / 32); jz 9f; sti; hlt; jmp 8b; 9:
 /* An interrupt handler's return, IRET spelled out: KVM's instruction emulator (all
  * ring-0 code is emulated on kvm_pvm) executes IRET in real mode only; a 32-bit one is
  * an internal error. The handlers only ever interrupt `sti; hlt` (IF was 1, CS 0x08).

@@ -1,5 +1,5 @@
 /* The PIT's periodic interrupts across a pause of the VM, as a guest counts them: PIT
- * channel 0 in mode 2 at ~100 Hz on IRQ 0 (I/O APIC pin 0, vector 0x50), timed by the
+ * channel 0 in mode 2 at ~100 Hz on IRQ 0 (I/O APIC pin 2, vector 0x50), timed by the
  * HPET's main counter. Prints "pit: ticking" once three ticks came, then takes ticks
  * until the keyboard has a byte (the test pauses the VM, types a key and resumes it),
  * counts the ticks in the 0.1 s after that, prints "pit: ticks in the 0.1 s after the
@@ -12,7 +12,7 @@
 /* ONE_TICK: `sti; hlt` until the next PIT interrupt; EAX = the HPET counter after it. */
 #define ONE_TICK mov ticks, %ecx; 1: sti; hlt; cmp ticks, %ecx; je 1b; mov COUNTER, %eax
 KERNEL_ENTRY
-    IDT_GATE(0x50, pin0_irq)
+    IDT_GATE(0x50, irq0)
     lidt idtr
     movl $1, HPET + 0x10            /* ENABLE_CNF: the HPET's counter is the clock */
     /* 0.1 s in counter ticks: femtoseconds over the period (CAP bits 63:32). */
@@ -21,7 +21,7 @@ KERNEL_ENTRY
     divl HPET + 4
     mov %eax, window
 
-    IOAPIC_ROUTE(0, 0x50)
+    IOAPIC_ROUTE(2, 0x50)           /* IRQ 0's pin, as the MADT's override says */
     mov $0x34, %al                  /* channel 0, lobyte/hibyte, mode 2 */
     out %al, $0x43
     mov $(11932 & 0xff), %al        /* 1193182 Hz / 11932: 100 Hz */
@@ -53,7 +53,7 @@ dead:
     hlt
     jmp dead
 
-pin0_irq:
+irq0:
     incl ticks
     movl $0, LAPIC + 0xb0           /* EOI */
     IRET_CLI

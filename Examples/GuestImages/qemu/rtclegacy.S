@@ -12,8 +12,8 @@
  *      for 100 ms (none: QEMU's register B write lowers the line).
  * Each count is printed in hex on a line of its own; ends with debug-exit 0x19. With a
  * command line ending in "snap", a mode for a snapshot (`snapshot_mode`) instead. Timer 2
- * (one-shot, pin 2, vector 0x42) measures the phases. Interrupts are taken in
- * `sti; hlt` only (IRET_CLI). */
+ * (one-shot, pin 2, vector 0x42) measures the phases; the PIT, whose IRQ 0 reaches pin
+ * 2 too, is made quiet first. Interrupts are taken in `sti; hlt` only (IRET_CLI). */
 #include "mb.h"
 #define HPET 0xfed00000
 #define CFG 0x010
@@ -32,6 +32,7 @@ KERNEL_ENTRY
     IDT_GATE(0x58, rtc_irq)
     IDT_GATE(0x42, pin2_irq)
     lidt idtr
+    PIT_QUIET                       /* every I/O APIC pin still masked */
     IOAPIC_ROUTE(2, 0x42)
     IOAPIC_ROUTE(8, 0x58)
     cmpb $0, snap

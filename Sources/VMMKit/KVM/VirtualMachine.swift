@@ -18,6 +18,9 @@ public final class VirtualMachine: @unchecked Sendable {
     public let memory: GuestMemory
     private let vcpuList = Lock<[VCPU]>([])
     public private(set) var hasIRQChip = false
+    /// The GSI routing `setGSIRouting` last installed (a snapshot keeps it; KVM cannot
+    /// report it), nil while KVM's own default stands.
+    public internal(set) var gsiRouting: [GSIRoute]?
     /// Set by `createPIT()`: KVM then serves the PIT's ports 0x40-0x43 itself.
     public private(set) var hasPIT = false
     /// Why the VM was asked to stop as a whole (first reason wins), if it was.
@@ -127,14 +130,18 @@ public final class VirtualMachine: @unchecked Sendable {
         try enableCapability(UInt32(KVM_CAP_X86_USER_SPACE_MSR), args: [reasons])
     }
 
-    /// Creates the in-kernel irqchip (PIC, IOAPIC, LAPICs). With it HLT never exits.
-    public func createIRQChip() throws(VMMError) {
+    /// Creates the in-kernel irqchip (PIC, IOAPIC, LAPICs) and routes its GSIs with
+    /// `routing`: by default as QEMU's `pc` does on KVM (`pcGSIRouting`: the PIT's GSI 0
+    /// reaches I/O APIC pin 2); nil leaves KVM's own (GSI n on I/O APIC pin n), what a
+    /// snapshot written before VMMKit routed GSIs was taken with. With it HLT never exits.
+    public func createIRQChip(routing: [GSIRoute]? = VirtualMachine.pcGSIRouting) throws(VMMError) {
         _ = try vmIOCTL(CKVM_CREATE_IRQCHIP, "KVM_CREATE_IRQCHIP")
         hasIRQChip = true
+        if let routing { try setGSIRouting(routing) }
     }
 
-    /// The GSIs of `createIRQChip()`'s default routing: the IOAPIC's 24 pins (the PICs'
-    /// 16 are the first of them). VMMKit installs no other routing.
+    /// The GSIs `createIRQChip()` routes (`pcGSIRouting`), one per I/O APIC pin; the
+    /// first 16 are the ISA IRQs, which reach the 8259s too (all but 2).
     public static let irqLines: UInt32 = 24
 
     /// Drives a GSI of the in-kernel irqchip (`KVM_IRQ_LINE`). The kernel accepts any
