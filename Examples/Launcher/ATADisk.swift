@@ -70,10 +70,6 @@ final class ATADisk: @unchecked Sendable {
         try dispatcher.registerPIO(port: Self.controlPort, owner: "ATA disk control (built-in)", handler)
     }
 
-    /// The secondary channel's ports: never a disk here (QEMU's `pc` has its default
-    /// CD-ROM there, an ATAPI device this launcher does not model), always empty.
-    static let secondaryBasePort: UInt16 = 0x170, secondaryControlPort: UInt16 = 0x376
-
     /// A channel with no drive (`base`-`base+7` and `control`), as QEMU's `pc` machine has
     /// the primary without `-hda`: every register and the alternate status read 0 (the
     /// data port's bytes all-ones), writes and commands go nowhere. A driver that tests

@@ -2,7 +2,7 @@ import VMMKit
 
 /// The state of the devices the launcher adds to a machine itself (fw_cfg, the reset
 /// control, System Control Port A, the i8042, the built-in COM1, ACPI's PM1a blocks and PM
-/// timer, the VGA registers, the RTC, the ATA disk, the HPET), saved in a snapshot as the device blob
+/// timer, the VGA registers, the RTC, the ATA disk, the CD-ROM drive, the HPET), saved in a snapshot as the device blob
 /// `launcher-devices` (version 1; Docs/SnapshotFormat.md) and put back by `vmm restore`
 /// before any vCPU runs. Without it a guest stopped between selecting a fw_cfg item and
 /// reading it read zeros after the restore, and the i8042 lost the replies the guest had
@@ -82,6 +82,9 @@ struct BuiltInDeviceState: Equatable {
     var dac: VGADAC.Registers?
     /// The HPET (`HPET`), only when it is not as after a reset.
     var hpet: HPETState?
+    /// The empty CD-ROM drive (`ATAPIDrive`), only when it is not as after power-on (and
+    /// blobs from before it was built in have none).
+    var atapi: ATAPIState?
 
     struct PM1Events: Equatable {
         var status: UInt16
@@ -128,6 +131,7 @@ struct BuiltInDeviceState: Equatable {
             lines.append("vga-dac \([d.writeIndex, d.readIndex, d.sub, d.state].map { hex($0) }.joined(separator: " ")) \(Self.hexDigits(d.cache)) \(Self.hexDigits(d.palette))")
         }
         if let h = hpet { lines.append(h.blobLine()) }
+        if let c = atapi { lines.append(c.blobLine()) }
         return TextBlob.encode(header: "vmm-launcher-devices 1", lines)
     }
 
@@ -331,8 +335,11 @@ struct BuiltInDeviceState: Equatable {
                 state.bochs = r
             case ("hpet", HPETState.blobWords) where state.hpet == nil:
                 state.hpet = try HPETState.decode(words, bad)
+            case ("atapi", ATAPIState.blobWords) where state.atapi == nil:
+                state.atapi = try ATAPIState.decode(words, bad)
             case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("ps2-keyboard", _), ("ps2-mouse", _), ("console", _), ("pm1-control", _),
-                 ("pm1-events", _), ("pm-timer", _), ("vga", _), ("rtc", _), ("ata", _), ("bochs", _), ("vga-dac", _), ("hpet", _):
+                 ("pm1-events", _), ("pm-timer", _), ("vga", _), ("rtc", _), ("ata", _), ("bochs", _), ("vga-dac", _), ("hpet", _),
+                 ("atapi", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
                 throw bad("unknown device \(key.quotedForMessage)")

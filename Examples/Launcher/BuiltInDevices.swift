@@ -15,6 +15,7 @@ final class BuiltInDevices: @unchecked Sendable {
     var dac: VGADAC?
     var rtc: RTC?
     var ata: ATADisk?
+    var cdrom: ATAPIDrive?
     var bochs: BochsDisplay?
     var hpet: HPET?
 
@@ -24,7 +25,7 @@ final class BuiltInDevices: @unchecked Sendable {
                                   i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: pm1?.control,
                                   pm1Events: pm1.map { .init(status: $0.status, enable: $0.enable) }, pmTimer: pmTimer?.count, vga: vga?.registers, rtc: rtc?.state,
                                   ata: ata?.saved, bochs: bochs?.registers, dac: dac.flatMap { d in let r = d.registers; return r == .init() ? nil : r },
-                                  hpet: hpet.flatMap { h in let r = h.saved; return r.isReset ? nil : r })
+                                  hpet: hpet.flatMap { h in let r = h.saved; return r.isReset ? nil : r }, atapi: cdrom.flatMap { c in let s = c.saved; return s == ATAPIState() ? nil : s })
     }
 
     /// Keeps the RTC's and the HPET's interrupt threads from raising anything until
@@ -82,6 +83,9 @@ final class BuiltInDevices: @unchecked Sendable {
         guard (s.rtc != nil) == (rtc != nil) else { throw differ("RTC (ports 0x70-0x71)", saved: s.rtc != nil) }
         guard (s.ata != nil) == (ata != nil) else { throw differ("ATA disk (--hda)", saved: s.ata != nil) }
         if let a = s.ata, let why = ata?.refusal(a) { throw LauncherError(.snapshot, "launcher devices: \(why)") }
+        // A blob written before the CD-ROM drive was built in has no line for it: it then
+        // restores as after a reset, the drive such a guest saw as an empty channel.
+        if s.atapi != nil, cdrom == nil { throw differ("CD-ROM drive (ports 0x170-0x177, 0x376)", saved: true) }
         guard (s.bochs != nil) == (bochs != nil) else { throw differ("Bochs VBE display (--vga std)", saved: s.bochs != nil) }
         // The HPET's line is written only when it is not as after a reset (and blobs from
         // before it was built in have none).
@@ -100,6 +104,7 @@ final class BuiltInDevices: @unchecked Sendable {
         if let r = s.rtc { rtc?.restore(r) }
         if let a = s.ata { ata?.restore(a) }
         if let b = s.bochs { bochs?.restore(b) }
+        cdrom?.restore(s.atapi ?? ATAPIState())
         hpet?.restore(s.hpet ?? HPETState())
         // The RTC's output reaches IRQ 8 through the HPET, which holds it while in
         // LegacyReplacement mode: it must know the level to give it when the mode ends.

@@ -209,9 +209,17 @@ extension Launcher {
     /// The IDE primary channel with `--hda`'s image as its master (`ATADisk`), with or
     /// without the default plugins; a plugin that took its ports is not displaced.
     /// Without `--hda` the channel is there and empty, as on QEMU's `pc`
-    /// (`ATADisk.registerEmpty`), where no plugin holds its ports; so is the secondary.
+    /// (`ATADisk.registerEmpty`), where no plugin holds its ports. The secondary holds
+    /// QEMU's empty CD-ROM drive (`ATAPIDrive`), likewise.
     func registerDisk(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
-        try registerEmptyChannel(on: dispatcher, base: ATADisk.secondaryBasePort, control: ATADisk.secondaryControlPort, name: "secondary")
+        if dispatcher.pioOwner(port: ATAPIDrive.basePort, count: 8) == nil, dispatcher.pioOwner(port: ATAPIDrive.controlPort) == nil {
+            let drive = ATAPIDrive()
+            do { try drive.register(on: dispatcher) } catch { throw LauncherError(.host, "\(error)") }
+            if options.useIRQChip {
+                drive.connectInterrupt { [vm] level in try? vm.setIRQLine(ATAPIDrive.irqLine, level: level) }
+            }
+            devices.cdrom = drive
+        }
         guard let path = options.hda else {
             try registerEmptyChannel(on: dispatcher, base: ATADisk.basePort, control: ATADisk.controlPort, name: "primary")
             return

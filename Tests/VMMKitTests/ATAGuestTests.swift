@@ -40,7 +40,7 @@ struct ATAGuestTests {
         back: \(back)
         past the end: status 41 error 04
         slave: status 00 devchk 55 AA
-        secondary: status 00
+        secondary: status 50
         irq: status 58 sector 3 of the disk
 
         """

@@ -10,7 +10,7 @@
  * error of a read at the first sector past the end; the status of the absent slave, and
  * its count and LBA low after writing 0x55 and 0xaa there, as Linux's ata_devchk probes
  * (register writes reach both drives, so they read back), and the status of the
- * secondary channel's master (an empty channel reads 0, a floating bus 0xff); the
+ * secondary channel's master (QEMU's empty CD-ROM drive: 0x50); the
  * status the IRQ 14 handler read, with sector 3's text. Then debug-exit 0x21. With the
  * command line ending in "pause" it reads half of sector 1, says so, and waits for a
  * byte from the keyboard before it reads the rest (a transfer in flight for a
@@ -197,7 +197,7 @@ KERNEL_ENTRY
     mov $0x1f3, %dx
     call print_port
     PUTS(s_nl)
-    mov $0xa0, %al                  /* the secondary channel's master: none, status 0 */
+    mov $0xa0, %al                  /* the secondary channel's master: the empty CD-ROM, 0x50 */
     mov $0x176, %dx
     out %al, %dx
     PUTS(s_second)
