@@ -58,38 +58,10 @@ final class ATADisk: @unchecked Sendable {
     }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
-        let handler: ExitDispatcher.PIOHandler = { [self] io, _ in
-            locked {
-                for i in 0..<io.count {
-                    if io.isWrite { writeLocked(io.port, size: io.size, io.element(i)) } else { io.setElement(i, readLocked(io.port, size: io.size)) }
-                }
-            }
-            return .handled
+        try IDEChannel.register(on: dispatcher, base: Self.basePort, control: Self.controlPort,
+                                 owners: ("ATA disk (built-in)", "ATA disk control (built-in)")) { [self] io in
+            locked { IDEChannel.eachElement(io, read: readLocked, write: writeLocked) }
         }
-        try dispatcher.registerPIO(port: Self.basePort, count: 8, owner: "ATA disk (built-in)", handler)
-        try dispatcher.registerPIO(port: Self.controlPort, owner: "ATA disk control (built-in)", handler)
-    }
-
-    /// A channel with no drive (`base`-`base+7` and `control`), as QEMU's `pc` machine has
-    /// the primary without `-hda`: every register and the alternate status read 0 (the
-    /// data port's bytes all-ones), writes and commands go nowhere. A driver that tests
-    /// the status for 0 finds no disk; on unassigned ports it read 0xff, "busy", and a
-    /// driver that only tests for 0 waited for ever (or `--strict-io` stopped the guest).
-    /// Nothing to save in a snapshot.
-    static func registerEmpty(on dispatcher: ExitDispatcher, base: UInt16, control: UInt16, name: String) throws(VMMError) {
-        let handler: ExitDispatcher.PIOHandler = { io, _ in
-            guard !io.isWrite else { return .handled }
-            for i in 0..<io.count { io.setElement(i, emptyRead(io.port == control ? 8 : Int(io.port &- base), size: io.size)) }
-            return .handled
-        }
-        try dispatcher.registerPIO(port: base, count: 8, owner: "IDE \(name) channel, empty (built-in)", handler)
-        try dispatcher.registerPIO(port: control, owner: "IDE \(name) channel control, empty (built-in)", handler)
-    }
-
-    /// A read of an empty channel's register (0-7, 8 the control port): the data port's 2-
-    /// and 4-byte reads see no DRQ, 0, its byte reads 0xff; the rest as `byteRegisters`.
-    static func emptyRead(_ register: Int, size: Int) -> UInt32 {
-        register == 0 && size >= 2 ? 0 : byteRegisters(register, size: size) { $0 == 0 ? 0xff : 0 }
     }
 
     /// One guest read of `size` bytes (1, 2 or 4) at `port` (0x1f0-0x1f7 or 0x3f6).
@@ -139,26 +111,12 @@ final class ATADisk: @unchecked Sendable {
         return body()
     }
 
-    /// A read of `size` bytes at byte register `register` (0-7 the task file, 8 the
-    /// control port), as QEMU's portio makes it of byte registers: a byte, two bytes in
-    /// turn (the second all-ones past the block's last register, 7 or the control port),
-    /// or all-ones for 4 bytes, which no handler takes.
-    static func byteRegisters(_ register: Int, size: Int, _ byte: (Int) -> UInt8) -> UInt32 {
-        switch size {
-        case 1: return UInt32(byte(register))
-        case 2:
-            let low = UInt32(byte(register))
-            return register == 7 || register == 8 ? 0xff00 | low : low | UInt32(byte(register + 1)) << 8
-        default: return 0xffff_ffff
-        }
-    }
-
     // Under the lock. The data port moves 2 or 4 bytes; the rest are byte registers
-    // (`byteRegisters`).
+    // (`IDEChannel.byteRegisters`).
     private func readLocked(_ port: UInt16, size: Int) -> UInt32 {
         let register = port == Self.controlPort ? 8 : Int(port &- Self.basePort)
         if register == 0, size >= 2 { return readData(bytes: min(size, 4)) }
-        return Self.byteRegisters(register, size: size) { readRegister($0) }
+        return IDEChannel.byteRegisters(register, size: size) { readRegister($0) }
     }
 
     private func writeLocked(_ port: UInt16, size: Int, _ value: UInt32) {

@@ -45,16 +45,11 @@ final class ATAPIDrive: @unchecked Sendable {
     }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
-        let handler: ExitDispatcher.PIOHandler = { [self] io, _ in
-            locked {
-                for i in 0..<io.count {
-                    if io.isWrite { writeLocked(io.port, size: io.size, io.element(i)) } else { io.setElement(i, readLocked(io.port, size: io.size)) }
-                }
-            }
-            return .handled
+        try IDEChannel.register(on: dispatcher, base: Self.basePort, control: Self.controlPort,
+                                    owners: ("IDE secondary channel, empty CD-ROM (built-in)",
+                                             "IDE secondary channel control, empty CD-ROM (built-in)")) { [self] io in
+            locked { IDEChannel.eachElement(io, read: readLocked, write: writeLocked) }
         }
-        try dispatcher.registerPIO(port: Self.basePort, count: 8, owner: "IDE secondary channel, empty CD-ROM (built-in)", handler)
-        try dispatcher.registerPIO(port: Self.controlPort, owner: "IDE secondary channel control, empty CD-ROM (built-in)", handler)
     }
 
     /// One guest read of `size` bytes (1, 2 or 4) at `port` (0x170-0x177 or 0x376).
@@ -80,7 +75,7 @@ final class ATAPIDrive: @unchecked Sendable {
     private func readLocked(_ port: UInt16, size: Int) -> UInt32 {
         let register = port == Self.controlPort ? 8 : Int(port &- Self.basePort)
         if register == 0, size >= 2 { return readData(bytes: min(size, 4)) }
-        return ATADisk.byteRegisters(register, size: size) { readRegister($0) }
+        return IDEChannel.byteRegisters(register, size: size) { readRegister($0) }
     }
 
     private func writeLocked(_ port: UInt16, size: Int, _ value: UInt32) {

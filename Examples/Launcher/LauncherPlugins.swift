@@ -209,7 +209,7 @@ extension Launcher {
     /// The IDE primary channel with `--hda`'s image as its master (`ATADisk`), with or
     /// without the default plugins; a plugin that took its ports is not displaced.
     /// Without `--hda` the channel is there and empty, as on QEMU's `pc`
-    /// (`ATADisk.registerEmpty`), where no plugin holds its ports. The secondary holds
+    /// (`IDEChannel.registerEmpty`), where no plugin holds its ports. The secondary holds
     /// QEMU's empty CD-ROM drive (`ATAPIDrive`), likewise.
     func registerDisk(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
         if dispatcher.pioOwner(port: ATAPIDrive.basePort, count: 8) == nil, dispatcher.pioOwner(port: ATAPIDrive.controlPort) == nil {
@@ -260,7 +260,7 @@ extension Launcher {
     /// An empty IDE channel where no plugin holds its ports.
     private func registerEmptyChannel(on dispatcher: ExitDispatcher, base: UInt16, control: UInt16, name: String) throws(LauncherError) {
         guard dispatcher.pioOwner(port: base, count: 8) == nil, dispatcher.pioOwner(port: control) == nil else { return }
-        do { try ATADisk.registerEmpty(on: dispatcher, base: base, control: control, name: name) } catch { throw LauncherError(.host, "\(error)") }
+        do { try IDEChannel.registerEmpty(on: dispatcher, base: base, control: control, name: name) } catch { throw LauncherError(.host, "\(error)") }
     }
 
     /// The AsyncPF plugin (a default, or `--plugin AsyncPF[,...]`) routes its three MSRs

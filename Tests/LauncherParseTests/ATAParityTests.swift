@@ -53,10 +53,10 @@ struct ATAParityTests {
         T.lba28(d, 0x20, lba: 5, count: 1)
         #expect(d.read(0x1f0, size: 4) == 0xa5a5_a505, "the data port's 32-bit PIO")
         // The empty secondary channel answers by the same widths.
-        #expect([1, 2, 4].map { ATADisk.emptyRead(4, size: $0) } == [0, 0, 0xffff_ffff])
-        #expect([1, 2, 4].map { ATADisk.emptyRead(0, size: $0) } == [0xff, 0, 0])
-        #expect([1, 2, 4].map { ATADisk.emptyRead(8, size: $0) } == [0, 0xff00, 0xffff_ffff])
-        #expect(ATADisk.emptyRead(7, size: 2) == 0xff00)
+        #expect([1, 2, 4].map { IDEChannel.emptyRead(4, size: $0) } == [0, 0, 0xffff_ffff])
+        #expect([1, 2, 4].map { IDEChannel.emptyRead(0, size: $0) } == [0xff, 0, 0])
+        #expect([1, 2, 4].map { IDEChannel.emptyRead(8, size: $0) } == [0, 0xff00, 0xffff_ffff])
+        #expect(IDEChannel.emptyRead(7, size: 2) == 0xff00)
     }
 
     @Test("task-file writes are dropped while DRQ is set, as QEMU's; a command too")
