@@ -73,17 +73,12 @@ final class ATAPIDrive: @unchecked Sendable {
     }
 
     private func readLocked(_ port: UInt16, size: Int) -> UInt32 {
-        let register = port == Self.controlPort ? 8 : Int(port &- Self.basePort)
-        if register == 0, size >= 2 { return readData(bytes: min(size, 4)) }
-        return IDEChannel.byteRegisters(register, size: size) { readRegister($0) }
+        IDEChannel.read(port, size: size, base: Self.basePort, control: Self.controlPort, data: readData(bytes:), register: readRegister)
     }
 
     private func writeLocked(_ port: UInt16, size: Int, _ value: UInt32) {
-        let register = port == Self.controlPort ? 8 : Int(port &- Self.basePort)
-        if register == 0, size >= 2 { return writeData(value, bytes: min(size, 4)) }
-        guard size <= 2 else { return } // a 4-byte write no handler takes
-        writeRegister(register, UInt8(truncatingIfNeeded: value))
-        if size == 2, register < 7 { writeRegister(register + 1, UInt8(truncatingIfNeeded: value >> 8)) }
+        IDEChannel.write(port, size: size, value, base: Self.basePort, control: Self.controlPort,
+                         data: writeData(_:bytes:), register: writeRegister)
     }
 
     /// QEMU's `ide_ioport_read` and `ide_status_read` (8): the absent slave's error and

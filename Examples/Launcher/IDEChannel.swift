@@ -21,6 +21,30 @@ enum IDEChannel {
         }
     }
 
+    /// One guest read of `size` bytes (1, 2 or 4) at `port` of the channel at `base` and
+    /// `control`: the data port (register 0) moves 2 or 4 bytes through `data`; the rest
+    /// are byte registers (`byteRegisters`) read through `register` (8: the control port).
+    @inline(__always)
+    static func read(_ port: UInt16, size: Int, base: UInt16, control: UInt16,
+                     data: (Int) -> UInt32, register: (Int) -> UInt8) -> UInt32 {
+        let r = port == control ? 8 : Int(port &- base)
+        if r == 0, size >= 2 { return data(min(size, 4)) }
+        return byteRegisters(r, size: size, register)
+    }
+
+    /// One guest write, as `read` splits it: the data port's 2 or 4 bytes through `data`;
+    /// a byte register's byte, or a 2-byte write's two in turn (none past register 7),
+    /// through `register`; a 4-byte write elsewhere goes nowhere, as no handler takes it.
+    @inline(__always)
+    static func write(_ port: UInt16, size: Int, _ value: UInt32, base: UInt16, control: UInt16,
+                      data: (UInt32, Int) -> Void, register: (Int, UInt8) -> Void) {
+        let r = port == control ? 8 : Int(port &- base)
+        if r == 0, size >= 2 { return data(value, min(size, 4)) }
+        guard size <= 2 else { return }
+        register(r, UInt8(truncatingIfNeeded: value))
+        if size == 2, r < 7 { register(r + 1, UInt8(truncatingIfNeeded: value >> 8)) }
+    }
+
     /// A channel with no drive (`base`-`base+7` and `control`), as QEMU's `pc` machine has
     /// the primary without `-hda`: every register and the alternate status read 0 (the
     /// data port's bytes all-ones), writes and commands go nowhere. A driver that tests
