@@ -80,11 +80,11 @@ final class APIServer: @unchecked Sendable {
     func stop() {
         routes.closed.store(true, ordering: .sequentiallyConsistent)
         routes.gate.open() // a request still waiting for the start is answered, not stuck
-        let done = StartGate()
+        let done = Latch()
         let (stopServer, server) = (self.stopServer, self.server)
         if (try? HostThread.start("api-stop", detached: true) { stopServer(server); done.open() }) != nil {
             var idleSince = MonotonicClock.now()
-            while !done.wait(milliseconds: 20) {
+            while !done.wait(seconds: 0.02) {
                 if routes.answering.load(ordering: .sequentiallyConsistent) > 0 { idleSince = MonotonicClock.now(); continue }
                 if MonotonicClock.now() &- idleSince > UInt64(Self.lingerSeconds * 1e9) { break }
             }
@@ -103,7 +103,8 @@ final class APIServer: @unchecked Sendable {
 /// Which request goes to which `ControlAPI` operation (the OpenAPI document's paths).
 final class Routes: @unchecked Sendable {
     let api: ControlAPI
-    let gate = StartGate()
+    /// Holds requests until the VM's vCPU threads have started.
+    let gate = Latch()
     /// Requests being answered now (`APIServer.stop` waits for these, not for clients).
     let answering = Atomic<Int>(0)
     /// Set when `APIServer.stop` begins: requests from then on are answered 503. Read
@@ -164,39 +165,3 @@ final class Routes: @unchecked Sendable {
         free(UnsafeMutableRawPointer(mutating: answer.body))
     }
 }
-
-/// Holds requests until the VM's vCPU threads have started; opens once, for good.
-final class StartGate: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
-    private var isOpen = false
-
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        Deadline.initCondition(&cond)
-    }
-
-    func open() {
-        pthread_mutex_lock(&mutex)
-        isOpen = true
-        pthread_cond_broadcast(&cond)
-        pthread_mutex_unlock(&mutex)
-    }
-
-    func wait() {
-        pthread_mutex_lock(&mutex)
-        while !isOpen { pthread_cond_wait(&cond, &mutex) }
-        pthread_mutex_unlock(&mutex)
-    }
-
-    /// `wait()` for at most `milliseconds`; whether it opened.
-    func wait(milliseconds: Int) -> Bool {
-        var deadline = Deadline.after(seconds: Double(milliseconds) / 1000)
-        pthread_mutex_lock(&mutex)
-        while !isOpen && pthread_cond_timedwait(&cond, &mutex, &deadline) == 0 {}
-        let opened = isOpen
-        pthread_mutex_unlock(&mutex)
-        return opened
-    }
-}
-

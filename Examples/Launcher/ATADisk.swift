@@ -39,7 +39,7 @@ final class ATADisk: @unchecked Sendable {
     /// Guessed from the image at start, a snapshot's at a restore (before any vCPU runs).
     private(set) var geometry: ATAGeometry
     private var identify: [UInt8] // word 59, the block size, filled in at each IDENTIFY
-    private var lock = pthread_mutex_t()
+    private let lock = Lock(())
     private var s = ATAState() // guarded by lock
     private var irq: (@Sendable (Bool) -> Void)?
 
@@ -47,10 +47,7 @@ final class ATADisk: @unchecked Sendable {
         self.store = store
         geometry = ATAGeometry(guessing: store)
         identify = ATAIdentify.data(sectors: store.sectors, geometry: geometry)
-        pthread_mutex_init(&lock, nil)
     }
-
-    deinit { pthread_mutex_destroy(&lock) }
 
     /// Drives IRQ 14 through `setLine`; before any vCPU runs.
     func connectInterrupt(_ setLine: @escaping @Sendable (Bool) -> Void) {
@@ -105,11 +102,7 @@ final class ATADisk: @unchecked Sendable {
         }
     }
 
-    private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return body()
-    }
+    private func locked<T>(_ body: () -> T) -> T { lock.withLock { _ in body() } }
 
     // Under the lock (`IDEChannel.read` and `write` split an access).
     private func readLocked(_ port: UInt16, size: Int) -> UInt32 {

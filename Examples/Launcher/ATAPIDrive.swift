@@ -31,13 +31,10 @@ import VMMKit
 final class ATAPIDrive: @unchecked Sendable {
     static let basePort: UInt16 = 0x170, controlPort: UInt16 = 0x376, irqLine: UInt32 = 15
 
-    private var lock = pthread_mutex_t()
+    private let lock = Lock(())
     private var s = ATAPIState() // guarded by lock
     private var irq: (@Sendable (Bool) -> Void)?
 
-    init() { pthread_mutex_init(&lock, nil) }
-
-    deinit { pthread_mutex_destroy(&lock) }
 
     /// Drives IRQ 15 through `setLine`; before any vCPU runs.
     func connectInterrupt(_ setLine: @escaping @Sendable (Bool) -> Void) {
@@ -66,11 +63,7 @@ final class ATAPIDrive: @unchecked Sendable {
     /// holds any interrupt not yet delivered.
     func restore(_ saved: ATAPIState) { locked { s = saved } }
 
-    private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return body()
-    }
+    private func locked<T>(_ body: () -> T) -> T { lock.withLock { _ in body() } }
 
     private func readLocked(_ port: UInt16, size: Int) -> UInt32 {
         IDEChannel.read(port, size: size, base: Self.basePort, control: Self.controlPort, data: readData(bytes:), register: readRegister)

@@ -31,14 +31,14 @@ final class FwCfg: @unchecked Sendable {
     /// Where DMA transfers read and write; nil: no DMA (FW_CFG_ID says so, and a transfer
     /// does nothing: there is no descriptor to read or answer).
     let memory: GuestMemory?
-    // Guarded by lock: the selected item (nil: none, or one fw_cfg does not have), its
+    // Guarded by `lock`: the selected item (nil: none, or one fw_cfg does not have), its
     // bytes and the next one to read (at most their count: reads past the end are zeros),
     // and the DMA address's high half until the low half starts a transfer.
     var selector: UInt16?
     var current: [UInt8] = []
     var offset = 0
     var dmaHigh: UInt32 = 0
-    var lock = pthread_mutex_t()
+    private let lock = Lock(())
 
     /// `ramSize` is all RAM (QEMU's FW_CFG_RAM_SIZE); `lowRAM` of it lies below the MMIO
     /// hole and the rest from 4 GiB up, as the "etc/e820" file says. `files` were checked
@@ -48,7 +48,6 @@ final class FwCfg: @unchecked Sendable {
          uuid: [UInt8] = [UInt8](repeating: 0, count: 16), hpet: Bool = false) {
         self.files = files
         self.memory = memory
-        pthread_mutex_init(&lock, nil)
         add(Key.signature.rawValue, Array("QEMU".utf8))
         add(Key.id.rawValue, le(UInt32(memory == nil ? 1 : 3))) // bit 0 traditional, bit 1 DMA
         add(Key.uuid.rawValue, uuid) // RFC 4122 order, as QEMU's
@@ -123,14 +122,14 @@ final class FwCfg: @unchecked Sendable {
     /// "QEMU CFG" signature byte by byte (`fw_cfg_dma_mem_read`) and takes 4-byte writes
     /// to either half (`FwCfg+DMA`). Ports 0x512-0x513, and past 0x51b, are no device's: all-ones.
     func access(_ io: PIOAccess) {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        for i in 0..<io.count {
-            var at = i * io.size
-            for (port, size) in Self.pieces(io.port, size: io.size) {
-                let bytes = UnsafeMutableRawBufferPointer(rebasing: io.data[at..<(at + size)])
-                if io.isWrite { write(port, bytes) } else { read(port, into: bytes) }
-                at += size
+        lock.withLock { _ in
+            for i in 0..<io.count {
+                var at = i * io.size
+                for (port, size) in Self.pieces(io.port, size: io.size) {
+                    let bytes = UnsafeMutableRawBufferPointer(rebasing: io.data[at..<(at + size)])
+                    if io.isWrite { write(port, bytes) } else { read(port, into: bytes) }
+                    at += size
+                }
             }
         }
     }
@@ -198,23 +197,21 @@ final class FwCfg: @unchecked Sendable {
 
     /// For a snapshot (vCPUs paused).
     var state: BuiltInDeviceState.FwCfgRegisters {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return .init(selector: selector, offset: offset, dmaHigh: dmaHigh)
+        lock.withLock { _ in .init(selector: selector, offset: offset, dmaHigh: dmaHigh) }
     }
 
     /// Puts back a snapshot's selection; refused when the item is not this fw_cfg's or
     /// the offset lies past its end.
     func restore(_ s: BuiltInDeviceState.FwCfgRegisters) throws(LauncherError) {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        select(s.selector ?? 0xffff)
-        guard s.selector == selector, s.offset <= current.count else {
-            let item = s.selector.map { hex($0) } ?? "none"
-            throw LauncherError(.snapshot, "fw_cfg item \(item) at offset \(s.offset): not an item of this machine's fw_cfg, or past its \(current.count) bytes")
+        try lock.withLock { _ throws(LauncherError) in
+            select(s.selector ?? 0xffff)
+            guard s.selector == selector, s.offset <= current.count else {
+                let item = s.selector.map { hex($0) } ?? "none"
+                throw LauncherError(.snapshot, "fw_cfg item \(item) at offset \(s.offset): not an item of this machine's fw_cfg, or past its \(current.count) bytes")
+            }
+            offset = s.offset
+            dmaHigh = s.dmaHigh
         }
-        offset = s.offset
-        dmaHigh = s.dmaHigh
     }
 }
 

@@ -254,37 +254,28 @@ final class Watchdog: @unchecked Sendable {
     private let vm: VirtualMachine
     private let seconds: Double
     private let onFire: @Sendable () -> Void
+    private let cancelled = Latch()
+    /// Written by the watchdog's thread, read by `cancel` after joining it.
     private var fired = false
-    private var done = false
-    private var lock = pthread_mutex_t()
-    private var cond = pthread_cond_t()
 
     init(seconds: Double, vm: VirtualMachine, onFire: @escaping @Sendable () -> Void = {}) throws(VMMError) {
         self.seconds = seconds
         self.vm = vm
         self.onFire = onFire
-        pthread_mutex_init(&lock, nil)
-        Deadline.initCondition(&cond)
         thread = try HostThread.start("time-limit") { self.wait() }
     }
 
     private func wait() {
         // Clamped there to 1e9 s, the most the options allow anyway.
-        var deadline = Deadline.after(seconds: seconds)
-        pthread_mutex_lock(&lock)
-        while !done {
-            if pthread_cond_timedwait(&cond, &lock, &deadline) == ETIMEDOUT { fired = true; break }
-        }
-        pthread_mutex_unlock(&lock)
-        if fired { vm.requestStop(.requested); onFire() }
+        guard !cancelled.wait(seconds: seconds) else { return }
+        fired = true
+        vm.requestStop(.requested)
+        onFire()
     }
 
     /// Ends the watchdog; returns whether it had fired.
     func cancel() -> Bool {
-        pthread_mutex_lock(&lock)
-        done = true
-        pthread_cond_signal(&cond)
-        pthread_mutex_unlock(&lock)
+        cancelled.open()
         pthread_join(thread, nil)
         return fired
     }

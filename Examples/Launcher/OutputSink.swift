@@ -1,4 +1,5 @@
 import Glibc
+import VMMKit
 
 /// Where a write-only guest device's bytes go (`--serial` for the stand-in COM1,
 /// `--debugcon`): stdout, a file, or nowhere. An exit's bytes (a string instruction's
@@ -14,9 +15,8 @@ final class OutputSink: @unchecked Sendable {
     private let fd: Int32
     private let ownsFD: Bool
     private let target: String
-    // Guarded by lock.
-    private var failed = false
-    private var lock = pthread_mutex_t()
+    /// Whether a write failed (output ended); locked, so an exit's bytes go out in one write.
+    private let failed = Lock(false)
 
     /// `flag` names the option in an error ("--serial"); `fifoNote` says why a FIFO
     /// without a reader is refused rather than waited for.
@@ -43,13 +43,9 @@ final class OutputSink: @unchecked Sendable {
             _ = fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK)
             fd = f; ownsFD = true
         }
-        pthread_mutex_init(&lock, nil)
     }
 
-    deinit {
-        if ownsFD { close(fd) }
-        pthread_mutex_destroy(&lock)
-    }
+    deinit { if ownsFD { close(fd) } }
 
     /// The low byte of each of `count` elements, in order.
     func emit(count: Int, _ element: (Int) -> UInt32) {
@@ -57,21 +53,17 @@ final class OutputSink: @unchecked Sendable {
         // A PIO exit holds at most a page of elements (the kernel's batch): on the stack.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { bytes in
             for i in 0..<count { bytes[i] = UInt8(truncatingIfNeeded: element(i)) }
-            pthread_mutex_lock(&lock)
-            defer { pthread_mutex_unlock(&lock) }
-            if !failed { put(UnsafeRawBufferPointer(bytes)) }
+            failed.withLock { failed in if !failed { put(UnsafeRawBufferPointer(bytes), &failed) } }
         }
     }
 
     /// `bytes` as they are (a picture's rows, `Screendump`).
     func emit(_ bytes: [UInt8]) {
         guard fd >= 0, !bytes.isEmpty else { return }
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        if !failed { bytes.withUnsafeBytes { put($0) } }
+        failed.withLock { failed in if !failed { bytes.withUnsafeBytes { put($0, &failed) } } }
     }
 
-    private func put(_ bytes: UnsafeRawBufferPointer) {
+    private func put(_ bytes: UnsafeRawBufferPointer, _ failed: inout Bool) {
         var done = 0
         while done < bytes.count {
             let n = write(fd, bytes.baseAddress! + done, bytes.count - done)

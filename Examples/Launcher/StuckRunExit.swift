@@ -9,23 +9,11 @@ import VMMKit
 /// plugin's terminal restore still happens.
 final class StuckRunExit: @unchecked Sendable {
     static let grace = 1.0
-    private var lock = pthread_mutex_t()
-    private var cond = pthread_cond_t()
-    private var finished = false // guarded by lock
+    private let finished = Latch()
     private let armed = Atomic<Bool>(false)
 
-    init() {
-        pthread_mutex_init(&lock, nil)
-        Deadline.initCondition(&cond)
-    }
-
     /// The run returned: nothing armed will fire.
-    func runFinished() {
-        pthread_mutex_lock(&lock)
-        finished = true
-        pthread_cond_broadcast(&cond)
-        pthread_mutex_unlock(&lock)
-    }
+    func runFinished() { finished.open() }
 
     /// After `grace` seconds, unless the run has finished, writes `message()` to stderr
     /// and exits with `status`. Only the first call arms.
@@ -39,14 +27,7 @@ final class StuckRunExit: @unchecked Sendable {
     }
 
     private func waitThenExit(_ status: Int32, _ message: () -> String) {
-        var deadline = Deadline.after(seconds: Self.grace)
-        pthread_mutex_lock(&lock)
-        while !finished {
-            if pthread_cond_timedwait(&cond, &lock, &deadline) == ETIMEDOUT { break }
-        }
-        let done = finished
-        pthread_mutex_unlock(&lock)
-        guard !done else { return }
+        guard !finished.wait(seconds: Self.grace) else { return }
         ExitStats.err(message())
         exit(status)
     }

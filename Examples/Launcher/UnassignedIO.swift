@@ -19,15 +19,15 @@ final class UnassignedIO: @unchecked Sendable {
     /// Distinct addresses counted one by one; a guest sweeping more (an MMIO storm over
     /// the hole) is counted in `others`, so the table's memory stays bounded.
     static let maxAddresses = 1024
-    private var counts: [Key: Int] = [:]
-    private var others = 0
-    private var lock = pthread_mutex_t()
+    /// The count of each address, and of the accesses past `maxAddresses` addresses.
+    private struct Tally {
+        var counts: [Key: Int] = [:]
+        var others = 0
+    }
+    private let tally = Lock(Tally())
     private let trace: Bool
 
-    init(trace: Bool) {
-        self.trace = trace
-        pthread_mutex_init(&lock, nil)
-    }
+    init(trace: Bool) { self.trace = trace }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
         try dispatcher.register(.io, priority: .min, owner: "unassigned I/O") { [self] exit, vcpu in
@@ -50,13 +50,13 @@ final class UnassignedIO: @unchecked Sendable {
     }
 
     private func note(_ key: Key, _ vcpu: VCPU) {
-        pthread_mutex_lock(&lock)
-        if counts.count < Self.maxAddresses || counts[key] != nil {
-            counts[key, default: 0] += 1
-        } else {
-            others += 1
+        tally.withLock { t in
+            if t.counts.count < Self.maxAddresses || t.counts[key] != nil {
+                t.counts[key, default: 0] += 1
+            } else {
+                t.others += 1
+            }
         }
-        pthread_mutex_unlock(&lock)
         if trace {
             let what = key.mmio ? "mmio gpa=\(hex(key.address))" : "port=\(hex(key.address))"
             ExitStats.err("unassigned vcpu\(vcpu.id) \(what) \(key.write ? "write dropped" : key.mmio ? "read as 0" : "read as all-ones")\n")
@@ -65,10 +65,7 @@ final class UnassignedIO: @unchecked Sendable {
 
     /// One line per address for `--stats` (empty when nothing was unassigned).
     func report() -> String {
-        pthread_mutex_lock(&lock)
-        let sorted = counts.sorted { $0.key < $1.key }
-        let rest = others
-        pthread_mutex_unlock(&lock)
+        let (sorted, rest) = tally.withLock { t in (t.counts.sorted { $0.key < $1.key }, t.others) }
         return sorted.map { key, count in
             "unassigned \(key.mmio ? "mmio" : "io") \(key.write ? "write" : "read") \(key.mmio ? "gpa" : "port")=\(hex(key.address)): \(count)\n"
         }.joined() + (rest > 0 ? "unassigned accesses at further addresses (past \(Self.maxAddresses)): \(rest)\n" : "")
