@@ -82,12 +82,7 @@ KERNEL_ENTRY
     /* The PIT on IRQ 0, so pin 2 (channel 0, mode 2, ~1 kHz) until LegacyReplacement
      * takes IRQ 0 over: only timer 2's interrupt on pin 2 while timer 2 counts 5 ms. */
     movl $0, pin2s
-    mov $0x34, %al
-    out %al, $0x43
-    mov $(1193 & 0xff), %al
-    out %al, $0x40
-    mov $(1193 >> 8), %al
-    out %al, $0x40
+    PIT_PERIODIC(1193)
     WAIT($3, pin2s)                 /* the PIT runs */
     movl $3, HPET + CFG             /* ENABLE_CNF | LEG_RT_CNF */
     /* What the PIT left behind goes, pin 2 masked: an interrupt in the local APIC, and
@@ -98,18 +93,8 @@ KERNEL_ENTRY
     movl $0x14, IOAPIC
     movl $0x10042, IOAPIC + 0x10
     LAPIC_DRAIN(0x42)
-    mov $0x3a, %al
-    out %al, $0x43
-    mov $1, %al
-    out %al, $0x40
-    xor %al, %al
-    out %al, $0x40
-    mov $0x34, %al
-    out %al, $0x43
-    mov $(1193 & 0xff), %al
-    out %al, $0x40
-    mov $(1193 >> 8), %al
-    out %al, $0x40
+    PIT_MODE5
+    PIT_PERIODIC(1193)
     IOAPIC_ROUTE(2, 0x42)
     movl $0, pin2s
     TIMER2_IN(500000)

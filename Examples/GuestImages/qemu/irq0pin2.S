@@ -11,12 +11,7 @@ KERNEL_ENTRY
     lidt idtr
     IOAPIC_ROUTE(0, 0x51)
     IOAPIC_ROUTE(2, 0x50)
-    mov $0x34, %al                  /* channel 0, lobyte/hibyte, mode 2 */
-    out %al, $0x43
-    mov $(1193 & 0xff), %al         /* 1193182 Hz / 1193: ~1 kHz */
-    out %al, $0x40
-    mov $(1193 >> 8), %al
-    out %al, $0x40
+    PIT_PERIODIC(1193)              /* 1193182 Hz / 1193: ~1 kHz */
 1:  sti
     hlt
     cmpl $5, pin2s

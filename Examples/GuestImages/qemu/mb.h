@@ -62,8 +62,13 @@ cmdline_end: testl $4, (%esi); jz 2f; mov 16(%esi), %esi; 1: cmpb $0, (%esi); je
  * late and its interrupt reached pin 2 once unmasked for another timer.) Clobbers eax.
  * SeaBIOS leaves channel 0 ticking at 18.2 Hz on IRQ 0, which reaches I/O APIC pin 2:
  * a kernel that uses pin 2 for another timer quiets it first. */
-#define PIT_QUIET mov $0x30, %al; out %al, $0x43; xor %al, %al; out %al, $0x40; out %al, $0x40; \
-    mov $0x3a, %al; out %al, $0x43; mov $1, %al; out %al, $0x40; xor %al, %al; out %al, $0x40
+#define PIT_QUIET mov $0x30, %al; out %al, $0x43; xor %al, %al; out %al, $0x40; out %al, $0x40; PIT_MODE5
+/* PIT_MODE5: channel 0 in mode 5 with count 1, as PIT_QUIET's second half. Clobbers eax. */
+#define PIT_MODE5 mov $0x3a, %al; out %al, $0x43; mov $1, %al; out %al, $0x40; xor %al, %al; out %al, $0x40
+/* PIT_PERIODIC(count): channel 0 as a rate generator (mode 2, low then high byte), an
+ * interrupt on IRQ 0 every `count` ticks of its 1193182 Hz clock. Clobbers eax. */
+#define PIT_PERIODIC(count) mov $0x34, %al; out %al, $0x43; mov $((count) & 0xff), %al; out %al, $0x40; \
+    mov $((count) >> 8), %al; out %al, $0x40
 /* LAPIC_DRAIN(vec): takes the interrupt the local APIC holds for vector `vec` (its IRR
  * bit), if any, with `sti; hlt` (which wakes on it at once); its handler must return
  * with interrupts off (IRET_CLI). `sti; nop; cli` is no drain here: the emulated ring 0

@@ -179,12 +179,7 @@ aps_up:
     mov bsp, %ecx
     shl $24, %ecx
     mov %ecx, 0x10(%ebx)                /* to the bootstrap processor */
-    mov $0x34, %al                      /* PIT channel 0: rate generator, 1 kHz */
-    out %al, $0x43
-    mov $0xa9, %al
-    out %al, $0x40
-    mov $0x04, %al
-    out %al, $0x40
+    PIT_PERIODIC(1193)                  /* 1 kHz */
 6:  sti
     hlt
     cmpl $0, ticks

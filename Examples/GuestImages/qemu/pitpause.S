@@ -22,12 +22,7 @@ KERNEL_ENTRY
     mov %eax, window
 
     IOAPIC_ROUTE(2, 0x50)           /* IRQ 0's pin, as the MADT's override says */
-    mov $0x34, %al                  /* channel 0, lobyte/hibyte, mode 2 */
-    out %al, $0x43
-    mov $(11932 & 0xff), %al        /* 1193182 Hz / 11932: 100 Hz */
-    out %al, $0x40
-    mov $(11932 >> 8), %al
-    out %al, $0x40
+    PIT_PERIODIC(11932)             /* 1193182 Hz / 11932: 100 Hz */
     ONE_TICK
     ONE_TICK
     ONE_TICK
