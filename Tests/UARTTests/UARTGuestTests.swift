@@ -188,11 +188,9 @@ struct UARTGuestTests {
 }
 
 final class Recorder: @unchecked Sendable {
-    private var flag = false
-    private var lock = pthread_mutex_t()
-    init() { pthread_mutex_init(&lock, nil) }
-    func mark() { pthread_mutex_lock(&lock); flag = true; pthread_mutex_unlock(&lock) }
-    var marked: Bool { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return flag }
+    private let flag = Lock(false)
+    func mark() { flag.withLock { $0 = true } }
+    var marked: Bool { flag.withLock { $0 } }
 }
 
 /// This process's fds open on `path` or a file whose name begins with it. (Counting all

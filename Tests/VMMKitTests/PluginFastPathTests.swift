@@ -113,7 +113,7 @@ struct PluginFastPathTests {
     @Test("ioeventfd/1 add_irqfd: a plugin raises IRQ 4 from its handler; the guest's 8259 handler runs")
     func irqfd() throws {
         let guest = try TestGuest("irq_wait", irqchip: true)
-        let (vm, vcpu) = (guest.vm, guest.vcpu)
+        let vm = guest.vm
         let dispatcher = ExitDispatcher()
         precondition(PluginFixtures.built)
         let plugins = PluginHost(vm: vm, dispatcher: dispatcher)

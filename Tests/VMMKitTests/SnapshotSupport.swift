@@ -17,16 +17,16 @@ final class SnapshotGuest {
     let released: Bool
     let reports = Lock<[UInt32: [UInt32]]>([:])
     private let atGate = Lock<Set<UInt32>>([])
-    private var lock = pthread_mutex_t()
-    private var cond = pthread_cond_t()
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
     init(vcpus: Int, irqchip: Bool = false, pit: Bool = false, memoryMiB: UInt64 = 8,
          backing: MemoryRegion.Backing = .anonymous, released: Bool) throws {
         guest = try TestGuest("snap_work", ring: 3, vcpus: vcpus, memoryMiB: memoryMiB, backing: backing, irqchip: irqchip)
         if pit { try guest.vm.createPIT() }
         self.released = released
-        pthread_mutex_init(&lock, nil)
-        pthread_cond_init(&cond, nil)
+        pthread_mutex_init(lock, nil)
+        pthread_cond_init(cond, nil)
         for (i, vcpu) in guest.vm.vcpus.enumerated() {
             // With the in-kernel irqchip, APs wait for INIT/SIPI; this guest has none.
             if irqchip { try vcpu.setMPState(0) }
@@ -53,15 +53,17 @@ final class SnapshotGuest {
     }
 
     deinit {
-        pthread_cond_destroy(&cond)
-        pthread_mutex_destroy(&lock)
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(lock)
+        cond.deallocate()
+        lock.deallocate()
     }
 
     private func arrive(_ id: UInt32) {
-        pthread_mutex_lock(&lock)
+        pthread_mutex_lock(lock)
         _ = atGate.withLock { $0.insert(id) }
-        pthread_cond_broadcast(&cond)
-        pthread_mutex_unlock(&lock)
+        pthread_cond_broadcast(cond)
+        pthread_mutex_unlock(lock)
     }
 
     /// Waits until every vCPU spins at the gate (a bound of 120 s turns a guest that
@@ -71,10 +73,10 @@ final class SnapshotGuest {
         var deadline = timespec()
         clock_gettime(CLOCK_REALTIME, &deadline)
         deadline.tv_sec += 120
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
         while atGate.withLock({ $0.count }) < count {
-            if pthread_cond_timedwait(&cond, &lock, &deadline) == ETIMEDOUT { return false }
+            if pthread_cond_timedwait(cond, lock, &deadline) == ETIMEDOUT { return false }
         }
         return true
     }

@@ -55,10 +55,12 @@ final class TestGuest {
 /// Thread-safe recorder for values seen by handlers.
 final class Recorder<T>: @unchecked Sendable {
     private var items: [T] = []
-    private var lock = pthread_mutex_t()
-    init() { pthread_mutex_init(&lock, nil) }
-    func append(_ item: T) { pthread_mutex_lock(&lock); items.append(item); pthread_mutex_unlock(&lock) }
-    var all: [T] { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return items }
+    // Not a `Lock<[T]>`: its `sending` closures refuse a value of a non-Sendable `T`.
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(lock, nil) }
+    deinit { pthread_mutex_destroy(lock); lock.deallocate() }
+    func append(_ item: T) { pthread_mutex_lock(lock); items.append(item); pthread_mutex_unlock(lock) }
+    var all: [T] { pthread_mutex_lock(lock); defer { pthread_mutex_unlock(lock) }; return items }
 }
 
 func sleepMilliseconds(_ ms: Int) { usleep(useconds_t(ms * 1000)) }

@@ -118,9 +118,7 @@ enum AsyncPFBench {
 
 /// Log lines from plugin threads.
 final class LogLines: @unchecked Sendable {
-    private var lines: [String] = []
-    private var lock = pthread_mutex_t()
-    init() { pthread_mutex_init(&lock, nil) }
-    func append(_ line: String) { pthread_mutex_lock(&lock); lines.append(line); pthread_mutex_unlock(&lock) }
-    var all: [String] { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return lines }
+    private let lines = Lock<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
 }

@@ -149,26 +149,33 @@ private struct Forward: RouterMiddleware, @unchecked Sendable {
 
 /// A one-shot gate between the server's task and the caller's thread.
 final class Latch: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var isOpen = false
 
     init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
     }
 
     func open() {
-        pthread_mutex_lock(&mutex)
+        pthread_mutex_lock(mutex)
         isOpen = true
-        pthread_cond_broadcast(&cond)
-        pthread_mutex_unlock(&mutex)
+        pthread_cond_broadcast(cond)
+        pthread_mutex_unlock(mutex)
     }
 
     func wait() {
-        pthread_mutex_lock(&mutex)
-        while !isOpen { pthread_cond_wait(&cond, &mutex) }
-        pthread_mutex_unlock(&mutex)
+        pthread_mutex_lock(mutex)
+        while !isOpen { pthread_cond_wait(cond, mutex) }
+        pthread_mutex_unlock(mutex)
     }
 }
 

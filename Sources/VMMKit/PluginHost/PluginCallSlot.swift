@@ -104,58 +104,56 @@ struct PluginCallSnapshot {
 /// when it ends, and by watchdog polls). An intrusive list: registering a slot from a
 /// vCPU thread allocates nothing (a growing table would move between malloc arenas).
 final class SlotRegistry: @unchecked Sendable {
-    private var lock = pthread_mutex_t()
-    private var head: Unmanaged<PluginCallSlot>?
-
-    init() { pthread_mutex_init(&lock, nil) }
+    private let lock = Lock(())
+    private var head: Unmanaged<PluginCallSlot>? // guarded by lock
 
     func add(_ slot: PluginCallSlot) {
         let node = Unmanaged.passUnretained(slot)
-        pthread_mutex_lock(&lock)
-        slot.next = head
-        head?._withUnsafeGuaranteedRef { $0.previous = node }
-        head = node
-        pthread_mutex_unlock(&lock)
+        lock.withLock { _ in
+            slot.next = head
+            head?._withUnsafeGuaranteedRef { $0.previous = node }
+            head = node
+        }
     }
 
     func remove(_ slot: PluginCallSlot) {
-        pthread_mutex_lock(&lock)
-        let (next, previous) = (slot.next, slot.previous)
-        if let previous { previous._withUnsafeGuaranteedRef { $0.next = next } } else { head = next }
-        next?._withUnsafeGuaranteedRef { $0.previous = previous }
-        slot.next = nil
-        slot.previous = nil
-        pthread_mutex_unlock(&lock)
+        lock.withLock { _ in
+            let (next, previous) = (slot.next, slot.previous)
+            if let previous { previous._withUnsafeGuaranteedRef { $0.next = next } } else { head = next }
+            next?._withUnsafeGuaranteedRef { $0.previous = previous }
+            slot.next = nil
+            slot.previous = nil
+        }
     }
 
     /// Snapshots of the calls in progress on every thread. Taken under the lock, so no
     /// slot is freed while it is read (its `deinit` waits in `remove`), and without
     /// retaining any slot, so no `deinit` can run here.
     func inProgress() -> [(ObjectIdentifier, PluginCallSnapshot)] {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        var out: [(ObjectIdentifier, PluginCallSnapshot)] = []
-        var cursor = head
-        while let node = cursor {
-            cursor = node._withUnsafeGuaranteedRef { slot in
-                if let call = slot.snapshot() { out.append((ObjectIdentifier(slot), call)) }
-                return slot.next
+        lock.withLock { _ in
+            var out: [(ObjectIdentifier, PluginCallSnapshot)] = []
+            var cursor = head
+            while let node = cursor {
+                cursor = node._withUnsafeGuaranteedRef { slot in
+                    if let call = slot.snapshot() { out.append((ObjectIdentifier(slot), call)) }
+                    return slot.next
+                }
             }
+            return out
         }
-        return out
     }
 
     /// Whether a registered slot satisfies `predicate`, called under the lock (for tests:
     /// the slots of threads that ended must be gone).
     func contains(where predicate: (PluginCallSlot) -> Bool) -> Bool {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        var cursor = head
-        while let node = cursor {
-            if node._withUnsafeGuaranteedRef(predicate) { return true }
-            cursor = node._withUnsafeGuaranteedRef { $0.next }
+        lock.withLock { _ in
+            var cursor = head
+            while let node = cursor {
+                if node._withUnsafeGuaranteedRef(predicate) { return true }
+                cursor = node._withUnsafeGuaranteedRef { $0.next }
+            }
+            return false
         }
-        return false
     }
 }
 

@@ -43,8 +43,8 @@ final class PluginWatchdog: @unchecked Sendable {
     private static let nextHostTag = Atomic<UInt32>(1)
     let hostTag = PluginWatchdog.nextHostTag.add(1, ordering: .relaxed).oldValue
 
-    private var lock = pthread_mutex_t()
-    private var cond = pthread_cond_t()
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     // Guarded by lock:
     private var handlers: [String] = []
     private var budget: Double?
@@ -58,18 +58,20 @@ final class PluginWatchdog: @unchecked Sendable {
     }
 
     init() {
-        pthread_mutex_init(&lock, nil)
-        Deadline.initCondition(&cond)
+        pthread_mutex_init(lock, nil)
+        Deadline.initCondition(cond)
     }
 
     deinit {
-        pthread_cond_destroy(&cond)
-        pthread_mutex_destroy(&lock)
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(lock)
+        cond.deallocate()
+        lock.deallocate()
     }
 
     private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
         return body()
     }
 
@@ -86,7 +88,7 @@ final class PluginWatchdog: @unchecked Sendable {
         let (old, mine): (pthread_t?, Int) = locked {
             budget = seconds
             generation += 1
-            pthread_cond_broadcast(&cond)
+            pthread_cond_broadcast(cond)
             let old = thread
             thread = nil
             return (old, generation)
@@ -144,7 +146,7 @@ final class PluginWatchdog: @unchecked Sendable {
             var deadline = Deadline.after(seconds: period)
             let go: Bool = locked {
                 while self.generation == generation {
-                    if pthread_cond_timedwait(&cond, &lock, &deadline) == ETIMEDOUT { return true }
+                    if pthread_cond_timedwait(cond, lock, &deadline) == ETIMEDOUT { return true }
                 }
                 return false
             }

@@ -8,16 +8,12 @@ public final class ExitRecorder: VCPUBackend, @unchecked Sendable {
     let inner: any VCPUBackend
     let vcpuID: UInt32
     private var afterImage: [UInt8]?
-    private var entries: [ExitRecording.Entry] = []
-    private var lock = pthread_mutex_t()
+    private let entries = Lock<[ExitRecording.Entry]>([])
 
     init(wrapping inner: any VCPUBackend, vcpu: UInt32) {
         self.inner = inner
         self.vcpuID = vcpu
-        pthread_mutex_init(&lock, nil)
     }
-
-    deinit { pthread_mutex_destroy(&lock) }
 
     public var runBuffer: UnsafeMutableRawPointer { inner.runBuffer }
     public var runBufferSize: Int { inner.runBufferSize }
@@ -37,16 +33,16 @@ public final class ExitRecorder: VCPUBackend, @unchecked Sendable {
         if result.rc == 0, let io = ExitRecording.ioDataRange(after) { kernel.append(.init(io.lowerBound, Array(after[io]))) }
         let entry = ExitRecording.Entry(vcpu: vcpuID, rc: result.rc, errno: result.errno, coreWrites: core,
                                         kernelBytes: kernel, registerReads: [])
-        pthread_mutex_lock(&lock); entries.append(entry); pthread_mutex_unlock(&lock)
+        entries.withLock { $0.append(entry) }
         return result
     }
 
     public func registers() throws(VMMError) -> Registers {
         let regs = try inner.registers()
         let bytes = withUnsafeBytes(of: regs) { Array($0) }
-        pthread_mutex_lock(&lock)
-        if !entries.isEmpty { entries[entries.count - 1].registerReads.append(bytes) }
-        pthread_mutex_unlock(&lock)
+        entries.withLock { entries in
+            if !entries.isEmpty { entries[entries.count - 1].registerReads.append(bytes) }
+        }
         return regs
     }
 
@@ -58,8 +54,7 @@ public final class ExitRecorder: VCPUBackend, @unchecked Sendable {
 
     /// What has been recorded so far.
     public var recording: ExitRecording {
-        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
-        return ExitRecording(entries: entries)
+        ExitRecording(entries: entries.withLock { $0 })
     }
 }
 

@@ -29,8 +29,8 @@ public final class VMSupervisor: @unchecked Sendable {
     private let vm: VirtualMachine
     private let detectHalt: Bool
     private let pollSeconds: Double
-    private var lock = pthread_mutex_t()
-    private var cond = pthread_cond_t()
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     // Guarded by lock:
     private var firstError: Int?
     private var running = 0
@@ -40,8 +40,8 @@ public final class VMSupervisor: @unchecked Sendable {
     private var inspected = 0
     /// How many times the monitor looked at the vCPUs' state (any thread may read it).
     public var inspections: Int {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
         return inspected
     }
 
@@ -49,8 +49,15 @@ public final class VMSupervisor: @unchecked Sendable {
         self.vm = vm
         self.detectHalt = detectHalt
         pollSeconds = max(0.001, seconds)
-        pthread_mutex_init(&lock, nil)
-        Deadline.initCondition(&cond)
+        pthread_mutex_init(lock, nil)
+        Deadline.initCondition(cond)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(lock)
+        cond.deallocate()
+        lock.deallocate()
     }
 
     static func isError(_ reason: StopReason) -> Bool {
@@ -65,9 +72,9 @@ public final class VMSupervisor: @unchecked Sendable {
     /// then: before it, a vCPU that has not started reads as stopped).
     public func run(_ dispatcher: ExitDispatcher, started: () -> Void = {}) throws(VMMError) -> Outcome {
         let all = vm.vcpus
-        pthread_mutex_lock(&lock)
+        pthread_mutex_lock(lock)
         running = all.count
-        pthread_mutex_unlock(&lock)
+        pthread_mutex_unlock(lock)
         dispatcher.freeze()
         var monitor: pthread_t?
         if detectHalt {
@@ -87,10 +94,10 @@ public final class VMSupervisor: @unchecked Sendable {
             } catch {
                 VCPU.stopAll(all)
                 if let monitor {
-                    pthread_mutex_lock(&lock)
+                    pthread_mutex_lock(lock)
                     abandoned = true
-                    pthread_cond_broadcast(&cond)
-                    pthread_mutex_unlock(&lock)
+                    pthread_cond_broadcast(cond)
+                    pthread_mutex_unlock(lock)
                     pthread_join(monitor, nil)
                 }
                 throw error
@@ -99,38 +106,38 @@ public final class VMSupervisor: @unchecked Sendable {
         started()
         let reasons = all.map { $0.join() }
         if let monitor { pthread_join(monitor, nil) }
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
         return Outcome(reasons: reasons, firstError: firstError, allHalted: allHalted)
     }
 
     /// On a vCPU thread whose loop just ended.
     private func stopped(_ index: Int, _ reason: StopReason) {
-        pthread_mutex_lock(&lock)
+        pthread_mutex_lock(lock)
         running -= 1
         let first = Self.isError(reason) && firstError == nil
         if first { firstError = index }
-        pthread_cond_broadcast(&cond)
-        pthread_mutex_unlock(&lock)
+        pthread_cond_broadcast(cond)
+        pthread_mutex_unlock(lock)
         guard first else { return }
         for (i, v) in vm.vcpus.enumerated() where i != index { v.requestStop(.requested) }
     }
 
     private func watch() {
-        pthread_mutex_lock(&lock)
+        pthread_mutex_lock(lock)
         while running > 0 && !abandoned {
             var deadline = Deadline.after(seconds: pollSeconds)
-            pthread_cond_timedwait(&cond, &lock, &deadline)
+            pthread_cond_timedwait(cond, lock, &deadline)
             guard running > 0, firstError == nil, !abandoned else { break }
-            pthread_mutex_unlock(&lock)
+            pthread_mutex_unlock(lock)
             let dead = allSleeping() && inspect()
-            pthread_mutex_lock(&lock)
+            pthread_mutex_lock(lock)
             if dead {
                 allHalted = true
                 break
             }
         }
-        pthread_mutex_unlock(&lock)
+        pthread_mutex_unlock(lock)
     }
 
     /// Every live vCPU thread is asleep in the kernel (state S in /proc): cheap, no kick.
@@ -160,9 +167,9 @@ public final class VMSupervisor: @unchecked Sendable {
         // A vCPU someone else paused (a control API, a plugin) is left alone, and the
         // machine then counts as alive: only vCPUs paused here are inspected and resumed.
         let mine = all.map { $0.pauseIfRunning() }
-        pthread_mutex_lock(&lock)
+        pthread_mutex_lock(lock)
         inspected += 1
-        pthread_mutex_unlock(&lock)
+        pthread_mutex_unlock(lock)
         var dead = true
         var anyHalted = false
         for (v, paused) in zip(all, mine) where v.isRunning {
