@@ -126,13 +126,13 @@ struct ATAGuestTests {
         }
     }
 
-    /// Runs `guest` on `disk` with the command line "pause" until its console reads
+    /// Runs `guest` (on `disk`, if any) with the command line "pause" until its console reads
     /// `printed` (a transfer stopped half-way, the guest waiting for a key), then pauses
     /// it, types the key, snapshots it into `dir`/snap and stops it; the snapshot's path
     /// and its launcher state.
-    static func snapshotWaiting(_ guest: String, disk: String, dir: String, printed: String) throws -> (String, String) {
+    static func snapshotWaiting(_ guest: String, disk: String?, dir: String, printed: String) throws -> (String, String) {
         let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
-        let vmm = Spawned(VMMProcess.binary, ["run", guest, "--hda", disk, "--append", "pause", "--serial", "file:\(console)",
+        let vmm = Spawned(VMMProcess.binary, ["run", guest] + (disk.map { ["--hda", $0] } ?? []) + ["--append", "pause", "--serial", "file:\(console)",
                                               "--api-sock", socket, "--max-seconds", "120"])
         defer { vmm.kill() }
         #expect(eventually { KeyboardTests.printed(console) == printed }, "console: \(KeyboardTests.printed(console))")
