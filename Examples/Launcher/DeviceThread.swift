@@ -9,8 +9,7 @@ import VMMKit
 /// the vCPUs run), so a guest that never does never has it; `stop` ends it with the run.
 final class DeviceThread: @unchecked Sendable {
     private let name: String
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let changes = ConditionLock()
     // Guarded by the lock:
     private var thread: pthread_t?
     /// Set by `stop`: the loop ends, and no thread starts again.
@@ -24,26 +23,14 @@ final class DeviceThread: @unchecked Sendable {
     /// `name`: the thread's, `vmm-` added (`HostThread`).
     init(name: String) {
         self.name = name
-        pthread_mutex_init(mutex, nil)
-        Deadline.initCondition(changed)
     }
 
-    deinit {
-        stop()
-        pthread_cond_destroy(changed)
-        pthread_mutex_destroy(mutex)
-        changed.deallocate()
-        mutex.deallocate()
-    }
+    deinit { stop() }
 
-    func lock() { pthread_mutex_lock(mutex) }
-    func unlock() { pthread_mutex_unlock(mutex) }
+    func lock() { changes.lock() }
+    func unlock() { changes.unlock() }
 
-    func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        lock()
-        defer { unlock() }
-        return try body()
-    }
+    func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T { try changes.withLock(body) }
 
     /// Keeps the thread from raising anything until `release`; returns once a raise
     /// under way (it holds the lock) is done.
@@ -75,19 +62,19 @@ final class DeviceThread: @unchecked Sendable {
     private func waitIfHeld() -> Bool {
         guard held else { return false }
         heldWaits += 1
-        pthread_cond_wait(changed, mutex)
+        changes.wait()
         return true
     }
 
     /// [under the lock] Wakes the thread: the device changed what it waits for.
-    func signal() { pthread_cond_signal(changed) }
+    func signal() { changes.signal() }
 
     /// [the thread, under the lock] Sleeps until signalled, or until `seconds` have
     /// passed (nil: no limit).
     func wait(seconds: Double?) {
-        guard let seconds else { pthread_cond_wait(changed, mutex); return }
-        var deadline = Deadline.after(seconds: seconds)
-        pthread_cond_timedwait(changed, mutex, &deadline)
+        guard let seconds else { changes.wait(); return }
+        let deadline = Deadline.after(seconds: seconds)
+        _ = changes.wait(until: deadline)
     }
 
     /// Starts `loop` on the thread, unless one runs or the run is over, if `wanted`

@@ -14,16 +14,7 @@ enum ThreadRequest {
     /// The pipe byte that asks the signal-stop thread to serve a request.
     static let pipeByte: UInt8 = 3
 
-    nonisolated(unsafe) private static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
-        let p = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        pthread_mutex_init(p, nil)
-        return p
-    }()
-    nonisolated(unsafe) private static let changed: UnsafeMutablePointer<pthread_cond_t> = {
-        let p = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-        pthread_cond_init(p, nil)
-        return p
-    }()
+    private static let lock = ConditionLock()
     // Guarded by lock:
     /// The signal-stop thread reads the pipe.
     nonisolated(unsafe) private static var serving = false
@@ -37,10 +28,10 @@ enum ThreadRequest {
     /// [any thread] Runs `start` on the signal-stop thread and waits for it to return,
     /// or runs it here when that thread is not serving. `start`'s error is rethrown.
     static func run(_ start: @escaping () throws(VMMError) -> Void) throws(VMMError) {
-        pthread_mutex_lock(lock)
-        while busy { pthread_cond_wait(changed, lock) }
+        lock.lock()
+        while busy { lock.wait() }
         guard serving else {
-            pthread_mutex_unlock(lock)
+            lock.unlock()
             try start()
             return
         }
@@ -50,24 +41,24 @@ enum ThreadRequest {
             do throws(VMMError) { try start() } catch { return error }
             return nil
         }
-        pthread_mutex_unlock(lock)
+        lock.unlock()
 
         var byte = pipeByte
         let written = write(SignalStop.writeEnd, &byte, 1)
         let writeErrno = errno
 
-        pthread_mutex_lock(lock)
+        lock.lock()
         defer {
             busy = false
             pending = nil
-            pthread_cond_broadcast(changed)
-            pthread_mutex_unlock(lock)
+            lock.broadcast()
+            lock.unlock()
         }
         guard written == 1 else {
             throw .systemCallFailed(name: "write to the signal-stop thread's pipe", errno: .init(rawValue: writeErrno))
         }
         // The thread answers, or ends (the run is over) and cannot.
-        while answer == nil && serving { pthread_cond_wait(changed, lock) }
+        while answer == nil && serving { lock.wait() }
         guard let result = answer else { throw .closed("the signal-stop thread") }
         if let result { throw result }
     }
@@ -83,23 +74,23 @@ enum ThreadRequest {
 
     /// [signal-stop thread] Starts or ends serving requests.
     static func setServing(_ on: Bool) {
-        pthread_mutex_lock(lock)
+        lock.lock()
         serving = on
-        pthread_cond_broadcast(changed)
-        pthread_mutex_unlock(lock)
+        lock.broadcast()
+        lock.unlock()
     }
 
     /// [signal-stop thread] The pipe said `pipeByte`: runs the request and answers it.
     static func serve() {
-        pthread_mutex_lock(lock)
+        lock.lock()
         let request = pending
         pending = nil
-        pthread_mutex_unlock(lock)
+        lock.unlock()
         guard let request else { return }
         let result = request()
-        pthread_mutex_lock(lock)
+        lock.lock()
         answer = .some(result)
-        pthread_cond_broadcast(changed)
-        pthread_mutex_unlock(lock)
+        lock.broadcast()
+        lock.unlock()
     }
 }

@@ -17,16 +17,13 @@ final class SnapshotGuest {
     let released: Bool
     let reports = Lock<[UInt32: [UInt32]]>([:])
     private let atGate = Lock<Set<UInt32>>([])
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let lock = ConditionLock()
 
     init(vcpus: Int, irqchip: Bool = false, pit: Bool = false, memoryMiB: UInt64 = 8,
          backing: MemoryRegion.Backing = .anonymous, released: Bool) throws {
         guest = try TestGuest("snap_work", ring: 3, vcpus: vcpus, memoryMiB: memoryMiB, backing: backing, irqchip: irqchip)
         if pit { try guest.vm.createPIT() }
         self.released = released
-        pthread_mutex_init(lock, nil)
-        pthread_cond_init(cond, nil)
         for (i, vcpu) in guest.vm.vcpus.enumerated() {
             // With the in-kernel irqchip, APs wait for INIT/SIPI; this guest has none.
             if irqchip { try vcpu.setMPState(0) }
@@ -52,31 +49,22 @@ final class SnapshotGuest {
         try d.registerPIO(port: 0xf4, owner: "exit") { io, _ in .stop(.guestExit(code: Int32(bitPattern: io.element()))) }
     }
 
-    deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(lock)
-        cond.deallocate()
-        lock.deallocate()
-    }
-
     private func arrive(_ id: UInt32) {
-        pthread_mutex_lock(lock)
+        lock.lock()
         _ = atGate.withLock { $0.insert(id) }
-        pthread_cond_broadcast(cond)
-        pthread_mutex_unlock(lock)
+        lock.broadcast()
+        lock.unlock()
     }
 
     /// Waits until every vCPU spins at the gate (a bound of 120 s turns a guest that
     /// never gets there into a failure instead of a hang).
     func waitAtGate() -> Bool {
         let count = guest.vm.vcpus.count
-        var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
-        deadline.tv_sec += 120
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        let deadline = Deadline.after(seconds: 120)
+        lock.lock()
+        defer { lock.unlock() }
         while atGate.withLock({ $0.count }) < count {
-            if pthread_cond_timedwait(cond, lock, &deadline) == ETIMEDOUT { return false }
+            if !lock.wait(until: deadline) { return false }
         }
         return true
     }

@@ -25,9 +25,8 @@ public final class EventNotifier: @unchecked Sendable {
         init(fd: Int32, callback: @escaping Callback) { self.fd = fd; self.callback = callback }
     }
 
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    // Guarded by mutex:
+    private let lock = ConditionLock()
+    // Guarded by lock:
     private var watches: [Watch] = []
     /// Bumped by every change to `watches`.
     private var version: UInt64 = 0
@@ -48,24 +47,14 @@ public final class EventNotifier: @unchecked Sendable {
 
     public init() throws(VMMError) {
         wakeFD = try EventFD.create("the event notifier")
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(cond, nil)
     }
 
     deinit {
         stop()
         Glibc.close(wakeFD)
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        cond.deallocate()
     }
 
-    private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return body()
-    }
+    private func locked<T>(_ body: () -> T) -> T { lock.withLock(body) }
 
     /// Calls `callback(n)` on the notifier thread whenever the guest rang `doorbell`
     /// (n writes since the last call). May be called before or after `start()`.
@@ -109,7 +98,7 @@ public final class EventNotifier: @unchecked Sendable {
         locked {
             // The thread takes its next set after the pass in progress (whose callbacks
             // have then returned), or ends: either way it is done with `fd`.
-            while loopThread != nil && polledVersion < target { pthread_cond_wait(cond, mutex) }
+            while loopThread != nil && polledVersion < target { lock.wait() }
         }
     }
 
@@ -144,7 +133,7 @@ public final class EventNotifier: @unchecked Sendable {
         defer {
             locked {
                 loopThread = nil
-                pthread_cond_broadcast(cond)
+                lock.broadcast()
             }
         }
         var fds: [pollfd] = []
@@ -152,7 +141,7 @@ public final class EventNotifier: @unchecked Sendable {
             passes.add(1, ordering: .relaxed)
             let current = locked {
                 polledVersion = version
-                pthread_cond_broadcast(cond)
+                lock.broadcast()
                 return watches
             }
             fds.removeAll(keepingCapacity: true)

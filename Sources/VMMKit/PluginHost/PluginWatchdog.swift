@@ -43,8 +43,7 @@ final class PluginWatchdog: @unchecked Sendable {
     private static let nextHostTag = Atomic<UInt32>(1)
     let hostTag = PluginWatchdog.nextHostTag.add(1, ordering: .relaxed).oldValue
 
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let lock = ConditionLock()
     // Guarded by lock:
     private var handlers: [String] = []
     private var budget: Double?
@@ -57,23 +56,8 @@ final class PluginWatchdog: @unchecked Sendable {
         set { locked { action = newValue } }
     }
 
-    init() {
-        pthread_mutex_init(lock, nil)
-        Deadline.initCondition(cond)
-    }
 
-    deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(lock)
-        cond.deallocate()
-        lock.deallocate()
-    }
-
-    private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        return body()
-    }
+    private func locked<T>(_ body: () -> T) -> T { lock.withLock(body) }
 
     /// The tag a handler's calls are published under (`PluginThreadState.call`).
     func tag(for owner: String) -> UInt64 {
@@ -88,7 +72,7 @@ final class PluginWatchdog: @unchecked Sendable {
         let (old, mine): (pthread_t?, Int) = locked {
             budget = seconds
             generation += 1
-            pthread_cond_broadcast(cond)
+            lock.broadcast()
             let old = thread
             thread = nil
             return (old, generation)
@@ -143,10 +127,10 @@ final class PluginWatchdog: @unchecked Sendable {
         typealias Seen = (call: UInt64, since: Double, reported: Bool)
         var seen: [ObjectIdentifier: Seen] = [:]
         while true {
-            var deadline = Deadline.after(seconds: period)
+            let deadline = Deadline.after(seconds: period)
             let go: Bool = locked {
                 while self.generation == generation {
-                    if pthread_cond_timedwait(cond, lock, &deadline) == ETIMEDOUT { return true }
+                    if !lock.wait(until: deadline) { return true }
                 }
                 return false
             }

@@ -10,9 +10,8 @@ import Synchronization
 final class VCPUControl: @unchecked Sendable {
     enum Request: Equatable { case run, pause, stop(StopReason) }
 
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    // Guarded by mutex:
+    private let lock = ConditionLock()
+    // Guarded by lock:
     private var request = Request.run
     /// How many pauses are in force: each `pause` that returned holding the vCPU adds
     /// one and its `resume` removes it, so one party's resume (the halt monitor's, say)
@@ -29,29 +28,7 @@ final class VCPUControl: @unchecked Sendable {
     /// Set whenever `request` is not `.run`: the run loop's only per-exit check.
     let pending = Atomic<Bool>(false)
 
-    init() {
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(cond, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        cond.deallocate()
-    }
-
-    private func locked<T>(_ body: () throws(VMMError) -> T) throws(VMMError) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
-    }
-
-    private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return body()
-    }
+    private func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T { try lock.withLock(body) }
 
     static let kickSignal: Int32 = __libc_current_sigrtmin()
 
@@ -122,7 +99,7 @@ final class VCPUControl: @unchecked Sendable {
         locked {
             result = reason
             finished = true
-            pthread_cond_broadcast(cond)
+            lock.broadcast()
         }
     }
 
@@ -139,7 +116,7 @@ final class VCPUControl: @unchecked Sendable {
         if own { return locked { request.stopReason ?? .requested } }
         if let tid { pthread_join(tid, nil) }
         return locked {
-            while thread != nil && !finished { pthread_cond_wait(cond, mutex) }
+            while thread != nil && !finished { lock.wait() }
             return result ?? (request.stopReason ?? .requested)
         }
     }
@@ -150,7 +127,7 @@ final class VCPUControl: @unchecked Sendable {
             if case .stop = request { return false }
             request = .stop(reason)
             pending.store(true, ordering: .sequentiallyConsistent)
-            pthread_cond_broadcast(cond)
+            lock.broadcast()
             return thread != nil && !finished
         }
         if shouldKick { kick(); signalThread() }
@@ -205,7 +182,7 @@ final class VCPUControl: @unchecked Sendable {
     /// seen yet: it is then still parked in `checkpoint` and will see this pause, so
     /// that counts as parked.
     private func waitUntilParked() {
-        locked { while !paused && !finished && request == .pause { pthread_cond_wait(cond, mutex) } }
+        locked { while !paused && !finished && request == .pause { lock.wait() } }
     }
 
     /// Ends one pause; the vCPU runs again when no pause holds it. A resume without a
@@ -216,7 +193,7 @@ final class VCPUControl: @unchecked Sendable {
             pauseHolds -= 1
             guard pauseHolds == 0 else { return }
             request = .run
-            pthread_cond_broadcast(cond)
+            lock.broadcast()
         }
     }
 
@@ -233,8 +210,8 @@ final class VCPUControl: @unchecked Sendable {
                 case let .stop(reason):
                     return reason
                 case .pause:
-                    if !paused { paused = true; pthread_cond_broadcast(cond) }
-                    pthread_cond_wait(cond, mutex)
+                    if !paused { paused = true; lock.broadcast() }
+                    lock.wait()
                 case .run:
                     paused = false
                     pending.store(false, ordering: .sequentiallyConsistent)

@@ -29,8 +29,7 @@ public final class VMSupervisor: @unchecked Sendable {
     private let vm: VirtualMachine
     private let detectHalt: Bool
     private let pollSeconds: Double
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let lock = ConditionLock()
     // Guarded by lock:
     private var firstError: Int?
     private var running = 0
@@ -40,8 +39,8 @@ public final class VMSupervisor: @unchecked Sendable {
     private var inspected = 0
     /// How many times the monitor looked at the vCPUs' state (any thread may read it).
     public var inspections: Int {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         return inspected
     }
 
@@ -49,15 +48,6 @@ public final class VMSupervisor: @unchecked Sendable {
         self.vm = vm
         self.detectHalt = detectHalt
         pollSeconds = max(0.001, seconds)
-        pthread_mutex_init(lock, nil)
-        Deadline.initCondition(cond)
-    }
-
-    deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(lock)
-        cond.deallocate()
-        lock.deallocate()
     }
 
     static func isError(_ reason: StopReason) -> Bool {
@@ -72,9 +62,9 @@ public final class VMSupervisor: @unchecked Sendable {
     /// then: before it, a vCPU that has not started reads as stopped).
     public func run(_ dispatcher: ExitDispatcher, started: () -> Void = {}) throws(VMMError) -> Outcome {
         let all = vm.vcpus
-        pthread_mutex_lock(lock)
+        lock.lock()
         running = all.count
-        pthread_mutex_unlock(lock)
+        lock.unlock()
         dispatcher.freeze()
         var monitor: pthread_t?
         if detectHalt {
@@ -94,10 +84,10 @@ public final class VMSupervisor: @unchecked Sendable {
             } catch {
                 VCPU.stopAll(all)
                 if let monitor {
-                    pthread_mutex_lock(lock)
+                    lock.lock()
                     abandoned = true
-                    pthread_cond_broadcast(cond)
-                    pthread_mutex_unlock(lock)
+                    lock.broadcast()
+                    lock.unlock()
                     pthread_join(monitor, nil)
                 }
                 throw error
@@ -106,38 +96,38 @@ public final class VMSupervisor: @unchecked Sendable {
         started()
         let reasons = all.map { $0.join() }
         if let monitor { pthread_join(monitor, nil) }
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         return Outcome(reasons: reasons, firstError: firstError, allHalted: allHalted)
     }
 
     /// On a vCPU thread whose loop just ended.
     private func stopped(_ index: Int, _ reason: StopReason) {
-        pthread_mutex_lock(lock)
+        lock.lock()
         running -= 1
         let first = Self.isError(reason) && firstError == nil
         if first { firstError = index }
-        pthread_cond_broadcast(cond)
-        pthread_mutex_unlock(lock)
+        lock.broadcast()
+        lock.unlock()
         guard first else { return }
         for (i, v) in vm.vcpus.enumerated() where i != index { v.requestStop(.requested) }
     }
 
     private func watch() {
-        pthread_mutex_lock(lock)
+        lock.lock()
         while running > 0 && !abandoned {
-            var deadline = Deadline.after(seconds: pollSeconds)
-            pthread_cond_timedwait(cond, lock, &deadline)
+            let deadline = Deadline.after(seconds: pollSeconds)
+            _ = lock.wait(until: deadline)
             guard running > 0, firstError == nil, !abandoned else { break }
-            pthread_mutex_unlock(lock)
+            lock.unlock()
             let dead = allSleeping() && inspect()
-            pthread_mutex_lock(lock)
+            lock.lock()
             if dead {
                 allHalted = true
                 break
             }
         }
-        pthread_mutex_unlock(lock)
+        lock.unlock()
     }
 
     /// Every live vCPU thread is asleep in the kernel (state S in /proc): cheap, no kick.
@@ -167,9 +157,9 @@ public final class VMSupervisor: @unchecked Sendable {
         // A vCPU someone else paused (a control API, a plugin) is left alone, and the
         // machine then counts as alive: only vCPUs paused here are inspected and resumed.
         let mine = all.map { $0.pauseIfRunning() }
-        pthread_mutex_lock(lock)
+        lock.lock()
         inspected += 1
-        pthread_mutex_unlock(lock)
+        lock.unlock()
         var dead = true
         var anyHalted = false
         for (v, paused) in zip(all, mine) where v.isRunning {
