@@ -229,8 +229,9 @@ struct BuiltInDeviceState: Equatable {
                 state.i8042 = I8042Registers(status: v[0], config: v[1], outputPort: v[2], awaiting: v[3], lastRead: v[4], replies: replies,
                                              auxReplies: aux)
             case ("ps2-keyboard", 5) where keyboard == nil:
-                guard words[1] == "1" || words[1] == "2" else { throw bad("ps2-keyboard scan code set \(String(words[1]).quotedForMessage) (1 or 2)") }
-                let set: UInt8 = words[1] == "1" ? 1 : 2
+                guard let set = ["1": UInt8(1), "2": 2, "3": 3][String(words[1])] else {
+                    throw bad("ps2-keyboard scan code set \(String(words[1]).quotedForMessage) (1, 2 or 3)")
+                }
                 guard words[2] == "0" || words[2] == "1" else { throw bad("ps2-keyboard scanning \(String(words[2]).quotedForMessage) (0 or 1)") }
                 let awaiting = try byte(words[3], "ps2-keyboard pending command")
                 guard awaiting == 0 || PS2Keyboard.dataCommands.contains(awaiting) else { throw bad("ps2-keyboard pending command \(hex(awaiting))") }

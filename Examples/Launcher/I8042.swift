@@ -10,7 +10,7 @@ import VMMKit
 /// port written with bit 0 clear), which stops the machine as `ResetControl` does; the
 /// configuration byte, the output port, the self-test and interface tests, each reply
 /// left in the output buffer the guest polls (status bit 0). The keyboard answers
-/// QEMU's commands (identify, echo, LEDs, rate, scan code set 1 or 2, enable, disable,
+/// QEMU's commands (identify, echo, LEDs, rate, scan code set 1, 2 or 3, enable, disable,
 /// reset; 0xfe to one it does not know) and types what `sendKeys` is given (`vmm ctl PATH sendkey`, QEMU's `sendkey`),
 /// one byte in the output buffer at a time, the rest waiting in the keyboard
 /// (`typedLimit`) while the guest reads or has the keyboard disabled. Its mouse

@@ -8,8 +8,8 @@ struct PS2Keyboard: Equatable {
     /// make/break mode (QEMU's KBD_CMD_SET_MAKE_BREAK, whose byte it ACKs and ignores).
     static let dataCommands: [UInt8] = [0xed, 0xf0, 0xf3, 0xfc]
 
-    /// The scan code set the keyboard sends, 1 or 2 (QEMU's set 3 is not modelled: asking
-    /// for it is answered 0xfe, "resend", as to any set the keyboard does not have).
+    /// The scan code set the keyboard sends, 1, 2 or 3, as QEMU's (asking for another is
+    /// answered 0xfe, "resend").
     var set: UInt8 = 2
     /// Off after command 0xf5 until 0xf4, 0xf6 or 0xff: keys are then refused.
     var scanning = true
@@ -34,17 +34,18 @@ struct PS2Keyboard: Equatable {
     }
 
     /// A byte the guest wrote to the keyboard (port 0x60, no controller command waiting);
-    /// returns the keyboard's replies. `translating`: the controller turns set 2 into set 1
-    /// (configuration bit 6), which changes what identify and "get scan code set" say, as
-    /// QEMU's do.
+    /// returns the keyboard's replies. `translating`: the controller translates what the
+    /// keyboard sends (configuration bit 6, set 2 into set 1), which changes what identify
+    /// and "get scan code set" say, as QEMU's do: the set number goes through the
+    /// translation (0x43, 0x41, 0x3f), the acknowledgement and identify's 0xab do not.
     mutating func receive(_ byte: UInt8, translating: Bool) -> [UInt8] {
         if awaiting != 0 {
             let command = awaiting
             awaiting = 0
             guard command == 0xf0 else { return [0xfa] } // LEDs, rate, make/break: taken, nothing to show
             switch byte {
-            case 0: return [0xfa, translating ? (set == 1 ? 0x43 : 0x41) : set]
-            case 1, 2:
+            case 0: return [0xfa, translating ? PS2Keys.translation(set) : set]
+            case 1, 2, 3:
                 set = byte
                 return [0xfa]
             default: return [0xfe]
@@ -83,16 +84,18 @@ struct PS2Keyboard: Equatable {
         typed.removeAll()
     }
 
-    /// Types `combinations` (QEMU's `sendkey` syntax, `PS2Keys.parse`) in order, in set 1
-    /// when `translating` or switched to it, else set 2; all or nothing. (The control API
-    /// bounds the request's size, and so how many bytes it can ask for.)
+    /// Types `combinations` (QEMU's `sendkey` syntax, `PS2Keys.parse`) in order, in the
+    /// keyboard's set, through the controller's translation when `translating` (set 2 is
+    /// then read as set 1, the default); all or nothing. (The control API bounds the
+    /// request's size, and so how many bytes it can ask for.)
     mutating func type(_ combinations: [Substring], translating: Bool) throws(Refusal) {
         var bytes: [UInt8] = []
         for combination in combinations {
-            do { bytes += PS2Keys.bytes(try PS2Keys.parse(combination), set1: translating || set == 1) } catch {
+            do { bytes += PS2Keys.bytes(try PS2Keys.parse(combination), set: set) } catch {
                 throw .badKeys(error.message)
             }
         }
+        if translating { bytes = PS2Keys.translated(bytes) }
         guard scanning else { throw .notScanning }
         let room = Self.typedLimit - typed.count
         guard bytes.count <= room else { throw .full(needed: bytes.count, room: room) }

@@ -28,6 +28,11 @@ struct BuiltInDeviceStateTests {
         // One from before the keyboard was modelled: set 2, scanning, nothing typed.
         let old = try Self.decode("vmm-launcher-devices 1\ni8042 0x1c 0x61 0xcf 0x0 0x0 -\nend\n").get()
         #expect(old.i8042?.keyboard == PS2Keyboard() && old.i8042?.keyboard.set == 2 && old.i8042?.keyboard.scanning == true)
+        // A keyboard the guest switched to scan code set 3 keeps it.
+        var set3 = Self.full
+        set3.i8042?.keyboard.set = 3
+        #expect(String(decoding: set3.encoded(), as: UTF8.self).contains("\nps2-keyboard 3 0 0xf0 e048e0c8\n"))
+        #expect(try Self.decode(String(decoding: set3.encoded(), as: UTF8.self)).get() == set3)
         #expect(String(decoding: Self.full.encoded(), as: UTF8.self) == """
             vmm-launcher-devices 1
             fw_cfg 0x19 7
@@ -119,7 +124,9 @@ struct BuiltInDeviceStateTests {
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 0xfa,,0xfa\nend\n", "i8042 reply ''"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3\nend\n", "a device given twice, or the wrong number of values"),
             ("vmm-launcher-devices 1\nps2-keyboard 2 1 0x0 -\nend\n", "ps2-keyboard without i8042"),
-            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 3 1 0x0 -\nend\n", "ps2-keyboard scan code set '3' (1 or 2)"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 4 1 0x0 -\nend\n", "ps2-keyboard scan code set '4' (1, 2 or 3)"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 0 1 0x0 -\nend\n", "ps2-keyboard scan code set '0' (1, 2 or 3)"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 03 1 0x0 -\nend\n", "ps2-keyboard scan code set '03' (1, 2 or 3)"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 2 0x0 -\nend\n", "ps2-keyboard scanning '2' (0 or 1)"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 1 0xf4 -\nend\n", "ps2-keyboard pending command 0xf4"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 1 0x0 1e9\nend\n",
@@ -134,7 +141,7 @@ struct BuiltInDeviceStateTests {
             ("vmm-launcher-devices 1\npm-timer 0x-0\nend\n", "pm-timer count '0x-0'"),
             ("vmm-launcher-devices 1\nfw_cfg 0x+19 7\nend\n", "fw_cfg selector '0x+19'"),
             ("vmm-launcher-devices 1\nrtc 0x0 0 +f" + String(repeating: "00", count: 127) + "\nend\n", "rtc memory: not hex at digit 0"),
-            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard +1 1 0x0 -\nend\n", "ps2-keyboard scan code set '+1' (1 or 2)"),
+            ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard +1 1 0x0 -\nend\n", "ps2-keyboard scan code set '+1' (1, 2 or 3)"),
             ("vmm-launcher-devices 1\ni8042 0x18 0x3 0xcf 0x0 0x0 -\nps2-keyboard 2 1 0x0 1e-0\nend\n", "ps2-keyboard typed bytes: not hex at digit 2"),
             ("vmm-launcher-devices 1\nhpet-x 0x0\nend\n", "unknown device 'hpet-x'"),
             ("vmm-launcher-devices 1\nrtc 0x0\nend\n", "a device given twice, or the wrong number of values"),

@@ -2,28 +2,30 @@
 import Testing
 
 /// The keyboard behind the launcher's i8042 (`PS2Keyboard`, `PS2Keys`): QEMU's key names,
-/// the bytes of sets 1 and 2, its commands, and how the controller hands typed bytes to
+/// the bytes of sets 1, 2 and 3, the controller's translation, its commands, and how the controller hands typed bytes to
 /// the guest one at a time.
 @Suite("the PS/2 keyboard's keys and commands")
 struct PS2KeyboardTests {
     @Test("a combination presses in order and releases in reverse; set 1 breaks set bit 7, set 2 breaks are 0xf0 first; extended keys carry 0xe0")
     func combinationBytes() throws {
         let ctrlAltDelete = try PS2Keys.parse("ctrl-alt-delete")
-        #expect(PS2Keys.bytes(ctrlAltDelete, set1: true) == [0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d])
-        #expect(PS2Keys.bytes(ctrlAltDelete, set1: false) == [0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14])
-        #expect(PS2Keys.bytes(try PS2Keys.parse("ret"), set1: true) == [0x1c, 0x9c])
-        #expect(PS2Keys.bytes(try PS2Keys.parse("kp_enter"), set1: false) == [0xe0, 0x5a, 0xe0, 0xf0, 0x5a])
+        #expect(PS2Keys.bytes(ctrlAltDelete, set: 1) == [0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d])
+        #expect(PS2Keys.bytes(ctrlAltDelete, set: 2) == [0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14])
+        #expect(PS2Keys.bytes(try PS2Keys.parse("ret"), set: 1) == [0x1c, 0x9c])
+        #expect(PS2Keys.bytes(try PS2Keys.parse("kp_enter"), set: 2) == [0xe0, 0x5a, 0xe0, 0xf0, 0x5a])
         // Raw set-1 codes, as QEMU's sendkey takes them, name the same keys.
         #expect(try PS2Keys.parse("0x1e") == PS2Keys.parse("a"))
         #expect(try PS2Keys.parse("0xe048") == PS2Keys.parse("up"))
     }
 
-    @Test("every key's codes are distinct in each set, set 1 below 0x80 (bit 7 is the break), and the navigation block is the keypad's codes after 0xe0")
+    @Test("every key's codes are distinct in sets 1 and 2, set 1 below 0x80 (bit 7 is the break), and the navigation block is the keypad's codes after 0xe0")
     func tableShape() {
-        let keys = Array(PS2Keys.byName.values)
+        let keys = Array(PS2Keys.byName.values), inSet2 = keys.filter { $0.set2 != 0 }
         #expect(Set(keys.map { [$0.set1, $0.extended ? 1 : 0] }).count == keys.count)
-        #expect(Set(keys.map { [$0.set2, $0.extended ? 1 : 0] }).count == keys.count)
-        #expect(keys.allSatisfy { $0.set1 < 0x80 && $0.set2 != 0xf0 && $0.set2 != 0xe0 })
+        #expect(Set(inSet2.map { [$0.set2, $0.extended ? 1 : 0] }).count == inSet2.count)
+        #expect(inSet2.count == keys.count - 1, "only menu has no set-2 code")
+        #expect(keys.allSatisfy { $0.set1 != 0 && $0.set1 < 0x80 && $0.set2 != 0xf0 && $0.set2 != 0xe0 })
+        #expect(keys.allSatisfy { $0.set3 != 0 && $0.set3 != 0xf0 && $0.set3 != 0xe0 })
         for (nav, pad) in [("home", "kp_7"), ("up", "kp_8"), ("pgup", "kp_9"), ("left", "kp_4"), ("right", "kp_6"), ("end", "kp_1"),
                            ("down", "kp_2"), ("pgdn", "kp_3"), ("insert", "kp_0"), ("delete", "kp_decimal")] {
             let n = PS2Keys.byName[nav]!, p = PS2Keys.byName[pad]!
@@ -62,7 +64,7 @@ struct PS2KeyboardTests {
         }
     }
 
-    @Test("commands as QEMU's keyboard answers them: identify and the scan code set depend on translation; set 3 is refused; 0xf5 stops scanning, 0xff resets; unknown commands get 0xfe")
+    @Test("commands as QEMU's keyboard answers them: identify and the scan code set depend on translation; set 4 is refused; 0xf5 stops scanning, 0xff resets; unknown commands get 0xfe")
     func commands() throws {
         var k = PS2Keyboard()
         #expect(k.receive(0xf2, translating: true) == [0xfa, 0xab, 0x41])
@@ -70,7 +72,7 @@ struct PS2KeyboardTests {
         #expect(k.receive(0xf0, translating: false) == [0xfa] && k.awaiting == 0xf0)
         #expect(k.receive(0x00, translating: false) == [0xfa, 2])
         #expect(k.receive(0xf0, translating: true) == [0xfa] && k.receive(0x00, translating: true) == [0xfa, 0x41])
-        #expect(k.receive(0xf0, translating: false) == [0xfa] && k.receive(0x03, translating: false) == [0xfe] && k.set == 2)
+        #expect(k.receive(0xf0, translating: false) == [0xfa] && k.receive(0x04, translating: false) == [0xfe] && k.set == 2)
         #expect(k.receive(0xf0, translating: false) == [0xfa] && k.receive(0x01, translating: false) == [0xfa] && k.set == 1)
         #expect(k.receive(0xed, translating: false) == [0xfa] && k.receive(0x07, translating: false) == [0xfa] && k.awaiting == 0)
         #expect(k.receive(0xee, translating: false) == [0xee])

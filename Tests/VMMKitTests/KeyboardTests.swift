@@ -52,6 +52,17 @@ struct KeyboardTests {
         #expect(Self.printed(console) == "keyboard: configuration 21, ready\n12 1C F0 1C F0 12 E0 75 E0 F0 75 76 F0 76 \n")
     }
 
+    @Test("set 3, which the guest selects with translation off (0xf0 0x03, then 0xf0 0x00 answers 3): one code a key, no 0xe0 prefixes, 0xf0 before each break")
+    func rawSet3() throws {
+        let ready = "keyboard: configuration 21 FA FA FA FA 03, ready\n"
+        let (vmm, console, socket) = try Self.start(try VMMProcess.scratch("keyboard", "set3"), append: ["--append", "set3"], ready: ready)
+        defer { vmm.kill() }
+        let r = try ControlAPITests.ctl([socket, "sendkey", "shift-a", "up", "esc"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(vmm.wait().status == (0x1d << 1) | 1)
+        #expect(Self.printed(console) == ready + "12 1C F0 1C F0 12 63 F0 63 08 F0 08 \n")
+    }
+
     @Test("IRQ 1 through the 8259 PIC, as OSDev's tutorials take it (remapped to vector 0x21, EOI to port 0x20), with nothing set up in the local APIC")
     func throughThePIC() throws {
         let (vmm, console, socket) = try Self.start(try VMMProcess.scratch("keyboard", "pic"), append: ["--append", "pic"])

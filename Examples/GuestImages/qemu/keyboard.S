@@ -4,7 +4,10 @@
  * byte, then "ready", then each byte it reads from port 0x60 in hex, until Esc is let go
  * (set 1: 0x81); then a newline and debug-exit 0x1d. With the command line ending in
  * "set2" it first writes configuration 0x21 (translation off) and reads raw set 2, where
- * Esc let go is 0xf0 0x76. With "pic" it takes IRQ 1 as OSDev's tutorials do instead:
+ * Esc let go is 0xf0 0x76; with "set3" it also switches the keyboard to scan code set 3
+ * (0xf0 0x03), asks which set it sends (0xf0 0x00), printing the replies after the
+ * configuration byte, and reads raw set 3, where Esc let go is 0xf0 0x08. With "pic" it
+ * takes IRQ 1 as OSDev's tutorials do instead:
  * the 8259 PICs remapped to vectors 0x20-0x2f, all but IRQ 1 masked, EOI to port 0x20
  * (the local APIC's LINT0 passes the PIC's interrupts, as SeaBIOS leaves it). Interrupts
  * are taken in `sti; hlt` only, one byte each, and the handler returns with them off
@@ -19,10 +22,15 @@ KERNEL_ENTRY
     jne 3f
     movb $1, pic
     jmp 1f
-3:  cmpl $0x32746573, -4(%esi)      /* "set2" */
-    jne 1f
-    movb $1, raw
-    mov $0x60, %al                  /* write the configuration: keyboard IRQ, no mouse, no translation */
+3:  movb $1, raw
+    cmpl $0x32746573, -4(%esi)      /* "set2" */
+    je 4f
+    movb $2, raw
+    cmpl $0x33746573, -4(%esi)      /* "set3" */
+    je 4f
+    movb $0, raw
+    jmp 1f
+4:  mov $0x60, %al                  /* write the configuration: keyboard IRQ, no mouse, no translation */
     out %al, $0x64
     mov $0x21, %al
     out %al, $0x60
@@ -37,7 +45,24 @@ KERNEL_ENTRY
     PUTS(s_config)
     pop %eax
     call puthex2
-    cmpb $0, pic
+    cmpb $2, raw
+    jne 5f
+    mov $set3cmds, %edi             /* polled: the IRQ is not routed yet */
+4:  movb (%edi), %al
+    out %al, $0x60
+    inc %edi
+3:  in $0x64, %al                   /* print each reply as the keyboard gives it */
+    test $1, %al
+    jz 2f
+    mov $' ', %al
+    mov $0x3f8, %dx
+    out %al, %dx
+    in $0x60, %al
+    call puthex2
+    jmp 3b
+2:  cmp $set3cmds + 4, %edi
+    jne 4b
+5:  cmpb $0, pic
     je 6f
     mov $0x11, %al                  /* ICW1 to both PICs: edge, cascade, ICW4 */
     out %al, $0x20
@@ -82,7 +107,11 @@ next:
     cmp $0x81, %al                  /* set 1: Esc let go */
     je done
     jmp next
-3:  cmp $0x76, %al                  /* set 2: 0xf0 0x76 */
+3:  mov $0x76, %cl                  /* set 2: 0xf0 0x76; set 3: 0xf0 0x08 */
+    cmpb $1, raw
+    je 4f
+    mov $0x08, %cl
+4:  cmp %cl, %al
     jne next
     cmp $0xf0, %bl
     jne next
@@ -115,6 +144,7 @@ MB_CMDLINE_END
 s_config: .asciz "keyboard: configuration "
 s_ready:  .asciz ", ready\n"
 s_nl:     .asciz "\n"
+set3cmds: .byte 0xf0, 0x03, 0xf0, 0x00
     .data
     .align 8
 IDTR
