@@ -40,7 +40,7 @@ final class I8042: @unchecked Sendable {
     /// bytes leave as much for the other's (`reply`).
     static let replyRoom = 4
 
-    private var lock = pthread_mutex_t()
+    private let lock = Lock(())
     // Guarded by lock:
     // SeaBIOS's: its self-test set the system flag; its last write was data (0xf4, to the keyboard).
     private var status: UInt8 = 0x14 // "system flag" | "not inhibited"
@@ -58,19 +58,16 @@ final class I8042: @unchecked Sendable {
     private var keyboardLine = false, mouseLine = false
     private var irq: (@Sendable (UInt32, Bool) -> Void)?
 
-    init() {
-        pthread_mutex_init(&lock, nil)
-        replies.reserveCapacity(Self.queueLimit)
-    }
+    init() { replies.reserveCapacity(Self.queueLimit) }
 
-    deinit { pthread_mutex_destroy(&lock) }
+    private func locked<T>(_ body: () -> T) -> T { lock.withLock { _ in body() } }
 
     /// Drives IRQs 1 and 12 through `setLine` (line, level); before any vCPU runs.
     func connectInterrupts(_ setLine: @escaping @Sendable (UInt32, Bool) -> Void) {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        irq = setLine
-        driveLines(afterRead: false)
+        locked {
+            irq = setLine
+            driveLines(afterRead: false)
+        }
     }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
@@ -93,55 +90,55 @@ final class I8042: @unchecked Sendable {
     }
 
     func read(_ port: UInt16) -> UInt8 {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        if port == Self.commandPort { return status | (replies.isEmpty ? 0 : 0x01) | (auxReplies & 1 != 0 ? 0x20 : 0) }
-        // An empty buffer reads its last byte again, as QEMU's does.
-        if !replies.isEmpty {
-            lastRead = replies.removeFirst()
-            auxReplies >>= 1
+        locked {
+            if port == Self.commandPort { return status | (replies.isEmpty ? 0 : 0x01) | (auxReplies & 1 != 0 ? 0x20 : 0) }
+            // An empty buffer reads its last byte again, as QEMU's does.
+            if !replies.isEmpty {
+                lastRead = replies.removeFirst()
+                auxReplies >>= 1
+            }
+            feedMouse()
+            feedTyped()
+            driveLines(afterRead: true)
+            return lastRead
         }
-        feedMouse()
-        feedTyped()
-        driveLines(afterRead: true)
-        return lastRead
     }
 
     /// True when the write asks for a reset.
     func write(_ port: UInt16, _ byte: UInt8) -> Bool {
-        pthread_mutex_lock(&lock)
-        defer {
-            feedMouse() // reporting switched on with motion owed
-            feedTyped() // the keyboard enabled again, or the buffer emptied
-            driveLines(afterRead: false) // a reply queued, or the configuration changed
-            pthread_mutex_unlock(&lock)
+        locked {
+            defer {
+                feedMouse() // reporting switched on with motion owed
+                feedTyped() // the keyboard enabled again, or the buffer emptied
+                driveLines(afterRead: false) // a reply queued, or the configuration changed
+            }
+            if port == Self.commandPort {
+                status |= 0x08
+                return command(byte)
+            }
+            status &= ~0x08
+            let command = awaiting
+            awaiting = 0
+            switch command {
+            case 0x60: config = byte
+            case 0xd1:
+                outputPort = byte
+                return byte & 0x01 == 0 // the reset line held low
+            case 0xd2: reply(byte) // "write keyboard output buffer": echoed back
+            case 0xd3: reply(byte, mouse: true) // "write aux output buffer"
+            case 0xd4: // a byte for the mouse
+                if mouse.resets(on: byte) { dropQueued(mouse: true) }
+                for r in mouse.receive(byte) { reply(r, mouse: true) }
+                // Writing to a device enables its port, as QEMU's kbd_write_data: a driver that
+                // sends 0xd4,0xf4 without 0xa8 gets its packets (here they waited for ever).
+                config &= ~0x20
+            default:
+                if keyboard.resets(on: byte) { dropQueued(mouse: false) }
+                keyboard(byte)
+                config &= ~0x10
+            }
+            return false
         }
-        if port == Self.commandPort {
-            status |= 0x08
-            return command(byte)
-        }
-        status &= ~0x08
-        let command = awaiting
-        awaiting = 0
-        switch command {
-        case 0x60: config = byte
-        case 0xd1:
-            outputPort = byte
-            return byte & 0x01 == 0 // the reset line held low
-        case 0xd2: reply(byte) // "write keyboard output buffer": echoed back
-        case 0xd3: reply(byte, mouse: true) // "write aux output buffer"
-        case 0xd4: // a byte for the mouse
-            if mouse.resets(on: byte) { dropQueued(mouse: true) }
-            for r in mouse.receive(byte) { reply(r, mouse: true) }
-            // Writing to a device enables its port, as QEMU's kbd_write_data: a driver that
-            // sends 0xd4,0xf4 without 0xa8 gets its packets (here they waited for ever).
-            config &= ~0x20
-        default:
-            if keyboard.resets(on: byte) { dropQueued(mouse: false) }
-            keyboard(byte)
-            config &= ~0x10
-        }
-        return false
     }
 
     /// A device's reset empties its queue, as QEMU's `ps2_reset_queue`: its bytes behind
@@ -191,23 +188,23 @@ final class I8042: @unchecked Sendable {
     /// Types `combinations` (QEMU's `sendkey` names, `PS2Keys`) on the keyboard, in the
     /// scan code set the guest reads now; all or nothing. Any thread.
     func sendKeys(_ combinations: [Substring]) throws(PS2Keyboard.Refusal) {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        try keyboard.type(combinations, translating: config & 0x40 != 0)
-        feedTyped()
-        driveLines(afterRead: false)
+        try lock.withLock { _ throws(PS2Keyboard.Refusal) in
+            try keyboard.type(combinations, translating: config & 0x40 != 0)
+            feedTyped()
+            driveLines(afterRead: false)
+        }
     }
 
     /// Moves the mouse by (`dx`, `dy`) in its directions (y up) and `wheel`, with
     /// `buttons` held (nil: as they are); false when the guest has its reporting off (the
     /// event is dropped, as QEMU drops it). Any thread.
     func moveMouse(dx: Int32, dy: Int32, wheel: Int32, buttons: UInt8?) -> Bool {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        guard mouse.event(dx: dx, dy: dy, wheel: wheel, buttons: buttons) else { return false }
-        feedMouse()
-        driveLines(afterRead: false)
-        return true
+        locked {
+            guard mouse.event(dx: dx, dy: dy, wheel: wheel, buttons: buttons) else { return false }
+            feedMouse()
+            driveLines(afterRead: false)
+            return true
+        }
     }
 
     /// Under the lock: the mouse's owed packets into the output queue while each fits
@@ -231,30 +228,30 @@ final class I8042: @unchecked Sendable {
 
     /// For a snapshot (vCPUs paused).
     var state: BuiltInDeviceState.I8042Registers {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return .init(status: status, config: config, outputPort: outputPort, awaiting: awaiting, lastRead: lastRead, replies: replies,
-                     auxReplies: auxReplies, keyboard: keyboard, mouse: mouse)
+        locked {
+            return .init(status: status, config: config, outputPort: outputPort, awaiting: awaiting, lastRead: lastRead, replies: replies,
+                         auxReplies: auxReplies, keyboard: keyboard, mouse: mouse)
+        }
     }
 
     /// A restore's, checked by `BuiltInDeviceState.decode` (before any vCPU runs).
     func restore(_ s: BuiltInDeviceState.I8042Registers) {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        (status, config, outputPort, awaiting, lastRead) = (s.status, s.config, s.outputPort, s.awaiting, s.lastRead)
-        replies = Array(s.replies.prefix(Self.queueLimit))
-        auxReplies = s.auxReplies & UInt16(truncatingIfNeeded: (1 << replies.count) - 1)
-        keyboard = s.keyboard
-        keyboard.typed = Array(keyboard.typed.prefix(PS2Keyboard.typedLimit))
-        mouse = s.mouse
-        feedMouse()
-        feedTyped()
-        // The lines as they were, taken without driving them: the irqchip's saved state
-        // already holds an interrupt not yet delivered, and KVM's I/O APIC keeps no line
-        // levels across KVM_SET_IRQCHIP, so raising a line again after its interrupt was
-        // delivered (the guest's handler had not yet read port 0x60) was a second edge: the
-        // restored guest took the interrupt twice and read the byte again.
-        (keyboardLine, mouseLine) = levels
+        locked {
+            (status, config, outputPort, awaiting, lastRead) = (s.status, s.config, s.outputPort, s.awaiting, s.lastRead)
+            replies = Array(s.replies.prefix(Self.queueLimit))
+            auxReplies = s.auxReplies & UInt16(truncatingIfNeeded: (1 << replies.count) - 1)
+            keyboard = s.keyboard
+            keyboard.typed = Array(keyboard.typed.prefix(PS2Keyboard.typedLimit))
+            mouse = s.mouse
+            feedMouse()
+            feedTyped()
+            // The lines as they were, taken without driving them: the irqchip's saved state
+            // already holds an interrupt not yet delivered, and KVM's I/O APIC keeps no line
+            // levels across KVM_SET_IRQCHIP, so raising a line again after its interrupt was
+            // delivered (the guest's handler had not yet read port 0x60) was a second edge: the
+            // restored guest took the interrupt twice and read the byte again.
+            (keyboardLine, mouseLine) = levels
+        }
     }
 
     /// Queues a device's (or, `mouse` false, the keyboard side's and the controller's)
