@@ -30,8 +30,11 @@ final class PluginCallSlot: @unchecked Sendable {
     let outerBusy = Atomic<UInt64>(0)
     let outerWhat = Atomic<UInt64>(0)
     let outerAddress = Atomic<UInt64>(0)
-    /// Bumped as a nested call starts and ends, which leave `calls` alone: a reader
-    /// checks it as it checks `calls`.
+    /// A sequence count for nested calls, which leave `calls` alone: odd while a nested
+    /// call's start or end rewrites the fields, even otherwise. A reader refuses an odd
+    /// count and one that changed while it read (a seqlock). Bumped only around the
+    /// rewrite, it once let a reader see the outer call restored in `busy` with
+    /// `outerBusy` not yet cleared: the outer call reported as nested in itself.
     let nestings = Atomic<UInt64>(0)
     private let padAfter = CacheLinePad()
     /// The registry's list links, guarded by its lock. Unmanaged, never retained: a
@@ -46,23 +49,44 @@ final class PluginCallSlot: @unchecked Sendable {
     /// Every thread's slot, for the watchdogs.
     static let registry = SlotRegistry()
 
-    /// A consistent view of the call in progress, if any.
+    /// A consistent view of the call in progress, if any. A read torn by a nested call
+    /// starting or ending meanwhile is taken again, a bounded number of times: a thread
+    /// nesting calls in a tight loop cannot hold the watchdog, and a poll that finds no
+    /// consistent view restarts that call's timer.
     func snapshot() -> PluginCallSnapshot? {
-        let tag = busy.load(ordering: .acquiring)
-        guard tag != 0 else { return nil }
+        for _ in 0..<16 {
+            switch read() {
+            case .idle: return nil
+            case let .call(snapshot): return snapshot
+            case .torn: continue
+            }
+        }
+        return nil
+    }
+
+    private enum Read { case idle, torn, call(PluginCallSnapshot) }
+
+    private func read() -> Read {
+        // `busy` is read inside the checked window too: read before it, an outer call's
+        // tag seen between two nested calls came back after the next one, and the read
+        // paired it with that nested call's fields.
         let nestingsBefore = nestings.load(ordering: .acquiring)
+        // Odd: a nested call is being published or taken down, the fields half-written.
+        guard nestingsBefore & 1 == 0 else { return .torn }
         let before = calls.load(ordering: .acquiring)
+        let tag = busy.load(ordering: .acquiring)
+        guard tag != 0 else { return .idle }
         let what = what.load(ordering: .acquiring)
         let address = address.load(ordering: .acquiring)
         let outer = (outerBusy.load(ordering: .acquiring), outerWhat.load(ordering: .acquiring),
                      outerAddress.load(ordering: .acquiring))
         guard calls.load(ordering: .acquiring) == before, nestings.load(ordering: .acquiring) == nestingsBefore,
-              busy.load(ordering: .acquiring) == tag else { return nil }
+              busy.load(ordering: .acquiring) == tag else { return .torn }
         let inner = PluginCallSnapshot(call: before, tag: tag, what: what, address: address)
-        guard outer.0 != 0 else { return inner }
+        guard outer.0 != 0 else { return .call(inner) }
         var outermost = PluginCallSnapshot(call: before, tag: outer.0, what: outer.1, address: outer.2)
         outermost.nested = (tag, what, address)
-        return outermost
+        return .call(outermost)
     }
 }
 
@@ -215,10 +239,11 @@ extension PluginThreadState {
         let outer = (slot.busy.load(ordering: .relaxed), slot.what.load(ordering: .relaxed),
                      slot.address.load(ordering: .relaxed))
         let firstNesting = outer.0 != 0 && slot.outerBusy.load(ordering: .relaxed) == 0
+        func bumpNestings() { slot.nestings.store(slot.nestings.load(ordering: .relaxed) &+ 1, ordering: .releasing) }
         if outer.0 == 0 {
             slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
         } else {
-            slot.nestings.store(slot.nestings.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+            bumpNestings() // odd: the fields change
             if firstNesting {
                 slot.outerWhat.store(outer.1, ordering: .releasing)
                 slot.outerAddress.store(outer.2, ordering: .releasing)
@@ -228,12 +253,18 @@ extension PluginThreadState {
         slot.what.store(what, ordering: .releasing)
         slot.address.store(address, ordering: .releasing)
         slot.busy.store(tag, ordering: .releasing)
+        if outer.0 != 0 { bumpNestings() } // even: the nested call is published
         defer {
-            if outer.0 != 0 { slot.nestings.store(slot.nestings.load(ordering: .relaxed) &+ 1, ordering: .releasing) }
-            slot.what.store(outer.1, ordering: .releasing)
-            slot.address.store(outer.2, ordering: .releasing)
-            slot.busy.store(outer.0, ordering: .releasing)
-            if firstNesting { slot.outerBusy.store(0, ordering: .releasing) }
+            if outer.0 == 0 {
+                slot.busy.store(0, ordering: .releasing) // idle: the other fields mean nothing now
+            } else {
+                bumpNestings() // odd
+                slot.what.store(outer.1, ordering: .releasing)
+                slot.address.store(outer.2, ordering: .releasing)
+                slot.busy.store(outer.0, ordering: .releasing)
+                if firstNesting { slot.outerBusy.store(0, ordering: .releasing) }
+                bumpNestings() // even: the outer call is back
+            }
         }
         return try body()
     }
