@@ -34,6 +34,34 @@ struct StuckTests {
         guard case .stuck = reason else { Issue.record("expected stuck, got \(reason)"); return }
     }
 
+    @Test("rule 4: a HLT in between (the hot loop's, with no fault bookkeeping of its own) resets the count")
+    func resetByHalt() throws {
+        let s = try Scripted([fault, fault, .hlt, fault, fault, .hlt])
+        var halts = 0
+        try s.dispatcher.register(.hlt, owner: "test") { _, _ in halts += 1; return halts == 1 ? .handled : .stop(.halted) }
+        #expect(s.run() == .halted)
+        #expect(s.faults.all.count == 4)
+    }
+
+    @Test("rule 4: a fault an interrupt hook makes continues the run; any other exit it makes breaks it")
+    func hookMadeExits() throws {
+        let made = MemoryFault(errno: EFAULT, gpa: 0x5000, size: 0x1000)
+        // Fault, fault, kick that the hook turns into the same fault: the third in a row.
+        let same = try Scripted([fault, fault, .interrupted, .hlt])
+        same.vcpu.hooks.onInterrupt = { _ in .memoryFault(made) }
+        guard case .stuck = same.run() else { Issue.record("expected stuck on the hook's fault"); return }
+        #expect(same.faults.all.count == 2)
+        // The hook's HLT is no history record, yet it breaks the run: the next two
+        // faults are a run of two, not four.
+        let other = try Scripted([fault, fault, .interrupted, fault, fault, .hlt])
+        other.vcpu.hooks.onInterrupt = { _ in .hlt }
+        var halts = 0
+        try other.dispatcher.register(.hlt, owner: "test") { _, _ in halts += 1; return halts == 1 ? .handled : .stop(.halted) }
+        #expect(other.run() == .halted)
+        #expect(other.faults.all.count == 4)
+        #expect(halts == 2)
+    }
+
     @Test("rule 4: the limit is configurable")
     func configurable() throws {
         let s = try Scripted(Array(repeating: fault, count: 6) + [.hlt])

@@ -11,8 +11,8 @@ import VMMKit
 /// the exit record is prepared once and each entry only writes `exit_reason` (the one
 /// field the canary's poison may have overwritten), so nothing is copied per exit.
 /// Everything above `enter()` is the real loop: pending check, canary poison and
-/// classify, decode, history, repeated-fault reset, frozen-table dispatch to the
-/// handler, completion. Beside it, in the same run, a C loop does the same decode,
+/// classify, decode, history (which also breaks a run of repeated faults), frozen-table
+/// dispatch to the handler, completion. Beside it, in the same run, a C loop does the same decode,
 /// range check, plugin-record fill, indirect handler call and completion
 /// (`user_path_c_loop`). Each kind's run follows a C run of its own, and the ratio printed
 /// is the median of those pairs', so drift on a shared machine (clock, neighbours) hits

@@ -31,6 +31,10 @@ public final class VCPUCanary: @unchecked Sendable {
     private var recorded: UInt = 0
     private var lastFault: FaultKey?
     private(set) var repeatCount = 0
+    /// `recorded` after the last counted fault's history record (carried past kicks):
+    /// a fault is in a row with it only if no other exit was recorded in between, so
+    /// the hot path pays nothing to break a run (a test and a branch an exit before).
+    private var faultMark: UInt = 0
     /// EAGAIN entries in a row, and `recorded` after the last one: an exit in between
     /// moves `recorded` on, so the hot path pays nothing to break a run of them.
     private var againCount = 0
@@ -67,10 +71,21 @@ public final class VCPUCanary: @unchecked Sendable {
         var gpa: UInt64, size: UInt64, flags: UInt64, errno: Int32, rip: UInt64
     }
 
-    /// Counts a memory fault; returns how many times in a row it has now been seen.
+    /// Counts a memory fault, after its history record (or, for a fault an interrupt hook
+    /// made, after the kick's); returns how many times in a row it has now been seen.
     func countFault(_ key: FaultKey) -> Int {
-        if key == lastFault { repeatCount += 1 } else { lastFault = key; repeatCount = 1 }
+        // In a row: nothing recorded since the last fault but this fault itself, or
+        // nothing at all (the hook's fault, after a kick that carried the mark).
+        let inRow = key == lastFault && (recorded == faultMark || recorded == faultMark &+ 1)
+        if inRow { repeatCount += 1 } else { lastFault = key; repeatCount = 1 }
+        faultMark = recorded
         return repeatCount
+    }
+
+    /// A kick does not break a run of faults: after its history record, the mark moves
+    /// past it when it follows the run's last fault (or a kick that did).
+    func carryFaultRun() {
+        if faultMark &+ 1 == recorded { faultMark = recorded }
     }
 
     /// Counts an EAGAIN entry, after its history record; returns how many in a row.
@@ -80,14 +95,14 @@ public final class VCPUCanary: @unchecked Sendable {
         return againCount
     }
 
-    /// Any exit other than a memory fault (or a kick) breaks a repeat.
-    @inline(__always)
+    /// Breaks a run of faults without a history record: an exit an interrupt hook made.
+    /// Any recorded exit other than a memory fault or a kick breaks one by itself.
     func resetFaults() {
-        if repeatCount != 0 { repeatCount = 0; lastFault = nil }
+        repeatCount = 0; lastFault = nil
     }
 
     /// Clears the history and counters (a recorded run replayed from the start).
     public func reset() {
-        recorded = 0; repeatCount = 0; lastFault = nil; mayPoison = true; againCount = 0; againMark = 0
+        recorded = 0; repeatCount = 0; lastFault = nil; faultMark = 0; mayPoison = true; againCount = 0; againMark = 0
     }
 }

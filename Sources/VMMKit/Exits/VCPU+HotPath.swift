@@ -56,7 +56,6 @@ extension VCPU {
                 // IO/MMIO/memory fault is always `.exit`; HLT leaves nothing to complete.
                 canary.mayPoison = true
                 canary.record(ExitSummary(reason: reason))
-                canary.resetFaults()
                 return .halted
             }
         }
@@ -97,7 +96,6 @@ extension VCPU {
                                data: UnsafeMutableRawBufferPointer(start: scratch, count: bytes))
         canary.record(ExitSummary(reason: UInt32(KVM_EXIT_IO), address: UInt64(io.port), length: UInt32(bytes),
                                   isWrite: isWrite))
-        canary.resetFaults()
         switch FrozenTables.dispatchHot(tables._withUnsafeGuaranteedRef { $0.pio }, &access, self, &verdict) {
         case .handled: break
         case .unclaimed: exit = .io(access); return .unclaimed
@@ -144,7 +142,6 @@ extension VCPU {
         var access = MMIOAccess(address: mmio.phys_addr, length: length, isWrite: isWrite, data: data)
         canary.record(ExitSummary(reason: UInt32(KVM_EXIT_MMIO), address: mmio.phys_addr, length: UInt32(length),
                                   isWrite: isWrite))
-        canary.resetFaults()
         switch FrozenTables.dispatchHot(tables._withUnsafeGuaranteedRef { $0.mmio }, &access, self, &verdict) {
         case .handled: break
         case .unclaimed: exit = .mmio(access); return .unclaimed

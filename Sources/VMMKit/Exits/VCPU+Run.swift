@@ -41,6 +41,7 @@ extension VCPU {
         case .interrupted:
             // The pending completion (if any) may not have been consumed: keep mayPoison.
             canary.record(ExitSummary(rc: rc, errno: err, reason: runPage.pointee.exit_reason, outcome: .interrupted))
+            canary.carryFaultRun()
             if err == EAGAIN, canary.countAgain() >= VCPUCanary.againLimit {
                 throw .ioctlFailed(name: "KVM_RUN (EAGAIN \(VCPUCanary.againLimit) times in a row, the guest never entered: "
                                    + "is a pids cgroup or RLIMIT_NPROC refusing KVM's per-VM worker task?)",

@@ -107,6 +107,7 @@ extension VCPU {
             if case let .memoryFault(fault) = exit {
                 if let stuck = checkRepeatedFault(fault) { return stuck }
             } else {
+                // A recorded exit breaks a run of faults by itself; an interrupt hook's does not.
                 canary.resetFaults()
             }
             observer?.willDispatch(exit, on: self)
