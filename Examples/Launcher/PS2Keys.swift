@@ -16,7 +16,18 @@ enum PS2Keys {
         /// Sent after an 0xe0 prefix in sets 1 and 2 (the navigation block, right Ctrl/Alt,
         /// ...); set 3 has no prefixes, each key a code of its own.
         let extended: Bool
+        /// Its bit in QEMU's modifier state (`ps2_modifier_bit`): Ctrl, Shift and Alt, each
+        /// side apart; 0 for any other key.
+        var modifier: UInt8 = 0
+        /// Pause and Print Screen: in sets 1 and 2 sequences of their own (`special`),
+        /// which depend on the modifiers held; in set 3 codes as any key's.
+        var special: Special = .none
     }
+
+    enum Special { case none, pause, print }
+
+    /// QEMU's modifier bits.
+    static let ctrlL: UInt8 = 1, shiftL: UInt8 = 2, altL: UInt8 = 4, ctrlR: UInt8 = 8, shiftR: UInt8 = 16, altR: UInt8 = 32
 
     /// Combinations in one request, and keys in one combination, are bounded.
     static let maxKeysPerCombination = 8
@@ -52,26 +63,64 @@ enum PS2Keys {
         guard name.hasPrefix("0x"), name.count <= 6, let code = UInt16(plainNumber: name) else { return nil }
         let extended = code >> 8 == 0xe0
         guard code >> 8 == 0 || extended else { return nil }
-        return byName.values.first { $0.set1 == UInt8(truncatingIfNeeded: code) && $0.extended == extended }
+        // Pause and Print Screen have no one set-1 code (their table entries hold 0).
+        return byName.values.first {
+            $0.special == .none && $0.set1 == UInt8(truncatingIfNeeded: code) && $0.extended == extended
+        }
     }
 
     /// The bytes the keyboard sends for `keys` pressed in order and released in reverse,
     /// in scan code `set` (1, 2 or 3), as QEMU's `ps2_keyboard_event`: set 1 breaks set bit
     /// 7, sets 2 and 3 send 0xf0 before the make code (set 3 for every key, QEMU's keyboard
     /// taking no per-key make/break modes). A key without a code in the set is skipped.
+    /// The modifiers start released: every earlier combination released its keys.
     static func bytes(_ keys: [Key], set: UInt8) -> [UInt8] {
-        func code(_ key: Key) -> UInt8 { set == 1 ? key.set1 : set == 2 ? key.set2 : key.set3 }
-        let prefix = set != 3
-        var out: [UInt8] = []
-        for key in keys where code(key) != 0 {
-            if prefix && key.extended { out.append(0xe0) }
-            out.append(code(key))
+        var out: [UInt8] = [], held: UInt8 = 0
+        for key in keys {
+            held |= key.modifier
+            out += event(key, down: true, set: set, held: held)
         }
-        for key in keys.reversed() where code(key) != 0 {
-            if prefix && key.extended { out.append(0xe0) }
-            if set == 1 { out.append(code(key) | 0x80) } else { out += [0xf0, code(key)] }
+        for key in keys.reversed() {
+            held &= ~key.modifier
+            out += event(key, down: false, set: set, held: held)
         }
         return out
+    }
+
+    private static func event(_ key: Key, down: Bool, set: UInt8, held: UInt8) -> [UInt8] {
+        if set != 3, key.special != .none { return special(key.special, down: down, set: set, held: held) }
+        let code = set == 1 ? key.set1 : set == 2 ? key.set2 : key.set3
+        guard code != 0 else { return [] }
+        var out: [UInt8] = set != 3 && key.extended ? [0xe0] : []
+        if set == 1 { out.append(down ? code : code | 0x80) } else { out += down ? [code] : [0xf0, code] }
+        return out
+    }
+
+    /// Pause and Print Screen in sets 1 and 2, as QEMU's `ps2_keyboard_event` sends them:
+    /// Pause only when pressed (Ctrl-Pause is Break), Print Screen as SysRq under Alt and
+    /// without its fake Shift under Shift or Ctrl. Set 2's read through the translation
+    /// as set 1's (`PS2ScanCodeSetTests`).
+    private static func special(_ key: Special, down: Bool, set: UInt8, held: UInt8) -> [UInt8] {
+        let one = set == 1
+        if key == .pause {
+            guard down else { return [] }
+            if held & (ctrlL | ctrlR) != 0 { return one ? [0xe0, 0x46, 0xe0, 0xc6] : [0xe0, 0x7e, 0xe0, 0xf0, 0x7e] }
+            return one ? [0xe1, 0x1d, 0x45, 0xe1, 0x9d, 0xc5] : [0xe1, 0x14, 0x77, 0xe1, 0xf0, 0x14, 0xf0, 0x77]
+        }
+        if held & altL != 0 {
+            if one { return down ? [0xb8, 0x38, 0x54] : [0xd4, 0xb8, 0x38] }
+            return down ? [0xf0, 0x11, 0x11, 0x84] : [0xf0, 0x84, 0xf0, 0x11, 0x11]
+        }
+        if held & altR != 0 {
+            if one { return down ? [0xe0, 0xb8, 0xe0, 0x38, 0x54] : [0xd4, 0xe0, 0xb8, 0xe0, 0x38] }
+            return down ? [0xe0, 0xf0, 0x11, 0xe0, 0x11, 0x84] : [0xf0, 0x84, 0xe0, 0xf0, 0x11, 0xe0, 0x11]
+        }
+        if held & (shiftL | ctrlL | shiftR | ctrlR) != 0 {
+            if one { return down ? [0xe0, 0x37] : [0xe0, 0xb7] }
+            return down ? [0xe0, 0x7c] : [0xe0, 0xf0, 0x7c]
+        }
+        if one { return down ? [0xe0, 0x2a, 0xe0, 0x37] : [0xe0, 0xb7, 0xe0, 0xaa] }
+        return down ? [0xe0, 0x12, 0xe0, 0x7c] : [0xe0, 0xf0, 0x7c, 0xe0, 0xf0, 0x12]
     }
 
     /// What the guest reads of the keyboard's `bytes` with the i8042 translating
@@ -144,11 +193,11 @@ enum PS2Keys {
         return map
     }()
 
-    private static func k(_ set1: UInt8, _ set2: UInt8, _ set3: UInt8, extended: Bool = false) -> Key {
-        Key(set1: set1, set2: set2, set3: set3, extended: extended)
+    private static func k(_ set1: UInt8, _ set2: UInt8, _ set3: UInt8, extended: Bool = false, modifier: UInt8 = 0) -> Key {
+        Key(set1: set1, set2: set2, set3: set3, extended: extended, modifier: modifier)
     }
 
-    /// QEMU's QKeyCode names; Pause and Print Screen (sequences of their own) are left out.
+    /// QEMU's QKeyCode names.
     /// Set 3's codes are keycodemapdb's, which gives `kp_subtract` and `kp_divide` the
     /// codes of `minus` and `slash` (0x4e, 0x4a): QEMU sends those, and so does this.
     static let byName: [String: Key] = [
@@ -158,12 +207,12 @@ enum PS2Keys {
         "tab": k(0x0f, 0x0d, 0x0d), "q": k(0x10, 0x15, 0x15), "w": k(0x11, 0x1d, 0x1d), "e": k(0x12, 0x24, 0x24), "r": k(0x13, 0x2d, 0x2d),
         "t": k(0x14, 0x2c, 0x2c), "y": k(0x15, 0x35, 0x35), "u": k(0x16, 0x3c, 0x3c), "i": k(0x17, 0x43, 0x43), "o": k(0x18, 0x44, 0x44),
         "p": k(0x19, 0x4d, 0x4d), "bracket_left": k(0x1a, 0x54, 0x54), "bracket_right": k(0x1b, 0x5b, 0x5b), "ret": k(0x1c, 0x5a, 0x5a),
-        "ctrl": k(0x1d, 0x14, 0x11), "a": k(0x1e, 0x1c, 0x1c), "s": k(0x1f, 0x1b, 0x1b), "d": k(0x20, 0x23, 0x23), "f": k(0x21, 0x2b, 0x2b),
+        "ctrl": k(0x1d, 0x14, 0x11, modifier: ctrlL), "a": k(0x1e, 0x1c, 0x1c), "s": k(0x1f, 0x1b, 0x1b), "d": k(0x20, 0x23, 0x23), "f": k(0x21, 0x2b, 0x2b),
         "g": k(0x22, 0x34, 0x34), "h": k(0x23, 0x33, 0x33), "j": k(0x24, 0x3b, 0x3b), "k": k(0x25, 0x42, 0x42), "l": k(0x26, 0x4b, 0x4b),
-        "semicolon": k(0x27, 0x4c, 0x4c), "apostrophe": k(0x28, 0x52, 0x52), "grave_accent": k(0x29, 0x0e, 0x0e), "shift": k(0x2a, 0x12, 0x12),
+        "semicolon": k(0x27, 0x4c, 0x4c), "apostrophe": k(0x28, 0x52, 0x52), "grave_accent": k(0x29, 0x0e, 0x0e), "shift": k(0x2a, 0x12, 0x12, modifier: shiftL),
         "backslash": k(0x2b, 0x5d, 0x5c), "z": k(0x2c, 0x1a, 0x1a), "x": k(0x2d, 0x22, 0x22), "c": k(0x2e, 0x21, 0x21), "v": k(0x2f, 0x2a, 0x2a),
         "b": k(0x30, 0x32, 0x32), "n": k(0x31, 0x31, 0x31), "m": k(0x32, 0x3a, 0x3a), "comma": k(0x33, 0x41, 0x41), "dot": k(0x34, 0x49, 0x49),
-        "slash": k(0x35, 0x4a, 0x4a), "shift_r": k(0x36, 0x59, 0x59), "kp_multiply": k(0x37, 0x7c, 0x7e), "alt": k(0x38, 0x11, 0x19),
+        "slash": k(0x35, 0x4a, 0x4a), "shift_r": k(0x36, 0x59, 0x59, modifier: shiftR), "kp_multiply": k(0x37, 0x7c, 0x7e), "alt": k(0x38, 0x11, 0x19, modifier: altL),
         "spc": k(0x39, 0x29, 0x29), "caps_lock": k(0x3a, 0x58, 0x14), "f1": k(0x3b, 0x05, 0x07), "f2": k(0x3c, 0x06, 0x0f), "f3": k(0x3d, 0x04, 0x17),
         "f4": k(0x3e, 0x0c, 0x1f), "f5": k(0x3f, 0x03, 0x27), "f6": k(0x40, 0x0b, 0x2f), "f7": k(0x41, 0x83, 0x37), "f8": k(0x42, 0x0a, 0x3f),
         "f9": k(0x43, 0x01, 0x47), "f10": k(0x44, 0x09, 0x4f), "num_lock": k(0x45, 0x77, 0x76), "scroll_lock": k(0x46, 0x7e, 0x5f),
@@ -172,8 +221,8 @@ enum PS2Keys {
         "kp_1": k(0x4f, 0x69, 0x69), "kp_2": k(0x50, 0x72, 0x72), "kp_3": k(0x51, 0x7a, 0x7a), "kp_0": k(0x52, 0x70, 0x70),
         "kp_decimal": k(0x53, 0x71, 0x71), "less": k(0x56, 0x61, 0x13), "f11": k(0x57, 0x78, 0x56), "f12": k(0x58, 0x07, 0x5e),
         // The extended keys: the keypad's codes (or Enter's, Ctrl's, Alt's, Slash's) after 0xe0.
-        "kp_enter": k(0x1c, 0x5a, 0x79, extended: true), "ctrl_r": k(0x1d, 0x14, 0x58, extended: true),
-        "kp_divide": k(0x35, 0x4a, 0x4a, extended: true), "alt_r": k(0x38, 0x11, 0x39, extended: true),
+        "kp_enter": k(0x1c, 0x5a, 0x79, extended: true), "ctrl_r": k(0x1d, 0x14, 0x58, extended: true, modifier: ctrlR),
+        "kp_divide": k(0x35, 0x4a, 0x4a, extended: true), "alt_r": k(0x38, 0x11, 0x39, extended: true, modifier: altR),
         "home": k(0x47, 0x6c, 0x6e, extended: true), "up": k(0x48, 0x75, 0x63, extended: true), "pgup": k(0x49, 0x7d, 0x6f, extended: true),
         "left": k(0x4b, 0x6b, 0x61, extended: true), "right": k(0x4d, 0x74, 0x6a, extended: true), "end": k(0x4f, 0x69, 0x65, extended: true),
         "down": k(0x50, 0x72, 0x60, extended: true), "pgdn": k(0x51, 0x7a, 0x6d, extended: true), "insert": k(0x52, 0x70, 0x67, extended: true),
@@ -183,5 +232,8 @@ enum PS2Keys {
         // (that is `compose`): set 1 0xe0 0x1e, no set-2 code (so nothing through the
         // translation, QEMU's default), set 3 0x91.
         "menu": k(0x1e, 0x00, 0x91, extended: true),
+        // Sequences of their own in sets 1 and 2 (`special`); set 3's codes are keycodemapdb's.
+        "pause": Key(set1: 0, set2: 0, set3: 0x62, extended: false, special: .pause),
+        "print": Key(set1: 0, set2: 0, set3: 0x57, extended: false, special: .print),
     ]
 }

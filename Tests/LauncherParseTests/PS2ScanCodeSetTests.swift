@@ -66,6 +66,40 @@ struct PS2ScanCodeSetTests {
         #expect(Self.drain(kbd) == [0x03, 0x9e]) // 0x1e through the table; 0x9e is left as it is
     }
 
+    @Test("Pause and Print Screen as QEMU's keyboard sends them: Pause only pressed, Break under Ctrl; Print Screen with its fake Shift, without it under Shift or Ctrl, SysRq under Alt; set 3 a code each; set 2 reads as set 1 through the translation")
+    func pauseAndPrint() throws {
+        func bytes(_ combination: Substring, _ set: UInt8) throws -> [UInt8] { PS2Keys.bytes(try PS2Keys.parse(combination), set: set) }
+        #expect(try bytes("pause", 1) == [0xe1, 0x1d, 0x45, 0xe1, 0x9d, 0xc5])
+        #expect(try bytes("ctrl-pause", 1) == [0x1d, 0xe0, 0x46, 0xe0, 0xc6, 0x9d])
+        #expect(try bytes("print", 1) == [0xe0, 0x2a, 0xe0, 0x37, 0xe0, 0xb7, 0xe0, 0xaa])
+        #expect(try bytes("shift-print", 1) == [0x2a, 0xe0, 0x37, 0xe0, 0xb7, 0xaa])
+        #expect(try bytes("alt-print", 1) == [0x38, 0xb8, 0x38, 0x54, 0xd4, 0xb8, 0x38, 0xb8])
+        #expect(try bytes("alt_r-print", 1) == [0xe0, 0x38, 0xe0, 0xb8, 0xe0, 0x38, 0x54, 0xd4, 0xe0, 0xb8, 0xe0, 0x38, 0xe0, 0xb8])
+        #expect(try bytes("pause", 2) == [0xe1, 0x14, 0x77, 0xe1, 0xf0, 0x14, 0xf0, 0x77])
+        #expect(try bytes("ctrl_r-pause", 2) == [0xe0, 0x14, 0xe0, 0x7e, 0xe0, 0xf0, 0x7e, 0xe0, 0xf0, 0x14])
+        #expect(try bytes("print", 2) == [0xe0, 0x12, 0xe0, 0x7c, 0xe0, 0xf0, 0x7c, 0xe0, 0xf0, 0x12])
+        #expect(try bytes("alt-print", 2) == [0x11, 0xf0, 0x11, 0x11, 0x84, 0xf0, 0x84, 0xf0, 0x11, 0x11, 0xf0, 0x11])
+        #expect(try bytes("pause-print", 3) == [0x62, 0x57, 0xf0, 0x57, 0xf0, 0x62])
+        // Which modifier is held when the key goes down and when it goes up decides.
+        #expect(try bytes("print-shift", 1) == [0xe0, 0x2a, 0xe0, 0x37, 0x2a, 0xaa, 0xe0, 0xb7, 0xe0, 0xaa])
+        for mods in ["", "ctrl-", "ctrl_r-", "shift-", "shift_r-", "alt-", "alt_r-", "ctrl-alt-", "alt_r-shift-", "shift-alt-ctrl_r-"] {
+            for key in ["pause", "print"] {
+                let combination = Substring(mods + key)
+                #expect(PS2Keys.translated(try bytes(combination, 2)) == (try bytes(combination, 1)), "\(combination)")
+            }
+        }
+        // Through the i8042 as a guest reads them, translated (set 2) and raw (set 2 and 3).
+        let translating = Self.controller(config: 0x61)
+        try translating.sendKeys(["pause", "ctrl-pause"])
+        #expect(Self.drain(translating) == [0xe1, 0x1d, 0x45, 0xe1, 0x9d, 0xc5, 0x1d, 0xe0, 0x46, 0xe0, 0xc6, 0x9d])
+        let raw = Self.controller(config: 0x21)
+        try raw.sendKeys(["print"])
+        #expect(Self.drain(raw) == [0xe0, 0x12, 0xe0, 0x7c, 0xe0, 0xf0, 0x7c, 0xe0, 0xf0, 0x12])
+        #expect(Self.exchange(raw, [0xf0, 0x03]) == [0xfa, 0xfa])
+        try raw.sendKeys(["print"])
+        #expect(Self.drain(raw) == [0x57, 0xf0, 0x57])
+    }
+
     @Test("QEMU's menu (Linux's KEY_MENU) has no set-2 code, so it is skipped in set 2 and through the translation; compose is the key beside the right Windows key")
     func menuAndCompose() throws {
         let menu = try PS2Keys.parse("menu"), compose = try PS2Keys.parse("compose")

@@ -27,7 +27,7 @@ struct KeyboardTests {
     func translatedSet1() throws {
         let (vmm, console, socket) = try Self.start(try VMMProcess.scratch("keyboard", "set1"))
         defer { vmm.kill() }
-        for command in [["sendkey", "shift-a", "up"], ["ctrl-alt-del"], ["type", "Hi!\n"], ["sendkey", "esc"]] {
+        for command in [["sendkey", "shift-a", "up", "pause"], ["ctrl-alt-del"], ["type", "Hi!\n"], ["sendkey", "esc"]] {
             let r = try ControlAPITests.ctl([socket] + command)
             #expect(r.status == 0, "\(command): \(r.stderr)")
             #expect(r.stdout == "")
@@ -35,9 +35,10 @@ struct KeyboardTests {
         let r = vmm.wait()
         #expect(r.status == (0x1d << 1) | 1, "stderr: \(r.stderr)")
         #expect(r.stderr == "")
-        // Shift down, a down, a up, shift up; E0 48 / E0 C8 (up); Ctrl, Alt, E0 53 (Delete)
-        // down, then up in reverse; "Hi!\n" as shift-h, i, shift-1, Enter; Esc down and up.
-        #expect(Self.printed(console) == Self.ready + "2A 1E 9E AA E0 48 E0 C8 1D 38 E0 53 E0 D3 B8 9D "
+        // Shift down, a down, a up, shift up; E0 48 / E0 C8 (up); Pause (pressed only); Ctrl,
+        // Alt, E0 53 (Delete) down, then up in reverse; "Hi!\n" as shift-h, i, shift-1, Enter;
+        // Esc down and up.
+        #expect(Self.printed(console) == Self.ready + "2A 1E 9E AA E0 48 E0 C8 E1 1D 45 E1 9D C5 1D 38 E0 53 E0 D3 B8 9D "
             + "2A 23 A3 AA 17 97 2A 02 82 AA 1C 9C 01 81 \n")
     }
 
@@ -46,10 +47,11 @@ struct KeyboardTests {
         let (vmm, console, socket) = try Self.start(try VMMProcess.scratch("keyboard", "set2"), append: ["--append", "set2"],
                                                     ready: "keyboard: configuration 21, ready\n")
         defer { vmm.kill() }
-        let r = try ControlAPITests.ctl([socket, "sendkey", "shift-a", "up", "esc"])
+        let r = try ControlAPITests.ctl([socket, "sendkey", "shift-a", "up", "print", "esc"])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         #expect(vmm.wait().status == (0x1d << 1) | 1)
-        #expect(Self.printed(console) == "keyboard: configuration 21, ready\n12 1C F0 1C F0 12 E0 75 E0 F0 75 76 F0 76 \n")
+        #expect(Self.printed(console) == "keyboard: configuration 21, ready\n12 1C F0 1C F0 12 E0 75 E0 F0 75 "
+            + "E0 12 E0 7C E0 F0 7C E0 F0 12 76 F0 76 \n")
     }
 
     @Test("set 3, which the guest selects with translation off (0xf0 0x03, then 0xf0 0x00 answers 3): one code a key, no 0xe0 prefixes, 0xf0 before each break")
