@@ -20,11 +20,12 @@ enum PS2Keys {
         /// side apart; 0 for any other key.
         var modifier: UInt8 = 0
         /// Pause and Print Screen: in sets 1 and 2 sequences of their own (`special`),
-        /// which depend on the modifiers held; in set 3 codes as any key's.
+        /// which depend on the modifiers held; in set 3 codes as any key's. Lang1 and
+        /// Lang2 (Hangeul, Hanja) send no break in sets 1 and 2.
         var special: Special = .none
     }
 
-    enum Special { case none, pause, print }
+    enum Special { case none, pause, print, pressOnly }
 
     /// QEMU's modifier bits.
     static let ctrlL: UInt8 = 1, shiftL: UInt8 = 2, altL: UInt8 = 4, ctrlR: UInt8 = 8, shiftR: UInt8 = 16, altR: UInt8 = 32
@@ -88,7 +89,13 @@ enum PS2Keys {
     }
 
     private static func event(_ key: Key, down: Bool, set: UInt8, held: UInt8) -> [UInt8] {
-        if set != 3, key.special != .none { return special(key.special, down: down, set: set, held: held) }
+        if set != 3 {
+            switch key.special {
+            case .pause, .print: return special(key.special, down: down, set: set, held: held)
+            case .pressOnly where !down: return []
+            default: break
+            }
+        }
         let code = set == 1 ? key.set1 : set == 2 ? key.set2 : key.set3
         guard code != 0 else { return [] }
         var out: [UInt8] = set != 3 && key.extended ? [0xe0] : []
@@ -197,9 +204,10 @@ enum PS2Keys {
         Key(set1: set1, set2: set2, set3: set3, extended: extended, modifier: modifier)
     }
 
-    /// QEMU's QKeyCode names.
-    /// Set 3's codes are keycodemapdb's, which gives `kp_subtract` and `kp_divide` the
-    /// codes of `minus` and `slash` (0x4e, 0x4a): QEMU sends those, and so does this.
+    /// QEMU's QKeyCode names, every one, with keycodemapdb's codes (its data/keymaps.csv),
+    /// which give `kp_subtract` and `kp_divide` the set-3 codes of `minus` and `slash`
+    /// (0x4e, 0x4a), `asterisk` the codes of `kp_multiply`, and many keys no code in set 2
+    /// or 3: QEMU sends those, and so does this.
     static let byName: [String: Key] = [
         "esc": k(0x01, 0x76, 0x08), "1": k(0x02, 0x16, 0x16), "2": k(0x03, 0x1e, 0x1e), "3": k(0x04, 0x26, 0x26), "4": k(0x05, 0x25, 0x25),
         "5": k(0x06, 0x2e, 0x2e), "6": k(0x07, 0x36, 0x36), "7": k(0x08, 0x3d, 0x3d), "8": k(0x09, 0x3e, 0x3e), "9": k(0x0a, 0x46, 0x46),
@@ -235,5 +243,29 @@ enum PS2Keys {
         // Sequences of their own in sets 1 and 2 (`special`); set 3's codes are keycodemapdb's.
         "pause": Key(set1: 0, set2: 0, set3: 0x62, extended: false, special: .pause),
         "print": Key(set1: 0, set2: 0, set3: 0x57, extended: false, special: .print),
+        "sysrq": k(0x54, 0x7f, 0x57), "asterisk": k(0x37, 0x7c, 0x7e),
+        "f13": k(0x5d, 0x2f, 0x7f), "f14": k(0x5e, 0x37, 0x80), "f15": k(0x5f, 0x3f, 0x81), "f16": k(0x55, 0x00, 0x82),
+        "f17": k(0x03, 0x00, 0x83, extended: true), "f18": k(0x77, 0x00, 0x00, extended: true), "f19": k(0x04, 0x00, 0x00, extended: true),
+        "f20": k(0x5a, 0x00, 0x00), "f21": k(0x74, 0x00, 0x00), "f22": k(0x79, 0x00, 0x00, extended: true), "f23": k(0x6d, 0x00, 0x00),
+        "f24": k(0x6f, 0x00, 0x00), "lf": k(0x5b, 0x00, 0x00), "open": k(0x64, 0x00, 0x20), "paste": k(0x65, 0x00, 0x28),
+        // Japanese and Korean keyboards' keys.
+        "henkan": k(0x79, 0x64, 0x86), "hiragana": k(0x77, 0x62, 0x87), "katakanahiragana": k(0x70, 0x13, 0x87),
+        "muhenkan": k(0x7b, 0x67, 0x85), "ro": k(0x73, 0x51, 0x00), "yen": k(0x7d, 0x6a, 0x5d), "kp_comma": k(0x7e, 0x6d, 0x00),
+        "kp_equals": k(0x59, 0x0f, 0x00),
+        "lang1": Key(set1: 0xf2, set2: 0xf2, set3: 0, extended: false, special: .pressOnly),
+        "lang2": Key(set1: 0xf1, set2: 0xf1, set3: 0, extended: false, special: .pressOnly),
+        // Sun's and the multimedia keys, all after 0xe0 in sets 1 and 2.
+        "stop": k(0x68, 0x28, 0x0a, extended: true), "again": k(0x05, 0x00, 0x0b, extended: true), "props": k(0x06, 0x00, 0x0c, extended: true),
+        "undo": k(0x07, 0x00, 0x10, extended: true), "front": k(0x0c, 0x00, 0x00, extended: true), "copy": k(0x78, 0x00, 0x18, extended: true),
+        "cut": k(0x3c, 0x00, 0x38, extended: true), "find": k(0x41, 0x00, 0x30, extended: true), "help": k(0x75, 0x00, 0x09, extended: true),
+        "power": k(0x5e, 0x37, 0x00, extended: true), "sleep": k(0x5f, 0x3f, 0x00, extended: true), "wake": k(0x63, 0x5e, 0x00, extended: true),
+        "audionext": k(0x19, 0x4d, 0x93, extended: true), "audioprev": k(0x10, 0x15, 0x94, extended: true),
+        "audiostop": k(0x24, 0x3b, 0x98, extended: true), "audioplay": k(0x22, 0x34, 0x00, extended: true),
+        "audiomute": k(0x20, 0x23, 0x9c, extended: true), "volumeup": k(0x30, 0x32, 0x95, extended: true),
+        "volumedown": k(0x2e, 0x21, 0x9d, extended: true), "mediaselect": k(0x6d, 0x50, 0x00, extended: true),
+        "mail": k(0x6c, 0x48, 0x00, extended: true), "calculator": k(0x21, 0x2b, 0xa3, extended: true),
+        "computer": k(0x6b, 0x40, 0x00, extended: true), "ac_home": k(0x32, 0x3a, 0x97, extended: true),
+        "ac_back": k(0x6a, 0x38, 0x00, extended: true), "ac_forward": k(0x69, 0x30, 0x00, extended: true),
+        "ac_refresh": k(0x67, 0x20, 0x00, extended: true), "ac_bookmarks": k(0x66, 0x18, 0x00, extended: true),
     ]
 }

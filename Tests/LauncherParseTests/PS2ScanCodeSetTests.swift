@@ -100,6 +100,19 @@ struct PS2ScanCodeSetTests {
         #expect(Self.drain(raw) == [0x57, 0xf0, 0x57])
     }
 
+    @Test("Lang1 and Lang2 (Hangeul, Hanja) send no break in sets 1 and 2, as QEMU's; keys with no set-2 code type nothing through the translation; multimedia keys carry 0xe0")
+    func pressOnlyAndMultimedia() throws {
+        func bytes(_ combination: Substring, _ set: UInt8) throws -> [UInt8] { PS2Keys.bytes(try PS2Keys.parse(combination), set: set) }
+        #expect(try bytes("lang1", 1) == [0xf2] && bytes("lang2", 2) == [0xf1] && bytes("lang1", 3).isEmpty)
+        #expect(try bytes("shift-lang1", 1) == [0x2a, 0xf2, 0xaa])
+        #expect(try bytes("audiomute", 1) == [0xe0, 0x20, 0xe0, 0xa0])
+        #expect(try bytes("volumeup", 2) == [0xe0, 0x32, 0xe0, 0xf0, 0x32] && bytes("volumeup", 3) == [0x95, 0xf0, 0x95])
+        #expect(try bytes("f24", 1) == [0x6f, 0xef] && bytes("f24", 2).isEmpty && bytes("f24", 3).isEmpty)
+        let translating = Self.controller(config: 0x61)
+        try translating.sendKeys(["f24", "sysrq", "lang1"])
+        #expect(Self.drain(translating) == [0x54, 0xd4, 0xf2])
+    }
+
     @Test("QEMU's menu (Linux's KEY_MENU) has no set-2 code, so it is skipped in set 2 and through the translation; compose is the key beside the right Windows key")
     func menuAndCompose() throws {
         let menu = try PS2Keys.parse("menu"), compose = try PS2Keys.parse("compose")
