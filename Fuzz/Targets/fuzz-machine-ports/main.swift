@@ -63,7 +63,8 @@ func readData(_ kbd: I8042, _ lines: Lines) {
 /// Keys typed on the keyboard: `value` picks combinations (some bad, some long, some
 /// repeated past the keyboard's limit); what is typed is all of them or none.
 func typeKeys(_ kbd: I8042, _ lines: Lines, _ value: UInt8) {
-    let names = ["a", "shift-a", "ctrl-alt-delete", "up", "esc", "nope", "a--b", "0xe053", "kp_enter-f7-pgdn"]
+    let names = ["a", "shift-a", "ctrl-alt-delete", "up", "esc", "nope", "a--b", "0xe053", "kp_enter-f7-pgdn",
+                 "ctrl-pause", "alt_r-print", "lang1-volumeup"]
     let count = Int(value >> 4) &* 9 &+ 1 // 1 to 136 combinations
     let combinations = Array(repeating: Substring(names[Int(value & 0x0f) % names.count]), count: count)
     let before = kbd.state
