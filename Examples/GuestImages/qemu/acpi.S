@@ -122,10 +122,7 @@ switch_off:
     mov pm1a, %edx
     out %ax, %dx
     PUTS(s_still)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 button:
     testl $0x10, fflags                 /* PWR_BUTTON set: no fixed-feature button */

@@ -36,10 +36,7 @@ KERNEL_ENTRY
     cli
     PUTS(s_ticks)
     DEBUG_EXIT(0x1d)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 tick:
     incl ticks

@@ -259,10 +259,7 @@ failed:
     mov $0x177, %dx
     call print_port
     PUTS(s_nl)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 MB_HELPERS
 

@@ -245,10 +245,7 @@ failed:
     call print_port
     PUTS(s_nl)
     DEBUG_EXIT(0x23)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 MB_HELPERS
 MB_CMDLINE_END

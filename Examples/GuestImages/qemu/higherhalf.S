@@ -19,10 +19,7 @@ KERNEL_START
     call puthex
     PHYS_PUTS(s_nl)
     DEBUG_EXIT(0x15)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 MB_HELPERS
 

@@ -113,10 +113,7 @@ long64:
     PUTS(s_nl)
     DEBUG_EXIT(0x19)
     .code32
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 fw_u32:                             /* four fw_cfg data bytes, little-endian, into EAX */
     mov $0x511, %dx

@@ -205,10 +205,7 @@ KERNEL_ENTRY
     PRINT(s_prompt, prompt)
     PUTS(s_nl)
 9:  DEBUG_EXIT(0x23)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 pin2_irq:
     push %eax

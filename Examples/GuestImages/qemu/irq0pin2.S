@@ -20,10 +20,7 @@ KERNEL_ENTRY
     PRINT(s_pin0, pin0s)
     PUTS(s_nl)
     DEBUG_EXIT(0x23)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 pin2_irq:
     incl pin2s

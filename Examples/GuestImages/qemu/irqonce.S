@@ -65,10 +65,7 @@ wait:
     PRINT(s_count, count)
     PUTS(s_nl)
     DEBUG_EXIT(0x27)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 /* The first time: say so, wait for the power button, clear its status bit. */
 first:

@@ -69,10 +69,7 @@ KERNEL_ENTRY
     call puthex
     PUTS(s_nl)
     DEBUG_EXIT(0x1b)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 kbd_irq:
     push %eax

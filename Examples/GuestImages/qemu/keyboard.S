@@ -118,10 +118,7 @@ next:
 done:
     PUTS(s_nl)
     DEBUG_EXIT(0x1d)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 kbd_irq:
     push %eax

@@ -21,10 +21,7 @@ KERNEL_ENTRY
     cli
     movl $0x10000, 0x320(%ebx)      /* mask the timer */
     PUTS(s_done)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 timer:
     incl ticks

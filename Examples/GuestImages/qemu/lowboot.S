@@ -58,10 +58,7 @@ back:
     call puts
     PUTS(s_nl)
     DEBUG_EXIT(0x13)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 MB_HELPERS
 

@@ -8,6 +8,8 @@
 /* PUTS label: the NUL-terminated string at label to COM1 (clobbers eax, edx, esi). */
 #define PUTS(label) mov $label, %esi; call puts
 #define DEBUG_EXIT(code) mov $(code), %al; mov $0xf4, %dx; out %al, %dx
+/* DEAD_END: the label `dead`, where a kernel that is done or failed halts for good. */
+#define DEAD_END dead: cli; hlt; jmp dead
 /* PRINT(label, value): the string, then `value` (memory or a constant: PUTS clobbers
  * eax) in hex (clobbers eax, ecx, edx, esi). */
 #define PRINT(label, value) PUTS(label); mov value, %eax; call puthex

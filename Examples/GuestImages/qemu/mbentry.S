@@ -35,10 +35,7 @@ _start:
     call puthex
     PUTS(s_nl)
     DEBUG_EXIT(0x17)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 MB_HELPERS
 

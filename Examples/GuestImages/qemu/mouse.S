@@ -88,10 +88,7 @@ KERNEL_START
     out %al, $0x64
     call replies
 5:  DEBUG_EXIT(0x1e)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 /* mouse_send: BL to the mouse (0xd4, then the byte at port 0x60); clobbers eax. */
 mouse_send:

@@ -191,10 +191,7 @@ aps_up:
     movl $0x10060, 0x10(%ebx)           /* the entry masked again */
     PRINT(s_tick, irq0pin)
     PUTS(s_nl)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 no_irq0: PUTS(s_no_irq0)
     jmp dead

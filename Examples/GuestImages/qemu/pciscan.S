@@ -101,10 +101,7 @@ KERNEL_START
     call puthex
     PUTS(s_nl)
     DEBUG_EXIT(0x15)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 /* cfg_read: dword at config address EAX (bus/dev/fn/offset bits) into EAX. */
 cfg_read:

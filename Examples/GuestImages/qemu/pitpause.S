@@ -43,10 +43,7 @@ KERNEL_ENTRY
     PRINT(s_after, ticks)
     PUTS(s_nl)
     DEBUG_EXIT(0x23)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 irq0:
     incl ticks

@@ -83,10 +83,7 @@ pvh_start:
     jmp 4b
 5:  PUTS(s_nl)
     DEBUG_EXIT(0x21)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 MB_HELPERS
 

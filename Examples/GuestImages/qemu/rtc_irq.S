@@ -73,10 +73,7 @@ KERNEL_ENTRY
     call puthex
     PUTS(s_nl)
     DEBUG_EXIT(0x19)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 rtc_irq:
     push %eax

@@ -118,10 +118,7 @@ snapshot_mode:
     PRINT(s_p2b, count)
     PUTS(s_nl)
     DEBUG_EXIT(0x19)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 rtc_irq:
     push %eax

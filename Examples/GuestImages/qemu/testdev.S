@@ -40,10 +40,7 @@ KERNEL_START
     out %al, %dx
     PUTS(s_irq)
     DEBUG_EXIT(0x17)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 irq:
     incl taken

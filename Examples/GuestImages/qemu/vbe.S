@@ -111,10 +111,7 @@ done:
 8:  pause
     jmp 8b
 7:  DEBUG_EXIT(0x16)
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 /* 8 bits a pixel: the quadrants in palette entries 1-4, a row at a time. */
 draw8:

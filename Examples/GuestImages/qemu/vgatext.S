@@ -79,10 +79,7 @@ KERNEL_ENTRY
     cmpl $0x6e697073, -4(%esi)             /* "spin" */
     jne dead
 3:  jmp 3b
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 /* vga_puts: the NUL-terminated string at ESI to the cells from EDI, attribute 0x07. */
 vga_puts:

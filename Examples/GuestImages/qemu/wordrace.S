@@ -50,10 +50,7 @@ KERNEL_ENTRY
     loop 3b
     jmp 2b
 4:  jmp *bsp_task
-dead:
-    cli
-    hlt
-    jmp dead
+DEAD_END
 
 ap32:
     movw GDT_SAVE + 8, %ax
