@@ -64,7 +64,8 @@ enum PS2Keys {
         guard name.hasPrefix("0x"), name.count <= 6, let code = UInt16(plainNumber: name) else { return nil }
         let extended = code >> 8 == 0xe0
         guard code >> 8 == 0 || extended else { return nil }
-        // Pause and Print Screen have no one set-1 code (their table entries hold 0).
+        // Plain keys only: Pause and Print Screen hold 0 as their set-1 code, and Lang1
+        // and Lang2 (codes past 0x80, with no break) are typed by name.
         return byName.values.first {
             $0.special == .none && $0.set1 == UInt8(truncatingIfNeeded: code) && $0.extended == extended
         }
@@ -105,28 +106,25 @@ enum PS2Keys {
 
     /// Pause and Print Screen in sets 1 and 2, as QEMU's `ps2_keyboard_event` sends them:
     /// Pause only when pressed (Ctrl-Pause is Break), Print Screen as SysRq under Alt and
-    /// without its fake Shift under Shift or Ctrl. Set 2's read through the translation
-    /// as set 1's (`PS2ScanCodeSetTests`).
+    /// without its fake Shift under Shift or Ctrl. QEMU writes out both sets' sequences;
+    /// set 1's are exactly set 2's through the 8042's translation, so only set 2's are
+    /// held here (`PS2ScanCodeSetTests` checks set 1's bytes against QEMU's).
     private static func special(_ key: Special, down: Bool, set: UInt8, held: UInt8) -> [UInt8] {
-        let one = set == 1
+        let two = specialSet2(key, down: down, held: held)
+        return set == 1 ? translated(two) : two
+    }
+
+    private static func specialSet2(_ key: Special, down: Bool, held: UInt8) -> [UInt8] {
         if key == .pause {
             guard down else { return [] }
-            if held & (ctrlL | ctrlR) != 0 { return one ? [0xe0, 0x46, 0xe0, 0xc6] : [0xe0, 0x7e, 0xe0, 0xf0, 0x7e] }
-            return one ? [0xe1, 0x1d, 0x45, 0xe1, 0x9d, 0xc5] : [0xe1, 0x14, 0x77, 0xe1, 0xf0, 0x14, 0xf0, 0x77]
+            if held & (ctrlL | ctrlR) != 0 { return [0xe0, 0x7e, 0xe0, 0xf0, 0x7e] }
+            return [0xe1, 0x14, 0x77, 0xe1, 0xf0, 0x14, 0xf0, 0x77]
         }
-        if held & altL != 0 {
-            if one { return down ? [0xb8, 0x38, 0x54] : [0xd4, 0xb8, 0x38] }
-            return down ? [0xf0, 0x11, 0x11, 0x84] : [0xf0, 0x84, 0xf0, 0x11, 0x11]
-        }
+        if held & altL != 0 { return down ? [0xf0, 0x11, 0x11, 0x84] : [0xf0, 0x84, 0xf0, 0x11, 0x11] }
         if held & altR != 0 {
-            if one { return down ? [0xe0, 0xb8, 0xe0, 0x38, 0x54] : [0xd4, 0xe0, 0xb8, 0xe0, 0x38] }
             return down ? [0xe0, 0xf0, 0x11, 0xe0, 0x11, 0x84] : [0xf0, 0x84, 0xe0, 0xf0, 0x11, 0xe0, 0x11]
         }
-        if held & (shiftL | ctrlL | shiftR | ctrlR) != 0 {
-            if one { return down ? [0xe0, 0x37] : [0xe0, 0xb7] }
-            return down ? [0xe0, 0x7c] : [0xe0, 0xf0, 0x7c]
-        }
-        if one { return down ? [0xe0, 0x2a, 0xe0, 0x37] : [0xe0, 0xb7, 0xe0, 0xaa] }
+        if held & (shiftL | ctrlL | shiftR | ctrlR) != 0 { return down ? [0xe0, 0x7c] : [0xe0, 0xf0, 0x7c] }
         return down ? [0xe0, 0x12, 0xe0, 0x7c] : [0xe0, 0xf0, 0x7c, 0xe0, 0xf0, 0x12]
     }
 
