@@ -16,6 +16,7 @@ final class BuiltInDevices: @unchecked Sendable {
     var rtc: RTC?
     var ata: ATADisk?
     var cdrom: ATAPIDrive?
+    var floppy: FloppyController?
     var bochs: BochsDisplay?
     var hpet: HPET?
 
@@ -25,7 +26,8 @@ final class BuiltInDevices: @unchecked Sendable {
                                   i8042: i8042?.state, consoleLCR: console?.lcrState, pm1Control: pm1?.control,
                                   pm1Events: pm1.map { .init(status: $0.status, enable: $0.enable) }, pmTimer: pmTimer?.count, vga: vga?.registers, rtc: rtc?.state,
                                   ata: ata?.saved, bochs: bochs?.registers, dac: dac.flatMap { d in let r = d.registers; return r == .init() ? nil : r },
-                                  hpet: hpet.flatMap { h in let r = h.saved; return r.isReset ? nil : r }, atapi: cdrom.flatMap { c in let s = c.saved; return s == ATAPIState() ? nil : s })
+                                  hpet: hpet.flatMap { h in let r = h.saved; return r.isReset ? nil : r }, atapi: cdrom.flatMap { c in let s = c.saved; return s == ATAPIState() ? nil : s },
+                                  floppy: floppy.flatMap { f in let s = f.saved; return s == FloppyState() ? nil : s })
     }
 
     /// Keeps the RTC's and the HPET's interrupt threads from raising anything until
@@ -86,6 +88,8 @@ final class BuiltInDevices: @unchecked Sendable {
         // A blob written before the CD-ROM drive was built in has no line for it: it then
         // restores as after a reset, the drive such a guest saw as an empty channel.
         if s.atapi != nil, cdrom == nil { throw differ("CD-ROM drive (ports 0x170-0x177, 0x376)", saved: true) }
+        // Likewise the floppy controller: as after power-on without its line.
+        if s.floppy != nil, floppy == nil { throw differ("floppy controller (ports 0x3f1-0x3f5, 0x3f7)", saved: true) }
         guard (s.bochs != nil) == (bochs != nil) else { throw differ("Bochs VBE display (--vga std)", saved: s.bochs != nil) }
         // The HPET's line is written only when it is not as after a reset (and blobs from
         // before it was built in have none).
@@ -105,6 +109,7 @@ final class BuiltInDevices: @unchecked Sendable {
         if let a = s.ata { ata?.restore(a) }
         if let b = s.bochs { bochs?.restore(b) }
         cdrom?.restore(s.atapi ?? ATAPIState())
+        floppy?.restore(s.floppy ?? FloppyState())
         hpet?.restore(s.hpet ?? HPETState())
         // The RTC's output reaches IRQ 8 through the HPET, which holds it while in
         // LegacyReplacement mode: it must know the level to give it when the mode ends.

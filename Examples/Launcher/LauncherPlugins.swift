@@ -210,8 +210,18 @@ extension Launcher {
     /// without the default plugins; a plugin that took its ports is not displaced.
     /// Without `--hda` the channel is there and empty, as on QEMU's `pc`
     /// (`IDEChannel.registerEmpty`), where no plugin holds its ports. The secondary holds
-    /// QEMU's empty CD-ROM drive (`ATAPIDrive`), likewise.
+    /// QEMU's empty CD-ROM drive (`ATAPIDrive`), likewise, and the floppy controller
+    /// with its empty drive A (`FloppyController`).
     func registerDisk(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
+        if FloppyController.ports.allSatisfy({ dispatcher.pioOwner(port: $0) == nil }) {
+            let floppy = FloppyController()
+            do { try floppy.register(on: dispatcher) } catch { throw LauncherError(.host, "\(error)") }
+            if options.useIRQChip {
+                // A failed raise (the VM closing) has no one to tell: the run is ending.
+                floppy.connectInterrupt { [vm] level in try? vm.setIRQLine(FloppyController.irqLine, level: level) }
+            }
+            devices.floppy = floppy
+        }
         if dispatcher.pioOwner(port: ATAPIDrive.basePort, count: 8) == nil, dispatcher.pioOwner(port: ATAPIDrive.controlPort) == nil {
             let drive = ATAPIDrive()
             do { try drive.register(on: dispatcher) } catch { throw LauncherError(.host, "\(error)") }

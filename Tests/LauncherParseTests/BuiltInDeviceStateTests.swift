@@ -78,7 +78,18 @@ struct BuiltInDeviceStateTests {
             ata: .init(sectors: ATAState.maxSectors, state: ata, geometry: ATAGeometry(cylinders: 16383, heads: 16, sectorsPerTrack: 63, translation: .large)),
             bochs: .init(index: 0xffff, regs: bochs),
             dac: .init(writeIndex: 0xff, readIndex: 0xff, sub: 2, state: 3, cache: [0xff, 0xff, 0xff],
-                       palette: [UInt8](repeating: 0x3f, count: 768)), hpet: largestHPET)
+                       palette: [UInt8](repeating: 0x3f, count: 768)), hpet: largestHPET, floppy: largestFloppy)
+    }
+
+    /// The floppy controller with every value at its widest.
+    static var largestFloppy: FloppyState {
+        var f = FloppyState()
+        (f.sra, f.srb, f.dor, f.current, f.tdr, f.dsr, f.msr, f.status0) = (0xc0, 0xe3, 0xff, 1, 0x04, 0xff, 0xd0, 0xff)
+        (f.phase, f.position, f.length, f.resetSenses) = (.result, 14, 15, 4)
+        (f.timer0, f.timer1, f.precompensation, f.config, f.lock, f.powerDown) = (0xff, 0xff, 0xff, 0xff, 1, 0xff)
+        f.fifo = [UInt8](repeating: 0xff, count: FloppyState.fifoSize)
+        f.drives = [FloppyState.Drive](repeating: .init(head: 1, track: 0xff, sector: 0xff, perpendicular: 0x0f, lastSector: 0xff), count: 2)
+        return f
     }
 
     /// Every register of the HPET at its longest.

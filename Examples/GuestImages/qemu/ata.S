@@ -92,10 +92,7 @@ KERNEL_ENTRY
     mov $0x1f0, %dx
     rep insw
     PUTS(s_reading)
-2:  in $0x64, %al
-    test $1, %al
-    jz 2b
-    in $0x60, %al
+    WAIT_KEY
     mov $buf + 256, %edi            /* and the rest */
     mov $128, %ecx
     mov $0x1f0, %dx

@@ -190,10 +190,7 @@ read_blocks:
     mov $384, %ecx
     rep insw
     PUTS(s_reading)
-3:  in $0x64, %al
-    test $1, %al
-    jz 3b
-    in $0x60, %al
+    WAIT_KEY
     pop %ecx
     mov $0x1f0, %dx
 2:  rep insw

@@ -73,10 +73,7 @@ KERNEL_ENTRY
     cmpb $0, pause
     je 2f
     PUTS(s_waiting)
-3:  in $0x64, %al
-    test $1, %al
-    jz 3b
-    in $0x60, %al
+    WAIT_KEY
 2:  pop %esi
     lea -4(%esi), %ecx
     shr $1, %ecx

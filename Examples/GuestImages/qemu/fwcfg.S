@@ -127,10 +127,7 @@ KERNEL_ENTRY
     cmpb $0, WAIT
     je 4f
     PUTS(s_waiting)
-5:  in $0x64, %al
-    test $1, %al
-    jz 5b
-    in $0x60, %al
+    WAIT_KEY
 4:  DMA($CTL_READ, $6, $(TEXT + 5))
     movb $0, TEXT + 11
     PUTS(s_mixed)

@@ -50,10 +50,7 @@ KERNEL_ENTRY
     out %al, $0x60
     mov $0xee, %al                  /* keyboard: echo */
     out %al, $0x60
-3:  in $0x64, %al
-    test $1, %al
-    jz 3b
-    in $0x60, %al
+    WAIT_KEY
     movzbl %al, %eax
     push %eax
     PUTS(s_poll)

@@ -36,10 +36,7 @@ KERNEL_ENTRY
     out %al, $0x60
 1:  mov $0x20, %al                  /* read the configuration */
     out %al, $0x64
-2:  in $0x64, %al
-    test $1, %al
-    jz 2b
-    in $0x60, %al
+    WAIT_KEY
     movzbl %al, %eax
     push %eax
     PUTS(s_config)

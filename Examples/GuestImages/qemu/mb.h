@@ -8,6 +8,9 @@
 /* PUTS label: the NUL-terminated string at label to COM1 (clobbers eax, edx, esi). */
 #define PUTS(label) mov $label, %esi; call puts
 #define DEBUG_EXIT(code) mov $(code), %al; mov $0xf4, %dx; out %al, %dx
+/* WAIT_KEY: until the i8042 holds a byte (a key typed into the paused guest), which it
+ * takes into AL. */
+#define WAIT_KEY 7: in $0x64, %al; test $1, %al; jz 7b; in $0x60, %al
 /* DEAD_END: the label `dead`, where a kernel that is done or failed halts for good. */
 #define DEAD_END dead: cli; hlt; jmp dead
 /* PRINT(label, value): the string, then `value` (memory or a constant: PUTS clobbers

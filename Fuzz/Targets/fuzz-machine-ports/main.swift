@@ -25,7 +25,8 @@ import Synchronization
 // program of the input's bytes: CR0-CR7 locked while CR11 bit 7 is set (but CR7 bit 4),
 // misc bit 4 never kept, input status only ever bits 0 and 3, the range misc does not
 // select all-ones, and the registers through the blob. The ATA disk (ATAProgram.swift), the
-// secondary channel's empty CD-ROM drive (ATAPIProgram.swift),
+// secondary channel's empty CD-ROM drive (ATAPIProgram.swift), the floppy controller
+// (FloppyProgram.swift),
 // the Bochs VBE display (BochsProgram.swift), the HPET (HPETProgram.swift) and fw_cfg
 // with its DMA interface over guest memory (FwCfgProgram.swift).
 /// IRQs 1 and 12 as the i8042 drives them: their levels and how often each rose.
@@ -267,6 +268,7 @@ runFuzzer { data, size in
     let dac = dacProgram(input)
     ataProgram(input)
     atapiProgram(input)
+    floppyProgram(input)
     bochsProgram(input)
     hpetProgram(input)
     fwCfgProgram(input)
