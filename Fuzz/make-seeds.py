@@ -120,6 +120,7 @@ put('fuzz-machine-ports', 'pm1', bytes([0x5a, 0x01, 0x38, 0, 0x18, 0, 0x58, 0xff
 put('fuzz-launcher-state', 'devices', 'vmm-launcher-devices 1\nfw_cfg 0x0 1\nreset-control 0x0\ni8042 0x18 0x3 0xcf 0x0 0x0 -\npm1-control 0x0\nend\n')
 put('fuzz-launcher-state', 'devices-all', 'vmm-launcher-devices 1\nfw_cfg 0x19 7\nreset-control 0x2\nport92 0x42\ni8042 0x1c 0x45 0xcf 0xd1 0x55 0xfa,0xaa\nps2-keyboard 1 0 0xf0 e048e0c8\nconsole 0x83\npm1-control 0x1c01\npm1-events 0x100 0x521\npm-timer 0xabcdef\nvga 0x67 0xe 0x9 5f4f50825581bf1f004f0d0e000000509c8e8f281f96b9a3ff\nrtc 0x8b -86400 00010203040506070809260b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f\nend\n')
 put('fuzz-launcher-state', 'floppy', 'vmm-launcher-devices 1\nfloppy 0xc0 0xe1 0x1d 0x1 0x4 0x0 0xd0 0x20 0x3 0x4 0xa 0x0 0xa 0x1 0x0 0x60 0x1 0x0 000000000a03ff0060000000000000000000 00000100ff0000000000\nend\n')
+put('fuzz-launcher-state', 'parallel', 'vmm-launcher-devices 1\nparallel 0x42 0x59 0xdc 1\nend\n')
 put('fuzz-launcher-state', 'fw-cfg-files', b'vmm-fw-cfg-files 1\nfile opt/vmmkit/greeting 20\nhello, from the host\nfile bootorder 3\n\x01\n\x00\nend\n')
 # The RTC in the same target (op bit 2): register A read, the year set to 99, binary
 # 24-hour mode, the hour set, read back.

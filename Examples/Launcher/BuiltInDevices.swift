@@ -17,6 +17,7 @@ final class BuiltInDevices: @unchecked Sendable {
     var ata: ATADisk?
     var cdrom: ATAPIDrive?
     var floppy: FloppyController?
+    var parallel: ParallelPort?
     var bochs: BochsDisplay?
     var hpet: HPET?
 
@@ -27,7 +28,8 @@ final class BuiltInDevices: @unchecked Sendable {
                                   pm1Events: pm1.map { .init(status: $0.status, enable: $0.enable) }, pmTimer: pmTimer?.count, vga: vga?.registers, rtc: rtc?.state,
                                   ata: ata?.saved, bochs: bochs?.registers, dac: dac.flatMap { d in let r = d.registers; return r == .init() ? nil : r },
                                   hpet: hpet.flatMap { h in let r = h.saved; return r.isReset ? nil : r }, atapi: cdrom.flatMap { c in let s = c.saved; return s == ATAPIState() ? nil : s },
-                                  floppy: floppy.flatMap { f in let s = f.saved; return s == FloppyState() ? nil : s })
+                                  floppy: floppy.flatMap { f in let s = f.saved; return s == FloppyState() ? nil : s },
+                                  parallel: parallel.flatMap { p in let r = p.registers; return r == .init() ? nil : r })
     }
 
     /// Keeps the RTC's and the HPET's interrupt threads from raising anything until
@@ -90,6 +92,7 @@ final class BuiltInDevices: @unchecked Sendable {
         if s.atapi != nil, cdrom == nil { throw differ("CD-ROM drive (ports 0x170-0x177, 0x376)", saved: true) }
         // Likewise the floppy controller: as after power-on without its line.
         if s.floppy != nil, floppy == nil { throw differ("floppy controller (ports 0x3f1-0x3f5, 0x3f7)", saved: true) }
+        if s.parallel != nil, parallel == nil { throw differ("parallel port (ports 0x378-0x37f)", saved: true) }
         guard (s.bochs != nil) == (bochs != nil) else { throw differ("Bochs VBE display (--vga std)", saved: s.bochs != nil) }
         // The HPET's line is written only when it is not as after a reset (and blobs from
         // before it was built in have none).
@@ -110,6 +113,7 @@ final class BuiltInDevices: @unchecked Sendable {
         if let b = s.bochs { bochs?.restore(b) }
         cdrom?.restore(s.atapi ?? ATAPIState())
         floppy?.restore(s.floppy ?? FloppyState())
+        parallel?.restore(s.parallel ?? .init())
         hpet?.restore(s.hpet ?? HPETState())
         // The RTC's output reaches IRQ 8 through the HPET, which holds it while in
         // LegacyReplacement mode: it must know the level to give it when the mode ends.

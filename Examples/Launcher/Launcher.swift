@@ -283,11 +283,11 @@ final class Watchdog: @unchecked Sendable {
 
 extension LaunchOptions {
     /// The ISA devices the DSDT describes, where the launcher puts them as QEMU's `pc` has
-    /// them: the i8042, the RTC and fw_cfg always (a plugin that takes their ports takes
-    /// their description with them), COM1 with the default plugins (the UART plugin or its
+    /// them: the i8042, the RTC, the floppy controller, LPT1 and fw_cfg always (a plugin that takes
+    /// their ports takes their description with them), COM1 with the default plugins (the UART plugin or its
     /// stand-in), pvpanic with `--pvpanic`. The HPET is `noHPET`'s.
     var firmwareDevices: PCFirmware.Devices {
-        var d: PCFirmware.Devices = [.keyboard, .rtc, .fwCfg]
+        var d: PCFirmware.Devices = [.keyboard, .rtc, .floppy, .parallel, .fwCfg]
         if !noDefaultPlugins { d.insert(.serial) }
         if pvpanic { d.insert(.pvpanic) }
         return d

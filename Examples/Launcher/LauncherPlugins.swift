@@ -111,8 +111,8 @@ extension Launcher {
     /// System Control Port A on port 0x92, with --pvpanic QEMU's pvpanic on port 0x505, the i8042 on ports 0x60 and 0x64, ACPI's PM1a
     /// event and control blocks on ports 0x600-0x605, its PM timer on ports 0x608-0x60b;
     /// the RTC on ports 0x70 and 0x71; the HPET at 0xfed00000 (with the irqchip); the VGA's CRT controller, miscellaneous output and
-    /// input status (`VGARegisters`) and its DAC (`VGADAC`); and
-    /// ports 0x80 and 0xf0 (`quietPorts`).
+    /// input status (`VGARegisters`) and its DAC (`VGADAC`); LPT1 on ports 0x378-0x37f
+    /// (`ParallelPort`); and ports 0x80 and 0xf0 (`quietPorts`).
     func registerMachineControls(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
         do {
             // The HPET, which the ACPI tables describe, on machines that have them (unless --no-hpet).
@@ -182,6 +182,14 @@ extension Launcher {
                 try dispatcher.registerPIO(port: port, owner: owner) { io, _ in
                     if !io.isWrite { for i in 0..<io.count { io.setElement(i, ~0) } }
                     return .handled
+                }
+            }
+            if ParallelPort.ports.allSatisfy({ dispatcher.pioOwner(port: $0) == nil }) {
+                let lpt = ParallelPort()
+                try lpt.register(on: dispatcher)
+                devices.parallel = lpt
+                if options.useIRQChip {
+                    lpt.connectInterrupt { [vm] level in try? vm.setIRQLine(ParallelPort.irqLine, level: level) }
                 }
             }
             if dispatcher.pioOwner(port: I8042.dataPort) == nil, dispatcher.pioOwner(port: I8042.commandPort) == nil {

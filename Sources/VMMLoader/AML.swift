@@ -1,6 +1,7 @@
 /// The few AML (ACPI Machine Language, ACPI 6.5 chapter 20) encodings the DSDT's device
-/// descriptions need: scopes, devices, named integers and strings, and resource template
-/// buffers (chapter 6.4) of I/O ports, IRQs and fixed memory ranges. Each returns the
+/// descriptions need: scopes, devices, named integers, strings, buffers and packages, and
+/// resource template buffers (chapter 6.4) of I/O ports, IRQs, DMA channels and fixed
+/// memory ranges. Each returns the
 /// bytes of one term; a term's body is the concatenation of its terms.
 enum AML {
     /// DefScope: `Scope(name) { body }`.
@@ -49,8 +50,23 @@ enum AML {
     /// DefBuffer holding a resource template: `descriptors` then the end tag (checksum 0:
     /// "treat as correct", as ASL compilers write it).
     static func resources(_ descriptors: [[UInt8]]) -> [UInt8] {
-        let bytes: [UInt8] = descriptors.flatMap { $0 } + [0x79, 0x00]
-        return [0x11] + package(integer(UInt64(bytes.count)) + bytes)
+        buffer(descriptors.flatMap { $0 } + [0x79, 0x00])
+    }
+
+    /// DefBuffer: `Buffer() { bytes }`.
+    static func buffer(_ bytes: [UInt8]) -> [UInt8] {
+        [0x11] + package(integer(UInt64(bytes.count)) + bytes)
+    }
+
+    /// DefPackage: `Package() { elements }`, each one data object's bytes (at most 255).
+    static func dataPackage(_ elements: [[UInt8]]) -> [UInt8] {
+        precondition(elements.count <= 255, "a Package of \(elements.count) elements needs a VarPackage")
+        return [0x12] + package([UInt8(elements.count)] + elements.flatMap { $0 })
+    }
+
+    /// `DMA(Compatibility, NotBusMaster, Transfer8) { channel }`: an ISA DMA channel.
+    static func dma(_ channel: UInt8) -> [UInt8] {
+        [0x2a, 1 << (channel & 7), 0x00]
     }
 
     /// `IO(Decode16, port, port, alignment, length)`: a fixed range of `length` ports.

@@ -2,7 +2,7 @@
 /// the ISA devices a VMM says it has (`PCFirmware.Devices`) and the HPET, each as QEMU's
 /// `pc` machine describes it (its `_HID`, `_UID`, `_STA` and `_CRS`), so an OS that
 /// enumerates devices through ACPI (Linux's PNP layer: its i8042, serial, RTC, HPET,
-/// fw_cfg and pvpanic drivers) finds them. QEMU nests the ISA devices in `\_SB.PCI0.ISA`
+/// fw_cfg and pvpanic drivers; Windows's floppy controller) finds them. QEMU nests the ISA devices in `\_SB.PCI0.ISA`
 /// and fw_cfg in `\_SB.PCI0`; without a PCI root bridge in the namespace (whose `_CRS`
 /// would decide how an OS sees PCI) they sit in `\_SB` itself, where an OS looks for
 /// devices as well.
@@ -19,8 +19,15 @@ enum DSDT {
             sb += AML.device("COM1", AML.name("_UID", AML.integer(1))
                 + present(eisa: "PNP0501", [AML.io(0x3f8, alignment: 0, length: 8), AML.irq(4)]))
         }
+        if devices.contains(.parallel) {
+            sb += AML.device("LPT1", AML.name("_HID", AML.eisaID("PNP0400")) + AML.name("_UID", AML.integer(1))
+                + AML.name("_STA", AML.integer(0xf)) + AML.name("_CRS", AML.resources([AML.io(0x378, alignment: 8, length: 8), AML.irq(7)])))
+        }
         if devices.contains(.rtc) {
             sb += AML.device("RTC", present(eisa: "PNP0B00", [AML.io(0x70, alignment: 1, length: 8), AML.irq(8)]))
+        }
+        if devices.contains(.floppy) {
+            sb += floppyController
         }
         if hpet {
             sb += AML.device("HPET", AML.name("_UID", AML.integer(0))
@@ -36,6 +43,19 @@ enum DSDT {
                 + AML.name("_CRS", AML.resources([AML.io(0x505, alignment: 1, length: 1)])))
         }
         return s5 + (sb.isEmpty ? [] : AML.scope("\\_SB", sb))
+    }
+
+    /// QEMU's `FDC0` (hw/block/fdc-isa.c) for its `pc`'s controller with drive A, no _STA:
+    /// the ports 0x3f2-0x3f5 and 0x3f7, IRQ 6 and DMA channel 2; drive A (`FLPA`) with its
+    /// `_FDI`, the 2.88 MB drive's limits (type 5, cylinders to 79, 48 sectors, heads to 1)
+    /// and the INT 13h parameters SeaBIOS gives every drive; `_FDE`, drive A present and
+    /// no tape (2).
+    private static var floppyController: [UInt8] {
+        let fdi: [UInt64] = [0, 5, 79, 48, 1, 0xaf, 0x02, 0x25, 0x02, 0x12, 0x1b, 0xff, 0x6c, 0xf6, 0x0f, 0x08]
+        let drive = AML.device("FLPA", AML.name("_ADR", AML.integer(0)) + AML.name("_FDI", AML.dataPackage(fdi.map { AML.integer($0) })))
+        let fde: [UInt8] = [1, 0, 0, 0] + [UInt8](repeating: 0, count: 12) + [2, 0, 0, 0]
+        let crs = AML.resources([AML.io(0x3f2, alignment: 0, length: 4), AML.io(0x3f7, alignment: 0, length: 1), AML.irq(6), AML.dma(2)])
+        return AML.device("FDC0", AML.name("_HID", AML.eisaID("PNP0700")) + AML.name("_CRS", crs) + drive + AML.name("_FDE", AML.buffer(fde)))
     }
 
     /// `_HID` (an EISA ID), `_STA` 0xf (present, enabled, shown, working) and `_CRS`.

@@ -68,8 +68,12 @@ public struct PCFirmware: Sendable, Equatable {
         public static let fwCfg = Devices(rawValue: 1 << 3)
         /// QEMU's ISA pvpanic: port 0x505 (`QEMU0001`).
         public static let pvpanic = Devices(rawValue: 1 << 4)
+        /// QEMU's floppy controller with drive A: ports 0x3f2-0x3f5 and 0x3f7, IRQ 6, DMA 2 (`PNP0700`).
+        public static let floppy = Devices(rawValue: 1 << 5)
+        /// LPT1: a parallel port at 0x378, IRQ 7 (`PNP0400`).
+        public static let parallel = Devices(rawValue: 1 << 6)
         /// Every device the DSDT can describe (the widest tables).
-        public static let all: Devices = [.keyboard, .serial, .rtc, .fwCfg, .pvpanic]
+        public static let all: Devices = [.keyboard, .serial, .rtc, .fwCfg, .pvpanic, .floppy, .parallel]
     }
 
     public let processors: Int

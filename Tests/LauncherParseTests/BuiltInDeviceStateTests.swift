@@ -78,7 +78,8 @@ struct BuiltInDeviceStateTests {
             ata: .init(sectors: ATAState.maxSectors, state: ata, geometry: ATAGeometry(cylinders: 16383, heads: 16, sectorsPerTrack: 63, translation: .large)),
             bochs: .init(index: 0xffff, regs: bochs),
             dac: .init(writeIndex: 0xff, readIndex: 0xff, sub: 2, state: 3, cache: [0xff, 0xff, 0xff],
-                       palette: [UInt8](repeating: 0x3f, count: 768)), hpet: largestHPET, floppy: largestFloppy)
+                       palette: [UInt8](repeating: 0x3f, count: 768)), hpet: largestHPET, floppy: largestFloppy,
+            parallel: .init(data: 0xff, status: 0xd9, control: 0xff, pending: true))
     }
 
     /// The floppy controller with every value at its widest.

@@ -4,10 +4,11 @@ import Testing
 /// The DSDT's AML (`DSDT`, `AML`) read back by a small AML reader of the terms it uses
 /// (chapter 20 of the ACPI 6.5 specification): each device's name, `_HID`, `_UID`,
 /// `_STA` and `_CRS`, as QEMU's `pc` describes the same devices. (ACPICA's `acpiexec`,
-/// built outside the repository, loaded the same bytes: 7 devices, their resources.)
+/// built outside the repository, loaded the same bytes before the floppy controller's and
+/// LPT1's were added: 7 devices, their resources.)
 @Suite("the DSDT's device descriptions")
 struct DSDTTests {
-    enum Value: Equatable { case integer(UInt64), string(String), buffer([UInt8]), package }
+    enum Value: Equatable { case integer(UInt64), string(String), buffer([UInt8]), package([Value]) }
 
     /// Devices by path ("\_SB_.KBD_"), each with its named values; and the root's names.
     struct Namespace { var devices: [String: [String: Value]] = [:], root: [String: Value] = [:] }
@@ -38,10 +39,16 @@ struct DSDTTests {
             var inner = at + 1 + size
             let end = at + 1 + length
             at = end
-            guard op == 0x11 else { return .package }
-            guard case let .integer(count) = value(b, &inner), inner + Int(count) == end else { return .package }
+            if op == 0x12 { // NumElements, then the elements
+                var elements: [Value] = []
+                inner += 1
+                while inner < end { elements.append(value(b, &inner)) }
+                #expect(elements.count == Int(b[at - length + size]), "a package's element count")
+                return .package(elements)
+            }
+            guard case let .integer(count) = value(b, &inner), inner + Int(count) == end else { return .package([]) }
             return .buffer(Array(b[inner..<end]))
-        default: Issue.record("unexpected AML byte \(op) at \(at)"); at = b.count; return .package
+        default: Issue.record("unexpected AML byte \(op) at \(at)"); at = b.count; return .package([])
         }
     }
 
@@ -98,10 +105,10 @@ struct DSDTTests {
         #expect(AML.integer(0) == [0] && AML.integer(0xf) == [0x0a, 0xf] && AML.integer(0x1234) == [0x0b, 0x34, 0x12])
     }
 
-    @Test("every device as QEMU's pc describes it: the i8042's keyboard and mouse, COM1, the RTC, the HPET, fw_cfg with DMA, pvpanic; \\_S5_ at the root")
+    @Test("every device as QEMU's pc describes it: the i8042's keyboard and mouse, COM1, LPT1, the RTC, the floppy controller with drive A, the HPET, fw_cfg with DMA, pvpanic; \\_S5_ at the root")
     func allDevices() {
         let ns = Self.namespace(.all, hpet: true)
-        #expect(ns.root == ["_S5_": .package])
+        #expect(ns.root == ["_S5_": .package([.integer(0), .integer(0), .integer(0), .integer(0)])])
         let io: (UInt16, UInt8, UInt8) -> [UInt8] = { port, align, length in [0x47, 1] + le(port) + le(port) + [align, length] }
         let end: [UInt8] = [0x79, 0]
         #expect(ns.devices == [
@@ -110,7 +117,14 @@ struct DSDTTests {
             "\\_SB_.MOU_": ["_HID": .integer(0x130f_d041), "_STA": .integer(0xf), "_CRS": .buffer([0x22, 0x00, 0x10] + end)],
             "\\_SB_.COM1": ["_UID": .integer(1), "_HID": .integer(0x0105_d041), "_STA": .integer(0xf),
                             "_CRS": .buffer(io(0x3f8, 0, 8) + [0x22, 0x10, 0x00] + end)],
+            "\\_SB_.LPT1": ["_HID": .integer(0x0004_d041), "_UID": .integer(1), "_STA": .integer(0xf),
+                            "_CRS": .buffer(io(0x378, 8, 8) + [0x22, 0x80, 0x00] + end)],
             "\\_SB_.RTC_": ["_HID": .integer(0x000b_d041), "_STA": .integer(0xf), "_CRS": .buffer(io(0x70, 1, 8) + [0x22, 0x00, 0x01] + end)],
+            "\\_SB_.FDC0": ["_HID": .integer(0x0007_d041),
+                             "_CRS": .buffer(io(0x3f2, 0, 4) + io(0x3f7, 0, 1) + [0x22, 0x40, 0x00] + [0x2a, 0x04, 0x00] + end),
+                             "_FDE": .buffer([1, 0, 0, 0] + [UInt8](repeating: 0, count: 12) + [2, 0, 0, 0])],
+            "\\_SB_.FDC0.FLPA": ["_ADR": .integer(0),
+                                  "_FDI": .package([0, 5, 79, 48, 1, 0xaf, 2, 0x25, 2, 0x12, 0x1b, 0xff, 0x6c, 0xf6, 0x0f, 8].map { .integer($0) })],
             "\\_SB_.HPET": ["_UID": .integer(0), "_HID": .integer(0x0301_d041), "_STA": .integer(0xf),
                             "_CRS": .buffer([0x86, 0x09, 0x00, 0x00] + le(UInt32(0xfed0_0000)) + le(UInt32(0x400)) + end)],
             "\\_SB_.FWCF": ["_HID": .string("QEMU0002"), "_STA": .integer(0xb), "_CRS": .buffer(io(0x510, 1, 0x0c) + end)],
@@ -121,7 +135,7 @@ struct DSDTTests {
     @Test("only what the machine has: no devices, no \\_SB scope; --no-hpet leaves the HPET out; without the default plugins no COM1")
     func onlyWhatExists() throws {
         let none = Self.namespace([], hpet: false)
-        #expect(none.devices.isEmpty && none.root == ["_S5_": .package])
+        #expect(none.devices.isEmpty && none.root == ["_S5_": .package([.integer(0), .integer(0), .integer(0), .integer(0)])])
         #expect(DSDT.body(devices: [], hpet: false) == AML.name("_S5_", [0x12, 0x06, 0x04, 0, 0, 0, 0]), "as before devices were described")
         #expect(Self.namespace([.keyboard, .rtc, .fwCfg], hpet: false).devices.keys.sorted() == ["\\_SB_.FWCF", "\\_SB_.KBD_", "\\_SB_.MOU_", "\\_SB_.RTC_"])
         // The launcher's tables with every device and 255 processors still end below SMBIOS.

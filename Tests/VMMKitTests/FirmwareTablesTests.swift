@@ -103,7 +103,7 @@ struct FirmwareTablesTests {
             acpi: table FACP at 000F20C0, length 00000074
             acpi: FADT: PM1a control port 00000604, SCI IRQ 00000009, DSDT at 000F2140
             acpi: FADT: PM timer port 00000608, length 00000004, flags 00000025
-            acpi: table APIC at 000F22A0, length 0000006A
+            acpi: table APIC at 000F2360, length 0000006A
             acpi: MADT: local APICs at FEE00000, flags 00000001
             acpi: MADT: ISA IRQ 00000000 -> GSI 00000002, flags 00000000
             acpi: MADT: ISA IRQ 00000009 -> GSI 00000009, flags 0000000D
@@ -111,14 +111,17 @@ struct FirmwareTablesTests {
             acpi: MADT: processors 00000003; fw_cfg's CPU count 00000003
             acpi: MADT: first processor's APIC ID 00000000; its register says 00000000
             acpi: MADT: I/O APIC ID 00000000 at FEC00000, GSI base 00000000; its register says 00000000
-            acpi: table HPET at 000F2310, length 00000038
+            acpi: table HPET at 000F23D0, length 00000038
             acpi: HPET: event timer block 8086A201, registers at FED00000, address space 00000000
-            acpi: table DSDT at 000F2140, length 0000015B
+            acpi: table DSDT at 000F2140, length 00000212
             acpi: DSDT: \\_S5_ sleep type 00000000
             acpi: DSDT: device KBD_ _HID 0303D041
             acpi: DSDT: device MOU_ _HID 130FD041
             acpi: DSDT: device COM1 _HID 0105D041
+            acpi: DSDT: device LPT1 _HID 0004D041
             acpi: DSDT: device RTC_ _HID 000BD041
+            acpi: DSDT: device FDC0 _HID 0007D041
+            acpi: DSDT: device FLPA without _HID
             acpi: DSDT: device HPET _HID 0301D041
             acpi: DSDT: device FWCF _HID QEMU0002
             acpi: PM1a control reads 00000001
@@ -135,7 +138,7 @@ struct FirmwareTablesTests {
         }
         let expected = lines(r.stdout).filter { !$0.contains("HPET") }
             .map { $0 == "acpi: table RSDT at 000F2040, length 00000030" ? "acpi: table RSDT at 000F2040, length 0000002C" : $0 }
-            .map { $0.replacingOccurrences(of: "APIC at 000F22A0", with: "APIC at 000F2270").replacingOccurrences(of: "length 0000015B", with: "length 00000126") }
+            .map { $0.replacingOccurrences(of: "APIC at 000F2360", with: "APIC at 000F2320").replacingOccurrences(of: "length 00000212", with: "length 000001DD") }
         #expect(lines(noHPET.stdout) == expected, "\(noHPET.stdout)")
         #expect(noHPET.status == 0)
         // --pvpanic: its device too, after fw_cfg's, as QEMU's QEMU0001.

@@ -120,14 +120,7 @@ KERNEL_ENTRY
     call print_irq_status
     DEBUG_EXIT(0x24)
 
-/* Waits for one interrupt from the disk. */
-wait_irq:
-1:  sti
-    hlt
-    cmpb $0, got
-    je 1b
-    movb $0, got
-    ret
+MB_WAIT_IRQ
 
 /* IDENTIFY DEVICE into buf. */
 identify:

@@ -143,14 +143,7 @@ KERNEL_ENTRY
     DEBUG_EXIT(0x23)
 DEAD_END
 
-/* Until IRQ 6 came (`got`), which it clears. */
-wait_irq:
-1:  sti
-    hlt
-    cmpb $0, got
-    je 1b
-    movb $0, got
-    ret
+MB_WAIT_IRQ
 
 /* IRQ 6: `got` set. */
 fd_irq:
