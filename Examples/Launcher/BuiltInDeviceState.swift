@@ -2,7 +2,7 @@ import VMMKit
 
 /// The state of the devices the launcher adds to a machine itself (fw_cfg, the reset
 /// control, System Control Port A, the i8042, the built-in COM1, ACPI's PM1a blocks and PM
-/// timer, the VGA registers, the RTC, the ATA disk, the CD-ROM drive, the floppy controller, LPT1, the HPET), saved in a snapshot as the device blob
+/// timer, the VGA registers, the RTC, the ATA disk, the CD-ROM drive, the floppy controller, LPT1, the ISA DMA controllers, the HPET), saved in a snapshot as the device blob
 /// `launcher-devices` (version 1; Docs/SnapshotFormat.md) and put back by `vmm restore`
 /// before any vCPU runs. Without it a guest stopped between selecting a fw_cfg item and
 /// reading it read zeros after the restore, and the i8042 lost the replies the guest had
@@ -11,7 +11,7 @@ import VMMKit
 struct BuiltInDeviceState: Equatable {
     static let blobName = "launcher-devices"
     static let version: UInt32 = 1
-    /// The widest state of every device takes 20,842 bytes, 16,384 of them the ATA disk's
+    /// The widest state of every device takes 21,134 bytes, 16,384 of them the ATA disk's
     /// block of 16 sectors in flight (BuiltInDeviceStateTests.largestFits); the 16 KiB
     /// this was before READ/WRITE MULTIPLE left such a snapshot unrestorable.
     static let maxSize = 32768
@@ -90,6 +90,8 @@ struct BuiltInDeviceState: Equatable {
     var floppy: FloppyState?
     /// LPT1 (`ParallelPort`), only when it is not as after a reset.
     var parallel: ParallelPort.Registers?
+    /// The ISA DMA controllers (`ISADMA`), only when not as after a reset.
+    var dma: ISADMA.Registers?
 
     struct PM1Events: Equatable {
         var status: UInt16
@@ -139,6 +141,7 @@ struct BuiltInDeviceState: Equatable {
         if let c = atapi { lines.append(c.blobLine()) }
         if let f = floppy { lines.append(f.blobLine()) }
         if let p = parallel { lines.append(ParallelPort.blobLine(p)) }
+        if let d = dma { lines.append(ISADMA.blobLine(d)) }
         return TextBlob.encode(header: "vmm-launcher-devices 1", lines)
     }
 
@@ -349,9 +352,11 @@ struct BuiltInDeviceState: Equatable {
                 state.floppy = try FloppyState.decode(words, bad)
             case ("parallel", ParallelPort.blobWords) where state.parallel == nil:
                 state.parallel = try ParallelPort.decode(words, bad)
+            case ("isa-dma", ISADMA.blobWords) where state.dma == nil:
+                state.dma = try ISADMA.decodeBlob(words, bad)
             case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("ps2-keyboard", _), ("ps2-mouse", _), ("console", _), ("pm1-control", _),
                  ("pm1-events", _), ("pm-timer", _), ("vga", _), ("rtc", _), ("ata", _), ("bochs", _), ("vga-dac", _), ("hpet", _),
-                 ("atapi", _), ("floppy", _), ("parallel", _):
+                 ("atapi", _), ("floppy", _), ("parallel", _), ("isa-dma", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
                 throw bad("unknown device \(key.quotedForMessage)")

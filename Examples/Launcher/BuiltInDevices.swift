@@ -18,6 +18,7 @@ final class BuiltInDevices: @unchecked Sendable {
     var cdrom: ATAPIDrive?
     var floppy: FloppyController?
     var parallel: ParallelPort?
+    var dma: ISADMA?
     var bochs: BochsDisplay?
     var hpet: HPET?
 
@@ -29,7 +30,8 @@ final class BuiltInDevices: @unchecked Sendable {
                                   ata: ata?.saved, bochs: bochs?.registers, dac: dac.flatMap { d in let r = d.registers; return r == .init() ? nil : r },
                                   hpet: hpet.flatMap { h in let r = h.saved; return r.isReset ? nil : r }, atapi: cdrom.flatMap { c in let s = c.saved; return s == ATAPIState() ? nil : s },
                                   floppy: floppy.flatMap { f in let s = f.saved; return s == FloppyState() ? nil : s },
-                                  parallel: parallel.flatMap { p in let r = p.registers; return r == .init() ? nil : r })
+                                  parallel: parallel.flatMap { p in let r = p.registers; return r == .init() ? nil : r },
+                                  dma: dma.flatMap { d in let r = d.registers; return r == [.init(), .init()] ? nil : r })
     }
 
     /// Keeps the RTC's and the HPET's interrupt threads from raising anything until
@@ -93,6 +95,7 @@ final class BuiltInDevices: @unchecked Sendable {
         // Likewise the floppy controller: as after power-on without its line.
         if s.floppy != nil, floppy == nil { throw differ("floppy controller (ports 0x3f1-0x3f5, 0x3f7)", saved: true) }
         if s.parallel != nil, parallel == nil { throw differ("parallel port (ports 0x378-0x37f)", saved: true) }
+        if s.dma != nil, dma == nil { throw differ("ISA DMA controllers (ports 0x00-0x0f, 0xc0-0xdf)", saved: true) }
         guard (s.bochs != nil) == (bochs != nil) else { throw differ("Bochs VBE display (--vga std)", saved: s.bochs != nil) }
         // The HPET's line is written only when it is not as after a reset (and blobs from
         // before it was built in have none).
@@ -114,6 +117,7 @@ final class BuiltInDevices: @unchecked Sendable {
         cdrom?.restore(s.atapi ?? ATAPIState())
         floppy?.restore(s.floppy ?? FloppyState())
         parallel?.restore(s.parallel ?? .init())
+        dma?.restore(s.dma ?? [.init(), .init()])
         hpet?.restore(s.hpet ?? HPETState())
         // The RTC's output reaches IRQ 8 through the HPET, which holds it while in
         // LegacyReplacement mode: it must know the level to give it when the mode ends.

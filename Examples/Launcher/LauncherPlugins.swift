@@ -112,7 +112,7 @@ extension Launcher {
     /// event and control blocks on ports 0x600-0x605, its PM timer on ports 0x608-0x60b;
     /// the RTC on ports 0x70 and 0x71; the HPET at 0xfed00000 (with the irqchip); the VGA's CRT controller, miscellaneous output and
     /// input status (`VGARegisters`) and its DAC (`VGADAC`); LPT1 on ports 0x378-0x37f
-    /// (`ParallelPort`); and ports 0x80 and 0xf0 (`quietPorts`).
+    /// (`ParallelPort`); the ISA DMA controllers (`ISADMA`); and ports 0x80 and 0xf0 (`quietPorts`).
     func registerMachineControls(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
         do {
             // The HPET, which the ACPI tables describe, on machines that have them (unless --no-hpet).
@@ -183,6 +183,11 @@ extension Launcher {
                     if !io.isWrite { for i in 0..<io.count { io.setElement(i, ~0) } }
                     return .handled
                 }
+            }
+            if ISADMA.ports.allSatisfy({ dispatcher.pioOwner(port: $0) == nil }) {
+                let dma = ISADMA()
+                try dma.register(on: dispatcher)
+                devices.dma = dma
             }
             if ParallelPort.ports.allSatisfy({ dispatcher.pioOwner(port: $0) == nil }) {
                 let lpt = ParallelPort()

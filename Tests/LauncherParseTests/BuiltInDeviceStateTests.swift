@@ -79,7 +79,12 @@ struct BuiltInDeviceStateTests {
             bochs: .init(index: 0xffff, regs: bochs),
             dac: .init(writeIndex: 0xff, readIndex: 0xff, sub: 2, state: 3, cache: [0xff, 0xff, 0xff],
                        palette: [UInt8](repeating: 0x3f, count: 768)), hpet: largestHPET, floppy: largestFloppy,
-            parallel: .init(data: 0xff, status: 0xd9, control: 0xff, pending: true))
+            parallel: .init(data: 0xff, status: 0xd9, control: 0xff, pending: true),
+            dma: (0..<2).map { n in
+                ISADMA.Controller(command: 0x04, mask: 0xff, status: 0xf0, flipFlop: true, channels: (0..<4).map { k in
+                    ISADMA.Channel(baseAddress: 0xffff, baseCount: 0xffff, address: UInt32(0xffff) << UInt32(n), mode: 0xfc | UInt8(k), page: 0xff)
+                })
+            })
     }
 
     /// The floppy controller with every value at its widest.

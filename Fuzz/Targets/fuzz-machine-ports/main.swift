@@ -26,7 +26,7 @@ import Synchronization
 // misc bit 4 never kept, input status only ever bits 0 and 3, the range misc does not
 // select all-ones, and the registers through the blob. The ATA disk (ATAProgram.swift), the
 // secondary channel's empty CD-ROM drive (ATAPIProgram.swift), the floppy controller
-// (FloppyProgram.swift), LPT1 (ParallelProgram.swift),
+// (FloppyProgram.swift), LPT1 (ParallelProgram.swift), the ISA DMA controllers (ISADMAProgram.swift),
 // the Bochs VBE display (BochsProgram.swift), the HPET (HPETProgram.swift) and fw_cfg
 // with its DMA interface over guest memory (FwCfgProgram.swift).
 /// IRQs 1 and 12 as the i8042 drives them: their levels and how often each rose.
@@ -270,6 +270,7 @@ runFuzzer { data, size in
     atapiProgram(input)
     floppyProgram(input)
     parallelProgram(input)
+    dmaProgram(input)
     bochsProgram(input)
     hpetProgram(input)
     fwCfgProgram(input)
