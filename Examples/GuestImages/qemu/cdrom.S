@@ -237,11 +237,7 @@ wait_idle:
     jnz 1b
     ret
 
-/* The byte at port DX in hex (clobbers eax, ecx, edx). */
-print_port:
-    in %dx, %al
-    movzbl %al, %eax
-    jmp puthex2
+MB_PRINT_PORT
 
 /* ECX ATA string words at ESI, each word's first character in its high byte. */
 put_words:

@@ -222,11 +222,7 @@ hexdump:
 2:  PUTS(s_nl)
     ret
 
-/* The byte at port DX in hex (clobbers eax, ecx, edx). */
-print_port:
-    in %dx, %al
-    movzbl %al, %eax
-    jmp puthex2
+MB_PRINT_PORT
 
 /* ECX bytes at ESI to COM1. */
 put_bytes:

@@ -68,11 +68,7 @@ KERNEL_ENTRY
     DEBUG_EXIT(0x26)
 DEAD_END
 
-/* The byte at port DX in hex (clobbers eax, ecx, edx). */
-print_port:
-    in %dx, %al
-    movzbl %al, %eax
-    jmp puthex2
+MB_PRINT_PORT
 
 MB_HELPERS
 

@@ -212,11 +212,7 @@ print_byte:
     pop %esi
     ret
 
-/* The byte at port DX in hex (clobbers eax, ecx, edx). */
-print_port:
-    in %dx, %al
-    movzbl %al, %eax
-    jmp puthex2
+MB_PRINT_PORT
 
 MB_HELPERS
 MB_CMDLINE_END

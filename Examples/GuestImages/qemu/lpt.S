@@ -92,11 +92,7 @@ lpt_irq:
     pop %eax
     IRET_CLI
 
-/* The byte at port DX in hex (clobbers eax, ecx, edx). */
-print_port:
-    in %dx, %al
-    movzbl %al, %eax
-    jmp puthex2
+MB_PRINT_PORT
 
 MB_HELPERS
 

@@ -8,6 +8,9 @@
 /* PUTS label: the NUL-terminated string at label to COM1 (clobbers eax, edx, esi). */
 #define PUTS(label) mov $label, %esi; call puts
 #define DEBUG_EXIT(code) mov $(code), %al; mov $0xf4, %dx; out %al, %dx
+/* For kernels that print device registers, once in their .text: print_port, the byte at
+ * port DX in hex (clobbers eax, ecx, edx). */
+#define MB_PRINT_PORT print_port: in %dx, %al; movzbl %al, %eax; jmp puthex2
 /* For kernels that wait for their interrupt handler to set the byte `got`, once in their
  * .text: wait_irq, `sti; hlt` until it is set, then clears it. */
 #define MB_WAIT_IRQ wait_irq: 6: sti; hlt; cmpb $0, got; je 6b; movb $0, got; ret
