@@ -35,7 +35,7 @@ put('fuzz-flat', 'far', struct.pack('<QQB', 0xffff_ffff_ffff_f000, 0xffff_ffff_f
 # Config
 put('fuzz-config', 'demo.json', open('Examples/GuestImages/demo.json').read())
 put('fuzz-config', 'all.json', '{"image": "x.elf", "memory": "64M", "vcpus": 2, "irqchip": "kernel", "plugins": ["A,k=v"], '
-    '"noDefaultPlugins": false, "serial": "file:/tmp/x", "debugcon": "stdio", "trace": "exits", "stats": true, "maxSeconds": 1.5, '
+    '"noDefaultPlugins": false, "serial": "file:/tmp/x", "debugcon": "stdio", "parallel": "file:/tmp/lpt", "trace": "exits", "stats": true, "maxSeconds": 1.5, '
     '"append": "quiet", "initrd": "m", "loadAddr": "0x100000", "entry": 1048576, "mode": 64, "logLevel": "info"}')
 put('fuzz-config', 'fw-cfg', '{"image": "g.elf", "fwCfg": ["opt/a,string=x,,y", "name=opt/b,file=/tmp/b"]}')
 put('fuzz-config', 'bad.json', '{"maxSeconds": 1e300, "memory": "99999999999G", "vcpus": 1.5}')
@@ -98,7 +98,7 @@ put('fuzz-control', 'twice', b'\x03' + b'{"a": "1", "a": "2", "b\\u001b[2J": 3}'
 for name, seed in [('libNull.so', 'null-gnu-hash'), ('libNullSysV.so', 'null-sysv-hash'), ('libNullRELR.so', 'null-relr')]:
     put('fuzz-plugin-file', seed, open('.build/plugins/fixtures/' + name, 'rb').read())
 # The launcher state of a snapshot (device-launcher.state): as vmm run writes it, and with the keys reordered
-lines = ['vmm-launcher 1', 'memory 67108864', 'vcpus 2', 'irqchip kernel', 'default-plugins yes', 'strict-io no', 'serial file:/tmp/con sole.txt', 'debugcon file:/tmp/e9.log']
+lines = ['vmm-launcher 1', 'memory 67108864', 'vcpus 2', 'irqchip kernel', 'default-plugins yes', 'strict-io no', 'serial file:/tmp/con sole.txt', 'debugcon file:/tmp/e9.log', 'parallel file:/tmp/lpt.out']
 put('fuzz-launcher-state', 'saved', '\n'.join(lines + ['plugin MemoryFault,snapshot=/tmp/m.mem,base=0x200000', 'plugin ./libx.so', 'end']) + '\n')
 put('fuzz-launcher-state', 'reordered', '\n'.join([lines[0]] + lines[:0:-1] + ['end']) + '\n')
 # The i8042: (op, value) pairs, op bit 0 = port 0x64, bit 1 = write. Self-test and the

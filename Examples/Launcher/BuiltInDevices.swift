@@ -31,7 +31,7 @@ final class BuiltInDevices: @unchecked Sendable {
                                   hpet: hpet.flatMap { h in let r = h.saved; return r.isReset ? nil : r }, atapi: cdrom.flatMap { c in let s = c.saved; return s == ATAPIState() ? nil : s },
                                   floppy: floppy.flatMap { f in let s = f.saved; return s == FloppyState() ? nil : s },
                                   parallel: parallel.flatMap { p in let r = p.registers; return r == .init() ? nil : r },
-                                  dma: dma.flatMap { d in let r = d.registers; return r == [.init(), .init()] ? nil : r })
+                                  dma: dma.flatMap { d in let r = d.registers; return r == ISADMA.resetRegisters ? nil : r })
     }
 
     /// Keeps the RTC's and the HPET's interrupt threads from raising anything until
@@ -117,7 +117,7 @@ final class BuiltInDevices: @unchecked Sendable {
         cdrom?.restore(s.atapi ?? ATAPIState())
         floppy?.restore(s.floppy ?? FloppyState())
         parallel?.restore(s.parallel ?? .init())
-        dma?.restore(s.dma ?? [.init(), .init()])
+        dma?.restore(s.dma ?? ISADMA.resetRegisters)
         hpet?.restore(s.hpet ?? HPETState())
         // The RTC's output reaches IRQ 8 through the HPET, which holds it while in
         // LegacyReplacement mode: it must know the level to give it when the mode ends.

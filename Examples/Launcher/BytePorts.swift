@@ -3,11 +3,13 @@ import VMMKit
 /// A device of byte-wide registers behind `BytePorts`: its registers under one lock, read
 /// and written a byte at a time by port.
 protocol BytePortDevice: AnyObject, Sendable {
-    associatedtype Registers
+    /// What one access works on: the registers, or (`ParallelPort.Access`) the registers
+    /// and what the access produced, handled once it ends.
+    associatedtype Access
     /// Runs `body` on the registers under the device's lock.
-    func withRegisters(_ body: (inout Registers) -> Void)
-    static func read(_ port: UInt16, _ r: inout Registers) -> UInt8
-    static func write(_ port: UInt16, _ value: UInt8, _ r: inout Registers)
+    func withRegisters(_ body: (inout Access) -> Void)
+    static func read(_ port: UInt16, _ r: inout Access) -> UInt8
+    static func write(_ port: UInt16, _ value: UInt8, _ r: inout Access)
 }
 
 extension BytePortDevice {

@@ -19,13 +19,13 @@ final class FloppyController: BytePortDevice {
 
     private struct Locked {
         var s = FloppyState()
-        var line: (@Sendable (Bool) -> Void)?
+        var line = InterruptLine()
     }
 
     private let state = Mutex(Locked())
 
     /// Drives IRQ 6 through `setLine`; before any vCPU runs.
-    func connectInterrupt(_ setLine: @escaping @Sendable (Bool) -> Void) { state.withLock { $0.line = setLine } }
+    func connectInterrupt(_ setLine: @escaping @Sendable (Bool) -> Void) { state.withLock { $0.line.connect(setLine) } }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
         try BytePorts.register(Self.ports, on: dispatcher, owner: "floppy controller, drive A empty (built-in)", device: self)
@@ -39,17 +39,12 @@ final class FloppyController: BytePortDevice {
     func restore(_ s: FloppyState) { state.withLock { $0.s = s } }
 
     /// Runs `body` on the state under the lock (`BytePortDevice`), then moves IRQ 6 as the
-    /// access moved it (low, then high again, for a reset with an interrupt pending), still
-    /// under the lock, so two vCPUs' levels reach the irqchip in the order the state changed.
+    /// access moved it (low, then high again, for a reset with an interrupt pending).
     func withRegisters(_ body: (inout FloppyState) -> Void) {
         state.withLock { l in
-            var level = l.s.interruptPending
+            let was = l.s.interruptPending
             body(&l.s)
-            if l.s.lineDropped, level {
-                l.line?(false)
-                level = false
-            }
-            if l.s.interruptPending != level { l.line?(l.s.interruptPending) }
+            l.line.follow(from: was, to: l.s.interruptPending, dropped: l.s.lineDropped)
             l.s.lineDropped = false
         }
     }

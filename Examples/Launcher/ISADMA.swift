@@ -33,6 +33,9 @@ final class ISADMA: BytePortDevice {
 
     typealias Registers = [Controller]
 
+    /// Both controllers as after a reset (a snapshot writes no line for them).
+    static let resetRegisters: Registers = [Controller(), Controller()]
+
     /// The 8-bit controller's ports, the 16-bit one's, and the page registers with their
     /// (controller, channel).
     static let ports: [UInt16] = Array(0x00...0x0f) + Array(0xc0...0xdf) + pages.keys.sorted()
@@ -41,7 +44,7 @@ final class ISADMA: BytePortDevice {
     /// Command bits QEMU does not take (a command with any of them is ignored).
     static let unsupportedCommands: UInt8 = 0xfb
 
-    private let state = Mutex<Registers>([Controller(), Controller()])
+    private let state = Mutex<Registers>(resetRegisters)
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
         try BytePorts.register(Self.ports, on: dispatcher, owner: "ISA DMA controllers (built-in)", device: self)

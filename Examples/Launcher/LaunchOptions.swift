@@ -8,6 +8,7 @@ import VMMKit
 ///   image: string, memory: string ("64M"), vcpus: integer 1...255, irqchip: "kernel"|"none",
 ///   plugins: [string "PATH[,key=value...]"], noDefaultPlugins: bool,
 ///   serial: "stdio"|"none"|"file:PATH", debugcon: "stdio"|"none"|"file:PATH",
+///   parallel: "stdio"|"none"|"file:PATH" (where LPT1's printed bytes go, `ParallelPort`),
 ///   vgaText: "stdio"|"none"|"file:PATH", trace: "exits", stats: bool, maxSeconds: seconds (at most 1e9),
 ///   append: string, initrd: string, loadAddr: string|integer, entry: string|integer,
 ///   mode: 16|64, logLevel: "trace"|"debug"|"info"|"notice"|"warning"|"error"|"critical",
@@ -33,6 +34,9 @@ struct LaunchOptions: Equatable {
     var serial = SerialTarget.stdio
     /// Port 0xe9 (`DebugConsole`); none: no device.
     var debugcon = SerialTarget.none
+    /// Where LPT1's printed bytes go (`ParallelPort`); none: nowhere, as QEMU's null
+    /// backend. The port is there either way; part of the machine as its output.
+    var parallel = SerialTarget.none
     /// Where the VGA text screen goes when the run ends (`VGATextScreen`); none: nowhere.
     /// An output choice, not part of the machine: a snapshot does not keep it.
     var vgaText = SerialTarget.none
@@ -80,7 +84,7 @@ struct LaunchOptions: Equatable {
     /// A budget in seconds: from 1 µs to a day (and so finite).
     static func validBudget(_ s: Double) -> Bool { s >= minSeconds && s <= maxBudget }
 
-    static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial", "debugcon", "vgaText",
+    static let keys: Set<String> = ["image", "memory", "vcpus", "irqchip", "plugins", "noDefaultPlugins", "serial", "debugcon", "parallel", "vgaText",
                                     "trace", "stats", "maxSeconds", "append", "initrd", "loadAddr", "entry", "mode", "logLevel", "strictIO",
                                     "snapshotOnStop", "apiSock", "handlerBudget", "noSeccomp", "readAheadPages", "hda", "hdaReadOnly",
                                     "vga", "screendump", "noHPET", "fwCfg", "pvpanic", "uuid"]
@@ -194,6 +198,10 @@ struct LaunchOptions: Equatable {
         if let s = try string("debugcon") {
             guard let target = SerialTarget(s) else { throw bad("'debugcon' must be \"stdio\", \"none\" or \"file:PATH\", not \(s.quotedForMessage)") }
             o.debugcon = target
+        }
+        if let s = try string("parallel") {
+            guard let target = SerialTarget(s) else { throw bad("'parallel' must be \"stdio\", \"none\" or \"file:PATH\", not \(s.quotedForMessage)") }
+            o.parallel = target
         }
         if let s = try string("vgaText") {
             guard let target = SerialTarget(s) else { throw bad("'vgaText' must be \"stdio\", \"none\" or \"file:PATH\", not \(s.quotedForMessage)") }

@@ -4,7 +4,7 @@ import VMMKit
 /// the snapshot's `launcher` device blob (version 1; Docs/SnapshotFormat.md): text
 /// lines `key value`, last line `end`. The memory layout, vCPU and irqchip state are
 /// in the snapshot itself; this says how the launcher built around them (RAM split,
-/// plugin list and configs, serial, debug console, strict I/O, the disk image).
+/// plugin list and configs, serial, debug console, LPT1's output, strict I/O, the disk image).
 struct LauncherMachine: Equatable {
     static let blobName = "launcher"
     static let version: UInt32 = 1
@@ -18,6 +18,8 @@ struct LauncherMachine: Equatable {
     var serial: String
     /// `--debugcon`'s target: "none" (no device, and no line in the blob) or as `serial`.
     var debugcon: String
+    /// `--parallel`'s target: "none" (printed bytes dropped, no line in the blob) or as `serial`.
+    var parallel: String
     /// `--plugin` specs (`PATH[,key=value...]`), in order.
     var plugins: [String]
     /// `--hda`'s image path (a line only when given) and whether it is read-only.
@@ -40,6 +42,7 @@ struct LauncherMachine: Equatable {
         strictIO = o.strictIO
         serial = o.serial.text
         debugcon = o.debugcon.text
+        parallel = o.parallel.text
         plugins = o.plugins
         hda = o.hda
         hdaReadOnly = o.hda != nil && o.hdaReadOnly
@@ -55,6 +58,7 @@ struct LauncherMachine: Equatable {
                      "serial \(serial)"]
         // Only a machine with the device says so: a blob without it reads as before.
         if debugcon != SerialTarget.none.text { lines.append("debugcon \(debugcon)") }
+        if parallel != SerialTarget.none.text { lines.append("parallel \(parallel)") }
         if let hda { lines += ["hda \(hda)", "hda-readonly \(hdaReadOnly ? "yes" : "no")"] }
         if vgaStd { lines.append("vga std") }
         if noHPET { lines.append("hpet no") }
@@ -97,6 +101,9 @@ struct LauncherMachine: Equatable {
             case "debugcon":
                 guard let d = SerialTarget(value), d != .none else { throw bad("debugcon \(value.quotedForMessage)") }
                 o.debugcon = d
+            case "parallel":
+                guard let t = SerialTarget(value), t != .none else { throw bad("parallel \(value.quotedForMessage)") }
+                o.parallel = t
             case "hda":
                 guard !value.isEmpty else { throw bad("an empty hda path") }
                 o.hda = value
@@ -135,6 +142,7 @@ struct LauncherMachine: Equatable {
         (o.memory, o.vcpus, o.irqchip, o.noDefaultPlugins, o.strictIO) = (memory, vcpus, irqchip, noDefaultPlugins, strictIO)
         o.serial = SerialTarget(serial) ?? .none
         o.debugcon = SerialTarget(debugcon) ?? .none
+        o.parallel = SerialTarget(parallel) ?? .none
         o.plugins = plugins
         (o.hda, o.hdaReadOnly) = (hda, hdaReadOnly)
         o.vgaStd = vgaStd
@@ -149,13 +157,16 @@ extension LauncherMachine {
     /// The first thing this state names outside the VM, or nil: a `plugin` spec that
     /// names a library by path or carries a config (a config can name files: the UART's
     /// `output=file:`, MemoryFault's `snapshot=`), or a `file:` console that `--serial`
-    /// (or a `file:` debug console that `--debugcon`, or a disk image that `--hda`) does not replace. `vmm restore` follows these only with `--trust-snapshot`: a
+    /// (or a `file:` debug console that `--debugcon`, a `file:` printer output that
+    /// `--parallel`, or a disk image that `--hda`) does not replace. `vmm restore` follows these only with `--trust-snapshot`: a
     /// snapshot is data, and one from elsewhere could name any library to load or file
     /// to write. Plugins named bare come from the user's own search path.
-    func hostReference(serialReplaced: Bool, debugconReplaced: Bool = false, hdaReplaced: Bool = false) -> String? {
+    func hostReference(serialReplaced: Bool, debugconReplaced: Bool = false, parallelReplaced: Bool = false,
+                       hdaReplaced: Bool = false) -> String? {
         if !hdaReplaced, let hda { return "the disk image \(hda.quotedForMessage)" }
         if !serialReplaced, case .file? = SerialTarget(serial) { return "the console file \(serial.quotedForMessage)" }
         if !debugconReplaced, case .file? = SerialTarget(debugcon) { return "the debug console file \(debugcon.quotedForMessage)" }
+        if !parallelReplaced, case .file? = SerialTarget(parallel) { return "the parallel port file \(parallel.quotedForMessage)" }
         for spec in plugins where spec.contains("/") || spec.contains(",") {
             return "the plugin \(spec.quotedForMessage)"
         }
@@ -164,7 +175,7 @@ extension LauncherMachine {
 
     /// `encoded()`, refused with one line when it would not read back as this state, so a
     /// snapshot is never written with a launcher state its restore refuses: a newline in
-    /// a `--plugin` spec or in the `--serial` or `--debugcon` path, or more than `maxSize` bytes in all.
+    /// a `--plugin` spec or in the `--serial`, `--debugcon` or `--parallel` path, or more than `maxSize` bytes in all.
     func encodedForSaving() throws(LauncherError) -> [UInt8] {
         if let spec = plugins.first(where: { $0.contains("\n") }) {
             throw LauncherError(.snapshot, "cannot snapshot: the plugin spec \(spec.quotedForMessage) holds a newline, which the launcher state cannot keep")
@@ -177,6 +188,9 @@ extension LauncherMachine {
         }
         if debugcon.contains("\n") {
             throw LauncherError(.snapshot, "cannot snapshot: the debug console path \(debugcon.quotedForMessage) holds a newline, which the launcher state cannot keep")
+        }
+        if parallel.contains("\n") {
+            throw LauncherError(.snapshot, "cannot snapshot: the parallel port path \(parallel.quotedForMessage) holds a newline, which the launcher state cannot keep")
         }
         let bytes = encoded()
         let back: LauncherMachine

@@ -189,14 +189,6 @@ extension Launcher {
                 try dma.register(on: dispatcher)
                 devices.dma = dma
             }
-            if ParallelPort.ports.allSatisfy({ dispatcher.pioOwner(port: $0) == nil }) {
-                let lpt = ParallelPort()
-                try lpt.register(on: dispatcher)
-                devices.parallel = lpt
-                if options.useIRQChip {
-                    lpt.connectInterrupt { [vm] level in try? vm.setIRQLine(ParallelPort.irqLine, level: level) }
-                }
-            }
             if dispatcher.pioOwner(port: I8042.dataPort) == nil, dispatcher.pioOwner(port: I8042.commandPort) == nil {
                 let i8042 = I8042()
                 try i8042.register(on: dispatcher)
@@ -206,6 +198,30 @@ extension Launcher {
                 }
             }
         } catch { throw LauncherError(.host, "\(error)") }
+        try registerParallelPort(on: dispatcher, vm: vm)
+    }
+
+    /// LPT1 where no plugin holds its ports, its printed bytes to `--parallel`'s target.
+    /// A plugin that took a port is not displaced; with `--parallel` the user asked for
+    /// both, so say so.
+    private func registerParallelPort(on dispatcher: ExitDispatcher, vm: VirtualMachine) throws(LauncherError) {
+        if let taken = ParallelPort.ports.first(where: { dispatcher.pioOwner(port: $0) != nil }) {
+            guard options.parallel == .none else {
+                throw LauncherError(.usage, "--parallel: port \(hex(taken)) is already taken by \(dispatcher.pioOwner(port: taken) ?? "a plugin")")
+            }
+            return
+        }
+        let lpt = ParallelPort()
+        if options.parallel != .none {
+            let printer = try OutputSink(options.parallel, device: "parallel port (LPT1)", flag: "--parallel",
+                                         fifoNote: "the parallel port does not wait for a reader")
+            lpt.connectPrinter { printer.emit($0) }
+        }
+        do { try lpt.register(on: dispatcher) } catch { throw LauncherError(.host, "\(error)") }
+        devices.parallel = lpt
+        if options.useIRQChip {
+            lpt.connectInterrupt { [vm] level in try? vm.setIRQLine(ParallelPort.irqLine, level: level) }
+        }
     }
 
     /// Port 0xe9 when `--debugcon` names a target, with or without the default plugins. A

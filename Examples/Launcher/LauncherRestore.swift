@@ -12,6 +12,8 @@ struct RestoreRequest {
     var eager = false
     var serial: SerialTarget?
     var debugcon: SerialTarget?
+    /// Where LPT1's printed bytes go (`--parallel`); the port is there either way.
+    var parallel: SerialTarget?
     /// The disk image at a new path (`--hda`); the machine must have a disk.
     var hda: String?
     /// Open the disk image read-only whatever the snapshot says (`--hda-readonly`).
@@ -39,6 +41,7 @@ extension RestoreRequest {
         hda = try p.string("hda")
         hdaReadOnly = p.flag("hda-readonly")
         debugcon = try p.string("debugcon").map { s throws(LauncherError) in try SerialTarget(flag: "--debugcon", s) }
+        parallel = try p.string("parallel").map { s throws(LauncherError) in try SerialTarget(flag: "--parallel", s) }
         if let s = try p.string("vga-text") { vgaText = try SerialTarget(flag: "--vga-text", s) }
         if let s = try p.string("screendump") { screendump = try SerialTarget(flag: "--screendump", s) }
         if let text = try p.string("max-seconds") {
@@ -66,7 +69,8 @@ extension Launcher {
             throw LauncherError(.snapshot, "cannot restore \(r.dir): it has no '\(LauncherMachine.blobName)' state (not a snapshot of vmm run)")
         }
         let machine = try LauncherMachine.decode(blob.bytes, version: blob.version, where: r.dir)
-        if !r.trustSnapshot, let named = machine.hostReference(serialReplaced: r.serial != nil, debugconReplaced: r.debugcon != nil, hdaReplaced: r.hda != nil) {
+        if !r.trustSnapshot, let named = machine.hostReference(serialReplaced: r.serial != nil, debugconReplaced: r.debugcon != nil,
+                                                               parallelReplaced: r.parallel != nil, hdaReplaced: r.hda != nil) {
             throw LauncherError(.snapshot, "cannot restore \(r.dir): its launcher state names \(named); restore loads or opens what a snapshot names only with --trust-snapshot (a snapshot from elsewhere could name any library or file)")
         }
         var o = machine.options
@@ -80,6 +84,8 @@ extension Launcher {
             }
             o.debugcon = debugcon
         }
+        // LPT1 is in every machine: --parallel moves its output anywhere, none too.
+        if let parallel = r.parallel { o.parallel = parallel }
         if let hda = r.hda {
             // The disk is part of the machine: --hda moves its image, never adds one.
             guard o.hda != nil else { throw LauncherError(.usage, "--hda: the machine in \(r.dir) has no disk; a restore cannot add one") }

@@ -4,12 +4,13 @@ import VMMKit
 /// LPT1 as QEMU's `pc` has it (`-parallel`, whose default under `-nographic` is the null
 /// backend): ports 0x378-0x37f, IRQ 7, in QEMU's software mode (hw/char/parallel.c's
 /// `parallel_ioport_read_sw` and `_write_sw`): the data latch, the status register's
-/// handshake and the control register; what the guest prints goes nowhere, as into
-/// QEMU's null backend. Before, nothing answered there (every read all-ones, a
-/// `--strict-io` guest stopped at its first probe).
+/// handshake and the control register. What the guest prints goes where `--parallel`
+/// says (`connectPrinter`): nowhere by default, as into QEMU's null backend, or stdout or
+/// a file, as QEMU's `-parallel stdio` or `file:`. Before, nothing answered there (every
+/// read all-ones, a `--strict-io` guest stopped at its first probe).
 ///
 /// The handshake: a rising strobe (control bit 0) with the printer selected and
-/// initialised "prints" the data byte and makes the printer busy; status reads then
+/// initialised prints the data byte and makes the printer busy; status reads then
 /// toggle ACK and busy as QEMU's do without waiting; the strobe's fall raises IRQ 7 when
 /// control bit 4 enables it, and a status read lowers it. Registers byte-wide through
 /// `BytePorts`, under the port's lock; in snapshots (`parallel`, written when not as
@@ -35,15 +36,28 @@ final class ParallelPort: BytePortDevice {
         var pending = false
     }
 
+    /// One access's view of the port (`BytePortDevice`): the registers, and the bytes its
+    /// strobes printed (a string instruction or a dword write can print several), handed
+    /// to the printer after the access, under the lock, so two vCPUs' bytes keep their order.
+    struct Access {
+        var r: Registers
+        var printed: [UInt8] = []
+    }
+
     private struct Locked {
         var r = Registers()
-        var line: (@Sendable (Bool) -> Void)?
+        var line = InterruptLine()
+        var printer: (@Sendable ([UInt8]) -> Void)?
     }
 
     private let state = Mutex(Locked())
 
     /// Drives IRQ 7 through `setLine`; before any vCPU runs.
-    func connectInterrupt(_ setLine: @escaping @Sendable (Bool) -> Void) { state.withLock { $0.line = setLine } }
+    func connectInterrupt(_ setLine: @escaping @Sendable (Bool) -> Void) { state.withLock { $0.line.connect(setLine) } }
+
+    /// Hands the printed bytes to `print` (`--parallel`'s `OutputSink`); before any vCPU
+    /// runs. Without it they are dropped.
+    func connectPrinter(_ print: @escaping @Sendable ([UInt8]) -> Void) { state.withLock { $0.printer = print } }
 
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {
         try BytePorts.register(Self.ports, on: dispatcher, owner: "parallel port LPT1 (built-in)", device: self)
@@ -56,13 +70,27 @@ final class ParallelPort: BytePortDevice {
     /// irqchip's, not driven again.
     func restore(_ r: Registers) { state.withLock { $0.r = r } }
 
-    /// Runs `body` under the lock (`BytePortDevice`), then moves IRQ 7 if the access moved it.
-    func withRegisters(_ body: (inout Registers) -> Void) {
+    /// Runs `body` under the lock (`BytePortDevice`), then prints what it printed and moves
+    /// IRQ 7 if the access moved it.
+    func withRegisters(_ body: (inout Access) -> Void) {
         state.withLock { l in
             let was = l.r.pending
-            body(&l.r)
-            if l.r.pending != was { l.line?(l.r.pending) }
+            var access = Access(r: l.r)
+            body(&access)
+            l.r = access.r
+            if !access.printed.isEmpty { l.printer?(access.printed) }
+            l.line.follow(from: was, to: l.r.pending)
         }
+    }
+
+    static func read(_ port: UInt16, _ a: inout Access) -> UInt8 { read(port, &a.r) }
+
+    static func write(_ port: UInt16, _ value: UInt8, _ a: inout Access) {
+        // QEMU writes the latch to its backend on the strobe's rise only.
+        if port == base + 2, value & (initialise | select | strobe) == initialise | select | strobe, a.r.control & strobe == 0 {
+            a.printed.append(a.r.data)
+        }
+        write(port, value, &a.r)
     }
 
     static func read(_ port: UInt16, _ r: inout Registers) -> UInt8 {
@@ -90,7 +118,7 @@ final class ParallelPort: BytePortDevice {
                 r.status = busy | ack | online | error
             } else if v & select != 0 {
                 if v & strobe != 0 {
-                    r.status &= ~busy // printing (the byte goes nowhere)
+                    r.status &= ~busy // printing (on the rise: `write(_:_:_: inout Access)`)
                 } else if r.control & interrupts != 0 {
                     r.pending = true
                 }

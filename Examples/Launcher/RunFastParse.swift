@@ -34,6 +34,7 @@ extension RunFlags {
         case "config": .string { $0.config = $1 }
         case "serial": .string { $0.serial = $1 }
         case "debugcon": .string { $0.debugcon = $1 }
+        case "parallel": .string { $0.parallel = $1 }
         case "vga-text": .string { $0.vgaText = $1 }
         case "vga": .string { $0.vga = $1 }
         case "screendump": .string { $0.screendump = $1 }

@@ -15,6 +15,7 @@ struct RunFlags: Equatable {
     var config: String?
     var serial: String?
     var debugcon: String?
+    var parallel: String?
     var vgaText: String?
     var vga: String?
     var screendump: String?
@@ -67,6 +68,7 @@ struct RunFlags: Equatable {
         if noDefaultPlugins { o.noDefaultPlugins = true }
         if let serial { o.serial = try SerialTarget(flag: "--serial", serial) }
         if let debugcon { o.debugcon = try SerialTarget(flag: "--debugcon", debugcon) }
+        if let parallel { o.parallel = try SerialTarget(flag: "--parallel", parallel) }
         if let vgaText { o.vgaText = try SerialTarget(flag: "--vga-text", vgaText) }
         if let vga {
             guard vga == "std" || vga == "text" else { throw LauncherError(.usage, "--vga must be std or text, not \(vga.quotedForMessage)") }

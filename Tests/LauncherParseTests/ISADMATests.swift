@@ -70,7 +70,7 @@ struct ISADMATests {
         devices.dma = fresh
         try devices.restore(BuiltInDeviceState.decode(Array("vmm-launcher-devices 1\nend\n".utf8), version: 1, where: "snap"))
         #expect(devices.state.dma == nil)
-        var words = ISADMA.blobLine([.init(), .init()]).split(separator: " ").map(String.init)
+        var words = ISADMA.blobLine(ISADMA.resetRegisters).split(separator: " ").map(String.init)
         for (i, w, why) in [(3, "0x1", "isa-dma controller 0 status 0x1 (no transfer ever reaches a terminal count)"),
                             (4, "2", "isa-dma controller 0 flip-flop '2' (0 or 1)"), (1, "0x3", "isa-dma controller 0 command 0x3"),
                             (7, "0x10000", "isa-dma channel 0 address 0x10000 or mode 0x0"), (7, "0x100000000", "isa-dma channel 0 address '0x100000000'"), (31, "0x1", "isa-dma channel 4 address 0x1 or mode 0x0"),

@@ -5,12 +5,14 @@ import Testing
 /// from a snapshot directory, which is input like any file.
 @Suite("the launcher state in a snapshot")
 struct LauncherMachineTests {
-    static func machine(serial: SerialTarget = .none, debugcon: SerialTarget = .none, plugins: [String] = []) -> LauncherMachine {
+    static func machine(serial: SerialTarget = .none, debugcon: SerialTarget = .none, parallel: SerialTarget = .none,
+                        plugins: [String] = []) -> LauncherMachine {
         var o = LaunchOptions()
         o.memory = 64 << 20
         o.vcpus = 2
         o.serial = serial
         o.debugcon = debugcon
+        o.parallel = parallel
         o.plugins = plugins
         return LauncherMachine(o)
     }
@@ -46,6 +48,14 @@ struct LauncherMachineTests {
             #expect(try LauncherMachine.decode(bytes, version: 1, where: "snap") == d)
         }
         #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("debugcon"))
+        // LPT1's output likewise, and none (the port's bytes dropped) writes no line.
+        for target in [SerialTarget.stdio, .file("/tmp/lpt out")] {
+            let p = Self.machine(parallel: target)
+            let bytes = try p.encodedForSaving()
+            #expect(String(decoding: bytes, as: UTF8.self).contains("\nparallel \(target.text)\n"))
+            #expect(try LauncherMachine.decode(bytes, version: 1, where: "snap") == p)
+        }
+        #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("parallel"))
         // --no-hpet, --pvpanic and --uuid likewise: a line each (the UUID in lower case),
         // which reads back as written, and none for a machine without (as before each existed).
         var noHPET = LaunchOptions(), pvpanic = LaunchOptions(), uuid = LaunchOptions()
@@ -84,6 +94,10 @@ struct LauncherMachineTests {
             (Self.valid + "debugcon none\nend\n", "debugcon 'none'"),
             (Self.valid + "debugcon tty\nend\n", "debugcon 'tty'"),
             (Self.valid + "debugcon stdio\ndebugcon stdio\nend\n", "'debugcon' given twice"),
+            (Self.valid + "parallel file:/tmp/lpt\nend\n", ""),
+            (Self.valid + "parallel none\nend\n", "parallel 'none'"),
+            (Self.valid + "parallel file:\nend\n", "parallel 'file:'"),
+            (Self.valid + "parallel stdio\nparallel stdio\nend\n", "'parallel' given twice"),
             (Self.lines(["strict-io": String?.none]) + "end\n", "no 'strict-io' line"),
             (Self.valid + "hpet no\nend\n", ""),
             (Self.valid + "hpet yes\nend\n", "hpet 'yes'"),
@@ -110,7 +124,7 @@ struct LauncherMachineTests {
         #expect(error.message == "snap: launcher state: not UTF-8 text of at most 65536 bytes")
     }
 
-    @Test("what restore may not follow on its own: a plugin path or config, a console or debug console file its flag does not replace")
+    @Test("what restore may not follow on its own: a plugin path or config, a console, debug console or parallel port file its flag does not replace")
     func hostReferences() {
         #expect(Self.machine(serial: .stdio, plugins: ["UART", "ScratchDevice"]).hostReference(serialReplaced: false) == nil)
         #expect(Self.machine(plugins: ["Bare", "/lib/x.so"]).hostReference(serialReplaced: false) == "the plugin '/lib/x.so'")
@@ -122,6 +136,10 @@ struct LauncherMachineTests {
         #expect(e9.hostReference(serialReplaced: false) == "the debug console file 'file:e9.log'")
         #expect(e9.hostReference(serialReplaced: false, debugconReplaced: true) == nil)
         #expect(Self.machine(debugcon: .stdio).hostReference(serialReplaced: false) == nil)
+        let lpt = Self.machine(parallel: .file("lpt.out"))
+        #expect(lpt.hostReference(serialReplaced: false) == "the parallel port file 'file:lpt.out'")
+        #expect(lpt.hostReference(serialReplaced: false, parallelReplaced: true) == nil)
+        #expect(Self.machine(parallel: .stdio).hostReference(serialReplaced: false) == nil)
     }
 
     @Test("a state its restore would refuse is not saved: a newline in a plugin spec or a console path, or over 64 KiB")
@@ -133,6 +151,7 @@ struct LauncherMachineTests {
         #expect(refusal(Self.machine(plugins: ["a\nplugin b"])) == "cannot snapshot: the plugin spec 'a\\nplugin b' holds a newline, which the launcher state cannot keep")
         #expect(refusal(Self.machine(serial: .file("/tmp/a\nb"))) == "cannot snapshot: the console path 'file:/tmp/a\\nb' holds a newline, which the launcher state cannot keep")
         #expect(refusal(Self.machine(debugcon: .file("/tmp/a\nb"))) == "cannot snapshot: the debug console path 'file:/tmp/a\\nb' holds a newline, which the launcher state cannot keep")
+        #expect(refusal(Self.machine(parallel: .file("/tmp/a\nb"))) == "cannot snapshot: the parallel port path 'file:/tmp/a\\nb' holds a newline, which the launcher state cannot keep")
         #expect(refusal(Self.machine(plugins: [String(repeating: "p", count: 70_000)])) == "cannot snapshot: launcher state: not UTF-8 text of at most 65536 bytes")
         #expect(refusal(Self.machine(plugins: [""])) == "cannot snapshot: launcher state: an empty plugin spec")
         #expect(refusal(Self.machine(serial: .stdio, plugins: ["a,b=c"])) == nil)

@@ -1,5 +1,6 @@
 @testable import Launcher
 import Testing
+import Synchronization
 
 /// LPT1 (`ParallelPort`) as a printer driver sees it through its ports, against QEMU's
 /// hw/char/parallel.c in software mode; the guest on real KVM is `ParallelGuestTests`.
@@ -43,6 +44,29 @@ struct ParallelPortTests {
         #expect(levels.all == [true, false])
         p.write(0x37a, 0x08)
         #expect(p.read(0x379) == 0xd8 && p.read(0x37a) == 0xc8)
+    }
+
+    @Test("the printer gets the latch on each strobe's rise with the printer selected and initialised, not while the strobe is held, not unselected or in INIT; an access's bytes in one call, in order")
+    func printer() {
+        let p = ParallelPort(), got = Mutex<[[UInt8]]>([])
+        p.connectPrinter { bytes in got.withLock { $0.append(bytes) } }
+        p.write(0x378, 0x41)
+        p.write(0x37a, 0x0d); p.write(0x37a, 0x0d) // held: one byte
+        p.write(0x37a, 0x0c)
+        p.write(0x378, 0x42)
+        p.write(0x37a, 0x05); p.write(0x37a, 0x04) // not selected
+        p.write(0x37a, 0x09); p.write(0x37a, 0x0c) // INIT low
+        p.write(0x37a, 0x2d); p.write(0x37a, 0x0c) // direction in: still printed, as QEMU's
+        #expect(got.withLock { $0 } == [[0x41], [0x42]])
+        // One access printing twice (`rep outsb` over data and control, or a dword write):
+        // one call, the bytes in the order printed.
+        p.withRegisters { a in
+            for (port, value) in [(0x378, 0x43), (0x37a, 0x0d), (0x37a, 0x0c), (0x378, 0x44), (0x37a, 0x0d)] as [(UInt16, UInt8)] {
+                ParallelPort.write(port, value, &a)
+            }
+        }
+        #expect(got.withLock { $0 } == [[0x41], [0x42], [0x43, 0x44]])
+        #expect(p.registers.data == 0x44 && p.registers.status & ParallelPort.busy == 0)
     }
 
     @Test("its state through the snapshot blob into a new port: the handshake goes on, the line not driven by the restore; damaged lines refused")

@@ -22,7 +22,7 @@ struct RunFastParseTests {
         ["guest.elf", "--irqchip", "none"],
         ["--memory", "256M", "--vcpus", "2", "guest.elf", "--stats", "--trace", "exits"],
         ["guest.elf", "--no-default-plugins", "--plugin", "DebugExit", "--plugin", "UART,output=stdout"],
-        ["guest.elf", "--max-seconds", "2.5", "--serial", "file:/tmp/out", "--strict-io", "--no-seccomp", "--debugcon", "stdio", "--vga-text", "file:/tmp/screen"],
+        ["guest.elf", "--max-seconds", "2.5", "--serial", "file:/tmp/out", "--strict-io", "--no-seccomp", "--debugcon", "stdio", "--vga-text", "file:/tmp/screen", "--parallel", "file:/tmp/lpt"],
         ["--config", "vm.json", "--append=console=ttyS0 quiet", "--initrd", "mod.bin"],
         ["kernel.elf", "--hda", "disk.img", "--hda-readonly", "--no-hpet"],
         ["kernel.elf", "--vga", "std", "--screendump", "file:/tmp/shot.ppm"],
@@ -53,7 +53,7 @@ struct RunFastParseTests {
 
     @Test("4,000 generated argument vectors: accepted ones equal ArgumentParser's parse")
     func generated() {
-        let names = ["memory", "vcpus", "read-ahead", "irqchip", "plugin", "no-default-plugins", "config", "serial", "debugcon", "vga-text",
+        let names = ["memory", "vcpus", "read-ahead", "irqchip", "plugin", "no-default-plugins", "config", "serial", "debugcon", "parallel", "vga-text",
                      "trace", "stats", "strict-io", "max-seconds", "append", "initrd", "load-addr", "entry", "mode",
                      "handler-budget", "no-seccomp", "log-level", "snapshot-on-stop", "api-sock", "hda", "hda-readonly",
                      "vga", "screendump", "no-hpet", "fw-cfg", "pvpanic", "uuid", "help", "version", "nope", "generate-completion-script", "experimental-dump-help", ""]

@@ -44,6 +44,7 @@ struct RunArguments: EmittingArguments {
     @Option(help: "JSON file holding any of these options; flags override it.") var config: [String] = []
     @Option(help: "stdio, file:PATH or none (default stdio).") var serial: [String] = []
     @Option(help: "QEMU's -debugcon: bytes written to port 0xe9 go to stdio, file:PATH or none (default none: no device).") var debugcon: [String] = []
+    @Option(help: "QEMU's -parallel: bytes printed through LPT1 (ports 0x378-0x37f) go to stdio, file:PATH or none (default none: dropped, as QEMU's null backend; the port is there either way).") var parallel: [String] = []
     @Option(name: .customLong("vga-text"), help: "When the run ends, write the VGA text screen (80x25 at 0xb8000) as text to stdio, file:PATH or none (default none).") var vgaText: [String] = []
     @Option(help: "std: QEMU's -vga std graphics, the Bochs VBE display (ports 0x1ce-0x1d0, a 16 MiB framebuffer at 0xfd000000, PCI 00:02.0); text (the default): the text screen's registers only.") var vga: [String] = []
     @Option(help: "With --vga std: when the run ends, write the graphics screen as a PPM image (QEMU's screendump) to stdio, file:PATH or none (default none).") var screendump: [String] = []
@@ -83,6 +84,7 @@ struct RunArguments: EmittingArguments {
         for v in config { item("config", v) }
         for v in serial { item("serial", v) }
         for v in debugcon { item("debugcon", v) }
+        for v in parallel { item("parallel", v) }
         for v in vgaText { item("vga-text", v) }
         for v in vga { item("vga", v) }
         for v in screendump { item("screendump", v) }
@@ -113,12 +115,13 @@ struct RestoreArguments: EmittingArguments {
     static let configuration = CommandConfiguration(
         commandName: "restore",
         abstract: "Resume a snapshot of vmm run (--snapshot-on-stop) in this process and run it to the end.",
-        discussion: "The machine (RAM, vCPUs, irqchip, plugins and their configs) is rebuilt from the snapshot; exit statuses as vmm run. A damaged, incompatible or incomplete snapshot, or one naming plugin libraries, plugin configs, a console or debug console file or a disk image without --trust-snapshot: status 24, nothing on disk changed.")
+        discussion: "The machine (RAM, vCPUs, irqchip, plugins and their configs) is rebuilt from the snapshot; exit statuses as vmm run. A damaged, incompatible or incomplete snapshot, or one naming plugin libraries, plugin configs, a console, debug console or parallel port file or a disk image without --trust-snapshot: status 24, nothing on disk changed.")
 
     @Argument(help: "The snapshot directory.") var dir: String
     @Flag(help: "Copy all memory in before the first instruction (default: page it in lazily through userfaultfd).") var eager = false
     @Option(help: "stdio, file:PATH or none (default: as saved).") var serial: [String] = []
     @Option(help: "Where port 0xe9's bytes go, as vmm run --debugcon, if the snapshot's machine has the device (default: as saved).") var debugcon: [String] = []
+    @Option(help: "Where LPT1's printed bytes go, as vmm run --parallel (default: as saved).") var parallel: [String] = []
     @Option(help: "The disk image of a machine run with --hda, at this path (the same size; default: the saved path, with --trust-snapshot).") var hda: [String] = []
     @Flag(name: .customLong("hda-readonly"), help: "Open the disk image read-only whatever the snapshot says: the guest's writes are aborted (a snapshot cannot open an image for writing the user wants kept).") var hdaReadonly = false
     @Option(name: .customLong("vga-text"), help: "As vmm run --vga-text (default none; a snapshot does not keep it).") var vgaText: [String] = []
@@ -129,7 +132,7 @@ struct RestoreArguments: EmittingArguments {
     @Option(name: .customLong("api-sock"), help: "Serve the control API (HTTP/JSON) on this Unix socket.") var apiSock: [String] = []
     @Option(name: .customLong("handler-budget"), help: "Seconds a plugin call (a handler, a state restore) may run before the run ends with status 8 (decimal, 0.000001 to 86400; default 10).") var handlerBudget: [String] = []
     @Flag(name: .customLong("no-seccomp"), help: "Run vCPU threads without the seccomp allow-list (as vmm run --no-seccomp).") var noSeccomp = false
-    @Flag(name: .customLong("trust-snapshot"), help: "Load the plugins the snapshot names by path or with a config, and open its console file or disk image (without it such a snapshot is refused, status 24: one from elsewhere could name any library or file).") var trustSnapshot = false
+    @Flag(name: .customLong("trust-snapshot"), help: "Load the plugins the snapshot names by path or with a config, and open the output files (console, debug console, parallel port) or disk image it names (without it such a snapshot is refused, status 24: one from elsewhere could name any library or file).") var trustSnapshot = false
 
     func emit(_ item: Emit) {
         item("command", "restore")
@@ -137,6 +140,7 @@ struct RestoreArguments: EmittingArguments {
         if eager { item("eager", nil) }
         for v in serial { item("serial", v) }
         for v in debugcon { item("debugcon", v) }
+        for v in parallel { item("parallel", v) }
         for v in hda { item("hda", v) }
         if hdaReadonly { item("hda-readonly", nil) }
         for v in vgaText { item("vga-text", v) }
