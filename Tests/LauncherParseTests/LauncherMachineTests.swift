@@ -40,22 +40,17 @@ struct LauncherMachineTests {
         let m = Self.machine(serial: .file("/tmp/a b"), plugins: ["UART,port=0x2f8", "./x.so", "Bare"])
         let back = try LauncherMachine.decode(try m.encodedForSaving(), version: 1, where: "snap")
         #expect(back == m)
-        // A debug console is one more line; a machine without one writes none (as before it existed).
-        for target in [SerialTarget.stdio, .file("/tmp/e9 log")] {
-            let d = Self.machine(debugcon: target)
-            let bytes = try d.encodedForSaving()
-            #expect(String(decoding: bytes, as: UTF8.self).contains("\ndebugcon \(target.text)\n"))
-            #expect(try LauncherMachine.decode(bytes, version: 1, where: "snap") == d)
+        // A debug console, or LPT1's output, is one more line; a machine without one (LPT1's
+        // bytes dropped) writes none, as before each existed.
+        for target in [SerialTarget.stdio, .file("/tmp/out log")] {
+            for (key, m) in [("debugcon", Self.machine(debugcon: target)), ("parallel", Self.machine(parallel: target))] {
+                let bytes = try m.encodedForSaving()
+                #expect(String(decoding: bytes, as: UTF8.self).contains("\n\(key) \(target.text)\n"))
+                #expect(try LauncherMachine.decode(bytes, version: 1, where: "snap") == m)
+            }
         }
-        #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("debugcon"))
-        // LPT1's output likewise, and none (the port's bytes dropped) writes no line.
-        for target in [SerialTarget.stdio, .file("/tmp/lpt out")] {
-            let p = Self.machine(parallel: target)
-            let bytes = try p.encodedForSaving()
-            #expect(String(decoding: bytes, as: UTF8.self).contains("\nparallel \(target.text)\n"))
-            #expect(try LauncherMachine.decode(bytes, version: 1, where: "snap") == p)
-        }
-        #expect(!String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self).contains("parallel"))
+        let none = String(decoding: try Self.machine().encodedForSaving(), as: UTF8.self)
+        #expect(!none.contains("debugcon") && !none.contains("parallel"))
         // --no-hpet, --pvpanic and --uuid likewise: a line each (the UUID in lower case),
         // which reads back as written, and none for a machine without (as before each existed).
         var noHPET = LaunchOptions(), pvpanic = LaunchOptions(), uuid = LaunchOptions()

@@ -136,7 +136,7 @@ static void *fixture_init(const vmm_host_t *host, const char *config, const char
  * [0xfec00100, +0x100), beyond the kernel's I/O APIC: accepted. Ports: "pit" claims port
  * 0x40, "pic-partial" [0x1e, +4) (two ports of the master PIC), "elcr" [0x4d0, +2): with
  * the in-kernel PIT or irqchip KVM serves them, so the host must refuse each then;
- * "speaker" port 0x61, which KVM's PIT leaves to user space: accepted. "misaligned" passes a
+ * "speaker" port 0x61, which KVM's PIT serves too (KVM_PIT_SPEAKER_DUMMY): refused as well. "misaligned" passes a
  * valid port descriptor one byte past an 8-byte boundary (as a packed struct's field). */
 static vmm_verdict_t never_handled(void *user, vmm_exit_t *ex) { (void)user; (void)ex; return VMM_NOT_MINE; }
 static void *fixture_init(const vmm_host_t *host, const char *config, const char **error_out)

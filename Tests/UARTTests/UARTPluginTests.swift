@@ -68,10 +68,11 @@ struct UARTPluginTests {
         var calls: [String] { callers.withLock { $0 } }
         var starter: PluginThreadStarter {
             { start in
-                var name = [CChar](repeating: 0, count: 32)
+                var name = [UInt8](repeating: 0, count: 32)
                 let fd = open("/proc/thread-self/comm", O_RDONLY)
                 if fd >= 0 { _ = read(fd, &name, 31); close(fd) }
-                let caller = String(cString: name).split(separator: "\n").first.map(String.init) ?? ""
+                let text = String(decoding: name.prefix { $0 != 0 }, as: UTF8.self)
+                let caller = text.split(separator: "\n").first.map(String.init) ?? ""
                 self.callers.withLock { $0.append(caller) }
                 return start()
             }

@@ -57,16 +57,23 @@ struct DebugConsoleTests {
         #expect(taken.stderr.hasPrefix("vmm: --debugcon: port 0xe9 is already taken by org.vmmkit.debug-exit"), "stderr: \(taken.stderr)")
         #expect(taken.stdout == "")
         #expect(taken.status == 2)
-        let dir = try scratch("bad")
+        try Self.expectRefusals(key: "debugcon", guest: Self.guest, device: "debug console (port 0xe9)", dir: try scratch("bad"),
+                                stdout: "debug console found\n", status: Self.found)
+    }
+
+    /// For an output flag `--KEY` and its config key: a bad config value refused in one
+    /// line (status 4), and a target that cannot be written (/dev/full) stopping
+    /// `device`'s output once with a line while the guest runs on to `stdout` and `status`.
+    static func expectRefusals(key: String, guest: String, device: String, dir: String, stdout: String, status: Int32) throws {
         let config = dir + "/vm.json"
-        try Data("{\"debugcon\": \"com1\"}".utf8).write(to: URL(fileURLWithPath: config))
-        let c = try run(["run", Self.guest, "--config", config])
-        #expect(c.stderr == "vmm: \(config): 'debugcon' must be \"stdio\", \"none\" or \"file:PATH\", not 'com1'\n")
+        try Data("{\"\(key)\": \"com1\"}".utf8).write(to: URL(fileURLWithPath: config))
+        let c = try PluginListingTests.run(["run", guest, "--config", config], bound: 120)
+        #expect(c.stderr == "vmm: \(config): '\(key)' must be \"stdio\", \"none\" or \"file:PATH\", not 'com1'\n")
         #expect(c.status == 4)
-        let full = try run(["run", Self.guest, "--debugcon", "file:/dev/full"])
-        #expect(full.stderr == "vmm: debug console (port 0xe9): output stopped, the guest's later output is lost: writing to /dev/full failed: No space left on device (errno 28)\n")
-        #expect(full.stdout == "debug console found\n")
-        #expect(full.status == Self.found)
+        let full = try PluginListingTests.run(["run", guest, "--\(key)", "file:/dev/full"], bound: 120)
+        #expect(full.stderr == "vmm: \(device): output stopped, the guest's later output is lost: writing to /dev/full failed: No space left on device (errno 28)\n")
+        #expect(full.stdout == stdout)
+        #expect(full.status == status)
     }
 
     @Test("a snapshot keeps the device: restore rebuilds it (the guest reads 0xe9), refuses its file without --trust-snapshot, and never adds or removes it")

@@ -60,16 +60,8 @@ struct ParallelGuestTests {
         let taken = try run(["run", Self.guest, "--parallel", "stdio", "--plugin", "DebugExit,port=0x37a"])
         #expect(taken.stderr.hasPrefix("vmm: --parallel: port 0x37a is already taken by org.vmmkit.debug-exit"), "stderr: \(taken.stderr)")
         #expect(taken.status == 2)
-        let dir = try scratch("bad")
-        let config = dir + "/vm.json"
-        try Data("{\"parallel\": \"lpt1\"}".utf8).write(to: URL(fileURLWithPath: config))
-        let c = try run(["run", Self.guest, "--config", config])
-        #expect(c.stderr == "vmm: \(config): 'parallel' must be \"stdio\", \"none\" or \"file:PATH\", not 'lpt1'\n")
-        #expect(c.status == 4)
-        let full = try run(["run", Self.guest, "--parallel", "file:/dev/full"])
-        #expect(full.stderr == "vmm: parallel port (LPT1): output stopped, the guest's later output is lost: writing to /dev/full failed: No space left on device (errno 28)\n")
-        #expect(full.stdout == Self.registers + Self.verdict)
-        #expect(full.status == Self.status)
+        try DebugConsoleTests.expectRefusals(key: "parallel", guest: Self.guest, device: "parallel port (LPT1)", dir: try scratch("bad"),
+                                             stdout: Self.registers + Self.verdict, status: Self.status)
     }
 
     @Test("a snapshot keeps where the bytes go: restore refuses its file without --trust-snapshot, --parallel moves them (none drops them), and the guest prints after the restore")

@@ -41,6 +41,9 @@
  *   1.2  (start-up) Host extension thread/1 (start_thread [any-thread]): a handler
  *        asks the host for a thread when it first needs one, instead of init()
  *        starting it for every guest. A host may not offer it. No layout changed.
+ *   1.2  (QEMU's pc) With the in-kernel PIT, port 0x61 (channel 2's gate, its output
+ *        and the speaker bit) is KVM's as well (KVM_PIT_SPEAKER_DUMMY), as Firecracker
+ *        has it: a claim over it is refused as one over the PIT's. No layout changed.
  *
  * COMPATIBILITY RULES
  *   1. Every struct starts with `uint32_t struct_size` (sizeof as its producer was
@@ -416,8 +419,8 @@ typedef struct vmm_exit_class_info {
  * 0xfee01000), which KVM serves itself; ports overlapping, wholly or in part, those KVM
  * serves: with the irqchip the PICs' 0x20-0x21 and 0xa0-0xa1 and the ELCR's
  * 0x4d0-0x4d1, with the in-kernel PIT (KVM_CREATE_PIT2, created with the irqchip by the
- * launcher) its 0x40-0x43 (KVM keeps every access that lies within a device's ports;
- * port 0x61, the PIT's gate and speaker, still exits); and a HLT descriptor whose base
+ * launcher) its 0x40-0x43 and port 0x61, channel 2's gate and speaker (KVM keeps every
+ * access that lies within a device's ports); and a HLT descriptor whose base
  * or length is not 0. The message names the device (for ports, and the first port
  * of it claimed). */
 typedef struct vmm_handler_desc {

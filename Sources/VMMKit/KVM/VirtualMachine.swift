@@ -21,7 +21,7 @@ public final class VirtualMachine: @unchecked Sendable {
     /// The GSI routing `setGSIRouting` last installed (a snapshot keeps it; KVM cannot
     /// report it), nil while KVM's own default stands.
     public internal(set) var gsiRouting: [GSIRoute]?
-    /// Set by `createPIT()`: KVM then serves the PIT's ports 0x40-0x43 itself.
+    /// Set by `createPIT()`: KVM then serves the PIT's ports 0x40-0x43 and 0x61 itself.
     public private(set) var hasPIT = false
     /// Why the VM was asked to stop as a whole (first reason wins), if it was.
     private let stopReasonStorage = Lock<StopReason?>(nil)
@@ -245,10 +245,17 @@ public final class VirtualMachine: @unchecked Sendable {
 }
 
 extension VirtualMachine {
-    /// The in-kernel PIT (`KVM_CREATE_PIT2`); needs the irqchip first. Without
-    /// `KVM_PIT_SPEAKER_DUMMY`: port 0x61 (the gate and speaker) still exits to user space.
+    /// The in-kernel PIT (`KVM_CREATE_PIT2`); needs the irqchip first. With
+    /// `KVM_PIT_SPEAKER_DUMMY`, as Firecracker creates it: KVM serves port 0x61 too,
+    /// channel 2's gate (bit 0), the speaker bit (1), a refresh bit that toggles every
+    /// 16 µs (4) and channel 2's output (5), which is what guests poll to time a delay
+    /// or calibrate the TSC. A user-space 0x61 could only read channel 2 through
+    /// `KVM_GET_PIT2` and set its gate through `KVM_SET_PIT2`, which restarts every
+    /// channel's count; and each poll would be an exit. The speaker bit is in
+    /// `KVM_GET_PIT2`'s flags (`KVM_PIT_FLAGS_SPEAKER_DATA_ON`), so a snapshot keeps it.
     public func createPIT() throws(VMMError) {
         var config = kvm_pit_config()
+        config.flags = UInt32(KVM_PIT_SPEAKER_DUMMY)
         _ = try vmIOCTL(CKVM_CREATE_PIT2, "KVM_CREATE_PIT2", &config)
         hasPIT = true
     }

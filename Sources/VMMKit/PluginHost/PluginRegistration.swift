@@ -41,7 +41,7 @@ enum PluginRegistration {
         }
         let exclusive = desc.flags & UInt32(VMM_HANDLER_EXCLUSIVE) != 0
         let cls = desc.exit_class
-        var start = desc.base, length = desc.length
+        let start = desc.base, length = desc.length
         switch cls {
         case VMM_EXIT_PIO.rawValue, VMM_EXIT_MMIO.rawValue, VMM_EXIT_MSR.rawValue:
             guard length > 0 else {
@@ -130,11 +130,11 @@ enum PluginRegistration {
     }
 
     /// The ports the in-kernel devices serve, as KVM's i8259.c and i8254.c register them:
-    /// each PIC's two, the ELCR's two (with the irqchip), the PIT's four (with the PIT).
-    /// Port 0x61, the PIT's gate and speaker, is KVM's only with KVM_PIT_SPEAKER_DUMMY,
-    /// which `createPIT` does not set: it still exits.
+    /// each PIC's two, the ELCR's two (with the irqchip), the PIT's four and its speaker
+    /// port 0x61 (with the PIT, which `createPIT` makes with KVM_PIT_SPEAKER_DUMMY; KVM
+    /// registers four ports there but answers 0x61 alone, so 0x62-0x64 still exit).
     static let inKernelPorts: [(name: String, start: UInt64, end: UInt64, pit: Bool)] = [
-        ("master PIC", 0x20, 0x22, false), ("PIT", 0x40, 0x44, true),
+        ("master PIC", 0x20, 0x22, false), ("PIT", 0x40, 0x44, true), ("PIT's speaker port", 0x61, 0x62, true),
         ("slave PIC", 0xa0, 0xa2, false), ("ELCR", 0x4d0, 0x4d2, false),
     ]
 
