@@ -130,7 +130,10 @@ struct BuiltInDeviceState: Equatable {
         if let pm = pm1Control { lines.append("pm1-control \(hex(pm))") }
         if let e = pm1Events { lines.append("pm1-events \(hex(e.status)) \(hex(e.enable))") }
         if let t = pmTimer { lines.append("pm-timer \(hex(t))") }
-        if let v = vga { lines.append("vga \(hex(v.misc)) \(hex(v.index)) \(hex(v.status)) \(Self.hexDigits(v.crtc))") }
+        if let v = vga {
+            lines.append("vga \(hex(v.misc)) \(hex(v.index)) \(hex(v.status)) \(Self.hexDigits(v.crtc))")
+            if v.controllers != VGAControllers() { lines.append(v.controllers.blobLine()) }
+        }
         if let r = rtc { lines.append("rtc \(hex(r.index)) \(r.offset) \(Self.hexDigits(r.ram))") }
         if let a = ata { lines.append(ATAState.blobLine(a)) }
         if let b = bochs { lines.append((["bochs", hex(b.index)] + b.regs.map { hex($0) }).joined(separator: " ")) }
@@ -189,6 +192,7 @@ struct BuiltInDeviceState: Equatable {
         var state = BuiltInDeviceState()
         var keyboard: PS2Keyboard?
         var mouse: PS2Mouse?
+        var controllers: VGAControllers?
         for line in lines {
             let words = line.split(separator: " ", omittingEmptySubsequences: false)
             let key = String(words[0])
@@ -354,9 +358,11 @@ struct BuiltInDeviceState: Equatable {
                 state.parallel = try ParallelPort.decode(words, bad)
             case ("isa-dma", ISADMA.blobWords) where state.dma == nil:
                 state.dma = try ISADMA.decodeBlob(words, bad)
+            case ("vga-controllers", VGAControllers.blobWords) where controllers == nil:
+                controllers = try VGAControllers.decode(words, bad)
             case ("fw_cfg", _), ("reset-control", _), ("port92", _), ("i8042", _), ("ps2-keyboard", _), ("ps2-mouse", _), ("console", _), ("pm1-control", _),
                  ("pm1-events", _), ("pm-timer", _), ("vga", _), ("rtc", _), ("ata", _), ("bochs", _), ("vga-dac", _), ("hpet", _),
-                 ("atapi", _), ("floppy", _), ("parallel", _), ("isa-dma", _):
+                 ("atapi", _), ("floppy", _), ("parallel", _), ("isa-dma", _), ("vga-controllers", _):
                 throw bad("line \(line.quotedForMessage): a device given twice, or the wrong number of values")
             default:
                 throw bad("unknown device \(key.quotedForMessage)")
@@ -370,6 +376,10 @@ struct BuiltInDeviceState: Equatable {
         if let mouse {
             guard state.i8042 != nil else { throw bad("ps2-mouse without i8042") }
             state.i8042?.mouse = mouse
+        }
+        if let controllers {
+            guard state.vga != nil else { throw bad("vga-controllers without vga") }
+            state.vga?.controllers = controllers
         }
         return state
     }

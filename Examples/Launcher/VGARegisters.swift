@@ -13,10 +13,12 @@ import VMMKit
 /// register does not select read 0xff and ignore writes, as QEMU's. With CR11 bit 7 set
 /// (as mode 3 leaves it) registers 0-7 ignore writes, except CR7's bit 4, as QEMU's.
 ///
-/// Only registers 0x00-0x18 exist; another index reads 0xff and ignores writes. Not
-/// modelled: the sequencer, graphics and attribute controllers, the DAC (0x3c0-0x3cf
-/// but 0x3c2 and 0x3cc stay unassigned), and any effect of these registers on
-/// `VGATextScreen`. Registered where no plugin holds any of the ports; in snapshots (`vga`).
+/// Only registers 0x00-0x18 exist; another index reads 0xff and ignores writes. The
+/// sequencer, graphics and attribute controllers and feature control are
+/// `VGAControllers`, under the same lock (a read of input status 1 resets the attribute
+/// controller's flip-flop); the DAC is `VGADAC`. None of them changes what
+/// `VGATextScreen` reads. Registered where no plugin holds any of the ports; in
+/// snapshots (`vga`, and `vga-controllers` when they are not as mode 3 left them).
 final class VGARegisters: BytePortDevice {
     static let colorBase: UInt16 = 0x3d0, monoBase: UInt16 = 0x3b0
     static let miscWrite: UInt16 = 0x3c2, miscRead: UInt16 = 0x3cc
@@ -32,6 +34,7 @@ final class VGARegisters: BytePortDevice {
         var index: UInt8 = 0
         var status: UInt8 = 0
         var crtc = VGARegisters.mode3CRTC
+        var controllers = VGAControllers()
     }
 
     private let state = Mutex(Registers())
@@ -47,6 +50,7 @@ final class VGARegisters: BytePortDevice {
         switch port {
         case Self.miscRead: return r.misc
         case Self.miscWrite: return 0 // input status 0
+        case _ where VGAControllers.ports.contains(port): return r.controllers.read(port)
         default: break
         }
         guard let register = Self.register(port, r.misc) else { return 0xff }
@@ -55,6 +59,7 @@ final class VGARegisters: BytePortDevice {
         case 5: return Int(r.index) < r.crtc.count ? r.crtc[Int(r.index)] : 0xff
         case 0xa:
             r.status ^= Self.retraceBits
+            r.controllers.attributeData = false
             return r.status
         default: return 0xff
         }
@@ -63,6 +68,7 @@ final class VGARegisters: BytePortDevice {
     /// A write of `value` to `port`, into registers `r` (under the lock).
     static func write(_ port: UInt16, _ value: UInt8, _ r: inout Registers) {
         if port == Self.miscWrite { r.misc = value & ~0x10; return }
+        if VGAControllers.ports.contains(port) { r.controllers.write(port, value); return }
         guard let register = Self.register(port, r.misc) else { return }
         switch register {
         case 4: r.index = value
@@ -74,6 +80,7 @@ final class VGARegisters: BytePortDevice {
                 return
             }
             r.crtc[i] = value
+        case 0xa: r.controllers.featureControl = value & 0x10
         default: return
         }
     }
@@ -86,8 +93,8 @@ final class VGARegisters: BytePortDevice {
         return port - base
     }
 
-    /// The ports it serves: 0x3c2, 0x3cc and each range's 0x4, 0x5 and 0xa.
-    static let ports: [UInt16] = [0x3c2, 0x3cc, 0x3d4, 0x3d5, 0x3da, 0x3b4, 0x3b5, 0x3ba]
+    /// The ports it serves: 0x3c2, 0x3cc, each range's 0x4, 0x5 and 0xa, and the controllers'.
+    static let ports: [UInt16] = [0x3c2, 0x3cc, 0x3d4, 0x3d5, 0x3da, 0x3b4, 0x3b5, 0x3ba] + VGAControllers.ports
 
     /// Registers `ports`; the caller has checked that no plugin holds any of them.
     func register(on dispatcher: ExitDispatcher) throws(VMMError) {

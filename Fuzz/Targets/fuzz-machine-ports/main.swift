@@ -143,13 +143,15 @@ func pmTimer(_ input: UnsafeBufferPointer<UInt8>) -> ACPIPMTimer {
     return timer
 }
 
-/// The VGA registers after the input read as (op, value) pairs: op bits 0-2 the port, bit 3 a write.
+/// The VGA registers after the input read as (op, value) pairs: op bits 0-4 the port
+/// (modulo their count), bit 5 a write. The controllers' registers always hold what a
+/// write can leave, so their snapshot line reads back as it was.
 func vgaProgram(_ input: UnsafeBufferPointer<UInt8>) -> VGARegisters {
     let vga = VGARegisters()
     for at in stride(from: 0, to: input.count - 1, by: 2) {
-        let op = input[at], value = input[at + 1], port = VGARegisters.ports[Int(op & 7)]
+        let op = input[at], value = input[at + 1], port = VGARegisters.ports[Int(op & 0x1f) % VGARegisters.ports.count]
         let before = vga.registers
-        if op & 8 != 0 {
+        if op & 0x20 != 0 {
             vga.write(port, value)
             let after = vga.registers
             if before.crtc[0x11] & 0x80 != 0 {
@@ -159,10 +161,19 @@ func vgaProgram(_ input: UnsafeBufferPointer<UInt8>) -> VGARegisters {
             check(after.misc & 0x10 == 0 && after.status == before.status, "VGA: write \(value) to \(port): \(after)")
         } else {
             let v = vga.read(port), after = vga.registers
-            if port != VGARegisters.miscWrite, port != VGARegisters.miscRead, VGARegisters.register(port, after.misc) == nil {
+            if port != VGARegisters.miscWrite, port != VGARegisters.miscRead, !VGAControllers.ports.contains(port),
+               VGARegisters.register(port, after.misc) == nil {
                 check(v == 0xff, "VGA: \(port) outside the selected range read \(v)")
             }
             check(after.status & ~VGARegisters.retraceBits == 0 && after.crtc == before.crtc, "VGA: read of \(port): \(after)")
+        }
+        let c = vga.registers.controllers
+        do throws(LauncherError) {
+            let words = c.blobLine().split(separator: " ", omittingEmptySubsequences: false)
+            check(words.count == VGAControllers.blobWords, "VGA: controllers line of \(words.count) words")
+            check(try VGAControllers.decode(words, { LauncherError(.snapshot, $0) }) == c, "VGA: controllers line round trip")
+        } catch {
+            check(false, "VGA: controllers a write left are refused at restore: \(error.message)")
         }
     }
     return vga
