@@ -21,6 +21,21 @@ struct LauncherRestoreGuardTests {
          0x66, 0xba, UInt8(port & 0xff), UInt8(port >> 8), 0xec, 0xe6, 0xf4, 0xf4]
     }
 
+    /// `waitThenRead`'s loop alone: `bytes` put before it run before the snapshot, what
+    /// follows it after the restore.
+    static var waitPastSnapshot: [UInt8] { Array(waitThenRead(0).prefix(13)) }
+
+    /// Runs the flat `guest` (at 1 MiB) until the snapshot at 0.3 s (status 22 expected),
+    /// then resumes it in a new process, whose result it returns.
+    static func restoredAfterSnapshot(_ name: String, _ guest: [UInt8]) throws -> VMMProcess.Result {
+        let snap = try VMMProcess.scratch(name, "snap") + "/snap"
+        let image = try VMMProcess.temp("\(name)-after-snapshot.bin", guest)
+        let saved = try PluginListingTests.run(["run", image, "--load-addr", "0x100000", "--max-seconds", "0.3", "--snapshot-on-stop", snap],
+                                               bound: 120)
+        #expect(saved.status == 22, "stderr: \(saved.stderr)")
+        return try PluginListingTests.run(["restore", snap], bound: 120)
+    }
+
     func scratch(_ name: String) throws -> String { try VMMProcess.scratch("guard", name) }
 
     func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }

@@ -12,7 +12,7 @@ struct PCSpeakerGuestTests {
     /// A flat guest that turns the gate and the speaker bit on, waits past the snapshot
     /// at 0.3 s (`LauncherRestoreGuardTests`'s loop), and exits with port 0x61's low two bits.
     static let speakerAfterSnapshot: [UInt8] = [0xb0, 0x03, 0xe6, 0x61] // mov $3, %al; out %al, $0x61
-        + Array(LauncherRestoreGuardTests.waitThenRead(0x61).prefix(13))
+        + LauncherRestoreGuardTests.waitPastSnapshot
         + [0xe4, 0x61, 0x24, 0x03, 0xe6, 0xf4, 0xf4, 0xf4] // in $0x61, %al; and $3, %al; out %al, $0xf4; hlt
 
     func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
@@ -30,12 +30,7 @@ struct PCSpeakerGuestTests {
 
     @Test("the gate and speaker bits survive a snapshot into a new process (the PIT state's speaker flag)")
     func snapshotKeepsTheBits() throws {
-        let dir = try VMMProcess.scratch("pcspk", "snap")
-        let guest = try VMMProcess.temp("pcspk-after-snapshot.bin", Self.speakerAfterSnapshot)
-        let snap = dir + "/snap"
-        let saved = try run(["run", guest, "--load-addr", "0x100000", "--max-seconds", "0.3", "--snapshot-on-stop", snap])
-        #expect(saved.status == 22, "stderr: \(saved.stderr)")
-        let restored = try run(["restore", snap])
+        let restored = try LauncherRestoreGuardTests.restoredAfterSnapshot("pcspk", Self.speakerAfterSnapshot)
         #expect(restored.status == (3 << 1) | 1, "stderr: \(restored.stderr)")
     }
 }

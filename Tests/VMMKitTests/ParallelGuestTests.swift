@@ -15,7 +15,7 @@ struct ParallelGuestTests {
     /// A flat guest that waits past the snapshot at 0.3 s (`LauncherRestoreGuardTests`'s
     /// loop), prints 'R' through LPT1 (latch, strobe up and down), and exits with the
     /// status it then reads (0x59: the printer busy with it).
-    static let printsAfterSnapshot: [UInt8] = Array(LauncherRestoreGuardTests.waitThenRead(0xe9).prefix(13)) + [
+    static let printsAfterSnapshot: [UInt8] = LauncherRestoreGuardTests.waitPastSnapshot + [
         0x66, 0xba, 0x78, 0x03, 0xb0, 0x52, 0xee, // mov $0x378, %dx; mov $'R', %al; out %al, %dx
         0x66, 0xba, 0x7a, 0x03, 0xb0, 0x0d, 0xee, // mov $0x37a, %dx; mov $0x0d, %al; out (strobe up)
         0xb0, 0x0c, 0xee,                         // mov $0x0c, %al; out (strobe down)

@@ -12,7 +12,7 @@ struct VGAControllersGuestTests {
     /// at 0.3 s (`LauncherRestoreGuardTests`'s loop), and exits with SR2 as it reads it then.
     static let mapMaskAfterSnapshot: [UInt8] = [0x66, 0xba, 0xc4, 0x03, 0xb0, 0x02, 0xee, // mov $0x3c4, %dx; mov $2, %al; out %al, %dx
                                                 0x66, 0xba, 0xc5, 0x03, 0xb0, 0x05, 0xee] // the same at 0x3c5 with 5
-        + Array(LauncherRestoreGuardTests.waitThenRead(0x3c5).prefix(13))
+        + LauncherRestoreGuardTests.waitPastSnapshot
         + [0x66, 0xba, 0xc5, 0x03, 0xec, 0xe6, 0xf4, 0xf4, 0xf4] // in from 0x3c5 (the index kept); out %al, $0xf4; hlt
 
     func run(_ args: [String]) throws -> VMMProcess.Result { try PluginListingTests.run(args, bound: 120) }
@@ -30,12 +30,7 @@ struct VGAControllersGuestTests {
 
     @Test("a sequencer register and its index survive a snapshot into a new process")
     func snapshotKeepsThem() throws {
-        let dir = try VMMProcess.scratch("vgactl", "snap")
-        let guest = try VMMProcess.temp("vgactl-after-snapshot.bin", Self.mapMaskAfterSnapshot)
-        let snap = dir + "/snap"
-        let saved = try run(["run", guest, "--load-addr", "0x100000", "--max-seconds", "0.3", "--snapshot-on-stop", snap])
-        #expect(saved.status == 22, "stderr: \(saved.stderr)")
-        let restored = try run(["restore", snap])
+        let restored = try LauncherRestoreGuardTests.restoredAfterSnapshot("vgactl", Self.mapMaskAfterSnapshot)
         #expect(restored.status == (5 << 1) | 1, "stderr: \(restored.stderr)")
     }
 }
