@@ -47,8 +47,8 @@ struct VGAControllers: Equatable {
         }
     }
 
-    /// The ports these registers take, beside the DAC's (0x3c6-0x3c9) and 0x3c2/0x3cc's
-    /// (`VGARegisters`): QEMU answers all of 0x3c0-0x3cf, 0x3c3, 0x3cb and 0x3cd with 0.
+    /// The ports these registers take: the rest of QEMU's 0x3c0-0x3cf beside the DAC's
+    /// (0x3c6-0x3c9) and 0x3c2/0x3cc (`VGARegisters`); 0x3c3, 0x3cb and 0x3cd read 0 there.
     static let ports: [UInt16] = [0x3c0, 0x3c1, 0x3c3, 0x3c4, 0x3c5, 0x3ca, 0x3cb, 0x3cd, 0x3ce, 0x3cf]
 
     /// A read of `port` (one of `ports`).
