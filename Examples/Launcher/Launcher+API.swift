@@ -22,8 +22,9 @@ extension Launcher {
                 }
             }
         }
-        if let display = devices.bochs {
-            controller.setScreendump { [dac = devices.dac] (path) throws(ControlError) in try Screendump.write(display, dac: dac, toFile: path) }
+        if devices.bochs != nil || devices.vga != nil {
+            let source = Screendump.Source(devices, memory: vm.memory)
+            controller.setScreendump { (path) throws(ControlError) in try Screendump.write(source, toFile: path) }
         }
         if let i8042 = devices.i8042 {
             controller.setKeyboard { (combinations) throws(ControlError) in

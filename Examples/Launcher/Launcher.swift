@@ -150,7 +150,7 @@ struct Launcher {
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let (outcome, timedOut) = try run(supervisor, dispatcher, guards: guards, stuck: stuck, api: api)
         if let screen { VGATextScreen.write(from: vm.memory, to: screen) }
-        if let picture, let display = devices.bochs { Screendump.write(display, dac: devices.dac, to: picture) }
+        if let picture { Screendump.write(.init(devices, memory: vm.memory), to: picture) }
         StartupTrace.mark("guest")
         StartupTrace.report()
         if let stats, o.stats {

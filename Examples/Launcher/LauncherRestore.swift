@@ -96,9 +96,6 @@ extension Launcher {
             o.hdaReadOnly = true
         }
         o.vgaText = r.vgaText
-        guard r.screendump == .none || o.vgaStd else {
-            throw LauncherError(.usage, "--screendump: the machine in \(r.dir) has no graphics display (it ran without --vga std)")
-        }
         o.screendump = r.screendump
         o.maxSeconds = r.maxSeconds
         o.maxSecondsText = r.maxSecondsText
@@ -206,7 +203,7 @@ extension Launcher {
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let (outcome, timedOut) = try run(supervisor, dispatcher, guards: guards, stuck: stuck, api: api)
         if let screen { VGATextScreen.write(from: vm.memory, to: screen) }
-        if let picture, let display = devices.bochs { Screendump.write(display, dac: devices.dac, to: picture) }
+        if let picture { Screendump.write(.init(devices, memory: vm.memory), to: picture) }
         if let stats {
             var report = stats.report() + (unassigned?.report() ?? "")
             report += "restore: \(restored.pagesFetched) pages fetched from the snapshot\n"

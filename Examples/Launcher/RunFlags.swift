@@ -134,11 +134,6 @@ struct RunFlags: Equatable {
             o.fromConfig.remove(key)
             o.fromFlags.insert(key)
         }
-        // A picture of no graphics display is a mistake to name, not to ignore.
-        guard o.screendump == .none || o.vgaStd else {
-            throw LauncherError(screendump != nil ? .usage : .config, screendump != nil ? "--screendump without --vga std (the text screen is --vga-text)"
-                : "\(o.configFile ?? "config"): 'screendump' without 'vga': \"std\" (the text screen is 'vgaText')")
-        }
         guard o.image != nil else { throw LauncherError(.usage, "no image: give IMAGE or 'image' in --config") }
         // Read-only of no disk is a mistake to name, not to ignore.
         guard !o.hdaReadOnly || o.hda != nil else {

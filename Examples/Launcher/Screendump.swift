@@ -2,14 +2,35 @@ import Glibc
 import VMMControl
 import VMMKit
 
-/// The Bochs display's picture as a binary PPM (P6, 8 bits a channel), as QEMU's
-/// `screendump` writes it: `--screendump TARGET` when the run ends, whatever ended it,
-/// and `PUT /vm/screendump` (`vmm ctl PATH screendump FILE`) while it runs. Direct-colour
-/// modes (15, 16, 24 and 32 bits a pixel, QEMU's layouts: 0x00RRGGBB little-endian
-/// at 32, B, G, R bytes at 24, 5:6:5 and 5:5:5 at 16 and 15) and 8 bits a pixel through
-/// the DAC's palette (`VGADAC`); a display that is disabled (VGA text) or in the planar
-/// 4-bit mode has none, nor an 8-bit one on a machine whose DAC a plugin took.
+/// The display's picture as a binary PPM (P6, 8 bits a channel), as QEMU's `screendump`
+/// writes it: `--screendump TARGET` when the run ends, whatever ended it, and
+/// `PUT /vm/screendump` (`vmm ctl PATH screendump FILE`) while it runs. The Bochs
+/// display's modes while it is enabled (`--vga std`): direct colour (15, 16, 24 and 32
+/// bits a pixel, QEMU's layouts: 0x00RRGGBB little-endian at 32, B, G, R bytes at 24,
+/// 5:6:5 and 5:5:5 at 16 and 15) and 8 bits a pixel through the DAC's palette
+/// (`VGADAC`); otherwise the VGA's own chained 256-colour modes, mode 13h's kind
+/// (`VGAGraphics`), through the same palette. Text mode, the planar modes and a palette
+/// mode on a machine whose DAC a plugin took have none.
 enum Screendump {
+    /// What a picture is taken of: the machine's displays (each nil when it has none or
+    /// a plugin holds its ports) and the memory the VGA's window is in.
+    struct Source {
+        let display: BochsDisplay?
+        let vga: VGARegisters?
+        let dac: VGADAC?
+        let memory: GuestMemory
+
+        init(_ devices: BuiltInDevices, memory: GuestMemory) {
+            (display, vga, dac, self.memory) = (devices.bochs, devices.vga, devices.dac, memory)
+        }
+    }
+
+    /// What the display shows now.
+    enum Frame: Equatable {
+        case bochs(BochsDisplay.Geometry)
+        case vga(VGAGraphics)
+    }
+
     /// `--screendump`'s output, opened before the guest runs: a bad target is refused first.
     static func sink(_ target: SerialTarget) throws(LauncherError) -> OutputSink? {
         guard target != .none else { return nil }
@@ -18,28 +39,35 @@ enum Screendump {
                               loss: "the picture is incomplete")
     }
 
-    /// Why the display has no picture to write, or nil.
-    static func refusal(_ g: BochsDisplay.Geometry?, dac: VGADAC?) -> String? {
-        guard let g else { return "the display is disabled (VGA text mode; see --vga-text)" }
-        guard g.bitsPerPixel != 4 else { return "the display is in the planar 4-bit mode, which is not modelled" }
-        guard g.bitsPerPixel != 8 || dac != nil else { return "the display is in an 8-bit palette mode, and a plugin holds the DAC's ports (0x3c6-0x3c9)" }
-        return nil
+    /// What `source` shows now, or why it has no picture. The Bochs display while it is
+    /// enabled, else the VGA's registers, as QEMU's `vga_get_bpp` and `vga_update_display` choose.
+    static func frame(_ source: Source) -> Result<Frame, VGAGraphics.Refusal> {
+        let noDAC = VGAGraphics.Refusal(why: "the display is in an 8-bit palette mode, and a plugin holds the DAC's ports (0x3c6-0x3c9)")
+        if let g = source.display?.geometry {
+            guard g.bitsPerPixel != 4 else { return .failure(.init(why: "the display is in the planar 4-bit mode, which is not modelled")) }
+            guard g.bitsPerPixel != 8 || source.dac != nil else { return .failure(noDAC) }
+            return .success(.bochs(g))
+        }
+        guard let vga = source.vga else {
+            return .failure(.init(why: "the machine has no display whose picture is modelled (a plugin holds the VGA's registers)"))
+        }
+        return VGAGraphics.mode(vga.registers).flatMap { m in source.dac == nil ? .failure(noDAC) : .success(.vga(m)) }
     }
 
-    /// `--screendump`: the picture of `display` to `sink`; one line on stderr instead
+    /// `--screendump`: the picture of `source` to `sink`; one line on stderr instead
     /// when it has none.
-    static func write(_ display: BochsDisplay, dac: VGADAC?, to sink: OutputSink) {
-        if let why = picture(display, dac: dac, { sink.emit($0); return true }) { ExitStats.err("vmm: --screendump: nothing written: \(why)\n") }
+    static func write(_ source: Source, to sink: OutputSink) {
+        if let why = picture(source, { sink.emit($0); return true }) { ExitStats.err("vmm: --screendump: nothing written: \(why)\n") }
     }
 
-    /// `PUT /vm/screendump`: the picture of `display` into the regular file at `path`
+    /// `PUT /vm/screendump`: the picture of `source` into the regular file at `path`
     /// (created or truncated). Anything else is refused rather than written: a FIFO some
     /// client holds open and never reads (or a device) would block the write, the API
     /// server's thread and the VMM's exit with it, for ever. `.conflict` when
     /// the display has none (nothing is created), `.badRequest` when the file cannot be
     /// opened or written. On the API server's thread, the vCPUs running or not.
-    static func write(_ display: BochsDisplay, dac: VGADAC?, toFile path: String) throws(ControlError) {
-        if let why = refusal(display.geometry, dac: dac) { throw .conflict(why) }
+    static func write(_ source: Source, toFile path: String) throws(ControlError) {
+        if case .failure(let refusal) = frame(source) { throw .conflict(refusal.why) }
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0o644)
         guard fd >= 0 else {
             let error = errno
@@ -58,7 +86,7 @@ enum Screendump {
         guard ftruncate(fd, 0) == 0 else { throw .badRequest("cannot write \(path): \(String(cString: strerror(errno)))") }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         var failure: String?
-        let why = picture(display, dac: dac) { row in
+        let why = picture(source) { row in
             row.withUnsafeBytes { bytes in
                 var done = 0
                 while done < bytes.count {
@@ -76,15 +104,29 @@ enum Screendump {
         if let why { throw .conflict(why) }
     }
 
-    /// The picture of `display`, handed to `emit` a part at a time (the header, then each
+    /// The picture of `source`, handed to `emit` a part at a time (the header, then each
     /// row) until it returns false; the reason there is none instead (nothing emitted).
-    static func picture(_ display: BochsDisplay, dac: VGADAC?, _ emit: ([UInt8]) -> Bool) -> String? {
-        let g = display.geometry
-        if let why = refusal(g, dac: dac) { return why }
-        guard let g else { return nil }
-        // The palette as it is now, and whether the display asked for an 8-bit DAC.
-        let palette = dac?.registers ?? .init()
-        let dac8 = display.registers.regs[BochsDisplay.Reg.enable] & BochsDisplay.Enable.dac8 != 0
+    static func picture(_ source: Source, _ emit: ([UInt8]) -> Bool) -> String? {
+        let frame: Frame
+        switch Self.frame(source) {
+        case .success(let f): frame = f
+        case .failure(let refusal): return refusal.why
+        }
+        // The palette as it is now, and whether the guest asked for an 8-bit DAC (the
+        // Bochs display's ENABLE bit, whether or not the display is enabled, as QEMU's `dac_8bit`).
+        let palette = source.dac?.registers ?? .init()
+        let dac8 = (source.display?.registers.regs[BochsDisplay.Reg.enable] ?? 0) & BochsDisplay.Enable.dac8 != 0
+        switch frame {
+        case .bochs(let g):
+            guard let display = source.display else { return nil } // the frame is its
+            return bochsPicture(display, g, palette: palette, dac8: dac8, emit)
+        case .vga(let m): return vgaPicture(m, source.memory, palette: palette, dac8: dac8, emit)
+        }
+    }
+
+    /// The Bochs display's picture in mode `g`.
+    private static func bochsPicture(_ display: BochsDisplay, _ g: BochsDisplay.Geometry, palette: VGADAC.Registers, dac8: Bool,
+                                     _ emit: ([UInt8]) -> Bool) -> String? {
         let bytesPerPixel = (g.bitsPerPixel + 7) / 8
         // `BochsDisplay.fixUp` keeps every visible line inside the memory; checked again
         // here, as a picture is never read past it.
@@ -100,6 +142,24 @@ enum Screendump {
             for x in 0..<g.width {
                 (row[3 * x], row[3 * x + 1], row[3 * x + 2]) = g.bitsPerPixel == 8
                     ? VGADAC.color(palette, line[x], dac8: dac8) : pixel(line, x, bits: g.bitsPerPixel)
+            }
+            guard emit(row) else { return nil }
+        }
+        return nil
+    }
+
+    /// The VGA's picture in mode `m`: each byte of a line two pixels, through the palette
+    /// (QEMU's `vga_draw_line8d2`), from the window in `memory`.
+    private static func vgaPicture(_ m: VGAGraphics, _ memory: GuestMemory, palette: VGADAC.Registers, dac8: Bool,
+                                   _ emit: ([UInt8]) -> Bool) -> String? {
+        guard let window = try? memory.readBytes(m.windowBase, count: m.windowSize) else {
+            return "the VGA's window at \(hex(m.windowBase)) is not in the guest's RAM"
+        }
+        guard emit(Array("P6\n\(m.width) \(m.height)\n255\n".utf8)) else { return nil }
+        var row = [UInt8](repeating: 0, count: m.width * 3)
+        for first in m.lines { // each inside the window (`VGAGraphics.mode`)
+            for x in 0..<m.width {
+                (row[3 * x], row[3 * x + 1], row[3 * x + 2]) = VGADAC.color(palette, window[first + x >> 1], dac8: dac8)
             }
             guard emit(row) else { return nil }
         }

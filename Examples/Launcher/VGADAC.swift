@@ -7,9 +7,9 @@ import VMMKit
 /// 0 after a write index, 3 after a read index), the data port (0x3c9) and the pixel
 /// mask (0x3c6: reads 0xff, writes ignored, as QEMU's). Components are kept as written
 /// (8 bits): a 6-bit DAC shows the low 6 (`color`), the Bochs display's 8-bit DAC
-/// (`BochsDisplay.Enable.dac8`) all 8. It is what an 8-bit Bochs mode's pixels index
-/// (`Screendump`). Starts all black (SeaBIOS loads a mode's palette on INT 10h, which a
-/// `-kernel` guest does not call). Registered with `VGARegisters`; in snapshots
+/// (`BochsDisplay.Enable.dac8`) all 8. It is what an 8-bit Bochs mode's and mode 13h's
+/// pixels index (`Screendump`). Starts all black (SeaBIOS loads a mode's palette on INT
+/// 10h, which a `-kernel` guest does not call). Registered with `VGARegisters`; in snapshots
 /// (`vga-dac`, written when not as after a reset).
 final class VGADAC: BytePortDevice {
     static let maskPort: UInt16 = 0x3c6, readIndexPort: UInt16 = 0x3c7, writeIndexPort: UInt16 = 0x3c8, dataPort: UInt16 = 0x3c9

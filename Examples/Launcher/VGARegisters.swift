@@ -17,8 +17,9 @@ import VMMKit
 /// sequencer, graphics and attribute controllers and feature control are
 /// `VGAControllers`, under the same lock (a read of input status 1 resets the attribute
 /// controller's flip-flop); the DAC is `VGADAC`. None of them changes what
-/// `VGATextScreen` reads. Registered where no plugin holds any of the ports; in
-/// snapshots (`vga`, and `vga-controllers` when they are not as mode 3 left them).
+/// `VGATextScreen` reads; `VGAGraphics` derives a 256-colour mode's picture from them.
+/// Registered where no plugin holds any of the ports; in snapshots (`vga`, and
+/// `vga-controllers` when they are not as mode 3 left them).
 final class VGARegisters: BytePortDevice {
     static let colorBase: UInt16 = 0x3d0, monoBase: UInt16 = 0x3b0
     static let miscWrite: UInt16 = 0x3c2, miscRead: UInt16 = 0x3cc

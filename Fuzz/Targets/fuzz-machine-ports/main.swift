@@ -167,6 +167,7 @@ func vgaProgram(_ input: UnsafeBufferPointer<UInt8>) -> VGARegisters {
             }
             check(after.status & ~VGARegisters.retraceBits == 0 && after.crtc == before.crtc, "VGA: read of \(port): \(after)")
         }
+        checkGraphics(vga.registers)
         let c = vga.registers.controllers
         do throws(LauncherError) {
             let words = c.blobLine().split(separator: " ", omittingEmptySubsequences: false)
@@ -177,6 +178,28 @@ func vgaProgram(_ input: UnsafeBufferPointer<UInt8>) -> VGARegisters {
         }
     }
     return vga
+}
+
+/// The picture registers `r` describe (`VGAGraphics`, what `Screendump` reads): each of
+/// its lines inside the window, whatever the registers hold.
+func checkGraphics(_ r: VGARegisters.Registers) {
+    guard case .success(let m) = VGAGraphics.mode(r) else { return }
+    check(m.width == (Int(r.crtc[1]) + 1) * 8 && m.lines.count == m.height && m.height >= 1 && m.height <= 1024,
+          "VGA graphics: \(m.width)x\(m.height), \(m.lines.count) lines")
+    check(m.lines.allSatisfy { $0 >= 0 && $0 + m.width / 2 <= m.windowSize }, "VGA graphics: a line outside the window")
+}
+
+/// Registers straight from the input, a chained 256-colour mode with video on, the
+/// rest (every CRT controller register, the window) as it comes: what a snapshot can restore.
+func graphicsProgram(_ input: UnsafeBufferPointer<UInt8>) {
+    guard input.count >= 29 else { return }
+    var r = VGARegisters.Registers()
+    r.crtc = Array(input[0..<25])
+    r.controllers.graphics[5] = input[25] & VGAControllers.graphicsMasks[5] | 0x40
+    r.controllers.graphics[6] = input[26] & VGAControllers.graphicsMasks[6] | 1
+    r.controllers.sequencer[4] = input[27] & VGAControllers.sequencerMasks[4] | 0x08
+    r.controllers.attributeIndex = input[28] & 0x3f | VGAControllers.paletteSource
+    checkGraphics(r)
 }
 
 /// The VGA DAC after the input read as (op, value) pairs: op bits 0-1 the port, bit 2 a
@@ -277,6 +300,7 @@ runFuzzer { data, size in
     let timer = pmTimer(input)
     let vga = vgaProgram(input)
     let dac = dacProgram(input)
+    graphicsProgram(input)
     ataProgram(input)
     atapiProgram(input)
     floppyProgram(input)

@@ -1,0 +1,1 @@
+../../../Examples/Launcher/VGAGraphics.swift
