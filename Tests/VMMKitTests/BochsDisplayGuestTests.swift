@@ -171,11 +171,7 @@ struct BochsDisplayGuestTests {
         let snap = dir + "/snap"
         let (vmm, socket) = Self.spinning(dir)
         defer { vmm.kill() }
-        for command in [["pause"], ["snapshot", snap], ["stop"]] {
-            let r = try ControlAPITests.ctl([socket] + command)
-            #expect(r.status == 0, "\(command): \(r.stderr)")
-        }
-        #expect(vmm.wait().status == 0)
+        try ControlAPITests.snapshotAndStop(vmm, socket, into: snap)
         let saved = try String(contentsOfFile: snap + "/device-launcher-devices.state", encoding: .utf8)
         #expect(saved.contains("\nbochs 0x6 0xb0c5 0x40 0x30 0x20 0x41 0x0 0x40 0x0 0x0 0x0\n"), "\(saved)")
 

@@ -24,6 +24,17 @@ struct ControlAPITests {
     /// threads and fds outlive the call and would disturb the suites that count them.
     static func ctl(_ args: [String]) throws -> VMMProcess.Result { Spawned(VMMProcess.binary, ["ctl"] + args).wait() }
 
+    /// Pauses the VMM `vmm` that serves `socket`, snapshots it into `snap` and stops it,
+    /// each command answered with status 0, then waits for its exit, status 0.
+    static func snapshotAndStop(_ vmm: Spawned, _ socket: String, into snap: String,
+                                sourceLocation: SourceLocation = #_sourceLocation) throws {
+        for command in [["pause"], ["snapshot", snap], ["stop"]] {
+            let r = try ctl([socket] + command)
+            #expect(r.status == 0, "\(command): \(r.stderr)", sourceLocation: sourceLocation)
+        }
+        #expect(vmm.wait().status == 0, sourceLocation: sourceLocation)
+    }
+
     /// The guest's progress: the io exits the API reports.
     static func ioExits(_ socket: String, kind: String = "io") throws -> Int {
         let r = try ctl([socket, "metrics"])

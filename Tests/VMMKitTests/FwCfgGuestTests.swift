@@ -80,11 +80,7 @@ struct FwCfgGuestTests {
         defer { vmm.kill() }
         // The guest has read "hello" through the data port and waits for a key.
         #expect(eventually { KeyboardTests.printed(console) == Self.head + "fw_cfg: waiting for a key\n" }, "console: \(KeyboardTests.printed(console))")
-        for command in [["pause"], ["snapshot", snap], ["stop"]] {
-            let r = try ControlAPITests.ctl([socket] + command)
-            #expect(r.status == 0, "\(command): \(r.stderr)")
-        }
-        #expect(vmm.wait().status == 0)
+        try ControlAPITests.snapshotAndStop(vmm, socket, into: snap)
         let saved = try String(contentsOfFile: snap + "/device-launcher-devices.state", encoding: .utf8)
         #expect(saved.contains("\nfw_cfg 0x22 5\n"), "\(saved)")
         let files = try Data(contentsOf: URL(fileURLWithPath: snap + "/device-fw-cfg-files.state"))

@@ -98,11 +98,7 @@ struct HPETGuestTests {
                                               "--api-sock", socket, "--max-seconds", "120"])
         defer { vmm.kill() }
         #expect(eventually { KeyboardTests.printed(console) == "rtc: held\n" }, "console: \(KeyboardTests.printed(console))")
-        for command in [["pause"], ["snapshot", snap], ["stop"]] {
-            let r = try ControlAPITests.ctl([socket] + command)
-            #expect(r.status == 0, "\(command): \(r.stderr)")
-        }
-        #expect(vmm.wait().status == 0)
+        try ControlAPITests.snapshotAndStop(vmm, socket, into: snap)
         #expect(KeyboardTests.printed(console) == "rtc: held\n", "the run went past the held phase before the pause")
         let restored = try run(["restore", snap, "--serial", "stdio", "--max-seconds", "60"])
         #expect(restored.status == (0x19 << 1) | 1, "\(restored.stderr)")
@@ -122,11 +118,7 @@ struct HPETGuestTests {
         defer { vmm.kill() }
         // The periodic phase has begun once the PIT's line is out; it lasts until the power button.
         #expect(eventually { KeyboardTests.printed(console) == Self.head }, "console: \(KeyboardTests.printed(console))")
-        for command in [["pause"], ["snapshot", snap], ["stop"]] {
-            let r = try ControlAPITests.ctl([socket] + command)
-            #expect(r.status == 0, "\(command): \(r.stderr)")
-        }
-        #expect(vmm.wait().status == 0)
+        try ControlAPITests.snapshotAndStop(vmm, socket, into: snap)
         #expect(KeyboardTests.printed(console) == Self.head, "the run ended before the periodic phase did")
         let saved = try String(contentsOfFile: snap + "/device-launcher-devices.state", encoding: .utf8)
         // Enabled, LegacyReplacement; timer 0 periodic, 32-bit, enabled, armed.

@@ -56,11 +56,7 @@ struct VGAGraphicsGuestTests {
         let r = try ControlAPITests.ctl([socket, "screendump", live])
         #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
         #expect(Self.mismatch(live) == nil, "\(Self.mismatch(live) ?? "")")
-        for command in [["pause"], ["snapshot", snap], ["stop"]] {
-            let c = try ControlAPITests.ctl([socket] + command)
-            #expect(c.status == 0, "\(command): \(c.stderr)")
-        }
-        #expect(vmm.wait().status == 0)
+        try ControlAPITests.snapshotAndStop(vmm, socket, into: snap)
 
         let shot = dir + "/restored.ppm"
         let restored = try run(["restore", snap, "--serial", "none", "--screendump", "file:\(shot)", "--max-seconds", "0.5"])

@@ -79,11 +79,7 @@ struct VGATextTests {
         let raw = try RawHTTP.send(socket, "GET /vm/screen HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         #expect(raw.0 == 200)
         #expect(raw.1.hasPrefix(#"{"text": "Hello, kernel World!\n\n    ctl:?[2J?█x\n\n"#), "\(raw.1)")
-        for command in [["pause"], ["snapshot", snap], ["stop"]] {
-            let r = try ControlAPITests.ctl([socket] + command)
-            #expect(r.status == 0, "\(command): \(r.stderr)")
-        }
-        #expect(vmm.wait().status == 0)
+        try ControlAPITests.snapshotAndStop(vmm, socket, into: snap)
         // The VGA registers travel too: mode 3's, with the cursor the guest moved.
         let crtc = [0x5f, 0x4f, 0x50, 0x82, 0x55, 0x81, 0xbf, 0x1f, 0x00, 0x4f, 0x0d, 0x0e, 0x00, 0x00, 0x00, 0x50,
                     0x9c, 0x8e, 0x8f, 0x28, 0x1f, 0x96, 0xb9, 0xa3, 0xff].map { String(format: "%02x", $0) }.joined()
