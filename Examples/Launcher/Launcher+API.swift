@@ -13,7 +13,12 @@ extension Launcher {
         let controller = VMController(vm: vm, exitCounter: exitCounter)
         controller.setSnapshotHook { _, dir in try snapshot.snapshot(to: dir) }
         if let power = devices.powerManagement { controller.setPowerButton { power.pressPowerButton() } }
-        controller.setScreen { [memory = vm.memory] in VGATextScreen.read(memory) }
+        controller.setScreen { [memory = vm.memory, vga = devices.vga] () throws(ControlError) in
+            switch VGATextScreen.read(memory, vga) {
+            case .success(let text): return text
+            case .failure(let refusal): throw .conflict(refusal.why)
+            }
+        }
         if let i8042 = devices.i8042 {
             controller.setMouse { (event) throws(ControlError) in
                 // Screen directions to the mouse's: y up.

@@ -149,7 +149,7 @@ struct Launcher {
         // never reaches user space, so the supervisor detects a machine that halted for good.
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let (outcome, timedOut) = try run(supervisor, dispatcher, guards: guards, stuck: stuck, api: api)
-        if let screen { VGATextScreen.write(from: vm.memory, to: screen) }
+        if let screen { VGATextScreen.write(from: vm.memory, devices.vga, to: screen) }
         if let picture { Screendump.write(.init(devices, memory: vm.memory), to: picture) }
         StartupTrace.mark("guest")
         StartupTrace.report()

@@ -202,7 +202,7 @@ extension Launcher {
         let guards = try guardVCPUs(vm, plugins, stuck: stuck)
         let supervisor = VMSupervisor(vm: vm, detectHalt: o.useIRQChip)
         let (outcome, timedOut) = try run(supervisor, dispatcher, guards: guards, stuck: stuck, api: api)
-        if let screen { VGATextScreen.write(from: vm.memory, to: screen) }
+        if let screen { VGATextScreen.write(from: vm.memory, devices.vga, to: screen) }
         if let picture { Screendump.write(.init(devices, memory: vm.memory), to: picture) }
         if let stats {
             var report = stats.report() + (unassigned?.report() ?? "")

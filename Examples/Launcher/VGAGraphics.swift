@@ -27,17 +27,39 @@ struct VGAGraphics: Equatable {
     /// The window the guest draws in: guest-physical base and bytes.
     var windowBase: UInt64, windowSize: Int
 
-    /// Why registers show no picture this models.
+    /// Why registers show no picture (or text) this models.
     struct Refusal: Error, Equatable { let why: String }
+
+    /// QEMU's blank display: the attribute index's palette source bit clear.
+    static let blanked = Refusal(why: "the display is blanked (the attribute controller's palette source bit is clear)")
+
+    /// The last visible scan line: CR12, with bits 8 and 9 in CR7.
+    static func verticalDisplayEnd(_ crtc: [UInt8]) -> Int {
+        Int(crtc[0x12]) | Int(crtc[7] & 0x02) << 7 | Int(crtc[7] & 0x40) << 3
+    }
+
+    /// The scan line after which the display starts again at memory 0: CR18, with bit 8
+    /// in CR7 and bit 9 in CR9.
+    static func lineCompare(_ crtc: [UInt8]) -> Int {
+        Int(crtc[0x18]) | Int(crtc[7] & 0x10) << 4 | Int(crtc[9] & 0x40) << 3
+    }
+
+    /// The window graphics register 6 maps (bits 2-3): guest-physical base and bytes.
+    static func window(_ gr6: UInt8) -> (base: UInt64, size: Int) {
+        switch (gr6 >> 2) & 3 {
+        case 0: (0xa_0000, 0x2_0000)
+        case 1: (0xa_0000, 0x1_0000)
+        case 2: (0xb_0000, 0x8000)
+        default: (0xb_8000, 0x8000)
+        }
+    }
 
     /// The picture registers `r` describe, or why there is none.
     static func mode(_ r: VGARegisters.Registers) -> Result<VGAGraphics, Refusal> {
         let c = r.controllers, crtc = r.crtc
         // QEMU: blank unless the attribute index's palette source bit is set; then text
         // or graphics by the graphics controller's miscellaneous register.
-        guard c.attributeIndex & VGAControllers.paletteSource != 0 else {
-            return .failure(Refusal(why: "the display is blanked (the attribute controller's palette source bit is clear)"))
-        }
+        guard c.attributeIndex & VGAControllers.paletteSource != 0 else { return .failure(blanked) }
         guard c.graphics[6] & 1 != 0 else { return .failure(Refusal(why: "the display is in VGA text mode (see --vga-text)")) }
         guard (c.graphics[5] >> 5) & 3 >= 2 else {
             return .failure(Refusal(why: "the display is in a planar 16-colour or CGA graphics mode, which is not modelled"))
@@ -46,18 +68,13 @@ struct VGAGraphics: Equatable {
             return .failure(Refusal(why: "the display is in an unchained 256-colour mode (mode X), which is not modelled"))
         }
         let width = (Int(crtc[1]) + 1) * 8
-        let height = (Int(crtc[0x12]) | Int(crtc[7] & 0x02) << 7 | Int(crtc[7] & 0x40) << 3) + 1
+        let height = verticalDisplayEnd(crtc) + 1
         let doubleScan = Int(crtc[9] >> 7)
         let multiScan = ((Int(crtc[9] & 0x1f) + 1) << doubleScan) - 1
         let lineOffset = Int(crtc[0x13]) << 3
-        let lineCompare = Int(crtc[0x18]) | Int(crtc[7] & 0x10) << 4 | Int(crtc[9] & 0x40) << 3
+        let lineCompare = Self.lineCompare(crtc)
         let mode = crtc[0x17]
-        let (windowBase, windowSize): (UInt64, Int) = switch (c.graphics[6] >> 2) & 3 {
-        case 0: (0xa_0000, 0x2_0000)
-        case 1: (0xa_0000, 0x1_0000)
-        case 2: (0xb_0000, 0x8000)
-        default: (0xb_8000, 0x8000)
-        }
+        let (windowBase, windowSize) = window(c.graphics[6])
         // QEMU's loop over the visible lines. Every value is at most 16 bits wide and
         // there are at most 1024 lines: no sum overflows.
         var lines: [Int] = []

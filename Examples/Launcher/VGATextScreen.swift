@@ -1,36 +1,46 @@
 import VMMKit
 
-/// The VGA text screen a guest written for QEMU leaves in memory: 80 columns by 25 rows
-/// of (character, attribute) byte pairs at guest-physical 0xb8000, where hobby kernels
-/// (OSDev's "Bare Bones" and its many descendants) print, often nowhere else. Here that
-/// range is plain RAM, so the guest writes it at full speed and nothing shows; with
+/// The VGA text screen a guest written for QEMU leaves in memory: (character, attribute)
+/// byte pairs at guest-physical 0xb8000, 80 columns by 25 rows in mode 3, where hobby
+/// kernels (OSDev's "Bare Bones" and its many descendants) print, often nowhere else. Here
+/// that range is plain RAM, so the guest writes it at full speed and nothing shows; with
 /// `--vga-text TARGET` the screen is written out as text when the run ends, whatever
 /// ended it, as a user would read it off QEMU's window.
+///
+/// What is on the screen is where QEMU's text mode reads it (hw/display/vga.c:
+/// `vga_get_text_resolution`, `vga_draw_text`), from the VGA's registers: (CR1 + 1)
+/// columns, the vertical display end + 1 over CR9's character height rows (100 when CR6
+/// is 100, QEMU's CGA case), each row CR13 x 2 cells after the one before it from the
+/// start address (CR0C, CR0D: hardware scrolling), back to the memory's start after the
+/// row the line compare register falls in, all inside the graphics controller's window
+/// (0xb8000 in mode 3; a cell past it is blank). A graphics mode or a blanked display has
+/// no text, nor a size QEMU does not draw (one cell, or more than 160 x 100). Without the
+/// VGA's registers (a plugin holds them), mode 3's screen.
 ///
 /// The guest chooses every byte, and a terminal may read the output: printable ASCII
 /// stays, bytes 0x80-0xfe are code page 437's letters, box drawing and symbols as UTF-8
 /// (what the VGA's font shows), NUL and 0xff are blanks (RAM's zeros, a screen never
 /// written), and the rest (0x01-0x1f, ESC and BEL among them, and 0x7f, which the font
 /// draws as symbols a terminal would act on) print as '?'. Attributes (colours) are
-/// dropped; trailing blanks and blank rows at the bottom too.
-/// The VGA's registers (`VGARegisters`) change nothing here: no start address, no
-/// cursor; no other modes.
+/// dropped; trailing blanks and blank rows at the bottom too. No cursor.
 enum VGATextScreen {
-    static let address: UInt64 = 0xb_8000
-    static let columns = 80, rows = 25
-    static var size: Int { columns * rows * 2 }
+    /// Mode 3's screen in bytes: 80 x 25 cells of 2.
+    static let size = 80 * 25 * 2
     /// Code page 437's characters 0x80-0xfe (0xff, a non-breaking space, is a blank).
     static let codePage437High = Array("ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■".unicodeScalars)
 
     /// The screen in `cells` (`size` bytes: character, attribute, ...) as lines of text,
-    /// each ending in a newline; empty for a blank screen.
-    static func text(_ cells: [UInt8]) -> String {
+    /// each ending in a newline; empty for a blank screen: mode 3's layout.
+    static func text(_ cells: [UInt8]) -> String { text(.mode3, cells) }
+
+    /// The screen `layout` gives of the window's bytes `window`.
+    static func text(_ layout: VGATextLayout, _ window: [UInt8]) -> String {
         var lines: [String] = []
-        for row in 0..<rows {
+        for start in layout.rows {
             var line = String.UnicodeScalarView()
-            for column in 0..<columns {
-                let i = (row * columns + column) * 2
-                line.append(character(i < cells.count ? cells[i] : 0))
+            for column in 0..<layout.columns {
+                let i = (start + column) * 2
+                line.append(character(i < window.count ? window[i] : 0))
             }
             while line.last == " " { line.removeLast() }
             lines.append(String(line))
@@ -57,20 +67,28 @@ enum VGATextScreen {
                               loss: "the screen's text is incomplete")
     }
 
-    /// The screen in `memory` now (`vmm ctl PATH screen` too); nil when its RAM does not
-    /// reach 0xb8000 + 4000.
-    static func read(_ memory: GuestMemory) -> String? {
-        guard let cells = try? memory.readBytes(address, count: size) else { return nil }
-        return text(cells)
+    /// The screen in `memory` now as `vga` lays it out (mode 3's without it), or why
+    /// there is none (`vmm ctl PATH screen` too).
+    static func read(_ memory: GuestMemory, _ vga: VGARegisters?) -> Result<String, VGAGraphics.Refusal> {
+        let layout: VGATextLayout
+        switch vga.map({ VGATextLayout.of($0.registers) }) ?? .success(.mode3) {
+        case .success(let l): layout = l
+        case .failure(let refusal): return .failure(refusal)
+        }
+        guard let window = try? memory.readBytes(layout.windowBase, count: layout.windowSize) else {
+            let last = layout.windowBase + UInt64(layout.windowSize) - 1
+            return .failure(.init(why: "the guest has no RAM at \(hex(layout.windowBase))-\(hex(last)) to read a screen from"))
+        }
+        return .success(text(layout, window))
     }
 
-    /// Writes the screen of `memory` to `sink`; a guest whose RAM does not reach the
-    /// screen is said to have none, in one line on stderr.
-    static func write(from memory: GuestMemory, to sink: OutputSink) {
-        guard let screen = read(memory) else {
-            return ExitStats.err("vmm: --vga-text: the guest has no RAM at \(hex(address))-\(hex(address + UInt64(size) - 1)) to read a screen from\n")
+    /// Writes the screen of `memory` to `sink`; one line on stderr instead when it has none.
+    static func write(from memory: GuestMemory, _ vga: VGARegisters?, to sink: OutputSink) {
+        switch read(memory, vga) {
+        case .success(let screen):
+            let bytes = Array(screen.utf8)
+            sink.emit(count: bytes.count) { UInt32(bytes[$0]) }
+        case .failure(let refusal): ExitStats.err("vmm: --vga-text: nothing written: \(refusal.why)\n")
         }
-        let bytes = Array(screen.utf8)
-        sink.emit(count: bytes.count) { UInt32(bytes[$0]) }
     }
 }

@@ -15,7 +15,7 @@ public final class VMController: @unchecked Sendable {
         var counters: [(group: String, read: @Sendable () -> [(String, UInt64)])] = []
         var snapshotHook: SnapshotHook?
         var powerButton: (@Sendable () -> Void)?
-        var screen: (@Sendable () -> String?)?
+        var screen: (@Sendable () throws(ControlError) -> String)?
         var screendump: (@Sendable (String) throws(ControlError) -> Void)?
         var keyboard: (@Sendable ([Substring]) throws(ControlError) -> Void)?
         var mouse: (@Sendable (MouseEvent) throws(ControlError) -> Void)?
@@ -136,19 +136,18 @@ public final class VMController: @unchecked Sendable {
     // MARK: - Text screen
 
     /// Installs what `screen()` reads: the guest's text screen as lines of text (the
-    /// launcher's VGA text buffer at 0xb8000), nil when the guest has none. Without one,
-    /// `screen()` throws `.unavailable`.
-    public func setScreen(_ read: (@Sendable () -> String?)?) {
+    /// launcher's VGA text screen), throwing (`.conflict`) when the display shows none
+    /// now. Without one, `screen()` throws `.unavailable`.
+    public func setScreen(_ read: (@Sendable () throws(ControlError) -> String)?) {
         operations.withLock { $0.screen = read }
     }
 
     /// The guest's text screen now, as QEMU's `screendump` of a text mode: what the
     /// guest wrote so far, running or paused.
     public func screen() throws(ControlError) -> String {
-        // nil from the installed reader is no screen either: one message for both.
         let read = operations.withLock { $0.screen }
-        guard let read, let text = read() else { throw .unavailable("this machine has no text screen") }
-        return text
+        guard let read else { throw .unavailable("this machine has no text screen") }
+        return try read()
     }
 
     // MARK: - Graphics screen

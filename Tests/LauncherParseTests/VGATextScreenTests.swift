@@ -30,4 +30,43 @@ struct VGATextScreenTests {
         for (k, b) in bytes.enumerated() { cells[k * 2] = b }
         #expect(VGATextScreen.text(cells) == "Ç¢░╔═╗█ß■???A A\nA\n")
     }
+
+    @Test("the layout from the CRT controller as QEMU's text mode reads it: mode 3 from reset; start address; 80x50 with 8-line characters; a split screen; a cell past the window blank")
+    func layout() throws {
+        let vga = VGARegisters()
+        #expect(try VGATextLayout.of(vga.registers).get() == .mode3)
+        VGAGraphicsTests.set(vga, 0x3d4, 0x0d, 80) // hardware scrolling: a row on
+        #expect(try VGATextLayout.of(vga.registers).get().rows == (1...25).map { $0 * 80 })
+        VGAGraphicsTests.set(vga, 0x3d4, 0x0d, 0)
+        VGAGraphicsTests.set(vga, 0x3d4, 9, 0x47) // 8 scan lines a row: 400 / 8 = 50 rows
+        #expect(try VGATextLayout.of(vga.registers).get().rows == (0..<50).map { $0 * 80 })
+        VGAGraphicsTests.set(vga, 0x3d4, 9, 0x4f)
+        VGAGraphicsTests.set(vga, 0x3d4, 0x0c, 0x08) // start at cell 0x800; from scan line 48 (row 3) on, memory's start
+        VGAGraphicsTests.set(vga, 0x3d4, 0x18, 40)
+        VGAGraphicsTests.set(vga, 0x3d4, 0x11, 0x0e) // unlock CR7
+        VGAGraphicsTests.set(vga, 0x3d4, 0x07, 0x0f) // line compare bit 8 clear
+        VGAGraphicsTests.set(vga, 0x3d4, 0x09, 0x0f) // and bit 9
+        let split = try VGATextLayout.of(vga.registers).get()
+        #expect(split.rows.prefix(5) == [0x800, 0x850, 0x8a0, 0, 80])
+        // The row starting at cell 0x3fd8 runs past the 32 KiB window after 40 cells.
+        let window = [UInt8](repeating: UInt8(ascii: "x"), count: 0x8000)
+        let edge = VGATextLayout(columns: 80, rows: [0x3fd8], windowBase: 0xb_8000, windowSize: 0x8000)
+        #expect(VGATextScreen.text(edge, window) == String(repeating: "x", count: 40) + "\n")
+    }
+
+    @Test("no text in a graphics mode, blanked, or a size QEMU does not draw, each saying why")
+    func noText() {
+        func why(_ vga: VGARegisters) -> String? {
+            if case .failure(let r) = VGATextLayout.of(vga.registers) { return r.why }
+            return nil
+        }
+        #expect(why(VGAGraphicsTests.mode13h()) == "the display is in a graphics mode (see --screendump)")
+        let blank = VGARegisters()
+        _ = blank.read(0x3da)
+        blank.write(0x3c0, 0x00)
+        #expect(why(blank) == "the display is blanked (the attribute controller's palette source bit is clear)")
+        let wide = VGARegisters()
+        VGAGraphicsTests.set(wide, 0x3d4, 0x09, 0x40) // 1-line characters: 80 x 400, past 160 x 100
+        #expect(why(wide) == "the text mode is 80x400 characters, which QEMU does not draw")
+    }
 }

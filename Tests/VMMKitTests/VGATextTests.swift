@@ -35,6 +35,14 @@ struct VGATextTests {
         #expect(plain.status == 0)
     }
 
+    @Test("a screen scrolled in hardware (the CRT controller's start address one row on) is written from there, as QEMU shows it")
+    func scrolled() throws {
+        let r = try run(["run", Self.guest, "--append", "scrl", "--vga-text", "stdio", "--strict-io"])
+        #expect(r.stdout == Self.console + Self.screen.drop { $0 != "\n" }.dropFirst())
+        #expect(r.stderr == "")
+        #expect(r.status == 0)
+    }
+
     @Test("--vga-text file:PATH and the config file's 'vgaText' key write the screen there; bad input is one line and status 2 (4 in a config), before the guest runs")
     func toFileAndBadInput() throws {
         let dir = try VMMProcess.scratch("vgatext", "file")

@@ -7,7 +7,9 @@
  * output register (0x3cc), waits for a vertical retrace (0x3da), moves the cursor with
  * word writes to the CRT controller's port and reads it back, and tries a write to the locked CR0; prints what it
  * read and "vga: written" on COM1, and with a command line ending in "spin" it spins (a
- * snapshot's guest) instead of halting. */
+ * snapshot's guest) instead of halting. With one ending in "scrl" it scrolls the screen
+ * up a row before halting, as kernels scroll in hardware: the CRT controller's start
+ * address (CR0C-CR0D) to 80, the memory it wrote unchanged. */
 #include "mb.h"
 #define VGA 0xb8000
 KERNEL_ENTRY
@@ -76,9 +78,15 @@ KERNEL_ENTRY
     call cmdline_end
     test %esi, %esi
     jz dead
+    cmpl $0x6c726373, -4(%esi)             /* "scrl" */
+    je 6f
     cmpl $0x6e697073, -4(%esi)             /* "spin" */
     jne dead
 3:  jmp 3b
+6:  mov crtc, %edx                      /* the start address's low byte (CR0D) to 80 */
+    mov $0x500d, %ax
+    out %ax, %dx
+    jmp dead
 DEAD_END
 
 /* vga_puts: the NUL-terminated string at ESI to the cells from EDI, attribute 0x07. */

@@ -181,8 +181,13 @@ func vgaProgram(_ input: UnsafeBufferPointer<UInt8>) -> VGARegisters {
 }
 
 /// The picture registers `r` describe (`VGAGraphics`, what `Screendump` reads): each of
-/// its lines inside the window, whatever the registers hold.
+/// its lines inside the window, whatever the registers hold; their text screen's layout
+/// (`VGATextLayout`) no more cells than QEMU draws, each row's start a cell offset.
 func checkGraphics(_ r: VGARegisters.Registers) {
+    if case .success(let t) = VGATextLayout.of(r) {
+        check(t.columns == Int(r.crtc[1]) + 1 && t.rows.count * t.columns <= 16000 && t.rows.allSatisfy { $0 >= 0 },
+              "VGA text: \(t.columns)x\(t.rows.count)")
+    }
     guard case .success(let m) = VGAGraphics.mode(r) else { return }
     check(m.width == (Int(r.crtc[1]) + 1) * 8 && m.lines.count == m.height && m.height >= 1 && m.height <= 1024,
           "VGA graphics: \(m.width)x\(m.height), \(m.lines.count) lines")
@@ -197,6 +202,11 @@ func graphicsProgram(_ input: UnsafeBufferPointer<UInt8>) {
     r.crtc = Array(input[0..<25])
     r.controllers.graphics[5] = input[25] & VGAControllers.graphicsMasks[5] | 0x40
     r.controllers.graphics[6] = input[26] & VGAControllers.graphicsMasks[6] | 1
+    // The same registers in text mode (GR6 bit 0 clear) for the text layout.
+    var text = r
+    text.controllers.graphics[6] &= ~1
+    text.controllers.attributeIndex = VGAControllers.paletteSource
+    checkGraphics(text)
     r.controllers.sequencer[4] = input[27] & VGAControllers.sequencerMasks[4] | 0x08
     r.controllers.attributeIndex = input[28] & 0x3f | VGAControllers.paletteSource
     checkGraphics(r)

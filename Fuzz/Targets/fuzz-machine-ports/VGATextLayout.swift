@@ -1,0 +1,1 @@
+../../../Examples/Launcher/VGATextLayout.swift
