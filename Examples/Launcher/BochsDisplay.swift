@@ -16,7 +16,8 @@ import VMMKit
 /// enabling clearing the visible lines unless NOCLEARMEM. Not modelled: the banked
 /// window at 0xa0000 (BANK is kept, masked to the memory's 256 banks, and has no
 /// effect) and the VGA planes behind 4-bit modes; an 8-bit mode's pixels index the
-/// DAC's palette (`VGADAC`). In snapshots (`bochs`).
+/// DAC's palette (`VGADAC`). An enabled mode is written into the VGA's registers
+/// (`programVGA`), as QEMU's. In snapshots (`bochs`).
 final class BochsDisplay: @unchecked Sendable {
     static let indexPort: UInt16 = 0x1ce
     static let dataPorts: [UInt16] = [0x1cf, 0x1d0]
@@ -59,9 +60,12 @@ final class BochsDisplay: @unchecked Sendable {
     private let state = Mutex(Registers())
     /// The framebuffer's host mapping (the `vga-vram` region), valid while the VM is.
     private let vram: UnsafeMutableRawPointer
+    /// The VGA's registers, which an enabled mode reprograms as QEMU's do (`programVGA`);
+    /// nil when a plugin holds them.
+    private let vga: VGARegisters?
 
     /// `vram` is `vramSize` bytes of the VM's memory at `framebufferAddress`.
-    init(vram: UnsafeMutableRawPointer) { self.vram = vram }
+    init(vram: UnsafeMutableRawPointer, vga: VGARegisters? = nil) { (self.vram, self.vga) = (vram, vga) }
 
     var registers: Registers { state.withLock { $0 } }
     /// What the display shows now; nil while disabled.
@@ -106,6 +110,7 @@ final class BochsDisplay: @unchecked Sendable {
             case Reg.xres, Reg.yres, Reg.bpp, Reg.virtWidth, Reg.xOffset, Reg.yOffset:
                 r.regs[i] = value
                 Self.fixUp(&r.regs)
+                programVGA(r.regs)
             case Reg.bank:
                 r.regs[i] = value & UInt16((Self.vramSize >> 16) - 1)
             case Reg.enable:
@@ -115,6 +120,7 @@ final class BochsDisplay: @unchecked Sendable {
                     r.regs[Reg.yOffset] = 0
                     r.regs[Reg.enable] |= Enable.enabled
                     Self.fixUp(&r.regs)
+                    programVGA(r.regs)
                     // Under the lock: a screendump on another thread, which reads the mode
                     // under it, then sees the cleared lines.
                     if value & Enable.noClearMem == 0, let g = Self.geometry(r.regs) {
@@ -126,6 +132,32 @@ final class BochsDisplay: @unchecked Sendable {
                 break
             }
         }
+    }
+
+    /// Writes an enabled mode `regs` into the VGA's registers (under the display's lock;
+    /// the VGA's lock is never held around a call into the display).
+    private func programVGA(_ regs: [UInt16]) {
+        vga?.withRegisters { Self.programVGA(&$0, regs) }
+    }
+
+    /// QEMU's `vbe_update_vgaregs`: while enabled, the mode written into the VGA's
+    /// registers as a BIOS would (graphics at 0xa0000, 256 colours or 4-bit planar, the
+    /// CRT controller's width, height and pitch, no split screen, no double scan), past
+    /// CR0-CR7's lock. So the VGA reads back a graphics mode, and has no text screen.
+    /// (QEMU's chain-4 and plane mask go to a sequencer copy the guest never reads: not kept.)
+    static func programVGA(_ v: inout VGARegisters.Registers, _ regs: [UInt16]) {
+        guard let g = geometry(regs) else { return }
+        v.controllers.graphics[6] = v.controllers.graphics[6] & ~0x0c | 0x05
+        v.crtc[0x17] |= 3
+        v.crtc[0x13] = UInt8(truncatingIfNeeded: g.lineLength >> 3)
+        v.crtc[1] = UInt8(truncatingIfNeeded: Int(regs[Reg.xres] >> 3) - 1)
+        let h = Int(regs[Reg.yres]) - 1 // at least 1 line (fixUp)
+        v.crtc[0x12] = UInt8(truncatingIfNeeded: h)
+        v.crtc[7] = v.crtc[7] & ~0x42 | UInt8(truncatingIfNeeded: (h >> 7) & 0x02 | (h >> 3) & 0x40) | 0x10
+        v.crtc[0x18] = 0xff
+        v.crtc[9] = (v.crtc[9] | 0x40) & ~0x9f
+        let shift: UInt8 = regs[Reg.bpp] == 4 ? 0 : 2
+        v.controllers.graphics[5] = v.controllers.graphics[5] & ~0x60 | shift << 5
     }
 
     /// Bits per pixel as the memory holds them (15 takes 16; another depth becomes 8).

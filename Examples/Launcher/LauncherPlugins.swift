@@ -290,7 +290,7 @@ extension Launcher {
         }
         do {
             let vram = try vm.memory.hostPointer(BochsDisplay.framebufferAddress, length: BochsDisplay.vramSize)
-            let display = BochsDisplay(vram: vram)
+            let display = BochsDisplay(vram: vram, vga: devices.vga)
             try display.register(on: dispatcher)
             devices.bochs = display
         } catch { throw LauncherError(.host, "--vga std: \(error)") }

@@ -141,4 +141,26 @@ struct BochsDisplayTests {
         let raw = try BuiltInDeviceStateTests.decode("vmm-launcher-devices 1\nbochs 0x9 0xb0c0 0xffff 0x0 0x7 0x0 0x0 0x0 0x0 0xffff 0x0\nend\n").get()
         #expect(raw.bochs?.regs[Reg.xres] == 0xffff)
     }
+
+    @Test("an enabled mode reprograms the VGA's registers as QEMU's vbe_update_vgaregs: graphics at 0xa0000, the CRT controller's width, height and pitch past CR0-CR7's lock; so no text screen; disabled, they stay")
+    func programsTheVGA() throws {
+        let vram = UnsafeMutableRawPointer.allocate(byteCount: BochsDisplay.vramSize, alignment: 4096)
+        defer { vram.deallocate() }
+        let vga = VGARegisters(), d = BochsDisplay(vram: vram, vga: vga)
+        Self.set(d, Reg.xres, 640) // disabled: nothing changes
+        #expect(vga.registers == VGARegisters.Registers())
+        Self.mode(d, 640, 480, 32)
+        let r = vga.registers
+        #expect(r.controllers.graphics[6] == 0x07 && r.controllers.graphics[5] == 0x50)
+        // CR1 79; CR7 bits 1 (height bit 8) and 4 (line compare bit 8); CR9 only bit 6;
+        // CR12 479's low byte; CR13 2560 / 8 truncated; CR17 as mode 3's; CR18 0xff.
+        #expect([r.crtc[1], r.crtc[7], r.crtc[9], r.crtc[0x12], r.crtc[0x13], r.crtc[0x17], r.crtc[0x18]]
+            == [0x4f, 0x1f, 0x40, 0xdf, 0x40, 0xa3, 0xff])
+        #expect(VGATextLayout.of(r) == .failure(.init(why: "the display is in a graphics mode (see --screendump)")))
+        Self.mode(d, 800, 600, 4) // planar: shift 0
+        #expect(vga.registers.controllers.graphics[5] == 0x10)
+        #expect(vga.registers.crtc[0x13] == 50) // 400 bytes a line / 8
+        Self.set(d, Reg.enable, 0)
+        #expect(vga.registers.controllers.graphics[6] == 0x07) // as QEMU's: the BIOS would set a mode
+    }
 }

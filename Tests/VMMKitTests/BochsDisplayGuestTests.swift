@@ -120,7 +120,7 @@ struct BochsDisplayGuestTests {
         }
     }
 
-    @Test("`vmm ctl PATH screendump FILE` (PUT /vm/screendump) writes the running guest's picture; 409 while the display is in text mode (with --vga std or without), 400 for a file it cannot write")
+    @Test("`vmm ctl PATH screendump FILE` (PUT /vm/screendump) writes the running guest's picture (its text screen 409: the mode set made the VGA's a graphics mode); 409 while the display is in text mode (with --vga std or without), 400 for a file it cannot write")
     func live() throws {
         let dir = try VMMProcess.scratch("vbe", "live")
         let shot = dir + "/live.ppm"
@@ -129,6 +129,10 @@ struct BochsDisplayGuestTests {
         let r = try ControlAPITests.ctl([socket, "screendump", shot])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(Self.mismatch(shot) == nil)
+        // The mode set reprogrammed the VGA as QEMU's does: no text screen.
+        let screen = try ControlAPITests.ctl([socket, "screen"])
+        #expect(screen.stdout == #"{"fault_message": "the display is in a graphics mode (see --screendump)"}"# + "\n")
+        #expect(screen.status == 4, "\(screen.stderr)")
         let unwritable = try ControlAPITests.ctl([socket, "screendump", dir + "/no/such/dir/x.ppm"])
         #expect(unwritable.status == 4)
         #expect(unwritable.stdout == #"{"fault_message": "cannot open \#(dir)/no/such/dir/x.ppm: No such file or directory"}"# + "\n")

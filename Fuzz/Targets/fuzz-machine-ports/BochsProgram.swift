@@ -7,10 +7,12 @@ nonisolated(unsafe) let bochsVRAM = UnsafeMutableRawPointer.allocate(byteCount: 
 /// (op, low, high) triples: op bit 0 the data port (else the index), bit 1 a write of
 /// high << 8 | low (else a read), bit 7 a save and restore into a new display through the
 /// snapshot blob. After every step its registers are a state a snapshot restores
-/// (`refusal` nil), what an enabled display shows lies inside its 16 MiB, and the state
-/// reads back through the blob.
+/// (`refusal` nil), what an enabled display shows lies inside its 16 MiB, the state
+/// reads back through the blob, and the VGA registers an enabled mode reprograms are
+/// ones a snapshot restores, whose picture and text layout stay in bounds.
 func bochsProgram(_ input: UnsafeBufferPointer<UInt8>) {
-    var display = BochsDisplay(vram: bochsVRAM)
+    let vga = VGARegisters()
+    var display = BochsDisplay(vram: bochsVRAM, vga: vga)
     for at in stride(from: 0, to: input.count - 2, by: 3) {
         let op = input[at], value = UInt16(input[at + 2]) << 8 | UInt16(input[at + 1])
         if op & 0x80 != 0 {
@@ -21,7 +23,7 @@ func bochsProgram(_ input: UnsafeBufferPointer<UInt8>) {
             } catch {
                 check(false, "Bochs: a state the display holds is refused at restore: \(error.message)")
             }
-            display = BochsDisplay(vram: bochsVRAM)
+            display = BochsDisplay(vram: bochsVRAM, vga: vga)
             display.restore(saved)
         } else if op & 2 != 0 {
             display.write(isIndex: op & 1 == 0, value)
@@ -34,6 +36,15 @@ func bochsProgram(_ input: UnsafeBufferPointer<UInt8>) {
             let bytes = (g.bitsPerPixel + 7) / 8
             check(g.width >= 8 && g.height >= 1 && g.width * bytes <= g.lineLength, "Bochs: \(g)")
             check(g.start >= 0 && g.start + g.height * g.lineLength <= BochsDisplay.vramSize, "Bochs: \(g) runs past the memory")
+            check(vga.registers.controllers.graphics[6] & 1 == 1, "Bochs: an enabled mode left the VGA in text mode")
+        }
+        let v = vga.registers
+        checkGraphics(v)
+        do throws(LauncherError) {
+            let back = try BuiltInDeviceState.decode(BuiltInDeviceState(vga: v).encoded(), version: 1, where: "fuzz")
+            check(back.vga == v, "Bochs: the VGA registers' snapshot round trip")
+        } catch {
+            check(false, "Bochs: VGA registers an enabled mode left are refused at restore: \(error.message)")
         }
     }
 }
