@@ -105,9 +105,10 @@ s_sum: .asciz "smp: the AP's sum "
 ap_start:
     xor %ax, %ax
     mov %ax, %ds
-    lock incw COUNTER
-    cmpw $1, COUNTER                /* only the first AP serves */
-    jne 3f
+    mov $1, %ax                     /* only the first AP serves: the count before its */
+    lock xaddw %ax, COUNTER         /* own increment, read in the same locked access (a */
+    test %ax, %ax                   /* second read let two APs both see 2: none served) */
+    jnz 3f
     mov $1, %esi                    /* the LCG's state */
 1:  pause
     cmpl $1, FLAG
