@@ -42,9 +42,7 @@ struct ACPIPowerButtonTests {
     @Test("the power button: an ACPI guest waiting in `sti; hlt` takes the SCI, reads PWRBTN_STS, clears it and switches off (status 0)")
     func guestShutsDown() throws {
         let dir = try VMMProcess.scratch("button", "shutdown")
-        let console = dir + "/console.txt", socket = dir + "/api.sock"
-        let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("acpi.elf"), "--append", "button", "--serial", "file:\(console)",
-                                              "--api-sock", socket, "--max-seconds", "120"])
+        let (vmm, console, socket) = ControlAPITests.served(["run", VMMProcess.guest("acpi.elf"), "--append", "button"], in: dir)
         defer { vmm.kill() }
         func printed() -> String { Self.masked((try? String(contentsOfFile: console, encoding: .utf8)) ?? "") }
         #expect(eventually { printed().hasSuffix("acpi: waiting for the power button, PM timer T\n") }, "console: \(printed())")
@@ -70,10 +68,9 @@ struct ACPIPowerButtonTests {
     @Test("a press the paused guest has not yet taken survives a snapshot: the guest restored in a new process takes the SCI and switches off; the PM timer goes on from the saved count")
     func pressSurvivesSnapshot() throws {
         let dir = try VMMProcess.scratch("button", "snapshot")
-        let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
+        let snap = dir + "/snap"
         let started = PMTimerGuestTests.now()
-        let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("acpi.elf"), "--append", "button", "--serial", "file:\(console)",
-                                              "--api-sock", socket, "--max-seconds", "120"])
+        let (vmm, console, socket) = ControlAPITests.served(["run", VMMProcess.guest("acpi.elf"), "--append", "button"], in: dir)
         defer { vmm.kill() }
         func printed() -> String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
         let waiting = "acpi: waiting for the power button, PM timer "

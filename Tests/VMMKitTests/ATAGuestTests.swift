@@ -131,9 +131,8 @@ struct ATAGuestTests {
     /// it, types the key, snapshots it into `dir`/snap and stops it; the snapshot's path
     /// and its launcher state.
     static func snapshotWaiting(_ guest: String, disk: String?, dir: String, printed: String) throws -> (String, String) {
-        let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
-        let vmm = Spawned(VMMProcess.binary, ["run", guest] + (disk.map { ["--hda", $0] } ?? []) + ["--append", "pause", "--serial", "file:\(console)",
-                                              "--api-sock", socket, "--max-seconds", "120"])
+        let snap = dir + "/snap"
+        let (vmm, console, socket) = ControlAPITests.served(["run", guest] + (disk.map { ["--hda", $0] } ?? []) + ["--append", "pause"], in: dir)
         defer { vmm.kill() }
         #expect(eventually { KeyboardTests.printed(console) == printed }, "console: \(KeyboardTests.printed(console))")
         // The key the guest waits for is typed into the paused guest: it waits in the keyboard.

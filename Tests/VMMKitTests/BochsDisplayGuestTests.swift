@@ -23,9 +23,7 @@ struct BochsDisplayGuestTests {
     /// vbe.elf under `--vga std`, spinning once it has drawn (waited for on its console),
     /// and its control socket; both files in `dir`.
     static func spinning(_ dir: String) -> (Spawned, socket: String) {
-        let console = dir + "/console.txt", socket = dir + "/api.sock"
-        let vmm = Spawned(VMMProcess.binary, ["run", guest, "--vga", "std", "--append", "spin", "--serial", "file:\(console)",
-                                              "--api-sock", socket, "--max-seconds", "120"])
+        let (vmm, console, socket) = ControlAPITests.served(["run", guest, "--vga", "std", "--append", "spin"], in: dir)
         #expect(eventually { KeyboardTests.printed(console) == printed + "spinning\n" }, "console: \(KeyboardTests.printed(console))")
         return (vmm, socket)
     }

@@ -24,6 +24,14 @@ struct ControlAPITests {
     /// threads and fds outlive the call and would disturb the suites that count them.
     static func ctl(_ args: [String]) throws -> VMMProcess.Result { Spawned(VMMProcess.binary, ["ctl"] + args).wait() }
 
+    /// `vmm` with `args`, serving the control API on `dir`/api.sock, COM1 to
+    /// `dir`/console.txt, bounded by --max-seconds 120 (a test that fails leaves no VMM).
+    static func served(_ args: [String], in dir: String) -> (vmm: Spawned, console: String, socket: String) {
+        let console = dir + "/console.txt", socket = dir + "/api.sock"
+        let vmm = Spawned(VMMProcess.binary, args + ["--serial", "file:\(console)", "--api-sock", socket, "--max-seconds", "120"])
+        return (vmm, console, socket)
+    }
+
     /// Pauses the VMM `vmm` that serves `socket`, snapshots it into `snap` and stops it,
     /// each command answered with status 0, then waits for its exit, status 0.
     static func snapshotAndStop(_ vmm: Spawned, _ socket: String, into snap: String,

@@ -73,10 +73,9 @@ struct FwCfgGuestTests {
     @Test("a file half-read when the snapshot is taken reads on after a restore in a new process, from the snapshot's copy: the host file is gone by then")
     func halfReadRestored() throws {
         let (dir, data, greeting) = try Self.files("snapshot")
-        let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
-        let vmm = Spawned(VMMProcess.binary, ["run", Self.guest, "--append", "wait", "--serial", "file:\(console)", "--api-sock", socket,
-                                              "--fw-cfg", "opt/vmmkit/greeting,file=\(greeting)", "--fw-cfg", "opt/vmmkit/data,file=\(data)",
-                                              "--max-seconds", "120"])
+        let snap = dir + "/snap"
+        let (vmm, console, socket) = ControlAPITests.served(["run", Self.guest, "--append", "wait", "--fw-cfg", "opt/vmmkit/greeting,file=\(greeting)",
+                                                             "--fw-cfg", "opt/vmmkit/data,file=\(data)"], in: dir)
         defer { vmm.kill() }
         // The guest has read "hello" through the data port and waits for a key.
         #expect(eventually { KeyboardTests.printed(console) == Self.head + "fw_cfg: waiting for a key\n" }, "console: \(KeyboardTests.printed(console))")

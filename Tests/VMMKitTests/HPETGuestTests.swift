@@ -93,9 +93,8 @@ struct HPETGuestTests {
     @Test("an RTC interrupt LegacyReplacement holds back survives a snapshot: restored in a new process, none comes while the mode lasts, and it comes when the mode ends")
     func rtcHeldAcrossSnapshot() throws {
         let dir = try VMMProcess.scratch("hpet", "rtcsnap")
-        let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
-        let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("rtclegacy.elf"), "--append", "snap", "--serial", "file:\(console)",
-                                              "--api-sock", socket, "--max-seconds", "120"])
+        let snap = dir + "/snap"
+        let (vmm, console, socket) = ControlAPITests.served(["run", VMMProcess.guest("rtclegacy.elf"), "--append", "snap"], in: dir)
         defer { vmm.kill() }
         #expect(eventually { KeyboardTests.printed(console) == "rtc: held\n" }, "console: \(KeyboardTests.printed(console))")
         try ControlAPITests.snapshotAndStop(vmm, socket, into: snap)
@@ -112,9 +111,8 @@ struct HPETGuestTests {
     @Test("a periodic timer survives a snapshot: restored in a new process, its interrupts go on until the guest has all it waits for")
     func periodicRestored() throws {
         let dir = try VMMProcess.scratch("hpet", "snapshot")
-        let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
-        let vmm = Spawned(VMMProcess.binary, ["run", Self.guest, "--append", "slow", "--serial", "file:\(console)",
-                                              "--api-sock", socket, "--max-seconds", "120"])
+        let snap = dir + "/snap"
+        let (vmm, console, socket) = ControlAPITests.served(["run", Self.guest, "--append", "slow"], in: dir)
         defer { vmm.kill() }
         // The periodic phase has begun once the PIT's line is out; it lasts until the power button.
         #expect(eventually { KeyboardTests.printed(console) == Self.head }, "console: \(KeyboardTests.printed(console))")

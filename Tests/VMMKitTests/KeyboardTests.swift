@@ -14,9 +14,7 @@ struct KeyboardTests {
     /// `vmm run keyboard.elf` serving the API on `socket`, its console in `console`;
     /// returns once the guest has its interrupt routed and said so.
     static func start(_ dir: String, append: [String] = [], ready: String = Self.ready) throws -> (Spawned, String, String) {
-        let console = dir + "/console.txt", socket = dir + "/api.sock"
-        let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("keyboard.elf"), "--serial", "file:\(console)", "--api-sock", socket,
-                                              "--max-seconds", "120"] + append)
+        let (vmm, console, socket) = ControlAPITests.served(["run", VMMProcess.guest("keyboard.elf")] + append, in: dir)
         #expect(eventually { Self.printed(console) == ready }, "console: \(Self.printed(console))")
         return (vmm, console, socket)
     }

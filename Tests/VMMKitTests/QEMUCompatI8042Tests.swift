@@ -48,9 +48,7 @@ struct QEMUCompatI8042Tests {
     @Test("the host moves the mouse (`vmm ctl PATH mouse`, PUT /vm/mouse): the guest reads QEMU's packets, at most 127 a packet, y up, the left button held; 409 while the guest's mouse is not reporting")
     func mouseMotion() throws {
         let dir = try VMMProcess.scratch("mouse", "motion")
-        let console = dir + "/console.txt", socket = dir + "/api.sock"
-        let vmm = Spawned(VMMProcess.binary, ["run", VMMProcess.guest("mouse.elf"), "--append", "wait", "--serial", "file:\(console)",
-                                              "--api-sock", socket, "--max-seconds", "120"])
+        let (vmm, console, socket) = ControlAPITests.served(["run", VMMProcess.guest("mouse.elf"), "--append", "wait"], in: dir)
         defer { vmm.kill() }
         #expect(eventually { KeyboardTests.printed(console).hasSuffix("waiting for the mouse\n") }, "console: \(KeyboardTests.printed(console))")
         let r = try ControlAPITests.ctl([socket, "mouse", "--", "200", "-3", "left"])

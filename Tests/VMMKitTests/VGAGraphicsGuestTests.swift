@@ -52,9 +52,8 @@ struct VGAGraphicsGuestTests {
     @Test("the running guest's picture through the control API (its text screen refused: 409), and the same picture from its snapshot restored in a new process")
     func liveAndRestored() throws {
         let dir = try VMMProcess.scratch("mode13", "snapshot")
-        let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
-        let vmm = Spawned(VMMProcess.binary, ["run", Self.guest, "--append", "spin", "--serial", "file:\(console)",
-                                              "--api-sock", socket, "--max-seconds", "120"])
+        let snap = dir + "/snap"
+        let (vmm, console, socket) = ControlAPITests.served(["run", Self.guest, "--append", "spin"], in: dir)
         defer { vmm.kill() }
         #expect(eventually { KeyboardTests.printed(console) == "mode 13h: drawn\nspinning\n" }, "console: \(KeyboardTests.printed(console))")
         let live = dir + "/live.ppm"

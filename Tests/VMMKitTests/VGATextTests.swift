@@ -74,9 +74,8 @@ struct VGATextTests {
     @Test("`vmm ctl PATH screen` prints a running guest's screen (GET /vm/screen, 501 without a reader); a snapshot holds the screen (it is RAM): vmm restore --vga-text prints it as the restored run ends; the option is not kept")
     func liveAndRestored() throws {
         let dir = try VMMProcess.scratch("vgatext", "restore")
-        let console = dir + "/console.txt", socket = dir + "/api.sock", snap = dir + "/snap"
-        let vmm = Spawned(VMMProcess.binary, ["run", Self.guest, "--append", "spin", "--serial", "file:\(console)", "--vga-text", "none",
-                                              "--api-sock", socket, "--max-seconds", "120"])
+        let snap = dir + "/snap"
+        let (vmm, console, socket) = ControlAPITests.served(["run", Self.guest, "--append", "spin", "--vga-text", "none"], in: dir)
         defer { vmm.kill() }
         func printed() -> String { (try? String(contentsOfFile: console, encoding: .utf8)) ?? "" }
         #expect(eventually { printed() == Self.console }, "console: \(printed())")
