@@ -42,6 +42,31 @@ private final class AgainBackend: VCPUBackend, @unchecked Sendable {
     func close() {}
 }
 
+/// A backend whose entry is C (`entryFunction`, as `KVMBackend`'s): three HLTs, then
+/// -1 with errno EIO. Its Swift `enter()` only counts, to show the loop never calls it.
+private final class FunctionBackend: VCPUBackend, @unchecked Sendable {
+    let runBuffer: UnsafeMutableRawPointer = .allocate(byteCount: 4096, alignment: 64)
+    let runBufferSize = 4096
+    var entries = 0, swiftEntries = 0
+    var fd: Int32 { -1 }
+    deinit { runBuffer.deallocate() }
+    var entryFunction: VCPUEntryFunction? {
+        VCPUEntryFunction({ context in
+            let backend = Unmanaged<FunctionBackend>.fromOpaque(context!).takeUnretainedValue()
+            backend.entries += 1
+            guard backend.entries <= 3 else { errno = EIO; return -1 }
+            backend.runBuffer.storeBytes(of: UInt32(KVM_EXIT_HLT), toByteOffset: ExitCanary.exitReasonOffset, as: UInt32.self)
+            return 0
+        }, context: Unmanaged.passUnretained(self).toOpaque())
+    }
+    func enter() -> (rc: Int32, errno: Int32) { swiftEntries += 1; return (-1, ENOSYS) }
+    func registers() throws(VMMError) -> Registers { Registers() }
+    func setRegisters(_ regs: Registers) throws(VMMError) {}
+    func translate(_ virtualAddress: UInt64) throws(VMMError) -> UInt64? { nil }
+    func close() {}
+    func entryError(errno: Int32, vcpu: UInt32) -> VMMError { .invalidArgument("C entry of vCPU \(vcpu): errno \(errno)") }
+}
+
 @Suite("Backends word their own errors")
 struct BackendErrorTests {
     @Test("the run loop stops with the error the backend words, not one the core guesses")
@@ -51,6 +76,20 @@ struct BackendErrorTests {
         // The hot loop counts each entry before it looks at it: a failed one is taken back.
         #expect(vcpu.exitCount == 0)
         #expect(throws: VMMError.invalidArgument("test backend of vCPU 3 has no fd")) { try vcpu.specialRegisters() }
+    }
+
+    @Test("a backend with a C entry is entered through it, never through enter(), and its errno reaches its error")
+    func cEntry() throws {
+        let backend = FunctionBackend()
+        let vcpu = VCPU(id: 2, backend: backend, memory: .detached())
+        let dispatcher = ExitDispatcher()
+        var halts = 0
+        try dispatcher.register(.hlt, owner: "test") { _, _ in halts += 1; return .handled }
+        #expect(vcpu.runLoop(dispatcher) == .error(.invalidArgument("C entry of vCPU 2: errno \(EIO)")))
+        #expect(halts == 3)
+        #expect(backend.entries == 4)
+        #expect(backend.swiftEntries == 0)
+        #expect(vcpu.exitCount == 3)
     }
 
     @Test("a script's own failure step is a KVM_RUN error; running out is said as such")

@@ -147,64 +147,40 @@ enum UserPathBench {
 
 /// The benchmark's "kernel": each entry writes `exit_reason` of a record prepared once
 /// (the first entry of a run writes the whole record, in case the canary poisoned it),
-/// and after the last exit a triple fault, which stops the loop as `.shutdown`.
+/// and after the last exit a triple fault, which stops the loop as `.shutdown`. It is C
+/// (`user_path_kernel_enter`), entered as the core enters `KVM_RUN`: through the
+/// backend's `entryFunction`, one call through a pointer, as the C loop calls its own
+/// stand-in, so the loop measured is the one a KVM vCPU runs.
 final class PreparedExitBackend: VCPUBackend, @unchecked Sendable {
     static let size: Int32 = 3 * 4096
-    static let shutdownReason: UInt32 = 8 // KVM_EXIT_SHUTDOWN
     let runBuffer = UnsafeMutableRawPointer.allocate(byteCount: Int(size), alignment: 4096)
     var runBufferSize: Int { Int(Self.size) }
     var fd: Int32 { -1 }
-    private var shape = UserPathBench.Shape.hlt
-    private var reason: UInt32 = 0
-    /// Exits left once the run has started, and the run's count before its first entry.
-    private var left = 0, unstarted = 0
-    var remaining: Int { left + unstarted }
+    /// The C kernel's state, on cache lines of its own (two backends' counters side by
+    /// side would share one: ScalingBench).
+    private let kernel: UnsafeMutablePointer<user_path_kernel_t>
+    var remaining: Int { Int(kernel.pointee.left) &+ Int(kernel.pointee.unstarted) }
     let port: UInt16
-    // Keeps two backends' per-exit counters off one cache line (ScalingBench).
-    private let padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
 
     init(port: UInt16 = UserPathBench.port) {
         self.port = port
         runBuffer.initializeMemory(as: UInt8.self, repeating: 0, count: Int(Self.size))
+        kernel = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128).bindMemory(to: user_path_kernel_t.self, capacity: 1)
+        kernel.initialize(to: user_path_kernel_t(left: 0, unstarted: 0, run: runBuffer, mmio: UserPathBench.mmio,
+                                                 reason: 0, shape: UserPathBench.Shape.hlt.cShape, port: port))
     }
-    deinit { runBuffer.deallocate() }
+    deinit { runBuffer.deallocate(); kernel.deallocate() }
 
     func prepare(_ shape: UserPathBench.Shape, exits: Int) {
-        self.shape = shape
-        reason = user_path_reason(shape.cShape)
-        left = 0
-        unstarted = exits
+        kernel.pointee.shape = shape.cShape
+        kernel.pointee.reason = user_path_reason(shape.cShape)
+        kernel.pointee.left = 0
+        kernel.pointee.unstarted = UInt64(exits)
     }
 
-    // Inlined into its protocol witness, so the loop's call reaches the body directly,
-    // as the C loop's call reaches its stand-in (without it: a thunk, ~6 instructions
-    // per exit that KVMBackend, called directly by the core, never pays). The first
-    // and last entries of a run are out of line, so this is a leaf, as the C stand-in
-    // is (a test for the first entry and the call it guarded cost 3 an exit).
-    @inline(__always)
-    func enter() -> (rc: Int32, errno: Int32) {
-        if left > 0 {
-            left &-= 1
-            runBuffer.storeBytes(of: reason, toByteOffset: ExitCanary.exitReasonOffset, as: UInt32.self)
-            return (0, 0)
-        }
-        return firstOrLast()
-    }
+    var entryFunction: VCPUEntryFunction? { VCPUEntryFunction(user_path_kernel_enter, context: UnsafeMutableRawPointer(kernel)) }
 
-    /// The first entry writes the whole record (the canary may have poisoned it);
-    /// after the last exit, a triple fault.
-    @inline(never)
-    private func firstOrLast() -> (rc: Int32, errno: Int32) {
-        if unstarted > 0 {
-            left = unstarted &- 1
-            unstarted = 0
-            user_path_prepare(runBuffer, shape.cShape, port, UserPathBench.mmio)
-            runBuffer.storeBytes(of: reason, toByteOffset: ExitCanary.exitReasonOffset, as: UInt32.self)
-            return (0, 0)
-        }
-        runBuffer.storeBytes(of: Self.shutdownReason, toByteOffset: ExitCanary.exitReasonOffset, as: UInt32.self)
-        return (0, 0)
-    }
+    func enter() -> (rc: Int32, errno: Int32) { (user_path_kernel_enter(kernel), 0) }
 
     func registers() throws(VMMError) -> Registers { Registers() }
     func setRegisters(_ regs: Registers) throws(VMMError) {}

@@ -27,6 +27,10 @@ static inline int ckvm_ioctl_value(int fd, unsigned long request, unsigned long 
     return ioctl(fd, request, value);
 }
 static inline int ckvm_errno(void) { return errno; }
+/* KVM_RUN on the vCPU fd that `fd_cell` points to, as a function the run loop can call
+ * through a pointer (VCPUEntryFunction): KVMBackend's entry, the same call a backend
+ * written in C (a benchmark's stand-in kernel) is entered with. */
+int ckvm_run_entry(void *fd_cell);
 /* immediate_exit is written by the vCPU thread and by whoever kicks it, and read by the
  * kernel at KVM_RUN entry: stored atomically (relaxed; the kick signal and KVM_RUN order
  * the rest), so it is no data race for the compiler or ThreadSanitizer. */

@@ -33,7 +33,7 @@ extension VCPU {
     func runHot<E: GuestEntry>(_ tables: Unmanaged<FrozenTables>, _ guest: E, _ exit: inout VMExit,
                                _ verdict: inout ExitVerdict, _ failure: inout VMMError?) -> HotStep {
         let entry = poisonForEntry()
-        let (rc, err) = guest.enter()
+        let rc = guest.enter()
         if rc == 0 {
             let raw = UnsafeMutableRawPointer(runPage)
             let reason = runPage.pointee.exit_reason
@@ -59,7 +59,7 @@ extension VCPU {
                 return .halted
             }
         }
-        return coldStep(rc, err, entry, &exit, &failure)
+        return coldStep(rc, entry, &exit, &failure)
     }
 
     /// Everything but a plausible PIO, MMIO or HLT exit: `run()`'s own classification,
@@ -68,9 +68,11 @@ extension VCPU {
     ///
     /// It does not throw: a throwing hot path kept Swift's error register live across
     /// the whole loop, 4 register moves an exit (callgrind).
+    /// errno is the entry's (`GuestEntry`): nothing since it touched errno.
     @inline(never)
-    private func coldStep(_ rc: Int32, _ err: Int32, _ entry: ExitCanary.Entry, _ exit: inout VMExit,
+    private func coldStep(_ rc: Int32, _ entry: ExitCanary.Entry, _ exit: inout VMExit,
                           _ failure: inout VMMError?) -> HotStep {
+        let err = rc < 0 ? ckvm_errno() : 0
         do {
             exit = try classified(rc: rc, err: err, entry: entry)
             return .other

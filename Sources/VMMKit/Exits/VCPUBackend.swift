@@ -18,6 +18,10 @@ public protocol VCPUBackend: AnyObject, Sendable {
     var fd: Int32 { get }
     /// One `KVM_RUN`: its return value and, when it is -1, errno.
     func enter() -> (rc: Int32, errno: Int32)
+    /// `enter()` as a C function, or nil (the default). When set, the run loop calls it
+    /// instead of `enter()`, with no protocol witness in between: `KVMBackend`'s
+    /// `KVM_RUN`, or any backend whose entry is C. Read once, when the backend is set.
+    var entryFunction: VCPUEntryFunction? { get }
     func registers() throws(VMMError) -> Registers
     func setRegisters(_ regs: Registers) throws(VMMError)
     /// `KVM_TRANSLATE`: guest-physical address of a guest-virtual one, nil if unmapped.
@@ -35,11 +39,33 @@ public protocol VCPUBackend: AnyObject, Sendable {
 }
 
 extension VCPUBackend {
+    public var entryFunction: VCPUEntryFunction? { nil }
+
     public func entryError(errno: Int32, vcpu: UInt32) -> VMMError {
         .ioctlFailed(name: "KVM_RUN", errno: Errno(rawValue: errno))
     }
 
     public func missingFDError(vcpu: UInt32) -> VMMError { .closed("vCPU \(vcpu)") }
+}
+
+/// A backend's entry as a C function (`VCPUBackend.entryFunction`): it returns what
+/// `KVM_RUN` would, and leaves errno set when it returns -1. `context` must stay valid
+/// for the backend's life.
+public struct VCPUEntryFunction: @unchecked Sendable {
+    public typealias Function = @convention(c) (UnsafeMutableRawPointer?) -> Int32
+    public let function: Function
+    public let context: UnsafeMutableRawPointer?
+
+    public init(_ function: Function, context: UnsafeMutableRawPointer?) {
+        self.function = function
+        self.context = context
+    }
+
+    @inline(__always)
+    func callAsFunction() -> (rc: Int32, errno: Int32) {
+        let rc = function(context)
+        return (rc, rc < 0 ? ckvm_errno() : 0)
+    }
 }
 
 /// A real KVM vCPU: its fd and the `kvm_run` page mapped from it.
@@ -60,6 +86,8 @@ public final class KVMBackend: VCPUBackend, @unchecked Sendable {
         self.id = id
         fdStorage = Atomic(fd)
         entryFD = fd
+        entryFDCell = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        entryFDCell.initialize(to: fd)
         runBuffer = map
         runBufferSize = mmapSize
         _ = FDPlaceholder.devNull
@@ -69,6 +97,7 @@ public final class KVMBackend: VCPUBackend, @unchecked Sendable {
     deinit {
         munmap(runBuffer, runBufferSize)
         Glibc.close(entryFD)
+        entryFDCell.deallocate()
     }
 
     /// The vCPU fd, or -1 once closed.
@@ -78,12 +107,13 @@ public final class KVMBackend: VCPUBackend, @unchecked Sendable {
     /// it names /dev/null (KVM_RUN fails with ENOTTY, reported as `.closed`), so a loop
     /// or `run()` entering after close never reaches a file another VM opened meanwhile.
     private let entryFD: Int32
+    /// `entryFD` where `ckvm_run_entry` reads it (`entryFunction`'s context).
+    private let entryFDCell: UnsafeMutablePointer<Int32>
 
-    @inline(__always)
-    public func enter() -> (rc: Int32, errno: Int32) {
-        let rc = ckvm_ioctl_value(entryFD, CKVM_RUN, 0)
-        return (rc, rc < 0 ? ckvm_errno() : 0)
-    }
+    public func enter() -> (rc: Int32, errno: Int32) { entryFunction!() }
+
+    /// `KVM_RUN` through the C function the run loop calls for every C-entered backend.
+    public var entryFunction: VCPUEntryFunction? { VCPUEntryFunction(ckvm_run_entry, context: entryFDCell) }
 
     /// An entry after `close()` fails on the placeholder: that is `.closed`.
     public func entryError(errno: Int32, vcpu: UInt32) -> VMMError {
@@ -129,43 +159,45 @@ public final class KVMBackend: VCPUBackend, @unchecked Sendable {
 
 /// A vCPU's backend, fixed for the life of this object, as the run loop calls it: the
 /// loop borrows the object through an unmanaged reference, and calling through a `let`
-/// of a borrowed object needs no retain. A real KVM vCPU is called directly (a final
-/// class, so the ioctl inlines) instead of through the protocol's witness table.
+/// of a borrowed object needs no retain. A backend with a C entry (`KVMBackend`'s
+/// `KVM_RUN`) is called through it, instead of through the protocol's witness table.
 final class BackendEntry {
     let backend: any VCPUBackend
-    /// `backend` when it is a `KVMBackend`, unretained (`backend` keeps it alive): an
-    /// optional binding of a strong reference would retain it on every entry.
-    let kvm: Unmanaged<KVMBackend>?
+    let function: VCPUEntryFunction?
 
     init(_ backend: any VCPUBackend) {
         self.backend = backend
-        self.kvm = (backend as? KVMBackend).map { Unmanaged.passUnretained($0) }
+        function = backend.entryFunction
     }
 
     /// One entry, for the general path (`run()`). The hot loop makes the same choice once
-    /// per loop instead (`KVMEntry` or `BackendCall`, below): change both together.
+    /// per loop instead (`FunctionEntry` or `BackendCall`, below): change both together.
     @inline(__always)
     func enter() -> (rc: Int32, errno: Int32) {
-        if let kvm { return kvm._withUnsafeGuaranteedRef { $0.enter() } }
+        if let function { return function() }
         return backend.enter()
     }
 }
 
 /// How the hot loop enters the guest (`VCPU.hotLoop`, specialised for each). A backend
 /// is replaced only before its vCPU starts, so the choice holds for a whole loop.
+/// `enter` returns the entry's rc and leaves errno set when it is -1: the loop reads
+/// errno only then, off the path of an exit (as a pair, rc and errno cost 4
+/// instructions an exit, callgrind).
 protocol GuestEntry {
-    func enter() -> (rc: Int32, errno: Int32)
+    func enter() -> Int32
 }
 
-/// Straight to `KVM_RUN` on a `KVMBackend` (kept alive by the vCPU's `BackendEntry`).
-struct KVMEntry: GuestEntry {
-    let kvm: Unmanaged<KVMBackend>
+/// A backend's C entry (`KVMBackend`'s `KVM_RUN`, a benchmark's stand-in kernel): one
+/// call through a pointer, as a C VMM's loop would make it.
+struct FunctionEntry: GuestEntry {
+    let function: VCPUEntryFunction
 
     @inline(__always)
-    func enter() -> (rc: Int32, errno: Int32) { kvm._withUnsafeGuaranteedRef { $0.enter() } }
+    func enter() -> Int32 { function.function(function.context) }
 }
 
-/// Through the protocol, for any other backend (scripted, replayed, a benchmark's).
+/// Through the protocol, for any other backend (scripted, replayed).
 /// The existential is read from the entry at each call: held in the loop as an
 /// `unowned(unsafe)` existential, it was retained and released around every call.
 struct BackendCall: GuestEntry {
@@ -174,5 +206,9 @@ struct BackendCall: GuestEntry {
     init(_ entry: Unmanaged<BackendEntry>) { self.entry = entry }
 
     @inline(__always)
-    func enter() -> (rc: Int32, errno: Int32) { entry._withUnsafeGuaranteedRef { $0.backend.enter() } }
+    func enter() -> Int32 {
+        let (rc, err) = entry._withUnsafeGuaranteedRef { $0.backend.enter() }
+        if rc < 0 { errno = err }
+        return rc
+    }
 }

@@ -147,8 +147,8 @@ extension VCPU {
     private func runHotExits(_ hot: Unmanaged<FrozenTables>, _ hotExit: inout VMExit,
                              _ hotVerdict: inout ExitVerdict) -> HotLoopEnd {
         let entry = entryRef
-        if let kvm = entry._withUnsafeGuaranteedRef({ $0.kvm }) {
-            return runHotExits(hot, KVMEntry(kvm: kvm), &hotExit, &hotVerdict)
+        if let function = entry._withUnsafeGuaranteedRef({ $0.function }) {
+            return runHotExits(hot, FunctionEntry(function: function), &hotExit, &hotVerdict)
         }
         return runHotExits(hot, BackendCall(entry), &hotExit, &hotVerdict)
     }

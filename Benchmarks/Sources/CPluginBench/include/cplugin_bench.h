@@ -23,4 +23,19 @@ uint32_t user_path_reason(int shape);
  * how many were handled (n, or 0 if the record was refused). */
 uint64_t user_path_c_loop(void *page, uint32_t reason, uint64_t n, uint16_t port, uint64_t mmio,
                           vmm_exit_t *record, uint8_t *scratch);
+
+/* The Swift loop's "kernel" (PreparedExitBackend's VCPUEntryFunction), entered the way
+ * the core enters KVM_RUN: a C call through a pointer. Each entry writes exit_reason of
+ * the record prepared at the run's first entry (the canary may have poisoned it
+ * before); after the run's last exit, a triple fault (KVM_EXIT_SHUTDOWN). */
+typedef struct user_path_kernel {
+    int64_t left;       /* exits left once the run has started, less one */
+    uint64_t unstarted; /* the run's count, before its first entry */
+    void *run;
+    uint64_t mmio;
+    uint32_t reason;
+    int32_t shape;
+    uint16_t port;
+} user_path_kernel_t;
+int user_path_kernel_enter(void *kernel);
 #endif
