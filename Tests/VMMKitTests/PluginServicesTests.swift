@@ -91,6 +91,23 @@ struct PluginServicesTests {
         #expect(try guest.vm.memory.read(0x20008, as: UInt64.self) == 0) // injected at once
     }
 
+    @Test("get_reg in a PIO or HLT handler on the hot path reads this exit's registers, never an earlier exit's cached ones")
+    func registersAreFreshEachExit() throws {
+        let guest = try TestGuest("hlt")
+        let host = PluginHost(vm: guest.vm, dispatcher: guest.dispatcher)
+        defer { host.close() }
+        // mov eax, 1; mov dx, 0x560; out dx, al; mov eax, 2; hlt; mov eax, 3; hlt;
+        // mov eax, 4; out dx, al; xor eax, eax; hlt (declined: the VM halts)
+        try guest.vm.memory.writeBytes(GuestLayout.codeStart, [
+            0xb8, 1, 0, 0, 0, 0x66, 0xba, 0x60, 0x05, 0xee, 0xb8, 2, 0, 0, 0, 0xf4, 0xb8, 3, 0, 0, 0, 0xf4,
+            0xb8, 4, 0, 0, 0, 0xee, 0x31, 0xc0, 0xf4,
+        ])
+        try host.load(PluginFixtures.fixture("RegCache"))
+        #expect(try guest.run() == .halted)
+        let seen = try (0..<6).map { try guest.vm.memory.read(0x20200 + UInt64($0) * 8, as: UInt64.self) }
+        #expect(seen == [1, 2, 3, 4, 0, 0], "RAX as each exit's handler read it (the sixth slot never written)")
+    }
+
     @Test("MSR and HLT classes: RDMSR value into the guest, WRMSR value out, HLT seen then declined")
     func msrAndHlt() throws {
         let (guest, host) = try PluginFixtures.guest("msr")

@@ -115,7 +115,7 @@ struct PluginCallSnapshot {
         case VMM_EXIT_MSR.rawValue: return "\(isWrite ? "wrmsr" : "rdmsr") \(hex(address))"
         case VMM_EXIT_MEMORY_FAULT.rawValue: return "memory fault at \(hex(address))"
         case VMM_EXIT_ASYNC_PF.rawValue: return "async-PF event kind \(size) at \(hex(address))"
-        case VMM_EXIT_HLT.rawValue: return "hlt"
+        case VMM_EXIT_HLT.rawValue: return "hlt" // `address` unread: the hot HLT call leaves it stale
         case VMM_EXIT_OTHER.rawValue: return "KVM exit reason \(address)"
         case PluginCallSlot.lifecycleClass: return PluginLifecycleCall(rawValue: size).map { "\($0)" } ?? "lifecycle call \(size)"
         case PluginCallSlot.hypercallClass: return "typed hypercall \(address)"
@@ -214,6 +214,22 @@ extension PluginThreadState {
         slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
         slot.what.store(what, ordering: .releasing)
         slot.address.store(address, ordering: .releasing)
+        slot.busy.store(tag, ordering: .releasing)
+        let verdict = fn(user, record)
+        slot.busy.store(0, ordering: .releasing)
+        return verdict
+    }
+
+    /// `outermostCall` for an exit whose description names no address (a HLT,
+    /// `PluginCallSnapshot.exitDescription`): the slot's address is left as the last
+    /// call set it, unread (1 instruction fewer a HLT).
+    @inline(__always)
+    func outermostCall(_ fn: PluginHandleFunction, _ user: UnsafeMutableRawPointer?,
+                       _ record: UnsafeMutablePointer<vmm_exit_t>, _ tag: UInt64, what: UInt64) -> vmm_verdict_t {
+        let slot = self.slot
+        assert(slot.busy.load(ordering: .relaxed) == 0, "a plugin call from the hot path inside another")
+        slot.calls.store(slot.calls.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+        slot.what.store(what, ordering: .releasing)
         slot.busy.store(tag, ordering: .releasing)
         let verdict = fn(user, record)
         slot.busy.store(0, ordering: .releasing)

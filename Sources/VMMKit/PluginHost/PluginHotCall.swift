@@ -72,29 +72,32 @@ struct PluginHalt: HaltDispatch {
     // Read once per run of the hot loop, on the vCPU's thread: the handler, this thread's
     // plugin state and the call's description are the same for the whole loop. Read from
     // the box and the thread at each HLT, they cost 15 more instructions (callgrind).
-    let box: Unmanaged<KindHandlerBox>
+    // Six words at most: with a seventh the struct was passed by address and its words
+    // loaded at each HLT, the box (for the slow path only: `hot.soleHalt`) among them.
     let fn: PluginHandleFunction
     let user: UnsafeMutableRawPointer?
     let tag: UInt64
     /// The watchdog's description of a HLT call on this vCPU (`PluginCallSlot.what`).
     let what: UInt64
+    /// The plugin record's first 8 bytes on this vCPU (`PluginThreadState.header`).
+    let header: UInt64
     let state: Unmanaged<PluginThreadState>
 
     /// nil unless `box` (the tables' one HLT handler) is a plugin's.
     init?(_ box: Unmanaged<KindHandlerBox>, vcpu: VCPU) {
         let entry = box._withUnsafeGuaranteedRef { $0.plugin }
         guard let fn = entry.fn else { return nil }
-        self.box = box
         self.fn = fn
         user = entry.user
         tag = entry.tag
         what = PluginCallSlot.what(vcpu: vcpu.id, exitClass: VMM_EXIT_HLT.rawValue, isWrite: false, size: 0)
+        header = PluginThreadState.header(vcpu: vcpu.id)
         state = PluginHotCall.state
     }
 
     @inline(__always)
     func dispatch(_ hot: Unmanaged<FrozenTables>, _ exit: inout VMExit, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> FrozenTables.RangeAnswer {
-        FrozenTables.RangeAnswer(state._withUnsafeGuaranteedRef { $0.hotHLT(self, vcpu, &verdict) }) // NOT_MINE: unclaimed
+        FrozenTables.RangeAnswer(state._withUnsafeGuaranteedRef { $0.hotHLT(self, hot, vcpu, &verdict) }) // NOT_MINE: unclaimed
     }
 }
 
@@ -143,25 +146,27 @@ extension PluginThreadState {
     /// the handler's info is read only on the slow path. Its tail is `hotStep`'s, written
     /// out: `hotStep` with the info as an autoclosure cost this HLT 1 more instruction.
     @inline(__always)
-    func hotHLT(_ h: PluginHalt, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeStep {
-        let record = begin(vcpu, exitClass: VMM_EXIT_HLT.rawValue)
-        let v = outermostCall(h.fn, h.user, record, h.tag, what: h.what, address: 0)
-        if anyDirty { return slowStep(v, h.box, &verdict) }
+    func hotHLT(_ h: PluginHalt, _ hot: Unmanaged<FrozenTables>, _ vcpu: VCPU, _ verdict: inout ExitVerdict) -> RangeStep {
+        let record = begin(vcpu, header: h.header, exitClass: VMM_EXIT_HLT.rawValue)
+        let v = outermostCall(h.fn, h.user, record, h.tag, what: h.what)
+        if anyCached { return slowStep(v, hot, &verdict) }
         self.vcpu = nil
         if v == VMM_HANDLED.rawValue { return .handled }
         if v == VMM_NOT_MINE.rawValue { return .next }
-        return slowStep(v, h.box, &verdict)
+        return slowStep(v, hot, &verdict)
     }
 
+    /// The slow path of the tables' one HLT handler (`FrozenTables.soleHalt`).
     @inline(never)
-    private func slowStep(_ v: vmm_verdict_t, _ box: Unmanaged<KindHandlerBox>, _ verdict: inout ExitVerdict) -> RangeStep {
-        slowStep(v, box._withUnsafeGuaranteedRef { $0.info }, &verdict)
+    private func slowStep(_ v: vmm_verdict_t, _ hot: Unmanaged<FrozenTables>, _ verdict: inout ExitVerdict) -> RangeStep {
+        let info = hot._withUnsafeGuaranteedRef { $0.soleHalt }?._withUnsafeGuaranteedRef { $0.info }
+        return slowStep(v, info, &verdict)
     }
 
     /// `PluginDispatch.verdict` without building an `ExitVerdict` for the common answers.
     @inline(__always)
     private func hotStep(_ v: vmm_verdict_t, _ info: HandlerInfo?, _ verdict: inout ExitVerdict) -> RangeStep {
-        if anyDirty { return slowStep(v, info, &verdict) }
+        if anyCached { return slowStep(v, info, &verdict) }
         vcpu = nil
         if v == VMM_HANDLED.rawValue { return .handled }
         if v == VMM_NOT_MINE.rawValue { return .next }
