@@ -71,5 +71,8 @@ public enum PluginEntry {
         guard let instance else { return }
         let box = Unmanaged<Instance>.fromOpaque(instance).takeRetainedValue()
         box.plugin.shutdown()
+        // The host calls no handler after destroy: a handler that captured the plugin
+        // strongly (the plugin holding its services) is released here, no cycle left.
+        box.services.boxes.removeAll()
     }
 }

@@ -29,19 +29,19 @@ final class NullSwift: VMMPlugin {
             }
             return
         }
-        try host.registerPIO(port: port, name: "null") { [unowned(unsafe) self] io in
+        try host.registerPIO(port: port, name: "null") { [self] io in
             if io.isWrite { self.writes &+= 1 } else { io.value = 0 }
             return .handled
         }
         let mmio = try config.integer("mmio", default: 0, plugin: Self.id)
         if mmio != 0 {
-            try host.registerMMIO(address: mmio, length: 4096, name: "null") { [unowned(unsafe) self] access in
+            try host.registerMMIO(address: mmio, length: 4096, name: "null") { [self] access in
                 if access.isWrite { self.writes &+= 1 } else { access.data = 0 }
                 return .handled
             }
         }
         if try config.integer("hlt", default: 0, plugin: Self.id) != 0 {
-            try host.registerRaw(VMM_EXIT_HLT, base: 0, length: 0, name: "null") { [unowned(unsafe) self] _ in
+            try host.registerRaw(VMM_EXIT_HLT, base: 0, length: 0, name: "null") { [self] _ in
                 self.writes &+= 1
                 return .handled
             }

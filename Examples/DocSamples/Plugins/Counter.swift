@@ -11,7 +11,7 @@ final class Counter: VMMPlugin {
         try config.allowOnly(["port"], plugin: Self.id)
         // port() refuses a value above 0xffff, naming the key (UInt16(value) would trap).
         let port = try config.port("port", default: 0x600, plugin: Self.id)
-        try host.registerPIO(port: port, name: "counter") { [unowned(unsafe) self] exit in
+        try host.registerPIO(port: port, name: "counter") { [self] exit in
             if exit.isWrite { self.count += 1 } else { exit.value = self.count }
             return .handled
         }
