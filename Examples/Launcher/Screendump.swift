@@ -26,8 +26,8 @@ enum Screendump {
     }
 
     /// What the display shows now.
-    enum Frame: Equatable {
-        case bochs(BochsDisplay.Geometry)
+    enum Frame {
+        case bochs(BochsDisplay, BochsDisplay.Geometry)
         case vga(VGAGraphics)
     }
 
@@ -43,10 +43,10 @@ enum Screendump {
     /// enabled, else the VGA's registers, as QEMU's `vga_get_bpp` and `vga_update_display` choose.
     static func frame(_ source: Source) -> Result<Frame, VGAGraphics.Refusal> {
         let noDAC = VGAGraphics.Refusal(why: "the display is in an 8-bit palette mode, and a plugin holds the DAC's ports (0x3c6-0x3c9)")
-        if let g = source.display?.geometry {
+        if let display = source.display, let g = display.geometry {
             guard g.bitsPerPixel != 4 else { return .failure(.init(why: "the display is in the planar 4-bit mode, which is not modelled")) }
             guard g.bitsPerPixel != 8 || source.dac != nil else { return .failure(noDAC) }
-            return .success(.bochs(g))
+            return .success(.bochs(display, g))
         }
         guard let vga = source.vga else {
             return .failure(.init(why: "the machine has no display whose picture is modelled (a plugin holds the VGA's registers)"))
@@ -117,9 +117,7 @@ enum Screendump {
         let palette = source.dac?.registers ?? .init()
         let dac8 = (source.display?.registers.regs[BochsDisplay.Reg.enable] ?? 0) & BochsDisplay.Enable.dac8 != 0
         switch frame {
-        case .bochs(let g):
-            guard let display = source.display else { return nil } // the frame is its
-            return bochsPicture(display, g, palette: palette, dac8: dac8, emit)
+        case .bochs(let display, let g): return bochsPicture(display, g, palette: palette, dac8: dac8, emit)
         case .vga(let m): return vgaPicture(m, source.memory, palette: palette, dac8: dac8, emit)
         }
     }
