@@ -17,10 +17,10 @@ final class PluginThreadState {
     unowned(unsafe) var vcpu: VCPU?
     var regs = kvm_regs()
     var sregs = kvm_sregs()
-    /// The register cache's four flags in one word: `begin` clears both "loaded" bits
-    /// with one store and the hot path tests all four with one compare. Zero outside a
-    /// call: every call ends in `end()`, which clears them, or on the hot path, which
-    /// goes through `end()` unless it found them zero.
+    /// The register cache's four flags in one word: the hot path tests all four with one
+    /// compare. Zero outside a call, so `begin` clears nothing: every call ends in
+    /// `end()`, which clears them, or on the hot path, which goes through `end()` unless
+    /// it found them zero.
     private var cacheFlags: UInt32 = 0
     private static let regsLoadedBit: UInt32 = 1, regsDirtyBit: UInt32 = 2
     private static let sregsLoadedBit: UInt32 = 4, sregsDirtyBit: UInt32 = 8
@@ -32,9 +32,6 @@ final class PluginThreadState {
     @inline(__always) private func setFlag(_ bit: UInt32, _ on: Bool) { cacheFlags = on ? cacheFlags | bit : cacheFlags & ~bit }
     /// Registers loaded or changed during the call: it must end through `end()`.
     var anyCached: Bool { cacheFlags != 0 }
-    /// `regsLoaded = false; sregsLoaded = false`, one store.
-    @inline(__always)
-    func forgetLoaded() { cacheFlags &= ~(Self.regsLoadedBit | Self.sregsLoadedBit) }
     /// The message of the last failed async_pf event, kept alive for its raiser.
     var lastMessage: UnsafeMutablePointer<CChar>?
     /// async_pf raises in progress on this thread (a handler raising from inside one).
@@ -117,8 +114,8 @@ final class PluginThreadState {
     /// Prepares the record for one handler call on `vcpu`.
     @inline(__always)
     func begin(_ vcpu: VCPU, exitClass: UInt32) -> UnsafeMutablePointer<vmm_exit_t> {
+        assert(cacheFlags == 0, "a plugin call began with the register cache of another")
         self.vcpu = vcpu
-        forgetLoaded()
         record.pointee.struct_size = UInt32(MemoryLayout<vmm_exit_t>.size)
         record.pointee.vcpu_id = vcpu.id
         record.pointee.exit_class = exitClass
@@ -130,7 +127,6 @@ final class PluginThreadState {
     /// as one value computed once per hot loop (`PluginHalt`), exit_class with the zero
     /// `reserved` as a constant (1 instruction fewer a HLT than four fields, callgrind).
     @inline(__always)
-    /// No `forgetLoaded`: the flags are zero outside a call (`cacheFlags`).
     func begin(_ vcpu: VCPU, header: UInt64, exitClass: UInt32) -> UnsafeMutablePointer<vmm_exit_t> {
         assert(cacheFlags == 0, "a plugin call began with the register cache of another")
         self.vcpu = vcpu
