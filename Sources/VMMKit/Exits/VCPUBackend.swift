@@ -85,7 +85,6 @@ public final class KVMBackend: VCPUBackend, @unchecked Sendable {
         }
         self.id = id
         fdStorage = Atomic(fd)
-        entryFD = fd
         entryFDCell = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
         entryFDCell.initialize(to: fd)
         runBuffer = map
@@ -106,14 +105,15 @@ public final class KVMBackend: VCPUBackend, @unchecked Sendable {
     /// The number `enter()` uses, the same for the object's whole life: after `close()`
     /// it names /dev/null (KVM_RUN fails with ENOTTY, reported as `.closed`), so a loop
     /// or `run()` entering after close never reaches a file another VM opened meanwhile.
-    private let entryFD: Int32
-    /// `entryFD` where `ckvm_run_entry` reads it (`entryFunction`'s context).
+    private var entryFD: Int32 { entryFDCell.pointee }
+    /// Where `ckvm_run_entry` reads `entryFD` (the entry's context).
     private let entryFDCell: UnsafeMutablePointer<Int32>
+    /// `KVM_RUN` as the C function the run loop calls for every C-entered backend.
+    private var entry: VCPUEntryFunction { VCPUEntryFunction(ckvm_run_entry, context: entryFDCell) }
 
-    public func enter() -> (rc: Int32, errno: Int32) { entryFunction!() }
+    public func enter() -> (rc: Int32, errno: Int32) { entry() }
 
-    /// `KVM_RUN` through the C function the run loop calls for every C-entered backend.
-    public var entryFunction: VCPUEntryFunction? { VCPUEntryFunction(ckvm_run_entry, context: entryFDCell) }
+    public var entryFunction: VCPUEntryFunction? { entry }
 
     /// An entry after `close()` fails on the placeholder: that is `.closed`.
     public func entryError(errno: Int32, vcpu: UInt32) -> VMMError {

@@ -173,7 +173,8 @@ extension PluginThreadState {
         return slowStep(v, info, &verdict)
     }
 
-    /// Registers to write back, or a verdict other than HANDLED / NOT_MINE.
+    /// Registers the call loaded or changed (`end()` writes back and forgets them), or a
+    /// verdict other than HANDLED / NOT_MINE.
     @inline(never)
     private func slowStep(_ v: vmm_verdict_t, _ info: HandlerInfo?, _ verdict: inout ExitVerdict) -> RangeStep {
         switch PluginDispatch.verdict(v, self, info ?? HandlerInfo(owner: "plugin", tag: 0)) {
