@@ -160,10 +160,8 @@ final class PreparedExitBackend: VCPUBackend, @unchecked Sendable {
     /// side would share one: ScalingBench).
     private let kernel: UnsafeMutablePointer<user_path_kernel_t>
     var remaining: Int { Int(kernel.pointee.left) &+ Int(kernel.pointee.unstarted) }
-    let port: UInt16
 
     init(port: UInt16 = UserPathBench.port) {
-        self.port = port
         runBuffer.initializeMemory(as: UInt8.self, repeating: 0, count: Int(Self.size))
         kernel = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128).bindMemory(to: user_path_kernel_t.self, capacity: 1)
         kernel.initialize(to: user_path_kernel_t(left: 0, unstarted: 0, run: runBuffer, mmio: UserPathBench.mmio,
