@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A cache line each: two instances counting on two vCPUs must not share one. */
-typedef struct null_dev { _Alignas(64) uint64_t writes; } null_dev_t;
+/* Two cache lines each (the adjacent-line prefetcher pairs them): two instances
+ * counting on two vCPUs must not share one. */
+typedef struct null_dev { _Alignas(128) uint64_t writes; } null_dev_t;
 
 static vmm_verdict_t null_handle(void *user, vmm_exit_t *ex)
 {
@@ -68,7 +69,7 @@ static int add(const vmm_host_t *host, null_dev_t *dev, uint32_t cls, uint64_t b
 
 static void *null_init(const vmm_host_t *host, const char *config, const char **error_out)
 {
-    null_dev_t *dev = aligned_alloc(64, sizeof(null_dev_t));
+    null_dev_t *dev = aligned_alloc(128, sizeof(null_dev_t));
     unsigned long long port = option(config, "port", 0x10), mmio = option(config, "mmio", 0);
 
     if (dev == NULL) { *error_out = "null: out of memory"; return NULL; }

@@ -22,6 +22,8 @@ public final class VCPUCanary: @unchecked Sendable {
     /// limit refuses it. The loop then spun at full speed until killed.
     public static let againLimit = 100_000
 
+    /// The hot fields below are written on every exit: lines of their own (CacheLinePad).
+    private let padBefore = CacheLinePad()
     /// Whether the last exit leaves nothing for the kernel to read back.
     var mayPoison = true
     private let ring: UnsafeMutablePointer<ExitSummary>
@@ -39,7 +41,7 @@ public final class VCPUCanary: @unchecked Sendable {
     /// moves `recorded` on, so the hot path pays nothing to break a run of them.
     private var againCount = 0
     private var againMark: UInt = 0
-    private let pad = CacheLinePad()
+    private let padAfter = CacheLinePad()
 
     init() {
         // Written on every exit: lines of its own (CacheLinePad).

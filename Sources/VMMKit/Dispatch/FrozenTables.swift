@@ -21,11 +21,11 @@ final class FrozenTables {
             // their first handler, not before it.
             let kept = table.segments.filter { !$0.handlers.isEmpty }
             let all = kept.flatMap(\.handlers).map { Unmanaged.passRetained($0) }
-            handlers = .allocate(capacity: all.count)
+            handlers = .allocateIsolated(capacity: all.count)
             _ = handlers.initialize(from: all)
             // At least one segment, so the scan below tests for the end after the first:
             // an empty table holds one that ends at 0, which no address is below.
-            segments = .allocate(capacity: max(kept.count, 1))
+            segments = .allocateIsolated(capacity: max(kept.count, 1))
             if kept.isEmpty { segments.initializeElement(at: 0, to: Segment(start: 0, end: 0, first: 0, count: 0)) }
             var first = 0
             for (i, s) in kept.enumerated() {
@@ -58,6 +58,9 @@ final class FrozenTables {
         }
     }
 
+    /// Read by every vCPU on every exit, as are the tables' buffers: lines of their own
+    /// (CacheLinePad), so that no vCPU thread's writes share one with them.
+    private let padBefore = CacheLinePad()
     let pio: Table<PIOHandlerBox>
     let mmio: Table<MMIOHandlerBox>
     /// Handlers by exit kind (`VMExit.kindIndex`), each list in priority order: kind k's
@@ -67,12 +70,13 @@ final class FrozenTables {
     /// The HLT handler when there is exactly one, else nil: a plugin's runs the hot loop's
     /// `PluginHalt`, a closure `ClosureHalt`.
     let soleHalt: Unmanaged<KindHandlerBox>?
+    private let padAfter = CacheLinePad()
 
     init(pio: AddressRangeTable<PIOHandlerBox>, mmio: AddressRangeTable<MMIOHandlerBox>, byKind: [[KindHandlerBox]]) {
         self.pio = Table(pio)
         self.mmio = Table(mmio)
-        kindStart = .allocate(capacity: byKind.count + 1)
-        kindHandlers = .allocate(capacity: byKind.reduce(0) { $0 + $1.count })
+        kindStart = .allocateIsolated(capacity: byKind.count + 1)
+        kindHandlers = .allocateIsolated(capacity: byKind.reduce(0) { $0 + $1.count })
         var next = 0
         for (k, list) in byKind.enumerated() {
             kindStart.initializeElement(at: k, to: next)

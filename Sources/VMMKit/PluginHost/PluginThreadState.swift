@@ -12,6 +12,9 @@ import Glibc
 /// A vCPU runs on exactly one thread, so per thread is per vCPU. Created on the first
 /// plugin exit of a thread and freed when the thread ends (pthread key destructor).
 final class PluginThreadState {
+    /// `vcpu` and the cache flags are written on every plugin exit: lines of their own
+    /// (CacheLinePad).
+    private let padBefore = CacheLinePad()
     let record: UnsafeMutablePointer<vmm_exit_t>
     /// The vCPU in an exit on this thread, while a plugin handler runs; else nil.
     unowned(unsafe) var vcpu: VCPU?
@@ -47,7 +50,7 @@ final class PluginThreadState {
     var capturesStateRefusal = false
     /// The handler call in progress, for the watchdog (PluginCallSlot.swift).
     let slot = PluginCallSlot()
-    private let pad = CacheLinePad()
+    private let padAfter = CacheLinePad()
 
     private init() {
         // Written on every plugin exit: lines of its own (CacheLinePad).
