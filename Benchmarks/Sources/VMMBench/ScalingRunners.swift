@@ -41,12 +41,19 @@ enum RealRunner {
         let host = PluginHost(vm: vm, dispatcher: dispatcher, searchPath: PluginBench.searchPath)
         defer { host.close() }
         for i in list.indices { try host.load("Null", config: "port=\(0x10 + i)") }
-        // The loop `VCPU.start` runs, on threads of the benchmark's own (`runLoop`).
+        return try loops(list.map { ($0, dispatcher) }, exits) { _, reason in reason == .halted }
+    }
+
+    /// Each vCPU's `runLoop` (the loop `VCPU.start` runs) on a thread of the benchmark's
+    /// own, all at once (`ScalingBench.timed`); throws unless `ended` accepts each stop
+    /// (the vCPU's index in `list`, its stop reason).
+    static func loops(_ list: [(VCPU, ExitDispatcher)], _ exits: Int,
+                      ended: (Int, StopReason) -> Bool) throws -> ScalingBench.Rate {
         let reasons = UnsafeMutablePointer<StopReason>.allocate(capacity: list.count)
         reasons.initialize(repeating: .requested, count: list.count)
         defer { reasons.deinitialize(count: list.count); reasons.deallocate() }
-        let rate = ScalingBench.timed(exits, list.enumerated().map { i, vcpu in { reasons[i] = vcpu.runLoop(dispatcher) } })
-        for (i, vcpu) in list.enumerated() where reasons[i] != .halted {
+        let rate = ScalingBench.timed(exits, list.enumerated().map { i, loop in { reasons[i] = loop.0.runLoop(loop.1) } })
+        for (i, (vcpu, _)) in list.enumerated() where !ended(i, reasons[i]) {
             throw VMMError.invalidArgument("scaling: vCPU \(vcpu.id) stopped with \(reasons[i])")
         }
         return rate
@@ -119,16 +126,9 @@ final class UserRunners {
 
     func run(_ list: [((VCPU, PreparedExitBackend), ExitDispatcher)]) throws -> ScalingBench.Rate {
         list.forEach { $0.0.1.prepare(.pioOut, exits: exits) }
-        let reasons = UnsafeMutablePointer<StopReason>.allocate(capacity: list.count)
-        reasons.initialize(repeating: .requested, count: list.count)
-        defer { reasons.deinitialize(count: list.count); reasons.deallocate() }
-        // VCPU.start wants a KVM vCPU: each loop runs on a thread of our own.
-        let rate = ScalingBench.timed(exits, list.enumerated().map { i, entry in
-            { reasons[i] = entry.0.0.runLoop(entry.1) }
-        })
-        for (i, ((vcpu, backend), _)) in list.enumerated() where reasons[i] != .shutdown || backend.remaining != 0 {
-            throw VMMError.invalidArgument("scaling: vCPU \(vcpu.id) stopped with \(reasons[i])")
+        // Each run ends in the backend's triple fault, after its last prepared exit.
+        return try RealRunner.loops(list.map { ($0.0.0, $0.1) }, exits) { i, reason in
+            reason == .shutdown && list[i].0.1.remaining == 0
         }
-        return rate
     }
 }
