@@ -45,8 +45,7 @@ public final class VCPUCanary: @unchecked Sendable {
 
     init() {
         // Written on every exit: lines of its own (CacheLinePad).
-        ring = UnsafeMutableRawPointer.allocate(byteCount: (MemoryLayout<ExitSummary>.stride * Self.historyCapacity + 127) & ~127,
-                                                alignment: 128).bindMemory(to: ExitSummary.self, capacity: Self.historyCapacity)
+        ring = UnsafeMutableBufferPointer<ExitSummary>.allocateIsolated(capacity: Self.historyCapacity).baseAddress!
         ring.initialize(repeating: ExitSummary(), count: Self.historyCapacity)
     }
 

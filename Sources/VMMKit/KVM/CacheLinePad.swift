@@ -12,14 +12,24 @@ struct CacheLinePad {
     init() {}
 }
 
+extension UnsafeMutableRawPointer {
+    /// Uninitialised room for `byteCount` bytes on cache lines (pairs of them) of its own:
+    /// 128-byte aligned, rounded up to a multiple of 128 bytes, so that nothing malloc
+    /// places beside it shares a line with it. For what one vCPU thread writes on every
+    /// exit and for tables every vCPU reads on every exit. Deallocate with `deallocate()`.
+    static func allocateIsolated(byteCount: Int) -> UnsafeMutableRawPointer {
+        precondition(byteCount >= 0 && byteCount <= Int.max - 127, "block too large")
+        return .allocate(byteCount: Swift.max((byteCount + 127) & ~127, 128), alignment: 128)
+    }
+}
+
 extension UnsafeMutableBufferPointer {
-    /// Uninitialised room for `capacity` elements on cache lines (pairs of them) of its
-    /// own: for tables every vCPU reads on every exit, which must share no line with
-    /// anything a vCPU thread writes. Deallocate with `deallocate()`.
+    /// Uninitialised room for `capacity` elements (at least one) on lines of its own, as
+    /// `UnsafeMutableRawPointer.allocateIsolated(byteCount:)`.
     static func allocateIsolated(capacity: Int) -> UnsafeMutableBufferPointer<Element> {
         let bytes = Swift.max(capacity, 1).multipliedReportingOverflow(by: MemoryLayout<Element>.stride)
-        precondition(!bytes.overflow && bytes.partialValue <= Int.max - 127, "table too large")
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: (bytes.partialValue + 127) & ~127, alignment: 128)
+        precondition(!bytes.overflow, "table too large")
+        let raw = UnsafeMutableRawPointer.allocateIsolated(byteCount: bytes.partialValue)
         return UnsafeMutableBufferPointer(start: raw.bindMemory(to: Element.self, capacity: Swift.max(capacity, 1)), count: capacity)
     }
 }

@@ -57,7 +57,7 @@ public final class VCPU: @unchecked Sendable {
         self.runPage = kvmBackend.runBuffer.bindMemory(to: kvm_run.self, capacity: 1)
         self.runSize = mmapSize
         self.runBytes = UInt64(truncatingIfNeeded: max(mmapSize, 0))
-        self.scratch = .allocate(byteCount: (mmapSize + 127) & ~127, alignment: 128)
+        self.scratch = .allocateIsolated(byteCount: mmapSize)
         VCPUControl.installKickHandler()
     }
 
@@ -73,7 +73,7 @@ public final class VCPU: @unchecked Sendable {
         self.runPage = backend.runBuffer.bindMemory(to: kvm_run.self, capacity: 1)
         self.runSize = backend.runBufferSize
         self.runBytes = UInt64(truncatingIfNeeded: max(backend.runBufferSize, 0))
-        self.scratch = .allocate(byteCount: (backend.runBufferSize + 127) & ~127, alignment: 128)
+        self.scratch = .allocateIsolated(byteCount: backend.runBufferSize)
         VCPUControl.installKickHandler()
     }
 

@@ -54,8 +54,7 @@ final class PluginThreadState {
 
     private init() {
         // Written on every plugin exit: lines of its own (CacheLinePad).
-        record = UnsafeMutableRawPointer.allocate(byteCount: (MemoryLayout<vmm_exit_t>.size + 127) & ~127, alignment: 128)
-            .bindMemory(to: vmm_exit_t.self, capacity: 1)
+        record = UnsafeMutableBufferPointer<vmm_exit_t>.allocateIsolated(capacity: 1).baseAddress!
         record.initialize(to: vmm_exit_t())
     }
 
