@@ -1,3 +1,4 @@
+import CPluginBench
 import Glibc
 import VMMKit
 
@@ -5,7 +6,9 @@ import VMMKit
 /// guest (hello64.elf: a line on COM1, then debug-exit) against a bare Swift process
 /// (`SwiftNoop`, an empty main), alternating, `runs` times each. Start-up is split
 /// with the launcher's `VMM_STARTUP_TRACE` milestones (CLOCK_MONOTONIC, comparable with
-/// the time noted here before the spawn); peak RSS comes from wait4's rusage.
+/// the time noted here before the spawn); peak RSS comes from wait4's rusage. Beside
+/// them, in the same rounds, the kernel's own destroy of a VM like the launcher's, from
+/// C, with and without the PIT: what of the teardown is the kernel's.
 enum StartupBench {
     struct Sample {
         var total = 0.0, preMain = 0.0, parse = 0.0, toKVM = 0.0, vmSetup = 0.0, plugins = 0.0, guest = 0.0, exit = 0.0
@@ -20,10 +23,14 @@ enum StartupBench {
         for file in [vmm, guest, noop] where access(file, X_OK | R_OK) != 0 && access(file, R_OK) != 0 {
             throw VMMError.invalidArgument("startup: \(file) is missing (scripts/bench builds it)")
         }
-        var vmmSamples: [Sample] = [], bare: [Sample] = []
+        var vmmSamples: [Sample] = [], bare: [Sample] = [], destroyWithPIT: [Double] = [], destroyNoPIT: [Double] = []
         for _ in 0..<runs {
             vmmSamples.append(try spawn([vmm, "run", guest], trace: true))
             bare.append(try spawn([noop], trace: false))
+            let (withPIT, noPIT) = (vm_teardown_ns(1), vm_teardown_ns(0))
+            guard withPIT >= 0, noPIT >= 0 else { throw VMMError.invalidArgument("startup: the C teardown baseline could not make its VM") }
+            destroyWithPIT.append(Double(withPIT))
+            destroyNoPIT.append(Double(noPIT))
         }
         func m(_ key: KeyPath<Sample, Double>, _ s: [Sample]) -> Double { median(s.map { $0[keyPath: key] }) / 1e6 }
         let bareTotal = m(\.total, bare)
@@ -38,6 +45,12 @@ enum StartupBench {
         let total = m(\.total, vmmSamples)
         print("vmm run total".padding(31) + fmt(total, 2))
         print("bare Swift process".padding(31) + fmt(bareTotal, 2) + "   vmm / bare: \(fmt(total / bareTotal, 2))x")
+        // The teardown is the kernel's destroy of the VM (SRCU grace periods, from about
+        // 0.3 to 25 ms a VM on this host): the same VM destroyed from C shows it.
+        print("the kernel's destroy of such a VM (C, same rounds): irqchip, PIT and a vCPU \(fmt(median(destroyWithPIT) / 1e6, 2)) ms,"
+              + " without the PIT \(fmt(median(destroyNoPIT) / 1e6, 2)) ms")
+        let untilGuestEnd = median(vmmSamples.map { $0.total - $0.exit }) / 1e6
+        print("vmm run up to the guest's end".padding(31) + fmt(untilGuestEnd, 2) + "   vmm / bare: \(fmt(untilGuestEnd / bareTotal, 2))x")
         let vmmPeak = Double(median(vmmSamples.map { Double($0.peakKiB) })) / 1024
         let barePeak = Double(median(bare.map { Double($0.peakKiB) })) / 1024
         print("== Peak RSS (wait4 ru_maxrss), median of \(runs): vmm run \(fmt(vmmPeak, 1)) MiB, bare Swift \(fmt(barePeak, 1)) MiB,"

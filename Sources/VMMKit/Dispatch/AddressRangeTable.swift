@@ -1,8 +1,13 @@
 /// Address ranges (ports or guest-physical addresses) mapped to prioritized handlers.
 ///
-/// Registration is rare and rebuilds a flat table of disjoint segments, each listing the
-/// handlers covering it in priority order; lookup is a binary search over segments, so
-/// dispatch is O(log n) and allocates nothing.
+/// Registration only appends. The flat table of disjoint segments, each listing the
+/// handlers covering it in priority order, is built when asked for (`segments`): once,
+/// when `ExitDispatcher.freeze` makes the frozen tables, where a binary search over the
+/// segments finds an exit's handlers, so dispatch is O(log n) and allocates nothing.
+/// (Before the freeze, `lookup` builds them at each call: a dispatcher used without
+/// vCPUs.) Building them at each insert made registration cost the square of the count
+/// of ranges: `vmm run`'s ranges, each inserted twice (the plugin host's dry run first),
+/// took a millisecond or more of its start-up.
 struct AddressRangeTable<Handler> {
     struct Entry {
         let start: UInt64
@@ -21,7 +26,8 @@ struct AddressRangeTable<Handler> {
     }
 
     private(set) var entries: [Entry] = []
-    private(set) var segments: [Segment] = []
+    /// The disjoint segments, built at each call.
+    var segments: [Segment] { Self.segments(of: entries) }
 
     /// Adds a range; refuses an exclusive overlap, naming both owners.
     mutating func insert(start: UInt64, length: UInt64, priority: Int32, exclusive: Bool, owner: String,
@@ -38,7 +44,6 @@ struct AddressRangeTable<Handler> {
         }
         entries.append(Entry(start: start, end: end, priority: priority, exclusive: exclusive, owner: owner,
                              handler: handler, order: entries.count))
-        rebuild()
     }
 
     /// The first entry that [start, end) may not share with: an exclusive one, or any
@@ -48,9 +53,9 @@ struct AddressRangeTable<Handler> {
     }
 
     /// One sweep over the bounds, keeping the entries open at each: filtering every entry
-    /// for every bound made each insert cost the square of the count (a plugin
-    /// registering 1,000 single ports took 45 s, a restore of 1,024 regions a minute).
-    private mutating func rebuild() {
+    /// for every bound cost the square of the count at each insert (a plugin registering
+    /// 1,000 single ports took 45 s, a restore of 1,024 regions a minute).
+    private static func segments(of entries: [Entry]) -> [Segment] {
         let bounds = Set(entries.flatMap { [$0.start, $0.end] }).sorted()
         let byStart = entries.sorted { $0.start < $1.start }
         var open: [Entry] = [], next = 0
@@ -62,7 +67,7 @@ struct AddressRangeTable<Handler> {
             let covering = open.sorted { ($0.priority, -$0.order) > ($1.priority, -$1.order) }
             result.append(Segment(start: lo, end: hi, handlers: covering.map(\.handler)))
         }
-        segments = result
+        return result
     }
 
     /// The entries covering `address` in the order dispatch tries them (slow: traces).
@@ -71,9 +76,10 @@ struct AddressRangeTable<Handler> {
             .sorted { ($0.priority, -$0.order) > ($1.priority, -$1.order) }
     }
 
-    @inline(__always)
+    /// The handlers of the segment containing `address` (slow: builds the segments).
     func lookup(_ address: UInt64) -> [Handler]? {
-        segments.indexContaining(address).map { segments[$0].handlers }
+        let segments = self.segments
+        return segments.indexContaining(address).map { segments[$0].handlers }
     }
 }
 

@@ -38,4 +38,9 @@ typedef struct user_path_kernel {
     uint16_t port;
 } user_path_kernel_t;
 int user_path_kernel_enter(void *kernel);
+
+/* The start-up benchmark's baseline for the teardown (StartupBench.swift): the
+ * nanoseconds the kernel takes to destroy a VM with an in-kernel irqchip, one vCPU and
+ * (with_pit) the PIT, from the close of its last fd; -1 if one was not made. */
+int64_t vm_teardown_ns(int with_pit);
 #endif
