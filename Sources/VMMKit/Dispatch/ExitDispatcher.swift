@@ -131,6 +131,8 @@ public final class ExitDispatcher: @unchecked Sendable {
     var isFrozen: Bool { frozen.load(ordering: .acquiring) }
 
     /// Dispatches one exit. Never returns `.notMine`: the default applies instead.
+    /// Before `freeze()` each call builds the range segments anew, cheap for a few
+    /// ranges: code that dispatches many exits without a vCPU loop freezes first.
     public func dispatch(_ exit: inout VMExit, on vcpu: VCPU) -> ExitVerdict {
         if let raw = snapshot.load(ordering: .acquiring) {
             let tables = Unmanaged<FrozenTables>.fromOpaque(raw)
