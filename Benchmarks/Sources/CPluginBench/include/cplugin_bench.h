@@ -39,8 +39,8 @@ typedef struct user_path_kernel {
 } user_path_kernel_t;
 int user_path_kernel_enter(void *kernel);
 
-/* The start-up benchmark's baseline for the teardown (StartupBench.swift): the
- * nanoseconds the kernel takes to destroy a VM with an in-kernel irqchip, one vCPU and
- * (with_pit) the PIT, from the close of its last fd; -1 if one was not made. */
-int64_t vm_teardown_ns(int with_pit);
+/* The start-up benchmark's baseline for the teardown (StartupBench.swift): a VM with
+ * an in-kernel irqchip, one vCPU and (with_pit) the PIT, whose fd is the last one
+ * holding it (closing it destroys the VM); -1 if one was not made. */
+int vm_teardown_prepare(int with_pit);
 #endif
